@@ -1,0 +1,37 @@
+# Surveyor: `make up` runs it, `make test` proves it. Both install what they need first.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: up test lint bench install system-deps clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages the tests use (a real PostgreSQL server among them).
+system-deps:
+	scripts/install-system-deps
+
+up: install
+	$(BIN)/surveyor up
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/pytest -n 2 --dist loadfile
+
+bench: install system-deps
+	$(BIN)/python -m bench.tasks_list
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,42 @@
+"""The `surveyor` command."""
+
+from __future__ import annotations
+
+import typer
+
+from surveyor import __version__
+from surveyor.cli import server, session, tasks, tokens
+
+app = typer.Typer(
+    name="surveyor",
+    help="Surveyor: network asset discovery console.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(server.up)
+app.command()(server.console)
+app.add_typer(server.db_app, name="db")
+app.command()(session.login)
+app.command()(session.logout)
+app.add_typer(tasks.task_app, name="task")
+app.add_typer(tokens.token_app, name="token")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"surveyor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Surveyor: network asset discovery console."""
+
+
+def main() -> None:
+    app()

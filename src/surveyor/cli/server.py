@@ -1,0 +1,105 @@
+"""Commands that run Surveyor itself: `up`, `console`, `db upgrade`."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+if TYPE_CHECKING:
+    from surveyor.store.bootstrap import Bootstrap
+
+# Kept here rather than imported, so that every CLI command starts without loading the server.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8470
+
+err = Console(stderr=True)
+
+Host = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+Port = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
+
+
+def _announce(created: Bootstrap, *, host: str, port: int) -> None:
+    lines = [f"Surveyor created its first administrator: [bold]{created.email}[/bold]"]
+    if created.generated_password:
+        lines.append(f"Password (shown once): [bold]{created.generated_password}[/bold]")
+        lines.append(f"It is also in {created.credentials_file} (readable only by you).")
+    lines.append("")
+    lines.append(
+        f"Log in from the CLI:  surveyor login --console http://{host}:{port} "
+        f"--email {created.email}"
+    )
+    err.print(Panel("\n".join(lines), title="First start", border_style="green"))
+
+
+def serve(host: str, port: int) -> None:
+    """Run the console until interrupted."""
+    import uvicorn
+
+    from surveyor.console.app import create_app
+    from surveyor.console.state import ConsoleSettings
+    from surveyor.store.engine import data_dir, database_url
+
+    settings = ConsoleSettings.from_environment(data_dir(), database_url())
+    app = create_app(
+        settings, on_bootstrap=lambda created: _announce(created, host=host, port=port)
+    )
+    err.print(
+        f"Surveyor console on [bold]http://{host}:{port}[/bold] "
+        f"(data in {settings.data_dir}); API at /api/v1, health at /healthz"
+    )
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=os.environ.get("SURVEYOR_LOG_LEVEL", "info"),
+        access_log=False,
+    )
+
+
+def up(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
+    """Run everything in one process: console, scheduler and processing on SQLite."""
+    serve(host, port)
+
+
+def console(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
+    """Run the console (API and web UI); on PostgreSQL several may run side by side."""
+    serve(host, port)
+
+
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations (the console also does this when it starts)."""
+    from surveyor.store.engine import database_url, make_engine
+    from surveyor.store.migrate import current_revision, upgrade
+
+    engine = make_engine()
+    before = current_revision(engine)
+    upgrade(engine)
+    after = current_revision(engine)
+    engine.dispose()
+    where = database_url().split("@")[-1]
+    if before == after:
+        err.print(f"The database is up to date (revision {after}) at {where}.")
+    else:
+        err.print(f"Upgraded the database from {before or 'empty'} to {after} at {where}.")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Show the schema revision of the database and the newest one this version knows."""
+    from surveyor.store.engine import make_engine
+    from surveyor.store.migrate import current_revision, head_revision
+
+    engine = make_engine()
+    current = current_revision(engine)
+    engine.dispose()
+    head = head_revision()
+    state = "up to date" if current == head else "needs `surveyor db upgrade`"
+    err.print(f"database revision {current or 'empty'}, newest {head}: {state}")

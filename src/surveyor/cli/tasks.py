@@ -1,0 +1,587 @@
+"""`surveyor task …`: create, list, inspect, watch and control tasks through the API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.console import Group
+from rich.live import Live
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+from rich.text import Text
+
+from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.render import (
+    JsonOption,
+    counts_line,
+    created_summary,
+    err,
+    events_table,
+    out,
+    print_json,
+    reports_errors,
+    search_pointer,
+    status_text,
+    tab_label,
+    task_panel,
+    task_table,
+    wait_reason_text,
+)
+from surveyor.core.recurrence import Frequency
+from surveyor.core.tasks import ALL_VIEW, TERMINAL_STATUSES, Tab, TaskStatus
+
+task_app = typer.Typer(help="Create, list, watch and control tasks.", no_args_is_help=True)
+
+VIEWS = [*(tab.value for tab in Tab), ALL_VIEW]
+EXIT_INTERRUPTED = 130
+
+TaskId = Annotated[int, typer.Argument(min=1, help="The task's id.")]
+Limit = Annotated[int, typer.Option("--limit", min=1, max=1000, help="Tasks per page.")]
+AllPages = Annotated[
+    bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
+]
+
+
+def _check_view(value: str) -> str:
+    if value not in VIEWS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(VIEWS)}")
+    return value
+
+
+#: `--every` takes the simple frequencies; RRULE and cron have their own options.
+EVERY = [f.value for f in Frequency if f not in (Frequency.RRULE, Frequency.CRON)]
+
+
+def _check_every(value: str | None) -> str | None:
+    if value is not None and value not in EVERY:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(EVERY)}")
+    return value
+
+
+def parse_when(text: str) -> datetime:
+    """An RFC 3339 time, or a local `YYYY-MM-DD HH:MM`, as an aware UTC time."""
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{text!r} is not a time; use RFC 3339 (2030-01-31T22:00:00Z) "
+            "or local 'YYYY-MM-DD HH:MM'"
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed.astimezone(UTC)
+
+
+def local_timezone_name() -> str | None:
+    """This machine's IANA time zone name, when it can be known."""
+    candidates = [os.environ.get("TZ", "").lstrip(":")]
+    with contextlib.suppress(OSError):
+        link = os.readlink("/etc/localtime")
+        candidates.append(link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else "")
+    with contextlib.suppress(OSError):
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    for name in candidates:
+        if not name:
+            continue
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            continue
+        return name
+    return None
+
+
+def recurrence_body(
+    *,
+    every: str | None,
+    rrule: str | None,
+    cron: str | None,
+    at_time: str | None,
+    weekdays: str | None,
+    day_of_month: int | None,
+    interval: int | None,
+    tz: str | None,
+    start: datetime | None,
+) -> dict[str, Any] | None:
+    """The API's `recur` object from the recurring options, or None for a one-off task."""
+    kinds = [
+        flag for flag, value in (("--every", every), ("--rrule", rrule), ("--cron", cron)) if value
+    ]
+    if len(kinds) > 1:
+        raise typer.BadParameter(
+            f"{' and '.join(kinds)} both say when to run; choose one", param_hint=kinds[0]
+        )
+    details = [
+        flag
+        for flag, value in (
+            ("--time", at_time),
+            ("--weekdays", weekdays),
+            ("--day-of-month", day_of_month),
+            ("--interval", interval),
+            ("--tz", tz),
+        )
+        if value
+    ]
+    if not kinds:
+        if details:
+            raise typer.BadParameter(
+                "only for a recurring task; add --every, --rrule or --cron",
+                param_hint=", ".join(details),
+            )
+        return None
+    body: dict[str, Any] = {
+        "frequency": every or (Frequency.RRULE if rrule else Frequency.CRON).value,
+        "timezone": tz or local_timezone_name() or "UTC",
+    }
+    optional = {
+        "rule": rrule,
+        "cron": cron,
+        "time": at_time,
+        "day_of_month": day_of_month,
+        "interval": interval,
+        "start": start.isoformat() if start else None,
+        "weekdays": [day for day in re.split(r"[\s,]+", weekdays) if day] if weekdays else None,
+    }
+    body.update({key: value for key, value in optional.items() if value is not None})
+    return body
+
+
+def site_names(client: ApiClient) -> dict[int, str]:
+    """Every site's name by id, to show names instead of numbers."""
+    names: dict[int, str] = {}
+    after: int | None = None
+    while True:
+        page = client.get("/sites", limit=1000, after=after)
+        names.update({site["id"]: site["name"] for site in page})
+        if len(page) < 1000:
+            return names
+        after = page[-1]["id"]
+
+
+def resolve_site(client: ApiClient, site: str) -> int:
+    """A site given by id or by (case-insensitive) name."""
+    if site.isdigit():
+        return int(site)
+    names = site_names(client)
+    matches = [site_id for site_id, name in names.items() if name.lower() == site.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise CliError(
+            f"several sites are named {site!r}; use the id ({', '.join(map(str, matches))})"
+        )
+    known = ", ".join(f"{name} ({site_id})" for site_id, name in sorted(names.items()))
+    raise CliError(f"there is no site named {site!r}", hint=f"sites: {known or 'none'}")
+
+
+def _point_at_search(error: CliError, search: str | None) -> CliError:
+    position = error.details.get("position")
+    if search and error.code == "invalid_search" and isinstance(position, int):
+        error.notes.extend(search_pointer(search, position))
+    return error
+
+
+@task_app.command("create")
+@reports_errors
+def create(
+    name: Annotated[str, typer.Argument(help="A name for the task.")],
+    site: Annotated[
+        str | None,
+        typer.Option("--site", help="Site id or name (default: the organization's first site)."),
+    ] = None,
+    targets: Annotated[
+        str | None,
+        typer.Option(
+            "--targets", help="Addresses, CIDRs, ranges or hostnames (default: the site's scope)."
+        ),
+    ] = None,
+    excludes: Annotated[str | None, typer.Option("--excludes", help="What not to scan.")] = None,
+    ports: Annotated[
+        str | None,
+        typer.Option("--ports", help="TCP ports, e.g. 22,80,8000-8100 or a preset such as top100."),
+    ] = None,
+    rate: Annotated[int | None, typer.Option("--rate", min=1, help="Probes per second.")] = None,
+    explorer: Annotated[
+        int | None, typer.Option("--explorer", min=1, help="Explorer id to run it.")
+    ] = None,
+    zone: Annotated[
+        int | None, typer.Option("--zone", min=1, help="Hosted zone id to run it.")
+    ] = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--at",
+            parser=parse_when,
+            metavar="WHEN",
+            help="Start at this time (RFC 3339, or local 'YYYY-MM-DD HH:MM'); for a recurring "
+            "task, the first run.",
+        ),
+    ] = None,
+    description: Annotated[str, typer.Option("--description", help="What it is for.")] = "",
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            callback=_check_every,
+            metavar="|".join(EVERY),
+            help="Recur at this frequency.",
+            rich_help_panel="Recurrence",
+        ),
+    ] = None,
+    at_time: Annotated[
+        str | None,
+        typer.Option(
+            "--time", metavar="HH:MM", help="Time of day of each run.", rich_help_panel="Recurrence"
+        ),
+    ] = None,
+    weekdays: Annotated[
+        str | None,
+        typer.Option(
+            "--weekdays", help="Days of a weekly run, e.g. mo,we,fr.", rich_help_panel="Recurrence"
+        ),
+    ] = None,
+    day_of_month: Annotated[
+        int | None,
+        typer.Option(
+            "--day-of-month",
+            min=1,
+            max=31,
+            help="Day of a monthly run.",
+            rich_help_panel="Recurrence",
+        ),
+    ] = None,
+    interval: Annotated[
+        int | None,
+        typer.Option(
+            "--interval",
+            min=1,
+            help="Every N hours/days/weeks/months.",
+            rich_help_panel="Recurrence",
+        ),
+    ] = None,
+    rrule: Annotated[
+        str | None,
+        typer.Option("--rrule", help="An RFC 5545 RRULE instead.", rich_help_panel="Recurrence"),
+    ] = None,
+    cron: Annotated[
+        str | None,
+        typer.Option(
+            "--cron", help="A 5-field cron expression instead.", rich_help_panel="Recurrence"
+        ),
+    ] = None,
+    tz: Annotated[
+        str | None,
+        typer.Option(
+            "--tz",
+            help="IANA time zone of the schedule (default: this machine's).",
+            rich_help_panel="Recurrence",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Create a scan that starts now, at --at, or recurs (--every, --rrule, --cron)."""
+    recur = recurrence_body(
+        every=every,
+        rrule=rrule,
+        cron=cron,
+        at_time=at_time,
+        weekdays=weekdays,
+        day_of_month=day_of_month,
+        interval=interval,
+        tz=tz,
+        start=at,
+    )
+    params = {
+        key: value
+        for key, value in (
+            ("targets", targets),
+            ("excludes", excludes),
+            ("tcp_ports", ports),
+            ("rate", rate),
+        )
+        if value is not None
+    }
+    body: dict[str, Any] = {"name": name, "description": description, "params": params}
+    if recur is not None:
+        body["recur"] = recur
+    elif at is not None:
+        body["start_time"] = at.isoformat()
+    if explorer is not None:
+        body["explorer_id"] = explorer
+    if zone is not None:
+        body["hosted_zone_id"] = zone
+    with connect(console, token) as client:
+        if site is not None:
+            body["site_id"] = resolve_site(client, site)
+        task = client.post("/tasks", body)
+        if as_json:
+            print_json(task)
+            return
+        out.print(created_summary(task, site_names(client)), soft_wrap=True)
+
+
+@task_app.command("list")
+@reports_errors
+def list_tasks(
+    tab: Annotated[
+        str,
+        typer.Option(
+            "--tab",
+            callback=_check_view,
+            metavar="|".join(VIEWS),
+            help="Which tab to show; 'all' is the whole history.",
+        ),
+    ] = ALL_VIEW,
+    search: Annotated[
+        str | None, typer.Option("--search", help="A search query, e.g. 'status:new name:nightly'.")
+    ] = None,
+    limit: Limit = 50,
+    all_pages: AllPages = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the tasks of a tab, with the count of every tab."""
+    with connect(console, token) as client:
+        try:
+            counts = None if as_json else client.get("/tasks/counts", search=search)["counts"]
+            items, more = client.page(
+                "/tasks", limit=limit, every_page=all_pages, tab=tab, search=search
+            )
+        except CliError as error:
+            raise _point_at_search(error, search) from None
+        if as_json:
+            print_json(items)
+            return
+        sites = site_names(client)
+    out.print(counts_line(counts or {}, tab))
+    if not items:
+        where = "" if tab == ALL_VIEW else f" in the {tab_label(tab).lower()} tab"
+        found = f"No task{where} matches the search." if search else f"No tasks{where}."
+        out.print(Text(found, style="dim"))
+        return
+    out.print(task_table(items, sites, next_run=tab == Tab.RECURRING))
+    if more:
+        out.print(Text(f"Showing the first {len(items)}; --all-pages shows the rest.", style="dim"))
+
+
+@task_app.command("show")
+@reports_errors
+def show(
+    task_id: TaskId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show everything about one task."""
+    with connect(console, token) as client:
+        task = client.get(f"/tasks/{task_id}")
+        if as_json:
+            print_json(task)
+            return
+        out.print(task_panel(task, site_names(client)))
+
+
+@task_app.command("events")
+@reports_errors
+def events(
+    task_id: TaskId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show a task's timeline: every transition, edit and skip."""
+    with connect(console, token) as client:
+        items, _ = client.page(f"/tasks/{task_id}/events", limit=1000, every_page=True)
+    if as_json:
+        print_json(items)
+        return
+    out.print(events_table(items))
+
+
+@task_app.command("runs")
+@reports_errors
+def runs(
+    task_id: TaskId,
+    limit: Limit = 50,
+    all_pages: AllPages = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the runs of a recurring task, newest first."""
+    with connect(console, token) as client:
+        items, more = client.page(
+            f"/tasks/{task_id}/runs", limit=min(limit, 500), every_page=all_pages
+        )
+        if as_json:
+            print_json(items)
+            return
+        sites = site_names(client) if items else {}
+    if not items:
+        out.print(Text(f"Task {task_id} has no runs.", style="dim"))
+        return
+    out.print(task_table(items, sites))
+    if more:
+        out.print(
+            Text(f"Showing the newest {len(items)}; --all-pages shows the rest.", style="dim")
+        )
+
+
+def _act(
+    task_id: int,
+    action: str,
+    body: dict[str, Any] | None,
+    *,
+    as_json: bool,
+    console: str | None,
+    token: str | None,
+) -> None:
+    with connect(console, token) as client:
+        task = client.post(f"/tasks/{task_id}/{action}", body)
+    if as_json:
+        print_json(task)
+        return
+    line = Text(f"Task {task['id']} ")
+    if task["id"] != task_id:
+        line = Text(f"Started run {task['id']} of task {task_id}: ")
+    line.append_text(status_text(task["status"]))
+    if task.get("hidden"):
+        line.append(" (hidden)", style="dim")
+    reason = wait_reason_text(task.get("wait_reason"))
+    if reason:
+        line.append(f", {reason}", style="dim")
+    out.print(line, soft_wrap=True)
+
+
+@task_app.command("stop")
+@reports_errors
+def stop(
+    task_id: TaskId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Stop a task; one that has not launched yet stops at once."""
+    _act(task_id, "stop", None, as_json=as_json, console=console, token=token)
+
+
+@task_app.command("pause")
+@reports_errors
+def pause(
+    task_id: TaskId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Pause a recurring task (it keeps its schedule)."""
+    _act(task_id, "pause", None, as_json=as_json, console=console, token=token)
+
+
+@task_app.command("resume")
+@reports_errors
+def resume(
+    task_id: TaskId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Resume a paused recurring task from now."""
+    _act(task_id, "resume", None, as_json=as_json, console=console, token=token)
+
+
+@task_app.command("run-now")
+@reports_errors
+def run_now(
+    task_id: TaskId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Run a recurring or scheduled task now instead of at its next time."""
+    _act(task_id, "run-now", None, as_json=as_json, console=console, token=token)
+
+
+@task_app.command("hide")
+@reports_errors
+def hide(
+    task_id: TaskId,
+    unhide: Annotated[bool, typer.Option("--unhide", help="Show the task again.")] = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Hide a task from the tabs (search with hidden:true to find it)."""
+    _act(task_id, "hide", {"hidden": not unhide}, as_json=as_json, console=console, token=token)
+
+
+@task_app.command("remove")
+@reports_errors
+def remove(task_id: TaskId, console: ConsoleOption = None, token: TokenOption = None) -> None:
+    """Remove a task from every view; a recurring task's past runs stay."""
+    with connect(console, token) as client:
+        client.delete(f"/tasks/{task_id}")
+    out.print(f"Removed task {task_id}.")
+
+
+def _watch_view(task: dict[str, Any], progress: Progress) -> Group:
+    line = Text(f"Task {task['id']} ")
+    line.append(task["name"], style="bold")
+    line.append(": ")
+    line.append_text(status_text(task["status"]))
+    reason = wait_reason_text(task.get("wait_reason"))
+    if reason and task["status"] == TaskStatus.NEW:
+        line.append(f" ({reason})", style="dim")
+    return Group(line, progress)
+
+
+@task_app.command("watch")
+@reports_errors
+def watch(
+    task_id: TaskId,
+    poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between polls.")] = 1.0,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Follow a task until it ends; exit 0 when it was processed, 1 otherwise."""
+    progress = Progress(
+        TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(), console=err
+    )
+    collect = progress.add_task("Collect", total=1.0)
+    process = progress.add_task("Process", total=1.0)
+    with connect(console, token) as client:
+        task = client.get(f"/tasks/{task_id}")
+        if task["recur"]:
+            raise CliError(
+                f"task {task_id} is a recurring task and never ends",
+                hint=f"watch one of its runs (see `surveyor task runs {task_id}`)",
+            )
+        try:
+            with Live(_watch_view(task, progress), console=err, refresh_per_second=8) as live:
+                while True:
+                    progress.update(collect, completed=task["progress"]["collect"])
+                    progress.update(process, completed=task["progress"]["process"])
+                    live.update(_watch_view(task, progress), refresh=True)
+                    if task["status"] in TERMINAL_STATUSES:
+                        break
+                    time.sleep(poll)
+                    task = client.get(f"/tasks/{task_id}")
+        except KeyboardInterrupt:
+            err.print(f"Stopped watching; task {task_id} goes on.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    final = Text(f"Task {task_id} ended ")
+    final.append_text(status_text(task["status"]))
+    if task.get("error"):
+        final.append(f": {task['error']}", style="red")
+    out.print(final, soft_wrap=True)
+    if task["status"] != TaskStatus.PROCESSED:
+        raise typer.Exit(1)

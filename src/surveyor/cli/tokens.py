@@ -1,0 +1,71 @@
+"""`surveyor token …`: your API tokens for scripts and automation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.render import (
+    JsonOption,
+    new_token_panel,
+    out,
+    print_json,
+    reports_errors,
+    tokens_table,
+)
+
+token_app = typer.Typer(help="Create, list and delete your API tokens.", no_args_is_help=True)
+
+
+@token_app.command("create")
+@reports_errors
+def create(
+    name: Annotated[str, typer.Argument(help="What the token is for.")],
+    expires_days: Annotated[
+        int | None,
+        typer.Option("--expires-days", min=1, max=3650, help="Expire after this many days."),
+    ] = None,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Create an API token with your role; it is shown only this once."""
+    body = {"name": name, "expires_in_days": expires_days}
+    with connect(console, token) as client:
+        created = client.post("/tokens", {k: v for k, v in body.items() if v is not None})
+    if as_json:
+        print_json(created)
+        return
+    out.print(new_token_panel(created))
+
+
+@token_app.command("list")
+@reports_errors
+def list_tokens(
+    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """Show your API tokens (never their secrets)."""
+    with connect(console, token) as client:
+        items = client.get("/tokens")
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        out.print("You have no API tokens; create one with `surveyor token create NAME`.")
+        return
+    out.print(tokens_table(items))
+
+
+@token_app.command("delete")
+@reports_errors
+def delete(
+    token_id: Annotated[int, typer.Argument(min=1, help="The token's id (see `token list`).")],
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Revoke an API token at once."""
+    with connect(console, token) as client:
+        client.delete(f"/tokens/{token_id}")
+    out.print(f"Deleted token {token_id}; programs using it can no longer log in.")

@@ -1,0 +1,115 @@
+"""The console's ASGI application: API routes, error format, body limits, start-up."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from surveyor import __version__
+from surveyor.console.auth import LoginRateLimiter
+from surveyor.console.errors import error_response, install_error_handlers
+from surveyor.console.routes import accounts, resources, tasks
+from surveyor.console.schemas import Health
+from surveyor.console.state import ConsoleSettings, ConsoleState
+from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
+from surveyor.store.engine import Database, make_engine
+from surveyor.store.migrate import upgrade
+
+log = logging.getLogger("surveyor.console")
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit with 413 before a handler reads them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413, "too_large", f"the request body is larger than {self.max_bytes} bytes"
+        )
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+OnBootstrap = Callable[[Bootstrap], None]
+
+
+def create_app(
+    settings: ConsoleSettings,
+    *,
+    database: Database | None = None,
+    on_bootstrap: OnBootstrap | None = None,
+    background: list[Callable[[ConsoleState], Awaitable[Any]]] | None = None,
+) -> FastAPI:
+    """Build the console. The database is migrated and bootstrapped when the app starts."""
+    db = database or Database(make_engine(settings.database_url))
+    state = ConsoleState(settings=settings, db=db, login_limiter=LoginRateLimiter())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        upgrade(db.engine)
+        created = bootstrap_if_empty(db, settings.data_dir)
+        if created is not None and on_bootstrap is not None:
+            on_bootstrap(created)
+        state.ready = True
+        yield
+        state.ready = False
+
+    app = FastAPI(
+        title="Surveyor",
+        version=__version__,
+        description="Network asset discovery console: tasks, explorers, sites and inventory.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.console = state
+    install_error_handlers(app)
+    app.include_router(tasks.router)
+    app.include_router(resources.router)
+    app.include_router(accounts.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Any:
+        """200 once the console is ready (migrated, bootstrapped); 503 before."""
+        if not state.ready:
+            return error_response(503, "starting", "the console is starting")
+        return {"status": "ok", "version": __version__}
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,101 @@
+"""Who is calling: bearer tokens, roles, and the login rate limit."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from surveyor.console.errors import ApiError
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.store import accounts
+from surveyor.store.accounts import Principal, Role
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer svr_…`")
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    state: Annotated[ConsoleState, Depends(console_state)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(
+            401, "unauthenticated", "this needs an API token: send 'Authorization: Bearer <token>'"
+        )
+    with state.db.read() as conn:
+        resolved = accounts.resolve_token(conn, credentials.credentials)
+    if resolved is None:
+        raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
+    principal, stale = resolved
+    if stale and principal.token_id is not None:
+        with state.db.write() as conn:
+            accounts.touch_token(conn, principal.token_id)
+    request.state.principal = principal
+    return principal
+
+
+def require(role: Role) -> Callable[..., Principal]:
+    """A dependency that admits callers with at least `role` in their organization."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if not principal.role.allows(role):
+            raise ApiError(
+                403,
+                "forbidden",
+                f"this needs the {role.value} role; you are {principal.role.value}",
+                {"needed_role": role.value, "your_role": principal.role.value},
+            )
+        return principal
+
+    return check
+
+
+def require_superuser(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    if not principal.is_superuser:
+        raise ApiError(403, "forbidden", "only superusers manage organizations")
+    return principal
+
+
+Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
+Superuser = Annotated[Principal, Depends(require_superuser)]
+
+
+class LoginRateLimiter:
+    """At most `attempts` failed logins per key within `window` seconds."""
+
+    def __init__(self, attempts: int = 10, window: float = 300.0) -> None:
+        self.attempts = attempts
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and now - failures[0] > self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, key: str) -> int | None:
+        """Seconds until another attempt is allowed, or None when it is allowed now."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._recent(key, now)
+            if len(failures) < self.attempts:
+                return None
+            return max(1, int(self.window - (now - failures[0])) + 1)
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            self._recent(key, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._failures.pop(key, None)

@@ -1,0 +1,290 @@
+"""`/api/v1/tasks`: create, list by tab with search, counts, detail, edit, actions, history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+from sqlalchemy import Connection
+
+from surveyor.console.auth import Operator, Viewer
+from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.schemas import (
+    MAX_ID,
+    EventPage,
+    HideIn,
+    IdPath,
+    OccurrencesOut,
+    RecurrenceIn,
+    TabCounts,
+    TaskCreate,
+    TaskEventOut,
+    TaskOut,
+    TaskPage,
+    TaskUpdate,
+)
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.core import recurrence
+from surveyor.core.search import SearchError, parse
+from surveyor.core.tasks import TaskStatus
+from surveyor.service import tasks as task_service
+from surveyor.service.tasks import InvalidTask
+from surveyor.store import tasks as task_store
+from surveyor.store.accounts import Principal
+from surveyor.store.search_sql import compile_query
+from surveyor.store.task_search import TASK_SEARCH, mentions_key
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+State = Annotated[ConsoleState, Depends(console_state)]
+
+MAX_SEARCH_LENGTH = 2000
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
+}
+ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
+
+
+def task_out(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The API shape of a task row (SPEC §4)."""
+    out = {key: row[key] for key in TaskOut.model_fields if key in row}
+    out["status_label"] = TaskStatus(row["status"]).label
+    out["progress"] = {"collect": row["progress_collect"], "process": row["progress_process"]}
+    return out
+
+
+def _invalid(exc: InvalidTask) -> ApiError:
+    details: dict[str, Any] = {"field": exc.field}
+    if exc.token is not None:
+        details["token"] = exc.token
+    return ApiError(400, "invalid_task", exc.message, details)
+
+
+def _search_clause(conn: Connection, search: str | None) -> tuple[Any, bool]:
+    """The compiled search and whether it asks for hidden tasks."""
+    if not search or not search.strip():
+        return None, False
+    if len(search) > MAX_SEARCH_LENGTH:
+        raise SearchError(
+            f"the search is longer than {MAX_SEARCH_LENGTH} characters", MAX_SEARCH_LENGTH, {}
+        )
+    query = parse(search)
+    clause = compile_query(
+        query, TASK_SEARCH, dialect_name=conn.dialect.name, now=datetime.now(UTC)
+    )
+    return clause, mentions_key(query, "hidden")
+
+
+@router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
+def create_task(body: TaskCreate, principal: Operator, state: State) -> dict[str, Any]:
+    """Create a scan that starts now, at `start_time`, or recurs by `recur`."""
+    try:
+        with state.db.write() as conn:
+            task = task_service.create_task(conn, principal, body.model_dump(exclude_unset=True))
+    except InvalidTask as exc:
+        raise _invalid(exc) from exc
+    return task_out(task)
+
+
+@router.get("", response_model=TaskPage, responses=_ERRORS)
+def list_tasks(
+    principal: Viewer,
+    state: State,
+    tab: ViewName = "all",
+    search: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+    limit: Annotated[int, Query(ge=1, le=task_store.MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
+    with state.db.read() as conn:
+        clause, include_hidden = _search_clause(conn, search)
+        page = task_store.list_tasks(
+            conn,
+            principal.organization_id,
+            view=tab,
+            search=clause,
+            include_hidden=include_hidden,
+            limit=limit,
+            cursor=cursor,
+        )
+    return {"items": [task_out(row) for row in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get("/counts", response_model=TabCounts, responses=_ERRORS)
+def count_tasks(
+    principal: Viewer,
+    state: State,
+    search: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+) -> dict[str, Any]:
+    """How many tasks each tab holds, honouring the search; `all` counts every tab."""
+    with state.db.read() as conn:
+        clause, include_hidden = _search_clause(conn, search)
+        counts = task_store.count_tasks(
+            conn, principal.organization_id, search=clause, include_hidden=include_hidden
+        )
+    return {"counts": counts}
+
+
+@router.post("/preview", response_model=OccurrencesOut, responses=_ERRORS)
+def preview_recurrence(body: RecurrenceIn, _principal: Viewer) -> dict[str, Any]:
+    """The next five occurrences of a recurrence, to show before saving."""
+    now = datetime.now(UTC)
+    try:
+        rec = task_service.parse_recurrence_input(body.model_dump(exclude_unset=True), now=now)
+    except InvalidTask as exc:
+        raise _invalid(exc) from exc
+    return {
+        "occurrences": recurrence.next_occurrences(rec, now, 5),
+        "description": recurrence.describe(rec),
+    }
+
+
+@router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
+def get_task(task_id: IdPath, principal: Viewer, state: State) -> dict[str, Any]:
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    return task_out(task)
+
+
+@router.patch("/{task_id}", response_model=TaskOut, responses=_ERRORS)
+def update_task(
+    task_id: IdPath, body: TaskUpdate, principal: Operator, state: State
+) -> dict[str, Any]:
+    """Edit a task; what it will do can change only before it runs."""
+    try:
+        with state.db.write() as conn:
+            task = task_service.update_task(
+                conn, principal, task_id, body.model_dump(exclude_unset=True)
+            )
+    except InvalidTask as exc:
+        raise _invalid(exc) from exc
+    return task_out(task)
+
+
+@router.delete("/{task_id}", status_code=204, responses=_ERRORS)
+def remove_task(task_id: IdPath, principal: Operator, state: State) -> Response:
+    """Remove a task from every view; a template's past runs stay."""
+    with state.db.write() as conn:
+        task_service.remove_task(conn, principal, task_id)
+    return Response(status_code=204)
+
+
+def _action(
+    name: str,
+    perform: Callable[[Connection, Principal, int], dict[str, Any]],
+    summary: str,
+) -> None:
+    def handler(task_id: IdPath, principal: Operator, state: State) -> dict[str, Any]:
+        try:
+            with state.db.write() as conn:
+                return task_out(perform(conn, principal, task_id))
+        except InvalidTask as exc:
+            raise _invalid(exc) from exc
+
+    handler.__name__ = f"{name.replace('-', '_')}_task"
+    router.add_api_route(
+        f"/{{task_id}}/{name}",
+        handler,
+        methods=["POST"],
+        response_model=TaskOut,
+        responses=_ERRORS,
+        summary=summary,
+    )
+
+
+_action("stop", task_service.stop_task, "Stop a task (a task not yet launched stops at once)")
+_action("pause", task_service.pause_task, "Pause a recurring template")
+_action("resume", task_service.resume_task, "Resume a paused template from now")
+_action("run-now", task_service.run_now, "Run a template or scheduled task now")
+_action("reprocess", task_service.reprocess_task, "Process a task's stored data again")
+
+
+@router.post("/{task_id}/hide", response_model=TaskOut, responses=_ERRORS)
+def hide_task(
+    task_id: IdPath,
+    principal: Operator,
+    state: State,
+    body: Annotated[HideIn | None, Body()] = None,
+) -> dict[str, Any]:
+    """Hide a task from the tabs (`{"hidden": false}` shows it again)."""
+    hidden = body.hidden if body is not None else True
+    with state.db.write() as conn:
+        return task_out(task_service.hide_task(conn, principal, task_id, hidden=hidden))
+
+
+@router.get("/{task_id}/runs", response_model=TaskPage, responses=_ERRORS)
+def list_runs(
+    task_id: IdPath,
+    principal: Viewer,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
+    ] = None,
+) -> dict[str, Any]:
+    """A recurring template's runs, newest first."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+        if task is None:
+            raise task_store.TaskNotFound(task_id)
+        runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
+    items = runs[:limit]
+    next_cursor = str(items[-1]["id"]) if len(runs) > limit else None
+    return {"items": [task_out(run) for run in items], "next_cursor": next_cursor}
+
+
+@router.get("/{task_id}/events", response_model=EventPage, responses=_ERRORS)
+def list_events(
+    task_id: IdPath,
+    principal: Viewer,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
+    ] = None,
+) -> dict[str, Any]:
+    """The task's timeline: every transition, edit and skip, oldest first."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+        if task is None:
+            raise task_store.TaskNotFound(task_id)
+        events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
+    items = events[:limit]
+    next_cursor = str(items[-1]["id"]) if len(events) > limit else None
+    return {
+        "items": [TaskEventOut.model_validate(e).model_dump() for e in items],
+        "next_cursor": next_cursor,
+    }
+
+
+@router.get("/{task_id}/data", responses=_ERRORS)
+def get_task_data(task_id: IdPath, principal: Viewer, state: State) -> Response:
+    """The raw data the task collected (gzip JSONL)."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    raise ApiError(
+        404,
+        "no_data",
+        f"task {task_id} has no stored data"
+        + ("" if task["size_data"] else " (it has not collected any yet)"),
+    )
+
+
+@router.get("/{task_id}/changes", responses=_ERRORS)
+def get_task_changes(task_id: IdPath, principal: Viewer, state: State) -> Response:
+    """The per-asset change report of a processed task."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    raise ApiError(
+        404,
+        "no_changes",
+        f"task {task_id} has no change report"
+        + ("" if task["status"] == "processed" else " (it has not been processed)"),
+    )

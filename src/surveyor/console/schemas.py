@@ -1,0 +1,310 @@
+"""Request and response bodies of the REST API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Path
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
+
+#: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
+MAX_ID = 2**63 - 1
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
+
+
+def _name(**kwargs: Any) -> Any:
+    return Field(min_length=1, max_length=200, pattern=r"\S", **kwargs)
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are refused, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Progress(BaseModel):
+    collect: float
+    process: float
+
+
+class ChangeSummary(BaseModel):
+    new: int = 0
+    changed: int = 0
+    offline: int = 0
+    online: int = 0
+    unchanged: int = 0
+    ignored: int = 0
+    total: int = 0
+
+
+class TaskOut(BaseModel):
+    id: int
+    organization_id: int
+    site_id: int | None
+    name: str
+    description: str
+    type: TaskType
+    status: TaskStatus
+    status_label: str
+    error: str | None
+    wait_reason: WaitReason | None
+    params: dict[str, Any]
+    stats: dict[str, Any]
+    progress: Progress
+    change_summary: ChangeSummary | None
+    explorer_id: int | None
+    hosted_zone_id: int | None
+    created_by: str
+    created_by_user_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    start_time: datetime | None
+    recur: bool
+    recur_frequency: str | None
+    recur_rule: str | None
+    timezone: str | None
+    recur_next: datetime | None
+    recur_last: datetime | None
+    recur_last_task_id: int | None
+    parent_id: int | None
+    grace_period: int
+    hidden: bool
+    data_acquisition_started_at: datetime | None
+    data_acquisition_ended_at: datetime | None
+    data_processing_started_at: datetime | None
+    data_processing_ended_at: datetime | None
+    finished_at: datetime | None
+    size_data: int
+    size_results: int
+
+
+class TaskPage(BaseModel):
+    items: list[TaskOut]
+    next_cursor: str | None
+
+
+class TabCounts(BaseModel):
+    counts: dict[str, int]
+
+
+class RecurrenceIn(Strict):
+    """When a recurring template runs: a frequency with its details, an RRULE, or cron."""
+
+    frequency: Literal["once", "hourly", "daily", "weekly", "monthly", "rrule", "cron"]
+    interval: int | None = Field(default=None, ge=1, le=1000)
+    time: str | None = Field(default=None, max_length=5, description="HH:MM, local time")
+    weekdays: list[str] | None = Field(default=None, max_length=7)
+    day_of_month: int | None = Field(default=None, ge=1, le=31)
+    rule: str | None = Field(default=None, max_length=1000, description="RFC 5545 RRULE")
+    cron: str | None = Field(default=None, max_length=200, description="5-field cron")
+    timezone: str = Field(default="UTC", max_length=64)
+    start: AwareDatetime | None = None
+
+
+class TaskCreate(Strict):
+    name: str = _name()
+    description: str = Field(default="", max_length=10_000)
+    type: Literal["scan"] = "scan"
+    site_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    explorer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    hosted_zone_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    params: dict[str, Any] = Field(default_factory=dict)
+    start_time: AwareDatetime | None = None
+    grace_period: int = Field(
+        default=3600, ge=60, le=30 * 86400, description="seconds a due task may wait to launch"
+    )
+    recur: RecurrenceIn | None = None
+
+
+class TaskUpdate(Strict):
+    name: str | None = _name(default=None)
+    description: str | None = Field(default=None, max_length=10_000)
+    explorer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    hosted_zone_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    params: dict[str, Any] | None = None
+    start_time: AwareDatetime | None = None
+    grace_period: int | None = Field(default=None, ge=60, le=30 * 86400)
+    recur: RecurrenceIn | None = None
+
+
+class HideIn(Strict):
+    hidden: bool = True
+
+
+class TaskEventOut(BaseModel):
+    id: int
+    task_id: int
+    at: datetime
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    message: str
+
+
+class EventPage(BaseModel):
+    items: list[TaskEventOut]
+    next_cursor: str | None
+
+
+class OccurrencesOut(BaseModel):
+    occurrences: list[datetime]
+    description: str
+
+
+class SiteIn(Strict):
+    name: str = _name()
+    description: str = Field(default="", max_length=10_000)
+    scope: str = Field(default="", max_length=100_000)
+    excludes: str = Field(default="", max_length=100_000)
+
+
+class SiteUpdate(Strict):
+    name: str | None = _name(default=None)
+    description: str | None = Field(default=None, max_length=10_000)
+    scope: str | None = Field(default=None, max_length=100_000)
+    excludes: str | None = Field(default=None, max_length=100_000)
+
+
+class SiteOut(BaseModel):
+    id: int
+    organization_id: int
+    name: str
+    description: str
+    scope: str
+    excludes: str
+    scope_size: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class HostedZoneIn(Strict):
+    name: str = _name()
+    description: str = Field(default="", max_length=10_000)
+    max_concurrent: int = Field(default=1, ge=1, le=10_000)
+
+
+class HostedZoneUpdate(Strict):
+    name: str | None = _name(default=None)
+    description: str | None = Field(default=None, max_length=10_000)
+    max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class HostedZoneOut(BaseModel):
+    id: int
+    organization_id: int
+    name: str
+    description: str
+    max_concurrent: int
+    explorer_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ExplorerUpdate(Strict):
+    name: str | None = _name(default=None)
+    site_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    hosted_zone_id: int | None = Field(
+        default=None, ge=0, le=MAX_ID, description="0 takes the explorer out of its zone"
+    )
+
+
+class ExplorerOut(BaseModel):
+    id: int
+    organization_id: int
+    name: str
+    site_id: int | None
+    hosted_zone_id: int | None
+    online: bool
+    last_checkin_at: datetime | None
+    version: str
+    hostname: str
+    os: str
+    addresses: list[str]
+    current_task_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserIn(Strict):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field(default="", max_length=200)
+    role: Literal["viewer", "operator", "admin"] = "viewer"
+    password: str | None = Field(default=None, min_length=12, max_length=1000)
+
+
+class UserUpdate(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    role: Literal["viewer", "operator", "admin"] | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=12, max_length=1000)
+
+
+class UserOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    role: str
+    is_superuser: bool
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class UserCreated(UserOut):
+    generated_password: str | None = Field(
+        default=None, description="shown once, when no password was given"
+    )
+
+
+class TokenIn(Strict):
+    name: str = _name()
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    organization_id: int
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown once; store it now")
+
+
+class OrganizationIn(Strict):
+    name: str = _name()
+    scope_cap: int = Field(default=65_536, ge=1, le=1 << 32)
+
+
+class OrganizationOut(BaseModel):
+    id: int
+    name: str
+    scope_cap: int
+    created_at: datetime
+
+
+class LoginIn(Strict):
+    email: str = Field(min_length=1, max_length=320)
+    password: str = Field(min_length=1, max_length=1000)
+    organization_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+
+
+class LoginOut(BaseModel):
+    token: str
+    expires_at: datetime
+    user_id: int
+    email: str
+    organization_id: int
+    role: str
+
+
+class Health(BaseModel):
+    status: str
+    version: str

@@ -1,0 +1,281 @@
+"""Task statuses, types, transitions, tabs and wait reasons: declared once, used everywhere.
+
+The transition table is SPEC §2 written as data. Every status change in the product goes
+through `check_transition`, so the API, the scheduler, explorers and workers all obey it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class TaskStatus(StrEnum):
+    NEW = "new"
+    ACTIVE = "active"
+    SCANNED = "scanned"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    PROCESSING_QUEUED = "processing_queued"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    CANCELED = "canceled"
+    PAUSED = "paused"
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+
+STATUS_LABELS: dict[TaskStatus, str] = {
+    TaskStatus.NEW: "New",
+    TaskStatus.ACTIVE: "Active",
+    TaskStatus.SCANNED: "Scanned",
+    TaskStatus.CONNECTING: "Connecting",
+    TaskStatus.CONNECTED: "Connected",
+    TaskStatus.PROCESSING_QUEUED: "Processing, queued",
+    TaskStatus.PROCESSING: "Processing",
+    TaskStatus.PROCESSED: "Processed",
+    TaskStatus.STOPPING: "Stopping",
+    TaskStatus.STOPPED: "Stopped",
+    TaskStatus.CANCELED: "Canceled",
+    TaskStatus.PAUSED: "Paused",
+}
+
+TERMINAL_STATUSES = frozenset({TaskStatus.PROCESSED, TaskStatus.STOPPED, TaskStatus.CANCELED})
+
+
+class TaskType(StrEnum):
+    SCAN = "scan"
+    CONNECTOR = "connector"
+    IMPORT = "import"
+    REPORT = "report"
+    OUTLIER = "outlier"
+    QUERY = "query"
+    RETENTION = "retention"
+
+
+SYSTEM_TYPES = frozenset({TaskType.REPORT, TaskType.OUTLIER, TaskType.QUERY, TaskType.RETENTION})
+
+#: Task types a user may create through the API today; the others are created by the system.
+USER_CREATABLE_TYPES = frozenset({TaskType.SCAN, TaskType.IMPORT, TaskType.CONNECTOR})
+
+
+class TransitionKind(StrEnum):
+    """Why a transition exists; used to pick the default event message."""
+
+    PROGRESS = "progress"
+    STOP = "stop"
+    ERROR = "error"
+    LEASE_LOSS = "lease_loss"
+    REPROCESS = "reprocess"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+S = TaskStatus
+_T = TransitionKind
+
+_PIPELINES: dict[TaskType, tuple[TaskStatus, ...]] = {
+    TaskType.SCAN: (S.NEW, S.ACTIVE, S.SCANNED, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED),
+    TaskType.CONNECTOR: (
+        S.NEW,
+        S.CONNECTING,
+        S.CONNECTED,
+        S.PROCESSING_QUEUED,
+        S.PROCESSING,
+        S.PROCESSED,
+    ),
+    TaskType.IMPORT: (S.NEW, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED),
+}
+for _system_type in SYSTEM_TYPES:
+    _PIPELINES[_system_type] = (S.NEW, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED)
+
+_CANCELABLE = (
+    S.NEW,
+    S.ACTIVE,
+    S.SCANNED,
+    S.CONNECTING,
+    S.CONNECTED,
+    S.PROCESSING_QUEUED,
+    S.PROCESSING,
+)
+
+
+def _standard_transitions(
+    task_type: TaskType,
+) -> dict[tuple[TaskStatus, TaskStatus], TransitionKind]:
+    pipeline = _PIPELINES[task_type]
+    table: dict[tuple[TaskStatus, TaskStatus], TransitionKind] = {}
+    for before, after in itertools.pairwise(pipeline):
+        table[(before, after)] = _T.PROGRESS
+    for running in (S.ACTIVE, S.CONNECTING):
+        if running in pipeline:
+            table[(running, S.STOPPING)] = _T.STOP
+    if S.ACTIVE in pipeline or S.CONNECTING in pipeline:
+        table[(S.STOPPING, S.STOPPED)] = _T.STOP
+    table[(S.NEW, S.STOPPED)] = _T.STOP
+    for status in _CANCELABLE:
+        if status in pipeline:
+            table[(status, S.CANCELED)] = _T.ERROR
+    table[(S.PROCESSING, S.PROCESSING_QUEUED)] = _T.LEASE_LOSS
+    table[(S.PROCESSED, S.PROCESSING_QUEUED)] = _T.REPROCESS
+    table[(S.CANCELED, S.PROCESSING_QUEUED)] = _T.REPROCESS
+    return table
+
+
+_STANDARD: dict[TaskType, dict[tuple[TaskStatus, TaskStatus], TransitionKind]] = {
+    task_type: _standard_transitions(task_type) for task_type in TaskType
+}
+
+#: Recurring templates never run themselves; they only pause and resume.
+_TEMPLATE: dict[tuple[TaskStatus, TaskStatus], TransitionKind] = {
+    (S.NEW, S.PAUSED): _T.PAUSE,
+    (S.PAUSED, S.NEW): _T.RESUME,
+}
+
+
+def allowed_transitions(
+    task_type: TaskType, *, template: bool
+) -> dict[tuple[TaskStatus, TaskStatus], TransitionKind]:
+    """The complete transition table for one kind of task."""
+    return dict(_TEMPLATE if template else _STANDARD[task_type])
+
+
+class IllegalTransition(Exception):
+    """A transition the table does not allow; carries the current status for the 409 answer."""
+
+    def __init__(self, current: TaskStatus, requested: TaskStatus, *, reason: str = "") -> None:
+        self.current = current
+        self.requested = requested
+        message = reason or f"a task in status '{current}' cannot become '{requested}'"
+        super().__init__(message)
+
+
+def check_transition(
+    task_type: TaskType, *, template: bool, current: TaskStatus, requested: TaskStatus
+) -> TransitionKind:
+    """Return the kind of an allowed transition or raise `IllegalTransition`."""
+    table = _TEMPLATE if template else _STANDARD[task_type]
+    kind = table.get((current, requested))
+    if kind is None:
+        raise IllegalTransition(current, requested)
+    return kind
+
+
+class Tab(StrEnum):
+    ACTIVE = "active"
+    PROCESSING = "processing"
+    SCHEDULED = "scheduled"
+    FAILED = "failed"
+    COMPLETED = "completed"
+    RECURRING = "recurring"
+
+
+#: The `all` view is not a tab of its own: it searches the complete history.
+ALL_VIEW = "all"
+
+
+class SortField(StrEnum):
+    """The time a tab orders by; the store keeps it denormalized as `tab_sort`."""
+
+    STARTED = "started"
+    QUEUED = "queued"
+    START_TIME = "start_time"
+    FINISHED = "finished"
+    PROCESSING_FINISHED = "processing_finished"
+    NEXT_RUN = "next_run"
+    CREATED = "created"
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    tab: Tab
+    label: str
+    statuses: frozenset[TaskStatus]
+    templates: bool
+    sort: SortField
+    newest_first: bool
+
+
+TAB_SPECS: dict[Tab, TabSpec] = {
+    Tab.ACTIVE: TabSpec(
+        Tab.ACTIVE,
+        "Active",
+        frozenset({S.ACTIVE, S.CONNECTING, S.STOPPING}),
+        False,
+        SortField.STARTED,
+        True,
+    ),
+    Tab.PROCESSING: TabSpec(
+        Tab.PROCESSING,
+        "Processing",
+        frozenset({S.SCANNED, S.CONNECTED, S.PROCESSING_QUEUED, S.PROCESSING}),
+        False,
+        SortField.QUEUED,
+        False,
+    ),
+    Tab.SCHEDULED: TabSpec(
+        Tab.SCHEDULED,
+        "Scheduled",
+        frozenset({S.NEW}),
+        False,
+        SortField.START_TIME,
+        False,
+    ),
+    Tab.FAILED: TabSpec(
+        Tab.FAILED,
+        "Failed",
+        frozenset({S.CANCELED, S.STOPPED}),
+        False,
+        SortField.FINISHED,
+        True,
+    ),
+    Tab.COMPLETED: TabSpec(
+        Tab.COMPLETED,
+        "Completed",
+        frozenset({S.PROCESSED}),
+        False,
+        SortField.PROCESSING_FINISHED,
+        True,
+    ),
+    Tab.RECURRING: TabSpec(
+        Tab.RECURRING,
+        "Recurring",
+        frozenset({S.NEW, S.PAUSED}),
+        True,
+        SortField.NEXT_RUN,
+        False,
+    ),
+}
+
+#: The `all` view orders by creation, newest first.
+ALL_VIEW_NEWEST_FIRST = True
+
+
+def tab_of(status: TaskStatus, *, template: bool) -> Tab | None:
+    """The one tab a task belongs to, or None (a template in an impossible status)."""
+    for spec in TAB_SPECS.values():
+        if spec.templates == template and status in spec.statuses:
+            return spec.tab
+    return None
+
+
+class WaitReason(StrEnum):
+    EXPLORER_OFFLINE = "explorer_offline"
+    EXPLORER_BUSY = "explorer_busy"
+    ZONE_FULL = "zone_full"
+    PREVIOUS_RUN_ACTIVE = "previous_run_active"
+    NOT_DUE = "not_due"
+
+
+WAIT_REASON_TEXT: dict[WaitReason, str] = {
+    WaitReason.EXPLORER_OFFLINE: "waiting for its explorer to come online",
+    WaitReason.EXPLORER_BUSY: "waiting for its explorer to finish another scan",
+    WaitReason.ZONE_FULL: "waiting for a free slot in its hosted zone",
+    WaitReason.PREVIOUS_RUN_ACTIVE: "waiting for the previous run to finish",
+    WaitReason.NOT_DUE: "waiting for its start time",
+}

@@ -1,0 +1,547 @@
+"""What users and the system do with tasks: the rules between the API and the store.
+
+Handlers parse and render; these functions decide (validate, choose the transition, record
+the audit trail) and call the store. They take an open write connection so that each action
+is one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from surveyor.core import recurrence
+from surveyor.core.scan_params import ScanParamsError, validate_scan_params
+from surveyor.core.tasks import (
+    TERMINAL_STATUSES,
+    IllegalTransition,
+    TaskStatus,
+    TaskType,
+    WaitReason,
+)
+from surveyor.store import accounts
+from surveyor.store import tasks as task_store
+from surveyor.store.accounts import Principal
+from surveyor.store.records import audit, get_record
+from surveyor.store.schema import explorers, hosted_zones, sites
+
+
+class InvalidTask(ValueError):
+    """A task request that cannot be honoured; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str, token: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.token = token
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> dict[str, Any]:
+    if site_id is None:
+        default = accounts.default_site_id(conn, principal.organization_id)
+        if default is None:
+            raise InvalidTask("site_id", "this organization has no site yet; create one first")
+        site_id = default
+    site = get_record(conn, sites, principal.organization_id, site_id)
+    if site is None:
+        raise InvalidTask("site_id", f"site {site_id} does not exist")
+    return site
+
+
+def _check_runner(
+    conn: Connection, principal: Principal, explorer_id: int | None, zone_id: int | None
+) -> None:
+    if explorer_id is not None and zone_id is not None:
+        raise InvalidTask("explorer_id", "choose an explorer or a hosted zone, not both")
+    if (
+        explorer_id is not None
+        and get_record(conn, explorers, principal.organization_id, explorer_id) is None
+    ):
+        raise InvalidTask("explorer_id", f"explorer {explorer_id} does not exist")
+    if (
+        zone_id is not None
+        and get_record(conn, hosted_zones, principal.organization_id, zone_id) is None
+    ):
+        raise InvalidTask("hosted_zone_id", f"hosted zone {zone_id} does not exist")
+
+
+def validated_params(
+    conn: Connection, principal: Principal, site: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Scan params checked against SPEC §7 and the organization's scope cap, normalized."""
+    cap = accounts.organization_scope_cap(conn, principal.organization_id)
+    try:
+        checked = validate_scan_params(
+            params,
+            default_targets=site["scope"],
+            default_excludes=site["excludes"],
+            scope_cap=cap,
+        )
+    except ScanParamsError as exc:
+        raise InvalidTask(
+            f"params.{exc.field}" if exc.field else "params", exc.message, exc.token
+        ) from exc
+    return checked.to_json()
+
+
+def parse_recurrence_input(recur: Mapping[str, Any], *, now: datetime) -> recurrence.Recurrence:
+    """A recurrence from the API's `recur` object; errors name the field at fault."""
+    try:
+        return recurrence.parse_recurrence(
+            frequency=recur["frequency"],
+            interval=recur.get("interval"),
+            time=recur.get("time"),
+            weekdays=recur.get("weekdays"),
+            day_of_month=recur.get("day_of_month"),
+            rule=recur.get("rule"),
+            cron=recur.get("cron"),
+            timezone=recur.get("timezone") or "UTC",
+            start=recur.get("start"),
+            now=now,
+        )
+    except recurrence.RecurrenceError as exc:
+        raise InvalidTask(f"recur.{exc.field}", exc.message) from exc
+
+
+def _recurrence_columns(rec: recurrence.Recurrence, *, now: datetime) -> dict[str, Any]:
+    frequency, rule, timezone = rec.to_stored()
+    following = recurrence.next_occurrence(rec, now)
+    if following is None:
+        raise InvalidTask("recur", "this schedule has no future occurrence")
+    return {
+        "recur": True,
+        "recur_frequency": frequency,
+        "recur_rule": rule,
+        "timezone": timezone,
+        "recur_next": following,
+    }
+
+
+def stored_recurrence(task: Mapping[str, Any]) -> recurrence.Recurrence:
+    return recurrence.Recurrence.from_stored(
+        task["recur_frequency"], task["recur_rule"], task["timezone"] or "UTC"
+    )
+
+
+def create_task(
+    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Create a scan (now, at `start_time`, or as a recurring template)."""
+    now = now or _now()
+    site = _site_for(conn, principal, body.get("site_id"))
+    _check_runner(conn, principal, body.get("explorer_id"), body.get("hosted_zone_id"))
+    values: dict[str, Any] = {
+        "organization_id": principal.organization_id,
+        "site_id": site["id"],
+        "name": body["name"].strip(),
+        "description": body.get("description", ""),
+        "type": TaskType(body.get("type", "scan")).value,
+        "explorer_id": body.get("explorer_id"),
+        "hosted_zone_id": body.get("hosted_zone_id"),
+        "params": validated_params(conn, principal, site, body.get("params") or {}),
+        "grace_period": body.get("grace_period", 3600),
+        "created_by": principal.email,
+        "created_by_user_id": principal.user_id,
+    }
+    recur = body.get("recur")
+    start_time = body.get("start_time")
+    if recur is not None:
+        if start_time is not None:
+            raise InvalidTask(
+                "start_time",
+                "a recurring task takes its first run from 'recur.start'; leave 'start_time' out",
+            )
+        values.update(_recurrence_columns(parse_recurrence_input(recur, now=now), now=now))
+        values["wait_reason"] = WaitReason.NOT_DUE.value
+    else:
+        values["start_time"] = start_time or now
+        if start_time is not None and start_time > now:
+            values["wait_reason"] = WaitReason.NOT_DUE.value
+    task = task_store.create_task(conn, values, actor=principal.email, now=now)
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="create",
+        object_type="task",
+        object_id=task["id"],
+        details={"name": task["name"]},
+    )
+    return task
+
+
+def _load(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+    task = task_store.get_task(conn, principal.organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    return task
+
+
+def update_task(
+    conn: Connection,
+    principal: Principal,
+    task_id: int,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Edit a task. What it will do (params, runner, times) only changes before it runs;
+    a template's edits apply to future runs only."""
+    now = now or _now()
+    task = _load(conn, principal, task_id)
+    status = TaskStatus(task["status"])
+    planning_fields = {
+        "params",
+        "explorer_id",
+        "hosted_zone_id",
+        "start_time",
+        "grace_period",
+        "recur",
+    }
+    touched = planning_fields & changes.keys()
+    if touched and status not in (TaskStatus.NEW, TaskStatus.PAUSED):
+        raise IllegalTransition(
+            status,
+            status,
+            reason=(
+                f"{', '.join(sorted(touched))} can only change before the task runs; "
+                f"it is {status.label.lower()}"
+            ),
+        )
+    values: dict[str, Any] = {}
+    if "name" in changes and changes["name"] is not None:
+        values["name"] = changes["name"].strip()
+    if "description" in changes and changes["description"] is not None:
+        values["description"] = changes["description"]
+    if "explorer_id" in changes or "hosted_zone_id" in changes:
+        explorer_id = changes.get("explorer_id", task["explorer_id"])
+        zone_id = changes.get("hosted_zone_id", task["hosted_zone_id"])
+        _check_runner(conn, principal, explorer_id, zone_id)
+        values.update(explorer_id=explorer_id, hosted_zone_id=zone_id)
+    if changes.get("params") is not None:
+        site = _site_for(conn, principal, task["site_id"])
+        values["params"] = validated_params(conn, principal, site, changes["params"])
+    if changes.get("grace_period") is not None:
+        values["grace_period"] = changes["grace_period"]
+    if changes.get("start_time") is not None:
+        if task["recur"]:
+            raise InvalidTask("start_time", "a recurring template is scheduled by 'recur'")
+        values["start_time"] = changes["start_time"]
+        values["wait_reason"] = WaitReason.NOT_DUE.value if changes["start_time"] > now else None
+    if changes.get("recur") is not None:
+        if not task["recur"]:
+            raise InvalidTask(
+                "recur", "a one-off task cannot become recurring; create a recurring task instead"
+            )
+        columns = _recurrence_columns(parse_recurrence_input(changes["recur"], now=now), now=now)
+        if status is TaskStatus.PAUSED:
+            columns["recur_next"] = None
+        values.update(columns)
+    if not values:
+        return task
+    updated = task_store.edit_task(
+        conn,
+        principal.organization_id,
+        task_id,
+        values,
+        actor=principal.email,
+        message="edited " + ", ".join(sorted(values)),
+        now=now,
+    )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="edit",
+        object_type="task",
+        object_id=task_id,
+        details={"fields": sorted(values)},
+    )
+    return updated
+
+
+def stop_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+    """Ask a running task to stop (it becomes `stopping` until its runner confirms);
+    a task that has not launched yet stops at once."""
+    task = _load(conn, principal, task_id)
+    status = TaskStatus(task["status"])
+    if task["recur"]:
+        raise IllegalTransition(
+            status,
+            TaskStatus.STOPPED,
+            reason=("a recurring template does not run itself; pause it or remove it"),
+        )
+    target = TaskStatus.STOPPED if status is TaskStatus.NEW else TaskStatus.STOPPING
+    updated = task_store.transition(
+        conn,
+        principal.organization_id,
+        task_id,
+        target,
+        actor=principal.email,
+        message=f"stop requested by {principal.email}",
+    )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="stop",
+        object_type="task",
+        object_id=task_id,
+    )
+    return updated
+
+
+def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
+    """Remove a task from every view. Past runs of a template stay in the history;
+    a task that is running must be stopped first."""
+    task = _load(conn, principal, task_id)
+    status = TaskStatus(task["status"])
+    now = _now()
+    if not task["recur"] and status is TaskStatus.NEW:
+        task = task_store.transition(
+            conn,
+            principal.organization_id,
+            task_id,
+            TaskStatus.STOPPED,
+            actor=principal.email,
+            message="removed before it ran",
+            now=now,
+        )
+    elif not task["recur"] and status not in TERMINAL_STATUSES:
+        raise IllegalTransition(
+            status,
+            status,
+            reason=(f"the task is {status.label.lower()}; stop it before removing it"),
+        )
+    changes: dict[str, Any] = {"removed_at": now}
+    if task["recur"]:
+        changes["recur_next"] = None
+    task_store.edit_task(
+        conn,
+        principal.organization_id,
+        task_id,
+        changes,
+        actor=principal.email,
+        message="removed",
+        event_kind="removed",
+        now=now,
+    )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="remove",
+        object_type="task",
+        object_id=task_id,
+        details={"name": task["name"]},
+    )
+
+
+def hide_task(
+    conn: Connection, principal: Principal, task_id: int, *, hidden: bool
+) -> dict[str, Any]:
+    _load(conn, principal, task_id)
+    return task_store.edit_task(
+        conn,
+        principal.organization_id,
+        task_id,
+        {"hidden": hidden},
+        actor=principal.email,
+        message="hidden" if hidden else "shown again",
+        event_kind="hidden" if hidden else "shown",
+    )
+
+
+def pause_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+    task = _load(conn, principal, task_id)
+    if not task["recur"]:
+        raise IllegalTransition(
+            TaskStatus(task["status"]),
+            TaskStatus.PAUSED,
+            reason=("only recurring templates pause; stop a one-off task instead"),
+        )
+    updated = task_store.transition(
+        conn,
+        principal.organization_id,
+        task_id,
+        TaskStatus.PAUSED,
+        actor=principal.email,
+        message=f"paused by {principal.email}",
+        changes={"recur_next": None, "wait_reason": None},
+    )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="pause",
+        object_type="task",
+        object_id=task_id,
+    )
+    return updated
+
+
+def resume_task(
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Resume a paused template; its next run is the next occurrence from now."""
+    now = now or _now()
+    task = _load(conn, principal, task_id)
+    if not task["recur"]:
+        raise IllegalTransition(
+            TaskStatus(task["status"]),
+            TaskStatus.NEW,
+            reason=("only paused recurring templates resume"),
+        )
+    following = recurrence.next_occurrence(stored_recurrence(task), now)
+    updated = task_store.transition(
+        conn,
+        principal.organization_id,
+        task_id,
+        TaskStatus.NEW,
+        actor=principal.email,
+        message=f"resumed by {principal.email}",
+        changes={"recur_next": following, "wait_reason": WaitReason.NOT_DUE.value},
+        now=now,
+    )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="resume",
+        object_type="task",
+        object_id=task_id,
+    )
+    return updated
+
+
+def spawn_run(
+    conn: Connection,
+    template: Mapping[str, Any],
+    *,
+    occurrence: datetime,
+    actor: str,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Create one run of a recurring template: a standard task with the params snapshotted."""
+    now = now or _now()
+    run = task_store.create_task(
+        conn,
+        {
+            "organization_id": template["organization_id"],
+            "site_id": template["site_id"],
+            "name": template["name"],
+            "description": template["description"],
+            "type": template["type"],
+            "params": dict(template["params"]),
+            "explorer_id": template["explorer_id"],
+            "hosted_zone_id": template["hosted_zone_id"],
+            "grace_period": template["grace_period"],
+            "created_by": template["created_by"],
+            "created_by_user_id": template["created_by_user_id"],
+            "parent_id": template["id"],
+            "start_time": occurrence,
+        },
+        actor=actor,
+        now=now,
+    )
+    task_store.edit_task(
+        conn,
+        template["organization_id"],
+        template["id"],
+        {"recur_last": occurrence, "recur_last_task_id": run["id"]},
+        actor=actor,
+        message=f"run {run['id']} spawned",
+        event_kind="spawned",
+        now=now,
+    )
+    return run
+
+
+def run_now(
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Launch a template's run (or a scheduled task) now instead of at its next time."""
+    now = now or _now()
+    task = _load(conn, principal, task_id)
+    status = TaskStatus(task["status"])
+    if task["recur"]:
+        run = spawn_run(conn, task, occurrence=now, actor=principal.email, now=now)
+    elif status is TaskStatus.NEW:
+        run = task_store.edit_task(
+            conn,
+            principal.organization_id,
+            task_id,
+            {"start_time": now, "wait_reason": None},
+            actor=principal.email,
+            message="run now",
+            now=now,
+        )
+    else:
+        raise IllegalTransition(
+            status,
+            TaskStatus.NEW,
+            reason=(
+                f"the task is {status.label.lower()}; only scheduled tasks and recurring templates "
+                "can be run now"
+            ),
+        )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="run_now",
+        object_type="task",
+        object_id=task_id,
+    )
+    return run
+
+
+def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+    """Queue a finished task's stored data for processing again."""
+    task = _load(conn, principal, task_id)
+    if not task["size_data"]:
+        raise IllegalTransition(
+            TaskStatus(task["status"]),
+            TaskStatus.PROCESSING_QUEUED,
+            reason="this task has no stored data to process again",
+        )
+    updated = task_store.transition(
+        conn,
+        principal.organization_id,
+        task_id,
+        TaskStatus.PROCESSING_QUEUED,
+        actor=principal.email,
+        message=f"reprocess requested by {principal.email}",
+    )
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="reprocess",
+        object_type="task",
+        object_id=task_id,
+    )
+    return updated
+
+
+def names_by_id(conn: Connection, rows: list[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
+    """Site, explorer and zone names for a page of tasks (for display)."""
+    wanted = {
+        "site": ({r["site_id"] for r in rows} - {None}, sites),
+        "explorer": ({r["explorer_id"] for r in rows} - {None}, explorers),
+        "hosted_zone": ({r["hosted_zone_id"] for r in rows} - {None}, hosted_zones),
+    }
+    names: dict[str, dict[int, str]] = {}
+    for key, (ids, table) in wanted.items():
+        names[key] = {}
+        if ids:
+            for row in conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids))):
+                names[key][row.id] = row.name
+    return names

@@ -1,0 +1,338 @@
+"""Organizations, users, memberships and API tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from surveyor.security.passwords import hash_password
+from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_token
+from surveyor.store.records import Conflict
+from surveyor.store.schema import api_tokens, memberships, organizations, sites, users
+
+DEFAULT_SCOPE_CAP = 65_536
+SESSION_LIFETIME = timedelta(hours=12)
+#: Refresh `last_used_at` at most this often, so that reads do not turn into writes.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+_RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling, in which organization, with which role."""
+
+    user_id: int
+    email: str
+    organization_id: int
+    role: Role
+    is_superuser: bool
+    token_id: int | None = None
+
+
+def create_organization(
+    conn: Connection, name: str, *, scope_cap: int = DEFAULT_SCOPE_CAP
+) -> dict[str, Any]:
+    try:
+        with conn.begin_nested():
+            org_id = conn.execute(
+                insert(organizations)
+                .values(name=name, scope_cap=scope_cap, created_at=_now())
+                .returning(organizations.c.id)
+            ).scalar_one()
+    except IntegrityError as exc:
+        raise Conflict(f"an organization named '{name}' exists") from exc
+    return get_organization(conn, org_id) or {}
+
+
+def update_organization(conn: Connection, org_id: int, *, name: str, scope_cap: int) -> None:
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                update(organizations)
+                .where(organizations.c.id == org_id)
+                .values(name=name, scope_cap=scope_cap)
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"an organization named '{name}' exists") from exc
+
+
+def get_organization(conn: Connection, org_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(organizations).where(organizations.c.id == org_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def find_organization(conn: Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(select(organizations).where(organizations.c.name == name)).mappings().first()
+    return dict(row) if row else None
+
+
+def list_organizations(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(organizations).order_by(organizations.c.id)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def create_user(
+    conn: Connection,
+    email: str,
+    *,
+    password: str | None,
+    name: str = "",
+    is_superuser: bool = False,
+) -> dict[str, Any]:
+    try:
+        with conn.begin_nested():
+            user_id = conn.execute(
+                insert(users)
+                .values(
+                    email=email.lower(),
+                    name=name,
+                    password_hash=hash_password(password) if password else None,
+                    is_superuser=is_superuser,
+                    is_active=True,
+                    created_at=_now(),
+                )
+                .returning(users.c.id)
+            ).scalar_one()
+    except IntegrityError as exc:
+        raise Conflict(f"a user with the email '{email}' exists") from exc
+    return get_user(conn, user_id) or {}
+
+
+def get_user(conn: Connection, user_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def find_user_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
+    row = conn.execute(select(users).where(users.c.email == email.lower())).mappings().first()
+    return dict(row) if row else None
+
+
+def set_password(conn: Connection, user_id: int, password: str) -> None:
+    conn.execute(
+        update(users).where(users.c.id == user_id).values(password_hash=hash_password(password))
+    )
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
+
+
+def set_membership(conn: Connection, organization_id: int, user_id: int, role: Role) -> None:
+    existing = membership_role(conn, organization_id, user_id)
+    if existing is None:
+        conn.execute(
+            insert(memberships).values(
+                organization_id=organization_id, user_id=user_id, role=role.value, created_at=_now()
+            )
+        )
+    else:
+        conn.execute(
+            update(memberships)
+            .where(
+                memberships.c.organization_id == organization_id, memberships.c.user_id == user_id
+            )
+            .values(role=role.value)
+        )
+
+
+def membership_role(conn: Connection, organization_id: int, user_id: int) -> Role | None:
+    role = conn.execute(
+        select(memberships.c.role).where(
+            memberships.c.organization_id == organization_id, memberships.c.user_id == user_id
+        )
+    ).scalar_one_or_none()
+    return Role(role) if role is not None else None
+
+
+def remove_membership(conn: Connection, organization_id: int, user_id: int) -> bool:
+    result = conn.execute(
+        delete(memberships).where(
+            memberships.c.organization_id == organization_id, memberships.c.user_id == user_id
+        )
+    )
+    return result.rowcount == 1
+
+
+def first_membership(conn: Connection, user_id: int) -> int | None:
+    return conn.execute(
+        select(memberships.c.organization_id)
+        .where(memberships.c.user_id == user_id)
+        .order_by(memberships.c.organization_id)
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def list_members(
+    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
+) -> list[dict[str, Any]]:
+    query = (
+        select(
+            users.c.id,
+            users.c.email,
+            users.c.name,
+            users.c.is_superuser,
+            users.c.is_active,
+            users.c.created_at,
+            users.c.last_login_at,
+            memberships.c.role,
+        )
+        .join(memberships, memberships.c.user_id == users.c.id)
+        .where(memberships.c.organization_id == organization_id)
+    )
+    if after_id is not None:
+        query = query.where(users.c.id > after_id)
+    rows = conn.execute(query.order_by(users.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def get_member(conn: Connection, organization_id: int, user_id: int) -> dict[str, Any] | None:
+    rows = [
+        m
+        for m in list_members(conn, organization_id, after_id=user_id - 1, limit=1)
+        if m["id"] == user_id
+    ]
+    return rows[0] if rows else None
+
+
+def create_token(
+    conn: Connection,
+    *,
+    user_id: int,
+    organization_id: int,
+    name: str,
+    kind: str = "api",
+    expires_at: datetime | None = None,
+    issued: IssuedToken | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Create a token; return its row and the plaintext, which is never stored."""
+    issued = issued or issue_token()
+    token_id = conn.execute(
+        insert(api_tokens)
+        .values(
+            user_id=user_id,
+            organization_id=organization_id,
+            name=name,
+            kind=kind,
+            lookup=issued.lookup,
+            secret_hash=issued.secret_hash,
+            created_at=_now(),
+            expires_at=expires_at,
+        )
+        .returning(api_tokens.c.id)
+    ).scalar_one()
+    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).mappings().one()
+    return dict(row), issued.plaintext
+
+
+def list_tokens(conn: Connection, user_id: int, organization_id: int) -> list[dict[str, Any]]:
+    rows = (
+        conn.execute(
+            select(api_tokens)
+            .where(
+                api_tokens.c.user_id == user_id,
+                api_tokens.c.organization_id == organization_id,
+                api_tokens.c.kind == "api",
+            )
+            .order_by(api_tokens.c.id)
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(row) for row in rows]
+
+
+def delete_token(conn: Connection, user_id: int, token_id: int) -> bool:
+    result = conn.execute(
+        delete(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
+    )
+    return result.rowcount == 1
+
+
+def resolve_token(
+    conn: Connection, plaintext: str, *, now: datetime | None = None
+) -> tuple[Principal, bool] | None:
+    """The principal a bearer token stands for (and whether last_used_at is due a refresh)."""
+    parts = split_token(plaintext)
+    if parts is None:
+        return None
+    lookup, secret = parts
+    row = (
+        conn.execute(
+            select(
+                api_tokens,
+                users.c.email,
+                users.c.is_superuser,
+                users.c.is_active,
+                memberships.c.role,
+            )
+            .join(users, users.c.id == api_tokens.c.user_id)
+            .join(
+                memberships,
+                (memberships.c.user_id == api_tokens.c.user_id)
+                & (memberships.c.organization_id == api_tokens.c.organization_id),
+            )
+            .where(api_tokens.c.lookup == lookup)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None or not secret_matches(secret, row["secret_hash"]) or not row["is_active"]:
+        return None
+    now = now or _now()
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return None
+    principal = Principal(
+        user_id=row["user_id"],
+        email=row["email"],
+        organization_id=row["organization_id"],
+        role=Role(row["role"]),
+        is_superuser=bool(row["is_superuser"]),
+        token_id=row["id"],
+    )
+    stale = row["last_used_at"] is None or now - row["last_used_at"] > LAST_USED_RESOLUTION
+    return principal, stale
+
+
+def touch_token(conn: Connection, token_id: int) -> None:
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=_now()))
+
+
+def organization_scope_cap(conn: Connection, organization_id: int) -> int:
+    cap = conn.execute(
+        select(organizations.c.scope_cap).where(organizations.c.id == organization_id)
+    ).scalar_one_or_none()
+    return int(cap) if cap is not None else DEFAULT_SCOPE_CAP
+
+
+def default_site_id(conn: Connection, organization_id: int) -> int | None:
+    return conn.execute(
+        select(sites.c.id)
+        .where(sites.c.organization_id == organization_id)
+        .order_by(sites.c.id)
+        .limit(1)
+    ).scalar_one_or_none()

@@ -1,0 +1,85 @@
+"""First start: an organization, a default site scoped to loopback, and the first admin."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from surveyor.security.passwords import generate_password
+from surveyor.security.tokens import token_from_plaintext
+from surveyor.store import accounts
+from surveyor.store.engine import Database
+from surveyor.store.records import audit, create_record
+from surveyor.store.schema import sites
+
+DEFAULT_ORGANIZATION = "Default"
+DEFAULT_SITE = "Primary"
+DEFAULT_SCOPE = "127.0.0.1"
+DEFAULT_ADMIN_EMAIL = "admin@surveyor.local"
+CREDENTIALS_FILE = "initial-admin.txt"
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What the first start created; the password is known only when it was generated."""
+
+    email: str
+    generated_password: str | None
+    credentials_file: Path | None
+
+
+def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
+    """Create the first organization, site and admin once; later starts do nothing."""
+    email = os.environ.get("SURVEYOR_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+    chosen_password = os.environ.get("SURVEYOR_ADMIN_PASSWORD")
+    bootstrap_token = os.environ.get("SURVEYOR_BOOTSTRAP_TOKEN")
+    with db.write() as conn:
+        if accounts.count_users(conn) > 0:
+            return None
+        password = chosen_password or generate_password()
+        org = accounts.create_organization(conn, DEFAULT_ORGANIZATION)
+        create_record(
+            conn,
+            sites,
+            org["id"],
+            {
+                "name": DEFAULT_SITE,
+                "description": "Created on first start; scoped to this machine's loopback address.",
+                "scope": DEFAULT_SCOPE,
+                "excludes": "",
+            },
+        )
+        user = accounts.create_user(
+            conn, email, password=password, name="Administrator", is_superuser=True
+        )
+        accounts.set_membership(conn, org["id"], user["id"], accounts.Role.ADMIN)
+        if bootstrap_token:
+            accounts.create_token(
+                conn,
+                user_id=user["id"],
+                organization_id=org["id"],
+                name="bootstrap",
+                issued=token_from_plaintext(bootstrap_token),
+            )
+        audit(
+            conn,
+            organization_id=org["id"],
+            actor="system",
+            action="bootstrap",
+            object_type="organization",
+            object_id=org["id"],
+            details={"admin": email},
+        )
+    if chosen_password:
+        return Bootstrap(email, None, None)
+    path = data_dir / CREDENTIALS_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(
+            f"# Surveyor first admin, created {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+            f"email: {email}\npassword: {password}\n"
+            "# Change the password after logging in, then delete this file.\n"
+        )
+    return Bootstrap(email, password, path)

@@ -1,0 +1,146 @@
+"""Organization-scoped rows of the small resources: sites, hosted zones, explorers.
+
+Every read and write here takes the caller's organization, so another organization's row is
+simply not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from surveyor.store.schema import audit_events
+
+
+class Conflict(Exception):
+    """A unique name is taken, or the row is still referenced."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def audit(
+    conn: Connection,
+    *,
+    organization_id: int | None,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Append to the audit trail of who created, edited, stopped or removed what."""
+    conn.execute(
+        insert(audit_events).values(
+            organization_id=organization_id,
+            at=_now(),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=dict(details or {}),
+        )
+    )
+
+
+def create_record(
+    conn: Connection, table: Table, organization_id: int, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    now = _now()
+    row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
+    try:
+        with conn.begin_nested():
+            new_id = conn.execute(insert(table).values(**row).returning(table.c.id)).scalar_one()
+    except IntegrityError as exc:
+        raise Conflict(
+            f"a {table.name.rstrip('s').replace('_', ' ')} with that name exists"
+        ) from exc
+    found = get_record(conn, table, organization_id, new_id)
+    assert found is not None
+    return found
+
+
+def get_record(
+    conn: Connection, table: Table, organization_id: int, record_id: int
+) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            select(table).where(table.c.id == record_id, table.c.organization_id == organization_id)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def find_by_name(
+    conn: Connection, table: Table, organization_id: int, name: str
+) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            select(table).where(table.c.name == name, table.c.organization_id == organization_id)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def list_records(
+    conn: Connection,
+    table: Table,
+    organization_id: int,
+    *,
+    limit: int = 100,
+    after_id: int | None = None,
+) -> list[dict[str, Any]]:
+    query = select(table).where(table.c.organization_id == organization_id)
+    if after_id is not None:
+        query = query.where(table.c.id > after_id)
+    rows = conn.execute(query.order_by(table.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def count_records(conn: Connection, table: Table, organization_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(table)
+            .where(table.c.organization_id == organization_id)
+        ).scalar_one()
+    )
+
+
+def update_record(
+    conn: Connection,
+    table: Table,
+    organization_id: int,
+    record_id: int,
+    changes: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    if changes:
+        values = {**changes, "updated_at": _now()}
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    update(table)
+                    .where(table.c.id == record_id, table.c.organization_id == organization_id)
+                    .values(**values)
+                )
+        except IntegrityError as exc:
+            raise Conflict(
+                f"a {table.name.rstrip('s').replace('_', ' ')} with that name exists"
+            ) from exc
+    return get_record(conn, table, organization_id, record_id)
+
+
+def delete_record(conn: Connection, table: Table, organization_id: int, record_id: int) -> bool:
+    result = conn.execute(
+        delete(table).where(table.c.id == record_id, table.c.organization_id == organization_id)
+    )
+    return result.rowcount == 1

@@ -1,0 +1,128 @@
+"""Compile a search query to a SQLAlchemy Core condition, with every value a bound parameter.
+
+The query is first resolved by the pure core (`surveyor.core.search.resolve`), so keys and
+values are checked exactly as the reference evaluator checks them; this module only decides
+how each typed condition reads in SQL. A term on a NULL value is false (never NULL), so that
+`NOT` behaves as it does in Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ColumnElement, and_, literal, not_, or_, select, true
+
+from surveyor.core.search import Catalogue, Query, resolve
+from surveyor.core.search.conditions import (
+    AllOf,
+    AnyOf,
+    BoolEquals,
+    Condition,
+    Negation,
+    NumberCompare,
+    TextContains,
+    TextLike,
+    TimeCompare,
+)
+from surveyor.core.search.parser import Operator
+
+LIKE_ESCAPE = "\\"
+
+
+@dataclass(frozen=True)
+class RelatedValue:
+    """A value kept in another table: `foreign_key IN (SELECT related_id ... WHERE value ...)`."""
+
+    foreign_key: ColumnElement[Any]
+    related_id: ColumnElement[Any]
+    value: ColumnElement[Any]
+
+
+#: Where a key's value lives: a column of the searched table, or one reached through a key.
+SqlSource = ColumnElement[Any] | RelatedValue
+SqlCatalogue = Catalogue[SqlSource]
+
+Predicate = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+
+
+def compile_query(
+    query: Query, catalogue: SqlCatalogue, *, dialect_name: str, now: datetime
+) -> ColumnElement[bool]:
+    """The WHERE condition for `query`; raises `SearchError` for unknown keys or bad values."""
+    condition = resolve(query, catalogue, now)
+    if condition is None:
+        return true()
+    return _Compiler(catalogue, dialect_name).condition(condition)
+
+
+def contains_pattern(needle: str) -> str:
+    """A LIKE pattern for "contains `needle`", with the user's wildcards taken literally."""
+    return f"%{_escape_like(needle, wildcards=True)}%"
+
+
+def exact_pattern(pattern: str) -> str:
+    """A LIKE pattern that keeps the user's `%` and `_` as wildcards, all else literal."""
+    return _escape_like(pattern, wildcards=False)
+
+
+def _escape_like(text: str, *, wildcards: bool) -> str:
+    special = (LIKE_ESCAPE, "%", "_") if wildcards else (LIKE_ESCAPE,)
+    return "".join(LIKE_ESCAPE + char if char in special else char for char in text)
+
+
+_COMPARE: dict[Operator, Callable[[ColumnElement[Any], Any], ColumnElement[bool]]] = {
+    Operator.EQ: lambda column, value: column == value,
+    Operator.GT: lambda column, value: column > value,
+    Operator.GE: lambda column, value: column >= value,
+    Operator.LT: lambda column, value: column < value,
+    Operator.LE: lambda column, value: column <= value,
+}
+
+
+class _Compiler:
+    def __init__(self, catalogue: SqlCatalogue, dialect_name: str) -> None:
+        self.catalogue = catalogue
+        self.dialect_name = dialect_name
+
+    def condition(self, condition: Condition) -> ColumnElement[bool]:
+        if isinstance(condition, AllOf):
+            return and_(*(self.condition(part) for part in condition.parts))
+        if isinstance(condition, AnyOf):
+            return or_(*(self.condition(part) for part in condition.parts))
+        if isinstance(condition, Negation):
+            return not_(self.condition(condition.part))
+        return self.restrict(self.catalogue.fields[condition.key].source, self.leaf(condition))
+
+    def leaf(self, condition: Condition) -> Predicate:
+        if isinstance(condition, TextContains):
+            return self.like(contains_pattern(condition.needle))
+        if isinstance(condition, TextLike):
+            return self.like(exact_pattern(condition.pattern))
+        if isinstance(condition, NumberCompare):
+            compare, number = _COMPARE[condition.operator], condition.number
+            return lambda column: compare(column, number)
+        if isinstance(condition, TimeCompare):
+            compare, instant = _COMPARE[condition.operator], condition.instant
+            return lambda column: compare(column, instant)
+        assert isinstance(condition, BoolEquals)
+        flag = condition.value
+        return lambda column: column == literal(flag, Boolean())
+
+    def like(self, pattern: str) -> Predicate:
+        # SQLite's LIKE already ignores ASCII case; elsewhere ask for it.
+        if self.dialect_name == "sqlite":
+            return lambda column: column.like(pattern, escape=LIKE_ESCAPE)
+        return lambda column: column.ilike(pattern, escape=LIKE_ESCAPE)
+
+    @staticmethod
+    def restrict(source: SqlSource, predicate: Predicate) -> ColumnElement[bool]:
+        if isinstance(source, RelatedValue):
+            related = select(source.related_id).where(predicate(source.value))
+            return and_(source.foreign_key.is_not(None), source.foreign_key.in_(related))
+        # NULL would make the term NULL, and NOT NULL is still not a match; guard it to false.
+        if getattr(source, "nullable", True):
+            return and_(source.is_not(None), predicate(source))
+        return predicate(source)

@@ -1,0 +1,435 @@
+"""Task persistence: creation, the one transition path, edits, events, tab pages and counts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+
+from surveyor.core.tasks import (
+    ALL_VIEW,
+    TAB_SPECS,
+    TERMINAL_STATUSES,
+    IllegalTransition,
+    SortField,
+    Tab,
+    TaskStatus,
+    TaskType,
+    TransitionKind,
+    check_transition,
+    tab_of,
+)
+from surveyor.store.schema import task_events, tasks
+
+#: Sort value for rows whose ordering time is unknown (a paused template has no next run):
+#: they sort after every real time in ascending tabs.
+FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
+
+MAX_PAGE_SIZE = 1000
+_TRANSITION_RETRIES = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TaskNotFound(Exception):
+    pass
+
+
+class StaleTask(Exception):
+    """The task changed between our read and our write; re-read and decide again."""
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def _sort_time(task: Mapping[str, Any], field: SortField, now: datetime) -> datetime:
+    match field:
+        case SortField.STARTED:
+            return task.get("data_acquisition_started_at") or task.get("updated_at") or now
+        case SortField.QUEUED:
+            return now
+        case SortField.START_TIME:
+            return task.get("start_time") or task.get("created_at") or now
+        case SortField.FINISHED | SortField.PROCESSING_FINISHED:
+            return task.get("finished_at") or now
+        case SortField.NEXT_RUN:
+            return task.get("recur_next") or FAR_FUTURE
+        case SortField.CREATED:
+            return task.get("created_at") or now
+
+
+def placement(
+    task: Mapping[str, Any], *, previous: Mapping[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """The `tab` and `tab_sort` columns for `task`, given its values before this write.
+
+    A task that stays in the processing tab keeps its queue position (tab_sort), so a
+    requeued task after a lost lease is not sent to the back of the queue.
+    """
+    if task.get("removed_at") is not None:
+        return {"tab": None, "tab_sort": None}
+    tab = tab_of(TaskStatus(task["status"]), template=bool(task["recur"]))
+    if tab is None:
+        return {"tab": None, "tab_sort": None}
+    if (
+        tab is Tab.PROCESSING
+        and previous is not None
+        and previous.get("tab") == Tab.PROCESSING
+        and previous.get("tab_sort") is not None
+    ):
+        return {"tab": tab.value, "tab_sort": previous["tab_sort"]}
+    return {"tab": tab.value, "tab_sort": _sort_time(task, TAB_SPECS[tab].sort, now)}
+
+
+def _targets_text(params: Mapping[str, Any]) -> str:
+    targets = params.get("targets", "")
+    if isinstance(targets, list):
+        return ",".join(str(t) for t in targets)
+    return str(targets)
+
+
+def record_event(
+    conn: Connection,
+    task: Mapping[str, Any],
+    *,
+    kind: str,
+    actor: str,
+    message: str = "",
+    from_status: str | None = None,
+    to_status: str | None = None,
+    at: datetime | None = None,
+) -> None:
+    conn.execute(
+        insert(task_events).values(
+            task_id=task["id"],
+            organization_id=task["organization_id"],
+            at=at or utcnow(),
+            kind=kind,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor,
+            message=message,
+        )
+    )
+
+
+def create_task(
+    conn: Connection, values: Mapping[str, Any], *, actor: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Insert a task in status `new` (templates too) and record its creation."""
+    now = now or utcnow()
+    row: dict[str, Any] = {
+        "description": "",
+        "params": {},
+        "stats": {},
+        "hidden": False,
+        "recur": False,
+        "grace_period": 3600,
+        "created_by": actor,
+        **values,
+        "status": TaskStatus.NEW.value,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    row["targets"] = _targets_text(row["params"])
+    row.update(placement(row, previous=None, now=now))
+    task_id = conn.execute(insert(tasks).values(**row).returning(tasks.c.id)).scalar_one()
+    row["id"] = task_id
+    created = get_task(conn, row["organization_id"], task_id)
+    assert created is not None
+    record_event(
+        conn,
+        created,
+        kind="created",
+        actor=actor,
+        to_status=TaskStatus.NEW.value,
+        at=now,
+        message="created",
+    )
+    return created
+
+
+def get_task(
+    conn: Connection, organization_id: int, task_id: int, *, include_removed: bool = False
+) -> dict[str, Any] | None:
+    query = select(tasks).where(tasks.c.id == task_id, tasks.c.organization_id == organization_id)
+    if not include_removed:
+        query = query.where(tasks.c.removed_at.is_(None))
+    row = conn.execute(query).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _timestamps_for(status: TaskStatus, now: datetime) -> dict[str, Any]:
+    stamps: dict[str, Any] = {}
+    if status in (TaskStatus.ACTIVE, TaskStatus.CONNECTING):
+        stamps["data_acquisition_started_at"] = now
+    elif status in (TaskStatus.SCANNED, TaskStatus.CONNECTED):
+        stamps["data_acquisition_ended_at"] = now
+    elif status is TaskStatus.PROCESSING:
+        stamps["data_processing_started_at"] = now
+    elif status is TaskStatus.PROCESSED:
+        stamps["data_processing_ended_at"] = now
+    if status in TERMINAL_STATUSES:
+        stamps["finished_at"] = now
+    elif status is TaskStatus.PROCESSING_QUEUED:
+        stamps["finished_at"] = None
+    return stamps
+
+
+def write_task(
+    conn: Connection,
+    task: Mapping[str, Any],
+    changes: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Apply `changes` if `task` is still the version we read; raise `StaleTask` otherwise."""
+    now = now or utcnow()
+    merged = {**task, **changes, "updated_at": now}
+    if "params" in changes:
+        merged["targets"] = _targets_text(merged["params"])
+    merged.update(placement(merged, previous=task, now=now))
+    values = {
+        key: merged[key]
+        for key in (*changes.keys(), "updated_at", "tab", "tab_sort")
+        if key != "id"
+    }
+    if "params" in changes:
+        values["targets"] = merged["targets"]
+    values["version"] = task["version"] + 1
+    result = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task["id"], tasks.c.version == task["version"])
+        .values(**values)
+    )
+    if result.rowcount != 1:
+        raise StaleTask(task["id"])
+    merged["version"] = values["version"]
+    return merged
+
+
+def transition(
+    conn: Connection,
+    organization_id: int,
+    task_id: int,
+    requested: TaskStatus,
+    *,
+    actor: str,
+    message: str = "",
+    changes: Mapping[str, Any] | None = None,
+    expected: Sequence[TaskStatus] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Move a task to `requested`: the only way any status changes.
+
+    Checks the transition table against the freshest row, writes with optimistic
+    concurrency (retrying on a concurrent write), and records the event. `expected`
+    narrows the statuses this caller accepts to start from (for example an explorer
+    report that only makes sense while `active`).
+    """
+    for _ in range(_TRANSITION_RETRIES):
+        task = get_task(conn, organization_id, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        current = TaskStatus(task["status"])
+        if expected is not None and current not in expected:
+            raise IllegalTransition(current, requested)
+        kind = check_transition(
+            TaskType(task["type"]),
+            template=bool(task["recur"]),
+            current=current,
+            requested=requested,
+        )
+        when = now or utcnow()
+        update_values: dict[str, Any] = {"status": requested.value}
+        update_values.update(_timestamps_for(requested, when))
+        if requested is not TaskStatus.NEW:
+            update_values["wait_reason"] = None
+        if kind is TransitionKind.REPROCESS:
+            update_values.update(error=None, progress_process=0.0)
+        if changes:
+            update_values.update(changes)
+        try:
+            written = write_task(conn, task, update_values, now=when)
+        except StaleTask:
+            continue
+        record_event(
+            conn,
+            written,
+            kind="transition",
+            actor=actor,
+            message=message or kind.value,
+            from_status=current.value,
+            to_status=requested.value,
+            at=when,
+        )
+        return written
+    raise StaleTask(task_id)
+
+
+def edit_task(
+    conn: Connection,
+    organization_id: int,
+    task_id: int,
+    changes: Mapping[str, Any],
+    *,
+    actor: str,
+    message: str,
+    event_kind: str = "edited",
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Change fields other than the status, with the same optimistic concurrency."""
+    for _ in range(_TRANSITION_RETRIES):
+        task = get_task(conn, organization_id, task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        try:
+            written = write_task(conn, task, changes, now=now)
+        except StaleTask:
+            continue
+        record_event(conn, written, kind=event_kind, actor=actor, message=message, at=now)
+        return written
+    raise StaleTask(task_id)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _encode_cursor(view: str, row: Mapping[str, Any]) -> str:
+    sort = row["tab_sort"].isoformat() if view != ALL_VIEW else None
+    raw = json.dumps([view, sort, row["id"]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(view: str, cursor: str) -> tuple[datetime | None, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        cursor_view, sort, last_id = decoded
+        if cursor_view != view or not isinstance(last_id, int):
+            raise InvalidCursor("this cursor belongs to another listing; start from the first page")
+        sort_time = datetime.fromisoformat(sort) if sort is not None else None
+    except InvalidCursor:
+        raise
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidCursor(
+            "the cursor is malformed; use the next_cursor of a previous page"
+        ) from exc
+    if view != ALL_VIEW and sort_time is None:
+        raise InvalidCursor("the cursor is malformed; use the next_cursor of a previous page")
+    return sort_time, last_id
+
+
+def visible_filter(organization_id: int, *, include_hidden: bool) -> ColumnElement[bool]:
+    """Rows of this organization that are not removed (and not hidden, unless asked for)."""
+    clause = and_(tasks.c.organization_id == organization_id, tasks.c.tab.is_not(None))
+    if not include_hidden:
+        clause = and_(clause, tasks.c.hidden.is_(False))
+    return clause
+
+
+def list_tasks(
+    conn: Connection,
+    organization_id: int,
+    *,
+    view: str,
+    search: ColumnElement[bool] | None = None,
+    include_hidden: bool = False,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """One page of a tab (or the `all` view), in the tab's order, by keyset pagination."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    clause = visible_filter(organization_id, include_hidden=include_hidden)
+    if search is not None:
+        clause = and_(clause, search)
+    if view == ALL_VIEW:
+        order = [tasks.c.id.desc()]
+        if cursor:
+            _, last_id = _decode_cursor(view, cursor)
+            clause = and_(clause, tasks.c.id < last_id)
+    else:
+        spec = TAB_SPECS[Tab(view)]
+        clause = and_(clause, tasks.c.tab == spec.tab.value)
+        if spec.newest_first:
+            order = [tasks.c.tab_sort.desc(), tasks.c.id.desc()]
+        else:
+            order = [tasks.c.tab_sort.asc(), tasks.c.id.asc()]
+        if cursor:
+            last_sort, last_id = _decode_cursor(view, cursor)
+            key = tuple_(tasks.c.tab_sort, tasks.c.id)
+            bound = tuple_(literal(last_sort, tasks.c.tab_sort.type), literal(last_id))
+            clause = and_(clause, key < bound if spec.newest_first else key > bound)
+    rows = (
+        conn.execute(select(tasks).where(clause).order_by(*order).limit(limit + 1)).mappings().all()
+    )
+    items = [dict(row) for row in rows[:limit]]
+    next_cursor = _encode_cursor(view, items[-1]) if len(rows) > limit else None
+    return Page(items, next_cursor)
+
+
+def count_tasks(
+    conn: Connection,
+    organization_id: int,
+    *,
+    search: ColumnElement[bool] | None = None,
+    include_hidden: bool = False,
+) -> dict[str, int]:
+    """How many tasks each tab holds (and `all`), honouring the search."""
+    clause = visible_filter(organization_id, include_hidden=include_hidden)
+    if search is not None:
+        clause = and_(clause, search)
+    rows = conn.execute(select(tasks.c.tab, func.count()).where(clause).group_by(tasks.c.tab)).all()
+    counts = {tab.value: 0 for tab in Tab}
+    for tab, count in rows:
+        counts[tab] = int(count)
+    counts[ALL_VIEW] = sum(counts.values())
+    return counts
+
+
+def list_events(
+    conn: Connection, task: Mapping[str, Any], *, limit: int = 100, after_id: int | None = None
+) -> list[dict[str, Any]]:
+    query = select(task_events).where(task_events.c.task_id == task["id"])
+    if after_id is not None:
+        query = query.where(task_events.c.id > after_id)
+    rows = conn.execute(query.order_by(task_events.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def list_runs(
+    conn: Connection, template: Mapping[str, Any], *, limit: int = 50, before_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Past and current runs of a recurring template, newest first."""
+    query = select(tasks).where(
+        tasks.c.parent_id == template["id"],
+        tasks.c.organization_id == template["organization_id"],
+        tasks.c.removed_at.is_(None),
+    )
+    if before_id is not None:
+        query = query.where(tasks.c.id < before_id)
+    rows = conn.execute(query.order_by(tasks.c.id.desc()).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
