@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -324,3 +325,15 @@ def test_unknown_paths_and_ids_answer_in_the_error_format(console: ConsoleUnderT
     assert error_of(console.admin.get("/api/v1/nothing-here"), 404)["code"] == "not_found"
     assert error_of(console.admin.get("/api/v1/tasks/123456"), 404)["code"] == "not_found"
     error_of(console.admin.get("/api/v1/tasks/abc"), 422)
+
+
+@pytest.mark.parametrize("text", ["nul\x00byte", "lone \ud800 surrogate"])
+def test_text_no_database_can_store_is_refused_clearly(
+    console: ConsoleUnderTest, text: str
+) -> None:
+    body = json.dumps({"name": text})
+    response = console.admin.post(
+        "/api/v1/tasks", content=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    error = error_of(response, 422)
+    assert "NUL" in error["message"] or "surrogate" in error["message"]

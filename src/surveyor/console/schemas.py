@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
 
@@ -19,10 +19,35 @@ def _name(**kwargs: Any) -> Any:
     return Field(min_length=1, max_length=200, pattern=r"\S", **kwargs)
 
 
+def _storable_text(value: Any) -> Any:
+    """Refuse text no database can store: NUL characters and unpaired surrogates."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError("text must be valid Unicode (it has an unpaired surrogate)") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_text(key)
+            _storable_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _storable_text(item)
+    return value
+
+
 class Strict(BaseModel):
-    """Request bodies: unknown fields are refused, so a typo never passes silently."""
+    """Request bodies: unknown fields are refused, so a typo never passes silently, and text
+    that cannot be stored is refused before it reaches the database."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_text(cls, data: Any) -> Any:
+        return _storable_text(data)
 
 
 class Progress(BaseModel):
