@@ -35,17 +35,20 @@ def _announce(created: Bootstrap, *, host: str, port: int) -> None:
     err.print(Panel("\n".join(lines), title="First start", border_style="green"))
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, *, embedded: bool) -> None:
     """Run the console until interrupted."""
     import uvicorn
 
     from surveyor.console.app import create_app
+    from surveyor.console.services import console_services
     from surveyor.console.state import ConsoleSettings
     from surveyor.store.engine import data_dir, database_url
 
     settings = ConsoleSettings.from_environment(data_dir(), database_url())
     app = create_app(
-        settings, on_bootstrap=lambda created: _announce(created, host=host, port=port)
+        settings,
+        on_bootstrap=lambda created: _announce(created, host=host, port=port),
+        background=console_services(embedded=embedded),
     )
     err.print(
         f"Surveyor console on [bold]http://{host}:{port}[/bold] "
@@ -62,12 +65,12 @@ def serve(host: str, port: int) -> None:
 
 def up(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     """Run everything in one process: console, scheduler and processing on SQLite."""
-    serve(host, port)
+    serve(host, port, embedded=True)
 
 
 def console(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
     """Run the console (API and web UI); on PostgreSQL several may run side by side."""
-    serve(host, port)
+    serve(host, port, embedded=False)
 
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)

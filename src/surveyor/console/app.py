@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -66,6 +67,8 @@ class _TooLarge(Exception):
 
 
 OnBootstrap = Callable[[Bootstrap], None]
+#: A service the console runs beside the API: an async function that works until cancelled.
+BackgroundService = Callable[[ConsoleState], Coroutine[Any, Any, None]]
 
 
 def create_app(
@@ -73,9 +76,10 @@ def create_app(
     *,
     database: Database | None = None,
     on_bootstrap: OnBootstrap | None = None,
-    background: list[Callable[[ConsoleState], Awaitable[Any]]] | None = None,
+    background: Sequence[BackgroundService] = (),
 ) -> FastAPI:
-    """Build the console. The database is migrated and bootstrapped when the app starts."""
+    """Build the console. The database is migrated and bootstrapped when the app starts;
+    the background services start after that and are cancelled when the app stops."""
     db = database or Database(make_engine(settings.database_url))
     state = ConsoleState(settings=settings, db=db, login_limiter=LoginRateLimiter())
 
@@ -85,9 +89,18 @@ def create_app(
         created = bootstrap_if_empty(db, settings.data_dir)
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
+        tasks = [
+            asyncio.create_task(service(state), name=getattr(service, "__name__", "service"))
+            for service in background
+        ]
         state.ready = True
-        yield
-        state.ready = False
+        try:
+            yield
+        finally:
+            state.ready = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(
         title="Surveyor",

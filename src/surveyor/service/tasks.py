@@ -447,6 +447,7 @@ def spawn_run(
             "created_by_user_id": template["created_by_user_id"],
             "parent_id": template["id"],
             "start_time": occurrence,
+            "occurrence_at": occurrence,
         },
         actor=actor,
         now=now,

@@ -233,9 +233,24 @@ tasks = Table(
     Column("tab_sort", UTCDateTime, nullable=True),
     # Optimistic concurrency: every write bumps it and checks the value it read.
     Column("version", Integer, nullable=False, default=1),
+    # The occurrence of its template a run was spawned for; unique per template, so that no
+    # two schedulers can ever fire one occurrence twice.
+    Column("occurrence_at", UTCDateTime, nullable=True),
+    # Run attempts on an explorer: reports carrying another attempt's token are refused.
+    Column("attempt", Integer, nullable=False, default=0, server_default="0"),
+    Column("attempt_token", String(64), nullable=True),
+    Column("last_report_at", UTCDateTime, nullable=True),
+    Column("stop_requested_at", UTCDateTime, nullable=True),
+    # Processing queue: a worker's lease on the task, and how often processing was tried.
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("processing_attempts", Integer, nullable=False, default=0, server_default="0"),
+    # SHA-256 of the stored task data, checked on upload and on download.
+    Column("data_sha256", String(64), nullable=True),
     Index("ix_tasks_tab_page", "organization_id", "tab", "hidden", "tab_sort", "id"),
     Index("ix_tasks_all_page", "organization_id", "hidden", "id"),
     Index(None, "parent_id"),
+    Index("uq_tasks_parent_occurrence", "parent_id", "occurrence_at", unique=True),
     Index(None, "site_id"),
     Index(None, "explorer_id"),
 )
