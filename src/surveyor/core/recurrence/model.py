@@ -77,10 +77,6 @@ class Recurrence:
     rule: str | None = None
     cron: str | None = None
 
-    @property
-    def zone(self) -> ZoneInfo:
-        return load_zone(self.timezone)
-
     def rule_parts(self) -> RuleParts:
         """The RRULE this recurrence stands for (every frequency but cron)."""
         match self.frequency:
@@ -90,14 +86,15 @@ class Recurrence:
                 return RuleParts("HOURLY", interval=self.interval)
             case Frequency.DAILY | Frequency.WEEKLY | Frequency.MONTHLY:
                 assert self.time_of_day is not None
+                month_days = _month_days(self.day_of_month)
                 return RuleParts(
                     self.frequency.value.upper(),
                     self.interval,
-                    bymonthday=_month_days(self.day_of_month),
+                    bymonthday=month_days,
                     byday=tuple(ByDay(day) for day in self.weekdays),
                     byhour=(self.time_of_day.hour,),
                     byminute=(self.time_of_day.minute,),
-                    bysetpos=(-1,) if len(_month_days(self.day_of_month)) > 1 else (),
+                    bysetpos=(-1,) if len(month_days) > 1 else (),
                 )
             case Frequency.RRULE:
                 assert self.rule is not None

@@ -87,7 +87,7 @@ def parse_recurrence(
         zone = load_zone(zone_name)
         if kind is Frequency.ONCE and start is None:
             raise RecurrenceError("start", "a once schedule needs a start date and time")
-        anchor = anchor_for(start or now, zone)
+        anchor = _anchor_for(start or now, zone)
         recurrence = Recurrence(
             kind,
             zone_name,
@@ -101,7 +101,7 @@ def parse_recurrence(
     return recurrence
 
 
-def anchor_for(start: datetime, zone: ZoneInfo) -> datetime:
+def _anchor_for(start: datetime, zone: ZoneInfo) -> datetime:
     """The local wall time of `start` moved forward to a whole minute, never naming an earlier
     instant (a start in the second pass of a repeated hour moves to the hour's end)."""
     wall = to_wall(start, zone)
@@ -214,7 +214,7 @@ def _raw_rule(
         raise RecurrenceError(
             "rule", "give the first occurrence either as DTSTART in the rule or as start, not both"
         )
-    anchor = _rule_anchor(rule_start, zone) if rule_start else anchor_for(start or now, zone)
+    anchor = _rule_anchor(rule_start, zone) if rule_start else _anchor_for(start or now, zone)
     try:
         parts = parse_rule_body(body, zone)
     except RuleSyntaxError as error:
@@ -224,7 +224,7 @@ def _raw_rule(
 
 def _rule_anchor(rule_start: RuleStart, zone: ZoneInfo) -> datetime:
     if rule_start.utc:
-        return anchor_for(rule_start.wall.replace(tzinfo=UTC), zone)
+        return _anchor_for(rule_start.wall.replace(tzinfo=UTC), zone)
     return rule_start.wall
 
 
