@@ -5,7 +5,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: up test lint bench install system-deps clean
+.PHONY: up test lint bench install system-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,8 +30,16 @@ lint: install
 test: install system-deps lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
-bench: install system-deps
+# The peers the benchmarks compare against (nmap), on top of system-deps.
+bench-deps:
+	scripts/install-system-deps --bench
+
+bench: install system-deps bench-deps
 	$(BIN)/python -m bench.tasks_list
+	$(BIN)/python -m bench.scan
+	$(BIN)/python -m bench.scan_lab
+	$(BIN)/python -m bench.scheduler
+	$(BIN)/python -m bench.processing
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -18,6 +18,7 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from surveyor.core.scan_params import validate_scan_params
@@ -25,7 +26,7 @@ from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
 from surveyor.store.tasks import placement
 
 #: Bump whenever the rows change, so cached databases are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 HISTORY = timedelta(days=540)
 HIDDEN_SHARE = 0.02
@@ -139,8 +140,15 @@ class Organization:
     zone_names: dict[int, str]
     users: tuple[User, ...]
 
-    def explorers_of(self, site_id: int) -> list[Explorer]:
-        return [explorer for explorer in self.explorers if explorer.site_id == site_id]
+    def explorers_of(self, site_id: int) -> tuple[Explorer, ...]:
+        return self._by_site.get(site_id, ())
+
+    @cached_property
+    def _by_site(self) -> dict[int, tuple[Explorer, ...]]:
+        found: dict[int, list[Explorer]] = {}
+        for explorer in self.explorers:
+            found.setdefault(explorer.site_id, []).append(explorer)
+        return {site_id: tuple(members) for site_id, members in found.items()}
 
 
 def split_counts(total: int) -> tuple[int, int]:
@@ -277,7 +285,7 @@ class _Planner:
     def runner(self, plan: _Plan, *, zone_share: float) -> None:
         """Pick the explorer (or hosted zone) of a scan or connector at the plan's site."""
         assert plan.site is not None
-        local = plan.org.explorers_of(plan.site.id) or list(plan.org.explorers)
+        local = plan.org.explorers_of(plan.site.id) or plan.org.explorers
         plan.explorer = self.rng.choice(local)
         if plan.explorer.zone_id is not None and self.rng.random() < zone_share:
             plan.zone_id = plan.explorer.zone_id
@@ -590,6 +598,15 @@ class _RowBuilder:
             "size_results": 0,
             "targets": "",
             "version": 1,
+            "occurrence_at": None,
+            "attempt": 0,
+            "attempt_token": None,
+            "last_report_at": None,
+            "stop_requested_at": None,
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "processing_attempts": 0,
+            "data_sha256": None,
         }
         params = self.params(plan)
         if plan.type is TaskType.SCAN and "{" in plan.name:
@@ -641,8 +658,28 @@ class _RowBuilder:
                 updated_at=_at(removed),
                 version=3,
             )
+        self.run_columns(plan, row)
         row.update(placement(row, previous=None, now=_at(sort_now)))
         return row
+
+    def run_columns(self, plan: _Plan, row: dict[str, Any]) -> None:
+        """What the scheduler, the explorer protocol and the processing queue keep per task."""
+        if plan.kind == RUN:
+            row["occurrence_at"] = row["start_time"]
+        status = row["status"]
+        if row["data_acquisition_started_at"] is not None:
+            row["attempt"] = 1
+            row["attempt_token"] = f"{plan.id:032x}"
+            row["last_report_at"] = row["data_acquisition_ended_at"] or row["updated_at"]
+        if status in (S.STOPPING.value, S.STOPPED.value):
+            row["stop_requested_at"] = row["finished_at"] or row["updated_at"]
+        if row["data_processing_started_at"] is not None:
+            row["processing_attempts"] = 3 if status == S.CANCELED.value else 1
+        if status == S.PROCESSING.value:
+            row["lease_owner"] = "console-1/worker-1"
+            row["lease_expires_at"] = _at(self.now + 60)
+        if row["size_data"]:
+            row["data_sha256"] = f"{plan.id:064x}"
 
     def template(self, plan: _Plan, row: dict[str, Any]) -> dict[str, Any]:
         rng = self.rng

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
 
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
-from surveyor.store.schema import metadata
+from surveyor.store.schema import metadata, task_tab_counts, tasks
 from surveyor.testing.postgres import throwaway_postgres
 
 BACKENDS = ("sqlite", "postgresql")
@@ -68,6 +68,27 @@ def db_engine(
         yield engine
 
 
+def assert_tab_counts_in_step(engine: Engine) -> None:
+    """The counter rows must equal a real count: anything that writes a task's tab or hidden
+    flag outside surveyor.store.tasks must call store.tasks.note_tab_change."""
+    counted = (
+        select(tasks.c.organization_id, tasks.c.tab, tasks.c.hidden, func.count())
+        .where(tasks.c.tab.is_not(None))
+        .group_by(tasks.c.organization_id, tasks.c.tab, tasks.c.hidden)
+    )
+    kept = select(
+        task_tab_counts.c.organization_id,
+        task_tab_counts.c.tab,
+        task_tab_counts.c.hidden,
+        task_tab_counts.c.count,
+    ).where(task_tab_counts.c.count != 0)
+    with engine.connect() as conn:
+        real = {tuple(row[:3]): int(row[3]) for row in conn.execute(counted)}
+        stored = {tuple(row[:3]): int(row[3]) for row in conn.execute(kept)}
+    assert stored == real, "task_tab_counts drifted from the tasks table"
+
+
 @pytest.fixture
-def db(db_engine: Engine) -> Database:
-    return Database(db_engine)
+def db(db_engine: Engine) -> Iterator[Database]:
+    yield Database(db_engine)
+    assert_tab_counts_in_step(db_engine)

@@ -21,6 +21,7 @@ from surveyor.store import tasks as store
 from surveyor.store.engine import Database
 from surveyor.store.records import create_record
 from surveyor.store.schema import sites, task_events
+from surveyor.store.schema import tasks as tasks_table
 
 S = TaskStatus
 
@@ -279,3 +280,41 @@ def test_another_organizations_task_is_not_found(db: Database, org: dict[str, An
         assert store.get_task(conn, other["id"], task["id"]) is None
         with pytest.raises(store.TaskNotFound):
             store.transition(conn, other["id"], task["id"], S.STOPPED, actor="x")
+
+
+def test_a_rolled_back_write_leaves_the_tab_counts_alone(db: Database, org: dict[str, Any]) -> None:
+    new_task(db, org)
+
+    def abandoned_write() -> None:
+        with db.write() as conn:
+            values = {"organization_id": org["id"], "name": "doomed", "type": "scan"}
+            store.create_task(conn, values, actor="tester")
+            raise RuntimeError("abandon this transaction")
+
+    with pytest.raises(RuntimeError):
+        abandoned_write()
+    with db.read() as conn:
+        assert store.count_tasks(conn, org["id"])["scheduled"] == 1
+
+
+def test_rebuilding_the_tab_counts_matches_a_real_count(db: Database, org: dict[str, Any]) -> None:
+    drive(db, org, new_task(db, org), [S.ACTIVE])
+    new_task(db, org)
+    with db.write() as conn:
+        before = store.count_tasks(conn, org["id"])
+        store.rebuild_tab_counts(conn)
+    with db.read() as conn:
+        assert store.count_tasks(conn, org["id"]) == before
+        searched = store.count_tasks(conn, org["id"], search=tasks_table.c.id > 0)
+    assert searched == before
+
+
+def test_times_of_any_year_keep_their_order(db: Database, org: dict[str, Any]) -> None:
+    early = new_task(db, org, start_time=datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC))
+    late = new_task(db, org, start_time=datetime(2026, 1, 1, tzinfo=UTC))
+    with db.read() as conn:
+        page = store.list_tasks(conn, org["id"], view="scheduled")
+        stored = store.get_task(conn, org["id"], early["id"])
+    assert [t["id"] for t in page.items] == [early["id"], late["id"]]
+    assert stored is not None
+    assert stored["start_time"] == datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)

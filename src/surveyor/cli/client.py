@@ -133,11 +133,26 @@ class ApiClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        content: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> Any:
-        """The decoded JSON answer (None for an empty one); failures raise `CliError`."""
+        """The decoded JSON answer (None for an empty one); failures raise `CliError`.
+
+        `content` sends raw bytes (or an iterator of them) instead of JSON, as uploads do.
+        """
         query = {key: value for key, value in (params or {}).items() if value is not None}
+        extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
-            response = self._http.request(method, API_PREFIX + path, params=query, json=json)
+            response = self._http.request(
+                method,
+                API_PREFIX + path,
+                params=query,
+                json=json,
+                content=content,
+                headers=headers,
+                **extra,
+            )
         except httpx2.InvalidURL as exc:
             raise CliError(
                 f"the console URL {self.console!r} is not valid ({exc})", EXIT_USAGE

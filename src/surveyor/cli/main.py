@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from surveyor import __version__
-from surveyor.cli import server, session, tasks, tokens
+from surveyor.cli import assets, explorer, imports, scan, server, session, tasks, tokens, worker
 
 app = typer.Typer(
     name="surveyor",
@@ -21,6 +21,13 @@ app.command()(session.login)
 app.command()(session.logout)
 app.add_typer(tasks.task_app, name="task")
 app.add_typer(tokens.token_app, name="token")
+app.add_typer(assets.asset_app, name="asset")
+app.command("import")(imports.import_file)
+app.command()(worker.worker)
+app.command()(scan.scan)
+app.add_typer(explorer.explorer_app, name="explorer")
+app.add_typer(explorer.zone_app, name="zone")
+app.add_typer(explorer.enrollment_app, name="enrollment")
 
 
 def _version(value: bool) -> None:

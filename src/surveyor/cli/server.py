@@ -10,11 +10,15 @@ from rich.console import Console
 from rich.panel import Panel
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from surveyor.store.bootstrap import Bootstrap
 
 # Kept here rather than imported, so that every CLI command starts without loading the server.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8470
+#: Requests still open this long after a stop was asked for are cancelled.
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 err = Console(stderr=True)
 
@@ -54,13 +58,44 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
         f"Surveyor console on [bold]http://{host}:{port}[/bold] "
         f"(data in {settings.data_dir}); API at /api/v1, health at /healthz"
     )
-    uvicorn.run(
+    stop_explorer = None
+    if embedded:
+        from surveyor.explorer.embedded import start_embedded_explorer
+
+        stop_explorer = start_embedded_explorer(
+            loopback_url(host, port), settings.data_dir, settings.database_url
+        )
+    stopping = app.state.console.stopping
+
+    class ConsoleServer(uvicorn.Server):
+        """Tells the console when it begins to stop, so explorers' held polls end in time."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level=os.environ.get("SURVEYOR_LOG_LEVEL", "info"),
         access_log=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
+    try:
+        ConsoleServer(config).run()
+    finally:
+        if stop_explorer is not None:
+            stop_explorer.set()
+
+
+def loopback_url(host: str, port: int) -> str:
+    """How a process on this machine reaches the console listening on `host`."""
+    if host in ("0.0.0.0", ""):  # noqa: S104 (naming the wildcard, not binding to it)
+        return f"http://127.0.0.1:{port}"
+    if host == "::":
+        return f"http://[::1]:{port}"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def up(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:

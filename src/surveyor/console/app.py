@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,9 +12,19 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surveyor import __version__
+from surveyor.console import web
 from surveyor.console.auth import LoginRateLimiter
 from surveyor.console.errors import error_response, install_error_handlers
-from surveyor.console.routes import accounts, resources, tasks
+from surveyor.console.routes import (
+    accounts,
+    assets,
+    enrollment,
+    events,
+    explorer_api,
+    imports,
+    resources,
+    tasks,
+)
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
@@ -27,17 +37,25 @@ log = logging.getLogger("surveyor.console")
 class BodyLimit:
     """Refuse request bodies over the limit with 413 before a handler reads them."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        #: Path prefixes allowed larger bodies (explorers' task data uploads).
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = next(
+            (size for prefix, size in self.larger.items() if scope["path"].startswith(prefix)),
+            self.max_bytes,
+        )
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
 
@@ -46,18 +64,18 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         response = error_response(
-            413, "too_large", f"the request body is larger than {self.max_bytes} bytes"
+            413, "too_large", f"the request body is larger than {limit} bytes"
         )
         await response(scope, receive, send)
 
@@ -116,6 +134,12 @@ def create_app(
     app.include_router(tasks.router)
     app.include_router(resources.router)
     app.include_router(accounts.router)
+    app.include_router(enrollment.router)
+    app.include_router(explorer_api.router)
+    app.include_router(assets.router)
+    app.include_router(imports.router)
+    app.include_router(events.router)
+    web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Any:
@@ -124,5 +148,13 @@ def create_app(
             return error_response(503, "starting", "the console is starting")
         return {"status": "ok", "version": __version__}
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(explorer_api.WakeExplorersOnTaskWrites, state=state)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger={
+            explorer_api.UPLOAD_PATH_PREFIX: settings.max_upload_bytes,
+            imports.IMPORT_PATH: settings.max_upload_bytes,
+        },
+    )
     return app

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from surveyor.console.errors import ApiError
@@ -19,7 +20,7 @@ from surveyor.store.accounts import Principal, Role
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer svr_…`")
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     state: Annotated[ConsoleState, Depends(console_state)],
@@ -28,22 +29,31 @@ def current_principal(
         raise ApiError(
             401, "unauthenticated", "this needs an API token: send 'Authorization: Bearer <token>'"
         )
+    token = credentials.credentials
+    principal = state.principals.get(token)
+    if principal is None:
+        principal = await run_in_threadpool(_resolve, state, token)
+    request.state.principal = principal
+    return principal
+
+
+def _resolve(state: ConsoleState, token: str) -> Principal:
     with state.db.read() as conn:
-        resolved = accounts.resolve_token(conn, credentials.credentials)
+        resolved = accounts.resolve_token(conn, token)
     if resolved is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
     principal, stale = resolved
     if stale and principal.token_id is not None:
         with state.db.write() as conn:
             accounts.touch_token(conn, principal.token_id)
-    request.state.principal = principal
+    state.principals.put(token, principal)
     return principal
 
 
-def require(role: Role) -> Callable[..., Principal]:
+def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits callers with at least `role` in their organization."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.role.allows(role):
             raise ApiError(
                 403,
@@ -56,7 +66,9 @@ def require(role: Role) -> Callable[..., Principal]:
     return check
 
 
-def require_superuser(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_superuser(
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> Principal:
     if not principal.is_superuser:
         raise ApiError(403, "forbidden", "only superusers manage organizations")
     return principal

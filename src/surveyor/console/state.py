@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from surveyor.console.principals import PrincipalCache
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
     from surveyor.console.auth import LoginRateLimiter
 
 MAX_BODY_BYTES = 1 << 20
+#: Task data uploads from explorers may be far larger than other request bodies.
+MAX_UPLOAD_BYTES = 4 << 30
 
 
 def _env_int(name: str, default: int) -> int:
@@ -33,6 +37,16 @@ class ConsoleSettings:
     database_url: str
     online_window_seconds: int = 60
     max_body_bytes: int = MAX_BODY_BYTES
+    # Explorer protocol (SPEC §6): how long a poll for work is held open, how often the
+    # console re-checks the database meanwhile, how long a running task may go without a
+    # report before it is canceled, how long a stop may go unconfirmed before it is forced,
+    # how often those timeouts are checked, and the largest task data upload.
+    long_poll_seconds: float = 25.0
+    poll_recheck_seconds: float = 2.0
+    explorer_silence_seconds: float = 60.0
+    stop_confirm_seconds: float = 30.0
+    explorer_sweep_seconds: float = 1.0
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
 
     @classmethod
     def from_environment(cls, data_dir: Path, database_url: str) -> ConsoleSettings:
@@ -41,6 +55,10 @@ class ConsoleSettings:
             database_url=database_url,
             online_window_seconds=_env_int("SURVEYOR_ONLINE_WINDOW", 60),
             max_body_bytes=_env_int("SURVEYOR_MAX_BODY_BYTES", MAX_BODY_BYTES),
+            long_poll_seconds=_env_int("SURVEYOR_LONG_POLL", 25),
+            explorer_silence_seconds=_env_int("SURVEYOR_EXPLORER_SILENCE_TIMEOUT", 60),
+            stop_confirm_seconds=_env_int("SURVEYOR_STOP_TIMEOUT", 30),
+            max_upload_bytes=_env_int("SURVEYOR_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
         )
 
 
@@ -49,10 +67,14 @@ class ConsoleState:
     settings: ConsoleSettings
     db: Database
     login_limiter: LoginRateLimiter
+    principals: PrincipalCache = field(default_factory=PrincipalCache)
     ready: bool = False
     extras: dict[str, object] = field(default_factory=dict)
+    #: Set when the server begins to stop, so that requests held open (explorers' polls)
+    #: end before the server's graceful shutdown period runs out.
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
-def console_state(request: Request) -> ConsoleState:
+async def console_state(request: Request) -> ConsoleState:
     state: ConsoleState = request.app.state.console
     return state

@@ -22,6 +22,7 @@ from surveyor.core.tasks import (
     TaskType,
     WaitReason,
 )
+from surveyor.service import scheduling
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
@@ -174,6 +175,8 @@ def create_task(
         object_id=task["id"],
         details={"name": task["name"]},
     )
+    if recur is not None or start_time is not None:
+        scheduling.notify_after_commit(conn)
     return task
 
 
@@ -264,6 +267,8 @@ def update_task(
         object_id=task_id,
         details={"fields": sorted(values)},
     )
+    if {"recur_next", "start_time"} & values.keys():
+        scheduling.notify_after_commit(conn)
     return updated
 
 
@@ -286,6 +291,7 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> dict[str,
         target,
         actor=principal.email,
         message=f"stop requested by {principal.email}",
+        changes={"stop_requested_at": datetime.now(UTC)} if target is TaskStatus.STOPPING else None,
     )
     audit(
         conn,
@@ -418,6 +424,7 @@ def resume_task(
         object_type="task",
         object_id=task_id,
     )
+    scheduling.notify_after_commit(conn)
     return updated
 
 
@@ -432,25 +439,7 @@ def spawn_run(
     """Create one run of a recurring template: a standard task with the params snapshotted."""
     now = now or _now()
     run = task_store.create_task(
-        conn,
-        {
-            "organization_id": template["organization_id"],
-            "site_id": template["site_id"],
-            "name": template["name"],
-            "description": template["description"],
-            "type": template["type"],
-            "params": dict(template["params"]),
-            "explorer_id": template["explorer_id"],
-            "hosted_zone_id": template["hosted_zone_id"],
-            "grace_period": template["grace_period"],
-            "created_by": template["created_by"],
-            "created_by_user_id": template["created_by_user_id"],
-            "parent_id": template["id"],
-            "start_time": occurrence,
-            "occurrence_at": occurrence,
-        },
-        actor=actor,
-        now=now,
+        conn, scheduling.run_values(template, occurrence), actor=actor, now=now
     )
     task_store.edit_task(
         conn,

@@ -22,7 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy import DateTime as _DateTime
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 metadata = MetaData(
     naming_convention={
@@ -38,8 +38,28 @@ metadata = MetaData(
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
+class _SQLiteTimestamp(UserDefinedType[str]):
+    """SQLite's DATETIME column as plain text, without SQLAlchemy's regex-based parsing:
+    `UTCDateTime` writes and reads the text itself, which is several times faster on wide
+    result pages."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "DATETIME"
+
+
+def sqlite_time_text(moment: datetime) -> str:
+    """The text SQLite stores: fixed width (years padded to four digits, which strftime does
+    not do on every platform), so text order is time order."""
+    return (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d} "
+        f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}"
+    )
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in Python; naive UTC in SQLite, timestamptz in PostgreSQL.
+    """Aware UTC datetimes in Python; naive UTC text in SQLite, timestamptz in PostgreSQL.
 
     Naive values are refused so that no local time can slip into the store.
     """
@@ -50,9 +70,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> Any:
         if dialect.name == "postgresql":
             return dialect.type_descriptor(_DateTime(timezone=True))
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteTimestamp())
         return dialect.type_descriptor(_DateTime())
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -60,14 +82,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         if dialect.name == "postgresql":
             return value
+        if dialect.name == "sqlite":
+            return sqlite_time_text(value)
         return value.replace(tzinfo=None)
 
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
 
 
 organizations = Table(
@@ -172,6 +197,14 @@ explorers = Table(
     Column("last_checkin_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # The public half of the explorer's secret, used to find the row (the secret is hashed).
+    Column("secret_lookup", String(32), nullable=True, unique=True),
+    Column(
+        "enrollment_token_id",
+        Id,
+        ForeignKey("enrollment_tokens.id", ondelete="SET NULL"),
+        nullable=True,
+    ),
     UniqueConstraint("organization_id", "name"),
     Index(None, "hosted_zone_id"),
 )
@@ -255,6 +288,11 @@ tasks = Table(
     Index(None, "explorer_id"),
 )
 
+# The scheduler's lookups (migration 0005): templates by next occurrence; tasks waiting in `new`
+# by start time (one-off tasks becoming due, launches past their grace period).
+Index("ix_tasks_recur_next", tasks.c.recur_next, tasks.c.id)
+Index("ix_tasks_status_start_time", tasks.c.status, tasks.c.start_time)
+
 task_events = Table(
     "task_events",
     metadata,
@@ -270,6 +308,19 @@ task_events = Table(
     Index(None, "task_id", "id"),
 )
 
+#: How many tasks each tab holds, per organization and hidden flag: kept in step with `tasks`
+#: in the same transaction (see store.tasks), so unsearched tab counts cost a few rows.
+task_tab_counts = Table(
+    "task_tab_counts",
+    metadata,
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("tab", String(20), primary_key=True),
+    Column("hidden", Boolean, primary_key=True),
+    Column("count", BigInteger, nullable=False, default=0),
+)
+
 audit_events = Table(
     "audit_events",
     metadata,
@@ -283,3 +334,157 @@ audit_events = Table(
     Column("details", JSON, nullable=False, default=dict),
     Index(None, "organization_id", "id"),
 )
+
+enrollment_tokens = Table(
+    "enrollment_tokens",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    # Explorers enrolled with this token start in this site and hosted zone.
+    Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
+    Column("hosted_zone_id", Id, ForeignKey("hosted_zones.id", ondelete="SET NULL"), nullable=True),
+    Column("lookup", String(32), nullable=False, unique=True),
+    Column("secret_hash", String(128), nullable=False),
+    Column("created_by", String(320), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("uses", Integer, nullable=False, default=0, server_default="0"),
+    Index(None, "organization_id", "id"),
+)
+
+# Inventory (docs/inventory.md): assets of a site, their addresses and services, and what
+# each processing run of a task changed.
+
+assets = Table(
+    "assets",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("site_id", Id, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    # The address it is listed by (lowest IPv4, else lowest IPv6) and its sortable key.
+    Column("address", String(45), nullable=False),
+    Column("address_key", String(33), nullable=False),
+    Column("addresses", JSON, nullable=False, default=list),
+    Column("mac", String(17), nullable=True),
+    # The name it is listed and looked up by (the first in sort order), and all its names.
+    Column("hostname", String(253), nullable=True),
+    Column("hostnames", JSON, nullable=False, default=list),
+    Column("os", String(200), nullable=False, default=""),
+    # False once a scan of its scope went unanswered; true again when it answers.
+    Column("alive", Boolean, nullable=False, default=True),
+    Column("service_count", Integer, nullable=False, default=0),
+    # Digest of the properties a scan compares (core.changes.state_digest).
+    Column("state_hash", String(32), nullable=False, default=""),
+    # Outlier score within its site (0-100), written by outlier tasks.
+    Column("outlier", Integer, nullable=True),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("last_task_id", Id, nullable=True),
+    # The processing run that last merged an answer into it (an answer claims its asset).
+    Column("last_run_id", Id, nullable=True),
+    Index(None, "site_id", "mac"),
+    Index(None, "site_id", "hostname"),
+    Index("ix_assets_page", "organization_id", "address_key", "id"),
+)
+
+asset_addresses = Table(
+    "asset_addresses",
+    metadata,
+    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    Column("address_key", String(33), primary_key=True),
+    Column("site_id", Id, nullable=False),
+    Column("address", String(45), nullable=False),
+    # Finds the assets at an address, and those inside a scanned scope, by key range.
+    Index("ix_asset_addresses_lookup", "site_id", "address_key", "asset_id"),
+)
+
+asset_names = Table(
+    "asset_names",
+    metadata,
+    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(253), primary_key=True),
+)
+
+services = Table(
+    "services",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("proto", String(8), nullable=False),
+    Column("port", Integer, nullable=False),
+    Column("state", String(20), nullable=False, default="open"),
+    Column("name", String(40), nullable=False, default=""),
+    Column("banner", Text, nullable=False, default=""),
+    Column("product", String(200), nullable=False, default=""),
+    Column("http_status", Integer, nullable=True),
+    Column("http_server", String(200), nullable=False, default=""),
+    Column("http_title", Text, nullable=False, default=""),
+    Column("tls_subject", Text, nullable=False, default=""),
+    Column("tls_issuer", Text, nullable=False, default=""),
+    # Subject alternative names, one per line.
+    Column("tls_sans", Text, nullable=False, default=""),
+    Column("tls_not_before", String(40), nullable=False, default=""),
+    Column("tls_not_after", String(40), nullable=False, default=""),
+    Column("tls_sha256", String(64), nullable=False, default=""),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    UniqueConstraint("asset_id", "proto", "port"),
+    Index(None, "port", "asset_id"),
+)
+
+processing_runs = Table(
+    "processing_runs",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    Column("organization_id", Id, nullable=False),
+    Column("site_id", Id, nullable=True),
+    Column("data_sha256", String(64), nullable=True),
+    Column("worker", String(100), nullable=False),
+    # When the task saw its hosts: assets' first_seen and last_seen, so a run is repeatable.
+    Column("observed_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=True),
+    # Checkpoint: host records merged so far, committed with each batch; a requeued task
+    # resumes here.
+    Column("records_total", Integer, nullable=False, default=0),
+    Column("records_done", Integer, nullable=False, default=0),
+    Column("phase", String(20), nullable=False),
+    Column("new", Integer, nullable=False, default=0),
+    Column("changed", Integer, nullable=False, default=0),
+    Column("offline", Integer, nullable=False, default=0),
+    Column("online", Integer, nullable=False, default=0),
+    Column("unchanged", Integer, nullable=False, default=0),
+    Column("ignored", Integer, nullable=False, default=0),
+    Index(None, "task_id", "id"),
+    # Assets remember the run that claimed them, so a run id must never be used twice.
+    sqlite_autoincrement=True,
+)
+
+asset_changes = Table(
+    "asset_changes",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("run_id", Id, ForeignKey("processing_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("task_id", Id, nullable=False),
+    Column("organization_id", Id, nullable=False),
+    # No foreign key: the report outlives the assets it names.
+    Column("asset_id", Id, nullable=True),
+    Column("kind", String(20), nullable=False),
+    Column("address", String(45), nullable=False, default=""),
+    Column("hostname", String(253), nullable=True),
+    Column("details", JSON, nullable=False, default=dict),
+    Index(None, "run_id", "id"),
+    Index(None, "asset_id", "id"),
+)
+
+#: The processing queue: queued tasks of a site in queue order, and whether a site is busy.
+Index("ix_tasks_queue", tasks.c.status, tasks.c.site_id, tasks.c.tab_sort, tasks.c.id)

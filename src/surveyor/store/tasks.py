@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     and_,
+    event,
     func,
     insert,
     literal,
@@ -21,6 +23,8 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from surveyor.core.tasks import (
     ALL_VIEW,
@@ -35,7 +39,7 @@ from surveyor.core.tasks import (
     check_transition,
     tab_of,
 )
-from surveyor.store.schema import task_events, tasks
+from surveyor.store.schema import task_events, task_tab_counts, tasks
 
 #: Sort value for rows whose ordering time is unknown (a paused template has no next run):
 #: they sort after every real time in ascending tabs.
@@ -107,6 +111,76 @@ def _targets_text(params: Mapping[str, Any]) -> str:
     return str(targets)
 
 
+_PENDING_COUNTS = "surveyor_tab_count_deltas"
+
+
+def note_tab_change(
+    conn: Connection, organization_id: int, tab: str | None, hidden: bool, delta: int
+) -> None:
+    """Remember a change to a tab count; it is written when the transaction commits.
+
+    Every write of a task's `tab` or `hidden` must be noted here; create_task and write_task
+    do it, and bulk writers outside them call it themselves.
+    """
+    if tab is None:
+        return
+    pending: dict[tuple[int, str, bool], int] = conn.info.setdefault(_PENDING_COUNTS, {})
+    key = (organization_id, tab, bool(hidden))
+    pending[key] = pending.get(key, 0) + delta
+
+
+def _moved(conn: Connection, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    old = (before.get("tab"), bool(before.get("hidden")))
+    new = (after.get("tab"), bool(after.get("hidden")))
+    if old != new:
+        note_tab_change(conn, before["organization_id"], old[0], old[1], -1)
+        note_tab_change(conn, after["organization_id"], new[0], new[1], +1)
+
+
+@event.listens_for(Engine, "commit")
+def _write_count_deltas(conn: Connection) -> None:
+    # Written last, in one fixed order, so that concurrent transactions lock the counter rows
+    # in the same order and never deadlock on them.
+    pending = conn.info.pop(_PENDING_COUNTS, None)
+    if not pending:
+        return
+    for (organization_id, tab, hidden), delta in sorted(pending.items()):
+        if delta:
+            _upsert_count(conn, organization_id, tab, hidden, delta)
+
+
+@event.listens_for(Engine, "rollback")
+def _forget_count_deltas(conn: Connection) -> None:
+    conn.info.pop(_PENDING_COUNTS, None)
+
+
+def _upsert_count(
+    conn: Connection, organization_id: int, tab: str, hidden: bool, delta: int
+) -> None:
+    values = {"organization_id": organization_id, "tab": tab, "hidden": hidden, "count": delta}
+    keys = ["organization_id", "tab", "hidden"]
+    added = {"count": task_tab_counts.c.count + delta}
+    if conn.dialect.name == "postgresql":
+        pg = pg_insert(task_tab_counts).values(**values)
+        conn.execute(pg.on_conflict_do_update(index_elements=keys, set_=added))
+    else:
+        lite = sqlite_insert(task_tab_counts).values(**values)
+        conn.execute(lite.on_conflict_do_update(index_elements=keys, set_=added))
+
+
+def rebuild_tab_counts(conn: Connection) -> None:
+    """Recount every organization's tabs from the tasks table (after a bulk load or a repair)."""
+    conn.execute(task_tab_counts.delete())
+    conn.execute(
+        insert(task_tab_counts).from_select(
+            ["organization_id", "tab", "hidden", "count"],
+            select(tasks.c.organization_id, tasks.c.tab, tasks.c.hidden, func.count())
+            .where(tasks.c.tab.is_not(None))
+            .group_by(tasks.c.organization_id, tasks.c.tab, tasks.c.hidden),
+        )
+    )
+
+
 def record_event(
     conn: Connection,
     task: Mapping[str, Any],
@@ -155,6 +229,7 @@ def create_task(
     row.update(placement(row, previous=None, now=now))
     task_id = conn.execute(insert(tasks).values(**row).returning(tasks.c.id)).scalar_one()
     row["id"] = task_id
+    note_tab_change(conn, row["organization_id"], row["tab"], row["hidden"], +1)
     created = get_task(conn, row["organization_id"], task_id)
     assert created is not None
     record_event(
@@ -225,6 +300,7 @@ def write_task(
     if result.rowcount != 1:
         raise StaleTask(task["id"])
     merged["version"] = values["version"]
+    _moved(conn, task, merged)
     return merged
 
 
@@ -398,14 +474,35 @@ def count_tasks(
     search: ColumnElement[bool] | None = None,
     include_hidden: bool = False,
 ) -> dict[str, int]:
-    """How many tasks each tab holds (and `all`), honouring the search."""
-    clause = visible_filter(organization_id, include_hidden=include_hidden)
-    if search is not None:
-        clause = and_(clause, search)
-    rows = conn.execute(select(tasks.c.tab, func.count()).where(clause).group_by(tasks.c.tab)).all()
+    """How many tasks each tab holds (and `all`), honouring the search.
+
+    Without a search the answer comes from the counter rows kept in step with every write;
+    with one, the matching tasks are counted.
+    """
+    if search is None:
+        query = select(task_tab_counts.c.tab, func.sum(task_tab_counts.c.count)).where(
+            task_tab_counts.c.organization_id == organization_id
+        )
+        if not include_hidden:
+            query = query.where(task_tab_counts.c.hidden.is_(False))
+        rows: list[tuple[str, int]] = [
+            (row[0], int(row[1])) for row in conn.execute(query.group_by(task_tab_counts.c.tab))
+        ]
+        # This transaction's own changes are written at commit; count them already.
+        for (org, tab, hidden), delta in conn.info.get(_PENDING_COUNTS, {}).items():
+            if org == organization_id and (include_hidden or not hidden):
+                rows.append((tab, delta))
+    else:
+        clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
+        rows = [
+            (row[0], int(row[1]))
+            for row in conn.execute(
+                select(tasks.c.tab, func.count()).where(clause).group_by(tasks.c.tab)
+            )
+        ]
     counts = {tab.value: 0 for tab in Tab}
     for tab, count in rows:
-        counts[tab] = int(count)
+        counts[tab] += int(count)
     counts[ALL_VIEW] = sum(counts.values())
     return counts
 

@@ -158,6 +158,7 @@ def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: Stat
             raise ApiError(
                 409, "conflict", "you cannot demote or deactivate yourself; ask another admin"
             )
+        state.principals.clear()
         if "role" in changes:
             accounts.set_membership(conn, principal.organization_id, user_id, Role(changes["role"]))
         if "password" in changes:
@@ -185,6 +186,7 @@ def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
     with state.db.write() as conn:
         if not accounts.remove_membership(conn, principal.organization_id, user_id):
             raise not_found("user", user_id)
+        state.principals.clear()
         audit(
             conn,
             organization_id=principal.organization_id,
@@ -236,6 +238,7 @@ def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
     with state.db.write() as conn:
         if not accounts.delete_token(conn, principal.user_id, token_id):
             raise not_found("token", token_id)
+        state.principals.clear()
         audit(
             conn,
             organization_id=principal.organization_id,

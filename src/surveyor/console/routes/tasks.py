@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.routes import assets as assets_routes
 from surveyor.console.schemas import (
     MAX_ID,
     EventPage,
@@ -262,29 +263,54 @@ def list_events(
 
 @router.get("/{task_id}/data", responses=_ERRORS)
 def get_task_data(task_id: IdPath, principal: Viewer, state: State) -> Response:
-    """The raw data the task collected (gzip JSONL)."""
+    """The raw data the task collected (gzip JSONL), checked against its SHA-256 first;
+    the digest is also in the `X-Surveyor-Content-SHA256` header."""
+    from fastapi.responses import FileResponse
+
+    from surveyor.store import taskdata
+
     with state.db.read() as conn:
         task = task_store.get_task(conn, principal.organization_id, task_id)
     if task is None:
         raise task_store.TaskNotFound(task_id)
-    raise ApiError(
-        404,
-        "no_data",
-        f"task {task_id} has no stored data"
-        + ("" if task["size_data"] else " (it has not collected any yet)"),
+    path = taskdata.task_data_path(state.settings.data_dir, task_id)
+    if not task["data_sha256"] or not path.is_file():
+        raise ApiError(
+            404,
+            "no_data",
+            f"task {task_id} has no stored data"
+            + ("" if task["size_data"] else " (it has not collected any yet)"),
+        )
+    if taskdata.sha256_of(path) != task["data_sha256"]:
+        raise ApiError(
+            500, "data_corrupt", f"the stored data of task {task_id} does not match its checksum"
+        )
+    return FileResponse(
+        path,
+        media_type="application/gzip",
+        filename=f"surveyor-task-{task_id}.jsonl.gz",
+        headers={"X-Surveyor-Content-SHA256": task["data_sha256"]},
     )
 
 
-@router.get("/{task_id}/changes", responses=_ERRORS)
-def get_task_changes(task_id: IdPath, principal: Viewer, state: State) -> Response:
-    """The per-asset change report of a processed task."""
-    with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
-    raise ApiError(
-        404,
-        "no_changes",
-        f"task {task_id} has no change report"
-        + ("" if task["status"] == "processed" else " (it has not been processed)"),
+@router.get("/{task_id}/changes", response_model=assets_routes.ChangeReport, responses=_ERRORS)
+def get_task_changes(
+    task_id: IdPath,
+    principal: Viewer,
+    state: State,
+    kind: assets_routes.KindFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: assets_routes.ReportCursor = None,
+    format: assets_routes.ReportFormat = "json",
+) -> Any:
+    """The per-asset change report of a processed task: new, changed, online, offline and
+    ignored answers, page by page, or all of it as a JSONL download (`format=jsonl`)."""
+    return assets_routes.change_report(
+        state,
+        principal.organization_id,
+        task_id,
+        kinds=kind,
+        limit=limit,
+        cursor=cursor,
+        report_format=format,
     )

@@ -1,10 +1,12 @@
-"""scheduler
+"""scheduler: indexes for due templates and for tasks waiting to launch
 
 Revision ID: 0005
 Revises: 0004
 """
 
 from collections.abc import Sequence
+
+from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
@@ -13,8 +15,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    pass
+    # Due templates (`recur_next <= now`) and the ones due next, in (recur_next, id) order;
+    # only active templates have a next occurrence.
+    op.create_index("ix_tasks_recur_next", "tasks", ["recur_next", "id"])
+    # Tasks in `new` by start time: one-off tasks that become due, and launches whose grace
+    # period ran out. Few tasks are `new`, so the status prefix keeps these scans short.
+    op.create_index("ix_tasks_status_start_time", "tasks", ["status", "start_time"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_tasks_status_start_time", table_name="tasks")
+    op.drop_index("ix_tasks_recur_next", table_name="tasks")

@@ -1,0 +1,201 @@
+"""`surveyor asset …`: search the inventory and inspect one asset, through the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.render import (
+    MISSING,
+    JsonOption,
+    format_time,
+    out,
+    print_json,
+    reports_errors,
+    search_pointer,
+)
+
+asset_app = typer.Typer(help="Search the asset inventory and inspect assets.", no_args_is_help=True)
+
+AssetId = Annotated[int, typer.Argument(min=1, help="The asset's id.")]
+
+
+def _alive_text(alive: bool) -> Text:
+    return Text("online", style="green") if alive else Text("offline", style="red")
+
+
+def asset_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
+    """One row per asset: where it is, what it is, what it answers on."""
+    now = now or datetime.now(UTC)
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("ID", justify="right", no_wrap=True)
+    table.add_column("Address", no_wrap=True)
+    table.add_column("Hostname", overflow="fold")
+    table.add_column("MAC", no_wrap=True)
+    table.add_column("OS", overflow="fold")
+    table.add_column("Site", overflow="fold")
+    table.add_column("State", no_wrap=True)
+    table.add_column("Ports", overflow="fold")
+    table.add_column("Last seen")
+    for asset in items:
+        table.add_row(
+            Text(str(asset["id"])),
+            Text(asset["address"]),
+            Text(asset.get("hostname") or MISSING),
+            Text(asset.get("mac") or MISSING),
+            Text(asset.get("os") or MISSING),
+            Text(asset.get("site") or MISSING),
+            _alive_text(bool(asset["alive"])),
+            Text(", ".join(port.split(" ")[0] for port in asset.get("ports") or []) or MISSING),
+            Text(format_time(asset.get("last_seen"), now)),
+        )
+    return table
+
+
+def _services_table(services: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(show_edge=False, header_style="bold", title="Services", title_justify="left")
+    table.add_column("Port", justify="right", no_wrap=True)
+    table.add_column("Service", no_wrap=True)
+    table.add_column("Product", overflow="fold")
+    table.add_column("Details", overflow="fold")
+    for service in services:
+        details = []
+        if service.get("http_status") is not None:
+            title = service.get("http_title") or ""
+            details.append(f"HTTP {service['http_status']} {title}".strip())
+        if service.get("tls_subject"):
+            details.append(f"TLS {service['tls_subject']}")
+        if service.get("banner") and not details:
+            details.append(service["banner"].splitlines()[0][:120])
+        table.add_row(
+            Text(f"{service['port']}/{service['proto']}"),
+            Text(service.get("name") or MISSING),
+            Text(service.get("product") or MISSING),
+            Text("; ".join(details) or MISSING),
+        )
+    return table
+
+
+def _history_table(history: Iterable[Mapping[str, Any]], now: datetime) -> Table:
+    table = Table(show_edge=False, header_style="bold", title="History", title_justify="left")
+    table.add_column("Seen")
+    table.add_column("Task", justify="right")
+    table.add_column("Change")
+    table.add_column("Details", overflow="fold")
+    for change in history:
+        table.add_row(
+            Text(format_time(change.get("observed_at"), now)),
+            Text(str(change["task_id"])),
+            Text(change["kind"]),
+            Text(describe_details(change.get("details") or {})),
+        )
+    return table
+
+
+def describe_details(details: Mapping[str, Any]) -> str:
+    """A change's details in one line: `services +tcp/80 http -tcp/22 ssh; os Linux → BSD`."""
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, Mapping) and ("added" in value or "removed" in value):
+            changed = [f"+{item}" for item in value.get("added", [])]
+            changed += [f"-{item}" for item in value.get("removed", [])]
+            changed += [f"~{item['service']}" for item in value.get("changed", [])]
+            parts.append(f"{key} {' '.join(changed)}")
+        elif isinstance(value, Mapping) and "before" in value:
+            parts.append(f"{key} {value['before'] or MISSING} → {value['after'] or MISSING}")
+        elif isinstance(value, list):
+            parts.append(f"{key} {', '.join(map(str, value))}")
+        else:
+            parts.append(f"{key} {value}")
+    return "; ".join(parts)
+
+
+def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
+    now = now or datetime.now(UTC)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")
+    rows: list[tuple[str, Text | str | None]] = [
+        ("State", _alive_text(bool(asset["alive"]))),
+        ("Addresses", ", ".join(asset.get("addresses") or []) or None),
+        ("Names", ", ".join(asset.get("hostnames") or []) or None),
+        ("MAC", asset.get("mac")),
+        ("OS", asset.get("os") or None),
+        ("Site", f"{asset.get('site')} (id {asset['site_id']})"),
+        ("First seen", format_time(asset.get("first_seen"), now)),
+        ("Last seen", format_time(asset.get("last_seen"), now)),
+        ("Changed", format_time(asset.get("changed_at"), now)),
+        ("Last task", str(asset["last_task_id"]) if asset.get("last_task_id") else None),
+        ("Outlier score", str(asset["outlier"]) if asset.get("outlier") is not None else None),
+    ]
+    for label, value in rows:
+        if value is not None:
+            grid.add_row(label, value if isinstance(value, Text) else Text(value))
+    parts: list[Any] = [grid]
+    if asset.get("services"):
+        parts += [Text(""), _services_table(asset["services"])]
+    if asset.get("history"):
+        parts += [Text(""), _history_table(asset["history"], now)]
+    title = Text(f"Asset {asset['id']}: ")
+    title.append(asset.get("hostname") or asset["address"], style="bold")
+    return Panel(Group(*parts), title=title, title_align="left", border_style="blue", expand=False)
+
+
+@asset_app.command("list")
+@reports_errors
+def list_assets(
+    search: Annotated[
+        str | None,
+        typer.Argument(help="A search query, e.g. 'port:22 alive:true' or 'site:HQ os:windows'."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Assets per page.")] = 50,
+    all_pages: Annotated[
+        bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
+    ] = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List assets in address order, narrowed by a search."""
+    with connect(console, token) as client:
+        try:
+            items, more = client.page("/assets", limit=limit, every_page=all_pages, search=search)
+        except CliError as error:
+            position = error.details.get("position")
+            if search and error.code == "invalid_search" and isinstance(position, int):
+                error.notes.extend(search_pointer(search, position))
+            raise
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        out.print(Text("No asset matches the search." if search else "No assets yet.", style="dim"))
+        return
+    out.print(asset_table(items))
+    if more:
+        out.print(Text(f"Showing the first {len(items)}; --all-pages shows the rest.", style="dim"))
+
+
+@asset_app.command("show")
+@reports_errors
+def show_asset(
+    asset_id: AssetId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show one asset: its addresses, names, services and latest changes."""
+    with connect(console, token) as client:
+        asset = client.get(f"/assets/{asset_id}")
+    if as_json:
+        print_json(asset)
+        return
+    out.print(asset_panel(asset))

@@ -1,0 +1,549 @@
+"""`surveyor explorer` (run one, or list and manage them), `surveyor zone …` (hosted zones)
+and `surveyor enrollment …` (the tokens explorers enroll with)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from surveyor.cli.client import (
+    EXIT_AUTH,
+    EXIT_USAGE,
+    ApiClient,
+    CliError,
+    ConsoleOption,
+    TokenOption,
+    connect,
+)
+from surveyor.cli.render import (
+    MISSING,
+    JsonOption,
+    err,
+    format_time,
+    out,
+    print_json,
+    reports_errors,
+)
+
+if TYPE_CHECKING:
+    from surveyor.explorer.client import ExplorerClient
+    from surveyor.explorer.identity import Identity
+
+explorer_app = typer.Typer(
+    help="Run an explorer (with --console and --token), or list and manage the console's "
+    "explorers.",
+)
+zone_app = typer.Typer(
+    help="Hosted zones: pools of explorers with a concurrency limit.", no_args_is_help=True
+)
+enrollment_app = typer.Typer(
+    help="Enrollment tokens: how new explorers join an organization.", no_args_is_help=True
+)
+
+ExplorerId = Annotated[int, typer.Argument(min=1, help="The explorer's id.")]
+ZoneId = Annotated[int, typer.Argument(min=1, help="The hosted zone's id.")]
+STOP_SECONDS = 10.0
+
+
+def default_state_dir() -> Path:
+    """`$XDG_STATE_HOME/surveyor/explorer`, or `~/.local/state/surveyor/explorer`."""
+    base = os.environ.get("XDG_STATE_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "surveyor" / "explorer"
+
+
+def _enroll(
+    client: ExplorerClient, token: str, name: str | None, shutdown: threading.Event
+) -> Identity:
+    from surveyor.explorer.agent import Backoff
+    from surveyor.explorer.client import ConsoleUnreachable, ExplorerRejected, Refused
+    from surveyor.explorer.host import describe_host
+    from surveyor.explorer.identity import Identity
+
+    backoff = Backoff(0.5, 30.0)
+    while True:
+        try:
+            enrolled = client.enroll(token, describe_host(client.console), name=name)
+        except ExplorerRejected as exc:
+            raise CliError(f"enrollment refused: {exc}", EXIT_AUTH) from exc
+        except Refused as exc:
+            raise CliError(f"enrollment refused: {exc}") from exc
+        except ConsoleUnreachable as exc:
+            delay = backoff.next_delay()
+            err.print(f"{exc}; trying again in {delay:.0f} s")
+            if shutdown.wait(delay):
+                raise typer.Exit(1) from exc
+            continue
+        return Identity(
+            console=client.console,
+            explorer_id=enrolled.explorer_id,
+            organization_id=enrolled.organization_id,
+            name=enrolled.name,
+            secret=enrolled.secret,
+        )
+
+
+def run_explorer(
+    console: str | None, token: str | None, name: str | None, state_dir: Path, verbose: bool
+) -> None:
+    """Enroll if this state directory has no identity yet, then run scans until stopped."""
+    from surveyor.explorer.agent import Agent
+    from surveyor.explorer.client import ExplorerClient, ExplorerRejected
+    from surveyor.explorer.host import describe_host
+    from surveyor.explorer.identity import load_identity, save_identity
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
+    for chatty in ("httpx2", "httpcore2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    try:
+        identity = load_identity(state_dir)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from exc
+    url = console or (identity.console if identity else None)
+    if not url:
+        raise CliError(
+            "which console? pass --console URL (or set SURVEYOR_URL)",
+            EXIT_USAGE,
+        )
+    if identity is None and not token:
+        raise CliError(
+            f"this explorer is not enrolled yet ({state_dir} holds no identity)",
+            EXIT_USAGE,
+            hint="pass --token with an enrollment token from `surveyor enrollment create`",
+        )
+    shutdown = threading.Event()
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        shutdown.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with ExplorerClient(url) as client:
+        if identity is None:
+            assert token is not None
+            identity = _enroll(client, token, name, shutdown)
+            save_identity(state_dir, identity)
+            err.print(
+                f"Enrolled as explorer [bold]{identity.name}[/bold] (id {identity.explorer_id}); "
+                f"its identity is in {state_dir}"
+            )
+        elif token:
+            err.print(f"Already enrolled as '{identity.name}'; the token was not needed.")
+        client.secret = identity.secret
+        agent = Agent(client, state_dir, host=lambda: describe_host(url), shutdown=shutdown)
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                agent.run()
+            except BaseException as exc:
+                failure.append(exc)
+                shutdown.set()
+
+        worker = threading.Thread(target=work, name="surveyor-explorer", daemon=True)
+        worker.start()
+        while worker.is_alive() and not shutdown.wait(0.5):
+            pass
+        # A scan in hand gets time for its last report; an idle poll is simply abandoned.
+        worker.join(STOP_SECONDS if agent.busy else 0.2)
+    if failure and isinstance(failure[0], ExplorerRejected):
+        raise CliError(
+            f"the console no longer accepts this explorer: {failure[0]}",
+            EXIT_AUTH,
+            hint=f"remove {state_dir} and enroll again with a new token",
+        )
+    if failure:
+        raise failure[0]
+
+
+@explorer_app.callback(invoke_without_command=True)
+@reports_errors
+def explorer(
+    ctx: typer.Context,
+    console: Annotated[
+        str | None,
+        typer.Option(
+            "--console", metavar="URL", envvar="SURVEYOR_URL", help="The console to work for."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="SURVEYOR_ENROLLMENT_TOKEN",
+            help="An enrollment token (needed only the first time).",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name to enroll under (default: this host's name)."),
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="Where the explorer keeps its identity "
+            "(default: ~/.local/state/surveyor/explorer).",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log more.")] = False,
+) -> None:
+    """Run an explorer: `surveyor explorer --console URL --token T`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    run_explorer(console, token, name, (state_dir or default_state_dir()).resolve(), verbose)
+
+
+def _names(client: ApiClient, path: str) -> dict[int, str]:
+    return {item["id"]: item["name"] for item in client.get(path, limit=1000)}
+
+
+def explorers_table(
+    items: Iterable[Mapping[str, Any]], sites: Mapping[int, str], zones: Mapping[int, str]
+) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("ID", "Name", "State", "Last check-in", "Version", "Host", "Site", "Zone"):
+        table.add_column(column, overflow="fold")
+    table.add_column("Task", justify="right")
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            item["name"],
+            Text("online", style="green") if item["online"] else Text("offline", style="red"),
+            format_time(item.get("last_checkin_at")),
+            item.get("version") or MISSING,
+            item.get("hostname") or MISSING,
+            sites.get(item["site_id"], MISSING) if item.get("site_id") else "any",
+            zones.get(item["hosted_zone_id"], MISSING) if item.get("hosted_zone_id") else MISSING,
+            str(item["current_task_id"]) if item.get("current_task_id") else MISSING,
+        )
+    return table
+
+
+def explorer_panel(
+    item: Mapping[str, Any], sites: Mapping[int, str], zones: Mapping[int, str]
+) -> Panel:
+    state = "online" if item["online"] else "offline"
+    site = sites.get(item["site_id"], str(item["site_id"])) if item.get("site_id") else None
+    zone = item.get("hosted_zone_id")
+    rows = [
+        ("State", f"{state}, last check-in {format_time(item.get('last_checkin_at'))}"),
+        ("Version", item.get("version") or MISSING),
+        ("Host", item.get("hostname") or MISSING),
+        ("OS", item.get("os") or MISSING),
+        ("Addresses", ", ".join(item.get("addresses") or []) or MISSING),
+        ("Site", site or "any site (it has none)"),
+        ("Hosted zone", zones.get(zone, str(zone)) if zone else MISSING),
+        ("Current task", str(item["current_task_id"]) if item.get("current_task_id") else MISSING),
+    ]
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(label, value)
+    return Panel(grid, title=f"Explorer {item['id']}: {item['name']}", title_align="left")
+
+
+@explorer_app.command("list")
+@reports_errors
+def list_explorers(
+    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """The organization's explorers: online or not, version, host, site, zone, task."""
+    with connect(console, token) as client:
+        items = client.get("/explorers", limit=1000)
+        if as_json:
+            print_json(items)
+            return
+        if not items:
+            out.print("No explorers yet; enroll one with `surveyor enrollment create NAME`.")
+            return
+        out.print(explorers_table(items, _names(client, "/sites"), _names(client, "/hosted-zones")))
+
+
+@explorer_app.command("show")
+@reports_errors
+def show_explorer(
+    explorer_id: ExplorerId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """One explorer in detail."""
+    with connect(console, token) as client:
+        item = client.get(f"/explorers/{explorer_id}")
+        if as_json:
+            print_json(item)
+            return
+        out.print(explorer_panel(item, _names(client, "/sites"), _names(client, "/hosted-zones")))
+
+
+@explorer_app.command("edit")
+@reports_errors
+def edit_explorer(
+    explorer_id: ExplorerId,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    site: Annotated[int | None, typer.Option("--site", min=1, help="Site id.")] = None,
+    no_site: Annotated[
+        bool, typer.Option("--no-site", help="No site: it serves every site.")
+    ] = False,
+    zone: Annotated[int | None, typer.Option("--zone", min=1, help="Hosted zone id.")] = None,
+    no_zone: Annotated[bool, typer.Option("--no-zone", help="Take it out of its zone.")] = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Rename an explorer, or change its site or hosted zone."""
+    body: dict[str, Any] = {}
+    if name is not None:
+        body["name"] = name
+    if site is not None or no_site:
+        body["site_id"] = None if no_site else site
+    if zone is not None or no_zone:
+        body["hosted_zone_id"] = 0 if no_zone else zone
+    if not body:
+        raise CliError("nothing to change; pass --name, --site, --no-site, --zone or --no-zone")
+    with connect(console, token) as client:
+        item = client.request("PATCH", f"/explorers/{explorer_id}", json=body)
+    if as_json:
+        print_json(item)
+        return
+    out.print(f"Updated explorer {item['id']} {item['name']}.")
+
+
+@explorer_app.command("delete")
+@reports_errors
+def delete_explorer(
+    explorer_id: ExplorerId, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """Delete an explorer; its secret stops working at once."""
+    with connect(console, token) as client:
+        client.delete(f"/explorers/{explorer_id}")
+    out.print(f"Deleted explorer {explorer_id}; it can no longer connect.")
+
+
+def zones_table(items: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("ID", justify="right")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Max concurrent", justify="right")
+    table.add_column("Explorers", justify="right")
+    table.add_column("Description", overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            item["name"],
+            str(item["max_concurrent"]),
+            str(item["explorer_count"]),
+            item.get("description") or "",
+        )
+    return table
+
+
+MaxConcurrent = Annotated[
+    int | None,
+    typer.Option("--max-concurrent", min=1, max=10_000, help="Scans the zone runs at once."),
+]
+Description = Annotated[str | None, typer.Option("--description", help="What it is for.")]
+
+
+@zone_app.command("list")
+@reports_errors
+def list_zones(
+    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """The organization's hosted zones."""
+    with connect(console, token) as client:
+        items = client.get("/hosted-zones", limit=1000)
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        out.print("No hosted zones yet; create one with `surveyor zone create NAME`.")
+        return
+    out.print(zones_table(items))
+
+
+@zone_app.command("create")
+@reports_errors
+def create_zone(
+    name: Annotated[str, typer.Argument(help="The zone's name.")],
+    max_concurrent: MaxConcurrent = None,
+    description: Description = None,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Create a hosted zone; add explorers with `surveyor explorer edit ID --zone ZONE`."""
+    body: dict[str, Any] = {"name": name}
+    if max_concurrent is not None:
+        body["max_concurrent"] = max_concurrent
+    if description is not None:
+        body["description"] = description
+    with connect(console, token) as client:
+        item = client.post("/hosted-zones", body)
+    if as_json:
+        print_json(item)
+        return
+    out.print(
+        f"Created hosted zone {item['id']} {item['name']} "
+        f"(up to {item['max_concurrent']} scans at once)."
+    )
+
+
+@zone_app.command("edit")
+@reports_errors
+def edit_zone(
+    zone_id: ZoneId,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    max_concurrent: MaxConcurrent = None,
+    description: Description = None,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Rename a hosted zone or change its limit."""
+    body = {
+        key: value
+        for key, value in (
+            ("name", name),
+            ("max_concurrent", max_concurrent),
+            ("description", description),
+        )
+        if value is not None
+    }
+    if not body:
+        raise CliError("nothing to change; pass --name, --max-concurrent or --description")
+    with connect(console, token) as client:
+        item = client.request("PATCH", f"/hosted-zones/{zone_id}", json=body)
+    if as_json:
+        print_json(item)
+        return
+    out.print(f"Updated hosted zone {item['id']} {item['name']}.")
+
+
+@zone_app.command("delete")
+@reports_errors
+def delete_zone(zone_id: ZoneId, console: ConsoleOption = None, token: TokenOption = None) -> None:
+    """Delete a hosted zone (its explorers stay, outside any zone)."""
+    with connect(console, token) as client:
+        client.delete(f"/hosted-zones/{zone_id}")
+    out.print(f"Deleted hosted zone {zone_id}.")
+
+
+def enrollment_table(items: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("ID", "Name", "State", "Uses", "Last used", "Expires", "Created by"):
+        table.add_column(column, overflow="fold")
+    for item in items:
+        if item.get("revoked_at"):
+            state = Text("revoked", style="red")
+        elif not item["usable"]:
+            state = Text("expired", style="yellow")
+        else:
+            state = Text("usable", style="green")
+        table.add_row(
+            str(item["id"]),
+            item["name"],
+            state,
+            str(item["uses"]),
+            format_time(item.get("last_used_at")) if item.get("last_used_at") else "never",
+            format_time(item.get("expires_at")) if item.get("expires_at") else "never",
+            item["created_by"],
+        )
+    return table
+
+
+@enrollment_app.command("create")
+@reports_errors
+def create_enrollment(
+    name: Annotated[str, typer.Argument(help="What the token is for.")],
+    site: Annotated[
+        int | None, typer.Option("--site", min=1, help="Site of the explorers enrolled with it.")
+    ] = None,
+    zone: Annotated[
+        int | None, typer.Option("--zone", min=1, help="Hosted zone they join.")
+    ] = None,
+    expires_days: Annotated[
+        int | None,
+        typer.Option("--expires-days", min=1, max=3650, help="Expire after this many days."),
+    ] = None,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Create an enrollment token; it is shown only this once."""
+    body = {
+        key: value
+        for key, value in (
+            ("name", name),
+            ("site_id", site),
+            ("hosted_zone_id", zone),
+            ("expires_in_days", expires_days),
+        )
+        if value is not None
+    }
+    with connect(console, token) as client:
+        created = client.post("/enrollment-tokens", body)
+        url = client.console
+    if as_json:
+        print_json(created)
+        return
+    body_text = Text.assemble(
+        (created["token"], "bold"),
+        "\n\nStore it now: it will not be shown again. Run an explorer with it:\n",
+        (f"  surveyor explorer --console {url} --token {created['token']}", "cyan"),
+    )
+    out.print(
+        Panel(
+            body_text,
+            title=f"Enrollment token {created['id']}: {created['name']}",
+            title_align="left",
+            border_style="green",
+            expand=False,
+        )
+    )
+
+
+@enrollment_app.command("list")
+@reports_errors
+def list_enrollment(
+    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """The organization's enrollment tokens (never their secrets)."""
+    with connect(console, token) as client:
+        items = client.get("/enrollment-tokens", limit=1000)
+    if as_json:
+        print_json(items)
+        return
+    if not items:
+        out.print("No enrollment tokens; create one with `surveyor enrollment create NAME`.")
+        return
+    out.print(enrollment_table(items))
+
+
+@enrollment_app.command("revoke")
+@reports_errors
+def revoke_enrollment(
+    token_id: Annotated[int, typer.Argument(min=1, help="The token's id.")],
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Revoke an enrollment token; explorers already enrolled keep working."""
+    with connect(console, token) as client:
+        client.delete(f"/enrollment-tokens/{token_id}")
+    out.print(f"Revoked enrollment token {token_id}; no new explorer can enroll with it.")

@@ -1,0 +1,136 @@
+"""`surveyor import FILE --site S`: upload Surveyor task data as an import task."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TransferSpeedColumn,
+)
+from rich.text import Text
+
+from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.render import JsonOption, err, out, print_json, reports_errors, status_text
+from surveyor.core.tasks import TERMINAL_STATUSES
+
+CHUNK_BYTES = 1 << 20
+POLL_SECONDS = 0.5
+TERMINAL = frozenset(status.value for status in TERMINAL_STATUSES)
+UPLOAD_TIMEOUT = 600.0
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
+    bar = progress.add_task("Upload", total=path.stat().st_size) if progress else None
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_BYTES):
+            if progress is not None and bar is not None:
+                progress.advance(bar, len(chunk))
+            yield chunk
+
+
+@reports_errors
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Surveyor task data: JSONL, gzip-compressed or plain (what `surveyor scan` "
+            "writes).",
+        ),
+    ],
+    site: Annotated[str, typer.Option("--site", help="Site id or name to import into.")],
+    name: Annotated[str | None, typer.Option("--name", help="A name for the import task.")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option("--wait", help="Wait until it is processed and show what changed."),
+    ] = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Import a task data file into a site's inventory (an import task, processed like a scan)."""
+    with file.open("rb") as probe:
+        content_type = "application/gzip" if probe.read(2) == GZIP_MAGIC else "application/x-ndjson"
+    params = {"site": site, "name": name or f"Import of {file.name}"}
+    progress = (
+        None
+        if as_json
+        else Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            transient=True,
+        )
+    )
+    with connect(console, token) as client:
+        try:
+            if progress is not None:
+                progress.start()
+            task = client.request(
+                "POST",
+                "/imports",
+                params=params,
+                content=_chunks(file, progress),
+                headers={"Content-Type": content_type},
+                timeout=UPLOAD_TIMEOUT,
+            )
+        except CliError as error:
+            line = error.details.get("line")
+            if error.code == "invalid_task_data" and isinstance(line, int):
+                error.hint = f"fix line {line} of {file} (or the tool that wrote it) and retry"
+            raise
+        finally:
+            if progress is not None:
+                progress.stop()
+    if as_json and not wait:
+        print_json(task)
+        return
+    if not as_json:
+        line = Text(f"Imported {file.name} as task {task['id']} (")
+        line.append_text(status_text(task["status"]))
+        line.append(f"): {task.get('stats', {}).get('hosts', 0)} host records")
+        out.print(line, soft_wrap=True)
+    if wait:
+        _wait(task["id"], as_json=as_json, console=console, token=token)
+
+
+def _wait(task_id: int, *, as_json: bool, console: str | None, token: str | None) -> None:
+    """Follow the import until it ends, with a processing bar; then what it changed."""
+    progress = Progress(
+        TextColumn("Processing"), BarColumn(), TaskProgressColumn(), console=err, transient=True
+    )
+    bar = progress.add_task("process", total=1.0)
+    with connect(console, token) as client, progress:
+        task = client.get(f"/tasks/{task_id}")
+        while task["status"] not in TERMINAL:
+            progress.update(bar, completed=task["progress"]["process"])
+            time.sleep(POLL_SECONDS)
+            task = client.get(f"/tasks/{task_id}")
+    if as_json:
+        print_json(task)
+    else:
+        line = Text(f"Task {task_id} ended ")
+        line.append_text(status_text(task["status"]))
+        if task.get("error"):
+            line.append(f": {task['error']}", style="red")
+        out.print(line, soft_wrap=True)
+        summary = task.get("change_summary")
+        if summary:
+            keys = ("new", "changed", "offline", "online", "unchanged", "ignored", "total")
+            out.print("Changes: " + ", ".join(f"{summary.get(k, 0)} {k}" for k in keys))
+    if task["status"] != "processed":
+        raise typer.Exit(1)

@@ -1,0 +1,65 @@
+"""`surveyor worker`: a processing worker in its own process (PostgreSQL, beside consoles)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True)
+
+
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Process what is queued now, then exit.")
+    ] = False,
+) -> None:
+    """Run a processing worker: merge queued task data into the inventory until stopped.
+
+    SIGTERM or Ctrl-C finish the current batch and give the task back to the queue.
+    The worker uses SURVEYOR_DATABASE_URL and SURVEYOR_DATA like the console (the data
+    directory must be the console's); SURVEYOR_PROCESSING_LEASE, _BATCH, _POLL, _ATTEMPTS,
+    _RETRY and _REQUEUE_EVERY tune it (docs/inventory.md).
+    """
+    from surveyor.processing.worker import Worker, WorkerSettings
+    from surveyor.store.engine import Database, data_dir, database_url, make_engine
+    from surveyor.store.migrate import current_revision, head_revision
+
+    logging.basicConfig(
+        level=os.environ.get("SURVEYOR_LOG_LEVEL", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    engine = make_engine()
+    if current_revision(engine) != head_revision():
+        engine.dispose()
+        err.print("[red]The database schema is not current; run `surveyor db upgrade` first.[/red]")
+        raise typer.Exit(2)
+    db = Database(engine)
+    if db.is_sqlite:
+        err.print(
+            "[yellow]This worker uses SQLite, where the console already processes in-process; "
+            "separate workers pay off on PostgreSQL.[/yellow]"
+        )
+    runner = Worker(db, data_dir(), WorkerSettings.from_environment())
+    stop = threading.Event()
+
+    def request_stop(_signal: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    where = database_url().split("@")[-1]
+    err.print(f"Surveyor processing worker {runner.name} on {where} (data in {data_dir()})")
+    try:
+        if once:
+            claimed = runner.drain()
+            err.print(f"Processed {claimed} task{'s' if claimed != 1 else ''}; the queue is empty.")
+        else:
+            runner.run(stop)
+    finally:
+        db.dispose()

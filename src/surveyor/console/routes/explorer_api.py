@@ -1,0 +1,499 @@
+"""`/api/v1/explorer/…`: the routes explorers call (SPEC §6). Explorers only ever connect
+out to the console; the console never dials an explorer.
+
+- `POST /enroll` (enrollment token) → the explorer's id, name and secret (shown once);
+- `POST /poll` (explorer secret, with version and host info: the check-in) → work, held
+  open up to `long_poll_seconds` until a scan is launched on this explorer;
+- `POST /tasks/{id}/progress` → `{"stop": bool}`; `POST /tasks/{id}/stopped`;
+  `POST /tasks/{id}/failed`; `PUT /task-data/{id}` (a streamed gzip JSONL body with its
+  SHA-256 in `X-Surveyor-Content-SHA256`). Every task report carries the attempt token.
+
+A held poll wakes when a task is created or changed through this console's API, or when
+the supervisor finds a launchable scan, and otherwise re-checks the database every
+`poll_recheck_seconds` (other consoles may have changed something).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.schemas import IdPath, Strict
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.service import explorers as explorer_service
+from surveyor.service import launch
+from surveyor.service.explorers import (
+    EnrollmentRefused,
+    HostInfo,
+    ReportRefused,
+)
+from surveyor.store import taskdata
+
+log = logging.getLogger("surveyor.console.explorers")
+
+router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
+State = Annotated[ConsoleState, Depends(console_state)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422)
+}
+#: How often an explorer reports progress while it scans (the console asks for it).
+REPORT_INTERVAL_SECONDS = 0.5
+#: How soon a held poll notices that the server is stopping.
+STOPPING_CHECK_SECONDS = 1.0
+#: Task data uploads go here; only these requests may exceed the usual body limit.
+UPLOAD_PATH_PREFIX = "/api/v1/explorer/task-data/"
+_UPLOAD_WRITE_BYTES = 1 << 20
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ExplorerSecret",
+    description="The explorer's secret (`svx_…`), or an enrollment token (`sve_…`) to enroll.",
+)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class WorkSignal:
+    """Wakes held polls when there may be new work; they then re-check the database.
+
+    Used from the console's event loop only.
+    """
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True when woken by `notify`."""
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), max(0.0, timeout))
+        except TimeoutError:
+            return False
+        return True
+
+
+def work_signal(state: ConsoleState) -> WorkSignal:
+    signal = state.extras.get("explorer_work_signal")
+    if not isinstance(signal, WorkSignal):
+        signal = WorkSignal()
+        state.extras["explorer_work_signal"] = signal
+    return signal
+
+
+class WakeExplorersOnTaskWrites:
+    """After a successful write to `/api/v1/tasks…` (a task created, run now, edited or
+    stopped), wake the held polls so the change reaches explorers at once."""
+
+    def __init__(self, app: ASGIApp, state: ConsoleState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not scope["path"].startswith("/api/v1/tasks")
+        ):
+            await self.app(scope, receive, send)
+            return
+        status = 0
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        if 200 <= status < 400:
+            work_signal(self.state).notify()
+
+
+class ExplorerMessage(Strict):
+    """Explorer messages ignore fields they do not know, so newer explorers can talk to
+    older consoles."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class HostIn(ExplorerMessage):
+    version: str = Field(default="", max_length=50)
+    hostname: str = Field(default="", max_length=255)
+    os: str = Field(default="", max_length=200)
+    addresses: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("addresses")
+    @classmethod
+    def _short_addresses(cls, value: list[str]) -> list[str]:
+        return [address[:100] for address in value]
+
+    def host_info(self) -> HostInfo:
+        return HostInfo(self.version, self.hostname, self.os, tuple(self.addresses))
+
+
+class EnrollIn(HostIn):
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
+
+
+class EnrollOut(BaseModel):
+    explorer_id: int
+    organization_id: int
+    name: str
+    secret: str = Field(description="shown once; the explorer keeps it in its state directory")
+
+
+class PollIn(HostIn):
+    wait: float = Field(default=25.0, ge=0, le=300, description="seconds to hold the poll")
+
+
+class Assignment(BaseModel):
+    id: int
+    name: str
+    attempt: int
+    attempt_token: str
+    params: dict[str, Any]
+    scope_cap: int
+    report_interval: float
+    report_retry_max: float
+
+
+class PollOut(BaseModel):
+    task: Assignment | None
+
+
+class ReportIn(ExplorerMessage):
+    attempt_token: str = Field(min_length=1, max_length=64)
+
+
+class ProgressIn(ReportIn):
+    collect: float = Field(ge=0, le=1, description="scan progress, 0..1")
+    stats: dict[str, int | float] = Field(default_factory=dict)
+
+    @field_validator("stats")
+    @classmethod
+    def _few_stats(cls, value: dict[str, int | float]) -> dict[str, int | float]:
+        if len(value) > 32 or any(len(key) > 64 for key in value):
+            raise ValueError("at most 32 stats with names of at most 64 characters")
+        return value
+
+
+class ProgressOut(BaseModel):
+    stop: bool
+
+
+class FailedIn(ReportIn):
+    error: str = Field(min_length=1, max_length=2000)
+
+
+class TaskStatusOut(BaseModel):
+    id: int
+    status: str
+
+
+class UploadOut(TaskStatusOut):
+    size_data: int
+    data_sha256: str | None
+    already_stored: bool
+
+
+def current_explorer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    state: State,
+) -> dict[str, Any]:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(
+            401,
+            "unauthenticated",
+            "this needs the explorer's secret: 'Authorization: Bearer svx_…'",
+        )
+    with state.db.read() as conn:
+        explorer = explorer_service.authenticate(conn, credentials.credentials)
+    if explorer is None:
+        raise ApiError(
+            401,
+            "unknown_explorer",
+            "the explorer secret is not known here: the explorer was deleted, or enrolled "
+            "with another console; enroll it again with a new enrollment token",
+        )
+    return explorer
+
+
+Explorer = Annotated[dict[str, Any], Depends(current_explorer)]
+
+
+def _refused(exc: ReportRefused) -> ApiError:
+    status = 404 if exc.code == "unknown_task" else 409
+    details = {"current_status": exc.status} if exc.status else {}
+    return ApiError(status, exc.code, exc.message, details)
+
+
+@router.post("/enroll", status_code=201, response_model=EnrollOut, responses=_ERRORS)
+def enroll(
+    body: EnrollIn,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    state: State,
+) -> Any:
+    """Enroll with an organization's enrollment token; the answer holds the explorer's own
+    secret, which the console keeps only as a digest."""
+    if credentials is None:
+        raise ApiError(
+            401, "unauthenticated", "enrolling needs an enrollment token: 'Authorization: Bearer'"
+        )
+    try:
+        with state.db.write() as conn:
+            explorer, secret = explorer_service.enroll(
+                conn, credentials.credentials, name=body.name, host=body.host_info(), now=_utcnow()
+            )
+    except EnrollmentRefused as exc:
+        raise ApiError(401, "enrollment_refused", str(exc)) from exc
+    return {
+        "explorer_id": explorer["id"],
+        "organization_id": explorer["organization_id"],
+        "name": explorer["name"],
+        "secret": secret,
+    }
+
+
+def _check_in(state: ConsoleState, explorer: Mapping[str, Any], host: HostInfo) -> None:
+    with state.db.write() as conn:
+        explorer_service.check_in(conn, explorer, host, now=_utcnow())
+
+
+def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
+    now = _utcnow()
+    with state.db.read() as conn:
+        if not launch.may_have_work(conn, explorer_id, now=now):
+            return None
+    with state.db.write() as conn:
+        task = launch.next_work(conn, explorer_id, now=now)
+        if task is None:
+            return None
+        return {
+            **launch.assignment(conn, task),
+            "report_interval": REPORT_INTERVAL_SECONDS,
+            # Retries of reports must come well within the silence timeout.
+            "report_retry_max": max(0.25, state.settings.explorer_silence_seconds / 4),
+        }
+
+
+@router.post("/poll", response_model=PollOut, responses=_ERRORS)
+async def poll(body: PollIn, request: Request, explorer: Explorer, state: State) -> Any:
+    """Check in and wait for work: answered as soon as a scan is launched on this explorer,
+    or empty after `wait` seconds (capped by the console, and to half the online window so
+    a waiting explorer stays online)."""
+    settings = state.settings
+    loop = asyncio.get_running_loop()
+    wait = min(body.wait, settings.long_poll_seconds, settings.online_window_seconds / 2)
+    deadline = loop.time() + wait
+    signal = work_signal(state)
+    await asyncio.to_thread(_check_in, state, explorer, body.host_info())
+    check_at = loop.time()
+    while True:
+        if state.stopping.is_set() or await request.is_disconnected():
+            return {"task": None}
+        if loop.time() >= check_at:
+            assignment = await asyncio.to_thread(_next_work, state, explorer["id"])
+            if assignment is not None:
+                return {"task": assignment}
+            check_at = loop.time() + settings.poll_recheck_seconds
+        now = loop.time()
+        if now >= deadline:
+            return {"task": None}
+        if await signal.wait(min(deadline, check_at, now + STOPPING_CHECK_SECONDS) - now):
+            check_at = loop.time()
+
+
+@router.post("/tasks/{task_id}/progress", response_model=ProgressOut, responses=_ERRORS)
+def report_progress(task_id: IdPath, body: ProgressIn, explorer: Explorer, state: State) -> Any:
+    """Progress of the scan (at least once a second); the answer says whether to stop."""
+    try:
+        with state.db.write() as conn:
+            stop = explorer_service.report_progress(
+                conn,
+                explorer,
+                task_id,
+                body.attempt_token,
+                collect=body.collect,
+                stats=body.stats,
+                now=_utcnow(),
+            )
+    except ReportRefused as exc:
+        raise _refused(exc) from exc
+    return {"stop": stop}
+
+
+@router.post("/tasks/{task_id}/stopped", response_model=TaskStatusOut, responses=_ERRORS)
+def confirm_stopped(task_id: IdPath, body: ReportIn, explorer: Explorer, state: State) -> Any:
+    """The explorer halted the scan it was told to stop."""
+    try:
+        with state.db.write() as conn:
+            task = explorer_service.confirm_stop(
+                conn, explorer, task_id, body.attempt_token, now=_utcnow()
+            )
+    except ReportRefused as exc:
+        raise _refused(exc) from exc
+    return {"id": task["id"], "status": task["status"]}
+
+
+@router.post("/tasks/{task_id}/failed", response_model=TaskStatusOut, responses=_ERRORS)
+def report_failure(task_id: IdPath, body: FailedIn, explorer: Explorer, state: State) -> Any:
+    """The scan could not finish; the task is canceled with the explorer's reason."""
+    try:
+        with state.db.write() as conn:
+            task = explorer_service.report_failure(
+                conn, explorer, task_id, body.attempt_token, error=body.error, now=_utcnow()
+            )
+    except ReportRefused as exc:
+        raise _refused(exc) from exc
+    return {"id": task["id"], "status": task["status"]}
+
+
+def _upload_out(task: Mapping[str, Any], *, already_stored: bool) -> dict[str, Any]:
+    return {
+        "id": task["id"],
+        "status": task["status"],
+        "size_data": task["size_data"],
+        "data_sha256": task["data_sha256"],
+        "already_stored": already_stored,
+    }
+
+
+async def _receive_into(request: Request, incoming: taskdata.IncomingTaskData) -> None:
+    pending = bytearray()
+    async for chunk in request.stream():
+        pending += chunk
+        if len(pending) >= _UPLOAD_WRITE_BYTES:
+            await asyncio.to_thread(incoming.write, bytes(pending))
+            pending.clear()
+    if pending:
+        await asyncio.to_thread(incoming.write, bytes(pending))
+    await asyncio.to_thread(incoming.close)
+
+
+@router.put("/task-data/{task_id}", response_model=UploadOut, responses=_ERRORS)
+async def upload_task_data(
+    task_id: IdPath,
+    request: Request,
+    explorer: Explorer,
+    state: State,
+    attempt_token: Annotated[str, Header(alias="X-Surveyor-Attempt-Token", max_length=64)],
+    sha256: Annotated[str, Header(alias="X-Surveyor-Content-SHA256", pattern=r"^[0-9a-f]{64}$")],
+) -> Any:
+    """Receive the task data (gzip JSONL, streamed). It is stored only if its SHA-256 matches
+    the header and it is task data; the same data uploaded again is answered, not stored."""
+
+    def begin() -> explorer_service.UploadStart:
+        with state.db.write() as conn:
+            return explorer_service.begin_upload(
+                conn, explorer, task_id, attempt_token, sha256=sha256, now=_utcnow()
+            )
+
+    try:
+        start = await asyncio.to_thread(begin)
+    except ReportRefused as exc:
+        raise _refused(exc) from exc
+    if start.already_stored:
+        return _upload_out(start.task, already_stored=True)
+    with taskdata.IncomingTaskData(state.settings.data_dir, task_id) as incoming:
+        try:
+            await _receive_into(request, incoming)
+        except ClientDisconnect:
+            raise ApiError(400, "incomplete_upload", "the upload ended early") from None
+        if incoming.sha256 != sha256:
+            raise ApiError(
+                400,
+                "checksum_mismatch",
+                f"the data received has SHA-256 {incoming.sha256}, not {sha256}; "
+                "nothing was stored",
+            )
+        problem = await asyncio.to_thread(taskdata.task_data_problem, incoming.temp_path)
+        if problem is not None:
+            await asyncio.to_thread(
+                _refuse_invalid, state, explorer, task_id, attempt_token, problem
+            )
+            raise ApiError(422, "invalid_data", f"this is not Surveyor task data: {problem}")
+
+        def finish() -> explorer_service.UploadStart:
+            with state.db.write() as conn:
+                return explorer_service.finish_upload(
+                    conn,
+                    explorer,
+                    task_id,
+                    attempt_token,
+                    size=incoming.size,
+                    sha256=sha256,
+                    store=incoming.commit,
+                    now=_utcnow(),
+                )
+
+        try:
+            done = await asyncio.to_thread(finish)
+        except ReportRefused as exc:
+            raise _refused(exc) from exc
+    return _upload_out(done.task, already_stored=done.already_stored)
+
+
+def _refuse_invalid(
+    state: ConsoleState, explorer: Mapping[str, Any], task_id: int, token: str, problem: str
+) -> None:
+    with state.db.write() as conn:
+        explorer_service.refuse_invalid_data(
+            conn, explorer, task_id, token, problem=problem, now=_utcnow()
+        )
+
+
+def _supervise_once(state: ConsoleState, watching_since: datetime) -> int:
+    """One round of the supervisor; returns how many scans could launch now."""
+    settings = state.settings
+    now = _utcnow()
+    timeouts = explorer_service.Timeouts(
+        silence_seconds=settings.explorer_silence_seconds,
+        stop_seconds=settings.stop_confirm_seconds,
+        watching_since=watching_since,
+    )
+    with state.db.read() as conn:
+        due = explorer_service.supervision_due(conn, now=now, timeouts=timeouts)
+        waiting = launch.waiting_scans_need_update(
+            conn, now=now, online_window=settings.online_window_seconds
+        )
+    if due:
+        with state.db.write() as conn:
+            for task in explorer_service.supervise(conn, now=now, timeouts=timeouts):
+                log.info("task %s is now %s", task["id"], task["status"])
+    if waiting.needs_write:
+        with state.db.write() as conn:
+            return launch.refresh_waiting_scans(
+                conn, now=now, online_window=settings.online_window_seconds
+            )
+    return waiting.launchable
+
+
+async def explorer_supervisor(state: ConsoleState) -> None:
+    """Background service: timeouts of running scans, wait reasons and grace periods of
+    waiting ones, and a wake-up for held polls when a scan could launch."""
+    watching_since = _utcnow()
+    signal = work_signal(state)
+    while True:
+        try:
+            launchable = await asyncio.to_thread(_supervise_once, state, watching_since)
+        except Exception:
+            log.exception("the explorer supervisor failed; trying again")
+            launchable = 0
+        if launchable:
+            signal.notify()
+        await asyncio.sleep(state.settings.explorer_sweep_seconds)

@@ -1,0 +1,231 @@
+"""`POST /api/v1/imports`: a Surveyor JSONL file (gzip or plain) becomes an `import` task.
+
+The file is the raw request body. It is stored gzip-compressed while it arrives, then checked
+record by record; a bad record is a 400 naming its line, and nothing is kept. A good file
+becomes an import task in `processing_queued`, merged by the same workers as scans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from surveyor.console.auth import Operator
+from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.routes.tasks import task_out
+from surveyor.console.schemas import MAX_ID, TaskOut
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.core.tasks import TaskStatus, TaskType
+from surveyor.processing.records import GZIP_MAGIC, TaskDataError, survey
+from surveyor.processing.worker import wake_workers
+from surveyor.store import accounts
+from surveyor.store import tasks as task_store
+from surveyor.store.accounts import Principal
+from surveyor.store.records import audit, find_by_name, get_record
+from surveyor.store.schema import sites
+from surveyor.store.taskdata import TASKS_DIR, task_data_path
+
+IMPORT_PATH = "/api/v1/imports"
+router = APIRouter(prefix=IMPORT_PATH, tags=["imports"])
+State = Annotated[ConsoleState, Depends(console_state)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422)
+}
+
+
+class _StoredUpload:
+    """The upload as it will be stored (gzip), in a temporary file beside the task data."""
+
+    def __init__(self, data_dir: Path) -> None:
+        folder = data_dir / TASKS_DIR
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, name = tempfile.mkstemp(prefix=".import-", suffix=".part", dir=folder)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._sink: IO[bytes] | None = None
+        self._head = b""
+        self.received = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.received += len(chunk)
+        if self._sink is None:
+            self._head += chunk
+            if len(self._head) < 2:
+                return
+            chunk, self._head = self._head, b""
+            # Plain JSONL is compressed on the way in; gzip is stored as it came.
+            self._sink = (
+                self._file
+                if chunk[:2] == GZIP_MAGIC
+                else gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=6)  # type: ignore[assignment]
+            )
+        assert self._sink is not None
+        self._sink.write(chunk)
+
+    def finish(self) -> tuple[int, str]:
+        """Close the file; its stored size and SHA-256."""
+        if self._sink is None:
+            self._sink = gzip.GzipFile(fileobj=self._file, mode="wb")  # type: ignore[assignment]
+            assert self._sink is not None
+            self._sink.write(self._head)
+        if self._sink is not self._file:
+            self._sink.close()
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        digest = hashlib.sha256()
+        with self.path.open("rb") as stored:
+            while block := stored.read(1 << 20):
+                digest.update(block)
+        return self.path.stat().st_size, digest.hexdigest()
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _resolve_site(conn: Any, principal: Principal, site: str | None) -> dict[str, Any]:
+    if site is None or not site.strip():
+        default = accounts.default_site_id(conn, principal.organization_id)
+        found = get_record(conn, sites, principal.organization_id, default) if default else None
+        if found is None:
+            raise ApiError(400, "invalid_import", "this organization has no site yet")
+        return found
+    site = site.strip()
+    found = None
+    if site.isdigit() and int(site) <= MAX_ID:
+        found = get_record(conn, sites, principal.organization_id, int(site))
+    found = found or find_by_name(conn, sites, principal.organization_id, site)
+    if found is None:
+        raise ApiError(
+            400, "invalid_import", f"there is no site {site!r}", {"field": "site", "site": site}
+        )
+    return found
+
+
+def _create_import(
+    state: ConsoleState,
+    principal: Principal,
+    upload: _StoredUpload,
+    *,
+    site: str | None,
+    name: str | None,
+    description: str,
+    size: int,
+    sha256: str,
+    hosts: int,
+) -> dict[str, Any]:
+    final: Path | None = None
+    try:
+        with state.db.write() as conn:
+            target = _resolve_site(conn, principal, site)
+            task = task_store.create_task(
+                conn,
+                {
+                    "organization_id": principal.organization_id,
+                    "site_id": target["id"],
+                    "name": name or f"Import into {target['name']}",
+                    "description": description,
+                    "type": TaskType.IMPORT.value,
+                    "created_by": principal.email,
+                    "created_by_user_id": principal.user_id,
+                },
+                actor=principal.email,
+            )
+            final = task_data_path(state.settings.data_dir, task["id"])
+            os.replace(upload.path, final)
+            queued = task_store.transition(
+                conn,
+                principal.organization_id,
+                task["id"],
+                TaskStatus.PROCESSING_QUEUED,
+                actor=principal.email,
+                message=f"imported {hosts} host records",
+                changes={
+                    "size_data": size,
+                    "data_sha256": sha256,
+                    "stats": {"hosts": hosts},
+                    "data_acquisition_ended_at": task["created_at"],
+                },
+            )
+            audit(
+                conn,
+                organization_id=principal.organization_id,
+                actor=principal.email,
+                action="import",
+                object_type="task",
+                object_id=task["id"],
+                details={"site_id": target["id"], "hosts": hosts, "bytes": size},
+            )
+    except BaseException:
+        if final is not None:
+            with contextlib.suppress(FileNotFoundError):
+                final.unlink()
+        raise
+    return queued
+
+
+@router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
+async def create_import(
+    request: Request,
+    principal: Operator,
+    state: State,
+    site: Annotated[
+        str | None,
+        Query(max_length=200, description="Site id or name (default: the first site)."),
+    ] = None,
+    name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    description: Annotated[str, Query(max_length=10_000)] = "",
+) -> dict[str, Any]:
+    """Import a Surveyor JSONL file (gzip or plain, as the request body) into a site."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the file itself as the request body (for example "
+            "Content-Type: application/gzip), not as a form",
+        )
+    upload = await run_in_threadpool(_StoredUpload, state.settings.data_dir)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await run_in_threadpool(upload.write, chunk)
+        if upload.received == 0:
+            raise ApiError(400, "invalid_import", "the request body is empty; send the file")
+        size, sha256 = await run_in_threadpool(upload.finish)
+        try:
+            surveyed = await run_in_threadpool(survey, upload.path)
+        except TaskDataError as exc:
+            details: dict[str, Any] = {"problem": exc.problem}
+            if exc.line is not None:
+                details["line"] = exc.line
+            raise ApiError(
+                400, "invalid_task_data", f"the file is not Surveyor task data: {exc}", details
+            ) from exc
+        task = await run_in_threadpool(
+            _create_import,
+            state,
+            principal,
+            upload,
+            site=site,
+            name=name.strip() if name else None,
+            description=description,
+            size=size,
+            sha256=sha256,
+            hosts=surveyed.host_records,
+        )
+    finally:
+        await run_in_threadpool(upload.discard)
+    wake_workers(state.extras)
+    return task_out(task)

@@ -1,0 +1,16 @@
+// Entry point: each page names itself in <body data-page>, and gets its behaviour here.
+import { localizeTimes, setUpCopyButtons } from "./page.js";
+import { startLiveUpdates } from "./live.js";
+import { setUpOverview } from "./overview.js";
+import { setUpTaskForm } from "./task-form.js";
+
+const page = document.body.dataset.page;
+localizeTimes(document);
+setUpCopyButtons(document);
+
+if (page === "overview") {
+  const overview = setUpOverview();
+  startLiveUpdates(overview);
+} else if (page === "new-task") {
+  setUpTaskForm();
+}

@@ -1,0 +1,89 @@
+"""The Assets page: the inventory in address order with search, and one asset with its
+services and history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from surveyor.console.routes.assets import asset_out
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.render import render
+from surveyor.console.web.search_box import (
+    MAX_SEARCH_LENGTH,
+    SearchProblem,
+    compile_search,
+    parse_search,
+)
+from surveyor.console.web.session import PageError, PagePrincipal
+from surveyor.core.search import SearchError
+from surveyor.store import inventory, records
+from surveyor.store.asset_search import ASSET_SEARCH
+from surveyor.store.schema import sites
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[ConsoleState, Depends(console_state)]
+PAGE_SIZE = 100
+
+SEARCH_EXAMPLES = [
+    ("alive:false", "assets that stopped answering"),
+    ("port:443 site:lab", "a service on 443, in a site whose name contains “lab”"),
+    ("hostname:=%.example.com", "exact match with % wildcard"),
+]
+
+
+@router.get("/assets")
+def assets_page(
+    request: Request,
+    principal: PagePrincipal,
+    state: State,
+    search: str = "",
+    cursor: str | None = None,
+) -> Response:
+    org = principal.organization_id
+    search = search[:MAX_SEARCH_LENGTH]
+    problem: SearchProblem | None = None
+    page = inventory.AssetPage([], None)
+    with state.db.read() as conn:
+        site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
+        try:
+            clause = compile_search(conn, parse_search(search), ASSET_SEARCH)
+        except SearchError as error:
+            problem = SearchProblem.of(search, error)
+        else:
+            try:
+                page = inventory.list_assets(
+                    conn, org, search=clause, limit=PAGE_SIZE, cursor=cursor
+                )
+            except inventory.InvalidAssetCursor:
+                page = inventory.list_assets(conn, org, search=clause, limit=PAGE_SIZE)
+        services = inventory.services_of(conn, [row["id"] for row in page.items])
+    context: dict[str, Any] = {
+        "assets": [asset_out(row, site_names, services[row["id"]]) for row in page.items],
+        "search": search,
+        "problem": problem,
+        "search_examples": SEARCH_EXAMPLES,
+        "cursor": cursor,
+        "next_cursor": page.next_cursor,
+    }
+    return render(request, "assets.html", context)
+
+
+@router.get("/assets/{asset_id:int}")
+def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state: State) -> Response:
+    org = principal.organization_id
+    with state.db.read() as conn:
+        asset = inventory.get_asset(conn, org, asset_id)
+        if asset is None:
+            raise PageError(404, "Not found", f"asset {asset_id} does not exist")
+        services = inventory.services_of(conn, [asset_id])[asset_id]
+        history = inventory.asset_history(conn, asset_id, limit=50)
+        site = records.get_record(conn, sites, org, asset["site_id"])
+    context: dict[str, Any] = {
+        "asset": asset,
+        "services": services,
+        "history": history,
+        "site_name": site["name"] if site else "",
+    }
+    return render(request, "asset.html", context)

@@ -1,0 +1,133 @@
+"""The Explorers page: who scans, whether they are online, and enrolling new ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
+from sqlalchemy import Connection, select
+
+from surveyor.console.errors import ApiError
+from surveyor.console.routes import enrollment
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.render import render
+from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
+from surveyor.core.tasks import TAB_SPECS, Tab
+from surveyor.service.launch import is_online
+from surveyor.store import explorers as explorer_store
+from surveyor.store import records
+from surveyor.store.accounts import Principal, Role
+from surveyor.store.schema import explorers, hosted_zones, sites, tasks
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[ConsoleState, Depends(console_state)]
+
+
+#: The statuses of a task an explorer is busy with (the active tab's).
+RUNNING = TAB_SPECS[Tab.ACTIVE].statuses
+
+
+def current_tasks(conn: Connection, organization_id: int) -> dict[int, int]:
+    """The task each explorer runs now, read in one query over the index on status (few
+    tasks run at once; the API's `explorer_out` asks once per explorer)."""
+    rows = conn.execute(
+        select(tasks.c.explorer_id, tasks.c.id).where(
+            tasks.c.status.in_([status.value for status in RUNNING]),
+            tasks.c.organization_id == organization_id,
+            tasks.c.explorer_id.is_not(None),
+        )
+    ).all()
+    current: dict[int, int] = {}
+    for explorer_id, task_id in rows:
+        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
+    return current
+
+
+def explorer_view(
+    row: Mapping[str, Any], current: Mapping[int, int], *, now: datetime, window: float
+) -> dict[str, Any]:
+    return {
+        **row,
+        "online": is_online(row["last_checkin_at"], now=now, window=window),
+        "current_task_id": current.get(row["id"]),
+        "addresses": list(row["addresses"] or []),
+    }
+
+
+def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
+    org = principal.organization_id
+    window = state.settings.online_window_seconds
+    now = datetime.now(UTC)
+    with state.db.read() as conn:
+        rows = records.list_records(conn, explorers, org, limit=1000)
+        current = current_tasks(conn, org)
+        site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
+        zone_names = {z["id"]: z["name"] for z in records.list_records(conn, hosted_zones, org)}
+        tokens = (
+            explorer_store.list_enrollment_tokens(conn, org, limit=100)
+            if principal.role.allows(Role.ADMIN)
+            else []
+        )
+        return {
+            "explorers": [explorer_view(r, current, now=now, window=window) for r in rows],
+            "site_names": site_names,
+            "zone_names": zone_names,
+            "tokens": tokens,
+            "online_window": window,
+            "is_admin": principal.role.allows(Role.ADMIN),
+            "created": None,
+            "command": "",
+            "error": "",
+            "error_field": "",
+        }
+
+
+@router.get("/explorers")
+def explorers_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+    return render(request, "explorers.html", _context(state, principal))
+
+
+@router.post("/explorers/enrollment-tokens")
+async def create_enrollment_token(
+    request: Request, principal: CheckedPrincipal, state: State
+) -> Response:
+    """Create an enrollment token and show it once, with the command that uses it."""
+    require_role(principal, Role.ADMIN)
+    form = await request.form()
+    values: dict[str, Any] = {"name": str(form.get("name") or "").strip()}
+    for key in ("site_id", "hosted_zone_id", "expires_in_days"):
+        raw = str(form.get(key) or "").strip()
+        if raw:
+            values[key] = raw
+    created: dict[str, Any] | None = None
+    error = ""
+    error_field = ""
+    try:
+        body = enrollment.EnrollmentTokenIn.model_validate(values)
+        created = await asyncio.to_thread(
+            enrollment.create_enrollment_token, body, principal, state
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        error_field = ".".join(str(part) for part in first.get("loc", ())) or "name"
+        error = str(first.get("msg", "is not valid"))
+    except ApiError as exc:
+        error_field = str(exc.details.get("field", "name"))
+        error = exc.message
+    context = await asyncio.to_thread(_context, state, principal)
+    console_url = str(request.base_url).rstrip("/")
+    context.update(
+        created=created,
+        command=(
+            f"surveyor explorer --console {console_url} --token {created['token']}"
+            if created
+            else ""
+        ),
+        error=error,
+        error_field=error_field,
+    )
+    return render(request, "explorers.html", context, status=400 if error else 200)

@@ -1,0 +1,258 @@
+"""Live news for the console's pages: one poller per console process.
+
+`TaskFeed` polls the database once a second while anyone listens: new task events (every
+transition, edit and spawn is one, with a growing id) and the progress of running tasks. It
+fans them out to the subscribed streams of each organization, so the cost of a poll does not
+grow with the number of open pages. `GET /api/v1/events` (`console/routes/events.py`) turns
+a subscription into server-sent events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from surveyor.console.state import ConsoleState
+from surveyor.console.web.task_view import ring_values
+from surveyor.core.tasks import TaskStatus
+from surveyor.store.engine import Database
+from surveyor.store.schema import task_events, tasks
+
+log = logging.getLogger("surveyor.console.live")
+
+#: Statuses whose progress moves while nothing else about the task changes.
+MOVING = frozenset({TaskStatus.ACTIVE, TaskStatus.CONNECTING, TaskStatus.PROCESSING})
+#: Events are re-read this far behind the newest one seen, so a transaction that commits
+#: after a later one (possible on PostgreSQL) is still delivered, once.
+LOOKBACK_IDS = 200
+FEED_KEY = "task_feed"
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One message for the streams of an organization."""
+
+    event: str
+    organization_id: int
+    data: Mapping[str, Any]
+    id: int | None = None
+
+    def encode(self) -> str:
+        lines = [] if self.id is None else [f"id: {self.id}"]
+        lines += [f"event: {self.event}", f"data: {json.dumps(self.data, default=str)}"]
+        return "\n".join(lines) + "\n\n"
+
+
+_EVENT_COLUMNS = (
+    task_events.c.id,
+    task_events.c.task_id,
+    task_events.c.organization_id,
+    task_events.c.at,
+    task_events.c.kind,
+    task_events.c.from_status,
+    task_events.c.to_status,
+    task_events.c.actor,
+    task_events.c.message,
+    tasks.c.status,
+    tasks.c.tab,
+    tasks.c.hidden,
+    tasks.c.progress_collect,
+    tasks.c.progress_process,
+)
+
+
+def _task_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    status = TaskStatus(row["status"])
+    collect, process = ring_values(row)
+    return {
+        "status": status.value,
+        "status_label": status.label,
+        "collect": collect,
+        "process": process,
+    }
+
+
+def _event_item(row: Mapping[str, Any]) -> FeedItem:
+    return FeedItem(
+        "task",
+        row["organization_id"],
+        {
+            "event_id": row["id"],
+            "task_id": row["task_id"],
+            "kind": row["kind"],
+            "from_status": row["from_status"],
+            "to_status": row["to_status"],
+            "to_status_label": TaskStatus(row["to_status"]).label if row["to_status"] else None,
+            "tab": row["tab"],
+            "hidden": bool(row["hidden"]),
+            "at": row["at"].isoformat(),
+            "actor": row["actor"],
+            "message": row["message"],
+            **_task_fields(row),
+        },
+        id=row["id"],
+    )
+
+
+def latest_event_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.coalesce(func.max(task_events.c.id), 0))).scalar_one())
+
+
+def events_after(
+    conn: Connection, after: int, *, organization_id: int | None = None, limit: int = 1000
+) -> list[FeedItem]:
+    query = select(*_EVENT_COLUMNS).join(tasks, tasks.c.id == task_events.c.task_id)
+    query = query.where(task_events.c.id > after)
+    if organization_id is not None:
+        query = query.where(task_events.c.organization_id == organization_id)
+    rows = conn.execute(query.order_by(task_events.c.id).limit(limit)).mappings().all()
+    return [_event_item(dict(row)) for row in rows]
+
+
+def moving_tasks(conn: Connection, organization_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Running tasks of these organizations, with their progress (served by the index on
+    status that the processing queue uses)."""
+    rows = conn.execute(
+        select(
+            tasks.c.id,
+            tasks.c.organization_id,
+            tasks.c.status,
+            tasks.c.progress_collect,
+            tasks.c.progress_process,
+        ).where(
+            tasks.c.status.in_([status.value for status in MOVING]),
+            tasks.c.organization_id.in_(list(organization_ids)),
+        )
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+@dataclass
+class _Poll:
+    items: list[FeedItem] = field(default_factory=list)
+
+
+class TaskFeed:
+    """The console process's one poller, fanning task news out to subscribed streams."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        stopping: threading.Event | None = None,
+        poll_seconds: float = 1.0,
+        stream_seconds: float = 120.0,
+        heartbeat_seconds: float = 15.0,
+        retry_ms: int = 1500,
+        max_backlog: int = 5000,
+    ) -> None:
+        self.db = db
+        self.stopping = stopping or threading.Event()
+        self.poll_seconds = poll_seconds
+        self.stream_seconds = stream_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.retry_ms = retry_ms
+        self.max_backlog = max_backlog
+        self._subscribers: dict[int, set[asyncio.Queue[FeedItem | None]]] = {}
+        self._cursor = 0
+        #: Events up to here happened before anyone listened (the lookback re-reads them).
+        self._floor = 0
+        self._seen: deque[int] = deque(maxlen=4 * LOOKBACK_IDS)
+        #: What the streams last heard of each running task; None until the first poll,
+        #: which only takes note (the pages were rendered with those values).
+        self._progress: dict[int, tuple[str, float, float]] | None = None
+        self._runner: asyncio.Task[None] | None = None
+
+    async def subscribe(self, organization_id: int) -> tuple[asyncio.Queue[FeedItem | None], int]:
+        """A queue of this organization's news from now on, and the event id 'now' is."""
+        if self._runner is None or self._runner.done():
+            self._cursor = self._floor = await asyncio.to_thread(self._latest)
+            self._seen.clear()
+            self._progress = None
+        queue: asyncio.Queue[FeedItem | None] = asyncio.Queue()
+        self._subscribers.setdefault(organization_id, set()).add(queue)
+        if self._runner is None or self._runner.done():
+            self._runner = asyncio.create_task(self._run(), name="task-feed")
+        return queue, self._cursor
+
+    def unsubscribe(self, organization_id: int, queue: asyncio.Queue[FeedItem | None]) -> None:
+        listeners = self._subscribers.get(organization_id)
+        if listeners is not None:
+            listeners.discard(queue)
+            if not listeners:
+                del self._subscribers[organization_id]
+
+    def _latest(self) -> int:
+        with self.db.read() as conn:
+            return latest_event_id(conn)
+
+    async def _run(self) -> None:
+        while self._subscribers:
+            if self.stopping.is_set():
+                self._end_all()
+                return
+            try:
+                poll = await asyncio.to_thread(self._poll, set(self._subscribers))
+            except Exception:
+                log.exception("the live event feed could not read the database; retrying")
+                poll = _Poll()
+            for item in poll.items:
+                self._publish(item)
+            await asyncio.sleep(self.poll_seconds)
+
+    def _end_all(self) -> None:
+        for organization_id, listeners in list(self._subscribers.items()):
+            for queue in list(listeners):
+                self.unsubscribe(organization_id, queue)
+                queue.put_nowait(None)
+
+    def _publish(self, item: FeedItem) -> None:
+        for queue in list(self._subscribers.get(item.organization_id, ())):
+            if queue.qsize() >= self.max_backlog:
+                # A stream that cannot keep up is ended; its browser reconnects and catches up.
+                self.unsubscribe(item.organization_id, queue)
+                queue.put_nowait(None)
+            else:
+                queue.put_nowait(item)
+
+    def _poll(self, organization_ids: set[int]) -> _Poll:
+        poll = _Poll()
+        with self.db.read() as conn:
+            fresh = [
+                item
+                for item in events_after(conn, max(0, self._cursor - LOOKBACK_IDS))
+                if item.id is not None and item.id > self._floor and item.id not in self._seen
+            ]
+            running = moving_tasks(conn, organization_ids) if organization_ids else []
+        for item in fresh:
+            assert item.id is not None
+            self._seen.append(item.id)
+            self._cursor = max(self._cursor, item.id)
+            poll.items.append(item)
+        current: dict[int, tuple[str, float, float]] = {}
+        for row in running:
+            fields = _task_fields(row)
+            current[row["id"]] = (fields["status"], fields["collect"], fields["process"])
+            if self._progress is not None and self._progress.get(row["id"]) != current[row["id"]]:
+                poll.items.append(
+                    FeedItem("progress", row["organization_id"], {"task_id": row["id"], **fields})
+                )
+        self._progress = current
+        return poll
+
+
+def task_feed(state: ConsoleState) -> TaskFeed:
+    """This console's feed (created on first use)."""
+    feed = state.extras.get(FEED_KEY)
+    if not isinstance(feed, TaskFeed):
+        feed = TaskFeed(state.db, stopping=state.stopping)
+        state.extras[FEED_KEY] = feed
+    return feed

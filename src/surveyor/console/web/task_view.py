@@ -1,0 +1,227 @@
+"""How a task looks in the console: labels, briefs, and the actions a user may take on it.
+
+Statuses, labels, transitions and wait reasons come from `core.tasks`; the actions offered
+are the ones the transition table and the user's role allow, so a button is shown only
+where the API would accept it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from surveyor.core import recurrence
+from surveyor.core.changes import SUMMARY_KEYS, ChangeKind
+from surveyor.core.tasks import (
+    TAB_SPECS,
+    TERMINAL_STATUSES,
+    WAIT_REASON_TEXT,
+    Tab,
+    TaskStatus,
+    TaskType,
+    TransitionKind,
+    WaitReason,
+    allowed_transitions,
+)
+from surveyor.service.tasks import stored_recurrence
+from surveyor.store.accounts import Role
+
+#: The change-summary counts in the order they are shown (the total is left to the card).
+CHANGE_KEYS = tuple(str(kind) for kind in ChangeKind)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A button on the detail card: posts to `/tasks/{id}/{name}`."""
+
+    name: str
+    label: str
+    confirm: str = ""
+    danger: bool = False
+
+
+def available_actions(task: Mapping[str, Any], role: Role) -> list[Action]:
+    """The state-changing actions `role` may take on `task` in its current status."""
+    if not role.allows(Role.OPERATOR):
+        return []
+    status = TaskStatus(task["status"])
+    template = bool(task["recur"])
+    table = allowed_transitions(TaskType(task["type"]), template=template)
+    actions: list[Action] = []
+    if not template and (
+        (status, TaskStatus.STOPPING) in table
+        or (status is TaskStatus.NEW and (status, TaskStatus.STOPPED) in table)
+    ):
+        actions.append(Action("stop", "Stop", danger=True))
+    if template and (status, TaskStatus.PAUSED) in table:
+        actions.append(Action("pause", "Pause"))
+    if template and (status, TaskStatus.NEW) in table:
+        actions.append(Action("resume", "Resume"))
+    if template or status is TaskStatus.NEW:
+        actions.append(Action("run-now", "Run now"))
+    if (
+        table.get((status, TaskStatus.PROCESSING_QUEUED)) is TransitionKind.REPROCESS
+        and task["size_data"]
+    ):
+        actions.append(Action("reprocess", "Reprocess"))
+    actions.append(Action("show", "Unhide") if task["hidden"] else Action("hide", "Hide"))
+    if template or status is TaskStatus.NEW or status in TERMINAL_STATUSES:
+        what = "this recurring task (its past runs stay)" if template else "this task"
+        actions.append(Action("remove", "Remove", confirm=f"Remove {what}?", danger=True))
+    return actions
+
+
+def change_brief(summary: Mapping[str, Any] | None) -> str:
+    """`3 new, 1 changed, 2 offline` — the counts that are not zero, in a fixed order."""
+    if not summary:
+        return ""
+    parts = [f"{summary[key]} {key}" for key in CHANGE_KEYS if summary.get(key)]
+    return ", ".join(parts) if parts else "no changes"
+
+
+def params_brief(params: Mapping[str, Any]) -> str:
+    """Targets, ports and rate in one line."""
+    parts = []
+    targets = str(params.get("targets") or "").strip()
+    if targets:
+        parts.append(targets if len(targets) <= 60 else targets[:57] + "…")
+    if params.get("excludes"):
+        parts.append(f"excluding {params['excludes']}")
+    if params.get("tcp_ports"):
+        ports = str(params["tcp_ports"])
+        count = params.get("ports_count")
+        shown = ports if len(ports) <= 40 else f"{count} ports" if count else ports[:37] + "…"
+        parts.append(f"TCP {shown}")
+    if params.get("rate"):
+        parts.append(f"{params['rate']} probes/s")
+    size = params.get("scope_size")
+    if size:
+        parts.append(f"{size} address" if size == 1 else f"{size:,} addresses")
+    return " · ".join(parts)
+
+
+#: Statuses past data collection (the processing and completed tabs), and past processing.
+_COLLECTED = TAB_SPECS[Tab.PROCESSING].statuses | TAB_SPECS[Tab.COMPLETED].statuses
+_PROCESSED = TAB_SPECS[Tab.COMPLETED].statuses
+
+
+def ring_values(task: Mapping[str, Any]) -> tuple[float, float]:
+    """The two rings (collect, process), each 0..1; a phase that is over is full."""
+    status = TaskStatus(task["status"])
+    collect = 1.0 if status in _COLLECTED else task["progress_collect"]
+    process = 1.0 if status in _PROCESSED else task["progress_process"]
+    return _unit(collect), _unit(process)
+
+
+def _unit(value: Any) -> float:
+    return max(0.0, min(1.0, float(value or 0.0)))
+
+
+@dataclass(frozen=True)
+class TaskView:
+    """A task row with the names of its site, explorer and zone, ready for templates."""
+
+    row: Mapping[str, Any]
+    site: str
+    explorer: str
+    zone: str
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], names: Mapping[str, Mapping[int, str]]) -> TaskView:
+        def name(kind: str, key: str) -> str:
+            value = row.get(key)
+            return names.get(kind, {}).get(value, f"#{value}") if value is not None else ""
+
+        return cls(
+            row,
+            name("site", "site_id"),
+            name("explorer", "explorer_id"),
+            name("hosted_zone", "hosted_zone_id"),
+        )
+
+    def __getitem__(self, key: str) -> Any:
+        return self.row[key]
+
+    @property
+    def id(self) -> int:
+        return int(self.row["id"])
+
+    @property
+    def status(self) -> str:
+        return str(self.row["status"])
+
+    @property
+    def status_label(self) -> str:
+        return TaskStatus(self.row["status"]).label
+
+    @property
+    def runner(self) -> str:
+        """The explorer, else `zone <name>`, else empty."""
+        if self.explorer:
+            return self.explorer
+        return f"zone {self.zone}" if self.zone else ""
+
+    @property
+    def collect(self) -> float:
+        return ring_values(self.row)[0]
+
+    @property
+    def process(self) -> float:
+        return ring_values(self.row)[1]
+
+    @property
+    def started(self) -> datetime | None:
+        value: datetime | None = self.row.get("data_acquisition_started_at")
+        return value
+
+    @property
+    def pending_start(self) -> datetime | None:
+        """When a task that has not started yet is due to start."""
+        if self.row["status"] != TaskStatus.NEW or self.row["recur"]:
+            return None
+        value: datetime | None = self.row.get("start_time")
+        return value
+
+    @property
+    def schedule(self) -> str:
+        """A template's recurrence in words, e.g. `every day at 02:30 UTC`."""
+        if not self.row["recur"] or not self.row.get("recur_frequency"):
+            return ""
+        try:
+            return recurrence.describe(stored_recurrence(self.row))
+        except (ValueError, recurrence.RecurrenceError):
+            return str(self.row.get("recur_rule") or self.row["recur_frequency"])
+
+    @property
+    def wait_text(self) -> str:
+        reason = self.row.get("wait_reason")
+        if self.row["status"] != TaskStatus.NEW or self.row["recur"] or not reason:
+            return ""
+        try:
+            return WAIT_REASON_TEXT[WaitReason(reason)]
+        except ValueError:
+            return str(reason)
+
+    @property
+    def changes(self) -> str:
+        return change_brief(self.row.get("change_summary"))
+
+    @property
+    def params_brief(self) -> str:
+        return params_brief(self.row.get("params") or {})
+
+    @property
+    def change_counts(self) -> list[tuple[str, int]]:
+        """Every change-summary count, total last, for the card."""
+        summary = self.row.get("change_summary") or {}
+        return [(key, int(summary.get(key, 0) or 0)) for key in SUMMARY_KEYS]
+
+    @property
+    def has_data(self) -> bool:
+        return bool(self.row.get("data_sha256"))
+
+    @property
+    def has_change_report(self) -> bool:
+        return self.row["status"] == TaskStatus.PROCESSED and bool(self.row.get("change_summary"))

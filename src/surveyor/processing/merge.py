@@ -1,0 +1,651 @@
+"""Merging a claimed task's data into its site's inventory: in batches, resumable, fenced.
+
+1. `survey` reads and checks the whole file first: bad data cancels the task before anything
+   is written.
+2. A processing run holds the checkpoint (host records merged so far) and the counts. A task
+   whose worker died resumes its unfinished run; any other start is a fresh run that replaces
+   the earlier one and its change report.
+3. Each batch is one write transaction: the lease is renewed (and progress written) first, so
+   a worker that lost its lease fails before writing; then the batch's assets, addresses,
+   services and change rows; then the checkpoint moves, only from where this worker left it.
+4. Known assets in the scanned scope that no answer claimed are marked offline, in batches.
+5. The run's counts become the task's change summary as it moves to `processed`.
+
+Every timestamp written to the inventory is the scan's time (`observed_at`), never the time of
+processing, so merging the same data again writes the same values.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from surveyor.core.changes import (
+    AssetState,
+    Change,
+    ChangeKind,
+    compare,
+    merge_state,
+    state_digest,
+    summarize,
+)
+from surveyor.core.fingerprint import (
+    KnownAsset,
+    Observation,
+    Service,
+    address_key,
+    address_key_bounds,
+    match,
+    primary_address,
+    primary_hostname,
+)
+from surveyor.core.tasks import TaskStatus
+from surveyor.processing.queue import Claim, renew_lease
+from surveyor.processing.records import Answer, Survey, TaskDataError, answers, survey
+from surveyor.store import inventory
+from surveyor.store import tasks as task_store
+from surveyor.store.engine import Database
+from surveyor.store.taskdata import task_data_path
+
+log = logging.getLogger("surveyor.processing")
+
+#: Host records per transaction: fewer commits, while other writers wait a second at most.
+DEFAULT_BATCH_SIZE = 1000
+
+
+class LeaseLost(Exception):
+    """Another worker took the task over (our lease expired): stop without writing more."""
+
+
+class StopRequested(Exception):
+    """The worker is shutting down; the task goes back to the queue and resumes later."""
+
+
+@dataclass
+class MergeContext:
+    """What every batch of one run needs to know."""
+
+    db: Database
+    claim: Claim
+    surveyed: Survey
+    run: dict[str, Any]
+    observed_at: datetime
+    lease_seconds: float
+    done: int = 0
+
+    @property
+    def task_id(self) -> int:
+        return self.claim.task_id
+
+    @property
+    def site_id(self) -> int:
+        return int(self.claim.task["site_id"])
+
+    @property
+    def organization_id(self) -> int:
+        return self.claim.organization_id
+
+    @property
+    def run_id(self) -> int:
+        return int(self.run["id"])
+
+    @property
+    def total(self) -> int:
+        return int(self.run["records_total"])
+
+    def progress(self) -> dict[str, Any]:
+        """Task columns that show how far processing is: records done / total."""
+        fraction = self.done / self.total if self.total else 1.0
+        stats = dict(self.claim.task.get("stats") or {})
+        stats["processing"] = {"records_done": self.done, "records_total": self.total}
+        return {"progress_process": min(fraction, 1.0), "stats": stats}
+
+    def fence(self, conn: Connection, now: datetime | None = None) -> None:
+        """Renew the lease and write progress; raise LeaseLost if the task is not ours."""
+        if not renew_lease(
+            conn,
+            self.task_id,
+            self.claim.owner,
+            now=now or datetime.now(UTC),
+            lease_seconds=self.lease_seconds,
+            changes=self.progress(),
+        ):
+            raise LeaseLost(self.task_id)
+
+
+def process_claimed_task(
+    db: Database,
+    data_dir: Path,
+    claim: Claim,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lease_seconds: float,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """Merge a claimed task's data and mark it processed; the task as it ends.
+
+    Raises TaskDataError (the data cannot be merged), LeaseLost, or StopRequested.
+    """
+    task = claim.task
+    if task.get("site_id") is None:
+        raise TaskDataError("the task belongs to no site, so there is no inventory to merge into")
+    path = task_data_path(data_dir, claim.task_id)
+    if not path.exists():
+        raise TaskDataError(
+            f"its data file is missing (looked for {path}); the data directory of this worker "
+            "must be the console's"
+        )
+    surveyed = survey(path, spool_in=path.parent)
+    try:
+        return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
+    finally:
+        if surveyed.spool is not None:
+            surveyed.spool.discard()
+
+
+def _merge_surveyed(
+    db: Database,
+    path: Path,
+    claim: Claim,
+    surveyed: Survey,
+    batch_size: int,
+    lease_seconds: float,
+    should_stop: Callable[[], bool],
+) -> dict[str, Any]:
+    task = claim.task
+    observed_at = (
+        surveyed.observed_at
+        or task.get("data_acquisition_ended_at")
+        or task.get("start_time")
+        or task["created_at"]
+    )
+    with db.write() as conn:
+        run = _resume_or_start_run(conn, claim, surveyed, observed_at)
+        context = MergeContext(db, claim, surveyed, run, run["observed_at"], lease_seconds)
+        context.done = int(run["records_done"])
+        context.fence(conn)
+    if context.done:
+        log.info("task %s: resuming at record %s of %s", claim.task_id, context.done, context.total)
+    if run["phase"] == "merging":
+        batch: list[Answer] = []
+        for answer in answers(path, surveyed, skip=context.done):
+            batch.append(answer)
+            if len(batch) >= batch_size:
+                merge_batch(context, batch)
+                batch = []
+                if should_stop():
+                    raise StopRequested(claim.task_id)
+        merge_batch(context, batch, phase="offline")
+    mark_silent_assets_offline(context, batch_size=batch_size, should_stop=should_stop)
+    return finish(context)
+
+
+def _resume_or_start_run(
+    conn: Connection, claim: Claim, surveyed: Survey, observed_at: datetime
+) -> dict[str, Any]:
+    task = claim.task
+    run = inventory.latest_run(conn, claim.task_id)
+    if (
+        run is not None
+        and run["phase"] != "done"
+        and run["data_sha256"] == task.get("data_sha256")
+        and run["records_total"] == surveyed.host_records
+    ):
+        return run
+    fresh = inventory.start_run(
+        conn,
+        {
+            "task_id": claim.task_id,
+            "organization_id": claim.organization_id,
+            "site_id": task["site_id"],
+            "data_sha256": task.get("data_sha256"),
+            "worker": claim.owner,
+            "observed_at": observed_at,
+            "started_at": datetime.now(UTC),
+            "records_total": surveyed.host_records,
+            "phase": "merging",
+        },
+    )
+    inventory.discard_runs(conn, claim.task_id, keep=fresh["id"])
+    return fresh
+
+
+@dataclass
+class BatchWrites:
+    """Everything one batch writes, gathered before the transaction that writes it."""
+
+    new_assets: list[dict[str, Any]] = field(default_factory=list)
+    new_services: list[list[Service]] = field(default_factory=list)
+    new_changes: list[dict[str, Any]] = field(default_factory=list)
+    updated_assets: list[dict[str, Any]] = field(default_factory=list)
+    touched_assets: list[dict[str, Any]] = field(default_factory=list)
+    readdressed: dict[int, Sequence[str]] = field(default_factory=dict)
+    renamed: dict[int, Sequence[str]] = field(default_factory=dict)
+    service_inserts: list[dict[str, Any]] = field(default_factory=list)
+    service_updates: list[dict[str, Any]] = field(default_factory=list)
+    service_deletes: list[int] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def count(self, kind: ChangeKind) -> None:
+        self.counts[kind.value] = self.counts.get(kind.value, 0) + 1
+
+
+class _Candidates:
+    """The batch's known assets, indexed by what an answer can share with them.
+
+    Their services are read only when matching or comparing needs them: an answer whose
+    digest equals its asset's stored digest is unchanged without a look at its services.
+    """
+
+    def __init__(self, conn: Connection, rows: dict[int, dict[str, Any]], run_id: int) -> None:
+        self.conn = conn
+        self.rows = rows
+        self.services: dict[int, list[tuple[int, Service]]] = {}
+        self.claimed = {i for i, row in rows.items() if row["last_run_id"] == run_id}
+        self.index: dict[tuple[str, str], set[int]] = {}
+        for asset_id, row in rows.items():
+            keys = [("mac", row["mac"])] if row["mac"] else []
+            keys += [("address", a) for a in row["addresses"]]
+            keys += [("name", n) for n in row["hostnames"]]
+            for key in keys:
+                self.index.setdefault(key, set()).add(asset_id)
+
+    def unclaimed_for(self, observation: Observation) -> list[int]:
+        keys = [("mac", observation.mac)] if observation.mac else []
+        keys += [("address", a) for a in observation.addresses]
+        keys += [("name", n) for n in observation.hostnames]
+        ids: set[int] = set()
+        for key in keys:
+            ids |= self.index.get(key, set())
+        return sorted(ids - self.claimed)
+
+    def quick_match(self, observation: Observation, digest: str, ids: list[int]) -> int | None:
+        """The match `fingerprint.match` would find, when it is clear without services:
+        the asset with the answer's MAC, or the only candidate, identical to the answer."""
+        if observation.mac is not None:
+            same_mac = [i for i in ids if self.rows[i]["mac"] == observation.mac]
+            if same_mac:
+                return min(same_mac, key=lambda i: (-self.rows[i]["last_seen"].timestamp(), i))
+        if len(ids) == 1 and self.rows[ids[0]]["state_hash"] == digest:
+            return ids[0]
+        return None
+
+    def load(self, ids: Iterable[int]) -> None:
+        missing = [i for i in ids if i not in self.services]
+        if missing:
+            self.services.update(inventory.known_services(self.conn, missing))
+
+    def known(self, asset_id: int) -> KnownAsset:
+        self.load([asset_id])
+        return inventory.known_asset(self.rows[asset_id], self.services[asset_id], run_id=None)
+
+    def claim(self, asset_id: int) -> None:
+        self.claimed.add(asset_id)
+
+
+def merge_batch(
+    context: MergeContext, batch: Sequence[Answer], *, phase: str | None = None
+) -> None:
+    """Merge one batch of answers in one transaction and move the checkpoint past it."""
+    with context.db.write() as conn:
+        expected = context.done
+        context.done = expected + len(batch)
+        try:
+            context.fence(conn)
+            writes = _plan_batch(conn, context, batch)
+            _write_batch(conn, context, writes)
+            if not inventory.advance_run(
+                conn,
+                context.run_id,
+                expected_done=expected,
+                done=context.done,
+                counts=writes.counts,
+                phase=phase,
+            ):
+                raise LeaseLost(context.task_id)
+        except BaseException:
+            context.done = expected
+            raise
+    if phase is not None:
+        context.run["phase"] = phase
+
+
+def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]) -> BatchWrites:
+    writes = BatchWrites()
+    observations = [a.observation for a in batch if a.observation is not None]
+    candidates = _Candidates(
+        conn,
+        inventory.assets_sharing_identity(
+            conn,
+            context.site_id,
+            macs={o.mac for o in observations if o.mac},
+            address_keys={address_key(a) for o in observations for a in o.addresses},
+            hostnames={n for o in observations for n in o.hostnames},
+        ),
+        context.run_id,
+    )
+    digests = {o.line: state_digest(AssetState.of_observation(o)) for o in observations}
+    unclear: set[int] = set()
+    for seen in observations:
+        ids = candidates.unclaimed_for(seen)
+        if candidates.quick_match(seen, digests[seen.line], ids) is None:
+            unclear.update(ids)
+    candidates.load(unclear)
+    for answer in batch:
+        if answer.ignored is not None:
+            writes.count(ChangeKind.IGNORED)
+            writes.changes.append(
+                _change_row(
+                    context,
+                    None,
+                    Change(ChangeKind.IGNORED, {"reason": answer.ignored.value}),
+                    answer.address,
+                    None,
+                )
+            )
+            continue
+        observation = answer.observation
+        if observation is None:
+            continue
+        digest = digests[observation.line]
+        ids = candidates.unclaimed_for(observation)
+        found = candidates.quick_match(observation, digest, ids)
+        if found is None:
+            matched = match(observation, [candidates.known(i) for i in ids])
+            found = matched.asset.id if matched is not None else None
+        if found is None:
+            _plan_new(context, writes, observation)
+            continue
+        candidates.claim(found)
+        _plan_known(context, writes, candidates, found, observation, digest)
+    return writes
+
+
+def _plan_new(context: MergeContext, writes: BatchWrites, observation: Observation) -> None:
+    state = merge_state(None, observation, context.surveyed.config.probed)
+    change = compare(None, state)
+    writes.count(change.kind)
+    writes.new_assets.append(_asset_values(context, state, first_seen=context.observed_at))
+    writes.new_services.append(list(state.services))
+    writes.new_changes.append(
+        _change_row(context, None, change, primary_address(state.addresses), None)
+    )
+
+
+def _plan_known(
+    context: MergeContext,
+    writes: BatchWrites,
+    candidates: _Candidates,
+    asset_id: int,
+    observation: Observation,
+    digest: str,
+) -> None:
+    row = candidates.rows[asset_id]
+    observed_at = context.observed_at
+    seen = {
+        "id": asset_id,
+        "alive": row["alive"],
+        "first_seen": min(row["first_seen"], observed_at),
+        "last_seen": max(row["last_seen"], observed_at),
+        "last_task_id": context.task_id,
+        "last_run_id": context.run_id,
+        "state_hash": row["state_hash"],
+    }
+    if row["last_seen"] > observed_at:
+        # An older scan than what the inventory already knows changes nothing.
+        writes.count(ChangeKind.UNCHANGED)
+        writes.touched_assets.append(seen)
+        return
+    if digest == row["state_hash"]:
+        kind, change, after = ChangeKind.UNCHANGED, None, None
+        if not row["alive"]:
+            kind, change = ChangeKind.ONLINE, Change(ChangeKind.ONLINE)
+    else:
+        known = candidates.known(asset_id)
+        after = merge_state(known, observation, context.surveyed.config.probed)
+        change = compare(known, after)
+        kind = change.kind
+    writes.count(kind)
+    if after is None or change is None or not change.details:
+        # Unchanged, or back online as it was: only when it was seen, and that it is alive.
+        if after is not None:
+            seen["state_hash"] = state_digest(after)
+        writes.touched_assets.append({**seen, "alive": True})
+        if change is not None and change.kind is ChangeKind.ONLINE:
+            writes.changes.append(
+                _change_row(context, asset_id, change, row["address"], row["hostname"])
+            )
+        return
+    values = _asset_values(
+        context, after, first_seen=seen["first_seen"], last_seen=seen["last_seen"]
+    )
+    values["id"] = asset_id
+    writes.updated_assets.append(values)
+    if set(after.addresses) != set(row["addresses"]):
+        writes.readdressed[asset_id] = after.addresses
+    if set(after.hostnames) != set(row["hostnames"]):
+        writes.renamed[asset_id] = after.hostnames
+    _plan_services(writes, asset_id, candidates.services[asset_id], after.services, observed_at)
+    writes.changes.append(
+        _change_row(context, asset_id, change, values["address"], values["hostname"])
+    )
+
+
+def _plan_services(
+    writes: BatchWrites,
+    asset_id: int,
+    rows: list[tuple[int, Service]],
+    after: Sequence[Service],
+    observed_at: datetime,
+) -> None:
+    existing = {known.key: (service_id, known) for service_id, known in rows}
+    wanted = {service.key: service for service in after}
+    for key, (service_id, _) in existing.items():
+        if key not in wanted:
+            writes.service_deletes.append(service_id)
+    for key, service in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            writes.service_inserts.append(
+                {
+                    **inventory.service_values(service),
+                    "asset_id": asset_id,
+                    "first_seen": observed_at,
+                    "changed_at": observed_at,
+                }
+            )
+        elif row[1] != service:
+            writes.service_updates.append(
+                {**inventory.service_values(service), "id": row[0], "changed_at": observed_at}
+            )
+
+
+def _asset_values(
+    context: MergeContext,
+    state: AssetState,
+    *,
+    first_seen: datetime,
+    last_seen: datetime | None = None,
+) -> dict[str, Any]:
+    address = primary_address(state.addresses)
+    return {
+        "organization_id": context.organization_id,
+        "site_id": context.site_id,
+        "address": address,
+        "address_key": address_key(address),
+        "addresses": list(state.addresses),
+        "mac": state.mac,
+        "hostname": primary_hostname(state.hostnames),
+        "hostnames": list(state.hostnames),
+        "os": state.os,
+        "alive": True,
+        "service_count": len(state.services),
+        "state_hash": state_digest(state),
+        "first_seen": first_seen,
+        "last_seen": last_seen or context.observed_at,
+        "changed_at": context.observed_at,
+        "last_task_id": context.task_id,
+        "last_run_id": context.run_id,
+    }
+
+
+def _change_row(
+    context: MergeContext,
+    asset_id: int | None,
+    change: Change,
+    address: str,
+    hostname: str | None,
+) -> dict[str, Any]:
+    return {
+        "run_id": context.run_id,
+        "task_id": context.task_id,
+        "organization_id": context.organization_id,
+        "asset_id": asset_id,
+        "kind": change.kind.value,
+        "address": address,
+        "hostname": hostname,
+        "details": change.details,
+    }
+
+
+def _write_batch(conn: Connection, context: MergeContext, writes: BatchWrites) -> None:
+    new_ids = inventory.insert_assets(conn, writes.new_assets)
+    inventory.insert_addresses(
+        conn,
+        context.site_id,
+        {
+            asset_id: row["addresses"]
+            for asset_id, row in zip(new_ids, writes.new_assets, strict=True)
+        },
+    )
+    inventory.insert_names(
+        conn,
+        {
+            asset_id: row["hostnames"]
+            for asset_id, row in zip(new_ids, writes.new_assets, strict=True)
+        },
+    )
+    observed_at = context.observed_at
+    service_inserts = list(writes.service_inserts)
+    for asset_id, found in zip(new_ids, writes.new_services, strict=True):
+        service_inserts.extend(
+            {
+                **inventory.service_values(service),
+                "asset_id": asset_id,
+                "first_seen": observed_at,
+                "changed_at": observed_at,
+            }
+            for service in found
+        )
+    for asset_id, row, change in zip(new_ids, writes.new_assets, writes.new_changes, strict=True):
+        change["asset_id"] = asset_id
+        change["hostname"] = row["hostname"]
+    inventory.update_assets(conn, writes.updated_assets)
+    inventory.touch_assets(conn, writes.touched_assets)
+    inventory.replace_addresses(conn, context.site_id, writes.readdressed)
+    inventory.replace_names(conn, writes.renamed)
+    inventory.delete_services(conn, writes.service_deletes)
+    inventory.update_services(conn, writes.service_updates)
+    inventory.insert_services(conn, service_inserts)
+    inventory.insert_changes(conn, writes.new_changes + writes.changes)
+
+
+def scope_key_ranges(context: MergeContext) -> list[tuple[str, str]]:
+    scope = context.surveyed.config.scope
+    if scope is None:
+        return []
+    ranges = [address_key_bounds(4, first, last) for first, last in scope.ipv4]
+    ranges += [address_key_bounds(6, first, last) for first, last in scope.ipv6]
+    return ranges
+
+
+def mark_silent_assets_offline(
+    context: MergeContext, *, batch_size: int, should_stop: Callable[[], bool]
+) -> None:
+    """Mark offline the known assets in the scanned scope that did not answer (SPEC §8)."""
+    scope = context.surveyed.config.scope
+    if scope is None:
+        return
+    with context.db.read() as conn:
+        silent = inventory.silent_assets_in_scope(
+            conn,
+            context.site_id,
+            run_id=context.run_id,
+            observed_at=context.observed_at,
+            key_ranges=scope_key_ranges(context),
+            hostnames=scope.hostnames,
+        )
+    for start in range(0, len(silent), batch_size):
+        if should_stop():
+            raise StopRequested(context.task_id)
+        with context.db.write() as conn:
+            context.fence(conn)
+            marked = inventory.mark_offline(
+                conn, silent[start : start + batch_size], run_id=context.run_id
+            )
+            inventory.insert_changes(
+                conn,
+                [
+                    _change_row(
+                        context,
+                        row["id"],
+                        Change(ChangeKind.OFFLINE, {"last_seen": row["last_seen"].isoformat()}),
+                        row["address"],
+                        row["hostname"],
+                    )
+                    for row in marked
+                ],
+            )
+            if not inventory.advance_run(
+                conn,
+                context.run_id,
+                expected_done=context.done,
+                done=context.done,
+                counts={ChangeKind.OFFLINE.value: len(marked)},
+            ):
+                raise LeaseLost(context.task_id)
+
+
+def finish(context: MergeContext) -> dict[str, Any]:
+    """Close the run and move the task to `processed` with its change summary."""
+    now = datetime.now(UTC)
+    with context.db.write() as conn:
+        context.fence(conn, now)
+        run = inventory.finish_run(conn, context.run_id, ended_at=now)
+        summary = summarize({name: run[name] for name in inventory.RUN_COUNTS})
+        return task_store.transition(
+            conn,
+            context.organization_id,
+            context.task_id,
+            TaskStatus.PROCESSED,
+            actor=context.claim.owner,
+            message=_summary_sentence(summary),
+            changes={
+                **context.progress(),
+                "progress_process": 1.0,
+                "change_summary": summary,
+                "cs_new": summary["new"],
+                "cs_changed": summary["changed"],
+                "cs_offline": summary["offline"],
+                "cs_online": summary["online"],
+                "cs_unchanged": summary["unchanged"],
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            expected=[TaskStatus.PROCESSING],
+            now=now,
+        )
+
+
+def _summary_sentence(summary: dict[str, int]) -> str:
+    parts = [
+        f"{summary[key]} {key}" for key in ("new", "changed", "offline", "online") if summary[key]
+    ]
+    return "processed: " + (", ".join(parts) if parts else "nothing changed")

@@ -1,0 +1,378 @@
+"""The processing queue: claiming `processing_queued` tasks with a lease, and taking them back.
+
+Rules:
+- Queue order is the processing tab's order (`tab_sort`, then `id`). A task is claimable when
+  it is the first queued task of its site and no task of its site is `processing`: tasks of
+  one site are processed in order, one at a time; different sites in parallel.
+- A claim is a lease: the worker owns the task until `lease_expires_at` and renews it while it
+  works (`renew_lease`). A worker that stops renewing loses the task: `requeue_expired_leases`
+  moves it back to `processing_queued` (lease loss), and after `max_attempts` lost leases in a
+  row cancels it with an error that says so.
+- For a queued task, `lease_expires_at` is the time it may be claimed again (a retry after an
+  error waits a little); it is empty for everything else that queues a task.
+
+On PostgreSQL the claim locks its row with `FOR UPDATE SKIP LOCKED`, so concurrent workers
+never wait on each other, and a trigger (migration 0004) notifies `WAKEUP_CHANNEL` whenever a
+task is queued or leaves `processing`. On SQLite the claim is an `UPDATE … RETURNING` inside
+the immediate write transaction every write takes, which serializes claimers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, exists, or_, select, update
+
+from surveyor.core.tasks import IllegalTransition, TaskStatus, TaskType
+from surveyor.store import tasks as task_store
+from surveyor.store.schema import task_events, tasks
+
+log = logging.getLogger("surveyor.processing")
+
+WAKEUP_CHANNEL = "surveyor_processing"
+#: Task types whose data this queue merges into the inventory.
+PROCESSED_TYPES = (TaskType.SCAN.value, TaskType.CONNECTOR.value, TaskType.IMPORT.value)
+DEFAULT_LEASE_SECONDS = 30.0
+DEFAULT_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task this worker holds a lease on."""
+
+    task: dict[str, Any]
+    owner: str
+    expires_at: datetime
+    attempt: int
+
+    @property
+    def task_id(self) -> int:
+        return int(self.task["id"])
+
+    @property
+    def organization_id(self) -> int:
+        return int(self.task["organization_id"])
+
+
+def _claimable(now: datetime) -> Any:
+    """Queued tasks of our types that head their site's queue while their site is idle."""
+    queued = tasks.alias("queued")
+    busy = tasks.alias("busy")
+    ahead = tasks.alias("ahead")
+    site_is_busy = exists().where(
+        busy.c.site_id == queued.c.site_id,
+        busy.c.status == TaskStatus.PROCESSING.value,
+        busy.c.type.in_(PROCESSED_TYPES),
+    )
+    queued_ahead = exists().where(
+        ahead.c.site_id == queued.c.site_id,
+        ahead.c.status == TaskStatus.PROCESSING_QUEUED.value,
+        ahead.c.type.in_(PROCESSED_TYPES),
+        or_(
+            ahead.c.tab_sort < queued.c.tab_sort,
+            and_(ahead.c.tab_sort == queued.c.tab_sort, ahead.c.id < queued.c.id),
+        ),
+    )
+    return (
+        select(queued.c.id)
+        .where(
+            queued.c.status == TaskStatus.PROCESSING_QUEUED.value,
+            queued.c.type.in_(PROCESSED_TYPES),
+            or_(queued.c.lease_expires_at.is_(None), queued.c.lease_expires_at <= now),
+            or_(queued.c.site_id.is_(None), ~site_is_busy),
+            or_(queued.c.site_id.is_(None), ~queued_ahead),
+        )
+        .order_by(queued.c.tab_sort, queued.c.id)
+        .limit(1)
+    ), queued
+
+
+def _take_lease(conn: Connection, owner: str, expires_at: datetime, now: datetime) -> int | None:
+    """Lease the head of the queue to `owner`; the task id, or None when nothing is due."""
+    candidate, queued = _claimable(now)
+    if conn.dialect.name == "postgresql":
+        task_id = conn.execute(
+            candidate.with_for_update(skip_locked=True, of=queued)
+        ).scalar_one_or_none()
+        if task_id is None:
+            return None
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(lease_owner=owner, lease_expires_at=expires_at)
+        )
+        return int(task_id)
+    taken = conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.id == candidate.scalar_subquery(),
+            tasks.c.status == TaskStatus.PROCESSING_QUEUED.value,
+        )
+        .values(lease_owner=owner, lease_expires_at=expires_at)
+        .returning(tasks.c.id)
+    ).scalar_one_or_none()
+    return int(taken) if taken is not None else None
+
+
+def _attempts_before(conn: Connection, task: dict[str, Any]) -> int:
+    """Lost leases in a row: counted while the task keeps coming back from `processing`,
+    reset when it was queued anew (collected, reprocessed)."""
+    came_from = conn.execute(
+        select(task_events.c.from_status)
+        .where(
+            task_events.c.task_id == task["id"],
+            task_events.c.to_status == TaskStatus.PROCESSING_QUEUED.value,
+        )
+        .order_by(task_events.c.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return int(task["processing_attempts"]) if came_from == TaskStatus.PROCESSING.value else 0
+
+
+def claim_next_task(
+    conn: Connection, owner: str, *, now: datetime, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> Claim | None:
+    """Claim the next task in queue order (see the module rules), or None when none is due.
+
+    Runs in the caller's write transaction: the claim is only real once it commits.
+    """
+    expires_at = now + timedelta(seconds=lease_seconds)
+    task_id = _take_lease(conn, owner, expires_at, now)
+    if task_id is None:
+        return None
+    row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().one()
+    attempt = _attempts_before(conn, dict(row)) + 1
+    task = task_store.transition(
+        conn,
+        row["organization_id"],
+        task_id,
+        TaskStatus.PROCESSING,
+        actor=owner,
+        message=f"claimed by worker {owner} (attempt {attempt})",
+        changes={
+            "lease_owner": owner,
+            "lease_expires_at": expires_at,
+            "processing_attempts": attempt,
+        },
+        expected=[TaskStatus.PROCESSING_QUEUED],
+        now=now,
+    )
+    return Claim(task, owner, expires_at, attempt)
+
+
+def renew_lease(
+    conn: Connection,
+    task_id: int,
+    owner: str,
+    *,
+    now: datetime,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    changes: dict[str, Any] | None = None,
+) -> bool:
+    """Extend our lease (and write `changes`, such as progress); False if it is no longer ours."""
+    values: dict[str, Any] = {
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+        "updated_at": now,
+        "version": tasks.c.version + 1,
+        **(changes or {}),
+    }
+    result = conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.lease_owner == owner,
+            tasks.c.status == TaskStatus.PROCESSING.value,
+        )
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def release_task(
+    conn: Connection,
+    claim: Claim,
+    *,
+    reason: str,
+    now: datetime,
+    retry_at: datetime | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    counts_as_attempt: bool = True,
+) -> TaskStatus:
+    """Give a task back: queued again (from `retry_at`), or canceled with `reason` once
+    `max_attempts` attempts in a row failed. Returns the status it ended in."""
+    attempts = claim.attempt if counts_as_attempt else claim.attempt - 1
+    if counts_as_attempt and attempts >= max_attempts:
+        task_store.transition(
+            conn,
+            claim.organization_id,
+            claim.task_id,
+            TaskStatus.CANCELED,
+            actor=claim.owner,
+            message=f"processing failed {attempts} times",
+            changes={
+                "error": f"processing failed {attempts} times; the last error: {reason}. "
+                "Reprocess the task to try again.",
+                "lease_owner": None,
+                "lease_expires_at": None,
+            },
+            expected=[TaskStatus.PROCESSING],
+            now=now,
+        )
+        return TaskStatus.CANCELED
+    task_store.transition(
+        conn,
+        claim.organization_id,
+        claim.task_id,
+        TaskStatus.PROCESSING_QUEUED,
+        actor=claim.owner,
+        message=reason,
+        changes={
+            "lease_owner": None,
+            "lease_expires_at": retry_at,
+            "processing_attempts": attempts,
+        },
+        expected=[TaskStatus.PROCESSING],
+        now=now,
+    )
+    return TaskStatus.PROCESSING_QUEUED
+
+
+def cancel_task(conn: Connection, claim: Claim, *, error: str, now: datetime) -> None:
+    """Cancel a claimed task that cannot succeed (its data is not valid, or missing)."""
+    task_store.transition(
+        conn,
+        claim.organization_id,
+        claim.task_id,
+        TaskStatus.CANCELED,
+        actor=claim.owner,
+        message="processing failed",
+        changes={"error": error, "lease_owner": None, "lease_expires_at": None},
+        expected=[TaskStatus.PROCESSING],
+        now=now,
+    )
+
+
+def expired_leases(conn: Connection, *, now: datetime) -> list[int]:
+    """Tasks in `processing` whose worker stopped renewing its lease."""
+    query = select(tasks.c.id).where(
+        tasks.c.status == TaskStatus.PROCESSING.value,
+        tasks.c.type.in_(PROCESSED_TYPES),
+        or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
+    )
+    return [int(task_id) for task_id in conn.execute(query).scalars()]
+
+
+def requeue_expired_lease(
+    conn: Connection,
+    task_id: int,
+    *,
+    now: datetime,
+    actor: str,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+) -> TaskStatus | None:
+    """Take an expired lease away and requeue the task (or cancel it after `max_attempts`
+    attempts in a row); None when its worker renewed in time or someone else acted first."""
+    stolen = conn.execute(
+        update(tasks)
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status == TaskStatus.PROCESSING.value,
+            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
+        )
+        .values(lease_owner=None, lease_expires_at=None, version=tasks.c.version + 1)
+        .returning(tasks.c.organization_id, tasks.c.processing_attempts)
+    ).first()
+    if stolen is None:
+        return None
+    attempts = int(stolen.processing_attempts)
+    try:
+        if attempts >= max_attempts:
+            task_store.transition(
+                conn,
+                stolen.organization_id,
+                task_id,
+                TaskStatus.CANCELED,
+                actor=actor,
+                message=f"lease expired {attempts} times in a row",
+                changes={
+                    "error": f"processing was interrupted {attempts} times in a row (its worker "
+                    "stopped answering each time). Reprocess the task to try again.",
+                },
+                expected=[TaskStatus.PROCESSING],
+                now=now,
+            )
+            return TaskStatus.CANCELED
+        task_store.transition(
+            conn,
+            stolen.organization_id,
+            task_id,
+            TaskStatus.PROCESSING_QUEUED,
+            actor=actor,
+            message=f"the worker's lease expired; requeued (attempt {attempts} of {max_attempts})",
+            expected=[TaskStatus.PROCESSING],
+            now=now,
+        )
+    except (IllegalTransition, task_store.StaleTask):
+        return None
+    return TaskStatus.PROCESSING_QUEUED
+
+
+class Wakeup:
+    """How an idle worker waits for work: a poll interval, cut short by `notify`."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        woke = self._event.wait(timeout)
+        self._event.clear()
+        return woke
+
+    def notify(self) -> None:
+        self._event.set()
+
+    def close(self) -> None:
+        self._event.set()
+
+
+class PostgresWakeup(Wakeup):
+    """Waits on `LISTEN surveyor_processing`, on a connection of its own."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__()
+        import psycopg
+
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: Any = psycopg.connect(url, autocommit=True)
+        self._connection.execute(f"LISTEN {WAKEUP_CHANNEL}")
+
+    def wait(self, timeout: float) -> bool:
+        if super().wait(0):
+            return True
+        try:
+            notified = list(self._connection.notifies(timeout=timeout, stop_after=1))
+        except Exception:  # a broken listener only costs promptness: polling goes on
+            log.warning("lost the LISTEN connection; falling back to polling", exc_info=True)
+            return super().wait(timeout)
+        return bool(notified) or super().wait(0)
+
+    def close(self) -> None:
+        super().close()
+        with contextlib.suppress(Exception):  # closing a connection that already failed
+            self._connection.close()
+
+
+def make_wakeup(engine: Engine) -> Wakeup:
+    if engine.dialect.name == "postgresql":
+        return PostgresWakeup(engine)
+    return Wakeup()
+
+
+#: Wakes in-process workers (set by the console's processing service).
+WakeupHook = Callable[[], None]

@@ -1,0 +1,551 @@
+"""Reading task data (SPEC §7): gzip or plain JSONL, checked record by record.
+
+A file is a `config` record, one `host` record per answering host, and a `summary` record.
+`survey` reads the whole file once before anything is merged: it checks every record (an
+error names the line), counts the host records and learns how each MAC was used, so that
+the merge that follows never stops half way on bad data. `answers` then reads the file again
+and yields what each host record means for the merge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import marshal
+import tempfile
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from surveyor.core.fingerprint import (
+    FingerprintError,
+    IgnoreReason,
+    MacUse,
+    MacVerdict,
+    Observation,
+    Service,
+    answers_every_port,
+    guess_os,
+    judge_mac,
+    merge_observations,
+    normalize_address,
+    normalize_hostname,
+    normalize_mac,
+    product_from,
+    service_name,
+    service_signature,
+    sort_addresses,
+    without_mac,
+)
+from surveyor.core.ports import PortError, parse_ports
+from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
+
+MAX_LINE_BYTES = 64 << 20
+MAX_BANNER = 2048
+MAX_SHORT_TEXT = 200
+MAX_LONG_TEXT = 1000
+RECORD_TYPES = ("config", "host", "summary")
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class TaskDataError(ValueError):
+    """Task data that cannot be merged; `line` is the 1-based line at fault, when one is."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.line = line
+        self.problem = message
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """What the `config` record says about the scan: its scope and the ports it probed."""
+
+    scope: Scope | None = None
+    #: (proto, port) pairs probed; None when the data does not say.
+    probed: frozenset[tuple[str, int]] | None = None
+    started_at: datetime | None = None
+
+    @property
+    def probed_count(self) -> int | None:
+        return len(self.probed) if self.probed is not None else None
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What a first read of a whole file found: enough to merge it in any order of batches."""
+
+    config: ScanConfig
+    host_records: int
+    finished_at: datetime | None
+    mac_verdicts: Mapping[str, MacVerdict] = field(default_factory=dict)
+    #: Hosts answering with one MAC on several addresses, merged, by MAC.
+    merged_hosts: Mapping[str, Observation] = field(default_factory=dict)
+    #: The parsed host records, kept for the merge so it need not parse the file again.
+    spool: Spool | None = None
+
+    @property
+    def observed_at(self) -> datetime | None:
+        return self.finished_at or self.config.started_at
+
+
+class Spool:
+    """Parsed host records in a temporary file (marshal), from the survey to the merge."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".tmp", dir=folder)
+        self.path = Path(name)
+        self._out: BinaryIO | None = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
+        self.count = 0
+
+    def add(self, observation: Observation) -> None:
+        assert self._out is not None
+        packed = marshal.dumps(_pack(observation))
+        self._out.write(len(packed).to_bytes(4, "little"))
+        self._out.write(packed)
+        self.count += 1
+
+    def finish(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def read(self, *, skip: int = 0) -> Iterator[Observation]:
+        """The records in file order, after the first `skip`."""
+        with self.path.open("rb", buffering=1 << 20) as spooled:
+            for index in range(self.count):
+                size = int.from_bytes(spooled.read(4), "little")
+                if index < skip:
+                    spooled.seek(size, 1)
+                    continue
+                yield _unpack(marshal.loads(spooled.read(size)))  # noqa: S302 (our own file)
+
+    def discard(self) -> None:
+        self.finish()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _pack(observation: Observation) -> tuple[Any, ...]:
+    return (
+        observation.line,
+        observation.addresses,
+        observation.mac,
+        observation.hostnames,
+        observation.os,
+        tuple(tuple(s) for s in observation.services),
+    )
+
+
+def _unpack(packed: tuple[Any, ...]) -> Observation:
+    line, addresses, mac, hostnames, os_name, packed_services = packed
+    return Observation(
+        addresses=addresses,
+        mac=mac,
+        hostnames=hostnames,
+        services=tuple(map(Service._make, packed_services)),
+        os=os_name,
+        line=line,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One host record, as the merge takes it.
+
+    `observation` is None when the record's host was already merged with an earlier record
+    of the same MAC; `ignored` says why a bogus answer is dropped.
+    """
+
+    line: int
+    observation: Observation | None = None
+    ignored: IgnoreReason | None = None
+    address: str = ""
+
+
+def open_task_data(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed when it is gzip."""
+    with path.open("rb") as probe:
+        magic = probe.read(2)
+    if magic == GZIP_MAGIC:
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every non-blank line; malformed lines raise TaskDataError."""
+    number = 0
+    try:
+        with open_task_data(path) as handle:
+            for number, line in enumerate(handle, start=1):
+                if len(line) > MAX_LINE_BYTES:
+                    raise TaskDataError(f"the record is larger than {MAX_LINE_BYTES} bytes", number)
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise TaskDataError(f"not valid JSON ({exc})", number) from None
+                if not isinstance(record, dict):
+                    raise TaskDataError("a record must be a JSON object", number)
+                kind = record.get("type")
+                if kind not in RECORD_TYPES:
+                    raise TaskDataError(
+                        f"'type' must be one of {', '.join(RECORD_TYPES)}, not {kind!r}", number
+                    )
+                yield number, record
+    except (OSError, EOFError, zlib.error) as exc:
+        raise TaskDataError(
+            f"the file is not complete gzip or text ({exc})", number + 1 if number else None
+        ) from None
+
+
+def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
+    """Check every record of the file and gather what merging needs; raises TaskDataError.
+
+    With `spool_in`, the parsed host records are kept in a temporary file in that folder
+    for `answers` (the caller discards it).
+    """
+    config: ScanConfig | None = None
+    summary = Summary()
+    summary_line: int | None = None
+    hosts = 0
+    mac_records: dict[str, int] = {}
+    #: One service signature per MAC (as a hash), or None once a MAC showed several.
+    mac_signature: dict[str, int | None] = {}
+    spool = Spool(spool_in) if spool_in is not None else None
+    try:
+        for line, record in read_records(path):
+            kind = record["type"]
+            if summary_line is not None:
+                raise TaskDataError(
+                    f"a '{kind}' record follows the summary (line {summary_line}); "
+                    "the summary must be the last record",
+                    line,
+                )
+            if config is None:
+                if kind != "config":
+                    raise TaskDataError(f"the first record must be 'config', not '{kind}'", line)
+                config = parse_config(record, line)
+                continue
+            if kind == "config":
+                raise TaskDataError("a second 'config' record; a file holds one scan", line)
+            if kind == "summary":
+                summary = parse_summary(record, line)
+                if summary.hosts is not None and summary.hosts != hosts:
+                    raise TaskDataError(
+                        f"the summary counts {summary.hosts} hosts but the file holds {hosts}; "
+                        "it may be incomplete",
+                        line,
+                    )
+                summary_line = line
+                continue
+            observation = parse_host(record, line)
+            hosts += 1
+            if spool is not None:
+                spool.add(observation)
+            if observation.mac is not None:
+                mac = observation.mac
+                signature = hash(service_signature(observation.services))
+                if mac not in mac_records:
+                    mac_records[mac] = 1
+                    mac_signature[mac] = signature
+                else:
+                    mac_records[mac] += 1
+                    if mac_signature[mac] != signature:
+                        mac_signature[mac] = None
+        if config is None:
+            raise TaskDataError("the file holds no records")
+        if summary_line is None:
+            raise TaskDataError("the file ends without its 'summary' record; it may be incomplete")
+        if spool is not None:
+            spool.finish()
+    except BaseException:
+        if spool is not None:
+            spool.discard()
+        raise
+    verdicts = {
+        mac: judge_mac(MacUse(records, mac_signature[mac] is not None))
+        for mac, records in mac_records.items()
+        if records > 1
+    }
+    wanted = {mac for mac, verdict in verdicts.items() if verdict is MacVerdict.IDENTITY}
+    merged = _merge_multi_record_hosts(path, spool, wanted) if wanted else {}
+    if not summary.complete:
+        # A stopped scan did not cover its scope: what did not answer may not have been asked.
+        config = replace(config, scope=None)
+    return Survey(config, hosts, summary.finished_at, verdicts, merged, spool)
+
+
+def _merge_multi_record_hosts(
+    path: Path, spool: Spool | None, wanted: set[str]
+) -> dict[str, Observation]:
+    parts: dict[str, list[Observation]] = {}
+    for observation in _observations(path, spool):
+        if observation.mac in wanted:
+            parts.setdefault(observation.mac, []).append(observation)
+    return {mac: merge_observations(found) for mac, found in parts.items()}
+
+
+def _observations(path: Path, spool: Spool | None, *, skip: int = 0) -> Iterator[Observation]:
+    if spool is not None:
+        yield from spool.read(skip=skip)
+        return
+    index = 0
+    for line, record in read_records(path):
+        if record["type"] == "host":
+            index += 1
+            if index > skip:
+                yield parse_host(record, line)
+
+
+def answers(path: Path, surveyed: Survey, *, skip: int = 0) -> Iterator[Answer]:
+    """What each host record means for the merge, in file order, after the first `skip`."""
+    for observation in _observations(path, surveyed.spool, skip=skip):
+        yield answer_for(observation, surveyed)
+
+
+def answer_for(observation: Observation, surveyed: Survey) -> Answer:
+    """Apply the task-wide verdicts (bogus answers, shared MACs, multi-address hosts)."""
+    address = observation.addresses[0]
+    if answers_every_port(observation, surveyed.config.probed_count):
+        return Answer(observation.line, ignored=IgnoreReason.EVERY_PORT, address=address)
+    mac = observation.mac
+    if mac is not None:
+        verdict = surveyed.mac_verdicts.get(mac, MacVerdict.IDENTITY)
+        if verdict is MacVerdict.BOGUS:
+            return Answer(observation.line, ignored=IgnoreReason.SHARED_MAC, address=address)
+        if verdict is MacVerdict.NOT_IDENTITY:
+            observation = without_mac(observation)
+        elif mac in surveyed.merged_hosts:
+            merged = surveyed.merged_hosts[mac]
+            if merged.line != observation.line:
+                return Answer(observation.line, address=address)
+            observation = merged
+    return Answer(observation.line, observation=observation, address=address)
+
+
+def parse_time(value: object, what: str, line: int) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TaskDataError(f"'{what}' must be an RFC 3339 time", line)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise TaskDataError(f"'{what}' is not an RFC 3339 time: {value!r}", line) from None
+    if parsed.tzinfo is None:
+        raise TaskDataError(f"'{what}' has no time zone: {value!r}", line)
+    return parsed
+
+
+def parse_config(record: Mapping[str, Any], line: int) -> ScanConfig:
+    """The scope (targets minus excludes) and probed ports of a `config` record."""
+    params = record.get("params") if isinstance(record.get("params"), dict) else {}
+    assert isinstance(params, dict)
+    targets = record.get("targets", params.get("targets"))
+    excludes = record.get("excludes", params.get("excludes")) or ""
+    scope: Scope | None = None
+    if targets:
+        try:
+            scope = build_scope(
+                parse_targets(targets, ipv6_min_prefix=None),
+                parse_targets(excludes, field="excludes", ipv6_min_prefix=None),
+            )
+        except TargetError as exc:
+            raise TaskDataError(f"config {exc.field}: {exc.message}", line) from None
+    ports = record.get("ports", params.get("tcp_ports"))
+    probed: frozenset[tuple[str, int]] | None = None
+    if ports not in (None, "", []):
+        try:
+            probed = frozenset(("tcp", port) for port in parse_ports(ports))
+        except PortError as exc:
+            raise TaskDataError(f"config ports: {exc.message}", line) from None
+    return ScanConfig(scope, probed, parse_time(record.get("started_at"), "started_at", line))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the `summary` record says: when the scan ended, how many hosts it wrote, and
+    whether it covered its whole scope (a stopped scan did not)."""
+
+    finished_at: datetime | None = None
+    hosts: int | None = None
+    complete: bool = True
+
+
+def parse_summary(record: Mapping[str, Any], line: int) -> Summary:
+    finished = None
+    for key in ("finished_at", "ended_at"):
+        finished = finished or parse_time(record.get(key), key, line)
+    hosts = record.get("hosts")
+    if type(hosts) is not int:
+        hosts = None
+    return Summary(finished, hosts, record.get("stopped") is not True)
+
+
+def clean_text(value: object, what: str, line: int, limit: int, where: str = "") -> str:
+    """Text any database can store: NUL and unpaired surrogates replaced, length bounded.
+
+    Errors name the field as `where` + `what`.
+    """
+    if value is None:
+        return ""
+    if type(value) is not str:
+        raise TaskDataError(f"'{where}{what}' must be text", line)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    return value if len(value) <= limit else value[:limit]
+
+
+def _list(value: object, what: str, line: int) -> list[Any]:
+    if value is None:
+        return []
+    if type(value) is not list:
+        raise TaskDataError(f"'{what}' must be a list", line)
+    return value
+
+
+_NOTHING: Mapping[str, Any] = {}
+_HEX = frozenset("0123456789abcdef")
+
+
+def parse_host(record: Mapping[str, Any], line: int) -> Observation:
+    """A `host` record as a normalized observation; raises TaskDataError naming the field."""
+    raw_addresses = _list(record.get("addresses"), "addresses", line)
+    if not raw_addresses:
+        raise TaskDataError("a host record needs at least one address in 'addresses'", line)
+    addresses = []
+    for position, value in enumerate(raw_addresses):
+        if type(value) is not str:
+            raise TaskDataError(f"addresses[{position}] must be text", line)
+        try:
+            addresses.append(normalize_address(value))
+        except FingerprintError as exc:
+            raise TaskDataError(f"addresses[{position}]: {exc}", line) from None
+    mac = record.get("mac")
+    if mac is not None:
+        if type(mac) is not str:
+            raise TaskDataError("'mac' must be text or null", line)
+        try:
+            mac = normalize_mac(mac) if mac.strip() else None
+        except FingerprintError as exc:
+            raise TaskDataError(f"mac: {exc}", line) from None
+    names = set()
+    for position, value in enumerate(_list(record.get("hostnames"), "hostnames", line)):
+        if type(value) is not str:
+            raise TaskDataError(f"hostnames[{position}] must be text", line)
+        try:
+            names.add(normalize_hostname(value))
+        except FingerprintError:
+            continue  # a reverse-DNS answer that is no host name identifies nothing
+    services: dict[tuple[str, int], Service] = {}
+    for position, value in enumerate(_list(record.get("services"), "services", line)):
+        service = parse_service(value, position, line)
+        if service.key in services:
+            raise TaskDataError(
+                f"services[{position}]: {service.proto}/{service.port} is listed twice", line
+            )
+        services[service.key] = service
+    ordered = tuple(services[key] for key in sorted(services))
+    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or guess_os(ordered)
+    return Observation(
+        addresses=sort_addresses(addresses) if len(addresses) > 1 else tuple(addresses),
+        mac=mac,
+        hostnames=tuple(sorted(names)),
+        services=ordered,
+        os=os_name,
+        line=line,
+    )
+
+
+def parse_service(value: object, position: int, line: int) -> Service:
+    """One entry of a host's `services`; errors name it as `services[position]`.
+
+    Every host record goes through here a few times over, so absent fields cost nothing.
+    """
+    where = f"services[{position}]"
+    if type(value) is not dict:
+        raise TaskDataError(f"'{where}' must be an object", line)
+    get = value.get
+    port = get("port")
+    if type(port) is not int or not 1 <= port <= 65535:
+        raise TaskDataError(f"{where}.port must be a whole number from 1 to 65535", line)
+    proto = get("proto") or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise TaskDataError(f"{where}.proto must be 'tcp' or 'udp', not {proto!r}", line)
+    state = get("state")
+    if state != "open":
+        state = clean_text(state, ".state", line, 20, where) or "open"
+    banner = get("banner")
+    banner = "" if banner is None else clean_text(banner, ".banner", line, MAX_BANNER, where)
+    product = get("product")
+    if product is not None:
+        product = clean_text(product, ".product", line, MAX_SHORT_TEXT, where)
+    name = get("service")
+    if name is not None:
+        name = clean_text(name, ".service", line, 40, where).lower()
+    http = get("http")
+    if http is None:
+        http = _NOTHING
+    elif type(http) is not dict:
+        raise TaskDataError(f"'{where}.http' must be an object", line)
+    tls = get("tls")
+    if tls is None:
+        tls = _NOTHING
+    elif type(tls) is not dict:
+        raise TaskDataError(f"'{where}.tls' must be an object", line)
+    status, server, title = None, "", ""
+    if http:
+        status = http.get("status")
+        if status is not None and type(status) is not int:
+            raise TaskDataError(f"{where}.http.status must be a whole number", line)
+        server = clean_text(http.get("server"), ".http.server", line, MAX_SHORT_TEXT, where)
+        title = clean_text(http.get("title"), ".http.title", line, MAX_LONG_TEXT, where)
+    subject = issuer = not_before = not_after = fingerprint = ""
+    sans: tuple[str, ...] = ()
+    if tls:
+        subject = clean_text(tls.get("subject"), ".tls.subject", line, MAX_LONG_TEXT, where)
+        issuer = clean_text(tls.get("issuer"), ".tls.issuer", line, MAX_LONG_TEXT, where)
+        not_before = clean_text(tls.get("not_before"), ".tls.not_before", line, 40, where)
+        not_after = clean_text(tls.get("not_after"), ".tls.not_after", line, 40, where)
+        names = _list(tls.get("sans"), f"{where}.tls.sans", line)
+        sans = tuple(
+            sorted({clean_text(n, ".tls.sans", line, MAX_SHORT_TEXT, where) for n in names})
+        )
+        fingerprint = clean_text(tls.get("sha256"), ".tls.sha256", line, 100, where)
+        fingerprint = fingerprint.replace(":", "").lower()
+        if fingerprint and (len(fingerprint) != 64 or not _HEX.issuperset(fingerprint)):
+            raise TaskDataError(f"{where}.tls.sha256 must be 64 hexadecimal digits", line)
+    if not name:
+        has_http, has_tls = bool(http), bool(tls)
+        name = service_name(port, banner=banner, has_http=has_http, has_tls=has_tls, proto=proto)
+    if not product:
+        product = product_from(banner, server)[:MAX_SHORT_TEXT] if banner or server else ""
+    return Service(
+        port,
+        proto,
+        state,
+        name,
+        banner,
+        product,
+        status,
+        server,
+        title,
+        subject,
+        issuer,
+        sans,
+        not_before,
+        not_after,
+        fingerprint,
+    )

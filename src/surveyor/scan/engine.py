@@ -1,0 +1,321 @@
+"""The scan engine (SPEC §7): validated params in, task data records out.
+
+```
+ scope ─▶ connect workers (one thread, or one process per core), each walking its share
+                 │ host scans, probe counts
+ records ◀─ run_scan ◀─ events ◀──── service probes and reverse DNS (daemon threads)
+```
+
+`run_scan` is a generator: it yields the config record, then a host record as soon as a host
+is fully described, then the summary. The consumer decides where records go (a file, an
+upload); the engine never holds more than the hosts still being probed.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from surveyor.core.scan_params import Probe, ScanParams
+from surveyor.scan.clock import SYSTEM_CLOCK, Clock
+from surveyor.scan.connect import Dialer, dial
+from surveyor.scan.daemon_pool import DaemonPool
+from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan
+from surveyor.scan.probes.rdns import BoundedResolver, Resolver, SystemResolver
+from surveyor.scan.probes.service import ProbeTimeouts, ServiceTarget, describe_port
+from surveyor.scan.progress import ProgressReporter, ScanProgress
+from surveyor.scan.records import HostAssembly, config_record, host_record, summary_record
+from surveyor.scan.settings import ScanSettings
+from surveyor.scan.workers import WorkerPool, WorkerReport, WorkerShare
+
+#: Worker processes pay off only for scans this fast and this big; others use one thread.
+PROCESS_MIN_RATE = 20_000
+PROCESS_MIN_PROBES = 50_000
+MAX_PROCESSES = 4
+#: How long the engine waits for news before it looks at `stop` and reports progress again.
+EVENT_WAIT = 0.1
+
+
+class ScanError(RuntimeError):
+    """The scan could not go on (a worker failed); the message says why."""
+
+
+def run_scan(
+    params: ScanParams,
+    *,
+    on_progress: Callable[[ScanProgress], None] | None = None,
+    stop: threading.Event | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    resolver: Resolver | None = None,
+    settings: ScanSettings | None = None,
+    dialer: Dialer | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Scan `params.scope` and yield its task data records: config, hosts, summary.
+
+    `on_progress` is called from the consuming thread as hosts finish (at most every
+    `settings.progress_interval`, and once more at the end). Setting `stop` halts the scan
+    within about a second; the hosts already described, and the open ports of those still
+    being probed, are yielded, then a summary with `stopped: true`. `resolver` and `dialer`
+    replace the system's name resolution and connect (tests); a `dialer` keeps the scan in
+    threads of this process.
+    """
+    settings = settings or ScanSettings()
+    started_at, began = clock.now(), clock.monotonic()
+    yield config_record(params, started_at)
+    reporter = ProgressReporter(on_progress, settings.progress_interval, clock)
+    run = _ScanRun(params, settings, resolver or SystemResolver(), reporter, dialer)
+    try:
+        yield from run.records(stop or threading.Event())
+    finally:
+        run.close()
+    progress = run.progress()
+    yield summary_record(
+        hosts_total=progress.hosts_total,
+        hosts_up=progress.hosts_up,
+        probes_sent=progress.probes_sent,
+        open_ports=progress.open_ports,
+        duration=clock.monotonic() - began,
+        stopped=run.stopped,
+        finished_at=clock.now(),
+    )
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def plan_workers(
+    params: ScanParams, settings: ScanSettings, cores: int | None = None
+) -> tuple[ConnectPlan, int]:
+    """How many connect workers, and each one's plan (its share of rate and sockets)."""
+    if settings.workers > 0:
+        count = settings.workers
+    else:
+        big = params.scope.size * len(params.tcp_ports) >= PROCESS_MIN_PROBES
+        fast = params.rate >= PROCESS_MIN_RATE
+        count = min(cores or usable_cores(), MAX_PROCESSES) if big and fast else 1
+    count = max(1, min(count, params.max_sockets))
+    plan = ConnectPlan(
+        ports=params.tcp_ports,
+        discovery_ports=settings.discovery_ports if params.host_ping else (),
+        icmp=params.host_ping,
+        max_sockets=max(1, params.max_sockets // count),
+        rate=params.rate / count,
+        host_rate=float(params.max_host_rate),
+        retries=settings.retries,
+        lossy_retries=max(settings.retries, settings.lossy_retries),
+        timeouts=settings.timeouts,
+    )
+    return plan, count
+
+
+@dataclass(frozen=True, slots=True)
+class _Described:
+    """A service probe or a reverse lookup finished for the host `key`."""
+
+    key: int
+    service: dict[str, Any] | None = None
+    names: tuple[str, ...] = ()
+
+
+class _ScanRun:
+    """One scan's moving parts and counters."""
+
+    def __init__(
+        self,
+        params: ScanParams,
+        settings: ScanSettings,
+        resolver: Resolver,
+        reporter: ProgressReporter,
+        dialer: Dialer | None,
+    ) -> None:
+        self._params = params
+        self._settings = settings
+        self._reporter = reporter
+        self._dialer = dialer
+        self._events: queue.Queue[object] = queue.Queue()
+        self._names = BoundedResolver(
+            resolver, timeout=settings.rdns_timeout, threads=settings.rdns_threads
+        )
+        self._service_probes = frozenset(p for p in params.probes if p is not Probe.RDNS)
+        self._rdns = Probe.RDNS in params.probes
+        self._timeouts = ProbeTimeouts(
+            banner=settings.banner_timeout, exchange=settings.probe_timeout
+        )
+        self._prober: DaemonPool | None = None
+        self._pool: WorkerPool | None = None
+        #: key of a job → the hostname target it was resolved from
+        self._hostname_of: dict[int, str] = {}
+        #: address of the scope → hostname targets that resolved to it
+        self._names_at: dict[str, list[str]] = {}
+        self._assemblies: dict[int, HostAssembly] = {}
+        self._done = self._up = self._probes = self._open = 0
+        self.stopped = False
+
+    def progress(self) -> ScanProgress:
+        return ScanProgress(
+            hosts_done=self._done,
+            hosts_total=self._params.scope.size,
+            probes_sent=self._probes,
+            open_ports=self._open,
+            hosts_up=self._up,
+        )
+
+    def records(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
+        """Host records until the scope is covered or `stop` is set."""
+        plan, count = plan_workers(self._params, self._settings)
+        extra = self._hostname_jobs()
+        shares = [
+            WorkerShare(self._params.scope, index, count, extra if index == 0 else ())
+            for index in range(count)
+        ]
+        processes = count > 1 and self._dialer is None
+        self._pool = WorkerPool(
+            plan, shares, self._events, processes=processes, dialer=self._dialer or dial
+        )
+        workers_left = count
+        while workers_left or self._assemblies:
+            if stop.is_set():
+                self.stopped = True
+                break
+            try:
+                event = self._events.get(timeout=EVENT_WAIT)
+            except queue.Empty:
+                self._reporter.update(self.progress())
+                continue
+            if isinstance(event, WorkerReport):
+                if event.error:
+                    raise ScanError(event.error)
+                self._probes += event.probes
+                workers_left -= event.done
+                for scan in event.scans:
+                    record = self._scanned(scan)
+                    if record is not None:
+                        yield record
+            elif isinstance(event, _Described):
+                record = self._described(event)
+                if record is not None:
+                    yield record
+            self._reporter.update(self.progress())
+        if self.stopped:
+            self._halt()
+            yield from self._unfinished()
+        self._reporter.update(self.progress(), final=True)
+
+    def _hostname_jobs(self) -> tuple[HostJob, ...]:
+        """Hostname targets, resolved: a job for each name with an address to scan. A name
+        whose address is excluded, or that does not resolve, is done at once; one whose
+        address the scope holds anyway joins that address's record."""
+        scope = self._params.scope
+        answers = self._names.forward_all(list(scope.hostnames))
+        key = scope.size - len(scope.hostnames)  # after the addresses' positions
+        jobs: list[HostJob] = []
+        for name, addresses in answers.items():
+            allowed = [address for address in addresses if not scope.is_excluded(address)]
+            if not allowed:
+                self._done += 1
+            elif scope.contains(allowed[0]):
+                self._names_at.setdefault(allowed[0], []).append(name)
+                self._done += 1
+            else:
+                self._hostname_of[key] = name
+                jobs.append(HostJob(key, allowed[0]))
+                key += 1
+        return tuple(jobs)
+
+    def _scanned(self, scan: HostScan) -> dict[str, Any] | None:
+        """The host's record if it is complete already; None if it is down (done) or its
+        probes have just started."""
+        if not scan.up:
+            self._done += 1
+            return None
+        self._up += 1
+        self._open += len(scan.open_ports)
+        target_name = self._hostname_of.pop(scan.key, None)
+        names = [target_name] if target_name else []
+        names += self._names_at.get(scan.address, [])
+        if not (self._rdns or (self._service_probes and scan.open_ports)):
+            self._done += 1
+            return host_record(scan, names)
+        assembly = HostAssembly(scan, names)
+        if self._service_probes:
+            hostname = names[0] if names else None
+            for port in scan.open_ports:
+                target = ServiceTarget(scan.address, port, hostname)
+                self._submit(scan.key, assembly, self._describe, target)
+        if self._rdns:
+            self._submit(scan.key, assembly, self._reverse, scan.address)
+        self._assemblies[scan.key] = assembly
+        return None
+
+    def _describe(self, key: int, target: ServiceTarget) -> _Described:
+        service = describe_port(target, self._service_probes, self._timeouts)
+        return _Described(key, service=service)
+
+    def _reverse(self, key: int, address: str) -> _Described:
+        return _Described(key, names=tuple(self._names.reverse(address)))
+
+    def _submit(
+        self,
+        key: int,
+        assembly: HostAssembly,
+        work: Callable[[int, Any], _Described],
+        argument: Any,
+    ) -> None:
+        if self._prober is None:
+            self._prober = DaemonPool(self._settings.probe_threads, "surveyor-probe")
+        assembly.pending += 1
+        future = self._prober.submit(work, key, argument)
+        future.add_done_callback(functools.partial(self._post, key))
+
+    def _post(self, key: int, future: Future[_Described]) -> None:
+        if future.cancelled():
+            return
+        try:
+            self._events.put(future.result())
+        except Exception:  # a probe's own bug must not lose the host: it stays undescribed
+            self._events.put(_Described(key))
+
+    def _described(self, event: _Described) -> dict[str, Any] | None:
+        """The host's record once its last probe is in."""
+        assembly = self._assemblies.get(event.key)
+        if assembly is None:
+            return None
+        if event.service is not None:
+            assembly.set_service(event.service)
+        assembly.add_hostnames(list(event.names))
+        assembly.pending -= 1
+        if assembly.pending > 0:
+            return None
+        del self._assemblies[event.key]
+        self._done += 1
+        return assembly.record()
+
+    def _unfinished(self) -> Iterator[dict[str, Any]]:
+        """After a stop: hosts whose probes did not finish, with what is known of them."""
+        assemblies, self._assemblies = self._assemblies, {}
+        for assembly in assemblies.values():
+            self._done += 1
+            yield assembly.record()
+
+    def _halt(self) -> None:
+        if self._pool is not None:
+            self._pool.halt()
+        if self._prober is not None:
+            self._prober.close()
+        self._names.close()
+
+    def close(self) -> None:
+        """Stop everything still running; never waits long for it."""
+        self._halt()
+        if self._pool is not None:
+            self._pool.close()

@@ -1,0 +1,168 @@
+"""Describe one open port: which probes to try, in which order, and the service entry they fill.
+
+A port is probed the way its number suggests (TLS first on 443, HTTP first on 8080), and any
+other port the way that tells the protocols apart cheapest: wait for a server-first greeting,
+then try plain HTTP, then a TLS handshake. Each step opens its own connection; the first step
+that learns something ends the description.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from surveyor.core.scan_params import Probe
+from surveyor.scan.probes import banner, http, tls
+from surveyor.scan.records import open_port_entry
+
+#: Opens a TCP connection with a timeout; tests may pass their own.
+Dial = Callable[[str, int, float], socket.socket]
+
+TLS_PORTS = frozenset(
+    {443, 465, 636, 853, 990, 992, 993, 994, 995, 2376, 4443, 5061, 5986, 6443, 8443, 8883, 9443}
+    | {10250}
+)
+HTTP_PORTS = frozenset(
+    {80, 81, 591, 2375, 3000, 5000, 5984, 7001, 8000, 8008, 8080, 8081, 8088, 8500, 8888}
+    | {9000, 9090, 9200, 10000}
+)
+#: TLS ports whose protocol greets first (SMTPS, FTPS, IMAPS, POP3S, ...).
+SERVER_FIRST_TLS_PORTS = frozenset({465, 990, 992, 993, 994, 995})
+_SECURE_NAMES = {"smtp": "smtps", "ftp": "ftps", "imap": "imaps", "pop3": "pop3s"}
+_PROBE_ERRORS = (OSError, ssl.SSLError, ValueError)
+#: A TLS record header (alert or handshake, any version): what a TLS server says to plain text.
+_TLS_RECORD = re.compile(rb"\A[\x15\x16]\x03[\x00-\x04]")
+_WANTS_TLS = re.compile(rb"HTTPS port|HTTP request to an HTTPS server|SSL", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTarget:
+    """Where a service listens; `hostname` (when the target was a name) goes into SNI and Host."""
+
+    address: str
+    port: int
+    hostname: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTimeouts:
+    banner: float = 2.0
+    exchange: float = 3.0
+
+
+def open_connection(address: str, port: int, timeout: float) -> socket.socket:
+    return socket.create_connection((address, port), timeout=timeout)
+
+
+def probe_order(port: int, probes: frozenset[Probe]) -> list[Probe]:
+    """The probes worth trying on a port, most likely first."""
+    if port in TLS_PORTS:
+        order = [Probe.TLS, Probe.BANNER, Probe.HTTP]
+    elif port in HTTP_PORTS:
+        order = [Probe.HTTP, Probe.TLS]
+    else:
+        # plain HTTP before TLS: a TLS server refuses a request at once, while many web
+        # servers wait for the rest of a TLS hello until their own timeout
+        order = [Probe.BANNER, Probe.HTTP, Probe.TLS]
+    return [probe for probe in order if probe in probes]
+
+
+def describe_port(
+    target: ServiceTarget,
+    probes: frozenset[Probe],
+    timeouts: ProbeTimeouts,
+    dial: Dial = open_connection,
+) -> dict[str, Any]:
+    """Run the probes on an open port and return its service entry (SPEC §7)."""
+    entry = open_port_entry(target.port)
+    steps: dict[Probe, Callable[[], bool]] = {
+        Probe.BANNER: lambda: _banner_step(entry, target, timeouts, dial),
+        Probe.TLS: lambda: _tls_step(entry, target, probes, timeouts, dial),
+        Probe.HTTP: lambda: _http_step(entry, target, probes, timeouts, dial),
+    }
+    for probe in probe_order(target.port, probes):
+        try:
+            if steps[probe]():
+                break
+        except _PROBE_ERRORS:
+            continue
+    return entry
+
+
+def _fill_banner(entry: dict[str, Any], data: bytes, port: int) -> bool:
+    facts = banner.identify_banner(data, port)
+    if facts is None:
+        return False
+    entry.update(banner=facts.banner, service=facts.service, product=facts.product)
+    return True
+
+
+def _fill_http(
+    entry: dict[str, Any], data: bytes, target: ServiceTarget, probes: frozenset[Probe]
+) -> bool:
+    facts = http.parse_response(data)
+    if facts is None:
+        if _TLS_RECORD.match(data):
+            return False  # a TLS server's alert: the TLS probe will tell more
+        # not HTTP, but whatever it said identifies it as well as a greeting would
+        return Probe.BANNER in probes and _fill_banner(entry, data, target.port)
+    entry.update(http=facts.as_record(), product=facts.server)
+    entry["service"] = "https" if entry["tls"] else "http"
+    # "The plain HTTP request was sent to HTTPS port": keep it, but let TLS say more
+    return entry["tls"] is not None or not _WANTS_TLS.search(data)
+
+
+def _banner_step(
+    entry: dict[str, Any], target: ServiceTarget, timeouts: ProbeTimeouts, dial: Dial
+) -> bool:
+    with dial(target.address, target.port, timeouts.exchange) as sock:
+        return _fill_banner(entry, banner.read_banner(sock, timeouts.banner), target.port)
+
+
+def _http_step(
+    entry: dict[str, Any],
+    target: ServiceTarget,
+    probes: frozenset[Probe],
+    timeouts: ProbeTimeouts,
+    dial: Dial,
+) -> bool:
+    host = http.host_header(target.hostname or target.address, target.port, tls=False)
+    with dial(target.address, target.port, timeouts.exchange) as sock:
+        return _fill_http(entry, http.exchange(sock, host, timeouts.exchange), target, probes)
+
+
+def _tls_step(
+    entry: dict[str, Any],
+    target: ServiceTarget,
+    probes: frozenset[Probe],
+    timeouts: ProbeTimeouts,
+    dial: Dial,
+) -> bool:
+    with (
+        dial(target.address, target.port, timeouts.exchange) as sock,
+        tls.handshake(sock, target.hostname, timeouts.exchange) as session,
+    ):
+        entry["tls"] = tls.session_facts(session)
+        # the handshake already identified the port; what is spoken inside is a bonus
+        with contextlib.suppress(*_PROBE_ERRORS):
+            if target.port in SERVER_FIRST_TLS_PORTS or Probe.HTTP not in probes:
+                greeting = banner.read_banner(session, timeouts.banner)
+                if Probe.BANNER in probes:
+                    _fill_banner(entry, greeting, target.port)
+            else:
+                host = http.host_header(target.hostname or target.address, target.port, tls=True)
+                _fill_http(entry, http.exchange(session, host, timeouts.exchange), target, probes)
+    entry["service"] = _over_tls(entry["service"])
+    return True
+
+
+def _over_tls(service: str | None) -> str:
+    """The name of a protocol spoken inside TLS (`imap` → `imaps`); bare TLS is `tls`."""
+    if service is None:
+        return "tls"
+    return _SECURE_NAMES.get(service, service)

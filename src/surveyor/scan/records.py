@@ -1,0 +1,113 @@
+"""The records of task data (SPEC §7): config first, one per responding host, summary last."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from surveyor import __version__
+from surveyor.core.ports import format_ports
+from surveyor.core.scan_params import ScanParams
+from surveyor.scan.jobs import HostScan
+
+#: Bumped when a record changes shape in a way a reader must know about.
+TASK_DATA_VERSION = 1
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, to the microsecond when there is one, with a `Z`."""
+    text = moment.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+def config_record(params: ScanParams, started_at: datetime) -> dict[str, Any]:
+    """What was asked: targets, excludes, ports, probes, and the normalised params."""
+    return {
+        "type": "config",
+        "version": TASK_DATA_VERSION,
+        "scanner": f"surveyor {__version__}",
+        "targets": params.targets.text,
+        "excludes": params.excludes.text,
+        "ports": format_ports(params.tcp_ports),
+        "probes": [str(probe) for probe in params.probes],
+        "params": params.to_json(),
+        "started_at": rfc3339(started_at),
+    }
+
+
+def summary_record(
+    *,
+    hosts_total: int,
+    hosts_up: int,
+    probes_sent: int,
+    open_ports: int,
+    duration: float,
+    stopped: bool,
+    finished_at: datetime,
+) -> dict[str, Any]:
+    """How it went; `stopped` says the scan was halted before covering its scope."""
+    return {
+        "type": "summary",
+        "hosts_total": hosts_total,
+        "hosts_up": hosts_up,
+        "probes_sent": probes_sent,
+        "open_ports": open_ports,
+        "duration": round(duration, 3),
+        "stopped": stopped,
+        "finished_at": rfc3339(finished_at),
+    }
+
+
+class HostAssembly:
+    """A responding host's record, completed as its service probes and names come in."""
+
+    def __init__(self, scan: HostScan, hostnames: list[str]) -> None:
+        self.scan = scan
+        self.hostnames = list(dict.fromkeys(hostnames))
+        self.services: dict[int, dict[str, Any]] = {
+            port: open_port_entry(port) for port in scan.open_ports
+        }
+        #: probes still running for this host
+        self.pending = 0
+
+    def add_hostnames(self, names: list[str]) -> None:
+        self.hostnames = list(dict.fromkeys([*self.hostnames, *names]))
+
+    def set_service(self, entry: dict[str, Any]) -> None:
+        self.services[int(entry["port"])] = entry
+
+    def record(self) -> dict[str, Any]:
+        services = [self.services[port] for port in sorted(self.services)]
+        return host_record(self.scan, self.hostnames, services)
+
+
+def host_record(
+    scan: HostScan, hostnames: list[str], services: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A responding host; without `services`, its open ports as found, unprobed."""
+    if services is None:
+        services = [open_port_entry(port) for port in scan.open_ports]
+    return {
+        "type": "host",
+        "addresses": [scan.address],
+        "mac": None,  # a TCP connect scan never sees link-layer addresses
+        "hostnames": list(dict.fromkeys(hostnames)),
+        "services": services,
+        "closed_ports": scan.closed_ports,
+        "filtered_ports": scan.filtered_ports,
+        "timing": {"rtt": round(scan.rtt, 6) if scan.rtt is not None else None},
+    }
+
+
+def open_port_entry(port: int) -> dict[str, Any]:
+    """A service entry before (or without) any probe."""
+    return {
+        "port": port,
+        "proto": "tcp",
+        "state": "open",
+        "service": None,
+        "banner": None,
+        "product": None,
+        "http": None,
+        "tls": None,
+    }

@@ -1,0 +1,39 @@
+"""How a scan runs, beyond its params: timeouts, retries, threads and worker processes.
+
+`ScanParams` (core) says what to scan and how hard; `ScanSettings` holds the engine's own
+tunables, with defaults a user never needs to change. Tests shorten the timeouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from surveyor.scan.rtt import TimeoutBounds
+
+#: TCP ports probed to find out whether a host is up before its port scan (`host_ping`).
+DISCOVERY_PORTS = (80, 443, 22, 445)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    """Engine tunables; every time is in seconds."""
+
+    #: bounds of the adaptive connect timeout (see `rtt.RttEstimator`)
+    timeouts: TimeoutBounds = field(default_factory=TimeoutBounds)
+    #: extra attempts for a probe that got no answer, before the port counts as filtered
+    retries: int = 2
+    #: the same, for a host that has been seen losing probes (an answer came only on a retry)
+    lossy_retries: int = 6
+    discovery_ports: tuple[int, ...] = DISCOVERY_PORTS
+    #: how long a server-first protocol may take to greet us
+    banner_timeout: float = 2.0
+    #: connect, TLS handshake and HTTP exchange of one service probe, each
+    probe_timeout: float = 3.0
+    rdns_timeout: float = 2.0
+    #: threads running service probes (each holds one connection at a time)
+    probe_threads: int = 32
+    rdns_threads: int = 4
+    #: connect-scan workers; 0 picks one thread, or one process per core for big, fast scans
+    workers: int = 0
+    #: the least time between two progress reports (the last one is always sent)
+    progress_interval: float = 0.1

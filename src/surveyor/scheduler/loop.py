@@ -1,0 +1,96 @@
+"""The scheduler as a console service: tick, sleep until the next due moment, repeat.
+
+It sleeps until the earliest next occurrence or start time, at most `longest_sleep` (so that
+schedules created on another console are seen within a second), and wakes early when a schedule
+of this process changes. Blocking database work runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from surveyor.console.app import BackgroundService
+from surveyor.console.state import ConsoleState
+from surveyor.scheduler.clock import Clock
+from surveyor.scheduler.leader import leadership_for
+from surveyor.scheduler.tick import DEFAULT_BATCH_SIZE, Scheduler, TickReport
+from surveyor.service.scheduling import schedule_changes
+
+log = logging.getLogger("surveyor.scheduler")
+
+#: The longest the scheduler sleeps between two looks at the database.
+LONGEST_SLEEP = 1.0
+#: The pause after a failed tick (the database is unreachable, say) before trying again.
+RETRY_AFTER_ERROR = 2.0
+
+
+async def run_scheduler(
+    scheduler: Scheduler,
+    *,
+    longest_sleep: float = LONGEST_SLEEP,
+    on_tick: Callable[[TickReport], None] | None = None,
+) -> None:
+    """Tick until cancelled. A tick in progress is let finish before cancellation completes."""
+    loop = asyncio.get_running_loop()
+    wake = asyncio.Event()
+
+    def wake_up() -> None:
+        loop.call_soon_threadsafe(wake.set)
+
+    unsubscribe = schedule_changes.subscribe(wake_up)
+    try:
+        while True:
+            wake.clear()
+            delay = await _tick_once(scheduler, longest_sleep, on_tick)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
+    finally:
+        unsubscribe()
+
+
+async def _tick_once(
+    scheduler: Scheduler,
+    longest_sleep: float,
+    on_tick: Callable[[TickReport], None] | None,
+) -> float:
+    running = asyncio.ensure_future(asyncio.to_thread(scheduler.tick))
+    try:
+        report = await asyncio.shield(running)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await running
+        raise
+    except Exception:
+        log.exception("a scheduler tick failed; trying again in %s s", RETRY_AFTER_ERROR)
+        return RETRY_AFTER_ERROR
+    if on_tick is not None:
+        on_tick(report)
+    return scheduler.seconds_until_next(report, longest=longest_sleep)
+
+
+def scheduler_service(
+    *,
+    clock: Clock | None = None,
+    longest_sleep: float = LONGEST_SLEEP,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_tick: Callable[[TickReport], None] | None = None,
+) -> BackgroundService:
+    """The console service running the scheduler on the console's database."""
+
+    async def scheduler(state: ConsoleState) -> None:
+        instance = Scheduler(
+            state.db,
+            clock=clock,
+            leadership=leadership_for(state.db.engine),
+            batch_size=batch_size,
+        )
+        try:
+            await run_scheduler(instance, longest_sleep=longest_sleep, on_tick=on_tick)
+        finally:
+            instance.close()
+
+    return scheduler

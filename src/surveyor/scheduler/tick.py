@@ -1,0 +1,486 @@
+"""One pass of the scheduler at a given time: cancel launches whose grace period ran out, mark
+one-off tasks due, fire due templates, and prepare the templates due next. The service calls
+`tick` in a loop; tests call it with explicit times.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from surveyor.core.recurrence import Recurrence, RecurrenceError, next_occurrence
+from surveyor.core.tasks import (
+    TERMINAL_STATUSES,
+    IllegalTransition,
+    TaskStatus,
+    TaskType,
+    WaitReason,
+)
+from surveyor.scheduler import firing, queries
+from surveyor.scheduler.clock import Clock, SystemClock
+from surveyor.scheduler.firing import Firing, Verdict
+from surveyor.scheduler.leader import Leadership, leadership_for
+from surveyor.service.tasks import stored_recurrence
+from surveyor.store import tasks as task_store
+from surveyor.store.engine import Database
+
+log = logging.getLogger("surveyor.scheduler")
+
+#: The actor of every event the scheduler records.
+SCHEDULER_ACTOR = "scheduler"
+DEFAULT_BATCH_SIZE = 1000
+#: How often waiting tasks are checked against their grace period (at least 60 s long).
+GRACE_SWEEP_EVERY = timedelta(seconds=5)
+#: Templates due this soon have their next occurrence computed while the scheduler is idle,
+#: so that firing many at once is only database work.
+LOOK_AHEAD = timedelta(minutes=2)
+#: The longest a tick spends preparing; the rest waits for the next tick.
+LOOK_AHEAD_BUDGET_SECONDS = 0.2
+MAX_PREPARED = 200_000
+MAX_BATCHES_PER_TICK = 100
+_ONE_OFF_BATCH = 1000
+_CANCEL_BATCH = 200
+_PREPARE_BATCH = 500
+_LAST_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One committed transaction of fired templates."""
+
+    templates: int
+    spawned: int
+    committed_at: datetime
+
+
+@dataclass
+class TickReport:
+    """What one tick did; `next_due` is when there is work next (None: nothing scheduled)."""
+
+    now: datetime
+    leader: bool = True
+    spawned: int = 0
+    skipped: int = 0
+    coalesced: int = 0
+    adopted: int = 0
+    became_due: int = 0
+    canceled: int = 0
+    batches: list[BatchResult] = field(default_factory=list)
+    next_due: datetime | None = None
+    prepared: bool = True
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A template's next occurrence after `recur_next`, computed ahead of its due time."""
+
+    version: int
+    recur_next: datetime
+    recurrence: Recurrence
+    following: datetime | None
+
+
+@dataclass
+class _Plan:
+    template: dict[str, Any]
+    firing: Firing | None
+    error: str | None = None
+    run_id: int | None = None
+    adopted: bool = False
+
+
+class Scheduler:
+    """Fires the schedules stored in one database; safe to run in several processes."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        leadership: Leadership | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        grace_sweep_every: timedelta = GRACE_SWEEP_EVERY,
+        look_ahead: timedelta = LOOK_AHEAD,
+    ) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+        self.leadership = leadership or leadership_for(db.engine)
+        self.batch_size = batch_size
+        self.grace_sweep_every = grace_sweep_every
+        self.look_ahead = look_ahead
+        self._last_sweep: datetime | None = None
+        self._prepared: dict[int, _Prepared] = {}
+        self._prepared_through: tuple[datetime, int] | None = None
+
+    def close(self) -> None:
+        self.leadership.release()
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """Do everything that is due at `now` (default: the clock's time)."""
+        now = now or self.clock.now()
+        report = TickReport(now=now)
+        if not self.leadership.is_leader():
+            report.leader = False
+            self._forget_prepared()
+            return report
+        # Write transactions are opened only for work there is: on SQLite each one takes the
+        # database's single write lock. Cancel first: a run that could not launch in time is
+        # finished, so the occurrence after it is not skipped for it.
+        if self._sweep_due(now):
+            self._cancel_expired_launches(now, report)
+            self._last_sweep = now
+        with self.db.read() as conn:
+            one_offs_due, templates_due = queries.due_work(conn, now)
+        if one_offs_due:
+            self._mark_due_one_offs(now, report)
+        if templates_due:
+            self._fire_due(now, report)
+        with self.db.read() as conn:
+            report.next_due = queries.next_due_at(conn, now)
+        report.prepared = self._prepare_upcoming(now)
+        return report
+
+    def seconds_until_next(self, report: TickReport, *, longest: float) -> float:
+        """How long to sleep after `report`: until the next due moment, at most `longest`;
+        not at all while templates due soon are still being prepared."""
+        if not report.prepared:
+            return 0.0
+        if report.next_due is None:
+            return longest
+        wait = (report.next_due - self.clock.now()).total_seconds()
+        return max(0.0, min(longest, wait))
+
+    def _sweep_due(self, now: datetime) -> bool:
+        last = self._last_sweep
+        return last is None or now < last or now - last >= self.grace_sweep_every
+
+    # Firing
+
+    def _fire_due(self, now: datetime, report: TickReport) -> None:
+        """Fire every due template, batch after batch, each batch one transaction (at most
+        MAX_BATCHES_PER_TICK; the rest next tick)."""
+        for _ in range(MAX_BATCHES_PER_TICK):
+            if self._fire_batch(now, report) < self.batch_size:
+                return
+
+    def _fire_batch(self, now: datetime, report: TickReport) -> int:
+        """Fire one batch of due templates in one transaction; how many templates it held."""
+        with self.db.write() as conn:
+            templates = queries.lock_due_templates(conn, now, self.batch_size)
+            if not templates:
+                return 0
+            previous = queries.run_statuses(
+                conn, [t["recur_last_task_id"] for t in templates if t["recur_last_task_id"]]
+            )
+            plans = [self._plan(template, previous, now) for template in templates]
+            self._spawn_runs(conn, plans, now)
+            queries.insert_events(conn, self._events(plans, now, report))
+            self._advance(conn, plans, now)
+        spawned = sum(1 for plan in plans if plan.run_id is not None and not plan.adopted)
+        report.batches.append(BatchResult(len(templates), spawned, self.clock.now()))
+        return len(templates)
+
+    def _plan(self, template: dict[str, Any], previous: Mapping[int, str], now: datetime) -> _Plan:
+        prepared = self._prepared.pop(template["id"], None)
+        known_next: list[datetime] | None = None
+        if (
+            prepared is not None
+            and prepared.version == template["version"]
+            and prepared.recur_next == template["recur_next"]
+        ):
+            recurrence = prepared.recurrence
+            known_next = [prepared.following] if prepared.following else []
+        else:
+            try:
+                recurrence = stored_recurrence(template)
+            except RecurrenceError as exc:
+                return _Plan(template, None, error=f"its schedule cannot be read ({exc.message})")
+        last_run = template["recur_last_task_id"]
+        previous_active = (
+            last_run is not None
+            and last_run in previous
+            and TaskStatus(previous[last_run]) not in TERMINAL_STATUSES
+        )
+        decision = firing.decide_firing(
+            recurrence,
+            recur_next=template["recur_next"],
+            now=now,
+            grace=timedelta(seconds=template["grace_period"]),
+            previous_run_active=previous_active,
+            known_next=known_next,
+        )
+        return _Plan(template, decision)
+
+    def _spawn_runs(self, conn: Connection, plans: list[_Plan], now: datetime) -> None:
+        """Spawn the runs of a batch and record their events, a few statements per occurrence.
+        If an occurrence is already taken (another scheduler fired it), spawn one by one and
+        adopt the runs that exist."""
+        by_occurrence: dict[datetime, list[_Plan]] = defaultdict(list)
+        for plan in plans:
+            if plan.firing is not None and plan.firing.verdict is Verdict.SPAWN:
+                by_occurrence[plan.firing.occurrence].append(plan)
+        for occurrence, group in by_occurrence.items():
+            fixed = _new_run_values(occurrence, now)
+            template_ids = [plan.template["id"] for plan in group]
+            try:
+                with conn.begin_nested():
+                    ids = queries.spawn_runs(conn, template_ids, occurrence, fixed)
+            except IntegrityError:
+                log.info("an occurrence in this batch was fired elsewhere; spawning one by one")
+                for plan in group:
+                    self._spawn_one(conn, plan, occurrence, fixed)
+            else:
+                for plan in group:
+                    plan.run_id = ids[plan.template["id"]]
+            spawned = [plan.template["id"] for plan in group if not plan.adopted]
+            per_organization = Counter(
+                plan.template["organization_id"] for plan in group if not plan.adopted
+            )
+            for organization_id, count in per_organization.items():
+                task_store.note_tab_change(conn, organization_id, fixed["tab"], False, count)
+            if spawned:
+                queries.record_creations(
+                    conn,
+                    spawned,
+                    occurrence,
+                    actor=SCHEDULER_ACTOR,
+                    message="created by its recurring task",
+                    now=now,
+                )
+                queries.record_spawns(
+                    conn,
+                    spawned,
+                    occurrence,
+                    actor=SCHEDULER_ACTOR,
+                    message_around_id=firing.spawn_message_around_id(occurrence),
+                    now=now,
+                )
+
+    def _spawn_one(
+        self, conn: Connection, plan: _Plan, occurrence: datetime, fixed: Mapping[str, Any]
+    ) -> None:
+        template_id = plan.template["id"]
+        try:
+            with conn.begin_nested():
+                plan.run_id = queries.spawn_runs(conn, [template_id], occurrence, fixed)[
+                    template_id
+                ]
+        except IntegrityError:
+            plan.run_id = queries.find_run(conn, template_id, occurrence)
+            plan.adopted = True
+            log.info(
+                "template %s: the run of %s was fired by another scheduler",
+                template_id,
+                firing.format_moment(occurrence),
+            )
+
+    def _events(
+        self, plans: list[_Plan], now: datetime, report: TickReport
+    ) -> list[dict[str, Any]]:
+        """The template events of a batch other than spawns (recorded with the runs), and the
+        counts of the report."""
+        events: list[dict[str, Any]] = []
+        for plan in plans:
+            template = plan.template
+            decision = plan.firing
+            if decision is None:
+                message = f"stopped scheduling: {plan.error}"
+                events.append(_event(template, "skipped", message, now))
+                continue
+            if decision.verdict is Verdict.SPAWN:
+                if plan.run_id is None:
+                    continue
+                if plan.adopted:
+                    report.adopted += 1
+                    continue
+                report.spawned += 1
+                if decision.not_run:
+                    report.coalesced += decision.not_run
+                    coalesced = firing.coalesce_message(decision, run_id=plan.run_id)
+                    events.append(_event(template, "coalesced", coalesced, now))
+            else:
+                report.skipped += decision.not_run
+                grace = timedelta(seconds=template["grace_period"])
+                message = firing.skip_message(
+                    decision, grace=grace, previous_run_id=template["recur_last_task_id"]
+                )
+                events.append(_event(template, "skipped", message, now))
+            if decision.following is None:
+                events.append(_event(template, "ended", "the schedule has no further runs", now))
+        return events
+
+    def _advance(self, conn: Connection, plans: list[_Plan], now: datetime) -> None:
+        """Move every fired template to its next occurrence, one UPDATE per group of templates
+        that share it (many do: everything daily at 03:00 runs again tomorrow at 03:00)."""
+        groups: dict[tuple[datetime | None, str | None, datetime | None], list[int]] = defaultdict(
+            list
+        )
+        for plan in plans:
+            decision = plan.firing
+            if decision is None:
+                groups[(None, None, None)].append(plan.template["id"])
+            elif decision.verdict is Verdict.SPAWN:
+                if plan.run_id is None:
+                    continue  # taken elsewhere but not visible yet: fire again next tick
+                waiting = WaitReason.NOT_DUE.value if decision.following else None
+                groups[(decision.following, waiting, decision.occurrence)].append(
+                    plan.template["id"]
+                )
+            else:
+                reason = (
+                    WaitReason.PREVIOUS_RUN_ACTIVE
+                    if decision.verdict is Verdict.SKIP_PREVIOUS_RUN_ACTIVE
+                    else WaitReason.NOT_DUE
+                )
+                waiting = reason.value if decision.following else None
+                groups[(decision.following, waiting, None)].append(plan.template["id"])
+        for (following, waiting, fired), template_ids in groups.items():
+            written = queries.advance_templates(
+                conn,
+                template_ids,
+                recur_next=following,
+                tab_sort=_next_run_sort(following, now),
+                wait_reason=waiting,
+                fired=fired,
+                now=now,
+            )
+            if written != len(template_ids):
+                raise task_store.StaleTask("a template vanished while it was being fired")
+
+    # Preparing the templates due next
+
+    def _prepare_upcoming(self, now: datetime) -> bool:
+        """Compute the next occurrence of templates due within LOOK_AHEAD, for a bounded time;
+        True once all of them are prepared. Entries are checked against the template's version
+        when used, so an edit or a pause in between only costs the precomputation."""
+        if len(self._prepared) > MAX_PREPARED:
+            self._prepared = {k: p for k, p in self._prepared.items() if p.recur_next > now}
+        cursor = self._prepared_through
+        if cursor is None or cursor[0] < now:
+            cursor = (now, _LAST_ID)
+        until = now + self.look_ahead
+        deadline = time.monotonic() + LOOK_AHEAD_BUDGET_SECONDS
+        while True:
+            with self.db.read() as conn:
+                rows = queries.upcoming_templates(conn, cursor, until, _PREPARE_BATCH)
+            for row in rows:
+                cursor = (row["recur_next"], row["id"])
+                try:
+                    recurrence = stored_recurrence(row)
+                except RecurrenceError:
+                    continue  # reported when it comes due
+                following = next_occurrence(recurrence, row["recur_next"])
+                self._prepared[row["id"]] = _Prepared(
+                    row["version"], row["recur_next"], recurrence, following
+                )
+                if time.monotonic() > deadline:
+                    self._prepared_through = cursor
+                    return False
+            self._prepared_through = cursor
+            if len(rows) < _PREPARE_BATCH:
+                return True
+
+    def _forget_prepared(self) -> None:
+        self._prepared.clear()
+        self._prepared_through = None
+
+    # One-off tasks and launch grace
+
+    def _mark_due_one_offs(self, now: datetime, report: TickReport) -> None:
+        """Tasks whose start time has come stop waiting for it (they stay `new` until launched)."""
+        while True:
+            with self.db.write() as conn:
+                rows = queries.lock_due_one_offs(conn, now, _ONE_OFF_BATCH)
+                if not rows:
+                    return
+                queries.clear_wait_reasons(conn, rows, now)
+                queries.insert_events(
+                    conn,
+                    [_event(row, "due", "its start time has come", now) for row in rows],
+                )
+            report.became_due += len(rows)
+            if len(rows) < _ONE_OFF_BATCH:
+                return
+
+    def _cancel_expired_launches(self, now: datetime, report: TickReport) -> None:
+        """Cancel tasks that could not launch within their grace period, saying why."""
+        while True:
+            with self.db.read() as conn:
+                if not queries.expired_launches(conn, now, 1):
+                    return
+            with self.db.write() as conn:
+                rows = queries.expired_launches(conn, now, _CANCEL_BATCH)
+                for row in rows:
+                    if TaskType(row["type"]) not in firing.LAUNCHED_BY_RUNNER:
+                        continue
+                    if not firing.launch_expired(row["start_time"], row["grace_period"], now):
+                        continue
+                    if self._cancel(conn, row, now):
+                        report.canceled += 1
+            if len(rows) < _CANCEL_BATCH:
+                return
+
+    def _cancel(self, conn: Connection, row: Mapping[str, Any], now: datetime) -> bool:
+        error = firing.launch_expired_error(row["grace_period"], row["wait_reason"])
+        try:
+            with conn.begin_nested():
+                task_store.transition(
+                    conn,
+                    row["organization_id"],
+                    row["id"],
+                    TaskStatus.CANCELED,
+                    actor=SCHEDULER_ACTOR,
+                    message=error,
+                    changes={"error": error},
+                    expected=[TaskStatus.NEW],
+                    now=now,
+                )
+        except (IllegalTransition, task_store.TaskNotFound, task_store.StaleTask):
+            return False  # it launched (or was stopped) meanwhile
+        return True
+
+
+def _new_run_values(occurrence: datetime, now: datetime) -> dict[str, Any]:
+    """What every new run of `occurrence` starts with, as `store.tasks.create_task` sets it;
+    the rest is copied from its template (`service.scheduling.COPIED_FROM_TEMPLATE`)."""
+    values: dict[str, Any] = {
+        "status": TaskStatus.NEW.value,
+        "recur": False,
+        "hidden": False,
+        "stats": {},
+        "wait_reason": None,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    placed = task_store.placement(
+        {**values, "start_time": occurrence, "removed_at": None}, previous=None, now=now
+    )
+    return {**values, "tab": placed["tab"], "tab_sort": placed["tab_sort"]}
+
+
+def _event(task: Mapping[str, Any], kind: str, message: str, now: datetime) -> dict[str, Any]:
+    return {
+        "task_id": task["id"],
+        "organization_id": task["organization_id"],
+        "at": now,
+        "kind": kind,
+        "actor": SCHEDULER_ACTOR,
+        "message": message,
+    }
+
+
+def _next_run_sort(recur_next: datetime | None, now: datetime) -> datetime | None:
+    """Where an active template with this next occurrence sorts in the recurring tab."""
+    template = {"status": TaskStatus.NEW.value, "recur": True, "removed_at": None}
+    placed = task_store.placement({**template, "recur_next": recur_next}, previous=None, now=now)
+    sort: datetime | None = placed["tab_sort"]
+    return sort

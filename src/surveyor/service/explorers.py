@@ -1,0 +1,497 @@
+"""What explorers may do and what their reports mean (SPEC §6).
+
+Enrollment trades an organization's enrollment token for the explorer's own secret. Every
+report about a task carries the attempt token the launch gave out: a report from any other
+attempt, or about a task that no longer runs, is refused, so a late message can never
+resurrect or overwrite a newer state. The supervisor cancels the scans of explorers that
+went silent and forces stops that were never confirmed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from surveyor.core.tasks import IllegalTransition, TaskStatus
+from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor
+from surveyor.store import explorers as explorer_store
+from surveyor.store import tasks as task_store
+from surveyor.store.records import Conflict, audit
+
+#: Explorers are heard from on every report; the check-in time is rewritten at most this often.
+CHECKIN_RESOLUTION = timedelta(seconds=2)
+_MAX_NAME_SUFFIX = 100
+
+
+class EnrollmentRefused(Exception):
+    """The enrollment token is unknown, revoked or expired."""
+
+
+class ReportRefused(Exception):
+    """A report the console will not apply; `code` tells the explorer what to do."""
+
+    def __init__(self, code: str, message: str, *, status: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+class UploadRefused(Exception):
+    """Task data the console will not store (`code`: checksum_mismatch, invalid_data)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """What an explorer says about the machine it runs on."""
+
+    version: str
+    hostname: str
+    os: str
+    addresses: tuple[str, ...]
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "hostname": self.hostname,
+            "os": self.os,
+            "addresses": list(self.addresses),
+        }
+
+
+def _unique_name(conn: Connection, organization_id: int, wanted: str) -> str:
+    if not explorer_store.name_taken(conn, organization_id, wanted):
+        return wanted
+    for suffix in range(2, _MAX_NAME_SUFFIX):
+        candidate = f"{wanted[:190]}-{suffix}"
+        if not explorer_store.name_taken(conn, organization_id, candidate):
+            return candidate
+    raise Conflict(f"too many explorers are named '{wanted}'; choose another name")
+
+
+def enroll(
+    conn: Connection,
+    enrollment_token: str,
+    *,
+    name: str | None,
+    host: HostInfo,
+    now: datetime,
+) -> tuple[dict[str, Any], str]:
+    """Create an explorer from a valid enrollment token; return it and its secret (shown
+    once). Without a chosen name the explorer is named after its host, made unique."""
+    token = explorer_store.find_enrollment_token(conn, enrollment_token)
+    if token is None:
+        raise EnrollmentRefused("the enrollment token is unknown")
+    if token["revoked_at"] is not None:
+        raise EnrollmentRefused(f"the enrollment token '{token['name']}' was revoked")
+    if token["expires_at"] is not None and token["expires_at"] <= now:
+        raise EnrollmentRefused(f"the enrollment token '{token['name']}' has expired")
+    organization_id = token["organization_id"]
+    if name is None:
+        chosen = _unique_name(conn, organization_id, host.hostname or "explorer")
+    elif explorer_store.name_taken(conn, organization_id, name):
+        raise Conflict(f"an explorer named '{name}' is already enrolled; choose another name")
+    else:
+        chosen = name
+    explorer, secret = explorer_store.create_explorer(
+        conn,
+        organization_id,
+        {
+            "name": chosen,
+            "site_id": token["site_id"],
+            "hosted_zone_id": token["hosted_zone_id"],
+            "enrollment_token_id": token["id"],
+            "last_checkin_at": now,
+            **host.as_row(),
+        },
+    )
+    explorer_store.count_enrollment(conn, token["id"], now=now)
+    audit(
+        conn,
+        organization_id=organization_id,
+        actor=explorer_actor(explorer),
+        action="enroll",
+        object_type="explorer",
+        object_id=explorer["id"],
+        details={"enrollment_token": token["name"], "hostname": host.hostname},
+    )
+    return explorer, secret
+
+
+def authenticate(conn: Connection, secret: str) -> dict[str, Any] | None:
+    return explorer_store.explorer_by_secret(conn, secret)
+
+
+def check_in(
+    conn: Connection, explorer: Mapping[str, Any], host: HostInfo | None, *, now: datetime
+) -> None:
+    """Record that the explorer is here (and, with `host`, what it runs on). Without host
+    info the time is rewritten only when it is getting old, to spare the database."""
+    last = explorer["last_checkin_at"]
+    if host is None and last is not None and now - last < CHECKIN_RESOLUTION:
+        return
+    explorer_store.record_checkin(
+        conn, explorer["id"], now=now, host=host.as_row() if host else None
+    )
+
+
+def _reported_task(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    allowed: Sequence[TaskStatus],
+) -> dict[str, Any]:
+    """The task a report is about, if the report comes from its current attempt and the
+    task is in a status where such a report means something."""
+    task = task_store.get_task(conn, explorer["organization_id"], task_id)
+    if task is None or task["explorer_id"] != explorer["id"]:
+        raise ReportRefused("unknown_task", f"task {task_id} is not assigned to this explorer")
+    if task["attempt_token"] != attempt_token:
+        raise ReportRefused(
+            "stale_attempt",
+            f"this report belongs to an earlier attempt of task {task_id}; "
+            f"attempt {task['attempt']} superseded it",
+            status=task["status"],
+        )
+    status = TaskStatus(task["status"])
+    if status not in allowed:
+        raise ReportRefused(
+            "not_running",
+            f"task {task_id} is {status.label.lower()}; the report was ignored",
+            status=status.value,
+        )
+    return task
+
+
+def report_progress(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    *,
+    collect: float,
+    stats: Mapping[str, Any],
+    now: datetime,
+) -> bool:
+    """Store the scan's progress; return whether the explorer must stop the scan."""
+    check_in(conn, explorer, None, now=now)
+    for _ in range(5):
+        task = _reported_task(
+            conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
+        )
+        try:
+            task_store.write_task(
+                conn,
+                task,
+                {
+                    "progress_collect": min(1.0, max(0.0, collect)),
+                    "stats": dict(stats),
+                    "last_report_at": now,
+                },
+                now=now,
+            )
+        except task_store.StaleTask:
+            continue
+        return bool(task["status"] == TaskStatus.STOPPING.value)
+    raise task_store.StaleTask(task_id)
+
+
+def confirm_stop(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    *,
+    now: datetime,
+) -> dict[str, Any]:
+    """The explorer halted the scan it was asked to stop: the task becomes `stopped`."""
+    check_in(conn, explorer, None, now=now)
+    _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.STOPPING,))
+    return task_store.transition(
+        conn,
+        explorer["organization_id"],
+        task_id,
+        TaskStatus.STOPPED,
+        actor=explorer_actor(explorer),
+        message=f"the explorer '{explorer['name']}' stopped the scan",
+        expected=[TaskStatus.STOPPING],
+        changes={"last_report_at": now},
+        now=now,
+    )
+
+
+def report_failure(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    *,
+    error: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The scan could not finish: canceled with the explorer's reason (a scan that was
+    being stopped anyway just becomes `stopped`)."""
+    check_in(conn, explorer, None, now=now)
+    task = _reported_task(
+        conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
+    )
+    actor = explorer_actor(explorer)
+    if task["status"] == TaskStatus.STOPPING.value:
+        return task_store.transition(
+            conn,
+            explorer["organization_id"],
+            task_id,
+            TaskStatus.STOPPED,
+            actor=actor,
+            message=f"stopped; the explorer '{explorer['name']}' reported: {error}",
+            expected=[TaskStatus.STOPPING],
+            now=now,
+        )
+    return task_store.transition(
+        conn,
+        explorer["organization_id"],
+        task_id,
+        TaskStatus.CANCELED,
+        actor=actor,
+        message="the explorer reported an error",
+        expected=[TaskStatus.ACTIVE],
+        changes={"error": f"the scan failed on explorer '{explorer['name']}': {error}"},
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class UploadStart:
+    """Whether to receive the upload, or answer that this data is already stored."""
+
+    task: dict[str, Any]
+    already_stored: bool
+
+
+#: After the upload, a task's data is in the processing pipeline; uploading the same data
+#: again is answered as a success without storing anything.
+_STORED_STATUSES = frozenset(
+    {TaskStatus.PROCESSING_QUEUED, TaskStatus.PROCESSING, TaskStatus.PROCESSED}
+)
+
+
+def begin_upload(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    *,
+    sha256: str,
+    now: datetime,
+) -> UploadStart:
+    """Accept an upload of the current attempt's data: the task becomes `scanned` (the
+    explorer is uploading). A repeat of a stored upload is recognized, not stored again."""
+    check_in(conn, explorer, None, now=now)
+    try:
+        task = _reported_task(
+            conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.SCANNED)
+        )
+    except ReportRefused as refused:
+        stored = task_store.get_task(conn, explorer["organization_id"], task_id)
+        if (
+            refused.code == "not_running"
+            and stored is not None
+            and TaskStatus(stored["status"]) in _STORED_STATUSES
+            and stored["data_sha256"] == sha256
+        ):
+            return UploadStart(stored, already_stored=True)
+        raise
+    if task["status"] == TaskStatus.ACTIVE.value:
+        task = task_store.transition(
+            conn,
+            explorer["organization_id"],
+            task_id,
+            TaskStatus.SCANNED,
+            actor=explorer_actor(explorer),
+            message=f"the explorer '{explorer['name']}' finished scanning and is uploading",
+            expected=[TaskStatus.ACTIVE],
+            changes={"progress_collect": 1.0, "last_report_at": now},
+            now=now,
+        )
+    else:
+        task = task_store.write_task(conn, task, {"last_report_at": now}, now=now)
+    return UploadStart(task, already_stored=False)
+
+
+def finish_upload(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    *,
+    size: int,
+    sha256: str,
+    store: Callable[[], Path],
+    now: datetime,
+) -> UploadStart:
+    """Put verified data in place (`store`) and queue the task for processing. Runs in the
+    transaction that checks the attempt once more, so the data of a superseded attempt is
+    never stored; a concurrent identical upload that won the race is answered as stored."""
+    start = begin_upload(conn, explorer, task_id, attempt_token, sha256=sha256, now=now)
+    if start.already_stored:
+        return start
+    store()
+    queued = task_store.transition(
+        conn,
+        explorer["organization_id"],
+        task_id,
+        TaskStatus.PROCESSING_QUEUED,
+        actor=explorer_actor(explorer),
+        message=f"task data received from explorer '{explorer['name']}' ({size} bytes)",
+        expected=[TaskStatus.SCANNED],
+        changes={"size_data": size, "data_sha256": sha256, "last_report_at": now},
+        now=now,
+    )
+    return UploadStart(queued, already_stored=False)
+
+
+def refuse_invalid_data(
+    conn: Connection,
+    explorer: Mapping[str, Any],
+    task_id: int,
+    attempt_token: str,
+    *,
+    problem: str,
+    now: datetime,
+) -> None:
+    """Data that is not task data cannot become valid by retrying: cancel the task."""
+    try:
+        _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED,))
+        task_store.transition(
+            conn,
+            explorer["organization_id"],
+            task_id,
+            TaskStatus.CANCELED,
+            actor=explorer_actor(explorer),
+            message="invalid task data",
+            expected=[TaskStatus.SCANNED],
+            changes={
+                "error": f"the explorer '{explorer['name']}' uploaded data that is not "
+                f"Surveyor task data: {problem}"
+            },
+            now=now,
+        )
+    except (ReportRefused, IllegalTransition):
+        return
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a running scan may go unheard, and a stop unconfirmed; `watching_since` is
+    when the supervisor started: a console that was down does not blame explorers for the
+    time it could not hear them."""
+
+    silence_seconds: float
+    stop_seconds: float
+    watching_since: datetime
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """What the supervisor does to one running task, and what it tells the user."""
+
+    task: dict[str, Any]
+    target: TaskStatus
+    message: str
+    error: str | None = None
+
+
+def _interventions(
+    conn: Connection,
+    *,
+    now: datetime,
+    timeouts: Timeouts,
+) -> list[Intervention]:
+    found = []
+    silence_seconds, stop_seconds = timeouts.silence_seconds, timeouts.stop_seconds
+    watching_since = timeouts.watching_since
+    for task in explorer_store.running_scans(conn):
+        status = TaskStatus(task["status"])
+        explorer = explorer_store.get_explorer(conn, task["explorer_id"])
+        name = explorer["name"] if explorer is not None else f"#{task['explorer_id']}"
+        if status is TaskStatus.STOPPING:
+            asked = explorer_store.stop_requested_at(conn, task) or task["updated_at"]
+            if now - max(asked, watching_since) > timedelta(seconds=stop_seconds):
+                found.append(
+                    Intervention(
+                        task,
+                        TaskStatus.STOPPED,
+                        f"force-stopped: the explorer '{name}' did not confirm the stop "
+                        f"within {_seconds(stop_seconds)}",
+                    )
+                )
+            continue
+        heard = task["last_report_at"] or task["data_acquisition_started_at"] or now
+        if now - max(heard, watching_since) <= timedelta(seconds=silence_seconds):
+            continue
+        doing = "scanning" if status is TaskStatus.ACTIVE else "uploading the task data"
+        found.append(
+            Intervention(
+                task,
+                TaskStatus.CANCELED,
+                "the explorer went silent",
+                f"the explorer '{name}' stopped reporting for {_seconds(silence_seconds)} "
+                f"while {doing}; the scan was canceled",
+            )
+        )
+    return found
+
+
+def supervision_due(
+    conn: Connection,
+    *,
+    now: datetime,
+    timeouts: Timeouts,
+) -> bool:
+    """Whether `supervise` has anything to do (checked in a read transaction first)."""
+    return bool(_interventions(conn, now=now, timeouts=timeouts))
+
+
+def supervise(
+    conn: Connection,
+    *,
+    now: datetime,
+    timeouts: Timeouts,
+) -> list[dict[str, Any]]:
+    """Cancel the scans of explorers that stopped reporting, and force the stops nobody
+    confirmed. Returns the tasks it changed."""
+    changed = []
+    for step in _interventions(conn, now=now, timeouts=timeouts):
+        task = step.task
+        try:
+            changed.append(
+                task_store.transition(
+                    conn,
+                    task["organization_id"],
+                    task["id"],
+                    step.target,
+                    actor=SYSTEM_ACTOR,
+                    message=step.message,
+                    expected=[TaskStatus(task["status"])],
+                    changes={"error": step.error} if step.error else None,
+                    now=now,
+                )
+            )
+        except (IllegalTransition, task_store.StaleTask):
+            continue
+    return changed

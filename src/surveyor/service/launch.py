@@ -1,0 +1,382 @@
+"""The launch rule (SPEC §5): which due scan goes to which explorer, and why a scan waits.
+
+A due scan launches only on an explorer that is online and runs no other scan:
+
+- a scan pinned to an explorer runs on that explorer;
+- a scan for a hosted zone runs on any idle online member while the zone has a free slot
+  (fewer than `max_concurrent` of the zone's scans occupy an explorer);
+- a scan with neither runs on any idle online explorer of its organization whose site is
+  the scan's site, or that has no site (an explorer without a site serves every site).
+
+Explorers ask for work (a long poll), so a launch happens inside the asking explorer's
+request, in one transaction that locks the explorer, the zone and the candidate task: two
+consoles never hand out one task twice, and a zone never exceeds its slots. A due scan that
+cannot launch shows its `wait_reason` (the scheduler cancels it, naming that reason, if it
+still cannot launch when its grace period is over).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from surveyor.core.tasks import WAIT_REASON_TEXT, IllegalTransition, TaskStatus, WaitReason
+from surveyor.store import accounts
+from surveyor.store import explorers as explorer_store
+from surveyor.store import tasks as task_store
+
+#: A scan whose explorer lost it this many times (it restarted mid-scan) is canceled.
+MAX_ATTEMPTS = 3
+#: How many due scans one claim considers (scans of a full zone are passed over).
+MAX_CANDIDATES = 20
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class Runner:
+    """An explorer as the launch rule sees it."""
+
+    id: int
+    name: str
+    organization_id: int
+    site_id: int | None
+    hosted_zone_id: int | None
+    online: bool
+    busy: bool
+
+
+@dataclass(frozen=True)
+class ZoneLoad:
+    id: int
+    max_concurrent: int
+    running: int
+
+    @property
+    def full(self) -> bool:
+        return self.running >= self.max_concurrent
+
+
+def may_run(task: Mapping[str, Any], runner: Runner) -> bool:
+    """Whether the scan may go to this explorer, ignoring presence and load."""
+    if runner.organization_id != task["organization_id"]:
+        return False
+    if task["explorer_id"] is not None:
+        return bool(task["explorer_id"] == runner.id)
+    if task["hosted_zone_id"] is not None:
+        return bool(runner.hosted_zone_id == task["hosted_zone_id"])
+    return runner.site_id is None or runner.site_id == task["site_id"]
+
+
+def wait_reason(
+    task: Mapping[str, Any], runners: Iterable[Runner], zone: ZoneLoad | None
+) -> WaitReason | None:
+    """Why a due scan cannot launch now, or None when an explorer could take it."""
+    zone_task = task["hosted_zone_id"] is not None and task["explorer_id"] is None
+    if zone_task and (zone is None or zone.full):
+        return WaitReason.ZONE_FULL
+    online = [runner for runner in runners if runner.online and may_run(task, runner)]
+    if not online:
+        return WaitReason.EXPLORER_OFFLINE
+    if all(runner.busy for runner in online):
+        return WaitReason.EXPLORER_BUSY
+    return None
+
+
+def is_online(last_checkin_at: datetime | None, *, now: datetime, window: float) -> bool:
+    return last_checkin_at is not None and now - last_checkin_at <= timedelta(seconds=window)
+
+
+def new_attempt_token() -> str:
+    return secrets.token_hex(16)
+
+
+def explorer_actor(explorer: Mapping[str, Any]) -> str:
+    return f"explorer:{explorer['name']}"
+
+
+def launch(
+    conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
+) -> dict[str, Any]:
+    """Move a due scan to `active` on the explorer, as a new attempt with a fresh token."""
+    attempt = int(task["attempt"]) + 1
+    return task_store.transition(
+        conn,
+        task["organization_id"],
+        task["id"],
+        TaskStatus.ACTIVE,
+        actor=explorer_actor(explorer),
+        message=f"launched on explorer '{explorer['name']}' (attempt {attempt})",
+        expected=[TaskStatus.NEW],
+        changes={
+            "explorer_id": explorer["id"],
+            "attempt": attempt,
+            "attempt_token": new_attempt_token(),
+            "last_report_at": now,
+            "stop_requested_at": None,
+            "progress_collect": 0.0,
+            "stats": {},
+            "error": None,
+        },
+        now=now,
+    )
+
+
+def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str, Any] | None:
+    """Launch the next due scan on this explorer, if it is idle and one may go to it."""
+    explorer = explorer_store.lock_explorer(conn, explorer_id)
+    if explorer is None or explorer_store.tasks_on_explorer(conn, explorer_id):
+        return None
+    passed: list[int] = []
+    for _ in range(MAX_CANDIDATES):
+        task = explorer_store.next_launch_candidate(conn, explorer, now=now, passed=passed)
+        if task is None:
+            return None
+        passed.append(task["id"])
+        if task["explorer_id"] is None and task["hosted_zone_id"] is not None:
+            zone = explorer_store.lock_zone(conn, task["hosted_zone_id"])
+            if zone is None:
+                continue
+            if explorer_store.count_running_in_zone(conn, zone["id"]) >= zone["max_concurrent"]:
+                continue
+        try:
+            return launch(conn, task, explorer, now=now)
+        except (IllegalTransition, task_store.StaleTask):
+            continue
+    return None
+
+
+def settle_lost_tasks(
+    conn: Connection, explorer: Mapping[str, Any], *, now: datetime
+) -> dict[str, Any] | None:
+    """An explorer asking for work runs nothing, whatever the console believed: a scan it
+    lost (it restarted) is launched again as a new attempt (returned), a stop it lost
+    becomes `stopped`, and a scan whose data it lost before the upload is canceled."""
+    actor = explorer_actor(explorer)
+    name = explorer["name"]
+    for task in explorer_store.tasks_on_explorer(conn, explorer["id"]):
+        status = TaskStatus(task["status"])
+        try:
+            if status is TaskStatus.STOPPING:
+                task_store.transition(
+                    conn,
+                    task["organization_id"],
+                    task["id"],
+                    TaskStatus.STOPPED,
+                    actor=actor,
+                    message=f"the explorer '{name}' is no longer running the scan; stopped",
+                    expected=[TaskStatus.STOPPING],
+                    now=now,
+                )
+            elif status is TaskStatus.SCANNED:
+                task_store.transition(
+                    conn,
+                    task["organization_id"],
+                    task["id"],
+                    TaskStatus.CANCELED,
+                    actor=actor,
+                    message="task data lost",
+                    expected=[TaskStatus.SCANNED],
+                    changes={
+                        "error": f"the explorer '{name}' lost the task data before its upload "
+                        "finished (it restarted); the scan was canceled"
+                    },
+                    now=now,
+                )
+            elif int(task["attempt"]) >= MAX_ATTEMPTS:
+                task_store.transition(
+                    conn,
+                    task["organization_id"],
+                    task["id"],
+                    TaskStatus.CANCELED,
+                    actor=actor,
+                    message="too many attempts",
+                    expected=[TaskStatus.ACTIVE],
+                    changes={
+                        "error": f"the explorer '{name}' lost the scan {task['attempt']} times "
+                        "(it restarted while scanning); the scan was canceled"
+                    },
+                    now=now,
+                )
+            else:
+                return _relaunch(conn, task, explorer, now=now)
+        except (IllegalTransition, task_store.StaleTask):
+            continue
+    return None
+
+
+def _relaunch(
+    conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
+) -> dict[str, Any]:
+    attempt = int(task["attempt"]) + 1
+    written = task_store.write_task(
+        conn,
+        task,
+        {
+            "attempt": attempt,
+            "attempt_token": new_attempt_token(),
+            "last_report_at": now,
+            "progress_collect": 0.0,
+            "stats": {},
+        },
+        now=now,
+    )
+    task_store.record_event(
+        conn,
+        written,
+        kind="relaunched",
+        actor=explorer_actor(explorer),
+        message=f"the explorer '{explorer['name']}' lost the scan (it restarted); "
+        f"launched again (attempt {attempt})",
+        at=now,
+    )
+    return written
+
+
+def may_have_work(conn: Connection, explorer_id: int, *, now: datetime) -> bool:
+    """Whether `next_work` could hand this explorer anything: a cheap read that spares an
+    idle explorer's poll a write transaction."""
+    explorer = explorer_store.get_explorer(conn, explorer_id)
+    if explorer is None:
+        return False
+    return bool(explorer_store.tasks_on_explorer(conn, explorer_id)) or (
+        explorer_store.has_launch_candidates(conn, explorer, now=now)
+    )
+
+
+def assignment(conn: Connection, task: Mapping[str, Any]) -> dict[str, Any]:
+    """What an explorer is told about the scan launched on it."""
+    return {
+        "id": task["id"],
+        "name": task["name"],
+        "attempt": task["attempt"],
+        "attempt_token": task["attempt_token"],
+        "params": task["params"],
+        "scope_cap": accounts.organization_scope_cap(conn, task["organization_id"]),
+    }
+
+
+def next_work(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str, Any] | None:
+    """The task an idle explorer should run now: one it lost, or a newly launched one."""
+    explorer = explorer_store.lock_explorer(conn, explorer_id)
+    if explorer is None:
+        return None
+    resumed = settle_lost_tasks(conn, explorer, now=now)
+    if resumed is not None:
+        return resumed
+    return claim_task(conn, explorer_id, now=now)
+
+
+def runners(
+    conn: Connection, organization_ids: Iterable[int], *, now: datetime, online_window: float
+) -> list[Runner]:
+    return [
+        Runner(
+            id=row["id"],
+            name=row["name"],
+            organization_id=row["organization_id"],
+            site_id=row["site_id"],
+            hosted_zone_id=row["hosted_zone_id"],
+            online=is_online(row["last_checkin_at"], now=now, window=online_window),
+            busy=row["busy"],
+        )
+        for row in explorer_store.explorers_of(conn, organization_ids)
+    ]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the launch rule says about one waiting scan right now."""
+
+    task: dict[str, Any]
+    reason: WaitReason | None
+    runner_names: tuple[str, ...]
+
+
+def judge_waiting_scans(conn: Connection, *, now: datetime, online_window: float) -> list[Verdict]:
+    """The wait reason of every due scan that has not launched."""
+    waiting = explorer_store.waiting_scans(conn, now=now)
+    if not waiting:
+        return []
+    roster = runners(
+        conn, {task["organization_id"] for task in waiting}, now=now, online_window=online_window
+    )
+    zones = {
+        zone_id: ZoneLoad(zone_id, row["max_concurrent"], row["running"])
+        for zone_id, row in explorer_store.zone_loads(
+            conn, {task["hosted_zone_id"] for task in waiting} - {None}
+        ).items()
+    }
+    verdicts = []
+    for task in waiting:
+        zone = zones.get(task["hosted_zone_id"]) if task["hosted_zone_id"] is not None else None
+        names = tuple(runner.name for runner in roster if may_run(task, runner))
+        verdicts.append(Verdict(task, wait_reason(task, roster, zone), names))
+    return verdicts
+
+
+def _reason_text(verdict: Verdict) -> str:
+    assert verdict.reason is not None
+    text = WAIT_REASON_TEXT[verdict.reason]
+    if verdict.reason is WaitReason.ZONE_FULL:
+        return text
+    if not verdict.runner_names:
+        return f"{text} (no explorer may run it)"
+    shown = ", ".join(f"'{name}'" for name in verdict.runner_names[:3])
+    more = f" and {len(verdict.runner_names) - 3} more" if len(verdict.runner_names) > 3 else ""
+    return f"{text} ({shown}{more})"
+
+
+def _stored_reason(verdict: Verdict) -> str | None:
+    return verdict.reason.value if verdict.reason is not None else None
+
+
+@dataclass(frozen=True)
+class WaitingSummary:
+    needs_write: bool
+    launchable: int
+
+
+def waiting_scans_need_update(
+    conn: Connection, *, now: datetime, online_window: float
+) -> WaitingSummary:
+    """Whether `refresh_waiting_scans` would change anything (checked in a read
+    transaction first), and how many waiting scans could launch now."""
+    verdicts = judge_waiting_scans(conn, now=now, online_window=online_window)
+    needs_write = any(
+        verdict.task["wait_reason"] != _stored_reason(verdict) for verdict in verdicts
+    )
+    launchable = sum(1 for verdict in verdicts if verdict.reason is None)
+    return WaitingSummary(needs_write, launchable)
+
+
+def refresh_waiting_scans(conn: Connection, *, now: datetime, online_window: float) -> int:
+    """Bring every waiting scan's `wait_reason` up to date (writing only changes, each as an
+    event), and return how many could launch now (so the caller can wake the explorers
+    waiting for work). The scheduler cancels the scans still waiting when their grace period
+    is over, naming this reason."""
+    launchable = 0
+    for verdict in judge_waiting_scans(conn, now=now, online_window=online_window):
+        if verdict.reason is None:
+            launchable += 1
+        if verdict.task["wait_reason"] == _stored_reason(verdict):
+            continue
+        try:
+            _note_wait_reason(conn, verdict, now=now)
+        except task_store.StaleTask:
+            continue
+    return launchable
+
+
+def _note_wait_reason(conn: Connection, verdict: Verdict, *, now: datetime) -> None:
+    written = task_store.write_task(
+        conn, verdict.task, {"wait_reason": _stored_reason(verdict)}, now=now
+    )
+    if verdict.reason is not None:
+        task_store.record_event(
+            conn, written, kind="waiting", actor=SYSTEM_ACTOR, message=_reason_text(verdict), at=now
+        )

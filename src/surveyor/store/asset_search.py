@@ -1,0 +1,53 @@
+"""The keys assets can be searched by (SPEC §11), mapped onto the inventory tables.
+
+Keys on addresses, names and services match an asset when any of its addresses, names or
+services matches (`port:22 port:80` finds assets with both). A bare value searches addresses,
+names, MAC and operating system.
+"""
+
+from __future__ import annotations
+
+from surveyor.core.search import Catalogue, FieldKind, SearchField
+from surveyor.store.schema import asset_addresses, asset_names, assets, services, sites
+from surveyor.store.search_sql import RelatedValue, SqlCatalogue
+
+_TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME, FieldKind.BOOL
+_a = assets.c
+
+
+def _service(column: object) -> RelatedValue:
+    return RelatedValue(_a.id, services.c.asset_id, column)  # type: ignore[arg-type]
+
+
+ASSET_SEARCH: SqlCatalogue = Catalogue(
+    fields={
+        "id": SearchField(_NUMBER, _a.id),
+        "address": SearchField(
+            _TEXT, RelatedValue(_a.id, asset_addresses.c.asset_id, asset_addresses.c.address)
+        ),
+        "hostname": SearchField(
+            _TEXT, RelatedValue(_a.id, asset_names.c.asset_id, asset_names.c.name)
+        ),
+        "mac": SearchField(_TEXT, _a.mac),
+        "os": SearchField(_TEXT, _a.os),
+        "site": SearchField(_TEXT, RelatedValue(_a.site_id, sites.c.id, sites.c.name)),
+        "alive": SearchField(_BOOL, _a.alive),
+        "first_seen": SearchField(_TIME, _a.first_seen),
+        "last_seen": SearchField(_TIME, _a.last_seen),
+        "changed_at": SearchField(_TIME, _a.changed_at),
+        "services": SearchField(_NUMBER, _a.service_count),
+        "outlier": SearchField(_NUMBER, _a.outlier),
+        "last_task": SearchField(_NUMBER, _a.last_task_id),
+        "port": SearchField(_NUMBER, _service(services.c.port)),
+        "service": SearchField(_TEXT, _service(services.c.name)),
+        "protocol": SearchField(_TEXT, _service(services.c.name)),
+        "transport": SearchField(_TEXT, _service(services.c.proto)),
+        "product": SearchField(_TEXT, _service(services.c.product)),
+        "banner": SearchField(_TEXT, _service(services.c.banner)),
+        "title": SearchField(_TEXT, _service(services.c.http_title)),
+        "http_server": SearchField(_TEXT, _service(services.c.http_server)),
+        "tls_subject": SearchField(_TEXT, _service(services.c.tls_subject)),
+        "tls_issuer": SearchField(_TEXT, _service(services.c.tls_issuer)),
+    },
+    bare_keys=("address", "hostname", "mac", "os"),
+)

@@ -1,0 +1,358 @@
+"""Explorer persistence: enrollment tokens, explorer secrets and check-ins, and the queries
+the launch rule and the explorer supervisor run over tasks.
+
+Secrets are stored only as SHA-256 digests; the public `lookup` half of a secret finds the
+row. On PostgreSQL the launch queries lock what they decide on (`FOR UPDATE`, skipping
+candidate tasks another console is already handing out); SQLite serializes writers anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from surveyor.core.tasks import Tab, TaskStatus, TaskType
+from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
+from surveyor.store import records
+from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, task_events, tasks
+
+ENROLLMENT_TOKEN_PREFIX = "sve"  # noqa: S105 (a prefix, not a secret)
+EXPLORER_SECRET_PREFIX = "svx"  # noqa: S105
+
+#: Statuses in which a task occupies its explorer: scanning, stopping, or uploading its data.
+RUNNING_ON_EXPLORER: tuple[TaskStatus, ...] = (
+    TaskStatus.ACTIVE,
+    TaskStatus.STOPPING,
+    TaskStatus.SCANNED,
+)
+_RUNNING = [status.value for status in RUNNING_ON_EXPLORER]
+
+
+def split_secret(plaintext: str, prefix: str) -> tuple[str, str] | None:
+    """(lookup, secret) of a `<prefix>_<lookup>_<secret>` credential, or None."""
+    if not plaintext or len(plaintext) > 512:
+        return None
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != prefix or len(parts[1]) != 16 or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def _row(conn: Connection, query: Any) -> dict[str, Any] | None:
+    found = conn.execute(query).mappings().first()
+    return dict(found) if found is not None else None
+
+
+# Enrollment tokens
+
+
+def create_enrollment_token(
+    conn: Connection,
+    organization_id: int,
+    *,
+    name: str,
+    created_by: str,
+    now: datetime,
+    site_id: int | None = None,
+    hosted_zone_id: int | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Create an enrollment token; return its row and the plaintext (never stored)."""
+    issued = issue_token(ENROLLMENT_TOKEN_PREFIX)
+    token_id = conn.execute(
+        insert(enrollment_tokens)
+        .values(
+            organization_id=organization_id,
+            name=name,
+            site_id=site_id,
+            hosted_zone_id=hosted_zone_id,
+            lookup=issued.lookup,
+            secret_hash=issued.secret_hash,
+            created_by=created_by,
+            created_at=now,
+            expires_at=expires_at,
+            uses=0,
+        )
+        .returning(enrollment_tokens.c.id)
+    ).scalar_one()
+    row = get_enrollment_token(conn, organization_id, token_id)
+    assert row is not None
+    return row, issued.plaintext
+
+
+def get_enrollment_token(
+    conn: Connection, organization_id: int, token_id: int
+) -> dict[str, Any] | None:
+    return _row(
+        conn,
+        select(enrollment_tokens).where(
+            enrollment_tokens.c.id == token_id,
+            enrollment_tokens.c.organization_id == organization_id,
+        ),
+    )
+
+
+def list_enrollment_tokens(
+    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
+) -> list[dict[str, Any]]:
+    query = select(enrollment_tokens).where(enrollment_tokens.c.organization_id == organization_id)
+    if after_id is not None:
+        query = query.where(enrollment_tokens.c.id > after_id)
+    rows = conn.execute(query.order_by(enrollment_tokens.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def revoke_enrollment_token(
+    conn: Connection, organization_id: int, token_id: int, *, now: datetime
+) -> dict[str, Any] | None:
+    """Mark a token revoked (once; revoking again keeps the first time)."""
+    conn.execute(
+        update(enrollment_tokens)
+        .where(
+            enrollment_tokens.c.id == token_id,
+            enrollment_tokens.c.organization_id == organization_id,
+            enrollment_tokens.c.revoked_at.is_(None),
+        )
+        .values(revoked_at=now)
+    )
+    return get_enrollment_token(conn, organization_id, token_id)
+
+
+def find_enrollment_token(conn: Connection, plaintext: str) -> dict[str, Any] | None:
+    """The token row this plaintext proves, whatever its state (revoked, expired)."""
+    parts = split_secret(plaintext, ENROLLMENT_TOKEN_PREFIX)
+    if parts is None:
+        return None
+    lookup, secret = parts
+    row = _row(conn, select(enrollment_tokens).where(enrollment_tokens.c.lookup == lookup))
+    if row is None or not secret_matches(secret, row["secret_hash"]):
+        return None
+    return row
+
+
+def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> None:
+    conn.execute(
+        update(enrollment_tokens)
+        .where(enrollment_tokens.c.id == token_id)
+        .values(uses=enrollment_tokens.c.uses + 1, last_used_at=now)
+    )
+
+
+# Explorers
+
+
+def name_taken(conn: Connection, organization_id: int, name: str) -> bool:
+    return records.find_by_name(conn, explorers, organization_id, name) is not None
+
+
+def create_explorer(
+    conn: Connection, organization_id: int, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Create an explorer with a fresh secret; return its row and the plaintext secret.
+
+    Raises `records.Conflict` when the name is taken in the organization.
+    """
+    issued: IssuedToken = issue_token(EXPLORER_SECRET_PREFIX)
+    row = records.create_record(
+        conn,
+        explorers,
+        organization_id,
+        {
+            "addresses": [],
+            **values,
+            "secret_lookup": issued.lookup,
+            "secret_hash": issued.secret_hash,
+        },
+    )
+    return row, issued.plaintext
+
+
+def explorer_by_secret(conn: Connection, plaintext: str) -> dict[str, Any] | None:
+    """The explorer this secret belongs to, or None (unknown, wrong, or deleted)."""
+    parts = split_secret(plaintext, EXPLORER_SECRET_PREFIX)
+    if parts is None:
+        return None
+    lookup, secret = parts
+    row = _row(conn, select(explorers).where(explorers.c.secret_lookup == lookup))
+    if row is None or not row["secret_hash"] or not secret_matches(secret, row["secret_hash"]):
+        return None
+    return row
+
+
+def get_explorer(conn: Connection, explorer_id: int) -> dict[str, Any] | None:
+    return _row(conn, select(explorers).where(explorers.c.id == explorer_id))
+
+
+def record_checkin(
+    conn: Connection,
+    explorer_id: int,
+    *,
+    now: datetime,
+    host: Mapping[str, Any] | None = None,
+) -> None:
+    """Note that the explorer was heard from now, with its version and host info if given."""
+    values: dict[str, Any] = {"last_checkin_at": now}
+    if host is not None:
+        values.update(
+            version=host["version"],
+            hostname=host["hostname"],
+            os=host["os"],
+            addresses=list(host["addresses"]),
+        )
+    conn.execute(update(explorers).where(explorers.c.id == explorer_id).values(**values))
+
+
+def lock_explorer(conn: Connection, explorer_id: int) -> dict[str, Any] | None:
+    """Read the explorer and hold it until the transaction ends, so that two consoles never
+    launch two scans on one explorer."""
+    return _row(conn, select(explorers).where(explorers.c.id == explorer_id).with_for_update())
+
+
+def lock_zone(conn: Connection, zone_id: int) -> dict[str, Any] | None:
+    """Read the hosted zone and hold it, so that concurrent launches count its slots in turn."""
+    return _row(conn, select(hosted_zones).where(hosted_zones.c.id == zone_id).with_for_update())
+
+
+def tasks_on_explorer(conn: Connection, explorer_id: int) -> list[dict[str, Any]]:
+    """Tasks the explorer is running (scanning, stopping or uploading)."""
+    rows = conn.execute(
+        select(tasks)
+        .where(tasks.c.explorer_id == explorer_id, tasks.c.status.in_(_RUNNING))
+        .order_by(tasks.c.id)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def count_running_in_zone(conn: Connection, zone_id: int) -> int:
+    return int(
+        conn.execute(
+            select(func.count())
+            .select_from(tasks)
+            .where(tasks.c.hosted_zone_id == zone_id, tasks.c.status.in_(_RUNNING))
+        ).scalar_one()
+    )
+
+
+def _due_scans(now: datetime) -> Any:
+    """Scans waiting to launch whose start time has come (hidden ones too)."""
+    return and_(
+        tasks.c.tab == Tab.SCHEDULED.value,
+        tasks.c.status == TaskStatus.NEW.value,
+        tasks.c.recur.is_(False),
+        tasks.c.removed_at.is_(None),
+        tasks.c.type == TaskType.SCAN.value,
+        or_(tasks.c.start_time.is_(None), tasks.c.start_time <= now),
+    )
+
+
+def _meant_for(explorer: Mapping[str, Any]) -> Any:
+    """Tasks this explorer may run: its own, its zone's, and unassigned ones of its site
+    (an explorer without a site serves every site)."""
+    unassigned = and_(tasks.c.explorer_id.is_(None), tasks.c.hosted_zone_id.is_(None))
+    if explorer["site_id"] is not None:
+        unassigned = and_(unassigned, tasks.c.site_id == explorer["site_id"])
+    choices = [tasks.c.explorer_id == explorer["id"], unassigned]
+    if explorer["hosted_zone_id"] is not None:
+        choices.append(
+            and_(
+                tasks.c.explorer_id.is_(None),
+                tasks.c.hosted_zone_id == explorer["hosted_zone_id"],
+            )
+        )
+    return and_(tasks.c.organization_id == explorer["organization_id"], or_(*choices))
+
+
+def has_launch_candidates(conn: Connection, explorer: Mapping[str, Any], *, now: datetime) -> bool:
+    """Whether any due scan could go to this explorer (a cheap read before a claim)."""
+    found = conn.execute(
+        select(tasks.c.id).where(_due_scans(now), _meant_for(explorer)).limit(1)
+    ).first()
+    return found is not None
+
+
+def next_launch_candidate(
+    conn: Connection, explorer: Mapping[str, Any], *, now: datetime, passed: Iterable[int] = ()
+) -> dict[str, Any] | None:
+    """The soonest due scan this explorer may run (other than the `passed` ones), locked
+    for this transaction. A row another console is launching right now is skipped rather
+    than waited for; locking one row at a time leaves the others to other claimers."""
+    query = select(tasks).where(_due_scans(now), _meant_for(explorer))
+    skipped = list(passed)
+    if skipped:
+        query = query.where(tasks.c.id.not_in(skipped))
+    return _row(
+        conn,
+        query.order_by(tasks.c.start_time, tasks.c.id).limit(1).with_for_update(skip_locked=True),
+    )
+
+
+def waiting_scans(conn: Connection, *, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+    """Due scans that have not launched yet, oldest start first."""
+    rows = conn.execute(
+        select(tasks).where(_due_scans(now)).order_by(tasks.c.start_time, tasks.c.id).limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def explorers_of(conn: Connection, organization_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Explorers of these organizations, each with `busy` (it runs a task)."""
+    wanted = sorted(set(organization_ids))
+    if not wanted:
+        return []
+    running = (
+        select(tasks.c.explorer_id)
+        .where(tasks.c.status.in_(_RUNNING), tasks.c.explorer_id.is_not(None))
+        .distinct()
+    )
+    busy_ids = {row[0] for row in conn.execute(running)}
+    rows = conn.execute(
+        select(explorers).where(explorers.c.organization_id.in_(wanted)).order_by(explorers.c.id)
+    ).mappings()
+    return [{**dict(row), "busy": row["id"] in busy_ids} for row in rows]
+
+
+def zone_loads(conn: Connection, zone_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Each zone's row with `running`: how many of its tasks occupy an explorer."""
+    wanted = sorted(set(zone_ids))
+    if not wanted:
+        return {}
+    counts: dict[int, int] = dict(
+        conn.execute(
+            select(tasks.c.hosted_zone_id, func.count())
+            .where(tasks.c.hosted_zone_id.in_(wanted), tasks.c.status.in_(_RUNNING))
+            .group_by(tasks.c.hosted_zone_id)
+        ).all()
+    )
+    rows = conn.execute(select(hosted_zones).where(hosted_zones.c.id.in_(wanted))).mappings()
+    return {row["id"]: {**dict(row), "running": int(counts.get(row["id"], 0))} for row in rows}
+
+
+def running_scans(
+    conn: Connection, statuses: Sequence[TaskStatus] = RUNNING_ON_EXPLORER, *, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Tasks that occupy an explorer, for the supervisor's timeouts."""
+    rows = conn.execute(
+        select(tasks)
+        .where(tasks.c.status.in_([s.value for s in statuses]), tasks.c.explorer_id.is_not(None))
+        .order_by(tasks.c.id)
+        .limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def stop_requested_at(conn: Connection, task: Mapping[str, Any]) -> datetime | None:
+    """When the user asked this task to stop: the column if set, else its last transition
+    to `stopping`."""
+    if task.get("stop_requested_at") is not None:
+        requested: datetime = task["stop_requested_at"]
+        return requested
+    at: datetime | None = conn.execute(
+        select(func.max(task_events.c.at)).where(
+            task_events.c.task_id == task["id"],
+            task_events.c.to_status == TaskStatus.STOPPING.value,
+        )
+    ).scalar_one_or_none()
+    return at

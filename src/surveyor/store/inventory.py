@@ -1,0 +1,566 @@
+"""Inventory persistence: assets, their addresses and services, processing runs, change reports.
+
+Every statement here is one named function with its purpose; the rules that decide what to
+write live in `surveyor.core.fingerprint` and `surveyor.core.changes`, the order of writes in
+`surveyor.processing.merge`. Bulk statements take lists of rows so that a batch of answers
+costs a handful of round trips, whatever its size.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from surveyor.core.fingerprint import KnownAsset, Service, address_key
+from surveyor.store.schema import (
+    asset_addresses,
+    asset_changes,
+    asset_names,
+    assets,
+    processing_runs,
+    services,
+)
+
+#: Rows per `IN (...)` list: well under SQLite's bound-parameter limit.
+IN_CHUNK = 900
+MAX_PAGE_SIZE = 1000
+RUN_COUNTS = ("new", "changed", "offline", "online", "unchanged", "ignored")
+
+
+class InvalidAssetCursor(ValueError):
+    pass
+
+
+def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+# Matching ------------------------------------------------------------------------------------
+
+
+#: What matching and merging read of a candidate asset.
+_CANDIDATE_COLUMNS = (
+    assets.c.id,
+    assets.c.address,
+    assets.c.addresses,
+    assets.c.mac,
+    assets.c.hostname,
+    assets.c.hostnames,
+    assets.c.os,
+    assets.c.alive,
+    assets.c.state_hash,
+    assets.c.first_seen,
+    assets.c.last_seen,
+    assets.c.last_run_id,
+)
+
+
+def assets_sharing_identity(
+    conn: Connection,
+    site_id: int,
+    *,
+    macs: Collection[str],
+    address_keys: Collection[str],
+    hostnames: Collection[str],
+) -> dict[int, dict[str, Any]]:
+    """Assets of a site that share a MAC, an address or a (listed) name with a batch."""
+    ids: set[int] = set()
+    lookups = (
+        (macs, assets.c.id, assets.c.site_id, assets.c.mac),
+        (
+            address_keys,
+            asset_addresses.c.asset_id,
+            asset_addresses.c.site_id,
+            asset_addresses.c.address_key,
+        ),
+        (hostnames, assets.c.id, assets.c.site_id, assets.c.hostname),
+    )
+    for values, found, site, key in lookups:
+        for chunk in _chunks(sorted(values)):
+            query = select(found).where(site == site_id, key.in_(list(chunk)))
+            ids.update(conn.execute(query).scalars().all())
+    rows: dict[int, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(ids)):
+        query = select(*_CANDIDATE_COLUMNS).where(assets.c.id.in_(list(chunk)))
+        for row in conn.execute(query).mappings().all():
+            rows[row["id"]] = dict(row)
+    return rows
+
+
+def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
+    """The services of some assets as the API shows them, by asset id, in port order."""
+    by_asset: dict[int, list[dict[str, Any]]] = {asset_id: [] for asset_id in asset_ids}
+    for chunk in _chunks(sorted(asset_ids)):
+        query = (
+            select(services)
+            .where(services.c.asset_id.in_(list(chunk)))
+            .order_by(services.c.asset_id, services.c.proto, services.c.port)
+        )
+        for row in conn.execute(query).mappings():
+            found = dict(row)
+            found["tls_sans"] = _split_lines(found["tls_sans"])
+            by_asset[row["asset_id"]].append(found)
+    return by_asset
+
+
+SERVICE_FIELDS = (
+    "port",
+    "proto",
+    "state",
+    "name",
+    "banner",
+    "product",
+    "http_status",
+    "http_server",
+    "http_title",
+    "tls_subject",
+    "tls_issuer",
+    "tls_sans",
+    "tls_not_before",
+    "tls_not_after",
+    "tls_sha256",
+)
+_SANS = SERVICE_FIELDS.index("tls_sans")
+
+
+def _split_lines(text: str) -> list[str]:
+    return [line for line in text.split("\n") if line] if text else []
+
+
+def known_services(
+    conn: Connection, asset_ids: Collection[int]
+) -> dict[int, list[tuple[int, Service]]]:
+    """The services of some assets as matching and merging see them: (service id, service)."""
+    by_asset: dict[int, list[tuple[int, Service]]] = {asset_id: [] for asset_id in asset_ids}
+    columns = [services.c.id, services.c.asset_id, *(services.c[n] for n in SERVICE_FIELDS)]
+    for chunk in _chunks(sorted(asset_ids)):
+        query = (
+            select(*columns)
+            .where(services.c.asset_id.in_(list(chunk)))
+            .order_by(services.c.asset_id, services.c.proto, services.c.port)
+        )
+        for row in conn.execute(query).all():
+            values = list(row[2:])
+            values[_SANS] = tuple(_split_lines(values[_SANS]))
+            by_asset[row[1]].append((row[0], Service(*values)))
+    return by_asset
+
+
+def service_values(service: Service) -> dict[str, Any]:
+    """A service as the columns of its row."""
+    values = {name: getattr(service, name) for name in SERVICE_FIELDS}
+    values["tls_sans"] = "\n".join(service.tls_sans)
+    return values
+
+
+def known_asset(
+    row: Mapping[str, Any], found: Iterable[tuple[int, Service]], *, run_id: int | None
+) -> KnownAsset:
+    """An asset row as the matching rules see it; `claimed` when this run already merged it."""
+    return KnownAsset(
+        id=row["id"],
+        addresses=tuple(row["addresses"]),
+        mac=row["mac"],
+        hostnames=tuple(row["hostnames"]),
+        services=tuple(service for _, service in found),
+        os=row["os"],
+        alive=bool(row["alive"]),
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        claimed=run_id is not None and row["last_run_id"] == run_id,
+    )
+
+
+# Writing assets ------------------------------------------------------------------------------
+
+
+def insert_assets(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Insert new assets; their ids, in the order of `rows`."""
+    if not rows:
+        return []
+    statement = insert(assets).returning(assets.c.id, sort_by_parameter_order=True)
+    return [row.id for row in conn.execute(statement, list(rows))]
+
+
+_ASSET_STATE = (
+    "address",
+    "address_key",
+    "addresses",
+    "mac",
+    "hostname",
+    "hostnames",
+    "os",
+    "alive",
+    "service_count",
+    "state_hash",
+    "first_seen",
+    "last_seen",
+    "changed_at",
+    "last_task_id",
+    "last_run_id",
+)
+_ASSET_SEEN = ("alive", "first_seen", "last_seen", "last_task_id", "last_run_id", "state_hash")
+
+
+def _update_by_id(
+    conn: Connection, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> None:
+    if not rows:
+        return
+    statement = (
+        update(assets)
+        .where(assets.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns})
+    )
+    conn.execute(statement, [{f"b_{name}": row[name] for name in ("id", *columns)} for row in rows])
+
+
+def update_assets(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write every property of assets that changed (rows carry all of `_ASSET_STATE`)."""
+    _update_by_id(conn, _ASSET_STATE, rows)
+
+
+def touch_assets(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record that unchanged assets answered: when, and to which task and run."""
+    _update_by_id(conn, _ASSET_SEEN, rows)
+
+
+def replace_addresses(
+    conn: Connection, site_id: int, addresses_by_asset: Mapping[int, Sequence[str]]
+) -> None:
+    """Make each asset's address rows exactly its addresses."""
+    if not addresses_by_asset:
+        return
+    for chunk in _chunks(sorted(addresses_by_asset)):
+        conn.execute(delete(asset_addresses).where(asset_addresses.c.asset_id.in_(list(chunk))))
+    insert_addresses(conn, site_id, addresses_by_asset)
+
+
+def insert_addresses(
+    conn: Connection, site_id: int, addresses_by_asset: Mapping[int, Sequence[str]]
+) -> None:
+    rows = [
+        {"asset_id": asset_id, "site_id": site_id, "address": a, "address_key": address_key(a)}
+        for asset_id, addresses in addresses_by_asset.items()
+        for a in addresses
+    ]
+    if rows:
+        conn.execute(insert(asset_addresses), rows)
+
+
+def replace_names(conn: Connection, names_by_asset: Mapping[int, Sequence[str]]) -> None:
+    """Make each asset's name rows exactly its names."""
+    if not names_by_asset:
+        return
+    for chunk in _chunks(sorted(names_by_asset)):
+        conn.execute(delete(asset_names).where(asset_names.c.asset_id.in_(list(chunk))))
+    insert_names(conn, names_by_asset)
+
+
+def insert_names(conn: Connection, names_by_asset: Mapping[int, Sequence[str]]) -> None:
+    rows = [
+        {"asset_id": asset_id, "name": name}
+        for asset_id, names in names_by_asset.items()
+        for name in names
+    ]
+    if rows:
+        conn.execute(insert(asset_names), rows)
+
+
+def insert_services(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(services), list(rows))
+
+
+def update_services(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Rewrite the details of services by id (rows carry `id`, the details and `changed_at`)."""
+    if not rows:
+        return
+    columns = [name for name in SERVICE_FIELDS if name not in ("port", "proto")] + ["changed_at"]
+    statement = (
+        update(services)
+        .where(services.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns})
+    )
+    conn.execute(statement, [{f"b_{name}": row[name] for name in ("id", *columns)} for row in rows])
+
+
+def delete_services(conn: Connection, service_ids: Collection[int]) -> None:
+    for chunk in _chunks(sorted(service_ids)):
+        conn.execute(delete(services).where(services.c.id.in_(list(chunk))))
+
+
+def insert_changes(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(asset_changes), list(rows))
+
+
+# Offline marking -----------------------------------------------------------------------------
+
+
+def silent_assets_in_scope(
+    conn: Connection,
+    site_id: int,
+    *,
+    run_id: int,
+    observed_at: datetime,
+    key_ranges: Sequence[tuple[str, str]],
+    hostnames: Collection[str],
+) -> list[int]:
+    """Alive assets of a site with an address (or listed name) in the scanned scope that no
+    answer of this run claimed and that nothing saw after the scan: ids, ascending."""
+    silent = and_(
+        assets.c.site_id == site_id,
+        assets.c.alive.is_(True),
+        or_(assets.c.last_run_id.is_(None), assets.c.last_run_id != run_id),
+        assets.c.last_seen < observed_at,
+    )
+    found: set[int] = set()
+    for chunk in _chunks(list(key_ranges), 50):
+        in_range = or_(*(asset_addresses.c.address_key.between(low, high) for low, high in chunk))
+        query = (
+            select(assets.c.id)
+            .join(asset_addresses, asset_addresses.c.asset_id == assets.c.id)
+            .where(asset_addresses.c.site_id == site_id, in_range, silent)
+        )
+        found.update(conn.execute(query).scalars())
+    for names in _chunks(sorted(hostnames)):
+        query = select(assets.c.id).where(silent, assets.c.hostname.in_(list(names)))
+        found.update(conn.execute(query).scalars())
+    return sorted(found)
+
+
+def mark_offline(
+    conn: Connection, asset_ids: Sequence[int], *, run_id: int
+) -> list[dict[str, Any]]:
+    """Mark assets offline unless something claimed them meanwhile; the rows it marked."""
+    if not asset_ids:
+        return []
+    statement = (
+        update(assets)
+        .where(
+            assets.c.id.in_(list(asset_ids)),
+            assets.c.alive.is_(True),
+            or_(assets.c.last_run_id.is_(None), assets.c.last_run_id != run_id),
+        )
+        .values(alive=False)
+        .returning(assets.c.id, assets.c.address, assets.c.hostname, assets.c.last_seen)
+    )
+    return [dict(row) for row in conn.execute(statement).mappings()]
+
+
+# Processing runs -----------------------------------------------------------------------------
+
+
+def latest_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
+    """The task's most recent processing run (finished or not)."""
+    row = (
+        conn.execute(
+            select(processing_runs)
+            .where(processing_runs.c.task_id == task_id)
+            .order_by(processing_runs.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def discard_runs(conn: Connection, task_id: int, *, keep: int) -> None:
+    """Forget a task's runs but `keep` and their change reports (a fresh run replaces them)."""
+    run_ids = list(
+        conn.execute(
+            select(processing_runs.c.id).where(
+                processing_runs.c.task_id == task_id, processing_runs.c.id != keep
+            )
+        ).scalars()
+    )
+    for chunk in _chunks(run_ids):
+        conn.execute(delete(asset_changes).where(asset_changes.c.run_id.in_(list(chunk))))
+        conn.execute(delete(processing_runs).where(processing_runs.c.id.in_(list(chunk))))
+
+
+def start_run(conn: Connection, values: Mapping[str, Any]) -> dict[str, Any]:
+    row = {**dict.fromkeys(RUN_COUNTS, 0), "records_done": 0, **values}
+    run_id = conn.execute(
+        insert(processing_runs).values(**row).returning(processing_runs.c.id)
+    ).scalar_one()
+    return {**row, "id": run_id, "ended_at": row.get("ended_at")}
+
+
+def advance_run(
+    conn: Connection,
+    run_id: int,
+    *,
+    expected_done: int,
+    done: int,
+    counts: Mapping[str, int],
+    phase: str | None = None,
+) -> bool:
+    """Add a batch's counts and move the checkpoint, if it is still where this worker left it.
+
+    False means another worker moved it: this one has lost the task and must stop.
+    """
+    values: dict[str, Any] = {
+        name: processing_runs.c[name] + int(counts.get(name, 0)) for name in RUN_COUNTS
+    }
+    values["records_done"] = done
+    if phase is not None:
+        values["phase"] = phase
+    result = conn.execute(
+        update(processing_runs)
+        .where(processing_runs.c.id == run_id, processing_runs.c.records_done == expected_done)
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def finish_run(conn: Connection, run_id: int, *, ended_at: datetime) -> dict[str, Any]:
+    conn.execute(
+        update(processing_runs)
+        .where(processing_runs.c.id == run_id)
+        .values(phase="done", ended_at=ended_at)
+    )
+    row = conn.execute(select(processing_runs).where(processing_runs.c.id == run_id)).mappings()
+    return dict(row.one())
+
+
+def finished_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
+    """The task's latest finished run: the one its change report comes from."""
+    row = (
+        conn.execute(
+            select(processing_runs)
+            .where(processing_runs.c.task_id == task_id, processing_runs.c.phase == "done")
+            .order_by(processing_runs.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+# Reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AssetPage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _encode_cursor(row: Mapping[str, Any]) -> str:
+    raw = json.dumps([row["address_key"], row["id"]], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(key, str) or not isinstance(last_id, int):
+            raise TypeError
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise InvalidAssetCursor(
+            "the cursor is malformed; use the next_cursor of a previous page"
+        ) from exc
+    return key, last_id
+
+
+def list_assets(
+    conn: Connection,
+    organization_id: int,
+    *,
+    search: ColumnElement[bool] | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> AssetPage:
+    """One page of an organization's assets in address order, by keyset pagination."""
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
+    if search is not None:
+        clause = and_(clause, search)
+    if cursor:
+        key, last_id = _decode_cursor(cursor)
+        bound = tuple_(literal(key, assets.c.address_key.type), literal(last_id))
+        clause = and_(clause, tuple_(assets.c.address_key, assets.c.id) > bound)
+    rows = (
+        conn.execute(
+            select(assets)
+            .where(clause)
+            .order_by(assets.c.address_key, assets.c.id)
+            .limit(limit + 1)
+        )
+        .mappings()
+        .all()
+    )
+    items = [dict(row) for row in rows[:limit]]
+    return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+def get_asset(conn: Connection, organization_id: int, asset_id: int) -> dict[str, Any] | None:
+    row = (
+        conn.execute(
+            select(assets).where(
+                assets.c.id == asset_id, assets.c.organization_id == organization_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def asset_history(conn: Connection, asset_id: int, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest changes recorded for an asset, newest first."""
+    rows = (
+        conn.execute(
+            select(asset_changes, processing_runs.c.observed_at)
+            .join(processing_runs, processing_runs.c.id == asset_changes.c.run_id)
+            .where(asset_changes.c.asset_id == asset_id)
+            .order_by(asset_changes.c.id.desc())
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(row) for row in rows]
+
+
+def list_changes(
+    conn: Connection,
+    run_id: int,
+    *,
+    kinds: Collection[str] | None = None,
+    after_id: int | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """A run's change report rows in the order they were recorded."""
+    query = select(asset_changes).where(asset_changes.c.run_id == run_id)
+    if kinds:
+        query = query.where(asset_changes.c.kind.in_(sorted(kinds)))
+    if after_id is not None:
+        query = query.where(asset_changes.c.id > after_id)
+    rows = conn.execute(query.order_by(asset_changes.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]

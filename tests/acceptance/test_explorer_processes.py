@@ -1,0 +1,151 @@
+"""The explorer protocol with real processes on loopback: a `surveyor console` and a
+`surveyor explorer` talking HTTP, scanning only 127.0.0.0/8 (SPEC §14).
+
+The console runs with short timeouts (silence 3 s, unconfirmed stop 5 s) so the tests do
+not wait for the production defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.explorer_processes import (
+    BANNER,
+    ExplorerProcess,
+    ServerProcess,
+    banner_listener,
+    closed_loopback_port,
+    enrollment_token,
+    wait_until,
+)
+
+SHORT_TIMEOUTS = {
+    "SURVEYOR_EXPLORER_SILENCE_TIMEOUT": "3",
+    "SURVEYOR_STOP_TIMEOUT": "5",
+    "SURVEYOR_ONLINE_WINDOW": "10",
+}
+#: A scan of loopback addresses that runs for minutes at this rate: long enough to be
+#: stopped, or to lose its explorer, in the middle.
+SLOW_SCAN = {"targets": "127.0.1.0/24", "tcp_ports": "1-100", "rate": 200, "probes": []}
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One console for the module; each test has its own explorer and pins its scans to it."""
+    server = ServerProcess("console", tmp_path_factory.mktemp("console-data"), env=SHORT_TIMEOUTS)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def explorer(
+    console: ServerProcess, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[ExplorerProcess]:
+    name = f"explorer-{request.node.name.removeprefix('test_')[:40]}"
+    process = ExplorerProcess(console, tmp_path / "explorer-state", name)
+    process.start(enrollment_token(console))
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def progressing(console: ServerProcess, task_id: int) -> bool:
+    task = console.task(task_id)
+    return task["status"] == "active" and task["progress"]["collect"] > 0
+
+
+def test_an_enrolled_explorer_scans_loopback_and_the_data_holds_the_listener_it_found(
+    console: ServerProcess, explorer: ExplorerProcess
+) -> None:
+    closed = closed_loopback_port()
+    with banner_listener() as port:
+        task = console.create_scan(
+            name="loopback",
+            explorer_id=explorer.explorer_id,
+            params={"targets": "127.0.0.1", "tcp_ports": f"{port},{closed}", "probes": ["banner"]},
+        )
+        console.wait_until_reached(task["id"], "processing_queued", seconds=30)
+
+    records = console.task_records(task["id"])
+    assert [record["type"] for record in records] == ["config", "host", "summary"]
+    host = records[1]
+    assert host["addresses"] == ["127.0.0.1"]
+    services = {service["port"]: service for service in host["services"]}
+    assert set(services) == {port}
+    assert BANNER.decode().strip() in services[port]["banner"]
+    shown = console.task(task["id"])
+    assert shown["size_data"] > 0
+    assert shown["progress"]["collect"] == 1.0
+
+
+def test_a_scan_stopped_mid_way_halts_and_becomes_stopped(
+    console: ServerProcess, explorer: ExplorerProcess
+) -> None:
+    task = console.create_scan(name="slow", explorer_id=explorer.explorer_id, params=SLOW_SCAN)
+    wait_until(lambda: progressing(console, task["id"]), seconds=20, what="scan progress")
+
+    answer = console.api.post(f"/api/v1/tasks/{task['id']}/stop")
+    assert answer.json()["status"] == "stopping"
+    stopped = console.wait_for_status(task["id"], {"stopped"}, seconds=5)
+
+    assert stopped["progress"]["collect"] < 1.0
+    assert stopped["size_data"] == 0
+    confirmation = console.events(task["id"])[-1]
+    assert confirmation["actor"] == f"explorer:{explorer.name}"
+    assert "stopped the scan" in confirmation["message"]
+
+
+def test_a_killed_explorers_scan_is_canceled_after_the_timeout_with_a_clear_error(
+    console: ServerProcess, explorer: ExplorerProcess
+) -> None:
+    task = console.create_scan(name="orphan", explorer_id=explorer.explorer_id, params=SLOW_SCAN)
+    wait_until(lambda: progressing(console, task["id"]), seconds=20, what="scan progress")
+
+    explorer.kill()
+    canceled = console.wait_for_status(task["id"], {"canceled"}, seconds=10)
+
+    assert canceled["error"] == (
+        f"the explorer '{explorer.name}' stopped reporting for 3 s while scanning; "
+        "the scan was canceled"
+    )
+
+
+def test_a_scan_completes_although_the_console_restarts_in_the_middle(
+    console: ServerProcess, explorer: ExplorerProcess
+) -> None:
+    params = {"targets": "127.0.1.0/28", "tcp_ports": "1-30", "rate": 100, "probes": []}
+    task = console.create_scan(name="survivor", explorer_id=explorer.explorer_id, params=params)
+    wait_until(lambda: progressing(console, task["id"]), seconds=20, what="scan progress")
+    before = console.task(task["id"])["progress"]["collect"]
+
+    console.stop()
+    console.start()
+    done = console.wait_until_reached(task["id"], "processing_queued", seconds=40)
+
+    assert before < 1.0
+    assert done["progress"]["collect"] == 1.0
+    hosts = [record for record in console.task_records(task["id"]) if record["type"] == "host"]
+    assert hosts
+    assert all(record["addresses"][0].startswith("127.0.1.") for record in hosts)
+    assert not any(event["kind"] == "relaunched" for event in console.events(task["id"]))
+
+
+def test_a_restarted_explorer_keeps_its_identity(
+    console: ServerProcess, explorer: ExplorerProcess
+) -> None:
+    first_id = explorer.explorer_id
+
+    explorer.stop()
+    explorer.start()  # no enrollment token this time
+
+    assert explorer.explorer_id == first_id
+    names = [item["name"] for item in console.api.get("/api/v1/explorers").json()]
+    assert names.count(explorer.name) == 1
+    assert not any(name.startswith(f"{explorer.name}-") for name in names)

@@ -1,0 +1,159 @@
+"""Issue 5's acceptance, against a real `surveyor console` process and the real CLI.
+
+A daily recurring scan created through the CLI shows its next five runs, spawns runs on time
+under a test clock (a scheduler on the console's database, ticked at explicit times), and its
+past runs are listed at GET /api/v1/tasks/{id}/runs. The console's own scheduler runs on the
+real clock beside it and brings a task due on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+
+from surveyor.scheduler.clock import ManualClock
+from surveyor.scheduler.leader import SoleScheduler
+from surveyor.scheduler.tick import Scheduler
+from surveyor.store.engine import Database, make_engine
+from tests.acceptance.conftest import SURVEYOR, ConsoleProcess, clean_environment
+
+COMMAND_SECONDS = 60
+DUE_WITHIN_SECONDS = 15.0
+GRACE = timedelta(hours=1)
+SECOND = timedelta(seconds=1)
+
+
+def surveyor(console: ConsoleProcess, home: Path, *args: str) -> Any:
+    """Run the CLI as a user would, with --json, and return what it printed."""
+    env = clean_environment() | {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "SURVEYOR_URL": console.url,
+        "SURVEYOR_TOKEN": console.token,
+        "NO_COLOR": "1",
+    }
+    result = subprocess.run(
+        [SURVEYOR, *args, "--json"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def api(console: ConsoleProcess, method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx2.request(
+        method,
+        f"{console.url}/api/v1{path}",
+        headers={"Authorization": f"Bearer {console.token}"},
+        timeout=30.0,
+        **kwargs,
+    )
+    assert response.status_code < 300, response.text
+    return response.json()
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.fixture
+def test_clock_scheduler(console_process: ConsoleProcess) -> Iterator[Scheduler]:
+    """A second scheduler on the console's SQLite file, on a clock the test moves."""
+    engine = make_engine(f"sqlite:///{console_process.data_dir / 'surveyor.db'}")
+    scheduler = Scheduler(
+        Database(engine),
+        clock=ManualClock(datetime.now(UTC)),
+        leadership=SoleScheduler(),
+        grace_sweep_every=timedelta(0),
+    )
+    try:
+        yield scheduler
+    finally:
+        scheduler.close()
+        engine.dispose()
+
+
+def test_a_daily_scan_from_the_cli_previews_its_runs_fires_them_on_time_and_lists_them(
+    console_process: ConsoleProcess, test_clock_scheduler: Scheduler, tmp_path: Path
+) -> None:
+    schedule = ["--every", "daily", "--time", "03:00", "--tz", "UTC"]
+    template = surveyor(
+        console_process, tmp_path, "task", "create", "nightly", "--targets", "127.0.0.1", *schedule
+    )
+    preview = api(
+        console_process,
+        "POST",
+        "/tasks/preview",
+        json={"frequency": "daily", "time": "03:00", "timezone": "UTC"},
+    )
+    next_five = [instant(moment) for moment in preview["occurrences"]]
+
+    assert len(next_five) == 5
+    assert all((moment.hour, moment.minute) == (3, 0) for moment in next_five)
+    assert [later - earlier for earlier, later in pairwise(next_five)] == [timedelta(days=1)] * 4
+    # The same schedule as previewed (the preview is a moment later: 03:00 may have passed).
+    first = next_five.index(instant(template["recur_next"]))
+    assert first in (0, 1)
+    upcoming = next_five[first:]
+
+    for occurrence in upcoming[:3]:
+        assert test_clock_scheduler.tick(occurrence - SECOND).spawned == 0
+        assert test_clock_scheduler.tick(occurrence).spawned == 1
+        # Nothing launches it (no explorer here): after its grace period it is canceled.
+        assert test_clock_scheduler.tick(occurrence + GRACE + SECOND).canceled == 1
+
+    runs = api(console_process, "GET", f"/tasks/{template['id']}/runs")["items"]
+    assert [instant(run["start_time"]) for run in runs] == list(reversed(upcoming[:3]))
+    assert {run["parent_id"] for run in runs} == {template["id"]}
+    assert {run["status"] for run in runs} == {"canceled"}
+    assert {run["error"] for run in runs} == {
+        "could not launch within its 1 hour grace period: no explorer picked it up"
+    }
+    from_cli = surveyor(console_process, tmp_path, "task", "runs", str(template["id"]))
+    assert [run["id"] for run in from_cli] == [run["id"] for run in runs]
+    shown = surveyor(console_process, tmp_path, "task", "show", str(template["id"]))
+    assert instant(shown["recur_last"]) == upcoming[2]
+    assert shown["recur_last_task_id"] == runs[0]["id"]
+    assert instant(shown["recur_next"]) == upcoming[3]
+
+
+def test_the_consoles_own_scheduler_brings_a_scan_due_at_its_start_time(
+    console_process: ConsoleProcess,
+) -> None:
+    start = datetime.now(UTC) + timedelta(seconds=2)
+    task = api(
+        console_process,
+        "POST",
+        "/tasks",
+        json={
+            "name": "in two seconds",
+            "params": {"targets": "127.0.0.1"},
+            "start_time": start.isoformat(),
+        },
+    )
+    assert task["wait_reason"] == "not_due"
+
+    deadline = time.monotonic() + DUE_WITHIN_SECONDS
+    events: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not any(e["kind"] == "due" for e in events):
+        time.sleep(0.1)
+        events = api(console_process, "GET", f"/tasks/{task['id']}/events")["items"]
+
+    due = [event for event in events if event["kind"] == "due"]
+    assert due, f"not due within {DUE_WITHIN_SECONDS} s: {events}"
+    assert instant(due[0]["at"]) >= start
+    assert api(console_process, "GET", f"/tasks/{task['id']}")["wait_reason"] != "not_due"

@@ -1,0 +1,233 @@
+"""The rest of the console in a real browser: signing in and out, search errors, what a
+viewer may do, the explorers, sites and assets pages, keyboard use, narrow screens, and
+live updates that come back after a console restart."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    NARROW,
+    WIDE,
+    RunningConsole,
+    create_task,
+    screenshot,
+    sign_in,
+    wait_for_status,
+)
+
+VIEWER_EMAIL = "viewer@example.test"
+VIEWER_PASSWORD = "viewer password 0123456789"
+
+
+def test_signing_in_and_out(browser: Browser, console: RunningConsole) -> None:
+    page = browser.new_page(viewport=WIDE)
+    page.goto(f"{console.url}/tasks?tab=failed")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("email or password is wrong")
+    screenshot(page, "login-error")
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/tasks\?tab=failed$"))
+    expect(page.locator('.tabs a[aria-current="page"]')).to_contain_text("Failed")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "surveyor_session")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Lax"
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+    page.goto(f"{console.url}/tasks")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.set_viewport_size(NARROW)
+    screenshot(page, "login-narrow")
+    page.close()
+
+
+def test_a_search_with_a_syntax_error_shows_the_message_and_where(
+    admin_page: Page, console: RunningConsole
+) -> None:
+    page = admin_page
+    page.goto(f"{console.url}/tasks?tab=all")
+    page.evaluate("window.__noReload = true")
+    search = page.get_by_label("Search this view")
+    search.fill("status:processed AND (name:sweep")
+    search.press("Enter")
+    error = page.locator(".search-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("The search has an error")
+    expect(error.locator("mark.error-at")).to_have_count(1)
+    expect(search).to_have_attribute("aria-invalid", "true")
+    expect(page).to_have_url(re.compile(r"search=status%3Aprocessed"))
+    screenshot(page, "search-error")
+
+    search.fill("colour:blue")
+    search.press("Enter")
+    expect(error).to_contain_text("colour")
+    expect(page.locator(".valid-keys")).to_contain_text("status")
+
+    page.get_by_text("Search syntax").click()
+    expect(page.locator(".search-help")).to_contain_text("key:=value")
+    search.fill("status:processed")
+    search.press("Enter")
+    expect(page.locator(".search-error")).to_have_count(0)
+    expect(search).not_to_have_attribute("aria-invalid", "true")
+    expect(page.locator('[data-count="active"]')).to_have_text("0")
+    assert page.evaluate("window.__noReload") is True
+
+    # the URL holds the view, and back returns to the previous one
+    page.get_by_role("link", name=re.compile("^Completed")).click()
+    expect(page).to_have_url(re.compile(r"tab=completed&search=status%3Aprocessed"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"tab=all&search=status%3Aprocessed"))
+    expect(page.locator('.tabs a[aria-current="page"]')).to_contain_text("All")
+
+
+def test_a_viewer_sees_no_stop_button_and_the_api_refuses_to_stop(
+    browser: Browser, console: RunningConsole
+) -> None:
+    with console.api() as api:
+        created = api.post(
+            "/api/v1/users",
+            json={"email": VIEWER_EMAIL, "role": "viewer", "password": VIEWER_PASSWORD},
+        )
+        assert created.status_code in (201, 409), created.text
+    task = create_task(
+        console,
+        name="viewer watches",
+        params={"targets": "127.0.0.1", "tcp_ports": "1-65535", "rate": 100},
+    )
+    wait_for_status(console, task["id"], {"active"})
+    page = browser.new_page(viewport=WIDE)
+    try:
+        sign_in(page, console.url, VIEWER_EMAIL, VIEWER_PASSWORD)
+        page.goto(f"{console.url}/tasks?tab=active&task={task['id']}")
+        expect(page.locator("#task-card .card-status")).to_contain_text("Active")
+        expect(page.get_by_role("button", name="Stop")).to_have_count(0)
+        expect(page.locator("#task-card .actions form")).to_have_count(0)
+        expect(page.get_by_role("link", name="New scan")).to_have_count(0)
+        screenshot(page, "viewer-task-card", full_page=False)
+
+        # the web form endpoint refuses too, even with the viewer's valid CSRF token
+        csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+        answer = page.request.post(
+            f"{console.url}/tasks/{task['id']}/stop",
+            form={"csrf_token": csrf or "", "tab": "active"},
+        )
+        assert answer.status == 403
+        page.goto(f"{console.url}/tasks/new")
+        expect(page.get_by_role("alert")).to_contain_text("needs the operator role")
+    finally:
+        page.close()
+
+    login = httpx2.post(
+        f"{console.url}/api/v1/auth/login",
+        json={"email": VIEWER_EMAIL, "password": VIEWER_PASSWORD},
+        timeout=30.0,
+    )
+    token = login.json()["token"]
+    with console.api(token) as viewer_api:
+        refused = viewer_api.post(f"/api/v1/tasks/{task['id']}/stop")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "forbidden"
+    with console.api() as api:
+        assert api.post(f"/api/v1/tasks/{task['id']}/stop").status_code == 200
+    wait_for_status(console, task["id"], {"stopped"})
+
+
+def test_explorers_sites_and_assets_pages(admin_page: Page, console: RunningConsole) -> None:
+    # the console itself answers on its port: the scan finds it as an HTTP service
+    scan = create_task(
+        console,
+        name="find loopback",
+        params={"targets": "127.0.0.1", "tcp_ports": f"22,{console.port}"},
+    )
+    wait_for_status(console, scan["id"], {"processed"})
+    page = admin_page
+    page.get_by_role("link", name="Explorers").click()
+    row = page.locator("table").first.locator("tbody tr", has_text="embedded")
+    expect(row).to_contain_text("Online")
+    page.get_by_label("Token name").fill("branch office")
+    page.get_by_role("button", name="Create enrollment token").click()
+    command = page.locator("#enroll-command")
+    expect(command).to_have_text(
+        re.compile(rf"^surveyor explorer --console {re.escape(console.url)} --token sve_\S+$")
+    )
+    screenshot(page, "explorers")
+
+    page.get_by_role("link", name="Sites").click()
+    primary = page.locator("tbody tr", has_text="Primary")
+    expect(primary).to_contain_text("127.0.0.1")
+    screenshot(page, "sites")
+
+    page.get_by_role("link", name="Assets").click()
+    expect(page.locator("tbody tr").first).to_contain_text("127.0.0.1")
+    screenshot(page, "assets")
+    page.get_by_label("Search assets").fill("alive:maybe")
+    page.get_by_label("Search assets").press("Enter")
+    expect(page.locator(".search-error")).to_be_visible()
+    page.get_by_label("Search assets").fill("address:127.0.0.1")
+    page.get_by_label("Search assets").press("Enter")
+    page.locator("tbody tr a").first.click()
+    expect(page.locator("h1")).to_be_visible()
+    expect(page.locator("#services-title")).to_be_visible()
+    expect(page.locator("tbody tr", has_text=f"{console.port}/tcp")).to_have_count(1)
+    expect(page.locator("#history-title")).to_be_visible()
+    screenshot(page, "asset")
+
+    page.set_viewport_size(NARROW)
+    for path, name in (("/explorers", "explorers"), ("/sites", "sites"), ("/assets", "assets")):
+        page.goto(f"{console.url}{path}")
+        screenshot(page, f"{name}-narrow")
+        assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+
+
+def test_the_overview_is_usable_by_keyboard_and_at_390_pixels(
+    admin_page: Page, console: RunningConsole
+) -> None:
+    page = admin_page
+    page.goto(f"{console.url}/tasks?tab=all")
+    first = page.locator("table.tasks tbody tr a[data-select-task]").first
+    first.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#task-card")).to_be_focused()
+    expect(page).to_have_url(re.compile(r"task=\d+"))
+    screenshot(page, "tasks-overview")
+    page.set_viewport_size(NARROW)
+    screenshot(page, "tasks-overview-narrow")
+    assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    # every status shows a label and a shape, never colour alone
+    for badge in page.locator(".status").all()[:10]:
+        assert badge.locator(".st-label").inner_text().strip()
+        assert badge.locator(".st-icon").count() == 1
+
+
+def test_live_updates_come_back_after_a_console_restart(
+    admin_page: Page, console: RunningConsole
+) -> None:
+    page = admin_page
+    page.goto(f"{console.url}/tasks?tab=scheduled")
+    live = page.locator("#live-state")
+    expect(live).to_have_attribute("data-state", "live")
+    page.evaluate("window.__noReload = true")
+    before = int(page.locator('[data-count="scheduled"]').inner_text())
+
+    console.restart()
+
+    expect(live).to_have_attribute("data-state", "live", timeout=30_000)
+    create_task(
+        console,
+        name="after the restart",
+        start_time="2099-01-01T00:00:00Z",
+        params={"targets": "127.0.0.1"},
+    )
+    expect(page.locator('[data-count="scheduled"]')).to_have_text(str(before + 1))
+    expect(page.locator("table.tasks")).to_contain_text("after the restart")
+    assert page.evaluate("window.__noReload") is True

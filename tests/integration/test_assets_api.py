@@ -1,0 +1,229 @@
+"""`/api/v1/assets` and `/api/v1/tasks/{id}/changes`: the inventory as API users see it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.console import ConsoleUnderTest
+from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
+
+SSH = service(22, banner="SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13")
+WEB = service(
+    443,
+    http={"status": 200, "server": "Microsoft-IIS/10.0", "title": "Intranet"},
+    tls={"subject": "CN=intranet.corp.example", "issuer": "CN=Corp CA", "sha256": "ab" * 32},
+)
+PRINTER = service(9100)
+
+
+@pytest.fixture
+def place(console: ConsoleUnderTest) -> Place:
+    site_id = console.admin.get("/api/v1/sites").json()[0]["id"]
+    return Place(console.organization_id, site_id)
+
+
+@pytest.fixture
+def inventory(console: ConsoleUnderTest, place: Place, tmp_path: Path) -> dict[str, int]:
+    """Five assets from one scan, and the task id that found them."""
+    task_id = queue_hosts(
+        console.db,
+        tmp_path,
+        place,
+        [
+            host(
+                "10.0.0.10",
+                mac="00:11:22:33:44:01",
+                hostnames=["build.corp.example"],
+                services=[SSH],
+            ),
+            host(
+                "10.0.0.2", hostnames=["intranet.corp.example", "www.corp.example"], services=[WEB]
+            ),
+            host("10.0.0.30", services=[PRINTER]),
+            host("10.0.0.4", "fe80::4", services=[SSH, PRINTER]),
+            host("fe80::99"),
+        ],
+        targets="10.0.0.0/24,fe80::/120",
+        ports="22,443,9100",
+    )
+    process_all(console.db, tmp_path)
+    return {"task_id": task_id}
+
+
+def addresses(answer: Any) -> list[str]:
+    assert answer.status_code == 200, answer.text
+    return [item["address"] for item in answer.json()["items"]]
+
+
+def search(console: ConsoleUnderTest, query: str) -> list[str]:
+    return addresses(console.admin.get("/api/v1/assets", params={"search": query}))
+
+
+@pytest.mark.usefixtures("inventory")
+def test_assets_are_listed_in_address_order_page_by_page(console: ConsoleUnderTest) -> None:
+    first = console.admin.get("/api/v1/assets", params={"limit": 2})
+    assert addresses(first) == ["10.0.0.2", "10.0.0.4"]
+    cursor = first.json()["next_cursor"]
+    second = console.admin.get("/api/v1/assets", params={"limit": 2, "cursor": cursor})
+    assert addresses(second) == ["10.0.0.10", "10.0.0.30"]
+    last = console.admin.get(
+        "/api/v1/assets", params={"limit": 2, "cursor": second.json()["next_cursor"]}
+    )
+    assert addresses(last) == ["fe80::99"]
+    assert last.json()["next_cursor"] is None
+    bad = console.admin.get("/api/v1/assets", params={"cursor": "garbage"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_cursor"
+
+
+@pytest.mark.usefixtures("inventory")
+def test_an_asset_is_shown_with_its_services_names_and_site(console: ConsoleUnderTest) -> None:
+    [listed] = console.admin.get("/api/v1/assets", params={"search": "address:=10.0.0.2"}).json()[
+        "items"
+    ]
+    assert listed["ports"] == ["tcp/443 https"]
+    assert listed["site"]
+    detail = console.admin.get(f"/api/v1/assets/{listed['id']}").json()
+    assert detail["hostnames"] == ["intranet.corp.example", "www.corp.example"]
+    assert detail["os"] == "Windows"
+    [web] = detail["services"]
+    assert web["http_title"] == "Intranet"
+    assert web["tls_subject"] == "CN=intranet.corp.example"
+    assert web["product"] == "Microsoft-IIS/10.0"
+    assert [(h["kind"], h["details"]["services"]) for h in detail["history"]] == [
+        ("new", ["tcp/443 https"])
+    ]
+
+
+EVERYTHING = ["10.0.0.2", "10.0.0.4", "10.0.0.10", "10.0.0.30", "fe80::99"]
+SEARCHES = [
+    ("address:10.0.0.3", ["10.0.0.30"]),
+    ("address:=fe80::4", ["10.0.0.4"]),
+    ("hostname:www", ["10.0.0.2"]),
+    ("mac:00:11:22", ["10.0.0.10"]),
+    ("os:ubuntu", ["10.0.0.4", "10.0.0.10"]),
+    ("port:9100", ["10.0.0.4", "10.0.0.30"]),
+    ("port:22 port:9100", ["10.0.0.4"]),
+    ("port:>1000", ["10.0.0.4", "10.0.0.30"]),
+    ("service:https", ["10.0.0.2"]),
+    ("protocol:ssh", ["10.0.0.4", "10.0.0.10"]),
+    ("transport:udp", []),
+    ("product:openssh", ["10.0.0.4", "10.0.0.10"]),
+    ("title:intranet", ["10.0.0.2"]),
+    ("tls_issuer:corp", ["10.0.0.2"]),
+    ("services:0", ["fe80::99"]),
+    ("services:>=2", ["10.0.0.4"]),
+    ("alive:true NOT port:22", ["10.0.0.2", "10.0.0.30", "fe80::99"]),
+    ("alive:false", []),
+    ("first_seen:>100years", []),
+    ("last_seen:2026-03-01", EVERYTHING),
+    ("build", ["10.0.0.10"]),
+    ("site:=prim%", EVERYTHING),
+    ("site:elsewhere", []),
+    ("hostname:intranet OR port:9100", ["10.0.0.2", "10.0.0.4", "10.0.0.30"]),
+]
+
+
+@pytest.mark.usefixtures("inventory")
+def test_the_search_language_works_on_asset_keys(console: ConsoleUnderTest) -> None:
+    found = {query: search(console, query) for query, _ in SEARCHES}
+    assert found == dict(SEARCHES)
+
+
+def test_an_unknown_key_is_a_400_listing_the_valid_keys(console: ConsoleUnderTest) -> None:
+    answer = console.admin.get("/api/v1/assets", params={"search": "prot:22"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_search"
+    assert "port" in error["details"]["valid_keys"]
+    assert error["details"]["position"] == 0
+
+
+@pytest.mark.usefixtures("inventory")
+def test_another_organizations_assets_are_never_seen(console: ConsoleUnderTest) -> None:
+    _, other = console.other_organization()
+    assert addresses(other.get("/api/v1/assets")) == []
+    mine = console.admin.get("/api/v1/assets").json()["items"][0]["id"]
+    assert other.get(f"/api/v1/assets/{mine}").status_code == 404
+    viewer = console.as_role("viewer")
+    assert viewer.get(f"/api/v1/assets/{mine}").status_code == 200
+    assert console.anonymous().get("/api/v1/assets").status_code == 401
+
+
+def test_the_change_report_of_a_task_is_paged_and_filtered(
+    console: ConsoleUnderTest, place: Place, tmp_path: Path, inventory: dict[str, int]
+) -> None:
+    later = queue_hosts(
+        console.db,
+        tmp_path,
+        place,
+        [
+            host("10.0.0.10", mac="00:11:22:33:44:01", services=[SSH]),
+            host("10.0.0.2", hostnames=["intranet.corp.example"], services=[WEB]),
+            host("10.0.0.4", "fe80::4", services=[SSH]),
+            host("10.0.0.77"),
+        ],
+        targets="10.0.0.0/24",
+        ports="22,443,9100",
+        finished_at="2026-03-02T12:00:00Z",
+    )
+    process_all(console.db, tmp_path)
+    report = console.admin.get(f"/api/v1/tasks/{later}/changes").json()
+    assert report["summary"] == {
+        "new": 1,
+        "changed": 2,
+        "offline": 1,
+        "online": 0,
+        "unchanged": 1,
+        "ignored": 0,
+        "total": 4,
+    }
+    assert sorted((item["kind"], item["address"]) for item in report["items"]) == [
+        ("changed", "10.0.0.2"),
+        ("changed", "10.0.0.4"),
+        ("new", "10.0.0.77"),
+        ("offline", "10.0.0.30"),
+    ]
+    printer = next(i for i in report["items"] if i["address"] == "10.0.0.4")
+    assert printer["details"]["services"] == {"removed": ["tcp/9100 jetdirect"]}
+    page = console.admin.get(f"/api/v1/tasks/{later}/changes", params={"limit": 3}).json()
+    rest = console.admin.get(
+        f"/api/v1/tasks/{later}/changes", params={"limit": 3, "cursor": page["next_cursor"]}
+    ).json()
+    assert len(page["items"]) + len(rest["items"]) == 4
+    assert rest["next_cursor"] is None
+    offline = console.admin.get(
+        f"/api/v1/tasks/{later}/changes", params={"kind": ["offline", "new"]}
+    ).json()
+    assert sorted(i["kind"] for i in offline["items"]) == ["new", "offline"]
+    first = console.admin.get(f"/api/v1/tasks/{inventory['task_id']}/changes").json()
+    assert [i["kind"] for i in first["items"]] == ["new"] * 5
+
+
+@pytest.mark.usefixtures("inventory")
+def test_the_change_report_downloads_as_jsonl(
+    console: ConsoleUnderTest, inventory: dict[str, int]
+) -> None:
+    answer = console.admin.get(
+        f"/api/v1/tasks/{inventory['task_id']}/changes", params={"format": "jsonl"}
+    )
+    assert answer.status_code == 200
+    assert "attachment" in answer.headers["content-disposition"]
+    lines = [json.loads(line) for line in answer.text.splitlines()]
+    assert lines[0]["type"] == "report"
+    assert lines[0]["summary"]["new"] == 5
+    assert [line["kind"] for line in lines[1:]] == ["new"] * 5
+
+
+def test_a_task_that_was_not_processed_has_no_change_report(console: ConsoleUnderTest) -> None:
+    created = console.admin.post(
+        "/api/v1/tasks", json={"name": "later", "start_time": "2099-01-01T00:00:00Z"}
+    ).json()
+    answer = console.admin.get(f"/api/v1/tasks/{created['id']}/changes")
+    assert answer.status_code == 404
+    assert "not been processed" in answer.json()["error"]["message"]
+    assert console.admin.get("/api/v1/tasks/999999/changes").status_code == 404

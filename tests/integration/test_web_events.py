@@ -1,0 +1,166 @@
+"""`GET /api/v1/events`: who may listen, what a stream says, and catching up after a gap."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from surveyor.console.web.live import FEED_KEY, TaskFeed, latest_event_id
+from surveyor.core.tasks import TaskStatus
+from surveyor.store import tasks as store
+from tests.integration.test_web_sessions import FUTURE, create, signed_in
+from tests.support.console import ConsoleUnderTest
+
+
+@pytest.fixture
+def short_streams(console: ConsoleUnderTest) -> TaskFeed:
+    """Streams that poll often and end after a second, so a test can read one whole."""
+    feed = TaskFeed(console.db, poll_seconds=0.05, stream_seconds=1.0, heartbeat_seconds=0.5)
+    console.client.app.state.console.extras[FEED_KEY] = feed
+    return feed
+
+
+LIVE = {"Accept": "text/event-stream"}
+
+
+def messages(body: str) -> list[dict[str, Any]]:
+    """The stream's messages: `event`, `id` (when given) and parsed `data`."""
+    found = []
+    for block in body.split("\n\n"):
+        fields: dict[str, Any] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(": ")
+            if name in ("event", "id"):
+                fields[name] = value
+            elif name == "data":
+                fields["data"] = json.loads(value)
+        if "event" in fields:
+            found.append(fields)
+    return found
+
+
+def test_the_stream_needs_a_token_or_a_session(
+    console: ConsoleUnderTest, short_streams: TaskFeed
+) -> None:
+    refused = console.anonymous().get("/api/v1/events")
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthenticated"
+    wrong = console.anonymous().get(
+        "/api/v1/events", headers={"Authorization": "Bearer svr_0000000000000000_nope"}
+    )
+    assert wrong.status_code == 401
+
+
+def test_a_stream_opens_with_retry_and_ready_and_replays_what_was_missed(
+    console: ConsoleUnderTest, short_streams: TaskFeed
+) -> None:
+    task = create(console, start_time=FUTURE)
+    response = console.as_role("viewer").get("/api/v1/events", params={"after": 0}, headers=LIVE)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.text.startswith("retry: ")
+    found = messages(response.text)
+    assert found[0]["event"] == "ready"
+    created = [m for m in found if m["event"] == "task"]
+    assert created[0]["data"]["task_id"] == task["id"]
+    assert created[0]["data"]["status"] == "new"
+    assert created[0]["data"]["status_label"] == "New"
+    assert created[0]["id"] == str(created[0]["data"]["event_id"])
+
+    # reconnecting with Last-Event-ID sends only what came after it
+    console.admin.post(f"/api/v1/tasks/{task['id']}/stop")
+    again = console.as_role("viewer").get(
+        "/api/v1/events", headers={**LIVE, "Last-Event-ID": created[-1]["id"]}
+    )
+    later = [m["data"] for m in messages(again.text) if m["event"] == "task"]
+    assert [(m["from_status"], m["to_status"]) for m in later] == [("new", "stopped")]
+    assert later[0]["tab"] == "failed"
+
+
+def test_a_stream_carries_only_the_callers_organization(
+    console: ConsoleUnderTest, short_streams: TaskFeed
+) -> None:
+    _, other_admin = console.other_organization()
+    theirs = other_admin.post("/api/v1/tasks", json={"name": "theirs", "start_time": FUTURE})
+    mine = create(console, start_time=FUTURE)
+    body = console.admin.get("/api/v1/events", params={"after": 0}, headers=LIVE).text
+    task_ids = {m["data"]["task_id"] for m in messages(body) if m["event"] == "task"}
+    assert mine["id"] in task_ids
+    assert theirs.json()["id"] not in task_ids
+
+
+def test_a_stream_reports_transitions_and_progress_as_they_happen(
+    console: ConsoleUnderTest, short_streams: TaskFeed
+) -> None:
+    task = create(console)
+
+    def work() -> None:
+        time.sleep(0.3)
+        with console.db.write() as conn:
+            store.transition(
+                conn,
+                console.organization_id,
+                task["id"],
+                TaskStatus.ACTIVE,
+                actor="explorer:test",
+                changes={"progress_collect": 0.25},
+            )
+        time.sleep(0.3)
+        with console.db.write() as conn:
+            store.edit_task(
+                conn,
+                console.organization_id,
+                task["id"],
+                {"progress_collect": 0.5},
+                actor="explorer:test",
+                message="progress",
+                event_kind="progress",
+            )
+
+    client, _ = signed_in(console, "viewer")  # the session cookie is enough
+    with console.db.read() as conn:
+        after = latest_event_id(conn)
+    worker = threading.Thread(target=work)
+    worker.start()
+    body = client.get("/api/v1/events", params={"after": after}, headers=LIVE).text
+    worker.join()
+    found = messages(body)
+    transitions = [m["data"] for m in found if m["event"] == "task" and m["data"]["to_status"]]
+    assert [(m["from_status"], m["to_status"]) for m in transitions] == [("new", "active")]
+    assert transitions[0]["collect"] == 0.25
+    progress = [m["data"]["collect"] for m in found if m["data"].get("task_id") == task["id"]]
+    assert progress[-1] == 0.5
+
+
+def test_streams_end_when_the_console_begins_to_stop(
+    console: ConsoleUnderTest, short_streams: TaskFeed
+) -> None:
+    short_streams.stream_seconds = 30.0
+    state = console.client.app.state.console
+    stopper = threading.Timer(0.3, state.stopping.set)
+    stopper.start()
+    started = time.monotonic()
+    try:
+        console.admin.get("/api/v1/events", headers=LIVE)
+        assert time.monotonic() - started < 5
+        refused = console.admin.get("/api/v1/events", headers=LIVE)
+        assert refused.status_code == 503
+    finally:
+        stopper.join()
+        state.stopping.clear()
+
+
+def test_a_client_that_does_not_ask_for_a_stream_gets_what_it_missed_at_once(
+    console: ConsoleUnderTest,
+) -> None:
+    task = create(console, start_time=FUTURE)
+    started = time.monotonic()
+    response = console.admin.get("/api/v1/events", params={"after": 0})
+    assert time.monotonic() - started < 5  # the default feed's streams last minutes
+    found = messages(response.text)
+    assert found[0]["event"] == "ready"
+    assert [m["data"]["task_id"] for m in found if m["event"] == "task"] == [task["id"]]

@@ -1,0 +1,100 @@
+"""The launch rule as a table: who may run a due scan, and why it waits when nobody can."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from surveyor.core.tasks import WaitReason
+from surveyor.service.launch import Runner, ZoneLoad, may_run, wait_reason
+
+ORG, SITE, OTHER_SITE, ZONE = 1, 10, 11, 100
+
+
+def runner(
+    runner_id: int = 1,
+    *,
+    online: bool = True,
+    busy: bool = False,
+    site: int | None = None,
+    zone: int | None = None,
+    org: int = ORG,
+) -> Runner:
+    return Runner(runner_id, f"explorer {runner_id}", org, site, zone, online, busy)
+
+
+def scan(*, explorer: int | None = None, zone: int | None = None) -> dict[str, Any]:
+    return {
+        "organization_id": ORG,
+        "site_id": SITE,
+        "explorer_id": explorer,
+        "hosted_zone_id": zone,
+    }
+
+
+@pytest.mark.parametrize(
+    ("task", "candidate", "allowed"),
+    [
+        (scan(explorer=1), runner(1), True),
+        (scan(explorer=1), runner(2), False),
+        (scan(zone=ZONE), runner(zone=ZONE), True),
+        (scan(zone=ZONE), runner(zone=None), False),
+        (scan(), runner(site=SITE), True),
+        (scan(), runner(site=None), True),
+        (scan(), runner(site=OTHER_SITE), False),
+        (scan(), runner(org=2), False),
+        (scan(explorer=1), runner(1, site=OTHER_SITE), True),
+    ],
+    ids=[
+        "pinned-to-it",
+        "pinned-elsewhere",
+        "zone-member",
+        "not-a-zone-member",
+        "same-site",
+        "no-site-serves-all",
+        "other-site",
+        "other-organization",
+        "pinning-overrides-site",
+    ],
+)
+def test_who_may_run_a_scan(task: dict[str, Any], candidate: Runner, allowed: bool) -> None:
+    assert may_run(task, candidate) is allowed
+
+
+@pytest.mark.parametrize(
+    ("task", "runners", "zone", "reason"),
+    [
+        (scan(explorer=1), [runner(1)], None, None),
+        (scan(explorer=1), [runner(1, online=False)], None, WaitReason.EXPLORER_OFFLINE),
+        (scan(explorer=1), [runner(1, busy=True)], None, WaitReason.EXPLORER_BUSY),
+        (scan(explorer=1), [runner(2)], None, WaitReason.EXPLORER_OFFLINE),
+        (scan(zone=ZONE), [runner(zone=ZONE)], ZoneLoad(ZONE, 2, 1), None),
+        (scan(zone=ZONE), [runner(zone=ZONE)], ZoneLoad(ZONE, 2, 2), WaitReason.ZONE_FULL),
+        (
+            scan(zone=ZONE),
+            [runner(1, zone=ZONE, busy=True), runner(2, zone=ZONE, online=False)],
+            ZoneLoad(ZONE, 3, 1),
+            WaitReason.EXPLORER_BUSY,
+        ),
+        (scan(zone=ZONE), [], ZoneLoad(ZONE, 1, 0), WaitReason.EXPLORER_OFFLINE),
+        (scan(), [runner(site=OTHER_SITE)], None, WaitReason.EXPLORER_OFFLINE),
+        (scan(), [runner(1, busy=True), runner(2, site=SITE)], None, None),
+    ],
+    ids=[
+        "online-idle",
+        "offline",
+        "busy",
+        "no-such-explorer",
+        "zone-with-free-slot",
+        "zone-full",
+        "zone-members-busy-or-offline",
+        "zone-without-members",
+        "no-explorer-for-the-site",
+        "one-idle-explorer-is-enough",
+    ],
+)
+def test_why_a_due_scan_waits(
+    task: dict[str, Any], runners: list[Runner], zone: ZoneLoad | None, reason: WaitReason | None
+) -> None:
+    assert wait_reason(task, runners, zone) is reason

@@ -1,0 +1,153 @@
+"""The connect scanner's bookkeeping, with a dialer that answers at once, or never (no packet
+is sent): every probe is concluded exactly once, every host is reported exactly once."""
+
+from __future__ import annotations
+
+import _socket
+import errno
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+from surveyor.scan.connect import ConnectScanner
+from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan
+from surveyor.scan.rtt import TimeoutBounds
+
+Answer = Callable[[str, int, int], int]
+
+
+class ListSource:
+    def __init__(self, addresses: list[str]) -> None:
+        self._jobs = [HostJob(key, address) for key, address in enumerate(addresses)]
+
+    def take(self, wait: float) -> HostJob | None:
+        return self._jobs.pop(0) if self._jobs else None
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._jobs
+
+
+class AnsweringDialer:
+    """Hands out unconnected sockets with the errno `answer` picks and counts the dials; the
+    first dial of each port in `short_of_files` fails as if descriptors ran out."""
+
+    def __init__(self, answer: Answer, short_of_files: frozenset[int] = frozenset()) -> None:
+        self.answer = answer
+        self.short = set(short_of_files)
+        self.dials: Counter[tuple[str, int]] = Counter()
+
+    def __call__(
+        self, family: int, sockaddr: tuple[str, int], attempt: int
+    ) -> tuple[_socket.socket, int]:
+        address, port = sockaddr
+        if port in self.short:
+            self.short.discard(port)
+            raise OSError(errno.EMFILE, "Too many open files")
+        error = self.answer(address, port, attempt)
+        self.dials[sockaddr] += 1
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        if error == errno.EINPROGRESS:  # a connect that never completes: a socket that can
+            sock.bind(("127.0.0.1", 0))  # never become writable, a listening one
+            sock.listen()
+        return sock, error
+
+
+def scan(
+    addresses: list[str],
+    answer: Answer,
+    short_of_files: frozenset[int] = frozenset(),
+    **plan: object,
+) -> tuple[dict[str, HostScan], AnsweringDialer]:
+    dialer = AnsweringDialer(answer, short_of_files)
+    settings: dict[str, object] = {
+        "ports": (7, 8, 9),
+        "rate": 100000.0,
+        "host_rate": 100000.0,
+        "timeouts": TimeoutBounds(0.05, 0.01, 0.05),
+        **plan,
+    }
+    plan_ = ConnectPlan(**settings)  # type: ignore[arg-type]
+    scanner = ConnectScanner(plan_, stop=threading.Event(), dialer=dialer)
+    found: list[HostScan] = []
+    scanner.run(ListSource(addresses), found.append)
+    by_address = {result.address: result for result in found}
+    assert len(by_address) == len(found) == len(addresses), "each host reported once"
+    return by_address, dialer
+
+
+def test_answers_at_once_are_counted_open_and_closed() -> None:
+    found, dialer = scan(
+        ["127.1.0.1", "127.1.0.2"], lambda a, p, n: 0 if p == 8 else errno.ECONNREFUSED
+    )
+    for result in found.values():
+        assert (result.up, result.open_ports, result.closed_ports) == (True, (8,), 2)
+        assert result.filtered_ports == 0
+    assert sum(dialer.dials.values()) == 6
+
+
+def test_discovery_answered_at_once_starts_the_port_scan_without_repeating_ports() -> None:
+    found, dialer = scan(
+        ["127.1.0.3"],
+        lambda a, p, n: errno.ECONNREFUSED,
+        ports=(22, 7),
+        discovery_ports=(80, 443, 22),
+    )
+    assert found["127.1.0.3"].closed_ports == 2
+    assert dialer.dials == Counter(
+        {("127.1.0.3", 80): 1, ("127.1.0.3", 22): 1, ("127.1.0.3", 7): 1}
+    )
+
+
+def test_a_host_that_never_answers_discovery_is_down_and_not_port_scanned() -> None:
+    found, dialer = scan(
+        ["127.1.0.4"],
+        lambda a, p, n: errno.EHOSTUNREACH,
+        ports=(7, 8),
+        discovery_ports=(80, 443),
+    )
+    assert found["127.1.0.4"] == HostScan(0, "127.1.0.4", up=False)
+    assert set(dialer.dials) == {("127.1.0.4", 80), ("127.1.0.4", 443)}
+    assert max(dialer.dials.values()) == 1, "unreachable is final: no retry"
+
+
+def test_a_resource_shortage_delays_a_probe_but_loses_none() -> None:
+    found, dialer = scan(
+        ["127.1.0.5"], lambda a, p, n: errno.ECONNREFUSED, short_of_files=frozenset({7, 9})
+    )
+    assert (found["127.1.0.5"].closed_ports, found["127.1.0.5"].filtered_ports) == (3, 0)
+    assert dialer.dials == Counter({("127.1.0.5", port): 1 for port in (7, 8, 9)})
+
+
+def test_timeouts_are_retried_then_filtered() -> None:
+    found, dialer = scan(
+        ["127.1.0.6"],
+        lambda a, p, n: errno.EINPROGRESS if p == 9 else errno.ECONNREFUSED,
+        retries=2,
+    )
+    assert (found["127.1.0.6"].closed_ports, found["127.1.0.6"].filtered_ports) == (2, 1)
+    assert dialer.dials[("127.1.0.6", 9)] == 3
+
+
+def test_ipv6_hosts_are_dialled_over_ipv6() -> None:
+    families: list[int] = []
+
+    def answer(address: str, port: int, attempt: int) -> int:
+        return errno.ECONNREFUSED
+
+    dialer = AnsweringDialer(answer)
+
+    def recording(
+        family: int, sockaddr: tuple[str, int], attempt: int
+    ) -> tuple[_socket.socket, int]:
+        families.append(family)
+        return dialer(family, sockaddr, attempt)
+
+    plan = ConnectPlan(ports=(7,), discovery_ports=(80,), icmp=True)
+    scanner = ConnectScanner(plan, stop=threading.Event(), dialer=recording)
+    found: list[HostScan] = []
+    scanner.run(ListSource(["::1", "127.1.0.7"]), found.append)
+    assert {result.address: result.closed_ports for result in found} == {"::1": 1, "127.1.0.7": 1}
+    assert families.count(socket.AF_INET6) == 2
+    assert families.count(socket.AF_INET) == 2

@@ -1,0 +1,67 @@
+"""HTTP answers: status, Server header and title, from whatever a server sends back."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from surveyor.scan.probes.http import HttpFacts, build_request, host_header, parse_response
+
+
+def test_a_plain_answer_gives_status_server_and_title() -> None:
+    answer = (
+        b"HTTP/1.1 200 OK\r\nServer: nginx/1.24.0\r\nContent-Type: text/html\r\n\r\n"
+        b"<html><head><title>\n  Router &amp; Firewall \n</title></head></html>"
+    )
+    assert parse_response(answer) == HttpFacts(200, "nginx/1.24.0", "Router & Firewall")
+
+
+def test_titles_are_decoded_in_the_charset_the_server_names() -> None:
+    body = "<TITLE lang=de>Übersicht \u2013 Gerät</TITLE>".encode("latin-1", errors="replace")
+    answer = b"HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=ISO-8859-1\r\n\r\n" + body
+    facts = parse_response(answer)
+    assert facts is not None
+    assert facts.title == "Übersicht ? Gerät"
+
+
+def test_utf8_is_the_default() -> None:
+    answer = "HTTP/1.1 200 OK\r\n\r\n<title>Lab \u2013 Portal</title>".encode()
+    assert parse_response(answer) == HttpFacts(200, None, "Lab \u2013 Portal")
+
+
+def test_chunked_bodies_are_reassembled() -> None:
+    answer = (
+        b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\nserver: demo\r\n\r\n"
+        b"7\r\n<title>\r\n9\r\nNot there\r\n8\r\n</title>\r\n0\r\n\r\n"
+    )
+    assert parse_response(answer) == HttpFacts(404, "demo", "Not there")
+
+
+def test_an_answer_without_a_body_or_title_still_counts() -> None:
+    assert parse_response(b"HTTP/1.1 301 Moved\r\nLocation: /x\r\n") == HttpFacts(301, None, None)
+
+
+def test_anything_else_is_not_http() -> None:
+    assert parse_response(b"SSH-2.0-OpenSSH_9.2p1\r\n") is None
+    assert parse_response(b"") is None
+
+
+def test_the_host_header_names_the_port_only_when_it_is_not_the_default() -> None:
+    assert host_header("example.test", 80, tls=False) == "example.test"
+    assert host_header("example.test", 443, tls=True) == "example.test"
+    assert host_header("10.0.0.1", 8080, tls=False) == "10.0.0.1:8080"
+    assert host_header("::1", 443, tls=True) == "[::1]"
+    assert host_header("::1", 8443, tls=True) == "[::1]:8443"
+
+
+def test_the_request_is_one_get_that_asks_the_server_to_close() -> None:
+    request = build_request("example.test:8080")
+    assert request.startswith(b"GET / HTTP/1.1\r\nHost: example.test:8080\r\n")
+    assert b"Connection: close\r\n" in request
+    assert request.endswith(b"\r\n\r\n")
+
+
+@given(st.binary(max_size=5000))
+def test_any_bytes_parse_or_are_refused_without_an_error(data: bytes) -> None:
+    parse_response(data)
+    parse_response(b"HTTP/1.1 200 OK\r\n" + data)

@@ -1,0 +1,56 @@
+"""Adaptive connect timeouts: round-trip time estimated as TCP does (RFC 6298)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from surveyor.scan.rtt import RttEstimator, TimeoutBounds
+
+BOUNDS = TimeoutBounds(initial=1.0, minimum=0.25, maximum=3.0)
+
+
+def test_before_any_answer_the_timeout_is_the_initial_one() -> None:
+    estimator = RttEstimator(BOUNDS)
+    assert estimator.srtt is None
+    assert estimator.timeout == 1.0
+
+
+def test_a_steady_round_trip_brings_the_timeout_down_to_the_floor() -> None:
+    estimator = RttEstimator(BOUNDS)
+    for _ in range(50):
+        estimator.observe(0.001)
+    assert estimator.srtt == pytest.approx(0.001)
+    assert estimator.timeout == 0.25
+
+
+def test_a_slow_jittery_path_gets_a_timeout_above_its_round_trip() -> None:
+    estimator = RttEstimator(BOUNDS)
+    for sample in [0.4, 0.6, 0.5, 0.7, 0.4, 0.6] * 5:
+        estimator.observe(sample)
+    assert estimator.srtt is not None
+    assert estimator.timeout > 0.7
+    assert estimator.timeout <= 3.0
+
+
+def test_retries_double_the_timeout_up_to_the_ceiling() -> None:
+    estimator = RttEstimator(BOUNDS)
+    assert [estimator.retry_timeout(n) for n in range(4)] == [1.0, 2.0, 3.0, 3.0]
+
+
+def test_a_new_host_starts_from_what_the_network_has_shown() -> None:
+    network = RttEstimator(BOUNDS)
+    for _ in range(20):
+        network.observe(0.3)
+    host = RttEstimator(BOUNDS, seed=network)
+    assert host.timeout == network.timeout
+    assert host.srtt == network.srtt
+
+
+@given(st.lists(st.floats(min_value=-1, max_value=100, allow_nan=False), max_size=100))
+def test_the_timeout_always_stays_within_its_bounds(samples: list[float]) -> None:
+    estimator = RttEstimator(BOUNDS)
+    for sample in samples:
+        estimator.observe(sample)
+        assert BOUNDS.minimum <= estimator.timeout <= BOUNDS.maximum

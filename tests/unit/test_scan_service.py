@@ -1,0 +1,137 @@
+"""Describing an open port: which probes run, in which order, and what fills the entry.
+Each connection is one end of a socket pair, served by a scripted thread (no network)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from surveyor.core.scan_params import Probe
+from surveyor.scan.probes.service import ProbeTimeouts, ServiceTarget, describe_port, probe_order
+from tests.support.scan_services import make_certificate
+
+Serve = Callable[[socket.socket], None]
+ALL = frozenset({Probe.BANNER, Probe.HTTP, Probe.TLS})
+QUICK = ProbeTimeouts(banner=0.2, exchange=1.0)
+PLAIN_TO_TLS = (
+    b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n"
+    b"<title>400 The plain HTTP request was sent to HTTPS port</title>"
+)
+
+
+class ScriptedDial:
+    """Answers the n-th connection with the n-th script; records which scripts ran."""
+
+    def __init__(self, *scripts: Serve) -> None:
+        self.scripts = list(scripts)
+        self.connections = 0
+
+    def __call__(self, address: str, port: int, timeout: float) -> socket.socket:
+        script = self.scripts[min(self.connections, len(self.scripts) - 1)]
+        self.connections += 1
+        client, server = socket.socketpair()
+        client.settimeout(timeout)
+
+        def serve() -> None:
+            with server, contextlib.suppress(OSError):
+                script(server)
+
+        threading.Thread(target=serve, daemon=True).start()
+        return client
+
+
+def greets(text: bytes) -> Serve:
+    def serve(conn: socket.socket) -> None:
+        conn.sendall(text)
+        conn.recv(100)
+
+    return serve
+
+
+def answers_http(response: bytes) -> Serve:
+    def serve(conn: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        conn.sendall(response)
+
+    return serve
+
+
+def silent(conn: socket.socket) -> None:
+    conn.recv(100)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Callable[[bytes], Serve]:
+    made = make_certificate(Path(tmp_path_factory.mktemp("certs")), "pair.example", "192.0.2.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(made.cert_file, made.key_file)
+
+    def serving(response: bytes) -> Serve:
+        def serve(conn: socket.socket) -> None:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                answers_http(response)(tls)
+
+        return serve
+
+    return serving
+
+
+def test_well_known_ports_are_probed_in_the_order_their_number_suggests() -> None:
+    assert probe_order(443, ALL) == [Probe.TLS, Probe.BANNER, Probe.HTTP]
+    assert probe_order(8080, ALL) == [Probe.HTTP, Probe.TLS]
+    assert probe_order(40000, ALL) == [Probe.BANNER, Probe.HTTP, Probe.TLS]
+    assert probe_order(40000, frozenset({Probe.TLS})) == [Probe.TLS]
+
+
+def test_a_greeting_is_enough_no_request_is_sent() -> None:
+    dial = ScriptedDial(greets(b"SSH-2.0-OpenSSH_9.6\r\n"))
+    entry = describe_port(ServiceTarget("192.0.2.1", 40022), ALL, QUICK, dial)
+    assert (entry["service"], entry["product"], entry["http"]) == ("ssh", "OpenSSH_9.6", None)
+    assert dial.connections == 1
+
+
+def test_a_web_server_on_an_unusual_port_is_found_after_the_greeting_wait() -> None:
+    page = b"HTTP/1.0 200 OK\r\nServer: tiny\r\n\r\n<title>Panel</title>"
+    dial = ScriptedDial(silent, answers_http(page))
+    entry = describe_port(ServiceTarget("192.0.2.1", 40080), ALL, QUICK, dial)
+    assert entry["http"] == {"status": 200, "server": "tiny", "title": "Panel"}
+    assert (entry["service"], entry["product"], entry["tls"]) == ("http", "tiny", None)
+
+
+def test_a_tls_server_that_rejects_plain_http_is_described_by_tls(
+    tls_server: Callable[[bytes], Serve],
+) -> None:
+    page = b"HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n<title>Inside</title>\n"
+    dial = ScriptedDial(silent, answers_http(PLAIN_TO_TLS), tls_server(page))
+    entry = describe_port(ServiceTarget("192.0.2.1", 40443), ALL, QUICK, dial)
+    assert entry["service"] == "https"
+    assert entry["tls"]["subject"] == "CN=pair.example,O=Surveyor Tests"
+    assert entry["http"] == {"status": 200, "server": None, "title": "Inside"}
+
+
+def test_a_tls_alert_is_not_taken_for_a_banner(tls_server: Callable[[bytes], Serve]) -> None:
+    alert = b"\x15\x03\x03\x00\x02\x02\x46"
+    page = b"HTTP/1.1 204 No Content\r\n\r\n"
+    dial = ScriptedDial(silent, greets(alert), tls_server(page))
+    entry = describe_port(ServiceTarget("192.0.2.1", 40444), ALL, QUICK, dial)
+    assert entry["banner"] is None
+    assert entry["tls"]["sans"] == ["pair.example", "192.0.2.1"]
+    assert entry["http"]["status"] == 204
+
+
+def test_a_port_that_never_speaks_stays_an_open_port_without_facts() -> None:
+    dial = ScriptedDial(silent)
+    entry = describe_port(ServiceTarget("192.0.2.1", 40001), ALL, QUICK, dial)
+    assert [entry[key] for key in ("service", "banner", "product", "http", "tls")] == [None] * 5
+    assert dial.connections == 3
