@@ -27,7 +27,7 @@ from surveyor.core.fingerprint import address_key, primary_address, primary_host
 from surveyor.processing.records import parse_host
 from surveyor.store.inventory import service_values
 
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 SEED = 20_261_128
 SEEN_BEFORE = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 SCAN_FINISHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -88,13 +88,13 @@ def test_a_worker_killed_mid_merge_is_replaced_and_the_inventory_comes_out_right
     place, reference = make_place(db), make_place(db, site="Reference")
     hosts = [
         host(f"10.0.{n // 250}.{n % 250 + 1}", services=[service(22), service(80)])
-        for n in range(6000)
+        for n in range(3000)
     ]
     task_id = queue_hosts(db, tmp_path, place, hosts, targets="10.0.0.0/16")
     log = tmp_path / "workers.log"
 
-    with worker_process(postgres_url, tmp_path, log, batch="100", lease="2") as doomed:
-        wait_for(lambda: records_done(db, task_id) >= 600, "the first batches", log)
+    with worker_process(postgres_url, tmp_path, log, batch="50", lease="2") as doomed:
+        wait_for(lambda: records_done(db, task_id) >= 300, "the first batches", log)
         doomed.kill()  # SIGKILL: no chance to give the task back
         doomed.wait()
     done_at_kill = records_done(db, task_id)
@@ -129,7 +129,7 @@ def test_two_workers_never_process_the_same_task_or_the_same_site_at_once(
     queued: dict[int, list[int]] = {}
     for index, place in enumerate(places):
         for run in range(4):
-            hosts = [host(f"10.{index}.{run}.{n}", services=[service(22)]) for n in range(1, 251)]
+            hosts = [host(f"10.{index}.{run}.{n}", services=[service(22)]) for n in range(1, 101)]
             queued.setdefault(place.site_id, []).append(
                 queue_hosts(db, tmp_path, place, hosts, targets=f"10.{index}.{run}.0/24")
             )
@@ -146,8 +146,8 @@ def test_two_workers_never_process_the_same_task_or_the_same_site_at_once(
         return int(count) == len(every_task)
 
     with (
-        worker_process(postgres_url, tmp_path, log, batch="50"),
-        worker_process(postgres_url, tmp_path, log, batch="50"),
+        worker_process(postgres_url, tmp_path, log, batch="20"),
+        worker_process(postgres_url, tmp_path, log, batch="20"),
     ):
         wait_for(all_processed, "every task to be processed", log, 0.1)
 
@@ -175,11 +175,11 @@ def test_a_stopped_worker_gives_its_task_back_for_another_to_finish(
     db: Database, postgres_url: str, tmp_path: Path
 ) -> None:
     place = make_place(db)
-    hosts = [host(f"10.0.{n // 250}.{n % 250 + 1}") for n in range(4000)]
+    hosts = [host(f"10.0.{n // 250}.{n % 250 + 1}") for n in range(2000)]
     task_id = queue_hosts(db, tmp_path, place, hosts, targets="10.0.0.0/16")
     log = tmp_path / "workers.log"
-    with worker_process(postgres_url, tmp_path, log, batch="50") as first:
-        wait_for(lambda: records_done(db, task_id) >= 200, "the first batches", log)
+    with worker_process(postgres_url, tmp_path, log, batch="25") as first:
+        wait_for(lambda: records_done(db, task_id) >= 100, "the first batches", log)
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=15) == 0
     assert status_of(db, task_id) == TaskStatus.PROCESSING_QUEUED

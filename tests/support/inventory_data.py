@@ -168,16 +168,17 @@ def inventory(db: Database, place: Place) -> list[dict[str, Any]]:
         rows = conn.execute(
             select(assets).where(assets.c.site_id == place.site_id).order_by(assets.c.address_key)
         ).mappings()
-        found = [dict(row) for row in rows]
-        for row in found:
-            row["services"] = [
-                {k: v for k, v in dict(s).items() if k not in ("id", "asset_id")}
-                for s in conn.execute(
-                    select(services)
-                    .where(services.c.asset_id == row["id"])
-                    .order_by(services.c.proto, services.c.port)
-                ).mappings()
-            ]
+        found = [{**row, "services": []} for row in rows]
+        by_id = {row["id"]: row for row in found}
+        in_site = select(assets.c.id).where(assets.c.site_id == place.site_id)
+        for service in conn.execute(
+            select(services)
+            .where(services.c.asset_id.in_(in_site))
+            .order_by(services.c.asset_id, services.c.proto, services.c.port)
+        ).mappings():
+            by_id[service["asset_id"]]["services"].append(
+                {k: v for k, v in service.items() if k not in ("id", "asset_id")}
+            )
     return found
 
 

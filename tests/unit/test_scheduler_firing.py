@@ -141,7 +141,7 @@ cadences = st.sampled_from(
     grace_minutes=st.integers(1, 60 * 24 * 3),
     previous_run_active=st.booleans(),
 )
-def test_every_due_occurrence_is_run_or_accounted_for_exactly_once(
+def test_every_due_occurrence_is_run_or_accounted_for_exactly_once_prepared_or_not(
     cadence: tuple[str, dict[str, Any]],
     minutes_later: int,
     grace_minutes: int,
@@ -161,6 +161,17 @@ def test_every_due_occurrence_is_run_or_accounted_for_exactly_once(
         grace=grace,
         previous_run_active=previous_run_active,
     )
+
+    following_first = next_occurrence(recurrence, first)
+    prepared = decide_firing(
+        recurrence,
+        recur_next=first,
+        now=now,
+        grace=grace,
+        previous_run_active=previous_run_active,
+        known_next=[following_first] if following_first else [],
+    )
+    assert prepared == firing  # computing the next occurrence ahead changes nothing
 
     due = [first, *_occurrences_until(recurrence, first, now)]
     assert firing.due.count == len(due)

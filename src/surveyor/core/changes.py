@@ -19,7 +19,7 @@ processing the same data twice leaves the inventory as it was and counts it all 
 from __future__ import annotations
 
 import hashlib
-import json
+import marshal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -95,13 +95,21 @@ def state_digest(state: AssetState) -> str:
     """A digest of everything `compare` looks at: equal digests mean equal states.
 
     The inventory stores it, so an answer identical to its asset is recognized as unchanged
-    without reading the asset's services.
+    without reading the asset's services. marshal format 0 encodes values alone (no object
+    sharing, no interning marks); should a new Python encode differently, stored digests
+    simply stop matching once, and the full comparison rewrites them.
     """
-    encoded = json.dumps(
-        (state.addresses, state.mac, state.hostnames, state.os, state.services),
-        separators=(",", ":"),
+    encoded = marshal.dumps(
+        (
+            state.addresses,
+            state.mac,
+            state.hostnames,
+            state.os,
+            tuple(map(tuple, state.services)),
+        ),
+        0,
     )
-    return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
 
 
 def merge_service(known: Service | None, seen: Service) -> Service:

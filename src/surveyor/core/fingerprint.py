@@ -22,6 +22,7 @@ everything else compares: addresses, MACs, names, services.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -460,9 +461,13 @@ _OS_PATTERN: Final = re.compile(
 
 def guess_os(services: Iterable[Service]) -> str:
     """An operating system named by a banner or a server header, or empty."""
-    text = "\n".join(
-        part for s in services for part in (s.banner, s.http_server, s.product) if part
-    )
+    parts = (part for s in services for part in (s.banner, s.http_server, s.product) if part)
+    return _os_named_in("\n".join(dict.fromkeys(parts)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _os_named_in(text: str) -> str:
+    # Hosts of one kind answer alike, so the same texts come back again and again.
     found = _OS_PATTERN.search(text) if text else None
     if found is None or found.lastgroup is None:
         return ""

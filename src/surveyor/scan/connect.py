@@ -47,7 +47,8 @@ ECHO = 0
 IDLE_WAIT = 0.05
 #: A host's burst: this much of a second's worth of its rate at once.
 HOST_BURST_SECONDS = 0.1
-#: A host's round-trip time is sampled from its first answers, then from every this many.
+#: A host's round-trip time is sampled from its first answer, then from one in this many
+#: (a sample per probe would cost more than the probe's other bookkeeping).
 RTT_EVERY = 8
 #: How long to wait after the kernel ran short of ports, buffers or descriptors.
 SHORTAGE_PAUSE = 0.01
@@ -55,6 +56,7 @@ SHORTAGE_PAUSE = 0.01
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _SOL_SOCKET, _SO_ERROR, _SO_LINGER = socket.SOL_SOCKET, socket.SO_ERROR, socket.SO_LINGER
 _WRITABLE = select.POLLOUT
+_IN_PROGRESS, _REFUSED = errno.EINPROGRESS, errno.ECONNREFUSED
 #: The local system ran short: not an answer, so the probe is sent again later.
 _SHORTAGE = frozenset(
     {errno.EADDRNOTAVAIL, errno.EAGAIN, errno.ENOBUFS, errno.ENOMEM, errno.EMFILE, errno.ENFILE}
@@ -198,6 +200,7 @@ class ConnectScanner:
         self._order = itertools.count()
         self._resume_at = 0.0
         self._poller = select.poll()
+        self._register = self._poller.register
         #: connect attempts and echo requests sent so far
         self.probes_sent = 0
 
@@ -210,7 +213,7 @@ class ConnectScanner:
         """Scan until the source is exhausted and every host reported, or until stopped
         (hosts still in progress are then dropped, unreported)."""
         if self._pinger is not None:
-            self._poller.register(self._pinger.fileno(), select.POLLIN)
+            self._register(self._pinger.fileno(), select.POLLIN)
         try:
             while not self._stop.is_set():
                 now = self._clock()
@@ -311,20 +314,23 @@ class ConnectScanner:
         except OSError as failure:
             self._shortage(failure.errno, now)
             return False
-        if error in _SHORTAGE:
+        if error == _IN_PROGRESS:
+            probe = _Probe(host, port, attempt, now, sock)
+            self._sockets[probe.fd] = probe
+            self._register(probe.fd, _WRITABLE)
+            timeout = host.rtt.timeout if attempt == 0 else host.rtt.retry_timeout(attempt)
+            self._timeouts.add(now + timeout, probe)
+        elif error in _SHORTAGE:
             sock.close()
             self._shortage(error, now)
             return False
+        else:  # answered at once (loopback can be that quick)
+            host.inflight += 1
+            self.probes_sent += 1
+            self._conclude(_Probe(host, port, attempt, now, sock), error, now)
+            return True
         host.inflight += 1
         self.probes_sent += 1
-        probe = _Probe(host, port, attempt, now, sock)
-        if error == errno.EINPROGRESS:
-            self._sockets[probe.fd] = probe
-            self._poller.register(probe.fd, _WRITABLE)
-            timeout = host.rtt.timeout if attempt == 0 else host.rtt.retry_timeout(attempt)
-            self._timeouts.add(now + timeout, probe)
-        else:  # answered at once (loopback can be that quick)
-            self._conclude(probe, error, now)
         return True
 
     def _send_echo(self, host: _Host, attempt: int, now: float) -> None:
@@ -375,10 +381,10 @@ class ConnectScanner:
             sock.close()
         probe.sock = None
         host.inflight -= 1
-        if error == errno.ECONNREFUSED or error == 0:
+        if error == _REFUSED or error == 0:
             if probe.attempt == 0:  # a retry's answer could belong to any attempt (Karn)
                 host.answers += 1
-                if host.answers <= RTT_EVERY or host.answers % RTT_EVERY == 0:
+                if host.answers % RTT_EVERY == 1:
                     if host.rtt.srtt is None:
                         self._network_rtt.observe(now - probe.sent)
                     host.rtt.observe(now - probe.sent)
@@ -399,7 +405,7 @@ class ConnectScanner:
             self._schedule(host)
         else:
             self._unanswered(probe, retry=error in _SILENT)
-        if host.inflight == 0 and not host.has_pending():
+        if host.inflight == 0 and not host.extra and host.next_index >= len(host.ports):
             self._finish(host)
 
     def _unanswered(self, probe: _Probe, *, retry: bool) -> None:
@@ -487,3 +493,4 @@ class ConnectScanner:
                 probe.sock.close()
         self._sockets.clear()
         self._poller = select.poll()
+        self._register = self._poller.register

@@ -85,17 +85,18 @@ def host_record(
     scan: HostScan, hostnames: list[str], services: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     """A responding host; without `services`, its open ports as found, unprobed."""
+    _key, address, _up, open_ports, closed, filtered, rtt = scan  # a tuple: unpacked fast
     if services is None:
-        services = [open_port_entry(port) for port in scan.open_ports]
+        services = [open_port_entry(port) for port in open_ports]
     return {
         "type": "host",
-        "addresses": [scan.address],
+        "addresses": [address],
         "mac": None,  # a TCP connect scan never sees link-layer addresses
-        "hostnames": list(dict.fromkeys(hostnames)),
+        "hostnames": list(dict.fromkeys(hostnames)) if hostnames else [],
         "services": services,
-        "closed_ports": scan.closed_ports,
-        "filtered_ports": scan.filtered_ports,
-        "timing": {"rtt": round(scan.rtt, 6) if scan.rtt is not None else None},
+        "closed_ports": closed,
+        "filtered_ports": filtered,
+        "timing": {"rtt": None if rtt is None else round(rtt, 6)},
     }
 
 

@@ -17,18 +17,14 @@ class TimeoutBounds:
 class RttEstimator:
     """Smoothed RTT (SRTT) and its variation (RTTVAR); timeout = SRTT + 4 * RTTVAR, bounded."""
 
-    __slots__ = ("_bounds", "_timeout", "rttvar", "srtt")
+    __slots__ = ("_bounds", "rttvar", "srtt", "timeout")
 
     def __init__(self, bounds: TimeoutBounds, seed: RttEstimator | None = None) -> None:
         self._bounds = bounds
         self.srtt: float | None = seed.srtt if seed is not None else None
         self.rttvar: float = seed.rttvar if seed is not None else 0.0
-        self._timeout: float = seed.timeout if seed is not None else bounds.initial
-
-    @property
-    def timeout(self) -> float:
-        """How long to wait for an answer to a first attempt."""
-        return self._timeout
+        #: how long to wait for an answer to a first attempt
+        self.timeout: float = seed.timeout if seed is not None else bounds.initial
 
     def observe(self, sample: float) -> None:
         """Fold in the RTT of an answered first attempt (retried probes are ambiguous)."""
@@ -40,8 +36,8 @@ class RttEstimator:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
             self.srtt = 0.875 * self.srtt + 0.125 * sample
         estimate = self.srtt + 4 * self.rttvar
-        self._timeout = min(self._bounds.maximum, max(self._bounds.minimum, estimate))
+        self.timeout = min(self._bounds.maximum, max(self._bounds.minimum, estimate))
 
     def retry_timeout(self, attempt: int) -> float:
         """The timeout of attempt `attempt` (0 = first): doubled per retry, up to the ceiling."""
-        return min(self._bounds.maximum, self._timeout * (1 << attempt))
+        return min(self._bounds.maximum, self.timeout * (1 << attempt))

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
     ColumnElement,
     Connection,
     Float,
@@ -54,6 +55,11 @@ FIRING_COLUMNS = tuple(
     )
 )
 _runs = tasks.alias("run")
+
+
+def _ids(name: str, ids: Sequence[int]) -> BindParameter[Any]:
+    """A list of ids for `IN`, bound as one expanding parameter (cheap for thousands)."""
+    return bindparam(name, list(ids), expanding=True)
 
 
 def _active_templates() -> ColumnElement[bool]:
@@ -122,7 +128,9 @@ def run_statuses(conn: Connection, run_ids: Sequence[int]) -> dict[int, str]:
     """The status of each of these runs (the previous runs of a batch of templates)."""
     if not run_ids:
         return {}
-    rows = conn.execute(select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(run_ids)))
+    rows = conn.execute(
+        select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(_ids("run_ids", run_ids)))
+    )
     return {row.id: row.status for row in rows}
 
 
@@ -141,7 +149,9 @@ def spawn_runs(
         "occurrence_at": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
         **{name: literal(value, tasks.c[name].type) for name, value in fixed.items()},
     }
-    source = select(*copied, *given.values()).where(tasks.c.id.in_(template_ids))
+    source = select(*copied, *given.values()).where(
+        tasks.c.id.in_(_ids("template_ids", template_ids))
+    )
     statement = (
         insert(tasks)
         .from_select([*COPIED_FROM_TEMPLATE, *given], source)
@@ -151,7 +161,8 @@ def spawn_runs(
 
 
 def _runs_of(template_ids: Sequence[int], occurrence: datetime) -> ColumnElement[bool]:
-    return tasks.c.parent_id.in_(template_ids) & (tasks.c.occurrence_at == occurrence)
+    parents = _ids("parent_ids", template_ids)
+    return tasks.c.parent_id.in_(parents) & (tasks.c.occurrence_at == occurrence)
 
 
 def record_creations(
@@ -241,7 +252,9 @@ def advance_templates(
             .where(_runs.c.parent_id == tasks.c.id, _runs.c.occurrence_at == fired)
             .scalar_subquery()
         )
-    result = conn.execute(update(tasks).where(tasks.c.id.in_(template_ids)).values(**values))
+    result = conn.execute(
+        update(tasks).where(tasks.c.id.in_(_ids("template_ids", template_ids))).values(**values)
+    )
     return int(result.rowcount)
 
 
@@ -295,8 +308,11 @@ def _launch_deadline_before(conn: Connection, now: datetime) -> ColumnElement[bo
     return deadline_day < func.julianday(bindparam("deadline_now", now, type_=UTCDateTime))
 
 
-def expired_launches(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Tasks still waiting to launch after their start time plus their grace period."""
+def expired_launches(
+    conn: Connection, now: datetime, types: Sequence[str], limit: int
+) -> list[dict[str, Any]]:
+    """Tasks of these types still waiting to launch after their start time plus their grace
+    period."""
     query = (
         select(
             tasks.c.id,
@@ -308,6 +324,7 @@ def expired_launches(conn: Connection, now: datetime, limit: int) -> list[dict[s
         )
         .where(
             _waiting_tasks(),
+            tasks.c.type.in_(types),
             tasks.c.start_time <= now - MIN_GRACE,
             _launch_deadline_before(conn, now),
         )

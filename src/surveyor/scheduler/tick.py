@@ -21,7 +21,6 @@ from surveyor.core.tasks import (
     TERMINAL_STATUSES,
     IllegalTransition,
     TaskStatus,
-    TaskType,
     WaitReason,
 )
 from surveyor.scheduler import firing, queries
@@ -396,7 +395,7 @@ class Scheduler:
 
     def _mark_due_one_offs(self, now: datetime, report: TickReport) -> None:
         """Tasks whose start time has come stop waiting for it (they stay `new` until launched)."""
-        while True:
+        for _ in range(MAX_BATCHES_PER_TICK):
             with self.db.write() as conn:
                 rows = queries.lock_due_one_offs(conn, now, _ONE_OFF_BATCH)
                 if not rows:
@@ -412,18 +411,16 @@ class Scheduler:
 
     def _cancel_expired_launches(self, now: datetime, report: TickReport) -> None:
         """Cancel tasks that could not launch within their grace period, saying why."""
-        while True:
+        runner_types = sorted(firing.LAUNCHED_BY_RUNNER)
+        for _ in range(MAX_BATCHES_PER_TICK):
             with self.db.read() as conn:
-                if not queries.expired_launches(conn, now, 1):
+                if not queries.expired_launches(conn, now, runner_types, 1):
                     return
             with self.db.write() as conn:
-                rows = queries.expired_launches(conn, now, _CANCEL_BATCH)
+                rows = queries.expired_launches(conn, now, runner_types, _CANCEL_BATCH)
                 for row in rows:
-                    if TaskType(row["type"]) not in firing.LAUNCHED_BY_RUNNER:
-                        continue
-                    if not firing.launch_expired(row["start_time"], row["grace_period"], now):
-                        continue
-                    if self._cancel(conn, row, now):
+                    expired = firing.launch_expired(row["start_time"], row["grace_period"], now)
+                    if expired and self._cancel(conn, row, now):
                         report.canceled += 1
             if len(rows) < _CANCEL_BATCH:
                 return

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    column,
     delete,
     insert,
     literal,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     select,
     tuple_,
     update,
+    values,
 )
 
 from surveyor.core.fingerprint import KnownAsset, Service, address_key
@@ -95,8 +97,8 @@ def assets_sharing_identity(
         ),
         (hostnames, assets.c.id, assets.c.site_id, assets.c.hostname),
     )
-    for values, found, site, key in lookups:
-        for chunk in _chunks(sorted(values)):
+    for wanted, found, site, key in lookups:
+        for chunk in _chunks(sorted(wanted)):
             query = select(found).where(site == site_id, key.in_(list(chunk)))
             ids.update(conn.execute(query).scalars().all())
     rows: dict[int, dict[str, Any]] = {}
@@ -222,10 +224,27 @@ _ASSET_STATE = (
 _ASSET_SEEN = ("alive", "first_seen", "last_seen", "last_task_id", "last_run_id", "state_hash")
 
 
+#: Rows per `UPDATE … FROM (VALUES …)` on PostgreSQL (its parameter limit is 65,535).
+VALUES_CHUNK = 1000
+
+
 def _update_by_id(
     conn: Connection, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
 ) -> None:
+    """Set `columns` of assets by id: on PostgreSQL one statement per 1,000 rows joined to a
+    VALUES list, elsewhere one statement run for every row (SQLite runs them in process)."""
     if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        for chunk in _chunks(rows, VALUES_CHUNK):
+            given = values(
+                *(column(name, assets.c[name].type) for name in ("id", *columns)), name="given"
+            ).data([tuple(row[name] for name in ("id", *columns)) for row in chunk])
+            conn.execute(
+                update(assets)
+                .where(assets.c.id == given.c.id)
+                .values({name: given.c[name] for name in columns})
+            )
         return
     statement = (
         update(assets)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -151,7 +152,9 @@ def _write_count_deltas(conn: Connection) -> None:
 
 @event.listens_for(Engine, "rollback")
 def _forget_count_deltas(conn: Connection) -> None:
-    conn.info.pop(_PENDING_COUNTS, None)
+    # A connection that was invalidated (lost) has no usable info left to clear.
+    with contextlib.suppress(Exception):
+        conn.info.pop(_PENDING_COUNTS, None)
 
 
 def _upsert_count(

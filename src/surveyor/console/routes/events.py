@@ -64,6 +64,10 @@ async def _poll(db: Database, organization_id: int, after: int | None) -> AsyncI
         yield item.encode()
 
 
+#: How often a waiting stream looks whether the console is stopping.
+STOP_CHECK_SECONDS = 0.5
+
+
 async def _stream(feed: TaskFeed, organization_id: int, after: int | None) -> AsyncIterator[str]:
     queue, cursor = await feed.subscribe(organization_id)
     try:
@@ -77,12 +81,19 @@ async def _stream(feed: TaskFeed, organization_id: int, after: int | None) -> As
                 sent = max(sent, old.id or 0)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + feed.stream_seconds
+        beat = loop.time() + feed.heartbeat_seconds
         while (remaining := deadline - loop.time()) > 0:
+            if feed.stopping.is_set():
+                # Also checked here, not only by the feed's poller: a stream must never hold
+                # a stopping console up, whatever the poller is doing.
+                return
             try:
-                async with asyncio.timeout(min(feed.heartbeat_seconds, remaining)):
+                async with asyncio.timeout(min(STOP_CHECK_SECONDS, remaining)):
                     item = await queue.get()
             except TimeoutError:
-                yield ": keep-alive\n\n"
+                if loop.time() >= beat:
+                    beat = loop.time() + feed.heartbeat_seconds
+                    yield ": keep-alive\n\n"
                 continue
             if item is None:
                 return
