@@ -314,8 +314,10 @@ def answers_every_port(observation: Observation, probed_ports: int | None) -> bo
     """A SYN proxy or tarpit: open on nearly every one of many probed ports."""
     if probed_ports is None or probed_ports < EVERY_PORT_MIN_PROBED:
         return False
-    open_ports = sum(1 for s in observation.services if s.state == "open")
-    return open_ports >= EVERY_PORT_SHARE * probed_ports
+    enough = EVERY_PORT_SHARE * probed_ports
+    if len(observation.services) < enough:
+        return False
+    return sum(1 for s in observation.services if s.state == "open") >= enough
 
 
 def service_signature(services: Iterable[Service]) -> tuple[tuple[object, ...], ...]:

@@ -55,8 +55,8 @@ from surveyor.store.taskdata import task_data_path
 
 log = logging.getLogger("surveyor.processing")
 
-#: Host records per transaction: fewer commits, while other writers wait a second at most.
-DEFAULT_BATCH_SIZE = 1000
+#: Host records per transaction: few commits, while other writers wait well under a second.
+DEFAULT_BATCH_SIZE = 2000
 
 
 class LeaseLost(Exception):
@@ -240,22 +240,20 @@ class BatchWrites:
 class _Candidates:
     """The batch's known assets, indexed by what an answer can share with them.
 
-    Their services are read only when matching or comparing needs them: an answer whose
-    digest equals its asset's stored digest is unchanged without a look at its services.
+    Their address and name lists and their services are read only when matching or comparing
+    needs them: an answer whose digest equals its asset's stored digest is unchanged without
+    a look at them.
     """
 
-    def __init__(self, conn: Connection, rows: dict[int, dict[str, Any]], run_id: int) -> None:
+    def __init__(self, conn: Connection, found: inventory.Candidates, run_id: int) -> None:
         self.conn = conn
-        self.rows = rows
+        self.rows = found.rows
         self.services: dict[int, list[tuple[int, Service]]] = {}
-        self.claimed = {i for i, row in rows.items() if row["last_run_id"] == run_id}
+        self.identities: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.claimed = {i for i, row in self.rows.items() if row["last_run_id"] == run_id}
         self.index: dict[tuple[str, str], set[int]] = {}
-        for asset_id, row in rows.items():
-            keys = [("mac", row["mac"])] if row["mac"] else []
-            keys += [("address", a) for a in row["addresses"]]
-            keys += [("name", n) for n in row["hostnames"]]
-            for key in keys:
-                self.index.setdefault(key, set()).add(asset_id)
+        for kind, shared, asset_id in found.keys:
+            self.index.setdefault((kind, shared), set()).add(asset_id)
 
     def unclaimed_for(self, observation: Observation) -> list[int]:
         keys = [("mac", observation.mac)] if observation.mac else []
@@ -281,10 +279,13 @@ class _Candidates:
         missing = [i for i in ids if i not in self.services]
         if missing:
             self.services.update(inventory.known_services(self.conn, missing))
+            self.identities.update(inventory.asset_identities(self.conn, missing))
 
     def known(self, asset_id: int) -> KnownAsset:
         self.load([asset_id])
-        return inventory.known_asset(self.rows[asset_id], self.services[asset_id], run_id=None)
+        return inventory.known_asset(
+            self.rows[asset_id], self.identities[asset_id], self.services[asset_id]
+        )
 
     def claim(self, asset_id: int) -> None:
         self.claimed.add(asset_id)
@@ -332,11 +333,15 @@ def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]
         context.run_id,
     )
     digests = {o.line: state_digest(AssetState.of_observation(o)) for o in observations}
+    # Read the details of every candidate the quick path cannot settle, in one go.
     unclear: set[int] = set()
     for seen in observations:
         ids = candidates.unclaimed_for(seen)
-        if candidates.quick_match(seen, digests[seen.line], ids) is None:
+        quick = candidates.quick_match(seen, digests[seen.line], ids)
+        if quick is None:
             unclear.update(ids)
+        elif candidates.rows[quick]["state_hash"] != digests[seen.line]:
+            unclear.add(quick)
     candidates.load(unclear)
     for answer in batch:
         if answer.ignored is not None:
@@ -428,9 +433,10 @@ def _plan_known(
     )
     values["id"] = asset_id
     writes.updated_assets.append(values)
-    if set(after.addresses) != set(row["addresses"]):
+    addresses, hostnames = candidates.identities[asset_id]
+    if set(after.addresses) != set(addresses):
         writes.readdressed[asset_id] = after.addresses
-    if set(after.hostnames) != set(row["hostnames"]):
+    if set(after.hostnames) != set(hostnames):
         writes.renamed[asset_id] = after.hostnames
     _plan_services(writes, asset_id, candidates.services[asset_id], after.services, observed_at)
     writes.changes.append(

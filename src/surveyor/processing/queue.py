@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -372,7 +371,3 @@ def make_wakeup(engine: Engine) -> Wakeup:
     if engine.dialect.name == "postgresql":
         return PostgresWakeup(engine)
     return Wakeup()
-
-
-#: Wakes in-process workers (set by the console's processing service).
-WakeupHook = Callable[[], None]

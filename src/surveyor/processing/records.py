@@ -10,6 +10,7 @@ and yields what each host record means for the merge.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import json
 import marshal
@@ -142,13 +143,17 @@ def _pack(observation: Observation) -> tuple[Any, ...]:
     )
 
 
+#: `Service(*values)` without the Python-level `__new__` of a named tuple.
+_new_service = functools.partial(tuple.__new__, Service)
+
+
 def _unpack(packed: tuple[Any, ...]) -> Observation:
     line, addresses, mac, hostnames, os_name, packed_services = packed
     return Observation(
         addresses=addresses,
         mac=mac,
         hostnames=hostnames,
-        services=tuple(map(Service._make, packed_services)),
+        services=tuple(map(_new_service, packed_services)),
         os=os_name,
         line=line,
     )

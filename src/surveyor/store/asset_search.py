@@ -7,6 +7,10 @@ names, MAC and operating system.
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import ColumnElement
+
 from surveyor.core.search import Catalogue, FieldKind, SearchField
 from surveyor.store.schema import asset_addresses, asset_names, assets, services, sites
 from surveyor.store.search_sql import RelatedValue, SqlCatalogue
@@ -15,8 +19,9 @@ _TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME,
 _a = assets.c
 
 
-def _service(column: object) -> RelatedValue:
-    return RelatedValue(_a.id, services.c.asset_id, column)  # type: ignore[arg-type]
+def _service(column: ColumnElement[Any]) -> RelatedValue:
+    """A key on one column of an asset's services: any service may match."""
+    return RelatedValue(_a.id, services.c.asset_id, column)
 
 
 ASSET_SEARCH: SqlCatalogue = Catalogue(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,6 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
-    column,
     delete,
     insert,
     literal,
@@ -29,7 +29,6 @@ from sqlalchemy import (
     select,
     tuple_,
     update,
-    values,
 )
 
 from surveyor.core.fingerprint import KnownAsset, Service, address_key
@@ -60,14 +59,13 @@ def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[An
 # Matching ------------------------------------------------------------------------------------
 
 
-#: What matching and merging read of a candidate asset.
+#: What matching and merging read of every candidate asset (its address and name lists,
+#: and its services, only when an answer is not plainly identical to it).
 _CANDIDATE_COLUMNS = (
     assets.c.id,
     assets.c.address,
-    assets.c.addresses,
     assets.c.mac,
     assets.c.hostname,
-    assets.c.hostnames,
     assets.c.os,
     assets.c.alive,
     assets.c.state_hash,
@@ -77,6 +75,15 @@ _CANDIDATE_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Assets of a site that a batch of answers may belong to, and what they share with it:
+    `keys` holds ("mac" | "address" | "name", value, asset id) for every match found."""
+
+    rows: dict[int, dict[str, Any]]
+    keys: list[tuple[str, str, int]]
+
+
 def assets_sharing_identity(
     conn: Connection,
     site_id: int,
@@ -84,29 +91,45 @@ def assets_sharing_identity(
     macs: Collection[str],
     address_keys: Collection[str],
     hostnames: Collection[str],
-) -> dict[int, dict[str, Any]]:
-    """Assets of a site that share a MAC, an address or a (listed) name with a batch."""
-    ids: set[int] = set()
+) -> Candidates:
+    """Assets of a site that share a MAC, an address or their listed name with a batch."""
+    keys: list[tuple[str, str, int]] = []
     lookups = (
-        (macs, assets.c.id, assets.c.site_id, assets.c.mac),
+        ("mac", macs, assets.c.mac, assets.c.id, assets.c.site_id, assets.c.mac),
         (
+            "address",
             address_keys,
+            asset_addresses.c.address,
             asset_addresses.c.asset_id,
             asset_addresses.c.site_id,
             asset_addresses.c.address_key,
         ),
-        (hostnames, assets.c.id, assets.c.site_id, assets.c.hostname),
+        ("name", hostnames, assets.c.hostname, assets.c.id, assets.c.site_id, assets.c.hostname),
     )
-    for wanted, found, site, key in lookups:
+    for kind, wanted, value, found, site, key in lookups:
         for chunk in _chunks(sorted(wanted)):
-            query = select(found).where(site == site_id, key.in_(list(chunk)))
-            ids.update(conn.execute(query).scalars().all())
+            query = select(value, found).where(site == site_id, key.in_(list(chunk)))
+            keys.extend((kind, shared, asset_id) for shared, asset_id in conn.execute(query).all())
     rows: dict[int, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(ids)):
+    for chunk in _chunks(sorted({asset_id for _, _, asset_id in keys})):
         query = select(*_CANDIDATE_COLUMNS).where(assets.c.id.in_(list(chunk)))
         for row in conn.execute(query).mappings().all():
             rows[row["id"]] = dict(row)
-    return rows
+    return Candidates(rows, keys)
+
+
+def asset_identities(
+    conn: Connection, asset_ids: Collection[int]
+) -> dict[int, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """The address and name lists of some assets, by id."""
+    found: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for chunk in _chunks(sorted(asset_ids)):
+        query = select(assets.c.id, assets.c.addresses, assets.c.hostnames).where(
+            assets.c.id.in_(list(chunk))
+        )
+        for asset_id, addresses, hostnames in conn.execute(query).all():
+            found[asset_id] = (tuple(addresses), tuple(hostnames))
+    return found
 
 
 def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
@@ -176,20 +199,22 @@ def service_values(service: Service) -> dict[str, Any]:
 
 
 def known_asset(
-    row: Mapping[str, Any], found: Iterable[tuple[int, Service]], *, run_id: int | None
+    row: Mapping[str, Any],
+    identity: tuple[tuple[str, ...], tuple[str, ...]],
+    found: Iterable[tuple[int, Service]],
 ) -> KnownAsset:
-    """An asset row as the matching rules see it; `claimed` when this run already merged it."""
+    """An asset as the matching and comparing rules see it."""
+    addresses, hostnames = identity
     return KnownAsset(
         id=row["id"],
-        addresses=tuple(row["addresses"]),
+        addresses=addresses,
         mac=row["mac"],
-        hostnames=tuple(row["hostnames"]),
+        hostnames=hostnames,
         services=tuple(service for _, service in found),
         os=row["os"],
         alive=bool(row["alive"]),
         first_seen=row["first_seen"],
         last_seen=row["last_seen"],
-        claimed=run_id is not None and row["last_run_id"] == run_id,
     )
 
 
@@ -224,27 +249,10 @@ _ASSET_STATE = (
 _ASSET_SEEN = ("alive", "first_seen", "last_seen", "last_task_id", "last_run_id", "state_hash")
 
 
-#: Rows per `UPDATE … FROM (VALUES …)` on PostgreSQL (its parameter limit is 65,535).
-VALUES_CHUNK = 1000
-
-
 def _update_by_id(
     conn: Connection, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """Set `columns` of assets by id: on PostgreSQL one statement per 1,000 rows joined to a
-    VALUES list, elsewhere one statement run for every row (SQLite runs them in process)."""
     if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        for chunk in _chunks(rows, VALUES_CHUNK):
-            given = values(
-                *(column(name, assets.c[name].type) for name in ("id", *columns)), name="given"
-            ).data([tuple(row[name] for name in ("id", *columns)) for row in chunk])
-            conn.execute(
-                update(assets)
-                .where(assets.c.id == given.c.id)
-                .values({name: given.c[name] for name in columns})
-            )
         return
     statement = (
         update(assets)
@@ -254,14 +262,69 @@ def _update_by_id(
     conn.execute(statement, [{f"b_{name}": row[name] for name in ("id", *columns)} for row in rows])
 
 
+#: Rows per statement of `_touch_assets_postgresql` (PostgreSQL takes 65,535 parameters).
+TOUCH_CHUNK = 1000
+_TOUCH_TYPES = ("bigint", "boolean", "timestamptz", "timestamptz", "bigint", "bigint", "varchar")
+
+
+def _driver_values(conn: Connection, columns: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """Rows of `columns` as the driver takes them, converted by the columns' own types; a
+    batch repeats a few times over and over, so each distinct value is converted once."""
+    converters: list[Callable[[Any], Any] | None] = []
+    for name in columns:
+        processor = assets.c[name].type.bind_processor(conn.dialect)
+        if processor is None:
+            converters.append(None)
+        else:
+            converters.append(functools.lru_cache(maxsize=256)(processor))
+    names = tuple(columns)
+
+    def convert(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if convert_one is None or value is None else convert_one(value)
+            for convert_one, value in zip(converters, (row[n] for n in names), strict=True)
+        )
+
+    return convert
+
+
+def _touch_assets_postgresql(conn: Connection, params: Sequence[tuple[Any, ...]]) -> None:
+    """One `UPDATE … FROM (VALUES …)` per 1,000 assets instead of a statement per asset;
+    written out by hand, since compiling a thousand-row VALUES costs more than it saves."""
+    columns = ("id", *_ASSET_SEEN)
+    first = "(" + ", ".join(f"%s::{kind}" for kind in _TOUCH_TYPES) + ")"
+    other = "(" + ", ".join("%s" for _ in _TOUCH_TYPES) + ")"
+    assignments = ", ".join(f"{name} = given.{name}" for name in _ASSET_SEEN)
+    for chunk in _chunks(params, TOUCH_CHUNK):
+        listed = ", ".join([first] + [other] * (len(chunk) - 1))
+        conn.exec_driver_sql(
+            f"UPDATE assets SET {assignments} FROM (VALUES {listed}) "
+            f"AS given ({', '.join(columns)}) WHERE assets.id = given.id",
+            tuple(value for row in chunk for value in row),
+        )
+
+
 def update_assets(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Write every property of assets that changed (rows carry all of `_ASSET_STATE`)."""
     _update_by_id(conn, _ASSET_STATE, rows)
 
 
 def touch_assets(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Record that unchanged assets answered: when, and to which task and run."""
-    _update_by_id(conn, _ASSET_SEEN, rows)
+    """Record that unchanged assets answered: when, and to which task and run.
+
+    Most answers of a scan only do this, so it goes to the driver directly.
+    """
+    if not rows:
+        return
+    convert = _driver_values(conn, ("id", *_ASSET_SEEN))
+    params = [convert(row) for row in rows]
+    if conn.dialect.name == "postgresql":
+        _touch_assets_postgresql(conn, params)
+        return
+    assignments = ", ".join(f"{name} = ?" for name in _ASSET_SEEN)
+    conn.exec_driver_sql(
+        f"UPDATE assets SET {assignments} WHERE id = ?", [(*row[1:], row[0]) for row in params]
+    )
 
 
 def replace_addresses(

@@ -50,7 +50,7 @@ class _StoredUpload:
         fd, name = tempfile.mkstemp(prefix=".import-", suffix=".part", dir=folder)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
-        self._sink: IO[bytes] | None = None
+        self._sink: IO[bytes] | gzip.GzipFile | None = None
         self._head = b""
         self.received = 0
 
@@ -65,7 +65,7 @@ class _StoredUpload:
             self._sink = (
                 self._file
                 if chunk[:2] == GZIP_MAGIC
-                else gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=6)  # type: ignore[assignment]
+                else gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=6)
             )
         assert self._sink is not None
         self._sink.write(chunk)
@@ -73,7 +73,7 @@ class _StoredUpload:
     def finish(self) -> tuple[int, str]:
         """Close the file; its stored size and SHA-256."""
         if self._sink is None:
-            self._sink = gzip.GzipFile(fileobj=self._file, mode="wb")  # type: ignore[assignment]
+            self._sink = gzip.GzipFile(fileobj=self._file, mode="wb")
             assert self._sink is not None
             self._sink.write(self._head)
         if self._sink is not self._file:
