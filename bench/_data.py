@@ -26,7 +26,7 @@ from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
 from surveyor.store.tasks import placement
 
 #: Bump whenever the rows change, so cached databases are rebuilt.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 HISTORY = timedelta(days=540)
 HIDDEN_SHARE = 0.02
@@ -504,7 +504,7 @@ class _RowBuilder:
     def params(self, plan: _Plan) -> dict[str, Any]:
         rng = self.rng
         if plan.type is TaskType.SCAN and plan.site is not None:
-            base = plan.site.scope.rsplit(".", 2)[0]  # "10.13" of "10.13.0.0/18"
+            base = plan.site.scope.rsplit(".", 2)[0]  # "127.13" of "127.13.0.0/18"
             subnet = f"{base}.{rng.randrange(32)}.0/24"
             address = f"{base}.{rng.randrange(8)}.{rng.randint(2, 12)}"
             if "{subnet}" in plan.name:

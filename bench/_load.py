@@ -107,7 +107,7 @@ def bootstrap_environment() -> Iterator[None]:
 
 
 def _site_scope(index: int) -> tuple[str, str]:
-    return f"10.{10 + index}.0.0/18", f"10.{10 + index}.0.1"
+    return f"127.{10 + index}.0.0/18", f"127.{10 + index}.0.1"
 
 
 def _create_organization(

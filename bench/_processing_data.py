@@ -27,12 +27,12 @@ from surveyor.core.fingerprint import address_key, primary_address, primary_host
 from surveyor.processing.records import parse_host
 from surveyor.store.inventory import service_values
 
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 SEED = 20_261_128
 SEEN_BEFORE = datetime(2026, 2, 1, 12, 0, tzinfo=UTC)
 SCAN_FINISHED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-SCOPE_BASE = int(IPv4Address("10.20.0.0"))
-OUTSIDE_BASE = int(IPv4Address("10.64.0.0"))
+SCOPE_BASE = int(IPv4Address("127.20.0.0"))
+OUTSIDE_BASE = int(IPv4Address("127.64.0.0"))
 
 PORT_SETS = (
     (22, 80, 443, 135, 139, 445, 3389, 8080),

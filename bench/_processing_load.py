@@ -81,7 +81,9 @@ def _create_places(db: Database) -> tuple[int, dict[str, int], dict[str, int]]:
     with db.write() as conn:
         org = accounts.create_organization(conn, "Bench")
         site_ids = {
-            name: create_record(conn, sites, org["id"], {"name": name, "scope": "10.0.0.0/8"})["id"]
+            name: create_record(conn, sites, org["id"], {"name": name, "scope": "127.0.0.0/8"})[
+                "id"
+            ]
             for name in (MAIN, *COPIES)
         }
         task_ids = {

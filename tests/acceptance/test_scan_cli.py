@@ -93,7 +93,7 @@ def test_json_prints_only_the_summary_record(ports: dict[str, int]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["127.78.0.1", "10.0.0.300"], "TARGETS: '10.0.0.300' is not a valid address"),
+        (["127.78.0.1", "127.0.0.300"], "TARGETS: '127.0.0.300' is not a valid address"),
         (["127.78.0.1", "--ports", "22,http"], "--ports: 'http' is not a port"),
         (["127.78.0.1", "--rate", "fast"], "--rate: 'rate' must be a whole number"),
         (["127.78.0.1", "--probes", "ping"], "--probes: 'ping' is not a probe"),

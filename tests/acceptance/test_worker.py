@@ -90,7 +90,7 @@ def test_a_worker_killed_mid_merge_is_replaced_and_the_inventory_comes_out_right
         host(f"10.0.{n // 250}.{n % 250 + 1}", services=[service(22), service(80)])
         for n in range(3000)
     ]
-    task_id = queue_hosts(db, tmp_path, place, hosts, targets="10.0.0.0/16")
+    task_id = queue_hosts(db, tmp_path, place, hosts, targets="127.0.0.0/16")
     log = tmp_path / "workers.log"
 
     with worker_process(postgres_url, tmp_path, log, batch="50", lease="2") as doomed:
@@ -117,7 +117,7 @@ def test_a_worker_killed_mid_merge_is_replaced_and_the_inventory_comes_out_right
         )
     assert any("lease expired" in message for message in messages)
 
-    queue_hosts(db, tmp_path, reference, hosts, targets="10.0.0.0/16")
+    queue_hosts(db, tmp_path, reference, hosts, targets="127.0.0.0/16")
     process_all(db, tmp_path)
     assert comparable(inventory(db, place)) == comparable(inventory(db, reference))
 
@@ -129,9 +129,9 @@ def test_two_workers_never_process_the_same_task_or_the_same_site_at_once(
     queued: dict[int, list[int]] = {}
     for index, place in enumerate(places):
         for run in range(4):
-            hosts = [host(f"10.{index}.{run}.{n}", services=[service(22)]) for n in range(1, 101)]
+            hosts = [host(f"127.{index}.{run}.{n}", services=[service(22)]) for n in range(1, 101)]
             queued.setdefault(place.site_id, []).append(
-                queue_hosts(db, tmp_path, place, hosts, targets=f"10.{index}.{run}.0/24")
+                queue_hosts(db, tmp_path, place, hosts, targets=f"127.{index}.{run}.0/24")
             )
     every_task = [task_id for ids in queued.values() for task_id in ids]
     log = tmp_path / "workers.log"
@@ -176,7 +176,7 @@ def test_a_stopped_worker_gives_its_task_back_for_another_to_finish(
 ) -> None:
     place = make_place(db)
     hosts = [host(f"10.0.{n // 250}.{n % 250 + 1}") for n in range(2000)]
-    task_id = queue_hosts(db, tmp_path, place, hosts, targets="10.0.0.0/16")
+    task_id = queue_hosts(db, tmp_path, place, hosts, targets="127.0.0.0/16")
     log = tmp_path / "workers.log"
     with worker_process(postgres_url, tmp_path, log, batch="25") as first:
         wait_for(lambda: records_done(db, task_id) >= 100, "the first batches", log)

@@ -56,7 +56,7 @@ def test_a_scan_for_later_waits_in_the_scheduled_tab_saying_why(console: Console
 @pytest.mark.parametrize(
     ("params", "field", "token"),
     [
-        ({"targets": "127.0.0.1, 10.0.0.300"}, "params.targets", "10.0.0.300"),
+        ({"targets": "127.0.0.1, 127.0.0.300"}, "params.targets", "127.0.0.300"),
         ({"targets": "127.0.0.1", "excludes": "nope!"}, "params.excludes", "nope!"),
         ({"tcp_ports": "22,70000"}, "params.tcp_ports", "70000"),
         ({"rate": "fast"}, "params.rate", None),

@@ -35,19 +35,19 @@ def inventory(console: ConsoleUnderTest, place: Place, tmp_path: Path) -> dict[s
         place,
         [
             host(
-                "10.0.0.10",
+                "127.0.0.10",
                 mac="00:11:22:33:44:01",
                 hostnames=["build.corp.example"],
                 services=[SSH],
             ),
             host(
-                "10.0.0.2", hostnames=["intranet.corp.example", "www.corp.example"], services=[WEB]
+                "127.0.0.2", hostnames=["intranet.corp.example", "www.corp.example"], services=[WEB]
             ),
-            host("10.0.0.30", services=[PRINTER]),
-            host("10.0.0.4", "fe80::4", services=[SSH, PRINTER]),
+            host("127.0.0.30", services=[PRINTER]),
+            host("127.0.0.4", "fe80::4", services=[SSH, PRINTER]),
             host("fe80::99"),
         ],
-        targets="10.0.0.0/24,fe80::/120",
+        targets="127.0.0.0/24,fe80::/120",
         ports="22,443,9100",
     )
     process_all(console.db, tmp_path)
@@ -66,10 +66,10 @@ def search(console: ConsoleUnderTest, query: str) -> list[str]:
 @pytest.mark.usefixtures("inventory")
 def test_assets_are_listed_in_address_order_page_by_page(console: ConsoleUnderTest) -> None:
     first = console.admin.get("/api/v1/assets", params={"limit": 2})
-    assert addresses(first) == ["10.0.0.2", "10.0.0.4"]
+    assert addresses(first) == ["127.0.0.2", "127.0.0.4"]
     cursor = first.json()["next_cursor"]
     second = console.admin.get("/api/v1/assets", params={"limit": 2, "cursor": cursor})
-    assert addresses(second) == ["10.0.0.10", "10.0.0.30"]
+    assert addresses(second) == ["127.0.0.10", "127.0.0.30"]
     last = console.admin.get(
         "/api/v1/assets", params={"limit": 2, "cursor": second.json()["next_cursor"]}
     )
@@ -82,7 +82,7 @@ def test_assets_are_listed_in_address_order_page_by_page(console: ConsoleUnderTe
 
 @pytest.mark.usefixtures("inventory")
 def test_an_asset_is_shown_with_its_services_names_and_site(console: ConsoleUnderTest) -> None:
-    [listed] = console.admin.get("/api/v1/assets", params={"search": "address:=10.0.0.2"}).json()[
+    [listed] = console.admin.get("/api/v1/assets", params={"search": "address:=127.0.0.2"}).json()[
         "items"
     ]
     assert listed["ports"] == ["tcp/443 https"]
@@ -99,32 +99,32 @@ def test_an_asset_is_shown_with_its_services_names_and_site(console: ConsoleUnde
     ]
 
 
-EVERYTHING = ["10.0.0.2", "10.0.0.4", "10.0.0.10", "10.0.0.30", "fe80::99"]
+EVERYTHING = ["127.0.0.2", "127.0.0.4", "127.0.0.10", "127.0.0.30", "fe80::99"]
 SEARCHES = [
-    ("address:10.0.0.3", ["10.0.0.30"]),
-    ("address:=fe80::4", ["10.0.0.4"]),
-    ("hostname:www", ["10.0.0.2"]),
-    ("mac:00:11:22", ["10.0.0.10"]),
-    ("os:ubuntu", ["10.0.0.4", "10.0.0.10"]),
-    ("port:9100", ["10.0.0.4", "10.0.0.30"]),
-    ("port:22 port:9100", ["10.0.0.4"]),
-    ("port:>1000", ["10.0.0.4", "10.0.0.30"]),
-    ("service:https", ["10.0.0.2"]),
-    ("protocol:ssh", ["10.0.0.4", "10.0.0.10"]),
+    ("address:127.0.0.3", ["127.0.0.30"]),
+    ("address:=fe80::4", ["127.0.0.4"]),
+    ("hostname:www", ["127.0.0.2"]),
+    ("mac:00:11:22", ["127.0.0.10"]),
+    ("os:ubuntu", ["127.0.0.4", "127.0.0.10"]),
+    ("port:9100", ["127.0.0.4", "127.0.0.30"]),
+    ("port:22 port:9100", ["127.0.0.4"]),
+    ("port:>1000", ["127.0.0.4", "127.0.0.30"]),
+    ("service:https", ["127.0.0.2"]),
+    ("protocol:ssh", ["127.0.0.4", "127.0.0.10"]),
     ("transport:udp", []),
-    ("product:openssh", ["10.0.0.4", "10.0.0.10"]),
-    ("title:intranet", ["10.0.0.2"]),
-    ("tls_issuer:corp", ["10.0.0.2"]),
+    ("product:openssh", ["127.0.0.4", "127.0.0.10"]),
+    ("title:intranet", ["127.0.0.2"]),
+    ("tls_issuer:corp", ["127.0.0.2"]),
     ("services:0", ["fe80::99"]),
-    ("services:>=2", ["10.0.0.4"]),
-    ("alive:true NOT port:22", ["10.0.0.2", "10.0.0.30", "fe80::99"]),
+    ("services:>=2", ["127.0.0.4"]),
+    ("alive:true NOT port:22", ["127.0.0.2", "127.0.0.30", "fe80::99"]),
     ("alive:false", []),
     ("first_seen:>100years", []),
     ("last_seen:2026-03-01", EVERYTHING),
-    ("build", ["10.0.0.10"]),
+    ("build", ["127.0.0.10"]),
     ("site:=prim%", EVERYTHING),
     ("site:elsewhere", []),
-    ("hostname:intranet OR port:9100", ["10.0.0.2", "10.0.0.4", "10.0.0.30"]),
+    ("hostname:intranet OR port:9100", ["127.0.0.2", "127.0.0.4", "127.0.0.30"]),
 ]
 
 
@@ -162,12 +162,12 @@ def test_the_change_report_of_a_task_is_paged_and_filtered(
         tmp_path,
         place,
         [
-            host("10.0.0.10", mac="00:11:22:33:44:01", services=[SSH]),
-            host("10.0.0.2", hostnames=["intranet.corp.example"], services=[WEB]),
-            host("10.0.0.4", "fe80::4", services=[SSH]),
-            host("10.0.0.77"),
+            host("127.0.0.10", mac="00:11:22:33:44:01", services=[SSH]),
+            host("127.0.0.2", hostnames=["intranet.corp.example"], services=[WEB]),
+            host("127.0.0.4", "fe80::4", services=[SSH]),
+            host("127.0.0.77"),
         ],
-        targets="10.0.0.0/24",
+        targets="127.0.0.0/24",
         ports="22,443,9100",
         finished_at="2026-03-02T12:00:00Z",
     )
@@ -183,12 +183,12 @@ def test_the_change_report_of_a_task_is_paged_and_filtered(
         "total": 4,
     }
     assert sorted((item["kind"], item["address"]) for item in report["items"]) == [
-        ("changed", "10.0.0.2"),
-        ("changed", "10.0.0.4"),
-        ("new", "10.0.0.77"),
-        ("offline", "10.0.0.30"),
+        ("changed", "127.0.0.2"),
+        ("changed", "127.0.0.4"),
+        ("new", "127.0.0.77"),
+        ("offline", "127.0.0.30"),
     ]
-    printer = next(i for i in report["items"] if i["address"] == "10.0.0.4")
+    printer = next(i for i in report["items"] if i["address"] == "127.0.0.4")
     assert printer["details"]["services"] == {"removed": ["tcp/9100 jetdirect"]}
     page = console.admin.get(f"/api/v1/tasks/{later}/changes", params={"limit": 3}).json()
     rest = console.admin.get(

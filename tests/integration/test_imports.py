@@ -41,7 +41,7 @@ def task_count(console: ConsoleUnderTest) -> int:
 def test_an_imported_file_becomes_a_queued_import_task_that_fills_the_inventory(
     console: ConsoleUnderTest, tmp_path: Path
 ) -> None:
-    content = encode(records([host("10.0.0.1", services=[service(22)]), host("10.0.0.2")]))
+    content = encode(records([host("127.0.0.1", services=[service(22)]), host("127.0.0.2")]))
     answer = upload(console, content, name="Legacy inventory")
     assert answer.status_code == 201, answer.text
     created = answer.json()
@@ -56,11 +56,11 @@ def test_an_imported_file_becomes_a_queued_import_task_that_fills_the_inventory(
     assert done["status"] == "processed"
     assert done["change_summary"]["new"] == 2
     listed = console.admin.get("/api/v1/assets").json()["items"]
-    assert [a["address"] for a in listed] == ["10.0.0.1", "10.0.0.2"]
+    assert [a["address"] for a in listed] == ["127.0.0.1", "127.0.0.2"]
 
 
 def test_a_plain_jsonl_file_is_stored_compressed(console: ConsoleUnderTest, tmp_path: Path) -> None:
-    content = encode(records([host("10.0.0.1")]), compress=False)
+    content = encode(records([host("127.0.0.1")]), compress=False)
     answer = upload(console, content)
     assert answer.status_code == 201, answer.text
     created = answer.json()
@@ -74,50 +74,53 @@ def test_a_plain_jsonl_file_is_stored_compressed(console: ConsoleUnderTest, tmp_
 
 def test_the_site_can_be_named_by_id(console: ConsoleUnderTest) -> None:
     site_id = console.admin.get("/api/v1/sites").json()[0]["id"]
-    answer = upload(console, encode(records([host("10.0.0.1")])), site=str(site_id))
+    answer = upload(console, encode(records([host("127.0.0.1")])), site=str(site_id))
     assert answer.status_code == 201
     assert answer.json()["site_id"] == site_id
 
 
 BAD_FILES = [
     pytest.param(
-        [records([host("10.0.0.1")])[0], "{not json", records([])[-1]],
+        [records([host("127.0.0.1")])[0], "{not json", records([])[-1]],
         2,
         "not valid JSON",
         id="a line that is not JSON",
     ),
     pytest.param(
-        records([host("10.0.0.1"), host("10.0.0.1.5")]),
+        records([host("127.0.0.1"), host("127.0.0.1.5")]),
         3,
         "addresses[0]",
         id="a bad address",
     ),
     pytest.param(
-        records([{**host("10.0.0.1"), "services": [{"port": 70000}]}]),
+        records([{**host("127.0.0.1"), "services": [{"port": 70000}]}]),
         2,
         "services[0].port",
         id="a port out of range",
     ),
-    pytest.param(records([{**host("10.0.0.1"), "mac": "zz:11"}]), 2, "not a MAC", id="a bad MAC"),
+    pytest.param(records([{**host("127.0.0.1"), "mac": "zz:11"}]), 2, "not a MAC", id="a bad MAC"),
     pytest.param(
-        records([host("10.0.0.1")])[1:], 1, "first record must be 'config'", id="no config"
+        records([host("127.0.0.1")])[1:], 1, "first record must be 'config'", id="no config"
     ),
-    pytest.param(records([host("10.0.0.1")])[:-1], None, "without its 'summary'", id="no summary"),
+    pytest.param(records([host("127.0.0.1")])[:-1], None, "without its 'summary'", id="no summary"),
     pytest.param(
-        [*records([]), host("10.0.0.1")], 3, "follows the summary", id="a host after the summary"
-    ),
-    pytest.param(
-        records([{**host("10.0.0.1"), "addresses": []}]), 2, "at least one address", id="no address"
+        [*records([]), host("127.0.0.1")], 3, "follows the summary", id="a host after the summary"
     ),
     pytest.param(
-        [*records([host("10.0.0.1")])[:-1], {"type": "summary", "hosts": 5}],
+        records([{**host("127.0.0.1"), "addresses": []}]),
+        2,
+        "at least one address",
+        id="no address",
+    ),
+    pytest.param(
+        [*records([host("127.0.0.1")])[:-1], {"type": "summary", "hosts": 5}],
         3,
         "counts 5 hosts",
         id="a summary that counts more hosts",
     ),
     pytest.param([{"type": "banner"}], 1, "'type' must be one of", id="an unknown record type"),
     pytest.param(
-        records([{**host("10.0.0.1"), "services": [service(22), service(22)]}]),
+        records([{**host("127.0.0.1"), "services": [service(22), service(22)]}]),
         2,
         "listed twice",
         id="a port listed twice",
@@ -147,7 +150,7 @@ def test_a_bad_file_is_refused_naming_the_line_and_nothing_is_written(
 
 
 def test_a_truncated_gzip_file_is_refused(console: ConsoleUnderTest, tmp_path: Path) -> None:
-    content = encode(records([host(f"10.0.0.{n}") for n in range(1, 200)]))
+    content = encode(records([host(f"127.0.0.{n}") for n in range(1, 200)]))
     answer = upload(console, content[: len(content) // 2])
     assert answer.status_code == 400
     assert "not complete" in answer.json()["error"]["message"]
@@ -161,10 +164,10 @@ def test_an_empty_body_a_form_and_an_unknown_site_are_refused(
     assert empty.status_code == 400
     assert "empty" in empty.json()["error"]["message"]
     form = console.admin.post(
-        "/api/v1/imports", files={"file": ("scan.jsonl", encode(records([host("10.0.0.1")])))}
+        "/api/v1/imports", files={"file": ("scan.jsonl", encode(records([host("127.0.0.1")])))}
     )
     assert form.status_code == 415
-    unknown = upload(console, encode(records([host("10.0.0.1")])), site="Nowhere")
+    unknown = upload(console, encode(records([host("127.0.0.1")])), site="Nowhere")
     assert unknown.status_code == 400
     assert "Nowhere" in unknown.json()["error"]["message"]
     assert stored_files(tmp_path) == []
@@ -191,11 +194,11 @@ def test_imports_may_be_larger_than_other_request_bodies(
 ) -> None:
     hosts = [
         host(
-            f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", services=[service(22, banner="x" * 300)]
+            f"127.{n // 65536}.{n // 256 % 256}.{n % 256}", services=[service(22, banner="x" * 300)]
         )
         for n in range(1, 6000)
     ]
-    content = encode(records(hosts, targets="10.0.0.0/8"), compress=False)
+    content = encode(records(hosts, targets="127.0.0.0/8"), compress=False)
     assert len(content) > 1 << 20
     answer = console.admin.post(
         "/api/v1/imports",

@@ -65,7 +65,10 @@ def test_a_first_scan_creates_an_asset_per_host_and_counts_them_new(
         place,
         [
             host(
-                "10.0.0.1", mac="00:11:22:33:44:55", hostnames=["web.example"], services=[SSH, HTTP]
+                "127.0.0.1",
+                mac="00:11:22:33:44:55",
+                hostnames=["web.example"],
+                services=[SSH, HTTP],
             )
         ],
     )
@@ -77,7 +80,7 @@ def test_a_first_scan_creates_an_asset_per_host_and_counts_them_new(
     assert processed["stats"]["processing"] == {"records_done": 1, "records_total": 1}
     assert processed["lease_owner"] is None
     [asset] = site_inventory(db, place)
-    assert asset["addresses"] == ["10.0.0.1"]
+    assert asset["addresses"] == ["127.0.0.1"]
     assert asset["mac"] == "00:11:22:33:44:55"
     assert asset["hostname"] == "web.example"
     assert asset["os"] == "Debian Linux"
@@ -93,9 +96,9 @@ def test_processing_the_same_data_twice_leaves_the_inventory_as_it_was(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
     hosts = [
-        host("10.0.0.1", mac="00:11:22:33:44:55", services=[SSH]),
-        host("10.0.0.2", hostnames=["db.example"], services=[SSH, HTTP]),
-        host("10.0.0.3"),
+        host("127.0.0.1", mac="00:11:22:33:44:55", services=[SSH]),
+        host("127.0.0.2", hostnames=["db.example"], services=[SSH, HTTP]),
+        host("127.0.0.3"),
     ]
     first = queue_hosts(db, tmp_path, place, hosts)
     process_all(db, tmp_path)
@@ -110,7 +113,9 @@ def test_processing_the_same_data_twice_leaves_the_inventory_as_it_was(
 def test_reprocessing_a_task_gives_an_all_unchanged_summary(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    task_id = queue_hosts(db, tmp_path, place, [host("10.0.0.1", services=[SSH]), host("10.0.0.2")])
+    task_id = queue_hosts(
+        db, tmp_path, place, [host("127.0.0.1", services=[SSH]), host("127.0.0.2")]
+    )
     process_all(db, tmp_path)
     before = comparable(site_inventory(db, place))
     with db.write() as conn:
@@ -136,25 +141,25 @@ def test_reprocessing_a_task_gives_an_all_unchanged_summary(
 def test_a_host_that_changes_its_address_but_keeps_its_mac_stays_one_asset(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    queue_hosts(db, tmp_path, place, [host("10.0.0.5", mac="00:11:22:33:44:55", services=[SSH])])
+    queue_hosts(db, tmp_path, place, [host("127.0.0.5", mac="00:11:22:33:44:55", services=[SSH])])
     process_all(db, tmp_path)
     [before] = site_inventory(db, place)
     moved = queue_hosts(
         db,
         tmp_path,
         place,
-        [host("10.0.0.77", mac="00:11:22:33:44:55", services=[SSH])],
+        [host("127.0.0.77", mac="00:11:22:33:44:55", services=[SSH])],
         finished_at=LATER,
     )
     process_all(db, tmp_path)
     assert summary_of(db, place, moved) == counts(changed=1)
     [after] = site_inventory(db, place)
     assert after["id"] == before["id"]
-    assert after["addresses"] == ["10.0.0.77"]
+    assert after["addresses"] == ["127.0.0.77"]
     assert after["first_seen"] == before["first_seen"]
     with db.read() as conn:
         [change] = inventory.list_changes(conn, inventory.finished_run(conn, moved)["id"])
-    assert change["details"]["addresses"] == {"added": ["10.0.0.77"], "removed": ["10.0.0.5"]}
+    assert change["details"]["addresses"] == {"added": ["127.0.0.77"], "removed": ["127.0.0.5"]}
 
 
 def test_hosts_that_swap_addresses_keep_their_assets_by_mac(
@@ -164,7 +169,7 @@ def test_hosts_that_swap_addresses_keep_their_assets_by_mac(
         db,
         tmp_path,
         place,
-        [host("10.0.0.5", mac="00:00:00:00:00:0a"), host("10.0.0.6", mac="00:00:00:00:00:0b")],
+        [host("127.0.0.5", mac="00:00:00:00:00:0a"), host("127.0.0.6", mac="00:00:00:00:00:0b")],
     )
     process_all(db, tmp_path)
     ids = {row["mac"]: row["id"] for row in site_inventory(db, place)}
@@ -172,27 +177,27 @@ def test_hosts_that_swap_addresses_keep_their_assets_by_mac(
         db,
         tmp_path,
         place,
-        [host("10.0.0.6", mac="00:00:00:00:00:0a"), host("10.0.0.5", mac="00:00:00:00:00:0b")],
+        [host("127.0.0.6", mac="00:00:00:00:00:0a"), host("127.0.0.5", mac="00:00:00:00:00:0b")],
         finished_at=LATER,
     )
     process_all(db, tmp_path)
     assert summary_of(db, place, swapped) == counts(changed=2)
     after = {row["mac"]: row for row in site_inventory(db, place)}
     assert {mac: row["id"] for mac, row in after.items()} == ids
-    assert after["00:00:00:00:00:0a"]["addresses"] == ["10.0.0.6"]
+    assert after["00:00:00:00:00:0a"]["addresses"] == ["127.0.0.6"]
 
 
 def test_an_address_handed_to_another_machine_is_a_new_asset_and_the_old_one_goes_offline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
     """DHCP churn without MACs (a routed scan): the names tell the machines apart."""
-    queue_hosts(db, tmp_path, place, [host("10.0.0.5", hostnames=["alice-pc.corp.example"])])
+    queue_hosts(db, tmp_path, place, [host("127.0.0.5", hostnames=["alice-pc.corp.example"])])
     process_all(db, tmp_path)
     churn = queue_hosts(
         db,
         tmp_path,
         place,
-        [host("10.0.0.5", hostnames=["bob-mac.corp.example"])],
+        [host("127.0.0.5", hostnames=["bob-mac.corp.example"])],
         finished_at=LATER,
     )
     process_all(db, tmp_path)
@@ -208,8 +213,8 @@ def test_the_same_address_in_two_sites_is_two_assets(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
     branch = make_place(db, site="Branch")
-    one = queue_hosts(db, tmp_path, place, [host("10.0.0.5", mac="00:11:22:33:44:55")])
-    two = queue_hosts(db, tmp_path, branch, [host("10.0.0.5", mac="00:11:22:33:44:55")])
+    one = queue_hosts(db, tmp_path, place, [host("127.0.0.5", mac="00:11:22:33:44:55")])
+    two = queue_hosts(db, tmp_path, branch, [host("127.0.0.5", mac="00:11:22:33:44:55")])
     assert process_all(db, tmp_path) == 2
     assert summary_of(db, place, one) == counts(new=1)
     assert summary_of(db, branch, two) == counts(new=1)
@@ -221,56 +226,58 @@ def test_the_same_address_in_two_sites_is_two_assets(
 def test_only_assets_inside_the_scanned_scope_are_marked_offline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    everyone = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.200", "10.0.1.5", "192.168.1.1"]
-    queue_hosts(db, tmp_path, place, [host(a) for a in everyone], targets="10.0.0.0/16,192.168.1.1")
+    everyone = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.200", "127.0.1.5", "127.168.1.1"]
+    queue_hosts(
+        db, tmp_path, place, [host(a) for a in everyone], targets="127.0.0.0/16,127.168.1.1"
+    )
     process_all(db, tmp_path)
     narrow = queue_hosts(
         db,
         tmp_path,
         place,
-        [host("10.0.0.1")],
-        targets="10.0.0.0/24",
-        excludes="10.0.0.128/25",
+        [host("127.0.0.1")],
+        targets="127.0.0.0/24",
+        excludes="127.0.0.128/25",
         finished_at=LATER,
     )
     process_all(db, tmp_path)
     assert summary_of(db, place, narrow) == counts(unchanged=1, offline=2)
     alive = {address: row["alive"] for address, row in by_address(db, place).items()}
     assert alive == {
-        "10.0.0.1": True,
-        "10.0.0.2": False,
-        "10.0.0.3": False,
-        "10.0.0.200": True,  # excluded from the scan
-        "10.0.1.5": True,  # outside its targets
-        "192.168.1.1": True,
+        "127.0.0.1": True,
+        "127.0.0.2": False,
+        "127.0.0.3": False,
+        "127.0.0.200": True,  # excluded from the scan
+        "127.0.1.5": True,  # outside its targets
+        "127.168.1.1": True,
     }
 
 
 def test_a_host_that_answers_again_is_counted_online(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    queue_hosts(db, tmp_path, place, [host("10.0.0.1"), host("10.0.0.2", services=[SSH])])
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2", services=[SSH])])
     process_all(db, tmp_path)
-    queue_hosts(db, tmp_path, place, [host("10.0.0.1")], finished_at=LATER)
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1")], finished_at=LATER)
     process_all(db, tmp_path)
     back = queue_hosts(
         db,
         tmp_path,
         place,
-        [host("10.0.0.1"), host("10.0.0.2", services=[SSH])],
+        [host("127.0.0.1"), host("127.0.0.2", services=[SSH])],
         finished_at=LATEST,
     )
     process_all(db, tmp_path)
     assert summary_of(db, place, back) == counts(unchanged=1, online=1)
-    assert by_address(db, place)["10.0.0.2"]["alive"] is True
+    assert by_address(db, place)["127.0.0.2"]["alive"] is True
 
 
 def test_data_without_targets_marks_nothing_offline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    queue_hosts(db, tmp_path, place, [host("10.0.0.1"), host("10.0.0.2")])
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
     process_all(db, tmp_path)
-    partial = queue_hosts(db, tmp_path, place, [host("10.0.0.1")], targets=None, finished_at=LATER)
+    partial = queue_hosts(db, tmp_path, place, [host("127.0.0.1")], targets=None, finished_at=LATER)
     process_all(db, tmp_path)
     assert summary_of(db, place, partial) == counts(unchanged=1)
 
@@ -282,12 +289,12 @@ def test_a_service_that_stops_answering_is_gone_while_unprobed_ports_stay(
         db,
         tmp_path,
         place,
-        [host("10.0.0.1", services=[SSH, HTTP, service(3306)])],
+        [host("127.0.0.1", services=[SSH, HTTP, service(3306)])],
         ports="1-65535",
     )
     process_all(db, tmp_path)
     stopped = queue_hosts(
-        db, tmp_path, place, [host("10.0.0.1", services=[SSH])], ports="22,80", finished_at=LATER
+        db, tmp_path, place, [host("127.0.0.1", services=[SSH])], ports="22,80", finished_at=LATER
     )
     process_all(db, tmp_path)
     assert summary_of(db, place, stopped) == counts(changed=1)
@@ -299,10 +306,10 @@ def test_a_service_that_stops_answering_is_gone_while_unprobed_ports_stay(
 def test_an_older_scan_never_overrides_what_a_newer_one_saw(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    queue_hosts(db, tmp_path, place, [host("10.0.0.1", services=[HTTP])], finished_at=LATER)
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1", services=[HTTP])], finished_at=LATER)
     process_all(db, tmp_path)
     old = queue_hosts(
-        db, tmp_path, place, [host("10.0.0.1", services=[SSH])], finished_at=FINISHED_AT
+        db, tmp_path, place, [host("127.0.0.1", services=[SSH])], finished_at=FINISHED_AT
     )
     process_all(db, tmp_path)
     assert summary_of(db, place, old) == counts(unchanged=1)
@@ -315,12 +322,12 @@ def test_an_older_scan_never_overrides_what_a_newer_one_saw(
 def test_a_device_answering_for_a_whole_range_is_ignored(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    proxy = [host(f"10.0.0.{n}", mac="00:de:ad:be:ef:00", services=[HTTP]) for n in range(1, 41)]
-    tarpit = host("10.0.0.99", services=[service(port) for port in range(1, 100)])
-    task_id = queue_hosts(db, tmp_path, place, [*proxy, tarpit, host("10.0.0.50")], ports="1-100")
+    proxy = [host(f"127.0.0.{n}", mac="00:de:ad:be:ef:00", services=[HTTP]) for n in range(1, 41)]
+    tarpit = host("127.0.0.99", services=[service(port) for port in range(1, 100)])
+    task_id = queue_hosts(db, tmp_path, place, [*proxy, tarpit, host("127.0.0.50")], ports="1-100")
     process_all(db, tmp_path)
     assert summary_of(db, place, task_id) == counts(new=1, ignored=41)
-    assert list(by_address(db, place)) == ["10.0.0.50"]
+    assert list(by_address(db, place)) == ["127.0.0.50"]
     with db.read() as conn:
         reasons = conn.execute(
             select(asset_changes.c.details).where(asset_changes.c.kind == "ignored")
@@ -339,15 +346,15 @@ def test_records_of_one_host_on_several_addresses_make_one_asset(
         tmp_path,
         place,
         [
-            host("10.0.0.1", mac="00:11:22:33:44:55", services=[SSH]),
-            host("10.0.0.9"),
-            host("10.0.0.2", mac="00:11:22:33:44:55", services=[HTTP]),
+            host("127.0.0.1", mac="00:11:22:33:44:55", services=[SSH]),
+            host("127.0.0.9"),
+            host("127.0.0.2", mac="00:11:22:33:44:55", services=[HTTP]),
         ],
     )
     process_all(db, tmp_path, batch_size=1)
     assert summary_of(db, place, task_id) == counts(new=2)
-    multi = by_address(db, place)["10.0.0.1"]
-    assert multi["addresses"] == ["10.0.0.1", "10.0.0.2"]
+    multi = by_address(db, place)["127.0.0.1"]
+    assert multi["addresses"] == ["127.0.0.1", "127.0.0.2"]
     assert [s["port"] for s in multi["services"]] == [22, 80]
 
 
@@ -355,7 +362,7 @@ def test_merging_in_small_batches_gives_the_same_inventory_as_in_one(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
     other = make_place(db, site="Copy")
-    hosts = [host(f"10.0.0.{n}", services=[SSH] if n % 2 else [HTTP]) for n in range(1, 30)]
+    hosts = [host(f"127.0.0.{n}", services=[SSH] if n % 2 else [HTTP]) for n in range(1, 30)]
     queue_hosts(db, tmp_path, place, hosts)
     process_all(db, tmp_path, batch_size=1000)
     queue_hosts(db, tmp_path, other, hosts)
@@ -366,13 +373,13 @@ def test_merging_in_small_batches_gives_the_same_inventory_as_in_one(
 def test_the_change_report_lists_what_changed_and_what_went_offline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    queue_hosts(db, tmp_path, place, [host("10.0.0.1"), host("10.0.0.2")])
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
     process_all(db, tmp_path)
     task_id = queue_hosts(
         db,
         tmp_path,
         place,
-        [host("10.0.0.1", services=[SSH]), host("10.0.0.3", hostnames=["new.example"])],
+        [host("127.0.0.1", services=[SSH]), host("127.0.0.3", hostnames=["new.example"])],
         finished_at=LATER,
     )
     process_all(db, tmp_path)
@@ -381,9 +388,9 @@ def test_the_change_report_lists_what_changed_and_what_went_offline(
         assert run is not None
         report = inventory.list_changes(conn, run["id"])
     assert sorted((r["kind"], r["address"]) for r in report) == [
-        ("changed", "10.0.0.1"),
-        ("new", "10.0.0.3"),
-        ("offline", "10.0.0.2"),
+        ("changed", "127.0.0.1"),
+        ("new", "127.0.0.3"),
+        ("offline", "127.0.0.2"),
     ]
     new = next(r for r in report if r["kind"] == "new")
     assert new["hostname"] == "new.example"
@@ -393,7 +400,7 @@ def test_the_change_report_lists_what_changed_and_what_went_offline(
 def test_scans_and_imports_go_through_the_same_pipeline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    content = encode(records([host("10.0.0.1")]))
+    content = encode(records([host("127.0.0.1")]))
     scan = queue_data(db, tmp_path, place, content, task_type=TaskType.SCAN)
     process_all(db, tmp_path)
     assert summary_of(db, place, scan) == counts(new=1)
@@ -402,13 +409,13 @@ def test_scans_and_imports_go_through_the_same_pipeline(
 def test_invalid_task_data_cancels_the_task_naming_the_line(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    lines = records([host("10.0.0.1"), host("10.0.0.300")])
+    lines = records([host("127.0.0.1"), host("127.0.0.300")])
     task_id = queue_data(db, tmp_path, place, encode(lines))
     process_all(db, tmp_path)
     failed = task(db, place, task_id)
     assert failed["status"] == TaskStatus.CANCELED
     assert "line 3" in failed["error"]
-    assert "10.0.0.300" in failed["error"]
+    assert "127.0.0.300" in failed["error"]
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(assets)).scalar_one() == 0
 
@@ -416,7 +423,7 @@ def test_invalid_task_data_cancels_the_task_naming_the_line(
 def test_a_task_whose_data_file_is_missing_is_canceled_saying_where_it_looked(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    task_id = queue_hosts(db, tmp_path, place, [host("10.0.0.1")])
+    task_id = queue_hosts(db, tmp_path, place, [host("127.0.0.1")])
     (tmp_path / "tasks" / f"{task_id}.jsonl.gz").unlink()
     process_all(db, tmp_path)
     failed = task(db, place, task_id)
@@ -427,14 +434,14 @@ def test_a_task_whose_data_file_is_missing_is_canceled_saying_where_it_looked(
 def test_a_scan_that_was_stopped_marks_nothing_offline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
-    queue_hosts(db, tmp_path, place, [host("10.0.0.1"), host("10.0.0.2")])
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
     process_all(db, tmp_path)
-    lines = records([host("10.0.0.1")], finished_at=LATER)
+    lines = records([host("127.0.0.1")], finished_at=LATER)
     lines[-1]["stopped"] = True
     stopped = queue_data(db, tmp_path, place, encode(lines))
     process_all(db, tmp_path)
     assert summary_of(db, place, stopped) == counts(unchanged=1)
-    assert by_address(db, place)["10.0.0.2"]["alive"] is True
+    assert by_address(db, place)["127.0.0.2"]["alive"] is True
 
 
 def test_records_shaped_like_the_scan_engines_are_merged(
@@ -444,16 +451,16 @@ def test_records_shaped_like_the_scan_engines_are_merged(
         "type": "config",
         "version": 1,
         "scanner": "surveyor 0.1.0",
-        "targets": "10.0.0.0/30",
+        "targets": "127.0.0.0/30",
         "excludes": "",
         "ports": "22,443",
         "probes": ["banner", "http", "tls", "rdns"],
-        "params": {"targets": "10.0.0.0/30", "tcp_ports": "22,443"},
+        "params": {"targets": "127.0.0.0/30", "tcp_ports": "22,443"},
         "started_at": "2026-03-01T11:59:00.123456Z",
     }
     answer = {
         "type": "host",
-        "addresses": ["10.0.0.1"],
+        "addresses": ["127.0.0.1"],
         "mac": None,
         "hostnames": ["gw.example."],
         "services": [

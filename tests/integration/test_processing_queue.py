@@ -42,7 +42,7 @@ def claim(db: Database, owner: str = "w1", now: datetime | None = None) -> queue
         return queue.claim_next_task(conn, owner, now=now or datetime.now(UTC), lease_seconds=LEASE)
 
 
-def hosts(count: int, *, prefix: str = "10.0.0") -> list[dict[str, object]]:
+def hosts(count: int, *, prefix: str = "127.0.0") -> list[dict[str, object]]:
     return [host(f"{prefix}.{n}", services=[service(22)]) for n in range(1, count + 1)]
 
 
@@ -170,10 +170,10 @@ def test_an_interrupted_merge_resumes_from_its_checkpoint_with_a_true_summary(
 ) -> None:
     reference = make_place(db, site="Reference")
     known = hosts(12)
-    queue_hosts(db, tmp_path, place, known[:6], targets="10.0.0.0/24")
-    queue_hosts(db, tmp_path, reference, known[:6], targets="10.0.0.0/24")
+    queue_hosts(db, tmp_path, place, known[:6], targets="127.0.0.0/24")
+    queue_hosts(db, tmp_path, reference, known[:6], targets="127.0.0.0/24")
     process_all(db, tmp_path)
-    scan = [*known[3:], host("10.0.0.99", mac="00:11:22:33:44:55")]
+    scan = [*known[3:], host("127.0.0.99", mac="00:11:22:33:44:55")]
     later = "2026-03-02T12:00:00Z"
     interrupted = queue_hosts(db, tmp_path, place, scan, finished_at=later)
     clean = queue_hosts(db, tmp_path, reference, scan, finished_at=later)

@@ -201,7 +201,7 @@ def _example_tasks() -> dict[str, Any]:
         "recur": False,
         "hidden": False,
         "error": None,
-        "targets": "10.0.0.0/24",
+        "targets": "127.0.0.0/24",
         "created_at": NOW - timedelta(days=40),
         "updated_at": NOW,
         "start_time": None,

@@ -21,7 +21,12 @@ from surveyor.store.records import create_record
 from surveyor.store.schema import explorers, hosted_zones, sites
 from tests.support.console import Api, ConsoleUnderTest
 
-HOST = {"version": "9.9.9", "hostname": "probe-host", "os": "Linux test", "addresses": ["10.0.0.5"]}
+HOST = {
+    "version": "9.9.9",
+    "hostname": "probe-host",
+    "os": "Linux test",
+    "addresses": ["127.0.0.5"],
+}
 _names = itertools.count(1)
 
 

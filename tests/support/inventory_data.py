@@ -63,7 +63,7 @@ def host(
 def records(
     hosts: Iterable[Mapping[str, Any]],
     *,
-    targets: str | None = "10.0.0.0/24",
+    targets: str | None = "127.0.0.0/24",
     excludes: str = "",
     ports: str | None = "22,80,443",
     finished_at: str | None = FINISHED_AT,
@@ -101,7 +101,7 @@ def make_place(db: Database, organization: str = "Acme", site: str = "HQ") -> Pl
         org = accounts.find_organization(conn, organization) or accounts.create_organization(
             conn, organization
         )
-        row = create_record(conn, sites, org["id"], {"name": site, "scope": "10.0.0.0/24"})
+        row = create_record(conn, sites, org["id"], {"name": site, "scope": "127.0.0.0/24"})
     return Place(org["id"], row["id"])
 
 

@@ -53,7 +53,7 @@ service_lists = st.lists(services, max_size=4, unique_by=lambda s: s.key).map(
 )
 observations = st.builds(
     Observation,
-    addresses=st.sampled_from([("10.0.0.1",), ("10.0.0.2",), ("10.0.0.1", "fe80::1")]),
+    addresses=st.sampled_from([("127.0.0.1",), ("127.0.0.2",), ("127.0.0.1", "fe80::1")]),
     mac=st.none() | st.just("00:11:22:33:44:55"),
     hostnames=st.sampled_from([(), ("a.example",), ("a.example", "b.example")]),
     services=service_lists,
@@ -86,14 +86,14 @@ def test_an_answer_compared_with_itself_is_unchanged(
 def test_values_the_scan_did_not_report_never_erase_known_ones() -> None:
     known = as_known(
         AssetState(
-            ("10.0.0.1",),
+            ("127.0.0.1",),
             mac="00:11:22:33:44:55",
             hostnames=("db.example",),
             services=(Service(22, banner="SSH-2.0-OpenSSH_9.6", product="OpenSSH 9.6"),),
             os="Debian Linux",
         )
     )
-    after = merge_state(known, Observation(("10.0.0.1",), services=(Service(22),)), PROBED)
+    after = merge_state(known, Observation(("127.0.0.1",), services=(Service(22),)), PROBED)
     assert after.mac == "00:11:22:33:44:55"
     assert after.hostnames == ("db.example",)
     assert after.os == "Debian Linux"
@@ -114,23 +114,23 @@ def test_without_probed_ports_the_answer_is_the_complete_service_list() -> None:
 
 
 def test_an_asset_is_new_changed_online_or_unchanged() -> None:
-    state = AssetState(("10.0.0.1",), services=(Service(22, name="ssh"),))
+    state = AssetState(("127.0.0.1",), services=(Service(22, name="ssh"),))
     assert compare(None, state).kind is ChangeKind.NEW
     assert compare(as_known(state), state).kind is ChangeKind.UNCHANGED
     assert compare(as_known(state, alive=False), state).kind is ChangeKind.ONLINE
-    moved = AssetState(("10.0.0.9",), services=state.services)
+    moved = AssetState(("127.0.0.9",), services=state.services)
     assert compare(as_known(state), moved).kind is ChangeKind.CHANGED
 
 
 def test_the_change_report_says_what_changed() -> None:
     before = AssetState(
-        ("10.0.0.1",),
+        ("127.0.0.1",),
         hostnames=("a.example",),
         services=(Service(22, name="ssh"), Service(80, name="http", http_title="Old")),
         os="Linux",
     )
     after = AssetState(
-        ("10.0.0.2",),
+        ("127.0.0.2",),
         hostnames=("a.example",),
         services=(Service(80, name="http", http_title="New"), Service(443, name="https")),
         os="FreeBSD",
@@ -138,7 +138,7 @@ def test_the_change_report_says_what_changed() -> None:
     change = compare(as_known(before), after)
     assert change.kind is ChangeKind.CHANGED
     assert change.details == {
-        "addresses": {"added": ["10.0.0.2"], "removed": ["10.0.0.1"]},
+        "addresses": {"added": ["127.0.0.2"], "removed": ["127.0.0.1"]},
         "os": {"before": "Linux", "after": "FreeBSD"},
         "services": {
             "added": ["tcp/443 https"],
@@ -154,9 +154,9 @@ def test_the_change_report_says_what_changed() -> None:
 
 
 def test_a_new_asset_is_described_by_what_it_answered() -> None:
-    state = AssetState(("10.0.0.1",), mac="00:11:22:33:44:55", services=(Service(22, name="ssh"),))
+    state = AssetState(("127.0.0.1",), mac="00:11:22:33:44:55", services=(Service(22, name="ssh"),))
     assert compare(None, state).details == {
-        "addresses": ["10.0.0.1"],
+        "addresses": ["127.0.0.1"],
         "mac": "00:11:22:33:44:55",
         "services": ["tcp/22 ssh"],
     }

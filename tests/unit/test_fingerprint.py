@@ -51,51 +51,51 @@ def seen(*addresses: str, **values: object) -> Observation:
 
 
 def test_a_host_that_changed_its_address_but_kept_its_mac_is_the_same_asset() -> None:
-    laptop = known(1, "10.0.0.5", mac="00:11:22:33:44:55")
-    found = match(seen("10.0.0.77", mac="00:11:22:33:44:55"), [laptop])
+    laptop = known(1, "127.0.0.5", mac="00:11:22:33:44:55")
+    found = match(seen("127.0.0.77", mac="00:11:22:33:44:55"), [laptop])
     assert found is not None
     assert found.asset.id == 1
     assert found.reason is MatchReason.MAC
 
 
 def test_the_mac_wins_over_an_other_asset_at_the_same_address() -> None:
-    old_holder = known(1, "10.0.0.5", services=(SSH,))
-    moved = known(2, "10.0.0.9", mac="00:11:22:33:44:55")
-    found = match(seen("10.0.0.5", mac="00:11:22:33:44:55", services=(SSH,)), [old_holder, moved])
+    old_holder = known(1, "127.0.0.5", services=(SSH,))
+    moved = known(2, "127.0.0.9", mac="00:11:22:33:44:55")
+    found = match(seen("127.0.0.5", mac="00:11:22:33:44:55", services=(SSH,)), [old_holder, moved])
     assert found is not None
     assert found.asset.id == 2
 
 
 def test_two_different_macs_at_one_address_are_two_assets() -> None:
     """DHCP handed the address to another device: the MACs say so."""
-    previous = known(1, "10.0.0.5", mac="00:11:22:33:44:55", services=(SSH,))
-    assert match(seen("10.0.0.5", mac="66:77:88:99:aa:bb", services=(SSH,)), [previous]) is None
+    previous = known(1, "127.0.0.5", mac="00:11:22:33:44:55", services=(SSH,))
+    assert match(seen("127.0.0.5", mac="66:77:88:99:aa:bb", services=(SSH,)), [previous]) is None
 
 
 def test_without_a_mac_a_shared_address_is_the_same_asset() -> None:
-    server = known(1, "10.0.0.5", services=(SSH, HTTP))
-    found = match(seen("10.0.0.5", services=(SSH,)), [server])
+    server = known(1, "127.0.0.5", services=(SSH, HTTP))
+    found = match(seen("127.0.0.5", services=(SSH,)), [server])
     assert found is not None
     assert found.asset.id == 1
     assert "address" in found.evidence
 
 
 def test_a_changed_service_list_alone_does_not_split_an_asset() -> None:
-    server = known(1, "10.0.0.5", services=(SSH,))
-    found = match(seen("10.0.0.5", services=(HTTP,)), [server])
+    server = known(1, "127.0.0.5", services=(SSH,))
+    found = match(seen("127.0.0.5", services=(HTTP,)), [server])
     assert found is not None
 
 
 def test_a_different_name_at_a_shared_address_is_a_new_asset() -> None:
     """DHCP churn without MACs: another machine now answers at the address."""
-    alice = known(1, "10.0.0.5", hostnames=("alice-pc.corp.example",), services=(SMB,))
-    assert match(seen("10.0.0.5", hostnames=("bob-mac.corp.example",)), [alice]) is None
+    alice = known(1, "127.0.0.5", hostnames=("alice-pc.corp.example",), services=(SMB,))
+    assert match(seen("127.0.0.5", hostnames=("bob-mac.corp.example",)), [alice]) is None
 
 
 def test_a_host_that_moved_keeps_its_asset_through_its_name() -> None:
-    alice = known(1, "10.0.0.5", hostnames=("alice-pc.corp.example",), services=(SMB, RDP))
+    alice = known(1, "127.0.0.5", hostnames=("alice-pc.corp.example",), services=(SMB, RDP))
     found = match(
-        seen("10.0.0.42", hostnames=("alice-pc.corp.example",), services=(SMB, RDP)), [alice]
+        seen("127.0.0.42", hostnames=("alice-pc.corp.example",), services=(SMB, RDP)), [alice]
     )
     assert found is not None
     assert found.asset.id == 1
@@ -103,36 +103,36 @@ def test_a_host_that_moved_keeps_its_asset_through_its_name() -> None:
 
 
 def test_names_spelled_from_the_address_are_no_evidence() -> None:
-    previous = known(1, "10.0.0.5", hostnames=("host-10-0-0-5.dhcp.example",))
+    previous = known(1, "127.0.0.5", hostnames=("host-127-0-0-5.dhcp.example",))
     assert identity_names(previous.hostnames, previous.addresses) == frozenset()
-    newcomer = seen("10.0.0.6", hostnames=("host-10-0-0-5.dhcp.example",))
+    newcomer = seen("127.0.0.6", hostnames=("host-127-0-0-5.dhcp.example",))
     assert match(newcomer, [previous]) is None
-    reverse = identity_names(["5.0.0.10.in-addr.example"], ["10.0.0.5"])
+    reverse = identity_names(["5.0.0.127.in-addr.example"], ["127.0.0.5"])
     assert reverse == frozenset()
 
 
 def test_localhost_identifies_nothing() -> None:
-    one = known(1, "10.0.0.5", hostnames=("localhost",))
-    assert match(seen("10.0.0.9", hostnames=("localhost",)), [one]) is None
+    one = known(1, "127.0.0.5", hostnames=("localhost",))
+    assert match(seen("127.0.0.9", hostnames=("localhost",)), [one]) is None
 
 
 def test_a_shared_tls_certificate_follows_a_host_to_a_new_address() -> None:
-    web = known(1, "10.0.0.5", services=(HTTPS,))
-    found = match(seen("10.0.0.50", services=(HTTPS,)), [web])
+    web = known(1, "127.0.0.5", services=(HTTPS,))
+    found = match(seen("127.0.0.50", services=(HTTPS,)), [web])
     assert found is not None
     assert "certificate" in found.evidence
 
 
 def test_an_asset_claimed_by_an_earlier_answer_is_not_a_candidate() -> None:
-    claimed = known(1, "10.0.0.5", mac="00:11:22:33:44:55", claimed=True)
-    assert match(seen("10.0.0.5", mac="00:11:22:33:44:55"), [claimed]) is None
+    claimed = known(1, "127.0.0.5", mac="00:11:22:33:44:55", claimed=True)
+    assert match(seen("127.0.0.5", mac="00:11:22:33:44:55"), [claimed]) is None
 
 
 def test_ties_go_to_the_asset_seen_last_then_to_the_oldest() -> None:
-    older = known(1, "10.0.0.5", last_seen=T0 - timedelta(days=1))
-    newer = known(2, "10.0.0.5", last_seen=T0)
-    twin = known(3, "10.0.0.5", last_seen=T0)
-    found = match(seen("10.0.0.5"), [older, twin, newer])
+    older = known(1, "127.0.0.5", last_seen=T0 - timedelta(days=1))
+    newer = known(2, "127.0.0.5", last_seen=T0)
+    twin = known(3, "127.0.0.5", last_seen=T0)
+    found = match(seen("127.0.0.5"), [older, twin, newer])
     assert found is not None
     assert found.asset.id == 2
 
@@ -140,12 +140,12 @@ def test_ties_go_to_the_asset_seen_last_then_to_the_oldest() -> None:
 @given(st.permutations([1, 2, 3, 4]))
 def test_the_choice_does_not_depend_on_the_order_of_candidates(order: list[int]) -> None:
     pool = {
-        1: known(1, "10.0.0.5", last_seen=T0 - timedelta(hours=1)),
-        2: known(2, "10.0.0.5", services=(SSH,), last_seen=T0 - timedelta(hours=2)),
-        3: known(3, "10.0.0.6", hostnames=("db.example",), services=(SSH,)),
-        4: known(4, "10.0.0.5", mac="00:00:00:00:00:01"),
+        1: known(1, "127.0.0.5", last_seen=T0 - timedelta(hours=1)),
+        2: known(2, "127.0.0.5", services=(SSH,), last_seen=T0 - timedelta(hours=2)),
+        3: known(3, "127.0.0.6", hostnames=("db.example",), services=(SSH,)),
+        4: known(4, "127.0.0.5", mac="00:00:00:00:00:01"),
     }
-    found = match(seen("10.0.0.5", services=(SSH,)), [pool[i] for i in order])
+    found = match(seen("127.0.0.5", services=(SSH,)), [pool[i] for i in order])
     assert found is not None
     assert found.asset.id == 2
 
@@ -161,7 +161,7 @@ def test_addresses_and_names_are_normalized() -> None:
     assert normalize_address(" 2001:DB8:0:0::1 ") == "2001:db8::1"
     assert normalize_hostname("Web-01.Example.COM.") == "web-01.example.com"
     with pytest.raises(FingerprintError):
-        normalize_address("10.0.0.256")
+        normalize_address("127.0.0.256")
     with pytest.raises(FingerprintError):
         normalize_hostname("not a name")
 
@@ -178,17 +178,17 @@ def test_address_keys_sort_like_the_addresses(numbers: list[int]) -> None:
 
 
 def test_an_asset_is_listed_by_its_lowest_ipv4_address() -> None:
-    assert primary_address(["fe80::1", "10.0.0.9", "10.0.0.10"]) == "10.0.0.9"
+    assert primary_address(["fe80::1", "127.0.0.9", "127.0.0.10"]) == "127.0.0.9"
     assert primary_address(["fe80::2", "fe80::1"]) == "fe80::1"
 
 
 def test_a_device_open_on_nearly_every_probed_port_is_bogus() -> None:
-    tarpit = seen("10.0.0.5", services=tuple(Service(p) for p in range(1, 96)))
+    tarpit = seen("127.0.0.5", services=tuple(Service(p) for p in range(1, 96)))
     assert answers_every_port(tarpit, probed_ports=100)
     assert not answers_every_port(tarpit, probed_ports=None)
-    busy_server = seen("10.0.0.5", services=tuple(Service(p) for p in range(1, 40)))
+    busy_server = seen("127.0.0.5", services=tuple(Service(p) for p in range(1, 40)))
     assert not answers_every_port(busy_server, probed_ports=100)
-    assert not answers_every_port(seen("10.0.0.5", services=(SSH,)), probed_ports=3)
+    assert not answers_every_port(seen("127.0.0.5", services=(SSH,)), probed_ports=3)
 
 
 def test_a_mac_on_many_records_with_one_face_is_one_device_answering_for_all() -> None:
@@ -202,11 +202,11 @@ def test_a_mac_on_many_records_with_one_face_is_one_device_answering_for_all() -
 def test_records_of_one_mac_merge_into_one_host() -> None:
     merged = merge_observations(
         [
-            seen("10.0.0.5", mac="00:11:22:33:44:55", services=(SSH,), line=3),
+            seen("127.0.0.5", mac="00:11:22:33:44:55", services=(SSH,), line=3),
             seen("fe80::5", mac="00:11:22:33:44:55", hostnames=("db",), services=(HTTP,), line=9),
         ]
     )
-    assert merged.addresses == ("10.0.0.5", "fe80::5")
+    assert merged.addresses == ("127.0.0.5", "fe80::5")
     assert merged.hostnames == ("db",)
     assert [s.port for s in merged.services] == [22, 80]
     assert merged.line == 3

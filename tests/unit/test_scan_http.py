@@ -49,7 +49,7 @@ def test_anything_else_is_not_http() -> None:
 def test_the_host_header_names_the_port_only_when_it_is_not_the_default() -> None:
     assert host_header("example.test", 80, tls=False) == "example.test"
     assert host_header("example.test", 443, tls=True) == "example.test"
-    assert host_header("10.0.0.1", 8080, tls=False) == "10.0.0.1:8080"
+    assert host_header("127.0.0.1", 8080, tls=False) == "127.0.0.1:8080"
     assert host_header("::1", 443, tls=True) == "[::1]"
     assert host_header("::1", 8443, tls=True) == "[::1]:8443"
 

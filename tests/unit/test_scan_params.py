@@ -20,8 +20,8 @@ from surveyor.core.scan_params import (
     validate_scan_params,
 )
 
-SITE_SCOPE = "10.0.0.0/24"
-SITE_EXCLUDES = "10.0.0.1"
+SITE_SCOPE = "127.0.0.0/24"
+SITE_EXCLUDES = "127.0.0.1"
 
 
 def validate(params: Mapping[str, object], *, scope_cap: int = 65536) -> ScanParams:
@@ -52,16 +52,16 @@ def test_empty_params_scan_the_site_scope_with_defaults() -> None:
 
 
 def test_given_targets_replace_the_site_scope() -> None:
-    params = validate({"targets": "192.168.1.0/30"})
-    assert params.targets.text == "192.168.1.0/30"
+    params = validate({"targets": "127.168.1.0/30"})
+    assert params.targets.text == "127.168.1.0/30"
     assert params.scope_size == 4
 
 
 def test_a_tasks_excludes_add_to_the_site_excludes() -> None:
-    params = validate({"excludes": ["10.0.0.128/25"]})
-    assert params.excludes.text == "10.0.0.1,10.0.0.128/25"
+    params = validate({"excludes": ["127.0.0.128/25"]})
+    assert params.excludes.text == "127.0.0.1,127.0.0.128/25"
     assert params.scope_size == 127
-    assert not params.scope.contains(ipaddress.ip_address("10.0.0.1"))
+    assert not params.scope.contains(ipaddress.ip_address("127.0.0.1"))
 
 
 def test_the_site_excludes_cannot_be_dropped_by_an_empty_value() -> None:
@@ -77,7 +77,7 @@ def test_null_values_fall_back_to_the_defaults() -> None:
 def test_every_documented_key_is_accepted() -> None:
     params = validate(
         {
-            "targets": "127.0.0.1 localhost",
+            "targets": "127.0.1.1 localhost",
             "excludes": "",
             "tcp_ports": "22,80",
             "rate": 50,
@@ -149,12 +149,12 @@ def test_one_unknown_key_is_named_in_the_singular() -> None:
         ({"probes": 3}, "probes", "3", "'probes' must be a list of probe names, got 3"),
         ({"probes": ["http", 3]}, "probes", "['http', 3]", "must be a list of probe names"),
         (
-            {"targets": "10.0.0.1, 10.0.0.300"},
+            {"targets": "127.0.0.1, 127.0.0.300"},
             "targets",
-            "10.0.0.300",
-            "'10.0.0.300' is not a valid address, range, network or hostname",
+            "127.0.0.300",
+            "'127.0.0.300' is not a valid address, range, network or hostname",
         ),
-        ({"excludes": "10.0.0.9-2"}, "excludes", "10.0.0.9-2", "is a reversed range"),
+        ({"excludes": "127.0.0.9-2"}, "excludes", "127.0.0.9-2", "is a reversed range"),
         ({"tcp_ports": "22,70000"}, "tcp_ports", "70000", "'70000' is out of range 1-65535"),
         ({"tcp_ports": "http"}, "tcp_ports", "http", "is not a port, range or preset"),
         ({"targets": 42}, "targets", None, "'targets' must be a string or a list of strings"),
@@ -176,19 +176,19 @@ def test_an_ipv6_target_prefix_over_the_limit_is_rejected() -> None:
 
 
 def test_a_scope_over_the_cap_is_rejected_with_its_size() -> None:
-    error = rejection({"targets": "10.0.0.0/8", "excludes": ""}, scope_cap=65536)
+    error = rejection({"targets": "127.0.0.0/8", "excludes": ""}, scope_cap=65536)
     assert error.field == "targets"
     assert "16,777,215 addresses" in error.message
     assert "ask an admin to raise the cap" in error.message
 
 
 def test_an_admin_raised_cap_admits_a_larger_scope() -> None:
-    params = validate({"targets": "10.0.0.0/8", "excludes": ""}, scope_cap=2**24)
+    params = validate({"targets": "127.0.0.0/8", "excludes": ""}, scope_cap=2**24)
     assert params.scope_size == 2**24 - 1
 
 
 def test_excludes_that_remove_everything_are_rejected() -> None:
-    error = rejection({"excludes": "10.0.0.0/16"})
+    error = rejection({"excludes": "127.0.0.0/16"})
     assert (error.field, error.message) == ("excludes", "nothing left to scan after excludes")
 
 
@@ -212,16 +212,16 @@ def test_a_huge_int_is_reported_without_failing_to_print_it() -> None:
 def test_to_json_gives_normalised_values_and_the_scope_size() -> None:
     params = validate(
         {
-            "targets": "10.0.0.5/24\nHOST.example. 10.0.1.1 - 20",
-            "excludes": ["10.0.0.128/25"],
+            "targets": "127.0.0.5/24\nHOST.example. 127.0.1.1 - 20",
+            "excludes": ["127.0.0.128/25"],
             "tcp_ports": "8000-8100, 443 22,80 80",
             "probes": "tls banner",
             "rate": "200",
         }
     )
     assert params.to_json() == {
-        "targets": "10.0.0.0/24,host.example,10.0.1.1-20",
-        "excludes": "10.0.0.1,10.0.0.128/25",
+        "targets": "127.0.0.0/24,host.example,127.0.1.1-20",
+        "excludes": "127.0.0.1,127.0.0.128/25",
         "tcp_ports": "22,80,443,8000-8100",
         "rate": 200,
         "max_host_rate": DEFAULT_MAX_HOST_RATE,
@@ -239,7 +239,7 @@ def test_a_preset_is_recorded_as_the_ports_it_stood_for() -> None:
 
 
 def test_stored_params_validate_back_to_the_same_scan() -> None:
-    params = validate({"targets": "10.0.0.0/30, h.example", "tcp_ports": "top100, 9000-9010"})
+    params = validate({"targets": "127.0.0.0/30, h.example", "tcp_ports": "top100, 9000-9010"})
     again = validate(params.to_params())
     assert again == params
     assert set(params.to_params()) == set(SCAN_PARAM_KEYS)

@@ -80,7 +80,7 @@ def test_a_bare_value_may_carry_an_operator() -> None:
 
 
 def test_a_word_that_does_not_start_like_a_key_keeps_its_colon() -> None:
-    assert parse("10.0.0.1:80").root == Term(None, None, "10.0.0.1:80", 0, 0)
+    assert parse("127.0.0.1:80").root == Term(None, None, "127.0.0.1:80", 0, 0)
 
 
 def test_quoted_strings_keep_spaces_and_unescape_quotes_and_backslashes() -> None:

@@ -32,47 +32,47 @@ def addresses(scope: Scope) -> list[str]:
 
 
 def test_an_ipv4_address_is_one_address() -> None:
-    targets = parse_targets("10.0.0.1")
-    assert [(t.kind, t.text, t.size) for t in targets] == [(TargetKind.ADDRESS, "10.0.0.1", 1)]
+    targets = parse_targets("127.0.0.1")
+    assert [(t.kind, t.text, t.size) for t in targets] == [(TargetKind.ADDRESS, "127.0.0.1", 1)]
 
 
 def test_a_cidr_covers_its_whole_network() -> None:
-    scope = scope_of("10.0.0.0/30")
-    assert addresses(scope) == ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    scope = scope_of("127.0.0.0/30")
+    assert addresses(scope) == ["127.0.0.0", "127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 
 def test_a_cidr_with_host_bits_set_means_its_network() -> None:
-    targets = parse_targets("10.0.0.5/24")
-    assert targets.text == "10.0.0.0/24"
+    targets = parse_targets("127.0.0.5/24")
+    assert targets.text == "127.0.0.0/24"
     assert build_scope(targets).size == 256
 
 
 def test_a_cidr_may_be_written_with_a_netmask() -> None:
-    assert parse_targets("10.0.0.0/255.255.255.0").text == "10.0.0.0/24"
+    assert parse_targets("127.0.0.0/255.255.255.0").text == "127.0.0.0/24"
 
 
 def test_a_full_ipv4_range_is_inclusive() -> None:
-    scope = scope_of("10.0.0.1-10.0.0.20")
+    scope = scope_of("127.0.0.1-127.0.0.20")
     assert scope.size == 20
-    assert addresses(scope)[0] == "10.0.0.1"
-    assert addresses(scope)[-1] == "10.0.0.20"
+    assert addresses(scope)[0] == "127.0.0.1"
+    assert addresses(scope)[-1] == "127.0.0.20"
 
 
 def test_a_short_ipv4_range_replaces_the_last_octet() -> None:
-    targets = parse_targets("10.0.0.1-20")
-    assert targets.text == "10.0.0.1-20"
+    targets = parse_targets("127.0.0.1-20")
+    assert targets.text == "127.0.0.1-20"
     assert build_scope(targets).size == 20
 
 
 def test_a_range_may_cross_octet_boundaries() -> None:
-    scope = scope_of("10.0.0.250-10.0.1.5")
+    scope = scope_of("127.0.0.250-127.0.1.5")
     assert scope.size == 12
-    assert "10.0.1.0" in addresses(scope)
+    assert "127.0.1.0" in addresses(scope)
 
 
 def test_whitespace_around_a_range_dash_keeps_it_one_range() -> None:
-    targets = parse_targets("10.0.0.1 - 10.0.0.20, 10.0.1.1 -5")
-    assert targets.text == "10.0.0.1-10.0.0.20,10.0.1.1-5"
+    targets = parse_targets("127.0.0.1 - 127.0.0.20, 127.0.1.1 -5")
+    assert targets.text == "127.0.0.1-127.0.0.20,127.0.1.1-5"
 
 
 def test_a_hostname_counts_as_one_address_and_is_normalised() -> None:
@@ -105,33 +105,33 @@ def test_the_ipv6_limit_is_configurable() -> None:
 
 
 def test_a_large_ipv6_exclude_is_accepted_without_a_limit() -> None:
-    scope = scope_of("2001:db8::1, 10.0.0.1", "2001:db8::/32")
-    assert addresses(scope) == ["10.0.0.1"]
+    scope = scope_of("2001:db8::1, 127.0.0.1", "2001:db8::/32")
+    assert addresses(scope) == ["127.0.0.1"]
 
 
 def test_entries_may_be_separated_by_commas_spaces_and_newlines() -> None:
-    targets = parse_targets("10.0.0.1,10.0.0.2 10.0.0.3\n10.0.0.4\r\n\t10.0.0.5,, ,10.0.0.6")
+    targets = parse_targets("127.0.0.1,127.0.0.2 127.0.0.3\n127.0.0.4\r\n\t127.0.0.5,, ,127.0.0.6")
     assert build_scope(targets).size == 6
 
 
 def test_a_list_holds_one_entry_per_item() -> None:
-    targets = parse_targets(["10.0.0.0/31", " host.example ", "", "10.0.0.9 - 10"])
-    assert targets.text == "10.0.0.0/31,host.example,10.0.0.9-10"
+    targets = parse_targets(["127.0.0.0/31", " host.example ", "", "127.0.0.9 - 10"])
+    assert targets.text == "127.0.0.0/31,host.example,127.0.0.9-10"
 
 
 def test_identical_entries_are_written_once() -> None:
-    assert parse_targets("10.0.0.1, 10.0.0.1, HOST, host.").text == "10.0.0.1,host"
+    assert parse_targets("127.0.0.1, 127.0.0.1, HOST, host.").text == "127.0.0.1,host"
 
 
 def test_overlapping_entries_count_each_address_once() -> None:
-    scope = scope_of("10.0.0.0/24, 10.0.0.100-10.0.1.9, 10.0.0.5, 10.0.1.0/29")
+    scope = scope_of("127.0.0.0/24, 127.0.0.100-127.0.1.9, 127.0.0.5, 127.0.1.0/29")
     assert scope.size == 256 + 10
     assert len(addresses(scope)) == len(set(addresses(scope))) == 266
 
 
 def test_the_normalised_text_keeps_the_entries_as_written_in_order() -> None:
-    targets = parse_targets("10.0.1.0/24 10.0.0.0/24")
-    assert str(targets) == "10.0.1.0/24,10.0.0.0/24"
+    targets = parse_targets("127.0.1.0/24 127.0.0.0/24")
+    assert str(targets) == "127.0.1.0/24,127.0.0.0/24"
 
 
 def test_split_entries_reports_where_each_entry_starts() -> None:
@@ -149,24 +149,24 @@ def test_split_entries_reports_where_each_entry_starts() -> None:
 @pytest.mark.parametrize(
     ("value", "token", "index", "reason"),
     [
-        ("10.0.0.300", "10.0.0.300", 0, "is not a valid address, range, network or hostname"),
-        ("10.0.0.1, 1.2.3", "1.2.3", 1, "is not a valid address, range, network or hostname"),
+        ("127.0.0.300", "127.0.0.300", 0, "is not a valid address, range, network or hostname"),
+        ("127.0.0.1, 1.2.3", "1.2.3", 1, "is not a valid address, range, network or hostname"),
         ("ok.example bad_name", "bad_name", 1, "is not a valid address, range"),
         ("-host", "-host", 0, "is not a valid address, range"),
         ("host-", "host-", 0, "is not a valid address, range"),
         ("a" * 64 + ".example", "a" * 64 + ".example", 0, "is not a valid address"),
-        ("10.0.0.0/33", "10.0.0.0/33", 0, "is not a valid network"),
-        ("10.0.0.0/8/8", "10.0.0.0/8/8", 0, "is not a valid network"),
-        ("10.0.0.1-10.0.0.300", "10.0.0.1-10.0.0.300", 0, "the end is not an address"),
-        ("10.0.0.1-256", "10.0.0.1-256", 0, "the last octet must be 0-255"),
-        ("10.0.0.1-", "10.0.0.1-", 0, "the end is not an address"),
-        ("10.0.0.20-10.0.0.1", "10.0.0.20-10.0.0.1", 0, "is a reversed range"),
-        ("x 10.0.0.20-5", "10.0.0.20-5", 1, "is a reversed range"),
-        ("10.0.0.1-::2", "10.0.0.1-::2", 0, "mixes IPv4 and IPv6"),
+        ("127.0.0.0/33", "127.0.0.0/33", 0, "is not a valid network"),
+        ("127.0.0.0/8/8", "127.0.0.0/8/8", 0, "is not a valid network"),
+        ("127.0.0.1-127.0.0.300", "127.0.0.1-127.0.0.300", 0, "the end is not an address"),
+        ("127.0.0.1-256", "127.0.0.1-256", 0, "the last octet must be 0-255"),
+        ("127.0.0.1-", "127.0.0.1-", 0, "the end is not an address"),
+        ("127.0.0.20-127.0.0.1", "127.0.0.20-127.0.0.1", 0, "is a reversed range"),
+        ("x 127.0.0.20-5", "127.0.0.20-5", 1, "is a reversed range"),
+        ("127.0.0.1-::2", "127.0.0.1-::2", 0, "mixes IPv4 and IPv6"),
         ("fe80::1%eth0", "fe80::1%eth0", 0, "zone index"),
         ("2001:db8::/111", "2001:db8::/111", 0, "is too large"),
         ("::1-::2:0", "::1-::2:0", 0, "is too large"),
-        ("10.0.0.1 - 10.0.0.x", "10.0.0.1 - 10.0.0.x", 0, "is not a valid range"),
+        ("127.0.0.1 - 127.0.0.x", "127.0.0.1 - 127.0.0.x", 0, "is not a valid range"),
     ],
 )
 def test_a_malformed_entry_is_rejected_naming_its_token_and_index(
@@ -185,15 +185,15 @@ def test_a_malformed_entry_is_rejected_naming_its_token_and_index(
 
 def test_the_documented_example_message_reads_naturally() -> None:
     with pytest.raises(TargetError) as caught:
-        parse_targets("10.0.0.300")
+        parse_targets("127.0.0.300")
     assert str(caught.value) == (
-        "'10.0.0.300' is not a valid address, range, network or hostname (entry 1)"
+        "'127.0.0.300' is not a valid address, range, network or hostname (entry 1)"
     )
 
 
 def test_an_excludes_error_names_the_excludes_field() -> None:
     with pytest.raises(TargetError) as caught:
-        parse_targets("10.0.0.1 nope!", field="excludes")
+        parse_targets("127.0.0.1 nope!", field="excludes")
     assert (caught.value.field, caught.value.token) == ("excludes", "nope!")
 
 
@@ -205,13 +205,13 @@ def test_the_too_large_message_states_the_limit() -> None:
 
 def test_a_list_item_holding_several_entries_is_rejected_by_index() -> None:
     with pytest.raises(TargetError) as caught:
-        parse_targets(["10.0.0.1", "10.0.0.2, 10.0.0.3"])
-    assert (caught.value.token, caught.value.index) == ("10.0.0.2, 10.0.0.3", 1)
+        parse_targets(["127.0.0.1", "127.0.0.2, 127.0.0.3"])
+    assert (caught.value.token, caught.value.index) == ("127.0.0.2, 127.0.0.3", 1)
 
 
 def test_a_non_string_list_item_is_rejected_by_index() -> None:
     with pytest.raises(TargetError, match="entry 2 of 'targets' must be a string") as caught:
-        parse_targets(["10.0.0.1", 5])
+        parse_targets(["127.0.0.1", 5])
     assert caught.value.index == 1
 
 
@@ -232,38 +232,38 @@ def test_a_pathologically_long_token_is_shortened_in_the_message_only() -> None:
 
 
 def test_a_large_network_minus_a_subnet_is_sized_without_enumerating() -> None:
-    assert scope_of("10.0.0.0/8", "10.1.0.0/16").size == 16_711_680
+    assert scope_of("127.0.0.0/8", "127.1.0.0/16").size == 16_711_680
 
 
 def test_the_whole_ipv4_space_is_sized_instantly() -> None:
-    assert scope_of("0.0.0.0/0", "10.0.0.0/8, 192.168.0.0/16").size == 2**32 - 2**24 - 2**16
+    assert scope_of("0.0.0.0/0", "127.0.0.0/9, 127.128.0.0/16").size == 2**32 - 2**23 - 2**16
 
 
 def test_excludes_punch_a_hole_in_a_range() -> None:
-    scope = scope_of("10.0.0.1-10", "10.0.0.4-6")
-    assert addresses(scope) == [f"10.0.0.{n}" for n in (1, 2, 3, 7, 8, 9, 10)]
+    scope = scope_of("127.0.0.1-10", "127.0.0.4-6")
+    assert addresses(scope) == [f"127.0.0.{n}" for n in (1, 2, 3, 7, 8, 9, 10)]
 
 
 def test_excludes_overlapping_a_range_edge_trim_it() -> None:
-    scope = scope_of("10.0.0.10-20", "10.0.0.0-12, 10.0.0.19-10.0.0.40")
-    assert addresses(scope) == [f"10.0.0.{n}" for n in range(13, 19)]
+    scope = scope_of("127.0.0.10-20", "127.0.0.0-12, 127.0.0.19-127.0.0.40")
+    assert addresses(scope) == [f"127.0.0.{n}" for n in range(13, 19)]
 
 
 def test_excludes_spanning_several_targets_remove_from_each() -> None:
-    scope = scope_of("10.0.0.0/30, 10.0.0.8/30", "10.0.0.2-10.0.0.9")
-    assert addresses(scope) == ["10.0.0.0", "10.0.0.1", "10.0.0.10", "10.0.0.11"]
+    scope = scope_of("127.0.0.0/30, 127.0.0.8/30", "127.0.0.2-127.0.0.9")
+    assert addresses(scope) == ["127.0.0.0", "127.0.0.1", "127.0.0.10", "127.0.0.11"]
 
 
 def test_an_excluded_hostname_is_dropped_case_insensitively() -> None:
-    scope = scope_of("a.example, b.example, 10.0.0.1", "B.EXAMPLE.")
-    assert addresses(scope) == ["10.0.0.1", "a.example"]
+    scope = scope_of("a.example, b.example, 127.0.0.1", "B.EXAMPLE.")
+    assert addresses(scope) == ["127.0.0.1", "a.example"]
 
 
 def test_addresses_come_ipv4_then_ipv6_then_hostnames_in_order() -> None:
-    scope = scope_of("z.example 2001:db8::2 10.0.0.9 2001:db8::1 a.example 10.0.0.1")
+    scope = scope_of("z.example 2001:db8::2 127.0.0.9 2001:db8::1 a.example 127.0.0.1")
     assert addresses(scope) == [
-        "10.0.0.1",
-        "10.0.0.9",
+        "127.0.0.1",
+        "127.0.0.9",
         "2001:db8::1",
         "2001:db8::2",
         "z.example",
@@ -283,11 +283,11 @@ def test_iteration_is_lazy_over_an_unbounded_ipv6_prefix() -> None:
 
 
 def test_contains_answers_for_addresses_hostnames_and_strings() -> None:
-    scope = scope_of("10.0.0.0/24, 2001:db8::/120, host.example", "10.0.0.128/25")
-    assert scope.contains(IPv4Address("10.0.0.127"))
-    assert scope.contains("10.0.0.1")
-    assert not scope.contains("10.0.0.128")
-    assert not scope.contains("10.0.1.0")
+    scope = scope_of("127.0.0.0/24, 2001:db8::/120, host.example", "127.0.0.128/25")
+    assert scope.contains(IPv4Address("127.0.0.127"))
+    assert scope.contains("127.0.0.1")
+    assert not scope.contains("127.0.0.128")
+    assert not scope.contains("127.0.1.0")
     assert scope.contains(IPv6Address("2001:db8::ff"))
     assert not scope.contains("2001:db8::100")
     assert scope.contains("HOST.example.")
@@ -301,16 +301,16 @@ def test_an_ipv4_address_is_not_in_an_ipv6_scope_of_the_same_number() -> None:
 
 
 def test_is_excluded_lets_the_scanner_check_resolved_addresses() -> None:
-    scope = scope_of("host.example, 10.0.0.0/24", "10.0.9.0/24, secret.example")
-    assert scope.is_excluded("10.0.9.7")
-    assert not scope.is_excluded("10.0.0.7")
+    scope = scope_of("host.example, 127.0.0.0/24", "127.0.9.0/24, secret.example")
+    assert scope.is_excluded("127.0.9.7")
+    assert not scope.is_excluded("127.0.0.7")
     assert scope.is_excluded("Secret.Example")
     assert not scope.is_excluded("host.example")
 
 
 def test_an_empty_scope_after_excludes_is_an_error() -> None:
     with pytest.raises(TargetError, match="nothing left to scan after excludes") as caught:
-        scope_of("10.0.0.0/24, h.example", "10.0.0.0/16, H.example")
+        scope_of("127.0.0.0/24, h.example", "127.0.0.0/16, H.example")
     assert caught.value.field == "excludes"
 
 
@@ -320,12 +320,12 @@ def test_no_targets_at_all_is_an_error() -> None:
 
 
 def test_a_scope_within_the_cap_passes() -> None:
-    check_scope_cap(scope_of("10.0.0.0/16"), 65536)
+    check_scope_cap(scope_of("127.0.0.0/16"), 65536)
 
 
 def test_a_scope_over_the_cap_names_its_size_the_cap_and_the_admin() -> None:
     with pytest.raises(TargetError) as caught:
-        check_scope_cap(scope_of("10.0.0.0/15"), 65536)
+        check_scope_cap(scope_of("127.0.0.0/15"), 65536)
     message = caught.value.message
     assert "131,072 addresses" in message
     assert "cap of 65,536" in message
@@ -334,17 +334,17 @@ def test_a_scope_over_the_cap_names_its_size_the_cap_and_the_admin() -> None:
 
 
 def test_excludes_can_bring_a_scope_under_the_cap() -> None:
-    check_scope_cap(scope_of("10.0.0.0/15", "10.1.0.0/16"), 65536)
+    check_scope_cap(scope_of("127.0.0.0/15", "127.1.0.0/16"), 65536)
 
 
 # properties
 
-_BASE = int(IPv4Address("10.0.0.0"))
+_BASE = int(IPv4Address("127.0.0.0"))
 
 
 @st.composite
 def ipv4_entries(draw: st.DrawFn) -> str:
-    """Addresses, ranges (both forms) and CIDRs inside 10.0.0.0/23, so sets stay small."""
+    """Addresses, ranges (both forms) and CIDRs inside 127.0.0.0/23, so sets stay small."""
     first = draw(st.integers(0, 511))
     kind = draw(st.sampled_from(["address", "range", "short", "cidr"]))
     if kind == "address":

@@ -92,7 +92,7 @@ def scan(
     targets: Annotated[
         list[str],
         typer.Argument(
-            help="What to scan: addresses, networks (CIDR), ranges (10.0.0.1-20) or hostnames.",
+            help="What to scan: addresses, networks (CIDR), ranges (127.0.0.1-20) or hostnames.",
             show_default=False,
         ),
     ],

@@ -10,7 +10,7 @@ picks the one the answer belongs to, or none (a new asset). In order:
 2. **Evidence.** Otherwise each candidate scores: a shared address +2, a shared name +2, a
    shared TLS certificate +2, similar services (half or more of the ports in common) +1, and
    -2 when both have names and none is shared. Names derived from the address
-   (`host-10-0-0-5.example`) are no evidence: they follow the address, not the host. A
+   (`host-127-0-0-5.example`) are no evidence: they follow the address, not the host. A
    candidate needs 2 points and a shared address, name or certificate.
 3. **Ties** go to the candidate seen last, then to the oldest asset (lowest id).
 
@@ -64,7 +64,7 @@ _CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 def normalize_address(text: str) -> str:
-    """The canonical spelling of an IPv4 or IPv6 address (`fe80::1`, `10.0.0.5`)."""
+    """The canonical spelling of an IPv4 or IPv6 address (`fe80::1`, `127.0.0.5`)."""
     if _CANONICAL_IPV4.fullmatch(text):
         return text
     try:
@@ -113,7 +113,7 @@ def normalize_hostname(text: str) -> str:
 
 
 def is_derived_from_address(name: str, addresses: Iterable[str]) -> bool:
-    """Whether a name spells one of the addresses (`10-0-0-5.dhcp.example`, `5.0.0.10.in-...`)."""
+    """Whether a name spells one of the addresses (`127-0-0-5.dhcp.example`, `5.0.0.127.in-...`)."""
     digits = re.split(r"[^0-9]+", name)
     joined = "." + ".".join(part for part in digits if part) + "."
     for address in addresses:

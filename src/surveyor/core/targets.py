@@ -2,14 +2,14 @@
 
 A scope is kept as sorted, merged integer intervals per address family, so its size, membership
 and the subtraction of excludes cost the number of entries, never the number of addresses:
-10.0.0.0/8 minus a /16 is as cheap as one address. Nothing here resolves names; a hostname counts
+127.0.0.0/8 minus a /16 is as cheap as one address. Nothing here resolves names; a hostname counts
 as one address of the scope and the scanner resolves it later (see `Scope.is_excluded`).
 
 Decisions:
-- A CIDR with host bits set (10.0.0.5/24) means its network (10.0.0.0/24): that is what a user
+- A CIDR with host bits set (127.0.0.5/24) means its network (127.0.0.0/24): that is what a user
   who pastes an interface address with its prefix wants, and it is normalised that way.
-- Ranges are `first-last` (either family) or the IPv4 short form `10.0.0.1-20`, which replaces
-  the last octet. Whitespace around the dash is tolerated (`10.0.0.1 - 10.0.0.20`).
+- Ranges are `first-last` (either family) or the IPv4 short form `127.0.0.1-20`, which replaces
+  the last octet. Whitespace around the dash is tolerated (`127.0.0.1 - 127.0.0.20`).
 - IPv6 targets (prefixes and ranges) are limited to `ipv6_min_prefix` (default /112, 65,536
   addresses); excludes are not limited, since excluding a large block is always safe.
 - The normalised text of a set keeps the entries the user wrote, in order, each in canonical
@@ -300,7 +300,7 @@ _LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 def _is_hostname(text: str) -> bool:
-    """RFC 1123 names; an all-numeric last label is refused so `10.0.0.300` is not a name."""
+    """RFC 1123 names; an all-numeric last label is refused so `127.0.0.300` is not a name."""
     name = text[:-1] if text.endswith(".") else text
     if not name or len(name) > 253:
         return False

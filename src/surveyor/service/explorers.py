@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
-from surveyor.core.tasks import IllegalTransition, TaskStatus
-from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor
+from surveyor.core.tasks import TAB_SPECS, IllegalTransition, Tab, TaskStatus
+from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 from surveyor.store.records import Conflict, audit
+from surveyor.store.schema import tasks
 
 #: Explorers are heard from on every report; the check-in time is rewritten at most this often.
 CHECKIN_RESOLUTION = timedelta(seconds=2)
@@ -495,3 +496,35 @@ def supervise(
         except (IllegalTransition, task_store.StaleTask):
             continue
     return changed
+
+
+#: The statuses of a task an explorer is busy with (the active tab's).
+RUNNING = TAB_SPECS[Tab.ACTIVE].statuses
+
+
+def current_tasks(conn: Connection, organization_id: int) -> dict[int, int]:
+    """The task each explorer runs now, for all of an organization's explorers in one query
+    (few tasks run at once)."""
+    rows = conn.execute(
+        select(tasks.c.explorer_id, tasks.c.id).where(
+            tasks.c.status.in_([status.value for status in RUNNING]),
+            tasks.c.organization_id == organization_id,
+            tasks.c.explorer_id.is_not(None),
+        )
+    ).all()
+    current: dict[int, int] = {}
+    for explorer_id, task_id in rows:
+        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
+    return current
+
+
+def explorer_view(
+    row: Mapping[str, Any], current: Mapping[int, int], *, now: datetime, window: float
+) -> dict[str, Any]:
+    """An explorer as the API and the pages show it: online or not, and its current task."""
+    return {
+        **row,
+        "online": is_online(row["last_checkin_at"], now=now, window=window),
+        "current_task_id": current.get(row["id"]),
+        "addresses": list(row["addresses"] or []),
+    }

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, and_, literal, not_, or_, select, true
+from sqlalchemy import Boolean, ColumnElement, Connection, and_, literal, not_, or_, select, true
 
 from surveyor.core.search import Catalogue, Query, resolve
 from surveyor.core.search.conditions import (
@@ -56,6 +56,16 @@ def compile_query(
     if condition is None:
         return true()
     return _Compiler(catalogue, dialect_name).condition(condition)
+
+
+def compile_search(
+    conn: Connection, query: Query | None, catalogue: SqlCatalogue
+) -> ColumnElement[bool] | None:
+    """The WHERE condition for a parsed search on `conn`'s database, with ages measured from
+    now; None when there is nothing to search for."""
+    if query is None or query.root is None:
+        return None
+    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=datetime.now(UTC))
 
 
 def contains_pattern(needle: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -17,17 +17,16 @@ from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import MAX_ID, IdPath
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.changes import ChangeKind, summarize
-from surveyor.core.search import SearchError, parse
+from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.asset_search import ASSET_SEARCH
 from surveyor.store.schema import sites
-from surveyor.store.search_sql import compile_query
+from surveyor.store.search_sql import compile_search
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 State = Annotated[ConsoleState, Depends(console_state)]
 
-MAX_SEARCH_LENGTH = 2000
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
 }
@@ -93,15 +92,7 @@ class AssetPage(BaseModel):
 
 
 def _search_clause(conn: Connection, search: str | None) -> Any:
-    if not search or not search.strip():
-        return None
-    if len(search) > MAX_SEARCH_LENGTH:
-        raise SearchError(
-            f"the search is longer than {MAX_SEARCH_LENGTH} characters", MAX_SEARCH_LENGTH, {}
-        )
-    return compile_query(
-        parse(search), ASSET_SEARCH, dialect_name=conn.dialect.name, now=datetime.now(UTC)
-    )
+    return compile_search(conn, parse(search or ""), ASSET_SEARCH)
 
 
 def _site_names(conn: Connection, site_ids: set[int]) -> dict[int, str]:
@@ -130,7 +121,7 @@ def asset_out(
 def list_assets(
     principal: Viewer,
     state: State,
-    search: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=inventory.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -26,6 +26,7 @@ from surveyor.console.schemas import (
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.targets import TargetError, build_scope, parse_targets
 from surveyor.core.tasks import TaskStatus
+from surveyor.service import explorers as explorer_service
 from surveyor.store import records
 from surveyor.store.records import audit
 from surveyor.store.schema import explorers, hosted_zones, sites, tasks
@@ -264,26 +265,8 @@ def delete_zone(zone_id: IdPath, principal: Admin, state: State) -> Response:
 
 
 def explorer_out(conn: Connection, row: Mapping[str, Any], *, online_window: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
-    last = row["last_checkin_at"]
-    online = last is not None and now - last <= timedelta(seconds=online_window)
-    current = conn.execute(
-        select(tasks.c.id)
-        .where(
-            tasks.c.explorer_id == row["id"],
-            tasks.c.status.in_(
-                [TaskStatus.ACTIVE.value, TaskStatus.STOPPING.value, TaskStatus.CONNECTING.value]
-            ),
-        )
-        .order_by(tasks.c.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    return {
-        **row,
-        "online": online,
-        "current_task_id": current,
-        "addresses": list(row["addresses"] or []),
-    }
+    current = explorer_service.current_tasks(conn, row["organization_id"])
+    return explorer_service.explorer_view(row, current, now=datetime.now(UTC), window=online_window)
 
 
 @router.get("/explorers", response_model=list[ExplorerOut], tags=["explorers"], responses=_ERRORS)
@@ -293,7 +276,11 @@ def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: A
         rows = records.list_records(
             conn, explorers, principal.organization_id, limit=limit, after_id=after
         )
-        return [explorer_out(conn, row, online_window=window) for row in rows]
+        current = explorer_service.current_tasks(conn, principal.organization_id)
+        now = datetime.now(UTC)
+        return [
+            explorer_service.explorer_view(row, current, now=now, window=window) for row in rows
+        ]
 
 
 @router.get(

@@ -28,19 +28,18 @@ from surveyor.console.schemas import (
 )
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core import recurrence
-from surveyor.core.search import SearchError, parse
+from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
-from surveyor.store.search_sql import compile_query
+from surveyor.store.search_sql import compile_search
 from surveyor.store.task_search import TASK_SEARCH, mentions_key
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 State = Annotated[ConsoleState, Depends(console_state)]
 
-MAX_SEARCH_LENGTH = 2000
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
 }
@@ -64,17 +63,8 @@ def _invalid(exc: InvalidTask) -> ApiError:
 
 def _search_clause(conn: Connection, search: str | None) -> tuple[Any, bool]:
     """The compiled search and whether it asks for hidden tasks."""
-    if not search or not search.strip():
-        return None, False
-    if len(search) > MAX_SEARCH_LENGTH:
-        raise SearchError(
-            f"the search is longer than {MAX_SEARCH_LENGTH} characters", MAX_SEARCH_LENGTH, {}
-        )
-    query = parse(search)
-    clause = compile_query(
-        query, TASK_SEARCH, dialect_name=conn.dialect.name, now=datetime.now(UTC)
-    )
-    return clause, mentions_key(query, "hidden")
+    query = parse(search or "")
+    return compile_search(conn, query, TASK_SEARCH), mentions_key(query, "hidden")
 
 
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
@@ -93,7 +83,7 @@ def list_tasks(
     principal: Viewer,
     state: State,
     tab: ViewName = "all",
-    search: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=task_store.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> dict[str, Any]:
@@ -116,7 +106,7 @@ def list_tasks(
 def count_tasks(
     principal: Viewer,
     state: State,
-    search: Annotated[str | None, Query(max_length=MAX_SEARCH_LENGTH)] = None,
+    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
 ) -> dict[str, Any]:
     """How many tasks each tab holds, honouring the search; `all` counts every tab."""
     with state.db.read() as conn:

@@ -13,7 +13,6 @@ from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (
     MAX_SEARCH_LENGTH,
     SearchProblem,
-    compile_search,
     parse_search,
 )
 from surveyor.console.web.session import PageError, PagePrincipal
@@ -21,6 +20,7 @@ from surveyor.core.search import SearchError
 from surveyor.store import inventory, records
 from surveyor.store.asset_search import ASSET_SEARCH
 from surveyor.store.schema import sites
+from surveyor.store.search_sql import compile_search
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]

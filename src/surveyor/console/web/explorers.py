@@ -3,59 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import Connection, select
 
 from surveyor.console.errors import ApiError
 from surveyor.console.routes import enrollment
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
-from surveyor.core.tasks import TAB_SPECS, Tab
-from surveyor.service.launch import is_online
+from surveyor.service import explorers as explorer_service
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.schema import explorers, hosted_zones, sites, tasks
+from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
-
-
-#: The statuses of a task an explorer is busy with (the active tab's).
-RUNNING = TAB_SPECS[Tab.ACTIVE].statuses
-
-
-def current_tasks(conn: Connection, organization_id: int) -> dict[int, int]:
-    """The task each explorer runs now, read in one query over the index on status (few
-    tasks run at once; the API's `explorer_out` asks once per explorer)."""
-    rows = conn.execute(
-        select(tasks.c.explorer_id, tasks.c.id).where(
-            tasks.c.status.in_([status.value for status in RUNNING]),
-            tasks.c.organization_id == organization_id,
-            tasks.c.explorer_id.is_not(None),
-        )
-    ).all()
-    current: dict[int, int] = {}
-    for explorer_id, task_id in rows:
-        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
-    return current
-
-
-def explorer_view(
-    row: Mapping[str, Any], current: Mapping[int, int], *, now: datetime, window: float
-) -> dict[str, Any]:
-    return {
-        **row,
-        "online": is_online(row["last_checkin_at"], now=now, window=window),
-        "current_task_id": current.get(row["id"]),
-        "addresses": list(row["addresses"] or []),
-    }
 
 
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
@@ -64,7 +30,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     now = datetime.now(UTC)
     with state.db.read() as conn:
         rows = records.list_records(conn, explorers, org, limit=1000)
-        current = current_tasks(conn, org)
+        current = explorer_service.current_tasks(conn, org)
         site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
         zone_names = {z["id"]: z["name"] for z in records.list_records(conn, hosted_zones, org)}
         tokens = (
@@ -73,7 +39,9 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
             else []
         )
         return {
-            "explorers": [explorer_view(r, current, now=now, window=window) for r in rows],
+            "explorers": [
+                explorer_service.explorer_view(r, current, now=now, window=window) for r in rows
+            ],
             "site_names": site_names,
             "zone_names": zone_names,
             "tokens": tokens,

@@ -4,15 +4,11 @@ went wrong (the message, and the query with the character at fault marked)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Connection
-
-from surveyor.core.search import SearchError, parse
+from surveyor.core.search import MAX_QUERY_LENGTH, SearchError, parse
 from surveyor.core.search.parser import Query
-from surveyor.store.search_sql import SqlCatalogue, compile_query
 
-MAX_SEARCH_LENGTH = 2000
+MAX_SEARCH_LENGTH = MAX_QUERY_LENGTH
 
 
 @dataclass(frozen=True)
@@ -42,18 +38,5 @@ class SearchProblem:
 
 def parse_search(text: str) -> Query | None:
     """The parsed query, or None for an empty search; raises SearchError."""
-    if not text.strip():
-        return None
-    if len(text) > MAX_SEARCH_LENGTH:
-        raise SearchError(
-            f"the search is longer than {MAX_SEARCH_LENGTH} characters", MAX_SEARCH_LENGTH, {}
-        )
-    return parse(text)
-
-
-def compile_search(
-    conn: Connection, query: Query | None, catalogue: SqlCatalogue
-) -> ColumnElement[bool] | None:
-    if query is None:
-        return None
-    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=datetime.now(UTC))
+    query = parse(text)
+    return query if query.root is not None else None

@@ -26,7 +26,6 @@ from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (
     MAX_SEARCH_LENGTH,
     SearchProblem,
-    compile_search,
     parse_search,
 )
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
@@ -37,6 +36,7 @@ from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
+from surveyor.store.search_sql import compile_search
 from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH
 
 router = APIRouter(include_in_schema=False)
@@ -53,7 +53,7 @@ _VIEW_NAMES = {name for name, _ in VIEWS}
 
 SEARCH_EXAMPLES = [
     ("status:processed new:>0", "completed scans that found new assets"),
-    ('name:"nightly" OR targets:10.0.0', "either condition"),
+    ('name:"nightly" OR targets:127.0.0', "either condition"),
     ("NOT type:scan created_at:<1week", "non-scans created within the last week"),
     ("explorer:=lab-% error:timeout", "exact match with % wildcard; text contains"),
     ("hidden:true", "show hidden tasks too"),
