@@ -231,3 +231,41 @@ def test_live_updates_come_back_after_a_console_restart(
     expect(page.locator('[data-count="scheduled"]')).to_have_text(str(before + 1))
     expect(page.locator("table.tasks")).to_contain_text("after the restart")
     assert page.evaluate("window.__noReload") is True
+
+
+def test_explorers_and_assets_pages_follow_the_work_without_a_reload(
+    admin_page: Page, console: RunningConsole
+) -> None:
+    page = admin_page
+    page.goto(f"{console.url}/explorers")
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    page.evaluate("window.__noReload = true")
+    current = page.locator("#explorers-live tbody tr", has_text="embedded").locator(
+        'td[data-label="Current task"]'
+    )
+    task = create_task(
+        console,
+        name="watched from the explorers page",
+        params={"targets": "127.0.0.1", "tcp_ports": "1-65535", "rate": 100},
+    )
+    expect(current).to_have_text(f"#{task['id']}", timeout=30_000)
+    screenshot(page, "explorers-busy", full_page=False)
+    with console.api() as api:
+        assert api.post(f"/api/v1/tasks/{task['id']}/stop").status_code == 200
+    expect(current).to_have_text("idle", timeout=30_000)
+    assert page.evaluate("window.__noReload") is True
+
+    page.goto(f"{console.url}/assets?search=address%3A127.0.0.77")
+    expect(page.locator("#live-state")).to_have_attribute("data-state", "live")
+    expect(page.locator("#assets-live tbody tr.empty")).to_contain_text("No asset matches")
+    page.evaluate("window.__noReload = true")
+    scan = create_task(
+        console, name="find 127.0.0.77", params={"targets": "127.0.0.77", "tcp_ports": "22,80"}
+    )
+    wait_for_status(console, scan["id"], {"processed"})
+    found = page.locator("#assets-live tbody tr", has_text="127.0.0.77")
+    expect(found).to_have_count(1, timeout=30_000)
+    expect(found).to_contain_text("Online")
+    assert page.evaluate("window.__noReload") is True
+    # the search the user typed is left alone
+    expect(page.get_by_label("Search assets")).to_have_value("address:127.0.0.77")

@@ -14,6 +14,7 @@ from surveyor.core.tasks import TaskStatus
 from surveyor.store import tasks as store
 from tests.integration.test_web_sessions import FUTURE, create, signed_in
 from tests.support.console import ConsoleUnderTest
+from tests.support.explorers import new_explorer, new_scan, new_site, set_checkin, utcnow
 
 
 @pytest.fixture
@@ -172,3 +173,46 @@ def test_a_client_that_does_not_ask_for_a_stream_gets_what_it_missed_at_once(
     found = messages(response.text)
     assert found[0]["event"] == "ready"
     assert [m["data"]["task_id"] for m in found if m["event"] == "task"] == [task["id"]]
+
+
+def test_a_stream_reports_explorers_coming_online_and_taking_work(
+    console: ConsoleUnderTest, short_streams: TaskFeed
+) -> None:
+    with console.db.write() as conn:
+        explorer = new_explorer(conn, console.organization_id, online=False)
+        site = new_site(conn, console.organization_id)
+    other_org, _ = console.other_organization()
+    with console.db.write() as conn:
+        theirs = new_explorer(conn, other_org, online=False)
+
+    def work() -> None:
+        time.sleep(0.3)
+        with console.db.write() as conn:
+            set_checkin(conn, explorer["id"], utcnow())
+            set_checkin(conn, theirs["id"], utcnow())
+        time.sleep(0.3)
+        with console.db.write() as conn:
+            scan = new_scan(conn, console.organization_id, site["id"], explorer_id=explorer["id"])
+            store.transition(
+                conn,
+                console.organization_id,
+                scan["id"],
+                TaskStatus.ACTIVE,
+                actor="explorer:test",
+            )
+        found_scan.append(scan["id"])
+
+    found_scan: list[int] = []
+    worker = threading.Thread(target=work)
+    worker.start()
+    body = console.as_role("viewer").get("/api/v1/events", headers=LIVE).text
+    worker.join()
+    news = [m["data"]["explorers"] for m in messages(body) if m["event"] == "explorers"]
+    mine = [[e for e in fleet if e["id"] == explorer["id"]] for fleet in news]
+    # offline at the first poll (only noted), then online and idle, then online and busy
+    assert [fleet[0] for fleet in mine] == [
+        {"id": explorer["id"], "online": True, "current_task_id": None},
+        {"id": explorer["id"], "online": True, "current_task_id": found_scan[0]},
+    ]
+    # another organization's explorer changed too, but is not this organization's news
+    assert theirs["id"] not in {e["id"] for fleet in news for e in fleet}

@@ -9,13 +9,13 @@ went silent and forces stops that were never confirmed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from surveyor.core.tasks import TAB_SPECS, IllegalTransition, Tab, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
@@ -503,19 +503,23 @@ RUNNING = TAB_SPECS[Tab.ACTIVE].statuses
 
 
 def current_tasks(conn: Connection, organization_id: int) -> dict[int, int]:
-    """The task each explorer runs now, for all of an organization's explorers in one query
-    (few tasks run at once)."""
+    """The task each explorer of an organization runs now (explorer id -> task id)."""
+    return current_tasks_of(conn, [organization_id])
+
+
+def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[int, int]:
+    """The task each explorer of these organizations runs now, in one query (few tasks run
+    at once; an explorer with two, e.g. one still stopping, shows the newer)."""
     rows = conn.execute(
-        select(tasks.c.explorer_id, tasks.c.id).where(
+        select(tasks.c.explorer_id, func.max(tasks.c.id))
+        .where(
             tasks.c.status.in_([status.value for status in RUNNING]),
-            tasks.c.organization_id == organization_id,
+            tasks.c.organization_id.in_(list(organization_ids)),
             tasks.c.explorer_id.is_not(None),
         )
+        .group_by(tasks.c.explorer_id)
     ).all()
-    current: dict[int, int] = {}
-    for explorer_id, task_id in rows:
-        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
-    return current
+    return {int(explorer_id): int(task_id) for explorer_id, task_id in rows}
 
 
 def explorer_view(

@@ -1,10 +1,11 @@
 """Live news for the console's pages: one poller per console process.
 
 `TaskFeed` polls the database once a second while anyone listens: new task events (every
-transition, edit and spawn is one, with a growing id) and the progress of running tasks. It
-fans them out to the subscribed streams of each organization, so the cost of a poll does not
-grow with the number of open pages. `GET /api/v1/events` (`console/routes/events.py`) turns
-a subscription into server-sent events.
+transition, edit and spawn is one, with a growing id), the progress of running tasks, and the
+state of the explorers (online or not, and what each runs). It fans them out to the
+subscribed streams of each organization, so the cost of a poll does not grow with the number
+of open pages. `GET /api/v1/events` (`console/routes/events.py`) turns a subscription into
+server-sent events.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -23,8 +25,10 @@ from sqlalchemy import Connection, func, select
 from surveyor.console.state import ConsoleState
 from surveyor.console.web.task_view import ring_values
 from surveyor.core.tasks import TaskStatus
+from surveyor.service.explorers import current_tasks_of
+from surveyor.service.launch import is_online
 from surveyor.store.engine import Database
-from surveyor.store.schema import task_events, tasks
+from surveyor.store.schema import explorers, task_events, tasks
 
 log = logging.getLogger("surveyor.console.live")
 
@@ -135,6 +139,41 @@ def moving_tasks(conn: Connection, organization_ids: Iterable[int]) -> list[dict
     return [dict(row) for row in rows]
 
 
+#: What the Explorers page shows of one explorer that can change by itself: id, online,
+#: current task (or None).
+ExplorerState = tuple[int, bool, int | None]
+
+
+def explorer_states(
+    conn: Connection, organization_ids: Iterable[int], *, now: datetime, window: float
+) -> dict[int, tuple[ExplorerState, ...]]:
+    """Each organization's explorers, whether online and what each runs, in two queries."""
+    wanted = list(organization_ids)
+    running = current_tasks_of(conn, wanted)
+    states: dict[int, list[ExplorerState]] = {org: [] for org in wanted}
+    for explorer_id, organization_id, last_checkin_at in conn.execute(
+        select(explorers.c.id, explorers.c.organization_id, explorers.c.last_checkin_at)
+        .where(explorers.c.organization_id.in_(wanted))
+        .order_by(explorers.c.id)
+    ):
+        online = is_online(last_checkin_at, now=now, window=window)
+        states[organization_id].append((explorer_id, online, running.get(explorer_id)))
+    return {org: tuple(found) for org, found in states.items()}
+
+
+def _explorers_item(organization_id: int, states: tuple[ExplorerState, ...]) -> FeedItem:
+    return FeedItem(
+        "explorers",
+        organization_id,
+        {
+            "explorers": [
+                {"id": explorer_id, "online": online, "current_task_id": current}
+                for explorer_id, online, current in states
+            ]
+        },
+    )
+
+
 @dataclass
 class _Poll:
     items: list[FeedItem] = field(default_factory=list)
@@ -153,8 +192,10 @@ class TaskFeed:
         heartbeat_seconds: float = 15.0,
         retry_ms: int = 1500,
         max_backlog: int = 5000,
+        online_window: float = 60.0,
     ) -> None:
         self.db = db
+        self.online_window = online_window
         self.stopping = stopping or threading.Event()
         self.poll_seconds = poll_seconds
         self.stream_seconds = stream_seconds
@@ -169,6 +210,8 @@ class TaskFeed:
         #: What the streams last heard of each running task; None until the first poll,
         #: which only takes note (the pages were rendered with those values).
         self._progress: dict[int, tuple[str, float, float]] | None = None
+        #: What the streams last heard of each organization's explorers (first poll: note).
+        self._explorers: dict[int, tuple[ExplorerState, ...]] = {}
         self._runner: asyncio.Task[None] | None = None
 
     async def subscribe(self, organization_id: int) -> tuple[asyncio.Queue[FeedItem | None], int]:
@@ -177,6 +220,7 @@ class TaskFeed:
             self._cursor = self._floor = await asyncio.to_thread(self._latest)
             self._seen.clear()
             self._progress = None
+            self._explorers = {}
         queue: asyncio.Queue[FeedItem | None] = asyncio.Queue()
         self._subscribers.setdefault(organization_id, set()).add(queue)
         if self._runner is None or self._runner.done():
@@ -232,6 +276,13 @@ class TaskFeed:
                 if item.id is not None and item.id > self._floor and item.id not in self._seen
             ]
             running = moving_tasks(conn, organization_ids) if organization_ids else []
+            fleet = (
+                explorer_states(
+                    conn, organization_ids, now=datetime.now(UTC), window=self.online_window
+                )
+                if organization_ids
+                else {}
+            )
         for item in fresh:
             assert item.id is not None
             self._seen.append(item.id)
@@ -246,6 +297,11 @@ class TaskFeed:
                     FeedItem("progress", row["organization_id"], {"task_id": row["id"], **fields})
                 )
         self._progress = current
+        for organization_id, states in fleet.items():
+            heard = self._explorers.get(organization_id)
+            if heard is not None and heard != states:
+                poll.items.append(_explorers_item(organization_id, states))
+        self._explorers = fleet
         return poll
 
 
@@ -253,6 +309,10 @@ def task_feed(state: ConsoleState) -> TaskFeed:
     """This console's feed (created on first use)."""
     feed = state.extras.get(FEED_KEY)
     if not isinstance(feed, TaskFeed):
-        feed = TaskFeed(state.db, stopping=state.stopping)
+        feed = TaskFeed(
+            state.db,
+            stopping=state.stopping,
+            online_window=state.settings.online_window_seconds,
+        )
         state.extras[FEED_KEY] = feed
     return feed

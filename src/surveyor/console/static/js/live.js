@@ -32,15 +32,18 @@ export function startLiveUpdates(listener) {
     source = new EventSource(`/api/v1/events?after=${lastId}`);
     source.addEventListener("ready", () => {
       show("live");
-      if (lostAt !== null && Date.now() - lostAt > GAP_MS) listener.onReconnect();
+      if (lostAt !== null && Date.now() - lostAt > GAP_MS) listener.onReconnect?.();
       lostAt = null;
     });
     source.addEventListener("task", (event) => {
       lastId = Math.max(lastId, Number(event.lastEventId) || 0);
-      listener.onTask(JSON.parse(event.data));
+      listener.onTask?.(JSON.parse(event.data));
     });
     source.addEventListener("progress", (event) => {
-      listener.onProgress(JSON.parse(event.data));
+      listener.onProgress?.(JSON.parse(event.data));
+    });
+    source.addEventListener("explorers", (event) => {
+      listener.onExplorers?.(JSON.parse(event.data));
     });
     source.addEventListener("error", () => {
       if (lostAt === null) lostAt = Date.now();

@@ -1,6 +1,7 @@
 // Entry point: each page names itself in <body data-page>, and gets its behaviour here.
 import { localizeTimes, setUpCopyButtons } from "./page.js";
 import { startLiveUpdates } from "./live.js";
+import { liveRegions } from "./live-regions.js";
 import { setUpOverview } from "./overview.js";
 import { setUpTaskForm } from "./task-form.js";
 
@@ -13,4 +14,7 @@ if (page === "overview") {
   startLiveUpdates(overview);
 } else if (page === "new-task") {
   setUpTaskForm();
+} else {
+  const listener = liveRegions(page);
+  if (listener) startLiveUpdates(listener);
 }
