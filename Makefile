@@ -36,6 +36,7 @@ bench-deps:
 
 bench: install system-deps bench-deps
 	$(BIN)/python -m bench.tasks_list
+	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.scan
 	$(BIN)/python -m bench.scan_lab
 	$(BIN)/python -m bench.scheduler
