@@ -40,13 +40,15 @@ class ConsoleSettings:
     # Explorer protocol (SPEC §6): how long a poll for work is held open, how often the
     # console re-checks the database meanwhile, how long a running task may go without a
     # report before it is canceled, how long a stop may go unconfirmed before it is forced,
-    # how often those timeouts are checked, and the largest task data upload.
+    # how often those timeouts are checked, the largest task data upload, and how long an
+    # upload may send nothing before it is given up (its partial file removed).
     long_poll_seconds: float = 25.0
     poll_recheck_seconds: float = 2.0
     explorer_silence_seconds: float = 60.0
     stop_confirm_seconds: float = 30.0
     explorer_sweep_seconds: float = 1.0
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    upload_idle_seconds: float = 60.0
 
     @classmethod
     def from_environment(cls, data_dir: Path, database_url: str) -> ConsoleSettings:
@@ -59,6 +61,7 @@ class ConsoleSettings:
             explorer_silence_seconds=_env_int("SURVEYOR_EXPLORER_SILENCE_TIMEOUT", 60),
             stop_confirm_seconds=_env_int("SURVEYOR_STOP_TIMEOUT", 30),
             max_upload_bytes=_env_int("SURVEYOR_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
+            upload_idle_seconds=_env_int("SURVEYOR_UPLOAD_IDLE_TIMEOUT", 60),
         )
 
 

@@ -373,9 +373,24 @@ def _upload_out(task: Mapping[str, Any], *, already_stored: bool) -> dict[str, A
     }
 
 
-async def _receive_into(request: Request, incoming: taskdata.IncomingTaskData) -> None:
+async def _receive_into(
+    request: Request, incoming: taskdata.IncomingTaskData, *, idle_seconds: float
+) -> None:
+    """Write the body into `incoming`. A body that stops arriving (a network path that
+    died without a reset) is given up after `idle_seconds`, so its partial file goes."""
     pending = bytearray()
-    async for chunk in request.stream():
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+        except StopAsyncIteration:
+            break
+        except TimeoutError:
+            raise ApiError(
+                408,
+                "upload_stalled",
+                f"no data arrived for {idle_seconds:g} s; nothing was stored, send it again",
+            ) from None
         pending += chunk
         if len(pending) >= _UPLOAD_WRITE_BYTES:
             await asyncio.to_thread(incoming.write, bytes(pending))
@@ -411,7 +426,7 @@ async def upload_task_data(
         return _upload_out(start.task, already_stored=True)
     with taskdata.IncomingTaskData(state.settings.data_dir, task_id) as incoming:
         try:
-            await _receive_into(request, incoming)
+            await _receive_into(request, incoming, idle_seconds=state.settings.upload_idle_seconds)
         except ClientDisconnect:
             raise ApiError(400, "incomplete_upload", "the upload ended early") from None
         if incoming.sha256 != sha256:
