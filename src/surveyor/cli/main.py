@@ -5,7 +5,18 @@ from __future__ import annotations
 import typer
 
 from surveyor import __version__
-from surveyor.cli import assets, explorer, imports, scan, server, session, tasks, tokens, worker
+from surveyor.cli import (
+    accounts,
+    assets,
+    explorer,
+    imports,
+    scan,
+    server,
+    session,
+    tasks,
+    tokens,
+    worker,
+)
 
 app = typer.Typer(
     name="surveyor",
@@ -21,6 +32,8 @@ app.command()(session.login)
 app.command()(session.logout)
 app.add_typer(tasks.task_app, name="task")
 app.add_typer(tokens.token_app, name="token")
+app.add_typer(accounts.user_app, name="user")
+app.add_typer(accounts.site_app, name="site")
 app.add_typer(assets.asset_app, name="asset")
 app.command("import")(imports.import_file)
 app.command()(worker.worker)

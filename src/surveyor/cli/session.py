@@ -21,7 +21,7 @@ from surveyor.cli.config import (
 from surveyor.cli.render import err, format_time, reports_errors
 
 
-def _read_password(from_stdin: bool) -> str:
+def read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -47,7 +47,7 @@ def login(
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
     email = email or typer.prompt("Email", default=stored.get("email") or None)
-    password = _read_password(password_stdin)
+    password = read_password(password_stdin)
     with ApiClient(target) as client:
         try:
             session = client.post("/auth/login", {"email": email, "password": password})

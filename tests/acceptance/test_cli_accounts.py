@@ -1,0 +1,112 @@
+"""`surveyor user …` and `surveyor site …` against a real console process."""
+
+from __future__ import annotations
+
+import os
+import re
+
+from tests.acceptance.test_cli import Cli, cli  # noqa: F401 (the fixture)
+
+
+def _email(tag: str) -> str:
+    return f"{tag}-{os.getpid()}@example.test"
+
+
+def test_a_user_with_a_generated_password_signs_in_and_gets_what_the_role_allows(
+    cli: Cli,  # noqa: F811
+) -> None:
+    email = _email("analyst")
+    shown = cli.ok("user", "create", email, "--name", "Ana Lyst")
+    assert f"Added {email}" in shown
+    assert "as viewer" in shown
+    password = re.search(r"│\s*(\S{12,})\s*│", shown)
+    assert password is not None, shown
+    assert "not shown again" in shown
+    listed = {user["email"]: user for user in cli.json("user", "list")}
+    assert listed[email]["role"] == "viewer"
+    assert listed[email]["name"] == "Ana Lyst"
+    assert password.group(1) not in cli.ok("user", "list")
+
+    login = cli.run(
+        "login", "--console", cli.console.url, "--email", email, "--password-stdin",
+        url=None, token=None, stdin=password.group(1) + "\n",
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+    as_viewer = cli.run("task", "create", "not allowed", "--targets", "127.0.0.1", token=None)
+    assert as_viewer.returncode == 1
+    assert "operator" in as_viewer.stderr
+
+    user_id = str(listed[email]["id"])
+    edited = cli.json("user", "edit", user_id, "--role", "operator")
+    assert edited["role"] == "operator"
+    created = cli.json("task", "create", "allowed now", "--targets", "127.0.0.1", token=None)
+    assert created["created_by"] == email
+
+    assert cli.json("user", "edit", user_id, "--deactivated")["is_active"] is False
+    refused = cli.run("task", "list", token=None)
+    assert refused.returncode == 4
+    assert "Removed user" in cli.ok("user", "remove", user_id)
+    assert email not in {user["email"] for user in cli.json("user", "list")}
+
+
+def test_a_user_created_with_a_password_on_stdin_has_that_password(cli: Cli) -> None:  # noqa: F811
+    email = _email("chosen")
+    created = cli.json(
+        "user", "create", email, "--role", "operator", "--password-stdin",
+        stdin="a chosen password of length\n",
+    )  # fmt: skip
+    assert created["generated_password"] is None
+    login = cli.run(
+        "login", "--console", cli.console.url, "--email", email, "--password-stdin",
+        url=None, token=None, stdin="a chosen password of length\n",
+    )  # fmt: skip
+    assert login.returncode == 0, login.stderr
+
+
+def test_bad_user_commands_are_refused_with_a_message_and_change_nothing(
+    cli: Cli,  # noqa: F811
+) -> None:
+    before = cli.json("user", "list")
+    bad_email = cli.run("user", "create", "not-an-email")
+    assert bad_email.returncode == 1
+    assert "email" in bad_email.stderr
+    nothing = cli.run("user", "edit", str(before[0]["id"]))
+    assert nothing.returncode == 2
+    assert "nothing to change" in nothing.stderr
+    bad_role = cli.run("user", "edit", str(before[0]["id"]), "--role", "owner")
+    assert bad_role.returncode == 2
+    short = cli.run("user", "create", _email("short"), "--password-stdin", stdin="short\n")
+    assert short.returncode == 1
+    assert "12" in short.stderr
+    myself = next(user for user in before if user["email"] == cli.console.admin_email)
+    demote = cli.run("user", "edit", str(myself["id"]), "--role", "viewer")
+    assert demote.returncode == 1
+    assert "cannot demote" in demote.stderr
+    missing = cli.run("user", "show", "999999")
+    assert missing.returncode == 1
+    assert "999999" in missing.stderr
+    assert cli.json("user", "list") == before
+
+
+def test_sites_are_created_edited_listed_and_deleted(cli: Cli) -> None:  # noqa: F811
+    name = f"branch-{os.getpid()}"
+    site = cli.json(
+        "site", "create", name, "--scope", "127.20.0.0/24", "--excludes", "127.20.0.1",
+        "--description", "the branch office",
+    )  # fmt: skip
+    assert site["scope_size"] == 255
+    assert site["name"] in cli.ok("site", "list")
+
+    bad = cli.run("site", "edit", str(site["id"]), "--scope", "127.20.0.0/24 127.20.0.0/33")
+    assert bad.returncode == 1
+    assert "127.20.0.0/33" in bad.stderr
+    assert cli.json("site", "show", str(site["id"]))["scope"] == "127.20.0.0/24"
+
+    changed = cli.ok("site", "edit", str(site["id"]), "--scope", "127.20.0.0/23")
+    assert "511 addresses in scope" in changed
+    task = cli.json("task", "create", "branch scan", "--site", name)
+    assert task["site_id"] == site["id"]
+    assert task["params"]["targets"] == "127.20.0.0/23"
+
+    assert "Deleted site" in cli.ok("site", "delete", str(site["id"]))
+    assert site["id"] not in {item["id"] for item in cli.json("site", "list")}
