@@ -151,3 +151,136 @@ def test_ipv6_hosts_are_dialled_over_ipv6() -> None:
     assert {result.address: result.closed_ports for result in found} == {"::1": 1, "127.1.0.7": 1}
     assert families.count(socket.AF_INET6) == 2
     assert families.count(socket.AF_INET) == 2
+
+
+class TickClock:
+    """Virtual time that moves `step` seconds each time the scanner's loop goes round, and
+    asks the scanner to stop after `limit` rounds (so a wrong wait fails, never hangs)."""
+
+    def __init__(self, step: float, limit: int = 500) -> None:
+        self.now = 0.0
+        self.step = step
+        self.limit = limit
+        self.rounds = 0
+        self.stop = threading.Event()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += self.step
+        self.rounds += 1
+        if self.rounds >= self.limit:
+            self.stop.set()
+
+
+def test_hosts_taken_on_before_the_first_answer_adopt_the_networks_timeout() -> None:
+    # the silent host's probe goes out while the timeout is still the initial hour; the
+    # other host's answer shows a fast network, and the silent host's wait shrinks to match
+    clock = TickClock(0.02)
+    dialer = AnsweringDialer(
+        lambda a, p, n: errno.EINPROGRESS if a == "127.1.0.8" else errno.ECONNREFUSED
+    )
+    plan = ConnectPlan(
+        ports=(7,),
+        rate=100000.0,
+        host_rate=100000.0,
+        retries=2,
+        timeouts=TimeoutBounds(initial=3600.0, minimum=0.05, maximum=3600.0),
+    )
+    scanner = ConnectScanner(plan, stop=clock.stop, dialer=dialer, clock=clock)
+    found: list[HostScan] = []
+    scanner.run(ListSource(["127.1.0.8", "127.1.0.9"]), found.append, clock.tick)
+    assert not clock.stop.is_set(), "the silent host was still waiting out the initial timeout"
+    assert {result.address: result.filtered_ports for result in found} == {
+        "127.1.0.8": 1,
+        "127.1.0.9": 0,
+    }
+    assert dialer.dials[("127.1.0.8", 7)] == 3
+
+
+def test_an_answer_already_in_when_the_loop_comes_back_late_is_an_answer() -> None:
+    # the first dial holds the loop up far beyond the probe's timeout (a busy machine); the
+    # connection was answered meanwhile, so it is open, with no retry
+    clock = TickClock(0.001)
+    peers: list[socket.socket] = []
+    dials: Counter[int] = Counter()
+
+    def stalling(
+        family: int, sockaddr: tuple[str, int], attempt: int
+    ) -> tuple[_socket.socket, int]:
+        dials[sockaddr[1]] += 1
+        ours, theirs = socket.socketpair()  # connected: writable at once, no error
+        peers.append(theirs)
+        clock.now += 5.0
+        return ours, errno.EINPROGRESS
+
+    plan = ConnectPlan(
+        ports=(7,), rate=100000.0, host_rate=100000.0, timeouts=TimeoutBounds(0.05, 0.05, 0.05)
+    )
+    scanner = ConnectScanner(plan, stop=clock.stop, dialer=stalling, clock=clock)
+    found: list[HostScan] = []
+    scanner.run(ListSource(["127.1.0.10"]), found.append, clock.tick)
+    for peer in peers:
+        peer.close()
+    assert found[0].open_ports == (7,)
+    assert dials == Counter({7: 1})
+
+
+def test_an_answer_to_a_retry_is_a_round_trip_sample_and_marks_the_path_lossy() -> None:
+    found, dialer = scan(
+        ["127.1.0.11"],
+        lambda a, p, n: errno.EINPROGRESS if n == 0 else errno.ECONNREFUSED,
+        ports=(7,),
+    )
+    # each attempt is a socket of its own: the answer can only be the retry's
+    assert found["127.1.0.11"].rtt is not None
+    assert (found["127.1.0.11"].closed_ports, dialer.dials[("127.1.0.11", 7)]) == (1, 2)
+
+
+def test_a_group_of_hosts_is_worked_on_at_once_even_when_the_first_has_probes_left() -> None:
+    order: list[str] = []
+    dialer = AnsweringDialer(lambda a, p, n: errno.ECONNREFUSED)
+
+    def recording(
+        family: int, sockaddr: tuple[str, int], attempt: int
+    ) -> tuple[_socket.socket, int]:
+        order.append(sockaddr[0])
+        return dialer(family, sockaddr, attempt)
+
+    # the global rate, not the hosts' own, holds the first host back: it always has a probe
+    # ready to send, yet the second host of the group starts alongside it
+    plan = ConnectPlan(ports=tuple(range(1, 41)), rate=1000.0, host_rate=100000.0, host_group=2)
+    scanner = ConnectScanner(plan, stop=threading.Event(), dialer=recording)
+    found: list[HostScan] = []
+    scanner.run(ListSource(["127.1.0.12", "127.1.0.13", "127.1.0.14"]), found.append)
+    assert {result.address: result.closed_ports for result in found} == {
+        "127.1.0.12": 40,
+        "127.1.0.13": 40,
+        "127.1.0.14": 40,
+    }
+    first_of = {address: order.index(address) for address in set(order)}
+    last_of = {address: len(order) - 1 - order[::-1].index(address) for address in set(order)}
+    assert first_of["127.1.0.13"] < last_of["127.1.0.12"], "the group started together"
+    assert first_of["127.1.0.14"] > first_of["127.1.0.13"]
+
+
+def test_open_ports_are_announced_as_found_before_their_host_is_reported() -> None:
+    events: list[tuple[str, object]] = []
+    dialer = AnsweringDialer(lambda a, p, n: 0 if p in (8, 9) else errno.ECONNREFUSED)
+    plan = ConnectPlan(ports=(7, 8, 9), rate=100000.0, host_rate=100000.0)
+    scanner = ConnectScanner(
+        plan,
+        stop=threading.Event(),
+        dialer=dialer,
+        on_open=lambda key, address, port: events.append(("open", (key, address, port))),
+    )
+    scanner.run(
+        ListSource(["127.1.0.15", "127.1.0.16"]),
+        lambda result: events.append(("host", result.address)),
+    )
+    for key, address in enumerate(["127.1.0.15", "127.1.0.16"]):
+        reported = events.index(("host", address))
+        announced = [events.index(("open", (key, address, port))) for port in (8, 9)]
+        assert max(announced) < reported
+    assert len(events) == 6, "each open port announced once, each host reported once"

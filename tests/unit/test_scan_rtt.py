@@ -39,6 +39,34 @@ def test_retries_double_the_timeout_up_to_the_ceiling() -> None:
     assert [estimator.retry_timeout(n) for n in range(4)] == [1.0, 2.0, 3.0, 3.0]
 
 
+def test_retries_on_a_fast_path_stay_at_the_floor() -> None:
+    # the floor stands for the scanning machine's own delays: a retry does not lengthen it
+    estimator = RttEstimator(BOUNDS)
+    for _ in range(20):
+        estimator.observe(0.001)
+    assert [estimator.retry_timeout(n) for n in range(4)] == [0.25] * 4
+
+
+def test_retries_on_a_slow_path_grow_at_most_four_times() -> None:
+    wide = TimeoutBounds(initial=1.0, minimum=0.1, maximum=60.0)
+    estimator = RttEstimator(wide)
+    for _ in range(50):
+        estimator.observe(0.5)
+    assert estimator.timeout == pytest.approx(0.5, rel=0.01)
+    timeouts = [estimator.retry_timeout(n) for n in range(6)]
+    assert timeouts == pytest.approx([0.5, 1.0, 2.0, 2.0, 2.0, 2.0], rel=0.01)
+
+
+def test_a_host_adopts_the_networks_estimate_once_the_network_has_one() -> None:
+    network = RttEstimator(BOUNDS)
+    host = RttEstimator(BOUNDS, seed=network)  # taken on before any answer
+    assert host.timeout == 1.0
+    network.observe(0.002)
+    host.adopt(network)
+    assert (host.srtt, host.timeout) == (network.srtt, 0.25)
+    assert host.retry_timeout(2) == network.retry_timeout(2)
+
+
 def test_a_new_host_starts_from_what_the_network_has_shown() -> None:
     network = RttEstimator(BOUNDS)
     for _ in range(20):

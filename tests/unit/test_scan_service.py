@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 
 from surveyor.core.scan_params import Probe
-from surveyor.scan.probes.service import ProbeTimeouts, ServiceTarget, describe_port, probe_order
+from surveyor.scan.probes.service import (
+    ProbeTimeouts,
+    ServiceTarget,
+    asks_after_greeting,
+    describe_port,
+    probe_order,
+)
 from tests.support.scan_services import make_certificate
 
 Serve = Callable[[socket.socket], None]
 ALL = frozenset({Probe.BANNER, Probe.HTTP, Probe.TLS})
-QUICK = ProbeTimeouts(banner=0.2, exchange=1.0)
+QUICK = ProbeTimeouts(banner=0.2, exchange=1.0, greeting=0.05)
 PLAIN_TO_TLS = (
     b"HTTP/1.1 400 Bad Request\r\nServer: nginx\r\n\r\n"
     b"<title>400 The plain HTTP request was sent to HTTPS port</title>"
@@ -71,6 +77,17 @@ def silent(conn: socket.socket) -> None:
     conn.recv(100)
 
 
+def greets_once_asked(text: bytes) -> Serve:
+    """A server that greets late: only after the client has said something."""
+
+    def serve(conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(text)
+        conn.recv(100)
+
+    return serve
+
+
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Callable[[bytes], Serve]:
     made = make_certificate(Path(tmp_path_factory.mktemp("certs")), "pair.example", "192.0.2.1")
@@ -101,19 +118,38 @@ def test_a_greeting_is_enough_no_request_is_sent() -> None:
     assert dial.connections == 1
 
 
-def test_a_web_server_on_an_unusual_port_is_found_after_the_greeting_wait() -> None:
+def test_only_ports_not_known_to_greet_first_are_asked_in_http_after_a_short_wait() -> None:
+    assert asks_after_greeting(40080, ALL)
+    assert asks_after_greeting(631, ALL)
+    assert not asks_after_greeting(22, ALL)  # SSH greets first: its greeting gets the full wait
+    assert not asks_after_greeting(25, ALL)
+    assert not asks_after_greeting(8080, ALL)  # HTTP goes first anyway
+    assert not asks_after_greeting(443, ALL)
+    assert not asks_after_greeting(40080, frozenset({Probe.BANNER, Probe.TLS}))
+
+
+def test_a_web_server_on_an_unusual_port_is_asked_on_the_connection_that_waited() -> None:
     page = b"HTTP/1.0 200 OK\r\nServer: tiny\r\n\r\n<title>Panel</title>"
-    dial = ScriptedDial(silent, answers_http(page))
+    dial = ScriptedDial(answers_http(page))
     entry = describe_port(ServiceTarget("192.0.2.1", 40080), ALL, QUICK, dial)
     assert entry["http"] == {"status": 200, "server": "tiny", "title": "Panel"}
     assert (entry["service"], entry["product"], entry["tls"]) == ("http", "tiny", None)
+    assert dial.connections == 1
+
+
+def test_a_greeting_that_comes_only_after_the_request_still_names_the_service() -> None:
+    dial = ScriptedDial(greets_once_asked(b"SSH-2.0-OpenSSH_9.6\r\n"))
+    entry = describe_port(ServiceTarget("192.0.2.1", 40022), ALL, QUICK, dial)
+    assert (entry["service"], entry["product"], entry["http"]) == ("ssh", "OpenSSH_9.6", None)
+    assert entry["banner"] == "SSH-2.0-OpenSSH_9.6"
+    assert dial.connections == 1
 
 
 def test_a_tls_server_that_rejects_plain_http_is_described_by_tls(
     tls_server: Callable[[bytes], Serve],
 ) -> None:
     page = b"HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\n<title>Inside</title>\n"
-    dial = ScriptedDial(silent, answers_http(PLAIN_TO_TLS), tls_server(page))
+    dial = ScriptedDial(answers_http(PLAIN_TO_TLS), tls_server(page))
     entry = describe_port(ServiceTarget("192.0.2.1", 40443), ALL, QUICK, dial)
     assert entry["service"] == "https"
     assert entry["tls"]["subject"] == "CN=pair.example,O=Surveyor Tests"
@@ -123,7 +159,7 @@ def test_a_tls_server_that_rejects_plain_http_is_described_by_tls(
 def test_a_tls_alert_is_not_taken_for_a_banner(tls_server: Callable[[bytes], Serve]) -> None:
     alert = b"\x15\x03\x03\x00\x02\x02\x46"
     page = b"HTTP/1.1 204 No Content\r\n\r\n"
-    dial = ScriptedDial(silent, greets(alert), tls_server(page))
+    dial = ScriptedDial(answers_http(alert), tls_server(page))
     entry = describe_port(ServiceTarget("192.0.2.1", 40444), ALL, QUICK, dial)
     assert entry["banner"] is None
     assert entry["tls"]["sans"] == ["pair.example", "192.0.2.1"]
@@ -134,4 +170,4 @@ def test_a_port_that_never_speaks_stays_an_open_port_without_facts() -> None:
     dial = ScriptedDial(silent)
     entry = describe_port(ServiceTarget("192.0.2.1", 40001), ALL, QUICK, dial)
     assert [entry[key] for key in ("service", "banner", "product", "http", "tls")] == [None] * 5
-    assert dial.connections == 3
+    assert dial.connections == 2  # greeting wait and HTTP on one, a TLS handshake on another

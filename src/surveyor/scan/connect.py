@@ -5,11 +5,19 @@ closed (and proves the host is up), no answer within the timeout means another a
 after the last attempt, filtered. Sockets of open ports are closed with SO_LINGER 0, so the
 scan leaves no TIME_WAIT behind and the server sees a reset rather than a conversation.
 
-Timeouts adapt per host (`rtt.RttEstimator`, seeded from the worker's estimate of the network),
-and retries double them. Three limits bound the load: the sockets in flight (`max_sockets`),
-a global token bucket (probes/s) and one per host. Hosts come from a `HostSource` and are
-worked on a few at a time: a new host is taken only when no active host has a probe to send,
-so memory stays bounded whatever the size of the scope.
+Timeouts adapt per host (`rtt.RttEstimator`, seeded from the worker's estimate of the network;
+hosts taken on before the network's first answer adopt it when it comes, probes in flight
+included), and retries lengthen them. Every attempt is a socket of its own, so an answer
+belongs to the attempt it came on and a retried probe's round trip is a sample too (unless
+the kernel itself resent the SYN). Before probes are declared unanswered, the answers that
+are already in are read: a loop held up by a busy machine never mistakes a late look for
+silence.
+
+Three limits bound the load: the sockets in flight (`max_sockets`), a global token bucket
+(probes/s) and one per host. Hosts come from a `HostSource` and are worked on a few at a
+time: a group of `host_group` at once, whose waits for silent hosts and dropped probes
+overlap, and more only when no active host has a probe to send, so memory stays bounded
+whatever the size of the scope.
 
 The loop waits in poll(), not epoll: a worker has a few hundred sockets in flight and their
 answers arrive in batches, so handing the kernel the whole set per wait costs less than an
@@ -52,6 +60,9 @@ HOST_BURST_SECONDS = 0.1
 RTT_EVERY = 8
 #: How long to wait after the kernel ran short of ports, buffers or descriptors.
 SHORTAGE_PAUSE = 0.01
+#: When the kernel resends an unanswered SYN on its own (its initial retransmission
+#: timeout): an answer later than this may belong to the resent SYN.
+KERNEL_SYN_RESEND = 1.0
 
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _SOL_SOCKET, _SO_ERROR, _SO_LINGER = socket.SOL_SOCKET, socket.SO_ERROR, socket.SO_LINGER
@@ -63,6 +74,9 @@ _SHORTAGE = frozenset(
 )
 #: No answer yet, worth another attempt.
 _SILENT = frozenset({errno.ETIMEDOUT})
+
+#: Called with (host key, address, port) as soon as a port is found open.
+OpenPortHook = Callable[[int, str, int], None]
 
 #: Starts a non-blocking connect: `(family, (address, port), attempt) -> (socket, errno)`.
 #: Any `socket.socket` will do; the default makes the bare C type (see `dial`).
@@ -175,8 +189,10 @@ class ConnectScanner:
         dialer: Dialer = dial,
         pinger: EchoPinger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_open: OpenPortHook | None = None,
     ) -> None:
         self._plan = plan
+        self._on_open = on_open
         self._stop = stop
         self._dialer = dialer
         self._pinger = pinger if plan.icmp and plan.discovery_ports else None
@@ -253,6 +269,12 @@ class ConnectScanner:
             self._ready.append(host)
 
     def _next_host(self, source: HostSource, now: float) -> _Host | None:
+        if len(self._active) < self._plan.host_group:
+            job = source.take(0.0)
+            if job is not None:
+                host = self._activate(job, now)
+                host.scheduled = True
+                return host
         while self._ready:
             host = self._ready.popleft()
             if host.has_pending() and not host.finished:
@@ -382,13 +404,14 @@ class ConnectScanner:
         probe.sock = None
         host.inflight -= 1
         if error == _REFUSED or error == 0:
-            if probe.attempt == 0:  # a retry's answer could belong to any attempt (Karn)
+            elapsed = now - probe.sent
+            # an echo reply, or a connect answered after the kernel resent its SYN, could
+            # answer an earlier request: no sample (Karn)
+            if probe.attempt == 0 or (probe.port != ECHO and elapsed < KERNEL_SYN_RESEND):
                 host.answers += 1
                 if host.answers % RTT_EVERY == 1:
-                    if host.rtt.srtt is None:
-                        self._network_rtt.observe(now - probe.sent)
-                    host.rtt.observe(now - probe.sent)
-            else:  # an answer that needed a retry: the path loses packets, so try harder
+                    self._sample(host, elapsed)
+            if probe.attempt > 0:  # an answer that needed a retry: the path loses packets
                 host.retries = self._plan.lossy_retries
             if not host.up:
                 host.up = True
@@ -398,6 +421,8 @@ class ConnectScanner:
             if port in self._requested:
                 if error == 0:
                     host.open.append(port)
+                    if self._on_open is not None:
+                        self._on_open(host.key, host.address, port)
                 else:
                     host.closed += 1
         elif error in _SHORTAGE:
@@ -407,6 +432,29 @@ class ConnectScanner:
             self._unanswered(probe, retry=error in _SILENT)
         if host.inflight == 0 and not host.extra and host.next_index >= len(host.ports):
             self._finish(host)
+
+    def _sample(self, host: _Host, elapsed: float) -> None:
+        network = self._network_rtt
+        first = network.srtt is None
+        if host.rtt.srtt is None:
+            network.observe(elapsed)
+        host.rtt.observe(elapsed)
+        if first:
+            self._adopt_network_rtt()
+
+    def _adopt_network_rtt(self) -> None:
+        """The network's first answer: hosts still at the initial timeout start from it, and
+        their probes in flight are due when it says (their first deadlines stay filed; a
+        probe concluded by the earlier one is skipped by the later)."""
+        adopted: set[int] = set()
+        for host in self._active.values():
+            if host.rtt.srtt is None:
+                host.rtt.adopt(self._network_rtt)
+                adopted.add(host.key)
+        for probe in itertools.chain(self._sockets.values(), self._echoes.values()):
+            host = probe.host
+            if host.key in adopted:
+                self._timeouts.add(probe.sent + host.rtt.retry_timeout(probe.attempt), probe)
 
     def _unanswered(self, probe: _Probe, *, retry: bool) -> None:
         host, port = probe.host, probe.port
@@ -432,6 +480,9 @@ class ConnectScanner:
         self._schedule(host)
 
     def _expire(self, now: float) -> None:
+        if not self._timeouts.due(now):
+            return
+        self._poll(0.0)  # answers that came while the loop was busy are answers
         for probe in self._timeouts.expired(now):
             if probe.port == ECHO:
                 if self._echoes.get(probe.host.address) is not probe:

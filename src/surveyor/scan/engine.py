@@ -2,9 +2,13 @@
 
 ```
  scope ─▶ connect workers (one thread, or one process per core), each walking its share
-                 │ host scans, probe counts
+                 │ open ports as found, host scans, probe counts
  records ◀─ run_scan ◀─ events ◀──── service probes and reverse DNS (daemon threads)
 ```
+
+Service probes overlap the port scan: an open port is described as soon as it is found, and
+a host's reverse lookup starts with its first open port, while its other ports are still
+being scanned.
 
 `run_scan` is a generator: it yields the config record, then a host record as soon as a host
 is fully described, then the summary. The consumer decides where records go (a file, an
@@ -26,7 +30,7 @@ from surveyor.core.scan_params import Probe, ScanParams
 from surveyor.scan.clock import SYSTEM_CLOCK, Clock
 from surveyor.scan.connect import Dialer, dial
 from surveyor.scan.daemon_pool import DaemonPool
-from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan
+from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan, OpenPort
 from surveyor.scan.probes.rdns import BoundedResolver, Resolver, SystemResolver
 from surveyor.scan.probes.service import ProbeTimeouts, ServiceTarget, describe_port
 from surveyor.scan.progress import ProgressReporter, ScanProgress
@@ -114,6 +118,7 @@ def plan_workers(
         retries=settings.retries,
         lossy_retries=max(settings.retries, settings.lossy_retries),
         timeouts=settings.timeouts,
+        report_open_ports=any(probe is not Probe.RDNS for probe in params.probes),
     )
     return plan, count
 
@@ -149,7 +154,9 @@ class _ScanRun:
         self._service_probes = frozenset(p for p in params.probes if p is not Probe.RDNS)
         self._rdns = Probe.RDNS in params.probes
         self._timeouts = ProbeTimeouts(
-            banner=settings.banner_timeout, exchange=settings.probe_timeout
+            banner=settings.banner_timeout,
+            exchange=settings.probe_timeout,
+            greeting=settings.greeting_timeout,
         )
         self._prober: DaemonPool | None = None
         self._pool: WorkerPool | None = None
@@ -197,6 +204,8 @@ class _ScanRun:
                     raise ScanError(event.error)
                 self._probes += event.probes
                 workers_left -= event.done
+                for found in event.opened:
+                    self._opened(found)
                 for scan in event.scans:
                     record = self._scanned(scan)
                     if record is not None:
@@ -232,30 +241,59 @@ class _ScanRun:
                 key += 1
         return tuple(jobs)
 
+    def _names_of(self, key: int, address: str) -> list[str]:
+        """The names a host was asked for by: its hostname target, names resolving to it."""
+        target_name = self._hostname_of.pop(key, None)
+        return ([target_name] if target_name else []) + self._names_at.get(address, [])
+
+    def _opened(self, found: OpenPort) -> None:
+        """A port found open while its host is still being scanned: describe it now."""
+        assembly = self._assemblies.get(found.key)
+        if assembly is None:
+            assembly = HostAssembly(self._names_of(found.key, found.address))
+            self._assemblies[found.key] = assembly
+        self._start_probes(found.key, found.address, assembly, (found.port,))
+
+    def _start_probes(
+        self, key: int, address: str, assembly: HostAssembly, ports: tuple[int, ...]
+    ) -> None:
+        """Service probes of the `ports` not probed yet, and the host's reverse lookup."""
+        if self._service_probes:
+            for port in ports:
+                if port not in assembly.probed:
+                    assembly.probed.add(port)
+                    target = ServiceTarget(address, port, assembly.target_name)
+                    self._submit(key, assembly, self._describe, target)
+        if self._rdns and not assembly.names_asked:
+            assembly.names_asked = True
+            self._submit(key, assembly, self._reverse, address)
+
     def _scanned(self, scan: HostScan) -> dict[str, Any] | None:
-        """The host's record if it is complete already; None if it is down (done) or its
-        probes have just started."""
+        """The host's record if it is complete already; None if it is down (done) or some
+        of its probes are still running."""
         if not scan.up:
             self._done += 1
             return None
         self._up += 1
         self._open += len(scan.open_ports)
-        target_name = self._hostname_of.pop(scan.key, None)
-        names = [target_name] if target_name else []
-        names += self._names_at.get(scan.address, [])
-        if not (self._rdns or (self._service_probes and scan.open_ports)):
-            self._done += 1
-            return host_record(scan, names)
-        assembly = HostAssembly(scan, names)
-        if self._service_probes:
-            hostname = names[0] if names else None
-            for port in scan.open_ports:
-                target = ServiceTarget(scan.address, port, hostname)
-                self._submit(scan.key, assembly, self._describe, target)
-        if self._rdns:
-            self._submit(scan.key, assembly, self._reverse, scan.address)
-        self._assemblies[scan.key] = assembly
-        return None
+        assembly = self._assemblies.get(scan.key)
+        if assembly is None:
+            names = self._names_of(scan.key, scan.address)
+            if not (self._rdns or (self._service_probes and scan.open_ports)):
+                self._done += 1
+                return host_record(scan, names)
+            assembly = HostAssembly(names)
+            self._assemblies[scan.key] = assembly
+        assembly.scan = scan
+        self._start_probes(scan.key, scan.address, assembly, scan.open_ports)
+        return self._completed(scan.key, assembly)
+
+    def _completed(self, key: int, assembly: HostAssembly) -> dict[str, Any] | None:
+        if not assembly.complete:
+            return None
+        del self._assemblies[key]
+        self._done += 1
+        return assembly.record()
 
     def _describe(self, key: int, target: ServiceTarget) -> _Described:
         service = describe_port(target, self._service_probes, self._timeouts)
@@ -294,18 +332,16 @@ class _ScanRun:
             assembly.set_service(event.service)
         assembly.add_hostnames(list(event.names))
         assembly.pending -= 1
-        if assembly.pending > 0:
-            return None
-        del self._assemblies[event.key]
-        self._done += 1
-        return assembly.record()
+        return self._completed(event.key, assembly)
 
     def _unfinished(self) -> Iterator[dict[str, Any]]:
-        """After a stop: hosts whose probes did not finish, with what is known of them."""
+        """After a stop: hosts scanned whose probes did not finish, with what is known of
+        them (hosts whose port scan did not finish are dropped, as the workers drop them)."""
         assemblies, self._assemblies = self._assemblies, {}
         for assembly in assemblies.values():
-            self._done += 1
-            yield assembly.record()
+            if assembly.scan is not None:
+                self._done += 1
+                yield assembly.record()
 
     def _halt(self) -> None:
         if self._pool is not None:

@@ -25,6 +25,12 @@ class ConnectPlan:
     timeouts: TimeoutBounds = field(default_factory=TimeoutBounds)
     #: hosts worked on at once, at most
     max_active_hosts: int = 4096
+    #: hosts taken on at once, at least (while the scope has more), even when those already
+    #: taken have probes to send: their discovery and timeouts then overlap
+    host_group: int = 32
+    #: report each open port as soon as it is found (so its service probes can start
+    #: while the host's other ports are still scanned), not only with the host's scan
+    report_open_ports: bool = False
 
 
 class HostJob(NamedTuple):
@@ -32,6 +38,14 @@ class HostJob(NamedTuple):
 
     key: int
     address: str
+
+
+class OpenPort(NamedTuple):
+    """A port found open on the host of job `key`, reported before the host is done."""
+
+    key: int
+    address: str
+    port: int
 
 
 class HostScan(NamedTuple):

@@ -59,16 +59,24 @@ def summary_record(
 
 
 class HostAssembly:
-    """A responding host's record, completed as its service probes and names come in."""
+    """A responding host's record, completed as its port scan, service probes and names come
+    in (probes may start, and finish, before the port scan does)."""
 
-    def __init__(self, scan: HostScan, hostnames: list[str]) -> None:
-        self.scan = scan
+    def __init__(self, hostnames: list[str]) -> None:
+        self.scan: HostScan | None = None
         self.hostnames = list(dict.fromkeys(hostnames))
-        self.services: dict[int, dict[str, Any]] = {
-            port: open_port_entry(port) for port in scan.open_ports
-        }
+        #: the name the host was asked for by, if any (for SNI and Host, not reverse DNS's)
+        self.target_name = self.hostnames[0] if self.hostnames else None
+        self.services: dict[int, dict[str, Any]] = {}
+        #: ports whose service probes have been started
+        self.probed: set[int] = set()
+        self.names_asked = False
         #: probes still running for this host
         self.pending = 0
+
+    @property
+    def complete(self) -> bool:
+        return self.scan is not None and self.pending == 0
 
     def add_hostnames(self, names: list[str]) -> None:
         self.hostnames = list(dict.fromkeys([*self.hostnames, *names]))
@@ -77,7 +85,13 @@ class HostAssembly:
         self.services[int(entry["port"])] = entry
 
     def record(self) -> dict[str, Any]:
-        services = [self.services[port] for port in sorted(self.services)]
+        """The host record: its open ports (as the port scan found them) with what the
+        probes that finished learned of them."""
+        assert self.scan is not None, "a host's record needs its port scan"
+        services = [
+            self.services.get(port) or open_port_entry(port)
+            for port in sorted(self.scan.open_ports)
+        ]
         return host_record(self.scan, self.hostnames, services)
 
 

@@ -4,30 +4,44 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: A retry waits at most this many times the estimate: growth covers a path slower than
+#: estimated, while a lossy path (loss is random, not congestion) is served by more
+#: attempts, not by ever longer waits.
+RETRY_GROWTH_LIMIT = 4
+
 
 @dataclass(frozen=True, slots=True)
 class TimeoutBounds:
     """The timeout before any answer, and the floor and ceiling of an estimated one (s)."""
 
     initial: float = 1.0
-    minimum: float = 0.25
+    minimum: float = 0.1
     maximum: float = 3.0
 
 
 class RttEstimator:
     """Smoothed RTT (SRTT) and its variation (RTTVAR); timeout = SRTT + 4 * RTTVAR, bounded."""
 
-    __slots__ = ("_bounds", "rttvar", "srtt", "timeout")
+    __slots__ = ("_bounds", "_estimate", "rttvar", "srtt", "timeout")
 
     def __init__(self, bounds: TimeoutBounds, seed: RttEstimator | None = None) -> None:
         self._bounds = bounds
-        self.srtt: float | None = seed.srtt if seed is not None else None
-        self.rttvar: float = seed.rttvar if seed is not None else 0.0
+        self.srtt: float | None = None
+        self.rttvar: float = 0.0
         #: how long to wait for an answer to a first attempt
-        self.timeout: float = seed.timeout if seed is not None else bounds.initial
+        self.timeout: float = bounds.initial
+        #: SRTT + 4 * RTTVAR, before the bounds (the initial timeout before any answer)
+        self._estimate = bounds.initial
+        if seed is not None:
+            self.adopt(seed)
+
+    def adopt(self, seed: RttEstimator) -> None:
+        """Start from what `seed` (the network's estimate) has seen."""
+        self.srtt, self.rttvar, self.timeout = seed.srtt, seed.rttvar, seed.timeout
+        self._estimate = seed._estimate
 
     def observe(self, sample: float) -> None:
-        """Fold in the RTT of an answered first attempt (retried probes are ambiguous)."""
+        """Fold in the RTT of an answer that can only belong to the attempt it came on."""
         sample = max(0.0, sample)
         if self.srtt is None:
             self.srtt = sample
@@ -35,9 +49,13 @@ class RttEstimator:
         else:
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - sample)
             self.srtt = 0.875 * self.srtt + 0.125 * sample
-        estimate = self.srtt + 4 * self.rttvar
-        self.timeout = min(self._bounds.maximum, max(self._bounds.minimum, estimate))
+        self._estimate = self.srtt + 4 * self.rttvar
+        self.timeout = min(self._bounds.maximum, max(self._bounds.minimum, self._estimate))
 
     def retry_timeout(self, attempt: int) -> float:
-        """The timeout of attempt `attempt` (0 = first): doubled per retry, up to the ceiling."""
-        return min(self._bounds.maximum, self.timeout * (1 << attempt))
+        """The timeout of attempt `attempt` (0 = first): the estimate doubled per retry, up
+        to `RETRY_GROWTH_LIMIT` times, within the bounds. The floor itself does not grow: it
+        stands for the scanning machine's own delays, which a retry does not lengthen, and
+        a fast path keeps its quick retries."""
+        growth = min(1 << min(attempt, 8), RETRY_GROWTH_LIMIT)
+        return min(self._bounds.maximum, max(self.timeout, self._estimate * growth))

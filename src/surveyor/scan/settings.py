@@ -25,8 +25,11 @@ class ScanSettings:
     #: the same, for a host that has been seen losing probes (an answer came only on a retry)
     lossy_retries: int = 6
     discovery_ports: tuple[int, ...] = DISCOVERY_PORTS
-    #: how long a server-first protocol may take to greet us
+    #: how long a server-first protocol may take to greet us, on a port known for one
     banner_timeout: float = 2.0
+    #: how long to listen for a greeting on other ports before asking in HTTP (on the same
+    #: connection: a late greeting still answers the request, and names the service)
+    greeting_timeout: float = 0.5
     #: connect, TLS handshake and HTTP exchange of one service probe, each
     probe_timeout: float = 3.0
     rdns_timeout: float = 2.0

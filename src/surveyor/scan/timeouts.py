@@ -32,6 +32,10 @@ class TimeoutWheel(Generic[T]):
     def next_deadline(self) -> float | None:
         return self._order[0] / self.SLOTS_PER_SECOND if self._order else None
 
+    def due(self, now: float) -> bool:
+        """Whether some timeout has passed."""
+        return bool(self._order) and self._order[0] <= now * self.SLOTS_PER_SECOND
+
     def expired(self, now: float) -> Iterator[T]:
         """The probes whose timeout has passed (some may have been answered meanwhile)."""
         limit = now * self.SLOTS_PER_SECOND

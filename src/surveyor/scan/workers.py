@@ -33,7 +33,7 @@ from surveyor.core.targets import Scope
 from surveyor.scan.connect import ConnectScanner, Dialer, dial
 from surveyor.scan.frames import read_frame, write_frame
 from surveyor.scan.icmp import EchoPinger
-from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan, StopFlag
+from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan, OpenPort, StopFlag
 
 #: Addresses a worker takes at a time from the scope.
 BLOCK = 64
@@ -87,13 +87,15 @@ def share_jobs(share: WorkerShare) -> Iterator[HostJob]:
 
 @dataclass(frozen=True, slots=True)
 class WorkerReport:
-    """Hosts a worker finished and the probes it sent since its previous report."""
+    """Hosts a worker finished and the probes it sent since its previous report; with
+    `plan.report_open_ports`, the ports found open since then (of hosts finished or not)."""
 
     worker: int
     scans: tuple[HostScan, ...]
     probes: int
     done: bool = False
     error: str | None = None
+    opened: tuple[OpenPort, ...] = ()
 
 
 class Outbox(Protocol):
@@ -145,7 +147,13 @@ def run_worker(
         plan = replace(plan, max_sockets=max(1, limit - SPARE_FILES))
     index = share.index
     pinger = EchoPinger.open(os.getpid() + index) if plan.icmp and plan.discovery_ports else None
-    scanner = ConnectScanner(plan, stop=stop, dialer=dialer, pinger=pinger)
+    opened: list[OpenPort] = []
+
+    def port_open(key: int, address: str, port: int) -> None:
+        opened.append(OpenPort(key, address, port))
+
+    on_open = port_open if plan.report_open_ports else None
+    scanner = ConnectScanner(plan, stop=stop, dialer=dialer, pinger=pinger, on_open=on_open)
     pending: list[HostScan] = []
     reported = 0
     last = time.monotonic()
@@ -153,7 +161,9 @@ def run_worker(
     def report(*, done: bool = False, error: str | None = None) -> None:
         nonlocal pending, reported, last
         probes = scanner.probes_sent - reported
-        outbox.put(WorkerReport(index, tuple(pending), probes, done=done, error=error))
+        found = tuple(opened)
+        opened.clear()
+        outbox.put(WorkerReport(index, tuple(pending), probes, done, error, found))
         pending, reported, last = [], scanner.probes_sent, time.monotonic()
 
     def host_done(scan: HostScan) -> None:
@@ -162,6 +172,9 @@ def run_worker(
             report()
 
     def tick() -> None:
+        if opened:  # service probes are waiting for these
+            report()
+            return
         due = time.monotonic() - last >= REPORT_SECONDS
         if due and (pending or scanner.probes_sent > reported):
             report()

@@ -3,7 +3,10 @@
 A port is probed the way its number suggests (TLS first on 443, HTTP first on 8080), and any
 other port the way that tells the protocols apart cheapest: wait for a server-first greeting,
 then try plain HTTP, then a TLS handshake. Each step opens its own connection; the first step
-that learns something ends the description.
+that learns something ends the description. On a port not known for a server-first protocol
+the greeting is given a short wait, and then the HTTP request goes out on the same
+connection: a greeting that comes late then answers the request, and names the service just
+as well.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ HTTP_PORTS = frozenset(
 )
 #: TLS ports whose protocol greets first (SMTPS, FTPS, IMAPS, POP3S, ...).
 SERVER_FIRST_TLS_PORTS = frozenset({465, 990, 992, 993, 994, 995})
+#: Plain ports whose protocol greets first (FTP, SSH, Telnet, SMTP, POP3, NNTP, IMAP, MySQL,
+#: VNC): the greeting is waited for in full before anything is asked.
+SERVER_FIRST_PORTS = frozenset(
+    {21, 22, 23, 25, 110, 119, 143, 220, 587, 2222, 2525, 3306, 5900, 5901}
+)
 _SECURE_NAMES = {"smtp": "smtps", "ftp": "ftps", "imap": "imaps", "pop3": "pop3s"}
 _PROBE_ERRORS = (OSError, ssl.SSLError, ValueError)
 #: A TLS record header (alert or handshake, any version): what a TLS server says to plain text.
@@ -51,8 +59,12 @@ class ServiceTarget:
 
 @dataclass(frozen=True, slots=True)
 class ProbeTimeouts:
+    #: the wait for a greeting on a port known for a server-first protocol
     banner: float = 2.0
+    #: connect, TLS handshake and HTTP exchange, each
     exchange: float = 3.0
+    #: the wait for a greeting on any other port, before the HTTP request is sent
+    greeting: float = 0.5
 
 
 def open_connection(address: str, port: int, timeout: float) -> socket.socket:
@@ -80,18 +92,34 @@ def describe_port(
 ) -> dict[str, Any]:
     """Run the probes on an open port and return its service entry (SPEC §7)."""
     entry = open_port_entry(target.port)
+    order = probe_order(target.port, probes)
+    ask = asks_after_greeting(target.port, probes)
+    if ask:
+        order.remove(Probe.HTTP)  # the banner step asks
     steps: dict[Probe, Callable[[], bool]] = {
-        Probe.BANNER: lambda: _banner_step(entry, target, timeouts, dial),
+        Probe.BANNER: lambda: _banner_step(entry, target, probes, timeouts, dial, ask=ask),
         Probe.TLS: lambda: _tls_step(entry, target, probes, timeouts, dial),
         Probe.HTTP: lambda: _http_step(entry, target, probes, timeouts, dial),
     }
-    for probe in probe_order(target.port, probes):
+    for probe in order:
         try:
             if steps[probe]():
                 break
         except _PROBE_ERRORS:
             continue
     return entry
+
+
+def asks_after_greeting(port: int, probes: frozenset[Probe]) -> bool:
+    """Whether the greeting gets only a short wait before the HTTP request follows on the
+    same connection: on ports tried greeting first that are not known to greet first."""
+    order = probe_order(port, probes)
+    return (
+        bool(order)
+        and order[0] is Probe.BANNER
+        and Probe.HTTP in order
+        and port not in SERVER_FIRST_PORTS
+    )
 
 
 def _fill_banner(entry: dict[str, Any], data: bytes, port: int) -> bool:
@@ -118,10 +146,23 @@ def _fill_http(
 
 
 def _banner_step(
-    entry: dict[str, Any], target: ServiceTarget, timeouts: ProbeTimeouts, dial: Dial
+    entry: dict[str, Any],
+    target: ServiceTarget,
+    probes: frozenset[Probe],
+    timeouts: ProbeTimeouts,
+    dial: Dial,
+    *,
+    ask: bool,
 ) -> bool:
+    """Listen for a greeting; with `ask`, briefly, then send the HTTP request."""
     with dial(target.address, target.port, timeouts.exchange) as sock:
-        return _fill_banner(entry, banner.read_banner(sock, timeouts.banner), target.port)
+        greeting = banner.read_banner(sock, timeouts.greeting if ask else timeouts.banner)
+        if _TLS_RECORD.match(greeting):
+            return False  # a TLS server's alert: the TLS probe will tell more
+        if greeting or not ask:
+            return _fill_banner(entry, greeting, target.port)
+        host = http.host_header(target.hostname or target.address, target.port, tls=False)
+        return _fill_http(entry, http.exchange(sock, host, timeouts.exchange), target, probes)
 
 
 def _http_step(
