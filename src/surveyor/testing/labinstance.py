@@ -157,6 +157,15 @@ class NetLab:
             for (address, port), name in zip(targets, names, strict=True)
         }
 
+    def scanner_packets_sent(self) -> int:
+        """How many packets the scanner's namespace has sent into the lab so far.
+
+        Traffic to a relayed console stays on the namespace's loopback and is not counted, so
+        this counter moves only while something in the namespace (a scan) talks to the lab.
+        """
+        links = json.loads(labnetns.ip(self.scanner_namespace, "-s", "-j", "link", "show", "eth0"))
+        return int(links[0]["stats64"]["tx"]["packets"])
+
     def reach_loopback_port(self, port: int) -> str:
         """Let the scanner's namespace reach 127.0.0.1:`port` of the caller's namespace.
 
