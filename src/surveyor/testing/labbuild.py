@@ -13,7 +13,7 @@ from ipaddress import IPv4Address
 from surveyor.testing import labnetns
 from surveyor.testing.labcerts import IssuedCertificate, LabCertificates
 from surveyor.testing.labinstance import LabHost, LabService, NetLab
-from surveyor.testing.labnetns import in_namespace, ip
+from surveyor.testing.labnetns import LabUnavailable, in_namespace, ip
 from surveyor.testing.labplan import (
     IMPAIRED_DELAY_MS,
     IMPAIRED_LOSS,
@@ -27,14 +27,17 @@ from surveyor.testing.labservices import ServiceConfig, write_config
 BRIDGE = "br0"
 
 
-def _netem_available(namespace: str) -> bool:
-    """Whether this kernel has `sch_netem`; tried on the loopback of a fresh lab namespace."""
+def netem_problem(namespace: str) -> str | None:
+    """Why `tc netem` does not work in this kernel, or None when it does.
+
+    Tried on the loopback of `namespace`, a lab namespace that nothing else uses yet.
+    """
     try:
         labnetns.run(["tc", "-n", namespace, "qdisc", "add", "dev", "lo", "root", "netem"])
-    except labnetns.LabCommandError:
-        return False
+    except labnetns.LabCommandError as exc:
+        return str(exc)
     labnetns.run(["tc", "-n", namespace, "qdisc", "del", "dev", "lo", "root"])
-    return True
+    return None
 
 
 def _scanner_etc_files(plan: LabPlan) -> dict[str, str]:
@@ -103,9 +106,17 @@ class LabBuilder:
         lab.hosts = tuple(hosts)
 
     def _choose_impairment(self) -> str:
-        if self.requested_impairment != "auto":
-            return self.requested_impairment
-        return "netem" if _netem_available(self.lab.switch_namespace) else "wire"
+        if self.requested_impairment == "wire":
+            return "wire"
+        problem = netem_problem(self.lab.switch_namespace)
+        if problem is None:
+            return "netem"
+        if self.requested_impairment == "netem":
+            raise LabUnavailable(
+                f"this kernel cannot run `tc netem` ({problem}); it needs the sch_netem "
+                "qdisc (CONFIG_NET_SCH_NETEM), or open the lab with impairment 'wire' or 'auto'"
+            )
+        return "wire"
 
     def _attach_by_veth(self, namespace: str, port_name: str) -> None:
         switch = self.lab.switch_namespace
