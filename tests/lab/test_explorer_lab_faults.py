@@ -69,6 +69,9 @@ class LabExplorer(ExplorerProcess):
         self.lab = lab
 
     def start(self, token: str | None = None) -> None:
+        """Start the process and wait until it has checked in itself: a killed predecessor
+        of the same name stays online for the console's online window."""
+        before = self._last_checkin()
         command = [SURVEYOR, "explorer", "--console", self.console.url]
         command += ["--state-dir", str(self.state_dir), "--name", self.name]
         if token:
@@ -81,8 +84,18 @@ class LabExplorer(ExplorerProcess):
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-        found = wait_until(self._online, seconds=STARTUP_SECONDS, what=f"{self.name} online")
+        found = wait_until(
+            lambda: (seen := self._online()) and seen["last_checkin_at"] != before and seen,
+            seconds=STARTUP_SECONDS,
+            what=f"{self.name} checking in",
+        )
         self.explorer_id = int(found["id"])
+
+    def _last_checkin(self) -> str | None:
+        for item in self.console.api.get("/api/v1/explorers").json():
+            if item["name"] == self.name:
+                return str(item["last_checkin_at"])
+        return None
 
     def command_line(self) -> list[str]:
         """What the process we hold runs now (`ip netns exec` replaces itself with it)."""

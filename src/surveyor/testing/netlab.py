@@ -75,7 +75,8 @@ def open_lab(
 
     `impairment` is "auto" (netem if the kernel has it, else the userspace wire), "netem" or
     "wire". `tag` names the lab (`svl-` and 6 hex digits; default: random). Raises
-    `LabUnavailable` when this machine cannot build a lab (not root, no `ip`).
+    `LabUnavailable` when this machine cannot build the lab (not root, no `ip`, or "netem"
+    asked for on a kernel without it).
     """
     if impairment not in {"auto", "netem", "wire"}:
         raise ValueError(f"impairment must be auto, netem or wire, not {impairment!r}")
