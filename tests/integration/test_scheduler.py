@@ -470,6 +470,51 @@ def test_an_occurrence_another_scheduler_fired_is_adopted_not_duplicated(
     assert after["recur_last_task_id"] == elsewhere["id"]
 
 
+def test_one_batch_spawns_skips_and_adopts_each_template_by_its_own_schedule(
+    schedules: Schedules,
+) -> None:
+    daily = schedules.recurring("daily")
+    weekly = schedules.recurring(
+        "weekly",
+        recur={"frequency": "weekly", "weekdays": ["mo"], "time": "03:00", "timezone": "UTC"},
+    )
+    busy = schedules.recurring("busy")
+    taken = schedules.recurring("taken")
+    schedules.tick(FIRST)
+    busy_run = schedules.task(busy["id"])["recur_last_task_id"]
+    for template in (daily, busy, taken):
+        if template is not busy:
+            schedules.finish(schedules.task(template["id"])["recur_last_task_id"])
+    schedules.move(busy_run, S.ACTIVE)
+    with schedules.db.write() as conn:
+        elsewhere = task_store.create_task(
+            conn, scheduling.run_values(taken, FIRST + DAY), actor="other", now=FIRST + DAY
+        )
+
+    report = schedules.tick(FIRST + DAY)
+
+    assert (report.spawned, report.skipped, report.adopted) == (1, 1, 1)
+    assert len(report.batches) == 1
+    [_, daily_run] = schedules.runs(daily)
+    assert daily_run["occurrence_at"] == FIRST + DAY
+    assert schedules.messages(daily_run["id"], "created") == ["created by its recurring task"]
+    assert schedules.messages(daily["id"], "spawned")[-1] == (
+        f"run {daily_run['id']} spawned for 2026-03-03 03:00 UTC"
+    )
+    moved = {t["name"]: schedules.task(t["id"]) for t in (daily, weekly, busy, taken)}
+    assert moved["daily"]["recur_next"] == FIRST + 2 * DAY
+    assert moved["daily"]["recur_last_task_id"] == daily_run["id"]
+    assert moved["weekly"]["recur_next"] == FIRST + 7 * DAY  # not due: untouched
+    assert moved["busy"]["recur_next"] == FIRST + 2 * DAY
+    assert moved["busy"]["wait_reason"] == WaitReason.PREVIOUS_RUN_ACTIVE
+    assert moved["busy"]["recur_last_task_id"] == busy_run
+    assert moved["taken"]["recur_last_task_id"] == elsewhere["id"]
+    assert moved["taken"]["recur_last"] == FIRST + DAY
+    # The run fired elsewhere got no second `created` event and its template no `spawned` one.
+    assert schedules.messages(elsewhere["id"], "created") == ["created"]
+    assert len(schedules.messages(taken["id"], "spawned")) == 1
+
+
 def test_the_next_due_moment_is_the_earliest_occurrence_or_start_time(
     schedules: Schedules,
 ) -> None:

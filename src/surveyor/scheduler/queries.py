@@ -1,38 +1,42 @@
 """The scheduler's SQL, one named statement per function, set-based.
 
 Firing ten thousand templates in a second rules out statements per row: runs are copied from
-their templates inside the database, one INSERT ... SELECT per occurrence, their events the
-same way, and templates moving to the same next occurrence are updated together. Due rows
-are locked for the transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on
-SQLite), which is what lets these updates skip `store.tasks.write_task`'s version check; they
-still bump the version. Status changes go through `store.tasks.transition`.
+their templates inside the database (`store.tasks.spawn_runs`), and a batch of templates moves
+to its next occurrences in one UPDATE. Lists of ids are bound as one value (an array, a JSON
+list), so statement texts stay fixed and the database plans them once. Due rows are locked for
+the transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on SQLite), which is
+what lets these updates skip `store.tasks.write_task`'s version check; they still bump the
+version. Status changes go through `store.tasks.transition`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Connection,
     Float,
-    String,
+    Integer,
+    Result,
     and_,
     bindparam,
     cast,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from surveyor.core.tasks import TaskStatus, WaitReason
-from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
+from surveyor.store import tasks as task_store
 from surveyor.store.schema import UTCDateTime, task_events, tasks
 
 #: The shortest grace period a task can have (the API refuses less); bounds the grace scan.
@@ -40,6 +44,7 @@ MIN_GRACE = timedelta(seconds=60)
 
 
 #: What deciding about a template reads. What its run copies is copied by the database.
+_last_runs = tasks.alias("last_run")
 FIRING_COLUMNS = tuple(
     tasks.c[name]
     for name in (
@@ -54,12 +59,12 @@ FIRING_COLUMNS = tuple(
         "version",
     )
 )
-_runs = tasks.alias("run")
 
 
-def _ids(name: str, ids: Sequence[int]) -> BindParameter[Any]:
-    """A list of ids for `IN`, bound as one expanding parameter (cheap for thousands)."""
-    return bindparam(name, list(ids), expanding=True)
+def _dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    """Rows as dicts, the keys looked up once (not once per row as `dict(row)` of a mapping)."""
+    keys = list(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def _active_templates() -> ColumnElement[bool]:
@@ -91,15 +96,17 @@ def due_work(conn: Connection, now: datetime) -> tuple[bool, bool]:
 
 def lock_due_templates(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Active templates whose next occurrence is at or before `now`, earliest first, locked
-    for this transaction; rows another scheduler holds are skipped, not waited for."""
+    for this transaction (rows another scheduler holds are skipped, not waited for), each
+    with the status of its last run (`last_run_status`, None without one)."""
     query = (
-        select(*FIRING_COLUMNS)
+        select(*FIRING_COLUMNS, _last_runs.c.status.label("last_run_status"))
+        .outerjoin(_last_runs, _last_runs.c.id == tasks.c.recur_last_task_id)
         .where(_active_templates(), tasks.c.recur_next <= now)
         .order_by(tasks.c.recur_next)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        .with_for_update(skip_locked=True, of=tasks)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return _dicts(conn.execute(query))
 
 
 def upcoming_templates(
@@ -121,102 +128,19 @@ def upcoming_templates(
         .order_by(tasks.c.recur_next, tasks.c.id)
         .limit(limit)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return _dicts(conn.execute(query))
 
 
-def run_statuses(conn: Connection, run_ids: Sequence[int]) -> dict[int, str]:
-    """The status of each of these runs (the previous runs of a batch of templates)."""
-    if not run_ids:
-        return {}
-    rows = conn.execute(
-        select(tasks.c.id, tasks.c.status).where(tasks.c.id.in_(_ids("run_ids", run_ids)))
-    )
-    return {row.id: row.status for row in rows}
-
-
-def spawn_runs(
-    conn: Connection,
-    template_ids: Sequence[int],
-    occurrence: datetime,
-    fixed: Mapping[str, Any],
+def find_runs(
+    conn: Connection, template_ids: Sequence[int], occurrence: datetime
 ) -> dict[int, int]:
-    """Insert one run of each template for `occurrence`, copied inside the database (the
-    COPIED_FROM_TEMPLATE columns) with the `fixed` values of every new run; run id by template."""
-    copied = [tasks.c[column] for column in COPIED_FROM_TEMPLATE]
-    given = {
-        "parent_id": tasks.c.id,
-        "start_time": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
-        "occurrence_at": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
-        **{name: literal(value, tasks.c[name].type) for name, value in fixed.items()},
-    }
-    source = select(*copied, *given.values()).where(
-        tasks.c.id.in_(_ids("template_ids", template_ids))
+    """The runs these templates already have for `occurrence` (spawned by another scheduler),
+    by template."""
+    query = select(tasks.c.parent_id, tasks.c.id).where(
+        task_store.ids_filter(conn, tasks.c.parent_id, "found_parent_ids", template_ids),
+        tasks.c.occurrence_at == bindparam("found_occurrence", occurrence, type_=UTCDateTime),
     )
-    statement = (
-        insert(tasks)
-        .from_select([*COPIED_FROM_TEMPLATE, *given], source)
-        .returning(tasks.c.parent_id, tasks.c.id)
-    )
-    return {row.parent_id: row.id for row in conn.execute(statement)}
-
-
-def _runs_of(template_ids: Sequence[int], occurrence: datetime) -> ColumnElement[bool]:
-    parents = _ids("parent_ids", template_ids)
-    return tasks.c.parent_id.in_(parents) & (tasks.c.occurrence_at == occurrence)
-
-
-def record_creations(
-    conn: Connection,
-    template_ids: Sequence[int],
-    occurrence: datetime,
-    *,
-    actor: str,
-    message: str,
-    now: datetime,
-) -> None:
-    """The `created` event of the runs of these templates for `occurrence`, as
-    `store.tasks.create_task` records it for every task."""
-    source = select(
-        tasks.c.id,
-        tasks.c.organization_id,
-        literal(now, UTCDateTime),
-        literal("created"),
-        literal(TaskStatus.NEW.value),
-        literal(actor),
-        literal(message),
-    ).where(_runs_of(template_ids, occurrence))
-    columns = ["task_id", "organization_id", "at", "kind", "to_status", "actor", "message"]
-    conn.execute(insert(task_events).from_select(columns, source))
-
-
-def record_spawns(
-    conn: Connection,
-    template_ids: Sequence[int],
-    occurrence: datetime,
-    *,
-    actor: str,
-    message_around_id: tuple[str, str],
-    now: datetime,
-) -> None:
-    """The `spawned` event on each of these templates, naming its run for `occurrence`:
-    the message is the two parts with the run's id between them."""
-    before, after = message_around_id
-    message = literal(before) + cast(tasks.c.id, String) + literal(after)
-    source = select(
-        tasks.c.parent_id,
-        tasks.c.organization_id,
-        literal(now, UTCDateTime),
-        literal("spawned"),
-        literal(actor),
-        message,
-    ).where(_runs_of(template_ids, occurrence))
-    columns = ["task_id", "organization_id", "at", "kind", "actor", "message"]
-    conn.execute(insert(task_events).from_select(columns, source))
-
-
-def find_run(conn: Connection, template_id: int, occurrence: datetime) -> int | None:
-    """The run a template already has for `occurrence` (spawned by another scheduler)."""
-    return conn.execute(select(tasks.c.id).where(_runs_of([template_id], occurrence))).scalar()
+    return {row.parent_id: row.id for row in conn.execute(query)}
 
 
 def insert_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
@@ -226,36 +150,102 @@ def insert_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
         conn.execute(insert(task_events), rows)
 
 
+@dataclass(frozen=True)
+class Advance:
+    """Where a group of templates moves: their next occurrence, how they sort and wait, and
+    for those that fired, the occurrence that becomes their last run."""
+
+    recur_next: datetime | None
+    tab_sort: datetime | None
+    wait_reason: str | None
+    fired: datetime | None
+
+
 def advance_templates(
     conn: Connection,
-    template_ids: Sequence[int],
+    moves: Sequence[Advance],
+    rows: Sequence[tuple[int, int, int | None]],
     *,
-    recur_next: datetime | None,
-    tab_sort: datetime | None,
-    wait_reason: str | None,
-    fired: datetime | None,
     now: datetime,
 ) -> int:
-    """Move these templates, locked by this transaction, to their next occurrence; with
-    `fired`, their run of that occurrence becomes their last run. Rows written."""
+    """Move templates locked by this transaction: `rows` are (template id, index of its move
+    in `moves`, its new run or None), the run becoming its last run when it fired. One
+    statement for the batch; rows written."""
+    if not rows:
+        return 0
     values: dict[str, Any] = {
-        "recur_next": literal(recur_next, UTCDateTime),
-        "tab_sort": literal(tab_sort, UTCDateTime),
-        "wait_reason": wait_reason,
-        "updated_at": now,
+        "updated_at": bindparam("advance_now", now, type_=UTCDateTime),
         "version": tasks.c.version + 1,
     }
-    if fired is not None:
-        values["recur_last"] = fired
-        values["recur_last_task_id"] = (
-            select(_runs.c.id)
-            .where(_runs.c.parent_id == tasks.c.id, _runs.c.occurrence_at == fired)
-            .scalar_subquery()
+    if conn.dialect.name != "postgresql":
+        # SQLite runs one prepared UPDATE per template, in C and in process: no round trips.
+        statement = (
+            update(tasks)
+            .where(tasks.c.id == bindparam("a_id"))
+            .values(
+                **values,
+                recur_next=bindparam("a_next", type_=UTCDateTime),
+                tab_sort=bindparam("a_sort", type_=UTCDateTime),
+                wait_reason=bindparam("a_wait"),
+                recur_last=func.coalesce(
+                    bindparam("a_fired", type_=UTCDateTime), tasks.c.recur_last
+                ),
+                recur_last_task_id=func.coalesce(bindparam("a_run"), tasks.c.recur_last_task_id),
+            )
         )
-    result = conn.execute(
-        update(tasks).where(tasks.c.id.in_(_ids("template_ids", template_ids))).values(**values)
+        params = [
+            {
+                "a_id": template_id,
+                "a_next": moves[move].recur_next,
+                "a_sort": moves[move].tab_sort,
+                "a_wait": moves[move].wait_reason,
+                "a_fired": moves[move].fired,
+                "a_run": run_id,
+            }
+            for template_id, move, run_id in rows
+        ]
+        return int(conn.execute(statement, params).rowcount)
+    # PostgreSQL: the templates (id, move, run) joined to their moves, all bound as arrays.
+    per_template = (
+        func.unnest(
+            _array("advance_ids", [row[0] for row in rows], BigInteger()),
+            _array("advance_moves", [row[1] + 1 for row in rows], Integer()),
+            _array("advance_runs", [row[2] for row in rows], BigInteger()),
+        )
+        .table_valued("id", "move", "run_id")
+        .render_derived()
     )
-    return int(result.rowcount)
+    per_move = (
+        func.unnest(
+            _array("advance_next", [move.recur_next for move in moves], UTCDateTime()),
+            _array("advance_sort", [move.tab_sort for move in moves], UTCDateTime()),
+            _array("advance_wait", [move.wait_reason for move in moves], tasks.c.wait_reason.type),
+            _array("advance_fired", [move.fired for move in moves], UTCDateTime()),
+        )
+        .table_valued("recur_next", "tab_sort", "wait_reason", "fired", with_ordinality="move")
+        .render_derived()
+    )
+    statement = (
+        update(tasks)
+        .where(
+            task_store.ids_filter(conn, tasks.c.id, "advance_chosen", [row[0] for row in rows]),
+            tasks.c.id == per_template.c.id,
+            per_move.c.move == per_template.c.move,
+        )
+        .values(
+            **values,
+            recur_next=per_move.c.recur_next,
+            tab_sort=per_move.c.tab_sort,
+            wait_reason=per_move.c.wait_reason,
+            recur_last=func.coalesce(per_move.c.fired, tasks.c.recur_last),
+            recur_last_task_id=func.coalesce(per_template.c.run_id, tasks.c.recur_last_task_id),
+        )
+    )
+    return int(conn.execute(statement).rowcount)
+
+
+def _array(name: str, values: list[Any], item_type: Any) -> BindParameter[Any]:
+    return bindparam(name, values, type_=ARRAY(item_type))
 
 
 def _due_one_offs(now: datetime) -> ColumnElement[bool]:
@@ -275,7 +265,7 @@ def lock_due_one_offs(conn: Connection, now: datetime, limit: int) -> list[dict[
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return _dicts(conn.execute(query))
 
 
 def clear_wait_reasons(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> int:
@@ -331,7 +321,7 @@ def expired_launches(
         .order_by(tasks.c.start_time)
         .limit(limit)
     )
-    return [dict(row) for row in conn.execute(query).mappings()]
+    return _dicts(conn.execute(query))
 
 
 def next_due_at(conn: Connection, now: datetime) -> datetime | None:

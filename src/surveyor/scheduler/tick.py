@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.recurrence import Recurrence, RecurrenceError, next_occurrence
 from surveyor.core.tasks import (
@@ -27,6 +26,7 @@ from surveyor.scheduler import firing, queries
 from surveyor.scheduler.clock import Clock, SystemClock
 from surveyor.scheduler.firing import Firing, Verdict
 from surveyor.scheduler.leader import Leadership, leadership_for
+from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
 from surveyor.service.tasks import stored_recurrence
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
@@ -35,7 +35,13 @@ log = logging.getLogger("surveyor.scheduler")
 
 #: The actor of every event the scheduler records.
 SCHEDULER_ACTOR = "scheduler"
+#: The `created` event of a spawned run.
+CREATED_MESSAGE = "created by its recurring task"
+#: The most templates fired per transaction: a batch's statements then cost little per run.
 DEFAULT_BATCH_SIZE = 1000
+#: The first batch of a tick is this small, and each next one twice the last, up to the batch
+#: size: the first runs of a busy second are stored within milliseconds of their due time.
+FIRST_BATCH_SIZE = 50
 #: How often waiting tasks are checked against their grace period (at least 60 s long).
 GRACE_SWEEP_EVERY = timedelta(seconds=5)
 #: Templates due this soon have their next occurrence computed while the scheduler is idle,
@@ -166,20 +172,19 @@ class Scheduler:
     def _fire_due(self, now: datetime, report: TickReport) -> None:
         """Fire every due template, batch after batch, each batch one transaction (at most
         MAX_BATCHES_PER_TICK; the rest next tick)."""
+        limit = min(FIRST_BATCH_SIZE, self.batch_size)
         for _ in range(MAX_BATCHES_PER_TICK):
-            if self._fire_batch(now, report) < self.batch_size:
+            if self._fire_batch(now, report, limit) < limit:
                 return
+            limit = min(2 * limit, self.batch_size)
 
-    def _fire_batch(self, now: datetime, report: TickReport) -> int:
-        """Fire one batch of due templates in one transaction; how many templates it held."""
+    def _fire_batch(self, now: datetime, report: TickReport, limit: int) -> int:
+        """Fire up to `limit` due templates in one transaction; how many it held."""
         with self.db.write() as conn:
-            templates = queries.lock_due_templates(conn, now, self.batch_size)
+            templates = queries.lock_due_templates(conn, now, limit)
             if not templates:
                 return 0
-            previous = queries.run_statuses(
-                conn, [t["recur_last_task_id"] for t in templates if t["recur_last_task_id"]]
-            )
-            plans = [self._plan(template, previous, now) for template in templates]
+            plans = [self._plan(template, now) for template in templates]
             self._spawn_runs(conn, plans, now)
             queries.insert_events(conn, self._events(plans, now, report))
             self._advance(conn, plans, now)
@@ -187,7 +192,7 @@ class Scheduler:
         report.batches.append(BatchResult(len(templates), spawned, self.clock.now()))
         return len(templates)
 
-    def _plan(self, template: dict[str, Any], previous: Mapping[int, str], now: datetime) -> _Plan:
+    def _plan(self, template: dict[str, Any], now: datetime) -> _Plan:
         prepared = self._prepared.pop(template["id"], None)
         known_next: list[datetime] | None = None
         if (
@@ -202,11 +207,9 @@ class Scheduler:
                 recurrence = stored_recurrence(template)
             except RecurrenceError as exc:
                 return _Plan(template, None, error=f"its schedule cannot be read ({exc.message})")
-        last_run = template["recur_last_task_id"]
+        last_status = template["last_run_status"]
         previous_active = (
-            last_run is not None
-            and last_run in previous
-            and TaskStatus(previous[last_run]) not in TERMINAL_STATUSES
+            last_status is not None and TaskStatus(last_status) not in TERMINAL_STATUSES
         )
         decision = firing.decide_firing(
             recurrence,
@@ -219,67 +222,42 @@ class Scheduler:
         return _Plan(template, decision)
 
     def _spawn_runs(self, conn: Connection, plans: list[_Plan], now: datetime) -> None:
-        """Spawn the runs of a batch and record their events, a few statements per occurrence.
-        If an occurrence is already taken (another scheduler fired it), spawn one by one and
-        adopt the runs that exist."""
+        """Spawn the runs of a batch with their events, a few statements per occurrence. A
+        template whose occurrence another scheduler fired meanwhile adopts that run."""
         by_occurrence: dict[datetime, list[_Plan]] = defaultdict(list)
         for plan in plans:
             if plan.firing is not None and plan.firing.verdict is Verdict.SPAWN:
                 by_occurrence[plan.firing.occurrence].append(plan)
         for occurrence, group in by_occurrence.items():
-            fixed = _new_run_values(occurrence, now)
-            template_ids = [plan.template["id"] for plan in group]
-            try:
-                with conn.begin_nested():
-                    ids = queries.spawn_runs(conn, template_ids, occurrence, fixed)
-            except IntegrityError:
-                log.info("an occurrence in this batch was fired elsewhere; spawning one by one")
-                for plan in group:
-                    self._spawn_one(conn, plan, occurrence, fixed)
-            else:
-                for plan in group:
-                    plan.run_id = ids[plan.template["id"]]
-            spawned = [plan.template["id"] for plan in group if not plan.adopted]
-            per_organization = Counter(
-                plan.template["organization_id"] for plan in group if not plan.adopted
+            runs = task_store.spawn_runs(
+                conn,
+                [plan.template["id"] for plan in group],
+                occurrence,
+                copied=COPIED_FROM_TEMPLATE,
+                fixed=_new_run_values(occurrence, now),
+                actor=SCHEDULER_ACTOR,
+                created_message=CREATED_MESSAGE,
+                spawned_message=firing.spawn_message_around_id(occurrence),
+                now=now,
             )
-            for organization_id, count in per_organization.items():
-                task_store.note_tab_change(conn, organization_id, fixed["tab"], False, count)
-            if spawned:
-                queries.record_creations(
-                    conn,
-                    spawned,
-                    occurrence,
-                    actor=SCHEDULER_ACTOR,
-                    message="created by its recurring task",
-                    now=now,
+            spawned = {run.template_id: run.run_id for run in runs}
+            taken = [plan for plan in group if plan.template["id"] not in spawned]
+            found: dict[int, int] = {}
+            if taken:
+                found = queries.find_runs(conn, [plan.template["id"] for plan in taken], occurrence)
+                log.info(
+                    "%d templates had their run of %s fired by another scheduler",
+                    len(taken),
+                    firing.format_moment(occurrence),
                 )
-                queries.record_spawns(
-                    conn,
-                    spawned,
-                    occurrence,
-                    actor=SCHEDULER_ACTOR,
-                    message_around_id=firing.spawn_message_around_id(occurrence),
-                    now=now,
-                )
-
-    def _spawn_one(
-        self, conn: Connection, plan: _Plan, occurrence: datetime, fixed: Mapping[str, Any]
-    ) -> None:
-        template_id = plan.template["id"]
-        try:
-            with conn.begin_nested():
-                plan.run_id = queries.spawn_runs(conn, [template_id], occurrence, fixed)[
-                    template_id
-                ]
-        except IntegrityError:
-            plan.run_id = queries.find_run(conn, template_id, occurrence)
-            plan.adopted = True
-            log.info(
-                "template %s: the run of %s was fired by another scheduler",
-                template_id,
-                firing.format_moment(occurrence),
-            )
+            for plan in group:
+                template_id = plan.template["id"]
+                if template_id in spawned:
+                    plan.run_id = spawned[template_id]
+                else:
+                    # None if not visible yet: the template is fired again next tick.
+                    plan.run_id = found.get(template_id)
+                    plan.adopted = True
 
     def _events(
         self, plans: list[_Plan], now: datetime, report: TickReport
@@ -317,42 +295,41 @@ class Scheduler:
         return events
 
     def _advance(self, conn: Connection, plans: list[_Plan], now: datetime) -> None:
-        """Move every fired template to its next occurrence, one UPDATE per group of templates
-        that share it (many do: everything daily at 03:00 runs again tomorrow at 03:00)."""
-        groups: dict[tuple[datetime | None, str | None, datetime | None], list[int]] = defaultdict(
-            list
-        )
+        """Move every fired template to its next occurrence (its run becoming its last run)
+        and every skipped one past what it skipped, in one statement; templates share a few
+        moves (everything daily at 03:00 runs again tomorrow at 03:00)."""
+        moves: dict[queries.Advance, int] = {}
+        sorts: dict[datetime | None, datetime | None] = {}
+        rows: list[tuple[int, int, int | None]] = []
         for plan in plans:
             decision = plan.firing
+            following = decision.following if decision is not None else None
+            fired: datetime | None = None
+            waiting: WaitReason | None = None
             if decision is None:
-                groups[(None, None, None)].append(plan.template["id"])
+                pass  # its schedule cannot be read: it stops
             elif decision.verdict is Verdict.SPAWN:
                 if plan.run_id is None:
                     continue  # taken elsewhere but not visible yet: fire again next tick
-                waiting = WaitReason.NOT_DUE.value if decision.following else None
-                groups[(decision.following, waiting, decision.occurrence)].append(
-                    plan.template["id"]
-                )
+                fired = decision.occurrence
+                waiting = WaitReason.NOT_DUE
+            elif decision.verdict is Verdict.SKIP_PREVIOUS_RUN_ACTIVE:
+                waiting = WaitReason.PREVIOUS_RUN_ACTIVE
             else:
-                reason = (
-                    WaitReason.PREVIOUS_RUN_ACTIVE
-                    if decision.verdict is Verdict.SKIP_PREVIOUS_RUN_ACTIVE
-                    else WaitReason.NOT_DUE
-                )
-                waiting = reason.value if decision.following else None
-                groups[(decision.following, waiting, None)].append(plan.template["id"])
-        for (following, waiting, fired), template_ids in groups.items():
-            written = queries.advance_templates(
-                conn,
-                template_ids,
+                waiting = WaitReason.NOT_DUE
+            if following not in sorts:
+                sorts[following] = _next_run_sort(following, now)
+            move = queries.Advance(
                 recur_next=following,
-                tab_sort=_next_run_sort(following, now),
-                wait_reason=waiting,
+                tab_sort=sorts[following],
+                wait_reason=waiting.value if waiting is not None and following else None,
                 fired=fired,
-                now=now,
             )
-            if written != len(template_ids):
-                raise task_store.StaleTask("a template vanished while it was being fired")
+            index = moves.setdefault(move, len(moves))
+            rows.append((plan.template["id"], index, plan.run_id if fired else None))
+        written = queries.advance_templates(conn, list(moves), rows, now=now)
+        if written != len(rows):
+            raise task_store.StaleTask("a template vanished while it was being fired")
 
     # Preparing the templates due next
 

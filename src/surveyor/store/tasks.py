@@ -6,24 +6,33 @@ import base64
 import binascii
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
     Engine,
+    String,
     and_,
+    any_,
+    bindparam,
+    cast,
     event,
     func,
     insert,
     literal,
+    null,
     select,
     tuple_,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -40,7 +49,7 @@ from surveyor.core.tasks import (
     check_transition,
     tab_of,
 )
-from surveyor.store.schema import task_events, task_tab_counts, tasks
+from surveyor.store.schema import UTCDateTime, task_events, task_tab_counts, tasks
 
 #: Sort value for rows whose ordering time is unknown (a paused template has no next run):
 #: they sort after every real time in ascending tabs.
@@ -533,3 +542,107 @@ def list_runs(
         query = query.where(tasks.c.id < before_id)
     rows = conn.execute(query.order_by(tasks.c.id.desc()).limit(limit)).mappings().all()
     return [dict(row) for row in rows]
+
+
+def ids_filter(
+    conn: Connection, column: ColumnElement[int], name: str, ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """`column IN ids` as one bound value however many ids there are: a PostgreSQL array, or a
+    JSON list SQLite unpacks (no statement text that grows with the list to build and parse)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(name, list(ids), type_=ARRAY(BigInteger)))
+    listed = func.json_each(bindparam(name, json.dumps(list(ids)))).table_valued("value")
+    return column.in_(select(listed.c.value))
+
+
+@dataclass(frozen=True)
+class SpawnedRun:
+    template_id: int
+    run_id: int
+    organization_id: int
+
+
+def spawn_runs(
+    conn: Connection,
+    template_ids: Sequence[int],
+    occurrence: datetime,
+    *,
+    copied: Sequence[str],
+    fixed: Mapping[str, Any],
+    actor: str,
+    created_message: str,
+    spawned_message: tuple[str, str],
+    now: datetime,
+) -> list[SpawnedRun]:
+    """Create one run of each template for `occurrence`, in two statements for any number.
+
+    The runs copy their templates' `copied` columns inside the database and take the `fixed`
+    values (status, tab, tab_sort, timestamps: what `create_task` would set); each run gets its
+    `created` event and each template a `spawned` event naming its run (`spawned_message` is
+    the text before and after the run's id), and the tab counts change with them, as
+    `create_task` and `edit_task` do one at a time. A template that already has a run of
+    `occurrence` (fired by another scheduler) gets none: the unique index on (parent_id,
+    occurrence_at) refuses it, and it is left out of the runs returned.
+    """
+    if not template_ids:
+        return []
+    given = {
+        "parent_id": tasks.c.id,
+        "start_time": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
+        "occurrence_at": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
+        **{name: literal(value, tasks.c[name].type) for name, value in fixed.items()},
+    }
+    source = select(*(tasks.c[column] for column in copied), *given.values()).where(
+        ids_filter(conn, tasks.c.id, "spawn_template_ids", template_ids)
+    )
+    upsert = pg_insert(tasks) if conn.dialect.name == "postgresql" else sqlite_insert(tasks)
+    statement = (
+        upsert.from_select([*copied, *given], source)
+        .on_conflict_do_nothing(index_elements=[tasks.c.parent_id, tasks.c.occurrence_at])
+        .returning(tasks.c.parent_id, tasks.c.id, tasks.c.organization_id)
+    )
+    spawned = [SpawnedRun(*row) for row in conn.execute(statement)]
+    if not spawned:
+        return []
+    _record_spawns(
+        conn, [run.run_id for run in spawned], created_message, spawned_message, actor, now
+    )
+    per_organization = Counter(run.organization_id for run in spawned)
+    for organization_id, count in sorted(per_organization.items()):
+        note_tab_change(conn, organization_id, fixed.get("tab"), bool(fixed.get("hidden")), count)
+    return spawned
+
+
+def _record_spawns(
+    conn: Connection,
+    run_ids: Sequence[int],
+    created_message: str,
+    spawned_message: tuple[str, str],
+    actor: str,
+    now: datetime,
+) -> None:
+    """The `created` event of each new run and the `spawned` event of its template, written
+    from the runs' rows by the database: only their ids travel."""
+    before, after = spawned_message
+    runs = ids_filter(conn, tasks.c.id, "spawned_run_ids", run_ids)
+    at = bindparam("spawned_at", now, type_=UTCDateTime)
+    created = select(
+        tasks.c.id,
+        tasks.c.organization_id,
+        at,
+        literal("created"),
+        literal(TaskStatus.NEW.value),
+        literal(actor),
+        literal(created_message),
+    ).where(runs)
+    template_event = select(
+        tasks.c.parent_id,
+        tasks.c.organization_id,
+        at,
+        literal("spawned"),
+        null(),
+        literal(actor),
+        literal(before) + cast(tasks.c.id, String) + literal(after),
+    ).where(runs)
+    columns = ["task_id", "organization_id", "at", "kind", "to_status", "actor", "message"]
+    conn.execute(insert(task_events).from_select(columns, union_all(created, template_event)))
