@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from surveyor.core.tasks import TaskStatus
 from surveyor.store.engine import Database
@@ -87,7 +87,7 @@ def test_a_worker_killed_mid_merge_is_replaced_and_the_inventory_comes_out_right
 ) -> None:
     place, reference = make_place(db), make_place(db, site="Reference")
     hosts = [
-        host(f"10.0.{n // 250}.{n % 250 + 1}", services=[service(22), service(80)])
+        host(f"127.0.{n // 250}.{n % 250 + 1}", services=[service(22), service(80)])
         for n in range(3000)
     ]
     task_id = queue_hosts(db, tmp_path, place, hosts, targets="127.0.0.0/16")
@@ -162,7 +162,27 @@ def test_two_workers_never_process_the_same_task_or_the_same_site_at_once(
             .where(task_events.c.to_status == TaskStatus.PROCESSING.value)
             .group_by(task_events.c.task_id)
         ).all()
+        moves = conn.execute(
+            select(tasks.c.site_id, task_events.c.task_id, task_events.c.to_status)
+            .join(tasks, tasks.c.id == task_events.c.task_id)
+            .where(
+                or_(
+                    task_events.c.to_status == TaskStatus.PROCESSING.value,
+                    task_events.c.from_status == TaskStatus.PROCESSING.value,
+                )
+            )
+            .order_by(task_events.c.id)
+        ).all()
     assert dict(claims) == dict.fromkeys(every_task, 1)
+    for site_id in queued:
+        # In the order the database recorded them, a site's claims and releases alternate:
+        # no task of the site was claimed while another one was processing.
+        in_site = [(task_id, to) for site, task_id, to in moves if site == site_id]
+        claimed = in_site[0::2]
+        released = in_site[1::2]
+        assert [to for _, to in claimed] == [TaskStatus.PROCESSING.value] * len(claimed)
+        assert TaskStatus.PROCESSING.value not in [to for _, to in released]
+        assert [task_id for task_id, _ in claimed] == [task_id for task_id, _ in released]
     assert len({run["worker"] for run in runs}) == 2, "both workers took part"
     for site_id, ids in queued.items():
         in_site = [run for run in runs if run["site_id"] == site_id]
@@ -175,7 +195,7 @@ def test_a_stopped_worker_gives_its_task_back_for_another_to_finish(
     db: Database, postgres_url: str, tmp_path: Path
 ) -> None:
     place = make_place(db)
-    hosts = [host(f"10.0.{n // 250}.{n % 250 + 1}") for n in range(2000)]
+    hosts = [host(f"127.0.{n // 250}.{n % 250 + 1}") for n in range(2000)]
     task_id = queue_hosts(db, tmp_path, place, hosts, targets="127.0.0.0/16")
     log = tmp_path / "workers.log"
     with worker_process(postgres_url, tmp_path, log, batch="25") as first:

@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
+from surveyor.store.schema import assets
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
 
@@ -132,6 +134,66 @@ SEARCHES = [
 def test_the_search_language_works_on_asset_keys(console: ConsoleUnderTest) -> None:
     found = {query: search(console, query) for query, _ in SEARCHES}
     assert found == dict(SEARCHES)
+
+
+def set_outlier_scores(console: ConsoleUnderTest, scores: dict[str, int]) -> None:
+    """Scores as an outlier task would write them (that task does not exist yet)."""
+    with console.db.write() as conn:
+        for address, score in scores.items():
+            conn.execute(update(assets).where(assets.c.address == address).values(outlier=score))
+
+
+def test_every_asset_key_of_the_issue_is_searchable(
+    console: ConsoleUnderTest, inventory: dict[str, int]
+) -> None:
+    set_outlier_scores(console, {"127.0.0.2": 91, "127.0.0.4": 80, "127.0.0.30": 12})
+    [build] = console.admin.get("/api/v1/assets", params={"search": "build"}).json()["items"]
+    build_id = build["id"]
+    task_id = inventory["task_id"]
+    found = {
+        query: search(console, query)
+        for query in (
+            f"id:{build_id}",
+            f"last_task:{task_id}",
+            f"last_task:>{task_id}",
+            "changed_at:2026-03-01",
+            "changed_at:>2026-03-02",
+            "banner:ubuntu",
+            "http_server:iis",
+            "tls_subject:intranet",
+            "outlier:>80",
+            "outlier:>=80",
+            "outlier:<50",
+            "NOT outlier:>0",
+            "outlier:>50 port:443",
+        )
+    }
+    assert build["address"] == "127.0.0.10"
+    assert found == {
+        f"id:{build_id}": ["127.0.0.10"],
+        f"last_task:{task_id}": EVERYTHING,
+        f"last_task:>{task_id}": [],
+        "changed_at:2026-03-01": EVERYTHING,
+        "changed_at:>2026-03-02": [],
+        "banner:ubuntu": ["127.0.0.4", "127.0.0.10"],
+        "http_server:iis": ["127.0.0.2"],
+        "tls_subject:intranet": ["127.0.0.2"],
+        "outlier:>80": ["127.0.0.2"],
+        "outlier:>=80": ["127.0.0.2", "127.0.0.4"],
+        "outlier:<50": ["127.0.0.30"],
+        "NOT outlier:>0": ["127.0.0.10", "fe80::99"],
+        "outlier:>50 port:443": ["127.0.0.2"],
+    }
+    shown = console.admin.get(f"/api/v1/assets/{build_id}").json()
+    assert shown["outlier"] is None, "an asset no outlier task scored has no score"
+
+
+def test_an_outlier_score_is_a_whole_number_from_0_to_100(console: ConsoleUnderTest) -> None:
+    answer = console.admin.get("/api/v1/assets", params={"search": "outlier:>0.8"})
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_search"
+    assert "0.8" in error["message"]
 
 
 def test_an_unknown_key_is_a_400_listing_the_valid_keys(console: ConsoleUnderTest) -> None:

@@ -120,6 +120,12 @@ BAD_FILES = [
     ),
     pytest.param([{"type": "banner"}], 1, "'type' must be one of", id="an unknown record type"),
     pytest.param(
+        records([*(host(f"127.0.{n // 250}.{n % 250 + 1}") for n in range(3000)), host("::g")]),
+        3002,
+        "addresses[0]",
+        id="a bad record after thousands of good ones",
+    ),
+    pytest.param(
         records([{**host("127.0.0.1"), "services": [service(22), service(22)]}]),
         2,
         "listed twice",
@@ -147,6 +153,8 @@ def test_a_bad_file_is_refused_naming_the_line_and_nothing_is_written(
         assert f"line {line}" in error["message"]
     assert task_count(console) == before
     assert stored_files(tmp_path) == []
+    with console.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(assets)).scalar_one() == 0
 
 
 def test_a_truncated_gzip_file_is_refused(console: ConsoleUnderTest, tmp_path: Path) -> None:

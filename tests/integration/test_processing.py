@@ -253,6 +253,42 @@ def test_only_assets_inside_the_scanned_scope_are_marked_offline(
     }
 
 
+def test_offline_marking_follows_ipv6_ranges_and_named_targets(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(
+        db,
+        tmp_path,
+        place,
+        [
+            host("127.0.0.1"),
+            host("fe80::5"),
+            host("fe80::1:5"),
+            host("127.0.0.9", hostnames=["printer.example"]),
+        ],
+        targets="127.0.0.0/24,fe80::/64",
+    )
+    process_all(db, tmp_path)
+    narrow = queue_hosts(
+        db,
+        tmp_path,
+        place,
+        [host("fe80::6")],
+        targets="fe80::/112,printer.example",
+        finished_at=LATER,
+    )
+    process_all(db, tmp_path)
+    assert summary_of(db, place, narrow) == counts(new=1, offline=2)
+    alive = {address: row["alive"] for address, row in by_address(db, place).items()}
+    assert alive == {
+        "127.0.0.1": True,  # no IPv4 target this time
+        "127.0.0.9": False,  # named by the scan's targets
+        "fe80::5": False,
+        "fe80::6": True,
+        "fe80::1:5": True,  # outside fe80::/112
+    }
+
+
 def test_a_host_that_answers_again_is_counted_online(
     db: Database, place: Place, tmp_path: Path
 ) -> None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing import queue
 from surveyor.processing.merge import LeaseLost, StopRequested, process_claimed_task
-from surveyor.processing.worker import Worker, WorkerSettings
+from surveyor.processing.worker import Heartbeat, Worker, WorkerSettings
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
 from surveyor.store.schema import processing_runs, task_events, tasks
@@ -310,3 +311,179 @@ def test_concurrent_claimers_on_postgresql_never_share_a_task_or_a_site(
         thread.join(timeout=60)
     assert errors == []
     assert len(claimed) == len(set(claimed)) == 24
+
+
+def test_a_task_that_keeps_failing_is_canceled_with_its_last_error(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    task_id = queue_hosts(db, tmp_path, place, hosts(1))
+    now = datetime.now(UTC)
+    outcomes = []
+    for attempt in range(1, 4):
+        taken = claim(db, "w", now)
+        assert taken is not None
+        assert taken.attempt == attempt
+        with db.write() as conn:
+            outcomes.append(
+                queue.release_task(
+                    conn,
+                    taken,
+                    reason=f"processing failed: disk full ({attempt})",
+                    now=now,
+                    retry_at=now + timedelta(seconds=10),
+                    max_attempts=3,
+                )
+            )
+        now += timedelta(seconds=11)
+    assert outcomes == [
+        TaskStatus.PROCESSING_QUEUED,
+        TaskStatus.PROCESSING_QUEUED,
+        TaskStatus.CANCELED,
+    ]
+    canceled = task(db, place, task_id)
+    assert canceled["status"] == TaskStatus.CANCELED
+    assert "failed 3 times" in canceled["error"]
+    assert "disk full (3)" in canceled["error"]
+    assert "Reprocess" in canceled["error"]
+    assert canceled["lease_owner"] is None
+    assert claim(db, "w", now) is None, "a canceled task is not claimed again"
+
+
+def test_a_task_waiting_for_its_retry_keeps_its_sites_later_tasks_waiting(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    branch = make_place(db, site="Branch")
+    first = queue_hosts(db, tmp_path, place, hosts(1))
+    second = queue_hosts(db, tmp_path, place, hosts(1))
+    elsewhere = queue_hosts(db, tmp_path, branch, hosts(1))
+    now = datetime.now(UTC)
+    taken = claim(db, "w", now)
+    assert taken is not None
+    assert taken.task_id == first
+    with db.write() as conn:
+        queue.release_task(
+            conn, taken, reason="failed", now=now, retry_at=now + timedelta(seconds=10)
+        )
+    waiting = claim(db, "w", now + timedelta(seconds=1))
+    assert waiting is not None
+    assert waiting.task_id == elsewhere, "another site goes on meanwhile"
+    assert claim(db, "w", now + timedelta(seconds=2)) is None, "the site keeps its order"
+    retried = claim(db, "w", now + timedelta(seconds=11))
+    assert retried is not None
+    assert retried.task_id == first
+    Worker(db, tmp_path, WorkerSettings()).process(retried, threading.Event())
+    after = claim(db, "w", now + timedelta(seconds=12))
+    assert after is not None
+    assert after.task_id == second
+
+
+def test_processing_reports_records_done_of_total_while_it_runs(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    task_id = queue_hosts(db, tmp_path, place, hosts(10))
+    taken = claim(db, "w")
+    assert taken is not None
+    seen: list[tuple[float, dict[str, int]]] = []
+
+    def look() -> bool:
+        # Another connection reads the task between batches, as the API would.
+        found = task(db, place, task_id)
+        assert found["status"] == TaskStatus.PROCESSING
+        seen.append((found["progress_process"], found["stats"]["processing"]))
+        return False
+
+    finished = process_claimed_task(
+        db, tmp_path, taken, batch_size=4, lease_seconds=LEASE, should_stop=look
+    )
+    assert seen == [
+        (pytest.approx(4 / 10), {"records_done": 4, "records_total": 10}),
+        (pytest.approx(8 / 10), {"records_done": 8, "records_total": 10}),
+    ]
+    assert finished["status"] == TaskStatus.PROCESSED
+    assert finished["progress_process"] == 1.0
+    assert finished["stats"]["processing"] == {"records_done": 10, "records_total": 10}
+
+
+def test_a_canceled_task_with_data_is_reprocessed_and_its_interrupted_run_completes(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    task_id = queue_hosts(db, tmp_path, place, hosts(10))
+    now = datetime.now(UTC)
+    for _ in range(3):
+        taken = claim(db, "w", now)
+        assert taken is not None
+        with pytest.raises(StopRequested):
+            process_claimed_task(
+                db, tmp_path, taken, batch_size=2, lease_seconds=LEASE, should_stop=lambda: True
+            )
+        now += timedelta(seconds=LEASE + 1)
+        with db.write() as conn:
+            queue.requeue_expired_lease(conn, task_id, now=now, actor="sweeper", max_attempts=3)
+    canceled = task(db, place, task_id)
+    assert canceled["status"] == TaskStatus.CANCELED
+    assert len(site_inventory(db, place)) == 6, "each attempt merged a batch before it stopped"
+    with db.write() as conn:
+        task_store.transition(
+            conn, place.organization_id, task_id, TaskStatus.PROCESSING_QUEUED, actor="ops"
+        )
+    requeued = task(db, place, task_id)
+    assert requeued["error"] is None
+    assert requeued["progress_process"] == 0.0
+    assert process_all(db, tmp_path, batch_size=2) == 1
+    done = task(db, place, task_id)
+    assert done["status"] == TaskStatus.PROCESSED
+    assert done["processing_attempts"] == 1
+    assert done["change_summary"]["new"] == 10, "the summary counts the earlier attempts too"
+    assert done["change_summary"]["total"] == 10
+    assert len(site_inventory(db, place)) == 10
+    with db.read() as conn:
+        runs = conn.execute(
+            select(processing_runs.c.phase).where(processing_runs.c.task_id == task_id)
+        ).scalars()
+        assert list(runs) == ["done"], "one run, resumed where the last attempt stopped"
+
+
+def wait_until(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_the_heartbeat_renews_the_lease_and_notices_when_it_is_taken_away(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    task_id = queue_hosts(db, tmp_path, place, hosts(1))
+    now = datetime.now(UTC)
+    with db.write() as conn:
+        taken = queue.claim_next_task(conn, "w", now=now, lease_seconds=0.3)
+    assert taken is not None
+    with Heartbeat(db, taken, lease_seconds=0.3) as heartbeat:
+        wait_until(
+            lambda: task(db, place, task_id)["lease_expires_at"] > taken.expires_at,
+            "a renewal",
+        )
+        assert not heartbeat.lost
+        with db.write() as conn:
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(lease_owner="other"))
+        wait_until(lambda: heartbeat.lost, "the heartbeat to notice the lost lease")
+    assert task(db, place, task_id)["lease_owner"] == "other"
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_idle_workers_on_postgresql_are_woken_when_a_task_is_queued(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    wakeup = queue.make_wakeup(db.engine)
+    try:
+        assert isinstance(wakeup, queue.PostgresWakeup)
+        assert not wakeup.wait(0.05), "nothing was queued yet"
+        queuer = threading.Thread(target=queue_hosts, args=(db, tmp_path, place, hosts(1)))
+        queuer.start()
+        woke = wakeup.wait(60)
+        queuer.join()
+        assert woke, "the NOTIFY of the queued task woke the worker"
+    finally:
+        wakeup.close()
