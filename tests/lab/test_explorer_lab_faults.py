@@ -260,11 +260,15 @@ def test_a_killed_lab_explorers_scan_is_canceled_and_a_fresh_explorer_takes_new_
     )
     assert canceled["size_data"] == 0
     assert canceled["progress"]["collect"] < 1.0
+    spool = explorer.state_dir / "spool"
+    assert list(spool.iterdir()), "the killed scan left no partial data to clean up"
 
     # a fresh process on the same state directory is the same explorer, and works
     first_id = explorer.explorer_id
     explorer.start()  # no enrollment token: the state directory holds the identity
     assert explorer.explorer_id == first_id
+    # the killed scan's partial data is dropped: nothing will ever upload it
+    assert list(spool.iterdir()) == []
     params, expected = small_lab_scan(lab)
     follow_up = console.create_scan(name="lab after kill", explorer_id=first_id, params=params)
     wait_for_data(console, explorer, follow_up["id"])

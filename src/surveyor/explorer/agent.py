@@ -44,6 +44,7 @@ from surveyor.explorer.identity import (
     clear_pending_upload,
     load_pending_upload,
     prepare_state_dir,
+    remove_abandoned_spool,
     save_pending_upload,
     spool_path,
 )
@@ -228,6 +229,7 @@ class Agent:
     def run(self) -> None:
         """Deliver any unfinished upload, then take work until shut down."""
         pending = load_pending_upload(self.state_dir)
+        remove_abandoned_spool(self.state_dir, pending)
         if pending is not None:
             self.busy = True
             try:

@@ -104,6 +104,20 @@ def spool_path(state_dir: Path, task_id: int, attempt: int) -> Path:
     return state_dir / SPOOL_DIR / f"task-{task_id}-attempt-{attempt}.jsonl.gz"
 
 
+def remove_abandoned_spool(state_dir: Path, pending: PendingUpload | None) -> None:
+    """Remove the spool files of scans an earlier process never finished (it was killed or
+    crashed): nothing will upload them. The file of the pending upload stays (matched by
+    name: the state directory may be spelled differently from one start to the next)."""
+    keep = Path(pending.path).name if pending is not None else None
+    spool = state_dir / SPOOL_DIR
+    if not spool.is_dir():
+        return
+    for path in spool.iterdir():
+        if path.name != keep and path.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
 def load_pending_upload(state_dir: Path) -> PendingUpload | None:
     """The unfinished upload, if any (a damaged record is dropped: the console will cancel
     that task when it hears the explorer is idle)."""
