@@ -9,6 +9,7 @@ real clock beside it and brings a task due on its own.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 import pytest
@@ -32,17 +34,18 @@ GRACE = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 
 
-def surveyor(console: ConsoleProcess, home: Path, *args: str) -> Any:
-    """Run the CLI as a user would, with --json, and return what it printed."""
+def run_cli(console: ConsoleProcess, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, against the console."""
     env = clean_environment() | {
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / "config"),
         "SURVEYOR_URL": console.url,
         "SURVEYOR_TOKEN": console.token,
         "NO_COLOR": "1",
+        "COLUMNS": "120",
     }
-    result = subprocess.run(
-        [SURVEYOR, *args, "--json"],
+    return subprocess.run(
+        [SURVEYOR, *args],
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -50,8 +53,35 @@ def surveyor(console: ConsoleProcess, home: Path, *args: str) -> Any:
         timeout=COMMAND_SECONDS,
         check=False,
     )
+
+
+def surveyor(console: ConsoleProcess, home: Path, *args: str) -> Any:
+    """Run the CLI with --json and return what it printed."""
+    result = run_cli(console, home, *args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def surveyor_says(console: ConsoleProcess, home: Path, *args: str) -> str:
+    """Run the CLI for a person to read and return what it printed."""
+    result = run_cli(console, home, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+#: A run as the CLI lists it: "  Mon 2026-03-02 03:00 CET  in 2 hours".
+LISTED_RUN = re.compile(r"^  (\w{3}) (\d{4}-\d{2}-\d{2} \d{2}:\d{2}) (\S+)  ", re.MULTILINE)
+
+
+def listed_runs(output: str, zone: str) -> list[datetime]:
+    """The runs the CLI listed under "Next N runs (zone):", as aware UTC times."""
+    assert f"runs ({zone}):" in output, output
+    found = []
+    for weekday, moment, _abbreviation in LISTED_RUN.findall(output):
+        local = datetime.strptime(moment, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo(zone))
+        assert f"{local:%a}" == weekday
+        found.append(local.astimezone(UTC))
+    return found
 
 
 def api(console: ConsoleProcess, method: str, path: str, **kwargs: Any) -> Any:
@@ -109,6 +139,13 @@ def test_a_daily_scan_from_the_cli_previews_its_runs_fires_them_on_time_and_list
     first = next_five.index(instant(template["recur_next"]))
     assert first in (0, 1)
     upcoming = next_five[first:]
+    # The CLI shows the template's next five runs, starting at its next run.
+    shown_runs = listed_runs(
+        surveyor_says(console_process, tmp_path, "task", "show", str(template["id"])), "UTC"
+    )
+    assert shown_runs[: len(upcoming)] == upcoming
+    assert len(shown_runs) == 5
+    assert [later - earlier for earlier, later in pairwise(shown_runs)] == [timedelta(days=1)] * 4
 
     for occurrence in upcoming[:3]:
         assert test_clock_scheduler.tick(occurrence - SECOND).spawned == 0
@@ -157,3 +194,75 @@ def test_the_consoles_own_scheduler_brings_a_scan_due_at_its_start_time(
     assert due, f"not due within {DUE_WITHIN_SECONDS} s: {events}"
     assert instant(due[0]["at"]) >= start
     assert api(console_process, "GET", f"/tasks/{task['id']}")["wait_reason"] != "not_due"
+
+
+def test_the_cli_previews_a_schedule_and_shows_the_next_five_runs_of_what_it_creates(
+    console_process: ConsoleProcess, tmp_path: Path
+) -> None:
+    schedule = ["--every", "daily", "--time", "03:00", "--tz", "Europe/Paris"]
+
+    previewed = listed_runs(
+        surveyor_says(console_process, tmp_path, "task", "preview", *schedule), "Europe/Paris"
+    )
+    as_json = surveyor(console_process, tmp_path, "task", "preview", *schedule)
+    created = surveyor_says(
+        console_process, tmp_path, "task", "create", "paris", "--targets", "127.0.0.1", *schedule
+    )
+
+    assert len(previewed) == 5
+    paris = ZoneInfo("Europe/Paris")
+    assert all(f"{moment.astimezone(paris):%H:%M}" == "03:00" for moment in previewed)
+    assert [instant(moment) for moment in as_json["occurrences"]] == previewed
+    assert as_json["description"] == "every day at 03:00 Europe/Paris"
+    assert "Created task" in created
+    listed = listed_runs(created, "Europe/Paris")
+    assert len(listed) == 5
+    # The same runs as previewed (created a moment later: 03:00 may have passed meanwhile).
+    start = previewed.index(listed[0])
+    assert start in (0, 1)
+    assert listed[: 5 - start] == previewed[start:]
+    [template] = [
+        task
+        for task in surveyor(console_process, tmp_path, "task", "list", "--tab", "recurring")
+        if task["name"] == "paris"
+    ]
+    assert instant(template["recur_next"]) == listed[0]
+
+
+def test_the_cli_refuses_a_schedule_it_cannot_preview_naming_the_option(
+    console_process: ConsoleProcess, tmp_path: Path
+) -> None:
+    late = run_cli(
+        console_process, tmp_path, "task", "preview", "--every", "daily", "--time", "25:00"
+    )
+    nowhere = run_cli(
+        console_process, tmp_path, "task", "preview", "--every", "daily", "--tz", "Mars/Olympus"
+    )
+    unsaid = run_cli(console_process, tmp_path, "task", "preview", "--time", "03:00")
+    refused = run_cli(
+        console_process,
+        tmp_path,
+        "task",
+        "create",
+        "bad",
+        "--targets",
+        "127.0.0.1",
+        "--every",
+        "weekly",
+        "--weekdays",
+        "someday",
+    )
+
+    assert late.returncode != 0
+    assert "--time" in late.stderr
+    assert "'25:00' is not a time of day" in late.stderr
+    assert nowhere.returncode != 0
+    assert "--tz" in nowhere.stderr
+    assert "Mars/Olympus" in nowhere.stderr
+    assert unsaid.returncode == 2
+    assert "--every, --rrule or --cron" in unsaid.stderr
+    assert refused.returncode != 0
+    assert "--weekdays" in refused.stderr
+    assert "someday" in refused.stderr
+    names = [task["name"] for task in surveyor(console_process, tmp_path, "task", "list")]
+    assert "bad" not in names

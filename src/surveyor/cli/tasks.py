@@ -6,7 +6,8 @@ import contextlib
 import os
 import re
 import time
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -25,7 +26,9 @@ from surveyor.cli.render import (
     err,
     events_table,
     out,
+    parse_time,
     print_json,
+    relative_time,
     reports_errors,
     search_pointer,
     status_text,
@@ -34,7 +37,7 @@ from surveyor.cli.render import (
     task_table,
     wait_reason_text,
 )
-from surveyor.core.recurrence import Frequency
+from surveyor.core.recurrence import Frequency, Recurrence, RecurrenceError, next_occurrences
 from surveyor.core.tasks import ALL_VIEW, TERMINAL_STATUSES, Tab, TaskStatus
 
 task_app = typer.Typer(help="Create, list, watch and control tasks.", no_args_is_help=True)
@@ -188,6 +191,115 @@ def _point_at_search(error: CliError, search: str | None) -> CliError:
     return error
 
 
+Every = Annotated[
+    str | None,
+    typer.Option(
+        "--every",
+        callback=_check_every,
+        metavar="|".join(EVERY),
+        help="Recur at this frequency.",
+        rich_help_panel="Recurrence",
+    ),
+]
+AtTime = Annotated[
+    str | None,
+    typer.Option(
+        "--time", metavar="HH:MM", help="Time of day of each run.", rich_help_panel="Recurrence"
+    ),
+]
+Weekdays = Annotated[
+    str | None,
+    typer.Option(
+        "--weekdays", help="Days of a weekly run, e.g. mo,we,fr.", rich_help_panel="Recurrence"
+    ),
+]
+DayOfMonth = Annotated[
+    int | None,
+    typer.Option(
+        "--day-of-month", min=1, max=31, help="Day of a monthly run.", rich_help_panel="Recurrence"
+    ),
+]
+Interval = Annotated[
+    int | None,
+    typer.Option(
+        "--interval", min=1, help="Every N hours/days/weeks/months.", rich_help_panel="Recurrence"
+    ),
+]
+Rrule = Annotated[
+    str | None,
+    typer.Option("--rrule", help="An RFC 5545 RRULE instead.", rich_help_panel="Recurrence"),
+]
+Cron = Annotated[
+    str | None,
+    typer.Option("--cron", help="A 5-field cron expression instead.", rich_help_panel="Recurrence"),
+]
+Tz = Annotated[
+    str | None,
+    typer.Option(
+        "--tz",
+        help="IANA time zone of the schedule (default: this machine's).",
+        rich_help_panel="Recurrence",
+    ),
+]
+#: The option of each part of a schedule, to name it when the console refuses that part.
+SCHEDULE_FLAGS = {
+    "frequency": "--every",
+    "time": "--time",
+    "weekdays": "--weekdays",
+    "day_of_month": "--day-of-month",
+    "interval": "--interval",
+    "rule": "--rrule",
+    "cron": "--cron",
+    "timezone": "--tz",
+    "start": "--at",
+}
+
+
+def _point_at_schedule_option(error: CliError) -> CliError:
+    """Name the option at fault when the console refuses part of a schedule."""
+    field = str(error.details.get("field") or "")
+    flag = SCHEDULE_FLAGS.get(field.removeprefix("recur."))
+    if flag and field.startswith("recur") and not error.message.startswith(flag):
+        error.message = f"{flag}: {error.message}"
+    return error
+
+
+#: How many upcoming runs `create`, `show` and `preview` list.
+NEXT_RUNS = 5
+
+
+def template_next_runs(task: Mapping[str, Any], count: int = NEXT_RUNS) -> list[datetime]:
+    """A recurring template's next runs from its stored schedule, starting at its next run
+    (none when paused, ended or removed)."""
+    recur_next = task.get("recur_next")
+    if not task.get("recur") or not recur_next or task.get("removed_at"):
+        return []
+    try:
+        schedule = Recurrence.from_stored(
+            task["recur_frequency"], task["recur_rule"], task.get("timezone") or "UTC"
+        )
+    except (RecurrenceError, KeyError, TypeError):
+        return []
+    first = parse_time(recur_next)
+    return [first, *next_occurrences(schedule, first, count - 1)]
+
+
+def next_runs_text(moments: Sequence[datetime], zone: str, now: datetime | None = None) -> Text:
+    """The runs to come, one a line, in the schedule's time zone and relative to now."""
+    now = now or datetime.now(UTC)
+    try:
+        where: tzinfo = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        where, zone = UTC, "UTC"
+    heading = "Next run" if len(moments) == 1 else f"Next {len(moments)} runs"
+    text = Text(f"{heading} ({zone}):", style="bold")
+    for moment in moments:
+        local = moment.astimezone(where)
+        text.append(f"\n  {local:%a %Y-%m-%d %H:%M %Z}", style="")
+        text.append(f"  {relative_time(moment, now)}", style="dim")
+    return text
+
+
 @task_app.command("create")
 @reports_errors
 def create(
@@ -225,65 +337,14 @@ def create(
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="What it is for.")] = "",
-    every: Annotated[
-        str | None,
-        typer.Option(
-            "--every",
-            callback=_check_every,
-            metavar="|".join(EVERY),
-            help="Recur at this frequency.",
-            rich_help_panel="Recurrence",
-        ),
-    ] = None,
-    at_time: Annotated[
-        str | None,
-        typer.Option(
-            "--time", metavar="HH:MM", help="Time of day of each run.", rich_help_panel="Recurrence"
-        ),
-    ] = None,
-    weekdays: Annotated[
-        str | None,
-        typer.Option(
-            "--weekdays", help="Days of a weekly run, e.g. mo,we,fr.", rich_help_panel="Recurrence"
-        ),
-    ] = None,
-    day_of_month: Annotated[
-        int | None,
-        typer.Option(
-            "--day-of-month",
-            min=1,
-            max=31,
-            help="Day of a monthly run.",
-            rich_help_panel="Recurrence",
-        ),
-    ] = None,
-    interval: Annotated[
-        int | None,
-        typer.Option(
-            "--interval",
-            min=1,
-            help="Every N hours/days/weeks/months.",
-            rich_help_panel="Recurrence",
-        ),
-    ] = None,
-    rrule: Annotated[
-        str | None,
-        typer.Option("--rrule", help="An RFC 5545 RRULE instead.", rich_help_panel="Recurrence"),
-    ] = None,
-    cron: Annotated[
-        str | None,
-        typer.Option(
-            "--cron", help="A 5-field cron expression instead.", rich_help_panel="Recurrence"
-        ),
-    ] = None,
-    tz: Annotated[
-        str | None,
-        typer.Option(
-            "--tz",
-            help="IANA time zone of the schedule (default: this machine's).",
-            rich_help_panel="Recurrence",
-        ),
-    ] = None,
+    every: Every = None,
+    at_time: AtTime = None,
+    weekdays: Weekdays = None,
+    day_of_month: DayOfMonth = None,
+    interval: Interval = None,
+    rrule: Rrule = None,
+    cron: Cron = None,
+    tz: Tz = None,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
@@ -322,11 +383,76 @@ def create(
     with connect(console, token) as client:
         if site is not None:
             body["site_id"] = resolve_site(client, site)
-        task = client.post("/tasks", body)
+        try:
+            task = client.post("/tasks", body)
+        except CliError as error:
+            raise _point_at_schedule_option(error) from None
         if as_json:
             print_json(task)
             return
         out.print(created_summary(task, site_names(client)), soft_wrap=True)
+    upcoming = template_next_runs(task)
+    if upcoming:
+        out.print(next_runs_text(upcoming, task.get("timezone") or "UTC"))
+
+
+@task_app.command("preview")
+@reports_errors
+def preview(
+    every: Every = None,
+    at_time: AtTime = None,
+    weekdays: Weekdays = None,
+    day_of_month: DayOfMonth = None,
+    interval: Interval = None,
+    rrule: Rrule = None,
+    cron: Cron = None,
+    tz: Tz = None,
+    at: Annotated[
+        datetime | None,
+        typer.Option(
+            "--at",
+            parser=parse_when,
+            metavar="WHEN",
+            help="The first run (RFC 3339, or local 'YYYY-MM-DD HH:MM').",
+            rich_help_panel="Recurrence",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show the next five runs of a schedule, as `task create` would store it."""
+    if not (every or rrule or cron):
+        raise typer.BadParameter(
+            "say when it runs: add --every, --rrule or --cron", param_hint="--every"
+        )
+    recur = recurrence_body(
+        every=every,
+        rrule=rrule,
+        cron=cron,
+        at_time=at_time,
+        weekdays=weekdays,
+        day_of_month=day_of_month,
+        interval=interval,
+        tz=tz,
+        start=at,
+    )
+    assert recur is not None
+    with connect(console, token) as client:
+        try:
+            found = client.post("/tasks/preview", recur)
+        except CliError as error:
+            raise _point_at_schedule_option(error) from None
+    if as_json:
+        print_json(found)
+        return
+    moments = [parse_time(moment) for moment in found["occurrences"]]
+    described = found["description"]
+    out.print(Text(described[:1].upper() + described[1:]))
+    if moments:
+        out.print(next_runs_text(moments, recur["timezone"]))
+    else:
+        out.print(Text("It has no runs to come.", style="dim"))
 
 
 @task_app.command("list")
@@ -389,6 +515,9 @@ def show(
             print_json(task)
             return
         out.print(task_panel(task, site_names(client)))
+    upcoming = template_next_runs(task)
+    if upcoming:
+        out.print(next_runs_text(upcoming, task.get("timezone") or "UTC"))
 
 
 @task_app.command("events")
