@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from surveyor.scan.connect import ConnectScanner
+from surveyor.scan.connect import LAUNCH_ROUND, AnswerTiming, ConnectScanner, dial
 from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan
 from surveyor.scan.rtt import TimeoutBounds
 
@@ -284,3 +284,41 @@ def test_open_ports_are_announced_as_found_before_their_host_is_reported() -> No
         announced = [events.index(("open", (key, address, port))) for port in (8, 9)]
         assert max(announced) < reported
     assert len(events) == 6, "each open port announced once, each host reported once"
+
+
+def test_answers_at_once_are_read_at_once_while_most_probes_get_them() -> None:
+    timing = AnswerTiming()
+    assert all(timing.worth_reading() for _ in range(10))
+    for _ in range(100):  # a network whose answers take a while
+        timing.note(False)
+    checked = sum(timing.worth_reading() for _ in range(10 * AnswerTiming.SAMPLE_EVERY))
+    assert checked == 10, "one probe in SAMPLE_EVERY is still checked"
+    for _ in range(100):
+        timing.note(True)
+    assert all(timing.worth_reading() for _ in range(10))
+
+
+def test_a_loopback_answer_in_before_connect_returns_needs_no_wait() -> None:
+    # nothing listens on these loopback ports: the kernel refuses within connect() itself
+    events: list[object] = []
+    plan = ConnectPlan(ports=(7, 8, 9), rate=100000.0, host_rate=100000.0)
+    scanner = ConnectScanner(plan, stop=threading.Event(), dialer=dial)
+    scanner.run(
+        ListSource(["127.1.0.17"]),
+        lambda result: events.append(result),
+        lambda: events.append("round"),
+    )
+    first = events[0]
+    assert isinstance(first, HostScan), "reported in the first round, before any wait"
+    assert (first.up, first.closed_ports, first.open_ports) == (True, 3, ())
+
+
+def test_the_loop_comes_round_to_look_at_stop_even_when_every_answer_comes_at_once() -> None:
+    stop = threading.Event()
+    dialer = AnsweringDialer(lambda a, p, n: errno.ECONNREFUSED)
+    plan = ConnectPlan(ports=(7,), rate=1_000_000.0, host_rate=100000.0)
+    scanner = ConnectScanner(plan, stop=stop, dialer=dialer)
+    found: list[HostScan] = []
+    addresses = [f"127.2.{n // 250}.{n % 250 + 1}" for n in range(3 * LAUNCH_ROUND)]
+    scanner.run(ListSource(addresses), found.append, stop.set)
+    assert 0 < len(found) <= LAUNCH_ROUND
