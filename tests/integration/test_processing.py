@@ -467,6 +467,21 @@ def test_a_task_whose_data_file_is_missing_is_canceled_saying_where_it_looked(
     assert f"{task_id}.jsonl.gz" in failed["error"]
 
 
+def test_a_data_file_that_is_not_the_tasks_own_is_not_merged(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """A worker pointed at another data directory finds a file under the same task id."""
+    task_id = queue_hosts(db, tmp_path, place, [host("127.0.0.1")])
+    (tmp_path / "tasks" / f"{task_id}.jsonl.gz").write_bytes(
+        encode(records([host("127.0.0.2"), host("127.0.0.3")]))
+    )
+    process_all(db, tmp_path)
+    failed = task(db, place, task_id)
+    assert failed["status"] == TaskStatus.CANCELED
+    assert "SHA-256" in failed["error"]
+    assert site_inventory(db, place) == []
+
+
 def test_a_scan_that_was_stopped_marks_nothing_offline(
     db: Database, place: Place, tmp_path: Path
 ) -> None:

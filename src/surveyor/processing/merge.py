@@ -1,7 +1,7 @@
 """Merging a claimed task's data into its site's inventory: in batches, resumable, fenced.
 
-1. `survey` reads and checks the whole file first: bad data cancels the task before anything
-   is written.
+1. The data file must be the one the task stored (its SHA-256); `survey` then reads and checks
+   the whole file: bad data cancels the task before anything is written.
 2. A processing run holds the checkpoint (host records merged so far) and the counts. A task
    whose worker died resumes its unfinished run; any other start is a fresh run that replaces
    the earlier one and its change report.
@@ -51,7 +51,7 @@ from surveyor.processing.records import Answer, Survey, TaskDataError, answers, 
 from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
-from surveyor.store.taskdata import task_data_path
+from surveyor.store.taskdata import sha256_of, task_data_path
 
 log = logging.getLogger("surveyor.processing")
 
@@ -140,6 +140,14 @@ def process_claimed_task(
         raise TaskDataError(
             f"its data file is missing (looked for {path}); the data directory of this worker "
             "must be the console's"
+        )
+    expected = task.get("data_sha256")
+    if expected and sha256_of(path) != expected:
+        # Task ids repeat across databases: a worker given another install's data directory
+        # must not merge that install's file for this task.
+        raise TaskDataError(
+            f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
+            "directory of this worker must be the console's"
         )
     surveyed = survey(path, spool_in=path.parent)
     try:
