@@ -89,11 +89,12 @@ def _seconds(value: float) -> str:
 def format_table(results: list[Result], count: int) -> str:
     header = (
         f"{'scheduler':<28} {'backend':<11} {'fired':>7} {'all fired after':>16} "
-        f"{'p50 late':>10} {'p99 late':>10} {'dupes':>6} {'missed':>7}"
+        f"{'p50 late':>10} {'p99 late':>10} {'dupes':>6} {'missed':>7} {'load':>5}"
     )
     lines = [
         f"{count:,} recurring templates due in the same second "
-        f"({os.cpu_count()} CPUs; times from the due instant)",
+        f"({os.cpu_count()} CPUs; times from the due instant; load: 1-minute load average "
+        "at the end of each measurement)",
         header,
         "-" * len(header),
     ]
@@ -101,7 +102,7 @@ def format_table(results: list[Result], count: int) -> str:
         lines.append(
             f"{r.scheduler:<28} {BACKEND_LABEL.get(r.backend, r.backend):<11} {r.fired:>7,} "
             f"{_seconds(r.all_fired_s):>16} {_seconds(r.p50_s):>10} {_seconds(r.p99_s):>10} "
-            f"{r.duplicates:>6} {r.missed:>7}"
+            f"{r.duplicates:>6} {r.missed:>7} {r.load:>5.1f}"
         )
     return "\n".join(lines)
 
