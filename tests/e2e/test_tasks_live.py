@@ -4,6 +4,7 @@ move on the page without a reload."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import Page, expect
@@ -91,6 +92,20 @@ def test_a_new_scan_passes_active_processing_completed_without_a_reload(
     expect(page.locator("#changes-title")).to_be_visible()
     expect(page.locator('[data-count="completed"]')).to_have_text(str(completed_before + 1))
     expect(page.get_by_role("link", name="Download data")).to_be_visible()
+    report_link = page.get_by_role("link", name="Download change report")
+    expect(report_link).to_be_visible()
+    report = page.request.get(f"{console.url}{report_link.get_attribute('href')}")
+    assert report.ok
+    lines = [json.loads(line) for line in report.text().splitlines() if line.strip()]
+    assert lines[0]["type"] == "report"
+    assert lines[0]["status"] == "processed"
+    changes = [line for line in lines if line["type"] == "change"]
+    # every change the summary counts is listed, one per asset
+    kinds = [change["kind"] for change in changes]
+    assert kinds
+    for kind in set(kinds):
+        assert kinds.count(kind) == lines[0]["summary"][kind], (kind, lines[0]["summary"])
+    assert len({change["asset_id"] for change in changes}) == len(changes)
     screenshot(page, "task-card-processed")
 
     page.set_viewport_size(NARROW)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from surveyor.scan.progress import ProgressReporter, ScanProgress
+from surveyor.scan.progress import PARTIAL_CAP, ProgressReporter, ScanProgress
 
 
 class FakeClock:
@@ -43,3 +43,39 @@ def test_reports_are_spaced_out_but_the_last_word_always_goes_out() -> None:
 
 def test_without_a_callback_nothing_happens() -> None:
     ProgressReporter(None, interval=0.1, clock=FakeClock()).update(progress(1), final=True)
+
+
+def test_probes_move_progress_while_hosts_are_scanned_together() -> None:
+    def partial(done: int, sent: int, total: int = 4, planned: int = 1200) -> float:
+        return ScanProgress(done, total, sent, 0, probes_planned=planned).progress
+
+    # four hosts worked on at once: none done yet, but a quarter of their probes are out
+    assert partial(0, 300) == 0.25
+    # hosts done count when they are ahead of the probes (down hosts cost few probes)
+    assert partial(3, 30) == 0.75
+    # retries push probes past the plan: still short of done until the last host is
+    assert partial(3, 5000) == PARTIAL_CAP
+    assert partial(4, 5000) == 1.0
+    # one host, all ports: progress moves with the probes
+    assert [partial(0, sent, total=1, planned=65535) for sent in (0, 6553, 65535)] == [
+        0.0,
+        6553 / 65535,
+        PARTIAL_CAP,
+    ]
+
+
+def test_progress_from_probes_never_goes_back() -> None:
+    seen = [
+        ScanProgress(done, 50, sent, 0, probes_planned=5000).progress
+        for done, sent in (
+            (0, 0),
+            (0, 900),
+            (10, 900),
+            (10, 2600),
+            (30, 2700),
+            (49, 9000),
+            (50, 9000),
+        )
+    ]
+    assert seen == sorted(seen)
+    assert seen[-1] == 1.0

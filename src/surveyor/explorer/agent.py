@@ -170,13 +170,11 @@ class ScanRun:
             self.error = str(exc) or type(exc).__name__
 
     def collect(self) -> float:
-        """Scan progress 0..1: hosts done over hosts in scope."""
+        """Scan progress 0..1, as the engine reckons it (`ScanProgress.progress`)."""
         progress = self._progress
-        total = getattr(progress, "hosts_total", 0) or 0
-        if not total:
+        if progress is None:
             return 0.0
-        done = float(getattr(progress, "hosts_done", 0) or 0)
-        return max(0.0, min(1.0, done / total))
+        return max(0.0, min(1.0, float(progress.progress)))
 
     def stats(self) -> dict[str, int | float]:
         progress = self._progress

@@ -169,12 +169,16 @@ class _ScanRun:
         self.stopped = False
 
     def progress(self) -> ScanProgress:
+        per_host = len(self._params.tcp_ports) + (
+            len(self._settings.discovery_ports) if self._params.host_ping else 0
+        )
         return ScanProgress(
             hosts_done=self._done,
             hosts_total=self._params.scope.size,
             probes_sent=self._probes,
             open_ports=self._open,
             hosts_up=self._up,
+            probes_planned=self._params.scope.size * per_host,
         )
 
     def records(self, stop: threading.Event) -> Iterator[dict[str, Any]]:
