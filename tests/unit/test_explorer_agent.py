@@ -31,18 +31,11 @@ from surveyor.explorer.identity import (
     save_pending_upload,
     spool_path,
 )
+from surveyor.scan.progress import ScanProgress
 from surveyor.scan.taskdata import read_task_data, write_task_data
 
 HOST = HostDescription("1.0", "unit-host", "Linux", ("192.0.2.1",))
 FAST = AgentTiming(poll_wait=0.0, backoff_initial=0.01, backoff_max=0.05)
-
-
-@dataclass
-class Progress:
-    hosts_done: int
-    hosts_total: int
-    probes_sent: int = 0
-    open_ports: int = 0
 
 
 def assignment(task_id: int = 7, attempt: int = 1) -> dict[str, Any]:
@@ -127,7 +120,7 @@ def quick_scan(hosts: int = 3, seconds: float = 0.0) -> Any:
         for number in range(hosts):
             time.sleep(seconds / hosts)
             if on_progress:
-                on_progress(Progress(number + 1, hosts, probes_sent=number * 10))
+                on_progress(ScanProgress(number + 1, hosts, number * 10, 0))
             yield {"type": "host", "addresses": [f"127.0.0.{number + 1}"], "services": []}
         yield {"type": "summary", "stopped": False}
 
@@ -149,7 +142,7 @@ def endless_scan(halted: dict[str, float]) -> Any:
         while not stop.wait(0.02):
             done += 1
             if on_progress:
-                on_progress(Progress(min(done, 999), 1000))
+                on_progress(ScanProgress(min(done, 999), 1000, 0, 0))
         halted["at"] = time.monotonic()
         yield {"type": "summary", "stopped": True}
 
