@@ -45,6 +45,7 @@ MIN_GRACE = timedelta(seconds=60)
 
 #: What deciding about a template reads. What its run copies is copied by the database.
 _last_runs = tasks.alias("last_run")
+_runs = tasks.alias("run")
 FIRING_COLUMNS = tuple(
     tasks.c[name]
     for name in (
@@ -170,7 +171,7 @@ def advance_templates(
 ) -> int:
     """Move templates locked by this transaction: `rows` are (template id, index of its move
     in `moves`, its new run or None), the run becoming its last run when it fired. One
-    statement for the batch; rows written."""
+    statement for the batch on PostgreSQL, one per move on SQLite; rows written."""
     if not rows:
         return 0
     values: dict[str, Any] = {
@@ -178,33 +179,7 @@ def advance_templates(
         "version": tasks.c.version + 1,
     }
     if conn.dialect.name != "postgresql":
-        # SQLite runs one prepared UPDATE per template, in C and in process: no round trips.
-        statement = (
-            update(tasks)
-            .where(tasks.c.id == bindparam("a_id"))
-            .values(
-                **values,
-                recur_next=bindparam("a_next", type_=UTCDateTime),
-                tab_sort=bindparam("a_sort", type_=UTCDateTime),
-                wait_reason=bindparam("a_wait"),
-                recur_last=func.coalesce(
-                    bindparam("a_fired", type_=UTCDateTime), tasks.c.recur_last
-                ),
-                recur_last_task_id=func.coalesce(bindparam("a_run"), tasks.c.recur_last_task_id),
-            )
-        )
-        params = [
-            {
-                "a_id": template_id,
-                "a_next": moves[move].recur_next,
-                "a_sort": moves[move].tab_sort,
-                "a_wait": moves[move].wait_reason,
-                "a_fired": moves[move].fired,
-                "a_run": run_id,
-            }
-            for template_id, move, run_id in rows
-        ]
-        return int(conn.execute(statement, params).rowcount)
+        return _advance_by_move(conn, moves, rows, values)
     # PostgreSQL: the templates (id, move, run) joined to their moves, all bound as arrays.
     per_template = (
         func.unnest(
@@ -242,6 +217,39 @@ def advance_templates(
         )
     )
     return int(conn.execute(statement).rowcount)
+
+
+def _advance_by_move(
+    conn: Connection,
+    moves: Sequence[Advance],
+    rows: Sequence[tuple[int, int, int | None]],
+    values: Mapping[str, Any],
+) -> int:
+    """SQLite (in process, no round trips): one UPDATE per move, a fired template's last run
+    found by the unique index on (parent_id, occurrence_at)."""
+    by_move: dict[int, list[int]] = {}
+    for template_id, index, _ in rows:
+        by_move.setdefault(index, []).append(template_id)
+    written = 0
+    for index, template_ids in by_move.items():
+        move = moves[index]
+        changes = {
+            **values,
+            "recur_next": bindparam("advance_next", move.recur_next, type_=UTCDateTime),
+            "tab_sort": bindparam("advance_sort", move.tab_sort, type_=UTCDateTime),
+            "wait_reason": bindparam("advance_wait", move.wait_reason),
+        }
+        if move.fired is not None:
+            fired = bindparam("advance_fired", move.fired, type_=UTCDateTime)
+            changes["recur_last"] = fired
+            changes["recur_last_task_id"] = (
+                select(_runs.c.id)
+                .where(_runs.c.parent_id == tasks.c.id, _runs.c.occurrence_at == fired)
+                .scalar_subquery()
+            )
+        chosen = task_store.ids_filter(conn, tasks.c.id, "advance_ids", template_ids)
+        written += int(conn.execute(update(tasks).where(chosen).values(**changes)).rowcount)
+    return written
 
 
 def _array(name: str, values: list[Any], item_type: Any) -> BindParameter[Any]:
