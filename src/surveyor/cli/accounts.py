@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import typer
@@ -54,6 +54,42 @@ def _answer(item: Mapping[str, Any], as_json: bool, text: str) -> None:
         out.print(text)
 
 
+def add_list_and_show(
+    app: typer.Typer,
+    path: str,
+    table: Callable[[Iterable[Mapping[str, Any]]], Table],
+    *,
+    listed: str,
+    shown: str,
+) -> None:
+    """`list` and `show ID` commands for the resource at `path`, as a table or `--json`."""
+
+    def answer(found: Any, as_json: bool) -> None:
+        if as_json:
+            print_json(found)
+        else:
+            out.print(table(found if isinstance(found, list) else [found]))
+
+    @app.command("list", help=listed)
+    @reports_errors
+    def list_items(
+        as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
+    ) -> None:
+        with connect(console, token) as client:
+            answer(client.get(path, limit=1000), as_json)
+
+    @app.command("show", help=shown)
+    @reports_errors
+    def show_item(
+        item_id: Annotated[int, typer.Argument(min=1, help="Its id (see `list`).")],
+        as_json: JsonOption = False,
+        console: ConsoleOption = None,
+        token: TokenOption = None,
+    ) -> None:
+        with connect(console, token) as client:
+            answer(client.get(f"{path}/{item_id}"), as_json)
+
+
 def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for title in ("ID", "Email", "Name", "Role", "State", "Last login"):
@@ -70,35 +106,13 @@ def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-@user_app.command("list")
-@reports_errors
-def list_users(
-    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """The organization's members with their roles."""
-    with connect(console, token) as client:
-        items = client.get("/users")
-    if as_json:
-        print_json(items)
-        return
-    out.print(users_table(items))
-
-
-@user_app.command("show")
-@reports_errors
-def show_user(
-    user_id: UserId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """One member."""
-    with connect(console, token) as client:
-        item = client.get(f"/users/{user_id}")
-    if as_json:
-        print_json(item)
-        return
-    out.print(users_table([item]))
+add_list_and_show(
+    user_app,
+    "/users",
+    users_table,
+    listed="The organization's members with their roles.",
+    shown="One member.",
+)
 
 
 @user_app.command("create")
@@ -190,35 +204,13 @@ def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-@site_app.command("list")
-@reports_errors
-def list_sites(
-    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """The organization's sites with their scope."""
-    with connect(console, token) as client:
-        items = client.get("/sites", limit=1000)
-    if as_json:
-        print_json(items)
-        return
-    out.print(sites_table(items))
-
-
-@site_app.command("show")
-@reports_errors
-def show_site(
-    site_id: SiteId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """One site."""
-    with connect(console, token) as client:
-        item = client.get(f"/sites/{site_id}")
-    if as_json:
-        print_json(item)
-        return
-    out.print(sites_table([item]))
+add_list_and_show(
+    site_app,
+    "/sites",
+    sites_table,
+    listed="The organization's sites with their scope.",
+    shown="One site.",
+)
 
 
 @site_app.command("create")
