@@ -282,7 +282,6 @@ tasks = Table(
     Column("data_sha256", String(64), nullable=True),
     Index("ix_tasks_tab_page", "organization_id", "tab", "hidden", "tab_sort", "id"),
     Index("ix_tasks_all_page", "organization_id", "hidden", "id"),
-    Index(None, "parent_id"),
     Index("uq_tasks_parent_occurrence", "parent_id", "occurrence_at", unique=True),
     Index(None, "site_id"),
     Index(None, "explorer_id"),
