@@ -110,3 +110,21 @@ def test_sites_are_created_edited_listed_and_deleted(cli: Cli) -> None:  # noqa:
 
     assert "Deleted site" in cli.ok("site", "delete", str(site["id"]))
     assert site["id"] not in {item["id"] for item in cli.json("site", "list")}
+
+
+def test_hosted_zones_and_enrollment_tokens_are_listed(cli: Cli) -> None:  # noqa: F811
+    zone_name = f"dmz-{os.getpid()}"
+    zone = cli.json("zone", "create", zone_name, "--max-concurrent", "3")
+    zones = {item["name"]: item for item in cli.json("zone", "list")}
+    assert zones[zone_name]["max_concurrent"] == 3
+    assert zone_name in cli.ok("zone", "list")
+    assert "Deleted hosted zone" in cli.ok("zone", "delete", str(zone["id"]))
+    assert zone_name not in cli.ok("zone", "list")
+
+    created = cli.json("enrollment", "create", f"branch-{os.getpid()}")
+    listed = {item["id"]: item for item in cli.json("enrollment", "list")}
+    assert created["id"] in listed
+    assert created["token"] not in cli.ok("enrollment", "list")
+    assert "Revoked" in cli.ok("enrollment", "revoke", str(created["id"]))
+    revoked = {item["id"]: item for item in cli.json("enrollment", "list")}[created["id"]]
+    assert revoked["revoked_at"] is not None

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import typer
@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from surveyor.cli.client import EXIT_USAGE, CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.listing import add_list, add_show
 from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_json, reports_errors
 from surveyor.cli.session import read_password
 
@@ -54,42 +55,6 @@ def _answer(item: Mapping[str, Any], as_json: bool, text: str) -> None:
         out.print(text)
 
 
-def add_list_and_show(
-    app: typer.Typer,
-    path: str,
-    table: Callable[[Iterable[Mapping[str, Any]]], Table],
-    *,
-    listed: str,
-    shown: str,
-) -> None:
-    """`list` and `show ID` commands for the resource at `path`, as a table or `--json`."""
-
-    def answer(found: Any, as_json: bool) -> None:
-        if as_json:
-            print_json(found)
-        else:
-            out.print(table(found if isinstance(found, list) else [found]))
-
-    @app.command("list", help=listed)
-    @reports_errors
-    def list_items(
-        as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-    ) -> None:
-        with connect(console, token) as client:
-            answer(client.get(path, limit=1000), as_json)
-
-    @app.command("show", help=shown)
-    @reports_errors
-    def show_item(
-        item_id: Annotated[int, typer.Argument(min=1, help="Its id (see `list`).")],
-        as_json: JsonOption = False,
-        console: ConsoleOption = None,
-        token: TokenOption = None,
-    ) -> None:
-        with connect(console, token) as client:
-            answer(client.get(f"{path}/{item_id}"), as_json)
-
-
 def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for title in ("ID", "Email", "Name", "Role", "State", "Last login"):
@@ -106,13 +71,8 @@ def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-add_list_and_show(
-    user_app,
-    "/users",
-    users_table,
-    listed="The organization's members with their roles.",
-    shown="One member.",
-)
+add_list(user_app, "/users", users_table, help="The organization's members with their roles.")
+add_show(user_app, "/users", users_table, help="One member.")
 
 
 @user_app.command("create")
@@ -204,13 +164,8 @@ def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-add_list_and_show(
-    site_app,
-    "/sites",
-    sites_table,
-    listed="The organization's sites with their scope.",
-    shown="One site.",
-)
+add_list(site_app, "/sites", sites_table, help="The organization's sites with their scope.")
+add_show(site_app, "/sites", sites_table, help="One site.")
 
 
 @site_app.command("create")

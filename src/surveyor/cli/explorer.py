@@ -26,6 +26,7 @@ from surveyor.cli.client import (
     TokenOption,
     connect,
 )
+from surveyor.cli.listing import add_list
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -361,21 +362,13 @@ MaxConcurrent = Annotated[
 Description = Annotated[str | None, typer.Option("--description", help="What it is for.")]
 
 
-@zone_app.command("list")
-@reports_errors
-def list_zones(
-    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """The organization's hosted zones."""
-    with connect(console, token) as client:
-        items = client.get("/hosted-zones", limit=1000)
-    if as_json:
-        print_json(items)
-        return
-    if not items:
-        out.print("No hosted zones yet; create one with `surveyor zone create NAME`.")
-        return
-    out.print(zones_table(items))
+add_list(
+    zone_app,
+    "/hosted-zones",
+    zones_table,
+    help="The organization's hosted zones.",
+    empty="No hosted zones yet; create one with `surveyor zone create NAME`.",
+)
 
 
 @zone_app.command("create")
@@ -519,21 +512,13 @@ def create_enrollment(
     )
 
 
-@enrollment_app.command("list")
-@reports_errors
-def list_enrollment(
-    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """The organization's enrollment tokens (never their secrets)."""
-    with connect(console, token) as client:
-        items = client.get("/enrollment-tokens", limit=1000)
-    if as_json:
-        print_json(items)
-        return
-    if not items:
-        out.print("No enrollment tokens; create one with `surveyor enrollment create NAME`.")
-        return
-    out.print(enrollment_table(items))
+add_list(
+    enrollment_app,
+    "/enrollment-tokens",
+    enrollment_table,
+    help="The organization's enrollment tokens (never their secrets).",
+    empty="No enrollment tokens; create one with `surveyor enrollment create NAME`.",
+)
 
 
 @enrollment_app.command("revoke")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.listing import add_list
 from surveyor.cli.render import (
     JsonOption,
     new_token_panel,
@@ -41,21 +42,13 @@ def create(
     out.print(new_token_panel(created))
 
 
-@token_app.command("list")
-@reports_errors
-def list_tokens(
-    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """Show your API tokens (never their secrets)."""
-    with connect(console, token) as client:
-        items = client.get("/tokens")
-    if as_json:
-        print_json(items)
-        return
-    if not items:
-        out.print("You have no API tokens; create one with `surveyor token create NAME`.")
-        return
-    out.print(tokens_table(items))
+add_list(
+    token_app,
+    "/tokens",
+    tokens_table,
+    help="Show your API tokens (never their secrets).",
+    empty="You have no API tokens; create one with `surveyor token create NAME`.",
+)
 
 
 @token_app.command("delete")
