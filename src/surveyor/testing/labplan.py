@@ -14,9 +14,9 @@ from typing import Final
 
 #: The lab's only subnet; it exists solely inside the lab's namespaces.
 LAB_SUBNET: Final = IPv4Network("10.77.0.0/24")
-SCANNER_ADDRESS: Final = IPv4Address("10.77.0.2")
+SCANNER_ADDRESS: Final = LAB_SUBNET[2]
 #: Addresses inside the scan range where no host lives (ARP goes unanswered).
-ABSENT_ADDRESSES: Final = tuple(IPv4Address(f"10.77.0.{last}") for last in range(22, 31))
+ABSENT_ADDRESSES: Final = tuple(LAB_SUBNET[last] for last in range(22, 31))
 #: The delay and loss of the impaired host, as `tc ... netem delay 50ms loss 5%` sets them.
 IMPAIRED_DELAY_MS: Final = 50
 IMPAIRED_LOSS: Final = 0.05
@@ -103,7 +103,7 @@ def _host(
     filtered_ports: tuple[int, ...] = (),
     impaired: bool = False,
 ) -> HostPlan:
-    address = IPv4Address(f"10.77.0.{last_octet}")
+    address = LAB_SUBNET[last_octet]
     return HostPlan(name, address, services, filtered_ports=filtered_ports, impaired=impaired)
 
 
