@@ -4,8 +4,10 @@ VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# axe-core for the browser tests' accessibility checks: a test tool, never shipped.
+NODE_STAMP := node_modules/.installed
 
-.PHONY: up test lint bench install system-deps bench-deps clean
+.PHONY: up test lint bench install system-deps test-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +16,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# npm comes with system-deps; `npm ci` installs exactly what package-lock.json pins.
+$(NODE_STAMP): package.json package-lock.json | system-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+test-deps: $(NODE_STAMP)
 
 # Debian packages the tests use (a real PostgreSQL server among them).
 system-deps:
@@ -27,7 +36,7 @@ lint: install
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: install system-deps lint
+test: install system-deps test-deps lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
 # The peers the benchmarks compare against (nmap), on top of system-deps.
@@ -43,4 +52,4 @@ bench: install system-deps bench-deps
 	$(BIN)/python -m bench.processing
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
