@@ -65,6 +65,8 @@ class RunningConsole:
 
     data_dir: Path
     port: int
+    #: Settings on top of the tests' own (`SURVEYOR_…` variables).
+    settings: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
@@ -89,6 +91,7 @@ class RunningConsole:
             "SURVEYOR_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "SURVEYOR_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
             "SURVEYOR_LOG_LEVEL": "warning",
+            **self.settings,
         }
         with log.open("wb") as output:
             self.process = subprocess.Popen(
