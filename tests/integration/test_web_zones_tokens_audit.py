@@ -67,6 +67,8 @@ def test_an_admin_creates_edits_and_deletes_a_hosted_zone_through_the_forms(
     assert "Saved." in client.get(edited.headers["location"]).text
     zone = console.admin.get(f"/api/v1/hosted-zones/{zone_id}").json()
     assert (zone["description"], zone["max_concurrent"]) == ("", 5)
+    unchanged = {"csrf_token": csrf, "name": "dmz", "description": "", "max_concurrent": "5"}
+    assert client.post(f"/hosted-zones/{zone_id}", data=unchanged).status_code == 303
 
     confirm = client.get(f"/hosted-zones/{zone_id}/delete")
     assert confirm.status_code == 200
@@ -80,10 +82,11 @@ def test_an_admin_creates_edits_and_deletes_a_hosted_zone_through_the_forms(
     trail = console.admin.get(
         "/api/v1/audit", params={"object_type": "hosted_zone", "object_id": zone_id}
     ).json()["items"]
-    assert [(e["action"], e["actor"]) for e in trail] == [
-        ("delete", WEB_ADMIN),
-        ("edit", WEB_ADMIN),
-        ("create", WEB_ADMIN),
+    # saving without a change records nothing; an edit names only the fields that changed
+    assert [(e["action"], e["actor"], e["details"]) for e in trail] == [
+        ("delete", WEB_ADMIN, {}),
+        ("edit", WEB_ADMIN, {"fields": ["description", "max_concurrent"]}),
+        ("create", WEB_ADMIN, {}),
     ]
 
 

@@ -104,6 +104,14 @@ def _zone_context(
     }
 
 
+def _zone_row(state: ConsoleState, principal: Principal, zone_id: int) -> dict[str, Any]:
+    with state.db.read() as conn:
+        row = records.get_record(conn, hosted_zones, principal.organization_id, zone_id)
+    if row is None:
+        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
+    return row
+
+
 def _values(form: dict[str, str]) -> dict[str, Any]:
     return {key: value for key, value in form.items() if key != "max_concurrent" or value}
 
@@ -146,7 +154,21 @@ async def edit_zone(
     form = await form_fields(request, FIELDS)
     try:
         body = HostedZoneUpdate.model_validate(_values(form))
-        await asyncio.to_thread(resources.update_zone, zone_id, body, principal, state)
+        current = await asyncio.to_thread(_zone_row, state, principal, zone_id)
+        # Only what changed, so that the audit trail names the fields that really did.
+        changes = {
+            key: value
+            for key, value in body.model_dump(exclude_none=True).items()
+            if value != current[key]
+        }
+        if changes:
+            await asyncio.to_thread(
+                resources.update_zone,
+                zone_id,
+                HostedZoneUpdate.model_validate(changes),
+                principal,
+                state,
+            )
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
