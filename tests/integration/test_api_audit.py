@@ -154,6 +154,10 @@ def test_bad_filters_and_cursors_are_refused_with_the_reason(console: ConsoleUnd
     assert "another listing" in body["message"]
     status, body = error(object_id="0")
     assert status == 422
+    status, body = error(actor="nul\x00byte")  # no database stores it: refused, not a 500
+    assert (status, body["code"]) == (422, "invalid_request")
+    status, body = error(since="0001-01-01T00:00:00+01:00")  # before the calendar's start in UTC
+    assert (status, body["code"]) == (400, "invalid_filter")
 
 
 def test_the_openapi_document_describes_the_audit_listing(console: ConsoleUnderTest) -> None:

@@ -304,10 +304,13 @@ def test_the_audit_page_pages_newest_first_and_names_a_bad_filter(
     assert "change 0<" in second
     assert "change 10<" not in second
     assert "change 59" not in second
+    narrowed = client.get("/audit", params={"since": "2031-01-01T00:57:30.5+00:00"}).text
+    assert re.findall(r"change (\d+)<", narrowed) == ["59", "58"]
+    assert 'value="2031-01-01T00:57:30"' in narrowed  # as a datetime-local input shows it
     assert "Older entries" not in second
     assert ">Newest entries</a>" in second
 
-    bad = client.get("/audit", params={"since": "yesterday", "object_id": "x"})
+    bad = client.get("/audit", params={"since": "yesterday", "object_id": "²"})
     assert bad.status_code == 400
     assert 'id="since-error"' in bad.text
     assert 'id="object_id-error"' in bad.text
@@ -331,9 +334,10 @@ def test_the_audit_page_is_for_admins_and_escapes_what_users_typed(
         assert refused.status_code == 403
         assert f"needs the admin role; you are {role}" in refused.text
         assert 'href="/audit"' not in client.get("/tasks").text
-    anonymous = browser(console).get("/audit")
-    assert anonymous.status_code == 303
-    assert anonymous.headers["location"].startswith("/login?next=")
+    for path in ("/audit", "/hosted-zones", "/tokens"):
+        anonymous = browser(console).get(path)
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"].startswith("/login?next=")
     admin, _ = signed_in(console, "admin")
     page = admin.get("/audit").text
     assert "<script>alert(1)</script>" not in page

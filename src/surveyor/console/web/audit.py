@@ -95,6 +95,13 @@ def form_time(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S").removesuffix(":00")
 
 
+def link_time(moment: datetime | None) -> str | None:
+    """A time in a link, exactly (RFC 3339, UTC)."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def parse_filters(raw: Mapping[str, str]) -> tuple[AuditFilter, dict[str, str]]:
     """The filters of the form, and a message for each field that could not be read."""
     errors: dict[str, str] = {}
@@ -104,8 +111,9 @@ def parse_filters(raw: Mapping[str, str]) -> tuple[AuditFilter, dict[str, str]]:
             errors[key] = "That is not something the trail records."
     object_id: int | None = None
     if text["object_id"]:
-        if text["object_id"].isdigit() and 1 <= int(text["object_id"]) <= MAX_ID:
-            object_id = int(text["object_id"])
+        digits = text["object_id"]
+        if digits.isascii() and digits.isdigit() and 1 <= int(digits) <= MAX_ID:
+            object_id = int(digits)
         else:
             errors["object_id"] = "An object id is a whole number from 1."
     times: dict[str, datetime | None] = {"since": None, "until": None}
@@ -137,8 +145,8 @@ def filter_query(filters: AuditFilter, **extra: str) -> str:
         "action": filters.action,
         "object_type": filters.object_type,
         "object_id": str(filters.object_id) if filters.object_id is not None else None,
-        "since": form_time(filters.since) or None,
-        "until": form_time(filters.until) or None,
+        "since": link_time(filters.since),
+        "until": link_time(filters.until),
         **extra,
     }
     query = urlencode({key: value for key, value in values.items() if value})
