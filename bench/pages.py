@@ -9,7 +9,7 @@ the Jinja templates and the HTML answer all count: the server's time, without a 
 alternately, the JSON API request that carries the same data (the peer: what the page adds on
 top of the API). Cases: every tab of the Tasks overview, a searched view, the regions the live
 page fetches, the detail card of a recurring template with its runs and of a completed scan,
-the new-task form, and the explorers, sites and assets pages.
+the new-task form, and the explorers, hosted zones, sites, assets, API tokens and audit pages.
 Goal: every page's p95 within 100 ms of server time at 1M tasks.
 """
 
@@ -136,6 +136,9 @@ async def page_cases(api: httpx2.AsyncClient) -> list[PageCase]:
         PageCase("explorers", "/explorers", "/explorers", "/api/v1/explorers"),
         PageCase("sites", "/sites", "/sites", "/api/v1/sites"),
         PageCase("assets", "/assets", "/assets", "/api/v1/assets?limit=50"),
+        PageCase("zones", "/hosted-zones", "/hosted-zones", "/api/v1/hosted-zones"),
+        PageCase("tokens", "/tokens", "/tokens", "/api/v1/tokens"),
+        PageCase("audit", "/audit", "/audit", "/api/v1/audit"),
     ]
     return found
 

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx2
 import pytest
 
 from tests.acceptance.conftest import (
@@ -184,6 +185,29 @@ def test_a_search_with_a_syntax_error_shows_the_message_and_points_at_the_positi
     assert query_line > 0
     assert 2 <= caret_line.index("^") <= len(query) + 2
     assert result.stdout == ""
+
+
+def test_task_show_names_the_explorer_and_the_hosted_zone_that_run_it(cli: Cli) -> None:
+    zone_name = f"show-zone-{os.getpid()}"
+    zone = cli.json("zone", "create", zone_name)
+    enrollment = cli.json("enrollment", "create", f"show-{os.getpid()}")
+    explorer_name = f"show-explorer-{os.getpid()}"
+    enrolled = httpx2.post(
+        f"{cli.console.url}/api/v1/explorer/enroll",
+        json={"name": explorer_name},
+        headers={"Authorization": f"Bearer {enrollment['token']}"},
+        timeout=COMMAND_SECONDS,
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    explorer_id = enrolled.json()["explorer_id"]
+
+    pinned = cli.create("--explorer", str(explorer_id), "--at", "2099-01-31T22:00:00Z")
+    shown = cli.ok("task", "show", str(pinned["id"]))
+    assert re.search(rf"Explorer\s+{explorer_name} \(id {explorer_id}\)", shown), shown
+    zoned = cli.create("--zone", str(zone["id"]), "--at", "2099-01-31T22:00:00Z")
+    shown = cli.ok("task", "show", str(zoned["id"]))
+    assert re.search(rf"Hosted zone\s+{zone_name} \(id {zone['id']}\)", shown), shown
+    assert "Explorer" not in shown
 
 
 def test_stopping_a_new_task_stops_it_at_once_and_it_shows_in_the_failed_tab(cli: Cli) -> None:

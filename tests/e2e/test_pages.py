@@ -1,6 +1,6 @@
 """The rest of the console in a real browser: signing in and out, search errors, what a
-viewer may do, the explorers, sites and assets pages, keyboard use, narrow screens, and
-live updates that come back after a console restart."""
+viewer may do, the explorers, hosted zones, sites, assets, API tokens and audit pages,
+keyboard use, narrow screens, and live updates that come back after a console restart."""
 
 from __future__ import annotations
 
@@ -183,10 +183,67 @@ def test_explorers_sites_and_assets_pages(admin_page: Page, console: RunningCons
     screenshot(page, "asset")
 
     page.set_viewport_size(NARROW)
-    for path, name in (("/explorers", "explorers"), ("/sites", "sites"), ("/assets", "assets")):
+    for path, name in (
+        ("/explorers", "explorers"),
+        ("/hosted-zones", "hosted-zones"),
+        ("/sites", "sites"),
+        ("/assets", "assets"),
+        ("/tokens", "tokens"),
+        ("/audit", "audit"),
+    ):
         page.goto(f"{console.url}{path}")
         screenshot(page, f"{name}-narrow")
         assert page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+
+
+def test_hosted_zones_api_tokens_and_the_audit_trail(
+    admin_page: Page, console: RunningConsole
+) -> None:
+    page = admin_page
+    page.get_by_role("link", name="Hosted zones").click()
+    page.get_by_label("Name", exact=True).fill("e2e zone")
+    page.get_by_label("Scans at a time").fill("2")
+    page.get_by_role("button", name="Create hosted zone").click()
+    expect(page).to_have_url(re.compile(r"/hosted-zones/\d+$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("e2e zone")
+    expect(page.locator("#zone-members tbody")).to_contain_text("No explorer is in this zone")
+    page.get_by_label("Scans at a time").fill("3")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    expect(page.get_by_label("Scans at a time")).to_have_value("3")
+    screenshot(page, "hosted-zone")
+    page.get_by_role("link", name="Delete this zone…").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delete hosted zone “e2e zone”?")
+    page.get_by_role("button", name="Delete hosted zone").click()
+    expect(page).to_have_url(re.compile(r"/hosted-zones$"))
+    expect(page.locator("#zones")).not_to_contain_text("e2e zone")
+
+    page.get_by_role("link", name="API tokens").click()
+    page.get_by_label("What it is for").fill("e2e script")
+    page.get_by_role("button", name="Create API token").click()
+    expect(page.locator("#new-token")).to_have_text(re.compile(r"^svr_\S+$"))
+    screenshot(page, "api-tokens")
+    page.get_by_role("link", name="Revoke e2e script").click()
+    page.get_by_role("button", name="Revoke token").click()
+    expect(page).to_have_url(re.compile(r"/tokens$"))
+    expect(page.locator("#tokens")).not_to_contain_text("e2e script")
+
+    page.get_by_role("link", name="Audit").click()
+    entries = page.locator("#audit-entries tbody tr")
+    expect(entries.first).to_contain_text("API token")
+    expect(entries.first).to_contain_text("delete")
+    page.get_by_label("Object type").fill("hosted_zone")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"object_type=hosted_zone"))
+    expect(entries).to_have_count(3)
+    for action, row in zip(("delete", "edit", "create"), entries.all(), strict=True):
+        expect(row.locator('td[data-label="Action"]')).to_have_text(action)
+        expect(row.locator('td[data-label="Actor"]')).to_have_text(ADMIN_EMAIL)
+    # the edit names only the field that changed
+    expect(entries.nth(1).locator('td[data-label="Details"]')).to_have_text(
+        "fields: max_concurrent"
+    )
+    screenshot(page, "audit")
 
 
 def test_the_overview_is_usable_by_keyboard_and_at_390_pixels(

@@ -115,6 +115,7 @@ ROUTES = [
     ),
     Route("GET", "/api/v1/tokens", "viewer"),
     Route("POST", "/api/v1/tokens", "viewer", lambda o: {"name": "ci"}, 201),
+    Route("GET", "/api/v1/audit", "admin"),
 ]
 
 

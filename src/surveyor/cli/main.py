@@ -8,6 +8,7 @@ from surveyor import __version__
 from surveyor.cli import (
     accounts,
     assets,
+    audit,
     explorer,
     imports,
     scan,
@@ -41,6 +42,7 @@ app.command()(scan.scan)
 app.add_typer(explorer.explorer_app, name="explorer")
 app.add_typer(explorer.zone_app, name="zone")
 app.add_typer(explorer.enrollment_app, name="enrollment")
+app.add_typer(audit.audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -221,10 +221,23 @@ def _size(value: int | None) -> str | None:
     return None
 
 
+def named(name: str | None, object_id: int | None) -> str | None:
+    """An object by its name with its id, or by its id alone when its name is unknown."""
+    if object_id is None:
+        return None
+    return f"{name} (id {object_id})" if name else str(object_id)
+
+
 def task_panel(
-    task: Mapping[str, Any], sites: Mapping[int, str], now: datetime | None = None
+    task: Mapping[str, Any],
+    sites: Mapping[int, str],
+    now: datetime | None = None,
+    *,
+    explorer: str | None = None,
+    zone: str | None = None,
 ) -> Panel:
-    """Every field of a task that has a value, in words."""
+    """Every field of a task that has a value, in words; `explorer` and `zone` are the names
+    of its explorer and hosted zone."""
     now = now or datetime.now(UTC)
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -247,8 +260,8 @@ def task_panel(
             if task.get("site_id")
             else None,
         ),
-        ("Explorer", str(task["explorer_id"]) if task.get("explorer_id") else None),
-        ("Hosted zone", str(task["hosted_zone_id"]) if task.get("hosted_zone_id") else None),
+        ("Explorer", named(explorer, task.get("explorer_id"))),
+        ("Hosted zone", named(zone, task.get("hosted_zone_id"))),
         ("Created", f"{created} by {task.get('created_by') or MISSING}"),
         ("Updated", when("updated_at")),
         ("Start time", when("start_time")),

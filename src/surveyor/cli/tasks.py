@@ -168,6 +168,20 @@ def site_names(client: ApiClient) -> dict[int, str]:
         after = page[-1]["id"]
 
 
+def name_of(client: ApiClient, path: str, object_id: int | None) -> str | None:
+    """The name of the object at `path/object_id` (an explorer, a hosted zone), or None when
+    there is none or it no longer exists."""
+    if object_id is None:
+        return None
+    try:
+        found = client.get(f"{path}/{object_id}")
+    except CliError as error:
+        if error.status == 404:
+            return None
+        raise
+    return str(found["name"])
+
+
 def resolve_site(client: ApiClient, site: str) -> int:
     """A site given by id or by (case-insensitive) name."""
     if site.isdigit():
@@ -514,7 +528,13 @@ def show(
         if as_json:
             print_json(task)
             return
-        out.print(task_panel(task, site_names(client)))
+        panel = task_panel(
+            task,
+            site_names(client),
+            explorer=name_of(client, "/explorers", task.get("explorer_id")),
+            zone=name_of(client, "/hosted-zones", task.get("hosted_zone_id")),
+        )
+    out.print(panel)
     upcoming = template_next_runs(task)
     if upcoming:
         out.print(next_runs_text(upcoming, task.get("timezone") or "UTC"))

@@ -18,6 +18,7 @@ from surveyor.console.errors import error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
     assets,
+    audit,
     enrollment,
     events,
     explorer_api,
@@ -139,6 +140,7 @@ def create_app(
     app.include_router(assets.router)
     app.include_router(imports.router)
     app.include_router(events.router)
+    app.include_router(audit.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -333,3 +333,21 @@ class LoginOut(BaseModel):
 class Health(BaseModel):
     status: str
     version: str
+
+
+class AuditEventOut(BaseModel):
+    """One entry of the audit trail: at `at`, `actor` did `action` to an object."""
+
+    id: int
+    organization_id: int | None
+    at: datetime
+    actor: str = Field(description="who did it: a user's e-mail, `explorer:NAME` or `system`")
+    action: str = Field(description="what they did, e.g. create, edit, stop, remove, delete")
+    object_type: str = Field(description="the kind of object, e.g. task, site, hosted_zone")
+    object_id: int | None
+    details: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None

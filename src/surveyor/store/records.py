@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from surveyor.store.schema import audit_events
+# The audit trail lives in its own module; callers that record from here keep working.
+from surveyor.store.audit import audit as audit
 
 
 class Conflict(Exception):
@@ -22,30 +23,6 @@ class Conflict(Exception):
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def audit(
-    conn: Connection,
-    *,
-    organization_id: int | None,
-    actor: str,
-    action: str,
-    object_type: str,
-    object_id: int | None,
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    """Append to the audit trail of who created, edited, stopped or removed what."""
-    conn.execute(
-        insert(audit_events).values(
-            organization_id=organization_id,
-            at=_now(),
-            actor=actor,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            details=dict(details or {}),
-        )
-    )
 
 
 def create_record(

@@ -331,7 +331,10 @@ audit_events = Table(
     Column("object_type", String(40), nullable=False),
     Column("object_id", Id, nullable=True),
     Column("details", JSON, nullable=False, default=dict),
-    Index(None, "organization_id", "id"),
+    # Read newest first within an organization: all of it, one actor's, or one object's.
+    Index(None, "organization_id", "at", "id"),
+    Index(None, "organization_id", "actor", "at", "id"),
+    Index(None, "organization_id", "object_type", "object_id", "at", "id"),
 )
 
 enrollment_tokens = Table(

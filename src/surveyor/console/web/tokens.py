@@ -1,0 +1,114 @@
+"""The API tokens page: the signed-in user's tokens in this organization, creating one (its
+secret shown once) and revoking one, through the same calls as `/api/v1/tokens`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from surveyor.console.errors import ApiError
+from surveyor.console.routes import accounts as account_routes
+from surveyor.console.schemas import TokenIn
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.web.render import render
+from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
+from surveyor.store.accounts import Principal
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[ConsoleState, Depends(console_state)]
+FIELDS = ("name", "expires_in_days")
+MESSAGES = {
+    "name": "Say what the token is for (up to 200 characters).",
+    "expires_in_days": "A whole number of days from 1 to 3,650, or empty for never.",
+}
+
+
+def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
+    tokens: list[dict[str, Any]] = account_routes.list_tokens(principal, state)
+    return tokens
+
+
+def _context(
+    state: ConsoleState,
+    principal: Principal,
+    *,
+    created: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "tokens": _tokens(state, principal),
+        "now": datetime.now(UTC),
+        "created": created,
+        "form": form or {"name": "", "expires_in_days": ""},
+        "errors": errors or {},
+    }
+
+
+def _own_token(state: ConsoleState, principal: Principal, token_id: int) -> dict[str, Any]:
+    """One of the caller's API tokens in this organization; anything else is not found."""
+    token = next((t for t in _tokens(state, principal) if t["id"] == token_id), None)
+    if token is None:
+        raise PageError(404, "Not found", f"API token {token_id} does not exist")
+    return token
+
+
+@router.get("/tokens")
+def tokens_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+    return render(request, "tokens.html", _context(state, principal))
+
+
+@router.post("/tokens")
+async def create_token(request: Request, principal: CheckedPrincipal, state: State) -> Response:
+    """Create a token and show its secret on this answer only."""
+    form = await form_fields(request, FIELDS)
+    values = {key: value for key, value in form.items() if value}
+    try:
+        body = TokenIn.model_validate(values)
+        created = await asyncio.to_thread(account_routes.create_token, body, principal, state)
+    except ValidationError as exc:
+        errors = field_errors(exc, MESSAGES, default_field="name")
+        context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
+        return render(request, "tokens.html", context, status=400)
+    context = await asyncio.to_thread(_context, state, principal, created=created)
+    return render(request, "tokens.html", context)
+
+
+def _revoke_context(state: ConsoleState, principal: Principal, token_id: int) -> dict[str, Any]:
+    token = _own_token(state, principal, token_id)
+    return {
+        "title": f"Revoke API token “{token['name']}”?",
+        "consequences": [
+            "Programs and scripts that use it can no longer call the console, at once.",
+            "A revoked token cannot be restored; create a new one if it is needed again.",
+        ],
+        "action": f"/tokens/{token_id}/revoke",
+        "button": "Revoke token",
+        "cancel": "/tokens",
+        "error": "",
+    }
+
+
+@router.get("/tokens/{token_id:int}/revoke")
+def confirm_revoke_token(
+    request: Request, token_id: int, principal: PagePrincipal, state: State
+) -> Response:
+    return render(request, "confirm.html", _revoke_context(state, principal, token_id))
+
+
+@router.post("/tokens/{token_id:int}/revoke")
+async def revoke_token(
+    request: Request, token_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    await asyncio.to_thread(_own_token, state, principal, token_id)
+    try:
+        await asyncio.to_thread(account_routes.delete_token, token_id, principal, state)
+    except ApiError as exc:
+        raise PageError(exc.status, "Not found", exc.message) from exc
+    return RedirectResponse("/tokens", status_code=303)

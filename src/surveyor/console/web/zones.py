@@ -1,0 +1,228 @@
+"""The Hosted zones pages: each zone with its member explorers; admins create, edit and
+delete zones through the same calls as `/api/v1/hosted-zones`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+from pydantic import ValidationError
+
+from surveyor.console.errors import ApiError
+from surveyor.console.routes import resources
+from surveyor.console.schemas import HostedZoneIn, HostedZoneUpdate
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.web.render import render
+from surveyor.console.web.session import (
+    CheckedPrincipal,
+    PageError,
+    PagePrincipal,
+    require_role,
+)
+from surveyor.service import explorers as explorer_service
+from surveyor.store import records
+from surveyor.store.accounts import Principal, Role
+from surveyor.store.records import Conflict
+from surveyor.store.schema import explorers, hosted_zones, sites
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[ConsoleState, Depends(console_state)]
+FIELDS = ("name", "description", "max_concurrent")
+MESSAGES = {
+    "name": "Give the zone a name (up to 200 characters).",
+    "description": "A description has at most 10,000 characters.",
+    "max_concurrent": "A whole number from 1 to 10,000.",
+}
+
+
+def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
+    """Every explorer of the organization as the Explorers page shows it, by zone."""
+    org = principal.organization_id
+    now = datetime.now(UTC)
+    with state.db.read() as conn:
+        rows = records.list_records(conn, explorers, org, limit=1000)
+        current = explorer_service.current_tasks(conn, org)
+        site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
+        zones = [
+            resources.zone_out(conn, row)
+            for row in records.list_records(conn, hosted_zones, org, limit=1000)
+        ]
+    window = state.settings.online_window_seconds
+    by_zone: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["hosted_zone_id"] is not None:
+            view = explorer_service.explorer_view(row, current, now=now, window=window)
+            by_zone.setdefault(row["hosted_zone_id"], []).append(view)
+    return {"zones": zones, "members": by_zone, "site_names": site_names}
+
+
+def _list_context(
+    state: ConsoleState,
+    principal: Principal,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        **_members(state, principal),
+        "is_admin": principal.role.allows(Role.ADMIN),
+        "form": form or {"name": "", "description": "", "max_concurrent": "1"},
+        "errors": errors or {},
+    }
+
+
+def _zone_context(
+    state: ConsoleState,
+    principal: Principal,
+    zone_id: int,
+    *,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    saved: bool = False,
+) -> dict[str, Any]:
+    everything = _members(state, principal)
+    zone = next((z for z in everything["zones"] if z["id"] == zone_id), None)
+    if zone is None:
+        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
+    return {
+        "zone": zone,
+        "members": everything["members"].get(zone_id, []),
+        "site_names": everything["site_names"],
+        "is_admin": principal.role.allows(Role.ADMIN),
+        "form": form
+        or {
+            "name": zone["name"],
+            "description": zone["description"],
+            "max_concurrent": str(zone["max_concurrent"]),
+        },
+        "errors": errors or {},
+        "saved": saved,
+    }
+
+
+def _zone_row(state: ConsoleState, principal: Principal, zone_id: int) -> dict[str, Any]:
+    with state.db.read() as conn:
+        row = records.get_record(conn, hosted_zones, principal.organization_id, zone_id)
+    if row is None:
+        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
+    return row
+
+
+def _values(form: dict[str, str]) -> dict[str, Any]:
+    return {key: value for key, value in form.items() if key != "max_concurrent" or value}
+
+
+@router.get("/hosted-zones")
+def zones_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+    return render(request, "zones.html", _list_context(state, principal))
+
+
+@router.post("/hosted-zones")
+async def create_zone(request: Request, principal: CheckedPrincipal, state: State) -> Response:
+    require_role(principal, Role.ADMIN)
+    form = await form_fields(request, FIELDS)
+    try:
+        body = HostedZoneIn.model_validate(_values(form))
+        zone = await asyncio.to_thread(resources.create_zone, body, principal, state)
+    except ValidationError as exc:
+        errors = field_errors(exc, MESSAGES, default_field="name")
+    except Conflict as exc:
+        errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
+    else:
+        return RedirectResponse(f"/hosted-zones/{zone['id']}", status_code=303)
+    context = await asyncio.to_thread(_list_context, state, principal, form=form, errors=errors)
+    return render(request, "zones.html", context, status=400)
+
+
+@router.get("/hosted-zones/{zone_id:int}")
+def zone_page(
+    request: Request, zone_id: int, principal: PagePrincipal, state: State, saved: str = ""
+) -> Response:
+    context = _zone_context(state, principal, zone_id, saved=saved == "1")
+    return render(request, "zone.html", context)
+
+
+@router.post("/hosted-zones/{zone_id:int}")
+async def edit_zone(
+    request: Request, zone_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    form = await form_fields(request, FIELDS)
+    try:
+        body = HostedZoneUpdate.model_validate(_values(form))
+        current = await asyncio.to_thread(_zone_row, state, principal, zone_id)
+        # Only what changed, so that the audit trail names the fields that really did.
+        changes = {
+            key: value
+            for key, value in body.model_dump(exclude_none=True).items()
+            if value != current[key]
+        }
+        if changes:
+            await asyncio.to_thread(
+                resources.update_zone,
+                zone_id,
+                HostedZoneUpdate.model_validate(changes),
+                principal,
+                state,
+            )
+    except ValidationError as exc:
+        errors = field_errors(exc, MESSAGES, default_field="name")
+    except Conflict as exc:
+        errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
+    except ApiError as exc:
+        raise PageError(exc.status, "Not found", exc.message) from exc
+    else:
+        return RedirectResponse(f"/hosted-zones/{zone_id}?saved=1", status_code=303)
+    context = await asyncio.to_thread(
+        _zone_context, state, principal, zone_id, form=form, errors=errors
+    )
+    return render(request, "zone.html", context, status=400)
+
+
+def _delete_context(state: ConsoleState, principal: Principal, zone_id: int) -> dict[str, Any]:
+    zone = _zone_context(state, principal, zone_id)
+    members = len(zone["members"])
+    return {
+        "title": f"Delete hosted zone “{zone['zone']['name']}”?",
+        "consequences": [
+            f"Its {members} explorer{'' if members == 1 else 's'} leave the zone and keep "
+            "scanning on their own."
+            if members
+            else "It has no explorers.",
+            "Scans aimed at the zone no longer name it: they then run on any idle explorer "
+            "of their site.",
+            "A zone whose scans are running cannot be deleted; stop them first.",
+        ],
+        "action": f"/hosted-zones/{zone_id}/delete",
+        "button": "Delete hosted zone",
+        "cancel": f"/hosted-zones/{zone_id}",
+        "error": "",
+    }
+
+
+@router.get("/hosted-zones/{zone_id:int}/delete")
+def confirm_delete_zone(
+    request: Request, zone_id: int, principal: PagePrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    return render(request, "confirm.html", _delete_context(state, principal, zone_id))
+
+
+@router.post("/hosted-zones/{zone_id:int}/delete")
+async def delete_zone(
+    request: Request, zone_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    try:
+        await asyncio.to_thread(resources.delete_zone, zone_id, principal, state)
+    except ApiError as exc:
+        if exc.status == 404:
+            raise PageError(404, "Not found", exc.message) from exc
+        context = await asyncio.to_thread(_delete_context, state, principal, zone_id)
+        context["error"] = exc.message[:1].upper() + exc.message[1:] + "."
+        return render(request, "confirm.html", context, status=exc.status)
+    return RedirectResponse("/hosted-zones", status_code=303)

@@ -1,0 +1,237 @@
+"""The audit trail: who created, edited, stopped or removed what, written and read back.
+
+Entries are read newest first (by time, then id) with keyset pagination, always within one
+organization, narrowed by who did it, what they did, to which object and when.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    Table,
+    and_,
+    insert,
+    literal,
+    select,
+    tuple_,
+)
+
+from surveyor.store.schema import (
+    audit_events,
+    enrollment_tokens,
+    explorers,
+    hosted_zones,
+    sites,
+    tasks,
+)
+from surveyor.store.tasks import InvalidCursor
+
+MAX_PAGE_SIZE = 1000
+_CURSOR_TAG = "audit"
+_MAX_ID = 2**63 - 1
+
+
+class InvalidAuditFilter(ValueError):
+    """A filter that can match nothing by mistake (the time range is upside down)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry: at `at`, `actor` did `action` to the object `object_type` `object_id`."""
+
+    id: int
+    organization_id: int | None
+    at: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: int | None
+    details: dict[str, Any]
+
+    @classmethod
+    def from_row(cls, row: RowMapping) -> AuditEvent:
+        return cls(
+            id=row["id"],
+            organization_id=row["organization_id"],
+            at=row["at"],
+            actor=row["actor"],
+            action=row["action"],
+            object_type=row["object_type"],
+            object_id=row["object_id"],
+            details=dict(row["details"] or {}),
+        )
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What to narrow the trail to; None leaves that part open. `since` is inclusive,
+    `until` exclusive."""
+
+    actor: str | None = None
+    action: str | None = None
+    object_type: str | None = None
+    object_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def check(self) -> None:
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise InvalidAuditFilter("until", "'until' is before 'since'; swap them")
+
+    def clause(self) -> list[ColumnElement[bool]]:
+        table = audit_events.c
+        parts: list[ColumnElement[bool]] = []
+        if self.actor:
+            # e-mail addresses are stored in lower case; other actors as written
+            parts.append(table.actor.in_(sorted({self.actor, self.actor.lower()})))
+        if self.action:
+            parts.append(table.action == self.action)
+        if self.object_type:
+            parts.append(table.object_type == self.object_type)
+        if self.object_id is not None:
+            parts.append(table.object_id == self.object_id)
+        if self.since is not None:
+            parts.append(table.at >= self.since)
+        if self.until is not None:
+            parts.append(table.at < self.until)
+        return parts
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    items: list[AuditEvent] = field(default_factory=list)
+    next_cursor: str | None = None
+
+
+def audit(
+    conn: Connection,
+    *,
+    organization_id: int | None,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: int | None,
+    details: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append to the audit trail of who created, edited, stopped or removed what
+    (now, unless `at` says when)."""
+    conn.execute(
+        insert(audit_events).values(
+            organization_id=organization_id,
+            at=at or datetime.now(UTC),
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            details=dict(details or {}),
+        )
+    )
+
+
+def _encode_cursor(event: AuditEvent) -> str:
+    raw = json.dumps([_CURSOR_TAG, event.at.isoformat(), event.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, int]:
+    malformed = "the cursor is malformed; use the next_cursor of a previous page"
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidCursor(malformed) from exc
+    if not isinstance(decoded, list) or len(decoded) != 3:
+        raise InvalidCursor(malformed)
+    tag, at, last_id = decoded
+    if tag != _CURSOR_TAG:
+        raise InvalidCursor("this cursor belongs to another listing; start from the first page")
+    if not isinstance(at, str) or not isinstance(last_id, int) or not 0 <= last_id <= _MAX_ID:
+        raise InvalidCursor(malformed)
+    try:
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has an offset")
+        return moment.astimezone(UTC), last_id
+    except (ValueError, OverflowError) as exc:
+        raise InvalidCursor(malformed) from exc
+
+
+def list_audit_events(
+    conn: Connection,
+    organization_id: int,
+    filters: AuditFilter | None = None,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> AuditPage:
+    """One page of the organization's trail, newest first; `next_cursor` continues it."""
+    filters = filters or AuditFilter()
+    filters.check()
+    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    table = audit_events.c
+    clause = and_(table.organization_id == organization_id, *filters.clause())
+    if cursor:
+        last_at, last_id = _decode_cursor(cursor)
+        bound = tuple_(literal(last_at, table.at.type), literal(last_id))
+        clause = and_(clause, tuple_(table.at, table.id) < bound)
+    rows = (
+        conn.execute(
+            select(audit_events)
+            .where(clause)
+            .order_by(table.at.desc(), table.id.desc())
+            .limit(limit + 1)
+        )
+        .mappings()
+        .all()
+    )
+    items = [AuditEvent.from_row(row) for row in rows[:limit]]
+    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
+    return AuditPage(items, next_cursor)
+
+
+#: The object types whose current names can be looked up, and their tables.
+_NAMED_OBJECTS: dict[str, Table] = {
+    "task": tasks,
+    "site": sites,
+    "hosted_zone": hosted_zones,
+    "explorer": explorers,
+    "enrollment_token": enrollment_tokens,
+}
+
+
+def object_names(
+    conn: Connection, organization_id: int, events: Iterable[AuditEvent]
+) -> dict[tuple[str, int], str]:
+    """The current names of the objects these entries are about, where they still exist
+    (one query per kind of object; a removed task no longer does)."""
+    wanted: dict[str, set[int]] = {}
+    for event in events:
+        if event.object_type in _NAMED_OBJECTS and event.object_id is not None:
+            wanted.setdefault(event.object_type, set()).add(event.object_id)
+    names: dict[tuple[str, int], str] = {}
+    for object_type, ids in wanted.items():
+        table = _NAMED_OBJECTS[object_type]
+        query = select(table.c.id, table.c.name).where(
+            table.c.organization_id == organization_id, table.c.id.in_(sorted(ids))
+        )
+        if table is tasks:
+            query = query.where(tasks.c.removed_at.is_(None))
+        rows = conn.execute(query).all()
+        names.update({(object_type, row_id): name for row_id, name in rows})
+    return names
