@@ -81,6 +81,8 @@ class Seeded:
     waiting: int
     template: int
     asset: int
+    zone: int
+    token: int
 
 
 class FakeExplorer:
@@ -97,7 +99,7 @@ class FakeExplorer:
                 "version": FAKE_EXPLORER_VERSION,
                 "hostname": f"{name}.example.test",
                 "os": "Debian GNU/Linux 12",
-                "addresses": ["10.20.0.5"],
+                "addresses": ["127.20.0.5"],
             },
             timeout=30.0,
         )
@@ -155,17 +157,18 @@ def seeded(console: RunningConsole) -> Seeded:
             {
                 "name": "Branch office",
                 "description": "The second floor and its printers",
-                "scope": "10.20.0.0/24",
-                "excludes": "10.20.0.1",
+                "scope": "127.20.0.0/24",
+                "excludes": "127.20.0.1",
             },
         )
-        _post(api, "/api/v1/hosted-zones", {"name": "Cloud probes", "max_concurrent": 2})
+        zone = _post(api, "/api/v1/hosted-zones", {"name": "Cloud probes", "max_concurrent": 2})
+        api_token = _post(api, "/api/v1/tokens", {"name": "nightly export"})
         enrollment = _post(
             api, "/api/v1/enrollment-tokens", {"name": "branch rollout", "site_id": branch["id"]}
         )
     office = FakeExplorer(console, enrollment["token"], "branch-gw")
     printers = FakeExplorer(console, enrollment["token"], "branch-printers")
-    branch_scan = {"site_id": branch["id"], "params": {"targets": "10.20.0.0/24"}}
+    branch_scan = {"site_id": branch["id"], "params": {"targets": "127.20.0.0/24"}}
 
     processed = create_task(
         console,
@@ -231,6 +234,8 @@ def seeded(console: RunningConsole) -> Seeded:
         waiting=waiting["id"],
         template=template["id"],
         asset=assets[0]["id"],
+        zone=zone["id"],
+        token=api_token["id"],
     )
 
 
@@ -315,7 +320,12 @@ def page_routes() -> list[str]:
 
 def fill_path(path: str, seeded: Seeded) -> str:
     """A route's path with its parameters taken from the seeded data."""
-    values = {"task_id": seeded.processed, "asset_id": seeded.asset}
+    values = {
+        "task_id": seeded.processed,
+        "asset_id": seeded.asset,
+        "zone_id": seeded.zone,
+        "token_id": seeded.token,
+    }
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
