@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from surveyor.console.principals import PrincipalCache
+from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ class ConsoleSettings:
 
     @classmethod
     def from_environment(cls, data_dir: Path, database_url: str) -> ConsoleSettings:
+        """The settings of `surveyor up` and `surveyor console`; a bad value stops the start
+        with a message naming it, weak first-start secrets included (checked at every start,
+        so a weak token that once created an admin is noticed)."""
+        try:
+            FirstStartSettings.from_environment()
+        except BootstrapSettingRefused as exc:
+            raise SystemExit(str(exc)) from exc
         return cls(
             data_dir=data_dir,
             database_url=database_url,
