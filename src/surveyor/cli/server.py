@@ -81,6 +81,10 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
         log_level=os.environ.get("SURVEYOR_LOG_LEVEL", "info"),
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # Forwarded client addresses are believed from configured proxies only, never by
+        # default: anyone could otherwise choose the address their logins are limited by.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
     try:
         ConsoleServer(config).run()

@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surveyor import __version__
 from surveyor.console import web
-from surveyor.console.auth import LoginRateLimiter
 from surveyor.console.errors import error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
@@ -28,6 +27,7 @@ from surveyor.console.routes import (
 )
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
+from surveyor.service.login import LoginThrottle
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
@@ -100,7 +100,7 @@ def create_app(
     """Build the console. The database is migrated and bootstrapped when the app starts;
     the background services start after that and are cancelled when the app stops."""
     db = database or Database(make_engine(settings.database_url))
-    state = ConsoleState(settings=settings, db=db, login_limiter=LoginRateLimiter())
+    state = ConsoleState(settings=settings, db=db, login_limiter=LoginThrottle())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

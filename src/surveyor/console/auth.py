@@ -1,10 +1,7 @@
-"""Who is calling: bearer tokens, roles, and the login rate limit."""
+"""Who is calling: bearer tokens, roles, and where a login comes from."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -80,34 +77,8 @@ Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Superuser = Annotated[Principal, Depends(require_superuser)]
 
 
-class LoginRateLimiter:
-    """At most `attempts` failed logins per key within `window` seconds."""
-
-    def __init__(self, attempts: int = 10, window: float = 300.0) -> None:
-        self.attempts = attempts
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and now - failures[0] > self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, key: str) -> int | None:
-        """Seconds until another attempt is allowed, or None when it is allowed now."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._recent(key, now)
-            if len(failures) < self.attempts:
-                return None
-            return max(1, int(self.window - (now - failures[0])) + 1)
-
-    def failed(self, key: str) -> None:
-        with self._lock:
-            self._recent(key, time.monotonic()).append(time.monotonic())
-
-    def succeeded(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+def login_source(request: Request) -> str:
+    """Where a login comes from, for its rate limit: the client address, which the server
+    takes from `X-Forwarded-For` only when the connection comes from a trusted proxy
+    (`SURVEYOR_TRUSTED_PROXIES`)."""
+    return request.client.host if request.client else "unknown"

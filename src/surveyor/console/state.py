@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from dataclasses import dataclass, field
@@ -11,10 +12,11 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from surveyor.console.principals import PrincipalCache
+from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
-    from surveyor.console.auth import LoginRateLimiter
+    from surveyor.service.login import LoginThrottle
 
 MAX_BODY_BYTES = 1 << 20
 #: Task data uploads from explorers may be far larger than other request bodies.
@@ -29,6 +31,22 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def trusted_proxies_from(raw: str) -> tuple[str, ...]:
+    """The networks of `SURVEYOR_TRUSTED_PROXIES` (addresses or CIDRs, comma-separated)."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise SystemExit(
+                f"SURVEYOR_TRUSTED_PROXIES lists addresses or networks (such as 10.0.0.5 or "
+                f"10.0.0.0/24), separated by commas; {item!r} is neither"
+            ) from exc
+    return tuple(networks)
 
 
 @dataclass(frozen=True)
@@ -49,9 +67,19 @@ class ConsoleSettings:
     explorer_sweep_seconds: float = 1.0
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     upload_idle_seconds: float = 60.0
+    #: Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (the
+    #: client address decides login rate limits); none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_environment(cls, data_dir: Path, database_url: str) -> ConsoleSettings:
+        """The settings of `surveyor up` and `surveyor console`; a bad value stops the start
+        with a message naming it, weak first-start secrets included (checked at every start,
+        so a weak token that once created an admin is noticed)."""
+        try:
+            FirstStartSettings.from_environment()
+        except BootstrapSettingRefused as exc:
+            raise SystemExit(str(exc)) from exc
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -62,6 +90,7 @@ class ConsoleSettings:
             stop_confirm_seconds=_env_int("SURVEYOR_STOP_TIMEOUT", 30),
             max_upload_bytes=_env_int("SURVEYOR_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
             upload_idle_seconds=_env_int("SURVEYOR_UPLOAD_IDLE_TIMEOUT", 60),
+            trusted_proxies=trusted_proxies_from(os.environ.get("SURVEYOR_TRUSTED_PROXIES", "")),
         )
 
 
@@ -69,7 +98,7 @@ class ConsoleSettings:
 class ConsoleState:
     settings: ConsoleSettings
     db: Database
-    login_limiter: LoginRateLimiter
+    login_limiter: LoginThrottle
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     ready: bool = False
     extras: dict[str, object] = field(default_factory=dict)

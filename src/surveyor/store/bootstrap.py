@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from surveyor.security.passwords import generate_password
+from surveyor.security.passwords import generate_password, password_problem
 from surveyor.security.tokens import token_from_plaintext
 from surveyor.store import accounts
 from surveyor.store.engine import Database
@@ -19,6 +19,44 @@ DEFAULT_SITE = "Primary"
 DEFAULT_SCOPE = "127.0.0.1"
 DEFAULT_ADMIN_EMAIL = "admin@surveyor.local"
 CREDENTIALS_FILE = "initial-admin.txt"
+#: A bootstrap token is chosen outside Surveyor, not issued with 256 random bits; its length
+#: is the one sign of strength that can be checked.
+MIN_BOOTSTRAP_TOKEN_LENGTH = 32
+MAX_BOOTSTRAP_TOKEN_LENGTH = 512
+
+
+class BootstrapSettingRefused(ValueError):
+    """A first-start setting from the environment that Surveyor will not use."""
+
+
+@dataclass(frozen=True)
+class FirstStartSettings:
+    """What the environment asks the first start to create (unset values are None)."""
+
+    email: str
+    password: str | None
+    token: str | None
+
+    @classmethod
+    def from_environment(cls) -> FirstStartSettings:
+        """The settings, or `BootstrapSettingRefused` naming the variable and its rule."""
+        password = os.environ.get("SURVEYOR_ADMIN_PASSWORD") or None
+        token = os.environ.get("SURVEYOR_BOOTSTRAP_TOKEN") or None
+        if password is not None and (problem := password_problem(password)) is not None:
+            raise BootstrapSettingRefused(f"SURVEYOR_ADMIN_PASSWORD is refused: {problem}")
+        if token is not None and len(token) < MIN_BOOTSTRAP_TOKEN_LENGTH:
+            raise BootstrapSettingRefused(
+                f"SURVEYOR_BOOTSTRAP_TOKEN is refused: it must be at least "
+                f"{MIN_BOOTSTRAP_TOKEN_LENGTH} characters long (it has {len(token)}); "
+                "choose a long random secret, such as the output of `openssl rand -hex 32`"
+            )
+        if token is not None and len(token) > MAX_BOOTSTRAP_TOKEN_LENGTH:
+            raise BootstrapSettingRefused(
+                f"SURVEYOR_BOOTSTRAP_TOKEN is refused: it must be at most "
+                f"{MAX_BOOTSTRAP_TOKEN_LENGTH} characters long"
+            )
+        email = os.environ.get("SURVEYOR_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
+        return cls(email=email, password=password, token=token)
 
 
 @dataclass(frozen=True)
@@ -31,10 +69,11 @@ class Bootstrap:
 
 
 def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
-    """Create the first organization, site and admin once; later starts do nothing."""
-    email = os.environ.get("SURVEYOR_ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
-    chosen_password = os.environ.get("SURVEYOR_ADMIN_PASSWORD")
-    bootstrap_token = os.environ.get("SURVEYOR_BOOTSTRAP_TOKEN")
+    """Create the first organization, site and admin once; later starts do nothing. A weak
+    password or token in the environment is refused (`BootstrapSettingRefused`) and nothing
+    is created."""
+    chosen = FirstStartSettings.from_environment()
+    email, chosen_password, bootstrap_token = chosen.email, chosen.password, chosen.token
     with db.write() as conn:
         if accounts.count_users(conn) > 0:
             return None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import update
 
-from surveyor.console.auth import Admin, Superuser, Viewer
+from surveyor.console.auth import Admin, Superuser, Viewer, login_source
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import (
     IdPath,
@@ -25,7 +26,8 @@ from surveyor.console.schemas import (
     UserUpdate,
 )
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.security.passwords import generate_password, verify_password
+from surveyor.security.passwords import generate_password
+from surveyor.service.login import LoginRefused, Refusal, log_in
 from surveyor.store import accounts
 from surveyor.store.accounts import Role
 from surveyor.store.records import audit
@@ -40,56 +42,29 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 @router.post("/auth/login", response_model=LoginOut, tags=["auth"], responses=_ERRORS)
 def login(body: LoginIn, request: Request, state: State) -> Any:
-    """Exchange an email and password for a session token (valid 12 hours)."""
-    client = request.client.host if request.client else "unknown"
-    key = f"{client}|{body.email.lower()}"
-    wait = state.login_limiter.retry_after(key)
-    if wait is not None:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"too many failed logins; try again in {wait} seconds",
-            {"retry_after": wait},
+    """Exchange an email and password for a session token (valid 12 hours). Repeated
+    failures from one place are answered 429 with `retry_after` (seconds)."""
+    try:
+        session = log_in(
+            state.db,
+            state.login_limiter,
+            email=body.email,
+            password=body.password,
+            source=login_source(request),
+            organization_id=body.organization_id,
         )
-    with state.db.write() as conn:
-        user = accounts.find_user_by_email(conn, body.email)
-        valid = (
-            user is not None
-            and user["is_active"]
-            and verify_password(user["password_hash"], body.password)
-        )
-        if not valid or user is None:
-            state.login_limiter.failed(key)
-            raise ApiError(401, "unauthenticated", "the email or password is wrong")
-        organization_id = body.organization_id or accounts.first_membership(conn, user["id"])
-        role = (
-            accounts.membership_role(conn, organization_id, user["id"])
-            if organization_id is not None
-            else None
-        )
-        if organization_id is None or role is None:
-            raise ApiError(403, "forbidden", "you are not a member of that organization")
-        expires = datetime.now(UTC) + accounts.SESSION_LIFETIME
-        _, token = accounts.create_token(
-            conn,
-            user_id=user["id"],
-            organization_id=organization_id,
-            name="login session",
-            kind="session",
-            expires_at=expires,
-        )
-        conn.execute(
-            update(users).where(users.c.id == user["id"]).values(last_login_at=datetime.now(UTC))
-        )
-    state.login_limiter.succeeded(key)
-    return {
-        "token": token,
-        "expires_at": expires,
-        "user_id": user["id"],
-        "email": user["email"],
-        "organization_id": organization_id,
-        "role": role.value,
-    }
+    except LoginRefused as refused:
+        if refused.refusal is Refusal.RATE_LIMITED:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many failed logins; try again in {refused.retry_after} seconds",
+                {"retry_after": refused.retry_after},
+            ) from None
+        if refused.refusal is Refusal.NOT_A_MEMBER:
+            raise ApiError(403, "forbidden", "you are not a member of that organization") from None
+        raise ApiError(401, "unauthenticated", "the email or password is wrong") from None
+    return {**asdict(session), "role": session.role.value}
 
 
 @router.get("/users/me", response_model=UserOut, tags=["users"], responses=_ERRORS)

@@ -5,7 +5,10 @@ subscribes to the console process's one `TaskFeed` (`console/web/live.py`) for t
 organization, and starts with `retry:` and a `ready` event. Task events carry their id, so
 a client that reconnects (after a network blip or a console restart) sends `Last-Event-ID`
 and gets what it missed. Live streams end when the console begins to stop (so it stops in
-time) and, as a safety net, after `stream_seconds`; browsers reconnect at once.
+time) and, as a safety net, after `stream_seconds`; browsers reconnect at once. A stream asks
+every `recheck_seconds` whether its credential still admits its listener, freshly from the
+database: a revoked token or session, a deactivated account or a removed member ends it (a
+member whose role changed keeps it while the new role may read).
 
 Any other client gets what it missed and the answer ends: a poll, so that plain HTTP
 clients and generated API tests never hang on an endless body.
@@ -14,7 +17,8 @@ clients and generated API tests never hang on an endless body.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -31,13 +35,41 @@ from surveyor.console.web.live import (
     task_feed,
 )
 from surveyor.console.web.session import bearer_or_cookie, resolve_credential
+from surveyor.store.accounts import Principal, Role
 from surveyor.store.engine import Database
 
+log = logging.getLogger("surveyor.console.events")
 router = APIRouter(prefix="/api/v1", tags=["events"])
 State = Annotated[ConsoleState, Depends(console_state)]
 
 
 REPLAY_LIMIT = 500
+#: The least role that may listen to an organization's news.
+LISTENER_ROLE = Role.VIEWER
+#: Whether the listener a stream was opened for may still listen.
+StillAllowed = Callable[[], Awaitable[bool]]
+
+
+def may_listen(principal: Principal | None, organization_id: int) -> bool:
+    return (
+        principal is not None
+        and principal.organization_id == organization_id
+        and principal.role.allows(LISTENER_ROLE)
+    )
+
+
+def still_allowed(state: ConsoleState, credential: str, organization_id: int) -> StillAllowed:
+    """A fresh look at the credential (never the in-process memory of tokens)."""
+
+    async def check() -> bool:
+        try:
+            principal = await asyncio.to_thread(resolve_credential, state, credential)
+        except Exception:
+            log.exception("could not recheck an event stream's listener; ending the stream")
+            return False
+        return may_listen(principal, organization_id)
+
+    return check
 
 
 def _replay(db: Database, organization_id: int, after: int, until: int) -> list[FeedItem]:
@@ -68,7 +100,9 @@ async def _poll(db: Database, organization_id: int, after: int | None) -> AsyncI
 STOP_CHECK_SECONDS = 0.5
 
 
-async def _stream(feed: TaskFeed, organization_id: int, after: int | None) -> AsyncIterator[str]:
+async def _stream(
+    feed: TaskFeed, organization_id: int, after: int | None, allowed: StillAllowed
+) -> AsyncIterator[str]:
     queue, cursor = await feed.subscribe(organization_id)
     try:
         yield f"retry: {feed.retry_ms}\n\n"
@@ -82,11 +116,16 @@ async def _stream(feed: TaskFeed, organization_id: int, after: int | None) -> As
         loop = asyncio.get_running_loop()
         deadline = loop.time() + feed.stream_seconds
         beat = loop.time() + feed.heartbeat_seconds
+        recheck = loop.time() + feed.recheck_seconds
         while (remaining := deadline - loop.time()) > 0:
             if feed.stopping.is_set():
                 # Also checked here, not only by the feed's poller: a stream must never hold
                 # a stopping console up, whatever the poller is doing.
                 return
+            if loop.time() >= recheck:
+                if not await allowed():
+                    return
+                recheck = loop.time() + feed.recheck_seconds
             try:
                 async with asyncio.timeout(min(STOP_CHECK_SECONDS, remaining)):
                     item = await queue.get()
@@ -137,7 +176,7 @@ async def events(
     principal = (
         await asyncio.to_thread(resolve_credential, state, credential) if credential else None
     )
-    if principal is None:
+    if credential is None or principal is None:
         raise ApiError(401, "unauthenticated", "this needs an API token or a console session")
     if state.stopping.is_set():
         raise ApiError(503, "stopping", "the console is stopping; try again in a moment")
@@ -145,7 +184,12 @@ async def events(
     start = resume if resume is not None else after
     live = "text/event-stream" in request.headers.get("accept", "")
     stream = (
-        _stream(task_feed(state), principal.organization_id, start)
+        _stream(
+            task_feed(state),
+            principal.organization_id,
+            start,
+            still_allowed(state, credential, principal.organization_id),
+        )
         if live
         else _poll(state.db, principal.organization_id, start)
     )

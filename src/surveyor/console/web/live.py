@@ -190,6 +190,7 @@ class TaskFeed:
         poll_seconds: float = 1.0,
         stream_seconds: float = 120.0,
         heartbeat_seconds: float = 15.0,
+        recheck_seconds: float = 2.0,
         retry_ms: int = 1500,
         max_backlog: int = 5000,
         online_window: float = 60.0,
@@ -200,6 +201,9 @@ class TaskFeed:
         self.poll_seconds = poll_seconds
         self.stream_seconds = stream_seconds
         self.heartbeat_seconds = heartbeat_seconds
+        #: How often a stream asks again whether its listener may still listen (a revoked
+        #: token, a removed or deactivated member): at most 5 s, the promise of the API.
+        self.recheck_seconds = recheck_seconds
         self.retry_ms = retry_ms
         self.max_backlog = max_backlog
         self._subscribers: dict[int, set[asyncio.Queue[FeedItem | None]]] = {}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hmac
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
-from sqlalchemy import update
 
+from surveyor.console.auth import login_source
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
@@ -23,12 +22,16 @@ from surveyor.console.web.session import (
     set_login_csrf_cookie,
     set_session_cookie,
 )
-from surveyor.security.passwords import verify_password
+from surveyor.service.login import LoginRefused, Refusal, log_in
 from surveyor.store import accounts
-from surveyor.store.schema import users
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
+_REFUSALS = {
+    Refusal.RATE_LIMITED: "Too many failed sign-ins. Try again in {wait} seconds.",
+    Refusal.WRONG_CREDENTIALS: "The email or password is wrong.",
+    Refusal.NOT_A_MEMBER: "You are not a member of any organization.",
+}
 
 
 def _login_page(
@@ -78,48 +81,25 @@ def login(
             error="The login form expired. Please sign in again.",
             status=403,
         )
-    client = request.client.host if request.client else "unknown"
-    key = f"{client}|{email.lower()}"
-    wait = state.login_limiter.retry_after(key)
-    if wait is not None:
+    try:
+        session = log_in(
+            state.db,
+            state.login_limiter,
+            email=email,
+            password=password,
+            source=login_source(request),
+            session_name="web session",
+        )
+    except LoginRefused as refused:
         return _login_page(
             request,
             next_path=next_path,
             email=email,
-            error=f"Too many failed sign-ins. Try again in {wait} seconds.",
-            status=429,
+            error=_REFUSALS[refused.refusal].format(wait=refused.retry_after),
+            status=429 if refused.refusal is Refusal.RATE_LIMITED else 401,
         )
-    with state.db.write() as conn:
-        user = accounts.find_user_by_email(conn, email) if email else None
-        valid = (
-            user is not None
-            and user["is_active"]
-            and verify_password(user["password_hash"], password)
-        )
-        organization_id = accounts.first_membership(conn, user["id"]) if user and valid else None
-        if user is None or not valid or organization_id is None:
-            state.login_limiter.failed(key)
-            error = (
-                "You are not a member of any organization."
-                if valid
-                else "The email or password is wrong."
-            )
-            return _login_page(request, next_path=next_path, email=email, error=error, status=401)
-        expires = datetime.now(UTC) + accounts.SESSION_LIFETIME
-        _, token = accounts.create_token(
-            conn,
-            user_id=user["id"],
-            organization_id=organization_id,
-            name="web session",
-            kind="session",
-            expires_at=expires,
-        )
-        conn.execute(
-            update(users).where(users.c.id == user["id"]).values(last_login_at=datetime.now(UTC))
-        )
-    state.login_limiter.succeeded(key)
     response = RedirectResponse(next_path, status_code=303)
-    set_session_cookie(response, request, token, expires)
+    set_session_cookie(response, request, session.token, session.expires_at)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
