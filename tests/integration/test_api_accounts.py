@@ -241,6 +241,7 @@ def test_a_declined_or_revoked_invitation_leaves_no_membership(
 
     second = other_admin.post("/api/v1/users", json={"email": "ana@example.test"}).json()
     invitation_id = second["invitation"]["id"]
+    assert invitation_id != first["invitation"]["id"]
     twice = other_admin.post("/api/v1/users", json={"email": "ana@example.test"})
     assert twice.status_code == 409
     assert "pending invitation" in twice.json()["error"]["message"]

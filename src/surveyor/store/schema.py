@@ -130,7 +130,8 @@ memberships = Table(
 )
 
 #: Invitations of existing accounts to an organization, waiting for the account to accept or
-#: decline (a decided or revoked invitation is deleted; the audit trail keeps its story).
+#: decline (a decided or revoked invitation is deleted; the audit trail keeps its story, so
+#: ids are never reused, on SQLite too).
 invitations = Table(
     "invitations",
     metadata,
@@ -145,6 +146,7 @@ invitations = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "user_id"),
     Index(None, "user_id"),
+    sqlite_autoincrement=True,
 )
 
 api_tokens = Table(

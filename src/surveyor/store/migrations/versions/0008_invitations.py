@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.UniqueConstraint(
             "organization_id", "user_id", name=op.f("uq_invitations_organization_id_user_id")
         ),
+        sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_invitations_user_id"), "invitations", ["user_id"])
 
