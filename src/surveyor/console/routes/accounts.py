@@ -63,7 +63,7 @@ _STATUS = {
 
 
 @contextmanager
-def _account_rules(
+def account_rules(
     state: ConsoleState, principal: Principal, *, reauthenticates: bool = False
 ) -> Iterator[Connection]:
     """One write transaction of the account rules: a refusal becomes the API's answer, wrong
@@ -187,7 +187,7 @@ def current_user(principal: Viewer, state: State) -> Any:
 def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) -> Any:
     """Change your name or e-mail (an e-mail change asks for your current password)."""
     changes = AccountChanges(name=body.name, email=body.email)
-    with _account_rules(state, principal, reauthenticates=True) as conn:
+    with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
             conn, principal, principal.user_id, changes, current_password=body.current_password
         )
@@ -199,7 +199,7 @@ def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) ->
 )
 def change_password(body: PasswordChange, principal: Viewer, state: State) -> Any:
     """Change your password; your other sessions and API tokens are revoked, this one stays."""
-    with _account_rules(state, principal, reauthenticates=True) as conn:
+    with account_rules(state, principal, reauthenticates=True) as conn:
         revoked = rules.change_account(
             conn,
             principal,
@@ -243,7 +243,7 @@ def my_invitations(principal: Viewer, state: State) -> Any:
 )
 def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Any:
     """Join the inviting organization with the invited role (log in to it to work there)."""
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         return _membership_out(rules.accept_invitation(conn, principal, invitation_id))
 
 
@@ -254,7 +254,7 @@ def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) ->
     responses=_ERRORS,
 )
 def decline_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Response:
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         rules.decline_invitation(conn, principal, invitation_id)
     return Response(status_code=204)
 
@@ -273,7 +273,7 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
     """Add someone by e-mail: without an account, a new account becomes a member at once
     (its password generated and shown once unless given); an existing account is invited
     and becomes a member only when it accepts."""
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         added = rules.add_member(
             conn,
             principal,
@@ -299,7 +299,7 @@ def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: Stat
     changes = AccountChanges(
         name=body.name, email=body.email, password=body.password, is_active=body.is_active
     )
-    with _account_rules(state, principal, reauthenticates=True) as conn:
+    with account_rules(state, principal, reauthenticates=True) as conn:
         rules.update_member(
             conn,
             principal,
@@ -316,7 +316,7 @@ def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: Stat
 def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
     """Remove a member from this organization; their sessions and tokens here are revoked
     (their account, other memberships and history stay)."""
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         rules.remove_member(conn, principal, principal.organization_id, user_id)
     return Response(status_code=204)
 
@@ -335,7 +335,7 @@ def list_invitations(principal: Admin, state: State) -> Any:
     "/invitations/{invitation_id}", status_code=204, tags=["invitations"], responses=_ERRORS
 )
 def revoke_invitation(invitation_id: IdPath, principal: Admin, state: State) -> Response:
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         rules.revoke_invitation(conn, principal, principal.organization_id, invitation_id)
     return Response(status_code=204)
 
@@ -365,7 +365,7 @@ def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, s
     changes = AccountChanges(
         name=body.name, email=body.email, password=body.password, is_active=body.is_active
     )
-    with _account_rules(state, principal, reauthenticates=True) as conn:
+    with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
             conn, principal, user_id, changes, current_password=body.current_password
         )
@@ -445,7 +445,7 @@ def list_organizations(_principal: Superuser, state: State) -> Any:
 def create_organization(body: OrganizationCreate, principal: Superuser, state: State) -> Any:
     """Create an organization and say who runs it: you join it as its admin (`join`) and/or
     `admin_email` becomes its first admin (an existing account by invitation)."""
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         organization, added = rules.create_organization(
             conn,
             principal,
@@ -469,7 +469,7 @@ def add_organization_member(
 ) -> Any:
     """Add someone to any organization, as `POST /users` does for its own admins (an
     existing account is invited; your own account joins at once)."""
-    with _account_rules(state, principal) as conn:
+    with account_rules(state, principal) as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
         added = rules.add_member(

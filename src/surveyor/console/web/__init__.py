@@ -1,8 +1,8 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
-One module per page (`tasks`, `new_task`, `explorers`, `sites`, `assets`), `login` for
-signing in and out, `session` for cookie sessions and CSRF, `render` for templates and
-security headers, `task_view` for how a task is shown. The live updates come from
+One module per page (`tasks`, `new_task`, `explorers`, `sites`, `assets`, `account`),
+`login` for signing in and out, `session` for cookie sessions and CSRF, `render` for
+templates and security headers, `task_view` for how a task is shown. The live updates come from
 `GET /api/v1/events` (`console/routes/events.py`); the pages' own scripts and styles are in
 `console/static/`, the templates in `console/templates/`.
 """
@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from surveyor.console.web import assets, explorers, login, new_task, sites, tasks
+from surveyor.console.web import account, assets, explorers, login, new_task, sites, tasks
 from surveyor.console.web.render import STATIC_DIR, render
 from surveyor.console.web.session import LoginRequired, PageError, login_url
 
@@ -22,7 +22,7 @@ __all__ = ["install"]
 
 def install(app: FastAPI) -> None:
     """Add the pages, their static files and their error pages to the console app."""
-    for module in (login, new_task, tasks, explorers, sites, assets):
+    for module in (login, account, new_task, tasks, explorers, sites, assets):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
