@@ -1,9 +1,12 @@
-"""`surveyor user …` and `surveyor site …` against a real console process."""
+"""`surveyor user …`, `invitation …`, `account …` and `site …` against a real console process."""
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
+
+import httpx2
 
 from tests.acceptance.test_cli import Cli, cli  # noqa: F401 (the fixture)
 
@@ -12,11 +15,28 @@ def _email(tag: str) -> str:
     return f"{tag}-{os.getpid()}@example.test"
 
 
-def test_a_user_with_a_generated_password_signs_in_and_gets_what_the_role_allows(
+def _log_in(cli: Cli, email: str, password: str, *extra: str) -> subprocess.CompletedProcess[str]:  # noqa: F811
+    """`surveyor login` as `email`, saving the session in this test's config file."""
+    return cli.run(
+        "login", "--console", cli.console.url, "--email", email, "--password-stdin", *extra,
+        url=None, token=None, stdin=password + "\n",
+    )  # fmt: skip
+
+
+def _new_account(cli: Cli, tag: str) -> tuple[str, str, int]:  # noqa: F811
+    """A new member (viewer) of the first organization with a chosen password."""
+    email = _email(tag)
+    password = f"the password of {tag}"
+    added = cli.json("user", "invite", email, "--password-stdin", stdin=password + "\n")
+    assert added["outcome"] == "created"
+    return email, password, added["member"]["id"]
+
+
+def test_a_new_account_with_a_generated_password_signs_in_and_gets_what_the_role_allows(
     cli: Cli,  # noqa: F811
 ) -> None:
     email = _email("analyst")
-    shown = cli.ok("user", "create", email, "--name", "Ana Lyst")
+    shown = cli.ok("user", "invite", email, "--name", "Ana Lyst")
     assert f"Added {email}" in shown
     assert "as viewer" in shown
     password = re.search(r"│\s*(\S{12,})\s*│", shown)
@@ -27,59 +47,157 @@ def test_a_user_with_a_generated_password_signs_in_and_gets_what_the_role_allows
     assert listed[email]["name"] == "Ana Lyst"
     assert password.group(1) not in cli.ok("user", "list")
 
-    login = cli.run(
-        "login", "--console", cli.console.url, "--email", email, "--password-stdin",
-        url=None, token=None, stdin=password.group(1) + "\n",
-    )  # fmt: skip
+    login = _log_in(cli, email, password.group(1))
     assert login.returncode == 0, login.stderr
     as_viewer = cli.run("task", "create", "not allowed", "--targets", "127.0.0.1", token=None)
     assert as_viewer.returncode == 1
     assert "operator" in as_viewer.stderr
 
     user_id = str(listed[email]["id"])
-    edited = cli.json("user", "edit", user_id, "--role", "operator")
-    assert edited["role"] == "operator"
+    assert "is now operator" in cli.ok("user", "role", user_id, "operator")
     created = cli.json("task", "create", "allowed now", "--targets", "127.0.0.1", token=None)
     assert created["created_by"] == email
 
-    assert cli.json("user", "edit", user_id, "--deactivated")["is_active"] is False
+    assert cli.json("account", "edit", user_id, "--deactivated")["is_active"] is False
     refused = cli.run("task", "list", token=None)
     assert refused.returncode == 4
     assert "Removed user" in cli.ok("user", "remove", user_id)
     assert email not in {user["email"] for user in cli.json("user", "list")}
 
 
-def test_a_user_created_with_a_password_on_stdin_has_that_password(cli: Cli) -> None:  # noqa: F811
+def test_a_new_account_created_with_a_password_on_stdin_has_that_password(
+    cli: Cli,  # noqa: F811
+) -> None:
     email = _email("chosen")
-    created = cli.json(
-        "user", "create", email, "--role", "operator", "--password-stdin",
+    added = cli.json(
+        "user", "invite", email, "--role", "operator", "--password-stdin",
         stdin="a chosen password of length\n",
     )  # fmt: skip
-    assert created["generated_password"] is None
-    login = cli.run(
-        "login", "--console", cli.console.url, "--email", email, "--password-stdin",
-        url=None, token=None, stdin="a chosen password of length\n",
-    )  # fmt: skip
+    assert added["generated_password"] is None
+    assert added["member"]["role"] == "operator"
+    login = _log_in(cli, email, "a chosen password of length")
     assert login.returncode == 0, login.stderr
+
+
+def test_an_existing_account_is_invited_and_joins_another_organization_when_it_accepts(
+    cli: Cli,  # noqa: F811
+) -> None:
+    email, password, _ = _new_account(cli, "joiner")
+    branch = httpx2.post(
+        f"{cli.console.url}/api/v1/organizations",
+        headers={"Authorization": f"Bearer {cli.console.token}"},
+        json={"name": f"Branch {os.getpid()}", "join": True},
+    ).json()
+    admin_login = _log_in(
+        cli, cli.console.admin_email, cli.console.admin_password,
+        "--organization", str(branch["id"]),
+    )  # fmt: skip
+    assert admin_login.returncode == 0, admin_login.stderr
+    shown = cli.ok("user", "invite", email, "--role", "operator", token=None)
+    assert f"Invited {email} as operator" in shown
+    assert "joins only when it accepts" in shown
+    sent = cli.json("invitation", "sent", token=None)
+    assert [(item["email"], item["role"]) for item in sent] == [(email, "operator")]
+    assert email not in {user["email"] for user in cli.json("user", "list", token=None)}
+
+    assert _log_in(cli, email, password).returncode == 0
+    mine = cli.json("invitation", "list", token=None)
+    assert [item["organization_name"] for item in mine] == [branch["name"]]
+    assert branch["name"] in cli.ok("invitation", "list", token=None)
+    accepted = cli.ok("invitation", "accept", str(mine[0]["id"]), token=None)
+    assert f"You joined {branch['name']} as operator" in accepted
+    assert f"--organization {branch['id']}" in accepted
+    assert "No invitations" in cli.ok("invitation", "list", token=None)
+
+    there = _log_in(cli, email, password, "--organization", str(branch["id"]))
+    assert there.returncode == 0, there.stderr
+    assert "(operator)" in there.stderr
+    assert cli.json("site", "list", token=None) == []
+    assert cli.json("site", "list") != []
+
+
+def test_declined_and_revoked_invitations_leave_no_membership(cli: Cli) -> None:  # noqa: F811
+    email, password, _ = _new_account(cli, "decliner")
+    branch = httpx2.post(
+        f"{cli.console.url}/api/v1/organizations",
+        headers={"Authorization": f"Bearer {cli.console.token}"},
+        json={"name": f"Depot {os.getpid()}", "join": True},
+    ).json()
+    assert _log_in(
+        cli, cli.console.admin_email, cli.console.admin_password,
+        "--organization", str(branch["id"]),
+    ).returncode == 0  # fmt: skip
+    first = cli.json("user", "invite", email, token=None)["invitation"]["id"]
+    assert "Revoked invitation" in cli.ok("invitation", "revoke", str(first), token=None)
+    assert "No pending invitations" in cli.ok("invitation", "sent", token=None)
+    second = cli.json("user", "invite", email, token=None)["invitation"]["id"]
+
+    assert _log_in(cli, email, password).returncode == 0
+    gone = cli.run("invitation", "accept", str(first), token=None)
+    assert gone.returncode == 1
+    assert f"invitation {first} does not exist" in gone.stderr
+    assert "Declined" in cli.ok("invitation", "decline", str(second), token=None)
+    refused = _log_in(cli, email, password, "--organization", str(branch["id"]))
+    assert refused.returncode == 1
+    assert "not a member" in refused.stderr
+
+
+def test_you_change_your_own_password_and_your_other_sessions_end(cli: Cli) -> None:  # noqa: F811
+    email, password, user_id = _new_account(cli, "rotator")
+    assert _log_in(cli, email, password).returncode == 0
+    token = cli.json("token", "create", "ci", token=None)["token"]
+    assert cli.run("user", "passwd", "--password-stdin", token=None,
+                   stdin="not my password\na brand new password\n").returncode == 1  # fmt: skip
+    short = cli.run("user", "passwd", "--password-stdin", token=None, stdin=f"{password}\nshort\n")
+    assert short.returncode == 1
+    assert "at least 12 characters" in short.stderr
+    changed = cli.ok(
+        "user", "passwd", "--password-stdin", token=None,
+        stdin=f"{password}\na brand new password\n",
+    )  # fmt: skip
+    assert "Changed your password; 1 other session or token was revoked." in changed
+    assert cli.run("user", "passwd", "--password-stdin", token=None, stdin="\n").returncode == 2
+    assert cli.json("invitation", "list", token=None) == []
+    assert cli.run("task", "list", token=token).returncode == 4
+    assert _log_in(cli, email, password).returncode == 4
+    assert _log_in(cli, email, "a brand new password").returncode == 0
+    account = cli.json("account", "show", str(user_id))
+    assert account["email"] == email
+
+
+def test_an_admin_cannot_set_another_accounts_password_from_the_cli(
+    cli: Cli,  # noqa: F811
+) -> None:
+    email, password, user_id = _new_account(cli, "guarded")
+    admin_email, admin_password, admin_id = _new_account(cli, "plainadmin")
+    cli.ok("user", "role", str(admin_id), "admin")
+    assert _log_in(cli, admin_email, admin_password).returncode == 0
+    refused = cli.run(
+        "account", "edit", str(user_id), "--password-stdin", token=None,
+        stdin="chosen by an admin\n",
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "superusers" in refused.stderr
+    assert _log_in(cli, email, password).returncode == 0
 
 
 def test_bad_user_commands_are_refused_with_a_message_and_change_nothing(
     cli: Cli,  # noqa: F811
 ) -> None:
     before = cli.json("user", "list")
-    bad_email = cli.run("user", "create", "not-an-email")
+    bad_email = cli.run("user", "invite", "not-an-email")
     assert bad_email.returncode == 1
     assert "email" in bad_email.stderr
-    nothing = cli.run("user", "edit", str(before[0]["id"]))
+    nothing = cli.run("account", "edit", str(before[0]["id"]))
     assert nothing.returncode == 2
     assert "nothing to change" in nothing.stderr
-    bad_role = cli.run("user", "edit", str(before[0]["id"]), "--role", "owner")
+    bad_role = cli.run("user", "role", str(before[0]["id"]), "owner")
     assert bad_role.returncode == 2
-    short = cli.run("user", "create", _email("short"), "--password-stdin", stdin="short\n")
+    short = cli.run("user", "invite", _email("short"), "--password-stdin", stdin="short\n")
     assert short.returncode == 1
     assert "12" in short.stderr
     myself = next(user for user in before if user["email"] == cli.console.admin_email)
-    demote = cli.run("user", "edit", str(myself["id"]), "--role", "viewer")
+    demote = cli.run("user", "role", str(myself["id"]), "viewer")
     assert demote.returncode == 1
     assert "cannot demote" in demote.stderr
     missing = cli.run("user", "show", "999999")

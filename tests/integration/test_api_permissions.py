@@ -165,7 +165,9 @@ def test_organizations_are_for_superusers_only(console: ConsoleUnderTest) -> Non
     for role in ROLES:
         response = console.as_role(role).get("/api/v1/organizations")
         assert response.status_code == 403
-    created = console.admin.post("/api/v1/organizations", json={"name": "Branch office"})
+    created = console.admin.post(
+        "/api/v1/organizations", json={"name": "Branch office", "join": True}
+    )
     assert created.status_code == 201
     names = [o["name"] for o in console.admin.get("/api/v1/organizations").json()]
     assert "Branch office" in names

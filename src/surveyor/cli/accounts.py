@@ -1,8 +1,10 @@
-"""`surveyor user …` (the organization's members and their roles) and `surveyor site …`
-(network segments with their scan scope). Both need the admin role to change anything."""
+"""`surveyor user …` (the organization's members and their roles, and your own password),
+`surveyor invitation …` (joining other organizations), `surveyor account …` (every account,
+for superusers) and `surveyor site …` (network segments with their scan scope)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -16,7 +18,15 @@ from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_jso
 from surveyor.cli.session import read_password
 
 user_app = typer.Typer(
-    help="The organization's users and their roles (admins only).", no_args_is_help=True
+    help="The organization's members and their roles, and your own password.",
+    no_args_is_help=True,
+)
+invitation_app = typer.Typer(
+    help="Invitations: an existing account joins an organization only when it accepts.",
+    no_args_is_help=True,
+)
+account_app = typer.Typer(
+    help="Every account, whatever its organizations (superusers only).", no_args_is_help=True
 )
 site_app = typer.Typer(
     help="Sites: network segments, each with its own scan scope and inventory.",
@@ -24,12 +34,14 @@ site_app = typer.Typer(
 )
 
 UserId = Annotated[int, typer.Argument(min=1, help="The user's id (see `user list`).")]
+InvitationId = Annotated[
+    int, typer.Argument(min=1, help="The invitation's id (see `invitation list`).")
+]
+AccountId = Annotated[int, typer.Argument(min=1, help="The account's id (see `account list`).")]
 SiteId = Annotated[int, typer.Argument(min=1, help="The site's id (see `site list`).")]
 RoleName = Literal["viewer", "operator", "admin"]
-RoleOption = Annotated[
-    RoleName | None,
-    typer.Option("--role", help="viewer: read; operator: create and stop tasks; admin: all."),
-]
+ROLE_HELP = "viewer: read; operator: create and stop tasks; admin: all."
+RoleOption = Annotated[RoleName | None, typer.Option("--role", help=ROLE_HELP)]
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from standard input.")
 ]
@@ -75,76 +87,267 @@ add_list(user_app, "/users", users_table, help="The organization's members with 
 add_show(user_app, "/users", users_table, help="One member.")
 
 
-@user_app.command("create")
+def _show_generated_password(password: str) -> None:
+    out.print(
+        Panel(
+            f"[bold]{password}[/bold]\n\nGive it to them safely; it is not shown again.",
+            title="Their password",
+            expand=False,
+        )
+    )
+
+
+def describe_added(added: Mapping[str, Any]) -> str:
+    """What adding someone did, in words."""
+    if added["outcome"] == "invited":
+        invitation = added["invitation"]
+        return (
+            f"Invited {invitation['email']} as {invitation['role']} (invitation "
+            f"{invitation['id']}): the account exists, so it joins only when it accepts "
+            f"(`surveyor invitation accept {invitation['id']}`), before "
+            f"{format_time(invitation['expires_at'])}."
+        )
+    member = added["member"]
+    if added["outcome"] == "joined":
+        return f"You joined as {member['role']}."
+    return f"Added {member['email']} (user {member['id']}) as {member['role']}."
+
+
+@user_app.command("invite")
 @reports_errors
-def create_user(
-    email: Annotated[str, typer.Argument(help="The new user's email address.")],
+def invite_user(
+    email: Annotated[str, typer.Argument(help="Their email address.")],
     role: RoleOption = None,
-    name: Annotated[str | None, typer.Option("--name", help="Their full name.")] = None,
-    password_stdin: PasswordStdin = False,
+    name: Annotated[str | None, typer.Option("--name", help="A new account's full name.")] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read a new account's password from standard input."),
+    ] = False,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Add a user (viewer unless --role says otherwise). Without --password-stdin a password
-    is generated and shown once; an existing account just joins the organization."""
+    """Add someone to the organization (viewer unless --role says otherwise). An email
+    without an account gets a new account at once, with a password generated and shown once
+    unless --password-stdin gives one; an existing account is invited and joins only when it
+    accepts."""
     body = _given(email=email, role=role, name=name)
     if password_stdin:
         body["password"] = read_password(True)
     with connect(console, token) as client:
-        created = client.post("/users", body)
+        added = client.post("/users", body)
     if as_json:
-        print_json(created)
+        print_json(added)
         return
-    text = f"Added {created['email']} (user {created['id']}) as {created['role']}."
-    out.print(text)
-    if created.get("generated_password"):
-        out.print(
-            Panel(
-                f"[bold]{created['generated_password']}[/bold]\n\n"
-                "Give it to them safely; it is not shown again.",
-                title="Their password",
-                expand=False,
-            )
-        )
+    out.print(describe_added(added))
+    if added.get("generated_password"):
+        _show_generated_password(added["generated_password"])
 
 
-@user_app.command("edit")
+@user_app.command("role")
 @reports_errors
-def edit_user(
+def change_role(
     user_id: UserId,
-    role: RoleOption = None,
-    name: Annotated[str | None, typer.Option("--name", help="A new full name.")] = None,
-    active: Annotated[
-        bool | None,
-        typer.Option("--active/--deactivated", help="Let them sign in, or not."),
-    ] = None,
-    password_stdin: PasswordStdin = False,
+    role: Annotated[RoleName, typer.Argument(help=ROLE_HELP)],
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Change a member's role, name, password, or whether they may sign in."""
-    body = _given(role=role, name=name, is_active=active)
-    if password_stdin:
-        body["password"] = read_password(True)
-    if not body:
-        raise CliError(
-            "nothing to change; pass --role, --name, --active/--deactivated or --password-stdin",
-            EXIT_USAGE,
-        )
+    """Change a member's role in the organization."""
     with connect(console, token) as client:
-        item = client.request("PATCH", f"/users/{user_id}", json=body)
-    _answer(item, as_json, f"Updated {item['email']} (user {item['id']}): {item['role']}.")
+        item = client.request("PATCH", f"/users/{user_id}", json={"role": role})
+    _answer(item, as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
 
 
 @user_app.command("remove")
 @reports_errors
 def remove_user(user_id: UserId, console: ConsoleOption = None, token: TokenOption = None) -> None:
-    """Take a user out of the organization (their account and history stay)."""
+    """Take a member out of the organization; their sessions and tokens here are revoked (their
+    account, other organizations and history stay)."""
     with connect(console, token) as client:
         client.delete(f"/users/{user_id}")
     out.print(f"Removed user {user_id} from the organization.")
+
+
+def _passwords(from_stdin: bool) -> tuple[str, str]:
+    """The current and the new password: two lines of standard input, or prompts."""
+    if from_stdin:
+        current = sys.stdin.readline().rstrip("\r\n")
+        new = sys.stdin.readline().rstrip("\r\n")
+    else:
+        current = typer.prompt("Current password", hide_input=True)
+        new = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    if not current or not new:
+        raise CliError(
+            "give your current password and the new one"
+            + (" (two lines on standard input)" if from_stdin else ""),
+            EXIT_USAGE,
+        )
+    return current, new
+
+
+@user_app.command("passwd")
+@reports_errors
+def change_password(
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Read the current password, then the new one, from two lines of standard input.",
+        ),
+    ] = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Change your own password. Your other sessions and API tokens are revoked; this
+    session stays signed in."""
+    current, new = _passwords(password_stdin)
+    with connect(console, token) as client:
+        answer = client.post(
+            "/users/me/password", {"current_password": current, "new_password": new}
+        )
+    revoked = answer["revoked_tokens"]
+    noun = "session or token was" if revoked == 1 else "sessions and tokens were"
+    out.print(f"Changed your password; {revoked} other {noun} revoked.")
+
+
+def invitations_table(items: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for title in ("ID", "Organization", "Email", "Role", "Invited by", "Expires"):
+        table.add_column(title, justify="right" if title == "ID" else "left", overflow="fold")
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            item["organization_name"],
+            item["email"],
+            item["role"],
+            item["invited_by"],
+            "expired" if item["expired"] else format_time(item["expires_at"]),
+        )
+    return table
+
+
+add_list(
+    invitation_app,
+    "/users/me/invitations",
+    invitations_table,
+    help="Invitations to you that you may still accept.",
+    empty="No invitations for you.",
+)
+
+
+@invitation_app.command("accept")
+@reports_errors
+def accept_invitation(
+    invitation_id: InvitationId,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Join the organization that invited you."""
+    with connect(console, token) as client:
+        joined = client.post(f"/users/me/invitations/{invitation_id}/accept")
+    _answer(
+        joined,
+        as_json,
+        f"You joined {joined['organization_name']} as {joined['role']}. Work there with "
+        f"`surveyor login --organization {joined['organization_id']}`.",
+    )
+
+
+@invitation_app.command("decline")
+@reports_errors
+def decline_invitation(
+    invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """Say no to an invitation."""
+    with connect(console, token) as client:
+        client.post(f"/users/me/invitations/{invitation_id}/decline")
+    out.print(f"Declined invitation {invitation_id}.")
+
+
+@invitation_app.command("sent")
+@reports_errors
+def sent_invitations(
+    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """The organization's invitations nobody has answered yet (admins)."""
+    with connect(console, token) as client:
+        items = client.get("/invitations")
+    if as_json:
+        print_json(items)
+    elif not items:
+        out.print("No pending invitations.")
+    else:
+        out.print(invitations_table(items))
+
+
+@invitation_app.command("revoke")
+@reports_errors
+def revoke_invitation(
+    invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
+) -> None:
+    """Withdraw an invitation before it is accepted (admins)."""
+    with connect(console, token) as client:
+        client.delete(f"/invitations/{invitation_id}")
+    out.print(f"Revoked invitation {invitation_id}.")
+
+
+def accounts_table(items: Iterable[Mapping[str, Any]]) -> Table:
+    table = Table(show_edge=False, header_style="bold")
+    for title in ("ID", "Email", "Name", "Organizations", "State", "Last login"):
+        table.add_column(title, justify="right" if title == "ID" else "left", overflow="fold")
+    for item in items:
+        organizations = ", ".join(
+            f"{m['organization_name']} ({m['role']})" for m in item["memberships"]
+        )
+        table.add_row(
+            str(item["id"]),
+            item["email"] + (" (superuser)" if item["is_superuser"] else ""),
+            item["name"] or MISSING,
+            organizations or MISSING,
+            "active" if item["is_active"] else "deactivated",
+            format_time(item["last_login_at"]) if item["last_login_at"] else "never",
+        )
+    return table
+
+
+add_list(account_app, "/accounts", accounts_table, help="Every account and its organizations.")
+add_show(account_app, "/accounts", accounts_table, help="One account.")
+
+
+@account_app.command("edit")
+@reports_errors
+def edit_account(
+    account_id: AccountId,
+    name: Annotated[str | None, typer.Option("--name", help="A new full name.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="A new email address.")] = None,
+    active: Annotated[
+        bool | None,
+        typer.Option("--active/--deactivated", help="Let them sign in, or not."),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="Read a new password from standard input."),
+    ] = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Change an account's name, email, password or whether it may sign in. A new password or
+    a deactivation signs it out everywhere."""
+    body = _given(name=name, email=email, is_active=active)
+    if password_stdin:
+        body["password"] = read_password(True)
+    if not body:
+        raise CliError(
+            "nothing to change; pass --name, --email, --active/--deactivated or --password-stdin",
+            EXIT_USAGE,
+        )
+    with connect(console, token) as client:
+        item = client.request("PATCH", f"/accounts/{account_id}", json=body)
+    state = "active" if item["is_active"] else "deactivated"
+    _answer(item, as_json, f"Updated account {item['id']} {item['email']} ({state}).")
 
 
 def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -38,6 +38,14 @@ def login(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    organization: Annotated[
+        int | None,
+        typer.Option(
+            "--organization",
+            min=1,
+            help="The id of the organization to work in (default: your first one).",
+        ),
+    ] = None,
 ) -> None:
     """Log in with your email and password and keep the session for later commands."""
     path = config_path()
@@ -50,7 +58,10 @@ def login(
     password = read_password(password_stdin)
     with ApiClient(target) as client:
         try:
-            session = client.post("/auth/login", {"email": email, "password": password})
+            credentials: dict[str, Any] = {"email": email, "password": password}
+            if organization is not None:
+                credentials["organization_id"] = organization
+            session = client.post("/auth/login", credentials)
         except CliError as exc:
             if exc.exit_code == EXIT_AUTH:
                 raise CliError(exc.message, EXIT_AUTH, code=exc.code, status=exc.status) from exc

@@ -67,7 +67,11 @@ async def require_superuser(
     principal: Annotated[Principal, Depends(current_principal)],
 ) -> Principal:
     if not principal.is_superuser:
-        raise ApiError(403, "forbidden", "only superusers manage organizations")
+        raise ApiError(
+            403,
+            "forbidden",
+            "this needs a superuser: only superusers manage organizations and accounts",
+        )
     return principal
 
 

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
+from surveyor.security.passwords import password_problem
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
@@ -254,18 +255,79 @@ class ExplorerOut(BaseModel):
     updated_at: datetime
 
 
+Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+RoleName = Literal["viewer", "operator", "admin"]
+CurrentPassword = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1000,
+        description="your current password: changing your e-mail, password or active flag "
+        "asks for it",
+    ),
+]
+
+
+def _policy(password: str) -> str:
+    problem = password_problem(password)
+    if problem is not None:
+        raise ValueError(problem)
+    return password
+
+
+#: Every password a person chooses passes the one policy of `security/passwords.py`.
+NewPassword = Annotated[str, Field(max_length=1000), AfterValidator(_policy)]
+
+
 class UserIn(Strict):
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
-    name: str = Field(default="", max_length=200)
-    role: Literal["viewer", "operator", "admin"] = "viewer"
-    password: str | None = Field(default=None, min_length=12, max_length=1000)
+    """Add someone to the organization: an e-mail without an account gets a new account
+    (a member at once); an existing account is invited and joins when it accepts."""
+
+    email: Email
+    name: str = Field(default="", max_length=200, description="a new account's name")
+    role: RoleName = "viewer"
+    password: NewPassword | None = Field(
+        default=None,
+        description="a new account's password; without it one is generated and shown once",
+    )
 
 
 class UserUpdate(Strict):
+    """`role` is the organization admin's to change. The account's own fields are changed only
+    by the account itself (confirming e-mail, password or active flag with `current_password`)
+    or by a superuser."""
+
+    role: RoleName | None = None
     name: str | None = Field(default=None, max_length=200)
-    role: Literal["viewer", "operator", "admin"] | None = None
+    email: Email | None = None
     is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=12, max_length=1000)
+    password: NewPassword | None = None
+    current_password: CurrentPassword | None = None
+
+
+class ProfileUpdate(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    email: Email | None = None
+    current_password: CurrentPassword | None = None
+
+
+class PasswordChange(Strict):
+    current_password: CurrentPassword
+    new_password: NewPassword
+
+
+class PasswordChanged(BaseModel):
+    revoked_tokens: int = Field(description="your other sessions and API tokens, now revoked")
+
+
+class AccountUpdate(Strict):
+    name: str | None = Field(default=None, max_length=200)
+    email: Email | None = None
+    is_active: bool | None = None
+    password: NewPassword | None = None
+    current_password: CurrentPassword | None = Field(
+        default=None, description="needed only when the account is your own"
+    )
 
 
 class UserOut(BaseModel):
@@ -279,9 +341,46 @@ class UserOut(BaseModel):
     last_login_at: datetime | None
 
 
-class UserCreated(UserOut):
+class MembershipOut(BaseModel):
+    organization_id: int
+    organization_name: str
+    role: str
+    created_at: datetime
+
+
+class AccountOut(BaseModel):
+    id: int
+    email: str
+    name: str
+    is_superuser: bool
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None
+    memberships: list[MembershipOut]
+
+
+class InvitationOut(BaseModel):
+    id: int
+    organization_id: int
+    organization_name: str
+    user_id: int
+    email: str
+    role: str
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    expired: bool
+
+
+class MemberAdded(BaseModel):
+    outcome: Literal["created", "invited", "joined"] = Field(
+        description="created: a new account, now a member; invited: an existing account, a "
+        "member once it accepts; joined: your own account, now a member"
+    )
+    member: UserOut | None
+    invitation: InvitationOut | None
     generated_password: str | None = Field(
-        default=None, description="shown once, when no password was given"
+        default=None, description="a new account's password, shown once, when none was given"
     )
 
 
@@ -308,11 +407,25 @@ class OrganizationIn(Strict):
     scope_cap: int = Field(default=65_536, ge=1, le=1 << 32)
 
 
+class OrganizationCreate(OrganizationIn):
+    """A new organization and who runs it: you (`join`), `admin_email`, or both."""
+
+    join: bool = Field(default=False, description="you join it as its admin")
+    admin_email: Email | None = Field(
+        default=None,
+        description="its first admin: a new account at once, an existing one by invitation",
+    )
+
+
 class OrganizationOut(BaseModel):
     id: int
     name: str
     scope_cap: int
     created_at: datetime
+
+
+class OrganizationCreated(OrganizationOut):
+    members: list[MemberAdded]
 
 
 class LoginIn(Strict):

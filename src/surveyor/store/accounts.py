@@ -13,10 +13,19 @@ from sqlalchemy.exc import IntegrityError
 from surveyor.security.passwords import hash_password
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_token
 from surveyor.store.records import Conflict
-from surveyor.store.schema import api_tokens, memberships, organizations, sites, users
+from surveyor.store.schema import (
+    api_tokens,
+    invitations,
+    memberships,
+    organizations,
+    sites,
+    users,
+)
 
 DEFAULT_SCOPE_CAP = 65_536
 SESSION_LIFETIME = timedelta(hours=12)
+#: An invitation not accepted within this time can no longer be accepted.
+INVITATION_LIFETIME = timedelta(days=14)
 #: Refresh `last_used_at` at most this often, so that reads do not turn into writes.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
@@ -138,6 +147,37 @@ def set_password(conn: Connection, user_id: int, password: str) -> None:
     )
 
 
+def update_account(
+    conn: Connection,
+    user_id: int,
+    *,
+    name: str | None = None,
+    email: str | None = None,
+    is_active: bool | None = None,
+) -> None:
+    """Change an account's own fields (None leaves a field as it is)."""
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name
+    if email is not None:
+        values["email"] = email.lower()
+    if is_active is not None:
+        values["is_active"] = is_active
+    if not values:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(update(users).where(users.c.id == user_id).values(**values))
+    except IntegrityError as exc:
+        raise Conflict(f"another account has the email '{email}'") from exc
+
+
+def list_accounts(conn: Connection, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every account, whatever its organizations (for superusers)."""
+    rows = conn.execute(select(users).order_by(users.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
 def count_users(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
 
@@ -176,6 +216,38 @@ def remove_membership(conn: Connection, organization_id: int, user_id: int) -> b
         )
     )
     return result.rowcount == 1
+
+
+@dataclass(frozen=True)
+class Membership:
+    """An account's place in one organization."""
+
+    organization_id: int
+    organization_name: str
+    role: Role
+    created_at: datetime
+
+
+def list_memberships(conn: Connection, user_ids: list[int]) -> dict[int, list[Membership]]:
+    """The organizations of each account, by account id, in organization order."""
+    found: dict[int, list[Membership]] = {user_id: [] for user_id in user_ids}
+    if not user_ids:
+        return found
+    rows = conn.execute(
+        select(
+            memberships.c.user_id,
+            memberships.c.organization_id,
+            organizations.c.name,
+            memberships.c.role,
+            memberships.c.created_at,
+        )
+        .join(organizations, organizations.c.id == memberships.c.organization_id)
+        .where(memberships.c.user_id.in_(user_ids))
+        .order_by(memberships.c.user_id, memberships.c.organization_id)
+    ).all()
+    for user_id, organization_id, name, role, created_at in rows:
+        found[user_id].append(Membership(organization_id, name, Role(role), created_at))
+    return found
 
 
 def first_membership(conn: Connection, user_id: int) -> int | None:
@@ -217,6 +289,111 @@ def get_member(conn: Connection, organization_id: int, user_id: int) -> dict[str
         if m["id"] == user_id
     ]
     return rows[0] if rows else None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """An existing account asked to join an organization; it joins only if it accepts."""
+
+    id: int
+    organization_id: int
+    organization_name: str
+    user_id: int
+    email: str
+    role: Role
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at <= now
+
+
+def _invitation_query() -> Any:
+    return select(
+        invitations,
+        organizations.c.name.label("organization_name"),
+        users.c.email,
+    ).select_from(
+        invitations.join(organizations, organizations.c.id == invitations.c.organization_id).join(
+            users, users.c.id == invitations.c.user_id
+        )
+    )
+
+
+def _invitation(row: Any) -> Invitation:
+    return Invitation(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        organization_name=row["organization_name"],
+        user_id=row["user_id"],
+        email=row["email"],
+        role=Role(row["role"]),
+        invited_by=row["invited_by"],
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+    )
+
+
+def create_invitation(
+    conn: Connection, organization_id: int, user_id: int, role: Role, *, invited_by: str
+) -> Invitation:
+    """Invite an account; an expired invitation to the same organization is replaced, a
+    pending one is a conflict."""
+    now = _now()
+    conn.execute(
+        delete(invitations).where(
+            invitations.c.organization_id == organization_id,
+            invitations.c.user_id == user_id,
+            invitations.c.expires_at <= now,
+        )
+    )
+    try:
+        with conn.begin_nested():
+            invitation_id = conn.execute(
+                insert(invitations)
+                .values(
+                    organization_id=organization_id,
+                    user_id=user_id,
+                    role=role.value,
+                    invited_by=invited_by,
+                    created_at=now,
+                    expires_at=now + INVITATION_LIFETIME,
+                )
+                .returning(invitations.c.id)
+            ).scalar_one()
+    except IntegrityError as exc:
+        raise Conflict("that account already has a pending invitation") from exc
+    invitation = get_invitation(conn, invitation_id)
+    assert invitation is not None
+    return invitation
+
+
+def get_invitation(conn: Connection, invitation_id: int) -> Invitation | None:
+    row = (
+        conn.execute(_invitation_query().where(invitations.c.id == invitation_id))
+        .mappings()
+        .first()
+    )
+    return _invitation(row) if row else None
+
+
+def list_invitations(
+    conn: Connection, *, organization_id: int | None = None, user_id: int | None = None
+) -> list[Invitation]:
+    """The invitations of an organization, or those addressed to an account, oldest first."""
+    query = _invitation_query()
+    if organization_id is not None:
+        query = query.where(invitations.c.organization_id == organization_id)
+    if user_id is not None:
+        query = query.where(invitations.c.user_id == user_id)
+    rows = conn.execute(query.order_by(invitations.c.id).limit(1000)).mappings().all()
+    return [_invitation(row) for row in rows]
+
+
+def delete_invitation(conn: Connection, invitation_id: int) -> bool:
+    result = conn.execute(delete(invitations).where(invitations.c.id == invitation_id))
+    return result.rowcount == 1
 
 
 def create_token(
@@ -271,6 +448,23 @@ def delete_token(conn: Connection, user_id: int, token_id: int) -> bool:
         delete(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
     )
     return result.rowcount == 1
+
+
+def revoke_tokens(
+    conn: Connection,
+    user_id: int,
+    *,
+    organization_id: int | None = None,
+    keep_token_id: int | None = None,
+) -> int:
+    """Delete an account's sessions and API tokens (in one organization, or everywhere),
+    except `keep_token_id`; return how many were revoked."""
+    query = delete(api_tokens).where(api_tokens.c.user_id == user_id)
+    if organization_id is not None:
+        query = query.where(api_tokens.c.organization_id == organization_id)
+    if keep_token_id is not None:
+        query = query.where(api_tokens.c.id != keep_token_id)
+    return int(conn.execute(query).rowcount)
 
 
 def resolve_token(

@@ -129,6 +129,26 @@ memberships = Table(
     Index(None, "user_id"),
 )
 
+#: Invitations of existing accounts to an organization, waiting for the account to accept or
+#: decline (a decided or revoked invitation is deleted; the audit trail keeps its story, so
+#: ids are never reused, on SQLite too).
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("invited_by", String(320), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    UniqueConstraint("organization_id", "user_id"),
+    Index(None, "user_id"),
+    sqlite_autoincrement=True,
+)
+
 api_tokens = Table(
     "api_tokens",
     metadata,

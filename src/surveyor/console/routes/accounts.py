@@ -1,43 +1,128 @@
-"""Users, API tokens, organizations and login."""
+"""Login, accounts, memberships, invitations, API tokens and organizations.
+
+The rules live in `service/accounts.py`; these handlers parse, call it and render.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy import update
+from sqlalchemy import Connection
 
 from surveyor.console.auth import Admin, Superuser, Viewer, login_source
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import (
+    AccountOut,
+    AccountUpdate,
     IdPath,
+    InvitationOut,
     LoginIn,
     LoginOut,
+    MemberAdded,
+    MembershipOut,
+    OrganizationCreate,
+    OrganizationCreated,
     OrganizationIn,
     OrganizationOut,
+    PasswordChange,
+    PasswordChanged,
+    ProfileUpdate,
     TokenCreated,
     TokenIn,
     TokenOut,
-    UserCreated,
     UserIn,
     UserOut,
     UserUpdate,
 )
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.security.passwords import generate_password
-from surveyor.service.login import LoginRefused, Refusal, log_in
+from surveyor.service import accounts as rules
+from surveyor.service.accounts import AccountChanges, AccountRefused, Refusal
+from surveyor.service.login import LoginRefused, log_in
+from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
-from surveyor.store.accounts import Role
+from surveyor.store.accounts import Invitation, Membership, Principal, Role
 from surveyor.store.records import audit
-from surveyor.store.schema import users
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ConsoleState, Depends(console_state)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
 }
+_STATUS = {
+    Refusal.FORBIDDEN: 403,
+    Refusal.NOT_FOUND: 404,
+    Refusal.CONFLICT: 409,
+    Refusal.INVALID: 400,
+    Refusal.REAUTHENTICATE: 403,
+}
+
+
+@contextmanager
+def account_rules(
+    state: ConsoleState, principal: Principal, *, reauthenticates: bool = False
+) -> Iterator[Connection]:
+    """One write transaction of the account rules: a refusal becomes the API's answer, wrong
+    current passwords are rate limited like logins, and remembered principals are forgotten
+    once a change commits (other console processes forget theirs within seconds)."""
+    source, account = f"account:{principal.user_id}", "reauthenticate"
+    if reauthenticates:
+        wait = state.login_limiter.admit(source, account)
+        if wait is not None:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many wrong passwords; try again in {wait} seconds",
+                {"retry_after": wait},
+            )
+    wrong_password = False
+    try:
+        with state.db.write() as conn:
+            yield conn
+    except AccountRefused as exc:
+        wrong_password = exc.refusal is Refusal.REAUTHENTICATE
+        raise ApiError(_STATUS[exc.refusal], exc.refusal.value, exc.message, exc.details) from exc
+    finally:
+        if reauthenticates and not wrong_password:
+            state.login_limiter.succeeded(source, account)
+    state.principals.clear()
+
+
+def _invitation_out(invitation: Invitation) -> dict[str, Any]:
+    return {**asdict(invitation), "expired": invitation.expired(datetime.now(UTC))}
+
+
+def _membership_out(membership: Membership) -> dict[str, Any]:
+    return asdict(membership)
+
+
+def _account_out(conn: Connection, user_id: int) -> dict[str, Any]:
+    account = accounts.get_user(conn, user_id)
+    if account is None:
+        raise not_found("user", user_id)
+    memberships = accounts.list_memberships(conn, [user_id])[user_id]
+    return {**account, "memberships": [_membership_out(m) for m in memberships]}
+
+
+def _member_out(conn: Connection, organization_id: int, user_id: int) -> dict[str, Any]:
+    member = accounts.get_member(conn, organization_id, user_id)
+    if member is None:
+        raise not_found("user", user_id)
+    return member
+
+
+def _added_out(conn: Connection, organization_id: int, added: rules.MemberAdded) -> dict[str, Any]:
+    member = accounts.get_member(conn, organization_id, added.user_id)
+    return {
+        "outcome": added.outcome.value,
+        "member": member,
+        "invitation": _invitation_out(added.invitation) if added.invitation else None,
+        "generated_password": added.generated_password,
+    }
 
 
 @router.post("/auth/login", response_model=LoginOut, tags=["auth"], responses=_ERRORS)
@@ -54,14 +139,14 @@ def login(body: LoginIn, request: Request, state: State) -> Any:
             organization_id=body.organization_id,
         )
     except LoginRefused as refused:
-        if refused.refusal is Refusal.RATE_LIMITED:
+        if refused.refusal is LoginRefusal.RATE_LIMITED:
             raise ApiError(
                 429,
                 "rate_limited",
                 f"too many failed logins; try again in {refused.retry_after} seconds",
                 {"retry_after": refused.retry_after},
             ) from None
-        if refused.refusal is Refusal.NOT_A_MEMBER:
+        if refused.refusal is LoginRefusal.NOT_A_MEMBER:
             raise ApiError(403, "forbidden", "you are not a member of that organization") from None
         raise ApiError(401, "unauthenticated", "the email or password is wrong") from None
     return {**asdict(session), "role": session.role.value}
@@ -69,108 +154,198 @@ def login(body: LoginIn, request: Request, state: State) -> Any:
 
 @router.get("/users/me", response_model=UserOut, tags=["users"], responses=_ERRORS)
 def current_user(principal: Viewer, state: State) -> Any:
+    """Your account, with your role in the organization of this token."""
     with state.db.read() as conn:
-        member = accounts.get_member(conn, principal.organization_id, principal.user_id)
-    if member is None:
-        raise not_found("user", principal.user_id)
-    return member
+        return _member_out(conn, principal.organization_id, principal.user_id)
+
+
+@router.patch("/users/me", response_model=UserOut, tags=["users"], responses=_ERRORS)
+def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) -> Any:
+    """Change your name or e-mail (an e-mail change asks for your current password)."""
+    changes = AccountChanges(name=body.name, email=body.email)
+    with account_rules(state, principal, reauthenticates=True) as conn:
+        rules.change_account(
+            conn, principal, principal.user_id, changes, current_password=body.current_password
+        )
+        return _member_out(conn, principal.organization_id, principal.user_id)
+
+
+@router.post(
+    "/users/me/password", response_model=PasswordChanged, tags=["users"], responses=_ERRORS
+)
+def change_password(body: PasswordChange, principal: Viewer, state: State) -> Any:
+    """Change your password; your other sessions and API tokens are revoked, this one stays."""
+    with account_rules(state, principal, reauthenticates=True) as conn:
+        revoked = rules.change_account(
+            conn,
+            principal,
+            principal.user_id,
+            AccountChanges(password=body.new_password),
+            current_password=body.current_password,
+        )
+    return {"revoked_tokens": revoked}
+
+
+@router.get(
+    "/users/me/organizations",
+    response_model=list[MembershipOut],
+    tags=["users"],
+    responses=_ERRORS,
+)
+def my_organizations(principal: Viewer, state: State) -> Any:
+    """The organizations you belong to, with your role in each."""
+    with state.db.read() as conn:
+        memberships = accounts.list_memberships(conn, [principal.user_id])[principal.user_id]
+    return [_membership_out(m) for m in memberships]
+
+
+@router.get(
+    "/users/me/invitations",
+    response_model=list[InvitationOut],
+    tags=["invitations"],
+    responses=_ERRORS,
+)
+def my_invitations(principal: Viewer, state: State) -> Any:
+    """Invitations to join other organizations that you may still accept."""
+    with state.db.read() as conn:
+        return [_invitation_out(i) for i in rules.pending_invitations(conn, principal.user_id)]
+
+
+@router.post(
+    "/users/me/invitations/{invitation_id}/accept",
+    response_model=MembershipOut,
+    tags=["invitations"],
+    responses=_ERRORS,
+)
+def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Any:
+    """Join the inviting organization with the invited role (log in to it to work there)."""
+    with account_rules(state, principal) as conn:
+        return _membership_out(rules.accept_invitation(conn, principal, invitation_id))
+
+
+@router.post(
+    "/users/me/invitations/{invitation_id}/decline",
+    status_code=204,
+    tags=["invitations"],
+    responses=_ERRORS,
+)
+def decline_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Response:
+    with account_rules(state, principal) as conn:
+        rules.decline_invitation(conn, principal, invitation_id)
+    return Response(status_code=204)
 
 
 @router.get("/users", response_model=list[UserOut], tags=["users"], responses=_ERRORS)
 def list_users(principal: Admin, state: State) -> Any:
+    """The organization's members and their roles."""
     with state.db.read() as conn:
         return accounts.list_members(conn, principal.organization_id, limit=1000)
 
 
 @router.post(
-    "/users", status_code=201, response_model=UserCreated, tags=["users"], responses=_ERRORS
+    "/users", status_code=201, response_model=MemberAdded, tags=["users"], responses=_ERRORS
 )
-def create_user(body: UserIn, principal: Admin, state: State) -> Any:
-    """Add a user to this organization (an existing account just gains the membership)."""
-    generated = None if body.password else generate_password()
-    with state.db.write() as conn:
-        user = accounts.find_user_by_email(conn, body.email)
-        if user is None:
-            user = accounts.create_user(
-                conn, body.email, password=body.password or generated, name=body.name
-            )
-        else:
-            generated = None
-            if accounts.membership_role(conn, principal.organization_id, user["id"]):
-                raise ApiError(409, "conflict", f"{body.email} is already a member")
-        accounts.set_membership(conn, principal.organization_id, user["id"], Role(body.role))
-        audit(
+def add_user(body: UserIn, principal: Admin, state: State) -> Any:
+    """Add someone by e-mail: without an account, a new account becomes a member at once
+    (its password generated and shown once unless given); an existing account is invited
+    and becomes a member only when it accepts."""
+    with account_rules(state, principal) as conn:
+        added = rules.add_member(
             conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="create",
-            object_type="user",
-            object_id=user["id"],
-            details={"email": body.email, "role": body.role},
+            principal,
+            principal.organization_id,
+            email=body.email,
+            role=Role(body.role),
+            name=body.name,
+            password=body.password,
         )
-        member = accounts.get_member(conn, principal.organization_id, user["id"])
-    return {**(member or {}), "generated_password": generated}
+        return _added_out(conn, principal.organization_id, added)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"], responses=_ERRORS)
 def get_user(user_id: IdPath, principal: Admin, state: State) -> Any:
     with state.db.read() as conn:
-        member = accounts.get_member(conn, principal.organization_id, user_id)
-    if member is None:
-        raise not_found("user", user_id)
-    return member
+        return _member_out(conn, principal.organization_id, user_id)
 
 
 @router.patch("/users/{user_id}", response_model=UserOut, tags=["users"], responses=_ERRORS)
 def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: State) -> Any:
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    with state.db.write() as conn:
-        if accounts.get_member(conn, principal.organization_id, user_id) is None:
-            raise not_found("user", user_id)
-        if user_id == principal.user_id and (
-            changes.get("role", "admin") != "admin" or changes.get("is_active") is False
-        ):
-            raise ApiError(
-                409, "conflict", "you cannot demote or deactivate yourself; ask another admin"
-            )
-        state.principals.clear()
-        if "role" in changes:
-            accounts.set_membership(conn, principal.organization_id, user_id, Role(changes["role"]))
-        if "password" in changes:
-            accounts.set_password(conn, user_id, changes["password"])
-        profile = {k: changes[k] for k in ("name", "is_active") if k in changes}
-        if profile:
-            conn.execute(update(users).where(users.c.id == user_id).values(**profile))
-        audit(
+    """Change a member's role. Their name, e-mail, password or active flag change only for
+    your own account (confirmed with `current_password`) or when you are a superuser."""
+    changes = AccountChanges(
+        name=body.name, email=body.email, password=body.password, is_active=body.is_active
+    )
+    with account_rules(state, principal, reauthenticates=True) as conn:
+        rules.update_member(
             conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="edit",
-            object_type="user",
-            object_id=user_id,
-            details={"fields": sorted(changes)},
+            principal,
+            principal.organization_id,
+            user_id,
+            role=Role(body.role) if body.role else None,
+            changes=changes,
+            current_password=body.current_password,
         )
-        return accounts.get_member(conn, principal.organization_id, user_id)
+        return _member_out(conn, principal.organization_id, user_id)
 
 
 @router.delete("/users/{user_id}", status_code=204, tags=["users"], responses=_ERRORS)
 def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
-    """Remove a user from this organization (their account and history stay)."""
-    if user_id == principal.user_id:
-        raise ApiError(409, "conflict", "you cannot remove yourself; ask another admin")
-    with state.db.write() as conn:
-        if not accounts.remove_membership(conn, principal.organization_id, user_id):
-            raise not_found("user", user_id)
-        state.principals.clear()
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="delete",
-            object_type="user",
-            object_id=user_id,
-        )
+    """Remove a member from this organization; their sessions and tokens here are revoked
+    (their account, other memberships and history stay)."""
+    with account_rules(state, principal) as conn:
+        rules.remove_member(conn, principal, principal.organization_id, user_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/invitations", response_model=list[InvitationOut], tags=["invitations"], responses=_ERRORS
+)
+def list_invitations(principal: Admin, state: State) -> Any:
+    """The organization's invitations that were neither accepted, declined nor revoked."""
+    with state.db.read() as conn:
+        found = accounts.list_invitations(conn, organization_id=principal.organization_id)
+    return [_invitation_out(i) for i in found]
+
+
+@router.delete(
+    "/invitations/{invitation_id}", status_code=204, tags=["invitations"], responses=_ERRORS
+)
+def revoke_invitation(invitation_id: IdPath, principal: Admin, state: State) -> Response:
+    with account_rules(state, principal) as conn:
+        rules.revoke_invitation(conn, principal, principal.organization_id, invitation_id)
+    return Response(status_code=204)
+
+
+@router.get("/accounts", response_model=list[AccountOut], tags=["accounts"], responses=_ERRORS)
+def list_accounts(_principal: Superuser, state: State) -> Any:
+    """Every account with its organizations (superusers only)."""
+    with state.db.read() as conn:
+        found = accounts.list_accounts(conn, limit=1000)
+        memberships = accounts.list_memberships(conn, [a["id"] for a in found])
+    return [{**a, "memberships": [_membership_out(m) for m in memberships[a["id"]]]} for a in found]
+
+
+@router.get("/accounts/{user_id}", response_model=AccountOut, tags=["accounts"], responses=_ERRORS)
+def get_account(user_id: IdPath, _principal: Superuser, state: State) -> Any:
+    with state.db.read() as conn:
+        return _account_out(conn, user_id)
+
+
+@router.patch(
+    "/accounts/{user_id}", response_model=AccountOut, tags=["accounts"], responses=_ERRORS
+)
+def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, state: State) -> Any:
+    """Change any account's name, e-mail, password or active flag (superusers only). A new
+    password or a deactivation revokes all the account's sessions and tokens; the change is
+    audited globally and in each of the account's organizations."""
+    changes = AccountChanges(
+        name=body.name, email=body.email, password=body.password, is_active=body.is_active
+    )
+    with account_rules(state, principal, reauthenticates=True) as conn:
+        rules.change_account(
+            conn, principal, user_id, changes, current_password=body.current_password
+        )
+        return _account_out(conn, user_id)
 
 
 @router.get("/tokens", response_model=list[TokenOut], tags=["tokens"], responses=_ERRORS)
@@ -239,24 +414,50 @@ def list_organizations(_principal: Superuser, state: State) -> Any:
 @router.post(
     "/organizations",
     status_code=201,
-    response_model=OrganizationOut,
+    response_model=OrganizationCreated,
     tags=["organizations"],
     responses=_ERRORS,
 )
-def create_organization(body: OrganizationIn, principal: Superuser, state: State) -> Any:
-    """Create an organization; the calling superuser becomes its admin."""
-    with state.db.write() as conn:
-        org = accounts.create_organization(conn, body.name, scope_cap=body.scope_cap)
-        accounts.set_membership(conn, org["id"], principal.user_id, Role.ADMIN)
-        audit(
+def create_organization(body: OrganizationCreate, principal: Superuser, state: State) -> Any:
+    """Create an organization and say who runs it: you join it as its admin (`join`) and/or
+    `admin_email` becomes its first admin (an existing account by invitation)."""
+    with account_rules(state, principal) as conn:
+        organization, added = rules.create_organization(
             conn,
-            organization_id=org["id"],
-            actor=principal.email,
-            action="create",
-            object_type="organization",
-            object_id=org["id"],
+            principal,
+            name=body.name,
+            scope_cap=body.scope_cap,
+            join=body.join,
+            admin_email=body.admin_email,
         )
-    return org
+        return {**organization, "members": [_added_out(conn, organization["id"], a) for a in added]}
+
+
+@router.post(
+    "/organizations/{org_id}/members",
+    status_code=201,
+    response_model=MemberAdded,
+    tags=["organizations"],
+    responses=_ERRORS,
+)
+def add_organization_member(
+    org_id: IdPath, body: UserIn, principal: Superuser, state: State
+) -> Any:
+    """Add someone to any organization, as `POST /users` does for its own admins (an
+    existing account is invited; your own account joins at once)."""
+    with account_rules(state, principal) as conn:
+        if accounts.get_organization(conn, org_id) is None:
+            raise not_found("organization", org_id)
+        added = rules.add_member(
+            conn,
+            principal,
+            org_id,
+            email=body.email,
+            role=Role(body.role),
+            name=body.name,
+            password=body.password,
+        )
+        return _added_out(conn, org_id, added)
 
 
 @router.patch(

@@ -1,9 +1,9 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
 One module per page (`tasks`, `new_task`, `explorers`, `zones`, `sites`, `assets`, `tokens`,
-`audit`), `login` for signing in and out, `session` for cookie sessions and CSRF, `render`
-for templates and security headers, `forms` for reading submitted forms, `task_view` for how
-a task is shown. The live updates come from
+`audit`, `account`), `login` for signing in and out, `session` for cookie sessions and CSRF,
+`render` for templates and security headers, `forms` for reading submitted forms, `task_view`
+for how a task is shown. The live updates come from
 `GET /api/v1/events` (`console/routes/events.py`); the pages' own scripts and styles are in
 `console/static/`, the templates in `console/templates/`.
 """
@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from surveyor.console.web import (
+    account,
     assets,
     audit,
     explorers,
@@ -33,7 +34,7 @@ __all__ = ["install"]
 
 def install(app: FastAPI) -> None:
     """Add the pages, their static files and their error pages to the console app."""
-    for module in (login, new_task, tasks, explorers, zones, sites, assets, tokens, audit):
+    for module in (login, account, new_task, tasks, explorers, zones, sites, assets, tokens, audit):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

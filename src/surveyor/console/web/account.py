@@ -1,0 +1,88 @@
+"""Your account: who you are here, and changing your own password."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request, Response
+
+from surveyor.console.errors import ApiError
+from surveyor.console.routes.accounts import account_rules
+from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.render import render
+from surveyor.console.web.session import CheckedPrincipal, PagePrincipal
+from surveyor.security.passwords import MIN_PASSWORD_LENGTH, password_problem
+from surveyor.service import accounts as rules
+from surveyor.service.accounts import AccountChanges
+from surveyor.store import accounts
+from surveyor.store.accounts import Principal
+
+router = APIRouter(include_in_schema=False)
+State = Annotated[ConsoleState, Depends(console_state)]
+PasswordField = Annotated[str, Form(max_length=1000)]
+
+
+def _page(
+    request: Request,
+    state: ConsoleState,
+    principal: Principal,
+    *,
+    error: str = "",
+    done: str = "",
+    status: int = 200,
+) -> Response:
+    with state.db.read() as conn:
+        account = accounts.get_user(conn, principal.user_id) or {}
+        memberships = accounts.list_memberships(conn, [principal.user_id])[principal.user_id]
+    context: dict[str, Any] = {
+        "account": account,
+        "memberships": memberships,
+        "error": error,
+        "done": done,
+        "min_length": MIN_PASSWORD_LENGTH,
+    }
+    return render(request, "account.html", context, status=status)
+
+
+def _sentence(message: str) -> str:
+    return f"{message[:1].upper()}{message[1:]}."
+
+
+@router.get("/account")
+def account_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+    return _page(request, state, principal)
+
+
+@router.post("/account/password")
+def change_password(
+    request: Request,
+    principal: CheckedPrincipal,
+    state: State,
+    current_password: PasswordField = "",
+    new_password: PasswordField = "",
+    new_password_again: PasswordField = "",
+) -> Response:
+    """Change your password; your other sessions and API tokens end, this one stays."""
+    problem = password_problem(new_password)
+    if new_password != new_password_again:
+        problem = "the two new passwords differ"
+    if problem is not None:
+        return _page(request, state, principal, error=_sentence(problem), status=400)
+    try:
+        with account_rules(state, principal, reauthenticates=True) as conn:
+            revoked = rules.change_account(
+                conn,
+                principal,
+                principal.user_id,
+                AccountChanges(password=new_password),
+                current_password=current_password,
+            )
+    except ApiError as exc:
+        return _page(request, state, principal, error=_sentence(exc.message), status=exc.status)
+    plural = "session or API token was" if revoked == 1 else "sessions and API tokens were"
+    return _page(
+        request,
+        state,
+        principal,
+        done=f"Your password was changed. {revoked} other {plural} signed out.",
+    )
