@@ -96,10 +96,73 @@ def test_a_scan_stopped_mid_way_halts_and_becomes_stopped(
     stopped = console.wait_for_status(task["id"], {"stopped"}, seconds=5)
 
     assert stopped["progress"]["collect"] < 1.0
-    assert stopped["size_data"] == 0
+    assert stopped["data_partial"] is True
     confirmation = console.events(task["id"])[-1]
     assert confirmation["actor"] == f"explorer:{explorer.name}"
     assert "stopped the scan" in confirmation["message"]
+
+
+def test_a_stopped_scan_keeps_the_listeners_it_found_and_its_data_is_processed(
+    console: ServerProcess, explorer: ExplorerProcess
+) -> None:
+    """Issue 10.8: a scan stopped mid-way keeps what it found, and processing it marks
+    nothing offline (here: a known asset of the scope the stop kept it from reaching)."""
+    closed = closed_loopback_port()
+    # The scan walks the range in groups of hosts; a listener early in the range is found
+    # within seconds at this rate, long before the scan could end.
+    with banner_listener("127.0.1.40", "127.0.1.200") as port:
+        task = console.create_scan(
+            name="stopped half way",
+            explorer_id=explorer.explorer_id,
+            params={
+                "targets": "127.0.1.0/24",
+                "tcp_ports": f"{port},{closed}",
+                "rate": 40,
+                "host_ping": False,
+                "probes": ["banner"],
+            },
+        )
+        wait_until(
+            lambda: console.task(task["id"])["stats"].get("open_ports", 0) >= 1,
+            seconds=30,
+            what="a listener found",
+        )
+        console.api.post(f"/api/v1/tasks/{task['id']}/stop")
+        stopped = console.wait_for_status(task["id"], {"stopped"}, seconds=10)
+
+    assert stopped["progress"]["collect"] < 1.0
+    assert stopped["size_data"] > 0
+    assert stopped["data_partial"] is True
+    records = console.task_records(task["id"])
+    assert (records[0]["type"], records[-1]["type"]) == ("config", "summary")
+    assert records[-1]["stopped"] is True
+    found = {r["addresses"][0]: r for r in records if r["type"] == "host"}
+    listening = {a: r["services"] for a, r in found.items() if r["services"]}
+    assert listening
+    assert set(listening) <= {"127.0.1.40", "127.0.1.200"}
+    for services in listening.values():
+        assert [s["port"] for s in services] == [port]
+        assert BANNER.decode().strip() in services[0]["banner"]
+    # A known asset the stopped scan never reached, last seen long before it.
+    unreached = next(f"127.0.1.{n}" for n in range(2, 254) if f"127.0.1.{n}" not in found)
+    known = console.import_hosts(
+        [{"type": "host", "addresses": [unreached]}], finished_at="2020-01-01T00:00:00Z"
+    )
+    console.wait_for_status(known["id"], {"processed"}, seconds=30)
+
+    answer = console.api.post(f"/api/v1/tasks/{task['id']}/reprocess")
+    assert answer.status_code == 200, answer.text
+    processed = console.wait_for_status(task["id"], {"processed"}, seconds=30)
+
+    assert processed["change_summary"]["offline"] == 0
+    assert processed["change_summary"]["new"] == len(found)
+    assets = {
+        a["address"]: a
+        for a in console.api.get("/api/v1/assets", params={"limit": 1000}).json()["items"]
+    }
+    for address in listening:
+        assert assets[address]["ports"] == [f"tcp/{port} ssh"]
+    assert assets[unreached]["alive"] is True
 
 
 def test_a_killed_explorers_scan_is_canceled_after_the_timeout_with_a_clear_error(

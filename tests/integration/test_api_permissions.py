@@ -69,6 +69,7 @@ ROUTES = [
     Route("GET", "/api/v1/tasks/{task}", "viewer"),
     Route("GET", "/api/v1/tasks/{task}/events", "viewer"),
     Route("GET", "/api/v1/tasks/{template}/runs", "viewer"),
+    Route("GET", "/api/v1/tasks/{task}/processing-runs", "viewer"),
     Route(
         "POST", "/api/v1/tasks/preview", "viewer", lambda o: {"frequency": "daily", "time": "03:00"}
     ),

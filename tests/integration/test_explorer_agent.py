@@ -100,7 +100,7 @@ def test_an_enrolled_explorer_runs_a_scan_and_its_data_reaches_processing_queued
     assert (shown["version"], shown["hostname"]) == ("1.2.3", "agent-host")
 
 
-def test_a_stop_asked_through_the_api_halts_the_scan_and_the_task_becomes_stopped(
+def test_a_stop_asked_through_the_api_halts_the_scan_and_the_task_becomes_stopped_with_its_data(
     console: ConsoleUnderTest, tmp_path: Path
 ) -> None:
     seen_stop = threading.Event()
@@ -114,5 +114,12 @@ def test_a_stop_asked_through_the_api_halts_the_scan_and_the_task_becomes_stoppe
 
     assert seen_stop.is_set()
     assert took < 5
-    assert stopped["size_data"] == 0
+    assert stopped["size_data"] > 0
+    assert stopped["data_partial"] is True
     assert "stopped the scan" in events(console, scan["id"])[-1]["message"]
+    download = console.admin.get(f"/api/v1/tasks/{scan['id']}/data")
+    stored = tmp_path / "download.jsonl.gz"
+    stored.write_bytes(download.content)
+    records = list(read_task_data(stored))
+    assert records[-1] == {"type": "summary", "stopped": True}
+    assert 0 < [r["type"] for r in records].count("host") < 40

@@ -5,6 +5,8 @@ uploads whose data the task then serves."""
 from __future__ import annotations
 
 import gzip
+import json
+import re
 import threading
 import time
 from datetime import timedelta
@@ -16,6 +18,7 @@ import pytest
 from surveyor.service import explorers as explorer_service
 from surveyor.store.engine import Database
 from surveyor.store.taskdata import task_data_path
+from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest, running_console
 from tests.support.explorers import (
     HOST,
@@ -27,6 +30,7 @@ from tests.support.explorers import (
     task_data,
     utcnow,
 )
+from tests.support.inventory_data import Place, host, process_all, queue_hosts
 
 
 def launched_scan(console: ConsoleUnderTest) -> tuple[Any, dict[str, Any]]:
@@ -130,6 +134,169 @@ def test_a_stop_reaches_the_explorer_in_its_next_report_and_its_confirmation_sto
     last = events(console, task["id"])[-1]
     assert last["to_status"] == "stopped"
     assert "stopped the scan" in last["message"]
+
+
+def stopped_scan_data(*addresses: str) -> bytes:
+    """What a scan stopped mid-way uploads: the hosts it finished, a summary saying so."""
+    lines: list[dict[str, Any]] = [{"type": "config", "targets": "127.0.0.1-127.0.0.3"}]
+    lines += [{"type": "host", "addresses": [a], "services": []} for a in addresses]
+    lines.append({"type": "summary", "hosts": len(addresses), "stopped": True})
+    return gzip.compress("".join(json.dumps(line) + "\n" for line in lines).encode())
+
+
+def test_a_stopped_scan_uploads_what_it_found_and_the_task_ends_stopped_with_its_data(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    """Issue 10.8: a scan stopped at 34 % had no data, and reprocess answered 409."""
+    explorer, task = launched_scan(console)
+    explorer.progress(task, 0.34)
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+    assert explorer.progress(task, 0.34).json() == {"stop": True}
+    data = stopped_scan_data("127.0.0.1")
+
+    answer = explorer.upload(task, data, partial=True)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "stopped"
+    shown = get_task(console, task["id"])
+    assert shown["status"] == "stopped"
+    assert shown["size_data"] == len(data)
+    assert shown["data_partial"] is True
+    assert shown["progress"]["collect"] == 0.34
+    assert task_data_path(tmp_path, task["id"]).read_bytes() == data
+    path = [event["to_status"] for event in events(console, task["id"])]
+    assert path[-3:] == ["active", "stopping", "stopped"]
+    assert "uploaded what it had found" in events(console, task["id"])[-1]["message"]
+    download = console.as_role("viewer").get(f"/api/v1/tasks/{task['id']}/data")
+    assert gzip.decompress(download.content) == gzip.decompress(data)
+    again = explorer.upload(task, data, partial=True)
+    assert again.json()["already_stored"] is True
+
+
+def test_a_stopped_scans_data_is_processed_on_request_and_marks_nothing_offline(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    site_id = console.admin.get("/api/v1/sites").json()[0]["id"]
+    place = Place(console.organization_id, site_id)
+    queue_hosts(console.db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
+    process_all(console.db, tmp_path)
+    explorer = enroll(console)
+    scan = create_scan(console, explorer_id=explorer.id, params={"targets": "127.0.0.1-127.0.0.3"})
+    task = explorer.poll()
+    assert task is not None
+    assert task["id"] == scan["id"]
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+    explorer.upload(task, stopped_scan_data("127.0.0.1", "127.0.0.3"), partial=True)
+
+    queued = console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/reprocess")
+    assert queued.status_code == 200, queued.text
+    assert queued.json()["status"] == "processing_queued"
+    assert process_all(console.db, tmp_path) == 1
+
+    done = get_task(console, task["id"])
+    assert done["status"] == "processed"
+    assert done["change_summary"]["new"] == 1
+    assert done["change_summary"]["unchanged"] == 1
+    assert done["change_summary"]["offline"] == 0
+    alive = {
+        item["address"]: item["alive"]
+        for item in console.admin.get("/api/v1/assets").json()["items"]
+    }
+    assert alive == {"127.0.0.1": True, "127.0.0.2": True, "127.0.0.3": True}
+    path = [event["to_status"] for event in events(console, task["id"])]
+    assert path[-4:] == ["stopped", "processing_queued", "processing", "processed"]
+
+
+def test_the_card_of_a_stopped_scan_with_data_offers_to_process_it(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer, task = launched_scan(console)
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+    explorer.upload(task, stopped_scan_data("127.0.0.1"), partial=True)
+    client, csrf = signed_in(console, "operator")
+
+    card = client.get(f"/tasks?tab=failed&task={task['id']}").text
+
+    assert '<span class="tag" title="The scan was stopped' in card
+    assert re.search(r'data-action="reprocess".*?<button[^>]*>Process data</button>', card, re.S)
+    done = client.post(f"/tasks/{task['id']}/reprocess", data={"csrf_token": csrf, "tab": "failed"})
+    assert done.status_code == 303
+    assert get_task(console, task["id"])["status"] == "processing_queued"
+
+
+def test_a_stopped_task_without_data_cannot_be_processed(console: ConsoleUnderTest) -> None:
+    explorer, task = launched_scan(console)
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+    explorer.stopped(task)
+
+    refused = console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/reprocess")
+
+    assert refused.status_code == 409
+    assert "no stored data" in refused.json()["error"]["message"]
+
+
+def test_data_arriving_after_a_forced_stop_is_kept_on_the_stopped_task(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    explorer, task = launched_scan(console)
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+    supervise(console, after=31)
+    assert get_task(console, task["id"])["status"] == "stopped"
+    data = stopped_scan_data("127.0.0.1")
+
+    late = explorer.upload(task, data, partial=True)
+
+    assert late.status_code == 200, late.text
+    shown = get_task(console, task["id"])
+    assert (shown["status"], shown["size_data"], shown["data_partial"]) == (
+        "stopped",
+        len(data),
+        True,
+    )
+    assert events(console, task["id"])[-1]["kind"] == "data"
+    other = explorer.upload(task, stopped_scan_data("127.0.0.9"), partial=True)
+    assert other.status_code == 409
+    assert task_data_path(tmp_path, task["id"]).read_bytes() == data
+
+
+def test_a_stopped_scans_upload_from_a_superseded_attempt_is_refused(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    explorer, task = launched_scan(console)
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+
+    stale = explorer.upload({**task, "attempt_token": "not-this-attempt"}, stopped_scan_data())
+
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "stale_attempt"
+    assert get_task(console, task["id"])["status"] == "stopping"
+    assert not task_data_path(tmp_path, task["id"]).exists()
+
+
+def test_invalid_data_from_a_scan_being_stopped_stops_it_without_data(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    explorer, task = launched_scan(console)
+    console.as_role("operator").post(f"/api/v1/tasks/{task['id']}/stop")
+
+    refused = explorer.upload(task, gzip.compress(b'{"type": "host"}\n'), partial=True)
+
+    assert refused.status_code == 422
+    shown = get_task(console, task["id"])
+    assert (shown["status"], shown["size_data"], shown["error"]) == ("stopped", 0, None)
+    assert "nothing was kept" in events(console, task["id"])[-1]["message"]
+    assert not task_data_path(tmp_path, task["id"]).exists()
+
+
+def test_an_upload_the_explorer_marks_partial_is_queued_as_partial(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer, task = launched_scan(console)
+
+    answer = explorer.upload(task, task_data(), partial=True)
+
+    assert answer.json()["status"] == "processing_queued"
+    assert get_task(console, task["id"])["data_partial"] is True
 
 
 def test_a_stop_the_explorer_never_confirms_is_forced_after_the_timeout_with_a_note(

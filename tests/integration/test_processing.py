@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.service import tasks as task_service
 from surveyor.store import accounts, inventory
+from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
 from surveyor.store.schema import asset_changes, assets, processing_runs
 from tests.support.inventory_data import (
@@ -32,6 +33,8 @@ SSH = service(22, banner="SSH-2.0-OpenSSH_9.6p1 Debian-3")
 HTTP = service(80, http={"status": 200, "server": "nginx", "title": "Welcome"})
 LATER = "2026-03-02T12:00:00Z"
 LATEST = "2026-03-03T12:00:00Z"
+#: What the console stores for a scan of the test site's /24.
+SCOPE_24 = {"targets": "127.0.0.0/24", "excludes": ""}
 
 
 @pytest.fixture
@@ -54,6 +57,13 @@ def counts(**values: int) -> dict[str, int]:
 
 def by_address(db: Database, place: Place) -> dict[str, dict[str, object]]:
     return {row["address"]: row for row in site_inventory(db, place)}
+
+
+def events(db: Database, place: Place, task_id: int) -> list[dict[str, object]]:
+    with db.read() as conn:
+        found = task_store.get_task(conn, place.organization_id, task_id)
+        assert found is not None
+        return task_store.list_events(conn, found, limit=100)
 
 
 def test_a_first_scan_creates_an_asset_per_host_and_counts_them_new(
@@ -110,6 +120,42 @@ def test_processing_the_same_data_twice_leaves_the_inventory_as_it_was(
     assert comparable(site_inventory(db, place)) == before
 
 
+def reprocess(db: Database, place: Place, task_id: int) -> dict[str, object]:
+    """Ask for a task to be processed again, as an admin of its organization would."""
+    with db.write() as conn:
+        admin = accounts.find_user_by_email(conn, "ops@example.test") or accounts.create_user(
+            conn, "ops@example.test", password=None, name="Ops"
+        )
+        accounts.set_membership(conn, place.organization_id, admin["id"], accounts.Role.ADMIN)
+        _, token = accounts.create_token(
+            conn, user_id=admin["id"], organization_id=place.organization_id, name="t"
+        )
+        resolved = accounts.resolve_token(conn, token)
+        assert resolved is not None
+        return task_service.reprocess_task(conn, resolved[0], task_id)
+
+
+def runs_of(db: Database, task_id: int) -> list[dict[str, object]]:
+    """The task's processing runs, oldest first, with their change report rows."""
+    with db.read() as conn:
+        rows = conn.execute(
+            select(processing_runs)
+            .where(processing_runs.c.task_id == task_id)
+            .order_by(processing_runs.c.id)
+        ).mappings()
+        runs = [dict(row) for row in rows]
+        for run in runs:
+            run["changes"] = [
+                dict(row)
+                for row in conn.execute(
+                    select(asset_changes)
+                    .where(asset_changes.c.run_id == run["id"])
+                    .order_by(asset_changes.c.id)
+                ).mappings()
+            ]
+    return runs
+
+
 def test_reprocessing_a_task_gives_an_all_unchanged_summary(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
@@ -118,24 +164,40 @@ def test_reprocessing_a_task_gives_an_all_unchanged_summary(
     )
     process_all(db, tmp_path)
     before = comparable(site_inventory(db, place))
-    with db.write() as conn:
-        admin = accounts.create_user(conn, "ops@example.test", password=None, name="Ops")
-        accounts.set_membership(conn, place.organization_id, admin["id"], accounts.Role.ADMIN)
-        _, token = accounts.create_token(
-            conn, user_id=admin["id"], organization_id=place.organization_id, name="t"
-        )
-        resolved = accounts.resolve_token(conn, token)
-        assert resolved is not None
-        requeued = task_service.reprocess_task(conn, resolved[0], task_id)
+    requeued = reprocess(db, place, task_id)
     assert requeued["status"] == TaskStatus.PROCESSING_QUEUED
     assert process_all(db, tmp_path) == 1
     assert summary_of(db, place, task_id) == counts(unchanged=2)
     assert comparable(site_inventory(db, place)) == before
+
+
+def test_reprocessing_keeps_every_earlier_run_with_its_summary_and_change_report(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """Issue 10.9: reprocessing overwrote "8 new" with "8 unchanged" and emptied the report."""
+    eight = [host(f"127.0.0.{n}", services=[SSH]) for n in range(1, 9)]
+    task_id = queue_hosts(db, tmp_path, place, eight)
+    process_all(db, tmp_path)
+    assert summary_of(db, place, task_id) == counts(new=8)
+
+    reprocess(db, place, task_id)
+    process_all(db, tmp_path)
+
+    assert summary_of(db, place, task_id) == counts(unchanged=8)
+    first, second = runs_of(db, task_id)
+    assert (first["number"], second["number"]) == (1, 2)
+    assert (first["phase"], second["phase"]) == ("done", "done")
+    assert (first["new"], first["unchanged"]) == (8, 0)
+    assert (second["new"], second["unchanged"]) == (0, 8)
+    assert [(c["kind"], c["address"]) for c in first["changes"]] == [
+        ("new", f"127.0.0.{n}") for n in range(1, 9)
+    ]
+    assert all(c["asset_id"] is not None for c in first["changes"])
+    assert second["changes"] == []
     with db.read() as conn:
-        runs = conn.execute(
-            select(func.count()).where(processing_runs.c.task_id == task_id)
-        ).scalar_one()
-    assert runs == 1, "a fresh run replaces the earlier run and its change report"
+        latest = inventory.finished_run(conn, task_id)
+    assert latest is not None
+    assert latest["number"] == 2
 
 
 def test_a_host_that_changes_its_address_but_keeps_its_mac_stays_one_asset(
@@ -489,10 +551,152 @@ def test_a_scan_that_was_stopped_marks_nothing_offline(
     process_all(db, tmp_path)
     lines = records([host("127.0.0.1")], finished_at=LATER)
     lines[-1]["stopped"] = True
-    stopped = queue_data(db, tmp_path, place, encode(lines))
+    stopped = queue_data(
+        db, tmp_path, place, encode(lines), task_type=TaskType.SCAN, params=SCOPE_24
+    )
     process_all(db, tmp_path)
     assert summary_of(db, place, stopped) == counts(unchanged=1)
     assert by_address(db, place)["127.0.0.2"]["alive"] is True
+
+
+def test_data_the_console_received_as_partial_marks_nothing_offline_whatever_it_says(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """A stopped scan's upload is partial because the console says so, not because the data
+    does: its summary may claim a finished scan."""
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
+    process_all(db, tmp_path)
+    content = encode(records([host("127.0.0.1"), host("127.0.0.3")], finished_at=LATER))
+    partial = queue_data(
+        db, tmp_path, place, content, task_type=TaskType.SCAN, params=SCOPE_24, partial=True
+    )
+    process_all(db, tmp_path)
+    assert summary_of(db, place, partial) == counts(unchanged=1, new=1)
+    assert {a: row["alive"] for a, row in by_address(db, place).items()} == {
+        "127.0.0.1": True,
+        "127.0.0.2": True,
+        "127.0.0.3": True,
+    }
+    assert "nothing was marked offline" in events(db, place, partial)[-1]["message"]
+
+
+def test_data_whose_summary_says_partial_marks_nothing_offline(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1")], finished_at=LATER)
+    lines[-1]["partial"] = True
+    partial = queue_data(
+        db, tmp_path, place, encode(lines), task_type=TaskType.SCAN, params=SCOPE_24
+    )
+    process_all(db, tmp_path)
+    assert summary_of(db, place, partial) == counts(unchanged=1)
+    assert by_address(db, place)["127.0.0.2"]["alive"] is True
+
+
+def test_a_scope_claimed_by_the_data_never_widens_the_tasks_own(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """Issue 10.3: a config record with `targets: 0.0.0.0/0` for a task targeting 127.77.0.2
+    marked the site's other assets offline and merged hosts outside the task's scope."""
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
+    process_all(db, tmp_path)
+    injected = records(
+        [host("127.77.0.2", services=[SSH]), host("127.0.0.9"), host("10.20.30.40")],
+        targets="0.0.0.0/0",
+        finished_at=LATER,
+    )
+    task_id = queue_data(
+        db,
+        tmp_path,
+        place,
+        encode(injected),
+        task_type=TaskType.SCAN,
+        params={"targets": "127.77.0.2", "excludes": ""},
+    )
+    process_all(db, tmp_path)
+
+    assert summary_of(db, place, task_id) == counts(new=1, ignored=2)
+    assert {a: row["alive"] for a, row in by_address(db, place).items()} == {
+        "127.0.0.1": True,
+        "127.0.0.2": True,
+        "127.77.0.2": True,
+    }
+    with db.read() as conn:
+        run = inventory.finished_run(conn, task_id)
+        assert run is not None
+        ignored = inventory.list_changes(conn, run["id"], kinds=["ignored"])
+    assert [(row["address"], row["details"]) for row in ignored] == [
+        ("127.0.0.9", {"reason": "outside the task's scope"}),
+        ("10.20.30.40", {"reason": "outside the task's scope"}),
+    ]
+
+
+def test_the_tasks_stored_excludes_hold_against_data_that_leaves_them_out(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2"), host("127.0.0.5")])
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1"), host("127.0.0.5", services=[SSH])], finished_at=LATER)
+    task_id = queue_data(
+        db,
+        tmp_path,
+        place,
+        encode(lines),
+        task_type=TaskType.SCAN,
+        params={"targets": "127.0.0.0/24", "excludes": "127.0.0.5"},
+    )
+    process_all(db, tmp_path)
+
+    assert summary_of(db, place, task_id) == counts(unchanged=1, ignored=1, offline=1)
+    five = by_address(db, place)["127.0.0.5"]
+    assert five["alive"] is True
+    assert five["services"] == []
+
+
+def test_a_host_named_by_a_hostname_target_is_in_scope_at_any_address(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    lines = records([host("127.0.9.9", hostnames=["printer.example"])], targets="0.0.0.0/0")
+    task_id = queue_data(
+        db,
+        tmp_path,
+        place,
+        encode(lines),
+        task_type=TaskType.SCAN,
+        params={"targets": "printer.example", "excludes": ""},
+    )
+    process_all(db, tmp_path)
+    assert summary_of(db, place, task_id) == counts(new=1)
+
+
+def test_an_import_marks_nothing_offline_whatever_scope_its_data_claims(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """An import has no scan scope: its records are all merged, and nothing goes offline."""
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1"), host("10.1.2.3")], targets="0.0.0.0/0", finished_at=LATER)
+    imported = queue_data(db, tmp_path, place, encode(lines))
+    process_all(db, tmp_path)
+    assert summary_of(db, place, imported) == counts(unchanged=1, new=1)
+    assert {a: row["alive"] for a, row in by_address(db, place).items()} == {
+        "10.1.2.3": True,
+        "127.0.0.1": True,
+        "127.0.0.2": True,
+    }
+
+
+def test_an_import_whose_stored_params_give_a_scope_is_held_to_it(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1"), host("10.1.2.3")], targets=None, finished_at=LATER)
+    imported = queue_data(db, tmp_path, place, encode(lines), params=SCOPE_24)
+    process_all(db, tmp_path)
+    assert summary_of(db, place, imported) == counts(unchanged=1, ignored=1, offline=1)
 
 
 def test_records_shaped_like_the_scan_engines_are_merged(

@@ -218,9 +218,11 @@ def test_a_lab_scan_stopped_mid_way_halts_and_the_explorer_takes_the_next_task(
     stopped = console.wait_for_status(task["id"], {"stopped"}, seconds=REACT_SECONDS)
 
     assert stopped["progress"]["collect"] < 1.0
-    assert stopped["size_data"] == 0
-    # the explorer, not the console's stop timeout, ended it: it confirms only once its scan
-    # thread has returned
+    # what it found before the stop is kept, marked partial
+    assert stopped["size_data"] > 0
+    assert stopped["data_partial"] is True
+    # the explorer, not the console's stop timeout, ended it: it confirms (uploading what it
+    # found) only once its scan thread has returned
     confirmation = console.events(task["id"])[-1]
     assert confirmation["actor"] == f"explorer:{explorer.name}"
     assert "stopped the scan" in confirmation["message"]

@@ -138,6 +138,17 @@ class ServerProcess:
         created: dict[str, Any] = response.json()
         return created
 
+    def import_hosts(self, records: list[dict[str, Any]], *, finished_at: str) -> dict[str, Any]:
+        """Import host records (SPEC §7), seen at `finished_at`, into the default site; the
+        import task."""
+        summary = {"type": "summary", "hosts": len(records), "finished_at": finished_at}
+        lines = [{"type": "config"}, *records, summary]
+        body = "".join(json.dumps(line) + "\n" for line in lines).encode()
+        response = self.api.post("/api/v1/imports", content=body)
+        assert response.status_code == 201, response.text
+        created: dict[str, Any] = response.json()
+        return created
+
     def task_records(self, task_id: int) -> list[dict[str, Any]]:
         response = self.api.get(f"/api/v1/tasks/{task_id}/data")
         assert response.status_code == 200, response.text
@@ -208,16 +219,22 @@ def enrollment_token(console: ServerProcess) -> str:
 
 
 @contextmanager
-def banner_listener() -> Iterator[int]:
-    """A TCP listener on 127.0.0.1 that greets like an SSH server; yields its port."""
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    server.settimeout(0.2)
+def banner_listener(*addresses: str) -> Iterator[int]:
+    """TCP listeners that greet like an SSH server, on one port of each loopback address
+    (default 127.0.0.1); yields the port."""
+    servers: list[socket.socket] = []
+    port = 0
+    for address in addresses or ("127.0.0.1",):
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((address, port))
+        server.listen(64)
+        server.settimeout(0.2)
+        port = int(server.getsockname()[1])
+        servers.append(server)
     done = threading.Event()
 
-    def serve() -> None:
+    def serve(server: socket.socket) -> None:
         while not done.is_set():
             try:
                 connection, _ = server.accept()
@@ -231,14 +248,17 @@ def banner_listener() -> Iterator[int]:
                 except OSError:
                     pass
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
     try:
-        yield int(server.getsockname()[1])
+        yield port
     finally:
         done.set()
-        thread.join(2)
-        server.close()
+        for thread in threads:
+            thread.join(2)
+        for server in servers:
+            server.close()
 
 
 def closed_loopback_port() -> int:

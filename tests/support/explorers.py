@@ -90,7 +90,12 @@ class ExplorerUnderTest:
         )
 
     def upload(
-        self, task: Mapping[str, Any], data: bytes, *, checksum: str | None = None
+        self,
+        task: Mapping[str, Any],
+        data: bytes,
+        *,
+        checksum: str | None = None,
+        partial: bool = False,
     ) -> httpx2.Response:
         def chunks() -> Iterable[bytes]:
             for start in range(0, len(data), 1000):
@@ -104,6 +109,7 @@ class ExplorerUnderTest:
                     "X-Surveyor-Attempt-Token": task["attempt_token"],
                     "X-Surveyor-Content-SHA256": checksum or sha256(data),
                     "Content-Type": "application/gzip",
+                    **({"X-Surveyor-Partial": "true"} if partial else {}),
                 }
             ),
         )

@@ -113,8 +113,12 @@ def queue_data(
     *,
     name: str = "data",
     task_type: TaskType = TaskType.IMPORT,
+    params: Mapping[str, Any] | None = None,
+    partial: bool = False,
 ) -> int:
-    """A task of `place` in `processing_queued` whose stored data is `content`."""
+    """A task of `place` in `processing_queued` whose stored data is `content`; `params`
+    are what the console stored for it (a scan's targets and excludes: its scope), and
+    `partial` says the console received the data as partial (a stopped scan's)."""
     with db.write() as conn:
         task = task_store.create_task(
             conn,
@@ -123,6 +127,7 @@ def queue_data(
                 "site_id": place.site_id,
                 "name": name,
                 "type": task_type.value,
+                "params": dict(params or {}),
             },
             actor="test",
         )
@@ -138,7 +143,11 @@ def queue_data(
             task["id"],
             TaskStatus.PROCESSING_QUEUED,
             actor="test",
-            changes={"size_data": len(content), "data_sha256": hashlib.sha256(content).hexdigest()},
+            changes={
+                "size_data": len(content),
+                "data_sha256": hashlib.sha256(content).hexdigest(),
+                **({"data_partial": True} if partial else {}),
+            },
         )
     return int(task["id"])
 
@@ -146,7 +155,14 @@ def queue_data(
 def queue_hosts(
     db: Database, data_dir: Path, place: Place, hosts: Iterable[Mapping[str, Any]], **config: Any
 ) -> int:
-    return queue_data(db, data_dir, place, encode(records(hosts, **config)))
+    """A queued task holding these hosts. With targets (the default) it is a scan whose
+    stored params scan what its config record says; without, an import (no scope)."""
+    content = encode(records(hosts, **config))
+    targets = config.get("targets", "127.0.0.0/24")
+    if targets is None:
+        return queue_data(db, data_dir, place, content)
+    params = {"targets": targets, "excludes": config.get("excludes", "")}
+    return queue_data(db, data_dir, place, content, task_type=TaskType.SCAN, params=params)
 
 
 def process_all(db: Database, data_dir: Path, **settings: Any) -> int:

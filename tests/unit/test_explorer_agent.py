@@ -59,6 +59,8 @@ class FakeConsole:
     stop_after_reports: int | None = None
     stale_after_reports: int | None = None
     upload_failures: int = 0
+    #: Answer uploads with this error (status, code) instead of storing them.
+    upload_refusal: tuple[int, str] | None = None
     polls: int = 0
     progress: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     stop_sent_at: float | None = None
@@ -98,6 +100,8 @@ class FakeConsole:
             if self.upload_failures:
                 self.upload_failures -= 1
                 return error(503, "unavailable")
+            if self.upload_refusal is not None:
+                return error(*self.upload_refusal)
             if hashlib.sha256(body).hexdigest() != request.headers["x-surveyor-content-sha256"]:
                 return error(400, "checksum_mismatch")
             self.upload_bodies.append(body)
@@ -127,8 +131,9 @@ def quick_scan(hosts: int = 3, seconds: float = 0.0) -> Any:
     return scan
 
 
-def endless_scan(halted: dict[str, float]) -> Any:
-    """A scan that runs until stopped, and notes when it noticed the stop."""
+def endless_scan(halted: dict[str, float], found: int = 0) -> Any:
+    """A scan that finds `found` hosts, then runs until stopped, and notes when it noticed
+    the stop."""
 
     def scan(
         params: ScanParams,
@@ -138,6 +143,8 @@ def endless_scan(halted: dict[str, float]) -> Any:
     ) -> Iterator[dict[str, Any]]:
         assert stop is not None
         yield {"type": "config"}
+        for number in range(found):
+            yield {"type": "host", "addresses": [f"127.0.0.{number + 1}"], "services": []}
         done = 0
         while not stop.wait(0.02):
             done += 1
@@ -147,6 +154,13 @@ def endless_scan(halted: dict[str, float]) -> Any:
         yield {"type": "summary", "stopped": True}
 
     return scan
+
+
+def uploaded_records(console: FakeConsole, tmp_path: Path) -> list[dict[str, Any]]:
+    [body] = console.upload_bodies
+    stored = tmp_path / "uploaded.jsonl.gz"
+    stored.write_bytes(body)
+    return list(read_task_data(stored))
 
 
 def make_agent(
@@ -216,22 +230,111 @@ def test_progress_is_reported_at_least_once_a_second_while_scanning(tmp_path: Pa
     assert all(body["attempt_token"] == "token-1" for _, body in console.progress)
 
 
-def test_a_stop_from_the_console_halts_the_scan_within_two_seconds_and_is_confirmed(
+def test_a_stop_from_the_console_halts_the_scan_within_two_seconds_and_keeps_what_it_found(
     tmp_path: Path,
 ) -> None:
+    """Issue 10.8: a scan stopped mid-way used to throw its data away."""
     halted: dict[str, float] = {}
     agent, console = make_agent(
         tmp_path,
         lambda s: FakeConsole(s, work=[assignment()], stop_after_reports=3),
-        endless_scan(halted),
+        endless_scan(halted, found=2),
     )
 
     agent.run()
 
     assert console.stop_sent_at is not None
     assert halted["at"] - console.stop_sent_at < 2.0
-    assert console.reports == [("stopped", {"attempt_token": "token-1"})]
+    [upload] = console.uploads
+    assert upload.headers["x-surveyor-partial"] == "true"
+    assert upload.headers["x-surveyor-attempt-token"] == "token-1"
+    records = uploaded_records(console, tmp_path)
+    assert [r["type"] for r in records] == ["config", "host", "host", "summary"]
+    assert records[-1]["stopped"] is True
+    assert console.reports == [], "the upload confirms the stop"
+    assert load_pending_upload(tmp_path / "state") is None
+    assert list((tmp_path / "state" / "spool").iterdir()) == []
+
+
+def test_a_finished_scans_upload_is_not_marked_partial(tmp_path: Path) -> None:
+    agent, console = make_agent(
+        tmp_path, lambda s: FakeConsole(s, work=[assignment()]), quick_scan(hosts=1)
+    )
+
+    agent.run()
+
+    [upload] = console.uploads
+    assert "x-surveyor-partial" not in upload.headers
+
+
+def test_a_scan_that_fails_while_stopping_confirms_the_stop_without_data(
+    tmp_path: Path,
+) -> None:
+    def breaks_on_stop(
+        params: ScanParams, *, on_progress: Any, stop: threading.Event | None
+    ) -> Iterator[dict[str, Any]]:
+        assert stop is not None
+        yield {"type": "config"}
+        stop.wait(30)
+        raise OSError("the socket loop died")
+
+    agent, console = make_agent(
+        tmp_path,
+        lambda s: FakeConsole(s, work=[assignment()], stop_after_reports=2),
+        breaks_on_stop,
+    )
+
+    agent.run()
+
     assert console.uploads == []
+    assert console.reports == [("stopped", {"attempt_token": "token-1"})]
+
+
+def test_partial_data_the_console_will_not_take_is_dropped_and_the_agent_goes_on(
+    tmp_path: Path,
+) -> None:
+    """A console that does not keep a stopped scan's data answers 409; the explorer's next
+    poll then settles the stop."""
+    halted: dict[str, float] = {}
+    agent, console = make_agent(
+        tmp_path,
+        lambda s: FakeConsole(
+            s,
+            work=[assignment()],
+            stop_after_reports=2,
+            upload_refusal=(409, "not_running"),
+        ),
+        endless_scan(halted, found=1),
+    )
+
+    agent.run()
+
+    assert len(console.uploads) == 1
+    assert console.upload_bodies == []
+    assert console.polls == 2
+    assert load_pending_upload(tmp_path / "state") is None
+    assert list((tmp_path / "state" / "spool").iterdir()) == []
+
+
+def test_a_partial_upload_left_unfinished_is_delivered_partial_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    data = spool_path(state, 7, 1)
+    data.parent.mkdir(parents=True)
+    write_task_data([{"type": "config"}, {"type": "summary", "stopped": True}], data)
+    content = data.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()
+    save_pending_upload(
+        state, PendingUpload(7, "token-1", str(data), digest, len(content), partial=True)
+    )
+    agent, console = make_agent(tmp_path, lambda s: FakeConsole(s), quick_scan())
+
+    agent.run()
+
+    [upload] = console.uploads
+    assert upload.headers["x-surveyor-partial"] == "true"
+    assert console.upload_bodies == [content]
 
 
 def test_a_report_refused_as_stale_abandons_the_scan_and_its_data(tmp_path: Path) -> None:

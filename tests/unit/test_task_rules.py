@@ -49,6 +49,8 @@ STOP_EDGES = {
     TaskType.SCAN: {("active", "stopping"), ("stopping", "stopped"), ("new", "stopped")},
     TaskType.CONNECTOR: {("connecting", "stopping"), ("stopping", "stopped"), ("new", "stopped")},
 }
+#: What a stopped scan or connector run collected can be processed (reprocess).
+STOPPED_REPROCESS = {("stopped", "processing_queued")}
 CANCEL_FROM = {
     "new",
     "active",
@@ -70,6 +72,8 @@ def expected_edges(task_type: TaskType) -> set[tuple[str, str]]:
     pipeline = PIPELINE_EDGES[task_type]
     statuses_used = {s for edge in pipeline for s in edge}
     stops = STOP_EDGES.get(task_type, {("new", "stopped")})
+    if task_type in STOP_EDGES:
+        stops = stops | STOPPED_REPROCESS
     cancels = {(s, "canceled") for s in CANCEL_FROM if s in statuses_used}
     return pipeline | stops | cancels | COMMON_EDGES
 
@@ -116,7 +120,13 @@ def test_terminal_statuses_lead_nowhere_but_reprocess() -> None:
         for terminal in (S.PROCESSED, S.STOPPED, S.CANCELED):
             targets = {after for (before, after) in table if before is terminal}
             assert targets <= {S.PROCESSING_QUEUED}
-        assert not any(before is S.STOPPED for (before, _after) in table)
+
+
+def test_only_scans_and_connector_runs_can_process_what_they_collected_before_a_stop() -> None:
+    for task_type in TaskType:
+        table = allowed_transitions(task_type, template=False)
+        reprocess = (S.STOPPED, S.PROCESSING_QUEUED) in table
+        assert reprocess is (task_type in (TaskType.SCAN, TaskType.CONNECTOR))
 
 
 # SPEC §3: which tab each status of a standard task and of a template belongs to.

@@ -105,10 +105,33 @@ class TaskOut(BaseModel):
     finished_at: datetime | None
     size_data: int
     size_results: int
+    data_partial: bool = Field(
+        description="the stored data covers only part of the scope (the scan was stopped); "
+        "processing it marks nothing offline"
+    )
 
 
 class TaskPage(BaseModel):
     items: list[TaskOut]
+    next_cursor: str | None
+
+
+class ProcessingRunOut(BaseModel):
+    """One processing of a task's data; every run is kept with its summary and report."""
+
+    run: int = Field(description="1 for the first processing, 2 for the next, …")
+    phase: Literal["merging", "offline", "done", "abandoned"]
+    started_at: datetime
+    ended_at: datetime | None
+    observed_at: datetime = Field(description="when the data was collected")
+    records_total: int
+    records_done: int
+    change_summary: ChangeSummary
+    data_sha256: str | None
+
+
+class ProcessingRunPage(BaseModel):
+    items: list[ProcessingRunOut]
     next_cursor: str | None
 
 

@@ -308,6 +308,7 @@ def _preference(candidate: KnownAsset) -> tuple[float, int]:
 class IgnoreReason(StrEnum):
     EVERY_PORT = "answers on every port"
     SHARED_MAC = "one device answering for many addresses"
+    OUT_OF_SCOPE = "outside the task's scope"
 
 
 def answers_every_port(observation: Observation, probed_ports: int | None) -> bool:

@@ -124,6 +124,10 @@ def _standard_transitions(
     table[(S.PROCESSING, S.PROCESSING_QUEUED)] = _T.LEASE_LOSS
     table[(S.PROCESSED, S.PROCESSING_QUEUED)] = _T.REPROCESS
     table[(S.CANCELED, S.PROCESSING_QUEUED)] = _T.REPROCESS
+    if S.ACTIVE in pipeline or S.CONNECTING in pipeline:
+        # A stopped scan or connector run keeps what it collected; processing it is the
+        # same explicit action (the service checks that there is stored data).
+        table[(S.STOPPED, S.PROCESSING_QUEUED)] = _T.REPROCESS
     return table
 
 

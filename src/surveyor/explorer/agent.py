@@ -5,6 +5,9 @@
 - While a scan runs (in its own thread) the agent reports progress every
   `report_interval` (0.5 s: at least once a second); the answer says whether to stop, and a
   stop sets the scan's stop event at once.
+- A stopped scan keeps what it found: the engine halts and closes its data (the summary
+  says `stopped`), and the agent uploads it marked partial; the console stores it and
+  the task becomes `stopped` (a scan that wrote nothing just confirms the stop).
 - A report refused as stale (a newer attempt exists, or the task no longer runs) ends the
   scan and drops its data.
 - When the console cannot be reached the agent keeps scanning and retries with capped,
@@ -275,6 +278,10 @@ class Agent:
             _remove(path)
             return
         if told_to_stop:
+            if run.error is None and path.is_file():
+                log.info("task %s: stopped as asked; uploading what it found", task.task_id)
+                self._upload(task, path, partial=True)
+                return
             log.info("task %s: stopped as asked", task.task_id)
             self._deliver(task, "stop confirmation", lambda: self.client.confirm_stopped(task))
             _remove(path)
@@ -296,6 +303,10 @@ class Agent:
             return
         with contextlib.suppress(ConsoleUnreachable, Refused, TaskGone):
             self.client.report_progress(task, collect=run.collect(), stats=run.stats())
+        self._upload(task, path, partial=False)
+
+    def _upload(self, task: Assignment, path: Path, *, partial: bool) -> None:
+        """Record the finished data as pending (so a restart still delivers it) and upload."""
         pending = PendingUpload(
             task_id=task.task_id,
             attempt_token=task.attempt_token,
@@ -303,6 +314,7 @@ class Agent:
             sha256=sha256_of(path),
             size=path.stat().st_size,
             retry_max=task.report_retry_max,
+            partial=partial,
         )
         save_pending_upload(self.state_dir, pending)
         self.deliver_upload(pending)
@@ -379,7 +391,11 @@ class Agent:
         while not self.shutdown.is_set():
             try:
                 answer = self.client.upload(
-                    pending.task_id, pending.attempt_token, path, sha256=pending.sha256
+                    pending.task_id,
+                    pending.attempt_token,
+                    path,
+                    sha256=pending.sha256,
+                    partial=pending.partial,
                 )
             except ConsoleUnreachable as exc:
                 delay = backoff.next_delay()

@@ -25,6 +25,8 @@ DEFAULT_TIMEOUT = 15.0
 #: Extra time a held poll may take beyond the wait the explorer asked for.
 POLL_MARGIN_SECONDS = 10.0
 UPLOAD_CHUNK_BYTES = 64 * 1024
+#: Marks an upload as partial data: what a stopped scan found before it halted.
+PARTIAL_HEADER = "X-Surveyor-Partial"
 UPLOAD_TIMEOUT = 300.0
 
 
@@ -226,10 +228,11 @@ class ExplorerClient:
         )
 
     def upload(
-        self, task_id: int, attempt_token: str, path: Path, *, sha256: str
+        self, task_id: int, attempt_token: str, path: Path, *, sha256: str, partial: bool = False
     ) -> dict[str, Any]:
         """Stream the task data file (a chunked body) with its SHA-256 for the console to
-        check. Uploading the same data again is safe: the console answers it as stored."""
+        check. Uploading the same data again is safe: the console answers it as stored.
+        `partial` says the data covers only part of the scope (the scan was stopped)."""
 
         def chunks() -> Iterator[bytes]:
             with path.open("rb") as handle:
@@ -244,6 +247,7 @@ class ExplorerClient:
                 "Content-Type": "application/gzip",
                 "X-Surveyor-Attempt-Token": attempt_token,
                 "X-Surveyor-Content-SHA256": sha256,
+                **({PARTIAL_HEADER: "true"} if partial else {}),
             },
             timeout=UPLOAD_TIMEOUT,
         )

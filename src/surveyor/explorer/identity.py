@@ -42,6 +42,8 @@ class PendingUpload:
     size: int
     #: The longest wait between tries (the console's hint, so it never thinks us silent).
     retry_max: float = 30.0
+    #: What a scan stopped on the console's request found before it halted.
+    partial: bool = False
 
 
 def prepare_state_dir(state_dir: Path) -> Path:
@@ -132,6 +134,7 @@ def load_pending_upload(state_dir: Path) -> PendingUpload | None:
             sha256=str(data["sha256"]),
             size=int(data["size"]),
             retry_max=float(data.get("retry_max", 30.0)),
+            partial=data.get("partial") is True,
         )
     except (KeyError, TypeError, ValueError):
         clear_pending_upload(state_dir)

@@ -3,12 +3,15 @@
 1. The data file must be the one the task stored (its SHA-256); `survey` then reads and checks
    the whole file: bad data cancels the task before anything is written.
 2. A processing run holds the checkpoint (host records merged so far) and the counts. A task
-   whose worker died resumes its unfinished run; any other start is a fresh run that replaces
-   the earlier one and its change report.
+   whose worker died resumes its unfinished run; any other start is a fresh run, numbered
+   after the earlier ones, which all stay with their counts and change reports.
 3. Each batch is one write transaction: the lease is renewed (and progress written) first, so
    a worker that lost its lease fails before writing; then the batch's assets, addresses,
    services and change rows; then the checkpoint moves, only from where this worker left it.
 4. Known assets in the scanned scope that no answer claimed are marked offline, in batches.
+   The scanned scope is the one the console stored for the task (`task_scope`), never what
+   the data says; host records outside it are ignored. Partial data (a stopped scan) marks
+   nothing offline, and a task without a scope (an import) neither.
 5. The run's counts become the task's change summary as it moves to `processed`.
 
 Every timestamp written to the inventory is the scan's time (`observed_at`), never the time of
@@ -45,9 +48,17 @@ from surveyor.core.fingerprint import (
     primary_address,
     primary_hostname,
 )
+from surveyor.core.targets import Scope
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.queue import Claim, renew_lease
-from surveyor.processing.records import Answer, Survey, TaskDataError, answers, survey
+from surveyor.processing.records import (
+    Answer,
+    Survey,
+    TaskDataError,
+    answers,
+    survey,
+    task_scope,
+)
 from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
@@ -94,6 +105,17 @@ class MergeContext:
     @property
     def run_id(self) -> int:
         return int(self.run["id"])
+
+    @property
+    def partial(self) -> bool:
+        """The data covers only part of the scope: the console says so (a stopped scan's
+        upload), or the data itself does."""
+        return bool(self.claim.task.get("data_partial")) or not self.surveyed.complete
+
+    @property
+    def offline_scope(self) -> Scope | None:
+        """The scope whose silent assets go offline: the task's own, for complete data."""
+        return None if self.partial else self.surveyed.scope
 
     @property
     def total(self) -> int:
@@ -149,7 +171,7 @@ def process_claimed_task(
             f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
             "directory of this worker must be the console's"
         )
-    surveyed = survey(path, spool_in=path.parent)
+    surveyed = survey(path, spool_in=path.parent, scope=task_scope(task.get("params") or {}))
     try:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
     finally:
@@ -201,11 +223,12 @@ def _resume_or_start_run(
     run = inventory.latest_run(conn, claim.task_id)
     if (
         run is not None
-        and run["phase"] != "done"
+        and run["phase"] in inventory.UNFINISHED_PHASES
         and run["data_sha256"] == task.get("data_sha256")
         and run["records_total"] == surveyed.host_records
     ):
         return run
+    now = datetime.now(UTC)
     fresh = inventory.start_run(
         conn,
         {
@@ -215,12 +238,12 @@ def _resume_or_start_run(
             "data_sha256": task.get("data_sha256"),
             "worker": claim.owner,
             "observed_at": observed_at,
-            "started_at": datetime.now(UTC),
+            "started_at": now,
             "records_total": surveyed.host_records,
             "phase": "merging",
         },
     )
-    inventory.discard_runs(conn, claim.task_id, keep=fresh["id"])
+    inventory.abandon_unfinished_runs(conn, claim.task_id, keep=fresh["id"], ended_at=now)
     return fresh
 
 
@@ -571,10 +594,7 @@ def _write_batch(conn: Connection, context: MergeContext, writes: BatchWrites) -
     inventory.insert_changes(conn, writes.new_changes + writes.changes)
 
 
-def scope_key_ranges(context: MergeContext) -> list[tuple[str, str]]:
-    scope = context.surveyed.config.scope
-    if scope is None:
-        return []
+def scope_key_ranges(scope: Scope) -> list[tuple[str, str]]:
     ranges = [address_key_bounds(4, first, last) for first, last in scope.ipv4]
     ranges += [address_key_bounds(6, first, last) for first, last in scope.ipv6]
     return ranges
@@ -584,7 +604,7 @@ def mark_silent_assets_offline(
     context: MergeContext, *, batch_size: int, should_stop: Callable[[], bool]
 ) -> None:
     """Mark offline the known assets in the scanned scope that did not answer (SPEC §8)."""
-    scope = context.surveyed.config.scope
+    scope = context.offline_scope
     if scope is None:
         return
     with context.db.read() as conn:
@@ -593,7 +613,7 @@ def mark_silent_assets_offline(
             context.site_id,
             run_id=context.run_id,
             observed_at=context.observed_at,
-            key_ranges=scope_key_ranges(context),
+            key_ranges=scope_key_ranges(scope),
             hostnames=scope.hostnames,
         )
     for start in range(0, len(silent), batch_size):
@@ -640,7 +660,7 @@ def finish(context: MergeContext) -> dict[str, Any]:
             context.task_id,
             TaskStatus.PROCESSED,
             actor=context.claim.owner,
-            message=_summary_sentence(summary),
+            message=_summary_sentence(summary, run=int(run["number"]), partial=context.partial),
             changes={
                 **context.progress(),
                 "progress_process": 1.0,
@@ -658,8 +678,12 @@ def finish(context: MergeContext) -> dict[str, Any]:
         )
 
 
-def _summary_sentence(summary: dict[str, int]) -> str:
+def _summary_sentence(summary: dict[str, int], *, run: int, partial: bool) -> str:
     parts = [
         f"{summary[key]} {key}" for key in ("new", "changed", "offline", "online") if summary[key]
     ]
-    return "processed: " + (", ".join(parts) if parts else "nothing changed")
+    what = "processed" if run == 1 else f"processed again (run {run})"
+    said = f"{what}: " + (", ".join(parts) if parts else "nothing changed")
+    if partial:
+        said += "; the data is partial (its scan was stopped), so nothing was marked offline"
+    return said

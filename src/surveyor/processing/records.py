@@ -5,6 +5,10 @@ A file is a `config` record, one `host` record per answering host, and a `summar
 error names the line), counts the host records and learns how each MAC was used, so that
 the merge that follows never stops half way on bad data. `answers` then reads the file again
 and yields what each host record means for the merge.
+
+What the data says about its own scope (the `config` record's targets) is checked but never
+trusted: the scope that filters host records and bounds offline marking is the one the
+console stored for the task (`task_scope`), passed in by the merge.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import marshal
 import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -64,9 +68,8 @@ class TaskDataError(ValueError):
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """What the `config` record says about the scan: its scope and the ports it probed."""
+    """What the `config` record says about the scan that merging uses: the ports it probed."""
 
-    scope: Scope | None = None
     #: (proto, port) pairs probed; None when the data does not say.
     probed: frozenset[tuple[str, int]] | None = None
     started_at: datetime | None = None
@@ -83,6 +86,12 @@ class Survey:
     config: ScanConfig
     host_records: int
     finished_at: datetime | None
+    #: False when the summary says the scan was stopped (`stopped` or `partial`): the data
+    #: does not cover its scope, so what did not answer may not have been asked.
+    complete: bool = True
+    #: The task's own scope (targets minus excludes, as the console stored them): host
+    #: records outside it are ignored. None: the task has no scope (an import).
+    scope: Scope | None = None
     mac_verdicts: Mapping[str, MacVerdict] = field(default_factory=dict)
     #: Hosts answering with one MAC on several addresses, merged, by MAC.
     merged_hosts: Mapping[str, Observation] = field(default_factory=dict)
@@ -210,11 +219,12 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         ) from None
 
 
-def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
+def survey(path: Path, *, spool_in: Path | None = None, scope: Scope | None = None) -> Survey:
     """Check every record of the file and gather what merging needs; raises TaskDataError.
 
     With `spool_in`, the parsed host records are kept in a temporary file in that folder
-    for `answers` (the caller discards it).
+    for `answers` (the caller discards it). With `scope`, host records outside it count
+    for nothing but the record count: `answers` marks them ignored.
     """
     config: ScanConfig | None = None
     summary = Summary()
@@ -254,7 +264,7 @@ def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
             hosts += 1
             if spool is not None:
                 spool.add(observation)
-            if observation.mac is not None:
+            if observation.mac is not None and in_scope(observation, scope):
                 mac = observation.mac
                 signature = hash(service_signature(observation.services))
                 if mac not in mac_records:
@@ -280,19 +290,44 @@ def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
         if records > 1
     }
     wanted = {mac for mac, verdict in verdicts.items() if verdict is MacVerdict.IDENTITY}
-    merged = _merge_multi_record_hosts(path, spool, wanted) if wanted else {}
-    if not summary.complete:
-        # A stopped scan did not cover its scope: what did not answer may not have been asked.
-        config = replace(config, scope=None)
-    return Survey(config, hosts, summary.finished_at, verdicts, merged, spool)
+    merged = _merge_multi_record_hosts(path, spool, wanted, scope) if wanted else {}
+    return Survey(
+        config, hosts, summary.finished_at, summary.complete, scope, verdicts, merged, spool
+    )
+
+
+def in_scope(observation: Observation, scope: Scope | None) -> bool:
+    """Whether a host record belongs to the scope: one of its addresses, or one of its
+    names (a hostname target), is in it. Everything is in scope when there is none."""
+    if scope is None:
+        return True
+    return any(scope.contains(a) for a in observation.addresses) or any(
+        scope.contains(name) for name in observation.hostnames
+    )
+
+
+def task_scope(params: Mapping[str, Any]) -> Scope | None:
+    """The scope of a task as the console stored it: its params' targets minus excludes
+    (resolved at creation, the site's excludes included). None when it has no targets: an
+    import, or a connector that reads a directory rather than a range."""
+    targets = params.get("targets")
+    if not targets:
+        return None
+    try:
+        return build_scope(
+            parse_targets(targets, ipv6_min_prefix=None),
+            parse_targets(params.get("excludes") or "", field="excludes", ipv6_min_prefix=None),
+        )
+    except TargetError as exc:
+        raise TaskDataError(f"the task's own {exc.field} cannot be read: {exc.message}") from None
 
 
 def _merge_multi_record_hosts(
-    path: Path, spool: Spool | None, wanted: set[str]
+    path: Path, spool: Spool | None, wanted: set[str], scope: Scope | None
 ) -> dict[str, Observation]:
     parts: dict[str, list[Observation]] = {}
     for observation in _observations(path, spool):
-        if observation.mac in wanted:
+        if observation.mac in wanted and in_scope(observation, scope):
             parts.setdefault(observation.mac, []).append(observation)
     return {mac: merge_observations(found) for mac, found in parts.items()}
 
@@ -316,8 +351,11 @@ def answers(path: Path, surveyed: Survey, *, skip: int = 0) -> Iterator[Answer]:
 
 
 def answer_for(observation: Observation, surveyed: Survey) -> Answer:
-    """Apply the task-wide verdicts (bogus answers, shared MACs, multi-address hosts)."""
+    """Apply the task-wide verdicts (outside the task's scope, bogus answers, shared MACs,
+    multi-address hosts)."""
     address = observation.addresses[0]
+    if not in_scope(observation, surveyed.scope):
+        return Answer(observation.line, ignored=IgnoreReason.OUT_OF_SCOPE, address=address)
     if answers_every_port(observation, surveyed.config.probed_count):
         return Answer(observation.line, ignored=IgnoreReason.EVERY_PORT, address=address)
     mac = observation.mac
@@ -350,15 +388,14 @@ def parse_time(value: object, what: str, line: int) -> datetime | None:
 
 
 def parse_config(record: Mapping[str, Any], line: int) -> ScanConfig:
-    """The scope (targets minus excludes) and probed ports of a `config` record."""
+    """The probed ports of a `config` record, whose targets and excludes must be valid."""
     params = record.get("params") if isinstance(record.get("params"), dict) else {}
     assert isinstance(params, dict)
     targets = record.get("targets", params.get("targets"))
     excludes = record.get("excludes", params.get("excludes")) or ""
-    scope: Scope | None = None
     if targets:
         try:
-            scope = build_scope(
+            build_scope(
                 parse_targets(targets, ipv6_min_prefix=None),
                 parse_targets(excludes, field="excludes", ipv6_min_prefix=None),
             )
@@ -371,13 +408,13 @@ def parse_config(record: Mapping[str, Any], line: int) -> ScanConfig:
             probed = frozenset(("tcp", port) for port in parse_ports(ports))
         except PortError as exc:
             raise TaskDataError(f"config ports: {exc.message}", line) from None
-    return ScanConfig(scope, probed, parse_time(record.get("started_at"), "started_at", line))
+    return ScanConfig(probed, parse_time(record.get("started_at"), "started_at", line))
 
 
 @dataclass(frozen=True)
 class Summary:
     """What the `summary` record says: when the scan ended, how many hosts it wrote, and
-    whether it covered its whole scope (a stopped scan did not)."""
+    whether it covered its whole scope (a stopped scan, or data marked partial, did not)."""
 
     finished_at: datetime | None = None
     hosts: int | None = None
@@ -391,7 +428,8 @@ def parse_summary(record: Mapping[str, Any], line: int) -> Summary:
     hosts = record.get("hosts")
     if type(hosts) is not int:
         hosts = None
-    return Summary(finished, hosts, record.get("stopped") is not True)
+    partial = record.get("stopped") is True or record.get("partial") is True
+    return Summary(finished, hosts, not partial)
 
 
 def clean_text(value: object, what: str, line: int, limit: int, where: str = "") -> str:

@@ -5,6 +5,10 @@ report about a task carries the attempt token the launch gave out: a report from
 attempt, or about a task that no longer runs, is refused, so a late message can never
 resurrect or overwrite a newer state. The supervisor cancels the scans of explorers that
 went silent and forces stops that were never confirmed.
+
+A stopped scan keeps what it found: the explorer uploads it while the task is `stopping`,
+and the upload is the stop's confirmation (`stopping → stopped`, data stored, marked
+partial). Data arriving after a forced stop is still stored on the `stopped` task.
 """
 
 from __future__ import annotations
@@ -280,11 +284,19 @@ class UploadStart:
     already_stored: bool
 
 
-#: After the upload, a task's data is in the processing pipeline; uploading the same data
-#: again is answered as a success without storing anything.
+#: After the upload, a task's data is in the processing pipeline (or kept on the stopped
+#: task); uploading the same data again is answered as a success without storing anything.
 _STORED_STATUSES = frozenset(
-    {TaskStatus.PROCESSING_QUEUED, TaskStatus.PROCESSING, TaskStatus.PROCESSED}
+    {
+        TaskStatus.PROCESSING_QUEUED,
+        TaskStatus.PROCESSING,
+        TaskStatus.PROCESSED,
+        TaskStatus.STOPPED,
+    }
 )
+#: Statuses in which the current attempt may upload: scanning or uploading, and being
+#: stopped (what the scan found so far), or stopped by force before its data arrived.
+_UPLOADING = (TaskStatus.ACTIVE, TaskStatus.SCANNED, TaskStatus.STOPPING, TaskStatus.STOPPED)
 
 
 def begin_upload(
@@ -296,13 +308,18 @@ def begin_upload(
     sha256: str,
     now: datetime,
 ) -> UploadStart:
-    """Accept an upload of the current attempt's data: the task becomes `scanned` (the
-    explorer is uploading). A repeat of a stored upload is recognized, not stored again."""
+    """Accept an upload of the current attempt's data: a scanning task becomes `scanned`
+    (the explorer is uploading); a stopping one stays `stopping` until the data is stored.
+    A repeat of a stored upload is recognized, not stored again."""
     check_in(conn, explorer, None, now=now)
     try:
-        task = _reported_task(
-            conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.SCANNED)
-        )
+        task = _reported_task(conn, explorer, task_id, attempt_token, _UPLOADING)
+        if task["status"] == TaskStatus.STOPPED.value and task["data_sha256"] is not None:
+            raise ReportRefused(
+                "not_running",
+                f"task {task_id} is stopped and its data is stored; the upload was ignored",
+                status=task["status"],
+            )
     except ReportRefused as refused:
         stored = task_store.get_task(conn, explorer["organization_id"], task_id)
         if (
@@ -340,23 +357,64 @@ def finish_upload(
     sha256: str,
     store: Callable[[], Path],
     now: datetime,
+    partial: bool = False,
 ) -> UploadStart:
-    """Put verified data in place (`store`) and queue the task for processing. Runs in the
+    """Put verified data in place (`store`) and queue the task for processing; the data of
+    a scan being stopped is kept on the task, which becomes `stopped`. Runs in the
     transaction that checks the attempt once more, so the data of a superseded attempt is
-    never stored; a concurrent identical upload that won the race is answered as stored."""
+    never stored; a concurrent identical upload that won the race is answered as stored.
+
+    Data is partial when the explorer says so or the task is being stopped: processing it
+    never marks anything offline."""
     start = begin_upload(conn, explorer, task_id, attempt_token, sha256=sha256, now=now)
     if start.already_stored:
         return start
+    status = TaskStatus(start.task["status"])
+    stopped = status in (TaskStatus.STOPPING, TaskStatus.STOPPED)
+    data = {
+        "size_data": size,
+        "data_sha256": sha256,
+        "data_partial": partial or stopped,
+        "last_report_at": now,
+    }
     store()
+    name = explorer["name"]
+    if status is TaskStatus.STOPPED:
+        kept = task_store.write_task(conn, start.task, data, now=now)
+        task_store.record_event(
+            conn,
+            kept,
+            kind="data",
+            actor=explorer_actor(explorer),
+            message=f"what the scan found before it was stopped arrived from explorer "
+            f"'{name}' ({size} bytes); process the task to merge it",
+            at=now,
+        )
+        return UploadStart(kept, already_stored=False)
+    if status is TaskStatus.STOPPING:
+        kept = task_store.transition(
+            conn,
+            explorer["organization_id"],
+            task_id,
+            TaskStatus.STOPPED,
+            actor=explorer_actor(explorer),
+            message=f"the explorer '{name}' stopped the scan and uploaded what it had found "
+            f"({size} bytes); process the task to merge it",
+            expected=[TaskStatus.STOPPING],
+            changes=data,
+            now=now,
+        )
+        return UploadStart(kept, already_stored=False)
     queued = task_store.transition(
         conn,
         explorer["organization_id"],
         task_id,
         TaskStatus.PROCESSING_QUEUED,
         actor=explorer_actor(explorer),
-        message=f"task data received from explorer '{explorer['name']}' ({size} bytes)",
+        message=f"task data received from explorer '{name}' ({size} bytes)"
+        + (", partial" if partial else ""),
         expected=[TaskStatus.SCANNED],
-        changes={"size_data": size, "data_sha256": sha256, "last_report_at": now},
+        changes=data,
         now=now,
     )
     return UploadStart(queued, already_stored=False)
@@ -371,9 +429,25 @@ def refuse_invalid_data(
     problem: str,
     now: datetime,
 ) -> None:
-    """Data that is not task data cannot become valid by retrying: cancel the task."""
+    """Data that is not task data cannot become valid by retrying: cancel the task (a scan
+    being stopped just becomes `stopped`, without data)."""
+    said = f"the explorer '{explorer['name']}' uploaded data that is not Surveyor task data"
     try:
-        _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED,))
+        task = _reported_task(
+            conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED, TaskStatus.STOPPING)
+        )
+        if task["status"] == TaskStatus.STOPPING.value:
+            task_store.transition(
+                conn,
+                explorer["organization_id"],
+                task_id,
+                TaskStatus.STOPPED,
+                actor=explorer_actor(explorer),
+                message=f"stopped; {said} ({problem}), so nothing was kept",
+                expected=[TaskStatus.STOPPING],
+                now=now,
+            )
+            return
         task_store.transition(
             conn,
             explorer["organization_id"],
@@ -382,10 +456,7 @@ def refuse_invalid_data(
             actor=explorer_actor(explorer),
             message="invalid task data",
             expected=[TaskStatus.SCANNED],
-            changes={
-                "error": f"the explorer '{explorer['name']}' uploaded data that is not "
-                f"Surveyor task data: {problem}"
-            },
+            changes={"error": f"{said}: {problem}"},
             now=now,
         )
     except (ReportRefused, IllegalTransition):

@@ -23,6 +23,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     literal,
     or_,
@@ -45,6 +46,10 @@ from surveyor.store.schema import (
 IN_CHUNK = 900
 MAX_PAGE_SIZE = 1000
 RUN_COUNTS = ("new", "changed", "offline", "online", "unchanged", "ignored")
+#: A run's phases: merging answers, marking silent assets offline, then done; a run that was
+#: superseded before it finished (its task's data changed) is abandoned, not deleted.
+RUN_PHASES = ("merging", "offline", "done", "abandoned")
+UNFINISHED_PHASES = ("merging", "offline")
 
 
 class InvalidAssetCursor(ValueError):
@@ -469,22 +474,31 @@ def latest_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
     return dict(row) if row is not None else None
 
 
-def discard_runs(conn: Connection, task_id: int, *, keep: int) -> None:
-    """Forget a task's runs but `keep` and their change reports (a fresh run replaces them)."""
-    run_ids = list(
-        conn.execute(
-            select(processing_runs.c.id).where(
-                processing_runs.c.task_id == task_id, processing_runs.c.id != keep
-            )
-        ).scalars()
+def abandon_unfinished_runs(
+    conn: Connection, task_id: int, *, keep: int, ended_at: datetime
+) -> None:
+    """Close a task's unfinished runs but `keep`: a fresh run took over. They stay listed,
+    with what they had counted, as every earlier run does."""
+    conn.execute(
+        update(processing_runs)
+        .where(
+            processing_runs.c.task_id == task_id,
+            processing_runs.c.id != keep,
+            processing_runs.c.phase.in_(UNFINISHED_PHASES),
+        )
+        .values(phase="abandoned", ended_at=ended_at)
     )
-    for chunk in _chunks(run_ids):
-        conn.execute(delete(asset_changes).where(asset_changes.c.run_id.in_(list(chunk))))
-        conn.execute(delete(processing_runs).where(processing_runs.c.id.in_(list(chunk))))
 
 
 def start_run(conn: Connection, values: Mapping[str, Any]) -> dict[str, Any]:
-    row = {**dict.fromkeys(RUN_COUNTS, 0), "records_done": 0, **values}
+    """Open the task's next run, numbered after its earlier ones (which all stay)."""
+    task_id = values["task_id"]
+    number = conn.execute(
+        select(func.coalesce(func.max(processing_runs.c.number), 0) + 1).where(
+            processing_runs.c.task_id == task_id
+        )
+    ).scalar_one()
+    row = {**dict.fromkeys(RUN_COUNTS, 0), "records_done": 0, "number": number, **values}
     run_id = conn.execute(
         insert(processing_runs).values(**row).returning(processing_runs.c.id)
     ).scalar_one()
@@ -529,7 +543,7 @@ def finish_run(conn: Connection, run_id: int, *, ended_at: datetime) -> dict[str
 
 
 def finished_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
-    """The task's latest finished run: the one its change report comes from."""
+    """The task's latest finished run: the one its change report shows by default."""
     row = (
         conn.execute(
             select(processing_runs)
@@ -541,6 +555,31 @@ def finished_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
         .first()
     )
     return dict(row) if row is not None else None
+
+
+def run_by_number(conn: Connection, task_id: int, number: int) -> dict[str, Any] | None:
+    """One of the task's runs, by its number (1 for the first)."""
+    row = (
+        conn.execute(
+            select(processing_runs).where(
+                processing_runs.c.task_id == task_id, processing_runs.c.number == number
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
+
+
+def list_runs(
+    conn: Connection, task_id: int, *, limit: int = 100, before_number: int | None = None
+) -> list[dict[str, Any]]:
+    """The task's processing runs, newest first, by keyset on the run number."""
+    query = select(processing_runs).where(processing_runs.c.task_id == task_id)
+    if before_number is not None:
+        query = query.where(processing_runs.c.number < before_number)
+    rows = conn.execute(query.order_by(processing_runs.c.number.desc()).limit(limit)).mappings()
+    return [dict(row) for row in rows]
 
 
 # Reading -------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.types import TypeDecorator, UserDefinedType
@@ -300,6 +301,9 @@ tasks = Table(
     Column("processing_attempts", Integer, nullable=False, default=0, server_default="0"),
     # SHA-256 of the stored task data, checked on upload and on download.
     Column("data_sha256", String(64), nullable=True),
+    # The stored data covers only part of the scope (the scan was stopped): processing it
+    # never marks anything offline.
+    Column("data_partial", Boolean, nullable=False, default=False, server_default=false()),
     Index("ix_tasks_tab_page", "organization_id", "tab", "hidden", "tab_sort", "id"),
     Index("ix_tasks_all_page", "organization_id", "hidden", "id"),
     Index("uq_tasks_parent_occurrence", "parent_id", "occurrence_at", unique=True),
@@ -480,6 +484,8 @@ processing_runs = Table(
     Column("records_total", Integer, nullable=False, default=0),
     Column("records_done", Integer, nullable=False, default=0),
     Column("phase", String(20), nullable=False),
+    # 1, 2, 3, … per task: every run is kept, with its counts and change report.
+    Column("number", Integer, nullable=False, server_default="0"),
     Column("new", Integer, nullable=False, default=0),
     Column("changed", Integer, nullable=False, default=0),
     Column("offline", Integer, nullable=False, default=0),
@@ -487,6 +493,7 @@ processing_runs = Table(
     Column("unchanged", Integer, nullable=False, default=0),
     Column("ignored", Integer, nullable=False, default=0),
     Index(None, "task_id", "id"),
+    Index("uq_processing_runs_task_number", "task_id", "number", unique=True),
     # Assets remember the run that claimed them, so a run id must never be used twice.
     sqlite_autoincrement=True,
 )

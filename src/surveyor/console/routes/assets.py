@@ -174,6 +174,7 @@ class ChangeOut(BaseModel):
 class ChangeReport(BaseModel):
     task_id: int
     status: str
+    run: int
     observed_at: datetime
     processed_at: datetime | None
     summary: dict[str, int]
@@ -189,10 +190,42 @@ KindFilter = Annotated[
 ReportCursor = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
 ]
+RunNumber = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=1_000_000,
+        description="The processing run (1 for the first); default: the latest finished one.",
+    ),
+]
 
 
-def _run_summary(run: Mapping[str, Any]) -> dict[str, int]:
+def run_summary(run: Mapping[str, Any]) -> dict[str, int]:
+    """A processing run's counts as a change summary (SPEC §4)."""
     return summarize({name: run[name] for name in inventory.RUN_COUNTS})
+
+
+def _report_run(conn: Connection, task: Mapping[str, Any], number: int | None) -> dict[str, Any]:
+    task_id = task["id"]
+    if number is not None:
+        run = inventory.run_by_number(conn, task_id, number)
+        if run is None:
+            raise ApiError(
+                404,
+                "no_run",
+                f"task {task_id} has no processing run {number}",
+                {"run": number},
+            )
+        return run
+    run = inventory.finished_run(conn, task_id)
+    if run is None:
+        raise ApiError(
+            404,
+            "no_changes",
+            f"task {task_id} has no change report"
+            + ("" if task["status"] == "processed" else " (it has not been processed)"),
+        )
+    return run
 
 
 def change_report(
@@ -204,20 +237,15 @@ def change_report(
     limit: int,
     cursor: int | None,
     report_format: ReportFormat,
+    run_number: int | None = None,
 ) -> Any:
-    """A page of the task's per-asset change report, or all of it as a JSONL download."""
+    """A page of the per-asset change report of one of the task's processing runs (by
+    default its latest finished one), or all of it as a JSONL download."""
     with state.db.read() as conn:
         task = task_store.get_task(conn, organization_id, task_id)
         if task is None:
             raise task_store.TaskNotFound(task_id)
-        run = inventory.finished_run(conn, task_id)
-        if run is None:
-            raise ApiError(
-                404,
-                "no_changes",
-                f"task {task_id} has no change report"
-                + ("" if task["status"] == "processed" else " (it has not been processed)"),
-            )
+        run = _report_run(conn, task, run_number)
         wanted = [kind.value for kind in kinds] if kinds else None
         if report_format == "json":
             rows = inventory.list_changes(
@@ -226,18 +254,20 @@ def change_report(
     header = {
         "task_id": task_id,
         "status": task["status"],
+        "run": run["number"],
         "observed_at": run["observed_at"],
         "processed_at": run["ended_at"],
-        "summary": _run_summary(run),
+        "summary": run_summary(run),
     }
     if report_format == "json":
         items = rows[:limit]
         next_cursor = str(items[-1]["id"]) if len(rows) > limit else None
         return {**header, "items": items, "next_cursor": next_cursor}
+    filename = f"task-{task_id}-run-{run['number']}-changes.jsonl"
     return StreamingResponse(
         _report_lines(state, header, run["id"], wanted),
         media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="task-{task_id}-changes.jsonl"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 

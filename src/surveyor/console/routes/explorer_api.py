@@ -408,9 +408,18 @@ async def upload_task_data(
     state: State,
     attempt_token: Annotated[str, Header(alias="X-Surveyor-Attempt-Token", max_length=64)],
     sha256: Annotated[str, Header(alias="X-Surveyor-Content-SHA256", pattern=r"^[0-9a-f]{64}$")],
+    partial: Annotated[
+        bool,
+        Header(
+            alias="X-Surveyor-Partial",
+            description="true: the data covers only part of the scope (the scan was stopped)",
+        ),
+    ] = False,
 ) -> Any:
     """Receive the task data (gzip JSONL, streamed). It is stored only if its SHA-256 matches
-    the header and it is task data; the same data uploaded again is answered, not stored."""
+    the header and it is task data; the same data uploaded again is answered, not stored.
+    While the task is being stopped, this is what the scan found before it halted: it is
+    kept, marked partial, and the task becomes `stopped`."""
 
     def begin() -> explorer_service.UploadStart:
         with state.db.write() as conn:
@@ -454,6 +463,7 @@ async def upload_task_data(
                     sha256=sha256,
                     store=incoming.commit,
                     now=_utcnow(),
+                    partial=partial,
                 )
 
         try:

@@ -18,6 +18,7 @@ from surveyor.console.schemas import (
     HideIn,
     IdPath,
     OccurrencesOut,
+    ProcessingRunPage,
     RecurrenceIn,
     TabCounts,
     TaskCreate,
@@ -32,6 +33,7 @@ from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
+from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
 from surveyor.store.search_sql import compile_search
@@ -292,9 +294,11 @@ def get_task_changes(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: assets_routes.ReportCursor = None,
     format: assets_routes.ReportFormat = "json",
+    run: assets_routes.RunNumber = None,
 ) -> Any:
     """The per-asset change report of a processed task: new, changed, online, offline and
-    ignored answers, page by page, or all of it as a JSONL download (`format=jsonl`)."""
+    ignored answers, page by page, or all of it as a JSONL download (`format=jsonl`).
+    It is the latest processing run's; `run=N` gives an earlier one."""
     return assets_routes.change_report(
         state,
         principal.organization_id,
@@ -303,4 +307,42 @@ def get_task_changes(
         limit=limit,
         cursor=cursor,
         report_format=format,
+        run_number=run,
     )
+
+
+def processing_run_out(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The API shape of a processing run."""
+    return {
+        "run": run["number"],
+        "phase": run["phase"],
+        "started_at": run["started_at"],
+        "ended_at": run["ended_at"],
+        "observed_at": run["observed_at"],
+        "records_total": run["records_total"],
+        "records_done": run["records_done"],
+        "change_summary": assets_routes.run_summary(run),
+        "data_sha256": run["data_sha256"],
+    }
+
+
+@router.get("/{task_id}/processing-runs", response_model=ProcessingRunPage, responses=_ERRORS)
+def list_processing_runs(
+    task_id: IdPath,
+    principal: Viewer,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
+    ] = None,
+) -> dict[str, Any]:
+    """Every processing of the task's data, newest first, each with its change summary;
+    `GET /changes?run=N` gives a run's change report."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+        if task is None:
+            raise task_store.TaskNotFound(task_id)
+        runs = inventory.list_runs(conn, task_id, limit=limit + 1, before_number=cursor)
+    items = runs[:limit]
+    next_cursor = str(items[-1]["number"]) if len(runs) > limit else None
+    return {"items": [processing_run_out(run) for run in items], "next_cursor": next_cursor}

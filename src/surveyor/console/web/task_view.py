@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from surveyor.core import recurrence
-from surveyor.core.changes import SUMMARY_KEYS, ChangeKind
+from surveyor.core.changes import SUMMARY_KEYS, ChangeKind, summarize
 from surveyor.core.tasks import (
     TAB_SPECS,
     TERMINAL_STATUSES,
@@ -65,7 +65,9 @@ def available_actions(task: Mapping[str, Any], role: Role) -> list[Action]:
         table.get((status, TaskStatus.PROCESSING_QUEUED)) is TransitionKind.REPROCESS
         and task["size_data"]
     ):
-        actions.append(Action("reprocess", "Reprocess"))
+        # A stopped scan's data was never processed: processing it is not a "re"-process.
+        label = "Process data" if status is TaskStatus.STOPPED else "Reprocess"
+        actions.append(Action("reprocess", label))
     actions.append(Action("show", "Unhide") if task["hidden"] else Action("hide", "Hide"))
     if template or status is TaskStatus.NEW or status in TERMINAL_STATUSES:
         what = "this recurring task (its past runs stay)" if template else "this task"
@@ -100,6 +102,53 @@ def params_brief(params: Mapping[str, Any]) -> str:
     if size:
         parts.append(f"{size} address" if size == 1 else f"{size:,} addresses")
     return " · ".join(parts)
+
+
+_PHASE_LABELS = {
+    "merging": "merging",
+    "offline": "marking offline",
+    "done": "done",
+    "abandoned": "abandoned",
+}
+
+
+@dataclass(frozen=True)
+class ProcessingRunView:
+    """One processing of a task's data, as the card lists it."""
+
+    number: int
+    phase: str
+    started: datetime
+    ended: datetime | None
+    summary: Mapping[str, int]
+
+    @classmethod
+    def of(cls, run: Mapping[str, Any]) -> ProcessingRunView:
+        counts = {key: int(run[key]) for key in SUMMARY_KEYS if key != "total"}
+        return cls(
+            number=int(run["number"]),
+            phase=str(run["phase"]),
+            started=run["started_at"],
+            ended=run["ended_at"],
+            summary=summarize(counts),
+        )
+
+    @property
+    def phase_label(self) -> str:
+        return _PHASE_LABELS.get(self.phase, self.phase)
+
+    @property
+    def changes(self) -> str:
+        return change_brief(self.summary)
+
+
+def split_processing_runs(
+    runs: list[ProcessingRunView],
+) -> tuple[ProcessingRunView | None, list[ProcessingRunView]]:
+    """The run the task's change summary comes from (the newest finished one), and the
+    others, newest first."""
+    latest = next((run for run in runs if run.phase == "done"), None)
+    return latest, [run for run in runs if run is not latest]
 
 
 #: Statuses past data collection (the processing and completed tabs), and past processing.

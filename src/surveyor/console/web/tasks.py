@@ -29,11 +29,17 @@ from surveyor.console.web.search_box import (
     parse_search,
 )
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
-from surveyor.console.web.task_view import TaskView, available_actions
+from surveyor.console.web.task_view import (
+    ProcessingRunView,
+    TaskView,
+    available_actions,
+    split_processing_runs,
+)
 from surveyor.core.search import SearchError, mentions_key
 from surveyor.core.tasks import ALL_VIEW, TAB_SPECS, IllegalTransition
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
+from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.search_sql import compile_search
@@ -44,6 +50,8 @@ State = Annotated[ConsoleState, Depends(console_state)]
 
 FRAGMENT_HEADER = "x-surveyor-fragment"
 PAGE_SIZE = 50
+#: Processing runs the card lists; `GET /api/v1/tasks/{id}/processing-runs` has them all.
+PROCESSING_RUNS_SHOWN = 20
 DEFAULT_VIEW = TAB_SPECS[next(iter(TAB_SPECS))].tab.value
 #: The views of the page, in tab order: the six tabs, then the complete history.
 VIEWS: list[tuple[str, str]] = [(spec.tab.value, spec.label) for spec in TAB_SPECS.values()] + [
@@ -137,10 +145,18 @@ def _overview_context(conn: Connection, principal: Principal, view: View) -> dic
     if selected is not None:
         runs = task_store.list_runs(conn, selected, limit=10) if selected["recur"] else []
         run_names = task_service.names_by_id(conn, list[Mapping[str, Any]](runs))
+        processings = (
+            inventory.list_runs(conn, selected["id"], limit=PROCESSING_RUNS_SHOWN)
+            if not selected["recur"]
+            else []
+        )
         card = {
             "task": TaskView.of(selected, names),
             "events": task_store.list_events(conn, selected, limit=100),
             "runs": [TaskView.of(run, run_names) for run in runs],
+            "processing_runs": split_processing_runs(
+                [ProcessingRunView.of(run) for run in processings]
+            ),
             "actions": available_actions(selected, principal.role),
             "parent": (
                 task_store.get_task(conn, org, selected["parent_id"])
@@ -278,8 +294,11 @@ def download_data(task_id: int, principal: PagePrincipal, state: State) -> Respo
 
 
 @router.get("/tasks/{task_id:int}/changes")
-def download_changes(task_id: int, principal: PagePrincipal, state: State) -> Response:
-    """The task's change report as a JSONL download (`GET /api/v1/tasks/{id}/changes`)."""
+def download_changes(
+    task_id: int, principal: PagePrincipal, state: State, run: assets_routes.RunNumber = None
+) -> Response:
+    """A change report of the task (its latest processing run's, or run `run`'s) as a JSONL
+    download (`GET /api/v1/tasks/{id}/changes`)."""
     report: Response = assets_routes.change_report(
         state,
         principal.organization_id,
@@ -288,5 +307,6 @@ def download_changes(task_id: int, principal: PagePrincipal, state: State) -> Re
         limit=1,
         cursor=None,
         report_format="jsonl",
+        run_number=run,
     )
     return report
