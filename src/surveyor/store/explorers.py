@@ -193,8 +193,9 @@ def record_checkin(
     now: datetime,
     host: Mapping[str, Any] | None = None,
 ) -> None:
-    """Note that the explorer was heard from now, with its version and host info if given."""
-    values: dict[str, Any] = {"last_checkin_at": now}
+    """Note that the explorer was heard from now, with its version and host info if given
+    (whatever poll of it was dropped before, it is back)."""
+    values: dict[str, Any] = {"last_checkin_at": now, "poll_dropped_at": None}
     if host is not None:
         values.update(
             version=host["version"],
@@ -203,6 +204,24 @@ def record_checkin(
             addresses=list(host["addresses"]),
         )
     conn.execute(update(explorers).where(explorers.c.id == explorer_id).values(**values))
+
+
+def record_poll_dropped(
+    conn: Connection, explorer_id: int, *, checked_in_at: datetime, now: datetime
+) -> bool:
+    """Note that the poll the explorer began with its check-in at `checked_in_at` was
+    dropped. Nothing is written when it has checked in since (it is already polling again,
+    perhaps through another console); returns whether the drop was noted."""
+    result = conn.execute(
+        update(explorers)
+        .where(
+            explorers.c.id == explorer_id,
+            explorers.c.last_checkin_at == checked_in_at,
+            explorers.c.poll_dropped_at.is_(None),
+        )
+        .values(poll_dropped_at=now)
+    )
+    return result.rowcount == 1
 
 
 def lock_explorer(conn: Connection, explorer_id: int) -> dict[str, Any] | None:

@@ -195,6 +195,9 @@ explorers = Table(
     Column("os", String(200), nullable=False, default=""),
     Column("addresses", JSON, nullable=False, default=list),
     Column("last_checkin_at", UTCDateTime, nullable=True),
+    # When the explorer's held poll for work was dropped (its connection closed) and it has
+    # not checked in since; written by whichever console held that poll.
+    Column("poll_dropped_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # The public half of the explorer's secret, used to find the row (the secret is hashed).

@@ -1,0 +1,28 @@
+"""explorers' dropped polls; enrollment token use limits; probe caps; sites' allowed scope
+
+Revision ID: 0010
+Revises: 0007
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import surveyor.store.schema
+
+revision: str = "0010"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_TIME = surveyor.store.schema.UTCDateTime
+
+
+def upgrade() -> None:
+    op.add_column("explorers", sa.Column("poll_dropped_at", _TIME(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("explorers") as batch:
+        batch.drop_column("poll_dropped_at")
