@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, datetime, timedelta
 
 from tests.acceptance.test_cli import Cli, cli  # noqa: F401 (the fixture)
 
@@ -128,3 +129,28 @@ def test_hosted_zones_and_enrollment_tokens_are_listed(cli: Cli) -> None:  # noq
     assert "Revoked" in cli.ok("enrollment", "revoke", str(created["id"]))
     revoked = {item["id"]: item for item in cli.json("enrollment", "list")}[created["id"]]
     assert revoked["revoked_at"] is not None
+
+
+def test_an_enrollment_token_lasts_seven_days_unless_the_command_says_otherwise(
+    cli: Cli,  # noqa: F811
+) -> None:
+    before = datetime.now(UTC)
+    default = cli.json("enrollment", "create", f"week-{os.getpid()}")
+    assert datetime.fromisoformat(default["expires_at"]) >= before + timedelta(days=7)
+    assert default["max_uses"] is None
+
+    shown = cli.ok(
+        "enrollment", "create", f"forever-{os.getpid()}", "--no-expiry", "--max-uses", "3"
+    )
+    assert "It never expires" in shown
+    assert "at most 3 explorer(s)" in shown
+    listed = {item["name"]: item for item in cli.json("enrollment", "list")}
+    forever = listed[f"forever-{os.getpid()}"]
+    assert (forever["expires_at"], forever["max_uses"], forever["state"]) == (None, 3, "usable")
+    row = next(line for line in cli.ok("enrollment", "list").splitlines() if "forever-" in line)
+    assert "0 of 3" in row
+    assert "never" in row
+
+    both = cli.run("enrollment", "create", "confused", "--no-expiry", "--expires-days", "2")
+    assert both.returncode == 2
+    assert "--no-expiry" in both.stderr

@@ -248,3 +248,27 @@ def test_the_sites_and_assets_pages_render(console: ConsoleUnderTest) -> None:
     bad = client.get("/assets", params={"search": "alive:maybe"})
     assert "The search has an error" in bad.text
     assert client.get("/assets/999999").status_code == 404
+
+
+def test_the_enrollment_form_makes_week_long_tokens_unless_told_never_and_limits_uses(
+    console: ConsoleUnderTest,
+) -> None:
+    admin, csrf = signed_in(console, "admin")
+    assert 'placeholder="7"' in admin.get("/explorers").text
+
+    week = admin.post("/explorers/enrollment-tokens", data={"csrf_token": csrf, "name": "week"})
+    forever = admin.post(
+        "/explorers/enrollment-tokens",
+        data={"csrf_token": csrf, "name": "forever", "no_expiry": "1", "max_uses": "2"},
+    )
+
+    assert (week.status_code, forever.status_code) == (200, 200)
+    tokens = {item["name"]: item for item in console.admin.get("/api/v1/enrollment-tokens").json()}
+    assert tokens["week"]["expires_at"] is not None
+    assert tokens["week"]["max_uses"] is None
+    assert tokens["forever"]["expires_at"] is None
+    assert tokens["forever"]["max_uses"] == 2
+    row = re.search(r"<tr><td data-label=\"Name\">forever</td>.*?</tr>", forever.text)
+    assert row is not None
+    assert "0 of 2" in row.group(0)
+    assert "never" in row.group(0)

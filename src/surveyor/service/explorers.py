@@ -97,6 +97,11 @@ def enroll(
         raise EnrollmentRefused(f"the enrollment token '{token['name']}' was revoked")
     if token["expires_at"] is not None and token["expires_at"] <= now:
         raise EnrollmentRefused(f"the enrollment token '{token['name']}' has expired")
+    if not explorer_store.count_enrollment(conn, token["id"], now=now):
+        raise EnrollmentRefused(
+            f"the enrollment token '{token['name']}' is used up: {token['max_uses']} "
+            f"explorer{'s' if token['max_uses'] != 1 else ''} enrolled with it, its limit"
+        )
     organization_id = token["organization_id"]
     if name is None:
         chosen = _unique_name(conn, organization_id, host.hostname or "explorer")
@@ -116,7 +121,6 @@ def enroll(
             **host.as_row(),
         },
     )
-    explorer_store.count_enrollment(conn, token["id"], now=now)
     audit(
         conn,
         organization_id=organization_id,

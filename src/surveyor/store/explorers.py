@@ -59,6 +59,7 @@ def create_enrollment_token(
     site_id: int | None = None,
     hosted_zone_id: int | None = None,
     expires_at: datetime | None = None,
+    max_uses: int | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Create an enrollment token; return its row and the plaintext (never stored)."""
     issued = issue_token(ENROLLMENT_TOKEN_PREFIX)
@@ -74,6 +75,7 @@ def create_enrollment_token(
             created_by=created_by,
             created_at=now,
             expires_at=expires_at,
+            max_uses=max_uses,
             uses=0,
         )
         .returning(enrollment_tokens.c.id)
@@ -133,12 +135,22 @@ def find_enrollment_token(conn: Connection, plaintext: str) -> dict[str, Any] | 
     return row
 
 
-def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> None:
-    conn.execute(
+def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> bool:
+    """Count one more use of the token, unless that would pass its `max_uses`; returns
+    whether it was counted. One conditional statement, so concurrent enrollments (on
+    PostgreSQL the second waits for the first's row lock) never exceed the limit."""
+    result = conn.execute(
         update(enrollment_tokens)
-        .where(enrollment_tokens.c.id == token_id)
+        .where(
+            enrollment_tokens.c.id == token_id,
+            or_(
+                enrollment_tokens.c.max_uses.is_(None),
+                enrollment_tokens.c.uses < enrollment_tokens.c.max_uses,
+            ),
+        )
         .values(uses=enrollment_tokens.c.uses + 1, last_used_at=now)
     )
+    return result.rowcount == 1
 
 
 # Explorers

@@ -356,6 +356,8 @@ enrollment_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("uses", Integer, nullable=False, default=0, server_default="0"),
+    # How many explorers may enroll with it; NULL: no limit.
+    Column("max_uses", Integer, nullable=True),
     Index(None, "organization_id", "id"),
 )
 

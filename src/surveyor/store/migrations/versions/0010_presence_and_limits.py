@@ -21,8 +21,11 @@ _TIME = surveyor.store.schema.UTCDateTime
 
 def upgrade() -> None:
     op.add_column("explorers", sa.Column("poll_dropped_at", _TIME(), nullable=True))
+    op.add_column("enrollment_tokens", sa.Column("max_uses", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("enrollment_tokens") as batch:
+        batch.drop_column("max_uses")
     with op.batch_alter_table("explorers") as batch:
         batch.drop_column("poll_dropped_at")
