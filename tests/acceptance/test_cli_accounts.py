@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -154,3 +155,19 @@ def test_an_enrollment_token_lasts_seven_days_unless_the_command_says_otherwise(
     both = cli.run("enrollment", "create", "confused", "--no-expiry", "--expires-days", "2")
     assert both.returncode == 2
     assert "--no-expiry" in both.stderr
+
+
+def test_names_with_hidden_characters_are_listed_with_escapes(cli: Cli) -> None:  # noqa: F811
+    site = cli.json("site", "create", f"Bra\u200bnch-{os.getpid()}", "--scope", "127.21.0.0/30")
+    cli.json("task", "create", f"invoice\u202egpj-{os.getpid()}.exe", "--site", str(site["id"]))
+
+    sites = cli.ok("site", "list")
+    tasks = cli.ok("task", "list", "--tab", "all")
+    as_json = cli.ok("site", "show", str(site["id"]), "--json")
+
+    for output in (sites, tasks, as_json):
+        assert "\u200b" not in output
+        assert "\u202e" not in output
+    assert f"Bra\\u200bnch-{os.getpid()}" in sites
+    assert f"invoice\\u202egpj-{os.getpid()}.exe" in tasks
+    assert json.loads(as_json)["name"] == f"Bra\u200bnch-{os.getpid()}"

@@ -12,7 +12,15 @@ from rich.table import Table
 
 from surveyor.cli.client import EXIT_USAGE, CliError, ConsoleOption, TokenOption, connect
 from surveyor.cli.listing import add_list, add_show
-from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_json, reports_errors
+from surveyor.cli.render import (
+    MISSING,
+    JsonOption,
+    format_time,
+    out,
+    print_json,
+    reports_errors,
+    shown,
+)
 from surveyor.cli.session import read_password
 
 user_app = typer.Typer(
@@ -52,7 +60,7 @@ def _answer(item: Mapping[str, Any], as_json: bool, text: str) -> None:
     if as_json:
         print_json(item)
     else:
-        out.print(text)
+        out.print(shown(text))
 
 
 def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -62,8 +70,8 @@ def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["email"],
-            item["name"] or MISSING,
+            shown(item["email"]),
+            shown(item["name"] or MISSING),
             item["role"] + (" (superuser)" if item["is_superuser"] else ""),
             "active" if item["is_active"] else "deactivated",
             format_time(item["last_login_at"]) if item["last_login_at"] else "never",
@@ -97,7 +105,7 @@ def create_user(
         print_json(created)
         return
     text = f"Added {created['email']} (user {created['id']}) as {created['role']}."
-    out.print(text)
+    out.print(shown(text))
     if created.get("generated_password"):
         out.print(
             Panel(
@@ -155,11 +163,11 @@ def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["name"],
-            item["scope"] or MISSING,
-            item["excludes"] or MISSING,
+            shown(item["name"]),
+            shown(item["scope"] or MISSING),
+            shown(item["excludes"] or MISSING),
             f"{item['scope_size']:,}",
-            item["description"] or "",
+            shown(item["description"] or ""),
         )
     return table
 

@@ -35,6 +35,7 @@ from surveyor.cli.render import (
     out,
     print_json,
     reports_errors,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -223,13 +224,17 @@ def explorers_table(
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["name"],
+            shown(item["name"]),
             Text("online", style="green") if item["online"] else Text("offline", style="red"),
             format_time(item.get("last_checkin_at")),
-            item.get("version") or MISSING,
-            item.get("hostname") or MISSING,
-            sites.get(item["site_id"], MISSING) if item.get("site_id") else "any",
-            zones.get(item["hosted_zone_id"], MISSING) if item.get("hosted_zone_id") else MISSING,
+            shown(item.get("version") or MISSING),
+            shown(item.get("hostname") or MISSING),
+            shown(sites.get(item["site_id"], MISSING) if item.get("site_id") else "any"),
+            shown(
+                zones.get(item["hosted_zone_id"], MISSING)
+                if item.get("hosted_zone_id")
+                else MISSING
+            ),
             str(item["current_task_id"]) if item.get("current_task_id") else MISSING,
         )
     return table
@@ -255,8 +260,10 @@ def explorer_panel(
     grid.add_column(style="bold")
     grid.add_column()
     for label, value in rows:
-        grid.add_row(label, value)
-    return Panel(grid, title=f"Explorer {item['id']}: {item['name']}", title_align="left")
+        grid.add_row(label, shown(value))
+    title = Text(f"Explorer {item['id']}: ")
+    title.append_text(shown(item["name"]))
+    return Panel(grid, title=title, title_align="left")
 
 
 @explorer_app.command("list")
@@ -323,7 +330,7 @@ def edit_explorer(
     if as_json:
         print_json(item)
         return
-    out.print(f"Updated explorer {item['id']} {item['name']}.")
+    out.print(shown(f"Updated explorer {item['id']} {item['name']}."))
 
 
 @explorer_app.command("delete")
@@ -347,10 +354,10 @@ def zones_table(items: Iterable[Mapping[str, Any]]) -> Table:
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["name"],
+            shown(item["name"]),
             str(item["max_concurrent"]),
             str(item["explorer_count"]),
-            item.get("description") or "",
+            shown(item.get("description") or ""),
         )
     return table
 
@@ -393,8 +400,10 @@ def create_zone(
         print_json(item)
         return
     out.print(
-        f"Created hosted zone {item['id']} {item['name']} "
-        f"(up to {item['max_concurrent']} scans at once)."
+        shown(
+            f"Created hosted zone {item['id']} {item['name']} "
+            f"(up to {item['max_concurrent']} scans at once)."
+        )
     )
 
 
@@ -426,7 +435,7 @@ def edit_zone(
     if as_json:
         print_json(item)
         return
-    out.print(f"Updated hosted zone {item['id']} {item['name']}.")
+    out.print(shown(f"Updated hosted zone {item['id']} {item['name']}."))
 
 
 @zone_app.command("delete")
@@ -457,12 +466,12 @@ def enrollment_table(items: Iterable[Mapping[str, Any]]) -> Table:
             uses += f" of {item['max_uses']}"
         table.add_row(
             str(item["id"]),
-            item["name"],
+            shown(item["name"]),
             Text(state.replace("_", " "), style=_TOKEN_STATE_STYLES.get(state, "")),
             uses,
             format_time(item.get("last_used_at")) if item.get("last_used_at") else "never",
             format_time(item.get("expires_at")) if item.get("expires_at") else "never",
-            item["created_by"],
+            shown(item["created_by"]),
         )
     return table
 
@@ -534,7 +543,7 @@ def create_enrollment(
     out.print(
         Panel(
             body_text,
-            title=f"Enrollment token {created['id']}: {created['name']}",
+            title=shown(f"Enrollment token {created['id']}: {created['name']}"),
             title_align="left",
             border_style="green",
             expand=False,
