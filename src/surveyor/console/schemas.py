@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
@@ -306,12 +307,20 @@ class TokenCreated(TokenOut):
 class OrganizationIn(Strict):
     name: str = _name()
     scope_cap: int = Field(default=65_536, ge=1, le=1 << 32)
+    probe_cap: int = Field(
+        default=DEFAULT_PROBE_CAP,
+        ge=1,
+        le=1 << 48,
+        description="port probes (addresses times ports) one scan may make; an edit without it "
+        "keeps the current one",
+    )
 
 
 class OrganizationOut(BaseModel):
     id: int
     name: str
     scope_cap: int
+    probe_cap: int
     created_at: datetime
 
 

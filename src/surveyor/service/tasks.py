@@ -76,14 +76,15 @@ def _check_runner(
 def validated_params(
     conn: Connection, principal: Principal, site: Mapping[str, Any], params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Scan params checked against SPEC §7 and the organization's scope cap, normalized."""
-    cap = accounts.organization_scope_cap(conn, principal.organization_id)
+    """Scan params checked against SPEC §7 and the organization's scope and probe caps,
+    normalized."""
     try:
         checked = validate_scan_params(
             params,
             default_targets=site["scope"],
             default_excludes=site["excludes"],
-            scope_cap=cap,
+            scope_cap=accounts.organization_scope_cap(conn, principal.organization_id),
+            probe_cap=accounts.organization_probe_cap(conn, principal.organization_id),
         )
     except ScanParamsError as exc:
         raise InvalidTask(

@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
+from surveyor.core.scan_params import DEFAULT_PROBE_CAP
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -101,6 +103,14 @@ organizations = Table(
     Column("id", Id, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("scope_cap", Integer, nullable=False, default=65536),
+    # Port probes (addresses times ports) one task may make.
+    Column(
+        "probe_cap",
+        BigInteger,
+        nullable=False,
+        default=DEFAULT_PROBE_CAP,
+        server_default=str(DEFAULT_PROBE_CAP),
+    ),
     Column("created_at", UTCDateTime, nullable=False),
 )
 

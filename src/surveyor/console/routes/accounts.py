@@ -271,7 +271,9 @@ def list_organizations(_principal: Superuser, state: State) -> Any:
 def create_organization(body: OrganizationIn, principal: Superuser, state: State) -> Any:
     """Create an organization; the calling superuser becomes its admin."""
     with state.db.write() as conn:
-        org = accounts.create_organization(conn, body.name, scope_cap=body.scope_cap)
+        org = accounts.create_organization(
+            conn, body.name, scope_cap=body.scope_cap, probe_cap=body.probe_cap
+        )
         accounts.set_membership(conn, org["id"], principal.user_id, Role.ADMIN)
         audit(
             conn,
@@ -293,11 +295,17 @@ def create_organization(body: OrganizationIn, principal: Superuser, state: State
 def update_organization(
     org_id: IdPath, body: OrganizationIn, principal: Superuser, state: State
 ) -> Any:
-    """Rename an organization or change its scope cap."""
+    """Rename an organization or change its scope and probe caps."""
     with state.db.write() as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
-        accounts.update_organization(conn, org_id, name=body.name, scope_cap=body.scope_cap)
+        accounts.update_organization(
+            conn,
+            org_id,
+            name=body.name,
+            scope_cap=body.scope_cap,
+            probe_cap=body.probe_cap if "probe_cap" in body.model_fields_set else None,
+        )
         audit(
             conn,
             organization_id=org_id,
