@@ -171,3 +171,23 @@ def test_names_with_hidden_characters_are_listed_with_escapes(cli: Cli) -> None:
     assert f"Bra\\u200bnch-{os.getpid()}" in sites
     assert f"invoice\\u202egpj-{os.getpid()}.exe" in tasks
     assert json.loads(as_json)["name"] == f"Bra\u200bnch-{os.getpid()}"
+
+
+def test_an_admin_sets_a_sites_allowed_scope_from_the_cli(cli: Cli) -> None:  # noqa: F811
+    name = f"fenced-{os.getpid()}"
+    site = cli.json("site", "create", name, "--scope", "127.22.0.0/30")
+    assert site["allowed_scope"] == ""
+    assert "the scope" in cli.ok("site", "show", str(site["id"]))
+
+    edited = cli.json("site", "edit", str(site["id"]), "--allowed-scope", "127.22.0.0/24")
+    shown = cli.ok("site", "show", str(site["id"]))
+    bad = cli.run("site", "edit", str(site["id"]), "--allowed-scope", "127.22.0.0/33")
+    other = cli.json("site", "create", f"wide-{os.getpid()}", "--allowed-scope", "127.23.0.0/16")
+
+    assert edited["allowed_scope"] == "127.22.0.0/24"
+    assert "127.22.0.0/24" in shown
+    assert bad.returncode == 1
+    assert "127.22.0.0/33" in bad.stderr
+    assert other["allowed_scope"] == "127.23.0.0/16"
+    reset = cli.json("site", "edit", str(site["id"]), "--allowed-scope", "")
+    assert reset["allowed_scope"] == ""

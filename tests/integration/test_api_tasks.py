@@ -117,6 +117,11 @@ def test_an_organization_whose_probe_cap_was_raised_accepts_the_bigger_scan(
         json={"name": organization["name"], "probe_cap": 2**33},
     )
     assert raised.json()["probe_cap"] == 2**33
+    site = console.admin.get("/api/v1/sites").json()[0]
+    widened = console.admin.patch(
+        f"/api/v1/sites/{site['id']}", json={"allowed_scope": "127.0.0.0/8"}
+    )
+    assert widened.status_code == 200, widened.text
 
     task = create(console.as_role("operator"), params=HUGE_PROBE_SCAN, start_time=FUTURE)
 

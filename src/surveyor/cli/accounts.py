@@ -49,6 +49,13 @@ Scope = Annotated[
 Excludes = Annotated[
     str | None, typer.Option("--excludes", help="Addresses no scan of the site may touch.")
 ]
+AllowedScope = Annotated[
+    str | None,
+    typer.Option(
+        "--allowed-scope",
+        help="Where operators may scan (default: the scope); '' resets it to the scope.",
+    ),
+]
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -157,7 +164,7 @@ def remove_user(user_id: UserId, console: ConsoleOption = None, token: TokenOpti
 
 def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
-    for title in ("ID", "Name", "Scope", "Excludes", "Addresses", "Description"):
+    for title in ("ID", "Name", "Scope", "Excludes", "Allowed", "Addresses", "Description"):
         justify: Literal["left", "right"] = "right" if title in ("ID", "Addresses") else "left"
         table.add_column(title, justify=justify, overflow="fold")
     for item in items:
@@ -166,6 +173,7 @@ def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
             shown(item["name"]),
             shown(item["scope"] or MISSING),
             shown(item["excludes"] or MISSING),
+            shown(item.get("allowed_scope") or "the scope"),
             f"{item['scope_size']:,}",
             shown(item["description"] or ""),
         )
@@ -182,13 +190,21 @@ def create_site(
     name: Annotated[str, typer.Argument(help="The site's name.")],
     scope: Scope = None,
     excludes: Excludes = None,
+    allowed_scope: AllowedScope = None,
     description: Description = None,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Create a site; its scope prefills the targets of new scans."""
-    body = _given(name=name, scope=scope, excludes=excludes, description=description)
+    """Create a site; its scope prefills the targets of new scans, and operators scan only
+    inside its allowed scope (the scope unless --allowed-scope says otherwise)."""
+    body = _given(
+        name=name,
+        scope=scope,
+        excludes=excludes,
+        allowed_scope=allowed_scope,
+        description=description,
+    )
     with connect(console, token) as client:
         item = client.post("/sites", body)
     _answer(
@@ -205,16 +221,24 @@ def edit_site(
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     scope: Scope = None,
     excludes: Excludes = None,
+    allowed_scope: AllowedScope = None,
     description: Description = None,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Rename a site or change its scope (future scans use the new scope)."""
-    body = _given(name=name, scope=scope, excludes=excludes, description=description)
+    """Rename a site or change its scope or allowed scope (future scans use the new ones)."""
+    body = _given(
+        name=name,
+        scope=scope,
+        excludes=excludes,
+        allowed_scope=allowed_scope,
+        description=description,
+    )
     if not body:
         raise CliError(
-            "nothing to change; pass --name, --scope, --excludes or --description", EXIT_USAGE
+            "nothing to change; pass --name, --scope, --excludes, --allowed-scope or --description",
+            EXIT_USAGE,
         )
     with connect(console, token) as client:
         item = client.request("PATCH", f"/sites/{site_id}", json=body)

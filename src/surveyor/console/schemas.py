@@ -181,11 +181,18 @@ class OccurrencesOut(BaseModel):
     description: str
 
 
+_ALLOWED_SCOPE = (
+    "where operators may scan (addresses, ranges, networks, hostnames); empty: the site's "
+    "scope. Admins may scan outside it (audited)."
+)
+
+
 class SiteIn(Strict):
     name: str = _name()
     description: str = Field(default="", max_length=10_000)
     scope: str = Field(default="", max_length=100_000)
     excludes: str = Field(default="", max_length=100_000)
+    allowed_scope: str = Field(default="", max_length=100_000, description=_ALLOWED_SCOPE)
 
 
 class SiteUpdate(Strict):
@@ -193,6 +200,7 @@ class SiteUpdate(Strict):
     description: str | None = Field(default=None, max_length=10_000)
     scope: str | None = Field(default=None, max_length=100_000)
     excludes: str | None = Field(default=None, max_length=100_000)
+    allowed_scope: str | None = Field(default=None, max_length=100_000, description=_ALLOWED_SCOPE)
 
 
 class SiteOut(BaseModel):
@@ -202,6 +210,7 @@ class SiteOut(BaseModel):
     description: str
     scope: str
     excludes: str
+    allowed_scope: str
     scope_size: int
     created_at: datetime
     updated_at: datetime

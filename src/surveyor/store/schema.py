@@ -169,6 +169,8 @@ sites = Table(
     Column("description", Text, nullable=False, default=""),
     Column("scope", Text, nullable=False, default=""),
     Column("excludes", Text, nullable=False, default=""),
+    # Where operators may scan (admins set it); empty: the site's scope.
+    Column("allowed_scope", Text, nullable=False, default="", server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "name"),

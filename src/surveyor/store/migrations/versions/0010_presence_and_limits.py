@@ -22,6 +22,7 @@ _TIME = surveyor.store.schema.UTCDateTime
 def upgrade() -> None:
     op.add_column("explorers", sa.Column("poll_dropped_at", _TIME(), nullable=True))
     op.add_column("enrollment_tokens", sa.Column("max_uses", sa.Integer(), nullable=True))
+    op.add_column("sites", sa.Column("allowed_scope", sa.Text(), nullable=False, server_default=""))
     op.add_column(
         "organizations",
         sa.Column("probe_cap", sa.BigInteger(), nullable=False, server_default="65536000"),
@@ -29,6 +30,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sites") as batch:
+        batch.drop_column("allowed_scope")
     with op.batch_alter_table("organizations") as batch:
         batch.drop_column("probe_cap")
     with op.batch_alter_table("enrollment_tokens") as batch:
