@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from surveyor.core.tasks import LAUNCH_FAILURE_TEXT, WAIT_REASON_TEXT, WaitReason
+from surveyor.scheduler.firing import launch_expired_error
 from surveyor.service.launch import (
     POLL_RETURN_GRACE,
     Runner,
@@ -150,3 +151,9 @@ def test_every_wait_reason_is_explained_in_words(reason: WaitReason) -> None:
     assert WAIT_REASON_TEXT[reason].startswith("waiting for ")
     if reason is not WaitReason.NOT_DUE:
         assert LAUNCH_FAILURE_TEXT[reason]
+
+
+def test_a_scan_canceled_after_waiting_for_an_empty_zone_says_so() -> None:
+    assert launch_expired_error(3600, WaitReason.ZONE_EMPTY.value) == (
+        "could not launch within its 1 hour grace period: its hosted zone had no explorer"
+    )

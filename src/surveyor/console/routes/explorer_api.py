@@ -10,7 +10,9 @@ out to the console; the console never dials an explorer.
 
 A held poll wakes when a task is created or changed through this console's API, or when
 the supervisor finds a launchable scan, and otherwise re-checks the database every
-`poll_recheck_seconds` (other consoles may have changed something).
+`poll_recheck_seconds` (other consoles may have changed something). A held poll whose
+connection drops is noted in the explorer's row, so every console counts the explorer
+offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 """
 
 from __future__ import annotations
