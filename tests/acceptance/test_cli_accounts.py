@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import httpx2
 
@@ -246,3 +248,64 @@ def test_hosted_zones_and_enrollment_tokens_are_listed(cli: Cli) -> None:  # noq
     assert "Revoked" in cli.ok("enrollment", "revoke", str(created["id"]))
     revoked = {item["id"]: item for item in cli.json("enrollment", "list")}[created["id"]]
     assert revoked["revoked_at"] is not None
+
+
+def test_an_enrollment_token_lasts_seven_days_unless_the_command_says_otherwise(
+    cli: Cli,  # noqa: F811
+) -> None:
+    before = datetime.now(UTC)
+    default = cli.json("enrollment", "create", f"week-{os.getpid()}")
+    assert datetime.fromisoformat(default["expires_at"]) >= before + timedelta(days=7)
+    assert default["max_uses"] is None
+
+    shown = cli.ok(
+        "enrollment", "create", f"forever-{os.getpid()}", "--no-expiry", "--max-uses", "3"
+    )
+    assert "It never expires" in shown
+    assert "at most 3 explorer(s)" in shown
+    listed = {item["name"]: item for item in cli.json("enrollment", "list")}
+    forever = listed[f"forever-{os.getpid()}"]
+    assert (forever["expires_at"], forever["max_uses"], forever["state"]) == (None, 3, "usable")
+    row = next(line for line in cli.ok("enrollment", "list").splitlines() if "forever-" in line)
+    assert "0 of 3" in row
+    assert "never" in row
+
+    both = cli.run("enrollment", "create", "confused", "--no-expiry", "--expires-days", "2")
+    assert both.returncode == 2
+    assert "--no-expiry" in both.stderr
+
+
+def test_names_with_hidden_characters_are_listed_with_escapes(cli: Cli) -> None:  # noqa: F811
+    site = cli.json("site", "create", f"Bra\u200bnch-{os.getpid()}", "--scope", "127.21.0.0/30")
+    cli.json("task", "create", f"invoice\u202egpj-{os.getpid()}.exe", "--site", str(site["id"]))
+
+    sites = cli.ok("site", "list")
+    tasks = cli.ok("task", "list", "--tab", "all")
+    as_json = cli.ok("site", "show", str(site["id"]), "--json")
+
+    for output in (sites, tasks, as_json):
+        assert "\u200b" not in output
+        assert "\u202e" not in output
+    assert f"Bra\\u200bnch-{os.getpid()}" in sites
+    assert f"invoice\\u202egpj-{os.getpid()}.exe" in tasks
+    assert json.loads(as_json)["name"] == f"Bra\u200bnch-{os.getpid()}"
+
+
+def test_an_admin_sets_a_sites_allowed_scope_from_the_cli(cli: Cli) -> None:  # noqa: F811
+    name = f"fenced-{os.getpid()}"
+    site = cli.json("site", "create", name, "--scope", "127.22.0.0/30")
+    assert site["allowed_scope"] == ""
+    assert "the scope" in cli.ok("site", "show", str(site["id"]))
+
+    edited = cli.json("site", "edit", str(site["id"]), "--allowed-scope", "127.22.0.0/24")
+    shown = cli.ok("site", "show", str(site["id"]))
+    bad = cli.run("site", "edit", str(site["id"]), "--allowed-scope", "127.22.0.0/33")
+    other = cli.json("site", "create", f"wide-{os.getpid()}", "--allowed-scope", "127.23.0.0/16")
+
+    assert edited["allowed_scope"] == "127.22.0.0/24"
+    assert "127.22.0.0/24" in shown
+    assert bad.returncode == 1
+    assert "127.22.0.0/33" in bad.stderr
+    assert other["allowed_scope"] == "127.23.0.0/16"
+    reset = cli.json("site", "edit", str(site["id"]), "--allowed-scope", "")
+    assert reset["allowed_scope"] == ""

@@ -8,6 +8,7 @@ not wait for the production defaults.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,59 @@ def test_a_restarted_explorer_keeps_its_identity(
     names = [item["name"] for item in console.api.get("/api/v1/explorers").json()]
     assert names.count(explorer.name) == 1
     assert not any(name.startswith(f"{explorer.name}-") for name in names)
+
+
+def holds_a_poll(console: ServerProcess, explorer: ExplorerProcess) -> bool:
+    """Whether the explorer has polled since it enrolled: enrolling notes its check-in just
+    before its row is created, every poll after that. With nothing to do, it is holding that
+    poll now."""
+    found = console.api.get(f"/api/v1/explorers/{explorer.explorer_id}").json()
+    checked_in = datetime.fromisoformat(found["last_checkin_at"])
+    return checked_in > datetime.fromisoformat(found["created_at"])
+
+
+def test_a_pinned_scan_of_an_explorer_killed_while_idle_shows_explorer_offline_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """The console notices the killed explorer's dropped poll; it does not wait for the
+    online window (the production default of 60 s here) to pass."""
+    data_dir = tmp_path / "console-data"
+    data_dir.mkdir()
+    server = ServerProcess("console", data_dir)
+    server.start()
+    explorer = ExplorerProcess(server, tmp_path / "explorer-state", "killed-while-idle")
+    try:
+        explorer.start(enrollment_token(server))
+        wait_until(
+            lambda: holds_a_poll(server, explorer),
+            seconds=10,
+            what="the explorer asking for work",
+        )
+
+        explorer.kill()
+        wait_until(
+            lambda: (
+                not server.api.get(f"/api/v1/explorers/{explorer.explorer_id}").json()["online"]
+            ),
+            seconds=8,
+            what="the killed explorer showing offline",
+        )
+        task = server.create_scan(
+            name="pinned",
+            explorer_id=explorer.explorer_id,
+            params={"targets": "127.0.0.1", "tcp_ports": "9", "probes": []},
+        )
+        waiting = wait_until(
+            lambda: (
+                (found := server.task(task["id"]))["wait_reason"] == "explorer_offline" and found
+            ),
+            seconds=5,
+            what="the pinned scan waiting with reason explorer_offline",
+        )
+
+        assert waiting["status"] == "new"
+        messages = [event["message"] for event in server.events(task["id"])]
+        assert f"waiting for its explorer to come online ('{explorer.name}')" in messages
+    finally:
+        explorer.stop()
+        server.close()

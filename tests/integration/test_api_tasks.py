@@ -86,6 +86,50 @@ def test_the_scope_cap_refuses_a_scan_that_is_too_big(console: ConsoleUnderTest)
     assert "cap" in error["message"]
 
 
+HUGE_PROBE_SCAN = {"targets": "127.0.0.0/16", "tcp_ports": "1-65535"}
+
+
+def test_the_probe_cap_refuses_every_port_of_a_full_scope_naming_both_numbers(
+    console: ConsoleUnderTest,
+) -> None:
+    operator = console.as_role("operator")
+    error = error_of(
+        operator.post("/api/v1/tasks", json={"name": "x", "params": HUGE_PROBE_SCAN}), 400
+    )
+
+    assert error["details"]["field"] == "params.tcp_ports"
+    assert "4,294,901,760 port probes (65,536 addresses, 65,535 ports each)" in error["message"]
+    assert "cap of 65,536,000" in error["message"]
+    task = create(operator, start_time=FUTURE)
+    edit = operator.patch(f"/api/v1/tasks/{task['id']}", json={"params": HUGE_PROBE_SCAN})
+    assert error_of(edit, 400)["details"]["field"] == "params.tcp_ports"
+    assert console.admin.get("/api/v1/tasks/counts").json()["counts"]["all"] == 1
+
+
+def test_an_organization_whose_probe_cap_was_raised_accepts_the_bigger_scan(
+    console: ConsoleUnderTest,
+) -> None:
+    org_id = console.organization_id
+    organization = console.admin.get("/api/v1/organizations").json()[0]
+    assert organization["probe_cap"] == 65_536_000
+    raised = console.admin.patch(
+        f"/api/v1/organizations/{org_id}",
+        json={"name": organization["name"], "probe_cap": 2**33},
+    )
+    assert raised.json()["probe_cap"] == 2**33
+    site = console.admin.get("/api/v1/sites").json()[0]
+    widened = console.admin.patch(
+        f"/api/v1/sites/{site['id']}", json={"allowed_scope": "127.0.0.0/8"}
+    )
+    assert widened.status_code == 200, widened.text
+
+    task = create(console.as_role("operator"), params=HUGE_PROBE_SCAN, start_time=FUTURE)
+
+    assert task["params"]["scope_size"] * task["params"]["ports_count"] == 4_294_901_760
+    renamed = console.admin.patch(f"/api/v1/organizations/{org_id}", json={"name": "Renamed"})
+    assert renamed.json()["probe_cap"] == 2**33
+
+
 @pytest.mark.parametrize(
     ("body", "status", "mentions"),
     [

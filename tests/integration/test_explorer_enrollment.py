@@ -3,12 +3,14 @@ them for their own secret, and an explorer is online while it keeps checking in.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from datetime import datetime, timedelta
 
 import httpx2
 from sqlalchemy import select
 
-from surveyor.store.schema import enrollment_tokens, explorers
+from surveyor.store import explorers as explorer_store
+from surveyor.store.schema import audit_events, enrollment_tokens, explorers
 from tests.support.console import ConsoleUnderTest
 from tests.support.explorers import (
     HOST,
@@ -200,3 +202,106 @@ def test_another_organizations_enrollment_tokens_are_not_found(
     assert other_admin.get(f"/api/v1/enrollment-tokens/{created['id']}").status_code == 404
     assert other_admin.delete(f"/api/v1/enrollment-tokens/{created['id']}").status_code == 404
     assert other_admin.get("/api/v1/enrollment-tokens").json() == []
+
+
+def test_an_enrollment_token_expires_after_seven_days_unless_asked_otherwise(
+    console: ConsoleUnderTest,
+) -> None:
+    before = utcnow()
+    default = enrollment_token(console.admin)
+    chosen = enrollment_token(console.admin, expires_in_days=30)
+    forever = enrollment_token(console.admin, expires_in_days=None)
+    after = utcnow()
+
+    expires = datetime.fromisoformat(default["expires_at"])
+    assert before + timedelta(days=7) <= expires <= after + timedelta(days=7)
+    assert datetime.fromisoformat(chosen["expires_at"]) >= before + timedelta(days=30)
+    assert forever["expires_at"] is None
+    assert (default["state"], forever["state"]) == ("usable", "usable")
+    with console.db.read() as conn:
+        audited = conn.execute(
+            select(audit_events.c.details).where(
+                audit_events.c.object_type == "enrollment_token",
+                audit_events.c.object_id == forever["id"],
+            )
+        ).scalar_one()
+    assert audited["expires_at"] is None
+
+
+def test_a_token_limited_to_two_uses_enrolls_two_explorers_and_then_nobody(
+    console: ConsoleUnderTest,
+) -> None:
+    created = enrollment_token(console.admin, max_uses=2)
+
+    first = _enroll_with(console, created["token"], name="one")
+    second = _enroll_with(console, created["token"], name="two")
+    third = _enroll_with(console, created["token"], name="three")
+
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert third.status_code == 401
+    assert third.json()["error"]["message"] == (
+        f"the enrollment token '{created['name']}' is used up: "
+        "2 explorers enrolled with it, its limit"
+    )
+    shown = console.admin.get(f"/api/v1/enrollment-tokens/{created['id']}").json()
+    assert (shown["uses"], shown["max_uses"], shown["state"], shown["usable"]) == (
+        2,
+        2,
+        "used_up",
+        False,
+    )
+    names = [item["name"] for item in console.admin.get("/api/v1/explorers").json()]
+    assert "three" not in names
+
+
+def test_a_refused_enrollment_does_not_count_as_a_use(console: ConsoleUnderTest) -> None:
+    created = enrollment_token(console.admin, max_uses=1)
+    enroll(console, name="taken")
+
+    clash = _enroll_with(console, created["token"], name="taken")
+    fresh = _enroll_with(console, created["token"], name="fresh")
+
+    assert clash.status_code == 409
+    assert fresh.status_code == 201
+
+
+def test_token_limits_are_checked(console: ConsoleUnderTest) -> None:
+    for body in ({"expires_in_days": 0}, {"max_uses": 0}, {"expires_in_days": "soon"}):
+        refused = console.admin.post("/api/v1/enrollment-tokens", json={"name": "x", **body})
+        assert refused.status_code == 422, body
+        assert refused.json()["error"]["details"]
+
+
+def test_the_last_use_of_a_token_goes_to_one_of_two_concurrent_enrollments(
+    console: ConsoleUnderTest,
+) -> None:
+    created = enrollment_token(console.admin, max_uses=1)
+    with console.db.read() as conn:
+        token = explorer_store.find_enrollment_token(conn, created["token"])
+    assert token is not None
+    counted = threading.Event()
+    release = threading.Event()
+    results: dict[str, bool] = {}
+
+    def first() -> None:
+        with console.db.write() as conn:
+            results["first"] = explorer_store.count_enrollment(conn, token["id"], now=utcnow())
+            counted.set()
+            assert release.wait(10)
+
+    def second() -> None:
+        with console.db.write() as conn:
+            results["second"] = explorer_store.count_enrollment(conn, token["id"], now=utcnow())
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert counted.wait(10)
+    two = threading.Thread(target=second)
+    two.start()
+    release.set()
+    one.join(10)
+    two.join(10)
+
+    assert results == {"first": True, "second": False}
+    shown = console.admin.get(f"/api/v1/enrollment-tokens/{created['id']}").json()
+    assert shown["uses"] == 1

@@ -160,7 +160,7 @@ def test_a_zone_scan_waits_for_a_member_when_the_zone_has_a_slot_but_no_idle_mem
     refresh(db)
 
     assert reload(db, waiting)["wait_reason"] == "explorer_busy"
-    assert reload(db, orphan)["wait_reason"] == "explorer_offline"
+    assert reload(db, orphan)["wait_reason"] == "zone_empty"
 
 
 def test_a_scan_with_no_explorer_or_zone_goes_to_an_explorer_of_its_site_or_without_site(

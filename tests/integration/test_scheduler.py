@@ -146,7 +146,12 @@ class Schedules:
 def schedules(db: Database) -> Iterator[Schedules]:
     with db.write() as conn:
         org = accounts.create_organization(conn, "Acme")
-        create_record(conn, sites, org["id"], {"name": "HQ", "scope": "127.0.0.1"})
+        create_record(
+            conn,
+            sites,
+            org["id"],
+            {"name": "HQ", "scope": "127.0.0.1", "allowed_scope": "127.0.0.0/24"},
+        )
         user = accounts.create_user(conn, "operator@example.test", password=None)
         accounts.set_membership(conn, org["id"], user["id"], accounts.Role.OPERATOR)
     principal = accounts.Principal(

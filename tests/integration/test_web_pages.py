@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import tasks as store
@@ -11,6 +12,7 @@ from surveyor.store.records import create_record
 from surveyor.store.schema import explorers
 from tests.integration.test_web_sessions import FUTURE, create, signed_in
 from tests.support.console import ConsoleUnderTest
+from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
 
 FRAGMENT = {"X-Surveyor-Fragment": "1"}
 
@@ -248,3 +250,107 @@ def test_the_sites_and_assets_pages_render(console: ConsoleUnderTest) -> None:
     bad = client.get("/assets", params={"search": "alive:maybe"})
     assert "The search has an error" in bad.text
     assert client.get("/assets/999999").status_code == 404
+
+
+def test_the_enrollment_form_makes_week_long_tokens_unless_told_never_and_limits_uses(
+    console: ConsoleUnderTest,
+) -> None:
+    admin, csrf = signed_in(console, "admin")
+    assert 'placeholder="7"' in admin.get("/explorers").text
+
+    week = admin.post("/explorers/enrollment-tokens", data={"csrf_token": csrf, "name": "week"})
+    forever = admin.post(
+        "/explorers/enrollment-tokens",
+        data={"csrf_token": csrf, "name": "forever", "no_expiry": "1", "max_uses": "2"},
+    )
+
+    assert (week.status_code, forever.status_code) == (200, 200)
+    tokens = {item["name"]: item for item in console.admin.get("/api/v1/enrollment-tokens").json()}
+    assert tokens["week"]["expires_at"] is not None
+    assert tokens["week"]["max_uses"] is None
+    assert tokens["forever"]["expires_at"] is None
+    assert tokens["forever"]["max_uses"] == 2
+    row = re.search(r"<tr><td data-label=\"Name\">forever</td>.*?</tr>", forever.text)
+    assert row is not None
+    assert "0 of 2" in row.group(0)
+    assert "never" in row.group(0)
+
+
+RLO = "\u202e"
+ZWSP = "\u200b"
+SHOWN_RLO = '<span class="hidden-char" title="U+202E RIGHT-TO-LEFT OVERRIDE">\\u202e</span>'
+SHOWN_ZWSP = '<span class="hidden-char" title="U+200B ZERO WIDTH SPACE">\\u200b</span>'
+
+
+def test_hidden_characters_in_names_and_banners_are_shown_escaped_on_every_page(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    site = console.admin.post(
+        "/api/v1/sites", json={"name": f"Bra{ZWSP}nch", "scope": "127.0.0.0/24"}
+    ).json()
+    task = create(console, name=f"invoice{RLO}gpj.exe", site_id=site["id"], start_time=FUTURE)
+    token = console.admin.post("/api/v1/enrollment-tokens", json={"name": "t"}).json()["token"]
+    enrolled = console.client.post(
+        "/api/v1/explorer/enroll",
+        json={"name": f"probe{RLO}1", "hostname": f"host{ZWSP}a", "os": "Linux\x1b[31m"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    place = Place(console.organization_id, site["id"])
+    queue_hosts(
+        console.db,
+        tmp_path,
+        place,
+        [
+            host(
+                "127.0.0.7",
+                hostnames=["mail.corp.example"],
+                services=[
+                    service(25, banner=f"220 smtp{RLO}ready\r\n"),
+                    service(80, http={"status": 200, "title": f"Log{ZWSP}in"}),
+                ],
+            )
+        ],
+        targets="127.0.0.0/24",
+        ports="25,80",
+    )
+    process_all(console.db, tmp_path)
+    asset_id = console.admin.get("/api/v1/assets").json()["items"][0]["id"]
+    client, _ = signed_in(console, "viewer")
+
+    pages = {
+        "tasks": client.get(f"/tasks?tab=scheduled&task={task['id']}").text,
+        "sites": client.get("/sites").text,
+        "explorers": client.get("/explorers").text,
+        "assets": client.get("/assets").text,
+        "asset": client.get(f"/assets/{asset_id}").text,
+    }
+
+    for name, page in pages.items():
+        assert RLO not in page, name
+        assert ZWSP not in page, name
+        assert "\x1b" not in page, name
+    assert f"invoice{SHOWN_RLO}gpj.exe" in pages["tasks"]
+    assert f"Bra{SHOWN_ZWSP}nch" in pages["tasks"]
+    assert 'aria-label="Scan progress of invoice\\u202egpj.exe"' in pages["tasks"]
+    assert f"Bra{SHOWN_ZWSP}nch" in pages["sites"]
+    assert f"probe{SHOWN_RLO}1" in pages["explorers"]
+    assert f"host{SHOWN_ZWSP}a" in pages["explorers"]
+    assert 'Linux<span class="hidden-char" title="U+001B">\\u001b</span>[31m' in pages["explorers"]
+    assert "mail.corp.example" in pages["assets"]
+    assert f"220 smtp{SHOWN_RLO}ready" in pages["asset"]
+    assert f"“Log{SHOWN_ZWSP}in”" in pages["asset"]
+
+
+def test_a_search_with_a_hidden_character_is_shown_escaped_and_kept_as_typed(
+    console: ConsoleUnderTest,
+) -> None:
+    create(console, name=f"a{ZWSP}b", start_time=FUTURE)
+    client, _ = signed_in(console)
+    query = f"name:a{ZWSP}b"
+
+    page = client.get("/tasks", params={"tab": "scheduled", "search": query}).text
+
+    assert f'value="{query}"' in page
+    assert f"matching “name:a{SHOWN_ZWSP}b”" in page
+    assert page.count(ZWSP) == 1

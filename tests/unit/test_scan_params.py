@@ -12,6 +12,7 @@ from surveyor.core.ports import TOP100, format_ports
 from surveyor.core.scan_params import (
     DEFAULT_MAX_HOST_RATE,
     DEFAULT_MAX_SOCKETS,
+    DEFAULT_PROBE_CAP,
     DEFAULT_RATE,
     SCAN_PARAM_KEYS,
     Probe,
@@ -185,6 +186,49 @@ def test_a_scope_over_the_cap_is_rejected_with_its_size() -> None:
 def test_an_admin_raised_cap_admits_a_larger_scope() -> None:
     params = validate({"targets": "127.0.0.0/8", "excludes": ""}, scope_cap=2**24)
     assert params.scope_size == 2**24 - 1
+
+
+def probe_capped(params: Mapping[str, object], cap: int = DEFAULT_PROBE_CAP) -> ScanParams:
+    return validate_scan_params(
+        params, default_targets="", default_excludes="", scope_cap=65536, probe_cap=cap
+    )
+
+
+def test_every_address_of_the_scope_cap_on_every_port_is_refused_naming_both_numbers() -> None:
+    with pytest.raises(ScanParamsError) as caught:
+        probe_capped({"targets": "10.0.0.0/16", "tcp_ports": "1-65535"})
+
+    assert caught.value.field == "tcp_ports"
+    assert caught.value.message == (
+        "the scan would make 4,294,901,760 port probes (65,536 addresses, 65,535 ports each), "
+        "more than the cap of 65,536,000 per task; narrow the targets or the ports, or ask "
+        "an admin to raise the cap"
+    )
+
+
+def test_the_default_probe_cap_admits_the_scope_cap_on_a_thousand_ports() -> None:
+    params = probe_capped({"targets": "10.0.0.0/16", "tcp_ports": "1-1000"})
+    assert params.scope_size * len(params.tcp_ports) == DEFAULT_PROBE_CAP
+    whole_range = probe_capped({"targets": "127.0.0.1", "tcp_ports": "1-65535"})
+    assert len(whole_range.tcp_ports) == 65535
+
+
+def test_an_admin_raised_probe_cap_admits_more_probes() -> None:
+    params = probe_capped({"targets": "10.0.0.0/16", "tcp_ports": "1-65535"}, cap=2**33)
+    assert params.scope_size == 65536
+
+
+@given(addresses=st.integers(1, 256), ports=st.integers(1, 300), cap=st.integers(1, 80_000))
+def test_the_probe_cap_bounds_addresses_times_ports(addresses: int, ports: int, cap: int) -> None:
+    params = {
+        "targets": f"10.0.0.0-10.0.{(addresses - 1) // 256}.{(addresses - 1) % 256}",
+        "tcp_ports": f"1-{ports}",
+    }
+    if addresses * ports > cap:
+        with pytest.raises(ScanParamsError, match=f"{addresses:,} address"):
+            probe_capped(params, cap)
+    else:
+        assert probe_capped(params, cap).scope_size == addresses
 
 
 def test_excludes_that_remove_everything_are_rejected() -> None:

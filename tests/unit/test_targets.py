@@ -14,6 +14,7 @@ from surveyor.core.targets import (
     TargetSet,
     build_scope,
     check_scope_cap,
+    first_outside,
     parse_targets,
     split_entries,
 )
@@ -443,3 +444,60 @@ def test_address_like_text_either_scopes_or_raises_a_target_error(text: str) -> 
             message = ""
             assert scope.size >= 1
         assert message in ("", "nothing left to scan after excludes")
+
+
+@pytest.mark.parametrize(
+    ("targets", "excludes", "allowed", "outside"),
+    [
+        ("127.0.0.0/24", "", "127.0.0.0/16", None),
+        ("127.0.0.1, 127.0.1.0/24", "", "127.0.0.0/24", ("127.0.1.0/24", "127.0.1.0")),
+        ("127.0.0.0/23", "127.0.1.0/24", "127.0.0.0/24", None),
+        ("127.0.0.0/23", "127.0.1.0/25", "127.0.0.0/24", ("127.0.0.0/23", "127.0.1.128")),
+        (
+            "127.0.0.5-127.0.0.20",
+            "",
+            "127.0.0.0-127.0.0.9, 127.0.0.10/31, 127.0.0.12/30, 127.0.0.16-20",
+            None,
+        ),
+        ("fe80::1", "", "127.0.0.0/8", ("fe80::1", "fe80::1")),
+        ("host.example", "", "127.0.0.0/8", ("host.example", "host.example")),
+        ("HOST.example.", "", "host.example, 127.0.0.1", None),
+        ("host.example", "host.example", "127.0.0.1", None),
+        ("127.0.0.1", "", "", ("127.0.0.1", "127.0.0.1")),
+    ],
+)
+def test_the_first_target_outside_an_allowed_scope_is_named(
+    targets: str, excludes: str, allowed: str, outside: tuple[str, str] | None
+) -> None:
+    found = first_outside(
+        parse_targets(targets),
+        parse_targets(excludes, field="excludes"),
+        parse_targets(allowed, field="allowed_scope", ipv6_min_prefix=None),
+    )
+    if outside is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert (found.target.text, found.first_outside) == outside
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255)), min_size=1, max_size=4),
+    st.lists(st.tuples(st.integers(0, 255), st.integers(0, 255)), max_size=4),
+)
+def test_a_scope_is_inside_an_allowed_scope_exactly_when_every_address_is(
+    wanted: list[tuple[int, int]], permitted: list[tuple[int, int]]
+) -> None:
+    def text(pairs: list[tuple[int, int]]) -> str:
+        return ", ".join(f"127.0.0.{min(a, b)}-127.0.0.{max(a, b)}" for a, b in pairs)
+
+    targets = parse_targets(text(wanted))
+    allowed = parse_targets(text(permitted), field="allowed_scope")
+    addresses = {n for a, b in wanted for n in range(min(a, b), max(a, b) + 1)}
+    allowed_addresses = {n for a, b in permitted for n in range(min(a, b), max(a, b) + 1)}
+
+    found = first_outside(targets, parse_targets("", field="excludes"), allowed)
+
+    assert (found is None) == addresses.issubset(allowed_addresses)
+    if found is not None:
+        assert int(found.first_outside.rsplit(".", 1)[1]) not in allowed_addresses

@@ -14,7 +14,15 @@ from rich.table import Table
 
 from surveyor.cli.client import EXIT_USAGE, CliError, ConsoleOption, TokenOption, connect
 from surveyor.cli.listing import add_list, add_show
-from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_json, reports_errors
+from surveyor.cli.render import (
+    MISSING,
+    JsonOption,
+    format_time,
+    out,
+    print_json,
+    reports_errors,
+    shown,
+)
 from surveyor.cli.session import read_password
 
 user_app = typer.Typer(
@@ -53,6 +61,13 @@ Scope = Annotated[
 Excludes = Annotated[
     str | None, typer.Option("--excludes", help="Addresses no scan of the site may touch.")
 ]
+AllowedScope = Annotated[
+    str | None,
+    typer.Option(
+        "--allowed-scope",
+        help="Where operators may scan (default: the scope); '' resets it to the scope.",
+    ),
+]
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -64,7 +79,7 @@ def _answer(item: Mapping[str, Any], as_json: bool, text: str) -> None:
     if as_json:
         print_json(item)
     else:
-        out.print(text)
+        out.print(shown(text))
 
 
 def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -74,8 +89,8 @@ def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["email"],
-            item["name"] or MISSING,
+            shown(item["email"]),
+            shown(item["name"] or MISSING),
             item["role"] + (" (superuser)" if item["is_superuser"] else ""),
             "active" if item["is_active"] else "deactivated",
             format_time(item["last_login_at"]) if item["last_login_at"] else "never",
@@ -139,7 +154,7 @@ def invite_user(
     if as_json:
         print_json(added)
         return
-    out.print(describe_added(added))
+    out.print(shown(describe_added(added)))
     if added.get("generated_password"):
         _show_generated_password(added["generated_password"])
 
@@ -352,17 +367,18 @@ def edit_account(
 
 def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
-    for title in ("ID", "Name", "Scope", "Excludes", "Addresses", "Description"):
+    for title in ("ID", "Name", "Scope", "Excludes", "Allowed", "Addresses", "Description"):
         justify: Literal["left", "right"] = "right" if title in ("ID", "Addresses") else "left"
         table.add_column(title, justify=justify, overflow="fold")
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["name"],
-            item["scope"] or MISSING,
-            item["excludes"] or MISSING,
+            shown(item["name"]),
+            shown(item["scope"] or MISSING),
+            shown(item["excludes"] or MISSING),
+            shown(item.get("allowed_scope") or "the scope"),
             f"{item['scope_size']:,}",
-            item["description"] or "",
+            shown(item["description"] or ""),
         )
     return table
 
@@ -377,13 +393,21 @@ def create_site(
     name: Annotated[str, typer.Argument(help="The site's name.")],
     scope: Scope = None,
     excludes: Excludes = None,
+    allowed_scope: AllowedScope = None,
     description: Description = None,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Create a site; its scope prefills the targets of new scans."""
-    body = _given(name=name, scope=scope, excludes=excludes, description=description)
+    """Create a site; its scope prefills the targets of new scans, and operators scan only
+    inside its allowed scope (the scope unless --allowed-scope says otherwise)."""
+    body = _given(
+        name=name,
+        scope=scope,
+        excludes=excludes,
+        allowed_scope=allowed_scope,
+        description=description,
+    )
     with connect(console, token) as client:
         item = client.post("/sites", body)
     _answer(
@@ -400,16 +424,24 @@ def edit_site(
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
     scope: Scope = None,
     excludes: Excludes = None,
+    allowed_scope: AllowedScope = None,
     description: Description = None,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Rename a site or change its scope (future scans use the new scope)."""
-    body = _given(name=name, scope=scope, excludes=excludes, description=description)
+    """Rename a site or change its scope or allowed scope (future scans use the new ones)."""
+    body = _given(
+        name=name,
+        scope=scope,
+        excludes=excludes,
+        allowed_scope=allowed_scope,
+        description=description,
+    )
     if not body:
         raise CliError(
-            "nothing to change; pass --name, --scope, --excludes or --description", EXIT_USAGE
+            "nothing to change; pass --name, --scope, --excludes, --allowed-scope or --description",
+            EXIT_USAGE,
         )
     with connect(console, token) as client:
         item = client.request("PATCH", f"/sites/{site_id}", json=body)

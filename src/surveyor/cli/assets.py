@@ -21,6 +21,7 @@ from surveyor.cli.render import (
     print_json,
     reports_errors,
     search_pointer,
+    shown,
 )
 
 asset_app = typer.Typer(help="Search the asset inventory and inspect assets.", no_args_is_help=True)
@@ -49,10 +50,10 @@ def asset_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None)
         table.add_row(
             Text(str(asset["id"])),
             Text(asset["address"]),
-            Text(asset.get("hostname") or MISSING),
-            Text(asset.get("mac") or MISSING),
-            Text(asset.get("os") or MISSING),
-            Text(asset.get("site") or MISSING),
+            shown(asset.get("hostname") or MISSING),
+            shown(asset.get("mac") or MISSING),
+            shown(asset.get("os") or MISSING),
+            shown(asset.get("site") or MISSING),
             _alive_text(bool(asset["alive"])),
             Text(", ".join(port.split(" ")[0] for port in asset.get("ports") or []) or MISSING),
             Text(format_time(asset.get("last_seen"), now)),
@@ -77,9 +78,9 @@ def _services_table(services: Iterable[Mapping[str, Any]]) -> Table:
             details.append(service["banner"].splitlines()[0][:120])
         table.add_row(
             Text(f"{service['port']}/{service['proto']}"),
-            Text(service.get("name") or MISSING),
-            Text(service.get("product") or MISSING),
-            Text("; ".join(details) or MISSING),
+            shown(service.get("name") or MISSING),
+            shown(service.get("product") or MISSING),
+            shown("; ".join(details) or MISSING),
         )
     return table
 
@@ -95,7 +96,7 @@ def _history_table(history: Iterable[Mapping[str, Any]], now: datetime) -> Table
             Text(format_time(change.get("observed_at"), now)),
             Text(str(change["task_id"])),
             Text(change["kind"]),
-            Text(describe_details(change.get("details") or {})),
+            shown(describe_details(change.get("details") or {})),
         )
     return table
 
@@ -138,14 +139,14 @@ def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
     ]
     for label, value in rows:
         if value is not None:
-            grid.add_row(label, value if isinstance(value, Text) else Text(value))
+            grid.add_row(label, value if isinstance(value, Text) else shown(value))
     parts: list[Any] = [grid]
     if asset.get("services"):
         parts += [Text(""), _services_table(asset["services"])]
     if asset.get("history"):
         parts += [Text(""), _history_table(asset["history"], now)]
     title = Text(f"Asset {asset['id']}: ")
-    title.append(asset.get("hostname") or asset["address"], style="bold")
+    title.append_text(shown(asset.get("hostname") or asset["address"], style="bold"))
     return Panel(Group(*parts), title=title, title_align="left", border_style="blue", expand=False)
 
 

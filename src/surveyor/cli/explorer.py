@@ -35,6 +35,7 @@ from surveyor.cli.render import (
     out,
     print_json,
     reports_errors,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -223,13 +224,17 @@ def explorers_table(
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["name"],
+            shown(item["name"]),
             Text("online", style="green") if item["online"] else Text("offline", style="red"),
             format_time(item.get("last_checkin_at")),
-            item.get("version") or MISSING,
-            item.get("hostname") or MISSING,
-            sites.get(item["site_id"], MISSING) if item.get("site_id") else "any",
-            zones.get(item["hosted_zone_id"], MISSING) if item.get("hosted_zone_id") else MISSING,
+            shown(item.get("version") or MISSING),
+            shown(item.get("hostname") or MISSING),
+            shown(sites.get(item["site_id"], MISSING) if item.get("site_id") else "any"),
+            shown(
+                zones.get(item["hosted_zone_id"], MISSING)
+                if item.get("hosted_zone_id")
+                else MISSING
+            ),
             str(item["current_task_id"]) if item.get("current_task_id") else MISSING,
         )
     return table
@@ -255,8 +260,10 @@ def explorer_panel(
     grid.add_column(style="bold")
     grid.add_column()
     for label, value in rows:
-        grid.add_row(label, value)
-    return Panel(grid, title=f"Explorer {item['id']}: {item['name']}", title_align="left")
+        grid.add_row(label, shown(value))
+    title = Text(f"Explorer {item['id']}: ")
+    title.append_text(shown(item["name"]))
+    return Panel(grid, title=title, title_align="left")
 
 
 @explorer_app.command("list")
@@ -323,7 +330,7 @@ def edit_explorer(
     if as_json:
         print_json(item)
         return
-    out.print(f"Updated explorer {item['id']} {item['name']}.")
+    out.print(shown(f"Updated explorer {item['id']} {item['name']}."))
 
 
 @explorer_app.command("delete")
@@ -347,10 +354,10 @@ def zones_table(items: Iterable[Mapping[str, Any]]) -> Table:
     for item in items:
         table.add_row(
             str(item["id"]),
-            item["name"],
+            shown(item["name"]),
             str(item["max_concurrent"]),
             str(item["explorer_count"]),
-            item.get("description") or "",
+            shown(item.get("description") or ""),
         )
     return table
 
@@ -393,8 +400,10 @@ def create_zone(
         print_json(item)
         return
     out.print(
-        f"Created hosted zone {item['id']} {item['name']} "
-        f"(up to {item['max_concurrent']} scans at once)."
+        shown(
+            f"Created hosted zone {item['id']} {item['name']} "
+            f"(up to {item['max_concurrent']} scans at once)."
+        )
     )
 
 
@@ -426,7 +435,7 @@ def edit_zone(
     if as_json:
         print_json(item)
         return
-    out.print(f"Updated hosted zone {item['id']} {item['name']}.")
+    out.print(shown(f"Updated hosted zone {item['id']} {item['name']}."))
 
 
 @zone_app.command("delete")
@@ -438,25 +447,31 @@ def delete_zone(zone_id: ZoneId, console: ConsoleOption = None, token: TokenOpti
     out.print(f"Deleted hosted zone {zone_id}.")
 
 
+_TOKEN_STATE_STYLES = {
+    "usable": "green",
+    "revoked": "red",
+    "expired": "yellow",
+    "used_up": "yellow",
+}
+
+
 def enrollment_table(items: Iterable[Mapping[str, Any]]) -> Table:
     table = Table(show_edge=False, header_style="bold")
     for column in ("ID", "Name", "State", "Uses", "Last used", "Expires", "Created by"):
         table.add_column(column, overflow="fold")
     for item in items:
-        if item.get("revoked_at"):
-            state = Text("revoked", style="red")
-        elif not item["usable"]:
-            state = Text("expired", style="yellow")
-        else:
-            state = Text("usable", style="green")
+        state = item.get("state") or ("usable" if item["usable"] else "revoked")
+        uses = str(item["uses"])
+        if item.get("max_uses") is not None:
+            uses += f" of {item['max_uses']}"
         table.add_row(
             str(item["id"]),
-            item["name"],
-            state,
-            str(item["uses"]),
+            shown(item["name"]),
+            Text(state.replace("_", " "), style=_TOKEN_STATE_STYLES.get(state, "")),
+            uses,
             format_time(item.get("last_used_at")) if item.get("last_used_at") else "never",
             format_time(item.get("expires_at")) if item.get("expires_at") else "never",
-            item["created_by"],
+            shown(item["created_by"]),
         )
     return table
 
@@ -473,38 +488,62 @@ def create_enrollment(
     ] = None,
     expires_days: Annotated[
         int | None,
-        typer.Option("--expires-days", min=1, max=3650, help="Expire after this many days."),
+        typer.Option(
+            "--expires-days", min=1, max=3650, help="Expire after this many days (default 7)."
+        ),
+    ] = None,
+    no_expiry: Annotated[
+        bool, typer.Option("--no-expiry", help="Never expire (until revoked).")
+    ] = False,
+    max_uses: Annotated[
+        int | None,
+        typer.Option(
+            "--max-uses", min=1, max=1_000_000, help="How many explorers may enroll with it."
+        ),
     ] = None,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Create an enrollment token; it is shown only this once."""
-    body = {
+    """Create an enrollment token (valid 7 days unless told otherwise); it is shown only
+    this once."""
+    if no_expiry and expires_days is not None:
+        raise CliError("choose --expires-days or --no-expiry, not both", EXIT_USAGE)
+    body: dict[str, Any] = {
         key: value
         for key, value in (
             ("name", name),
             ("site_id", site),
             ("hosted_zone_id", zone),
             ("expires_in_days", expires_days),
+            ("max_uses", max_uses),
         )
         if value is not None
     }
+    if no_expiry:
+        body["expires_in_days"] = None
     with connect(console, token) as client:
         created = client.post("/enrollment-tokens", body)
         url = client.console
     if as_json:
         print_json(created)
         return
+    limits = (
+        f"It expires {format_time(created['expires_at'])}"
+        if created.get("expires_at")
+        else "It never expires (revoke it when it is no longer needed)"
+    )
+    if created.get("max_uses") is not None:
+        limits += f" and enrolls at most {created['max_uses']} explorer(s)"
     body_text = Text.assemble(
         (created["token"], "bold"),
-        "\n\nStore it now: it will not be shown again. Run an explorer with it:\n",
+        f"\n\n{limits}.\nStore it now: it will not be shown again. Run an explorer with it:\n",
         (f"  surveyor explorer --console {url} --token {created['token']}", "cyan"),
     )
     out.print(
         Panel(
             body_text,
-            title=f"Enrollment token {created['id']}: {created['name']}",
+            title=shown(f"Enrollment token {created['id']}: {created['name']}"),
             title_align="left",
             border_style="green",
             expand=False,

@@ -1,6 +1,10 @@
 """How the CLI shows things: Rich tables and panels, statuses with their labels, times, errors.
 
 Results go to stdout, errors and progress to stderr, so `--json` output can be piped.
+Text from users and the network goes through `shown`: characters that would hide or
+disguise it (a right-to-left override, zero-width characters, terminal controls; see
+`core.visible_text`) appear as escapes (`\u202e`) in a style of their own, and Rich markup
+in it is never interpreted. `--json` output writes them as JSON escapes (the same value).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import CliError
+from surveyor.core import visible_text
 from surveyor.core.tasks import (
     ALL_VIEW,
     TAB_SPECS,
@@ -50,10 +55,33 @@ ALL_LABEL = "All"
 MISSING = "—"
 
 
+#: How a hidden character's escape looks in a terminal, unlike anything typed.
+HIDDEN_STYLE = "reverse red"
+
+
 def print_json(data: Any) -> None:
-    """Machine-readable output exactly as the API gave it."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """Machine-readable output exactly as the API gave it (hidden characters as escapes)."""
+    dumped = json.dumps(data, indent=2, ensure_ascii=False)
+    sys.stdout.write(visible_text.json_escape_hidden(dumped) + "\n")
     sys.stdout.flush()
+
+
+def shown(value: object, style: str = "") -> Text:
+    """Text from a user or the network, safe for the terminal: hidden characters appear as
+    their escapes in `HIDDEN_STYLE`, and markup in it is never interpreted."""
+    text = Text(style=style)
+    for part, hidden in visible_text.segments("" if value is None else str(value)):
+        if hidden:
+            text.append(visible_text.escape_of(part), style=HIDDEN_STYLE)
+        else:
+            text.append(part)
+    return text
+
+
+def plain(value: object) -> str:
+    """Text from a user or the network inside a plain string (a title, a sentence): hidden
+    characters as escapes, unstyled."""
+    return visible_text.reveal("" if value is None else str(value))
 
 
 def status_text(status: str) -> Text:
@@ -166,16 +194,16 @@ def task_table(
     for task in items:
         row: list[Text | str] = [
             Text(str(task["id"])),
-            Text(task["name"]),
+            shown(task["name"]),
             Text(task["type"]),
             status_text(task["status"]),
-            Text(site_name(task.get("site_id"), sites)),
+            shown(site_name(task.get("site_id"), sites)),
             Text(percent(overall_progress(task))),
         ]
         if next_run:
             row.append(Text(format_time(task.get("recur_next"), now)))
         row.append(Text(format_time(task.get("created_at"), now)))
-        row.append(Text(task.get("created_by") or MISSING))
+        row.append(shown(task.get("created_by") or MISSING))
         table.add_row(*row)
     return table
 
@@ -251,18 +279,18 @@ def task_panel(
     rows: list[tuple[str, Text | str | None]] = [
         ("Status", status_text(task["status"])),
         ("Waiting", wait_reason_text(task.get("wait_reason"))),
-        ("Error", Text(task["error"], style="red") if task.get("error") else None),
+        ("Error", shown(task["error"], style="red") if task.get("error") else None),
         ("Type", task["type"]),
-        ("Description", task.get("description") or None),
+        ("Description", shown(task["description"]) if task.get("description") else None),
         (
             "Site",
-            f"{site_name(task.get('site_id'), sites)} (id {task.get('site_id')})"
+            shown(f"{site_name(task.get('site_id'), sites)} (id {task.get('site_id')})")
             if task.get("site_id")
             else None,
         ),
         ("Explorer", named(explorer, task.get("explorer_id"))),
         ("Hosted zone", named(zone, task.get("hosted_zone_id"))),
-        ("Created", f"{created} by {task.get('created_by') or MISSING}"),
+        ("Created", shown(f"{created} by {task.get('created_by') or MISSING}")),
         ("Updated", when("updated_at")),
         ("Start time", when("start_time")),
         ("Recurrence", _recurrence(task)),
@@ -293,19 +321,20 @@ def task_panel(
     ]
     for label, value in rows:
         if value is not None:
-            grid.add_row(label, value if isinstance(value, Text) else Text(value))
+            grid.add_row(label, value if isinstance(value, Text) else shown(value))
     title = Text(f"Task {task['id']}: ")
-    title.append(task["name"], style="bold")
+    title.append_text(shown(task["name"], style="bold"))
     return Panel(grid, title=title, title_align="left", border_style="blue", expand=False)
 
 
 def created_summary(task: Mapping[str, Any], sites: Mapping[int, str]) -> Text:
     """What `task create` says about the task it made."""
     line = Text(f"Created task {task['id']} ")
-    line.append(task["name"], style="bold")
+    line.append_text(shown(task["name"], style="bold"))
     line.append(" (")
     line.append_text(status_text(task["status"]))
-    line.append(f") in site {site_name(task.get('site_id'), sites)}")
+    line.append(") in site ")
+    line.append_text(shown(site_name(task.get("site_id"), sites)))
     if task.get("recur") and task.get("recur_next"):
         line.append(f"; next run {format_time(task['recur_next'])}")
     elif task.get("wait_reason") == WaitReason.NOT_DUE and task.get("start_time"):
@@ -335,8 +364,8 @@ def events_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None
             Text(format_time(event["at"], now)),
             Text(event["kind"]),
             change,
-            Text(event.get("actor") or MISSING),
-            Text(event.get("message") or ""),
+            shown(event.get("actor") or MISSING),
+            shown(event.get("message") or ""),
         )
     return table
 
@@ -352,7 +381,7 @@ def tokens_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None
     for token in items:
         table.add_row(
             Text(str(token["id"])),
-            Text(token["name"]),
+            shown(token["name"]),
             Text(format_time(token.get("created_at"), now)),
             Text(
                 format_time(token.get("last_used_at"), now)
@@ -373,7 +402,8 @@ def new_token_panel(created: Mapping[str, Any]) -> Panel:
             style="yellow",
         ),
     )
-    title = Text(f"API token {created['id']}: {created['name']}")
+    title = Text(f"API token {created['id']}: ")
+    title.append_text(shown(created["name"]))
     return Panel(body, title=title, title_align="left", border_style="green", expand=False)
 
 
@@ -384,11 +414,11 @@ def search_pointer(query: str, position: int) -> list[str]:
 
 
 def report_error(error: CliError) -> None:
-    err.print(Text(f"Error: {error.message}", style="bold red"), soft_wrap=True)
+    err.print(shown(f"Error: {error.message}", style="bold red"), soft_wrap=True)
     for note in error.notes:
-        err.print(Text(note, style="red"), soft_wrap=True, highlight=False)
+        err.print(shown(note, style="red"), soft_wrap=True, highlight=False)
     if error.hint:
-        err.print(Text(f"Hint: {error.hint}", style="yellow"), soft_wrap=True)
+        err.print(shown(f"Hint: {error.hint}", style="yellow"), soft_wrap=True)
 
 
 P = ParamSpec("P")

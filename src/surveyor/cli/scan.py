@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import CliError
-from surveyor.cli.render import err, out, print_json, reports_errors
+from surveyor.cli.render import err, out, print_json, reports_errors, shown
 from surveyor.core.scan_params import (
     DEFAULT_SCOPE_CAP,
     DEFAULT_TCP_PORTS,
@@ -291,10 +291,10 @@ def _hosts_table(hosts: list[dict[str, Any]]) -> Table:
             label += f" ({host['hostnames'][0]})"
         for index, service in enumerate(host["services"]):
             table.add_row(
-                label if index == 0 else "",
+                shown(label if index == 0 else ""),
                 str(service["port"]),
-                service.get("service") or "",
-                _what_it_says(service),
+                shown(service.get("service") or ""),
+                shown(_what_it_says(service)),
             )
     return table
 

@@ -31,6 +31,7 @@ from surveyor.cli.render import (
     relative_time,
     reports_errors,
     search_pointer,
+    shown,
     status_text,
     tab_label,
     task_panel,
@@ -684,7 +685,7 @@ def remove(task_id: TaskId, console: ConsoleOption = None, token: TokenOption = 
 
 def _watch_view(task: dict[str, Any], progress: Progress) -> Group:
     line = Text(f"Task {task['id']} ")
-    line.append(task["name"], style="bold")
+    line.append_text(shown(task["name"], style="bold"))
     line.append(": ")
     line.append_text(status_text(task["status"]))
     reason = wait_reason_text(task.get("wait_reason"))
@@ -730,7 +731,7 @@ def watch(
     final = Text(f"Task {task_id} ended ")
     final.append_text(status_text(task["status"]))
     if task.get("error"):
-        final.append(f": {task['error']}", style="red")
+        final.append_text(shown(f": {task['error']}", style="red"))
     out.print(final, soft_wrap=True)
     if task["status"] != TaskStatus.PROCESSED:
         raise typer.Exit(1)

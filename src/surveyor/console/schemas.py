@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
 from surveyor.security.passwords import password_problem
 
@@ -204,11 +205,18 @@ class OccurrencesOut(BaseModel):
     description: str
 
 
+_ALLOWED_SCOPE = (
+    "where operators may scan (addresses, ranges, networks, hostnames); empty: the site's "
+    "scope. Admins may scan outside it (audited)."
+)
+
+
 class SiteIn(Strict):
     name: str = _name()
     description: str = Field(default="", max_length=10_000)
     scope: str = Field(default="", max_length=100_000)
     excludes: str = Field(default="", max_length=100_000)
+    allowed_scope: str = Field(default="", max_length=100_000, description=_ALLOWED_SCOPE)
 
 
 class SiteUpdate(Strict):
@@ -216,6 +224,7 @@ class SiteUpdate(Strict):
     description: str | None = Field(default=None, max_length=10_000)
     scope: str | None = Field(default=None, max_length=100_000)
     excludes: str | None = Field(default=None, max_length=100_000)
+    allowed_scope: str | None = Field(default=None, max_length=100_000, description=_ALLOWED_SCOPE)
 
 
 class SiteOut(BaseModel):
@@ -225,6 +234,7 @@ class SiteOut(BaseModel):
     description: str
     scope: str
     excludes: str
+    allowed_scope: str
     scope_size: int
     created_at: datetime
     updated_at: datetime
@@ -428,6 +438,13 @@ class TokenCreated(TokenOut):
 class OrganizationIn(Strict):
     name: str = _name()
     scope_cap: int = Field(default=65_536, ge=1, le=1 << 32)
+    probe_cap: int = Field(
+        default=DEFAULT_PROBE_CAP,
+        ge=1,
+        le=1 << 48,
+        description="port probes (addresses times ports) one scan may make; an edit without it "
+        "keeps the current one",
+    )
 
 
 class OrganizationCreate(OrganizationIn):
@@ -444,6 +461,7 @@ class OrganizationOut(BaseModel):
     id: int
     name: str
     scope_cap: int
+    probe_cap: int
     created_at: datetime
 
 

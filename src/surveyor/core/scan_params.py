@@ -57,6 +57,10 @@ DEFAULT_MAX_SOCKETS: Final = 512
 MAX_SOCKETS: Final = 65535
 #: The per-task scope cap of SPEC §7 until an admin raises it (the caller passes the current one).
 DEFAULT_SCOPE_CAP: Final = 65536
+#: Port probes per task (addresses in scope times ports) until an admin raises it: a full scope
+#: cap of addresses on 1,000 ports each. Without it, 65,536 addresses on 65,535 ports (4.3
+#: billion probes, days of traffic) would pass the scope cap.
+DEFAULT_PROBE_CAP: Final = DEFAULT_SCOPE_CAP * 1000
 
 
 class ScanParamsError(ValueError):
@@ -115,10 +119,12 @@ def validate_scan_params(
     default_targets: str,
     default_excludes: str,
     scope_cap: int,
+    probe_cap: int | None = None,
     ipv6_min_prefix: int = DEFAULT_IPV6_MIN_PREFIX,
 ) -> ScanParams:
     """Validate a scan's params; missing targets fall back to the site's scope, and the
-    site's excludes always apply on top of the task's own.
+    site's excludes always apply on top of the task's own. `probe_cap` bounds addresses
+    times ports (the console passes the organization's; None: no bound).
 
     A key set to null counts as missing. Raises `ScanParamsError` on the first problem.
     """
@@ -152,6 +158,8 @@ def validate_scan_params(
         tcp_ports = parse_ports(given.get("tcp_ports", DEFAULT_TCP_PORTS))
     except (TargetError, PortError) as error:
         raise ScanParamsError(error.field, error.message, error.token) from error
+    if probe_cap is not None:
+        check_probe_cap(scope.size, len(tcp_ports), probe_cap)
     return ScanParams(
         targets=targets,
         excludes=excludes,
@@ -173,6 +181,20 @@ def validate_scan_params(
         probes=_probes(given),
         host_ping=_boolean(given, "host_ping", default=True),
     )
+
+
+def check_probe_cap(addresses: int, ports: int, cap: int) -> None:
+    """Refuse a scan that would make more port probes than the per-task cap, naming both
+    numbers it multiplies."""
+    probes = addresses * ports
+    if probes > cap:
+        raise ScanParamsError(
+            "tcp_ports",
+            f"the scan would make {probes:,} port probes ({addresses:,} "
+            f"address{'es' if addresses != 1 else ''}, {ports:,} "
+            f"port{'s' if ports != 1 else ''} each), more than the cap of {cap:,} per task; "
+            "narrow the targets or the ports, or ask an admin to raise the cap",
+        )
 
 
 def _shown(value: object) -> str:

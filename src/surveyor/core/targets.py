@@ -427,3 +427,34 @@ def check_scope_cap(scope: Scope, cap: int) -> None:
             "task; narrow the targets, add excludes, or ask an admin to raise the cap",
             field="targets",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OutsideScope:
+    """A target entry with addresses outside an allowed scope, and the first of them (or
+    the hostname itself, which the allowed scope does not name)."""
+
+    target: Target
+    first_outside: str
+
+
+def first_outside(
+    targets: TargetSet, excludes: TargetSet, allowed: TargetSet
+) -> OutsideScope | None:
+    """The first target (in input order) that reaches outside `allowed` once `excludes` are
+    taken away, or None when every address and name to be scanned is allowed. A hostname is
+    allowed only when `allowed` names it: where it resolves is not known yet."""
+    allowed_names = frozenset(allowed.hostnames)
+    excluded_names = frozenset(excludes.hostnames)
+    for target in targets:
+        if target.kind is TargetKind.HOSTNAME:
+            if target.text not in allowed_names and target.text not in excluded_names:
+                return OutsideScope(target, target.text)
+            continue
+        assert target.version is not None
+        remaining = _subtract(((target.first, target.last),), excludes.intervals(target.version))
+        outside = _subtract(remaining, allowed.intervals(target.version))
+        if outside:
+            make = IPv4Address if target.version == 4 else IPv6Address
+            return OutsideScope(target, str(make(outside[0][0])))
+    return None

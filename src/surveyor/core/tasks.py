@@ -269,9 +269,12 @@ def tab_of(status: TaskStatus, *, template: bool) -> Tab | None:
 
 
 class WaitReason(StrEnum):
+    """Why a due task has not launched (SPEC §4); shown beside a task in `new`."""
+
     EXPLORER_OFFLINE = "explorer_offline"
     EXPLORER_BUSY = "explorer_busy"
     ZONE_FULL = "zone_full"
+    ZONE_EMPTY = "zone_empty"
     PREVIOUS_RUN_ACTIVE = "previous_run_active"
     NOT_DUE = "not_due"
 
@@ -280,6 +283,17 @@ WAIT_REASON_TEXT: dict[WaitReason, str] = {
     WaitReason.EXPLORER_OFFLINE: "waiting for its explorer to come online",
     WaitReason.EXPLORER_BUSY: "waiting for its explorer to finish another scan",
     WaitReason.ZONE_FULL: "waiting for a free slot in its hosted zone",
+    WaitReason.ZONE_EMPTY: "waiting for an explorer to join its hosted zone (it has none)",
     WaitReason.PREVIOUS_RUN_ACTIVE: "waiting for the previous run to finish",
     WaitReason.NOT_DUE: "waiting for its start time",
+}
+
+#: Why a task could not launch within its grace period, in words for its error (the past
+#: tense of WAIT_REASON_TEXT; a task waiting for its start time is never late).
+LAUNCH_FAILURE_TEXT: dict[WaitReason, str] = {
+    WaitReason.EXPLORER_OFFLINE: "its explorer was offline",
+    WaitReason.EXPLORER_BUSY: "its explorer was busy with another scan",
+    WaitReason.ZONE_FULL: "its hosted zone had no free slot",
+    WaitReason.ZONE_EMPTY: "its hosted zone had no explorer",
+    WaitReason.PREVIOUS_RUN_ACTIVE: "the previous run was still running",
 }

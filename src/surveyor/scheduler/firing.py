@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from surveyor.core.recurrence import Recurrence, next_occurrences
-from surveyor.core.tasks import TaskType, WaitReason
+from surveyor.core.tasks import LAUNCH_FAILURE_TEXT, TaskType
 
 #: How many occurrences an event lists by time; the rest are counted.
 LISTED_OCCURRENCES = 10
@@ -32,13 +32,6 @@ _JUST_BEFORE = timedelta(microseconds=1)
 #: system tasks wait for the processing queue instead, which never refuses them.
 LAUNCHED_BY_RUNNER = frozenset({TaskType.SCAN, TaskType.CONNECTOR})
 
-#: Why a task could not launch, in words for its error (past tense of WAIT_REASON_TEXT).
-LAUNCH_FAILURE_TEXT: dict[WaitReason, str] = {
-    WaitReason.EXPLORER_OFFLINE: "its explorer was offline",
-    WaitReason.EXPLORER_BUSY: "its explorer was busy with another scan",
-    WaitReason.ZONE_FULL: "its hosted zone had no free slot",
-    WaitReason.PREVIOUS_RUN_ACTIVE: "the previous run was still running",
-}
 NO_RUNNER_TEXT = "no explorer picked it up"
 _FAILURE_BY_VALUE = {reason.value: text for reason, text in LAUNCH_FAILURE_TEXT.items()}
 

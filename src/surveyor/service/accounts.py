@@ -399,6 +399,7 @@ def create_organization(
     *,
     name: str,
     scope_cap: int,
+    probe_cap: int,
     join: bool,
     admin_email: str | None,
 ) -> tuple[dict[str, Any], list[MemberAdded]]:
@@ -413,7 +414,9 @@ def create_organization(
             "say who runs the new organization: join it yourself (join: true) or name its "
             "first admin (admin_email)",
         )
-    organization = accounts.create_organization(conn, name, scope_cap=scope_cap)
+    organization = accounts.create_organization(
+        conn, name, scope_cap=scope_cap, probe_cap=probe_cap
+    )
     audit(
         conn,
         organization_id=organization["id"],

@@ -101,6 +101,11 @@ def enroll(
         raise EnrollmentRefused(f"the enrollment token '{token['name']}' was revoked")
     if token["expires_at"] is not None and token["expires_at"] <= now:
         raise EnrollmentRefused(f"the enrollment token '{token['name']}' has expired")
+    if not explorer_store.count_enrollment(conn, token["id"], now=now):
+        raise EnrollmentRefused(
+            f"the enrollment token '{token['name']}' is used up: {token['max_uses']} "
+            f"explorer{'s' if token['max_uses'] != 1 else ''} enrolled with it, its limit"
+        )
     organization_id = token["organization_id"]
     if name is None:
         chosen = _unique_name(conn, organization_id, host.hostname or "explorer")
@@ -120,7 +125,6 @@ def enroll(
             **host.as_row(),
         },
     )
-    explorer_store.count_enrollment(conn, token["id"], now=now)
     audit(
         conn,
         organization_id=organization_id,
@@ -141,12 +145,29 @@ def check_in(
     conn: Connection, explorer: Mapping[str, Any], host: HostInfo | None, *, now: datetime
 ) -> None:
     """Record that the explorer is here (and, with `host`, what it runs on). Without host
-    info the time is rewritten only when it is getting old, to spare the database."""
+    info the time is rewritten only when it is getting old (or a dropped poll of it is on
+    record), to spare the database."""
     last = explorer["last_checkin_at"]
-    if host is None and last is not None and now - last < CHECKIN_RESOLUTION:
+    if (
+        host is None
+        and last is not None
+        and now - last < CHECKIN_RESOLUTION
+        and explorer.get("poll_dropped_at") is None
+    ):
         return
     explorer_store.record_checkin(
         conn, explorer["id"], now=now, host=host.as_row() if host else None
+    )
+
+
+def poll_dropped(
+    conn: Connection, explorer: Mapping[str, Any], *, checked_in_at: datetime, now: datetime
+) -> bool:
+    """The explorer's held poll (begun with the check-in at `checked_in_at`) lost its
+    connection: unless it polls again within `POLL_RETURN_GRACE`, it counts as offline.
+    Returns whether that was noted (not when the explorer has checked in since)."""
+    return explorer_store.record_poll_dropped(
+        conn, explorer["id"], checked_in_at=checked_in_at, now=now
     )
 
 
@@ -601,7 +622,9 @@ def explorer_view(
     """An explorer as the API and the pages show it: online or not, and its current task."""
     return {
         **row,
-        "online": is_online(row["last_checkin_at"], now=now, window=window),
+        "online": is_online(
+            row["last_checkin_at"], now=now, window=window, poll_dropped_at=row["poll_dropped_at"]
+        ),
         "current_task_id": current.get(row["id"]),
         "addresses": list(row["addresses"] or []),
     }

@@ -76,10 +76,13 @@ def wait_reason(
     task: Mapping[str, Any], runners: Iterable[Runner], zone: ZoneLoad | None
 ) -> WaitReason | None:
     """Why a due scan cannot launch now, or None when an explorer could take it."""
+    allowed = [runner for runner in runners if may_run(task, runner)]
     zone_task = task["hosted_zone_id"] is not None and task["explorer_id"] is None
+    if zone_task and not allowed:
+        return WaitReason.ZONE_EMPTY
     if zone_task and (zone is None or zone.full):
         return WaitReason.ZONE_FULL
-    online = [runner for runner in runners if runner.online and may_run(task, runner)]
+    online = [runner for runner in allowed if runner.online]
     if not online:
         return WaitReason.EXPLORER_OFFLINE
     if all(runner.busy for runner in online):
@@ -87,7 +90,22 @@ def wait_reason(
     return None
 
 
-def is_online(last_checkin_at: datetime | None, *, now: datetime, window: float) -> bool:
+#: An idle explorer always holds a poll open. One whose held poll was dropped (the process
+#: died, its network went away) and that has not polled again within this grace is offline
+#: at once, without waiting for the online window to pass.
+POLL_RETURN_GRACE = timedelta(seconds=3)
+
+
+def is_online(
+    last_checkin_at: datetime | None,
+    *,
+    now: datetime,
+    window: float,
+    poll_dropped_at: datetime | None = None,
+) -> bool:
+    """Online: checked in within the window, and not gone since its held poll dropped."""
+    if poll_dropped_at is not None and now - poll_dropped_at >= POLL_RETURN_GRACE:
+        return False
     return last_checkin_at is not None and now - last_checkin_at <= timedelta(seconds=window)
 
 
@@ -281,7 +299,12 @@ def runners(
             organization_id=row["organization_id"],
             site_id=row["site_id"],
             hosted_zone_id=row["hosted_zone_id"],
-            online=is_online(row["last_checkin_at"], now=now, window=online_window),
+            online=is_online(
+                row["last_checkin_at"],
+                now=now,
+                window=online_window,
+                poll_dropped_at=row["poll_dropped_at"],
+            ),
             busy=row["busy"],
         )
         for row in explorer_store.explorers_of(conn, organization_ids)
@@ -322,7 +345,7 @@ def judge_waiting_scans(conn: Connection, *, now: datetime, online_window: float
 def _reason_text(verdict: Verdict) -> str:
     assert verdict.reason is not None
     text = WAIT_REASON_TEXT[verdict.reason]
-    if verdict.reason is WaitReason.ZONE_FULL:
+    if verdict.reason in (WaitReason.ZONE_FULL, WaitReason.ZONE_EMPTY):
         return text
     if not verdict.runner_names:
         return f"{text} (no explorer may run it)"

@@ -8,6 +8,7 @@ is one transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import Connection, select
 
 from surveyor.core import recurrence
 from surveyor.core.scan_params import ScanParamsError, validate_scan_params
+from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
 from surveyor.core.tasks import (
     TERMINAL_STATUSES,
     IllegalTransition,
@@ -25,7 +27,7 @@ from surveyor.core.tasks import (
 from surveyor.service import scheduling
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
-from surveyor.store.accounts import Principal
+from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import audit, get_record
 from surveyor.store.schema import explorers, hosted_zones, sites
 
@@ -73,23 +75,84 @@ def _check_runner(
         raise InvalidTask("hosted_zone_id", f"hosted zone {zone_id} does not exist")
 
 
+@dataclass(frozen=True)
+class CheckedParams:
+    """Scan params as stored, and what of them lies outside the site's allowed scope (only
+    ever non-empty for an admin, who may scan there; it is audited)."""
+
+    params: dict[str, Any]
+    outside_allowed_scope: str | None = None
+
+
+def allowed_scope(site: Mapping[str, Any]) -> TargetSet:
+    """Where operators may scan in a site: its allowed scope, or else its scope."""
+    text = site["allowed_scope"] or site["scope"]
+    return parse_targets(text, field="allowed_scope", ipv6_min_prefix=None)
+
+
 def validated_params(
     conn: Connection, principal: Principal, site: Mapping[str, Any], params: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Scan params checked against SPEC §7 and the organization's scope cap, normalized."""
-    cap = accounts.organization_scope_cap(conn, principal.organization_id)
+) -> CheckedParams:
+    """Scan params checked against SPEC §7, the organization's scope and probe caps and the
+    site's allowed scope (SPEC §13: operators are refused outside it, admins may scan there,
+    audited), normalized."""
     try:
         checked = validate_scan_params(
             params,
             default_targets=site["scope"],
             default_excludes=site["excludes"],
-            scope_cap=cap,
+            scope_cap=accounts.organization_scope_cap(conn, principal.organization_id),
+            probe_cap=accounts.organization_probe_cap(conn, principal.organization_id),
         )
     except ScanParamsError as exc:
         raise InvalidTask(
             f"params.{exc.field}" if exc.field else "params", exc.message, exc.token
         ) from exc
-    return checked.to_json()
+    allowed = allowed_scope(site)
+    outside = first_outside(checked.targets, checked.excludes, allowed)
+    if outside is None:
+        return CheckedParams(checked.to_json())
+    if principal.is_superuser or principal.role.allows(Role.ADMIN):
+        return CheckedParams(checked.to_json(), outside.target.text)
+    if not allowed:
+        raise InvalidTask(
+            "params.targets",
+            f"the site '{site['name']}' has neither a scope nor an allowed scope, so operators "
+            "cannot scan in it; ask an admin to set its allowed scope",
+            outside.target.text,
+        )
+    reaches = (
+        "it is not in it"
+        if outside.first_outside == outside.target.text
+        else f"it reaches {outside.first_outside}, which is not"
+    )
+    raise InvalidTask(
+        "params.targets",
+        f"{quote_token(outside.target.text)} is outside the allowed scope of the site "
+        f"'{site['name']}' ({reaches}); operators scan only inside it: narrow the targets, "
+        "or ask an admin to widen the site's allowed scope",
+        outside.target.text,
+    )
+
+
+def _audit_outside_scope(
+    conn: Connection,
+    principal: Principal,
+    site: Mapping[str, Any],
+    task: Mapping[str, Any],
+    target: str | None,
+) -> None:
+    if target is None:
+        return
+    audit(
+        conn,
+        organization_id=principal.organization_id,
+        actor=principal.email,
+        action="scan_outside_allowed_scope",
+        object_type="task",
+        object_id=task["id"],
+        details={"site": site["name"], "target": target, "targets": task["params"]["targets"]},
+    )
 
 
 def parse_recurrence_input(recur: Mapping[str, Any], *, now: datetime) -> recurrence.Recurrence:
@@ -138,6 +201,7 @@ def create_task(
     now = now or _now()
     site = _site_for(conn, principal, body.get("site_id"))
     _check_runner(conn, principal, body.get("explorer_id"), body.get("hosted_zone_id"))
+    checked = validated_params(conn, principal, site, body.get("params") or {})
     values: dict[str, Any] = {
         "organization_id": principal.organization_id,
         "site_id": site["id"],
@@ -146,7 +210,7 @@ def create_task(
         "type": TaskType(body.get("type", "scan")).value,
         "explorer_id": body.get("explorer_id"),
         "hosted_zone_id": body.get("hosted_zone_id"),
-        "params": validated_params(conn, principal, site, body.get("params") or {}),
+        "params": checked.params,
         "grace_period": body.get("grace_period", 3600),
         "created_by": principal.email,
         "created_by_user_id": principal.user_id,
@@ -175,6 +239,7 @@ def create_task(
         object_id=task["id"],
         details={"name": task["name"]},
     )
+    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
     if recur is not None or start_time is not None:
         scheduling.notify_after_commit(conn)
     return task
@@ -228,9 +293,11 @@ def update_task(
         zone_id = changes.get("hosted_zone_id", task["hosted_zone_id"])
         _check_runner(conn, principal, explorer_id, zone_id)
         values.update(explorer_id=explorer_id, hosted_zone_id=zone_id)
+    checked: CheckedParams | None = None
     if changes.get("params") is not None:
         site = _site_for(conn, principal, task["site_id"])
-        values["params"] = validated_params(conn, principal, site, changes["params"])
+        checked = validated_params(conn, principal, site, changes["params"])
+        values["params"] = checked.params
     if changes.get("grace_period") is not None:
         values["grace_period"] = changes["grace_period"]
     if changes.get("start_time") is not None:
@@ -267,6 +334,8 @@ def update_task(
         object_id=task_id,
         details={"fields": sorted(values)},
     )
+    if checked is not None:
+        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope)
     if {"recur_next", "start_time"} & values.keys():
         scheduling.notify_after_commit(conn)
     return updated

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.security.passwords import hash_password
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_token
 from surveyor.store.records import Conflict
@@ -63,13 +64,17 @@ class Principal:
 
 
 def create_organization(
-    conn: Connection, name: str, *, scope_cap: int = DEFAULT_SCOPE_CAP
+    conn: Connection,
+    name: str,
+    *,
+    scope_cap: int = DEFAULT_SCOPE_CAP,
+    probe_cap: int = DEFAULT_PROBE_CAP,
 ) -> dict[str, Any]:
     try:
         with conn.begin_nested():
             org_id = conn.execute(
                 insert(organizations)
-                .values(name=name, scope_cap=scope_cap, created_at=_now())
+                .values(name=name, scope_cap=scope_cap, probe_cap=probe_cap, created_at=_now())
                 .returning(organizations.c.id)
             ).scalar_one()
     except IntegrityError as exc:
@@ -77,14 +82,16 @@ def create_organization(
     return get_organization(conn, org_id) or {}
 
 
-def update_organization(conn: Connection, org_id: int, *, name: str, scope_cap: int) -> None:
+def update_organization(
+    conn: Connection, org_id: int, *, name: str, scope_cap: int, probe_cap: int | None = None
+) -> None:
+    """Rename an organization and set its caps (`probe_cap` None: unchanged)."""
+    values: dict[str, Any] = {"name": name, "scope_cap": scope_cap}
+    if probe_cap is not None:
+        values["probe_cap"] = probe_cap
     try:
         with conn.begin_nested():
-            conn.execute(
-                update(organizations)
-                .where(organizations.c.id == org_id)
-                .values(name=name, scope_cap=scope_cap)
-            )
+            conn.execute(update(organizations).where(organizations.c.id == org_id).values(**values))
     except IntegrityError as exc:
         raise Conflict(f"an organization named '{name}' exists") from exc
 
@@ -521,6 +528,13 @@ def organization_scope_cap(conn: Connection, organization_id: int) -> int:
         select(organizations.c.scope_cap).where(organizations.c.id == organization_id)
     ).scalar_one_or_none()
     return int(cap) if cap is not None else DEFAULT_SCOPE_CAP
+
+
+def organization_probe_cap(conn: Connection, organization_id: int) -> int:
+    cap = conn.execute(
+        select(organizations.c.probe_cap).where(organizations.c.id == organization_id)
+    ).scalar_one_or_none()
+    return int(cap) if cap is not None else DEFAULT_PROBE_CAP
 
 
 def default_site_id(conn: Connection, organization_id: int) -> int | None:

@@ -59,6 +59,7 @@ def create_enrollment_token(
     site_id: int | None = None,
     hosted_zone_id: int | None = None,
     expires_at: datetime | None = None,
+    max_uses: int | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Create an enrollment token; return its row and the plaintext (never stored)."""
     issued = issue_token(ENROLLMENT_TOKEN_PREFIX)
@@ -74,6 +75,7 @@ def create_enrollment_token(
             created_by=created_by,
             created_at=now,
             expires_at=expires_at,
+            max_uses=max_uses,
             uses=0,
         )
         .returning(enrollment_tokens.c.id)
@@ -133,12 +135,22 @@ def find_enrollment_token(conn: Connection, plaintext: str) -> dict[str, Any] | 
     return row
 
 
-def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> None:
-    conn.execute(
+def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> bool:
+    """Count one more use of the token, unless that would pass its `max_uses`; returns
+    whether it was counted. One conditional statement, so concurrent enrollments (on
+    PostgreSQL the second waits for the first's row lock) never exceed the limit."""
+    result = conn.execute(
         update(enrollment_tokens)
-        .where(enrollment_tokens.c.id == token_id)
+        .where(
+            enrollment_tokens.c.id == token_id,
+            or_(
+                enrollment_tokens.c.max_uses.is_(None),
+                enrollment_tokens.c.uses < enrollment_tokens.c.max_uses,
+            ),
+        )
         .values(uses=enrollment_tokens.c.uses + 1, last_used_at=now)
     )
+    return result.rowcount == 1
 
 
 # Explorers
@@ -193,8 +205,9 @@ def record_checkin(
     now: datetime,
     host: Mapping[str, Any] | None = None,
 ) -> None:
-    """Note that the explorer was heard from now, with its version and host info if given."""
-    values: dict[str, Any] = {"last_checkin_at": now}
+    """Note that the explorer was heard from now, with its version and host info if given
+    (whatever poll of it was dropped before, it is back)."""
+    values: dict[str, Any] = {"last_checkin_at": now, "poll_dropped_at": None}
     if host is not None:
         values.update(
             version=host["version"],
@@ -203,6 +216,24 @@ def record_checkin(
             addresses=list(host["addresses"]),
         )
     conn.execute(update(explorers).where(explorers.c.id == explorer_id).values(**values))
+
+
+def record_poll_dropped(
+    conn: Connection, explorer_id: int, *, checked_in_at: datetime, now: datetime
+) -> bool:
+    """Note that the poll the explorer began with its check-in at `checked_in_at` was
+    dropped. Nothing is written when it has checked in since (it is already polling again,
+    perhaps through another console); returns whether the drop was noted."""
+    result = conn.execute(
+        update(explorers)
+        .where(
+            explorers.c.id == explorer_id,
+            explorers.c.last_checkin_at == checked_in_at,
+            explorers.c.poll_dropped_at.is_(None),
+        )
+        .values(poll_dropped_at=now)
+    )
+    return result.rowcount == 1
 
 
 def lock_explorer(conn: Connection, explorer_id: int) -> dict[str, Any] | None:

@@ -25,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
+from surveyor.core.scan_params import DEFAULT_PROBE_CAP
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -102,6 +104,14 @@ organizations = Table(
     Column("id", Id, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
     Column("scope_cap", Integer, nullable=False, default=65536),
+    # Port probes (addresses times ports) one task may make.
+    Column(
+        "probe_cap",
+        BigInteger,
+        nullable=False,
+        default=DEFAULT_PROBE_CAP,
+        server_default=str(DEFAULT_PROBE_CAP),
+    ),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
@@ -180,6 +190,8 @@ sites = Table(
     Column("description", Text, nullable=False, default=""),
     Column("scope", Text, nullable=False, default=""),
     Column("excludes", Text, nullable=False, default=""),
+    # Where operators may scan (admins set it); empty: the site's scope.
+    Column("allowed_scope", Text, nullable=False, default="", server_default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "name"),
@@ -216,6 +228,9 @@ explorers = Table(
     Column("os", String(200), nullable=False, default=""),
     Column("addresses", JSON, nullable=False, default=list),
     Column("last_checkin_at", UTCDateTime, nullable=True),
+    # When the explorer's held poll for work was dropped (its connection closed) and it has
+    # not checked in since; written by whichever console held that poll.
+    Column("poll_dropped_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     # The public half of the explorer's secret, used to find the row (the secret is hashed).
@@ -380,6 +395,8 @@ enrollment_tokens = Table(
     Column("revoked_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("uses", Integer, nullable=False, default=0, server_default="0"),
+    # How many explorers may enroll with it; NULL: no limit.
+    Column("max_uses", Integer, nullable=True),
     Index(None, "organization_id", "id"),
 )
 

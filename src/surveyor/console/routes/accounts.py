@@ -427,6 +427,7 @@ def create_organization(body: OrganizationCreate, principal: Superuser, state: S
             principal,
             name=body.name,
             scope_cap=body.scope_cap,
+            probe_cap=body.probe_cap,
             join=body.join,
             admin_email=body.admin_email,
         )
@@ -469,11 +470,17 @@ def add_organization_member(
 def update_organization(
     org_id: IdPath, body: OrganizationIn, principal: Superuser, state: State
 ) -> Any:
-    """Rename an organization or change its scope cap."""
+    """Rename an organization or change its scope and probe caps."""
     with state.db.write() as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
-        accounts.update_organization(conn, org_id, name=body.name, scope_cap=body.scope_cap)
+        accounts.update_organization(
+            conn,
+            org_id,
+            name=body.name,
+            scope_cap=body.scope_cap,
+            probe_cap=body.probe_cap if "probe_cap" in body.model_fields_set else None,
+        )
         audit(
             conn,
             organization_id=org_id,

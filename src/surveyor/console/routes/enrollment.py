@@ -1,6 +1,8 @@
 """`/api/v1/enrollment-tokens`: admins create, list and revoke explorer enrollment tokens.
 
-A token is shown once, when it is created; the console keeps only its digest. Revoking a
+A token is shown once, when it is created; the console keeps only its digest. It expires
+after `DEFAULT_EXPIRY_DAYS` unless the request says otherwise (`"expires_in_days": null`
+for a token that never expires), and may be limited to `max_uses` enrollments. Revoking a
 token stops new enrollments with it; explorers already enrolled keep their own secrets.
 """
 
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -23,6 +25,8 @@ from surveyor.store.records import audit
 from surveyor.store.schema import hosted_zones, sites
 
 router = APIRouter(prefix="/api/v1/enrollment-tokens", tags=["explorers"])
+#: A token nobody revokes stops working by itself after a week, unless asked otherwise.
+DEFAULT_EXPIRY_DAYS = 7
 State = Annotated[ConsoleState, Depends(console_state)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
@@ -37,7 +41,18 @@ class EnrollmentTokenIn(Strict):
     hosted_zone_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="hosted zone they join"
     )
-    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+    expires_in_days: int | None = Field(
+        default=DEFAULT_EXPIRY_DAYS,
+        ge=1,
+        le=3650,
+        description=f"days until it expires (default {DEFAULT_EXPIRY_DAYS}); null: never",
+    )
+    max_uses: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="how many explorers may enroll with it (default: no limit)",
+    )
 
 
 class EnrollmentTokenOut(BaseModel):
@@ -52,16 +67,29 @@ class EnrollmentTokenOut(BaseModel):
     revoked_at: datetime | None
     last_used_at: datetime | None
     uses: int
+    max_uses: int | None
     usable: bool
+    state: Literal["usable", "revoked", "expired", "used_up"]
 
 
 class EnrollmentTokenCreated(EnrollmentTokenOut):
     token: str = Field(description="shown once; give it to `surveyor explorer --token`")
 
 
+def token_state(row: Mapping[str, Any], *, now: datetime) -> str:
+    """Whether explorers can enroll with the token, and if not, why."""
+    if row["revoked_at"] is not None:
+        return "revoked"
+    if row["expires_at"] is not None and row["expires_at"] <= now:
+        return "expired"
+    if row["max_uses"] is not None and row["uses"] >= row["max_uses"]:
+        return "used_up"
+    return "usable"
+
+
 def token_out(row: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
-    expired = row["expires_at"] is not None and row["expires_at"] <= now
-    return {**row, "usable": row["revoked_at"] is None and not expired}
+    state = token_state(row, now=now)
+    return {**row, "state": state, "usable": state == "usable"}
 
 
 @router.post("", status_code=201, response_model=EnrollmentTokenCreated, responses=_ERRORS)
@@ -93,6 +121,7 @@ def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: St
             site_id=body.site_id,
             hosted_zone_id=body.hosted_zone_id,
             expires_at=now + timedelta(days=body.expires_in_days) if body.expires_in_days else None,
+            max_uses=body.max_uses,
         )
         audit(
             conn,
@@ -101,7 +130,11 @@ def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: St
             action="create",
             object_type="enrollment_token",
             object_id=row["id"],
-            details={"name": row["name"]},
+            details={
+                "name": row["name"],
+                "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+                "max_uses": row["max_uses"],
+            },
         )
     return {**token_out(row, now=now), "token": plaintext}
 

@@ -10,7 +10,9 @@ out to the console; the console never dials an explorer.
 
 A held poll wakes when a task is created or changed through this console's API, or when
 the supervisor finds a launchable scan, and otherwise re-checks the database every
-`poll_recheck_seconds` (other consoles may have changed something).
+`poll_recheck_seconds` (other consoles may have changed something). A held poll whose
+connection drops is noted in the explorer's row, so every console counts the explorer
+offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 """
 
 from __future__ import annotations
@@ -269,9 +271,18 @@ def enroll(
     }
 
 
-def _check_in(state: ConsoleState, explorer: Mapping[str, Any], host: HostInfo) -> None:
+def _check_in(state: ConsoleState, explorer: Mapping[str, Any], host: HostInfo) -> datetime:
+    now = _utcnow()
     with state.db.write() as conn:
-        explorer_service.check_in(conn, explorer, host, now=_utcnow())
+        explorer_service.check_in(conn, explorer, host, now=now)
+    return now
+
+
+def _poll_dropped(
+    state: ConsoleState, explorer: Mapping[str, Any], checked_in_at: datetime
+) -> None:
+    with state.db.write() as conn:
+        explorer_service.poll_dropped(conn, explorer, checked_in_at=checked_in_at, now=_utcnow())
 
 
 def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
@@ -295,16 +306,20 @@ def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
 async def poll(body: PollIn, request: Request, explorer: Explorer, state: State) -> Any:
     """Check in and wait for work: answered as soon as a scan is launched on this explorer,
     or empty after `wait` seconds (capped by the console, and to half the online window so
-    a waiting explorer stays online)."""
+    a waiting explorer stays online). A poll whose connection drops is noted in the
+    database: an explorer that does not poll again soon counts as offline at once."""
     settings = state.settings
     loop = asyncio.get_running_loop()
     wait = min(body.wait, settings.long_poll_seconds, settings.online_window_seconds / 2)
     deadline = loop.time() + wait
     signal = work_signal(state)
-    await asyncio.to_thread(_check_in, state, explorer, body.host_info())
+    checked_in_at = await asyncio.to_thread(_check_in, state, explorer, body.host_info())
     check_at = loop.time()
     while True:
-        if state.stopping.is_set() or await request.is_disconnected():
+        if state.stopping.is_set():
+            return {"task": None}
+        if await request.is_disconnected():
+            await asyncio.to_thread(_poll_dropped, state, explorer, checked_in_at)
             return {"task": None}
         if loop.time() >= check_at:
             assignment = await asyncio.to_thread(_next_work, state, explorer["id"])

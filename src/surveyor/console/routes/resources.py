@@ -24,7 +24,12 @@ from surveyor.console.schemas import (
     SiteUpdate,
 )
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.core.targets import TargetError, build_scope, parse_targets
+from surveyor.core.targets import (
+    DEFAULT_IPV6_MIN_PREFIX,
+    TargetError,
+    build_scope,
+    parse_targets,
+)
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import explorers as explorer_service
 from surveyor.store import records
@@ -53,7 +58,12 @@ def _check_scope(values: Mapping[str, Any], field: str) -> None:
     if values.get(field) is None:
         return
     try:
-        parse_targets(values[field], field=field)
+        # An allowed scope may be as large as an admin likes; scopes scans use are bounded.
+        parse_targets(
+            values[field],
+            field=field,
+            ipv6_min_prefix=None if field == "allowed_scope" else DEFAULT_IPV6_MIN_PREFIX,
+        )
     except TargetError as exc:
         raise ApiError(
             400, "invalid_scope", exc.message, {"field": field, "token": exc.token}
@@ -76,8 +86,8 @@ def list_sites(principal: Viewer, state: State, limit: Limit = 100, after: After
 @router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
     values = body.model_dump()
-    _check_scope(values, "scope")
-    _check_scope(values, "excludes")
+    for field in ("scope", "excludes", "allowed_scope"):
+        _check_scope(values, field)
     with state.db.write() as conn:
         row = records.create_record(conn, sites, principal.organization_id, values)
         audit(
@@ -87,6 +97,7 @@ def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
             action="create",
             object_type="site",
             object_id=row["id"],
+            details={"allowed_scope": row["allowed_scope"]},
         )
     return site_out(row)
 
@@ -103,8 +114,8 @@ def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
 @router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    _check_scope(changes, "scope")
-    _check_scope(changes, "excludes")
+    for field in ("scope", "excludes", "allowed_scope"):
+        _check_scope(changes, field)
     with state.db.write() as conn:
         row = records.update_record(conn, sites, principal.organization_id, site_id, changes)
         if row is None:
@@ -116,7 +127,14 @@ def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: Stat
             action="edit",
             object_type="site",
             object_id=site_id,
-            details={"fields": sorted(changes)},
+            details={
+                "fields": sorted(changes),
+                **(
+                    {"allowed_scope": changes["allowed_scope"]}
+                    if "allowed_scope" in changes
+                    else {}
+                ),
+            },
         )
     return site_out(row)
 

@@ -34,7 +34,10 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
         site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
         zone_names = {z["id"]: z["name"] for z in records.list_records(conn, hosted_zones, org)}
         tokens = (
-            explorer_store.list_enrollment_tokens(conn, org, limit=100)
+            [
+                enrollment.token_out(row, now=now)
+                for row in explorer_store.list_enrollment_tokens(conn, org, limit=100)
+            ]
             if principal.role.allows(Role.ADMIN)
             else []
         )
@@ -46,6 +49,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
             "zone_names": zone_names,
             "tokens": tokens,
             "online_window": window,
+            "default_expiry_days": enrollment.DEFAULT_EXPIRY_DAYS,
             "is_admin": principal.role.allows(Role.ADMIN),
             "created": None,
             "command": "",
@@ -67,10 +71,12 @@ async def create_enrollment_token(
     require_role(principal, Role.ADMIN)
     form = await request.form()
     values: dict[str, Any] = {"name": str(form.get("name") or "").strip()}
-    for key in ("site_id", "hosted_zone_id", "expires_in_days"):
+    for key in ("site_id", "hosted_zone_id", "expires_in_days", "max_uses"):
         raw = str(form.get(key) or "").strip()
         if raw:
             values[key] = raw
+    if form.get("no_expiry"):
+        values["expires_in_days"] = None
     created: dict[str, Any] | None = None
     error = ""
     error_field = ""

@@ -151,12 +151,17 @@ def explorer_states(
     wanted = list(organization_ids)
     running = current_tasks_of(conn, wanted)
     states: dict[int, list[ExplorerState]] = {org: [] for org in wanted}
-    for explorer_id, organization_id, last_checkin_at in conn.execute(
-        select(explorers.c.id, explorers.c.organization_id, explorers.c.last_checkin_at)
+    for explorer_id, organization_id, last_checkin_at, poll_dropped_at in conn.execute(
+        select(
+            explorers.c.id,
+            explorers.c.organization_id,
+            explorers.c.last_checkin_at,
+            explorers.c.poll_dropped_at,
+        )
         .where(explorers.c.organization_id.in_(wanted))
         .order_by(explorers.c.id)
     ):
-        online = is_online(last_checkin_at, now=now, window=window)
+        online = is_online(last_checkin_at, now=now, window=window, poll_dropped_at=poll_dropped_at)
         states[organization_id].append((explorer_id, online, running.get(explorer_id)))
     return {org: tuple(found) for org, found in states.items()}
 

@@ -1,4 +1,11 @@
-"""Rendering pages: the Jinja2 environment (autoescaped), display filters, security headers."""
+"""Rendering pages: the Jinja2 environment (autoescaped), display filters, security headers.
+
+Text from users and the network may hold characters that hide or disguise what it says
+(a right-to-left override, zero-width characters, controls; see `core.visible_text`).
+Every `{{ … }}` output shows them as plain escapes (`\u202e`), attributes included; the
+`visible` filter, for text content, shows them as escapes in a style of their own. Form
+controls that send their value back use `verbatim`, so the value a user typed survives.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,10 @@ from typing import Any
 import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup, escape
 
 from surveyor import __version__
+from surveyor.core import visible_text
 from surveyor.core.tasks import TaskStatus
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -66,6 +75,37 @@ def format_bytes(value: int | None) -> str:
     return f"{size:.1f} GiB"
 
 
+def visible(value: object) -> Markup:
+    """Text for an element's content: escaped, each hidden character shown as its escape in
+    a `hidden-char` span whose tooltip names it."""
+    if isinstance(value, Markup):
+        return value
+    text = "" if value is None else str(value)
+    parts = []
+    for part, hidden in visible_text.segments(text):
+        if hidden:
+            parts.append(
+                Markup('<span class="hidden-char" title="{}">{}</span>').format(
+                    visible_text.describe(part), visible_text.escape_of(part)
+                )
+            )
+        else:
+            parts.append(escape(part))
+    return Markup("").join(parts)
+
+
+def verbatim(value: object) -> Markup:
+    """A form control's value exactly as typed (escaped, hidden characters kept)."""
+    return escape("" if value is None else value)
+
+
+def reveal_hidden(value: object) -> object:
+    """Jinja's `finalize`: any text printed shows its hidden characters as escapes."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible_text.reveal(value)
+    return value
+
+
 def percent(value: float | None) -> int:
     return round(max(0.0, min(1.0, float(value or 0.0))) * 100)
 
@@ -88,11 +128,14 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=reveal_hidden,
     )
     env.filters["time"] = format_time
     env.filters["iso"] = iso_time
     env.filters["bytes"] = format_bytes
     env.filters["percent"] = percent
+    env.filters["visible"] = visible
+    env.filters["verbatim"] = verbatim
     env.globals["static_url"] = static_url
     env.globals["status_label"] = lambda status: TaskStatus(status).label
     env.globals["version"] = __version__

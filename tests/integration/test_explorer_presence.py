@@ -1,0 +1,226 @@
+"""Wait reasons are immediate and true: an explorer whose held poll dropped is offline for
+the launch rule as soon as the grace is over (not a minute later), and a scan for a hosted
+zone without members says so. Both backends; the poll state lives in the database, so any
+console may notice the drop and any other may see the explorer come back."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from surveyor.service import explorers as explorer_service
+from surveyor.service import launch
+from surveyor.store import accounts
+from surveyor.store import explorers as explorer_store
+from surveyor.store import tasks as task_store
+from surveyor.store.engine import Database
+from surveyor.store.schema import task_events
+from tests.support.console import ConsoleUnderTest
+from tests.support.explorers import (
+    HOST,
+    ExplorerUnderTest,
+    create_scan,
+    enroll,
+    new_explorer,
+    new_scan,
+    new_site,
+    new_zone,
+    utcnow,
+)
+
+WINDOW = 60
+GRACE = launch.POLL_RETURN_GRACE
+POLLING_HOST = explorer_service.HostInfo("9.9.9", "probe-host", "Linux test", ("127.0.0.5",))
+
+
+@pytest.fixture
+def org(db: Database) -> dict[str, Any]:
+    with db.write() as conn:
+        organization = accounts.create_organization(conn, "Presence")
+        site = new_site(conn, organization["id"], "Main")
+    return {"id": organization["id"], "site_id": site["id"]}
+
+
+def refresh(db: Database, now: datetime) -> None:
+    with db.write() as conn:
+        launch.refresh_waiting_scans(conn, now=now, online_window=WINDOW)
+
+
+def wait_reason(db: Database, task: dict[str, Any]) -> str | None:
+    with db.read() as conn:
+        found = task_store.get_task(conn, task["organization_id"], task["id"])
+    assert found is not None
+    reason: str | None = found["wait_reason"]
+    return reason
+
+
+def explorer_row(db: Database, explorer_id: int) -> dict[str, Any]:
+    with db.read() as conn:
+        row = explorer_store.get_explorer(conn, explorer_id)
+    assert row is not None
+    return row
+
+
+def waiting_messages(db: Database, task_id: int) -> list[str]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(task_events.c.message)
+            .where(task_events.c.task_id == task_id, task_events.c.kind == "waiting")
+            .order_by(task_events.c.id)
+        ).all()
+    return [row.message for row in rows]
+
+
+def drop_a_poll(console: ConsoleUnderTest, explorer: ExplorerUnderTest) -> dict[str, Any]:
+    """A poll whose connection is gone as soon as its request has arrived, played against
+    the console's ASGI app on its own event loop; returns what the app answered."""
+    body = json.dumps({**HOST, "wait": 20}).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/explorer/poll",
+        "raw_path": b"/api/v1/explorer/poll",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"authorization", f"Bearer {explorer.secret}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await console.client.app(scope, receive, send)
+
+    portal = console.client.portal
+    assert portal is not None
+    portal.call(call)
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    return {"status": start["status"]}
+
+
+def test_a_dropped_poll_makes_its_explorer_offline_for_wait_reasons_once_the_grace_is_over(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer = enroll(console)
+    before = utcnow()
+
+    drop_a_poll(console, explorer)
+
+    dropped_at = explorer_row(console.db, explorer.id)["poll_dropped_at"]
+    assert dropped_at is not None
+    assert dropped_at >= before
+    scan = create_scan(console, explorer_id=explorer.id)
+    refresh(console.db, dropped_at + GRACE - timedelta(milliseconds=1))
+    assert wait_reason(console.db, scan) is None
+    refresh(console.db, dropped_at + GRACE)
+    assert wait_reason(console.db, scan) == "explorer_offline"
+    assert waiting_messages(console.db, scan["id"]) == [
+        f"waiting for its explorer to come online ('{explorer.name}')"
+    ]
+
+
+def test_an_explorer_that_polls_again_within_the_grace_stays_online(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer = enroll(console)
+    drop_a_poll(console, explorer)
+    dropped_at = explorer_row(console.db, explorer.id)["poll_dropped_at"]
+    assert dropped_at is not None
+
+    assert explorer.poll(wait=0) is None
+
+    row = explorer_row(console.db, explorer.id)
+    assert row["poll_dropped_at"] is None
+    later = dropped_at + GRACE + timedelta(seconds=5)
+    view = explorer_service.explorer_view(row, {}, now=later, window=WINDOW)
+    assert view["online"] is True
+
+
+def test_the_explorers_api_shows_an_explorer_with_a_dropped_poll_offline(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer = enroll(console)
+    drop_a_poll(console, explorer)
+    row = explorer_row(console.db, explorer.id)
+
+    view = explorer_service.explorer_view(
+        row, {}, now=row["poll_dropped_at"] + GRACE, window=WINDOW
+    )
+
+    assert view["online"] is False
+
+
+def test_a_drop_noticed_after_the_explorer_polled_through_another_console_changes_nothing(
+    db: Database, org: dict[str, Any]
+) -> None:
+    first_poll = utcnow() - timedelta(seconds=10)
+    second_poll = first_poll + timedelta(seconds=1)
+    with db.write() as conn:
+        explorer = new_explorer(conn, org["id"], now=first_poll)
+        scan = new_scan(conn, org["id"], org["site_id"], explorer_id=explorer["id"])
+    with db.write() as conn:
+        explorer_service.check_in(conn, explorer, POLLING_HOST, now=second_poll)
+        noted = explorer_service.poll_dropped(
+            conn, explorer, checked_in_at=first_poll, now=second_poll + timedelta(seconds=1)
+        )
+
+    assert noted is False
+    assert explorer_row(db, explorer["id"])["poll_dropped_at"] is None
+    refresh(db, second_poll + GRACE + timedelta(seconds=5))
+    assert wait_reason(db, scan) is None
+
+
+def test_a_report_from_an_explorer_whose_poll_dropped_brings_it_back(
+    db: Database, org: dict[str, Any]
+) -> None:
+    polled = utcnow() - timedelta(seconds=10)
+    with db.write() as conn:
+        explorer = new_explorer(conn, org["id"], now=polled)
+        assert explorer_service.poll_dropped(
+            conn, explorer, checked_in_at=polled, now=polled + timedelta(milliseconds=500)
+        )
+    dropped = explorer_row(db, explorer["id"])
+    with db.write() as conn:
+        explorer_service.check_in(conn, dropped, None, now=polled + timedelta(seconds=1))
+
+    assert explorer_row(db, explorer["id"])["poll_dropped_at"] is None
+
+
+def test_a_zone_scan_of_a_zone_without_members_waits_with_reason_zone_empty(
+    db: Database, org: dict[str, Any]
+) -> None:
+    now = utcnow()
+    with db.write() as conn:
+        zone = new_zone(conn, org["id"], max_concurrent=2)
+        new_explorer(conn, org["id"])
+        scan = new_scan(conn, org["id"], org["site_id"], zone_id=zone["id"])
+
+    refresh(db, now)
+    assert wait_reason(db, scan) == "zone_empty"
+    assert waiting_messages(db, scan["id"]) == [
+        "waiting for an explorer to join its hosted zone (it has none)"
+    ]
+
+    with db.write() as conn:
+        new_explorer(conn, org["id"], zone_id=zone["id"], online=False)
+    refresh(db, now)
+    assert wait_reason(db, scan) == "explorer_offline"
