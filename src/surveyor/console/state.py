@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from surveyor.console.principals import PrincipalCache
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 1 << 20
 #: Task data uploads from explorers may be far larger than other request bodies.
 MAX_UPLOAD_BYTES = 4 << 30
+#: A connection must have sent a request's headers this many seconds after it opened (or
+#: after the previous response), or it is closed.
+HEADER_TIMEOUT_SECONDS = 10
 
 
 def _env_int(name: str, default: int) -> int:
@@ -49,6 +53,9 @@ class ConsoleSettings:
     explorer_sweep_seconds: float = 1.0
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     upload_idle_seconds: float = 60.0
+    # What uploaded and imported task data may be: record size, nesting, expansion.
+    task_data_limits: JsonlLimits = DEFAULT_LIMITS
+    header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
 
     @classmethod
     def from_environment(cls, data_dir: Path, database_url: str) -> ConsoleSettings:
@@ -62,6 +69,8 @@ class ConsoleSettings:
             stop_confirm_seconds=_env_int("SURVEYOR_STOP_TIMEOUT", 30),
             max_upload_bytes=_env_int("SURVEYOR_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
             upload_idle_seconds=_env_int("SURVEYOR_UPLOAD_IDLE_TIMEOUT", 60),
+            task_data_limits=JsonlLimits.from_environment(os.environ),
+            header_timeout_seconds=_env_int("SURVEYOR_HEADER_TIMEOUT", HEADER_TIMEOUT_SECONDS),
         )
 
 

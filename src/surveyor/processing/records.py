@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
-import json
 import marshal
-import tempfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,24 +39,33 @@ from surveyor.core.fingerprint import (
     sort_addresses,
     without_mac,
 )
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
+from surveyor.store.taskdata import create_temp_file, task_data_lines
 
-MAX_LINE_BYTES = 64 << 20
 MAX_BANNER = 2048
 MAX_SHORT_TEXT = 200
 MAX_LONG_TEXT = 1000
 RECORD_TYPES = ("config", "host", "summary")
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class TaskDataError(ValueError):
-    """Task data that cannot be merged; `line` is the 1-based line at fault, when one is."""
+    """Task data that cannot be merged; `line` is the 1-based line at fault, when one is,
+    and `exceeded` the limit it is over, when that is the problem."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, line: int | None = None, *, exceeded: LimitExceeded | None = None
+    ) -> None:
         self.line = line
         self.problem = message
+        self.exceeded = exceeded
         super().__init__(f"line {line}: {message}" if line is not None else message)
+
+    @classmethod
+    def over_limit(cls, exceeded: LimitExceeded) -> TaskDataError:
+        problem = f"{exceeded.problem} (the limit {exceeded.setting})"
+        return cls(problem, exceeded.line, exceeded=exceeded)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,8 @@ class Survey:
     merged_hosts: Mapping[str, Observation] = field(default_factory=dict)
     #: The parsed host records, kept for the merge so it need not parse the file again.
     spool: Spool | None = None
+    #: The limits the file was read within (and is read again within, without a spool).
+    limits: JsonlLimits = DEFAULT_LIMITS
 
     @property
     def observed_at(self) -> datetime | None:
@@ -98,23 +106,19 @@ class Spool:
     """Parsed host records in a temporary file (marshal), from the survey to the merge."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".tmp", dir=folder)
-        self.path = Path(name)
-        self._out: BinaryIO | None = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
+        fd, self.path = create_temp_file(folder, prefix=".spool-", suffix=".tmp")
+        # Held open (and so locked) until discarded, so no starting console removes it.
+        self._out: BinaryIO = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
         self.count = 0
 
     def add(self, observation: Observation) -> None:
-        assert self._out is not None
         packed = marshal.dumps(_pack(observation))
         self._out.write(len(packed).to_bytes(4, "little"))
         self._out.write(packed)
         self.count += 1
 
     def finish(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        self._out.flush()
 
     def read(self, *, skip: int = 0) -> Iterator[Observation]:
         """The records in file order, after the first `skip`."""
@@ -127,7 +131,8 @@ class Spool:
                 yield _unpack(marshal.loads(spooled.read(size)))  # noqa: S302 (our own file)
 
     def discard(self) -> None:
-        self.finish()
+        with contextlib.suppress(OSError):
+            self._out.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -173,48 +178,43 @@ class Answer:
     address: str = ""
 
 
-def open_task_data(path: Path) -> BinaryIO:
-    """The file's bytes, decompressed when it is gzip."""
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every non-blank line; malformed lines raise TaskDataError."""
+def read_records(
+    path: Path, limits: JsonlLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every non-blank line, gzip or plain, read within `limits`;
+    malformed lines and data over the limits raise TaskDataError."""
     number = 0
     try:
-        with open_task_data(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if len(line) > MAX_LINE_BYTES:
-                    raise TaskDataError(f"the record is larger than {MAX_LINE_BYTES} bytes", number)
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise TaskDataError(f"not valid JSON ({exc})", number) from None
-                if not isinstance(record, dict):
-                    raise TaskDataError("a record must be a JSON object", number)
-                kind = record.get("type")
-                if kind not in RECORD_TYPES:
-                    raise TaskDataError(
-                        f"'type' must be one of {', '.join(RECORD_TYPES)}, not {kind!r}", number
-                    )
-                yield number, record
+        for number, line in task_data_lines(path, limits):
+            if not line.strip():
+                continue
+            try:
+                record = parse_line(line, number, limits)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise TaskDataError(f"not valid JSON ({exc})", number) from None
+            if not isinstance(record, dict):
+                raise TaskDataError("a record must be a JSON object", number)
+            kind = record.get("type")
+            if kind not in RECORD_TYPES:
+                raise TaskDataError(
+                    f"'type' must be one of {', '.join(RECORD_TYPES)}, not {kind!r}", number
+                )
+            yield number, record
+    except LimitExceeded as exc:
+        raise TaskDataError.over_limit(exc) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise TaskDataError(
             f"the file is not complete gzip or text ({exc})", number + 1 if number else None
         ) from None
 
 
-def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
+def survey(
+    path: Path, *, spool_in: Path | None = None, limits: JsonlLimits = DEFAULT_LIMITS
+) -> Survey:
     """Check every record of the file and gather what merging needs; raises TaskDataError.
 
     With `spool_in`, the parsed host records are kept in a temporary file in that folder
-    for `answers` (the caller discards it).
+    for `answers` (the caller discards it). The file is read within `limits`.
     """
     config: ScanConfig | None = None
     summary = Summary()
@@ -225,7 +225,7 @@ def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
     mac_signature: dict[str, int | None] = {}
     spool = Spool(spool_in) if spool_in is not None else None
     try:
-        for line, record in read_records(path):
+        for line, record in read_records(path, limits):
             kind = record["type"]
             if summary_line is not None:
                 raise TaskDataError(
@@ -280,29 +280,31 @@ def survey(path: Path, *, spool_in: Path | None = None) -> Survey:
         if records > 1
     }
     wanted = {mac for mac, verdict in verdicts.items() if verdict is MacVerdict.IDENTITY}
-    merged = _merge_multi_record_hosts(path, spool, wanted) if wanted else {}
+    merged = _merge_multi_record_hosts(path, spool, wanted, limits) if wanted else {}
     if not summary.complete:
         # A stopped scan did not cover its scope: what did not answer may not have been asked.
         config = replace(config, scope=None)
-    return Survey(config, hosts, summary.finished_at, verdicts, merged, spool)
+    return Survey(config, hosts, summary.finished_at, verdicts, merged, spool, limits)
 
 
 def _merge_multi_record_hosts(
-    path: Path, spool: Spool | None, wanted: set[str]
+    path: Path, spool: Spool | None, wanted: set[str], limits: JsonlLimits
 ) -> dict[str, Observation]:
     parts: dict[str, list[Observation]] = {}
-    for observation in _observations(path, spool):
+    for observation in _observations(path, spool, limits):
         if observation.mac in wanted:
             parts.setdefault(observation.mac, []).append(observation)
     return {mac: merge_observations(found) for mac, found in parts.items()}
 
 
-def _observations(path: Path, spool: Spool | None, *, skip: int = 0) -> Iterator[Observation]:
+def _observations(
+    path: Path, spool: Spool | None, limits: JsonlLimits, *, skip: int = 0
+) -> Iterator[Observation]:
     if spool is not None:
         yield from spool.read(skip=skip)
         return
     index = 0
-    for line, record in read_records(path):
+    for line, record in read_records(path, limits):
         if record["type"] == "host":
             index += 1
             if index > skip:
@@ -311,7 +313,7 @@ def _observations(path: Path, spool: Spool | None, *, skip: int = 0) -> Iterator
 
 def answers(path: Path, surveyed: Survey, *, skip: int = 0) -> Iterator[Answer]:
     """What each host record means for the merge, in file order, after the first `skip`."""
-    for observation in _observations(path, surveyed.spool, skip=skip):
+    for observation in _observations(path, surveyed.spool, surveyed.limits, skip=skip):
         yield answer_for(observation, surveyed)
 
 
