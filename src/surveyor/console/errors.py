@@ -193,12 +193,20 @@ def _where_to_free_space(request: Request, exc: BaseException) -> str:
     return f"the console's disk is full: free space in {folder} and try again"
 
 
+#: The server closes the connection after an unexpected exception; saying so keeps a client
+#: from sending its next request on it.
+_CLOSING = {"Connection": "close"}
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     """The answer to an exception no other handler took (the server logs its traceback)."""
     if disk_full(exc):
-        return error_response(507, "disk_full", _where_to_free_space(request, exc))
+        return error_response(
+            507, "disk_full", _where_to_free_space(request, exc), headers=_CLOSING
+        )
     return error_response(
         500,
         "internal",
         "the console failed while answering this request; the details are in its log",
+        headers=_CLOSING,
     )
