@@ -44,6 +44,7 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
     import uvicorn
 
     from surveyor.console.app import create_app
+    from surveyor.console.header_timeout import header_deadline_protocol
     from surveyor.console.services import console_services
     from surveyor.console.state import ConsoleSettings
     from surveyor.store.engine import data_dir, database_url
@@ -81,6 +82,7 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
         log_level=os.environ.get("SURVEYOR_LOG_LEVEL", "info"),
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        http=header_deadline_protocol(settings.header_timeout_seconds),
     )
     try:
         ConsoleServer(config).run()
