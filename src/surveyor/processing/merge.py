@@ -152,12 +152,8 @@ def process_claimed_task(
             f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
             "directory of this worker must be the console's"
         )
-    surveyed = survey(path, spool_in=path.parent, limits=limits)
-    try:
+    with survey(path, spool_in=path.parent, limits=limits) as surveyed:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
-    finally:
-        if surveyed.spool is not None:
-            surveyed.spool.discard()
 
 
 def _merge_surveyed(

@@ -5,16 +5,22 @@ A file is a `config` record, one `host` record per answering host, and a `summar
 error names the line), counts the host records and learns how each MAC was used, so that
 the merge that follows never stops half way on bad data. `answers` then reads the file again
 and yields what each host record means for the merge.
+
+Memory does not grow with the file: it is read within the task data limits, the parsed host
+records wait in a spool file, and what is learned of MACs in a temporary SQLite file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import marshal
+import os
+import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -84,14 +90,16 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class Survey:
-    """What a first read of a whole file found: enough to merge it in any order of batches."""
+    """What a first read of a whole file found: enough to merge it in any order of batches.
+
+    Its temporary files go when it is used as a context manager, or by `discard`.
+    """
 
     config: ScanConfig
     host_records: int
     finished_at: datetime | None
-    mac_verdicts: Mapping[str, MacVerdict] = field(default_factory=dict)
-    #: Hosts answering with one MAC on several addresses, merged, by MAC.
-    merged_hosts: Mapping[str, Observation] = field(default_factory=dict)
+    #: How the MACs of the file were used (None when no record has a MAC).
+    macs: MacTable | None = None
     #: The parsed host records, kept for the merge so it need not parse the file again.
     spool: Spool | None = None
     #: The limits the file was read within (and is read again within, without a spool).
@@ -100,6 +108,18 @@ class Survey:
     @property
     def observed_at(self) -> datetime | None:
         return self.finished_at or self.config.started_at
+
+    def discard(self) -> None:
+        if self.spool is not None:
+            self.spool.discard()
+        if self.macs is not None:
+            self.macs.discard()
+
+    def __enter__(self) -> Survey:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
 
 
 class Spool:
@@ -135,6 +155,100 @@ class Spool:
             self._out.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+class MacTable:
+    """The MACs of a file's host records, in a temporary SQLite file, from the survey to the
+    merge: how many records carry each MAC and whether they all show the same services, then
+    the verdict on each repeated MAC and, for a host that answered on several addresses, its
+    records merged into one observation."""
+
+    _BATCH = 10_000
+
+    def __init__(self, folder: Path) -> None:
+        # The descriptor holds the lock that keeps a starting console from removing the file.
+        self._lock, self.path = create_temp_file(folder, prefix=".macs-", suffix=".tmp")
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(
+            """
+            CREATE TABLE uses (mac TEXT PRIMARY KEY, records INTEGER NOT NULL,
+                               signature INTEGER NOT NULL, one_face INTEGER NOT NULL)
+                WITHOUT ROWID;
+            CREATE TABLE parts (mac TEXT NOT NULL, line INTEGER NOT NULL, packed BLOB NOT NULL,
+                                PRIMARY KEY (mac, line)) WITHOUT ROWID;
+            CREATE TABLE verdicts (mac TEXT PRIMARY KEY, verdict TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE merged (mac TEXT PRIMARY KEY, packed BLOB NOT NULL) WITHOUT ROWID;
+            """
+        )
+        self._uses: list[tuple[str, int]] = []
+        self._parts: list[tuple[str, int, bytes]] = []
+
+    def add(self, observation: Observation) -> None:
+        """Note a host record that carries a MAC."""
+        assert observation.mac is not None
+        signature = hash(service_signature(observation.services))
+        self._uses.append((observation.mac, signature))
+        self._parts.append((observation.mac, observation.line, marshal.dumps(_pack(observation))))
+        if len(self._uses) >= self._BATCH:
+            self._flush()
+
+    def _write(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany(statement, rows)
+        self._db.execute("COMMIT")
+
+    def _flush(self) -> None:
+        # A MAC keeps its first signature; one_face stays 1 while every record matches it.
+        self._write(
+            "INSERT INTO uses VALUES (?1, 1, ?2, 1) ON CONFLICT (mac) DO UPDATE SET "
+            "records = records + 1, one_face = one_face AND signature = excluded.signature",
+            self._uses,
+        )
+        self._write("INSERT INTO parts VALUES (?, ?, ?)", self._parts)
+        self._uses.clear()
+        self._parts.clear()
+
+    def judge(self) -> None:
+        """Judge every repeated MAC, and merge the records of each that names one host."""
+        self._flush()
+        repeated = self._db.execute("SELECT mac, records, one_face FROM uses WHERE records > 1")
+        while rows := repeated.fetchmany(self._BATCH):
+            verdicts = [(mac, judge_mac(MacUse(n, bool(face))).value) for mac, n, face in rows]
+            self._write("INSERT INTO verdicts VALUES (?, ?)", verdicts)
+        parts = self._db.execute(
+            "SELECT parts.mac, parts.packed FROM parts JOIN verdicts USING (mac) "
+            "WHERE verdicts.verdict = ? ORDER BY parts.mac, parts.line",
+            (MacVerdict.IDENTITY.value,),
+        )
+        hosts = (
+            (mac, merge_observations([_unpack(marshal.loads(packed)) for _, packed in group]))  # noqa: S302
+            for mac, group in itertools.groupby(parts, key=lambda row: row[0])
+        )
+        while batch := list(itertools.islice(hosts, self._BATCH)):
+            packed = [(mac, marshal.dumps(_pack(host))) for mac, host in batch]
+            self._write("INSERT INTO merged VALUES (?, ?)", packed)
+
+    def verdict(self, mac: str) -> tuple[MacVerdict, Observation | None]:
+        """The verdict on a MAC (a MAC of one record names its host) and, for a host that
+        answered on several addresses, its merged observation."""
+        found = self._db.execute(
+            "SELECT verdict, packed FROM verdicts LEFT JOIN merged USING (mac) WHERE mac = ?",
+            (mac,),
+        ).fetchone()
+        if found is None:
+            return MacVerdict.IDENTITY, None
+        verdict, packed = found
+        merged = _unpack(marshal.loads(packed)) if packed is not None else None  # noqa: S302
+        return MacVerdict(verdict), merged
+
+    def discard(self) -> None:
+        self._db.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self._lock)
 
 
 def _pack(observation: Observation) -> tuple[Any, ...]:
@@ -214,16 +328,16 @@ def survey(
     """Check every record of the file and gather what merging needs; raises TaskDataError.
 
     With `spool_in`, the parsed host records are kept in a temporary file in that folder
-    for `answers` (the caller discards it). The file is read within `limits`.
+    for `answers`. What is learned of MACs waits in a temporary file in that folder (else
+    beside the file). The caller discards the survey (or uses it as a context manager).
+    The file is read within `limits`.
     """
     config: ScanConfig | None = None
     summary = Summary()
     summary_line: int | None = None
     hosts = 0
-    mac_records: dict[str, int] = {}
-    #: One service signature per MAC (as a hash), or None once a MAC showed several.
-    mac_signature: dict[str, int | None] = {}
     spool = Spool(spool_in) if spool_in is not None else None
+    macs: MacTable | None = None
     try:
         for line, record in read_records(path, limits):
             kind = record["type"]
@@ -255,46 +369,27 @@ def survey(
             if spool is not None:
                 spool.add(observation)
             if observation.mac is not None:
-                mac = observation.mac
-                signature = hash(service_signature(observation.services))
-                if mac not in mac_records:
-                    mac_records[mac] = 1
-                    mac_signature[mac] = signature
-                else:
-                    mac_records[mac] += 1
-                    if mac_signature[mac] != signature:
-                        mac_signature[mac] = None
+                if macs is None:
+                    macs = MacTable(spool_in or path.parent)
+                macs.add(observation)
         if config is None:
             raise TaskDataError("the file holds no records")
         if summary_line is None:
             raise TaskDataError("the file ends without its 'summary' record; it may be incomplete")
         if spool is not None:
             spool.finish()
+        if macs is not None:
+            macs.judge()
     except BaseException:
         if spool is not None:
             spool.discard()
+        if macs is not None:
+            macs.discard()
         raise
-    verdicts = {
-        mac: judge_mac(MacUse(records, mac_signature[mac] is not None))
-        for mac, records in mac_records.items()
-        if records > 1
-    }
-    wanted = {mac for mac, verdict in verdicts.items() if verdict is MacVerdict.IDENTITY}
-    merged = _merge_multi_record_hosts(path, spool, wanted, limits) if wanted else {}
     if not summary.complete:
         # A stopped scan did not cover its scope: what did not answer may not have been asked.
         config = replace(config, scope=None)
-    return Survey(config, hosts, summary.finished_at, verdicts, merged, spool, limits)
-
-
-def _merge_multi_record_hosts(
-    path: Path, spool: Spool | None, wanted: set[str], limits: JsonlLimits
-) -> dict[str, Observation]:
-    parts: dict[str, list[Observation]] = {}
-    for observation in _observations(path, spool, limits):
-        if observation.mac in wanted:
-            parts.setdefault(observation.mac, []).append(observation)
-    return {mac: merge_observations(found) for mac, found in parts.items()}
+    return Survey(config, hosts, summary.finished_at, macs, spool, limits)
 
 
 def _observations(
@@ -323,14 +418,13 @@ def answer_for(observation: Observation, surveyed: Survey) -> Answer:
     if answers_every_port(observation, surveyed.config.probed_count):
         return Answer(observation.line, ignored=IgnoreReason.EVERY_PORT, address=address)
     mac = observation.mac
-    if mac is not None:
-        verdict = surveyed.mac_verdicts.get(mac, MacVerdict.IDENTITY)
+    if mac is not None and surveyed.macs is not None:
+        verdict, merged = surveyed.macs.verdict(mac)
         if verdict is MacVerdict.BOGUS:
             return Answer(observation.line, ignored=IgnoreReason.SHARED_MAC, address=address)
         if verdict is MacVerdict.NOT_IDENTITY:
             observation = without_mac(observation)
-        elif mac in surveyed.merged_hosts:
-            merged = surveyed.merged_hosts[mac]
+        elif merged is not None:
             if merged.line != observation.line:
                 return Answer(observation.line, address=address)
             observation = merged

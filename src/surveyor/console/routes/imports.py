@@ -23,6 +23,7 @@ from surveyor.console.errors import ApiError, ErrorResponse
 from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import MAX_ID, TaskOut
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.processing.records import TaskDataError, survey
 from surveyor.processing.worker import wake_workers
@@ -89,6 +90,12 @@ class _StoredUpload:
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _host_records(path: Path, limits: JsonlLimits) -> int:
+    """How many host records the file holds, once every record is checked."""
+    with survey(path, limits=limits) as surveyed:
+        return surveyed.host_records
 
 
 def _refusal(exc: TaskDataError) -> ApiError:
@@ -212,9 +219,10 @@ async def create_import(
         if upload.received == 0:
             raise ApiError(400, "invalid_import", "the request body is empty; send the file")
         size, sha256 = await run_in_threadpool(upload.finish)
-        limits = state.settings.task_data_limits
         try:
-            surveyed = await run_in_threadpool(survey, upload.path, limits=limits)
+            hosts = await run_in_threadpool(
+                _host_records, upload.path, state.settings.task_data_limits
+            )
         except TaskDataError as exc:
             raise _refusal(exc) from exc
         task = await run_in_threadpool(
@@ -227,7 +235,7 @@ async def create_import(
             description=description,
             size=size,
             sha256=sha256,
-            hosts=surveyed.host_records,
+            hosts=hosts,
         )
     finally:
         await run_in_threadpool(upload.discard)
