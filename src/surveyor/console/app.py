@@ -74,9 +74,8 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = error_response(
-            413, "too_large", f"the request body is larger than {limit} bytes"
-        )
+        refusal = BodyTooLarge(limit)
+        response = error_response(refusal.status_code, "too_large", refusal.detail)
         await response(scope, receive, send)
 
 
