@@ -95,14 +95,21 @@ class ConsoleUnderTest:
 
 @contextmanager
 def running_console(
-    db: Database, data_dir: Path, monkeypatch: Any, **settings: Any
+    db: Database,
+    data_dir: Path,
+    monkeypatch: Any,
+    *,
+    raise_server_exceptions: bool = True,
+    **settings: Any,
 ) -> Iterator[ConsoleUnderTest]:
+    """The console app on `db`; with `raise_server_exceptions=False` an exception that
+    reaches the server is answered as a client would see it instead of raised in the test."""
     monkeypatch.setenv("SURVEYOR_ADMIN_EMAIL", ADMIN_EMAIL)
     monkeypatch.setenv("SURVEYOR_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("SURVEYOR_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN)
     config = ConsoleSettings(data_dir=data_dir, database_url=str(db.engine.url), **settings)
     app = create_app(config, database=db)
-    with TestClient(app, raise_server_exceptions=True) as client:
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         with db.read() as conn:
             admin_user = accounts.find_user_by_email(conn, ADMIN_EMAIL)
             assert admin_user is not None

@@ -44,6 +44,7 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
     import uvicorn
 
     from surveyor.console.app import create_app
+    from surveyor.console.header_timeout import header_deadline_protocol
     from surveyor.console.services import console_services
     from surveyor.console.state import ConsoleSettings
     from surveyor.store.engine import data_dir, database_url
@@ -85,6 +86,7 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
         # default: anyone could otherwise choose the address their logins are limited by.
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies),
+        http=header_deadline_protocol(settings.header_timeout_seconds),
     )
     try:
         ConsoleServer(config).run()

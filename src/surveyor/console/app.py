@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surveyor import __version__
 from surveyor.console import web
-from surveyor.console.errors import error_response, install_error_handlers
+from surveyor.console.errors import BodyTooLarge, error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
     assets,
@@ -31,12 +31,15 @@ from surveyor.service.login import LoginThrottle
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
+from surveyor.store.taskdata import remove_abandoned_temp_files
 
 log = logging.getLogger("surveyor.console")
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit with 413 before a handler reads them."""
+    """Refuse request bodies over the limit with 413: at once when the declared length is
+    over it, else as soon as more than the limit has arrived (`BodyTooLarge`, which the
+    error handlers answer)."""
 
     def __init__(
         self, app: ASGIApp, max_bytes: int, larger: Mapping[str, int] | None = None
@@ -66,23 +69,15 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise BodyTooLarge(limit)
             return message
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send, limit)
+        await self.app(scope, limited_receive, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-        response = error_response(
-            413, "too_large", f"the request body is larger than {limit} bytes"
-        )
+        refusal = BodyTooLarge(limit)
+        response = error_response(refusal.status_code, "too_large", refusal.detail)
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 OnBootstrap = Callable[[Bootstrap], None]
@@ -104,6 +99,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for path in remove_abandoned_temp_files(settings.data_dir):
+            log.warning("removed %s, left behind by a process that was killed", path)
         upgrade(db.engine)
         created = bootstrap_if_empty(db, settings.data_dir)
         if created is not None and on_bootstrap is not None:

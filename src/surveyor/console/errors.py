@@ -1,20 +1,34 @@
-"""The JSON error format `{"error": {"code", "message", "details"}}` and its handlers."""
+"""The JSON error format `{"error": {"code", "message", "details"}}` and its handlers.
+
+Every error is answered in this format, the unexpected ones too: an exception no handler
+knows becomes a 500 `internal` (a full disk a 507 `disk_full` saying where to free space),
+answered by Starlette's outermost middleware, so errors raised inside other middleware are
+covered; the exception then continues to the server, which logs its traceback.
+"""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from surveyor.core.search import SearchError
 from surveyor.core.tasks import IllegalTransition
 from surveyor.store.records import Conflict
 from surveyor.store.tasks import InvalidCursor, StaleTask, TaskNotFound
+
+#: SQLite's result code for "database or disk is full".
+_SQLITE_FULL = 13
+#: PostgreSQL's SQLSTATE `disk_full`.
+_POSTGRES_DISK_FULL = "53100"
 
 
 class ErrorBody(BaseModel):
@@ -38,6 +52,15 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over its limit, raised while the body is read. An HTTP exception,
+    so that no body parser turns it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+        self.limit = limit
 
 
 def not_found(kind: str, object_id: object) -> ApiError:
@@ -84,6 +107,8 @@ def _describe_validation(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, unexpected_error)
+
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.details)
@@ -133,3 +158,55 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             409, "busy", "the task kept changing while we tried to update it; try again"
         )
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether the exception, or one it came from, says a disk is full: ENOSPC or EDQUOT,
+    SQLite's "database or disk is full", PostgreSQL's `disk_full`."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(current, "sqlite_errorcode", None) == _SQLITE_FULL:
+            return True
+        if getattr(current, "sqlstate", None) == _POSTGRES_DISK_FULL:
+            return True
+        if isinstance(current, DBAPIError) and isinstance(current.orig, BaseException):
+            current = current.orig
+            continue
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _where_to_free_space(request: Request, exc: BaseException) -> str:
+    console = getattr(request.app.state, "console", None)
+    if console is None:
+        return "the console's disk is full: free some space and try again"
+    database = console.db.engine.url
+    if isinstance(exc, DBAPIError) and database.get_backend_name() != "sqlite":
+        return "the database server's disk is full: free space there and try again"
+    folder = console.settings.data_dir
+    if isinstance(exc, DBAPIError) and database.database:
+        folder = Path(database.database).parent
+    return f"the console's disk is full: free space in {folder} and try again"
+
+
+#: The server closes the connection after an unexpected exception; saying so keeps a client
+#: from sending its next request on it.
+_CLOSING = {"Connection": "close"}
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to an exception no other handler took (the server logs its traceback)."""
+    if disk_full(exc):
+        return error_response(
+            507, "disk_full", _where_to_free_space(request, exc), headers=_CLOSING
+        )
+    return error_response(
+        500,
+        "internal",
+        "the console failed while answering this request; the details are in its log",
+        headers=_CLOSING,
+    )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from surveyor.console.principals import PrincipalCache
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.engine import Database
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
 MAX_BODY_BYTES = 1 << 20
 #: Task data uploads from explorers may be far larger than other request bodies.
 MAX_UPLOAD_BYTES = 4 << 30
+#: A connection must have sent a request's headers this many seconds after it opened (or
+#: after the previous response), or it is closed.
+HEADER_TIMEOUT_SECONDS = 10
 
 
 def _env_int(name: str, default: int) -> int:
@@ -70,6 +74,9 @@ class ConsoleSettings:
     #: Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed (the
     #: client address decides login rate limits); none by default.
     trusted_proxies: tuple[str, ...] = ()
+    # What uploaded and imported task data may be: record size, nesting, expansion.
+    task_data_limits: JsonlLimits = DEFAULT_LIMITS
+    header_timeout_seconds: float = HEADER_TIMEOUT_SECONDS
 
     @classmethod
     def from_environment(cls, data_dir: Path, database_url: str) -> ConsoleSettings:
@@ -91,6 +98,8 @@ class ConsoleSettings:
             max_upload_bytes=_env_int("SURVEYOR_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),
             upload_idle_seconds=_env_int("SURVEYOR_UPLOAD_IDLE_TIMEOUT", 60),
             trusted_proxies=trusted_proxies_from(os.environ.get("SURVEYOR_TRUSTED_PROXIES", "")),
+            task_data_limits=JsonlLimits.from_environment(os.environ),
+            header_timeout_seconds=_env_int("SURVEYOR_HEADER_TIMEOUT", HEADER_TIMEOUT_SECONDS),
         )
 
 

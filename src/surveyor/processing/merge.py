@@ -48,6 +48,7 @@ from surveyor.core.fingerprint import (
     primary_address,
     primary_hostname,
 )
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.targets import Scope
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.queue import Claim, renew_lease
@@ -148,9 +149,11 @@ def process_claimed_task(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     lease_seconds: float,
+    limits: JsonlLimits = DEFAULT_LIMITS,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, Any]:
-    """Merge a claimed task's data and mark it processed; the task as it ends.
+    """Merge a claimed task's data (read within `limits`) and mark it processed; the task
+    as it ends.
 
     Raises TaskDataError (the data cannot be merged), LeaseLost, or StopRequested.
     """
@@ -171,12 +174,9 @@ def process_claimed_task(
             f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
             "directory of this worker must be the console's"
         )
-    surveyed = survey(path, spool_in=path.parent, scope=task_scope(task.get("params") or {}))
-    try:
+    scope = task_scope(task.get("params") or {})
+    with survey(path, spool_in=path.parent, scope=scope, limits=limits) as surveyed:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
-    finally:
-        if surveyed.spool is not None:
-            surveyed.spool.discard()
 
 
 def _merge_surveyed(

@@ -9,19 +9,22 @@ and yields what each host record means for the merge.
 What the data says about its own scope (the `config` record's targets) is checked but never
 trusted: the scope that filters host records and bounds offline marking is the one the
 console stored for the task (`task_scope`), passed in by the merge.
+
+Memory does not grow with the file: it is read within the task data limits, the parsed host
+records wait in a spool file, and what is learned of MACs in a temporary SQLite file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import gzip
-import json
+import itertools
 import marshal
-import tempfile
+import os
+import sqlite3
 import zlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,24 +49,33 @@ from surveyor.core.fingerprint import (
     sort_addresses,
     without_mac,
 )
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
+from surveyor.store.taskdata import create_temp_file, task_data_lines
 
-MAX_LINE_BYTES = 64 << 20
 MAX_BANNER = 2048
 MAX_SHORT_TEXT = 200
 MAX_LONG_TEXT = 1000
 RECORD_TYPES = ("config", "host", "summary")
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class TaskDataError(ValueError):
-    """Task data that cannot be merged; `line` is the 1-based line at fault, when one is."""
+    """Task data that cannot be merged; `line` is the 1-based line at fault, when one is,
+    and `exceeded` the limit it is over, when that is the problem."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, line: int | None = None, *, exceeded: LimitExceeded | None = None
+    ) -> None:
         self.line = line
         self.problem = message
+        self.exceeded = exceeded
         super().__init__(f"line {line}: {message}" if line is not None else message)
+
+    @classmethod
+    def over_limit(cls, exceeded: LimitExceeded) -> TaskDataError:
+        problem = f"{exceeded.problem} (the limit {exceeded.setting})"
+        return cls(problem, exceeded.line, exceeded=exceeded)
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,10 @@ class ScanConfig:
 
 @dataclass(frozen=True)
 class Survey:
-    """What a first read of a whole file found: enough to merge it in any order of batches."""
+    """What a first read of a whole file found: enough to merge it in any order of batches.
+
+    Its temporary files go when it is used as a context manager, or by `discard`.
+    """
 
     config: ScanConfig
     host_records: int
@@ -92,38 +107,47 @@ class Survey:
     #: The task's own scope (targets minus excludes, as the console stored them): host
     #: records outside it are ignored. None: the task has no scope (an import).
     scope: Scope | None = None
-    mac_verdicts: Mapping[str, MacVerdict] = field(default_factory=dict)
-    #: Hosts answering with one MAC on several addresses, merged, by MAC.
-    merged_hosts: Mapping[str, Observation] = field(default_factory=dict)
+    #: How the MACs of the file were used (None when no record has a MAC).
+    macs: MacTable | None = None
     #: The parsed host records, kept for the merge so it need not parse the file again.
     spool: Spool | None = None
+    #: The limits the file was read within (and is read again within, without a spool).
+    limits: JsonlLimits = DEFAULT_LIMITS
 
     @property
     def observed_at(self) -> datetime | None:
         return self.finished_at or self.config.started_at
+
+    def discard(self) -> None:
+        if self.spool is not None:
+            self.spool.discard()
+        if self.macs is not None:
+            self.macs.discard()
+
+    def __enter__(self) -> Survey:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.discard()
 
 
 class Spool:
     """Parsed host records in a temporary file (marshal), from the survey to the merge."""
 
     def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".tmp", dir=folder)
-        self.path = Path(name)
-        self._out: BinaryIO | None = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
+        fd, self.path = create_temp_file(folder, prefix=".spool-", suffix=".tmp")
+        # Held open (and so locked) until discarded, so no starting console removes it.
+        self._out: BinaryIO = open(fd, "wb", buffering=1 << 20)  # noqa: SIM115
         self.count = 0
 
     def add(self, observation: Observation) -> None:
-        assert self._out is not None
         packed = marshal.dumps(_pack(observation))
         self._out.write(len(packed).to_bytes(4, "little"))
         self._out.write(packed)
         self.count += 1
 
     def finish(self) -> None:
-        if self._out is not None:
-            self._out.close()
-            self._out = None
+        self._out.flush()
 
     def read(self, *, skip: int = 0) -> Iterator[Observation]:
         """The records in file order, after the first `skip`."""
@@ -136,9 +160,104 @@ class Spool:
                 yield _unpack(marshal.loads(spooled.read(size)))  # noqa: S302 (our own file)
 
     def discard(self) -> None:
-        self.finish()
+        with contextlib.suppress(OSError):
+            self._out.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+class MacTable:
+    """The MACs of a file's host records, in a temporary SQLite file, from the survey to the
+    merge: how many records carry each MAC and whether they all show the same services, then
+    the verdict on each repeated MAC and, for a host that answered on several addresses, its
+    records merged into one observation."""
+
+    _BATCH = 10_000
+
+    def __init__(self, folder: Path) -> None:
+        # The descriptor holds the lock that keeps a starting console from removing the file.
+        self._lock, self.path = create_temp_file(folder, prefix=".macs-", suffix=".tmp")
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-8192"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(
+            """
+            CREATE TABLE uses (mac TEXT PRIMARY KEY, records INTEGER NOT NULL,
+                               signature INTEGER NOT NULL, one_face INTEGER NOT NULL)
+                WITHOUT ROWID;
+            CREATE TABLE parts (mac TEXT NOT NULL, line INTEGER NOT NULL, packed BLOB NOT NULL,
+                                PRIMARY KEY (mac, line)) WITHOUT ROWID;
+            CREATE TABLE verdicts (mac TEXT PRIMARY KEY, verdict TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE merged (mac TEXT PRIMARY KEY, packed BLOB NOT NULL) WITHOUT ROWID;
+            """
+        )
+        self._uses: list[tuple[str, int]] = []
+        self._parts: list[tuple[str, int, bytes]] = []
+
+    def add(self, observation: Observation) -> None:
+        """Note a host record that carries a MAC."""
+        assert observation.mac is not None
+        signature = hash(service_signature(observation.services))
+        self._uses.append((observation.mac, signature))
+        self._parts.append((observation.mac, observation.line, marshal.dumps(_pack(observation))))
+        if len(self._uses) >= self._BATCH:
+            self._flush()
+
+    def _write(self, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+        self._db.execute("BEGIN")
+        self._db.executemany(statement, rows)
+        self._db.execute("COMMIT")
+
+    def _flush(self) -> None:
+        # A MAC keeps its first signature; one_face stays 1 while every record matches it.
+        self._write(
+            "INSERT INTO uses VALUES (?1, 1, ?2, 1) ON CONFLICT (mac) DO UPDATE SET "
+            "records = records + 1, one_face = one_face AND signature = excluded.signature",
+            self._uses,
+        )
+        self._write("INSERT INTO parts VALUES (?, ?, ?)", self._parts)
+        self._uses.clear()
+        self._parts.clear()
+
+    def judge(self) -> None:
+        """Judge every repeated MAC, and merge the records of each that names one host."""
+        self._flush()
+        repeated = self._db.execute("SELECT mac, records, one_face FROM uses WHERE records > 1")
+        while rows := repeated.fetchmany(self._BATCH):
+            verdicts = [(mac, judge_mac(MacUse(n, bool(face))).value) for mac, n, face in rows]
+            self._write("INSERT INTO verdicts VALUES (?, ?)", verdicts)
+        parts = self._db.execute(
+            "SELECT parts.mac, parts.packed FROM parts JOIN verdicts USING (mac) "
+            "WHERE verdicts.verdict = ? ORDER BY parts.mac, parts.line",
+            (MacVerdict.IDENTITY.value,),
+        )
+        hosts = (
+            (mac, merge_observations([_unpack(marshal.loads(packed)) for _, packed in group]))  # noqa: S302
+            for mac, group in itertools.groupby(parts, key=lambda row: row[0])
+        )
+        while batch := list(itertools.islice(hosts, self._BATCH)):
+            packed = [(mac, marshal.dumps(_pack(host))) for mac, host in batch]
+            self._write("INSERT INTO merged VALUES (?, ?)", packed)
+
+    def verdict(self, mac: str) -> tuple[MacVerdict, Observation | None]:
+        """The verdict on a MAC (a MAC of one record names its host) and, for a host that
+        answered on several addresses, its merged observation."""
+        found = self._db.execute(
+            "SELECT verdict, packed FROM verdicts LEFT JOIN merged USING (mac) WHERE mac = ?",
+            (mac,),
+        ).fetchone()
+        if found is None:
+            return MacVerdict.IDENTITY, None
+        verdict, packed = found
+        merged = _unpack(marshal.loads(packed)) if packed is not None else None  # noqa: S302
+        return MacVerdict(verdict), merged
+
+    def discard(self) -> None:
+        self._db.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        with contextlib.suppress(OSError):
+            os.close(self._lock)
 
 
 def _pack(observation: Observation) -> tuple[Any, ...]:
@@ -182,60 +301,59 @@ class Answer:
     address: str = ""
 
 
-def open_task_data(path: Path) -> BinaryIO:
-    """The file's bytes, decompressed when it is gzip."""
-    with path.open("rb") as probe:
-        magic = probe.read(2)
-    if magic == GZIP_MAGIC:
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    return path.open("rb")
-
-
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every non-blank line; malformed lines raise TaskDataError."""
+def read_records(
+    path: Path, limits: JsonlLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every non-blank line, gzip or plain, read within `limits`;
+    malformed lines and data over the limits raise TaskDataError."""
     number = 0
     try:
-        with open_task_data(path) as handle:
-            for number, line in enumerate(handle, start=1):
-                if len(line) > MAX_LINE_BYTES:
-                    raise TaskDataError(f"the record is larger than {MAX_LINE_BYTES} bytes", number)
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except (ValueError, UnicodeDecodeError) as exc:
-                    raise TaskDataError(f"not valid JSON ({exc})", number) from None
-                if not isinstance(record, dict):
-                    raise TaskDataError("a record must be a JSON object", number)
-                kind = record.get("type")
-                if kind not in RECORD_TYPES:
-                    raise TaskDataError(
-                        f"'type' must be one of {', '.join(RECORD_TYPES)}, not {kind!r}", number
-                    )
-                yield number, record
+        for number, line in task_data_lines(path, limits):
+            if not line.strip():
+                continue
+            try:
+                record = parse_line(line, number, limits)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise TaskDataError(f"not valid JSON ({exc})", number) from None
+            if not isinstance(record, dict):
+                raise TaskDataError("a record must be a JSON object", number)
+            kind = record.get("type")
+            if kind not in RECORD_TYPES:
+                raise TaskDataError(
+                    f"'type' must be one of {', '.join(RECORD_TYPES)}, not {kind!r}", number
+                )
+            yield number, record
+    except LimitExceeded as exc:
+        raise TaskDataError.over_limit(exc) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise TaskDataError(
             f"the file is not complete gzip or text ({exc})", number + 1 if number else None
         ) from None
 
 
-def survey(path: Path, *, spool_in: Path | None = None, scope: Scope | None = None) -> Survey:
+def survey(
+    path: Path,
+    *,
+    spool_in: Path | None = None,
+    scope: Scope | None = None,
+    limits: JsonlLimits = DEFAULT_LIMITS,
+) -> Survey:
     """Check every record of the file and gather what merging needs; raises TaskDataError.
 
     With `spool_in`, the parsed host records are kept in a temporary file in that folder
-    for `answers` (the caller discards it). With `scope`, host records outside it count
-    for nothing but the record count: `answers` marks them ignored.
+    for `answers`. What is learned of MACs waits in a temporary file in that folder (else
+    beside the file). The caller discards the survey (or uses it as a context manager).
+    The file is read within `limits`. With `scope`, host records outside it count for
+    nothing but the record count: `answers` marks them ignored.
     """
     config: ScanConfig | None = None
     summary = Summary()
     summary_line: int | None = None
     hosts = 0
-    mac_records: dict[str, int] = {}
-    #: One service signature per MAC (as a hash), or None once a MAC showed several.
-    mac_signature: dict[str, int | None] = {}
     spool = Spool(spool_in) if spool_in is not None else None
+    macs: MacTable | None = None
     try:
-        for line, record in read_records(path):
+        for line, record in read_records(path, limits):
             kind = record["type"]
             if summary_line is not None:
                 raise TaskDataError(
@@ -265,34 +383,32 @@ def survey(path: Path, *, spool_in: Path | None = None, scope: Scope | None = No
             if spool is not None:
                 spool.add(observation)
             if observation.mac is not None and in_scope(observation, scope):
-                mac = observation.mac
-                signature = hash(service_signature(observation.services))
-                if mac not in mac_records:
-                    mac_records[mac] = 1
-                    mac_signature[mac] = signature
-                else:
-                    mac_records[mac] += 1
-                    if mac_signature[mac] != signature:
-                        mac_signature[mac] = None
+                if macs is None:
+                    macs = MacTable(spool_in or path.parent)
+                macs.add(observation)
         if config is None:
             raise TaskDataError("the file holds no records")
         if summary_line is None:
             raise TaskDataError("the file ends without its 'summary' record; it may be incomplete")
         if spool is not None:
             spool.finish()
+        if macs is not None:
+            macs.judge()
     except BaseException:
         if spool is not None:
             spool.discard()
+        if macs is not None:
+            macs.discard()
         raise
-    verdicts = {
-        mac: judge_mac(MacUse(records, mac_signature[mac] is not None))
-        for mac, records in mac_records.items()
-        if records > 1
-    }
-    wanted = {mac for mac, verdict in verdicts.items() if verdict is MacVerdict.IDENTITY}
-    merged = _merge_multi_record_hosts(path, spool, wanted, scope) if wanted else {}
     return Survey(
-        config, hosts, summary.finished_at, summary.complete, scope, verdicts, merged, spool
+        config,
+        hosts,
+        summary.finished_at,
+        complete=summary.complete,
+        scope=scope,
+        macs=macs,
+        spool=spool,
+        limits=limits,
     )
 
 
@@ -322,22 +438,14 @@ def task_scope(params: Mapping[str, Any]) -> Scope | None:
         raise TaskDataError(f"the task's own {exc.field} cannot be read: {exc.message}") from None
 
 
-def _merge_multi_record_hosts(
-    path: Path, spool: Spool | None, wanted: set[str], scope: Scope | None
-) -> dict[str, Observation]:
-    parts: dict[str, list[Observation]] = {}
-    for observation in _observations(path, spool):
-        if observation.mac in wanted and in_scope(observation, scope):
-            parts.setdefault(observation.mac, []).append(observation)
-    return {mac: merge_observations(found) for mac, found in parts.items()}
-
-
-def _observations(path: Path, spool: Spool | None, *, skip: int = 0) -> Iterator[Observation]:
+def _observations(
+    path: Path, spool: Spool | None, limits: JsonlLimits, *, skip: int = 0
+) -> Iterator[Observation]:
     if spool is not None:
         yield from spool.read(skip=skip)
         return
     index = 0
-    for line, record in read_records(path):
+    for line, record in read_records(path, limits):
         if record["type"] == "host":
             index += 1
             if index > skip:
@@ -346,7 +454,7 @@ def _observations(path: Path, spool: Spool | None, *, skip: int = 0) -> Iterator
 
 def answers(path: Path, surveyed: Survey, *, skip: int = 0) -> Iterator[Answer]:
     """What each host record means for the merge, in file order, after the first `skip`."""
-    for observation in _observations(path, surveyed.spool, skip=skip):
+    for observation in _observations(path, surveyed.spool, surveyed.limits, skip=skip):
         yield answer_for(observation, surveyed)
 
 
@@ -359,14 +467,13 @@ def answer_for(observation: Observation, surveyed: Survey) -> Answer:
     if answers_every_port(observation, surveyed.config.probed_count):
         return Answer(observation.line, ignored=IgnoreReason.EVERY_PORT, address=address)
     mac = observation.mac
-    if mac is not None:
-        verdict = surveyed.mac_verdicts.get(mac, MacVerdict.IDENTITY)
+    if mac is not None and surveyed.macs is not None:
+        verdict, merged = surveyed.macs.verdict(mac)
         if verdict is MacVerdict.BOGUS:
             return Answer(observation.line, ignored=IgnoreReason.SHARED_MAC, address=address)
         if verdict is MacVerdict.NOT_IDENTITY:
             observation = without_mac(observation)
-        elif mac in surveyed.merged_hosts:
-            merged = surveyed.merged_hosts[mac]
+        elif merged is not None:
             if merged.line != observation.line:
                 return Answer(observation.line, address=address)
             observation = merged

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.tasks import IllegalTransition
 from surveyor.processing import queue
 from surveyor.processing.merge import (
@@ -54,7 +55,8 @@ def _env_number(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """How workers pace themselves; each has a `SURVEYOR_PROCESSING_*` variable."""
+    """How workers pace themselves; each has a `SURVEYOR_PROCESSING_*` variable. Task data
+    is read within `limits` (see core/jsonl_limits.py for their settings)."""
 
     lease_seconds: float = queue.DEFAULT_LEASE_SECONDS
     poll_seconds: float = 2.0
@@ -62,6 +64,7 @@ class WorkerSettings:
     max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
     retry_seconds: float = 10.0
     requeue_every_seconds: float = 5.0
+    limits: JsonlLimits = DEFAULT_LIMITS
 
     @classmethod
     def from_environment(cls) -> WorkerSettings:
@@ -72,6 +75,7 @@ class WorkerSettings:
             max_attempts=int(_env_number("SURVEYOR_PROCESSING_ATTEMPTS", 3)),
             retry_seconds=_env_number("SURVEYOR_PROCESSING_RETRY", 10.0),
             requeue_every_seconds=_env_number("SURVEYOR_PROCESSING_REQUEUE_EVERY", 5.0),
+            limits=JsonlLimits.from_environment(os.environ),
         )
 
 
@@ -213,6 +217,7 @@ class Worker:
                     claim,
                     batch_size=self.settings.batch_size,
                     lease_seconds=self.settings.lease_seconds,
+                    limits=self.settings.limits,
                     should_stop=lambda: stop.is_set() or heartbeat.lost,
                 )
             except LeaseLost:

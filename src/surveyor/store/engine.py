@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +14,44 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_DATA_DIR = "surveyor-data"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: SQLite creates a database's `-wal` and `-shm` files with the database file's mode.
+SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def _make_private(path: Path, mode: int) -> None:
+    """Take every permission of group and others away from `path` (an existing one too)."""
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(mode)
+    except PermissionError as exc:
+        raise SystemExit(
+            f"{path} must be readable only by its owner, and it cannot be made so ({exc}); "
+            f"run Surveyor as its owner or `chmod {mode:o} {path}`"
+        ) from None
 
 
 def data_dir() -> Path:
-    """`$SURVEYOR_DATA`, else ./surveyor-data; created on first use, private to its owner."""
+    """`$SURVEYOR_DATA`, else ./surveyor-data; created on first use, private to its owner
+    (0700), even when it was created beforehand."""
     path = Path(os.environ.get("SURVEYOR_DATA") or DEFAULT_DATA_DIR).resolve()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_private(path, 0o700)
     return path
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create the SQLite database file of `url` readable only by its owner (0600), or make
+    an existing one so, with its `-wal` and `-shm` files."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for suffix in SQLITE_FILE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError):
+            _make_private(path.with_name(path.name + suffix), 0o600)
 
 
 def database_url() -> str:
@@ -69,6 +101,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create the engine for `url` (default: `database_url()`), tuned for its backend."""
     url = normalize_url(url) if url else database_url()
     if url.startswith("sqlite"):
+        private_sqlite_file(url)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)

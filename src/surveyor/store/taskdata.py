@@ -1,24 +1,36 @@
-"""Where task data lives: `<data dir>/tasks/<task id>.jsonl.gz`, written atomically.
+"""Where task data lives: `<data dir>/tasks/<task id>.jsonl.gz`, written atomically, and
+how it is read back within the limits of `core.jsonl_limits`.
 
 An upload is streamed into a temporary file beside its final place while its SHA-256 and
 size are computed; only a complete, verified file is renamed into place, so a reader never
-sees half a file and a failed upload leaves nothing behind.
+sees half a file and a failed upload leaves nothing behind. Every temporary file in that
+folder is locked (`flock`) by the process writing it, so a console that starts removes the
+temporary files of killed processes and never those of a live console or worker sharing
+the data directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import hashlib
-import json
 import os
+import stat
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from surveyor.core.jsonl_limits import JsonlLimits, parse_line, split_lines
+
 TASKS_DIR = "tasks"
-MAX_RECORD_BYTES = 64 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+#: Decompressed data is read in blocks of this size.
+BLOCK_BYTES = 1 << 20
+#: Temporary files in the tasks folder: a leading dot and one of these endings.
+TEMP_SUFFIXES = (".part", ".tmp")
 
 
 def task_data_path(data_dir: Path, task_id: int) -> Path:
@@ -33,17 +45,84 @@ def sha256_of(path: Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def create_temp_file(folder: Path, *, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new temporary file in `folder` (0600), locked for as long as its descriptor is
+    open; `prefix` must start with a dot and `suffix` be one of TEMP_SUFFIXES."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    while True:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.fstat(fd).st_nlink:
+            return fd, Path(name)
+        # A starting console took it for abandoned between its creation and our lock.
+        os.close(fd)
+
+
+def remove_abandoned_temp_files(data_dir: Path) -> list[Path]:
+    """Remove the temporary files that killed processes left in the tasks folder (partial
+    uploads and imports, processing spools); those a live process holds stay."""
+    folder = data_dir / TASKS_DIR
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        if not (path.name.startswith(".") and path.name.endswith(TEMP_SUFFIXES)):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def decompressed_blocks(path: Path, limits: JsonlLimits) -> Iterator[bytes]:
+    """The file's bytes, decompressed when it is gzip, in blocks of at most BLOCK_BYTES.
+
+    Raises LimitExceeded as soon as the output passes the limits (a gzip file may expand
+    only so far: see `JsonlLimits.expansion_budget`), and OSError, EOFError or zlib.error
+    for a damaged gzip file.
+    """
+    with path.open("rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        budget = limits.expansion_budget(size) if compressed else limits.max_data_bytes
+        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        total = 0
+        with stream:
+            while block := stream.read(BLOCK_BYTES):
+                total += len(block)
+                if total > budget:
+                    raise limits.expanded_too_far(size) if compressed else limits.too_much_data()
+                yield block
+
+
+def task_data_lines(path: Path, limits: JsonlLimits) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) for every non-empty line of a task data file, within `limits`."""
+    return split_lines(decompressed_blocks(path, limits), limits)
+
+
 class IncomingTaskData:
     """A task data file being received: write chunks, then `commit` it into place or
     `discard` it. Used as a context manager, it discards whatever was not committed."""
 
     def __init__(self, data_dir: Path, task_id: int) -> None:
         self.final_path = task_data_path(data_dir, task_id)
-        self.final_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, name = tempfile.mkstemp(
-            prefix=f".{task_id}-", suffix=".part", dir=self.final_path.parent
+        fd, self.temp_path = create_temp_file(
+            self.final_path.parent, prefix=f".{task_id}-", suffix=".part"
         )
-        self.temp_path = Path(name)
+        # Open (and so locked) until committed or discarded.
         self._handle = os.fdopen(fd, "wb")
         self._digest = hashlib.sha256()
         self.size = 0
@@ -54,12 +133,10 @@ class IncomingTaskData:
         self._digest.update(chunk)
         self.size += len(chunk)
 
-    def close(self) -> None:
+    def finish(self) -> None:
         """Finish writing (flushed to disk); the digest and size are final after this."""
-        if not self._handle.closed:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
 
     @property
     def sha256(self) -> str:
@@ -67,15 +144,17 @@ class IncomingTaskData:
 
     def commit(self) -> Path:
         """Move the complete file into its final place, replacing any earlier one."""
-        self.close()
+        self.finish()
         os.replace(self.temp_path, self.final_path)
+        self._handle.close()
         self._done = True
         return self.final_path
 
     def discard(self) -> None:
         if self._done:
             return
-        self._handle.close()
+        with contextlib.suppress(OSError):
+            self._handle.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp_path.unlink()
         self._done = True
@@ -92,29 +171,30 @@ class IncomingTaskData:
         self.discard()
 
 
-def task_data_problem(path: Path) -> str | None:
+def task_data_problem(path: Path, limits: JsonlLimits) -> str | None:
     """Why the file is not task data (SPEC §7: gzip JSONL, a `config` record first and a
-    `summary` record last), or None when it is."""
+    `summary` record last), or None when it is. Raises LimitExceeded for data over the
+    limits."""
     first: str | None = None
     last: str | None = None
     count = 0
+    with path.open("rb") as probe:
+        if probe.read(2) != GZIP_MAGIC:
+            return "it is not a gzip file"
     try:
-        with gzip.open(path, "rb") as handle:
-            for number, line in enumerate(handle, start=1):
-                if len(line) > MAX_RECORD_BYTES:
-                    return f"record {number} is larger than {MAX_RECORD_BYTES} bytes"
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    return f"line {number} is not JSON"
-                kind = record.get("type") if isinstance(record, dict) else None
-                if not isinstance(kind, str):
-                    return f"record {number} has no 'type'"
-                first = first or kind
-                last = kind
-                count += 1
+        for number, line in task_data_lines(path, limits):
+            if not line.strip():
+                continue
+            try:
+                record = parse_line(line, number, limits)
+            except ValueError:
+                return f"line {number} is not JSON"
+            kind = record.get("type") if isinstance(record, dict) else None
+            if not isinstance(kind, str):
+                return f"record {number} has no 'type'"
+            first = first or kind
+            last = kind
+            count += 1
     except (OSError, EOFError, zlib.error) as exc:
         return f"it is not a complete gzip file ({exc})"
     if count == 0:

@@ -29,9 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.errors import ApiError, BodyTooLarge, ErrorResponse
 from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core.jsonl_limits import LimitExceeded
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
 from surveyor.service.explorers import (
@@ -412,7 +413,7 @@ async def _receive_into(
             pending.clear()
     if pending:
         await asyncio.to_thread(incoming.write, bytes(pending))
-    await asyncio.to_thread(incoming.close)
+    await asyncio.to_thread(incoming.finish)
 
 
 @router.put("/task-data/{task_id}", response_model=UploadOut, responses=_ERRORS)
@@ -432,9 +433,11 @@ async def upload_task_data(
     ] = False,
 ) -> Any:
     """Receive the task data (gzip JSONL, streamed). It is stored only if its SHA-256 matches
-    the header and it is task data; the same data uploaded again is answered, not stored.
-    While the task is being stopped, this is what the scan found before it halted: it is
-    kept, marked partial, and the task becomes `stopped`."""
+    the header and it is task data within the limits; the same data uploaded again is
+    answered, not stored. While the task is being stopped, this is what the scan found before
+    it halted: it is kept, marked partial, and the task becomes `stopped`. Data the console
+    will never store (too large, not task data) cancels the task with the reason (or just
+    ends a stopping one `stopped`), so the explorer does not send it again."""
 
     def begin() -> explorer_service.UploadStart:
         with state.db.write() as conn:
@@ -453,6 +456,12 @@ async def upload_task_data(
             await _receive_into(request, incoming, idle_seconds=state.settings.upload_idle_seconds)
         except ClientDisconnect:
             raise ApiError(400, "incomplete_upload", "the upload ended early") from None
+        except BodyTooLarge as exc:
+            too_large = f"it is larger than {exc.limit} bytes (the limit SURVEYOR_MAX_UPLOAD_BYTES)"
+            await asyncio.to_thread(
+                _refuse_invalid, state, explorer, task_id, attempt_token, too_large
+            )
+            raise
         if incoming.sha256 != sha256:
             raise ApiError(
                 400,
@@ -460,7 +469,20 @@ async def upload_task_data(
                 f"the data received has SHA-256 {incoming.sha256}, not {sha256}; "
                 "nothing was stored",
             )
-        problem = await asyncio.to_thread(taskdata.task_data_problem, incoming.temp_path)
+        limits = state.settings.task_data_limits
+        try:
+            problem = await asyncio.to_thread(
+                taskdata.task_data_problem, incoming.temp_path, limits
+            )
+        except LimitExceeded as exc:
+            refused = f"{exc} (the limit {exc.setting})"
+            await asyncio.to_thread(
+                _refuse_invalid, state, explorer, task_id, attempt_token, refused
+            )
+            status, code = (413, "too_large") if exc.too_large else (422, "invalid_data")
+            raise ApiError(
+                status, code, f"the task data is refused: {refused}", exc.details
+            ) from None
         if problem is not None:
             await asyncio.to_thread(
                 _refuse_invalid, state, explorer, task_id, attempt_token, problem

@@ -1,8 +1,9 @@
 """`POST /api/v1/imports`: a Surveyor JSONL file (gzip or plain) becomes an `import` task.
 
 The file is the raw request body. It is stored gzip-compressed while it arrives, then checked
-record by record; a bad record is a 400 naming its line, and nothing is kept. A good file
-becomes an import task in `processing_queued`, merged by the same workers as scans.
+record by record within the task data limits; a bad record is a 400 naming its line, data over
+a size limit a 413 naming the limit, and nothing is kept. A good file becomes an import task
+in `processing_queued`, merged by the same workers as scans.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import contextlib
 import gzip
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -23,15 +23,16 @@ from surveyor.console.errors import ApiError, ErrorResponse
 from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import MAX_ID, TaskOut
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.tasks import TaskStatus, TaskType
-from surveyor.processing.records import GZIP_MAGIC, TaskDataError, survey
+from surveyor.processing.records import TaskDataError, survey
 from surveyor.processing.worker import wake_workers
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
 from surveyor.store.records import audit, find_by_name, get_record
 from surveyor.store.schema import sites
-from surveyor.store.taskdata import TASKS_DIR, task_data_path
+from surveyor.store.taskdata import GZIP_MAGIC, TASKS_DIR, create_temp_file, task_data_path
 
 IMPORT_PATH = "/api/v1/imports"
 router = APIRouter(prefix=IMPORT_PATH, tags=["imports"])
@@ -45,10 +46,8 @@ class _StoredUpload:
     """The upload as it will be stored (gzip), in a temporary file beside the task data."""
 
     def __init__(self, data_dir: Path) -> None:
-        folder = data_dir / TASKS_DIR
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, name = tempfile.mkstemp(prefix=".import-", suffix=".part", dir=folder)
-        self.path = Path(name)
+        fd, self.path = create_temp_file(data_dir / TASKS_DIR, prefix=".import-", suffix=".part")
+        # Open (and so locked) until discarded.
         self._file = os.fdopen(fd, "wb")
         self._sink: IO[bytes] | gzip.GzipFile | None = None
         self._head = b""
@@ -71,7 +70,7 @@ class _StoredUpload:
         self._sink.write(chunk)
 
     def finish(self) -> tuple[int, str]:
-        """Close the file; its stored size and SHA-256."""
+        """Finish writing (flushed to disk); the stored size and SHA-256."""
         if self._sink is None:
             self._sink = gzip.GzipFile(fileobj=self._file, mode="wb")
             assert self._sink is not None
@@ -80,7 +79,6 @@ class _StoredUpload:
             self._sink.close()
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._file.close()
         digest = hashlib.sha256()
         with self.path.open("rb") as stored:
             while block := stored.read(1 << 20):
@@ -92,6 +90,23 @@ class _StoredUpload:
             self._file.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def _host_records(path: Path, limits: JsonlLimits) -> int:
+    """How many host records the file holds, once every record is checked."""
+    with survey(path, limits=limits) as surveyed:
+        return surveyed.host_records
+
+
+def _refusal(exc: TaskDataError) -> ApiError:
+    details: dict[str, Any] = {"problem": exc.problem}
+    if exc.line is not None:
+        details["line"] = exc.line
+    if exc.exceeded is not None:
+        details |= exc.exceeded.details
+        if exc.exceeded.too_large:
+            return ApiError(413, "too_large", f"the file is refused: {exc}", details)
+    return ApiError(400, "invalid_task_data", f"the file is not Surveyor task data: {exc}", details)
 
 
 def _resolve_site(conn: Any, principal: Principal, site: str | None) -> dict[str, Any]:
@@ -205,14 +220,11 @@ async def create_import(
             raise ApiError(400, "invalid_import", "the request body is empty; send the file")
         size, sha256 = await run_in_threadpool(upload.finish)
         try:
-            surveyed = await run_in_threadpool(survey, upload.path)
+            hosts = await run_in_threadpool(
+                _host_records, upload.path, state.settings.task_data_limits
+            )
         except TaskDataError as exc:
-            details: dict[str, Any] = {"problem": exc.problem}
-            if exc.line is not None:
-                details["line"] = exc.line
-            raise ApiError(
-                400, "invalid_task_data", f"the file is not Surveyor task data: {exc}", details
-            ) from exc
+            raise _refusal(exc) from exc
         task = await run_in_threadpool(
             _create_import,
             state,
@@ -223,7 +235,7 @@ async def create_import(
             description=description,
             size=size,
             sha256=sha256,
-            hosts=surveyed.host_records,
+            hosts=hosts,
         )
     finally:
         await run_in_threadpool(upload.discard)
