@@ -177,6 +177,10 @@ def test_a_stopped_scans_data_is_processed_on_request_and_marks_nothing_offline(
     console: ConsoleUnderTest, tmp_path: Path
 ) -> None:
     site_id = console.admin.get("/api/v1/sites").json()[0]["id"]
+    widened = console.admin.patch(
+        f"/api/v1/sites/{site_id}", json={"allowed_scope": "127.0.0.0/29"}
+    )
+    assert widened.status_code == 200, widened.text
     place = Place(console.organization_id, site_id)
     queue_hosts(console.db, tmp_path, place, [host("127.0.0.1"), host("127.0.0.2")])
     process_all(console.db, tmp_path)
