@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -175,6 +176,13 @@ def test_a_client_that_does_not_ask_for_a_stream_gets_what_it_missed_at_once(
     assert [m["data"]["task_id"] for m in found if m["event"] == "task"] == [task["id"]]
 
 
+def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the live feed did not poll in time"
+        time.sleep(0.01)
+
+
 def test_a_stream_reports_explorers_coming_online_and_taking_work(
     console: ConsoleUnderTest, short_streams: TaskFeed
 ) -> None:
@@ -185,17 +193,29 @@ def test_a_stream_reports_explorers_coming_online_and_taking_work(
     with console.db.write() as conn:
         theirs = new_explorer(conn, other_org, online=False)
 
+    organization_id = console.organization_id
+    # The stream stays open long enough for every step below, however slow the machine.
+    short_streams.stream_seconds = 5.0
+
+    def heard(online: bool) -> bool:
+        """Whether the feed's latest poll saw this explorer in that state."""
+        fleet = short_streams._explorers.get(organization_id)
+        return fleet is not None and any(
+            state[0] == explorer["id"] and state[1] is online for state in fleet
+        )
+
     def work() -> None:
-        time.sleep(0.3)
+        # Each step waits until the feed's poll has seen the one before, so none is missed.
+        wait_until(lambda: heard(online=False))
         with console.db.write() as conn:
             set_checkin(conn, explorer["id"], utcnow())
             set_checkin(conn, theirs["id"], utcnow())
-        time.sleep(0.3)
+        wait_until(lambda: heard(online=True))
         with console.db.write() as conn:
-            scan = new_scan(conn, console.organization_id, site["id"], explorer_id=explorer["id"])
+            scan = new_scan(conn, organization_id, site["id"], explorer_id=explorer["id"])
             store.transition(
                 conn,
-                console.organization_id,
+                organization_id,
                 scan["id"],
                 TaskStatus.ACTIVE,
                 actor="explorer:test",
