@@ -1,9 +1,9 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
 One module per page (`tasks`, `new_task`, `explorers`, `zones`, `sites`, `assets`, `tokens`,
-`audit`, `account`), `login` for signing in and out, `session` for cookie sessions and CSRF,
-`render` for templates and security headers, `forms` for reading submitted forms, `task_view`
-for how a task is shown. The live updates come from
+`members`, `audit`, `account`), `login` for signing in and out, `session` for cookie sessions
+and CSRF, `render` for templates and security headers, `forms` for reading submitted forms,
+`task_view` for how a task is shown. The live updates come from
 `GET /api/v1/events` (`console/routes/events.py`); the pages' own scripts and styles are in
 `console/static/`, the templates in `console/templates/`.
 """
@@ -20,6 +20,7 @@ from surveyor.console.web import (
     audit,
     explorers,
     login,
+    members,
     new_task,
     sites,
     tasks,
@@ -34,7 +35,19 @@ __all__ = ["install"]
 
 def install(app: FastAPI) -> None:
     """Add the pages, their static files and their error pages to the console app."""
-    for module in (login, account, new_task, tasks, explorers, zones, sites, assets, tokens, audit):
+    for module in (
+        login,
+        account,
+        new_task,
+        tasks,
+        explorers,
+        zones,
+        sites,
+        assets,
+        tokens,
+        members,
+        audit,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

@@ -1,10 +1,12 @@
-"""Your account: who you are here, and changing your own password."""
+"""Your account: who you are, your organizations, the invitations to others (accept or
+decline), and changing your own password."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi.responses import RedirectResponse
 
 from surveyor.console.errors import ApiError
 from surveyor.console.routes.accounts import account_rules
@@ -29,14 +31,20 @@ def _page(
     *,
     error: str = "",
     done: str = "",
+    invitation_error: str = "",
+    invitation_done: str = "",
     status: int = 200,
 ) -> Response:
     with state.db.read() as conn:
         account = accounts.get_user(conn, principal.user_id) or {}
         memberships = accounts.list_memberships(conn, [principal.user_id])[principal.user_id]
+        invitations = rules.pending_invitations(conn, principal.user_id)
     context: dict[str, Any] = {
         "account": account,
         "memberships": memberships,
+        "invitations": invitations,
+        "invitation_error": invitation_error,
+        "invitation_done": invitation_done,
         "error": error,
         "done": done,
         "min_length": MIN_PASSWORD_LENGTH,
@@ -49,8 +57,57 @@ def _sentence(message: str) -> str:
 
 
 @router.get("/account")
-def account_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    return _page(request, state, principal)
+def account_page(
+    request: Request, principal: PagePrincipal, state: State, joined: str = "", declined: str = ""
+) -> Response:
+    """`joined` names the organization an invitation was just accepted to, `declined` says
+    one was declined (after the redirect that follows either)."""
+    said = "You declined the invitation." if declined == "1" else ""
+    if joined:
+        with state.db.read() as conn:
+            memberships = accounts.list_memberships(conn, [principal.user_id])[principal.user_id]
+        said = next(
+            (
+                f"You joined {m.organization_name} as {m.role.value}."
+                for m in memberships
+                if str(m.organization_id) == joined
+            ),
+            said,
+        )
+    return _page(request, state, principal, invitation_done=said)
+
+
+def _answer_invitation(
+    request: Request, state: ConsoleState, principal: Principal, invitation_id: int, *, accept: bool
+) -> Response:
+    target = "/account?declined=1"
+    try:
+        with account_rules(state, principal) as conn:
+            if accept:
+                membership = rules.accept_invitation(conn, principal, invitation_id)
+                target = f"/account?joined={membership.organization_id}"
+            else:
+                rules.decline_invitation(conn, principal, invitation_id)
+    except ApiError as exc:
+        return _page(
+            request, state, principal, invitation_error=_sentence(exc.message), status=exc.status
+        )
+    return RedirectResponse(target, status_code=303)
+
+
+@router.post("/account/invitations/{invitation_id:int}/accept")
+def accept_invitation(
+    request: Request, invitation_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    """Join the inviting organization with the invited role."""
+    return _answer_invitation(request, state, principal, invitation_id, accept=True)
+
+
+@router.post("/account/invitations/{invitation_id:int}/decline")
+def decline_invitation(
+    request: Request, invitation_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    return _answer_invitation(request, state, principal, invitation_id, accept=False)
 
 
 @router.post("/account/password")
