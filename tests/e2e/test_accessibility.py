@@ -6,8 +6,9 @@ exists (a page whose path takes a parameter this module cannot fill fails until 
 The console holds realistic data: tasks in every tab, among them a running scan, one being
 uploaded, a failed one with its error, a recurring template with a past run and a paused
 one, a processed scan with a change summary and the assets it found, a second site, a
-hosted zone and three explorers. Two of the explorers are played by this module over the
-explorer protocol, so their tasks stay where the checks need them.
+hosted zone, three explorers, a second member and a pending invitation each way. Two of the
+explorers are played by this module over the explorer protocol, so their tasks stay where
+the checks need them.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Seeded:
     asset: int
     zone: int
     token: int
+    member: int
 
 
 class FakeExplorer:
@@ -166,6 +168,27 @@ def seeded(console: RunningConsole) -> Seeded:
         enrollment = _post(
             api, "/api/v1/enrollment-tokens", {"name": "branch rollout", "site_id": branch["id"]}
         )
+        member = _post(
+            api, "/api/v1/users", {"email": "sam@example.test", "role": "operator", "name": "Sam"}
+        )
+        partner = _post(
+            api,
+            "/api/v1/organizations",
+            {"name": "Partner", "admin_email": "partner-admin@example.test"},
+        )
+        # a pending invitation each way: on the Members page, and on the admin's account page
+        _post(api, "/api/v1/users", {"email": "partner-admin@example.test"})
+    partner_login = httpx2.post(
+        f"{console.url}/api/v1/auth/login",
+        json={
+            "email": "partner-admin@example.test",
+            "password": partner["members"][0]["generated_password"],
+        },
+        timeout=30.0,
+    )
+    assert partner_login.status_code == 200, partner_login.text
+    with console.api(partner_login.json()["token"]) as partner_api:
+        _post(partner_api, "/api/v1/users", {"email": ADMIN_EMAIL, "role": "viewer"})
     office = FakeExplorer(console, enrollment["token"], "branch-gw")
     printers = FakeExplorer(console, enrollment["token"], "branch-printers")
     branch_scan = {"site_id": branch["id"], "params": {"targets": "127.20.0.0/24"}}
@@ -236,6 +259,7 @@ def seeded(console: RunningConsole) -> Seeded:
         asset=assets[0]["id"],
         zone=zone["id"],
         token=api_token["id"],
+        member=member["member"]["id"],
     )
 
 
@@ -325,6 +349,7 @@ def fill_path(path: str, seeded: Seeded) -> str:
         "asset_id": seeded.asset,
         "zone_id": seeded.zone,
         "token_id": seeded.token,
+        "user_id": seeded.member,
     }
 
     def value(match: re.Match[str]) -> str:
