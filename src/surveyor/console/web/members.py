@@ -38,7 +38,7 @@ MESSAGES = {
     "name": "A name has at most 200 characters.",
 }
 ROLES = [role.value for role in Role]
-#: Where each page-level message goes after a change, by the `done` query value.
+#: The message the page shows after a change, by the `done` value of the redirect.
 DONE = {
     "role": "Role changed.",
     "removed": "Member removed; their sessions and API tokens here were signed out.",
