@@ -39,7 +39,7 @@ from sqlalchemy import update
 
 from surveyor.security.passwords import hash_password, verify_password
 from surveyor.store import accounts
-from surveyor.store.accounts import Role
+from surveyor.store.accounts import Principal, Role
 from surveyor.store.engine import Database
 from surveyor.store.schema import users
 
@@ -245,3 +245,27 @@ def log_in(
         )
         conn.execute(update(users).where(users.c.id == user["id"]).values(last_login_at=now))
     return Session(token, expires, user["id"], user["email"], organization_id, role)
+
+
+def switch_organization(
+    db: Database, principal: Principal, organization_id: int, *, session_name: str
+) -> Session:
+    """A session in another organization of the signed-in account, in place of the calling
+    session (which ends); `LoginRefused(NOT_A_MEMBER)` unless the account is a member there."""
+    with db.write() as conn:
+        account = accounts.get_user(conn, principal.user_id)
+        role = accounts.membership_role(conn, organization_id, principal.user_id)
+        if account is None or not account["is_active"] or role is None:
+            raise LoginRefused(Refusal.NOT_A_MEMBER)
+        expires = datetime.now(UTC) + accounts.SESSION_LIFETIME
+        _, token = accounts.create_token(
+            conn,
+            user_id=principal.user_id,
+            organization_id=organization_id,
+            name=session_name,
+            kind="session",
+            expires_at=expires,
+        )
+        if principal.token_id is not None:
+            accounts.delete_session(conn, principal.user_id, principal.token_id)
+    return Session(token, expires, principal.user_id, account["email"], organization_id, role)

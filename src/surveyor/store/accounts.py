@@ -457,6 +457,18 @@ def delete_token(conn: Connection, user_id: int, token_id: int) -> bool:
     return result.rowcount == 1
 
 
+def delete_session(conn: Connection, user_id: int, token_id: int) -> bool:
+    """End one of the account's sessions (a signed-in browser or CLI login)."""
+    result = conn.execute(
+        delete(api_tokens).where(
+            api_tokens.c.id == token_id,
+            api_tokens.c.user_id == user_id,
+            api_tokens.c.kind == "session",
+        )
+    )
+    return result.rowcount == 1
+
+
 def revoke_tokens(
     conn: Connection,
     user_id: int,

@@ -1,5 +1,5 @@
-"""Your account: who you are, your organizations, the invitations to others (accept or
-decline), and changing your own password."""
+"""Your account: who you are, your organizations (and switching between them), the
+invitations to others (accept or decline), and changing your own password."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from fastapi.responses import RedirectResponse
 
 from surveyor.console.errors import ApiError
 from surveyor.console.routes.accounts import account_rules
+from surveyor.console.schemas import MAX_ID
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PagePrincipal
+from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, set_session_cookie
 from surveyor.security.passwords import MIN_PASSWORD_LENGTH, password_problem
 from surveyor.service import accounts as rules
+from surveyor.service import login as login_rules
 from surveyor.service.accounts import AccountChanges
+from surveyor.service.login import LoginRefused
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
@@ -108,6 +111,32 @@ def decline_invitation(
     request: Request, invitation_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     return _answer_invitation(request, state, principal, invitation_id, accept=False)
+
+
+@router.post("/account/organization")
+def switch_organization(
+    request: Request,
+    principal: CheckedPrincipal,
+    state: State,
+    organization_id: Annotated[int, Form(ge=1, le=MAX_ID)],
+) -> Response:
+    """Work in another of your organizations: this session ends and one there begins."""
+    try:
+        session = login_rules.switch_organization(
+            state.db, principal, organization_id, session_name="web session"
+        )
+    except LoginRefused:
+        return _page(
+            request,
+            state,
+            principal,
+            invitation_error="You are not a member of that organization.",
+            status=403,
+        )
+    state.principals.clear()
+    response = RedirectResponse("/tasks", status_code=303)
+    set_session_cookie(response, request, session.token, session.expires_at)
+    return response
 
 
 @router.post("/account/password")

@@ -109,7 +109,7 @@ def logout(request: Request, principal: CheckedPrincipal, state: State) -> Respo
     """End the session: its token is deleted, so the cookie is worthless from now on."""
     if principal.token_id is not None:
         with state.db.write() as conn:
-            accounts.delete_token(conn, principal.user_id, principal.token_id)
+            accounts.delete_session(conn, principal.user_id, principal.token_id)
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, request)
     return response
