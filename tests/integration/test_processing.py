@@ -633,6 +633,103 @@ def test_a_scope_claimed_by_the_data_never_widens_the_tasks_own(
     ]
 
 
+HTTPS = service(443, tls={"subject": "CN=web.example", "sha256": "ab" * 32})
+
+
+def ports_after(
+    db: Database, place: Place, tmp_path: Path, known: list[int], rescan: dict[str, object]
+) -> tuple[dict[str, int], list[int]]:
+    """127.0.0.1 known with services on `known` ports, then a scan stored with `rescan`'s
+    `params` whose data (config `ports`) finds only SSH: its summary, and the ports left."""
+    queue_hosts(
+        db,
+        tmp_path,
+        place,
+        [host("127.0.0.1", services=[SSH if port == 22 else service(port) for port in known])],
+        ports="1-65535",
+    )
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1", services=[SSH])], ports=rescan["ports"], finished_at=LATER)
+    params = rescan["params"]
+    assert isinstance(params, dict)
+    task_id = queue_data(db, tmp_path, place, encode(lines), task_type=TaskType.SCAN, params=params)
+    process_all(db, tmp_path)
+    [asset] = site_inventory(db, place)
+    return summary_of(db, place, task_id), [s["port"] for s in asset["services"]]
+
+
+def test_ports_claimed_by_the_data_never_widen_the_ports_the_task_probed(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """Issue 12.2: a config record claiming `ports: 1-65535` for a task that probed port 22
+    marked the host's known service on 443 gone."""
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 443],
+        rescan={"params": {**SCOPE_24, "tcp_ports": "22"}, "ports": "1-65535"},
+    )
+    assert summary == counts(unchanged=1)
+    assert ports == [22, 443]
+
+
+def test_a_scan_whose_data_probed_fewer_ports_than_asked_marks_only_those_gone(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 80, 443],
+        rescan={"params": {**SCOPE_24, "tcp_ports": "22,80,443"}, "ports": "22,80"},
+    )
+    assert summary == counts(changed=1)
+    assert ports == [22, 443]
+
+
+def test_a_scan_whose_params_leave_out_the_ports_probed_the_default_list(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """3306 is in the default list, 12345 is not."""
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 3306, 12345],
+        rescan={"params": SCOPE_24, "ports": "1-65535"},
+    )
+    assert summary == counts(changed=1)
+    assert ports == [22, 12345]
+
+
+def test_a_scan_whose_data_does_not_say_its_ports_probed_what_the_task_asked(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 443, 8443],
+        rescan={"params": {**SCOPE_24, "tcp_ports": "22,443"}, "ports": None},
+    )
+    assert summary == counts(changed=1)
+    assert ports == [22, 8443]
+
+
+def test_an_import_probed_the_ports_its_data_says(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1", services=[SSH, HTTP, HTTPS])])
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1", services=[SSH])], ports="22,80", finished_at=LATER)
+    imported = queue_data(db, tmp_path, place, encode(lines))
+    process_all(db, tmp_path)
+    assert summary_of(db, place, imported) == counts(changed=1)
+    [asset] = site_inventory(db, place)
+    assert [s["port"] for s in asset["services"]] == [22, 443]
+
+
 def test_the_tasks_stored_excludes_hold_against_data_that_leaves_them_out(
     db: Database, place: Place, tmp_path: Path
 ) -> None:

@@ -12,6 +12,8 @@
    The scanned scope is the one the console stored for the task (`task_scope`), never what
    the data says; host records outside it are ignored. Partial data (a stopped scan) marks
    nothing offline, and a task without a scope (an import) neither.
+   Likewise, the ports whose silent services are gone are those the task asked for
+   (`task_ports`) that the data says it probed, never more.
 5. The run's counts become the task's change summary as it moves to `processed`.
 
 Every timestamp written to the inventory is the scan's time (`observed_at`), never the time of
@@ -58,6 +60,7 @@ from surveyor.processing.records import (
     TaskDataError,
     answers,
     survey,
+    task_ports,
     task_scope,
 )
 from surveyor.store import inventory
@@ -174,8 +177,10 @@ def process_claimed_task(
             f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
             "directory of this worker must be the console's"
         )
-    scope = task_scope(task.get("params") or {})
-    with survey(path, spool_in=path.parent, scope=scope, limits=limits) as surveyed:
+    params = task.get("params") or {}
+    scope = task_scope(params)
+    ports = task_ports(str(task["type"]), params)
+    with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
 
 
