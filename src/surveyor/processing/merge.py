@@ -121,6 +121,14 @@ class MergeContext:
         """The scope whose silent assets go offline: the task's own, for complete data."""
         return None if self.partial else self.surveyed.scope
 
+    def probed_for(self, observation: Observation) -> frozenset[tuple[str, int]] | None:
+        """The ports whose known services the answer can make gone: none when its record
+        left some of its open ports out (`services_truncated`), as a scanner does for a host
+        open on thousands of them."""
+        if observation.services_truncated:
+            return frozenset()
+        return self.surveyed.config.probed
+
     @property
     def total(self) -> int:
         return int(self.run["records_total"])
@@ -410,7 +418,7 @@ def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]
 
 
 def _plan_new(context: MergeContext, writes: BatchWrites, observation: Observation) -> None:
-    state = merge_state(None, observation, context.surveyed.config.probed)
+    state = merge_state(None, observation, None)
     change = compare(None, state)
     writes.count(change.kind)
     writes.new_assets.append(_asset_values(context, state, first_seen=context.observed_at))
@@ -450,7 +458,7 @@ def _plan_known(
             kind, change = ChangeKind.ONLINE, Change(ChangeKind.ONLINE)
     else:
         known = candidates.known(asset_id)
-        after = merge_state(known, observation, context.surveyed.config.probed)
+        after = merge_state(known, observation, context.probed_for(observation))
         change = compare(known, after)
         kind = change.kind
     writes.count(kind)

@@ -281,6 +281,7 @@ def _pack(observation: Observation) -> tuple[Any, ...]:
         observation.hostnames,
         observation.os,
         tuple(tuple(s) for s in observation.services),
+        observation.services_truncated,
     )
 
 
@@ -289,7 +290,7 @@ _new_service = functools.partial(tuple.__new__, Service)
 
 
 def _unpack(packed: tuple[Any, ...]) -> Observation:
-    line, addresses, mac, hostnames, os_name, packed_services = packed
+    line, addresses, mac, hostnames, os_name, packed_services, truncated = packed
     return Observation(
         addresses=addresses,
         mac=mac,
@@ -297,6 +298,7 @@ def _unpack(packed: tuple[Any, ...]) -> Observation:
         services=tuple(map(_new_service, packed_services)),
         os=os_name,
         line=line,
+        services_truncated=truncated,
     )
 
 
@@ -640,6 +642,11 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         services[service.key] = service
     ordered = tuple(services[key] for key in sorted(services))
     os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or guess_os(ordered)
+    truncated = record.get("services_truncated")
+    if truncated is None:
+        truncated = 0
+    elif type(truncated) is not int or truncated < 0:
+        raise TaskDataError("'services_truncated' must be a whole number, 0 or more", line)
     return Observation(
         addresses=sort_addresses(addresses) if len(addresses) > 1 else tuple(addresses),
         mac=mac,
@@ -647,6 +654,7 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         services=ordered,
         os=os_name,
         line=line,
+        services_truncated=truncated,
     )
 
 
