@@ -14,7 +14,7 @@ from surveyor.store import accounts
 from surveyor.store.accounts import Role
 from surveyor.store.bootstrap import CREDENTIALS_FILE, bootstrap_if_empty
 from surveyor.store.engine import Database
-from surveyor.store.schema import audit_events, invitations
+from surveyor.store.schema import api_tokens, audit_events, invitations
 from tests.support.console import ADMIN_EMAIL, ADMIN_PASSWORD, Api, ConsoleUnderTest
 
 
@@ -479,6 +479,61 @@ def test_removing_a_member_revokes_their_tokens_in_that_organization_only(
     with console.db.write() as conn:
         accounts.set_membership(conn, other_org, ana_id, Role.VIEWER)
     assert ana_there.get("/api/v1/users/me").status_code == 401
+
+
+def tokens_of(console: ConsoleUnderTest, user_id: int) -> list[tuple[int, int, str, str]]:
+    """The account's tokens: (id, organization, kind, name), oldest first."""
+    with console.db.read() as conn:
+        rows = conn.execute(
+            select(api_tokens).where(api_tokens.c.user_id == user_id).order_by(api_tokens.c.id)
+        ).all()
+    return [(row.id, row.organization_id, row.kind, row.name) for row in rows]
+
+
+def test_deleting_a_token_reaches_only_your_api_tokens_in_this_organization(
+    console: ConsoleUnderTest,
+) -> None:
+    """Issue 12.4: DELETE /tokens/{id} ended the caller's login sessions and deleted their
+    tokens of another organization."""
+    other_org, _ = console.other_organization()
+    ana_id = account_with_password(console, "ana@example.test", PASSWORD)
+    with console.db.write() as conn:
+        accounts.set_membership(conn, other_org, ana_id, Role.VIEWER)
+    ana = session(console, "ana@example.test", PASSWORD)
+    other_session = session(console, "ana@example.test", PASSWORD)
+    ana_there = session(console, "ana@example.test", PASSWORD, organization_id=other_org)
+    assert ana_there.post("/api/v1/tokens", json={"name": "there"}).status_code == 201
+    created = ana.post("/api/v1/tokens", json={"name": "grafana"}).json()
+    before = tokens_of(console, ana_id)
+    out_of_reach = [row for row in before if row[0] != created["id"]]
+    assert sorted((org, kind) for _, org, kind, _ in out_of_reach) == sorted(
+        [
+            (console.organization_id, "session"),
+            (console.organization_id, "session"),
+            (other_org, "session"),
+            (other_org, "api"),
+        ]
+    )
+
+    for token_id, *_ in out_of_reach:
+        refused = ana.delete(f"/api/v1/tokens/{token_id}")
+        assert refused.status_code == 404, token_id
+        assert refused.json()["error"]["code"] == "not_found"
+    assert tokens_of(console, ana_id) == before
+    assert other_session.get("/api/v1/users/me").status_code == 200
+    assert ana_there.get("/api/v1/users/me").status_code == 200
+
+    assert ana.delete(f"/api/v1/tokens/{created['id']}").status_code == 204
+    assert tokens_of(console, ana_id) == out_of_reach
+    with console.db.read() as conn:
+        [entry] = conn.execute(
+            select(audit_events).where(
+                audit_events.c.object_type == "token", audit_events.c.action == "delete"
+            )
+        ).all()
+    assert (entry.organization_id, entry.object_id) == (console.organization_id, created["id"])
+    assert entry.actor == "ana@example.test"
+    assert entry.details == {"name": "grafana"}
 
 
 def test_a_new_organization_says_who_runs_it(console: ConsoleUnderTest) -> None:

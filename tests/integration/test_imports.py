@@ -131,6 +131,12 @@ BAD_FILES = [
         "listed twice",
         id="a port listed twice",
     ),
+    pytest.param(
+        records([{**host("127.0.0.1"), "services_truncated": -3}]),
+        2,
+        "'services_truncated' must be a whole number",
+        id="a negative count of services left out",
+    ),
 ]
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from surveyor.core.scan_params import DEFAULT_SCOPE_CAP, validate_scan_params
 from surveyor.core.tasks import TaskStatus, TaskType
+from surveyor.scan.jobs import HostScan
+from surveyor.scan.records import config_record, host_record, summary_record
+from surveyor.scan.taskdata import encode_record
 from surveyor.service import tasks as task_service
 from surveyor.store import accounts, inventory
 from surveyor.store import tasks as task_store
@@ -436,6 +442,64 @@ def test_a_device_answering_for_a_whole_range_is_ignored(
         }
 
 
+def scanner_data(hosts: list[HostScan], tcp_ports: str) -> tuple[bytes, dict[str, object]]:
+    """Task data as the scanner writes it for these hosts of 127.0.0.0/24 (gzip JSONL), and
+    the params the console stored for its scan."""
+    params = validate_scan_params(
+        {**SCOPE_24, "tcp_ports": tcp_ports},
+        default_targets="",
+        default_excludes="",
+        scope_cap=DEFAULT_SCOPE_CAP,
+    )
+    started = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+    lines = [
+        config_record(params, started),
+        *(host_record(scan, []) for scan in hosts),
+        summary_record(
+            hosts_total=256,
+            hosts_up=len(hosts),
+            probes_sent=256 * 65535,
+            open_ports=sum(len(scan.open_ports) for scan in hosts),
+            duration=60.0,
+            stopped=False,
+            finished_at=started + timedelta(minutes=1),
+        ),
+    ]
+    return b"".join(map(encode_record, lines)), params.to_params()
+
+
+def test_a_scanners_record_of_a_host_open_on_thousands_of_ports_is_merged_within_bounds(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """Issue 12.6: a host answering on every port made a record over the record limit, and
+    the whole task data was refused."""
+    queue_hosts(
+        db, tmp_path, place, [host("127.0.0.2", services=[service(40000)])], ports="1-65535"
+    )
+    process_all(db, tmp_path)
+    every_port = HostScan(1, "127.0.0.1", True, tuple(range(1, 65536)))
+    thousands = HostScan(2, "127.0.0.2", True, tuple(range(1, 3001)))
+    content, params = scanner_data([every_port, thousands], "1-65535")
+    task_id = queue_data(
+        db, tmp_path, place, gzip.compress(content), task_type=TaskType.SCAN, params=params
+    )
+    process_all(db, tmp_path)
+
+    assert summary_of(db, place, task_id) == counts(changed=1, ignored=1)
+    [asset] = site_inventory(db, place)
+    assert asset["address"] == "127.0.0.2"
+    # The ports the record left out (above 2048) are not known; nor are they gone.
+    assert [s["port"] for s in asset["services"]] == [*range(1, 2049), 40000]
+    with db.read() as conn:
+        run = inventory.finished_run(conn, task_id)
+        assert run is not None
+        [ignored] = inventory.list_changes(conn, run["id"], kinds=["ignored"])
+    assert (ignored["address"], ignored["details"]) == (
+        "127.0.0.1",
+        {"reason": "answers on every port"},
+    )
+
+
 def test_records_of_one_host_on_several_addresses_make_one_asset(
     db: Database, place: Place, tmp_path: Path
 ) -> None:
@@ -631,6 +695,103 @@ def test_a_scope_claimed_by_the_data_never_widens_the_tasks_own(
         ("127.0.0.9", {"reason": "outside the task's scope"}),
         ("10.20.30.40", {"reason": "outside the task's scope"}),
     ]
+
+
+HTTPS = service(443, tls={"subject": "CN=web.example", "sha256": "ab" * 32})
+
+
+def ports_after(
+    db: Database, place: Place, tmp_path: Path, known: list[int], rescan: dict[str, object]
+) -> tuple[dict[str, int], list[int]]:
+    """127.0.0.1 known with services on `known` ports, then a scan stored with `rescan`'s
+    `params` whose data (config `ports`) finds only SSH: its summary, and the ports left."""
+    queue_hosts(
+        db,
+        tmp_path,
+        place,
+        [host("127.0.0.1", services=[SSH if port == 22 else service(port) for port in known])],
+        ports="1-65535",
+    )
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1", services=[SSH])], ports=rescan["ports"], finished_at=LATER)
+    params = rescan["params"]
+    assert isinstance(params, dict)
+    task_id = queue_data(db, tmp_path, place, encode(lines), task_type=TaskType.SCAN, params=params)
+    process_all(db, tmp_path)
+    [asset] = site_inventory(db, place)
+    return summary_of(db, place, task_id), [s["port"] for s in asset["services"]]
+
+
+def test_ports_claimed_by_the_data_never_widen_the_ports_the_task_probed(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """Issue 12.2: a config record claiming `ports: 1-65535` for a task that probed port 22
+    marked the host's known service on 443 gone."""
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 443],
+        rescan={"params": {**SCOPE_24, "tcp_ports": "22"}, "ports": "1-65535"},
+    )
+    assert summary == counts(unchanged=1)
+    assert ports == [22, 443]
+
+
+def test_a_scan_whose_data_probed_fewer_ports_than_asked_marks_only_those_gone(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 80, 443],
+        rescan={"params": {**SCOPE_24, "tcp_ports": "22,80,443"}, "ports": "22,80"},
+    )
+    assert summary == counts(changed=1)
+    assert ports == [22, 443]
+
+
+def test_a_scan_whose_params_leave_out_the_ports_probed_the_default_list(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    """3306 is in the default list, 12345 is not."""
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 3306, 12345],
+        rescan={"params": SCOPE_24, "ports": "1-65535"},
+    )
+    assert summary == counts(changed=1)
+    assert ports == [22, 12345]
+
+
+def test_a_scan_whose_data_does_not_say_its_ports_probed_what_the_task_asked(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    summary, ports = ports_after(
+        db,
+        tmp_path=tmp_path,
+        place=place,
+        known=[22, 443, 8443],
+        rescan={"params": {**SCOPE_24, "tcp_ports": "22,443"}, "ports": None},
+    )
+    assert summary == counts(changed=1)
+    assert ports == [22, 8443]
+
+
+def test_an_import_probed_the_ports_its_data_says(
+    db: Database, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(db, tmp_path, place, [host("127.0.0.1", services=[SSH, HTTP, HTTPS])])
+    process_all(db, tmp_path)
+    lines = records([host("127.0.0.1", services=[SSH])], ports="22,80", finished_at=LATER)
+    imported = queue_data(db, tmp_path, place, encode(lines))
+    process_all(db, tmp_path)
+    assert summary_of(db, place, imported) == counts(changed=1)
+    [asset] = site_inventory(db, place)
+    assert [s["port"] for s in asset["services"]] == [22, 443]
 
 
 def test_the_tasks_stored_excludes_hold_against_data_that_leaves_them_out(

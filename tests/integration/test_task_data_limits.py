@@ -21,7 +21,10 @@ from surveyor.core.jsonl_limits import (
 )
 from surveyor.core.scan_params import ScanParams
 from surveyor.core.tasks import TaskStatus
+from surveyor.scan.jobs import HostScan
 from surveyor.scan.progress import ScanProgress
+from surveyor.scan.records import host_record
+from surveyor.scan.taskdata import encode_record
 from surveyor.store.engine import Database
 from tests.integration.test_explorer_agent import RunningAgent, wait_for
 from tests.support.console import ConsoleUnderTest, running_console
@@ -38,6 +41,7 @@ from tests.support.inventory_data import (
 
 CONFIG = b'{"type": "config", "targets": "127.0.0.1"}\n'
 SUMMARY = b'{"type": "summary", "hosts": 0}\n'
+SUMMARY_OF_ONE = b'{"type": "summary", "hosts": 1}\n'
 
 
 def gzip_stream(*parts: bytes | tuple[bytes, int]) -> bytes:
@@ -208,6 +212,24 @@ def test_an_upload_within_the_limits_is_still_stored(console: ConsoleUnderTest) 
     launched = explorer.poll()
     assert launched is not None
     data = gzip.compress(CONFIG + b'{"type": "host", "addresses": ["127.0.0.1"]}\n' + SUMMARY)
+
+    stored = explorer.upload(launched, data)
+
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["data_sha256"] == sha256(data)
+
+
+def test_an_upload_of_a_host_open_on_every_port_is_stored(console: ConsoleUnderTest) -> None:
+    """Issue 12.6: the scanner's record of such a host was over the record limit, and the
+    whole upload was refused."""
+    explorer = enroll(console)
+    create_scan(
+        console, explorer_id=explorer.id, params={"targets": "127.0.0.1", "tcp_ports": "all"}
+    )
+    launched = explorer.poll()
+    assert launched is not None
+    every_port = HostScan(0, "127.0.0.1", True, tuple(range(1, 65536)))
+    data = gzip.compress(CONFIG + encode_record(host_record(every_port, [])) + SUMMARY_OF_ONE)
 
     stored = explorer.upload(launched, data)
 

@@ -22,6 +22,8 @@ from surveyor.store.schema import assets, services, sites
 from surveyor.store.taskdata import task_data_path
 
 FINISHED_AT = "2026-03-01T12:00:00Z"
+#: The ports a test file's config record says were probed, unless a test says otherwise.
+CONFIG_PORTS = "22,80,443"
 
 
 def service(
@@ -65,7 +67,7 @@ def records(
     *,
     targets: str | None = "127.0.0.0/24",
     excludes: str = "",
-    ports: str | None = "22,80,443",
+    ports: str | None = CONFIG_PORTS,
     finished_at: str | None = FINISHED_AT,
 ) -> list[dict[str, Any]]:
     """A whole task data file: config, hosts, summary."""
@@ -156,12 +158,16 @@ def queue_hosts(
     db: Database, data_dir: Path, place: Place, hosts: Iterable[Mapping[str, Any]], **config: Any
 ) -> int:
     """A queued task holding these hosts. With targets (the default) it is a scan whose
-    stored params scan what its config record says; without, an import (no scope)."""
+    stored params scan what its config record says (targets, excludes, ports); without, an
+    import (no scope, no ports of its own)."""
     content = encode(records(hosts, **config))
     targets = config.get("targets", "127.0.0.0/24")
     if targets is None:
         return queue_data(db, data_dir, place, content)
     params = {"targets": targets, "excludes": config.get("excludes", "")}
+    ports = config.get("ports", CONFIG_PORTS)
+    if ports is not None:
+        params["tcp_ports"] = ports
     return queue_data(db, data_dir, place, content, task_type=TaskType.SCAN, params=params)
 
 

@@ -182,6 +182,8 @@ class Observation:
     os: str = ""
     #: The line of the task data it came from (the first, when several records were merged).
     line: int = 0
+    #: Open ports the record left out of `services` (a scanner lists a bounded number).
+    services_truncated: int = 0
 
     @property
     def identity_names(self) -> frozenset[str]:
@@ -316,9 +318,10 @@ def answers_every_port(observation: Observation, probed_ports: int | None) -> bo
     if probed_ports is None or probed_ports < EVERY_PORT_MIN_PROBED:
         return False
     enough = EVERY_PORT_SHARE * probed_ports
-    if len(observation.services) < enough:
+    left_out = observation.services_truncated
+    if len(observation.services) + left_out < enough:
         return False
-    return sum(1 for s in observation.services if s.state == "open") >= enough
+    return sum(1 for s in observation.services if s.state == "open") + left_out >= enough
 
 
 def service_signature(services: Iterable[Service]) -> tuple[tuple[object, ...], ...]:
@@ -366,6 +369,7 @@ def merge_observations(parts: Sequence[Observation]) -> Observation:
         services=tuple(services[key] for key in sorted(services)),
         os=next((p.os for p in parts if p.os), ""),
         line=min(p.line for p in parts),
+        services_truncated=sum(p.services_truncated for p in parts),
     )
 
 

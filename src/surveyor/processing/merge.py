@@ -12,6 +12,8 @@
    The scanned scope is the one the console stored for the task (`task_scope`), never what
    the data says; host records outside it are ignored. Partial data (a stopped scan) marks
    nothing offline, and a task without a scope (an import) neither.
+   Likewise, the ports whose silent services are gone are those the task asked for
+   (`task_ports`) that the data says it probed, never more.
 5. The run's counts become the task's change summary as it moves to `processed`.
 
 Every timestamp written to the inventory is the scan's time (`observed_at`), never the time of
@@ -58,6 +60,7 @@ from surveyor.processing.records import (
     TaskDataError,
     answers,
     survey,
+    task_ports,
     task_scope,
 )
 from surveyor.store import inventory
@@ -118,6 +121,14 @@ class MergeContext:
         """The scope whose silent assets go offline: the task's own, for complete data."""
         return None if self.partial else self.surveyed.scope
 
+    def probed_for(self, observation: Observation) -> frozenset[tuple[str, int]] | None:
+        """The ports whose known services the answer can make gone: none when its record
+        left some of its open ports out (`services_truncated`), as a scanner does for a host
+        open on thousands of them."""
+        if observation.services_truncated:
+            return frozenset()
+        return self.surveyed.config.probed
+
     @property
     def total(self) -> int:
         return int(self.run["records_total"])
@@ -174,8 +185,10 @@ def process_claimed_task(
             f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
             "directory of this worker must be the console's"
         )
-    scope = task_scope(task.get("params") or {})
-    with survey(path, spool_in=path.parent, scope=scope, limits=limits) as surveyed:
+    params = task.get("params") or {}
+    scope = task_scope(params)
+    ports = task_ports(str(task["type"]), params)
+    with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
 
 
@@ -405,7 +418,7 @@ def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]
 
 
 def _plan_new(context: MergeContext, writes: BatchWrites, observation: Observation) -> None:
-    state = merge_state(None, observation, context.surveyed.config.probed)
+    state = merge_state(None, observation, None)
     change = compare(None, state)
     writes.count(change.kind)
     writes.new_assets.append(_asset_values(context, state, first_seen=context.observed_at))
@@ -445,7 +458,7 @@ def _plan_known(
             kind, change = ChangeKind.ONLINE, Change(ChangeKind.ONLINE)
     else:
         known = candidates.known(asset_id)
-        after = merge_state(known, observation, context.surveyed.config.probed)
+        after = merge_state(known, observation, context.probed_for(observation))
         change = compare(known, after)
         kind = change.kind
     writes.count(kind)

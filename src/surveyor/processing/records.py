@@ -8,7 +8,9 @@ and yields what each host record means for the merge.
 
 What the data says about its own scope (the `config` record's targets) is checked but never
 trusted: the scope that filters host records and bounds offline marking is the one the
-console stored for the task (`task_scope`), passed in by the merge.
+console stored for the task (`task_scope`), passed in by the merge. The ports the data says
+it probed are trusted no further: a task that stored its ports (a scan) probed at most those
+(`task_ports`), so data claiming more cannot make known services on other ports gone.
 
 Memory does not grow with the file: it is read within the task data limits, the parsed host
 records wait in a spool file, and what is learned of MACs in a temporary SQLite file.
@@ -51,7 +53,9 @@ from surveyor.core.fingerprint import (
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
+from surveyor.core.scan_params import DEFAULT_TCP_PORTS
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
+from surveyor.core.tasks import TaskType
 from surveyor.store.taskdata import create_temp_file, task_data_lines
 
 MAX_BANNER = 2048
@@ -80,15 +84,24 @@ class TaskDataError(ValueError):
 
 @dataclass(frozen=True)
 class ScanConfig:
-    """What the `config` record says about the scan that merging uses: the ports it probed."""
+    """What merging uses of the `config` record: the ports the scan probed (among those
+    its task asked for, `asked`) and when it started."""
 
-    #: (proto, port) pairs probed; None when the data does not say.
+    #: (proto, port) pairs probed; None when neither the task nor the data says.
     probed: frozenset[tuple[str, int]] | None = None
     started_at: datetime | None = None
 
     @property
     def probed_count(self) -> int | None:
         return len(self.probed) if self.probed is not None else None
+
+    def asked(self, ports: frozenset[tuple[str, int]] | None) -> ScanConfig:
+        """What was probed, given the ports the task asked for (None: it stored none): those
+        the data says it probed among them, or all of them when the data does not say."""
+        if ports is None:
+            return self
+        probed = ports if self.probed is None else ports & self.probed
+        return ScanConfig(probed, self.started_at)
 
 
 @dataclass(frozen=True)
@@ -268,6 +281,7 @@ def _pack(observation: Observation) -> tuple[Any, ...]:
         observation.hostnames,
         observation.os,
         tuple(tuple(s) for s in observation.services),
+        observation.services_truncated,
     )
 
 
@@ -276,7 +290,7 @@ _new_service = functools.partial(tuple.__new__, Service)
 
 
 def _unpack(packed: tuple[Any, ...]) -> Observation:
-    line, addresses, mac, hostnames, os_name, packed_services = packed
+    line, addresses, mac, hostnames, os_name, packed_services, truncated = packed
     return Observation(
         addresses=addresses,
         mac=mac,
@@ -284,6 +298,7 @@ def _unpack(packed: tuple[Any, ...]) -> Observation:
         services=tuple(map(_new_service, packed_services)),
         os=os_name,
         line=line,
+        services_truncated=truncated,
     )
 
 
@@ -336,6 +351,7 @@ def survey(
     *,
     spool_in: Path | None = None,
     scope: Scope | None = None,
+    ports: frozenset[tuple[str, int]] | None = None,
     limits: JsonlLimits = DEFAULT_LIMITS,
 ) -> Survey:
     """Check every record of the file and gather what merging needs; raises TaskDataError.
@@ -344,7 +360,8 @@ def survey(
     for `answers`. What is learned of MACs waits in a temporary file in that folder (else
     beside the file). The caller discards the survey (or uses it as a context manager).
     The file is read within `limits`. With `scope`, host records outside it count for
-    nothing but the record count: `answers` marks them ignored.
+    nothing but the record count: `answers` marks them ignored. With `ports` (the task's,
+    `task_ports`), the config record's ports count only among them.
     """
     config: ScanConfig | None = None
     summary = Summary()
@@ -364,7 +381,7 @@ def survey(
             if config is None:
                 if kind != "config":
                     raise TaskDataError(f"the first record must be 'config', not '{kind}'", line)
-                config = parse_config(record, line)
+                config = parse_config(record, line).asked(ports)
                 continue
             if kind == "config":
                 raise TaskDataError("a second 'config' record; a file holds one scan", line)
@@ -436,6 +453,22 @@ def task_scope(params: Mapping[str, Any]) -> Scope | None:
         )
     except TargetError as exc:
         raise TaskDataError(f"the task's own {exc.field} cannot be read: {exc.message}") from None
+
+
+def task_ports(task_type: str, params: Mapping[str, Any]) -> frozenset[tuple[str, int]] | None:
+    """The ports a task asked to probe, as the console stored them: a scan's `tcp_ports`,
+    resolved as the scan resolves them (the default list when its params leave them out),
+    or any other task's when its params carry them. None when it stored none (an import):
+    then the data's own config record says what was probed."""
+    ports = params.get("tcp_ports")
+    if ports in (None, "", []):
+        if task_type != TaskType.SCAN:
+            return None
+        ports = DEFAULT_TCP_PORTS
+    try:
+        return frozenset(("tcp", port) for port in parse_ports(ports))
+    except PortError as exc:
+        raise TaskDataError(f"the task's own tcp_ports cannot be read: {exc.message}") from None
 
 
 def _observations(
@@ -609,6 +642,11 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         services[service.key] = service
     ordered = tuple(services[key] for key in sorted(services))
     os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or guess_os(ordered)
+    truncated = record.get("services_truncated")
+    if truncated is None:
+        truncated = 0
+    elif type(truncated) is not int or truncated < 0:
+        raise TaskDataError("'services_truncated' must be a whole number, 0 or more", line)
     return Observation(
         addresses=sort_addresses(addresses) if len(addresses) > 1 else tuple(addresses),
         mac=mac,
@@ -616,6 +654,7 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         services=ordered,
         os=os_name,
         line=line,
+        services_truncated=truncated,
     )
 
 

@@ -1,17 +1,32 @@
-"""The records of task data (SPEC §7): config first, one per responding host, summary last."""
+"""The records of task data (SPEC §7): config first, one per responding host, summary last.
+
+A host record never grows past what the console accepts as one record
+(`SURVEYOR_MAX_RECORD_BYTES`, 1 MiB by default), or the whole upload would be refused: it lists
+the services of its lowest open ports, at most `MAX_SERVICES_PER_HOST` of them in at most
+`MAX_SERVICES_BYTES` of JSON, and says how many more it left out (`services_truncated`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from surveyor import __version__
+from surveyor.core.jsonl_limits import MAX_RECORD_BYTES
 from surveyor.core.ports import format_ports
 from surveyor.core.scan_params import ScanParams
 from surveyor.scan.jobs import HostScan
+from surveyor.scan.taskdata import encode_record
 
 #: Bumped when a record changes shape in a way a reader must know about.
 TASK_DATA_VERSION = 1
+#: Services listed in one host record, at most. A host open on thousands of ports is a
+#: tarpit or a SYN proxy far more often than a host; its lowest ports are listed.
+MAX_SERVICES_PER_HOST: Final = 2048
+#: The JSON of a host record's services, at most: half the console's default record limit,
+#: whatever the banners, titles and certificates say (2,048 bare open ports take about 220 KiB).
+MAX_SERVICES_BYTES: Final = MAX_RECORD_BYTES // 2
 
 
 def rfc3339(moment: datetime) -> str:
@@ -88,21 +103,17 @@ class HostAssembly:
         """The host record: its open ports (as the port scan found them) with what the
         probes that finished learned of them."""
         assert self.scan is not None, "a host's record needs its port scan"
-        services = [
-            self.services.get(port) or open_port_entry(port)
-            for port in sorted(self.scan.open_ports)
-        ]
-        return host_record(self.scan, self.hostnames, services)
+        return host_record(self.scan, self.hostnames, self.services)
 
 
 def host_record(
-    scan: HostScan, hostnames: list[str], services: list[dict[str, Any]] | None = None
+    scan: HostScan, hostnames: list[str], described: Mapping[int, dict[str, Any]] | None = None
 ) -> dict[str, Any]:
-    """A responding host; without `services`, its open ports as found, unprobed."""
+    """A responding host: its open ports, each with its service entry from `described` when
+    there is one (else as found, unprobed), within the bounds of a host record."""
     _key, address, _up, open_ports, closed, filtered, rtt = scan  # a tuple: unpacked fast
-    if services is None:
-        services = [open_port_entry(port) for port in open_ports]
-    return {
+    services, left_out = bounded_services(sorted(open_ports), described or {})
+    record: dict[str, Any] = {
         "type": "host",
         "addresses": [address],
         "mac": None,  # a TCP connect scan never sees link-layer addresses
@@ -112,6 +123,26 @@ def host_record(
         "filtered_ports": filtered,
         "timing": {"rtt": None if rtt is None else round(rtt, 6)},
     }
+    if left_out:
+        record["services_truncated"] = left_out
+    return record
+
+
+def bounded_services(
+    ports: list[int], described: Mapping[int, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int]:
+    """The service entries of the lowest `ports`, as many as a host record holds (at most
+    `MAX_SERVICES_PER_HOST`, in at most `MAX_SERVICES_BYTES` of JSON), and how many ports
+    are left out: every one above the last port listed."""
+    services: list[dict[str, Any]] = []
+    size = 2  # the list's brackets
+    for port in ports[:MAX_SERVICES_PER_HOST]:
+        entry = described.get(port) or open_port_entry(port)
+        size += len(encode_record(entry))  # its JSON and a newline: the comma before it
+        if size > MAX_SERVICES_BYTES:
+            break
+        services.append(entry)
+    return services, len(ports) - len(services)
 
 
 def open_port_entry(port: int) -> dict[str, Any]:

@@ -450,11 +450,26 @@ def list_tokens(conn: Connection, user_id: int, organization_id: int) -> list[di
     return [dict(row) for row in rows]
 
 
-def delete_token(conn: Connection, user_id: int, token_id: int) -> bool:
-    result = conn.execute(
-        delete(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
-    )
-    return result.rowcount == 1
+def delete_token(
+    conn: Connection,
+    user_id: int,
+    token_id: int,
+    *,
+    organization_id: int | None = None,
+    kind: str | None = None,
+) -> dict[str, Any] | None:
+    """Delete one of an account's tokens, only in `organization_id` and of `kind` when they
+    are given; the deleted row, or None when there is no such token."""
+    query = select(api_tokens).where(api_tokens.c.id == token_id, api_tokens.c.user_id == user_id)
+    if organization_id is not None:
+        query = query.where(api_tokens.c.organization_id == organization_id)
+    if kind is not None:
+        query = query.where(api_tokens.c.kind == kind)
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    conn.execute(delete(api_tokens).where(api_tokens.c.id == token_id))
+    return dict(row)
 
 
 def delete_session(conn: Connection, user_id: int, token_id: int) -> bool:

@@ -385,8 +385,16 @@ def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"], responses=_ERRORS)
 def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
+    """Delete one of your API tokens in this organization (sessions end by logging out)."""
     with state.db.write() as conn:
-        if not accounts.delete_token(conn, principal.user_id, token_id):
+        deleted = accounts.delete_token(
+            conn,
+            principal.user_id,
+            token_id,
+            organization_id=principal.organization_id,
+            kind="api",
+        )
+        if deleted is None:
             raise not_found("token", token_id)
         state.principals.clear()
         audit(
@@ -396,6 +404,7 @@ def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
             action="delete",
             object_type="token",
             object_id=token_id,
+            details={"name": deleted["name"]},
         )
     return Response(status_code=204)
 
