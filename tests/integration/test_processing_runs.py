@@ -75,6 +75,17 @@ def test_processing_runs_page_by_run_number(console: ConsoleUnderTest, reprocess
     assert rest["next_cursor"] is None
 
 
+def test_a_cursor_beyond_any_run_number_is_refused_as_invalid(
+    console: ConsoleUnderTest, reprocessed: int
+) -> None:
+    # PostgreSQL stores run numbers as 32-bit integers: a larger cursor once made it fail
+    answer = console.admin.get(
+        f"/api/v1/tasks/{reprocessed}/processing-runs", params={"cursor": 2**31}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"]["fields"][0]["field"] == "query.cursor"
+
+
 def test_the_change_report_is_the_latest_runs_and_an_earlier_one_is_kept(
     console: ConsoleUnderTest, reprocessed: int
 ) -> None:

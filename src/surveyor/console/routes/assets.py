@@ -190,11 +190,13 @@ KindFilter = Annotated[
 ReportCursor = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
 ]
+#: Processing runs of one task are numbered from 1; far fewer than this ever exist.
+MAX_RUN_NUMBER = 1_000_000
 RunNumber = Annotated[
     int | None,
     Query(
         ge=1,
-        le=1_000_000,
+        le=MAX_RUN_NUMBER,
         description="The processing run (1 for the first); default: the latest finished one.",
     ),
 ]

@@ -333,7 +333,10 @@ def list_processing_runs(
     state: State,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
+        int | None,
+        Query(
+            ge=1, le=assets_routes.MAX_RUN_NUMBER, description="next_cursor of the previous page"
+        ),
     ] = None,
 ) -> dict[str, Any]:
     """Every processing of the task's data, newest first, each with its change summary;
