@@ -8,8 +8,15 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from surveyor.core.processing import ProcessingPhase
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
-from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
+from surveyor.core.tasks import (
+    DEFAULT_GRACE_PERIOD_SECONDS,
+    MIN_GRACE_PERIOD_SECONDS,
+    TaskStatus,
+    TaskType,
+    WaitReason,
+)
 from surveyor.security.passwords import password_problem
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
@@ -121,7 +128,7 @@ class ProcessingRunOut(BaseModel):
     """One processing of a task's data; every run is kept with its summary and report."""
 
     run: int = Field(description="1 for the first processing, 2 for the next, …")
-    phase: Literal["merging", "offline", "done", "abandoned"]
+    phase: ProcessingPhase
     started_at: datetime
     ended_at: datetime | None
     observed_at: datetime = Field(description="when the data was collected")
@@ -164,7 +171,10 @@ class TaskCreate(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     start_time: AwareDatetime | None = None
     grace_period: int = Field(
-        default=3600, ge=60, le=30 * 86400, description="seconds a due task may wait to launch"
+        default=DEFAULT_GRACE_PERIOD_SECONDS,
+        ge=MIN_GRACE_PERIOD_SECONDS,
+        le=30 * 86400,
+        description="seconds a due task may wait to launch",
     )
     recur: RecurrenceIn | None = None
 
@@ -176,7 +186,7 @@ class TaskUpdate(Strict):
     hosted_zone_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     params: dict[str, Any] | None = None
     start_time: AwareDatetime | None = None
-    grace_period: int | None = Field(default=None, ge=60, le=30 * 86400)
+    grace_period: int | None = Field(default=None, ge=MIN_GRACE_PERIOD_SECONDS, le=30 * 86400)
     recur: RecurrenceIn | None = None
 
 

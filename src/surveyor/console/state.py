@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 from surveyor.console.principals import PrincipalCache
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.engine import Database
@@ -64,7 +65,7 @@ class ConsoleSettings:
     # report before it is canceled, how long a stop may go unconfirmed before it is forced,
     # how often those timeouts are checked, the largest task data upload, and how long an
     # upload may send nothing before it is given up (its partial file removed).
-    long_poll_seconds: float = 25.0
+    long_poll_seconds: float = LONG_POLL_SECONDS
     poll_recheck_seconds: float = 2.0
     explorer_silence_seconds: float = 60.0
     stop_confirm_seconds: float = 30.0
@@ -92,7 +93,7 @@ class ConsoleSettings:
             database_url=database_url,
             online_window_seconds=_env_int("SURVEYOR_ONLINE_WINDOW", 60),
             max_body_bytes=_env_int("SURVEYOR_MAX_BODY_BYTES", MAX_BODY_BYTES),
-            long_poll_seconds=_env_int("SURVEYOR_LONG_POLL", 25),
+            long_poll_seconds=_env_int("SURVEYOR_LONG_POLL", LONG_POLL_SECONDS),
             explorer_silence_seconds=_env_int("SURVEYOR_EXPLORER_SILENCE_TIMEOUT", 60),
             stop_confirm_seconds=_env_int("SURVEYOR_STOP_TIMEOUT", 30),
             max_upload_bytes=_env_int("SURVEYOR_MAX_UPLOAD_BYTES", MAX_UPLOAD_BYTES),

@@ -1,4 +1,5 @@
-"""Task statuses, types, transitions, tabs and wait reasons: declared once, used everywhere.
+"""Task statuses, types, transitions, tabs, wait reasons and event kinds: declared once, used
+everywhere.
 
 The transition table is SPEC §2 written as data. Every status change in the product goes
 through `check_transition`, so the API, the scheduler, explorers and workers all obey it.
@@ -62,6 +63,12 @@ SYSTEM_TYPES = frozenset({TaskType.REPORT, TaskType.OUTLIER, TaskType.QUERY, Tas
 
 #: Task types a user may create through the API today; the others are created by the system.
 USER_CREATABLE_TYPES = frozenset({TaskType.SCAN, TaskType.IMPORT, TaskType.CONNECTOR})
+
+
+#: How long a due task may wait to launch before it is canceled, unless it says otherwise.
+DEFAULT_GRACE_PERIOD_SECONDS = 3600
+#: The shortest grace period a task can have (the API refuses less).
+MIN_GRACE_PERIOD_SECONDS = 60
 
 
 class TransitionKind(StrEnum):
@@ -297,3 +304,35 @@ LAUNCH_FAILURE_TEXT: dict[WaitReason, str] = {
     WaitReason.ZONE_EMPTY: "its hosted zone had no explorer",
     WaitReason.PREVIOUS_RUN_ACTIVE: "the previous run was still running",
 }
+
+
+class EventKind(StrEnum):
+    """What a task event records (the `kind` column of `task_events`)."""
+
+    #: The task was created (a run spawned by its template too).
+    CREATED = "created"
+    #: Its status changed; `from_status` and `to_status` say how.
+    TRANSITION = "transition"
+    #: Fields other than the status were edited.
+    EDITED = "edited"
+    #: A template spawned a run (the event of the template).
+    SPAWNED = "spawned"
+    #: A template's due occurrences were skipped (too late, or its previous run still runs).
+    SKIPPED = "skipped"
+    #: Occurrences missed while no scheduler ran were folded into one run.
+    COALESCED = "coalesced"
+    #: A template's schedule has no further runs.
+    ENDED = "ended"
+    #: A one-off task's start time has come.
+    DUE = "due"
+    #: A due scan waits for its explorer or hosted zone (the wait reason says why).
+    WAITING = "waiting"
+    #: The explorer lost the scan (it restarted) and it was launched again.
+    RELAUNCHED = "relaunched"
+    #: Data of a stopped scan arrived after the stop.
+    DATA = "data"
+    #: The task was hidden from the tabs, or shown again.
+    HIDDEN = "hidden"
+    SHOWN = "shown"
+    #: The task was removed (its row stays for the audit trail).
+    REMOVED = "removed"

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.scan_params import (
     SCAN_PARAM_KEYS,
     ScanParams,
@@ -92,7 +93,7 @@ def engine_writer(records: Iterable[dict[str, Any]], path: Path) -> Any:
 class AgentTiming:
     """How long to hold a poll, and the backoff after failures (seconds)."""
 
-    poll_wait: float = 25.0
+    poll_wait: float = LONG_POLL_SECONDS
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     #: After a shutdown request, how long a report may still be retried.

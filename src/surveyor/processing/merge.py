@@ -51,6 +51,7 @@ from surveyor.core.fingerprint import (
     primary_hostname,
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
+from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.targets import Scope
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.queue import Claim, renew_lease
@@ -215,7 +216,7 @@ def _merge_surveyed(
         context.fence(conn)
     if context.done:
         log.info("task %s: resuming at record %s of %s", claim.task_id, context.done, context.total)
-    if run["phase"] == "merging":
+    if run["phase"] == ProcessingPhase.MERGING:
         batch: list[Answer] = []
         for answer in answers(path, surveyed, skip=context.done):
             batch.append(answer)
@@ -224,7 +225,7 @@ def _merge_surveyed(
                 batch = []
                 if should_stop():
                     raise StopRequested(claim.task_id)
-        merge_batch(context, batch, phase="offline")
+        merge_batch(context, batch, phase=ProcessingPhase.OFFLINE)
     mark_silent_assets_offline(context, batch_size=batch_size, should_stop=should_stop)
     return finish(context)
 
@@ -236,7 +237,7 @@ def _resume_or_start_run(
     run = inventory.latest_run(conn, claim.task_id)
     if (
         run is not None
-        and run["phase"] in inventory.UNFINISHED_PHASES
+        and run["phase"] in UNFINISHED_PHASES
         and run["data_sha256"] == task.get("data_sha256")
         and run["records_total"] == surveyed.host_records
     ):
@@ -253,7 +254,7 @@ def _resume_or_start_run(
             "observed_at": observed_at,
             "started_at": now,
             "records_total": surveyed.host_records,
-            "phase": "merging",
+            "phase": ProcessingPhase.MERGING.value,
         },
     )
     inventory.abandon_unfinished_runs(conn, claim.task_id, keep=fresh["id"], ended_at=now)
@@ -336,7 +337,7 @@ class _Candidates:
 
 
 def merge_batch(
-    context: MergeContext, batch: Sequence[Answer], *, phase: str | None = None
+    context: MergeContext, batch: Sequence[Answer], *, phase: ProcessingPhase | None = None
 ) -> None:
     """Merge one batch of answers in one transaction and move the checkpoint past it."""
     with context.db.write() as conn:
@@ -359,7 +360,7 @@ def merge_batch(
             context.done = expected
             raise
     if phase is not None:
-        context.run["phase"] = phase
+        context.run["phase"] = phase.value
 
 
 def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]) -> BatchWrites:

@@ -18,6 +18,7 @@ from surveyor.core import recurrence
 from surveyor.core.scan_params import ScanParamsError, validate_scan_params
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
 from surveyor.core.tasks import (
+    DEFAULT_GRACE_PERIOD_SECONDS,
     TERMINAL_STATUSES,
     IllegalTransition,
     TaskStatus,
@@ -211,7 +212,7 @@ def create_task(
         "explorer_id": body.get("explorer_id"),
         "hosted_zone_id": body.get("hosted_zone_id"),
         "params": checked.params,
-        "grace_period": body.get("grace_period", 3600),
+        "grace_period": body.get("grace_period", DEFAULT_GRACE_PERIOD_SECONDS),
         "created_by": principal.email,
         "created_by_user_id": principal.user_id,
     }

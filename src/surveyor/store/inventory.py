@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from surveyor.core.fingerprint import KnownAsset, Service, address_key
+from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
@@ -46,10 +47,6 @@ from surveyor.store.schema import (
 IN_CHUNK = 900
 MAX_PAGE_SIZE = 1000
 RUN_COUNTS = ("new", "changed", "offline", "online", "unchanged", "ignored")
-#: A run's phases: merging answers, marking silent assets offline, then done; a run that was
-#: superseded before it finished (its task's data changed) is abandoned, not deleted.
-RUN_PHASES = ("merging", "offline", "done", "abandoned")
-UNFINISHED_PHASES = ("merging", "offline")
 
 
 class InvalidAssetCursor(ValueError):
@@ -484,9 +481,9 @@ def abandon_unfinished_runs(
         .where(
             processing_runs.c.task_id == task_id,
             processing_runs.c.id != keep,
-            processing_runs.c.phase.in_(UNFINISHED_PHASES),
+            processing_runs.c.phase.in_([phase.value for phase in UNFINISHED_PHASES]),
         )
-        .values(phase="abandoned", ended_at=ended_at)
+        .values(phase=ProcessingPhase.ABANDONED.value, ended_at=ended_at)
     )
 
 
@@ -512,7 +509,7 @@ def advance_run(
     expected_done: int,
     done: int,
     counts: Mapping[str, int],
-    phase: str | None = None,
+    phase: ProcessingPhase | None = None,
 ) -> bool:
     """Add a batch's counts and move the checkpoint, if it is still where this worker left it.
 
@@ -523,7 +520,7 @@ def advance_run(
     }
     values["records_done"] = done
     if phase is not None:
-        values["phase"] = phase
+        values["phase"] = phase.value
     result = conn.execute(
         update(processing_runs)
         .where(processing_runs.c.id == run_id, processing_runs.c.records_done == expected_done)
@@ -536,7 +533,7 @@ def finish_run(conn: Connection, run_id: int, *, ended_at: datetime) -> dict[str
     conn.execute(
         update(processing_runs)
         .where(processing_runs.c.id == run_id)
-        .values(phase="done", ended_at=ended_at)
+        .values(phase=ProcessingPhase.DONE.value, ended_at=ended_at)
     )
     row = conn.execute(select(processing_runs).where(processing_runs.c.id == run_id)).mappings()
     return dict(row.one())
@@ -547,7 +544,10 @@ def finished_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
     row = (
         conn.execute(
             select(processing_runs)
-            .where(processing_runs.c.task_id == task_id, processing_runs.c.phase == "done")
+            .where(
+                processing_runs.c.task_id == task_id,
+                processing_runs.c.phase == ProcessingPhase.DONE.value,
+            )
             .order_by(processing_runs.c.id.desc())
             .limit(1)
         )

@@ -26,6 +26,7 @@ from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
+from surveyor.core.tasks import DEFAULT_GRACE_PERIOD_SECONDS
 
 metadata = MetaData(
     naming_convention={
@@ -285,7 +286,7 @@ tasks = Table(
     Column("recur_last", UTCDateTime, nullable=True),
     Column("recur_last_task_id", Id, nullable=True),
     Column("parent_id", Id, ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
-    Column("grace_period", Integer, nullable=False, default=3600),
+    Column("grace_period", Integer, nullable=False, default=DEFAULT_GRACE_PERIOD_SECONDS),
     Column("hidden", Boolean, nullable=False, default=False),
     Column("removed_at", UTCDateTime, nullable=True),
     Column("data_acquisition_started_at", UTCDateTime, nullable=True),

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from surveyor.core.tasks import (
     ALL_VIEW,
+    DEFAULT_GRACE_PERIOD_SECONDS,
     TAB_SPECS,
     TERMINAL_STATUSES,
     IllegalTransition,
@@ -229,7 +230,7 @@ def create_task(
         "stats": {},
         "hidden": False,
         "recur": False,
-        "grace_period": 3600,
+        "grace_period": DEFAULT_GRACE_PERIOD_SECONDS,
         "created_by": actor,
         **values,
         "status": TaskStatus.NEW.value,

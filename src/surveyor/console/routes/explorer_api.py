@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from surveyor.console.errors import ApiError, BodyTooLarge, ErrorResponse
 from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import LimitExceeded
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
@@ -161,7 +162,9 @@ class EnrollOut(BaseModel):
 
 
 class PollIn(HostIn):
-    wait: float = Field(default=25.0, ge=0, le=300, description="seconds to hold the poll")
+    wait: float = Field(
+        default=LONG_POLL_SECONDS, ge=0, le=300, description="seconds to hold the poll"
+    )
 
 
 class Assignment(BaseModel):

@@ -14,6 +14,7 @@ from typing import Any
 
 from surveyor.core import recurrence
 from surveyor.core.changes import SUMMARY_KEYS, ChangeKind, summarize
+from surveyor.core.processing import ProcessingPhase
 from surveyor.core.tasks import (
     TAB_SPECS,
     TERMINAL_STATUSES,
@@ -104,20 +105,12 @@ def params_brief(params: Mapping[str, Any]) -> str:
     return " · ".join(parts)
 
 
-_PHASE_LABELS = {
-    "merging": "merging",
-    "offline": "marking offline",
-    "done": "done",
-    "abandoned": "abandoned",
-}
-
-
 @dataclass(frozen=True)
 class ProcessingRunView:
     """One processing of a task's data, as the card lists it."""
 
     number: int
-    phase: str
+    phase: ProcessingPhase
     started: datetime
     ended: datetime | None
     summary: Mapping[str, int]
@@ -127,7 +120,7 @@ class ProcessingRunView:
         counts = {key: int(run[key]) for key in SUMMARY_KEYS if key != "total"}
         return cls(
             number=int(run["number"]),
-            phase=str(run["phase"]),
+            phase=ProcessingPhase(run["phase"]),
             started=run["started_at"],
             ended=run["ended_at"],
             summary=summarize(counts),
@@ -135,7 +128,7 @@ class ProcessingRunView:
 
     @property
     def phase_label(self) -> str:
-        return _PHASE_LABELS.get(self.phase, self.phase)
+        return self.phase.label
 
     @property
     def changes(self) -> str:
@@ -147,7 +140,7 @@ def split_processing_runs(
 ) -> tuple[ProcessingRunView | None, list[ProcessingRunView]]:
     """The run the task's change summary comes from (the newest finished one), and the
     others, newest first."""
-    latest = next((run for run in runs if run.phase == "done"), None)
+    latest = next((run for run in runs if run.phase is ProcessingPhase.DONE), None)
     return latest, [run for run in runs if run is not latest]
 
 
