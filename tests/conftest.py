@@ -70,7 +70,7 @@ def db_engine(
 
 def assert_tab_counts_in_step(engine: Engine) -> None:
     """The counter rows must equal a real count: anything that writes a task's tab or hidden
-    flag outside surveyor.store.tasks must call store.tasks.note_tab_change."""
+    flag goes through the store's write path (store/tasks.py), which notes the deltas."""
     counted = (
         select(tasks.c.organization_id, tasks.c.tab, tasks.c.hidden, func.count())
         .where(tasks.c.tab.is_not(None))

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from surveyor.core.tasks import TAB_SPECS, IllegalTransition, Tab, TaskStatus
+from surveyor.core.tasks import TAB_SPECS, EventKind, IllegalTransition, Tab, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
@@ -401,15 +401,17 @@ def finish_upload(
     store()
     name = explorer["name"]
     if status is TaskStatus.STOPPED:
-        kept = task_store.write_task(conn, start.task, data, now=now)
-        task_store.record_event(
+        kept = task_store.write_task(
             conn,
-            kept,
-            kind="data",
-            actor=explorer_actor(explorer),
-            message=f"what the scan found before it was stopped arrived from explorer "
-            f"'{name}' ({size} bytes); process the task to merge it",
-            at=now,
+            start.task,
+            data,
+            now=now,
+            event=task_store.TaskEvent(
+                EventKind.DATA,
+                explorer_actor(explorer),
+                f"what the scan found before it was stopped arrived from explorer "
+                f"'{name}' ({size} bytes); process the task to merge it",
+            ),
         )
         return UploadStart(kept, already_stored=False)
     if status is TaskStatus.STOPPING:

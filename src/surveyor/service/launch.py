@@ -25,7 +25,13 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.core.tasks import WAIT_REASON_TEXT, IllegalTransition, TaskStatus, WaitReason
+from surveyor.core.tasks import (
+    WAIT_REASON_TEXT,
+    EventKind,
+    IllegalTransition,
+    TaskStatus,
+    WaitReason,
+)
 from surveyor.store import accounts
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
@@ -231,7 +237,7 @@ def _relaunch(
     conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
 ) -> dict[str, Any]:
     attempt = int(task["attempt"]) + 1
-    written = task_store.write_task(
+    return task_store.write_task(
         conn,
         task,
         {
@@ -242,17 +248,13 @@ def _relaunch(
             "stats": {},
         },
         now=now,
+        event=task_store.TaskEvent(
+            EventKind.RELAUNCHED,
+            explorer_actor(explorer),
+            f"the explorer '{explorer['name']}' lost the scan (it restarted); "
+            f"launched again (attempt {attempt})",
+        ),
     )
-    task_store.record_event(
-        conn,
-        written,
-        kind="relaunched",
-        actor=explorer_actor(explorer),
-        message=f"the explorer '{explorer['name']}' lost the scan (it restarted); "
-        f"launched again (attempt {attempt})",
-        at=now,
-    )
-    return written
 
 
 def may_have_work(conn: Connection, explorer_id: int, *, now: datetime) -> bool:
@@ -396,10 +398,9 @@ def refresh_waiting_scans(conn: Connection, *, now: datetime, online_window: flo
 
 
 def _note_wait_reason(conn: Connection, verdict: Verdict, *, now: datetime) -> None:
-    written = task_store.write_task(
-        conn, verdict.task, {"wait_reason": _stored_reason(verdict)}, now=now
-    )
+    event = None
     if verdict.reason is not None:
-        task_store.record_event(
-            conn, written, kind="waiting", actor=SYSTEM_ACTOR, message=_reason_text(verdict), at=now
-        )
+        event = task_store.TaskEvent(EventKind.WAITING, SYSTEM_ACTOR, _reason_text(verdict))
+    task_store.write_task(
+        conn, verdict.task, {"wait_reason": _stored_reason(verdict)}, now=now, event=event
+    )

@@ -20,6 +20,7 @@ from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote
 from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
     TERMINAL_STATUSES,
+    EventKind,
     IllegalTransition,
     TaskStatus,
     TaskType,
@@ -406,7 +407,7 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
         changes,
         actor=principal.email,
         message="removed",
-        event_kind="removed",
+        event_kind=EventKind.REMOVED,
         now=now,
     )
     audit(
@@ -431,7 +432,7 @@ def hide_task(
         {"hidden": hidden},
         actor=principal.email,
         message="hidden" if hidden else "shown again",
-        event_kind="hidden" if hidden else "shown",
+        event_kind=EventKind.HIDDEN if hidden else EventKind.SHOWN,
     )
 
 
@@ -518,7 +519,7 @@ def spawn_run(
         {"recur_last": occurrence, "recur_last_task_id": run["id"]},
         actor=actor,
         message=f"run {run['id']} spawned",
-        event_kind="spawned",
+        event_kind=EventKind.SPAWNED,
         now=now,
     )
     return run

@@ -1,4 +1,13 @@
-"""Task persistence: creation, the one transition path, edits, events, tab pages and counts."""
+"""Task persistence: the one write path, the one transition path, edits, events, tab pages and
+counts.
+
+Every insert and update of a task row goes through the write path below: `create_task` and
+`write_task` for one row, `update_tasks` and `spawn_runs` for many in one statement. The path
+stamps each row (a new `version`, `updated_at`, and its `tab` and `tab_sort`), notes the tab-count
+deltas, records the task events, and notes a `TaskChange` per row written (store/changes.py).
+Other store modules (task_queue.py, schedules.py) build their statements on it; nothing outside
+the store writes tasks (`make lint` checks it).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ import binascii
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +30,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     cast,
     event,
     func,
@@ -41,6 +51,7 @@ from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
     TAB_SPECS,
     TERMINAL_STATUSES,
+    EventKind,
     IllegalTransition,
     SortField,
     Tab,
@@ -50,6 +61,7 @@ from surveyor.core.tasks import (
     check_transition,
     tab_of,
 )
+from surveyor.store.changes import ChangeKind, TaskChange, note_change
 from surveyor.store.schema import UTCDateTime, task_events, task_tab_counts, tasks
 
 #: Sort value for rows whose ordering time is unknown (a paused template has no next run):
@@ -74,6 +86,17 @@ class StaleTask(Exception):
 
 class InvalidCursor(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class TaskEvent:
+    """The event a write records about a task: what happened, who did it, in words."""
+
+    kind: EventKind
+    actor: str
+    message: str = ""
+    from_status: str | None = None
+    to_status: str | None = None
 
 
 def _sort_time(task: Mapping[str, Any], field: SortField, now: datetime) -> datetime:
@@ -125,13 +148,14 @@ def _targets_text(params: Mapping[str, Any]) -> str:
 _PENDING_COUNTS = "surveyor_tab_count_deltas"
 
 
-def note_tab_change(
+def _note_tab_change(
     conn: Connection, organization_id: int, tab: str | None, hidden: bool, delta: int
 ) -> None:
     """Remember a change to a tab count; it is written when the transaction commits.
 
-    Every write of a task's `tab` or `hidden` must be noted here; create_task and write_task
-    do it, and bulk writers outside them call it themselves.
+    Only the write path calls it: a row's `tab` and `hidden` change in `write_task` alone
+    (`update_tasks` refuses those columns), and inserted rows count in `create_task` and
+    `spawn_runs`.
     """
     if tab is None:
         return
@@ -144,8 +168,8 @@ def _moved(conn: Connection, before: Mapping[str, Any], after: Mapping[str, Any]
     old = (before.get("tab"), bool(before.get("hidden")))
     new = (after.get("tab"), bool(after.get("hidden")))
     if old != new:
-        note_tab_change(conn, before["organization_id"], old[0], old[1], -1)
-        note_tab_change(conn, after["organization_id"], new[0], new[1], +1)
+        _note_tab_change(conn, before["organization_id"], old[0], old[1], -1)
+        _note_tab_change(conn, after["organization_id"], new[0], new[1], +1)
 
 
 @event.listens_for(Engine, "commit")
@@ -194,28 +218,38 @@ def rebuild_tab_counts(conn: Connection) -> None:
     )
 
 
-def record_event(
-    conn: Connection,
-    task: Mapping[str, Any],
+def _event_row(
+    task_id: int, organization_id: int, event: TaskEvent, at: datetime
+) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "organization_id": organization_id,
+        "at": at,
+        "kind": event.kind.value,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "actor": event.actor,
+        "message": event.message,
+    }
+
+
+def _task_change(
+    kind: ChangeKind,
+    row: Mapping[str, Any],
+    fields: Iterable[str],
     *,
-    kind: str,
-    actor: str,
-    message: str = "",
-    from_status: str | None = None,
-    to_status: str | None = None,
-    at: datetime | None = None,
-) -> None:
-    conn.execute(
-        insert(task_events).values(
-            task_id=task["id"],
-            organization_id=task["organization_id"],
-            at=at or utcnow(),
-            kind=kind,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor,
-            message=message,
-        )
+    previous_status: str | None = None,
+) -> TaskChange:
+    return TaskChange(
+        kind=kind,
+        organization_id=row["organization_id"],
+        task_id=row["id"],
+        task_type=row["type"],
+        status=row["status"],
+        previous_status=previous_status,
+        explorer_id=row["explorer_id"],
+        template=bool(row["recur"]),
+        fields=frozenset(fields),
     )
 
 
@@ -241,19 +275,14 @@ def create_task(
     row["targets"] = _targets_text(row["params"])
     row.update(placement(row, previous=None, now=now))
     task_id = conn.execute(insert(tasks).values(**row).returning(tasks.c.id)).scalar_one()
-    row["id"] = task_id
-    note_tab_change(conn, row["organization_id"], row["tab"], row["hidden"], +1)
+    _note_tab_change(conn, row["organization_id"], row["tab"], row["hidden"], +1)
     created = get_task(conn, row["organization_id"], task_id)
     assert created is not None
-    record_event(
-        conn,
-        created,
-        kind="created",
-        actor=actor,
-        to_status=TaskStatus.NEW.value,
-        at=now,
-        message="created",
+    event = TaskEvent(EventKind.CREATED, actor, "created", to_status=TaskStatus.NEW.value)
+    conn.execute(
+        insert(task_events).values(_event_row(task_id, row["organization_id"], event, now))
     )
+    note_change(conn, _task_change(ChangeKind.CREATED, created, values))
     return created
 
 
@@ -290,8 +319,10 @@ def write_task(
     changes: Mapping[str, Any],
     *,
     now: datetime | None = None,
+    event: TaskEvent | None = None,
 ) -> dict[str, Any]:
-    """Apply `changes` if `task` is still the version we read; raise `StaleTask` otherwise."""
+    """Apply `changes` (and record `event`) if `task` is still the version we read; raise
+    `StaleTask` otherwise. The row's new tab, counts and change note follow from it."""
     now = now or utcnow()
     merged = {**task, **changes, "updated_at": now}
     if "params" in changes:
@@ -314,7 +345,127 @@ def write_task(
         raise StaleTask(task["id"])
     merged["version"] = values["version"]
     _moved(conn, task, merged)
+    if event is not None:
+        conn.execute(
+            insert(task_events).values(_event_row(task["id"], task["organization_id"], event, now))
+        )
+    status_changed = merged["status"] != task["status"]
+    note_change(
+        conn,
+        _task_change(
+            ChangeKind.STATUS if status_changed else ChangeKind.EDITED,
+            merged,
+            changes,
+            previous_status=task["status"] if status_changed else None,
+        ),
+    )
     return merged
+
+
+#: Columns `update_tasks` will not write: they move a task between tabs and counts (status,
+#: recur, removed_at, hidden), follow from another column (targets from params), or are the
+#: write path's own. Writes of those read the row first: `write_task`.
+_READ_BEFORE_WRITING = frozenset(
+    {
+        "id",
+        "organization_id",
+        "status",
+        "recur",
+        "removed_at",
+        "hidden",
+        "params",
+        "targets",
+        "tab",
+        "tab_sort",
+        "version",
+        "updated_at",
+    }
+)
+#: What the write path reads back from a bulk write, to note each row's change.
+_NOTED_COLUMNS = (
+    tasks.c.id,
+    tasks.c.organization_id,
+    tasks.c.type,
+    tasks.c.status,
+    tasks.c.explorer_id,
+    tasks.c.recur,
+)
+
+
+def update_tasks(
+    conn: Connection,
+    chosen: ColumnElement[bool],
+    values: Mapping[str, Any],
+    *,
+    now: datetime,
+    event: TaskEvent | None = None,
+    events: Mapping[int, Sequence[TaskEvent]] | None = None,
+    returning: Sequence[Any] = (),
+) -> list[dict[str, Any]]:
+    """Write `values` to every task `chosen` selects, in one statement; the rows written.
+
+    For writes decided on rows the caller holds (locked, leased, or due) that leave each task
+    in its tab: the tab-moving columns are refused (`_READ_BEFORE_WRITING`). `values` may be
+    SQL expressions. Each row gets `event`, and the `events` listed under its id; `returning`
+    adds columns to the rows returned.
+    """
+    refused = _READ_BEFORE_WRITING.intersection(values)
+    if refused:
+        raise ValueError(f"write {sorted(refused)} through write_task, which reads the row first")
+    at = bindparam("write_now", now, type_=UTCDateTime)
+    statement = (
+        update(tasks)
+        .where(chosen)
+        .values(
+            **values,
+            updated_at=at,
+            version=tasks.c.version + 1,
+            tab_sort=_tab_sort_after(values, at),
+        )
+        .returning(*_NOTED_COLUMNS, *returning)
+    )
+    written = [dict(row) for row in conn.execute(statement).mappings()]
+    rows = [
+        _event_row(row["id"], row["organization_id"], noted, now)
+        for row in written
+        for noted in ([event] if event is not None else [])
+        + list((events or {}).get(row["id"], ()))
+    ]
+    if rows:
+        conn.execute(insert(task_events), rows)
+    for row in written:
+        note_change(conn, _task_change(ChangeKind.EDITED, row, values))
+    return written
+
+
+def _tab_sort_after(values: Mapping[str, Any], at: ColumnElement[datetime]) -> ColumnElement[Any]:
+    """`placement` in SQL, for rows that stay in their tab: the time each tab orders by, from
+    the row's values after this write (a processing task keeps its place in the queue)."""
+
+    def after(name: str) -> ColumnElement[Any]:
+        if name not in values:
+            return tasks.c[name]
+        value = values[name]
+        return value if isinstance(value, ColumnElement) else literal(value, tasks.c[name].type)
+
+    far_future = literal(FAR_FUTURE, tasks.c.tab_sort.type)
+    by_field: dict[SortField, ColumnElement[Any]] = {
+        SortField.STARTED: func.coalesce(after("data_acquisition_started_at"), at),
+        SortField.QUEUED: at,
+        SortField.START_TIME: func.coalesce(after("start_time"), after("created_at"), at),
+        SortField.FINISHED: func.coalesce(after("finished_at"), at),
+        SortField.PROCESSING_FINISHED: func.coalesce(after("finished_at"), at),
+        SortField.NEXT_RUN: func.coalesce(after("recur_next"), far_future),
+        SortField.CREATED: func.coalesce(after("created_at"), at),
+    }
+    kept = func.coalesce(tasks.c.tab_sort, at)
+    return case(
+        *(
+            (tasks.c.tab == tab.value, kept if tab is Tab.PROCESSING else by_field[spec.sort])
+            for tab, spec in TAB_SPECS.items()
+        ),
+        else_=null(),
+    )
 
 
 def transition(
@@ -358,21 +509,17 @@ def transition(
             update_values.update(error=None, progress_process=0.0)
         if changes:
             update_values.update(changes)
-        try:
-            written = write_task(conn, task, update_values, now=when)
-        except StaleTask:
-            continue
-        record_event(
-            conn,
-            written,
-            kind="transition",
-            actor=actor,
-            message=message or kind.value,
+        event = TaskEvent(
+            EventKind.TRANSITION,
+            actor,
+            message or kind.value,
             from_status=current.value,
             to_status=requested.value,
-            at=when,
         )
-        return written
+        try:
+            return write_task(conn, task, update_values, now=when, event=event)
+        except StaleTask:
+            continue
     raise StaleTask(task_id)
 
 
@@ -384,20 +531,19 @@ def edit_task(
     *,
     actor: str,
     message: str,
-    event_kind: str = "edited",
+    event_kind: EventKind = EventKind.EDITED,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Change fields other than the status, with the same optimistic concurrency."""
+    event = TaskEvent(event_kind, actor, message)
     for _ in range(_TRANSITION_RETRIES):
         task = get_task(conn, organization_id, task_id)
         if task is None:
             raise TaskNotFound(task_id)
         try:
-            written = write_task(conn, task, changes, now=now)
+            return write_task(conn, task, changes, now=now, event=event)
         except StaleTask:
             continue
-        record_event(conn, written, kind=event_kind, actor=actor, message=message, at=now)
-        return written
     raise StaleTask(task_id)
 
 
@@ -577,21 +723,33 @@ def spawn_runs(
 ) -> list[SpawnedRun]:
     """Create one run of each template for `occurrence`, in two statements for any number.
 
-    The runs copy their templates' `copied` columns inside the database and take the `fixed`
-    values (status, tab, tab_sort, timestamps: what `create_task` would set); each run gets its
-    `created` event and each template a `spawned` event naming its run (`spawned_message` is
-    the text before and after the run's id), and the tab counts change with them, as
-    `create_task` and `edit_task` do one at a time. A template that already has a run of
-    `occurrence` (fired by another scheduler) gets none: the unique index on (parent_id,
-    occurrence_at) refuses it, and it is left out of the runs returned.
+    The runs copy their templates' `copied` columns inside the database, take the `fixed`
+    values, and start as `create_task` starts a task (status `new`, version 1, their tab and
+    its sort time). Each run gets its `created` event and each template a `spawned` event
+    naming its run (`spawned_message` is the text before and after the run's id), and the
+    tab counts change with them. A template that already has a run of `occurrence` (fired by
+    another scheduler) gets none: the unique index on (parent_id, occurrence_at) refuses it,
+    and it is left out of the runs returned.
     """
     if not template_ids:
         return []
+    started = {
+        "recur": False,
+        "hidden": False,
+        **fixed,
+        "status": TaskStatus.NEW.value,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    started.update(
+        placement({**started, "start_time": occurrence, "removed_at": None}, previous=None, now=now)
+    )
     given = {
         "parent_id": tasks.c.id,
         "start_time": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
         "occurrence_at": bindparam("spawn_occurrence", occurrence, type_=UTCDateTime),
-        **{name: literal(value, tasks.c[name].type) for name, value in fixed.items()},
+        **{name: literal(value, tasks.c[name].type) for name, value in started.items()},
     }
     source = select(*(tasks.c[column] for column in copied), *given.values()).where(
         ids_filter(conn, tasks.c.id, "spawn_template_ids", template_ids)
@@ -600,17 +758,21 @@ def spawn_runs(
     statement = (
         upsert.from_select([*copied, *given], source)
         .on_conflict_do_nothing(index_elements=[tasks.c.parent_id, tasks.c.occurrence_at])
-        .returning(tasks.c.parent_id, tasks.c.id, tasks.c.organization_id)
+        .returning(tasks.c.parent_id, *_NOTED_COLUMNS)
     )
-    spawned = [SpawnedRun(*row) for row in conn.execute(statement)]
-    if not spawned:
+    rows = [dict(row) for row in conn.execute(statement).mappings()]
+    if not rows:
         return []
+    spawned = [SpawnedRun(row["parent_id"], row["id"], row["organization_id"]) for row in rows]
     _record_spawns(
         conn, [run.run_id for run in spawned], created_message, spawned_message, actor, now
     )
     per_organization = Counter(run.organization_id for run in spawned)
     for organization_id, count in sorted(per_organization.items()):
-        note_tab_change(conn, organization_id, fixed.get("tab"), bool(fixed.get("hidden")), count)
+        _note_tab_change(conn, organization_id, started["tab"], started["hidden"], count)
+    fields = [*copied, *given, *fixed]
+    for row in rows:
+        note_change(conn, _task_change(ChangeKind.CREATED, row, fields))
     return spawned
 
 
@@ -631,7 +793,7 @@ def _record_spawns(
         tasks.c.id,
         tasks.c.organization_id,
         at,
-        literal("created"),
+        literal(EventKind.CREATED.value),
         literal(TaskStatus.NEW.value),
         literal(actor),
         literal(created_message),
@@ -640,7 +802,7 @@ def _record_spawns(
         tasks.c.parent_id,
         tasks.c.organization_id,
         at,
-        literal("spawned"),
+        literal(EventKind.SPAWNED.value),
         null(),
         literal(actor),
         literal(before) + cast(tasks.c.id, String) + literal(after),
