@@ -11,10 +11,11 @@ Rules:
 - For a queued task, `lease_expires_at` is the time it may be claimed again (a retry after an
   error waits a little); it is empty for everything else that queues a task.
 
-On PostgreSQL the claim locks its row with `FOR UPDATE SKIP LOCKED`, so concurrent workers
-never wait on each other, and a trigger (migration 0004) notifies `WAKEUP_CHANNEL` whenever a
-task is queued or leaves `processing`. On SQLite the claim is an `UPDATE … RETURNING` inside
-the immediate write transaction every write takes, which serializes claimers.
+The statements are store/task_queue.py's. On PostgreSQL the claim locks its row with
+`FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each other, and a trigger
+(migration 0004) notifies `WAKEUP_CHANNEL` whenever a task is queued or leaves `processing`.
+On SQLite the claim is an `UPDATE … RETURNING` inside the immediate write transaction every
+write takes, which serializes claimers.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, or_, select, update
+from sqlalchemy import Connection, Engine
 
 from surveyor.core.tasks import IllegalTransition, TaskStatus, TaskType
+from surveyor.store import task_queue
 from surveyor.store import tasks as task_store
-from surveyor.store.schema import task_events, tasks
 
 log = logging.getLogger("surveyor.processing")
 
@@ -59,78 +60,10 @@ class Claim:
         return int(self.task["organization_id"])
 
 
-def _claimable(now: datetime) -> Any:
-    """Queued tasks of our types that head their site's queue while their site is idle."""
-    queued = tasks.alias("queued")
-    busy = tasks.alias("busy")
-    ahead = tasks.alias("ahead")
-    site_is_busy = exists().where(
-        busy.c.site_id == queued.c.site_id,
-        busy.c.status == TaskStatus.PROCESSING.value,
-        busy.c.type.in_(PROCESSED_TYPES),
-    )
-    queued_ahead = exists().where(
-        ahead.c.site_id == queued.c.site_id,
-        ahead.c.status == TaskStatus.PROCESSING_QUEUED.value,
-        ahead.c.type.in_(PROCESSED_TYPES),
-        or_(
-            ahead.c.tab_sort < queued.c.tab_sort,
-            and_(ahead.c.tab_sort == queued.c.tab_sort, ahead.c.id < queued.c.id),
-        ),
-    )
-    return (
-        select(queued.c.id)
-        .where(
-            queued.c.status == TaskStatus.PROCESSING_QUEUED.value,
-            queued.c.type.in_(PROCESSED_TYPES),
-            or_(queued.c.lease_expires_at.is_(None), queued.c.lease_expires_at <= now),
-            or_(queued.c.site_id.is_(None), ~site_is_busy),
-            or_(queued.c.site_id.is_(None), ~queued_ahead),
-        )
-        .order_by(queued.c.tab_sort, queued.c.id)
-        .limit(1)
-    ), queued
-
-
-def _take_lease(conn: Connection, owner: str, expires_at: datetime, now: datetime) -> int | None:
-    """Lease the head of the queue to `owner`; the task id, or None when nothing is due."""
-    candidate, queued = _claimable(now)
-    if conn.dialect.name == "postgresql":
-        task_id = conn.execute(
-            candidate.with_for_update(skip_locked=True, of=queued)
-        ).scalar_one_or_none()
-        if task_id is None:
-            return None
-        conn.execute(
-            update(tasks)
-            .where(tasks.c.id == task_id)
-            .values(lease_owner=owner, lease_expires_at=expires_at)
-        )
-        return int(task_id)
-    taken = conn.execute(
-        update(tasks)
-        .where(
-            tasks.c.id == candidate.scalar_subquery(),
-            tasks.c.status == TaskStatus.PROCESSING_QUEUED.value,
-        )
-        .values(lease_owner=owner, lease_expires_at=expires_at)
-        .returning(tasks.c.id)
-    ).scalar_one_or_none()
-    return int(taken) if taken is not None else None
-
-
 def _attempts_before(conn: Connection, task: dict[str, Any]) -> int:
     """Lost leases in a row: counted while the task keeps coming back from `processing`,
     reset when it was queued anew (collected, reprocessed)."""
-    came_from = conn.execute(
-        select(task_events.c.from_status)
-        .where(
-            task_events.c.task_id == task["id"],
-            task_events.c.to_status == TaskStatus.PROCESSING_QUEUED.value,
-        )
-        .order_by(task_events.c.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    came_from = task_queue.queued_from(conn, task["id"])
     return int(task["processing_attempts"]) if came_from == TaskStatus.PROCESSING.value else 0
 
 
@@ -142,15 +75,14 @@ def claim_next_task(
     Runs in the caller's write transaction: the claim is only real once it commits.
     """
     expires_at = now + timedelta(seconds=lease_seconds)
-    task_id = _take_lease(conn, owner, expires_at, now)
-    if task_id is None:
+    row = task_queue.take_lease(conn, owner, types=PROCESSED_TYPES, expires_at=expires_at, now=now)
+    if row is None:
         return None
-    row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().one()
-    attempt = _attempts_before(conn, dict(row)) + 1
+    attempt = _attempts_before(conn, row) + 1
     task = task_store.transition(
         conn,
         row["organization_id"],
-        task_id,
+        row["id"],
         TaskStatus.PROCESSING,
         actor=owner,
         message=f"claimed by worker {owner} (attempt {attempt})",
@@ -175,22 +107,14 @@ def renew_lease(
     changes: dict[str, Any] | None = None,
 ) -> bool:
     """Extend our lease (and write `changes`, such as progress); False if it is no longer ours."""
-    values: dict[str, Any] = {
-        "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        "updated_at": now,
-        "version": tasks.c.version + 1,
-        **(changes or {}),
-    }
-    result = conn.execute(
-        update(tasks)
-        .where(
-            tasks.c.id == task_id,
-            tasks.c.lease_owner == owner,
-            tasks.c.status == TaskStatus.PROCESSING.value,
-        )
-        .values(**values)
+    return task_queue.extend_lease(
+        conn,
+        task_id,
+        owner,
+        expires_at=now + timedelta(seconds=lease_seconds),
+        now=now,
+        changes=changes,
     )
-    return result.rowcount == 1
 
 
 def release_task(
@@ -259,12 +183,7 @@ def cancel_task(conn: Connection, claim: Claim, *, error: str, now: datetime) ->
 
 def expired_leases(conn: Connection, *, now: datetime) -> list[int]:
     """Tasks in `processing` whose worker stopped renewing its lease."""
-    query = select(tasks.c.id).where(
-        tasks.c.status == TaskStatus.PROCESSING.value,
-        tasks.c.type.in_(PROCESSED_TYPES),
-        or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
-    )
-    return [int(task_id) for task_id in conn.execute(query).scalars()]
+    return task_queue.expired_leases(conn, types=PROCESSED_TYPES, now=now)
 
 
 def requeue_expired_lease(
@@ -277,24 +196,15 @@ def requeue_expired_lease(
 ) -> TaskStatus | None:
     """Take an expired lease away and requeue the task (or cancel it after `max_attempts`
     attempts in a row); None when its worker renewed in time or someone else acted first."""
-    stolen = conn.execute(
-        update(tasks)
-        .where(
-            tasks.c.id == task_id,
-            tasks.c.status == TaskStatus.PROCESSING.value,
-            or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
-        )
-        .values(lease_owner=None, lease_expires_at=None, version=tasks.c.version + 1)
-        .returning(tasks.c.organization_id, tasks.c.processing_attempts)
-    ).first()
+    stolen = task_queue.take_expired_lease(conn, task_id, now=now)
     if stolen is None:
         return None
-    attempts = int(stolen.processing_attempts)
+    attempts = int(stolen["processing_attempts"])
     try:
         if attempts >= max_attempts:
             task_store.transition(
                 conn,
-                stolen.organization_id,
+                stolen["organization_id"],
                 task_id,
                 TaskStatus.CANCELED,
                 actor=actor,
@@ -309,7 +219,7 @@ def requeue_expired_lease(
             return TaskStatus.CANCELED
         task_store.transition(
             conn,
-            stolen.organization_id,
+            stolen["organization_id"],
             task_id,
             TaskStatus.PROCESSING_QUEUED,
             actor=actor,
