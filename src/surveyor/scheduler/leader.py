@@ -13,8 +13,10 @@ import contextlib
 import logging
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
+
+from surveyor.store import leader_lock
 
 log = logging.getLogger("surveyor.scheduler")
 
@@ -56,31 +58,24 @@ class AdvisoryLockLeader:
         """The server process of the lock's connection while leading (for diagnostics)."""
         if self._conn is None:
             return None
-        return int(self._conn.execute(select(func.pg_backend_pid())).scalar_one())
+        return leader_lock.backend_pid(self._conn)
 
     def is_leader(self) -> bool:
         if self._conn is not None:
-            if self._still_connected(self._conn):
+            if leader_lock.still_connected(self._conn):
                 return True
             log.warning("the scheduler lost its leader connection; trying to lead again")
             self._discard()
         return self._try_acquire()
 
-    def _still_connected(self, conn: Connection) -> bool:
-        try:
-            conn.execute(text("SELECT 1"))
-        except SQLAlchemyError:
-            return False
-        return True
-
     def _try_acquire(self) -> bool:
         try:
-            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            conn = leader_lock.lock_connection(self.engine)
         except SQLAlchemyError:
             log.warning("the scheduler cannot reach the database to take the lead")
             return False
         try:
-            acquired = bool(conn.execute(select(func.pg_try_advisory_lock(self.key))).scalar_one())
+            acquired = leader_lock.try_lock(conn, self.key)
         except SQLAlchemyError:
             _drop(conn)
             return False
@@ -101,7 +96,7 @@ class AdvisoryLockLeader:
         if conn is None:
             return
         try:
-            conn.execute(select(func.pg_advisory_unlock(self.key)))
+            leader_lock.unlock(conn, self.key)
             conn.close()
         except SQLAlchemyError:
             _drop(conn)

@@ -19,16 +19,18 @@ from sqlalchemy import Connection
 from surveyor.core.recurrence import Recurrence, RecurrenceError, next_occurrence
 from surveyor.core.tasks import (
     TERMINAL_STATUSES,
+    EventKind,
     IllegalTransition,
     TaskStatus,
     WaitReason,
 )
-from surveyor.scheduler import firing, queries
+from surveyor.scheduler import firing
 from surveyor.scheduler.clock import Clock, SystemClock
 from surveyor.scheduler.firing import Firing, Verdict
 from surveyor.scheduler.leader import Leadership, leadership_for
 from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
 from surveyor.service.tasks import stored_recurrence
+from surveyor.store import schedules
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
 
@@ -38,6 +40,9 @@ log = logging.getLogger("surveyor.scheduler")
 SCHEDULER_ACTOR = "scheduler"
 #: The `created` event of a spawned run.
 CREATED_MESSAGE = "created by its recurring task"
+#: What every new run starts with besides what it copies from its template
+#: (`service.scheduling.COPIED_FROM_TEMPLATE`), as `store.tasks.create_task` would set it.
+NEW_RUN_VALUES = {"recur": False, "hidden": False, "stats": {}, "wait_reason": None}
 #: The most templates fired per transaction: a batch's statements then cost little per run.
 DEFAULT_BATCH_SIZE = 1000
 #: The first batch of a tick is this small, and each next one BATCH_GROWTH times the last, up
@@ -175,13 +180,13 @@ class Scheduler:
             self._cancel_expired_launches(now, report)
             self._last_sweep = now
         with self.db.read() as conn:
-            one_offs_due, templates_due = queries.due_work(conn, now)
+            one_offs_due, templates_due = schedules.due_work(conn, now)
         if one_offs_due:
             self._mark_due_one_offs(now, report)
         if templates_due:
             self._fire_due(now, report)
         with self.db.read() as conn:
-            report.next_due = queries.next_due_at(conn, now)
+            report.next_due = schedules.next_due_at(conn, now)
         report.prepared = self._prepare_upcoming(now)
         return report
 
@@ -238,13 +243,12 @@ class Scheduler:
     def _fire_batch(self, now: datetime, report: TickReport, limit: int) -> int:
         """Fire up to `limit` due templates in one transaction; how many it held."""
         with self.db.write() as conn:
-            templates = queries.lock_due_templates(conn, now, limit)
+            templates = schedules.lock_due_templates(conn, now, limit)
             if not templates:
                 return 0
             plans = [self._plan(template, now) for template in templates]
             self._spawn_runs(conn, plans, now)
-            queries.insert_events(conn, self._events(plans, now, report))
-            self._advance(conn, plans, now)
+            self._advance(conn, plans, now, self._events(plans, report))
         spawned = sum(1 for plan in plans if plan.run_id is not None and not plan.adopted)
         report.batches.append(BatchResult(len(templates), spawned, self.clock.now()))
         return len(templates)
@@ -291,7 +295,7 @@ class Scheduler:
                 [plan.template["id"] for plan in group],
                 occurrence,
                 copied=COPIED_FROM_TEMPLATE,
-                fixed=_new_run_values(occurrence, now),
+                fixed=NEW_RUN_VALUES,
                 actor=SCHEDULER_ACTOR,
                 created_message=CREATED_MESSAGE,
                 spawned_message=firing.spawn_message_around_id(occurrence),
@@ -301,7 +305,9 @@ class Scheduler:
             taken = [plan for plan in group if plan.template["id"] not in spawned]
             found: dict[int, int] = {}
             if taken:
-                found = queries.find_runs(conn, [plan.template["id"] for plan in taken], occurrence)
+                found = schedules.find_runs(
+                    conn, [plan.template["id"] for plan in taken], occurrence
+                )
                 log.info(
                     "%d templates had their run of %s fired by another scheduler",
                     len(taken),
@@ -317,17 +323,17 @@ class Scheduler:
                     plan.adopted = True
 
     def _events(
-        self, plans: list[_Plan], now: datetime, report: TickReport
-    ) -> list[dict[str, Any]]:
-        """The template events of a batch other than spawns (recorded with the runs), and the
-        counts of the report."""
-        events: list[dict[str, Any]] = []
+        self, plans: list[_Plan], report: TickReport
+    ) -> dict[int, list[task_store.TaskEvent]]:
+        """The template events of a batch other than spawns (recorded with the runs), by
+        template, and the counts of the report."""
+        events: dict[int, list[task_store.TaskEvent]] = defaultdict(list)
         for plan in plans:
             template = plan.template
             decision = plan.firing
+            said = events[template["id"]]
             if decision is None:
-                message = f"stopped scheduling: {plan.error}"
-                events.append(_event(template, "skipped", message, now))
+                said.append(_event(EventKind.SKIPPED, f"stopped scheduling: {plan.error}"))
                 continue
             if decision.verdict is Verdict.SPAWN:
                 if plan.run_id is None:
@@ -339,24 +345,29 @@ class Scheduler:
                 if decision.not_run:
                     report.coalesced += decision.not_run
                     coalesced = firing.coalesce_message(decision, run_id=plan.run_id)
-                    events.append(_event(template, "coalesced", coalesced, now))
+                    said.append(_event(EventKind.COALESCED, coalesced))
             else:
                 report.skipped += decision.not_run
                 grace = timedelta(seconds=template["grace_period"])
                 message = firing.skip_message(
                     decision, grace=grace, previous_run_id=template["recur_last_task_id"]
                 )
-                events.append(_event(template, "skipped", message, now))
+                said.append(_event(EventKind.SKIPPED, message))
             if decision.following is None:
-                events.append(_event(template, "ended", "the schedule has no further runs", now))
+                said.append(_event(EventKind.ENDED, "the schedule has no further runs"))
         return events
 
-    def _advance(self, conn: Connection, plans: list[_Plan], now: datetime) -> None:
+    def _advance(
+        self,
+        conn: Connection,
+        plans: list[_Plan],
+        now: datetime,
+        events: Mapping[int, list[task_store.TaskEvent]],
+    ) -> None:
         """Move every fired template to its next occurrence (its run becoming its last run)
-        and every skipped one past what it skipped, in one statement; templates share a few
-        moves (everything daily at 03:00 runs again tomorrow at 03:00)."""
-        moves: dict[queries.Advance, int] = {}
-        sorts: dict[datetime | None, datetime | None] = {}
+        and every skipped one past what it skipped, in one statement, with their `events`;
+        templates share a few moves (everything daily at 03:00 runs again tomorrow at 03:00)."""
+        moves: dict[schedules.Advance, int] = {}
         rows: list[tuple[int, int, int | None]] = []
         for plan in plans:
             decision = plan.firing
@@ -374,17 +385,14 @@ class Scheduler:
                 waiting = WaitReason.PREVIOUS_RUN_ACTIVE
             else:
                 waiting = WaitReason.NOT_DUE
-            if following not in sorts:
-                sorts[following] = _next_run_sort(following, now)
-            move = queries.Advance(
+            move = schedules.Advance(
                 recur_next=following,
-                tab_sort=sorts[following],
                 wait_reason=waiting.value if waiting is not None and following else None,
                 fired=fired,
             )
             index = moves.setdefault(move, len(moves))
             rows.append((plan.template["id"], index, plan.run_id if fired else None))
-        written = queries.advance_templates(conn, list(moves), rows, now=now)
+        written = schedules.advance_templates(conn, list(moves), rows, now=now, events=events)
         if written != len(rows):
             raise task_store.StaleTask("a template vanished while it was being fired")
 
@@ -403,7 +411,7 @@ class Scheduler:
         deadline = time.monotonic() + LOOK_AHEAD_BUDGET_SECONDS
         while True:
             with self.db.read() as conn:
-                rows = queries.upcoming_templates(conn, cursor, until, _PREPARE_BATCH)
+                rows = schedules.upcoming_templates(conn, cursor, until, _PREPARE_BATCH)
             for row in rows:
                 cursor = (row["recur_next"], row["id"])
                 try:
@@ -431,13 +439,14 @@ class Scheduler:
         """Tasks whose start time has come stop waiting for it (they stay `new` until launched)."""
         for _ in range(MAX_BATCHES_PER_TICK):
             with self.db.write() as conn:
-                rows = queries.lock_due_one_offs(conn, now, _ONE_OFF_BATCH)
+                rows = schedules.lock_due_one_offs(conn, now, _ONE_OFF_BATCH)
                 if not rows:
                     return
-                queries.clear_wait_reasons(conn, rows, now)
-                queries.insert_events(
+                schedules.clear_wait_reasons(
                     conn,
-                    [_event(row, "due", "its start time has come", now) for row in rows],
+                    [row["id"] for row in rows],
+                    now,
+                    event=_event(EventKind.DUE, "its start time has come"),
                 )
             report.became_due += len(rows)
             if len(rows) < _ONE_OFF_BATCH:
@@ -448,10 +457,10 @@ class Scheduler:
         runner_types = sorted(firing.LAUNCHED_BY_RUNNER)
         for _ in range(MAX_BATCHES_PER_TICK):
             with self.db.read() as conn:
-                if not queries.expired_launches(conn, now, runner_types, 1):
+                if not schedules.expired_launches(conn, now, runner_types, 1):
                     return
             with self.db.write() as conn:
-                rows = queries.expired_launches(conn, now, runner_types, _CANCEL_BATCH)
+                rows = schedules.expired_launches(conn, now, runner_types, _CANCEL_BATCH)
                 for row in rows:
                     expired = firing.launch_expired(row["start_time"], row["grace_period"], now)
                     if expired and self._cancel(conn, row, now):
@@ -479,39 +488,5 @@ class Scheduler:
         return True
 
 
-def _new_run_values(occurrence: datetime, now: datetime) -> dict[str, Any]:
-    """What every new run of `occurrence` starts with, as `store.tasks.create_task` sets it;
-    the rest is copied from its template (`service.scheduling.COPIED_FROM_TEMPLATE`)."""
-    values: dict[str, Any] = {
-        "status": TaskStatus.NEW.value,
-        "recur": False,
-        "hidden": False,
-        "stats": {},
-        "wait_reason": None,
-        "created_at": now,
-        "updated_at": now,
-        "version": 1,
-    }
-    placed = task_store.placement(
-        {**values, "start_time": occurrence, "removed_at": None}, previous=None, now=now
-    )
-    return {**values, "tab": placed["tab"], "tab_sort": placed["tab_sort"]}
-
-
-def _event(task: Mapping[str, Any], kind: str, message: str, now: datetime) -> dict[str, Any]:
-    return {
-        "task_id": task["id"],
-        "organization_id": task["organization_id"],
-        "at": now,
-        "kind": kind,
-        "actor": SCHEDULER_ACTOR,
-        "message": message,
-    }
-
-
-def _next_run_sort(recur_next: datetime | None, now: datetime) -> datetime | None:
-    """Where an active template with this next occurrence sorts in the recurring tab."""
-    template = {"status": TaskStatus.NEW.value, "recur": True, "removed_at": None}
-    placed = task_store.placement({**template, "recur_next": recur_next}, previous=None, now=now)
-    sort: datetime | None = placed["tab_sort"]
-    return sort
+def _event(kind: EventKind, message: str) -> task_store.TaskEvent:
+    return task_store.TaskEvent(kind, SCHEDULER_ACTOR, message)

@@ -1,12 +1,13 @@
-"""The scheduler's SQL, one named statement per function, set-based.
+"""The scheduler's statements, one named statement per function, set-based (the rules are
+scheduler/'s).
 
 Firing ten thousand templates in a second rules out statements per row: runs are copied from
 their templates inside the database (`store.tasks.spawn_runs`), and a batch of templates moves
 to its next occurrences in one UPDATE. Lists of ids are bound as one value (an array, a JSON
 list), so statement texts stay fixed and the database plans them once. Due rows are locked for
 the transaction (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on SQLite), which is
-what lets these updates skip `store.tasks.write_task`'s version check; they still bump the
-version. Status changes go through `store.tasks.transition`.
+what lets these updates go through `store.tasks.update_tasks` without reading each row's
+version first. Status changes go through `store.tasks.transition`.
 """
 
 from __future__ import annotations
@@ -28,19 +29,17 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
-    insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from surveyor.core.tasks import TaskStatus, WaitReason
+from surveyor.core.tasks import MIN_GRACE_PERIOD_SECONDS, TaskStatus, WaitReason
 from surveyor.store import tasks as task_store
-from surveyor.store.schema import UTCDateTime, task_events, tasks
+from surveyor.store.schema import UTCDateTime, tasks
 
-#: The shortest grace period a task can have (the API refuses less); bounds the grace scan.
-MIN_GRACE = timedelta(seconds=60)
+#: No task waits less than this before its launch expires: bounds the grace scan.
+MIN_GRACE = timedelta(seconds=MIN_GRACE_PERIOD_SECONDS)
 
 
 #: What deciding about a template reads. What its run copies is copied by the database.
@@ -144,20 +143,13 @@ def find_runs(
     return {row.parent_id: row.id for row in conn.execute(query)}
 
 
-def insert_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None:
-    """Record task events (task_id, organization_id, at, kind, actor, message)."""
-    if events:
-        rows = [{"from_status": None, "to_status": None, **event} for event in events]
-        conn.execute(insert(task_events), rows)
-
-
 @dataclass(frozen=True)
 class Advance:
-    """Where a group of templates moves: their next occurrence, how they sort and wait, and
-    for those that fired, the occurrence that becomes their last run."""
+    """Where a group of templates moves: their next occurrence and why they wait, and for
+    those that fired, the occurrence that becomes their last run (their place in the
+    recurring tab follows from `recur_next`: the write path sorts them)."""
 
     recur_next: datetime | None
-    tab_sort: datetime | None
     wait_reason: str | None
     fired: datetime | None
 
@@ -168,18 +160,16 @@ def advance_templates(
     rows: Sequence[tuple[int, int, int | None]],
     *,
     now: datetime,
+    events: Mapping[int, Sequence[task_store.TaskEvent]],
 ) -> int:
     """Move templates locked by this transaction: `rows` are (template id, index of its move
-    in `moves`, its new run or None), the run becoming its last run when it fired. One
-    statement for the batch on PostgreSQL, one per move on SQLite; rows written."""
+    in `moves`, its new run or None), the run becoming its last run when it fired; each
+    template records its `events`. One statement for the batch on PostgreSQL, one per move
+    on SQLite; rows written."""
     if not rows:
         return 0
-    values: dict[str, Any] = {
-        "updated_at": bindparam("advance_now", now, type_=UTCDateTime),
-        "version": tasks.c.version + 1,
-    }
     if conn.dialect.name != "postgresql":
-        return _advance_by_move(conn, moves, rows, values)
+        return _advance_by_move(conn, moves, rows, now=now, events=events)
     # PostgreSQL: the templates (id, move, run) joined to their moves, all bound as arrays.
     per_template = (
         func.unnest(
@@ -193,37 +183,33 @@ def advance_templates(
     per_move = (
         func.unnest(
             _array("advance_next", [move.recur_next for move in moves], UTCDateTime()),
-            _array("advance_sort", [move.tab_sort for move in moves], UTCDateTime()),
             _array("advance_wait", [move.wait_reason for move in moves], tasks.c.wait_reason.type),
             _array("advance_fired", [move.fired for move in moves], UTCDateTime()),
         )
-        .table_valued("recur_next", "tab_sort", "wait_reason", "fired", with_ordinality="move")
+        .table_valued("recur_next", "wait_reason", "fired", with_ordinality="move")
         .render_derived()
     )
-    statement = (
-        update(tasks)
-        .where(
-            task_store.ids_filter(conn, tasks.c.id, "advance_chosen", [row[0] for row in rows]),
-            tasks.c.id == per_template.c.id,
-            per_move.c.move == per_template.c.move,
-        )
-        .values(
-            **values,
-            recur_next=per_move.c.recur_next,
-            tab_sort=per_move.c.tab_sort,
-            wait_reason=per_move.c.wait_reason,
-            recur_last=func.coalesce(per_move.c.fired, tasks.c.recur_last),
-            recur_last_task_id=func.coalesce(per_template.c.run_id, tasks.c.recur_last_task_id),
-        )
+    chosen = and_(
+        task_store.ids_filter(conn, tasks.c.id, "advance_chosen", [row[0] for row in rows]),
+        tasks.c.id == per_template.c.id,
+        per_move.c.move == per_template.c.move,
     )
-    return int(conn.execute(statement).rowcount)
+    values = {
+        "recur_next": per_move.c.recur_next,
+        "wait_reason": per_move.c.wait_reason,
+        "recur_last": func.coalesce(per_move.c.fired, tasks.c.recur_last),
+        "recur_last_task_id": func.coalesce(per_template.c.run_id, tasks.c.recur_last_task_id),
+    }
+    return len(task_store.update_tasks(conn, chosen, values, now=now, events=events))
 
 
 def _advance_by_move(
     conn: Connection,
     moves: Sequence[Advance],
     rows: Sequence[tuple[int, int, int | None]],
-    values: Mapping[str, Any],
+    *,
+    now: datetime,
+    events: Mapping[int, Sequence[task_store.TaskEvent]],
 ) -> int:
     """SQLite (in process, no round trips): one UPDATE per move, a fired template's last run
     found by the unique index on (parent_id, occurrence_at)."""
@@ -233,10 +219,8 @@ def _advance_by_move(
     written = 0
     for index, template_ids in by_move.items():
         move = moves[index]
-        changes = {
-            **values,
+        changes: dict[str, Any] = {
             "recur_next": bindparam("advance_next", move.recur_next, type_=UTCDateTime),
-            "tab_sort": bindparam("advance_sort", move.tab_sort, type_=UTCDateTime),
             "wait_reason": bindparam("advance_wait", move.wait_reason),
         }
         if move.fired is not None:
@@ -248,7 +232,7 @@ def _advance_by_move(
                 .scalar_subquery()
             )
         chosen = task_store.ids_filter(conn, tasks.c.id, "advance_ids", template_ids)
-        written += int(conn.execute(update(tasks).where(chosen).values(**changes)).rowcount)
+        written += len(task_store.update_tasks(conn, chosen, changes, now=now, events=events))
     return written
 
 
@@ -267,7 +251,7 @@ def _due_one_offs(now: datetime) -> ColumnElement[bool]:
 def lock_due_one_offs(conn: Connection, now: datetime, limit: int) -> list[dict[str, Any]]:
     """Tasks waiting for a start time that has come, locked for this transaction."""
     query = (
-        select(tasks.c.id, tasks.c.organization_id, tasks.c.version)
+        select(tasks.c.id, tasks.c.organization_id)
         .where(_due_one_offs(now))
         .order_by(tasks.c.start_time)
         .limit(limit)
@@ -276,21 +260,22 @@ def lock_due_one_offs(conn: Connection, now: datetime, limit: int) -> list[dict[
     return _dicts(conn.execute(query))
 
 
-def clear_wait_reasons(conn: Connection, rows: Sequence[Mapping[str, Any]], now: datetime) -> int:
-    """Clear the wait reason of these tasks if they are still the version read; rows written."""
-    if not rows:
+def clear_wait_reasons(
+    conn: Connection,
+    task_ids: Sequence[int],
+    now: datetime,
+    *,
+    event: task_store.TaskEvent,
+) -> int:
+    """Clear the wait reason of these due tasks (locked by this transaction), each recording
+    `event`; rows written."""
+    if not task_ids:
         return 0
-    statement = (
-        update(tasks)
-        .where(tasks.c.id == bindparam("b_id"), tasks.c.version == bindparam("b_version"))
-        .values(
-            wait_reason=None,
-            updated_at=bindparam("b_now", type_=UTCDateTime),
-            version=tasks.c.version + 1,
-        )
+    chosen = and_(
+        task_store.ids_filter(conn, tasks.c.id, "due_ids", task_ids),
+        _due_one_offs(now),
     )
-    params = [{"b_id": row["id"], "b_version": row["version"], "b_now": now} for row in rows]
-    return int(conn.execute(statement, params).rowcount)
+    return len(task_store.update_tasks(conn, chosen, {"wait_reason": None}, now=now, event=event))
 
 
 def _launch_deadline_before(conn: Connection, now: datetime) -> ColumnElement[bool]:
