@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from surveyor.console.web.live import FEED_KEY, TaskFeed, latest_event_id
-from surveyor.core.tasks import TaskStatus
+from surveyor.core.tasks import EventKind, TaskStatus
 from surveyor.store import tasks as store
 from tests.integration.test_web_sessions import FUTURE, create, signed_in
 from tests.support.console import ConsoleUnderTest
@@ -127,7 +127,7 @@ def test_a_stream_reports_transitions_and_progress_as_they_happen(
                 {"progress_collect": 0.5},
                 actor="explorer:test",
                 message="progress",
-                event_kind="progress",
+                event_kind=EventKind.EDITED,
             )
 
     client, _ = signed_in(console, "viewer")  # the session cookie is enough

@@ -19,14 +19,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from surveyor.core.tasks import TAB_SPECS, EventKind, IllegalTransition, Tab, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 from surveyor.store.records import Conflict, audit
-from surveyor.store.schema import tasks
 
 #: Explorers are heard from on every report; the check-in time is rewritten at most this often.
 CHECKIN_RESOLUTION = timedelta(seconds=2)
@@ -602,16 +601,9 @@ def current_tasks(conn: Connection, organization_id: int) -> dict[int, int]:
 
 
 def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[int, int]:
-    """The task each explorer of these organizations runs now, in one query (few tasks run
-    at once; an explorer with two, e.g. one still stopping, shows the newer). No GROUP BY:
-    it would tempt SQLite into walking the explorer index over every task."""
-    rows = conn.execute(
-        select(tasks.c.explorer_id, tasks.c.id).where(
-            tasks.c.status.in_([status.value for status in RUNNING]),
-            tasks.c.organization_id.in_(list(organization_ids)),
-            tasks.c.explorer_id.is_not(None),
-        )
-    ).all()
+    """The task each explorer of these organizations runs now (an explorer with two, e.g.
+    one still stopping, shows the newer)."""
+    rows = explorer_store.running_tasks_by_explorer(conn, organization_ids, RUNNING)
     current: dict[int, int] = {}
     for explorer_id, task_id in rows:
         current[explorer_id] = max(task_id, current.get(explorer_id, 0))

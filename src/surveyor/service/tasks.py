@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from surveyor.core import recurrence
 from surveyor.core.scan_params import ScanParamsError, validate_scan_params
@@ -594,15 +594,4 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict
 
 def names_by_id(conn: Connection, rows: list[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
     """Site, explorer and zone names for a page of tasks (for display)."""
-    wanted = {
-        "site": ({r["site_id"] for r in rows} - {None}, sites),
-        "explorer": ({r["explorer_id"] for r in rows} - {None}, explorers),
-        "hosted_zone": ({r["hosted_zone_id"] for r in rows} - {None}, hosted_zones),
-    }
-    names: dict[str, dict[int, str]] = {}
-    for key, (ids, table) in wanted.items():
-        names[key] = {}
-        if ids:
-            for row in conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids))):
-                names[key][row.id] = row.name
-    return names
+    return task_store.related_names(conn, rows)

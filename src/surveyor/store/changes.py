@@ -8,7 +8,7 @@ publishes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -43,6 +43,11 @@ _CHANGES = "surveyor_task_changes"
 def note_change(conn: Connection, change: TaskChange) -> None:
     """Remember `change` until this transaction ends."""
     conn.info.setdefault(_CHANGES, []).append(change)
+
+
+def note_changes(conn: Connection, changes: Iterable[TaskChange]) -> None:
+    """Remember the changes of a bulk write until this transaction ends."""
+    conn.info.setdefault(_CHANGES, []).extend(changes)
 
 
 def pending_changes(conn: Connection) -> Sequence[TaskChange]:

@@ -387,3 +387,37 @@ def stop_requested_at(conn: Connection, task: Mapping[str, Any]) -> datetime | N
         )
     ).scalar_one_or_none()
     return at
+
+
+def running_tasks_by_explorer(
+    conn: Connection, organization_ids: Iterable[int], statuses: Iterable[TaskStatus]
+) -> list[tuple[int, int]]:
+    """(explorer id, task id) of the tasks in these statuses on the explorers of these
+    organizations, in one query (few tasks run at once). No GROUP BY: it would tempt SQLite
+    into walking the explorer index over every task."""
+    rows = conn.execute(
+        select(tasks.c.explorer_id, tasks.c.id).where(
+            tasks.c.status.in_([status.value for status in statuses]),
+            tasks.c.organization_id.in_(list(organization_ids)),
+            tasks.c.explorer_id.is_not(None),
+        )
+    ).all()
+    return [(int(explorer_id), int(task_id)) for explorer_id, task_id in rows]
+
+
+def checkins_of(
+    conn: Connection, organization_ids: Iterable[int]
+) -> list[tuple[int, int, datetime | None, datetime | None]]:
+    """(id, organization id, last check-in, poll dropped at) of the explorers of these
+    organizations, by id: what says whether each is online."""
+    rows = conn.execute(
+        select(
+            explorers.c.id,
+            explorers.c.organization_id,
+            explorers.c.last_checkin_at,
+            explorers.c.poll_dropped_at,
+        )
+        .where(explorers.c.organization_id.in_(list(organization_ids)))
+        .order_by(explorers.c.id)
+    ).all()
+    return [(row[0], row[1], row[2], row[3]) for row in rows]

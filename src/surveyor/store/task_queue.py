@@ -80,7 +80,7 @@ def take_lease(
     )
     if not written:
         return None
-    row = conn.execute(select(tasks).where(tasks.c.id == written[0]["id"])).mappings().one()
+    row = conn.execute(select(tasks).where(tasks.c.id == written[0].id)).mappings().one()
     return dict(row)
 
 
@@ -146,4 +146,4 @@ def take_expired_lease(conn: Connection, task_id: int, *, now: datetime) -> dict
         now=now,
         returning=[tasks.c.processing_attempts],
     )
-    return written[0] if written else None
+    return dict(written[0]._mapping) if written else None

@@ -26,6 +26,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Row,
     String,
     and_,
     any_,
@@ -61,8 +62,16 @@ from surveyor.core.tasks import (
     check_transition,
     tab_of,
 )
-from surveyor.store.changes import ChangeKind, TaskChange, note_change
-from surveyor.store.schema import UTCDateTime, task_events, task_tab_counts, tasks
+from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
+from surveyor.store.schema import (
+    UTCDateTime,
+    explorers,
+    hosted_zones,
+    sites,
+    task_events,
+    task_tab_counts,
+    tasks,
+)
 
 #: Sort value for rows whose ordering time is unknown (a paused template has no next run):
 #: they sort after every real time in ascending tabs.
@@ -253,6 +262,17 @@ def _task_change(
     )
 
 
+def _noted_changes(
+    kind: ChangeKind, rows: Iterable[Sequence[Any]], fields: Iterable[str]
+) -> list[TaskChange]:
+    """The changes of rows a bulk write returned, `_NOTED_COLUMNS` first."""
+    named = frozenset(fields)
+    return [
+        TaskChange(kind, row[1], row[0], row[2], row[3], None, row[4], bool(row[5]), named)
+        for row in rows
+    ]
+
+
 def create_task(
     conn: Connection, values: Mapping[str, Any], *, actor: str, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -401,46 +421,68 @@ def update_tasks(
     event: TaskEvent | None = None,
     events: Mapping[int, Sequence[TaskEvent]] | None = None,
     returning: Sequence[Any] = (),
-) -> list[dict[str, Any]]:
-    """Write `values` to every task `chosen` selects, in one statement; the rows written.
+) -> Sequence[Row[Any]]:
+    """Write `values` to every task `chosen` selects, in one statement; the rows written
+    (`id`, `organization_id`, `type`, `status`, `explorer_id`, `recur`, then `returning`).
 
     For writes decided on rows the caller holds (locked, leased, or due) that leave each task
-    in its tab: the tab-moving columns are refused (`_READ_BEFORE_WRITING`). `values` may be
-    SQL expressions. Each row gets `event`, and the `events` listed under its id; `returning`
-    adds columns to the rows returned.
+    in its tab: the tab-moving columns are refused (`_READ_BEFORE_WRITING`), and `tab_sort`
+    follows the columns its tab sorts by. `values` may be SQL expressions. Each row gets
+    `event`, and the `events` listed under its id.
     """
     refused = _READ_BEFORE_WRITING.intersection(values)
     if refused:
         raise ValueError(f"write {sorted(refused)} through write_task, which reads the row first")
     at = bindparam("write_now", now, type_=UTCDateTime)
+    stamps: dict[str, Any] = {"updated_at": at, "version": tasks.c.version + 1}
+    sort = _tab_sort_after(values, at)
+    if sort is not None:
+        stamps["tab_sort"] = sort
     statement = (
         update(tasks)
         .where(chosen)
-        .values(
-            **values,
-            updated_at=at,
-            version=tasks.c.version + 1,
-            tab_sort=_tab_sort_after(values, at),
-        )
+        .values(**values, **stamps)
         .returning(*_NOTED_COLUMNS, *returning)
     )
-    written = [dict(row) for row in conn.execute(statement).mappings()]
-    rows = [
-        _event_row(row["id"], row["organization_id"], noted, now)
-        for row in written
-        for noted in ([event] if event is not None else [])
-        + list((events or {}).get(row["id"], ()))
-    ]
-    if rows:
-        conn.execute(insert(task_events), rows)
-    for row in written:
-        note_change(conn, _task_change(ChangeKind.EDITED, row, values))
+    written = conn.execute(statement).all()
+    if event is not None or events:
+        rows = [
+            _event_row(row[0], row[1], noted, now)
+            for row in written
+            for noted in ([event] if event is not None else [])
+            + list((events or {}).get(row[0], ()))
+        ]
+        if rows:
+            conn.execute(insert(task_events), rows)
+    note_changes(conn, _noted_changes(ChangeKind.EDITED, written, values))
     return written
 
 
-def _tab_sort_after(values: Mapping[str, Any], at: ColumnElement[datetime]) -> ColumnElement[Any]:
-    """`placement` in SQL, for rows that stay in their tab: the time each tab orders by, from
-    the row's values after this write (a processing task keeps its place in the queue)."""
+#: The columns each sort time is read from (`_sort_time`), besides the time of the write.
+_SORTED_BY: dict[SortField, tuple[str, ...]] = {
+    SortField.STARTED: ("data_acquisition_started_at",),
+    SortField.QUEUED: (),
+    SortField.START_TIME: ("start_time", "created_at"),
+    SortField.FINISHED: ("finished_at",),
+    SortField.PROCESSING_FINISHED: ("finished_at",),
+    SortField.NEXT_RUN: ("recur_next",),
+    SortField.CREATED: ("created_at",),
+}
+
+
+def _tab_sort_after(
+    values: Mapping[str, Any], at: ColumnElement[datetime]
+) -> ColumnElement[Any] | None:
+    """`placement` in SQL for rows that stay in their tab: a new `tab_sort` for the tabs that
+    sort by a column this write sets, the same one elsewhere (a processing task keeps its
+    place in the queue); None when no tab sorts by what it writes."""
+    changed = [
+        (tab, spec.sort)
+        for tab, spec in TAB_SPECS.items()
+        if tab is not Tab.PROCESSING and values.keys() & set(_SORTED_BY[spec.sort])
+    ]
+    if not changed:
+        return None
 
     def after(name: str) -> ColumnElement[Any]:
         if name not in values:
@@ -448,23 +490,23 @@ def _tab_sort_after(values: Mapping[str, Any], at: ColumnElement[datetime]) -> C
         value = values[name]
         return value if isinstance(value, ColumnElement) else literal(value, tasks.c[name].type)
 
+    # Fallbacks as in `_sort_time`: a missing time sorts as the time of the write (a template
+    # without a next run, after every real time).
+    fallback = at
     far_future = literal(FAR_FUTURE, tasks.c.tab_sort.type)
-    by_field: dict[SortField, ColumnElement[Any]] = {
-        SortField.STARTED: func.coalesce(after("data_acquisition_started_at"), at),
-        SortField.QUEUED: at,
-        SortField.START_TIME: func.coalesce(after("start_time"), after("created_at"), at),
-        SortField.FINISHED: func.coalesce(after("finished_at"), at),
-        SortField.PROCESSING_FINISHED: func.coalesce(after("finished_at"), at),
-        SortField.NEXT_RUN: func.coalesce(after("recur_next"), far_future),
-        SortField.CREATED: func.coalesce(after("created_at"), at),
-    }
-    kept = func.coalesce(tasks.c.tab_sort, at)
-    return case(
-        *(
-            (tasks.c.tab == tab.value, kept if tab is Tab.PROCESSING else by_field[spec.sort])
-            for tab, spec in TAB_SPECS.items()
+    by_field: dict[SortField, Any] = {
+        SortField.STARTED: lambda: func.coalesce(after("data_acquisition_started_at"), fallback),
+        SortField.START_TIME: lambda: func.coalesce(
+            after("start_time"), after("created_at"), fallback
         ),
-        else_=null(),
+        SortField.FINISHED: lambda: func.coalesce(after("finished_at"), fallback),
+        SortField.PROCESSING_FINISHED: lambda: func.coalesce(after("finished_at"), fallback),
+        SortField.NEXT_RUN: lambda: func.coalesce(after("recur_next"), far_future),
+        SortField.CREATED: lambda: func.coalesce(after("created_at"), fallback),
+    }
+    return case(
+        *((tasks.c.tab == tab.value, by_field[sort]()) for tab, sort in changed),
+        else_=tasks.c.tab_sort,
     )
 
 
@@ -676,6 +718,78 @@ def list_events(
     return [dict(row) for row in rows]
 
 
+def latest_event_id(conn: Connection) -> int:
+    """The id of the newest task event (0 without any)."""
+    return int(conn.execute(select(func.coalesce(func.max(task_events.c.id), 0))).scalar_one())
+
+
+_FEED_COLUMNS = (
+    task_events.c.id,
+    task_events.c.task_id,
+    task_events.c.organization_id,
+    task_events.c.at,
+    task_events.c.kind,
+    task_events.c.from_status,
+    task_events.c.to_status,
+    task_events.c.actor,
+    task_events.c.message,
+    tasks.c.status,
+    tasks.c.tab,
+    tasks.c.hidden,
+    tasks.c.progress_collect,
+    tasks.c.progress_process,
+)
+
+
+def events_with_tasks(
+    conn: Connection, after: int, *, organization_id: int | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Task events with an id above `after`, oldest first, each with its task's status, tab,
+    hidden flag and progress as they are now (of one organization, or of all)."""
+    query = select(*_FEED_COLUMNS).join(tasks, tasks.c.id == task_events.c.task_id)
+    query = query.where(task_events.c.id > after)
+    if organization_id is not None:
+        query = query.where(task_events.c.organization_id == organization_id)
+    rows = conn.execute(query.order_by(task_events.c.id).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def progress_of_tasks_in(
+    conn: Connection, statuses: Iterable[TaskStatus], organization_ids: Iterable[int]
+) -> list[dict[str, Any]]:
+    """Id, organization, status and progress of the tasks of these organizations in these
+    statuses (served by the index on status that the processing queue uses)."""
+    rows = conn.execute(
+        select(
+            tasks.c.id,
+            tasks.c.organization_id,
+            tasks.c.status,
+            tasks.c.progress_collect,
+            tasks.c.progress_process,
+        ).where(
+            tasks.c.status.in_([status.value for status in statuses]),
+            tasks.c.organization_id.in_(list(organization_ids)),
+        )
+    ).mappings()
+    return [dict(row) for row in rows]
+
+
+def related_names(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
+    """Site, explorer and zone names for a page of tasks, by id (for display)."""
+    wanted = {
+        "site": ({r["site_id"] for r in rows} - {None}, sites),
+        "explorer": ({r["explorer_id"] for r in rows} - {None}, explorers),
+        "hosted_zone": ({r["hosted_zone_id"] for r in rows} - {None}, hosted_zones),
+    }
+    names: dict[str, dict[int, str]] = {}
+    for key, (ids, table) in wanted.items():
+        names[key] = {}
+        if ids:
+            for row in conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids))):
+                names[key][row.id] = row.name
+    return names
+
+
 def list_runs(
     conn: Connection, template: Mapping[str, Any], *, limit: int = 50, before_id: int | None = None
 ) -> list[dict[str, Any]]:
@@ -758,21 +872,22 @@ def spawn_runs(
     statement = (
         upsert.from_select([*copied, *given], source)
         .on_conflict_do_nothing(index_elements=[tasks.c.parent_id, tasks.c.occurrence_at])
-        .returning(tasks.c.parent_id, *_NOTED_COLUMNS)
+        .returning(tasks.c.parent_id, *_NOTED_COLUMNS)  # parent first: the run's id is [1]
     )
-    rows = [dict(row) for row in conn.execute(statement).mappings()]
+    rows = conn.execute(statement).all()
     if not rows:
         return []
-    spawned = [SpawnedRun(row["parent_id"], row["id"], row["organization_id"]) for row in rows]
+    spawned = [SpawnedRun(row[0], row[1], row[2]) for row in rows]
     _record_spawns(
         conn, [run.run_id for run in spawned], created_message, spawned_message, actor, now
     )
     per_organization = Counter(run.organization_id for run in spawned)
     for organization_id, count in sorted(per_organization.items()):
         _note_tab_change(conn, organization_id, started["tab"], started["hidden"], count)
-    fields = [*copied, *given, *fixed]
-    for row in rows:
-        note_change(conn, _task_change(ChangeKind.CREATED, row, fields))
+    note_changes(
+        conn,
+        _noted_changes(ChangeKind.CREATED, (row[1:] for row in rows), [*copied, *given, *fixed]),
+    )
     return spawned
 
 

@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from surveyor.console.state import ConsoleState
 from surveyor.console.web.task_view import ring_values
 from surveyor.core.tasks import TaskStatus
 from surveyor.service.explorers import current_tasks_of
 from surveyor.service.launch import is_online
+from surveyor.store import explorers as explorer_store
+from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
-from surveyor.store.schema import explorers, task_events, tasks
 
 log = logging.getLogger("surveyor.console.live")
 
@@ -53,24 +54,6 @@ class FeedItem:
         lines = [] if self.id is None else [f"id: {self.id}"]
         lines += [f"event: {self.event}", f"data: {json.dumps(self.data, default=str)}"]
         return "\n".join(lines) + "\n\n"
-
-
-_EVENT_COLUMNS = (
-    task_events.c.id,
-    task_events.c.task_id,
-    task_events.c.organization_id,
-    task_events.c.at,
-    task_events.c.kind,
-    task_events.c.from_status,
-    task_events.c.to_status,
-    task_events.c.actor,
-    task_events.c.message,
-    tasks.c.status,
-    tasks.c.tab,
-    tasks.c.hidden,
-    tasks.c.progress_collect,
-    tasks.c.progress_process,
-)
 
 
 def _task_fields(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -107,36 +90,19 @@ def _event_item(row: Mapping[str, Any]) -> FeedItem:
 
 
 def latest_event_id(conn: Connection) -> int:
-    return int(conn.execute(select(func.coalesce(func.max(task_events.c.id), 0))).scalar_one())
+    return task_store.latest_event_id(conn)
 
 
 def events_after(
     conn: Connection, after: int, *, organization_id: int | None = None, limit: int = 1000
 ) -> list[FeedItem]:
-    query = select(*_EVENT_COLUMNS).join(tasks, tasks.c.id == task_events.c.task_id)
-    query = query.where(task_events.c.id > after)
-    if organization_id is not None:
-        query = query.where(task_events.c.organization_id == organization_id)
-    rows = conn.execute(query.order_by(task_events.c.id).limit(limit)).mappings().all()
-    return [_event_item(dict(row)) for row in rows]
+    rows = task_store.events_with_tasks(conn, after, organization_id=organization_id, limit=limit)
+    return [_event_item(row) for row in rows]
 
 
 def moving_tasks(conn: Connection, organization_ids: Iterable[int]) -> list[dict[str, Any]]:
-    """Running tasks of these organizations, with their progress (served by the index on
-    status that the processing queue uses)."""
-    rows = conn.execute(
-        select(
-            tasks.c.id,
-            tasks.c.organization_id,
-            tasks.c.status,
-            tasks.c.progress_collect,
-            tasks.c.progress_process,
-        ).where(
-            tasks.c.status.in_([status.value for status in MOVING]),
-            tasks.c.organization_id.in_(list(organization_ids)),
-        )
-    ).mappings()
-    return [dict(row) for row in rows]
+    """Running tasks of these organizations, with their progress."""
+    return task_store.progress_of_tasks_in(conn, MOVING, organization_ids)
 
 
 #: What the Explorers page shows of one explorer that can change by itself: id, online,
@@ -151,16 +117,12 @@ def explorer_states(
     wanted = list(organization_ids)
     running = current_tasks_of(conn, wanted)
     states: dict[int, list[ExplorerState]] = {org: [] for org in wanted}
-    for explorer_id, organization_id, last_checkin_at, poll_dropped_at in conn.execute(
-        select(
-            explorers.c.id,
-            explorers.c.organization_id,
-            explorers.c.last_checkin_at,
-            explorers.c.poll_dropped_at,
-        )
-        .where(explorers.c.organization_id.in_(wanted))
-        .order_by(explorers.c.id)
-    ):
+    for (
+        explorer_id,
+        organization_id,
+        last_checkin_at,
+        poll_dropped_at,
+    ) in explorer_store.checkins_of(conn, wanted):
         online = is_online(last_checkin_at, now=now, window=window, poll_dropped_at=poll_dropped_at)
         states[organization_id].append((explorer_id, online, running.get(explorer_id)))
     return {org: tuple(found) for org, found in states.items()}
