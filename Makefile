@@ -35,6 +35,8 @@ lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	# only the store writes tasks (its write path keeps versions, tabs, counts, events)
+	$(BIN)/python scripts/check_task_writes.py src
 
 test: install system-deps test-deps lint
 	$(BIN)/pytest -n 2 --dist loadfile
