@@ -31,11 +31,11 @@ system-deps:
 up: install
 	$(BIN)/surveyor up
 
+# The last step: only the store writes tasks (its write path keeps versions, tabs, counts, events).
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	# only the store writes tasks (its write path keeps versions, tabs, counts, events)
 	$(BIN)/python scripts/check_task_writes.py src
 
 test: install system-deps test-deps lint
