@@ -327,13 +327,16 @@ class Scheduler:
     ) -> dict[int, list[task_store.TaskEvent]]:
         """The template events of a batch other than spawns (recorded with the runs), by
         template, and the counts of the report."""
-        events: dict[int, list[task_store.TaskEvent]] = defaultdict(list)
+        events: dict[int, list[task_store.TaskEvent]] = {}
         for plan in plans:
             template = plan.template
             decision = plan.firing
-            said = events[template["id"]]
+
+            def said(kind: EventKind, message: str, template_id: int = template["id"]) -> None:
+                events.setdefault(template_id, []).append(_event(kind, message))
+
             if decision is None:
-                said.append(_event(EventKind.SKIPPED, f"stopped scheduling: {plan.error}"))
+                said(EventKind.SKIPPED, f"stopped scheduling: {plan.error}")
                 continue
             if decision.verdict is Verdict.SPAWN:
                 if plan.run_id is None:
@@ -345,16 +348,16 @@ class Scheduler:
                 if decision.not_run:
                     report.coalesced += decision.not_run
                     coalesced = firing.coalesce_message(decision, run_id=plan.run_id)
-                    said.append(_event(EventKind.COALESCED, coalesced))
+                    said(EventKind.COALESCED, coalesced)
             else:
                 report.skipped += decision.not_run
                 grace = timedelta(seconds=template["grace_period"])
                 message = firing.skip_message(
                     decision, grace=grace, previous_run_id=template["recur_last_task_id"]
                 )
-                said.append(_event(EventKind.SKIPPED, message))
+                said(EventKind.SKIPPED, message)
             if decision.following is None:
-                said.append(_event(EventKind.ENDED, "the schedule has no further runs"))
+                said(EventKind.ENDED, "the schedule has no further runs")
         return events
 
     def _advance(

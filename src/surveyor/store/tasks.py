@@ -445,15 +445,17 @@ def update_tasks(
         .returning(*_NOTED_COLUMNS, *returning)
     )
     written = conn.execute(statement).all()
-    if event is not None or events:
-        rows = [
+    rows: list[dict[str, Any]] = []
+    if event is not None:
+        rows += [_event_row(row[0], row[1], event, now) for row in written]
+    if events:
+        rows += [
             _event_row(row[0], row[1], noted, now)
             for row in written
-            for noted in ([event] if event is not None else [])
-            + list((events or {}).get(row[0], ()))
+            for noted in events.get(row[0], ())
         ]
-        if rows:
-            conn.execute(insert(task_events), rows)
+    if rows:
+        conn.execute(insert(task_events), rows)
     note_changes(conn, _noted_changes(ChangeKind.EDITED, written, values))
     return written
 
