@@ -492,22 +492,15 @@ def _tab_sort_after(
         value = values[name]
         return value if isinstance(value, ColumnElement) else literal(value, tasks.c[name].type)
 
-    # Fallbacks as in `_sort_time`: a missing time sorts as the time of the write (a template
-    # without a next run, after every real time).
-    fallback = at
-    far_future = literal(FAR_FUTURE, tasks.c.tab_sort.type)
-    by_field: dict[SortField, Any] = {
-        SortField.STARTED: lambda: func.coalesce(after("data_acquisition_started_at"), fallback),
-        SortField.START_TIME: lambda: func.coalesce(
-            after("start_time"), after("created_at"), fallback
-        ),
-        SortField.FINISHED: lambda: func.coalesce(after("finished_at"), fallback),
-        SortField.PROCESSING_FINISHED: lambda: func.coalesce(after("finished_at"), fallback),
-        SortField.NEXT_RUN: lambda: func.coalesce(after("recur_next"), far_future),
-        SortField.CREATED: lambda: func.coalesce(after("created_at"), fallback),
-    }
+    def sort_time(field: SortField) -> ColumnElement[Any]:
+        # As `_sort_time`: the first time known, else the time of the write (a template
+        # without a next run sorts after every real time).
+        if field is SortField.NEXT_RUN:
+            return func.coalesce(after("recur_next"), literal(FAR_FUTURE, tasks.c.tab_sort.type))
+        return func.coalesce(*(after(name) for name in _SORTED_BY[field]), at)
+
     return case(
-        *((tasks.c.tab == tab.value, by_field[sort]()) for tab, sort in changed),
+        *((tasks.c.tab == tab.value, sort_time(sort)) for tab, sort in changed),
         else_=tasks.c.tab_sort,
     )
 
