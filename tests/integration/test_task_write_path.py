@@ -51,6 +51,7 @@ def _events(db: Database, task_id: int) -> list[tuple[str, str]]:
 
 def test_each_single_row_write_notes_one_typed_change(db: Database, org: dict[str, Any]) -> None:
     with db.write() as conn:
+        take_changes(conn)  # notes a pooled connection kept from earlier transactions
         task = store.create_task(conn, _values(org), actor="a", now=NOW)
         store.edit_task(conn, org["id"], task["id"], {"name": "renamed"}, actor="a", message="e")
         store.transition(conn, org["id"], task["id"], TaskStatus.ACTIVE, actor="a")
@@ -77,6 +78,7 @@ def test_a_bulk_update_stamps_every_row_records_its_events_and_notes_each_change
     chosen = [created[0]["id"], created[2]["id"]]
     later = NOW + timedelta(minutes=5)
     with db.write() as conn:
+        take_changes(conn)
         written = store.update_tasks(
             conn,
             tasks_table.c.id.in_(chosen),
@@ -144,7 +146,7 @@ def test_spawned_runs_are_counted_and_noted_as_created(db: Database, org: dict[s
             actor="a",
             now=NOW,
         )
-        take_changes(conn)
+        take_changes(conn)  # the template's own, and any a pooled connection kept
         runs = store.spawn_runs(
             conn,
             [template["id"]],
