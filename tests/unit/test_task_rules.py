@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 
+from surveyor.core.kinds import allowed_transitions, check_transition
 from surveyor.core.tasks import (
     STATUS_LABELS,
     TAB_SPECS,
@@ -13,8 +14,6 @@ from surveyor.core.tasks import (
     Tab,
     TaskStatus,
     TaskType,
-    allowed_transitions,
-    check_transition,
     tab_of,
 )
 

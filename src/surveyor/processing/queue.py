@@ -28,15 +28,14 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, exists, or_, select, update
 
-from surveyor.core.tasks import IllegalTransition, TaskStatus, TaskType
+from surveyor.core.kinds import processed_types
+from surveyor.core.tasks import IllegalTransition, TaskStatus
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import task_events, tasks
 
 log = logging.getLogger("surveyor.processing")
 
 WAKEUP_CHANNEL = "surveyor_processing"
-#: Task types whose data this queue merges into the inventory.
-PROCESSED_TYPES = (TaskType.SCAN.value, TaskType.CONNECTOR.value, TaskType.IMPORT.value)
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
 
@@ -60,19 +59,20 @@ class Claim:
 
 
 def _claimable(now: datetime) -> Any:
-    """Queued tasks of our types that head their site's queue while their site is idle."""
+    """Queued tasks of the kinds that have a processor (`core.kinds`) that head their
+    site's queue while their site is idle."""
     queued = tasks.alias("queued")
     busy = tasks.alias("busy")
     ahead = tasks.alias("ahead")
     site_is_busy = exists().where(
         busy.c.site_id == queued.c.site_id,
         busy.c.status == TaskStatus.PROCESSING.value,
-        busy.c.type.in_(PROCESSED_TYPES),
+        busy.c.type.in_(processed_types()),
     )
     queued_ahead = exists().where(
         ahead.c.site_id == queued.c.site_id,
         ahead.c.status == TaskStatus.PROCESSING_QUEUED.value,
-        ahead.c.type.in_(PROCESSED_TYPES),
+        ahead.c.type.in_(processed_types()),
         or_(
             ahead.c.tab_sort < queued.c.tab_sort,
             and_(ahead.c.tab_sort == queued.c.tab_sort, ahead.c.id < queued.c.id),
@@ -82,7 +82,7 @@ def _claimable(now: datetime) -> Any:
         select(queued.c.id)
         .where(
             queued.c.status == TaskStatus.PROCESSING_QUEUED.value,
-            queued.c.type.in_(PROCESSED_TYPES),
+            queued.c.type.in_(processed_types()),
             or_(queued.c.lease_expires_at.is_(None), queued.c.lease_expires_at <= now),
             or_(queued.c.site_id.is_(None), ~site_is_busy),
             or_(queued.c.site_id.is_(None), ~queued_ahead),
@@ -261,7 +261,7 @@ def expired_leases(conn: Connection, *, now: datetime) -> list[int]:
     """Tasks in `processing` whose worker stopped renewing its lease."""
     query = select(tasks.c.id).where(
         tasks.c.status == TaskStatus.PROCESSING.value,
-        tasks.c.type.in_(PROCESSED_TYPES),
+        tasks.c.type.in_(processed_types()),
         or_(tasks.c.lease_expires_at.is_(None), tasks.c.lease_expires_at < now),
     )
     return [int(task_id) for task_id in conn.execute(query).scalars()]

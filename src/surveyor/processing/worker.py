@@ -23,12 +23,8 @@ from typing import TYPE_CHECKING
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.tasks import IllegalTransition
 from surveyor.processing import queue
-from surveyor.processing.merge import (
-    DEFAULT_BATCH_SIZE,
-    LeaseLost,
-    StopRequested,
-    process_claimed_task,
-)
+from surveyor.processing.merge import DEFAULT_BATCH_SIZE
+from surveyor.processing.processors import LeaseLost, ProcessingJob, StopRequested, process
 from surveyor.processing.queue import Claim, Wakeup, make_wakeup
 from surveyor.processing.records import TaskDataError
 from surveyor.store.engine import Database
@@ -207,18 +203,20 @@ class Worker:
                 log.warning("task %s: its worker's lease expired; now %s", task_id, outcome)
 
     def process(self, claim: Claim, stop: threading.Event) -> None:
-        """Merge a claimed task, and settle it whatever happens."""
+        """Process a claimed task with its kind's processor, and settle it whatever happens."""
         log.info("task %s: processing (attempt %s)", claim.task_id, claim.attempt)
         with Heartbeat(self.db, claim, self.settings.lease_seconds) as heartbeat:
             try:
-                task = process_claimed_task(
-                    self.db,
-                    self.data_dir,
-                    claim,
-                    batch_size=self.settings.batch_size,
-                    lease_seconds=self.settings.lease_seconds,
-                    limits=self.settings.limits,
-                    should_stop=lambda: stop.is_set() or heartbeat.lost,
+                task = process(
+                    ProcessingJob(
+                        self.db,
+                        self.data_dir,
+                        claim,
+                        batch_size=self.settings.batch_size,
+                        lease_seconds=self.settings.lease_seconds,
+                        limits=self.settings.limits,
+                        should_stop=lambda: stop.is_set() or heartbeat.lost,
+                    )
                 )
             except LeaseLost:
                 log.warning("task %s: lost its lease; another worker takes over", claim.task_id)

@@ -13,6 +13,10 @@ request, in one transaction that locks the explorer, the zone and the candidate 
 consoles never hand out one task twice, and a zone never exceeds its slots. A due scan that
 cannot launch shows its `wait_reason` (the scheduler cancels it, naming that reason, if it
 still cannot launch when its grace period is over).
+
+Which tasks are "scans" here is their kind's business: the kinds explorers collect
+(`core.kinds`). A due task of a kind nobody collects needs no runner at all: it goes straight
+to the processing queue (`queue_due_tasks`, which the scheduler calls).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core import kinds
 from surveyor.core.tasks import WAIT_REASON_TEXT, IllegalTransition, TaskStatus, WaitReason
 from surveyor.store import accounts
 from surveyor.store import explorers as explorer_store
@@ -120,13 +125,16 @@ def explorer_actor(explorer: Mapping[str, Any]) -> str:
 def launch(
     conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
 ) -> dict[str, Any]:
-    """Move a due scan to `active` on the explorer, as a new attempt with a fresh token."""
+    """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
+    attempt with a fresh token."""
     attempt = int(task["attempt"]) + 1
+    collecting = kinds.kind_of(task["type"]).collecting
+    assert collecting is not None, "a kind explorers collect has a collecting status"
     return task_store.transition(
         conn,
         task["organization_id"],
         task["id"],
-        TaskStatus.ACTIVE,
+        collecting,
         actor=explorer_actor(explorer),
         message=f"launched on explorer '{explorer['name']}' (attempt {attempt})",
         expected=[TaskStatus.NEW],
@@ -403,3 +411,28 @@ def _note_wait_reason(conn: Connection, verdict: Verdict, *, now: datetime) -> N
         task_store.record_event(
             conn, written, kind="waiting", actor=SYSTEM_ACTOR, message=_reason_text(verdict), at=now
         )
+
+
+def queue_due_tasks(conn: Connection, *, now: datetime, actor: str, limit: int) -> int:
+    """Queue for processing up to `limit` due tasks of kinds nobody collects (their work is
+    all processing); how many were queued."""
+    types = kinds.queued_when_due()
+    if not types:
+        return 0
+    queued = 0
+    for task in explorer_store.lock_due_tasks(conn, types, now=now, limit=limit):
+        try:
+            task_store.transition(
+                conn,
+                task["organization_id"],
+                task["id"],
+                TaskStatus.PROCESSING_QUEUED,
+                actor=actor,
+                message="due; queued for processing",
+                expected=[TaskStatus.NEW],
+                now=now,
+            )
+        except (IllegalTransition, task_store.StaleTask):
+            continue
+        queued += 1
+    return queued

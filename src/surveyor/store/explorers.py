@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from surveyor.core.tasks import Tab, TaskStatus, TaskType
+from surveyor.core import kinds
+from surveyor.core.tasks import Tab, TaskStatus
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
 from surveyor.store import records
 from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, task_events, tasks
@@ -267,16 +268,21 @@ def count_running_in_zone(conn: Connection, zone_id: int) -> int:
     )
 
 
-def _due_scans(now: datetime) -> Any:
-    """Scans waiting to launch whose start time has come (hidden ones too)."""
+def _due_tasks(now: datetime, types: Sequence[str]) -> Any:
+    """Tasks of these types waiting to launch whose start time has come (hidden ones too)."""
     return and_(
         tasks.c.tab == Tab.SCHEDULED.value,
         tasks.c.status == TaskStatus.NEW.value,
         tasks.c.recur.is_(False),
         tasks.c.removed_at.is_(None),
-        tasks.c.type == TaskType.SCAN.value,
+        tasks.c.type.in_(types),
         or_(tasks.c.start_time.is_(None), tasks.c.start_time <= now),
     )
+
+
+def _due_scans(now: datetime) -> Any:
+    """Tasks explorers collect (scans) waiting to launch whose start time has come."""
+    return _due_tasks(now, kinds.launched_on_explorers())
 
 
 def _meant_for(explorer: Mapping[str, Any]) -> Any:
@@ -387,3 +393,24 @@ def stop_requested_at(conn: Connection, task: Mapping[str, Any]) -> datetime | N
         )
     ).scalar_one_or_none()
     return at
+
+
+def has_due_tasks(conn: Connection, types: Sequence[str], *, now: datetime) -> bool:
+    """Whether a task of these types waits to launch past its start time (a cheap read)."""
+    found = conn.execute(select(tasks.c.id).where(_due_tasks(now, types)).limit(1)).first()
+    return found is not None
+
+
+def lock_due_tasks(
+    conn: Connection, types: Sequence[str], *, now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Tasks of these types waiting to launch past their start time, soonest first, locked
+    for this transaction (rows another console holds are skipped, not waited for)."""
+    rows = conn.execute(
+        select(tasks)
+        .where(_due_tasks(now, types))
+        .order_by(tasks.c.start_time, tasks.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).mappings()
+    return [dict(row) for row in rows]

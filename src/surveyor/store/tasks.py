@@ -36,6 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from surveyor.core.kinds import check_transition
 from surveyor.core.tasks import (
     ALL_VIEW,
     TAB_SPECS,
@@ -44,9 +45,7 @@ from surveyor.core.tasks import (
     SortField,
     Tab,
     TaskStatus,
-    TaskType,
     TransitionKind,
-    check_transition,
     tab_of,
 )
 from surveyor.store.schema import UTCDateTime, task_events, task_tab_counts, tasks
@@ -343,7 +342,7 @@ def transition(
         if expected is not None and current not in expected:
             raise IllegalTransition(current, requested)
         kind = check_transition(
-            TaskType(task["type"]),
+            task["type"],
             template=bool(task["recur"]),
             current=current,
             requested=requested,

@@ -23,8 +23,9 @@ from surveyor.console.errors import ApiError, ErrorResponse
 from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import MAX_ID, TaskOut
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
-from surveyor.core.tasks import TaskStatus, TaskType
+from surveyor.core.tasks import TaskStatus
 from surveyor.processing.records import TaskDataError, survey
 from surveyor.processing.worker import wake_workers
 from surveyor.store import accounts
@@ -151,7 +152,7 @@ def _create_import(
                     "site_id": target["id"],
                     "name": name or f"Import into {target['name']}",
                     "description": description,
-                    "type": TaskType.IMPORT.value,
+                    "type": kinds.IMPORT.type,
                     "created_by": principal.email,
                     "created_by_user_id": principal.user_id,
                 },
