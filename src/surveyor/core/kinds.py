@@ -28,7 +28,7 @@ from surveyor.core.scan_params import (
     scan_params_brief,
     validate_scan_params,
 )
-from surveyor.core.targets import TargetSet
+from surveyor.core.targets import EMPTY_TARGETS, TargetSet
 from surveyor.core.tasks import (
     COLLECTING_STATUSES,
     PROCESSING_PATH,
@@ -88,7 +88,7 @@ class ValidParams:
 
     params: dict[str, Any]
     targets: TargetSet | None = None
-    excludes: TargetSet | None = None
+    excludes: TargetSet = EMPTY_TARGETS
 
 
 #: Checks a task's params (raising ParamsError) and returns them normalized.
@@ -123,13 +123,13 @@ class TaskKind:
     #: Its statuses from `new` to `processed` (SPEC §2); the transition table follows.
     path: tuple[TaskStatus, ...]
     collector: Collector
-    #: The name of the processor that merges its data (registered by `surveyor.processing`);
+    #: The name of the processor that processes its data (registered by `surveyor.processing`);
     #: None while nothing processes it (its tasks are never claimed).
     processor: str | None
     #: Checks and normalizes its params; None: it takes none.
     params: ParamsValidator | None = None
-    #: Users create it with `POST /api/v1/tasks` (and the new-task form, the CLI); other kinds
-    #: are created by their own route (an import) or by the system.
+    #: Users create it with `POST /api/v1/tasks` (its `type`); other kinds are created by
+    #: their own route (an import) or by the system.
     creatable: bool = False
     #: What its stored params mean when they leave a key out (a scan probes the default ports).
     param_defaults: Mapping[str, Any] = field(

@@ -16,13 +16,7 @@ from sqlalchemy import Connection, select
 
 from surveyor.core import kinds, recurrence
 from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
-from surveyor.core.targets import (
-    EMPTY_TARGETS,
-    TargetSet,
-    first_outside,
-    parse_targets,
-    quote_token,
-)
+from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
 from surveyor.core.tasks import (
     TERMINAL_STATUSES,
     IllegalTransition,
@@ -146,7 +140,7 @@ def validated_params(
     if checked.targets is None:
         return CheckedParams(checked.params)
     allowed = allowed_scope(site)
-    outside = first_outside(checked.targets, checked.excludes or EMPTY_TARGETS, allowed)
+    outside = first_outside(checked.targets, checked.excludes, allowed)
     if outside is None:
         return CheckedParams(checked.params)
     if principal.is_superuser or principal.role.allows(Role.ADMIN):
@@ -304,6 +298,7 @@ def update_task(
     now = now or _now()
     task = _load(conn, principal, task_id)
     status = TaskStatus(task["status"])
+    kind = kinds.kind_of(task["type"])
     planning_fields = {
         "params",
         "explorer_id",
@@ -330,12 +325,11 @@ def update_task(
     if "explorer_id" in changes or "hosted_zone_id" in changes:
         explorer_id = changes.get("explorer_id", task["explorer_id"])
         zone_id = changes.get("hosted_zone_id", task["hosted_zone_id"])
-        _check_runner(conn, principal, kinds.kind_of(task["type"]), explorer_id, zone_id)
+        _check_runner(conn, principal, kind, explorer_id, zone_id)
         values.update(explorer_id=explorer_id, hosted_zone_id=zone_id)
     checked: CheckedParams | None = None
     if changes.get("params") is not None:
         site = _site_for(conn, principal, task["site_id"])
-        kind = kinds.kind_of(task["type"])
         checked = validated_params(conn, principal, kind, site, changes["params"])
         values["params"] = checked.params
     if changes.get("grace_period") is not None:
