@@ -50,6 +50,21 @@ STATUS_LABELS: dict[TaskStatus, str] = {
 
 TERMINAL_STATUSES = frozenset({TaskStatus.PROCESSED, TaskStatus.STOPPED, TaskStatus.CANCELED})
 
+#: The statuses in which a task holds the explorer it runs on (SPEC §2, §6): from its
+#: launch until its data is in the console, that is scanning or connecting, stopping, and
+#: uploading its data (`scanned`, `connected`). Such a task is the explorer's current task,
+#: keeps the launch rule from giving the explorer another one, takes one of its hosted
+#: zone's slots, and keeps the explorer, its zone and its site from being deleted.
+EXPLORER_OCCUPYING_STATUSES = frozenset(
+    {
+        TaskStatus.ACTIVE,
+        TaskStatus.CONNECTING,
+        TaskStatus.STOPPING,
+        TaskStatus.SCANNED,
+        TaskStatus.CONNECTED,
+    }
+)
+
 
 class TaskType(StrEnum):
     """The task types of SPEC §4; what each one is and does is its kind (`core.kinds`)."""
