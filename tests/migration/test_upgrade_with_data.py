@@ -10,7 +10,8 @@ today's console must work on it (log in, list and count tasks, stop a task, run 
 process stored data again, poll as an explorer, enroll one, create new rows).
 
 The seed is written once, with today's column names. At R it writes the columns R has; a
-migration that adds a required column without a default fails here, naming the column.
+migration that adds a required column without a default fails here, naming the column, and
+so does a table that has no rows in the seed.
 """
 
 from __future__ import annotations
@@ -586,6 +587,8 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             details={"name": "seeded"},
         )
 
+    unseeded = sorted(set(seeder.reflected) - {row.table for row in seeder.written})
+    assert not unseeded, f"tables at revision {seeder.revision} without rows in seed(): {unseeded}"
     visible = [
         row.values
         for row in seeder.written
