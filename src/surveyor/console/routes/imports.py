@@ -26,7 +26,6 @@ from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.processing.records import TaskDataError, survey
-from surveyor.processing.worker import wake_workers
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
@@ -239,5 +238,4 @@ async def create_import(
         )
     finally:
         await run_in_threadpool(upload.discard)
-    wake_workers(state.extras)
     return task_out(task)
