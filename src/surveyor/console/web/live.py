@@ -210,7 +210,8 @@ class TaskFeed:
     ) -> None:
         self.db = db
         self.changes = changes
-        self._news = AsyncSignal()
+        #: Wakes the poller when the bus tells of news (tests wait for it to wait).
+        self.news = AsyncSignal()
         self.online_window = online_window
         self.stopping = stopping or threading.Event()
         self.poll_seconds = poll_seconds
@@ -259,7 +260,7 @@ class TaskFeed:
 
     async def _run(self) -> None:
         unsubscribe = (
-            self.changes.subscribe(lambda _changes: self._news.notify(), where=is_news)
+            self.changes.subscribe(lambda _changes: self.news.notify(), where=is_news)
             if self.changes is not None
             else None
         )
@@ -268,7 +269,7 @@ class TaskFeed:
                 if self.stopping.is_set():
                     self._end_all()
                     return
-                armed = self._news.arm()
+                armed = self.news.arm()
                 try:
                     poll = await asyncio.to_thread(self._poll, set(self._subscribers))
                 except Exception:
@@ -276,7 +277,7 @@ class TaskFeed:
                     poll = _Poll()
                 for item in poll.items:
                     self._publish(item)
-                await self._news.wait(armed, self.poll_seconds)
+                await self.news.wait(armed, self.poll_seconds)
         finally:
             if unsubscribe is not None:
                 unsubscribe()
