@@ -12,30 +12,29 @@ Rules:
   error waits a little); it is empty for everything else that queues a task.
 
 On PostgreSQL the claim locks its row with `FOR UPDATE SKIP LOCKED`, so concurrent workers
-never wait on each other, and a trigger (migration 0004) notifies `WAKEUP_CHANNEL` whenever a
-task is queued or leaves `processing`. On SQLite the claim is an `UPDATE … RETURNING` inside
-the immediate write transaction every write takes, which serializes claimers.
+never wait on each other. On SQLite the claim is an `UPDATE … RETURNING` inside the immediate
+write transaction every write takes, which serializes claimers. Idle workers wake when the
+change bus tells of a task queued or leaving `processing` (`wakes_workers`), in any process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, or_, select, update
+from sqlalchemy import Connection, and_, exists, or_, select, update
 
 from surveyor.core.kinds import processed_types
 from surveyor.core.tasks import IllegalTransition, TaskStatus
 from surveyor.store import tasks as task_store
+from surveyor.store.changes import ChangeKind, TaskChange
 from surveyor.store.schema import task_events, tasks
 
 log = logging.getLogger("surveyor.processing")
 
-WAKEUP_CHANNEL = "surveyor_processing"
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
 
@@ -190,6 +189,8 @@ def renew_lease(
         )
         .values(**values)
     )
+    if result.rowcount == 1:
+        task_store.note_rows_edited(conn, [task_id], ["lease_expires_at", *(changes or {})])
     return result.rowcount == 1
 
 
@@ -340,34 +341,12 @@ class Wakeup:
         self._event.set()
 
 
-class PostgresWakeup(Wakeup):
-    """Waits on `LISTEN surveyor_processing`, on a connection of its own."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        import psycopg
-
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._connection: Any = psycopg.connect(url, autocommit=True)
-        self._connection.execute(f"LISTEN {WAKEUP_CHANNEL}")
-
-    def wait(self, timeout: float) -> bool:
-        if super().wait(0):
-            return True
-        try:
-            notified = list(self._connection.notifies(timeout=timeout, stop_after=1))
-        except Exception:  # a broken listener only costs promptness: polling goes on
-            log.warning("lost the LISTEN connection; falling back to polling", exc_info=True)
-            return super().wait(timeout)
-        return bool(notified) or super().wait(0)
-
-    def close(self) -> None:
-        super().close()
-        with contextlib.suppress(Exception):  # closing a connection that already failed
-            self._connection.close()
-
-
-def make_wakeup(engine: Engine) -> Wakeup:
-    if engine.dialect.name == "postgresql":
-        return PostgresWakeup(engine)
-    return Wakeup()
+def wakes_workers(change: TaskChange) -> bool:
+    """Whether idle workers should look at the queue after `change`: a task was queued, or
+    left `processing` (its site may take its next task)."""
+    if change.kind is ChangeKind.EDITED or change.task_type not in processed_types():
+        return False
+    return (
+        change.status == TaskStatus.PROCESSING_QUEUED
+        or change.previous_status == TaskStatus.PROCESSING
+    )

@@ -151,6 +151,10 @@ def insert_events(conn: Connection, events: Sequence[Mapping[str, Any]]) -> None
         conn.execute(insert(task_events), rows)
 
 
+#: What `advance_templates` writes.
+_ADVANCED_FIELDS = ("recur_next", "tab_sort", "wait_reason", "recur_last", "recur_last_task_id")
+
+
 @dataclass(frozen=True)
 class Advance:
     """Where a group of templates moves: their next occurrence, how they sort and wait, and
@@ -216,7 +220,9 @@ def advance_templates(
             recur_last_task_id=func.coalesce(per_template.c.run_id, tasks.c.recur_last_task_id),
         )
     )
-    return int(conn.execute(statement).rowcount)
+    written = int(conn.execute(statement).rowcount)
+    task_store.note_rows_edited(conn, [row[0] for row in rows], _ADVANCED_FIELDS)
+    return written
 
 
 def _advance_by_move(
@@ -249,6 +255,7 @@ def _advance_by_move(
             )
         chosen = task_store.ids_filter(conn, tasks.c.id, "advance_ids", template_ids)
         written += int(conn.execute(update(tasks).where(chosen).values(**changes)).rowcount)
+    task_store.note_rows_edited(conn, [row[0] for row in rows], _ADVANCED_FIELDS)
     return written
 
 
@@ -290,7 +297,9 @@ def clear_wait_reasons(conn: Connection, rows: Sequence[Mapping[str, Any]], now:
         )
     )
     params = [{"b_id": row["id"], "b_version": row["version"], "b_now": now} for row in rows]
-    return int(conn.execute(statement, params).rowcount)
+    written = int(conn.execute(statement, params).rowcount)
+    task_store.note_rows_edited(conn, [row["id"] for row in rows], ["wait_reason"])
+    return written
 
 
 def _launch_deadline_before(conn: Connection, now: datetime) -> ColumnElement[bool]:

@@ -34,6 +34,7 @@ from surveyor.core.tasks import WAIT_REASON_TEXT, IllegalTransition, TaskStatus,
 from surveyor.store import accounts
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
+from surveyor.store.changes import ChangeKind, TaskChange
 
 #: A scan whose explorer lost it this many times (it restarted mid-scan) is canceled.
 MAX_ATTEMPTS = 3
@@ -64,6 +65,19 @@ class ZoneLoad:
     @property
     def full(self) -> bool:
         return self.running >= self.max_concurrent
+
+
+#: Task columns whose edit may let a waiting scan launch.
+LAUNCH_FIELDS = frozenset({"start_time", "wait_reason", "explorer_id", "hosted_zone_id"})
+
+
+def may_let_a_scan_launch(change: TaskChange) -> bool:
+    """Whether explorers' held polls should look for work again after `change`: a task
+    created or moved to another status (a new scan, or an explorer set free), or a scan's
+    start, wait or runner changed. Templates never run themselves."""
+    if change.template:
+        return False
+    return change.kind is not ChangeKind.EDITED or bool(change.fields & LAUNCH_FIELDS)
 
 
 def may_run(task: Mapping[str, Any], runner: Runner) -> bool:

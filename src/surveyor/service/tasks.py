@@ -273,8 +273,6 @@ def create_task(
         details={"name": task["name"]},
     )
     _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
-    if recur is not None or start_time is not None or kind.queued_when_due:
-        scheduling.notify_after_commit(conn)
     return task
 
 
@@ -370,8 +368,6 @@ def update_task(
     )
     if checked is not None:
         _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope)
-    if {"recur_next", "start_time"} & values.keys():
-        scheduling.notify_after_commit(conn)
     return updated
 
 
@@ -527,7 +523,6 @@ def resume_task(
         object_type="task",
         object_id=task_id,
     )
-    scheduling.notify_after_commit(conn)
     return updated
 
 

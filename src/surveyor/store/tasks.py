@@ -7,7 +7,7 @@ import binascii
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,13 +16,11 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
-    Engine,
     String,
     and_,
     any_,
     bindparam,
     cast,
-    event,
     func,
     insert,
     literal,
@@ -48,6 +46,7 @@ from surveyor.core.tasks import (
     TransitionKind,
     tab_of,
 )
+from surveyor.store.changes import ChangeKind, TaskChange, note_change
 from surveyor.store.schema import UTCDateTime, task_events, task_tab_counts, tasks
 
 #: Sort value for rows whose ordering time is unknown (a paused template has no next run):
@@ -146,8 +145,8 @@ def _moved(conn: Connection, before: Mapping[str, Any], after: Mapping[str, Any]
         note_tab_change(conn, after["organization_id"], new[0], new[1], +1)
 
 
-@event.listens_for(Engine, "commit")
-def _write_count_deltas(conn: Connection) -> None:
+def write_count_deltas(conn: Connection) -> None:
+    """Write this transaction's tab count deltas (on every engine's "commit" event)."""
     # Written last, in one fixed order, so that concurrent transactions lock the counter rows
     # in the same order and never deadlock on them.
     pending = conn.info.pop(_PENDING_COUNTS, None)
@@ -158,8 +157,8 @@ def _write_count_deltas(conn: Connection) -> None:
             _upsert_count(conn, organization_id, tab, hidden, delta)
 
 
-@event.listens_for(Engine, "rollback")
-def _forget_count_deltas(conn: Connection) -> None:
+def forget_count_deltas(conn: Connection) -> None:
+    """Drop the deltas of a transaction that rolled back (every engine's "rollback" event)."""
     # A connection that was invalidated (lost) has no usable info left to clear.
     with contextlib.suppress(Exception):
         conn.info.pop(_PENDING_COUNTS, None)
@@ -243,6 +242,7 @@ def create_task(
     note_tab_change(conn, row["organization_id"], row["tab"], row["hidden"], +1)
     created = get_task(conn, row["organization_id"], task_id)
     assert created is not None
+    note_change(conn, TaskChange.of(created, ChangeKind.CREATED))
     record_event(
         conn,
         created,
@@ -312,7 +312,18 @@ def write_task(
         raise StaleTask(task["id"])
     merged["version"] = values["version"]
     _moved(conn, task, merged)
+    note_change(conn, _change(task, merged, changes))
     return merged
+
+
+def _change(
+    before: Mapping[str, Any], after: Mapping[str, Any], changes: Mapping[str, Any]
+) -> TaskChange:
+    if after["status"] != before["status"]:
+        return TaskChange.of(
+            after, ChangeKind.STATUS, previous_status=before["status"], fields=changes.keys()
+        )
+    return TaskChange.of(after, ChangeKind.EDITED, fields=changes.keys())
 
 
 def transition(
@@ -554,6 +565,24 @@ def ids_filter(
     return column.in_(select(listed.c.value))
 
 
+def note_rows_edited(conn: Connection, task_ids: Sequence[int], fields: Collection[str]) -> None:
+    """Note an edit of `fields` for each of these tasks, written by a statement of its own
+    (their rows are read back for what a change says about its task)."""
+    if not task_ids:
+        return
+    query = select(
+        tasks.c.id,
+        tasks.c.organization_id,
+        tasks.c.type,
+        tasks.c.status,
+        tasks.c.explorer_id,
+        tasks.c.recur,
+        tasks.c.wait_reason,
+    ).where(ids_filter(conn, tasks.c.id, "noted_task_ids", task_ids))
+    for row in conn.execute(query).mappings():
+        note_change(conn, TaskChange.of(row, ChangeKind.EDITED, fields=fields))
+
+
 @dataclass(frozen=True)
 class SpawnedRun:
     template_id: int
@@ -598,11 +627,23 @@ def spawn_runs(
     statement = (
         upsert.from_select([*copied, *given], source)
         .on_conflict_do_nothing(index_elements=[tasks.c.parent_id, tasks.c.occurrence_at])
-        .returning(tasks.c.parent_id, tasks.c.id, tasks.c.organization_id)
+        .returning(
+            tasks.c.parent_id,
+            tasks.c.id,
+            tasks.c.organization_id,
+            tasks.c.type,
+            tasks.c.status,
+            tasks.c.explorer_id,
+            tasks.c.recur,
+            tasks.c.wait_reason,
+        )
     )
-    spawned = [SpawnedRun(*row) for row in conn.execute(statement)]
-    if not spawned:
+    rows = conn.execute(statement).mappings().all()
+    if not rows:
         return []
+    spawned = [SpawnedRun(row["parent_id"], row["id"], row["organization_id"]) for row in rows]
+    for row in rows:
+        note_change(conn, TaskChange.of(row, ChangeKind.CREATED))
     _record_spawns(
         conn, [run.run_id for run in spawned], created_message, spawned_message, actor, now
     )

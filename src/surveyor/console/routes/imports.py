@@ -27,7 +27,6 @@ from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.records import TaskDataError, survey
-from surveyor.processing.worker import wake_workers
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
@@ -240,5 +239,4 @@ async def create_import(
         )
     finally:
         await run_in_threadpool(upload.discard)
-    wake_workers(state.extras)
     return task_out(task)

@@ -19,7 +19,6 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from surveyor.console.routes.explorer_api import work_signal
 from surveyor.console.schemas import RecurrenceIn, TaskCreate
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
@@ -309,7 +308,6 @@ async def create_task(request: Request, principal: CheckedPrincipal, state: Stat
             {problem.field: problem.message},
             status=400,
         )
-    work_signal(state).notify()
     tab = Tab.RECURRING.value if task["recur"] else "all"
     return RedirectResponse(f"/tasks?tab={tab}&task={task['id']}", status_code=303)
 
