@@ -45,7 +45,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _empty_postgres(engine: Engine) -> None:
+def empty_postgres(engine: Engine) -> None:
     names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -64,7 +64,7 @@ def db_engine(
         engine.dispose()
     else:
         engine = request.getfixturevalue("postgres_engine")
-        _empty_postgres(engine)
+        empty_postgres(engine)
         yield engine
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import time
@@ -15,6 +16,7 @@ import pytest
 from sqlalchemy import func, or_, select
 
 from surveyor.core.tasks import TaskStatus
+from surveyor.store.change_bus import ChangeBus
 from surveyor.store.engine import Database
 from surveyor.store.schema import processing_runs, task_events, tasks
 from tests.acceptance.conftest import SURVEYOR, clean_environment
@@ -32,6 +34,7 @@ from tests.support.inventory_data import (
 pytestmark = pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
 
 DEADLINE_SECONDS = 60.0
+STARTED = re.compile(r"processing worker \S+ started")
 
 
 @contextmanager
@@ -210,3 +213,21 @@ def test_a_stopped_worker_gives_its_task_back_for_another_to_finish(
     assert finished["change_summary"]["new"] == len(hosts)
     assert finished["processing_attempts"] == 1
     assert os.path.exists(tmp_path / "tasks" / f"{task_id}.jsonl.gz")
+
+
+def test_a_worker_process_starts_what_another_process_queues_without_waiting_to_poll(
+    db: Database, postgres_url: str, tmp_path: Path
+) -> None:
+    place = make_place(db)
+    log = tmp_path / "workers.log"
+    # This process publishes its task changes on the change bus, as a console does.
+    changes = ChangeBus()
+    changes.open(db)
+    try:
+        # Left to polling, the worker would look at the queue again in ten minutes.
+        with worker_process(postgres_url, tmp_path, log, poll="600"):
+            wait_for(lambda: STARTED.search(log.read_text()) is not None, "the worker", log)
+            task_id = queue_hosts(db, tmp_path, place, [host("127.0.0.1")])
+            wait_for(lambda: status_of(db, task_id) == TaskStatus.PROCESSED, "the processing", log)
+    finally:
+        changes.close()

@@ -14,9 +14,10 @@ from sqlalchemy import select, update
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing import queue
 from surveyor.processing.merge import LeaseLost, StopRequested, process_claimed_task
-from surveyor.processing.worker import Heartbeat, Worker, WorkerSettings
+from surveyor.processing.worker import Heartbeat, Worker, WorkerSettings, wake_on_queued
 from surveyor.store import tasks as task_store
-from surveyor.store.engine import Database
+from surveyor.store.change_bus import ChangeBus
+from surveyor.store.engine import Database, make_engine
 from surveyor.store.schema import processing_runs, task_events, tasks
 from tests.support.inventory_data import (
     Place,
@@ -473,17 +474,23 @@ def test_the_heartbeat_renews_the_lease_and_notices_when_it_is_taken_away(
 
 
 @pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
-def test_idle_workers_on_postgresql_are_woken_when_a_task_is_queued(
-    db: Database, place: Place, tmp_path: Path
+def test_an_idle_worker_of_another_process_is_woken_when_a_task_is_queued(
+    db: Database, place: Place, tmp_path: Path, postgres_url: str
 ) -> None:
-    wakeup = queue.make_wakeup(db.engine)
+    # The worker's process, as `surveyor worker` runs it: an engine and a change bus of its own.
+    worker_db = Database(make_engine(postgres_url))
+    worker_bus = ChangeBus()
+    worker_bus.open(worker_db)
+    wakeup = queue.Wakeup()
+    wake_on_queued(worker_bus, [wakeup])
+    # The console's process queues the task.
+    console_bus = ChangeBus()
+    console_bus.open(db)
     try:
-        assert isinstance(wakeup, queue.PostgresWakeup)
-        assert not wakeup.wait(0.05), "nothing was queued yet"
-        queuer = threading.Thread(target=queue_hosts, args=(db, tmp_path, place, hosts(1)))
-        queuer.start()
-        woke = wakeup.wait(60)
-        queuer.join()
-        assert woke, "the NOTIFY of the queued task woke the worker"
+        assert not wakeup.wait(0), "nothing was queued yet"
+        queue_hosts(db, tmp_path, place, hosts(1))
+        assert wakeup.wait(60), "the queued task woke the worker of the other process"
     finally:
-        wakeup.close()
+        console_bus.close()
+        worker_bus.close()
+        worker_db.dispose()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,8 @@ from surveyor.service import scheduling
 from surveyor.service import tasks as task_service
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
+from surveyor.store.change_bus import ChangeBus
+from surveyor.store.changes import TaskChange
 from surveyor.store.engine import Database
 from surveyor.store.records import create_record
 from surveyor.store.schema import sites, task_events, tasks
@@ -667,12 +670,23 @@ def test_the_grace_sweep_runs_at_most_every_few_seconds(schedules: Schedules) ->
 # Waking the scheduler
 
 
+@contextmanager
+def schedule_wakeups(db: Database) -> Iterator[list[Sequence[TaskChange]]]:
+    """The batches of changes that would wake a scheduler, as the change bus tells them."""
+    bus = ChangeBus()
+    bus.open(db)
+    woken: list[Sequence[TaskChange]] = []
+    bus.subscribe(woken.append, where=scheduling.schedule_changed)
+    try:
+        yield woken
+    finally:
+        bus.close()
+
+
 def test_creating_editing_or_resuming_a_schedule_wakes_the_scheduler_once_committed(
     schedules: Schedules,
 ) -> None:
-    woken: list[str] = []
-    unsubscribe = scheduling.schedule_changes.subscribe(lambda: woken.append("woken"))
-    try:
+    with schedule_wakeups(schedules.db) as woken:
         with schedules.db.write() as conn:
             template = task_service.create_task(
                 conn,
@@ -691,19 +705,13 @@ def test_creating_editing_or_resuming_a_schedule_wakes_the_scheduler_once_commit
             task_service.update_task(
                 conn, schedules.principal, template["id"], {"recur": DAILY_AT_3}, now=CREATED
             )
-    finally:
-        unsubscribe()
 
     assert len(woken) == 4  # created, created for later, resumed, rescheduled; not paused
 
 
 def test_a_task_that_starts_now_does_not_wake_the_scheduler(schedules: Schedules) -> None:
-    woken: list[str] = []
-    unsubscribe = scheduling.schedule_changes.subscribe(lambda: woken.append("woken"))
-    try:
+    with schedule_wakeups(schedules.db) as woken:
         schedules.one_off()
-    finally:
-        unsubscribe()
 
     assert woken == []
 

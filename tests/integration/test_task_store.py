@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from surveyor.core.kinds import allowed_transitions
 from surveyor.core.tasks import (
     IllegalTransition,
     Tab,
     TaskStatus,
     TaskType,
-    allowed_transitions,
 )
 from surveyor.store import accounts
 from surveyor.store import tasks as store

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from surveyor.console.web.live import FEED_KEY, TaskFeed, latest_event_id
+from surveyor.console.web.live import TaskFeed, latest_event_id
 from surveyor.core.tasks import EventKind, TaskStatus
 from surveyor.store import tasks as store
 from tests.integration.test_web_sessions import FUTURE, create, signed_in
@@ -29,7 +29,7 @@ def short_streams(console: ConsoleUnderTest) -> TaskFeed:
         heartbeat_seconds=0.5,
         stopping=state.stopping,
     )
-    console.client.app.state.console.extras[FEED_KEY] = feed
+    state.task_feed = feed
     return feed
 
 

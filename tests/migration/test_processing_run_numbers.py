@@ -3,47 +3,18 @@ on both backends, and tasks start with their data complete (not partial)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, make_url, select, text
+from sqlalchemy import Connection, Engine, MetaData, Table, select
 
-from surveyor.store.engine import make_engine
 from surveyor.store.migrate import alembic_config, upgrade
-from tests.conftest import BACKENDS
 
 #: The revision that numbers processing runs, and the one before it.
 NUMBERING = "0009"
 BEFORE = ScriptDirectory.from_config(alembic_config()).get_revision(NUMBERING).down_revision
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An empty database of its own (not the shared, migrated one)."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-        yield engine
-        engine.dispose()
-        return
-    url = request.getfixturevalue("postgres_url")
-    name = f"migration_{uuid.uuid4().hex[:12]}"
-    server = create_engine(url, isolation_level="AUTOCOMMIT")
-    with server.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(url).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with server.connect() as conn:
-            conn.execute(text(f'DROP DATABASE "{name}"'))
-        server.dispose()
 
 
 def insert(conn: Connection, table_name: str, /, **values: Any) -> int:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -30,6 +31,7 @@ HTTP_SERVER = "ScanTestHTTP/1.0"
 IDLE_SECONDS = 5.0
 
 Handler = Callable[[socket.socket], None]
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,57 @@ def page(title: str) -> bytes:
     )
 
 
-def _read_request(conn: socket.socket) -> bytes:
+class Stream(Protocol):
+    """What a handler speaks through: a socket, or TLS over one."""
+
+    def recv(self, size: int, /) -> bytes: ...
+
+    def sendall(self, data: bytes, /) -> None: ...
+
+
+class _TlsOverSocket:
+    """The server side of TLS over an accepted socket, through memory buffers. (The ssl
+    module's `wrap_socket` leaves its new socket unclosed when the peer reset before the
+    handshake, as a scanner's probes do: Python 3.11's `SSLSocket._create` re-raises the
+    ECONNRESET of its `recv(1)` without closing it.) Closing the socket is the caller's."""
+
+    def __init__(self, context: ssl.SSLContext, sock: socket.socket) -> None:
+        self._sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        self._run(self._tls.do_handshake)
+
+    def _run(self, operation: Callable[..., _T], *args: object) -> _T:
+        while True:
+            try:
+                result = operation(*args)
+            except ssl.SSLWantReadError:
+                self._flush()
+                received = self._sock.recv(16384)
+                if received:
+                    self._incoming.write(received)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._flush()
+            return result
+
+    def _flush(self) -> None:
+        pending = self._outgoing.read()
+        if pending:
+            self._sock.sendall(pending)
+
+    def recv(self, size: int, /) -> bytes:
+        return self._run(self._tls.read, size)
+
+    def sendall(self, data: bytes, /) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[self._run(self._tls.write, view) :]
+
+
+def _read_request(conn: Stream) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data and len(data) < 65536:
         chunk = conn.recv(4096)
@@ -109,7 +161,7 @@ def _read_request(conn: socket.socket) -> bytes:
     return data
 
 
-def _answer_http(conn: socket.socket, title: str) -> None:
+def _answer_http(conn: Stream, title: str) -> None:
     if not _read_request(conn).startswith(b"GET "):
         return
     body = page(title)
@@ -155,8 +207,7 @@ class LoopbackServices:
         context.load_cert_chain(certificate.cert_file, certificate.key_file)
 
         def serve(conn: socket.socket) -> None:
-            with context.wrap_socket(conn, server_side=True) as tls:
-                _answer_http(tls, title)
+            _answer_http(_TlsOverSocket(context, conn), title)
 
         return self._listen(address, serve)
 

@@ -11,11 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from surveyor.core.recurrence import Recurrence, next_occurrence, next_occurrences, parse_recurrence
-from surveyor.core.tasks import TaskType, WaitReason
+from surveyor.core.tasks import WaitReason
 from surveyor.scheduler.clock import ManualClock, OffsetClock, SystemClock
 from surveyor.scheduler.firing import (
     COUNT_LIMIT,
-    LAUNCHED_BY_RUNNER,
     LISTED_OCCURRENCES,
     Verdict,
     coalesce_message,
@@ -309,10 +308,6 @@ def test_a_task_that_could_not_launch_is_told_why_in_plain_words(
     error = launch_expired_error(3600, wait_reason.value if wait_reason else None)
 
     assert error == f"could not launch within its 1 hour grace period: {reason}"
-
-
-def test_only_tasks_that_wait_for_a_runner_are_canceled_for_grace() -> None:
-    assert {TaskType.SCAN, TaskType.CONNECTOR} == LAUNCHED_BY_RUNNER
 
 
 # Clocks

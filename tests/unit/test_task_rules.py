@@ -6,15 +6,15 @@ import itertools
 
 import pytest
 
+from surveyor.core.kinds import allowed_transitions, check_transition
 from surveyor.core.tasks import (
+    EXPLORER_OCCUPYING_STATUSES,
     STATUS_LABELS,
     TAB_SPECS,
     IllegalTransition,
     Tab,
     TaskStatus,
     TaskType,
-    allowed_transitions,
-    check_transition,
     tab_of,
 )
 
@@ -190,3 +190,21 @@ def test_every_status_has_the_label_the_ui_shows() -> None:
         "Canceled",
         "Paused",
     }
+
+
+def test_a_task_occupies_its_explorer_from_its_launch_until_its_data_is_in_the_console() -> None:
+    # SPEC §2: scanning or connecting, stopping, and uploading (`scanned`, `connected`).
+    assert {s.value for s in EXPLORER_OCCUPYING_STATUSES} == {
+        "active",
+        "connecting",
+        "stopping",
+        "scanned",
+        "connected",
+    }
+    for task_type in (TaskType.SCAN, TaskType.CONNECTOR):
+        table = allowed_transitions(task_type, template=False)
+        # every way out of the occupying statuses leads to one that frees the explorer,
+        # or to another occupying one
+        for before, after in table:
+            if before in EXPLORER_OCCUPYING_STATUSES and after not in EXPLORER_OCCUPYING_STATUSES:
+                assert after in {S.PROCESSING_QUEUED, S.STOPPED, S.CANCELED}, (before, after)

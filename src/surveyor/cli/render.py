@@ -24,6 +24,7 @@ from rich.text import Text
 
 from surveyor.cli.client import CliError
 from surveyor.core import visible_text
+from surveyor.core.kinds import find_kind, label_of
 from surveyor.core.tasks import (
     ALL_VIEW,
     TAB_SPECS,
@@ -238,6 +239,14 @@ def _change_summary(summary: Mapping[str, Any] | None) -> str | None:
     return ", ".join(f"{summary.get(key, 0)} {key}" for key in keys)
 
 
+def _outcome(task: Mapping[str, Any]) -> str | None:
+    """What processing made of the task, for kinds that say it in words."""
+    kind = find_kind(str(task["type"]))
+    if kind is None or kind.outcome is None:
+        return None
+    return kind.outcome(task) or None
+
+
 def _size(value: int | None) -> str | None:
     if not value:
         return None
@@ -276,6 +285,7 @@ def task_panel(
 
     progress = task.get("progress") or {}
     created = format_time(task.get("created_at"), now)
+    collection = label_of(str(task["type"]))
     rows: list[tuple[str, Text | str | None]] = [
         ("Status", status_text(task["status"])),
         ("Waiting", wait_reason_text(task.get("wait_reason"))),
@@ -307,11 +317,12 @@ def task_panel(
             f"collect {percent(progress.get('collect'))}, "
             f"process {percent(progress.get('process'))}",
         ),
-        ("Scan started", when("data_acquisition_started_at")),
-        ("Scan ended", when("data_acquisition_ended_at")),
+        (f"{collection} started", when("data_acquisition_started_at")),
+        (f"{collection} ended", when("data_acquisition_ended_at")),
         ("Processing started", when("data_processing_started_at")),
         ("Processing ended", when("data_processing_ended_at")),
         ("Finished", when("finished_at")),
+        ("Result", _outcome(task)),
         ("Changes", _change_summary(task.get("change_summary"))),
         ("Data", _size(task.get("size_data"))),
         ("Results", _size(task.get("size_results"))),

@@ -26,7 +26,9 @@ def worker(
     directory must be the console's); SURVEYOR_PROCESSING_LEASE, _BATCH, _POLL, _ATTEMPTS,
     _RETRY and _REQUEUE_EVERY tune it (docs/inventory.md).
     """
-    from surveyor.processing.worker import Worker, WorkerSettings
+    from surveyor.processing.queue import Wakeup
+    from surveyor.processing.worker import Worker, WorkerSettings, wake_on_queued
+    from surveyor.store.change_bus import ChangeBus
     from surveyor.store.engine import Database, data_dir, database_url, make_engine
     from surveyor.store.migrate import current_revision, head_revision
 
@@ -45,16 +47,22 @@ def worker(
             "[yellow]This worker uses SQLite, where the console already processes in-process; "
             "separate workers pay off on PostgreSQL.[/yellow]"
         )
-    runner = Worker(db, data_dir(), WorkerSettings.from_environment())
+    wakeup = Wakeup()
+    runner = Worker(db, data_dir(), WorkerSettings.from_environment(), wakeup=wakeup)
     stop = threading.Event()
 
     def request_stop(_signal: int, _frame: object) -> None:
         stop.set()
+        wakeup.notify()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     where = database_url().split("@")[-1]
     err.print(f"Surveyor processing worker {runner.name} on {where} (data in {data_dir()})")
+    # The change bus wakes the worker when a task is queued, by any console (PostgreSQL).
+    changes = ChangeBus()
+    changes.open(db)
+    wake_on_queued(changes, [wakeup])
     try:
         if once:
             claimed = runner.drain()
@@ -62,4 +70,5 @@ def worker(
         else:
             runner.run(stop)
     finally:
+        changes.close()
         db.dispose()

@@ -27,6 +27,7 @@ from surveyor.console.routes import (
 )
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
+from surveyor.service import launch
 from surveyor.service.login import LoginThrottle
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
@@ -105,6 +106,10 @@ def create_app(
         created = bootstrap_if_empty(db, settings.data_dir)
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
+        await asyncio.to_thread(state.changes.open, db)
+        wake_polls = state.changes.subscribe(
+            lambda _changes: state.explorer_work.notify(), where=launch.may_let_a_scan_launch
+        )
         tasks = [
             asyncio.create_task(service(state), name=getattr(service, "__name__", "service"))
             for service in background
@@ -117,6 +122,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            wake_polls()
+            await asyncio.to_thread(state.changes.close)
 
     app = FastAPI(
         title="Surveyor",
@@ -147,7 +154,6 @@ def create_app(
             return error_response(503, "starting", "the console is starting")
         return {"status": "ok", "version": __version__}
 
-    app.add_middleware(explorer_api.WakeExplorersOnTaskWrites, state=state)
     app.add_middleware(
         BodyLimit,
         max_bytes=settings.max_body_bytes,

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from surveyor.console.errors import ApiError
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
 
@@ -79,6 +80,14 @@ Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 Superuser = Annotated[Principal, Depends(require_superuser)]
+
+
+#: The status both the API's login and the web sign-in answer a refused login with.
+LOGIN_REFUSAL_STATUS: dict[LoginRefusal, int] = {
+    LoginRefusal.WRONG_CREDENTIALS: 401,
+    LoginRefusal.NOT_A_MEMBER: 403,
+    LoginRefusal.RATE_LIMITED: 429,
+}
 
 
 def login_source(request: Request) -> str:

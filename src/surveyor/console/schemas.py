@@ -8,13 +8,13 @@ from typing import Annotated, Any, Literal
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from surveyor.core import kinds
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
     MIN_GRACE_PERIOD_SECONDS,
     TaskStatus,
-    TaskType,
     WaitReason,
 )
 from surveyor.security.passwords import password_problem
@@ -74,13 +74,32 @@ class ChangeSummary(BaseModel):
     total: int = 0
 
 
+def _registered_types(schema: dict[str, Any]) -> None:
+    schema["enum"] = [kind.type for kind in kinds.registered()]
+
+
+def _creatable_types(schema: dict[str, Any]) -> None:
+    schema["enum"] = kinds.creatable_types()
+
+
+def _creatable_type(value: str) -> str:
+    """Only kinds users create come through the task API (imports have their own route)."""
+    kind = kinds.find_kind(value)
+    if kind is None or not kind.creatable:
+        raise ValueError(
+            f"'{value[:40]}' is not a type of task this API creates "
+            f"(types: {', '.join(kinds.creatable_types())})"
+        )
+    return value
+
+
 class TaskOut(BaseModel):
     id: int
     organization_id: int
     site_id: int | None
     name: str
     description: str
-    type: TaskType
+    type: str = Field(description="the task's kind", json_schema_extra=_registered_types)
     status: TaskStatus
     status_label: str
     error: str | None
@@ -164,7 +183,11 @@ class RecurrenceIn(Strict):
 class TaskCreate(Strict):
     name: str = _name()
     description: str = Field(default="", max_length=10_000)
-    type: Literal["scan"] = "scan"
+    type: Annotated[
+        str,
+        Field(max_length=40, json_schema_extra=_creatable_types),
+        AfterValidator(_creatable_type),
+    ] = kinds.SCAN.type
     site_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     explorer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     hosted_zone_id: int | None = Field(default=None, ge=1, le=MAX_ID)

@@ -15,9 +15,11 @@ from surveyor.console.principals import PrincipalCache
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
+from surveyor.store.change_bus import AsyncSignal, ChangeBus
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
+    from surveyor.console.web.live import TaskFeed
     from surveyor.service.login import LoginThrottle
 
 MAX_BODY_BYTES = 1 << 20
@@ -111,7 +113,15 @@ class ConsoleState:
     login_limiter: LoginThrottle
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     ready: bool = False
-    extras: dict[str, object] = field(default_factory=dict)
+    #: The task changes this console's transactions commit (and on PostgreSQL, those of
+    #: every other process): explorers' polls, the scheduler, processing workers and the
+    #: live event stream subscribe to it.
+    changes: ChangeBus = field(default_factory=ChangeBus)
+    #: Wakes explorers' held polls: a task change that may let a scan launch, or the
+    #: supervisor finding a launchable one.
+    explorer_work: AsyncSignal = field(default_factory=AsyncSignal)
+    #: The live event stream's poller (`console.web.live.task_feed`, made on first use).
+    task_feed: TaskFeed | None = None
     #: Set when the server begins to stop, so that requests held open (explorers' polls)
     #: end before the server's graceful shutdown period runs out.
     stopping: threading.Event = field(default_factory=threading.Event)

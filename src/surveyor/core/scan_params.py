@@ -271,3 +271,24 @@ def _probes(given: Mapping[str, object]) -> tuple[Probe, ...]:
                 "probes", f"{quote_token(name)} is not a probe (probes: {valid})", name
             ) from None
     return tuple(probe for probe in Probe if probe in chosen)
+
+
+def scan_params_brief(params: Mapping[str, object]) -> str:
+    """A scan's stored params in one line, for lists and the task card: targets, ports, rate."""
+    parts = []
+    targets = str(params.get("targets") or "").strip()
+    if targets:
+        parts.append(targets if len(targets) <= 60 else targets[:57] + "…")
+    if params.get("excludes"):
+        parts.append(f"excluding {params['excludes']}")
+    if params.get("tcp_ports"):
+        ports = str(params["tcp_ports"])
+        count = params.get("ports_count")
+        shown = ports if len(ports) <= 40 else f"{count} ports" if count else ports[:37] + "…"
+        parts.append(f"TCP {shown}")
+    if params.get("rate"):
+        parts.append(f"{params['rate']} probes/s")
+    size = params.get("scope_size")
+    if isinstance(size, int) and size:
+        parts.append(f"{size} address" if size == 1 else f"{size:,} addresses")
+    return " · ".join(parts)

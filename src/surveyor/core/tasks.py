@@ -1,12 +1,15 @@
 """Task statuses, types, transitions, tabs, wait reasons and event kinds: declared once, used
 everywhere.
 
-The transition table is SPEC §2 written as data. Every status change in the product goes
-through `check_transition`, so the API, the scheduler, explorers and workers all obey it.
+The transition rules are SPEC §2 written as data: `standard_transitions` turns a kind's status
+path into its table (each kind declares its path in `core.kinds`), and every status change in
+the product goes through `core.kinds.check_transition`, so the API, the scheduler, explorers
+and workers all obey it.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,8 +51,25 @@ STATUS_LABELS: dict[TaskStatus, str] = {
 
 TERMINAL_STATUSES = frozenset({TaskStatus.PROCESSED, TaskStatus.STOPPED, TaskStatus.CANCELED})
 
+#: The statuses in which a task holds the explorer it runs on (SPEC §2, §6): from its
+#: launch until its data is in the console, that is scanning or connecting, stopping, and
+#: uploading its data (`scanned`, `connected`). Such a task is the explorer's current task,
+#: keeps the launch rule from giving the explorer another one, takes one of its hosted
+#: zone's slots, and keeps the explorer, its zone and its site from being deleted.
+EXPLORER_OCCUPYING_STATUSES = frozenset(
+    {
+        TaskStatus.ACTIVE,
+        TaskStatus.CONNECTING,
+        TaskStatus.STOPPING,
+        TaskStatus.SCANNED,
+        TaskStatus.CONNECTED,
+    }
+)
+
 
 class TaskType(StrEnum):
+    """The task types of SPEC §4; what each one is and does is its kind (`core.kinds`)."""
+
     SCAN = "scan"
     CONNECTOR = "connector"
     IMPORT = "import"
@@ -57,12 +77,6 @@ class TaskType(StrEnum):
     OUTLIER = "outlier"
     QUERY = "query"
     RETENTION = "retention"
-
-
-SYSTEM_TYPES = frozenset({TaskType.REPORT, TaskType.OUTLIER, TaskType.QUERY, TaskType.RETENTION})
-
-#: Task types a user may create through the API today; the others are created by the system.
-USER_CREATABLE_TYPES = frozenset({TaskType.SCAN, TaskType.IMPORT, TaskType.CONNECTOR})
 
 
 #: How long a due task may wait to launch before it is canceled, unless it says otherwise.
@@ -86,20 +100,12 @@ class TransitionKind(StrEnum):
 S = TaskStatus
 _T = TransitionKind
 
-_PIPELINES: dict[TaskType, tuple[TaskStatus, ...]] = {
-    TaskType.SCAN: (S.NEW, S.ACTIVE, S.SCANNED, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED),
-    TaskType.CONNECTOR: (
-        S.NEW,
-        S.CONNECTING,
-        S.CONNECTED,
-        S.PROCESSING_QUEUED,
-        S.PROCESSING,
-        S.PROCESSED,
-    ),
-    TaskType.IMPORT: (S.NEW, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED),
-}
-for _system_type in SYSTEM_TYPES:
-    _PIPELINES[_system_type] = (S.NEW, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED)
+#: Statuses in which a collector (an explorer, a connector runner) works on a task: a kind's
+#: path holds at most one of them, right after `new`, and only such a task can be stopped
+#: while it runs.
+COLLECTING_STATUSES = frozenset({S.ACTIVE, S.CONNECTING})
+#: The path every kind ends with: its data waits for a worker, which merges it.
+PROCESSING_PATH = (S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED)
 
 _CANCELABLE = (
     S.NEW,
@@ -112,48 +118,40 @@ _CANCELABLE = (
 )
 
 
-def _standard_transitions(
-    task_type: TaskType,
+@functools.cache
+def standard_transitions(
+    path: tuple[TaskStatus, ...],
 ) -> dict[tuple[TaskStatus, TaskStatus], TransitionKind]:
-    pipeline = _PIPELINES[task_type]
+    """The transition table of a standard task (not a template) whose kind follows `path`
+    (SPEC §2: its pipeline, plus stop, errors, lease loss and reprocess). Treat as read-only."""
     table: dict[tuple[TaskStatus, TaskStatus], TransitionKind] = {}
-    for before, after in itertools.pairwise(pipeline):
+    for before, after in itertools.pairwise(path):
         table[(before, after)] = _T.PROGRESS
-    for running in (S.ACTIVE, S.CONNECTING):
-        if running in pipeline:
+    collects = any(status in COLLECTING_STATUSES for status in path)
+    for running in COLLECTING_STATUSES:
+        if running in path:
             table[(running, S.STOPPING)] = _T.STOP
-    if S.ACTIVE in pipeline or S.CONNECTING in pipeline:
+    if collects:
         table[(S.STOPPING, S.STOPPED)] = _T.STOP
     table[(S.NEW, S.STOPPED)] = _T.STOP
     for status in _CANCELABLE:
-        if status in pipeline:
+        if status in path:
             table[(status, S.CANCELED)] = _T.ERROR
     table[(S.PROCESSING, S.PROCESSING_QUEUED)] = _T.LEASE_LOSS
     table[(S.PROCESSED, S.PROCESSING_QUEUED)] = _T.REPROCESS
     table[(S.CANCELED, S.PROCESSING_QUEUED)] = _T.REPROCESS
-    if S.ACTIVE in pipeline or S.CONNECTING in pipeline:
+    if collects:
         # A stopped scan or connector run keeps what it collected; processing it is the
         # same explicit action (the service checks that there is stored data).
         table[(S.STOPPED, S.PROCESSING_QUEUED)] = _T.REPROCESS
     return table
 
 
-_STANDARD: dict[TaskType, dict[tuple[TaskStatus, TaskStatus], TransitionKind]] = {
-    task_type: _standard_transitions(task_type) for task_type in TaskType
-}
-
 #: Recurring templates never run themselves; they only pause and resume.
-_TEMPLATE: dict[tuple[TaskStatus, TaskStatus], TransitionKind] = {
+TEMPLATE_TRANSITIONS: dict[tuple[TaskStatus, TaskStatus], TransitionKind] = {
     (S.NEW, S.PAUSED): _T.PAUSE,
     (S.PAUSED, S.NEW): _T.RESUME,
 }
-
-
-def allowed_transitions(
-    task_type: TaskType, *, template: bool
-) -> dict[tuple[TaskStatus, TaskStatus], TransitionKind]:
-    """The complete transition table for one kind of task."""
-    return dict(_TEMPLATE if template else _STANDARD[task_type])
 
 
 class IllegalTransition(Exception):
@@ -164,17 +162,6 @@ class IllegalTransition(Exception):
         self.requested = requested
         message = reason or f"a task in status '{current}' cannot become '{requested}'"
         super().__init__(message)
-
-
-def check_transition(
-    task_type: TaskType, *, template: bool, current: TaskStatus, requested: TaskStatus
-) -> TransitionKind:
-    """Return the kind of an allowed transition or raise `IllegalTransition`."""
-    table = _TEMPLATE if template else _STANDARD[task_type]
-    kind = table.get((current, requested))
-    if kind is None:
-        raise IllegalTransition(current, requested)
-    return kind
 
 
 class Tab(StrEnum):

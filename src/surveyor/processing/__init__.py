@@ -1,5 +1,12 @@
-"""Processing: the queue of collected task data, and the merge of that data into the inventory.
+"""Processing: the queue of collected task data, and what workers make of it.
 
-`queue` claims tasks with leases, `records` reads task data, `merge` writes it into the
-inventory, `worker` runs the loop (inside the console, or as `surveyor worker`).
+`queue` claims tasks with leases, `processors` finds the processor a task's kind names, `records`
+reads task data, `merge` writes it into the inventory (the `inventory` processor, registered
+here), `worker` runs the loop (inside the console, or as `surveyor worker`).
 """
+
+from surveyor.core.kinds import INVENTORY_PROCESSOR
+from surveyor.processing.merge import merge_into_inventory
+from surveyor.processing.processors import register_processor
+
+register_processor(INVENTORY_PROCESSOR, merge_into_inventory)

@@ -51,9 +51,10 @@ from surveyor.core.fingerprint import (
     primary_hostname,
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
+from surveyor.core.kinds import find_kind
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.targets import Scope
-from surveyor.core.tasks import TaskStatus
+from surveyor.processing.processors import LeaseLost, ProcessingJob, StopRequested, complete
 from surveyor.processing.queue import Claim, renew_lease
 from surveyor.processing.records import (
     Answer,
@@ -65,7 +66,6 @@ from surveyor.processing.records import (
     task_scope,
 )
 from surveyor.store import inventory
-from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
 from surveyor.store.taskdata import sha256_of, task_data_path
 
@@ -73,14 +73,6 @@ log = logging.getLogger("surveyor.processing")
 
 #: Host records per transaction: few commits, while other writers wait well under a second.
 DEFAULT_BATCH_SIZE = 2000
-
-
-class LeaseLost(Exception):
-    """Another worker took the task over (our lease expired): stop without writing more."""
-
-
-class StopRequested(Exception):
-    """The worker is shutting down; the task goes back to the queue and resumes later."""
 
 
 @dataclass
@@ -187,10 +179,24 @@ def process_claimed_task(
             "directory of this worker must be the console's"
         )
     params = task.get("params") or {}
+    kind = find_kind(str(task["type"]))
     scope = task_scope(params)
-    ports = task_ports(str(task["type"]), params)
+    ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
     with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
+
+
+def merge_into_inventory(job: ProcessingJob) -> dict[str, Any]:
+    """The `inventory` processor: a claimed task's data merged into its site's inventory."""
+    return process_claimed_task(
+        job.db,
+        job.data_dir,
+        job.claim,
+        batch_size=job.batch_size,
+        lease_seconds=job.lease_seconds,
+        limits=job.limits,
+        should_stop=job.should_stop,
+    )
 
 
 def _merge_surveyed(
@@ -668,26 +674,19 @@ def finish(context: MergeContext) -> dict[str, Any]:
         context.fence(conn, now)
         run = inventory.finish_run(conn, context.run_id, ended_at=now)
         summary = summarize({name: run[name] for name in inventory.RUN_COUNTS})
-        return task_store.transition(
+        return complete(
             conn,
-            context.organization_id,
-            context.task_id,
-            TaskStatus.PROCESSED,
-            actor=context.claim.owner,
+            context.claim,
             message=_summary_sentence(summary, run=int(run["number"]), partial=context.partial),
             changes={
                 **context.progress(),
-                "progress_process": 1.0,
                 "change_summary": summary,
                 "cs_new": summary["new"],
                 "cs_changed": summary["changed"],
                 "cs_offline": summary["offline"],
                 "cs_online": summary["online"],
                 "cs_unchanged": summary["unchanged"],
-                "lease_owner": None,
-                "lease_expires_at": None,
             },
-            expected=[TaskStatus.PROCESSING],
             now=now,
         )
 

@@ -11,33 +11,30 @@ Rules:
 - For a queued task, `lease_expires_at` is the time it may be claimed again (a retry after an
   error waits a little); it is empty for everything else that queues a task.
 
-The statements are store/task_queue.py's. On PostgreSQL the claim locks its row with
-`FOR UPDATE SKIP LOCKED`, so concurrent workers never wait on each other, and a trigger
-(migration 0004) notifies `WAKEUP_CHANNEL` whenever a task is queued or leaves `processing`.
-On SQLite the claim is an `UPDATE … RETURNING` inside the immediate write transaction every
-write takes, which serializes claimers.
+On PostgreSQL the claim locks its row with `FOR UPDATE SKIP LOCKED`, so concurrent workers
+never wait on each other. On SQLite the claim is an `UPDATE … RETURNING` inside the immediate
+write transaction every write takes, which serializes claimers. Idle workers wake when the
+change bus tells of a task queued or leaving `processing` (`wakes_workers`), in any process.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
-from surveyor.core.tasks import IllegalTransition, TaskStatus, TaskType
+from surveyor.core.kinds import processed_types
+from surveyor.core.tasks import IllegalTransition, TaskStatus
 from surveyor.store import task_queue
 from surveyor.store import tasks as task_store
+from surveyor.store.changes import ChangeKind, TaskChange
 
 log = logging.getLogger("surveyor.processing")
 
-WAKEUP_CHANNEL = "surveyor_processing"
-#: Task types whose data this queue merges into the inventory.
-PROCESSED_TYPES = (TaskType.SCAN.value, TaskType.CONNECTOR.value, TaskType.IMPORT.value)
 DEFAULT_LEASE_SECONDS = 30.0
 DEFAULT_MAX_ATTEMPTS = 3
 
@@ -75,7 +72,9 @@ def claim_next_task(
     Runs in the caller's write transaction: the claim is only real once it commits.
     """
     expires_at = now + timedelta(seconds=lease_seconds)
-    row = task_queue.take_lease(conn, owner, types=PROCESSED_TYPES, expires_at=expires_at, now=now)
+    row = task_queue.take_lease(
+        conn, owner, types=processed_types(), expires_at=expires_at, now=now
+    )
     if row is None:
         return None
     attempt = _attempts_before(conn, row) + 1
@@ -183,7 +182,7 @@ def cancel_task(conn: Connection, claim: Claim, *, error: str, now: datetime) ->
 
 def expired_leases(conn: Connection, *, now: datetime) -> list[int]:
     """Tasks in `processing` whose worker stopped renewing its lease."""
-    return task_queue.expired_leases(conn, types=PROCESSED_TYPES, now=now)
+    return task_queue.expired_leases(conn, types=processed_types(), now=now)
 
 
 def requeue_expired_lease(
@@ -250,34 +249,12 @@ class Wakeup:
         self._event.set()
 
 
-class PostgresWakeup(Wakeup):
-    """Waits on `LISTEN surveyor_processing`, on a connection of its own."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__()
-        import psycopg
-
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._connection: Any = psycopg.connect(url, autocommit=True)
-        self._connection.execute(f"LISTEN {WAKEUP_CHANNEL}")
-
-    def wait(self, timeout: float) -> bool:
-        if super().wait(0):
-            return True
-        try:
-            notified = list(self._connection.notifies(timeout=timeout, stop_after=1))
-        except Exception:  # a broken listener only costs promptness: polling goes on
-            log.warning("lost the LISTEN connection; falling back to polling", exc_info=True)
-            return super().wait(timeout)
-        return bool(notified) or super().wait(0)
-
-    def close(self) -> None:
-        super().close()
-        with contextlib.suppress(Exception):  # closing a connection that already failed
-            self._connection.close()
-
-
-def make_wakeup(engine: Engine) -> Wakeup:
-    if engine.dialect.name == "postgresql":
-        return PostgresWakeup(engine)
-    return Wakeup()
+def wakes_workers(change: TaskChange) -> bool:
+    """Whether idle workers should look at the queue after `change`: a task was queued, or
+    left `processing` (its site may take its next task)."""
+    if change.kind is ChangeKind.EDITED or change.task_type not in processed_types():
+        return False
+    return (
+        change.status == TaskStatus.PROCESSING_QUEUED
+        or change.previous_status == TaskStatus.PROCESSING
+    )

@@ -53,9 +53,7 @@ from surveyor.core.fingerprint import (
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
-from surveyor.core.scan_params import DEFAULT_TCP_PORTS
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
-from surveyor.core.tasks import TaskType
 from surveyor.store.taskdata import create_temp_file, task_data_lines
 
 MAX_BANNER = 2048
@@ -455,16 +453,18 @@ def task_scope(params: Mapping[str, Any]) -> Scope | None:
         raise TaskDataError(f"the task's own {exc.field} cannot be read: {exc.message}") from None
 
 
-def task_ports(task_type: str, params: Mapping[str, Any]) -> frozenset[tuple[str, int]] | None:
-    """The ports a task asked to probe, as the console stored them: a scan's `tcp_ports`,
-    resolved as the scan resolves them (the default list when its params leave them out),
-    or any other task's when its params carry them. None when it stored none (an import):
-    then the data's own config record says what was probed."""
+def task_ports(
+    params: Mapping[str, Any], *, defaults: Mapping[str, Any]
+) -> frozenset[tuple[str, int]] | None:
+    """The ports a task asked to probe, as the console stored them: its params'
+    `tcp_ports`, or its kind's default when they leave them out (`defaults`: a scan probes
+    the default list). None when it has neither (an import): then the data's own config
+    record says what was probed."""
     ports = params.get("tcp_ports")
     if ports in (None, "", []):
-        if task_type != TaskType.SCAN:
-            return None
-        ports = DEFAULT_TCP_PORTS
+        ports = defaults.get("tcp_ports")
+    if ports in (None, "", []):
+        return None
     try:
         return frozenset(("tcp", port) for port in parse_ports(ports))
     except PortError as exc:

@@ -1,8 +1,9 @@
 """Processing workers: the loop that claims tasks and merges them, in the console or alone.
 
 A worker requeues expired leases now and then, claims the next task, keeps its lease alive
-from a heartbeat thread while it merges, and goes back to waiting (PostgreSQL: LISTEN, so a
-queued task starts at once; SQLite: a short poll) when the queue is empty. Stopping it (the
+from a heartbeat thread while it merges, and goes back to waiting when the queue is empty: a
+short poll, cut short by the change bus when a task is queued (in this process, or on
+PostgreSQL in any other), so a queued task starts at once. Stopping it (the
 console shutting down, SIGTERM to `surveyor worker`) finishes the current batch and gives the
 task back to the queue, where it resumes from its checkpoint.
 """
@@ -23,14 +24,11 @@ from typing import TYPE_CHECKING
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.tasks import IllegalTransition
 from surveyor.processing import queue
-from surveyor.processing.merge import (
-    DEFAULT_BATCH_SIZE,
-    LeaseLost,
-    StopRequested,
-    process_claimed_task,
-)
-from surveyor.processing.queue import Claim, Wakeup, make_wakeup
+from surveyor.processing.merge import DEFAULT_BATCH_SIZE
+from surveyor.processing.processors import LeaseLost, ProcessingJob, StopRequested, process
+from surveyor.processing.queue import Claim, Wakeup, wakes_workers
 from surveyor.processing.records import TaskDataError
+from surveyor.store.change_bus import ChangeBus, Unsubscribe
 from surveyor.store.engine import Database
 from surveyor.store.tasks import StaleTask
 
@@ -39,7 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("surveyor.processing")
 
-WAKEUP_EXTRA = "processing_wakeup"
 _worker_numbers = itertools.count(1)
 
 
@@ -145,7 +142,7 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         """Work until `stop` is set."""
-        wakeup = self.wakeup or make_wakeup(self.db.engine)
+        wakeup = self.wakeup or Wakeup()
         log.info("processing worker %s started", self.name)
         try:
             while not stop.is_set():
@@ -157,8 +154,6 @@ class Worker:
                 if not worked and not stop.is_set():
                     wakeup.wait(self.settings.poll_seconds)
         finally:
-            if self.wakeup is None:
-                wakeup.close()
             log.info("processing worker %s stopped", self.name)
 
     def work_once(self, stop: threading.Event | None = None) -> bool:
@@ -207,18 +202,20 @@ class Worker:
                 log.warning("task %s: its worker's lease expired; now %s", task_id, outcome)
 
     def process(self, claim: Claim, stop: threading.Event) -> None:
-        """Merge a claimed task, and settle it whatever happens."""
+        """Process a claimed task with its kind's processor, and settle it whatever happens."""
         log.info("task %s: processing (attempt %s)", claim.task_id, claim.attempt)
         with Heartbeat(self.db, claim, self.settings.lease_seconds) as heartbeat:
             try:
-                task = process_claimed_task(
-                    self.db,
-                    self.data_dir,
-                    claim,
-                    batch_size=self.settings.batch_size,
-                    lease_seconds=self.settings.lease_seconds,
-                    limits=self.settings.limits,
-                    should_stop=lambda: stop.is_set() or heartbeat.lost,
+                task = process(
+                    ProcessingJob(
+                        self.db,
+                        self.data_dir,
+                        claim,
+                        batch_size=self.settings.batch_size,
+                        lease_seconds=self.settings.lease_seconds,
+                        limits=self.settings.limits,
+                        should_stop=lambda: stop.is_set() or heartbeat.lost,
+                    )
                 )
             except LeaseLost:
                 log.warning("task %s: lost its lease; another worker takes over", claim.task_id)
@@ -289,13 +286,8 @@ async def processing_workers(state: ConsoleState) -> None:
     if count == 0:
         return
     settings = WorkerSettings.from_environment()
-    wakeups = [await asyncio.to_thread(make_wakeup, state.db.engine) for _ in range(count)]
-
-    def wake_all() -> None:
-        for wakeup in wakeups:
-            wakeup.notify()
-
-    state.extras[WAKEUP_EXTRA] = wake_all
+    wakeups = [Wakeup() for _ in range(count)]
+    unsubscribe = wake_on_queued(state.changes, wakeups)
     stop = threading.Event()
     workers = [
         Worker(state.db, state.settings.data_dir, settings, wakeup=wakeup) for wakeup in wakeups
@@ -304,16 +296,20 @@ async def processing_workers(state: ConsoleState) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        unsubscribe()
         stop.set()
-        wake_all()
-        for thread in threads:
-            await asyncio.to_thread(thread.join, settings.lease_seconds)
         for wakeup in wakeups:
             wakeup.close()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, settings.lease_seconds)
 
 
-def wake_workers(extras: dict[str, object]) -> None:
-    """Tell in-process workers that a task was queued (PostgreSQL workers also hear NOTIFY)."""
-    hook = extras.get(WAKEUP_EXTRA)
-    if callable(hook):
-        hook()
+def wake_on_queued(changes: ChangeBus, wakeups: list[Wakeup]) -> Unsubscribe:
+    """Wake these idle workers when the bus tells of a task queued for processing (or one
+    leaving processing), until the returned function is called."""
+
+    def wake(_changes: object) -> None:
+        for wakeup in wakeups:
+            wakeup.notify()
+
+    return changes.subscribe(wake, where=wakes_workers)

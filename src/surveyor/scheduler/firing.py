@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from surveyor.core.recurrence import Recurrence, next_occurrences
-from surveyor.core.tasks import LAUNCH_FAILURE_TEXT, TaskType
+from surveyor.core.tasks import LAUNCH_FAILURE_TEXT
 
 #: How many occurrences an event lists by time; the rest are counted.
 LISTED_OCCURRENCES = 10
@@ -26,11 +26,6 @@ LISTED_OCCURRENCES = 10
 COUNT_LIMIT = 10_000
 _WALK_BATCH = 64
 _JUST_BEFORE = timedelta(microseconds=1)
-
-#: Task types that wait in `new` for a runner (an explorer or a connector runner) to launch
-#: them; only these are canceled when they cannot launch within their grace period. Imports and
-#: system tasks wait for the processing queue instead, which never refuses them.
-LAUNCHED_BY_RUNNER = frozenset({TaskType.SCAN, TaskType.CONNECTOR})
 
 NO_RUNNER_TEXT = "no explorer picked it up"
 _FAILURE_BY_VALUE = {reason.value: text for reason, text in LAUNCH_FAILURE_TEXT.items()}

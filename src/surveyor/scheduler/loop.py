@@ -1,8 +1,8 @@
 """The scheduler as a console service: tick, sleep until the next due moment, repeat.
 
-It sleeps until the earliest next occurrence or start time, at most `longest_sleep` (so that
-schedules created on another console are seen within a second), and wakes early when a schedule
-of this process changes. Blocking database work runs in a thread.
+It sleeps until the earliest next occurrence or start time, at most `longest_sleep`, and wakes
+early when the change bus tells of a schedule change (`service.scheduling.schedule_changed`:
+made in this process, or on PostgreSQL in any other). Blocking database work runs in a thread.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from surveyor.console.state import ConsoleState
 from surveyor.scheduler.clock import Clock
 from surveyor.scheduler.leader import leadership_for
 from surveyor.scheduler.tick import DEFAULT_BATCH_SIZE, Scheduler, TickReport
-from surveyor.service.scheduling import schedule_changes
+from surveyor.service.scheduling import schedule_changed
+from surveyor.store.change_bus import AsyncSignal, ChangeBus
 
 log = logging.getLogger("surveyor.scheduler")
 
@@ -32,24 +33,25 @@ async def run_scheduler(
     *,
     longest_sleep: float = LONGEST_SLEEP,
     on_tick: Callable[[TickReport], None] | None = None,
+    changes: ChangeBus | None = None,
 ) -> None:
-    """Tick until cancelled. A tick in progress is let finish before cancellation completes."""
-    loop = asyncio.get_running_loop()
-    wake = asyncio.Event()
-
-    def wake_up() -> None:
-        loop.call_soon_threadsafe(wake.set)
-
-    unsubscribe = schedule_changes.subscribe(wake_up)
+    """Tick until cancelled. A tick in progress is let finish before cancellation completes.
+    Schedule changes on the bus `changes` cut a sleep short."""
+    wake = AsyncSignal()
+    unsubscribe = (
+        changes.subscribe(lambda _changes: wake.notify(), where=schedule_changed)
+        if changes is not None
+        else None
+    )
     try:
         while True:
-            wake.clear()
+            armed = wake.arm()
             delay = await _tick_once(scheduler, longest_sleep, on_tick)
             if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), delay)
+                await wake.wait(armed, delay)
     finally:
-        unsubscribe()
+        if unsubscribe is not None:
+            unsubscribe()
 
 
 async def _tick_once(
@@ -89,7 +91,9 @@ def scheduler_service(
             batch_size=batch_size,
         )
         try:
-            await run_scheduler(instance, longest_sleep=longest_sleep, on_tick=on_tick)
+            await run_scheduler(
+                instance, longest_sleep=longest_sleep, on_tick=on_tick, changes=state.changes
+            )
         finally:
             instance.close()
 

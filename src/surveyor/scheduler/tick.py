@@ -1,6 +1,10 @@
 """One pass of the scheduler at a given time: cancel launches whose grace period ran out, mark
-one-off tasks due, fire due templates, and prepare the templates due next. The service calls
-`tick` in a loop; tests call it with explicit times.
+one-off tasks due, fire due templates, queue the due tasks of kinds nobody collects, and
+prepare the templates due next. The service calls `tick` in a loop; tests call it with
+explicit times.
+
+Only tasks whose kind waits for a runner (`core.kinds`: an explorer, a connector runner) are
+canceled for their grace period; the processing queue never refuses a task.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core import kinds
 from surveyor.core.recurrence import Recurrence, RecurrenceError, next_occurrence
 from surveyor.core.tasks import (
     TERMINAL_STATUSES,
@@ -28,8 +33,10 @@ from surveyor.scheduler import firing
 from surveyor.scheduler.clock import Clock, SystemClock
 from surveyor.scheduler.firing import Firing, Verdict
 from surveyor.scheduler.leader import Leadership, leadership_for
+from surveyor.service import launch
 from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
 from surveyor.service.tasks import stored_recurrence
+from surveyor.store import explorers as explorer_store
 from surveyor.store import schedules
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
@@ -89,6 +96,7 @@ class TickReport:
     coalesced: int = 0
     adopted: int = 0
     became_due: int = 0
+    queued: int = 0
     canceled: int = 0
     batches: list[BatchResult] = field(default_factory=list)
     next_due: datetime | None = None
@@ -185,6 +193,7 @@ class Scheduler:
             self._mark_due_one_offs(now, report)
         if templates_due:
             self._fire_due(now, report)
+        self._queue_due(now, report)
         with self.db.read() as conn:
             report.next_due = schedules.next_due_at(conn, now)
         report.prepared = self._prepare_upcoming(now)
@@ -455,9 +464,29 @@ class Scheduler:
             if len(rows) < _ONE_OFF_BATCH:
                 return
 
+    def _queue_due(self, now: datetime, report: TickReport) -> None:
+        """Due tasks of kinds nobody collects go to the processing queue (runs spawned this
+        tick too)."""
+        types = kinds.queued_when_due()
+        if not types:
+            return
+        for _ in range(MAX_BATCHES_PER_TICK):
+            with self.db.read() as conn:
+                if not explorer_store.has_due_tasks(conn, types, now=now):
+                    return
+            with self.db.write() as conn:
+                queued = launch.queue_due_tasks(
+                    conn, now=now, actor=SCHEDULER_ACTOR, limit=_ONE_OFF_BATCH
+                )
+            report.queued += queued
+            if queued < _ONE_OFF_BATCH:
+                return
+
     def _cancel_expired_launches(self, now: datetime, report: TickReport) -> None:
         """Cancel tasks that could not launch within their grace period, saying why."""
-        runner_types = sorted(firing.LAUNCHED_BY_RUNNER)
+        runner_types = kinds.launched_types()
+        if not runner_types:
+            return
         for _ in range(MAX_BATCHES_PER_TICK):
             with self.db.read() as conn:
                 if not schedules.expired_launches(conn, now, runner_types, 1):

@@ -43,6 +43,7 @@ class Refusal(StrEnum):
     CONFLICT = "conflict"
     INVALID = "bad_request"
     REAUTHENTICATE = "reauthentication_required"
+    RATE_LIMITED = "rate_limited"
 
 
 class AccountRefused(Exception):

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.core.tasks import TAB_SPECS, EventKind, IllegalTransition, Tab, TaskStatus
+from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
@@ -510,6 +510,10 @@ class Intervention:
     error: str | None = None
 
 
+#: What an explorer does for a task occupying it, in the supervisor's words.
+_DOING = {TaskStatus.ACTIVE: "scanning", TaskStatus.CONNECTING: "downloading"}
+
+
 def _interventions(
     conn: Connection,
     *,
@@ -538,7 +542,7 @@ def _interventions(
         heard = task["last_report_at"] or task["data_acquisition_started_at"] or now
         if now - max(heard, watching_since) <= timedelta(seconds=silence_seconds):
             continue
-        doing = "scanning" if status is TaskStatus.ACTIVE else "uploading the task data"
+        doing = _DOING.get(status, "uploading the task data")
         found.append(
             Intervention(
                 task,
@@ -591,23 +595,14 @@ def supervise(
     return changed
 
 
-#: The statuses of a task an explorer is busy with (the active tab's).
-RUNNING = TAB_SPECS[Tab.ACTIVE].statuses
-
-
 def current_tasks(conn: Connection, organization_id: int) -> dict[int, int]:
-    """The task each explorer of an organization runs now (explorer id -> task id)."""
-    return current_tasks_of(conn, [organization_id])
+    """The task occupying each explorer of an organization (explorer id -> task id)."""
+    return explorer_store.current_tasks_of(conn, [organization_id])
 
 
 def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[int, int]:
-    """The task each explorer of these organizations runs now (an explorer with two, e.g.
-    one still stopping, shows the newer)."""
-    rows = explorer_store.running_tasks_by_explorer(conn, organization_ids, RUNNING)
-    current: dict[int, int] = {}
-    for explorer_id, task_id in rows:
-        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
-    return current
+    """The task occupying each explorer of these organizations (explorer id -> task id)."""
+    return explorer_store.current_tasks_of(conn, organization_ids)
 
 
 def explorer_view(

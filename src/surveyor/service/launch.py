@@ -13,6 +13,10 @@ request, in one transaction that locks the explorer, the zone and the candidate 
 consoles never hand out one task twice, and a zone never exceeds its slots. A due scan that
 cannot launch shows its `wait_reason` (the scheduler cancels it, naming that reason, if it
 still cannot launch when its grace period is over).
+
+Which tasks are "scans" here is their kind's business: the kinds explorers collect
+(`core.kinds`). A due task of a kind nobody collects needs no runner at all: it goes straight
+to the processing queue (`queue_due_tasks`, which the scheduler calls).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core import kinds
 from surveyor.core.tasks import (
     WAIT_REASON_TEXT,
     EventKind,
@@ -35,6 +40,7 @@ from surveyor.core.tasks import (
 from surveyor.store import accounts
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
+from surveyor.store.changes import ChangeKind, TaskChange
 
 #: A scan whose explorer lost it this many times (it restarted mid-scan) is canceled.
 MAX_ATTEMPTS = 3
@@ -65,6 +71,19 @@ class ZoneLoad:
     @property
     def full(self) -> bool:
         return self.running >= self.max_concurrent
+
+
+#: Task columns whose edit may let a waiting scan launch.
+LAUNCH_FIELDS = frozenset({"start_time", "wait_reason", "explorer_id", "hosted_zone_id"})
+
+
+def may_let_a_scan_launch(change: TaskChange) -> bool:
+    """Whether explorers' held polls should look for work again after `change`: a task
+    created or moved to another status (a new scan, or an explorer set free), or a scan's
+    start, wait or runner changed. Templates never run themselves."""
+    if change.template:
+        return False
+    return change.kind is not ChangeKind.EDITED or bool(change.fields & LAUNCH_FIELDS)
 
 
 def may_run(task: Mapping[str, Any], runner: Runner) -> bool:
@@ -126,13 +145,16 @@ def explorer_actor(explorer: Mapping[str, Any]) -> str:
 def launch(
     conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
 ) -> dict[str, Any]:
-    """Move a due scan to `active` on the explorer, as a new attempt with a fresh token."""
+    """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
+    attempt with a fresh token."""
     attempt = int(task["attempt"]) + 1
+    collecting = kinds.kind_of(task["type"]).collecting
+    assert collecting is not None, "a kind explorers collect has a collecting status"
     return task_store.transition(
         conn,
         task["organization_id"],
         task["id"],
-        TaskStatus.ACTIVE,
+        collecting,
         actor=explorer_actor(explorer),
         message=f"launched on explorer '{explorer['name']}' (attempt {attempt})",
         expected=[TaskStatus.NEW],
@@ -404,3 +426,28 @@ def _note_wait_reason(conn: Connection, verdict: Verdict, *, now: datetime) -> N
     task_store.write_task(
         conn, verdict.task, {"wait_reason": _stored_reason(verdict)}, now=now, event=event
     )
+
+
+def queue_due_tasks(conn: Connection, *, now: datetime, actor: str, limit: int) -> int:
+    """Queue for processing up to `limit` due tasks of kinds nobody collects (their work is
+    all processing); how many were queued."""
+    types = kinds.queued_when_due()
+    if not types:
+        return 0
+    queued = 0
+    for task in explorer_store.lock_due_tasks(conn, types, now=now, limit=limit):
+        try:
+            task_store.transition(
+                conn,
+                task["organization_id"],
+                task["id"],
+                TaskStatus.PROCESSING_QUEUED,
+                actor=actor,
+                message="due; queued for processing",
+                expected=[TaskStatus.NEW],
+                now=now,
+            )
+        except (IllegalTransition, task_store.StaleTask):
+            continue
+        queued += 1
+    return queued

@@ -18,7 +18,11 @@ account, so the account's owner can still sign in from elsewhere while it is att
 
 A source without recent failures is never made to wait. An attempt counts as failed from
 the moment it is admitted until its password proves right, so parallel guesses are counted
-before their answers are known.
+before their answers are known. A wrong password, an unknown e-mail and an inactive account
+are failures; a right password is none, even when it opens no session (no membership).
+
+A signed-in account that confirms a change with its current password (`reauthenticating`)
+goes through the same throttle, with the account as its source.
 """
 
 from __future__ import annotations
@@ -28,20 +32,20 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import update
-
 from surveyor.security.passwords import hash_password, verify_password
+from surveyor.service.accounts import AccountRefused
+from surveyor.service.accounts import Refusal as AccountRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.engine import Database
-from surveyor.store.schema import users
 
 K = TypeVar("K")
 
@@ -243,8 +247,36 @@ def log_in(
             kind="session",
             expires_at=expires,
         )
-        conn.execute(update(users).where(users.c.id == user["id"]).values(last_login_at=now))
+        accounts.note_login(conn, user["id"], at=now)
     return Session(token, expires, user["id"], user["email"], organization_id, role)
+
+
+#: The throttle's account for re-authentications (their source is the signed-in account).
+_REAUTHENTICATION = "reauthenticate"
+
+
+@contextmanager
+def reauthenticating(throttle: LoginThrottle, user_id: int) -> Iterator[None]:
+    """Around a change that the account confirms with its current password: a wrong one
+    counts as a failed login from the account itself, and after too many the change is
+    refused (`AccountRefused(RATE_LIMITED)`) before any password is checked."""
+    source = f"account:{user_id}"
+    wait = throttle.admit(source, _REAUTHENTICATION)
+    if wait is not None:
+        raise AccountRefused(
+            AccountRefusal.RATE_LIMITED,
+            f"too many wrong passwords; try again in {wait} seconds",
+            {"retry_after": wait},
+        )
+    wrong_password = False
+    try:
+        yield
+    except AccountRefused as exc:
+        wrong_password = exc.refusal is AccountRefusal.REAUTHENTICATE
+        raise
+    finally:
+        if not wrong_password:
+            throttle.succeeded(source, _REAUTHENTICATION)
 
 
 def switch_organization(

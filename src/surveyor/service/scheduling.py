@@ -1,20 +1,20 @@
 """Scheduling rules shared by the API and the scheduler.
 
 What a run copies from its template (so that editing a template changes future runs only), and
-the signal that wakes this process's scheduler when a schedule changes, so that it need not wait
-for its next look at the database.
+which task changes wake the scheduler (it subscribes to the change bus with `schedule_changed`),
+so that it need not wait for its next look at the database.
 """
 
 from __future__ import annotations
 
 import copy
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, event
-from sqlalchemy.pool import Pool
+from surveyor.core import kinds
+from surveyor.core.tasks import TaskStatus, WaitReason
+from surveyor.store.changes import ChangeKind, TaskChange
 
 #: What a run copies from its template when it is spawned: what the template does now.
 COPIED_FROM_TEMPLATE = (
@@ -42,52 +42,17 @@ def run_values(template: Mapping[str, Any], occurrence: datetime) -> dict[str, A
     return values
 
 
-Listener = Callable[[], None]
+#: Columns that say when a task or template is next due.
+SCHEDULE_FIELDS = frozenset({"start_time", "recur_next"})
 
 
-class ScheduleChanges:
-    """Listeners called when a schedule changes (a template created, edited or resumed, or a
-    start time set). It is a hint: schedulers look at the database again within a second anyway,
-    and on another console the change is found that way."""
-
-    def __init__(self) -> None:
-        self._listeners: list[Listener] = []
-        self._lock = threading.Lock()
-
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        """Call `listener` on every change until the returned function is called."""
-        with self._lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-
-        return unsubscribe
-
-    def notify(self) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener()
-
-
-#: The schedule changes of this process.
-schedule_changes = ScheduleChanges()
-
-_CHANGED = "surveyor_schedule_changed"
-
-
-def notify_after_commit(conn: Connection) -> None:
-    """Tell this process's schedulers about a change once `conn`'s transaction is over, so
-    that what they read when they wake includes it."""
-    conn.info[_CHANGED] = True
-
-
-@event.listens_for(Pool, "checkin")
-def _notify_when_done(_dbapi_connection: Any, record: Any) -> None:
-    # A connection goes back to its pool after its transaction committed (or rolled back:
-    # then the hint is merely spare).
-    if record is not None and record.info.pop(_CHANGED, False):
-        schedule_changes.notify()
+def schedule_changed(change: TaskChange) -> bool:
+    """Whether `change` may move the scheduler's next due moment: a template created,
+    resumed or rescheduled, a task created or edited to start later, or a task created of a
+    kind the scheduler queues once due. (A hint: schedulers look at the database again within
+    a second anyway.)"""
+    waits = change.template or change.wait_reason == WaitReason.NOT_DUE
+    if change.kind is ChangeKind.CREATED:
+        kind = kinds.find_kind(change.task_type)
+        return waits or (kind is not None and kind.queued_when_due)
+    return waits and change.status == TaskStatus.NEW and bool(change.fields & SCHEDULE_FIELDS)

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.core import recurrence
-from surveyor.core.scan_params import ScanParamsError, validate_scan_params
+from surveyor.core import kinds, recurrence
+from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
 from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -23,7 +23,6 @@ from surveyor.core.tasks import (
     EventKind,
     IllegalTransition,
     TaskStatus,
-    TaskType,
     WaitReason,
 )
 from surveyor.service import scheduling
@@ -60,9 +59,30 @@ def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> di
     return site
 
 
+def _creatable_kind(task_type: str) -> TaskKind:
+    kind = kinds.find_kind(task_type)
+    if kind is None or not kind.creatable:
+        raise InvalidTask(
+            "type",
+            f"tasks of type {quote_token(task_type)} cannot be created here "
+            f"(types: {', '.join(kinds.creatable_types())})",
+        )
+    return kind
+
+
 def _check_runner(
-    conn: Connection, principal: Principal, explorer_id: int | None, zone_id: int | None
+    conn: Connection,
+    principal: Principal,
+    kind: TaskKind,
+    explorer_id: int | None,
+    zone_id: int | None,
 ) -> None:
+    if kind.collector is not Collector.EXPLORER and (explorer_id, zone_id) != (None, None):
+        raise InvalidTask(
+            "explorer_id" if explorer_id is not None else "hosted_zone_id",
+            f"a {kind.label.lower()} does not run on an explorer; leave out the explorer "
+            "and the hosted zone",
+        )
     if explorer_id is not None and zone_id is not None:
         raise InvalidTask("explorer_id", "choose an explorer or a hosted zone, not both")
     if (
@@ -79,8 +99,8 @@ def _check_runner(
 
 @dataclass(frozen=True)
 class CheckedParams:
-    """Scan params as stored, and what of them lies outside the site's allowed scope (only
-    ever non-empty for an admin, who may scan there; it is audited)."""
+    """Params as stored, and what of them lies outside the site's allowed scope (only ever
+    non-empty for an admin, who may scan there; it is audited)."""
 
     params: dict[str, Any]
     outside_allowed_scope: str | None = None
@@ -93,29 +113,40 @@ def allowed_scope(site: Mapping[str, Any]) -> TargetSet:
 
 
 def validated_params(
-    conn: Connection, principal: Principal, site: Mapping[str, Any], params: Mapping[str, Any]
+    conn: Connection,
+    principal: Principal,
+    kind: TaskKind,
+    site: Mapping[str, Any],
+    params: Mapping[str, Any],
 ) -> CheckedParams:
-    """Scan params checked against SPEC §7, the organization's scope and probe caps and the
-    site's allowed scope (SPEC §13: operators are refused outside it, admins may scan there,
-    audited), normalized."""
+    """Params checked by the task's kind (a scan's: SPEC §7, the organization's scope and
+    probe caps), normalized; what they reach on the network is checked against the site's
+    allowed scope (SPEC §13: operators are refused outside it, admins may scan there,
+    audited)."""
+    if kind.params is None:
+        if params:
+            raise InvalidTask("params", f"a {kind.label.lower()} takes no params")
+        return CheckedParams({})
+    context = ParamsContext(
+        site_scope=site["scope"],
+        site_excludes=site["excludes"],
+        scope_cap=accounts.organization_scope_cap(conn, principal.organization_id),
+        probe_cap=accounts.organization_probe_cap(conn, principal.organization_id),
+    )
     try:
-        checked = validate_scan_params(
-            params,
-            default_targets=site["scope"],
-            default_excludes=site["excludes"],
-            scope_cap=accounts.organization_scope_cap(conn, principal.organization_id),
-            probe_cap=accounts.organization_probe_cap(conn, principal.organization_id),
-        )
-    except ScanParamsError as exc:
+        checked = kind.params(params, context)
+    except ParamsError as exc:
         raise InvalidTask(
             f"params.{exc.field}" if exc.field else "params", exc.message, exc.token
         ) from exc
+    if checked.targets is None:
+        return CheckedParams(checked.params)
     allowed = allowed_scope(site)
     outside = first_outside(checked.targets, checked.excludes, allowed)
     if outside is None:
-        return CheckedParams(checked.to_json())
+        return CheckedParams(checked.params)
     if principal.is_superuser or principal.role.allows(Role.ADMIN):
-        return CheckedParams(checked.to_json(), outside.target.text)
+        return CheckedParams(checked.params, outside.target.text)
     if not allowed:
         raise InvalidTask(
             "params.targets",
@@ -153,7 +184,7 @@ def _audit_outside_scope(
         action="scan_outside_allowed_scope",
         object_type="task",
         object_id=task["id"],
-        details={"site": site["name"], "target": target, "targets": task["params"]["targets"]},
+        details={"site": site["name"], "target": target, "targets": task["params"].get("targets")},
     )
 
 
@@ -199,17 +230,19 @@ def stored_recurrence(task: Mapping[str, Any]) -> recurrence.Recurrence:
 def create_task(
     conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Create a scan (now, at `start_time`, or as a recurring template)."""
+    """Create a task of a kind users create (a scan unless `type` says otherwise): now, at
+    `start_time`, or as a recurring template."""
     now = now or _now()
+    kind = _creatable_kind(body.get("type", kinds.SCAN.type))
     site = _site_for(conn, principal, body.get("site_id"))
-    _check_runner(conn, principal, body.get("explorer_id"), body.get("hosted_zone_id"))
-    checked = validated_params(conn, principal, site, body.get("params") or {})
+    _check_runner(conn, principal, kind, body.get("explorer_id"), body.get("hosted_zone_id"))
+    checked = validated_params(conn, principal, kind, site, body.get("params") or {})
     values: dict[str, Any] = {
         "organization_id": principal.organization_id,
         "site_id": site["id"],
         "name": body["name"].strip(),
         "description": body.get("description", ""),
-        "type": TaskType(body.get("type", "scan")).value,
+        "type": kind.type,
         "explorer_id": body.get("explorer_id"),
         "hosted_zone_id": body.get("hosted_zone_id"),
         "params": checked.params,
@@ -242,8 +275,6 @@ def create_task(
         details={"name": task["name"]},
     )
     _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
-    if recur is not None or start_time is not None:
-        scheduling.notify_after_commit(conn)
     return task
 
 
@@ -267,6 +298,7 @@ def update_task(
     now = now or _now()
     task = _load(conn, principal, task_id)
     status = TaskStatus(task["status"])
+    kind = kinds.kind_of(task["type"])
     planning_fields = {
         "params",
         "explorer_id",
@@ -293,12 +325,12 @@ def update_task(
     if "explorer_id" in changes or "hosted_zone_id" in changes:
         explorer_id = changes.get("explorer_id", task["explorer_id"])
         zone_id = changes.get("hosted_zone_id", task["hosted_zone_id"])
-        _check_runner(conn, principal, explorer_id, zone_id)
+        _check_runner(conn, principal, kind, explorer_id, zone_id)
         values.update(explorer_id=explorer_id, hosted_zone_id=zone_id)
     checked: CheckedParams | None = None
     if changes.get("params") is not None:
         site = _site_for(conn, principal, task["site_id"])
-        checked = validated_params(conn, principal, site, changes["params"])
+        checked = validated_params(conn, principal, kind, site, changes["params"])
         values["params"] = checked.params
     if changes.get("grace_period") is not None:
         values["grace_period"] = changes["grace_period"]
@@ -338,8 +370,6 @@ def update_task(
     )
     if checked is not None:
         _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope)
-    if {"recur_next", "start_time"} & values.keys():
-        scheduling.notify_after_commit(conn)
     return updated
 
 
@@ -495,7 +525,6 @@ def resume_task(
         object_type="task",
         object_id=task_id,
     )
-    scheduling.notify_after_commit(conn)
     return updated
 
 

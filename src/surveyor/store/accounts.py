@@ -148,6 +148,11 @@ def find_user_by_email(conn: Connection, email: str) -> dict[str, Any] | None:
     return dict(row) if row else None
 
 
+def note_login(conn: Connection, user_id: int, *, at: datetime) -> None:
+    """Remember when the account last logged in (the members list shows it)."""
+    conn.execute(update(users).where(users.c.id == user_id).values(last_login_at=at))
+
+
 def set_password(conn: Connection, user_id: int, password: str) -> None:
     conn.execute(
         update(users).where(users.c.id == user_id).values(password_hash=hash_password(password))

@@ -2,15 +2,18 @@
 
 The store's one task write path notes a `TaskChange` for every task row it inserts or
 updates; the notes live on the connection and are handed, once the transaction has
-committed, to whoever publishes them (the console's change bus). A rolled-back transaction
-publishes nothing.
+committed, to whoever publishes them (the console's change bus, `store/change_bus.py`).
+A rolled-back transaction publishes nothing: its notes are dropped with it
+(`forget_changes`, registered on every engine by `store.engine.make_engine`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -24,17 +27,56 @@ class ChangeKind(StrEnum):
     EDITED = "edited"
 
 
+#: Columns that move while a task runs and mean nothing to anyone waiting for work: an
+#: edit of these alone is progress, which pages poll for and other processes never hear of.
+PROGRESS_FIELDS = frozenset(
+    {"progress_collect", "progress_process", "stats", "last_report_at", "lease_expires_at"}
+)
+
+
 @dataclass(frozen=True)
 class TaskChange:
     kind: ChangeKind
     organization_id: int
-    task_id: int
+    #: None when the changes of several tasks arrived coalesced from another process.
+    task_id: int | None
     task_type: str
     status: str
     previous_status: str | None = None
     explorer_id: int | None = None
     template: bool = False
+    #: The task's wait reason after the change (the scheduler wakes for `not_due` ones).
+    wait_reason: str | None = None
+    #: The columns the write set (empty for a created task).
     fields: frozenset[str] = field(default_factory=frozenset)
+
+    @classmethod
+    def of(
+        cls,
+        row: Mapping[Any, Any],
+        kind: ChangeKind,
+        *,
+        previous_status: str | None = None,
+        fields: Collection[str] = (),
+    ) -> TaskChange:
+        """The change `kind` of the task whose row (after the write) is `row`."""
+        return cls(
+            kind=kind,
+            organization_id=int(row["organization_id"]),
+            task_id=int(row["id"]),
+            task_type=str(row["type"]),
+            status=str(row["status"]),
+            previous_status=previous_status,
+            explorer_id=row.get("explorer_id"),
+            template=bool(row.get("recur")),
+            wait_reason=row.get("wait_reason"),
+            fields=frozenset(fields) - {"id"},
+        )
+
+    @property
+    def progress_only(self) -> bool:
+        """An edit of progress columns alone (a running task's report, a lease renewal)."""
+        return self.kind is ChangeKind.EDITED and self.fields <= PROGRESS_FIELDS
 
 
 _CHANGES = "surveyor_task_changes"
@@ -59,3 +101,11 @@ def take_changes(conn: Connection) -> list[TaskChange]:
     """The changes noted in this transaction, removed from it (at commit or rollback)."""
     changes: list[TaskChange] = conn.info.pop(_CHANGES, [])
     return changes
+
+
+def forget_changes(conn: Connection) -> None:
+    """Drop the notes of a transaction that ended without publishing them (a rollback, or
+    a commit outside `Database`: their next transaction must not publish them)."""
+    # A connection that was invalidated (lost) has no usable info left to clear.
+    with contextlib.suppress(Exception):
+        conn.info.pop(_CHANGES, None)

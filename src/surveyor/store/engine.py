@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from surveyor.store import tasks as task_store
+from surveyor.store.changes import TaskChange, forget_changes, pending_changes, take_changes
 
 DEFAULT_DATA_DIR = "surveyor-data"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -97,6 +101,16 @@ def _begin_sqlite(conn: Any) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _watch_transactions(engine: Engine) -> None:
+    """What every transaction on `engine` keeps in step: the tab counters (written at
+    commit, dropped on rollback) and the task change notes (dropped on rollback, and at the
+    start of a transaction, in case one committed outside `Database` left some behind)."""
+    event.listen(engine, "begin", forget_changes)
+    event.listen(engine, "commit", task_store.write_count_deltas)
+    event.listen(engine, "rollback", task_store.forget_count_deltas)
+    event.listen(engine, "rollback", forget_changes)
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create the engine for `url` (default: `database_url()`), tuned for its backend."""
     url = normalize_url(url) if url else database_url()
@@ -105,11 +119,26 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
-        return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_engine(url, **kwargs)
+    _watch_transactions(engine)
+    return engine
+
+
+class ChangePublisher(Protocol):
+    """Who hears of the task changes a `Database`'s transactions commit (the change bus)."""
+
+    def committing(self, conn: Connection, changes: Sequence[TaskChange]) -> None:
+        """Inside the transaction, just before it commits: what is done here commits with
+        it or not at all (PostgreSQL delivers a NOTIFY only once its transaction commits)."""
+        ...
+
+    def committed(self, changes: Sequence[TaskChange]) -> None:
+        """After the commit succeeded; never for a transaction that rolled back."""
+        ...
 
 
 class Database:
@@ -118,23 +147,54 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._publishers: tuple[ChangePublisher, ...] = ()
+        self._lock = threading.Lock()
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
+    def publish_changes_to(self, publisher: ChangePublisher) -> Callable[[], None]:
+        """Hand the task changes of every transaction of this database to `publisher`, until
+        the returned function is called."""
+        with self._lock:
+            self._publishers = (*self._publishers, publisher)
+
+        def stop() -> None:
+            with self._lock:
+                self._publishers = tuple(p for p in self._publishers if p is not publisher)
+
+        return stop
+
+    @contextmanager
+    def _transaction(self, **options: Any) -> Iterator[Connection]:
+        # SQLAlchemy's "commit" event runs before the database has committed; the changes
+        # are published once `conn.begin()` has returned from the commit itself.
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**options) if options else conn
+            publishers = self._publishers
+            with conn.begin():
+                yield conn
+                noted = pending_changes(conn)
+                if noted:
+                    for publisher in publishers:
+                        publisher.committing(conn, noted)
+            committed = take_changes(conn)
+        if committed:
+            for publisher in publishers:
+                publisher.committed(committed)
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: a consistent snapshot that never blocks writers."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(**{READ_ONLY: True})
-            with conn.begin():
-                yield conn
+        with self._transaction(**{READ_ONLY: True}) as conn:
+            yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction, committed when the block ends without an exception."""
-        with self.engine.begin() as conn:
+        """A write transaction, committed when the block ends without an exception; the
+        task changes it noted are then published (`publish_changes_to`)."""
+        with self._transaction() as conn:
             yield conn
 
     def dispose(self) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from surveyor.core.tasks import Tab, TaskStatus, TaskType
+from surveyor.core import kinds
+from surveyor.core.tasks import EXPLORER_OCCUPYING_STATUSES, Tab, TaskStatus
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
 from surveyor.store import records
 from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, task_events, tasks
@@ -22,13 +23,7 @@ from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, ta
 ENROLLMENT_TOKEN_PREFIX = "sve"  # noqa: S105 (a prefix, not a secret)
 EXPLORER_SECRET_PREFIX = "svx"  # noqa: S105
 
-#: Statuses in which a task occupies its explorer: scanning, stopping, or uploading its data.
-RUNNING_ON_EXPLORER: tuple[TaskStatus, ...] = (
-    TaskStatus.ACTIVE,
-    TaskStatus.STOPPING,
-    TaskStatus.SCANNED,
-)
-_RUNNING = [status.value for status in RUNNING_ON_EXPLORER]
+_RUNNING = sorted(status.value for status in EXPLORER_OCCUPYING_STATUSES)
 
 
 def split_secret(plaintext: str, prefix: str) -> tuple[str, str] | None:
@@ -248,7 +243,7 @@ def lock_zone(conn: Connection, zone_id: int) -> dict[str, Any] | None:
 
 
 def tasks_on_explorer(conn: Connection, explorer_id: int) -> list[dict[str, Any]]:
-    """Tasks the explorer is running (scanning, stopping or uploading)."""
+    """Tasks that occupy the explorer (`EXPLORER_OCCUPYING_STATUSES`)."""
     rows = conn.execute(
         select(tasks)
         .where(tasks.c.explorer_id == explorer_id, tasks.c.status.in_(_RUNNING))
@@ -267,16 +262,79 @@ def count_running_in_zone(conn: Connection, zone_id: int) -> int:
     )
 
 
-def _due_scans(now: datetime) -> Any:
-    """Scans waiting to launch whose start time has come (hidden ones too)."""
+def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[int, int]:
+    """The task occupying each explorer of these organizations (explorer id -> task id), in
+    one query (few tasks run at once; an explorer with two, e.g. one still stopping, shows
+    the newer). No GROUP BY: it would tempt SQLite into walking the explorer index over
+    every task."""
+    rows = conn.execute(
+        select(tasks.c.explorer_id, tasks.c.id).where(
+            tasks.c.status.in_(_RUNNING),
+            tasks.c.organization_id.in_(list(organization_ids)),
+            tasks.c.explorer_id.is_not(None),
+        )
+    ).all()
+    current: dict[int, int] = {}
+    for explorer_id, task_id in rows:
+        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
+    return current
+
+
+def occupying_tasks(
+    conn: Connection,
+    organization_id: int,
+    *,
+    site_id: int | None = None,
+    hosted_zone_id: int | None = None,
+    explorer_id: int | None = None,
+    limit: int = 100,
+) -> list[tuple[int, TaskStatus]]:
+    """(id, status) of the tasks of a site, a hosted zone or an explorer (the one given)
+    that occupy an explorer now, oldest first; removed tasks do not count."""
+    query = select(tasks.c.id, tasks.c.status).where(
+        tasks.c.organization_id == organization_id,
+        tasks.c.status.in_(_RUNNING),
+        tasks.c.removed_at.is_(None),
+    )
+    for column, wanted in (
+        (tasks.c.site_id, site_id),
+        (tasks.c.hosted_zone_id, hosted_zone_id),
+        (tasks.c.explorer_id, explorer_id),
+    ):
+        if wanted is not None:
+            query = query.where(column == wanted)
+    rows = conn.execute(query.order_by(tasks.c.id).limit(limit)).all()
+    return [(task_id, TaskStatus(status)) for task_id, status in rows]
+
+
+def zone_member_counts(conn: Connection, zone_ids: Iterable[int]) -> dict[int, int]:
+    """How many explorers each of these hosted zones has (zones without any are absent)."""
+    wanted = sorted(set(zone_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(
+        select(explorers.c.hosted_zone_id, func.count())
+        .where(explorers.c.hosted_zone_id.in_(wanted))
+        .group_by(explorers.c.hosted_zone_id)
+    ).all()
+    return {zone_id: int(count) for zone_id, count in rows}
+
+
+def _due_tasks(now: datetime, types: Sequence[str]) -> Any:
+    """Tasks of these types waiting to launch whose start time has come (hidden ones too)."""
     return and_(
         tasks.c.tab == Tab.SCHEDULED.value,
         tasks.c.status == TaskStatus.NEW.value,
         tasks.c.recur.is_(False),
         tasks.c.removed_at.is_(None),
-        tasks.c.type == TaskType.SCAN.value,
+        tasks.c.type.in_(types),
         or_(tasks.c.start_time.is_(None), tasks.c.start_time <= now),
     )
+
+
+def _due_scans(now: datetime) -> Any:
+    """Tasks explorers collect (scans) waiting to launch whose start time has come."""
+    return _due_tasks(now, kinds.launched_on_explorers())
 
 
 def _meant_for(explorer: Mapping[str, Any]) -> Any:
@@ -361,13 +419,11 @@ def zone_loads(conn: Connection, zone_ids: Iterable[int]) -> dict[int, dict[str,
     return {row["id"]: {**dict(row), "running": int(counts.get(row["id"], 0))} for row in rows}
 
 
-def running_scans(
-    conn: Connection, statuses: Sequence[TaskStatus] = RUNNING_ON_EXPLORER, *, limit: int = 1000
-) -> list[dict[str, Any]]:
+def running_scans(conn: Connection, *, limit: int = 1000) -> list[dict[str, Any]]:
     """Tasks that occupy an explorer, for the supervisor's timeouts."""
     rows = conn.execute(
         select(tasks)
-        .where(tasks.c.status.in_([s.value for s in statuses]), tasks.c.explorer_id.is_not(None))
+        .where(tasks.c.status.in_(_RUNNING), tasks.c.explorer_id.is_not(None))
         .order_by(tasks.c.id)
         .limit(limit)
     ).mappings()
@@ -389,22 +445,6 @@ def stop_requested_at(conn: Connection, task: Mapping[str, Any]) -> datetime | N
     return at
 
 
-def running_tasks_by_explorer(
-    conn: Connection, organization_ids: Iterable[int], statuses: Iterable[TaskStatus]
-) -> list[tuple[int, int]]:
-    """(explorer id, task id) of the tasks in these statuses on the explorers of these
-    organizations, in one query (few tasks run at once). No GROUP BY: it would tempt SQLite
-    into walking the explorer index over every task."""
-    rows = conn.execute(
-        select(tasks.c.explorer_id, tasks.c.id).where(
-            tasks.c.status.in_([status.value for status in statuses]),
-            tasks.c.organization_id.in_(list(organization_ids)),
-            tasks.c.explorer_id.is_not(None),
-        )
-    ).all()
-    return [(int(explorer_id), int(task_id)) for explorer_id, task_id in rows]
-
-
 def checkins_of(
     conn: Connection, organization_ids: Iterable[int]
 ) -> list[tuple[int, int, datetime | None, datetime | None]]:
@@ -421,3 +461,24 @@ def checkins_of(
         .order_by(explorers.c.id)
     ).all()
     return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+
+def has_due_tasks(conn: Connection, types: Sequence[str], *, now: datetime) -> bool:
+    """Whether a task of these types waits to launch past its start time (a cheap read)."""
+    found = conn.execute(select(tasks.c.id).where(_due_tasks(now, types)).limit(1)).first()
+    return found is not None
+
+
+def lock_due_tasks(
+    conn: Connection, types: Sequence[str], *, now: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Tasks of these types waiting to launch past their start time, soonest first, locked
+    for this transaction (rows another console holds are skipped, not waited for)."""
+    rows = conn.execute(
+        select(tasks)
+        .where(_due_tasks(now, types))
+        .order_by(tasks.c.start_time, tasks.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).mappings()
+    return [dict(row) for row in rows]

@@ -653,6 +653,23 @@ def get_asset(conn: Connection, organization_id: int, asset_id: int) -> dict[str
     return dict(row) if row is not None else None
 
 
+def asset_counts_by_site(conn: Connection, organization_id: int) -> dict[int, dict[str, int]]:
+    """Assets per site of an organization: all of them (`total`) and those that answered
+    the last scan of their scope (`online`); sites without assets are absent."""
+    rows = conn.execute(
+        select(
+            assets.c.site_id,
+            func.count(),
+            func.sum(func.cast(assets.c.alive, assets.c.service_count.type)),
+        )
+        .where(assets.c.organization_id == organization_id)
+        .group_by(assets.c.site_id)
+    ).all()
+    return {
+        site_id: {"total": int(total), "online": int(alive or 0)} for site_id, total, alive in rows
+    }
+
+
 def asset_history(conn: Connection, asset_id: int, *, limit: int = 20) -> list[dict[str, Any]]:
     """The latest changes recorded for an asset, newest first."""
     rows = (

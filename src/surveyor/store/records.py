@@ -6,7 +6,7 @@ simply not found.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 # The audit trail lives in its own module; callers that record from here keep working.
 from surveyor.store.audit import audit as audit
+from surveyor.store.schema import sites
 
 
 class Conflict(Exception):
@@ -121,3 +122,15 @@ def delete_record(conn: Connection, table: Table, organization_id: int, record_i
         delete(table).where(table.c.id == record_id, table.c.organization_id == organization_id)
     )
     return result.rowcount == 1
+
+
+def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]) -> dict[int, str]:
+    """The names of these sites of the organization (site id -> name)."""
+    if not site_ids:
+        return {}
+    rows = conn.execute(
+        select(sites.c.id, sites.c.name).where(
+            sites.c.id.in_(sorted(site_ids)), sites.c.organization_id == organization_id
+        )
+    )
+    return {row.id: row.name for row in rows}

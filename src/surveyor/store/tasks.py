@@ -25,7 +25,6 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
-    Engine,
     Row,
     String,
     and_,
@@ -33,7 +32,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    event,
     func,
     insert,
     literal,
@@ -47,6 +45,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from surveyor.core.kinds import check_transition
 from surveyor.core.tasks import (
     ALL_VIEW,
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -57,9 +56,7 @@ from surveyor.core.tasks import (
     SortField,
     Tab,
     TaskStatus,
-    TaskType,
     TransitionKind,
-    check_transition,
     tab_of,
 )
 from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
@@ -181,8 +178,8 @@ def _moved(conn: Connection, before: Mapping[str, Any], after: Mapping[str, Any]
         _note_tab_change(conn, after["organization_id"], new[0], new[1], +1)
 
 
-@event.listens_for(Engine, "commit")
-def _write_count_deltas(conn: Connection) -> None:
+def write_count_deltas(conn: Connection) -> None:
+    """Write this transaction's tab count deltas (on every engine's "commit" event)."""
     # Written last, in one fixed order, so that concurrent transactions lock the counter rows
     # in the same order and never deadlock on them.
     pending = conn.info.pop(_PENDING_COUNTS, None)
@@ -193,8 +190,8 @@ def _write_count_deltas(conn: Connection) -> None:
             _upsert_count(conn, organization_id, tab, hidden, delta)
 
 
-@event.listens_for(Engine, "rollback")
-def _forget_count_deltas(conn: Connection) -> None:
+def forget_count_deltas(conn: Connection) -> None:
+    """Drop the deltas of a transaction that rolled back (every engine's "rollback" event)."""
     # A connection that was invalidated (lost) has no usable info left to clear.
     with contextlib.suppress(Exception):
         conn.info.pop(_PENDING_COUNTS, None)
@@ -249,26 +246,26 @@ def _task_change(
     *,
     previous_status: str | None = None,
 ) -> TaskChange:
-    return TaskChange(
-        kind=kind,
-        organization_id=row["organization_id"],
-        task_id=row["id"],
-        task_type=row["type"],
-        status=row["status"],
-        previous_status=previous_status,
-        explorer_id=row["explorer_id"],
-        template=bool(row["recur"]),
-        fields=frozenset(fields),
-    )
+    return TaskChange.of(row, kind, previous_status=previous_status, fields=frozenset(fields))
 
 
 def _noted_changes(
     kind: ChangeKind, rows: Iterable[Sequence[Any]], fields: Iterable[str]
 ) -> list[TaskChange]:
     """The changes of rows a bulk write returned, `_NOTED_COLUMNS` first."""
-    named = frozenset(fields)
+    named = frozenset(fields) - {"id"}
     return [
-        TaskChange(kind, row[1], row[0], row[2], row[3], None, row[4], bool(row[5]), named)
+        TaskChange(
+            kind=kind,
+            organization_id=row[1],
+            task_id=row[0],
+            task_type=row[2],
+            status=row[3],
+            explorer_id=row[4],
+            template=bool(row[5]),
+            wait_reason=row[6],
+            fields=named,
+        )
         for row in rows
     ]
 
@@ -409,6 +406,7 @@ _NOTED_COLUMNS = (
     tasks.c.status,
     tasks.c.explorer_id,
     tasks.c.recur,
+    tasks.c.wait_reason,
 )
 
 
@@ -423,7 +421,8 @@ def update_tasks(
     returning: Sequence[Any] = (),
 ) -> Sequence[Row[Any]]:
     """Write `values` to every task `chosen` selects, in one statement; the rows written
-    (`id`, `organization_id`, `type`, `status`, `explorer_id`, `recur`, then `returning`).
+    (`id`, `organization_id`, `type`, `status`, `explorer_id`, `recur`, `wait_reason`,
+    then `returning`).
 
     For writes decided on rows the caller holds (locked, leased, or due) that leave each task
     in its tab: the tab-moving columns are refused (`_READ_BEFORE_WRITING`), and `tab_sort`
@@ -532,7 +531,7 @@ def transition(
         if expected is not None and current not in expected:
             raise IllegalTransition(current, requested)
         kind = check_transition(
-            TaskType(task["type"]),
+            task["type"],
             template=bool(task["recur"]),
             current=current,
             requested=requested,

@@ -6,7 +6,7 @@ The rules live in `service/accounts.py`; these handlers parse, call it and rende
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 
-from surveyor.console.auth import Admin, Superuser, Viewer, login_source
+from surveyor.console.auth import LOGIN_REFUSAL_STATUS, Admin, Superuser, Viewer, login_source
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import (
     AccountOut,
@@ -42,7 +42,7 @@ from surveyor.console.schemas import (
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.service import accounts as rules
 from surveyor.service.accounts import AccountChanges, AccountRefused, Refusal
-from surveyor.service.login import LoginRefused, log_in
+from surveyor.service.login import LoginRefused, log_in, reauthenticating
 from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Invitation, Membership, Principal, Role
@@ -59,6 +59,7 @@ _STATUS = {
     Refusal.CONFLICT: 409,
     Refusal.INVALID: 400,
     Refusal.REAUTHENTICATE: 403,
+    Refusal.RATE_LIMITED: 429,
 }
 
 
@@ -69,26 +70,14 @@ def account_rules(
     """One write transaction of the account rules: a refusal becomes the API's answer, wrong
     current passwords are rate limited like logins, and remembered principals are forgotten
     once a change commits (other console processes forget theirs within seconds)."""
-    source, account = f"account:{principal.user_id}", "reauthenticate"
-    if reauthenticates:
-        wait = state.login_limiter.admit(source, account)
-        if wait is not None:
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many wrong passwords; try again in {wait} seconds",
-                {"retry_after": wait},
-            )
-    wrong_password = False
     try:
-        with state.db.write() as conn:
+        with ExitStack() as guards:
+            if reauthenticates:
+                guards.enter_context(reauthenticating(state.login_limiter, principal.user_id))
+            conn = guards.enter_context(state.db.write())
             yield conn
     except AccountRefused as exc:
-        wrong_password = exc.refusal is Refusal.REAUTHENTICATE
         raise ApiError(_STATUS[exc.refusal], exc.refusal.value, exc.message, exc.details) from exc
-    finally:
-        if reauthenticates and not wrong_password:
-            state.login_limiter.succeeded(source, account)
     state.principals.clear()
 
 
@@ -139,16 +128,20 @@ def login(body: LoginIn, request: Request, state: State) -> Any:
             organization_id=body.organization_id,
         )
     except LoginRefused as refused:
+        status = LOGIN_REFUSAL_STATUS[refused.refusal]
         if refused.refusal is LoginRefusal.RATE_LIMITED:
             raise ApiError(
-                429,
+                status,
                 "rate_limited",
                 f"too many failed logins; try again in {refused.retry_after} seconds",
                 {"retry_after": refused.retry_after},
             ) from None
         if refused.refusal is LoginRefusal.NOT_A_MEMBER:
-            raise ApiError(403, "forbidden", "you are not a member of that organization") from None
-        raise ApiError(401, "unauthenticated", "the email or password is wrong") from None
+            which = "any" if body.organization_id is None else "that"
+            raise ApiError(
+                status, "forbidden", f"you are not a member of {which} organization"
+            ) from None
+        raise ApiError(status, "unauthenticated", "the email or password is wrong") from None
     return {**asdict(session), "role": session.role.value}
 
 

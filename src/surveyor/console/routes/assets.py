@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
@@ -18,10 +18,9 @@ from surveyor.console.schemas import MAX_ID, IdPath
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.changes import ChangeKind, summarize
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
-from surveyor.store import inventory
+from surveyor.store import inventory, records
 from surveyor.store import tasks as task_store
 from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.schema import sites
 from surveyor.store.search_sql import compile_search
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
@@ -95,13 +94,6 @@ def _search_clause(conn: Connection, search: str | None) -> Any:
     return compile_search(conn, parse(search or ""), ASSET_SEARCH)
 
 
-def _site_names(conn: Connection, site_ids: set[int]) -> dict[int, str]:
-    if not site_ids:
-        return {}
-    rows = conn.execute(select(sites.c.id, sites.c.name).where(sites.c.id.in_(sorted(site_ids))))
-    return {row.id: row.name for row in rows}
-
-
 def _port_label(service: Mapping[str, Any]) -> str:
     label = f"{service['proto']}/{service['port']}"
     return f"{label} {service['name']}" if service["name"] else label
@@ -135,7 +127,9 @@ def list_assets(
             )
         except inventory.InvalidAssetCursor as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from exc
-        names = _site_names(conn, {row["site_id"] for row in page.items})
+        names = records.site_names(
+            conn, principal.organization_id, {row["site_id"] for row in page.items}
+        )
         found = inventory.services_of(conn, [row["id"] for row in page.items])
     return {
         "items": [asset_out(row, names, found[row["id"]]) for row in page.items],
@@ -150,7 +144,7 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> dict[str, An
         row = inventory.get_asset(conn, principal.organization_id, asset_id)
         if row is None:
             raise not_found("asset", asset_id)
-        names = _site_names(conn, {row["site_id"]})
+        names = records.site_names(conn, principal.organization_id, {row["site_id"]})
         found = inventory.services_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
     out = asset_out(row, names, found)

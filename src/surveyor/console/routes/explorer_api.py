@@ -8,9 +8,10 @@ out to the console; the console never dials an explorer.
   `POST /tasks/{id}/failed`; `PUT /task-data/{id}` (a streamed gzip JSONL body with its
   SHA-256 in `X-Surveyor-Content-SHA256`). Every task report carries the attempt token.
 
-A held poll wakes when a task is created or changed through this console's API, or when
-the supervisor finds a launchable scan, and otherwise re-checks the database every
-`poll_recheck_seconds` (other consoles may have changed something). A held poll whose
+A held poll wakes when the change bus tells of a task change that may let a scan launch
+(`launch.may_let_a_scan_launch`: made in this console, or on PostgreSQL in any process), or
+when the supervisor finds a launchable scan, and otherwise re-checks the database every
+`poll_recheck_seconds` (explorers and zones change too). A held poll whose
 connection drops is noted in the explorer's row, so every console counts the explorer
 offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 """
@@ -27,7 +28,6 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surveyor.console.errors import ApiError, BodyTooLarge, ErrorResponse
 from surveyor.console.schemas import IdPath, Strict
@@ -66,66 +66,6 @@ _bearer = HTTPBearer(
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class WorkSignal:
-    """Wakes held polls when there may be new work; they then re-check the database.
-
-    Used from the console's event loop only.
-    """
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds; True when woken by `notify`."""
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), max(0.0, timeout))
-        except TimeoutError:
-            return False
-        return True
-
-
-def work_signal(state: ConsoleState) -> WorkSignal:
-    signal = state.extras.get("explorer_work_signal")
-    if not isinstance(signal, WorkSignal):
-        signal = WorkSignal()
-        state.extras["explorer_work_signal"] = signal
-    return signal
-
-
-class WakeExplorersOnTaskWrites:
-    """After a successful write to `/api/v1/tasks…` (a task created, run now, edited or
-    stopped), wake the held polls so the change reaches explorers at once."""
-
-    def __init__(self, app: ASGIApp, state: ConsoleState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] in ("GET", "HEAD", "OPTIONS")
-            or not scope["path"].startswith("/api/v1/tasks")
-        ):
-            await self.app(scope, receive, send)
-            return
-        status = 0
-
-        async def watch(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        await self.app(scope, receive, watch)
-        if 200 <= status < 400:
-            work_signal(self.state).notify()
 
 
 class ExplorerMessage(Strict):
@@ -316,9 +256,10 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
     loop = asyncio.get_running_loop()
     wait = min(body.wait, settings.long_poll_seconds, settings.online_window_seconds / 2)
     deadline = loop.time() + wait
-    signal = work_signal(state)
+    signal = state.explorer_work
     checked_in_at = await asyncio.to_thread(_check_in, state, explorer, body.host_info())
     check_at = loop.time()
+    armed = signal.arm()
     while True:
         if state.stopping.is_set():
             return {"task": None}
@@ -326,6 +267,8 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
             await asyncio.to_thread(_poll_dropped, state, explorer, checked_in_at)
             return {"task": None}
         if loop.time() >= check_at:
+            # Armed before looking: work committed while we look wakes the wait below.
+            armed = signal.arm()
             assignment = await asyncio.to_thread(_next_work, state, explorer["id"])
             if assignment is not None:
                 return {"task": assignment}
@@ -333,7 +276,7 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
         now = loop.time()
         if now >= deadline:
             return {"task": None}
-        if await signal.wait(min(deadline, check_at, now + STOPPING_CHECK_SECONDS) - now):
+        if await signal.wait(armed, min(deadline, check_at, now + STOPPING_CHECK_SECONDS) - now):
             check_at = loop.time()
 
 
@@ -552,7 +495,6 @@ async def explorer_supervisor(state: ConsoleState) -> None:
     """Background service: timeouts of running scans, wait reasons and grace periods of
     waiting ones, and a wake-up for held polls when a scan could launch."""
     watching_since = _utcnow()
-    signal = work_signal(state)
     while True:
         try:
             launchable = await asyncio.to_thread(_supervise_once, state, watching_since)
@@ -560,5 +502,5 @@ async def explorer_supervisor(state: ConsoleState) -> None:
             log.exception("the explorer supervisor failed; trying again")
             launchable = 0
         if launchable:
-            signal.notify()
+            state.explorer_work.notify()
         await asyncio.sleep(state.settings.explorer_sweep_seconds)

@@ -23,10 +23,10 @@ from surveyor.console.errors import ApiError, ErrorResponse
 from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import MAX_ID, TaskOut
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
-from surveyor.core.tasks import TaskStatus, TaskType
+from surveyor.core.tasks import TaskStatus
 from surveyor.processing.records import TaskDataError, survey
-from surveyor.processing.worker import wake_workers
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
@@ -151,7 +151,7 @@ def _create_import(
                     "site_id": target["id"],
                     "name": name or f"Import into {target['name']}",
                     "description": description,
-                    "type": TaskType.IMPORT.value,
+                    "type": kinds.IMPORT.type,
                     "created_by": principal.email,
                     "created_by_user_id": principal.user_id,
                 },
@@ -239,5 +239,4 @@ async def create_import(
         )
     finally:
         await run_in_threadpool(upload.discard)
-    wake_workers(state.extras)
     return task_out(task)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
 from surveyor.console.auth import Admin, Viewer
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
@@ -24,17 +25,11 @@ from surveyor.console.schemas import (
     SiteUpdate,
 )
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.core.targets import (
-    DEFAULT_IPV6_MIN_PREFIX,
-    TargetError,
-    build_scope,
-    parse_targets,
-)
-from surveyor.core.tasks import TaskStatus
 from surveyor.service import explorers as explorer_service
+from surveyor.service import resources as rules
+from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
-from surveyor.store.records import audit
-from surveyor.store.schema import explorers, hosted_zones, sites, tasks
+from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -45,33 +40,17 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 After = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
 ]
+_STATUS = {Refusal.NOT_FOUND: 404, Refusal.IN_USE: 409, Refusal.INVALID: 400}
 
 
-def _scope_size(scope: str, excludes: str) -> int:
+@contextmanager
+def resource_rules(state: ConsoleState) -> Iterator[Connection]:
+    """One write transaction of the resource rules; a refusal becomes the API's answer."""
     try:
-        return build_scope(parse_targets(scope), parse_targets(excludes)).size
-    except TargetError:
-        return 0
-
-
-def _check_scope(values: Mapping[str, Any], field: str) -> None:
-    if values.get(field) is None:
-        return
-    try:
-        # An allowed scope may be as large as an admin likes; scopes scans use are bounded.
-        parse_targets(
-            values[field],
-            field=field,
-            ipv6_min_prefix=None if field == "allowed_scope" else DEFAULT_IPV6_MIN_PREFIX,
-        )
-    except TargetError as exc:
-        raise ApiError(
-            400, "invalid_scope", exc.message, {"field": field, "token": exc.token}
-        ) from exc
-
-
-def site_out(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {**row, "scope_size": _scope_size(row["scope"], row["excludes"])}
+        with state.db.write() as conn:
+            yield conn
+    except ResourceRefused as exc:
+        raise ApiError(_STATUS[exc.refusal], exc.code, exc.message, exc.details) from exc
 
 
 @router.get("/sites", response_model=list[SiteOut], tags=["sites"], responses=_ERRORS)
@@ -80,26 +59,13 @@ def list_sites(principal: Viewer, state: State, limit: Limit = 100, after: After
         rows = records.list_records(
             conn, sites, principal.organization_id, limit=limit, after_id=after
         )
-    return [site_out(row) for row in rows]
+    return [rules.site_view(row) for row in rows]
 
 
 @router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
-    values = body.model_dump()
-    for field in ("scope", "excludes", "allowed_scope"):
-        _check_scope(values, field)
-    with state.db.write() as conn:
-        row = records.create_record(conn, sites, principal.organization_id, values)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="create",
-            object_type="site",
-            object_id=row["id"],
-            details={"allowed_scope": row["allowed_scope"]},
-        )
-    return site_out(row)
+    with resource_rules(state) as conn:
+        return rules.create_site(conn, principal, body.model_dump())
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
@@ -108,87 +74,23 @@ def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
         row = records.get_record(conn, sites, principal.organization_id, site_id)
     if row is None:
         raise not_found("site", site_id)
-    return site_out(row)
+    return rules.site_view(row)
 
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    for field in ("scope", "excludes", "allowed_scope"):
-        _check_scope(changes, field)
-    with state.db.write() as conn:
-        row = records.update_record(conn, sites, principal.organization_id, site_id, changes)
-        if row is None:
-            raise not_found("site", site_id)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="edit",
-            object_type="site",
-            object_id=site_id,
-            details={
-                "fields": sorted(changes),
-                **(
-                    {"allowed_scope": changes["allowed_scope"]}
-                    if "allowed_scope" in changes
-                    else {}
-                ),
-            },
-        )
-    return site_out(row)
-
-
-def _in_use(conn: Connection, column: Any, record_id: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(tasks)
-            .where(
-                column == record_id,
-                tasks.c.removed_at.is_(None),
-                tasks.c.status.in_(
-                    [
-                        TaskStatus.ACTIVE.value,
-                        TaskStatus.STOPPING.value,
-                        TaskStatus.CONNECTING.value,
-                    ]
-                ),
-            )
-        ).scalar_one()
-    )
+    with resource_rules(state) as conn:
+        return rules.update_site(conn, principal, site_id, changes)
 
 
 @router.delete("/sites/{site_id}", status_code=204, tags=["sites"], responses=_ERRORS)
 def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
-    with state.db.write() as conn:
-        if records.get_record(conn, sites, principal.organization_id, site_id) is None:
-            raise not_found("site", site_id)
-        if records.count_records(conn, sites, principal.organization_id) == 1:
-            raise ApiError(
-                409,
-                "conflict",
-                "this is the organization's last site; create another before deleting it",
-            )
-        if _in_use(conn, tasks.c.site_id, site_id):
-            raise ApiError(409, "conflict", "tasks of this site are running; stop them first")
-        records.delete_record(conn, sites, principal.organization_id, site_id)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="delete",
-            object_type="site",
-            object_id=site_id,
-        )
+    """Delete a site; refused (409) for the organization's last site, and while its tasks
+    run on or upload to explorers."""
+    with resource_rules(state) as conn:
+        rules.delete_site(conn, principal, site_id)
     return Response(status_code=204)
-
-
-def zone_out(conn: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
-    members = conn.execute(
-        select(func.count()).select_from(explorers).where(explorers.c.hosted_zone_id == row["id"])
-    ).scalar_one()
-    return {**row, "explorer_count": int(members)}
 
 
 @router.get(
@@ -199,7 +101,7 @@ def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After
         rows = records.list_records(
             conn, hosted_zones, principal.organization_id, limit=limit, after_id=after
         )
-        return [zone_out(conn, row) for row in rows]
+        return rules.zone_views(conn, rows)
 
 
 @router.post(
@@ -210,19 +112,8 @@ def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After
     responses=_ERRORS,
 )
 def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
-    with state.db.write() as conn:
-        row = records.create_record(
-            conn, hosted_zones, principal.organization_id, body.model_dump()
-        )
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="create",
-            object_type="hosted_zone",
-            object_id=row["id"],
-        )
-        return zone_out(conn, row)
+    with resource_rules(state) as conn:
+        return rules.create_zone(conn, principal, body.model_dump())
 
 
 @router.get(
@@ -236,7 +127,7 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
         row = records.get_record(conn, hosted_zones, principal.organization_id, zone_id)
         if row is None:
             raise not_found("hosted zone", zone_id)
-        return zone_out(conn, row)
+        return rules.zone_view(conn, row)
 
 
 @router.patch(
@@ -247,38 +138,16 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
 )
 def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
-    with state.db.write() as conn:
-        row = records.update_record(conn, hosted_zones, principal.organization_id, zone_id, changes)
-        if row is None:
-            raise not_found("hosted zone", zone_id)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="edit",
-            object_type="hosted_zone",
-            object_id=zone_id,
-            details={"fields": sorted(changes)},
-        )
-        return zone_out(conn, row)
+    with resource_rules(state) as conn:
+        return rules.update_zone(conn, principal, zone_id, changes)
 
 
 @router.delete("/hosted-zones/{zone_id}", status_code=204, tags=["hosted zones"], responses=_ERRORS)
 def delete_zone(zone_id: IdPath, principal: Admin, state: State) -> Response:
-    with state.db.write() as conn:
-        if records.get_record(conn, hosted_zones, principal.organization_id, zone_id) is None:
-            raise not_found("hosted zone", zone_id)
-        if _in_use(conn, tasks.c.hosted_zone_id, zone_id):
-            raise ApiError(409, "conflict", "tasks in this zone are running; stop them first")
-        records.delete_record(conn, hosted_zones, principal.organization_id, zone_id)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="delete",
-            object_type="hosted_zone",
-            object_id=zone_id,
-        )
+    """Delete a hosted zone (its explorers leave it); refused (409) while its tasks run on
+    or upload to explorers."""
+    with resource_rules(state) as conn:
+        rules.delete_zone(conn, principal, zone_id)
     return Response(status_code=204)
 
 
@@ -320,64 +189,15 @@ def update_explorer(
 ) -> Any:
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None or k == "site_id"}
-    with state.db.write() as conn:
-        if (
-            changes.get("site_id") is not None
-            and records.get_record(conn, sites, principal.organization_id, changes["site_id"])
-            is None
-        ):
-            raise ApiError(
-                400,
-                "invalid_explorer",
-                f"site {changes['site_id']} does not exist",
-                {"field": "site_id"},
-            )
-        if changes.get("hosted_zone_id") == 0:
-            changes["hosted_zone_id"] = None
-        elif (
-            changes.get("hosted_zone_id") is not None
-            and records.get_record(
-                conn, hosted_zones, principal.organization_id, changes["hosted_zone_id"]
-            )
-            is None
-        ):
-            raise ApiError(
-                400,
-                "invalid_explorer",
-                f"hosted zone {changes['hosted_zone_id']} does not exist",
-                {"field": "hosted_zone_id"},
-            )
-        row = records.update_record(
-            conn, explorers, principal.organization_id, explorer_id, changes
-        )
-        if row is None:
-            raise not_found("explorer", explorer_id)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="edit",
-            object_type="explorer",
-            object_id=explorer_id,
-            details={"fields": sorted(changes)},
-        )
+    with resource_rules(state) as conn:
+        row = rules.update_explorer(conn, principal, explorer_id, changes)
         return explorer_out(conn, row, online_window=state.settings.online_window_seconds)
 
 
 @router.delete("/explorers/{explorer_id}", status_code=204, tags=["explorers"], responses=_ERRORS)
 def delete_explorer(explorer_id: IdPath, principal: Admin, state: State) -> Response:
-    with state.db.write() as conn:
-        if records.get_record(conn, explorers, principal.organization_id, explorer_id) is None:
-            raise not_found("explorer", explorer_id)
-        if _in_use(conn, tasks.c.explorer_id, explorer_id):
-            raise ApiError(409, "conflict", "this explorer is running a task; stop it first")
-        records.delete_record(conn, explorers, principal.organization_id, explorer_id)
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="delete",
-            object_type="explorer",
-            object_id=explorer_id,
-        )
+    """Delete an explorer and revoke its secret; refused (409) while a task occupies it
+    (scanning, stopping or uploading its data)."""
+    with resource_rules(state) as conn:
+        rules.delete_explorer(conn, principal, explorer_id)
     return Response(status_code=204)

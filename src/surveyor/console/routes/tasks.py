@@ -71,7 +71,8 @@ def _search_clause(conn: Connection, search: str | None) -> tuple[Any, bool]:
 
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
 def create_task(body: TaskCreate, principal: Operator, state: State) -> dict[str, Any]:
-    """Create a scan that starts now, at `start_time`, or recurs by `recur`."""
+    """Create a task that starts now, at `start_time`, or recurs by `recur`: a scan, or
+    another kind users create (`type`)."""
     try:
         with state.db.write() as conn:
             task = task_service.create_task(conn, principal, body.model_dump(exclude_unset=True))

@@ -1,10 +1,11 @@
 """Live news for the console's pages: one poller per console process.
 
-`TaskFeed` polls the database once a second while anyone listens: new task events (every
-transition, edit and spawn is one, with a growing id), the progress of running tasks, and the
-state of the explorers (online or not, and what each runs). It fans them out to the
-subscribed streams of each organization, so the cost of a poll does not grow with the number
-of open pages. `GET /api/v1/events` (`console/routes/events.py`) turns a subscription into
+`TaskFeed` polls the database once a second while anyone listens, and at once when the
+change bus tells of a task change other than progress: new task events (every transition,
+edit and spawn is one, with a growing id), the progress of running tasks, and the state of
+the explorers (online or not, and what each runs). It fans them out to the subscribed
+streams of each organization, so the cost of a poll does not grow with the number of open
+pages. `GET /api/v1/events` (`console/routes/events.py`) turns a subscription into
 server-sent events.
 """
 
@@ -29,6 +30,8 @@ from surveyor.service.explorers import current_tasks_of
 from surveyor.service.launch import is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
+from surveyor.store.change_bus import AsyncSignal, ChangeBus
+from surveyor.store.changes import TaskChange
 from surveyor.store.engine import Database
 
 log = logging.getLogger("surveyor.console.live")
@@ -38,7 +41,11 @@ MOVING = frozenset({TaskStatus.ACTIVE, TaskStatus.CONNECTING, TaskStatus.PROCESS
 #: Events are re-read this far behind the newest one seen, so a transaction that commits
 #: after a later one (possible on PostgreSQL) is still delivered, once.
 LOOKBACK_IDS = 200
-FEED_KEY = "task_feed"
+
+
+def is_news(change: TaskChange) -> bool:
+    """Whether pages should hear of `change` at once; progress waits for the next poll."""
+    return not change.progress_only
 
 
 @dataclass(frozen=True)
@@ -161,8 +168,12 @@ class TaskFeed:
         retry_ms: int = 1500,
         max_backlog: int = 5000,
         online_window: float = 60.0,
+        changes: ChangeBus | None = None,
     ) -> None:
         self.db = db
+        self.changes = changes
+        #: Wakes the poller when the bus tells of news (tests wait for it to wait).
+        self.news = AsyncSignal()
         self.online_window = online_window
         self.stopping = stopping or threading.Event()
         self.poll_seconds = poll_seconds
@@ -210,18 +221,28 @@ class TaskFeed:
             return latest_event_id(conn)
 
     async def _run(self) -> None:
-        while self._subscribers:
-            if self.stopping.is_set():
-                self._end_all()
-                return
-            try:
-                poll = await asyncio.to_thread(self._poll, set(self._subscribers))
-            except Exception:
-                log.exception("the live event feed could not read the database; retrying")
-                poll = _Poll()
-            for item in poll.items:
-                self._publish(item)
-            await asyncio.sleep(self.poll_seconds)
+        unsubscribe = (
+            self.changes.subscribe(lambda _changes: self.news.notify(), where=is_news)
+            if self.changes is not None
+            else None
+        )
+        try:
+            while self._subscribers:
+                if self.stopping.is_set():
+                    self._end_all()
+                    return
+                armed = self.news.arm()
+                try:
+                    poll = await asyncio.to_thread(self._poll, set(self._subscribers))
+                except Exception:
+                    log.exception("the live event feed could not read the database; retrying")
+                    poll = _Poll()
+                for item in poll.items:
+                    self._publish(item)
+                await self.news.wait(armed, self.poll_seconds)
+        finally:
+            if unsubscribe is not None:
+                unsubscribe()
 
     def _end_all(self) -> None:
         for organization_id, listeners in list(self._subscribers.items()):
@@ -278,12 +299,11 @@ class TaskFeed:
 
 def task_feed(state: ConsoleState) -> TaskFeed:
     """This console's feed (created on first use)."""
-    feed = state.extras.get(FEED_KEY)
-    if not isinstance(feed, TaskFeed):
-        feed = TaskFeed(
+    if state.task_feed is None:
+        state.task_feed = TaskFeed(
             state.db,
             stopping=state.stopping,
             online_window=state.settings.online_window_seconds,
+            changes=state.changes,
         )
-        state.extras[FEED_KEY] = feed
-    return feed
+    return state.task_feed

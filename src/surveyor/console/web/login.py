@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from surveyor.console.auth import login_source
+from surveyor.console.auth import LOGIN_REFUSAL_STATUS, login_source
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
@@ -70,7 +70,8 @@ def login(
     csrf_token: Annotated[str, Form(max_length=200)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/tasks",
 ) -> Response:
-    """Check the password (rate limited like the API's login) and start a session."""
+    """Check the password and start a session: `service.login.log_in`, as the API's
+    login, with the same failure accounting, rate limits and statuses."""
     next_path = login_redirect_target(next)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not hmac.compare_digest(expected, csrf_token):
@@ -96,7 +97,7 @@ def login(
             next_path=next_path,
             email=email,
             error=_REFUSALS[refused.refusal].format(wait=refused.retry_after),
-            status=429 if refused.refusal is Refusal.RATE_LIMITED else 401,
+            status=LOGIN_REFUSAL_STATUS[refused.refusal],
         )
     response = RedirectResponse(next_path, status_code=303)
     set_session_cookie(response, request, session.token, session.expires_at)

@@ -19,12 +19,11 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from surveyor.console.routes.explorer_api import work_signal
 from surveyor.console.schemas import RecurrenceIn, TaskCreate
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
-from surveyor.core import recurrence
+from surveyor.core import kinds, recurrence
 from surveyor.core.ports import PRESETS
 from surveyor.core.recurrence.model import Weekday
 from surveyor.core.recurrence.wall_clock import load_zone, to_instant
@@ -74,6 +73,7 @@ _FIELD_INPUTS = {
     "params.excludes": "excludes",
     "params.tcp_ports": "ports_custom",
     "params.rate": "rate",
+    "type": "form",
     "start_time": "start_time",
     "recur": "frequency",
     "recur.frequency": "frequency",
@@ -158,6 +158,7 @@ def task_body(form: FormData) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": _text(form, "name"),
         "description": _text(form, "description"),
+        "type": kinds.SCAN.type,
         "params": params,
     }
     site = _text(form, "site_id")
@@ -307,7 +308,6 @@ async def create_task(request: Request, principal: CheckedPrincipal, state: Stat
             {problem.field: problem.message},
             status=400,
         )
-    work_signal(state).notify()
     tab = Tab.RECURRING.value if task["recur"] else "all"
     return RedirectResponse(f"/tasks?tab={tab}&task={task['id']}", status_code=303)
 

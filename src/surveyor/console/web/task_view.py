@@ -1,8 +1,9 @@
 """How a task looks in the console: labels, briefs, and the actions a user may take on it.
 
-Statuses, labels, transitions and wait reasons come from `core.tasks`; the actions offered
-are the ones the transition table and the user's role allow, so a button is shown only
-where the API would accept it.
+Statuses, labels and wait reasons come from `core.tasks`, what a type of task is called and
+how it is summarised from its kind (`core.kinds`); the actions offered are the ones the
+kind's transition table and the user's role allow, so a button is shown only where the API
+would accept it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from surveyor.core import recurrence
 from surveyor.core.changes import SUMMARY_KEYS, ChangeKind, summarize
+from surveyor.core.kinds import Collector, TaskKind, find_kind, label_of
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.tasks import (
     TAB_SPECS,
@@ -21,10 +23,8 @@ from surveyor.core.tasks import (
     WAIT_REASON_TEXT,
     Tab,
     TaskStatus,
-    TaskType,
     TransitionKind,
     WaitReason,
-    allowed_transitions,
 )
 from surveyor.service.tasks import stored_recurrence
 from surveyor.store.accounts import Role
@@ -49,7 +49,8 @@ def available_actions(task: Mapping[str, Any], role: Role) -> list[Action]:
         return []
     status = TaskStatus(task["status"])
     template = bool(task["recur"])
-    table = allowed_transitions(TaskType(task["type"]), template=template)
+    kind = find_kind(task["type"])
+    table = kind.transitions(template=template) if kind is not None else {}
     actions: list[Action] = []
     if not template and (
         (status, TaskStatus.STOPPING) in table
@@ -82,27 +83,6 @@ def change_brief(summary: Mapping[str, Any] | None) -> str:
         return ""
     parts = [f"{summary[key]} {key}" for key in CHANGE_KEYS if summary.get(key)]
     return ", ".join(parts) if parts else "no changes"
-
-
-def params_brief(params: Mapping[str, Any]) -> str:
-    """Targets, ports and rate in one line."""
-    parts = []
-    targets = str(params.get("targets") or "").strip()
-    if targets:
-        parts.append(targets if len(targets) <= 60 else targets[:57] + "…")
-    if params.get("excludes"):
-        parts.append(f"excluding {params['excludes']}")
-    if params.get("tcp_ports"):
-        ports = str(params["tcp_ports"])
-        count = params.get("ports_count")
-        shown = ports if len(ports) <= 40 else f"{count} ports" if count else ports[:37] + "…"
-        parts.append(f"TCP {shown}")
-    if params.get("rate"):
-        parts.append(f"{params['rate']} probes/s")
-    size = params.get("scope_size")
-    if size:
-        parts.append(f"{size} address" if size == 1 else f"{size:,} addresses")
-    return " · ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -247,12 +227,36 @@ class TaskView:
             return str(reason)
 
     @property
-    def changes(self) -> str:
-        return change_brief(self.row.get("change_summary"))
+    def kind(self) -> TaskKind | None:
+        return find_kind(str(self.row["type"]))
 
     @property
-    def params_brief(self) -> str:
-        return params_brief(self.row.get("params") or {})
+    def kind_label(self) -> str:
+        """What its type is called: "Scan", also naming its collection ("Scan started")."""
+        return label_of(str(self.row["type"]))
+
+    @property
+    def on_explorer(self) -> bool:
+        """Explorers collect its data, so it has (or waits for) one."""
+        kind = self.kind
+        return kind is None or kind.collector is Collector.EXPLORER
+
+    @property
+    def outcome(self) -> str:
+        """What processing made of it in words, for kinds that say it so (not in counts)."""
+        kind = self.kind
+        return kind.outcome(self.row) if kind is not None and kind.outcome is not None else ""
+
+    @property
+    def changes(self) -> str:
+        """The list's brief of what processing did: the kind's words, or the change counts."""
+        return self.outcome or change_brief(self.row.get("change_summary"))
+
+    @property
+    def brief(self) -> str:
+        """What it will do in one line (a scan's targets, ports and rate), by its kind."""
+        kind = self.kind
+        return kind.brief(self.row) if kind is not None else ""
 
     @property
     def change_counts(self) -> list[tuple[str, int]]:

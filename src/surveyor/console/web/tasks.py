@@ -19,7 +19,6 @@ from sqlalchemy import ColumnElement, Connection
 
 from surveyor.console.routes import assets as assets_routes
 from surveyor.console.routes import tasks as task_routes
-from surveyor.console.routes.explorer_api import work_signal
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.live import latest_event_id
 from surveyor.console.web.render import render
@@ -282,7 +281,6 @@ async def task_action(
         return await asyncio.to_thread(
             overview_response, request, principal, state, view, notice=message, status=409
         )
-    work_signal(state).notify()
     target = view.url(task=None) if action == "remove" else view.url()
     return RedirectResponse(target, status_code=303)
 

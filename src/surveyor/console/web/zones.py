@@ -11,8 +11,6 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from surveyor.console.errors import ApiError
-from surveyor.console.routes import resources
 from surveyor.console.schemas import HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.forms import field_errors, form_fields
@@ -24,6 +22,8 @@ from surveyor.console.web.session import (
     require_role,
 )
 from surveyor.service import explorers as explorer_service
+from surveyor.service import resources as resource_rules
+from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import Conflict
@@ -47,10 +47,9 @@ def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
         rows = records.list_records(conn, explorers, org, limit=1000)
         current = explorer_service.current_tasks(conn, org)
         site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
-        zones = [
-            resources.zone_out(conn, row)
-            for row in records.list_records(conn, hosted_zones, org, limit=1000)
-        ]
+        zones = resource_rules.zone_views(
+            conn, records.list_records(conn, hosted_zones, org, limit=1000)
+        )
     window = state.settings.online_window_seconds
     by_zone: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
@@ -116,6 +115,23 @@ def _values(form: dict[str, str]) -> dict[str, Any]:
     return {key: value for key, value in form.items() if key != "max_concurrent" or value}
 
 
+def _create(state: ConsoleState, principal: Principal, body: HostedZoneIn) -> dict[str, Any]:
+    with state.db.write() as conn:
+        return resource_rules.create_zone(conn, principal, body.model_dump())
+
+
+def _update(
+    state: ConsoleState, principal: Principal, zone_id: int, changes: dict[str, Any]
+) -> None:
+    with state.db.write() as conn:
+        resource_rules.update_zone(conn, principal, zone_id, changes)
+
+
+def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
+    with state.db.write() as conn:
+        resource_rules.delete_zone(conn, principal, zone_id)
+
+
 @router.get("/hosted-zones")
 def zones_page(request: Request, principal: PagePrincipal, state: State) -> Response:
     return render(request, "zones.html", _list_context(state, principal))
@@ -127,7 +143,7 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     form = await form_fields(request, FIELDS)
     try:
         body = HostedZoneIn.model_validate(_values(form))
-        zone = await asyncio.to_thread(resources.create_zone, body, principal, state)
+        zone = await asyncio.to_thread(_create, state, principal, body)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
@@ -162,19 +178,13 @@ async def edit_zone(
             if value != current[key]
         }
         if changes:
-            await asyncio.to_thread(
-                resources.update_zone,
-                zone_id,
-                HostedZoneUpdate.model_validate(changes),
-                principal,
-                state,
-            )
+            await asyncio.to_thread(_update, state, principal, zone_id, changes)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
         errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
-    except ApiError as exc:
-        raise PageError(exc.status, "Not found", exc.message) from exc
+    except ResourceRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
     else:
         return RedirectResponse(f"/hosted-zones/{zone_id}?saved=1", status_code=303)
     context = await asyncio.to_thread(
@@ -218,11 +228,11 @@ async def delete_zone(
 ) -> Response:
     require_role(principal, Role.ADMIN)
     try:
-        await asyncio.to_thread(resources.delete_zone, zone_id, principal, state)
-    except ApiError as exc:
-        if exc.status == 404:
+        await asyncio.to_thread(_delete, state, principal, zone_id)
+    except ResourceRefused as exc:
+        if exc.refusal is Refusal.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
         context = await asyncio.to_thread(_delete_context, state, principal, zone_id)
         context["error"] = exc.message[:1].upper() + exc.message[1:] + "."
-        return render(request, "confirm.html", context, status=exc.status)
+        return render(request, "confirm.html", context, status=409)
     return RedirectResponse("/hosted-zones", status_code=303)

@@ -195,7 +195,8 @@ export function setUpOverview() {
       const label = rings.querySelector("[data-rings-label]");
       const collect = rings.querySelector('[data-ring="collect"]').getAttribute("stroke-dasharray").split(" ")[0];
       const process = rings.querySelector('[data-ring="process"]').getAttribute("stroke-dasharray").split(" ")[0];
-      label?.setAttribute("aria-label", `Scan ${collect} percent, processing ${process} percent`);
+      const noun = rings.dataset.collectLabel || "Scan";
+      label?.setAttribute("aria-label", `${noun} ${collect} percent, processing ${process} percent`);
     }
     for (const bar of root.querySelectorAll(`progress[data-bar-of="${taskId}"][data-bar="${phase}"]`)) bar.value = percent;
     for (const text of root.querySelectorAll(`[data-bar-text="${phase}"][data-bar-of="${taskId}"]`)) text.textContent = `${percent}%`;

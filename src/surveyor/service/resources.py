@@ -1,0 +1,272 @@
+"""Sites, hosted zones and explorers: what creating, editing and deleting them means, for
+`/api/v1/sites`, `/api/v1/hosted-zones`, `/api/v1/explorers` and the web pages alike.
+
+Deleting is refused while the thing is in use: an organization keeps at least one site, and
+a site, a hosted zone or an explorer stays while one of its tasks occupies an explorer
+(`EXPLORER_OCCUPYING_STATUSES`: scanning, stopping, or uploading its data), so that no
+running or uploading task loses its explorer, zone or site. Every change is audited in the
+organization.
+
+The functions take an open write connection, so each action is one transaction, and the
+acting principal; another organization's row is simply not found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection
+
+from surveyor.core.targets import DEFAULT_IPV6_MIN_PREFIX, TargetError, build_scope, parse_targets
+from surveyor.core.tasks import TaskStatus
+from surveyor.store import explorers as explorer_store
+from surveyor.store import records
+from surveyor.store.accounts import Principal
+from surveyor.store.records import audit
+from surveyor.store.schema import explorers, hosted_zones, sites
+
+#: The scope fields of a site, checked when they are set.
+SCOPE_FIELDS = ("scope", "excludes", "allowed_scope")
+
+
+class Refusal(StrEnum):
+    """Why a change to a site, hosted zone or explorer is refused."""
+
+    NOT_FOUND = "not_found"
+    IN_USE = "in_use"
+    INVALID = "invalid"
+
+
+class ResourceRefused(Exception):
+    """A refused change; `code` is the API's error code, `message` says why in words."""
+
+    def __init__(
+        self,
+        refusal: Refusal,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.refusal = refusal
+        self.code = code
+        self.message = message
+        self.details = dict(details or {})
+
+
+def _not_found(kind: str, object_id: int) -> ResourceRefused:
+    return ResourceRefused(Refusal.NOT_FOUND, "not_found", f"{kind} {object_id} does not exist")
+
+
+def _audit(
+    conn: Connection, actor: Principal, action: str, kind: str, object_id: int, **details: Any
+) -> None:
+    audit(
+        conn,
+        organization_id=actor.organization_id,
+        actor=actor.email,
+        action=action,
+        object_type=kind,
+        object_id=object_id,
+        details=details or None,
+    )
+
+
+# Sites
+
+
+def _scope_size(scope: str, excludes: str) -> int:
+    try:
+        return build_scope(parse_targets(scope), parse_targets(excludes)).size
+    except TargetError:
+        return 0
+
+
+def site_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A site as the API and the pages show it: with the size of its scope."""
+    return {**row, "scope_size": _scope_size(row["scope"], row["excludes"])}
+
+
+def check_scopes(values: Mapping[str, Any]) -> None:
+    """Refuse a malformed scope, excludes or allowed scope, naming the field and token."""
+    for field in SCOPE_FIELDS:
+        if values.get(field) is None:
+            continue
+        try:
+            # An allowed scope may be as large as an admin likes; scopes scans use are bounded.
+            parse_targets(
+                values[field],
+                field=field,
+                ipv6_min_prefix=None if field == "allowed_scope" else DEFAULT_IPV6_MIN_PREFIX,
+            )
+        except TargetError as exc:
+            raise ResourceRefused(
+                Refusal.INVALID, "invalid_scope", exc.message, {"field": field, "token": exc.token}
+            ) from exc
+
+
+def create_site(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
+    check_scopes(values)
+    row = records.create_record(conn, sites, actor.organization_id, values)
+    _audit(conn, actor, "create", "site", row["id"], allowed_scope=row["allowed_scope"])
+    return site_view(row)
+
+
+def update_site(
+    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    check_scopes(changes)
+    row = records.update_record(conn, sites, actor.organization_id, site_id, changes)
+    if row is None:
+        raise _not_found("site", site_id)
+    scope = {"allowed_scope": changes["allowed_scope"]} if "allowed_scope" in changes else {}
+    _audit(conn, actor, "edit", "site", site_id, fields=sorted(changes), **scope)
+    return site_view(row)
+
+
+def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
+    """Delete a site, unless it is the organization's last or its tasks occupy explorers."""
+    org = actor.organization_id
+    if records.get_record(conn, sites, org, site_id) is None:
+        raise _not_found("site", site_id)
+    if records.count_records(conn, sites, org) == 1:
+        raise ResourceRefused(
+            Refusal.IN_USE,
+            "conflict",
+            "this is the organization's last site; create another before deleting it",
+        )
+    _refuse_while_occupied(
+        explorer_store.occupying_tasks(conn, org, site_id=site_id), "of this site"
+    )
+    records.delete_record(conn, sites, org, site_id)
+    _audit(conn, actor, "delete", "site", site_id)
+
+
+# Hosted zones
+
+
+def zone_views(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Hosted zones as the API and the pages show them: with how many explorers each has."""
+    members = explorer_store.zone_member_counts(conn, [row["id"] for row in rows])
+    return [{**row, "explorer_count": members.get(row["id"], 0)} for row in rows]
+
+
+def zone_view(conn: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
+    return zone_views(conn, [row])[0]
+
+
+def create_zone(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
+    row = records.create_record(conn, hosted_zones, actor.organization_id, values)
+    _audit(conn, actor, "create", "hosted_zone", row["id"])
+    return zone_view(conn, row)
+
+
+def update_zone(
+    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    row = records.update_record(conn, hosted_zones, actor.organization_id, zone_id, changes)
+    if row is None:
+        raise _not_found("hosted zone", zone_id)
+    _audit(conn, actor, "edit", "hosted_zone", zone_id, fields=sorted(changes))
+    return zone_view(conn, row)
+
+
+def delete_zone(conn: Connection, actor: Principal, zone_id: int) -> None:
+    """Delete a hosted zone unless its tasks occupy explorers (its explorers leave it)."""
+    org = actor.organization_id
+    if records.get_record(conn, hosted_zones, org, zone_id) is None:
+        raise _not_found("hosted zone", zone_id)
+    _refuse_while_occupied(
+        explorer_store.occupying_tasks(conn, org, hosted_zone_id=zone_id), "in this zone"
+    )
+    records.delete_record(conn, hosted_zones, org, zone_id)
+    _audit(conn, actor, "delete", "hosted_zone", zone_id)
+
+
+# Explorers
+
+
+def update_explorer(
+    conn: Connection, actor: Principal, explorer_id: int, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Move an explorer to a site or hosted zone (`hosted_zone_id` 0: out of its zone), or
+    rename it; the site and zone must be the organization's."""
+    org = actor.organization_id
+    values = dict(changes)
+    site_id = values.get("site_id")
+    if site_id is not None and records.get_record(conn, sites, org, site_id) is None:
+        raise ResourceRefused(
+            Refusal.INVALID,
+            "invalid_explorer",
+            f"site {site_id} does not exist",
+            {"field": "site_id"},
+        )
+    zone_id = values.get("hosted_zone_id")
+    if zone_id == 0:
+        values["hosted_zone_id"] = None
+    elif zone_id is not None and records.get_record(conn, hosted_zones, org, zone_id) is None:
+        raise ResourceRefused(
+            Refusal.INVALID,
+            "invalid_explorer",
+            f"hosted zone {zone_id} does not exist",
+            {"field": "hosted_zone_id"},
+        )
+    row = records.update_record(conn, explorers, org, explorer_id, values)
+    if row is None:
+        raise _not_found("explorer", explorer_id)
+    _audit(conn, actor, "edit", "explorer", explorer_id, fields=sorted(values))
+    return row
+
+
+def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> None:
+    """Delete an explorer (its secret with it) unless a task occupies it."""
+    org = actor.organization_id
+    if records.get_record(conn, explorers, org, explorer_id) is None:
+        raise _not_found("explorer", explorer_id)
+    occupying = explorer_store.occupying_tasks(conn, org, explorer_id=explorer_id)
+    if occupying:
+        task_id, status = occupying[-1]
+        raise ResourceRefused(
+            Refusal.IN_USE,
+            "conflict",
+            f"this explorer is {_BUSY_WITH[status]} task {task_id}; {_UNTIL[status]}",
+            {"task_id": task_id, "status": status.value},
+        )
+    records.delete_record(conn, explorers, org, explorer_id)
+    _audit(conn, actor, "delete", "explorer", explorer_id)
+
+
+# Tasks in the way of a deletion
+
+#: What an explorer is doing for a task occupying it, and what to do about it.
+_BUSY_WITH = {
+    TaskStatus.ACTIVE: "running",
+    TaskStatus.CONNECTING: "running",
+    TaskStatus.STOPPING: "stopping",
+    TaskStatus.SCANNED: "uploading the data of",
+    TaskStatus.CONNECTED: "uploading the data of",
+}
+_UNTIL = {
+    TaskStatus.ACTIVE: "stop it first",
+    TaskStatus.CONNECTING: "stop it first",
+    TaskStatus.STOPPING: "wait until it has stopped",
+    TaskStatus.SCANNED: "wait until the upload has finished",
+    TaskStatus.CONNECTED: "wait until the upload has finished",
+}
+_STOPPABLE = frozenset({TaskStatus.ACTIVE, TaskStatus.CONNECTING})
+
+
+def _refuse_while_occupied(occupying: Iterable[tuple[int, TaskStatus]], whose: str) -> None:
+    """Refuse to delete a site or zone while its tasks occupy explorers: those still running
+    can be stopped; those stopping or uploading their data are waited for."""
+    found = list(occupying)
+    if not found:
+        return
+    task_ids = [task_id for task_id, _ in found]
+    if any(status in _STOPPABLE for _, status in found):
+        message = f"tasks {whose} are running; stop them first"
+    else:
+        message = f"tasks {whose} are stopping or uploading their data; wait until they finish"
+    raise ResourceRefused(Refusal.IN_USE, "conflict", message, {"task_ids": task_ids})
