@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import launch
 from surveyor.store import accounts
@@ -35,14 +36,14 @@ def org(db: Database) -> dict[str, Any]:
     return {"id": organization["id"], "site_id": site["id"]}
 
 
-def claim(db: Database, explorer: dict[str, Any]) -> dict[str, Any] | None:
+def claim(db: Database, explorer: dict[str, Any]) -> Task | None:
     with db.write() as conn:
         return launch.claim_task(conn, explorer["id"], now=utcnow())
 
 
 def claimed_id(db: Database, explorer: dict[str, Any]) -> int | None:
     launched = claim(db, explorer)
-    return None if launched is None else int(launched["id"])
+    return None if launched is None else int(launched.id)
 
 
 def refresh(db: Database) -> None:
@@ -50,9 +51,9 @@ def refresh(db: Database) -> None:
         launch.refresh_waiting_scans(conn, now=utcnow(), online_window=WINDOW)
 
 
-def reload(db: Database, task: dict[str, Any]) -> dict[str, Any]:
+def reload(db: Database, task: Task) -> Task:
     with db.read() as conn:
-        found = task_store.get_task(conn, task["organization_id"], task["id"])
+        found = task_store.get_task(conn, task.organization_id, task.id)
     assert found is not None
     return found
 
@@ -69,11 +70,11 @@ def test_a_scan_for_an_online_idle_explorer_launches_on_it_with_an_attempt_token
     launched = claim(db, explorer)
 
     assert launched is not None
-    assert launched["id"] == scan["id"]
-    assert launched["status"] == TaskStatus.ACTIVE
-    assert launched["attempt"] == 1
-    assert len(launched["attempt_token"]) == 32
-    assert launched["data_acquisition_started_at"] is not None
+    assert launched.id == scan.id
+    assert launched.status == TaskStatus.ACTIVE
+    assert launched.attempt == 1
+    assert len(launched.attempt_token) == 32
+    assert launched.data_acquisition_started_at is not None
 
 
 def test_a_scan_for_an_offline_explorer_waits_with_reason_explorer_offline(
@@ -85,7 +86,7 @@ def test_a_scan_for_an_offline_explorer_waits_with_reason_explorer_offline(
 
     refresh(db)
 
-    assert reload(db, scan)["wait_reason"] == "explorer_offline"
+    assert reload(db, scan).wait_reason == "explorer_offline"
 
 
 def test_a_scan_for_a_busy_explorer_waits_with_reason_explorer_busy(
@@ -98,12 +99,12 @@ def test_a_scan_for_a_busy_explorer_waits_with_reason_explorer_busy(
 
     launched = claim(db, explorer)
     assert launched is not None
-    assert launched["id"] == first["id"]
+    assert launched.id == first.id
     assert claim(db, explorer) is None
     refresh(db)
 
-    assert reload(db, second)["status"] == TaskStatus.NEW
-    assert reload(db, second)["wait_reason"] == "explorer_busy"
+    assert reload(db, second).status == TaskStatus.NEW
+    assert reload(db, second).wait_reason == "explorer_busy"
 
 
 def test_a_zone_scan_waits_with_reason_zone_full_while_every_slot_is_taken(
@@ -116,11 +117,11 @@ def test_a_zone_scan_waits_with_reason_zone_full_while_every_slot_is_taken(
         first = new_scan(conn, org["id"], org["site_id"], zone_id=zone["id"])
         second = new_scan(conn, org["id"], org["site_id"], zone_id=zone["id"])
 
-    assert claimed_id(db, busy) == first["id"]
+    assert claimed_id(db, busy) == first.id
     assert claim(db, idle) is None
     refresh(db)
 
-    assert reload(db, second)["wait_reason"] == "zone_full"
+    assert reload(db, second).wait_reason == "zone_full"
 
 
 def test_a_zone_scan_goes_to_an_idle_online_member_while_the_zone_has_a_free_slot(
@@ -139,9 +140,9 @@ def test_a_zone_scan_goes_to_an_idle_online_member_while_the_zone_has_a_free_slo
 
     assert one is not None
     assert two is not None
-    assert {one["id"], two["id"]} == {scan["id"] for scan in scans}
-    assert one["explorer_id"] == first_member["id"]
-    assert one["hosted_zone_id"] == zone["id"]
+    assert {one.id, two.id} == {scan.id for scan in scans}
+    assert one.explorer_id == first_member["id"]
+    assert one.hosted_zone_id == zone["id"]
 
 
 def test_a_zone_scan_waits_for_a_member_when_the_zone_has_a_slot_but_no_idle_member(
@@ -156,11 +157,11 @@ def test_a_zone_scan_waits_for_a_member_when_the_zone_has_a_slot_but_no_idle_mem
         empty_zone = new_zone(conn, org["id"])
         orphan = new_scan(conn, org["id"], org["site_id"], zone_id=empty_zone["id"])
 
-    assert claimed_id(db, member) == running["id"]
+    assert claimed_id(db, member) == running.id
     refresh(db)
 
-    assert reload(db, waiting)["wait_reason"] == "explorer_busy"
-    assert reload(db, orphan)["wait_reason"] == "zone_empty"
+    assert reload(db, waiting).wait_reason == "explorer_busy"
+    assert reload(db, orphan).wait_reason == "zone_empty"
 
 
 def test_a_scan_with_no_explorer_or_zone_goes_to_an_explorer_of_its_site_or_without_site(
@@ -177,8 +178,8 @@ def test_a_scan_with_no_explorer_or_zone_goes_to_an_explorer_of_its_site_or_with
 
     assert claim(db, elsewhere) is None
     assert claim(db, foreign) is None
-    assert claimed_id(db, local) == scans[0]["id"]
-    assert claimed_id(db, anywhere) == scans[1]["id"]
+    assert claimed_id(db, local) == scans[0].id
+    assert claimed_id(db, anywhere) == scans[1].id
 
 
 def test_scans_that_are_not_due_templates_and_removed_scans_never_launch(
@@ -194,7 +195,7 @@ def test_scans_that_are_not_due_templates_and_removed_scans_never_launch(
         task_store.write_task(conn, removed, {"removed_at": now})
 
     assert claim(db, explorer) is None
-    assert reload(db, later)["status"] == TaskStatus.NEW
+    assert reload(db, later).status == TaskStatus.NEW
 
 
 def test_the_wait_reason_follows_the_explorer_and_is_written_only_when_it_changes(
@@ -209,16 +210,16 @@ def test_the_wait_reason_follows_the_explorer_and_is_written_only_when_it_change
     refresh(db)
     again = reload(db, scan)
 
-    assert first["wait_reason"] == "explorer_offline"
-    assert again["version"] == first["version"]
+    assert first.wait_reason == "explorer_offline"
+    assert again.version == first.version
     with db.write() as conn:
         set_checkin(conn, explorer["id"], utcnow())
     refresh(db)
-    assert reload(db, scan)["wait_reason"] is None
+    assert reload(db, scan).wait_reason is None
     with db.read() as conn:
         waits = conn.execute(
             select(task_events.c.message).where(
-                task_events.c.task_id == scan["id"], task_events.c.kind == "waiting"
+                task_events.c.task_id == scan.id, task_events.c.kind == "waiting"
             )
         ).all()
     assert len(waits) == 1

@@ -57,7 +57,7 @@ def test_tasks_of_one_site_are_claimed_in_queue_order_one_at_a_time(
     assert taken is not None
     assert taken.task_id == first
     assert claim(db, "w2") is None, "the site is busy until its first task is done"
-    assert task(db, place, first)["status"] == TaskStatus.PROCESSING
+    assert task(db, place, first).status == TaskStatus.PROCESSING
     Worker(db, tmp_path, WorkerSettings()).process(taken, threading.Event())
     after = claim(db, "w2")
     assert after is not None
@@ -83,13 +83,13 @@ def test_a_claim_is_a_lease_recorded_on_the_task(
     taken = claim(db, "worker-a", now)
     assert taken is not None
     held = task(db, place, task_id)
-    assert held["lease_owner"] == "worker-a"
-    assert held["lease_expires_at"] == now + timedelta(seconds=LEASE)
-    assert held["processing_attempts"] == 1
+    assert held.lease_owner == "worker-a"
+    assert held.lease_expires_at == now + timedelta(seconds=LEASE)
+    assert held.processing_attempts == 1
     with db.write() as conn:
         assert not queue.renew_lease(conn, task_id, "worker-b", now=now)
         assert queue.renew_lease(conn, task_id, "worker-a", now=now + timedelta(seconds=10))
-    assert task(db, place, task_id)["lease_expires_at"] == now + timedelta(seconds=10 + LEASE)
+    assert task(db, place, task_id).lease_expires_at == now + timedelta(seconds=10 + LEASE)
 
 
 def test_an_expired_lease_is_requeued_and_the_task_completes(
@@ -106,13 +106,13 @@ def test_an_expired_lease_is_requeued_and_the_task_completes(
             TaskStatus.PROCESSING_QUEUED
         )
     requeued = task(db, place, task_id)
-    assert requeued["status"] == TaskStatus.PROCESSING_QUEUED
-    assert requeued["lease_owner"] is None
+    assert requeued.status == TaskStatus.PROCESSING_QUEUED
+    assert requeued.lease_owner is None
     second = claim(db, "w2", later)
     assert second is not None
     assert second.attempt == 2
     Worker(db, tmp_path, WorkerSettings()).process(second, threading.Event())
-    assert task(db, place, task_id)["change_summary"]["new"] == 3
+    assert task(db, place, task_id).change_summary["new"] == 3
 
 
 def test_after_too_many_lost_leases_the_task_is_canceled_with_the_reason(
@@ -128,8 +128,8 @@ def test_after_too_many_lost_leases_the_task_is_canceled_with_the_reason(
         with db.write() as conn:
             queue.requeue_expired_lease(conn, task_id, now=now, actor="sweeper", max_attempts=3)
     canceled = task(db, place, task_id)
-    assert canceled["status"] == TaskStatus.CANCELED
-    assert "interrupted 3 times" in canceled["error"]
+    assert canceled.status == TaskStatus.CANCELED
+    assert "interrupted 3 times" in canceled.error
 
 
 def test_a_reprocessed_task_starts_counting_attempts_again(
@@ -164,7 +164,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing_more(
     with pytest.raises(LeaseLost):
         process_claimed_task(db, tmp_path, stale, lease_seconds=LEASE)
     assert site_inventory(db, place) == []
-    assert task(db, place, task_id)["status"] == TaskStatus.PROCESSING_QUEUED
+    assert task(db, place, task_id).status == TaskStatus.PROCESSING_QUEUED
 
 
 def test_an_interrupted_merge_resumes_from_its_checkpoint_with_a_true_summary(
@@ -199,16 +199,16 @@ def test_an_interrupted_merge_resumes_from_its_checkpoint_with_a_true_summary(
         ).one()
     assert run.records_done == 8
     midway = task(db, place, interrupted)
-    assert midway["progress_process"] == pytest.approx(8 / 10)
-    assert midway["stats"]["processing"] == {"records_done": 8, "records_total": 10}
+    assert midway.progress_process == pytest.approx(8 / 10)
+    assert midway.stats["processing"] == {"records_done": 8, "records_total": 10}
     with db.write() as conn:
         queue.release_task(conn, taken, reason="stopped", now=datetime.now(UTC))
     process_all(db, tmp_path, batch_size=4)
 
     resumed, whole = task(db, place, interrupted), task(db, reference, clean)
-    assert resumed["change_summary"] == whole["change_summary"]
-    assert resumed["change_summary"]["new"] == 7
-    assert resumed["change_summary"]["offline"] == 3
+    assert resumed.change_summary == whole.change_summary
+    assert resumed.change_summary["new"] == 7
+    assert resumed.change_summary["offline"] == 3
     assert comparable(site_inventory(db, place)) == comparable(site_inventory(db, reference))
 
 
@@ -245,15 +245,15 @@ def test_a_worker_gives_a_task_back_when_it_is_stopped(
     stop.set()
     Worker(db, tmp_path, WorkerSettings(batch_size=3)).process(taken, stop)
     back = task(db, place, task_id)
-    assert back["status"] == TaskStatus.PROCESSING_QUEUED
-    assert back["processing_attempts"] == 0, "a shutdown is not a failed attempt"
+    assert back.status == TaskStatus.PROCESSING_QUEUED
+    assert back.processing_attempts == 0, "a shutdown is not a failed attempt"
     with db.read() as conn:
         messages = conn.execute(
             select(task_events.c.message).where(task_events.c.task_id == task_id)
         ).scalars()
         assert any("worker stopped" in m for m in messages)
     assert process_all(db, tmp_path) == 1
-    assert task(db, place, task_id)["change_summary"]["new"] == 10
+    assert task(db, place, task_id).change_summary["new"] == 10
 
 
 @pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
@@ -291,7 +291,7 @@ def test_concurrent_claimers_on_postgresql_never_share_a_task_or_a_site(
             with lock:
                 claimed.append(taken.task_id)
             for _ in range(3):  # while we hold it, it is the only one of its site
-                busy = processing_in_site(taken.task["site_id"])
+                busy = processing_in_site(taken.task.site_id)
                 if busy != [taken.task_id]:
                     errors.append(f"{name} holds {taken.task_id} while {busy} process")
                 time.sleep(0.002)
@@ -342,11 +342,11 @@ def test_a_task_that_keeps_failing_is_canceled_with_its_last_error(
         TaskStatus.CANCELED,
     ]
     canceled = task(db, place, task_id)
-    assert canceled["status"] == TaskStatus.CANCELED
-    assert "failed 3 times" in canceled["error"]
-    assert "disk full (3)" in canceled["error"]
-    assert "Reprocess" in canceled["error"]
-    assert canceled["lease_owner"] is None
+    assert canceled.status == TaskStatus.CANCELED
+    assert "failed 3 times" in canceled.error
+    assert "disk full (3)" in canceled.error
+    assert "Reprocess" in canceled.error
+    assert canceled.lease_owner is None
     assert claim(db, "w", now) is None, "a canceled task is not claimed again"
 
 
@@ -389,8 +389,8 @@ def test_processing_reports_records_done_of_total_while_it_runs(
     def look() -> bool:
         # Another connection reads the task between batches, as the API would.
         found = task(db, place, task_id)
-        assert found["status"] == TaskStatus.PROCESSING
-        seen.append((found["progress_process"], found["stats"]["processing"]))
+        assert found.status == TaskStatus.PROCESSING
+        seen.append((found.progress_process, found.stats["processing"]))
         return False
 
     finished = process_claimed_task(
@@ -400,9 +400,9 @@ def test_processing_reports_records_done_of_total_while_it_runs(
         (pytest.approx(4 / 10), {"records_done": 4, "records_total": 10}),
         (pytest.approx(8 / 10), {"records_done": 8, "records_total": 10}),
     ]
-    assert finished["status"] == TaskStatus.PROCESSED
-    assert finished["progress_process"] == 1.0
-    assert finished["stats"]["processing"] == {"records_done": 10, "records_total": 10}
+    assert finished.status == TaskStatus.PROCESSED
+    assert finished.progress_process == 1.0
+    assert finished.stats["processing"] == {"records_done": 10, "records_total": 10}
 
 
 def test_a_canceled_task_with_data_is_reprocessed_and_its_interrupted_run_completes(
@@ -421,21 +421,21 @@ def test_a_canceled_task_with_data_is_reprocessed_and_its_interrupted_run_comple
         with db.write() as conn:
             queue.requeue_expired_lease(conn, task_id, now=now, actor="sweeper", max_attempts=3)
     canceled = task(db, place, task_id)
-    assert canceled["status"] == TaskStatus.CANCELED
+    assert canceled.status == TaskStatus.CANCELED
     assert len(site_inventory(db, place)) == 6, "each attempt merged a batch before it stopped"
     with db.write() as conn:
         task_store.transition(
             conn, place.organization_id, task_id, TaskStatus.PROCESSING_QUEUED, actor="ops"
         )
     requeued = task(db, place, task_id)
-    assert requeued["error"] is None
-    assert requeued["progress_process"] == 0.0
+    assert requeued.error is None
+    assert requeued.progress_process == 0.0
     assert process_all(db, tmp_path, batch_size=2) == 1
     done = task(db, place, task_id)
-    assert done["status"] == TaskStatus.PROCESSED
-    assert done["processing_attempts"] == 1
-    assert done["change_summary"]["new"] == 10, "the summary counts the earlier attempts too"
-    assert done["change_summary"]["total"] == 10
+    assert done.status == TaskStatus.PROCESSED
+    assert done.processing_attempts == 1
+    assert done.change_summary["new"] == 10, "the summary counts the earlier attempts too"
+    assert done.change_summary["total"] == 10
     assert len(site_inventory(db, place)) == 10
     with db.read() as conn:
         runs = conn.execute(
@@ -463,14 +463,14 @@ def test_the_heartbeat_renews_the_lease_and_notices_when_it_is_taken_away(
     assert taken is not None
     with Heartbeat(db, taken, lease_seconds=0.3) as heartbeat:
         wait_until(
-            lambda: task(db, place, task_id)["lease_expires_at"] > taken.expires_at,
+            lambda: task(db, place, task_id).lease_expires_at > taken.expires_at,
             "a renewal",
         )
         assert not heartbeat.lost
         with db.write() as conn:
             conn.execute(update(tasks).where(tasks.c.id == task_id).values(lease_owner="other"))
         wait_until(lambda: heartbeat.lost, "the heartbeat to notice the lost lease")
-    assert task(db, place, task_id)["lease_owner"] == "other"
+    assert task(db, place, task_id).lease_owner == "other"
 
 
 @pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)

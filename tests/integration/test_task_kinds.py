@@ -70,10 +70,10 @@ ECHO = TaskKind(
 
 def process_echo(job: ProcessingJob) -> dict[str, Any]:
     """Processing an echo writes its message back, in capitals, as its result."""
-    message = str(job.task["params"]["message"])
+    message = str(job.task.params["message"])
     return job.finish(
         message=f"echoed {message}",
-        changes={"stats": {**job.task["stats"], "echo": message.upper()}},
+        changes={"stats": {**job.task.stats, "echo": message.upper()}},
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from surveyor.core.kinds import allowed_transitions
+from surveyor.core.task import Task
 from surveyor.core.tasks import (
     IllegalTransition,
     Tab,
@@ -36,7 +37,7 @@ def org(db: Database) -> dict[str, Any]:
 
 def new_task(
     db: Database, org: dict[str, Any], task_type: TaskType = TaskType.SCAN, **values: Any
-) -> dict[str, Any]:
+) -> Task:
     with db.write() as conn:
         return store.create_task(
             conn,
@@ -67,12 +68,10 @@ def path_to(task_type: TaskType, goal: TaskStatus) -> list[TaskStatus]:
     raise AssertionError(f"{goal} unreachable for {task_type}")
 
 
-def drive(
-    db: Database, org: dict[str, Any], task: dict[str, Any], steps: list[TaskStatus]
-) -> dict[str, Any]:
+def drive(db: Database, org: dict[str, Any], task: Task, steps: list[TaskStatus]) -> Task:
     for step in steps:
         with db.write() as conn:
-            task = store.transition(conn, org["id"], task["id"], step, actor="system")
+            task = store.transition(conn, org["id"], task.id, step, actor="system")
     return task
 
 
@@ -96,18 +95,18 @@ def test_every_allowed_transition_changes_the_status_and_records_an_event(
     for before, after in allowed_transitions(task_type, template=False):
         task = new_task(db, org, task_type, size_data=10)
         task = drive(db, org, task, path_to(task_type, before))
-        events_before = event_count(db, task["id"])
+        events_before = event_count(db, task.id)
         with db.write() as conn:
             moved = store.transition(
-                conn, org["id"], task["id"], after, actor="alice", message="because"
+                conn, org["id"], task.id, after, actor="alice", message="because"
             )
-        assert moved["status"] == after.value
+        assert moved.status == after.value
         with db.read() as conn:
-            stored = store.get_task(conn, org["id"], task["id"])
+            stored = store.get_task(conn, org["id"], task.id)
             last = (
                 conn.execute(
                     select(task_events)
-                    .where(task_events.c.task_id == task["id"])
+                    .where(task_events.c.task_id == task.id)
                     .order_by(task_events.c.id.desc())
                     .limit(1)
                 )
@@ -115,9 +114,9 @@ def test_every_allowed_transition_changes_the_status_and_records_an_event(
                 .one()
             )
         assert stored is not None
-        assert stored["status"] == after.value
-        assert stored["version"] == task["version"] + 1
-        assert event_count(db, task["id"]) == events_before + 1
+        assert stored.status == after.value
+        assert stored.version == task.version + 1
+        assert event_count(db, task.id) == events_before + 1
         assert (last["from_status"], last["to_status"]) == (before.value, after.value)
         assert last["actor"] == "alice"
         assert last["message"] == "because"
@@ -132,33 +131,33 @@ def test_every_other_transition_is_refused_and_changes_nothing(
     reachable = {before for before, _ in table} | {after for _, after in table}
     for before in reachable:
         task = drive(db, org, new_task(db, org, task_type), path_to(task_type, before))
-        events_before = event_count(db, task["id"])
+        events_before = event_count(db, task.id)
         for requested in TaskStatus:
             if (before, requested) in table:
                 continue
             with db.write() as conn, pytest.raises(IllegalTransition) as refused:
-                store.transition(conn, org["id"], task["id"], requested, actor="mallory")
+                store.transition(conn, org["id"], task.id, requested, actor="mallory")
             assert refused.value.current is before
         with db.read() as conn:
-            unchanged = store.get_task(conn, org["id"], task["id"])
+            unchanged = store.get_task(conn, org["id"], task.id)
         assert unchanged is not None
-        assert unchanged["status"] == before.value
-        assert unchanged["version"] == task["version"]
-        assert event_count(db, task["id"]) == events_before
+        assert unchanged.status == before.value
+        assert unchanged.version == task.version
+        assert event_count(db, task.id) == events_before
 
 
 def test_a_stale_writer_never_overwrites_a_newer_status(db: Database, org: dict[str, Any]) -> None:
     task = new_task(db, org)
     with db.read() as conn:
-        stale_copy = store.get_task(conn, org["id"], task["id"])
+        stale_copy = store.get_task(conn, org["id"], task.id)
     assert stale_copy is not None
     drive(db, org, task, [S.ACTIVE, S.SCANNED])
     with db.write() as conn, pytest.raises(store.StaleTask):
         store.write_task(conn, stale_copy, {"status": S.CANCELED.value})
     with db.read() as conn:
-        fresh = store.get_task(conn, org["id"], task["id"])
+        fresh = store.get_task(conn, org["id"], task.id)
     assert fresh is not None
-    assert fresh["status"] == "scanned"
+    assert fresh.status == "scanned"
 
 
 def test_a_transition_decides_on_the_freshest_status_not_the_callers_view(
@@ -166,7 +165,7 @@ def test_a_transition_decides_on_the_freshest_status_not_the_callers_view(
 ) -> None:
     task = drive(db, org, new_task(db, org), [S.ACTIVE, S.STOPPING, S.STOPPED])
     with db.write() as conn, pytest.raises(IllegalTransition) as refused:
-        store.transition(conn, org["id"], task["id"], S.SCANNED, actor="explorer:1")
+        store.transition(conn, org["id"], task.id, S.SCANNED, actor="explorer:1")
     assert refused.value.current is S.STOPPED
 
 
@@ -176,7 +175,7 @@ def test_expected_statuses_narrow_what_a_caller_may_start_from(
     task = new_task(db, org)
     with db.write() as conn, pytest.raises(IllegalTransition):
         store.transition(
-            conn, org["id"], task["id"], S.CANCELED, actor="explorer:1", expected=[S.ACTIVE]
+            conn, org["id"], task.id, S.CANCELED, actor="explorer:1", expected=[S.ACTIVE]
         )
 
 
@@ -187,18 +186,18 @@ def test_pipeline_timestamps_are_set_as_the_task_moves(db: Database, org: dict[s
         new_task(db, org),
         [S.ACTIVE, S.SCANNED, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED],
     )
-    assert task["data_acquisition_started_at"] <= task["data_acquisition_ended_at"]
-    assert task["data_acquisition_ended_at"] <= task["data_processing_started_at"]
-    assert task["data_processing_started_at"] <= task["data_processing_ended_at"]
-    assert task["finished_at"] == task["data_processing_ended_at"]
+    assert task.data_acquisition_started_at <= task.data_acquisition_ended_at
+    assert task.data_acquisition_ended_at <= task.data_processing_started_at
+    assert task.data_processing_started_at <= task.data_processing_ended_at
+    assert task.finished_at == task.data_processing_ended_at
 
 
 def test_tasks_move_between_tabs_with_their_status(db: Database, org: dict[str, Any]) -> None:
     task = new_task(db, org)
-    seen = [task["tab"]]
+    seen = [task.tab]
     for step in [S.ACTIVE, S.SCANNED, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED]:
         task = drive(db, org, task, [step])
-        seen.append(task["tab"])
+        seen.append(task.tab)
     assert seen == ["scheduled", "active", "processing", "processing", "processing", "completed"]
 
 
@@ -212,20 +211,18 @@ def test_a_requeued_task_keeps_its_place_in_the_processing_queue(
     first = drive(db, org, first, [S.PROCESSING_QUEUED])
     with db.read() as conn:
         page = store.list_tasks(conn, org["id"], view=Tab.PROCESSING.value)
-    assert [t["id"] for t in page.items] == [first["id"], second["id"]]
+    assert [t.id for t in page.items] == [first.id, second.id]
 
 
 def test_keyset_pages_walk_a_tab_without_gaps_or_repeats(db: Database, org: dict[str, Any]) -> None:
     base = datetime(2026, 1, 1, tzinfo=UTC)
-    created = [
-        new_task(db, org, start_time=base + timedelta(minutes=i % 7))["id"] for i in range(23)
-    ]
+    created = [new_task(db, org, start_time=base + timedelta(minutes=i % 7)).id for i in range(23)]
     seen: list[int] = []
     cursor = None
     while True:
         with db.read() as conn:
             page = store.list_tasks(conn, org["id"], view="scheduled", limit=5, cursor=cursor)
-        seen.extend(t["id"] for t in page.items)
+        seen.extend(t.id for t in page.items)
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
@@ -233,7 +230,7 @@ def test_keyset_pages_walk_a_tab_without_gaps_or_repeats(db: Database, org: dict
     assert len(seen) == len(set(seen))
     with db.read() as conn:
         starts = {
-            t["id"]: t["start_time"]
+            t.id: t.start_time
             for t in store.list_tasks(conn, org["id"], view="scheduled", limit=100).items
         }
     assert [starts[i] for i in seen] == sorted(starts[i] for i in seen)
@@ -257,7 +254,7 @@ def test_counts_cover_every_tab_and_skip_hidden_tasks(db: Database, org: dict[st
     drive(db, org, new_task(db, org), [S.CANCELED])
     hidden = new_task(db, org)
     with db.write() as conn:
-        store.edit_task(conn, org["id"], hidden["id"], {"hidden": True}, actor="a", message="h")
+        store.edit_task(conn, org["id"], hidden.id, {"hidden": True}, actor="a", message="h")
         counts = store.count_tasks(conn, org["id"])
         with_hidden = store.count_tasks(conn, org["id"], include_hidden=True)
     assert counts == {
@@ -277,9 +274,9 @@ def test_another_organizations_task_is_not_found(db: Database, org: dict[str, An
     task = new_task(db, org)
     with db.write() as conn:
         other = accounts.create_organization(conn, "Other")
-        assert store.get_task(conn, other["id"], task["id"]) is None
+        assert store.get_task(conn, other["id"], task.id) is None
         with pytest.raises(store.TaskNotFound):
-            store.transition(conn, other["id"], task["id"], S.STOPPED, actor="x")
+            store.transition(conn, other["id"], task.id, S.STOPPED, actor="x")
 
 
 def test_a_rolled_back_write_leaves_the_tab_counts_alone(db: Database, org: dict[str, Any]) -> None:
@@ -314,7 +311,7 @@ def test_times_of_any_year_keep_their_order(db: Database, org: dict[str, Any]) -
     late = new_task(db, org, start_time=datetime(2026, 1, 1, tzinfo=UTC))
     with db.read() as conn:
         page = store.list_tasks(conn, org["id"], view="scheduled")
-        stored = store.get_task(conn, org["id"], early["id"])
-    assert [t["id"] for t in page.items] == [early["id"], late["id"]]
+        stored = store.get_task(conn, org["id"], early.id)
+    assert [t.id for t in page.items] == [early.id, late.id]
     assert stored is not None
-    assert stored["start_time"] == datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
+    assert stored.start_time == datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)

@@ -53,13 +53,13 @@ def test_each_single_row_write_notes_one_typed_change(db: Database, org: dict[st
     with db.write() as conn:
         take_changes(conn)  # notes a pooled connection kept from earlier transactions
         task = store.create_task(conn, _values(org), actor="a", now=NOW)
-        store.edit_task(conn, org["id"], task["id"], {"name": "renamed"}, actor="a", message="e")
-        store.transition(conn, org["id"], task["id"], TaskStatus.ACTIVE, actor="a")
+        store.edit_task(conn, org["id"], task.id, {"name": "renamed"}, actor="a", message="e")
+        store.transition(conn, org["id"], task.id, TaskStatus.ACTIVE, actor="a")
         changes = take_changes(conn)
     assert [(c.kind, c.task_id, c.status, c.previous_status) for c in changes] == [
-        (ChangeKind.CREATED, task["id"], "new", None),
-        (ChangeKind.EDITED, task["id"], "new", None),
-        (ChangeKind.STATUS, task["id"], "active", "new"),
+        (ChangeKind.CREATED, task.id, "new", None),
+        (ChangeKind.EDITED, task.id, "new", None),
+        (ChangeKind.STATUS, task.id, "active", "new"),
     ]
     assert "name" in changes[1].fields
     assert {c.organization_id for c in changes} == {org["id"]}
@@ -75,7 +75,7 @@ def test_a_bulk_update_stamps_every_row_records_its_events_and_notes_each_change
             for n in range(3)
         ]
         take_changes(conn)
-    chosen = [created[0]["id"], created[2]["id"]]
+    chosen = [created[0].id, created[2].id]
     later = NOW + timedelta(minutes=5)
     with db.write() as conn:
         take_changes(conn)
@@ -92,16 +92,16 @@ def test_a_bulk_update_stamps_every_row_records_its_events_and_notes_each_change
     assert {c.kind for c in changes} == {ChangeKind.EDITED}
     assert {c.fields for c in changes} == {frozenset({"wait_reason"})}
     with db.read() as conn:
-        after = {t["id"]: t for t in (store.get_task(conn, org["id"], c["id"]) for c in created)}
+        after = {t.id: t for t in (store.get_task(conn, org["id"], c.id) for c in created)}
     for task in created:
-        stored = after[task["id"]]
-        if task["id"] in chosen:
-            assert (stored["version"], stored["updated_at"]) == (task["version"] + 1, later)
-            assert _events(db, task["id"])[-1] == ("due", "its start time has come")
+        stored = after[task.id]
+        if task.id in chosen:
+            assert (stored.version, stored.updated_at) == (task.version + 1, later)
+            assert _events(db, task.id)[-1] == ("due", "its start time has come")
         else:
-            assert (stored["version"], stored["updated_at"]) == (task["version"], NOW)
-            assert _events(db, task["id"])[-1] == ("created", "created")
-        assert (stored["tab"], stored["tab_sort"]) == (task["tab"], task["tab_sort"])
+            assert (stored.version, stored.updated_at) == (task.version, NOW)
+            assert _events(db, task.id)[-1] == ("created", "created")
+        assert (stored.tab, stored.tab_sort) == (task.tab, task.tab_sort)
 
 
 @pytest.mark.parametrize("column", ["status", "hidden", "removed_at", "recur", "params", "tab"])
@@ -111,7 +111,7 @@ def test_a_bulk_update_refuses_the_columns_that_move_a_task_between_tabs(
     with db.write() as conn:
         task = store.create_task(conn, _values(org), actor="a", now=NOW)
     with db.write() as conn, pytest.raises(ValueError, match="write_task"):
-        store.update_tasks(conn, tasks_table.c.id == task["id"], {column: None}, now=NOW)
+        store.update_tasks(conn, tasks_table.c.id == task.id, {column: None}, now=NOW)
 
 
 def test_a_bulk_update_re_sorts_the_tab_that_sorts_by_what_it_writes(
@@ -124,18 +124,18 @@ def test_a_bulk_update_re_sorts_the_tab_that_sorts_by_what_it_writes(
             actor="a",
             now=NOW,
         )
-    assert (template["tab"], template["tab_sort"]) == ("recurring", NOW)
-    chosen = tasks_table.c.id == template["id"]
+    assert (template.tab, template.tab_sort) == ("recurring", NOW)
+    chosen = tasks_table.c.id == template.id
     tomorrow = NOW + timedelta(days=1)
     with db.write() as conn:
         store.update_tasks(conn, chosen, {"recur_next": tomorrow}, now=NOW)
-        moved = store.get_task(conn, org["id"], template["id"])
+        moved = store.get_task(conn, org["id"], template.id)
         store.update_tasks(conn, chosen, {"recur_next": None}, now=NOW)
-        ended = store.get_task(conn, org["id"], template["id"])
+        ended = store.get_task(conn, org["id"], template.id)
     assert moved is not None
     assert ended is not None
-    assert moved["tab_sort"] == tomorrow
-    assert ended["tab_sort"] == store.FAR_FUTURE
+    assert moved.tab_sort == tomorrow
+    assert ended.tab_sort == store.FAR_FUTURE
 
 
 def test_spawned_runs_are_counted_and_noted_as_created(db: Database, org: dict[str, Any]) -> None:
@@ -149,7 +149,7 @@ def test_spawned_runs_are_counted_and_noted_as_created(db: Database, org: dict[s
         take_changes(conn)  # the template's own, and any a pooled connection kept
         runs = store.spawn_runs(
             conn,
-            [template["id"]],
+            [template.id],
             NOW,
             copied=["organization_id", "site_id", "name", "type", "params", "targets"],
             fixed={"stats": {}, "wait_reason": None},
@@ -165,6 +165,6 @@ def test_spawned_runs_are_counted_and_noted_as_created(db: Database, org: dict[s
         (ChangeKind.CREATED, runs[0].run_id, "new", False)
     ]
     assert run is not None
-    assert (run["tab"], run["tab_sort"], run["version"]) == ("scheduled", NOW, 1)
+    assert (run.tab, run.tab_sort, run.version) == ("scheduled", NOW, 1)
     assert counts["scheduled"] == 1
-    assert _events(db, template["id"])[-1] == ("spawned", f"run {run['id']} spawned")
+    assert _events(db, template.id)[-1] == ("spawned", f"run {run.id} spawned")

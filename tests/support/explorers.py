@@ -15,6 +15,7 @@ from typing import Any
 import httpx2
 from sqlalchemy import Connection, update
 
+from surveyor.core.task import Task
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 from surveyor.store.records import create_record
@@ -218,7 +219,7 @@ def new_scan(
     start_time: datetime | None = None,
     grace_period: int = 3600,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Task:
     now = now or utcnow()
     return task_store.create_task(
         conn,

@@ -133,16 +133,16 @@ def queue_data(
             },
             actor="test",
         )
-        path = task_data_path(data_dir, task["id"])
+        path = task_data_path(data_dir, task.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)
         steps = [TaskStatus.ACTIVE, TaskStatus.SCANNED] if task_type is TaskType.SCAN else []
         for step in steps:
-            task_store.transition(conn, place.organization_id, task["id"], step, actor="test")
+            task_store.transition(conn, place.organization_id, task.id, step, actor="test")
         task_store.transition(
             conn,
             place.organization_id,
-            task["id"],
+            task.id,
             TaskStatus.PROCESSING_QUEUED,
             actor="test",
             changes={
@@ -151,7 +151,7 @@ def queue_data(
                 **({"data_partial": True} if partial else {}),
             },
         )
-    return int(task["id"])
+    return int(task.id)
 
 
 def queue_hosts(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import LAUNCH_FAILURE_TEXT, WAIT_REASON_TEXT, WaitReason
 from surveyor.scheduler.firing import launch_expired_error
 from surveyor.service.launch import (
@@ -17,6 +17,7 @@ from surveyor.service.launch import (
     may_run,
     wait_reason,
 )
+from tests.support.tasks import a_task
 
 ORG, SITE, OTHER_SITE, ZONE = 1, 10, 11, 100
 
@@ -33,13 +34,8 @@ def runner(
     return Runner(runner_id, f"explorer {runner_id}", org, site, zone, online, busy)
 
 
-def scan(*, explorer: int | None = None, zone: int | None = None) -> dict[str, Any]:
-    return {
-        "organization_id": ORG,
-        "site_id": SITE,
-        "explorer_id": explorer,
-        "hosted_zone_id": zone,
-    }
+def scan(*, explorer: int | None = None, zone: int | None = None) -> Task:
+    return a_task(organization_id=ORG, site_id=SITE, explorer_id=explorer, hosted_zone_id=zone)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +63,7 @@ def scan(*, explorer: int | None = None, zone: int | None = None) -> dict[str, A
         "pinning-overrides-site",
     ],
 )
-def test_who_may_run_a_scan(task: dict[str, Any], candidate: Runner, allowed: bool) -> None:
+def test_who_may_run_a_scan(task: Task, candidate: Runner, allowed: bool) -> None:
     assert may_run(task, candidate) is allowed
 
 
@@ -118,7 +114,7 @@ def test_who_may_run_a_scan(task: dict[str, Any], candidate: Runner, allowed: bo
     ],
 )
 def test_why_a_due_scan_waits(
-    task: dict[str, Any], runners: list[Runner], zone: ZoneLoad | None, reason: WaitReason | None
+    task: Task, runners: list[Runner], zone: ZoneLoad | None, reason: WaitReason | None
 ) -> None:
     assert wait_reason(task, runners, zone) is reason
 

@@ -54,6 +54,7 @@ from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.kinds import find_kind
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.targets import Scope
+from surveyor.core.task import Task
 from surveyor.processing.processors import LeaseLost, ProcessingJob, StopRequested, complete
 from surveyor.processing.queue import Claim, renew_lease
 from surveyor.processing.records import (
@@ -93,7 +94,9 @@ class MergeContext:
 
     @property
     def site_id(self) -> int:
-        return int(self.claim.task["site_id"])
+        site_id = self.claim.task.site_id
+        assert site_id is not None  # checked before the merge starts
+        return site_id
 
     @property
     def organization_id(self) -> int:
@@ -107,7 +110,7 @@ class MergeContext:
     def partial(self) -> bool:
         """The data covers only part of the scope: the console says so (a stopped scan's
         upload), or the data itself does."""
-        return bool(self.claim.task.get("data_partial")) or not self.surveyed.complete
+        return self.claim.task.data_partial or not self.surveyed.complete
 
     @property
     def offline_scope(self) -> Scope | None:
@@ -129,7 +132,7 @@ class MergeContext:
     def progress(self) -> dict[str, Any]:
         """Task columns that show how far processing is: records done / total."""
         fraction = self.done / self.total if self.total else 1.0
-        stats = dict(self.claim.task.get("stats") or {})
+        stats = dict(self.claim.task.stats or {})
         stats["processing"] = {"records_done": self.done, "records_total": self.total}
         return {"progress_process": min(fraction, 1.0), "stats": stats}
 
@@ -155,14 +158,14 @@ def process_claimed_task(
     lease_seconds: float,
     limits: JsonlLimits = DEFAULT_LIMITS,
     should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, Any]:
+) -> Task:
     """Merge a claimed task's data (read within `limits`) and mark it processed; the task
     as it ends.
 
     Raises TaskDataError (the data cannot be merged), LeaseLost, or StopRequested.
     """
     task = claim.task
-    if task.get("site_id") is None:
+    if task.site_id is None:
         raise TaskDataError("the task belongs to no site, so there is no inventory to merge into")
     path = task_data_path(data_dir, claim.task_id)
     if not path.exists():
@@ -170,7 +173,7 @@ def process_claimed_task(
             f"its data file is missing (looked for {path}); the data directory of this worker "
             "must be the console's"
         )
-    expected = task.get("data_sha256")
+    expected = task.data_sha256
     if expected and sha256_of(path) != expected:
         # Task ids repeat across databases: a worker given another install's data directory
         # must not merge that install's file for this task.
@@ -178,15 +181,15 @@ def process_claimed_task(
             f"its data file {path} is not the one the task stored (SHA-256 differs); the data "
             "directory of this worker must be the console's"
         )
-    params = task.get("params") or {}
-    kind = find_kind(str(task["type"]))
+    params = task.params or {}
+    kind = find_kind(task.type)
     scope = task_scope(params)
     ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
     with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
         return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
 
 
-def merge_into_inventory(job: ProcessingJob) -> dict[str, Any]:
+def merge_into_inventory(job: ProcessingJob) -> Task:
     """The `inventory` processor: a claimed task's data merged into its site's inventory."""
     return process_claimed_task(
         job.db,
@@ -207,13 +210,10 @@ def _merge_surveyed(
     batch_size: int,
     lease_seconds: float,
     should_stop: Callable[[], bool],
-) -> dict[str, Any]:
+) -> Task:
     task = claim.task
     observed_at = (
-        surveyed.observed_at
-        or task.get("data_acquisition_ended_at")
-        or task.get("start_time")
-        or task["created_at"]
+        surveyed.observed_at or task.data_acquisition_ended_at or task.start_time or task.created_at
     )
     with db.write() as conn:
         run = _resume_or_start_run(conn, claim, surveyed, observed_at)
@@ -244,7 +244,7 @@ def _resume_or_start_run(
     if (
         run is not None
         and run["phase"] in UNFINISHED_PHASES
-        and run["data_sha256"] == task.get("data_sha256")
+        and run["data_sha256"] == task.data_sha256
         and run["records_total"] == surveyed.host_records
     ):
         return run
@@ -254,8 +254,8 @@ def _resume_or_start_run(
         {
             "task_id": claim.task_id,
             "organization_id": claim.organization_id,
-            "site_id": task["site_id"],
-            "data_sha256": task.get("data_sha256"),
+            "site_id": task.site_id,
+            "data_sha256": task.data_sha256,
             "worker": claim.owner,
             "observed_at": observed_at,
             "started_at": now,
@@ -667,7 +667,7 @@ def mark_silent_assets_offline(
                 raise LeaseLost(context.task_id)
 
 
-def finish(context: MergeContext) -> dict[str, Any]:
+def finish(context: MergeContext) -> Task:
     """Close the run and move the task to `processed` with its change summary."""
     now = datetime.now(UTC)
     with context.db.write() as conn:

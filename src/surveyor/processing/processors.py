@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.kinds import kind_of
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.queue import Claim, renew_lease
 from surveyor.store import tasks as task_store
@@ -49,7 +50,7 @@ class ProcessingJob:
     should_stop: Callable[[], bool]
 
     @property
-    def task(self) -> dict[str, Any]:
+    def task(self) -> Task:
         return self.claim.task
 
     def fence(self, conn: Connection, changes: Mapping[str, Any] | None = None) -> None:
@@ -65,14 +66,14 @@ class ProcessingJob:
         ):
             raise LeaseLost(self.claim.task_id)
 
-    def finish(self, *, message: str, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def finish(self, *, message: str, changes: Mapping[str, Any] | None = None) -> Task:
         """Move the task to `processed` with `changes` (its result), fenced by the lease."""
         with self.db.write() as conn:
             self.fence(conn)
             return complete(conn, self.claim, message=message, changes=changes)
 
 
-Processor = Callable[[ProcessingJob], dict[str, Any]]
+Processor = Callable[[ProcessingJob], Task]
 
 _processors: dict[str, Processor] = {}
 _lock = threading.Lock()
@@ -99,9 +100,9 @@ def processor_for(task_type: str) -> Processor:
     return processor
 
 
-def process(job: ProcessingJob) -> dict[str, Any]:
+def process(job: ProcessingJob) -> Task:
     """Process a claimed task with its kind's processor; the task as it ends."""
-    return processor_for(str(job.task["type"]))(job)
+    return processor_for(job.task.type)(job)
 
 
 def complete(
@@ -111,7 +112,7 @@ def complete(
     message: str,
     changes: Mapping[str, Any] | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Task:
     """Move a claimed task to `processed` with `changes`, giving up its lease; the caller
     renewed the lease in this transaction (`fence`), so the task is still ours."""
     return task_store.transition(

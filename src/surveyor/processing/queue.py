@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core.kinds import processed_types
+from surveyor.core.task import Task
 from surveyor.core.tasks import IllegalTransition, TaskStatus
 from surveyor.store import task_queue
 from surveyor.store import tasks as task_store
@@ -43,25 +44,25 @@ DEFAULT_MAX_ATTEMPTS = 3
 class Claim:
     """A task this worker holds a lease on."""
 
-    task: dict[str, Any]
+    task: Task
     owner: str
     expires_at: datetime
     attempt: int
 
     @property
     def task_id(self) -> int:
-        return int(self.task["id"])
+        return self.task.id
 
     @property
     def organization_id(self) -> int:
-        return int(self.task["organization_id"])
+        return self.task.organization_id
 
 
-def _attempts_before(conn: Connection, task: dict[str, Any]) -> int:
+def _attempts_before(conn: Connection, task: Task) -> int:
     """Lost leases in a row: counted while the task keeps coming back from `processing`,
     reset when it was queued anew (collected, reprocessed)."""
-    came_from = task_queue.queued_from(conn, task["id"])
-    return int(task["processing_attempts"]) if came_from == TaskStatus.PROCESSING.value else 0
+    came_from = task_queue.queued_from(conn, task.id)
+    return task.processing_attempts if came_from == TaskStatus.PROCESSING.value else 0
 
 
 def claim_next_task(
@@ -80,8 +81,8 @@ def claim_next_task(
     attempt = _attempts_before(conn, row) + 1
     task = task_store.transition(
         conn,
-        row["organization_id"],
-        row["id"],
+        row.organization_id,
+        row.id,
         TaskStatus.PROCESSING,
         actor=owner,
         message=f"claimed by worker {owner} (attempt {attempt})",

@@ -234,7 +234,7 @@ class Worker:
                 log.exception("task %s: processing failed", claim.task_id)
                 self._settle(claim, reason=f"processing failed: {exc}", failed=True)
                 return
-        summary = task.get("change_summary") or {}
+        summary = task.change_summary or {}
         log.info("task %s: processed %s", claim.task_id, summary)
 
     def _settle(

@@ -274,7 +274,9 @@ class Scheduler:
             known_next = [prepared.following] if prepared.following else []
         else:
             try:
-                recurrence = stored_recurrence(template)
+                recurrence = stored_recurrence(
+                    template["recur_frequency"], template["recur_rule"], template["timezone"]
+                )
             except RecurrenceError as exc:
                 return _Plan(template, None, error=f"its schedule cannot be read ({exc.message})")
         last_status = template["last_run_status"]
@@ -427,7 +429,9 @@ class Scheduler:
             for row in rows:
                 cursor = (row["recur_next"], row["id"])
                 try:
-                    recurrence = stored_recurrence(row)
+                    recurrence = stored_recurrence(
+                        row["recur_frequency"], row["recur_rule"], row["timezone"]
+                    )
                 except RecurrenceError:
                     continue  # reported when it comes due
                 following = next_occurrence(recurrence, row["recur_next"])

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
 from surveyor.store import explorers as explorer_store
@@ -176,20 +177,20 @@ def _reported_task(
     task_id: int,
     attempt_token: str,
     allowed: Sequence[TaskStatus],
-) -> dict[str, Any]:
+) -> Task:
     """The task a report is about, if the report comes from its current attempt and the
     task is in a status where such a report means something."""
     task = task_store.get_task(conn, explorer["organization_id"], task_id)
-    if task is None or task["explorer_id"] != explorer["id"]:
+    if task is None or task.explorer_id != explorer["id"]:
         raise ReportRefused("unknown_task", f"task {task_id} is not assigned to this explorer")
-    if task["attempt_token"] != attempt_token:
+    if task.attempt_token != attempt_token:
         raise ReportRefused(
             "stale_attempt",
             f"this report belongs to an earlier attempt of task {task_id}; "
-            f"attempt {task['attempt']} superseded it",
-            status=task["status"],
+            f"attempt {task.attempt} superseded it",
+            status=task.status.value,
         )
-    status = TaskStatus(task["status"])
+    status = task.status
     if status not in allowed:
         raise ReportRefused(
             "not_running",
@@ -228,7 +229,7 @@ def report_progress(
             )
         except task_store.StaleTask:
             continue
-        return bool(task["status"] == TaskStatus.STOPPING.value)
+        return task.status is TaskStatus.STOPPING
     raise task_store.StaleTask(task_id)
 
 
@@ -239,7 +240,7 @@ def confirm_stop(
     attempt_token: str,
     *,
     now: datetime,
-) -> dict[str, Any]:
+) -> Task:
     """The explorer halted the scan it was asked to stop: the task becomes `stopped`."""
     check_in(conn, explorer, None, now=now)
     _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.STOPPING,))
@@ -264,7 +265,7 @@ def report_failure(
     *,
     error: str,
     now: datetime,
-) -> dict[str, Any]:
+) -> Task:
     """The scan could not finish: canceled with the explorer's reason (a scan that was
     being stopped anyway just becomes `stopped`)."""
     check_in(conn, explorer, None, now=now)
@@ -272,7 +273,7 @@ def report_failure(
         conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
     )
     actor = explorer_actor(explorer)
-    if task["status"] == TaskStatus.STOPPING.value:
+    if task.status is TaskStatus.STOPPING:
         return task_store.transition(
             conn,
             explorer["organization_id"],
@@ -300,7 +301,7 @@ def report_failure(
 class UploadStart:
     """Whether to receive the upload, or answer that this data is already stored."""
 
-    task: dict[str, Any]
+    task: Task
     already_stored: bool
 
 
@@ -334,23 +335,23 @@ def begin_upload(
     check_in(conn, explorer, None, now=now)
     try:
         task = _reported_task(conn, explorer, task_id, attempt_token, _UPLOADING)
-        if task["status"] == TaskStatus.STOPPED.value and task["data_sha256"] is not None:
+        if task.status is TaskStatus.STOPPED and task.data_sha256 is not None:
             raise ReportRefused(
                 "not_running",
                 f"task {task_id} is stopped and its data is stored; the upload was ignored",
-                status=task["status"],
+                status=task.status.value,
             )
     except ReportRefused as refused:
         stored = task_store.get_task(conn, explorer["organization_id"], task_id)
         if (
             refused.code == "not_running"
             and stored is not None
-            and TaskStatus(stored["status"]) in _STORED_STATUSES
-            and stored["data_sha256"] == sha256
+            and stored.status in _STORED_STATUSES
+            and stored.data_sha256 == sha256
         ):
             return UploadStart(stored, already_stored=True)
         raise
-    if task["status"] == TaskStatus.ACTIVE.value:
+    if task.status is TaskStatus.ACTIVE:
         task = task_store.transition(
             conn,
             explorer["organization_id"],
@@ -389,7 +390,7 @@ def finish_upload(
     start = begin_upload(conn, explorer, task_id, attempt_token, sha256=sha256, now=now)
     if start.already_stored:
         return start
-    status = TaskStatus(start.task["status"])
+    status = start.task.status
     stopped = status in (TaskStatus.STOPPING, TaskStatus.STOPPED)
     data = {
         "size_data": size,
@@ -458,7 +459,7 @@ def refuse_invalid_data(
         task = _reported_task(
             conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED, TaskStatus.STOPPING)
         )
-        if task["status"] == TaskStatus.STOPPING.value:
+        if task.status is TaskStatus.STOPPING:
             task_store.transition(
                 conn,
                 explorer["organization_id"],
@@ -504,7 +505,7 @@ class Timeouts:
 class Intervention:
     """What the supervisor does to one running task, and what it tells the user."""
 
-    task: dict[str, Any]
+    task: Task
     target: TaskStatus
     message: str
     error: str | None = None
@@ -524,11 +525,15 @@ def _interventions(
     silence_seconds, stop_seconds = timeouts.silence_seconds, timeouts.stop_seconds
     watching_since = timeouts.watching_since
     for task in explorer_store.running_scans(conn):
-        status = TaskStatus(task["status"])
-        explorer = explorer_store.get_explorer(conn, task["explorer_id"])
-        name = explorer["name"] if explorer is not None else f"#{task['explorer_id']}"
+        status = task.status
+        explorer = (
+            explorer_store.get_explorer(conn, task.explorer_id)
+            if task.explorer_id is not None
+            else None
+        )
+        name = explorer["name"] if explorer is not None else f"#{task.explorer_id}"
         if status is TaskStatus.STOPPING:
-            asked = explorer_store.stop_requested_at(conn, task) or task["updated_at"]
+            asked = explorer_store.stop_requested_at(conn, task) or task.updated_at
             if now - max(asked, watching_since) > timedelta(seconds=stop_seconds):
                 found.append(
                     Intervention(
@@ -539,7 +544,7 @@ def _interventions(
                     )
                 )
             continue
-        heard = task["last_report_at"] or task["data_acquisition_started_at"] or now
+        heard = task.last_report_at or task.data_acquisition_started_at or now
         if now - max(heard, watching_since) <= timedelta(seconds=silence_seconds):
             continue
         doing = _DOING.get(status, "uploading the task data")
@@ -570,7 +575,7 @@ def supervise(
     *,
     now: datetime,
     timeouts: Timeouts,
-) -> list[dict[str, Any]]:
+) -> list[Task]:
     """Cancel the scans of explorers that stopped reporting, and force the stops nobody
     confirmed. Returns the tasks it changed."""
     changed = []
@@ -580,12 +585,12 @@ def supervise(
             changed.append(
                 task_store.transition(
                     conn,
-                    task["organization_id"],
-                    task["id"],
+                    task.organization_id,
+                    task.id,
                     step.target,
                     actor=SYSTEM_ACTOR,
                     message=step.message,
-                    expected=[TaskStatus(task["status"])],
+                    expected=[task.status],
                     changes={"error": step.error} if step.error else None,
                     now=now,
                 )

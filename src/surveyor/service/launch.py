@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core import kinds
+from surveyor.core.task import Task
 from surveyor.core.tasks import (
     WAIT_REASON_TEXT,
     EventKind,
@@ -86,23 +87,21 @@ def may_let_a_scan_launch(change: TaskChange) -> bool:
     return change.kind is not ChangeKind.EDITED or bool(change.fields & LAUNCH_FIELDS)
 
 
-def may_run(task: Mapping[str, Any], runner: Runner) -> bool:
+def may_run(task: Task, runner: Runner) -> bool:
     """Whether the scan may go to this explorer, ignoring presence and load."""
-    if runner.organization_id != task["organization_id"]:
+    if runner.organization_id != task.organization_id:
         return False
-    if task["explorer_id"] is not None:
-        return bool(task["explorer_id"] == runner.id)
-    if task["hosted_zone_id"] is not None:
-        return bool(runner.hosted_zone_id == task["hosted_zone_id"])
-    return runner.site_id is None or runner.site_id == task["site_id"]
+    if task.explorer_id is not None:
+        return task.explorer_id == runner.id
+    if task.hosted_zone_id is not None:
+        return bool(runner.hosted_zone_id == task.hosted_zone_id)
+    return runner.site_id is None or runner.site_id == task.site_id
 
 
-def wait_reason(
-    task: Mapping[str, Any], runners: Iterable[Runner], zone: ZoneLoad | None
-) -> WaitReason | None:
+def wait_reason(task: Task, runners: Iterable[Runner], zone: ZoneLoad | None) -> WaitReason | None:
     """Why a due scan cannot launch now, or None when an explorer could take it."""
     allowed = [runner for runner in runners if may_run(task, runner)]
-    zone_task = task["hosted_zone_id"] is not None and task["explorer_id"] is None
+    zone_task = task.hosted_zone_id is not None and task.explorer_id is None
     if zone_task and not allowed:
         return WaitReason.ZONE_EMPTY
     if zone_task and (zone is None or zone.full):
@@ -142,18 +141,16 @@ def explorer_actor(explorer: Mapping[str, Any]) -> str:
     return f"explorer:{explorer['name']}"
 
 
-def launch(
-    conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
-) -> dict[str, Any]:
+def launch(conn: Connection, task: Task, explorer: Mapping[str, Any], *, now: datetime) -> Task:
     """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
     attempt with a fresh token."""
-    attempt = int(task["attempt"]) + 1
-    collecting = kinds.kind_of(task["type"]).collecting
+    attempt = task.attempt + 1
+    collecting = kinds.kind_of(task.type).collecting
     assert collecting is not None, "a kind explorers collect has a collecting status"
     return task_store.transition(
         conn,
-        task["organization_id"],
-        task["id"],
+        task.organization_id,
+        task.id,
         collecting,
         actor=explorer_actor(explorer),
         message=f"launched on explorer '{explorer['name']}' (attempt {attempt})",
@@ -172,7 +169,7 @@ def launch(
     )
 
 
-def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str, Any] | None:
+def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> Task | None:
     """Launch the next due scan on this explorer, if it is idle and one may go to it."""
     explorer = explorer_store.lock_explorer(conn, explorer_id)
     if explorer is None or explorer_store.tasks_on_explorer(conn, explorer_id):
@@ -182,9 +179,9 @@ def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str
         task = explorer_store.next_launch_candidate(conn, explorer, now=now, passed=passed)
         if task is None:
             return None
-        passed.append(task["id"])
-        if task["explorer_id"] is None and task["hosted_zone_id"] is not None:
-            zone = explorer_store.lock_zone(conn, task["hosted_zone_id"])
+        passed.append(task.id)
+        if task.explorer_id is None and task.hosted_zone_id is not None:
+            zone = explorer_store.lock_zone(conn, task.hosted_zone_id)
             if zone is None:
                 continue
             if explorer_store.count_running_in_zone(conn, zone["id"]) >= zone["max_concurrent"]:
@@ -198,20 +195,20 @@ def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str
 
 def settle_lost_tasks(
     conn: Connection, explorer: Mapping[str, Any], *, now: datetime
-) -> dict[str, Any] | None:
+) -> Task | None:
     """An explorer asking for work runs nothing, whatever the console believed: a scan it
     lost (it restarted) is launched again as a new attempt (returned), a stop it lost
     becomes `stopped`, and a scan whose data it lost before the upload is canceled."""
     actor = explorer_actor(explorer)
     name = explorer["name"]
     for task in explorer_store.tasks_on_explorer(conn, explorer["id"]):
-        status = TaskStatus(task["status"])
+        status = task.status
         try:
             if status is TaskStatus.STOPPING:
                 task_store.transition(
                     conn,
-                    task["organization_id"],
-                    task["id"],
+                    task.organization_id,
+                    task.id,
                     TaskStatus.STOPPED,
                     actor=actor,
                     message=f"the explorer '{name}' is no longer running the scan; stopped",
@@ -221,8 +218,8 @@ def settle_lost_tasks(
             elif status is TaskStatus.SCANNED:
                 task_store.transition(
                     conn,
-                    task["organization_id"],
-                    task["id"],
+                    task.organization_id,
+                    task.id,
                     TaskStatus.CANCELED,
                     actor=actor,
                     message="task data lost",
@@ -233,17 +230,17 @@ def settle_lost_tasks(
                     },
                     now=now,
                 )
-            elif int(task["attempt"]) >= MAX_ATTEMPTS:
+            elif task.attempt >= MAX_ATTEMPTS:
                 task_store.transition(
                     conn,
-                    task["organization_id"],
-                    task["id"],
+                    task.organization_id,
+                    task.id,
                     TaskStatus.CANCELED,
                     actor=actor,
                     message="too many attempts",
                     expected=[TaskStatus.ACTIVE],
                     changes={
-                        "error": f"the explorer '{name}' lost the scan {task['attempt']} times "
+                        "error": f"the explorer '{name}' lost the scan {task.attempt} times "
                         "(it restarted while scanning); the scan was canceled"
                     },
                     now=now,
@@ -255,10 +252,8 @@ def settle_lost_tasks(
     return None
 
 
-def _relaunch(
-    conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
-) -> dict[str, Any]:
-    attempt = int(task["attempt"]) + 1
+def _relaunch(conn: Connection, task: Task, explorer: Mapping[str, Any], *, now: datetime) -> Task:
+    attempt = task.attempt + 1
     return task_store.write_task(
         conn,
         task,
@@ -290,19 +285,19 @@ def may_have_work(conn: Connection, explorer_id: int, *, now: datetime) -> bool:
     )
 
 
-def assignment(conn: Connection, task: Mapping[str, Any]) -> dict[str, Any]:
+def assignment(conn: Connection, task: Task) -> dict[str, Any]:
     """What an explorer is told about the scan launched on it."""
     return {
-        "id": task["id"],
-        "name": task["name"],
-        "attempt": task["attempt"],
-        "attempt_token": task["attempt_token"],
-        "params": task["params"],
-        "scope_cap": accounts.organization_scope_cap(conn, task["organization_id"]),
+        "id": task.id,
+        "name": task.name,
+        "attempt": task.attempt,
+        "attempt_token": task.attempt_token,
+        "params": task.params,
+        "scope_cap": accounts.organization_scope_cap(conn, task.organization_id),
     }
 
 
-def next_work(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str, Any] | None:
+def next_work(conn: Connection, explorer_id: int, *, now: datetime) -> Task | None:
     """The task an idle explorer should run now: one it lost, or a newly launched one."""
     explorer = explorer_store.lock_explorer(conn, explorer_id)
     if explorer is None:
@@ -339,7 +334,7 @@ def runners(
 class Verdict:
     """What the launch rule says about one waiting scan right now."""
 
-    task: dict[str, Any]
+    task: Task
     reason: WaitReason | None
     runner_names: tuple[str, ...]
 
@@ -350,17 +345,17 @@ def judge_waiting_scans(conn: Connection, *, now: datetime, online_window: float
     if not waiting:
         return []
     roster = runners(
-        conn, {task["organization_id"] for task in waiting}, now=now, online_window=online_window
+        conn, {task.organization_id for task in waiting}, now=now, online_window=online_window
     )
     zones = {
         zone_id: ZoneLoad(zone_id, row["max_concurrent"], row["running"])
         for zone_id, row in explorer_store.zone_loads(
-            conn, {task["hosted_zone_id"] for task in waiting} - {None}
+            conn, {task.hosted_zone_id for task in waiting if task.hosted_zone_id is not None}
         ).items()
     }
     verdicts = []
     for task in waiting:
-        zone = zones.get(task["hosted_zone_id"]) if task["hosted_zone_id"] is not None else None
+        zone = zones.get(task.hosted_zone_id) if task.hosted_zone_id is not None else None
         names = tuple(runner.name for runner in roster if may_run(task, runner))
         verdicts.append(Verdict(task, wait_reason(task, roster, zone), names))
     return verdicts
@@ -394,9 +389,7 @@ def waiting_scans_need_update(
     """Whether `refresh_waiting_scans` would change anything (checked in a read
     transaction first), and how many waiting scans could launch now."""
     verdicts = judge_waiting_scans(conn, now=now, online_window=online_window)
-    needs_write = any(
-        verdict.task["wait_reason"] != _stored_reason(verdict) for verdict in verdicts
-    )
+    needs_write = any(verdict.task.wait_reason != _stored_reason(verdict) for verdict in verdicts)
     launchable = sum(1 for verdict in verdicts if verdict.reason is None)
     return WaitingSummary(needs_write, launchable)
 
@@ -410,7 +403,7 @@ def refresh_waiting_scans(conn: Connection, *, now: datetime, online_window: flo
     for verdict in judge_waiting_scans(conn, now=now, online_window=online_window):
         if verdict.reason is None:
             launchable += 1
-        if verdict.task["wait_reason"] == _stored_reason(verdict):
+        if verdict.task.wait_reason == _stored_reason(verdict):
             continue
         try:
             _note_wait_reason(conn, verdict, now=now)
@@ -439,8 +432,8 @@ def queue_due_tasks(conn: Connection, *, now: datetime, actor: str, limit: int) 
         try:
             task_store.transition(
                 conn,
-                task["organization_id"],
-                task["id"],
+                task.organization_id,
+                task.id,
                 TaskStatus.PROCESSING_QUEUED,
                 actor=actor,
                 message="due; queued for processing",

@@ -8,11 +8,11 @@ so that it need not wait for its next look at the database.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from surveyor.core import kinds
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus, WaitReason
 from surveyor.store.changes import ChangeKind, TaskChange
 
@@ -33,12 +33,12 @@ COPIED_FROM_TEMPLATE = (
 )
 
 
-def run_values(template: Mapping[str, Any], occurrence: datetime) -> dict[str, Any]:
+def run_values(template: Task, occurrence: datetime) -> dict[str, Any]:
     """The task values of a template's run for `occurrence`: a snapshot of the template's
     COPIED_FROM_TEMPLATE columns, the template as parent, the occurrence as start time."""
-    values = {column: template[column] for column in COPIED_FROM_TEMPLATE}
-    values["params"] = copy.deepcopy(dict(template["params"]))
-    values.update(parent_id=template["id"], start_time=occurrence, occurrence_at=occurrence)
+    values = {column: getattr(template, column) for column in COPIED_FROM_TEMPLATE}
+    values["params"] = copy.deepcopy(dict(template.params))
+    values.update(parent_id=template.id, start_time=occurrence, occurrence_at=occurrence)
     return values
 
 

@@ -7,7 +7,7 @@ is one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from surveyor.core import kinds, recurrence
 from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
+from surveyor.core.task import Task
 from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
     TERMINAL_STATUSES,
@@ -172,7 +173,7 @@ def _audit_outside_scope(
     conn: Connection,
     principal: Principal,
     site: Mapping[str, Any],
-    task: Mapping[str, Any],
+    task: Task,
     target: str | None,
 ) -> None:
     if target is None:
@@ -183,8 +184,8 @@ def _audit_outside_scope(
         actor=principal.email,
         action="scan_outside_allowed_scope",
         object_type="task",
-        object_id=task["id"],
-        details={"site": site["name"], "target": target, "targets": task["params"].get("targets")},
+        object_id=task.id,
+        details={"site": site["name"], "target": target, "targets": task.params.get("targets")},
     )
 
 
@@ -221,15 +222,17 @@ def _recurrence_columns(rec: recurrence.Recurrence, *, now: datetime) -> dict[st
     }
 
 
-def stored_recurrence(task: Mapping[str, Any]) -> recurrence.Recurrence:
-    return recurrence.Recurrence.from_stored(
-        task["recur_frequency"], task["recur_rule"], task["timezone"] or "UTC"
-    )
+def stored_recurrence(
+    frequency: str | None, rule: str | None, timezone: str | None
+) -> recurrence.Recurrence:
+    """The recurrence a template stores in its `recur_frequency`, `recur_rule` and `timezone`
+    columns; RecurrenceError when they hold none."""
+    return recurrence.Recurrence.from_stored(frequency or "", rule or "", timezone or "UTC")
 
 
 def create_task(
     conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime | None = None
-) -> dict[str, Any]:
+) -> Task:
     """Create a task of a kind users create (a scan unless `type` says otherwise): now, at
     `start_time`, or as a recurring template."""
     now = now or _now()
@@ -271,14 +274,14 @@ def create_task(
         actor=principal.email,
         action="create",
         object_type="task",
-        object_id=task["id"],
-        details={"name": task["name"]},
+        object_id=task.id,
+        details={"name": task.name},
     )
     _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
     return task
 
 
-def _load(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def _load(conn: Connection, principal: Principal, task_id: int) -> Task:
     task = task_store.get_task(conn, principal.organization_id, task_id)
     if task is None:
         raise task_store.TaskNotFound(task_id)
@@ -292,13 +295,13 @@ def update_task(
     changes: Mapping[str, Any],
     *,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Task:
     """Edit a task. What it will do (params, runner, times) only changes before it runs;
     a template's edits apply to future runs only."""
     now = now or _now()
     task = _load(conn, principal, task_id)
-    status = TaskStatus(task["status"])
-    kind = kinds.kind_of(task["type"])
+    status = task.status
+    kind = kinds.kind_of(task.type)
     planning_fields = {
         "params",
         "explorer_id",
@@ -323,24 +326,24 @@ def update_task(
     if "description" in changes and changes["description"] is not None:
         values["description"] = changes["description"]
     if "explorer_id" in changes or "hosted_zone_id" in changes:
-        explorer_id = changes.get("explorer_id", task["explorer_id"])
-        zone_id = changes.get("hosted_zone_id", task["hosted_zone_id"])
+        explorer_id = changes.get("explorer_id", task.explorer_id)
+        zone_id = changes.get("hosted_zone_id", task.hosted_zone_id)
         _check_runner(conn, principal, kind, explorer_id, zone_id)
         values.update(explorer_id=explorer_id, hosted_zone_id=zone_id)
     checked: CheckedParams | None = None
     if changes.get("params") is not None:
-        site = _site_for(conn, principal, task["site_id"])
+        site = _site_for(conn, principal, task.site_id)
         checked = validated_params(conn, principal, kind, site, changes["params"])
         values["params"] = checked.params
     if changes.get("grace_period") is not None:
         values["grace_period"] = changes["grace_period"]
     if changes.get("start_time") is not None:
-        if task["recur"]:
+        if task.recur:
             raise InvalidTask("start_time", "a recurring template is scheduled by 'recur'")
         values["start_time"] = changes["start_time"]
         values["wait_reason"] = WaitReason.NOT_DUE.value if changes["start_time"] > now else None
     if changes.get("recur") is not None:
-        if not task["recur"]:
+        if not task.recur:
             raise InvalidTask(
                 "recur", "a one-off task cannot become recurring; create a recurring task instead"
             )
@@ -373,12 +376,12 @@ def update_task(
     return updated
 
 
-def stop_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
     """Ask a running task to stop (it becomes `stopping` until its runner confirms);
     a task that has not launched yet stops at once."""
     task = _load(conn, principal, task_id)
-    status = TaskStatus(task["status"])
-    if task["recur"]:
+    status = task.status
+    if task.recur:
         raise IllegalTransition(
             status,
             TaskStatus.STOPPED,
@@ -409,9 +412,9 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
     """Remove a task from every view. Past runs of a template stay in the history;
     a task that is running must be stopped first."""
     task = _load(conn, principal, task_id)
-    status = TaskStatus(task["status"])
+    status = task.status
     now = _now()
-    if not task["recur"] and status is TaskStatus.NEW:
+    if not task.recur and status is TaskStatus.NEW:
         task = task_store.transition(
             conn,
             principal.organization_id,
@@ -421,14 +424,14 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
             message="removed before it ran",
             now=now,
         )
-    elif not task["recur"] and status not in TERMINAL_STATUSES:
+    elif not task.recur and status not in TERMINAL_STATUSES:
         raise IllegalTransition(
             status,
             status,
             reason=(f"the task is {status.label.lower()}; stop it before removing it"),
         )
     changes: dict[str, Any] = {"removed_at": now}
-    if task["recur"]:
+    if task.recur:
         changes["recur_next"] = None
     task_store.edit_task(
         conn,
@@ -447,13 +450,11 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
         action="remove",
         object_type="task",
         object_id=task_id,
-        details={"name": task["name"]},
+        details={"name": task.name},
     )
 
 
-def hide_task(
-    conn: Connection, principal: Principal, task_id: int, *, hidden: bool
-) -> dict[str, Any]:
+def hide_task(conn: Connection, principal: Principal, task_id: int, *, hidden: bool) -> Task:
     _load(conn, principal, task_id)
     return task_store.edit_task(
         conn,
@@ -466,11 +467,11 @@ def hide_task(
     )
 
 
-def pause_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
     task = _load(conn, principal, task_id)
-    if not task["recur"]:
+    if not task.recur:
         raise IllegalTransition(
-            TaskStatus(task["status"]),
+            task.status,
             TaskStatus.PAUSED,
             reason=("only recurring templates pause; stop a one-off task instead"),
         )
@@ -496,17 +497,19 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> dict[str
 
 def resume_task(
     conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
-) -> dict[str, Any]:
+) -> Task:
     """Resume a paused template; its next run is the next occurrence from now."""
     now = now or _now()
     task = _load(conn, principal, task_id)
-    if not task["recur"]:
+    if not task.recur:
         raise IllegalTransition(
-            TaskStatus(task["status"]),
+            task.status,
             TaskStatus.NEW,
             reason=("only paused recurring templates resume"),
         )
-    following = recurrence.next_occurrence(stored_recurrence(task), now)
+    following = recurrence.next_occurrence(
+        stored_recurrence(task.recur_frequency, task.recur_rule, task.timezone), now
+    )
     updated = task_store.transition(
         conn,
         principal.organization_id,
@@ -530,12 +533,12 @@ def resume_task(
 
 def spawn_run(
     conn: Connection,
-    template: Mapping[str, Any],
+    template: Task,
     *,
     occurrence: datetime,
     actor: str,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Task:
     """Create one run of a recurring template: a standard task with the params snapshotted."""
     now = now or _now()
     run = task_store.create_task(
@@ -543,11 +546,11 @@ def spawn_run(
     )
     task_store.edit_task(
         conn,
-        template["organization_id"],
-        template["id"],
-        {"recur_last": occurrence, "recur_last_task_id": run["id"]},
+        template.organization_id,
+        template.id,
+        {"recur_last": occurrence, "recur_last_task_id": run.id},
         actor=actor,
-        message=f"run {run['id']} spawned",
+        message=f"run {run.id} spawned",
         event_kind=EventKind.SPAWNED,
         now=now,
     )
@@ -556,12 +559,12 @@ def spawn_run(
 
 def run_now(
     conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
-) -> dict[str, Any]:
+) -> Task:
     """Launch a template's run (or a scheduled task) now instead of at its next time."""
     now = now or _now()
     task = _load(conn, principal, task_id)
-    status = TaskStatus(task["status"])
-    if task["recur"]:
+    status = task.status
+    if task.recur:
         run = spawn_run(conn, task, occurrence=now, actor=principal.email, now=now)
     elif status is TaskStatus.NEW:
         run = task_store.edit_task(
@@ -593,12 +596,12 @@ def run_now(
     return run
 
 
-def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task:
     """Queue a finished task's stored data for processing again."""
     task = _load(conn, principal, task_id)
-    if not task["size_data"]:
+    if not task.size_data:
         raise IllegalTransition(
-            TaskStatus(task["status"]),
+            task.status,
             TaskStatus.PROCESSING_QUEUED,
             reason="this task has no stored data to process again",
         )
@@ -621,6 +624,6 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict
     return updated
 
 
-def names_by_id(conn: Connection, rows: list[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
+def names_by_id(conn: Connection, rows: Sequence[Task]) -> dict[str, dict[int, str]]:
     """Site, explorer and zone names for a page of tasks (for display)."""
     return task_store.related_names(conn, rows)

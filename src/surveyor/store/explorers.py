@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from surveyor.core import kinds
+from surveyor.core.task import Task
 from surveyor.core.tasks import EXPLORER_OCCUPYING_STATUSES, Tab, TaskStatus
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
 from surveyor.store import records
@@ -242,14 +243,14 @@ def lock_zone(conn: Connection, zone_id: int) -> dict[str, Any] | None:
     return _row(conn, select(hosted_zones).where(hosted_zones.c.id == zone_id).with_for_update())
 
 
-def tasks_on_explorer(conn: Connection, explorer_id: int) -> list[dict[str, Any]]:
+def tasks_on_explorer(conn: Connection, explorer_id: int) -> list[Task]:
     """Tasks that occupy the explorer (`EXPLORER_OCCUPYING_STATUSES`)."""
     rows = conn.execute(
         select(tasks)
         .where(tasks.c.explorer_id == explorer_id, tasks.c.status.in_(_RUNNING))
         .order_by(tasks.c.id)
     ).mappings()
-    return [dict(row) for row in rows]
+    return [Task.from_row(row) for row in rows]
 
 
 def count_running_in_zone(conn: Connection, zone_id: int) -> int:
@@ -364,7 +365,7 @@ def has_launch_candidates(conn: Connection, explorer: Mapping[str, Any], *, now:
 
 def next_launch_candidate(
     conn: Connection, explorer: Mapping[str, Any], *, now: datetime, passed: Iterable[int] = ()
-) -> dict[str, Any] | None:
+) -> Task | None:
     """The soonest due scan this explorer may run (other than the `passed` ones), locked
     for this transaction. A row another console is launching right now is skipped rather
     than waited for; locking one row at a time leaves the others to other claimers."""
@@ -372,18 +373,24 @@ def next_launch_candidate(
     skipped = list(passed)
     if skipped:
         query = query.where(tasks.c.id.not_in(skipped))
-    return _row(
-        conn,
-        query.order_by(tasks.c.start_time, tasks.c.id).limit(1).with_for_update(skip_locked=True),
+    row = (
+        conn.execute(
+            query.order_by(tasks.c.start_time, tasks.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        .mappings()
+        .first()
     )
+    return Task.from_row(row) if row is not None else None
 
 
-def waiting_scans(conn: Connection, *, now: datetime, limit: int = 500) -> list[dict[str, Any]]:
+def waiting_scans(conn: Connection, *, now: datetime, limit: int = 500) -> list[Task]:
     """Due scans that have not launched yet, oldest start first."""
     rows = conn.execute(
         select(tasks).where(_due_scans(now)).order_by(tasks.c.start_time, tasks.c.id).limit(limit)
     ).mappings()
-    return [dict(row) for row in rows]
+    return [Task.from_row(row) for row in rows]
 
 
 def explorers_of(conn: Connection, organization_ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -419,7 +426,7 @@ def zone_loads(conn: Connection, zone_ids: Iterable[int]) -> dict[int, dict[str,
     return {row["id"]: {**dict(row), "running": int(counts.get(row["id"], 0))} for row in rows}
 
 
-def running_scans(conn: Connection, *, limit: int = 1000) -> list[dict[str, Any]]:
+def running_scans(conn: Connection, *, limit: int = 1000) -> list[Task]:
     """Tasks that occupy an explorer, for the supervisor's timeouts."""
     rows = conn.execute(
         select(tasks)
@@ -427,18 +434,17 @@ def running_scans(conn: Connection, *, limit: int = 1000) -> list[dict[str, Any]
         .order_by(tasks.c.id)
         .limit(limit)
     ).mappings()
-    return [dict(row) for row in rows]
+    return [Task.from_row(row) for row in rows]
 
 
-def stop_requested_at(conn: Connection, task: Mapping[str, Any]) -> datetime | None:
+def stop_requested_at(conn: Connection, task: Task) -> datetime | None:
     """When the user asked this task to stop: the column if set, else its last transition
     to `stopping`."""
-    if task.get("stop_requested_at") is not None:
-        requested: datetime = task["stop_requested_at"]
-        return requested
+    if task.stop_requested_at is not None:
+        return task.stop_requested_at
     at: datetime | None = conn.execute(
         select(func.max(task_events.c.at)).where(
-            task_events.c.task_id == task["id"],
+            task_events.c.task_id == task.id,
             task_events.c.to_status == TaskStatus.STOPPING.value,
         )
     ).scalar_one_or_none()
@@ -471,7 +477,7 @@ def has_due_tasks(conn: Connection, types: Sequence[str], *, now: datetime) -> b
 
 def lock_due_tasks(
     conn: Connection, types: Sequence[str], *, now: datetime, limit: int
-) -> list[dict[str, Any]]:
+) -> list[Task]:
     """Tasks of these types waiting to launch past their start time, soonest first, locked
     for this transaction (rows another console holds are skipped, not waited for)."""
     rows = conn.execute(
@@ -481,4 +487,4 @@ def lock_due_tasks(
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).mappings()
-    return [dict(row) for row in rows]
+    return [Task.from_row(row) for row in rows]

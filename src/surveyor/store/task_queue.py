@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, exists, or_, select
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import task_events, tasks
@@ -58,7 +59,7 @@ def take_lease(
     types: Sequence[str],
     expires_at: datetime,
     now: datetime,
-) -> dict[str, Any] | None:
+) -> Task | None:
     """Lease the head of the queue (tasks of `types`) to `owner`; its row, or None when
     nothing is due. PostgreSQL locks the head with SKIP LOCKED, so claimers never wait on
     each other; SQLite's claim is one UPDATE inside the immediate write transaction."""
@@ -81,7 +82,7 @@ def take_lease(
     if not written:
         return None
     row = conn.execute(select(tasks).where(tasks.c.id == written[0].id)).mappings().one()
-    return dict(row)
+    return Task.from_row(row)
 
 
 def queued_from(conn: Connection, task_id: int) -> str | None:

@@ -46,6 +46,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from surveyor.core.kinds import check_transition
+from surveyor.core.task import Task
 from surveyor.core.tasks import (
     ALL_VIEW,
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -272,7 +273,7 @@ def _noted_changes(
 
 def create_task(
     conn: Connection, values: Mapping[str, Any], *, actor: str, now: datetime | None = None
-) -> dict[str, Any]:
+) -> Task:
     """Insert a task in status `new` (templates too) and record its creation."""
     now = now or utcnow()
     row: dict[str, Any] = {
@@ -299,18 +300,18 @@ def create_task(
     conn.execute(
         insert(task_events).values(_event_row(task_id, row["organization_id"], event, now))
     )
-    note_change(conn, _task_change(ChangeKind.CREATED, created, values))
+    note_change(conn, _task_change(ChangeKind.CREATED, created.as_row(), values))
     return created
 
 
 def get_task(
     conn: Connection, organization_id: int, task_id: int, *, include_removed: bool = False
-) -> dict[str, Any] | None:
+) -> Task | None:
     query = select(tasks).where(tasks.c.id == task_id, tasks.c.organization_id == organization_id)
     if not include_removed:
         query = query.where(tasks.c.removed_at.is_(None))
     row = conn.execute(query).mappings().first()
-    return dict(row) if row is not None else None
+    return Task.from_row(row) if row is not None else None
 
 
 def _timestamps_for(status: TaskStatus, now: datetime) -> dict[str, Any]:
@@ -332,19 +333,21 @@ def _timestamps_for(status: TaskStatus, now: datetime) -> dict[str, Any]:
 
 def write_task(
     conn: Connection,
-    task: Mapping[str, Any],
+    task: Task,
     changes: Mapping[str, Any],
     *,
     now: datetime | None = None,
     event: TaskEvent | None = None,
-) -> dict[str, Any]:
-    """Apply `changes` (and record `event`) if `task` is still the version we read; raise
-    `StaleTask` otherwise. The row's new tab, counts and change note follow from it."""
+) -> Task:
+    """Apply `changes` (columns and their new values; record `event`) if `task` is still the
+    version we read, and return the task as written; raise `StaleTask` otherwise. The row's
+    new tab, counts and change note follow from it."""
     now = now or utcnow()
-    merged = {**task, **changes, "updated_at": now}
+    before = task.as_row()
+    merged = {**before, **changes, "updated_at": now}
     if "params" in changes:
         merged["targets"] = _targets_text(merged["params"])
-    merged.update(placement(merged, previous=task, now=now))
+    merged.update(placement(merged, previous=before, now=now))
     values = {
         key: merged[key]
         for key in (*changes.keys(), "updated_at", "tab", "tab_sort")
@@ -352,31 +355,29 @@ def write_task(
     }
     if "params" in changes:
         values["targets"] = merged["targets"]
-    values["version"] = task["version"] + 1
+    values["version"] = task.version + 1
     result = conn.execute(
-        update(tasks)
-        .where(tasks.c.id == task["id"], tasks.c.version == task["version"])
-        .values(**values)
+        update(tasks).where(tasks.c.id == task.id, tasks.c.version == task.version).values(**values)
     )
     if result.rowcount != 1:
-        raise StaleTask(task["id"])
+        raise StaleTask(task.id)
     merged["version"] = values["version"]
-    _moved(conn, task, merged)
+    _moved(conn, before, merged)
     if event is not None:
         conn.execute(
-            insert(task_events).values(_event_row(task["id"], task["organization_id"], event, now))
+            insert(task_events).values(_event_row(task.id, task.organization_id, event, now))
         )
-    status_changed = merged["status"] != task["status"]
+    status_changed = merged["status"] != task.status
     note_change(
         conn,
         _task_change(
             ChangeKind.STATUS if status_changed else ChangeKind.EDITED,
             merged,
             changes,
-            previous_status=task["status"] if status_changed else None,
+            previous_status=task.status.value if status_changed else None,
         ),
     )
-    return merged
+    return Task.from_row(merged)
 
 
 #: Columns `update_tasks` will not write: they move a task between tabs and counts (status,
@@ -515,7 +516,7 @@ def transition(
     changes: Mapping[str, Any] | None = None,
     expected: Sequence[TaskStatus] | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Task:
     """Move a task to `requested`: the only way any status changes.
 
     Checks the transition table against the freshest row, writes with optimistic
@@ -527,12 +528,12 @@ def transition(
         task = get_task(conn, organization_id, task_id)
         if task is None:
             raise TaskNotFound(task_id)
-        current = TaskStatus(task["status"])
+        current = task.status
         if expected is not None and current not in expected:
             raise IllegalTransition(current, requested)
         kind = check_transition(
-            task["type"],
-            template=bool(task["recur"]),
+            task.type,
+            template=task.recur,
             current=current,
             requested=requested,
         )
@@ -569,7 +570,7 @@ def edit_task(
     message: str,
     event_kind: EventKind = EventKind.EDITED,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Task:
     """Change fields other than the status, with the same optimistic concurrency."""
     event = TaskEvent(event_kind, actor, message)
     for _ in range(_TRANSITION_RETRIES):
@@ -585,13 +586,13 @@ def edit_task(
 
 @dataclass(frozen=True)
 class Page:
-    items: list[dict[str, Any]]
+    items: list[Task]
     next_cursor: str | None
 
 
-def _encode_cursor(view: str, row: Mapping[str, Any]) -> str:
-    sort = row["tab_sort"].isoformat() if view != ALL_VIEW else None
-    raw = json.dumps([view, sort, row["id"]], separators=(",", ":")).encode()
+def _encode_cursor(view: str, task: Task) -> str:
+    sort = task.tab_sort.isoformat() if view != ALL_VIEW and task.tab_sort is not None else None
+    raw = json.dumps([view, sort, task.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -657,7 +658,7 @@ def list_tasks(
     rows = (
         conn.execute(select(tasks).where(clause).order_by(*order).limit(limit + 1)).mappings().all()
     )
-    items = [dict(row) for row in rows[:limit]]
+    items = [Task.from_row(row) for row in rows[:limit]]
     next_cursor = _encode_cursor(view, items[-1]) if len(rows) > limit else None
     return Page(items, next_cursor)
 
@@ -703,9 +704,9 @@ def count_tasks(
 
 
 def list_events(
-    conn: Connection, task: Mapping[str, Any], *, limit: int = 100, after_id: int | None = None
+    conn: Connection, task: Task, *, limit: int = 100, after_id: int | None = None
 ) -> list[dict[str, Any]]:
-    query = select(task_events).where(task_events.c.task_id == task["id"])
+    query = select(task_events).where(task_events.c.task_id == task.id)
     if after_id is not None:
         query = query.where(task_events.c.id > after_id)
     rows = conn.execute(query.order_by(task_events.c.id).limit(limit)).mappings().all()
@@ -768,12 +769,12 @@ def progress_of_tasks_in(
     return [dict(row) for row in rows]
 
 
-def related_names(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, str]]:
+def related_names(conn: Connection, rows: Sequence[Task]) -> dict[str, dict[int, str]]:
     """Site, explorer and zone names for a page of tasks, by id (for display)."""
     wanted = {
-        "site": ({r["site_id"] for r in rows} - {None}, sites),
-        "explorer": ({r["explorer_id"] for r in rows} - {None}, explorers),
-        "hosted_zone": ({r["hosted_zone_id"] for r in rows} - {None}, hosted_zones),
+        "site": ({r.site_id for r in rows} - {None}, sites),
+        "explorer": ({r.explorer_id for r in rows} - {None}, explorers),
+        "hosted_zone": ({r.hosted_zone_id for r in rows} - {None}, hosted_zones),
     }
     names: dict[str, dict[int, str]] = {}
     for key, (ids, table) in wanted.items():
@@ -785,18 +786,18 @@ def related_names(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> dict[s
 
 
 def list_runs(
-    conn: Connection, template: Mapping[str, Any], *, limit: int = 50, before_id: int | None = None
-) -> list[dict[str, Any]]:
+    conn: Connection, template: Task, *, limit: int = 50, before_id: int | None = None
+) -> list[Task]:
     """Past and current runs of a recurring template, newest first."""
     query = select(tasks).where(
-        tasks.c.parent_id == template["id"],
-        tasks.c.organization_id == template["organization_id"],
+        tasks.c.parent_id == template.id,
+        tasks.c.organization_id == template.organization_id,
         tasks.c.removed_at.is_(None),
     )
     if before_id is not None:
         query = query.where(tasks.c.id < before_id)
     rows = conn.execute(query.order_by(tasks.c.id.desc()).limit(limit)).mappings().all()
-    return [dict(row) for row in rows]
+    return [Task.from_row(row) for row in rows]
 
 
 def ids_filter(

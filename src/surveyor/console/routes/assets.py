@@ -18,6 +18,8 @@ from surveyor.console.schemas import MAX_ID, IdPath
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.changes import ChangeKind, summarize
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
+from surveyor.core.task import Task
+from surveyor.core.tasks import TaskStatus
 from surveyor.store import inventory, records
 from surveyor.store import tasks as task_store
 from surveyor.store.asset_search import ASSET_SEARCH
@@ -201,8 +203,8 @@ def run_summary(run: Mapping[str, Any]) -> dict[str, int]:
     return summarize({name: run[name] for name in inventory.RUN_COUNTS})
 
 
-def _report_run(conn: Connection, task: Mapping[str, Any], number: int | None) -> dict[str, Any]:
-    task_id = task["id"]
+def _report_run(conn: Connection, task: Task, number: int | None) -> dict[str, Any]:
+    task_id = task.id
     if number is not None:
         run = inventory.run_by_number(conn, task_id, number)
         if run is None:
@@ -219,7 +221,7 @@ def _report_run(conn: Connection, task: Mapping[str, Any], number: int | None) -
             404,
             "no_changes",
             f"task {task_id} has no change report"
-            + ("" if task["status"] == "processed" else " (it has not been processed)"),
+            + ("" if task.status is TaskStatus.PROCESSED else " (it has not been processed)"),
         )
     return run
 
@@ -249,7 +251,7 @@ def change_report(
             )
     header = {
         "task_id": task_id,
-        "status": task["status"],
+        "status": task.status.value,
         "run": run["number"],
         "observed_at": run["observed_at"],
         "processed_at": run["ended_at"],

@@ -34,6 +34,7 @@ from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import LimitExceeded
+from surveyor.core.task import Task
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
 from surveyor.service.explorers import (
@@ -309,7 +310,7 @@ def confirm_stopped(task_id: IdPath, body: ReportIn, explorer: Explorer, state: 
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
-    return {"id": task["id"], "status": task["status"]}
+    return {"id": task.id, "status": task.status.value}
 
 
 @router.post("/tasks/{task_id}/failed", response_model=TaskStatusOut, responses=_ERRORS)
@@ -322,15 +323,15 @@ def report_failure(task_id: IdPath, body: FailedIn, explorer: Explorer, state: S
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
-    return {"id": task["id"], "status": task["status"]}
+    return {"id": task.id, "status": task.status.value}
 
 
-def _upload_out(task: Mapping[str, Any], *, already_stored: bool) -> dict[str, Any]:
+def _upload_out(task: Task, *, already_stored: bool) -> dict[str, Any]:
     return {
-        "id": task["id"],
-        "status": task["status"],
-        "size_data": task["size_data"],
-        "data_sha256": task["data_sha256"],
+        "id": task.id,
+        "status": task.status.value,
+        "size_data": task.size_data,
+        "data_sha256": task.data_sha256,
         "already_stored": already_stored,
     }
 
@@ -482,7 +483,7 @@ def _supervise_once(state: ConsoleState, watching_since: datetime) -> int:
     if due:
         with state.db.write() as conn:
             for task in explorer_service.supervise(conn, now=now, timeouts=timeouts):
-                log.info("task %s is now %s", task["id"], task["status"])
+                log.info("task %s is now %s", task.id, task.status)
     if waiting.needs_write:
         with state.db.write() as conn:
             return launch.refresh_waiting_scans(

@@ -25,6 +25,7 @@ from surveyor.console.schemas import MAX_ID, TaskOut
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.records import TaskDataError, survey
 from surveyor.store import accounts
@@ -139,7 +140,7 @@ def _create_import(
     size: int,
     sha256: str,
     hosts: int,
-) -> dict[str, Any]:
+) -> Task:
     final: Path | None = None
     try:
         with state.db.write() as conn:
@@ -157,12 +158,12 @@ def _create_import(
                 },
                 actor=principal.email,
             )
-            final = task_data_path(state.settings.data_dir, task["id"])
+            final = task_data_path(state.settings.data_dir, task.id)
             os.replace(upload.path, final)
             queued = task_store.transition(
                 conn,
                 principal.organization_id,
-                task["id"],
+                task.id,
                 TaskStatus.PROCESSING_QUEUED,
                 actor=principal.email,
                 message=f"imported {hosts} host records",
@@ -170,7 +171,7 @@ def _create_import(
                     "size_data": size,
                     "data_sha256": sha256,
                     "stats": {"hosts": hosts},
-                    "data_acquisition_ended_at": task["created_at"],
+                    "data_acquisition_ended_at": task.created_at,
                 },
             )
             audit(
@@ -179,7 +180,7 @@ def _create_import(
                 actor=principal.email,
                 action="import",
                 object_type="task",
-                object_id=task["id"],
+                object_id=task.id,
                 details={"site_id": target["id"], "hosts": hosts, "bytes": size},
             )
     except BaseException:
@@ -201,7 +202,7 @@ async def create_import(
     ] = None,
     name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     description: Annotated[str, Query(max_length=10_000)] = "",
-) -> dict[str, Any]:
+) -> TaskOut:
     """Import a Surveyor JSONL file (gzip or plain, as the request body) into a site."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/"):

@@ -30,7 +30,7 @@ from surveyor.console.schemas import (
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core import recurrence
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
-from surveyor.core.tasks import TaskStatus
+from surveyor.core.task import TASK_COLUMNS, Task
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import inventory
@@ -48,12 +48,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 
 
-def task_out(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The API shape of a task row (SPEC §4)."""
-    out = {key: row[key] for key in TaskOut.model_fields if key in row}
-    out["status_label"] = TaskStatus(row["status"]).label
-    out["progress"] = {"collect": row["progress_collect"], "process": row["progress_process"]}
-    return out
+#: The fields of `TaskOut` that are a task's attributes as they are.
+_TASK_FIELDS = tuple(name for name in TaskOut.model_fields if name in TASK_COLUMNS)
+
+
+def task_out(task: Task) -> TaskOut:
+    """The API shape of a task (SPEC §4)."""
+    out: dict[str, Any] = {name: getattr(task, name) for name in _TASK_FIELDS}
+    out["status_label"] = task.status.label
+    out["progress"] = {"collect": task.progress_collect, "process": task.progress_process}
+    return TaskOut.model_validate(out)
 
 
 def _invalid(exc: InvalidTask) -> ApiError:
@@ -70,7 +74,7 @@ def _search_clause(conn: Connection, search: str | None) -> tuple[Any, bool]:
 
 
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
-def create_task(body: TaskCreate, principal: Operator, state: State) -> dict[str, Any]:
+def create_task(body: TaskCreate, principal: Operator, state: State) -> TaskOut:
     """Create a task that starts now, at `start_time`, or recurs by `recur`: a scan, or
     another kind users create (`type`)."""
     try:
@@ -135,7 +139,7 @@ def preview_recurrence(body: RecurrenceIn, _principal: Viewer) -> dict[str, Any]
 
 
 @router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
-def get_task(task_id: IdPath, principal: Viewer, state: State) -> dict[str, Any]:
+def get_task(task_id: IdPath, principal: Viewer, state: State) -> TaskOut:
     with state.db.read() as conn:
         task = task_store.get_task(conn, principal.organization_id, task_id)
     if task is None:
@@ -144,9 +148,7 @@ def get_task(task_id: IdPath, principal: Viewer, state: State) -> dict[str, Any]
 
 
 @router.patch("/{task_id}", response_model=TaskOut, responses=_ERRORS)
-def update_task(
-    task_id: IdPath, body: TaskUpdate, principal: Operator, state: State
-) -> dict[str, Any]:
+def update_task(task_id: IdPath, body: TaskUpdate, principal: Operator, state: State) -> TaskOut:
     """Edit a task; what it will do can change only before it runs."""
     try:
         with state.db.write() as conn:
@@ -168,10 +170,10 @@ def remove_task(task_id: IdPath, principal: Operator, state: State) -> Response:
 
 def _action(
     name: str,
-    perform: Callable[[Connection, Principal, int], dict[str, Any]],
+    perform: Callable[[Connection, Principal, int], Task],
     summary: str,
 ) -> None:
-    def handler(task_id: IdPath, principal: Operator, state: State) -> dict[str, Any]:
+    def handler(task_id: IdPath, principal: Operator, state: State) -> TaskOut:
         try:
             with state.db.write() as conn:
                 return task_out(perform(conn, principal, task_id))
@@ -202,7 +204,7 @@ def hide_task(
     principal: Operator,
     state: State,
     body: Annotated[HideIn | None, Body()] = None,
-) -> dict[str, Any]:
+) -> TaskOut:
     """Hide a task from the tabs (`{"hidden": false}` shows it again)."""
     hidden = body.hidden if body is not None else True
     with state.db.write() as conn:
@@ -226,7 +228,7 @@ def list_runs(
             raise task_store.TaskNotFound(task_id)
         runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
     items = runs[:limit]
-    next_cursor = str(items[-1]["id"]) if len(runs) > limit else None
+    next_cursor = str(items[-1].id) if len(runs) > limit else None
     return {"items": [task_out(run) for run in items], "next_cursor": next_cursor}
 
 
@@ -267,14 +269,14 @@ def get_task_data(task_id: IdPath, principal: Viewer, state: State) -> Response:
     if task is None:
         raise task_store.TaskNotFound(task_id)
     path = taskdata.task_data_path(state.settings.data_dir, task_id)
-    if not task["data_sha256"] or not path.is_file():
+    if not task.data_sha256 or not path.is_file():
         raise ApiError(
             404,
             "no_data",
             f"task {task_id} has no stored data"
-            + ("" if task["size_data"] else " (it has not collected any yet)"),
+            + ("" if task.size_data else " (it has not collected any yet)"),
         )
-    if taskdata.sha256_of(path) != task["data_sha256"]:
+    if taskdata.sha256_of(path) != task.data_sha256:
         raise ApiError(
             500, "data_corrupt", f"the stored data of task {task_id} does not match its checksum"
         )
@@ -282,7 +284,7 @@ def get_task_data(task_id: IdPath, principal: Viewer, state: State) -> Response:
         path,
         media_type="application/gzip",
         filename=f"surveyor-task-{task_id}.jsonl.gz",
-        headers={"X-Surveyor-Content-SHA256": task["data_sha256"]},
+        headers={"X-Surveyor-Content-SHA256": task.data_sha256},
     )
 
 

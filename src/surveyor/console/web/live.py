@@ -65,7 +65,7 @@ class FeedItem:
 
 def _task_fields(row: Mapping[str, Any]) -> dict[str, Any]:
     status = TaskStatus(row["status"])
-    collect, process = ring_values(row)
+    collect, process = ring_values(status, row["progress_collect"], row["progress_process"])
     return {
         "status": status.value,
         "status_label": status.label,

@@ -28,6 +28,7 @@ from surveyor.core.ports import PRESETS
 from surveyor.core.recurrence.model import Weekday
 from surveyor.core.recurrence.wall_clock import load_zone, to_instant
 from surveyor.core.scan_params import DEFAULT_RATE
+from surveyor.core.task import Task
 from surveyor.core.tasks import Tab
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
@@ -275,7 +276,7 @@ def new_task_form(request: Request, principal: PagePrincipal, state: State) -> R
     return _form_page(request, state, principal, _initial_values(state, principal), {})
 
 
-def _create(state: ConsoleState, principal: Principal, form: FormData) -> dict[str, Any]:
+def _create(state: ConsoleState, principal: Principal, form: FormData) -> Task:
     """Build the body, validate it as the API does, create; raises FormProblem with the
     form input at fault."""
     try:
@@ -308,8 +309,8 @@ async def create_task(request: Request, principal: CheckedPrincipal, state: Stat
             {problem.field: problem.message},
             status=400,
         )
-    tab = Tab.RECURRING.value if task["recur"] else "all"
-    return RedirectResponse(f"/tasks?tab={tab}&task={task['id']}", status_code=303)
+    tab = Tab.RECURRING.value if task.recur else "all"
+    return RedirectResponse(f"/tasks?tab={tab}&task={task.id}", status_code=303)
 
 
 def occurrence_text(moment: datetime, zone_name: str) -> str:

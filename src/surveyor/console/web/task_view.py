@@ -17,6 +17,7 @@ from surveyor.core import recurrence
 from surveyor.core.changes import SUMMARY_KEYS, ChangeKind, summarize
 from surveyor.core.kinds import Collector, TaskKind, find_kind, label_of
 from surveyor.core.processing import ProcessingPhase
+from surveyor.core.task import Task
 from surveyor.core.tasks import (
     TAB_SPECS,
     TERMINAL_STATUSES,
@@ -24,7 +25,6 @@ from surveyor.core.tasks import (
     Tab,
     TaskStatus,
     TransitionKind,
-    WaitReason,
 )
 from surveyor.service.tasks import stored_recurrence
 from surveyor.store.accounts import Role
@@ -43,13 +43,13 @@ class Action:
     danger: bool = False
 
 
-def available_actions(task: Mapping[str, Any], role: Role) -> list[Action]:
+def available_actions(task: Task, role: Role) -> list[Action]:
     """The state-changing actions `role` may take on `task` in its current status."""
     if not role.allows(Role.OPERATOR):
         return []
-    status = TaskStatus(task["status"])
-    template = bool(task["recur"])
-    kind = find_kind(task["type"])
+    status = task.status
+    template = task.recur
+    kind = find_kind(task.type)
     table = kind.transitions(template=template) if kind is not None else {}
     actions: list[Action] = []
     if not template and (
@@ -65,12 +65,12 @@ def available_actions(task: Mapping[str, Any], role: Role) -> list[Action]:
         actions.append(Action("run-now", "Run now"))
     if (
         table.get((status, TaskStatus.PROCESSING_QUEUED)) is TransitionKind.REPROCESS
-        and task["size_data"]
+        and task.size_data
     ):
         # A stopped scan's data was never processed: processing it is not a "re"-process.
         label = "Process data" if status is TaskStatus.STOPPED else "Reprocess"
         actions.append(Action("reprocess", label))
-    actions.append(Action("show", "Unhide") if task["hidden"] else Action("hide", "Hide"))
+    actions.append(Action("show", "Unhide") if task.hidden else Action("hide", "Hide"))
     if template or status is TaskStatus.NEW or status in TERMINAL_STATUSES:
         what = "this recurring task (its past runs stay)" if template else "this task"
         actions.append(Action("remove", "Remove", confirm=f"Remove {what}?", danger=True))
@@ -129,12 +129,13 @@ _COLLECTED = TAB_SPECS[Tab.PROCESSING].statuses | TAB_SPECS[Tab.COMPLETED].statu
 _PROCESSED = TAB_SPECS[Tab.COMPLETED].statuses
 
 
-def ring_values(task: Mapping[str, Any]) -> tuple[float, float]:
-    """The two rings (collect, process), each 0..1; a phase that is over is full."""
-    status = TaskStatus(task["status"])
-    collect = 1.0 if status in _COLLECTED else task["progress_collect"]
-    process = 1.0 if status in _PROCESSED else task["progress_process"]
-    return _unit(collect), _unit(process)
+def ring_values(status: TaskStatus, collect: float, process: float) -> tuple[float, float]:
+    """The two rings of a task in `status` whose progress is `collect` and `process`, each
+    0..1; a phase that is over is full."""
+    return (
+        1.0 if status in _COLLECTED else _unit(collect),
+        1.0 if status in _PROCESSED else _unit(process),
+    )
 
 
 def _unit(value: Any) -> float:
@@ -143,40 +144,40 @@ def _unit(value: Any) -> float:
 
 @dataclass(frozen=True)
 class TaskView:
-    """A task row with the names of its site, explorer and zone, ready for templates."""
+    """A task with the names of its site, explorer and zone, ready for templates (which
+    read its attributes too: `t.name`, `t["recur"]`)."""
 
-    row: Mapping[str, Any]
+    task: Task
     site: str
     explorer: str
     zone: str
 
     @classmethod
-    def of(cls, row: Mapping[str, Any], names: Mapping[str, Mapping[int, str]]) -> TaskView:
-        def name(kind: str, key: str) -> str:
-            value = row.get(key)
+    def of(cls, task: Task, names: Mapping[str, Mapping[int, str]]) -> TaskView:
+        def name(kind: str, value: int | None) -> str:
             return names.get(kind, {}).get(value, f"#{value}") if value is not None else ""
 
         return cls(
-            row,
-            name("site", "site_id"),
-            name("explorer", "explorer_id"),
-            name("hosted_zone", "hosted_zone_id"),
+            task,
+            name("site", task.site_id),
+            name("explorer", task.explorer_id),
+            name("hosted_zone", task.hosted_zone_id),
         )
 
     def __getitem__(self, key: str) -> Any:
-        return self.row[key]
+        return getattr(self.task, key)
 
     @property
     def id(self) -> int:
-        return int(self.row["id"])
+        return self.task.id
 
     @property
     def status(self) -> str:
-        return str(self.row["status"])
+        return self.task.status.value
 
     @property
     def status_label(self) -> str:
-        return TaskStatus(self.row["status"]).label
+        return self.task.status.label
 
     @property
     def runner(self) -> str:
@@ -187,53 +188,56 @@ class TaskView:
 
     @property
     def collect(self) -> float:
-        return ring_values(self.row)[0]
+        return self._rings[0]
 
     @property
     def process(self) -> float:
-        return ring_values(self.row)[1]
+        return self._rings[1]
+
+    @property
+    def _rings(self) -> tuple[float, float]:
+        task = self.task
+        return ring_values(task.status, task.progress_collect, task.progress_process)
 
     @property
     def started(self) -> datetime | None:
-        value: datetime | None = self.row.get("data_acquisition_started_at")
-        return value
+        return self.task.data_acquisition_started_at
 
     @property
     def pending_start(self) -> datetime | None:
         """When a task that has not started yet is due to start."""
-        if self.row["status"] != TaskStatus.NEW or self.row["recur"]:
+        if self.task.status is not TaskStatus.NEW or self.task.recur:
             return None
-        value: datetime | None = self.row.get("start_time")
-        return value
+        return self.task.start_time
 
     @property
     def schedule(self) -> str:
         """A template's recurrence in words, e.g. `every day at 02:30 UTC`."""
-        if not self.row["recur"] or not self.row.get("recur_frequency"):
+        task = self.task
+        if not task.recur or not task.recur_frequency:
             return ""
         try:
-            return recurrence.describe(stored_recurrence(self.row))
+            return recurrence.describe(
+                stored_recurrence(task.recur_frequency, task.recur_rule, task.timezone)
+            )
         except (ValueError, recurrence.RecurrenceError):
-            return str(self.row.get("recur_rule") or self.row["recur_frequency"])
+            return str(task.recur_rule or task.recur_frequency)
 
     @property
     def wait_text(self) -> str:
-        reason = self.row.get("wait_reason")
-        if self.row["status"] != TaskStatus.NEW or self.row["recur"] or not reason:
+        reason = self.task.wait_reason
+        if self.task.status is not TaskStatus.NEW or self.task.recur or not reason:
             return ""
-        try:
-            return WAIT_REASON_TEXT[WaitReason(reason)]
-        except ValueError:
-            return str(reason)
+        return WAIT_REASON_TEXT[reason]
 
     @property
     def kind(self) -> TaskKind | None:
-        return find_kind(str(self.row["type"]))
+        return find_kind(self.task.type)
 
     @property
     def kind_label(self) -> str:
         """What its type is called: "Scan", also naming its collection ("Scan started")."""
-        return label_of(str(self.row["type"]))
+        return label_of(self.task.type)
 
     @property
     def on_explorer(self) -> bool:
@@ -245,29 +249,31 @@ class TaskView:
     def outcome(self) -> str:
         """What processing made of it in words, for kinds that say it so (not in counts)."""
         kind = self.kind
-        return kind.outcome(self.row) if kind is not None and kind.outcome is not None else ""
+        if kind is None or kind.outcome is None:
+            return ""
+        return kind.outcome(self.task.as_row())
 
     @property
     def changes(self) -> str:
         """The list's brief of what processing did: the kind's words, or the change counts."""
-        return self.outcome or change_brief(self.row.get("change_summary"))
+        return self.outcome or change_brief(self.task.change_summary)
 
     @property
     def brief(self) -> str:
         """What it will do in one line (a scan's targets, ports and rate), by its kind."""
         kind = self.kind
-        return kind.brief(self.row) if kind is not None else ""
+        return kind.brief(self.task.as_row()) if kind is not None else ""
 
     @property
     def change_counts(self) -> list[tuple[str, int]]:
         """Every change-summary count, total last, for the card."""
-        summary = self.row.get("change_summary") or {}
+        summary = self.task.change_summary or {}
         return [(key, int(summary.get(key, 0) or 0)) for key in SUMMARY_KEYS]
 
     @property
     def has_data(self) -> bool:
-        return bool(self.row.get("data_sha256"))
+        return bool(self.task.data_sha256)
 
     @property
     def has_change_report(self) -> bool:
-        return self.row["status"] == TaskStatus.PROCESSED and bool(self.row.get("change_summary"))
+        return self.task.status is TaskStatus.PROCESSED and bool(self.task.change_summary)

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -138,15 +138,15 @@ def _overview_context(conn: Connection, principal: Principal, view: View) -> dic
                 limit=PAGE_SIZE,
             )
     selected = task_store.get_task(conn, org, view.task) if view.task is not None else None
-    rows: list[Mapping[str, Any]] = [*page.items, *([selected] if selected else [])]
+    rows = [*page.items, *([selected] if selected else [])]
     names = task_service.names_by_id(conn, rows)
     card: dict[str, Any] | None = None
     if selected is not None:
-        runs = task_store.list_runs(conn, selected, limit=10) if selected["recur"] else []
-        run_names = task_service.names_by_id(conn, list[Mapping[str, Any]](runs))
+        runs = task_store.list_runs(conn, selected, limit=10) if selected.recur else []
+        run_names = task_service.names_by_id(conn, runs)
         processings = (
-            inventory.list_runs(conn, selected["id"], limit=PROCESSING_RUNS_SHOWN)
-            if not selected["recur"]
+            inventory.list_runs(conn, selected.id, limit=PROCESSING_RUNS_SHOWN)
+            if not selected.recur
             else []
         )
         card = {
@@ -158,9 +158,7 @@ def _overview_context(conn: Connection, principal: Principal, view: View) -> dic
             ),
             "actions": available_actions(selected, principal.role),
             "parent": (
-                task_store.get_task(conn, org, selected["parent_id"])
-                if selected["parent_id"]
-                else None
+                task_store.get_task(conn, org, selected.parent_id) if selected.parent_id else None
             ),
         }
     return {
