@@ -96,7 +96,7 @@ def _create_places(db: Database) -> tuple[int, dict[str, int], dict[str, int]]:
                     "type": TaskType.IMPORT.value,
                 },
                 actor="bench",
-            )["id"]
+            ).id
             for name in PRODUCT_SITES
         }
     return org["id"], site_ids, task_ids

@@ -98,9 +98,9 @@ def create_templates(db: Database) -> list[int]:
             "recur": {"frequency": "hourly", "start": FIRST},
         }
         return [
-            task_service.create_task(conn, principal, {"name": f"sweep {n}", **body}, now=CREATED)[
-                "id"
-            ]
+            task_service.create_task(
+                conn, principal, {"name": f"sweep {n}", **body}, now=CREATED
+            ).id
             for n in range(TEMPLATES)
         ]
 

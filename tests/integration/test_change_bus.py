@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Connection, event, func, select
 
 from surveyor.console.web.live import TaskFeed
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.processing import queue
 from surveyor.processing.worker import wake_on_queued
@@ -78,7 +79,7 @@ def listening(db: Database, where: Interest = everything) -> Iterator[tuple[Chan
         bus.close()
 
 
-def new_scan(conn: Connection, place: Place, **values: Any) -> dict[str, Any]:
+def new_scan(conn: Connection, place: Place, **values: Any) -> Task:
     return task_store.create_task(
         conn,
         {
@@ -101,17 +102,17 @@ def test_a_transactions_changes_are_published_once_after_it_committed(db: Databa
         task = new_scan(conn, place)
         assert heard.batches == [], "nothing is published before the commit"
         task_store.transition(
-            conn, place.organization_id, task["id"], TaskStatus.ACTIVE, actor="explorer"
+            conn, place.organization_id, task.id, TaskStatus.ACTIVE, actor="explorer"
         )
         task_store.edit_task(
-            conn, place.organization_id, task["id"], {"name": "renamed"}, actor="x", message=""
+            conn, place.organization_id, task.id, {"name": "renamed"}, actor="x", message=""
         )
         assert heard.batches == []
 
     [batch] = heard.batches
     created, launched, renamed = batch
     assert created.kind is ChangeKind.CREATED
-    assert (created.organization_id, created.task_id) == (place.organization_id, task["id"])
+    assert (created.organization_id, created.task_id) == (place.organization_id, task.id)
     assert (created.task_type, created.status) == (TaskType.SCAN, TaskStatus.NEW)
     assert launched.kind is ChangeKind.STATUS
     assert (launched.previous_status, launched.status) == (TaskStatus.NEW, TaskStatus.ACTIVE)
@@ -165,7 +166,7 @@ def test_a_commit_outside_the_database_leaves_no_changes_for_the_next_transactio
         with db.write() as conn:
             later = new_scan(conn, place)
 
-    assert [change.task_id for change in heard.changes] == [later["id"]]
+    assert [change.task_id for change in heard.changes] == [later.id]
 
 
 def test_spawned_runs_are_published_as_created(db: Database) -> None:
@@ -188,7 +189,7 @@ def test_spawned_runs_are_published_as_created(db: Database) -> None:
     with listening(db) as (_, heard), db.write() as conn:
         [run] = task_store.spawn_runs(
             conn,
-            [template["id"]],
+            [template.id],
             occurrence,
             copied=COPIED_FROM_TEMPLATE,
             fixed=fixed,
@@ -308,7 +309,7 @@ def test_the_live_feed_looks_at_once_when_a_task_changes(db: Database) -> None:
 
     def create() -> int:
         with db.write() as conn:
-            return int(new_scan(conn, place)["id"])
+            return new_scan(conn, place).id
 
     async def scenario() -> tuple[int, Any]:
         stream, _ = await feed.subscribe(place.organization_id)
@@ -399,7 +400,7 @@ def test_another_process_hears_a_change_once_it_committed(
     with listening(other_database) as (_, heard), listening(db):
         with db.write() as conn:
             task = new_scan(conn, place)
-        change = heard.wait_for(lambda change: change.task_id == task["id"])
+        change = heard.wait_for(lambda change: change.task_id == task.id)
 
     assert change.kind is ChangeKind.CREATED
     assert (change.organization_id, change.status) == (place.organization_id, TaskStatus.NEW)
@@ -416,9 +417,9 @@ def test_a_process_does_not_hear_its_own_changes_again_from_postgresql(
         with other_database.write() as conn:
             theirs = new_scan(conn, place)
         # PostgreSQL delivers notifications in commit order: ours would come before theirs.
-        heard.wait_for(lambda change: change.task_id == theirs["id"])
+        heard.wait_for(lambda change: change.task_id == theirs.id)
 
-    assert [change.task_id for change in heard.changes] == [mine["id"], theirs["id"]]
+    assert [change.task_id for change in heard.changes] == [mine.id, theirs.id]
 
 
 @ON_POSTGRESQL
@@ -450,7 +451,7 @@ def test_the_listener_reconnects_when_its_connection_drops(
 
         with db.write() as conn:
             task = new_scan(conn, place)
-        heard.wait_for(lambda change: change.task_id == task["id"])
+        heard.wait_for(lambda change: change.task_id == task.id)
 
 
 # Payloads

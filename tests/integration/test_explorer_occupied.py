@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.service.launch import launch
 from surveyor.store import tasks as task_store
@@ -18,7 +19,7 @@ from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 
 
-def uploading_scan(console: ConsoleUnderTest) -> tuple[dict[str, Any], dict[str, Any]]:
+def uploading_scan(console: ConsoleUnderTest) -> tuple[dict[str, Any], Task]:
     """An explorer whose scan finished and is uploading its data (`scanned`), the scan in a
     site of its own (not the organization's last) and a hosted zone."""
     site = console.admin.post("/api/v1/sites", json={"name": "branch", "scope": "127.0.0.1"})
@@ -40,18 +41,18 @@ def uploading_scan(console: ConsoleUnderTest) -> tuple[dict[str, Any], dict[str,
         assert task is not None
         launch(conn, task, explorer, now=datetime.now(UTC))
         scan = task_store.transition(
-            conn, console.organization_id, task["id"], TaskStatus.SCANNED, actor="explorer:test"
+            conn, console.organization_id, task.id, TaskStatus.SCANNED, actor="explorer:test"
         )
-    assert scan["explorer_id"] == explorer["id"]
+    assert scan.explorer_id == explorer["id"]
     return explorer, scan
 
 
-def upload_done(console: ConsoleUnderTest, scan: dict[str, Any]) -> None:
+def upload_done(console: ConsoleUnderTest, scan: Task) -> None:
     with console.db.write() as conn:
         task_store.transition(
             conn,
             console.organization_id,
-            scan["id"],
+            scan.id,
             TaskStatus.PROCESSING_QUEUED,
             actor="explorer:test",
         )
@@ -62,9 +63,9 @@ def test_the_api_shows_an_uploading_scan_as_its_explorers_current_task(
 ) -> None:
     explorer, scan = uploading_scan(console)
     shown = console.admin.get(f"/api/v1/explorers/{explorer['id']}").json()
-    assert shown["current_task_id"] == scan["id"]
+    assert shown["current_task_id"] == scan.id
     listed = {e["id"]: e for e in console.admin.get("/api/v1/explorers").json()}
-    assert listed[explorer["id"]]["current_task_id"] == scan["id"]
+    assert listed[explorer["id"]]["current_task_id"] == scan.id
 
     upload_done(console, scan)
     shown = console.admin.get(f"/api/v1/explorers/{explorer['id']}").json()
@@ -77,12 +78,12 @@ def test_the_explorers_page_shows_an_uploading_scan_as_the_current_task(
     _, scan = uploading_scan(console)
     client, _ = signed_in(console, "viewer")
     row = client.get("/explorers").text.split("edge-1", 1)[1].split("</tr>", 1)[0]
-    assert f">#{scan['id']}</a>" in row
+    assert f">#{scan.id}</a>" in row
     assert "idle" not in row
 
     upload_done(console, scan)
     row = client.get("/explorers").text.split("edge-1", 1)[1].split("</tr>", 1)[0]
-    assert f">#{scan['id']}</a>" not in row
+    assert f">#{scan.id}</a>" not in row
     assert "idle" in row
 
 
@@ -94,9 +95,9 @@ def test_an_explorer_uploading_a_scan_is_not_deleted_and_the_answer_says_why(
     assert refused.status_code == 409
     assert refused.json()["error"] == {
         "code": "conflict",
-        "message": f"this explorer is uploading the data of task {scan['id']}; "
+        "message": f"this explorer is uploading the data of task {scan.id}; "
         "wait until the upload has finished",
-        "details": {"task_id": scan["id"], "status": "scanned"},
+        "details": {"task_id": scan.id, "status": "scanned"},
     }
     assert console.admin.get(f"/api/v1/explorers/{explorer['id']}").status_code == 200
 
@@ -113,15 +114,15 @@ def test_the_site_and_zone_of_an_uploading_scan_are_not_deleted_either(
     console: ConsoleUnderTest, path: str, field: str, whose: str
 ) -> None:
     _, scan = uploading_scan(console)
-    refused = console.admin.delete(f"/api/v1/{path}/{scan[field]}")
+    refused = console.admin.delete(f"/api/v1/{path}/{getattr(scan, field)}")
     assert refused.status_code == 409
     assert refused.json()["error"]["message"] == (
         f"tasks {whose} are stopping or uploading their data; wait until they finish"
     )
-    assert refused.json()["error"]["details"] == {"task_ids": [scan["id"]]}
+    assert refused.json()["error"]["details"] == {"task_ids": [scan.id]}
 
     upload_done(console, scan)
-    assert console.admin.delete(f"/api/v1/{path}/{scan[field]}").status_code == 204
+    assert console.admin.delete(f"/api/v1/{path}/{getattr(scan, field)}").status_code == 204
 
 
 def test_an_explorer_running_a_scan_is_not_deleted_until_it_is_stopped(
@@ -149,10 +150,10 @@ def test_the_zone_page_refuses_to_delete_the_zone_of_an_uploading_scan(
     console: ConsoleUnderTest,
 ) -> None:
     _, scan = uploading_scan(console)
-    zone_id = scan["hosted_zone_id"]
+    zone_id = scan.hosted_zone_id
     client, csrf = signed_in(console, "admin")
     members = client.get(f"/hosted-zones/{zone_id}").text.split('id="zone-members"', 1)[1]
-    assert f">#{scan['id']}</a>" in members
+    assert f">#{scan.id}</a>" in members
     refused = client.post(f"/hosted-zones/{zone_id}/delete", data={"csrf_token": csrf})
     assert refused.status_code == 409
     assert (

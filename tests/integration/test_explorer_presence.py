@@ -50,12 +50,11 @@ def refresh(db: Database, now: datetime) -> None:
         launch.refresh_waiting_scans(conn, now=now, online_window=WINDOW)
 
 
-def wait_reason(db: Database, task: dict[str, Any]) -> str | None:
+def wait_reason(db: Database, organization_id: int, task_id: int) -> str | None:
     with db.read() as conn:
-        found = task_store.get_task(conn, task["organization_id"], task["id"])
+        found = task_store.get_task(conn, organization_id, task_id)
     assert found is not None
-    reason: str | None = found["wait_reason"]
-    return reason
+    return found.wait_reason
 
 
 def explorer_row(db: Database, explorer_id: int) -> dict[str, Any]:
@@ -130,9 +129,9 @@ def test_a_dropped_poll_makes_its_explorer_offline_for_wait_reasons_once_the_gra
     assert dropped_at >= before
     scan = create_scan(console, explorer_id=explorer.id)
     refresh(console.db, dropped_at + GRACE - timedelta(milliseconds=1))
-    assert wait_reason(console.db, scan) is None
+    assert wait_reason(console.db, scan["organization_id"], scan["id"]) is None
     refresh(console.db, dropped_at + GRACE)
-    assert wait_reason(console.db, scan) == "explorer_offline"
+    assert wait_reason(console.db, scan["organization_id"], scan["id"]) == "explorer_offline"
     assert waiting_messages(console.db, scan["id"]) == [
         f"waiting for its explorer to come online ('{explorer.name}')"
     ]
@@ -186,7 +185,7 @@ def test_a_drop_noticed_after_the_explorer_polled_through_another_console_change
     assert noted is False
     assert explorer_row(db, explorer["id"])["poll_dropped_at"] is None
     refresh(db, second_poll + GRACE + timedelta(seconds=5))
-    assert wait_reason(db, scan) is None
+    assert wait_reason(db, scan.organization_id, scan.id) is None
 
 
 def test_a_report_from_an_explorer_whose_poll_dropped_brings_it_back(
@@ -215,12 +214,12 @@ def test_a_zone_scan_of_a_zone_without_members_waits_with_reason_zone_empty(
         scan = new_scan(conn, org["id"], org["site_id"], zone_id=zone["id"])
 
     refresh(db, now)
-    assert wait_reason(db, scan) == "zone_empty"
-    assert waiting_messages(db, scan["id"]) == [
+    assert wait_reason(db, scan.organization_id, scan.id) == "zone_empty"
+    assert waiting_messages(db, scan.id) == [
         "waiting for an explorer to join its hosted zone (it has none)"
     ]
 
     with db.write() as conn:
         new_explorer(conn, org["id"], zone_id=zone["id"], online=False)
     refresh(db, now)
-    assert wait_reason(db, scan) == "explorer_offline"
+    assert wait_reason(db, scan.organization_id, scan.id) == "explorer_offline"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import launch
 from surveyor.store import accounts
@@ -58,11 +58,9 @@ def test_concurrent_claimers_never_hand_out_one_task_twice(db: Database) -> None
             if task is None:
                 return
             with lock:
-                handed_out.append((task["id"], explorer_id))
+                handed_out.append((task.id, explorer_id))
             with db.write() as conn:  # done: the explorer is idle again
-                task_store.transition(
-                    conn, org["id"], task["id"], TaskStatus.CANCELED, actor="test"
-                )
+                task_store.transition(conn, org["id"], task.id, TaskStatus.CANCELED, actor="test")
 
     run_together(claim_until_empty, CLAIMERS)
 
@@ -81,7 +79,7 @@ def test_a_zone_never_runs_more_scans_than_its_slots_under_concurrent_claims(
         members = [new_explorer(conn, org["id"], zone_id=zone["id"]) for _ in range(CLAIMERS)]
         for _ in range(10):
             new_scan(conn, org["id"], site["id"], zone_id=zone["id"])
-    launched: list[dict[str, Any]] = []
+    launched: list[Task] = []
     lock = threading.Lock()
 
     def claim_once(index: int) -> None:
@@ -94,4 +92,4 @@ def test_a_zone_never_runs_more_scans_than_its_slots_under_concurrent_claims(
     run_together(claim_once, CLAIMERS)
 
     assert len(launched) == 2
-    assert len({task["explorer_id"] for task in launched}) == 2
+    assert len({task.explorer_id for task in launched}) == 2

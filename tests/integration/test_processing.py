@@ -50,8 +50,8 @@ def place(db: Database) -> Place:
 
 def summary_of(db: Database, place: Place, task_id: int) -> dict[str, int]:
     found = task(db, place, task_id)
-    assert found["status"] == TaskStatus.PROCESSED, found["error"]
-    return dict(found["change_summary"])
+    assert found.status == TaskStatus.PROCESSED, found.error
+    return dict(found.change_summary or {})
 
 
 def counts(**values: int) -> dict[str, int]:
@@ -91,10 +91,10 @@ def test_a_first_scan_creates_an_asset_per_host_and_counts_them_new(
     assert process_all(db, tmp_path) == 1
     assert summary_of(db, place, task_id) == counts(new=1)
     processed = task(db, place, task_id)
-    assert processed["cs_new"] == 1
-    assert processed["progress_process"] == 1.0
-    assert processed["stats"]["processing"] == {"records_done": 1, "records_total": 1}
-    assert processed["lease_owner"] is None
+    assert processed.cs_new == 1
+    assert processed.progress_process == 1.0
+    assert processed.stats["processing"] == {"records_done": 1, "records_total": 1}
+    assert processed.lease_owner is None
     [asset] = site_inventory(db, place)
     assert asset["addresses"] == ["127.0.0.1"]
     assert asset["mac"] == "00:11:22:33:44:55"
@@ -171,7 +171,7 @@ def test_reprocessing_a_task_gives_an_all_unchanged_summary(
     process_all(db, tmp_path)
     before = comparable(site_inventory(db, place))
     requeued = reprocess(db, place, task_id)
-    assert requeued["status"] == TaskStatus.PROCESSING_QUEUED
+    assert requeued.status == TaskStatus.PROCESSING_QUEUED
     assert process_all(db, tmp_path) == 1
     assert summary_of(db, place, task_id) == counts(unchanged=2)
     assert comparable(site_inventory(db, place)) == before
@@ -575,9 +575,9 @@ def test_invalid_task_data_cancels_the_task_naming_the_line(
     task_id = queue_data(db, tmp_path, place, encode(lines))
     process_all(db, tmp_path)
     failed = task(db, place, task_id)
-    assert failed["status"] == TaskStatus.CANCELED
-    assert "line 3" in failed["error"]
-    assert "127.0.0.300" in failed["error"]
+    assert failed.status == TaskStatus.CANCELED
+    assert "line 3" in failed.error
+    assert "127.0.0.300" in failed.error
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(assets)).scalar_one() == 0
 
@@ -589,8 +589,8 @@ def test_a_task_whose_data_file_is_missing_is_canceled_saying_where_it_looked(
     (tmp_path / "tasks" / f"{task_id}.jsonl.gz").unlink()
     process_all(db, tmp_path)
     failed = task(db, place, task_id)
-    assert failed["status"] == TaskStatus.CANCELED
-    assert f"{task_id}.jsonl.gz" in failed["error"]
+    assert failed.status == TaskStatus.CANCELED
+    assert f"{task_id}.jsonl.gz" in failed.error
 
 
 def test_a_data_file_that_is_not_the_tasks_own_is_not_merged(
@@ -603,8 +603,8 @@ def test_a_data_file_that_is_not_the_tasks_own_is_not_merged(
     )
     process_all(db, tmp_path)
     failed = task(db, place, task_id)
-    assert failed["status"] == TaskStatus.CANCELED
-    assert "SHA-256" in failed["error"]
+    assert failed.status == TaskStatus.CANCELED
+    assert "SHA-256" in failed.error
     assert site_inventory(db, place) == []
 
 

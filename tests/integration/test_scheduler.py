@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from surveyor.core.task import Task
 from surveyor.core.tasks import Tab, TaskStatus, TaskType, WaitReason
 from surveyor.scheduler.clock import ManualClock
 from surveyor.scheduler.tick import Scheduler, TickReport
@@ -52,7 +53,7 @@ class Schedules:
         recur: dict[str, Any] | None = None,
         grace: int = 3600,
         targets: str = "127.0.0.1",
-    ) -> dict[str, Any]:
+    ) -> Task:
         body = {
             "name": name,
             "params": {"targets": targets},
@@ -69,7 +70,7 @@ class Schedules:
         start_time: datetime | None = None,
         grace: int = 3600,
         task_type: TaskType = TaskType.SCAN,
-    ) -> dict[str, Any]:
+    ) -> Task:
         with self.db.write() as conn:
             if task_type is not TaskType.SCAN:
                 return task_store.create_task(
@@ -97,7 +98,7 @@ class Schedules:
         self.clock.set(at)
         return self.scheduler.tick(at)
 
-    def task(self, task_id: int) -> dict[str, Any]:
+    def task(self, task_id: int) -> Task:
         with self.db.read() as conn:
             found = task_store.get_task(
                 conn, self.principal.organization_id, task_id, include_removed=True
@@ -105,7 +106,7 @@ class Schedules:
         assert found is not None
         return found
 
-    def runs(self, template: dict[str, Any]) -> list[dict[str, Any]]:
+    def runs(self, template: Task) -> list[Task]:
         """The template's runs, oldest first."""
         with self.db.read() as conn:
             return list(reversed(task_store.list_runs(conn, template, limit=1000)))
@@ -120,9 +121,9 @@ class Schedules:
     def messages(self, task_id: int, kind: str) -> list[str]:
         return [event["message"] for event in self.events(task_id, kind)]
 
-    def move(self, task_id: int, *steps: TaskStatus) -> dict[str, Any]:
+    def move(self, task_id: int, *steps: TaskStatus) -> Task | None:
         """Walk a task through transitions, as an explorer or worker would."""
-        task: dict[str, Any] = {}
+        task = None
         for step in steps:
             with self.db.write() as conn:
                 task = task_store.transition(
@@ -173,28 +174,28 @@ def schedules(db: Database) -> Iterator[Schedules]:
 
 def test_a_template_spawns_a_run_at_its_occurrence_and_not_before(schedules: Schedules) -> None:
     template = schedules.recurring(targets="127.0.0.1, 127.0.0.2")
-    assert template["recur_next"] == FIRST
+    assert template.recur_next == FIRST
 
     assert schedules.tick(FIRST - SECOND).spawned == 0
     report = schedules.tick(FIRST)
 
     assert report.spawned == 1
     [run] = schedules.runs(template)
-    assert run["status"] == S.NEW
-    assert run["recur"] is False
-    assert run["name"] == "nightly sweep"
-    assert run["params"] == template["params"]
-    assert run["targets"] == template["targets"] == "127.0.0.1,127.0.0.2"
-    assert (run["start_time"], run["occurrence_at"]) == (FIRST, FIRST)
-    assert run["tab"] == Tab.SCHEDULED
-    assert schedules.messages(run["id"], "created") == ["created by its recurring task"]
-    after = schedules.task(template["id"])
-    assert after["recur_last"] == FIRST
-    assert after["recur_last_task_id"] == run["id"]
-    assert after["recur_next"] == FIRST + DAY
-    assert after["tab_sort"] == FIRST + DAY
-    assert schedules.messages(template["id"], "spawned") == [
-        f"run {run['id']} spawned for 2026-03-02 03:00 UTC"
+    assert run.status == S.NEW
+    assert run.recur is False
+    assert run.name == "nightly sweep"
+    assert run.params == template.params
+    assert run.targets == template.targets == "127.0.0.1,127.0.0.2"
+    assert (run.start_time, run.occurrence_at) == (FIRST, FIRST)
+    assert run.tab == Tab.SCHEDULED
+    assert schedules.messages(run.id, "created") == ["created by its recurring task"]
+    after = schedules.task(template.id)
+    assert after.recur_last == FIRST
+    assert after.recur_last_task_id == run.id
+    assert after.recur_next == FIRST + DAY
+    assert after.tab_sort == FIRST + DAY
+    assert schedules.messages(template.id, "spawned") == [
+        f"run {run.id} spawned for 2026-03-02 03:00 UTC"
     ]
 
 
@@ -215,11 +216,11 @@ def test_each_occurrence_spawns_its_own_run_once_the_previous_one_finished(
 
     for day in range(3):
         schedules.tick(FIRST + day * DAY)
-        schedules.finish(schedules.task(template["id"])["recur_last_task_id"])
+        schedules.finish(schedules.task(template.id).recur_last_task_id)
 
     runs = schedules.runs(template)
-    assert [run["occurrence_at"] for run in runs] == [FIRST, FIRST + DAY, FIRST + 2 * DAY]
-    assert schedules.task(template["id"])["recur_next"] == FIRST + 3 * DAY
+    assert [run.occurrence_at for run in runs] == [FIRST, FIRST + DAY, FIRST + 2 * DAY]
+    assert schedules.task(template.id).recur_next == FIRST + 3 * DAY
 
 
 def test_an_occurrence_whose_previous_run_has_not_finished_is_skipped_and_recorded(
@@ -228,24 +229,24 @@ def test_an_occurrence_whose_previous_run_has_not_finished_is_skipped_and_record
     template = schedules.recurring()
     schedules.tick(FIRST)
     [first_run] = schedules.runs(template)
-    schedules.move(first_run["id"], S.ACTIVE)
+    schedules.move(first_run.id, S.ACTIVE)
 
     report = schedules.tick(FIRST + DAY)
 
     assert (report.spawned, report.skipped) == (0, 1)
     assert len(schedules.runs(template)) == 1
-    assert schedules.messages(template["id"], "skipped") == [
-        f"skipped the run of 2026-03-03 03:00 UTC: the previous run (task {first_run['id']}) "
+    assert schedules.messages(template.id, "skipped") == [
+        f"skipped the run of 2026-03-03 03:00 UTC: the previous run (task {first_run.id}) "
         "has not finished"
     ]
-    waiting = schedules.task(template["id"])
-    assert waiting["wait_reason"] == WaitReason.PREVIOUS_RUN_ACTIVE
-    assert waiting["recur_next"] == FIRST + 2 * DAY
-    assert waiting["recur_last_task_id"] == first_run["id"]
+    waiting = schedules.task(template.id)
+    assert waiting.wait_reason == WaitReason.PREVIOUS_RUN_ACTIVE
+    assert waiting.recur_next == FIRST + 2 * DAY
+    assert waiting.recur_last_task_id == first_run.id
 
-    schedules.move(first_run["id"], S.SCANNED, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED)
+    schedules.move(first_run.id, S.SCANNED, S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED)
     assert schedules.tick(FIRST + 2 * DAY).spawned == 1
-    assert schedules.task(template["id"])["wait_reason"] == WaitReason.NOT_DUE
+    assert schedules.task(template.id).wait_reason == WaitReason.NOT_DUE
 
 
 def test_occurrences_missed_while_no_scheduler_ran_are_coalesced_into_one_run_within_grace(
@@ -257,12 +258,12 @@ def test_occurrences_missed_while_no_scheduler_ran_are_coalesced_into_one_run_wi
 
     assert (report.spawned, report.coalesced) == (1, 2)
     [run] = schedules.runs(template)
-    assert run["occurrence_at"] == FIRST + 2 * DAY
-    assert schedules.messages(template["id"], "coalesced") == [
+    assert run.occurrence_at == FIRST + 2 * DAY
+    assert schedules.messages(template.id, "coalesced") == [
         "2 runs missed (2026-03-02 03:00 UTC, 2026-03-03 03:00 UTC) were coalesced into "
-        f"run {run['id']} of 2026-03-04 03:00 UTC"
+        f"run {run.id} of 2026-03-04 03:00 UTC"
     ]
-    assert schedules.task(template["id"])["recur_next"] == FIRST + 3 * DAY
+    assert schedules.task(template.id).recur_next == FIRST + 3 * DAY
 
 
 def test_occurrences_missed_beyond_the_grace_period_are_skipped_saying_how_many_and_which(
@@ -274,13 +275,13 @@ def test_occurrences_missed_beyond_the_grace_period_are_skipped_saying_how_many_
 
     assert (report.spawned, report.skipped) == (0, 3)
     assert schedules.runs(template) == []
-    assert schedules.messages(template["id"], "skipped") == [
+    assert schedules.messages(template.id, "skipped") == [
         "skipped 3 runs (2026-03-02 03:00 UTC, 2026-03-03 03:00 UTC, 2026-03-04 03:00 UTC): "
         "the latest was 2 hours late, more than its 1 hour grace period"
     ]
-    after = schedules.task(template["id"])
-    assert after["recur_next"] == FIRST + 3 * DAY
-    assert after["recur_last"] is None
+    after = schedules.task(template.id)
+    assert after.recur_next == FIRST + 3 * DAY
+    assert after.recur_last is None
 
 
 def test_the_grace_period_of_each_template_decides_whether_a_late_occurrence_runs(
@@ -293,7 +294,7 @@ def test_the_grace_period_of_each_template_decides_whether_a_late_occurrence_run
 
     assert len(schedules.runs(patient)) == 1
     assert schedules.runs(strict) == []
-    assert schedules.messages(strict["id"], "skipped") == [
+    assert schedules.messages(strict.id, "skipped") == [
         "skipped the run of 2026-03-02 03:00 UTC: it was 2 hours late, "
         "more than its 1 minute grace period"
     ]
@@ -303,17 +304,17 @@ def test_editing_a_template_changes_its_future_runs_only(schedules: Schedules) -
     template = schedules.recurring(targets="127.0.0.1")
     schedules.tick(FIRST)
     [first_run] = schedules.runs(template)
-    schedules.finish(first_run["id"])
+    schedules.finish(first_run.id)
 
     with schedules.db.write() as conn:
         task_service.update_task(
-            conn, schedules.principal, template["id"], {"params": {"targets": "127.0.0.9"}}
+            conn, schedules.principal, template.id, {"params": {"targets": "127.0.0.9"}}
         )
     schedules.tick(FIRST + DAY)
 
     first, second = schedules.runs(template)
-    assert first["params"]["targets"] == "127.0.0.1"
-    assert second["params"]["targets"] == "127.0.0.9"
+    assert first.params["targets"] == "127.0.0.1"
+    assert second.params["targets"] == "127.0.0.9"
 
 
 def test_a_paused_template_never_fires_and_resumes_from_now_without_catching_up(
@@ -321,49 +322,47 @@ def test_a_paused_template_never_fires_and_resumes_from_now_without_catching_up(
 ) -> None:
     template = schedules.recurring()
     with schedules.db.write() as conn:
-        task_service.pause_task(conn, schedules.principal, template["id"])
+        task_service.pause_task(conn, schedules.principal, template.id)
 
     assert schedules.tick(FIRST + HOUR).spawned == 0
     with schedules.db.write() as conn:
         resumed = task_service.resume_task(
-            conn, schedules.principal, template["id"], now=FIRST + DAY + 5 * HOUR
+            conn, schedules.principal, template.id, now=FIRST + DAY + 5 * HOUR
         )
-    assert resumed["recur_next"] == FIRST + 2 * DAY
+    assert resumed.recur_next == FIRST + 2 * DAY
 
     quiet = schedules.tick(FIRST + DAY + 6 * HOUR)
     assert (quiet.spawned, quiet.skipped, quiet.coalesced) == (0, 0, 0)
     assert schedules.tick(FIRST + 2 * DAY).spawned == 1
-    assert [run["occurrence_at"] for run in schedules.runs(template)] == [FIRST + 2 * DAY]
+    assert [run.occurrence_at for run in schedules.runs(template)] == [FIRST + 2 * DAY]
 
 
 def test_a_removed_template_never_fires_and_its_past_runs_stay(schedules: Schedules) -> None:
     template = schedules.recurring()
     schedules.tick(FIRST)
     [run] = schedules.runs(template)
-    schedules.finish(run["id"])
+    schedules.finish(run.id)
 
     with schedules.db.write() as conn:
-        task_service.remove_task(conn, schedules.principal, template["id"])
+        task_service.remove_task(conn, schedules.principal, template.id)
 
     assert schedules.tick(FIRST + DAY).spawned == 0
-    assert [past["id"] for past in schedules.runs(template)] == [run["id"]]
-    assert schedules.task(run["id"])["status"] == S.STOPPED
+    assert [past.id for past in schedules.runs(template)] == [run.id]
+    assert schedules.task(run.id).status == S.STOPPED
 
 
 def test_run_now_counts_as_the_previous_run_of_the_next_occurrence(schedules: Schedules) -> None:
     template = schedules.recurring()
     with schedules.db.write() as conn:
-        run = task_service.run_now(
-            conn, schedules.principal, template["id"], now=FIRST - 10 * MINUTE
-        )
-    schedules.move(run["id"], S.ACTIVE)
+        run = task_service.run_now(conn, schedules.principal, template.id, now=FIRST - 10 * MINUTE)
+    schedules.move(run.id, S.ACTIVE)
 
     report = schedules.tick(FIRST)
 
     assert (report.spawned, report.skipped) == (0, 1)
     assert (
-        f"the previous run (task {run['id']}) has not finished"
-        in (schedules.messages(template["id"], "skipped")[0])
+        f"the previous run (task {run.id}) has not finished"
+        in (schedules.messages(template.id, "skipped")[0])
     )
 
 
@@ -374,10 +373,10 @@ def test_a_schedule_that_ends_fires_its_last_run_and_says_so(schedules: Schedule
     schedules.tick(FIRST + 30 * DAY)
 
     assert len(schedules.runs(template)) == 1
-    after = schedules.task(template["id"])
-    assert after["recur_next"] is None
-    assert after["status"] == S.NEW
-    assert schedules.messages(template["id"], "ended") == ["the schedule has no further runs"]
+    after = schedules.task(template.id)
+    assert after.recur_next is None
+    assert after.status == S.NEW
+    assert schedules.messages(template.id, "ended") == ["the schedule has no further runs"]
 
 
 def test_a_template_whose_schedule_cannot_be_read_stops_with_an_event(
@@ -385,15 +384,13 @@ def test_a_template_whose_schedule_cannot_be_read_stops_with_an_event(
 ) -> None:
     template = schedules.recurring()
     with schedules.db.write() as conn:
-        conn.execute(
-            update(tasks).where(tasks.c.id == template["id"]).values(recur_rule="not a rule")
-        )
+        conn.execute(update(tasks).where(tasks.c.id == template.id).values(recur_rule="not a rule"))
 
     report = schedules.tick(FIRST)
 
     assert report.spawned == 0
-    assert schedules.task(template["id"])["recur_next"] is None
-    [message] = schedules.messages(template["id"], "skipped")
+    assert schedules.task(template.id).recur_next is None
+    [message] = schedules.messages(template.id, "skipped")
     assert message.startswith("stopped scheduling: its schedule cannot be read")
 
 
@@ -405,15 +402,15 @@ def test_a_run_spawned_by_the_scheduler_is_the_run_the_service_would_spawn(
     schedules.tick(FIRST - 10 * MINUTE)
     with schedules.db.write() as conn:
         expected = task_service.spawn_run(
-            conn, schedules.task(by_hand["id"]), occurrence=FIRST, actor="scheduler", now=FIRST
+            conn, schedules.task(by_hand.id), occurrence=FIRST, actor="scheduler", now=FIRST
         )
 
     schedules.tick(FIRST)
 
     [run] = schedules.runs(fired)
     different = {"id", "parent_id"}
-    assert {k: v for k, v in run.items() if k not in different} == {
-        k: v for k, v in expected.items() if k not in different
+    assert {k: v for k, v in run.as_row().items() if k not in different} == {
+        k: v for k, v in expected.as_row().items() if k not in different
     }
 
 
@@ -428,20 +425,20 @@ def test_a_template_prepared_ahead_and_then_edited_fires_by_its_new_schedule(
         task_service.update_task(
             conn,
             schedules.principal,
-            moved["id"],
+            moved.id,
             {"recur": {**DAILY_AT_3, "time": "04:00"}},
             now=FIRST - MINUTE,
         )
         task_service.update_task(
-            conn, schedules.principal, retargeted["id"], {"params": {"targets": "127.0.0.5"}}
+            conn, schedules.principal, retargeted.id, {"params": {"targets": "127.0.0.5"}}
         )
     schedules.tick(FIRST)
 
     assert schedules.runs(moved) == []
-    assert schedules.task(moved["id"])["recur_next"] == FIRST + HOUR
+    assert schedules.task(moved.id).recur_next == FIRST + HOUR
     [run] = schedules.runs(retargeted)
-    assert run["params"]["targets"] == "127.0.0.5"
-    assert schedules.task(retargeted["id"])["recur_next"] == FIRST + DAY
+    assert run.params["targets"] == "127.0.0.5"
+    assert schedules.task(retargeted.id).recur_next == FIRST + DAY
 
 
 def test_many_due_templates_fire_in_batches_of_one_transaction_each(
@@ -468,7 +465,7 @@ def test_two_connections_firing_at_once_spawn_every_run_once(schedules: Schedule
     assert report.spawned == sum(batch.spawned for batch in report.batches) == 30
     assert all(batch.templates <= 4 for batch in report.batches)
     assert [len(schedules.runs(template)) for template in templates] == [1] * 30
-    assert {schedules.task(t["id"])["recur_next"] for t in templates} == {FIRST + DAY}
+    assert {schedules.task(t.id).recur_next for t in templates} == {FIRST + DAY}
 
 
 def test_an_occurrence_another_scheduler_fired_is_adopted_not_duplicated(
@@ -485,11 +482,11 @@ def test_an_occurrence_another_scheduler_fired_is_adopted_not_duplicated(
     report = schedules.tick(FIRST)
 
     assert (report.spawned, report.adopted) == (1, 1)
-    assert [run["id"] for run in schedules.runs(taken)] == [elsewhere["id"]]
+    assert [run.id for run in schedules.runs(taken)] == [elsewhere.id]
     assert len(schedules.runs(free)) == 1
-    after = schedules.task(taken["id"])
-    assert after["recur_next"] == FIRST + DAY
-    assert after["recur_last_task_id"] == elsewhere["id"]
+    after = schedules.task(taken.id)
+    assert after.recur_next == FIRST + DAY
+    assert after.recur_last_task_id == elsewhere.id
 
 
 def test_one_batch_spawns_skips_and_adopts_each_template_by_its_own_schedule(
@@ -503,10 +500,10 @@ def test_one_batch_spawns_skips_and_adopts_each_template_by_its_own_schedule(
     busy = schedules.recurring("busy")
     taken = schedules.recurring("taken")
     schedules.tick(FIRST)
-    busy_run = schedules.task(busy["id"])["recur_last_task_id"]
+    busy_run = schedules.task(busy.id).recur_last_task_id
     for template in (daily, busy, taken):
         if template is not busy:
-            schedules.finish(schedules.task(template["id"])["recur_last_task_id"])
+            schedules.finish(schedules.task(template.id).recur_last_task_id)
     schedules.move(busy_run, S.ACTIVE)
     with schedules.db.write() as conn:
         elsewhere = task_store.create_task(
@@ -518,23 +515,23 @@ def test_one_batch_spawns_skips_and_adopts_each_template_by_its_own_schedule(
     assert (report.spawned, report.skipped, report.adopted) == (1, 1, 1)
     assert sum(batch.templates for batch in report.batches) == 3
     [_, daily_run] = schedules.runs(daily)
-    assert daily_run["occurrence_at"] == FIRST + DAY
-    assert schedules.messages(daily_run["id"], "created") == ["created by its recurring task"]
-    assert schedules.messages(daily["id"], "spawned")[-1] == (
-        f"run {daily_run['id']} spawned for 2026-03-03 03:00 UTC"
+    assert daily_run.occurrence_at == FIRST + DAY
+    assert schedules.messages(daily_run.id, "created") == ["created by its recurring task"]
+    assert schedules.messages(daily.id, "spawned")[-1] == (
+        f"run {daily_run.id} spawned for 2026-03-03 03:00 UTC"
     )
-    moved = {t["name"]: schedules.task(t["id"]) for t in (daily, weekly, busy, taken)}
-    assert moved["daily"]["recur_next"] == FIRST + 2 * DAY
-    assert moved["daily"]["recur_last_task_id"] == daily_run["id"]
-    assert moved["weekly"]["recur_next"] == FIRST + 7 * DAY  # not due: untouched
-    assert moved["busy"]["recur_next"] == FIRST + 2 * DAY
-    assert moved["busy"]["wait_reason"] == WaitReason.PREVIOUS_RUN_ACTIVE
-    assert moved["busy"]["recur_last_task_id"] == busy_run
-    assert moved["taken"]["recur_last_task_id"] == elsewhere["id"]
-    assert moved["taken"]["recur_last"] == FIRST + DAY
+    moved = {t.name: schedules.task(t.id) for t in (daily, weekly, busy, taken)}
+    assert moved["daily"].recur_next == FIRST + 2 * DAY
+    assert moved["daily"].recur_last_task_id == daily_run.id
+    assert moved["weekly"].recur_next == FIRST + 7 * DAY  # not due: untouched
+    assert moved["busy"].recur_next == FIRST + 2 * DAY
+    assert moved["busy"].wait_reason == WaitReason.PREVIOUS_RUN_ACTIVE
+    assert moved["busy"].recur_last_task_id == busy_run
+    assert moved["taken"].recur_last_task_id == elsewhere.id
+    assert moved["taken"].recur_last == FIRST + DAY
     # The run fired elsewhere got no second `created` event and its template no `spawned` one.
-    assert schedules.messages(elsewhere["id"], "created") == ["created"]
-    assert len(schedules.messages(taken["id"], "spawned")) == 1
+    assert schedules.messages(elsewhere.id, "created") == ["created"]
+    assert len(schedules.messages(taken.id, "spawned")) == 1
 
 
 def test_the_next_due_moment_is_the_earliest_occurrence_or_start_time(
@@ -568,7 +565,7 @@ def test_a_scheduler_that_does_not_lead_fires_nothing(schedules: Schedules) -> N
     assert not report.leader
     assert (report.spawned, report.skipped) == (0, 0)
     assert schedules.runs(template) == []
-    assert schedules.task(template["id"])["recur_next"] == FIRST
+    assert schedules.task(template.id).recur_next == FIRST
 
 
 # One-off tasks and the launch grace period
@@ -578,15 +575,15 @@ def test_a_one_off_task_becomes_due_at_its_start_time_and_stays_new(
     schedules: Schedules,
 ) -> None:
     task = schedules.one_off(start_time=FIRST)
-    assert task["wait_reason"] == WaitReason.NOT_DUE
+    assert task.wait_reason == WaitReason.NOT_DUE
 
     schedules.tick(FIRST - SECOND)
-    assert schedules.task(task["id"])["wait_reason"] == WaitReason.NOT_DUE
+    assert schedules.task(task.id).wait_reason == WaitReason.NOT_DUE
 
     assert schedules.tick(FIRST).became_due == 1
-    due = schedules.task(task["id"])
-    assert (due["status"], due["wait_reason"]) == (S.NEW, None)
-    assert schedules.messages(task["id"], "due") == ["its start time has come"]
+    due = schedules.task(task.id)
+    assert (due.status, due.wait_reason) == (S.NEW, None)
+    assert schedules.messages(task.id, "due") == ["its start time has come"]
 
 
 def test_a_due_run_that_cannot_launch_within_its_grace_period_is_canceled_saying_why(
@@ -595,16 +592,16 @@ def test_a_due_run_that_cannot_launch_within_its_grace_period_is_canceled_saying
     template = schedules.recurring()
     schedules.tick(FIRST)
     [run] = schedules.runs(template)
-    schedules.set_wait_reason(run["id"], WaitReason.EXPLORER_OFFLINE)
+    schedules.set_wait_reason(run.id, WaitReason.EXPLORER_OFFLINE)
 
     assert schedules.tick(FIRST + HOUR).canceled == 0
     assert schedules.tick(FIRST + HOUR + SECOND).canceled == 1
 
-    canceled = schedules.task(run["id"])
+    canceled = schedules.task(run.id)
     reason = "could not launch within its 1 hour grace period: its explorer was offline"
-    assert (canceled["status"], canceled["error"]) == (S.CANCELED, reason)
+    assert (canceled.status, canceled.error) == (S.CANCELED, reason)
     [transition] = [
-        e for e in schedules.events(run["id"], "transition") if e["to_status"] == S.CANCELED
+        e for e in schedules.events(run.id, "transition") if e["to_status"] == S.CANCELED
     ]
     assert (transition["from_status"], transition["actor"]) == (S.NEW, "scheduler")
     assert transition["message"] == reason
@@ -620,10 +617,10 @@ def test_a_run_canceled_for_its_grace_period_does_not_hold_up_the_next_occurrenc
 
     assert (report.canceled, report.spawned, report.skipped) == (1, 1, 0)
     first, second = schedules.runs(template)
-    assert first["error"] == "could not launch within its 1 hour grace period: " + (
+    assert first.error == "could not launch within its 1 hour grace period: " + (
         "no explorer picked it up"
     )
-    assert second["status"] == S.NEW
+    assert second.status == S.NEW
 
 
 def test_each_waiting_task_keeps_its_own_grace_period(schedules: Schedules) -> None:
@@ -632,19 +629,19 @@ def test_each_waiting_task_keeps_its_own_grace_period(schedules: Schedules) -> N
 
     schedules.tick(FIRST + HOUR)
 
-    assert schedules.task(short["id"])["status"] == S.CANCELED
-    assert schedules.task(short["id"])["error"].startswith(
+    assert schedules.task(short.id).status == S.CANCELED
+    assert schedules.task(short.id).error.startswith(
         "could not launch within its 10 minutes grace period"
     )
-    assert schedules.task(long["id"])["status"] == S.NEW
+    assert schedules.task(long.id).status == S.NEW
 
 
 def test_a_launched_task_is_never_canceled_for_its_grace_period(schedules: Schedules) -> None:
     task = schedules.one_off(start_time=FIRST)
-    schedules.move(task["id"], S.ACTIVE)
+    schedules.move(task.id, S.ACTIVE)
 
     assert schedules.tick(FIRST + DAY).canceled == 0
-    assert schedules.task(task["id"])["status"] == S.ACTIVE
+    assert schedules.task(task.id).status == S.ACTIVE
 
 
 def test_tasks_that_wait_for_the_processing_queue_are_not_canceled_for_grace(
@@ -654,7 +651,7 @@ def test_tasks_that_wait_for_the_processing_queue_are_not_canceled_for_grace(
 
     schedules.tick(FIRST + DAY)
 
-    assert schedules.task(report["id"])["status"] == S.NEW
+    assert schedules.task(report.id).status == S.NEW
 
 
 def test_the_grace_sweep_runs_at_most_every_few_seconds(schedules: Schedules) -> None:
@@ -664,7 +661,7 @@ def test_the_grace_sweep_runs_at_most_every_few_seconds(schedules: Schedules) ->
 
     assert schedules.tick(FIRST + HOUR + 2 * SECOND).canceled == 0
     assert schedules.tick(FIRST + HOUR + 6 * SECOND).canceled == 1
-    assert schedules.task(task["id"])["status"] == S.CANCELED
+    assert schedules.task(task.id).status == S.CANCELED
 
 
 # Waking the scheduler
@@ -698,12 +695,12 @@ def test_creating_editing_or_resuming_a_schedule_wakes_the_scheduler_once_commit
         assert len(woken) == 1
         schedules.one_off(start_time=FIRST)
         with schedules.db.write() as conn:
-            task_service.pause_task(conn, schedules.principal, template["id"])
+            task_service.pause_task(conn, schedules.principal, template.id)
         with schedules.db.write() as conn:
-            task_service.resume_task(conn, schedules.principal, template["id"], now=CREATED)
+            task_service.resume_task(conn, schedules.principal, template.id, now=CREATED)
         with schedules.db.write() as conn:
             task_service.update_task(
-                conn, schedules.principal, template["id"], {"recur": DAILY_AT_3}, now=CREATED
+                conn, schedules.principal, template.id, {"recur": DAILY_AT_3}, now=CREATED
             )
 
     assert len(woken) == 4  # created, created for later, resumed, rescheduled; not paused
@@ -720,10 +717,10 @@ def test_skip_and_coalesce_events_can_be_told_apart_by_kind(schedules: Schedules
     template = schedules.recurring()
     schedules.tick(FIRST + DAY + 5 * MINUTE)
 
-    kinds = [event["kind"] for event in schedules.events(template["id"])]
+    kinds = [event["kind"] for event in schedules.events(template.id)]
 
     assert kinds == ["created", "spawned", "coalesced"]
     assert re.fullmatch(
         r"1 runs? missed \(.*\) were coalesced into run \d+ of .*",
-        (schedules.messages(template["id"], "coalesced")[0]),
+        (schedules.messages(template.id, "coalesced")[0]),
     )

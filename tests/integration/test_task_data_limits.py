@@ -200,9 +200,9 @@ def test_processing_cancels_data_over_a_limit_naming_it(db: Database, tmp_path: 
 
     for task_id, setting, line in ((too_long, RECORD_SETTING, 2), (too_deep, DEPTH_SETTING, 2)):
         failed = task(db, place, task_id)
-        assert failed["status"] == TaskStatus.CANCELED
-        assert setting in failed["error"]
-        assert f"line {line}" in failed["error"]
+        assert failed.status == TaskStatus.CANCELED
+        assert setting in failed.error
+        assert f"line {line}" in failed.error
     assert [p.name for p in (tmp_path / "tasks").iterdir() if p.name.startswith(".")] == []
 
 

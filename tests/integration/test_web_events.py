@@ -216,11 +216,11 @@ def test_a_stream_reports_explorers_coming_online_and_taking_work(
             store.transition(
                 conn,
                 organization_id,
-                scan["id"],
+                scan.id,
                 TaskStatus.ACTIVE,
                 actor="explorer:test",
             )
-        found_scan.append(scan["id"])
+        found_scan.append(scan.id)
 
     found_scan: list[int] = []
     worker = threading.Thread(target=work)
