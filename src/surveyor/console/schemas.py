@@ -563,3 +563,27 @@ class EnrollmentTokenIn(Strict):
         le=1_000_000,
         description="how many explorers may enroll with it (default: no limit)",
     )
+
+
+class AssetOut(BaseModel):
+    """An asset as the API lists it (`/api/v1/assets`)."""
+
+    id: int
+    organization_id: int
+    site_id: int
+    site: str
+    address: str
+    addresses: list[str]
+    mac: str | None
+    hostname: str | None
+    hostnames: list[str]
+    os: str
+    alive: bool
+    service_count: int
+    outlier: int | None
+    first_seen: datetime
+    last_seen: datetime
+    changed_at: datetime
+    last_task_id: int | None
+    #: `tcp/22 ssh`, one per service, in port order.
+    ports: list[str]

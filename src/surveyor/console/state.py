@@ -19,7 +19,7 @@ from surveyor.store.change_bus import AsyncSignal, ChangeBus
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
-    from surveyor.console.web.live import TaskFeed
+    from surveyor.console.live import TaskFeed
     from surveyor.service.login import LoginThrottle
 
 MAX_BODY_BYTES = 1 << 20
@@ -120,7 +120,7 @@ class ConsoleState:
     #: Wakes explorers' held polls: a task change that may let a scan launch, or the
     #: supervisor finding a launchable one.
     explorer_work: AsyncSignal = field(default_factory=AsyncSignal)
-    #: The live event stream's poller (`console.web.live.task_feed`, made on first use).
+    #: The live event stream's poller (`console.live.task_feed`, made on first use).
     task_feed: TaskFeed | None = None
     #: Set when the server begins to stop, so that requests held open (explorers' polls)
     #: end before the server's graceful shutdown period runs out.

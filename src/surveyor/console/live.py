@@ -23,8 +23,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.console.presenters import ring_values
 from surveyor.console.state import ConsoleState
-from surveyor.console.web.task_view import ring_values
 from surveyor.core.tasks import TaskStatus
 from surveyor.service.explorers import current_tasks_of
 from surveyor.service.launch import is_online
