@@ -126,6 +126,11 @@ class ConsoleState:
     #: end before the server's graceful shutdown period runs out.
     stopping: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def data_dir(self) -> Path:
+        """Where task data is stored (a `ServiceHost` of the background services)."""
+        return self.settings.data_dir
+
 
 async def console_state(request: Request) -> ConsoleState:
     state: ConsoleState = request.app.state.console
