@@ -31,10 +31,9 @@ from surveyor.console.live import (
     TaskFeed,
     events_after,
     latest_event_id,
-    task_feed,
 )
 from surveyor.console.schemas import MAX_ID
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, console_state, task_feed
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.engine import Database
 
