@@ -108,8 +108,8 @@ def test_a_worker_killed_mid_merge_is_replaced_and_the_inventory_comes_out_right
         wait_for(lambda: status_of(db, task_id) == TaskStatus.PROCESSED, "the takeover", log, 0.1)
 
     finished = task(db, place, task_id)
-    assert finished["change_summary"]["new"] == len(hosts)
-    assert finished["processing_attempts"] == 2
+    assert finished.change_summary["new"] == len(hosts)
+    assert finished.processing_attempts == 2
     with db.read() as conn:
         messages = list(
             conn.execute(
@@ -210,8 +210,8 @@ def test_a_stopped_worker_gives_its_task_back_for_another_to_finish(
     with worker_process(postgres_url, tmp_path, log, batch="500"):
         wait_for(lambda: status_of(db, task_id) == TaskStatus.PROCESSED, "the second worker", log)
     finished = task(db, place, task_id)
-    assert finished["change_summary"]["new"] == len(hosts)
-    assert finished["processing_attempts"] == 1
+    assert finished.change_summary["new"] == len(hosts)
+    assert finished.processing_attempts == 1
     assert os.path.exists(tmp_path / "tasks" / f"{task_id}.jsonl.gz")
 
 
