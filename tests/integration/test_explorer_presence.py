@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from surveyor.core.resources import Explorer
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
 from surveyor.store import accounts
@@ -151,8 +152,8 @@ def test_an_explorer_that_polls_again_within_the_grace_stays_online(
     row = explorer_row(console.db, explorer.id)
     assert row["poll_dropped_at"] is None
     later = dropped_at + GRACE + timedelta(seconds=5)
-    view = explorer_service.explorer_view(row, {}, now=later, window=WINDOW)
-    assert view["online"] is True
+    view = explorer_service.explorer_view(Explorer.from_row(row), {}, now=later, window=WINDOW)
+    assert view.online is True
 
 
 def test_the_explorers_api_shows_an_explorer_with_a_dropped_poll_offline(
@@ -163,10 +164,10 @@ def test_the_explorers_api_shows_an_explorer_with_a_dropped_poll_offline(
     row = explorer_row(console.db, explorer.id)
 
     view = explorer_service.explorer_view(
-        row, {}, now=row["poll_dropped_at"] + GRACE, window=WINDOW
+        Explorer.from_row(row), {}, now=row["poll_dropped_at"] + GRACE, window=WINDOW
     )
 
-    assert view["online"] is False
+    assert view.online is False
 
 
 def test_a_drop_noticed_after_the_explorer_polled_through_another_console_changes_nothing(

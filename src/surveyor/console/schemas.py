@@ -10,6 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from surveyor.core import kinds
 from surveyor.core.processing import ProcessingPhase
+from surveyor.core.resources import Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -18,6 +19,8 @@ from surveyor.core.tasks import (
     WaitReason,
 )
 from surveyor.security.passwords import password_problem
+from surveyor.service.explorers import ExplorerView
+from surveyor.service.resources import ZoneView
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
@@ -272,6 +275,21 @@ class SiteOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(cls, site: Site) -> SiteOut:
+        return cls(
+            id=site.id,
+            organization_id=site.organization_id,
+            name=site.name,
+            description=site.description,
+            scope=site.scope,
+            excludes=site.excludes,
+            allowed_scope=site.allowed_scope,
+            scope_size=site.scope_size,
+            created_at=site.created_at,
+            updated_at=site.updated_at,
+        )
+
 
 class HostedZoneIn(Strict):
     name: str = _name()
@@ -294,6 +312,20 @@ class HostedZoneOut(BaseModel):
     explorer_count: int
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ZoneView) -> HostedZoneOut:
+        zone = view.zone
+        return cls(
+            id=zone.id,
+            organization_id=zone.organization_id,
+            name=zone.name,
+            description=zone.description,
+            max_concurrent=zone.max_concurrent,
+            explorer_count=view.explorer_count,
+            created_at=zone.created_at,
+            updated_at=zone.updated_at,
+        )
 
 
 class ExplorerUpdate(Strict):
@@ -319,6 +351,26 @@ class ExplorerOut(BaseModel):
     current_task_id: int | None
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ExplorerView) -> ExplorerOut:
+        explorer = view.explorer
+        return cls(
+            id=explorer.id,
+            organization_id=explorer.organization_id,
+            name=explorer.name,
+            site_id=explorer.site_id,
+            hosted_zone_id=explorer.hosted_zone_id,
+            online=view.online,
+            last_checkin_at=explorer.last_checkin_at,
+            version=explorer.version,
+            hostname=explorer.hostname,
+            os=explorer.os,
+            addresses=list(explorer.addresses),
+            current_task_id=view.current_task_id,
+            created_at=explorer.created_at,
+            updated_at=explorer.updated_at,
+        )
 
 
 Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]

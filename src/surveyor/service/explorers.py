@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.resources import Explorer
 from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
 from surveyor.store import explorers as explorer_store
@@ -605,15 +606,19 @@ def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[
     return explorer_store.current_tasks_of(conn, organization_ids)
 
 
-def explorer_view(
-    row: Mapping[str, Any], current: Mapping[int, int], *, now: datetime, window: float
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ExplorerView:
     """An explorer as the API and the pages show it: online or not, and its current task."""
-    return {
-        **row,
-        "online": is_online(
-            row["last_checkin_at"], now=now, window=window, poll_dropped_at=row["poll_dropped_at"]
-        ),
-        "current_task_id": current.get(row["id"]),
-        "addresses": list(row["addresses"] or []),
-    }
+
+    explorer: Explorer
+    online: bool
+    current_task_id: int | None
+
+
+def explorer_view(
+    explorer: Explorer, current: Mapping[int, int], *, now: datetime, window: float
+) -> ExplorerView:
+    online = is_online(
+        explorer.last_checkin_at, now=now, window=window, poll_dropped_at=explorer.poll_dropped_at
+    )
+    return ExplorerView(explorer, online, current.get(explorer.id))

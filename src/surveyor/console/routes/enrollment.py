@@ -22,7 +22,6 @@ from surveyor.console.state import ConsoleState, console_state
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.records import audit
-from surveyor.store.schema import hosted_zones, sites
 
 router = APIRouter(prefix="/api/v1/enrollment-tokens", tags=["explorers"])
 #: A token nobody revokes stops working by itself after a week, unless asked otherwise.
@@ -98,13 +97,13 @@ def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: St
     now = datetime.now(UTC)
     org = principal.organization_id
     with state.db.write() as conn:
-        if body.site_id is not None and records.get_record(conn, sites, org, body.site_id) is None:
+        if body.site_id is not None and records.get_site(conn, org, body.site_id) is None:
             raise ApiError(
                 400, "invalid_token", f"site {body.site_id} does not exist", {"field": "site_id"}
             )
         if (
             body.hosted_zone_id is not None
-            and records.get_record(conn, hosted_zones, org, body.hosted_zone_id) is None
+            and records.get_zone(conn, org, body.hosted_zone_id) is None
         ):
             raise ApiError(
                 400,
