@@ -5,11 +5,10 @@ their attributes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from surveyor.core.rows import Row
 from surveyor.core.targets import TargetError, build_scope, parse_targets
 
 
@@ -29,7 +28,7 @@ class Site:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Site:
+    def from_row(cls, row: Row) -> Site:
         return cls(
             id=row["id"],
             organization_id=row["organization_id"],
@@ -64,7 +63,7 @@ class HostedZone:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> HostedZone:
+    def from_row(cls, row: Row) -> HostedZone:
         return cls(
             id=row["id"],
             organization_id=row["organization_id"],
@@ -101,7 +100,7 @@ class Explorer:
     secret_hash: str | None = field(repr=False)
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Explorer:
+    def from_row(cls, row: Row) -> Explorer:
         return cls(
             id=row["id"],
             organization_id=row["organization_id"],

@@ -17,6 +17,7 @@ from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import MAX_ID, IdPath
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.changes import ChangeKind, summarize
+from surveyor.core.inventory import Asset, AssetService
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory, records
 from surveyor.store import tasks as task_store
@@ -50,6 +51,28 @@ class ServiceOut(BaseModel):
     first_seen: datetime
     changed_at: datetime
 
+    @classmethod
+    def of(cls, service: AssetService) -> ServiceOut:
+        return cls(
+            port=service.port,
+            proto=service.proto,
+            state=service.state,
+            name=service.name,
+            banner=service.banner,
+            product=service.product,
+            http_status=service.http_status,
+            http_server=service.http_server,
+            http_title=service.http_title,
+            tls_subject=service.tls_subject,
+            tls_issuer=service.tls_issuer,
+            tls_sans=list(service.tls_sans),
+            tls_not_before=service.tls_not_before,
+            tls_not_after=service.tls_not_after,
+            tls_sha256=service.tls_sha256,
+            first_seen=service.first_seen,
+            changed_at=service.changed_at,
+        )
+
 
 class AssetOut(BaseModel):
     id: int
@@ -71,6 +94,29 @@ class AssetOut(BaseModel):
     last_task_id: int | None
     #: `tcp/22 ssh`, one per service, in port order.
     ports: list[str]
+
+    @classmethod
+    def of(cls, asset: Asset, site: str, services: Sequence[AssetService]) -> AssetOut:
+        return cls(
+            id=asset.id,
+            organization_id=asset.organization_id,
+            site_id=asset.site_id,
+            site=site,
+            address=asset.address,
+            addresses=list(asset.addresses),
+            mac=asset.mac,
+            hostname=asset.hostname,
+            hostnames=list(asset.hostnames),
+            os=asset.os,
+            alive=asset.alive,
+            service_count=asset.service_count,
+            outlier=asset.outlier,
+            first_seen=asset.first_seen,
+            last_seen=asset.last_seen,
+            changed_at=asset.changed_at,
+            last_task_id=asset.last_task_id,
+            ports=[service.label for service in services],
+        )
 
 
 class AssetChangeOut(BaseModel):
@@ -94,19 +140,11 @@ def _search_clause(conn: Connection, search: str | None) -> Any:
     return compile_search(conn, parse(search or ""), ASSET_SEARCH)
 
 
-def _port_label(service: Mapping[str, Any]) -> str:
-    label = f"{service['proto']}/{service['port']}"
-    return f"{label} {service['name']}" if service["name"] else label
-
-
 def asset_out(
-    row: Mapping[str, Any], site_names: Mapping[int, str], services: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The API shape of an asset row."""
-    out = {key: row[key] for key in AssetOut.model_fields if key in row}
-    out["site"] = site_names.get(row["site_id"], "")
-    out["ports"] = [_port_label(s) for s in services]
-    return out
+    asset: Asset, site_names: Mapping[int, str], services: Sequence[AssetService]
+) -> AssetOut:
+    """The API shape of an asset, named after its site, with its services' ports."""
+    return AssetOut.of(asset, site_names.get(asset.site_id, ""), services)
 
 
 @router.get("", response_model=AssetPage, responses=_ERRORS)
@@ -116,7 +154,7 @@ def list_assets(
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=inventory.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> dict[str, Any]:
+) -> AssetPage:
     """One page of assets in address order, narrowed by `search`; pass `next_cursor` back
     for the next page."""
     with state.db.read() as conn:
@@ -128,29 +166,30 @@ def list_assets(
         except inventory.InvalidAssetCursor as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from exc
         names = records.site_names(
-            conn, principal.organization_id, {row["site_id"] for row in page.items}
+            conn, principal.organization_id, {asset.site_id for asset in page.items}
         )
-        found = inventory.services_of(conn, [row["id"] for row in page.items])
-    return {
-        "items": [asset_out(row, names, found[row["id"]]) for row in page.items],
-        "next_cursor": page.next_cursor,
-    }
+        found = inventory.services_of(conn, [asset.id for asset in page.items])
+    return AssetPage(
+        items=[asset_out(asset, names, found[asset.id]) for asset in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/{asset_id}", response_model=AssetDetail, responses=_ERRORS)
-def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> dict[str, Any]:
+def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
     """An asset with its services and its latest changes."""
     with state.db.read() as conn:
-        row = inventory.get_asset(conn, principal.organization_id, asset_id)
-        if row is None:
+        asset = inventory.get_asset(conn, principal.organization_id, asset_id)
+        if asset is None:
             raise not_found("asset", asset_id)
-        names = records.site_names(conn, principal.organization_id, {row["site_id"]})
+        names = records.site_names(conn, principal.organization_id, {asset.site_id})
         found = inventory.services_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
-    out = asset_out(row, names, found)
-    out["services"] = found
-    out["history"] = history
-    return out
+    return AssetDetail(
+        **asset_out(asset, names, found).model_dump(),
+        services=[ServiceOut.of(service) for service in found],
+        history=[AssetChangeOut.model_validate(change) for change in history],
+    )
 
 
 # The change report of a task (served at /api/v1/tasks/{id}/changes) --------------------------

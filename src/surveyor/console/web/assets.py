@@ -57,9 +57,9 @@ def assets_page(
                 )
             except inventory.InvalidAssetCursor:
                 page = inventory.list_assets(conn, org, search=clause, limit=PAGE_SIZE)
-        services = inventory.services_of(conn, [row["id"] for row in page.items])
+        services = inventory.services_of(conn, [asset.id for asset in page.items])
     context: dict[str, Any] = {
-        "assets": [asset_out(row, site_names, services[row["id"]]) for row in page.items],
+        "assets": [asset_out(asset, site_names, services[asset.id]) for asset in page.items],
         "search": search,
         "problem": problem,
         "search_examples": SEARCH_EXAMPLES,
@@ -78,7 +78,7 @@ def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state:
             raise PageError(404, "Not found", f"asset {asset_id} does not exist")
         services = inventory.services_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id, limit=50)
-        site = records.get_site(conn, org, asset["site_id"])
+        site = records.get_site(conn, org, asset.site_id)
     context: dict[str, Any] = {
         "asset": asset,
         "services": services,
