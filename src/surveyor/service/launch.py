@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core import kinds
+from surveyor.core.resources import Explorer
 from surveyor.core.tasks import (
     WAIT_REASON_TEXT,
     EventKind,
@@ -138,12 +139,12 @@ def new_attempt_token() -> str:
     return secrets.token_hex(16)
 
 
-def explorer_actor(explorer: Mapping[str, Any]) -> str:
-    return f"explorer:{explorer['name']}"
+def explorer_actor(explorer: Explorer) -> str:
+    return f"explorer:{explorer.name}"
 
 
 def launch(
-    conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
+    conn: Connection, task: Mapping[str, Any], explorer: Explorer, *, now: datetime
 ) -> dict[str, Any]:
     """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
     attempt with a fresh token."""
@@ -156,10 +157,10 @@ def launch(
         task["id"],
         collecting,
         actor=explorer_actor(explorer),
-        message=f"launched on explorer '{explorer['name']}' (attempt {attempt})",
+        message=f"launched on explorer '{explorer.name}' (attempt {attempt})",
         expected=[TaskStatus.NEW],
         changes={
-            "explorer_id": explorer["id"],
+            "explorer_id": explorer.id,
             "attempt": attempt,
             "attempt_token": new_attempt_token(),
             "last_report_at": now,
@@ -187,7 +188,7 @@ def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str
             zone = explorer_store.lock_zone(conn, task["hosted_zone_id"])
             if zone is None:
                 continue
-            if explorer_store.count_running_in_zone(conn, zone["id"]) >= zone["max_concurrent"]:
+            if explorer_store.count_running_in_zone(conn, zone.id) >= zone.max_concurrent:
                 continue
         try:
             return launch(conn, task, explorer, now=now)
@@ -197,14 +198,14 @@ def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> dict[str
 
 
 def settle_lost_tasks(
-    conn: Connection, explorer: Mapping[str, Any], *, now: datetime
+    conn: Connection, explorer: Explorer, *, now: datetime
 ) -> dict[str, Any] | None:
     """An explorer asking for work runs nothing, whatever the console believed: a scan it
     lost (it restarted) is launched again as a new attempt (returned), a stop it lost
     becomes `stopped`, and a scan whose data it lost before the upload is canceled."""
     actor = explorer_actor(explorer)
-    name = explorer["name"]
-    for task in explorer_store.tasks_on_explorer(conn, explorer["id"]):
+    name = explorer.name
+    for task in explorer_store.tasks_on_explorer(conn, explorer.id):
         status = TaskStatus(task["status"])
         try:
             if status is TaskStatus.STOPPING:
@@ -256,7 +257,7 @@ def settle_lost_tasks(
 
 
 def _relaunch(
-    conn: Connection, task: Mapping[str, Any], explorer: Mapping[str, Any], *, now: datetime
+    conn: Connection, task: Mapping[str, Any], explorer: Explorer, *, now: datetime
 ) -> dict[str, Any]:
     attempt = int(task["attempt"]) + 1
     return task_store.write_task(
@@ -273,7 +274,7 @@ def _relaunch(
         event=task_store.TaskEvent(
             EventKind.RELAUNCHED,
             explorer_actor(explorer),
-            f"the explorer '{explorer['name']}' lost the scan (it restarted); "
+            f"the explorer '{explorer.name}' lost the scan (it restarted); "
             f"launched again (attempt {attempt})",
         ),
     )
