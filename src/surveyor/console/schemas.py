@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -25,6 +25,18 @@ from surveyor.service.resources import ZoneView
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def from_attributes(model: type[_Model], row: object, **extra: Any) -> _Model:
+    """A response model from the attributes of the same names of a frozen row, and `extra`
+    for the fields the row does not hold."""
+    values = {
+        name: extra[name] if name in extra else getattr(row, name) for name in model.model_fields
+    }
+    return model.model_validate(values)
 
 
 def _name(**kwargs: Any) -> Any:
@@ -277,18 +289,7 @@ class SiteOut(BaseModel):
 
     @classmethod
     def of(cls, site: Site) -> SiteOut:
-        return cls(
-            id=site.id,
-            organization_id=site.organization_id,
-            name=site.name,
-            description=site.description,
-            scope=site.scope,
-            excludes=site.excludes,
-            allowed_scope=site.allowed_scope,
-            scope_size=site.scope_size,
-            created_at=site.created_at,
-            updated_at=site.updated_at,
-        )
+        return from_attributes(cls, site)
 
 
 class HostedZoneIn(Strict):
@@ -315,17 +316,7 @@ class HostedZoneOut(BaseModel):
 
     @classmethod
     def of(cls, view: ZoneView) -> HostedZoneOut:
-        zone = view.zone
-        return cls(
-            id=zone.id,
-            organization_id=zone.organization_id,
-            name=zone.name,
-            description=zone.description,
-            max_concurrent=zone.max_concurrent,
-            explorer_count=view.explorer_count,
-            created_at=zone.created_at,
-            updated_at=zone.updated_at,
-        )
+        return from_attributes(cls, view.zone, explorer_count=view.explorer_count)
 
 
 class ExplorerUpdate(Strict):
@@ -354,22 +345,8 @@ class ExplorerOut(BaseModel):
 
     @classmethod
     def of(cls, view: ExplorerView) -> ExplorerOut:
-        explorer = view.explorer
-        return cls(
-            id=explorer.id,
-            organization_id=explorer.organization_id,
-            name=explorer.name,
-            site_id=explorer.site_id,
-            hosted_zone_id=explorer.hosted_zone_id,
-            online=view.online,
-            last_checkin_at=explorer.last_checkin_at,
-            version=explorer.version,
-            hostname=explorer.hostname,
-            os=explorer.os,
-            addresses=list(explorer.addresses),
-            current_task_id=view.current_task_id,
-            created_at=explorer.created_at,
-            updated_at=explorer.updated_at,
+        return from_attributes(
+            cls, view.explorer, online=view.online, current_task_id=view.current_task_id
         )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from surveyor.core.rows import Row
+from surveyor.core.rows import Row, from_columns
 
 
 def split_lines(text: str) -> tuple[str, ...]:
@@ -44,26 +44,12 @@ class Asset:
 
     @classmethod
     def from_row(cls, row: Row) -> Asset:
-        return cls(
-            id=row["id"],
-            organization_id=row["organization_id"],
-            site_id=row["site_id"],
-            address=row["address"],
-            address_key=row["address_key"],
+        return from_columns(
+            cls,
+            row,
             addresses=tuple(row["addresses"] or ()),
-            mac=row["mac"],
-            hostname=row["hostname"],
             hostnames=tuple(row["hostnames"] or ()),
-            os=row["os"],
             alive=bool(row["alive"]),
-            service_count=row["service_count"],
-            state_hash=row["state_hash"],
-            outlier=row["outlier"],
-            first_seen=row["first_seen"],
-            last_seen=row["last_seen"],
-            changed_at=row["changed_at"],
-            last_task_id=row["last_task_id"],
-            last_run_id=row["last_run_id"],
         )
 
 
@@ -93,27 +79,7 @@ class AssetService:
 
     @classmethod
     def from_row(cls, row: Row) -> AssetService:
-        return cls(
-            id=row["id"],
-            asset_id=row["asset_id"],
-            proto=row["proto"],
-            port=row["port"],
-            state=row["state"],
-            name=row["name"],
-            banner=row["banner"],
-            product=row["product"],
-            http_status=row["http_status"],
-            http_server=row["http_server"],
-            http_title=row["http_title"],
-            tls_subject=row["tls_subject"],
-            tls_issuer=row["tls_issuer"],
-            tls_sans=split_lines(row["tls_sans"]),
-            tls_not_before=row["tls_not_before"],
-            tls_not_after=row["tls_not_after"],
-            tls_sha256=row["tls_sha256"],
-            first_seen=row["first_seen"],
-            changed_at=row["changed_at"],
-        )
+        return from_columns(cls, row, tls_sans=split_lines(row["tls_sans"]))
 
     @property
     def label(self) -> str:
@@ -140,18 +106,7 @@ class CandidateAsset:
 
     @classmethod
     def from_row(cls, row: Row) -> CandidateAsset:
-        return cls(
-            id=row["id"],
-            address=row["address"],
-            mac=row["mac"],
-            hostname=row["hostname"],
-            os=row["os"],
-            alive=bool(row["alive"]),
-            state_hash=row["state_hash"],
-            first_seen=row["first_seen"],
-            last_seen=row["last_seen"],
-            last_run_id=row["last_run_id"],
-        )
+        return from_columns(cls, row, alive=bool(row["alive"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from surveyor.core.rows import Row
+from surveyor.core.rows import Row, from_columns
 from surveyor.core.targets import TargetError, build_scope, parse_targets
 
 
@@ -29,17 +29,7 @@ class Site:
 
     @classmethod
     def from_row(cls, row: Row) -> Site:
-        return cls(
-            id=row["id"],
-            organization_id=row["organization_id"],
-            name=row["name"],
-            description=row["description"],
-            scope=row["scope"],
-            excludes=row["excludes"],
-            allowed_scope=row["allowed_scope"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return from_columns(cls, row)
 
     @property
     def scope_size(self) -> int:
@@ -64,15 +54,7 @@ class HostedZone:
 
     @classmethod
     def from_row(cls, row: Row) -> HostedZone:
-        return cls(
-            id=row["id"],
-            organization_id=row["organization_id"],
-            name=row["name"],
-            description=row["description"],
-            max_concurrent=row["max_concurrent"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
+        return from_columns(cls, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,21 +83,4 @@ class Explorer:
 
     @classmethod
     def from_row(cls, row: Row) -> Explorer:
-        return cls(
-            id=row["id"],
-            organization_id=row["organization_id"],
-            name=row["name"],
-            site_id=row["site_id"],
-            hosted_zone_id=row["hosted_zone_id"],
-            version=row["version"],
-            hostname=row["hostname"],
-            os=row["os"],
-            addresses=tuple(row["addresses"] or ()),
-            last_checkin_at=row["last_checkin_at"],
-            poll_dropped_at=row["poll_dropped_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            enrollment_token_id=row["enrollment_token_id"],
-            secret_lookup=row["secret_lookup"],
-            secret_hash=row["secret_hash"],
-        )
+        return from_columns(cls, row, addresses=tuple(row["addresses"] or ()))

@@ -150,44 +150,15 @@ def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[
     return by_asset
 
 
-SERVICE_FIELDS = (
-    "port",
-    "proto",
-    "state",
-    "name",
-    "banner",
-    "product",
-    "http_status",
-    "http_server",
-    "http_title",
-    "tls_subject",
-    "tls_issuer",
-    "tls_sans",
-    "tls_not_before",
-    "tls_not_after",
-    "tls_sha256",
-)
+#: The columns of a service row that matching and merging compare: the rule's own fields.
+SERVICE_FIELDS: tuple[str, ...] = Service._fields
 
 
 def service_from_row(row: Row) -> Service:
-    """A service row as matching and merging see it."""
-    return Service(
-        port=row["port"],
-        proto=row["proto"],
-        state=row["state"],
-        name=row["name"],
-        banner=row["banner"],
-        product=row["product"],
-        http_status=row["http_status"],
-        http_server=row["http_server"],
-        http_title=row["http_title"],
-        tls_subject=row["tls_subject"],
-        tls_issuer=row["tls_issuer"],
-        tls_sans=split_lines(row["tls_sans"]),
-        tls_not_before=row["tls_not_before"],
-        tls_not_after=row["tls_not_after"],
-        tls_sha256=row["tls_sha256"],
-    )
+    """A service row as matching and merging see it, field by column name."""
+    values = {name: row[name] for name in SERVICE_FIELDS}
+    values["tls_sans"] = split_lines(row["tls_sans"])
+    return Service(**values)
 
 
 def known_services(

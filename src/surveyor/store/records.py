@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.resources import Explorer, HostedZone, Site
+from surveyor.core.rows import Row
 
 # The audit trail lives in its own module; callers that record from here keep working.
 from surveyor.store.audit import audit as audit
@@ -145,96 +146,71 @@ def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]
 # Typed rows ----------------------------------------------------------------------------------
 
 
-def _typed(row: Mapping[str, Any] | None, make: Callable[[Mapping[str, Any]], _Row]) -> _Row | None:
-    return make(row) if row is not None else None
+class _Resource(Generic[_Row]):
+    """The reads and writes of one organization-scoped table, returning its frozen rows."""
+
+    def __init__(self, table: Table, make: Callable[[Row], _Row]) -> None:
+        self.table = table
+        self.make = make
+
+    def _made(self, row: Mapping[str, Any] | None) -> _Row | None:
+        return self.make(row) if row is not None else None
+
+    def get(self, conn: Connection, organization_id: int, record_id: int) -> _Row | None:
+        return self._made(get_record(conn, self.table, organization_id, record_id))
+
+    def find(self, conn: Connection, organization_id: int, name: str) -> _Row | None:
+        """The organization's row with this exact name."""
+        return self._made(find_by_name(conn, self.table, organization_id, name))
+
+    def page(
+        self,
+        conn: Connection,
+        organization_id: int,
+        *,
+        limit: int = 100,
+        after_id: int | None = None,
+    ) -> list[_Row]:
+        """The organization's rows by id, after `after_id`."""
+        rows = list_records(conn, self.table, organization_id, limit=limit, after_id=after_id)
+        return [self.make(row) for row in rows]
+
+    def count(self, conn: Connection, organization_id: int) -> int:
+        return count_records(conn, self.table, organization_id)
+
+    def create(self, conn: Connection, organization_id: int, values: Mapping[str, Any]) -> _Row:
+        """Raises `Conflict` when the name is taken in the organization."""
+        return self.make(create_record(conn, self.table, organization_id, values))
+
+    def update(
+        self, conn: Connection, organization_id: int, record_id: int, changes: Mapping[str, Any]
+    ) -> _Row | None:
+        """The row after the changes, or None if it does not exist; `Conflict` when the new
+        name is taken."""
+        return self._made(update_record(conn, self.table, organization_id, record_id, changes))
+
+    def delete(self, conn: Connection, organization_id: int, record_id: int) -> bool:
+        return delete_record(conn, self.table, organization_id, record_id)
 
 
-def get_site(conn: Connection, organization_id: int, site_id: int) -> Site | None:
-    return _typed(get_record(conn, sites, organization_id, site_id), Site.from_row)
+_SITES = _Resource(sites, Site.from_row)
+get_site = _SITES.get
+find_site = _SITES.find
+list_sites = _SITES.page
+count_sites = _SITES.count
+create_site = _SITES.create
+update_site = _SITES.update
+delete_site = _SITES.delete
 
+_ZONES = _Resource(hosted_zones, HostedZone.from_row)
+get_zone = _ZONES.get
+list_zones = _ZONES.page
+create_zone = _ZONES.create
+update_zone = _ZONES.update
+delete_zone = _ZONES.delete
 
-def find_site(conn: Connection, organization_id: int, name: str) -> Site | None:
-    """The organization's site with this exact name."""
-    return _typed(find_by_name(conn, sites, organization_id, name), Site.from_row)
-
-
-def list_sites(
-    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
-) -> list[Site]:
-    """The organization's sites by id, after `after_id`."""
-    rows = list_records(conn, sites, organization_id, limit=limit, after_id=after_id)
-    return [Site.from_row(row) for row in rows]
-
-
-def count_sites(conn: Connection, organization_id: int) -> int:
-    return count_records(conn, sites, organization_id)
-
-
-def create_site(conn: Connection, organization_id: int, values: Mapping[str, Any]) -> Site:
-    """Raises `Conflict` when the name is taken in the organization."""
-    return Site.from_row(create_record(conn, sites, organization_id, values))
-
-
-def update_site(
-    conn: Connection, organization_id: int, site_id: int, changes: Mapping[str, Any]
-) -> Site | None:
-    """The site after the changes, or None if it does not exist; `Conflict` on a taken name."""
-    return _typed(update_record(conn, sites, organization_id, site_id, changes), Site.from_row)
-
-
-def delete_site(conn: Connection, organization_id: int, site_id: int) -> bool:
-    return delete_record(conn, sites, organization_id, site_id)
-
-
-def get_zone(conn: Connection, organization_id: int, zone_id: int) -> HostedZone | None:
-    return _typed(get_record(conn, hosted_zones, organization_id, zone_id), HostedZone.from_row)
-
-
-def list_zones(
-    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
-) -> list[HostedZone]:
-    """The organization's hosted zones by id, after `after_id`."""
-    rows = list_records(conn, hosted_zones, organization_id, limit=limit, after_id=after_id)
-    return [HostedZone.from_row(row) for row in rows]
-
-
-def create_zone(conn: Connection, organization_id: int, values: Mapping[str, Any]) -> HostedZone:
-    """Raises `Conflict` when the name is taken in the organization."""
-    return HostedZone.from_row(create_record(conn, hosted_zones, organization_id, values))
-
-
-def update_zone(
-    conn: Connection, organization_id: int, zone_id: int, changes: Mapping[str, Any]
-) -> HostedZone | None:
-    """The zone after the changes, or None if it does not exist; `Conflict` on a taken name."""
-    row = update_record(conn, hosted_zones, organization_id, zone_id, changes)
-    return _typed(row, HostedZone.from_row)
-
-
-def delete_zone(conn: Connection, organization_id: int, zone_id: int) -> bool:
-    return delete_record(conn, hosted_zones, organization_id, zone_id)
-
-
-def get_explorer(conn: Connection, organization_id: int, explorer_id: int) -> Explorer | None:
-    return _typed(get_record(conn, explorers, organization_id, explorer_id), Explorer.from_row)
-
-
-def list_explorers(
-    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
-) -> list[Explorer]:
-    """The organization's explorers by id, after `after_id`."""
-    rows = list_records(conn, explorers, organization_id, limit=limit, after_id=after_id)
-    return [Explorer.from_row(row) for row in rows]
-
-
-def update_explorer(
-    conn: Connection, organization_id: int, explorer_id: int, changes: Mapping[str, Any]
-) -> Explorer | None:
-    """The explorer after the changes, or None if it does not exist; `Conflict` on a taken
-    name."""
-    row = update_record(conn, explorers, organization_id, explorer_id, changes)
-    return _typed(row, Explorer.from_row)
-
-
-def delete_explorer(conn: Connection, organization_id: int, explorer_id: int) -> bool:
-    return delete_record(conn, explorers, organization_id, explorer_id)
+_EXPLORERS = _Resource(explorers, Explorer.from_row)
+get_explorer = _EXPLORERS.get
+list_explorers = _EXPLORERS.page
+update_explorer = _EXPLORERS.update
+delete_explorer = _EXPLORERS.delete

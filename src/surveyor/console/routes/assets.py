@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
-from surveyor.console.schemas import MAX_ID, IdPath
+from surveyor.console.schemas import MAX_ID, IdPath, from_attributes
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.changes import ChangeKind, summarize
 from surveyor.core.inventory import Asset, AssetService
@@ -53,25 +53,7 @@ class ServiceOut(BaseModel):
 
     @classmethod
     def of(cls, service: AssetService) -> ServiceOut:
-        return cls(
-            port=service.port,
-            proto=service.proto,
-            state=service.state,
-            name=service.name,
-            banner=service.banner,
-            product=service.product,
-            http_status=service.http_status,
-            http_server=service.http_server,
-            http_title=service.http_title,
-            tls_subject=service.tls_subject,
-            tls_issuer=service.tls_issuer,
-            tls_sans=list(service.tls_sans),
-            tls_not_before=service.tls_not_before,
-            tls_not_after=service.tls_not_after,
-            tls_sha256=service.tls_sha256,
-            first_seen=service.first_seen,
-            changed_at=service.changed_at,
-        )
+        return from_attributes(cls, service)
 
 
 class AssetOut(BaseModel):
@@ -97,26 +79,7 @@ class AssetOut(BaseModel):
 
     @classmethod
     def of(cls, asset: Asset, site: str, services: Sequence[AssetService]) -> AssetOut:
-        return cls(
-            id=asset.id,
-            organization_id=asset.organization_id,
-            site_id=asset.site_id,
-            site=site,
-            address=asset.address,
-            addresses=list(asset.addresses),
-            mac=asset.mac,
-            hostname=asset.hostname,
-            hostnames=list(asset.hostnames),
-            os=asset.os,
-            alive=asset.alive,
-            service_count=asset.service_count,
-            outlier=asset.outlier,
-            first_seen=asset.first_seen,
-            last_seen=asset.last_seen,
-            changed_at=asset.changed_at,
-            last_task_id=asset.last_task_id,
-            ports=[service.label for service in services],
-        )
+        return from_attributes(cls, asset, site=site, ports=[s.label for s in services])
 
 
 class AssetChangeOut(BaseModel):
@@ -185,10 +148,13 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
         names = records.site_names(conn, principal.organization_id, {asset.site_id})
         found = inventory.services_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
-    return AssetDetail(
-        **asset_out(asset, names, found).model_dump(),
+    return from_attributes(
+        AssetDetail,
+        asset,
+        site=names.get(asset.site_id, ""),
+        ports=[service.label for service in found],
         services=[ServiceOut.of(service) for service in found],
-        history=[AssetChangeOut.model_validate(change) for change in history],
+        history=history,
     )
 
 
