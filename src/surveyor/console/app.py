@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -28,6 +28,7 @@ from surveyor.console.routes import (
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
 from surveyor.service import launch
+from surveyor.service.background import BackgroundService
 from surveyor.service.login import LoginThrottle
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
@@ -82,8 +83,6 @@ class BodyLimit:
 
 
 OnBootstrap = Callable[[Bootstrap], None]
-#: A service the console runs beside the API: an async function that works until cancelled.
-BackgroundService = Callable[[ConsoleState], Coroutine[Any, Any, None]]
 
 
 def create_app(
@@ -91,7 +90,7 @@ def create_app(
     *,
     database: Database | None = None,
     on_bootstrap: OnBootstrap | None = None,
-    background: Sequence[BackgroundService] = (),
+    background: Sequence[BackgroundService[ConsoleState]] = (),
 ) -> FastAPI:
     """Build the console. The database is migrated and bootstrapped when the app starts;
     the background services start after that and are cancelled when the app stops."""

@@ -19,7 +19,6 @@ offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -43,8 +42,6 @@ from surveyor.service.explorers import (
     ReportRefused,
 )
 from surveyor.store import taskdata
-
-log = logging.getLogger("surveyor.console.explorers")
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -462,44 +459,3 @@ def _refuse_invalid(
         explorer_service.refuse_invalid_data(
             conn, explorer, task_id, token, problem=problem, now=_utcnow()
         )
-
-
-def _supervise_once(state: ConsoleState, watching_since: datetime) -> int:
-    """One round of the supervisor; returns how many scans could launch now."""
-    settings = state.settings
-    now = _utcnow()
-    timeouts = explorer_service.Timeouts(
-        silence_seconds=settings.explorer_silence_seconds,
-        stop_seconds=settings.stop_confirm_seconds,
-        watching_since=watching_since,
-    )
-    with state.db.read() as conn:
-        due = explorer_service.supervision_due(conn, now=now, timeouts=timeouts)
-        waiting = launch.waiting_scans_need_update(
-            conn, now=now, online_window=settings.online_window_seconds
-        )
-    if due:
-        with state.db.write() as conn:
-            for task in explorer_service.supervise(conn, now=now, timeouts=timeouts):
-                log.info("task %s is now %s", task["id"], task["status"])
-    if waiting.needs_write:
-        with state.db.write() as conn:
-            return launch.refresh_waiting_scans(
-                conn, now=now, online_window=settings.online_window_seconds
-            )
-    return waiting.launchable
-
-
-async def explorer_supervisor(state: ConsoleState) -> None:
-    """Background service: timeouts of running scans, wait reasons and grace periods of
-    waiting ones, and a wake-up for held polls when a scan could launch."""
-    watching_since = _utcnow()
-    while True:
-        try:
-            launchable = await asyncio.to_thread(_supervise_once, state, watching_since)
-        except Exception:
-            log.exception("the explorer supervisor failed; trying again")
-            launchable = 0
-        if launchable:
-            state.explorer_work.notify()
-        await asyncio.sleep(state.settings.explorer_sweep_seconds)
