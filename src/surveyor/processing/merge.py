@@ -298,10 +298,10 @@ class _Candidates:
 
     def __init__(self, conn: Connection, found: inventory.Candidates, run_id: int) -> None:
         self.conn = conn
-        self.rows = found.rows
+        self.assets = found.assets
         self.services: dict[int, list[tuple[int, Service]]] = {}
         self.identities: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        self.claimed = {i for i, row in self.rows.items() if row["last_run_id"] == run_id}
+        self.claimed = {i for i, asset in self.assets.items() if asset.last_run_id == run_id}
         self.index: dict[tuple[str, str], set[int]] = {}
         for kind, shared, asset_id in found.keys:
             self.index.setdefault((kind, shared), set()).add(asset_id)
@@ -319,10 +319,10 @@ class _Candidates:
         """The match `fingerprint.match` would find, when it is clear without services:
         the asset with the answer's MAC, or the only candidate, identical to the answer."""
         if observation.mac is not None:
-            same_mac = [i for i in ids if self.rows[i]["mac"] == observation.mac]
+            same_mac = [i for i in ids if self.assets[i].mac == observation.mac]
             if same_mac:
-                return min(same_mac, key=lambda i: (-self.rows[i]["last_seen"].timestamp(), i))
-        if len(ids) == 1 and self.rows[ids[0]]["state_hash"] == digest:
+                return min(same_mac, key=lambda i: (-self.assets[i].last_seen.timestamp(), i))
+        if len(ids) == 1 and self.assets[ids[0]].state_hash == digest:
             return ids[0]
         return None
 
@@ -335,7 +335,7 @@ class _Candidates:
     def known(self, asset_id: int) -> KnownAsset:
         self.load([asset_id])
         return inventory.known_asset(
-            self.rows[asset_id], self.identities[asset_id], self.services[asset_id]
+            self.assets[asset_id], self.identities[asset_id], self.services[asset_id]
         )
 
     def claim(self, asset_id: int) -> None:
@@ -391,7 +391,7 @@ def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]
         quick = candidates.quick_match(seen, digests[seen.line], ids)
         if quick is None:
             unclear.update(ids)
-        elif candidates.rows[quick]["state_hash"] != digests[seen.line]:
+        elif candidates.assets[quick].state_hash != digests[seen.line]:
             unclear.add(quick)
     candidates.load(unclear)
     for answer in batch:
@@ -443,25 +443,25 @@ def _plan_known(
     observation: Observation,
     digest: str,
 ) -> None:
-    row = candidates.rows[asset_id]
+    asset = candidates.assets[asset_id]
     observed_at = context.observed_at
-    seen = {
+    seen: dict[str, Any] = {
         "id": asset_id,
-        "alive": row["alive"],
-        "first_seen": min(row["first_seen"], observed_at),
-        "last_seen": max(row["last_seen"], observed_at),
+        "alive": asset.alive,
+        "first_seen": min(asset.first_seen, observed_at),
+        "last_seen": max(asset.last_seen, observed_at),
         "last_task_id": context.task_id,
         "last_run_id": context.run_id,
-        "state_hash": row["state_hash"],
+        "state_hash": asset.state_hash,
     }
-    if row["last_seen"] > observed_at:
+    if asset.last_seen > observed_at:
         # An older scan than what the inventory already knows changes nothing.
         writes.count(ChangeKind.UNCHANGED)
         writes.touched_assets.append(seen)
         return
-    if digest == row["state_hash"]:
+    if digest == asset.state_hash:
         kind, change, after = ChangeKind.UNCHANGED, None, None
-        if not row["alive"]:
+        if not asset.alive:
             kind, change = ChangeKind.ONLINE, Change(ChangeKind.ONLINE)
     else:
         known = candidates.known(asset_id)
@@ -476,7 +476,7 @@ def _plan_known(
         writes.touched_assets.append({**seen, "alive": True})
         if change is not None and change.kind is ChangeKind.ONLINE:
             writes.changes.append(
-                _change_row(context, asset_id, change, row["address"], row["hostname"])
+                _change_row(context, asset_id, change, asset.address, asset.hostname)
             )
         return
     values = _asset_values(
@@ -649,12 +649,12 @@ def mark_silent_assets_offline(
                 [
                     _change_row(
                         context,
-                        row["id"],
-                        Change(ChangeKind.OFFLINE, {"last_seen": row["last_seen"].isoformat()}),
-                        row["address"],
-                        row["hostname"],
+                        asset.id,
+                        Change(ChangeKind.OFFLINE, {"last_seen": asset.last_seen.isoformat()}),
+                        asset.address,
+                        asset.hostname,
                     )
-                    for row in marked
+                    for asset in marked
                 ],
             )
             if not inventory.advance_run(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from surveyor.core import kinds, recurrence
 from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
+from surveyor.core.resources import Site
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
 from surveyor.core.task import Task
 from surveyor.core.tasks import (
@@ -30,8 +31,7 @@ from surveyor.service import scheduling
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.records import audit, get_record
-from surveyor.store.schema import explorers, hosted_zones, sites
+from surveyor.store.records import audit, get_explorer, get_site, get_zone
 
 
 class InvalidTask(ValueError):
@@ -48,13 +48,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> dict[str, Any]:
+def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> Site:
     if site_id is None:
         default = accounts.default_site_id(conn, principal.organization_id)
         if default is None:
             raise InvalidTask("site_id", "this organization has no site yet; create one first")
         site_id = default
-    site = get_record(conn, sites, principal.organization_id, site_id)
+    site = get_site(conn, principal.organization_id, site_id)
     if site is None:
         raise InvalidTask("site_id", f"site {site_id} does not exist")
     return site
@@ -88,13 +88,10 @@ def _check_runner(
         raise InvalidTask("explorer_id", "choose an explorer or a hosted zone, not both")
     if (
         explorer_id is not None
-        and get_record(conn, explorers, principal.organization_id, explorer_id) is None
+        and get_explorer(conn, principal.organization_id, explorer_id) is None
     ):
         raise InvalidTask("explorer_id", f"explorer {explorer_id} does not exist")
-    if (
-        zone_id is not None
-        and get_record(conn, hosted_zones, principal.organization_id, zone_id) is None
-    ):
+    if zone_id is not None and get_zone(conn, principal.organization_id, zone_id) is None:
         raise InvalidTask("hosted_zone_id", f"hosted zone {zone_id} does not exist")
 
 
@@ -107,9 +104,9 @@ class CheckedParams:
     outside_allowed_scope: str | None = None
 
 
-def allowed_scope(site: Mapping[str, Any]) -> TargetSet:
+def allowed_scope(site: Site) -> TargetSet:
     """Where operators may scan in a site: its allowed scope, or else its scope."""
-    text = site["allowed_scope"] or site["scope"]
+    text = site.allowed_scope or site.scope
     return parse_targets(text, field="allowed_scope", ipv6_min_prefix=None)
 
 
@@ -117,7 +114,7 @@ def validated_params(
     conn: Connection,
     principal: Principal,
     kind: TaskKind,
-    site: Mapping[str, Any],
+    site: Site,
     params: Mapping[str, Any],
 ) -> CheckedParams:
     """Params checked by the task's kind (a scan's: SPEC §7, the organization's scope and
@@ -129,8 +126,8 @@ def validated_params(
             raise InvalidTask("params", f"a {kind.label.lower()} takes no params")
         return CheckedParams({})
     context = ParamsContext(
-        site_scope=site["scope"],
-        site_excludes=site["excludes"],
+        site_scope=site.scope,
+        site_excludes=site.excludes,
         scope_cap=accounts.organization_scope_cap(conn, principal.organization_id),
         probe_cap=accounts.organization_probe_cap(conn, principal.organization_id),
     )
@@ -151,7 +148,7 @@ def validated_params(
     if not allowed:
         raise InvalidTask(
             "params.targets",
-            f"the site '{site['name']}' has neither a scope nor an allowed scope, so operators "
+            f"the site '{site.name}' has neither a scope nor an allowed scope, so operators "
             "cannot scan in it; ask an admin to set its allowed scope",
             outside.target.text,
         )
@@ -163,7 +160,7 @@ def validated_params(
     raise InvalidTask(
         "params.targets",
         f"{quote_token(outside.target.text)} is outside the allowed scope of the site "
-        f"'{site['name']}' ({reaches}); operators scan only inside it: narrow the targets, "
+        f"'{site.name}' ({reaches}); operators scan only inside it: narrow the targets, "
         "or ask an admin to widen the site's allowed scope",
         outside.target.text,
     )
@@ -172,7 +169,7 @@ def validated_params(
 def _audit_outside_scope(
     conn: Connection,
     principal: Principal,
-    site: Mapping[str, Any],
+    site: Site,
     task: Task,
     target: str | None,
 ) -> None:
@@ -185,7 +182,7 @@ def _audit_outside_scope(
         action="scan_outside_allowed_scope",
         object_type="task",
         object_id=task.id,
-        details={"site": site["name"], "target": target, "targets": task.params.get("targets")},
+        details={"site": site.name, "target": target, "targets": task.params.get("targets")},
     )
 
 
@@ -242,7 +239,7 @@ def create_task(
     checked = validated_params(conn, principal, kind, site, body.get("params") or {})
     values: dict[str, Any] = {
         "organization_id": principal.organization_id,
-        "site_id": site["id"],
+        "site_id": site.id,
         "name": body["name"].strip(),
         "description": body.get("description", ""),
         "type": kind.type,

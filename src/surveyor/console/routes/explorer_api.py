@@ -19,7 +19,6 @@ offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -33,6 +32,7 @@ from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import LimitExceeded
+from surveyor.core.resources import Explorer as ExplorerRow
 from surveyor.core.task import Task
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
@@ -158,7 +158,7 @@ class UploadOut(TaskStatusOut):
 def current_explorer(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     state: State,
-) -> dict[str, Any]:
+) -> ExplorerRow:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
             401,
@@ -177,7 +177,7 @@ def current_explorer(
     return explorer
 
 
-Explorer = Annotated[dict[str, Any], Depends(current_explorer)]
+Explorer = Annotated[ExplorerRow, Depends(current_explorer)]
 
 
 def _refused(exc: ReportRefused) -> ApiError:
@@ -206,23 +206,21 @@ def enroll(
     except EnrollmentRefused as exc:
         raise ApiError(401, "enrollment_refused", str(exc)) from exc
     return {
-        "explorer_id": explorer["id"],
-        "organization_id": explorer["organization_id"],
-        "name": explorer["name"],
+        "explorer_id": explorer.id,
+        "organization_id": explorer.organization_id,
+        "name": explorer.name,
         "secret": secret,
     }
 
 
-def _check_in(state: ConsoleState, explorer: Mapping[str, Any], host: HostInfo) -> datetime:
+def _check_in(state: ConsoleState, explorer: ExplorerRow, host: HostInfo) -> datetime:
     now = _utcnow()
     with state.db.write() as conn:
         explorer_service.check_in(conn, explorer, host, now=now)
     return now
 
 
-def _poll_dropped(
-    state: ConsoleState, explorer: Mapping[str, Any], checked_in_at: datetime
-) -> None:
+def _poll_dropped(state: ConsoleState, explorer: ExplorerRow, checked_in_at: datetime) -> None:
     with state.db.write() as conn:
         explorer_service.poll_dropped(conn, explorer, checked_in_at=checked_in_at, now=_utcnow())
 
@@ -267,7 +265,7 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
         if loop.time() >= check_at:
             # Armed before looking: work committed while we look wakes the wait below.
             armed = signal.arm()
-            assignment = await asyncio.to_thread(_next_work, state, explorer["id"])
+            assignment = await asyncio.to_thread(_next_work, state, explorer.id)
             if assignment is not None:
                 return {"task": assignment}
             check_at = loop.time() + settings.poll_recheck_seconds
@@ -455,7 +453,7 @@ async def upload_task_data(
 
 
 def _refuse_invalid(
-    state: ConsoleState, explorer: Mapping[str, Any], task_id: int, token: str, problem: str
+    state: ConsoleState, explorer: ExplorerRow, task_id: int, token: str, problem: str
 ) -> None:
     with state.db.write() as conn:
         explorer_service.refuse_invalid_data(

@@ -27,6 +27,7 @@ from surveyor.core import kinds, recurrence
 from surveyor.core.ports import PRESETS
 from surveyor.core.recurrence.model import Weekday
 from surveyor.core.recurrence.wall_clock import load_zone, to_instant
+from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.scan_params import DEFAULT_RATE
 from surveyor.core.task import Task
 from surveyor.core.tasks import Tab
@@ -34,7 +35,6 @@ from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -189,18 +189,18 @@ def _validation_errors(exc: ValidationError, *, prefix: str = "") -> dict[str, s
 
 @dataclass(frozen=True)
 class Choices:
-    sites: list[dict[str, Any]]
-    explorers: list[dict[str, Any]]
-    zones: list[dict[str, Any]]
+    sites: list[Site]
+    explorers: list[Explorer]
+    zones: list[HostedZone]
 
 
 def _choices(state: ConsoleState, principal: Principal) -> Choices:
     org = principal.organization_id
     with state.db.read() as conn:
         return Choices(
-            records.list_records(conn, sites, org, limit=1000),
-            records.list_records(conn, explorers, org, limit=1000),
-            records.list_records(conn, hosted_zones, org, limit=1000),
+            records.list_sites(conn, org, limit=1000),
+            records.list_explorers(conn, org, limit=1000),
+            records.list_zones(conn, org, limit=1000),
         )
 
 
@@ -259,7 +259,7 @@ def _initial_values(state: ConsoleState, principal: Principal) -> dict[str, Any]
     values = dict(FORM_DEFAULTS)
     if choices.sites:
         site = choices.sites[0]
-        values.update(site_id=str(site["id"]), targets=site["scope"], excludes=site["excludes"])
+        values.update(site_id=str(site.id), targets=site.scope, excludes=site.excludes)
     return values
 
 
