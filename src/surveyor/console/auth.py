@@ -37,13 +37,13 @@ async def current_principal(
 
 def _resolve(state: ConsoleState, token: str) -> Principal:
     with state.db.read() as conn:
-        resolved = accounts.resolve_token(conn, token)
+        resolved = accounts.resolve_token(conn, token, now=state.clock.now())
     if resolved is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
     principal, stale = resolved
     if stale and principal.token_id is not None:
         with state.db.write() as conn:
-            accounts.touch_token(conn, principal.token_id)
+            accounts.touch_token(conn, principal.token_id, now=state.clock.now())
     state.principals.put(token, principal)
     return principal
 

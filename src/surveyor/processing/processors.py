@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.kinds import kind_of
 from surveyor.core.tasks import TaskStatus
@@ -47,6 +48,8 @@ class ProcessingJob:
     lease_seconds: float
     limits: JsonlLimits
     should_stop: Callable[[], bool]
+    #: The worker's clock: lease renewals and the times the processor records.
+    clock: Clock = SYSTEM_CLOCK
 
     @property
     def task(self) -> dict[str, Any]:
@@ -59,7 +62,7 @@ class ProcessingJob:
             conn,
             self.claim.task_id,
             self.claim.owner,
-            now=datetime.now(UTC),
+            now=self.clock.now(),
             lease_seconds=self.lease_seconds,
             changes=dict(changes) if changes else None,
         ):

@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from surveyor.console.app import BackgroundService
 from surveyor.console.state import ConsoleState
-from surveyor.scheduler.clock import Clock
 from surveyor.scheduler.leader import leadership_for
 from surveyor.scheduler.tick import DEFAULT_BATCH_SIZE, Scheduler, TickReport
 from surveyor.service.scheduling import schedule_changed
@@ -36,13 +35,14 @@ async def run_scheduler(
     changes: ChangeBus | None = None,
 ) -> None:
     """Tick until cancelled. A tick in progress is let finish before cancellation completes.
-    Schedule changes on the bus `changes` cut a sleep short."""
+    Schedule changes on the bus `changes`, and the scheduler's clock jumping (a test's),
+    cut a sleep short."""
     wake = AsyncSignal()
-    unsubscribe = (
-        changes.subscribe(lambda _changes: wake.notify(), where=schedule_changed)
-        if changes is not None
-        else None
-    )
+    unsubscribes = [scheduler.clock.on_jump(wake.notify)]
+    if changes is not None:
+        unsubscribes.append(
+            changes.subscribe(lambda _changes: wake.notify(), where=schedule_changed)
+        )
     try:
         while True:
             armed = wake.arm()
@@ -50,7 +50,7 @@ async def run_scheduler(
             if delay > 0:
                 await wake.wait(armed, delay)
     finally:
-        if unsubscribe is not None:
+        for unsubscribe in unsubscribes:
             unsubscribe()
 
 
@@ -76,17 +76,16 @@ async def _tick_once(
 
 def scheduler_service(
     *,
-    clock: Clock | None = None,
     longest_sleep: float = LONGEST_SLEEP,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_tick: Callable[[TickReport], None] | None = None,
 ) -> BackgroundService:
-    """The console service running the scheduler on the console's database."""
+    """The console service running the scheduler on the console's database and clock."""
 
     async def scheduler(state: ConsoleState) -> None:
         instance = Scheduler(
             state.db,
-            clock=clock,
+            clock=state.clock,
             leadership=leadership_for(state.db.engine),
             batch_size=batch_size,
         )

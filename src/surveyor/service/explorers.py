@@ -123,6 +123,7 @@ def enroll(
             "last_checkin_at": now,
             **host.as_row(),
         },
+        now=now,
     )
     audit(
         conn,
@@ -132,6 +133,7 @@ def enroll(
         object_type="explorer",
         object_id=explorer["id"],
         details={"enrollment_token": token["name"], "hostname": host.hostname},
+        at=now,
     )
     return explorer, secret
 

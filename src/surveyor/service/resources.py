@@ -14,6 +14,7 @@ acting principal; another organization's row is simply not found.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -61,7 +62,13 @@ def _not_found(kind: str, object_id: int) -> ResourceRefused:
 
 
 def _audit(
-    conn: Connection, actor: Principal, action: str, kind: str, object_id: int, **details: Any
+    conn: Connection,
+    actor: Principal,
+    action: str,
+    kind: str,
+    object_id: int,
+    now: datetime,
+    **details: Any,
 ) -> None:
     audit(
         conn,
@@ -71,6 +78,7 @@ def _audit(
         object_type=kind,
         object_id=object_id,
         details=details or None,
+        at=now,
     )
 
 
@@ -107,26 +115,28 @@ def check_scopes(values: Mapping[str, Any]) -> None:
             ) from exc
 
 
-def create_site(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
+def create_site(
+    conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
+) -> dict[str, Any]:
     check_scopes(values)
-    row = records.create_record(conn, sites, actor.organization_id, values)
-    _audit(conn, actor, "create", "site", row["id"], allowed_scope=row["allowed_scope"])
+    row = records.create_record(conn, sites, actor.organization_id, values, now=now)
+    _audit(conn, actor, "create", "site", row["id"], now, allowed_scope=row["allowed_scope"])
     return site_view(row)
 
 
 def update_site(
-    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any]
+    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any], *, now: datetime
 ) -> dict[str, Any]:
     check_scopes(changes)
-    row = records.update_record(conn, sites, actor.organization_id, site_id, changes)
+    row = records.update_record(conn, sites, actor.organization_id, site_id, changes, now=now)
     if row is None:
         raise _not_found("site", site_id)
     scope = {"allowed_scope": changes["allowed_scope"]} if "allowed_scope" in changes else {}
-    _audit(conn, actor, "edit", "site", site_id, fields=sorted(changes), **scope)
+    _audit(conn, actor, "edit", "site", site_id, now, fields=sorted(changes), **scope)
     return site_view(row)
 
 
-def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
+def delete_site(conn: Connection, actor: Principal, site_id: int, *, now: datetime) -> None:
     """Delete a site, unless it is the organization's last or its tasks occupy explorers."""
     org = actor.organization_id
     if records.get_record(conn, sites, org, site_id) is None:
@@ -141,7 +151,7 @@ def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
         explorer_store.occupying_tasks(conn, org, site_id=site_id), "of this site"
     )
     records.delete_record(conn, sites, org, site_id)
-    _audit(conn, actor, "delete", "site", site_id)
+    _audit(conn, actor, "delete", "site", site_id, now)
 
 
 # Hosted zones
@@ -157,23 +167,27 @@ def zone_view(conn: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
     return zone_views(conn, [row])[0]
 
 
-def create_zone(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
-    row = records.create_record(conn, hosted_zones, actor.organization_id, values)
-    _audit(conn, actor, "create", "hosted_zone", row["id"])
+def create_zone(
+    conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
+) -> dict[str, Any]:
+    row = records.create_record(conn, hosted_zones, actor.organization_id, values, now=now)
+    _audit(conn, actor, "create", "hosted_zone", row["id"], now)
     return zone_view(conn, row)
 
 
 def update_zone(
-    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any]
+    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any], *, now: datetime
 ) -> dict[str, Any]:
-    row = records.update_record(conn, hosted_zones, actor.organization_id, zone_id, changes)
+    row = records.update_record(
+        conn, hosted_zones, actor.organization_id, zone_id, changes, now=now
+    )
     if row is None:
         raise _not_found("hosted zone", zone_id)
-    _audit(conn, actor, "edit", "hosted_zone", zone_id, fields=sorted(changes))
+    _audit(conn, actor, "edit", "hosted_zone", zone_id, now, fields=sorted(changes))
     return zone_view(conn, row)
 
 
-def delete_zone(conn: Connection, actor: Principal, zone_id: int) -> None:
+def delete_zone(conn: Connection, actor: Principal, zone_id: int, *, now: datetime) -> None:
     """Delete a hosted zone unless its tasks occupy explorers (its explorers leave it)."""
     org = actor.organization_id
     if records.get_record(conn, hosted_zones, org, zone_id) is None:
@@ -182,14 +196,19 @@ def delete_zone(conn: Connection, actor: Principal, zone_id: int) -> None:
         explorer_store.occupying_tasks(conn, org, hosted_zone_id=zone_id), "in this zone"
     )
     records.delete_record(conn, hosted_zones, org, zone_id)
-    _audit(conn, actor, "delete", "hosted_zone", zone_id)
+    _audit(conn, actor, "delete", "hosted_zone", zone_id, now)
 
 
 # Explorers
 
 
 def update_explorer(
-    conn: Connection, actor: Principal, explorer_id: int, changes: Mapping[str, Any]
+    conn: Connection,
+    actor: Principal,
+    explorer_id: int,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
 ) -> dict[str, Any]:
     """Move an explorer to a site or hosted zone (`hosted_zone_id` 0: out of its zone), or
     rename it; the site and zone must be the organization's."""
@@ -213,14 +232,14 @@ def update_explorer(
             f"hosted zone {zone_id} does not exist",
             {"field": "hosted_zone_id"},
         )
-    row = records.update_record(conn, explorers, org, explorer_id, values)
+    row = records.update_record(conn, explorers, org, explorer_id, values, now=now)
     if row is None:
         raise _not_found("explorer", explorer_id)
-    _audit(conn, actor, "edit", "explorer", explorer_id, fields=sorted(values))
+    _audit(conn, actor, "edit", "explorer", explorer_id, now, fields=sorted(values))
     return row
 
 
-def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> None:
+def delete_explorer(conn: Connection, actor: Principal, explorer_id: int, *, now: datetime) -> None:
     """Delete an explorer (its secret with it) unless a task occupies it."""
     org = actor.organization_id
     if records.get_record(conn, explorers, org, explorer_id) is None:
@@ -235,7 +254,7 @@ def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> Non
             {"task_id": task_id, "status": status.value},
         )
     records.delete_record(conn, explorers, org, explorer_id)
-    _audit(conn, actor, "delete", "explorer", explorer_id)
+    _audit(conn, actor, "delete", "explorer", explorer_id, now)
 
 
 # Tasks in the way of a deletion

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -41,10 +41,6 @@ class InvalidTask(ValueError):
         self.field = field
         self.message = message
         self.token = token
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> dict[str, Any]:
@@ -174,6 +170,7 @@ def _audit_outside_scope(
     site: Mapping[str, Any],
     task: Mapping[str, Any],
     target: str | None,
+    now: datetime,
 ) -> None:
     if target is None:
         return
@@ -185,6 +182,7 @@ def _audit_outside_scope(
         object_type="task",
         object_id=task["id"],
         details={"site": site["name"], "target": target, "targets": task["params"].get("targets")},
+        at=now,
     )
 
 
@@ -228,11 +226,10 @@ def stored_recurrence(task: Mapping[str, Any]) -> recurrence.Recurrence:
 
 
 def create_task(
-    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime | None = None
+    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime
 ) -> dict[str, Any]:
     """Create a task of a kind users create (a scan unless `type` says otherwise): now, at
     `start_time`, or as a recurring template."""
-    now = now or _now()
     kind = _creatable_kind(body.get("type", kinds.SCAN.type))
     site = _site_for(conn, principal, body.get("site_id"))
     _check_runner(conn, principal, kind, body.get("explorer_id"), body.get("hosted_zone_id"))
@@ -273,8 +270,9 @@ def create_task(
         object_type="task",
         object_id=task["id"],
         details={"name": task["name"]},
+        at=now,
     )
-    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
+    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope, now)
     return task
 
 
@@ -291,11 +289,10 @@ def update_task(
     task_id: int,
     changes: Mapping[str, Any],
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Edit a task. What it will do (params, runner, times) only changes before it runs;
     a template's edits apply to future runs only."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     status = TaskStatus(task["status"])
     kind = kinds.kind_of(task["type"])
@@ -367,13 +364,16 @@ def update_task(
         object_type="task",
         object_id=task_id,
         details={"fields": sorted(values)},
+        at=now,
     )
     if checked is not None:
-        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope)
+        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope, now)
     return updated
 
 
-def stop_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def stop_task(
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime
+) -> dict[str, Any]:
     """Ask a running task to stop (it becomes `stopping` until its runner confirms);
     a task that has not launched yet stops at once."""
     task = _load(conn, principal, task_id)
@@ -392,7 +392,8 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> dict[str,
         target,
         actor=principal.email,
         message=f"stop requested by {principal.email}",
-        changes={"stop_requested_at": datetime.now(UTC)} if target is TaskStatus.STOPPING else None,
+        changes={"stop_requested_at": now} if target is TaskStatus.STOPPING else None,
+        now=now,
     )
     audit(
         conn,
@@ -401,16 +402,16 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> dict[str,
         action="stop",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
 
-def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
+def remove_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> None:
     """Remove a task from every view. Past runs of a template stay in the history;
     a task that is running must be stopped first."""
     task = _load(conn, principal, task_id)
     status = TaskStatus(task["status"])
-    now = _now()
     if not task["recur"] and status is TaskStatus.NEW:
         task = task_store.transition(
             conn,
@@ -448,11 +449,12 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
         object_type="task",
         object_id=task_id,
         details={"name": task["name"]},
+        at=now,
     )
 
 
 def hide_task(
-    conn: Connection, principal: Principal, task_id: int, *, hidden: bool
+    conn: Connection, principal: Principal, task_id: int, *, hidden: bool, now: datetime
 ) -> dict[str, Any]:
     _load(conn, principal, task_id)
     return task_store.edit_task(
@@ -463,10 +465,13 @@ def hide_task(
         actor=principal.email,
         message="hidden" if hidden else "shown again",
         event_kind=EventKind.HIDDEN if hidden else EventKind.SHOWN,
+        now=now,
     )
 
 
-def pause_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def pause_task(
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime
+) -> dict[str, Any]:
     task = _load(conn, principal, task_id)
     if not task["recur"]:
         raise IllegalTransition(
@@ -482,6 +487,7 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> dict[str
         actor=principal.email,
         message=f"paused by {principal.email}",
         changes={"recur_next": None, "wait_reason": None},
+        now=now,
     )
     audit(
         conn,
@@ -490,15 +496,15 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> dict[str
         action="pause",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
 
 def resume_task(
-    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime
 ) -> dict[str, Any]:
     """Resume a paused template; its next run is the next occurrence from now."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     if not task["recur"]:
         raise IllegalTransition(
@@ -524,6 +530,7 @@ def resume_task(
         action="resume",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
@@ -534,10 +541,9 @@ def spawn_run(
     *,
     occurrence: datetime,
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Create one run of a recurring template: a standard task with the params snapshotted."""
-    now = now or _now()
     run = task_store.create_task(
         conn, scheduling.run_values(template, occurrence), actor=actor, now=now
     )
@@ -555,10 +561,9 @@ def spawn_run(
 
 
 def run_now(
-    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime
 ) -> dict[str, Any]:
     """Launch a template's run (or a scheduled task) now instead of at its next time."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     status = TaskStatus(task["status"])
     if task["recur"]:
@@ -589,11 +594,14 @@ def run_now(
         action="run_now",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return run
 
 
-def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict[str, Any]:
+def reprocess_task(
+    conn: Connection, principal: Principal, task_id: int, *, now: datetime
+) -> dict[str, Any]:
     """Queue a finished task's stored data for processing again."""
     task = _load(conn, principal, task_id)
     if not task["size_data"]:
@@ -609,6 +617,7 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict
         TaskStatus.PROCESSING_QUEUED,
         actor=principal.email,
         message=f"reprocess requested by {principal.email}",
+        now=now,
     )
     audit(
         conn,
@@ -617,6 +626,7 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> dict
         action="reprocess",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 

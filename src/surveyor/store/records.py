@@ -7,11 +7,13 @@ simply not found.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+
+from surveyor.core.clock import SYSTEM_CLOCK
 
 # The audit trail lives in its own module; callers that record from here keep working.
 from surveyor.store.audit import audit as audit
@@ -22,14 +24,15 @@ class Conflict(Exception):
     """A unique name is taken, or the row is still referenced."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_record(
-    conn: Connection, table: Table, organization_id: int, values: Mapping[str, Any]
+    conn: Connection,
+    table: Table,
+    organization_id: int,
+    values: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = _now()
+    now = now or SYSTEM_CLOCK.now()
     row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
     try:
         with conn.begin_nested():
@@ -100,9 +103,11 @@ def update_record(
     organization_id: int,
     record_id: int,
     changes: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
     if changes:
-        values = {**changes, "updated_at": _now()}
+        values = {**changes, "updated_at": now or SYSTEM_CLOCK.now()}
         try:
             with conn.begin_nested():
                 conn.execute(

@@ -45,6 +45,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.kinds import check_transition
 from surveyor.core.tasks import (
     ALL_VIEW,
@@ -76,10 +77,6 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 MAX_PAGE_SIZE = 1000
 _TRANSITION_RETRIES = 5
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class TaskNotFound(Exception):
@@ -274,7 +271,7 @@ def create_task(
     conn: Connection, values: Mapping[str, Any], *, actor: str, now: datetime | None = None
 ) -> dict[str, Any]:
     """Insert a task in status `new` (templates too) and record its creation."""
-    now = now or utcnow()
+    now = now or SYSTEM_CLOCK.now()
     row: dict[str, Any] = {
         "description": "",
         "params": {},
@@ -340,7 +337,7 @@ def write_task(
 ) -> dict[str, Any]:
     """Apply `changes` (and record `event`) if `task` is still the version we read; raise
     `StaleTask` otherwise. The row's new tab, counts and change note follow from it."""
-    now = now or utcnow()
+    now = now or SYSTEM_CLOCK.now()
     merged = {**task, **changes, "updated_at": now}
     if "params" in changes:
         merged["targets"] = _targets_text(merged["params"])
@@ -536,7 +533,7 @@ def transition(
             current=current,
             requested=requested,
         )
-        when = now or utcnow()
+        when = now or SYSTEM_CLOCK.now()
         update_values: dict[str, Any] = {"status": requested.value}
         update_values.update(_timestamps_for(requested, when))
         if requested is not TaskStatus.NEW:

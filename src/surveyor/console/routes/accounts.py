@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -81,8 +81,8 @@ def account_rules(
     state.principals.clear()
 
 
-def _invitation_out(invitation: Invitation) -> dict[str, Any]:
-    return {**asdict(invitation), "expired": invitation.expired(datetime.now(UTC))}
+def _invitation_out(invitation: Invitation, now: datetime) -> dict[str, Any]:
+    return {**asdict(invitation), "expired": invitation.expired(now)}
 
 
 def _membership_out(membership: Membership) -> dict[str, Any]:
@@ -104,12 +104,14 @@ def _member_out(conn: Connection, organization_id: int, user_id: int) -> dict[st
     return member
 
 
-def _added_out(conn: Connection, organization_id: int, added: rules.MemberAdded) -> dict[str, Any]:
+def _added_out(
+    conn: Connection, organization_id: int, added: rules.MemberAdded, now: datetime
+) -> dict[str, Any]:
     member = accounts.get_member(conn, organization_id, added.user_id)
     return {
         "outcome": added.outcome.value,
         "member": member,
-        "invitation": _invitation_out(added.invitation) if added.invitation else None,
+        "invitation": _invitation_out(added.invitation, now) if added.invitation else None,
         "generated_password": added.generated_password,
     }
 
@@ -125,6 +127,7 @@ def login(body: LoginIn, request: Request, state: State) -> Any:
             email=body.email,
             password=body.password,
             source=login_source(request),
+            now=state.clock.now(),
             organization_id=body.organization_id,
         )
     except LoginRefused as refused:
@@ -158,7 +161,12 @@ def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) ->
     changes = AccountChanges(name=body.name, email=body.email)
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
-            conn, principal, principal.user_id, changes, current_password=body.current_password
+            conn,
+            principal,
+            principal.user_id,
+            changes,
+            current_password=body.current_password,
+            now=state.clock.now(),
         )
         return _member_out(conn, principal.organization_id, principal.user_id)
 
@@ -175,6 +183,7 @@ def change_password(body: PasswordChange, principal: Viewer, state: State) -> An
             principal.user_id,
             AccountChanges(password=body.new_password),
             current_password=body.current_password,
+            now=state.clock.now(),
         )
     return {"revoked_tokens": revoked}
 
@@ -200,8 +209,10 @@ def my_organizations(principal: Viewer, state: State) -> Any:
 )
 def my_invitations(principal: Viewer, state: State) -> Any:
     """Invitations to join other organizations that you may still accept."""
+    now = state.clock.now()
     with state.db.read() as conn:
-        return [_invitation_out(i) for i in rules.pending_invitations(conn, principal.user_id)]
+        pending = rules.pending_invitations(conn, principal.user_id, now=now)
+    return [_invitation_out(invitation, now) for invitation in pending]
 
 
 @router.post(
@@ -213,7 +224,9 @@ def my_invitations(principal: Viewer, state: State) -> Any:
 def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Any:
     """Join the inviting organization with the invited role (log in to it to work there)."""
     with account_rules(state, principal) as conn:
-        return _membership_out(rules.accept_invitation(conn, principal, invitation_id))
+        return _membership_out(
+            rules.accept_invitation(conn, principal, invitation_id, now=state.clock.now())
+        )
 
 
 @router.post(
@@ -224,7 +237,7 @@ def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) ->
 )
 def decline_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Response:
     with account_rules(state, principal) as conn:
-        rules.decline_invitation(conn, principal, invitation_id)
+        rules.decline_invitation(conn, principal, invitation_id, now=state.clock.now())
     return Response(status_code=204)
 
 
@@ -242,6 +255,7 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
     """Add someone by e-mail: without an account, a new account becomes a member at once
     (its password generated and shown once unless given); an existing account is invited
     and becomes a member only when it accepts."""
+    now = state.clock.now()
     with account_rules(state, principal) as conn:
         added = rules.add_member(
             conn,
@@ -251,8 +265,9 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
             role=Role(body.role),
             name=body.name,
             password=body.password,
+            now=now,
         )
-        return _added_out(conn, principal.organization_id, added)
+        return _added_out(conn, principal.organization_id, added, now)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"], responses=_ERRORS)
@@ -277,6 +292,7 @@ def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: Stat
             role=Role(body.role) if body.role else None,
             changes=changes,
             current_password=body.current_password,
+            now=state.clock.now(),
         )
         return _member_out(conn, principal.organization_id, user_id)
 
@@ -286,7 +302,9 @@ def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
     """Remove a member from this organization; their sessions and tokens here are revoked
     (their account, other memberships and history stay)."""
     with account_rules(state, principal) as conn:
-        rules.remove_member(conn, principal, principal.organization_id, user_id)
+        rules.remove_member(
+            conn, principal, principal.organization_id, user_id, now=state.clock.now()
+        )
     return Response(status_code=204)
 
 
@@ -297,7 +315,7 @@ def list_invitations(principal: Admin, state: State) -> Any:
     """The organization's invitations that were neither accepted, declined nor revoked."""
     with state.db.read() as conn:
         found = accounts.list_invitations(conn, organization_id=principal.organization_id)
-    return [_invitation_out(i) for i in found]
+    return [_invitation_out(invitation, state.clock.now()) for invitation in found]
 
 
 @router.delete(
@@ -305,7 +323,9 @@ def list_invitations(principal: Admin, state: State) -> Any:
 )
 def revoke_invitation(invitation_id: IdPath, principal: Admin, state: State) -> Response:
     with account_rules(state, principal) as conn:
-        rules.revoke_invitation(conn, principal, principal.organization_id, invitation_id)
+        rules.revoke_invitation(
+            conn, principal, principal.organization_id, invitation_id, now=state.clock.now()
+        )
     return Response(status_code=204)
 
 
@@ -336,7 +356,12 @@ def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, s
     )
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
-            conn, principal, user_id, changes, current_password=body.current_password
+            conn,
+            principal,
+            user_id,
+            changes,
+            current_password=body.current_password,
+            now=state.clock.now(),
         )
         return _account_out(conn, user_id)
 
@@ -353,9 +378,8 @@ def list_tokens(principal: Viewer, state: State) -> Any:
 )
 def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
     """Create an API token with your role; the token is shown only in this answer."""
-    expires = (
-        datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    )
+    now = state.clock.now()
+    expires = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with state.db.write() as conn:
         row, plaintext = accounts.create_token(
             conn,
@@ -363,6 +387,7 @@ def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
             organization_id=principal.organization_id,
             name=body.name,
             expires_at=expires,
+            now=now,
         )
         audit(
             conn,
@@ -372,6 +397,7 @@ def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
             object_type="token",
             object_id=row["id"],
             details={"name": body.name},
+            at=now,
         )
     return {**row, "token": plaintext}
 
@@ -398,6 +424,7 @@ def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
             object_type="token",
             object_id=token_id,
             details={"name": deleted["name"]},
+            at=state.clock.now(),
         )
     return Response(status_code=204)
 
@@ -423,6 +450,7 @@ def list_organizations(_principal: Superuser, state: State) -> Any:
 def create_organization(body: OrganizationCreate, principal: Superuser, state: State) -> Any:
     """Create an organization and say who runs it: you join it as its admin (`join`) and/or
     `admin_email` becomes its first admin (an existing account by invitation)."""
+    now = state.clock.now()
     with account_rules(state, principal) as conn:
         organization, added = rules.create_organization(
             conn,
@@ -432,8 +460,10 @@ def create_organization(body: OrganizationCreate, principal: Superuser, state: S
             probe_cap=body.probe_cap,
             join=body.join,
             admin_email=body.admin_email,
+            now=now,
         )
-        return {**organization, "members": [_added_out(conn, organization["id"], a) for a in added]}
+        members = [_added_out(conn, organization["id"], a, now) for a in added]
+        return {**organization, "members": members}
 
 
 @router.post(
@@ -448,6 +478,7 @@ def add_organization_member(
 ) -> Any:
     """Add someone to any organization, as `POST /users` does for its own admins (an
     existing account is invited; your own account joins at once)."""
+    now = state.clock.now()
     with account_rules(state, principal) as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
@@ -459,8 +490,9 @@ def add_organization_member(
             role=Role(body.role),
             name=body.name,
             password=body.password,
+            now=now,
         )
-        return _added_out(conn, org_id, added)
+        return _added_out(conn, org_id, added, now)
 
 
 @router.patch(
@@ -490,5 +522,6 @@ def update_organization(
             action="edit",
             object_type="organization",
             object_id=org_id,
+            at=state.clock.now(),
         )
         return accounts.get_organization(conn, org_id)

@@ -9,7 +9,7 @@ token stops new enrollments with it; explorers already enrolled keep their own s
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -95,7 +95,7 @@ def token_out(row: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
 @router.post("", status_code=201, response_model=EnrollmentTokenCreated, responses=_ERRORS)
 def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: State) -> Any:
     """Create a token explorers enroll with; it is shown only in this answer."""
-    now = datetime.now(UTC)
+    now = state.clock.now()
     org = principal.organization_id
     with state.db.write() as conn:
         if body.site_id is not None and records.get_record(conn, sites, org, body.site_id) is None:
@@ -135,6 +135,7 @@ def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: St
                 "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
                 "max_uses": row["max_uses"],
             },
+            at=now,
         )
     return {**token_out(row, now=now), "token": plaintext}
 
@@ -147,7 +148,7 @@ def list_enrollment_tokens(
     after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> Any:
     """The organization's enrollment tokens (never their secrets), revoked ones included."""
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
         rows = explorer_store.list_enrollment_tokens(
             conn, principal.organization_id, limit=limit, after_id=after
@@ -161,7 +162,7 @@ def get_enrollment_token(token_id: IdPath, principal: Admin, state: State) -> An
         row = explorer_store.get_enrollment_token(conn, principal.organization_id, token_id)
     if row is None:
         raise not_found("enrollment token", token_id)
-    return token_out(row, now=datetime.now(UTC))
+    return token_out(row, now=state.clock.now())
 
 
 @router.delete("/{token_id}", status_code=204, responses=_ERRORS)
@@ -169,7 +170,7 @@ def revoke_enrollment_token(token_id: IdPath, principal: Admin, state: State) ->
     """Revoke a token: no explorer can enroll with it any more (enrolled ones stay)."""
     with state.db.write() as conn:
         row = explorer_store.revoke_enrollment_token(
-            conn, principal.organization_id, token_id, now=datetime.now(UTC)
+            conn, principal.organization_id, token_id, now=state.clock.now()
         )
         if row is None:
             raise not_found("enrollment token", token_id)
@@ -180,5 +181,6 @@ def revoke_enrollment_token(token_id: IdPath, principal: Admin, state: State) ->
             action="revoke",
             object_type="enrollment_token",
             object_id=token_id,
+            at=state.clock.now(),
         )
     return Response(status_code=204)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -42,6 +42,7 @@ from surveyor.service.explorers import (
     ReportRefused,
 )
 from surveyor.store import taskdata
+from surveyor.store.change_bus import AsyncSignal
 
 log = logging.getLogger("surveyor.console.explorers")
 
@@ -62,10 +63,6 @@ _bearer = HTTPBearer(
     scheme_name="ExplorerSecret",
     description="The explorer's secret (`svx_…`), or an enrollment token (`sve_…`) to enroll.",
 )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ExplorerMessage(Strict):
@@ -203,7 +200,11 @@ def enroll(
     try:
         with state.db.write() as conn:
             explorer, secret = explorer_service.enroll(
-                conn, credentials.credentials, name=body.name, host=body.host_info(), now=_utcnow()
+                conn,
+                credentials.credentials,
+                name=body.name,
+                host=body.host_info(),
+                now=state.clock.now(),
             )
     except EnrollmentRefused as exc:
         raise ApiError(401, "enrollment_refused", str(exc)) from exc
@@ -216,7 +217,7 @@ def enroll(
 
 
 def _check_in(state: ConsoleState, explorer: Mapping[str, Any], host: HostInfo) -> datetime:
-    now = _utcnow()
+    now = state.clock.now()
     with state.db.write() as conn:
         explorer_service.check_in(conn, explorer, host, now=now)
     return now
@@ -226,11 +227,13 @@ def _poll_dropped(
     state: ConsoleState, explorer: Mapping[str, Any], checked_in_at: datetime
 ) -> None:
     with state.db.write() as conn:
-        explorer_service.poll_dropped(conn, explorer, checked_in_at=checked_in_at, now=_utcnow())
+        explorer_service.poll_dropped(
+            conn, explorer, checked_in_at=checked_in_at, now=state.clock.now()
+        )
 
 
 def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
-    now = _utcnow()
+    now = state.clock.now()
     with state.db.read() as conn:
         if not launch.may_have_work(conn, explorer_id, now=now):
             return None
@@ -292,7 +295,7 @@ def report_progress(task_id: IdPath, body: ProgressIn, explorer: Explorer, state
                 body.attempt_token,
                 collect=body.collect,
                 stats=body.stats,
-                now=_utcnow(),
+                now=state.clock.now(),
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -305,7 +308,7 @@ def confirm_stopped(task_id: IdPath, body: ReportIn, explorer: Explorer, state: 
     try:
         with state.db.write() as conn:
             task = explorer_service.confirm_stop(
-                conn, explorer, task_id, body.attempt_token, now=_utcnow()
+                conn, explorer, task_id, body.attempt_token, now=state.clock.now()
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -318,7 +321,7 @@ def report_failure(task_id: IdPath, body: FailedIn, explorer: Explorer, state: S
     try:
         with state.db.write() as conn:
             task = explorer_service.report_failure(
-                conn, explorer, task_id, body.attempt_token, error=body.error, now=_utcnow()
+                conn, explorer, task_id, body.attempt_token, error=body.error, now=state.clock.now()
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -388,7 +391,7 @@ async def upload_task_data(
     def begin() -> explorer_service.UploadStart:
         with state.db.write() as conn:
             return explorer_service.begin_upload(
-                conn, explorer, task_id, attempt_token, sha256=sha256, now=_utcnow()
+                conn, explorer, task_id, attempt_token, sha256=sha256, now=state.clock.now()
             )
 
     try:
@@ -445,7 +448,7 @@ async def upload_task_data(
                     size=incoming.size,
                     sha256=sha256,
                     store=incoming.commit,
-                    now=_utcnow(),
+                    now=state.clock.now(),
                     partial=partial,
                 )
 
@@ -461,14 +464,14 @@ def _refuse_invalid(
 ) -> None:
     with state.db.write() as conn:
         explorer_service.refuse_invalid_data(
-            conn, explorer, task_id, token, problem=problem, now=_utcnow()
+            conn, explorer, task_id, token, problem=problem, now=state.clock.now()
         )
 
 
 def _supervise_once(state: ConsoleState, watching_since: datetime) -> int:
     """One round of the supervisor; returns how many scans could launch now."""
     settings = state.settings
-    now = _utcnow()
+    now = state.clock.now()
     timeouts = explorer_service.Timeouts(
         silence_seconds=settings.explorer_silence_seconds,
         stop_seconds=settings.stop_confirm_seconds,
@@ -493,14 +496,21 @@ def _supervise_once(state: ConsoleState, watching_since: datetime) -> int:
 
 async def explorer_supervisor(state: ConsoleState) -> None:
     """Background service: timeouts of running scans, wait reasons and grace periods of
-    waiting ones, and a wake-up for held polls when a scan could launch."""
-    watching_since = _utcnow()
-    while True:
-        try:
-            launchable = await asyncio.to_thread(_supervise_once, state, watching_since)
-        except Exception:
-            log.exception("the explorer supervisor failed; trying again")
-            launchable = 0
-        if launchable:
-            state.explorer_work.notify()
-        await asyncio.sleep(state.settings.explorer_sweep_seconds)
+    waiting ones, and a wake-up for held polls when a scan could launch. It looks every
+    `explorer_sweep_seconds`, and at once when the console's clock jumps (a test's)."""
+    watching_since = state.clock.now()
+    jumped = AsyncSignal()
+    unsubscribe = state.clock.on_jump(jumped.notify)
+    try:
+        while True:
+            armed = jumped.arm()
+            try:
+                launchable = await asyncio.to_thread(_supervise_once, state, watching_since)
+            except Exception:
+                log.exception("the explorer supervisor failed; trying again")
+                launchable = 0
+            if launchable:
+                state.explorer_work.notify()
+            await jumped.wait(armed, state.settings.explorer_sweep_seconds)
+    finally:
+        unsubscribe()

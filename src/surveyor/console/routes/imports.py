@@ -141,6 +141,7 @@ def _create_import(
     hosts: int,
 ) -> dict[str, Any]:
     final: Path | None = None
+    now = state.clock.now()
     try:
         with state.db.write() as conn:
             target = _resolve_site(conn, principal, site)
@@ -156,6 +157,7 @@ def _create_import(
                     "created_by_user_id": principal.user_id,
                 },
                 actor=principal.email,
+                now=now,
             )
             final = task_data_path(state.settings.data_dir, task["id"])
             os.replace(upload.path, final)
@@ -172,6 +174,7 @@ def _create_import(
                     "stats": {"hosts": hosts},
                     "data_acquisition_ended_at": task["created_at"],
                 },
+                now=now,
             )
             audit(
                 conn,
@@ -181,6 +184,7 @@ def _create_import(
                 object_type="task",
                 object_id=task["id"],
                 details={"site_id": target["id"], "hosts": hosts, "bytes": size},
+                at=now,
             )
     except BaseException:
         if final is not None:

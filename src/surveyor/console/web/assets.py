@@ -48,7 +48,7 @@ def assets_page(
     with state.db.read() as conn:
         site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
         try:
-            clause = compile_search(conn, parse_search(search), ASSET_SEARCH)
+            clause = compile_search(conn, parse_search(search), ASSET_SEARCH, now=state.clock.now())
         except SearchError as error:
             problem = SearchProblem.of(search, error)
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,7 +26,7 @@ State = Annotated[ConsoleState, Depends(console_state)]
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     org = principal.organization_id
     window = state.settings.online_window_seconds
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
         rows = records.list_records(conn, explorers, org, limit=1000)
         current = explorer_service.current_tasks(conn, org)

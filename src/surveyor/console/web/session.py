@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -60,8 +60,10 @@ def is_secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(response: Response, request: Request, token: str, expires: datetime) -> None:
-    max_age = max(0, int((expires - datetime.now(UTC)).total_seconds()))
+def set_session_cookie(
+    response: Response, request: Request, token: str, expires: datetime, *, now: datetime
+) -> None:
+    max_age = max(0, int((expires - now).total_seconds()))
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -103,13 +105,13 @@ def bearer_or_cookie(request: Request) -> str | None:
 def resolve_credential(state: ConsoleState, credential: str) -> Principal | None:
     """The principal of a token (session or API), refreshing its last use when due."""
     with state.db.read() as conn:
-        resolved = accounts.resolve_token(conn, credential)
+        resolved = accounts.resolve_token(conn, credential, now=state.clock.now())
     if resolved is None:
         return None
     principal, stale = resolved
     if stale and principal.token_id is not None:
         with state.db.write() as conn:
-            accounts.touch_token(conn, principal.token_id)
+            accounts.touch_token(conn, principal.token_id, now=state.clock.now())
     return principal
 
 

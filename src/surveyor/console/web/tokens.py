@@ -4,7 +4,6 @@ secret shown once) and revoking one, through the same calls as `/api/v1/tokens`.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -44,7 +43,7 @@ def _context(
 ) -> dict[str, Any]:
     return {
         "tokens": _tokens(state, principal),
-        "now": datetime.now(UTC),
+        "now": state.clock.now(),
         "created": created,
         "form": form or {"name": "", "expires_in_days": ""},
         "errors": errors or {},
