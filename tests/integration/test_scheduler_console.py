@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,6 +57,14 @@ class TickWatcher:
         with self._ticked:
             reached = self._ticked.wait_for(lambda: len(self.reports) >= count, WAIT_SECONDS)
         assert reached, f"the scheduler ticked {len(self.reports)} times, expected {count}"
+
+    def wait_until(self, reached: Callable[[TickReport], bool]) -> None:
+        """Wait for a tick whose report is `reached`."""
+        with self._ticked:
+            found = self._ticked.wait_for(
+                lambda: any(reached(report) for report in self.reports), WAIT_SECONDS
+            )
+        assert found, f"no such tick among {len(self.reports)}"
 
     def wait_for_one_more(self) -> None:
         self.wait_for(len(self.reports) + 1)
@@ -179,6 +187,7 @@ class FlakyScheduler:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.clock = FakeClock(DUE)
 
     def tick(self) -> TickReport:
         self.calls += 1
