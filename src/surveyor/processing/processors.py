@@ -72,7 +72,9 @@ class ProcessingJob:
         """Move the task to `processed` with `changes` (its result), fenced by the lease."""
         with self.db.write() as conn:
             self.fence(conn)
-            return complete(conn, self.claim, message=message, changes=changes)
+            return complete(
+                conn, self.claim, message=message, changes=changes, now=self.clock.now()
+            )
 
 
 Processor = Callable[[ProcessingJob], dict[str, Any]]
@@ -113,7 +115,7 @@ def complete(
     *,
     message: str,
     changes: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> dict[str, Any]:
     """Move a claimed task to `processed` with `changes`, giving up its lease; the caller
     renewed the lease in this transaction (`fence`), so the task is still ours."""
