@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, event, func, select
 
-from surveyor.console.web.live import TaskFeed
+from surveyor.console.live import TaskFeed
 from surveyor.core.clock import FakeClock
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.processing import queue

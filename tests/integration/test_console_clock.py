@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from surveyor.console.routes.explorer_api import explorer_supervisor
+from surveyor.console.services import explorer_supervisor
 from surveyor.core.clock import FakeClock
 from surveyor.scheduler.loop import scheduler_service
 from surveyor.store import tasks as task_store

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from surveyor.console.routes import events
-from surveyor.console.web.live import task_feed
+from surveyor.console.state import task_feed
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.schema import users

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from surveyor.console.web.live import TaskFeed, latest_event_id
+from surveyor.console.live import TaskFeed, latest_event_id
 from surveyor.core.tasks import EventKind, TaskStatus
 from surveyor.store import tasks as store
 from tests.integration.test_web_sessions import FUTURE, create, signed_in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
 from surveyor.core.clock import Clock, SystemClock
 from surveyor.service import launch
+from surveyor.service.background import BackgroundService
 from surveyor.service.login import LoginThrottle
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
@@ -83,8 +84,6 @@ class BodyLimit:
 
 
 OnBootstrap = Callable[[Bootstrap], None]
-#: A service the console runs beside the API: an async function that works until cancelled.
-BackgroundService = Callable[[ConsoleState], Coroutine[Any, Any, None]]
 
 
 def create_app(
@@ -92,7 +91,7 @@ def create_app(
     *,
     database: Database | None = None,
     on_bootstrap: OnBootstrap | None = None,
-    background: Sequence[BackgroundService] = (),
+    background: Sequence[BackgroundService[ConsoleState]] = (),
     clock: Clock | None = None,
 ) -> FastAPI:
     """Build the console. The database is migrated and bootstrapped when the app starts;

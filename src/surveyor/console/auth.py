@@ -1,4 +1,4 @@
-"""Who is calling: bearer tokens, roles, and where a login comes from."""
+"""Who is calling: bearer tokens and session cookies, roles, and where a login comes from."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
 
+#: The cookie that carries a web console session's token.
+SESSION_COOKIE = "surveyor_session"
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer svr_…`")
 
 
@@ -36,15 +38,32 @@ async def current_principal(
 
 
 def _resolve(state: ConsoleState, token: str) -> Principal:
-    with state.db.read() as conn:
-        resolved = accounts.resolve_token(conn, token, now=state.clock.now())
-    if resolved is None:
+    principal = resolve_credential(state, token)
+    if principal is None:
         raise ApiError(401, "unauthenticated", "the API token is unknown, revoked or expired")
+    state.principals.put(token, principal)
+    return principal
+
+
+def bearer_or_cookie(request: Request) -> str | None:
+    """The credential a request carries: an `Authorization: Bearer` token, else the cookie."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def resolve_credential(state: ConsoleState, credential: str) -> Principal | None:
+    """The principal of a token (session or API), refreshing its last use when due."""
+    with state.db.read() as conn:
+        resolved = accounts.resolve_token(conn, credential, now=state.clock.now())
+    if resolved is None:
+        return None
     principal, stale = resolved
     if stale and principal.token_id is not None:
         with state.db.write() as conn:
             accounts.touch_token(conn, principal.token_id, now=state.clock.now())
-    state.principals.put(token, principal)
     return principal
 
 

@@ -18,6 +18,7 @@ from surveyor.core.tasks import (
     WaitReason,
 )
 from surveyor.security.passwords import password_problem
+from surveyor.service.enrollment import DEFAULT_EXPIRY_DAYS
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
@@ -538,3 +539,51 @@ class AuditEventOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next_cursor: str | None
+
+
+class EnrollmentTokenIn(Strict):
+    """An enrollment token to create (`/api/v1/enrollment-tokens`, the Explorers page)."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    site_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="site of the explorers enrolled with it"
+    )
+    hosted_zone_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="hosted zone they join"
+    )
+    expires_in_days: int | None = Field(
+        default=DEFAULT_EXPIRY_DAYS,
+        ge=1,
+        le=3650,
+        description=f"days until it expires (default {DEFAULT_EXPIRY_DAYS}); null: never",
+    )
+    max_uses: int | None = Field(
+        default=None,
+        ge=1,
+        le=1_000_000,
+        description="how many explorers may enroll with it (default: no limit)",
+    )
+
+
+class AssetOut(BaseModel):
+    """An asset as the API lists it (`/api/v1/assets`)."""
+
+    id: int
+    organization_id: int
+    site_id: int
+    site: str
+    address: str
+    addresses: list[str]
+    mac: str | None
+    hostname: str | None
+    hostnames: list[str]
+    os: str
+    alive: bool
+    service_count: int
+    outlier: int | None
+    first_seen: datetime
+    last_seen: datetime
+    changed_at: datetime
+    last_task_id: int | None
+    #: `tcp/22 ssh`, one per service, in port order.
+    ports: list[str]

@@ -1,24 +1,39 @@
-"""The background services a console process runs beside its API.
+"""The background services a console process runs beside its API, wired to its state.
 
 Each service is an async function taking the console state and working until it is
-cancelled; blocking database work runs in a thread (`asyncio.to_thread`).
+cancelled (`service/background.py`); the services themselves live in their own packages and
+know nothing of the console.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from surveyor.console.app import BackgroundService
+from surveyor.console.state import ConsoleState
+from surveyor.processing.worker import processing_workers
+from surveyor.scheduler.loop import scheduler_service
+from surveyor.service.background import BackgroundService
+from surveyor.service.supervisor import SupervisorSettings, run_supervisor
 
 
-def console_services(*, embedded: bool) -> Sequence[BackgroundService]:
+async def explorer_supervisor(state: ConsoleState) -> None:
+    """Timeouts of running scans, wait reasons and grace periods of waiting ones, and a
+    wake-up for explorers' held polls when a scan could launch (`service/supervisor.py`)."""
+    settings = SupervisorSettings(
+        silence_seconds=state.settings.explorer_silence_seconds,
+        stop_seconds=state.settings.stop_confirm_seconds,
+        online_window_seconds=state.settings.online_window_seconds,
+        sweep_seconds=state.settings.explorer_sweep_seconds,
+    )
+    await run_supervisor(
+        state.db, settings, clock=state.clock, on_launchable=state.explorer_work.notify
+    )
+
+
+def console_services(*, embedded: bool) -> Sequence[BackgroundService[ConsoleState]]:
     """What `surveyor console` runs; `embedded` adds what only `surveyor up` runs
     (everything in one process on this machine)."""
-    from surveyor.console.routes.explorer_api import explorer_supervisor
-    from surveyor.processing.worker import processing_workers
-    from surveyor.scheduler.loop import scheduler_service
-
-    services: list[BackgroundService] = [scheduler_service()]
+    services: list[BackgroundService[ConsoleState]] = [scheduler_service()]
     services.append(explorer_supervisor)
     # Processing workers run inside every console unless SURVEYOR_WORKERS=0.
     services.append(processing_workers)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from surveyor.console.live import TaskFeed
 from surveyor.console.principals import PrincipalCache
 from surveyor.core.clock import Clock, SystemClock
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
@@ -20,7 +21,6 @@ from surveyor.store.change_bus import AsyncSignal, ChangeBus
 from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
-    from surveyor.console.web.live import TaskFeed
     from surveyor.service.login import LoginThrottle
 
 MAX_BODY_BYTES = 1 << 20
@@ -124,13 +124,31 @@ class ConsoleState:
     #: Wakes explorers' held polls: a task change that may let a scan launch, or the
     #: supervisor finding a launchable one.
     explorer_work: AsyncSignal = field(default_factory=AsyncSignal)
-    #: The live event stream's poller (`console.web.live.task_feed`, made on first use).
+    #: The live event stream's poller (`task_feed`, made on first use).
     task_feed: TaskFeed | None = None
     #: Set when the server begins to stop, so that requests held open (explorers' polls)
     #: end before the server's graceful shutdown period runs out.
     stopping: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def data_dir(self) -> Path:
+        """Where task data is stored (a `ServiceHost` of the background services)."""
+        return self.settings.data_dir
+
 
 async def console_state(request: Request) -> ConsoleState:
     state: ConsoleState = request.app.state.console
     return state
+
+
+def task_feed(state: ConsoleState) -> TaskFeed:
+    """This console's feed (created on first use)."""
+    if state.task_feed is None:
+        state.task_feed = TaskFeed(
+            state.db,
+            stopping=state.stopping,
+            online_window=state.settings.online_window_seconds,
+            changes=state.changes,
+            clock=state.clock,
+        )
+    return state.task_feed

@@ -19,7 +19,6 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
@@ -29,12 +28,10 @@ from surveyor.processing.merge import DEFAULT_BATCH_SIZE
 from surveyor.processing.processors import LeaseLost, ProcessingJob, StopRequested, process
 from surveyor.processing.queue import Claim, Wakeup, wakes_workers
 from surveyor.processing.records import TaskDataError
+from surveyor.service.background import ServiceHost
 from surveyor.store.change_bus import ChangeBus, Unsubscribe
 from surveyor.store.engine import Database
 from surveyor.store.tasks import StaleTask
-
-if TYPE_CHECKING:
-    from surveyor.console.state import ConsoleState
 
 log = logging.getLogger("surveyor.processing")
 
@@ -287,17 +284,17 @@ def run_in_threads(workers: list[Worker], stop: threading.Event) -> list[threadi
     return threads
 
 
-async def processing_workers(state: ConsoleState) -> None:
+async def processing_workers(host: ServiceHost) -> None:
     """The console's background service: in-process workers until the console stops."""
-    count = console_worker_count(state.db)
+    count = console_worker_count(host.db)
     if count == 0:
         return
     settings = WorkerSettings.from_environment()
     wakeups = [Wakeup() for _ in range(count)]
-    unsubscribe = wake_on_queued(state.changes, wakeups)
+    unsubscribe = wake_on_queued(host.changes, wakeups)
     stop = threading.Event()
     workers = [
-        Worker(state.db, state.settings.data_dir, settings, wakeup=wakeup, clock=state.clock)
+        Worker(host.db, host.data_dir, settings, wakeup=wakeup, clock=host.clock)
         for wakeup in wakeups
     ]
     threads = run_in_threads(workers, stop)

@@ -12,10 +12,9 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from surveyor.console.app import BackgroundService
-from surveyor.console.state import ConsoleState
 from surveyor.scheduler.leader import leadership_for
 from surveyor.scheduler.tick import DEFAULT_BATCH_SIZE, Scheduler, TickReport
+from surveyor.service.background import BackgroundService, ServiceHost
 from surveyor.service.scheduling import schedule_changed
 from surveyor.store.change_bus import AsyncSignal, ChangeBus
 
@@ -79,19 +78,20 @@ def scheduler_service(
     longest_sleep: float = LONGEST_SLEEP,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_tick: Callable[[TickReport], None] | None = None,
-) -> BackgroundService:
-    """The console service running the scheduler on the console's database and clock."""
+) -> BackgroundService[ServiceHost]:
+    """The background service running the scheduler on its host's database and clock, woken
+    by its host's change bus."""
 
-    async def scheduler(state: ConsoleState) -> None:
+    async def scheduler(host: ServiceHost) -> None:
         instance = Scheduler(
-            state.db,
-            clock=state.clock,
-            leadership=leadership_for(state.db.engine),
+            host.db,
+            clock=host.clock,
+            leadership=leadership_for(host.db.engine),
             batch_size=batch_size,
         )
         try:
             await run_scheduler(
-                instance, longest_sleep=longest_sleep, on_tick=on_tick, changes=state.changes
+                instance, longest_sleep=longest_sleep, on_tick=on_tick, changes=host.changes
             )
         finally:
             instance.close()

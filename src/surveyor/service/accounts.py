@@ -11,9 +11,10 @@ membership like anyone else's.
 A password change revokes the account's other sessions and API tokens (the calling one stays
 valid); a superuser's reset, or a deactivation, revokes all of them.
 
-Audit trail: membership and invitation changes are recorded in their organization. An account
-change is recorded once with no organization (the global trail) and once in every
-organization the account belongs to, so each organization sees what happened to its members.
+Audit trail: every action here records itself. Membership, invitation, API token and
+organization changes are recorded in their organization. An account change is recorded once
+with no organization (the global trail) and once in every organization the account belongs
+to, so each organization sees what happened to its members.
 
 The functions take an open write connection, so each action is one transaction; the caller
 forgets remembered principals (`console/principals.py`) after it commits.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -459,3 +460,81 @@ def create_organization(
         for email in emails
     ]
     return organization, added
+
+
+def create_token(
+    conn: Connection, actor: Principal, *, name: str, expires_in_days: int | None, now: datetime
+) -> tuple[dict[str, Any], str]:
+    """An API token of the caller's, with the caller's role in its organization; returns its
+    row and its secret, which is shown once and never stored."""
+    expires = now + timedelta(days=expires_in_days) if expires_in_days else None
+    row, plaintext = accounts.create_token(
+        conn,
+        user_id=actor.user_id,
+        organization_id=actor.organization_id,
+        name=name,
+        expires_at=expires,
+        now=now,
+    )
+    audit(
+        conn,
+        organization_id=actor.organization_id,
+        actor=actor.email,
+        action="create",
+        object_type="token",
+        object_id=row["id"],
+        details={"name": name},
+        at=now,
+    )
+    return row, plaintext
+
+
+def delete_token(conn: Connection, actor: Principal, token_id: int, *, now: datetime) -> None:
+    """Delete one of the caller's API tokens in this organization (sessions end by logging
+    out, not here)."""
+    deleted = accounts.delete_token(
+        conn, actor.user_id, token_id, organization_id=actor.organization_id, kind="api"
+    )
+    if deleted is None:
+        raise _not_found("token", token_id)
+    audit(
+        conn,
+        organization_id=actor.organization_id,
+        actor=actor.email,
+        action="delete",
+        object_type="token",
+        object_id=token_id,
+        details={"name": deleted["name"]},
+        at=now,
+    )
+
+
+def update_organization(
+    conn: Connection,
+    actor: Principal,
+    organization_id: int,
+    *,
+    name: str,
+    scope_cap: int,
+    probe_cap: int | None,
+    now: datetime,
+) -> dict[str, Any]:
+    """A superuser renames an organization or changes its caps (`probe_cap` None: unchanged);
+    returns the organization as it is now."""
+    if accounts.get_organization(conn, organization_id) is None:
+        raise _not_found("organization", organization_id)
+    accounts.update_organization(
+        conn, organization_id, name=name, scope_cap=scope_cap, probe_cap=probe_cap
+    )
+    audit(
+        conn,
+        organization_id=organization_id,
+        actor=actor.email,
+        action="edit",
+        object_type="organization",
+        object_id=organization_id,
+        at=now,
+    )
+    organization = accounts.get_organization(conn, organization_id)
+    assert organization is not None
+    return organization

@@ -5,15 +5,14 @@ The rules live in `service/accounts.py`; these handlers parse, call it and rende
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 
+from surveyor.console.account_rules import account_rules
 from surveyor.console.auth import LOGIN_REFUSAL_STATUS, Admin, Superuser, Viewer, login_source
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import (
@@ -41,44 +40,17 @@ from surveyor.console.schemas import (
 )
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.service import accounts as rules
-from surveyor.service.accounts import AccountChanges, AccountRefused, Refusal
-from surveyor.service.login import LoginRefused, log_in, reauthenticating
+from surveyor.service.accounts import AccountChanges
+from surveyor.service.login import LoginRefused, log_in
 from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
-from surveyor.store.accounts import Invitation, Membership, Principal, Role
-from surveyor.store.records import audit
+from surveyor.store.accounts import Invitation, Membership, Role
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ConsoleState, Depends(console_state)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
 }
-_STATUS = {
-    Refusal.FORBIDDEN: 403,
-    Refusal.NOT_FOUND: 404,
-    Refusal.CONFLICT: 409,
-    Refusal.INVALID: 400,
-    Refusal.REAUTHENTICATE: 403,
-    Refusal.RATE_LIMITED: 429,
-}
-
-
-@contextmanager
-def account_rules(
-    state: ConsoleState, principal: Principal, *, reauthenticates: bool = False
-) -> Iterator[Connection]:
-    """One write transaction of the account rules: a refusal becomes the API's answer, wrong
-    current passwords are rate limited like logins, and remembered principals are forgotten
-    once a change commits (other console processes forget theirs within seconds)."""
-    try:
-        with ExitStack() as guards:
-            if reauthenticates:
-                guards.enter_context(reauthenticating(state.login_limiter, principal.user_id))
-            conn = guards.enter_context(state.db.write())
-            yield conn
-    except AccountRefused as exc:
-        raise ApiError(_STATUS[exc.refusal], exc.refusal.value, exc.message, exc.details) from exc
-    state.principals.clear()
 
 
 def _invitation_out(invitation: Invitation, now: datetime) -> dict[str, Any]:
@@ -378,26 +350,13 @@ def list_tokens(principal: Viewer, state: State) -> Any:
 )
 def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
     """Create an API token with your role; the token is shown only in this answer."""
-    now = state.clock.now()
-    expires = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with state.db.write() as conn:
-        row, plaintext = accounts.create_token(
+        row, plaintext = rules.create_token(
             conn,
-            user_id=principal.user_id,
-            organization_id=principal.organization_id,
+            principal,
             name=body.name,
-            expires_at=expires,
-            now=now,
-        )
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="create",
-            object_type="token",
-            object_id=row["id"],
-            details={"name": body.name},
-            at=now,
+            expires_in_days=body.expires_in_days,
+            now=state.clock.now(),
         )
     return {**row, "token": plaintext}
 
@@ -405,27 +364,8 @@ def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"], responses=_ERRORS)
 def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
     """Delete one of your API tokens in this organization (sessions end by logging out)."""
-    with state.db.write() as conn:
-        deleted = accounts.delete_token(
-            conn,
-            principal.user_id,
-            token_id,
-            organization_id=principal.organization_id,
-            kind="api",
-        )
-        if deleted is None:
-            raise not_found("token", token_id)
-        state.principals.clear()
-        audit(
-            conn,
-            organization_id=principal.organization_id,
-            actor=principal.email,
-            action="delete",
-            object_type="token",
-            object_id=token_id,
-            details={"name": deleted["name"]},
-            at=state.clock.now(),
-        )
+    with account_rules(state, principal) as conn:
+        rules.delete_token(conn, principal, token_id, now=state.clock.now())
     return Response(status_code=204)
 
 
@@ -505,23 +445,13 @@ def update_organization(
     org_id: IdPath, body: OrganizationIn, principal: Superuser, state: State
 ) -> Any:
     """Rename an organization or change its scope and probe caps."""
-    with state.db.write() as conn:
-        if accounts.get_organization(conn, org_id) is None:
-            raise not_found("organization", org_id)
-        accounts.update_organization(
+    with account_rules(state, principal) as conn:
+        return rules.update_organization(
             conn,
+            principal,
             org_id,
             name=body.name,
             scope_cap=body.scope_cap,
             probe_cap=body.probe_cap if "probe_cap" in body.model_fields_set else None,
+            now=state.clock.now(),
         )
-        audit(
-            conn,
-            organization_id=org_id,
-            actor=principal.email,
-            action="edit",
-            object_type="organization",
-            object_id=org_id,
-            at=state.clock.now(),
-        )
-        return accounts.get_organization(conn, org_id)

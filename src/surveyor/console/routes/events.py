@@ -1,7 +1,7 @@
 """`GET /api/v1/events`: server-sent events that keep the console's pages live.
 
 A client that accepts `text/event-stream` (every EventSource does) gets a live stream: it
-subscribes to the console process's one `TaskFeed` (`console/web/live.py`) for the caller's
+subscribes to the console process's one `TaskFeed` (`console/live.py`) for the caller's
 organization, and starts with `retry:` and a `ready` event. Task events carry their id, so
 a client that reconnects (after a network blip or a console restart) sends `Last-Event-ID`
 and gets what it missed. Live streams end when the console begins to stop (so it stops in
@@ -24,17 +24,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
+from surveyor.console.auth import bearer_or_cookie, resolve_credential
 from surveyor.console.errors import ApiError, ErrorResponse
-from surveyor.console.schemas import MAX_ID
-from surveyor.console.state import ConsoleState, console_state
-from surveyor.console.web.live import (
+from surveyor.console.live import (
     FeedItem,
     TaskFeed,
     events_after,
     latest_event_id,
-    task_feed,
 )
-from surveyor.console.web.session import bearer_or_cookie, resolve_credential
+from surveyor.console.schemas import MAX_ID
+from surveyor.console.state import ConsoleState, console_state, task_feed
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.engine import Database
 

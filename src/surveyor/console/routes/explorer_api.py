@@ -19,7 +19,6 @@ offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -42,9 +41,6 @@ from surveyor.service.explorers import (
     ReportRefused,
 )
 from surveyor.store import taskdata
-from surveyor.store.change_bus import AsyncSignal
-
-log = logging.getLogger("surveyor.console.explorers")
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -466,51 +462,3 @@ def _refuse_invalid(
         explorer_service.refuse_invalid_data(
             conn, explorer, task_id, token, problem=problem, now=state.clock.now()
         )
-
-
-def _supervise_once(state: ConsoleState, watching_since: datetime) -> int:
-    """One round of the supervisor; returns how many scans could launch now."""
-    settings = state.settings
-    now = state.clock.now()
-    timeouts = explorer_service.Timeouts(
-        silence_seconds=settings.explorer_silence_seconds,
-        stop_seconds=settings.stop_confirm_seconds,
-        watching_since=watching_since,
-    )
-    with state.db.read() as conn:
-        due = explorer_service.supervision_due(conn, now=now, timeouts=timeouts)
-        waiting = launch.waiting_scans_need_update(
-            conn, now=now, online_window=settings.online_window_seconds
-        )
-    if due:
-        with state.db.write() as conn:
-            for task in explorer_service.supervise(conn, now=now, timeouts=timeouts):
-                log.info("task %s is now %s", task["id"], task["status"])
-    if waiting.needs_write:
-        with state.db.write() as conn:
-            return launch.refresh_waiting_scans(
-                conn, now=now, online_window=settings.online_window_seconds
-            )
-    return waiting.launchable
-
-
-async def explorer_supervisor(state: ConsoleState) -> None:
-    """Background service: timeouts of running scans, wait reasons and grace periods of
-    waiting ones, and a wake-up for held polls when a scan could launch. It looks every
-    `explorer_sweep_seconds`, and at once when the console's clock jumps (a test's)."""
-    watching_since = state.clock.now()
-    jumped = AsyncSignal()
-    unsubscribe = state.clock.on_jump(jumped.notify)
-    try:
-        while True:
-            armed = jumped.arm()
-            try:
-                launchable = await asyncio.to_thread(_supervise_once, state, watching_since)
-            except Exception:
-                log.exception("the explorer supervisor failed; trying again")
-                launchable = 0
-            if launchable:
-                state.explorer_work.notify()
-            await jumped.wait(armed, state.settings.explorer_sweep_seconds)
-    finally:
-        unsubscribe()

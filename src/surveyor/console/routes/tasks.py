@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, Body, Depends, Query, Response
 from sqlalchemy import Connection
 
+from surveyor.console import presenters, reports
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import ApiError, ErrorResponse
 from surveyor.console.routes import assets as assets_routes
@@ -268,32 +269,7 @@ def list_events(
 def get_task_data(task_id: IdPath, principal: Viewer, state: State) -> Response:
     """The raw data the task collected (gzip JSONL), checked against its SHA-256 first;
     the digest is also in the `X-Surveyor-Content-SHA256` header."""
-    from fastapi.responses import FileResponse
-
-    from surveyor.store import taskdata
-
-    with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
-    path = taskdata.task_data_path(state.settings.data_dir, task_id)
-    if not task["data_sha256"] or not path.is_file():
-        raise ApiError(
-            404,
-            "no_data",
-            f"task {task_id} has no stored data"
-            + ("" if task["size_data"] else " (it has not collected any yet)"),
-        )
-    if taskdata.sha256_of(path) != task["data_sha256"]:
-        raise ApiError(
-            500, "data_corrupt", f"the stored data of task {task_id} does not match its checksum"
-        )
-    return FileResponse(
-        path,
-        media_type="application/gzip",
-        filename=f"surveyor-task-{task_id}.jsonl.gz",
-        headers={"X-Surveyor-Content-SHA256": task["data_sha256"]},
-    )
+    return reports.task_data(state, principal.organization_id, task_id)
 
 
 @router.get("/{task_id}/changes", response_model=assets_routes.ChangeReport, responses=_ERRORS)
@@ -304,13 +280,13 @@ def get_task_changes(
     kind: assets_routes.KindFilter = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: assets_routes.ReportCursor = None,
-    format: assets_routes.ReportFormat = "json",
-    run: assets_routes.RunNumber = None,
+    format: reports.ReportFormat = "json",
+    run: reports.RunNumber = None,
 ) -> Any:
     """The per-asset change report of a processed task: new, changed, online, offline and
     ignored answers, page by page, or all of it as a JSONL download (`format=jsonl`).
     It is the latest processing run's; `run=N` gives an earlier one."""
-    return assets_routes.change_report(
+    return reports.change_report(
         state,
         principal.organization_id,
         task_id,
@@ -332,7 +308,7 @@ def processing_run_out(run: Mapping[str, Any]) -> dict[str, Any]:
         "observed_at": run["observed_at"],
         "records_total": run["records_total"],
         "records_done": run["records_done"],
-        "change_summary": assets_routes.run_summary(run),
+        "change_summary": presenters.run_summary(run),
         "data_sha256": run["data_sha256"],
     }
 
@@ -345,9 +321,7 @@ def list_processing_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
         int | None,
-        Query(
-            ge=1, le=assets_routes.MAX_RUN_NUMBER, description="next_cursor of the previous page"
-        ),
+        Query(ge=1, le=reports.MAX_RUN_NUMBER, description="next_cursor of the previous page"),
     ] = None,
 ) -> dict[str, Any]:
     """Every processing of the task's data, newest first, each with its change summary;

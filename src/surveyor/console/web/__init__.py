@@ -3,9 +3,9 @@
 One module per page (`tasks`, `new_task`, `explorers`, `zones`, `sites`, `assets`, `tokens`,
 `members`, `audit`, `account`), `login` for signing in and out, `session` for cookie sessions
 and CSRF, `render` for templates and security headers, `forms` for reading submitted forms,
-`task_view` for how a task is shown. The live updates come from
-`GET /api/v1/events` (`console/routes/events.py`); the pages' own scripts and styles are in
-`console/static/`, the templates in `console/templates/`.
+`task_view` for how a task is shown. The live updates come from `GET /api/v1/events`
+(`console/routes/events.py`, fed by `console/live.py`); the pages' own scripts and styles
+are in `console/static/`, the templates in `console/templates/`.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
-from surveyor.console.routes.accounts import account_rules
 from surveyor.console.schemas import MAX_ID
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render

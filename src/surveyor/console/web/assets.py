@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from surveyor.console.routes.assets import asset_out
+from surveyor.console.presenters import asset_out
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
-from surveyor.console.errors import ApiError
-from surveyor.console.routes import enrollment
+from surveyor.console.schemas import EnrollmentTokenIn
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
+from surveyor.service import enrollment
 from surveyor.service import explorers as explorer_service
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
@@ -62,6 +62,24 @@ def explorers_page(request: Request, principal: PagePrincipal, state: State) -> 
     return render(request, "explorers.html", _context(state, principal))
 
 
+def _create_token(
+    state: ConsoleState, principal: Principal, body: EnrollmentTokenIn
+) -> dict[str, Any]:
+    now = state.clock.now()
+    with state.db.write() as conn:
+        row, plaintext = enrollment.create_token(
+            conn,
+            principal,
+            name=body.name,
+            site_id=body.site_id,
+            hosted_zone_id=body.hosted_zone_id,
+            expires_in_days=body.expires_in_days,
+            max_uses=body.max_uses,
+            now=now,
+        )
+    return {**enrollment.token_out(row, now=now), "token": plaintext}
+
+
 @router.post("/explorers/enrollment-tokens")
 async def create_enrollment_token(
     request: Request, principal: CheckedPrincipal, state: State
@@ -80,16 +98,14 @@ async def create_enrollment_token(
     error = ""
     error_field = ""
     try:
-        body = enrollment.EnrollmentTokenIn.model_validate(values)
-        created = await asyncio.to_thread(
-            enrollment.create_enrollment_token, body, principal, state
-        )
+        body = EnrollmentTokenIn.model_validate(values)
+        created = await asyncio.to_thread(_create_token, state, principal, body)
     except ValidationError as exc:
         first = exc.errors()[0]
         error_field = ".".join(str(part) for part in first.get("loc", ())) or "name"
         error = str(first.get("msg", "is not valid"))
-    except ApiError as exc:
-        error_field = str(exc.details.get("field", "name"))
+    except enrollment.TokenRefused as exc:
+        error_field = exc.field
         error = exc.message
     context = await asyncio.to_thread(_context, state, principal)
     console_url = str(request.base_url).rstrip("/")

@@ -8,17 +8,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from surveyor.console.auth import LOGIN_REFUSAL_STATUS, login_source
+from surveyor.console.auth import (
+    LOGIN_REFUSAL_STATUS,
+    SESSION_COOKIE,
+    login_source,
+    resolve_credential,
+)
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
     CheckedPrincipal,
     clear_session_cookie,
     login_redirect_target,
     new_login_csrf,
-    resolve_credential,
     set_login_csrf_cookie,
     set_session_cookie,
 )

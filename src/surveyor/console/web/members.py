@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
-from surveyor.console.routes.accounts import account_rules
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.forms import field_errors, form_fields

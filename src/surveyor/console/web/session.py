@@ -19,11 +19,10 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from surveyor.console.auth import SESSION_COOKIE, resolve_credential
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
 
-SESSION_COOKIE = "surveyor_session"
 LOGIN_CSRF_COOKIE = "surveyor_login_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -91,28 +90,6 @@ def clear_session_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=is_secure(request)
     )
-
-
-def bearer_or_cookie(request: Request) -> str | None:
-    """The credential a request carries: an `Authorization: Bearer` token, else the cookie."""
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.cookies.get(SESSION_COOKIE) or None
-
-
-def resolve_credential(state: ConsoleState, credential: str) -> Principal | None:
-    """The principal of a token (session or API), refreshing its last use when due."""
-    with state.db.read() as conn:
-        resolved = accounts.resolve_token(conn, credential, now=state.clock.now())
-    if resolved is None:
-        return None
-    principal, stale = resolved
-    if stale and principal.token_id is not None:
-        with state.db.write() as conn:
-            accounts.touch_token(conn, principal.token_id, now=state.clock.now())
-    return principal
 
 
 def _here(request: Request) -> str:

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from surveyor.console.presenters import ring_values
 from surveyor.core import recurrence
 from surveyor.core.changes import SUMMARY_KEYS, ChangeKind, summarize
 from surveyor.core.kinds import Collector, TaskKind, find_kind, label_of
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.tasks import (
-    TAB_SPECS,
     TERMINAL_STATUSES,
     WAIT_REASON_TEXT,
-    Tab,
     TaskStatus,
     TransitionKind,
     WaitReason,
@@ -122,23 +121,6 @@ def split_processing_runs(
     others, newest first."""
     latest = next((run for run in runs if run.phase is ProcessingPhase.DONE), None)
     return latest, [run for run in runs if run is not latest]
-
-
-#: Statuses past data collection (the processing and completed tabs), and past processing.
-_COLLECTED = TAB_SPECS[Tab.PROCESSING].statuses | TAB_SPECS[Tab.COMPLETED].statuses
-_PROCESSED = TAB_SPECS[Tab.COMPLETED].statuses
-
-
-def ring_values(task: Mapping[str, Any]) -> tuple[float, float]:
-    """The two rings (collect, process), each 0..1; a phase that is over is full."""
-    status = TaskStatus(task["status"])
-    collect = 1.0 if status in _COLLECTED else task["progress_collect"]
-    process = 1.0 if status in _PROCESSED else task["progress_process"]
-    return _unit(collect), _unit(process)
-
-
-def _unit(value: Any) -> float:
-    return max(0.0, min(1.0, float(value or 0.0)))
 
 
 @dataclass(frozen=True)

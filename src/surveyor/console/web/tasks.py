@@ -19,10 +19,9 @@ from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import ColumnElement, Connection
 
-from surveyor.console.routes import assets as assets_routes
-from surveyor.console.routes import tasks as task_routes
+from surveyor.console import reports
+from surveyor.console.live import latest_event_id
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.console.web.live import latest_event_id
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (
     MAX_SEARCH_LENGTH,
@@ -301,16 +300,16 @@ async def task_action(
 @router.get("/tasks/{task_id:int}/data")
 def download_data(task_id: int, principal: PagePrincipal, state: State) -> Response:
     """The task's raw data, exactly as `GET /api/v1/tasks/{id}/data` serves it."""
-    return task_routes.get_task_data(task_id, principal, state)
+    return reports.task_data(state, principal.organization_id, task_id)
 
 
 @router.get("/tasks/{task_id:int}/changes")
 def download_changes(
-    task_id: int, principal: PagePrincipal, state: State, run: assets_routes.RunNumber = None
+    task_id: int, principal: PagePrincipal, state: State, run: reports.RunNumber = None
 ) -> Response:
     """A change report of the task (its latest processing run's, or run `run`'s) as a JSONL
     download (`GET /api/v1/tasks/{id}/changes`)."""
-    report: Response = assets_routes.change_report(
+    report: Response = reports.change_report(
         state,
         principal.organization_id,
         task_id,

@@ -1,5 +1,6 @@
 """The API tokens page: the signed-in user's tokens in this organization, creating one (its
-secret shown once) and revoking one, through the same calls as `/api/v1/tokens`."""
+secret shown once) and revoking one, through the same rules as `/api/v1/tokens`
+(`service/accounts.py`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
-from surveyor.console.routes import accounts as account_routes
 from surveyor.console.schemas import TokenIn
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
+from surveyor.service import accounts as rules
+from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
@@ -29,8 +32,25 @@ MESSAGES = {
 
 
 def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
-    tokens: list[dict[str, Any]] = account_routes.list_tokens(principal, state)
-    return tokens
+    with state.db.read() as conn:
+        return accounts.list_tokens(conn, principal.user_id, principal.organization_id)
+
+
+def _create(state: ConsoleState, principal: Principal, body: TokenIn) -> dict[str, Any]:
+    with state.db.write() as conn:
+        row, plaintext = rules.create_token(
+            conn,
+            principal,
+            name=body.name,
+            expires_in_days=body.expires_in_days,
+            now=state.clock.now(),
+        )
+    return {**row, "token": plaintext}
+
+
+def _delete(state: ConsoleState, principal: Principal, token_id: int) -> None:
+    with account_rules(state, principal) as conn:
+        rules.delete_token(conn, principal, token_id, now=state.clock.now())
 
 
 def _context(
@@ -70,7 +90,7 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
     values = {key: value for key, value in form.items() if value}
     try:
         body = TokenIn.model_validate(values)
-        created = await asyncio.to_thread(account_routes.create_token, body, principal, state)
+        created = await asyncio.to_thread(_create, state, principal, body)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
         context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
@@ -107,7 +127,7 @@ async def revoke_token(
 ) -> Response:
     await asyncio.to_thread(_own_token, state, principal, token_id)
     try:
-        await asyncio.to_thread(account_routes.delete_token, token_id, principal, state)
+        await asyncio.to_thread(_delete, state, principal, token_id)
     except ApiError as exc:
         raise PageError(exc.status, "Not found", exc.message) from exc
     return RedirectResponse("/tokens", status_code=303)

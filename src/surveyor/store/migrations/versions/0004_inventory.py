@@ -22,7 +22,7 @@ depends_on: str | Sequence[str] | None = None
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _TIME = surveyor.store.schema.UTCDateTime
 
-#: Kept in step with surveyor.processing.queue.WAKEUP_CHANNEL.
+#: The channel workers listened on until 0013 replaced this trigger by the change bus.
 _NOTIFY_FUNCTION = """
 CREATE OR REPLACE FUNCTION surveyor_processing_wakeup() RETURNS trigger AS $$
 BEGIN

@@ -23,8 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.console.state import ConsoleState
-from surveyor.console.web.task_view import ring_values
+from surveyor.console.presenters import ring_values
 from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.tasks import TaskStatus
 from surveyor.service.explorers import current_tasks_of
@@ -298,16 +297,3 @@ class TaskFeed:
                 poll.items.append(_explorers_item(organization_id, states))
         self._explorers = fleet
         return poll
-
-
-def task_feed(state: ConsoleState) -> TaskFeed:
-    """This console's feed (created on first use)."""
-    if state.task_feed is None:
-        state.task_feed = TaskFeed(
-            state.db,
-            stopping=state.stopping,
-            online_window=state.settings.online_window_seconds,
-            changes=state.changes,
-            clock=state.clock,
-        )
-    return state.task_feed

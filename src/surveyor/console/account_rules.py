@@ -1,0 +1,45 @@
+"""One transaction of the account rules (`service/accounts.py`), shared by the API's handlers
+and the web console's pages, so that both answer a refusal alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from sqlalchemy import Connection
+
+from surveyor.console.errors import ApiError
+from surveyor.console.state import ConsoleState
+from surveyor.service.accounts import AccountRefused, Refusal
+from surveyor.service.login import reauthenticating
+from surveyor.store.accounts import Principal
+
+#: The status each refusal is answered with.
+REFUSAL_STATUS = {
+    Refusal.FORBIDDEN: 403,
+    Refusal.NOT_FOUND: 404,
+    Refusal.CONFLICT: 409,
+    Refusal.INVALID: 400,
+    Refusal.REAUTHENTICATE: 403,
+    Refusal.RATE_LIMITED: 429,
+}
+
+
+@contextmanager
+def account_rules(
+    state: ConsoleState, principal: Principal, *, reauthenticates: bool = False
+) -> Iterator[Connection]:
+    """One write transaction of the account rules: a refusal becomes the API's answer, wrong
+    current passwords are rate limited like logins, and remembered principals are forgotten
+    once a change commits (other console processes forget theirs within seconds)."""
+    try:
+        with ExitStack() as guards:
+            if reauthenticates:
+                guards.enter_context(reauthenticating(state.login_limiter, principal.user_id))
+            conn = guards.enter_context(state.db.write())
+            yield conn
+    except AccountRefused as exc:
+        raise ApiError(
+            REFUSAL_STATUS[exc.refusal], exc.refusal.value, exc.message, exc.details
+        ) from exc
+    state.principals.clear()

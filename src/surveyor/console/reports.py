@@ -1,0 +1,163 @@
+"""A task's stored data and its change reports, as both the API and the web console's pages
+serve them (`GET /api/v1/tasks/{id}/data` and `/changes`; the task card's downloads)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
+from sqlalchemy import Connection
+
+from surveyor.console import presenters
+from surveyor.console.errors import ApiError
+from surveyor.console.state import ConsoleState
+from surveyor.core.changes import ChangeKind
+from surveyor.store import inventory, taskdata
+from surveyor.store import tasks as task_store
+
+
+def task_data(state: ConsoleState, organization_id: int, task_id: int) -> Response:
+    """The raw data the task collected (gzip JSONL), checked against its SHA-256 first;
+    the digest is also in the `X-Surveyor-Content-SHA256` header."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    path = taskdata.task_data_path(state.settings.data_dir, task_id)
+    if not task["data_sha256"] or not path.is_file():
+        raise ApiError(
+            404,
+            "no_data",
+            f"task {task_id} has no stored data"
+            + ("" if task["size_data"] else " (it has not collected any yet)"),
+        )
+    if taskdata.sha256_of(path) != task["data_sha256"]:
+        raise ApiError(
+            500, "data_corrupt", f"the stored data of task {task_id} does not match its checksum"
+        )
+    return FileResponse(
+        path,
+        media_type="application/gzip",
+        filename=f"surveyor-task-{task_id}.jsonl.gz",
+        headers={"X-Surveyor-Content-SHA256": task["data_sha256"]},
+    )
+
+
+class ChangeOut(BaseModel):
+    """One change of a report, as the API pages it and the JSONL download writes it."""
+
+    id: int
+    asset_id: int | None
+    kind: ChangeKind
+    address: str
+    hostname: str | None
+    details: dict[str, Any]
+
+
+ReportFormat = Literal["json", "jsonl"]
+#: Processing runs of one task are numbered from 1; far fewer than this ever exist.
+MAX_RUN_NUMBER = 1_000_000
+RunNumber = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_RUN_NUMBER,
+        description="The processing run (1 for the first); default: the latest finished one.",
+    ),
+]
+
+
+def _report_run(conn: Connection, task: Mapping[str, Any], number: int | None) -> dict[str, Any]:
+    task_id = task["id"]
+    if number is not None:
+        run = inventory.run_by_number(conn, task_id, number)
+        if run is None:
+            raise ApiError(
+                404,
+                "no_run",
+                f"task {task_id} has no processing run {number}",
+                {"run": number},
+            )
+        return run
+    run = inventory.finished_run(conn, task_id)
+    if run is None:
+        raise ApiError(
+            404,
+            "no_changes",
+            f"task {task_id} has no change report"
+            + ("" if task["status"] == "processed" else " (it has not been processed)"),
+        )
+    return run
+
+
+def change_report(
+    state: ConsoleState,
+    organization_id: int,
+    task_id: int,
+    *,
+    kinds: Sequence[ChangeKind] | None,
+    limit: int,
+    cursor: int | None,
+    report_format: ReportFormat,
+    run_number: int | None = None,
+) -> Any:
+    """A page of the per-asset change report of one of the task's processing runs (by
+    default its latest finished one), or all of it as a JSONL download."""
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, organization_id, task_id)
+        if task is None:
+            raise task_store.TaskNotFound(task_id)
+        run = _report_run(conn, task, run_number)
+        wanted = [kind.value for kind in kinds] if kinds else None
+        if report_format == "json":
+            rows = inventory.list_changes(
+                conn, run["id"], kinds=wanted, after_id=cursor, limit=limit + 1
+            )
+    header = {
+        "task_id": task_id,
+        "status": task["status"],
+        "run": run["number"],
+        "observed_at": run["observed_at"],
+        "processed_at": run["ended_at"],
+        "summary": presenters.run_summary(run),
+    }
+    if report_format == "json":
+        items = rows[:limit]
+        next_cursor = str(items[-1]["id"]) if len(rows) > limit else None
+        return {**header, "items": items, "next_cursor": next_cursor}
+    filename = f"task-{task_id}-run-{run['number']}-changes.jsonl"
+    return StreamingResponse(
+        _report_lines(state, header, run["id"], wanted),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _report_lines(
+    state: ConsoleState, header: Mapping[str, Any], run_id: int, kinds: list[str] | None
+) -> Iterator[bytes]:
+    yield _json_line({"type": "report", **header})
+    after: int | None = None
+    while True:
+        with state.db.read() as conn:
+            rows = inventory.list_changes(conn, run_id, kinds=kinds, after_id=after, limit=1000)
+        for row in rows:
+            yield _json_line({"type": "change", **ChangeOut.model_validate(row).model_dump()})
+        if len(rows) < 1000:
+            return
+        after = rows[-1]["id"]
+
+
+def _json_line(value: Mapping[str, Any]) -> bytes:
+    return (json.dumps(value, default=_json_default, separators=(",", ":")) + "\n").encode()
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
