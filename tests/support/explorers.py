@@ -200,6 +200,7 @@ def new_explorer(
             "hosted_zone_id": zone_id,
             "last_checkin_at": now if online else now - timedelta(hours=2),
         },
+        now=now,
     )
     return dataclasses.asdict(explorer)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from surveyor.core.changes import (
     state_digest,
     summarize,
 )
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.fingerprint import (
     KnownAsset,
     Observation,
@@ -86,6 +87,7 @@ class MergeContext:
     run: dict[str, Any]
     observed_at: datetime
     lease_seconds: float
+    clock: Clock
     done: int = 0
 
     @property
@@ -142,7 +144,7 @@ class MergeContext:
             conn,
             self.task_id,
             self.claim.owner,
-            now=now or datetime.now(UTC),
+            now=now or self.clock.now(),
             lease_seconds=self.lease_seconds,
             changes=self.progress(),
         ):
@@ -158,6 +160,7 @@ def process_claimed_task(
     lease_seconds: float,
     limits: JsonlLimits = DEFAULT_LIMITS,
     should_stop: Callable[[], bool] = lambda: False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Task:
     """Merge a claimed task's data (read within `limits`) and mark it processed; the task
     as it ends.
@@ -186,7 +189,9 @@ def process_claimed_task(
     scope = task_scope(params)
     ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
     with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
-        return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
+        return _merge_surveyed(
+            db, path, claim, surveyed, batch_size, lease_seconds, should_stop, clock
+        )
 
 
 def merge_into_inventory(job: ProcessingJob) -> Task:
@@ -199,6 +204,7 @@ def merge_into_inventory(job: ProcessingJob) -> Task:
         lease_seconds=job.lease_seconds,
         limits=job.limits,
         should_stop=job.should_stop,
+        clock=job.clock,
     )
 
 
@@ -210,14 +216,15 @@ def _merge_surveyed(
     batch_size: int,
     lease_seconds: float,
     should_stop: Callable[[], bool],
+    clock: Clock,
 ) -> Task:
     task = claim.task
     observed_at = (
         surveyed.observed_at or task.data_acquisition_ended_at or task.start_time or task.created_at
     )
     with db.write() as conn:
-        run = _resume_or_start_run(conn, claim, surveyed, observed_at)
-        context = MergeContext(db, claim, surveyed, run, run["observed_at"], lease_seconds)
+        run = _resume_or_start_run(conn, claim, surveyed, observed_at, clock.now())
+        context = MergeContext(db, claim, surveyed, run, run["observed_at"], lease_seconds, clock)
         context.done = int(run["records_done"])
         context.fence(conn)
     if context.done:
@@ -237,7 +244,7 @@ def _merge_surveyed(
 
 
 def _resume_or_start_run(
-    conn: Connection, claim: Claim, surveyed: Survey, observed_at: datetime
+    conn: Connection, claim: Claim, surveyed: Survey, observed_at: datetime, now: datetime
 ) -> dict[str, Any]:
     task = claim.task
     run = inventory.latest_run(conn, claim.task_id)
@@ -248,7 +255,6 @@ def _resume_or_start_run(
         and run["records_total"] == surveyed.host_records
     ):
         return run
-    now = datetime.now(UTC)
     fresh = inventory.start_run(
         conn,
         {
@@ -669,7 +675,7 @@ def mark_silent_assets_offline(
 
 def finish(context: MergeContext) -> Task:
     """Close the run and move the task to `processed` with its change summary."""
-    now = datetime.now(UTC)
+    now = context.clock.now()
     with context.db.write() as conn:
         context.fence(conn, now)
         run = inventory.finish_run(conn, context.run_id, ended_at=now)

@@ -90,6 +90,7 @@ def create_token(
             "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
             "max_uses": row["max_uses"],
         },
+        at=now,
     )
     return row, plaintext
 
@@ -108,5 +109,6 @@ def revoke_token(
         action="revoke",
         object_type="enrollment_token",
         object_id=token_id,
+        at=now,
     )
     return row

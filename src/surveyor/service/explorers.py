@@ -125,6 +125,7 @@ def enroll(
             "last_checkin_at": now,
             **host.as_row(),
         },
+        now=now,
     )
     audit(
         conn,
@@ -134,6 +135,7 @@ def enroll(
         object_type="explorer",
         object_id=explorer.id,
         details={"enrollment_token": token["name"], "hostname": host.hostname},
+        at=now,
     )
     return explorer, secret
 

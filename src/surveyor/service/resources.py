@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -62,7 +63,13 @@ def _not_found(kind: str, object_id: int) -> ResourceRefused:
 
 
 def _audit(
-    conn: Connection, actor: Principal, action: str, kind: str, object_id: int, **details: Any
+    conn: Connection,
+    actor: Principal,
+    action: str,
+    kind: str,
+    object_id: int,
+    now: datetime,
+    **details: Any,
 ) -> None:
     audit(
         conn,
@@ -72,6 +79,7 @@ def _audit(
         object_type=kind,
         object_id=object_id,
         details=details or None,
+        at=now,
     )
 
 
@@ -96,26 +104,28 @@ def check_scopes(values: Mapping[str, Any]) -> None:
             ) from exc
 
 
-def create_site(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> Site:
+def create_site(
+    conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
+) -> Site:
     check_scopes(values)
-    site = records.create_site(conn, actor.organization_id, values)
-    _audit(conn, actor, "create", "site", site.id, allowed_scope=site.allowed_scope)
+    site = records.create_site(conn, actor.organization_id, values, now=now)
+    _audit(conn, actor, "create", "site", site.id, now, allowed_scope=site.allowed_scope)
     return site
 
 
 def update_site(
-    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any]
+    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any], *, now: datetime
 ) -> Site:
     check_scopes(changes)
-    site = records.update_site(conn, actor.organization_id, site_id, changes)
+    site = records.update_site(conn, actor.organization_id, site_id, changes, now=now)
     if site is None:
         raise _not_found("site", site_id)
     scope = {"allowed_scope": changes["allowed_scope"]} if "allowed_scope" in changes else {}
-    _audit(conn, actor, "edit", "site", site_id, fields=sorted(changes), **scope)
+    _audit(conn, actor, "edit", "site", site_id, now, fields=sorted(changes), **scope)
     return site
 
 
-def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
+def delete_site(conn: Connection, actor: Principal, site_id: int, *, now: datetime) -> None:
     """Delete a site, unless it is the organization's last or its tasks occupy explorers."""
     org = actor.organization_id
     if records.get_site(conn, org, site_id) is None:
@@ -130,7 +140,7 @@ def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
         explorer_store.occupying_tasks(conn, org, site_id=site_id), "of this site"
     )
     records.delete_site(conn, org, site_id)
-    _audit(conn, actor, "delete", "site", site_id)
+    _audit(conn, actor, "delete", "site", site_id, now)
 
 
 # Hosted zones
@@ -153,23 +163,25 @@ def zone_view(conn: Connection, zone: HostedZone) -> ZoneView:
     return zone_views(conn, [zone])[0]
 
 
-def create_zone(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> ZoneView:
-    zone = records.create_zone(conn, actor.organization_id, values)
-    _audit(conn, actor, "create", "hosted_zone", zone.id)
+def create_zone(
+    conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
+) -> ZoneView:
+    zone = records.create_zone(conn, actor.organization_id, values, now=now)
+    _audit(conn, actor, "create", "hosted_zone", zone.id, now)
     return zone_view(conn, zone)
 
 
 def update_zone(
-    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any]
+    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any], *, now: datetime
 ) -> ZoneView:
-    zone = records.update_zone(conn, actor.organization_id, zone_id, changes)
+    zone = records.update_zone(conn, actor.organization_id, zone_id, changes, now=now)
     if zone is None:
         raise _not_found("hosted zone", zone_id)
-    _audit(conn, actor, "edit", "hosted_zone", zone_id, fields=sorted(changes))
+    _audit(conn, actor, "edit", "hosted_zone", zone_id, now, fields=sorted(changes))
     return zone_view(conn, zone)
 
 
-def delete_zone(conn: Connection, actor: Principal, zone_id: int) -> None:
+def delete_zone(conn: Connection, actor: Principal, zone_id: int, *, now: datetime) -> None:
     """Delete a hosted zone unless its tasks occupy explorers (its explorers leave it)."""
     org = actor.organization_id
     if records.get_zone(conn, org, zone_id) is None:
@@ -178,14 +190,19 @@ def delete_zone(conn: Connection, actor: Principal, zone_id: int) -> None:
         explorer_store.occupying_tasks(conn, org, hosted_zone_id=zone_id), "in this zone"
     )
     records.delete_zone(conn, org, zone_id)
-    _audit(conn, actor, "delete", "hosted_zone", zone_id)
+    _audit(conn, actor, "delete", "hosted_zone", zone_id, now)
 
 
 # Explorers
 
 
 def update_explorer(
-    conn: Connection, actor: Principal, explorer_id: int, changes: Mapping[str, Any]
+    conn: Connection,
+    actor: Principal,
+    explorer_id: int,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
 ) -> Explorer:
     """Move an explorer to a site or hosted zone (`hosted_zone_id` 0: out of its zone), or
     rename it; the site and zone must be the organization's."""
@@ -209,14 +226,14 @@ def update_explorer(
             f"hosted zone {zone_id} does not exist",
             {"field": "hosted_zone_id"},
         )
-    explorer = records.update_explorer(conn, org, explorer_id, values)
+    explorer = records.update_explorer(conn, org, explorer_id, values, now=now)
     if explorer is None:
         raise _not_found("explorer", explorer_id)
-    _audit(conn, actor, "edit", "explorer", explorer_id, fields=sorted(values))
+    _audit(conn, actor, "edit", "explorer", explorer_id, now, fields=sorted(values))
     return explorer
 
 
-def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> None:
+def delete_explorer(conn: Connection, actor: Principal, explorer_id: int, *, now: datetime) -> None:
     """Delete an explorer (its secret with it) unless a task occupies it."""
     org = actor.organization_id
     if records.get_explorer(conn, org, explorer_id) is None:
@@ -231,7 +248,7 @@ def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> Non
             {"task_id": task_id, "status": status.value},
         )
     records.delete_explorer(conn, org, explorer_id)
-    _audit(conn, actor, "delete", "explorer", explorer_id)
+    _audit(conn, actor, "delete", "explorer", explorer_id, now)
 
 
 # Tasks in the way of a deletion

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -42,10 +42,6 @@ class InvalidTask(ValueError):
         self.field = field
         self.message = message
         self.token = token
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> Site:
@@ -172,6 +168,7 @@ def _audit_outside_scope(
     site: Site,
     task: Task,
     target: str | None,
+    now: datetime,
 ) -> None:
     if target is None:
         return
@@ -183,6 +180,7 @@ def _audit_outside_scope(
         object_type="task",
         object_id=task.id,
         details={"site": site.name, "target": target, "targets": task.params.get("targets")},
+        at=now,
     )
 
 
@@ -228,11 +226,10 @@ def stored_recurrence(
 
 
 def create_task(
-    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime | None = None
+    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime
 ) -> Task:
     """Create a task of a kind users create (a scan unless `type` says otherwise): now, at
     `start_time`, or as a recurring template."""
-    now = now or _now()
     kind = _creatable_kind(body.get("type", kinds.SCAN.type))
     site = _site_for(conn, principal, body.get("site_id"))
     _check_runner(conn, principal, kind, body.get("explorer_id"), body.get("hosted_zone_id"))
@@ -273,8 +270,9 @@ def create_task(
         object_type="task",
         object_id=task.id,
         details={"name": task.name},
+        at=now,
     )
-    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
+    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope, now)
     return task
 
 
@@ -291,11 +289,10 @@ def update_task(
     task_id: int,
     changes: Mapping[str, Any],
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Task:
     """Edit a task. What it will do (params, runner, times) only changes before it runs;
     a template's edits apply to future runs only."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     status = task.status
     kind = kinds.kind_of(task.type)
@@ -367,13 +364,14 @@ def update_task(
         object_type="task",
         object_id=task_id,
         details={"fields": sorted(values)},
+        at=now,
     )
     if checked is not None:
-        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope)
+        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope, now)
     return updated
 
 
-def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
+def stop_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Ask a running task to stop (it becomes `stopping` until its runner confirms);
     a task that has not launched yet stops at once."""
     task = _load(conn, principal, task_id)
@@ -392,7 +390,8 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         target,
         actor=principal.email,
         message=f"stop requested by {principal.email}",
-        changes={"stop_requested_at": datetime.now(UTC)} if target is TaskStatus.STOPPING else None,
+        changes={"stop_requested_at": now} if target is TaskStatus.STOPPING else None,
+        now=now,
     )
     audit(
         conn,
@@ -401,16 +400,16 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         action="stop",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
 
-def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
+def remove_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> None:
     """Remove a task from every view. Past runs of a template stay in the history;
     a task that is running must be stopped first."""
     task = _load(conn, principal, task_id)
     status = task.status
-    now = _now()
     if not task.recur and status is TaskStatus.NEW:
         task = task_store.transition(
             conn,
@@ -448,10 +447,13 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
         object_type="task",
         object_id=task_id,
         details={"name": task.name},
+        at=now,
     )
 
 
-def hide_task(conn: Connection, principal: Principal, task_id: int, *, hidden: bool) -> Task:
+def hide_task(
+    conn: Connection, principal: Principal, task_id: int, *, hidden: bool, now: datetime
+) -> Task:
     _load(conn, principal, task_id)
     return task_store.edit_task(
         conn,
@@ -461,10 +463,11 @@ def hide_task(conn: Connection, principal: Principal, task_id: int, *, hidden: b
         actor=principal.email,
         message="hidden" if hidden else "shown again",
         event_kind=EventKind.HIDDEN if hidden else EventKind.SHOWN,
+        now=now,
     )
 
 
-def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
+def pause_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     task = _load(conn, principal, task_id)
     if not task.recur:
         raise IllegalTransition(
@@ -480,6 +483,7 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         actor=principal.email,
         message=f"paused by {principal.email}",
         changes={"recur_next": None, "wait_reason": None},
+        now=now,
     )
     audit(
         conn,
@@ -488,15 +492,13 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         action="pause",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
 
-def resume_task(
-    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
-) -> Task:
+def resume_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Resume a paused template; its next run is the next occurrence from now."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     if not task.recur:
         raise IllegalTransition(
@@ -524,6 +526,7 @@ def resume_task(
         action="resume",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
@@ -534,10 +537,9 @@ def spawn_run(
     *,
     occurrence: datetime,
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Task:
     """Create one run of a recurring template: a standard task with the params snapshotted."""
-    now = now or _now()
     run = task_store.create_task(
         conn, scheduling.run_values(template, occurrence), actor=actor, now=now
     )
@@ -554,11 +556,8 @@ def spawn_run(
     return run
 
 
-def run_now(
-    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
-) -> Task:
+def run_now(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Launch a template's run (or a scheduled task) now instead of at its next time."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     status = task.status
     if task.recur:
@@ -589,11 +588,12 @@ def run_now(
         action="run_now",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return run
 
 
-def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task:
+def reprocess_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Queue a finished task's stored data for processing again."""
     task = _load(conn, principal, task_id)
     if not task.size_data:
@@ -609,6 +609,7 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task
         TaskStatus.PROCESSING_QUEUED,
         actor=principal.email,
         message=f"reprocess requested by {principal.email}",
+        now=now,
     )
     audit(
         conn,
@@ -617,6 +618,7 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task
         action="reprocess",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 

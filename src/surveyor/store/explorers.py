@@ -158,7 +158,7 @@ def name_taken(conn: Connection, organization_id: int, name: str) -> bool:
 
 
 def create_explorer(
-    conn: Connection, organization_id: int, values: Mapping[str, Any]
+    conn: Connection, organization_id: int, values: Mapping[str, Any], *, now: datetime
 ) -> tuple[Explorer, str]:
     """Create an explorer with a fresh secret; return its row and the plaintext secret.
 
@@ -175,6 +175,7 @@ def create_explorer(
             "secret_lookup": issued.lookup,
             "secret_hash": issued.secret_hash,
         },
+        now=now,
     )
     return Explorer.from_row(row), issued.plaintext
 

@@ -9,12 +9,13 @@ table and stay inside the store (and its tests' fixtures).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.rows import Row
 
@@ -29,14 +30,15 @@ class Conflict(Exception):
     """A unique name is taken, or the row is still referenced."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_record(
-    conn: Connection, table: Table, organization_id: int, values: Mapping[str, Any]
+    conn: Connection,
+    table: Table,
+    organization_id: int,
+    values: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = _now()
+    now = now or SYSTEM_CLOCK.now()
     row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
     try:
         with conn.begin_nested():
@@ -107,9 +109,11 @@ def update_record(
     organization_id: int,
     record_id: int,
     changes: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
     if changes:
-        values = {**changes, "updated_at": _now()}
+        values = {**changes, "updated_at": now or SYSTEM_CLOCK.now()}
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -178,16 +182,31 @@ class _Resource(Generic[_Row]):
     def count(self, conn: Connection, organization_id: int) -> int:
         return count_records(conn, self.table, organization_id)
 
-    def create(self, conn: Connection, organization_id: int, values: Mapping[str, Any]) -> _Row:
+    def create(
+        self,
+        conn: Connection,
+        organization_id: int,
+        values: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+    ) -> _Row:
         """Raises `Conflict` when the name is taken in the organization."""
-        return self.make(create_record(conn, self.table, organization_id, values))
+        return self.make(create_record(conn, self.table, organization_id, values, now=now))
 
     def update(
-        self, conn: Connection, organization_id: int, record_id: int, changes: Mapping[str, Any]
+        self,
+        conn: Connection,
+        organization_id: int,
+        record_id: int,
+        changes: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
     ) -> _Row | None:
         """The row after the changes, or None if it does not exist; `Conflict` when the new
         name is taken."""
-        return self._made(update_record(conn, self.table, organization_id, record_id, changes))
+        return self._made(
+            update_record(conn, self.table, organization_id, record_id, changes, now=now)
+        )
 
     def delete(self, conn: Connection, organization_id: int, record_id: int) -> bool:
         return delete_record(conn, self.table, organization_id, record_id)

@@ -72,8 +72,8 @@ class AssetPage(BaseModel):
     next_cursor: str | None
 
 
-def _search_clause(conn: Connection, search: str | None) -> Any:
-    return compile_search(conn, parse(search or ""), ASSET_SEARCH)
+def _search_clause(conn: Connection, search: str | None, now: datetime) -> Any:
+    return compile_search(conn, parse(search or ""), ASSET_SEARCH, now=now)
 
 
 @router.get("", response_model=AssetPage, responses=_ERRORS)
@@ -87,7 +87,7 @@ def list_assets(
     """One page of assets in address order, narrowed by `search`; pass `next_cursor` back
     for the next page."""
     with state.db.read() as conn:
-        clause = _search_clause(conn, search)
+        clause = _search_clause(conn, search, state.clock.now())
         try:
             page = inventory.list_assets(
                 conn, principal.organization_id, search=clause, limit=limit, cursor=cursor

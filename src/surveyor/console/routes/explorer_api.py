@@ -19,7 +19,7 @@ offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -60,10 +60,6 @@ _bearer = HTTPBearer(
     scheme_name="ExplorerSecret",
     description="The explorer's secret (`svx_…`), or an enrollment token (`sve_…`) to enroll.",
 )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ExplorerMessage(Strict):
@@ -201,7 +197,11 @@ def enroll(
     try:
         with state.db.write() as conn:
             explorer, secret = explorer_service.enroll(
-                conn, credentials.credentials, name=body.name, host=body.host_info(), now=_utcnow()
+                conn,
+                credentials.credentials,
+                name=body.name,
+                host=body.host_info(),
+                now=state.clock.now(),
             )
     except EnrollmentRefused as exc:
         raise ApiError(401, "enrollment_refused", str(exc)) from exc
@@ -214,7 +214,7 @@ def enroll(
 
 
 def _check_in(state: ConsoleState, explorer: ExplorerRow, host: HostInfo) -> datetime:
-    now = _utcnow()
+    now = state.clock.now()
     with state.db.write() as conn:
         explorer_service.check_in(conn, explorer, host, now=now)
     return now
@@ -222,11 +222,13 @@ def _check_in(state: ConsoleState, explorer: ExplorerRow, host: HostInfo) -> dat
 
 def _poll_dropped(state: ConsoleState, explorer: ExplorerRow, checked_in_at: datetime) -> None:
     with state.db.write() as conn:
-        explorer_service.poll_dropped(conn, explorer, checked_in_at=checked_in_at, now=_utcnow())
+        explorer_service.poll_dropped(
+            conn, explorer, checked_in_at=checked_in_at, now=state.clock.now()
+        )
 
 
 def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
-    now = _utcnow()
+    now = state.clock.now()
     with state.db.read() as conn:
         if not launch.may_have_work(conn, explorer_id, now=now):
             return None
@@ -288,7 +290,7 @@ def report_progress(task_id: IdPath, body: ProgressIn, explorer: Explorer, state
                 body.attempt_token,
                 collect=body.collect,
                 stats=body.stats,
-                now=_utcnow(),
+                now=state.clock.now(),
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -301,7 +303,7 @@ def confirm_stopped(task_id: IdPath, body: ReportIn, explorer: Explorer, state: 
     try:
         with state.db.write() as conn:
             task = explorer_service.confirm_stop(
-                conn, explorer, task_id, body.attempt_token, now=_utcnow()
+                conn, explorer, task_id, body.attempt_token, now=state.clock.now()
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -314,7 +316,7 @@ def report_failure(task_id: IdPath, body: FailedIn, explorer: Explorer, state: S
     try:
         with state.db.write() as conn:
             task = explorer_service.report_failure(
-                conn, explorer, task_id, body.attempt_token, error=body.error, now=_utcnow()
+                conn, explorer, task_id, body.attempt_token, error=body.error, now=state.clock.now()
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -384,7 +386,7 @@ async def upload_task_data(
     def begin() -> explorer_service.UploadStart:
         with state.db.write() as conn:
             return explorer_service.begin_upload(
-                conn, explorer, task_id, attempt_token, sha256=sha256, now=_utcnow()
+                conn, explorer, task_id, attempt_token, sha256=sha256, now=state.clock.now()
             )
 
     try:
@@ -441,7 +443,7 @@ async def upload_task_data(
                     size=incoming.size,
                     sha256=sha256,
                     store=incoming.commit,
-                    now=_utcnow(),
+                    now=state.clock.now(),
                     partial=partial,
                 )
 
@@ -457,5 +459,5 @@ def _refuse_invalid(
 ) -> None:
     with state.db.write() as conn:
         explorer_service.refuse_invalid_data(
-            conn, explorer, task_id, token, problem=problem, now=_utcnow()
+            conn, explorer, task_id, token, problem=problem, now=state.clock.now()
         )

@@ -142,6 +142,7 @@ def _create_import(
     hosts: int,
 ) -> Task:
     final: Path | None = None
+    now = state.clock.now()
     try:
         with state.db.write() as conn:
             target = _resolve_site(conn, principal, site)
@@ -157,6 +158,7 @@ def _create_import(
                     "created_by_user_id": principal.user_id,
                 },
                 actor=principal.email,
+                now=now,
             )
             final = task_data_path(state.settings.data_dir, task.id)
             os.replace(upload.path, final)
@@ -173,6 +175,7 @@ def _create_import(
                     "stats": {"hosts": hosts},
                     "data_acquisition_ended_at": task.created_at,
                 },
+                now=now,
             )
             audit(
                 conn,
@@ -182,6 +185,7 @@ def _create_import(
                 object_type="task",
                 object_id=task.id,
                 details={"site_id": target.id, "hosts": hosts, "bytes": size},
+                at=now,
             )
     except BaseException:
         if final is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -63,7 +63,9 @@ def list_sites(principal: Viewer, state: State, limit: Limit = 100, after: After
 @router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
-        return SiteOut.of(rules.create_site(conn, principal, body.model_dump()))
+        return SiteOut.of(
+            rules.create_site(conn, principal, body.model_dump(), now=state.clock.now())
+        )
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
@@ -79,7 +81,9 @@ def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     with resource_rules(state) as conn:
-        return SiteOut.of(rules.update_site(conn, principal, site_id, changes))
+        return SiteOut.of(
+            rules.update_site(conn, principal, site_id, changes, now=state.clock.now())
+        )
 
 
 @router.delete("/sites/{site_id}", status_code=204, tags=["sites"], responses=_ERRORS)
@@ -87,7 +91,7 @@ def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete a site; refused (409) for the organization's last site, and while its tasks
     run on or upload to explorers."""
     with resource_rules(state) as conn:
-        rules.delete_site(conn, principal, site_id)
+        rules.delete_site(conn, principal, site_id, now=state.clock.now())
     return Response(status_code=204)
 
 
@@ -109,7 +113,9 @@ def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After
 )
 def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
-        return HostedZoneOut.of(rules.create_zone(conn, principal, body.model_dump()))
+        return HostedZoneOut.of(
+            rules.create_zone(conn, principal, body.model_dump(), now=state.clock.now())
+        )
 
 
 @router.get(
@@ -135,7 +141,9 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
 def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     with resource_rules(state) as conn:
-        return HostedZoneOut.of(rules.update_zone(conn, principal, zone_id, changes))
+        return HostedZoneOut.of(
+            rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
+        )
 
 
 @router.delete("/hosted-zones/{zone_id}", status_code=204, tags=["hosted zones"], responses=_ERRORS)
@@ -143,15 +151,15 @@ def delete_zone(zone_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete a hosted zone (its explorers leave it); refused (409) while its tasks run on
     or upload to explorers."""
     with resource_rules(state) as conn:
-        rules.delete_zone(conn, principal, zone_id)
+        rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
     return Response(status_code=204)
 
 
-def explorer_out(conn: Connection, explorer: Explorer, *, online_window: int) -> ExplorerOut:
+def explorer_out(
+    conn: Connection, explorer: Explorer, *, online_window: int, now: datetime
+) -> ExplorerOut:
     current = explorer_service.current_tasks(conn, explorer.organization_id)
-    view = explorer_service.explorer_view(
-        explorer, current, now=datetime.now(UTC), window=online_window
-    )
+    view = explorer_service.explorer_view(explorer, current, now=now, window=online_window)
     return ExplorerOut.of(view)
 
 
@@ -161,7 +169,7 @@ def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: A
     with state.db.read() as conn:
         found = records.list_explorers(conn, principal.organization_id, limit=limit, after_id=after)
         current = explorer_service.current_tasks(conn, principal.organization_id)
-        now = datetime.now(UTC)
+        now = state.clock.now()
         return [
             ExplorerOut.of(explorer_service.explorer_view(e, current, now=now, window=window))
             for e in found
@@ -176,7 +184,12 @@ def get_explorer(explorer_id: IdPath, principal: Viewer, state: State) -> Any:
         explorer = records.get_explorer(conn, principal.organization_id, explorer_id)
         if explorer is None:
             raise not_found("explorer", explorer_id)
-        return explorer_out(conn, explorer, online_window=state.settings.online_window_seconds)
+        return explorer_out(
+            conn,
+            explorer,
+            online_window=state.settings.online_window_seconds,
+            now=state.clock.now(),
+        )
 
 
 @router.patch(
@@ -188,8 +201,15 @@ def update_explorer(
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None or k == "site_id"}
     with resource_rules(state) as conn:
-        explorer = rules.update_explorer(conn, principal, explorer_id, changes)
-        return explorer_out(conn, explorer, online_window=state.settings.online_window_seconds)
+        explorer = rules.update_explorer(
+            conn, principal, explorer_id, changes, now=state.clock.now()
+        )
+        return explorer_out(
+            conn,
+            explorer,
+            online_window=state.settings.online_window_seconds,
+            now=state.clock.now(),
+        )
 
 
 @router.delete("/explorers/{explorer_id}", status_code=204, tags=["explorers"], responses=_ERRORS)
@@ -197,5 +217,5 @@ def delete_explorer(explorer_id: IdPath, principal: Admin, state: State) -> Resp
     """Delete an explorer and revoke its secret; refused (409) while a task occupies it
     (scanning, stopping or uploading its data)."""
     with resource_rules(state) as conn:
-        rules.delete_explorer(conn, principal, explorer_id)
+        rules.delete_explorer(conn, principal, explorer_id, now=state.clock.now())
     return Response(status_code=204)

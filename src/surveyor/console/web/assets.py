@@ -47,7 +47,7 @@ def assets_page(
     with state.db.read() as conn:
         site_names = {site.id: site.name for site in records.list_sites(conn, org, limit=1000)}
         try:
-            clause = compile_search(conn, parse_search(search), ASSET_SEARCH)
+            clause = compile_search(conn, parse_search(search), ASSET_SEARCH, now=state.clock.now())
         except SearchError as error:
             problem = SearchProblem.of(search, error)
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -26,7 +25,7 @@ State = Annotated[ConsoleState, Depends(console_state)]
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     org = principal.organization_id
     window = state.settings.online_window_seconds
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
         found = records.list_explorers(conn, org, limit=1000)
         current = explorer_service.current_tasks(conn, org)
@@ -66,7 +65,7 @@ def explorers_page(request: Request, principal: PagePrincipal, state: State) -> 
 def _create_token(
     state: ConsoleState, principal: Principal, body: EnrollmentTokenIn
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.write() as conn:
         row, plaintext = enrollment.create_token(
             conn,

@@ -286,7 +286,7 @@ def _create(state: ConsoleState, principal: Principal, form: FormData) -> Task:
         raise FormProblem(first_field, message) from exc
     try:
         with state.db.write() as conn:
-            return task_service.create_task(conn, principal, body)
+            return task_service.create_task(conn, principal, body, now=state.clock.now())
     except InvalidTask as exc:
         raise FormProblem(_FIELD_INPUTS.get(exc.field, "form"), exc.message) from exc
 
@@ -319,10 +319,10 @@ def occurrence_text(moment: datetime, zone_name: str) -> str:
 
 
 @router.post("/tasks/new/preview")
-async def preview(request: Request, principal: CheckedPrincipal) -> Response:
+async def preview(request: Request, principal: CheckedPrincipal, state: State) -> Response:
     """The next five runs of the schedule in the form, or the error at its field."""
     form = await request.form()
-    now = datetime.now(UTC)
+    now = state.clock.now()
     try:
         raw = recurrence_input(form)
         checked = RecurrenceIn.model_validate(raw).model_dump(exclude_unset=True)

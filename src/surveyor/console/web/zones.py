@@ -4,7 +4,6 @@ delete zones through the same calls as `/api/v1/hosted-zones`."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -42,7 +41,7 @@ MESSAGES = {
 def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     """Every explorer of the organization as the Explorers page shows it, by zone."""
     org = principal.organization_id
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
         found = records.list_explorers(conn, org, limit=1000)
         current = explorer_service.current_tasks(conn, org)
@@ -119,19 +118,21 @@ def _values(form: dict[str, str]) -> dict[str, Any]:
 
 def _create(state: ConsoleState, principal: Principal, body: HostedZoneIn) -> HostedZone:
     with state.db.write() as conn:
-        return resource_rules.create_zone(conn, principal, body.model_dump()).zone
+        return resource_rules.create_zone(
+            conn, principal, body.model_dump(), now=state.clock.now()
+        ).zone
 
 
 def _update(
     state: ConsoleState, principal: Principal, zone_id: int, changes: dict[str, Any]
 ) -> None:
     with state.db.write() as conn:
-        resource_rules.update_zone(conn, principal, zone_id, changes)
+        resource_rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
 
 
 def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
     with state.db.write() as conn:
-        resource_rules.delete_zone(conn, principal, zone_id)
+        resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
 
 
 @router.get("/hosted-zones")
