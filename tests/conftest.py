@@ -17,6 +17,22 @@ from surveyor.store.schema import metadata, task_tab_counts, tasks
 from surveyor.testing.postgres import throwaway_postgres
 
 BACKENDS = ("sqlite", "postgresql")
+#: The order `make test` hands test files to its processes (`--no-loadscope-reorder` keeps it;
+#: xdist would otherwise start with the files that have the most tests): the tiers whose files
+#: are few and long first, and the many short unit files last, so that at the end no process
+#: sits idle while the other finishes a long file.
+TIERS_IN_ORDER = ("acceptance", "lab", "e2e", "migration", "integration", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def tier(item: pytest.Item) -> int:
+        parts = item.nodeid.split("/")
+        name = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return TIERS_IN_ORDER.index(name) if name in TIERS_IN_ORDER else len(TIERS_IN_ORDER)
+
+    items.sort(key=tier)  # stable: within a tier, files and tests keep pytest's order
+
+
 #: The hasher the product ships with, kept before the tests swap in a cheap one.
 PRODUCT_HASHER = passwords._hasher
 
