@@ -38,8 +38,9 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/python scripts/check_task_writes.py src
 
+# One file per process at a time; tests/conftest.py orders the files, longest tiers first.
 test: install system-deps test-deps lint
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The peers the benchmarks compare against (nmap), on top of system-deps.
 bench-deps:

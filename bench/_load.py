@@ -42,6 +42,7 @@ from bench._data import (
     split_counts,
     task_rows,
 )
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.store import accounts
 from surveyor.store.bootstrap import bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
@@ -190,7 +191,7 @@ def _create_organization(
 def _prepare_schema(db: Database, data_dir: Path) -> list[Organization]:
     upgrade(db.engine)
     with bootstrap_environment():
-        created = bootstrap_if_empty(db, data_dir)
+        created = bootstrap_if_empty(db, data_dir, now=SYSTEM_CLOCK.now())
     if created is None:
         raise RuntimeError("the benchmark database was not empty")
     with db.read() as conn:

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bench._scheduler_setup import DUE
-from surveyor.scheduler.clock import OffsetClock
+from surveyor.core.clock import SYSTEM_CLOCK, OffsetClock
 from surveyor.scheduler.loop import run_scheduler
 from surveyor.scheduler.tick import Scheduler, TickReport
 from surveyor.service.tasks import spawn_run
@@ -209,7 +209,13 @@ def run_apscheduler(
         try:
             if db is not None and templates is not None:
                 with db.write() as conn:
-                    spawn_run(conn, templates[index], occurrence=DUE, actor="apscheduler")
+                    spawn_run(
+                        conn,
+                        templates[index],
+                        occurrence=DUE,
+                        actor="apscheduler",
+                        now=SYSTEM_CLOCK.now(),
+                    )
         except IntegrityError:
             refused.append(index)
         except OperationalError:  # SQLite's busy timeout ran out: this run is lost

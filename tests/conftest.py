@@ -7,14 +7,45 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, profiles
 from sqlalchemy import Engine, func, select, text
 
+from surveyor.security import passwords
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
 from surveyor.store.schema import metadata, task_tab_counts, tasks
 from surveyor.testing.postgres import throwaway_postgres
 
 BACKENDS = ("sqlite", "postgresql")
+#: The order `make test` hands test files to its processes (`--no-loadscope-reorder` keeps it;
+#: xdist would otherwise start with the files that have the most tests): the tiers whose files
+#: are few and long first, and the many short unit files last, so that at the end no process
+#: sits idle while the other finishes a long file.
+TIERS_IN_ORDER = ("acceptance", "lab", "e2e", "migration", "integration", "unit")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def tier(item: pytest.Item) -> int:
+        parts = item.nodeid.split("/")
+        name = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return TIERS_IN_ORDER.index(name) if name in TIERS_IN_ORDER else len(TIERS_IN_ORDER)
+
+    items.sort(key=tier)  # stable: within a tier, files and tests keep pytest's order
+
+
+#: The hasher the product ships with, kept before the tests swap in a cheap one.
+PRODUCT_HASHER = passwords._hasher
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Argon2id with its cheapest parameters for the consoles the tests build in process:
+    the product's (64 MiB, 3 passes, 4 lanes) cost most of the CPU of every test that signs
+    in. Hashes and verifications still go through the same code, and the console processes
+    of tests/acceptance still hash with the product's parameters."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(passwords, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        yield
 
 
 @pytest.fixture(scope="session")

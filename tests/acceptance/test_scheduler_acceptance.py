@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import httpx2
 import pytest
 
-from surveyor.scheduler.clock import ManualClock
+from surveyor.core.clock import FakeClock
 from surveyor.scheduler.leader import SoleScheduler
 from surveyor.scheduler.tick import Scheduler
 from surveyor.store.engine import Database, make_engine
@@ -106,7 +106,7 @@ def test_clock_scheduler(console_process: ConsoleProcess) -> Iterator[Scheduler]
     engine = make_engine(f"sqlite:///{console_process.data_dir / 'surveyor.db'}")
     scheduler = Scheduler(
         Database(engine),
-        clock=ManualClock(datetime.now(UTC)),
+        clock=FakeClock(datetime.now(UTC)),
         leadership=SoleScheduler(),
         grace_sweep_every=timedelta(0),
     )

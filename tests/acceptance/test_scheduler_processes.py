@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from surveyor.core.clock import FakeClock
 from surveyor.core.tasks import IllegalTransition, TaskStatus
-from surveyor.scheduler.clock import ManualClock
 from surveyor.scheduler.leader import SoleScheduler, leadership_for
 from surveyor.scheduler.tick import Scheduler
 from surveyor.service import tasks as task_service
@@ -42,7 +42,7 @@ def scheduler_process(
     engine = make_engine(url)
     db = Database(engine)
     leadership = SoleScheduler() if leaderless else leadership_for(engine)
-    scheduler = Scheduler(db, clock=ManualClock(FIRST), leadership=leadership, batch_size=3)
+    scheduler = Scheduler(db, clock=FakeClock(FIRST), leadership=leadership, batch_size=3)
     totals: Counter[str] = Counter()
     start.wait(timeout=PROCESS_SECONDS)
     try:

@@ -65,11 +65,14 @@ def _account(conn: Any, email: str, *, password: str | None = None, superuser: b
 
 
 def build_world(console: ConsoleUnderTest, *, with_passwords: bool) -> World:
+    """Callers and organizations of their own for one test: the console is shared by the
+    module, so every name carries a serial of its own."""
     password = PASSWORD if with_passwords else None
     here = console.organization_id
+    serial = next(_serial)
     with console.db.write() as conn:
-        there = accounts.create_organization(conn, "There")["id"]
-        elsewhere = accounts.create_organization(conn, "Elsewhere")["id"]
+        there = accounts.create_organization(conn, f"There {serial}")["id"]
+        elsewhere = accounts.create_organization(conn, f"Elsewhere {serial}")["id"]
         homes = {
             "viewer": (here, Role.VIEWER, False),
             "operator": (here, Role.OPERATOR, False),
@@ -80,7 +83,7 @@ def build_world(console: ConsoleUnderTest, *, with_passwords: bool) -> World:
         callers: dict[str, Api] = {"anonymous": console.anonymous()}
         ids: dict[str, int] = {}
         for name, (organization_id, role, superuser) in homes.items():
-            email = f"caller-{name}@example.test"
+            email = f"caller-{name}-{serial}@example.test"
             ids[name] = _account(conn, email, password=password, superuser=superuser)
             accounts.set_membership(conn, organization_id, ids[name], role)
             _, token = accounts.create_token(
@@ -431,8 +434,8 @@ def _call(world: World, row: Row, caller: str, where: str) -> Any:
     return world.callers[caller].request(row.method, _path(row, objects), **kwargs)
 
 
-def test_every_account_route_has_a_row(console: ConsoleUnderTest) -> None:
-    paths = console.anonymous().get("/api/v1/openapi.json").json()["paths"]
+def test_every_account_route_has_a_row(shared_console: ConsoleUnderTest) -> None:
+    paths = shared_console.anonymous().get("/api/v1/openapi.json").json()["paths"]
     routes = {
         (method.upper(), path)
         for path, operations in paths.items()
@@ -446,8 +449,10 @@ def test_every_account_route_has_a_row(console: ConsoleUnderTest) -> None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=str)
-def test_each_caller_gets_exactly_what_the_row_says(console: ConsoleUnderTest, row: Row) -> None:
-    world = build_world(console, with_passwords=row.reauthenticates)
+def test_each_caller_gets_exactly_what_the_row_says(
+    shared_console: ConsoleUnderTest, row: Row
+) -> None:
+    world = build_world(shared_console, with_passwords=row.reauthenticates)
     targets = {"here": row.here} if row.there is None else {"here": row.here, "there": row.there}
     answers = {}
     for where in targets:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.store import accounts
 from surveyor.store.accounts import Role
 from surveyor.store.bootstrap import CREDENTIALS_FILE, bootstrap_if_empty
@@ -641,10 +642,10 @@ def test_first_start_creates_an_admin_with_a_private_password_file(
 ) -> None:
     for name in ("SURVEYOR_ADMIN_EMAIL", "SURVEYOR_ADMIN_PASSWORD", "SURVEYOR_BOOTSTRAP_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    created = bootstrap_if_empty(db, tmp_path)
+    created = bootstrap_if_empty(db, tmp_path, now=SYSTEM_CLOCK.now())
     assert created is not None
     assert created.generated_password
     path = tmp_path / CREDENTIALS_FILE
     assert path.stat().st_mode & 0o777 == 0o600
     assert created.generated_password in path.read_text()
-    assert bootstrap_if_empty(db, tmp_path) is None
+    assert bootstrap_if_empty(db, tmp_path, now=SYSTEM_CLOCK.now()) is None

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Connection, event, func, select
 
 from surveyor.console.live import TaskFeed
+from surveyor.core.clock import FakeClock
 from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.processing import queue
 from surveyor.processing.worker import wake_on_queued
-from surveyor.scheduler.clock import ManualClock
 from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
 from surveyor.store import tasks as task_store
 from surveyor.store.change_bus import (
@@ -378,7 +378,7 @@ def test_a_template_created_through_one_console_wakes_the_scheduler_of_another(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     due = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
-    clock = ManualClock(due - timedelta(minutes=10))
+    clock = FakeClock(due - timedelta(minutes=10))
     watcher = TickWatcher()
     # Without a wake-up, that scheduler would not look again for a minute.
     with console_with_scheduler(

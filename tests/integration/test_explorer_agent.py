@@ -4,7 +4,6 @@ injected in place of the network: enroll, launch, progress, stop, upload."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -73,13 +72,21 @@ class RunningAgent:
 
 
 def wait_for(console: ConsoleUnderTest, task_id: int, statuses: set[str]) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        task = get_task(console, task_id)
-        if task["status"] in statuses:
-            return task
-        time.sleep(0.05)
-    raise AssertionError(f"task {task_id} is {task['status']}, not {statuses}")
+    """The task once it is in one of `statuses`: looked at again whenever the console's
+    change bus tells of a change to it."""
+    changed = threading.Event()
+    unsubscribe = console.client.app.state.console.changes.subscribe(
+        lambda _changes: changed.set(), where=lambda change: change.task_id == task_id
+    )
+    try:
+        while True:
+            changed.clear()
+            task = get_task(console, task_id)
+            if task["status"] in statuses:
+                return task
+            assert changed.wait(30), f"task {task_id} stays {task['status']}, not {statuses}"
+    finally:
+        unsubscribe()
 
 
 def test_an_enrolled_explorer_runs_a_scan_and_its_data_reaches_processing_queued(
@@ -107,13 +114,10 @@ def test_a_stop_asked_through_the_api_halts_the_scan_and_the_task_becomes_stoppe
     with RunningAgent(console, tmp_path / "state", scan_until_stopped(seen_stop)) as run:
         scan = create_scan(console, explorer_id=run.explorer_id)
         wait_for(console, scan["id"], {"active"})
-        asked = time.monotonic()
         console.as_role("operator").post(f"/api/v1/tasks/{scan['id']}/stop")
         stopped = wait_for(console, scan["id"], {"stopped"})
-        took = time.monotonic() - asked
 
     assert seen_stop.is_set()
-    assert took < 5
     assert stopped["size_data"] > 0
     assert stopped["data_partial"] is True
     assert "stopped the scan" in events(console, scan["id"])[-1]["message"]

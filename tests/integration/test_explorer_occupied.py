@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.service.launch import launch
@@ -39,7 +40,7 @@ def uploading_scan(console: ConsoleUnderTest) -> tuple[dict[str, Any], Task]:
     with console.db.write() as conn:
         task = task_store.get_task(conn, console.organization_id, created.json()["id"])
         assert task is not None
-        launch(conn, task, explorer, now=datetime.now(UTC))
+        launch(conn, task, Explorer.from_row(explorer), now=datetime.now(UTC))
         scan = task_store.transition(
             conn, console.organization_id, task.id, TaskStatus.SCANNED, actor="explorer:test"
         )

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from surveyor.core.resources import Explorer
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
 from surveyor.store import accounts
@@ -57,11 +58,11 @@ def wait_reason(db: Database, organization_id: int, task_id: int) -> str | None:
     return found.wait_reason
 
 
-def explorer_row(db: Database, explorer_id: int) -> dict[str, Any]:
+def explorer_row(db: Database, explorer_id: int) -> Explorer:
     with db.read() as conn:
-        row = explorer_store.get_explorer(conn, explorer_id)
-    assert row is not None
-    return row
+        explorer = explorer_store.get_explorer(conn, explorer_id)
+    assert explorer is not None
+    return explorer
 
 
 def waiting_messages(db: Database, task_id: int) -> list[str]:
@@ -124,7 +125,7 @@ def test_a_dropped_poll_makes_its_explorer_offline_for_wait_reasons_once_the_gra
 
     drop_a_poll(console, explorer)
 
-    dropped_at = explorer_row(console.db, explorer.id)["poll_dropped_at"]
+    dropped_at = explorer_row(console.db, explorer.id).poll_dropped_at
     assert dropped_at is not None
     assert dropped_at >= before
     scan = create_scan(console, explorer_id=explorer.id)
@@ -142,16 +143,16 @@ def test_an_explorer_that_polls_again_within_the_grace_stays_online(
 ) -> None:
     explorer = enroll(console)
     drop_a_poll(console, explorer)
-    dropped_at = explorer_row(console.db, explorer.id)["poll_dropped_at"]
+    dropped_at = explorer_row(console.db, explorer.id).poll_dropped_at
     assert dropped_at is not None
 
     assert explorer.poll(wait=0) is None
 
     row = explorer_row(console.db, explorer.id)
-    assert row["poll_dropped_at"] is None
+    assert row.poll_dropped_at is None
     later = dropped_at + GRACE + timedelta(seconds=5)
     view = explorer_service.explorer_view(row, {}, now=later, window=WINDOW)
-    assert view["online"] is True
+    assert view.online is True
 
 
 def test_the_explorers_api_shows_an_explorer_with_a_dropped_poll_offline(
@@ -160,12 +161,11 @@ def test_the_explorers_api_shows_an_explorer_with_a_dropped_poll_offline(
     explorer = enroll(console)
     drop_a_poll(console, explorer)
     row = explorer_row(console.db, explorer.id)
+    assert row.poll_dropped_at is not None
 
-    view = explorer_service.explorer_view(
-        row, {}, now=row["poll_dropped_at"] + GRACE, window=WINDOW
-    )
+    view = explorer_service.explorer_view(row, {}, now=row.poll_dropped_at + GRACE, window=WINDOW)
 
-    assert view["online"] is False
+    assert view.online is False
 
 
 def test_a_drop_noticed_after_the_explorer_polled_through_another_console_changes_nothing(
@@ -174,8 +174,8 @@ def test_a_drop_noticed_after_the_explorer_polled_through_another_console_change
     first_poll = utcnow() - timedelta(seconds=10)
     second_poll = first_poll + timedelta(seconds=1)
     with db.write() as conn:
-        explorer = new_explorer(conn, org["id"], now=first_poll)
-        scan = new_scan(conn, org["id"], org["site_id"], explorer_id=explorer["id"])
+        explorer = Explorer.from_row(new_explorer(conn, org["id"], now=first_poll))
+        scan = new_scan(conn, org["id"], org["site_id"], explorer_id=explorer.id)
     with db.write() as conn:
         explorer_service.check_in(conn, explorer, POLLING_HOST, now=second_poll)
         noted = explorer_service.poll_dropped(
@@ -183,7 +183,7 @@ def test_a_drop_noticed_after_the_explorer_polled_through_another_console_change
         )
 
     assert noted is False
-    assert explorer_row(db, explorer["id"])["poll_dropped_at"] is None
+    assert explorer_row(db, explorer.id).poll_dropped_at is None
     refresh(db, second_poll + GRACE + timedelta(seconds=5))
     assert wait_reason(db, scan.organization_id, scan.id) is None
 
@@ -193,15 +193,15 @@ def test_a_report_from_an_explorer_whose_poll_dropped_brings_it_back(
 ) -> None:
     polled = utcnow() - timedelta(seconds=10)
     with db.write() as conn:
-        explorer = new_explorer(conn, org["id"], now=polled)
+        explorer = Explorer.from_row(new_explorer(conn, org["id"], now=polled))
         assert explorer_service.poll_dropped(
             conn, explorer, checked_in_at=polled, now=polled + timedelta(milliseconds=500)
         )
-    dropped = explorer_row(db, explorer["id"])
+    dropped = explorer_row(db, explorer.id)
     with db.write() as conn:
         explorer_service.check_in(conn, dropped, None, now=polled + timedelta(seconds=1))
 
-    assert explorer_row(db, explorer["id"])["poll_dropped_at"] is None
+    assert explorer_row(db, explorer.id).poll_dropped_at is None
 
 
 def test_a_zone_scan_of_a_zone_without_members_waits_with_reason_zone_empty(

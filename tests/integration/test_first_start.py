@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.store import accounts
 from surveyor.store.bootstrap import CREDENTIALS_FILE, bootstrap_if_empty
 from surveyor.store.engine import Database
@@ -43,7 +44,7 @@ def test_a_weak_first_start_secret_is_refused_by_name_and_nothing_is_created(
 ) -> None:
     first_start.setenv(variable, value)
     with pytest.raises(ValueError, match=variable) as refused:  # BootstrapSettingRefused
-        bootstrap_if_empty(db, tmp_path)
+        bootstrap_if_empty(db, tmp_path, now=SYSTEM_CLOCK.now())
     assert variable in str(refused.value)
     assert rule in str(refused.value)
     with db.read() as conn:
@@ -56,7 +57,7 @@ def test_strong_first_start_secrets_make_the_first_admin_and_their_token(
 ) -> None:
     first_start.setenv("SURVEYOR_ADMIN_PASSWORD", STRONG_PASSWORD)
     first_start.setenv("SURVEYOR_BOOTSTRAP_TOKEN", STRONG_TOKEN)
-    created = bootstrap_if_empty(db, tmp_path)
+    created = bootstrap_if_empty(db, tmp_path, now=SYSTEM_CLOCK.now())
     assert created is not None
     assert created.email == "first@example.test"
     assert created.generated_password is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.service.login import (
     LoginLimits,
     LoginRefused,
@@ -30,7 +31,14 @@ class Logins:
     def session(
         self, source: str, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD
     ) -> Session:
-        return log_in(self.db, self.throttle, email=email, password=password, source=source)
+        return log_in(
+            self.db,
+            self.throttle,
+            email=email,
+            password=password,
+            source=source,
+            now=SYSTEM_CLOCK.now(),
+        )
 
     def refused(
         self, source: str, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.scan_params import DEFAULT_SCOPE_CAP, validate_scan_params
 from surveyor.core.tasks import TaskStatus, TaskType
 from surveyor.scan.jobs import HostScan
@@ -138,7 +139,7 @@ def reprocess(db: Database, place: Place, task_id: int) -> dict[str, object]:
         )
         resolved = accounts.resolve_token(conn, token)
         assert resolved is not None
-        return task_service.reprocess_task(conn, resolved[0], task_id)
+        return task_service.reprocess_task(conn, resolved[0], task_id, now=SYSTEM_CLOCK.now())
 
 
 def runs_of(db: Database, task_id: int) -> list[dict[str, object]]:

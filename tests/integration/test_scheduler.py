@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from surveyor.core.clock import FakeClock
 from surveyor.core.task import Task
 from surveyor.core.tasks import Tab, TaskStatus, TaskType, WaitReason
-from surveyor.scheduler.clock import ManualClock
 from surveyor.scheduler.tick import Scheduler, TickReport
 from surveyor.service import scheduling
 from surveyor.service import tasks as task_service
@@ -43,7 +43,7 @@ class Schedules:
 
     db: Database
     principal: accounts.Principal
-    clock: ManualClock
+    clock: FakeClock
     scheduler: Scheduler
 
     def recurring(
@@ -161,7 +161,7 @@ def schedules(db: Database) -> Iterator[Schedules]:
     principal = accounts.Principal(
         user["id"], user["email"], org["id"], accounts.Role.OPERATOR, False
     )
-    clock = ManualClock(CREATED)
+    clock = FakeClock(CREATED)
     scheduler = Scheduler(db, clock=clock, grace_sweep_every=timedelta(0))
     try:
         yield Schedules(db, principal, clock, scheduler)
@@ -308,7 +308,11 @@ def test_editing_a_template_changes_its_future_runs_only(schedules: Schedules) -
 
     with schedules.db.write() as conn:
         task_service.update_task(
-            conn, schedules.principal, template.id, {"params": {"targets": "127.0.0.9"}}
+            conn,
+            schedules.principal,
+            template.id,
+            {"params": {"targets": "127.0.0.9"}},
+            now=schedules.clock.now(),
         )
     schedules.tick(FIRST + DAY)
 
@@ -322,7 +326,7 @@ def test_a_paused_template_never_fires_and_resumes_from_now_without_catching_up(
 ) -> None:
     template = schedules.recurring()
     with schedules.db.write() as conn:
-        task_service.pause_task(conn, schedules.principal, template.id)
+        task_service.pause_task(conn, schedules.principal, template.id, now=schedules.clock.now())
 
     assert schedules.tick(FIRST + HOUR).spawned == 0
     with schedules.db.write() as conn:
@@ -344,7 +348,7 @@ def test_a_removed_template_never_fires_and_its_past_runs_stay(schedules: Schedu
     schedules.finish(run.id)
 
     with schedules.db.write() as conn:
-        task_service.remove_task(conn, schedules.principal, template.id)
+        task_service.remove_task(conn, schedules.principal, template.id, now=schedules.clock.now())
 
     assert schedules.tick(FIRST + DAY).spawned == 0
     assert [past.id for past in schedules.runs(template)] == [run.id]
@@ -430,7 +434,11 @@ def test_a_template_prepared_ahead_and_then_edited_fires_by_its_new_schedule(
             now=FIRST - MINUTE,
         )
         task_service.update_task(
-            conn, schedules.principal, retargeted.id, {"params": {"targets": "127.0.0.5"}}
+            conn,
+            schedules.principal,
+            retargeted.id,
+            {"params": {"targets": "127.0.0.5"}},
+            now=schedules.clock.now(),
         )
     schedules.tick(FIRST)
 
@@ -558,7 +566,7 @@ class NeverLeads:
 
 def test_a_scheduler_that_does_not_lead_fires_nothing(schedules: Schedules) -> None:
     template = schedules.recurring()
-    follower = Scheduler(schedules.db, clock=ManualClock(FIRST), leadership=NeverLeads())
+    follower = Scheduler(schedules.db, clock=FakeClock(FIRST), leadership=NeverLeads())
 
     report = follower.tick(FIRST)
 
@@ -695,7 +703,9 @@ def test_creating_editing_or_resuming_a_schedule_wakes_the_scheduler_once_commit
         assert len(woken) == 1
         schedules.one_off(start_time=FIRST)
         with schedules.db.write() as conn:
-            task_service.pause_task(conn, schedules.principal, template.id)
+            task_service.pause_task(
+                conn, schedules.principal, template.id, now=schedules.clock.now()
+            )
         with schedules.db.write() as conn:
             task_service.resume_task(conn, schedules.principal, template.id, now=CREATED)
         with schedules.db.write() as conn:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from surveyor.console.app import create_app
 from surveyor.console.services import console_services
 from surveyor.console.state import ConsoleSettings
+from surveyor.core.clock import FakeClock
 from surveyor.scheduler import loop
-from surveyor.scheduler.clock import ManualClock
 from surveyor.scheduler.leader import SoleScheduler
 from surveyor.scheduler.loop import run_scheduler, scheduler_service
 from surveyor.scheduler.tick import Scheduler, TickReport
@@ -58,6 +58,14 @@ class TickWatcher:
             reached = self._ticked.wait_for(lambda: len(self.reports) >= count, WAIT_SECONDS)
         assert reached, f"the scheduler ticked {len(self.reports)} times, expected {count}"
 
+    def wait_until(self, reached: Callable[[TickReport], bool]) -> None:
+        """Wait for a tick whose report is `reached`."""
+        with self._ticked:
+            found = self._ticked.wait_for(
+                lambda: any(reached(report) for report in self.reports), WAIT_SECONDS
+            )
+        assert found, f"no such tick among {len(self.reports)}"
+
     def wait_for_one_more(self) -> None:
         self.wait_for(len(self.reports) + 1)
 
@@ -67,7 +75,7 @@ def console_with_scheduler(
     db: Database,
     data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
-    clock: ManualClock,
+    clock: FakeClock,
     watcher: TickWatcher,
     *,
     longest_sleep: float = 1.0,
@@ -77,8 +85,8 @@ def console_with_scheduler(
     monkeypatch.setenv("SURVEYOR_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("SURVEYOR_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN)
     settings = ConsoleSettings(data_dir=data_dir, database_url=str(db.engine.url))
-    service = scheduler_service(clock=clock, on_tick=watcher, longest_sleep=longest_sleep)
-    app = create_app(settings, database=db, background=[service])
+    service = scheduler_service(on_tick=watcher, longest_sleep=longest_sleep)
+    app = create_app(settings, database=db, background=[service], clock=clock)
     with TestClient(app, raise_server_exceptions=True) as client:
         watcher.wait_for_one_more()
         yield Api(client, BOOTSTRAP_TOKEN, email=ADMIN_EMAIL)
@@ -94,7 +102,7 @@ def runs_of(api: Api, task_id: int) -> list[dict[str, Any]]:
 def test_a_console_restart_inside_a_due_window_neither_loses_nor_duplicates_a_run(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = ManualClock(DUE - 10 * MINUTE)
+    clock = FakeClock(DUE - 10 * MINUTE)
     watcher = TickWatcher()
     with console_with_scheduler(db, tmp_path, monkeypatch, clock, watcher) as api:
         created = api.post("/api/v1/tasks", json=NIGHTLY)
@@ -120,7 +128,7 @@ def test_a_console_restart_inside_a_due_window_neither_loses_nor_duplicates_a_ru
 def test_a_console_down_for_longer_than_the_grace_period_records_the_skip(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = ManualClock(DUE - 10 * MINUTE)
+    clock = FakeClock(DUE - 10 * MINUTE)
     watcher = TickWatcher()
     with console_with_scheduler(db, tmp_path, monkeypatch, clock, watcher) as api:
         template = api.post("/api/v1/tasks", json=NIGHTLY).json()
@@ -138,7 +146,7 @@ def test_a_console_down_for_longer_than_the_grace_period_records_the_skip(
 def test_creating_a_schedule_wakes_the_consoles_scheduler_at_once(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    clock = ManualClock(DUE - 10 * MINUTE)
+    clock = FakeClock(DUE - 10 * MINUTE)
     watcher = TickWatcher()
     # Without a wake-up the scheduler would not look again for a minute.
     with console_with_scheduler(
@@ -161,7 +169,7 @@ def test_surveyor_up_and_surveyor_console_both_run_the_scheduler() -> None:
 def test_the_scheduler_sleeps_until_the_next_due_moment_but_never_longer_than_its_limit(
     db: Database,
 ) -> None:
-    clock = ManualClock(DUE)
+    clock = FakeClock(DUE)
     scheduler = Scheduler(db, clock=clock, leadership=SoleScheduler())
 
     def sleep_for(next_due: datetime | None) -> float:
@@ -179,6 +187,7 @@ class FlakyScheduler:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.clock = FakeClock(DUE)
 
     def tick(self) -> TickReport:
         self.calls += 1

@@ -34,6 +34,8 @@ def short_streams(console: ConsoleUnderTest) -> TaskFeed:
 
 
 LIVE = {"Accept": "text/event-stream"}
+#: Longer than any step below takes, however slow the machine; only a broken feed waits it out.
+WAIT_SECONDS = 30.0
 
 
 def messages(body: str) -> list[dict[str, Any]]:
@@ -50,6 +52,24 @@ def messages(body: str) -> list[dict[str, Any]]:
         if "event" in fields:
             found.append(fields)
     return found
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = WAIT_SECONDS) -> None:
+    """Wait for a state of the feed (a deadline only catches a feed that never gets there)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the live feed did not poll in time"
+        time.sleep(0.01)
+
+
+def answered(request: Callable[[], Any]) -> Any:
+    """The answer of `request`, made in another thread; fails if it never comes."""
+    answer: list[Any] = []
+    caller = threading.Thread(target=lambda: answer.append(request()), daemon=True)
+    caller.start()
+    caller.join(WAIT_SECONDS)
+    assert answer, "no answer"
+    return answer[0]
 
 
 def test_the_stream_needs_a_token_or_a_session(
@@ -106,9 +126,17 @@ def test_a_stream_reports_transitions_and_progress_as_they_happen(
     console: ConsoleUnderTest, short_streams: TaskFeed
 ) -> None:
     task = create(console)
+    # The stream stays open long enough for every step below, however slow the machine.
+    short_streams.stream_seconds = 3.0
+
+    def seen_collect() -> float | None:
+        """The progress of the task at the feed's latest poll (None before its first)."""
+        noted = short_streams._progress
+        return None if noted is None else noted.get(task["id"], ("", -1.0, 0.0))[1]
 
     def work() -> None:
-        time.sleep(0.3)
+        # Each step waits until the feed's poll has seen the one before, so none is missed.
+        wait_until(lambda: short_streams._progress is not None)
         with console.db.write() as conn:
             store.transition(
                 conn,
@@ -118,7 +146,7 @@ def test_a_stream_reports_transitions_and_progress_as_they_happen(
                 actor="explorer:test",
                 changes={"progress_collect": 0.25},
             )
-        time.sleep(0.3)
+        wait_until(lambda: seen_collect() == 0.25)
         with console.db.write() as conn:
             store.edit_task(
                 conn,
@@ -148,15 +176,19 @@ def test_a_stream_reports_transitions_and_progress_as_they_happen(
 def test_streams_end_when_the_console_begins_to_stop(
     console: ConsoleUnderTest, short_streams: TaskFeed
 ) -> None:
-    short_streams.stream_seconds = 30.0
+    # Far longer than the test waits: only the stop can end the stream in time.
+    short_streams.stream_seconds = 3600.0
     state = console.client.app.state.console
-    stopper = threading.Timer(0.3, state.stopping.set)
+
+    def stop_once_listened_to() -> None:
+        wait_until(lambda: bool(short_streams._subscribers))
+        state.stopping.set()
+
+    stopper = threading.Thread(target=stop_once_listened_to)
     stopper.start()
-    started = time.monotonic()
     try:
-        console.admin.get("/api/v1/events", headers=LIVE)
-        # Ended by the stop, long before the stream's own 30 s limit.
-        assert time.monotonic() - started < short_streams.stream_seconds / 2
+        ended = answered(lambda: console.admin.get("/api/v1/events", headers=LIVE))
+        assert [m["event"] for m in messages(ended.text)] == ["ready"]
         refused = console.admin.get("/api/v1/events", headers=LIVE)
         assert refused.status_code == 503
     finally:
@@ -168,19 +200,11 @@ def test_a_client_that_does_not_ask_for_a_stream_gets_what_it_missed_at_once(
     console: ConsoleUnderTest,
 ) -> None:
     task = create(console, start_time=FUTURE)
-    started = time.monotonic()
-    response = console.admin.get("/api/v1/events", params={"after": 0})
-    assert time.monotonic() - started < 5  # the default feed's streams last minutes
+    # The default feed's streams last minutes: the answer comes without one.
+    response = answered(lambda: console.admin.get("/api/v1/events", params={"after": 0}))
     found = messages(response.text)
     assert found[0]["event"] == "ready"
     assert [m["data"]["task_id"] for m in found if m["event"] == "task"] == [task["id"]]
-
-
-def wait_until(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the live feed did not poll in time"
-        time.sleep(0.01)
 
 
 def test_a_stream_reports_explorers_coming_online_and_taking_work(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +11,9 @@ from typing import Any
 import httpx2
 from fastapi.testclient import TestClient
 
-from surveyor.console.app import create_app
+from surveyor.console.app import BackgroundService, create_app
 from surveyor.console.state import ConsoleSettings
+from surveyor.core.clock import Clock
 from surveyor.store import accounts
 from surveyor.store.engine import Database
 from surveyor.store.records import count_records, create_record
@@ -100,15 +101,18 @@ def running_console(
     monkeypatch: Any,
     *,
     raise_server_exceptions: bool = True,
+    clock: Clock | None = None,
+    background: Sequence[BackgroundService] = (),
     **settings: Any,
 ) -> Iterator[ConsoleUnderTest]:
-    """The console app on `db`; with `raise_server_exceptions=False` an exception that
-    reaches the server is answered as a client would see it instead of raised in the test."""
+    """The console app on `db` (on `clock`, running `background`); with
+    `raise_server_exceptions=False` an exception that reaches the server is answered as a
+    client would see it instead of raised in the test."""
     monkeypatch.setenv("SURVEYOR_ADMIN_EMAIL", ADMIN_EMAIL)
     monkeypatch.setenv("SURVEYOR_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("SURVEYOR_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN)
     config = ConsoleSettings(data_dir=data_dir, database_url=str(db.engine.url), **settings)
-    app = create_app(config, database=db)
+    app = create_app(config, database=db, clock=clock, background=background)
     with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         with db.read() as conn:
             admin_user = accounts.find_user_by_email(conn, ADMIN_EMAIL)

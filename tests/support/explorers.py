@@ -3,6 +3,7 @@ explorers, zones and scans straight in the store for the launch rule."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import itertools
@@ -190,7 +191,7 @@ def new_explorer(
 ) -> dict[str, Any]:
     """An explorer that checked in just now (online) or two hours ago (offline)."""
     now = now or utcnow()
-    row, _secret = explorer_store.create_explorer(
+    explorer, _secret = explorer_store.create_explorer(
         conn,
         organization_id,
         {
@@ -199,8 +200,9 @@ def new_explorer(
             "hosted_zone_id": zone_id,
             "last_checkin_at": now if online else now - timedelta(hours=2),
         },
+        now=now,
     )
-    return row
+    return dataclasses.asdict(explorer)
 
 
 def set_checkin(conn: Connection, explorer_id: int, when: datetime | None) -> None:

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from surveyor.core.recurrence import Recurrence, next_occurrence, next_occurrences, parse_recurrence
 from surveyor.core.tasks import WaitReason
-from surveyor.scheduler.clock import ManualClock, OffsetClock, SystemClock
 from surveyor.scheduler.firing import (
     COUNT_LIMIT,
     LISTED_OCCURRENCES,
@@ -308,26 +307,3 @@ def test_a_task_that_could_not_launch_is_told_why_in_plain_words(
     error = launch_expired_error(3600, wait_reason.value if wait_reason else None)
 
     assert error == f"could not launch within its 1 hour grace period: {reason}"
-
-
-# Clocks
-
-
-def test_a_manual_clock_stands_still_until_set_or_advanced() -> None:
-    clock = ManualClock(FIRST)
-
-    assert clock.now() == FIRST
-    assert clock.advance(HOUR) == FIRST + HOUR
-    clock.set(FIRST + DAY)
-    assert clock.now() == FIRST + DAY
-
-
-def test_a_manual_clock_refuses_a_time_without_a_zone() -> None:
-    with pytest.raises(ValueError, match="aware"):
-        ManualClock(datetime(2026, 3, 2, 3, 0))
-
-
-def test_an_offset_clock_keeps_real_time_shifted() -> None:
-    shifted = OffsetClock(DAY).now() - SystemClock().now()
-
-    assert DAY - SECOND < shifted <= DAY

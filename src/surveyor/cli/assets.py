@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +23,7 @@ from surveyor.cli.render import (
     search_pointer,
     shown,
 )
+from surveyor.core.clock import SYSTEM_CLOCK
 
 asset_app = typer.Typer(help="Search the asset inventory and inspect assets.", no_args_is_help=True)
 
@@ -35,7 +36,7 @@ def _alive_text(alive: bool) -> Text:
 
 def asset_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
     """One row per asset: where it is, what it is, what it answers on."""
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("ID", justify="right", no_wrap=True)
     table.add_column("Address", no_wrap=True)
@@ -120,7 +121,7 @@ def describe_details(details: Mapping[str, Any]) -> str:
 
 
 def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -13,6 +13,7 @@ from rich.text import Text
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
 from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_json, reports_errors
 from surveyor.cli.tasks import parse_when
+from surveyor.core.clock import SYSTEM_CLOCK
 
 audit_app = typer.Typer(
     help="The organization's audit trail: who created, edited, stopped or removed what "
@@ -40,7 +41,7 @@ def details_text(details: Mapping[str, Any]) -> str:
 
 
 def audit_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("When")
     table.add_column("Actor", overflow="fold")

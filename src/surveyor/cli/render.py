@@ -24,6 +24,7 @@ from rich.text import Text
 
 from surveyor.cli.client import CliError
 from surveyor.core import visible_text
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.kinds import find_kind, label_of
 from surveyor.core.tasks import (
     ALL_VIEW,
@@ -135,7 +136,7 @@ def format_time(value: str | None, now: datetime | None = None) -> str:
     if not value:
         return MISSING
     when = parse_time(value)
-    return f"{relative_time(when, now or datetime.now(UTC))} ({local_time(when)})"
+    return f"{relative_time(when, now or SYSTEM_CLOCK.now())} ({local_time(when)})"
 
 
 def percent(fraction: float | None) -> str:
@@ -180,7 +181,7 @@ def task_table(
     now: datetime | None = None,
 ) -> Table:
     """One row per task: what it is, where it stands, who made it when."""
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     table.add_column("ID", justify="right", no_wrap=True)
     table.add_column("Name", overflow="fold")
@@ -275,7 +276,7 @@ def task_panel(
 ) -> Panel:
     """Every field of a task that has a value, in words; `explorer` and `zone` are the names
     of its explorer and hosted zone."""
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
@@ -354,7 +355,7 @@ def created_summary(task: Mapping[str, Any], sites: Mapping[int, str]) -> Text:
 
 
 def events_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("When")
     table.add_column("Event", no_wrap=True)
@@ -382,7 +383,7 @@ def events_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None
 
 
 def tokens_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("ID", justify="right", no_wrap=True)
     table.add_column("Name", overflow="fold")

@@ -38,6 +38,7 @@ from surveyor.cli.render import (
     task_table,
     wait_reason_text,
 )
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.recurrence import Frequency, Recurrence, RecurrenceError, next_occurrences
 from surveyor.core.tasks import ALL_VIEW, TERMINAL_STATUSES, Tab, TaskStatus
 
@@ -301,7 +302,7 @@ def template_next_runs(task: Mapping[str, Any], count: int = NEXT_RUNS) -> list[
 
 def next_runs_text(moments: Sequence[datetime], zone: str, now: datetime | None = None) -> Text:
     """The runs to come, one a line, in the schedule's time zone and relative to now."""
-    now = now or datetime.now(UTC)
+    now = now or SYSTEM_CLOCK.now()
     try:
         where: tzinfo = ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):

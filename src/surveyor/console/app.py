@@ -27,6 +27,7 @@ from surveyor.console.routes import (
 )
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
+from surveyor.core.clock import Clock, SystemClock
 from surveyor.service import launch
 from surveyor.service.background import BackgroundService
 from surveyor.service.login import LoginThrottle
@@ -91,18 +92,22 @@ def create_app(
     database: Database | None = None,
     on_bootstrap: OnBootstrap | None = None,
     background: Sequence[BackgroundService[ConsoleState]] = (),
+    clock: Clock | None = None,
 ) -> FastAPI:
     """Build the console. The database is migrated and bootstrapped when the app starts;
-    the background services start after that and are cancelled when the app stops."""
+    the background services start after that and are cancelled when the app stops. Every
+    "now" of the console is read from `clock` (the machine's by default)."""
     db = database or Database(make_engine(settings.database_url))
-    state = ConsoleState(settings=settings, db=db, login_limiter=LoginThrottle())
+    state = ConsoleState(
+        settings=settings, db=db, login_limiter=LoginThrottle(), clock=clock or SystemClock()
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for path in remove_abandoned_temp_files(settings.data_dir):
             log.warning("removed %s, left behind by a process that was killed", path)
         upgrade(db.engine)
-        created = bootstrap_if_empty(db, settings.data_dir)
+        created = bootstrap_if_empty(db, settings.data_dir, now=state.clock.now())
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
         await asyncio.to_thread(state.changes.open, db)

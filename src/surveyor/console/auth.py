@@ -57,13 +57,13 @@ def bearer_or_cookie(request: Request) -> str | None:
 def resolve_credential(state: ConsoleState, credential: str) -> Principal | None:
     """The principal of a token (session or API), refreshing its last use when due."""
     with state.db.read() as conn:
-        resolved = accounts.resolve_token(conn, credential)
+        resolved = accounts.resolve_token(conn, credential, now=state.clock.now())
     if resolved is None:
         return None
     principal, stale = resolved
     if stale and principal.token_id is not None:
         with state.db.write() as conn:
-            accounts.touch_token(conn, principal.token_id)
+            accounts.touch_token(conn, principal.token_id, now=state.clock.now())
     return principal
 
 

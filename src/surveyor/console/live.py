@@ -18,12 +18,13 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from surveyor.console.presenters import ring_values
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.tasks import TaskStatus
 from surveyor.service.explorers import current_tasks_of
 from surveyor.service.launch import is_online
@@ -168,8 +169,10 @@ class TaskFeed:
         max_backlog: int = 5000,
         online_window: float = 60.0,
         changes: ChangeBus | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.changes = changes
         #: Wakes the poller when the bus tells of news (tests wait for it to wait).
         self.news = AsyncSignal()
@@ -269,7 +272,7 @@ class TaskFeed:
             running = moving_tasks(conn, organization_ids) if organization_ids else []
             fleet = (
                 explorer_states(
-                    conn, organization_ids, now=datetime.now(UTC), window=self.online_window
+                    conn, organization_ids, now=self.clock.now(), window=self.online_window
                 )
                 if organization_ids
                 else {}

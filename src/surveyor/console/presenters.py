@@ -11,23 +11,16 @@ from typing import Any
 
 from surveyor.console.schemas import AssetOut
 from surveyor.core.changes import summarize
+from surveyor.core.inventory import Asset, AssetService
 from surveyor.core.tasks import TAB_SPECS, Tab, TaskStatus
 from surveyor.store import inventory
 
 
-def _port_label(service: Mapping[str, Any]) -> str:
-    label = f"{service['proto']}/{service['port']}"
-    return f"{label} {service['name']}" if service["name"] else label
-
-
 def asset_out(
-    row: Mapping[str, Any], site_names: Mapping[int, str], services: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """The API shape of an asset row."""
-    out = {key: row[key] for key in AssetOut.model_fields if key in row}
-    out["site"] = site_names.get(row["site_id"], "")
-    out["ports"] = [_port_label(s) for s in services]
-    return out
+    asset: Asset, site_names: Mapping[int, str], services: Sequence[AssetService]
+) -> AssetOut:
+    """The API shape of an asset, named after its site, with its services' ports."""
+    return AssetOut.of(asset, site_names.get(asset.site_id, ""), services)
 
 
 def run_summary(run: Mapping[str, Any]) -> dict[str, int]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from surveyor.core import kinds
+from surveyor.core.inventory import Asset, AssetService
 from surveyor.core.processing import ProcessingPhase
+from surveyor.core.resources import Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.core.tasks import (
     DEFAULT_GRACE_PERIOD_SECONDS,
@@ -19,10 +22,24 @@ from surveyor.core.tasks import (
 )
 from surveyor.security.passwords import password_problem
 from surveyor.service.enrollment import DEFAULT_EXPIRY_DAYS
+from surveyor.service.explorers import ExplorerView
+from surveyor.service.resources import ZoneView
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def from_attributes(model: type[_Model], row: object, **extra: Any) -> _Model:
+    """A response model from the attributes of the same names of a frozen row, and `extra`
+    for the fields the row does not hold."""
+    values = {
+        name: extra[name] if name in extra else getattr(row, name) for name in model.model_fields
+    }
+    return model.model_validate(values)
 
 
 def _name(**kwargs: Any) -> Any:
@@ -273,6 +290,10 @@ class SiteOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
+    @classmethod
+    def of(cls, site: Site) -> SiteOut:
+        return from_attributes(cls, site)
+
 
 class HostedZoneIn(Strict):
     name: str = _name()
@@ -295,6 +316,10 @@ class HostedZoneOut(BaseModel):
     explorer_count: int
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ZoneView) -> HostedZoneOut:
+        return from_attributes(cls, view.zone, explorer_count=view.explorer_count)
 
 
 class ExplorerUpdate(Strict):
@@ -320,6 +345,12 @@ class ExplorerOut(BaseModel):
     current_task_id: int | None
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, view: ExplorerView) -> ExplorerOut:
+        return from_attributes(
+            cls, view.explorer, online=view.online, current_task_id=view.current_task_id
+        )
 
 
 Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
@@ -587,3 +618,7 @@ class AssetOut(BaseModel):
     last_task_id: int | None
     #: `tcp/22 ssh`, one per service, in port order.
     ports: list[str]
+
+    @classmethod
+    def of(cls, asset: Asset, site: str, services: Sequence[AssetService]) -> AssetOut:
+        return from_attributes(cls, asset, site=site, ports=[s.label for s in services])

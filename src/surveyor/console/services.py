@@ -25,7 +25,9 @@ async def explorer_supervisor(state: ConsoleState) -> None:
         online_window_seconds=state.settings.online_window_seconds,
         sweep_seconds=state.settings.explorer_sweep_seconds,
     )
-    await run_supervisor(state.db, settings, on_launchable=state.explorer_work.notify)
+    await run_supervisor(
+        state.db, settings, clock=state.clock, on_launchable=state.explorer_work.notify
+    )
 
 
 def console_services(*, embedded: bool) -> Sequence[BackgroundService[ConsoleState]]:

@@ -13,6 +13,7 @@ from fastapi import Request
 
 from surveyor.console.live import TaskFeed
 from surveyor.console.principals import PrincipalCache
+from surveyor.core.clock import Clock, SystemClock
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
@@ -112,6 +113,9 @@ class ConsoleState:
     db: Database
     login_limiter: LoginThrottle
     principals: PrincipalCache = field(default_factory=PrincipalCache)
+    #: The console's one sense of time: handlers, services, the scheduler, processing
+    #: workers and the explorer supervisor take their "now" from it (tests inject a fake).
+    clock: Clock = field(default_factory=SystemClock)
     ready: bool = False
     #: The task changes this console's transactions commit (and on PostgreSQL, those of
     #: every other process): explorers' polls, the scheduler, processing workers and the
@@ -145,5 +149,6 @@ def task_feed(state: ConsoleState) -> TaskFeed:
             stopping=state.stopping,
             online_window=state.settings.online_window_seconds,
             changes=state.changes,
+            clock=state.clock,
         )
     return state.task_feed

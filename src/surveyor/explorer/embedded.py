@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.explorer.agent import Agent, Backoff
 from surveyor.explorer.client import ExplorerClient, ExplorerRejected, Refused
 from surveyor.explorer.host import describe_host
@@ -36,7 +37,7 @@ def _one_time_token(database_url: str) -> tuple[int, int, str]:
     try:
         with db.write() as conn:
             organization = accounts.list_organizations(conn)[0]
-            now = datetime.now(UTC)
+            now = SYSTEM_CLOCK.now()
             row, plaintext = explorer_store.create_enrollment_token(
                 conn,
                 organization["id"],
@@ -58,7 +59,7 @@ def _revoke(database_url: str, organization_id: int, token_id: int) -> None:
     try:
         with db.write() as conn:
             explorer_store.revoke_enrollment_token(
-                conn, organization_id, token_id, now=datetime.now(UTC)
+                conn, organization_id, token_id, now=SYSTEM_CLOCK.now()
             )
     finally:
         db.dispose()

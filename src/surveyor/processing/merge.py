@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from surveyor.core.changes import (
     state_digest,
     summarize,
 )
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.fingerprint import (
     KnownAsset,
     Observation,
@@ -86,6 +87,7 @@ class MergeContext:
     run: dict[str, Any]
     observed_at: datetime
     lease_seconds: float
+    clock: Clock
     done: int = 0
 
     @property
@@ -142,7 +144,7 @@ class MergeContext:
             conn,
             self.task_id,
             self.claim.owner,
-            now=now or datetime.now(UTC),
+            now=now or self.clock.now(),
             lease_seconds=self.lease_seconds,
             changes=self.progress(),
         ):
@@ -158,6 +160,7 @@ def process_claimed_task(
     lease_seconds: float,
     limits: JsonlLimits = DEFAULT_LIMITS,
     should_stop: Callable[[], bool] = lambda: False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Task:
     """Merge a claimed task's data (read within `limits`) and mark it processed; the task
     as it ends.
@@ -186,7 +189,9 @@ def process_claimed_task(
     scope = task_scope(params)
     ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
     with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
-        return _merge_surveyed(db, path, claim, surveyed, batch_size, lease_seconds, should_stop)
+        return _merge_surveyed(
+            db, path, claim, surveyed, batch_size, lease_seconds, should_stop, clock
+        )
 
 
 def merge_into_inventory(job: ProcessingJob) -> Task:
@@ -199,6 +204,7 @@ def merge_into_inventory(job: ProcessingJob) -> Task:
         lease_seconds=job.lease_seconds,
         limits=job.limits,
         should_stop=job.should_stop,
+        clock=job.clock,
     )
 
 
@@ -210,14 +216,15 @@ def _merge_surveyed(
     batch_size: int,
     lease_seconds: float,
     should_stop: Callable[[], bool],
+    clock: Clock,
 ) -> Task:
     task = claim.task
     observed_at = (
         surveyed.observed_at or task.data_acquisition_ended_at or task.start_time or task.created_at
     )
     with db.write() as conn:
-        run = _resume_or_start_run(conn, claim, surveyed, observed_at)
-        context = MergeContext(db, claim, surveyed, run, run["observed_at"], lease_seconds)
+        run = _resume_or_start_run(conn, claim, surveyed, observed_at, clock.now())
+        context = MergeContext(db, claim, surveyed, run, run["observed_at"], lease_seconds, clock)
         context.done = int(run["records_done"])
         context.fence(conn)
     if context.done:
@@ -237,7 +244,7 @@ def _merge_surveyed(
 
 
 def _resume_or_start_run(
-    conn: Connection, claim: Claim, surveyed: Survey, observed_at: datetime
+    conn: Connection, claim: Claim, surveyed: Survey, observed_at: datetime, now: datetime
 ) -> dict[str, Any]:
     task = claim.task
     run = inventory.latest_run(conn, claim.task_id)
@@ -248,7 +255,6 @@ def _resume_or_start_run(
         and run["records_total"] == surveyed.host_records
     ):
         return run
-    now = datetime.now(UTC)
     fresh = inventory.start_run(
         conn,
         {
@@ -298,10 +304,10 @@ class _Candidates:
 
     def __init__(self, conn: Connection, found: inventory.Candidates, run_id: int) -> None:
         self.conn = conn
-        self.rows = found.rows
+        self.assets = found.assets
         self.services: dict[int, list[tuple[int, Service]]] = {}
         self.identities: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        self.claimed = {i for i, row in self.rows.items() if row["last_run_id"] == run_id}
+        self.claimed = {i for i, asset in self.assets.items() if asset.last_run_id == run_id}
         self.index: dict[tuple[str, str], set[int]] = {}
         for kind, shared, asset_id in found.keys:
             self.index.setdefault((kind, shared), set()).add(asset_id)
@@ -319,10 +325,10 @@ class _Candidates:
         """The match `fingerprint.match` would find, when it is clear without services:
         the asset with the answer's MAC, or the only candidate, identical to the answer."""
         if observation.mac is not None:
-            same_mac = [i for i in ids if self.rows[i]["mac"] == observation.mac]
+            same_mac = [i for i in ids if self.assets[i].mac == observation.mac]
             if same_mac:
-                return min(same_mac, key=lambda i: (-self.rows[i]["last_seen"].timestamp(), i))
-        if len(ids) == 1 and self.rows[ids[0]]["state_hash"] == digest:
+                return min(same_mac, key=lambda i: (-self.assets[i].last_seen.timestamp(), i))
+        if len(ids) == 1 and self.assets[ids[0]].state_hash == digest:
             return ids[0]
         return None
 
@@ -335,7 +341,7 @@ class _Candidates:
     def known(self, asset_id: int) -> KnownAsset:
         self.load([asset_id])
         return inventory.known_asset(
-            self.rows[asset_id], self.identities[asset_id], self.services[asset_id]
+            self.assets[asset_id], self.identities[asset_id], self.services[asset_id]
         )
 
     def claim(self, asset_id: int) -> None:
@@ -391,7 +397,7 @@ def _plan_batch(conn: Connection, context: MergeContext, batch: Sequence[Answer]
         quick = candidates.quick_match(seen, digests[seen.line], ids)
         if quick is None:
             unclear.update(ids)
-        elif candidates.rows[quick]["state_hash"] != digests[seen.line]:
+        elif candidates.assets[quick].state_hash != digests[seen.line]:
             unclear.add(quick)
     candidates.load(unclear)
     for answer in batch:
@@ -443,25 +449,25 @@ def _plan_known(
     observation: Observation,
     digest: str,
 ) -> None:
-    row = candidates.rows[asset_id]
+    asset = candidates.assets[asset_id]
     observed_at = context.observed_at
-    seen = {
+    seen: dict[str, Any] = {
         "id": asset_id,
-        "alive": row["alive"],
-        "first_seen": min(row["first_seen"], observed_at),
-        "last_seen": max(row["last_seen"], observed_at),
+        "alive": asset.alive,
+        "first_seen": min(asset.first_seen, observed_at),
+        "last_seen": max(asset.last_seen, observed_at),
         "last_task_id": context.task_id,
         "last_run_id": context.run_id,
-        "state_hash": row["state_hash"],
+        "state_hash": asset.state_hash,
     }
-    if row["last_seen"] > observed_at:
+    if asset.last_seen > observed_at:
         # An older scan than what the inventory already knows changes nothing.
         writes.count(ChangeKind.UNCHANGED)
         writes.touched_assets.append(seen)
         return
-    if digest == row["state_hash"]:
+    if digest == asset.state_hash:
         kind, change, after = ChangeKind.UNCHANGED, None, None
-        if not row["alive"]:
+        if not asset.alive:
             kind, change = ChangeKind.ONLINE, Change(ChangeKind.ONLINE)
     else:
         known = candidates.known(asset_id)
@@ -476,7 +482,7 @@ def _plan_known(
         writes.touched_assets.append({**seen, "alive": True})
         if change is not None and change.kind is ChangeKind.ONLINE:
             writes.changes.append(
-                _change_row(context, asset_id, change, row["address"], row["hostname"])
+                _change_row(context, asset_id, change, asset.address, asset.hostname)
             )
         return
     values = _asset_values(
@@ -649,12 +655,12 @@ def mark_silent_assets_offline(
                 [
                     _change_row(
                         context,
-                        row["id"],
-                        Change(ChangeKind.OFFLINE, {"last_seen": row["last_seen"].isoformat()}),
-                        row["address"],
-                        row["hostname"],
+                        asset.id,
+                        Change(ChangeKind.OFFLINE, {"last_seen": asset.last_seen.isoformat()}),
+                        asset.address,
+                        asset.hostname,
                     )
-                    for row in marked
+                    for asset in marked
                 ],
             )
             if not inventory.advance_run(
@@ -669,7 +675,7 @@ def mark_silent_assets_offline(
 
 def finish(context: MergeContext) -> Task:
     """Close the run and move the task to `processed` with its change summary."""
-    now = datetime.now(UTC)
+    now = context.clock.now()
     with context.db.write() as conn:
         context.fence(conn, now)
         run = inventory.finish_run(conn, context.run_id, ended_at=now)

@@ -13,12 +13,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.kinds import kind_of
 from surveyor.core.task import Task
@@ -48,6 +49,8 @@ class ProcessingJob:
     lease_seconds: float
     limits: JsonlLimits
     should_stop: Callable[[], bool]
+    #: The worker's clock: lease renewals and the times the processor records.
+    clock: Clock = SYSTEM_CLOCK
 
     @property
     def task(self) -> Task:
@@ -60,7 +63,7 @@ class ProcessingJob:
             conn,
             self.claim.task_id,
             self.claim.owner,
-            now=datetime.now(UTC),
+            now=self.clock.now(),
             lease_seconds=self.lease_seconds,
             changes=dict(changes) if changes else None,
         ):
@@ -70,7 +73,9 @@ class ProcessingJob:
         """Move the task to `processed` with `changes` (its result), fenced by the lease."""
         with self.db.write() as conn:
             self.fence(conn)
-            return complete(conn, self.claim, message=message, changes=changes)
+            return complete(
+                conn, self.claim, message=message, changes=changes, now=self.clock.now()
+            )
 
 
 Processor = Callable[[ProcessingJob], Task]
@@ -111,7 +116,7 @@ def complete(
     *,
     message: str,
     changes: Mapping[str, Any] | None = None,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Task:
     """Move a claimed task to `processed` with `changes`, giving up its lease; the caller
     renewed the lease in this transaction (`fence`), so the task is still ours."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.tasks import IllegalTransition
 from surveyor.processing import queue
@@ -81,10 +82,13 @@ def worker_name() -> str:
 class Heartbeat:
     """Renews a claim's lease every third of its length until stopped; notes if it was lost."""
 
-    def __init__(self, db: Database, claim: Claim, lease_seconds: float) -> None:
+    def __init__(
+        self, db: Database, claim: Claim, lease_seconds: float, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.db = db
         self.claim = claim
         self.lease_seconds = lease_seconds
+        self.clock = clock
         self.lost = False
         self._stop = threading.Event()
         self._thread = threading.Thread(
@@ -107,7 +111,7 @@ class Heartbeat:
                         conn,
                         self.claim.task_id,
                         self.claim.owner,
-                        now=datetime.now(UTC),
+                        now=self.clock.now(),
                         lease_seconds=self.lease_seconds,
                     )
             except Exception:  # a missed beat is not yet a lost lease
@@ -129,8 +133,10 @@ class Worker:
         *,
         name: str | None = None,
         wakeup: Wakeup | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.db = db
+        self.clock = clock
         self.data_dir = data_dir
         self.settings = settings or WorkerSettings()
         self.name = name or worker_name()
@@ -158,7 +164,7 @@ class Worker:
 
         Returns whether a task was claimed.
         """
-        now = datetime.now(UTC)
+        now = self.clock.now()
         if now >= self._next_requeue:
             self.requeue_expired(now)
             self._next_requeue = now + timedelta(seconds=self.settings.requeue_every_seconds)
@@ -179,7 +185,7 @@ class Worker:
         return claimed
 
     def requeue_expired(self, now: datetime | None = None) -> None:
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         with self.db.read() as conn:
             expired = queue.expired_leases(conn, now=now)
         for task_id in expired:
@@ -201,7 +207,7 @@ class Worker:
     def process(self, claim: Claim, stop: threading.Event) -> None:
         """Process a claimed task with its kind's processor, and settle it whatever happens."""
         log.info("task %s: processing (attempt %s)", claim.task_id, claim.attempt)
-        with Heartbeat(self.db, claim, self.settings.lease_seconds) as heartbeat:
+        with Heartbeat(self.db, claim, self.settings.lease_seconds, self.clock) as heartbeat:
             try:
                 task = process(
                     ProcessingJob(
@@ -212,6 +218,7 @@ class Worker:
                         lease_seconds=self.settings.lease_seconds,
                         limits=self.settings.limits,
                         should_stop=lambda: stop.is_set() or heartbeat.lost,
+                        clock=self.clock,
                     )
                 )
             except LeaseLost:
@@ -237,7 +244,7 @@ class Worker:
     def _settle(
         self, claim: Claim, *, reason: str = "", error: str | None = None, failed: bool = False
     ) -> None:
-        now = datetime.now(UTC)
+        now = self.clock.now()
         try:
             with self.db.write() as conn:
                 if error is not None:
@@ -286,7 +293,10 @@ async def processing_workers(host: ServiceHost) -> None:
     wakeups = [Wakeup() for _ in range(count)]
     unsubscribe = wake_on_queued(host.changes, wakeups)
     stop = threading.Event()
-    workers = [Worker(host.db, host.data_dir, settings, wakeup=wakeup) for wakeup in wakeups]
+    workers = [
+        Worker(host.db, host.data_dir, settings, wakeup=wakeup, clock=host.clock)
+        for wakeup in wakeups
+    ]
     threads = run_in_threads(workers, stop)
     try:
         await asyncio.Event().wait()

@@ -26,8 +26,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.scan_params import Probe, ScanParams
-from surveyor.scan.clock import SYSTEM_CLOCK, Clock
 from surveyor.scan.connect import Dialer, dial
 from surveyor.scan.daemon_pool import DaemonPool
 from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan, OpenPort

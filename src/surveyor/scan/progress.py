@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from surveyor.scan.clock import Clock
+from surveyor.core.clock import Clock
 
 #: Until every host is done, progress estimated from probes stays below this.
 PARTIAL_CAP = 0.99

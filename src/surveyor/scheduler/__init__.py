@@ -4,7 +4,6 @@
 - `tick`: one pass at a given time (`Scheduler.tick(now)`), what tests drive directly.
 - `loop`: the console service that ticks and sleeps until the next due moment.
 - `leader`: which console fires when several share one PostgreSQL.
-- `clock`: injectable time.
 
 Its statements are the store's: store/schedules.py (set-based, in batches) and
 store/leader_lock.py.

@@ -12,7 +12,6 @@ import contextlib
 import logging
 from collections.abc import Callable
 
-from surveyor.scheduler.clock import Clock
 from surveyor.scheduler.leader import leadership_for
 from surveyor.scheduler.tick import DEFAULT_BATCH_SIZE, Scheduler, TickReport
 from surveyor.service.background import BackgroundService, ServiceHost
@@ -35,13 +34,14 @@ async def run_scheduler(
     changes: ChangeBus | None = None,
 ) -> None:
     """Tick until cancelled. A tick in progress is let finish before cancellation completes.
-    Schedule changes on the bus `changes` cut a sleep short."""
+    Schedule changes on the bus `changes`, and the scheduler's clock jumping (a test's),
+    cut a sleep short."""
     wake = AsyncSignal()
-    unsubscribe = (
-        changes.subscribe(lambda _changes: wake.notify(), where=schedule_changed)
-        if changes is not None
-        else None
-    )
+    unsubscribes = [scheduler.clock.on_jump(wake.notify)]
+    if changes is not None:
+        unsubscribes.append(
+            changes.subscribe(lambda _changes: wake.notify(), where=schedule_changed)
+        )
     try:
         while True:
             armed = wake.arm()
@@ -49,7 +49,7 @@ async def run_scheduler(
             if delay > 0:
                 await wake.wait(armed, delay)
     finally:
-        if unsubscribe is not None:
+        for unsubscribe in unsubscribes:
             unsubscribe()
 
 
@@ -75,18 +75,17 @@ async def _tick_once(
 
 def scheduler_service(
     *,
-    clock: Clock | None = None,
     longest_sleep: float = LONGEST_SLEEP,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_tick: Callable[[TickReport], None] | None = None,
 ) -> BackgroundService[ServiceHost]:
-    """The background service running the scheduler on its host's database, woken by its
-    host's change bus."""
+    """The background service running the scheduler on its host's database and clock, woken
+    by its host's change bus."""
 
     async def scheduler(host: ServiceHost) -> None:
         instance = Scheduler(
             host.db,
-            clock=clock,
+            clock=host.clock,
             leadership=leadership_for(host.db.engine),
             batch_size=batch_size,
         )

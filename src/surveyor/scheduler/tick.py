@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core import kinds
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.recurrence import Recurrence, RecurrenceError, next_occurrence
 from surveyor.core.tasks import (
     TERMINAL_STATUSES,
@@ -30,7 +31,6 @@ from surveyor.core.tasks import (
     WaitReason,
 )
 from surveyor.scheduler import firing
-from surveyor.scheduler.clock import Clock, SystemClock
 from surveyor.scheduler.firing import Firing, Verdict
 from surveyor.scheduler.leader import Leadership, leadership_for
 from surveyor.service import launch
@@ -160,7 +160,7 @@ class Scheduler:
         firing_connections: int | None = None,
     ) -> None:
         self.db = db
-        self.clock = clock or SystemClock()
+        self.clock = clock or SYSTEM_CLOCK
         self.leadership = leadership or leadership_for(db.engine)
         self.batch_size = batch_size
         self.grace_sweep_every = grace_sweep_every

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -98,10 +98,6 @@ _OTHERS_ACCOUNT = (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _not_found(kind: str, object_id: int) -> AccountRefused:
     return AccountRefused(Refusal.NOT_FOUND, f"{kind} {object_id} does not exist")
 
@@ -127,6 +123,7 @@ def add_member(
     *,
     email: str,
     role: Role,
+    now: datetime,
     name: str = "",
     password: str | None = None,
 ) -> MemberAdded:
@@ -136,8 +133,10 @@ def add_member(
     account = accounts.find_user_by_email(conn, email)
     if account is None:
         generated = None if password else generate_password()
-        account = accounts.create_user(conn, email, password=password or generated, name=name)
-        accounts.set_membership(conn, organization_id, account["id"], role)
+        account = accounts.create_user(
+            conn, email, password=password or generated, name=name, now=now
+        )
+        accounts.set_membership(conn, organization_id, account["id"], role, now=now)
         audit(
             conn,
             organization_id=organization_id,
@@ -146,6 +145,7 @@ def add_member(
             object_type="member",
             object_id=account["id"],
             details={"email": account["email"], "role": role.value, "new_account": True},
+            at=now,
         )
         return MemberAdded(Outcome.CREATED, account["id"], generated_password=generated)
     if password is not None:
@@ -157,7 +157,7 @@ def add_member(
     if accounts.membership_role(conn, organization_id, account["id"]) is not None:
         raise AccountRefused(Refusal.CONFLICT, f"{account['email']} is already a member")
     if account["id"] == actor.user_id:
-        accounts.set_membership(conn, organization_id, account["id"], role)
+        accounts.set_membership(conn, organization_id, account["id"], role, now=now)
         audit(
             conn,
             organization_id=organization_id,
@@ -166,11 +166,12 @@ def add_member(
             object_type="member",
             object_id=account["id"],
             details={"role": role.value},
+            at=now,
         )
         return MemberAdded(Outcome.JOINED, account["id"])
     try:
         invitation = accounts.create_invitation(
-            conn, organization_id, account["id"], role, invited_by=actor.email
+            conn, organization_id, account["id"], role, invited_by=actor.email, now=now
         )
     except Conflict as exc:
         raise AccountRefused(
@@ -184,6 +185,7 @@ def add_member(
         object_type="invitation",
         object_id=invitation.id,
         details={"email": account["email"], "user_id": account["id"], "role": role.value},
+        at=now,
     )
     return MemberAdded(Outcome.INVITED, account["id"], invitation=invitation)
 
@@ -194,6 +196,7 @@ def update_member(
     organization_id: int,
     user_id: int,
     *,
+    now: datetime,
     role: Role | None = None,
     changes: AccountChanges | None = None,
     current_password: str | None = None,
@@ -203,11 +206,13 @@ def update_member(
     current_role = _member_role(conn, organization_id, user_id)
     revoked = 0
     if changes is not None and changes.names():
-        revoked = change_account(conn, actor, user_id, changes, current_password=current_password)
+        revoked = change_account(
+            conn, actor, user_id, changes, now=now, current_password=current_password
+        )
     if role is not None and role != current_role:
         if user_id == actor.user_id and not role.allows(Role.ADMIN):
             raise AccountRefused(Refusal.CONFLICT, "you cannot demote yourself; ask another admin")
-        accounts.set_membership(conn, organization_id, user_id, role)
+        accounts.set_membership(conn, organization_id, user_id, role, now=now)
         audit(
             conn,
             organization_id=organization_id,
@@ -216,11 +221,14 @@ def update_member(
             object_type="member",
             object_id=user_id,
             details={"role": {"from": current_role.value, "to": role.value}},
+            at=now,
         )
     return revoked
 
 
-def remove_member(conn: Connection, actor: Principal, organization_id: int, user_id: int) -> int:
+def remove_member(
+    conn: Connection, actor: Principal, organization_id: int, user_id: int, *, now: datetime
+) -> int:
     """Take an account out of the organization; its sessions and tokens there are revoked
     (the account and its history stay). Returns the revoked tokens."""
     if user_id == actor.user_id:
@@ -236,13 +244,13 @@ def remove_member(conn: Connection, actor: Principal, organization_id: int, user
         object_type="member",
         object_id=user_id,
         details={"revoked_tokens": revoked},
+        at=now,
     )
     return revoked
 
 
-def pending_invitations(conn: Connection, user_id: int) -> list[Invitation]:
+def pending_invitations(conn: Connection, user_id: int, *, now: datetime) -> list[Invitation]:
     """The invitations an account may still accept."""
-    now = _now()
     return [
         invitation
         for invitation in accounts.list_invitations(conn, user_id=user_id)
@@ -257,10 +265,12 @@ def _invitation_to(conn: Connection, actor: Principal, invitation_id: int) -> In
     return invitation
 
 
-def accept_invitation(conn: Connection, actor: Principal, invitation_id: int) -> Membership:
+def accept_invitation(
+    conn: Connection, actor: Principal, invitation_id: int, *, now: datetime
+) -> Membership:
     """The invited account joins the organization with the invitation's role."""
     invitation = _invitation_to(conn, actor, invitation_id)
-    if invitation.expired(_now()):
+    if invitation.expired(now):
         raise AccountRefused(
             Refusal.CONFLICT,
             f"the invitation expired on {invitation.expires_at:%Y-%m-%d}; ask an admin of "
@@ -268,7 +278,9 @@ def accept_invitation(conn: Connection, actor: Principal, invitation_id: int) ->
         )
     accounts.delete_invitation(conn, invitation.id)
     if accounts.membership_role(conn, invitation.organization_id, actor.user_id) is None:
-        accounts.set_membership(conn, invitation.organization_id, actor.user_id, invitation.role)
+        accounts.set_membership(
+            conn, invitation.organization_id, actor.user_id, invitation.role, now=now
+        )
     audit(
         conn,
         organization_id=invitation.organization_id,
@@ -277,12 +289,15 @@ def accept_invitation(conn: Connection, actor: Principal, invitation_id: int) ->
         object_type="invitation",
         object_id=invitation.id,
         details={"user_id": actor.user_id, "role": invitation.role.value},
+        at=now,
     )
     memberships = accounts.list_memberships(conn, [actor.user_id])[actor.user_id]
     return next(m for m in memberships if m.organization_id == invitation.organization_id)
 
 
-def decline_invitation(conn: Connection, actor: Principal, invitation_id: int) -> None:
+def decline_invitation(
+    conn: Connection, actor: Principal, invitation_id: int, *, now: datetime
+) -> None:
     invitation = _invitation_to(conn, actor, invitation_id)
     accounts.delete_invitation(conn, invitation.id)
     audit(
@@ -293,11 +308,12 @@ def decline_invitation(conn: Connection, actor: Principal, invitation_id: int) -
         object_type="invitation",
         object_id=invitation.id,
         details={"user_id": actor.user_id},
+        at=now,
     )
 
 
 def revoke_invitation(
-    conn: Connection, actor: Principal, organization_id: int, invitation_id: int
+    conn: Connection, actor: Principal, organization_id: int, invitation_id: int, *, now: datetime
 ) -> None:
     """Withdraw an invitation of the organization before it is accepted."""
     invitation = accounts.get_invitation(conn, invitation_id)
@@ -312,6 +328,7 @@ def revoke_invitation(
         object_type="invitation",
         object_id=invitation.id,
         details={"email": invitation.email, "user_id": invitation.user_id},
+        at=now,
     )
 
 
@@ -332,6 +349,7 @@ def change_account(
     account_id: int,
     changes: AccountChanges,
     *,
+    now: datetime,
     current_password: str | None = None,
 ) -> int:
     """Change an account's own fields; return how many of its tokens were revoked."""
@@ -372,12 +390,17 @@ def change_account(
         details["new_email"] = changes.email.lower()
     if changes.is_active is not None:
         details["is_active"] = changes.is_active
-    _audit_account(conn, actor, account_id, "edit", details)
+    _audit_account(conn, actor, account_id, "edit", details, now)
     return revoked
 
 
 def _audit_account(
-    conn: Connection, actor: Principal, account_id: int, action: str, details: dict[str, Any]
+    conn: Connection,
+    actor: Principal,
+    account_id: int,
+    action: str,
+    details: dict[str, Any],
+    now: datetime,
 ) -> None:
     """One entry in the global trail, and one in each organization the account belongs to."""
     organizations = [
@@ -392,6 +415,7 @@ def _audit_account(
             object_type="account",
             object_id=account_id,
             details=details,
+            at=now,
         )
 
 
@@ -404,6 +428,7 @@ def create_organization(
     probe_cap: int,
     join: bool,
     admin_email: str | None,
+    now: datetime,
 ) -> tuple[dict[str, Any], list[MemberAdded]]:
     """A superuser creates an organization and says who runs it: the superuser joins as its
     admin (`join`), and/or `admin_email` is added as its first admin (a new account at once,
@@ -417,7 +442,7 @@ def create_organization(
             "first admin (admin_email)",
         )
     organization = accounts.create_organization(
-        conn, name, scope_cap=scope_cap, probe_cap=probe_cap
+        conn, name, scope_cap=scope_cap, probe_cap=probe_cap, now=now
     )
     audit(
         conn,
@@ -427,27 +452,29 @@ def create_organization(
         object_type="organization",
         object_id=organization["id"],
         details={"name": name, "join": join, "admin_email": admin_email},
+        at=now,
     )
     emails = ([actor.email] if join else []) + ([admin_email] if admin_email else [])
     added = [
-        add_member(conn, actor, organization["id"], email=email, role=Role.ADMIN)
+        add_member(conn, actor, organization["id"], email=email, role=Role.ADMIN, now=now)
         for email in emails
     ]
     return organization, added
 
 
 def create_token(
-    conn: Connection, actor: Principal, *, name: str, expires_in_days: int | None
+    conn: Connection, actor: Principal, *, name: str, expires_in_days: int | None, now: datetime
 ) -> tuple[dict[str, Any], str]:
     """An API token of the caller's, with the caller's role in its organization; returns its
     row and its secret, which is shown once and never stored."""
-    expires = _now() + timedelta(days=expires_in_days) if expires_in_days else None
+    expires = now + timedelta(days=expires_in_days) if expires_in_days else None
     row, plaintext = accounts.create_token(
         conn,
         user_id=actor.user_id,
         organization_id=actor.organization_id,
         name=name,
         expires_at=expires,
+        now=now,
     )
     audit(
         conn,
@@ -457,11 +484,12 @@ def create_token(
         object_type="token",
         object_id=row["id"],
         details={"name": name},
+        at=now,
     )
     return row, plaintext
 
 
-def delete_token(conn: Connection, actor: Principal, token_id: int) -> None:
+def delete_token(conn: Connection, actor: Principal, token_id: int, *, now: datetime) -> None:
     """Delete one of the caller's API tokens in this organization (sessions end by logging
     out, not here)."""
     deleted = accounts.delete_token(
@@ -477,6 +505,7 @@ def delete_token(conn: Connection, actor: Principal, token_id: int) -> None:
         object_type="token",
         object_id=token_id,
         details={"name": deleted["name"]},
+        at=now,
     )
 
 
@@ -488,6 +517,7 @@ def update_organization(
     name: str,
     scope_cap: int,
     probe_cap: int | None,
+    now: datetime,
 ) -> dict[str, Any]:
     """A superuser renames an organization or changes its caps (`probe_cap` None: unchanged);
     returns the organization as it is now."""
@@ -503,6 +533,7 @@ def update_organization(
         action="edit",
         object_type="organization",
         object_id=organization_id,
+        at=now,
     )
     organization = accounts.get_organization(conn, organization_id)
     assert organization is not None

@@ -13,12 +13,13 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from surveyor.core.clock import Clock
 from surveyor.store.change_bus import ChangeBus
 from surveyor.store.engine import Database
 
 
 class ServiceHost(Protocol):
-    """The database, the change bus and the data directory of the process."""
+    """The database, the change bus, the data directory and the clock of the process."""
 
     @property
     def db(self) -> Database: ...
@@ -28,6 +29,9 @@ class ServiceHost(Protocol):
 
     @property
     def data_dir(self) -> Path: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
 Host = TypeVar("Host")

@@ -19,7 +19,6 @@ from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal
 from surveyor.store.records import audit
-from surveyor.store.schema import hosted_zones, sites
 
 #: A token nobody revokes stops working by itself after a week, unless asked otherwise.
 DEFAULT_EXPIRY_DAYS = 7
@@ -64,12 +63,9 @@ def create_token(
 ) -> tuple[dict[str, Any], str]:
     """A token of the actor's organization; returns its row and its secret (shown once)."""
     org = actor.organization_id
-    if site_id is not None and records.get_record(conn, sites, org, site_id) is None:
+    if site_id is not None and records.get_site(conn, org, site_id) is None:
         raise TokenRefused(f"site {site_id} does not exist", "site_id")
-    if (
-        hosted_zone_id is not None
-        and records.get_record(conn, hosted_zones, org, hosted_zone_id) is None
-    ):
+    if hosted_zone_id is not None and records.get_zone(conn, org, hosted_zone_id) is None:
         raise TokenRefused(f"hosted zone {hosted_zone_id} does not exist", "hosted_zone_id")
     row, plaintext = explorer_store.create_enrollment_token(
         conn,
@@ -94,6 +90,7 @@ def create_token(
             "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
             "max_uses": row["max_uses"],
         },
+        at=now,
     )
     return row, plaintext
 
@@ -112,5 +109,6 @@ def revoke_token(
         action="revoke",
         object_type="enrollment_token",
         object_id=token_id,
+        at=now,
     )
     return row

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
@@ -91,7 +92,7 @@ def enroll(
     name: str | None,
     host: HostInfo,
     now: datetime,
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Explorer, str]:
     """Create an explorer from a valid enrollment token; return it and its secret (shown
     once). Without a chosen name the explorer is named after its host, made unique."""
     token = explorer_store.find_enrollment_token(conn, enrollment_token)
@@ -124,6 +125,7 @@ def enroll(
             "last_checkin_at": now,
             **host.as_row(),
         },
+        now=now,
     )
     audit(
         conn,
@@ -131,57 +133,54 @@ def enroll(
         actor=explorer_actor(explorer),
         action="enroll",
         object_type="explorer",
-        object_id=explorer["id"],
+        object_id=explorer.id,
         details={"enrollment_token": token["name"], "hostname": host.hostname},
+        at=now,
     )
     return explorer, secret
 
 
-def authenticate(conn: Connection, secret: str) -> dict[str, Any] | None:
+def authenticate(conn: Connection, secret: str) -> Explorer | None:
     return explorer_store.explorer_by_secret(conn, secret)
 
 
-def check_in(
-    conn: Connection, explorer: Mapping[str, Any], host: HostInfo | None, *, now: datetime
-) -> None:
+def check_in(conn: Connection, explorer: Explorer, host: HostInfo | None, *, now: datetime) -> None:
     """Record that the explorer is here (and, with `host`, what it runs on). Without host
     info the time is rewritten only when it is getting old (or a dropped poll of it is on
     record), to spare the database."""
-    last = explorer["last_checkin_at"]
+    last = explorer.last_checkin_at
     if (
         host is None
         and last is not None
         and now - last < CHECKIN_RESOLUTION
-        and explorer.get("poll_dropped_at") is None
+        and explorer.poll_dropped_at is None
     ):
         return
-    explorer_store.record_checkin(
-        conn, explorer["id"], now=now, host=host.as_row() if host else None
-    )
+    explorer_store.record_checkin(conn, explorer.id, now=now, host=host.as_row() if host else None)
 
 
 def poll_dropped(
-    conn: Connection, explorer: Mapping[str, Any], *, checked_in_at: datetime, now: datetime
+    conn: Connection, explorer: Explorer, *, checked_in_at: datetime, now: datetime
 ) -> bool:
     """The explorer's held poll (begun with the check-in at `checked_in_at`) lost its
     connection: unless it polls again within `POLL_RETURN_GRACE`, it counts as offline.
     Returns whether that was noted (not when the explorer has checked in since)."""
     return explorer_store.record_poll_dropped(
-        conn, explorer["id"], checked_in_at=checked_in_at, now=now
+        conn, explorer.id, checked_in_at=checked_in_at, now=now
     )
 
 
 def _reported_task(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     allowed: Sequence[TaskStatus],
 ) -> Task:
     """The task a report is about, if the report comes from its current attempt and the
     task is in a status where such a report means something."""
-    task = task_store.get_task(conn, explorer["organization_id"], task_id)
-    if task is None or task.explorer_id != explorer["id"]:
+    task = task_store.get_task(conn, explorer.organization_id, task_id)
+    if task is None or task.explorer_id != explorer.id:
         raise ReportRefused("unknown_task", f"task {task_id} is not assigned to this explorer")
     if task.attempt_token != attempt_token:
         raise ReportRefused(
@@ -202,7 +201,7 @@ def _reported_task(
 
 def report_progress(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     *,
@@ -235,7 +234,7 @@ def report_progress(
 
 def confirm_stop(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     *,
@@ -246,11 +245,11 @@ def confirm_stop(
     _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.STOPPING,))
     return task_store.transition(
         conn,
-        explorer["organization_id"],
+        explorer.organization_id,
         task_id,
         TaskStatus.STOPPED,
         actor=explorer_actor(explorer),
-        message=f"the explorer '{explorer['name']}' stopped the scan",
+        message=f"the explorer '{explorer.name}' stopped the scan",
         expected=[TaskStatus.STOPPING],
         changes={"last_report_at": now},
         now=now,
@@ -259,7 +258,7 @@ def confirm_stop(
 
 def report_failure(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     *,
@@ -276,23 +275,23 @@ def report_failure(
     if task.status is TaskStatus.STOPPING:
         return task_store.transition(
             conn,
-            explorer["organization_id"],
+            explorer.organization_id,
             task_id,
             TaskStatus.STOPPED,
             actor=actor,
-            message=f"stopped; the explorer '{explorer['name']}' reported: {error}",
+            message=f"stopped; the explorer '{explorer.name}' reported: {error}",
             expected=[TaskStatus.STOPPING],
             now=now,
         )
     return task_store.transition(
         conn,
-        explorer["organization_id"],
+        explorer.organization_id,
         task_id,
         TaskStatus.CANCELED,
         actor=actor,
         message="the explorer reported an error",
         expected=[TaskStatus.ACTIVE],
-        changes={"error": f"the scan failed on explorer '{explorer['name']}': {error}"},
+        changes={"error": f"the scan failed on explorer '{explorer.name}': {error}"},
         now=now,
     )
 
@@ -322,7 +321,7 @@ _UPLOADING = (TaskStatus.ACTIVE, TaskStatus.SCANNED, TaskStatus.STOPPING, TaskSt
 
 def begin_upload(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     *,
@@ -342,7 +341,7 @@ def begin_upload(
                 status=task.status.value,
             )
     except ReportRefused as refused:
-        stored = task_store.get_task(conn, explorer["organization_id"], task_id)
+        stored = task_store.get_task(conn, explorer.organization_id, task_id)
         if (
             refused.code == "not_running"
             and stored is not None
@@ -354,11 +353,11 @@ def begin_upload(
     if task.status is TaskStatus.ACTIVE:
         task = task_store.transition(
             conn,
-            explorer["organization_id"],
+            explorer.organization_id,
             task_id,
             TaskStatus.SCANNED,
             actor=explorer_actor(explorer),
-            message=f"the explorer '{explorer['name']}' finished scanning and is uploading",
+            message=f"the explorer '{explorer.name}' finished scanning and is uploading",
             expected=[TaskStatus.ACTIVE],
             changes={"progress_collect": 1.0, "last_report_at": now},
             now=now,
@@ -370,7 +369,7 @@ def begin_upload(
 
 def finish_upload(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     *,
@@ -399,7 +398,7 @@ def finish_upload(
         "last_report_at": now,
     }
     store()
-    name = explorer["name"]
+    name = explorer.name
     if status is TaskStatus.STOPPED:
         kept = task_store.write_task(
             conn,
@@ -417,7 +416,7 @@ def finish_upload(
     if status is TaskStatus.STOPPING:
         kept = task_store.transition(
             conn,
-            explorer["organization_id"],
+            explorer.organization_id,
             task_id,
             TaskStatus.STOPPED,
             actor=explorer_actor(explorer),
@@ -430,7 +429,7 @@ def finish_upload(
         return UploadStart(kept, already_stored=False)
     queued = task_store.transition(
         conn,
-        explorer["organization_id"],
+        explorer.organization_id,
         task_id,
         TaskStatus.PROCESSING_QUEUED,
         actor=explorer_actor(explorer),
@@ -445,7 +444,7 @@ def finish_upload(
 
 def refuse_invalid_data(
     conn: Connection,
-    explorer: Mapping[str, Any],
+    explorer: Explorer,
     task_id: int,
     attempt_token: str,
     *,
@@ -454,7 +453,7 @@ def refuse_invalid_data(
 ) -> None:
     """Data that is not task data cannot become valid by retrying: cancel the task (a scan
     being stopped just becomes `stopped`, without data)."""
-    said = f"the explorer '{explorer['name']}' uploaded data that is not Surveyor task data"
+    said = f"the explorer '{explorer.name}' uploaded data that is not Surveyor task data"
     try:
         task = _reported_task(
             conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED, TaskStatus.STOPPING)
@@ -462,7 +461,7 @@ def refuse_invalid_data(
         if task.status is TaskStatus.STOPPING:
             task_store.transition(
                 conn,
-                explorer["organization_id"],
+                explorer.organization_id,
                 task_id,
                 TaskStatus.STOPPED,
                 actor=explorer_actor(explorer),
@@ -473,7 +472,7 @@ def refuse_invalid_data(
             return
         task_store.transition(
             conn,
-            explorer["organization_id"],
+            explorer.organization_id,
             task_id,
             TaskStatus.CANCELED,
             actor=explorer_actor(explorer),
@@ -531,7 +530,7 @@ def _interventions(
             if task.explorer_id is not None
             else None
         )
-        name = explorer["name"] if explorer is not None else f"#{task.explorer_id}"
+        name = explorer.name if explorer is not None else f"#{task.explorer_id}"
         if status is TaskStatus.STOPPING:
             asked = explorer_store.stop_requested_at(conn, task) or task.updated_at
             if now - max(asked, watching_since) > timedelta(seconds=stop_seconds):
@@ -610,15 +609,19 @@ def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[
     return explorer_store.current_tasks_of(conn, organization_ids)
 
 
-def explorer_view(
-    row: Mapping[str, Any], current: Mapping[int, int], *, now: datetime, window: float
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ExplorerView:
     """An explorer as the API and the pages show it: online or not, and its current task."""
-    return {
-        **row,
-        "online": is_online(
-            row["last_checkin_at"], now=now, window=window, poll_dropped_at=row["poll_dropped_at"]
-        ),
-        "current_task_id": current.get(row["id"]),
-        "addresses": list(row["addresses"] or []),
-    }
+
+    explorer: Explorer
+    online: bool
+    current_task_id: int | None
+
+
+def explorer_view(
+    explorer: Explorer, current: Mapping[int, int], *, now: datetime, window: float
+) -> ExplorerView:
+    online = is_online(
+        explorer.last_checkin_at, now=now, window=window, poll_dropped_at=explorer.poll_dropped_at
+    )
+    return ExplorerView(explorer, online, current.get(explorer.id))

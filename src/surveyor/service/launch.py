@@ -22,7 +22,7 @@ to the processing queue (`queue_due_tasks`, which the scheduler calls).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core import kinds
+from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import (
     WAIT_REASON_TEXT,
@@ -137,11 +138,11 @@ def new_attempt_token() -> str:
     return secrets.token_hex(16)
 
 
-def explorer_actor(explorer: Mapping[str, Any]) -> str:
-    return f"explorer:{explorer['name']}"
+def explorer_actor(explorer: Explorer) -> str:
+    return f"explorer:{explorer.name}"
 
 
-def launch(conn: Connection, task: Task, explorer: Mapping[str, Any], *, now: datetime) -> Task:
+def launch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime) -> Task:
     """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
     attempt with a fresh token."""
     attempt = task.attempt + 1
@@ -153,10 +154,10 @@ def launch(conn: Connection, task: Task, explorer: Mapping[str, Any], *, now: da
         task.id,
         collecting,
         actor=explorer_actor(explorer),
-        message=f"launched on explorer '{explorer['name']}' (attempt {attempt})",
+        message=f"launched on explorer '{explorer.name}' (attempt {attempt})",
         expected=[TaskStatus.NEW],
         changes={
-            "explorer_id": explorer["id"],
+            "explorer_id": explorer.id,
             "attempt": attempt,
             "attempt_token": new_attempt_token(),
             "last_report_at": now,
@@ -184,7 +185,7 @@ def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> Task | N
             zone = explorer_store.lock_zone(conn, task.hosted_zone_id)
             if zone is None:
                 continue
-            if explorer_store.count_running_in_zone(conn, zone["id"]) >= zone["max_concurrent"]:
+            if explorer_store.count_running_in_zone(conn, zone.id) >= zone.max_concurrent:
                 continue
         try:
             return launch(conn, task, explorer, now=now)
@@ -193,15 +194,13 @@ def claim_task(conn: Connection, explorer_id: int, *, now: datetime) -> Task | N
     return None
 
 
-def settle_lost_tasks(
-    conn: Connection, explorer: Mapping[str, Any], *, now: datetime
-) -> Task | None:
+def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) -> Task | None:
     """An explorer asking for work runs nothing, whatever the console believed: a scan it
     lost (it restarted) is launched again as a new attempt (returned), a stop it lost
     becomes `stopped`, and a scan whose data it lost before the upload is canceled."""
     actor = explorer_actor(explorer)
-    name = explorer["name"]
-    for task in explorer_store.tasks_on_explorer(conn, explorer["id"]):
+    name = explorer.name
+    for task in explorer_store.tasks_on_explorer(conn, explorer.id):
         status = task.status
         try:
             if status is TaskStatus.STOPPING:
@@ -252,7 +251,7 @@ def settle_lost_tasks(
     return None
 
 
-def _relaunch(conn: Connection, task: Task, explorer: Mapping[str, Any], *, now: datetime) -> Task:
+def _relaunch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime) -> Task:
     attempt = task.attempt + 1
     return task_store.write_task(
         conn,
@@ -268,7 +267,7 @@ def _relaunch(conn: Connection, task: Task, explorer: Mapping[str, Any], *, now:
         event=task_store.TaskEvent(
             EventKind.RELAUNCHED,
             explorer_actor(explorer),
-            f"the explorer '{explorer['name']}' lost the scan (it restarted); "
+            f"the explorer '{explorer.name}' lost the scan (it restarted); "
             f"launched again (attempt {attempt})",
         ),
     )

@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from functools import cache
 from typing import Any, TypeVar
@@ -207,6 +207,7 @@ def log_in(
     email: str,
     password: str,
     source: str,
+    now: datetime,
     organization_id: int | None = None,
     session_name: str = "login session",
 ) -> Session:
@@ -237,7 +238,6 @@ def log_in(
         )
         if organization_id is None or role is None:
             raise LoginRefused(Refusal.NOT_A_MEMBER)
-        now = datetime.now(UTC)
         expires = now + accounts.SESSION_LIFETIME
         _, token = accounts.create_token(
             conn,
@@ -246,6 +246,7 @@ def log_in(
             name=session_name,
             kind="session",
             expires_at=expires,
+            now=now,
         )
         accounts.note_login(conn, user["id"], at=now)
     return Session(token, expires, user["id"], user["email"], organization_id, role)
@@ -280,7 +281,7 @@ def reauthenticating(throttle: LoginThrottle, user_id: int) -> Iterator[None]:
 
 
 def switch_organization(
-    db: Database, principal: Principal, organization_id: int, *, session_name: str
+    db: Database, principal: Principal, organization_id: int, *, session_name: str, now: datetime
 ) -> Session:
     """A session in another organization of the signed-in account, in place of the calling
     session (which ends); `LoginRefused(NOT_A_MEMBER)` unless the account is a member there."""
@@ -289,7 +290,7 @@ def switch_organization(
         role = accounts.membership_role(conn, organization_id, principal.user_id)
         if account is None or not account["is_active"] or role is None:
             raise LoginRefused(Refusal.NOT_A_MEMBER)
-        expires = datetime.now(UTC) + accounts.SESSION_LIFETIME
+        expires = now + accounts.SESSION_LIFETIME
         _, token = accounts.create_token(
             conn,
             user_id=principal.user_id,
@@ -297,6 +298,7 @@ def switch_organization(
             name=session_name,
             kind="session",
             expires_at=expires,
+            now=now,
         )
         if principal.token_id is not None:
             accounts.delete_session(conn, principal.user_id, principal.token_id)

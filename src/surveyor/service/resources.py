@@ -14,18 +14,20 @@ acting principal; another organization's row is simply not found.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.core.targets import DEFAULT_IPV6_MIN_PREFIX, TargetError, build_scope, parse_targets
+from surveyor.core.resources import Explorer, HostedZone, Site
+from surveyor.core.targets import DEFAULT_IPV6_MIN_PREFIX, TargetError, parse_targets
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal
 from surveyor.store.records import audit
-from surveyor.store.schema import explorers, hosted_zones, sites
 
 #: The scope fields of a site, checked when they are set.
 SCOPE_FIELDS = ("scope", "excludes", "allowed_scope")
@@ -61,7 +63,13 @@ def _not_found(kind: str, object_id: int) -> ResourceRefused:
 
 
 def _audit(
-    conn: Connection, actor: Principal, action: str, kind: str, object_id: int, **details: Any
+    conn: Connection,
+    actor: Principal,
+    action: str,
+    kind: str,
+    object_id: int,
+    now: datetime,
+    **details: Any,
 ) -> None:
     audit(
         conn,
@@ -71,22 +79,11 @@ def _audit(
         object_type=kind,
         object_id=object_id,
         details=details or None,
+        at=now,
     )
 
 
 # Sites
-
-
-def _scope_size(scope: str, excludes: str) -> int:
-    try:
-        return build_scope(parse_targets(scope), parse_targets(excludes)).size
-    except TargetError:
-        return 0
-
-
-def site_view(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A site as the API and the pages show it: with the size of its scope."""
-    return {**row, "scope_size": _scope_size(row["scope"], row["excludes"])}
 
 
 def check_scopes(values: Mapping[str, Any]) -> None:
@@ -107,31 +104,33 @@ def check_scopes(values: Mapping[str, Any]) -> None:
             ) from exc
 
 
-def create_site(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
+def create_site(
+    conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
+) -> Site:
     check_scopes(values)
-    row = records.create_record(conn, sites, actor.organization_id, values)
-    _audit(conn, actor, "create", "site", row["id"], allowed_scope=row["allowed_scope"])
-    return site_view(row)
+    site = records.create_site(conn, actor.organization_id, values, now=now)
+    _audit(conn, actor, "create", "site", site.id, now, allowed_scope=site.allowed_scope)
+    return site
 
 
 def update_site(
-    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any]
-) -> dict[str, Any]:
+    conn: Connection, actor: Principal, site_id: int, changes: Mapping[str, Any], *, now: datetime
+) -> Site:
     check_scopes(changes)
-    row = records.update_record(conn, sites, actor.organization_id, site_id, changes)
-    if row is None:
+    site = records.update_site(conn, actor.organization_id, site_id, changes, now=now)
+    if site is None:
         raise _not_found("site", site_id)
     scope = {"allowed_scope": changes["allowed_scope"]} if "allowed_scope" in changes else {}
-    _audit(conn, actor, "edit", "site", site_id, fields=sorted(changes), **scope)
-    return site_view(row)
+    _audit(conn, actor, "edit", "site", site_id, now, fields=sorted(changes), **scope)
+    return site
 
 
-def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
+def delete_site(conn: Connection, actor: Principal, site_id: int, *, now: datetime) -> None:
     """Delete a site, unless it is the organization's last or its tasks occupy explorers."""
     org = actor.organization_id
-    if records.get_record(conn, sites, org, site_id) is None:
+    if records.get_site(conn, org, site_id) is None:
         raise _not_found("site", site_id)
-    if records.count_records(conn, sites, org) == 1:
+    if records.count_sites(conn, org) == 1:
         raise ResourceRefused(
             Refusal.IN_USE,
             "conflict",
@@ -140,63 +139,77 @@ def delete_site(conn: Connection, actor: Principal, site_id: int) -> None:
     _refuse_while_occupied(
         explorer_store.occupying_tasks(conn, org, site_id=site_id), "of this site"
     )
-    records.delete_record(conn, sites, org, site_id)
-    _audit(conn, actor, "delete", "site", site_id)
+    records.delete_site(conn, org, site_id)
+    _audit(conn, actor, "delete", "site", site_id, now)
 
 
 # Hosted zones
 
 
-def zone_views(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Hosted zones as the API and the pages show them: with how many explorers each has."""
-    members = explorer_store.zone_member_counts(conn, [row["id"] for row in rows])
-    return [{**row, "explorer_count": members.get(row["id"], 0)} for row in rows]
+@dataclass(frozen=True, slots=True)
+class ZoneView:
+    """A hosted zone as the API and the pages show it: with how many explorers it has."""
+
+    zone: HostedZone
+    explorer_count: int
 
 
-def zone_view(conn: Connection, row: Mapping[str, Any]) -> dict[str, Any]:
-    return zone_views(conn, [row])[0]
+def zone_views(conn: Connection, zones: Sequence[HostedZone]) -> list[ZoneView]:
+    members = explorer_store.zone_member_counts(conn, [zone.id for zone in zones])
+    return [ZoneView(zone, members.get(zone.id, 0)) for zone in zones]
 
 
-def create_zone(conn: Connection, actor: Principal, values: Mapping[str, Any]) -> dict[str, Any]:
-    row = records.create_record(conn, hosted_zones, actor.organization_id, values)
-    _audit(conn, actor, "create", "hosted_zone", row["id"])
-    return zone_view(conn, row)
+def zone_view(conn: Connection, zone: HostedZone) -> ZoneView:
+    return zone_views(conn, [zone])[0]
+
+
+def create_zone(
+    conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
+) -> ZoneView:
+    zone = records.create_zone(conn, actor.organization_id, values, now=now)
+    _audit(conn, actor, "create", "hosted_zone", zone.id, now)
+    return zone_view(conn, zone)
 
 
 def update_zone(
-    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any]
-) -> dict[str, Any]:
-    row = records.update_record(conn, hosted_zones, actor.organization_id, zone_id, changes)
-    if row is None:
+    conn: Connection, actor: Principal, zone_id: int, changes: Mapping[str, Any], *, now: datetime
+) -> ZoneView:
+    zone = records.update_zone(conn, actor.organization_id, zone_id, changes, now=now)
+    if zone is None:
         raise _not_found("hosted zone", zone_id)
-    _audit(conn, actor, "edit", "hosted_zone", zone_id, fields=sorted(changes))
-    return zone_view(conn, row)
+    _audit(conn, actor, "edit", "hosted_zone", zone_id, now, fields=sorted(changes))
+    return zone_view(conn, zone)
 
 
-def delete_zone(conn: Connection, actor: Principal, zone_id: int) -> None:
+def delete_zone(conn: Connection, actor: Principal, zone_id: int, *, now: datetime) -> None:
     """Delete a hosted zone unless its tasks occupy explorers (its explorers leave it)."""
     org = actor.organization_id
-    if records.get_record(conn, hosted_zones, org, zone_id) is None:
+    if records.get_zone(conn, org, zone_id) is None:
         raise _not_found("hosted zone", zone_id)
     _refuse_while_occupied(
         explorer_store.occupying_tasks(conn, org, hosted_zone_id=zone_id), "in this zone"
     )
-    records.delete_record(conn, hosted_zones, org, zone_id)
-    _audit(conn, actor, "delete", "hosted_zone", zone_id)
+    records.delete_zone(conn, org, zone_id)
+    _audit(conn, actor, "delete", "hosted_zone", zone_id, now)
 
 
 # Explorers
 
 
 def update_explorer(
-    conn: Connection, actor: Principal, explorer_id: int, changes: Mapping[str, Any]
-) -> dict[str, Any]:
+    conn: Connection,
+    actor: Principal,
+    explorer_id: int,
+    changes: Mapping[str, Any],
+    *,
+    now: datetime,
+) -> Explorer:
     """Move an explorer to a site or hosted zone (`hosted_zone_id` 0: out of its zone), or
     rename it; the site and zone must be the organization's."""
     org = actor.organization_id
     values = dict(changes)
     site_id = values.get("site_id")
-    if site_id is not None and records.get_record(conn, sites, org, site_id) is None:
+    if site_id is not None and records.get_site(conn, org, site_id) is None:
         raise ResourceRefused(
             Refusal.INVALID,
             "invalid_explorer",
@@ -206,24 +219,24 @@ def update_explorer(
     zone_id = values.get("hosted_zone_id")
     if zone_id == 0:
         values["hosted_zone_id"] = None
-    elif zone_id is not None and records.get_record(conn, hosted_zones, org, zone_id) is None:
+    elif zone_id is not None and records.get_zone(conn, org, zone_id) is None:
         raise ResourceRefused(
             Refusal.INVALID,
             "invalid_explorer",
             f"hosted zone {zone_id} does not exist",
             {"field": "hosted_zone_id"},
         )
-    row = records.update_record(conn, explorers, org, explorer_id, values)
-    if row is None:
+    explorer = records.update_explorer(conn, org, explorer_id, values, now=now)
+    if explorer is None:
         raise _not_found("explorer", explorer_id)
-    _audit(conn, actor, "edit", "explorer", explorer_id, fields=sorted(values))
-    return row
+    _audit(conn, actor, "edit", "explorer", explorer_id, now, fields=sorted(values))
+    return explorer
 
 
-def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> None:
+def delete_explorer(conn: Connection, actor: Principal, explorer_id: int, *, now: datetime) -> None:
     """Delete an explorer (its secret with it) unless a task occupies it."""
     org = actor.organization_id
-    if records.get_record(conn, explorers, org, explorer_id) is None:
+    if records.get_explorer(conn, org, explorer_id) is None:
         raise _not_found("explorer", explorer_id)
     occupying = explorer_store.occupying_tasks(conn, org, explorer_id=explorer_id)
     if occupying:
@@ -234,8 +247,8 @@ def delete_explorer(conn: Connection, actor: Principal, explorer_id: int) -> Non
             f"this explorer is {_BUSY_WITH[status]} task {task_id}; {_UNTIL[status]}",
             {"task_id": task_id, "status": status.value},
         )
-    records.delete_record(conn, explorers, org, explorer_id)
-    _audit(conn, actor, "delete", "explorer", explorer_id)
+    records.delete_explorer(conn, org, explorer_id)
+    _audit(conn, actor, "delete", "explorer", explorer_id, now)
 
 
 # Tasks in the way of a deletion

@@ -1,9 +1,10 @@
 """The explorer supervisor: a background service of every console.
 
-Once a round (every `sweep_seconds`) it cancels running scans whose explorer fell silent,
-forces stops that were never confirmed (`service/explorers.supervise`), refreshes the wait
-reasons and grace periods of waiting scans (`service/launch`), and calls `on_launchable`
-when a scan could launch now, which wakes explorers' held polls.
+Once a round (every `sweep_seconds`, and at once when its clock jumps: a test's) it
+cancels running scans whose explorer fell silent, forces stops that were never confirmed
+(`service/explorers.supervise`), refreshes the wait reasons and grace periods of waiting
+scans (`service/launch`), and calls `on_launchable` when a scan could launch now, which
+wakes explorers' held polls.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from surveyor.core.clock import Clock
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
+from surveyor.store.change_bus import AsyncSignal
 from surveyor.store.engine import Database
 
 log = logging.getLogger("surveyor.console.explorers")
@@ -32,13 +35,10 @@ class SupervisorSettings:
     sweep_seconds: float
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def supervise_once(db: Database, settings: SupervisorSettings, watching_since: datetime) -> int:
-    """One round of the supervisor; returns how many scans could launch now."""
-    now = _utcnow()
+def supervise_once(
+    db: Database, settings: SupervisorSettings, watching_since: datetime, now: datetime
+) -> int:
+    """One round of the supervisor at `now`; returns how many scans could launch now."""
     timeouts = explorer_service.Timeouts(
         silence_seconds=settings.silence_seconds,
         stop_seconds=settings.stop_seconds,
@@ -62,17 +62,29 @@ def supervise_once(db: Database, settings: SupervisorSettings, watching_since: d
 
 
 async def run_supervisor(
-    db: Database, settings: SupervisorSettings, *, on_launchable: Callable[[], None]
+    db: Database,
+    settings: SupervisorSettings,
+    *,
+    clock: Clock,
+    on_launchable: Callable[[], None],
 ) -> None:
-    """Supervise until cancelled: timeouts of running scans, wait reasons and grace periods
-    of waiting ones, and `on_launchable` when a scan could launch."""
-    watching_since = _utcnow()
-    while True:
-        try:
-            launchable = await asyncio.to_thread(supervise_once, db, settings, watching_since)
-        except Exception:
-            log.exception("the explorer supervisor failed; trying again")
-            launchable = 0
-        if launchable:
-            on_launchable()
-        await asyncio.sleep(settings.sweep_seconds)
+    """Supervise until cancelled, on `clock`: timeouts of running scans, wait reasons and
+    grace periods of waiting ones, and `on_launchable` when a scan could launch."""
+    watching_since = clock.now()
+    jumped = AsyncSignal()
+    unsubscribe = clock.on_jump(jumped.notify)
+    try:
+        while True:
+            armed = jumped.arm()
+            try:
+                launchable = await asyncio.to_thread(
+                    supervise_once, db, settings, watching_since, clock.now()
+                )
+            except Exception:
+                log.exception("the explorer supervisor failed; trying again")
+                launchable = 0
+            if launchable:
+                on_launchable()
+            await jumped.wait(armed, settings.sweep_seconds)
+    finally:
+        unsubscribe()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from surveyor.core import kinds, recurrence
 from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
+from surveyor.core.resources import Site
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
 from surveyor.core.task import Task
 from surveyor.core.tasks import (
@@ -30,8 +31,7 @@ from surveyor.service import scheduling
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.records import audit, get_record
-from surveyor.store.schema import explorers, hosted_zones, sites
+from surveyor.store.records import audit, get_explorer, get_site, get_zone
 
 
 class InvalidTask(ValueError):
@@ -44,17 +44,13 @@ class InvalidTask(ValueError):
         self.token = token
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> dict[str, Any]:
+def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> Site:
     if site_id is None:
         default = accounts.default_site_id(conn, principal.organization_id)
         if default is None:
             raise InvalidTask("site_id", "this organization has no site yet; create one first")
         site_id = default
-    site = get_record(conn, sites, principal.organization_id, site_id)
+    site = get_site(conn, principal.organization_id, site_id)
     if site is None:
         raise InvalidTask("site_id", f"site {site_id} does not exist")
     return site
@@ -88,13 +84,10 @@ def _check_runner(
         raise InvalidTask("explorer_id", "choose an explorer or a hosted zone, not both")
     if (
         explorer_id is not None
-        and get_record(conn, explorers, principal.organization_id, explorer_id) is None
+        and get_explorer(conn, principal.organization_id, explorer_id) is None
     ):
         raise InvalidTask("explorer_id", f"explorer {explorer_id} does not exist")
-    if (
-        zone_id is not None
-        and get_record(conn, hosted_zones, principal.organization_id, zone_id) is None
-    ):
+    if zone_id is not None and get_zone(conn, principal.organization_id, zone_id) is None:
         raise InvalidTask("hosted_zone_id", f"hosted zone {zone_id} does not exist")
 
 
@@ -107,9 +100,9 @@ class CheckedParams:
     outside_allowed_scope: str | None = None
 
 
-def allowed_scope(site: Mapping[str, Any]) -> TargetSet:
+def allowed_scope(site: Site) -> TargetSet:
     """Where operators may scan in a site: its allowed scope, or else its scope."""
-    text = site["allowed_scope"] or site["scope"]
+    text = site.allowed_scope or site.scope
     return parse_targets(text, field="allowed_scope", ipv6_min_prefix=None)
 
 
@@ -117,7 +110,7 @@ def validated_params(
     conn: Connection,
     principal: Principal,
     kind: TaskKind,
-    site: Mapping[str, Any],
+    site: Site,
     params: Mapping[str, Any],
 ) -> CheckedParams:
     """Params checked by the task's kind (a scan's: SPEC §7, the organization's scope and
@@ -129,8 +122,8 @@ def validated_params(
             raise InvalidTask("params", f"a {kind.label.lower()} takes no params")
         return CheckedParams({})
     context = ParamsContext(
-        site_scope=site["scope"],
-        site_excludes=site["excludes"],
+        site_scope=site.scope,
+        site_excludes=site.excludes,
         scope_cap=accounts.organization_scope_cap(conn, principal.organization_id),
         probe_cap=accounts.organization_probe_cap(conn, principal.organization_id),
     )
@@ -151,7 +144,7 @@ def validated_params(
     if not allowed:
         raise InvalidTask(
             "params.targets",
-            f"the site '{site['name']}' has neither a scope nor an allowed scope, so operators "
+            f"the site '{site.name}' has neither a scope nor an allowed scope, so operators "
             "cannot scan in it; ask an admin to set its allowed scope",
             outside.target.text,
         )
@@ -163,7 +156,7 @@ def validated_params(
     raise InvalidTask(
         "params.targets",
         f"{quote_token(outside.target.text)} is outside the allowed scope of the site "
-        f"'{site['name']}' ({reaches}); operators scan only inside it: narrow the targets, "
+        f"'{site.name}' ({reaches}); operators scan only inside it: narrow the targets, "
         "or ask an admin to widen the site's allowed scope",
         outside.target.text,
     )
@@ -172,9 +165,10 @@ def validated_params(
 def _audit_outside_scope(
     conn: Connection,
     principal: Principal,
-    site: Mapping[str, Any],
+    site: Site,
     task: Task,
     target: str | None,
+    now: datetime,
 ) -> None:
     if target is None:
         return
@@ -185,7 +179,8 @@ def _audit_outside_scope(
         action="scan_outside_allowed_scope",
         object_type="task",
         object_id=task.id,
-        details={"site": site["name"], "target": target, "targets": task.params.get("targets")},
+        details={"site": site.name, "target": target, "targets": task.params.get("targets")},
+        at=now,
     )
 
 
@@ -231,18 +226,17 @@ def stored_recurrence(
 
 
 def create_task(
-    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime | None = None
+    conn: Connection, principal: Principal, body: Mapping[str, Any], *, now: datetime
 ) -> Task:
     """Create a task of a kind users create (a scan unless `type` says otherwise): now, at
     `start_time`, or as a recurring template."""
-    now = now or _now()
     kind = _creatable_kind(body.get("type", kinds.SCAN.type))
     site = _site_for(conn, principal, body.get("site_id"))
     _check_runner(conn, principal, kind, body.get("explorer_id"), body.get("hosted_zone_id"))
     checked = validated_params(conn, principal, kind, site, body.get("params") or {})
     values: dict[str, Any] = {
         "organization_id": principal.organization_id,
-        "site_id": site["id"],
+        "site_id": site.id,
         "name": body["name"].strip(),
         "description": body.get("description", ""),
         "type": kind.type,
@@ -276,8 +270,9 @@ def create_task(
         object_type="task",
         object_id=task.id,
         details={"name": task.name},
+        at=now,
     )
-    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope)
+    _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope, now)
     return task
 
 
@@ -294,11 +289,10 @@ def update_task(
     task_id: int,
     changes: Mapping[str, Any],
     *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Task:
     """Edit a task. What it will do (params, runner, times) only changes before it runs;
     a template's edits apply to future runs only."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     status = task.status
     kind = kinds.kind_of(task.type)
@@ -370,13 +364,14 @@ def update_task(
         object_type="task",
         object_id=task_id,
         details={"fields": sorted(values)},
+        at=now,
     )
     if checked is not None:
-        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope)
+        _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope, now)
     return updated
 
 
-def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
+def stop_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Ask a running task to stop (it becomes `stopping` until its runner confirms);
     a task that has not launched yet stops at once."""
     task = _load(conn, principal, task_id)
@@ -395,7 +390,8 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         target,
         actor=principal.email,
         message=f"stop requested by {principal.email}",
-        changes={"stop_requested_at": datetime.now(UTC)} if target is TaskStatus.STOPPING else None,
+        changes={"stop_requested_at": now} if target is TaskStatus.STOPPING else None,
+        now=now,
     )
     audit(
         conn,
@@ -404,16 +400,16 @@ def stop_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         action="stop",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
 
-def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
+def remove_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> None:
     """Remove a task from every view. Past runs of a template stay in the history;
     a task that is running must be stopped first."""
     task = _load(conn, principal, task_id)
     status = task.status
-    now = _now()
     if not task.recur and status is TaskStatus.NEW:
         task = task_store.transition(
             conn,
@@ -451,10 +447,13 @@ def remove_task(conn: Connection, principal: Principal, task_id: int) -> None:
         object_type="task",
         object_id=task_id,
         details={"name": task.name},
+        at=now,
     )
 
 
-def hide_task(conn: Connection, principal: Principal, task_id: int, *, hidden: bool) -> Task:
+def hide_task(
+    conn: Connection, principal: Principal, task_id: int, *, hidden: bool, now: datetime
+) -> Task:
     _load(conn, principal, task_id)
     return task_store.edit_task(
         conn,
@@ -464,10 +463,11 @@ def hide_task(conn: Connection, principal: Principal, task_id: int, *, hidden: b
         actor=principal.email,
         message="hidden" if hidden else "shown again",
         event_kind=EventKind.HIDDEN if hidden else EventKind.SHOWN,
+        now=now,
     )
 
 
-def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
+def pause_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     task = _load(conn, principal, task_id)
     if not task.recur:
         raise IllegalTransition(
@@ -483,6 +483,7 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         actor=principal.email,
         message=f"paused by {principal.email}",
         changes={"recur_next": None, "wait_reason": None},
+        now=now,
     )
     audit(
         conn,
@@ -491,15 +492,13 @@ def pause_task(conn: Connection, principal: Principal, task_id: int) -> Task:
         action="pause",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
 
-def resume_task(
-    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
-) -> Task:
+def resume_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Resume a paused template; its next run is the next occurrence from now."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     if not task.recur:
         raise IllegalTransition(
@@ -527,6 +526,7 @@ def resume_task(
         action="resume",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 
@@ -537,10 +537,9 @@ def spawn_run(
     *,
     occurrence: datetime,
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Task:
     """Create one run of a recurring template: a standard task with the params snapshotted."""
-    now = now or _now()
     run = task_store.create_task(
         conn, scheduling.run_values(template, occurrence), actor=actor, now=now
     )
@@ -557,11 +556,8 @@ def spawn_run(
     return run
 
 
-def run_now(
-    conn: Connection, principal: Principal, task_id: int, *, now: datetime | None = None
-) -> Task:
+def run_now(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Launch a template's run (or a scheduled task) now instead of at its next time."""
-    now = now or _now()
     task = _load(conn, principal, task_id)
     status = task.status
     if task.recur:
@@ -592,11 +588,12 @@ def run_now(
         action="run_now",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return run
 
 
-def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task:
+def reprocess_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Queue a finished task's stored data for processing again."""
     task = _load(conn, principal, task_id)
     if not task.size_data:
@@ -612,6 +609,7 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task
         TaskStatus.PROCESSING_QUEUED,
         actor=principal.email,
         message=f"reprocess requested by {principal.email}",
+        now=now,
     )
     audit(
         conn,
@@ -620,6 +618,7 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int) -> Task
         action="reprocess",
         object_type="task",
         object_id=task_id,
+        at=now,
     )
     return updated
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.security.passwords import hash_password
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_token
@@ -47,10 +48,6 @@ class Role(StrEnum):
 _RANKS = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class Principal:
     """Who is calling, in which organization, with which role."""
@@ -69,12 +66,14 @@ def create_organization(
     *,
     scope_cap: int = DEFAULT_SCOPE_CAP,
     probe_cap: int = DEFAULT_PROBE_CAP,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
+    created_at = now or SYSTEM_CLOCK.now()
     try:
         with conn.begin_nested():
             org_id = conn.execute(
                 insert(organizations)
-                .values(name=name, scope_cap=scope_cap, probe_cap=probe_cap, created_at=_now())
+                .values(name=name, scope_cap=scope_cap, probe_cap=probe_cap, created_at=created_at)
                 .returning(organizations.c.id)
             ).scalar_one()
     except IntegrityError as exc:
@@ -118,6 +117,7 @@ def create_user(
     password: str | None,
     name: str = "",
     is_superuser: bool = False,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     try:
         with conn.begin_nested():
@@ -129,7 +129,7 @@ def create_user(
                     password_hash=hash_password(password) if password else None,
                     is_superuser=is_superuser,
                     is_active=True,
-                    created_at=_now(),
+                    created_at=now or SYSTEM_CLOCK.now(),
                 )
                 .returning(users.c.id)
             ).scalar_one()
@@ -194,12 +194,22 @@ def count_users(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(users)).scalar_one())
 
 
-def set_membership(conn: Connection, organization_id: int, user_id: int, role: Role) -> None:
+def set_membership(
+    conn: Connection,
+    organization_id: int,
+    user_id: int,
+    role: Role,
+    *,
+    now: datetime | None = None,
+) -> None:
     existing = membership_role(conn, organization_id, user_id)
     if existing is None:
         conn.execute(
             insert(memberships).values(
-                organization_id=organization_id, user_id=user_id, role=role.value, created_at=_now()
+                organization_id=organization_id,
+                user_id=user_id,
+                role=role.value,
+                created_at=now or SYSTEM_CLOCK.now(),
             )
         )
     else:
@@ -348,11 +358,17 @@ def _invitation(row: Any) -> Invitation:
 
 
 def create_invitation(
-    conn: Connection, organization_id: int, user_id: int, role: Role, *, invited_by: str
+    conn: Connection,
+    organization_id: int,
+    user_id: int,
+    role: Role,
+    *,
+    invited_by: str,
+    now: datetime | None = None,
 ) -> Invitation:
     """Invite an account; an expired invitation to the same organization is replaced, a
     pending one is a conflict."""
-    now = _now()
+    now = now or SYSTEM_CLOCK.now()
     conn.execute(
         delete(invitations).where(
             invitations.c.organization_id == organization_id,
@@ -417,6 +433,7 @@ def create_token(
     kind: str = "api",
     expires_at: datetime | None = None,
     issued: IssuedToken | None = None,
+    now: datetime | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Create a token; return its row and the plaintext, which is never stored."""
     issued = issued or issue_token()
@@ -429,7 +446,7 @@ def create_token(
             kind=kind,
             lookup=issued.lookup,
             secret_hash=issued.secret_hash,
-            created_at=_now(),
+            created_at=now or SYSTEM_CLOCK.now(),
             expires_at=expires_at,
         )
         .returning(api_tokens.c.id)
@@ -536,7 +553,7 @@ def resolve_token(
     )
     if row is None or not secret_matches(secret, row["secret_hash"]) or not row["is_active"]:
         return None
-    now = now or _now()
+    now = now or SYSTEM_CLOCK.now()
     if row["expires_at"] is not None and row["expires_at"] <= now:
         return None
     principal = Principal(
@@ -551,8 +568,9 @@ def resolve_token(
     return principal, stale
 
 
-def touch_token(conn: Connection, token_id: int) -> None:
-    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=_now()))
+def touch_token(conn: Connection, token_id: int, *, now: datetime | None = None) -> None:
+    used_at = now or SYSTEM_CLOCK.now()
+    conn.execute(update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=used_at))
 
 
 def organization_scope_cap(conn: Connection, organization_id: int) -> int:

@@ -127,14 +127,14 @@ def audit(
     object_type: str,
     object_id: int | None,
     details: Mapping[str, Any] | None = None,
-    at: datetime | None = None,
+    at: datetime,
 ) -> None:
-    """Append to the audit trail of who created, edited, stopped or removed what
-    (now, unless `at` says when)."""
+    """Append to the audit trail of who created, edited, stopped or removed what, and
+    when (`at`)."""
     conn.execute(
         insert(audit_events).values(
             organization_id=organization_id,
-            at=at or datetime.now(UTC),
+            at=at,
             actor=actor,
             action=action,
             object_type=object_type,

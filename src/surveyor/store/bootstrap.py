@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from surveyor.security.passwords import generate_password, password_problem
@@ -68,17 +68,17 @@ class Bootstrap:
     credentials_file: Path | None
 
 
-def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
-    """Create the first organization, site and admin once; later starts do nothing. A weak
-    password or token in the environment is refused (`BootstrapSettingRefused`) and nothing
-    is created."""
+def bootstrap_if_empty(db: Database, data_dir: Path, *, now: datetime) -> Bootstrap | None:
+    """Create the first organization, site and admin once (at `now`); later starts do
+    nothing. A weak password or token in the environment is refused
+    (`BootstrapSettingRefused`) and nothing is created."""
     chosen = FirstStartSettings.from_environment()
     email, chosen_password, bootstrap_token = chosen.email, chosen.password, chosen.token
     with db.write() as conn:
         if accounts.count_users(conn) > 0:
             return None
         password = chosen_password or generate_password()
-        org = accounts.create_organization(conn, DEFAULT_ORGANIZATION)
+        org = accounts.create_organization(conn, DEFAULT_ORGANIZATION, now=now)
         create_record(
             conn,
             sites,
@@ -89,11 +89,12 @@ def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
                 "scope": DEFAULT_SCOPE,
                 "excludes": "",
             },
+            now=now,
         )
         user = accounts.create_user(
-            conn, email, password=password, name="Administrator", is_superuser=True
+            conn, email, password=password, name="Administrator", is_superuser=True, now=now
         )
-        accounts.set_membership(conn, org["id"], user["id"], accounts.Role.ADMIN)
+        accounts.set_membership(conn, org["id"], user["id"], accounts.Role.ADMIN, now=now)
         if bootstrap_token:
             accounts.create_token(
                 conn,
@@ -101,6 +102,7 @@ def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
                 organization_id=org["id"],
                 name="bootstrap",
                 issued=token_from_plaintext(bootstrap_token),
+                now=now,
             )
         audit(
             conn,
@@ -110,6 +112,7 @@ def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
             object_type="organization",
             object_id=org["id"],
             details={"admin": email},
+            at=now,
         )
     if chosen_password:
         return Bootstrap(email, None, None)
@@ -117,7 +120,7 @@ def bootstrap_if_empty(db: Database, data_dir: Path) -> Bootstrap | None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(
-            f"# Surveyor first admin, created {datetime.now(UTC).isoformat(timespec='seconds')}\n"
+            f"# Surveyor first admin, created {now.isoformat(timespec='seconds')}\n"
             f"email: {email}\npassword: {password}\n"
             "# Change the password after logging in, then delete this file.\n"
         )

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from surveyor.core import kinds
+from surveyor.core.resources import Explorer, HostedZone
 from surveyor.core.task import Task
 from surveyor.core.tasks import EXPLORER_OCCUPYING_STATUSES, Tab, TaskStatus
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
@@ -157,8 +158,8 @@ def name_taken(conn: Connection, organization_id: int, name: str) -> bool:
 
 
 def create_explorer(
-    conn: Connection, organization_id: int, values: Mapping[str, Any]
-) -> tuple[dict[str, Any], str]:
+    conn: Connection, organization_id: int, values: Mapping[str, Any], *, now: datetime
+) -> tuple[Explorer, str]:
     """Create an explorer with a fresh secret; return its row and the plaintext secret.
 
     Raises `records.Conflict` when the name is taken in the organization.
@@ -174,24 +175,32 @@ def create_explorer(
             "secret_lookup": issued.lookup,
             "secret_hash": issued.secret_hash,
         },
+        now=now,
     )
-    return row, issued.plaintext
+    return Explorer.from_row(row), issued.plaintext
 
 
-def explorer_by_secret(conn: Connection, plaintext: str) -> dict[str, Any] | None:
+def explorer_by_secret(conn: Connection, plaintext: str) -> Explorer | None:
     """The explorer this secret belongs to, or None (unknown, wrong, or deleted)."""
     parts = split_secret(plaintext, EXPLORER_SECRET_PREFIX)
     if parts is None:
         return None
     lookup, secret = parts
-    row = _row(conn, select(explorers).where(explorers.c.secret_lookup == lookup))
-    if row is None or not row["secret_hash"] or not secret_matches(secret, row["secret_hash"]):
+    found = _explorer(conn, select(explorers).where(explorers.c.secret_lookup == lookup))
+    if found is None or not found.secret_hash or not secret_matches(secret, found.secret_hash):
         return None
-    return row
+    return found
 
 
-def get_explorer(conn: Connection, explorer_id: int) -> dict[str, Any] | None:
-    return _row(conn, select(explorers).where(explorers.c.id == explorer_id))
+def _explorer(conn: Connection, query: Any) -> Explorer | None:
+    row = conn.execute(query).mappings().first()
+    return Explorer.from_row(row) if row is not None else None
+
+
+def get_explorer(conn: Connection, explorer_id: int) -> Explorer | None:
+    """The explorer with this id, whatever its organization (for the explorer protocol and
+    the supervisor; pages and the API use `records.get_explorer`)."""
+    return _explorer(conn, select(explorers).where(explorers.c.id == explorer_id))
 
 
 def record_checkin(
@@ -232,15 +241,16 @@ def record_poll_dropped(
     return result.rowcount == 1
 
 
-def lock_explorer(conn: Connection, explorer_id: int) -> dict[str, Any] | None:
+def lock_explorer(conn: Connection, explorer_id: int) -> Explorer | None:
     """Read the explorer and hold it until the transaction ends, so that two consoles never
     launch two scans on one explorer."""
-    return _row(conn, select(explorers).where(explorers.c.id == explorer_id).with_for_update())
+    return _explorer(conn, select(explorers).where(explorers.c.id == explorer_id).with_for_update())
 
 
-def lock_zone(conn: Connection, zone_id: int) -> dict[str, Any] | None:
+def lock_zone(conn: Connection, zone_id: int) -> HostedZone | None:
     """Read the hosted zone and hold it, so that concurrent launches count its slots in turn."""
-    return _row(conn, select(hosted_zones).where(hosted_zones.c.id == zone_id).with_for_update())
+    row = _row(conn, select(hosted_zones).where(hosted_zones.c.id == zone_id).with_for_update())
+    return HostedZone.from_row(row) if row is not None else None
 
 
 def tasks_on_explorer(conn: Connection, explorer_id: int) -> list[Task]:
@@ -338,24 +348,24 @@ def _due_scans(now: datetime) -> Any:
     return _due_tasks(now, kinds.launched_on_explorers())
 
 
-def _meant_for(explorer: Mapping[str, Any]) -> Any:
+def _meant_for(explorer: Explorer) -> Any:
     """Tasks this explorer may run: its own, its zone's, and unassigned ones of its site
     (an explorer without a site serves every site)."""
     unassigned = and_(tasks.c.explorer_id.is_(None), tasks.c.hosted_zone_id.is_(None))
-    if explorer["site_id"] is not None:
-        unassigned = and_(unassigned, tasks.c.site_id == explorer["site_id"])
-    choices = [tasks.c.explorer_id == explorer["id"], unassigned]
-    if explorer["hosted_zone_id"] is not None:
+    if explorer.site_id is not None:
+        unassigned = and_(unassigned, tasks.c.site_id == explorer.site_id)
+    choices = [tasks.c.explorer_id == explorer.id, unassigned]
+    if explorer.hosted_zone_id is not None:
         choices.append(
             and_(
                 tasks.c.explorer_id.is_(None),
-                tasks.c.hosted_zone_id == explorer["hosted_zone_id"],
+                tasks.c.hosted_zone_id == explorer.hosted_zone_id,
             )
         )
-    return and_(tasks.c.organization_id == explorer["organization_id"], or_(*choices))
+    return and_(tasks.c.organization_id == explorer.organization_id, or_(*choices))
 
 
-def has_launch_candidates(conn: Connection, explorer: Mapping[str, Any], *, now: datetime) -> bool:
+def has_launch_candidates(conn: Connection, explorer: Explorer, *, now: datetime) -> bool:
     """Whether any due scan could go to this explorer (a cheap read before a claim)."""
     found = conn.execute(
         select(tasks.c.id).where(_due_scans(now), _meant_for(explorer)).limit(1)
@@ -364,7 +374,7 @@ def has_launch_candidates(conn: Connection, explorer: Mapping[str, Any], *, now:
 
 
 def next_launch_candidate(
-    conn: Connection, explorer: Mapping[str, Any], *, now: datetime, passed: Iterable[int] = ()
+    conn: Connection, explorer: Explorer, *, now: datetime, passed: Iterable[int] = ()
 ) -> Task | None:
     """The soonest due scan this explorer may run (other than the `passed` ones), locked
     for this transaction. A row another console is launching right now is skipped rather

@@ -33,7 +33,9 @@ from sqlalchemy import (
 )
 
 from surveyor.core.fingerprint import KnownAsset, Service, address_key
+from surveyor.core.inventory import Asset, AssetService, CandidateAsset, OfflineAsset, split_lines
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
+from surveyor.core.rows import Row
 from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
@@ -82,7 +84,7 @@ class Candidates:
     """Assets of a site that a batch of answers may belong to, and what they share with it:
     `keys` holds ("mac" | "address" | "name", value, asset id) for every match found."""
 
-    rows: dict[int, dict[str, Any]]
+    assets: dict[int, CandidateAsset]
     keys: list[tuple[str, str, int]]
 
 
@@ -112,12 +114,12 @@ def assets_sharing_identity(
         for chunk in _chunks(sorted(wanted)):
             query = select(value, found).where(site == site_id, key.in_(list(chunk)))
             keys.extend((kind, shared, asset_id) for shared, asset_id in conn.execute(query).all())
-    rows: dict[int, dict[str, Any]] = {}
+    candidates: dict[int, CandidateAsset] = {}
     for chunk in _chunks(sorted({asset_id for _, _, asset_id in keys})):
         query = select(*_CANDIDATE_COLUMNS).where(assets.c.id.in_(list(chunk)))
         for row in conn.execute(query).mappings().all():
-            rows[row["id"]] = dict(row)
-    return Candidates(rows, keys)
+            candidates[row["id"]] = CandidateAsset.from_row(row)
+    return Candidates(candidates, keys)
 
 
 def asset_identities(
@@ -134,9 +136,9 @@ def asset_identities(
     return found
 
 
-def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[dict[str, Any]]]:
+def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetService]]:
     """The services of some assets as the API shows them, by asset id, in port order."""
-    by_asset: dict[int, list[dict[str, Any]]] = {asset_id: [] for asset_id in asset_ids}
+    by_asset: dict[int, list[AssetService]] = {asset_id: [] for asset_id in asset_ids}
     for chunk in _chunks(sorted(asset_ids)):
         query = (
             select(services)
@@ -144,34 +146,19 @@ def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[
             .order_by(services.c.asset_id, services.c.proto, services.c.port)
         )
         for row in conn.execute(query).mappings():
-            found = dict(row)
-            found["tls_sans"] = _split_lines(found["tls_sans"])
-            by_asset[row["asset_id"]].append(found)
+            by_asset[row["asset_id"]].append(AssetService.from_row(row))
     return by_asset
 
 
-SERVICE_FIELDS = (
-    "port",
-    "proto",
-    "state",
-    "name",
-    "banner",
-    "product",
-    "http_status",
-    "http_server",
-    "http_title",
-    "tls_subject",
-    "tls_issuer",
-    "tls_sans",
-    "tls_not_before",
-    "tls_not_after",
-    "tls_sha256",
-)
-_SANS = SERVICE_FIELDS.index("tls_sans")
+#: The columns of a service row that matching and merging compare: the rule's own fields.
+SERVICE_FIELDS: tuple[str, ...] = Service._fields
 
 
-def _split_lines(text: str) -> list[str]:
-    return [line for line in text.split("\n") if line] if text else []
+def service_from_row(row: Row) -> Service:
+    """A service row as matching and merging see it, field by column name."""
+    values = {name: row[name] for name in SERVICE_FIELDS}
+    values["tls_sans"] = split_lines(row["tls_sans"])
+    return Service(**values)
 
 
 def known_services(
@@ -186,10 +173,8 @@ def known_services(
             .where(services.c.asset_id.in_(list(chunk)))
             .order_by(services.c.asset_id, services.c.proto, services.c.port)
         )
-        for row in conn.execute(query).all():
-            values = list(row[2:])
-            values[_SANS] = tuple(_split_lines(values[_SANS]))
-            by_asset[row[1]].append((row[0], Service(*values)))
+        for row in conn.execute(query).mappings():
+            by_asset[row["asset_id"]].append((row["id"], service_from_row(row)))
     return by_asset
 
 
@@ -201,22 +186,22 @@ def service_values(service: Service) -> dict[str, Any]:
 
 
 def known_asset(
-    row: Mapping[str, Any],
+    candidate: CandidateAsset,
     identity: tuple[tuple[str, ...], tuple[str, ...]],
     found: Iterable[tuple[int, Service]],
 ) -> KnownAsset:
     """An asset as the matching and comparing rules see it."""
     addresses, hostnames = identity
     return KnownAsset(
-        id=row["id"],
+        id=candidate.id,
         addresses=addresses,
-        mac=row["mac"],
+        mac=candidate.mac,
         hostnames=hostnames,
         services=tuple(service for _, service in found),
-        os=row["os"],
-        alive=bool(row["alive"]),
-        first_seen=row["first_seen"],
-        last_seen=row["last_seen"],
+        os=candidate.os,
+        alive=candidate.alive,
+        first_seen=candidate.first_seen,
+        last_seen=candidate.last_seen,
     )
 
 
@@ -248,6 +233,7 @@ _ASSET_STATE = (
     "last_task_id",
     "last_run_id",
 )
+#: What `touch_assets` writes of an asset that answered unchanged.
 _ASSET_SEEN = ("alive", "first_seen", "last_seen", "last_task_id", "last_run_id", "state_hash")
 
 
@@ -266,7 +252,6 @@ def _update_by_id(
 
 #: Rows per statement of `_touch_assets_postgresql` (PostgreSQL takes 65,535 parameters).
 TOUCH_CHUNK = 1000
-_TOUCH_TYPES = ("bigint", "boolean", "timestamptz", "timestamptz", "bigint", "bigint", "varchar")
 
 
 def _driver_values(conn: Connection, columns: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
@@ -294,8 +279,10 @@ def _touch_assets_postgresql(conn: Connection, params: Sequence[tuple[Any, ...]]
     """One `UPDATE … FROM (VALUES …)` per 1,000 assets instead of a statement per asset;
     written out by hand, since compiling a thousand-row VALUES costs more than it saves."""
     columns = ("id", *_ASSET_SEEN)
-    first = "(" + ", ".join(f"%s::{kind}" for kind in _TOUCH_TYPES) + ")"
-    other = "(" + ", ".join("%s" for _ in _TOUCH_TYPES) + ")"
+    # The first row casts each value to its column's own type; the others follow it.
+    kinds = [assets.c[name].type.compile(dialect=conn.dialect) for name in columns]
+    first = "(" + ", ".join(f"%s::{kind}" for kind in kinds) + ")"
+    other = "(" + ", ".join("%s" for _ in columns) + ")"
     assignments = ", ".join(f"{name} = given.{name}" for name in _ASSET_SEEN)
     for chunk in _chunks(params, TOUCH_CHUNK):
         listed = ", ".join([first] + [other] * (len(chunk) - 1))
@@ -434,9 +421,7 @@ def silent_assets_in_scope(
     return sorted(found)
 
 
-def mark_offline(
-    conn: Connection, asset_ids: Sequence[int], *, run_id: int
-) -> list[dict[str, Any]]:
+def mark_offline(conn: Connection, asset_ids: Sequence[int], *, run_id: int) -> list[OfflineAsset]:
     """Mark assets offline unless something claimed them meanwhile; the rows it marked."""
     if not asset_ids:
         return []
@@ -450,7 +435,10 @@ def mark_offline(
         .values(alive=False)
         .returning(assets.c.id, assets.c.address, assets.c.hostname, assets.c.last_seen)
     )
-    return [dict(row) for row in conn.execute(statement).mappings()]
+    return [
+        OfflineAsset(id=row.id, address=row.address, hostname=row.hostname, last_seen=row.last_seen)
+        for row in conn.execute(statement)
+    ]
 
 
 # Processing runs -----------------------------------------------------------------------------
@@ -587,12 +575,12 @@ def list_runs(
 
 @dataclass(frozen=True)
 class AssetPage:
-    items: list[dict[str, Any]]
+    items: list[Asset]
     next_cursor: str | None
 
 
-def _encode_cursor(row: Mapping[str, Any]) -> str:
-    raw = json.dumps([row["address_key"], row["id"]], separators=(",", ":")).encode()
+def _encode_cursor(asset: Asset) -> str:
+    raw = json.dumps([asset.address_key, asset.id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -636,11 +624,11 @@ def list_assets(
         .mappings()
         .all()
     )
-    items = [dict(row) for row in rows[:limit]]
+    items = [Asset.from_row(row) for row in rows[:limit]]
     return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
 
 
-def get_asset(conn: Connection, organization_id: int, asset_id: int) -> dict[str, Any] | None:
+def get_asset(conn: Connection, organization_id: int, asset_id: int) -> Asset | None:
     row = (
         conn.execute(
             select(assets).where(
@@ -650,7 +638,7 @@ def get_asset(conn: Connection, organization_id: int, asset_id: int) -> dict[str
         .mappings()
         .first()
     )
-    return dict(row) if row is not None else None
+    return Asset.from_row(row) if row is not None else None
 
 
 def asset_counts_by_site(conn: Connection, organization_id: int) -> dict[int, dict[str, int]]:

@@ -1,35 +1,44 @@
 """Organization-scoped rows of the small resources: sites, hosted zones, explorers.
 
 Every read and write here takes the caller's organization, so another organization's row is
-simply not found.
+simply not found. The typed functions (`get_site`, `list_zones`, `update_explorer`, ...)
+return the frozen rows of `surveyor.core.resources`; the generic ones under them take a
+table and stay inside the store (and its tests' fixtures).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from surveyor.core.clock import SYSTEM_CLOCK
+from surveyor.core.resources import Explorer, HostedZone, Site
+from surveyor.core.rows import Row
+
 # The audit trail lives in its own module; callers that record from here keep working.
 from surveyor.store.audit import audit as audit
-from surveyor.store.schema import sites
+from surveyor.store.schema import explorers, hosted_zones, sites
+
+_Row = TypeVar("_Row")
 
 
 class Conflict(Exception):
     """A unique name is taken, or the row is still referenced."""
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def create_record(
-    conn: Connection, table: Table, organization_id: int, values: Mapping[str, Any]
+    conn: Connection,
+    table: Table,
+    organization_id: int,
+    values: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = _now()
+    now = now or SYSTEM_CLOCK.now()
     row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
     try:
         with conn.begin_nested():
@@ -100,9 +109,11 @@ def update_record(
     organization_id: int,
     record_id: int,
     changes: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
 ) -> dict[str, Any] | None:
     if changes:
-        values = {**changes, "updated_at": _now()}
+        values = {**changes, "updated_at": now or SYSTEM_CLOCK.now()}
         try:
             with conn.begin_nested():
                 conn.execute(
@@ -134,3 +145,91 @@ def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]
         )
     )
     return {row.id: row.name for row in rows}
+
+
+# Typed rows ----------------------------------------------------------------------------------
+
+
+class _Resource(Generic[_Row]):
+    """The reads and writes of one organization-scoped table, returning its frozen rows."""
+
+    def __init__(self, table: Table, make: Callable[[Row], _Row]) -> None:
+        self.table = table
+        self.make = make
+
+    def _made(self, row: Mapping[str, Any] | None) -> _Row | None:
+        return self.make(row) if row is not None else None
+
+    def get(self, conn: Connection, organization_id: int, record_id: int) -> _Row | None:
+        return self._made(get_record(conn, self.table, organization_id, record_id))
+
+    def find(self, conn: Connection, organization_id: int, name: str) -> _Row | None:
+        """The organization's row with this exact name."""
+        return self._made(find_by_name(conn, self.table, organization_id, name))
+
+    def page(
+        self,
+        conn: Connection,
+        organization_id: int,
+        *,
+        limit: int = 100,
+        after_id: int | None = None,
+    ) -> list[_Row]:
+        """The organization's rows by id, after `after_id`."""
+        rows = list_records(conn, self.table, organization_id, limit=limit, after_id=after_id)
+        return [self.make(row) for row in rows]
+
+    def count(self, conn: Connection, organization_id: int) -> int:
+        return count_records(conn, self.table, organization_id)
+
+    def create(
+        self,
+        conn: Connection,
+        organization_id: int,
+        values: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+    ) -> _Row:
+        """Raises `Conflict` when the name is taken in the organization."""
+        return self.make(create_record(conn, self.table, organization_id, values, now=now))
+
+    def update(
+        self,
+        conn: Connection,
+        organization_id: int,
+        record_id: int,
+        changes: Mapping[str, Any],
+        *,
+        now: datetime | None = None,
+    ) -> _Row | None:
+        """The row after the changes, or None if it does not exist; `Conflict` when the new
+        name is taken."""
+        return self._made(
+            update_record(conn, self.table, organization_id, record_id, changes, now=now)
+        )
+
+    def delete(self, conn: Connection, organization_id: int, record_id: int) -> bool:
+        return delete_record(conn, self.table, organization_id, record_id)
+
+
+_SITES = _Resource(sites, Site.from_row)
+get_site = _SITES.get
+find_site = _SITES.find
+list_sites = _SITES.page
+count_sites = _SITES.count
+create_site = _SITES.create
+update_site = _SITES.update
+delete_site = _SITES.delete
+
+_ZONES = _Resource(hosted_zones, HostedZone.from_row)
+get_zone = _ZONES.get
+list_zones = _ZONES.page
+create_zone = _ZONES.create
+update_zone = _ZONES.update
+delete_zone = _ZONES.delete
+
+_EXPLORERS = _Resource(explorers, Explorer.from_row)
+get_explorer = _EXPLORERS.get
+list_explorers = _EXPLORERS.page
+update_explorer = _EXPLORERS.update
+delete_explorer = _EXPLORERS.delete

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Boolean, ColumnElement, Connection, and_, literal, not_, or_, select, true
@@ -59,13 +59,13 @@ def compile_query(
 
 
 def compile_search(
-    conn: Connection, query: Query | None, catalogue: SqlCatalogue
+    conn: Connection, query: Query | None, catalogue: SqlCatalogue, *, now: datetime
 ) -> ColumnElement[bool] | None:
     """The WHERE condition for a parsed search on `conn`'s database, with ages measured from
     now; None when there is nothing to search for."""
     if query is None or query.root is None:
         return None
-    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=datetime.now(UTC))
+    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=now)
 
 
 def contains_pattern(needle: str) -> str:

@@ -45,6 +45,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.kinds import check_transition
 from surveyor.core.task import Task
 from surveyor.core.tasks import (
@@ -77,10 +78,6 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 MAX_PAGE_SIZE = 1000
 _TRANSITION_RETRIES = 5
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class TaskNotFound(Exception):
@@ -275,7 +272,7 @@ def create_task(
     conn: Connection, values: Mapping[str, Any], *, actor: str, now: datetime | None = None
 ) -> Task:
     """Insert a task in status `new` (templates too) and record its creation."""
-    now = now or utcnow()
+    now = now or SYSTEM_CLOCK.now()
     row: dict[str, Any] = {
         "description": "",
         "params": {},
@@ -342,7 +339,7 @@ def write_task(
     """Apply `changes` (columns and their new values; record `event`) if `task` is still the
     version we read, and return the task as written; raise `StaleTask` otherwise. The row's
     new tab, counts and change note follow from it."""
-    now = now or utcnow()
+    now = now or SYSTEM_CLOCK.now()
     before = task.as_row()
     merged = {**before, **changes, "updated_at": now}
     if "params" in changes:
@@ -537,7 +534,7 @@ def transition(
             current=current,
             requested=requested,
         )
-        when = now or utcnow()
+        when = now or SYSTEM_CLOCK.now()
         update_values: dict[str, Any] = {"status": requested.value}
         update_values.update(_timestamps_for(requested, when))
         if requested is not TaskStatus.NEW:

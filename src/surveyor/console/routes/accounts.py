@@ -6,7 +6,7 @@ The rules live in `service/accounts.py`; these handlers parse, call it and rende
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -53,8 +53,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _invitation_out(invitation: Invitation) -> dict[str, Any]:
-    return {**asdict(invitation), "expired": invitation.expired(datetime.now(UTC))}
+def _invitation_out(invitation: Invitation, now: datetime) -> dict[str, Any]:
+    return {**asdict(invitation), "expired": invitation.expired(now)}
 
 
 def _membership_out(membership: Membership) -> dict[str, Any]:
@@ -76,12 +76,14 @@ def _member_out(conn: Connection, organization_id: int, user_id: int) -> dict[st
     return member
 
 
-def _added_out(conn: Connection, organization_id: int, added: rules.MemberAdded) -> dict[str, Any]:
+def _added_out(
+    conn: Connection, organization_id: int, added: rules.MemberAdded, now: datetime
+) -> dict[str, Any]:
     member = accounts.get_member(conn, organization_id, added.user_id)
     return {
         "outcome": added.outcome.value,
         "member": member,
-        "invitation": _invitation_out(added.invitation) if added.invitation else None,
+        "invitation": _invitation_out(added.invitation, now) if added.invitation else None,
         "generated_password": added.generated_password,
     }
 
@@ -97,6 +99,7 @@ def login(body: LoginIn, request: Request, state: State) -> Any:
             email=body.email,
             password=body.password,
             source=login_source(request),
+            now=state.clock.now(),
             organization_id=body.organization_id,
         )
     except LoginRefused as refused:
@@ -130,7 +133,12 @@ def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) ->
     changes = AccountChanges(name=body.name, email=body.email)
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
-            conn, principal, principal.user_id, changes, current_password=body.current_password
+            conn,
+            principal,
+            principal.user_id,
+            changes,
+            current_password=body.current_password,
+            now=state.clock.now(),
         )
         return _member_out(conn, principal.organization_id, principal.user_id)
 
@@ -147,6 +155,7 @@ def change_password(body: PasswordChange, principal: Viewer, state: State) -> An
             principal.user_id,
             AccountChanges(password=body.new_password),
             current_password=body.current_password,
+            now=state.clock.now(),
         )
     return {"revoked_tokens": revoked}
 
@@ -172,8 +181,10 @@ def my_organizations(principal: Viewer, state: State) -> Any:
 )
 def my_invitations(principal: Viewer, state: State) -> Any:
     """Invitations to join other organizations that you may still accept."""
+    now = state.clock.now()
     with state.db.read() as conn:
-        return [_invitation_out(i) for i in rules.pending_invitations(conn, principal.user_id)]
+        pending = rules.pending_invitations(conn, principal.user_id, now=now)
+    return [_invitation_out(invitation, now) for invitation in pending]
 
 
 @router.post(
@@ -185,7 +196,9 @@ def my_invitations(principal: Viewer, state: State) -> Any:
 def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Any:
     """Join the inviting organization with the invited role (log in to it to work there)."""
     with account_rules(state, principal) as conn:
-        return _membership_out(rules.accept_invitation(conn, principal, invitation_id))
+        return _membership_out(
+            rules.accept_invitation(conn, principal, invitation_id, now=state.clock.now())
+        )
 
 
 @router.post(
@@ -196,7 +209,7 @@ def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) ->
 )
 def decline_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Response:
     with account_rules(state, principal) as conn:
-        rules.decline_invitation(conn, principal, invitation_id)
+        rules.decline_invitation(conn, principal, invitation_id, now=state.clock.now())
     return Response(status_code=204)
 
 
@@ -214,6 +227,7 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
     """Add someone by e-mail: without an account, a new account becomes a member at once
     (its password generated and shown once unless given); an existing account is invited
     and becomes a member only when it accepts."""
+    now = state.clock.now()
     with account_rules(state, principal) as conn:
         added = rules.add_member(
             conn,
@@ -223,8 +237,9 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
             role=Role(body.role),
             name=body.name,
             password=body.password,
+            now=now,
         )
-        return _added_out(conn, principal.organization_id, added)
+        return _added_out(conn, principal.organization_id, added, now)
 
 
 @router.get("/users/{user_id}", response_model=UserOut, tags=["users"], responses=_ERRORS)
@@ -249,6 +264,7 @@ def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: Stat
             role=Role(body.role) if body.role else None,
             changes=changes,
             current_password=body.current_password,
+            now=state.clock.now(),
         )
         return _member_out(conn, principal.organization_id, user_id)
 
@@ -258,7 +274,9 @@ def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
     """Remove a member from this organization; their sessions and tokens here are revoked
     (their account, other memberships and history stay)."""
     with account_rules(state, principal) as conn:
-        rules.remove_member(conn, principal, principal.organization_id, user_id)
+        rules.remove_member(
+            conn, principal, principal.organization_id, user_id, now=state.clock.now()
+        )
     return Response(status_code=204)
 
 
@@ -269,7 +287,7 @@ def list_invitations(principal: Admin, state: State) -> Any:
     """The organization's invitations that were neither accepted, declined nor revoked."""
     with state.db.read() as conn:
         found = accounts.list_invitations(conn, organization_id=principal.organization_id)
-    return [_invitation_out(i) for i in found]
+    return [_invitation_out(invitation, state.clock.now()) for invitation in found]
 
 
 @router.delete(
@@ -277,7 +295,9 @@ def list_invitations(principal: Admin, state: State) -> Any:
 )
 def revoke_invitation(invitation_id: IdPath, principal: Admin, state: State) -> Response:
     with account_rules(state, principal) as conn:
-        rules.revoke_invitation(conn, principal, principal.organization_id, invitation_id)
+        rules.revoke_invitation(
+            conn, principal, principal.organization_id, invitation_id, now=state.clock.now()
+        )
     return Response(status_code=204)
 
 
@@ -308,7 +328,12 @@ def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, s
     )
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
-            conn, principal, user_id, changes, current_password=body.current_password
+            conn,
+            principal,
+            user_id,
+            changes,
+            current_password=body.current_password,
+            now=state.clock.now(),
         )
         return _account_out(conn, user_id)
 
@@ -327,7 +352,11 @@ def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
     """Create an API token with your role; the token is shown only in this answer."""
     with state.db.write() as conn:
         row, plaintext = rules.create_token(
-            conn, principal, name=body.name, expires_in_days=body.expires_in_days
+            conn,
+            principal,
+            name=body.name,
+            expires_in_days=body.expires_in_days,
+            now=state.clock.now(),
         )
     return {**row, "token": plaintext}
 
@@ -336,7 +365,7 @@ def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
 def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
     """Delete one of your API tokens in this organization (sessions end by logging out)."""
     with account_rules(state, principal) as conn:
-        rules.delete_token(conn, principal, token_id)
+        rules.delete_token(conn, principal, token_id, now=state.clock.now())
     return Response(status_code=204)
 
 
@@ -361,6 +390,7 @@ def list_organizations(_principal: Superuser, state: State) -> Any:
 def create_organization(body: OrganizationCreate, principal: Superuser, state: State) -> Any:
     """Create an organization and say who runs it: you join it as its admin (`join`) and/or
     `admin_email` becomes its first admin (an existing account by invitation)."""
+    now = state.clock.now()
     with account_rules(state, principal) as conn:
         organization, added = rules.create_organization(
             conn,
@@ -370,8 +400,10 @@ def create_organization(body: OrganizationCreate, principal: Superuser, state: S
             probe_cap=body.probe_cap,
             join=body.join,
             admin_email=body.admin_email,
+            now=now,
         )
-        return {**organization, "members": [_added_out(conn, organization["id"], a) for a in added]}
+        members = [_added_out(conn, organization["id"], a, now) for a in added]
+        return {**organization, "members": members}
 
 
 @router.post(
@@ -386,6 +418,7 @@ def add_organization_member(
 ) -> Any:
     """Add someone to any organization, as `POST /users` does for its own admins (an
     existing account is invited; your own account joins at once)."""
+    now = state.clock.now()
     with account_rules(state, principal) as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
@@ -397,8 +430,9 @@ def add_organization_member(
             role=Role(body.role),
             name=body.name,
             password=body.password,
+            now=now,
         )
-        return _added_out(conn, org_id, added)
+        return _added_out(conn, org_id, added, now)
 
 
 @router.patch(
@@ -419,4 +453,5 @@ def update_organization(
             name=body.name,
             scope_cap=body.scope_cap,
             probe_cap=body.probe_cap if "probe_cap" in body.model_fields_set else None,
+            now=state.clock.now(),
         )

@@ -14,9 +14,10 @@ from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.presenters import asset_out
 from surveyor.console.reports import ChangeOut
-from surveyor.console.schemas import MAX_ID, AssetOut, IdPath
+from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, from_attributes
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.changes import ChangeKind
+from surveyor.core.inventory import AssetService
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory, records
 from surveyor.store.asset_search import ASSET_SEARCH
@@ -49,6 +50,10 @@ class ServiceOut(BaseModel):
     first_seen: datetime
     changed_at: datetime
 
+    @classmethod
+    def of(cls, service: AssetService) -> ServiceOut:
+        return from_attributes(cls, service)
+
 
 class AssetChangeOut(BaseModel):
     task_id: int
@@ -67,8 +72,8 @@ class AssetPage(BaseModel):
     next_cursor: str | None
 
 
-def _search_clause(conn: Connection, search: str | None) -> Any:
-    return compile_search(conn, parse(search or ""), ASSET_SEARCH)
+def _search_clause(conn: Connection, search: str | None, now: datetime) -> Any:
+    return compile_search(conn, parse(search or ""), ASSET_SEARCH, now=now)
 
 
 @router.get("", response_model=AssetPage, responses=_ERRORS)
@@ -78,11 +83,11 @@ def list_assets(
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=inventory.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> dict[str, Any]:
+) -> AssetPage:
     """One page of assets in address order, narrowed by `search`; pass `next_cursor` back
     for the next page."""
     with state.db.read() as conn:
-        clause = _search_clause(conn, search)
+        clause = _search_clause(conn, search, state.clock.now())
         try:
             page = inventory.list_assets(
                 conn, principal.organization_id, search=clause, limit=limit, cursor=cursor
@@ -90,29 +95,33 @@ def list_assets(
         except inventory.InvalidAssetCursor as exc:
             raise ApiError(400, "invalid_cursor", str(exc)) from exc
         names = records.site_names(
-            conn, principal.organization_id, {row["site_id"] for row in page.items}
+            conn, principal.organization_id, {asset.site_id for asset in page.items}
         )
-        found = inventory.services_of(conn, [row["id"] for row in page.items])
-    return {
-        "items": [asset_out(row, names, found[row["id"]]) for row in page.items],
-        "next_cursor": page.next_cursor,
-    }
+        found = inventory.services_of(conn, [asset.id for asset in page.items])
+    return AssetPage(
+        items=[asset_out(asset, names, found[asset.id]) for asset in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 @router.get("/{asset_id}", response_model=AssetDetail, responses=_ERRORS)
-def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> dict[str, Any]:
+def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
     """An asset with its services and its latest changes."""
     with state.db.read() as conn:
-        row = inventory.get_asset(conn, principal.organization_id, asset_id)
-        if row is None:
+        asset = inventory.get_asset(conn, principal.organization_id, asset_id)
+        if asset is None:
             raise not_found("asset", asset_id)
-        names = records.site_names(conn, principal.organization_id, {row["site_id"]})
+        names = records.site_names(conn, principal.organization_id, {asset.site_id})
         found = inventory.services_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
-    out = asset_out(row, names, found)
-    out["services"] = found
-    out["history"] = history
-    return out
+    return from_attributes(
+        AssetDetail,
+        asset,
+        site=names.get(asset.site_id, ""),
+        ports=[service.label for service in found],
+        services=[ServiceOut.of(service) for service in found],
+        history=history,
+    )
 
 
 # The change report of a task (served at /api/v1/tasks/{id}/changes) --------------------------

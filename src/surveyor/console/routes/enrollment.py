@@ -9,7 +9,7 @@ new enrollments with it; explorers already enrolled keep their own secrets. The 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -54,7 +54,7 @@ class EnrollmentTokenCreated(EnrollmentTokenOut):
 @router.post("", status_code=201, response_model=EnrollmentTokenCreated, responses=_ERRORS)
 def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: State) -> Any:
     """Create a token explorers enroll with; it is shown only in this answer."""
-    now = datetime.now(UTC)
+    now = state.clock.now()
     try:
         with state.db.write() as conn:
             row, plaintext = enrollment.create_token(
@@ -80,7 +80,7 @@ def list_enrollment_tokens(
     after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> Any:
     """The organization's enrollment tokens (never their secrets), revoked ones included."""
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
         rows = explorer_store.list_enrollment_tokens(
             conn, principal.organization_id, limit=limit, after_id=after
@@ -94,14 +94,14 @@ def get_enrollment_token(token_id: IdPath, principal: Admin, state: State) -> An
         row = explorer_store.get_enrollment_token(conn, principal.organization_id, token_id)
     if row is None:
         raise not_found("enrollment token", token_id)
-    return token_out(row, now=datetime.now(UTC))
+    return token_out(row, now=state.clock.now())
 
 
 @router.delete("/{token_id}", status_code=204, responses=_ERRORS)
 def revoke_enrollment_token(token_id: IdPath, principal: Admin, state: State) -> Response:
     """Revoke a token: no explorer can enroll with it any more (enrolled ones stay)."""
     with state.db.write() as conn:
-        row = enrollment.revoke_token(conn, principal, token_id, now=datetime.now(UTC))
+        row = enrollment.revoke_token(conn, principal, token_id, now=state.clock.now())
     if row is None:
         raise not_found("enrollment token", token_id)
     return Response(status_code=204)

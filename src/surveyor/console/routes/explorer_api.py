@@ -19,8 +19,7 @@ offline once `launch.POLL_RETURN_GRACE` passes without a new poll.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -33,6 +32,7 @@ from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import LimitExceeded
+from surveyor.core.resources import Explorer as ExplorerRow
 from surveyor.core.task import Task
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
@@ -60,10 +60,6 @@ _bearer = HTTPBearer(
     scheme_name="ExplorerSecret",
     description="The explorer's secret (`svx_…`), or an enrollment token (`sve_…`) to enroll.",
 )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ExplorerMessage(Strict):
@@ -158,7 +154,7 @@ class UploadOut(TaskStatusOut):
 def current_explorer(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     state: State,
-) -> dict[str, Any]:
+) -> ExplorerRow:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
             401,
@@ -177,7 +173,7 @@ def current_explorer(
     return explorer
 
 
-Explorer = Annotated[dict[str, Any], Depends(current_explorer)]
+Explorer = Annotated[ExplorerRow, Depends(current_explorer)]
 
 
 def _refused(exc: ReportRefused) -> ApiError:
@@ -201,34 +197,38 @@ def enroll(
     try:
         with state.db.write() as conn:
             explorer, secret = explorer_service.enroll(
-                conn, credentials.credentials, name=body.name, host=body.host_info(), now=_utcnow()
+                conn,
+                credentials.credentials,
+                name=body.name,
+                host=body.host_info(),
+                now=state.clock.now(),
             )
     except EnrollmentRefused as exc:
         raise ApiError(401, "enrollment_refused", str(exc)) from exc
     return {
-        "explorer_id": explorer["id"],
-        "organization_id": explorer["organization_id"],
-        "name": explorer["name"],
+        "explorer_id": explorer.id,
+        "organization_id": explorer.organization_id,
+        "name": explorer.name,
         "secret": secret,
     }
 
 
-def _check_in(state: ConsoleState, explorer: Mapping[str, Any], host: HostInfo) -> datetime:
-    now = _utcnow()
+def _check_in(state: ConsoleState, explorer: ExplorerRow, host: HostInfo) -> datetime:
+    now = state.clock.now()
     with state.db.write() as conn:
         explorer_service.check_in(conn, explorer, host, now=now)
     return now
 
 
-def _poll_dropped(
-    state: ConsoleState, explorer: Mapping[str, Any], checked_in_at: datetime
-) -> None:
+def _poll_dropped(state: ConsoleState, explorer: ExplorerRow, checked_in_at: datetime) -> None:
     with state.db.write() as conn:
-        explorer_service.poll_dropped(conn, explorer, checked_in_at=checked_in_at, now=_utcnow())
+        explorer_service.poll_dropped(
+            conn, explorer, checked_in_at=checked_in_at, now=state.clock.now()
+        )
 
 
 def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
-    now = _utcnow()
+    now = state.clock.now()
     with state.db.read() as conn:
         if not launch.may_have_work(conn, explorer_id, now=now):
             return None
@@ -267,7 +267,7 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
         if loop.time() >= check_at:
             # Armed before looking: work committed while we look wakes the wait below.
             armed = signal.arm()
-            assignment = await asyncio.to_thread(_next_work, state, explorer["id"])
+            assignment = await asyncio.to_thread(_next_work, state, explorer.id)
             if assignment is not None:
                 return {"task": assignment}
             check_at = loop.time() + settings.poll_recheck_seconds
@@ -290,7 +290,7 @@ def report_progress(task_id: IdPath, body: ProgressIn, explorer: Explorer, state
                 body.attempt_token,
                 collect=body.collect,
                 stats=body.stats,
-                now=_utcnow(),
+                now=state.clock.now(),
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -303,7 +303,7 @@ def confirm_stopped(task_id: IdPath, body: ReportIn, explorer: Explorer, state: 
     try:
         with state.db.write() as conn:
             task = explorer_service.confirm_stop(
-                conn, explorer, task_id, body.attempt_token, now=_utcnow()
+                conn, explorer, task_id, body.attempt_token, now=state.clock.now()
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -316,7 +316,7 @@ def report_failure(task_id: IdPath, body: FailedIn, explorer: Explorer, state: S
     try:
         with state.db.write() as conn:
             task = explorer_service.report_failure(
-                conn, explorer, task_id, body.attempt_token, error=body.error, now=_utcnow()
+                conn, explorer, task_id, body.attempt_token, error=body.error, now=state.clock.now()
             )
     except ReportRefused as exc:
         raise _refused(exc) from exc
@@ -386,7 +386,7 @@ async def upload_task_data(
     def begin() -> explorer_service.UploadStart:
         with state.db.write() as conn:
             return explorer_service.begin_upload(
-                conn, explorer, task_id, attempt_token, sha256=sha256, now=_utcnow()
+                conn, explorer, task_id, attempt_token, sha256=sha256, now=state.clock.now()
             )
 
     try:
@@ -443,7 +443,7 @@ async def upload_task_data(
                     size=incoming.size,
                     sha256=sha256,
                     store=incoming.commit,
-                    now=_utcnow(),
+                    now=state.clock.now(),
                     partial=partial,
                 )
 
@@ -455,9 +455,9 @@ async def upload_task_data(
 
 
 def _refuse_invalid(
-    state: ConsoleState, explorer: Mapping[str, Any], task_id: int, token: str, problem: str
+    state: ConsoleState, explorer: ExplorerRow, task_id: int, token: str, problem: str
 ) -> None:
     with state.db.write() as conn:
         explorer_service.refuse_invalid_data(
-            conn, explorer, task_id, token, problem=problem, now=_utcnow()
+            conn, explorer, task_id, token, problem=problem, now=state.clock.now()
         )

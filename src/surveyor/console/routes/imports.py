@@ -25,14 +25,14 @@ from surveyor.console.schemas import MAX_ID, TaskOut
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
+from surveyor.core.resources import Site
 from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing.records import TaskDataError, survey
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
-from surveyor.store.records import audit, find_by_name, get_record
-from surveyor.store.schema import sites
+from surveyor.store.records import audit, find_site, get_site
 from surveyor.store.taskdata import GZIP_MAGIC, TASKS_DIR, create_temp_file, task_data_path
 
 IMPORT_PATH = "/api/v1/imports"
@@ -110,18 +110,18 @@ def _refusal(exc: TaskDataError) -> ApiError:
     return ApiError(400, "invalid_task_data", f"the file is not Surveyor task data: {exc}", details)
 
 
-def _resolve_site(conn: Any, principal: Principal, site: str | None) -> dict[str, Any]:
+def _resolve_site(conn: Any, principal: Principal, site: str | None) -> Site:
     if site is None or not site.strip():
         default = accounts.default_site_id(conn, principal.organization_id)
-        found = get_record(conn, sites, principal.organization_id, default) if default else None
+        found = get_site(conn, principal.organization_id, default) if default else None
         if found is None:
             raise ApiError(400, "invalid_import", "this organization has no site yet")
         return found
     site = site.strip()
     found = None
     if site.isdigit() and int(site) <= MAX_ID:
-        found = get_record(conn, sites, principal.organization_id, int(site))
-    found = found or find_by_name(conn, sites, principal.organization_id, site)
+        found = get_site(conn, principal.organization_id, int(site))
+    found = found or find_site(conn, principal.organization_id, site)
     if found is None:
         raise ApiError(
             400, "invalid_import", f"there is no site {site!r}", {"field": "site", "site": site}
@@ -142,6 +142,7 @@ def _create_import(
     hosts: int,
 ) -> Task:
     final: Path | None = None
+    now = state.clock.now()
     try:
         with state.db.write() as conn:
             target = _resolve_site(conn, principal, site)
@@ -149,14 +150,15 @@ def _create_import(
                 conn,
                 {
                     "organization_id": principal.organization_id,
-                    "site_id": target["id"],
-                    "name": name or f"Import into {target['name']}",
+                    "site_id": target.id,
+                    "name": name or f"Import into {target.name}",
                     "description": description,
                     "type": kinds.IMPORT.type,
                     "created_by": principal.email,
                     "created_by_user_id": principal.user_id,
                 },
                 actor=principal.email,
+                now=now,
             )
             final = task_data_path(state.settings.data_dir, task.id)
             os.replace(upload.path, final)
@@ -173,6 +175,7 @@ def _create_import(
                     "stats": {"hosts": hosts},
                     "data_acquisition_ended_at": task.created_at,
                 },
+                now=now,
             )
             audit(
                 conn,
@@ -181,7 +184,8 @@ def _create_import(
                 action="import",
                 object_type="task",
                 object_id=task.id,
-                details={"site_id": target["id"], "hosts": hosts, "bytes": size},
+                details={"site_id": target.id, "hosts": hosts, "bytes": size},
+                at=now,
             )
     except BaseException:
         if final is not None:

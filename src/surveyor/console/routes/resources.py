@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -25,11 +25,11 @@ from surveyor.console.schemas import (
     SiteUpdate,
 )
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.core.resources import Explorer
 from surveyor.service import explorers as explorer_service
 from surveyor.service import resources as rules
 from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
-from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(prefix="/api/v1")
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -56,32 +56,34 @@ def resource_rules(state: ConsoleState) -> Iterator[Connection]:
 @router.get("/sites", response_model=list[SiteOut], tags=["sites"], responses=_ERRORS)
 def list_sites(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     with state.db.read() as conn:
-        rows = records.list_records(
-            conn, sites, principal.organization_id, limit=limit, after_id=after
-        )
-    return [rules.site_view(row) for row in rows]
+        found = records.list_sites(conn, principal.organization_id, limit=limit, after_id=after)
+    return [SiteOut.of(site) for site in found]
 
 
 @router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
-        return rules.create_site(conn, principal, body.model_dump())
+        return SiteOut.of(
+            rules.create_site(conn, principal, body.model_dump(), now=state.clock.now())
+        )
 
 
 @router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
     with state.db.read() as conn:
-        row = records.get_record(conn, sites, principal.organization_id, site_id)
-    if row is None:
+        site = records.get_site(conn, principal.organization_id, site_id)
+    if site is None:
         raise not_found("site", site_id)
-    return rules.site_view(row)
+    return SiteOut.of(site)
 
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     with resource_rules(state) as conn:
-        return rules.update_site(conn, principal, site_id, changes)
+        return SiteOut.of(
+            rules.update_site(conn, principal, site_id, changes, now=state.clock.now())
+        )
 
 
 @router.delete("/sites/{site_id}", status_code=204, tags=["sites"], responses=_ERRORS)
@@ -89,7 +91,7 @@ def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete a site; refused (409) for the organization's last site, and while its tasks
     run on or upload to explorers."""
     with resource_rules(state) as conn:
-        rules.delete_site(conn, principal, site_id)
+        rules.delete_site(conn, principal, site_id, now=state.clock.now())
     return Response(status_code=204)
 
 
@@ -98,10 +100,8 @@ def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
 )
 def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     with state.db.read() as conn:
-        rows = records.list_records(
-            conn, hosted_zones, principal.organization_id, limit=limit, after_id=after
-        )
-        return rules.zone_views(conn, rows)
+        zones = records.list_zones(conn, principal.organization_id, limit=limit, after_id=after)
+        return [HostedZoneOut.of(view) for view in rules.zone_views(conn, zones)]
 
 
 @router.post(
@@ -113,7 +113,9 @@ def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After
 )
 def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
-        return rules.create_zone(conn, principal, body.model_dump())
+        return HostedZoneOut.of(
+            rules.create_zone(conn, principal, body.model_dump(), now=state.clock.now())
+        )
 
 
 @router.get(
@@ -124,10 +126,10 @@ def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
 )
 def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
     with state.db.read() as conn:
-        row = records.get_record(conn, hosted_zones, principal.organization_id, zone_id)
-        if row is None:
+        zone = records.get_zone(conn, principal.organization_id, zone_id)
+        if zone is None:
             raise not_found("hosted zone", zone_id)
-        return rules.zone_view(conn, row)
+        return HostedZoneOut.of(rules.zone_view(conn, zone))
 
 
 @router.patch(
@@ -139,7 +141,9 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
 def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state: State) -> Any:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
     with resource_rules(state) as conn:
-        return rules.update_zone(conn, principal, zone_id, changes)
+        return HostedZoneOut.of(
+            rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
+        )
 
 
 @router.delete("/hosted-zones/{zone_id}", status_code=204, tags=["hosted zones"], responses=_ERRORS)
@@ -147,26 +151,28 @@ def delete_zone(zone_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete a hosted zone (its explorers leave it); refused (409) while its tasks run on
     or upload to explorers."""
     with resource_rules(state) as conn:
-        rules.delete_zone(conn, principal, zone_id)
+        rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
     return Response(status_code=204)
 
 
-def explorer_out(conn: Connection, row: Mapping[str, Any], *, online_window: int) -> dict[str, Any]:
-    current = explorer_service.current_tasks(conn, row["organization_id"])
-    return explorer_service.explorer_view(row, current, now=datetime.now(UTC), window=online_window)
+def explorer_out(
+    conn: Connection, explorer: Explorer, *, online_window: int, now: datetime
+) -> ExplorerOut:
+    current = explorer_service.current_tasks(conn, explorer.organization_id)
+    view = explorer_service.explorer_view(explorer, current, now=now, window=online_window)
+    return ExplorerOut.of(view)
 
 
 @router.get("/explorers", response_model=list[ExplorerOut], tags=["explorers"], responses=_ERRORS)
 def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     window = state.settings.online_window_seconds
     with state.db.read() as conn:
-        rows = records.list_records(
-            conn, explorers, principal.organization_id, limit=limit, after_id=after
-        )
+        found = records.list_explorers(conn, principal.organization_id, limit=limit, after_id=after)
         current = explorer_service.current_tasks(conn, principal.organization_id)
-        now = datetime.now(UTC)
+        now = state.clock.now()
         return [
-            explorer_service.explorer_view(row, current, now=now, window=window) for row in rows
+            ExplorerOut.of(explorer_service.explorer_view(e, current, now=now, window=window))
+            for e in found
         ]
 
 
@@ -175,10 +181,15 @@ def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: A
 )
 def get_explorer(explorer_id: IdPath, principal: Viewer, state: State) -> Any:
     with state.db.read() as conn:
-        row = records.get_record(conn, explorers, principal.organization_id, explorer_id)
-        if row is None:
+        explorer = records.get_explorer(conn, principal.organization_id, explorer_id)
+        if explorer is None:
             raise not_found("explorer", explorer_id)
-        return explorer_out(conn, row, online_window=state.settings.online_window_seconds)
+        return explorer_out(
+            conn,
+            explorer,
+            online_window=state.settings.online_window_seconds,
+            now=state.clock.now(),
+        )
 
 
 @router.patch(
@@ -190,8 +201,15 @@ def update_explorer(
     changes = body.model_dump(exclude_unset=True)
     changes = {k: v for k, v in changes.items() if v is not None or k == "site_id"}
     with resource_rules(state) as conn:
-        row = rules.update_explorer(conn, principal, explorer_id, changes)
-        return explorer_out(conn, row, online_window=state.settings.online_window_seconds)
+        explorer = rules.update_explorer(
+            conn, principal, explorer_id, changes, now=state.clock.now()
+        )
+        return explorer_out(
+            conn,
+            explorer,
+            online_window=state.settings.online_window_seconds,
+            now=state.clock.now(),
+        )
 
 
 @router.delete("/explorers/{explorer_id}", status_code=204, tags=["explorers"], responses=_ERRORS)
@@ -199,5 +217,5 @@ def delete_explorer(explorer_id: IdPath, principal: Admin, state: State) -> Resp
     """Delete an explorer and revoke its secret; refused (409) while a task occupies it
     (scanning, stopping or uploading its data)."""
     with resource_rules(state) as conn:
-        rules.delete_explorer(conn, principal, explorer_id)
+        rules.delete_explorer(conn, principal, explorer_id, now=state.clock.now())
     return Response(status_code=204)

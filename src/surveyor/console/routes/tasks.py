@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from sqlalchemy import Connection
@@ -68,10 +68,10 @@ def _invalid(exc: InvalidTask) -> ApiError:
     return ApiError(400, "invalid_task", exc.message, details)
 
 
-def _search_clause(conn: Connection, search: str | None) -> tuple[Any, bool]:
-    """The compiled search and whether it asks for hidden tasks."""
+def _search_clause(conn: Connection, search: str | None, now: datetime) -> tuple[Any, bool]:
+    """The compiled search (ages measured from `now`) and whether it asks for hidden tasks."""
     query = parse(search or "")
-    return compile_search(conn, query, TASK_SEARCH), mentions_key(query, "hidden")
+    return compile_search(conn, query, TASK_SEARCH, now=now), mentions_key(query, "hidden")
 
 
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
@@ -80,7 +80,9 @@ def create_task(body: TaskCreate, principal: Operator, state: State) -> TaskOut:
     another kind users create (`type`)."""
     try:
         with state.db.write() as conn:
-            task = task_service.create_task(conn, principal, body.model_dump(exclude_unset=True))
+            task = task_service.create_task(
+                conn, principal, body.model_dump(exclude_unset=True), now=state.clock.now()
+            )
     except InvalidTask as exc:
         raise _invalid(exc) from exc
     return task_out(task)
@@ -97,7 +99,7 @@ def list_tasks(
 ) -> dict[str, Any]:
     """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
     with state.db.read() as conn:
-        clause, include_hidden = _search_clause(conn, search)
+        clause, include_hidden = _search_clause(conn, search, state.clock.now())
         page = task_store.list_tasks(
             conn,
             principal.organization_id,
@@ -118,7 +120,7 @@ def count_tasks(
 ) -> dict[str, Any]:
     """How many tasks each tab holds, honouring the search; `all` counts every tab."""
     with state.db.read() as conn:
-        clause, include_hidden = _search_clause(conn, search)
+        clause, include_hidden = _search_clause(conn, search, state.clock.now())
         counts = task_store.count_tasks(
             conn, principal.organization_id, search=clause, include_hidden=include_hidden
         )
@@ -126,9 +128,9 @@ def count_tasks(
 
 
 @router.post("/preview", response_model=OccurrencesOut, responses=_ERRORS)
-def preview_recurrence(body: RecurrenceIn, _principal: Viewer) -> dict[str, Any]:
+def preview_recurrence(body: RecurrenceIn, _principal: Viewer, state: State) -> dict[str, Any]:
     """The next five occurrences of a recurrence, to show before saving."""
-    now = datetime.now(UTC)
+    now = state.clock.now()
     try:
         rec = task_service.parse_recurrence_input(body.model_dump(exclude_unset=True), now=now)
     except InvalidTask as exc:
@@ -154,7 +156,7 @@ def update_task(task_id: IdPath, body: TaskUpdate, principal: Operator, state: S
     try:
         with state.db.write() as conn:
             task = task_service.update_task(
-                conn, principal, task_id, body.model_dump(exclude_unset=True)
+                conn, principal, task_id, body.model_dump(exclude_unset=True), now=state.clock.now()
             )
     except InvalidTask as exc:
         raise _invalid(exc) from exc
@@ -165,19 +167,25 @@ def update_task(task_id: IdPath, body: TaskUpdate, principal: Operator, state: S
 def remove_task(task_id: IdPath, principal: Operator, state: State) -> Response:
     """Remove a task from every view; a template's past runs stay."""
     with state.db.write() as conn:
-        task_service.remove_task(conn, principal, task_id)
+        task_service.remove_task(conn, principal, task_id, now=state.clock.now())
     return Response(status_code=204)
+
+
+class _TaskAction(Protocol):
+    def __call__(
+        self, conn: Connection, principal: Principal, task_id: int, *, now: datetime
+    ) -> Task: ...
 
 
 def _action(
     name: str,
-    perform: Callable[[Connection, Principal, int], Task],
+    perform: _TaskAction,
     summary: str,
 ) -> None:
     def handler(task_id: IdPath, principal: Operator, state: State) -> TaskOut:
         try:
             with state.db.write() as conn:
-                return task_out(perform(conn, principal, task_id))
+                return task_out(perform(conn, principal, task_id, now=state.clock.now()))
         except InvalidTask as exc:
             raise _invalid(exc) from exc
 
@@ -209,7 +217,9 @@ def hide_task(
     """Hide a task from the tabs (`{"hidden": false}` shows it again)."""
     hidden = body.hidden if body is not None else True
     with state.db.write() as conn:
-        return task_out(task_service.hide_task(conn, principal, task_id, hidden=hidden))
+        return task_out(
+            task_service.hide_task(conn, principal, task_id, hidden=hidden, now=state.clock.now())
+        )
 
 
 @router.get("/{task_id}/runs", response_model=TaskPage, responses=_ERRORS)

@@ -41,7 +41,7 @@ def _page(
     with state.db.read() as conn:
         account = accounts.get_user(conn, principal.user_id) or {}
         memberships = accounts.list_memberships(conn, [principal.user_id])[principal.user_id]
-        invitations = rules.pending_invitations(conn, principal.user_id)
+        invitations = rules.pending_invitations(conn, principal.user_id, now=state.clock.now())
     context: dict[str, Any] = {
         "account": account,
         "memberships": memberships,
@@ -87,10 +87,12 @@ def _answer_invitation(
     try:
         with account_rules(state, principal) as conn:
             if accept:
-                membership = rules.accept_invitation(conn, principal, invitation_id)
+                membership = rules.accept_invitation(
+                    conn, principal, invitation_id, now=state.clock.now()
+                )
                 target = f"/account?joined={membership.organization_id}"
             else:
-                rules.decline_invitation(conn, principal, invitation_id)
+                rules.decline_invitation(conn, principal, invitation_id, now=state.clock.now())
     except ApiError as exc:
         return _page(
             request, state, principal, invitation_error=_sentence(exc.message), status=exc.status
@@ -123,7 +125,7 @@ def switch_organization(
     """Work in another of your organizations: this session ends and one there begins."""
     try:
         session = login_rules.switch_organization(
-            state.db, principal, organization_id, session_name="web session"
+            state.db, principal, organization_id, session_name="web session", now=state.clock.now()
         )
     except LoginRefused:
         return _page(
@@ -135,7 +137,7 @@ def switch_organization(
         )
     state.principals.clear()
     response = RedirectResponse("/tasks", status_code=303)
-    set_session_cookie(response, request, session.token, session.expires_at)
+    set_session_cookie(response, request, session.token, session.expires_at, now=state.clock.now())
     return response
 
 
@@ -162,6 +164,7 @@ def change_password(
                 principal.user_id,
                 AccountChanges(password=new_password),
                 current_password=current_password,
+                now=state.clock.now(),
             )
     except ApiError as exc:
         return _page(request, state, principal, error=_sentence(exc.message), status=exc.status)

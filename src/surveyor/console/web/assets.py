@@ -19,7 +19,6 @@ from surveyor.console.web.session import PageError, PagePrincipal
 from surveyor.core.search import SearchError
 from surveyor.store import inventory, records
 from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.schema import sites
 from surveyor.store.search_sql import compile_search
 
 router = APIRouter(include_in_schema=False)
@@ -46,9 +45,9 @@ def assets_page(
     problem: SearchProblem | None = None
     page = inventory.AssetPage([], None)
     with state.db.read() as conn:
-        site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
+        site_names = {site.id: site.name for site in records.list_sites(conn, org, limit=1000)}
         try:
-            clause = compile_search(conn, parse_search(search), ASSET_SEARCH)
+            clause = compile_search(conn, parse_search(search), ASSET_SEARCH, now=state.clock.now())
         except SearchError as error:
             problem = SearchProblem.of(search, error)
         else:
@@ -58,9 +57,9 @@ def assets_page(
                 )
             except inventory.InvalidAssetCursor:
                 page = inventory.list_assets(conn, org, search=clause, limit=PAGE_SIZE)
-        services = inventory.services_of(conn, [row["id"] for row in page.items])
+        services = inventory.services_of(conn, [asset.id for asset in page.items])
     context: dict[str, Any] = {
-        "assets": [asset_out(row, site_names, services[row["id"]]) for row in page.items],
+        "assets": [asset_out(asset, site_names, services[asset.id]) for asset in page.items],
         "search": search,
         "problem": problem,
         "search_examples": SEARCH_EXAMPLES,
@@ -79,11 +78,11 @@ def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state:
             raise PageError(404, "Not found", f"asset {asset_id} does not exist")
         services = inventory.services_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id, limit=50)
-        site = records.get_record(conn, sites, org, asset["site_id"])
+        site = records.get_site(conn, org, asset.site_id)
     context: dict[str, Any] = {
         "asset": asset,
         "services": services,
         "history": history,
-        "site_name": site["name"] if site else "",
+        "site_name": site.name if site else "",
     }
     return render(request, "asset.html", context)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
-from surveyor.console.schemas import EnrollmentTokenIn
+from surveyor.console.schemas import EnrollmentTokenIn, ExplorerOut
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
@@ -18,7 +17,6 @@ from surveyor.service import explorers as explorer_service
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -27,12 +25,12 @@ State = Annotated[ConsoleState, Depends(console_state)]
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     org = principal.organization_id
     window = state.settings.online_window_seconds
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
-        rows = records.list_records(conn, explorers, org, limit=1000)
+        found = records.list_explorers(conn, org, limit=1000)
         current = explorer_service.current_tasks(conn, org)
-        site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
-        zone_names = {z["id"]: z["name"] for z in records.list_records(conn, hosted_zones, org)}
+        site_names = {site.id: site.name for site in records.list_sites(conn, org)}
+        zone_names = {zone.id: zone.name for zone in records.list_zones(conn, org)}
         tokens = (
             [
                 enrollment.token_out(row, now=now)
@@ -43,7 +41,8 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
         )
         return {
             "explorers": [
-                explorer_service.explorer_view(r, current, now=now, window=window) for r in rows
+                ExplorerOut.of(explorer_service.explorer_view(e, current, now=now, window=window))
+                for e in found
             ],
             "site_names": site_names,
             "zone_names": zone_names,
@@ -66,7 +65,7 @@ def explorers_page(request: Request, principal: PagePrincipal, state: State) -> 
 def _create_token(
     state: ConsoleState, principal: Principal, body: EnrollmentTokenIn
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.write() as conn:
         row, plaintext = enrollment.create_token(
             conn,

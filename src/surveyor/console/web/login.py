@@ -92,6 +92,7 @@ def login(
             email=email,
             password=password,
             source=login_source(request),
+            now=state.clock.now(),
             session_name="web session",
         )
     except LoginRefused as refused:
@@ -103,7 +104,7 @@ def login(
             status=LOGIN_REFUSAL_STATUS[refused.refusal],
         )
     response = RedirectResponse(next_path, status_code=303)
-    set_session_cookie(response, request, session.token, session.expires_at)
+    set_session_cookie(response, request, session.token, session.expires_at, now=state.clock.now())
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 

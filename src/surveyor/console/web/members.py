@@ -6,7 +6,6 @@ the same rules as `/api/v1/users` and `/api/v1/invitations` (`service/accounts.p
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -69,7 +68,7 @@ def _context(
     return {
         "members": members,
         "invitations": invitations,
-        "now": datetime.now(UTC),
+        "now": state.clock.now(),
         "roles": ROLES,
         "added": added,
         "form": form or {"email": "", "role": Role.VIEWER.value, "name": ""},
@@ -106,6 +105,7 @@ def _add(state: ConsoleState, principal: Principal, body: UserIn) -> dict[str, A
             email=body.email,
             role=Role(body.role),
             name=body.name,
+            now=state.clock.now(),
         )
     return {
         "outcome": added.outcome.value,
@@ -137,7 +137,9 @@ async def add_member(request: Request, principal: CheckedPrincipal, state: State
 
 def _change_role(state: ConsoleState, principal: Principal, user_id: int, role: Role) -> None:
     with account_rules(state, principal) as conn:
-        rules.update_member(conn, principal, principal.organization_id, user_id, role=role)
+        rules.update_member(
+            conn, principal, principal.organization_id, user_id, role=role, now=state.clock.now()
+        )
 
 
 @router.post("/users/{user_id:int}/role")
@@ -187,7 +189,9 @@ def confirm_remove_member(
 
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:
     with account_rules(state, principal) as conn:
-        rules.remove_member(conn, principal, principal.organization_id, user_id)
+        rules.remove_member(
+            conn, principal, principal.organization_id, user_id, now=state.clock.now()
+        )
 
 
 @router.post("/users/{user_id:int}/remove")
@@ -208,7 +212,9 @@ async def remove_member(
 
 def _revoke(state: ConsoleState, principal: Principal, invitation_id: int) -> None:
     with account_rules(state, principal) as conn:
-        rules.revoke_invitation(conn, principal, principal.organization_id, invitation_id)
+        rules.revoke_invitation(
+            conn, principal, principal.organization_id, invitation_id, now=state.clock.now()
+        )
 
 
 @router.post("/users/invitations/{invitation_id:int}/revoke")

@@ -27,6 +27,7 @@ from surveyor.core import kinds, recurrence
 from surveyor.core.ports import PRESETS
 from surveyor.core.recurrence.model import Weekday
 from surveyor.core.recurrence.wall_clock import load_zone, to_instant
+from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.scan_params import DEFAULT_RATE
 from surveyor.core.task import Task
 from surveyor.core.tasks import Tab
@@ -34,7 +35,6 @@ from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -189,18 +189,18 @@ def _validation_errors(exc: ValidationError, *, prefix: str = "") -> dict[str, s
 
 @dataclass(frozen=True)
 class Choices:
-    sites: list[dict[str, Any]]
-    explorers: list[dict[str, Any]]
-    zones: list[dict[str, Any]]
+    sites: list[Site]
+    explorers: list[Explorer]
+    zones: list[HostedZone]
 
 
 def _choices(state: ConsoleState, principal: Principal) -> Choices:
     org = principal.organization_id
     with state.db.read() as conn:
         return Choices(
-            records.list_records(conn, sites, org, limit=1000),
-            records.list_records(conn, explorers, org, limit=1000),
-            records.list_records(conn, hosted_zones, org, limit=1000),
+            records.list_sites(conn, org, limit=1000),
+            records.list_explorers(conn, org, limit=1000),
+            records.list_zones(conn, org, limit=1000),
         )
 
 
@@ -259,7 +259,7 @@ def _initial_values(state: ConsoleState, principal: Principal) -> dict[str, Any]
     values = dict(FORM_DEFAULTS)
     if choices.sites:
         site = choices.sites[0]
-        values.update(site_id=str(site["id"]), targets=site["scope"], excludes=site["excludes"])
+        values.update(site_id=str(site.id), targets=site.scope, excludes=site.excludes)
     return values
 
 
@@ -286,7 +286,7 @@ def _create(state: ConsoleState, principal: Principal, form: FormData) -> Task:
         raise FormProblem(first_field, message) from exc
     try:
         with state.db.write() as conn:
-            return task_service.create_task(conn, principal, body)
+            return task_service.create_task(conn, principal, body, now=state.clock.now())
     except InvalidTask as exc:
         raise FormProblem(_FIELD_INPUTS.get(exc.field, "form"), exc.message) from exc
 
@@ -319,10 +319,10 @@ def occurrence_text(moment: datetime, zone_name: str) -> str:
 
 
 @router.post("/tasks/new/preview")
-async def preview(request: Request, principal: CheckedPrincipal) -> Response:
+async def preview(request: Request, principal: CheckedPrincipal, state: State) -> Response:
     """The next five runs of the schedule in the form, or the error at its field."""
     form = await request.form()
-    now = datetime.now(UTC)
+    now = state.clock.now()
     try:
         raw = recurrence_input(form)
         checked = RecurrenceIn.model_validate(raw).model_dump(exclude_unset=True)

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -59,8 +59,10 @@ def is_secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(response: Response, request: Request, token: str, expires: datetime) -> None:
-    max_age = max(0, int((expires - datetime.now(UTC)).total_seconds()))
+def set_session_cookie(
+    response: Response, request: Request, token: str, expires: datetime, *, now: datetime
+) -> None:
+    max_age = max(0, int((expires - now).total_seconds()))
     response.set_cookie(
         SESSION_COOKIE,
         token,

@@ -6,12 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from surveyor.console.schemas import SiteOut
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
 from surveyor.console.web.session import PagePrincipal
-from surveyor.service.resources import site_view
 from surveyor.store import inventory, records
-from surveyor.store.schema import sites
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -21,10 +20,10 @@ State = Annotated[ConsoleState, Depends(console_state)]
 def sites_page(request: Request, principal: PagePrincipal, state: State) -> Response:
     org = principal.organization_id
     with state.db.read() as conn:
-        rows = records.list_records(conn, sites, org, limit=1000)
+        sites = records.list_sites(conn, org, limit=1000)
         counts = inventory.asset_counts_by_site(conn, org)
     context: dict[str, Any] = {
-        "sites": [site_view(row) for row in rows],
+        "sites": [SiteOut.of(site) for site in sites],
         "asset_counts": counts,
     }
     return render(request, "sites.html", context)

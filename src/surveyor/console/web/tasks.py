@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, Response
@@ -66,10 +67,13 @@ SEARCH_EXAMPLES = [
 ]
 
 
-def compiled_search(conn: Connection, text: str) -> tuple[ColumnElement[bool] | None, bool]:
-    """The search as SQL, and whether it asks for hidden tasks; raises SearchError."""
+def compiled_search(
+    conn: Connection, text: str, *, now: datetime
+) -> tuple[ColumnElement[bool] | None, bool]:
+    """The search as SQL (ages measured from `now`), and whether it asks for hidden tasks;
+    raises SearchError."""
     query = parse_search(text)
-    clause = compile_search(conn, query, TASK_SEARCH)
+    clause = compile_search(conn, query, TASK_SEARCH, now=now)
     return clause, query is not None and mentions_key(query, HIDDEN_KEY)
 
 
@@ -100,11 +104,13 @@ def _view(tab: str | None, search: str | None, task: str | None, cursor: str | N
     return View(chosen, (search or "")[:MAX_SEARCH_LENGTH], task_id, cursor or None)
 
 
-def _overview_context(conn: Connection, principal: Principal, view: View) -> dict[str, Any]:
+def _overview_context(
+    conn: Connection, principal: Principal, view: View, now: datetime
+) -> dict[str, Any]:
     org = principal.organization_id
     problem: SearchProblem | None = None
     try:
-        clause, include_hidden = compiled_search(conn, view.search)
+        clause, include_hidden = compiled_search(conn, view.search, now=now)
     except SearchError as error:
         problem = SearchProblem.of(view.search, error)
         clause, include_hidden = None, False
@@ -192,7 +198,7 @@ def overview_response(
     status: int = 200,
 ) -> Response:
     with state.db.read() as conn:
-        context = _overview_context(conn, principal, view)
+        context = _overview_context(conn, principal, view, state.clock.now())
     context["notice"] = notice
     fragment = request.headers.get(FRAGMENT_HEADER)
     template = "tasks/regions.html" if fragment else "tasks/overview.html"
@@ -223,7 +229,9 @@ def tab_counts(principal: PagePrincipal, state: State, search: str = "") -> Resp
     """The tab counts of a searched view (`GET /api/v1/tasks/counts` for the page)."""
     with state.db.read() as conn:
         try:
-            clause, include_hidden = compiled_search(conn, search[:MAX_SEARCH_LENGTH])
+            clause, include_hidden = compiled_search(
+                conn, search[:MAX_SEARCH_LENGTH], now=state.clock.now()
+            )
         except SearchError as error:
             return JSONResponse({"error": {"message": error.message}}, status_code=400)
         counts = task_store.count_tasks(
@@ -232,7 +240,11 @@ def tab_counts(principal: PagePrincipal, state: State, search: str = "") -> Resp
     return JSONResponse({"counts": counts}, headers={"Cache-Control": "no-store"})
 
 
-Perform = Callable[[Connection, Principal, int], Any]
+class Perform(Protocol):
+    def __call__(
+        self, conn: Connection, principal: Principal, task_id: int, *, now: datetime
+    ) -> Any: ...
+
 
 _ACTIONS: dict[str, Perform] = {
     "stop": task_service.stop_task,
@@ -240,15 +252,15 @@ _ACTIONS: dict[str, Perform] = {
     "resume": task_service.resume_task,
     "run-now": task_service.run_now,
     "reprocess": task_service.reprocess_task,
-    "hide": lambda conn, who, task_id: task_service.hide_task(conn, who, task_id, hidden=True),
-    "show": lambda conn, who, task_id: task_service.hide_task(conn, who, task_id, hidden=False),
+    "hide": partial(task_service.hide_task, hidden=True),
+    "show": partial(task_service.hide_task, hidden=False),
     "remove": task_service.remove_task,
 }
 
 
 def _perform(state: ConsoleState, action: Perform, principal: Principal, task_id: int) -> None:
     with state.db.write() as conn:
-        action(conn, principal, task_id)
+        action(conn, principal, task_id, now=state.clock.now())
 
 
 @router.post("/tasks/{task_id:int}/{action}")

@@ -5,7 +5,6 @@ secret shown once) and revoking one, through the same rules as `/api/v1/tokens`
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -40,14 +39,18 @@ def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
 def _create(state: ConsoleState, principal: Principal, body: TokenIn) -> dict[str, Any]:
     with state.db.write() as conn:
         row, plaintext = rules.create_token(
-            conn, principal, name=body.name, expires_in_days=body.expires_in_days
+            conn,
+            principal,
+            name=body.name,
+            expires_in_days=body.expires_in_days,
+            now=state.clock.now(),
         )
     return {**row, "token": plaintext}
 
 
 def _delete(state: ConsoleState, principal: Principal, token_id: int) -> None:
     with account_rules(state, principal) as conn:
-        rules.delete_token(conn, principal, token_id)
+        rules.delete_token(conn, principal, token_id, now=state.clock.now())
 
 
 def _context(
@@ -60,7 +63,7 @@ def _context(
 ) -> dict[str, Any]:
     return {
         "tokens": _tokens(state, principal),
-        "now": datetime.now(UTC),
+        "now": state.clock.now(),
         "created": created,
         "form": form or {"name": "", "expires_in_days": ""},
         "errors": errors or {},

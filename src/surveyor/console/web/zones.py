@@ -4,14 +4,13 @@ delete zones through the same calls as `/api/v1/hosted-zones`."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from surveyor.console.schemas import HostedZoneIn, HostedZoneUpdate
+from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneOut, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.render import render
@@ -21,13 +20,13 @@ from surveyor.console.web.session import (
     PagePrincipal,
     require_role,
 )
+from surveyor.core.resources import HostedZone
 from surveyor.service import explorers as explorer_service
 from surveyor.service import resources as resource_rules
 from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import Conflict
-from surveyor.store.schema import explorers, hosted_zones, sites
 
 router = APIRouter(include_in_schema=False)
 State = Annotated[ConsoleState, Depends(console_state)]
@@ -42,21 +41,23 @@ MESSAGES = {
 def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     """Every explorer of the organization as the Explorers page shows it, by zone."""
     org = principal.organization_id
-    now = datetime.now(UTC)
+    now = state.clock.now()
     with state.db.read() as conn:
-        rows = records.list_records(conn, explorers, org, limit=1000)
+        found = records.list_explorers(conn, org, limit=1000)
         current = explorer_service.current_tasks(conn, org)
-        site_names = {s["id"]: s["name"] for s in records.list_records(conn, sites, org)}
-        zones = resource_rules.zone_views(
-            conn, records.list_records(conn, hosted_zones, org, limit=1000)
-        )
+        site_names = {site.id: site.name for site in records.list_sites(conn, org)}
+        zones = resource_rules.zone_views(conn, records.list_zones(conn, org, limit=1000))
     window = state.settings.online_window_seconds
-    by_zone: dict[int, list[dict[str, Any]]] = {}
-    for row in rows:
-        if row["hosted_zone_id"] is not None:
-            view = explorer_service.explorer_view(row, current, now=now, window=window)
-            by_zone.setdefault(row["hosted_zone_id"], []).append(view)
-    return {"zones": zones, "members": by_zone, "site_names": site_names}
+    by_zone: dict[int, list[ExplorerOut]] = {}
+    for explorer in found:
+        if explorer.hosted_zone_id is not None:
+            view = explorer_service.explorer_view(explorer, current, now=now, window=window)
+            by_zone.setdefault(explorer.hosted_zone_id, []).append(ExplorerOut.of(view))
+    return {
+        "zones": [HostedZoneOut.of(view) for view in zones],
+        "members": by_zone,
+        "site_names": site_names,
+    }
 
 
 def _list_context(
@@ -84,7 +85,7 @@ def _zone_context(
     saved: bool = False,
 ) -> dict[str, Any]:
     everything = _members(state, principal)
-    zone = next((z for z in everything["zones"] if z["id"] == zone_id), None)
+    zone = next((z for z in everything["zones"] if z.id == zone_id), None)
     if zone is None:
         raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
     return {
@@ -94,42 +95,44 @@ def _zone_context(
         "is_admin": principal.role.allows(Role.ADMIN),
         "form": form
         or {
-            "name": zone["name"],
-            "description": zone["description"],
-            "max_concurrent": str(zone["max_concurrent"]),
+            "name": zone.name,
+            "description": zone.description,
+            "max_concurrent": str(zone.max_concurrent),
         },
         "errors": errors or {},
         "saved": saved,
     }
 
 
-def _zone_row(state: ConsoleState, principal: Principal, zone_id: int) -> dict[str, Any]:
+def _zone_row(state: ConsoleState, principal: Principal, zone_id: int) -> HostedZone:
     with state.db.read() as conn:
-        row = records.get_record(conn, hosted_zones, principal.organization_id, zone_id)
-    if row is None:
+        zone = records.get_zone(conn, principal.organization_id, zone_id)
+    if zone is None:
         raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
-    return row
+    return zone
 
 
 def _values(form: dict[str, str]) -> dict[str, Any]:
     return {key: value for key, value in form.items() if key != "max_concurrent" or value}
 
 
-def _create(state: ConsoleState, principal: Principal, body: HostedZoneIn) -> dict[str, Any]:
+def _create(state: ConsoleState, principal: Principal, body: HostedZoneIn) -> HostedZone:
     with state.db.write() as conn:
-        return resource_rules.create_zone(conn, principal, body.model_dump())
+        return resource_rules.create_zone(
+            conn, principal, body.model_dump(), now=state.clock.now()
+        ).zone
 
 
 def _update(
     state: ConsoleState, principal: Principal, zone_id: int, changes: dict[str, Any]
 ) -> None:
     with state.db.write() as conn:
-        resource_rules.update_zone(conn, principal, zone_id, changes)
+        resource_rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
 
 
 def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
     with state.db.write() as conn:
-        resource_rules.delete_zone(conn, principal, zone_id)
+        resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
 
 
 @router.get("/hosted-zones")
@@ -149,7 +152,7 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     except Conflict as exc:
         errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
     else:
-        return RedirectResponse(f"/hosted-zones/{zone['id']}", status_code=303)
+        return RedirectResponse(f"/hosted-zones/{zone.id}", status_code=303)
     context = await asyncio.to_thread(_list_context, state, principal, form=form, errors=errors)
     return render(request, "zones.html", context, status=400)
 
@@ -175,7 +178,7 @@ async def edit_zone(
         changes = {
             key: value
             for key, value in body.model_dump(exclude_none=True).items()
-            if value != current[key]
+            if value != getattr(current, key)
         }
         if changes:
             await asyncio.to_thread(_update, state, principal, zone_id, changes)
@@ -197,7 +200,7 @@ def _delete_context(state: ConsoleState, principal: Principal, zone_id: int) -> 
     zone = _zone_context(state, principal, zone_id)
     members = len(zone["members"])
     return {
-        "title": f"Delete hosted zone “{zone['zone']['name']}”?",
+        "title": f"Delete hosted zone “{zone['zone'].name}”?",
         "consequences": [
             f"Its {members} explorer{'' if members == 1 else 's'} leave the zone and keep "
             "scanning on their own."

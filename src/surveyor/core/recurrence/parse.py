@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from datetime import time as TimeOfDay
 from zoneinfo import ZoneInfo
 
+from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.recurrence.cron_syntax import CronSyntaxError, normalize_cron
 from surveyor.core.recurrence.model import Frequency, Recurrence, RecurrenceError, Weekday
 from surveyor.core.recurrence.occurrences import next_occurrence
@@ -62,7 +63,7 @@ def parse_recurrence(
     time of day. A recurrence with no occurrence after `now` is refused.
     """
     if now is None:
-        now = datetime.now(UTC)
+        now = SYSTEM_CLOCK.now()
     kind = _frequency(frequency)
     given = {
         "interval": interval not in (None, 1),
