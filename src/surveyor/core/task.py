@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from surveyor.core.rows import Row, from_columns
 from surveyor.core.tasks import Tab, TaskStatus, WaitReason
 
 
@@ -87,18 +88,19 @@ class Task:
     data_partial: bool
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Task:
+    def from_row(cls, row: Row) -> Task:
         """The task of a row holding every column (a `KeyError` names a missing one)."""
-        values = {name: row[name] for name in TASK_COLUMNS}
-        values["status"] = TaskStatus(values["status"])
-        values["recur"] = bool(values["recur"])
-        values["hidden"] = bool(values["hidden"])
-        values["data_partial"] = bool(values["data_partial"])
-        if values["tab"] is not None:
-            values["tab"] = Tab(values["tab"])
-        if values["wait_reason"] is not None:
-            values["wait_reason"] = WaitReason(values["wait_reason"])
-        return cls(**values)
+        tab, waiting = row["tab"], row["wait_reason"]
+        return from_columns(
+            cls,
+            row,
+            status=TaskStatus(row["status"]),
+            recur=bool(row["recur"]),
+            hidden=bool(row["hidden"]),
+            data_partial=bool(row["data_partial"]),
+            tab=Tab(tab) if tab is not None else None,
+            wait_reason=WaitReason(waiting) if waiting is not None else None,
+        )
 
     def as_row(self) -> dict[str, Any]:
         """The columns of its row, as stored (enums as their values)."""
