@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from surveyor.console.services import explorer_supervisor
 from surveyor.core.clock import FakeClock
+from surveyor.core.task import Task
 from surveyor.scheduler.loop import scheduler_service
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
@@ -64,7 +64,7 @@ def console_on_fake_time(
         yield console
 
 
-def stored_task(console: ConsoleUnderTest, task_id: int) -> dict[str, Any]:
+def stored_task(console: ConsoleUnderTest, task_id: int) -> Task:
     with console.db.read() as conn:
         task = task_store.get_task(conn, console.organization_id, task_id)
     assert task is not None
@@ -99,7 +99,7 @@ def test_the_console_keeps_the_fake_clocks_time_from_creation_to_a_forced_stop(
     asked_at = clock.advance(timedelta(seconds=5))
     stopping = console.as_role("operator").post(f"/api/v1/tasks/{scan['id']}/stop")
     assert stopping.json()["status"] == "stopping"
-    assert stored_task(console, scan["id"])["stop_requested_at"] == asked_at
+    assert stored_task(console, scan["id"]).stop_requested_at == asked_at
     assert at(events(console, scan["id"])[-1]["at"]) == asked_at
 
     # The explorer never confirms: once the fake clock is past the confirmation timeout,
