@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 from sqlalchemy import Connection
@@ -46,6 +46,7 @@ State = Annotated[ConsoleState, Depends(console_state)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
 }
+Row = TypeVar("Row")
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 
 
@@ -66,6 +67,24 @@ def _invalid(exc: InvalidTask) -> ApiError:
     if exc.token is not None:
         details["token"] = exc.token
     return ApiError(400, "invalid_task", exc.message, details)
+
+
+def _owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
+    """The organization's task `task_id`; any other is not found (404)."""
+    task = task_store.get_task(conn, organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    return task
+
+
+def _page(
+    rows: Sequence[Row], limit: int, cursor_of: Callable[[Row], object], out: Callable[[Row], Any]
+) -> dict[str, Any]:
+    """A page of `rows` fetched one past `limit`: the row past it says another page follows,
+    whose cursor is `cursor_of` the page's last row."""
+    items = rows[:limit]
+    next_cursor = str(cursor_of(items[-1])) if len(rows) > limit else None
+    return {"items": [out(row) for row in items], "next_cursor": next_cursor}
 
 
 def _search_clause(conn: Connection, search: str | None, now: datetime) -> tuple[Any, bool]:
@@ -144,10 +163,7 @@ def preview_recurrence(body: RecurrenceIn, _principal: Viewer, state: State) -> 
 @router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
 def get_task(task_id: IdPath, principal: Viewer, state: State) -> TaskOut:
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
-    return task_out(task)
+        return task_out(_owned_task(conn, principal.organization_id, task_id))
 
 
 @router.patch("/{task_id}", response_model=TaskOut, responses=_ERRORS)
@@ -234,13 +250,9 @@ def list_runs(
 ) -> dict[str, Any]:
     """A recurring template's runs, newest first."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        task = _owned_task(conn, principal.organization_id, task_id)
         runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
-    items = runs[:limit]
-    next_cursor = str(items[-1].id) if len(runs) > limit else None
-    return {"items": [task_out(run) for run in items], "next_cursor": next_cursor}
+    return _page(runs, limit, lambda run: run.id, task_out)
 
 
 @router.get("/{task_id}/events", response_model=EventPage, responses=_ERRORS)
@@ -255,16 +267,14 @@ def list_events(
 ) -> dict[str, Any]:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        task = _owned_task(conn, principal.organization_id, task_id)
         events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
-    items = events[:limit]
-    next_cursor = str(items[-1]["id"]) if len(events) > limit else None
-    return {
-        "items": [TaskEventOut.model_validate(e).model_dump() for e in items],
-        "next_cursor": next_cursor,
-    }
+    return _page(
+        events,
+        limit,
+        lambda event: event["id"],
+        lambda e: TaskEventOut.model_validate(e).model_dump(),
+    )
 
 
 @router.get("/{task_id}/data", responses=_ERRORS)
@@ -329,10 +339,6 @@ def list_processing_runs(
     """Every processing of the task's data, newest first, each with its change summary;
     `GET /changes?run=N` gives a run's change report."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        _owned_task(conn, principal.organization_id, task_id)
         runs = inventory.list_runs(conn, task_id, limit=limit + 1, before_number=cursor)
-    items = runs[:limit]
-    next_cursor = str(items[-1]["number"]) if len(runs) > limit else None
-    return {"items": [processing_run_out(run) for run in items], "next_cursor": next_cursor}
+    return _page(runs, limit, lambda run: run["number"], processing_run_out)
