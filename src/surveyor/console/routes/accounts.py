@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import Connection
 
-from surveyor.console.account_rules import account_rules
+from surveyor.console import issued_tokens
+from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.auth import LOGIN_REFUSAL_STATUS, Admin, Superuser, Viewer, login_source
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import (
@@ -229,16 +230,7 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
     and becomes a member only when it accepts."""
     now = state.clock.now()
     with account_rules(state, principal) as conn:
-        added = rules.add_member(
-            conn,
-            principal,
-            principal.organization_id,
-            email=body.email,
-            role=Role(body.role),
-            name=body.name,
-            password=body.password,
-            now=now,
-        )
+        added = add_requested_member(conn, principal, principal.organization_id, body, now=now)
         return _added_out(conn, principal.organization_id, added, now)
 
 
@@ -350,15 +342,7 @@ def list_tokens(principal: Viewer, state: State) -> Any:
 )
 def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
     """Create an API token with your role; the token is shown only in this answer."""
-    with state.db.write() as conn:
-        row, plaintext = rules.create_token(
-            conn,
-            principal,
-            name=body.name,
-            expires_in_days=body.expires_in_days,
-            now=state.clock.now(),
-        )
-    return {**row, "token": plaintext}
+    return issued_tokens.create_api_token(state, principal, body)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"], responses=_ERRORS)
@@ -422,16 +406,7 @@ def add_organization_member(
     with account_rules(state, principal) as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
-        added = rules.add_member(
-            conn,
-            principal,
-            org_id,
-            email=body.email,
-            role=Role(body.role),
-            name=body.name,
-            password=body.password,
-            now=now,
-        )
+        added = add_requested_member(conn, principal, org_id, body, now=now)
         return _added_out(conn, org_id, added, now)
 
 

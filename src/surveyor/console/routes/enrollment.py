@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
+from surveyor.console import issued_tokens
 from surveyor.console.auth import Admin
 from surveyor.console.errors import ApiError, ErrorResponse, not_found
 from surveyor.console.schemas import MAX_ID, EnrollmentTokenIn, IdPath
@@ -54,22 +55,10 @@ class EnrollmentTokenCreated(EnrollmentTokenOut):
 @router.post("", status_code=201, response_model=EnrollmentTokenCreated, responses=_ERRORS)
 def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: State) -> Any:
     """Create a token explorers enroll with; it is shown only in this answer."""
-    now = state.clock.now()
     try:
-        with state.db.write() as conn:
-            row, plaintext = enrollment.create_token(
-                conn,
-                principal,
-                name=body.name,
-                site_id=body.site_id,
-                hosted_zone_id=body.hosted_zone_id,
-                expires_in_days=body.expires_in_days,
-                max_uses=body.max_uses,
-                now=now,
-            )
+        return issued_tokens.create_enrollment_token(state, principal, body)
     except enrollment.TokenRefused as exc:
         raise ApiError(400, "invalid_token", exc.message, {"field": exc.field}) from exc
-    return {**token_out(row, now=now), "token": plaintext}
 
 
 @router.get("", response_model=list[EnrollmentTokenOut], responses=_ERRORS)

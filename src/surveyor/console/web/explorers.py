@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
+from surveyor.console import issued_tokens
 from surveyor.console.schemas import EnrollmentTokenIn, ExplorerOut
 from surveyor.console.state import ConsoleState, console_state
 from surveyor.console.web.render import render
@@ -62,24 +63,6 @@ def explorers_page(request: Request, principal: PagePrincipal, state: State) -> 
     return render(request, "explorers.html", _context(state, principal))
 
 
-def _create_token(
-    state: ConsoleState, principal: Principal, body: EnrollmentTokenIn
-) -> dict[str, Any]:
-    now = state.clock.now()
-    with state.db.write() as conn:
-        row, plaintext = enrollment.create_token(
-            conn,
-            principal,
-            name=body.name,
-            site_id=body.site_id,
-            hosted_zone_id=body.hosted_zone_id,
-            expires_in_days=body.expires_in_days,
-            max_uses=body.max_uses,
-            now=now,
-        )
-    return {**enrollment.token_out(row, now=now), "token": plaintext}
-
-
 @router.post("/explorers/enrollment-tokens")
 async def create_enrollment_token(
     request: Request, principal: CheckedPrincipal, state: State
@@ -99,7 +82,9 @@ async def create_enrollment_token(
     error_field = ""
     try:
         body = EnrollmentTokenIn.model_validate(values)
-        created = await asyncio.to_thread(_create_token, state, principal, body)
+        created = await asyncio.to_thread(
+            issued_tokens.create_enrollment_token, state, principal, body
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         error_field = ".".join(str(part) for part in first.get("loc", ())) or "name"

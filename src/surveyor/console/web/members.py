@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from surveyor.console.account_rules import account_rules
+from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, console_state
@@ -98,14 +98,8 @@ def members_page(
 
 def _add(state: ConsoleState, principal: Principal, body: UserIn) -> dict[str, Any]:
     with account_rules(state, principal) as conn:
-        added = rules.add_member(
-            conn,
-            principal,
-            principal.organization_id,
-            email=body.email,
-            role=Role(body.role),
-            name=body.name,
-            now=state.clock.now(),
+        added = add_requested_member(
+            conn, principal, principal.organization_id, body, now=state.clock.now()
         )
     return {
         "outcome": added.outcome.value,

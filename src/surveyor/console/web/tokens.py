@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from surveyor.console import issued_tokens
 from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
@@ -34,18 +35,6 @@ MESSAGES = {
 def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
     with state.db.read() as conn:
         return accounts.list_tokens(conn, principal.user_id, principal.organization_id)
-
-
-def _create(state: ConsoleState, principal: Principal, body: TokenIn) -> dict[str, Any]:
-    with state.db.write() as conn:
-        row, plaintext = rules.create_token(
-            conn,
-            principal,
-            name=body.name,
-            expires_in_days=body.expires_in_days,
-            now=state.clock.now(),
-        )
-    return {**row, "token": plaintext}
 
 
 def _delete(state: ConsoleState, principal: Principal, token_id: int) -> None:
@@ -90,7 +79,7 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
     values = {key: value for key, value in form.items() if value}
     try:
         body = TokenIn.model_validate(values)
-        created = await asyncio.to_thread(_create, state, principal, body)
+        created = await asyncio.to_thread(issued_tokens.create_api_token, state, principal, body)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
         context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
