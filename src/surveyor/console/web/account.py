@@ -12,6 +12,7 @@ from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import MAX_ID
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.forms import sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, set_session_cookie
 from surveyor.security.passwords import MIN_PASSWORD_LENGTH, password_problem
@@ -55,10 +56,6 @@ def _page(
     return render(request, "account.html", context, status=status)
 
 
-def _sentence(message: str) -> str:
-    return f"{message[:1].upper()}{message[1:]}."
-
-
 @router.get("/account")
 def account_page(
     request: Request, principal: PagePrincipal, state: State, joined: str = "", declined: str = ""
@@ -95,7 +92,7 @@ def _answer_invitation(
                 rules.decline_invitation(conn, principal, invitation_id, now=state.clock.now())
     except ApiError as exc:
         return _page(
-            request, state, principal, invitation_error=_sentence(exc.message), status=exc.status
+            request, state, principal, invitation_error=sentence(exc.message), status=exc.status
         )
     return RedirectResponse(target, status_code=303)
 
@@ -155,7 +152,7 @@ def change_password(
     if new_password != new_password_again:
         problem = "the two new passwords differ"
     if problem is not None:
-        return _page(request, state, principal, error=_sentence(problem), status=400)
+        return _page(request, state, principal, error=sentence(problem), status=400)
     try:
         with account_rules(state, principal, reauthenticates=True) as conn:
             revoked = rules.change_account(
@@ -167,7 +164,7 @@ def change_password(
                 now=state.clock.now(),
             )
     except ApiError as exc:
-        return _page(request, state, principal, error=_sentence(exc.message), status=exc.status)
+        return _page(request, state, principal, error=sentence(exc.message), status=exc.status)
     plural = "session or API token was" if revoked == 1 else "sessions and API tokens were"
     return _page(
         request,

@@ -16,6 +16,7 @@ from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
 from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
@@ -88,26 +89,25 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
     return render(request, "tokens.html", context)
 
 
-def _revoke_context(state: ConsoleState, principal: Principal, token_id: int) -> dict[str, Any]:
+def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: int) -> Confirmation:
     token = _own_token(state, principal, token_id)
-    return {
-        "title": f"Revoke API token “{token['name']}”?",
-        "consequences": [
+    return Confirmation(
+        title=f"Revoke API token “{token['name']}”?",
+        consequences=[
             "Programs and scripts that use it can no longer call the console, at once.",
             "A revoked token cannot be restored; create a new one if it is needed again.",
         ],
-        "action": f"/tokens/{token_id}/revoke",
-        "button": "Revoke token",
-        "cancel": "/tokens",
-        "error": "",
-    }
+        action=f"/tokens/{token_id}/revoke",
+        button="Revoke token",
+        cancel="/tokens",
+    )
 
 
 @router.get("/tokens/{token_id:int}/revoke")
 def confirm_revoke_token(
     request: Request, token_id: int, principal: PagePrincipal, state: State
 ) -> Response:
-    return render(request, "confirm.html", _revoke_context(state, principal, token_id))
+    return render_confirmation(request, _revoke_confirmation(state, principal, token_id))
 
 
 @router.post("/tokens/{token_id:int}/revoke")

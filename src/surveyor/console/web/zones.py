@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneOut, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, console_state
-from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -150,7 +151,7 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
-        errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
+        errors = {"name": sentence(str(exc))}
     else:
         return RedirectResponse(f"/hosted-zones/{zone.id}", status_code=303)
     context = await asyncio.to_thread(_list_context, state, principal, form=form, errors=errors)
@@ -185,7 +186,7 @@ async def edit_zone(
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
-        errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
+        errors = {"name": sentence(str(exc))}
     except ResourceRefused as exc:
         raise PageError(404, "Not found", exc.message) from exc
     else:
@@ -196,12 +197,12 @@ async def edit_zone(
     return render(request, "zone.html", context, status=400)
 
 
-def _delete_context(state: ConsoleState, principal: Principal, zone_id: int) -> dict[str, Any]:
+def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int) -> Confirmation:
     zone = _zone_context(state, principal, zone_id)
     members = len(zone["members"])
-    return {
-        "title": f"Delete hosted zone “{zone['zone'].name}”?",
-        "consequences": [
+    return Confirmation(
+        title=f"Delete hosted zone “{zone['zone'].name}”?",
+        consequences=[
             f"Its {members} explorer{'' if members == 1 else 's'} leave the zone and keep "
             "scanning on their own."
             if members
@@ -210,11 +211,10 @@ def _delete_context(state: ConsoleState, principal: Principal, zone_id: int) -> 
             "of their site.",
             "A zone whose scans are running cannot be deleted; stop them first.",
         ],
-        "action": f"/hosted-zones/{zone_id}/delete",
-        "button": "Delete hosted zone",
-        "cancel": f"/hosted-zones/{zone_id}",
-        "error": "",
-    }
+        action=f"/hosted-zones/{zone_id}/delete",
+        button="Delete hosted zone",
+        cancel=f"/hosted-zones/{zone_id}",
+    )
 
 
 @router.get("/hosted-zones/{zone_id:int}/delete")
@@ -222,7 +222,7 @@ def confirm_delete_zone(
     request: Request, zone_id: int, principal: PagePrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    return render(request, "confirm.html", _delete_context(state, principal, zone_id))
+    return render_confirmation(request, _delete_confirmation(state, principal, zone_id))
 
 
 @router.post("/hosted-zones/{zone_id:int}/delete")
@@ -235,7 +235,6 @@ async def delete_zone(
     except ResourceRefused as exc:
         if exc.refusal is Refusal.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
-        context = await asyncio.to_thread(_delete_context, state, principal, zone_id)
-        context["error"] = exc.message[:1].upper() + exc.message[1:] + "."
-        return render(request, "confirm.html", context, status=409)
+        confirmation = await asyncio.to_thread(_delete_confirmation, state, principal, zone_id)
+        return render_confirmation(request, confirmation, error=sentence(exc.message), status=409)
     return RedirectResponse("/hosted-zones", status_code=303)
