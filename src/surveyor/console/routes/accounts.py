@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection
 
 from surveyor.console import issued_tokens
 from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.auth import LOGIN_REFUSAL_STATUS, Admin, Superuser, Viewer, login_source
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import (
     AccountOut,
     AccountUpdate,
@@ -39,7 +39,7 @@ from surveyor.console.schemas import (
     UserOut,
     UserUpdate,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.service import accounts as rules
 from surveyor.service.accounts import AccountChanges
 from surveyor.service.login import LoginRefused, log_in
@@ -48,10 +48,7 @@ from surveyor.store import accounts
 from surveyor.store.accounts import Invitation, Membership, Role
 
 router = APIRouter(prefix="/api/v1")
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422, 429)
 
 
 def _invitation_out(invitation: Invitation, now: datetime) -> dict[str, Any]:

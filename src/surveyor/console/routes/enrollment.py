@@ -12,23 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from surveyor.console import issued_tokens
 from surveyor.console.auth import Admin
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import MAX_ID, EnrollmentTokenIn, IdPath
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.service import enrollment
 from surveyor.service.enrollment import token_out
 from surveyor.store import explorers as explorer_store
 
 router = APIRouter(prefix="/api/v1/enrollment-tokens", tags=["explorers"])
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 class EnrollmentTokenOut(BaseModel):

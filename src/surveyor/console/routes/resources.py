@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import Connection
 
 from surveyor.console.auth import Admin, Viewer
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import (
     MAX_ID,
     ExplorerOut,
@@ -24,7 +24,7 @@ from surveyor.console.schemas import (
     SiteOut,
     SiteUpdate,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.core.resources import Explorer
 from surveyor.service import explorers as explorer_service
 from surveyor.service import resources as rules
@@ -32,10 +32,7 @@ from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
 
 router = APIRouter(prefix="/api/v1")
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 After = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")

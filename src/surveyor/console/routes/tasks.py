@@ -6,12 +6,12 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import Connection
 
 from surveyor.console import presenters, reports
 from surveyor.console.auth import Operator, Viewer
-from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.routes import assets as assets_routes
 from surveyor.console.schemas import (
     MAX_ID,
@@ -28,7 +28,7 @@ from surveyor.console.schemas import (
     TaskPage,
     TaskUpdate,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.core import recurrence
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.core.task import TASK_COLUMNS, Task
@@ -41,11 +41,8 @@ from surveyor.store.search_sql import compile_search
 from surveyor.store.task_search import TASK_SEARCH, mentions_key
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
-State = Annotated[ConsoleState, Depends(console_state)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 Row = TypeVar("Row")
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import MAX_ID
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, set_session_cookie
@@ -24,7 +24,6 @@ from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 PasswordField = Annotated[str, Form(max_length=1000)]
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from surveyor.console import issued_tokens
 from surveyor.console.schemas import EnrollmentTokenIn, ExplorerOut
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.service import enrollment
@@ -20,7 +20,6 @@ from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 
 
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:

@@ -6,16 +6,16 @@ the same rules as `/api/v1/users` and `/api/v1/invitations` (`service/accounts.p
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
@@ -30,7 +30,6 @@ from surveyor.store import accounts
 from surveyor.store.accounts import INVITATION_LIFETIME, Principal, Role
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 FIELDS = ("email", "role", "name")
 MESSAGES = {
     "email": "Give an e-mail address such as ana@example.com (up to 320 characters).",

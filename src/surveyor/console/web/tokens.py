@@ -5,9 +5,9 @@ secret shown once) and revoking one, through the same rules as `/api/v1/tokens`
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
@@ -15,7 +15,7 @@ from surveyor.console import issued_tokens
 from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.render import render
@@ -25,7 +25,6 @@ from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 FIELDS = ("name", "expires_in_days")
 MESSAGES = {
     "name": "Say what the token is for (up to 200 characters).",

@@ -4,14 +4,14 @@ delete zones through the same calls as `/api/v1/hosted-zones`."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneOut, HostedZoneUpdate
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
@@ -30,7 +30,6 @@ from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import Conflict
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 FIELDS = ("name", "description", "max_concurrent")
 MESSAGES = {
     "name": "Give the zone a name (up to 200 characters).",
