@@ -8,13 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from surveyor.console import issued_tokens
-from surveyor.console.schemas import EnrollmentTokenIn, ExplorerOut
+from surveyor.console import issued_tokens, presenters
+from surveyor.console.schemas import EnrollmentTokenIn
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.service import enrollment
-from surveyor.service import explorers as explorer_service
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
@@ -28,7 +27,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     now = state.clock.now()
     with state.db.read() as conn:
         found = records.list_explorers(conn, org, limit=1000)
-        current = explorer_service.current_tasks(conn, org)
+        explorers = presenters.explorers_out(conn, org, found, now=now, window=window)
         site_names = {site.id: site.name for site in records.list_sites(conn, org)}
         zone_names = {zone.id: zone.name for zone in records.list_zones(conn, org)}
         tokens = (
@@ -40,10 +39,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
             else []
         )
         return {
-            "explorers": [
-                ExplorerOut.of(explorer_service.explorer_view(e, current, now=now, window=window))
-                for e in found
-            ],
+            "explorers": explorers,
             "site_names": site_names,
             "zone_names": zone_names,
             "tokens": tokens,

@@ -121,26 +121,21 @@ def _overview_context(
     if problem is None and clause is None:
         counts = task_store.count_tasks(conn, org)
     if problem is None:
+        listing = partial(
+            task_store.list_tasks,
+            conn,
+            org,
+            view=view.tab,
+            search=clause,
+            include_hidden=include_hidden,
+            limit=PAGE_SIZE,
+        )
         try:
-            page = task_store.list_tasks(
-                conn,
-                org,
-                view=view.tab,
-                search=clause,
-                include_hidden=include_hidden,
-                limit=PAGE_SIZE,
-                cursor=view.cursor,
-            )
+            page = listing(cursor=view.cursor)
         except task_store.InvalidCursor:
+            # A stale page link: the first page, with a notice saying so.
             cursor_invalid = True
-            page = task_store.list_tasks(
-                conn,
-                org,
-                view=view.tab,
-                search=clause,
-                include_hidden=include_hidden,
-                limit=PAGE_SIZE,
-            )
+            page = listing()
     selected = task_store.get_task(conn, org, view.task) if view.task is not None else None
     rows = [*page.items, *([selected] if selected else [])]
     names = task_service.names_by_id(conn, rows)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from surveyor.console import presenters
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneOut, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
@@ -22,7 +23,6 @@ from surveyor.console.web.session import (
     require_role,
 )
 from surveyor.core.resources import HostedZone
-from surveyor.service import explorers as explorer_service
 from surveyor.service import resources as resource_rules
 from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
@@ -44,15 +44,16 @@ def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     now = state.clock.now()
     with state.db.read() as conn:
         found = records.list_explorers(conn, org, limit=1000)
-        current = explorer_service.current_tasks(conn, org)
+        in_zones = [explorer for explorer in found if explorer.hosted_zone_id is not None]
+        explorers = presenters.explorers_out(
+            conn, org, in_zones, now=now, window=state.settings.online_window_seconds
+        )
         site_names = {site.id: site.name for site in records.list_sites(conn, org)}
         zones = resource_rules.zone_views(conn, records.list_zones(conn, org, limit=1000))
-    window = state.settings.online_window_seconds
     by_zone: dict[int, list[ExplorerOut]] = {}
-    for explorer in found:
+    for explorer in explorers:
         if explorer.hosted_zone_id is not None:
-            view = explorer_service.explorer_view(explorer, current, now=now, window=window)
-            by_zone.setdefault(explorer.hosted_zone_id, []).append(ExplorerOut.of(view))
+            by_zone.setdefault(explorer.hosted_zone_id, []).append(explorer)
     return {
         "zones": [HostedZoneOut.of(view) for view in zones],
         "members": by_zone,
