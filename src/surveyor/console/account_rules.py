@@ -13,7 +13,7 @@ from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState
 from surveyor.service import accounts as rules
-from surveyor.service.accounts import AccountRefused, MemberAdded, Refusal
+from surveyor.service.accounts import AccountChanges, AccountRefused, MemberAdded, Refusal
 from surveyor.service.login import reauthenticating
 from surveyor.store.accounts import Principal, Role
 
@@ -62,3 +62,19 @@ def add_requested_member(
         password=body.password,
         now=now,
     )
+
+
+def change_own_password(
+    state: ConsoleState, principal: Principal, *, new_password: str, current_password: str
+) -> int:
+    """Change the caller's password, confirmed with the current one; their other sessions
+    and API tokens are revoked (how many is the answer), this one stays."""
+    with account_rules(state, principal, reauthenticates=True) as conn:
+        return rules.change_account(
+            conn,
+            principal,
+            principal.user_id,
+            AccountChanges(password=new_password),
+            current_password=current_password,
+            now=state.clock.now(),
+        )

@@ -13,7 +13,11 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection
 
 from surveyor.console import issued_tokens
-from surveyor.console.account_rules import account_rules, add_requested_member
+from surveyor.console.account_rules import (
+    account_rules,
+    add_requested_member,
+    change_own_password,
+)
 from surveyor.console.auth import LOGIN_REFUSAL_STATUS, Admin, Superuser, Viewer, login_source
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import (
@@ -146,15 +150,9 @@ def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) ->
 )
 def change_password(body: PasswordChange, principal: Viewer, state: State) -> Any:
     """Change your password; your other sessions and API tokens are revoked, this one stays."""
-    with account_rules(state, principal, reauthenticates=True) as conn:
-        revoked = rules.change_account(
-            conn,
-            principal,
-            principal.user_id,
-            AccountChanges(password=body.new_password),
-            current_password=body.current_password,
-            now=state.clock.now(),
-        )
+    revoked = change_own_password(
+        state, principal, new_password=body.new_password, current_password=body.current_password
+    )
     return {"revoked_tokens": revoked}
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from surveyor.console.account_rules import account_rules
+from surveyor.console.account_rules import account_rules, change_own_password
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import MAX_ID
 from surveyor.console.state import ConsoleState, State
@@ -18,7 +18,6 @@ from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, set_se
 from surveyor.security.passwords import MIN_PASSWORD_LENGTH, password_problem
 from surveyor.service import accounts as rules
 from surveyor.service import login as login_rules
-from surveyor.service.accounts import AccountChanges
 from surveyor.service.login import LoginRefused
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal
@@ -153,15 +152,9 @@ def change_password(
     if problem is not None:
         return _page(request, state, principal, error=sentence(problem), status=400)
     try:
-        with account_rules(state, principal, reauthenticates=True) as conn:
-            revoked = rules.change_account(
-                conn,
-                principal,
-                principal.user_id,
-                AccountChanges(password=new_password),
-                current_password=current_password,
-                now=state.clock.now(),
-            )
+        revoked = change_own_password(
+            state, principal, new_password=new_password, current_password=current_password
+        )
     except ApiError as exc:
         return _page(request, state, principal, error=sentence(exc.message), status=exc.status)
     plural = "session or API token was" if revoked == 1 else "sessions and API tokens were"
