@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
@@ -59,11 +60,17 @@ def task_out(task: Task) -> TaskOut:
     return TaskOut.model_validate(out)
 
 
-def _invalid(exc: InvalidTask) -> ApiError:
-    details: dict[str, Any] = {"field": exc.field}
-    if exc.token is not None:
-        details["token"] = exc.token
-    return ApiError(400, "invalid_task", exc.message, details)
+@contextmanager
+def _answering_invalid() -> Iterator[None]:
+    """A task the rules find invalid is answered 400 `invalid_task`, naming the field at
+    fault (and the token, in a recurrence)."""
+    try:
+        yield
+    except InvalidTask as exc:
+        details: dict[str, Any] = {"field": exc.field}
+        if exc.token is not None:
+            details["token"] = exc.token
+        raise ApiError(400, "invalid_task", exc.message, details) from exc
 
 
 def _owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
@@ -94,13 +101,10 @@ def _search_clause(conn: Connection, search: str | None, now: datetime) -> tuple
 def create_task(body: TaskCreate, principal: Operator, state: State) -> TaskOut:
     """Create a task that starts now, at `start_time`, or recurs by `recur`: a scan, or
     another kind users create (`type`)."""
-    try:
-        with state.db.write() as conn:
-            task = task_service.create_task(
-                conn, principal, body.model_dump(exclude_unset=True), now=state.clock.now()
-            )
-    except InvalidTask as exc:
-        raise _invalid(exc) from exc
+    with _answering_invalid(), state.db.write() as conn:
+        task = task_service.create_task(
+            conn, principal, body.model_dump(exclude_unset=True), now=state.clock.now()
+        )
     return task_out(task)
 
 
@@ -147,10 +151,8 @@ def count_tasks(
 def preview_recurrence(body: RecurrenceIn, _principal: Viewer, state: State) -> dict[str, Any]:
     """The next five occurrences of a recurrence, to show before saving."""
     now = state.clock.now()
-    try:
+    with _answering_invalid():
         rec = task_service.parse_recurrence_input(body.model_dump(exclude_unset=True), now=now)
-    except InvalidTask as exc:
-        raise _invalid(exc) from exc
     return {
         "occurrences": recurrence.next_occurrences(rec, now, 5),
         "description": recurrence.describe(rec),
@@ -166,13 +168,10 @@ def get_task(task_id: IdPath, principal: Viewer, state: State) -> TaskOut:
 @router.patch("/{task_id}", response_model=TaskOut, responses=_ERRORS)
 def update_task(task_id: IdPath, body: TaskUpdate, principal: Operator, state: State) -> TaskOut:
     """Edit a task; what it will do can change only before it runs."""
-    try:
-        with state.db.write() as conn:
-            task = task_service.update_task(
-                conn, principal, task_id, body.model_dump(exclude_unset=True), now=state.clock.now()
-            )
-    except InvalidTask as exc:
-        raise _invalid(exc) from exc
+    with _answering_invalid(), state.db.write() as conn:
+        task = task_service.update_task(
+            conn, principal, task_id, body.model_dump(exclude_unset=True), now=state.clock.now()
+        )
     return task_out(task)
 
 
@@ -196,11 +195,8 @@ def _action(
     summary: str,
 ) -> None:
     def handler(task_id: IdPath, principal: Operator, state: State) -> TaskOut:
-        try:
-            with state.db.write() as conn:
-                return task_out(perform(conn, principal, task_id, now=state.clock.now()))
-        except InvalidTask as exc:
-            raise _invalid(exc) from exc
+        with _answering_invalid(), state.db.write() as conn:
+            return task_out(perform(conn, principal, task_id, now=state.clock.now()))
 
     handler.__name__ = f"{name.replace('-', '_')}_task"
     router.add_api_route(
