@@ -46,6 +46,15 @@ def test_each_tab_lists_its_tasks_and_counts_every_tab(console: ConsoleUnderTest
     assert "Timeline" in card
 
 
+def test_a_stale_page_link_shows_the_first_page_and_says_so(console: ConsoleUnderTest) -> None:
+    create(console, name="first")
+    client, _ = signed_in(console, "viewer")
+    page = client.get("/tasks?tab=all&cursor=not-a-cursor")
+    assert page.status_code == 200
+    assert "That page link was stale; showing the first page." in page.text
+    assert ">first</a>" in page.text
+
+
 def test_a_search_narrows_the_counts_and_a_bad_one_shows_where_it_fails(
     console: ConsoleUnderTest,
 ) -> None:

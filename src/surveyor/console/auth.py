@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from surveyor.console.errors import ApiError
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
@@ -23,7 +23,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization
 async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    state: Annotated[ConsoleState, Depends(console_state)],
+    state: State,
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(

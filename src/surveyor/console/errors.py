@@ -63,6 +63,11 @@ class BodyTooLarge(StarletteHTTPException):
         self.limit = limit
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A router's OpenAPI `responses`: each of `statuses` answered in the error format."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
 def not_found(kind: str, object_id: object) -> ApiError:
     return ApiError(404, "not_found", f"{kind} {object_id} does not exist")
 

@@ -1,18 +1,23 @@
 """How things are shown, the same to the API and to the web console's pages: an asset's
-API shape, a task's progress rings, a processing run's change summary.
+and an explorer's API shape, a task's progress rings, a processing run's change summary.
 
 Handlers and pages both import from here, never from each other (docs/architecture.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from surveyor.console.schemas import AssetOut
+from sqlalchemy import Connection
+
+from surveyor.console.schemas import AssetOut, ExplorerOut
 from surveyor.core.changes import summarize
 from surveyor.core.inventory import Asset, AssetService
+from surveyor.core.resources import Explorer
 from surveyor.core.tasks import TAB_SPECS, Tab, TaskStatus
+from surveyor.service import explorers as explorer_service
 from surveyor.store import inventory
 
 
@@ -21,6 +26,23 @@ def asset_out(
 ) -> AssetOut:
     """The API shape of an asset, named after its site, with its services' ports."""
     return AssetOut.of(asset, site_names.get(asset.site_id, ""), services)
+
+
+def explorers_out(
+    conn: Connection,
+    organization_id: int,
+    explorers: Iterable[Explorer],
+    *,
+    now: datetime,
+    window: float,
+) -> list[ExplorerOut]:
+    """The API shape of the organization's `explorers`: whether each is online (checked in
+    within `window` seconds of `now`) and the task occupying it."""
+    current = explorer_service.current_tasks(conn, organization_id)
+    return [
+        ExplorerOut.of(explorer_service.explorer_view(explorer, current, now=now, window=window))
+        for explorer in explorers
+    ]
 
 
 def run_summary(run: Mapping[str, Any]) -> dict[str, int]:

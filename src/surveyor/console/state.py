@@ -7,9 +7,9 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from surveyor.console.live import TaskFeed
 from surveyor.console.principals import PrincipalCache
@@ -139,6 +139,10 @@ class ConsoleState:
 async def console_state(request: Request) -> ConsoleState:
     state: ConsoleState = request.app.state.console
     return state
+
+
+#: A handler's or page's parameter that is the console's state.
+State = Annotated[ConsoleState, Depends(console_state)]
 
 
 def task_feed(state: ConsoleState) -> TaskFeed:

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import Connection
 
-from surveyor.console.account_rules import account_rules
+from surveyor.console import issued_tokens
+from surveyor.console.account_rules import (
+    account_rules,
+    add_requested_member,
+    change_own_password,
+)
 from surveyor.console.auth import LOGIN_REFUSAL_STATUS, Admin, Superuser, Viewer, login_source
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import (
     AccountOut,
     AccountUpdate,
@@ -38,7 +43,7 @@ from surveyor.console.schemas import (
     UserOut,
     UserUpdate,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.service import accounts as rules
 from surveyor.service.accounts import AccountChanges
 from surveyor.service.login import LoginRefused, log_in
@@ -47,10 +52,7 @@ from surveyor.store import accounts
 from surveyor.store.accounts import Invitation, Membership, Role
 
 router = APIRouter(prefix="/api/v1")
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422, 429)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422, 429)
 
 
 def _invitation_out(invitation: Invitation, now: datetime) -> dict[str, Any]:
@@ -148,15 +150,9 @@ def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) ->
 )
 def change_password(body: PasswordChange, principal: Viewer, state: State) -> Any:
     """Change your password; your other sessions and API tokens are revoked, this one stays."""
-    with account_rules(state, principal, reauthenticates=True) as conn:
-        revoked = rules.change_account(
-            conn,
-            principal,
-            principal.user_id,
-            AccountChanges(password=body.new_password),
-            current_password=body.current_password,
-            now=state.clock.now(),
-        )
+    revoked = change_own_password(
+        state, principal, new_password=body.new_password, current_password=body.current_password
+    )
     return {"revoked_tokens": revoked}
 
 
@@ -229,16 +225,7 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
     and becomes a member only when it accepts."""
     now = state.clock.now()
     with account_rules(state, principal) as conn:
-        added = rules.add_member(
-            conn,
-            principal,
-            principal.organization_id,
-            email=body.email,
-            role=Role(body.role),
-            name=body.name,
-            password=body.password,
-            now=now,
-        )
+        added = add_requested_member(conn, principal, principal.organization_id, body, now=now)
         return _added_out(conn, principal.organization_id, added, now)
 
 
@@ -350,15 +337,7 @@ def list_tokens(principal: Viewer, state: State) -> Any:
 )
 def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
     """Create an API token with your role; the token is shown only in this answer."""
-    with state.db.write() as conn:
-        row, plaintext = rules.create_token(
-            conn,
-            principal,
-            name=body.name,
-            expires_in_days=body.expires_in_days,
-            now=state.clock.now(),
-        )
-    return {**row, "token": plaintext}
+    return issued_tokens.create_api_token(state, principal, body)
 
 
 @router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"], responses=_ERRORS)
@@ -422,16 +401,7 @@ def add_organization_member(
     with account_rules(state, principal) as conn:
         if accounts.get_organization(conn, org_id) is None:
             raise not_found("organization", org_id)
-        added = rules.add_member(
-            conn,
-            principal,
-            org_id,
-            email=body.email,
-            role=Role(body.role),
-            name=body.name,
-            password=body.password,
-            now=now,
-        )
+        added = add_requested_member(conn, principal, org_id, body, now=now)
         return _added_out(conn, org_id, added, now)
 
 

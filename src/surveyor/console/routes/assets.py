@@ -6,16 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from surveyor.console.auth import Viewer
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.presenters import asset_out
 from surveyor.console.reports import ChangeOut
 from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, from_attributes
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
 from surveyor.core.inventory import AssetService
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
@@ -24,11 +24,8 @@ from surveyor.store.asset_search import ASSET_SEARCH
 from surveyor.store.search_sql import compile_search
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
-State = Annotated[ConsoleState, Depends(console_state)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 class ServiceOut(BaseModel):

@@ -6,21 +6,18 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from surveyor.console.auth import Admin
-from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.schemas import MAX_ID, AuditPage
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.store import audit as audit_store
 from surveyor.store.audit import AuditFilter, InvalidAuditFilter
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 422)
 #: Filter text: no NUL characters, which no database stores.
 _TEXT = r"^[^\x00]*$"
 

@@ -12,22 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
+from surveyor.console import issued_tokens
 from surveyor.console.auth import Admin
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import MAX_ID, EnrollmentTokenIn, IdPath
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.service import enrollment
 from surveyor.service.enrollment import token_out
 from surveyor.store import explorers as explorer_store
 
 router = APIRouter(prefix="/api/v1/enrollment-tokens", tags=["explorers"])
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
 class EnrollmentTokenOut(BaseModel):
@@ -54,22 +52,10 @@ class EnrollmentTokenCreated(EnrollmentTokenOut):
 @router.post("", status_code=201, response_model=EnrollmentTokenCreated, responses=_ERRORS)
 def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: State) -> Any:
     """Create a token explorers enroll with; it is shown only in this answer."""
-    now = state.clock.now()
     try:
-        with state.db.write() as conn:
-            row, plaintext = enrollment.create_token(
-                conn,
-                principal,
-                name=body.name,
-                site_id=body.site_id,
-                hosted_zone_id=body.hosted_zone_id,
-                expires_in_days=body.expires_in_days,
-                max_uses=body.max_uses,
-                now=now,
-            )
+        return issued_tokens.create_enrollment_token(state, principal, body)
     except enrollment.TokenRefused as exc:
         raise ApiError(400, "invalid_token", exc.message, {"field": exc.field}) from exc
-    return {**token_out(row, now=now), "token": plaintext}
 
 
 @router.get("", response_model=list[EnrollmentTokenOut], responses=_ERRORS)

@@ -21,7 +21,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from surveyor.console.auth import bearer_or_cookie, resolve_credential
@@ -33,13 +33,12 @@ from surveyor.console.live import (
     latest_event_id,
 )
 from surveyor.console.schemas import MAX_ID
-from surveyor.console.state import ConsoleState, console_state, task_feed
+from surveyor.console.state import ConsoleState, State, task_feed
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.engine import Database
 
 log = logging.getLogger("surveyor.console.events")
 router = APIRouter(prefix="/api/v1", tags=["events"])
-State = Annotated[ConsoleState, Depends(console_state)]
 
 
 REPLAY_LIMIT = 500

@@ -27,9 +27,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.requests import ClientDisconnect
 
-from surveyor.console.errors import ApiError, BodyTooLarge, ErrorResponse
+from surveyor.console.errors import ApiError, BodyTooLarge, error_responses
 from surveyor.console.schemas import IdPath, Strict
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import LimitExceeded
 from surveyor.core.resources import Explorer as ExplorerRow
@@ -44,10 +44,7 @@ from surveyor.service.explorers import (
 from surveyor.store import taskdata
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422)
-}
+_ERRORS = error_responses(400, 401, 404, 409, 413, 422)
 #: How often an explorer reports progress while it scans (the console asks for it).
 REPORT_INTERVAL_SECONDS = 0.5
 #: How soon a held poll notices that the server is stopping.

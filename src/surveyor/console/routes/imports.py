@@ -15,14 +15,14 @@ import os
 from pathlib import Path
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from surveyor.console.auth import Operator
-from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import MAX_ID, TaskOut
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.resources import Site
@@ -37,10 +37,7 @@ from surveyor.store.taskdata import GZIP_MAGIC, TASKS_DIR, create_temp_file, tas
 
 IMPORT_PATH = "/api/v1/imports"
 router = APIRouter(prefix=IMPORT_PATH, tags=["imports"])
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 413, 415, 422)
 
 
 class _StoredUpload:

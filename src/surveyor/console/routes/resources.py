@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel
 from sqlalchemy import Connection
 
+from surveyor.console import presenters
 from surveyor.console.auth import Admin, Viewer
-from surveyor.console.errors import ApiError, ErrorResponse, not_found
+from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import (
     MAX_ID,
     ExplorerOut,
@@ -24,18 +25,14 @@ from surveyor.console.schemas import (
     SiteOut,
     SiteUpdate,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.core.resources import Explorer
-from surveyor.service import explorers as explorer_service
 from surveyor.service import resources as rules
 from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
 
 router = APIRouter(prefix="/api/v1")
-State = Annotated[ConsoleState, Depends(console_state)]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 After = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
@@ -51,6 +48,13 @@ def resource_rules(state: ConsoleState) -> Iterator[Connection]:
             yield conn
     except ResourceRefused as exc:
         raise ApiError(_STATUS[exc.refusal], exc.code, exc.message, exc.details) from exc
+
+
+def _changes(body: BaseModel, *, nullable: Collection[str] = ()) -> dict[str, Any]:
+    """What a PATCH body changes: the fields it sets, where a null clears only a `nullable`
+    field (anywhere else it is as good as absent)."""
+    given = body.model_dump(exclude_unset=True)
+    return {key: value for key, value in given.items() if value is not None or key in nullable}
 
 
 @router.get("/sites", response_model=list[SiteOut], tags=["sites"], responses=_ERRORS)
@@ -79,7 +83,7 @@ def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    changes = _changes(body)
     with resource_rules(state) as conn:
         return SiteOut.of(
             rules.update_site(conn, principal, site_id, changes, now=state.clock.now())
@@ -139,7 +143,7 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
     responses=_ERRORS,
 )
 def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state: State) -> Any:
-    changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None}
+    changes = _changes(body)
     with resource_rules(state) as conn:
         return HostedZoneOut.of(
             rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
@@ -155,25 +159,25 @@ def delete_zone(zone_id: IdPath, principal: Admin, state: State) -> Response:
     return Response(status_code=204)
 
 
-def explorer_out(
-    conn: Connection, explorer: Explorer, *, online_window: int, now: datetime
-) -> ExplorerOut:
-    current = explorer_service.current_tasks(conn, explorer.organization_id)
-    view = explorer_service.explorer_view(explorer, current, now=now, window=online_window)
-    return ExplorerOut.of(view)
+def _explorer_out(conn: Connection, state: ConsoleState, explorer: Explorer) -> ExplorerOut:
+    (out,) = presenters.explorers_out(
+        conn,
+        explorer.organization_id,
+        [explorer],
+        now=state.clock.now(),
+        window=state.settings.online_window_seconds,
+    )
+    return out
 
 
 @router.get("/explorers", response_model=list[ExplorerOut], tags=["explorers"], responses=_ERRORS)
 def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
-    window = state.settings.online_window_seconds
+    org = principal.organization_id
     with state.db.read() as conn:
-        found = records.list_explorers(conn, principal.organization_id, limit=limit, after_id=after)
-        current = explorer_service.current_tasks(conn, principal.organization_id)
-        now = state.clock.now()
-        return [
-            ExplorerOut.of(explorer_service.explorer_view(e, current, now=now, window=window))
-            for e in found
-        ]
+        found = records.list_explorers(conn, org, limit=limit, after_id=after)
+        return presenters.explorers_out(
+            conn, org, found, now=state.clock.now(), window=state.settings.online_window_seconds
+        )
 
 
 @router.get(
@@ -184,12 +188,7 @@ def get_explorer(explorer_id: IdPath, principal: Viewer, state: State) -> Any:
         explorer = records.get_explorer(conn, principal.organization_id, explorer_id)
         if explorer is None:
             raise not_found("explorer", explorer_id)
-        return explorer_out(
-            conn,
-            explorer,
-            online_window=state.settings.online_window_seconds,
-            now=state.clock.now(),
-        )
+        return _explorer_out(conn, state, explorer)
 
 
 @router.patch(
@@ -198,18 +197,12 @@ def get_explorer(explorer_id: IdPath, principal: Viewer, state: State) -> Any:
 def update_explorer(
     explorer_id: IdPath, body: ExplorerUpdate, principal: Admin, state: State
 ) -> Any:
-    changes = body.model_dump(exclude_unset=True)
-    changes = {k: v for k, v in changes.items() if v is not None or k == "site_id"}
+    changes = _changes(body, nullable={"site_id"})
     with resource_rules(state) as conn:
         explorer = rules.update_explorer(
             conn, principal, explorer_id, changes, now=state.clock.now()
         )
-        return explorer_out(
-            conn,
-            explorer,
-            online_window=state.settings.online_window_seconds,
-            now=state.clock.now(),
-        )
+        return _explorer_out(conn, state, explorer)
 
 
 @router.delete("/explorers/{explorer_id}", status_code=204, tags=["explorers"], responses=_ERRORS)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
-from fastapi import APIRouter, Body, Depends, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 from sqlalchemy import Connection
 
 from surveyor.console import presenters, reports
 from surveyor.console.auth import Operator, Viewer
-from surveyor.console.errors import ApiError, ErrorResponse
+from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.routes import assets as assets_routes
 from surveyor.console.schemas import (
     MAX_ID,
@@ -28,7 +29,7 @@ from surveyor.console.schemas import (
     TaskPage,
     TaskUpdate,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.core import recurrence
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.core.task import TASK_COLUMNS, Task
@@ -41,11 +42,9 @@ from surveyor.store.search_sql import compile_search
 from surveyor.store.task_search import TASK_SEARCH, mentions_key
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
-State = Annotated[ConsoleState, Depends(console_state)]
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
-}
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+Row = TypeVar("Row")
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 
 
@@ -61,11 +60,35 @@ def task_out(task: Task) -> TaskOut:
     return TaskOut.model_validate(out)
 
 
-def _invalid(exc: InvalidTask) -> ApiError:
-    details: dict[str, Any] = {"field": exc.field}
-    if exc.token is not None:
-        details["token"] = exc.token
-    return ApiError(400, "invalid_task", exc.message, details)
+@contextmanager
+def _answering_invalid() -> Iterator[None]:
+    """A task the rules find invalid is answered 400 `invalid_task`, naming the field at
+    fault (and the token, in a recurrence)."""
+    try:
+        yield
+    except InvalidTask as exc:
+        details: dict[str, Any] = {"field": exc.field}
+        if exc.token is not None:
+            details["token"] = exc.token
+        raise ApiError(400, "invalid_task", exc.message, details) from exc
+
+
+def _owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
+    """The organization's task `task_id`; any other is not found (404)."""
+    task = task_store.get_task(conn, organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    return task
+
+
+def _page(
+    rows: Sequence[Row], limit: int, cursor_of: Callable[[Row], object], out: Callable[[Row], Any]
+) -> dict[str, Any]:
+    """A page of `rows` fetched one past `limit`: the row past it says another page follows,
+    whose cursor is `cursor_of` the page's last row."""
+    items = rows[:limit]
+    next_cursor = str(cursor_of(items[-1])) if len(rows) > limit else None
+    return {"items": [out(row) for row in items], "next_cursor": next_cursor}
 
 
 def _search_clause(conn: Connection, search: str | None, now: datetime) -> tuple[Any, bool]:
@@ -78,13 +101,10 @@ def _search_clause(conn: Connection, search: str | None, now: datetime) -> tuple
 def create_task(body: TaskCreate, principal: Operator, state: State) -> TaskOut:
     """Create a task that starts now, at `start_time`, or recurs by `recur`: a scan, or
     another kind users create (`type`)."""
-    try:
-        with state.db.write() as conn:
-            task = task_service.create_task(
-                conn, principal, body.model_dump(exclude_unset=True), now=state.clock.now()
-            )
-    except InvalidTask as exc:
-        raise _invalid(exc) from exc
+    with _answering_invalid(), state.db.write() as conn:
+        task = task_service.create_task(
+            conn, principal, body.model_dump(exclude_unset=True), now=state.clock.now()
+        )
     return task_out(task)
 
 
@@ -131,10 +151,8 @@ def count_tasks(
 def preview_recurrence(body: RecurrenceIn, _principal: Viewer, state: State) -> dict[str, Any]:
     """The next five occurrences of a recurrence, to show before saving."""
     now = state.clock.now()
-    try:
+    with _answering_invalid():
         rec = task_service.parse_recurrence_input(body.model_dump(exclude_unset=True), now=now)
-    except InvalidTask as exc:
-        raise _invalid(exc) from exc
     return {
         "occurrences": recurrence.next_occurrences(rec, now, 5),
         "description": recurrence.describe(rec),
@@ -144,22 +162,16 @@ def preview_recurrence(body: RecurrenceIn, _principal: Viewer, state: State) -> 
 @router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
 def get_task(task_id: IdPath, principal: Viewer, state: State) -> TaskOut:
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
-    return task_out(task)
+        return task_out(_owned_task(conn, principal.organization_id, task_id))
 
 
 @router.patch("/{task_id}", response_model=TaskOut, responses=_ERRORS)
 def update_task(task_id: IdPath, body: TaskUpdate, principal: Operator, state: State) -> TaskOut:
     """Edit a task; what it will do can change only before it runs."""
-    try:
-        with state.db.write() as conn:
-            task = task_service.update_task(
-                conn, principal, task_id, body.model_dump(exclude_unset=True), now=state.clock.now()
-            )
-    except InvalidTask as exc:
-        raise _invalid(exc) from exc
+    with _answering_invalid(), state.db.write() as conn:
+        task = task_service.update_task(
+            conn, principal, task_id, body.model_dump(exclude_unset=True), now=state.clock.now()
+        )
     return task_out(task)
 
 
@@ -183,11 +195,8 @@ def _action(
     summary: str,
 ) -> None:
     def handler(task_id: IdPath, principal: Operator, state: State) -> TaskOut:
-        try:
-            with state.db.write() as conn:
-                return task_out(perform(conn, principal, task_id, now=state.clock.now()))
-        except InvalidTask as exc:
-            raise _invalid(exc) from exc
+        with _answering_invalid(), state.db.write() as conn:
+            return task_out(perform(conn, principal, task_id, now=state.clock.now()))
 
     handler.__name__ = f"{name.replace('-', '_')}_task"
     router.add_api_route(
@@ -234,13 +243,9 @@ def list_runs(
 ) -> dict[str, Any]:
     """A recurring template's runs, newest first."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        task = _owned_task(conn, principal.organization_id, task_id)
         runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
-    items = runs[:limit]
-    next_cursor = str(items[-1].id) if len(runs) > limit else None
-    return {"items": [task_out(run) for run in items], "next_cursor": next_cursor}
+    return _page(runs, limit, lambda run: run.id, task_out)
 
 
 @router.get("/{task_id}/events", response_model=EventPage, responses=_ERRORS)
@@ -255,16 +260,14 @@ def list_events(
 ) -> dict[str, Any]:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        task = _owned_task(conn, principal.organization_id, task_id)
         events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
-    items = events[:limit]
-    next_cursor = str(items[-1]["id"]) if len(events) > limit else None
-    return {
-        "items": [TaskEventOut.model_validate(e).model_dump() for e in items],
-        "next_cursor": next_cursor,
-    }
+    return _page(
+        events,
+        limit,
+        lambda event: event["id"],
+        lambda e: TaskEventOut.model_validate(e).model_dump(),
+    )
 
 
 @router.get("/{task_id}/data", responses=_ERRORS)
@@ -329,10 +332,6 @@ def list_processing_runs(
     """Every processing of the task's data, newest first, each with its change summary;
     `GET /changes?run=N` gives a run's change report."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, principal.organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        _owned_task(conn, principal.organization_id, task_id)
         runs = inventory.list_runs(conn, task_id, limit=limit + 1, before_number=cursor)
-    items = runs[:limit]
-    next_cursor = str(items[-1]["number"]) if len(runs) > limit else None
-    return {"items": [processing_run_out(run) for run in items], "next_cursor": next_cursor}
+    return _page(runs, limit, lambda run: run["number"], processing_run_out)

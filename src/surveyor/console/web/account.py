@@ -5,25 +5,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
-from surveyor.console.account_rules import account_rules
+from surveyor.console.account_rules import account_rules, change_own_password
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import MAX_ID
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.forms import sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, set_session_cookie
 from surveyor.security.passwords import MIN_PASSWORD_LENGTH, password_problem
 from surveyor.service import accounts as rules
 from surveyor.service import login as login_rules
-from surveyor.service.accounts import AccountChanges
 from surveyor.service.login import LoginRefused
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 PasswordField = Annotated[str, Form(max_length=1000)]
 
 
@@ -53,10 +52,6 @@ def _page(
         "min_length": MIN_PASSWORD_LENGTH,
     }
     return render(request, "account.html", context, status=status)
-
-
-def _sentence(message: str) -> str:
-    return f"{message[:1].upper()}{message[1:]}."
 
 
 @router.get("/account")
@@ -95,7 +90,7 @@ def _answer_invitation(
                 rules.decline_invitation(conn, principal, invitation_id, now=state.clock.now())
     except ApiError as exc:
         return _page(
-            request, state, principal, invitation_error=_sentence(exc.message), status=exc.status
+            request, state, principal, invitation_error=sentence(exc.message), status=exc.status
         )
     return RedirectResponse(target, status_code=303)
 
@@ -155,19 +150,13 @@ def change_password(
     if new_password != new_password_again:
         problem = "the two new passwords differ"
     if problem is not None:
-        return _page(request, state, principal, error=_sentence(problem), status=400)
+        return _page(request, state, principal, error=sentence(problem), status=400)
     try:
-        with account_rules(state, principal, reauthenticates=True) as conn:
-            revoked = rules.change_account(
-                conn,
-                principal,
-                principal.user_id,
-                AccountChanges(password=new_password),
-                current_password=current_password,
-                now=state.clock.now(),
-            )
+        revoked = change_own_password(
+            state, principal, new_password=new_password, current_password=current_password
+        )
     except ApiError as exc:
-        return _page(request, state, principal, error=_sentence(exc.message), status=exc.status)
+        return _page(request, state, principal, error=sentence(exc.message), status=exc.status)
     plural = "session or API token was" if revoked == 1 else "sessions and API tokens were"
     return _page(
         request,

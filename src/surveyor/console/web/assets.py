@@ -3,12 +3,12 @@ services and history."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from surveyor.console.presenters import asset_out
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (
     MAX_SEARCH_LENGTH,
@@ -22,7 +22,6 @@ from surveyor.store.asset_search import ASSET_SEARCH
 from surveyor.store.search_sql import compile_search
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 PAGE_SIZE = 100
 
 SEARCH_EXAMPLES = [

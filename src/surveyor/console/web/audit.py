@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from surveyor.console.schemas import MAX_ID
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import PagePrincipal, require_role
 from surveyor.store import audit as audit_store
@@ -20,7 +20,6 @@ from surveyor.store.audit import AuditEvent, AuditFilter, InvalidAuditFilter
 from surveyor.store.tasks import InvalidCursor
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 PAGE_SIZE = 50
 FILTER_FIELDS = ("actor", "action", "object_type", "object_id", "since", "until")
 

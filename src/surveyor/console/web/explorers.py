@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
-from surveyor.console.schemas import EnrollmentTokenIn, ExplorerOut
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console import issued_tokens, presenters
+from surveyor.console.schemas import EnrollmentTokenIn
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.service import enrollment
-from surveyor.service import explorers as explorer_service
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 
 
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
@@ -28,7 +27,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     now = state.clock.now()
     with state.db.read() as conn:
         found = records.list_explorers(conn, org, limit=1000)
-        current = explorer_service.current_tasks(conn, org)
+        explorers = presenters.explorers_out(conn, org, found, now=now, window=window)
         site_names = {site.id: site.name for site in records.list_sites(conn, org)}
         zone_names = {zone.id: zone.name for zone in records.list_zones(conn, org)}
         tokens = (
@@ -40,10 +39,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
             else []
         )
         return {
-            "explorers": [
-                ExplorerOut.of(explorer_service.explorer_view(e, current, now=now, window=window))
-                for e in found
-            ],
+            "explorers": explorers,
             "site_names": site_names,
             "zone_names": zone_names,
             "tokens": tokens,
@@ -60,24 +56,6 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
 @router.get("/explorers")
 def explorers_page(request: Request, principal: PagePrincipal, state: State) -> Response:
     return render(request, "explorers.html", _context(state, principal))
-
-
-def _create_token(
-    state: ConsoleState, principal: Principal, body: EnrollmentTokenIn
-) -> dict[str, Any]:
-    now = state.clock.now()
-    with state.db.write() as conn:
-        row, plaintext = enrollment.create_token(
-            conn,
-            principal,
-            name=body.name,
-            site_id=body.site_id,
-            hosted_zone_id=body.hosted_zone_id,
-            expires_in_days=body.expires_in_days,
-            max_uses=body.max_uses,
-            now=now,
-        )
-    return {**enrollment.token_out(row, now=now), "token": plaintext}
 
 
 @router.post("/explorers/enrollment-tokens")
@@ -99,7 +77,9 @@ async def create_enrollment_token(
     error_field = ""
     try:
         body = EnrollmentTokenIn.model_validate(values)
-        created = await asyncio.to_thread(_create_token, state, principal, body)
+        created = await asyncio.to_thread(
+            issued_tokens.create_enrollment_token, state, principal, body
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         error_field = ".".join(str(part) for part in first.get("loc", ())) or "name"

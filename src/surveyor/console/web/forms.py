@@ -18,6 +18,11 @@ async def form_fields(request: Request, names: Iterable[str]) -> dict[str, str]:
     return values
 
 
+def sentence(message: str) -> str:
+    """A message from the rules (`the name is taken`) as a page shows it (`The name is taken.`)."""
+    return f"{message[:1].upper()}{message[1:]}."
+
+
 def field_errors(
     exc: ValidationError, messages: Mapping[str, str], *, default_field: str
 ) -> dict[str, str]:
@@ -31,5 +36,5 @@ def field_errors(
             field = str(location[0])
             errors.setdefault(field, messages.get(field, said))
         else:
-            errors.setdefault(default_field, said[:1].upper() + said[1:] + ".")
+            errors.setdefault(default_field, sentence(said))
     return errors

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
 from surveyor.console.auth import (
@@ -14,7 +14,7 @@ from surveyor.console.auth import (
     login_source,
     resolve_credential,
 )
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     LOGIN_CSRF_COOKIE,
@@ -29,7 +29,6 @@ from surveyor.service.login import LoginRefused, Refusal, log_in
 from surveyor.store import accounts
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 _REFUSALS = {
     Refusal.RATE_LIMITED: "Too many failed sign-ins. Try again in {wait} seconds.",
     Refusal.WRONG_CREDENTIALS: "The email or password is wrong.",

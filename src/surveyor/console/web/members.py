@@ -6,17 +6,18 @@ the same rules as `/api/v1/users` and `/api/v1/invitations` (`service/accounts.p
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from surveyor.console.account_rules import account_rules
+from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
-from surveyor.console.state import ConsoleState, console_state
-from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -29,7 +30,6 @@ from surveyor.store import accounts
 from surveyor.store.accounts import INVITATION_LIFETIME, Principal, Role
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 FIELDS = ("email", "role", "name")
 MESSAGES = {
     "email": "Give an e-mail address such as ana@example.com (up to 320 characters).",
@@ -49,7 +49,7 @@ def _sentence(message: str) -> str:
     """A refusal as a sentence; one that starts with an e-mail address keeps it as it is."""
     if "@" in message.split(" ", 1)[0]:
         return f"{message}."
-    return f"{message[:1].upper()}{message[1:]}."
+    return sentence(message)
 
 
 def _context(
@@ -98,14 +98,8 @@ def members_page(
 
 def _add(state: ConsoleState, principal: Principal, body: UserIn) -> dict[str, Any]:
     with account_rules(state, principal) as conn:
-        added = rules.add_member(
-            conn,
-            principal,
-            principal.organization_id,
-            email=body.email,
-            role=Role(body.role),
-            name=body.name,
-            now=state.clock.now(),
+        added = add_requested_member(
+            conn, principal, principal.organization_id, body, now=state.clock.now()
         )
     return {
         "outcome": added.outcome.value,
@@ -163,20 +157,19 @@ async def change_role(
     return RedirectResponse("/users?done=role", status_code=303)
 
 
-def _remove_context(state: ConsoleState, principal: Principal, user_id: int) -> dict[str, Any]:
+def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int) -> Confirmation:
     member = _member(state, principal, user_id)
-    return {
-        "title": f"Remove {member['email']} from this organization?",
-        "consequences": [
+    return Confirmation(
+        title=f"Remove {member['email']} from this organization?",
+        consequences=[
             "Their sessions and API tokens in this organization end at once.",
             "Their account, their other organizations and the history of what they did stay.",
             "To have them back, add them again: they then accept an invitation.",
         ],
-        "action": f"/users/{user_id}/remove",
-        "button": "Remove member",
-        "cancel": "/users",
-        "error": "",
-    }
+        action=f"/users/{user_id}/remove",
+        button="Remove member",
+        cancel="/users",
+    )
 
 
 @router.get("/users/{user_id:int}/remove")
@@ -184,7 +177,7 @@ def confirm_remove_member(
     request: Request, user_id: int, principal: PagePrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    return render(request, "confirm.html", _remove_context(state, principal, user_id))
+    return render_confirmation(request, _remove_confirmation(state, principal, user_id))
 
 
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:
@@ -204,9 +197,10 @@ async def remove_member(
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "Not found", exc.message) from exc
-        context = await asyncio.to_thread(_remove_context, state, principal, user_id)
-        context["error"] = _sentence(exc.message)
-        return render(request, "confirm.html", context, status=exc.status)
+        confirmation = await asyncio.to_thread(_remove_confirmation, state, principal, user_id)
+        return render_confirmation(
+            request, confirmation, error=_sentence(exc.message), status=exc.status
+        )
     return RedirectResponse("/users?done=removed", status_code=303)
 
 

@@ -11,16 +11,16 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from surveyor.console.schemas import RecurrenceIn, TaskCreate
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.core import kinds, recurrence
@@ -37,7 +37,6 @@ from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 
 #: The schedule fields the form shows for each frequency.
 RECUR_FIELDS: dict[str, tuple[str, ...]] = {

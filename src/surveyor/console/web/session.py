@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from surveyor.console.auth import SESSION_COOKIE, resolve_credential
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.store.accounts import Principal, Role
 
 LOGIN_CSRF_COOKIE = "surveyor_login_csrf"
@@ -97,9 +97,7 @@ def _here(request: Request) -> str:
     return f"{path}?{request.url.query}" if request.url.query else path
 
 
-def page_principal(
-    request: Request, state: Annotated[ConsoleState, Depends(console_state)]
-) -> Principal:
+def page_principal(request: Request, state: State) -> Principal:
     """The signed-in user of a page; anyone else is sent to the login page. Pages run this
     first, so it also starts the clock of their `Server-Timing` header."""
     request.state.started = time.perf_counter()

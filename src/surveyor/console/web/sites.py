@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from surveyor.console.schemas import SiteOut
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import PagePrincipal
 from surveyor.store import inventory, records
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 
 
 @router.get("/sites")

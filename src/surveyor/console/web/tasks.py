@@ -14,13 +14,13 @@ from functools import partial
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import ColumnElement, Connection
 
 from surveyor.console import reports
 from surveyor.console.live import latest_event_id
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (
     MAX_SEARCH_LENGTH,
@@ -45,7 +45,6 @@ from surveyor.store.search_sql import compile_search
 from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 
 FRAGMENT_HEADER = "x-surveyor-fragment"
 PAGE_SIZE = 50
@@ -122,26 +121,21 @@ def _overview_context(
     if problem is None and clause is None:
         counts = task_store.count_tasks(conn, org)
     if problem is None:
+        listing = partial(
+            task_store.list_tasks,
+            conn,
+            org,
+            view=view.tab,
+            search=clause,
+            include_hidden=include_hidden,
+            limit=PAGE_SIZE,
+        )
         try:
-            page = task_store.list_tasks(
-                conn,
-                org,
-                view=view.tab,
-                search=clause,
-                include_hidden=include_hidden,
-                limit=PAGE_SIZE,
-                cursor=view.cursor,
-            )
+            page = listing(cursor=view.cursor)
         except task_store.InvalidCursor:
+            # A stale page link: the first page, with a notice saying so.
             cursor_invalid = True
-            page = task_store.list_tasks(
-                conn,
-                org,
-                view=view.tab,
-                search=clause,
-                include_hidden=include_hidden,
-                limit=PAGE_SIZE,
-            )
+            page = listing()
     selected = task_store.get_task(conn, org, view.task) if view.task is not None else None
     rows = [*page.items, *([selected] if selected else [])]
     names = task_service.names_by_id(conn, rows)

@@ -5,16 +5,18 @@ secret shown once) and revoking one, through the same rules as `/api/v1/tokens`
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from surveyor.console import issued_tokens
 from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
-from surveyor.console.state import ConsoleState, console_state
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
@@ -23,7 +25,6 @@ from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 FIELDS = ("name", "expires_in_days")
 MESSAGES = {
     "name": "Say what the token is for (up to 200 characters).",
@@ -34,18 +35,6 @@ MESSAGES = {
 def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
     with state.db.read() as conn:
         return accounts.list_tokens(conn, principal.user_id, principal.organization_id)
-
-
-def _create(state: ConsoleState, principal: Principal, body: TokenIn) -> dict[str, Any]:
-    with state.db.write() as conn:
-        row, plaintext = rules.create_token(
-            conn,
-            principal,
-            name=body.name,
-            expires_in_days=body.expires_in_days,
-            now=state.clock.now(),
-        )
-    return {**row, "token": plaintext}
 
 
 def _delete(state: ConsoleState, principal: Principal, token_id: int) -> None:
@@ -90,7 +79,7 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
     values = {key: value for key, value in form.items() if value}
     try:
         body = TokenIn.model_validate(values)
-        created = await asyncio.to_thread(_create, state, principal, body)
+        created = await asyncio.to_thread(issued_tokens.create_api_token, state, principal, body)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
         context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
@@ -99,26 +88,25 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
     return render(request, "tokens.html", context)
 
 
-def _revoke_context(state: ConsoleState, principal: Principal, token_id: int) -> dict[str, Any]:
+def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: int) -> Confirmation:
     token = _own_token(state, principal, token_id)
-    return {
-        "title": f"Revoke API token “{token['name']}”?",
-        "consequences": [
+    return Confirmation(
+        title=f"Revoke API token “{token['name']}”?",
+        consequences=[
             "Programs and scripts that use it can no longer call the console, at once.",
             "A revoked token cannot be restored; create a new one if it is needed again.",
         ],
-        "action": f"/tokens/{token_id}/revoke",
-        "button": "Revoke token",
-        "cancel": "/tokens",
-        "error": "",
-    }
+        action=f"/tokens/{token_id}/revoke",
+        button="Revoke token",
+        cancel="/tokens",
+    )
 
 
 @router.get("/tokens/{token_id:int}/revoke")
 def confirm_revoke_token(
     request: Request, token_id: int, principal: PagePrincipal, state: State
 ) -> Response:
-    return render(request, "confirm.html", _revoke_context(state, principal, token_id))
+    return render_confirmation(request, _revoke_confirmation(state, principal, token_id))
 
 
 @router.post("/tokens/{token_id:int}/revoke")

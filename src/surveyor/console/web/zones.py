@@ -4,15 +4,17 @@ delete zones through the same calls as `/api/v1/hosted-zones`."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
+from surveyor.console import presenters
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneOut, HostedZoneUpdate
-from surveyor.console.state import ConsoleState, console_state
-from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -21,7 +23,6 @@ from surveyor.console.web.session import (
     require_role,
 )
 from surveyor.core.resources import HostedZone
-from surveyor.service import explorers as explorer_service
 from surveyor.service import resources as resource_rules
 from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
@@ -29,7 +30,6 @@ from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import Conflict
 
 router = APIRouter(include_in_schema=False)
-State = Annotated[ConsoleState, Depends(console_state)]
 FIELDS = ("name", "description", "max_concurrent")
 MESSAGES = {
     "name": "Give the zone a name (up to 200 characters).",
@@ -44,15 +44,16 @@ def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
     now = state.clock.now()
     with state.db.read() as conn:
         found = records.list_explorers(conn, org, limit=1000)
-        current = explorer_service.current_tasks(conn, org)
+        in_zones = [explorer for explorer in found if explorer.hosted_zone_id is not None]
+        explorers = presenters.explorers_out(
+            conn, org, in_zones, now=now, window=state.settings.online_window_seconds
+        )
         site_names = {site.id: site.name for site in records.list_sites(conn, org)}
         zones = resource_rules.zone_views(conn, records.list_zones(conn, org, limit=1000))
-    window = state.settings.online_window_seconds
     by_zone: dict[int, list[ExplorerOut]] = {}
-    for explorer in found:
+    for explorer in explorers:
         if explorer.hosted_zone_id is not None:
-            view = explorer_service.explorer_view(explorer, current, now=now, window=window)
-            by_zone.setdefault(explorer.hosted_zone_id, []).append(ExplorerOut.of(view))
+            by_zone.setdefault(explorer.hosted_zone_id, []).append(explorer)
     return {
         "zones": [HostedZoneOut.of(view) for view in zones],
         "members": by_zone,
@@ -150,7 +151,7 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
-        errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
+        errors = {"name": sentence(str(exc))}
     else:
         return RedirectResponse(f"/hosted-zones/{zone.id}", status_code=303)
     context = await asyncio.to_thread(_list_context, state, principal, form=form, errors=errors)
@@ -185,7 +186,7 @@ async def edit_zone(
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
     except Conflict as exc:
-        errors = {"name": f"{str(exc)[:1].upper()}{str(exc)[1:]}."}
+        errors = {"name": sentence(str(exc))}
     except ResourceRefused as exc:
         raise PageError(404, "Not found", exc.message) from exc
     else:
@@ -196,12 +197,12 @@ async def edit_zone(
     return render(request, "zone.html", context, status=400)
 
 
-def _delete_context(state: ConsoleState, principal: Principal, zone_id: int) -> dict[str, Any]:
+def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int) -> Confirmation:
     zone = _zone_context(state, principal, zone_id)
     members = len(zone["members"])
-    return {
-        "title": f"Delete hosted zone “{zone['zone'].name}”?",
-        "consequences": [
+    return Confirmation(
+        title=f"Delete hosted zone “{zone['zone'].name}”?",
+        consequences=[
             f"Its {members} explorer{'' if members == 1 else 's'} leave the zone and keep "
             "scanning on their own."
             if members
@@ -210,11 +211,10 @@ def _delete_context(state: ConsoleState, principal: Principal, zone_id: int) -> 
             "of their site.",
             "A zone whose scans are running cannot be deleted; stop them first.",
         ],
-        "action": f"/hosted-zones/{zone_id}/delete",
-        "button": "Delete hosted zone",
-        "cancel": f"/hosted-zones/{zone_id}",
-        "error": "",
-    }
+        action=f"/hosted-zones/{zone_id}/delete",
+        button="Delete hosted zone",
+        cancel=f"/hosted-zones/{zone_id}",
+    )
 
 
 @router.get("/hosted-zones/{zone_id:int}/delete")
@@ -222,7 +222,7 @@ def confirm_delete_zone(
     request: Request, zone_id: int, principal: PagePrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    return render(request, "confirm.html", _delete_context(state, principal, zone_id))
+    return render_confirmation(request, _delete_confirmation(state, principal, zone_id))
 
 
 @router.post("/hosted-zones/{zone_id:int}/delete")
@@ -235,7 +235,6 @@ async def delete_zone(
     except ResourceRefused as exc:
         if exc.refusal is Refusal.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
-        context = await asyncio.to_thread(_delete_context, state, principal, zone_id)
-        context["error"] = exc.message[:1].upper() + exc.message[1:] + "."
-        return render(request, "confirm.html", context, status=409)
+        confirmation = await asyncio.to_thread(_delete_confirmation, state, principal, zone_id)
+        return render_confirmation(request, confirmation, error=sentence(exc.message), status=409)
     return RedirectResponse("/hosted-zones", status_code=303)
