@@ -25,6 +25,7 @@ from surveyor.cli.client import (
     ConsoleOption,
     TokenOption,
     connect,
+    given,
 )
 from surveyor.cli.listing import add_list
 from surveyor.cli.render import (
@@ -33,6 +34,7 @@ from surveyor.cli.render import (
     err,
     format_time,
     out,
+    print_answer,
     print_json,
     reports_errors,
     shown,
@@ -327,10 +329,7 @@ def edit_explorer(
         raise CliError("nothing to change; pass --name, --site, --no-site, --zone or --no-zone")
     with connect(console, token) as client:
         item = client.request("PATCH", f"/explorers/{explorer_id}", json=body)
-    if as_json:
-        print_json(item)
-        return
-    out.print(shown(f"Updated explorer {item['id']} {item['name']}."))
+    print_answer(item, as_json, f"Updated explorer {item['id']} {item['name']}.")
 
 
 @explorer_app.command("delete")
@@ -389,21 +388,14 @@ def create_zone(
     token: TokenOption = None,
 ) -> None:
     """Create a hosted zone; add explorers with `surveyor explorer edit ID --zone ZONE`."""
-    body: dict[str, Any] = {"name": name}
-    if max_concurrent is not None:
-        body["max_concurrent"] = max_concurrent
-    if description is not None:
-        body["description"] = description
+    body = given(name=name, max_concurrent=max_concurrent, description=description)
     with connect(console, token) as client:
         item = client.post("/hosted-zones", body)
-    if as_json:
-        print_json(item)
-        return
-    out.print(
-        shown(
-            f"Created hosted zone {item['id']} {item['name']} "
-            f"(up to {item['max_concurrent']} scans at once)."
-        )
+    print_answer(
+        item,
+        as_json,
+        f"Created hosted zone {item['id']} {item['name']} "
+        f"(up to {item['max_concurrent']} scans at once).",
     )
 
 
@@ -419,23 +411,12 @@ def edit_zone(
     token: TokenOption = None,
 ) -> None:
     """Rename a hosted zone or change its limit."""
-    body = {
-        key: value
-        for key, value in (
-            ("name", name),
-            ("max_concurrent", max_concurrent),
-            ("description", description),
-        )
-        if value is not None
-    }
+    body = given(name=name, max_concurrent=max_concurrent, description=description)
     if not body:
         raise CliError("nothing to change; pass --name, --max-concurrent or --description")
     with connect(console, token) as client:
         item = client.request("PATCH", f"/hosted-zones/{zone_id}", json=body)
-    if as_json:
-        print_json(item)
-        return
-    out.print(shown(f"Updated hosted zone {item['id']} {item['name']}."))
+    print_answer(item, as_json, f"Updated hosted zone {item['id']} {item['name']}.")
 
 
 @zone_app.command("delete")

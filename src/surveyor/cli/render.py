@@ -68,6 +68,15 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_answer(item: Any, as_json: bool, text: str) -> None:
+    """What a command that changed something says: the API's JSON with `--json`, else one
+    line (`text`, shown safely)."""
+    if as_json:
+        print_json(item)
+    else:
+        out.print(shown(text))
+
+
 def shown(value: object, style: str = "") -> Text:
     """Text from a user or the network, safe for the terminal: hidden characters appear as
     their escapes in `HIDDEN_STYLE`, and markup in it is never interpreted."""

@@ -614,52 +614,24 @@ def _act(
     out.print(line, soft_wrap=True)
 
 
-@task_app.command("stop")
-@reports_errors
-def stop(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Stop a task; one that has not launched yet stops at once."""
-    _act(task_id, "stop", None, as_json=as_json, console=console, token=token)
+def _add_action(action: str, *, help: str) -> None:
+    """`task ACTION ID`: ask the API for the action and say the task's status after it."""
+
+    @task_app.command(action, help=help)
+    @reports_errors
+    def act(
+        task_id: TaskId,
+        as_json: JsonOption = False,
+        console: ConsoleOption = None,
+        token: TokenOption = None,
+    ) -> None:
+        _act(task_id, action, None, as_json=as_json, console=console, token=token)
 
 
-@task_app.command("pause")
-@reports_errors
-def pause(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Pause a recurring task (it keeps its schedule)."""
-    _act(task_id, "pause", None, as_json=as_json, console=console, token=token)
-
-
-@task_app.command("resume")
-@reports_errors
-def resume(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Resume a paused recurring task from now."""
-    _act(task_id, "resume", None, as_json=as_json, console=console, token=token)
-
-
-@task_app.command("run-now")
-@reports_errors
-def run_now(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Run a recurring or scheduled task now instead of at its next time."""
-    _act(task_id, "run-now", None, as_json=as_json, console=console, token=token)
+_add_action("stop", help="Stop a task; one that has not launched yet stops at once.")
+_add_action("pause", help="Pause a recurring task (it keeps its schedule).")
+_add_action("resume", help="Resume a paused recurring task from now.")
+_add_action("run-now", help="Run a recurring or scheduled task now instead of at its next time.")
 
 
 @task_app.command("hide")
