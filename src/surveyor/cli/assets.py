@@ -18,9 +18,10 @@ from surveyor.cli.render import (
     JsonOption,
     format_time,
     out,
+    point_at_search,
     print_json,
+    print_page_hint,
     reports_errors,
-    search_pointer,
     shown,
 )
 from surveyor.core.clock import SYSTEM_CLOCK
@@ -171,10 +172,7 @@ def list_assets(
         try:
             items, more = client.page("/assets", limit=limit, every_page=all_pages, search=search)
         except CliError as error:
-            position = error.details.get("position")
-            if search and error.code == "invalid_search" and isinstance(position, int):
-                error.notes.extend(search_pointer(search, position))
-            raise
+            raise point_at_search(error, search) from None
     if as_json:
         print_json(items)
         return
@@ -183,7 +181,7 @@ def list_assets(
         return
     out.print(asset_table(items))
     if more:
-        out.print(Text(f"Showing the first {len(items)}; --all-pages shows the rest.", style="dim"))
+        print_page_hint(len(items))
 
 
 @asset_app.command("show")

@@ -11,7 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
-from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_json, reports_errors
+from surveyor.cli.render import (
+    MISSING,
+    JsonOption,
+    format_time,
+    out,
+    print_json,
+    print_page_hint,
+    reports_errors,
+)
 from surveyor.cli.tasks import parse_when
 from surveyor.core.clock import SYSTEM_CLOCK
 
@@ -110,6 +118,4 @@ def list_entries(
         return
     out.print(audit_table(items))
     if more:
-        out.print(
-            Text(f"Showing the newest {len(items)}; --all-pages shows the rest.", style="dim")
-        )
+        print_page_hint(len(items), "newest")

@@ -434,6 +434,19 @@ def search_pointer(query: str, position: int) -> list[str]:
     return [f"  {query}", "  " + " " * column + "^"]
 
 
+def point_at_search(error: CliError, search: str | None) -> CliError:
+    """The error, with a caret under the search's fault when the API refused the search."""
+    position = error.details.get("position")
+    if search and error.code == "invalid_search" and isinstance(position, int):
+        error.notes.extend(search_pointer(search, position))
+    return error
+
+
+def print_page_hint(count: int, which: str = "first") -> None:
+    """Say that only one page (the `which` `count` items) was shown."""
+    out.print(Text(f"Showing the {which} {count}; --all-pages shows the rest.", style="dim"))
+
+
 def report_error(error: CliError) -> None:
     err.print(shown(f"Error: {error.message}", style="bold red"), soft_wrap=True)
     for note in error.notes:

@@ -18,7 +18,7 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
 from surveyor.cli.render import (
     JsonOption,
     counts_line,
@@ -27,10 +27,11 @@ from surveyor.cli.render import (
     events_table,
     out,
     parse_time,
+    point_at_search,
     print_json,
+    print_page_hint,
     relative_time,
     reports_errors,
-    search_pointer,
     shown,
     status_text,
     tab_label,
@@ -198,13 +199,6 @@ def resolve_site(client: ApiClient, site: str) -> int:
         )
     known = ", ".join(f"{name} ({site_id})" for site_id, name in sorted(names.items()))
     raise CliError(f"there is no site named {site!r}", hint=f"sites: {known or 'none'}")
-
-
-def _point_at_search(error: CliError, search: str | None) -> CliError:
-    position = error.details.get("position")
-    if search and error.code == "invalid_search" and isinstance(position, int):
-        error.notes.extend(search_pointer(search, position))
-    return error
 
 
 Every = Annotated[
@@ -377,25 +371,13 @@ def create(
         tz=tz,
         start=at,
     )
-    params = {
-        key: value
-        for key, value in (
-            ("targets", targets),
-            ("excludes", excludes),
-            ("tcp_ports", ports),
-            ("rate", rate),
-        )
-        if value is not None
-    }
+    params = given(targets=targets, excludes=excludes, tcp_ports=ports, rate=rate)
     body: dict[str, Any] = {"name": name, "description": description, "params": params}
     if recur is not None:
         body["recur"] = recur
     elif at is not None:
         body["start_time"] = at.isoformat()
-    if explorer is not None:
-        body["explorer_id"] = explorer
-    if zone is not None:
-        body["hosted_zone_id"] = zone
+    body.update(given(explorer_id=explorer, hosted_zone_id=zone))
     with connect(console, token) as client:
         if site is not None:
             body["site_id"] = resolve_site(client, site)
@@ -500,7 +482,7 @@ def list_tasks(
                 "/tasks", limit=limit, every_page=all_pages, tab=tab, search=search
             )
         except CliError as error:
-            raise _point_at_search(error, search) from None
+            raise point_at_search(error, search) from None
         if as_json:
             print_json(items)
             return
@@ -513,7 +495,7 @@ def list_tasks(
         return
     out.print(task_table(items, sites, next_run=tab == Tab.RECURRING))
     if more:
-        out.print(Text(f"Showing the first {len(items)}; --all-pages shows the rest.", style="dim"))
+        print_page_hint(len(items))
 
 
 @task_app.command("show")
@@ -583,9 +565,7 @@ def runs(
         return
     out.print(task_table(items, sites))
     if more:
-        out.print(
-            Text(f"Showing the newest {len(items)}; --all-pages shows the rest.", style="dim")
-        )
+        print_page_hint(len(items), "newest")
 
 
 def _act(
