@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.listing import AllPages
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -160,9 +161,7 @@ def list_assets(
         typer.Argument(help="A search query, e.g. 'port:22 alive:true' or 'site:HQ os:windows'."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Assets per page.")] = 50,
-    all_pages: Annotated[
-        bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
-    ] = False,
+    all_pages: AllPages = False,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.listing import AllPages
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -89,9 +90,7 @@ def list_entries(
     since: Annotated[datetime | None, _when("--since", "Entries at or after this time")] = None,
     until: Annotated[datetime | None, _when("--until", "Entries before this time")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Entries per page.")] = 50,
-    all_pages: Annotated[
-        bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
-    ] = False,
+    all_pages: AllPages = False,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,

@@ -13,6 +13,9 @@ from surveyor.cli.client import ConsoleOption, TokenOption, connect
 from surveyor.cli.render import JsonOption, out, print_json, reports_errors
 
 Tabulate = Callable[[Iterable[Mapping[str, Any]]], Table]
+AllPages = Annotated[
+    bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
+]
 
 
 def add_list(

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
+from surveyor.cli.listing import AllPages
 from surveyor.cli.render import (
     JsonOption,
     counts_line,
@@ -50,9 +51,6 @@ EXIT_INTERRUPTED = 130
 
 TaskId = Annotated[int, typer.Argument(min=1, help="The task's id.")]
 Limit = Annotated[int, typer.Option("--limit", min=1, max=1000, help="Tasks per page.")]
-AllPages = Annotated[
-    bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
-]
 
 
 def _check_view(value: str) -> str:
