@@ -100,23 +100,15 @@ def create_enrollment_token(
 def get_enrollment_token(
     conn: Connection, organization_id: int, token_id: int
 ) -> dict[str, Any] | None:
-    return _row(
-        conn,
-        select(enrollment_tokens).where(
-            enrollment_tokens.c.id == token_id,
-            enrollment_tokens.c.organization_id == organization_id,
-        ),
-    )
+    return records.get_record(conn, enrollment_tokens, organization_id, token_id)
 
 
 def list_enrollment_tokens(
     conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
 ) -> list[dict[str, Any]]:
-    query = select(enrollment_tokens).where(enrollment_tokens.c.organization_id == organization_id)
-    if after_id is not None:
-        query = query.where(enrollment_tokens.c.id > after_id)
-    rows = conn.execute(query.order_by(enrollment_tokens.c.id).limit(limit)).mappings().all()
-    return [dict(row) for row in rows]
+    return records.list_records(
+        conn, enrollment_tokens, organization_id, limit=limit, after_id=after_id
+    )
 
 
 def revoke_enrollment_token(
