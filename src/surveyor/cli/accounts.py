@@ -20,7 +20,7 @@ from surveyor.cli.client import (
     connect,
     given,
 )
-from surveyor.cli.listing import add_list, add_show
+from surveyor.cli.listing import add_list, add_show, delete_item
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -175,9 +175,9 @@ def change_role(
 def remove_user(user_id: UserId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Take a member out of the organization; their sessions and tokens here are revoked (their
     account, other organizations and history stay)."""
-    with connect(console, token) as client:
-        client.delete(f"/users/{user_id}")
-    out.print(f"Removed user {user_id} from the organization.")
+    delete_item(
+        console, token, f"/users/{user_id}", f"Removed user {user_id} from the organization."
+    )
 
 
 def _passwords(from_stdin: bool) -> tuple[str, str]:
@@ -299,9 +299,9 @@ def revoke_invitation(
     invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
 ) -> None:
     """Withdraw an invitation before it is accepted (admins)."""
-    with connect(console, token) as client:
-        client.delete(f"/invitations/{invitation_id}")
-    out.print(f"Revoked invitation {invitation_id}.")
+    delete_item(
+        console, token, f"/invitations/{invitation_id}", f"Revoked invitation {invitation_id}."
+    )
 
 
 def accounts_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -452,6 +452,4 @@ def edit_site(
 @reports_errors
 def delete_site(site_id: SiteId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Delete a site (refused for the organization's last site, or while its tasks run)."""
-    with connect(console, token) as client:
-        client.delete(f"/sites/{site_id}")
-    out.print(f"Deleted site {site_id}.")
+    delete_item(console, token, f"/sites/{site_id}", f"Deleted site {site_id}.")

@@ -27,7 +27,7 @@ from surveyor.cli.client import (
     connect,
     given,
 )
-from surveyor.cli.listing import add_list
+from surveyor.cli.listing import add_list, delete_item
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -338,9 +338,12 @@ def delete_explorer(
     explorer_id: ExplorerId, console: ConsoleOption = None, token: TokenOption = None
 ) -> None:
     """Delete an explorer; its secret stops working at once."""
-    with connect(console, token) as client:
-        client.delete(f"/explorers/{explorer_id}")
-    out.print(f"Deleted explorer {explorer_id}; it can no longer connect.")
+    delete_item(
+        console,
+        token,
+        f"/explorers/{explorer_id}",
+        f"Deleted explorer {explorer_id}; it can no longer connect.",
+    )
 
 
 def zones_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -423,9 +426,7 @@ def edit_zone(
 @reports_errors
 def delete_zone(zone_id: ZoneId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Delete a hosted zone (its explorers stay, outside any zone)."""
-    with connect(console, token) as client:
-        client.delete(f"/hosted-zones/{zone_id}")
-    out.print(f"Deleted hosted zone {zone_id}.")
+    delete_item(console, token, f"/hosted-zones/{zone_id}", f"Deleted hosted zone {zone_id}.")
 
 
 _TOKEN_STATE_STYLES = {
@@ -549,6 +550,9 @@ def revoke_enrollment(
     token: TokenOption = None,
 ) -> None:
     """Revoke an enrollment token; explorers already enrolled keep working."""
-    with connect(console, token) as client:
-        client.delete(f"/enrollment-tokens/{token_id}")
-    out.print(f"Revoked enrollment token {token_id}; no new explorer can enroll with it.")
+    delete_item(
+        console,
+        token,
+        f"/enrollment-tokens/{token_id}",
+        f"Revoked enrollment token {token_id}; no new explorer can enroll with it.",
+    )

@@ -1,5 +1,6 @@
-"""The `list` and `show ID` commands that resources share: ask the API, print a table (or an
-empty-state hint), or the API's JSON with `--json`."""
+"""What the commands of resources share: `list` and `show ID` (ask the API, print a table, an
+empty-state hint, or the API's JSON with `--json`), the `--all-pages` option, and deleting
+one item."""
 
 from __future__ import annotations
 
@@ -55,3 +56,10 @@ def add_show(app: typer.Typer, path: str, table: Tabulate, *, help: str) -> None
             print_json(item)
         else:
             out.print(table([item]))
+
+
+def delete_item(console: str | None, token: str | None, path: str, said: str) -> None:
+    """DELETE `path`, then say `said` (an API refusal is raised as a CliError)."""
+    with connect(console, token) as client:
+        client.delete(path)
+    out.print(said)

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
-from surveyor.cli.listing import AllPages
+from surveyor.cli.listing import AllPages, delete_item
 from surveyor.cli.render import (
     JsonOption,
     counts_line,
@@ -629,9 +629,7 @@ def hide(
 @reports_errors
 def remove(task_id: TaskId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Remove a task from every view; a recurring task's past runs stay."""
-    with connect(console, token) as client:
-        client.delete(f"/tasks/{task_id}")
-    out.print(f"Removed task {task_id}.")
+    delete_item(console, token, f"/tasks/{task_id}", f"Removed task {task_id}.")
 
 
 def _watch_view(task: dict[str, Any], progress: Progress) -> Group:
