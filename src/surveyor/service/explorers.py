@@ -270,24 +270,47 @@ def report_failure(
     task = _reported_task(
         conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
     )
+    return _end_failed(
+        conn,
+        explorer,
+        task,
+        stopped=f"stopped; the explorer '{explorer.name}' reported: {error}",
+        canceled="the explorer reported an error",
+        error=f"the scan failed on explorer '{explorer.name}': {error}",
+        now=now,
+    )
+
+
+def _end_failed(
+    conn: Connection,
+    explorer: Explorer,
+    task: Task,
+    *,
+    stopped: str,
+    canceled: str,
+    error: str,
+    now: datetime,
+) -> Task:
+    """End a task whose scan or data failed: one being stopped becomes `stopped` (the event
+    says `stopped`); any other is canceled from its status (`canceled`), with `error`."""
     if task.status is TaskStatus.STOPPING:
         return explorer_transition(
             conn,
             explorer,
-            task_id,
+            task.id,
             TaskStatus.STOPPING,
             TaskStatus.STOPPED,
-            message=f"stopped; the explorer '{explorer.name}' reported: {error}",
+            message=stopped,
             now=now,
         )
     return explorer_transition(
         conn,
         explorer,
-        task_id,
-        TaskStatus.ACTIVE,
+        task.id,
+        task.status,
         TaskStatus.CANCELED,
-        message="the explorer reported an error",
-        changes={"error": f"the scan failed on explorer '{explorer.name}': {error}"},
+        message=canceled,
+        changes={"error": error},
         now=now,
     )
 
@@ -451,25 +474,13 @@ def refuse_invalid_data(
         task = _reported_task(
             conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED, TaskStatus.STOPPING)
         )
-        if task.status is TaskStatus.STOPPING:
-            explorer_transition(
-                conn,
-                explorer,
-                task_id,
-                TaskStatus.STOPPING,
-                TaskStatus.STOPPED,
-                message=f"stopped; {said} ({problem}), so nothing was kept",
-                now=now,
-            )
-            return
-        explorer_transition(
+        _end_failed(
             conn,
             explorer,
-            task_id,
-            TaskStatus.SCANNED,
-            TaskStatus.CANCELED,
-            message="invalid task data",
-            changes={"error": f"{said}: {problem}"},
+            task,
+            stopped=f"stopped; {said} ({problem}), so nothing was kept",
+            canceled="invalid task data",
+            error=f"{said}: {problem}",
             now=now,
         )
     except (ReportRefused, IllegalTransition):
