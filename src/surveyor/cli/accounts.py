@@ -12,13 +12,21 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from surveyor.cli.client import EXIT_USAGE, CliError, ConsoleOption, TokenOption, connect
-from surveyor.cli.listing import add_list, add_show
+from surveyor.cli.client import (
+    EXIT_USAGE,
+    CliError,
+    ConsoleOption,
+    TokenOption,
+    connect,
+    given,
+)
+from surveyor.cli.listing import add_list, add_show, delete_item
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
     format_time,
     out,
+    print_answer,
     print_json,
     reports_errors,
     shown,
@@ -68,18 +76,6 @@ AllowedScope = Annotated[
         help="Where operators may scan (default: the scope); '' resets it to the scope.",
     ),
 ]
-
-
-def _given(**options: Any) -> dict[str, Any]:
-    """The options the user passed (None means not given)."""
-    return {key: value for key, value in options.items() if value is not None}
-
-
-def _answer(item: Mapping[str, Any], as_json: bool, text: str) -> None:
-    if as_json:
-        print_json(item)
-    else:
-        out.print(shown(text))
 
 
 def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -146,7 +142,7 @@ def invite_user(
     without an account gets a new account at once, with a password generated and shown once
     unless --password-stdin gives one; an existing account is invited and joins only when it
     accepts."""
-    body = _given(email=email, role=role, name=name)
+    body = given(email=email, role=role, name=name)
     if password_stdin:
         body["password"] = read_password(True)
     with connect(console, token) as client:
@@ -171,7 +167,7 @@ def change_role(
     """Change a member's role in the organization."""
     with connect(console, token) as client:
         item = client.request("PATCH", f"/users/{user_id}", json={"role": role})
-    _answer(item, as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
+    print_answer(item, as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
 
 
 @user_app.command("remove")
@@ -179,9 +175,9 @@ def change_role(
 def remove_user(user_id: UserId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Take a member out of the organization; their sessions and tokens here are revoked (their
     account, other organizations and history stay)."""
-    with connect(console, token) as client:
-        client.delete(f"/users/{user_id}")
-    out.print(f"Removed user {user_id} from the organization.")
+    delete_item(
+        console, token, f"/users/{user_id}", f"Removed user {user_id} from the organization."
+    )
 
 
 def _passwords(from_stdin: bool) -> tuple[str, str]:
@@ -262,7 +258,7 @@ def accept_invitation(
     """Join the organization that invited you."""
     with connect(console, token) as client:
         joined = client.post(f"/users/me/invitations/{invitation_id}/accept")
-    _answer(
+    print_answer(
         joined,
         as_json,
         f"You joined {joined['organization_name']} as {joined['role']}. Work there with "
@@ -303,9 +299,9 @@ def revoke_invitation(
     invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
 ) -> None:
     """Withdraw an invitation before it is accepted (admins)."""
-    with connect(console, token) as client:
-        client.delete(f"/invitations/{invitation_id}")
-    out.print(f"Revoked invitation {invitation_id}.")
+    delete_item(
+        console, token, f"/invitations/{invitation_id}", f"Revoked invitation {invitation_id}."
+    )
 
 
 def accounts_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -351,7 +347,7 @@ def edit_account(
 ) -> None:
     """Change an account's name, email, password or whether it may sign in. A new password or
     a deactivation signs it out everywhere."""
-    body = _given(name=name, email=email, is_active=active)
+    body = given(name=name, email=email, is_active=active)
     if password_stdin:
         body["password"] = read_password(True)
     if not body:
@@ -362,7 +358,7 @@ def edit_account(
     with connect(console, token) as client:
         item = client.request("PATCH", f"/accounts/{account_id}", json=body)
     state = "active" if item["is_active"] else "deactivated"
-    _answer(item, as_json, f"Updated account {item['id']} {item['email']} ({state}).")
+    print_answer(item, as_json, f"Updated account {item['id']} {item['email']} ({state}).")
 
 
 def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -383,6 +379,14 @@ def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
+def _print_site(item: Mapping[str, Any], as_json: bool, done: str) -> None:
+    print_answer(
+        item,
+        as_json,
+        f"{done} site {item['id']} {item['name']} ({item['scope_size']:,} addresses in scope).",
+    )
+
+
 add_list(site_app, "/sites", sites_table, help="The organization's sites with their scope.")
 add_show(site_app, "/sites", sites_table, help="One site.")
 
@@ -401,7 +405,7 @@ def create_site(
 ) -> None:
     """Create a site; its scope prefills the targets of new scans, and operators scan only
     inside its allowed scope (the scope unless --allowed-scope says otherwise)."""
-    body = _given(
+    body = given(
         name=name,
         scope=scope,
         excludes=excludes,
@@ -410,11 +414,7 @@ def create_site(
     )
     with connect(console, token) as client:
         item = client.post("/sites", body)
-    _answer(
-        item,
-        as_json,
-        f"Created site {item['id']} {item['name']} ({item['scope_size']:,} addresses in scope).",
-    )
+    _print_site(item, as_json, "Created")
 
 
 @site_app.command("edit")
@@ -431,7 +431,7 @@ def edit_site(
     token: TokenOption = None,
 ) -> None:
     """Rename a site or change its scope or allowed scope (future scans use the new ones)."""
-    body = _given(
+    body = given(
         name=name,
         scope=scope,
         excludes=excludes,
@@ -445,17 +445,11 @@ def edit_site(
         )
     with connect(console, token) as client:
         item = client.request("PATCH", f"/sites/{site_id}", json=body)
-    _answer(
-        item,
-        as_json,
-        f"Updated site {item['id']} {item['name']} ({item['scope_size']:,} addresses in scope).",
-    )
+    _print_site(item, as_json, "Updated")
 
 
 @site_app.command("delete")
 @reports_errors
 def delete_site(site_id: SiteId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Delete a site (refused for the organization's last site, or while its tasks run)."""
-    with connect(console, token) as client:
-        client.delete(f"/sites/{site_id}")
-    out.print(f"Deleted site {site_id}.")
+    delete_item(console, token, f"/sites/{site_id}", f"Deleted site {site_id}.")

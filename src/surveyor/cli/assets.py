@@ -13,14 +13,16 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.listing import AllPages
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
     format_time,
     out,
+    point_at_search,
     print_json,
+    print_page_hint,
     reports_errors,
-    search_pointer,
     shown,
 )
 from surveyor.core.clock import SYSTEM_CLOCK
@@ -159,9 +161,7 @@ def list_assets(
         typer.Argument(help="A search query, e.g. 'port:22 alive:true' or 'site:HQ os:windows'."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Assets per page.")] = 50,
-    all_pages: Annotated[
-        bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
-    ] = False,
+    all_pages: AllPages = False,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
@@ -171,10 +171,7 @@ def list_assets(
         try:
             items, more = client.page("/assets", limit=limit, every_page=all_pages, search=search)
         except CliError as error:
-            position = error.details.get("position")
-            if search and error.code == "invalid_search" and isinstance(position, int):
-                error.notes.extend(search_pointer(search, position))
-            raise
+            raise point_at_search(error, search) from None
     if as_json:
         print_json(items)
         return
@@ -183,7 +180,7 @@ def list_assets(
         return
     out.print(asset_table(items))
     if more:
-        out.print(Text(f"Showing the first {len(items)}; --all-pages shows the rest.", style="dim"))
+        print_page_hint(len(items))
 
 
 @asset_app.command("show")

@@ -11,7 +11,16 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
-from surveyor.cli.render import MISSING, JsonOption, format_time, out, print_json, reports_errors
+from surveyor.cli.listing import AllPages
+from surveyor.cli.render import (
+    MISSING,
+    JsonOption,
+    format_time,
+    out,
+    print_json,
+    print_page_hint,
+    reports_errors,
+)
 from surveyor.cli.tasks import parse_when
 from surveyor.core.clock import SYSTEM_CLOCK
 
@@ -81,9 +90,7 @@ def list_entries(
     since: Annotated[datetime | None, _when("--since", "Entries at or after this time")] = None,
     until: Annotated[datetime | None, _when("--until", "Entries before this time")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Entries per page.")] = 50,
-    all_pages: Annotated[
-        bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
-    ] = False,
+    all_pages: AllPages = False,
     as_json: JsonOption = False,
     console: ConsoleOption = None,
     token: TokenOption = None,
@@ -110,6 +117,4 @@ def list_entries(
         return
     out.print(audit_table(items))
     if more:
-        out.print(
-            Text(f"Showing the newest {len(items)}; --all-pages shows the rest.", style="dim")
-        )
+        print_page_hint(len(items), "newest")

@@ -89,6 +89,11 @@ def _api_error(response: httpx2.Response) -> CliError:
     return CliError(message, EXIT_REFUSED, code=code, status=status, details=details)
 
 
+def given(**options: Any) -> dict[str, Any]:
+    """A request body of the options the user passed (None means not given)."""
+    return {key: value for key, value in options.items() if value is not None}
+
+
 class ApiClient:
     """Calls to `/api/v1` of one console with one token (or none, for login)."""
 

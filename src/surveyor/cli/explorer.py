@@ -25,14 +25,16 @@ from surveyor.cli.client import (
     ConsoleOption,
     TokenOption,
     connect,
+    given,
 )
-from surveyor.cli.listing import add_list
+from surveyor.cli.listing import add_list, delete_item
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
     err,
     format_time,
     out,
+    print_answer,
     print_json,
     reports_errors,
     shown,
@@ -327,10 +329,7 @@ def edit_explorer(
         raise CliError("nothing to change; pass --name, --site, --no-site, --zone or --no-zone")
     with connect(console, token) as client:
         item = client.request("PATCH", f"/explorers/{explorer_id}", json=body)
-    if as_json:
-        print_json(item)
-        return
-    out.print(shown(f"Updated explorer {item['id']} {item['name']}."))
+    print_answer(item, as_json, f"Updated explorer {item['id']} {item['name']}.")
 
 
 @explorer_app.command("delete")
@@ -339,9 +338,12 @@ def delete_explorer(
     explorer_id: ExplorerId, console: ConsoleOption = None, token: TokenOption = None
 ) -> None:
     """Delete an explorer; its secret stops working at once."""
-    with connect(console, token) as client:
-        client.delete(f"/explorers/{explorer_id}")
-    out.print(f"Deleted explorer {explorer_id}; it can no longer connect.")
+    delete_item(
+        console,
+        token,
+        f"/explorers/{explorer_id}",
+        f"Deleted explorer {explorer_id}; it can no longer connect.",
+    )
 
 
 def zones_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -389,21 +391,14 @@ def create_zone(
     token: TokenOption = None,
 ) -> None:
     """Create a hosted zone; add explorers with `surveyor explorer edit ID --zone ZONE`."""
-    body: dict[str, Any] = {"name": name}
-    if max_concurrent is not None:
-        body["max_concurrent"] = max_concurrent
-    if description is not None:
-        body["description"] = description
+    body = given(name=name, max_concurrent=max_concurrent, description=description)
     with connect(console, token) as client:
         item = client.post("/hosted-zones", body)
-    if as_json:
-        print_json(item)
-        return
-    out.print(
-        shown(
-            f"Created hosted zone {item['id']} {item['name']} "
-            f"(up to {item['max_concurrent']} scans at once)."
-        )
+    print_answer(
+        item,
+        as_json,
+        f"Created hosted zone {item['id']} {item['name']} "
+        f"(up to {item['max_concurrent']} scans at once).",
     )
 
 
@@ -419,32 +414,19 @@ def edit_zone(
     token: TokenOption = None,
 ) -> None:
     """Rename a hosted zone or change its limit."""
-    body = {
-        key: value
-        for key, value in (
-            ("name", name),
-            ("max_concurrent", max_concurrent),
-            ("description", description),
-        )
-        if value is not None
-    }
+    body = given(name=name, max_concurrent=max_concurrent, description=description)
     if not body:
         raise CliError("nothing to change; pass --name, --max-concurrent or --description")
     with connect(console, token) as client:
         item = client.request("PATCH", f"/hosted-zones/{zone_id}", json=body)
-    if as_json:
-        print_json(item)
-        return
-    out.print(shown(f"Updated hosted zone {item['id']} {item['name']}."))
+    print_answer(item, as_json, f"Updated hosted zone {item['id']} {item['name']}.")
 
 
 @zone_app.command("delete")
 @reports_errors
 def delete_zone(zone_id: ZoneId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Delete a hosted zone (its explorers stay, outside any zone)."""
-    with connect(console, token) as client:
-        client.delete(f"/hosted-zones/{zone_id}")
-    out.print(f"Deleted hosted zone {zone_id}.")
+    delete_item(console, token, f"/hosted-zones/{zone_id}", f"Deleted hosted zone {zone_id}.")
 
 
 _TOKEN_STATE_STYLES = {
@@ -568,6 +550,9 @@ def revoke_enrollment(
     token: TokenOption = None,
 ) -> None:
     """Revoke an enrollment token; explorers already enrolled keep working."""
-    with connect(console, token) as client:
-        client.delete(f"/enrollment-tokens/{token_id}")
-    out.print(f"Revoked enrollment token {token_id}; no new explorer can enroll with it.")
+    delete_item(
+        console,
+        token,
+        f"/enrollment-tokens/{token_id}",
+        f"Revoked enrollment token {token_id}; no new explorer can enroll with it.",
+    )

@@ -1,5 +1,6 @@
-"""The `list` and `show ID` commands that resources share: ask the API, print a table (or an
-empty-state hint), or the API's JSON with `--json`."""
+"""What the commands of resources share: `list` and `show ID` (ask the API, print a table, an
+empty-state hint, or the API's JSON with `--json`), the `--all-pages` option, and deleting
+one item."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from surveyor.cli.client import ConsoleOption, TokenOption, connect
 from surveyor.cli.render import JsonOption, out, print_json, reports_errors
 
 Tabulate = Callable[[Iterable[Mapping[str, Any]]], Table]
+AllPages = Annotated[
+    bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
+]
 
 
 def add_list(
@@ -52,3 +56,10 @@ def add_show(app: typer.Typer, path: str, table: Tabulate, *, help: str) -> None
             print_json(item)
         else:
             out.print(table([item]))
+
+
+def delete_item(console: str | None, token: str | None, path: str, said: str) -> None:
+    """DELETE `path`, then say `said` (an API refusal is raised as a CliError)."""
+    with connect(console, token) as client:
+        client.delete(path)
+    out.print(said)

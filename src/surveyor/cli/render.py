@@ -68,6 +68,15 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_answer(item: Any, as_json: bool, text: str) -> None:
+    """What a command that changed something says: the API's JSON with `--json`, else one
+    line (`text`, shown safely)."""
+    if as_json:
+        print_json(item)
+    else:
+        out.print(shown(text))
+
+
 def shown(value: object, style: str = "") -> Text:
     """Text from a user or the network, safe for the terminal: hidden characters appear as
     their escapes in `HIDDEN_STYLE`, and markup in it is never interpreted."""
@@ -423,6 +432,19 @@ def search_pointer(query: str, position: int) -> list[str]:
     """The query with a caret under the character the API complained about."""
     column = max(0, min(position, len(query)))
     return [f"  {query}", "  " + " " * column + "^"]
+
+
+def point_at_search(error: CliError, search: str | None) -> CliError:
+    """The error, with a caret under the search's fault when the API refused the search."""
+    position = error.details.get("position")
+    if search and error.code == "invalid_search" and isinstance(position, int):
+        error.notes.extend(search_pointer(search, position))
+    return error
+
+
+def print_page_hint(count: int, which: str = "first") -> None:
+    """Say that only one page (the `which` `count` items) was shown."""
+    out.print(Text(f"Showing the {which} {count}; --all-pages shows the rest.", style="dim"))
 
 
 def report_error(error: CliError) -> None:

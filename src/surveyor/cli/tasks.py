@@ -18,7 +18,8 @@ from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
-from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect
+from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
+from surveyor.cli.listing import AllPages, delete_item
 from surveyor.cli.render import (
     JsonOption,
     counts_line,
@@ -27,10 +28,11 @@ from surveyor.cli.render import (
     events_table,
     out,
     parse_time,
+    point_at_search,
     print_json,
+    print_page_hint,
     relative_time,
     reports_errors,
-    search_pointer,
     shown,
     status_text,
     tab_label,
@@ -49,9 +51,6 @@ EXIT_INTERRUPTED = 130
 
 TaskId = Annotated[int, typer.Argument(min=1, help="The task's id.")]
 Limit = Annotated[int, typer.Option("--limit", min=1, max=1000, help="Tasks per page.")]
-AllPages = Annotated[
-    bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
-]
 
 
 def _check_view(value: str) -> str:
@@ -198,13 +197,6 @@ def resolve_site(client: ApiClient, site: str) -> int:
         )
     known = ", ".join(f"{name} ({site_id})" for site_id, name in sorted(names.items()))
     raise CliError(f"there is no site named {site!r}", hint=f"sites: {known or 'none'}")
-
-
-def _point_at_search(error: CliError, search: str | None) -> CliError:
-    position = error.details.get("position")
-    if search and error.code == "invalid_search" and isinstance(position, int):
-        error.notes.extend(search_pointer(search, position))
-    return error
 
 
 Every = Annotated[
@@ -377,25 +369,13 @@ def create(
         tz=tz,
         start=at,
     )
-    params = {
-        key: value
-        for key, value in (
-            ("targets", targets),
-            ("excludes", excludes),
-            ("tcp_ports", ports),
-            ("rate", rate),
-        )
-        if value is not None
-    }
+    params = given(targets=targets, excludes=excludes, tcp_ports=ports, rate=rate)
     body: dict[str, Any] = {"name": name, "description": description, "params": params}
     if recur is not None:
         body["recur"] = recur
     elif at is not None:
         body["start_time"] = at.isoformat()
-    if explorer is not None:
-        body["explorer_id"] = explorer
-    if zone is not None:
-        body["hosted_zone_id"] = zone
+    body.update(given(explorer_id=explorer, hosted_zone_id=zone))
     with connect(console, token) as client:
         if site is not None:
             body["site_id"] = resolve_site(client, site)
@@ -500,7 +480,7 @@ def list_tasks(
                 "/tasks", limit=limit, every_page=all_pages, tab=tab, search=search
             )
         except CliError as error:
-            raise _point_at_search(error, search) from None
+            raise point_at_search(error, search) from None
         if as_json:
             print_json(items)
             return
@@ -513,7 +493,7 @@ def list_tasks(
         return
     out.print(task_table(items, sites, next_run=tab == Tab.RECURRING))
     if more:
-        out.print(Text(f"Showing the first {len(items)}; --all-pages shows the rest.", style="dim"))
+        print_page_hint(len(items))
 
 
 @task_app.command("show")
@@ -583,9 +563,7 @@ def runs(
         return
     out.print(task_table(items, sites))
     if more:
-        out.print(
-            Text(f"Showing the newest {len(items)}; --all-pages shows the rest.", style="dim")
-        )
+        print_page_hint(len(items), "newest")
 
 
 def _act(
@@ -614,52 +592,24 @@ def _act(
     out.print(line, soft_wrap=True)
 
 
-@task_app.command("stop")
-@reports_errors
-def stop(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Stop a task; one that has not launched yet stops at once."""
-    _act(task_id, "stop", None, as_json=as_json, console=console, token=token)
+def _add_action(action: str, *, help: str) -> None:
+    """`task ACTION ID`: ask the API for the action and say the task's status after it."""
+
+    @task_app.command(action, help=help)
+    @reports_errors
+    def act(
+        task_id: TaskId,
+        as_json: JsonOption = False,
+        console: ConsoleOption = None,
+        token: TokenOption = None,
+    ) -> None:
+        _act(task_id, action, None, as_json=as_json, console=console, token=token)
 
 
-@task_app.command("pause")
-@reports_errors
-def pause(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Pause a recurring task (it keeps its schedule)."""
-    _act(task_id, "pause", None, as_json=as_json, console=console, token=token)
-
-
-@task_app.command("resume")
-@reports_errors
-def resume(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Resume a paused recurring task from now."""
-    _act(task_id, "resume", None, as_json=as_json, console=console, token=token)
-
-
-@task_app.command("run-now")
-@reports_errors
-def run_now(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Run a recurring or scheduled task now instead of at its next time."""
-    _act(task_id, "run-now", None, as_json=as_json, console=console, token=token)
+_add_action("stop", help="Stop a task; one that has not launched yet stops at once.")
+_add_action("pause", help="Pause a recurring task (it keeps its schedule).")
+_add_action("resume", help="Resume a paused recurring task from now.")
+_add_action("run-now", help="Run a recurring or scheduled task now instead of at its next time.")
 
 
 @task_app.command("hide")
@@ -679,9 +629,7 @@ def hide(
 @reports_errors
 def remove(task_id: TaskId, console: ConsoleOption = None, token: TokenOption = None) -> None:
     """Remove a task from every view; a recurring task's past runs stay."""
-    with connect(console, token) as client:
-        client.delete(f"/tasks/{task_id}")
-    out.print(f"Removed task {task_id}.")
+    delete_item(console, token, f"/tasks/{task_id}", f"Removed task {task_id}.")
 
 
 def _watch_view(task: dict[str, Any], progress: Progress) -> Group:

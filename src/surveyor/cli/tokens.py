@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
-from surveyor.cli.listing import add_list
+from surveyor.cli.listing import add_list, delete_item
 from surveyor.cli.render import (
     JsonOption,
     new_token_panel,
@@ -59,6 +59,9 @@ def delete(
     token: TokenOption = None,
 ) -> None:
     """Revoke an API token at once."""
-    with connect(console, token) as client:
-        client.delete(f"/tokens/{token_id}")
-    out.print(f"Deleted token {token_id}; programs using it can no longer log in.")
+    delete_item(
+        console,
+        token,
+        f"/tokens/{token_id}",
+        f"Deleted token {token_id}; programs using it can no longer log in.",
+    )

@@ -171,19 +171,14 @@ SERVICE_DETAILS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """One host as a task saw it: normalized, sorted, comparable."""
+class _Matched:
+    """What matching reads of a host, seen (`Observation`) or known (`KnownAsset`): the
+    names that identify it, its certificates and its open ports."""
 
+    __slots__ = ()
     addresses: tuple[str, ...]
-    mac: str | None = None
-    hostnames: tuple[str, ...] = ()
-    services: tuple[Service, ...] = ()
-    os: str = ""
-    #: The line of the task data it came from (the first, when several records were merged).
-    line: int = 0
-    #: Open ports the record left out of `services` (a scanner lists a bounded number).
-    services_truncated: int = 0
+    hostnames: tuple[str, ...]
+    services: tuple[Service, ...]
 
     @property
     def identity_names(self) -> frozenset[str]:
@@ -199,7 +194,22 @@ class Observation:
 
 
 @dataclass(frozen=True, slots=True)
-class KnownAsset:
+class Observation(_Matched):
+    """One host as a task saw it: normalized, sorted, comparable."""
+
+    addresses: tuple[str, ...]
+    mac: str | None = None
+    hostnames: tuple[str, ...] = ()
+    services: tuple[Service, ...] = ()
+    os: str = ""
+    #: The line of the task data it came from (the first, when several records were merged).
+    line: int = 0
+    #: Open ports the record left out of `services` (a scanner lists a bounded number).
+    services_truncated: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAsset(_Matched):
     """An asset of the inventory as matching and change detection see it."""
 
     id: int
@@ -213,18 +223,6 @@ class KnownAsset:
     last_seen: datetime | None = None
     #: Claimed by an earlier answer of the task being processed.
     claimed: bool = False
-
-    @property
-    def identity_names(self) -> frozenset[str]:
-        return identity_names(self.hostnames, self.addresses)
-
-    @property
-    def certificates(self) -> frozenset[str]:
-        return frozenset(s.tls_sha256 for s in self.services if s.tls_sha256)
-
-    @property
-    def port_keys(self) -> frozenset[tuple[str, int]]:
-        return frozenset(s.key for s in self.services)
 
 
 def identity_names(hostnames: Iterable[str], addresses: Iterable[str]) -> frozenset[str]:

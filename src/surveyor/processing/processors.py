@@ -24,8 +24,7 @@ from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.kinds import kind_of
 from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
-from surveyor.processing.queue import Claim, renew_lease
-from surveyor.store import tasks as task_store
+from surveyor.processing.queue import Claim, leave_processing, renew_lease
 from surveyor.store.engine import Database
 
 
@@ -120,12 +119,10 @@ def complete(
 ) -> Task:
     """Move a claimed task to `processed` with `changes`, giving up its lease; the caller
     renewed the lease in this transaction (`fence`), so the task is still ours."""
-    return task_store.transition(
+    return leave_processing(
         conn,
-        claim.organization_id,
-        claim.task_id,
+        claim,
         TaskStatus.PROCESSED,
-        actor=claim.owner,
         message=message,
         changes={
             "progress_process": 1.0,
@@ -133,6 +130,5 @@ def complete(
             "lease_owner": None,
             "lease_expires_at": None,
         },
-        expected=[TaskStatus.PROCESSING],
         now=now,
     )

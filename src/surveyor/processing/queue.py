@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,6 +118,30 @@ def renew_lease(
     )
 
 
+def leave_processing(
+    conn: Connection,
+    claim: Claim,
+    target: TaskStatus,
+    *,
+    message: str,
+    changes: Mapping[str, Any],
+    now: datetime,
+) -> Task:
+    """Move a claimed task out of `processing` to `target` with `changes`, as the worker that
+    holds its lease."""
+    return task_store.transition(
+        conn,
+        claim.organization_id,
+        claim.task_id,
+        target,
+        actor=claim.owner,
+        message=message,
+        changes=changes,
+        expected=[TaskStatus.PROCESSING],
+        now=now,
+    )
+
+
 def release_task(
     conn: Connection,
     claim: Claim,
@@ -131,12 +156,10 @@ def release_task(
     `max_attempts` attempts in a row failed. Returns the status it ended in."""
     attempts = claim.attempt if counts_as_attempt else claim.attempt - 1
     if counts_as_attempt and attempts >= max_attempts:
-        task_store.transition(
+        leave_processing(
             conn,
-            claim.organization_id,
-            claim.task_id,
+            claim,
             TaskStatus.CANCELED,
-            actor=claim.owner,
             message=f"processing failed {attempts} times",
             changes={
                 "error": f"processing failed {attempts} times; the last error: {reason}. "
@@ -144,23 +167,19 @@ def release_task(
                 "lease_owner": None,
                 "lease_expires_at": None,
             },
-            expected=[TaskStatus.PROCESSING],
             now=now,
         )
         return TaskStatus.CANCELED
-    task_store.transition(
+    leave_processing(
         conn,
-        claim.organization_id,
-        claim.task_id,
+        claim,
         TaskStatus.PROCESSING_QUEUED,
-        actor=claim.owner,
         message=reason,
         changes={
             "lease_owner": None,
             "lease_expires_at": retry_at,
             "processing_attempts": attempts,
         },
-        expected=[TaskStatus.PROCESSING],
         now=now,
     )
     return TaskStatus.PROCESSING_QUEUED
@@ -168,15 +187,12 @@ def release_task(
 
 def cancel_task(conn: Connection, claim: Claim, *, error: str, now: datetime) -> None:
     """Cancel a claimed task that cannot succeed (its data is not valid, or missing)."""
-    task_store.transition(
+    leave_processing(
         conn,
-        claim.organization_id,
-        claim.task_id,
+        claim,
         TaskStatus.CANCELED,
-        actor=claim.owner,
         message="processing failed",
         changes={"error": error, "lease_owner": None, "lease_expires_at": None},
-        expected=[TaskStatus.PROCESSING],
         now=now,
     )
 

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.security.passwords import generate_password, verify_password
+from surveyor.service.audit import record
 from surveyor.store import accounts
 from surveyor.store.accounts import Invitation, Membership, Principal, Role
 from surveyor.store.records import Conflict, audit
@@ -137,15 +138,15 @@ def add_member(
             conn, email, password=password or generated, name=name, now=now
         )
         accounts.set_membership(conn, organization_id, account["id"], role, now=now)
-        audit(
+        record(
             conn,
-            organization_id=organization_id,
-            actor=actor.email,
-            action="create",
-            object_type="member",
-            object_id=account["id"],
+            actor,
+            "create",
+            "member",
+            account["id"],
+            now=now,
             details={"email": account["email"], "role": role.value, "new_account": True},
-            at=now,
+            organization_id=organization_id,
         )
         return MemberAdded(Outcome.CREATED, account["id"], generated_password=generated)
     if password is not None:
@@ -158,15 +159,15 @@ def add_member(
         raise AccountRefused(Refusal.CONFLICT, f"{account['email']} is already a member")
     if account["id"] == actor.user_id:
         accounts.set_membership(conn, organization_id, account["id"], role, now=now)
-        audit(
+        record(
             conn,
-            organization_id=organization_id,
-            actor=actor.email,
-            action="join",
-            object_type="member",
-            object_id=account["id"],
+            actor,
+            "join",
+            "member",
+            account["id"],
+            now=now,
             details={"role": role.value},
-            at=now,
+            organization_id=organization_id,
         )
         return MemberAdded(Outcome.JOINED, account["id"])
     try:
@@ -177,15 +178,15 @@ def add_member(
         raise AccountRefused(
             Refusal.CONFLICT, f"{account['email']} already has a pending invitation"
         ) from exc
-    audit(
+    record(
         conn,
-        organization_id=organization_id,
-        actor=actor.email,
-        action="invite",
-        object_type="invitation",
-        object_id=invitation.id,
+        actor,
+        "invite",
+        "invitation",
+        invitation.id,
+        now=now,
         details={"email": account["email"], "user_id": account["id"], "role": role.value},
-        at=now,
+        organization_id=organization_id,
     )
     return MemberAdded(Outcome.INVITED, account["id"], invitation=invitation)
 
@@ -213,15 +214,15 @@ def update_member(
         if user_id == actor.user_id and not role.allows(Role.ADMIN):
             raise AccountRefused(Refusal.CONFLICT, "you cannot demote yourself; ask another admin")
         accounts.set_membership(conn, organization_id, user_id, role, now=now)
-        audit(
+        record(
             conn,
-            organization_id=organization_id,
-            actor=actor.email,
-            action="edit",
-            object_type="member",
-            object_id=user_id,
+            actor,
+            "edit",
+            "member",
+            user_id,
+            now=now,
             details={"role": {"from": current_role.value, "to": role.value}},
-            at=now,
+            organization_id=organization_id,
         )
     return revoked
 
@@ -236,15 +237,15 @@ def remove_member(
     if not accounts.remove_membership(conn, organization_id, user_id):
         raise _not_found("user", user_id)
     revoked = accounts.revoke_tokens(conn, user_id, organization_id=organization_id)
-    audit(
+    record(
         conn,
-        organization_id=organization_id,
-        actor=actor.email,
-        action="delete",
-        object_type="member",
-        object_id=user_id,
+        actor,
+        "delete",
+        "member",
+        user_id,
+        now=now,
         details={"revoked_tokens": revoked},
-        at=now,
+        organization_id=organization_id,
     )
     return revoked
 
@@ -281,15 +282,15 @@ def accept_invitation(
         accounts.set_membership(
             conn, invitation.organization_id, actor.user_id, invitation.role, now=now
         )
-    audit(
+    record(
         conn,
-        organization_id=invitation.organization_id,
-        actor=actor.email,
-        action="accept",
-        object_type="invitation",
-        object_id=invitation.id,
+        actor,
+        "accept",
+        "invitation",
+        invitation.id,
+        now=now,
         details={"user_id": actor.user_id, "role": invitation.role.value},
-        at=now,
+        organization_id=invitation.organization_id,
     )
     memberships = accounts.list_memberships(conn, [actor.user_id])[actor.user_id]
     return next(m for m in memberships if m.organization_id == invitation.organization_id)
@@ -300,15 +301,15 @@ def decline_invitation(
 ) -> None:
     invitation = _invitation_to(conn, actor, invitation_id)
     accounts.delete_invitation(conn, invitation.id)
-    audit(
+    record(
         conn,
-        organization_id=invitation.organization_id,
-        actor=actor.email,
-        action="decline",
-        object_type="invitation",
-        object_id=invitation.id,
+        actor,
+        "decline",
+        "invitation",
+        invitation.id,
+        now=now,
         details={"user_id": actor.user_id},
-        at=now,
+        organization_id=invitation.organization_id,
     )
 
 
@@ -320,15 +321,15 @@ def revoke_invitation(
     if invitation is None or invitation.organization_id != organization_id:
         raise _not_found("invitation", invitation_id)
     accounts.delete_invitation(conn, invitation.id)
-    audit(
+    record(
         conn,
-        organization_id=organization_id,
-        actor=actor.email,
-        action="revoke",
-        object_type="invitation",
-        object_id=invitation.id,
+        actor,
+        "revoke",
+        "invitation",
+        invitation.id,
+        now=now,
         details={"email": invitation.email, "user_id": invitation.user_id},
-        at=now,
+        organization_id=organization_id,
     )
 
 
@@ -444,15 +445,15 @@ def create_organization(
     organization = accounts.create_organization(
         conn, name, scope_cap=scope_cap, probe_cap=probe_cap, now=now
     )
-    audit(
+    record(
         conn,
-        organization_id=organization["id"],
-        actor=actor.email,
-        action="create",
-        object_type="organization",
-        object_id=organization["id"],
+        actor,
+        "create",
+        "organization",
+        organization["id"],
+        now=now,
         details={"name": name, "join": join, "admin_email": admin_email},
-        at=now,
+        organization_id=organization["id"],
     )
     emails = ([actor.email] if join else []) + ([admin_email] if admin_email else [])
     added = [
@@ -476,16 +477,7 @@ def create_token(
         expires_at=expires,
         now=now,
     )
-    audit(
-        conn,
-        organization_id=actor.organization_id,
-        actor=actor.email,
-        action="create",
-        object_type="token",
-        object_id=row["id"],
-        details={"name": name},
-        at=now,
-    )
+    record(conn, actor, "create", "token", row["id"], now=now, details={"name": name})
     return row, plaintext
 
 
@@ -497,16 +489,7 @@ def delete_token(conn: Connection, actor: Principal, token_id: int, *, now: date
     )
     if deleted is None:
         raise _not_found("token", token_id)
-    audit(
-        conn,
-        organization_id=actor.organization_id,
-        actor=actor.email,
-        action="delete",
-        object_type="token",
-        object_id=token_id,
-        details={"name": deleted["name"]},
-        at=now,
-    )
+    record(conn, actor, "delete", "token", token_id, now=now, details={"name": deleted["name"]})
 
 
 def update_organization(
@@ -526,14 +509,14 @@ def update_organization(
     accounts.update_organization(
         conn, organization_id, name=name, scope_cap=scope_cap, probe_cap=probe_cap
     )
-    audit(
+    record(
         conn,
+        actor,
+        "edit",
+        "organization",
+        organization_id,
+        now=now,
         organization_id=organization_id,
-        actor=actor.email,
-        action="edit",
-        object_type="organization",
-        object_id=organization_id,
-        at=now,
     )
     organization = accounts.get_organization(conn, organization_id)
     assert organization is not None

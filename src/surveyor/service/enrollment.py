@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.service.audit import record
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal
-from surveyor.store.records import audit
 
 #: A token nobody revokes stops working by itself after a week, unless asked otherwise.
 DEFAULT_EXPIRY_DAYS = 7
@@ -78,19 +78,19 @@ def create_token(
         expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
         max_uses=max_uses,
     )
-    audit(
+    record(
         conn,
-        organization_id=org,
-        actor=actor.email,
-        action="create",
-        object_type="enrollment_token",
-        object_id=row["id"],
+        actor,
+        "create",
+        "enrollment_token",
+        row["id"],
+        now=now,
         details={
             "name": row["name"],
             "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
             "max_uses": row["max_uses"],
         },
-        at=now,
+        organization_id=org,
     )
     return row, plaintext
 
@@ -102,13 +102,5 @@ def revoke_token(
     row = explorer_store.revoke_enrollment_token(conn, actor.organization_id, token_id, now=now)
     if row is None:
         return None
-    audit(
-        conn,
-        organization_id=actor.organization_id,
-        actor=actor.email,
-        action="revoke",
-        object_type="enrollment_token",
-        object_id=token_id,
-        at=now,
-    )
+    record(conn, actor, "revoke", "enrollment_token", token_id, now=now)
     return row

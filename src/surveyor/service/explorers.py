@@ -24,7 +24,7 @@ from sqlalchemy import Connection
 from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
-from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, is_online
+from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, explorer_transition, is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 from surveyor.store.records import Conflict, audit
@@ -243,14 +243,13 @@ def confirm_stop(
     """The explorer halted the scan it was asked to stop: the task becomes `stopped`."""
     check_in(conn, explorer, None, now=now)
     _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.STOPPING,))
-    return task_store.transition(
+    return explorer_transition(
         conn,
-        explorer.organization_id,
+        explorer,
         task_id,
+        TaskStatus.STOPPING,
         TaskStatus.STOPPED,
-        actor=explorer_actor(explorer),
         message=f"the explorer '{explorer.name}' stopped the scan",
-        expected=[TaskStatus.STOPPING],
         changes={"last_report_at": now},
         now=now,
     )
@@ -271,27 +270,47 @@ def report_failure(
     task = _reported_task(
         conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
     )
-    actor = explorer_actor(explorer)
+    return _end_failed(
+        conn,
+        explorer,
+        task,
+        stopped=f"stopped; the explorer '{explorer.name}' reported: {error}",
+        canceled="the explorer reported an error",
+        error=f"the scan failed on explorer '{explorer.name}': {error}",
+        now=now,
+    )
+
+
+def _end_failed(
+    conn: Connection,
+    explorer: Explorer,
+    task: Task,
+    *,
+    stopped: str,
+    canceled: str,
+    error: str,
+    now: datetime,
+) -> Task:
+    """End a task whose scan or data failed: one being stopped becomes `stopped` (the event
+    says `stopped`); any other is canceled from its status (`canceled`), with `error`."""
     if task.status is TaskStatus.STOPPING:
-        return task_store.transition(
+        return explorer_transition(
             conn,
-            explorer.organization_id,
-            task_id,
+            explorer,
+            task.id,
+            TaskStatus.STOPPING,
             TaskStatus.STOPPED,
-            actor=actor,
-            message=f"stopped; the explorer '{explorer.name}' reported: {error}",
-            expected=[TaskStatus.STOPPING],
+            message=stopped,
             now=now,
         )
-    return task_store.transition(
+    return explorer_transition(
         conn,
-        explorer.organization_id,
-        task_id,
+        explorer,
+        task.id,
+        task.status,
         TaskStatus.CANCELED,
-        actor=actor,
-        message="the explorer reported an error",
-        expected=[TaskStatus.ACTIVE],
-        changes={"error": f"the scan failed on explorer '{explorer.name}': {error}"},
+        message=canceled,
+        changes={"error": error},
         now=now,
     )
 
@@ -351,14 +370,13 @@ def begin_upload(
             return UploadStart(stored, already_stored=True)
         raise
     if task.status is TaskStatus.ACTIVE:
-        task = task_store.transition(
+        task = explorer_transition(
             conn,
-            explorer.organization_id,
+            explorer,
             task_id,
+            TaskStatus.ACTIVE,
             TaskStatus.SCANNED,
-            actor=explorer_actor(explorer),
             message=f"the explorer '{explorer.name}' finished scanning and is uploading",
-            expected=[TaskStatus.ACTIVE],
             changes={"progress_collect": 1.0, "last_report_at": now},
             now=now,
         )
@@ -414,28 +432,26 @@ def finish_upload(
         )
         return UploadStart(kept, already_stored=False)
     if status is TaskStatus.STOPPING:
-        kept = task_store.transition(
+        kept = explorer_transition(
             conn,
-            explorer.organization_id,
+            explorer,
             task_id,
+            TaskStatus.STOPPING,
             TaskStatus.STOPPED,
-            actor=explorer_actor(explorer),
             message=f"the explorer '{name}' stopped the scan and uploaded what it had found "
             f"({size} bytes); process the task to merge it",
-            expected=[TaskStatus.STOPPING],
             changes=data,
             now=now,
         )
         return UploadStart(kept, already_stored=False)
-    queued = task_store.transition(
+    queued = explorer_transition(
         conn,
-        explorer.organization_id,
+        explorer,
         task_id,
+        TaskStatus.SCANNED,
         TaskStatus.PROCESSING_QUEUED,
-        actor=explorer_actor(explorer),
         message=f"task data received from explorer '{name}' ({size} bytes)"
         + (", partial" if partial else ""),
-        expected=[TaskStatus.SCANNED],
         changes=data,
         now=now,
     )
@@ -458,27 +474,13 @@ def refuse_invalid_data(
         task = _reported_task(
             conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED, TaskStatus.STOPPING)
         )
-        if task.status is TaskStatus.STOPPING:
-            task_store.transition(
-                conn,
-                explorer.organization_id,
-                task_id,
-                TaskStatus.STOPPED,
-                actor=explorer_actor(explorer),
-                message=f"stopped; {said} ({problem}), so nothing was kept",
-                expected=[TaskStatus.STOPPING],
-                now=now,
-            )
-            return
-        task_store.transition(
+        _end_failed(
             conn,
-            explorer.organization_id,
-            task_id,
-            TaskStatus.CANCELED,
-            actor=explorer_actor(explorer),
-            message="invalid task data",
-            expected=[TaskStatus.SCANNED],
-            changes={"error": f"{said}: {problem}"},
+            explorer,
+            task,
+            stopped=f"stopped; {said} ({problem}), so nothing was kept",
+            canceled="invalid task data",
+            error=f"{said}: {problem}",
             now=now,
         )
     except (ReportRefused, IllegalTransition):

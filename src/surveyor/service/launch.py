@@ -22,7 +22,7 @@ to the processing queue (`queue_due_tasks`, which the scheduler calls).
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -142,6 +142,31 @@ def explorer_actor(explorer: Explorer) -> str:
     return f"explorer:{explorer.name}"
 
 
+def explorer_transition(
+    conn: Connection,
+    explorer: Explorer,
+    task_id: int,
+    expected: TaskStatus,
+    target: TaskStatus,
+    *,
+    message: str,
+    changes: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> Task:
+    """Move a task of the explorer's from `expected` to `target`, as the explorer."""
+    return task_store.transition(
+        conn,
+        explorer.organization_id,
+        task_id,
+        target,
+        actor=explorer_actor(explorer),
+        message=message,
+        expected=[expected],
+        changes=changes,
+        now=now,
+    )
+
+
 def launch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime) -> Task:
     """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
     attempt with a fresh token."""
@@ -198,31 +223,28 @@ def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) ->
     """An explorer asking for work runs nothing, whatever the console believed: a scan it
     lost (it restarted) is launched again as a new attempt (returned), a stop it lost
     becomes `stopped`, and a scan whose data it lost before the upload is canceled."""
-    actor = explorer_actor(explorer)
     name = explorer.name
     for task in explorer_store.tasks_on_explorer(conn, explorer.id):
         status = task.status
         try:
             if status is TaskStatus.STOPPING:
-                task_store.transition(
+                explorer_transition(
                     conn,
-                    task.organization_id,
+                    explorer,
                     task.id,
+                    TaskStatus.STOPPING,
                     TaskStatus.STOPPED,
-                    actor=actor,
                     message=f"the explorer '{name}' is no longer running the scan; stopped",
-                    expected=[TaskStatus.STOPPING],
                     now=now,
                 )
             elif status is TaskStatus.SCANNED:
-                task_store.transition(
+                explorer_transition(
                     conn,
-                    task.organization_id,
+                    explorer,
                     task.id,
+                    TaskStatus.SCANNED,
                     TaskStatus.CANCELED,
-                    actor=actor,
                     message="task data lost",
-                    expected=[TaskStatus.SCANNED],
                     changes={
                         "error": f"the explorer '{name}' lost the task data before its upload "
                         "finished (it restarted); the scan was canceled"
@@ -230,14 +252,13 @@ def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) ->
                     now=now,
                 )
             elif task.attempt >= MAX_ATTEMPTS:
-                task_store.transition(
+                explorer_transition(
                     conn,
-                    task.organization_id,
+                    explorer,
                     task.id,
+                    TaskStatus.ACTIVE,
                     TaskStatus.CANCELED,
-                    actor=actor,
                     message="too many attempts",
-                    expected=[TaskStatus.ACTIVE],
                     changes={
                         "error": f"the explorer '{name}' lost the scan {task.attempt} times "
                         "(it restarted while scanning); the scan was canceled"

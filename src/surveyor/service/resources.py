@@ -24,10 +24,10 @@ from sqlalchemy import Connection
 from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.targets import DEFAULT_IPV6_MIN_PREFIX, TargetError, parse_targets
 from surveyor.core.tasks import TaskStatus
+from surveyor.service.audit import record
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal
-from surveyor.store.records import audit
 
 #: The scope fields of a site, checked when they are set.
 SCOPE_FIELDS = ("scope", "excludes", "allowed_scope")
@@ -62,27 +62,6 @@ def _not_found(kind: str, object_id: int) -> ResourceRefused:
     return ResourceRefused(Refusal.NOT_FOUND, "not_found", f"{kind} {object_id} does not exist")
 
 
-def _audit(
-    conn: Connection,
-    actor: Principal,
-    action: str,
-    kind: str,
-    object_id: int,
-    now: datetime,
-    **details: Any,
-) -> None:
-    audit(
-        conn,
-        organization_id=actor.organization_id,
-        actor=actor.email,
-        action=action,
-        object_type=kind,
-        object_id=object_id,
-        details=details or None,
-        at=now,
-    )
-
-
 # Sites
 
 
@@ -109,7 +88,15 @@ def create_site(
 ) -> Site:
     check_scopes(values)
     site = records.create_site(conn, actor.organization_id, values, now=now)
-    _audit(conn, actor, "create", "site", site.id, now, allowed_scope=site.allowed_scope)
+    record(
+        conn,
+        actor,
+        "create",
+        "site",
+        site.id,
+        now=now,
+        details={"allowed_scope": site.allowed_scope},
+    )
     return site
 
 
@@ -121,7 +108,9 @@ def update_site(
     if site is None:
         raise _not_found("site", site_id)
     scope = {"allowed_scope": changes["allowed_scope"]} if "allowed_scope" in changes else {}
-    _audit(conn, actor, "edit", "site", site_id, now, fields=sorted(changes), **scope)
+    record(
+        conn, actor, "edit", "site", site_id, now=now, details={"fields": sorted(changes), **scope}
+    )
     return site
 
 
@@ -140,7 +129,7 @@ def delete_site(conn: Connection, actor: Principal, site_id: int, *, now: dateti
         explorer_store.occupying_tasks(conn, org, site_id=site_id), "of this site"
     )
     records.delete_site(conn, org, site_id)
-    _audit(conn, actor, "delete", "site", site_id, now)
+    record(conn, actor, "delete", "site", site_id, now=now)
 
 
 # Hosted zones
@@ -167,7 +156,7 @@ def create_zone(
     conn: Connection, actor: Principal, values: Mapping[str, Any], *, now: datetime
 ) -> ZoneView:
     zone = records.create_zone(conn, actor.organization_id, values, now=now)
-    _audit(conn, actor, "create", "hosted_zone", zone.id, now)
+    record(conn, actor, "create", "hosted_zone", zone.id, now=now)
     return zone_view(conn, zone)
 
 
@@ -177,7 +166,9 @@ def update_zone(
     zone = records.update_zone(conn, actor.organization_id, zone_id, changes, now=now)
     if zone is None:
         raise _not_found("hosted zone", zone_id)
-    _audit(conn, actor, "edit", "hosted_zone", zone_id, now, fields=sorted(changes))
+    record(
+        conn, actor, "edit", "hosted_zone", zone_id, now=now, details={"fields": sorted(changes)}
+    )
     return zone_view(conn, zone)
 
 
@@ -190,7 +181,7 @@ def delete_zone(conn: Connection, actor: Principal, zone_id: int, *, now: dateti
         explorer_store.occupying_tasks(conn, org, hosted_zone_id=zone_id), "in this zone"
     )
     records.delete_zone(conn, org, zone_id)
-    _audit(conn, actor, "delete", "hosted_zone", zone_id, now)
+    record(conn, actor, "delete", "hosted_zone", zone_id, now=now)
 
 
 # Explorers
@@ -229,7 +220,9 @@ def update_explorer(
     explorer = records.update_explorer(conn, org, explorer_id, values, now=now)
     if explorer is None:
         raise _not_found("explorer", explorer_id)
-    _audit(conn, actor, "edit", "explorer", explorer_id, now, fields=sorted(values))
+    record(
+        conn, actor, "edit", "explorer", explorer_id, now=now, details={"fields": sorted(values)}
+    )
     return explorer
 
 
@@ -248,7 +241,7 @@ def delete_explorer(conn: Connection, actor: Principal, explorer_id: int, *, now
             {"task_id": task_id, "status": status.value},
         )
     records.delete_explorer(conn, org, explorer_id)
-    _audit(conn, actor, "delete", "explorer", explorer_id, now)
+    record(conn, actor, "delete", "explorer", explorer_id, now=now)
 
 
 # Tasks in the way of a deletion

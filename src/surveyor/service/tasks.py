@@ -28,10 +28,11 @@ from surveyor.core.tasks import (
     WaitReason,
 )
 from surveyor.service import scheduling
+from surveyor.service.audit import record
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.records import audit, get_explorer, get_site, get_zone
+from surveyor.store.records import get_explorer, get_site, get_zone
 
 
 class InvalidTask(ValueError):
@@ -172,15 +173,14 @@ def _audit_outside_scope(
 ) -> None:
     if target is None:
         return
-    audit(
+    record(
         conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="scan_outside_allowed_scope",
-        object_type="task",
-        object_id=task.id,
+        principal,
+        "scan_outside_allowed_scope",
+        "task",
+        task.id,
         details={"site": site.name, "target": target, "targets": task.params.get("targets")},
-        at=now,
+        now=now,
     )
 
 
@@ -262,16 +262,7 @@ def create_task(
         if start_time is not None and start_time > now:
             values["wait_reason"] = WaitReason.NOT_DUE.value
     task = task_store.create_task(conn, values, actor=principal.email, now=now)
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="create",
-        object_type="task",
-        object_id=task.id,
-        details={"name": task.name},
-        at=now,
-    )
+    record(conn, principal, "create", "task", task.id, details={"name": task.name}, now=now)
     _audit_outside_scope(conn, principal, site, task, checked.outside_allowed_scope, now)
     return task
 
@@ -281,6 +272,32 @@ def _load(conn: Connection, principal: Principal, task_id: int) -> Task:
     if task is None:
         raise task_store.TaskNotFound(task_id)
     return task
+
+
+def _requested_transition(
+    conn: Connection,
+    principal: Principal,
+    task_id: int,
+    target: TaskStatus,
+    *,
+    action: str,
+    message: str,
+    changes: Mapping[str, Any] | None = None,
+    now: datetime,
+) -> Task:
+    """Move a task to `target` on `principal`'s request, and audit the request as `action`."""
+    updated = task_store.transition(
+        conn,
+        principal.organization_id,
+        task_id,
+        target,
+        actor=principal.email,
+        message=message,
+        changes=changes,
+        now=now,
+    )
+    record(conn, principal, action, "task", task_id, now=now)
+    return updated
 
 
 def update_task(
@@ -356,16 +373,7 @@ def update_task(
         message="edited " + ", ".join(sorted(values)),
         now=now,
     )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="edit",
-        object_type="task",
-        object_id=task_id,
-        details={"fields": sorted(values)},
-        at=now,
-    )
+    record(conn, principal, "edit", "task", task_id, details={"fields": sorted(values)}, now=now)
     if checked is not None:
         _audit_outside_scope(conn, principal, site, updated, checked.outside_allowed_scope, now)
     return updated
@@ -383,26 +391,16 @@ def stop_task(conn: Connection, principal: Principal, task_id: int, *, now: date
             reason=("a recurring template does not run itself; pause it or remove it"),
         )
     target = TaskStatus.STOPPED if status is TaskStatus.NEW else TaskStatus.STOPPING
-    updated = task_store.transition(
+    return _requested_transition(
         conn,
-        principal.organization_id,
+        principal,
         task_id,
         target,
-        actor=principal.email,
+        action="stop",
         message=f"stop requested by {principal.email}",
         changes={"stop_requested_at": now} if target is TaskStatus.STOPPING else None,
         now=now,
     )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="stop",
-        object_type="task",
-        object_id=task_id,
-        at=now,
-    )
-    return updated
 
 
 def remove_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> None:
@@ -439,16 +437,7 @@ def remove_task(conn: Connection, principal: Principal, task_id: int, *, now: da
         event_kind=EventKind.REMOVED,
         now=now,
     )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="remove",
-        object_type="task",
-        object_id=task_id,
-        details={"name": task.name},
-        at=now,
-    )
+    record(conn, principal, "remove", "task", task_id, details={"name": task.name}, now=now)
 
 
 def hide_task(
@@ -475,26 +464,16 @@ def pause_task(conn: Connection, principal: Principal, task_id: int, *, now: dat
             TaskStatus.PAUSED,
             reason=("only recurring templates pause; stop a one-off task instead"),
         )
-    updated = task_store.transition(
+    return _requested_transition(
         conn,
-        principal.organization_id,
+        principal,
         task_id,
         TaskStatus.PAUSED,
-        actor=principal.email,
+        action="pause",
         message=f"paused by {principal.email}",
         changes={"recur_next": None, "wait_reason": None},
         now=now,
     )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="pause",
-        object_type="task",
-        object_id=task_id,
-        at=now,
-    )
-    return updated
 
 
 def resume_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
@@ -509,26 +488,16 @@ def resume_task(conn: Connection, principal: Principal, task_id: int, *, now: da
     following = recurrence.next_occurrence(
         stored_recurrence(task.recur_frequency, task.recur_rule, task.timezone), now
     )
-    updated = task_store.transition(
+    return _requested_transition(
         conn,
-        principal.organization_id,
+        principal,
         task_id,
         TaskStatus.NEW,
-        actor=principal.email,
+        action="resume",
         message=f"resumed by {principal.email}",
         changes={"recur_next": following, "wait_reason": WaitReason.NOT_DUE.value},
         now=now,
     )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="resume",
-        object_type="task",
-        object_id=task_id,
-        at=now,
-    )
-    return updated
 
 
 def spawn_run(
@@ -581,15 +550,7 @@ def run_now(conn: Connection, principal: Principal, task_id: int, *, now: dateti
                 "can be run now"
             ),
         )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="run_now",
-        object_type="task",
-        object_id=task_id,
-        at=now,
-    )
+    record(conn, principal, "run_now", "task", task_id, now=now)
     return run
 
 
@@ -602,25 +563,15 @@ def reprocess_task(conn: Connection, principal: Principal, task_id: int, *, now:
             TaskStatus.PROCESSING_QUEUED,
             reason="this task has no stored data to process again",
         )
-    updated = task_store.transition(
+    return _requested_transition(
         conn,
-        principal.organization_id,
+        principal,
         task_id,
         TaskStatus.PROCESSING_QUEUED,
-        actor=principal.email,
+        action="reprocess",
         message=f"reprocess requested by {principal.email}",
         now=now,
     )
-    audit(
-        conn,
-        organization_id=principal.organization_id,
-        actor=principal.email,
-        action="reprocess",
-        object_type="task",
-        object_id=task_id,
-        at=now,
-    )
-    return updated
 
 
 def names_by_id(conn: Connection, rows: Sequence[Task]) -> dict[str, dict[int, str]]:

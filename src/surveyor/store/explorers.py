@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Column, Connection, and_, func, insert, or_, select, update
 
 from surveyor.core import kinds
 from surveyor.core.resources import Explorer, HostedZone
@@ -41,6 +41,21 @@ def split_secret(plaintext: str, prefix: str) -> tuple[str, str] | None:
 def _row(conn: Connection, query: Any) -> dict[str, Any] | None:
     found = conn.execute(query).mappings().first()
     return dict(found) if found is not None else None
+
+
+def _row_by_secret(
+    conn: Connection, lookup_column: Column[str], plaintext: str, prefix: str
+) -> dict[str, Any] | None:
+    """The row of `lookup_column`'s table that a `<prefix>_<lookup>_<secret>` credential
+    proves (its lookup found, its secret matching the stored `secret_hash`), or None."""
+    parts = split_secret(plaintext, prefix)
+    if parts is None:
+        return None
+    lookup, secret = parts
+    row = _row(conn, select(lookup_column.table).where(lookup_column == lookup))
+    if row is None or not row["secret_hash"] or not secret_matches(secret, row["secret_hash"]):
+        return None
+    return row
 
 
 # Enrollment tokens
@@ -85,23 +100,15 @@ def create_enrollment_token(
 def get_enrollment_token(
     conn: Connection, organization_id: int, token_id: int
 ) -> dict[str, Any] | None:
-    return _row(
-        conn,
-        select(enrollment_tokens).where(
-            enrollment_tokens.c.id == token_id,
-            enrollment_tokens.c.organization_id == organization_id,
-        ),
-    )
+    return records.get_record(conn, enrollment_tokens, organization_id, token_id)
 
 
 def list_enrollment_tokens(
     conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
 ) -> list[dict[str, Any]]:
-    query = select(enrollment_tokens).where(enrollment_tokens.c.organization_id == organization_id)
-    if after_id is not None:
-        query = query.where(enrollment_tokens.c.id > after_id)
-    rows = conn.execute(query.order_by(enrollment_tokens.c.id).limit(limit)).mappings().all()
-    return [dict(row) for row in rows]
+    return records.list_records(
+        conn, enrollment_tokens, organization_id, limit=limit, after_id=after_id
+    )
 
 
 def revoke_enrollment_token(
@@ -122,14 +129,7 @@ def revoke_enrollment_token(
 
 def find_enrollment_token(conn: Connection, plaintext: str) -> dict[str, Any] | None:
     """The token row this plaintext proves, whatever its state (revoked, expired)."""
-    parts = split_secret(plaintext, ENROLLMENT_TOKEN_PREFIX)
-    if parts is None:
-        return None
-    lookup, secret = parts
-    row = _row(conn, select(enrollment_tokens).where(enrollment_tokens.c.lookup == lookup))
-    if row is None or not secret_matches(secret, row["secret_hash"]):
-        return None
-    return row
+    return _row_by_secret(conn, enrollment_tokens.c.lookup, plaintext, ENROLLMENT_TOKEN_PREFIX)
 
 
 def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> bool:
@@ -182,14 +182,8 @@ def create_explorer(
 
 def explorer_by_secret(conn: Connection, plaintext: str) -> Explorer | None:
     """The explorer this secret belongs to, or None (unknown, wrong, or deleted)."""
-    parts = split_secret(plaintext, EXPLORER_SECRET_PREFIX)
-    if parts is None:
-        return None
-    lookup, secret = parts
-    found = _explorer(conn, select(explorers).where(explorers.c.secret_lookup == lookup))
-    if found is None or not found.secret_hash or not secret_matches(secret, found.secret_hash):
-        return None
-    return found
+    row = _row_by_secret(conn, explorers.c.secret_lookup, plaintext, EXPLORER_SECRET_PREFIX)
+    return Explorer.from_row(row) if row is not None else None
 
 
 def _explorer(conn: Connection, query: Any) -> Explorer | None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.clock import SYSTEM_CLOCK
@@ -52,30 +52,28 @@ def create_record(
     return found
 
 
-def get_record(
-    conn: Connection, table: Table, organization_id: int, record_id: int
+def _record_where(
+    conn: Connection, table: Table, organization_id: int, condition: ColumnElement[bool]
 ) -> dict[str, Any] | None:
+    """The organization's row of `table` that meets `condition`, or None."""
     row = (
-        conn.execute(
-            select(table).where(table.c.id == record_id, table.c.organization_id == organization_id)
-        )
+        conn.execute(select(table).where(condition, table.c.organization_id == organization_id))
         .mappings()
         .first()
     )
     return dict(row) if row is not None else None
+
+
+def get_record(
+    conn: Connection, table: Table, organization_id: int, record_id: int
+) -> dict[str, Any] | None:
+    return _record_where(conn, table, organization_id, table.c.id == record_id)
 
 
 def find_by_name(
     conn: Connection, table: Table, organization_id: int, name: str
 ) -> dict[str, Any] | None:
-    row = (
-        conn.execute(
-            select(table).where(table.c.name == name, table.c.organization_id == organization_id)
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row is not None else None
+    return _record_where(conn, table, organization_id, table.c.name == name)
 
 
 def list_records(
