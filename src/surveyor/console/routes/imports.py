@@ -21,18 +21,14 @@ from starlette.concurrency import run_in_threadpool
 from surveyor.console.auth import Operator
 from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.routes.tasks import task_out
-from surveyor.console.schemas import MAX_ID, TaskOut
+from surveyor.console.schemas import TaskOut
 from surveyor.console.state import ConsoleState, State
-from surveyor.core import kinds
 from surveyor.core.jsonl_limits import JsonlLimits
-from surveyor.core.resources import Site
 from surveyor.core.task import Task
-from surveyor.core.tasks import TaskStatus
 from surveyor.processing.records import TaskDataError, survey
-from surveyor.store import accounts
-from surveyor.store import tasks as task_store
+from surveyor.service import imports as import_service
+from surveyor.service.imports import ImportedFile
 from surveyor.store.accounts import Principal
-from surveyor.store.records import audit, find_site, get_site
 from surveyor.store.taskdata import GZIP_MAGIC, TASKS_DIR, create_temp_file, task_data_path
 
 IMPORT_PATH = "/api/v1/imports"
@@ -107,89 +103,42 @@ def _refusal(exc: TaskDataError) -> ApiError:
     return ApiError(400, "invalid_task_data", f"the file is not Surveyor task data: {exc}", details)
 
 
-def _resolve_site(conn: Any, principal: Principal, site: str | None) -> Site:
-    if site is None or not site.strip():
-        default = accounts.default_site_id(conn, principal.organization_id)
-        found = get_site(conn, principal.organization_id, default) if default else None
-        if found is None:
-            raise ApiError(400, "invalid_import", "this organization has no site yet")
-        return found
-    site = site.strip()
-    found = None
-    if site.isdigit() and int(site) <= MAX_ID:
-        found = get_site(conn, principal.organization_id, int(site))
-    found = found or find_site(conn, principal.organization_id, site)
-    if found is None:
-        raise ApiError(
-            400, "invalid_import", f"there is no site {site!r}", {"field": "site", "site": site}
-        )
-    return found
-
-
 def _create_import(
     state: ConsoleState,
     principal: Principal,
-    upload: _StoredUpload,
+    imported: ImportedFile,
     *,
     site: str | None,
     name: str | None,
     description: str,
-    size: int,
-    sha256: str,
-    hosts: int,
 ) -> Task:
-    final: Path | None = None
-    now = state.clock.now()
+    moved: list[Path] = []
+
+    def move(source: Path, final: Path) -> None:
+        os.replace(source, final)
+        moved.append(final)
+
     try:
         with state.db.write() as conn:
-            target = _resolve_site(conn, principal, site)
-            task = task_store.create_task(
+            return import_service.create_import(
                 conn,
-                {
-                    "organization_id": principal.organization_id,
-                    "site_id": target.id,
-                    "name": name or f"Import into {target.name}",
-                    "description": description,
-                    "type": kinds.IMPORT.type,
-                    "created_by": principal.email,
-                    "created_by_user_id": principal.user_id,
-                },
-                actor=principal.email,
-                now=now,
+                principal,
+                imported,
+                site=site,
+                name=name,
+                description=description,
+                data_path=lambda task_id: task_data_path(state.settings.data_dir, task_id),
+                move=move,
+                now=state.clock.now(),
             )
-            final = task_data_path(state.settings.data_dir, task.id)
-            os.replace(upload.path, final)
-            queued = task_store.transition(
-                conn,
-                principal.organization_id,
-                task.id,
-                TaskStatus.PROCESSING_QUEUED,
-                actor=principal.email,
-                message=f"imported {hosts} host records",
-                changes={
-                    "size_data": size,
-                    "data_sha256": sha256,
-                    "stats": {"hosts": hosts},
-                    "data_acquisition_ended_at": task.created_at,
-                },
-                now=now,
-            )
-            audit(
-                conn,
-                organization_id=principal.organization_id,
-                actor=principal.email,
-                action="import",
-                object_type="task",
-                object_id=task.id,
-                details={"site_id": target.id, "hosts": hosts, "bytes": size},
-                at=now,
-            )
+    except import_service.ImportRefused as refused:
+        details = {"field": refused.field, "site": refused.site} if refused.field else {}
+        raise ApiError(400, "invalid_import", refused.message, details) from refused
     except BaseException:
-        if final is not None:
+        for final in moved:
             with contextlib.suppress(FileNotFoundError):
                 final.unlink()
         raise
-    return queued
 
 
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
@@ -231,13 +180,10 @@ async def create_import(
             _create_import,
             state,
             principal,
-            upload,
+            ImportedFile(upload.path, size, sha256, hosts),
             site=site,
             name=name.strip() if name else None,
             description=description,
-            size=size,
-            sha256=sha256,
-            hosts=hosts,
         )
     finally:
         await run_in_threadpool(upload.discard)
