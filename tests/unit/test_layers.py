@@ -59,6 +59,12 @@ RULES = (
         ("surveyor.service", "surveyor.scheduler", "surveyor.processing", *_UPPER),
         "the store is called by the layers above it, never the reverse",
     ),
+    Rule(
+        "surveyor.connectors",
+        ("surveyor",),
+        "a connector reads another system; it runs the same in the console and on an explorer",
+        allowed=("surveyor.core", "surveyor.connectors"),
+    ),
     Rule("surveyor.service", _UPPER, "services are shared by the API, the pages and the CLI"),
     Rule("surveyor.scheduler", _UPPER, "the console runs the scheduler; not the reverse"),
     Rule("surveyor.processing", _UPPER, "`surveyor worker` runs processing without a console"),
