@@ -18,7 +18,7 @@ from surveyor.core import kinds
 from surveyor.core.resources import Explorer, HostedZone
 from surveyor.core.task import Task
 from surveyor.core.tasks import EXPLORER_OCCUPYING_STATUSES, Tab, TaskStatus
-from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
+from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_secret
 from surveyor.store import records
 from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, task_events, tasks
 
@@ -26,16 +26,6 @@ ENROLLMENT_TOKEN_PREFIX = "sve"  # noqa: S105 (a prefix, not a secret)
 EXPLORER_SECRET_PREFIX = "svx"  # noqa: S105
 
 _RUNNING = sorted(status.value for status in EXPLORER_OCCUPYING_STATUSES)
-
-
-def split_secret(plaintext: str, prefix: str) -> tuple[str, str] | None:
-    """(lookup, secret) of a `<prefix>_<lookup>_<secret>` credential, or None."""
-    if not plaintext or len(plaintext) > 512:
-        return None
-    parts = plaintext.split("_", 2)
-    if len(parts) != 3 or parts[0] != prefix or len(parts[1]) != 16 or not parts[2]:
-        return None
-    return parts[1], parts[2]
 
 
 def _row(conn: Connection, query: Any) -> dict[str, Any] | None:
