@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS, HostInfo
 from surveyor.core.scan_params import (
     SCAN_PARAM_KEYS,
     ScanParams,
@@ -42,7 +42,6 @@ from surveyor.explorer.client import (
     Refused,
     TaskGone,
 )
-from surveyor.explorer.host import HostDescription
 from surveyor.explorer.identity import (
     PendingUpload,
     clear_pending_upload,
@@ -204,7 +203,7 @@ class Agent:
         client: ExplorerClient,
         state_dir: Path,
         *,
-        host: Callable[[], HostDescription],
+        host: Callable[[], HostInfo],
         scan: ScanFunction = engine_scan,
         write_data: DataWriter = engine_writer,
         timing: AgentTiming | None = None,
@@ -228,16 +227,22 @@ class Agent:
         limit = self.timing.backoff_max if cap is None else min(cap, self.timing.backoff_max)
         return Backoff(min(self.timing.backoff_initial, limit), limit, rng=self._rng)
 
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """`busy` while the block runs (an upload or a task)."""
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+
     def run(self) -> None:
         """Deliver any unfinished upload, then take work until shut down."""
         pending = load_pending_upload(self.state_dir)
         remove_abandoned_spool(self.state_dir, pending)
         if pending is not None:
-            self.busy = True
-            try:
+            with self._working():
                 self.deliver_upload(pending)
-            finally:
-                self.busy = False
         backoff = self._backoff()
         connected = False
         while not self.shutdown.is_set():
@@ -256,11 +261,8 @@ class Agent:
             connected = True
             backoff.reset()
             if task is not None:
-                self.busy = True
-                try:
+                with self._working():
                     self.run_task(task)
-                finally:
-                    self.busy = False
 
     def run_task(self, task: Assignment) -> None:
         """Scan, report progress, obey a stop, then upload (or report why not)."""

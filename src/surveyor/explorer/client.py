@@ -18,7 +18,7 @@ from typing import Any
 import httpx2
 
 from surveyor import __version__
-from surveyor.explorer.host import HostDescription
+from surveyor.core.explorer_protocol import HostInfo
 
 API = "/api/v1/explorer"
 DEFAULT_TIMEOUT = 15.0
@@ -170,8 +170,8 @@ class ExplorerClient:
         except httpx2.TransportError:
             return False
 
-    def enroll(self, token: str, host: HostDescription, *, name: str | None) -> Enrollment:
-        body = {**host.as_message(), "name": name}
+    def enroll(self, token: str, host: HostInfo, *, name: str | None) -> Enrollment:
+        body = {**host.as_dict(), "name": name}
         answer = self._send("POST", f"{API}/enroll", bearer=token, json=body)
         return Enrollment(
             explorer_id=int(answer["explorer_id"]),
@@ -180,12 +180,12 @@ class ExplorerClient:
             secret=str(answer["secret"]),
         )
 
-    def poll(self, host: HostDescription, *, wait: float) -> Assignment | None:
+    def poll(self, host: HostInfo, *, wait: float) -> Assignment | None:
         """Check in and wait up to `wait` seconds for a scan to run."""
         answer = self._send(
             "POST",
             f"{API}/poll",
-            json={**host.as_message(), "wait": wait},
+            json={**host.as_dict(), "wait": wait},
             timeout=wait + POLL_MARGIN_SECONDS,
         )
         task = answer.get("task")

@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.explorer_protocol import HostInfo as HostInfo
 from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
@@ -55,24 +56,6 @@ class UploadRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    """What an explorer says about the machine it runs on."""
-
-    version: str
-    hostname: str
-    os: str
-    addresses: tuple[str, ...]
-
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "hostname": self.hostname,
-            "os": self.os,
-            "addresses": list(self.addresses),
-        }
 
 
 def _unique_name(conn: Connection, organization_id: int, wanted: str) -> str:
@@ -123,7 +106,7 @@ def enroll(
             "hosted_zone_id": token["hosted_zone_id"],
             "enrollment_token_id": token["id"],
             "last_checkin_at": now,
-            **host.as_row(),
+            **host.as_dict(),
         },
         now=now,
     )
@@ -156,7 +139,7 @@ def check_in(conn: Connection, explorer: Explorer, host: HostInfo | None, *, now
         and explorer.poll_dropped_at is None
     ):
         return
-    explorer_store.record_checkin(conn, explorer.id, now=now, host=host.as_row() if host else None)
+    explorer_store.record_checkin(conn, explorer.id, now=now, host=host.as_dict() if host else None)
 
 
 def poll_dropped(
