@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
-from surveyor.cli.listing import AllPages
+from surveyor.cli.listing import AllPages, print_item
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -192,9 +192,4 @@ def show_asset(
     token: TokenOption = None,
 ) -> None:
     """Show one asset: its addresses, names, services and latest changes."""
-    with connect(console, token) as client:
-        asset = client.get(f"/assets/{asset_id}")
-    if as_json:
-        print_json(asset)
-        return
-    out.print(asset_panel(asset))
+    print_item(console, token, f"/assets/{asset_id}", as_json, lambda _, asset: asset_panel(asset))
