@@ -215,13 +215,8 @@ def change_password(
     """Change your own password. Your other sessions and API tokens are revoked; this
     session stays signed in."""
     current, new = _passwords(password_stdin)
-    answer = ask(
-        console,
-        token,
-        "POST",
-        "/users/me/password",
-        {"current_password": current, "new_password": new},
-    )
+    passwords = {"current_password": current, "new_password": new}
+    answer = ask(console, token, "POST", "/users/me/password", passwords)
     revoked = answer["revoked_tokens"]
     noun = "session or token was" if revoked == 1 else "sessions and tokens were"
     out.print(f"Changed your password; {revoked} other {noun} revoked.")

@@ -509,15 +509,9 @@ def create_enrollment(
     this once."""
     if no_expiry and expires_days is not None:
         raise CliError("choose --expires-days or --no-expiry, not both", EXIT_USAGE)
-    body = given(
-        name=name,
-        site_id=site,
-        hosted_zone_id=zone,
-        expires_in_days=expires_days,
-        max_uses=max_uses,
-    )
-    if no_expiry:
-        body["expires_in_days"] = None
+    body = given(name=name, site_id=site, hosted_zone_id=zone, max_uses=max_uses)
+    if expires_days is not None or no_expiry:
+        body["expires_in_days"] = expires_days  # None (--no-expiry): it never expires
     with connect(console, token) as client:
         created = client.post("/enrollment-tokens", body)
         url = client.console

@@ -28,7 +28,7 @@ from surveyor.cli.render import (
     events_table,
     out,
     parse_time,
-    point_at_search,
+    pointing_at_search,
     print_json,
     print_page_hint,
     relative_time,
@@ -472,13 +472,11 @@ def list_tasks(
 ) -> None:
     """Show the tasks of a tab, with the count of every tab."""
     with connect(console, token) as client:
-        try:
+        with pointing_at_search(search):
             counts = None if as_json else client.get("/tasks/counts", search=search)["counts"]
             items, more = client.page(
                 "/tasks", limit=limit, every_page=all_pages, tab=tab, search=search
             )
-        except CliError as error:
-            raise point_at_search(error, search) from None
         if as_json:
             print_json(items)
             return
