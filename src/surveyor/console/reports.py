@@ -23,13 +23,19 @@ from surveyor.store import inventory, taskdata
 from surveyor.store import tasks as task_store
 
 
+def owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
+    """The organization's task `task_id`; any other is not found (404)."""
+    task = task_store.get_task(conn, organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    return task
+
+
 def task_data(state: ConsoleState, organization_id: int, task_id: int) -> Response:
     """The raw data the task collected (gzip JSONL), checked against its SHA-256 first;
     the digest is also in the `X-Surveyor-Content-SHA256` header."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
+        task = owned_task(conn, organization_id, task_id)
     path = taskdata.task_data_path(state.settings.data_dir, task_id)
     if not task.data_sha256 or not path.is_file():
         raise ApiError(
@@ -111,9 +117,7 @@ def change_report(
     """A page of the per-asset change report of one of the task's processing runs (by
     default its latest finished one), or all of it as a JSONL download."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        task = owned_task(conn, organization_id, task_id)
         run = _report_run(conn, task, run_number)
         wanted = [kind.value for kind in kinds] if kinds else None
         if report_format == "json":

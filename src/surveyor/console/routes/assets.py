@@ -14,7 +14,7 @@ from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.presenters import asset_out
 from surveyor.console.reports import ChangeOut
-from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, from_attributes
+from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, fields_of, from_attributes
 from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
 from surveyor.core.inventory import AssetService
@@ -28,28 +28,13 @@ router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 _ERRORS = error_responses(400, 401, 403, 404, 422)
 
 
+@fields_of(
+    AssetService,
+    "port proto state name banner product http_status http_server http_title tls_subject "
+    "tls_issuer tls_sans tls_not_before tls_not_after tls_sha256 first_seen changed_at",
+)
 class ServiceOut(BaseModel):
-    port: int
-    proto: str
-    state: str
-    name: str
-    banner: str
-    product: str
-    http_status: int | None
-    http_server: str
-    http_title: str
-    tls_subject: str
-    tls_issuer: str
-    tls_sans: list[str]
-    tls_not_before: str
-    tls_not_after: str
-    tls_sha256: str
-    first_seen: datetime
-    changed_at: datetime
-
-    @classmethod
-    def of(cls, service: AssetService) -> ServiceOut:
-        return from_attributes(cls, service)
+    pass
 
 
 class AssetChangeOut(BaseModel):
@@ -116,7 +101,7 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
         asset,
         site=names.get(asset.site_id, ""),
         ports=[service.label for service in found],
-        services=[ServiceOut.of(service) for service in found],
+        services=[from_attributes(ServiceOut, service) for service in found],
         history=history,
     )
 
