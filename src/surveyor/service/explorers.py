@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.core.explorer_protocol import HostInfo as HostInfo
+from surveyor.core.explorer_protocol import HostInfo
 from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus

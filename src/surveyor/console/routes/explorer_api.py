@@ -30,17 +30,13 @@ from starlette.requests import ClientDisconnect
 from surveyor.console.errors import ApiError, BodyTooLarge, error_responses
 from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, State
-from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS, HostInfo
 from surveyor.core.jsonl_limits import LimitExceeded
 from surveyor.core.resources import Explorer as ExplorerRow
 from surveyor.core.task import Task
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
-from surveyor.service.explorers import (
-    EnrollmentRefused,
-    HostInfo,
-    ReportRefused,
-)
+from surveyor.service.explorers import EnrollmentRefused, ReportRefused
 from surveyor.store import taskdata
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
