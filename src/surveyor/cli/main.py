@@ -9,6 +9,7 @@ from surveyor.cli import (
     accounts,
     assets,
     audit,
+    credentials,
     explorer,
     imports,
     scan,
@@ -45,6 +46,8 @@ app.add_typer(explorer.explorer_app, name="explorer")
 app.add_typer(explorer.zone_app, name="zone")
 app.add_typer(explorer.enrollment_app, name="enrollment")
 app.add_typer(audit.audit_app, name="audit")
+app.add_typer(credentials.credential_app, name="credential")
+app.add_typer(credentials.secrets_app, name="secrets")
 
 
 def _version(value: bool) -> None:

@@ -16,6 +16,7 @@ from surveyor.console.principals import PrincipalCache
 from surveyor.core.clock import Clock, SystemClock
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
+from surveyor.security.secretbox import SecretBox
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.change_bus import AsyncSignal, ChangeBus
 from surveyor.store.engine import Database
@@ -112,6 +113,9 @@ class ConsoleState:
     settings: ConsoleSettings
     db: Database
     login_limiter: LoginThrottle
+    #: Seals and opens credentials' secrets (`security/secretbox.py`): the key of the data
+    #: directory, `SURVEYOR_SECRET_KEY` or `SURVEYOR_SECRET_KEY_FILE`.
+    secret_box: SecretBox
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     #: The console's one sense of time: handlers, services, the scheduler, processing
     #: workers and the explorer supervisor take their "now" from it (tests inject a fake).
