@@ -127,7 +127,7 @@ def check_fields(
         if spec is None:
             raise CredentialInvalid(
                 name,
-                f"{kind.value} credentials have no field {name!r}; "
+                f"{kind.value.upper()} credentials have no field {name!r}; "
                 f"their fields are {', '.join(known)}",
             )
         if (name in secrets) != spec.secret:
@@ -141,7 +141,7 @@ def check_fields(
     present |= {name for name, value in secrets.items() if value} | set(secrets_kept)
     missing = [name for name in known if name in required_fields(kind, plain) - present]
     if missing:
-        raise CredentialInvalid(missing[0], f"{kind.value} credentials need {missing[0]}")
+        raise CredentialInvalid(missing[0], f"{kind.value.upper()} credentials need {missing[0]}")
     if kind is CredentialKind.SNMP:
         for name in ("auth_key", "priv_key"):
             value = secrets.get(name, "")
