@@ -116,27 +116,23 @@ def create_app(
     the background services start after that and are cancelled when the app stops. Every
     "now" of the console is read from `clock` (the machine's by default)."""
     db = database or Database(make_engine(settings.database_url))
-    try:
-        secret_box = load_secret_box(settings.data_dir)
-    except SecretKeyError as exc:
-        raise SystemExit(f"credentials' secret key: {exc}") from exc
     state = ConsoleState(
-        settings=settings,
-        db=db,
-        login_limiter=LoginThrottle(),
-        secret_box=secret_box,
-        clock=clock or SystemClock(),
+        settings=settings, db=db, login_limiter=LoginThrottle(), clock=clock or SystemClock()
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for path in remove_abandoned_temp_files(settings.data_dir):
             log.warning("removed %s, left behind by a process that was killed", path)
+        try:
+            state.loaded_secret_box = load_secret_box(settings.data_dir)
+        except SecretKeyError as exc:
+            raise SystemExit(f"credentials' secret key: {exc}") from exc
         upgrade(db.engine)
         created = bootstrap_if_empty(db, settings.data_dir, now=state.clock.now())
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
-        _warn_of_other_keys(db, secret_box.key_id)
+        _warn_of_other_keys(db, state.secret_box.key_id)
         await asyncio.to_thread(state.changes.open, db)
         wake_polls = state.changes.subscribe(
             lambda _changes: state.explorer_work.notify(), where=launch.may_let_a_scan_launch

@@ -113,9 +113,6 @@ class ConsoleState:
     settings: ConsoleSettings
     db: Database
     login_limiter: LoginThrottle
-    #: Seals and opens credentials' secrets (`security/secretbox.py`): the key of the data
-    #: directory, `SURVEYOR_SECRET_KEY` or `SURVEYOR_SECRET_KEY_FILE`.
-    secret_box: SecretBox
     principals: PrincipalCache = field(default_factory=PrincipalCache)
     #: The console's one sense of time: handlers, services, the scheduler, processing
     #: workers and the explorer supervisor take their "now" from it (tests inject a fake).
@@ -128,11 +125,21 @@ class ConsoleState:
     #: Wakes explorers' held polls: a task change that may let a scan launch, or the
     #: supervisor finding a launchable one.
     explorer_work: AsyncSignal = field(default_factory=AsyncSignal)
+    #: The key of credentials' secrets, loaded when the console starts (`secret_box`).
+    loaded_secret_box: SecretBox | None = None
     #: The live event stream's poller (`task_feed`, made on first use).
     task_feed: TaskFeed | None = None
     #: Set when the server begins to stop, so that requests held open (explorers' polls)
     #: end before the server's graceful shutdown period runs out.
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Seals and opens credentials' secrets (`security/secretbox.py`): the key of the
+        data directory, `SURVEYOR_SECRET_KEY` or `SURVEYOR_SECRET_KEY_FILE`."""
+        if self.loaded_secret_box is None:
+            raise RuntimeError("the secret key is loaded when the console starts")
+        return self.loaded_secret_box
 
     @property
     def data_dir(self) -> Path:
