@@ -401,3 +401,61 @@ def test_members_below_admin_do_not_see_the_credentials_page(console: ConsoleUnd
     client, _ = signed_in(console, "operator")
     assert 'href="/credentials"' not in client.get("/tasks").text
     assert client.get("/credentials").status_code == 403
+
+
+# Rotating from the command line
+
+
+def test_secrets_rotate_replaces_the_data_directorys_key_and_consoles_started_on_it_open_them(
+    console: ConsoleUnderTest,
+    db: Database,
+    directory: StandInDirectory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from surveyor.cli.main import app
+
+    credential = create(console)
+    verify = f"/api/v1/credentials/{credential['id']}/verify"
+    key_file = tmp_path / "secret.key"
+    before = key_file.read_text()
+    env = {
+        "SURVEYOR_DATA": str(tmp_path),
+        "SURVEYOR_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+    }
+
+    rotated = CliRunner().invoke(app, ["secrets", "rotate"], env=env)
+
+    assert rotated.exit_code == 0, rotated.output
+    assert "Re-encrypted 1 secret(s) of 1 credential(s)" in rotated.output
+    assert f"The new key is in {key_file}" in rotated.output
+    assert key_file.read_text() != before
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert not (tmp_path / "secret.key.new").exists()
+    stale = console.admin.post(verify, json={"server": "127.0.0.1:3890"})
+    assert stale.status_code == 409
+    with running_console(db, tmp_path, monkeypatch) as restarted:
+        answer = restarted.admin.post(verify, json={"server": "127.0.0.1:3890"})
+    assert answer.json()["ok"] is True, answer.text
+    assert directory.seen == [DIRECTORY]
+
+
+def test_secrets_rotate_will_not_guess_where_a_key_from_the_environment_goes(
+    console: ConsoleUnderTest, db: Database, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from surveyor.cli.main import app
+
+    env = {
+        "SURVEYOR_DATA": str(tmp_path),
+        "SURVEYOR_DATABASE_URL": db.engine.url.render_as_string(hide_password=False),
+        KEY_ENV: encode_key(new_key()),
+    }
+
+    refused = CliRunner().invoke(app, ["secrets", "rotate"], env=env)
+
+    assert refused.exit_code == 2
+    assert "--new-key-file" in refused.output

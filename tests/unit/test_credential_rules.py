@@ -74,7 +74,9 @@ def test_the_first_start_creates_a_key_only_its_owner_can_read_and_keeps_it(
     key_file = tmp_path / KEY_FILE
 
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    key_file.chmod(0o644)
     assert load_secret_box(tmp_path, {}).key_id == first.key_id
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
 def test_the_key_from_the_environment_or_a_key_file_wins_over_the_data_directory(

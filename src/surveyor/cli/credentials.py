@@ -333,11 +333,13 @@ def rotate(
     out.print(
         f"Re-encrypted {done.secrets} secret(s) of {done.credentials} credential(s) from key "
         f"{old.key_id} to key {new.key_id}"
-        + (f" ({done.already} already were)." if done.already else ".")
+        + (f" ({done.already} already were)." if done.already else "."),
+        soft_wrap=True,
     )
     where = target if target is not None else new_key_file
     out.print(
         f"The new key is in {where}. Restart every console with it (SURVEYOR_SECRET_KEY_FILE="
         f"{where}, or SURVEYOR_SECRET_KEY set to its contents); until then they refuse to use "
-        "the secrets."
+        "the secrets.",
+        soft_wrap=True,
     )

@@ -156,8 +156,11 @@ def load_secret_box(data_dir: Path, environ: Mapping[str, str] | None = None) ->
     path = key_source(data_dir, env)
     if path is None:
         return SecretBox(decode_key(env[KEY_ENV], where=KEY_ENV))
-    if not env.get(KEY_FILE_ENV) and not path.exists():
-        write_key_file(path, new_key())
+    if not env.get(KEY_FILE_ENV):
+        if not path.exists():
+            write_key_file(path, new_key())
+        elif path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # the data directory's key is its owner's alone, as at creation
     return SecretBox(read_key_file(path))
 
 
