@@ -367,6 +367,8 @@ def test_an_admin_creates_edits_verifies_and_deletes_a_credential_through_the_pa
     assert bad.status_code == 400
     assert "Options are a JSON object" in bad.text
 
+    trail = client.get("/audit", params={"object_type": "credential"}).text
+    assert f'href="/credentials/{credential_id}"' in trail  # entries link to the credential
     assert "Delete credential" in client.get(f"/credentials/{credential_id}/delete").text
     gone = client.post(f"/credentials/{credential_id}/delete", data={"csrf_token": csrf})
     assert gone.status_code == 303
