@@ -62,8 +62,13 @@ def test_an_admin_manages_a_credential_and_every_state_passes_axe(
     expect(page.get_by_role("heading", name="Credentials", level=1)).to_be_visible()
     check(page, "empty", violations)
 
+    page.get_by_label("Kind").select_option("snmp")
+    expect(page.get_by_label("Community (v2c)")).to_be_visible()
+    expect(page.get_by_label("Bind DN")).to_be_hidden()  # only the chosen kind's fields
+    check(page, "the SNMP fields", violations)
     page.get_by_label("Name", exact=True).fill("Lab directory")
     page.get_by_label("Kind").select_option("ldap")
+    expect(page.get_by_label("Community (v2c)")).to_be_hidden()
     page.get_by_label("Bind DN").fill("cn=svc,dc=lab")
     page.get_by_label("Password").fill(SECRET)
     page.get_by_role("button", name="Create credential").click()
