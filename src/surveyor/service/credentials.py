@@ -53,6 +53,7 @@ log = logging.getLogger("surveyor.credentials")
 MAX_SERVER_LENGTH = 300
 #: What a secret is shown as if a message ever carried one.
 REDACTED = "[secret]"
+MIN_REDACTED_LENGTH = 3
 
 
 class Reason(StrEnum):
@@ -305,8 +306,9 @@ def redact(message: str, opened: Mapping[str, str], kind: CredentialKind) -> str
     """`message` with any secret of the credential replaced, should a connector ever say
     one."""
     for name in secret_fields(kind):
-        value = opened.get(name)
-        if value:
+        value = opened.get(name, "")
+        # A secret of one or two characters found in a message is a coincidence, not a leak.
+        if len(value) >= MIN_REDACTED_LENGTH:
             message = message.replace(value, REDACTED)
     return message
 
