@@ -45,13 +45,21 @@ def typed_at_the_prompt(cli: Cli, secret: str, *args: str) -> tuple[int, str]:
     exit code and everything the terminal showed."""
     env = cli.environment(url=cli.console.url, token=cli.console.token)
     controller, terminal = pty.openpty()
+    # A session of its own: no controlling terminal but this one to read the secret from.
     process = subprocess.Popen(
-        [SURVEYOR, *args], env=env, stdin=terminal, stdout=terminal, stderr=terminal
+        [SURVEYOR, *args],
+        env=env,
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        start_new_session=True,
     )
     os.close(terminal)
     try:
-        seen = _read_until(controller, b"(hidden)", b"")
-        assert b"(hidden)" in seen, seen.decode(errors="replace")
+        # The space after the colon is written once echo is off and pending input flushed:
+        # what is typed from then on is read, unseen.
+        seen = _read_until(controller, b"(hidden): ", b"")
+        assert b"(hidden): " in seen, seen.decode(errors="replace")
         os.write(controller, secret.encode() + b"\n")
         seen = _read_until(controller, b"Created credential", seen)
         code = process.wait(timeout=COMMAND_SECONDS)
@@ -71,6 +79,7 @@ def test_secrets_from_the_cli_are_never_shown_logged_or_stored_and_rotation_is_a
 ) -> None:
     typed = f"typed-{uuid.uuid4().hex}"
     piped = f"piped-{uuid.uuid4().hex}"
+    replaced = f"replaced-{uuid.uuid4().hex}"
     data = {"SURVEYOR_DATA": str(cli.console.data_dir)}
 
     code, terminal = typed_at_the_prompt(
@@ -98,6 +107,16 @@ def test_secrets_from_the_cli_are_never_shown_logged_or_stored_and_rotation_is_a
     shown = cli.json("credential", "show", str(created["id"]))
     assert shown["fields"]["community"]["set"] is True
 
+    edited = cli.json(
+        "credential", "edit", str(created["id"]), "--secret", "community", "--secrets-stdin",
+        "--field", "version=2c", stdin=replaced + "\n",
+    )  # fmt: skip
+    assert edited["fields"]["community"]["set"] is True
+    assert edited["fields"]["community"]["set_at"] > created["fields"]["community"]["set_at"]
+    nothing = cli.run("credential", "edit", str(created["id"]))
+    assert nothing.returncode == 2
+    assert "nothing to change" in nothing.stderr
+
     tried = cli.run("credential", "verify", str(created["id"]), "--server", "127.0.0.1:9")
     assert tried.returncode == 1
     assert "Verify failed:" in tried.stderr
@@ -118,14 +137,14 @@ def test_secrets_from_the_cli_are_never_shown_logged_or_stored_and_rotation_is_a
 
     assert "Deleted credential" in cli.ok("credential", "delete", str(created["id"]))
     outputs = "\n".join(
-        [listed, str(shown), on_the_line.stderr, tried.stderr, rotated, stale.stderr]
+        [listed, str(shown), str(edited), on_the_line.stderr, tried.stderr, rotated, stale.stderr]
     )
     log = (cli.console.data_dir / "console.log").read_text(errors="replace")
     database = cli.console.data_dir / "surveyor.db"
     with sqlite3.connect(database) as conn:
         dump = "\n".join(conn.iterdump())
     assert "v1.k-" in dump  # the remaining credential's password, sealed
-    for secret in (typed, piped):
+    for secret in (typed, piped, replaced):
         assert secret not in outputs
         assert secret not in log
         assert secret not in dump

@@ -194,6 +194,75 @@ add_show(
 )
 
 
+@credential_app.command("edit")
+@reports_errors
+def edit(
+    credential_id: CredentialId,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", help="Set a plain field, as NAME=VALUE (repeatable)."),
+    ] = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option("--clear", help="Clear a field, plain or secret (repeatable)."),
+    ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret", help="Replace a secret field (repeatable), asked for with hidden input."
+        ),
+    ] = None,
+    secrets_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--secrets-stdin",
+            help="Read the secrets from standard input, one line each, in --secret order.",
+        ),
+    ] = False,
+    site: Annotated[
+        list[int] | None,
+        typer.Option("--site", min=1, help="The sites that may use it (replaces the list)."),
+    ] = None,
+    all_sites: Annotated[bool, typer.Option("--all-sites", help="Let every site use it.")] = False,
+    as_json: JsonOption = False,
+    console: ConsoleOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Change a credential: what is not named stays as it is, secrets included."""
+    with connect_api(console, token) as client:
+        current = client.get(f"/credentials/{credential_id}")
+        kind = CredentialKind(current["kind"])
+        plain = _pairs(field or [], "--field")
+        overlap = sorted(set(plain) & secret_fields(kind))
+        if overlap:
+            raise CliError(
+                f"{overlap[0]} is a secret: give it with --secret {overlap[0]}, never on the "
+                "command line",
+                EXIT_USAGE,
+            )
+        names = _secret_names(kind, plain, list(secret or [])) if secret else []
+        fields: dict[str, str | None] = {**plain, **dict.fromkeys(clear or [])}
+        fields.update(read_secrets(names, secrets_stdin))
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if fields:
+            body["fields"] = fields
+        if all_sites or site:
+            body["site_ids"] = [] if all_sites else list(site or [])
+        if not body:
+            raise CliError(
+                "nothing to change: give --name, --field, --clear, --secret or --site",
+                EXIT_USAGE,
+            )
+        changed = client.request("PATCH", f"/credentials/{credential_id}", json=body)
+    if as_json:
+        print_json(changed)
+        return
+    out.print(shown(f"Changed credential {changed['id']}: {changed['name']}"))
+
+
 @credential_app.command("verify")
 @reports_errors
 def verify(
