@@ -11,6 +11,7 @@ from surveyor.cli import (
     accounts,
     assets,
     audit,
+    credentials,
     explorer,
     imports,
     scan,
@@ -51,6 +52,8 @@ GROUPS = {
     "zone": explorer.zone_app,
     "enrollment": explorer.enrollment_app,
     "audit": audit.audit_app,
+    "credential": credentials.credential_app,
+    "secrets": credentials.secrets_app,
 }
 for name, command in COMMANDS.items():
     app.command(name)(command)

@@ -50,6 +50,12 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
     from surveyor.store.engine import data_dir, database_url
 
     settings = ConsoleSettings.from_environment(data_dir(), database_url())
+    from surveyor.security.secretbox import SecretKeyError, load_secret_box
+
+    try:
+        load_secret_box(settings.data_dir)  # made at the first start; a bad setting stops it
+    except SecretKeyError as exc:
+        raise SystemExit(f"credentials' secret key: {exc}") from exc
     app = create_app(
         settings,
         on_bootstrap=lambda created: _announce(created, host=host, port=port),
