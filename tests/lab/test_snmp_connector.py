@@ -224,12 +224,22 @@ def test_bad_options_are_named(
         connector.check_options(options)
 
 
-def test_options_get_their_defaults(connector: SnmpConnector) -> None:
+def test_options_get_their_defaults_and_leave_the_version_to_the_credential(
+    connector: SnmpConnector,
+) -> None:
     checked = connector.check_options({"targets": ["127.0.0.1", "127.0.0.2"]})
     assert checked == {
         "targets": "127.0.0.1,127.0.0.2",
-        "version": "2c",
         "port": 161,
         "concurrency": 16,
         "retries": 1,
     }
+
+
+def test_the_credentials_version_applies_when_the_task_names_none(
+    agent: SnmpAgent, connector: SnmpConnector
+) -> None:
+    run = ConnectorConfig(
+        server=f"127.0.0.1:{agent.port}", options={}, credential=agent.v3_credential()
+    )
+    assert connector.verify(run).endswith(f"answered SNMPv3 as {agent.user}: {SYS_NAME}")

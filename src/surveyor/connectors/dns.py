@@ -238,7 +238,7 @@ def _address_of(reverse_name: dns.name.Name) -> str | None:
         return None  # a partial name: the apex or a delegation label, not one address
 
 
-class _ZoneMapper:
+class ZoneMapper:
     """Turns the rrsets of one zone, in transfer order, into host records."""
 
     def __init__(self, zone: str) -> None:
@@ -344,7 +344,7 @@ class DnsConnector:
             if config.stopped.is_set():
                 return
             _soa_serial(endpoint, zone, tsig, config)
-            mapper = _ZoneMapper(zone)
+            mapper = ZoneMapper(zone)
             messages = _transfer(endpoint, zone, tsig, config)
             try:
                 for message in messages:

@@ -121,7 +121,7 @@ class _Stopped(Exception):
 
 
 @dataclass(frozen=True)
-class _Target:
+class Agent:
     """One agent to read: `shown` is how messages name it."""
 
     host: str
@@ -141,10 +141,10 @@ class _Target:
 
 
 @dataclass
-class _Reading:
+class AgentReading:
     """What one agent said."""
 
-    target: _Target
+    target: Agent
     system: dict[tuple[int, ...], Any] = field(default_factory=dict)
     tables: dict[tuple[int, ...], list[tuple[tuple[int, ...], Any]]] = field(default_factory=dict)
 
@@ -175,7 +175,7 @@ def _address_from_index(index: tuple[int, ...]) -> str | None:
     return None
 
 
-def _device_type(services: Any) -> str | None:
+def device_type_of(services: Any) -> str | None:
     """What sysServices says the device is: only routing (layer 3) or only bridging (layer 2)
     tells; an end host (layers 4 or 7) says nothing more."""
     if services is None:
@@ -197,7 +197,7 @@ def _is_identity(address: str) -> bool:
     return not (parsed.is_loopback or parsed.is_link_local or parsed.is_unspecified)
 
 
-def device_records(reading: _Reading) -> list[dict[str, Any]]:
+def device_records(reading: AgentReading) -> list[dict[str, Any]]:
     """The device's record, then one record per neighbour MAC."""
     system, tables = reading.system, reading.tables
     target = reading.target
@@ -247,7 +247,7 @@ def device_records(reading: _Reading) -> list[dict[str, Any]]:
     device["hostnames"] = hostnames
     if description := _text(system.get(SYS_DESCR)):
         device["description"] = description
-    if device_type := _device_type(system.get(SYS_SERVICES)):
+    if device_type := device_type_of(system.get(SYS_SERVICES)):
         device["device_type"] = device_type
     device["attributes"] = attributes
     records = [device]
@@ -366,7 +366,7 @@ def _session(config: ConnectorConfig) -> _Session:
     return _Session(version, user, auth_data, try_timeout, retries, config.timeout)
 
 
-def _problem(session: _Session, target: _Target, indication: Any) -> _Failure:
+def _problem(session: _Session, target: Agent, indication: Any) -> _Failure:
     where = target.shown
     if isinstance(indication, errind.RequestTimedOut):
         if session.version == "2c":
@@ -389,7 +389,7 @@ class _Reader:
         self.config = config
         self.engine: SnmpEngine | None = None
 
-    async def _transport(self, target: _Target) -> UdpTransportTarget | Udp6TransportTarget:
+    async def _transport(self, target: Agent) -> UdpTransportTarget | Udp6TransportTarget:
         kind = Udp6TransportTarget if ":" in target.host else UdpTransportTarget
         try:
             return await kind.create(
@@ -400,11 +400,11 @@ class _Reader:
         except PySnmpError:
             raise _Failure(f"cannot resolve SNMP target {target.host}") from None
 
-    async def read(self, target: _Target, *, tables: bool = True) -> _Reading:
+    async def read(self, target: Agent, *, tables: bool = True) -> AgentReading:
         if self.engine is None:
             self.engine = SnmpEngine()
         transport = await self._transport(target)
-        reading = _Reading(target)
+        reading = AgentReading(target)
         indication, status, _, binds = await get_cmd(
             self.engine,
             self.session.auth_data,
@@ -439,7 +439,7 @@ class _Reader:
         return reading
 
     async def _walk(
-        self, transport: Any, target: _Target, table: tuple[int, ...]
+        self, transport: Any, target: Agent, table: tuple[int, ...]
     ) -> list[tuple[tuple[int, ...], Any]]:
         assert self.engine is not None
         rows: list[tuple[tuple[int, ...], Any]] = []
@@ -471,8 +471,8 @@ class _Reader:
                 break
         return rows
 
-    async def read_all(self, targets: Sequence[_Target]) -> list[_Reading | _Failure]:
-        async def one(target: _Target) -> _Reading | _Failure:
+    async def read_all(self, targets: Sequence[Agent]) -> list[AgentReading | _Failure]:
+        async def one(target: Agent) -> AgentReading | _Failure:
             try:
                 return await self.read(target)
             except _Failure as failure:
@@ -504,7 +504,7 @@ def _split_server(server: str) -> tuple[str, int | None]:
     return text, None
 
 
-def _targets(config: ConnectorConfig) -> tuple[Iterator[_Target], int]:
+def _targets(config: ConnectorConfig) -> tuple[Iterator[Agent], int]:
     """The targets of the options (lazily) and how many, or the `server` when no targets
     are given."""
     port = _port_of(config)
@@ -516,11 +516,11 @@ def _targets(config: ConnectorConfig) -> tuple[Iterator[_Target], int]:
             )
         except TargetError as exc:
             raise ConnectorError(f"bad SNMP targets: {exc}") from None
-        return (_Target(str(item), port) for item in scope.iter_addresses()), scope.size
+        return (Agent(str(item), port) for item in scope.iter_addresses()), scope.size
     if not config.server.strip():
         raise ConnectorError("no SNMP targets given: set `targets` (or `server`)")
     host, server_port = _split_server(config.server)
-    return iter([_Target(host, server_port or port)]), 1
+    return iter([Agent(host, server_port or port)]), 1
 
 
 def _close(loop: asyncio.AbstractEventLoop) -> None:
@@ -553,10 +553,9 @@ class SnmpConnector:
             except TargetError as exc:
                 raise ValueError(str(exc)) from None
             checked["targets"] = parsed.text
-        version = str(options.get("version", "2c"))
-        if version not in ("2c", "3"):
+        version = options.get("version")  # absent: the credential's version decides
+        if version is not None and version not in ("2c", "3"):
             raise ValueError('\'version\' must be "2c" or "3"')
-        checked["version"] = version
         for name, default, low, high in (
             ("port", DEFAULT_PORT, 1, 65535),
             ("concurrency", DEFAULT_CONCURRENCY, 1, MAX_CONCURRENCY),
