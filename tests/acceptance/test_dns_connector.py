@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -240,3 +241,28 @@ def test_bad_zone_options_are_named(zones: object, problem: str, connector: DnsC
 def test_zone_options_are_normalised(connector: DnsConnector) -> None:
     checked = connector.check_options({"zones": ["Lab.Test.", "lab.test"], "server": "ns:53"})
     assert checked == {"zones": ["lab.test"], "server": "ns:53"}
+
+
+def test_a_stop_while_the_server_stalls_ends_the_run_without_an_error(
+    connector: DnsConnector,
+) -> None:
+    """The stalled server stops the task once the query arrives; the run then ends quietly
+    when its wait runs out, instead of failing with a timeout."""
+    with socket.socket() as stalled:
+        stalled.bind(("127.0.0.1", 0))
+        stalled.listen()
+        port = stalled.getsockname()[1]
+        run = config(f"127.0.0.1:{port}", [FORWARD_ZONE], timeout=1.0)
+
+        def stop_on_first_query() -> None:
+            client, _ = stalled.accept()
+            with client:
+                client.recv(512)
+                run.stopped.set()
+                client.recv(512)  # holds the connection until the connector gives up
+
+        watcher = threading.Thread(target=stop_on_first_query, daemon=True)
+        watcher.start()
+        records = list(connector.fetch(run))
+        watcher.join()
+    assert records == []

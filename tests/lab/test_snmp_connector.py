@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -243,3 +244,30 @@ def test_the_credentials_version_applies_when_the_task_names_none(
         server=f"127.0.0.1:{agent.port}", options={}, credential=agent.v3_credential()
     )
     assert connector.verify(run).endswith(f"answered SNMPv3 as {agent.user}: {SYS_NAME}")
+
+
+def test_a_stop_while_agents_are_silent_ends_the_run_without_an_error(
+    agent: SnmpAgent, connector: SnmpConnector
+) -> None:
+    """The silent agent stops the task as soon as the first request reaches it: a run that
+    kept waiting would end in a timeout error after a minute instead."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        run = ConnectorConfig(
+            server=f"127.0.0.1:{port}",
+            options={"version": "2c", "retries": 0},
+            credential=agent.v2c_credential(),
+            timeout=60.0,
+        )
+
+        def stop_on_first_request() -> None:
+            silent.recvfrom(65535)
+            run.stopped.set()
+
+        watcher = threading.Thread(target=stop_on_first_request, daemon=True)
+        watcher.start()
+        records = list(connector.fetch(run))
+        watcher.join()
+    assert records == []
+    assert run.stopped.is_set()

@@ -337,6 +337,14 @@ class DnsConnector:
     def fetch(
         self, config: ConnectorConfig, progress: Progress = no_progress
     ) -> Iterator[dict[str, Any]]:
+        try:
+            yield from self._fetch(config, progress)
+        except ConnectorError:
+            if config.stopped.is_set():
+                return  # a stop that came while waiting on the server is no failure
+            raise
+
+    def _fetch(self, config: ConnectorConfig, progress: Progress) -> Iterator[dict[str, Any]]:
         endpoint = _endpoint(config.server)
         tsig = _tsig(config.credential)
         fetched = 0

@@ -15,6 +15,7 @@ target answered at all, with the first target's problem in words.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
@@ -58,6 +59,8 @@ MAX_ROWS = 50000
 #: Interfaces whose MAC lands in the device's attributes (the record keeps 50 keys at most).
 MAX_INTERFACE_ATTRIBUTES = 40
 BULK_REPETITIONS = 25
+#: How often a batch waiting on silent agents looks whether the task was stopped.
+STOP_CHECK_SECONDS = 0.1
 
 SYS_DESCR = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
@@ -472,13 +475,24 @@ class _Reader:
         return rows
 
     async def read_all(self, targets: Sequence[Agent]) -> list[AgentReading | _Failure]:
+        """Reads a batch at once; raises _Stopped soon after the task is stopped, even while
+        agents are still silent."""
+
         async def one(target: Agent) -> AgentReading | _Failure:
             try:
                 return await self.read(target)
             except _Failure as failure:
                 return failure
 
-        return list(await asyncio.gather(*(one(target) for target in targets)))
+        batch = asyncio.gather(*(one(target) for target in targets))
+        while not batch.done():
+            await asyncio.wait({batch}, timeout=STOP_CHECK_SECONDS)
+            if self.config.stopped.is_set() and not batch.done():
+                batch.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await batch  # collects the cancellation, so none is left unretrieved
+                raise _Stopped
+        return list(batch.result())
 
     def close(self) -> None:
         if self.engine is not None:
