@@ -115,6 +115,10 @@ _V3_PROBLEMS: tuple[tuple[type[errind.ErrorIndication], str], ...] = (
 )
 
 
+#: Walked tables by their OID: (the index after the column's OID, the value) per row.
+_Tables = dict[tuple[int, ...], list[tuple[tuple[int, ...], Any]]]
+
+
 class _Failure(Exception):
     """A target's problem in words, kept until we know whether any target answered."""
 
@@ -149,7 +153,7 @@ class AgentReading:
 
     target: Agent
     system: dict[tuple[int, ...], Any] = field(default_factory=dict)
-    tables: dict[tuple[int, ...], list[tuple[tuple[int, ...], Any]]] = field(default_factory=dict)
+    tables: _Tables = field(default_factory=dict)
 
 
 def _mac(value: Any) -> str | None:
@@ -200,32 +204,45 @@ def _is_identity(address: str) -> bool:
     return not (parsed.is_loopback or parsed.is_link_local or parsed.is_unspecified)
 
 
-def device_records(reading: AgentReading) -> list[dict[str, Any]]:
-    """The device's record, then one record per neighbour MAC."""
-    system, tables = reading.system, reading.tables
-    target = reading.target
+def _interfaces(tables: _Tables) -> tuple[dict[int, str], dict[int, str]]:
+    """Each interface's name (ifName, else ifDescr) and MAC, by ifIndex."""
     names: dict[int, str] = {}
-    for (index, *_), value in tables.get(IF_DESCR, []):
-        if text := _text(value):
-            names[index] = text
-    for (index, *_), value in tables.get(IF_NAME, []):
-        if text := _text(value):
-            names[index] = text
+    for table in (IF_DESCR, IF_NAME):
+        for (index, *_), value in tables.get(table, []):
+            if text := _text(value):
+                names[index] = text
     macs: dict[int, str] = {}
     for (index, *_), value in tables.get(IF_PHYS_ADDRESS, []):
         if mac := _mac(value):
             macs[index] = mac
+    return names, macs
+
+
+def _own_addresses(
+    tables: _Tables, target: Agent, macs: Mapping[int, str]
+) -> tuple[list[str], str | None]:
+    """The device's addresses that identify it (the target's first) and the MAC of the
+    interface holding the first of ipAddrTable's."""
     own: list[str] = []
-    mac_of_address: str | None = None
+    mac: str | None = None
     for suffix, value in tables.get(IP_AD_ENT_IF_INDEX, []):
         if len(suffix) != 4:
             continue
         address = str(ipaddress.IPv4Address(bytes(suffix)))
         if _is_identity(address) and address not in own:
             own.append(address)
-            mac_of_address = mac_of_address or macs.get(int(value))
-    if not target.is_name and _is_identity(target.host) and target.host not in own:
-        own.insert(0, str(ipaddress.ip_address(target.host)))
+            mac = mac or macs.get(int(value))
+    if not target.is_name and _is_identity(target.host):
+        reached = str(ipaddress.ip_address(target.host))
+        own = [reached, *(address for address in own if address != reached)]
+    return own, mac
+
+
+def device_records(reading: AgentReading) -> list[dict[str, Any]]:
+    """The device's record, then one record per neighbour MAC."""
+    system, tables, target = reading.system, reading.tables, reading.target
+    names, macs = _interfaces(tables)
+    own, mac = _own_addresses(tables, target, macs)
     sys_name = _text(system.get(SYS_NAME))
     hostnames = [sys_name] if sys_name else []
     if target.is_name and target.host.lower() not in hostnames:
@@ -244,7 +261,7 @@ def device_records(reading: AgentReading) -> list[dict[str, Any]]:
     device: dict[str, Any] = {"type": "host", "source": "snmp"}
     if own:
         device["addresses"] = own
-    mac = mac_of_address or next(iter(macs[index] for index in sorted(macs)), None)
+    mac = mac or next((macs[index] for index in sorted(macs)), None)
     if mac:
         device["mac"] = mac
     device["hostnames"] = hostnames
@@ -253,14 +270,12 @@ def device_records(reading: AgentReading) -> list[dict[str, Any]]:
     if device_type := device_type_of(system.get(SYS_SERVICES)):
         device["device_type"] = device_type
     device["attributes"] = attributes
-    records = [device]
     seen_by = sys_name or (own[0] if own else target.host)
-    records.extend(_neighbour_records(tables, names, set(own), seen_by))
-    return records
+    return [device, *_neighbour_records(tables, names, set(own), seen_by)]
 
 
 def _neighbour_records(
-    tables: Mapping[tuple[int, ...], list[tuple[tuple[int, ...], Any]]],
+    tables: _Tables,
     interface_names: Mapping[int, str],
     own: set[str],
     seen_by: str,
