@@ -14,6 +14,7 @@ from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_
 from surveyor.connectors.snmp import SnmpConnector
 from surveyor.testing.snmpd import (
     INTERFACE_ADDRESS,
+    INTERFACE_ADDRESS_V6,
     INTERFACE_MAC,
     SYS_DESCR,
     SYS_LOCATION,
@@ -82,7 +83,8 @@ def test_the_device_becomes_one_asset_with_its_system_group(
     assert device["source"] == "snmp"
     assert device["hostnames"] == [SYS_NAME]
     assert device["description"] == SYS_DESCR
-    assert device["addresses"] == [INTERFACE_ADDRESS]  # loopback is no identity
+    # loopback and link-local addresses tell no device apart
+    assert device["addresses"] == [INTERFACE_ADDRESS, INTERFACE_ADDRESS_V6]
     assert device["mac"] == INTERFACE_MAC
     assert device["device_type"] == "switch"
     assert device["attributes"]["sysObjectID"] == SYS_OBJECT_ID

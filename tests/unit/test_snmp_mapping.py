@@ -92,6 +92,16 @@ def test_the_device_keeps_its_identity_and_drops_loopback() -> None:
     }
 
 
+def test_ipv6_addresses_of_the_device_come_from_ip_address_table() -> None:
+    agent = reading()
+    agent.tables[snmp.IP_ADDRESS_IF_INDEX] = [
+        ((1, 4, 10, 1, 0, 1), Integer32(2)),
+        ((2, 16, *bytes.fromhex("20010db8000000000000000000000001")), Integer32(2)),
+        ((2, 16, *bytes.fromhex("fe800000000000000000000000000001")), Integer32(2)),
+    ]
+    assert device_records(agent)[0]["addresses"] == ["192.0.2.10", "10.1.0.1", "2001:db8::1"]
+
+
 def test_a_device_known_only_by_loopback_keeps_the_address_it_answered_at() -> None:
     device = device_records(
         reading(Agent("127.0.0.9", 16100), name=None, addresses={"127.0.0.1": 1})

@@ -71,6 +71,7 @@ IF_DESCR = (1, 3, 6, 1, 2, 1, 2, 2, 1, 2)
 IF_PHYS_ADDRESS = (1, 3, 6, 1, 2, 1, 2, 2, 1, 6)
 IF_NAME = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1, 1)
 IP_AD_ENT_IF_INDEX = (1, 3, 6, 1, 2, 1, 4, 20, 1, 2)
+IP_ADDRESS_IF_INDEX = (1, 3, 6, 1, 2, 1, 4, 34, 1, 3)
 IP_NET_TO_MEDIA_PHYS = (1, 3, 6, 1, 2, 1, 4, 22, 1, 2)
 IP_NET_TO_MEDIA_TYPE = (1, 3, 6, 1, 2, 1, 4, 22, 1, 4)
 IP_NET_TO_PHYSICAL_PHYS = (1, 3, 6, 1, 2, 1, 4, 35, 1, 4)
@@ -222,16 +223,22 @@ def _own_addresses(
     tables: _Tables, target: Agent, macs: Mapping[int, str]
 ) -> tuple[list[str], str | None]:
     """The device's addresses that identify it (the target's first) and the MAC of the
-    interface holding the first of ipAddrTable's."""
+    interface holding the first of them: ipAddrTable's (IPv4), then ipAddressTable's (IPv4
+    and IPv6, where the agent has it)."""
     own: list[str] = []
     mac: str | None = None
-    for suffix, value in tables.get(IP_AD_ENT_IF_INDEX, []):
-        if len(suffix) != 4:
-            continue
-        address = str(ipaddress.IPv4Address(bytes(suffix)))
+    rows = [
+        (str(ipaddress.IPv4Address(bytes(suffix))), value)
+        for suffix, value in tables.get(IP_AD_ENT_IF_INDEX, [])
+        if len(suffix) == 4
+    ]
+    for suffix, value in tables.get(IP_ADDRESS_IF_INDEX, []):
+        if (address := _address_from_index(suffix)) is not None:
+            rows.append((address, value))
+    for address, if_index in rows:
         if _is_identity(address) and address not in own:
             own.append(address)
-            mac = mac or macs.get(int(value))
+            mac = mac or macs.get(int(if_index))
     if not target.is_name and _is_identity(target.host):
         reached = str(ipaddress.ip_address(target.host))
         own = [reached, *(address for address in own if address != reached)]
@@ -448,6 +455,7 @@ class _Reader:
             IF_NAME,
             IF_PHYS_ADDRESS,
             IP_AD_ENT_IF_INDEX,
+            IP_ADDRESS_IF_INDEX,
             IP_NET_TO_MEDIA_PHYS,
             IP_NET_TO_MEDIA_TYPE,
             IP_NET_TO_PHYSICAL_PHYS,

@@ -50,6 +50,7 @@ SYS_LOCATION = "rack 7, lab"
 INTERFACE = "sw0"
 INTERFACE_MAC = "02:00:5e:10:00:01"
 INTERFACE_ADDRESS = "10.30.0.1"
+INTERFACE_ADDRESS_V6 = "fd00:30::1"
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _build_namespace(namespace: str) -> None:
     ip(namespace, "link", "add", INTERFACE, "type", "veth", "peer", "name", f"{INTERFACE}peer")
     ip(namespace, "link", "set", INTERFACE, "address", INTERFACE_MAC)
     ip(namespace, "addr", "add", f"{INTERFACE_ADDRESS}/24", "dev", INTERFACE)
-    ip(namespace, "-6", "addr", "add", "fd00:30::1/64", "dev", INTERFACE, "nodad")
+    ip(namespace, "-6", "addr", "add", f"{INTERFACE_ADDRESS_V6}/64", "dev", INTERFACE, "nodad")
     for name in (INTERFACE, f"{INTERFACE}peer"):
         ip(namespace, "link", "set", name, "up")
     for neighbour in NEIGHBOURS:
