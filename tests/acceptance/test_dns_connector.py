@@ -21,7 +21,8 @@ from surveyor.testing.named import (
     running_named,
 )
 
-HOSTS = 30
+#: Enough hosts that a transfer of the zone takes several messages.
+HOSTS = 2000
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +116,26 @@ def test_several_zones_are_read_in_one_run_with_progress(
     assert zones == {FORWARD_ZONE, REVERSE_ZONE}
     assert seen[-1] == (len(records), None)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_records_come_out_while_the_transfer_is_still_arriving(
+    named: NamedServer, connector: DnsConnector
+) -> None:
+    events: list[str] = []
+    run = config(named.server, [FORWARD_ZONE])
+    for _ in connector.fetch(run, lambda done, total: events.append("message")):
+        events.append("record")
+    first_record = events.index("record")
+    assert events.count("message") > 2
+    assert "message" in events[first_record:-1]  # more of the zone came after records left
+
+
+def test_an_unknown_tsig_algorithm_is_named(named: NamedServer, connector: DnsConnector) -> None:
+    said = failure(
+        connector,
+        config(named.server, [KEYED_ZONE], tsig_of(named, tsig_algorithm="hmac-rot13")),
+    )
+    assert said == f"TSIG key {named.tsig_name} has an unknown algorithm 'hmac-rot13'"
 
 
 def test_a_stopped_run_returns_before_the_zone_ends(
