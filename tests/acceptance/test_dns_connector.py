@@ -287,3 +287,12 @@ def test_a_stop_while_the_server_stalls_ends_the_run_without_an_error(
         records = list(connector.fetch(run))
         watcher.join()
     assert records == []
+
+
+def test_the_server_stops_and_leaves_no_folder_behind(connector: DnsConnector) -> None:
+    with running_named(3) as server:
+        directory, where = server.directory, server.server
+        assert connector.verify(config(where, [FORWARD_ZONE])).startswith(where)
+    assert not directory.exists()
+    said = failure(connector, config(where, [FORWARD_ZONE]))
+    assert said == f"connection to {where} refused: no DNS server is listening there"

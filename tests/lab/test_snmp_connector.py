@@ -12,6 +12,7 @@ import pytest
 
 from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_named
 from surveyor.connectors.snmp import SnmpConnector
+from surveyor.testing import labnetns
 from surveyor.testing.snmpd import (
     INTERFACE_ADDRESS,
     INTERFACE_ADDRESS_V6,
@@ -273,3 +274,11 @@ def test_a_stop_while_agents_are_silent_ends_the_run_without_an_error(
         watcher.join()
     assert records == []
     assert run.stopped.is_set()
+
+
+def test_the_agent_leaves_no_namespace_folder_or_process_behind() -> None:
+    with running_snmpd() as running:
+        namespace, directory = running.namespace, running.directory
+        assert namespace in labnetns.existing_namespaces()
+    assert namespace not in labnetns.existing_namespaces()
+    assert not directory.exists()

@@ -161,11 +161,18 @@ class UdpRelay:
         self._selector = selectors.DefaultSelector()
         self._clients: dict[tuple[str, int], socket.socket] = {}
         self._thread = threading.Thread(target=self._run, name="snmp-relay", daemon=True)
+        self.error: BaseException | None = None
 
     def start(self) -> None:
         self._thread.start()
 
     def _run(self) -> None:
+        try:
+            self._forward()
+        except BaseException as exc:  # kept for running_snmpd(), which fails the test with it
+            self.error = exc
+
+    def _forward(self) -> None:
         self._selector.register(self.listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_read, selectors.EVENT_READ, "stop")
         while True:
@@ -208,42 +215,19 @@ def _build_namespace(namespace: str) -> None:
         ip(namespace, "link", "set", name, "up")
     for neighbour in NEIGHBOURS:
         family = "-6" if ":" in neighbour.address else "-4"
-        ip(
-            namespace,
-            family,
-            "neigh",
-            "add",
-            neighbour.address,
-            "lladdr",
-            neighbour.mac,
-            "dev",
-            INTERFACE,
-            "nud",
-            "permanent",
+        entry = (
+            f"neigh add {neighbour.address} lladdr {neighbour.mac} dev {INTERFACE} nud permanent"
         )
+        ip(namespace, family, *entry.split())
 
 
 def _agent_answers(namespace: str, community: str) -> bool:
     """Whether the agent answers a GET of sysName, asked from inside its namespace."""
+    # no MIB (-m ""): the answer is read by number
+    get = ["snmpget", "-v2c", "-t", "1", "-r", "0", "-On", "-m", "", "-c", community]
+    get += [f"127.0.0.1:{AGENT_PORT}", "1.3.6.1.2.1.1.5.0"]
     done = subprocess.run(
-        labnetns.in_namespace(
-            namespace,
-            [
-                "snmpget",
-                "-v2c",
-                "-c",
-                community,
-                "-t",
-                "1",
-                "-r",
-                "0",
-                "-On",
-                "-m",
-                "",
-                f"127.0.0.1:{AGENT_PORT}",
-                "1.3.6.1.2.1.1.5.0",
-            ],
-        ),
+        labnetns.in_namespace(namespace, get),
         capture_output=True,
         text=True,
         check=False,
@@ -285,18 +269,9 @@ def running_snmpd() -> Iterator[SnmpAgent]:
         conf.write_text(snmpd_conf(agent))
         conf.chmod(0o600)
         command = [
-            SNMPD,
-            "-f",
-            "-C",
-            "-c",
-            str(conf),
-            "-Lf",
-            str(directory / "snmpd.log"),
+            *f"{SNMPD} -f -C -c {conf} -Lf {directory / 'snmpd.log'}".split(),
             f"--persistentDir={directory / 'persist'}",
-            "-M",
-            str(directory),
-            "-m",
-            "",
+            *["-M", str(directory), "-m", ""],  # no MIB files: nothing to load or warn about
         ]
         process = subprocess.Popen(
             labnetns.in_namespace(namespace, command),
@@ -328,3 +303,5 @@ def running_snmpd() -> Iterator[SnmpAgent]:
         labnetns.remove_namespace(namespace)
         shutil.rmtree(directory, ignore_errors=True)
         entry.remove()
+    if relay is not None and relay.error is not None:
+        raise RuntimeError(f"the SNMP relay failed: {relay.error!r}") from relay.error
