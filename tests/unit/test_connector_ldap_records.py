@@ -108,15 +108,15 @@ def test_answers_split_anywhere_are_read_whole(chunk: int) -> None:
         _message(5, entry) + other + _message(5, reference) + _message(5, done, _tlv(0xA0, control))
     )
 
-    answers = list(ldapwire.read_answers(_Chunks(wire, chunk), 5))
+    page = ldapwire.read_page(_Chunks(wire, chunk), 5)
 
-    assert answers == [
-        Entry(dn="cn=PC1,dc=corp", attributes={"description": [long_value]}),
-        Reference(urls=("ldap://other/dc=x",)),
-        Done(result_code=0, matched_dn="", message="", referrals=(), cookie=b"next"),
+    assert [ldapwire.entry(raw) for raw in page.entries] == [
+        Entry(dn="cn=PC1,dc=corp", attributes={"description": [long_value]})
     ]
+    assert page.references == [Reference(urls=("ldap://other/dc=x",))]
+    assert page.done == Done(result_code=0, matched_dn="", message="", referrals=(), cookie=b"next")
 
 
 def test_a_connection_closed_mid_search_is_an_error() -> None:
     with pytest.raises(ldapwire.WireError, match="closed the connection"):
-        list(ldapwire.read_answers(_Chunks(b"\x30\x05\x02\x01", 4), 1))
+        ldapwire.read_page(_Chunks(b"\x30\x05\x02\x01", 4), 1)

@@ -20,7 +20,7 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +66,7 @@ _OPTIONS = ("base_dn", "filter", "tls", "ca_file", "resolve", "dns_server")
 #: Params of a connector task that the task reads itself, passed along with the options.
 _TASK_PARAMS = ("server", "connector", "credential_id")
 _FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
+_UNIX_EPOCH = dt.datetime(1970, 1, 1)  # naive: the ISO text gets its "Z" by hand
 _RESULT_SUCCESS = 0
 _RESULT_REFERRAL = 10
 _RESULT_NO_SUCH_OBJECT = 32
@@ -234,23 +235,22 @@ def _filetime_iso(value: str) -> str | None:
         return None
     if ticks <= _FILETIME_UNIX_EPOCH:
         return None  # 0, or "never": AD's way of saying the computer never logged on
-    seconds, rest = divmod(ticks - _FILETIME_UNIX_EPOCH, 10_000_000)
     try:
-        moment = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.replace(microsecond=rest // 10).isoformat().replace("+00:00", "Z")
+        moment = _UNIX_EPOCH + dt.timedelta(microseconds=(ticks - _FILETIME_UNIX_EPOCH) // 10)
+    except OverflowError:
+        return None  # 0x7FFFFFFFFFFFFFFF, AD's other "never"
+    return moment.isoformat() + "Z"
 
 
 def _container(dn: str) -> str | None:
     """The OUs and containers holding the object: its DN without its own RDN and the
     domain's `dc=` components, e.g. "ou=Paris,ou=Workstations"."""
-    parts = [part.strip() for part in _RDN_SPLIT.split(dn)[1:]]
-    kept = [part for part in parts if not part.lower().startswith("dc=")]
+    parts = _RDN_SPLIT.split(dn) if "\\" in dn else dn.split(",")
+    kept = [part.strip() for part in parts[1:] if part.lstrip()[:3].lower() != "dc="]
     return ",".join(kept) or None
 
 
-def host_record(entry: ldapwire.Entry, addresses: list[str]) -> dict[str, Any] | None:
+def host_record(entry: ldapwire.Entry, addresses: Sequence[str] = ()) -> dict[str, Any] | None:
     """The `host` record of one computer entry; None for an entry with no name at all."""
     values = entry.attributes
     names = values.get("dnshostname") or values.get("cn") or []
@@ -259,7 +259,7 @@ def host_record(entry: ldapwire.Entry, addresses: list[str]) -> dict[str, Any] |
         return None
     record: dict[str, Any] = {"type": "host", "source": "ldap", "hostnames": [name]}
     if addresses:
-        record["addresses"] = addresses
+        record["addresses"] = list(addresses)
     for field, attribute in (
         ("os", "operatingsystem"),
         ("os_version", "operatingsystemversion"),
@@ -518,52 +518,60 @@ class LdapConnector:
                     f"LDAP server {endpoint}: more than {MAX_REFERRALS} referrals from "
                     f"{options.base_dn}; point base_dn at the directory's own naming context"
                 )
-            cookie = b""
+            message_id = next(message_ids)
+            self._ask(connection, message_id, base, options, b"")
             while True:
-                if config.stopped.is_set():
-                    return
-                message_id = next(message_ids)
-                connection.socket.sendall(
-                    ldapwire.search_request(
-                        message_id, base, options.search_filter, ATTRIBUTES, PAGE_SIZE, cookie
-                    )
-                )
-                page: list[ldapwire.Entry] = []
-                done: ldapwire.Done | None = None
-                for answer in ldapwire.read_answers(connection.socket, message_id):
-                    if isinstance(answer, ldapwire.Entry):
-                        page.append(answer)
-                    elif isinstance(answer, ldapwire.Reference):
-                        for url in answer.urls:
-                            self._follow(url, base, endpoint, searched, pending, loop_ok=True)
-                    else:
-                        done = answer
-                addresses: list[list[str]]
-                if names is not None:
-                    hostnames = [(e.attributes.get("dnshostname") or [""])[0] for e in page]
-                    addresses = names.addresses(hostnames)
-                else:
-                    addresses = [[] for _ in page]
-                for entry, found in zip(page, addresses, strict=True):
-                    record = host_record(entry, found)
-                    if record is not None:
-                        yield record
-                fetched += len(page)
-                progress(fetched, None)
-                assert done is not None  # read_answers ends with the Done
+                page = ldapwire.read_page(connection.socket, message_id)
+                done = page.done
+                for reference in page.references:
+                    for url in reference.urls:
+                        self._follow(url, base, endpoint, searched, pending, loop_ok=True)
                 if done.result_code == _RESULT_REFERRAL:
                     if not done.referrals:
                         raise ConnectorError(
                             f"LDAP server {endpoint}: {base} is a referral that names no server"
                         )
-                    for url in done.referrals[:1]:
-                        self._follow(url, base, endpoint, searched, pending, loop_ok=False)
+                    self._follow(
+                        done.referrals[0], base, endpoint, searched, pending, loop_ok=False
+                    )
                     break
                 if done.result_code != _RESULT_SUCCESS:
                     raise ConnectorError(self._search_failure(done, base, endpoint, config))
-                if not done.cookie:
+                more = bool(done.cookie) and not config.stopped.is_set()
+                if more:  # the server prepares the next page while this one is read
+                    message_id = next(message_ids)
+                    self._ask(connection, message_id, base, options, done.cookie)
+                yield from self._records(page.entries, names)
+                fetched += len(page.entries)
+                progress(fetched, None)
+                if config.stopped.is_set():
+                    return
+                if not more:
                     break
-                cookie = done.cookie
+
+    @staticmethod
+    def _ask(
+        connection: ldap3.Connection, message_id: int, base: str, options: _Options, cookie: bytes
+    ) -> None:
+        request = ldapwire.search_request(
+            message_id, base, options.search_filter, ATTRIBUTES, PAGE_SIZE, cookie
+        )
+        connection.socket.sendall(request)
+
+    @staticmethod
+    def _records(raw_entries: list[bytes], names: _Names | None) -> Iterator[dict[str, Any]]:
+        entries = [ldapwire.entry(raw) for raw in raw_entries]
+        if names is None:
+            for entry in entries:
+                record = host_record(entry)
+                if record is not None:
+                    yield record
+            return
+        hostnames = [(entry.attributes.get("dnshostname") or [""])[0] for entry in entries]
+        for entry, addresses in zip(entries, names.addresses(hostnames), strict=True):
+            record = host_record(entry, addresses)
+            if record is not None:
+                yield record
 
     @staticmethod
     def _follow(
