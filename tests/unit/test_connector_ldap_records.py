@@ -17,7 +17,7 @@ def test_last_logon_is_the_filetime_read_as_utc_and_the_ou_skips_the_domain() ->
     moment = datetime(2026, 12, 5, 16, 30, 15, 123456, tzinfo=UTC)
     entry = Entry(
         dn=r"cn=PC1,ou=Lyon\, Part-Dieu,cn=Computers,dc=corp,dc=example",
-        attributes={"cn": ["PC1"], "lastlogontimestamp": [str(filetime(moment))]},
+        attributes={"lastlogontimestamp": [str(filetime(moment))]},
     )
 
     assert host_record(entry, ["192.0.2.7"]) == {
@@ -45,6 +45,15 @@ def test_a_computer_that_never_logged_on_has_no_last_logon(never: str) -> None:
     assert record is not None
     assert record["attributes"] == {"dn": "cn=PC2,dc=corp"}
     assert record["hostnames"] == ["pc2.corp.example"]
+
+
+def test_without_dns_host_name_the_name_is_the_cn_read_off_the_dn() -> None:
+    entry = Entry(dn=r"cn=Lab\, PC\2B1 \C3\A9,ou=Desks,dc=corp", attributes={})
+
+    record = host_record(entry)
+
+    assert record is not None
+    assert record["hostnames"] == ["Lab, PC+1 é"]
 
 
 def test_an_entry_without_any_name_gives_no_record() -> None:

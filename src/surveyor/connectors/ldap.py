@@ -54,8 +54,8 @@ RESOLVE_PARALLEL = 16
 #: Lookups in a row that time out before the DNS server is taken for dead and names stay
 #: names: 100,000 lookups into a dead server would otherwise take hours.
 RESOLVE_GIVE_UP_AFTER = 32
+#: What the search asks for. The cn, the fallback name, is read off the DN instead.
 ATTRIBUTES = (
-    "cn",
     "dNSHostName",
     "operatingSystem",
     "operatingSystemVersion",
@@ -72,6 +72,8 @@ _RESULT_REFERRAL = 10
 _RESULT_NO_SUCH_OBJECT = 32
 _RESULT_INSUFFICIENT_ACCESS = 50
 _RDN_SPLIT = re.compile(r"(?<!\\),")
+#: RFC 4514 escapes: a run of hex pairs (the UTF-8 bytes of characters), or one escaped character.
+_DN_ESCAPES = re.compile(r"(?:\\[0-9a-fA-F]{2})+|\\(.)")
 _VERIFY_REASON = re.compile(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\)|$)")
 
 
@@ -250,11 +252,26 @@ def _container(dn: str) -> str | None:
     return ",".join(kept) or None
 
 
+def _own_name(dn: str) -> str:
+    """The value of the DN's first RDN (a computer's cn, its NetBIOS name), unescaped."""
+    first = _RDN_SPLIT.split(dn, maxsplit=1)[0] if "\\" in dn else dn.split(",", 1)[0]
+    value = first.partition("=")[2].strip()
+    if "\\" not in value:
+        return value
+    return _DN_ESCAPES.sub(_unescaped, value)
+
+
+def _unescaped(found: re.Match[str]) -> str:
+    if found.group(1) is not None:
+        return found.group(1)  # "\," and the like
+    return bytes.fromhex(found.group(0).replace("\\", "")).decode("utf-8", "replace")
+
+
 def host_record(entry: ldapwire.Entry, addresses: Sequence[str] = ()) -> dict[str, Any] | None:
     """The `host` record of one computer entry; None for an entry with no name at all."""
     values = entry.attributes
-    names = values.get("dnshostname") or values.get("cn") or []
-    name = names[0].strip() if names else ""
+    names = values.get("dnshostname")
+    name = names[0].strip() if names else _own_name(entry.dn)
     if not name:
         return None
     record: dict[str, Any] = {"type": "host", "source": "ldap", "hostnames": [name]}
