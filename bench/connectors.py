@@ -10,7 +10,8 @@ starts), then, alternately, N times each:
   writes the LDIF to a file;
 - a child process runs `connector.fetch` (500 entries a page, `resolve` off) into a gzip JSONL
   file with the task-data writer the connector kind uses, and reports the fetch's own time
-  (from before the bind to the file closed) and its peak RSS.
+  (from before the bind to the file closed) and its peak RSS;
+- another child runs the same fetch into nothing: the connector's own share of that time.
 Prints the median times, their ratio, the CPU each used, the peak RSS of the fetching process,
 and the load average. Goals: fetch <= 1.5x ldapsearch's wall-clock time, peak RSS <= 200 MB.
 Processing the 100,000 assets is measured once the connector task kind runs it.
@@ -70,8 +71,10 @@ def run_ldapsearch(server: dict[str, Any], output: Path) -> Run:
     return Run("ldapsearch", seconds, seconds, cpu, objects, 0.0)
 
 
-def run_connector(server: dict[str, Any], output: Path, tls: str) -> Run:
-    request = json.dumps({**server, "output": str(output), "tls": tls})
+def run_connector(server: dict[str, Any], output: Path | None, tls: str) -> Run:
+    """A fetch in a child process, into a task data file (or, with no `output`, into
+    nothing: the connector's own share)."""
+    request = json.dumps({**server, "output": output and str(output), "tls": tls})
     cpu, started = _children_cpu(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "bench.connectors", "--child", request],
@@ -84,7 +87,7 @@ def run_connector(server: dict[str, Any], output: Path, tls: str) -> Run:
         raise SystemExit(f"the fetching process failed ({done.returncode}):\n{done.stderr}")
     report = json.loads(done.stdout)
     return Run(
-        "connector",
+        "connector" if output else "records",
         report["seconds"],
         process_seconds,
         cpu,
@@ -116,7 +119,10 @@ def child(request_text: str) -> None:
         stopped=threading.Event(),
     )
     started = time.perf_counter()
-    objects = write_task_data(CONNECTOR.fetch(config), request["output"])
+    if request["output"]:
+        objects = write_task_data(CONNECTOR.fetch(config), request["output"])
+    else:
+        objects = sum(1 for _ in CONNECTOR.fetch(config))
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"seconds": seconds, "objects": objects, "peak_rss_kb": peak}))
@@ -159,26 +165,34 @@ def main() -> None:
         for _ in range(args.repeat):
             runs.append(run_ldapsearch(server, Path(workdir) / "ldapsearch.ldif"))
             runs.append(run_connector(server, Path(workdir) / "ldap.jsonl.gz", args.tls))
+            runs.append(run_connector(server, None, args.tls))
         load_after = os.getloadavg()
 
     peers = [run for run in runs if run.tool == "ldapsearch"]
     ours = [run for run in runs if run.tool == "connector"]
+    records_only = [run for run in runs if run.tool == "records"]
     for run in runs:
         if run.objects != args.computers:
             raise SystemExit(f"{run.tool} dumped {run.objects:,} of {args.computers:,} objects")
     peer_s = statistics.median(run.seconds for run in peers)
     ours_s = statistics.median(run.seconds for run in ours)
     ratio = ours_s / peer_s
-    rss = max(run.peak_rss_mb for run in ours)
+    rss = max(run.peak_rss_mb for run in ours + records_only)
     print()
     print(f"LDAP: {args.computers:,} computer objects, tls {args.tls}, {args.repeat} runs each")
     print(f"{'tool':<12} {'median s':>9} {'runs (s)':<28} {'CPU s':>6} {'process s':>9}")
-    for name, group in (("ldapsearch", peers), ("connector", ours)):
+    groups = (("ldapsearch", peers), ("connector", ours), ("records", records_only))
+    for name, group in groups:
         times = ", ".join(f"{run.seconds:.2f}" for run in group)
         cpu = statistics.median(run.cpu_seconds for run in group)
         process = statistics.median(run.process_seconds for run in group)
         median = statistics.median(run.seconds for run in group)
         print(f"{name:<12} {median:>9.2f} {times:<28} {cpu:>6.2f} {process:>9.2f}")
+    records_ratio = statistics.median(run.seconds for run in records_only) / peer_s
+    print(
+        "connector: fetched into a gzip JSONL file; records: fetched into nothing "
+        f"(the connector's own share: {records_ratio:.2f}x ldapsearch)"
+    )
     print(
         f"ratio connector/ldapsearch {ratio:.2f}x "
         f"({'✓' if ratio <= RATIO_GOAL else '✗'} goal <= {RATIO_GOAL}x); "
@@ -200,6 +214,7 @@ def main() -> None:
                     "tls": args.tls,
                     "runs": [asdict(run) for run in runs],
                     "ratio": ratio,
+                    "records_ratio": records_ratio,
                     "peak_rss_mb": rss,
                     "load_average": [load_before, load_after],
                 },
