@@ -56,6 +56,24 @@ def test_without_dns_host_name_the_name_is_the_cn_read_off_the_dn() -> None:
     assert record["hostnames"] == ["Lab, PC+1 é"]
 
 
+@pytest.mark.parametrize(
+    ("dn", "ou"),
+    [
+        ("cn=PC,ou=Paris,ou=Desks,dc=corp,dc=example", "ou=Paris,ou=Desks"),
+        ("cn=PC, ou=Paris, DC=corp, DC=example", "ou=Paris"),
+        ("CN=PC,CN=Computers,DC=corp,DC=example", "CN=Computers"),
+        ("cn=PC,dc=corp", None),
+        ("cn=PC", None),
+        ("cn=PC,ou=Sales,o=Corp", "ou=Sales,o=Corp"),
+    ],
+)
+def test_the_ou_is_the_dn_between_the_entry_and_the_domain(dn: str, ou: str | None) -> None:
+    record = host_record(Entry(dn=dn, attributes={}))
+
+    assert record is not None
+    assert record["attributes"].get("ou") == ou
+
+
 def test_an_entry_without_any_name_gives_no_record() -> None:
     assert host_record(Entry(dn="cn=,dc=corp", attributes={"operatingsystem": ["X"]}), []) is None
 

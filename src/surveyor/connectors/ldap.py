@@ -247,7 +247,14 @@ def _filetime_iso(value: str) -> str | None:
 def _container(dn: str) -> str | None:
     """The OUs and containers holding the object: its DN without its own RDN and the
     domain's `dc=` components, e.g. "ou=Paris,ou=Workstations"."""
-    parts = _RDN_SPLIT.split(dn) if "\\" in dn else dn.split(",")
+    if "\\" not in dn and ", " not in dn:  # the usual DN: plain commas, the dc= parts last
+        parent = dn.partition(",")[2]
+        lowered = parent.lower()
+        if lowered.startswith("dc="):
+            return None
+        cut = lowered.find(",dc=")
+        return (parent if cut < 0 else parent[:cut]) or None
+    parts = _RDN_SPLIT.split(dn)
     kept = [part.strip() for part in parts[1:] if part.lstrip()[:3].lower() != "dc="]
     return ",".join(kept) or None
 
