@@ -126,6 +126,12 @@ def test_a_certificate_from_another_ca_fails_verification(slapd: SlapdServer, tl
     assert "(self-signed certificate in certificate chain); check ca_file" in message
 
 
+def test_tls_to_a_port_that_speaks_plain_ldap_fails_naming_tls(slapd: SlapdServer) -> None:
+    message = failure(ldap_config(slapd, tls="ldaps", ca_file=str(slapd.ca_file)))
+
+    assert message.startswith(f"TLS with {slapd.server} failed: ")
+
+
 def test_a_ca_file_that_cannot_be_read_is_named(slapd: SlapdServer) -> None:
     missing = slapd.directory / "no-such-ca.pem"
 

@@ -168,7 +168,8 @@ def _explain(exc: BaseException, endpoint: _Endpoint, timeout: float) -> str:
             )
     for cause in causes:
         if isinstance(cause, ssl.SSLError):
-            return f"TLS with {endpoint} failed: {getattr(cause, 'reason', None) or cause}"
+            reason = str(getattr(cause, "reason", None) or cause).replace("_", " ").lower()
+            return f"TLS with {endpoint} failed: {reason}"
     for cause in causes:
         if isinstance(cause, ConnectionRefusedError):
             return f"cannot connect to LDAP server {endpoint}: connection refused"
@@ -181,8 +182,6 @@ def _explain(exc: BaseException, endpoint: _Endpoint, timeout: float) -> str:
     for cause in causes:
         if isinstance(cause, OSError) and cause.strerror:
             return f"cannot connect to LDAP server {endpoint}: {cause.strerror.lower()}"
-    if isinstance(exc, ldapwire.WireError):
-        return f"LDAP server {endpoint}: {exc}"
     return f"LDAP server {endpoint}: {exc}"
 
 
@@ -401,7 +400,7 @@ class LdapConnector:
         options = self._options(config)
         endpoint = _endpoint(config.server, _default_port(options.tls))
         connection = self._connection(config, options, endpoint)
-        self._bind(connection, config, endpoint)
+        self._bind(connection, config, options, endpoint)
         _close(connection)
         bind_dn = config.credential.get("bind_dn") or ""
         who = f"as {bind_dn}" if bind_dn else "anonymously"
@@ -426,7 +425,7 @@ class LdapConnector:
         watcher.start()
         names = None
         try:
-            self._bind(connection, config, endpoint)
+            self._bind(connection, config, options, endpoint)
             names = _Names(options.dns_server, config.timeout) if options.resolve else None
             yield from self._search_all(config, options, endpoint, connection, names, progress)
         except ConnectorError:
@@ -499,12 +498,17 @@ class LdapConnector:
         )
 
     @staticmethod
-    def _bind(connection: ldap3.Connection, config: ConnectorConfig, endpoint: _Endpoint) -> None:
+    def _bind(
+        connection: ldap3.Connection,
+        config: ConnectorConfig,
+        options: _Options,
+        endpoint: _Endpoint,
+    ) -> None:
         """Opens the connection, starts TLS if asked, and binds; closes it on any failure."""
         bind_dn = config.credential.get("bind_dn") or None
         try:
             connection.open()
-            if config.options.get("tls") == "starttls" and not connection.start_tls():
+            if options.tls == "starttls" and not connection.start_tls():
                 raise ConnectorError(
                     f"StartTLS with {endpoint} failed: {_result_words(connection.result)}"
                 )
