@@ -130,6 +130,7 @@ def test_tls_to_a_port_that_speaks_plain_ldap_fails_naming_tls(slapd: SlapdServe
     message = failure(ldap_config(slapd, tls="ldaps", ca_file=str(slapd.ca_file)))
 
     assert message.startswith(f"TLS with {slapd.server} failed: ")
+    assert message.endswith("; does that port speak TLS? (ldaps is usually 636, starttls 389)")
 
 
 def test_a_ca_file_that_cannot_be_read_is_named(slapd: SlapdServer) -> None:

@@ -74,6 +74,9 @@ _RESULT_INSUFFICIENT_ACCESS = 50
 _RDN_SPLIT = re.compile(r"(?<!\\),")
 #: RFC 4514 escapes: a run of hex pairs (the UTF-8 bytes of characters), or one escaped character.
 _DN_ESCAPES = re.compile(r"(?:\\[0-9a-fA-F]{2})+|\\(.)")
+_SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
+#: What OpenSSL says when the other end does not speak TLS at all.
+_NOT_TLS_REASONS = ("UNEXPECTED_EOF_WHILE_READING", "WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE")
 _VERIFY_REASON = re.compile(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\)|$)")
 
 
@@ -168,8 +171,13 @@ def _explain(exc: BaseException, endpoint: _Endpoint, timeout: float) -> str:
             )
     for cause in causes:
         if isinstance(cause, ssl.SSLError):
-            reason = str(getattr(cause, "reason", None) or cause).replace("_", " ").lower()
-            return f"TLS with {endpoint} failed: {reason}"
+            found = _SSL_REASON.search(str(cause))
+            reason = getattr(cause, "reason", None) or (found.group(1) if found else "HANDSHAKE")
+            words = str(reason).replace("_", " ").lower()
+            hint = ""
+            if reason in _NOT_TLS_REASONS:
+                hint = "; does that port speak TLS? (ldaps is usually 636, starttls 389)"
+            return f"TLS with {endpoint} failed: {words}{hint}"
     for cause in causes:
         if isinstance(cause, ConnectionRefusedError):
             return f"cannot connect to LDAP server {endpoint}: connection refused"
