@@ -54,15 +54,24 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_ldapsearch(server: dict[str, Any], output: Path) -> Run:
+def run_ldapsearch(server: dict[str, Any], output: Path, tls: str) -> Run:
+    """ldapsearch with the same TLS mode as the connector, verifying against the same CA."""
     from surveyor.connectors.ldap import ATTRIBUTES, DEFAULT_FILTER
 
-    args = ["ldapsearch", "-x", "-LLL", "-H", f"ldap://{server['server']}"]
+    url = f"ldaps://{server['ldaps_server']}" if tls == "ldaps" else f"ldap://{server['server']}"
+    args = ["ldapsearch", "-x", "-LLL", "-H", url, *(["-ZZ"] if tls == "starttls" else [])]
     args += ["-D", server["bind_dn"], "-y", server["password_file"], "-b", server["base_dn"]]
     args += ["-E", f"pr={PEER_PAGE}/noprompt", DEFAULT_FILTER, *ATTRIBUTES]
     cpu, started = _children_cpu(), time.perf_counter()
     with output.open("wb") as out:
-        done = subprocess.run(args, stdout=out, stderr=subprocess.PIPE, check=False)
+        environment = {
+            **os.environ,
+            "LDAPTLS_CACERT": server["ca_file"],
+            "LDAPTLS_REQCERT": "demand",
+        }
+        done = subprocess.run(
+            args, stdout=out, stderr=subprocess.PIPE, env=environment, check=False
+        )
     seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"ldapsearch failed ({done.returncode}): {done.stderr.decode()}")
@@ -163,7 +172,7 @@ def main() -> None:
         load_before = os.getloadavg()
         runs: list[Run] = []
         for _ in range(args.repeat):
-            runs.append(run_ldapsearch(server, Path(workdir) / "ldapsearch.ldif"))
+            runs.append(run_ldapsearch(server, Path(workdir) / "ldapsearch.ldif", args.tls))
             runs.append(run_connector(server, Path(workdir) / "ldap.jsonl.gz", args.tls))
             runs.append(run_connector(server, None, args.tls))
         load_after = os.getloadavg()
