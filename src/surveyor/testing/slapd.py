@@ -294,11 +294,12 @@ def _run(args: list[str]) -> None:
         raise SlapdUnavailable(f"{' '.join(args[:2])} failed: {done.stderr.strip()}")
 
 
-def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int) -> None:
+def _wait_listening(process: subprocess.Popen[bytes], host: str, port: int, log: Path) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SlapdUnavailable(f"slapd exited with status {process.returncode}")
+            said = log.read_text(errors="replace").strip()[-2000:]
+            raise SlapdUnavailable(f"slapd exited with status {process.returncode}: {said}")
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
             return
         time.sleep(0.05)
@@ -338,13 +339,15 @@ def private_slapd(
             _run([str(SLAPADD), "-q", "-f", str(config), "-b", suffix, "-l", str(root / ldif)])
             (root / ldif).unlink()
         urls = f"ldap://{HOST}:{port}/ ldaps://{HOST}:{ldaps_port}/"
-        process = subprocess.Popen(
-            [str(SLAPD), "-d", "0", "-f", str(config), "-h", urls],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_listening(process, HOST, port)
-        _wait_listening(process, HOST, ldaps_port)
+        log = root / "slapd.log"
+        with log.open("wb") as log_file:  # -d 0: in the foreground, and only errors said
+            process = subprocess.Popen(
+                [str(SLAPD), "-d", "0", "-f", str(config), "-h", urls],
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        _wait_listening(process, HOST, port, log)
+        _wait_listening(process, HOST, ldaps_port, log)
         yield SlapdServer(
             host=HOST,
             port=port,
