@@ -4,6 +4,7 @@ user must be able to act on, never showing the password."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -256,6 +257,21 @@ def test_names_resolve_through_the_dns_server_given_and_the_rest_stay_names(
     assert by_name["host000003.lab.test"]["addresses"] == ["127.0.10.3"]
     assert "addresses" not in by_name["host000002.lab.test"]
     assert len(records) == 10
+
+
+def test_a_dns_server_that_never_answers_leaves_names_without_addresses(
+    slapd: SlapdServer,
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_dns:
+        silent_dns.bind(("127.0.0.1", 0))
+        server = f"127.0.0.1:{silent_dns.getsockname()[1]}"
+        config = ldap_config(
+            slapd, filter="(cn=HOST0000*)", resolve=True, dns_server=server, timeout=1.0
+        )
+        records = fetch_all(config)
+
+    assert len(records) == 100
+    assert all("addresses" not in record for record in records)
 
 
 def test_no_error_or_record_ever_contains_the_password(slapd: SlapdServer) -> None:

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
@@ -99,7 +100,12 @@ def dns_server(answers: Mapping[str, str], host: str = "127.0.0.1") -> Iterator[
                 data, peer = sock.recvfrom(4096)
             except OSError:
                 return
-            query = dns.message.from_wire(data)
+            if closing.is_set():
+                return
+            try:
+                query = dns.message.from_wire(data)
+            except dns.exception.DNSException:
+                continue
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.AA
             question = query.question[0]
@@ -116,5 +122,6 @@ def dns_server(answers: Mapping[str, str], host: str = "127.0.0.1") -> Iterator[
         yield f"{host}:{sock.getsockname()[1]}"
     finally:
         closing.set()
-        sock.close()
+        sock.sendto(b"", sock.getsockname())  # wakes the thread out of recvfrom
         thread.join(timeout=5)
+        sock.close()
