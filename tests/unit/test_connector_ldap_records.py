@@ -17,7 +17,7 @@ def test_last_logon_is_the_filetime_read_as_utc_and_the_ou_skips_the_domain() ->
     moment = datetime(2026, 12, 5, 16, 30, 15, 123456, tzinfo=UTC)
     entry = Entry(
         dn=r"cn=PC1,ou=Lyon\, Part-Dieu,cn=Computers,dc=corp,dc=example",
-        attributes={"lastlogontimestamp": [str(filetime(moment))]},
+        attributes={"lastlogontimestamp": str(filetime(moment))},
     )
 
     assert host_record(entry, ["192.0.2.7"]) == {
@@ -37,7 +37,7 @@ def test_last_logon_is_the_filetime_read_as_utc_and_the_ou_skips_the_domain() ->
 def test_a_computer_that_never_logged_on_has_no_last_logon(never: str) -> None:
     entry = Entry(
         dn="cn=PC2,dc=corp",
-        attributes={"dnshostname": ["pc2.corp.example"], "lastlogontimestamp": [never]},
+        attributes={"dnshostname": "pc2.corp.example", "lastlogontimestamp": never},
     )
 
     record = host_record(entry, [])
@@ -75,7 +75,7 @@ def test_the_ou_is_the_dn_between_the_entry_and_the_domain(dn: str, ou: str | No
 
 
 def test_an_entry_without_any_name_gives_no_record() -> None:
-    assert host_record(Entry(dn="cn=,dc=corp", attributes={"operatingsystem": ["X"]}), []) is None
+    assert host_record(Entry(dn="cn=,dc=corp", attributes={"operatingsystem": "X"}), []) is None
 
 
 def test_the_options_get_their_defaults_and_bad_ones_are_named() -> None:
@@ -123,8 +123,10 @@ def test_answers_split_anywhere_are_read_whole(chunk: int) -> None:
     long_value = "x" * 300  # long-form lengths
     attribute = _tlv(
         0x30,
-        _tlv(0x04, b"description") + _tlv(0x31, _tlv(0x04, long_value.encode())),
+        _tlv(0x04, b"description")
+        + _tlv(0x31, _tlv(0x04, long_value.encode()) + _tlv(0x04, b"second value")),
     )
+    attribute += _tlv(0x30, _tlv(0x04, b"cn") + _tlv(0x31, b""))  # no value: left out
     entry = _tlv(0x64, _tlv(0x04, b"cn=PC1,dc=corp") + _tlv(0x30, attribute))
     reference = _tlv(0x73, _tlv(0x04, b"ldap://other/dc=x"))
     paged = _tlv(0x30, _tlv(0x02, b"\x00") + _tlv(0x04, b"next"))
@@ -138,7 +140,7 @@ def test_answers_split_anywhere_are_read_whole(chunk: int) -> None:
     page = ldapwire.read_page(_Chunks(wire, chunk), 5)
 
     assert [ldapwire.entry(raw) for raw in page.entries] == [
-        Entry(dn="cn=PC1,dc=corp", attributes={"description": [long_value]})
+        Entry(dn="cn=PC1,dc=corp", attributes={"description": long_value})
     ]
     assert page.references == [Reference(urls=("ldap://other/dc=x",))]
     assert page.done == Done(result_code=0, matched_dn="", message="", referrals=(), cookie=b"next")

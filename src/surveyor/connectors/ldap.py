@@ -284,8 +284,7 @@ def _unescaped(found: re.Match[str]) -> str:
 def host_record(entry: ldapwire.Entry, addresses: Sequence[str] = ()) -> dict[str, Any] | None:
     """The `host` record of one computer entry; None for an entry with no name at all."""
     values = entry.attributes
-    names = values.get("dnshostname")
-    name = names[0].strip() if names else _own_name(entry.dn)
+    name = values.get("dnshostname", "").strip() or _own_name(entry.dn)
     if not name:
         return None
     record: dict[str, Any] = {"type": "host", "source": "ldap", "hostnames": [name]}
@@ -296,16 +295,16 @@ def host_record(entry: ldapwire.Entry, addresses: Sequence[str] = ()) -> dict[st
         ("os_version", "operatingsystemversion"),
         ("description", "description"),
     ):
-        found = values.get(attribute)
-        if found and found[0].strip():
-            record[field] = found[0].strip()
+        found = values.get(attribute, "").strip()
+        if found:
+            record[field] = found
     attributes = {"dn": entry.dn}
     container = _container(entry.dn)
     if container is not None:
         attributes["ou"] = container
     logon = values.get("lastlogontimestamp")
     if logon:
-        when = _filetime_iso(logon[0])
+        when = _filetime_iso(logon)
         if when is not None:
             attributes["last_logon"] = when
     record["attributes"] = attributes
@@ -603,7 +602,7 @@ class LdapConnector:
                 if record is not None:
                     yield record
             return
-        hostnames = [(entry.attributes.get("dnshostname") or [""])[0] for entry in entries]
+        hostnames = [entry.attributes.get("dnshostname", "") for entry in entries]
         for entry, addresses in zip(entries, names.addresses(hostnames), strict=True):
             record = host_record(entry, addresses)
             if record is not None:
