@@ -10,6 +10,7 @@ from surveyor.cli import (
     assets,
     audit,
     explorer,
+    exports,  # noqa: F401  (adds `asset export`, `task data` and `task changes`)
     imports,
     scan,
     server,

@@ -596,6 +596,30 @@ class EnrollmentTokenIn(Strict):
     )
 
 
+class ServiceOut(BaseModel):
+    port: int
+    proto: str
+    state: str
+    name: str
+    banner: str
+    product: str
+    http_status: int | None
+    http_server: str
+    http_title: str
+    tls_subject: str
+    tls_issuer: str
+    tls_sans: list[str]
+    tls_not_before: str
+    tls_not_after: str
+    tls_sha256: str
+    first_seen: datetime
+    changed_at: datetime
+
+    @classmethod
+    def of(cls, service: AssetService) -> ServiceOut:
+        return from_attributes(cls, service)
+
+
 class AssetOut(BaseModel):
     """An asset as the API lists it (`/api/v1/assets`)."""
 
