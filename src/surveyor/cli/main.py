@@ -13,6 +13,7 @@ from surveyor.cli import (
     audit,
     credentials,
     explorer,
+    exports,  # noqa: F401  (adds `asset export`, `task data` and `task changes`)
     imports,
     scan,
     server,

@@ -22,6 +22,7 @@ from surveyor.console.routes import (
     enrollment,
     events,
     explorer_api,
+    exports,
     imports,
     resources,
     tasks,
@@ -168,6 +169,7 @@ def create_app(
     app.include_router(accounts.router)
     app.include_router(enrollment.router)
     app.include_router(explorer_api.router)
+    app.include_router(exports.router)  # before assets: /assets/export is no asset id
     app.include_router(assets.router)
     app.include_router(imports.router)
     app.include_router(events.router)

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from surveyor.core import kinds
-from surveyor.core.inventory import Asset
+from surveyor.core.inventory import Asset, AssetService
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
@@ -576,6 +576,15 @@ class EnrollmentTokenIn(Strict):
         le=1_000_000,
         description="how many explorers may enroll with it (default: no limit)",
     )
+
+
+@fields_of(
+    AssetService,
+    "port proto state name banner product http_status http_server http_title tls_subject "
+    "tls_issuer tls_sans tls_not_before tls_not_after tls_sha256 first_seen changed_at",
+)
+class ServiceOut(BaseModel):
+    pass
 
 
 @fields_of(

@@ -14,10 +14,9 @@ from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.presenters import asset_out
 from surveyor.console.reports import ChangeOut
-from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, fields_of, from_attributes
+from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, ServiceOut, from_attributes
 from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
-from surveyor.core.inventory import AssetService
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory, records
 from surveyor.store.asset_search import ASSET_SEARCH
@@ -26,15 +25,6 @@ from surveyor.store.search_sql import compile_search
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 
 _ERRORS = error_responses(400, 401, 403, 404, 422)
-
-
-@fields_of(
-    AssetService,
-    "port proto state name banner product http_status http_server http_title tls_subject "
-    "tls_issuer tls_sans tls_not_before tls_not_after tls_sha256 first_seen changed_at",
-)
-class ServiceOut(BaseModel):
-    pass
 
 
 class AssetChangeOut(BaseModel):

@@ -281,7 +281,8 @@ def get_task_changes(
     run: reports.RunNumber = None,
 ) -> Any:
     """The per-asset change report of a processed task: new, changed, online, offline and
-    ignored answers, page by page, or all of it as a JSONL download (`format=jsonl`).
+    ignored answers, page by page, or all of it as a download: `format=jsonl`, or
+    `format=csv` for spreadsheets.
     It is the latest processing run's; `run=N` gives an earlier one."""
     return reports.change_report(
         state,
