@@ -138,12 +138,14 @@ def test_a_connector_run_passes_connecting_and_connected_then_is_processed(
     console: ConsoleUnderTest, pretend: PretendDirectory, tmp_path: Path
 ) -> None:
     task = create(console, hosts=5)
-    assert task["status"] == "new" and task["params"]["connector"] == "pretend"
+    assert task["status"] == "new"
+    assert task["params"]["connector"] == "pretend"
 
     queued = wait_for(console, task["id"], {"processing_queued", "canceled"})
     assert queued["status"] == "processing_queued", queued.get("error")
     assert history(console, task["id"]) == ["new", "connecting", "connected", "processing_queued"]
-    assert queued["stats"]["hosts"] == 5 and queued["stats"]["objects"] >= 1
+    assert queued["stats"]["hosts"] == 5
+    assert queued["stats"]["objects"] >= 1
     assert queued["progress"]["collect"] == 1.0
     assert pretend.credentials == [{"bind_dn": "cn=svc,dc=pretend", "password": SECRET}]
 
