@@ -9,14 +9,10 @@ found as partial. Writing the records to a file is the caller's (it knows where 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from surveyor.connectors.base import Connector, ConnectorConfig, Progress, no_progress
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+from surveyor.core.clock import SYSTEM_CLOCK, Clock
 
 
 def run_records(
@@ -24,7 +20,7 @@ def run_records(
     config: ConnectorConfig,
     progress: Progress = no_progress,
     *,
-    clock: Any = _now,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Iterator[dict[str, Any]]:
     """The task data of one run, streaming. Raises the connector's ConnectorError."""
     yield {
@@ -32,7 +28,7 @@ def run_records(
         "connector": connector.name,
         "server": config.server,
         "options": dict(config.options),
-        "started_at": clock(),
+        "started_at": clock.now().isoformat(),
     }
     hosts = 0
     for record in connector.fetch(config, progress):
@@ -45,6 +41,6 @@ def run_records(
     yield {
         "type": "summary",
         "hosts": hosts,
-        "finished_at": clock(),
+        "finished_at": clock.now().isoformat(),
         "stopped": config.stopped.is_set(),
     }

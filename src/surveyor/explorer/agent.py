@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from surveyor import connectors
 from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_named
 from surveyor.connectors.run import run_records
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
@@ -264,6 +265,7 @@ class Agent:
     ) -> None:
         self.client = client
         self.state_dir = prepare_state_dir(state_dir)
+        connectors.load()
         self.host = host
         self.scan = scan
         self.write_data = write_data

@@ -123,7 +123,7 @@ async def run_one(
     counted = {"hosts": 0}
 
     def collect() -> None:
-        records = run_records(connector, config, progress)
+        records = run_records(connector, config, progress, clock=host.clock)
         counted["hosts"] = max(0, write_task_data(records, temp) - 2)
 
     worker = asyncio.ensure_future(asyncio.to_thread(collect))

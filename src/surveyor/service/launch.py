@@ -312,6 +312,7 @@ def assignment(conn: Connection, task: Task) -> dict[str, Any]:
     """What an explorer is told about the scan launched on it."""
     return {
         "id": task.id,
+        "type": task.type,
         "name": task.name,
         "attempt": task.attempt,
         "attempt_token": task.attempt_token,
