@@ -147,6 +147,11 @@ class TaskKind:
     param_defaults: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
+    #: Its params' `targets` (minus `excludes`) bound its data: host records outside them are
+    #: ignored, and silent assets inside them go offline (a scan). False: its `targets`, if
+    #: any, say where to read from, not what the answers cover (an SNMP connector run learns
+    #: of neighbours beyond the devices it asks, and marks nothing offline).
+    scope_from_targets: bool = True
     #: What the task will do, in one line (lists and the card).
     brief: TaskBrief = no_brief
     #: What processing made of it, in one line; None: the change summary's counts.
@@ -436,6 +441,7 @@ CONNECTOR = register(
         processor=INVENTORY_PROCESSOR,
         params=_connector_params,
         creatable=True,
+        scope_from_targets=False,
         brief=params_brief(_connector_brief),
     )
 )
