@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from surveyor import __version__
+from surveyor import __version__, connectors
 from surveyor.console import web
 from surveyor.console.errors import BodyTooLarge, error_response, install_error_handlers
 from surveyor.console.routes import (
@@ -117,6 +117,7 @@ def create_app(
     the background services start after that and are cancelled when the app stops. Every
     "now" of the console is read from `clock` (the machine's by default)."""
     db = database or Database(make_engine(settings.database_url))
+    connectors.load()
     state = ConsoleState(
         settings=settings, db=db, login_limiter=LoginThrottle(), clock=clock or SystemClock()
     )

@@ -186,7 +186,7 @@ def process_claimed_task(
         )
     params = task.params or {}
     kind = find_kind(task.type)
-    scope = task_scope(params)
+    scope = task_scope(params) if kind is None or kind.scope_from_targets else None
     ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
     with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
         return _merge_surveyed(

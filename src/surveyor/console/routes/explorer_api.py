@@ -96,6 +96,7 @@ class PollIn(HostIn):
 
 class Assignment(BaseModel):
     id: int
+    type: str
     name: str
     attempt: int
     attempt_token: str
@@ -103,6 +104,8 @@ class Assignment(BaseModel):
     scope_cap: int
     report_interval: float
     report_retry_max: float
+    #: A connector run's credential, secrets included, for this attempt only.
+    credential: dict[str, str] | None = None
 
 
 class PollOut(BaseModel):
