@@ -17,13 +17,8 @@ import pytest
 
 from surveyor.connectors import base
 from surveyor.connectors.base import ConnectorConfig, ConnectorError, Progress, no_progress
-from surveyor.core.task import Task
+from surveyor.console.services import connector_runner
 from surveyor.processing.worker import Worker
-from surveyor.service.console_runner import (
-    CredentialUnusable,
-    RunnerSettings,
-    run_console_runner,
-)
 from surveyor.store.engine import Database
 from tests.support.console import ConsoleUnderTest, running_console
 
@@ -82,23 +77,22 @@ def pretend() -> Iterator[PretendDirectory]:
         base.unregister(connector.name)
 
 
-def open_credential(_conn: Any, task: Task, kind: str) -> Mapping[str, str]:
-    if task.params["credential_id"] == 404:
-        raise CredentialUnusable("credential 404 does not exist (it was deleted?)")
-    assert kind == "ldap"
-    return {"bind_dn": "cn=svc,dc=pretend", "password": SECRET}
-
-
 @pytest.fixture
 def console(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pretend: PretendDirectory
 ) -> Iterator[ConsoleUnderTest]:
-    async def runner(state: Any) -> None:
-        await run_console_runner(
-            state, open_credential, RunnerSettings(report_seconds=0.1, sweep_seconds=0.2)
+    """A console running the connector runner it always runs, with one LDAP credential."""
+    with running_console(db, tmp_path, monkeypatch, background=[connector_runner]) as running:
+        answer = running.admin.post(
+            "/api/v1/credentials",
+            json={
+                "name": "directory",
+                "kind": "ldap",
+                "fields": {"bind_dn": "cn=svc,dc=pretend", "password": SECRET},
+            },
         )
-
-    with running_console(db, tmp_path, monkeypatch, background=[runner]) as running:
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["id"] == 1
         yield running
 
 
@@ -148,6 +142,7 @@ def test_a_connector_run_passes_connecting_and_connected_then_is_processed(
     assert queued["stats"]["objects"] >= 1
     assert queued["progress"]["collect"] == 1.0
     assert pretend.credentials == [{"bind_dn": "cn=svc,dc=pretend", "password": SECRET}]
+    assert SECRET not in str(console.admin.get(f"/api/v1/tasks/{task['id']}/events").json())
 
     assert Worker(console.db, tmp_path, name="test-worker").drain() == 1
     done = console.admin.get(f"/api/v1/tasks/{task['id']}").json()
@@ -184,13 +179,23 @@ def test_a_failing_connector_cancels_the_run_with_its_words_and_no_secret(
     assert SECRET not in str(console.admin.get(f"/api/v1/tasks/{task['id']}/events").json())
 
 
-def test_an_unusable_credential_cancels_the_run_saying_why(
+def test_an_unusable_credential_is_refused_or_cancels_the_run_saying_why(
     console: ConsoleUnderTest, pretend: PretendDirectory
 ) -> None:
-    task = create(console, hosts=2, credential_id=404)  # the opener refuses this one
+    params = {"connector": "pretend", "credential_id": 404, "server": "127.0.0.1:3890"}
+    body = {"name": "no such credential", "type": "connector", "params": params}
+    refused = console.admin.post("/api/v1/tasks", json=body)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "credential 404 does not exist"
+
+    later = {**body, "name": "later", "start_time": "2099-01-01T00:00:00Z"}
+    later["params"] = {**params, "credential_id": 1}
+    task = console.admin.post("/api/v1/tasks", json=later).json()
+    assert console.admin.delete("/api/v1/credentials/1").status_code == 204
+    assert console.admin.post(f"/api/v1/tasks/{task['id']}/run-now").status_code == 200
     canceled = wait_for(console, task["id"], {"canceled", "processing_queued"})
     assert canceled["status"] == "canceled"
-    assert "credential 404 does not exist" in canceled["error"]
+    assert canceled["error"] == "cannot read 127.0.0.1:3890: credential 1 does not exist"
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,7 @@ def test_a_stopped_run_reads_no_further_batch(agent: SnmpAgent, connector: SnmpC
 @pytest.mark.parametrize(
     ("options", "problem"),
     [
-        ({}, "'targets' is required"),
+        ({"targets": "127.0.0.1", "community": "x"}, "unknown snmp option 'community'"),
         ({"targets": "127.0.0.1", "version": "1"}, "'version' must be"),
         ({"targets": "127.0.0.1", "port": 0}, "'port' must be a whole number from 1 to 65535"),
         ({"targets": "target!"}, "'target!' is not a valid address"),

@@ -18,9 +18,5 @@ def load() -> list[str]:
     from surveyor.connectors.base import connector_names
 
     for name in SHIPPED:
-        try:
-            importlib.import_module(f"surveyor.connectors.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"surveyor.connectors.{name}":
-                raise
+        importlib.import_module(f"surveyor.connectors.{name}")
     return connector_names()

@@ -90,7 +90,9 @@ def register(connector: Connector) -> Connector:
     """Makes a connector known by its name (a module registers its own on import)."""
     with _LOCK:
         _REGISTRY[connector.name] = connector
-    kinds.register_connector_options(connector.name, connector.check_options)
+    kinds.register_connector_options(
+        connector.name, connector.check_options, connector.credential_kind
+    )
     return connector
 
 

@@ -311,6 +311,9 @@ class DnsConnector:
     credential_kind = "dns"
 
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(options) - {"zones", "server"})
+        if unknown:
+            raise ValueError(f"unknown dns option {unknown[0]!r}; the option is zones")
         checked = dict(options)
         checked["zones"] = _zone_option(options.get("zones"))
         server = options.get("server")

@@ -578,10 +578,14 @@ class SnmpConnector:
     credential_kind = "snmp"
 
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        known = ("targets", "excludes", "version", "port", "concurrency", "retries")
+        unknown = sorted(set(options) - {*known, "server"})
+        if unknown:
+            raise ValueError(
+                f"unknown snmp option {unknown[0]!r}; the options are {', '.join(known)}"
+            )
         checked = dict(options)
-        targets = options.get("targets")
-        if targets is None and not options.get("server"):
-            raise ValueError("'targets' is required: the addresses of the SNMP agents to read")
+        targets = options.get("targets")  # absent: the task's server is the one agent
         if targets is not None:
             try:
                 parsed = parse_targets(targets)

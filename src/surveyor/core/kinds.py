@@ -99,6 +99,9 @@ class ValidParams:
     params: dict[str, Any]
     targets: TargetSet | None = None
     excludes: TargetSet = EMPTY_TARGETS
+    #: The credential the task will use (its id) and the credential kind it must be, checked
+    #: against the organization's credentials when the task is created or edited.
+    credential: tuple[int, str] | None = None
 
 
 #: Checks a task's params (raising ParamsError) and returns them normalized.
@@ -364,16 +367,19 @@ SCAN = register(
 #: them with defaults filled in. `surveyor.connectors` registers one per connector, so this
 #: pure core never imports a connector.
 ConnectorOptionsCheck = Callable[[Mapping[str, Any]], dict[str, Any]]
-_connector_options: dict[str, ConnectorOptionsCheck] = {}
+_connector_options: dict[str, tuple[ConnectorOptionsCheck, str]] = {}
 #: Params every connector run has; the rest are the connector's options (SPEC §9).
 _CONNECTOR_KEYS = ("connector", "credential_id", "server")
 _SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?")
 
 
-def register_connector_options(name: str, check: ConnectorOptionsCheck) -> None:
-    """Make a connector known to the params check of connector runs."""
+def register_connector_options(
+    name: str, check: ConnectorOptionsCheck, credential_kind: str
+) -> None:
+    """Make a connector known to the params check of connector runs: how its options are
+    checked, and the kind of credential it reads."""
     with _registry_lock:
-        _connector_options[name] = check
+        _connector_options[name] = (check, credential_kind)
 
 
 def unregister_connector_options(name: str) -> None:
@@ -389,9 +395,9 @@ def connector_option_names() -> list[str]:
 def _connector_params(params: Mapping[str, Any], context: ParamsContext) -> ValidParams:
     name = params.get("connector")
     with _registry_lock:
-        check = _connector_options.get(name) if isinstance(name, str) else None
+        found = _connector_options.get(name) if isinstance(name, str) else None
         known = ", ".join(sorted(_connector_options)) or "none"
-    if check is None:
+    if found is None:
         shown = f"{name!r}" if isinstance(name, str) else "missing"
         raise ParamsError("connector", f"connector is {shown}; choose one of: {known}")
     credential = params.get("credential_id")
@@ -401,11 +407,12 @@ def _connector_params(params: Mapping[str, Any], context: ParamsContext) -> Vali
     if not isinstance(server, str) or not server.strip():
         raise ParamsError("server", "server is required: host or host:port of the system to read")
     server = server.strip()
-    found = _SERVER.fullmatch(server)
-    if found is None or len(server) > 255:
+    address = _SERVER.fullmatch(server)
+    if address is None or len(server) > 255:
         raise ParamsError("server", f"server {server!r} is not host or host:port", server)
-    if found.group(1) is not None and not 1 <= int(found.group(1)) <= 65535:
+    if address.group(1) is not None and not 1 <= int(address.group(1)) <= 65535:
         raise ParamsError("server", f"the port of {server!r} must be from 1 to 65535", server)
+    check, credential_kind = found
     options = {key: value for key, value in params.items() if key not in _CONNECTOR_KEYS}
     try:
         checked = check(options)
@@ -421,6 +428,7 @@ def _connector_params(params: Mapping[str, Any], context: ParamsContext) -> Vali
     return ValidParams(
         {"connector": name, "credential_id": credential, "server": server, **checked},
         targets=targets,
+        credential=(credential, credential_kind),
     )
 
 

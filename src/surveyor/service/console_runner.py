@@ -28,16 +28,12 @@ from surveyor.core.task import Task
 from surveyor.scan.taskdata import write_task_data
 from surveyor.service import console_runs
 from surveyor.service.background import ServiceHost
+from surveyor.service.credentials import CredentialUnusable
 from surveyor.store.change_bus import AsyncSignal
 from surveyor.store.changes import ChangeKind, TaskChange
 from surveyor.store.taskdata import create_temp_file, sha256_of, task_data_path
 
 log = logging.getLogger("surveyor.console.runner")
-
-
-class CredentialUnusable(Exception):
-    """A task's credential cannot be used: gone, of another kind, or not for its site.
-    The message says which, in words a user can act on, never the secret."""
 
 
 #: Opens the credential a task names: its fields, secrets decrypted; raises
@@ -112,8 +108,11 @@ async def run_one(
             credential=fields,
             timeout=settings.timeout,
         )
-    except (ConnectorError, CredentialUnusable, ValueError) as exc:
+    except (ConnectorError, ValueError) as exc:
         await _fail(host, task, str(exc))
+        return
+    except CredentialUnusable as exc:
+        await _fail(host, task, f"cannot read {params.get('server')}: {exc}")
         return
     progress = _Progress()
     folder = host.data_dir / "tasks"

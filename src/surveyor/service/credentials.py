@@ -462,3 +462,56 @@ def key_ids_in_use(conn: Connection) -> dict[str, int]:
             key_id = sealed_key_id(stored.sealed)
             counts[key_id] = counts.get(key_id, 0) + 1
     return counts
+
+
+class CredentialUnusable(Exception):
+    """A connector run's credential cannot be used: gone, of another kind, not for the
+    task's site, or sealed with another key. The message says which, never the secret."""
+
+
+def open_for_run(
+    conn: Connection,
+    organization_id: int,
+    box: SecretBox,
+    credential_id: int,
+    *,
+    kind: str,
+    site_id: int | None,
+    now: datetime,
+) -> dict[str, str]:
+    """The opened fields of the credential a connector run names, for this run only (marks
+    it used). Raises CredentialUnusable saying what is wrong."""
+    try:
+        credential, opened = credential_for_use(
+            conn, organization_id, box, credential_id, site_id=site_id, now=now
+        )
+    except CredentialRefused as refused:
+        raise CredentialUnusable(refused.message) from None
+    if credential.kind.value != kind:
+        raise CredentialUnusable(
+            f"credential {credential.name!r} is a {credential.kind.value} credential; "
+            f"this connector needs a {kind} one"
+        )
+    return opened
+
+
+def check_usable(
+    conn: Connection,
+    organization_id: int,
+    credential_id: int,
+    *,
+    kind: str,
+    site_id: int | None,
+) -> None:
+    """Refuse a connector task naming a credential that does not exist, is of another kind
+    or is not for its site (raises CredentialUnusable), without opening any secret."""
+    credential = store.get_credential(conn, organization_id, credential_id)
+    if credential is None:
+        raise CredentialUnusable(f"credential {credential_id} does not exist")
+    if credential.kind.value != kind:
+        raise CredentialUnusable(
+            f"credential {credential.name!r} is a {credential.kind.value} credential; "
+            f"this connector needs a {kind} one"
+        )
+    if site_id is not None and not credential.usable_on(site_id):
+        raise CredentialUnusable(f"credential {credential.name!r} is not for this task's site")

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.connectors.base import ConnectorError, connector_named
 from surveyor.core import kinds
 from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
@@ -40,6 +41,8 @@ from surveyor.core.tasks import (
     TaskStatus,
     WaitReason,
 )
+from surveyor.security.secretbox import SecretBox
+from surveyor.service.credentials import CredentialUnusable, open_for_run
 from surveyor.store import accounts
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
@@ -308,9 +311,13 @@ def may_have_work(conn: Connection, explorer_id: int, *, now: datetime) -> bool:
     )
 
 
-def assignment(conn: Connection, task: Task) -> dict[str, Any]:
-    """What an explorer is told about the scan launched on it."""
-    return {
+def assignment(
+    conn: Connection, task: Task, *, box: SecretBox | None = None, now: datetime
+) -> dict[str, Any] | None:
+    """What an explorer is told about the task launched on it. A connector run also gets
+    its credential, opened for this attempt only (`box`: the console's key); one whose
+    credential cannot be used is canceled saying why, and None is returned."""
+    told: dict[str, Any] = {
         "id": task.id,
         "type": task.type,
         "name": task.name,
@@ -319,6 +326,35 @@ def assignment(conn: Connection, task: Task) -> dict[str, Any]:
         "params": task.params,
         "scope_cap": accounts.organization_scope_cap(conn, task.organization_id),
     }
+    credential_id = (task.params or {}).get("credential_id")
+    if kinds.kind_of(task.type).collector is not kinds.Collector.EXPLORER_OR_CONSOLE:
+        return told
+    try:
+        if box is None or not isinstance(credential_id, int):
+            raise CredentialUnusable("this console cannot open credentials")
+        kind = connector_named(str(task.params.get("connector"))).credential_kind
+        told["credential"] = open_for_run(
+            conn,
+            task.organization_id,
+            box,
+            credential_id,
+            kind=kind,
+            site_id=task.site_id,
+            now=now,
+        )
+    except (CredentialUnusable, ConnectorError) as exc:
+        task_store.transition(
+            conn,
+            task.organization_id,
+            task.id,
+            TaskStatus.CANCELED,
+            actor=SYSTEM_ACTOR,
+            message="its credential cannot be used",
+            changes={"error": f"cannot read {task.params.get('server')}: {exc}"},
+            now=now,
+        )
+        return None
+    return told
 
 
 def next_work(conn: Connection, explorer_id: int, *, now: datetime) -> Task | None:

@@ -27,7 +27,7 @@ from surveyor.core.tasks import (
     TaskStatus,
     WaitReason,
 )
-from surveyor.service import scheduling
+from surveyor.service import credentials, scheduling
 from surveyor.service.audit import record
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
@@ -143,6 +143,18 @@ def validated_params(
         raise InvalidTask(
             f"params.{exc.field}" if exc.field else "params", exc.message, exc.token
         ) from exc
+    if checked.credential is not None:
+        credential_id, credential_kind = checked.credential
+        try:
+            credentials.check_usable(
+                conn,
+                principal.organization_id,
+                credential_id,
+                kind=credential_kind,
+                site_id=site.id,
+            )
+        except credentials.CredentialUnusable as exc:
+            raise InvalidTask("params.credential_id", str(exc)) from exc
     if checked.targets is None:
         return CheckedParams(checked.params)
     allowed = allowed_scope(site)

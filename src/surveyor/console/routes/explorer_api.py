@@ -232,8 +232,11 @@ def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
         task = launch.next_work(conn, explorer_id, now=now)
         if task is None:
             return None
+        told = launch.assignment(conn, task, box=state.loaded_secret_box, now=now)
+        if told is None:
+            return None
         return {
-            **launch.assignment(conn, task),
+            **told,
             "report_interval": REPORT_INTERVAL_SECONDS,
             # Retries of reports must come well within the silence timeout.
             "report_retry_max": max(0.25, state.settings.explorer_silence_seconds / 4),
