@@ -80,6 +80,7 @@ def test_an_admin_manages_a_credential_and_every_state_passes_axe(
     check(page, "one credential", violations)
 
     page.get_by_label("Server (host:port)").fill("127.0.0.1:9")
+    page.get_by_label("Options (JSON, optional)").fill('{"base_dn": "dc=lab"}')
     page.get_by_role("button", name="Verify").click()
     expect(page.locator("#verify-result")).to_be_visible()
     assert SECRET not in page.content()

@@ -333,6 +333,7 @@ ROWS = [
     # inventory, imports, the event stream, the audit trail
     Row("GET", "/api/v1/assets", collection("viewer")),
     Row("GET", "/api/v1/assets/{asset_id}", on_objects("viewer"), {"asset_id": "asset"}),
+    Row("GET", "/api/v1/assets/export", collection("viewer")),
     Row(
         "POST",
         "/api/v1/imports",
@@ -369,7 +370,7 @@ ROWS = [
         "/api/v1/credentials/{credential_id}/verify",
         on_objects("admin"),
         CREDENTIAL,
-        json(lambda o: {"server": "127.0.0.1:9"}),
+        json(lambda o: {"server": "127.0.0.1:9", "options": {"base_dn": "dc=lab"}}),
     ),
     Row(
         "DELETE",

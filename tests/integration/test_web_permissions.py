@@ -239,6 +239,7 @@ ROWS = [
     Row("POST", "/hosted-zones/{zone_id}/delete", on_objects("admin", 303), ZONE, fresh=True),
     Row("GET", "/sites", own("viewer")),
     Row("GET", "/assets", own("viewer")),
+    Row("GET", "/assets/export", own("viewer")),
     Row("GET", "/assets/{asset_id}", on_objects("viewer"), {"asset_id": "asset"}),
     # API tokens
     Row("GET", "/tokens", own("viewer")),
@@ -328,7 +329,7 @@ ROWS = [
         "/credentials/{credential_id}/verify",
         on_objects("admin"),
         CREDENTIAL,
-        form=fields(server="127.0.0.1:9"),
+        form=fields(server="127.0.0.1:9", options='{"base_dn": "dc=lab"}'),
     ),
     Row("GET", "/credentials/{credential_id}/delete", on_objects("admin"), CREDENTIAL),
     Row(
