@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from surveyor.console.schemas import AssetOut, ExplorerOut
 from surveyor.core.changes import summarize
-from surveyor.core.inventory import Asset, AssetService
+from surveyor.core.inventory import Asset, AssetService, AssetSource
 from surveyor.core.resources import Explorer
 from surveyor.core.tasks import TAB_SPECS, Tab, TaskStatus
 from surveyor.service import explorers as explorer_service
@@ -22,10 +22,14 @@ from surveyor.store import inventory
 
 
 def asset_out(
-    asset: Asset, site_names: Mapping[int, str], services: Sequence[AssetService]
+    asset: Asset,
+    site_names: Mapping[int, str],
+    services: Sequence[AssetService],
+    sources: Sequence[AssetSource] = (),
 ) -> AssetOut:
-    """The API shape of an asset, named after its site, with its services' ports."""
-    return AssetOut.of(asset, site_names.get(asset.site_id, ""), services)
+    """The API shape of an asset, named after its site, with its services' ports and the
+    sources that saw it."""
+    return AssetOut.of(asset, site_names.get(asset.site_id, ""), services, sources)
 
 
 def explorers_out(

@@ -10,7 +10,7 @@ from fastapi import Path
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from surveyor.core import kinds
-from surveyor.core.inventory import Asset, AssetService
+from surveyor.core.inventory import Asset, AssetService, AssetSource
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.resources import Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
@@ -596,6 +596,18 @@ class EnrollmentTokenIn(Strict):
     )
 
 
+class AssetSourceOut(BaseModel):
+    """A source that saw an asset (`scan`, `ldap`, `import:nmap`, ...): first and last."""
+
+    source: str
+    first_seen: datetime
+    last_seen: datetime
+
+    @classmethod
+    def of(cls, source: AssetSource) -> AssetSourceOut:
+        return from_attributes(cls, source)
+
+
 class AssetOut(BaseModel):
     """An asset as the API lists it (`/api/v1/assets`)."""
 
@@ -618,7 +630,32 @@ class AssetOut(BaseModel):
     last_task_id: int | None
     #: `tcp/22 ssh`, one per service, in port order.
     ports: list[str]
+    #: What some sources tell besides (SPEC §7's optional host fields).
+    mac_vendor: str
+    os_accuracy: int | None
+    os_version: str
+    device_type: str
+    description: str
+    tags: list[str]
+    attributes: dict[str, str]
+    seen_by: str
+    uptime_seconds: int | None
+    distance: int | None
+    #: The sources that saw it, each with its first and last time seen, the latest first.
+    sources: list[AssetSourceOut]
 
     @classmethod
-    def of(cls, asset: Asset, site: str, services: Sequence[AssetService]) -> AssetOut:
-        return from_attributes(cls, asset, site=site, ports=[s.label for s in services])
+    def of(
+        cls,
+        asset: Asset,
+        site: str,
+        services: Sequence[AssetService],
+        sources: Sequence[AssetSource] = (),
+    ) -> AssetOut:
+        return from_attributes(
+            cls,
+            asset,
+            site=site,
+            ports=[s.label for s in services],
+            sources=[AssetSourceOut.of(source) for source in sources],
+        )

@@ -95,6 +95,8 @@ class ValidParams:
 ParamsValidator = Callable[[Mapping[str, Any], ParamsContext], ValidParams]
 #: One line about a task (its row as stored, or as the API shows it); "" says nothing.
 TaskBrief = Callable[[Mapping[str, Any]], str]
+#: The source a task's params name (a connector's `connector`).
+TaskSource = Callable[[Mapping[str, Any]], str]
 
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -139,6 +141,19 @@ class TaskKind:
     brief: TaskBrief = no_brief
     #: What processing made of it, in one line; None: the change summary's counts.
     outcome: TaskBrief | None = None
+    #: The `source` of its data's host records that name none (SPEC §9, "Sources"), from
+    #: its params: `scan` for a scan; a connector's is the connector's name. None: its type.
+    source: TaskSource | None = None
+    #: Its data is what probing found (a scan, an import of scans): its params' `targets`
+    #: are the scope that answers are kept from and silent assets go offline in, and known
+    #: services on probed ports that did not answer are gone. False for what another
+    #: system knows (a connector's directory, zone or ARP table): nothing is outside its
+    #: scope, nothing goes offline and no service is gone for not being listed.
+    probes: bool = True
+
+    def default_source(self, params: Mapping[str, Any]) -> str:
+        """The source of its host records that name none."""
+        return self.source(params) if self.source is not None else self.type
 
     def __post_init__(self) -> None:
         if not _TYPE_NAME.fullmatch(self.type):
@@ -319,8 +334,16 @@ SCAN = register(
         brief=params_brief(scan_params_brief),
     )
 )
+
+
+def _connector_source(params: Mapping[str, Any]) -> str:
+    """A connector run's records come from the connector its params name."""
+    name = params.get("connector")
+    return name if isinstance(name, str) and name else TaskType.CONNECTOR.value
+
+
 #: Nothing creates connector runs yet, nor runs them; the data they will upload is merged
-#: like a scan's.
+#: like a scan's, except that it probed nothing (`probes`).
 CONNECTOR = register(
     TaskKind(
         type=TaskType.CONNECTOR.value,
@@ -328,6 +351,8 @@ CONNECTOR = register(
         path=(S.NEW, S.CONNECTING, S.CONNECTED, *PROCESSING_PATH),
         collector=Collector.CONSOLE,
         processor=INVENTORY_PROCESSOR,
+        source=_connector_source,
+        probes=False,
     )
 )
 #: An uploaded file of task data (`POST /api/v1/imports`), queued as it is created.

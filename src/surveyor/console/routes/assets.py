@@ -44,6 +44,10 @@ class ServiceOut(BaseModel):
     tls_not_before: str
     tls_not_after: str
     tls_sha256: str
+    version: str
+    extrainfo: str
+    tunnel: str
+    cpe: list[str]
     first_seen: datetime
     changed_at: datetime
 
@@ -94,9 +98,11 @@ def list_assets(
         names = records.site_names(
             conn, principal.organization_id, {asset.site_id for asset in page.items}
         )
-        found = inventory.services_of(conn, [asset.id for asset in page.items])
+        ids = [asset.id for asset in page.items]
+        found = inventory.services_of(conn, ids)
+        sources = inventory.sources_of(conn, ids)
     return AssetPage(
-        items=[asset_out(asset, names, found[asset.id]) for asset in page.items],
+        items=[asset_out(asset, names, found[asset.id], sources[asset.id]) for asset in page.items],
         next_cursor=page.next_cursor,
     )
 
@@ -110,14 +116,13 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
             raise not_found("asset", asset_id)
         names = records.site_names(conn, principal.organization_id, {asset.site_id})
         found = inventory.services_of(conn, [asset_id])[asset_id]
+        sources = inventory.sources_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
-    return from_attributes(
-        AssetDetail,
-        asset,
-        site=names.get(asset.site_id, ""),
-        ports=[service.label for service in found],
+    listed = asset_out(asset, names, found, sources)
+    return AssetDetail(
+        **listed.model_dump(),
         services=[ServiceOut.of(service) for service in found],
-        history=history,
+        history=[AssetChangeOut.model_validate(change) for change in history],
     )
 
 
