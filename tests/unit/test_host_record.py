@@ -84,7 +84,7 @@ def test_a_record_without_the_new_fields_is_as_before() -> None:
 def test_a_record_known_by_name_only_needs_a_name() -> None:
     seen = parse_host({"type": "host", "hostnames": ["pc7.corp.example"]}, 4)
     assert (seen.addresses, seen.hostnames) == ((), ("pc7.corp.example",))
-    with pytest.raises(TaskDataError, match="line 4: .*address.*host name"):
+    with pytest.raises(TaskDataError, match=r"line 4: .*address.*host name"):
         parse_host({"type": "host", "hostnames": ["not a name!"]}, 4)
 
 
