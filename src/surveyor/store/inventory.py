@@ -379,21 +379,21 @@ def note_sources(conn: Connection, rows: Sequence[tuple[int, str, datetime]]) ->
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     earliest = func.least if dialect == "postgresql" else func.min
     latest = func.greatest if dialect == "postgresql" else func.max
-    for chunk in _chunks(rows, TOUCH_CHUNK):
-        statement = upsert(table).values(
-            [
-                {"asset_id": asset_id, "source": source, "first_seen": at, "last_seen": at}
-                for asset_id, source, at in chunk
-            ]
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=[table.c.asset_id, table.c.source],
-            set_={
-                "first_seen": earliest(table.c.first_seen, statement.excluded.first_seen),
-                "last_seen": latest(table.c.last_seen, statement.excluded.last_seen),
-            },
-        )
-        conn.execute(statement)
+    statement = upsert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.asset_id, table.c.source],
+        set_={
+            "first_seen": earliest(table.c.first_seen, statement.excluded.first_seen),
+            "last_seen": latest(table.c.last_seen, statement.excluded.last_seen),
+        },
+    )
+    conn.execute(
+        statement,
+        [
+            {"asset_id": asset_id, "source": source, "first_seen": at, "last_seen": at}
+            for asset_id, source, at in rows
+        ],
+    )
 
 
 def sources_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetSource]]:
