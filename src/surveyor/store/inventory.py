@@ -33,7 +33,6 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from surveyor.core.fingerprint import HostDetails, KnownAsset, Service, address_key
 from surveyor.core.inventory import (
@@ -371,28 +370,24 @@ def note_reported(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 def note_sources(conn: Connection, rows: Sequence[tuple[int, str, datetime]]) -> None:
     """Record that sources saw assets: (asset id, source, when). A source's first and last
-    time seen only ever widen, so recording a sighting again changes nothing."""
+    time seen only ever widen, so recording a sighting again changes nothing.
+
+    Every answer of a batch writes one, so it goes to the driver directly (one statement
+    executed for many rows, each time converted once, as `touch_assets` does).
+    """
     if not rows:
         return
-    dialect = conn.dialect.name
-    table = asset_sources
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    earliest = func.least if dialect == "postgresql" else func.min
-    latest = func.greatest if dialect == "postgresql" else func.max
-    statement = upsert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.asset_id, table.c.source],
-        set_={
-            "first_seen": earliest(table.c.first_seen, statement.excluded.first_seen),
-            "last_seen": latest(table.c.last_seen, statement.excluded.last_seen),
-        },
-    )
-    conn.execute(
-        statement,
-        [
-            {"asset_id": asset_id, "source": source, "first_seen": at, "last_seen": at}
-            for asset_id, source, at in rows
-        ],
+    postgresql = conn.dialect.name == "postgresql"
+    convert = asset_sources.c.first_seen.type.bind_processor(conn.dialect)
+    times = {at: convert(at) if convert is not None else at for _, _, at in rows}
+    mark = "%s" if postgresql else "?"
+    earliest, latest = ("least", "greatest") if postgresql else ("min", "max")
+    conn.exec_driver_sql(
+        "INSERT INTO asset_sources (asset_id, source, first_seen, last_seen) "
+        f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (asset_id, source) DO UPDATE SET "
+        f"first_seen = {earliest}(asset_sources.first_seen, excluded.first_seen), "
+        f"last_seen = {latest}(asset_sources.last_seen, excluded.last_seen)",
+        [(asset_id, source, times[at], times[at]) for asset_id, source, at in rows],
     )
 
 
