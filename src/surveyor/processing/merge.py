@@ -7,11 +7,12 @@
    after the earlier ones, which all stay with their counts and change reports.
 3. Each batch is one write transaction: the lease is renewed (and progress written) first, so
    a worker that lost its lease fails before writing; then the batch's assets, addresses,
-   services and change rows; then the checkpoint moves, only from where this worker left it.
+   services, change rows and sources (which source saw each asset, and when); then the
+   checkpoint moves, only from where this worker left it.
 4. Known assets in the scanned scope that no answer claimed are marked offline, in batches.
    The scanned scope is the one the console stored for the task (`task_scope`), never what
    the data says; host records outside it are ignored. Partial data (a stopped scan) marks
-   nothing offline, and a task without a scope (an import) neither.
+   nothing offline, and a task without a scope (an import, a connector run) neither.
    Likewise, the ports whose silent services are gone are those the task asked for
    (`task_ports`) that the data says it probed, never more.
 5. The run's counts become the task's change summary as it moves to `processed`.
