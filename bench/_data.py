@@ -22,6 +22,7 @@ from functools import cached_property
 from typing import Any
 
 from surveyor.core.scan_params import validate_scan_params
+from surveyor.core.task import TASK_COLUMNS
 from surveyor.core.tasks import TaskStatus, TaskType, WaitReason
 from surveyor.store.tasks import placement
 
@@ -552,6 +553,7 @@ class _RowBuilder:
         c = plan.created
         runner_name = plan.explorer.name if plan.explorer else "its explorer"
         row: dict[str, Any] = {
+            **dict.fromkeys(TASK_COLUMNS),
             "id": plan.id,
             "organization_id": plan.org.id,
             "site_id": plan.site.id if plan.site else None,
@@ -559,54 +561,27 @@ class _RowBuilder:
             "description": "",
             "type": plan.type.value,
             "status": S.NEW.value,
-            "error": None,
-            "wait_reason": None,
             "params": {},
             "stats": {},
             "progress_collect": 0.0,
             "progress_process": 0.0,
-            "change_summary": None,
-            "cs_new": None,
-            "cs_changed": None,
-            "cs_offline": None,
-            "cs_online": None,
-            "cs_unchanged": None,
             "explorer_id": plan.explorer.id if plan.explorer else None,
             "hosted_zone_id": plan.zone_id,
             "created_by": plan.creator.email if plan.creator else "system",
             "created_by_user_id": plan.creator.id if plan.creator else None,
             "created_at": _at(c),
             "updated_at": _at(c),
-            "start_time": None,
             "recur": False,
-            "recur_frequency": None,
-            "recur_rule": None,
-            "timezone": None,
-            "recur_next": None,
-            "recur_last": None,
-            "recur_last_task_id": None,
             "parent_id": plan.template.id if plan.template else None,
             "grace_period": 3600,
             "hidden": False,
-            "removed_at": None,
-            "data_acquisition_started_at": None,
-            "data_acquisition_ended_at": None,
-            "data_processing_started_at": None,
-            "data_processing_ended_at": None,
-            "finished_at": None,
             "size_data": 0,
             "size_results": 0,
             "targets": "",
             "version": 1,
-            "occurrence_at": None,
             "attempt": 0,
-            "attempt_token": None,
-            "last_report_at": None,
-            "stop_requested_at": None,
-            "lease_owner": None,
-            "lease_expires_at": None,
             "processing_attempts": 0,
-            "data_sha256": None,
+            "data_partial": False,
         }
         params = self.params(plan)
         if plan.type is TaskType.SCAN and "{" in plan.name:

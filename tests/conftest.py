@@ -15,6 +15,8 @@ from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
 from surveyor.store.schema import metadata, task_tab_counts, tasks
 from surveyor.testing.postgres import throwaway_postgres
+from surveyor.testing.slapd import SlapdServer, generate_computers, private_slapd
+from tests.support.ldap import LAB_COMPUTER_COUNT
 
 BACKENDS = ("sqlite", "postgresql")
 #: The order `make test` hands test files to its processes (`--no-loadscope-reorder` keeps it;
@@ -54,6 +56,14 @@ def postgres_url() -> Iterator[str]:
     """One throwaway PostgreSQL server for the whole run (fails loudly if it cannot start)."""
     with throwaway_postgres() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def slapd() -> Iterator[SlapdServer]:
+    """One private slapd for the whole run, with `LAB_COMPUTER_COUNT` generated computers
+    (fails loudly if it cannot start)."""
+    with private_slapd(generate_computers(LAB_COMPUTER_COUNT)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

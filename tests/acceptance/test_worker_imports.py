@@ -3,7 +3,9 @@ merges what is imported (SQLite, as `surveyor up` and `surveyor console` run by 
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import subprocess
 from pathlib import Path
@@ -122,3 +124,48 @@ def test_a_bad_file_is_refused_naming_its_line(console_process: ConsoleProcess, 
     assert "line 2" in refused.stderr
     assert "not-an-ip" in refused.stderr
     assert "Hint: fix line 2" in refused.stderr
+
+
+def test_the_inventory_a_task_data_file_and_a_change_report_download_from_the_cli(
+    console_process: ConsoleProcess, home: Path
+) -> None:
+    first = scan_file(
+        home / "export.jsonl.gz", [answer("127.0.0.6", 22, name="export.lab.example")]
+    )
+    imported = surveyor(console_process, home, "import", str(first), "--site", "Primary", "--wait")
+    assert imported.returncode == 0, imported.stderr
+    task_id = imported.stdout.split("as task ")[1].split()[0]
+
+    exported = surveyor(
+        console_process, home, "asset", "export", "--search", "port:22", "-o", str(home / "a.csv")
+    )
+    assert exported.returncode == 0, exported.stderr
+    assert "bytes of CSV" in exported.stderr
+    with (home / "a.csv").open(newline="", encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    mine = [row for row in rows if row["address"] == "127.0.0.6"]
+    assert len(mine) == 1
+    assert mine[0]["hostnames"] == "export.lab.example"
+    assert all("tcp/22" in row["ports"] for row in rows)  # the search was kept
+
+    jsonl = surveyor(
+        console_process, home, "asset", "export", "--format", "jsonl", "-o", str(home / "a.jsonl")
+    )
+    assert jsonl.returncode == 0, jsonl.stderr
+    lines = [json.loads(line) for line in (home / "a.jsonl").read_text().splitlines()]
+    assert "127.0.0.6" in {line["address"] for line in lines}
+
+    data = surveyor(console_process, home, "task", "data", task_id, "-o", str(home / "d.gz"))
+    assert data.returncode == 0, data.stderr
+    assert (home / "d.gz").read_bytes() == first.read_bytes()
+
+    changes = surveyor(console_process, home, "task", "changes", task_id, "--format", "csv")
+    assert changes.returncode == 0, changes.stderr
+    report = list(csv.DictReader(io.StringIO(changes.stdout.lstrip("\ufeff"))))
+    assert [(row["kind"], row["address"]) for row in report] == [("new", "127.0.0.6")]
+
+    missing = surveyor(console_process, home, "task", "data", "999999", "-o", str(home / "x.gz"))
+    assert missing.returncode != 0
+    assert "999999" in missing.stderr
+    assert not (home / "x.gz").exists()
+    assert not list(home.glob(".x.gz.part"))

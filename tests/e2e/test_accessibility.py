@@ -85,6 +85,7 @@ class Seeded:
     zone: int
     token: int
     member: int
+    credential: int
 
 
 class FakeExplorer:
@@ -164,6 +165,16 @@ def seeded(console: RunningConsole) -> Seeded:
             },
         )
         zone = _post(api, "/api/v1/hosted-zones", {"name": "Cloud probes", "max_concurrent": 2})
+        credential = _post(
+            api,
+            "/api/v1/credentials",
+            {
+                "name": "Head office directory",
+                "kind": "ldap",
+                "site_ids": [branch["id"]],
+                "fields": {"bind_dn": "cn=surveyor,dc=lab", "password": "a directory secret"},
+            },
+        )
         api_token = _post(api, "/api/v1/tokens", {"name": "nightly export"})
         enrollment = _post(
             api, "/api/v1/enrollment-tokens", {"name": "branch rollout", "site_id": branch["id"]}
@@ -260,6 +271,7 @@ def seeded(console: RunningConsole) -> Seeded:
         zone=zone["id"],
         token=api_token["id"],
         member=member["member"]["id"],
+        credential=credential["id"],
     )
 
 
@@ -350,6 +362,7 @@ def fill_path(path: str, seeded: Seeded) -> str:
         "zone_id": seeded.zone,
         "token_id": seeded.token,
         "user_id": seeded.member,
+        "credential_id": seeded.credential,
     }
 
     def value(match: re.Match[str]) -> str:

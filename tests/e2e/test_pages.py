@@ -4,7 +4,10 @@ keyboard use, narrow screens, and live updates that come back after a console re
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from pathlib import Path
 
 import httpx2
 from playwright.sync_api import Browser, Page, expect
@@ -175,6 +178,14 @@ def test_explorers_sites_and_assets_pages(admin_page: Page, console: RunningCons
     expect(page.locator(".search-error")).to_be_visible()
     page.get_by_label("Search assets").fill("address:127.0.0.1")
     page.get_by_label("Search assets").press("Enter")
+    with page.expect_download() as download_info:
+        page.get_by_role("link", name=re.compile("^Export CSV")).click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".csv")
+    exported = Path(download.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(exported, newline="")))
+    assert [row["address"] for row in rows] == ["127.0.0.1"]  # the search was kept
+    assert f"tcp/{console.port}" in rows[0]["ports"]
     page.locator("tbody tr a").first.click()
     expect(page.locator("h1")).to_be_visible()
     expect(page.locator("#services-title")).to_be_visible()

@@ -144,6 +144,7 @@ TASK = {"task_id": "task"}
 TEMPLATE = {"task_id": "template"}
 PROCESSED = {"task_id": "processed"}
 LAUNCHED = {"task_id": "launched"}
+CREDENTIAL = {"credential_id": "credential"}
 
 ROWS = [
     # tasks
@@ -340,6 +341,43 @@ ROWS = [
     ),
     Row("GET", "/api/v1/events", collection("viewer")),
     Row("GET", "/api/v1/audit", collection("admin")),
+    # credentials: admins only
+    Row("GET", "/api/v1/credentials", collection("admin")),
+    Row(
+        "POST",
+        "/api/v1/credentials",
+        collection("admin", 201),
+        send=json(
+            lambda o: {
+                "name": f"community {next(_serial)}",
+                "kind": "snmp",
+                "fields": {"version": "2c", "community": "a matrix secret"},
+            }
+        ),
+    ),
+    Row("GET", "/api/v1/credentials/{credential_id}", on_objects("admin"), CREDENTIAL),
+    Row(
+        "PATCH",
+        "/api/v1/credentials/{credential_id}",
+        on_objects("admin"),
+        CREDENTIAL,
+        json(lambda o: {"name": f"renamed {next(_serial)}"}),
+        fresh=True,
+    ),
+    Row(
+        "POST",
+        "/api/v1/credentials/{credential_id}/verify",
+        on_objects("admin"),
+        CREDENTIAL,
+        json(lambda o: {"server": "127.0.0.1:9"}),
+    ),
+    Row(
+        "DELETE",
+        "/api/v1/credentials/{credential_id}",
+        on_objects("admin", 204),
+        CREDENTIAL,
+        fresh=True,
+    ),
     # open to everyone
     Row(
         "POST",
@@ -423,6 +461,17 @@ class World:
                 )
             case "zone":
                 return self._created(admin.post("/api/v1/hosted-zones", json={"name": f"z{n}"}))
+            case "credential":
+                return self._created(
+                    admin.post(
+                        "/api/v1/credentials",
+                        json={
+                            "name": f"c{n}",
+                            "kind": "ldap",
+                            "fields": {"bind_dn": "cn=svc,dc=lab", "password": "s3cret"},
+                        },
+                    )
+                )
             case "enrollment_token":
                 return self._created(
                     admin.post("/api/v1/enrollment-tokens", json={"name": f"e{n}"})
@@ -580,7 +629,18 @@ def test_listings_never_show_another_organizations_rows(world: World) -> None:
     mine = world.make("task")
     for kind in ("zone", "site"):
         world.make(kind)
-    for path in ("/api/v1/tasks", "/api/v1/sites", "/api/v1/hosted-zones", "/api/v1/explorers"):
+    other_admin.post(
+        "/api/v1/credentials",
+        json={"name": "their directory", "kind": "dns", "fields": {}},
+    )
+    world.make("credential")
+    for path in (
+        "/api/v1/tasks",
+        "/api/v1/sites",
+        "/api/v1/hosted-zones",
+        "/api/v1/explorers",
+        "/api/v1/credentials",
+    ):
         body = console.admin.get(path).json()
         rows = body["items"] if isinstance(body, dict) else body
         assert rows, path

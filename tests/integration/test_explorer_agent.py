@@ -8,16 +8,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from surveyor.core.explorer_protocol import HostInfo
 from surveyor.core.scan_params import ScanParams
 from surveyor.explorer.agent import Agent, AgentTiming
 from surveyor.explorer.client import ExplorerClient
-from surveyor.explorer.host import HostDescription
 from surveyor.scan.progress import ScanProgress
 from surveyor.scan.taskdata import read_task_data, write_task_data
 from tests.support.console import ConsoleUnderTest
 from tests.support.explorers import create_scan, enrollment_token, events, get_task
 
-HOST = HostDescription("1.2.3", "agent-host", "Linux", ("127.0.0.1",))
+HOST = HostInfo("1.2.3", "agent-host", "Linux", ("127.0.0.1",))
 
 
 def scan_until_stopped(seen_stop: threading.Event) -> Any:

@@ -101,6 +101,7 @@ def fields(**values: Any) -> Form:
 TASK = {"task_id": "task"}
 ACTION = "/tasks/{task_id}/{action}"
 ZONE = {"zone_id": "zone"}
+CREDENTIAL = {"credential_id": "credential"}
 MEMBER = {"user_id": "member"}
 
 
@@ -300,6 +301,43 @@ ROWS = [
         fresh=True,
     ),
     Row("GET", "/audit", own("admin")),
+    # credentials
+    Row("GET", "/credentials", own("admin")),
+    Row(
+        "POST",
+        "/credentials",
+        own("admin", 303),
+        form=lambda o: {
+            "name": f"directory {next(_serial)}",
+            "kind": "ldap",
+            "ldap-bind_dn": "cn=svc,dc=lab",
+            "ldap-password": "a page's secret",
+        },
+    ),
+    Row("GET", "/credentials/{credential_id}", on_objects("admin"), CREDENTIAL),
+    Row(
+        "POST",
+        "/credentials/{credential_id}",
+        on_objects("admin", 303),
+        CREDENTIAL,
+        form=lambda o: {"name": f"renamed {next(_serial)}", "ldap-bind_dn": "cn=other,dc=lab"},
+        fresh=True,
+    ),
+    Row(
+        "POST",
+        "/credentials/{credential_id}/verify",
+        on_objects("admin"),
+        CREDENTIAL,
+        form=fields(server="127.0.0.1:9"),
+    ),
+    Row("GET", "/credentials/{credential_id}/delete", on_objects("admin"), CREDENTIAL),
+    Row(
+        "POST",
+        "/credentials/{credential_id}/delete",
+        on_objects("admin", 303),
+        CREDENTIAL,
+        fresh=True,
+    ),
     Row("GET", "/static/{path}", public(200), fixed={"path": "surveyor.css"}),
 ]
 
@@ -372,6 +410,17 @@ class World:
                 return int(admin.get("/api/v1/assets").json()["items"][0]["id"])
             case "zone":
                 return self._created(admin.post("/api/v1/hosted-zones", json={"name": f"z{n}"}))
+            case "credential":
+                return self._created(
+                    admin.post(
+                        "/api/v1/credentials",
+                        json={
+                            "name": f"c{n}",
+                            "kind": "ldap",
+                            "fields": {"bind_dn": "cn=svc,dc=lab", "password": "s3cret"},
+                        },
+                    )
+                )
         with self.console.db.write() as conn:
             match kind:
                 case "member":

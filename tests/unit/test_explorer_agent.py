@@ -16,10 +16,10 @@ from typing import Any
 import httpx2
 import pytest
 
+from surveyor.core.explorer_protocol import HostInfo
 from surveyor.core.scan_params import ScanParams
 from surveyor.explorer.agent import Agent, AgentTiming, Backoff
 from surveyor.explorer.client import ExplorerClient
-from surveyor.explorer.host import HostDescription
 from surveyor.explorer.identity import (
     IDENTITY_FILE,
     Identity,
@@ -33,7 +33,7 @@ from surveyor.explorer.identity import (
 from surveyor.scan.progress import ScanProgress
 from surveyor.scan.taskdata import read_task_data, write_task_data
 
-HOST = HostDescription("1.0", "unit-host", "Linux", ("192.0.2.1",))
+HOST = HostInfo("1.0", "unit-host", "Linux", ("192.0.2.1",))
 FAST = AgentTiming(poll_wait=0.0, backoff_initial=0.01, backoff_max=0.05)
 
 

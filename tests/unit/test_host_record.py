@@ -229,5 +229,5 @@ def test_each_kind_names_the_source_of_records_that_name_none() -> None:
     assert kind_of("scan").default_source({}) == "scan"
     assert kind_of("import").default_source({}) == "import"
     assert kind_of("connector").default_source({"connector": "ldap"}) == "ldap"
-    assert kind_of("scan").probes
-    assert not kind_of("connector").probes
+    assert kind_of("scan").scope_from_targets
+    assert not kind_of("connector").scope_from_targets

@@ -55,7 +55,7 @@ def test_every_type_of_the_spec_has_a_kind_with_its_collector() -> None:
 
     assert collectors == {
         "scan": Collector.EXPLORER,
-        "connector": Collector.CONSOLE,
+        "connector": Collector.EXPLORER_OR_CONSOLE,
         "import": Collector.CONSOLE,
         "report": Collector.NOBODY,
         "outlier": Collector.NOBODY,
@@ -67,10 +67,12 @@ def test_every_type_of_the_spec_has_a_kind_with_its_collector() -> None:
 
 def test_each_part_of_the_pipeline_takes_the_types_it_took_before_kinds() -> None:
     assert kinds.launched_on_explorers() == ["scan"]
+    assert kinds.pinned_to_explorers() == ["connector"]  # only on the explorer it names
+    assert kinds.run_in_console() == ["connector"]  # ... or in the console
     assert kinds.launched_types() == ["connector", "scan"]  # canceled after their grace
     assert kinds.processed_types() == ["connector", "import", "scan"]
     assert kinds.queued_when_due() == []  # system kinds wait for their processors
-    assert kinds.creatable_types() == ["scan"]
+    assert kinds.creatable_types() == ["connector", "scan"]
 
 
 def test_a_scan_collects_on_an_explorer_and_probes_the_default_ports_unless_told() -> None:

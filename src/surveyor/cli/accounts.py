@@ -20,7 +20,15 @@ from surveyor.cli.client import (
     connect,
     given,
 )
-from surveyor.cli.listing import add_list, add_show, delete_item
+from surveyor.cli.listing import (
+    Description,
+    NewName,
+    add_list,
+    add_show,
+    ask,
+    delete_item,
+    edit_item,
+)
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -58,10 +66,6 @@ SiteId = Annotated[int, typer.Argument(min=1, help="The site's id (see `site lis
 RoleName = Literal["viewer", "operator", "admin"]
 ROLE_HELP = "viewer: read; operator: create and stop tasks; admin: all."
 RoleOption = Annotated[RoleName | None, typer.Option("--role", help=ROLE_HELP)]
-PasswordStdin = Annotated[
-    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-]
-Description = Annotated[str | None, typer.Option("--description", help="What it is for.")]
 Scope = Annotated[
     str | None,
     typer.Option("--scope", help="Addresses, ranges and networks the site's scans cover."),
@@ -145,8 +149,7 @@ def invite_user(
     body = given(email=email, role=role, name=name)
     if password_stdin:
         body["password"] = read_password(True)
-    with connect(console, token) as client:
-        added = client.post("/users", body)
+    added = ask(console, token, "POST", "/users", body)
     if as_json:
         print_json(added)
         return
@@ -165,8 +168,7 @@ def change_role(
     token: TokenOption = None,
 ) -> None:
     """Change a member's role in the organization."""
-    with connect(console, token) as client:
-        item = client.request("PATCH", f"/users/{user_id}", json={"role": role})
+    item = ask(console, token, "PATCH", f"/users/{user_id}", {"role": role})
     print_answer(item, as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
 
 
@@ -213,10 +215,8 @@ def change_password(
     """Change your own password. Your other sessions and API tokens are revoked; this
     session stays signed in."""
     current, new = _passwords(password_stdin)
-    with connect(console, token) as client:
-        answer = client.post(
-            "/users/me/password", {"current_password": current, "new_password": new}
-        )
+    passwords = {"current_password": current, "new_password": new}
+    answer = ask(console, token, "POST", "/users/me/password", passwords)
     revoked = answer["revoked_tokens"]
     noun = "session or token was" if revoked == 1 else "sessions and tokens were"
     out.print(f"Changed your password; {revoked} other {noun} revoked.")
@@ -256,8 +256,7 @@ def accept_invitation(
     token: TokenOption = None,
 ) -> None:
     """Join the organization that invited you."""
-    with connect(console, token) as client:
-        joined = client.post(f"/users/me/invitations/{invitation_id}/accept")
+    joined = ask(console, token, "POST", f"/users/me/invitations/{invitation_id}/accept")
     print_answer(
         joined,
         as_json,
@@ -272,8 +271,7 @@ def decline_invitation(
     invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
 ) -> None:
     """Say no to an invitation."""
-    with connect(console, token) as client:
-        client.post(f"/users/me/invitations/{invitation_id}/decline")
+    ask(console, token, "POST", f"/users/me/invitations/{invitation_id}/decline")
     out.print(f"Declined invitation {invitation_id}.")
 
 
@@ -350,13 +348,13 @@ def edit_account(
     body = given(name=name, email=email, is_active=active)
     if password_stdin:
         body["password"] = read_password(True)
-    if not body:
-        raise CliError(
-            "nothing to change; pass --name, --email, --active/--deactivated or --password-stdin",
-            EXIT_USAGE,
-        )
-    with connect(console, token) as client:
-        item = client.request("PATCH", f"/accounts/{account_id}", json=body)
+    item = edit_item(
+        console,
+        token,
+        f"/accounts/{account_id}",
+        body,
+        options="--name, --email, --active/--deactivated or --password-stdin",
+    )
     state = "active" if item["is_active"] else "deactivated"
     print_answer(item, as_json, f"Updated account {item['id']} {item['email']} ({state}).")
 
@@ -412,8 +410,7 @@ def create_site(
         allowed_scope=allowed_scope,
         description=description,
     )
-    with connect(console, token) as client:
-        item = client.post("/sites", body)
+    item = ask(console, token, "POST", "/sites", body)
     _print_site(item, as_json, "Created")
 
 
@@ -421,7 +418,7 @@ def create_site(
 @reports_errors
 def edit_site(
     site_id: SiteId,
-    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    name: NewName = None,
     scope: Scope = None,
     excludes: Excludes = None,
     allowed_scope: AllowedScope = None,
@@ -438,13 +435,13 @@ def edit_site(
         allowed_scope=allowed_scope,
         description=description,
     )
-    if not body:
-        raise CliError(
-            "nothing to change; pass --name, --scope, --excludes, --allowed-scope or --description",
-            EXIT_USAGE,
-        )
-    with connect(console, token) as client:
-        item = client.request("PATCH", f"/sites/{site_id}", json=body)
+    item = edit_item(
+        console,
+        token,
+        f"/sites/{site_id}",
+        body,
+        options="--name, --scope, --excludes, --allowed-scope or --description",
+    )
     _print_site(item, as_json, "Updated")
 
 

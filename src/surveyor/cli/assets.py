@@ -12,14 +12,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
-from surveyor.cli.listing import AllPages
+from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.listing import AllPages, print_item
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
     format_time,
     out,
-    point_at_search,
+    pointing_at_search,
     print_json,
     print_page_hint,
     reports_errors,
@@ -180,11 +180,8 @@ def list_assets(
     token: TokenOption = None,
 ) -> None:
     """List assets in address order, narrowed by a search."""
-    with connect(console, token) as client:
-        try:
-            items, more = client.page("/assets", limit=limit, every_page=all_pages, search=search)
-        except CliError as error:
-            raise point_at_search(error, search) from None
+    with connect(console, token) as client, pointing_at_search(search):
+        items, more = client.page("/assets", limit=limit, every_page=all_pages, search=search)
     if as_json:
         print_json(items)
         return
@@ -205,9 +202,4 @@ def show_asset(
     token: TokenOption = None,
 ) -> None:
     """Show one asset: its addresses, names, services and latest changes."""
-    with connect(console, token) as client:
-        asset = client.get(f"/assets/{asset_id}")
-    if as_json:
-        print_json(asset)
-        return
-    out.print(asset_panel(asset))
+    print_item(console, token, f"/assets/{asset_id}", as_json, lambda _, asset: asset_panel(asset))

@@ -7,7 +7,7 @@ can answer requests with a function instead of a server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Annotated, Any
 
@@ -23,6 +23,8 @@ EXIT_AUTH = 4
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT = 15.0
+#: A download may take long in all; no single read may wait longer than this.
+DOWNLOAD_TIMEOUT = 120.0
 ConsoleOption = Annotated[
     str | None,
     typer.Option(
@@ -190,6 +192,45 @@ class ApiClient:
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)
+
+    def download(
+        self,
+        path: str,
+        write: Callable[[bytes], object],
+        *,
+        params: Mapping[str, Any] | None = None,
+        on_bytes: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """Stream a download into `write`, a block at a time; returns the bytes received.
+        `on_bytes` is told (received so far, total if the console said it)."""
+        query = {key: value for key, value in (params or {}).items() if value is not None}
+        received = 0
+        try:
+            with self._http.stream(
+                "GET", API_PREFIX + path, params=query, timeout=DOWNLOAD_TIMEOUT
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _api_error(response)
+                length = response.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                for block in response.iter_bytes():
+                    write(block)
+                    received += len(block)
+                    if on_bytes is not None:
+                        on_bytes(received, total)
+        except httpx2.TimeoutException as exc:
+            raise CliError(
+                f"the console at {self.console} stopped sending the download",
+                EXIT_UNREACHABLE,
+                hint="try again; a very large export may need a quieter console",
+            ) from exc
+        except httpx2.TransportError as exc:
+            raise CliError(
+                f"the download from {self.console} broke off ({exc or type(exc).__name__})",
+                EXIT_UNREACHABLE,
+            ) from exc
+        return received
 
     def post(self, path: str, body: Any = None) -> Any:
         return self.request("POST", path, json=body)

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from surveyor.cli.client import (
     EXIT_AUTH,
+    EXIT_REFUSED,
     EXIT_USAGE,
     ApiClient,
     CliError,
@@ -27,7 +28,15 @@ from surveyor.cli.client import (
     connect,
     given,
 )
-from surveyor.cli.listing import add_list, delete_item
+from surveyor.cli.listing import (
+    Description,
+    NewName,
+    add_list,
+    ask,
+    delete_item,
+    edit_item,
+    print_item,
+)
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -294,19 +303,22 @@ def show_explorer(
     token: TokenOption = None,
 ) -> None:
     """One explorer in detail."""
-    with connect(console, token) as client:
-        item = client.get(f"/explorers/{explorer_id}")
-        if as_json:
-            print_json(item)
-            return
-        out.print(explorer_panel(item, _names(client, "/sites"), _names(client, "/hosted-zones")))
+    print_item(
+        console,
+        token,
+        f"/explorers/{explorer_id}",
+        as_json,
+        lambda client, item: explorer_panel(
+            item, _names(client, "/sites"), _names(client, "/hosted-zones")
+        ),
+    )
 
 
 @explorer_app.command("edit")
 @reports_errors
 def edit_explorer(
     explorer_id: ExplorerId,
-    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    name: NewName = None,
     site: Annotated[int | None, typer.Option("--site", min=1, help="Site id.")] = None,
     no_site: Annotated[
         bool, typer.Option("--no-site", help="No site: it serves every site.")
@@ -325,10 +337,14 @@ def edit_explorer(
         body["site_id"] = None if no_site else site
     if zone is not None or no_zone:
         body["hosted_zone_id"] = 0 if no_zone else zone
-    if not body:
-        raise CliError("nothing to change; pass --name, --site, --no-site, --zone or --no-zone")
-    with connect(console, token) as client:
-        item = client.request("PATCH", f"/explorers/{explorer_id}", json=body)
+    item = edit_item(
+        console,
+        token,
+        f"/explorers/{explorer_id}",
+        body,
+        options="--name, --site, --no-site, --zone or --no-zone",
+        exit_code=EXIT_REFUSED,
+    )
     print_answer(item, as_json, f"Updated explorer {item['id']} {item['name']}.")
 
 
@@ -368,7 +384,6 @@ MaxConcurrent = Annotated[
     int | None,
     typer.Option("--max-concurrent", min=1, max=10_000, help="Scans the zone runs at once."),
 ]
-Description = Annotated[str | None, typer.Option("--description", help="What it is for.")]
 
 
 add_list(
@@ -392,8 +407,7 @@ def create_zone(
 ) -> None:
     """Create a hosted zone; add explorers with `surveyor explorer edit ID --zone ZONE`."""
     body = given(name=name, max_concurrent=max_concurrent, description=description)
-    with connect(console, token) as client:
-        item = client.post("/hosted-zones", body)
+    item = ask(console, token, "POST", "/hosted-zones", body)
     print_answer(
         item,
         as_json,
@@ -406,7 +420,7 @@ def create_zone(
 @reports_errors
 def edit_zone(
     zone_id: ZoneId,
-    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    name: NewName = None,
     max_concurrent: MaxConcurrent = None,
     description: Description = None,
     as_json: JsonOption = False,
@@ -415,10 +429,14 @@ def edit_zone(
 ) -> None:
     """Rename a hosted zone or change its limit."""
     body = given(name=name, max_concurrent=max_concurrent, description=description)
-    if not body:
-        raise CliError("nothing to change; pass --name, --max-concurrent or --description")
-    with connect(console, token) as client:
-        item = client.request("PATCH", f"/hosted-zones/{zone_id}", json=body)
+    item = edit_item(
+        console,
+        token,
+        f"/hosted-zones/{zone_id}",
+        body,
+        options="--name, --max-concurrent or --description",
+        exit_code=EXIT_REFUSED,
+    )
     print_answer(item, as_json, f"Updated hosted zone {item['id']} {item['name']}.")
 
 
@@ -491,19 +509,9 @@ def create_enrollment(
     this once."""
     if no_expiry and expires_days is not None:
         raise CliError("choose --expires-days or --no-expiry, not both", EXIT_USAGE)
-    body: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("name", name),
-            ("site_id", site),
-            ("hosted_zone_id", zone),
-            ("expires_in_days", expires_days),
-            ("max_uses", max_uses),
-        )
-        if value is not None
-    }
-    if no_expiry:
-        body["expires_in_days"] = None
+    body = given(name=name, site_id=site, hosted_zone_id=zone, max_uses=max_uses)
+    if expires_days is not None or no_expiry:
+        body["expires_in_days"] = expires_days  # None (--no-expiry): it never expires
     with connect(console, token) as client:
         created = client.post("/enrollment-tokens", body)
         url = client.console

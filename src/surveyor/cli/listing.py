@@ -1,6 +1,6 @@
 """What the commands of resources share: `list` and `show ID` (ask the API, print a table, an
-empty-state hint, or the API's JSON with `--json`), the `--all-pages` option, and deleting
-one item."""
+empty-state hint, or the API's JSON with `--json`), the `--all-pages`, `--name` and
+`--description` options, and asking for one change (create, edit, delete)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,20 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 import typer
+from rich.console import RenderableType
 from rich.table import Table
 
-from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.client import EXIT_USAGE, ApiClient, CliError, ConsoleOption, TokenOption, connect
 from surveyor.cli.render import JsonOption, out, print_json, reports_errors
 
 Tabulate = Callable[[Iterable[Mapping[str, Any]]], Table]
+#: What `show` prints of an item; it may ask the client more (names of what the item refers to).
+Render = Callable[[ApiClient, Any], RenderableType]
 AllPages = Annotated[
     bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
 ]
+NewName = Annotated[str | None, typer.Option("--name", help="A new name.")]
+Description = Annotated[str | None, typer.Option("--description", help="What it is for.")]
 
 
 def add_list(
@@ -44,22 +49,53 @@ def add_show(app: typer.Typer, path: str, table: Tabulate, *, help: str) -> None
 
     @app.command("show", help=help)
     @reports_errors
-    def show_item(
+    def show_one(
         item_id: Annotated[int, typer.Argument(min=1, help="Its id (see `list`).")],
         as_json: JsonOption = False,
         console: ConsoleOption = None,
         token: TokenOption = None,
     ) -> None:
-        with connect(console, token) as client:
-            item = client.get(f"{path}/{item_id}")
+        print_item(console, token, f"{path}/{item_id}", as_json, lambda _, item: table([item]))
+
+
+def print_item(
+    console: str | None, token: str | None, path: str, as_json: bool, render: Render
+) -> None:
+    """GET the item at `path`; print the API's JSON with `--json`, else what `render` makes
+    of it."""
+    with connect(console, token) as client:
+        item = client.get(path)
         if as_json:
             print_json(item)
-        else:
-            out.print(table([item]))
+            return
+        shown = render(client, item)
+    out.print(shown)
+
+
+def ask(console: str | None, token: str | None, method: str, path: str, body: Any = None) -> Any:
+    """One request on a connection of its own: the API's answer (a refusal is raised as a
+    CliError)."""
+    with connect(console, token) as client:
+        return client.request(method, path, json=body)
+
+
+def edit_item(
+    console: str | None,
+    token: str | None,
+    path: str,
+    body: Mapping[str, Any],
+    *,
+    options: str,
+    exit_code: int = EXIT_USAGE,
+) -> Any:
+    """PATCH `path` with `body` and return the changed item; an empty body is refused before
+    asking, with the `options` that would change something."""
+    if not body:
+        raise CliError(f"nothing to change; pass {options}", exit_code)
+    return ask(console, token, "PATCH", path, body)
 
 
 def delete_item(console: str | None, token: str | None, path: str, said: str) -> None:
     """DELETE `path`, then say `said` (an API refusal is raised as a CliError)."""
-    with connect(console, token) as client:
-        client.delete(path)
+    ask(console, token, "DELETE", path)
     out.print(said)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from surveyor import __version__
@@ -9,7 +11,9 @@ from surveyor.cli import (
     accounts,
     assets,
     audit,
+    credentials,
     explorer,
+    exports,  # noqa: F401  (adds `asset export`, `task data` and `task changes`)
     imports,
     scan,
     server,
@@ -26,25 +30,36 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command()(server.up)
-app.command()(server.console)
-app.add_typer(server.db_app, name="db")
-app.command()(session.login)
-app.command()(session.logout)
-app.add_typer(tasks.task_app, name="task")
-app.add_typer(tokens.token_app, name="token")
-app.add_typer(accounts.user_app, name="user")
-app.add_typer(accounts.invitation_app, name="invitation")
-app.add_typer(accounts.account_app, name="account")
-app.add_typer(accounts.site_app, name="site")
-app.add_typer(assets.asset_app, name="asset")
-app.command("import")(imports.import_file)
-app.command()(worker.worker)
-app.command()(scan.scan)
-app.add_typer(explorer.explorer_app, name="explorer")
-app.add_typer(explorer.zone_app, name="zone")
-app.add_typer(explorer.enrollment_app, name="enrollment")
-app.add_typer(audit.audit_app, name="audit")
+#: The commands, then the groups of commands, in the order `surveyor --help` lists them.
+COMMANDS: dict[str, Callable[..., None]] = {
+    "up": server.up,
+    "console": server.console,
+    "login": session.login,
+    "logout": session.logout,
+    "import": imports.import_file,
+    "worker": worker.worker,
+    "scan": scan.scan,
+}
+GROUPS = {
+    "db": server.db_app,
+    "task": tasks.task_app,
+    "token": tokens.token_app,
+    "user": accounts.user_app,
+    "invitation": accounts.invitation_app,
+    "account": accounts.account_app,
+    "site": accounts.site_app,
+    "asset": assets.asset_app,
+    "explorer": explorer.explorer_app,
+    "zone": explorer.zone_app,
+    "enrollment": explorer.enrollment_app,
+    "audit": audit.audit_app,
+    "credential": credentials.credential_app,
+    "secrets": credentials.secrets_app,
+}
+for name, command in COMMANDS.items():
+    app.command(name)(command)
+for name, group in GROUPS.items():
+    app.add_typer(group, name=name)
 
 
 def _version(value: bool) -> None:

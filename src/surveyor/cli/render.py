@@ -9,10 +9,11 @@ in it is never interpreted. `--json` output writes them as JSON escapes (the sam
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -440,6 +441,16 @@ def point_at_search(error: CliError, search: str | None) -> CliError:
     if search and error.code == "invalid_search" and isinstance(position, int):
         error.notes.extend(search_pointer(search, position))
     return error
+
+
+@contextlib.contextmanager
+def pointing_at_search(search: str | None) -> Iterator[None]:
+    """Requests inside narrowed by `search`: a refusal of the search gets a caret under its
+    fault (see `point_at_search`)."""
+    try:
+        yield
+    except CliError as error:
+        raise point_at_search(error, search) from None
 
 
 def print_page_hint(count: int, which: str = "first") -> None:

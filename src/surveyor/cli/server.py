@@ -1,8 +1,9 @@
-"""Commands that run Surveyor itself: `up`, `console`, `db upgrade`."""
+"""Commands that run Surveyor itself: `up`, `console`, `db upgrade|status|backup|restore`."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +12,8 @@ from rich.panel import Panel
 
 if TYPE_CHECKING:
     from types import FrameType
+
+    from rich.progress import Progress
 
     from surveyor.store.bootstrap import Bootstrap
 
@@ -50,6 +53,12 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
     from surveyor.store.engine import data_dir, database_url
 
     settings = ConsoleSettings.from_environment(data_dir(), database_url())
+    from surveyor.security.secretbox import SecretKeyError, load_secret_box
+
+    try:
+        load_secret_box(settings.data_dir)  # made at the first start; a bad setting stops it
+    except SecretKeyError as exc:
+        raise SystemExit(f"credentials' secret key: {exc}") from exc
     app = create_app(
         settings,
         on_bootstrap=lambda created: _announce(created, host=host, port=port),
@@ -147,3 +156,102 @@ def db_status() -> None:
     head = head_revision()
     state = "up to date" if current == head else "needs `surveyor db upgrade`"
     err.print(f"database revision {current or 'empty'}, newest {head}: {state}")
+
+
+def _sqlite_database(url: str) -> Path:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or not parsed.database:
+        raise typer.BadParameter(
+            "this database is PostgreSQL: back it up with pg_dump and copy the data "
+            "directory's tasks folder (docs/operations.md, Backups)",
+            param_hint="SURVEYOR_DATABASE_URL",
+        )
+    return Path(parsed.database)
+
+
+def _key_file(data: Path) -> Path | None:
+    """The credentials key when it lives in the data directory (a key given by the
+    environment is the operator's to keep)."""
+    if os.environ.get("SURVEYOR_SECRET_KEY") or os.environ.get("SURVEYOR_SECRET_KEY_FILE"):
+        return None
+    return data / "secret.key"
+
+
+def _transfer_bar() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=err, transient=True
+    )
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The backup file to write (a tar file).")],
+) -> None:
+    """Back up the database, the task data and the credentials key into one file, while
+    the console runs (SQLite; for PostgreSQL see docs/operations.md)."""
+    from surveyor.store.backup import BackupError, backup_sqlite
+    from surveyor.store.engine import data_dir, database_url
+
+    data = data_dir()
+    database = _sqlite_database(database_url())
+    bar = _transfer_bar()
+    job = bar.add_task("Backing up", total=None)
+    try:
+        with bar:
+            report = backup_sqlite(
+                database,
+                data,
+                file,
+                key_file=_key_file(data),
+                progress=lambda what, done, total: bar.update(job, completed=done, total=total),
+            )
+    except BackupError as exc:
+        err.print(f"[red]Backup failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(
+        f"Backed up {report.tasks} tasks and {report.data_files} task data files "
+        f"({report.data_bytes:,} bytes) at revision {report.revision} to {report.path}"
+        + ("" if report.with_key else "; the credentials key is not in it (keep it yourself)")
+    )
+    if report.missing:
+        shown = ", ".join(str(task_id) for task_id in report.missing[:10])
+        err.print(f"[yellow]The data of {len(report.missing)} tasks was missing: {shown}[/yellow]")
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A file written by `surveyor db backup`.")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Overwrite the database already there.")
+    ] = False,
+) -> None:
+    """Restore a backup into the data directory, with the console stopped."""
+    from surveyor.store.backup import BackupError, restore_sqlite
+    from surveyor.store.engine import data_dir, database_url
+
+    data = data_dir()
+    database = _sqlite_database(database_url())
+    bar = _transfer_bar()
+    job = bar.add_task("Checking and restoring", total=None)
+    try:
+        with bar:
+            report = restore_sqlite(
+                file,
+                database,
+                data,
+                key_file=_key_file(data),
+                replace=replace,
+                progress=lambda what, done, total: bar.update(job, completed=done, total=total),
+            )
+    except BackupError as exc:
+        err.print(f"[red]Restore failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+    err.print(
+        f"Restored {report.tasks} tasks and {report.data_files} task data files (revision "
+        f"{report.revision}, backed up {report.created_at}) into {data}. Start the console: "
+        "it upgrades the schema if this version is newer."
+    )

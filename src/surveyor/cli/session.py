@@ -20,6 +20,10 @@ from surveyor.cli.config import (
 )
 from surveyor.cli.render import err, format_time, reports_errors
 
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+]
+
 
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
@@ -35,9 +39,7 @@ def read_password(from_stdin: bool) -> str:
 def login(
     console: ConsoleOption = None,
     email: Annotated[str | None, typer.Option("--email", help="Your email address.")] = None,
-    password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
-    ] = False,
+    password_stdin: PasswordStdin = False,
     organization: Annotated[
         int | None,
         typer.Option(

@@ -13,13 +13,13 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
-from surveyor.cli.listing import AllPages, delete_item
+from surveyor.cli.listing import AllPages, delete_item, print_item
 from surveyor.cli.render import (
     JsonOption,
     counts_line,
@@ -28,7 +28,7 @@ from surveyor.cli.render import (
     events_table,
     out,
     parse_time,
-    point_at_search,
+    pointing_at_search,
     print_json,
     print_page_hint,
     relative_time,
@@ -263,13 +263,17 @@ SCHEDULE_FLAGS = {
 }
 
 
-def _point_at_schedule_option(error: CliError) -> CliError:
-    """Name the option at fault when the console refuses part of a schedule."""
-    field = str(error.details.get("field") or "")
-    flag = SCHEDULE_FLAGS.get(field.removeprefix("recur."))
-    if flag and field.startswith("recur") and not error.message.startswith(flag):
-        error.message = f"{flag}: {error.message}"
-    return error
+def _post_schedule(client: ApiClient, path: str, body: Mapping[str, Any]) -> Any:
+    """POST a body with a schedule; when the console refuses part of the schedule, the error
+    names the option at fault."""
+    try:
+        return client.post(path, body)
+    except CliError as error:
+        field = str(error.details.get("field") or "")
+        flag = SCHEDULE_FLAGS.get(field.removeprefix("recur."))
+        if flag and field.startswith("recur") and not error.message.startswith(flag):
+            error.message = f"{flag}: {error.message}"
+        raise error from None
 
 
 #: How many upcoming runs `create`, `show` and `preview` list.
@@ -379,10 +383,7 @@ def create(
     with connect(console, token) as client:
         if site is not None:
             body["site_id"] = resolve_site(client, site)
-        try:
-            task = client.post("/tasks", body)
-        except CliError as error:
-            raise _point_at_schedule_option(error) from None
+        task = _post_schedule(client, "/tasks", body)
         if as_json:
             print_json(task)
             return
@@ -435,10 +436,7 @@ def preview(
     )
     assert recur is not None
     with connect(console, token) as client:
-        try:
-            found = client.post("/tasks/preview", recur)
-        except CliError as error:
-            raise _point_at_schedule_option(error) from None
+        found = _post_schedule(client, "/tasks/preview", recur)
     if as_json:
         print_json(found)
         return
@@ -474,13 +472,11 @@ def list_tasks(
 ) -> None:
     """Show the tasks of a tab, with the count of every tab."""
     with connect(console, token) as client:
-        try:
+        with pointing_at_search(search):
             counts = None if as_json else client.get("/tasks/counts", search=search)["counts"]
             items, more = client.page(
                 "/tasks", limit=limit, every_page=all_pages, tab=tab, search=search
             )
-        except CliError as error:
-            raise point_at_search(error, search) from None
         if as_json:
             print_json(items)
             return
@@ -505,21 +501,21 @@ def show(
     token: TokenOption = None,
 ) -> None:
     """Show everything about one task."""
-    with connect(console, token) as client:
-        task = client.get(f"/tasks/{task_id}")
-        if as_json:
-            print_json(task)
-            return
-        panel = task_panel(
-            task,
-            site_names(client),
-            explorer=name_of(client, "/explorers", task.get("explorer_id")),
-            zone=name_of(client, "/hosted-zones", task.get("hosted_zone_id")),
-        )
-    out.print(panel)
+    print_item(console, token, f"/tasks/{task_id}", as_json, _task_in_full)
+
+
+def _task_in_full(client: ApiClient, task: Mapping[str, Any]) -> RenderableType:
+    """What `task show` prints: the task's panel, then a recurring template's next runs."""
+    panel = task_panel(
+        task,
+        site_names(client),
+        explorer=name_of(client, "/explorers", task.get("explorer_id")),
+        zone=name_of(client, "/hosted-zones", task.get("hosted_zone_id")),
+    )
     upcoming = template_next_runs(task)
-    if upcoming:
-        out.print(next_runs_text(upcoming, task.get("timezone") or "UTC"))
+    if not upcoming:
+        return panel
+    return Group(panel, next_runs_text(upcoming, task.get("timezone") or "UTC"))
 
 
 @task_app.command("events")

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from surveyor.cli.client import ConsoleOption, TokenOption, connect
-from surveyor.cli.listing import add_list, delete_item
+from surveyor.cli.client import ConsoleOption, TokenOption, given
+from surveyor.cli.listing import add_list, ask, delete_item
 from surveyor.cli.render import (
     JsonOption,
     new_token_panel,
@@ -33,9 +33,7 @@ def create(
     token: TokenOption = None,
 ) -> None:
     """Create an API token with your role; it is shown only this once."""
-    body = {"name": name, "expires_in_days": expires_days}
-    with connect(console, token) as client:
-        created = client.post("/tokens", {k: v for k, v in body.items() if v is not None})
+    created = ask(console, token, "POST", "/tokens", given(name=name, expires_in_days=expires_days))
     if as_json:
         print_json(created)
         return

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from surveyor.core import kinds
+
 #: Called as records are fetched: (objects fetched so far, objects announced or None).
 Progress = Callable[[int, int | None], None]
 
@@ -88,7 +90,15 @@ def register(connector: Connector) -> Connector:
     """Makes a connector known by its name (a module registers its own on import)."""
     with _LOCK:
         _REGISTRY[connector.name] = connector
+    kinds.register_connector_options(connector.name, connector.check_options)
     return connector
+
+
+def unregister(name: str) -> None:
+    """Forget a connector (a test's own, afterwards)."""
+    with _LOCK:
+        _REGISTRY.pop(name, None)
+    kinds.unregister_connector_options(name)
 
 
 def connector_named(name: str) -> Connector:

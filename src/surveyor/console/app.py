@@ -11,16 +11,18 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from surveyor import __version__
+from surveyor import __version__, connectors
 from surveyor.console import web
 from surveyor.console.errors import BodyTooLarge, error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
     assets,
     audit,
+    credentials,
     enrollment,
     events,
     explorer_api,
+    exports,
     imports,
     resources,
     tasks,
@@ -28,8 +30,10 @@ from surveyor.console.routes import (
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
 from surveyor.core.clock import Clock, SystemClock
+from surveyor.security.secretbox import SecretKeyError, load_secret_box
 from surveyor.service import launch
 from surveyor.service.background import BackgroundService
+from surveyor.service.credentials import key_ids_in_use
 from surveyor.service.login import LoginThrottle
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
@@ -83,6 +87,21 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+def _warn_of_other_keys(db: Database, key_id: str) -> None:
+    """Say at start when credentials were sealed with a key this console does not hold
+    (their verify and connector tasks will say so too)."""
+    with db.read() as conn:
+        others = {k: n for k, n in key_ids_in_use(conn).items() if k != key_id}
+    for other, count in sorted(others.items()):
+        log.warning(
+            "%d credential secret(s) were encrypted with key %s; this console has key %s: "
+            "set SURVEYOR_SECRET_KEY or SURVEYOR_SECRET_KEY_FILE to the consoles' shared key",
+            count,
+            other,
+            key_id,
+        )
+
+
 OnBootstrap = Callable[[Bootstrap], None]
 
 
@@ -98,6 +117,7 @@ def create_app(
     the background services start after that and are cancelled when the app stops. Every
     "now" of the console is read from `clock` (the machine's by default)."""
     db = database or Database(make_engine(settings.database_url))
+    connectors.load()
     state = ConsoleState(
         settings=settings, db=db, login_limiter=LoginThrottle(), clock=clock or SystemClock()
     )
@@ -106,10 +126,15 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         for path in remove_abandoned_temp_files(settings.data_dir):
             log.warning("removed %s, left behind by a process that was killed", path)
+        try:
+            state.loaded_secret_box = load_secret_box(settings.data_dir)
+        except SecretKeyError as exc:
+            raise SystemExit(f"credentials' secret key: {exc}") from exc
         upgrade(db.engine)
         created = bootstrap_if_empty(db, settings.data_dir, now=state.clock.now())
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
+        _warn_of_other_keys(db, state.secret_box.key_id)
         await asyncio.to_thread(state.changes.open, db)
         wake_polls = state.changes.subscribe(
             lambda _changes: state.explorer_work.notify(), where=launch.may_let_a_scan_launch
@@ -145,10 +170,12 @@ def create_app(
     app.include_router(accounts.router)
     app.include_router(enrollment.router)
     app.include_router(explorer_api.router)
+    app.include_router(exports.router)  # before assets: /assets/export is no asset id
     app.include_router(assets.router)
     app.include_router(imports.router)
     app.include_router(events.router)
     app.include_router(audit.router)
+    app.include_router(credentials.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

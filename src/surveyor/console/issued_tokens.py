@@ -17,11 +17,7 @@ def create_api_token(state: ConsoleState, principal: Principal, body: TokenIn) -
     """The caller's new API token, with its secret (`token`), which is never shown again."""
     with state.db.write() as conn:
         row, plaintext = account_rules.create_token(
-            conn,
-            principal,
-            name=body.name,
-            expires_in_days=body.expires_in_days,
-            now=state.clock.now(),
+            conn, principal, **body.model_dump(), now=state.clock.now()
         )
     return {**row, "token": plaintext}
 
@@ -33,14 +29,5 @@ def create_enrollment_token(
     `enrollment.TokenRefused` when its site or hosted zone is not the organization's."""
     now = state.clock.now()
     with state.db.write() as conn:
-        row, plaintext = enrollment.create_token(
-            conn,
-            principal,
-            name=body.name,
-            site_id=body.site_id,
-            hosted_zone_id=body.hosted_zone_id,
-            expires_in_days=body.expires_in_days,
-            max_uses=body.max_uses,
-            now=now,
-        )
+        row, plaintext = enrollment.create_token(conn, principal, **body.model_dump(), now=now)
     return {**enrollment.token_out(row, now=now), "token": plaintext}

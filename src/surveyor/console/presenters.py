@@ -1,5 +1,6 @@
-"""How things are shown, the same to the API and to the web console's pages: an asset's
-and an explorer's API shape, a task's progress rings, a processing run's change summary.
+"""How things are shown, the same to the API and to the web console's pages: the API shape
+of an asset, a site, a hosted zone and an explorer, a task's progress rings, a processing
+run's change summary.
 
 Handlers and pages both import from here, never from each other (docs/architecture.md).
 """
@@ -12,12 +13,20 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.console.schemas import AssetOut, ExplorerOut
+from surveyor.console.schemas import (
+    AssetOut,
+    AssetSourceOut,
+    ExplorerOut,
+    HostedZoneOut,
+    SiteOut,
+    from_attributes,
+)
 from surveyor.core.changes import summarize
 from surveyor.core.inventory import Asset, AssetService, AssetSource
-from surveyor.core.resources import Explorer
+from surveyor.core.resources import Explorer, Site
 from surveyor.core.tasks import TAB_SPECS, Tab, TaskStatus
 from surveyor.service import explorers as explorer_service
+from surveyor.service.resources import ZoneView
 from surveyor.store import inventory
 
 
@@ -29,7 +38,22 @@ def asset_out(
 ) -> AssetOut:
     """The API shape of an asset, named after its site, with its services' ports and the
     sources that saw it."""
-    return AssetOut.of(asset, site_names.get(asset.site_id, ""), services, sources)
+    return from_attributes(
+        AssetOut,
+        asset,
+        site=site_names.get(asset.site_id, ""),
+        ports=[service.label for service in services],
+        sources=[from_attributes(AssetSourceOut, source) for source in sources],
+    )
+
+
+def site_out(site: Site) -> SiteOut:
+    return from_attributes(SiteOut, site)
+
+
+def zone_out(view: ZoneView) -> HostedZoneOut:
+    """The API shape of a hosted zone, with how many explorers it holds."""
+    return from_attributes(HostedZoneOut, view.zone, explorer_count=view.explorer_count)
 
 
 def explorers_out(
@@ -43,9 +67,15 @@ def explorers_out(
     """The API shape of the organization's `explorers`: whether each is online (checked in
     within `window` seconds of `now`) and the task occupying it."""
     current = explorer_service.current_tasks(conn, organization_id)
-    return [
-        ExplorerOut.of(explorer_service.explorer_view(explorer, current, now=now, window=window))
+    views = [
+        explorer_service.explorer_view(explorer, current, now=now, window=window)
         for explorer in explorers
+    ]
+    return [
+        from_attributes(
+            ExplorerOut, view.explorer, online=view.online, current_task_id=view.current_task_id
+        )
+        for view in views
     ]
 
 

@@ -3,9 +3,7 @@ serve them (`GET /api/v1/tasks/{id}/data` and `/changes`; the task card's downlo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
@@ -15,6 +13,7 @@ from sqlalchemy import Connection
 
 from surveyor.console import presenters
 from surveyor.console.errors import ApiError
+from surveyor.console.exports import MEDIA_TYPES, csv_lines, json_line
 from surveyor.console.state import ConsoleState
 from surveyor.core.changes import ChangeKind
 from surveyor.core.task import Task
@@ -23,13 +22,19 @@ from surveyor.store import inventory, taskdata
 from surveyor.store import tasks as task_store
 
 
+def owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
+    """The organization's task `task_id`; any other is not found (404)."""
+    task = task_store.get_task(conn, organization_id, task_id)
+    if task is None:
+        raise task_store.TaskNotFound(task_id)
+    return task
+
+
 def task_data(state: ConsoleState, organization_id: int, task_id: int) -> Response:
     """The raw data the task collected (gzip JSONL), checked against its SHA-256 first;
     the digest is also in the `X-Surveyor-Content-SHA256` header."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
+        task = owned_task(conn, organization_id, task_id)
     path = taskdata.task_data_path(state.settings.data_dir, task_id)
     if not task.data_sha256 or not path.is_file():
         raise ApiError(
@@ -61,7 +66,9 @@ class ChangeOut(BaseModel):
     details: dict[str, Any]
 
 
-ReportFormat = Literal["json", "jsonl"]
+ReportFormat = Literal["json", "jsonl", "csv"]
+#: The columns of the change report as CSV: one row per changed asset.
+CHANGE_COLUMNS = ("id", "asset_id", "kind", "address", "hostname", "details")
 #: Processing runs of one task are numbered from 1; far fewer than this ever exist.
 MAX_RUN_NUMBER = 1_000_000
 RunNumber = Annotated[
@@ -109,11 +116,9 @@ def change_report(
     run_number: int | None = None,
 ) -> Any:
     """A page of the per-asset change report of one of the task's processing runs (by
-    default its latest finished one), or all of it as a JSONL download."""
+    default its latest finished one), or all of it as a JSONL or CSV download."""
     with state.db.read() as conn:
-        task = task_store.get_task(conn, organization_id, task_id)
-        if task is None:
-            raise task_store.TaskNotFound(task_id)
+        task = owned_task(conn, organization_id, task_id)
         run = _report_run(conn, task, run_number)
         wanted = [kind.value for kind in kinds] if kinds else None
         if report_format == "json":
@@ -132,34 +137,42 @@ def change_report(
         items = rows[:limit]
         next_cursor = str(items[-1]["id"]) if len(rows) > limit else None
         return {**header, "items": items, "next_cursor": next_cursor}
-    filename = f"task-{task_id}-run-{run['number']}-changes.jsonl"
+    filename = f"task-{task_id}-run-{run['number']}-changes.{report_format}"
+    lines = (
+        csv_lines(CHANGE_COLUMNS, _report_rows(state, run["id"], wanted))
+        if report_format == "csv"
+        else _report_lines(state, header, run["id"], wanted)
+    )
     return StreamingResponse(
-        _report_lines(state, header, run["id"], wanted),
-        media_type="application/x-ndjson",
+        lines,
+        media_type=MEDIA_TYPES[report_format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
-def _report_lines(
-    state: ConsoleState, header: Mapping[str, Any], run_id: int, kinds: list[str] | None
-) -> Iterator[bytes]:
-    yield _json_line({"type": "report", **header})
+def _changes(state: ConsoleState, run_id: int, kinds: list[str] | None) -> Iterator[ChangeOut]:
+    """Every change of the run, read a thousand at a time, each batch in its own
+    transaction."""
     after: int | None = None
     while True:
         with state.db.read() as conn:
             rows = inventory.list_changes(conn, run_id, kinds=kinds, after_id=after, limit=1000)
         for row in rows:
-            yield _json_line({"type": "change", **ChangeOut.model_validate(row).model_dump()})
+            yield ChangeOut.model_validate(row)
         if len(rows) < 1000:
             return
         after = rows[-1]["id"]
 
 
-def _json_line(value: Mapping[str, Any]) -> bytes:
-    return (json.dumps(value, default=_json_default, separators=(",", ":")) + "\n").encode()
+def _report_lines(
+    state: ConsoleState, header: Mapping[str, Any], run_id: int, kinds: list[str] | None
+) -> Iterator[bytes]:
+    yield json_line({"type": "report", **header})
+    for change in _changes(state, run_id, kinds):
+        yield json_line({"type": "change", **change.model_dump()})
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(type(value).__name__)
+def _report_rows(state: ConsoleState, run_id: int, kinds: list[str] | None) -> Iterator[list[Any]]:
+    for change in _changes(state, run_id, kinds):
+        shown = change.model_dump(mode="json")
+        yield [shown[name] for name in CHANGE_COLUMNS]

@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 
 from fastapi import Path
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    create_model,
+    model_validator,
+)
 
 from surveyor.core import kinds
 from surveyor.core.inventory import Asset, AssetService, AssetSource
 from surveyor.core.processing import ProcessingPhase
-from surveyor.core.resources import Site
+from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
-from surveyor.core.tasks import (
-    DEFAULT_GRACE_PERIOD_SECONDS,
-    MIN_GRACE_PERIOD_SECONDS,
-    TaskStatus,
-    WaitReason,
-)
+from surveyor.core.task import Task
+from surveyor.core.tasks import DEFAULT_GRACE_PERIOD_SECONDS, MIN_GRACE_PERIOD_SECONDS
 from surveyor.security.passwords import password_problem
 from surveyor.service.enrollment import DEFAULT_EXPIRY_DAYS
-from surveyor.service.explorers import ExplorerView
-from surveyor.service.resources import ZoneView
 
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
@@ -40,6 +42,39 @@ def from_attributes(model: type[_Model], row: object, **extra: Any) -> _Model:
         name: extra[name] if name in extra else getattr(row, name) for name in model.model_fields
     }
     return model.model_validate(values)
+
+
+def fields_of(row_type: type, names: str) -> Callable[[type[_Model]], type[_Model]]:
+    """A response model that shows the fields `names` of a frozen row, in that order.
+
+    The decorated class declares only the fields the row does not have, or that the API shows
+    otherwise; every other name takes its type from the row's field of that name, so the two
+    cannot drift apart. The row's other fields (its internals, its secrets) are not shown.
+    """
+    row_types = get_type_hints(row_type)
+
+    def build(declared: type[_Model]) -> type[_Model]:
+        shown = names.split()
+        not_fields = [name for name in vars(declared) if not name.startswith("_")]
+        unplaced = set(declared.model_fields) - set(shown)
+        if not_fields != ["model_config"] or unplaced:
+            raise TypeError(f"{declared.__name__}: only fields, each named in `names`")
+        fields: dict[str, Any] = {
+            name: (declared.model_fields[name].annotation, declared.model_fields[name])
+            if name in declared.model_fields
+            else (row_types[name], ...)
+            for name in shown
+        }
+        model = create_model(
+            declared.__name__,
+            __base__=declared.__base__,
+            __module__=declared.__module__,
+            __doc__=declared.__doc__,
+            **fields,
+        )
+        return cast(type[_Model], model)
+
+    return build
 
 
 def _name(**kwargs: Any) -> Any:
@@ -111,45 +146,20 @@ def _creatable_type(value: str) -> str:
     return value
 
 
+@fields_of(
+    Task,
+    """id organization_id site_id name description type status status_label error wait_reason
+    params stats progress change_summary explorer_id hosted_zone_id created_by created_by_user_id
+    created_at updated_at start_time recur recur_frequency recur_rule timezone recur_next
+    recur_last recur_last_task_id parent_id grace_period hidden data_acquisition_started_at
+    data_acquisition_ended_at data_processing_started_at data_processing_ended_at finished_at
+    size_data size_results data_partial""",
+)
 class TaskOut(BaseModel):
-    id: int
-    organization_id: int
-    site_id: int | None
-    name: str
-    description: str
     type: str = Field(description="the task's kind", json_schema_extra=_registered_types)
-    status: TaskStatus
     status_label: str
-    error: str | None
-    wait_reason: WaitReason | None
-    params: dict[str, Any]
-    stats: dict[str, Any]
     progress: Progress
     change_summary: ChangeSummary | None
-    explorer_id: int | None
-    hosted_zone_id: int | None
-    created_by: str
-    created_by_user_id: int | None
-    created_at: datetime
-    updated_at: datetime
-    start_time: datetime | None
-    recur: bool
-    recur_frequency: str | None
-    recur_rule: str | None
-    timezone: str | None
-    recur_next: datetime | None
-    recur_last: datetime | None
-    recur_last_task_id: int | None
-    parent_id: int | None
-    grace_period: int
-    hidden: bool
-    data_acquisition_started_at: datetime | None
-    data_acquisition_ended_at: datetime | None
-    data_processing_started_at: datetime | None
-    data_processing_ended_at: datetime | None
-    finished_at: datetime | None
-    size_data: int
-    size_results: int
     data_partial: bool = Field(
         description="the stored data covers only part of the scope (the scan was stopped); "
         "processing it marks nothing offline"
@@ -278,21 +288,13 @@ class SiteUpdate(Strict):
     allowed_scope: str | None = Field(default=None, max_length=100_000, description=_ALLOWED_SCOPE)
 
 
+@fields_of(
+    Site,
+    "id organization_id name description scope excludes allowed_scope scope_size created_at "
+    "updated_at",
+)
 class SiteOut(BaseModel):
-    id: int
-    organization_id: int
-    name: str
-    description: str
-    scope: str
-    excludes: str
-    allowed_scope: str
     scope_size: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, site: Site) -> SiteOut:
-        return from_attributes(cls, site)
 
 
 class HostedZoneIn(Strict):
@@ -307,19 +309,12 @@ class HostedZoneUpdate(Strict):
     max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
 
 
+@fields_of(
+    HostedZone,
+    "id organization_id name description max_concurrent explorer_count created_at updated_at",
+)
 class HostedZoneOut(BaseModel):
-    id: int
-    organization_id: int
-    name: str
-    description: str
-    max_concurrent: int
     explorer_count: int
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, view: ZoneView) -> HostedZoneOut:
-        return from_attributes(cls, view.zone, explorer_count=view.explorer_count)
 
 
 class ExplorerUpdate(Strict):
@@ -330,27 +325,14 @@ class ExplorerUpdate(Strict):
     )
 
 
+@fields_of(
+    Explorer,
+    "id organization_id name site_id hosted_zone_id online last_checkin_at version hostname os "
+    "addresses current_task_id created_at updated_at",
+)
 class ExplorerOut(BaseModel):
-    id: int
-    organization_id: int
-    name: str
-    site_id: int | None
-    hosted_zone_id: int | None
     online: bool
-    last_checkin_at: datetime | None
-    version: str
-    hostname: str
-    os: str
-    addresses: list[str]
     current_task_id: int | None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, view: ExplorerView) -> ExplorerOut:
-        return from_attributes(
-            cls, view.explorer, online=view.online, current_task_id=view.current_task_id
-        )
 
 
 Email = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
@@ -596,66 +578,33 @@ class EnrollmentTokenIn(Strict):
     )
 
 
+@fields_of(
+    AssetService,
+    "port proto state name banner product http_status http_server http_title tls_subject "
+    "tls_issuer tls_sans tls_not_before tls_not_after tls_sha256 version extrainfo tunnel cpe "
+    "first_seen changed_at",
+)
+class ServiceOut(BaseModel):
+    pass
+
+
+@fields_of(AssetSource, "source first_seen last_seen")
 class AssetSourceOut(BaseModel):
     """A source that saw an asset (`scan`, `ldap`, `import:nmap`, ...): first and last."""
 
-    source: str
-    first_seen: datetime
-    last_seen: datetime
 
-    @classmethod
-    def of(cls, source: AssetSource) -> AssetSourceOut:
-        return from_attributes(cls, source)
-
-
+@fields_of(
+    Asset,
+    "id organization_id site_id site address addresses mac hostname hostnames os alive "
+    "service_count outlier first_seen last_seen changed_at last_task_id ports "
+    "mac_vendor os_accuracy os_version device_type description tags attributes seen_by "
+    "uptime_seconds distance sources",
+)
 class AssetOut(BaseModel):
     """An asset as the API lists it (`/api/v1/assets`)."""
 
-    id: int
-    organization_id: int
-    site_id: int
     site: str
-    address: str
-    addresses: list[str]
-    mac: str | None
-    hostname: str | None
-    hostnames: list[str]
-    os: str
-    alive: bool
-    service_count: int
-    outlier: int | None
-    first_seen: datetime
-    last_seen: datetime
-    changed_at: datetime
-    last_task_id: int | None
     #: `tcp/22 ssh`, one per service, in port order.
     ports: list[str]
-    #: What some sources tell besides (SPEC §7's optional host fields).
-    mac_vendor: str
-    os_accuracy: int | None
-    os_version: str
-    device_type: str
-    description: str
-    tags: list[str]
-    attributes: dict[str, str]
-    seen_by: str
-    uptime_seconds: int | None
-    distance: int | None
     #: The sources that saw it, each with its first and last time seen, the latest first.
     sources: list[AssetSourceOut]
-
-    @classmethod
-    def of(
-        cls,
-        asset: Asset,
-        site: str,
-        services: Sequence[AssetService],
-        sources: Sequence[AssetSource] = (),
-    ) -> AssetOut:
-        return from_attributes(
-            cls,
-            asset,
-            site=site,
-            ports=[s.label for s in services],
-            sources=[AssetSourceOut.of(source) for source in sources],
-        )

@@ -16,6 +16,7 @@ from surveyor.console.principals import PrincipalCache
 from surveyor.core.clock import Clock, SystemClock
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
+from surveyor.security.secretbox import SecretBox
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.change_bus import AsyncSignal, ChangeBus
 from surveyor.store.engine import Database
@@ -124,11 +125,21 @@ class ConsoleState:
     #: Wakes explorers' held polls: a task change that may let a scan launch, or the
     #: supervisor finding a launchable one.
     explorer_work: AsyncSignal = field(default_factory=AsyncSignal)
+    #: The key of credentials' secrets, loaded when the console starts (`secret_box`).
+    loaded_secret_box: SecretBox | None = None
     #: The live event stream's poller (`task_feed`, made on first use).
     task_feed: TaskFeed | None = None
     #: Set when the server begins to stop, so that requests held open (explorers' polls)
     #: end before the server's graceful shutdown period runs out.
     stopping: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Seals and opens credentials' secrets (`security/secretbox.py`): the key of the
+        data directory, `SURVEYOR_SECRET_KEY` or `SURVEYOR_SECRET_KEY_FILE`."""
+        if self.loaded_secret_box is None:
+            raise RuntimeError("the secret key is loaded when the console starts")
+        return self.loaded_secret_box
 
     @property
     def data_dir(self) -> Path:

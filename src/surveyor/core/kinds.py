@@ -28,7 +28,14 @@ from surveyor.core.scan_params import (
     scan_params_brief,
     validate_scan_params,
 )
-from surveyor.core.targets import EMPTY_TARGETS, TargetSet
+from surveyor.core.targets import (
+    EMPTY_TARGETS,
+    TargetError,
+    TargetSet,
+    build_scope,
+    check_scope_cap,
+    parse_targets,
+)
 from surveyor.core.tasks import (
     COLLECTING_STATUSES,
     PROCESSING_PATH,
@@ -54,6 +61,9 @@ class Collector(StrEnum):
     #: The console: the data comes with the request that creates the task (an import), or a
     #: runner in the console collects it.
     CONSOLE = "console"
+    #: The explorer the task names, when it names one (the system it reads is reachable only
+    #: from inside the network); a runner in the console when it names none.
+    EXPLORER_OR_CONSOLE = "explorer_or_console"
     #: There is nothing to collect: once due, the task goes straight to the processing queue.
     NOBODY = "nobody"
 
@@ -99,6 +109,8 @@ TaskBrief = Callable[[Mapping[str, Any]], str]
 TaskSource = Callable[[Mapping[str, Any]], str]
 
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: The collectors that launch a task on a runner (an explorer, or the console's own).
+_RUNNERS = frozenset({Collector.EXPLORER, Collector.EXPLORER_OR_CONSOLE})
 
 
 def no_brief(_task: Mapping[str, Any]) -> str:
@@ -137,6 +149,13 @@ class TaskKind:
     param_defaults: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
+    #: Its params' `targets` (minus `excludes`) bound its data: host records outside them are
+    #: ignored, and silent assets inside them go offline (a scan). False: its `targets`, if
+    #: any, say where to read from, not what the answers cover (an SNMP connector run learns
+    #: of neighbours beyond the devices it asks, and marks nothing offline). Such data tells
+    #: what another system knows, not what probing found: it probed no port either, so no
+    #: known service is gone for not being listed.
+    scope_from_targets: bool = True
     #: What the task will do, in one line (lists and the card).
     brief: TaskBrief = no_brief
     #: What processing made of it, in one line; None: the change summary's counts.
@@ -144,12 +163,6 @@ class TaskKind:
     #: The `source` of its data's host records that name none (SPEC §9, "Sources"), from
     #: its params: `scan` for a scan; a connector's is the connector's name. None: its type.
     source: TaskSource | None = None
-    #: Its data is what probing found (a scan, an import of scans): its params' `targets`
-    #: are the scope that answers are kept from and silent assets go offline in, and known
-    #: services on probed ports that did not answer are gone. False for what another
-    #: system knows (a connector's directory, zone or ARP table): nothing is outside its
-    #: scope, nothing goes offline and no service is gone for not being listed.
-    probes: bool = True
 
     def default_source(self, params: Mapping[str, Any]) -> str:
         """The source of its host records that name none."""
@@ -172,8 +185,8 @@ class TaskKind:
                 f"the kind '{self.type}' collects between new and processing_queued with a "
                 "collecting status and a collected one (active, scanned; connecting, connected)"
             )
-        if self.collector is Collector.EXPLORER and not collecting:
-            raise ValueError(f"the kind '{self.type}' runs on explorers but never collects")
+        if self.collector in _RUNNERS and not collecting:
+            raise ValueError(f"the kind '{self.type}' has a runner but never collects")
         if self.collector is Collector.NOBODY and collecting:
             raise ValueError(f"the kind '{self.type}' collects, so someone must collect it")
         if self.creatable and self.params is None:
@@ -183,6 +196,19 @@ class TaskKind:
     def collecting(self) -> TaskStatus | None:
         """The status while its collector works (`active` for a scan), None if nothing runs."""
         return self.path[1] if self.path[1] in COLLECTING_STATUSES else None
+
+    @property
+    def collected(self) -> TaskStatus | None:
+        """The status once its collector is done and the data is on its way (`scanned`)."""
+        return self.path[2] if self.collecting is not None else None
+
+    def runs_on_explorer(self, explorer_id: int | None, hosted_zone_id: int | None) -> bool:
+        """Whether a task of this kind with this runner is collected by an explorer."""
+        if self.collector is Collector.EXPLORER:
+            return True
+        if self.collector is Collector.EXPLORER_OR_CONSOLE:
+            return explorer_id is not None
+        return False
 
     @property
     def launched(self) -> bool:
@@ -259,8 +285,19 @@ def types_where(predicate: Callable[[TaskKind], bool]) -> list[str]:
 
 
 def launched_on_explorers() -> list[str]:
-    """Types the launch rule hands to explorers."""
+    """Types the launch rule hands to any explorer that may run them (scans)."""
     return types_where(lambda kind: kind.collector is Collector.EXPLORER)
+
+
+def pinned_to_explorers() -> list[str]:
+    """Types that run on an explorer only when the task names it (connector runs); with no
+    explorer named, the console runs them (`run_in_console`)."""
+    return types_where(lambda kind: kind.collector is Collector.EXPLORER_OR_CONSOLE)
+
+
+def run_in_console() -> list[str]:
+    """Types the console's own runner collects when the task names no explorer."""
+    return pinned_to_explorers()
 
 
 def launched_types() -> list[str]:
@@ -342,17 +379,90 @@ def _connector_source(params: Mapping[str, Any]) -> str:
     return name if isinstance(name, str) and name else TaskType.CONNECTOR.value
 
 
-#: Nothing creates connector runs yet, nor runs them; the data they will upload is merged
-#: like a scan's, except that it probed nothing (`probes`).
+#: Checks one connector's own options (raising ValueError naming the option) and returns
+#: them with defaults filled in. `surveyor.connectors` registers one per connector, so this
+#: pure core never imports a connector.
+ConnectorOptionsCheck = Callable[[Mapping[str, Any]], dict[str, Any]]
+_connector_options: dict[str, ConnectorOptionsCheck] = {}
+#: Params every connector run has; the rest are the connector's options (SPEC §9).
+_CONNECTOR_KEYS = ("connector", "credential_id", "server")
+_SERVER = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?")
+
+
+def register_connector_options(name: str, check: ConnectorOptionsCheck) -> None:
+    """Make a connector known to the params check of connector runs."""
+    with _registry_lock:
+        _connector_options[name] = check
+
+
+def unregister_connector_options(name: str) -> None:
+    with _registry_lock:
+        _connector_options.pop(name, None)
+
+
+def connector_option_names() -> list[str]:
+    with _registry_lock:
+        return sorted(_connector_options)
+
+
+def _connector_params(params: Mapping[str, Any], context: ParamsContext) -> ValidParams:
+    name = params.get("connector")
+    with _registry_lock:
+        check = _connector_options.get(name) if isinstance(name, str) else None
+        known = ", ".join(sorted(_connector_options)) or "none"
+    if check is None:
+        shown = f"{name!r}" if isinstance(name, str) else "missing"
+        raise ParamsError("connector", f"connector is {shown}; choose one of: {known}")
+    credential = params.get("credential_id")
+    if type(credential) is not int or credential < 1:
+        raise ParamsError("credential_id", "credential_id must be the id of a credential")
+    server = params.get("server")
+    if not isinstance(server, str) or not server.strip():
+        raise ParamsError("server", "server is required: host or host:port of the system to read")
+    server = server.strip()
+    found = _SERVER.fullmatch(server)
+    if found is None or len(server) > 255:
+        raise ParamsError("server", f"server {server!r} is not host or host:port", server)
+    if found.group(1) is not None and not 1 <= int(found.group(1)) <= 65535:
+        raise ParamsError("server", f"the port of {server!r} must be from 1 to 65535", server)
+    options = {key: value for key, value in params.items() if key not in _CONNECTOR_KEYS}
+    try:
+        checked = check(options)
+    except ValueError as exc:
+        raise ParamsError("", f"{name} connector: {exc}") from exc
+    targets = None
+    if "targets" in checked:
+        try:
+            targets = parse_targets(checked["targets"])
+            check_scope_cap(build_scope(targets), context.scope_cap)
+        except TargetError as exc:
+            raise ParamsError("targets", str(exc), exc.token) from exc
+    return ValidParams(
+        {"connector": name, "credential_id": credential, "server": server, **checked},
+        targets=targets,
+    )
+
+
+def _connector_brief(params: Mapping[str, Any]) -> str:
+    name = params.get("connector") or "connector"
+    server = params.get("server") or ""
+    return f"{str(name).upper()} from {server}" if server else str(name).upper()
+
+
+#: A connector run reads another system (a directory, a DNS zone, a switch) on the explorer
+#: it names, or in the console when it names none; its data is merged like a scan's.
 CONNECTOR = register(
     TaskKind(
         type=TaskType.CONNECTOR.value,
         label="Connector run",
         path=(S.NEW, S.CONNECTING, S.CONNECTED, *PROCESSING_PATH),
-        collector=Collector.CONSOLE,
+        collector=Collector.EXPLORER_OR_CONSOLE,
         processor=INVENTORY_PROCESSOR,
+        params=_connector_params,
+        creatable=True,
+        scope_from_targets=False,
         source=_connector_source,
-        probes=False,
+        brief=params_brief(_connector_brief),
     )
 )
 #: An uploaded file of task data (`POST /api/v1/imports`), queued as it is created.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import (
@@ -378,25 +378,31 @@ class Scope:
 
     def contains(self, item: ScopeItem) -> bool:
         """Whether an address or a hostname is in scope (a malformed string is not)."""
-        address = _as_address(item)
-        if address is None:
-            return isinstance(item, str) and _normalise_name(item) in self.hostnames
-        intervals = self.ipv4 if address.version == 4 else self.ipv6
-        return _covers(intervals, int(address))
+        return _matches(item, self.ipv4, self.ipv6, self.hostnames)
 
     def is_excluded(self, item: ScopeItem) -> bool:
         """Whether excludes forbid an address or name; the scanner checks resolved addresses."""
-        address = _as_address(item)
-        if address is None:
-            return isinstance(item, str) and _normalise_name(item) in self.excluded_hostnames
-        intervals = self.excluded_ipv4 if address.version == 4 else self.excluded_ipv6
-        return _covers(intervals, int(address))
+        return _matches(item, self.excluded_ipv4, self.excluded_ipv6, self.excluded_hostnames)
 
 
 def _as_address(item: ScopeItem) -> IPAddress | None:
     if isinstance(item, IPv4Address | IPv6Address):
         return item
     return _address_or_none(item)
+
+
+def _matches(
+    item: ScopeItem,
+    ipv4: Sequence[Interval],
+    ipv6: Sequence[Interval],
+    hostnames: Collection[str],
+) -> bool:
+    """Whether an address falls in the intervals of its version, or a name is among
+    `hostnames` (a malformed string matches nothing)."""
+    address = _as_address(item)
+    if address is None:
+        return isinstance(item, str) and _normalise_name(item) in hostnames
+    return _covers(ipv4 if address.version == 4 else ipv6, int(address))
 
 
 def build_scope(targets: TargetSet, excludes: TargetSet = EMPTY_TARGETS) -> Scope:

@@ -104,6 +104,8 @@ _T = TransitionKind
 #: path holds at most one of them, right after `new`, and only such a task can be stopped
 #: while it runs.
 COLLECTING_STATUSES = frozenset({S.ACTIVE, S.CONNECTING})
+#: The statuses that follow them: collected, the data on its way to the console.
+COLLECTED_STATUSES = frozenset({S.SCANNED, S.CONNECTED})
 #: The path every kind ends with: its data waits for a worker, which merges it.
 PROCESSING_PATH = (S.PROCESSING_QUEUED, S.PROCESSING, S.PROCESSED)
 

@@ -28,13 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
+from surveyor import connectors
+from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_named
+from surveyor.connectors.run import run_records
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS, HostInfo
 from surveyor.core.scan_params import (
     SCAN_PARAM_KEYS,
     ScanParams,
     ScanParamsError,
     validate_scan_params,
 )
+from surveyor.core.tasks import TaskType
 from surveyor.explorer.client import (
     Assignment,
     ConsoleUnreachable,
@@ -42,7 +46,6 @@ from surveyor.explorer.client import (
     Refused,
     TaskGone,
 )
-from surveyor.explorer.host import HostDescription
 from surveyor.explorer.identity import (
     PendingUpload,
     clear_pending_upload,
@@ -54,6 +57,9 @@ from surveyor.explorer.identity import (
 )
 
 log = logging.getLogger("surveyor.explorer")
+
+#: Params of a connector run that are not the connector's own options.
+CONNECTOR_PARAM_KEYS = ("connector", "credential_id", "server")
 
 
 class ScanFunction(Protocol):
@@ -132,19 +138,60 @@ def scan_params_for(task: Assignment) -> ScanParams:
     )
 
 
-class ScanRun:
-    """One scan running in its own thread, writing its task data to `path`."""
+#: Yields a run's task data records, reporting progress, until done or `stop` is set.
+Producer = Callable[[Callable[[Any], None], threading.Event], Iterable[dict[str, Any]]]
 
-    def __init__(
-        self, scan: ScanFunction, write_data: DataWriter, params: ScanParams, path: Path
-    ) -> None:
+
+class ConnectorProgress:
+    """A connector run's progress in the shape the reports take (`progress`, `stats`)."""
+
+    def __init__(self, done: int, total: int | None) -> None:
+        self.progress = min(0.99, done / total) if total else 0.0
+        self.objects = done
+        self.announced = total
+
+    def stats(self) -> dict[str, int | float]:
+        said: dict[str, int | float] = {"objects": self.objects}
+        if self.announced is not None:
+            said["announced"] = self.announced
+        return said
+
+
+def connector_producer(task: Assignment) -> Producer:
+    """A connector run as the console assigned it, with the credential it sent for this
+    attempt (held in memory only). Raises ConnectorError or ValueError for bad params."""
+    params = dict(task.params)
+    connector = connector_named(str(params.get("connector")))
+    options = {k: v for k, v in params.items() if k not in CONNECTOR_PARAM_KEYS}
+    checked = connector.check_options(options)
+
+    def produce(
+        on_progress: Callable[[Any], None], stop: threading.Event
+    ) -> Iterable[dict[str, Any]]:
+        config = ConnectorConfig(
+            server=str(params.get("server")),
+            options=checked,
+            credential=dict(task.credential or {}),
+            stopped=stop,
+        )
+        return run_records(
+            connector, config, lambda done, total: on_progress(ConnectorProgress(done, total))
+        )
+
+    return produce
+
+
+class ScanRun:
+    """One run (a scan, a connector run) in its own thread, writing its task data to
+    `path`."""
+
+    def __init__(self, produce: Producer, write_data: DataWriter, path: Path) -> None:
         self.stop = threading.Event()
         self.error: str | None = None
         self.summary_stopped = False
         self._progress: Any = None
-        self._scan = scan
+        self._produce = produce
         self._write = write_data
-        self._params = params
         self.path = path
         self._thread = threading.Thread(target=self._run, name="surveyor-scan", daemon=True)
 
@@ -167,10 +214,12 @@ class ScanRun:
 
     def _run(self) -> None:
         try:
-            records = self._scan(self._params, on_progress=self._on_progress, stop=self.stop)
+            records = self._produce(self._on_progress, self.stop)
             self._write(self._watch(records), self.path)
+        except ConnectorError as exc:
+            self.error = str(exc)
         except Exception as exc:
-            log.exception("the scan failed")
+            log.exception("the run failed")
             self.error = str(exc) or type(exc).__name__
 
     def collect(self) -> float:
@@ -184,6 +233,8 @@ class ScanRun:
         progress = self._progress
         if progress is None:
             return {}
+        if isinstance(progress, ConnectorProgress):
+            return progress.stats()
         names = ("hosts_done", "hosts_total", "hosts_up", "probes_sent", "open_ports")
         return {name: getattr(progress, name) for name in names if hasattr(progress, name)}
 
@@ -204,7 +255,7 @@ class Agent:
         client: ExplorerClient,
         state_dir: Path,
         *,
-        host: Callable[[], HostDescription],
+        host: Callable[[], HostInfo],
         scan: ScanFunction = engine_scan,
         write_data: DataWriter = engine_writer,
         timing: AgentTiming | None = None,
@@ -213,6 +264,7 @@ class Agent:
     ) -> None:
         self.client = client
         self.state_dir = prepare_state_dir(state_dir)
+        connectors.load()
         self.host = host
         self.scan = scan
         self.write_data = write_data
@@ -228,16 +280,22 @@ class Agent:
         limit = self.timing.backoff_max if cap is None else min(cap, self.timing.backoff_max)
         return Backoff(min(self.timing.backoff_initial, limit), limit, rng=self._rng)
 
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        """`busy` while the block runs (an upload or a task)."""
+        self.busy = True
+        try:
+            yield
+        finally:
+            self.busy = False
+
     def run(self) -> None:
         """Deliver any unfinished upload, then take work until shut down."""
         pending = load_pending_upload(self.state_dir)
         remove_abandoned_spool(self.state_dir, pending)
         if pending is not None:
-            self.busy = True
-            try:
+            with self._working():
                 self.deliver_upload(pending)
-            finally:
-                self.busy = False
         backoff = self._backoff()
         connected = False
         while not self.shutdown.is_set():
@@ -256,23 +314,41 @@ class Agent:
             connected = True
             backoff.reset()
             if task is not None:
-                self.busy = True
-                try:
+                with self._working():
                     self.run_task(task)
-                finally:
-                    self.busy = False
 
-    def run_task(self, task: Assignment) -> None:
-        """Scan, report progress, obey a stop, then upload (or report why not)."""
-        log.info("task %s '%s': scanning (attempt %s)", task.task_id, task.name, task.attempt)
+    def _producer(self, task: Assignment) -> Producer:
+        """What runs the task: a scan, or a connector run. Raises ValueError or
+        ConnectorError (their message says what is wrong) for what cannot run."""
+        if task.type == TaskType.CONNECTOR.value:
+            return connector_producer(task)
+        if task.type != TaskType.SCAN.value:
+            raise ValueError(f"this explorer cannot run tasks of type {task.type!r}")
         try:
             params = scan_params_for(task)
         except ScanParamsError as exc:
-            problem = f"invalid scan parameters: {exc.message}"
+            raise ValueError(f"invalid scan parameters: {exc.message}") from exc
+        scan = self.scan
+        return lambda on_progress, stop: scan(params, on_progress=on_progress, stop=stop)
+
+    def run_task(self, task: Assignment) -> None:
+        """Run the task (scan or connector run), report progress, obey a stop, then upload
+        (or report why not)."""
+        log.info(
+            "task %s '%s': running the %s (attempt %s)",
+            task.task_id,
+            task.name,
+            task.type,
+            task.attempt,
+        )
+        try:
+            produce = self._producer(task)
+        except (ValueError, ConnectorError) as exc:
+            problem = str(exc)
             self._deliver(task, "failure", lambda: self.client.report_failure(task, problem))
             return
         path = spool_path(self.state_dir, task.task_id, task.attempt)
-        run = ScanRun(self.scan, self.write_data, params, path)
+        run = ScanRun(produce, self.write_data, path)
         run.start()
         told_to_stop = self._report_until_done(task, run)
         if told_to_stop is None:

@@ -10,7 +10,7 @@ become one of four exceptions, each telling the agent what to do next: try again
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 import httpx2
 
 from surveyor import __version__
-from surveyor.explorer.host import HostDescription
+from surveyor.core.explorer_protocol import HostInfo
 
 API = "/api/v1/explorer"
 DEFAULT_TIMEOUT = 15.0
@@ -78,6 +78,11 @@ class Assignment:
     report_interval: float
     #: The longest a report about this task may wait between retries.
     report_retry_max: float = 15.0
+    #: The task's type (SPEC §4): `scan`, or `connector`.
+    type: str = "scan"
+    #: A connector run's credential fields, secrets included, sent for this attempt only:
+    #: kept in memory, never written to disk, never shown by repr (so never logged).
+    credential: dict[str, str] | None = field(default=None, repr=False)
 
 
 def _error_of(response: httpx2.Response) -> tuple[str, str, dict[str, Any]]:
@@ -170,8 +175,8 @@ class ExplorerClient:
         except httpx2.TransportError:
             return False
 
-    def enroll(self, token: str, host: HostDescription, *, name: str | None) -> Enrollment:
-        body = {**host.as_message(), "name": name}
+    def enroll(self, token: str, host: HostInfo, *, name: str | None) -> Enrollment:
+        body = {**host.as_dict(), "name": name}
         answer = self._send("POST", f"{API}/enroll", bearer=token, json=body)
         return Enrollment(
             explorer_id=int(answer["explorer_id"]),
@@ -180,12 +185,12 @@ class ExplorerClient:
             secret=str(answer["secret"]),
         )
 
-    def poll(self, host: HostDescription, *, wait: float) -> Assignment | None:
+    def poll(self, host: HostInfo, *, wait: float) -> Assignment | None:
         """Check in and wait up to `wait` seconds for a scan to run."""
         answer = self._send(
             "POST",
             f"{API}/poll",
-            json={**host.as_message(), "wait": wait},
+            json={**host.as_dict(), "wait": wait},
             timeout=wait + POLL_MARGIN_SECONDS,
         )
         task = answer.get("task")
@@ -200,6 +205,8 @@ class ExplorerClient:
             scope_cap=int(task["scope_cap"]),
             report_interval=float(task["report_interval"]),
             report_retry_max=float(task.get("report_retry_max", 15.0)),
+            type=str(task.get("type") or "scan"),
+            credential=dict(task["credential"]) if task.get("credential") else None,
         )
 
     def report_progress(

@@ -6,29 +6,12 @@ import contextlib
 import ipaddress
 import platform
 import socket
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from surveyor import __version__
+from surveyor.core.explorer_protocol import HostInfo
 
 MAX_ADDRESSES = 32
-
-
-@dataclass(frozen=True)
-class HostDescription:
-    version: str
-    hostname: str
-    os: str
-    addresses: tuple[str, ...]
-
-    def as_message(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "hostname": self.hostname,
-            "os": self.os,
-            "addresses": list(self.addresses),
-        }
 
 
 def _address_towards(host: str, port: int) -> str | None:
@@ -65,8 +48,8 @@ def local_addresses(console_url: str) -> tuple[str, ...]:
     return tuple(str(ip) for ip in ordered[:MAX_ADDRESSES])
 
 
-def describe_host(console_url: str) -> HostDescription:
-    return HostDescription(
+def describe_host(console_url: str) -> HostInfo:
+    return HostInfo(
         version=__version__,
         hostname=socket.gethostname()[:255],
         os=platform.platform()[:200],

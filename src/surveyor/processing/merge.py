@@ -191,7 +191,7 @@ def process_claimed_task(
         )
     params = task.params or {}
     kind = find_kind(task.type)
-    if kind is None or kind.probes:
+    if kind is None or kind.scope_from_targets:
         scope = task_scope(params)
         ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
     else:

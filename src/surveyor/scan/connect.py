@@ -310,10 +310,8 @@ class ConnectScanner:
 
     def _next_host(self, source: HostSource, now: float) -> _Host | None:
         if len(self._active) < self._plan.host_group:
-            job = source.take(0.0)
-            if job is not None:
-                host = self._activate(job, now)
-                host.scheduled = True
+            host = self._take_host(source, now)
+            if host is not None:
                 return host
         while self._ready:
             host = self._ready.popleft()
@@ -321,12 +319,17 @@ class ConnectScanner:
                 return host
             host.scheduled = False
         if len(self._active) < self._plan.max_active_hosts:
-            job = source.take(0.0)
-            if job is not None:
-                host = self._activate(job, now)
-                host.scheduled = True
-                return host
+            return self._take_host(source, now)
         return None
+
+    def _take_host(self, source: HostSource, now: float) -> _Host | None:
+        """A host taken on from `source` now (None: it has none ready), scheduled."""
+        job = source.take(0.0)
+        if job is None:
+            return None
+        host = self._activate(job, now)
+        host.scheduled = True
+        return host
 
     def _launch(self, now: float, source: HostSource) -> None:
         """Send probes while sockets, tokens and hosts with work allow, `LAUNCH_ROUND` at most."""

@@ -32,6 +32,16 @@ def issue_token(prefix: str = PREFIX) -> IssuedToken:
     return IssuedToken(lookup, digest(secret), f"{prefix}_{lookup}_{secret}")
 
 
+def split_secret(plaintext: str, prefix: str) -> tuple[str, str] | None:
+    """(lookup, secret) of a `<prefix>_<lookup>_<secret>` credential, or None."""
+    if not plaintext or len(plaintext) > 512:
+        return None
+    parts = plaintext.split("_", 2)
+    if len(parts) != 3 or parts[0] != prefix or len(parts[1]) != 16 or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
 def split_token(plaintext: str) -> tuple[str, str] | None:
     """(lookup, secret) of a token.
 
@@ -40,10 +50,7 @@ def split_token(plaintext: str) -> tuple[str, str] | None:
     """
     if not plaintext or len(plaintext) > 512:
         return None
-    parts = plaintext.split("_", 2)
-    if len(parts) == 3 and parts[0] == PREFIX and len(parts[1]) == 16 and parts[2]:
-        return parts[1], parts[2]
-    return "x" + digest(plaintext)[:15], plaintext
+    return split_secret(plaintext, PREFIX) or ("x" + digest(plaintext)[:15], plaintext)
 
 
 def token_from_plaintext(plaintext: str) -> IssuedToken:

@@ -21,9 +21,17 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core import kinds
+from surveyor.core.explorer_protocol import HostInfo
 from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
-from surveyor.core.tasks import EventKind, IllegalTransition, TaskStatus
+from surveyor.core.tasks import (
+    COLLECTED_STATUSES,
+    COLLECTING_STATUSES,
+    EventKind,
+    IllegalTransition,
+    TaskStatus,
+)
 from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, explorer_transition, is_online
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
@@ -55,24 +63,6 @@ class UploadRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True)
-class HostInfo:
-    """What an explorer says about the machine it runs on."""
-
-    version: str
-    hostname: str
-    os: str
-    addresses: tuple[str, ...]
-
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "hostname": self.hostname,
-            "os": self.os,
-            "addresses": list(self.addresses),
-        }
 
 
 def _unique_name(conn: Connection, organization_id: int, wanted: str) -> str:
@@ -123,7 +113,7 @@ def enroll(
             "hosted_zone_id": token["hosted_zone_id"],
             "enrollment_token_id": token["id"],
             "last_checkin_at": now,
-            **host.as_row(),
+            **host.as_dict(),
         },
         now=now,
     )
@@ -156,7 +146,7 @@ def check_in(conn: Connection, explorer: Explorer, host: HostInfo | None, *, now
         and explorer.poll_dropped_at is None
     ):
         return
-    explorer_store.record_checkin(conn, explorer.id, now=now, host=host.as_row() if host else None)
+    explorer_store.record_checkin(conn, explorer.id, now=now, host=host.as_dict() if host else None)
 
 
 def poll_dropped(
@@ -168,6 +158,15 @@ def poll_dropped(
     return explorer_store.record_poll_dropped(
         conn, explorer.id, checked_in_at=checked_in_at, now=now
     )
+
+
+#: Statuses in which an explorer collects a task (`active`, `connecting`), or is asked to stop.
+_COLLECTING_OR_STOPPING = (*sorted(COLLECTING_STATUSES), TaskStatus.STOPPING)
+
+
+def _noun(task: Task) -> str:
+    """What the task's run is called in messages: "scan", "connector run"."""
+    return kinds.label_of(task.type).lower()
 
 
 def _reported_task(
@@ -212,9 +211,7 @@ def report_progress(
     """Store the scan's progress; return whether the explorer must stop the scan."""
     check_in(conn, explorer, None, now=now)
     for _ in range(5):
-        task = _reported_task(
-            conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
-        )
+        task = _reported_task(conn, explorer, task_id, attempt_token, _COLLECTING_OR_STOPPING)
         try:
             task_store.write_task(
                 conn,
@@ -242,14 +239,14 @@ def confirm_stop(
 ) -> Task:
     """The explorer halted the scan it was asked to stop: the task becomes `stopped`."""
     check_in(conn, explorer, None, now=now)
-    _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.STOPPING,))
+    task = _reported_task(conn, explorer, task_id, attempt_token, (TaskStatus.STOPPING,))
     return explorer_transition(
         conn,
         explorer,
         task_id,
         TaskStatus.STOPPING,
         TaskStatus.STOPPED,
-        message=f"the explorer '{explorer.name}' stopped the scan",
+        message=f"the explorer '{explorer.name}' stopped the {_noun(task)}",
         changes={"last_report_at": now},
         now=now,
     )
@@ -267,16 +264,14 @@ def report_failure(
     """The scan could not finish: canceled with the explorer's reason (a scan that was
     being stopped anyway just becomes `stopped`)."""
     check_in(conn, explorer, None, now=now)
-    task = _reported_task(
-        conn, explorer, task_id, attempt_token, (TaskStatus.ACTIVE, TaskStatus.STOPPING)
-    )
+    task = _reported_task(conn, explorer, task_id, attempt_token, _COLLECTING_OR_STOPPING)
     return _end_failed(
         conn,
         explorer,
         task,
         stopped=f"stopped; the explorer '{explorer.name}' reported: {error}",
         canceled="the explorer reported an error",
-        error=f"the scan failed on explorer '{explorer.name}': {error}",
+        error=f"the {_noun(task)} failed on explorer '{explorer.name}': {error}",
         now=now,
     )
 
@@ -335,7 +330,12 @@ _STORED_STATUSES = frozenset(
 )
 #: Statuses in which the current attempt may upload: scanning or uploading, and being
 #: stopped (what the scan found so far), or stopped by force before its data arrived.
-_UPLOADING = (TaskStatus.ACTIVE, TaskStatus.SCANNED, TaskStatus.STOPPING, TaskStatus.STOPPED)
+_UPLOADING = (
+    *sorted(COLLECTING_STATUSES),
+    *sorted(COLLECTED_STATUSES),
+    TaskStatus.STOPPING,
+    TaskStatus.STOPPED,
+)
 
 
 def begin_upload(
@@ -369,13 +369,14 @@ def begin_upload(
         ):
             return UploadStart(stored, already_stored=True)
         raise
-    if task.status is TaskStatus.ACTIVE:
+    collected = kinds.kind_of(task.type).collected
+    if task.status in COLLECTING_STATUSES and collected is not None:
         task = explorer_transition(
             conn,
             explorer,
             task_id,
-            TaskStatus.ACTIVE,
-            TaskStatus.SCANNED,
+            task.status,
+            collected,
             message=f"the explorer '{explorer.name}' finished scanning and is uploading",
             changes={"progress_collect": 1.0, "last_report_at": now},
             now=now,
@@ -426,7 +427,7 @@ def finish_upload(
             event=task_store.TaskEvent(
                 EventKind.DATA,
                 explorer_actor(explorer),
-                f"what the scan found before it was stopped arrived from explorer "
+                f"what the {_noun(start.task)} found before it was stopped arrived from explorer "
                 f"'{name}' ({size} bytes); process the task to merge it",
             ),
         )
@@ -438,7 +439,8 @@ def finish_upload(
             task_id,
             TaskStatus.STOPPING,
             TaskStatus.STOPPED,
-            message=f"the explorer '{name}' stopped the scan and uploaded what it had found "
+            message=f"the explorer '{name}' stopped the {_noun(start.task)} and uploaded what it "
+            "had found "
             f"({size} bytes); process the task to merge it",
             changes=data,
             now=now,
@@ -448,7 +450,7 @@ def finish_upload(
         conn,
         explorer,
         task_id,
-        TaskStatus.SCANNED,
+        status,
         TaskStatus.PROCESSING_QUEUED,
         message=f"task data received from explorer '{name}' ({size} bytes)"
         + (", partial" if partial else ""),
@@ -472,7 +474,7 @@ def refuse_invalid_data(
     said = f"the explorer '{explorer.name}' uploaded data that is not Surveyor task data"
     try:
         task = _reported_task(
-            conn, explorer, task_id, attempt_token, (TaskStatus.SCANNED, TaskStatus.STOPPING)
+            conn, explorer, task_id, attempt_token, (*COLLECTED_STATUSES, TaskStatus.STOPPING)
         )
         _end_failed(
             conn,
@@ -555,7 +557,7 @@ def _interventions(
                 TaskStatus.CANCELED,
                 "the explorer went silent",
                 f"the explorer '{name}' stopped reporting for {_seconds(silence_seconds)} "
-                f"while {doing}; the scan was canceled",
+                f"while {doing}; the {_noun(task)} was canceled",
             )
         )
     return found

@@ -33,6 +33,7 @@ from surveyor.core import kinds
 from surveyor.core.resources import Explorer
 from surveyor.core.task import Task
 from surveyor.core.tasks import (
+    COLLECTED_STATUSES,
     WAIT_REASON_TEXT,
     EventKind,
     IllegalTransition,
@@ -226,6 +227,7 @@ def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) ->
     name = explorer.name
     for task in explorer_store.tasks_on_explorer(conn, explorer.id):
         status = task.status
+        noun = kinds.label_of(task.type).lower()
         try:
             if status is TaskStatus.STOPPING:
                 explorer_transition(
@@ -234,20 +236,20 @@ def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) ->
                     task.id,
                     TaskStatus.STOPPING,
                     TaskStatus.STOPPED,
-                    message=f"the explorer '{name}' is no longer running the scan; stopped",
+                    message=f"the explorer '{name}' is no longer running the {noun}; stopped",
                     now=now,
                 )
-            elif status is TaskStatus.SCANNED:
+            elif status in COLLECTED_STATUSES:
                 explorer_transition(
                     conn,
                     explorer,
                     task.id,
-                    TaskStatus.SCANNED,
+                    status,
                     TaskStatus.CANCELED,
                     message="task data lost",
                     changes={
                         "error": f"the explorer '{name}' lost the task data before its upload "
-                        "finished (it restarted); the scan was canceled"
+                        f"finished (it restarted); the {noun} was canceled"
                     },
                     now=now,
                 )
@@ -256,12 +258,12 @@ def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) ->
                     conn,
                     explorer,
                     task.id,
-                    TaskStatus.ACTIVE,
+                    status,
                     TaskStatus.CANCELED,
                     message="too many attempts",
                     changes={
-                        "error": f"the explorer '{name}' lost the scan {task.attempt} times "
-                        "(it restarted while scanning); the scan was canceled"
+                        "error": f"the explorer '{name}' lost the {noun} {task.attempt} times "
+                        f"(it restarted while running it); the {noun} was canceled"
                     },
                     now=now,
                 )
@@ -288,7 +290,8 @@ def _relaunch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime
         event=task_store.TaskEvent(
             EventKind.RELAUNCHED,
             explorer_actor(explorer),
-            f"the explorer '{explorer.name}' lost the scan (it restarted); "
+            f"the explorer '{explorer.name}' lost the {kinds.label_of(task.type).lower()} "
+            "(it restarted); "
             f"launched again (attempt {attempt})",
         ),
     )
@@ -309,6 +312,7 @@ def assignment(conn: Connection, task: Task) -> dict[str, Any]:
     """What an explorer is told about the scan launched on it."""
     return {
         "id": task.id,
+        "type": task.type,
         "name": task.name,
         "attempt": task.attempt,
         "attempt_token": task.attempt_token,

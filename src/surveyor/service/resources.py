@@ -187,6 +187,13 @@ def delete_zone(conn: Connection, actor: Principal, zone_id: int, *, now: dateti
 # Explorers
 
 
+def _unknown_place(kind: str, object_id: int, field: str) -> ResourceRefused:
+    """An explorer moved to a site or zone the organization does not have."""
+    return ResourceRefused(
+        Refusal.INVALID, "invalid_explorer", f"{kind} {object_id} does not exist", {"field": field}
+    )
+
+
 def update_explorer(
     conn: Connection,
     actor: Principal,
@@ -201,22 +208,12 @@ def update_explorer(
     values = dict(changes)
     site_id = values.get("site_id")
     if site_id is not None and records.get_site(conn, org, site_id) is None:
-        raise ResourceRefused(
-            Refusal.INVALID,
-            "invalid_explorer",
-            f"site {site_id} does not exist",
-            {"field": "site_id"},
-        )
+        raise _unknown_place("site", site_id, "site_id")
     zone_id = values.get("hosted_zone_id")
     if zone_id == 0:
         values["hosted_zone_id"] = None
     elif zone_id is not None and records.get_zone(conn, org, zone_id) is None:
-        raise ResourceRefused(
-            Refusal.INVALID,
-            "invalid_explorer",
-            f"hosted zone {zone_id} does not exist",
-            {"field": "hosted_zone_id"},
-        )
+        raise _unknown_place("hosted zone", zone_id, "hosted_zone_id")
     explorer = records.update_explorer(conn, org, explorer_id, values, now=now)
     if explorer is None:
         raise _not_found("explorer", explorer_id)

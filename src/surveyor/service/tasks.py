@@ -75,7 +75,16 @@ def _check_runner(
     explorer_id: int | None,
     zone_id: int | None,
 ) -> None:
-    if kind.collector is not Collector.EXPLORER and (explorer_id, zone_id) != (None, None):
+    if kind.collector is Collector.EXPLORER_OR_CONSOLE and zone_id is not None:
+        raise InvalidTask(
+            "hosted_zone_id",
+            f"a {kind.label.lower()} runs on the explorer it names, or in the console; "
+            "leave out the hosted zone",
+        )
+    if kind.collector not in (Collector.EXPLORER, Collector.EXPLORER_OR_CONSOLE) and (
+        explorer_id,
+        zone_id,
+    ) != (None, None):
         raise InvalidTask(
             "explorer_id" if explorer_id is not None else "hosted_zone_id",
             f"a {kind.label.lower()} does not run on an explorer; leave out the explorer "

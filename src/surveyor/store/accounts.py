@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Column, ColumnElement, Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.clock import SYSTEM_CLOCK
@@ -272,13 +272,15 @@ def list_memberships(conn: Connection, user_ids: list[int]) -> dict[int, list[Me
     return found
 
 
-def first_membership(conn: Connection, user_id: int) -> int | None:
+def _lowest(conn: Connection, column: Column[int], condition: ColumnElement[bool]) -> int | None:
+    """The lowest value of `column` among the rows that meet `condition` (None: no row)."""
     return conn.execute(
-        select(memberships.c.organization_id)
-        .where(memberships.c.user_id == user_id)
-        .order_by(memberships.c.organization_id)
-        .limit(1)
+        select(column).where(condition).order_by(column).limit(1)
     ).scalar_one_or_none()
+
+
+def first_membership(conn: Connection, user_id: int) -> int | None:
+    return _lowest(conn, memberships.c.organization_id, memberships.c.user_id == user_id)
 
 
 def list_members(
@@ -588,9 +590,4 @@ def organization_probe_cap(conn: Connection, organization_id: int) -> int:
 
 
 def default_site_id(conn: Connection, organization_id: int) -> int | None:
-    return conn.execute(
-        select(sites.c.id)
-        .where(sites.c.organization_id == organization_id)
-        .order_by(sites.c.id)
-        .limit(1)
-    ).scalar_one_or_none()
+    return _lowest(conn, sites.c.id, sites.c.organization_id == organization_id)

@@ -28,6 +28,7 @@ from sqlalchemy import (
 
 from surveyor.store.schema import (
     audit_events,
+    credentials,
     enrollment_tokens,
     explorers,
     hosted_zones,
@@ -212,6 +213,7 @@ _NAMED_OBJECTS: dict[str, Table] = {
     "hosted_zone": hosted_zones,
     "explorer": explorers,
     "enrollment_token": enrollment_tokens,
+    "credential": credentials,
 }
 
 

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func
 from sqlalchemy import select as sql_select
 
-from surveyor.store.changes import ChangeKind, TaskChange
+from surveyor.store.changes import ChangeKind, Registrations, TaskChange
 from surveyor.store.engine import Database
 
 log = logging.getLogger("surveyor.changes")
@@ -66,27 +66,18 @@ class ChangeBus:
     def __init__(self) -> None:
         #: Tells this bus's own NOTIFYs apart from other processes'.
         self.origin = secrets.token_hex(6)
-        self._subscriptions: tuple[_Subscription, ...] = ()
-        self._lock = threading.Lock()
+        self._subscriptions: Registrations[_Subscription] = Registrations()
         self._closers: list[Callable[[], None]] = []
         self.relay: PostgresRelay | None = None
 
     def subscribe(self, listener: Listener, *, where: Interest = everything) -> Unsubscribe:
         """Call `listener` with the matching changes of every published batch that has any,
         until the returned function is called."""
-        subscription = _Subscription(listener, where)
-        with self._lock:
-            self._subscriptions = (*self._subscriptions, subscription)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self._subscriptions = tuple(s for s in self._subscriptions if s is not subscription)
-
-        return unsubscribe
+        return self._subscriptions.add(_Subscription(listener, where))
 
     def publish(self, changes: Sequence[TaskChange]) -> None:
         """Tell the subscribers about `changes` (committed ones)."""
-        for subscription in self._subscriptions:
+        for subscription in self._subscriptions.snapshot():
             matching = [change for change in changes if subscription.where(change)]
             if not matching:
                 continue

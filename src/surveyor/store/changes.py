@@ -10,10 +10,11 @@ A rolled-back transaction publishes nothing: its notes are dropped with it
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
@@ -109,3 +110,29 @@ def forget_changes(conn: Connection) -> None:
     # A connection that was invalidated (lost) has no usable info left to clear.
     with contextlib.suppress(Exception):
         conn.info.pop(_CHANGES, None)
+
+
+_Member = TypeVar("_Member")
+
+
+class Registrations(Generic[_Member]):
+    """Who is told of changes (a database's publishers, a bus's subscribers): added and
+    removed from any thread, while the one publishing reads a snapshot without locking."""
+
+    def __init__(self) -> None:
+        self._members: tuple[_Member, ...] = ()
+        self._lock = threading.Lock()
+
+    def add(self, member: _Member) -> Callable[[], None]:
+        """Register `member` until the returned function is called."""
+        with self._lock:
+            self._members = (*self._members, member)
+
+        def remove() -> None:
+            with self._lock:
+                self._members = tuple(m for m in self._members if m is not member)
+
+        return remove
+
+    def snapshot(self) -> tuple[_Member, ...]:
+        return self._members

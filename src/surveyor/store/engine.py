@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +13,13 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from surveyor.store import tasks as task_store
-from surveyor.store.changes import TaskChange, forget_changes, pending_changes, take_changes
+from surveyor.store.changes import (
+    Registrations,
+    TaskChange,
+    forget_changes,
+    pending_changes,
+    take_changes,
+)
 
 DEFAULT_DATA_DIR = "surveyor-data"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -147,8 +152,7 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
-        self._publishers: tuple[ChangePublisher, ...] = ()
-        self._lock = threading.Lock()
+        self._publishers: Registrations[ChangePublisher] = Registrations()
 
     @property
     def is_sqlite(self) -> bool:
@@ -157,14 +161,7 @@ class Database:
     def publish_changes_to(self, publisher: ChangePublisher) -> Callable[[], None]:
         """Hand the task changes of every transaction of this database to `publisher`, until
         the returned function is called."""
-        with self._lock:
-            self._publishers = (*self._publishers, publisher)
-
-        def stop() -> None:
-            with self._lock:
-                self._publishers = tuple(p for p in self._publishers if p is not publisher)
-
-        return stop
+        return self._publishers.add(publisher)
 
     @contextmanager
     def _transaction(self, **options: Any) -> Iterator[Connection]:
@@ -172,7 +169,7 @@ class Database:
         # are published once `conn.begin()` has returned from the commit itself.
         with self.engine.connect() as conn:
             conn = conn.execution_options(**options) if options else conn
-            publishers = self._publishers
+            publishers = self._publishers.snapshot()
             with conn.begin():
                 yield conn
                 noted = pending_changes(conn)

@@ -18,7 +18,7 @@ from surveyor.core import kinds
 from surveyor.core.resources import Explorer, HostedZone
 from surveyor.core.task import Task
 from surveyor.core.tasks import EXPLORER_OCCUPYING_STATUSES, Tab, TaskStatus
-from surveyor.security.tokens import IssuedToken, issue_token, secret_matches
+from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_secret
 from surveyor.store import records
 from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, task_events, tasks
 
@@ -26,16 +26,6 @@ ENROLLMENT_TOKEN_PREFIX = "sve"  # noqa: S105 (a prefix, not a secret)
 EXPLORER_SECRET_PREFIX = "svx"  # noqa: S105
 
 _RUNNING = sorted(status.value for status in EXPLORER_OCCUPYING_STATUSES)
-
-
-def split_secret(plaintext: str, prefix: str) -> tuple[str, str] | None:
-    """(lookup, secret) of a `<prefix>_<lookup>_<secret>` credential, or None."""
-    if not plaintext or len(plaintext) > 512:
-        return None
-    parts = plaintext.split("_", 2)
-    if len(parts) != 3 or parts[0] != prefix or len(parts[1]) != 16 or not parts[2]:
-        return None
-    return parts[1], parts[2]
 
 
 def _row(conn: Connection, query: Any) -> dict[str, Any] | None:
@@ -338,8 +328,13 @@ def _due_tasks(now: datetime, types: Sequence[str]) -> Any:
 
 
 def _due_scans(now: datetime) -> Any:
-    """Tasks explorers collect (scans) waiting to launch whose start time has come."""
-    return _due_tasks(now, kinds.launched_on_explorers())
+    """Tasks explorers collect waiting to launch whose start time has come: scans, and the
+    connector runs that name their explorer."""
+    pinned = kinds.pinned_to_explorers()
+    due = _due_tasks(now, kinds.launched_on_explorers() + pinned)
+    if not pinned:
+        return due
+    return and_(due, or_(tasks.c.type.not_in(pinned), tasks.c.explorer_id.is_not(None)))
 
 
 def _meant_for(explorer: Explorer) -> Any:
@@ -387,6 +382,42 @@ def next_launch_candidate(
         .first()
     )
     return Task.from_row(row) if row is not None else None
+
+
+def next_console_candidate(conn: Connection, types: Sequence[str], *, now: datetime) -> Task | None:
+    """The soonest due task of these types that names no explorer (the console runs it),
+    locked for this transaction; rows another console is claiming are skipped."""
+    if not types:
+        return None
+    row = (
+        conn.execute(
+            select(tasks)
+            .where(_due_tasks(now, types), tasks.c.explorer_id.is_(None))
+            .order_by(tasks.c.start_time, tasks.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        .mappings()
+        .first()
+    )
+    return Task.from_row(row) if row is not None else None
+
+
+def console_runs(conn: Connection, types: Sequence[str], *, limit: int = 1000) -> list[Task]:
+    """Tasks of these types that a console is collecting (no explorer runs them)."""
+    if not types:
+        return []
+    rows = conn.execute(
+        select(tasks)
+        .where(
+            tasks.c.type.in_(types),
+            tasks.c.status.in_(_RUNNING),
+            tasks.c.explorer_id.is_(None),
+        )
+        .order_by(tasks.c.id)
+        .limit(limit)
+    ).mappings()
+    return [Task.from_row(row) for row in rows]
 
 
 def waiting_scans(conn: Connection, *, now: datetime, limit: int = 500) -> list[Task]:

@@ -537,12 +537,12 @@ def mark_offline(conn: Connection, asset_ids: Sequence[int], *, run_id: int) -> 
 # Processing runs -----------------------------------------------------------------------------
 
 
-def latest_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
-    """The task's most recent processing run (finished or not)."""
+def _last_run(conn: Connection, *conditions: ColumnElement[bool]) -> dict[str, Any] | None:
+    """The most recent processing run that meets `conditions`, or None."""
     row = (
         conn.execute(
             select(processing_runs)
-            .where(processing_runs.c.task_id == task_id)
+            .where(*conditions)
             .order_by(processing_runs.c.id.desc())
             .limit(1)
         )
@@ -550,6 +550,11 @@ def latest_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
         .first()
     )
     return dict(row) if row is not None else None
+
+
+def latest_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
+    """The task's most recent processing run (finished or not)."""
+    return _last_run(conn, processing_runs.c.task_id == task_id)
 
 
 def abandon_unfinished_runs(
@@ -622,34 +627,16 @@ def finish_run(conn: Connection, run_id: int, *, ended_at: datetime) -> dict[str
 
 def finished_run(conn: Connection, task_id: int) -> dict[str, Any] | None:
     """The task's latest finished run: the one its change report shows by default."""
-    row = (
-        conn.execute(
-            select(processing_runs)
-            .where(
-                processing_runs.c.task_id == task_id,
-                processing_runs.c.phase == ProcessingPhase.DONE.value,
-            )
-            .order_by(processing_runs.c.id.desc())
-            .limit(1)
-        )
-        .mappings()
-        .first()
+    return _last_run(
+        conn,
+        processing_runs.c.task_id == task_id,
+        processing_runs.c.phase == ProcessingPhase.DONE.value,
     )
-    return dict(row) if row is not None else None
 
 
 def run_by_number(conn: Connection, task_id: int, number: int) -> dict[str, Any] | None:
     """One of the task's runs, by its number (1 for the first)."""
-    row = (
-        conn.execute(
-            select(processing_runs).where(
-                processing_runs.c.task_id == task_id, processing_runs.c.number == number
-            )
-        )
-        .mappings()
-        .first()
-    )
-    return dict(row) if row is not None else None
+    return _last_run(conn, processing_runs.c.task_id == task_id, processing_runs.c.number == number)
 
 
 def list_runs(

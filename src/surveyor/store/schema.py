@@ -401,6 +401,28 @@ enrollment_tokens = Table(
     Index(None, "organization_id", "id"),
 )
 
+#: Credentials of connectors (SPEC §9, docs/credentials.md): plain fields in the clear, each
+#: secret field sealed (`security/secretbox.py`) with the time it was set, as
+#: {field: {"sealed": ..., "set_at": ...}}.
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),
+    # The sites whose tasks may use it; empty: every site.
+    Column("site_ids", JSON, nullable=False, default=list),
+    Column("fields", JSON, nullable=False, default=dict),
+    Column("secrets", JSON, nullable=False, default=dict),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    UniqueConstraint("organization_id", "name"),
+)
+
 # Inventory (docs/inventory.md): assets of a site, their addresses and services, and what
 # each processing run of a task changed.
 

@@ -21,7 +21,6 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 from surveyor.core.jsonl_limits import JsonlLimits, parse_line, split_lines
 
@@ -162,12 +161,7 @@ class IncomingTaskData:
     def __enter__(self) -> IncomingTaskData:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.discard()
 
 

@@ -372,14 +372,7 @@ def create_organization(body: OrganizationCreate, principal: Superuser, state: S
     now = state.clock.now()
     with account_rules(state, principal) as conn:
         organization, added = rules.create_organization(
-            conn,
-            principal,
-            name=body.name,
-            scope_cap=body.scope_cap,
-            probe_cap=body.probe_cap,
-            join=body.join,
-            admin_email=body.admin_email,
-            now=now,
+            conn, principal, **body.model_dump(), now=now
         )
         members = [_added_out(conn, organization["id"], a, now) for a in added]
         return {**organization, "members": members}

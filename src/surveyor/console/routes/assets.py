@@ -14,10 +14,16 @@ from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.presenters import asset_out
 from surveyor.console.reports import ChangeOut
-from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, from_attributes
+from surveyor.console.schemas import (
+    MAX_ID,
+    AssetOut,
+    AssetSourceOut,
+    IdPath,
+    ServiceOut,
+    from_attributes,
+)
 from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
-from surveyor.core.inventory import AssetService
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory, records
 from surveyor.store.asset_search import ASSET_SEARCH
@@ -26,34 +32,6 @@ from surveyor.store.search_sql import compile_search
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 
 _ERRORS = error_responses(400, 401, 403, 404, 422)
-
-
-class ServiceOut(BaseModel):
-    port: int
-    proto: str
-    state: str
-    name: str
-    banner: str
-    product: str
-    http_status: int | None
-    http_server: str
-    http_title: str
-    tls_subject: str
-    tls_issuer: str
-    tls_sans: list[str]
-    tls_not_before: str
-    tls_not_after: str
-    tls_sha256: str
-    version: str
-    extrainfo: str
-    tunnel: str
-    cpe: list[str]
-    first_seen: datetime
-    changed_at: datetime
-
-    @classmethod
-    def of(cls, service: AssetService) -> ServiceOut:
-        return from_attributes(cls, service)
 
 
 class AssetChangeOut(BaseModel):
@@ -118,11 +96,14 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
         found = inventory.services_of(conn, [asset_id])[asset_id]
         sources = inventory.sources_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
-    listed = asset_out(asset, names, found, sources)
-    return AssetDetail(
-        **listed.model_dump(),
-        services=[ServiceOut.of(service) for service in found],
-        history=[AssetChangeOut.model_validate(change) for change in history],
+    return from_attributes(
+        AssetDetail,
+        asset,
+        site=names.get(asset.site_id, ""),
+        ports=[service.label for service in found],
+        sources=[from_attributes(AssetSourceOut, source) for source in sources],
+        services=[from_attributes(ServiceOut, service) for service in found],
+        history=history,
     )
 
 

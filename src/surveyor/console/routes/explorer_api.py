@@ -30,17 +30,13 @@ from starlette.requests import ClientDisconnect
 from surveyor.console.errors import ApiError, BodyTooLarge, error_responses
 from surveyor.console.schemas import IdPath, Strict
 from surveyor.console.state import ConsoleState, State
-from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
+from surveyor.core.explorer_protocol import LONG_POLL_SECONDS, HostInfo
 from surveyor.core.jsonl_limits import LimitExceeded
 from surveyor.core.resources import Explorer as ExplorerRow
 from surveyor.core.task import Task
 from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
-from surveyor.service.explorers import (
-    EnrollmentRefused,
-    HostInfo,
-    ReportRefused,
-)
+from surveyor.service.explorers import EnrollmentRefused, ReportRefused
 from surveyor.store import taskdata
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
@@ -100,6 +96,7 @@ class PollIn(HostIn):
 
 class Assignment(BaseModel):
     id: int
+    type: str
     name: str
     attempt: int
     attempt_token: str
@@ -107,6 +104,8 @@ class Assignment(BaseModel):
     scope_cap: int
     report_interval: float
     report_retry_max: float
+    #: A connector run's credential, secrets included, for this attempt only.
+    credential: dict[str, str] | None = None
 
 
 class PollOut(BaseModel):

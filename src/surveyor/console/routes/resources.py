@@ -61,13 +61,13 @@ def _changes(body: BaseModel, *, nullable: Collection[str] = ()) -> dict[str, An
 def list_sites(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     with state.db.read() as conn:
         found = records.list_sites(conn, principal.organization_id, limit=limit, after_id=after)
-    return [SiteOut.of(site) for site in found]
+    return [presenters.site_out(site) for site in found]
 
 
 @router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
-        return SiteOut.of(
+        return presenters.site_out(
             rules.create_site(conn, principal, body.model_dump(), now=state.clock.now())
         )
 
@@ -78,14 +78,14 @@ def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
         site = records.get_site(conn, principal.organization_id, site_id)
     if site is None:
         raise not_found("site", site_id)
-    return SiteOut.of(site)
+    return presenters.site_out(site)
 
 
 @router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
     changes = _changes(body)
     with resource_rules(state) as conn:
-        return SiteOut.of(
+        return presenters.site_out(
             rules.update_site(conn, principal, site_id, changes, now=state.clock.now())
         )
 
@@ -105,7 +105,7 @@ def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
 def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     with state.db.read() as conn:
         zones = records.list_zones(conn, principal.organization_id, limit=limit, after_id=after)
-        return [HostedZoneOut.of(view) for view in rules.zone_views(conn, zones)]
+        return [presenters.zone_out(view) for view in rules.zone_views(conn, zones)]
 
 
 @router.post(
@@ -117,7 +117,7 @@ def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After
 )
 def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
-        return HostedZoneOut.of(
+        return presenters.zone_out(
             rules.create_zone(conn, principal, body.model_dump(), now=state.clock.now())
         )
 
@@ -133,7 +133,7 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
         zone = records.get_zone(conn, principal.organization_id, zone_id)
         if zone is None:
             raise not_found("hosted zone", zone_id)
-        return HostedZoneOut.of(rules.zone_view(conn, zone))
+        return presenters.zone_out(rules.zone_view(conn, zone))
 
 
 @router.patch(
@@ -145,7 +145,7 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
 def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state: State) -> Any:
     changes = _changes(body)
     with resource_rules(state) as conn:
-        return HostedZoneOut.of(
+        return presenters.zone_out(
             rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
         )
 

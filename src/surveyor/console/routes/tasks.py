@@ -73,14 +73,6 @@ def _answering_invalid() -> Iterator[None]:
         raise ApiError(400, "invalid_task", exc.message, details) from exc
 
 
-def _owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
-    """The organization's task `task_id`; any other is not found (404)."""
-    task = task_store.get_task(conn, organization_id, task_id)
-    if task is None:
-        raise task_store.TaskNotFound(task_id)
-    return task
-
-
 def _page(
     rows: Sequence[Row], limit: int, cursor_of: Callable[[Row], object], out: Callable[[Row], Any]
 ) -> dict[str, Any]:
@@ -162,7 +154,7 @@ def preview_recurrence(body: RecurrenceIn, _principal: Viewer, state: State) -> 
 @router.get("/{task_id}", response_model=TaskOut, responses=_ERRORS)
 def get_task(task_id: IdPath, principal: Viewer, state: State) -> TaskOut:
     with state.db.read() as conn:
-        return task_out(_owned_task(conn, principal.organization_id, task_id))
+        return task_out(reports.owned_task(conn, principal.organization_id, task_id))
 
 
 @router.patch("/{task_id}", response_model=TaskOut, responses=_ERRORS)
@@ -243,7 +235,7 @@ def list_runs(
 ) -> dict[str, Any]:
     """A recurring template's runs, newest first."""
     with state.db.read() as conn:
-        task = _owned_task(conn, principal.organization_id, task_id)
+        task = reports.owned_task(conn, principal.organization_id, task_id)
         runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
     return _page(runs, limit, lambda run: run.id, task_out)
 
@@ -260,7 +252,7 @@ def list_events(
 ) -> dict[str, Any]:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:
-        task = _owned_task(conn, principal.organization_id, task_id)
+        task = reports.owned_task(conn, principal.organization_id, task_id)
         events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
     return _page(
         events,
@@ -289,7 +281,8 @@ def get_task_changes(
     run: reports.RunNumber = None,
 ) -> Any:
     """The per-asset change report of a processed task: new, changed, online, offline and
-    ignored answers, page by page, or all of it as a JSONL download (`format=jsonl`).
+    ignored answers, page by page, or all of it as a download: `format=jsonl`, or
+    `format=csv` for spreadsheets.
     It is the latest processing run's; `run=N` gives an earlier one."""
     return reports.change_report(
         state,
@@ -332,6 +325,6 @@ def list_processing_runs(
     """Every processing of the task's data, newest first, each with its change summary;
     `GET /changes?run=N` gives a run's change report."""
     with state.db.read() as conn:
-        _owned_task(conn, principal.organization_id, task_id)
+        reports.owned_task(conn, principal.organization_id, task_id)
         runs = inventory.list_runs(conn, task_id, limit=limit + 1, before_number=cursor)
     return _page(runs, limit, lambda run: run["number"], processing_run_out)

@@ -1,11 +1,11 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
 One module per page (`tasks`, `new_task`, `explorers`, `zones`, `sites`, `assets`, `tokens`,
-`members`, `audit`, `account`), `login` for signing in and out, `session` for cookie sessions
-and CSRF, `render` for templates and security headers, `forms` for reading submitted forms,
-`task_view` for how a task is shown. The live updates come from `GET /api/v1/events`
-(`console/routes/events.py`, fed by `console/live.py`); the pages' own scripts and styles
-are in `console/static/`, the templates in `console/templates/`.
+`members`, `credentials`, `audit`, `account`), `login` for signing in and out, `session` for
+cookie sessions and CSRF, `render` for templates and security headers, `forms` for reading
+submitted forms, `task_view` for how a task is shown. The live updates come from
+`GET /api/v1/events` (`console/routes/events.py`, fed by `console/live.py`); the pages' own
+scripts and styles are in `console/static/`, the templates in `console/templates/`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from surveyor.console.web import (
     account,
     assets,
     audit,
+    credentials,
     explorers,
     login,
     members,
@@ -46,6 +47,7 @@ def install(app: FastAPI) -> None:
         assets,
         tokens,
         members,
+        credentials,
         audit,
     ):
         app.include_router(module.router)

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from surveyor.console.exports import assets_download
 from surveyor.console.presenters import asset_out
 from surveyor.console.state import State
 from surveyor.console.web.render import render
@@ -66,6 +67,23 @@ def assets_page(
         "next_cursor": page.next_cursor,
     }
     return render(request, "assets.html", context)
+
+
+@router.get("/assets/export")
+def export_page_assets(
+    principal: PagePrincipal, state: State, search: str = "", format: str = "csv"
+) -> Response:
+    """The Export links of the Assets page: what the search finds, as CSV or JSONL."""
+    if format not in ("csv", "jsonl"):
+        raise PageError(400, "Not an export format", f"{format!r} is not csv or jsonl")
+    with state.db.read() as conn:
+        try:
+            clause = compile_search(
+                conn, parse_search(search[:MAX_SEARCH_LENGTH]), ASSET_SEARCH, now=state.clock.now()
+            )
+        except SearchError as error:
+            raise PageError(400, "The search is not valid", str(error)) from error
+    return assets_download(state, principal.organization_id, clause, format)  # type: ignore[arg-type]
 
 
 @router.get("/assets/{asset_id:int}")

@@ -30,6 +30,7 @@ OBJECT_PAGES: dict[str, Callable[[int], str]] = {
     "site": lambda _object_id: "/sites",
     "explorer": lambda _object_id: "/explorers",
     "enrollment_token": lambda _object_id: "/explorers",
+    "credential": lambda object_id: f"/credentials/{object_id}",
 }
 _OBJECT_LABELS = {"token": "API token"}
 

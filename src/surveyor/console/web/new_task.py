@@ -1,4 +1,5 @@
-"""The new-task form: a scan now, later or on a schedule, with the next runs previewed.
+"""The new-task form: a scan or a connector run, now, later or on a schedule, with the next
+runs previewed.
 
 The form's fields are turned into the API's `TaskCreate` body and handed to the same service
 the API uses, so the rules and messages are the API's. An error names an API field
@@ -24,6 +25,7 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.core import kinds, recurrence
+from surveyor.core.credentials import Credential
 from surveyor.core.ports import PRESETS
 from surveyor.core.recurrence.model import Weekday
 from surveyor.core.recurrence.wall_clock import load_zone, to_instant
@@ -33,6 +35,7 @@ from surveyor.core.task import Task
 from surveyor.core.tasks import Tab
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
+from surveyor.store import credentials as credential_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 
@@ -73,6 +76,15 @@ _FIELD_INPUTS = {
     "params.excludes": "excludes",
     "params.tcp_ports": "ports_custom",
     "params.rate": "rate",
+    "params.connector": "connector",
+    "params.credential_id": "credential_id",
+    "params.server": "server",
+    "params.base_dn": "base_dn",
+    "params.filter": "ldap_filter",
+    "params.tls": "tls",
+    "params.ca_file": "ca_file",
+    "params.zones": "zones",
+    "params.version": "snmp_version",
     "type": "form",
     "start_time": "start_time",
     "recur": "frequency",
@@ -147,19 +159,58 @@ def _start_time(form: FormData) -> datetime:
     return to_instant(wall.replace(tzinfo=None), zone).astimezone(UTC)
 
 
-def task_body(form: FormData) -> dict[str, Any]:
-    """The API's `TaskCreate` body from the form."""
+#: The connectors the form offers, with the options each shows (SPEC §9).
+CONNECTORS = (("ldap", "LDAP / Active Directory"), ("dns", "DNS zone transfer"), ("snmp", "SNMP"))
+TLS_MODES = (("none", "none"), ("starttls", "StartTLS"), ("ldaps", "LDAPS"))
+
+
+def scan_params(form: FormData) -> dict[str, Any]:
     params: dict[str, Any] = {"targets": _text(form, "targets")}
     if _text(form, "excludes"):
         params["excludes"] = _text(form, "excludes")
     preset = _text(form, "ports") or "default"
     params["tcp_ports"] = _text(form, "ports_custom") if preset == CUSTOM_PORTS else preset
     params["rate"] = _whole(form, "rate", default=DEFAULT_RATE)
+    return params
+
+
+def connector_params(form: FormData) -> dict[str, Any]:
+    """A connector run's params: the connector, its credential and server, and the
+    options of that connector that the form filled in."""
+    connector = _text(form, "connector")
+    credential = _text(form, "credential_id")
+    if not credential:
+        raise FormProblem("credential_id", "choose a credential (Settings → Credentials)")
+    params: dict[str, Any] = {
+        "connector": connector,
+        "credential_id": _whole(form, "credential_id"),
+        "server": _text(form, "server"),
+    }
+    if connector == "ldap":
+        for field, key in (
+            ("base_dn", "base_dn"),
+            ("ldap_filter", "filter"),
+            ("ca_file", "ca_file"),
+        ):
+            if _text(form, field):
+                params[key] = _text(form, field)
+        params["tls"] = _text(form, "tls") or "none"
+    elif connector == "dns":
+        params["zones"] = [zone for zone in _text(form, "zones").replace(",", " ").split() if zone]
+    elif connector == "snmp":
+        params["targets"] = _text(form, "snmp_targets")
+        params["version"] = _text(form, "snmp_version") or "2c"
+    return params
+
+
+def task_body(form: FormData) -> dict[str, Any]:
+    """The API's `TaskCreate` body from the form."""
+    connector = _text(form, "type") == kinds.CONNECTOR.type
     body: dict[str, Any] = {
         "name": _text(form, "name"),
         "description": _text(form, "description"),
-        "type": kinds.SCAN.type,
-        "params": params,
+        "type": kinds.CONNECTOR.type if connector else kinds.SCAN.type,
+        "params": connector_params(form) if connector else scan_params(form),
     }
     site = _text(form, "site_id")
     if site:
@@ -191,6 +242,7 @@ class Choices:
     sites: list[Site]
     explorers: list[Explorer]
     zones: list[HostedZone]
+    credentials: list[Credential]
 
 
 def _choices(state: ConsoleState, principal: Principal) -> Choices:
@@ -200,6 +252,7 @@ def _choices(state: ConsoleState, principal: Principal) -> Choices:
             records.list_sites(conn, org, limit=1000),
             records.list_explorers(conn, org, limit=1000),
             records.list_zones(conn, org, limit=1000),
+            credential_store.list_credentials(conn, org, limit=1000),
         )
 
 
@@ -220,6 +273,8 @@ def _form_page(
             "values": values,
             "errors": errors,
             "presets": port_choices(),
+            "connectors": CONNECTORS,
+            "tls_modes": TLS_MODES,
             "custom_ports": CUSTOM_PORTS,
             "recur_fields": RECUR_FIELDS,
             "weekdays": WEEKDAYS,
@@ -231,6 +286,17 @@ def _form_page(
 
 #: What the form shows before anything is chosen.
 FORM_DEFAULTS: dict[str, Any] = {
+    "type": "scan",
+    "connector": "ldap",
+    "credential_id": "",
+    "server": "",
+    "base_dn": "",
+    "ldap_filter": "",
+    "tls": "none",
+    "ca_file": "",
+    "zones": "",
+    "snmp_targets": "",
+    "snmp_version": "2c",
     "name": "",
     "description": "",
     "site_id": "",
@@ -292,7 +358,7 @@ def _create(state: ConsoleState, principal: Principal, form: FormData) -> Task:
 
 @router.post("/tasks/new")
 async def create_task(request: Request, principal: CheckedPrincipal, state: State) -> Response:
-    """Create the scan and show it selected in its tab; on an error, the form again with
+    """Create the task and show it selected in its tab; on an error, the form again with
     the message at the field."""
     require_role(principal, Role.OPERATOR)
     form = await request.form()

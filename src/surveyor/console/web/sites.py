@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from surveyor.console.schemas import SiteOut
+from surveyor.console import presenters
 from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import PagePrincipal
@@ -22,7 +22,7 @@ def sites_page(request: Request, principal: PagePrincipal, state: State) -> Resp
         sites = records.list_sites(conn, org, limit=1000)
         counts = inventory.asset_counts_by_site(conn, org)
     context: dict[str, Any] = {
-        "sites": [SiteOut.of(site) for site in sites],
+        "sites": [presenters.site_out(site) for site in sites],
         "asset_counts": counts,
     }
     return render(request, "sites.html", context)

@@ -16,7 +16,7 @@ from typing import Any
 from surveyor.console.presenters import ring_values
 from surveyor.core import recurrence
 from surveyor.core.changes import SUMMARY_KEYS, ChangeKind, summarize
-from surveyor.core.kinds import Collector, TaskKind, find_kind, label_of
+from surveyor.core.kinds import TaskKind, find_kind, label_of
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.task import Task
 from surveyor.core.tasks import (
@@ -224,7 +224,9 @@ class TaskView:
     def on_explorer(self) -> bool:
         """Explorers collect its data, so it has (or waits for) one."""
         kind = self.kind
-        return kind is None or kind.collector is Collector.EXPLORER
+        if kind is None:
+            return True
+        return kind.runs_on_explorer(self.task.explorer_id, self.task.hosted_zone_id)
 
     @property
     def outcome(self) -> str:

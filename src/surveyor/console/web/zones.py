@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console import presenters
-from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneOut, HostedZoneUpdate
+from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
@@ -51,11 +51,11 @@ def _members(state: ConsoleState, principal: Principal) -> dict[str, Any]:
         site_names = {site.id: site.name for site in records.list_sites(conn, org)}
         zones = resource_rules.zone_views(conn, records.list_zones(conn, org, limit=1000))
     by_zone: dict[int, list[ExplorerOut]] = {}
-    for explorer in explorers:
+    for explorer, shown in zip(in_zones, explorers, strict=True):
         if explorer.hosted_zone_id is not None:
-            by_zone.setdefault(explorer.hosted_zone_id, []).append(explorer)
+            by_zone.setdefault(explorer.hosted_zone_id, []).append(shown)
     return {
-        "zones": [HostedZoneOut.of(view) for view in zones],
+        "zones": [presenters.zone_out(view) for view in zones],
         "members": by_zone,
         "site_names": site_names,
     }

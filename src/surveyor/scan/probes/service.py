@@ -91,15 +91,15 @@ def describe_port(
     dial: Dial = open_connection,
 ) -> dict[str, Any]:
     """Run the probes on an open port and return its service entry (SPEC §7)."""
-    entry = open_port_entry(target.port)
+    port = _PortProbes(open_port_entry(target.port), target, probes, timeouts, dial)
     order = probe_order(target.port, probes)
     ask = asks_after_greeting(target.port, probes)
     if ask:
         order.remove(Probe.HTTP)  # the banner step asks
     steps: dict[Probe, Callable[[], bool]] = {
-        Probe.BANNER: lambda: _banner_step(entry, target, probes, timeouts, dial, ask=ask),
-        Probe.TLS: lambda: _tls_step(entry, target, probes, timeouts, dial),
-        Probe.HTTP: lambda: _http_step(entry, target, probes, timeouts, dial),
+        Probe.BANNER: lambda: port.banner_step(ask=ask),
+        Probe.TLS: port.tls_step,
+        Probe.HTTP: port.http_step,
     }
     for probe in order:
         try:
@@ -107,7 +107,7 @@ def describe_port(
                 break
         except _PROBE_ERRORS:
             continue
-    return entry
+    return port.entry
 
 
 def asks_after_greeting(port: int, probes: frozenset[Probe]) -> bool:
@@ -122,84 +122,78 @@ def asks_after_greeting(port: int, probes: frozenset[Probe]) -> bool:
     )
 
 
-def _fill_banner(entry: dict[str, Any], data: bytes, port: int) -> bool:
-    facts = banner.identify_banner(data, port)
-    if facts is None:
-        return False
-    entry.update(banner=facts.banner, service=facts.service, product=facts.product)
-    return True
+@dataclass(frozen=True)
+class _PortProbes:
+    """The probe steps on one open port; each fills `entry` and says whether the port is
+    identified (no later step is needed)."""
 
+    entry: dict[str, Any]
+    target: ServiceTarget
+    probes: frozenset[Probe]
+    timeouts: ProbeTimeouts
+    dial: Dial
 
-def _fill_http(
-    entry: dict[str, Any], data: bytes, target: ServiceTarget, probes: frozenset[Probe]
-) -> bool:
-    facts = http.parse_response(data)
-    if facts is None:
-        if _TLS_RECORD.match(data):
-            return False  # a TLS server's alert: the TLS probe will tell more
-        # not HTTP, but whatever it said identifies it as well as a greeting would
-        return Probe.BANNER in probes and _fill_banner(entry, data, target.port)
-    entry.update(http=facts.as_record(), product=facts.server)
-    entry["service"] = "https" if entry["tls"] else "http"
-    # "The plain HTTP request was sent to HTTPS port": keep it, but let TLS say more
-    return entry["tls"] is not None or not _WANTS_TLS.search(data)
+    def banner_step(self, *, ask: bool) -> bool:
+        """Listen for a greeting; with `ask`, briefly, then send the HTTP request."""
+        with self._connect() as sock:
+            timeouts = self.timeouts
+            greeting = banner.read_banner(sock, timeouts.greeting if ask else timeouts.banner)
+            if _TLS_RECORD.match(greeting):
+                return False  # a TLS server's alert: the TLS probe will tell more
+            if greeting or not ask:
+                return self._fill_banner(greeting)
+            return self._ask_http(sock, over_tls=False)
 
+    def http_step(self) -> bool:
+        with self._connect() as sock:
+            return self._ask_http(sock, over_tls=False)
 
-def _banner_step(
-    entry: dict[str, Any],
-    target: ServiceTarget,
-    probes: frozenset[Probe],
-    timeouts: ProbeTimeouts,
-    dial: Dial,
-    *,
-    ask: bool,
-) -> bool:
-    """Listen for a greeting; with `ask`, briefly, then send the HTTP request."""
-    with dial(target.address, target.port, timeouts.exchange) as sock:
-        greeting = banner.read_banner(sock, timeouts.greeting if ask else timeouts.banner)
-        if _TLS_RECORD.match(greeting):
-            return False  # a TLS server's alert: the TLS probe will tell more
-        if greeting or not ask:
-            return _fill_banner(entry, greeting, target.port)
-        host = http.host_header(target.hostname or target.address, target.port, tls=False)
-        return _fill_http(entry, http.exchange(sock, host, timeouts.exchange), target, probes)
+    def tls_step(self) -> bool:
+        target, entry = self.target, self.entry
+        with (
+            self._connect() as sock,
+            tls.handshake(sock, target.hostname, self.timeouts.exchange) as session,
+        ):
+            entry["tls"] = tls.session_facts(session)
+            # the handshake already identified the port; what is spoken inside is a bonus
+            with contextlib.suppress(*_PROBE_ERRORS):
+                if target.port in SERVER_FIRST_TLS_PORTS or Probe.HTTP not in self.probes:
+                    greeting = banner.read_banner(session, self.timeouts.banner)
+                    if Probe.BANNER in self.probes:
+                        self._fill_banner(greeting)
+                else:
+                    self._ask_http(session, over_tls=True)
+        entry["service"] = _over_tls(entry["service"])
+        return True
 
+    def _connect(self) -> socket.socket:
+        return self.dial(self.target.address, self.target.port, self.timeouts.exchange)
 
-def _http_step(
-    entry: dict[str, Any],
-    target: ServiceTarget,
-    probes: frozenset[Probe],
-    timeouts: ProbeTimeouts,
-    dial: Dial,
-) -> bool:
-    host = http.host_header(target.hostname or target.address, target.port, tls=False)
-    with dial(target.address, target.port, timeouts.exchange) as sock:
-        return _fill_http(entry, http.exchange(sock, host, timeouts.exchange), target, probes)
+    def _ask_http(self, sock: socket.socket, *, over_tls: bool) -> bool:
+        """Send the HTTP request on the connection and fill the entry from the answer."""
+        target = self.target
+        host = http.host_header(target.hostname or target.address, target.port, tls=over_tls)
+        return self._fill_http(http.exchange(sock, host, self.timeouts.exchange))
 
+    def _fill_banner(self, data: bytes) -> bool:
+        facts = banner.identify_banner(data, self.target.port)
+        if facts is None:
+            return False
+        self.entry.update(banner=facts.banner, service=facts.service, product=facts.product)
+        return True
 
-def _tls_step(
-    entry: dict[str, Any],
-    target: ServiceTarget,
-    probes: frozenset[Probe],
-    timeouts: ProbeTimeouts,
-    dial: Dial,
-) -> bool:
-    with (
-        dial(target.address, target.port, timeouts.exchange) as sock,
-        tls.handshake(sock, target.hostname, timeouts.exchange) as session,
-    ):
-        entry["tls"] = tls.session_facts(session)
-        # the handshake already identified the port; what is spoken inside is a bonus
-        with contextlib.suppress(*_PROBE_ERRORS):
-            if target.port in SERVER_FIRST_TLS_PORTS or Probe.HTTP not in probes:
-                greeting = banner.read_banner(session, timeouts.banner)
-                if Probe.BANNER in probes:
-                    _fill_banner(entry, greeting, target.port)
-            else:
-                host = http.host_header(target.hostname or target.address, target.port, tls=True)
-                _fill_http(entry, http.exchange(session, host, timeouts.exchange), target, probes)
-    entry["service"] = _over_tls(entry["service"])
-    return True
+    def _fill_http(self, data: bytes) -> bool:
+        entry = self.entry
+        facts = http.parse_response(data)
+        if facts is None:
+            if _TLS_RECORD.match(data):
+                return False  # a TLS server's alert: the TLS probe will tell more
+            # not HTTP, but whatever it said identifies it as well as a greeting would
+            return Probe.BANNER in self.probes and self._fill_banner(data)
+        entry.update(http=facts.as_record(), product=facts.server)
+        entry["service"] = "https" if entry["tls"] else "http"
+        # "The plain HTTP request was sent to HTTPS port": keep it, but let TLS say more
+        return entry["tls"] is not None or not _WANTS_TLS.search(data)
 
 
 def _over_tls(service: str | None) -> str:

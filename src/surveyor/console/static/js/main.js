@@ -4,6 +4,7 @@ import { startLiveUpdates } from "./live.js";
 import { liveRegions } from "./live-regions.js";
 import { setUpOverview } from "./overview.js";
 import { setUpTaskForm } from "./task-form.js";
+import { setUpCredentialForm } from "./credential-form.js";
 
 const page = document.body.dataset.page;
 localizeTimes(document);
@@ -14,6 +15,8 @@ if (page === "overview") {
   startLiveUpdates(overview);
 } else if (page === "new-task") {
   setUpTaskForm();
+} else if (page === "credentials") {
+  setUpCredentialForm();
 } else {
   const listener = liveRegions(page);
   if (listener) startLiveUpdates(listener);

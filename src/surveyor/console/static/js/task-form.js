@@ -22,6 +22,30 @@ export function setUpTaskForm() {
   let markedField = null;
 
   const when = () => form.querySelector('input[name="when"]:checked')?.value || "now";
+  const kind = () => form.querySelector('input[name="type"]:checked')?.value || "scan";
+  const connector = () => form.querySelector("#connector").value;
+  const runner = form.querySelector("#runner");
+  const NOUNS = { scan: "scan", connector: "connector run" };
+
+  // A scan and a connector run show their own fields; a connector shows its own options.
+  function showKindFields() {
+    for (const el of form.querySelectorAll("[data-kind]")) {
+      el.hidden = el.dataset.kind !== kind();
+      if (el.tagName === "OPTION" || el.tagName === "OPTGROUP") el.disabled = el.hidden;
+    }
+    for (const el of form.querySelectorAll("[data-connector]")) {
+      el.hidden = el.dataset.connector !== connector();
+    }
+    if (runner.selectedOptions[0]?.disabled) {
+      runner.value = "";
+      const visible = [...runner.options].find((option) => !option.disabled);
+      if (visible) visible.selected = true;
+    }
+    const noun = NOUNS[kind()];
+    document.getElementById("form-title").textContent = `New ${noun}`;
+    document.getElementById("create-button").textContent = `Create ${noun}`;
+    document.title = `New ${noun} · Surveyor`;
+  }
   const frequency = () => form.querySelector("#frequency").value;
 
   function showApplicableFields() {
@@ -113,6 +137,10 @@ export function setUpTaskForm() {
     const custom = form.querySelector('input[name="ports"][value="custom"]');
     if (custom) custom.checked = true;
   });
+  for (const radio of form.querySelectorAll('input[name="type"]')) {
+    radio.addEventListener("change", showKindFields);
+  }
+  form.querySelector("#connector").addEventListener("change", showKindFields);
   form.querySelector("#when-fields").addEventListener("input", () => {
     showApplicableFields();
     previewSoon();
@@ -127,5 +155,6 @@ export function setUpTaskForm() {
     if (local) timezone.value = local;
   }
   showApplicableFields();
+  showKindFields();
   refreshPreview();
 }

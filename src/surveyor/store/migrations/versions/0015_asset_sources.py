@@ -5,7 +5,7 @@ Assets known before this revision get one source: `import` when the task that sa
 last was an import, else `scan`, seen from the asset's first to its last time seen.
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 """
 
 from collections.abc import Sequence
@@ -16,7 +16,7 @@ from alembic import op
 import surveyor.store.schema
 
 revision: str = "0015"
-down_revision: str | None = "0013"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

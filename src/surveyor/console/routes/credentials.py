@@ -1,0 +1,141 @@
+"""`/api/v1/credentials`: connectors' credentials, for admins only; secrets are write-only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import Connection
+
+from surveyor.console.auth import Admin
+from surveyor.console.credential_schemas import (
+    CredentialIn,
+    CredentialOut,
+    CredentialUpdate,
+    VerifyIn,
+    VerifyOut,
+)
+from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.schemas import MAX_ID, IdPath
+from surveyor.console.state import ConsoleState, State
+from surveyor.service import credentials as rules
+from surveyor.service.credentials import CredentialRefused, Reason
+from surveyor.store import credentials as store
+
+router = APIRouter(prefix="/api/v1", tags=["credentials"])
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
+]
+STATUS = {
+    Reason.NOT_FOUND: 404,
+    Reason.INVALID: 400,
+    Reason.CONFLICT: 409,
+    Reason.WRONG_KEY: 409,
+}
+
+
+def api_error(exc: CredentialRefused) -> ApiError:
+    return ApiError(STATUS[exc.reason], exc.code, exc.message, exc.details)
+
+
+@contextmanager
+def credential_rules(state: ConsoleState) -> Iterator[Connection]:
+    """One write transaction of the credential rules; a refusal becomes the API's answer."""
+    try:
+        with state.db.write() as conn:
+            yield conn
+    except CredentialRefused as exc:
+        raise api_error(exc) from exc
+
+
+@router.get("/credentials", response_model=list[CredentialOut], responses=_ERRORS)
+def list_credentials(
+    principal: Admin, state: State, limit: Limit = 100, after: After = None
+) -> Any:
+    with state.db.read() as conn:
+        found = store.list_credentials(conn, principal.organization_id, limit=limit, after_id=after)
+    return [CredentialOut.of(credential) for credential in found]
+
+
+@router.post("/credentials", status_code=201, response_model=CredentialOut, responses=_ERRORS)
+def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any:
+    """Create a credential; its secret fields are encrypted and never shown again."""
+    with credential_rules(state) as conn:
+        created = rules.create_credential(
+            conn,
+            principal,
+            state.secret_box,
+            name=body.name,
+            kind=body.kind,
+            fields=body.fields,
+            site_ids=body.site_ids,
+            now=state.clock.now(),
+        )
+    return CredentialOut.of(created)
+
+
+@router.get("/credentials/{credential_id}", response_model=CredentialOut, responses=_ERRORS)
+def get_credential(credential_id: IdPath, principal: Admin, state: State) -> Any:
+    try:
+        with state.db.read() as conn:
+            return CredentialOut.of(rules.get_credential(conn, principal, credential_id))
+    except CredentialRefused as exc:
+        raise api_error(exc) from exc
+
+
+@router.patch("/credentials/{credential_id}", response_model=CredentialOut, responses=_ERRORS)
+def update_credential(
+    credential_id: IdPath, body: CredentialUpdate, principal: Admin, state: State
+) -> Any:
+    """Change a credential: a field given replaces the stored one (a secret too), null
+    clears it, a field not given stays. The kind never changes."""
+    with credential_rules(state) as conn:
+        updated = rules.update_credential(
+            conn,
+            principal,
+            state.secret_box,
+            credential_id,
+            name=body.name,
+            site_ids=body.site_ids,
+            fields=body.fields,
+            now=state.clock.now(),
+        )
+    return CredentialOut.of(updated)
+
+
+@router.delete("/credentials/{credential_id}", status_code=204, responses=_ERRORS)
+def delete_credential(credential_id: IdPath, principal: Admin, state: State) -> Response:
+    with credential_rules(state) as conn:
+        rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
+    return Response(status_code=204)
+
+
+@router.post("/credentials/{credential_id}/verify", response_model=VerifyOut, responses=_ERRORS)
+async def verify_credential(
+    credential_id: IdPath, body: VerifyIn, principal: Admin, state: State
+) -> Any:
+    """Try the credential against `server` with the connector of its kind. 200 with `ok`
+    true and what worked, or `ok` false and what failed, in plain words ("bind as
+    cn=svc,dc=lab to 127.0.0.1:3890 failed: invalid credentials"); 400 for a bad server or
+    options, 409 when this console's key does not open the credential."""
+    try:
+        outcome = await asyncio.to_thread(
+            rules.verify_credential,
+            state.db,
+            principal,
+            state.secret_box,
+            credential_id,
+            server=body.server,
+            options=body.options,
+            now=state.clock.now(),
+        )
+    except CredentialRefused as exc:
+        raise api_error(exc) from exc
+    return VerifyOut(
+        credential_id=credential_id, server=outcome.server, ok=outcome.ok, message=outcome.message
+    )

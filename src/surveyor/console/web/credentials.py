@@ -1,0 +1,342 @@
+"""The Credentials pages (admins only): the organization's connector credentials, creating,
+editing, verifying and deleting them through the same rules as `/api/v1/credentials`.
+
+Secret inputs are password fields that are never filled in: a page shows only whether a
+secret is set and when, and a form sent back with an error leaves them empty again. On an
+edit, a secret left blank keeps the stored one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+
+from surveyor.console.credential_schemas import CredentialOut
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.forms import sentence
+from surveyor.console.web.render import render
+from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
+from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
+from surveyor.service import credentials as rules
+from surveyor.service.credentials import CredentialRefused, Reason, Verification
+from surveyor.store import credentials as store
+from surveyor.store import records
+from surveyor.store.accounts import Principal, Role
+
+router = APIRouter(include_in_schema=False)
+MAX_NAME = 200
+#: The fields of each kind, for the forms.
+KINDS: dict[str, tuple[FieldSpec, ...]] = {kind.value: field_specs(kind) for kind in CredentialKind}
+KIND_LABELS = {"ldap": "LDAP / Active Directory", "snmp": "SNMP", "dns": "DNS zone transfer"}
+
+
+def _sites(state: ConsoleState, principal: Principal) -> list[Any]:
+    with state.db.read() as conn:
+        return records.list_sites(conn, principal.organization_id, limit=1000)
+
+
+def _list_context(
+    state: ConsoleState,
+    principal: Principal,
+    *,
+    form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    with state.db.read() as conn:
+        found = store.list_credentials(conn, principal.organization_id, limit=1000)
+    sites = _sites(state, principal)
+    return {
+        "credentials": [CredentialOut.of(credential) for credential in found],
+        "sites": sites,
+        "site_names": {site.id: site.name for site in sites},
+        "kinds": KINDS,
+        "kind_labels": KIND_LABELS,
+        # Never a secret: the forms' values are the plain fields only.
+        "form": form or {"name": "", "kind": "ldap", "site_ids": [], "fields": {}},
+        "errors": errors or {},
+    }
+
+
+def _credential_context(
+    state: ConsoleState,
+    principal: Principal,
+    credential_id: int,
+    *,
+    form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    saved: bool = False,
+    verification: Verification | None = None,
+    verify_form: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    try:
+        with state.db.read() as conn:
+            credential = CredentialOut.of(rules.get_credential(conn, principal, credential_id))
+    except CredentialRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
+    sites = _sites(state, principal)
+    plain = {key: value for key, value in credential.fields.items() if isinstance(value, str)}
+    return {
+        "credential": credential,
+        "specs": KINDS[credential.kind.value],
+        "kind_labels": KIND_LABELS,
+        "sites": sites,
+        "site_names": {site.id: site.name for site in sites},
+        "form": form
+        or {"name": credential.name, "site_ids": list(credential.site_ids), "fields": plain},
+        "errors": errors or {},
+        "saved": saved,
+        "verification": verification,
+        "verify_form": verify_form or {"server": "", "options": ""},
+    }
+
+
+async def _submitted(request: Request, kind: str) -> dict[str, Any]:
+    """The form as the rules take it: name, site ids, and the fields of `kind` (inputs named
+    `<kind>-<field>`); blank fields are left out."""
+    form = await request.form()
+    name = form.get("name")
+    site_ids = []
+    for raw in form.getlist("site_ids"):
+        if isinstance(raw, str) and raw.isdigit() and len(raw) < 19:
+            site_ids.append(int(raw))
+    fields: dict[str, str] = {}
+    for spec in KINDS.get(kind, ()):
+        value = form.get(f"{kind}-{spec.name}")
+        if isinstance(value, str) and value.strip():
+            fields[spec.name] = value if spec.secret else value.strip()
+    return {
+        "name": name.strip() if isinstance(name, str) else "",
+        "site_ids": site_ids,
+        "fields": fields,
+    }
+
+
+def _shown(kind: str, submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """What a form sent back shows: everything but the secrets."""
+    secret = {spec.name for spec in KINDS.get(kind, ()) if spec.secret}
+    plain = {k: v for k, v in submitted["fields"].items() if k not in secret}
+    return {**submitted, "kind": kind, "fields": plain}
+
+
+def _name_error(name: str) -> dict[str, str]:
+    if not name:
+        return {"name": "Give the credential a name."}
+    if len(name) > MAX_NAME:
+        return {"name": f"A name has at most {MAX_NAME} characters."}
+    return {}
+
+
+def _refusal_errors(exc: CredentialRefused, kind: str) -> dict[str, str]:
+    where = exc.details.get("field")
+    if where in ("name", "site_ids"):
+        return {str(where): sentence(exc.message)}
+    if where:
+        return {f"{kind}-{where}": sentence(exc.message)}
+    return {"name": sentence(exc.message)}
+
+
+@router.get("/credentials")
+def credentials_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+    require_role(principal, Role.ADMIN)
+    return render(request, "credentials.html", _list_context(state, principal))
+
+
+@router.post("/credentials")
+async def create_credential(
+    request: Request, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    form = await request.form()
+    kind = form.get("kind")
+    kind = kind if isinstance(kind, str) and kind in KINDS else ""
+    submitted = await _submitted(request, kind)
+    errors = _name_error(submitted["name"]) if kind else {"kind": "Choose a kind."}
+    if not errors:
+        try:
+            created = await asyncio.to_thread(_create, state, principal, kind, submitted)
+        except CredentialRefused as exc:
+            errors = _refusal_errors(exc, kind)
+        else:
+            return RedirectResponse(f"/credentials/{created}", status_code=303)
+    context = await asyncio.to_thread(
+        _list_context, state, principal, form=_shown(kind or "ldap", submitted), errors=errors
+    )
+    return render(request, "credentials.html", context, status=400)
+
+
+def _create(
+    state: ConsoleState, principal: Principal, kind: str, submitted: Mapping[str, Any]
+) -> int:
+    with state.db.write() as conn:
+        return rules.create_credential(
+            conn,
+            principal,
+            state.secret_box,
+            name=submitted["name"],
+            kind=CredentialKind(kind),
+            fields=submitted["fields"],
+            site_ids=submitted["site_ids"],
+            now=state.clock.now(),
+        ).id
+
+
+@router.get("/credentials/{credential_id:int}")
+def credential_page(
+    request: Request, credential_id: int, principal: PagePrincipal, state: State, saved: str = ""
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    context = _credential_context(state, principal, credential_id, saved=saved == "1")
+    return render(request, "credential.html", context)
+
+
+@router.post("/credentials/{credential_id:int}")
+async def edit_credential(
+    request: Request, credential_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    with state.db.read() as conn:
+        found = store.get_credential(conn, principal.organization_id, credential_id)
+    if found is None:
+        raise PageError(404, "Not found", f"credential {credential_id} does not exist")
+    kind = found.kind.value
+    submitted = await _submitted(request, kind)
+    errors = _name_error(submitted["name"])
+    if not errors:
+        # Plain fields left blank are cleared; secrets left blank stay as they are.
+        fields: dict[str, str | None] = {spec.name: None for spec in KINDS[kind] if not spec.secret}
+        fields.update(submitted["fields"])
+        try:
+            await asyncio.to_thread(_update, state, principal, credential_id, submitted, fields)
+        except CredentialRefused as exc:
+            if exc.reason is Reason.NOT_FOUND:
+                raise PageError(404, "Not found", exc.message) from exc
+            errors = _refusal_errors(exc, kind)
+        else:
+            return RedirectResponse(f"/credentials/{credential_id}?saved=1", status_code=303)
+    context = await asyncio.to_thread(
+        _credential_context,
+        state,
+        principal,
+        credential_id,
+        form=_shown(kind, submitted),
+        errors=errors,
+    )
+    return render(request, "credential.html", context, status=400)
+
+
+def _update(
+    state: ConsoleState,
+    principal: Principal,
+    credential_id: int,
+    submitted: Mapping[str, Any],
+    fields: Mapping[str, str | None],
+) -> None:
+    with state.db.write() as conn:
+        rules.update_credential(
+            conn,
+            principal,
+            state.secret_box,
+            credential_id,
+            name=submitted["name"],
+            site_ids=submitted["site_ids"],
+            fields=fields,
+            now=state.clock.now(),
+        )
+
+
+@router.post("/credentials/{credential_id:int}/verify")
+async def verify_credential(
+    request: Request, credential_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    form = await request.form()
+    server = form.get("server")
+    raw_options = form.get("options")
+    verify_form = {
+        "server": server.strip() if isinstance(server, str) else "",
+        "options": raw_options.strip() if isinstance(raw_options, str) else "",
+    }
+    errors: dict[str, str] = {}
+    verification = None
+    try:
+        options = json.loads(verify_form["options"]) if verify_form["options"] else {}
+    except json.JSONDecodeError:
+        options = None
+    if not isinstance(options, dict):
+        errors["options"] = 'Options are a JSON object, such as {"base_dn": "dc=lab"}.'
+    else:
+        try:
+            verification = await asyncio.to_thread(
+                rules.verify_credential,
+                state.db,
+                principal,
+                state.secret_box,
+                credential_id,
+                server=verify_form["server"],
+                options=options,
+                now=state.clock.now(),
+            )
+        except CredentialRefused as exc:
+            if exc.reason is Reason.NOT_FOUND:
+                raise PageError(404, "Not found", exc.message) from exc
+            target = "server" if exc.details.get("field") == "server" else "options"
+            if exc.reason is Reason.WRONG_KEY:
+                target = "verify"
+            errors[target] = sentence(exc.message)
+    context = await asyncio.to_thread(
+        _credential_context,
+        state,
+        principal,
+        credential_id,
+        verification=verification,
+        verify_form=verify_form,
+        errors=errors,
+    )
+    return render(request, "credential.html", context, status=400 if errors else 200)
+
+
+def _delete_confirmation(
+    state: ConsoleState, principal: Principal, credential_id: int
+) -> Confirmation:
+    credential = _credential_context(state, principal, credential_id)["credential"]
+    return Confirmation(
+        title=f"Delete credential “{credential.name}”?",
+        consequences=[
+            "Its secrets are deleted with it; nobody can read them back.",
+            "Connector tasks that name it fail until they are given another credential.",
+        ],
+        action=f"/credentials/{credential_id}/delete",
+        button="Delete credential",
+        cancel=f"/credentials/{credential_id}",
+    )
+
+
+@router.get("/credentials/{credential_id:int}/delete")
+def confirm_delete_credential(
+    request: Request, credential_id: int, principal: PagePrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    return render_confirmation(request, _delete_confirmation(state, principal, credential_id))
+
+
+@router.post("/credentials/{credential_id:int}/delete")
+async def delete_credential(
+    request: Request, credential_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    try:
+        await asyncio.to_thread(_delete, state, principal, credential_id)
+    except CredentialRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
+    return RedirectResponse("/credentials", status_code=303)
+
+
+def _delete(state: ConsoleState, principal: Principal, credential_id: int) -> None:
+    with state.db.write() as conn:
+        rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
