@@ -305,6 +305,19 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
     )
     assert site is not None
     assert their_site is not None
+    # Secrets stay empty: the seed writes no key, and reading the row needs none.
+    add(
+        "credentials",
+        organization_id=acme,
+        name="directory",
+        kind="ldap",
+        site_ids=[],
+        fields={"bind_dn": "cn=svc,dc=lab"},
+        secrets={},
+        created_at=BEFORE,
+        updated_at=BEFORE,
+        last_used_at=None,
+    )
     zone = add(
         "hosted_zones",
         organization_id=acme,
