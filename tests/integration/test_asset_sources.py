@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -386,3 +387,17 @@ def test_bad_extended_fields_refuse_an_import_naming_line_and_field(
     )
     assert answer.status_code == 400
     assert "address" in answer.json()["error"]["message"]
+
+
+def test_an_export_carries_the_sources_and_details(
+    console: ConsoleUnderTest, place: Place, tmp_path: Path
+) -> None:
+    queue_hosts(console.db, tmp_path, place, [NMAP_HOST], targets=None, ports="22,443")
+    process_all(console.db, tmp_path)
+    answer = console.admin.get("/api/v1/assets/export", params={"format": "jsonl"})
+    assert answer.status_code == 200, answer.text
+    [line] = answer.text.splitlines()
+    exported = json.loads(line)
+    assert [s["source"] for s in exported["sources"]] == ["import:nmap"]
+    assert exported["mac_vendor"] == "VMware"
+    assert exported["services"][0]["version"] == "9.6p1 Debian 3"
