@@ -24,6 +24,7 @@ from typing import Any
 
 from surveyor.core.changes import AssetState, state_digest
 from surveyor.core.fingerprint import address_key, primary_address, primary_hostname
+from surveyor.core.inventory import details_columns
 from surveyor.processing.records import parse_host
 from surveyor.store.inventory import service_values
 
@@ -251,6 +252,9 @@ def asset_rows(record: dict[str, Any], *, alive: bool, seen: datetime) -> AssetR
         "changed_at": seen,
         "last_task_id": None,
         "last_run_id": None,
+        **details_columns(state.details),
+        "uptime_seconds": None,
+        "distance": None,
     }
     services = [
         {**service_values(s), "first_seen": seen, "changed_at": seen} for s in state.services

@@ -67,7 +67,7 @@ def _sqlite_value(value: Any) -> Any:
         return _sqlite_time(value)
     if isinstance(value, bool):
         return int(value)
-    if isinstance(value, list):
+    if isinstance(value, list | dict):
         return json.dumps(value)
     return value
 

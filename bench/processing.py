@@ -154,6 +154,10 @@ def run_product(
     first claim to the last `processed`, the workers' CPU seconds, and the tasks."""
     task_ids = [world.task_ids[name] for name in sites]
     sha256 = sha256_of(task_data_path(data_dir, task_ids[0]))
+    # The scope is the one the console stored for the task, as for a scan's: the import
+    # task is held to the targets of its scan, so that silent assets in them go offline.
+    config = json.loads(gzip.decompress(content).split(b"\n", 1)[0])
+    scope = {"targets": config["targets"], "excludes": config.get("excludes") or ""}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with workers(url, data_dir, len(sites), log):
         with db.write() as conn:
@@ -164,7 +168,7 @@ def run_product(
                     task_id,
                     TaskStatus.PROCESSING_QUEUED,
                     actor="bench",
-                    changes={"size_data": len(content), "data_sha256": sha256},
+                    changes={"size_data": len(content), "data_sha256": sha256, "params": scope},
                 )
         deadline = time.monotonic() + PROCESSING_TIMEOUT_SECONDS
         while True:

@@ -305,6 +305,19 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
     )
     assert site is not None
     assert their_site is not None
+    # Secrets stay empty: the seed writes no key, and reading the row needs none.
+    add(
+        "credentials",
+        organization_id=acme,
+        name="directory",
+        kind="ldap",
+        site_ids=[],
+        fields={"bind_dn": "cn=svc,dc=lab"},
+        secrets={},
+        created_at=BEFORE,
+        updated_at=BEFORE,
+        last_used_at=None,
+    )
     zone = add(
         "hosted_zones",
         organization_id=acme,
@@ -526,6 +539,13 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             address="127.0.0.7",
         )
         add("asset_names", asset_id=asset, name="mail.example")
+        add(
+            "asset_sources",
+            asset_id=asset,
+            source="scan",
+            first_seen=NOW - timedelta(hours=9),
+            last_seen=NOW - timedelta(hours=9),
+        )
         for port, name, banner, http_status in (
             (25, "smtp", "220 ready", None),
             (443, "https", "", 200),
@@ -641,6 +661,19 @@ def assert_rows_survived(engine: Engine, written: list[Written]) -> None:
             kept = {key: found[key] for key in row.values if key in table.c}
             wanted = {key: value for key, value in row.values.items() if key in table.c}
             assert kept == wanted, f"{row.table} {row.key} changed"
+
+
+def assert_assets_have_sources(engine: Engine, seed: Seed) -> None:
+    """Assets seeded before sources were kept got one: their last task's kind, seen from
+    their first to their last time seen."""
+    if seed.asset is None:
+        return
+    table = metadata.tables["asset_sources"]
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).where(table.c.asset_id == seed.asset)).mappings().all()
+    assert [(row["source"], row["first_seen"], row["last_seen"]) for row in rows] == [
+        ("scan", NOW - timedelta(hours=9), NOW - timedelta(hours=9))
+    ]
 
 
 @pytest.fixture
@@ -777,6 +810,7 @@ def test_a_database_with_data_upgrades_from_each_earlier_revision(
 
     assert current_revision(fresh_engine) == HEAD
     assert_rows_survived(fresh_engine, seeded.written)
+    assert_assets_have_sources(fresh_engine, seeded)
     assert_tab_counts_in_step(fresh_engine)
     assert_console_works(console_on(fresh_engine), seeded, tmp_path, Database(fresh_engine))
     assert_tab_counts_in_step(fresh_engine)

@@ -186,7 +186,10 @@ def test_the_digest_of_a_state_depends_only_on_its_values(answer: Observation) -
         "".join(list(state.os)),
     )
     rebuilt = replace(
-        rebuilt, services=tuple(s._replace(tls_sans=tuple(s.tls_sans)) for s in rebuilt.services)
+        rebuilt,
+        services=tuple(
+            s._replace(tls_sans=tuple(s.tls_sans), cpe=tuple(s.cpe)) for s in rebuilt.services
+        ),
     )
     assert state_digest(rebuilt) == state_digest(state)
     changed = replace(state, os=state.os + "x")

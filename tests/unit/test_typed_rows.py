@@ -26,6 +26,8 @@ def _sample(column: Column[Any]) -> Any:
     n = next(_numbers)
     if isinstance(column.type, Boolean):
         return n % 2 == 0
+    if isinstance(column.type, JSON) and column.name == "attributes":
+        return {f"{column.name}-{n}": f"{column.name}-{n}-a"}
     if isinstance(column.type, JSON):
         return [f"{column.name}-{n}-a", f"{column.name}-{n}-b"]
     if isinstance(column.type, Integer):
@@ -72,6 +74,7 @@ def test_from_row_keeps_every_column_under_its_own_name(table: Table, row_type: 
 def test_an_asset_service_keeps_every_column_and_splits_its_certificate_names() -> None:
     row = sample_row(services)
     row["tls_sans"] = "one.example\n\ntwo.example"
+    row["cpe"] = "cpe:/a:openbsd:openssh:9.6"
 
     built = AssetService.from_row(row)
 
@@ -79,14 +82,17 @@ def test_an_asset_service_keeps_every_column_and_splits_its_certificate_names() 
         services.columns.keys()
     )
     assert built.tls_sans == ("one.example", "two.example")
-    assert {name: getattr(built, name) for name in row if name != "tls_sans"} == {
-        name: value for name, value in row.items() if name != "tls_sans"
+    assert built.cpe == ("cpe:/a:openbsd:openssh:9.6",)
+    split = ("tls_sans", "cpe")
+    assert {name: getattr(built, name) for name in row if name not in split} == {
+        name: value for name, value in row.items() if name not in split
     }
 
 
 def test_a_service_row_becomes_the_matching_rules_service_by_column_name() -> None:
     row = sample_row(services)
     row["tls_sans"] = "one.example\ntwo.example"
+    row["cpe"] = "cpe:/a:one\ncpe:/a:two"
 
     service = inventory.service_from_row(row)
 

@@ -82,7 +82,9 @@ def _services_table(services: Iterable[Mapping[str, Any]]) -> Table:
         table.add_row(
             Text(f"{service['port']}/{service['proto']}"),
             shown(service.get("name") or MISSING),
-            shown(service.get("product") or MISSING),
+            shown(
+                " ".join(filter(None, (service.get("product"), service.get("version")))) or MISSING
+            ),
             shown("; ".join(details) or MISSING),
         )
     return table
@@ -122,6 +124,16 @@ def describe_details(details: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def _sources_text(sources: Iterable[Mapping[str, Any]], now: datetime) -> str | None:
+    """`ldap (first 2 d ago, last 1 h ago); scan (...)`: each source that saw an asset."""
+    said = [
+        f"{source['source']} (first {format_time(source.get('first_seen'), now)}, "
+        f"last {format_time(source.get('last_seen'), now)})"
+        for source in sources
+    ]
+    return "; ".join(said) or None
+
+
 def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
     now = now or SYSTEM_CLOCK.now()
     grid = Table.grid(padding=(0, 2))
@@ -139,6 +151,7 @@ def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
         ("Changed", format_time(asset.get("changed_at"), now)),
         ("Last task", str(asset["last_task_id"]) if asset.get("last_task_id") else None),
         ("Outlier score", str(asset["outlier"]) if asset.get("outlier") is not None else None),
+        ("Sources", _sources_text(asset.get("sources") or [], now)),
     ]
     for label, value in rows:
         if value is not None:

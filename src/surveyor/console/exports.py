@@ -101,10 +101,12 @@ def _asset_pages(
                 cursor=cursor,
             )
             names = records.site_names(conn, organization_id, {a.site_id for a in page.items})
-            found = inventory.services_of(conn, [asset.id for asset in page.items])
+            ids = [asset.id for asset in page.items]
+            found = inventory.services_of(conn, ids)
+            sources = inventory.sources_of(conn, ids)
         yield [
             (
-                asset_out(asset, names, found[asset.id]),
+                asset_out(asset, names, found[asset.id], sources[asset.id]),
                 [_service(service) for service in found[asset.id]],
             )
             for asset in page.items

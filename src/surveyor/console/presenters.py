@@ -13,9 +13,16 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.console.schemas import AssetOut, ExplorerOut, HostedZoneOut, SiteOut, from_attributes
+from surveyor.console.schemas import (
+    AssetOut,
+    AssetSourceOut,
+    ExplorerOut,
+    HostedZoneOut,
+    SiteOut,
+    from_attributes,
+)
 from surveyor.core.changes import summarize
-from surveyor.core.inventory import Asset, AssetService
+from surveyor.core.inventory import Asset, AssetService, AssetSource
 from surveyor.core.resources import Explorer, Site
 from surveyor.core.tasks import TAB_SPECS, Tab, TaskStatus
 from surveyor.service import explorers as explorer_service
@@ -24,14 +31,19 @@ from surveyor.store import inventory
 
 
 def asset_out(
-    asset: Asset, site_names: Mapping[int, str], services: Sequence[AssetService]
+    asset: Asset,
+    site_names: Mapping[int, str],
+    services: Sequence[AssetService],
+    sources: Sequence[AssetSource] = (),
 ) -> AssetOut:
-    """The API shape of an asset, named after its site, with its services' ports."""
+    """The API shape of an asset, named after its site, with its services' ports and the
+    sources that saw it."""
     return from_attributes(
         AssetOut,
         asset,
         site=site_names.get(asset.site_id, ""),
         ports=[service.label for service in services],
+        sources=[from_attributes(AssetSourceOut, source) for source in sources],
     )
 
 

@@ -18,7 +18,7 @@ from pydantic import (
 )
 
 from surveyor.core import kinds
-from surveyor.core.inventory import Asset, AssetService
+from surveyor.core.inventory import Asset, AssetService, AssetSource
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
@@ -581,16 +581,24 @@ class EnrollmentTokenIn(Strict):
 @fields_of(
     AssetService,
     "port proto state name banner product http_status http_server http_title tls_subject "
-    "tls_issuer tls_sans tls_not_before tls_not_after tls_sha256 first_seen changed_at",
+    "tls_issuer tls_sans tls_not_before tls_not_after tls_sha256 version extrainfo tunnel cpe "
+    "first_seen changed_at",
 )
 class ServiceOut(BaseModel):
     pass
 
 
+@fields_of(AssetSource, "source first_seen last_seen")
+class AssetSourceOut(BaseModel):
+    """A source that saw an asset (`scan`, `ldap`, `import:nmap`, ...): first and last."""
+
+
 @fields_of(
     Asset,
     "id organization_id site_id site address addresses mac hostname hostnames os alive "
-    "service_count outlier first_seen last_seen changed_at last_task_id ports",
+    "service_count outlier first_seen last_seen changed_at last_task_id ports "
+    "mac_vendor os_accuracy os_version device_type description tags attributes seen_by "
+    "uptime_seconds distance sources",
 )
 class AssetOut(BaseModel):
     """An asset as the API lists it (`/api/v1/assets`)."""
@@ -598,3 +606,5 @@ class AssetOut(BaseModel):
     site: str
     #: `tcp/22 ssh`, one per service, in port order.
     ports: list[str]
+    #: The sources that saw it, each with its first and last time seen, the latest first.
+    sources: list[AssetSourceOut]

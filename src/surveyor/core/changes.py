@@ -26,7 +26,9 @@ from enum import StrEnum
 from typing import Any, Final
 
 from surveyor.core.fingerprint import (
+    NO_DETAILS,
     SERVICE_DETAILS,
+    HostDetails,
     KnownAsset,
     Observation,
     Service,
@@ -72,15 +74,19 @@ class AssetState:
     hostnames: tuple[str, ...] = ()
     services: tuple[Service, ...] = ()
     os: str = ""
+    details: HostDetails = NO_DETAILS
 
     @classmethod
     def of(cls, asset: KnownAsset) -> AssetState:
-        return cls(asset.addresses, asset.mac, asset.hostnames, asset.services, asset.os)
+        return cls(
+            asset.addresses, asset.mac, asset.hostnames, asset.services, asset.os, asset.details
+        )
 
     @classmethod
     def of_observation(cls, seen: Observation) -> AssetState:
         """What a new asset made from this answer would be."""
-        return cls(seen.addresses, seen.mac, seen.hostnames, seen.services, seen.os)
+        details = seen.details if seen.details is not None else NO_DETAILS
+        return cls(seen.addresses, seen.mac, seen.hostnames, seen.services, seen.os, details)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,19 +103,59 @@ def state_digest(state: AssetState) -> str:
     The inventory stores it, so an answer identical to its asset is recognized as unchanged
     without reading the asset's services. marshal format 0 encodes values alone (no object
     sharing, no interning marks); should a new Python encode differently, stored digests
-    simply stop matching once, and the full comparison rewrites them.
+    simply stop matching once, and the full comparison rewrites them. An asset without
+    details is digested without them.
     """
-    encoded = marshal.dumps(
-        (
-            state.addresses,
-            state.mac,
-            state.hostnames,
-            state.os,
-            tuple(map(tuple, state.services)),
-        ),
-        0,
+    values: tuple[Any, ...] = (
+        state.addresses,
+        state.mac,
+        state.hostnames,
+        state.os,
+        tuple(map(tuple, state.services)),
     )
+    if state.details != NO_DETAILS:
+        values += (_details_tuple(state.details),)
+    encoded = marshal.dumps(values, 0)
     return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+def _details_tuple(details: HostDetails) -> tuple[Any, ...]:
+    return tuple(getattr(details, name) for name in DETAIL_FIELDS)
+
+
+#: The descriptive fields of a host, in the order the change report lists them.
+DETAIL_FIELDS: Final = tuple(HostDetails.__dataclass_fields__)
+#: An asset keeps at most this many attributes, however many sources add theirs.
+MAX_ATTRIBUTES: Final = 50
+
+
+def merge_details(known: HostDetails, seen: HostDetails | None, *, os_changed: bool) -> HostDetails:
+    """The details after an answer: a reported value replaces the known one, an unreported
+    one keeps it. The OS accuracy and version belong to the OS: when an answer names another
+    OS, they are the answer's (or none). Attributes merge name by name, the answer's first."""
+    if seen is None:
+        seen = NO_DETAILS
+        if not os_changed or (known.os_accuracy is None and not known.os_version):
+            return known
+    attributes = dict(seen.attributes)
+    for name, value in known.attributes:
+        if len(attributes) >= MAX_ATTRIBUTES:
+            break
+        attributes.setdefault(name, value)
+    accuracy, os_version = seen.os_accuracy, seen.os_version
+    if not os_changed:
+        accuracy = known.os_accuracy if accuracy is None else accuracy
+        os_version = os_version or known.os_version
+    return HostDetails(
+        mac_vendor=seen.mac_vendor or known.mac_vendor,
+        os_accuracy=accuracy,
+        os_version=os_version,
+        device_type=seen.device_type or known.device_type,
+        description=seen.description or known.description,
+        tags=seen.tags or known.tags,
+        attributes=tuple(sorted(attributes.items())),
+        seen_by=seen.seen_by or known.seen_by,
+    )
 
 
 def merge_service(known: Service | None, seen: Service) -> Service:
@@ -152,11 +198,17 @@ def merge_state(
     if known is None:
         return AssetState.of_observation(seen)
     return AssetState(
-        addresses=seen.addresses,
+        # A host known by its name alone keeps the addresses it was known at.
+        addresses=seen.addresses or known.addresses,
         mac=seen.mac if seen.mac is not None else known.mac,
         hostnames=seen.hostnames or known.hostnames,
-        services=merge_services(known.services, seen.services, probed),
+        services=merge_services(
+            known.services, seen.services, probed if seen.lists_services else frozenset()
+        ),
         os=seen.os or known.os,
+        details=merge_details(
+            known.details, seen.details, os_changed=bool(seen.os) and seen.os != known.os
+        ),
     )
 
 
@@ -179,6 +231,10 @@ def describe_new(state: AssetState) -> dict[str, Any]:
         details["hostnames"] = list(state.hostnames)
     if state.services:
         details["services"] = [service_label(s) for s in state.services]
+    for name in DETAIL_FIELDS:
+        value = getattr(state.details, name)
+        if value not in (None, "", ()):
+            details[name] = _plain(value)
     return details
 
 
@@ -211,6 +267,11 @@ def describe_difference(before: AssetState, after: AssetState) -> dict[str, Any]
         old, new = getattr(before, name), getattr(after, name)
         if old != new:
             details[name] = {"before": old, "after": new}
+    if before.details != after.details:
+        for name in DETAIL_FIELDS:
+            old, new = getattr(before.details, name), getattr(after.details, name)
+            if old != new:
+                details[name] = {"before": _plain(old), "after": _plain(new)}
     services = describe_services(before.services, after.services)
     if services:
         details["services"] = services
@@ -248,8 +309,12 @@ def service_differences(before: Service, after: Service) -> dict[str, dict[str, 
 
 
 def _plain(value: object) -> object:
-    """A value as JSON shows it (tuples as lists)."""
-    return list(value) if isinstance(value, tuple) else value
+    """A value as JSON shows it (tuples as lists; attributes as an object)."""
+    if isinstance(value, tuple):
+        if value and isinstance(value[0], tuple):
+            return dict(value)
+        return list(value)
+    return value
 
 
 def summarize(counts: Mapping[str, int]) -> dict[str, int]:

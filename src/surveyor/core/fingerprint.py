@@ -147,6 +147,12 @@ class Service(NamedTuple):
     tls_not_before: str = ""
     tls_not_after: str = ""
     tls_sha256: str = ""
+    #: What nmap's version detection adds: the version, extra information, the tunnel it
+    #: runs in (`ssl`) and its CPE names.
+    version: str = ""
+    extrainfo: str = ""
+    tunnel: str = ""
+    cpe: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, int]:
@@ -168,7 +174,36 @@ SERVICE_DETAILS: Final = (
     "tls_not_before",
     "tls_not_after",
     "tls_sha256",
+    "version",
+    "extrainfo",
+    "tunnel",
+    "cpe",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class HostDetails:
+    """What some sources tell of a host besides its identity and services (SPEC §7's
+    optional host fields): compared and merged like the operating system. A record without
+    any of them has none (`Observation.details` is None), so scans carry nothing extra."""
+
+    #: The maker of its network interface, by its MAC (nmap's `vendor`).
+    mac_vendor: str = ""
+    #: How sure the OS guess is (0-100), and the version of the system, when a source says.
+    os_accuracy: int | None = None
+    os_version: str = ""
+    #: `server`, `router`, `switch`, `printer`, `workstation`, ...
+    device_type: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    #: Short name -> short text (a directory's `ou`, unknown CSV columns), sorted by name.
+    attributes: tuple[tuple[str, str], ...] = ()
+    #: The device whose ARP table told of it (its name or address).
+    seen_by: str = ""
+
+
+#: No details: what an asset has until a source tells some.
+NO_DETAILS: Final = HostDetails()
 
 
 class _Matched:
@@ -206,6 +241,16 @@ class Observation(_Matched):
     line: int = 0
     #: Open ports the record left out of `services` (a scanner lists a bounded number).
     services_truncated: int = 0
+    #: What saw it (`scan`, `ldap`, `import:nmap`, ...); empty: the task's kind says.
+    source: str = ""
+    #: The optional descriptive fields, None when the record has none.
+    details: HostDetails | None = None
+    #: Values that change with every look, kept as last reported but never compared.
+    uptime_seconds: int | None = None
+    distance: int | None = None
+    #: False when the record says nothing of its services (it has no `services`): then it
+    #: makes no known service gone.
+    lists_services: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +263,7 @@ class KnownAsset(_Matched):
     hostnames: tuple[str, ...] = ()
     services: tuple[Service, ...] = ()
     os: str = ""
+    details: HostDetails = NO_DETAILS
     alive: bool = True
     first_seen: datetime | None = None
     last_seen: datetime | None = None
@@ -368,6 +414,13 @@ def merge_observations(parts: Sequence[Observation]) -> Observation:
         os=next((p.os for p in parts if p.os), ""),
         line=min(p.line for p in parts),
         services_truncated=sum(p.services_truncated for p in parts),
+        source=first.source,
+        details=next((p.details for p in parts if p.details is not None), None),
+        uptime_seconds=next(
+            (p.uptime_seconds for p in parts if p.uptime_seconds is not None), None
+        ),
+        distance=next((p.distance for p in parts if p.distance is not None), None),
+        lists_services=any(p.lists_services for p in parts),
     )
 
 
@@ -482,6 +535,14 @@ def _os_named_in(text: str) -> str:
 def primary_address(addresses: Sequence[str]) -> str:
     """The address an asset is listed by: its lowest IPv4 address, else its lowest IPv6."""
     return min(addresses, key=address_key) if addresses else ""
+
+
+def listing_key(addresses: Sequence[str], names: Sequence[str]) -> str:
+    """The key an asset is listed in order by: its address's (`address_key`), or, for a host
+    known by name only, `n` and the start of its name, after every address."""
+    if addresses:
+        return address_key(primary_address(addresses))
+    return "n" + (primary_hostname(names) or "")[:32]
 
 
 def primary_hostname(names: Sequence[str]) -> str | None:

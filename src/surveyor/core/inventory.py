@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from surveyor.core.fingerprint import HostDetails
 from surveyor.core.rows import Row, from_columns
 
 
@@ -41,6 +42,18 @@ class Asset:
     changed_at: datetime
     last_task_id: int | None
     last_run_id: int | None
+    #: What some sources tell besides (SPEC §7): see `core.fingerprint.HostDetails`.
+    mac_vendor: str
+    os_accuracy: int | None
+    os_version: str
+    device_type: str
+    description: str
+    tags: tuple[str, ...]
+    attributes: dict[str, str]
+    seen_by: str
+    #: As last reported (never compared): seconds since boot, and hops away.
+    uptime_seconds: int | None
+    distance: int | None
 
     @classmethod
     def from_row(cls, row: Row) -> Asset:
@@ -50,7 +63,50 @@ class Asset:
             addresses=tuple(row["addresses"] or ()),
             hostnames=tuple(row["hostnames"] or ()),
             alive=bool(row["alive"]),
+            tags=tuple(row["tags"] or ()),
+            attributes=dict(row["attributes"] or {}),
         )
+
+
+def details_from_row(row: Row) -> HostDetails:
+    """The descriptive fields of an asset row, as matching and merging compare them."""
+    return HostDetails(
+        mac_vendor=row["mac_vendor"],
+        os_accuracy=row["os_accuracy"],
+        os_version=row["os_version"],
+        device_type=row["device_type"],
+        description=row["description"],
+        tags=tuple(row["tags"] or ()),
+        attributes=tuple(sorted((row["attributes"] or {}).items())),
+        seen_by=row["seen_by"],
+    )
+
+
+def details_columns(details: HostDetails) -> dict[str, object]:
+    """The descriptive fields as the columns of an asset row."""
+    return {
+        "mac_vendor": details.mac_vendor,
+        "os_accuracy": details.os_accuracy,
+        "os_version": details.os_version,
+        "device_type": details.device_type,
+        "description": details.description,
+        "tags": list(details.tags),
+        "attributes": dict(details.attributes),
+        "seen_by": details.seen_by,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSource:
+    """A source that saw an asset (`scan`, `ldap`, `import:nmap`, ...): first and last."""
+
+    source: str
+    first_seen: datetime
+    last_seen: datetime
+
+    @classmethod
+    def from_row(cls, row: Row) -> AssetSource:
+        return from_columns(cls, row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,12 +130,18 @@ class AssetService:
     tls_not_before: str
     tls_not_after: str
     tls_sha256: str
+    version: str
+    extrainfo: str
+    tunnel: str
+    cpe: tuple[str, ...]
     first_seen: datetime
     changed_at: datetime
 
     @classmethod
     def from_row(cls, row: Row) -> AssetService:
-        return from_columns(cls, row, tls_sans=split_lines(row["tls_sans"]))
+        return from_columns(
+            cls, row, tls_sans=split_lines(row["tls_sans"]), cpe=split_lines(row["cpe"])
+        )
 
     @property
     def label(self) -> str:

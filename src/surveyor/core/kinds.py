@@ -108,6 +108,8 @@ class ValidParams:
 ParamsValidator = Callable[[Mapping[str, Any], ParamsContext], ValidParams]
 #: One line about a task (its row as stored, or as the API shows it); "" says nothing.
 TaskBrief = Callable[[Mapping[str, Any]], str]
+#: The source a task's params name (a connector's `connector`).
+TaskSource = Callable[[Mapping[str, Any]], str]
 
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 #: The collectors that launch a task on a runner (an explorer, or the console's own).
@@ -153,12 +155,21 @@ class TaskKind:
     #: Its params' `targets` (minus `excludes`) bound its data: host records outside them are
     #: ignored, and silent assets inside them go offline (a scan). False: its `targets`, if
     #: any, say where to read from, not what the answers cover (an SNMP connector run learns
-    #: of neighbours beyond the devices it asks, and marks nothing offline).
+    #: of neighbours beyond the devices it asks, and marks nothing offline). Such data tells
+    #: what another system knows, not what probing found: it probed no port either, so no
+    #: known service is gone for not being listed.
     scope_from_targets: bool = True
     #: What the task will do, in one line (lists and the card).
     brief: TaskBrief = no_brief
     #: What processing made of it, in one line; None: the change summary's counts.
     outcome: TaskBrief | None = None
+    #: The `source` of its data's host records that name none (SPEC §9, "Sources"), from
+    #: its params: `scan` for a scan; a connector's is the connector's name. None: its type.
+    source: TaskSource | None = None
+
+    def default_source(self, params: Mapping[str, Any]) -> str:
+        """The source of its host records that name none."""
+        return self.source(params) if self.source is not None else self.type
 
     def __post_init__(self) -> None:
         if not _TYPE_NAME.fullmatch(self.type):
@@ -363,6 +374,14 @@ SCAN = register(
         brief=params_brief(scan_params_brief),
     )
 )
+
+
+def _connector_source(params: Mapping[str, Any]) -> str:
+    """A connector run's records come from the connector its params name."""
+    name = params.get("connector")
+    return name if isinstance(name, str) and name else TaskType.CONNECTOR.value
+
+
 #: Checks one connector's own options (raising ValueError naming the option) and returns
 #: them with defaults filled in. `surveyor.connectors` registers one per connector, so this
 #: pure core never imports a connector.
@@ -450,6 +469,7 @@ CONNECTOR = register(
         params=_connector_params,
         creatable=True,
         scope_from_targets=False,
+        source=_connector_source,
         brief=params_brief(_connector_brief),
     )
 )

@@ -7,11 +7,12 @@
    after the earlier ones, which all stay with their counts and change reports.
 3. Each batch is one write transaction: the lease is renewed (and progress written) first, so
    a worker that lost its lease fails before writing; then the batch's assets, addresses,
-   services and change rows; then the checkpoint moves, only from where this worker left it.
+   services, change rows and sources (which source saw each asset, and when); then the
+   checkpoint moves, only from where this worker left it.
 4. Known assets in the scanned scope that no answer claimed are marked offline, in batches.
    The scanned scope is the one the console stored for the task (`task_scope`), never what
    the data says; host records outside it are ignored. Partial data (a stopped scan) marks
-   nothing offline, and a task without a scope (an import) neither.
+   nothing offline, and a task without a scope (an import, a connector run) neither.
    Likewise, the ports whose silent services are gone are those the task asked for
    (`task_ports`) that the data says it probed, never more.
 5. The run's counts become the task's change summary as it moves to `processed`.
@@ -47,10 +48,12 @@ from surveyor.core.fingerprint import (
     Service,
     address_key,
     address_key_bounds,
+    listing_key,
     match,
     primary_address,
     primary_hostname,
 )
+from surveyor.core.inventory import details_columns
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits
 from surveyor.core.kinds import find_kind
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
@@ -88,6 +91,8 @@ class MergeContext:
     observed_at: datetime
     lease_seconds: float
     clock: Clock
+    #: The source of records that name none: the task's kind says (`scan`, `import`, ...).
+    source: str = "scan"
     done: int = 0
 
     @property
@@ -186,11 +191,16 @@ def process_claimed_task(
         )
     params = task.params or {}
     kind = find_kind(task.type)
-    scope = task_scope(params) if kind is None or kind.scope_from_targets else None
-    ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
+    if kind is None or kind.scope_from_targets:
+        scope = task_scope(params)
+        ports = task_ports(params, defaults=kind.param_defaults if kind is not None else {})
+    else:
+        # What another system knows (a connector's): no scope, and no port was probed.
+        scope, ports = None, frozenset()
+    source = kind.default_source(params) if kind is not None else task.type
     with survey(path, spool_in=path.parent, scope=scope, ports=ports, limits=limits) as surveyed:
         return _merge_surveyed(
-            db, path, claim, surveyed, batch_size, lease_seconds, should_stop, clock
+            db, path, claim, surveyed, batch_size, lease_seconds, should_stop, clock, source
         )
 
 
@@ -217,6 +227,7 @@ def _merge_surveyed(
     lease_seconds: float,
     should_stop: Callable[[], bool],
     clock: Clock,
+    source: str,
 ) -> Task:
     task = claim.task
     observed_at = (
@@ -224,7 +235,9 @@ def _merge_surveyed(
     )
     with db.write() as conn:
         run = _resume_or_start_run(conn, claim, surveyed, observed_at, clock.now())
-        context = MergeContext(db, claim, surveyed, run, run["observed_at"], lease_seconds, clock)
+        context = MergeContext(
+            db, claim, surveyed, run, run["observed_at"], lease_seconds, clock, source
+        )
         context.done = int(run["records_done"])
         context.fence(conn)
     if context.done:
@@ -284,6 +297,11 @@ class BatchWrites:
     touched_assets: list[dict[str, Any]] = field(default_factory=list)
     readdressed: dict[int, Sequence[str]] = field(default_factory=dict)
     renamed: dict[int, Sequence[str]] = field(default_factory=dict)
+    #: The source of each new asset, and (asset id, source) of the known ones seen.
+    new_sources: list[str] = field(default_factory=list)
+    sources: dict[tuple[int, str], None] = field(default_factory=dict)
+    #: Uptime and distance of known assets, as answers reported them.
+    reported: list[dict[str, Any]] = field(default_factory=list)
     service_inserts: list[dict[str, Any]] = field(default_factory=list)
     service_updates: list[dict[str, Any]] = field(default_factory=list)
     service_deletes: list[int] = field(default_factory=list)
@@ -306,7 +324,7 @@ class _Candidates:
         self.conn = conn
         self.assets = found.assets
         self.services: dict[int, list[tuple[int, Service]]] = {}
-        self.identities: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.identities: dict[int, inventory.Identity] = {}
         self.claimed = {i for i, asset in self.assets.items() if asset.last_run_id == run_id}
         self.index: dict[tuple[str, str], set[int]] = {}
         for kind, shared, asset_id in found.keys:
@@ -434,7 +452,11 @@ def _plan_new(context: MergeContext, writes: BatchWrites, observation: Observati
     state = merge_state(None, observation, None)
     change = compare(None, state)
     writes.count(change.kind)
-    writes.new_assets.append(_asset_values(context, state, first_seen=context.observed_at))
+    values = _asset_values(context, state, first_seen=context.observed_at)
+    values["uptime_seconds"] = observation.uptime_seconds
+    values["distance"] = observation.distance
+    writes.new_assets.append(values)
+    writes.new_sources.append(observation.source or context.source)
     writes.new_services.append(list(state.services))
     writes.new_changes.append(
         _change_row(context, None, change, primary_address(state.addresses), None)
@@ -460,6 +482,7 @@ def _plan_known(
         "last_run_id": context.run_id,
         "state_hash": asset.state_hash,
     }
+    writes.sources[(asset_id, observation.source or context.source)] = None
     if asset.last_seen > observed_at:
         # An older scan than what the inventory already knows changes nothing.
         writes.count(ChangeKind.UNCHANGED)
@@ -475,6 +498,14 @@ def _plan_known(
         change = compare(known, after)
         kind = change.kind
     writes.count(kind)
+    if observation.uptime_seconds is not None or observation.distance is not None:
+        writes.reported.append(
+            {
+                "id": asset_id,
+                "uptime_seconds": observation.uptime_seconds,
+                "distance": observation.distance,
+            }
+        )
     if after is None or change is None or not change.details:
         # Unchanged, or back online as it was: only when it was seen, and that it is alive.
         if after is not None:
@@ -490,7 +521,7 @@ def _plan_known(
     )
     values["id"] = asset_id
     writes.updated_assets.append(values)
-    addresses, hostnames = candidates.identities[asset_id]
+    addresses, hostnames, _ = candidates.identities[asset_id]
     if set(after.addresses) != set(addresses):
         writes.readdressed[asset_id] = after.addresses
     if set(after.hostnames) != set(hostnames):
@@ -537,12 +568,11 @@ def _asset_values(
     first_seen: datetime,
     last_seen: datetime | None = None,
 ) -> dict[str, Any]:
-    address = primary_address(state.addresses)
     return {
         "organization_id": context.organization_id,
         "site_id": context.site_id,
-        "address": address,
-        "address_key": address_key(address),
+        "address": primary_address(state.addresses),
+        "address_key": listing_key(state.addresses, state.hostnames),
         "addresses": list(state.addresses),
         "mac": state.mac,
         "hostname": primary_hostname(state.hostnames),
@@ -556,6 +586,7 @@ def _asset_values(
         "changed_at": context.observed_at,
         "last_task_id": context.task_id,
         "last_run_id": context.run_id,
+        **details_columns(state.details),
     }
 
 
@@ -618,6 +649,10 @@ def _write_batch(conn: Connection, context: MergeContext, writes: BatchWrites) -
     inventory.update_services(conn, writes.service_updates)
     inventory.insert_services(conn, service_inserts)
     inventory.insert_changes(conn, writes.new_changes + writes.changes)
+    inventory.note_reported(conn, writes.reported)
+    seen = dict.fromkeys(zip(new_ids, writes.new_sources, strict=True))
+    seen.update(writes.sources)
+    inventory.note_sources(conn, [(asset_id, source, observed_at) for asset_id, source in seen])
 
 
 def scope_key_ranges(scope: Scope) -> list[tuple[str, str]]:

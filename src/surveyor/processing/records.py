@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import marshal
 import os
+import re
 import sqlite3
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,7 +34,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from surveyor.core.fingerprint import (
+    NO_DETAILS,
     FingerprintError,
+    HostDetails,
     IgnoreReason,
     MacUse,
     MacVerdict,
@@ -45,6 +49,7 @@ from surveyor.core.fingerprint import (
     normalize_address,
     normalize_hostname,
     normalize_mac,
+    primary_address,
     product_from,
     service_name,
     service_signature,
@@ -59,6 +64,16 @@ from surveyor.store.taskdata import create_temp_file, task_data_lines
 MAX_BANNER = 2048
 MAX_SHORT_TEXT = 200
 MAX_LONG_TEXT = 1000
+#: Bounds on the optional host fields (SPEC §7): tags and attributes of one host.
+MAX_TAGS = 50
+MAX_TAG = 100
+MAX_ATTRIBUTES = 50
+MAX_ATTRIBUTE_NAME = 100
+MAX_ATTRIBUTE_VALUE = 1000
+MAX_CPES = 20
+#: `scan`, `ldap`, `import:nmap`, ...: lower-case letters, digits and `:._-`.
+MAX_SOURCE = 40
+_SOURCE = re.compile(r"[a-z0-9][a-z0-9:._-]*")
 RECORD_TYPES = ("config", "host", "summary")
 
 
@@ -272,6 +287,7 @@ class MacTable:
 
 
 def _pack(observation: Observation) -> tuple[Any, ...]:
+    details = observation.details
     return (
         observation.line,
         observation.addresses,
@@ -280,6 +296,22 @@ def _pack(observation: Observation) -> tuple[Any, ...]:
         observation.os,
         tuple(tuple(s) for s in observation.services),
         observation.services_truncated,
+        observation.source,
+        None
+        if details is None
+        else (
+            details.mac_vendor,
+            details.os_accuracy,
+            details.os_version,
+            details.device_type,
+            details.description,
+            details.tags,
+            details.attributes,
+            details.seen_by,
+        ),
+        observation.uptime_seconds,
+        observation.distance,
+        observation.lists_services,
     )
 
 
@@ -288,7 +320,20 @@ _new_service = functools.partial(tuple.__new__, Service)
 
 
 def _unpack(packed: tuple[Any, ...]) -> Observation:
-    line, addresses, mac, hostnames, os_name, packed_services, truncated = packed
+    (
+        line,
+        addresses,
+        mac,
+        hostnames,
+        os_name,
+        packed_services,
+        truncated,
+        source,
+        details,
+        uptime,
+        distance,
+        lists_services,
+    ) = packed
     return Observation(
         addresses=addresses,
         mac=mac,
@@ -297,6 +342,11 @@ def _unpack(packed: tuple[Any, ...]) -> Observation:
         os=os_name,
         line=line,
         services_truncated=truncated,
+        source=source,
+        details=None if details is None else HostDetails(*details),
+        uptime_seconds=uptime,
+        distance=distance,
+        lists_services=lists_services,
     )
 
 
@@ -493,8 +543,8 @@ def answers(path: Path, surveyed: Survey, *, skip: int = 0) -> Iterator[Answer]:
 
 def answer_for(observation: Observation, surveyed: Survey) -> Answer:
     """Apply the task-wide verdicts (outside the task's scope, bogus answers, shared MACs,
-    multi-address hosts)."""
-    address = observation.addresses[0]
+    multi-address hosts). A host known by name only is listed by its name."""
+    address = primary_address(observation.addresses)
     if not in_scope(observation, surveyed.scope):
         return Answer(observation.line, ignored=IgnoreReason.OUT_OF_SCOPE, address=address)
     if answers_every_port(observation, surveyed.config.probed_count):
@@ -604,10 +654,12 @@ _HEX = frozenset("0123456789abcdef")
 
 
 def parse_host(record: Mapping[str, Any], line: int) -> Observation:
-    """A `host` record as a normalized observation; raises TaskDataError naming the field."""
+    """A `host` record as a normalized observation; raises TaskDataError naming the field.
+
+    A record needs an address, or at least one host name (a directory's computer whose
+    name does not resolve): then it is a host known by name only.
+    """
     raw_addresses = _list(record.get("addresses"), "addresses", line)
-    if not raw_addresses:
-        raise TaskDataError("a host record needs at least one address in 'addresses'", line)
     addresses = []
     for position, value in enumerate(raw_addresses):
         if type(value) is not str:
@@ -632,8 +684,15 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
             names.add(normalize_hostname(value))
         except FingerprintError:
             continue  # a reverse-DNS answer that is no host name identifies nothing
+    if not addresses and not names:
+        raise TaskDataError(
+            "a host record needs at least one address in 'addresses', or a host name in "
+            "'hostnames'",
+            line,
+        )
+    raw_services = record.get("services")
     services: dict[tuple[str, int], Service] = {}
-    for position, value in enumerate(_list(record.get("services"), "services", line)):
+    for position, value in enumerate(_list(raw_services, "services", line)):
         service = parse_service(value, position, line)
         if service.key in services:
             raise TaskDataError(
@@ -647,6 +706,9 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         truncated = 0
     elif type(truncated) is not int or truncated < 0:
         raise TaskDataError("'services_truncated' must be a whole number, 0 or more", line)
+    source = record.get("source")
+    if source is not None:
+        source = parse_source(source, line)
     return Observation(
         addresses=sort_addresses(addresses) if len(addresses) > 1 else tuple(addresses),
         mac=mac,
@@ -655,7 +717,97 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         os=os_name,
         line=line,
         services_truncated=truncated,
+        source=source or "",
+        details=parse_details(record, line),
+        uptime_seconds=_whole(record.get("uptime_seconds"), "uptime_seconds", line),
+        distance=_whole(record.get("distance"), "distance", line),
+        lists_services=raw_services is not None,
     )
+
+
+def parse_source(value: object, line: int) -> str:
+    """A record's `source`: what saw the host (`scan`, `ldap`, `import:nmap`, ...)."""
+    if type(value) is not str:
+        raise TaskDataError("'source' must be text", line)
+    source = value.strip().lower()
+    if len(source) > MAX_SOURCE or not _SOURCE.fullmatch(source):
+        raise TaskDataError(
+            f"'source' must be 1-{MAX_SOURCE} letters, digits and ':', '.', '_' or '-', "
+            f"such as 'ldap' or 'import:nmap', not {value[:60]!r}",
+            line,
+        )
+    return source
+
+
+def _whole(value: object, what: str, line: int, *, most: int | None = None) -> int | None:
+    """An optional whole number, 0 or more (at most `most`)."""
+    if value is None:
+        return None
+    if type(value) is not int or value < 0 or value > (most if most is not None else 2**62):
+        bound = f"from 0 to {most}" if most is not None else "0 or more"
+        raise TaskDataError(f"'{what}' must be a whole number {bound}", line)
+    return value
+
+
+#: The optional host fields that make `HostDetails`.
+_DETAIL_KEYS = frozenset(
+    {
+        "mac_vendor",
+        "os_accuracy",
+        "os_version",
+        "device_type",
+        "description",
+        "tags",
+        "attributes",
+        "seen_by",
+    }
+)
+
+
+def parse_details(record: Mapping[str, Any], line: int) -> HostDetails | None:
+    """The optional descriptive host fields (SPEC §7), checked and bounded; None when the
+    record has none of them."""
+    if _DETAIL_KEYS.isdisjoint(record):
+        return None
+    get = record.get
+    tags: dict[str, None] = {}
+    raw_tags = _list(get("tags"), "tags", line)
+    if len(raw_tags) > MAX_TAGS:
+        raise TaskDataError(f"'tags' holds {len(raw_tags)} tags; at most {MAX_TAGS}", line)
+    for position, tag in enumerate(raw_tags):
+        cleaned = clean_text(tag, f"tags[{position}]", line, MAX_TAG).strip()
+        if cleaned:
+            tags[cleaned] = None
+    raw_attributes = get("attributes")
+    attributes: dict[str, str] = {}
+    if raw_attributes is not None:
+        if type(raw_attributes) is not dict:
+            raise TaskDataError("'attributes' must be an object of names to text", line)
+        if len(raw_attributes) > MAX_ATTRIBUTES:
+            raise TaskDataError(
+                f"'attributes' holds {len(raw_attributes)} names; at most {MAX_ATTRIBUTES}",
+                line,
+            )
+        for name, value in raw_attributes.items():
+            key = clean_text(name, "attributes", line, MAX_ATTRIBUTE_NAME).strip()
+            if not key:
+                raise TaskDataError("'attributes' has an empty name", line)
+            if value is not None and type(value) in (int, float, bool):
+                value = json.dumps(value)
+            attributes[key] = clean_text(
+                value, f".{key[:40]}", line, MAX_ATTRIBUTE_VALUE, "attributes"
+            )
+    details = HostDetails(
+        mac_vendor=clean_text(get("mac_vendor"), "mac_vendor", line, MAX_SHORT_TEXT),
+        os_accuracy=_whole(get("os_accuracy"), "os_accuracy", line, most=100),
+        os_version=clean_text(get("os_version"), "os_version", line, MAX_SHORT_TEXT),
+        device_type=clean_text(get("device_type"), "device_type", line, 100).strip().lower(),
+        description=clean_text(get("description"), "description", line, MAX_LONG_TEXT),
+        tags=tuple(sorted(tags)),
+        attributes=tuple(sorted(attributes.items())),
+        seen_by=clean_text(get("seen_by"), "seen_by", line, 253),
+    )
+    return None if details == NO_DETAILS else details
 
 
 def parse_service(value: object, position: int, line: int) -> Service:
@@ -721,6 +873,31 @@ def parse_service(value: object, position: int, line: int) -> Service:
         name = service_name(port, banner=banner, has_http=has_http, has_tls=has_tls, proto=proto)
     if not product:
         product = product_from(banner, server)[:MAX_SHORT_TEXT] if banner or server else ""
+    version = get("version")
+    extrainfo = get("extrainfo")
+    tunnel = get("tunnel")
+    cpe = get("cpe")
+    if version is None and extrainfo is None and tunnel is None and cpe is None:
+        return Service(
+            port,
+            proto,
+            state,
+            name,
+            banner,
+            product,
+            status,
+            server,
+            title,
+            subject,
+            issuer,
+            sans,
+            not_before,
+            not_after,
+            fingerprint,
+        )
+    cpes = _list(cpe, f"{where}.cpe", line)
+    if len(cpes) > MAX_CPES:
+        raise TaskDataError(f"{where}.cpe lists {len(cpes)} names; at most {MAX_CPES}", line)
     return Service(
         port,
         proto,
@@ -737,4 +914,8 @@ def parse_service(value: object, position: int, line: int) -> Service:
         not_before,
         not_after,
         fingerprint,
+        clean_text(version, ".version", line, MAX_SHORT_TEXT, where),
+        clean_text(extrainfo, ".extrainfo", line, MAX_SHORT_TEXT, where),
+        clean_text(tunnel, ".tunnel", line, 20, where).lower(),
+        tuple(sorted({clean_text(c, ".cpe", line, MAX_SHORT_TEXT, where) for c in cpes} - {""})),
     )

@@ -12,7 +12,14 @@ from typing import Any
 from sqlalchemy import ColumnElement
 
 from surveyor.core.search import Catalogue, FieldKind, SearchField
-from surveyor.store.schema import asset_addresses, asset_names, assets, services, sites
+from surveyor.store.schema import (
+    asset_addresses,
+    asset_names,
+    asset_sources,
+    assets,
+    services,
+    sites,
+)
 from surveyor.store.search_sql import RelatedValue, SqlCatalogue
 
 _TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME, FieldKind.BOOL
@@ -34,7 +41,15 @@ ASSET_SEARCH: SqlCatalogue = Catalogue(
             _TEXT, RelatedValue(_a.id, asset_names.c.asset_id, asset_names.c.name)
         ),
         "mac": SearchField(_TEXT, _a.mac),
+        "mac_vendor": SearchField(_TEXT, _a.mac_vendor),
         "os": SearchField(_TEXT, _a.os),
+        "os_version": SearchField(_TEXT, _a.os_version),
+        "device_type": SearchField(_TEXT, _a.device_type),
+        "description": SearchField(_TEXT, _a.description),
+        "seen_by": SearchField(_TEXT, _a.seen_by),
+        "source": SearchField(
+            _TEXT, RelatedValue(_a.id, asset_sources.c.asset_id, asset_sources.c.source)
+        ),
         "site": SearchField(_TEXT, RelatedValue(_a.site_id, sites.c.id, sites.c.name)),
         "alive": SearchField(_BOOL, _a.alive),
         "first_seen": SearchField(_TIME, _a.first_seen),
@@ -48,6 +63,8 @@ ASSET_SEARCH: SqlCatalogue = Catalogue(
         "protocol": SearchField(_TEXT, _service(services.c.name)),
         "transport": SearchField(_TEXT, _service(services.c.proto)),
         "product": SearchField(_TEXT, _service(services.c.product)),
+        "version": SearchField(_TEXT, _service(services.c.version)),
+        "cpe": SearchField(_TEXT, _service(services.c.cpe)),
         "banner": SearchField(_TEXT, _service(services.c.banner)),
         "title": SearchField(_TEXT, _service(services.c.http_title)),
         "http_server": SearchField(_TEXT, _service(services.c.http_server)),

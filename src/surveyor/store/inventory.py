@@ -18,8 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     and_,
     bindparam,
     delete,
@@ -32,14 +34,23 @@ from sqlalchemy import (
     update,
 )
 
-from surveyor.core.fingerprint import KnownAsset, Service, address_key
-from surveyor.core.inventory import Asset, AssetService, CandidateAsset, OfflineAsset, split_lines
+from surveyor.core.fingerprint import HostDetails, KnownAsset, Service, address_key
+from surveyor.core.inventory import (
+    Asset,
+    AssetService,
+    AssetSource,
+    CandidateAsset,
+    OfflineAsset,
+    details_from_row,
+    split_lines,
+)
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.rows import Row
 from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
     asset_names,
+    asset_sources,
     assets,
     processing_runs,
     services,
@@ -96,7 +107,7 @@ def assets_sharing_identity(
     address_keys: Collection[str],
     hostnames: Collection[str],
 ) -> Candidates:
-    """Assets of a site that share a MAC, an address or their listed name with a batch."""
+    """Assets of a site that share a MAC, an address or one of their names with a batch."""
     keys: list[tuple[str, str, int]] = []
     lookups = (
         ("mac", macs, assets.c.mac, assets.c.id, assets.c.site_id, assets.c.mac),
@@ -108,12 +119,18 @@ def assets_sharing_identity(
             asset_addresses.c.site_id,
             asset_addresses.c.address_key,
         ),
-        ("name", hostnames, assets.c.hostname, assets.c.id, assets.c.site_id, assets.c.hostname),
     )
     for kind, wanted, value, found, site, key in lookups:
         for chunk in _chunks(sorted(wanted)):
             query = select(value, found).where(site == site_id, key.in_(list(chunk)))
             keys.extend((kind, shared, asset_id) for shared, asset_id in conn.execute(query).all())
+    for chunk in _chunks(sorted(hostnames)):
+        query = (
+            select(asset_names.c.name, asset_names.c.asset_id)
+            .join(assets, assets.c.id == asset_names.c.asset_id)
+            .where(asset_names.c.name.in_(list(chunk)), assets.c.site_id == site_id)
+        )
+        keys.extend(("name", shared, asset_id) for shared, asset_id in conn.execute(query).all())
     candidates: dict[int, CandidateAsset] = {}
     for chunk in _chunks(sorted({asset_id for _, _, asset_id in keys})):
         query = select(*_CANDIDATE_COLUMNS).where(assets.c.id.in_(list(chunk)))
@@ -122,17 +139,24 @@ def assets_sharing_identity(
     return Candidates(candidates, keys)
 
 
-def asset_identities(
-    conn: Connection, asset_ids: Collection[int]
-) -> dict[int, tuple[tuple[str, ...], tuple[str, ...]]]:
-    """The address and name lists of some assets, by id."""
-    found: dict[int, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+#: An asset's address and name lists, and its details.
+Identity = tuple[tuple[str, ...], tuple[str, ...], HostDetails]
+_DETAIL_COLUMNS = tuple(assets.c[name] for name in HostDetails.__dataclass_fields__)
+
+
+def asset_identities(conn: Connection, asset_ids: Collection[int]) -> dict[int, Identity]:
+    """The address and name lists and the details of some assets, by id."""
+    found: dict[int, Identity] = {}
     for chunk in _chunks(sorted(asset_ids)):
-        query = select(assets.c.id, assets.c.addresses, assets.c.hostnames).where(
+        query = select(assets.c.id, assets.c.addresses, assets.c.hostnames, *_DETAIL_COLUMNS).where(
             assets.c.id.in_(list(chunk))
         )
-        for asset_id, addresses, hostnames in conn.execute(query).all():
-            found[asset_id] = (tuple(addresses), tuple(hostnames))
+        for row in conn.execute(query).mappings().all():
+            found[row["id"]] = (
+                tuple(row["addresses"]),
+                tuple(row["hostnames"]),
+                details_from_row(row),
+            )
     return found
 
 
@@ -158,6 +182,7 @@ def service_from_row(row: Row) -> Service:
     """A service row as matching and merging see it, field by column name."""
     values = {name: row[name] for name in SERVICE_FIELDS}
     values["tls_sans"] = split_lines(row["tls_sans"])
+    values["cpe"] = split_lines(row["cpe"])
     return Service(**values)
 
 
@@ -182,16 +207,17 @@ def service_values(service: Service) -> dict[str, Any]:
     """A service as the columns of its row."""
     values = {name: getattr(service, name) for name in SERVICE_FIELDS}
     values["tls_sans"] = "\n".join(service.tls_sans)
+    values["cpe"] = "\n".join(service.cpe)
     return values
 
 
 def known_asset(
     candidate: CandidateAsset,
-    identity: tuple[tuple[str, ...], tuple[str, ...]],
+    identity: Identity,
     found: Iterable[tuple[int, Service]],
 ) -> KnownAsset:
     """An asset as the matching and comparing rules see it."""
-    addresses, hostnames = identity
+    addresses, hostnames, details = identity
     return KnownAsset(
         id=candidate.id,
         addresses=addresses,
@@ -199,6 +225,7 @@ def known_asset(
         hostnames=hostnames,
         services=tuple(service for _, service in found),
         os=candidate.os,
+        details=details,
         alive=candidate.alive,
         first_seen=candidate.first_seen,
         last_seen=candidate.last_seen,
@@ -232,6 +259,7 @@ _ASSET_STATE = (
     "changed_at",
     "last_task_id",
     "last_run_id",
+    *HostDetails.__dataclass_fields__,
 )
 #: What `touch_assets` writes of an asset that answered unchanged.
 _ASSET_SEEN = ("alive", "first_seen", "last_seen", "last_task_id", "last_run_id", "state_hash")
@@ -314,6 +342,71 @@ def touch_assets(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     conn.exec_driver_sql(
         f"UPDATE assets SET {assignments} WHERE id = ?", [(*row[1:], row[0]) for row in params]
     )
+
+
+def note_reported(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write what answers last reported and nothing compares (uptime, distance): rows carry
+    `id`, `uptime_seconds` and `distance`; None keeps the known value."""
+    if not rows:
+        return
+    statement = (
+        update(assets)
+        .where(assets.c.id == bindparam("b_id"))
+        .values(
+            uptime_seconds=func.coalesce(
+                bindparam("b_uptime", type_=BigInteger), assets.c.uptime_seconds
+            ),
+            distance=func.coalesce(bindparam("b_distance", type_=Integer), assets.c.distance),
+        )
+    )
+    conn.execute(
+        statement,
+        [
+            {"b_id": row["id"], "b_uptime": row["uptime_seconds"], "b_distance": row["distance"]}
+            for row in rows
+        ],
+    )
+
+
+def note_sources(conn: Connection, rows: Sequence[tuple[int, str, datetime]]) -> None:
+    """Record that sources saw assets: (asset id, source, when). A source's first and last
+    time seen only ever widen, so recording a sighting again changes nothing.
+
+    Every answer of a batch writes one, so it goes to the driver directly (one statement
+    executed for many rows, each time converted once, as `touch_assets` does).
+    """
+    if not rows:
+        return
+    postgresql = conn.dialect.name == "postgresql"
+    convert = asset_sources.c.first_seen.type.bind_processor(conn.dialect)
+    times = {at: convert(at) if convert is not None else at for _, _, at in rows}
+    mark = "%s" if postgresql else "?"
+    earliest, latest = ("least", "greatest") if postgresql else ("min", "max")
+    conn.exec_driver_sql(
+        "INSERT INTO asset_sources (asset_id, source, first_seen, last_seen) "
+        f"VALUES ({mark}, {mark}, {mark}, {mark}) ON CONFLICT (asset_id, source) DO UPDATE SET "
+        f"first_seen = {earliest}(asset_sources.first_seen, excluded.first_seen), "
+        f"last_seen = {latest}(asset_sources.last_seen, excluded.last_seen)",
+        [(asset_id, source, times[at], times[at]) for asset_id, source, at in rows],
+    )
+
+
+def sources_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetSource]]:
+    """The sources that saw some assets, by asset id, the most recent first."""
+    by_asset: dict[int, list[AssetSource]] = {asset_id: [] for asset_id in asset_ids}
+    for chunk in _chunks(sorted(asset_ids)):
+        query = (
+            select(asset_sources)
+            .where(asset_sources.c.asset_id.in_(list(chunk)))
+            .order_by(
+                asset_sources.c.asset_id,
+                asset_sources.c.last_seen.desc(),
+                asset_sources.c.source,
+            )
+        )
+        for row in conn.execute(query).mappings():
+            by_asset[row["asset_id"]].append(AssetSource.from_row(row))
+    return by_asset
 
 
 def replace_addresses(

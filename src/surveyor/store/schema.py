@@ -456,6 +456,18 @@ assets = Table(
     Column("last_task_id", Id, nullable=True),
     # The processing run that last merged an answer into it (an answer claims its asset).
     Column("last_run_id", Id, nullable=True),
+    # What some sources tell besides (SPEC §7's optional host fields, core.fingerprint's
+    # HostDetails); uptime and distance are as last reported, never compared.
+    Column("mac_vendor", String(200), nullable=False, default="", server_default=""),
+    Column("os_accuracy", Integer, nullable=True),
+    Column("os_version", String(200), nullable=False, default="", server_default=""),
+    Column("device_type", String(100), nullable=False, default="", server_default=""),
+    Column("description", Text, nullable=False, default="", server_default=""),
+    Column("tags", JSON, nullable=False, default=list, server_default="[]"),
+    Column("attributes", JSON, nullable=False, default=dict, server_default="{}"),
+    Column("seen_by", String(253), nullable=False, default="", server_default=""),
+    Column("uptime_seconds", BigInteger, nullable=True),
+    Column("distance", Integer, nullable=True),
     Index(None, "site_id", "mac"),
     Index(None, "site_id", "hostname"),
     Index("ix_assets_page", "organization_id", "address_key", "id"),
@@ -477,6 +489,20 @@ asset_names = Table(
     metadata,
     Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
     Column("name", String(253), primary_key=True),
+    # Finds the assets that answer to a name (matching looks up every name of an answer).
+    Index(None, "name", "asset_id"),
+)
+
+# Which sources saw an asset (`scan`, `ldap`, `import:nmap`, ...), first and last.
+asset_sources = Table(
+    "asset_sources",
+    metadata,
+    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    Column("source", String(40), primary_key=True),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    # Finds the assets of a source (the `source:` search key).
+    Index(None, "source", "asset_id"),
 )
 
 services = Table(
@@ -500,6 +526,11 @@ services = Table(
     Column("tls_not_before", String(40), nullable=False, default=""),
     Column("tls_not_after", String(40), nullable=False, default=""),
     Column("tls_sha256", String(64), nullable=False, default=""),
+    # What nmap's version detection adds; CPE names one per line.
+    Column("version", String(200), nullable=False, default="", server_default=""),
+    Column("extrainfo", String(200), nullable=False, default="", server_default=""),
+    Column("tunnel", String(20), nullable=False, default="", server_default=""),
+    Column("cpe", Text, nullable=False, default="", server_default=""),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
     UniqueConstraint("asset_id", "proto", "port"),

@@ -14,7 +14,14 @@ from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.presenters import asset_out
 from surveyor.console.reports import ChangeOut
-from surveyor.console.schemas import MAX_ID, AssetOut, IdPath, ServiceOut, from_attributes
+from surveyor.console.schemas import (
+    MAX_ID,
+    AssetOut,
+    AssetSourceOut,
+    IdPath,
+    ServiceOut,
+    from_attributes,
+)
 from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
@@ -69,9 +76,11 @@ def list_assets(
         names = records.site_names(
             conn, principal.organization_id, {asset.site_id for asset in page.items}
         )
-        found = inventory.services_of(conn, [asset.id for asset in page.items])
+        ids = [asset.id for asset in page.items]
+        found = inventory.services_of(conn, ids)
+        sources = inventory.sources_of(conn, ids)
     return AssetPage(
-        items=[asset_out(asset, names, found[asset.id]) for asset in page.items],
+        items=[asset_out(asset, names, found[asset.id], sources[asset.id]) for asset in page.items],
         next_cursor=page.next_cursor,
     )
 
@@ -85,12 +94,14 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
             raise not_found("asset", asset_id)
         names = records.site_names(conn, principal.organization_id, {asset.site_id})
         found = inventory.services_of(conn, [asset_id])[asset_id]
+        sources = inventory.sources_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
     return from_attributes(
         AssetDetail,
         asset,
         site=names.get(asset.site_id, ""),
         ports=[service.label for service in found],
+        sources=[from_attributes(AssetSourceOut, source) for source in sources],
         services=[from_attributes(ServiceOut, service) for service in found],
         history=history,
     )

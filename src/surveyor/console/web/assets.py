@@ -94,11 +94,13 @@ def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state:
         if asset is None:
             raise PageError(404, "Not found", f"asset {asset_id} does not exist")
         services = inventory.services_of(conn, [asset_id])[asset_id]
+        sources = inventory.sources_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id, limit=50)
         site = records.get_site(conn, org, asset.site_id)
     context: dict[str, Any] = {
         "asset": asset,
         "services": services,
+        "sources": sources,
         "history": history,
         "site_name": site.name if site else "",
     }
