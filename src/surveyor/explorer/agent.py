@@ -189,6 +189,8 @@ class ScanRun:
         self.stop = threading.Event()
         self.error: str | None = None
         self.summary_stopped = False
+        #: Host records written so far.
+        self.hosts = 0
         self._progress: Any = None
         self._produce = produce
         self._write = write_data
@@ -208,7 +210,9 @@ class ScanRun:
 
     def _watch(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for record in records:
-            if record.get("type") == "summary":
+            if record.get("type") == "host":
+                self.hosts += 1
+            elif record.get("type") == "summary":
                 self.summary_stopped = bool(record.get("stopped"))
             yield record
 
@@ -234,7 +238,7 @@ class ScanRun:
         if progress is None:
             return {}
         if isinstance(progress, ConnectorProgress):
-            return progress.stats()
+            return {**progress.stats(), "hosts": self.hosts}
         names = ("hosts_done", "hosts_total", "hosts_up", "probes_sent", "open_ports")
         return {name: getattr(progress, name) for name in names if hasattr(progress, name)}
 

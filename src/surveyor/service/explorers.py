@@ -514,8 +514,13 @@ class Intervention:
     error: str | None = None
 
 
-#: What an explorer does for a task occupying it, in the supervisor's words.
-_DOING = {TaskStatus.ACTIVE: "scanning", TaskStatus.CONNECTING: "downloading"}
+def _doing(task: Task) -> str:
+    """What an explorer does for a task occupying it, in the supervisor's words."""
+    if task.status is TaskStatus.ACTIVE:
+        return "scanning"
+    if task.status is TaskStatus.CONNECTING:
+        return f"reading {(task.params or {}).get('server', 'its server')}"
+    return "uploading the task data"
 
 
 def _interventions(
@@ -550,7 +555,7 @@ def _interventions(
         heard = task.last_report_at or task.data_acquisition_started_at or now
         if now - max(heard, watching_since) <= timedelta(seconds=silence_seconds):
             continue
-        doing = _DOING.get(status, "uploading the task data")
+        doing = _doing(task)
         found.append(
             Intervention(
                 task,

@@ -83,6 +83,8 @@ _FIELD_INPUTS = {
     "params.filter": "ldap_filter",
     "params.tls": "tls",
     "params.ca_file": "ca_file",
+    "params.dns_server": "dns_server",
+    "params.resolve": "resolve",
     "params.zones": "zones",
     "params.version": "snmp_version",
     "type": "form",
@@ -191,10 +193,12 @@ def connector_params(form: FormData) -> dict[str, Any]:
             ("base_dn", "base_dn"),
             ("ldap_filter", "filter"),
             ("ca_file", "ca_file"),
+            ("dns_server", "dns_server"),
         ):
             if _text(form, field):
                 params[key] = _text(form, field)
         params["tls"] = _text(form, "tls") or "none"
+        params["resolve"] = _text(form, "resolve") == "on"
     elif connector == "dns":
         params["zones"] = [zone for zone in _text(form, "zones").replace(",", " ").split() if zone]
     elif connector == "snmp":
@@ -294,6 +298,8 @@ FORM_DEFAULTS: dict[str, Any] = {
     "ldap_filter": "",
     "tls": "none",
     "ca_file": "",
+    "resolve": "",
+    "dns_server": "",
     "zones": "",
     "snmp_targets": "",
     "snmp_version": "2c",
