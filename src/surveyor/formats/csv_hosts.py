@@ -244,7 +244,7 @@ def read_csv(blocks: Iterable[bytes], limits: JsonlLimits, facts: ScanFacts) -> 
             numbers.append(number)
             yield line + "\n"
 
-    reader = csv.reader(physical(), delimiter=delimiter)
+    reader = csv.reader(physical(), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
         columns = _Columns(header)

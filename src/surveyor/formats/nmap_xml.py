@@ -481,7 +481,8 @@ def _dn(items: list[tuple[tuple[str, ...], str]], table: str) -> str:
         for keys, value in items
         if len(keys) == 2 and keys[0] == table and value.strip()
     ]
-    return ",".join(reversed(parts))[:MAX_TEXT]
+    # nmap lists a name most specific first (commonName, ..., countryName), as RFC 4514 does.
+    return ",".join(parts)[:MAX_TEXT]
 
 
 def _timestamp(value: str) -> str:
@@ -547,7 +548,7 @@ def _certificate_from_output(output: str) -> dict[str, Any]:
         label, value = label.strip(), value.strip()
         if label in ("Subject", "Issuer"):
             parts = [p.partition("=") for p in value.split("/") if "=" in p]
-            dn = ",".join(f"{DN_KEYS.get(k, k)}={v}" for k, _, v in reversed(parts))
+            dn = ",".join(f"{DN_KEYS.get(k, k)}={v}" for k, _, v in parts)
             tls["subject" if label == "Subject" else "issuer"] = dn[:MAX_TEXT]
         elif label == "Subject Alternative Name":
             tls["sans"] = _sans(value)
