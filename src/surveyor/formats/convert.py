@@ -72,8 +72,6 @@ def task_lines(
     blocks: Iterable[bytes],
     limits: JsonlLimits,
     merge_path: Path,
-    *,
-    on_entry: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
     """The lines (JSON, without their newline) of the task data of a file in `fmt` (not
     JSONL, which is task data already).
@@ -86,10 +84,8 @@ def task_lines(
     facts = ScanFacts()
     merge = HostMerge(merge_path)
     try:
-        for count, record in enumerate(reader_for(fmt, head)(blocks, limits, facts), 1):
+        for record in reader_for(fmt, head)(blocks, limits, facts):
             merge.add(record)
-            if on_entry is not None and count % 4096 == 0:
-                on_entry(count)
         hosts = merge.hosts
         config: dict[str, Any] = {
             "type": "config",

@@ -90,7 +90,6 @@ def check_file(
     *,
     named_format: str | None,
     limits: JsonlLimits,
-    on_progress: Callable[[int], None] | None = None,
 ) -> ImportedFile:
     """The received file (gzip or plain, in any format an import takes) as checked task
     data: a new temporary file beside it (or, for gzip JSONL, the file itself). Raises
@@ -109,7 +108,7 @@ def check_file(
             else:
                 data = written = _write_gzip(folder, blocks, JSONL_GZIP_LEVEL)
         else:
-            data = written = _convert(fmt, blocks, folder, limits, about, on_progress)
+            data = written = _convert(fmt, blocks, folder, limits, about)
         hosts = _checked_hosts(data, fmt, limits)
         size, sha256 = data.stat().st_size, sha256_of(data)
     except FormatError as exc:
@@ -162,11 +161,10 @@ def _convert(
     folder: Path,
     limits: JsonlLimits,
     about: dict[str, Any],
-    on_progress: Callable[[int], None] | None,
 ) -> Path:
     lock, merge_path = create_temp_file(folder, prefix=".merge-", suffix=".tmp")
     try:
-        records = task_lines(fmt, blocks, limits, merge_path, on_entry=on_progress)
+        records = task_lines(fmt, blocks, limits, merge_path)
 
         def lines() -> Iterator[bytes]:
             config = next(records)
