@@ -15,10 +15,11 @@ from surveyor.store.engine import Database
 from surveyor.store.schema import assets, tasks
 from tests.support.console import ConsoleUnderTest, running_console
 from tests.support.inventory_data import process_all
-from tests.unit.test_formats_masscan_csv import CSV, MASSCAN_LIST
-from tests.unit.test_formats_nmap import (
+from tests.support.tool_files import (
     BILLION_LAUGHS,
+    CSV,
     EXTERNAL_ENTITY,
+    MASSCAN_LIST,
     ROUTER,
     WEB_SERVER,
     nmap_file,

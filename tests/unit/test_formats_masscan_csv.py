@@ -1,8 +1,5 @@
 """masscan output and CSV as task data, and telling every format from its first bytes."""
 
-# The tools' output is kept line for line as they write it, long lines and all.
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,49 +9,13 @@ import pytest
 from surveyor.formats.detect import detect
 from surveyor.formats.records import Format, FormatError
 from tests.support.imported import convert, hosts, ports
-
-MASSCAN_LIST = b"""#masscan
-open tcp 80 192.0.2.10 1796464800
-open tcp 443 192.0.2.10 1796464801
-banner tcp 80 192.0.2.10 1796464802 http HTTP/1.0 200 OK\\x0d\\x0aServer: nginx/1.18.0\\x0d\\x0a\\x0d\\x0a
-banner tcp 80 192.0.2.10 1796464802 title Welcome home
-open udp 53 192.0.2.11 1796464803
-banner tcp 22 192.0.2.11 1796464804 ssh SSH-2.0-OpenSSH_8.9p1 Ubuntu-3ubuntu0.4
-open icmp 0 192.0.2.12 1796464805
-# end
-"""
-
-MASSCAN_JSON = b"""[
-{   "ip": "192.0.2.10",   "timestamp": "1796464800", "ports": [ {"port": 80, "proto": "tcp", "status": "open", "reason": "syn-ack", "ttl": 64} ] }
-,
-{   "ip": "192.0.2.10",   "timestamp": "1796464801", "ports": [ {"port": 443, "proto": "tcp", "status": "open", "reason": "syn-ack", "ttl": 64} ] }
-,
-{   "ip": "192.0.2.10",   "timestamp": "1796464802", "ports": [ {"port": 80, "proto": "tcp", "service": {"name": "title", "banner": "Welcome home"} } ] }
-,
-{   "ip": "192.0.2.11",   "timestamp": "1796464803", "ports": [ {"port": 53, "proto": "udp", "status": "open", "reason": "udp-response", "ttl": 64} ] }
-]
-"""
-
-MASSCAN_JSON_1_0 = b"""{ "ip": "192.0.2.10", "timestamp": "1796464800", "ports": [ {"port": 80, "proto": "tcp", "status": "open", "reason": "syn-ack", "ttl": 64} ] },
-{ "ip": "192.0.2.10", "timestamp": "1796464801", "ports": [ {"port": 443, "proto": "tcp", "status": "open", "reason": "syn-ack", "ttl": 64} ] },
-{ "ip": "192.0.2.11", "timestamp": "1796464803", "ports": [ {"port": 53, "proto": "udp", "status": "open", "reason": "udp-response", "ttl": 64} ] },
-{finished: 1}
-"""
-
-MASSCAN_XML = b"""<?xml version="1.0"?>
-<!-- masscan v1.0 scan -->
-<nmaprun scanner="masscan" start="1796464800" version="1.0-BETA"  xmloutputversion="1.03">
-<scaninfo type="syn" protocol="tcp" />
-<host endtime="1796464800"><address addr="192.0.2.10" addrtype="ipv4"/><ports><port protocol="tcp" portid="80"><state state="open" reason="syn-ack" reason_ttl="64"/></port></ports></host>
-<host endtime="1796464801"><address addr="192.0.2.10" addrtype="ipv4"/><ports><port protocol="tcp" portid="443"><state state="open" reason="syn-ack" reason_ttl="64"/></port></ports></host>
-<host endtime="1796464802"><address addr="192.0.2.10" addrtype="ipv4"/><ports><port protocol="tcp" portid="80"><state state="open" reason="response" reason_ttl="64"/><service name="title" banner="Welcome home"></service></port></ports></host>
-<host endtime="1796464803"><address addr="192.0.2.11" addrtype="ipv4"/><ports><port protocol="udp" portid="53"><state state="open" reason="udp-response" reason_ttl="64"/></port></ports></host>
-<runstats>
-<finished time="1796464810" timestr="2026-12-05 10:00:10" elapsed="10" />
-<hosts up="4" down="0" total="4" />
-</runstats>
-</nmaprun>
-"""
+from tests.support.tool_files import (
+    CSV,
+    MASSCAN_JSON,
+    MASSCAN_JSON_1_0,
+    MASSCAN_LIST,
+    MASSCAN_XML,
+)
 
 
 @pytest.mark.parametrize(
@@ -112,13 +73,6 @@ def test_broken_masscan_output_is_refused_naming_the_line(
     with pytest.raises(FormatError, match=problem) as refused:
         convert(data, tmp_path)
     assert refused.value.line == line
-
-
-CSV = """\ufeffIP Address,DNS Name,MAC Address,Operating System,Ports,UDP,Tags,Comments,Owner,Rack
-192.0.2.10,web.example.test,00-1A-2B-3C-4D-5E,Ubuntu 22.04,"22, 80/tcp, 443",53,"web; prod",Front web server,Alice,R1
-192.0.2.11 2001:db8::11,db.example.test,,Debian 12,5432 8000-8002,,db,,Bob,
-,printer.example.test,,,9100,,,,,
-"""
 
 
 def test_csv_columns_are_recognised_by_their_common_names(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """nmap XML as task data: what each part of nmap's output becomes, the odd files nmap writes
 (interrupted scans, hosts twice, bytes that are not UTF-8, nmap 6), and files refused."""
 
-# The tools' output is kept line for line as they write it, long lines and all.
+# The hosts written inline are kept line for line as nmap writes them, long lines and all.
 # ruff: noqa: E501
 
 from __future__ import annotations
@@ -13,117 +13,17 @@ import pytest
 from surveyor.core.jsonl_limits import JsonlLimits, LimitExceeded
 from surveyor.formats.records import FormatError
 from tests.support.imported import convert, hosts, ports
-
-PROLOG = b"""<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE nmaprun>
-<?xml-stylesheet href="file:///usr/bin/../share/nmap/nmap.xsl" type="text/xsl"?>
-<!-- Nmap 7.93 scan initiated Sat Dec  5 10:00:00 2026 as: nmap -sS -sU -sV -O -sC -oX - 192.0.2.0/28 -->
-<nmaprun scanner="nmap" args="nmap -sS -sU -sV -O -sC -oX - 192.0.2.0/28" start="1796464800" startstr="Sat Dec  5 10:00:00 2026" version="7.93" xmloutputversion="1.05">
-<scaninfo type="syn" protocol="tcp" numservices="1000" services="1-1000"/>
-<scaninfo type="udp" protocol="udp" numservices="1000" services="1-1000"/>
-<verbose level="0"/>
-<debugging level="0"/>
-"""
-END = b"""<runstats><finished time="1796468400" timestr="Sat Dec  5 11:00:00 2026" summary="Nmap done" elapsed="3600.00" exit="success"/><hosts up="2" down="1" total="16"/>
-</runstats>
-</nmaprun>
-"""
-
-PEM = (
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBszCCAVmgAwIBAgIUQ2VydGlmaWNhdGUgZm9yIHRlc3RzMAoGCCqGSM49BAMC\n"
-    "-----END CERTIFICATE-----\n"
+from tests.support.tool_files import (
+    BILLION_LAUGHS,
+    END,
+    EXTERNAL_DTD,
+    EXTERNAL_ENTITY,
+    PARAMETER_ENTITY,
+    PROLOG,
+    ROUTER,
+    WEB_SERVER,
+    nmap_file,
 )
-
-WEB_SERVER = f"""<host starttime="1796464800" endtime="1796464900"><status state="up" reason="arp-response" reason_ttl="0"/>
-<address addr="192.0.2.10" addrtype="ipv4"/>
-<address addr="00:1A:2B:3C:4D:5E" addrtype="mac" vendor="Cisco Systems"/>
-<hostnames>
-<hostname name="www.example.test" type="user"/>
-<hostname name="web-10.example.test" type="PTR"/>
-</hostnames>
-<ports><extraports state="closed" count="995">
-<extrareasons reason="resets" count="995" proto="tcp" ports="1-21,23-79"/>
-</extraports>
-<port protocol="tcp" portid="22"><state state="open" reason="syn-ack" reason_ttl="64"/><service name="ssh" product="OpenSSH" version="8.9p1 Ubuntu 3ubuntu0.4" extrainfo="Ubuntu Linux; protocol 2.0" ostype="Linux" method="probed" conf="10"><cpe>cpe:/a:openbsd:openssh:8.9p1</cpe><cpe>cpe:/o:linux:linux_kernel</cpe></service></port>
-<port protocol="tcp" portid="443"><state state="open" reason="syn-ack" reason_ttl="64"/><service name="http" product="nginx" version="1.18.0" extrainfo="Ubuntu" tunnel="ssl" method="probed" conf="10"><cpe>cpe:/a:igor_sysoev:nginx:1.18.0</cpe></service><script id="http-server-header" output="nginx/1.18.0 (Ubuntu)"><elem>nginx/1.18.0 (Ubuntu)</elem>
-</script><script id="http-title" output="Welcome to the example"><elem key="title">Welcome to the example</elem>
-</script><script id="ssl-cert" output="Subject: commonName=www.example.test/organizationName=Example Ltd&#xa;Subject Alternative Name: DNS:www.example.test, DNS:example.test&#xa;Issuer: commonName=Example CA&#xa;Not valid before: 2026-01-01T00:00:00&#xa;Not valid after:  2027-01-01T00:00:00"><table key="subject">
-<elem key="commonName">www.example.test</elem>
-<elem key="organizationName">Example Ltd</elem>
-</table>
-<table key="issuer">
-<elem key="commonName">Example CA</elem>
-<elem key="countryName">US</elem>
-</table>
-<table key="pubkey">
-<elem key="type">rsa</elem>
-<elem key="bits">2048</elem>
-</table>
-<table key="extensions">
-<table>
-<elem key="name">X509v3 Basic Constraints</elem>
-<elem key="value">CA:FALSE</elem>
-</table>
-<table>
-<elem key="name">X509v3 Subject Alternative Name</elem>
-<elem key="value">DNS:www.example.test, DNS:example.test, IP Address:192.0.2.10</elem>
-</table>
-</table>
-<elem key="sig_algo">sha256WithRSAEncryption</elem>
-<table key="validity">
-<elem key="notBefore">2026-01-01T00:00:00</elem>
-<elem key="notAfter">2027-01-01T00:00:00</elem>
-</table>
-<elem key="md5">0123456789abcdef0123456789abcdef</elem>
-<elem key="sha1">0123456789abcdef0123456789abcdef01234567</elem>
-<elem key="pem">{PEM}</elem>
-</script></port>
-<port protocol="tcp" portid="8080"><state state="filtered" reason="no-response" reason_ttl="0"/><service name="http-proxy" method="table" conf="3"/></port>
-<port protocol="udp" portid="53"><state state="open" reason="udp-response" reason_ttl="64"/><service name="domain" product="ISC BIND" version="9.18.18" method="probed" conf="10"><cpe>cpe:/a:isc:bind:9.18.18</cpe></service></port>
-<port protocol="udp" portid="161"><state state="open|filtered" reason="no-response" reason_ttl="0"/><service name="snmp" method="table" conf="3"/></port>
-</ports>
-<os><portused state="open" proto="tcp" portid="22"/>
-<portused state="closed" proto="tcp" portid="1"/>
-<osmatch name="Linux 2.6.32" accuracy="91" line="55409">
-<osclass type="general purpose" vendor="Linux" osfamily="Linux" osgen="2.6.X" accuracy="91"><cpe>cpe:/o:linux:linux_kernel:2.6.32</cpe></osclass>
-</osmatch>
-<osmatch name="Linux 4.15 - 5.8" accuracy="96" line="67501">
-<osclass type="general purpose" vendor="Linux" osfamily="Linux" osgen="5.X" accuracy="96"><cpe>cpe:/o:linux:linux_kernel:5</cpe></osclass>
-</osmatch>
-</os>
-<uptime seconds="3888000" lastboot="Thu Oct 15 10:00:00 2026"/>
-<distance value="1"/>
-<tcpsequence index="260" difficulty="Good luck!" values="A1B2C3D4,E5F60718"/>
-<times srtt="412" rttvar="95" to="100000"/>
-</host>
-""".encode()
-
-ROUTER = b"""<hosthint><status state="up" reason="unknown-response" reason_ttl="0"/>
-<address addr="192.0.2.1" addrtype="ipv4"/>
-<hostnames>
-</hostnames>
-</hosthint>
-<host starttime="1796464800" endtime="1796464900"><status state="up" reason="echo-reply" reason_ttl="255"/>
-<address addr="192.0.2.1" addrtype="ipv4"/>
-<hostnames>
-</hostnames>
-<ports><port protocol="tcp" portid="23"><state state="open" reason="syn-ack" reason_ttl="255"/><service name="telnet" product="Cisco router telnetd" ostype="IOS" devicetype="router" method="probed" conf="10"><cpe>cpe:/o:cisco:ios</cpe></service></port>
-</ports>
-<os><osmatch name="Cisco 2811 router (IOS 12.4)" accuracy="100" line="14003">
-<osclass type="router" vendor="Cisco" osfamily="IOS" osgen="12.X" accuracy="100"><cpe>cpe:/h:cisco:2811_router</cpe></osclass>
-</osmatch>
-</os>
-<distance value="2"/>
-</host>
-<host starttime="1796464800" endtime="1796464900"><status state="down" reason="no-response" reason_ttl="0"/>
-<address addr="192.0.2.5" addrtype="ipv4"/>
-</host>
-"""
-
-
-def nmap_file(*hosts_xml: bytes, end: bytes = END) -> bytes:
-    return PROLOG + b"".join(hosts_xml) + end
 
 
 @pytest.mark.parametrize("block", [1 << 20, 7], ids=["whole", "seven bytes at a time"])
@@ -289,31 +189,6 @@ def test_nmap_6_output_without_structured_scripts_is_read(tmp_path: Path) -> Non
     assert https["http"]["title"] == "Old site"
     assert found["os"] == "Linux 2.6.32 - 3.2"
     assert found["os_version"] == "2.6.X"
-
-
-BILLION_LAUGHS = b"""<?xml version="1.0"?>
-<!DOCTYPE nmaprun [
- <!ENTITY lol "lol">
- <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
- <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
- <!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
-]>
-<nmaprun scanner="nmap"><host><status state="up"/><address addr="192.0.2.1" addrtype="ipv4"/>
-<hostnames><hostname name="&lol9;" type="user"/></hostnames></host></nmaprun>
-"""
-EXTERNAL_ENTITY = b"""<?xml version="1.0"?>
-<!DOCTYPE nmaprun [<!ENTITY secret SYSTEM "file:///etc/passwd">]>
-<nmaprun scanner="nmap"><host><status state="up"/><address addr="192.0.2.1" addrtype="ipv4"/>
-<hostnames><hostname name="&secret;" type="user"/></hostnames></host></nmaprun>
-"""
-EXTERNAL_DTD = b"""<?xml version="1.0"?>
-<!DOCTYPE nmaprun SYSTEM "http://127.0.0.1:9/nmap.dtd">
-<nmaprun scanner="nmap"></nmaprun>
-"""
-PARAMETER_ENTITY = b"""<?xml version="1.0"?>
-<!DOCTYPE nmaprun [<!ENTITY % remote SYSTEM "http://127.0.0.1:9/evil.dtd"> %remote;]>
-<nmaprun scanner="nmap"></nmaprun>
-"""
 
 
 @pytest.mark.parametrize(
