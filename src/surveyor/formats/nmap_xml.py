@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
@@ -409,21 +410,30 @@ class MasscanReader(NmapReader):
             self.facts.partial = True
 
 
+#: masscan's names of services that differ from the ones scans give.
+MASSCAN_NAMES: Final = {"pop": "pop3", "X509": "ssl"}
+_MASSCAN_ESCAPE: Final = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
 def apply_masscan_banner(port: dict[str, Any], name: str, banner: str) -> None:
-    """What masscan's banner of a port (`--banners`) says, onto the service record."""
-    name = name.strip().lower()
-    banner = banner[:MAX_TEXT]
-    if not name or not banner:
+    """What masscan's banner of a port (`--banners`) says, onto the service record.
+
+    masscan writes the bytes of a banner that are not printable as `\\xNN` in its list and
+    XML output (and as JSON escapes in `-oJ`); they are read back as characters.
+    """
+    name = MASSCAN_NAMES.get(name.strip(), name.strip()).lower()
+    banner = _MASSCAN_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), banner[: MAX_TEXT * 4])
+    if not name or not banner.strip():
         return
     if name == "title":
         port.setdefault("http", {})["title"] = text(banner, MAX_TEXT)
         port.setdefault("service", "http")
     elif name in ("http", "http.server"):
         port["service"] = "http"
-        for line in banner.replace("\\x0d", "").replace("\\x0a", "\n").splitlines():
+        for line in banner.splitlines():
             if line.lower().startswith("server:"):
                 port.setdefault("http", {})["server"] = text(line[7:])
-    elif name in ("ssl", "x509"):
+    elif name == "ssl":
         port["tunnel"] = "ssl"
     else:
         port["service"] = text(name, 40)
