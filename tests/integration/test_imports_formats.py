@@ -75,6 +75,11 @@ def test_an_nmap_file_becomes_an_import_task_whose_assets_have_products_and_vers
     stored = tmp_path / "tasks" / f"{created['id']}.jsonl.gz"
     assert leftovers(tmp_path) == [stored.name]
     assert b'"source":"import:nmap"' in gzip.decompress(stored.read_bytes())
+    events = console.admin.get(f"/api/v1/tasks/{created['id']}/events").json()["items"]
+    messages = [event.get("message") or "" for event in events]
+    assert any(
+        "imported 2 host records (nmap XML); 1 hosts that were down" in m for m in messages
+    ), messages
     assert process_all(console.db, tmp_path) == 1
     done = console.admin.get(f"/api/v1/tasks/{created['id']}").json()
     assert done["status"] == "processed"

@@ -235,6 +235,18 @@ def _limit_refusal(exc: LimitExceeded) -> FileRefused:
     return FileRefused(400, "invalid_import_file", f"the file is refused: {exc}", details)
 
 
+def _imported_message(imported: ImportedFile) -> str:
+    """What the task's event says of the file: how many hosts, from what, what was left out."""
+    message = f"imported {imported.hosts} host records ({LABELS[Format(imported.format)]})"
+    skipped = imported.about.get("skipped")
+    if isinstance(skipped, int) and skipped:
+        message += f"; {skipped} hosts that were down or had no address left out"
+    notes = imported.about.get("notes")
+    if isinstance(notes, list) and notes:
+        message += "; " + "; ".join(str(note) for note in notes)
+    return message
+
+
 def resolve_site(conn: Connection, principal: Principal, site: str | None) -> Site:
     """The site an import goes to: the one named (by id or name), or the organization's
     default site."""
@@ -292,7 +304,7 @@ def create_import(
         task.id,
         TaskStatus.PROCESSING_QUEUED,
         actor=principal.email,
-        message=f"imported {imported.hosts} host records ({LABELS[Format(imported.format)]})",
+        message=_imported_message(imported),
         changes={
             "size_data": imported.size,
             "data_sha256": imported.sha256,
