@@ -42,8 +42,18 @@ from surveyor.testing.nmapxml import hosts_for_size, write_scan_file
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-OURS = """
-import gzip, json, os, resource, sys, time
+#: The child's own peak RSS: VmHWM belongs to the program exec started, while ru_maxrss
+#: keeps the peak of the process it was forked from (getrusage(2)).
+PEAK = """
+def peak_rss():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+"""
+
+OURS = (
+    PEAK
+    + """
+import gzip, json, os, sys, time
 from pathlib import Path
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS
 from surveyor.formats.convert import file_format, peek, task_lines
@@ -61,11 +71,14 @@ with gzip.open(out, "wb", compresslevel=1) as written:
 wall = time.perf_counter() - started
 out.with_suffix(".merge").unlink(missing_ok=True)
 print(json.dumps({"wall": wall, "cpu": sum(os.times()[:2]) - cpu, "hosts": count - 2,
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak": peak_rss()}))
 """
+)
 
-CHECKED = """
-import json, os, resource, sys, time
+CHECKED = (
+    PEAK
+    + """
+import json, os, sys, time
 from pathlib import Path
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS
 from surveyor.service.imports import check_file
@@ -75,11 +88,14 @@ checked = check_file(Path(sys.argv[1]), named_format=None, limits=DEFAULT_LIMITS
 wall = time.perf_counter() - started
 checked.path.unlink()
 print(json.dumps({"wall": wall, "cpu": sum(os.times()[:2]) - cpu, "hosts": checked.hosts,
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak": peak_rss()}))
 """
+)
 
-LIBNMAP = """
-import json, os, resource, sys, time
+LIBNMAP = (
+    PEAK
+    + """
+import json, os, sys, time
 from libnmap.parser import NmapParser
 
 started, cpu = time.perf_counter(), sum(os.times()[:2])
@@ -88,8 +104,9 @@ wall = time.perf_counter() - started
 ports = sum(len(host.services) for host in report.hosts)
 print(json.dumps({"wall": wall, "cpu": sum(os.times()[:2]) - cpu, "hosts": len(report.hosts),
                   "ports": ports,
-                  "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                  "peak": peak_rss()}))
 """
+)
 
 
 @dataclass(frozen=True)
