@@ -171,16 +171,15 @@ def test_a_truncated_gzip_file_is_refused(console: ConsoleUnderTest, tmp_path: P
     assert stored_files(tmp_path) == []
 
 
-def test_an_empty_body_a_form_and_an_unknown_site_are_refused(
+def test_an_empty_body_a_form_without_a_file_and_an_unknown_site_are_refused(
     console: ConsoleUnderTest, tmp_path: Path
 ) -> None:
     empty = upload(console, b"")
     assert empty.status_code == 400
     assert "empty" in empty.json()["error"]["message"]
-    form = console.admin.post(
-        "/api/v1/imports", files={"file": ("scan.jsonl", encode(records([host("127.0.0.1")])))}
-    )
-    assert form.status_code == 415
+    no_file = console.admin.post("/api/v1/imports", files={"notes": (None, b"no file here")})
+    assert no_file.status_code == 400
+    assert "no file" in no_file.json()["error"]["message"]
     unknown = upload(console, encode(records([host("127.0.0.1")])), site="Nowhere")
     assert unknown.status_code == 400
     assert "Nowhere" in unknown.json()["error"]["message"]

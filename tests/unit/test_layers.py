@@ -65,6 +65,12 @@ RULES = (
         "a connector reads another system; it runs the same in the console and on an explorer",
         allowed=("surveyor.core", "surveyor.connectors"),
     ),
+    Rule(
+        "surveyor.formats",
+        ("surveyor",),
+        "reading other tools' files is pure: the same in the console, a worker or a test",
+        allowed=("surveyor.core", "surveyor.formats"),
+    ),
     Rule("surveyor.service", _UPPER, "services are shared by the API, the pages and the CLI"),
     Rule("surveyor.scheduler", _UPPER, "the console runs the scheduler; not the reverse"),
     Rule("surveyor.processing", _UPPER, "`surveyor worker` runs processing without a console"),

@@ -1,4 +1,8 @@
-"""`surveyor import FILE --site S`: upload Surveyor task data as an import task."""
+"""`surveyor import FILE [--site S] [--format F]`: upload a file as an import task.
+
+The file goes as it is (Surveyor JSONL, nmap XML, masscan output or CSV, gzip or plain);
+the console tells its format unless `--format` names it.
+"""
 
 from __future__ import annotations
 
@@ -46,11 +50,21 @@ def import_file(
             exists=True,
             dir_okay=False,
             readable=True,
-            help="Surveyor task data: JSONL, gzip-compressed or plain (what `surveyor scan` "
-            "writes).",
+            help="Surveyor task data (what `surveyor scan` writes), nmap XML (-oX), masscan "
+            "output (-oJ, -oX, -oL) or CSV with a header row; gzip-compressed or plain.",
         ),
     ],
-    site: Annotated[str, typer.Option("--site", help="Site id or name to import into.")],
+    site: Annotated[
+        str | None,
+        typer.Option("--site", help="Site id or name to import into (default: the first site)."),
+    ] = None,
+    file_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="jsonl, nmap, masscan or csv (default: told from the file's first bytes).",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="A name for the import task.")] = None,
     wait: Annotated[
         bool,
@@ -60,10 +74,15 @@ def import_file(
     console: ConsoleOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Import a task data file into a site's inventory (an import task, processed like a scan)."""
+    """Import a file into a site's inventory (an import task, processed like a scan)."""
     with file.open("rb") as probe:
-        content_type = "application/gzip" if probe.read(2) == GZIP_MAGIC else "application/x-ndjson"
-    params = {"site": site, "name": name or f"Import of {file.name}"}
+        compressed = probe.read(2) == GZIP_MAGIC
+    content_type = "application/gzip" if compressed else "application/octet-stream"
+    params = {"name": name or f"Import of {file.name}"}
+    if site is not None:
+        params["site"] = site
+    if file_format is not None:
+        params["format"] = file_format
     progress = (
         None
         if as_json
@@ -90,7 +109,8 @@ def import_file(
             )
         except CliError as error:
             line = error.details.get("line")
-            if error.code == "invalid_task_data" and isinstance(line, int):
+            bad_file = error.code in ("invalid_task_data", "invalid_import_file")
+            if bad_file and isinstance(line, int):
                 error.hint = f"fix line {line} of {file} (or the tool that wrote it) and retry"
             raise
         finally:

@@ -1,21 +1,24 @@
-"""`POST /api/v1/imports`: a Surveyor JSONL file (gzip or plain) becomes an `import` task.
+"""`POST /api/v1/imports`: a file becomes an `import` task.
 
-The file is the raw request body. It is stored gzip-compressed while it arrives, then checked
-record by record within the task data limits; a bad record is a 400 naming its line, data over
-a size limit a 413 naming the limit, and nothing is kept. A good file becomes an import task
-in `processing_queued`, merged by the same workers as scans.
+The file is the raw request body, or the `file` part of a `multipart/form-data` body (what
+browsers and most HTTP tools send; its `site`, `name`, `format` and `description` parts
+count as the query parameters of the same names). It is stored as it arrives, then
+`service.imports.check_file` tells its format (Surveyor JSONL, nmap XML, masscan output,
+CSV; gzip or plain), turns it into task data and checks every record: a broken file is a
+400 naming where and what, data over a size limit a 413 naming the limit, and nothing is
+kept. A good file becomes an import task in `processing_queued`, merged by the same
+workers as scans.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gzip
-import hashlib
 import os
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from surveyor.console.auth import Operator
@@ -23,61 +26,36 @@ from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import TaskOut
 from surveyor.console.state import ConsoleState, State
-from surveyor.core.jsonl_limits import JsonlLimits
 from surveyor.core.task import Task
-from surveyor.processing.records import TaskDataError, survey
+from surveyor.formats.records import Format
 from surveyor.service import imports as import_service
-from surveyor.service.imports import ImportedFile
+from surveyor.service.imports import FileRefused, ImportedFile
 from surveyor.store.accounts import Principal
-from surveyor.store.taskdata import GZIP_MAGIC, TASKS_DIR, create_temp_file, task_data_path
+from surveyor.store.taskdata import TASKS_DIR, create_temp_file, task_data_path
 
 IMPORT_PATH = "/api/v1/imports"
 router = APIRouter(prefix=IMPORT_PATH, tags=["imports"])
 _ERRORS = error_responses(400, 401, 403, 404, 413, 415, 422)
+#: The form fields read besides the file, and how long each may be.
+FORM_FIELDS = {"site": 200, "name": 200, "format": 20, "description": 10_000}
 
 
 class _StoredUpload:
-    """The upload as it will be stored (gzip), in a temporary file beside the task data."""
+    """The upload as it came, in a temporary file beside the task data."""
 
     def __init__(self, data_dir: Path) -> None:
         fd, self.path = create_temp_file(data_dir / TASKS_DIR, prefix=".import-", suffix=".part")
         # Open (and so locked) until discarded.
         self._file = os.fdopen(fd, "wb")
-        self._sink: IO[bytes] | gzip.GzipFile | None = None
-        self._head = b""
         self.received = 0
 
     def write(self, chunk: bytes) -> None:
         self.received += len(chunk)
-        if self._sink is None:
-            self._head += chunk
-            if len(self._head) < 2:
-                return
-            chunk, self._head = self._head, b""
-            # Plain JSONL is compressed on the way in; gzip is stored as it came.
-            self._sink = (
-                self._file
-                if chunk[:2] == GZIP_MAGIC
-                else gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=6)
-            )
-        assert self._sink is not None
-        self._sink.write(chunk)
+        self._file.write(chunk)
 
-    def finish(self) -> tuple[int, str]:
-        """Finish writing (flushed to disk); the stored size and SHA-256."""
-        if self._sink is None:
-            self._sink = gzip.GzipFile(fileobj=self._file, mode="wb")
-            assert self._sink is not None
-            self._sink.write(self._head)
-        if self._sink is not self._file:
-            self._sink.close()
+    def finish(self) -> None:
         self._file.flush()
         os.fsync(self._file.fileno())
-        digest = hashlib.sha256()
-        with self.path.open("rb") as stored:
-            while block := stored.read(1 << 20):
-                digest.update(block)
-        return self.path.stat().st_size, digest.hexdigest()
 
     def discard(self) -> None:
         with contextlib.suppress(OSError):
@@ -86,21 +64,85 @@ class _StoredUpload:
             self.path.unlink()
 
 
-def _host_records(path: Path, limits: JsonlLimits) -> int:
-    """How many host records the file holds, once every record is checked."""
-    with survey(path, limits=limits) as surveyed:
-        return surveyed.host_records
+class _Form:
+    """A `multipart/form-data` body read as it arrives: the `file` part (or else the first
+    part with a file name) into the upload, the small fields into `fields`."""
+
+    def __init__(self, boundary: bytes, upload: _StoredUpload) -> None:
+        self.upload = upload
+        self.fields: dict[str, str] = {}
+        self.files = 0
+        self._header_field = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._target: str | None = None
+        self._value = bytearray()
+        self.parser = MultipartParser(
+            boundary,
+            {
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_name,
+                "on_header_value": self._header_value,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._data,
+                "on_part_end": self._part_end,
+            },
+        )
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._header_field = b""
+        self._target = None
+        self._value = bytearray()
+
+    def _header_name(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        name = self._header_field.lower()
+        self._headers[name] = self._headers.get(name, b"") + data[start:end]
+        if len(self._headers[name]) > 4096:
+            raise ApiError(400, "invalid_import", "a form part's header is too long")
+
+    def _headers_finished(self) -> None:
+        self._header_field = b""
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if (name == "file" or b"filename" in options) and self.files == 0:
+            self._target = "\0file"
+            self.files += 1
+        elif name in FORM_FIELDS:
+            self._target = name
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        if self._target == "\0file":
+            self.upload.write(data[start:end])
+        elif self._target is not None:
+            self._value += data[start:end]
+            if len(self._value) > FORM_FIELDS[self._target] * 4:
+                raise ApiError(
+                    400, "invalid_import", f"the form field {self._target!r} is too long"
+                )
+
+    def _part_end(self) -> None:
+        if self._target is not None and self._target != "\0file":
+            self.fields[self._target] = self._value.decode("utf-8", "replace")[
+                : FORM_FIELDS[self._target]
+            ]
+        self._target = None
+
+    def write(self, chunk: bytes) -> None:
+        self.parser.write(chunk)
+
+    def finish(self) -> None:
+        self.parser.finalize()
+        if self.files == 0:
+            raise ApiError(
+                400, "invalid_import", "the form has no file: send it as the part named 'file'"
+            )
 
 
-def _refusal(exc: TaskDataError) -> ApiError:
-    details: dict[str, Any] = {"problem": exc.problem}
-    if exc.line is not None:
-        details["line"] = exc.line
-    if exc.exceeded is not None:
-        details |= exc.exceeded.details
-        if exc.exceeded.too_large:
-            return ApiError(413, "too_large", f"the file is refused: {exc}", details)
-    return ApiError(400, "invalid_task_data", f"the file is not Surveyor task data: {exc}", details)
+def _refusal(refused: FileRefused) -> ApiError:
+    return ApiError(refused.status, refused.code, refused.message, refused.details)
 
 
 def _create_import(
@@ -152,39 +194,80 @@ async def create_import(
     ] = None,
     name: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     description: Annotated[str, Query(max_length=10_000)] = "",
+    format: Annotated[
+        Format | None,
+        Query(description="The file's format; detected from its first bytes when left out."),
+    ] = None,
 ) -> TaskOut:
-    """Import a Surveyor JSONL file (gzip or plain, as the request body) into a site."""
+    """Import a file into a site: Surveyor JSONL, nmap XML, masscan (-oJ, -oX, -oL) or CSV,
+    gzip or plain, as the request body or the `file` part of a form."""
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send the file itself as the request body (for example "
-            "Content-Type: application/gzip), not as a form",
-        )
     upload = await run_in_threadpool(_StoredUpload, state.settings.data_dir)
+    imported: ImportedFile | None = None
     try:
+        form: _Form | None = None
+        sink: Any = upload
+        if content_type.startswith("multipart/form-data"):
+            _, options = parse_options_header(content_type)
+            boundary = options.get(b"boundary")
+            if not boundary:
+                raise ApiError(400, "invalid_import", "the form has no boundary")
+            form = sink = _Form(boundary, upload)
+        elif content_type.startswith("multipart/"):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "send the file as the request body, or as the part 'file' of multipart/form-data",
+            )
         async for chunk in request.stream():
             if chunk:
-                await run_in_threadpool(upload.write, chunk)
+                await run_in_threadpool(sink.write, chunk)
+        if form is not None:
+            form.finish()
+            fields = form.fields
+            site = site or fields.get("site") or None
+            name = name or fields.get("name") or None
+            description = description or fields.get("description", "")
+            if format is None and fields.get("format", "").strip():
+                format = _form_format(fields["format"])
         if upload.received == 0:
             raise ApiError(400, "invalid_import", "the request body is empty; send the file")
-        size, sha256 = await run_in_threadpool(upload.finish)
+        await run_in_threadpool(upload.finish)
         try:
-            hosts = await run_in_threadpool(
-                _host_records, upload.path, state.settings.task_data_limits
+            imported = await run_in_threadpool(
+                lambda: import_service.check_file(
+                    upload.path,
+                    named_format=format.value if format is not None else None,
+                    limits=state.settings.task_data_limits,
+                )
             )
-        except TaskDataError as exc:
-            raise _refusal(exc) from exc
+        except FileRefused as refused:
+            raise _refusal(refused) from refused
         task = await run_in_threadpool(
             _create_import,
             state,
             principal,
-            ImportedFile(upload.path, size, sha256, hosts),
+            imported,
             site=site,
             name=name.strip() if name else None,
             description=description,
         )
     finally:
+        if imported is not None and imported.path != upload.path:
+            with contextlib.suppress(FileNotFoundError):
+                imported.path.unlink()
         await run_in_threadpool(upload.discard)
     return task_out(task)
+
+
+def _form_format(value: str) -> Format:
+    try:
+        return Format(value.strip().lower())
+    except ValueError:
+        names = ", ".join(f.value for f in Format)
+        raise ApiError(
+            400,
+            "invalid_import",
+            f"there is no format {value.strip()!r}; formats are {names}",
+            {"field": "format"},
+        ) from None
