@@ -12,6 +12,7 @@ import contextlib
 import gzip
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -141,6 +142,61 @@ def _create_import(
         raise
 
 
+async def receive_import(
+    state: ConsoleState,
+    principal: Principal,
+    chunks: AsyncIterator[bytes],
+    *,
+    content_type: str,
+    site: str | None,
+    name: str | None,
+    description: str,
+    format: str | None = None,
+) -> Task:
+    """Receive a file (`chunks`), check it and create its import task: what the API's
+    `POST /api/v1/imports` and the Import page's upload (`console/web/imports.py`) both do.
+    A refusal is an `ApiError` and leaves nothing behind."""
+    if format and format != "jsonl":
+        raise ApiError(
+            400,
+            "invalid_import",
+            f"the format {format!r} is not read by this console: send Surveyor JSONL",
+            {"field": "format"},
+        )
+    if content_type.startswith("multipart/"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "send the file itself as the request body (for example "
+            "Content-Type: application/gzip), not as a form",
+        )
+    upload = await run_in_threadpool(_StoredUpload, state.settings.data_dir)
+    try:
+        async for chunk in chunks:
+            if chunk:
+                await run_in_threadpool(upload.write, chunk)
+        if upload.received == 0:
+            raise ApiError(400, "invalid_import", "the request body is empty; send the file")
+        size, sha256 = await run_in_threadpool(upload.finish)
+        try:
+            hosts = await run_in_threadpool(
+                _host_records, upload.path, state.settings.task_data_limits
+            )
+        except TaskDataError as exc:
+            raise _refusal(exc) from exc
+        return await run_in_threadpool(
+            _create_import,
+            state,
+            principal,
+            ImportedFile(upload.path, size, sha256, hosts),
+            site=site,
+            name=name.strip() if name else None,
+            description=description,
+        )
+    finally:
+        await run_in_threadpool(upload.discard)
+
+
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
 async def create_import(
     request: Request,
@@ -154,37 +210,13 @@ async def create_import(
     description: Annotated[str, Query(max_length=10_000)] = "",
 ) -> TaskOut:
     """Import a Surveyor JSONL file (gzip or plain, as the request body) into a site."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/"):
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            "send the file itself as the request body (for example "
-            "Content-Type: application/gzip), not as a form",
-        )
-    upload = await run_in_threadpool(_StoredUpload, state.settings.data_dir)
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                await run_in_threadpool(upload.write, chunk)
-        if upload.received == 0:
-            raise ApiError(400, "invalid_import", "the request body is empty; send the file")
-        size, sha256 = await run_in_threadpool(upload.finish)
-        try:
-            hosts = await run_in_threadpool(
-                _host_records, upload.path, state.settings.task_data_limits
-            )
-        except TaskDataError as exc:
-            raise _refusal(exc) from exc
-        task = await run_in_threadpool(
-            _create_import,
-            state,
-            principal,
-            ImportedFile(upload.path, size, sha256, hosts),
-            site=site,
-            name=name.strip() if name else None,
-            description=description,
-        )
-    finally:
-        await run_in_threadpool(upload.discard)
+    task = await receive_import(
+        state,
+        principal,
+        request.stream(),
+        content_type=request.headers.get("content-type", ""),
+        site=site,
+        name=name,
+        description=description,
+    )
     return task_out(task)
