@@ -87,8 +87,10 @@ def test_a_form_post_creates_the_import_task_and_goes_to_it(
     assert answer.headers["location"] == f"/tasks?tab=all&task={created['id']}"
     assert created["status"] == "processing_queued"
     assert process_all(console.db, tmp_path) == 1
-    done = console.admin.get(f"/api/v1/tasks/{created['id']}").json()
-    assert done["change_summary"]["new"] == 2
+    shown = client.get(f"/imports/{created['id']}/state").json()
+    assert shown["status"] == "processed"
+    assert shown["status_label"] == "Processed"
+    assert shown["change_summary"]["new"] == 2
 
 
 def test_the_page_scripts_upload_answers_with_the_task(

@@ -196,6 +196,7 @@ ROWS = [
         form=fields(name="web scan", targets="127.0.0.1", ports="default", when="now"),
     ),
     Row("GET", "/imports", own("operator")),
+    Row("GET", "/imports/{task_id}/state", on_objects("viewer"), {"task_id": "processed"}),
     Row(
         "POST",
         "/imports",

@@ -26,6 +26,7 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.store import records
+from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
@@ -78,6 +79,31 @@ def _page(
 def import_page(request: Request, principal: PagePrincipal, state: State) -> Response:
     require_role(principal, Role.OPERATOR)
     return _page(request, state, principal, {"site": "", "name": "", "format": ""}, {})
+
+
+def _task_state(state: ConsoleState, principal: Principal, task_id: int) -> dict[str, Any] | None:
+    with state.db.read() as conn:
+        task = task_store.get_task(conn, principal.organization_id, task_id)
+    if task is None:
+        return None
+    return {
+        "id": task.id,
+        "status": task.status.value,
+        "status_label": task.status.label,
+        "change_summary": task.change_summary,
+        "error": task.error,
+    }
+
+
+@router.get("/imports/{task_id}/state")
+async def import_state(
+    task_id: int, request: Request, principal: PagePrincipal, state: State
+) -> Response:
+    """Where a task is: the page's script asks when the live updates say its import moved."""
+    found = await asyncio.to_thread(_task_state, state, principal, task_id)
+    if found is None:
+        return JSONResponse({"error": {"message": "there is no such task"}}, 404)
+    return JSONResponse(found, headers={"Cache-Control": "no-store"})
 
 
 def error_field(error: ApiError) -> str:

@@ -74,7 +74,7 @@ export function setUpImportForm() {
 
   async function refreshTask() {
     if (taskId === null) return;
-    const response = await fetch(`/api/v1/tasks/${taskId}`, { headers: { Accept: "application/json" } });
+    const response = await fetch(`/imports/${taskId}/state`);
     if (!response.ok) return;
     const task = await response.json();
     if (task.status === lastStatus) return;
@@ -86,6 +86,7 @@ export function setUpImportForm() {
       );
       progress.summary.textContent = `Changes: ${parts.length ? parts.join(", ") : "none"}`;
     }
+    if (task.status === "failed" && task.error) progress.summary.textContent = task.error;
     if (DONE.has(task.status)) button.disabled = false;
   }
 
