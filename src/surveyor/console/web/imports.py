@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.datastructures import UploadFile
 
 from surveyor.console.errors import ApiError
+from surveyor.console.import_upload import receive_import
 from surveyor.console.live import latest_event_id
-from surveyor.console.routes.imports import receive_import
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
