@@ -43,6 +43,7 @@ from tests.e2e.conftest import (
     sign_in,
     wait_for_status,
 )
+from tests.support.inventory_data import encode, host, records
 
 WIDTHS = {
     "wide": ViewportSize(width=WIDE["width"], height=WIDE["height"]),
@@ -393,7 +394,9 @@ def test_every_page_of_the_console_passes_axe(
             continue
         checks.visit(url, path)
     # the probe found the pages (and left out only redirects, JSON and downloads)
-    assert {"/tasks", "/tasks/new", "/explorers", "/sites", "/assets"} <= set(checks.checked)
+    assert {"/tasks", "/tasks/new", "/imports", "/explorers", "/sites", "/assets"} <= set(
+        checks.checked
+    )
     assert "/assets/{asset_id:int}" in checks.checked
     assert set(not_pages) >= {"/", "/login", "/tasks/counts"}
     for name, label in VIEWS:
@@ -475,6 +478,23 @@ def test_the_states_users_meet_pass_axe(
     page.get_by_role("button", name="Create enrollment token").click()
     expect(page.locator("#enroll-error")).to_be_visible()
     checks.check("an enrollment token refused")
+
+    # the Import page: a refused file shown at the form (nothing is imported)
+    page.goto(f"{url}/imports")
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "broken.jsonl", "mimeType": "text/plain", "buffer": b"not json\n"}]
+    )
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#form-errors")).to_be_visible()
+    checks.check("the Import page with a refused file")
+    good = encode(records([host("127.0.9.9")], targets="127.0.9.9"), compress=False)
+    page.get_by_label("File").set_input_files(
+        files=[{"name": "hosts.jsonl", "mimeType": "application/x-ndjson", "buffer": good}]
+    )
+    page.get_by_role("button", name="Import").click()
+    expect(page.locator("#import-status")).to_have_text("Import task: Processed", timeout=60_000)
+    expect(page.locator("#form-errors")).to_be_hidden()
+    checks.check("the Import page with an import processed")
 
     # the error page
     checks.visit(f"{url}/assets/999999999", "the error page")

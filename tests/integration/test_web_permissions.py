@@ -29,7 +29,7 @@ from surveyor.console.web.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf
 from surveyor.store import accounts
 from surveyor.store.accounts import Role
 from tests.support.console import ConsoleUnderTest
-from tests.support.inventory_data import Place, host, process_all, queue_hosts
+from tests.support.inventory_data import Place, encode, host, process_all, queue_hosts, records
 
 LOGIN = "login"
 FUTURE = "2099-01-01T00:00:00Z"
@@ -88,6 +88,7 @@ class Row:
     form: Form | None = None  # the form's fields (POST; the CSRF token is added)
     fixed: dict[str, str] = field(default_factory=dict)  # path parameters that are no objects
     fresh: bool = False  # fresh objects for each call; else shared ones
+    upload: bytes | None = None  # a file sent as the form's `file` (multipart)
     name: str = ""
 
     def __str__(self) -> str:
@@ -193,6 +194,15 @@ ROWS = [
         "/tasks/new",
         own("operator", 303),
         form=fields(name="web scan", targets="127.0.0.1", ports="default", when="now"),
+    ),
+    Row("GET", "/imports", own("operator")),
+    Row("GET", "/imports/{task_id}/state", on_objects("viewer"), {"task_id": "processed"}),
+    Row(
+        "POST",
+        "/imports",
+        own("operator", 303),
+        form=fields(name="web import"),
+        upload=encode(records([host("127.0.0.9")])),
     ),
     Row(
         "POST",
@@ -531,6 +541,8 @@ def call(world: World, row: Row, caller: str) -> httpx2.Response:
     form = {"csrf_token": csrf, **(row.form(objects) if row.form is not None else {})}
     if path == "/login":
         client.cookies.set(LOGIN_CSRF_COOKIE, form["csrf_token"])
+    if row.upload is not None:
+        return client.post(path, data=form, files={"file": ("hosts.jsonl.gz", row.upload)})
     return client.post(path, data=form)
 
 

@@ -29,6 +29,7 @@ from surveyor.console.routes import (
 )
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
+from surveyor.console.web import imports as import_page
 from surveyor.core.clock import Clock, SystemClock
 from surveyor.security.secretbox import SecretKeyError, load_secret_box
 from surveyor.service import launch
@@ -191,6 +192,7 @@ def create_app(
         larger={
             explorer_api.UPLOAD_PATH_PREFIX: settings.max_upload_bytes,
             imports.IMPORT_PATH: settings.max_upload_bytes,
+            import_page.UPLOAD_PATH: settings.max_upload_bytes,
         },
     )
     return app

@@ -1,9 +1,9 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
-One module per page (`tasks`, `new_task`, `explorers`, `zones`, `sites`, `assets`, `tokens`,
-`members`, `credentials`, `audit`, `account`), `login` for signing in and out, `session` for
-cookie sessions and CSRF, `render` for templates and security headers, `forms` for reading
-submitted forms, `task_view` for how a task is shown. The live updates come from
+One module per page (`tasks`, `new_task`, `imports`, `explorers`, `zones`, `sites`, `assets`,
+`tokens`, `members`, `credentials`, `audit`, `account`), `login` for signing in and out,
+`session` for cookie sessions and CSRF, `render` for templates and security headers, `forms`
+for reading submitted forms, `task_view` for how a task is shown. The live updates come from
 `GET /api/v1/events` (`console/routes/events.py`, fed by `console/live.py`); the pages' own
 scripts and styles are in `console/static/`, the templates in `console/templates/`.
 """
@@ -20,6 +20,7 @@ from surveyor.console.web import (
     audit,
     credentials,
     explorers,
+    imports,
     login,
     members,
     new_task,
@@ -40,6 +41,7 @@ def install(app: FastAPI) -> None:
         login,
         account,
         new_task,
+        imports,
         tasks,
         explorers,
         zones,

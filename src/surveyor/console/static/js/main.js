@@ -5,6 +5,7 @@ import { liveRegions } from "./live-regions.js";
 import { setUpOverview } from "./overview.js";
 import { setUpTaskForm } from "./task-form.js";
 import { setUpCredentialForm } from "./credential-form.js";
+import { setUpImportForm } from "./import-form.js";
 
 const page = document.body.dataset.page;
 localizeTimes(document);
@@ -17,6 +18,8 @@ if (page === "overview") {
   setUpTaskForm();
 } else if (page === "credentials") {
   setUpCredentialForm();
+} else if (page === "imports") {
+  setUpImportForm();
 } else {
   const listener = liveRegions(page);
   if (listener) startLiveUpdates(listener);
