@@ -590,7 +590,7 @@ class ServiceOut(BaseModel):
 @fields_of(
     Asset,
     "id organization_id site_id site address addresses mac hostname hostnames os alive "
-    "service_count outlier first_seen last_seen changed_at last_task_id ports",
+    "service_count outlier outlier_reasons first_seen last_seen changed_at last_task_id ports",
 )
 class AssetOut(BaseModel):
     """An asset as the API lists it (`/api/v1/assets`)."""

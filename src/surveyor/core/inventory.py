@@ -36,6 +36,8 @@ class Asset:
     service_count: int
     state_hash: str
     outlier: int | None
+    #: The outlier score's strongest reasons, in words (core/outliers.py).
+    outlier_reasons: tuple[str, ...]
     first_seen: datetime
     last_seen: datetime
     changed_at: datetime
@@ -50,6 +52,7 @@ class Asset:
             addresses=tuple(row["addresses"] or ()),
             hostnames=tuple(row["hostnames"] or ()),
             alive=bool(row["alive"]),
+            outlier_reasons=tuple(row["outlier_reasons"] or ()),
         )
 
 
