@@ -66,6 +66,10 @@ _OS_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("NetBSD", ("netbsd",)),
     ("Solaris", ("solaris", "sunos")),
 )
+_DEVICE_PATTERNS = tuple(
+    (kind, re.compile(r"\b(?:" + "|".join(re.escape(word) for word in words) + r")\b"))
+    for kind, words in _DEVICE_WORDS
+)
 _DIGITS = re.compile(r"[0-9]+")
 _HEXISH = re.compile(r"\b[0-9a-f]{8,}\b")
 
@@ -88,8 +92,8 @@ def device_type(os: str, recorded: str | None = None) -> str:
     if recorded:
         return recorded.strip().lower()
     text = os.lower()
-    for kind, words in _DEVICE_WORDS:
-        if any(re.search(rf"\b{re.escape(word)}\b", text) for word in words):
+    for kind, pattern in _DEVICE_PATTERNS:
+        if pattern.search(text):
             return kind
     return "computer" if text.strip() else "unknown"
 
