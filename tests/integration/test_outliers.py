@@ -109,6 +109,11 @@ def test_the_calculation_is_a_system_task_in_the_tabs_with_progress(
         params={"tab": "all", "search": "type:outlier status:processed created_by:system"},
     )
     assert [item["id"] for item in processed.json()["items"]] == [task["id"]]
+    client, _ = signed_in(console, "viewer")
+    page = client.get("/tasks", params={"tab": "all", "search": "type:outlier"})
+    assert page.status_code == 200
+    assert "Outlier calculation" in page.text
+    assert f"40 assets scored · highest {task['stats']['highest']}" in page.text
 
 
 def test_at_most_one_calculation_waits_per_site(
