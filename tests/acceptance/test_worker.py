@@ -162,7 +162,11 @@ def test_two_workers_never_process_the_same_task_or_the_same_site_at_once(
         )
         claims = conn.execute(
             select(task_events.c.task_id, func.count())
-            .where(task_events.c.to_status == TaskStatus.PROCESSING.value)
+            .where(
+                task_events.c.to_status == TaskStatus.PROCESSING.value,
+                # Not the Outlier calculations the scans queued: the workers may stop in one.
+                task_events.c.task_id.in_(every_task),
+            )
             .group_by(task_events.c.task_id)
         ).all()
         moves = conn.execute(

@@ -137,8 +137,10 @@ def test_the_search_language_works_on_asset_keys(console: ConsoleUnderTest) -> N
 
 
 def set_outlier_scores(console: ConsoleUnderTest, scores: dict[str, int]) -> None:
-    """Scores as an outlier task would write them (that task does not exist yet)."""
+    """These scores, and no score for the other assets (in place of what the Outlier
+    calculation wrote)."""
     with console.db.write() as conn:
+        conn.execute(update(assets).values(outlier=None))
         for address, score in scores.items():
             conn.execute(update(assets).where(assets.c.address == address).values(outlier=score))
 

@@ -51,7 +51,9 @@ def test_an_imported_file_becomes_a_queued_import_task_that_fills_the_inventory(
     assert created["size_data"] == len(content)
     assert created["stats"] == {"hosts": 2}
     assert stored_files(tmp_path) == [f"{created['id']}.jsonl.gz"]
-    assert process_all(console.db, tmp_path) == 1
+    assert (
+        process_all(console.db, tmp_path) == 2
+    )  # the import, and the Outlier calculation it queued
     done = console.admin.get(f"/api/v1/tasks/{created['id']}").json()
     assert done["status"] == "processed"
     assert done["change_summary"]["new"] == 2

@@ -89,7 +89,7 @@ def test_a_first_scan_creates_an_asset_per_host_and_counts_them_new(
             )
         ],
     )
-    assert process_all(db, tmp_path) == 1
+    assert process_all(db, tmp_path) == 2  # the scan, and the Outlier calculation it queued
     assert summary_of(db, place, task_id) == counts(new=1)
     processed = task(db, place, task_id)
     assert processed.cs_new == 1
@@ -284,7 +284,7 @@ def test_the_same_address_in_two_sites_is_two_assets(
     branch = make_place(db, site="Branch")
     one = queue_hosts(db, tmp_path, place, [host("127.0.0.5", mac="00:11:22:33:44:55")])
     two = queue_hosts(db, tmp_path, branch, [host("127.0.0.5", mac="00:11:22:33:44:55")])
-    assert process_all(db, tmp_path) == 2
+    assert process_all(db, tmp_path) == 4  # two scans, and an Outlier calculation per site
     assert summary_of(db, place, one) == counts(new=1)
     assert summary_of(db, branch, two) == counts(new=1)
     [here] = site_inventory(db, place)

@@ -252,7 +252,7 @@ def test_a_worker_gives_a_task_back_when_it_is_stopped(
             select(task_events.c.message).where(task_events.c.task_id == task_id)
         ).scalars()
         assert any("worker stopped" in m for m in messages)
-    assert process_all(db, tmp_path) == 1
+    assert process_all(db, tmp_path) == 2  # the scan, and the Outlier calculation it queued
     assert task(db, place, task_id).change_summary["new"] == 10
 
 
@@ -430,7 +430,9 @@ def test_a_canceled_task_with_data_is_reprocessed_and_its_interrupted_run_comple
     requeued = task(db, place, task_id)
     assert requeued.error is None
     assert requeued.progress_process == 0.0
-    assert process_all(db, tmp_path, batch_size=2) == 1
+    assert (
+        process_all(db, tmp_path, batch_size=2) == 2
+    )  # the task, and the Outlier calculation it queued
     done = task(db, place, task_id)
     assert done.status == TaskStatus.PROCESSED
     assert done.processing_attempts == 1

@@ -596,7 +596,7 @@ class AssetSourceOut(BaseModel):
 @fields_of(
     Asset,
     "id organization_id site_id site address addresses mac hostname hostnames os alive "
-    "service_count outlier first_seen last_seen changed_at last_task_id ports "
+    "service_count outlier outlier_reasons first_seen last_seen changed_at last_task_id ports "
     "mac_vendor os_accuracy os_version device_type description tags attributes seen_by "
     "uptime_seconds distance sources",
 )

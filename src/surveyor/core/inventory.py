@@ -37,6 +37,8 @@ class Asset:
     service_count: int
     state_hash: str
     outlier: int | None
+    #: The outlier score's strongest reasons, in words (core/outliers.py).
+    outlier_reasons: tuple[str, ...]
     first_seen: datetime
     last_seen: datetime
     changed_at: datetime
@@ -65,6 +67,7 @@ class Asset:
             alive=bool(row["alive"]),
             tags=tuple(row["tags"] or ()),
             attributes=dict(row["attributes"] or {}),
+            outlier_reasons=tuple(row["outlier_reasons"] or ()),
         )
 
 

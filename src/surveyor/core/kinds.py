@@ -51,6 +51,8 @@ S = TaskStatus
 
 #: The processor that merges task data records (SPEC §7) into the site's inventory.
 INVENTORY_PROCESSOR = "inventory"
+#: The processor that scores a site's assets for how unusual they are (an Outlier calculation).
+OUTLIER_PROCESSOR = "outlier"
 
 
 class Collector(StrEnum):
@@ -483,8 +485,17 @@ IMPORT = register(
         processor=INVENTORY_PROCESSOR,
     )
 )
-#: The system kinds (SPEC §10): their paths are SPEC §2's; nothing processes them yet, so
-#: their tasks wait in `new`.
+
+
+def _outlier_outcome(task: Mapping[str, Any]) -> str:
+    stats = task.get("stats") or {}
+    if "assets" not in stats:
+        return ""
+    return f"{stats['assets']} assets scored · highest {stats.get('highest', 0)}"
+
+
+#: The system kinds (SPEC §10): their paths are SPEC §2's. A kind with no processor yet
+#: waits in `new`.
 REPORT, OUTLIER, QUERY, RETENTION = (
     register(
         TaskKind(
@@ -492,13 +503,15 @@ REPORT, OUTLIER, QUERY, RETENTION = (
             label=label,
             path=_PROCESSING_ONLY,
             collector=Collector.NOBODY,
-            processor=None,
+            processor=processor,
+            outcome=_outlier_outcome if processor == OUTLIER_PROCESSOR else None,
         )
     )
-    for task_type, label in (
-        (TaskType.REPORT, "Report"),
-        (TaskType.OUTLIER, "Outlier calculation"),
-        (TaskType.QUERY, "Query"),
-        (TaskType.RETENTION, "Retention"),
+    for task_type, label, processor in (
+        (TaskType.REPORT, "Report", None),
+        # Scores a site's assets (processing/outliers.py), queued when its inventory changes.
+        (TaskType.OUTLIER, "Outlier calculation", OUTLIER_PROCESSOR),
+        (TaskType.QUERY, "Query", None),
+        (TaskType.RETENTION, "Retention", None),
     )
 )

@@ -450,6 +450,8 @@ assets = Table(
     Column("state_hash", String(32), nullable=False, default=""),
     # Outlier score within its site (0-100), written by outlier tasks.
     Column("outlier", Integer, nullable=True),
+    # Its strongest reasons in words (core/outliers.py); NULL until first scored.
+    Column("outlier_reasons", JSON, nullable=True),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
@@ -471,6 +473,8 @@ assets = Table(
     Index(None, "site_id", "mac"),
     Index(None, "site_id", "hostname"),
     Index("ix_assets_page", "organization_id", "address_key", "id"),
+    # The Assets list sorted by outlier score.
+    Index("ix_assets_outlier", "organization_id", "outlier", "id"),
 )
 
 asset_addresses = Table(

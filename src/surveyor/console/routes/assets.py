@@ -4,7 +4,7 @@ report (served by `routes/tasks.py` from `console/reports.py`)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -25,7 +25,7 @@ from surveyor.console.schemas import (
 from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
-from surveyor.store import inventory, records
+from surveyor.store import inventory, outliers, records
 from surveyor.store.asset_search import ASSET_SEARCH
 from surveyor.store.search_sql import compile_search
 
@@ -62,13 +62,18 @@ def list_assets(
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=inventory.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
+    sort: Annotated[
+        Literal["address", "outlier"],
+        Query(description="address order, or `outlier`: the most unusual first"),
+    ] = "address",
 ) -> AssetPage:
-    """One page of assets in address order, narrowed by `search`; pass `next_cursor` back
-    for the next page."""
+    """One page of assets in address order (or by outlier score, `sort=outlier`), narrowed
+    by `search`; pass `next_cursor` back, with the same sort, for the next page."""
+    lister = outliers.list_assets_by_outlier if sort == "outlier" else inventory.list_assets
     with state.db.read() as conn:
         clause = _search_clause(conn, search, state.clock.now())
         try:
-            page = inventory.list_assets(
+            page = lister(
                 conn, principal.organization_id, search=clause, limit=limit, cursor=cursor
             )
         except inventory.InvalidAssetCursor as exc:

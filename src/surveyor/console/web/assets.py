@@ -1,5 +1,5 @@
-"""The Assets page: the inventory in address order with search, and one asset with its
-services and history."""
+"""The Assets page: the inventory in address order (or most unusual first) with search, and
+one asset with its services, outlier score and history."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from surveyor.console.web.search_box import (
 )
 from surveyor.console.web.session import PageError, PagePrincipal
 from surveyor.core.search import SearchError
-from surveyor.store import inventory, records
+from surveyor.store import inventory, outliers, records
 from surveyor.store.asset_search import ASSET_SEARCH
 from surveyor.store.search_sql import compile_search
 
@@ -29,7 +29,10 @@ SEARCH_EXAMPLES = [
     ("alive:false", "assets that stopped answering"),
     ("port:443 site:lab", "a service on 443, in a site whose name contains “lab”"),
     ("hostname:=%.example.com", "exact match with % wildcard"),
+    ("outlier:>=60", "assets unusual among their site's peers"),
 ]
+#: The orders the Assets list offers: `?sort=` value → its label.
+SORTS = {"address": "Address order", "outlier": "Most unusual first"}
 
 
 @router.get("/assets")
@@ -39,9 +42,12 @@ def assets_page(
     state: State,
     search: str = "",
     cursor: str | None = None,
+    sort: str = "address",
 ) -> Response:
     org = principal.organization_id
     search = search[:MAX_SEARCH_LENGTH]
+    sort = sort if sort in SORTS else "address"
+    lister = outliers.list_assets_by_outlier if sort == "outlier" else inventory.list_assets
     problem: SearchProblem | None = None
     page = inventory.AssetPage([], None)
     with state.db.read() as conn:
@@ -52,11 +58,9 @@ def assets_page(
             problem = SearchProblem.of(search, error)
         else:
             try:
-                page = inventory.list_assets(
-                    conn, org, search=clause, limit=PAGE_SIZE, cursor=cursor
-                )
+                page = lister(conn, org, search=clause, limit=PAGE_SIZE, cursor=cursor)
             except inventory.InvalidAssetCursor:
-                page = inventory.list_assets(conn, org, search=clause, limit=PAGE_SIZE)
+                page = lister(conn, org, search=clause, limit=PAGE_SIZE)
         services = inventory.services_of(conn, [asset.id for asset in page.items])
     context: dict[str, Any] = {
         "assets": [asset_out(asset, site_names, services[asset.id]) for asset in page.items],
@@ -65,6 +69,8 @@ def assets_page(
         "search_examples": SEARCH_EXAMPLES,
         "cursor": cursor,
         "next_cursor": page.next_cursor,
+        "sort": sort,
+        "sorts": SORTS,
     }
     return render(request, "assets.html", context)
 
