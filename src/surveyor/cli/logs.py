@@ -9,7 +9,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import typer
 
@@ -64,14 +64,16 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
-def configure_logging(fmt: LogFormat | None, *, level: str | int | None = None) -> None:
-    """Send every logger's lines to stderr in the chosen format (replacing any handler the
-    root logger had). The request id filter sits on the handler, so records of every
-    logger carry it."""
+def configure_logging(
+    fmt: LogFormat | None, *, level: str | int | None = None, stream: IO[str] | None = None
+) -> logging.Handler:
+    """Send every logger's lines to stderr (or `stream`) in the chosen format, replacing
+    any handler the root logger had. The request id filter sits on the handler, so records
+    of every logger carry it."""
     from surveyor.console.observe import RequestIdFilter
 
     chosen = fmt or LogFormat(os.environ.get("SURVEYOR_LOG_FORMAT", "text").lower())
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if chosen is LogFormat.JSON else TextFormatter())
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
@@ -81,3 +83,4 @@ def configure_logging(fmt: LogFormat | None, *, level: str | int | None = None) 
     root.setLevel(level or os.environ.get("SURVEYOR_LOG_LEVEL", "info").upper())
     for chatty in ("httpx2", "httpcore2"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    return handler
