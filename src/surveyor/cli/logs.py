@@ -81,6 +81,6 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level or os.environ.get("SURVEYOR_LOG_LEVEL", "info").upper())
-    for chatty in ("httpx2", "httpcore2"):
+    for chatty in ("httpx2", "httpcore2", "alembic.runtime.plugins"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     return handler
