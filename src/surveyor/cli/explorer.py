@@ -37,6 +37,7 @@ from surveyor.cli.listing import (
     edit_item,
     print_item,
 )
+from surveyor.cli.logs import LogFormat, LogFormatOption, configure_logging
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
@@ -108,7 +109,12 @@ def _enroll(
 
 
 def run_explorer(
-    console: str | None, token: str | None, name: str | None, state_dir: Path, verbose: bool
+    console: str | None,
+    token: str | None,
+    name: str | None,
+    state_dir: Path,
+    verbose: bool,
+    log_format: LogFormat | None = None,
 ) -> None:
     """Enroll if this state directory has no identity yet, then run scans until stopped."""
     from surveyor.explorer.agent import Agent
@@ -116,12 +122,7 @@ def run_explorer(
     from surveyor.explorer.host import describe_host
     from surveyor.explorer.identity import load_identity, save_identity
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
-    for chatty in ("httpx2", "httpcore2"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging(log_format, level=logging.DEBUG if verbose else logging.INFO)
     try:
         identity = load_identity(state_dir)
     except ValueError as exc:
@@ -214,11 +215,14 @@ def explorer(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log more.")] = False,
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run an explorer: `surveyor explorer --console URL --token T`."""
     if ctx.invoked_subcommand is not None:
         return
-    run_explorer(console, token, name, (state_dir or default_state_dir()).resolve(), verbose)
+    run_explorer(
+        console, token, name, (state_dir or default_state_dir()).resolve(), verbose, log_format
+    )
 
 
 def _names(client: ApiClient, path: str) -> dict[int, str]:

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from surveyor.cli.logs import LogFormatOption, configure_logging
+
 if TYPE_CHECKING:
     from types import FrameType
 
@@ -42,9 +44,11 @@ def _announce(created: Bootstrap, *, host: str, port: int) -> None:
     err.print(Panel("\n".join(lines), title="First start", border_style="green"))
 
 
-def serve(host: str, port: int, *, embedded: bool) -> None:
+def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption = None) -> None:
     """Run the console until interrupted."""
     import uvicorn
+
+    configure_logging(log_format)
 
     from surveyor.console.app import create_app
     from surveyor.console.header_timeout import header_deadline_protocol
@@ -89,7 +93,8 @@ def serve(host: str, port: int, *, embedded: bool) -> None:
         host=host,
         port=port,
         log_level=os.environ.get("SURVEYOR_LOG_LEVEL", "info"),
-        access_log=False,
+        access_log=False,  # the console's own access log (surveyor.access) has the request id
+        log_config=None,  # uvicorn's lines go through the handler configure_logging set
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         # Forwarded client addresses are believed from configured proxies only, never by
         # default: anyone could otherwise choose the address their logins are limited by.
@@ -113,14 +118,18 @@ def loopback_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def up(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
+def up(
+    host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT, log_format: LogFormatOption = None
+) -> None:
     """Run everything in one process: console, scheduler and processing on SQLite."""
-    serve(host, port, embedded=True)
+    serve(host, port, embedded=True, log_format=log_format)
 
 
-def console(host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT) -> None:
+def console(
+    host: Host = DEFAULT_HOST, port: Port = DEFAULT_PORT, log_format: LogFormatOption = None
+) -> None:
     """Run the console (API and web UI); on PostgreSQL several may run side by side."""
-    serve(host, port, embedded=False)
+    serve(host, port, embedded=False, log_format=log_format)
 
 
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)

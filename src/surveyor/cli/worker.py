@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import signal
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+
+from surveyor.cli.logs import LogFormatOption, configure_logging
 
 err = Console(stderr=True)
 
@@ -18,6 +18,20 @@ def worker(
     once: Annotated[
         bool, typer.Option("--once", help="Process what is queued now, then exit.")
     ] = False,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port",
+            min=1,
+            max=65535,
+            envvar="SURVEYOR_METRICS_PORT",
+            help="Serve GET /metrics (Prometheus) on this port.",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address the metrics port listens on.")
+    ] = "127.0.0.1",
+    log_format: LogFormatOption = None,
 ) -> None:
     """Run a processing worker: merge queued task data into the inventory until stopped.
 
@@ -32,10 +46,7 @@ def worker(
     from surveyor.store.engine import Database, data_dir, database_url, make_engine
     from surveyor.store.migrate import current_revision, head_revision
 
-    logging.basicConfig(
-        level=os.environ.get("SURVEYOR_LOG_LEVEL", "info").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_format)
     engine = make_engine()
     if current_revision(engine) != head_revision():
         engine.dispose()
@@ -57,6 +68,10 @@ def worker(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    metrics_server = None
+    if metrics_port is not None:
+        metrics_server = serve_worker_metrics(db, runner, metrics_host, metrics_port)
+        err.print(f"Metrics on http://{metrics_host}:{metrics_port}/metrics")
     where = database_url().split("@")[-1]
     err.print(f"Surveyor processing worker {runner.name} on {where} (data in {data_dir()})")
     # The change bus wakes the worker when a task is queued, by any console (PostgreSQL).
@@ -70,5 +85,29 @@ def worker(
         else:
             runner.run(stop)
     finally:
+        if metrics_server is not None:
+            metrics_server.shutdown()
         changes.close()
         db.dispose()
+
+
+def serve_worker_metrics(db: Any, runner: Any, host: str, port: int) -> Any:
+    """Serve the store's gauges and this worker's own on `host:port` (a thread)."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.core import GaugeMetricFamily
+
+    from surveyor.core.clock import SYSTEM_CLOCK
+    from surveyor.service.metrics import StoreCollector
+
+    registry = CollectorRegistry()
+    registry.register(StoreCollector(db, SYSTEM_CLOCK))
+
+    class WorkerCollector:
+        def collect(self) -> Any:
+            yield GaugeMetricFamily(
+                "surveyor_worker_up", "1 while this processing worker runs.", value=1
+            )
+
+    registry.register(WorkerCollector())
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from surveyor import __version__, connectors
-from surveyor.console import web
+from surveyor.console import observe, web
 from surveyor.console.errors import BodyTooLarge, error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
@@ -195,4 +195,6 @@ def create_app(
             import_page.UPLOAD_PATH: settings.max_upload_bytes,
         },
     )
+    # Outermost: every answer (a refused body too) carries its request id and is timed.
+    observe.install(app, state, upload_prefix=explorer_api.UPLOAD_PATH_PREFIX)
     return app
