@@ -39,18 +39,17 @@ from surveyor.core.fingerprint import (
     Observation,
     Service,
     answers_every_port,
-    guess_os,
     judge_mac,
     merge_observations,
     normalize_address,
     normalize_hostname,
     normalize_mac,
-    product_from,
     service_name,
     service_signature,
     sort_addresses,
     without_mac,
 )
+from surveyor.core.identify import identify, service_product
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
@@ -641,7 +640,7 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
             )
         services[service.key] = service
     ordered = tuple(services[key] for key in sorted(services))
-    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or guess_os(ordered)
+    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or identify(ordered).os
     truncated = record.get("services_truncated")
     if truncated is None:
         truncated = 0
@@ -720,7 +719,7 @@ def parse_service(value: object, position: int, line: int) -> Service:
         has_http, has_tls = bool(http), bool(tls)
         name = service_name(port, banner=banner, has_http=has_http, has_tls=has_tls, proto=proto)
     if not product:
-        product = product_from(banner, server)[:MAX_SHORT_TEXT] if banner or server else ""
+        product = service_product(banner, server)[:MAX_SHORT_TEXT] if banner or server else ""
     return Service(
         port,
         proto,
