@@ -236,8 +236,11 @@ def banner_kinds(banner: str) -> tuple[Kind, ...]:
     return (Kind.BANNER,)
 
 
-def service_evidence(service: Service) -> list[Finding]:
-    """Every rule matching what one service said: its banner, HTTP header and title, TLS."""
+@functools.lru_cache(maxsize=8192)
+def service_evidence(service: Service) -> tuple[Finding, ...]:
+    """Every rule matching what one service said: its banner, HTTP header and title, TLS.
+
+    Cached: hosts of one kind answer alike, port for port."""
     findings: list[Finding] = []
     banner = service.banner.strip()
     if banner:
@@ -255,10 +258,10 @@ def service_evidence(service: Service) -> list[Finding]:
         found = match(kind, text) if text else None
         if found is not None:
             findings.append(found)
-    return [
+    return tuple(
         Finding(f.rule, f.kind, f.text, f.says, f.confidence, service.port, service.proto)
         for f in findings
-    ]
+    )
 
 
 def identify_service(service: Service) -> ServiceIdentity:
@@ -277,6 +280,16 @@ def _service_identity(findings: Iterable[Finding]) -> ServiceIdentity:
         version=best.says.get("version", ""),
         cpe=best.says.get("cpe", ""),
     )
+
+
+def identify_os(services: tuple[Service, ...]) -> str:
+    """The OS name alone, as processing fills an observation's `os` (cached per service set)."""
+    return _identify_cached(services).os
+
+
+@functools.lru_cache(maxsize=4096)
+def _identify_cached(services: tuple[Service, ...]) -> Identification:
+    return identify(services)
 
 
 def identify(

@@ -49,7 +49,7 @@ from surveyor.core.fingerprint import (
     sort_addresses,
     without_mac,
 )
-from surveyor.core.identify import identify, service_product
+from surveyor.core.identify import identify_os, service_product
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
@@ -640,7 +640,7 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
             )
         services[service.key] = service
     ordered = tuple(services[key] for key in sorted(services))
-    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or identify(ordered).os
+    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or identify_os(ordered)
     truncated = record.get("services_truncated")
     if truncated is None:
         truncated = 0
