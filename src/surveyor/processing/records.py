@@ -19,6 +19,7 @@ records wait in a spool file, and what is learned of MACs in a temporary SQLite 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import itertools
 import json
@@ -43,18 +44,23 @@ from surveyor.core.fingerprint import (
     Observation,
     Service,
     answers_every_port,
-    guess_os,
     judge_mac,
     merge_observations,
     normalize_address,
     normalize_hostname,
     normalize_mac,
     primary_address,
-    product_from,
     service_name,
     service_signature,
     sort_addresses,
     without_mac,
+)
+from surveyor.core.identify import (
+    Identification,
+    ServiceIdentity,
+    identify,
+    identify_service,
+    service_product,
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
 from surveyor.core.ports import PortError, parse_ports
@@ -700,7 +706,12 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
             )
         services[service.key] = service
     ordered = tuple(services[key] for key in sorted(services))
-    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT) or guess_os(ordered)
+    os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT)
+    details = parse_details(record, line)
+    if not os_name and ordered:
+        found = _identify_host(ordered)
+        os_name = found.os
+        details = _with_identity(details, found)
     truncated = record.get("services_truncated")
     if truncated is None:
         truncated = 0
@@ -718,11 +729,42 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         line=line,
         services_truncated=truncated,
         source=source or "",
-        details=parse_details(record, line),
+        details=details,
         uptime_seconds=_whole(record.get("uptime_seconds"), "uptime_seconds", line),
         distance=_whole(record.get("distance"), "distance", line),
         lists_services=raw_services is not None,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _identify_host(services: tuple[Service, ...]) -> Identification:
+    return identify(services)
+
+
+def _with_identity(details: HostDetails | None, found: Identification) -> HostDetails | None:
+    """The record's details with the OS version and device type the fingerprint rules read
+    (docs/fingerprints.md), where the record names neither."""
+    version = found.os_version[:MAX_SHORT_TEXT] if found.os else ""
+    device = found.device_type[:40]
+    if not version and not device:
+        return details
+    base = details if details is not None else NO_DETAILS
+    return dataclasses.replace(
+        base,
+        os_version=base.os_version or version,
+        device_type=base.device_type or device,
+    )
+
+
+def _identified(banner: str, server: str) -> ServiceIdentity:
+    """The version and CPE the fingerprint rules read from a service's answers, for a
+    record that names neither (docs/fingerprints.md)."""
+    return _identify_answer(banner[:4096], server)
+
+
+@functools.lru_cache(maxsize=8192)
+def _identify_answer(banner: str, server: str) -> ServiceIdentity:
+    return identify_service(Service(0, banner=banner, http_server=server))
 
 
 def parse_source(value: object, line: int) -> str:
@@ -872,12 +914,13 @@ def parse_service(value: object, position: int, line: int) -> Service:
         has_http, has_tls = bool(http), bool(tls)
         name = service_name(port, banner=banner, has_http=has_http, has_tls=has_tls, proto=proto)
     if not product:
-        product = product_from(banner, server)[:MAX_SHORT_TEXT] if banner or server else ""
+        product = service_product(banner, server)[:MAX_SHORT_TEXT] if banner or server else ""
     version = get("version")
     extrainfo = get("extrainfo")
     tunnel = get("tunnel")
     cpe = get("cpe")
     if version is None and extrainfo is None and tunnel is None and cpe is None:
+        found = _identified(banner, server) if banner or server else None
         return Service(
             port,
             proto,
@@ -894,6 +937,8 @@ def parse_service(value: object, position: int, line: int) -> Service:
             not_before,
             not_after,
             fingerprint,
+            found.version if found is not None else "",
+            cpe=(found.cpe,) if found is not None and found.cpe else (),
         )
     cpes = _list(cpe, f"{where}.cpe", line)
     if len(cpes) > MAX_CPES:

@@ -1,0 +1,405 @@
+"""What a host is: products, operating system and device type from what it answered.
+
+Pure rules, no I/O. The rules live in `core/fingerprints/*.json` (docs/fingerprints.md): each
+names one kind of evidence (an SSH version string, an HTTP Server header, an SNMP sysDescr...),
+a regular expression over it, and what a match says (`vendor`, `product`, `version`, `os`,
+`os_version`, `device_type`, `cpe`) with a confidence. Rules are compiled once, grouped by kind:
+a text is only tried against the rules of its kind, through one alternation per kind, and the
+first rule (in file order) that matches wins. `identify` combines the matches of one host into
+an OS guess and a device-type guess, each with a confidence.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from typing import Final
+
+from surveyor.core.fingerprint import Service, guess_os, product_from
+
+
+class Kind(StrEnum):
+    """The kinds of evidence a rule reads."""
+
+    BANNER = "banner"
+    SSH = "ssh"
+    SMTP = "smtp"
+    FTP = "ftp"
+    POP3 = "pop3"
+    IMAP = "imap"
+    HTTP_SERVER = "http_server"
+    HTTP_POWERED_BY = "http_powered_by"
+    HTTP_TITLE = "http_title"
+    TLS_SUBJECT = "tls_subject"
+    TLS_ISSUER = "tls_issuer"
+    SNMP_SYSDESCR = "snmp_sysdescr"
+    SNMP_SYSOBJECTID = "snmp_sysobjectid"
+
+
+#: What a rule may say; `version`, `os_version` and `cpe` may name capture groups as `{name}`.
+FIELDS: Final = ("vendor", "product", "version", "os", "os_version", "device_type", "cpe")
+DEFAULT_CONFIDENCE: Final = 0.8
+#: The confidence of an OS named by a keyword only (`guess_os`), when no rule names one.
+KEYWORD_CONFIDENCE: Final = 0.3
+
+
+_FORMATTER: Final = string.Formatter()
+
+
+class RuleError(ValueError):
+    """A rule file that cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    kind: Kind
+    pattern: re.Pattern[str]
+    says: Mapping[str, str]
+    confidence: float
+    examples: tuple[Mapping[str, object], ...]
+
+    def read(self, found: re.Match[str]) -> dict[str, str]:
+        """What the rule says of one match: templates filled from the capture groups."""
+        groups = {k: (v or "") for k, v in found.groupdict().items()}
+        out = {}
+        for name, template in self.says.items():
+            if "{" in template:
+                used = [field for _, field, _, _ in _FORMATTER.parse(template) if field]
+                if name != "cpe" and not any(groups.get(field) for field in used):
+                    continue  # the template's groups matched nothing: the rule cannot say
+                value = template.format_map(groups).rstrip(":")
+            else:
+                value = template
+            if value:
+                out[name] = value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One rule that matched one piece of evidence."""
+
+    rule: str
+    kind: Kind
+    text: str
+    says: Mapping[str, str]
+    confidence: float
+    port: int | None = None
+    proto: str = "tcp"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceIdentity:
+    vendor: str = ""
+    product: str = ""
+    version: str = ""
+    cpe: str = ""
+
+    @property
+    def label(self) -> str:
+        """`vsftpd 3.0.3`: the product and its version, as the `product` text shows it."""
+        return f"{self.product} {self.version}".strip() if self.product else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """What one host is, as far as its answers tell."""
+
+    os: str = ""
+    os_version: str = ""
+    os_vendor: str = ""
+    os_cpe: str = ""
+    os_confidence: float = 0.0
+    device_type: str = ""
+    device_confidence: float = 0.0
+    services: Mapping[tuple[str, int], ServiceIdentity] | None = None
+    evidence: tuple[Finding, ...] = ()
+
+    @property
+    def os_label(self) -> str:
+        """`Debian Linux 12`: the system and its version."""
+        return f"{self.os} {self.os_version}".strip()
+
+
+class _Dispatch:
+    """The rules of one kind behind one alternation: one search finds the first rule."""
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.rules = rules
+        self.any = re.compile(
+            "|".join(f"(?P<r{n}>{_ungrouped(r.pattern.pattern)})" for n, r in enumerate(rules)),
+            re.I,
+        )
+
+    def find(self, text: str) -> tuple[Rule, re.Match[str]] | None:
+        hit = self.any.match(text)
+        if hit is None or hit.lastgroup is None:
+            return None
+        rule = self.rules[int(hit.lastgroup[1:])]
+        found = rule.pattern.match(text)
+        return (rule, found) if found is not None else None
+
+
+def _ungrouped(pattern: str) -> str:
+    """A pattern whose named groups are plain groups, so that many can share one regex."""
+    return re.sub(r"\(\?P<\w+>", "(", pattern)
+
+
+def _load_file(name: str, data: object) -> list[Rule]:
+    if not isinstance(data, list):
+        raise RuleError(f"{name}: a list of rules is expected")
+    rules = []
+    for entry in data:
+        if not isinstance(entry, dict):
+            raise RuleError(f"{name}: a rule is an object")
+        rule_id = str(entry.get("id", ""))
+        try:
+            kind = Kind(entry["kind"])
+            # Rules match from the start of the text; `.*?` in front searches.
+            pattern = re.compile(entry["pattern"], re.I)
+        except (KeyError, ValueError, re.error) as error:
+            raise RuleError(f"{name}: rule {rule_id!r}: {error}") from None
+        says = {k: str(entry[k]) for k in FIELDS if entry.get(k)}
+        unknown = set(entry) - {*FIELDS, "id", "kind", "pattern", "confidence", "examples"}
+        if not rule_id or not says or unknown:
+            raise RuleError(f"{name}: rule {rule_id!r} lacks an id or a claim, or has {unknown}")
+        examples = tuple(entry.get("examples") or ())
+        if not examples:
+            raise RuleError(f"{name}: rule {rule_id!r} has no example")
+        confidence = float(entry.get("confidence", DEFAULT_CONFIDENCE))
+        rules.append(Rule(rule_id, kind, pattern, says, confidence, examples))
+    return rules
+
+
+@functools.cache
+def rules() -> tuple[Rule, ...]:
+    """Every rule of every data file, in file-name then file order."""
+    folder = resources.files("surveyor.core") / "fingerprints"
+    loaded: list[Rule] = []
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".json"):
+            loaded.extend(_load_file(item.name, json.loads(item.read_text("utf-8"))))
+    ids = [r.id for r in loaded]
+    if len(ids) != len(set(ids)):
+        raise RuleError("rule ids must be unique")
+    return tuple(loaded)
+
+
+@functools.cache
+def _dispatch() -> dict[Kind, _Dispatch]:
+    by_kind: dict[Kind, list[Rule]] = {}
+    for rule in rules():
+        by_kind.setdefault(rule.kind, []).append(rule)
+    return {kind: _Dispatch(found) for kind, found in by_kind.items()}
+
+
+@functools.lru_cache(maxsize=8192)
+def _find(kind: Kind, text: str) -> tuple[str, tuple[tuple[str, str], ...], float] | None:
+    dispatch = _dispatch().get(kind)
+    hit = dispatch.find(text) if dispatch is not None else None
+    if hit is None:
+        return None
+    rule, found = hit
+    return rule.id, tuple(rule.read(found).items()), rule.confidence
+
+
+def match(kind: Kind | str, text: str) -> Finding | None:
+    """The first rule of `kind` that matches `text`, and what it says; None if none does."""
+    kind = Kind(kind)
+    text = text.strip()
+    if kind is Kind.SNMP_SYSOBJECTID:
+        text = text.lstrip(".")
+    hit = _find(kind, text) if text else None
+    if hit is None:
+        return None
+    rule_id, says, confidence = hit
+    return Finding(rule_id, kind, text, dict(says), confidence)
+
+
+def banner_kinds(banner: str) -> tuple[Kind, ...]:
+    """The kinds of evidence a first answer can be, by its shape."""
+    if banner.startswith("SSH-"):
+        return (Kind.SSH,)
+    if banner.startswith("220"):
+        return (Kind.SMTP, Kind.FTP, Kind.BANNER)
+    if banner.startswith("+OK"):
+        return (Kind.POP3,)
+    if banner.startswith("* OK") or banner.startswith("* PREAUTH"):
+        return (Kind.IMAP,)
+    return (Kind.BANNER,)
+
+
+@functools.lru_cache(maxsize=8192)
+def service_evidence(service: Service) -> tuple[Finding, ...]:
+    """Every rule matching what one service said: its banner, HTTP header and title, TLS.
+
+    Cached: hosts of one kind answer alike, port for port."""
+    findings: list[Finding] = []
+    banner = service.banner.strip()
+    if banner:
+        for kind in banner_kinds(banner):
+            found = match(kind, banner)
+            if found is not None:
+                findings.append(found)
+                break
+    for kind, text in (
+        (Kind.HTTP_SERVER, service.http_server),
+        (Kind.HTTP_TITLE, service.http_title),
+        (Kind.TLS_SUBJECT, service.tls_subject),
+        (Kind.TLS_ISSUER, service.tls_issuer),
+    ):
+        found = match(kind, text) if text else None
+        if found is not None:
+            findings.append(found)
+    return tuple(
+        Finding(f.rule, f.kind, f.text, f.says, f.confidence, service.port, service.proto)
+        for f in findings
+    )
+
+
+def identify_service(service: Service) -> ServiceIdentity:
+    """The product on one port, from the best finding that names one."""
+    return _service_identity(service_evidence(service))
+
+
+def _service_identity(findings: Iterable[Finding]) -> ServiceIdentity:
+    named = [f for f in findings if f.says.get("product")]
+    if not named:
+        return ServiceIdentity()
+    best = max(named, key=lambda f: (f.confidence, "version" in f.says))
+    return ServiceIdentity(
+        vendor=best.says.get("vendor", ""),
+        product=best.says["product"],
+        version=best.says.get("version", ""),
+        cpe=best.says.get("cpe", ""),
+    )
+
+
+def identify_os(services: tuple[Service, ...]) -> str:
+    """The OS name alone, as processing fills an observation's `os` (cached per service set)."""
+    return _identify_cached(services).os
+
+
+@functools.lru_cache(maxsize=4096)
+def _identify_cached(services: tuple[Service, ...]) -> Identification:
+    return identify(services)
+
+
+def identify(
+    services: Iterable[Service],
+    snmp: Mapping[str, str] | None = None,
+) -> Identification:
+    """What a host is, from its services and, when known, its SNMP `sysDescr`/`sysObjectID`.
+
+    Each finding that names an OS votes for it with its confidence; the OS with the most
+    weight wins, and its confidence is the weight of agreeing findings combined as
+    independent ones (1 - Π(1 - c)) times the share of all OS weight they hold. The version
+    comes from the surest agreeing finding that names one. The device type is voted alike;
+    with no finding naming one, a host whose OS is a server system and that serves
+    something is a `server`, at half the OS confidence.
+    """
+    services = tuple(services)
+    findings: list[Finding] = []
+    by_port: dict[tuple[str, int], ServiceIdentity] = {}
+    for service in services:
+        found = service_evidence(service)
+        findings.extend(found)
+        identity = _service_identity(found)
+        if identity.product:
+            by_port[service.key] = identity
+    for key, kind in (("sysDescr", Kind.SNMP_SYSDESCR), ("sysObjectID", Kind.SNMP_SYSOBJECTID)):
+        text = (snmp or {}).get(key, "")
+        found_snmp = match(kind, text) if text else None
+        if found_snmp is not None:
+            findings.append(found_snmp)
+    os_name, os_confidence, agreeing = _vote(findings, "os")
+    os_version = os_vendor = os_cpe = ""
+    for finding in sorted(agreeing, key=lambda f: -f.confidence):
+        os_version = os_version or finding.says.get("os_version", "")
+        if "product" not in finding.says:  # a finding about the system itself
+            os_vendor = os_vendor or finding.says.get("vendor", "")
+            os_cpe = os_cpe or finding.says.get("cpe", "")
+    if os_name and not os_cpe and os_name in OS_CPE:
+        os_cpe = f"{OS_CPE[os_name]}:{os_version}" if os_version else OS_CPE[os_name]
+    if not os_name:
+        os_name = guess_os(services)
+        os_confidence = KEYWORD_CONFIDENCE if os_name else 0.0
+    device, device_confidence, _ = _vote(findings, "device_type")
+    if not device and os_name in SERVER_SYSTEMS and by_port:
+        device, device_confidence = "server", round(os_confidence / 2, 2)
+    return Identification(
+        os=os_name,
+        os_version=os_version,
+        os_vendor=os_vendor,
+        os_cpe=os_cpe,
+        os_confidence=os_confidence,
+        device_type=device,
+        device_confidence=device_confidence,
+        services=by_port,
+        evidence=tuple(findings),
+    )
+
+
+#: The CPE of a system, for findings that name it without one (an SSH version string).
+OS_CPE: Final = {
+    "Debian Linux": "cpe:/o:debian:debian_linux",
+    "Ubuntu Linux": "cpe:/o:canonical:ubuntu_linux",
+    "Red Hat Linux": "cpe:/o:redhat:enterprise_linux",
+    "FreeBSD": "cpe:/o:freebsd:freebsd",
+    "Windows": "cpe:/o:microsoft:windows",
+    "MikroTik RouterOS": "cpe:/o:mikrotik:routeros",
+    "Cisco IOS": "cpe:/o:cisco:ios",
+    "Junos": "cpe:/o:juniper:junos",
+}
+
+#: Systems whose hosts serving something are servers unless a rule says otherwise.
+SERVER_SYSTEMS: Final = frozenset(
+    {
+        "Debian Linux",
+        "Ubuntu Linux",
+        "Red Hat Linux",
+        "Linux",
+        "FreeBSD",
+        "OpenBSD",
+        "NetBSD",
+        "Windows",
+    }
+)
+
+
+def _vote(findings: Iterable[Finding], field: str) -> tuple[str, float, list[Finding]]:
+    weights: dict[str, list[Finding]] = {}
+    for finding in findings:
+        value = finding.says.get(field)
+        if value:
+            weights.setdefault(value, []).append(finding)
+    if not weights:
+        return "", 0.0, []
+    total = sum(f.confidence for found in weights.values() for f in found)
+
+    def weight(value: str) -> float:
+        return sum(f.confidence for f in weights[value])
+
+    best = max(weights, key=lambda v: (weight(v), v))
+    doubt = 1.0
+    for finding in weights[best]:
+        doubt *= 1.0 - finding.confidence
+    confidence = (1.0 - doubt) * weight(best) / total
+    return best, round(confidence, 2), weights[best]
+
+
+def service_product(banner: str, http_server: str) -> str:
+    """The `product` text of a service the record names none for: as `product_from` has it
+    (the HTTP Server header, the SSH software and version), else the product a rule reads
+    from its first answer (`Postfix`, `vsftpd 3.0.3`)."""
+    named = product_from(banner, http_server)
+    if named:
+        return named
+    return identify_service(Service(0, banner=banner, http_server=http_server)).label
