@@ -87,7 +87,7 @@ def test_a_form_post_creates_the_import_task_and_goes_to_it(
     created = next(task for task in items if task["name"] == "Old inventory")
     assert answer.headers["location"] == f"/tasks?tab=all&task={created['id']}"
     assert created["status"] == "processing_queued"
-    assert process_all(console.db, tmp_path) == 1
+    assert process_all(console.db, tmp_path) == 2  # and the Outlier calculation
     shown = client.get(f"/imports/{created['id']}/state").json()
     assert shown["status"] == "processed"
     assert shown["status_label"] == "Processed"
@@ -123,7 +123,7 @@ def test_the_page_takes_an_nmap_file_and_a_wrong_format_is_told_at_its_field(
     listed = console.admin.get("/api/v1/tasks", params={"type": "import"}).json()
     items = listed["items"] if isinstance(listed, dict) else listed
     created = next(task for task in items if task["name"] == "From nmap")
-    assert process_all(console.db, tmp_path) == 1
+    assert process_all(console.db, tmp_path) == 2  # and the Outlier calculation
     assets_now = console.admin.get("/api/v1/assets").json()["items"]
     assert len(assets_now) == 1
     assert created["status"] == "processing_queued"

@@ -80,7 +80,7 @@ def test_an_nmap_file_becomes_an_import_task_whose_assets_have_products_and_vers
     assert any(
         "imported 2 host records (nmap XML); 1 hosts that were down" in m for m in messages
     ), messages
-    assert process_all(console.db, tmp_path) == 1
+    assert process_all(console.db, tmp_path) == 2  # and the Outlier calculation
     done = console.admin.get(f"/api/v1/tasks/{created['id']}").json()
     assert done["status"] == "processed"
     assert done["change_summary"]["new"] == 2
@@ -106,7 +106,7 @@ def test_a_csv_file_sent_as_a_form_with_its_site_and_format_as_fields(
     assert answer.status_code == 201, answer.text
     assert answer.json()["name"] == "Spreadsheet"
     assert answer.json()["stats"] == {"hosts": 2}
-    assert process_all(console.db, tmp_path) == 1
+    assert process_all(console.db, tmp_path) == 2  # and the Outlier calculation
     web = asset_by_address(console, "192.0.2.10")
     assert {s["port"] for s in web["services"]} == {22, 80, 443, 53}
 
@@ -117,7 +117,7 @@ def test_gzip_masscan_output_is_detected_and_merged_per_address(
     answer = post(console, gzip.compress(MASSCAN_LIST))
     assert answer.status_code == 201, answer.text
     assert answer.json()["stats"] == {"hosts": 2}
-    assert process_all(console.db, tmp_path) == 1
+    assert process_all(console.db, tmp_path) == 2  # and the Outlier calculation
     web = asset_by_address(console, "192.0.2.10")
     assert {s["port"] for s in web["services"]} == {80, 443}
 
