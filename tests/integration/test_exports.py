@@ -73,6 +73,11 @@ def test_the_csv_export_is_the_listing_and_reads_back_with_the_csv_module(
     assert by_address["127.0.4.1"]["ports"] == "; ".join(api[0]["ports"])
     assert by_address["127.0.4.2"]["os"] == "'" + FORMULA_OS  # never a live formula
     assert by_address["127.0.4.3"]["alive"] == "true"
+    # the cell names the sources that saw it, as the listing does
+    assert by_address["127.0.4.1"]["sources"] == "; ".join(
+        source["source"] for source in api[0]["sources"]
+    )
+    assert by_address["127.0.4.1"]["sources"]
     assert "organization_id" not in rows[0]
     assert set(rows[0]) >= {"id", "site", "address", "hostnames", "mac", "os", "first_seen"}
 

@@ -141,6 +141,8 @@ def export_assets(
         for page in pages:
             for asset, _services in page:
                 shown = asset.model_dump()
+                # A cell names the sources; their times are in the JSONL export.
+                shown["sources"] = [source["source"] for source in shown.get("sources") or ()]
                 yield [shown[name] for name in columns]
 
     yield from csv_lines(columns, rows())
