@@ -24,7 +24,13 @@ from surveyor import __version__
 from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.store.location import DATABASE_VARIABLE, DatabaseLocation, database_location
 from surveyor.store.location import data_dir_path as configured_data_dir
-from surveyor.store.revision import Standing, expected_revision, read_revision, standing
+from surveyor.store.revision import (
+    DatabaseRevision,
+    Standing,
+    expected_revision,
+    read_revision,
+    standing,
+)
 
 if TYPE_CHECKING:
     from surveyor.store.diagnostics import ExplorerVersion
@@ -273,7 +279,8 @@ def check_database(
             before = clock.now()
             database_time = database_now(conn)
             after = clock.now()
-            current = standing(read_revision(location).revision) is Standing.CURRENT
+            reading = read_revision(location)
+            current = reading.error is None and standing(reading.revision) is Standing.CURRENT
             versions = explorer_versions(conn) if current else None
     except Exception as exc:
         message = str(exc).strip().splitlines()
@@ -290,17 +297,16 @@ def check_database(
         if engine is not None:
             engine.dispose()
     found = [Finding("database", Level.OK, f"connected to {location.shown} ({tables} tables)")]
-    found += _revision_findings(location)
+    found += _revision_findings(reading)
     found += _clock_findings(database_time, before, after)
     if versions is not None:  # an older schema is upgraded before explorers are read
         found += _explorer_findings(versions, console_version)
     return found
 
 
-def _revision_findings(location: DatabaseLocation) -> list[Finding]:
+def _revision_findings(reading: DatabaseRevision) -> list[Finding]:
     name = "schema revision"
     expected = expected_revision()
-    reading = read_revision(location)
     if reading.error is not None:
         return [Finding(name, Level.FAIL, f"cannot read it: {reading.error}", "see the database")]
     revision = reading.revision
