@@ -6,12 +6,12 @@ from collections.abc import Callable
 
 import typer
 
-from surveyor import __version__
 from surveyor.cli import (
     accounts,
     assets,
     audit,
     credentials,
+    doctor,
     explorer,
     exports,  # noqa: F401  (adds `asset export`, `task data` and `task changes`)
     imports,
@@ -39,6 +39,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "import": imports.import_file,
     "worker": worker.worker,
     "scan": scan.scan,
+    "doctor": doctor.doctor,
 }
 GROUPS = {
     "db": server.db_app,
@@ -64,14 +65,20 @@ for name, group in GROUPS.items():
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"surveyor {__version__}")
+        from surveyor.cli.version import version_text
+
+        typer.echo(version_text())
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the version and the database's schema revision, and exit.",
     ),
 ) -> None:
     """Surveyor: network asset discovery console."""

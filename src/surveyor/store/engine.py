@@ -20,8 +20,8 @@ from surveyor.store.changes import (
     pending_changes,
     take_changes,
 )
+from surveyor.store.location import data_dir_path
 
-DEFAULT_DATA_DIR = "surveyor-data"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: SQLite creates a database's `-wal` and `-shm` files with the database file's mode.
 SQLITE_FILE_SUFFIXES = ("", "-wal", "-shm")
@@ -42,7 +42,7 @@ def _make_private(path: Path, mode: int) -> None:
 def data_dir() -> Path:
     """`$SURVEYOR_DATA`, else ./surveyor-data; created on first use, private to its owner
     (0700), even when it was created beforehand."""
-    path = Path(os.environ.get("SURVEYOR_DATA") or DEFAULT_DATA_DIR).resolve()
+    path = data_dir_path()
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     _make_private(path, 0o700)
     return path
