@@ -342,6 +342,8 @@ ROWS = [
     ),
     Row("GET", "/api/v1/events", collection("viewer")),
     Row("GET", "/api/v1/audit", collection("admin")),
+    # Prometheus metrics: an admin's token (unless SURVEYOR_METRICS_PUBLIC=1)
+    Row("GET", "/metrics", collection("admin")),
     # credentials: admins only
     Row("GET", "/api/v1/credentials", collection("admin")),
     Row(
