@@ -351,7 +351,8 @@ def test_the_new_search_keys_find_assets(
     assert found("mac_vendor:vmware") == ["127.0.0.21"]
     # the import states the version; the scan's banner gives it through the fingerprint rules
     assert found('version:"9.6p1"') == ["127.0.0.21", "127.0.0.22"]
-    assert found("cpe:openssh") == ["127.0.0.21"]
+    assert found("cpe:openssh") == ["127.0.0.21", "127.0.0.22"]
+    assert found("cpe:linux_kernel") == ["127.0.0.21"]
     assert found("description:file") == ["127.0.0.21"]
     bad = console.admin.get("/api/v1/assets", params={"search": "sources:scan"})
     assert bad.status_code == 400
