@@ -9,16 +9,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from surveyor.core.retention import RetentionSettings
 from surveyor.core.task import Task
 from surveyor.service.audit import record
 from surveyor.store import retention as retention_store
-from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
 from surveyor.store.engine import Database
-from surveyor.store.schema import retention_settings
 
 
 @dataclass(frozen=True)
@@ -30,16 +28,10 @@ class RetentionView:
 
 
 def retention_view(conn: Connection, organization_id: int) -> RetentionView:
-    settings = retention_store.get_settings(conn, organization_id)
-    template_id = conn.execute(
-        select(retention_settings.c.template_id).where(
-            retention_settings.c.organization_id == organization_id
-        )
-    ).scalar_one_or_none()
-    task = (
-        task_store.get_task(conn, organization_id, template_id) if template_id is not None else None
+    return RetentionView(
+        retention_store.get_settings(conn, organization_id),
+        retention_store.retention_task(conn, organization_id),
     )
-    return RetentionView(settings, task)
 
 
 def update_retention(

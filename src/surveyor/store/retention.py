@@ -139,6 +139,18 @@ def ensure_template(conn: Connection, organization_id: int, *, now: datetime) ->
     return template
 
 
+def retention_task(conn: Connection, organization_id: int) -> Task | None:
+    """The organization's daily Retention task, unless it was removed (or never made)."""
+    template_id = conn.execute(
+        select(retention_settings.c.template_id).where(
+            retention_settings.c.organization_id == organization_id
+        )
+    ).scalar_one_or_none()
+    if template_id is None:
+        return None
+    return task_store.get_task(conn, organization_id, template_id)
+
+
 def ensure_templates(conn: Connection, *, now: datetime) -> list[Task]:
     """Every organization's daily Retention task (at console start); those created."""
     created = []
@@ -185,7 +197,7 @@ def forget_task_data(
         return
     task_store.update_tasks(
         conn,
-        tasks.c.id.in_(list(task_ids)),
+        and_(tasks.c.id.in_(list(task_ids)), tasks.c.status.in_(_FINISHED)),
         {"size_data": 0, "data_sha256": None},
         now=now,
         event=TaskEvent(
