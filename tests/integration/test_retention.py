@@ -236,6 +236,9 @@ def test_unseen_assets_are_stale_and_hidden_until_seen_again(clocked: Clocked) -
     assert "127.0.0.11" in page.text
     assert "127.0.0.10" not in page.text
     assert "127.0.0.10" in client.get("/assets", params={"search": "stale:true"}).text
+    asset_page = client.get(f"/assets/{stale['id']}")
+    assert asset_page.status_code == 200
+    assert "not seen for the" in asset_page.text
 
     clocked.scan(ssh("127.0.0.10"), seen=START + 101 * DAY)
     assert clocked.addresses() == {"127.0.0.10", "127.0.0.11", "127.0.0.12"}
