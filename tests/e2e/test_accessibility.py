@@ -496,6 +496,19 @@ def test_the_states_users_meet_pass_axe(
     expect(page.locator("#form-errors")).to_be_hidden()
     checks.check("the Import page with an import processed")
 
+    # the Settings page: retention refused by the console (past the browser's own checks),
+    # then saved
+    page.goto(f"{url}/settings/retention")
+    page.locator("form[action='/settings/retention']").evaluate("f => { f.noValidate = true; }")
+    page.get_by_label("Delete task data files after (days)").fill("0")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator(".field-error")).to_be_visible()
+    checks.check("the retention settings refused")
+    page.get_by_label("Delete task data files after (days)").fill("60")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    checks.check("the retention settings saved")
+
     # the error page
     checks.visit(f"{url}/assets/999999999", "the error page")
     expect(page.get_by_role("alert")).to_contain_text("does not exist")

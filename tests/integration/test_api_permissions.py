@@ -344,6 +344,14 @@ ROWS = [
     Row("GET", "/api/v1/audit", collection("admin")),
     # Prometheus metrics: an admin's token (unless SURVEYOR_METRICS_PUBLIC=1)
     Row("GET", "/metrics", collection("admin")),
+    # retention settings: members read them, admins change them
+    Row("GET", "/api/v1/settings/retention", collection("viewer")),
+    Row(
+        "PATCH",
+        "/api/v1/settings/retention",
+        collection("admin"),
+        send=json(lambda o: {"task_data_days": 90}),
+    ),
     # credentials: admins only
     Row("GET", "/api/v1/credentials", collection("admin")),
     Row(

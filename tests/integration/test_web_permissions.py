@@ -312,6 +312,14 @@ ROWS = [
         fresh=True,
     ),
     Row("GET", "/audit", own("admin")),
+    # settings
+    Row("GET", "/settings/retention", own("admin")),
+    Row(
+        "POST",
+        "/settings/retention",
+        own("admin", 303),
+        form=lambda o: {"task_data_days": "90", "stale_after_days": "30"},
+    ),
     # credentials
     Row("GET", "/credentials", own("admin")),
     Row(

@@ -27,6 +27,7 @@ from surveyor.console.routes import (
     resources,
     tasks,
 )
+from surveyor.console.routes import settings as settings_routes
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
 from surveyor.console.web import imports as import_page
@@ -36,6 +37,7 @@ from surveyor.service import launch
 from surveyor.service.background import BackgroundService
 from surveyor.service.credentials import key_ids_in_use
 from surveyor.service.login import LoginThrottle
+from surveyor.service.retention import ensure_retention_tasks
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
@@ -135,6 +137,7 @@ def create_app(
         created = bootstrap_if_empty(db, settings.data_dir, now=state.clock.now())
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
+        ensure_retention_tasks(db, now=state.clock.now())
         _warn_of_other_keys(db, state.secret_box.key_id)
         await asyncio.to_thread(state.changes.open, db)
         wake_polls = state.changes.subscribe(
@@ -177,6 +180,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(audit.router)
     app.include_router(credentials.router)
+    app.include_router(settings_routes.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -598,10 +598,13 @@ class AssetSourceOut(BaseModel):
     "id organization_id site_id site address addresses mac hostname hostnames os alive "
     "service_count outlier outlier_reasons first_seen last_seen changed_at last_task_id ports "
     "mac_vendor os_accuracy os_version device_type description tags attributes seen_by "
-    "uptime_seconds distance sources",
+    "uptime_seconds distance sources stale stale_since",
 )
 class AssetOut(BaseModel):
     """An asset as the API lists it (`/api/v1/assets`)."""
+
+    #: Not seen for its organization's retention period (hidden unless a search names `stale`).
+    stale: bool
 
     site: str
     #: `tcp/22 ssh`, one per service, in port order.

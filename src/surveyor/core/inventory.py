@@ -56,6 +56,13 @@ class Asset:
     #: As last reported (never compared): seconds since boot, and hops away.
     uptime_seconds: int | None
     distance: int | None
+    #: When a Retention run found it unseen for its organization's period (core/retention.py).
+    stale_since: datetime | None
+
+    @property
+    def stale(self) -> bool:
+        """Marked stale and not seen since: default asset views leave it out."""
+        return self.stale_since is not None and self.last_seen < self.stale_since
 
     @classmethod
     def from_row(cls, row: Row) -> Asset:

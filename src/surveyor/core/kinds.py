@@ -22,6 +22,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from surveyor.core import retention
 from surveyor.core.scan_params import (
     DEFAULT_TCP_PORTS,
     ScanParamsError,
@@ -53,6 +54,8 @@ S = TaskStatus
 INVENTORY_PROCESSOR = "inventory"
 #: The processor that scores a site's assets for how unusual they are (an Outlier calculation).
 OUTLIER_PROCESSOR = "outlier"
+#: The processor that applies an organization's retention (a Retention run).
+RETENTION_PROCESSOR = "retention"
 
 
 class Collector(StrEnum):
@@ -494,6 +497,16 @@ def _outlier_outcome(task: Mapping[str, Any]) -> str:
     return f"{stats['assets']} assets scored · highest {stats.get('highest', 0)}"
 
 
+def _retention_outcome(task: Mapping[str, Any]) -> str:
+    return retention.outcome_brief(task.get("stats") or {})
+
+
+_OUTCOMES: dict[str, TaskBrief] = {
+    OUTLIER_PROCESSOR: _outlier_outcome,
+    RETENTION_PROCESSOR: _retention_outcome,
+}
+
+
 #: The system kinds (SPEC §10): their paths are SPEC §2's. A kind with no processor yet
 #: waits in `new`.
 REPORT, OUTLIER, QUERY, RETENTION = (
@@ -504,7 +517,7 @@ REPORT, OUTLIER, QUERY, RETENTION = (
             path=_PROCESSING_ONLY,
             collector=Collector.NOBODY,
             processor=processor,
-            outcome=_outlier_outcome if processor == OUTLIER_PROCESSOR else None,
+            outcome=_OUTCOMES.get(processor or ""),
         )
     )
     for task_type, label, processor in (
@@ -512,6 +525,7 @@ REPORT, OUTLIER, QUERY, RETENTION = (
         # Scores a site's assets (processing/outliers.py), queued when its inventory changes.
         (TaskType.OUTLIER, "Outlier calculation", OUTLIER_PROCESSOR),
         (TaskType.QUERY, "Query", None),
-        (TaskType.RETENTION, "Retention", None),
+        # Deletes old task data and marks unseen assets stale (processing/retention.py), daily.
+        (TaskType.RETENTION, "Retention", RETENTION_PROCESSOR),
     )
 )

@@ -325,3 +325,5 @@ class EventKind(StrEnum):
     SHOWN = "shown"
     #: The task was removed (its row stays for the audit trail).
     REMOVED = "removed"
+    #: Retention deleted its data file; on a Retention run, what the run removed or marked.
+    RETENTION = "retention"

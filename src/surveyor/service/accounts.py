@@ -32,7 +32,7 @@ from sqlalchemy import Connection
 
 from surveyor.security.passwords import generate_password, verify_password
 from surveyor.service.audit import record
-from surveyor.store import accounts
+from surveyor.store import accounts, retention
 from surveyor.store.accounts import Invitation, Membership, Principal, Role
 from surveyor.store.records import Conflict, audit
 
@@ -445,6 +445,7 @@ def create_organization(
     organization = accounts.create_organization(
         conn, name, scope_cap=scope_cap, probe_cap=probe_cap, now=now
     )
+    retention.ensure_template(conn, organization["id"], now=now)
     record(
         conn,
         actor,

@@ -2,16 +2,20 @@
 
 Keys on addresses, names and services match an asset when any of its addresses, names or
 services matches (`port:22 port:80` finds assets with both). A bare value searches addresses,
-names, MAC and operating system.
+names, MAC and operating system. Stale assets (core/retention.py) are left out unless the
+query names `stale` (`compile_asset_search`).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Connection, and_, not_, true
 
-from surveyor.core.search import Catalogue, FieldKind, SearchField
+from surveyor.core.retention import STALE_KEY
+from surveyor.core.search import Catalogue, FieldKind, Query, SearchField, mentions_key
+from surveyor.store.retention import STALE
 from surveyor.store.schema import (
     asset_addresses,
     asset_names,
@@ -20,7 +24,7 @@ from surveyor.store.schema import (
     services,
     sites,
 )
-from surveyor.store.search_sql import RelatedValue, SqlCatalogue
+from surveyor.store.search_sql import RelatedValue, SqlCatalogue, compile_search
 
 _TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME, FieldKind.BOOL
 _a = assets.c
@@ -52,6 +56,8 @@ ASSET_SEARCH: SqlCatalogue = Catalogue(
         ),
         "site": SearchField(_TEXT, RelatedValue(_a.site_id, sites.c.id, sites.c.name)),
         "alive": SearchField(_BOOL, _a.alive),
+        STALE_KEY: SearchField(_BOOL, STALE),
+        "stale_since": SearchField(_TIME, _a.stale_since),
         "first_seen": SearchField(_TIME, _a.first_seen),
         "last_seen": SearchField(_TIME, _a.last_seen),
         "changed_at": SearchField(_TIME, _a.changed_at),
@@ -73,3 +79,15 @@ ASSET_SEARCH: SqlCatalogue = Catalogue(
     },
     bare_keys=("address", "hostname", "mac", "os"),
 )
+
+
+def compile_asset_search(
+    conn: Connection, query: Query | None, *, now: datetime
+) -> ColumnElement[bool]:
+    """The WHERE condition of an asset search as the Assets list, the API and exports use it:
+    stale assets are left out unless the query names `stale` (`stale:true` lists them)."""
+    clause = compile_search(conn, query, ASSET_SEARCH, now=now)
+    if query is not None and mentions_key(query, STALE_KEY):
+        return clause if clause is not None else true()
+    fresh = not_(STALE)
+    return fresh if clause is None else and_(clause, fresh)

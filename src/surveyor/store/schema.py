@@ -470,6 +470,9 @@ assets = Table(
     Column("seen_by", String(253), nullable=False, default="", server_default=""),
     Column("uptime_seconds", BigInteger, nullable=True),
     Column("distance", Integer, nullable=True),
+    # When a Retention run found it unseen for the organization's period; it is stale while
+    # not seen since (core/retention.py), and hidden from default asset views.
+    Column("stale_since", UTCDateTime, nullable=True),
     Index(None, "site_id", "mac"),
     Index(None, "site_id", "hostname"),
     Index("ix_assets_page", "organization_id", "address_key", "id"),
@@ -588,6 +591,24 @@ asset_changes = Table(
     Column("details", JSON, nullable=False, default=dict),
     Index(None, "run_id", "id"),
     Index(None, "asset_id", "id"),
+)
+
+#: Each organization's retention (core/retention.py); no row: the defaults. `template_id` is
+#: its daily Retention task, and the row is what creating it locks.
+retention_settings = Table(
+    "retention_settings",
+    metadata,
+    Column(
+        "organization_id",
+        Id,
+        ForeignKey("organizations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("task_data_days", Integer, nullable=False),
+    Column("stale_after_days", Integer, nullable=False),
+    Column("template_id", Id, ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(320), nullable=False, default=""),
 )
 
 #: The processing queue: queued tasks of a site in queue order, and whether a site is busy.

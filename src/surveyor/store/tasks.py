@@ -700,6 +700,15 @@ def count_tasks(
     return counts
 
 
+def add_events(conn: Connection, task: Task, events: Sequence[TaskEvent], *, now: datetime) -> None:
+    """Record events on a task that change none of its columns (what a system task did)."""
+    if events:
+        conn.execute(
+            insert(task_events),
+            [_event_row(task.id, task.organization_id, event, now) for event in events],
+        )
+
+
 def list_events(
     conn: Connection, task: Task, *, limit: int = 100, after_id: int | None = None
 ) -> list[dict[str, Any]]:

@@ -26,8 +26,7 @@ from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory, outliers, records
-from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.search_sql import compile_search
+from surveyor.store.asset_search import compile_asset_search
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 
@@ -52,7 +51,7 @@ class AssetPage(BaseModel):
 
 
 def _search_clause(conn: Connection, search: str | None, now: datetime) -> Any:
-    return compile_search(conn, parse(search or ""), ASSET_SEARCH, now=now)
+    return compile_asset_search(conn, parse(search or ""), now=now)
 
 
 @router.get("", response_model=AssetPage, responses=_ERRORS)

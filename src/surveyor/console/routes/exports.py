@@ -13,8 +13,7 @@ from surveyor.console.errors import error_responses
 from surveyor.console.exports import ExportFormat, assets_download
 from surveyor.console.state import State
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
-from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.search_sql import compile_search
+from surveyor.store.asset_search import compile_asset_search
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 
@@ -36,7 +35,7 @@ def export_assets_route(
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     format: Annotated[ExportFormat, Query(description="csv (default) or jsonl")] = "csv",
 ) -> StreamingResponse:
-    """Every asset the search finds (all of them without one), in address order."""
+    """Every asset the search finds (without one, all but the stale ones), in address order."""
     with state.db.read() as conn:
-        clause = compile_search(conn, parse(search or ""), ASSET_SEARCH, now=state.clock.now())
+        clause = compile_asset_search(conn, parse(search or ""), now=state.clock.now())
     return assets_download(state, principal.organization_id, clause, format)

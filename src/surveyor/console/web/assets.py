@@ -19,8 +19,7 @@ from surveyor.console.web.search_box import (
 from surveyor.console.web.session import PageError, PagePrincipal
 from surveyor.core.search import SearchError
 from surveyor.store import inventory, outliers, records
-from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.search_sql import compile_search
+from surveyor.store.asset_search import compile_asset_search
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
@@ -30,6 +29,7 @@ SEARCH_EXAMPLES = [
     ("port:443 site:lab", "a service on 443, in a site whose name contains “lab”"),
     ("hostname:=%.example.com", "exact match with % wildcard"),
     ("outlier:>=60", "assets unusual among their site's peers"),
+    ("stale:true", "assets not seen for the retention period (left out otherwise)"),
 ]
 #: The orders the Assets list offers: `?sort=` value → its label.
 SORTS = {"address": "Address order", "outlier": "Most unusual first"}
@@ -53,7 +53,7 @@ def assets_page(
     with state.db.read() as conn:
         site_names = {site.id: site.name for site in records.list_sites(conn, org, limit=1000)}
         try:
-            clause = compile_search(conn, parse_search(search), ASSET_SEARCH, now=state.clock.now())
+            clause = compile_asset_search(conn, parse_search(search), now=state.clock.now())
         except SearchError as error:
             problem = SearchProblem.of(search, error)
         else:
@@ -84,8 +84,8 @@ def export_page_assets(
         raise PageError(400, "Not an export format", f"{format!r} is not csv or jsonl")
     with state.db.read() as conn:
         try:
-            clause = compile_search(
-                conn, parse_search(search[:MAX_SEARCH_LENGTH]), ASSET_SEARCH, now=state.clock.now()
+            clause = compile_asset_search(
+                conn, parse_search(search[:MAX_SEARCH_LENGTH]), now=state.clock.now()
             )
         except SearchError as error:
             raise PageError(400, "The search is not valid", str(error)) from error
