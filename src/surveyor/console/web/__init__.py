@@ -24,6 +24,7 @@ from surveyor.console.web import (
     login,
     members,
     new_task,
+    notifications,
     sites,
     tasks,
     tokens,
@@ -50,6 +51,7 @@ def install(app: FastAPI) -> None:
         tokens,
         members,
         credentials,
+        notifications,
         audit,
     ):
         app.include_router(module.router)
