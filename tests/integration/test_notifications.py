@@ -351,3 +351,21 @@ def test_an_email_without_starttls_when_the_rule_says_so(setting: Setting) -> No
         [(_envelope, message, over_tls)] = smtp.wait_for(1)
     assert not over_tls
     assert "was stopped" in message["Subject"]
+
+
+def test_after_a_key_rotation_deliveries_are_still_signed_with_the_rules_secret(
+    setting: Setting,
+) -> None:
+    with webhook_receiver(SECRET) as receiver:
+        setting.rule(Trigger.TASK_CANCELED, Channel.WEBHOOK, receiver.url)
+        rotated = SecretBox(new_key())
+        with setting.db.write() as conn:
+            assert rules.rotate_rule_secrets(conn, setting.box, rotated) == 1
+            assert rules.rotate_rule_secrets(conn, setting.box, rotated) == 0  # done already
+        on_new_key = Deliverer(setting.db, rotated, setting.clock)
+        setting.end(setting.task("scan"), TaskStatus.CANCELED)
+        on_new_key.watch()
+        on_new_key.send_due()
+        on_new_key.close()
+        receiver.wait_for(1)
+    assert receiver.refused == 0

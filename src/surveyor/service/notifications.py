@@ -29,7 +29,7 @@ from surveyor.notifications.rules import (
     secret_aad,
 )
 from surveyor.notifications.watcher import STREAM
-from surveyor.security.secretbox import SecretBox
+from surveyor.security.secretbox import SecretBox, SecretDamaged, WrongSecretKey, sealed_key_id
 from surveyor.service.audit import record
 from surveyor.store import notifications as store
 from surveyor.store.accounts import Principal
@@ -257,3 +257,27 @@ def deliveries(
     )
     attempts = store.attempts_of(conn, [delivery.id for delivery in found])
     return [(delivery, attempts[delivery.id]) for delivery in found]
+
+
+def rotate_rule_secrets(conn: Connection, old: SecretBox, new: SecretBox) -> int:
+    """Re-seal every organization's rule secrets from `old` to `new`, in the caller's
+    transaction (`surveyor secrets rotate` does it with the credentials'); how many were
+    re-sealed. A secret sealed with neither key is refused, naming its rule."""
+    resealed = 0
+    for rule in store.every_rule_with_a_secret(conn):
+        assert rule.secret is not None
+        if sealed_key_id(rule.secret.sealed) == new.key_id:
+            continue
+        try:
+            plaintext = old.open(rule.secret.sealed, aad=secret_aad(rule.id))
+        except (WrongSecretKey, SecretDamaged) as exc:
+            raise NotificationRefused(
+                Reason.INVALID,
+                "wrong_secret_key",
+                f"the secret of notification rule {rule.name!r} does not open with key "
+                f"{old.key_id}: {exc}",
+            ) from exc
+        sealed = StoredSecret(new.seal(plaintext, aad=secret_aad(rule.id)), rule.secret.set_at)
+        store.replace_secret(conn, rule.id, sealed)
+        resealed += 1
+    return resealed

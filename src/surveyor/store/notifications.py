@@ -178,6 +178,15 @@ def every_rule_with_a_secret(conn: Connection) -> list[NotificationRule]:
     return [NotificationRule.from_row(row) for row in rows if row["secret"]]
 
 
+def replace_secret(conn: Connection, rule_id: int, secret: StoredSecret) -> None:
+    """Store a re-sealed secret (rotation): neither updated_at nor its set time change."""
+    conn.execute(
+        update(notification_rules)
+        .where(notification_rules.c.id == rule_id)
+        .values(secret=_secret_column(secret))
+    )
+
+
 def rules_by_id(conn: Connection, rule_ids: Collection[int]) -> dict[int, NotificationRule]:
     if not rule_ids:
         return {}
