@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import func, select
 
 from surveyor.core.clock import FakeClock
-from surveyor.core.tasks import TaskStatus
-from surveyor.notifications.delivery import Deliverer
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     MAX_ATTEMPTS,
     Channel,
     DeliveryStatus,
     Trigger,
     retry_wait,
 )
+from surveyor.core.tasks import TaskStatus
+from surveyor.notifications.delivery import Deliverer
 from surveyor.notifications.senders import EmailSender, WebhookSender
 from surveyor.security.secretbox import SecretBox, new_key
 from surveyor.service import notifications as rules

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     DEFAULT_SMTP_PORT,
     FIRST_WAIT,
     LONGEST_WAIT,

@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from surveyor.core.clock import Clock
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     MAX_ATTEMPTS,
     Channel,
     DeliveryStatus,

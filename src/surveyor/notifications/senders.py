@@ -19,7 +19,7 @@ from typing import Any
 import httpx2
 
 from surveyor import __version__
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     SIGNATURE_HEADER,

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from surveyor.core.notifications import NotificationRule, Trigger
 from surveyor.core.tasks import TaskStatus, TaskType
-from surveyor.notifications.rules import NotificationRule, Trigger
 from surveyor.store import notifications as store
 
 STREAM = "task_events"

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     Attempt,
     Channel,
     Delivery,

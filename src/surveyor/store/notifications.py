@@ -16,8 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from surveyor.core.tasks import TaskStatus
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     Attempt,
     Channel,
     Delivery,
@@ -26,6 +25,7 @@ from surveyor.notifications.rules import (
     StoredSecret,
     Trigger,
 )
+from surveyor.core.tasks import TaskStatus
 from surveyor.store.records import Conflict
 from surveyor.store.schema import (
     assets,

@@ -15,13 +15,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from surveyor.console.routes.notifications import DeliveryOut, RuleOut
+from surveyor.console.notification_schemas import DeliveryOut, RuleOut
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
-from surveyor.notifications.rules import (
+from surveyor.core.notifications import (
     CHANNEL_LABELS,
     CHANNEL_OPTIONS,
     DEFAULT_MINUTES,
