@@ -6,9 +6,11 @@ verified, at a real receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,7 @@ from surveyor.scheduler.loop import scheduler_service
 from surveyor.store.engine import Database
 from tests.integration.test_scheduler_console import TickWatcher
 from tests.support.console import ConsoleUnderTest, running_console
-from tests.support.receivers import webhook_receiver
+from tests.support.receivers import WAIT_SECONDS, webhook_receiver
 
 SECRET = "the receiver's shared secret"
 DUE = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
@@ -66,7 +68,8 @@ def test_a_canceled_scheduled_scan_sends_a_webhook_the_receiver_verifies(
         ticks.wait_until(lambda report: report.canceled >= 1)
         [got] = receiver.wait_for(1)
         [run] = console.admin.get(f"/api/v1/tasks/{template['id']}/runs").json()["items"]
-        log = console.admin.get(f"/api/v1/notifications/{rule.json()['id']}/deliveries").json()
+        # The console records the answer just after the receiver gave it.
+        log = delivered(console, rule.json()["id"])
 
     assert receiver.refused == 0
     assert got.body["event"] == "task_canceled"
@@ -79,6 +82,20 @@ def test_a_canceled_scheduled_scan_sends_a_webhook_the_receiver_verifies(
     [delivery] = log
     assert delivery["status"] == "delivered"
     assert [attempt["status_code"] for attempt in delivery["log"]] == [204]
+
+
+def delivered(console: ConsoleUnderTest, rule_id: int) -> list[dict[str, Any]]:
+    """The rule's delivery log once its newest delivery is recorded as delivered (polled
+    with a generous deadline: the console's service writes it)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        log: list[dict[str, Any]] = console.admin.get(
+            f"/api/v1/notifications/{rule_id}/deliveries"
+        ).json()
+        if log and log[0]["status"] == "delivered":
+            return log
+        assert time.monotonic() < deadline, f"never delivered: {log}"
+        time.sleep(0.05)
 
 
 def test_consoles_run_the_notification_service() -> None:

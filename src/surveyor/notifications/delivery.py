@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
+
 from surveyor.core.clock import Clock
 from surveyor.core.notifications import (
     MAX_ATTEMPTS,
@@ -31,7 +33,7 @@ from surveyor.core.notifications import (
     secret_aad,
 )
 from surveyor.notifications.senders import EmailSender, SendOutcome, WebhookSender
-from surveyor.notifications.watcher import WATCHED_CHANGES, watch
+from surveyor.notifications.watcher import LOOKBACK, STREAM, WATCHED_CHANGES, watch
 from surveyor.security.secretbox import SecretBox, SecretDamaged, WrongSecretKey
 from surveyor.service.background import BackgroundService, ServiceHost
 from surveyor.store import notifications as store
@@ -85,12 +87,26 @@ class Deliverer:
 
     def watch(self) -> int:
         """Queue the deliveries of what happened since the last pass."""
+        with self.db.read() as conn:
+            if not store.any_enabled_rule(conn) and not self._watermark_behind(conn):
+                return 0  # no write transaction every few seconds for nothing
         with self.db.write() as conn:
             return watch(conn, now=self.clock.now())
+
+    @staticmethod
+    def _watermark_behind(conn: Connection) -> bool:
+        """Whether task events came since the watermark (while no rule was enabled): it is
+        moved on, so that a rule enabled later is not told of them."""
+        position = store.watermark(conn, STREAM)
+        return position is not None and store.latest_task_event_id(conn) > position + LOOKBACK
 
     def send_due(self, *, limit: int = SENDS_PER_PASS) -> int:
         """Send up to `limit` due deliveries; how many were attempted."""
         now = self.clock.now()
+        with self.db.read() as conn:
+            due = store.next_due_at(conn)
+        if due is None or due > now:
+            return 0
         with self.db.write() as conn:
             claimed = store.claim_due(
                 conn, self.owner, now=now, lease_until=now + LEASE, limit=limit

@@ -168,6 +168,14 @@ def enabled_rules(conn: Connection, triggers: Collection[Trigger]) -> list[Notif
     return [NotificationRule.from_row(row) for row in rows]
 
 
+def any_enabled_rule(conn: Connection) -> bool:
+    """Whether any organization has an enabled rule (else the watcher has nothing to do)."""
+    found = conn.execute(
+        select(notification_rules.c.id).where(notification_rules.c.enabled.is_(True)).limit(1)
+    ).first()
+    return found is not None
+
+
 def every_rule_with_a_secret(conn: Connection) -> list[NotificationRule]:
     """Every organization's rules that hold a secret, for key rotation."""
     rows = conn.execute(
