@@ -6,6 +6,7 @@ verified, at a real receiver on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,9 @@ from surveyor.core.clock import FakeClock
 from surveyor.notifications.delivery import notification_service
 from surveyor.scheduler.loop import scheduler_service
 from surveyor.store.engine import Database
+from tests.integration.test_credentials_write_only import database_text, files_under
 from tests.integration.test_scheduler_console import TickWatcher
+from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest, running_console
 from tests.support.receivers import WAIT_SECONDS, webhook_receiver
 
@@ -181,3 +184,59 @@ def test_names_are_unique_in_an_organization_and_rules_are_its_own(
     assert other_admin.get("/api/v1/notifications").json() == []
     theirs = other_admin.post("/api/v1/notifications", json=HOOK)
     assert theirs.status_code == 201
+
+
+def test_a_rules_secret_is_stored_only_sealed_and_shown_nowhere(
+    db: Database,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    api_secret, page_secret = "planted-api-secret-6c1e", "planted-page-secret-90ab"
+    answers: list[str] = []
+    caplog.set_level(logging.DEBUG)
+    services = [notification_service(longest_sleep=0.2)]
+    with (
+        webhook_receiver(api_secret) as receiver,
+        running_console(db, tmp_path, monkeypatch, background=services) as console,
+    ):
+        created = console.admin.post(
+            "/api/v1/notifications", json={**HOOK, "target": receiver.url, "secret": api_secret}
+        )
+        rule_id = created.json()["id"]
+        client, csrf = signed_in(console)
+        form = client.post(
+            "/notifications",
+            data={
+                "csrf_token": csrf,
+                "name": "from the page",
+                "trigger": "new_assets",
+                "channel": "webhook",
+                "target": "ftp://refused.example",
+                "secret": page_secret,
+            },
+        )
+        assert form.status_code == 400  # sent back with an error: the secret is not in it
+        task = console.admin.post(
+            "/api/v1/tasks", json={"name": "later", "start_time": "2099-01-01T00:00:00Z"}
+        ).json()
+        console.admin.post(f"/api/v1/tasks/{task['id']}/stop")
+        receiver.wait_for(1)
+        delivered(console, rule_id)
+        for response in (
+            created,
+            form,
+            client.get(f"/notifications/{rule_id}"),
+            client.get("/notifications"),
+            console.admin.get(f"/api/v1/notifications/{rule_id}/deliveries"),
+            console.admin.get("/api/v1/audit"),
+        ):
+            answers.append(response.text)
+    stored = database_text(db) + "".join(
+        path.read_bytes().decode("latin-1") for path in files_under(tmp_path)
+    )
+    for secret in (api_secret, page_secret):
+        assert all(secret not in answer for answer in answers)
+        assert secret not in stored
+        assert secret not in caplog.text
+    assert receiver.refused == 0  # yet the receiver verified the signature made with it
