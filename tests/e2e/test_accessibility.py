@@ -87,6 +87,7 @@ class Seeded:
     token: int
     member: int
     credential: int
+    notification_rule: int
 
 
 class FakeExplorer:
@@ -174,6 +175,17 @@ def seeded(console: RunningConsole) -> Seeded:
                 "kind": "ldap",
                 "site_ids": [branch["id"]],
                 "fields": {"bind_dn": "cn=surveyor,dc=lab", "password": "a directory secret"},
+            },
+        )
+        notification_rule = _post(
+            api,
+            "/api/v1/notifications",
+            {
+                "name": "On-call webhook",
+                "trigger": "task_canceled",
+                "channel": "webhook",
+                "target": "http://127.0.0.1:9/hooks/surveyor",
+                "secret": "a signing secret",
             },
         )
         api_token = _post(api, "/api/v1/tokens", {"name": "nightly export"})
@@ -273,6 +285,7 @@ def seeded(console: RunningConsole) -> Seeded:
         token=api_token["id"],
         member=member["member"]["id"],
         credential=credential["id"],
+        notification_rule=notification_rule["id"],
     )
 
 
@@ -364,6 +377,7 @@ def fill_path(path: str, seeded: Seeded) -> str:
         "token_id": seeded.token,
         "user_id": seeded.member,
         "credential_id": seeded.credential,
+        "rule_id": seeded.notification_rule,
     }
 
     def value(match: re.Match[str]) -> str:

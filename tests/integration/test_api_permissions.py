@@ -145,6 +145,7 @@ TEMPLATE = {"task_id": "template"}
 PROCESSED = {"task_id": "processed"}
 LAUNCHED = {"task_id": "launched"}
 CREDENTIAL = {"credential_id": "credential"}
+RULE = {"rule_id": "notification_rule"}
 
 ROWS = [
     # tasks
@@ -389,6 +390,33 @@ ROWS = [
         CREDENTIAL,
         fresh=True,
     ),
+    # notification rules: admins only
+    Row("GET", "/api/v1/notifications", collection("admin")),
+    Row(
+        "POST",
+        "/api/v1/notifications",
+        collection("admin", 201),
+        send=json(
+            lambda o: {
+                "name": f"hook {next(_serial)}",
+                "trigger": "task_canceled",
+                "channel": "webhook",
+                "target": "http://127.0.0.1:9/hook",
+                "secret": "a matrix secret",
+            }
+        ),
+    ),
+    Row("GET", "/api/v1/notifications/{rule_id}", on_objects("admin"), RULE),
+    Row(
+        "PATCH",
+        "/api/v1/notifications/{rule_id}",
+        on_objects("admin"),
+        RULE,
+        json(lambda o: {"name": f"renamed {next(_serial)}"}),
+        fresh=True,
+    ),
+    Row("GET", "/api/v1/notifications/{rule_id}/deliveries", on_objects("admin"), RULE),
+    Row("DELETE", "/api/v1/notifications/{rule_id}", on_objects("admin", 204), RULE, fresh=True),
     # open to everyone
     Row(
         "POST",
@@ -480,6 +508,19 @@ class World:
                             "name": f"c{n}",
                             "kind": "ldap",
                             "fields": {"bind_dn": "cn=svc,dc=lab", "password": "s3cret"},
+                        },
+                    )
+                )
+            case "notification_rule":
+                return self._created(
+                    admin.post(
+                        "/api/v1/notifications",
+                        json={
+                            "name": f"n{n}",
+                            "trigger": "new_assets",
+                            "channel": "webhook",
+                            "target": "http://127.0.0.1:9/hook",
+                            "secret": "s3cret",
                         },
                     )
                 )

@@ -103,6 +103,7 @@ TASK = {"task_id": "task"}
 ACTION = "/tasks/{task_id}/{action}"
 ZONE = {"zone_id": "zone"}
 CREDENTIAL = {"credential_id": "credential"}
+RULE = {"rule_id": "notification_rule"}
 MEMBER = {"user_id": "member"}
 
 
@@ -357,6 +358,31 @@ ROWS = [
         CREDENTIAL,
         fresh=True,
     ),
+    # notifications
+    Row("GET", "/notifications", own("admin")),
+    Row(
+        "POST",
+        "/notifications",
+        own("admin", 303),
+        form=lambda o: {
+            "name": f"hook {next(_serial)}",
+            "trigger": "task_canceled",
+            "channel": "webhook",
+            "target": "http://127.0.0.1:9/hook",
+            "secret": "a page's secret",
+        },
+    ),
+    Row("GET", "/notifications/{rule_id}", on_objects("admin"), RULE),
+    Row(
+        "POST",
+        "/notifications/{rule_id}",
+        on_objects("admin", 303),
+        RULE,
+        form=lambda o: {"name": f"renamed {next(_serial)}", "target": "http://127.0.0.1:9/b"},
+        fresh=True,
+    ),
+    Row("GET", "/notifications/{rule_id}/delete", on_objects("admin"), RULE),
+    Row("POST", "/notifications/{rule_id}/delete", on_objects("admin", 303), RULE, fresh=True),
     Row("GET", "/static/{path}", public(200), fixed={"path": "surveyor.css"}),
 ]
 
@@ -437,6 +463,19 @@ class World:
                             "name": f"c{n}",
                             "kind": "ldap",
                             "fields": {"bind_dn": "cn=svc,dc=lab", "password": "s3cret"},
+                        },
+                    )
+                )
+            case "notification_rule":
+                return self._created(
+                    admin.post(
+                        "/api/v1/notifications",
+                        json={
+                            "name": f"n{n}",
+                            "trigger": "new_assets",
+                            "channel": "webhook",
+                            "target": "http://127.0.0.1:9/hook",
+                            "secret": "s3cret",
                         },
                     )
                 )

@@ -355,6 +355,7 @@ def rotate(
         write_key_file,
     )
     from surveyor.service.credentials import CredentialRefused, rotate_secrets
+    from surveyor.service.notifications import NotificationRefused, rotate_rule_secrets
     from surveyor.store.engine import Database, data_dir, make_engine
     from surveyor.store.migrate import current_revision, head_revision
 
@@ -391,7 +392,8 @@ def rotate(
         try:
             with Database(engine).write() as conn:
                 done = rotate_secrets(conn, old, new)
-        except CredentialRefused as exc:
+                rules = rotate_rule_secrets(conn, old, new)
+        except (CredentialRefused, NotificationRefused) as exc:
             if staged is not None:
                 staged.unlink(missing_ok=True)
             raise CliError(exc.message) from exc
@@ -402,7 +404,8 @@ def rotate(
     out.print(
         f"Re-encrypted {done.secrets} secret(s) of {done.credentials} credential(s) from key "
         f"{old.key_id} to key {new.key_id}"
-        + (f" ({done.already} already were)." if done.already else "."),
+        + (f" ({done.already} already were)." if done.already else ".")
+        + (f" Re-encrypted the secrets of {rules} notification rule(s)." if rules else ""),
         soft_wrap=True,
     )
     where = target if target is not None else new_key_file

@@ -24,6 +24,7 @@ from surveyor.console.routes import (
     explorer_api,
     exports,
     imports,
+    notifications,
     resources,
     tasks,
 )
@@ -181,6 +182,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(credentials.router)
     app.include_router(settings_routes.router)
+    app.include_router(notifications.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from surveyor.console.state import ConsoleState
 from surveyor.core.task import Task
+from surveyor.notifications.delivery import notification_service
 from surveyor.processing.worker import processing_workers
 from surveyor.scheduler.loop import scheduler_service
 from surveyor.service.background import BackgroundService
@@ -59,6 +60,7 @@ def console_services(*, embedded: bool) -> Sequence[BackgroundService[ConsoleSta
     services: list[BackgroundService[ConsoleState]] = [scheduler_service()]
     services.append(explorer_supervisor)
     services.append(connector_runner)
+    services.append(notification_service())
     # Processing workers run inside every console unless SURVEYOR_WORKERS=0.
     services.append(processing_workers)
     return services

@@ -423,6 +423,83 @@ credentials = Table(
     UniqueConstraint("organization_id", "name"),
 )
 
+#: Notifications (docs/notifications.md): an organization's rules, the outbox of deliveries
+#: they gave rise to (one per rule and event, never two), and each delivery's attempts.
+notification_rules = Table(
+    "notification_rules",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    Column("trigger", String(30), nullable=False),
+    Column("channel", String(20), nullable=False),
+    # The webhook's URL or the e-mail address.
+    Column("target", Text, nullable=False),
+    Column("options", JSON, nullable=False, default=dict),
+    # The webhook's signing key or the SMTP password, sealed (`security/secretbox.py`), with
+    # the time it was set: {"sealed": ..., "set_at": ...}; NULL when none is set.
+    Column("secret", JSON, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("organization_id", "name"),
+)
+
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("organization_id", Id, nullable=False),
+    Column("rule_id", Id, ForeignKey("notification_rules.id", ondelete="CASCADE"), nullable=False),
+    # What gave rise to it ("event:123", "explorer:4:2030-01-01T00:00:00+00:00", ...): a
+    # rule notifies of one event once.
+    Column("event_key", String(200), nullable=False),
+    Column("trigger", String(30), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    # The console sending it now, and until when (another console takes over after).
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    UniqueConstraint("rule_id", "event_key"),
+    # The delivery service's lookup: pending deliveries by when they are due.
+    Index("ix_notification_deliveries_due", "status", "next_attempt_at", "id"),
+    Index(None, "rule_id", "id"),
+)
+
+notification_attempts = Table(
+    "notification_attempts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "delivery_id",
+        Id,
+        ForeignKey("notification_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", UTCDateTime, nullable=False),
+    # The receiver's HTTP status, or the SMTP server's reply code; NULL when none came.
+    Column("status_code", Integer, nullable=True),
+    Column("error", Text, nullable=False, default=""),
+    Column("duration_ms", Integer, nullable=False, default=0),
+    Index(None, "delivery_id", "id"),
+)
+
+#: How far the notification watcher has read a stream (the task events), by name.
+notification_watermarks = Table(
+    "notification_watermarks",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
 # Inventory (docs/inventory.md): assets of a site, their addresses and services, and what
 # each processing run of a task changed.
 

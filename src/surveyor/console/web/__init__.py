@@ -24,6 +24,7 @@ from surveyor.console.web import (
     login,
     members,
     new_task,
+    notifications,
     settings,
     sites,
     tasks,
@@ -51,6 +52,7 @@ def install(app: FastAPI) -> None:
         tokens,
         members,
         credentials,
+        notifications,
         audit,
         settings,
     ):

@@ -1,0 +1,127 @@
+"""`/api/v1/notifications`: an organization's notification rules and their delivery log, for
+admins only; a rule's secret is write-only (reads say whether it is set, and since when)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import Connection
+
+from surveyor.console.auth import Admin
+from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.notification_schemas import DeliveryOut, RuleIn, RuleOut, RuleUpdate
+from surveyor.console.schemas import MAX_ID, IdPath
+from surveyor.console.state import ConsoleState, State
+from surveyor.service import notifications as rules
+from surveyor.service.notifications import NotificationRefused, Reason
+from surveyor.store import notifications as store
+
+router = APIRouter(prefix="/api/v1", tags=["notifications"])
+_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+Limit = Annotated[int, Query(ge=1, le=1000)]
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
+]
+Before = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="the last id of the previous (newer) page")
+]
+STATUS = {Reason.NOT_FOUND: 404, Reason.INVALID: 400, Reason.CONFLICT: 409}
+
+
+def api_error(exc: NotificationRefused) -> ApiError:
+    return ApiError(STATUS[exc.reason], exc.code, exc.message, exc.details)
+
+
+@contextmanager
+def notification_rules(state: ConsoleState) -> Iterator[Connection]:
+    """One write transaction of the notification rules; a refusal becomes the API's answer."""
+    try:
+        with state.db.write() as conn:
+            yield conn
+    except NotificationRefused as exc:
+        raise api_error(exc) from exc
+
+
+@router.get("/notifications", response_model=list[RuleOut], responses=_ERRORS)
+def list_notification_rules(
+    principal: Admin, state: State, limit: Limit = 100, after: After = None
+) -> Any:
+    with state.db.read() as conn:
+        found = store.list_rules(conn, principal.organization_id, limit=limit, after_id=after)
+    return [RuleOut.of(rule) for rule in found]
+
+
+@router.post("/notifications", status_code=201, response_model=RuleOut, responses=_ERRORS)
+def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> Any:
+    """Create a rule; its secret is encrypted and never shown again."""
+    with notification_rules(state) as conn:
+        created = rules.create_rule(
+            conn,
+            principal,
+            state.secret_box,
+            name=body.name,
+            trigger=body.trigger,
+            channel=body.channel,
+            target=body.target,
+            options=body.options,
+            secret=body.secret,
+            enabled=body.enabled,
+            now=state.clock.now(),
+        )
+    return RuleOut.of(created)
+
+
+@router.get("/notifications/{rule_id}", response_model=RuleOut, responses=_ERRORS)
+def get_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Any:
+    try:
+        with state.db.read() as conn:
+            return RuleOut.of(rules.get_rule(conn, principal, rule_id))
+    except NotificationRefused as exc:
+        raise api_error(exc) from exc
+
+
+@router.patch("/notifications/{rule_id}", response_model=RuleOut, responses=_ERRORS)
+def update_notification_rule(
+    rule_id: IdPath, body: RuleUpdate, principal: Admin, state: State
+) -> Any:
+    """Change a rule; its trigger and channel never change."""
+    with notification_rules(state) as conn:
+        updated = rules.update_rule(
+            conn,
+            principal,
+            state.secret_box,
+            rule_id,
+            name=body.name,
+            target=body.target,
+            options=body.options,
+            enabled=body.enabled,
+            secret=body.secret,
+            now=state.clock.now(),
+        )
+    return RuleOut.of(updated)
+
+
+@router.delete("/notifications/{rule_id}", status_code=204, responses=_ERRORS)
+def delete_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Response:
+    with notification_rules(state) as conn:
+        rules.delete_rule(conn, principal, rule_id, now=state.clock.now())
+    return Response(status_code=204)
+
+
+@router.get(
+    "/notifications/{rule_id}/deliveries", response_model=list[DeliveryOut], responses=_ERRORS
+)
+def list_notification_deliveries(
+    rule_id: IdPath, principal: Admin, state: State, limit: Limit = 50, before: Before = None
+) -> Any:
+    """The rule's deliveries, newest first, each with its attempts: when, the receiver's
+    status code (HTTP, or the SMTP reply), and what went wrong."""
+    try:
+        with state.db.read() as conn:
+            found = rules.deliveries(conn, principal, rule_id, limit=limit, before_id=before)
+    except NotificationRefused as exc:
+        raise api_error(exc) from exc
+    return [DeliveryOut.of(delivery, attempts) for delivery, attempts in found]

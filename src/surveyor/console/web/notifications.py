@@ -1,0 +1,325 @@
+"""The Notifications pages (admins only): the organization's notification rules, creating,
+editing and deleting them, and each rule's delivery log, through the same rules as
+`/api/v1/notifications`.
+
+A rule's secret input is a password field that is never filled in: a page shows only whether
+a secret is set and since when, and on an edit a secret left blank keeps the stored one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+
+from surveyor.console.notification_schemas import DeliveryOut, RuleOut
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.forms import sentence
+from surveyor.console.web.render import render
+from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
+from surveyor.core.notifications import (
+    CHANNEL_LABELS,
+    CHANNEL_OPTIONS,
+    DEFAULT_MINUTES,
+    DEFAULT_SMTP_PORT,
+    DEFAULT_THRESHOLD,
+    TRIGGER_LABELS,
+    TRIGGER_OPTIONS,
+    Channel,
+    Trigger,
+)
+from surveyor.service import notifications as rules
+from surveyor.service.notifications import NotificationRefused, Reason
+from surveyor.store import notifications as store
+from surveyor.store.accounts import Principal, Role
+
+router = APIRouter(include_in_schema=False)
+#: The delivery log a rule's page shows.
+LOG_LENGTH = 50
+_NUMBERS = ("threshold", "minutes", "smtp_port")
+_FLAGS = ("scheduled_only", "starttls")
+_TEXTS = ("smtp_host", "smtp_username", "sender")
+_BLANK_FORM: dict[str, Any] = {
+    "name": "",
+    "trigger": Trigger.TASK_CANCELED.value,
+    "channel": Channel.WEBHOOK.value,
+    "target": "",
+    "enabled": True,
+    "options": {
+        "threshold": str(DEFAULT_THRESHOLD),
+        "minutes": str(DEFAULT_MINUTES),
+        "smtp_port": str(DEFAULT_SMTP_PORT),
+        "starttls": True,
+        "scheduled_only": False,
+    },
+}
+
+
+def _labels() -> dict[str, Any]:
+    return {
+        "trigger_labels": {trigger.value: label for trigger, label in TRIGGER_LABELS.items()},
+        "channel_labels": {channel.value: label for channel, label in CHANNEL_LABELS.items()},
+    }
+
+
+def _list_context(
+    state: ConsoleState,
+    principal: Principal,
+    *,
+    form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    with state.db.read() as conn:
+        found = store.list_rules(conn, principal.organization_id, limit=1000)
+    return {
+        "rules": [RuleOut.of(rule) for rule in found],
+        "form": form or _BLANK_FORM,
+        "errors": errors or {},
+        **_labels(),
+    }
+
+
+def _rule_context(
+    state: ConsoleState,
+    principal: Principal,
+    rule_id: int,
+    *,
+    form: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    saved: bool = False,
+) -> dict[str, Any]:
+    try:
+        with state.db.read() as conn:
+            rule = RuleOut.of(rules.get_rule(conn, principal, rule_id))
+            log = rules.deliveries(conn, principal, rule_id, limit=LOG_LENGTH)
+    except NotificationRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
+    options = {**_BLANK_FORM["options"], **{k: _shown_option(v) for k, v in rule.options.items()}}
+    return {
+        "rule": rule,
+        "deliveries": [DeliveryOut.of(delivery, attempts) for delivery, attempts in log],
+        "form": form
+        or {"name": rule.name, "target": rule.target, "enabled": rule.enabled, "options": options},
+        "errors": errors or {},
+        "saved": saved,
+        "takes": set(TRIGGER_OPTIONS[rule.trigger]) | set(CHANNEL_OPTIONS[rule.channel]),
+        **_labels(),
+    }
+
+
+def _shown_option(value: Any) -> Any:
+    return value if isinstance(value, bool) else str(value)
+
+
+async def _submitted(request: Request) -> dict[str, Any]:
+    """The form as typed (every field as text, the check boxes as booleans)."""
+    form = await request.form()
+
+    def text(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    secret = form.get("secret")
+    return {
+        "name": text("name"),
+        "trigger": text("trigger"),
+        "channel": text("channel"),
+        "target": text("target"),
+        "enabled": form.get("enabled") is not None,
+        "secret": secret if isinstance(secret, str) else "",
+        "options": {
+            **{name: text(name) for name in (*_NUMBERS, *_TEXTS)},
+            **{name: form.get(name) is not None for name in _FLAGS},
+        },
+    }
+
+
+def _options_for(
+    trigger: Trigger, channel: Channel, typed: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The options the trigger and channel take, from the form; errors by field."""
+    takes = set(TRIGGER_OPTIONS[trigger]) | set(CHANNEL_OPTIONS[channel])
+    options: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name in sorted(takes):
+        value = typed.get(name)
+        if name in _NUMBERS:
+            if not isinstance(value, str) or not value.isdigit() or len(value) > 6:
+                errors[name] = "Give a whole number."
+                continue
+            options[name] = int(value)
+        elif name in _FLAGS:
+            options[name] = bool(value)
+        elif value:
+            options[name] = value
+    return options, errors
+
+
+def _refusal_errors(exc: NotificationRefused) -> dict[str, str]:
+    return {exc.field or "name": sentence(exc.message)}
+
+
+def _shown(submitted: Mapping[str, Any]) -> dict[str, Any]:
+    """A form sent back: everything but the secret."""
+    return {key: value for key, value in submitted.items() if key != "secret"}
+
+
+@router.get("/notifications")
+def notifications_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+    require_role(principal, Role.ADMIN)
+    return render(request, "notifications.html", _list_context(state, principal))
+
+
+@router.post("/notifications")
+async def create_notification_rule(
+    request: Request, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    submitted = await _submitted(request)
+    errors: dict[str, str] = {}
+    trigger = next((t for t in Trigger if t.value == submitted["trigger"]), None)
+    channel = next((c for c in Channel if c.value == submitted["channel"]), None)
+    if trigger is None:
+        errors["trigger"] = "Choose what to notify of."
+    if channel is None:
+        errors["channel"] = "Choose a channel."
+    if trigger is not None and channel is not None:
+        options, errors = _options_for(trigger, channel, submitted["options"])
+        if not errors:
+            try:
+                created = await asyncio.to_thread(
+                    _create, state, principal, trigger, channel, submitted, options
+                )
+            except NotificationRefused as exc:
+                errors = _refusal_errors(exc)
+            else:
+                return RedirectResponse(f"/notifications/{created}", status_code=303)
+    context = await asyncio.to_thread(
+        _list_context, state, principal, form=_shown(submitted), errors=errors
+    )
+    return render(request, "notifications.html", context, status=400)
+
+
+def _create(
+    state: ConsoleState,
+    principal: Principal,
+    trigger: Trigger,
+    channel: Channel,
+    submitted: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> int:
+    with state.db.write() as conn:
+        return rules.create_rule(
+            conn,
+            principal,
+            state.secret_box,
+            name=submitted["name"],
+            trigger=trigger,
+            channel=channel,
+            target=submitted["target"],
+            options=options,
+            secret=submitted["secret"] or None,
+            enabled=submitted["enabled"],
+            now=state.clock.now(),
+        ).id
+
+
+@router.get("/notifications/{rule_id:int}")
+def notification_rule_page(
+    request: Request, rule_id: int, principal: PagePrincipal, state: State, saved: str = ""
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    context = _rule_context(state, principal, rule_id, saved=saved == "1")
+    return render(request, "notification.html", context)
+
+
+@router.post("/notifications/{rule_id:int}")
+async def edit_notification_rule(
+    request: Request, rule_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    with state.db.read() as conn:
+        found = store.get_rule(conn, principal.organization_id, rule_id)
+    if found is None:
+        raise PageError(404, "Not found", f"notification rule {rule_id} does not exist")
+    submitted = await _submitted(request)
+    options, errors = _options_for(found.trigger, found.channel, submitted["options"])
+    if not errors:
+        try:
+            await asyncio.to_thread(_update, state, principal, rule_id, submitted, options)
+        except NotificationRefused as exc:
+            if exc.reason is Reason.NOT_FOUND:
+                raise PageError(404, "Not found", exc.message) from exc
+            errors = _refusal_errors(exc)
+        else:
+            return RedirectResponse(f"/notifications/{rule_id}?saved=1", status_code=303)
+    context = await asyncio.to_thread(
+        _rule_context, state, principal, rule_id, form=_shown(submitted), errors=errors
+    )
+    return render(request, "notification.html", context, status=400)
+
+
+def _update(
+    state: ConsoleState,
+    principal: Principal,
+    rule_id: int,
+    submitted: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> None:
+    with state.db.write() as conn:
+        rules.update_rule(
+            conn,
+            principal,
+            state.secret_box,
+            rule_id,
+            name=submitted["name"],
+            target=submitted["target"],
+            options=options,
+            enabled=submitted["enabled"],
+            # Left blank, the stored secret stays.
+            secret=submitted["secret"] or None,
+            now=state.clock.now(),
+        )
+
+
+def _delete_confirmation(state: ConsoleState, principal: Principal, rule_id: int) -> Confirmation:
+    rule = _rule_context(state, principal, rule_id)["rule"]
+    return Confirmation(
+        title=f"Delete notification rule “{rule.name}”?",
+        consequences=[
+            "Nothing more is sent for it, including deliveries still waiting to be retried.",
+            "Its delivery log is deleted with it; the audit trail keeps the rule's history.",
+        ],
+        action=f"/notifications/{rule_id}/delete",
+        button="Delete rule",
+        cancel=f"/notifications/{rule_id}",
+    )
+
+
+@router.get("/notifications/{rule_id:int}/delete")
+def confirm_delete_notification_rule(
+    request: Request, rule_id: int, principal: PagePrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    return render_confirmation(request, _delete_confirmation(state, principal, rule_id))
+
+
+@router.post("/notifications/{rule_id:int}/delete")
+async def delete_notification_rule(
+    request: Request, rule_id: int, principal: CheckedPrincipal, state: State
+) -> Response:
+    require_role(principal, Role.ADMIN)
+    try:
+        await asyncio.to_thread(_delete, state, principal, rule_id)
+    except NotificationRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
+    return RedirectResponse("/notifications", status_code=303)
+
+
+def _delete(state: ConsoleState, principal: Principal, rule_id: int) -> None:
+    with state.db.write() as conn:
+        rules.delete_rule(conn, principal, rule_id, now=state.clock.now())
