@@ -620,6 +620,55 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             details={"name": "seeded"},
         )
 
+    add(
+        "retention_settings",
+        organization_id=acme,
+        task_data_days=30,
+        stale_after_days=14,
+        template_id=None,
+        updated_at=BEFORE,
+        updated_by="alice@example.test",
+    )
+    rule = add(
+        "notification_rules",
+        organization_id=acme,
+        name="failed runs",
+        trigger="task_canceled",
+        channel="webhook",
+        target="http://127.0.0.1:9/hook",
+        options={"scheduled_only": True},
+        secret=None,
+        enabled=True,
+        created_at=BEFORE,
+        updated_at=BEFORE,
+    )
+    delivery = add(
+        "notification_deliveries",
+        organization_id=acme,
+        rule_id=rule,
+        event_key="event:1",
+        trigger="task_canceled",
+        payload={"event": "task_canceled"},
+        status="delivered",
+        attempts=1,
+        next_attempt_at=BEFORE,
+        created_at=BEFORE,
+        delivered_at=BEFORE,
+        last_status_code=204,
+        last_error="",
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    add(
+        "notification_attempts",
+        delivery_id=delivery,
+        at=BEFORE,
+        status_code=204,
+        error="",
+        duration_ms=12,
+    )
+    add("notification_watermarks", name="task_events", position=1)
+
     unseeded = sorted(set(seeder.reflected) - {row.table for row in seeder.written})
     assert not unseeded, f"tables at revision {seeder.revision} without rows in seed(): {unseeded}"
     visible = [
