@@ -53,6 +53,8 @@ S = TaskStatus
 INVENTORY_PROCESSOR = "inventory"
 #: The processor that scores a site's assets for how unusual they are (an Outlier calculation).
 OUTLIER_PROCESSOR = "outlier"
+#: The processor that computes and stores a report (processing/reports.py).
+REPORT_PROCESSOR = "report"
 
 
 class Collector(StrEnum):
@@ -508,7 +510,8 @@ REPORT, OUTLIER, QUERY, RETENTION = (
         )
     )
     for task_type, label, processor in (
-        (TaskType.REPORT, "Report", None),
+        # Computes and stores the report its params name (processing/reports.py).
+        (TaskType.REPORT, "Report", REPORT_PROCESSOR),
         # Scores a site's assets (processing/outliers.py), queued when its inventory changes.
         (TaskType.OUTLIER, "Outlier calculation", OUTLIER_PROCESSOR),
         (TaskType.QUERY, "Query", None),

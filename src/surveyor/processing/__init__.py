@@ -2,14 +2,17 @@
 
 `queue` claims tasks with leases, `processors` finds the processor a task's kind names, `records`
 reads task data, `merge` writes it into the inventory (the `inventory` processor, registered
-here), `outliers` scores a site's assets (the `outlier` processor, registered here), `worker`
+here), `outliers` scores a site's assets (the `outlier` processor, registered here), `reports`
+computes the organization's reports (the `report` processor, registered here), `worker`
 runs the loop (inside the console, or as `surveyor worker`).
 """
 
-from surveyor.core.kinds import INVENTORY_PROCESSOR, OUTLIER_PROCESSOR
+from surveyor.core.kinds import INVENTORY_PROCESSOR, OUTLIER_PROCESSOR, REPORT_PROCESSOR
 from surveyor.processing.merge import merge_into_inventory
 from surveyor.processing.outliers import calculate_outliers
 from surveyor.processing.processors import register_processor
+from surveyor.processing.reports import compute_report
 
 register_processor(INVENTORY_PROCESSOR, merge_into_inventory)
 register_processor(OUTLIER_PROCESSOR, calculate_outliers)
+register_processor(REPORT_PROCESSOR, compute_report)
