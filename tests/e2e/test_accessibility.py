@@ -364,6 +364,7 @@ def fill_path(path: str, seeded: Seeded) -> str:
         "token_id": seeded.token,
         "user_id": seeded.member,
         "credential_id": seeded.credential,
+        "report_id": "overview",
     }
 
     def value(match: re.Match[str]) -> str:
