@@ -13,6 +13,9 @@ from typing import Any
 
 import pytest
 
+from surveyor.core.clock import FakeClock
+from surveyor.scheduler.leader import SoleScheduler
+from surveyor.scheduler.tick import Scheduler
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
@@ -91,12 +94,25 @@ def inventory(console: ConsoleUnderTest, tmp_path: Path) -> dict[str, Any]:
         finished_at=_stamp(now - timedelta(hours=1)),
     )
     process_all(console.db, tmp_path)
+    # The scheduler's sweep initializes the reports of an organization with an inventory.
+    assert _tick(console, now) == 1
+    assert _tick(console, now + timedelta(minutes=1)) == 0
+    process_all(console.db, tmp_path)
     for report in ("overview", "comparison", "external"):
         refreshed = console.admin.post(f"/api/v1/reports/{report}/refresh")
         assert refreshed.status_code == 202, refreshed.text
     process_all(console.db, tmp_path)
     hq_name = console.admin.get(f"/api/v1/sites/{hq_id}").json()["name"]
     return {"hq": hq_name, "data_dir": tmp_path}
+
+
+def _tick(console: ConsoleUnderTest, now: datetime) -> int:
+    """One scheduler tick at `now`; how many organizations got their reports."""
+    scheduler = Scheduler(console.db, clock=FakeClock(now), leadership=SoleScheduler())
+    try:
+        return scheduler.tick().reports_initialized
+    finally:
+        scheduler.close()
 
 
 def _result(console: ConsoleUnderTest, report: str) -> dict[str, Any]:
@@ -284,3 +300,29 @@ def test_pages_show_the_reports_with_charts(
         )
         assert refreshed.status_code == 303
         assert refreshed.headers["location"] == "/reports/overview"
+
+
+def test_the_daily_refresh_runs_when_its_time_comes(
+    console: ConsoleUnderTest, inventory: dict[str, Any]
+) -> None:
+    overview = console.admin.get("/api/v1/reports/overview").json()
+    template = console.admin.get(f"/api/v1/tasks/{overview['schedule_id']}").json()
+    due = datetime.fromisoformat(template["recur_next"].replace("Z", "+00:00"))
+    scheduler = Scheduler(
+        console.db, clock=FakeClock(due + timedelta(seconds=1)), leadership=SoleScheduler()
+    )
+    try:
+        scheduler.tick()
+    finally:
+        scheduler.close()
+    process_all(console.db, inventory["data_dir"])
+    runs = console.admin.get(f"/api/v1/tasks/{template['id']}/runs").json()["items"]
+    assert len(runs) == 1
+    run = console.admin.get(f"/api/v1/tasks/{runs[0]['id']}").json()
+    assert (run["type"], run["name"], run["created_by"]) == (
+        "report",
+        "Organization overview",
+        "system",
+    )
+    assert run["status"] == "processed"
+    assert console.admin.get("/api/v1/reports/overview").json()["task_id"] == run["id"]

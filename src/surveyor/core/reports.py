@@ -380,8 +380,11 @@ def _share(part: int, whole: int) -> float:
 
 def stands_out(value: float, reference: float) -> bool:
     """Whether a site's share differs enough from the organization's to be highlighted."""
-    if abs(value - reference) < HIGHLIGHT_POINTS:
-        return False
+    return abs(value - reference) >= HIGHLIGHT_POINTS and _ratio_apart(value, reference)
+
+
+def _ratio_apart(value: float, reference: float) -> bool:
+    """One is at least HIGHLIGHT_RATIO times the other (or one is zero)."""
     low, high = sorted((value, reference))
     return low == 0 or high / low >= HIGHLIGHT_RATIO
 
@@ -450,9 +453,7 @@ def comparison(inventory: Inventory, now: datetime) -> dict[str, Any]:
                     f"{values[column]}%, against {reference[column]}% across the organization"
                 )
         per_asset, whole_per_asset = values[3], reference[3]
-        if abs(per_asset - whole_per_asset) >= 1 and stands_out(
-            per_asset * 10, whole_per_asset * 10
-        ):
+        if abs(per_asset - whole_per_asset) >= 1 and _ratio_apart(per_asset, whole_per_asset):
             highlights.append((index, 3))
             notes.append(
                 f"{values[0]}: {per_asset} services per asset, against {whole_per_asset} "

@@ -59,7 +59,6 @@ from surveyor.core.kinds import find_kind
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.targets import Scope
 from surveyor.core.task import Task
-from surveyor.processing import reports as report_processing
 from surveyor.processing.outliers import request_after_processing
 from surveyor.processing.processors import LeaseLost, ProcessingJob, StopRequested, complete
 from surveyor.processing.queue import Claim, renew_lease
@@ -718,7 +717,6 @@ def finish(context: MergeContext) -> Task:
         run = inventory.finish_run(conn, context.run_id, ended_at=now)
         summary = summarize({name: run[name] for name in inventory.RUN_COUNTS})
         request_after_processing(conn, context.claim.task, summary, now=now)
-        report_processing.request_after_processing(conn, context.claim.task, summary, now=now)
         return complete(
             conn,
             context.claim,

@@ -9,11 +9,7 @@ report task starts again: computing a report twice stores the same result.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy import Connection
 
 from surveyor.core import reports
 from surveyor.core.task import Task
@@ -73,13 +69,3 @@ def compute_report(job: ProcessingJob) -> Task:
         message=f"{report.name} stored: {summary}",
         changes={"stats": {str(label): value for label, value in result["summary"]}},
     )
-
-
-def request_after_processing(
-    conn: Connection, task: Task, summary: Mapping[str, int], *, now: datetime
-) -> None:
-    """Initialize, as the system, the reports the organization has not got yet, in the
-    transaction that finishes processing of its data, once that processing changed its
-    inventory (each report is computed then, and refreshed daily after)."""
-    if any(summary.get(key, 0) > 0 for key in ("new", "changed", "offline", "online")):
-        report_store.initialize_missing(conn, task.organization_id, now=now)

@@ -35,7 +35,15 @@ from surveyor.core.reports import (
 from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus, WaitReason
 from surveyor.store import tasks as task_store
-from surveyor.store.schema import assets, processing_runs, reports, services, sites, tasks
+from surveyor.store.schema import (
+    assets,
+    organizations,
+    processing_runs,
+    reports,
+    services,
+    sites,
+    tasks,
+)
 
 #: Who creates system tasks (SPEC §10: `created_by: "system"`).
 SYSTEM = "system"
@@ -222,6 +230,25 @@ def request_refresh(
         actor=actor,
         message=message,
         now=now,
+    )
+
+
+def organizations_to_initialize(conn: Connection, *, limit: int) -> list[int]:
+    """Organizations that have an inventory (an asset) but not every report yet."""
+    have = (
+        select(func.count())
+        .select_from(reports)
+        .where(reports.c.organization_id == organizations.c.id)
+        .scalar_subquery()
+    )
+    has_assets = select(assets.c.id).where(assets.c.organization_id == organizations.c.id).exists()
+    return list(
+        conn.execute(
+            select(organizations.c.id)
+            .where(have < len(REPORTS), has_assets)
+            .order_by(organizations.c.id)
+            .limit(limit)
+        ).scalars()
     )
 
 
