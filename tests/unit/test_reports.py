@@ -11,7 +11,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 
 from surveyor.console.report_charts import chart
-from surveyor.core import reports
+from surveyor.core import kinds, reports
 from surveyor.core.reports import (
     AssetGroup,
     Inventory,
@@ -132,3 +132,11 @@ def test_bars_are_as_long_as_their_share_of_the_largest() -> None:
     ]
     assert widths[0] == pytest.approx(2 * widths[1])
     assert widths[2] == 0
+
+
+def test_a_report_task_is_summed_up_by_its_first_figures() -> None:
+    outcome = kinds.REPORT.outcome
+    assert outcome is not None
+    stats = {"Assets": 6, "Online": 5, "Offline": 1, "Sites": 2}
+    assert outcome({"stats": stats}) == "6 assets · 5 online · 1 offline"
+    assert outcome({"stats": {}}) == ""

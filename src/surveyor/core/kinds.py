@@ -496,6 +496,17 @@ def _outlier_outcome(task: Mapping[str, Any]) -> str:
     return f"{stats['assets']} assets scored · highest {stats.get('highest', 0)}"
 
 
+def _report_outcome(task: Mapping[str, Any]) -> str:
+    """A report task's first summary figures ("6 assets · 5 online · 1 offline")."""
+    stats = task.get("stats") or {}
+    return " · ".join(f"{value} {str(label).lower()}" for label, value in list(stats.items())[:3])
+
+
+_OUTCOMES: dict[str | None, TaskBrief] = {
+    OUTLIER_PROCESSOR: _outlier_outcome,
+    REPORT_PROCESSOR: _report_outcome,
+}
+
 #: The system kinds (SPEC §10): their paths are SPEC §2's. A kind with no processor yet
 #: waits in `new`.
 REPORT, OUTLIER, QUERY, RETENTION = (
@@ -506,7 +517,7 @@ REPORT, OUTLIER, QUERY, RETENTION = (
             path=_PROCESSING_ONLY,
             collector=Collector.NOBODY,
             processor=processor,
-            outcome=_outlier_outcome if processor == OUTLIER_PROCESSOR else None,
+            outcome=_OUTCOMES.get(processor),
         )
     )
     for task_type, label, processor in (
