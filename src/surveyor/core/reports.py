@@ -247,7 +247,10 @@ def _result(
     return {
         "report": report.id,
         "name": report.name,
-        "generated_at": now.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "generated_at": now.astimezone(UTC)
+        .replace(microsecond=0)
+        .isoformat()
+        .replace("+00:00", "Z"),
         "summary": [[label, value] for label, value in summary],
         "sections": list(sections),
     }

@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from surveyor.console import report_views as views
 from surveyor.console.errors import ApiError
 from surveyor.console.report_charts import chart
-from surveyor.console.report_views import known_report, report_view, report_views
 from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
@@ -22,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 
 def _definition(report_id: str) -> ReportDefinition:
     try:
-        return known_report(report_id)
+        return views.known_report(report_id)
     except ApiError as exc:
         raise PageError(404, "Not found", exc.message) from exc
 
@@ -30,11 +30,11 @@ def _definition(report_id: str) -> ReportDefinition:
 @router.get("/reports")
 def reports_page(request: Request, principal: PagePrincipal, state: State) -> Response:
     with state.db.read() as conn:
-        views = report_views(conn, principal.organization_id)
+        listed = views.report_views(conn, principal.organization_id)
     return render(
         request,
         "reports/list.html",
-        {"reports": views, "can_refresh": principal.role.allows(Role.OPERATOR)},
+        {"reports": listed, "can_refresh": principal.role.allows(Role.OPERATOR)},
     )
 
 
@@ -44,7 +44,7 @@ def report_page(
 ) -> Response:
     definition = _definition(report_id)
     with state.db.read() as conn:
-        view = report_view(conn, principal.organization_id, definition.id)
+        view = views.report_view(conn, principal.organization_id, definition.id)
     return render(
         request,
         "reports/report.html",
