@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from surveyor.core.clock import FakeClock
 from surveyor.scheduler.leader import SoleScheduler
 from surveyor.scheduler.tick import Scheduler
+from surveyor.store import reports as report_store
+from surveyor.store.schema import sites
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
@@ -326,3 +330,37 @@ def test_the_daily_refresh_runs_when_its_time_comes(
     )
     assert run["status"] == "processed"
     assert console.admin.get("/api/v1/reports/overview").json()["task_id"] == run["id"]
+
+
+def _services_across_sites(console: ConsoleUnderTest) -> dict[tuple[str, int, str], int]:
+    with console.db.read() as conn:
+        groups = report_store.service_groups(conn, console.organization_id, per_site=False)
+        by_site = report_store.service_groups(conn, console.organization_id)
+    summed: Counter[tuple[str, int, str]] = Counter()
+    for group in by_site:
+        summed[(group.proto, group.port, group.name)] += group.assets
+    across = {(g.proto, g.port, g.name): g.assets for g in groups}
+    assert across == dict(summed)
+    return across
+
+
+def test_services_across_sites_are_the_organizations_alone(
+    console: ConsoleUnderTest, inventory: dict[str, Any]
+) -> None:
+    alone = _services_across_sites(console)
+    assert sum(alone.values()) == 7
+    # Another organization's services are not counted, whether or not it is there.
+    other_id, _admin = console.other_organization()
+    with console.db.read() as conn:
+        other_site = conn.execute(
+            select(sites.c.id).where(sites.c.organization_id == other_id)
+        ).scalar_one()
+    queue_hosts(
+        console.db,
+        inventory["data_dir"],
+        Place(other_id, other_site),
+        [host("127.0.0.2", services=[service(22), service(8080)])],
+        targets=None,
+    )
+    process_all(console.db, inventory["data_dir"])
+    assert _services_across_sites(console) == alone

@@ -54,7 +54,12 @@ def compute_report(job: ProcessingJob) -> Task:
         result = _external(job)
     else:
         with job.db.read() as conn:
-            counts = report_store.inventory_counts(conn, organization_id, now=now)
+            counts = report_store.inventory_counts(
+                conn,
+                organization_id,
+                now=now,
+                services_per_site=report is not reports.OVERVIEW,
+            )
         with job.db.write() as conn:
             job.fence(conn, {"progress_process": 0.8})
         build = reports.overview if report is reports.OVERVIEW else reports.comparison

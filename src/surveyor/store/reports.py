@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, literal, select, update
 
 from surveyor.core import recurrence
 from surveyor.core.kinds import REPORT
@@ -310,11 +310,30 @@ def asset_groups(conn: Connection, organization_id: int, *, now: datetime) -> li
     ]
 
 
-def service_groups(conn: Connection, organization_id: int) -> list[ServiceGroup]:
-    """The organization's open services grouped by site, protocol, port and name."""
-    rows = conn.execute(
+def _only_organization(conn: Connection, organization_id: int) -> bool:
+    others = conn.execute(
+        select(organizations.c.id).where(organizations.c.id != organization_id).limit(1)
+    ).first()
+    return others is None
+
+
+def service_groups(
+    conn: Connection, organization_id: int, *, per_site: bool = True
+) -> list[ServiceGroup]:
+    """The organization's open services grouped by site (unless `per_site` is false: then
+    their site is 0), protocol, port and name. Across sites in the only organization of the
+    install, every service is the organization's: no join to the assets is needed."""
+    if not per_site and _only_organization(conn, organization_id):
+        rows = conn.execute(
+            select(services.c.proto, services.c.port, services.c.name, func.count().label("n"))
+            .where(services.c.state == "open")
+            .group_by(services.c.proto, services.c.port, services.c.name)
+        )
+        return [ServiceGroup(0, row.proto, row.port, row.name or "", int(row.n)) for row in rows]
+    site = assets.c.site_id if per_site else literal(0)
+    query = (
         select(
-            assets.c.site_id,
+            site.label("site_id"),
             services.c.proto,
             services.c.port,
             services.c.name,
@@ -322,11 +341,13 @@ def service_groups(conn: Connection, organization_id: int) -> list[ServiceGroup]
         )
         .select_from(services.join(assets, assets.c.id == services.c.asset_id))
         .where(assets.c.organization_id == organization_id, services.c.state == "open")
-        .group_by(assets.c.site_id, services.c.proto, services.c.port, services.c.name)
+        .group_by(services.c.proto, services.c.port, services.c.name)
     )
+    if per_site:
+        query = query.group_by(assets.c.site_id)
     return [
         ServiceGroup(row.site_id, row.proto, row.port, row.name or "", int(row.assets))
-        for row in rows
+        for row in conn.execute(query)
     ]
 
 
@@ -341,11 +362,15 @@ def run_counts(conn: Connection, organization_id: int, *, now: datetime) -> list
     return [RunCounts(row.ended_at, int(row.new), int(row.offline)) for row in rows]
 
 
-def inventory_counts(conn: Connection, organization_id: int, *, now: datetime) -> Inventory:
+def inventory_counts(
+    conn: Connection, organization_id: int, *, now: datetime, services_per_site: bool = True
+) -> Inventory:
+    """What the overview (`services_per_site=False`: it counts services across sites) and the
+    comparison are built from."""
     return Inventory(
         sites=site_names(conn, organization_id),
         assets=asset_groups(conn, organization_id, now=now),
-        services=service_groups(conn, organization_id),
+        services=service_groups(conn, organization_id, per_site=services_per_site),
         runs=run_counts(conn, organization_id, now=now),
     )
 
