@@ -344,11 +344,19 @@ def _services_across_sites(console: ConsoleUnderTest) -> dict[tuple[str, int, st
     return across
 
 
-def test_services_across_sites_are_the_organizations_alone(
+def _asset_groups(console: ConsoleUnderTest) -> list[Any]:
+    with console.db.read() as conn:
+        groups = report_store.asset_groups(conn, console.organization_id, now=datetime.now(UTC))
+    assert sum(group.assets for group in groups) == 6
+    return sorted(groups, key=repr)
+
+
+def test_counts_are_the_organizations_alone_with_or_without_another(
     console: ConsoleUnderTest, inventory: dict[str, Any]
 ) -> None:
     alone = _services_across_sites(console)
     assert sum(alone.values()) == 7
+    groups = _asset_groups(console)
     # Another organization's services are not counted, whether or not it is there.
     other_id, _admin = console.other_organization()
     with console.db.read() as conn:
@@ -364,3 +372,4 @@ def test_services_across_sites_are_the_organizations_alone(
     )
     process_all(console.db, inventory["data_dir"])
     assert _services_across_sites(console) == alone
+    assert _asset_groups(console) == groups
