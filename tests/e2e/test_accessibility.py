@@ -378,6 +378,7 @@ def fill_path(path: str, seeded: Seeded) -> str:
         "user_id": seeded.member,
         "credential_id": seeded.credential,
         "rule_id": seeded.notification_rule,
+        "report_id": "overview",
     }
 
     def value(match: re.Match[str]) -> str:

@@ -146,6 +146,7 @@ PROCESSED = {"task_id": "processed"}
 LAUNCHED = {"task_id": "launched"}
 CREDENTIAL = {"credential_id": "credential"}
 RULE = {"rule_id": "notification_rule"}
+REPORT = {"report_id": "report"}
 
 ROWS = [
     # tasks
@@ -353,6 +354,10 @@ ROWS = [
         collection("admin"),
         send=json(lambda o: {"task_data_days": 90}),
     ),
+    # reports: each organization has the same three, so another's admin reads its own
+    Row("GET", "/api/v1/reports", collection("viewer")),
+    Row("GET", "/api/v1/reports/{report_id}", collection("viewer"), REPORT),
+    Row("POST", "/api/v1/reports/{report_id}/refresh", collection("operator", 202), REPORT),
     # credentials: admins only
     Row("GET", "/api/v1/credentials", collection("admin")),
     Row(
@@ -494,6 +499,8 @@ class World:
                 if "processed" not in self.shared:
                     self.shared["processed"] = self.make("processed")
                 return {"id": admin.get("/api/v1/assets").json()["items"][0]["id"]}
+            case "report":
+                return {"id": "overview"}
             case "site":
                 return self._created(
                     admin.post("/api/v1/sites", json={"name": f"s{n}", "scope": "127.0.0.1"})

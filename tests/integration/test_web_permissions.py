@@ -252,6 +252,16 @@ ROWS = [
     Row("GET", "/assets", own("viewer")),
     Row("GET", "/assets/export", own("viewer")),
     Row("GET", "/assets/{asset_id}", on_objects("viewer"), {"asset_id": "asset"}),
+    # reports: every organization has the same three, so another's admin sees its own
+    Row("GET", "/reports", own("viewer")),
+    Row("GET", "/reports/{report_id}", own("viewer"), fixed={"report_id": "overview"}),
+    Row(
+        "POST",
+        "/reports/{report_id}/refresh",
+        own("operator", 303),
+        form=fields(),
+        fixed={"report_id": "overview"},
+    ),
     # API tokens
     Row("GET", "/tokens", own("viewer")),
     Row("POST", "/tokens", own("viewer"), form=fields(name="ci")),

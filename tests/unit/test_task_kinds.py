@@ -70,9 +70,16 @@ def test_each_part_of_the_pipeline_takes_the_types_it_took_before_kinds() -> Non
     assert kinds.pinned_to_explorers() == ["connector"]  # only on the explorer it names
     assert kinds.run_in_console() == ["connector"]  # ... or in the console
     assert kinds.launched_types() == ["connector", "scan"]  # canceled after their grace
-    assert kinds.processed_types() == ["connector", "import", "outlier", "retention", "scan"]
+    assert kinds.processed_types() == [
+        "connector",
+        "import",
+        "outlier",
+        "report",
+        "retention",
+        "scan",
+    ]
     # System kinds with a processor go to the queue once due; the others wait for theirs.
-    assert kinds.queued_when_due() == ["outlier", "retention"]
+    assert kinds.queued_when_due() == ["outlier", "report", "retention"]
     assert kinds.creatable_types() == ["connector", "scan"]
 
 

@@ -25,6 +25,7 @@ from surveyor.console.routes import (
     exports,
     imports,
     notifications,
+    reports,
     resources,
     tasks,
 )
@@ -183,6 +184,7 @@ def create_app(
     app.include_router(credentials.router)
     app.include_router(settings_routes.router)
     app.include_router(notifications.router)
+    app.include_router(reports.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

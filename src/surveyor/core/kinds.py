@@ -56,6 +56,8 @@ INVENTORY_PROCESSOR = "inventory"
 OUTLIER_PROCESSOR = "outlier"
 #: The processor that applies an organization's retention (a Retention run).
 RETENTION_PROCESSOR = "retention"
+#: The processor that computes and stores a report (processing/reports.py).
+REPORT_PROCESSOR = "report"
 
 
 class Collector(StrEnum):
@@ -501,9 +503,16 @@ def _retention_outcome(task: Mapping[str, Any]) -> str:
     return retention.outcome_brief(task.get("stats") or {})
 
 
+def _report_outcome(task: Mapping[str, Any]) -> str:
+    """A report task's first summary figures ("6 assets · 5 online · 1 offline")."""
+    stats = task.get("stats") or {}
+    return " · ".join(f"{value} {str(label).lower()}" for label, value in list(stats.items())[:3])
+
+
 _OUTCOMES: dict[str, TaskBrief] = {
     OUTLIER_PROCESSOR: _outlier_outcome,
     RETENTION_PROCESSOR: _retention_outcome,
+    REPORT_PROCESSOR: _report_outcome,
 }
 
 
@@ -521,7 +530,8 @@ REPORT, OUTLIER, QUERY, RETENTION = (
         )
     )
     for task_type, label, processor in (
-        (TaskType.REPORT, "Report", None),
+        # Computes and stores the report its params name (processing/reports.py).
+        (TaskType.REPORT, "Report", REPORT_PROCESSOR),
         # Scores a site's assets (processing/outliers.py), queued when its inventory changes.
         (TaskType.OUTLIER, "Outlier calculation", OUTLIER_PROCESSOR),
         (TaskType.QUERY, "Query", None),

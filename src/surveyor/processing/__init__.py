@@ -2,17 +2,25 @@
 
 `queue` claims tasks with leases, `processors` finds the processor a task's kind names, `records`
 reads task data, `merge` writes it into the inventory (the `inventory` processor, registered
-here), `outliers` scores a site's assets (the `outlier` processor, registered here), `retention`
-deletes old task data and marks unseen assets stale (the `retention` processor), `worker`
-runs the loop (inside the console, or as `surveyor worker`).
+here), `outliers` scores a site's assets (the `outlier` processor, registered here), `reports`
+computes the organization's reports (the `report` processor), `retention` deletes old task
+data and marks unseen assets stale (the `retention` processor), `worker` runs the loop
+(inside the console, or as `surveyor worker`).
 """
 
-from surveyor.core.kinds import INVENTORY_PROCESSOR, OUTLIER_PROCESSOR, RETENTION_PROCESSOR
+from surveyor.core.kinds import (
+    INVENTORY_PROCESSOR,
+    OUTLIER_PROCESSOR,
+    REPORT_PROCESSOR,
+    RETENTION_PROCESSOR,
+)
 from surveyor.processing.merge import merge_into_inventory
 from surveyor.processing.outliers import calculate_outliers
 from surveyor.processing.processors import register_processor
+from surveyor.processing.reports import compute_report
 from surveyor.processing.retention import apply_retention
 
 register_processor(INVENTORY_PROCESSOR, merge_into_inventory)
 register_processor(OUTLIER_PROCESSOR, calculate_outliers)
+register_processor(REPORT_PROCESSOR, compute_report)
 register_processor(RETENTION_PROCESSOR, apply_retention)

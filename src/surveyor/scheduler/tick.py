@@ -33,6 +33,7 @@ from surveyor.core.tasks import (
 from surveyor.scheduler import firing
 from surveyor.scheduler.firing import Firing, Verdict
 from surveyor.scheduler.leader import Leadership, leadership_for
+from surveyor.scheduler.reports import initialize_reports
 from surveyor.service import launch
 from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
 from surveyor.service.tasks import stored_recurrence
@@ -98,6 +99,8 @@ class TickReport:
     became_due: int = 0
     queued: int = 0
     canceled: int = 0
+    #: Organizations whose reports were initialized (docs/reports.md).
+    reports_initialized: int = 0
     batches: list[BatchResult] = field(default_factory=list)
     next_due: datetime | None = None
     prepared: bool = True
@@ -186,6 +189,7 @@ class Scheduler:
         # finished, so the occurrence after it is not skipped for it.
         if self._sweep_due(now):
             self._cancel_expired_launches(now, report)
+            report.reports_initialized = initialize_reports(self.db, now)
             self._last_sweep = now
         with self.db.read() as conn:
             one_offs_due, templates_due = schedules.due_work(conn, now)

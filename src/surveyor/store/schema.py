@@ -690,3 +690,24 @@ retention_settings = Table(
 
 #: The processing queue: queued tasks of a site in queue order, and whether a site is busy.
 Index("ix_tasks_queue", tasks.c.status, tasks.c.site_id, tasks.c.tab_sort, tasks.c.id)
+
+# Each organization's stored reports (docs/reports.md): one row per report, with the result of
+# its latest refresh and the recurring template that refreshes it daily.
+reports = Table(
+    "reports",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    # Which report: `overview`, `comparison` or `external` (core/reports.py).
+    Column("report", String(40), nullable=False),
+    Column("result", JSON, nullable=True),
+    Column("refreshed_at", UTCDateTime, nullable=True),
+    # The task whose result is stored, and the template of its daily refresh.
+    Column("task_id", Id, nullable=True),
+    Column("schedule_id", Id, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("organization_id", "report"),
+)

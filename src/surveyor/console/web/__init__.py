@@ -1,7 +1,8 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
 One module per page (`tasks`, `new_task`, `imports`, `explorers`, `zones`, `sites`, `assets`,
-`tokens`, `members`, `credentials`, `audit`, `account`, `settings`), `login` for signing in and out,
+`reports`, `tokens`, `members`, `credentials`, `notifications`, `audit`, `account`, `settings`),
+`login` for signing in and out,
 `session` for cookie sessions and CSRF, `render` for templates and security headers, `forms`
 for reading submitted forms, `task_view` for how a task is shown. The live updates come from
 `GET /api/v1/events` (`console/routes/events.py`, fed by `console/live.py`); the pages' own
@@ -25,6 +26,7 @@ from surveyor.console.web import (
     members,
     new_task,
     notifications,
+    reports,
     settings,
     sites,
     tasks,
@@ -49,6 +51,7 @@ def install(app: FastAPI) -> None:
         zones,
         sites,
         assets,
+        reports,
         tokens,
         members,
         credentials,
