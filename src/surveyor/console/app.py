@@ -24,6 +24,7 @@ from surveyor.console.routes import (
     explorer_api,
     exports,
     imports,
+    queries,
     resources,
     tasks,
 )
@@ -177,6 +178,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(audit.router)
     app.include_router(credentials.router)
+    app.include_router(queries.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -53,6 +53,8 @@ S = TaskStatus
 INVENTORY_PROCESSOR = "inventory"
 #: The processor that scores a site's assets for how unusual they are (an Outlier calculation).
 OUTLIER_PROCESSOR = "outlier"
+#: The processor that counts what an organization's pinned queries find (a Query task).
+QUERY_PROCESSOR = "query"
 
 
 class Collector(StrEnum):
@@ -511,7 +513,8 @@ REPORT, OUTLIER, QUERY, RETENTION = (
         (TaskType.REPORT, "Report", None),
         # Scores a site's assets (processing/outliers.py), queued when its inventory changes.
         (TaskType.OUTLIER, "Outlier calculation", OUTLIER_PROCESSOR),
-        (TaskType.QUERY, "Query", None),
+        # Counts the pinned queries (processing/queries.py), queued after each processing.
+        (TaskType.QUERY, "Query", QUERY_PROCESSOR),
         (TaskType.RETENTION, "Retention", None),
     )
 )

@@ -2,14 +2,19 @@
 
 `queue` claims tasks with leases, `processors` finds the processor a task's kind names, `records`
 reads task data, `merge` writes it into the inventory (the `inventory` processor, registered
-here), `outliers` scores a site's assets (the `outlier` processor, registered here), `worker`
-runs the loop (inside the console, or as `surveyor worker`).
+here), `outliers` scores a site's assets (the `outlier` processor, registered here), `queries`
+counts an organization's pinned queries (the `query` processor, registered here, and requested
+after every other processing), `worker` runs the loop (inside the console, or as `surveyor
+worker`).
 """
 
-from surveyor.core.kinds import INVENTORY_PROCESSOR, OUTLIER_PROCESSOR
+from surveyor.core.kinds import INVENTORY_PROCESSOR, OUTLIER_PROCESSOR, QUERY_PROCESSOR
 from surveyor.processing.merge import merge_into_inventory
 from surveyor.processing.outliers import calculate_outliers
-from surveyor.processing.processors import register_processor
+from surveyor.processing.processors import register_after_processing, register_processor
+from surveyor.processing.queries import refresh_queries, request_after_processing
 
 register_processor(INVENTORY_PROCESSOR, merge_into_inventory)
 register_processor(OUTLIER_PROCESSOR, calculate_outliers)
+register_processor(QUERY_PROCESSOR, refresh_queries)
+register_after_processing(request_after_processing)

@@ -19,6 +19,7 @@ from surveyor.console.web import (
     assets,
     audit,
     credentials,
+    dashboard,
     explorers,
     imports,
     login,
@@ -40,6 +41,7 @@ def install(app: FastAPI) -> None:
     for module in (
         login,
         account,
+        dashboard,
         new_task,
         imports,
         tasks,
