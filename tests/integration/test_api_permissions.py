@@ -145,6 +145,7 @@ TEMPLATE = {"task_id": "template"}
 PROCESSED = {"task_id": "processed"}
 LAUNCHED = {"task_id": "launched"}
 CREDENTIAL = {"credential_id": "credential"}
+SAVED_QUERY = {"query_id": "saved_query"}
 
 ROWS = [
     # tasks
@@ -379,6 +380,32 @@ ROWS = [
         CREDENTIAL,
         fresh=True,
     ),
+    # saved queries: viewers read, operators save, change, pin and delete
+    Row("GET", "/api/v1/queries", collection("viewer")),
+    Row(
+        "POST",
+        "/api/v1/queries",
+        collection("operator", 201),
+        send=json(lambda o: {"name": f"ssh {next(_serial)}", "kind": "asset", "search": "port:22"}),
+    ),
+    Row("GET", "/api/v1/queries/{query_id}", on_objects("viewer"), SAVED_QUERY),
+    Row("GET", "/api/v1/queries/{query_id}/counts", on_objects("viewer"), SAVED_QUERY),
+    Row(
+        "PATCH",
+        "/api/v1/queries/{query_id}",
+        on_objects("operator"),
+        SAVED_QUERY,
+        json(lambda o: {"threshold": 5}),
+    ),
+    Row("POST", "/api/v1/queries/{query_id}/pin", on_objects("operator"), SAVED_QUERY),
+    Row("POST", "/api/v1/queries/{query_id}/unpin", on_objects("operator"), SAVED_QUERY),
+    Row(
+        "DELETE",
+        "/api/v1/queries/{query_id}",
+        on_objects("operator", 204),
+        SAVED_QUERY,
+        fresh=True,
+    ),
     # open to everyone
     Row(
         "POST",
@@ -471,6 +498,13 @@ class World:
                             "kind": "ldap",
                             "fields": {"bind_dn": "cn=svc,dc=lab", "password": "s3cret"},
                         },
+                    )
+                )
+            case "saved_query":
+                return self._created(
+                    admin.post(
+                        "/api/v1/queries",
+                        json={"name": f"q{n}", "kind": "task", "search": "status:canceled"},
                     )
                 )
             case "enrollment_token":
