@@ -70,9 +70,9 @@ def test_each_part_of_the_pipeline_takes_the_types_it_took_before_kinds() -> Non
     assert kinds.pinned_to_explorers() == ["connector"]  # only on the explorer it names
     assert kinds.run_in_console() == ["connector"]  # ... or in the console
     assert kinds.launched_types() == ["connector", "scan"]  # canceled after their grace
-    assert kinds.processed_types() == ["connector", "import", "outlier", "scan"]
+    assert kinds.processed_types() == ["connector", "import", "outlier", "query", "scan"]
     # System kinds with a processor go to the queue once due; the others wait for theirs.
-    assert kinds.queued_when_due() == ["outlier"]
+    assert kinds.queued_when_due() == ["outlier", "query"]
     assert kinds.creatable_types() == ["connector", "scan"]
 
 
