@@ -12,13 +12,13 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     delete,
     exists,
     func,
     insert,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -297,8 +297,8 @@ def insights(
     conn: Connection, organization_id: int, *, now: datetime, points: int = TREND_POINTS
 ) -> list[Insight]:
     """The organization's pinned queries with their stored counts: the latest, the last
-    `points` (the trend) and the latest at least a day old. Two statements, each reading
-    the history through its index, whatever the number of insights."""
+    `points` (the trend) and the latest at least a day old, each read through the index of
+    the history."""
     day_ago = (
         select(query_counts.c.count)
         .where(query_counts.c.query_id == _q.id, query_counts.c.counted_at <= now - YESTERDAY)
@@ -328,21 +328,19 @@ def insights(
 
 
 def _trends(conn: Connection, query_ids: Sequence[int], points: int) -> dict[int, list[int]]:
-    """The last `points` counts of each query, oldest first."""
-    if not query_ids or points <= 0:
+    """The last `points` counts of each query, oldest first: one statement, compiled once and
+    run for each query, reading the index range of its latest counts."""
+    if points <= 0:
         return {}
-    latest = [
-        select(query_counts.c.query_id, query_counts.c.counted_at, query_counts.c.count)
-        .where(query_counts.c.query_id == query_id)
+    latest = (
+        select(query_counts.c.count)
+        .where(query_counts.c.query_id == bindparam("query_id"))
         .order_by(query_counts.c.counted_at.desc())
         .limit(points)
-        .subquery()
-        for query_id in query_ids
-    ]
-    union = union_all(*(select(part) for part in latest)).subquery()
-    found: dict[int, list[tuple[datetime, int]]] = {}
-    for query_id, counted_at, count in conn.execute(select(union)):
-        found.setdefault(int(query_id), []).append((counted_at, int(count)))
+    )
     return {
-        query_id: [count for _, count in sorted(counted)] for query_id, counted in found.items()
+        query_id: [
+            int(count) for (count,) in reversed(conn.execute(latest, {"query_id": query_id}).all())
+        ]
+        for query_id in query_ids
     }
