@@ -147,6 +147,7 @@ LAUNCHED = {"task_id": "launched"}
 CREDENTIAL = {"credential_id": "credential"}
 RULE = {"rule_id": "notification_rule"}
 REPORT = {"report_id": "report"}
+SAVED_QUERY = {"query_id": "saved_query"}
 
 ROWS = [
     # tasks
@@ -422,6 +423,32 @@ ROWS = [
     ),
     Row("GET", "/api/v1/notifications/{rule_id}/deliveries", on_objects("admin"), RULE),
     Row("DELETE", "/api/v1/notifications/{rule_id}", on_objects("admin", 204), RULE, fresh=True),
+    # saved queries: viewers read, operators save, change, pin and delete
+    Row("GET", "/api/v1/queries", collection("viewer")),
+    Row(
+        "POST",
+        "/api/v1/queries",
+        collection("operator", 201),
+        send=json(lambda o: {"name": f"ssh {next(_serial)}", "kind": "asset", "search": "port:22"}),
+    ),
+    Row("GET", "/api/v1/queries/{query_id}", on_objects("viewer"), SAVED_QUERY),
+    Row("GET", "/api/v1/queries/{query_id}/counts", on_objects("viewer"), SAVED_QUERY),
+    Row(
+        "PATCH",
+        "/api/v1/queries/{query_id}",
+        on_objects("operator"),
+        SAVED_QUERY,
+        json(lambda o: {"threshold": 5}),
+    ),
+    Row("POST", "/api/v1/queries/{query_id}/pin", on_objects("operator"), SAVED_QUERY),
+    Row("POST", "/api/v1/queries/{query_id}/unpin", on_objects("operator"), SAVED_QUERY),
+    Row(
+        "DELETE",
+        "/api/v1/queries/{query_id}",
+        on_objects("operator", 204),
+        SAVED_QUERY,
+        fresh=True,
+    ),
     # open to everyone
     Row(
         "POST",
@@ -529,6 +556,13 @@ class World:
                             "target": "http://127.0.0.1:9/hook",
                             "secret": "s3cret",
                         },
+                    )
+                )
+            case "saved_query":
+                return self._created(
+                    admin.post(
+                        "/api/v1/queries",
+                        json={"name": f"q{n}", "kind": "task", "search": "status:canceled"},
                     )
                 )
             case "enrollment_token":

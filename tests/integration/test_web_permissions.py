@@ -249,6 +249,7 @@ ROWS = [
     Row("GET", "/hosted-zones/{zone_id}/delete", on_objects("admin"), ZONE),
     Row("POST", "/hosted-zones/{zone_id}/delete", on_objects("admin", 303), ZONE, fresh=True),
     Row("GET", "/sites", own("viewer")),
+    Row("GET", "/dashboard", own("viewer")),
     Row("GET", "/assets", own("viewer")),
     Row("GET", "/assets/export", own("viewer")),
     Row("GET", "/assets/{asset_id}", on_objects("viewer"), {"asset_id": "asset"}),

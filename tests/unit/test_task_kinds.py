@@ -74,12 +74,13 @@ def test_each_part_of_the_pipeline_takes_the_types_it_took_before_kinds() -> Non
         "connector",
         "import",
         "outlier",
+        "query",
         "report",
         "retention",
         "scan",
     ]
     # System kinds with a processor go to the queue once due; the others wait for theirs.
-    assert kinds.queued_when_due() == ["outlier", "report", "retention"]
+    assert kinds.queued_when_due() == ["outlier", "query", "report", "retention"]
     assert kinds.creatable_types() == ["connector", "scan"]
 
 

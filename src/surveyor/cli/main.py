@@ -15,6 +15,7 @@ from surveyor.cli import (
     explorer,
     exports,  # noqa: F401  (adds `asset export`, `task data` and `task changes`)
     imports,
+    queries,
     scan,
     server,
     session,
@@ -55,6 +56,7 @@ GROUPS = {
     "enrollment": explorer.enrollment_app,
     "audit": audit.audit_app,
     "credential": credentials.credential_app,
+    "query": queries.query_app,
     "secrets": credentials.secrets_app,
 }
 for name, command in COMMANDS.items():

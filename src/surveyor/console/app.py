@@ -25,6 +25,7 @@ from surveyor.console.routes import (
     exports,
     imports,
     notifications,
+    queries,
     reports,
     resources,
     tasks,
@@ -185,6 +186,7 @@ def create_app(
     app.include_router(settings_routes.router)
     app.include_router(notifications.router)
     app.include_router(reports.router)
+    app.include_router(queries.router)
     web.install(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -58,6 +58,8 @@ OUTLIER_PROCESSOR = "outlier"
 RETENTION_PROCESSOR = "retention"
 #: The processor that computes and stores a report (processing/reports.py).
 REPORT_PROCESSOR = "report"
+#: The processor that counts what an organization's pinned queries find (a Query task).
+QUERY_PROCESSOR = "query"
 
 
 class Collector(StrEnum):
@@ -534,7 +536,8 @@ REPORT, OUTLIER, QUERY, RETENTION = (
         (TaskType.REPORT, "Report", REPORT_PROCESSOR),
         # Scores a site's assets (processing/outliers.py), queued when its inventory changes.
         (TaskType.OUTLIER, "Outlier calculation", OUTLIER_PROCESSOR),
-        (TaskType.QUERY, "Query", None),
+        # Counts the pinned queries (processing/queries.py), queued after each processing.
+        (TaskType.QUERY, "Query", QUERY_PROCESSOR),
         # Deletes old task data and marks unseen assets stale (processing/retention.py), daily.
         (TaskType.RETENTION, "Retention", RETENTION_PROCESSOR),
     )

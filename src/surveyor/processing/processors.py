@@ -78,9 +78,19 @@ class ProcessingJob:
 
 
 Processor = Callable[[ProcessingJob], Task]
+#: Told of every task that processing completes, in the transaction that completes it (a
+#: Query refresh is requested so).
+AfterProcessing = Callable[[Connection, Task, datetime], None]
 
 _processors: dict[str, Processor] = {}
+_after_processing: list[AfterProcessing] = []
 _lock = threading.Lock()
+
+
+def register_after_processing(hook: AfterProcessing) -> None:
+    with _lock:
+        if hook not in _after_processing:
+            _after_processing.append(hook)
 
 
 def register_processor(name: str, processor: Processor) -> None:
@@ -118,8 +128,9 @@ def complete(
     now: datetime,
 ) -> Task:
     """Move a claimed task to `processed` with `changes`, giving up its lease; the caller
-    renewed the lease in this transaction (`fence`), so the task is still ours."""
-    return leave_processing(
+    renewed the lease in this transaction (`fence`), so the task is still ours. The hooks
+    registered with `register_after_processing` are told, in the same transaction."""
+    finished = leave_processing(
         conn,
         claim,
         TaskStatus.PROCESSED,
@@ -132,3 +143,6 @@ def complete(
         },
         now=now,
     )
+    for hook in tuple(_after_processing):
+        hook(conn, finished, now)
+    return finished

@@ -38,6 +38,7 @@ from surveyor.service import launch
 from surveyor.service.scheduling import COPIED_FROM_TEMPLATE
 from surveyor.service.tasks import stored_recurrence
 from surveyor.store import explorers as explorer_store
+from surveyor.store import queries as query_store
 from surveyor.store import schedules
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
@@ -51,6 +52,10 @@ CREATED_MESSAGE = "created by its recurring task"
 #: What every new run starts with besides what it copies from its template
 #: (`service.scheduling.COPIED_FROM_TEMPLATE`), as `store.tasks.create_task` would set it.
 NEW_RUN_VALUES = {"recur": False, "hidden": False, "stats": {}, "wait_reason": None}
+#: How often the scheduler looks for organizations due an hourly Query refresh.
+QUERY_SWEEP_EVERY = timedelta(minutes=1)
+#: The event message of a Query task the hourly refresh requested.
+HOURLY_QUERY_REFRESH = "the hourly refresh of the pinned queries"
 #: The most templates fired per transaction: a batch's statements then cost little per run.
 DEFAULT_BATCH_SIZE = 1000
 #: The first batch of a tick is this small, and each next one BATCH_GROWTH times the last, up
@@ -104,6 +109,8 @@ class TickReport:
     batches: list[BatchResult] = field(default_factory=list)
     next_due: datetime | None = None
     prepared: bool = True
+    #: Query tasks requested for organizations whose hourly refresh was due.
+    queries_requested: int = 0
 
     def add_firing(self, other: TickReport) -> None:
         """Count in what another connection of the same tick fired."""
@@ -170,6 +177,7 @@ class Scheduler:
         self.look_ahead = look_ahead
         self.firing_connections = firing_connections or FIRING_CONNECTIONS.get(db.dialect, 1)
         self._last_sweep: datetime | None = None
+        self._last_query_sweep: datetime | None = None
         self._prepared: dict[int, _Prepared] = {}
         self._prepared_through: tuple[datetime, int] | None = None
 
@@ -198,6 +206,7 @@ class Scheduler:
         if templates_due:
             self._fire_due(now, report)
         self._queue_due(now, report)
+        self._request_query_refreshes(now, report)
         with self.db.read() as conn:
             report.next_due = schedules.next_due_at(conn, now)
         report.prepared = self._prepare_upcoming(now)
@@ -489,6 +498,24 @@ class Scheduler:
             report.queued += queued
             if queued < _ONE_OFF_BATCH:
                 return
+
+    def _request_query_refreshes(self, now: datetime, report: TickReport) -> None:
+        """Queue a Query task for each organization whose pinned queries were not refreshed
+        in the last hour (looked for at most once a minute)."""
+        last = self._last_query_sweep
+        if last is not None and last <= now < last + QUERY_SWEEP_EVERY:
+            return
+        self._last_query_sweep = now
+        with self.db.read() as conn:
+            due = query_store.organizations_due(conn, now=now)
+        if not due:
+            return
+        with self.db.write() as conn:
+            for organization_id in due:
+                queued = query_store.request_query_refresh(
+                    conn, organization_id, now=now, reason=HOURLY_QUERY_REFRESH
+                )
+                report.queries_requested += queued is not None
 
     def _cancel_expired_launches(self, now: datetime, report: TickReport) -> None:
         """Cancel tasks that could not launch within their grace period, saying why."""

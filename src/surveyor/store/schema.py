@@ -711,3 +711,43 @@ reports = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("organization_id", "report"),
 )
+
+# Saved queries (docs/dashboard.md): asset, service and task searches saved with a name, and
+# those pinned to the Dashboard as insights, with every count a Query task stored.
+
+saved_queries = Table(
+    "saved_queries",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column(
+        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    # What it searches: asset, service or task (store/queries.py).
+    Column("kind", String(20), nullable=False),
+    Column("search", Text, nullable=False, default=""),
+    # A count above it is highlighted on the Dashboard; NULL: no threshold.
+    Column("threshold", BigInteger, nullable=True),
+    Column("pinned", Boolean, nullable=False, default=False),
+    Column("created_by_user_id", Id, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    # The latest count a Query task stored, kept here so the Dashboard reads one row each.
+    Column("last_count", BigInteger, nullable=True),
+    Column("last_counted_at", UTCDateTime, nullable=True),
+    UniqueConstraint("organization_id", "name"),
+    Index(None, "organization_id", "pinned", "id"),
+)
+
+query_counts = Table(
+    "query_counts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("query_id", Id, ForeignKey("saved_queries.id", ondelete="CASCADE"), nullable=False),
+    Column("counted_at", UTCDateTime, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    # The task that counted it (no foreign key: the history outlives the task).
+    Column("task_id", Id, nullable=True),
+    # A query's history in time order: the sparkline and the count a day ago.
+    Index(None, "query_id", "counted_at"),
+)

@@ -20,6 +20,7 @@ from surveyor.console.web import (
     assets,
     audit,
     credentials,
+    dashboard,
     explorers,
     imports,
     login,
@@ -44,6 +45,7 @@ def install(app: FastAPI) -> None:
     for module in (
         login,
         account,
+        dashboard,
         new_task,
         imports,
         tasks,
