@@ -199,16 +199,24 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _wait_for(
     client: Any, task_id: int, statuses: set[str], process: subprocess.Popen[bytes], log: Path
 ) -> dict[str, Any]:
+    """The task once its status is one of `statuses`. An answer other than 200 (the console
+    busy while the worker writes) is noted on stderr and asked again."""
     deadline = time.monotonic() + TASK_SECONDS
+    status = "unknown"
     while True:
-        task: dict[str, Any] = client.get(f"/api/v1/tasks/{task_id}").json()
-        if task["status"] in statuses:
-            return task
+        answer = client.get(f"/api/v1/tasks/{task_id}")
+        if answer.status_code == 200:
+            task: dict[str, Any] = answer.json()
+            status = task["status"]
+            if status in statuses:
+                return task
+        else:
+            print(f"  (task {task_id}: {answer.status_code} {answer.text[:200]})", file=sys.stderr)
         if process.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(
-                f"task {task_id} stuck at {task['status']}:\n{log.read_text(errors='replace')}"
+                f"task {task_id} stuck at {status}:\n{log.read_text(errors='replace')}"
             )
-        time.sleep(0.05)
+        time.sleep(0.05 if status in ("new", "connecting") else 0.5)
 
 
 def whole_task(
@@ -318,6 +326,63 @@ def whole_task(
         _stop(console)
 
 
+def loadavg() -> str:
+    return Path("/proc/loadavg").read_text().strip()
+
+
+def fetch_table(
+    runs: list[Run], computers: int, tls: str, repeat: int
+) -> tuple[float, dict[str, float]]:
+    """Prints the fetches against ldapsearch; ldapsearch's median time, and the figures."""
+    peers = [run for run in runs if run.tool == "ldapsearch"]
+    ours = [run for run in runs if run.tool == "connector"]
+    records_only = [run for run in runs if run.tool == "records"]
+    for run in runs:
+        if run.objects != computers:
+            raise SystemExit(f"{run.tool} dumped {run.objects:,} of {computers:,} objects")
+    peer_s = statistics.median(run.seconds for run in peers)
+    ratio = statistics.median(run.seconds for run in ours) / peer_s
+    rss = max(run.peak_rss_mb for run in ours + records_only)
+    print()
+    print(f"LDAP: {computers:,} computer objects, tls {tls}, {repeat} runs each")
+    print(f"{'tool':<12} {'median s':>9} {'runs (s)':<28} {'CPU s':>6} {'process s':>9}")
+    groups = (("ldapsearch", peers), ("connector", ours), ("records", records_only))
+    for name, group in groups:
+        times = ", ".join(f"{run.seconds:.2f}" for run in group)
+        cpu = statistics.median(run.cpu_seconds for run in group)
+        process = statistics.median(run.process_seconds for run in group)
+        median = statistics.median(run.seconds for run in group)
+        print(f"{name:<12} {median:>9.2f} {times:<28} {cpu:>6.2f} {process:>9.2f}")
+    records_ratio = statistics.median(run.seconds for run in records_only) / peer_s
+    print(
+        "connector: fetched into a gzip JSONL file; records: fetched into nothing "
+        f"(the connector's own share: {records_ratio:.2f}x ldapsearch)"
+    )
+    print(
+        f"ratio connector/ldapsearch {ratio:.2f}x "
+        f"({'✓' if ratio <= RATIO_GOAL else '✗'} goal <= {RATIO_GOAL}x); "
+        f"peak RSS of the fetching process {rss:.0f} MB "
+        f"({'✓' if rss <= RSS_GOAL_MB else '✗'} goal <= {RSS_GOAL_MB:.0f} MB)",
+        flush=True,
+    )
+    return peer_s, {"ratio": ratio, "records_ratio": records_ratio, "peak_rss_mb": rss}
+
+
+TASK_HEADER = (
+    f"{'backend':<11} {'connecting s':>12} {'x ldapsearch':>12} {'console MB':>10} "
+    f"{'processing s':>12} {'assets/s':>9} {'worker MB':>9} {'create->queued s':>16}"
+)
+
+
+def task_row(task: TaskRun, peer_s: float) -> str:
+    return (
+        f"{task.backend:<11} {task.connecting_seconds:>12.2f} "
+        f"{task.connecting_seconds / peer_s:>11.2f}x {task.console_peak_rss_mb:>10.0f} "
+        f"{task.processing_seconds:>12.2f} {task.assets / task.processing_seconds:>9,.0f} "
+        f"{task.worker_peak_rss_mb:>9.0f} {task.create_to_queued_seconds:>16.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--computers", type=int, default=100_000)
@@ -362,74 +427,40 @@ def main() -> None:
             runs.append(run_ldapsearch(server, Path(workdir) / "ldapsearch.ldif", args.tls))
             runs.append(run_connector(server, Path(workdir) / "ldap.jsonl.gz", args.tls))
             runs.append(run_connector(server, None, args.tls))
+        load_fetched = os.getloadavg()
+        peer_s, figures = fetch_table(runs, args.computers, args.tls, args.repeat)
+        print(f"/proc/loadavg: {loadavg()}", flush=True)
         tasks: list[TaskRun] = []
         backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
         for backend in backends:
             if backend == "none":
                 continue
-            print(f"the whole connector task on {backend} ...", flush=True)
+            print(f"\nthe whole connector task on {backend} ...", flush=True)
             folder = Path(workdir) / f"task-{backend}"
             if backend == "sqlite":
-                tasks.append(whole_task(server, folder, args.tls, backend, None))
-                continue
-            from surveyor.testing.postgres import throwaway_postgres
+                task = whole_task(server, folder, args.tls, backend, None)
+            else:
+                from surveyor.testing.postgres import throwaway_postgres
 
-            with throwaway_postgres() as url:
-                tasks.append(whole_task(server, folder, args.tls, backend, url))
+                with throwaway_postgres() as url:
+                    task = whole_task(server, folder, args.tls, backend, url)
+            if task.assets != args.computers or task.records != args.computers:
+                raise SystemExit(
+                    f"the task on {task.backend} read {task.records:,} computers and made "
+                    f"{task.assets:,} new assets, of {args.computers:,}"
+                )
+            tasks.append(task)
+            print(TASK_HEADER)
+            print(task_row(task, peer_s))
+            print(f"/proc/loadavg: {loadavg()}", flush=True)
         load_after = os.getloadavg()
 
-    peers = [run for run in runs if run.tool == "ldapsearch"]
-    ours = [run for run in runs if run.tool == "connector"]
-    records_only = [run for run in runs if run.tool == "records"]
-    for run in runs:
-        if run.objects != args.computers:
-            raise SystemExit(f"{run.tool} dumped {run.objects:,} of {args.computers:,} objects")
-    peer_s = statistics.median(run.seconds for run in peers)
-    ours_s = statistics.median(run.seconds for run in ours)
-    ratio = ours_s / peer_s
-    rss = max(run.peak_rss_mb for run in ours + records_only)
-    print()
-    print(f"LDAP: {args.computers:,} computer objects, tls {args.tls}, {args.repeat} runs each")
-    print(f"{'tool':<12} {'median s':>9} {'runs (s)':<28} {'CPU s':>6} {'process s':>9}")
-    groups = (("ldapsearch", peers), ("connector", ours), ("records", records_only))
-    for name, group in groups:
-        times = ", ".join(f"{run.seconds:.2f}" for run in group)
-        cpu = statistics.median(run.cpu_seconds for run in group)
-        process = statistics.median(run.process_seconds for run in group)
-        median = statistics.median(run.seconds for run in group)
-        print(f"{name:<12} {median:>9.2f} {times:<28} {cpu:>6.2f} {process:>9.2f}")
-    records_ratio = statistics.median(run.seconds for run in records_only) / peer_s
-    print(
-        "connector: fetched into a gzip JSONL file; records: fetched into nothing "
-        f"(the connector's own share: {records_ratio:.2f}x ldapsearch)"
-    )
-    print(
-        f"ratio connector/ldapsearch {ratio:.2f}x "
-        f"({'✓' if ratio <= RATIO_GOAL else '✗'} goal <= {RATIO_GOAL}x); "
-        f"peak RSS of the fetching process {rss:.0f} MB "
-        f"({'✓' if rss <= RSS_GOAL_MB else '✗'} goal <= {RSS_GOAL_MB:.0f} MB)"
-    )
-    for task in tasks:
-        if task.assets != args.computers or task.records != args.computers:
-            raise SystemExit(
-                f"the task on {task.backend} read {task.records:,} computers and made "
-                f"{task.assets:,} new assets, of {args.computers:,}"
-            )
     if tasks:
         print()
-        print("the whole connector task (console runs the connector; a worker processes):")
-        print(
-            f"{'backend':<11} {'connecting s':>12} {'x ldapsearch':>12} {'console MB':>10} "
-            f"{'processing s':>12} {'assets/s':>9} {'worker MB':>9} {'create->queued s':>16}"
-        )
+        print("the whole connector task (the console runs the connector; a worker processes):")
+        print(TASK_HEADER)
         for task in tasks:
-            task_ratio = task.connecting_seconds / peer_s
-            print(
-                f"{task.backend:<11} {task.connecting_seconds:>12.2f} {task_ratio:>11.2f}x "
-                f"{task.console_peak_rss_mb:>10.0f} {task.processing_seconds:>12.2f} "
-                f"{task.assets / task.processing_seconds:>9,.0f} "
-                f"{task.worker_peak_rss_mb:>9.0f} {task.create_to_queued_seconds:>16.2f}"
-            )
+            print(task_row(task, peer_s))
         worst = max(task.connecting_seconds for task in tasks) / peer_s
         console_rss = max(task.console_peak_rss_mb for task in tasks)
         print(
@@ -442,10 +473,11 @@ def main() -> None:
     print(
         "load average before "
         + ", ".join(f"{value:.2f}" for value in load_before)
-        + "; after "
+        + "; after the fetches "
+        + ", ".join(f"{value:.2f}" for value in load_fetched)
+        + "; at the end "
         + ", ".join(f"{value:.2f}" for value in load_after)
-        + f" (on {os.cpu_count()} CPUs); /proc/loadavg now: "
-        + Path("/proc/loadavg").read_text().strip()
+        + f" (on {os.cpu_count()} CPUs); /proc/loadavg now: {loadavg()}"
     )
     if args.json_out:
         args.json_out.write_text(
@@ -454,11 +486,9 @@ def main() -> None:
                     "computers": args.computers,
                     "tls": args.tls,
                     "runs": [asdict(run) for run in runs],
-                    "ratio": ratio,
-                    "records_ratio": records_ratio,
-                    "peak_rss_mb": rss,
+                    **figures,
                     "tasks": [asdict(task) for task in tasks],
-                    "load_average": [load_before, load_after],
+                    "load_average": [load_before, load_fetched, load_after],
                 },
                 indent=2,
             )
