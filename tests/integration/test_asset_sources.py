@@ -349,8 +349,10 @@ def test_the_new_search_keys_find_assets(
     assert found("os:debian") == ["127.0.0.22"]
     assert found("mac:00:0c:29") == ["127.0.0.21"]
     assert found("mac_vendor:vmware") == ["127.0.0.21"]
-    assert found('version:"9.6p1"') == ["127.0.0.21"]
-    assert found("cpe:openssh") == ["127.0.0.21"]
+    # The fingerprint rules read 127.0.0.22's SSH banner: its version and CPE are filled too.
+    assert found('version:"9.6p1"') == ["127.0.0.21", "127.0.0.22"]
+    assert found("cpe:openssh") == ["127.0.0.21", "127.0.0.22"]
+    assert found("cpe:linux_kernel") == ["127.0.0.21"]
     assert found("description:file") == ["127.0.0.21"]
     bad = console.admin.get("/api/v1/assets", params={"search": "sources:scan"})
     assert bad.status_code == 400

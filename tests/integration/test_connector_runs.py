@@ -144,7 +144,8 @@ def test_a_connector_run_passes_connecting_and_connected_then_is_processed(
     assert pretend.credentials == [{"bind_dn": "cn=svc,dc=pretend", "password": SECRET}]
     assert SECRET not in str(console.admin.get(f"/api/v1/tasks/{task['id']}/events").json())
 
-    assert Worker(console.db, tmp_path, name="test-worker").drain() == 1
+    # The run, then the outlier scores its changes ask for.
+    assert Worker(console.db, tmp_path, name="test-worker").drain() >= 1
     done = console.admin.get(f"/api/v1/tasks/{task['id']}").json()
     assert done["status"] == "processed"
     assets = console.admin.get("/api/v1/assets", params={"search": "pretend.test"}).json()
