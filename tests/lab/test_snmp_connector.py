@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_named
 from surveyor.connectors.snmp import SnmpConnector
+from surveyor.console.services import connector_runner
+from surveyor.processing.worker import Worker
+from surveyor.store.engine import Database
 from surveyor.testing import labnetns
 from surveyor.testing.snmpd import (
     INTERFACE_ADDRESS,
@@ -24,6 +29,7 @@ from surveyor.testing.snmpd import (
     SnmpAgent,
     running_snmpd,
 )
+from tests.support.console import running_console
 
 
 @pytest.fixture(scope="module")
@@ -282,3 +288,55 @@ def test_the_agent_leaves_no_namespace_folder_or_process_behind() -> None:
         assert namespace in labnetns.existing_namespaces()
     assert namespace not in labnetns.existing_namespaces()
     assert not directory.exists()
+
+
+def test_an_snmp_task_makes_the_device_and_its_neighbours_assets_on_each_backend(
+    agent: SnmpAgent, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's own runner reads the agent; a worker merges the device and its ARP
+    neighbours into the inventory, found by `source:snmp` and `mac:`."""
+    with running_console(db, tmp_path, monkeypatch, background=[connector_runner]) as console:
+        fields = agent.v2c_credential()
+        made = console.admin.post(
+            "/api/v1/credentials", json={"name": "switches", "kind": "snmp", "fields": fields}
+        )
+        assert made.status_code == 201, made.text
+        params = {
+            "connector": "snmp",
+            "credential_id": made.json()["id"],
+            "server": agent.target,
+            "port": agent.port,
+        }
+        answer = console.admin.post(
+            "/api/v1/tasks", json={"name": "Switch", "type": "connector", "params": params}
+        )
+        assert answer.status_code == 201, answer.text
+        task_id = answer.json()["id"]
+        deadline = time.monotonic() + 60  # a generous bound, not a timing
+        while True:
+            task = console.admin.get(f"/api/v1/tasks/{task_id}").json()
+            if task["status"] in ("processing_queued", "canceled") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert task["status"] == "processing_queued", task["error"]
+        assert Worker(db, tmp_path, name="snmp-worker").drain() >= 1
+        done = console.admin.get(f"/api/v1/tasks/{task_id}").json()
+        assert done["status"] == "processed", done["error"]
+
+        def search(text: str) -> list[dict[str, Any]]:
+            found = console.admin.get("/api/v1/assets", params={"search": text, "limit": 100})
+            assert found.status_code == 200, found.text
+            items: list[dict[str, Any]] = found.json()["items"]
+            return items
+
+        macs = {neighbour.mac for neighbour in agent.neighbours}
+        assets = search("source:snmp")
+        assert len(assets) == 1 + len(macs)
+        assert done["change_summary"]["new"] == len(assets)
+        [device] = search(f"mac:{INTERFACE_MAC}")
+        assert SYS_NAME in device["hostnames"]
+        for mac in macs:
+            [neighbour] = search(f"mac:{mac}")
+            addresses = {n.address for n in agent.neighbours if n.mac == mac}
+            assert neighbour["address"] in addresses
+        assert_no_secret(agent, json.dumps(assets), json.dumps(done))
