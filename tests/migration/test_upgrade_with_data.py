@@ -668,6 +668,17 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
         duration_ms=12,
     )
     add("notification_watermarks", name="task_events", position=1)
+    add(
+        "reports",
+        organization_id=acme,
+        report="overview",
+        result={"summary": {"assets": 1}},
+        refreshed_at=BEFORE,
+        task_id=None,
+        schedule_id=None,
+        created_at=BEFORE,
+        updated_at=BEFORE,
+    )
 
     unseeded = sorted(set(seeder.reflected) - {row.table for row in seeder.written})
     assert not unseeded, f"tables at revision {seeder.revision} without rows in seed(): {unseeded}"
