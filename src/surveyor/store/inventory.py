@@ -124,13 +124,19 @@ def assets_sharing_identity(
         for chunk in _chunks(sorted(wanted)):
             query = select(value, found).where(site == site_id, key.in_(list(chunk)))
             keys.extend((kind, shared, asset_id) for shared, asset_id in conn.execute(query).all())
+    # By name through the names' index first, then the site of each asset found by its key:
+    # joined in one statement, SQLite walks the site's assets instead, for every batch.
+    named: list[tuple[str, int]] = []
     for chunk in _chunks(sorted(hostnames)):
-        query = (
-            select(asset_names.c.name, asset_names.c.asset_id)
-            .join(assets, assets.c.id == asset_names.c.asset_id)
-            .where(asset_names.c.name.in_(list(chunk)), assets.c.site_id == site_id)
+        query = select(asset_names.c.name, asset_names.c.asset_id).where(
+            asset_names.c.name.in_(list(chunk))
         )
-        keys.extend(("name", shared, asset_id) for shared, asset_id in conn.execute(query).all())
+        named.extend((shared, asset_id) for shared, asset_id in conn.execute(query).all())
+    in_site: set[int] = set()
+    for chunk in _chunks(sorted({asset_id for _, asset_id in named})):
+        query = select(assets.c.id).where(assets.c.id.in_(list(chunk)), assets.c.site_id == site_id)
+        in_site.update(conn.execute(query).scalars())
+    keys.extend(("name", shared, asset_id) for shared, asset_id in named if asset_id in in_site)
     candidates: dict[int, CandidateAsset] = {}
     for chunk in _chunks(sorted({asset_id for _, _, asset_id in keys})):
         query = select(*_CANDIDATE_COLUMNS).where(assets.c.id.in_(list(chunk)))
