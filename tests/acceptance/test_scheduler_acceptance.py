@@ -149,7 +149,12 @@ def test_a_daily_scan_from_the_cli_previews_its_runs_fires_them_on_time_and_list
 
     for occurrence in upcoming[:3]:
         assert test_clock_scheduler.tick(occurrence - SECOND).spawned == 0
-        assert test_clock_scheduler.tick(occurrence).spawned == 1
+        ticked = test_clock_scheduler.tick(occurrence)
+        # Retention's daily run is due at 03:00 UTC too (skipped while its last one waits:
+        # nothing processes here).
+        at_three = (occurrence.astimezone(UTC).hour, occurrence.minute) == (3, 0)
+        assert ticked.spawned >= 1
+        assert ticked.spawned + ticked.skipped == (2 if at_three else 1)
         # Nothing launches it (no explorer here): after its grace period it is canceled.
         assert test_clock_scheduler.tick(occurrence + GRACE + SECOND).canceled == 1
 
