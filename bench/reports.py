@@ -61,7 +61,7 @@ def _asset_rows(
     for index in range(count):
         os, kind = OSES[rng.randrange(len(OSES))]
         a, b, c = (index >> 16) & 255, (index >> 8) & 255, index & 255
-        address = f"10.{a}.{b}.{c}"
+        address = f"127.{a}.{b}.{c}"
         seen = now - timedelta(days=rng.random() * 60)
         batch.append(
             {
@@ -91,7 +91,7 @@ def _asset_rows(
 def _fill(db: Database, count: int, now: datetime) -> int:
     with db.write() as conn:
         org = accounts.create_organization(conn, "Bench")
-        site = create_record(conn, sites, org["id"], {"name": "Campus", "scope": "10.0.0.0/8"})
+        site = create_record(conn, sites, org["id"], {"name": "Campus", "scope": "127.0.0.0/8"})
     rng = random.Random(11)
     for batch in _asset_rows(org["id"], site["id"], count, now):
         with db.write() as conn:

@@ -309,7 +309,7 @@ def test_connector_data_ignores_nothing_and_marks_nothing_offline(
     # elsewhere, and the hosts of the range it did not report are not gone.
     device = {**host("127.0.0.60"), "source": "snmp", "device_type": "switch"}
     neighbour = {
-        **host("10.9.8.7", mac="00:11:22:33:44:99"),
+        **host("192.0.2.87", mac="00:11:22:33:44:99"),
         "source": "snmp",
         "seen_by": "127.0.0.60",
     }
@@ -327,7 +327,7 @@ def test_connector_data_ignores_nothing_and_marks_nothing_offline(
     assert (counted["new"], counted["ignored"], counted["offline"]) == (1, 0, 0)
     assert all(item["alive"] for item in listed(console))
     [found] = listed(console, "seen_by:127.0.0.60")
-    assert (found["address"], found["mac"]) == ("10.9.8.7", "00:11:22:33:44:99")
+    assert (found["address"], found["mac"]) == ("192.0.2.87", "00:11:22:33:44:99")
     assert [i["address"] for i in listed(console, "device_type:switch")] == ["127.0.0.60"]
 
 

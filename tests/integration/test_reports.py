@@ -55,7 +55,7 @@ def inventory(console: ConsoleUnderTest, tmp_path: Path) -> dict[str, Any]:
     """
     now = datetime.now(UTC)
     hq_id = console.admin.get("/api/v1/sites").json()[0]["id"]
-    lab = console.admin.post("/api/v1/sites", json={"name": "Lab", "scope": "10.0.0.0/24"})
+    lab = console.admin.post("/api/v1/sites", json={"name": "Lab", "scope": "127.0.1.0/24"})
     assert lab.status_code == 201, lab.text
     hq = Place(console.organization_id, hq_id)
     lab_place = Place(console.organization_id, lab.json()["id"])
@@ -87,7 +87,7 @@ def inventory(console: ConsoleUnderTest, tmp_path: Path) -> dict[str, Any]:
             ),
             "Debian Linux",
         ),
-        _with_os(host("10.0.0.5", services=[service(22)]), "Ubuntu Linux"),
+        _with_os(host("127.0.1.5", services=[service(22)]), "Ubuntu Linux"),
     ]
     queue_hosts(
         console.db,

@@ -31,7 +31,7 @@ SVG = "{http://www.w3.org/2000/svg}"
     [
         ("1.1.1.1", True),
         ("2606:4700::1111", True),
-        ("10.1.2.3", False),
+        ("100.64.1.2", False),
         ("192.168.0.1", False),
         ("100.64.0.1", False),  # shared address space
         ("127.0.0.1", False),
@@ -57,7 +57,7 @@ def test_public_addresses_are_the_globally_routable_ones(address: str, public: b
         ("db.corp", False),
         ("fileserver", False),  # a single label
         ("host.123", False),  # the last label is no top-level domain
-        ("10.0.0.1.in-addr.arpa", False),
+        ("1.0.0.127.in-addr.arpa", False),
     ],
 )
 def test_public_names_are_qualified_and_outside_private_suffixes(name: str, public: bool) -> None:

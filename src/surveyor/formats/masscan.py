@@ -31,7 +31,7 @@ def _record(address: str, port: int, proto: str, state: str) -> dict[str, Any]:
 
 
 def read_list(blocks: Iterable[bytes], limits: JsonlLimits, facts: ScanFacts) -> Iterator[Any]:
-    """`-oL`: `open tcp 80 10.0.0.1 1609459200` lines, `banner tcp 80 10.0.0.1 <time>
+    """`-oL`: `open tcp 80 127.0.0.1 1609459200` lines, `banner tcp 80 127.0.0.1 <time>
     <service> <text>` lines with `--banners`, and `#` comments."""
     facts.scanner = "masscan"
     for number, raw in split_lines(blocks, limits):

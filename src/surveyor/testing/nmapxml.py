@@ -116,7 +116,7 @@ def host_xml(index: int, address: str, ports_per_host: int) -> str:
     )
 
 
-def addresses(count: int, first: str = "10.0.0.1") -> Iterator[str]:
+def addresses(count: int, first: str = "127.16.0.1") -> Iterator[str]:
     start = int(ipaddress.IPv4Address(first))
     for n in range(count):
         yield str(ipaddress.IPv4Address(start + n))
@@ -124,7 +124,7 @@ def addresses(count: int, first: str = "10.0.0.1") -> Iterator[str]:
 
 def write_scan(out: BinaryIO, hosts: int, ports_per_host: int = 8) -> None:
     """A whole nmap XML file of `hosts` hosts, written as it goes."""
-    out.write(HEADER.format(targets=f"10.0.0.0/{32 - max(hosts - 1, 1).bit_length()}").encode())
+    out.write(HEADER.format(targets=f"127.16.0.0/{32 - max(hosts - 1, 1).bit_length()}").encode())
     batch: list[str] = []
     for index, address in enumerate(addresses(hosts)):
         batch.append(host_xml(index, address, ports_per_host))
@@ -144,4 +144,4 @@ def write_scan_file(path: Path, hosts: int, ports_per_host: int = 8) -> int:
 
 def hosts_for_size(size: int, ports_per_host: int = 8) -> int:
     """About how many hosts make a file of `size` bytes."""
-    return max(1, size // len(host_xml(0, "10.0.0.1", ports_per_host).encode()))
+    return max(1, size // len(host_xml(0, "127.16.0.1", ports_per_host).encode()))
