@@ -22,17 +22,29 @@ CLOSE_DEADLINE_SECONDS = 15.0
 HOST = {"version": "1", "hostname": "safety", "os": "Linux", "addresses": []}
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[ServerProcess]:
-    data = tmp_path / "data"
+def _started_console(folder: Path) -> Iterator[ServerProcess]:
+    data = folder / "data"
     data.mkdir()
     server = ServerProcess("console", data, env={"SURVEYOR_HEADER_TIMEOUT": "1"})
-    server.log = tmp_path / "console.log"
+    server.log = folder / "console.log"
     server.start()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One console for the tests that only open connections and send requests: each uses
+    connections of its own and leaves nothing behind that another test reads."""
+    yield from _started_console(tmp_path_factory.mktemp("safety"))
+
+
+@pytest.fixture
+def own_console(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A console of the test's own, for a test that kills it."""
+    yield from _started_console(tmp_path)
 
 
 def connect(console: ServerProcess) -> socket.socket:
@@ -141,8 +153,9 @@ def temporary_files(console: ServerProcess) -> list[str]:
 
 
 def test_the_partial_upload_of_a_killed_console_is_removed_when_it_starts_again(
-    console: ServerProcess,
+    own_console: ServerProcess,
 ) -> None:
+    console = own_console
     secret, task = launched_scan(console)
     head = (
         f"PUT /api/v1/explorer/task-data/{task['id']} HTTP/1.1\r\n"
