@@ -111,6 +111,13 @@ def _show_generated_password(password: str) -> None:
     )
 
 
+def _with_password(body: dict[str, Any], from_stdin: bool) -> dict[str, Any]:
+    """`body`, with the new password read from standard input when --password-stdin asks."""
+    if from_stdin:
+        body["password"] = read_password(True)
+    return body
+
+
 def describe_added(added: Mapping[str, Any]) -> str:
     """What adding someone did, in words."""
     if added["outcome"] == "invited":
@@ -145,9 +152,7 @@ def invite_user(
     without an account gets a new account at once, with a password generated and shown once
     unless --password-stdin gives one; an existing account is invited and joins only when it
     accepts."""
-    body = given(email=email, role=role, name=name)
-    if password_stdin:
-        body["password"] = read_password(True)
+    body = _with_password(given(email=email, role=role, name=name), password_stdin)
     added = ask(console, token, "POST", "/users", body)
     if as_json:
         print_json(added)
@@ -336,9 +341,7 @@ def edit_account(
 ) -> None:
     """Change an account's name, email, password or whether it may sign in. A new password or
     a deactivation signs it out everywhere."""
-    body = given(name=name, email=email, is_active=active)
-    if password_stdin:
-        body["password"] = read_password(True)
+    body = _with_password(given(name=name, email=email, is_active=active), password_stdin)
     item = edit_item(
         console,
         token,

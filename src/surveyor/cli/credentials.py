@@ -49,6 +49,13 @@ secrets_app = typer.Typer(
 
 CREDENTIAL_ID_HELP = "The credential's id (see `list`)."
 CredentialId = Annotated[int, typer.Argument(min=1, help=CREDENTIAL_ID_HELP)]
+SecretsStdin = Annotated[
+    bool,
+    typer.Option(
+        "--secrets-stdin",
+        help="Read the secrets from standard input, one line each, in --secret order.",
+    ),
+]
 
 
 def _pairs(given: Iterable[str], option: str) -> dict[str, str]:
@@ -153,13 +160,7 @@ def create(
             "the ones the kind needs (password, community, auth_key and priv_key).",
         ),
     ] = None,
-    secrets_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--secrets-stdin",
-            help="Read the secrets from standard input, one line each, in --secret order.",
-        ),
-    ] = False,
+    secrets_stdin: SecretsStdin = False,
     site: Annotated[
         list[int] | None,
         typer.Option("--site", min=1, help="A site that may use it (repeatable; none: all)."),
@@ -221,13 +222,7 @@ def edit(
             "--secret", help="Replace a secret field (repeatable), asked for with hidden input."
         ),
     ] = None,
-    secrets_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--secrets-stdin",
-            help="Read the secrets from standard input, one line each, in --secret order.",
-        ),
-    ] = False,
+    secrets_stdin: SecretsStdin = False,
     site: Annotated[
         list[int] | None,
         typer.Option("--site", min=1, help="The sites that may use it (replaces the list)."),
