@@ -17,21 +17,21 @@ from surveyor.cli.client import (
     CliError,
     ConsoleOption,
     TokenOption,
-    connect,
     given,
 )
 from surveyor.cli.listing import (
     Description,
     NewName,
+    add_delete,
     add_list,
     add_show,
     ask,
-    delete_item,
     edit_item,
 )
 from surveyor.cli.render import (
     MISSING,
     JsonOption,
+    folded_table,
     format_time,
     out,
     print_answer,
@@ -57,12 +57,13 @@ site_app = typer.Typer(
     no_args_is_help=True,
 )
 
-UserId = Annotated[int, typer.Argument(min=1, help="The user's id (see `user list`).")]
-InvitationId = Annotated[
-    int, typer.Argument(min=1, help="The invitation's id (see `invitation list`).")
-]
+USER_ID_HELP = "The user's id (see `user list`)."
+UserId = Annotated[int, typer.Argument(min=1, help=USER_ID_HELP)]
+INVITATION_ID_HELP = "The invitation's id (see `invitation list`)."
+InvitationId = Annotated[int, typer.Argument(min=1, help=INVITATION_ID_HELP)]
 AccountId = Annotated[int, typer.Argument(min=1, help="The account's id (see `account list`).")]
-SiteId = Annotated[int, typer.Argument(min=1, help="The site's id (see `site list`).")]
+SITE_ID_HELP = "The site's id (see `site list`)."
+SiteId = Annotated[int, typer.Argument(min=1, help=SITE_ID_HELP)]
 RoleName = Literal["viewer", "operator", "admin"]
 ROLE_HELP = "viewer: read; operator: create and stop tasks; admin: all."
 RoleOption = Annotated[RoleName | None, typer.Option("--role", help=ROLE_HELP)]
@@ -83,9 +84,7 @@ AllowedScope = Annotated[
 
 
 def users_table(items: Iterable[Mapping[str, Any]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for title in ("ID", "Email", "Name", "Role", "State", "Last login"):
-        table.add_column(title, justify="right" if title == "ID" else "left", overflow="fold")
+    table = folded_table("ID", "Email", "Name", "Role", "State", "Last login")
     for item in items:
         table.add_row(
             str(item["id"]),
@@ -110,6 +109,13 @@ def _show_generated_password(password: str) -> None:
             expand=False,
         )
     )
+
+
+def _with_password(body: dict[str, Any], from_stdin: bool) -> dict[str, Any]:
+    """`body`, with the new password read from standard input when --password-stdin asks."""
+    if from_stdin:
+        body["password"] = read_password(True)
+    return body
 
 
 def describe_added(added: Mapping[str, Any]) -> str:
@@ -146,9 +152,7 @@ def invite_user(
     without an account gets a new account at once, with a password generated and shown once
     unless --password-stdin gives one; an existing account is invited and joins only when it
     accepts."""
-    body = given(email=email, role=role, name=name)
-    if password_stdin:
-        body["password"] = read_password(True)
+    body = _with_password(given(email=email, role=role, name=name), password_stdin)
     added = ask(console, token, "POST", "/users", body)
     if as_json:
         print_json(added)
@@ -172,14 +176,16 @@ def change_role(
     print_answer(item, as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
 
 
-@user_app.command("remove")
-@reports_errors
-def remove_user(user_id: UserId, console: ConsoleOption = None, token: TokenOption = None) -> None:
-    """Take a member out of the organization; their sessions and tokens here are revoked (their
-    account, other organizations and history stay)."""
-    delete_item(
-        console, token, f"/users/{user_id}", f"Removed user {user_id} from the organization."
-    )
+add_delete(
+    user_app,
+    "remove",
+    "/users",
+    argument="user_id",
+    argument_help=USER_ID_HELP,
+    help="Take a member out of the organization; their sessions and tokens here are revoked "
+    "(their account, other organizations and history stay).",
+    said="Removed user {id} from the organization.",
+)
 
 
 def _passwords(from_stdin: bool) -> tuple[str, str]:
@@ -223,9 +229,7 @@ def change_password(
 
 
 def invitations_table(items: Iterable[Mapping[str, Any]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for title in ("ID", "Organization", "Email", "Role", "Invited by", "Expires"):
-        table.add_column(title, justify="right" if title == "ID" else "left", overflow="fold")
+    table = folded_table("ID", "Organization", "Email", "Role", "Invited by", "Expires")
     for item in items:
         table.add_row(
             str(item["id"]),
@@ -275,37 +279,29 @@ def decline_invitation(
     out.print(f"Declined invitation {invitation_id}.")
 
 
-@invitation_app.command("sent")
-@reports_errors
-def sent_invitations(
-    as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """The organization's invitations nobody has answered yet (admins)."""
-    with connect(console, token) as client:
-        items = client.get("/invitations")
-    if as_json:
-        print_json(items)
-    elif not items:
-        out.print("No pending invitations.")
-    else:
-        out.print(invitations_table(items))
+add_list(
+    invitation_app,
+    "/invitations",
+    invitations_table,
+    help="The organization's invitations nobody has answered yet (admins).",
+    empty="No pending invitations.",
+    command="sent",
+)
 
 
-@invitation_app.command("revoke")
-@reports_errors
-def revoke_invitation(
-    invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """Withdraw an invitation before it is accepted (admins)."""
-    delete_item(
-        console, token, f"/invitations/{invitation_id}", f"Revoked invitation {invitation_id}."
-    )
+add_delete(
+    invitation_app,
+    "revoke",
+    "/invitations",
+    argument="invitation_id",
+    argument_help=INVITATION_ID_HELP,
+    help="Withdraw an invitation before it is accepted (admins).",
+    said="Revoked invitation {id}.",
+)
 
 
 def accounts_table(items: Iterable[Mapping[str, Any]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for title in ("ID", "Email", "Name", "Organizations", "State", "Last login"):
-        table.add_column(title, justify="right" if title == "ID" else "left", overflow="fold")
+    table = folded_table("ID", "Email", "Name", "Organizations", "State", "Last login")
     for item in items:
         organizations = ", ".join(
             f"{m['organization_name']} ({m['role']})" for m in item["memberships"]
@@ -345,9 +341,7 @@ def edit_account(
 ) -> None:
     """Change an account's name, email, password or whether it may sign in. A new password or
     a deactivation signs it out everywhere."""
-    body = given(name=name, email=email, is_active=active)
-    if password_stdin:
-        body["password"] = read_password(True)
+    body = _with_password(given(name=name, email=email, is_active=active), password_stdin)
     item = edit_item(
         console,
         token,
@@ -360,10 +354,16 @@ def edit_account(
 
 
 def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for title in ("ID", "Name", "Scope", "Excludes", "Allowed", "Addresses", "Description"):
-        justify: Literal["left", "right"] = "right" if title in ("ID", "Addresses") else "left"
-        table.add_column(title, justify=justify, overflow="fold")
+    table = folded_table(
+        "ID",
+        "Name",
+        "Scope",
+        "Excludes",
+        "Allowed",
+        "Addresses",
+        "Description",
+        right=("ID", "Addresses"),
+    )
     for item in items:
         table.add_row(
             str(item["id"]),
@@ -445,8 +445,12 @@ def edit_site(
     _print_site(item, as_json, "Updated")
 
 
-@site_app.command("delete")
-@reports_errors
-def delete_site(site_id: SiteId, console: ConsoleOption = None, token: TokenOption = None) -> None:
-    """Delete a site (refused for the organization's last site, or while its tasks run)."""
-    delete_item(console, token, f"/sites/{site_id}", f"Deleted site {site_id}.")
+add_delete(
+    site_app,
+    "delete",
+    "/sites",
+    argument="site_id",
+    argument_help=SITE_ID_HELP,
+    help="Delete a site (refused for the organization's last site, or while its tasks run).",
+    said="Deleted site {id}.",
+)

@@ -20,12 +20,13 @@ from rich.text import Text
 
 from surveyor.cli.client import EXIT_REFUSED, EXIT_USAGE, CliError, ConsoleOption, TokenOption
 from surveyor.cli.client import connect as connect_api
-from surveyor.cli.listing import add_list, add_show, delete_item
+from surveyor.cli.listing import add_delete, add_list, add_show
 from surveyor.cli.render import (
     JsonOption,
     err,
     format_time,
     out,
+    print_answer,
     print_json,
     reports_errors,
     shown,
@@ -46,7 +47,15 @@ secrets_app = typer.Typer(
     no_args_is_help=True,
 )
 
-CredentialId = Annotated[int, typer.Argument(min=1, help="The credential's id (see `list`).")]
+CREDENTIAL_ID_HELP = "The credential's id (see `list`)."
+CredentialId = Annotated[int, typer.Argument(min=1, help=CREDENTIAL_ID_HELP)]
+SecretsStdin = Annotated[
+    bool,
+    typer.Option(
+        "--secrets-stdin",
+        help="Read the secrets from standard input, one line each, in --secret order.",
+    ),
+]
 
 
 def _pairs(given: Iterable[str], option: str) -> dict[str, str]:
@@ -73,6 +82,17 @@ def _secret_names(kind: CredentialKind, plain: Mapping[str, str], asked: list[st
         return asked
     needed = required_fields(kind, plain) & secret
     return [spec.name for spec in field_specs(kind) if spec.name in needed]
+
+
+def _refuse_plain_secrets(kind: CredentialKind, plain: Mapping[str, str]) -> None:
+    """Secrets are never given on the command line: a --field naming one is refused."""
+    overlap = sorted(set(plain) & secret_fields(kind))
+    if overlap:
+        raise CliError(
+            f"{overlap[0]} is a secret: give it with --secret {overlap[0]}, never on the "
+            "command line",
+            EXIT_USAGE,
+        )
 
 
 def read_secrets(names: list[str], from_stdin: bool) -> dict[str, str]:
@@ -140,13 +160,7 @@ def create(
             "the ones the kind needs (password, community, auth_key and priv_key).",
         ),
     ] = None,
-    secrets_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--secrets-stdin",
-            help="Read the secrets from standard input, one line each, in --secret order.",
-        ),
-    ] = False,
+    secrets_stdin: SecretsStdin = False,
     site: Annotated[
         list[int] | None,
         typer.Option("--site", min=1, help="A site that may use it (repeatable; none: all)."),
@@ -158,13 +172,7 @@ def create(
     """Create a credential; its secrets are encrypted by the console and never shown again."""
     plain = _pairs(field or [], "--field")
     names = _secret_names(kind, plain, list(secret or []))
-    overlap = sorted(set(plain) & secret_fields(kind))
-    if overlap:
-        raise CliError(
-            f"{overlap[0]} is a secret: give it with --secret {overlap[0]}, never on the "
-            "command line",
-            EXIT_USAGE,
-        )
+    _refuse_plain_secrets(kind, plain)
     body = {
         "name": name,
         "kind": kind.value,
@@ -173,10 +181,11 @@ def create(
     }
     with connect_api(console, token) as client:
         created = client.post("/credentials", body)
-    if as_json:
-        print_json(created)
-        return
-    out.print(shown(f"Created credential {created['id']} ({created['kind']}): {created['name']}"))
+    print_answer(
+        created,
+        as_json,
+        f"Created credential {created['id']} ({created['kind']}): {created['name']}",
+    )
 
 
 add_list(
@@ -213,13 +222,7 @@ def edit(
             "--secret", help="Replace a secret field (repeatable), asked for with hidden input."
         ),
     ] = None,
-    secrets_stdin: Annotated[
-        bool,
-        typer.Option(
-            "--secrets-stdin",
-            help="Read the secrets from standard input, one line each, in --secret order.",
-        ),
-    ] = False,
+    secrets_stdin: SecretsStdin = False,
     site: Annotated[
         list[int] | None,
         typer.Option("--site", min=1, help="The sites that may use it (replaces the list)."),
@@ -234,13 +237,7 @@ def edit(
         current = client.get(f"/credentials/{credential_id}")
         kind = CredentialKind(current["kind"])
         plain = _pairs(field or [], "--field")
-        overlap = sorted(set(plain) & secret_fields(kind))
-        if overlap:
-            raise CliError(
-                f"{overlap[0]} is a secret: give it with --secret {overlap[0]}, never on the "
-                "command line",
-                EXIT_USAGE,
-            )
+        _refuse_plain_secrets(kind, plain)
         names = _secret_names(kind, plain, list(secret or [])) if secret else []
         fields: dict[str, str | None] = {**plain, **dict.fromkeys(clear or [])}
         fields.update(read_secrets(names, secrets_stdin))
@@ -257,10 +254,7 @@ def edit(
                 EXIT_USAGE,
             )
         changed = client.request("PATCH", f"/credentials/{credential_id}", json=body)
-    if as_json:
-        print_json(changed)
-        return
-    out.print(shown(f"Changed credential {changed['id']}: {changed['name']}"))
+    print_answer(changed, as_json, f"Changed credential {changed['id']}: {changed['name']}")
 
 
 @credential_app.command("verify")
@@ -306,15 +300,15 @@ def verify(
         raise typer.Exit(EXIT_REFUSED)
 
 
-@credential_app.command("delete")
-@reports_errors
-def delete(
-    credential_id: CredentialId, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """Delete a credential and its secrets."""
-    delete_item(
-        console, token, f"/credentials/{credential_id}", f"Deleted credential {credential_id}."
-    )
+add_delete(
+    credential_app,
+    "delete",
+    "/credentials",
+    argument="credential_id",
+    argument_help=CREDENTIAL_ID_HELP,
+    help="Delete a credential and its secrets.",
+    said="Deleted credential {id}.",
+)
 
 
 # The key

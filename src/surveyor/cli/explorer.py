@@ -31,9 +31,9 @@ from surveyor.cli.client import (
 from surveyor.cli.listing import (
     Description,
     NewName,
+    add_delete,
     add_list,
     ask,
-    delete_item,
     edit_item,
     print_item,
 )
@@ -42,6 +42,7 @@ from surveyor.cli.render import (
     MISSING,
     JsonOption,
     err,
+    folded_table,
     format_time,
     out,
     print_answer,
@@ -66,7 +67,8 @@ enrollment_app = typer.Typer(
 )
 
 ExplorerId = Annotated[int, typer.Argument(min=1, help="The explorer's id.")]
-ZoneId = Annotated[int, typer.Argument(min=1, help="The hosted zone's id.")]
+ZONE_ID_HELP = "The hosted zone's id."
+ZoneId = Annotated[int, typer.Argument(min=1, help=ZONE_ID_HELP)]
 STOP_SECONDS = 10.0
 
 
@@ -232,9 +234,9 @@ def _names(client: ApiClient, path: str) -> dict[int, str]:
 def explorers_table(
     items: Iterable[Mapping[str, Any]], sites: Mapping[int, str], zones: Mapping[int, str]
 ) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("ID", "Name", "State", "Last check-in", "Version", "Host", "Site", "Zone"):
-        table.add_column(column, overflow="fold")
+    table = folded_table(
+        "ID", "Name", "State", "Last check-in", "Version", "Host", "Site", "Zone", right=()
+    )
     table.add_column("Task", justify="right")
     for item in items:
         table.add_row(
@@ -352,18 +354,15 @@ def edit_explorer(
     print_answer(item, as_json, f"Updated explorer {item['id']} {item['name']}.")
 
 
-@explorer_app.command("delete")
-@reports_errors
-def delete_explorer(
-    explorer_id: ExplorerId, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
-    """Delete an explorer; its secret stops working at once."""
-    delete_item(
-        console,
-        token,
-        f"/explorers/{explorer_id}",
-        f"Deleted explorer {explorer_id}; it can no longer connect.",
-    )
+add_delete(
+    explorer_app,
+    "delete",
+    "/explorers",
+    argument="explorer_id",
+    argument_help="The explorer's id.",
+    help="Delete an explorer; its secret stops working at once.",
+    said="Deleted explorer {id}; it can no longer connect.",
+)
 
 
 def zones_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -444,11 +443,15 @@ def edit_zone(
     print_answer(item, as_json, f"Updated hosted zone {item['id']} {item['name']}.")
 
 
-@zone_app.command("delete")
-@reports_errors
-def delete_zone(zone_id: ZoneId, console: ConsoleOption = None, token: TokenOption = None) -> None:
-    """Delete a hosted zone (its explorers stay, outside any zone)."""
-    delete_item(console, token, f"/hosted-zones/{zone_id}", f"Deleted hosted zone {zone_id}.")
+add_delete(
+    zone_app,
+    "delete",
+    "/hosted-zones",
+    argument="zone_id",
+    argument_help=ZONE_ID_HELP,
+    help="Delete a hosted zone (its explorers stay, outside any zone).",
+    said="Deleted hosted zone {id}.",
+)
 
 
 _TOKEN_STATE_STYLES = {
@@ -460,9 +463,9 @@ _TOKEN_STATE_STYLES = {
 
 
 def enrollment_table(items: Iterable[Mapping[str, Any]]) -> Table:
-    table = Table(show_edge=False, header_style="bold")
-    for column in ("ID", "Name", "State", "Uses", "Last used", "Expires", "Created by"):
-        table.add_column(column, overflow="fold")
+    table = folded_table(
+        "ID", "Name", "State", "Uses", "Last used", "Expires", "Created by", right=()
+    )
     for item in items:
         state = item.get("state") or ("usable" if item["usable"] else "revoked")
         uses = str(item["uses"])
@@ -554,17 +557,12 @@ add_list(
 )
 
 
-@enrollment_app.command("revoke")
-@reports_errors
-def revoke_enrollment(
-    token_id: Annotated[int, typer.Argument(min=1, help="The token's id.")],
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Revoke an enrollment token; explorers already enrolled keep working."""
-    delete_item(
-        console,
-        token,
-        f"/enrollment-tokens/{token_id}",
-        f"Revoked enrollment token {token_id}; no new explorer can enroll with it.",
-    )
+add_delete(
+    enrollment_app,
+    "revoke",
+    "/enrollment-tokens",
+    argument="token_id",
+    argument_help="The token's id.",
+    help="Revoke an enrollment token; explorers already enrolled keep working.",
+    said="Revoked enrollment token {id}; no new explorer can enroll with it.",
+)

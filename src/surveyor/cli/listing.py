@@ -1,6 +1,6 @@
 """What the commands of resources share: `list` and `show ID` (ask the API, print a table, an
 empty-state hint, or the API's JSON with `--json`), the `--all-pages`, `--name` and
-`--description` options, and asking for one change (create, edit, delete)."""
+`--description` options, asking for one change (create, edit, delete), and `delete ID`."""
 
 from __future__ import annotations
 
@@ -25,11 +25,18 @@ Description = Annotated[str | None, typer.Option("--description", help="What it 
 
 
 def add_list(
-    app: typer.Typer, path: str, table: Tabulate, *, help: str, empty: str | None = None
+    app: typer.Typer,
+    path: str,
+    table: Tabulate,
+    *,
+    help: str,
+    empty: str | None = None,
+    command: str = "list",
 ) -> None:
-    """`list`: every item at `path` (up to 1,000); `empty` is said when there is none."""
+    """`list` (or `command`): every item at `path` (up to 1,000); `empty` is said when there
+    is none."""
 
-    @app.command("list", help=help)
+    @app.command(command, help=help)
     @reports_errors
     def list_items(
         as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
@@ -99,3 +106,25 @@ def delete_item(console: str | None, token: str | None, path: str, said: str) ->
     """DELETE `path`, then say `said` (an API refusal is raised as a CliError)."""
     ask(console, token, "DELETE", path)
     out.print(said)
+
+
+def add_delete(
+    app: typer.Typer,
+    command: str,
+    path: str,
+    *,
+    argument: str,
+    argument_help: str,
+    help: str,
+    said: str,
+) -> None:
+    """`COMMAND ID`: DELETE `path/ID`, then say `said` (`{id}` in it stands for the id). The id
+    argument is shown as `argument` with `argument_help`."""
+
+    def delete_one(item_id: int, console: ConsoleOption = None, token: TokenOption = None) -> None:
+        delete_item(console, token, f"{path}/{item_id}", said.format(id=item_id))
+
+    delete_one.__annotations__["item_id"] = Annotated[
+        int, typer.Argument(min=1, help=argument_help, metavar=argument)
+    ]
+    app.command(command, help=help)(reports_errors(delete_one))

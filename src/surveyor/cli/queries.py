@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import ConsoleOption, TokenOption, connect, given
-from surveyor.cli.listing import add_list, ask, delete_item
+from surveyor.cli.listing import add_delete, add_list, ask
 from surveyor.cli.render import (
     JsonOption,
     format_time,
@@ -27,7 +27,8 @@ from surveyor.core.queries import QueryKind
 query_app = typer.Typer(
     help="Save searches and pin them to the Dashboard as insights.", no_args_is_help=True
 )
-QueryId = Annotated[int, typer.Argument(min=1, help="The query's id (see `query list`).")]
+QUERY_ID_HELP = "The query's id (see `query list`)."
+QueryId = Annotated[int, typer.Argument(min=1, help=QUERY_ID_HELP)]
 
 
 def queries_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
@@ -119,8 +120,12 @@ def pin(
     print_answer(answer, as_json, f"Query {query_id} is {said}.")
 
 
-@query_app.command("delete")
-@reports_errors
-def delete(query_id: QueryId, console: ConsoleOption = None, token: TokenOption = None) -> None:
-    """Delete a saved query and its history of counts."""
-    delete_item(console, token, f"/queries/{query_id}", f"Deleted query {query_id}.")
+add_delete(
+    query_app,
+    "delete",
+    "/queries",
+    argument="query_id",
+    argument_help=QUERY_ID_HELP,
+    help="Delete a saved query and its history of counts.",
+    said="Deleted query {id}.",
+)

@@ -78,6 +78,16 @@ def print_answer(item: Any, as_json: bool, text: str) -> None:
         out.print(shown(text))
 
 
+def folded_table(*titles: str, right: Iterable[str] = ("ID",)) -> Table:
+    """A list's table: a column a title, folded when too long, those in `right` justified
+    right."""
+    table = Table(show_edge=False, header_style="bold")
+    right = set(right)
+    for title in titles:
+        table.add_column(title, justify="right" if title in right else "left", overflow="fold")
+    return table
+
+
 def shown(value: object, style: str = "") -> Text:
     """Text from a user or the network, safe for the terminal: hidden characters appear as
     their escapes in `HIDDEN_STYLE`, and markup in it is never interpreted."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,11 +13,13 @@ from rich.panel import Panel
 from surveyor.cli.logs import LogFormatOption, configure_logging
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import FrameType
 
-    from rich.progress import Progress
-
+    from surveyor.store.backup import Progress as BackupProgress
     from surveyor.store.bootstrap import Bootstrap
+
+T = TypeVar("T")
 
 # Kept here rather than imported, so that every CLI command starts without loading the server.
 DEFAULT_HOST = "127.0.0.1"
@@ -188,12 +190,36 @@ def _key_file(data: Path) -> Path | None:
     return data / "secret.key"
 
 
-def _transfer_bar() -> Progress:
+def _transfer(
+    title: str,
+    failed: str,
+    run: Callable[[Path, Path, Path | None, BackupProgress], T],
+) -> tuple[Path, T]:
+    """The data directory and what `run` (a backup or a restore) returns, given the SQLite
+    database, the data directory, the credentials key file and a progress callback that
+    drives a bar titled `title`; a BackupError is said as "`failed` failed" and exits 1."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    return Progress(
+    from surveyor.store.backup import BackupError
+    from surveyor.store.engine import data_dir, database_url
+
+    data = data_dir()
+    database = _sqlite_database(database_url())
+    bar = Progress(
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=err, transient=True
     )
+    job = bar.add_task(title, total=None)
+    try:
+        with bar:
+            return data, run(
+                database,
+                data,
+                _key_file(data),
+                lambda what, done, total: bar.update(job, completed=done, total=total),
+            )
+    except BackupError as exc:
+        err.print(f"[red]{failed} failed:[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 @db_app.command("backup")
@@ -202,25 +228,15 @@ def db_backup(
 ) -> None:
     """Back up the database, the task data and the credentials key into one file, while
     the console runs (SQLite; for PostgreSQL see docs/operations.md)."""
-    from surveyor.store.backup import BackupError, backup_sqlite
-    from surveyor.store.engine import data_dir, database_url
+    from surveyor.store.backup import backup_sqlite
 
-    data = data_dir()
-    database = _sqlite_database(database_url())
-    bar = _transfer_bar()
-    job = bar.add_task("Backing up", total=None)
-    try:
-        with bar:
-            report = backup_sqlite(
-                database,
-                data,
-                file,
-                key_file=_key_file(data),
-                progress=lambda what, done, total: bar.update(job, completed=done, total=total),
-            )
-    except BackupError as exc:
-        err.print(f"[red]Backup failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+    _, report = _transfer(
+        "Backing up",
+        "Backup",
+        lambda database, data, key_file, progress: backup_sqlite(
+            database, data, file, key_file=key_file, progress=progress
+        ),
+    )
     err.print(
         f"Backed up {report.tasks} tasks and {report.data_files} task data files "
         f"({report.data_bytes:,} bytes) at revision {report.revision} to {report.path}"
@@ -239,26 +255,15 @@ def db_restore(
     ] = False,
 ) -> None:
     """Restore a backup into the data directory, with the console stopped."""
-    from surveyor.store.backup import BackupError, restore_sqlite
-    from surveyor.store.engine import data_dir, database_url
+    from surveyor.store.backup import restore_sqlite
 
-    data = data_dir()
-    database = _sqlite_database(database_url())
-    bar = _transfer_bar()
-    job = bar.add_task("Checking and restoring", total=None)
-    try:
-        with bar:
-            report = restore_sqlite(
-                file,
-                database,
-                data,
-                key_file=_key_file(data),
-                replace=replace,
-                progress=lambda what, done, total: bar.update(job, completed=done, total=total),
-            )
-    except BackupError as exc:
-        err.print(f"[red]Restore failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+    data, report = _transfer(
+        "Checking and restoring",
+        "Restore",
+        lambda database, data, key_file, progress: restore_sqlite(
+            file, database, data, key_file=key_file, replace=replace, progress=progress
+        ),
+    )
     err.print(
         f"Restored {report.tasks} tasks and {report.data_files} task data files (revision "
         f"{report.revision}, backed up {report.created_at}) into {data}. Start the console: "

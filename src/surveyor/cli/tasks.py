@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
-from surveyor.cli.listing import AllPages, delete_item, print_item
+from surveyor.cli.listing import AllPages, add_delete, print_item
 from surveyor.cli.render import (
     JsonOption,
     counts_line,
@@ -621,11 +621,15 @@ def hide(
     _act(task_id, "hide", {"hidden": not unhide}, as_json=as_json, console=console, token=token)
 
 
-@task_app.command("remove")
-@reports_errors
-def remove(task_id: TaskId, console: ConsoleOption = None, token: TokenOption = None) -> None:
-    """Remove a task from every view; a recurring task's past runs stay."""
-    delete_item(console, token, f"/tasks/{task_id}", f"Removed task {task_id}.")
+add_delete(
+    task_app,
+    "remove",
+    "/tasks",
+    argument="task_id",
+    argument_help="The task's id.",
+    help="Remove a task from every view; a recurring task's past runs stay.",
+    said="Removed task {id}.",
+)
 
 
 def _watch_view(task: dict[str, Any], progress: Progress) -> Group:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from surveyor.cli.client import ConsoleOption, TokenOption, given
-from surveyor.cli.listing import add_list, ask, delete_item
+from surveyor.cli.listing import add_delete, add_list, ask
 from surveyor.cli.render import (
     JsonOption,
     new_token_panel,
@@ -49,17 +49,12 @@ add_list(
 )
 
 
-@token_app.command("delete")
-@reports_errors
-def delete(
-    token_id: Annotated[int, typer.Argument(min=1, help="The token's id (see `token list`).")],
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
-    """Revoke an API token at once."""
-    delete_item(
-        console,
-        token,
-        f"/tokens/{token_id}",
-        f"Deleted token {token_id}; programs using it can no longer log in.",
-    )
+add_delete(
+    token_app,
+    "delete",
+    "/tokens",
+    argument="token_id",
+    argument_help="The token's id (see `token list`).",
+    help="Revoke an API token at once.",
+    said="Deleted token {id}; programs using it can no longer log in.",
+)

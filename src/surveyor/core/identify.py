@@ -284,11 +284,12 @@ def _service_identity(findings: Iterable[Finding]) -> ServiceIdentity:
 
 def identify_os(services: tuple[Service, ...]) -> str:
     """The OS name alone, as processing fills an observation's `os` (cached per service set)."""
-    return _identify_cached(services).os
+    return identify_cached(services).os
 
 
 @functools.lru_cache(maxsize=4096)
-def _identify_cached(services: tuple[Service, ...]) -> Identification:
+def identify_cached(services: tuple[Service, ...]) -> Identification:
+    """`identify` of a host's services, cached per service set (many hosts look alike)."""
     return identify(services)
 
 
@@ -402,4 +403,11 @@ def service_product(banner: str, http_server: str) -> str:
     named = product_from(banner, http_server)
     if named:
         return named
-    return identify_service(Service(0, banner=banner, http_server=http_server)).label
+    return identify_answer(banner, http_server).label
+
+
+@functools.lru_cache(maxsize=8192)
+def identify_answer(banner: str, http_server: str) -> ServiceIdentity:
+    """`identify_service` of one port's answers alone (its banner and HTTP Server header),
+    cached: many hosts answer alike."""
+    return identify_service(Service(0, banner=banner, http_server=http_server))

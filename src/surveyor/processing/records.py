@@ -58,8 +58,8 @@ from surveyor.core.fingerprint import (
 from surveyor.core.identify import (
     Identification,
     ServiceIdentity,
-    identify,
-    identify_service,
+    identify_answer,
+    identify_cached,
     service_product,
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
@@ -709,7 +709,7 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
     os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT)
     details = parse_details(record, line)
     if not os_name and ordered:
-        found = _identify_host(ordered)
+        found = identify_cached(ordered)
         os_name = found.os
         details = _with_identity(details, found)
     truncated = record.get("services_truncated")
@@ -736,11 +736,6 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
     )
 
 
-@functools.lru_cache(maxsize=4096)
-def _identify_host(services: tuple[Service, ...]) -> Identification:
-    return identify(services)
-
-
 def _with_identity(details: HostDetails | None, found: Identification) -> HostDetails | None:
     """The record's details with the OS version and device type the fingerprint rules read
     (docs/fingerprints.md), where the record names neither."""
@@ -754,17 +749,6 @@ def _with_identity(details: HostDetails | None, found: Identification) -> HostDe
         os_version=base.os_version or version,
         device_type=base.device_type or device,
     )
-
-
-def _identified(banner: str, server: str) -> ServiceIdentity:
-    """The version and CPE the fingerprint rules read from a service's answers, for a
-    record that names neither (docs/fingerprints.md)."""
-    return _identify_answer(banner[:4096], server)
-
-
-@functools.lru_cache(maxsize=8192)
-def _identify_answer(banner: str, server: str) -> ServiceIdentity:
-    return identify_service(Service(0, banner=banner, http_server=server))
 
 
 def parse_source(value: object, line: int) -> str:
@@ -920,29 +904,21 @@ def parse_service(value: object, position: int, line: int) -> Service:
     tunnel = get("tunnel")
     cpe = get("cpe")
     if version is None and extrainfo is None and tunnel is None and cpe is None:
-        found = _identified(banner, server) if banner or server else None
-        return Service(
-            port,
-            proto,
-            state,
-            name,
-            banner,
-            product,
-            status,
-            server,
-            title,
-            subject,
-            issuer,
-            sans,
-            not_before,
-            not_after,
-            fingerprint,
-            found.version if found is not None else "",
-            cpe=(found.cpe,) if found is not None and found.cpe else (),
+        # A record that names none of them: the version and CPE the fingerprint rules read
+        # from the service's answers (docs/fingerprints.md).
+        found = identify_answer(banner, server) if banner or server else ServiceIdentity()
+        version, extrainfo, tunnel = found.version, "", ""
+        cpes: tuple[str, ...] = (found.cpe,) if found.cpe else ()
+    else:
+        listed = _list(cpe, f"{where}.cpe", line)
+        if len(listed) > MAX_CPES:
+            raise TaskDataError(f"{where}.cpe lists {len(listed)} names; at most {MAX_CPES}", line)
+        version = clean_text(version, ".version", line, MAX_SHORT_TEXT, where)
+        extrainfo = clean_text(extrainfo, ".extrainfo", line, MAX_SHORT_TEXT, where)
+        tunnel = clean_text(tunnel, ".tunnel", line, 20, where).lower()
+        cpes = tuple(
+            sorted({clean_text(c, ".cpe", line, MAX_SHORT_TEXT, where) for c in listed} - {""})
         )
-    cpes = _list(cpe, f"{where}.cpe", line)
-    if len(cpes) > MAX_CPES:
-        raise TaskDataError(f"{where}.cpe lists {len(cpes)} names; at most {MAX_CPES}", line)
     return Service(
         port,
         proto,
@@ -959,8 +935,8 @@ def parse_service(value: object, position: int, line: int) -> Service:
         not_before,
         not_after,
         fingerprint,
-        clean_text(version, ".version", line, MAX_SHORT_TEXT, where),
-        clean_text(extrainfo, ".extrainfo", line, MAX_SHORT_TEXT, where),
-        clean_text(tunnel, ".tunnel", line, 20, where).lower(),
-        tuple(sorted({clean_text(c, ".cpe", line, MAX_SHORT_TEXT, where) for c in cpes} - {""})),
+        version,
+        extrainfo,
+        tunnel,
+        cpes,
     )

@@ -23,7 +23,7 @@ from sqlalchemy import Connection
 from surveyor.core import kinds
 from surveyor.core.task import Task
 from surveyor.core.tasks import IllegalTransition, TaskStatus
-from surveyor.service.launch import new_attempt_token
+from surveyor.service.launch import launched, reported_progress
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 
@@ -54,15 +54,7 @@ def claim(conn: Connection, *, now: datetime) -> Task | None:
                 actor=CONSOLE_ACTOR,
                 message=f"started in the console (attempt {attempt})",
                 expected=[TaskStatus.NEW],
-                changes={
-                    "attempt": attempt,
-                    "attempt_token": new_attempt_token(),
-                    "last_report_at": now,
-                    "stop_requested_at": None,
-                    "progress_collect": 0.0,
-                    "stats": {},
-                    "error": None,
-                },
+                changes=launched(attempt, now),
                 now=now,
             )
         except (IllegalTransition, task_store.StaleTask):
@@ -95,16 +87,7 @@ def report(
     for _ in range(5):
         current = _current(conn, task, _running(task))
         try:
-            task_store.write_task(
-                conn,
-                current,
-                {
-                    "progress_collect": min(1.0, max(0.0, collect)),
-                    "stats": dict(stats),
-                    "last_report_at": now,
-                },
-                now=now,
-            )
+            task_store.write_task(conn, current, reported_progress(collect, stats, now), now=now)
         except task_store.StaleTask:
             continue
         return current.status is TaskStatus.STOPPING

@@ -32,7 +32,13 @@ from surveyor.core.tasks import (
     IllegalTransition,
     TaskStatus,
 )
-from surveyor.service.launch import SYSTEM_ACTOR, explorer_actor, explorer_transition, is_online
+from surveyor.service.launch import (
+    SYSTEM_ACTOR,
+    explorer_actor,
+    explorer_transition,
+    is_online,
+    reported_progress,
+)
 from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 from surveyor.store.records import Conflict, audit
@@ -213,16 +219,7 @@ def report_progress(
     for _ in range(5):
         task = _reported_task(conn, explorer, task_id, attempt_token, _COLLECTING_OR_STOPPING)
         try:
-            task_store.write_task(
-                conn,
-                task,
-                {
-                    "progress_collect": min(1.0, max(0.0, collect)),
-                    "stats": dict(stats),
-                    "last_report_at": now,
-                },
-                now=now,
-            )
+            task_store.write_task(conn, task, reported_progress(collect, stats, now), now=now)
         except task_store.StaleTask:
             continue
         return task.status is TaskStatus.STOPPING

@@ -142,6 +142,33 @@ def new_attempt_token() -> str:
     return secrets.token_hex(16)
 
 
+def new_attempt(attempt: int, now: datetime) -> dict[str, Any]:
+    """A task's columns as attempt number `attempt` starts: a fresh attempt token, and no
+    progress or report yet but this one."""
+    return {
+        "attempt": attempt,
+        "attempt_token": new_attempt_token(),
+        "last_report_at": now,
+        "progress_collect": 0.0,
+        "stats": {},
+    }
+
+
+def launched(attempt: int, now: datetime) -> dict[str, Any]:
+    """A task's columns as it leaves `new` for its collecting status: a new attempt, with no
+    stop asked for and no error left from an earlier run."""
+    return {**new_attempt(attempt, now), "stop_requested_at": None, "error": None}
+
+
+def reported_progress(collect: float, stats: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A task's columns as its collector reports progress (`collect` clamped to 0..1)."""
+    return {
+        "progress_collect": min(1.0, max(0.0, collect)),
+        "stats": dict(stats),
+        "last_report_at": now,
+    }
+
+
 def explorer_actor(explorer: Explorer) -> str:
     return f"explorer:{explorer.name}"
 
@@ -185,16 +212,7 @@ def launch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime) -
         actor=explorer_actor(explorer),
         message=f"launched on explorer '{explorer.name}' (attempt {attempt})",
         expected=[TaskStatus.NEW],
-        changes={
-            "explorer_id": explorer.id,
-            "attempt": attempt,
-            "attempt_token": new_attempt_token(),
-            "last_report_at": now,
-            "stop_requested_at": None,
-            "progress_collect": 0.0,
-            "stats": {},
-            "error": None,
-        },
+        changes={"explorer_id": explorer.id, **launched(attempt, now)},
         now=now,
     )
 
@@ -282,13 +300,7 @@ def _relaunch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime
     return task_store.write_task(
         conn,
         task,
-        {
-            "attempt": attempt,
-            "attempt_token": new_attempt_token(),
-            "last_report_at": now,
-            "progress_collect": 0.0,
-            "stats": {},
-        },
+        new_attempt(attempt, now),
         now=now,
         event=task_store.TaskEvent(
             EventKind.RELAUNCHED,

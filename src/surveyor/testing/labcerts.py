@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from surveyor.testing.labplan import CertificatePlan
+from surveyor.testing.servers import write_certificate
 
 LAB_CA_NAME = "Surveyor Lab CA"
 _VALIDITY = dt.timedelta(days=30)
@@ -83,15 +84,7 @@ class LabCertificates:
         certificate = builder.sign(signer.key, hashes.SHA256())
         cert_file = self.directory / f"{file_stem}.crt"
         key_file = self.directory / f"{file_stem}.key"
-        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key_file.chmod(0o600)
+        write_certificate(certificate, key, cert_file, key_file)
         return IssuedCertificate(
             cert_file=cert_file,
             key_file=key_file,

@@ -32,6 +32,8 @@ import dns.exception
 import dns.message
 import dns.query
 
+from surveyor.testing.servers import stop_process
+
 NAMED = Path("/usr/sbin/named")
 ADDRESS = "127.0.0.1"
 FORWARD_ZONE = "lab.test"
@@ -229,11 +231,5 @@ def running_named(host_count: int = 20) -> Iterator[NamedServer]:
             directory=directory,
         )
     finally:
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         shutil.rmtree(directory, ignore_errors=True)

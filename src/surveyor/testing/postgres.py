@@ -11,12 +11,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from surveyor.testing.servers import free_tcp_port
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
 
@@ -36,12 +37,6 @@ def _pg_bin() -> Path:
         "PostgreSQL server binaries not found; `make test` installs them "
         "(Debian package postgresql-15)"
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_as(
@@ -72,7 +67,7 @@ def throwaway_postgres(*, fsync: bool = False) -> Iterator[str]:
     if run_user is not None:
         entry = pwd.getpwnam(run_user)
         os.chown(root, entry.pw_uid, entry.pw_gid)
-    port = _free_port()
+    port = free_tcp_port()
     try:
         _run_as(
             run_user,

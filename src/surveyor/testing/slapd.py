@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from surveyor.core.clock import SYSTEM_CLOCK
+from surveyor.testing.servers import free_tcp_port, stop_process, write_certificate
 
 SLAPD = Path("/usr/sbin/slapd")
 SLAPADD = Path("/usr/sbin/slapadd")
@@ -213,21 +214,7 @@ class _CertificateAuthority:
             )
             .sign(self.key, hashes.SHA256())
         )
-        cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        key_file.chmod(0o600)
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        write_certificate(certificate, key, cert_file, key_file)
 
 
 def _config(root: Path, admin_password: str) -> str:
@@ -332,7 +319,7 @@ def private_slapd(
         other.write(root / "other-ca.crt")
         config = root / "slapd.conf"
         config.write_text(_config(root, admin_password))
-        port, ldaps_port = _free_port(HOST), _free_port(HOST)
+        port, ldaps_port = free_tcp_port(HOST), free_tcp_port(HOST)
         _lab_ldif(root / "lab.ldif", password, computers)
         _elsewhere_ldif(root / "elsewhere.ldif", port)
         for suffix, ldif in ((BASE_DN, "lab.ldif"), ("dc=elsewhere", "elsewhere.ldif")):
@@ -363,11 +350,5 @@ def private_slapd(
             directory=root,
         )
     finally:
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         shutil.rmtree(root, ignore_errors=True)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from surveyor.testing import labnetns
+from surveyor.testing.servers import stop_process
 
 SNMPD = "/usr/sbin/snmpd"
 CLONE_NEWNET = 0x40000000
@@ -293,13 +294,7 @@ def running_snmpd() -> Iterator[SnmpAgent]:
     finally:
         if relay is not None:
             relay.close()
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
         labnetns.remove_namespace(namespace)
         shutil.rmtree(directory, ignore_errors=True)
         entry.remove()
