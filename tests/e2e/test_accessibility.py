@@ -88,6 +88,7 @@ class Seeded:
     member: int
     credential: int
     notification_rule: int
+    query: int
 
 
 class FakeExplorer:
@@ -188,6 +189,11 @@ def seeded(console: RunningConsole) -> Seeded:
                 "secret": "a signing secret",
             },
         )
+        query = _post(
+            api,
+            "/api/v1/queries",
+            {"name": "SSH servers", "kind": "asset", "search": "port:22", "pinned": True},
+        )
         api_token = _post(api, "/api/v1/tokens", {"name": "nightly export"})
         enrollment = _post(
             api, "/api/v1/enrollment-tokens", {"name": "branch rollout", "site_id": branch["id"]}
@@ -286,6 +292,7 @@ def seeded(console: RunningConsole) -> Seeded:
         member=member["member"]["id"],
         credential=credential["id"],
         notification_rule=notification_rule["id"],
+        query=query["id"],
     )
 
 
@@ -378,6 +385,7 @@ def fill_path(path: str, seeded: Seeded) -> str:
         "user_id": seeded.member,
         "credential_id": seeded.credential,
         "rule_id": seeded.notification_rule,
+        "query_id": seeded.query,
         "report_id": "overview",
     }
 

@@ -105,6 +105,7 @@ ZONE = {"zone_id": "zone"}
 CREDENTIAL = {"credential_id": "credential"}
 RULE = {"rule_id": "notification_rule"}
 MEMBER = {"user_id": "member"}
+QUERY = {"query_id": "saved_query"}
 
 
 def action(name: str, kind: str, expected: Expected | None = None) -> Row:
@@ -250,6 +251,33 @@ ROWS = [
     Row("POST", "/hosted-zones/{zone_id}/delete", on_objects("admin", 303), ZONE, fresh=True),
     Row("GET", "/sites", own("viewer")),
     Row("GET", "/dashboard", own("viewer")),
+    # saved searches, pinned to the Dashboard
+    Row("GET", "/queries", own("viewer")),
+    Row(
+        "POST",
+        "/queries",
+        own("operator", 303),
+        form=lambda o: {"name": f"search {next(_serial)}", "kind": "asset", "search": "port:22"},
+    ),
+    Row("GET", "/queries/{query_id}", on_objects("viewer"), QUERY),
+    Row(
+        "POST",
+        "/queries/{query_id}",
+        on_objects("operator", 303),
+        QUERY,
+        form=lambda o: {"name": f"renamed {next(_serial)}", "threshold": "5"},
+        fresh=True,
+    ),
+    Row("POST", "/queries/{query_id}/pin", on_objects("operator", 303), QUERY, fresh=True),
+    Row(
+        "POST",
+        "/queries/{query_id}/unpin",
+        on_objects("operator", 303),
+        {"query_id": "pinned_query"},
+        fresh=True,
+    ),
+    Row("GET", "/queries/{query_id}/delete", on_objects("operator"), QUERY),
+    Row("POST", "/queries/{query_id}/delete", on_objects("operator", 303), QUERY, fresh=True),
     Row("GET", "/assets", own("viewer")),
     Row("GET", "/assets/export", own("viewer")),
     Row("GET", "/assets/{asset_id}", on_objects("viewer"), {"asset_id": "asset"}),
@@ -474,6 +502,18 @@ class World:
                             "name": f"c{n}",
                             "kind": "ldap",
                             "fields": {"bind_dn": "cn=svc,dc=lab", "password": "s3cret"},
+                        },
+                    )
+                )
+            case "saved_query" | "pinned_query":
+                return self._created(
+                    admin.post(
+                        "/api/v1/queries",
+                        json={
+                            "name": f"q{n}",
+                            "kind": "asset",
+                            "search": "alive:true",
+                            "pinned": kind == "pinned_query",
                         },
                     )
                 )

@@ -1,7 +1,8 @@
 """The web console: server-rendered pages (Jinja2) on the same service and store as the API.
 
 One module per page (`tasks`, `new_task`, `imports`, `explorers`, `zones`, `sites`, `assets`,
-`reports`, `tokens`, `members`, `credentials`, `notifications`, `audit`, `account`, `settings`),
+`dashboard`, `queries` (saved searches), `reports`, `tokens`, `members`, `credentials`,
+`notifications`, `audit`, `account`, `settings`),
 `login` for signing in and out,
 `session` for cookie sessions and CSRF, `render` for templates and security headers, `forms`
 for reading submitted forms, `task_view` for how a task is shown. The live updates come from
@@ -27,6 +28,7 @@ from surveyor.console.web import (
     members,
     new_task,
     notifications,
+    queries,
     reports,
     settings,
     sites,
@@ -46,6 +48,7 @@ def install(app: FastAPI) -> None:
         login,
         account,
         dashboard,
+        queries,
         new_task,
         imports,
         tasks,

@@ -19,6 +19,7 @@ from surveyor.console.web.search_box import (
 from surveyor.console.web.session import PageError, PagePrincipal
 from surveyor.core.search import SearchError
 from surveyor.store import inventory, outliers, records
+from surveyor.store.accounts import Role
 from surveyor.store.asset_search import compile_asset_search
 
 router = APIRouter(include_in_schema=False)
@@ -71,6 +72,7 @@ def assets_page(
         "next_cursor": page.next_cursor,
         "sort": sort,
         "sorts": SORTS,
+        "can_edit": principal.role.allows(Role.OPERATOR),
     }
     return render(request, "assets.html", context)
 

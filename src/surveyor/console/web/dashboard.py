@@ -23,6 +23,7 @@ from surveyor.core.queries import Insight, QueryKind, describe_change, describe_
 from surveyor.core.tasks import ALL_VIEW, TAB_SPECS, Tab
 from surveyor.store import queries as query_store
 from surveyor.store import tasks as task_store
+from surveyor.store.accounts import Role
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,11 +81,18 @@ class InsightView:
 
 
 @router.get("/dashboard")
-def dashboard_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+def dashboard_page(
+    request: Request, principal: PagePrincipal, state: State, saved: str = ""
+) -> Response:
     org = principal.organization_id
     now = state.clock.now()
     with state.db.read() as conn:
         found = query_store.insights(conn, org, now=now)
+        just_saved = (
+            query_store.get_query(conn, org, int(saved))
+            if saved.isdigit() and len(saved) < 19
+            else None
+        )
         counts = task_store.count_tasks(conn, org)
         failed = task_store.list_tasks(conn, org, view=Tab.FAILED.value, limit=FAILURES_SHOWN).items
         names = task_store.related_names(conn, failed)
@@ -97,5 +105,7 @@ def dashboard_page(request: Request, principal: PagePrincipal, state: State) -> 
         "failures": [TaskView.of(task, names) for task in failed],
         "spark_width": SPARK_WIDTH,
         "spark_height": SPARK_HEIGHT,
+        "saved": just_saved,
+        "can_edit": principal.role.allows(Role.OPERATOR),
     }
     return render(request, "dashboard.html", context)

@@ -6,10 +6,12 @@ import { setUpOverview } from "./overview.js";
 import { setUpTaskForm } from "./task-form.js";
 import { setUpCredentialForm } from "./credential-form.js";
 import { setUpImportForm } from "./import-form.js";
+import { setUpSaveSearch } from "./save-search.js";
 
 const page = document.body.dataset.page;
 localizeTimes(document);
 setUpCopyButtons(document);
+setUpSaveSearch();
 
 if (page === "overview") {
   const overview = setUpOverview();
