@@ -24,7 +24,8 @@ from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
 from surveyor.service import credentials as rules
-from surveyor.service.credentials import CredentialRefused, Reason, Verification
+from surveyor.service.credentials import CredentialRefused, Verification
+from surveyor.service.refusals import Reason
 from surveyor.store import credentials as store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role

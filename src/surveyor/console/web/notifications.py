@@ -33,7 +33,8 @@ from surveyor.core.notifications import (
     Trigger,
 )
 from surveyor.service import notifications as rules
-from surveyor.service.notifications import NotificationRefused, Reason
+from surveyor.service.notifications import NotificationRefused
+from surveyor.service.refusals import Reason
 from surveyor.store import notifications as store
 from surveyor.store.accounts import Principal, Role
 
