@@ -34,14 +34,14 @@ from surveyor.core.queries import (
 )
 from surveyor.core.search import parse
 from surveyor.core.task import Task
-from surveyor.core.tasks import ALL_VIEW, TaskStatus
+from surveyor.core.tasks import ALL_VIEW
 from surveyor.store import owned_rows
 from surveyor.store import tasks as task_store
 from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.outliers import SYSTEM
 from surveyor.store.schema import assets, query_counts, saved_queries, services, tasks
 from surveyor.store.search_sql import SqlCatalogue, compile_search
 from surveyor.store.service_search import SERVICE_SEARCH
+from surveyor.store.system_tasks import WAITING, request_system_task
 from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH, mentions_key
 
 #: The search language each kind of query speaks.
@@ -50,8 +50,6 @@ CATALOGUES: dict[QueryKind, SqlCatalogue] = {
     QueryKind.SERVICE: SERVICE_SEARCH,
     QueryKind.TASK: TASK_SEARCH,
 }
-#: Statuses in which a Query task still waits: another is not created.
-_WAITING = (TaskStatus.NEW.value, TaskStatus.PROCESSING_QUEUED.value)
 _q = saved_queries.c
 _NAME_TAKEN = "a saved query with that name exists"
 
@@ -205,15 +203,6 @@ def count_history(
 # The Query task ---------------------------------------------------------------------------------
 
 
-def _waiting_query_task(organization_id: int) -> ColumnElement[bool]:
-    return and_(
-        tasks.c.organization_id == organization_id,
-        tasks.c.type == QUERY.type,
-        tasks.c.status.in_(_WAITING),
-        tasks.c.removed_at.is_(None),
-    )
-
-
 def request_query_refresh(
     conn: Connection, organization_id: int, *, now: datetime, reason: str
 ) -> Task | None:
@@ -224,29 +213,12 @@ def request_query_refresh(
     ).first()
     if pinned is None:
         return None
-    waiting = conn.execute(
-        select(tasks.c.id).where(_waiting_query_task(organization_id)).limit(1)
-    ).first()
-    if waiting is not None:
-        return None
-    task = task_store.create_task(
-        conn,
-        {
-            "organization_id": organization_id,
-            "name": QUERY_TASK_NAME,
-            "description": "counts what the Dashboard's pinned queries find",
-            "type": QUERY.type,
-            "created_by": SYSTEM,
-        },
-        actor=SYSTEM,
-        now=now,
-    )
-    return task_store.transition(
+    return request_system_task(
         conn,
         organization_id,
-        task.id,
-        TaskStatus.PROCESSING_QUEUED,
-        actor=SYSTEM,
+        QUERY.type,
+        name=QUERY_TASK_NAME,
+        description="counts what the Dashboard's pinned queries find",
         message=reason,
         now=now,
     )
@@ -258,7 +230,7 @@ def organizations_due(conn: Connection, *, now: datetime) -> list[int]:
     query_task = and_(
         tasks.c.organization_id == _q.organization_id,
         tasks.c.type == QUERY.type,
-        or_(tasks.c.created_at > now - REFRESH_EVERY, tasks.c.status.in_(_WAITING)),
+        or_(tasks.c.created_at > now - REFRESH_EVERY, tasks.c.status.in_(WAITING)),
         tasks.c.removed_at.is_(None),
     )
     rows = conn.execute(
