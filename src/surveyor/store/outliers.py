@@ -4,9 +4,6 @@ sorted by score."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +15,7 @@ from surveyor.core.inventory import Asset
 from surveyor.core.kinds import OUTLIER
 from surveyor.core.outliers import ServiceFacts
 from surveyor.core.task import Task
+from surveyor.store.cursors import decode_cursor, encode_cursor
 from surveyor.store.inventory import MAX_PAGE_SIZE, AssetPage, InvalidAssetCursor
 from surveyor.store.schema import assets, services
 from surveyor.store.system_tasks import request_system_task
@@ -133,17 +131,15 @@ def request_outlier_calculation(
 
 
 def _encode_cursor(asset: Asset) -> str:
-    raw = json.dumps([asset.outlier, asset.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor([asset.outlier, asset.id])
 
 
 def _decode_cursor(cursor: str) -> tuple[int | None, int]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        score, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        score, last_id = decode_cursor(cursor)
         if not (score is None or type(score) is int) or type(last_id) is not int:
             raise TypeError
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise InvalidAssetCursor(
             "the cursor is malformed; use the next_cursor of a previous page"
         ) from exc
