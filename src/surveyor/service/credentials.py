@@ -28,10 +28,10 @@ from surveyor.core.credentials import (
     Credential,
     CredentialInvalid,
     CredentialKind,
-    StoredSecret,
     check_fields,
     secret_fields,
 )
+from surveyor.core.sealed import StoredSecret
 from surveyor.security.secretbox import (
     SecretBox,
     SecretDamaged,

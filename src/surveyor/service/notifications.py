@@ -21,12 +21,12 @@ from surveyor.core.notifications import (
     Delivery,
     NotificationRule,
     RuleInvalid,
-    StoredSecret,
     Trigger,
     check_options,
     check_target,
     secret_aad,
 )
+from surveyor.core.sealed import StoredSecret
 from surveyor.notifications.watcher import STREAM
 from surveyor.security.secretbox import SecretBox, SecretDamaged, WrongSecretKey, sealed_key_id
 from surveyor.service.audit import record

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
-from surveyor.core.credentials import Credential, CredentialKind, StoredSecret
+from surveyor.core.credentials import Credential, CredentialKind
+from surveyor.core.sealed import StoredSecret
 from surveyor.store import owned_rows
 from surveyor.store.schema import credentials
 
@@ -21,10 +22,7 @@ _NAME_TAKEN = "a credential with that name exists"
 
 
 def _secrets_column(secrets: Mapping[str, StoredSecret]) -> dict[str, dict[str, str]]:
-    return {
-        name: {"sealed": stored.sealed, "set_at": stored.set_at.isoformat()}
-        for name, stored in sorted(secrets.items())
-    }
+    return {name: stored.to_column() for name, stored in sorted(secrets.items())}
 
 
 def create_credential(

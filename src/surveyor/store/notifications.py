@@ -22,9 +22,9 @@ from surveyor.core.notifications import (
     Delivery,
     DeliveryStatus,
     NotificationRule,
-    StoredSecret,
     Trigger,
 )
+from surveyor.core.sealed import StoredSecret
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import owned_rows
 from surveyor.store.schema import (
@@ -43,9 +43,7 @@ _NAME_TAKEN = "a notification rule with that name exists"
 
 
 def _secret_column(secret: StoredSecret | None) -> dict[str, str] | None:
-    if secret is None:
-        return None
-    return {"sealed": secret.sealed, "set_at": secret.set_at.isoformat()}
+    return secret.to_column() if secret is not None else None
 
 
 # Rules
