@@ -20,11 +20,13 @@ from sqlalchemy import Connection
 from surveyor.console.errors import ApiError
 from surveyor.console.exports import csv_lines
 from surveyor.console.report_charts import chart
+from surveyor.console.state import ConsoleState
 from surveyor.console.web.render import render_fragment
 from surveyor.core.reports import CSV_HEADER, REPORTS, ReportDefinition, csv_rows, report_named
 from surveyor.core.task import Task
 from surveyor.store import reports as report_store
 from surveyor.store import tasks as task_store
+from surveyor.store.accounts import Principal
 from surveyor.store.reports import StoredReport
 
 ReportFormat = Literal["json", "html", "csv"]
@@ -95,6 +97,22 @@ def known_report(report_id: str) -> ReportDefinition:
         known = ", ".join(report.id for report in REPORTS)
         raise ApiError(404, "not_found", f"there is no report '{report_id}'; there are: {known}")
     return definition
+
+
+def request_refresh(
+    state: ConsoleState, principal: Principal, definition: ReportDefinition
+) -> Task:
+    """Queue a refresh of the report as `principal` asks for it (initializing the report the
+    first time); a refresh that already waits is the answer instead of a second."""
+    with state.db.write() as conn:
+        return report_store.request_refresh(
+            conn,
+            principal.organization_id,
+            definition,
+            actor=principal.email,
+            user_id=principal.user_id,
+            now=state.clock.now(),
+        )
 
 
 def report_view(conn: Connection, organization_id: int, report_id: str) -> ReportView:

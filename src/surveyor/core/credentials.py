@@ -10,11 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
 from surveyor.core.rows import Row, from_columns
+from surveyor.core.sealed import StoredSecret
 
 
 class CredentialKind(StrEnum):
@@ -157,14 +158,6 @@ def check_fields(
 
 
 @dataclass(frozen=True, slots=True)
-class StoredSecret:
-    """One secret field as stored: sealed (`security/secretbox.py`), and when it was set."""
-
-    sealed: str = field(repr=False)
-    set_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Credential:
     """A credential as the rest of the code sees it: plain fields in the clear, secret
     fields sealed."""
@@ -192,7 +185,7 @@ class Credential:
             site_ids=tuple(row["site_ids"] or ()),
             fields=dict(row["fields"] or {}),
             secrets={
-                name: StoredSecret(stored["sealed"], datetime.fromisoformat(stored["set_at"]))
+                name: StoredSecret.from_column(stored)
                 for name, stored in (row["secrets"] or {}).items()
             },
         )

@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from surveyor.core.sealed import StoredSecret
+
 
 class Trigger(StrEnum):
     """What a rule notifies of."""
@@ -88,12 +90,6 @@ class RuleInvalid(ValueError):
 
 
 @dataclass(frozen=True)
-class StoredSecret:
-    sealed: str
-    set_at: datetime
-
-
-@dataclass(frozen=True)
 class NotificationRule:
     id: int
     organization_id: int
@@ -118,11 +114,7 @@ class NotificationRule:
             channel=Channel(row["channel"]),
             target=row["target"],
             options=dict(row["options"] or {}),
-            secret=(
-                StoredSecret(secret["sealed"], datetime.fromisoformat(secret["set_at"]))
-                if secret
-                else None
-            ),
+            secret=StoredSecret.from_column(secret) if secret else None,
             enabled=bool(row["enabled"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],

@@ -21,7 +21,7 @@ from surveyor.core.tasks import EventKind
 from surveyor.processing.processors import ProcessingJob, StopRequested
 from surveyor.store import retention as retention_store
 from surveyor.store import tasks as task_store
-from surveyor.store.outliers import SYSTEM
+from surveyor.store.system_tasks import SYSTEM
 from surveyor.store.taskdata import task_data_path
 from surveyor.store.tasks import TaskEvent
 

@@ -19,7 +19,6 @@ import logging
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
@@ -29,10 +28,10 @@ from surveyor.core.credentials import (
     Credential,
     CredentialInvalid,
     CredentialKind,
-    StoredSecret,
     check_fields,
     secret_fields,
 )
+from surveyor.core.sealed import StoredSecret
 from surveyor.security.secretbox import (
     SecretBox,
     SecretDamaged,
@@ -41,6 +40,7 @@ from surveyor.security.secretbox import (
     sealed_key_id,
 )
 from surveyor.service.audit import record
+from surveyor.service.refusals import Reason, Refused
 from surveyor.store import credentials as store
 from surveyor.store import records
 from surveyor.store.accounts import Principal
@@ -56,25 +56,8 @@ REDACTED = "[secret]"
 MIN_REDACTED_LENGTH = 3
 
 
-class Reason(StrEnum):
-    NOT_FOUND = "not_found"
-    INVALID = "invalid"
-    CONFLICT = "conflict"
-    WRONG_KEY = "wrong_key"
-
-
-class CredentialRefused(Exception):
-    """A refused action; `code` is the API's error code, `message` says why in words (and
-    never holds a secret)."""
-
-    def __init__(
-        self, reason: Reason, code: str, message: str, details: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.code = code
-        self.message = message
-        self.details = dict(details or {})
+class CredentialRefused(Refused):
+    """A refused action on a credential."""
 
 
 def _not_found(credential_id: int) -> CredentialRefused:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
@@ -22,15 +21,16 @@ from surveyor.core.notifications import (
     Delivery,
     NotificationRule,
     RuleInvalid,
-    StoredSecret,
     Trigger,
     check_options,
     check_target,
     secret_aad,
 )
+from surveyor.core.sealed import StoredSecret
 from surveyor.notifications.watcher import STREAM
 from surveyor.security.secretbox import SecretBox, SecretDamaged, WrongSecretKey, sealed_key_id
 from surveyor.service.audit import record
+from surveyor.service.refusals import Reason, Refused
 from surveyor.store import notifications as store
 from surveyor.store.accounts import Principal
 from surveyor.store.records import Conflict
@@ -39,26 +39,8 @@ MAX_NAME = 200
 MAX_SECRET = 1000
 
 
-class Reason(StrEnum):
-    NOT_FOUND = "not_found"
-    INVALID = "invalid"
-    CONFLICT = "conflict"
-
-
-class NotificationRefused(Exception):
-    """A refused action: `code` is the API's error code, `message` says why in words (never
-    holding a secret), `field` the field at fault when one is."""
-
-    def __init__(self, reason: Reason, code: str, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.code = code
-        self.message = message
-        self.field = field
-
-    @property
-    def details(self) -> dict[str, Any]:
-        return {"field": self.field} if self.field else {}
+class NotificationRefused(Refused):
+    """A refused action on a notification rule."""
 
 
 def _not_found(rule_id: int) -> NotificationRefused:
@@ -67,43 +49,29 @@ def _not_found(rule_id: int) -> NotificationRefused:
     )
 
 
-def _invalid(exc: RuleInvalid) -> NotificationRefused:
-    return NotificationRefused(Reason.INVALID, "invalid_notification", exc.message, exc.field)
+def _invalid(message: str, field: str | None) -> NotificationRefused:
+    details = {"field": field} if field else None
+    return NotificationRefused(Reason.INVALID, "invalid_notification", message, details)
 
 
 def _name_taken(name: str) -> NotificationRefused:
     return NotificationRefused(
-        Reason.CONFLICT, "conflict", f"a notification rule named {name!r} exists", "name"
+        Reason.CONFLICT, "conflict", f"a notification rule named {name!r} exists", {"field": "name"}
     )
 
 
 def _check_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > MAX_NAME:
-        raise NotificationRefused(
-            Reason.INVALID,
-            "invalid_notification",
-            f"a name has 1 to {MAX_NAME} characters",
-            "name",
-        )
+        raise _invalid(f"a name has 1 to {MAX_NAME} characters", "name")
     return name
 
 
 def _check_secret(channel: Channel, secret: str | None, *, required: bool) -> None:
     if secret is not None and len(secret) > MAX_SECRET:
-        raise NotificationRefused(
-            Reason.INVALID,
-            "invalid_notification",
-            f"a secret has at most {MAX_SECRET} characters",
-            "secret",
-        )
+        raise _invalid(f"a secret has at most {MAX_SECRET} characters", "secret")
     if required and channel is Channel.WEBHOOK and not secret:
-        raise NotificationRefused(
-            Reason.INVALID,
-            "invalid_notification",
-            "a webhook needs a secret to sign its deliveries with",
-            "secret",
-        )
+        raise _invalid("a webhook needs a secret to sign its deliveries with", "secret")
 
 
 def _seal(box: SecretBox, rule_id: int, secret: str, now: datetime) -> StoredSecret:
@@ -129,7 +97,7 @@ def create_rule(
         target = check_target(channel, target)
         checked = check_options(trigger, channel, options)
     except RuleInvalid as exc:
-        raise _invalid(exc) from exc
+        raise _invalid(exc.message, exc.field) from exc
     _check_secret(channel, secret, required=True)
     try:
         rule_id = store.create_rule(
@@ -205,7 +173,7 @@ def update_rule(
             if checked != dict(current.options):
                 changes["options"] = checked
     except RuleInvalid as exc:
-        raise _invalid(exc) from exc
+        raise _invalid(exc.message, exc.field) from exc
     if enabled is not None and enabled != current.enabled:
         changes["enabled"] = enabled
     secret_change = ""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection
@@ -16,6 +15,7 @@ from sqlalchemy import Connection
 from surveyor.core.queries import MAX_NAME_LENGTH, MAX_PINNED, MAX_THRESHOLD, QueryKind, SavedQuery
 from surveyor.core.search import MAX_QUERY_LENGTH
 from surveyor.service.audit import record
+from surveyor.service.refusals import Reason, Refused
 from surveyor.store import queries as store
 from surveyor.store.accounts import Principal
 from surveyor.store.records import Conflict
@@ -26,23 +26,8 @@ OBJECT_TYPE = "saved_query"
 PINNED_REASON = "a query was pinned to the Dashboard or its search changed"
 
 
-class Reason(StrEnum):
-    NOT_FOUND = "not_found"
-    INVALID = "invalid"
-    CONFLICT = "conflict"
-
-
-class QueryRefused(Exception):
-    """A refused action: `code` is the API's error code, `message` says why in words."""
-
-    def __init__(
-        self, reason: Reason, code: str, message: str, details: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.code = code
-        self.message = message
-        self.details = dict(details or {})
+class QueryRefused(Refused):
+    """A refused action on a saved query."""
 
 
 def _invalid(field: str, message: str) -> QueryRefused:

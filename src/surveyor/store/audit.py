@@ -6,9 +6,6 @@ organization, narrowed by who did it, what they did, to which object and when.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +23,7 @@ from sqlalchemy import (
     tuple_,
 )
 
+from surveyor.store.cursors import decode_cursor, encode_cursor
 from surveyor.store.schema import (
     audit_events,
     credentials,
@@ -146,16 +144,14 @@ def audit(
 
 
 def _encode_cursor(event: AuditEvent) -> str:
-    raw = json.dumps([_CURSOR_TAG, event.at.isoformat(), event.id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return encode_cursor([_CURSOR_TAG, event.at.isoformat(), event.id])
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, int]:
     malformed = "the cursor is malformed; use the next_cursor of a previous page"
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        decoded = decode_cursor(cursor)
+    except ValueError as exc:
         raise InvalidCursor(malformed) from exc
     if not isinstance(decoded, list) or len(decoded) != 3:
         raise InvalidCursor(malformed)

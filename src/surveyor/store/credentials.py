@@ -11,21 +11,18 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, select, update
 
-from surveyor.core.credentials import Credential, CredentialKind, StoredSecret
-from surveyor.store.records import Conflict
+from surveyor.core.credentials import Credential, CredentialKind
+from surveyor.core.sealed import StoredSecret
+from surveyor.store import owned_rows
 from surveyor.store.schema import credentials
 
 _NAME_TAKEN = "a credential with that name exists"
 
 
 def _secrets_column(secrets: Mapping[str, StoredSecret]) -> dict[str, dict[str, str]]:
-    return {
-        name: {"sealed": stored.sealed, "set_at": stored.set_at.isoformat()}
-        for name, stored in sorted(secrets.items())
-    }
+    return {name: stored.to_column() for name, stored in sorted(secrets.items())}
 
 
 def create_credential(
@@ -40,39 +37,21 @@ def create_credential(
 ) -> int:
     """A new credential without secrets (they are sealed with its id, so set after);
     `Conflict` when the name is taken in the organization."""
-    try:
-        with conn.begin_nested():
-            return int(
-                conn.execute(
-                    insert(credentials)
-                    .values(
-                        organization_id=organization_id,
-                        name=name,
-                        kind=kind.value,
-                        site_ids=list(site_ids),
-                        fields=dict(fields),
-                        secrets={},
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(credentials.c.id)
-                ).scalar_one()
-            )
-    except IntegrityError as exc:
-        raise Conflict(_NAME_TAKEN) from exc
+    values = {
+        "organization_id": organization_id,
+        "name": name,
+        "kind": kind.value,
+        "site_ids": list(site_ids),
+        "fields": dict(fields),
+        "secrets": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    return owned_rows.insert_named(conn, credentials, values, name_taken=_NAME_TAKEN)
 
 
 def get_credential(conn: Connection, organization_id: int, credential_id: int) -> Credential | None:
-    row = (
-        conn.execute(
-            select(credentials).where(
-                credentials.c.id == credential_id,
-                credentials.c.organization_id == organization_id,
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = owned_rows.get_owned(conn, credentials, organization_id, credential_id)
     return Credential.from_row(row) if row is not None else None
 
 
@@ -80,10 +59,7 @@ def list_credentials(
     conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
 ) -> list[Credential]:
     """The organization's credentials by id, after `after_id`."""
-    query = select(credentials).where(credentials.c.organization_id == organization_id)
-    if after_id is not None:
-        query = query.where(credentials.c.id > after_id)
-    rows = conn.execute(query.order_by(credentials.c.id).limit(limit)).mappings()
+    rows = owned_rows.list_owned(conn, credentials, organization_id, limit=limit, after_id=after_id)
     return [Credential.from_row(row) for row in rows]
 
 
@@ -102,19 +78,9 @@ def update_credential(
         values["secrets"] = _secrets_column(values["secrets"])
     if "site_ids" in values:
         values["site_ids"] = list(values["site_ids"])
-    try:
-        with conn.begin_nested():
-            result = conn.execute(
-                update(credentials)
-                .where(
-                    credentials.c.id == credential_id,
-                    credentials.c.organization_id == organization_id,
-                )
-                .values(**values, updated_at=now)
-            )
-    except IntegrityError as exc:
-        raise Conflict(_NAME_TAKEN) from exc
-    return result.rowcount == 1
+    return owned_rows.update_named(
+        conn, credentials, organization_id, credential_id, values, now=now, name_taken=_NAME_TAKEN
+    )
 
 
 def mark_used(conn: Connection, organization_id: int, credential_id: int, *, now: datetime) -> None:
@@ -127,12 +93,7 @@ def mark_used(conn: Connection, organization_id: int, credential_id: int, *, now
 
 
 def delete_credential(conn: Connection, organization_id: int, credential_id: int) -> bool:
-    result = conn.execute(
-        delete(credentials).where(
-            credentials.c.id == credential_id, credentials.c.organization_id == organization_id
-        )
-    )
-    return result.rowcount == 1
+    return owned_rows.delete_owned(conn, credentials, organization_id, credential_id)
 
 
 def every_credential(conn: Connection) -> Iterator[Credential]:

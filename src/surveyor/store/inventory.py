@@ -8,10 +8,7 @@ costs a handful of round trips, whatever its size.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +43,7 @@ from surveyor.core.inventory import (
 )
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.rows import Row
+from surveyor.store.cursors import decode_cursor, encode_cursor
 from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
@@ -666,17 +664,15 @@ class AssetPage:
 
 
 def _encode_cursor(asset: Asset) -> str:
-    raw = json.dumps([asset.address_key, asset.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor([asset.address_key, asset.id])
 
 
 def _decode_cursor(cursor: str) -> tuple[str, int]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key, last_id = decode_cursor(cursor)
         if not isinstance(key, str) or not isinstance(last_id, int):
             raise TypeError
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise InvalidAssetCursor(
             "the cursor is malformed; use the next_cursor of a previous page"
         ) from exc

@@ -13,7 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.notifications import (
@@ -22,11 +22,11 @@ from surveyor.core.notifications import (
     Delivery,
     DeliveryStatus,
     NotificationRule,
-    StoredSecret,
     Trigger,
 )
+from surveyor.core.sealed import StoredSecret
 from surveyor.core.tasks import TaskStatus
-from surveyor.store.records import Conflict
+from surveyor.store import owned_rows
 from surveyor.store.schema import (
     assets,
     explorers,
@@ -43,9 +43,7 @@ _NAME_TAKEN = "a notification rule with that name exists"
 
 
 def _secret_column(secret: StoredSecret | None) -> dict[str, str] | None:
-    if secret is None:
-        return None
-    return {"sealed": secret.sealed, "set_at": secret.set_at.isoformat()}
+    return secret.to_column() if secret is not None else None
 
 
 # Rules
@@ -65,41 +63,23 @@ def create_rule(
 ) -> int:
     """A new rule without its secret (sealed with the rule's id, so set after); `Conflict`
     when the name is taken in the organization."""
-    try:
-        with conn.begin_nested():
-            return int(
-                conn.execute(
-                    insert(notification_rules)
-                    .values(
-                        organization_id=organization_id,
-                        name=name,
-                        trigger=trigger.value,
-                        channel=channel.value,
-                        target=target,
-                        options=dict(options),
-                        secret=None,
-                        enabled=enabled,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                    .returning(notification_rules.c.id)
-                ).scalar_one()
-            )
-    except IntegrityError as exc:
-        raise Conflict(_NAME_TAKEN) from exc
+    values = {
+        "organization_id": organization_id,
+        "name": name,
+        "trigger": trigger.value,
+        "channel": channel.value,
+        "target": target,
+        "options": dict(options),
+        "secret": None,
+        "enabled": enabled,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return owned_rows.insert_named(conn, notification_rules, values, name_taken=_NAME_TAKEN)
 
 
 def get_rule(conn: Connection, organization_id: int, rule_id: int) -> NotificationRule | None:
-    row = (
-        conn.execute(
-            select(notification_rules).where(
-                notification_rules.c.id == rule_id,
-                notification_rules.c.organization_id == organization_id,
-            )
-        )
-        .mappings()
-        .first()
-    )
+    row = owned_rows.get_owned(conn, notification_rules, organization_id, rule_id)
     return NotificationRule.from_row(row) if row is not None else None
 
 
@@ -107,12 +87,9 @@ def list_rules(
     conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
 ) -> list[NotificationRule]:
     """The organization's rules by id, after `after_id`."""
-    query = select(notification_rules).where(
-        notification_rules.c.organization_id == organization_id
+    rows = owned_rows.list_owned(
+        conn, notification_rules, organization_id, limit=limit, after_id=after_id
     )
-    if after_id is not None:
-        query = query.where(notification_rules.c.id > after_id)
-    rows = conn.execute(query.order_by(notification_rules.c.id).limit(limit)).mappings()
     return [NotificationRule.from_row(row) for row in rows]
 
 
@@ -129,30 +106,14 @@ def update_rule(
     values = dict(changes)
     if "secret" in values:
         values["secret"] = _secret_column(values["secret"])
-    try:
-        with conn.begin_nested():
-            result = conn.execute(
-                update(notification_rules)
-                .where(
-                    notification_rules.c.id == rule_id,
-                    notification_rules.c.organization_id == organization_id,
-                )
-                .values(**values, updated_at=now)
-            )
-    except IntegrityError as exc:
-        raise Conflict(_NAME_TAKEN) from exc
-    return result.rowcount == 1
+    return owned_rows.update_named(
+        conn, notification_rules, organization_id, rule_id, values, now=now, name_taken=_NAME_TAKEN
+    )
 
 
 def delete_rule(conn: Connection, organization_id: int, rule_id: int) -> bool:
     """Delete a rule with its deliveries and their log."""
-    result = conn.execute(
-        delete(notification_rules).where(
-            notification_rules.c.id == rule_id,
-            notification_rules.c.organization_id == organization_id,
-        )
-    )
-    return result.rowcount == 1
+    return owned_rows.delete_owned(conn, notification_rules, organization_id, rule_id)
 
 
 def enabled_rules(conn: Connection, triggers: Collection[Trigger]) -> list[NotificationRule]:

@@ -4,9 +4,6 @@ sorted by score."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,16 +15,12 @@ from surveyor.core.inventory import Asset
 from surveyor.core.kinds import OUTLIER
 from surveyor.core.outliers import ServiceFacts
 from surveyor.core.task import Task
-from surveyor.core.tasks import TaskStatus
-from surveyor.store import tasks as task_store
+from surveyor.store.cursors import decode_cursor, encode_cursor
 from surveyor.store.inventory import MAX_PAGE_SIZE, AssetPage, InvalidAssetCursor
-from surveyor.store.schema import assets, services, tasks
+from surveyor.store.schema import assets, services
+from surveyor.store.system_tasks import request_system_task
 
-#: Who creates system tasks (SPEC §10: `created_by: "system"`).
-SYSTEM = "system"
 OUTLIER_TASK_NAME = "Outlier calculation"
-#: Statuses in which an Outlier calculation of a site still waits: another is not created.
-_WAITING = (TaskStatus.NEW.value, TaskStatus.PROCESSING_QUEUED.value)
 #: The device type column when the inventory records one; else it is read from the OS.
 _RECORDED_TYPE = assets.c.get("device_type")
 
@@ -122,37 +115,13 @@ def request_outlier_calculation(
 ) -> Task | None:
     """Queue an Outlier calculation of a site, unless one already waits there (coalesced:
     at most one waits per site); the task queued, or None."""
-    waiting = conn.execute(
-        select(tasks.c.id)
-        .where(
-            tasks.c.site_id == site_id,
-            tasks.c.type == OUTLIER.type,
-            tasks.c.status.in_(_WAITING),
-            tasks.c.removed_at.is_(None),
-        )
-        .limit(1)
-    ).first()
-    if waiting is not None:
-        return None
-    task = task_store.create_task(
-        conn,
-        {
-            "organization_id": organization_id,
-            "site_id": site_id,
-            "name": OUTLIER_TASK_NAME,
-            "description": "scores how unusual each asset of the site is among its peers",
-            "type": OUTLIER.type,
-            "created_by": SYSTEM,
-        },
-        actor=SYSTEM,
-        now=now,
-    )
-    return task_store.transition(
+    return request_system_task(
         conn,
         organization_id,
-        task.id,
-        TaskStatus.PROCESSING_QUEUED,
-        actor=SYSTEM,
+        OUTLIER.type,
+        site_id=site_id,
+        name=OUTLIER_TASK_NAME,
+        description="scores how unusual each asset of the site is among its peers",
         message="the site's inventory changed",
         now=now,
     )
@@ -162,17 +131,15 @@ def request_outlier_calculation(
 
 
 def _encode_cursor(asset: Asset) -> str:
-    raw = json.dumps([asset.outlier, asset.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor([asset.outlier, asset.id])
 
 
 def _decode_cursor(cursor: str) -> tuple[int | None, int]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        score, last_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        score, last_id = decode_cursor(cursor)
         if not (score is None or type(score) is int) or type(last_id) is not int:
             raise TypeError
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise InvalidAssetCursor(
             "the cursor is malformed; use the next_cursor of a previous page"
         ) from exc

@@ -21,7 +21,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.kinds import QUERY
 from surveyor.core.queries import (
@@ -35,14 +34,14 @@ from surveyor.core.queries import (
 )
 from surveyor.core.search import parse
 from surveyor.core.task import Task
-from surveyor.core.tasks import ALL_VIEW, TaskStatus
+from surveyor.core.tasks import ALL_VIEW
+from surveyor.store import owned_rows
 from surveyor.store import tasks as task_store
 from surveyor.store.asset_search import ASSET_SEARCH
-from surveyor.store.outliers import SYSTEM
-from surveyor.store.records import Conflict
 from surveyor.store.schema import assets, query_counts, saved_queries, services, tasks
 from surveyor.store.search_sql import SqlCatalogue, compile_search
 from surveyor.store.service_search import SERVICE_SEARCH
+from surveyor.store.system_tasks import WAITING, request_system_task
 from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH, mentions_key
 
 #: The search language each kind of query speaks.
@@ -51,9 +50,8 @@ CATALOGUES: dict[QueryKind, SqlCatalogue] = {
     QueryKind.SERVICE: SERVICE_SEARCH,
     QueryKind.TASK: TASK_SEARCH,
 }
-#: Statuses in which a Query task still waits: another is not created.
-_WAITING = (TaskStatus.NEW.value, TaskStatus.PROCESSING_QUEUED.value)
 _q = saved_queries.c
+_NAME_TAKEN = "a saved query with that name exists"
 
 
 # The searches ---------------------------------------------------------------------------------
@@ -105,28 +103,19 @@ def create_query(
     """Save a query (name, kind, search, threshold, pinned, created_by_user_id); raises
     `Conflict` when the organization has a query of that name."""
     row = {"pinned": False, "threshold": None, **values}
-    try:
-        with conn.begin_nested():
-            query_id = conn.execute(
-                insert(saved_queries)
-                .values(organization_id=organization_id, created_at=now, updated_at=now, **row)
-                .returning(_q.id)
-            ).scalar_one()
-    except IntegrityError as exc:
-        raise Conflict("a saved query with that name exists") from exc
+    query_id = owned_rows.insert_named(
+        conn,
+        saved_queries,
+        {"organization_id": organization_id, "created_at": now, "updated_at": now, **row},
+        name_taken=_NAME_TAKEN,
+    )
     found = get_query(conn, organization_id, query_id)
     assert found is not None
     return found
 
 
 def get_query(conn: Connection, organization_id: int, query_id: int) -> SavedQuery | None:
-    row = (
-        conn.execute(
-            select(saved_queries).where(_q.id == query_id, _q.organization_id == organization_id)
-        )
-        .mappings()
-        .first()
-    )
+    row = owned_rows.get_owned(conn, saved_queries, organization_id, query_id)
     return SavedQuery.from_row(row) if row is not None else None
 
 
@@ -135,10 +124,8 @@ def list_queries(
 ) -> list[SavedQuery]:
     """The organization's saved queries in the order they were saved (or only the pinned
     ones, or only the others)."""
-    statement = select(saved_queries).where(_q.organization_id == organization_id)
-    if pinned is not None:
-        statement = statement.where(_q.pinned.is_(pinned))
-    rows = conn.execute(statement.order_by(_q.id).limit(limit)).mappings()
+    where = _q.pinned.is_(pinned) if pinned is not None else None
+    rows = owned_rows.list_owned(conn, saved_queries, organization_id, limit=limit, where=where)
     return [SavedQuery.from_row(row) for row in rows]
 
 
@@ -170,24 +157,15 @@ def update_query(
     ):
         conn.execute(delete(query_counts).where(query_counts.c.query_id == query_id))
         values.update(last_count=None, last_counted_at=None)
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                update(saved_queries)
-                .where(_q.id == query_id, _q.organization_id == organization_id)
-                .values(updated_at=now, **values)
-            )
-    except IntegrityError as exc:
-        raise Conflict("a saved query with that name exists") from exc
+    owned_rows.update_named(
+        conn, saved_queries, organization_id, query_id, values, now=now, name_taken=_NAME_TAKEN
+    )
     return get_query(conn, organization_id, query_id)
 
 
 def delete_query(conn: Connection, organization_id: int, query_id: int) -> bool:
     """Delete a query and its history of counts."""
-    result = conn.execute(
-        delete(saved_queries).where(_q.id == query_id, _q.organization_id == organization_id)
-    )
-    return result.rowcount == 1
+    return owned_rows.delete_owned(conn, saved_queries, organization_id, query_id)
 
 
 # Counts -----------------------------------------------------------------------------------------
@@ -225,15 +203,6 @@ def count_history(
 # The Query task ---------------------------------------------------------------------------------
 
 
-def _waiting_query_task(organization_id: int) -> ColumnElement[bool]:
-    return and_(
-        tasks.c.organization_id == organization_id,
-        tasks.c.type == QUERY.type,
-        tasks.c.status.in_(_WAITING),
-        tasks.c.removed_at.is_(None),
-    )
-
-
 def request_query_refresh(
     conn: Connection, organization_id: int, *, now: datetime, reason: str
 ) -> Task | None:
@@ -244,29 +213,12 @@ def request_query_refresh(
     ).first()
     if pinned is None:
         return None
-    waiting = conn.execute(
-        select(tasks.c.id).where(_waiting_query_task(organization_id)).limit(1)
-    ).first()
-    if waiting is not None:
-        return None
-    task = task_store.create_task(
-        conn,
-        {
-            "organization_id": organization_id,
-            "name": QUERY_TASK_NAME,
-            "description": "counts what the Dashboard's pinned queries find",
-            "type": QUERY.type,
-            "created_by": SYSTEM,
-        },
-        actor=SYSTEM,
-        now=now,
-    )
-    return task_store.transition(
+    return request_system_task(
         conn,
         organization_id,
-        task.id,
-        TaskStatus.PROCESSING_QUEUED,
-        actor=SYSTEM,
+        QUERY.type,
+        name=QUERY_TASK_NAME,
+        description="counts what the Dashboard's pinned queries find",
         message=reason,
         now=now,
     )
@@ -278,7 +230,7 @@ def organizations_due(conn: Connection, *, now: datetime) -> list[int]:
     query_task = and_(
         tasks.c.organization_id == _q.organization_id,
         tasks.c.type == QUERY.type,
-        or_(tasks.c.created_at > now - REFRESH_EVERY, tasks.c.status.in_(_WAITING)),
+        or_(tasks.c.created_at > now - REFRESH_EVERY, tasks.c.status.in_(WAITING)),
         tasks.c.removed_at.is_(None),
     )
     rows = conn.execute(

@@ -33,7 +33,7 @@ from surveyor.core.reports import (
     history_start,
 )
 from surveyor.core.task import Task
-from surveyor.core.tasks import TaskStatus, WaitReason
+from surveyor.core.tasks import WaitReason
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import (
     assets,
@@ -44,15 +44,12 @@ from surveyor.store.schema import (
     sites,
     tasks,
 )
+from surveyor.store.system_tasks import SYSTEM, WAITING, queue_new_task
 
-#: Who creates system tasks (SPEC §10: `created_by: "system"`).
-SYSTEM = "system"
 #: When the daily refresh runs (UTC).
 DAILY_AT = "03:00"
 #: An asset is unusual among its site's peers from this outlier score.
 UNUSUAL_SCORE = 60
-#: Statuses in which a refresh still waits: another is not created.
-_WAITING = (TaskStatus.NEW.value, TaskStatus.PROCESSING_QUEUED.value)
 
 
 @dataclass(frozen=True)
@@ -148,7 +145,7 @@ def waiting_refresh(conn: Connection, organization_id: int, report_id: str) -> T
             tasks.c.organization_id == organization_id,
             tasks.c.type == REPORT.type,
             tasks.c.recur.is_(False),
-            tasks.c.status.in_(_WAITING),
+            tasks.c.status.in_(WAITING),
             tasks.c.removed_at.is_(None),
         )
     ):
@@ -216,17 +213,10 @@ def request_refresh(
         if waiting is not None:
             return waiting
         message = "a refresh was asked for"
-    task = task_store.create_task(
-        conn,
-        {**_task_values(organization_id, report, actor, user_id), "start_time": now},
-        actor=actor,
-        now=now,
-    )
-    return task_store.transition(
+    return queue_new_task(
         conn,
         organization_id,
-        task.id,
-        TaskStatus.PROCESSING_QUEUED,
+        {**_task_values(organization_id, report, actor, user_id), "start_time": now},
         actor=actor,
         message=message,
         now=now,

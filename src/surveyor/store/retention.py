@@ -19,8 +19,8 @@ from surveyor.core.task import Task
 from surveyor.core.tasks import TERMINAL_STATUSES, EventKind, WaitReason
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import list_organizations
-from surveyor.store.outliers import SYSTEM
 from surveyor.store.schema import assets, retention_settings, tasks
+from surveyor.store.system_tasks import SYSTEM
 from surveyor.store.tasks import TaskEvent
 
 #: An asset is stale when a Retention run marked it and it has not been seen since.

@@ -11,8 +11,6 @@ the store writes tasks (`make lint` checks it).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 from collections import Counter
@@ -62,6 +60,7 @@ from surveyor.core.tasks import (
     tab_of,
 )
 from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
+from surveyor.store.cursors import decode_cursor, encode_cursor
 from surveyor.store.schema import (
     UTCDateTime,
     explorers,
@@ -589,21 +588,19 @@ class Page:
 
 def _encode_cursor(view: str, task: Task) -> str:
     sort = task.tab_sort.isoformat() if view != ALL_VIEW and task.tab_sort is not None else None
-    raw = json.dumps([view, sort, task.id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return encode_cursor([view, sort, task.id])
 
 
 def _decode_cursor(view: str, cursor: str) -> tuple[datetime | None, int]:
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        decoded = decode_cursor(cursor)
         cursor_view, sort, last_id = decoded
         if cursor_view != view or not isinstance(last_id, int):
             raise InvalidCursor("this cursor belongs to another listing; start from the first page")
         sort_time = datetime.fromisoformat(sort) if sort is not None else None
     except InvalidCursor:
         raise
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise InvalidCursor(
             "the cursor is malformed; use the next_cursor of a previous page"
         ) from exc

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import Connection
 
 from surveyor.console.auth import Admin
 from surveyor.console.credential_schemas import (
@@ -18,11 +15,11 @@ from surveyor.console.credential_schemas import (
     VerifyIn,
     VerifyOut,
 )
-from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.errors import error_responses
+from surveyor.console.refusals import answering_refusals, reading, writing
 from surveyor.console.schemas import MAX_ID, IdPath
-from surveyor.console.state import ConsoleState, State
+from surveyor.console.state import State
 from surveyor.service import credentials as rules
-from surveyor.service.credentials import CredentialRefused, Reason
 from surveyor.store import credentials as store
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
@@ -31,26 +28,6 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 After = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
 ]
-STATUS = {
-    Reason.NOT_FOUND: 404,
-    Reason.INVALID: 400,
-    Reason.CONFLICT: 409,
-    Reason.WRONG_KEY: 409,
-}
-
-
-def api_error(exc: CredentialRefused) -> ApiError:
-    return ApiError(STATUS[exc.reason], exc.code, exc.message, exc.details)
-
-
-@contextmanager
-def credential_rules(state: ConsoleState) -> Iterator[Connection]:
-    """One write transaction of the credential rules; a refusal becomes the API's answer."""
-    try:
-        with state.db.write() as conn:
-            yield conn
-    except CredentialRefused as exc:
-        raise api_error(exc) from exc
 
 
 @router.get("/credentials", response_model=list[CredentialOut], responses=_ERRORS)
@@ -65,7 +42,7 @@ def list_credentials(
 @router.post("/credentials", status_code=201, response_model=CredentialOut, responses=_ERRORS)
 def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any:
     """Create a credential; its secret fields are encrypted and never shown again."""
-    with credential_rules(state) as conn:
+    with writing(state) as conn:
         created = rules.create_credential(
             conn,
             principal,
@@ -81,11 +58,8 @@ def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any
 
 @router.get("/credentials/{credential_id}", response_model=CredentialOut, responses=_ERRORS)
 def get_credential(credential_id: IdPath, principal: Admin, state: State) -> Any:
-    try:
-        with state.db.read() as conn:
-            return CredentialOut.of(rules.get_credential(conn, principal, credential_id))
-    except CredentialRefused as exc:
-        raise api_error(exc) from exc
+    with reading(state) as conn:
+        return CredentialOut.of(rules.get_credential(conn, principal, credential_id))
 
 
 @router.patch("/credentials/{credential_id}", response_model=CredentialOut, responses=_ERRORS)
@@ -94,7 +68,7 @@ def update_credential(
 ) -> Any:
     """Change a credential: a field given replaces the stored one (a secret too), null
     clears it, a field not given stays. The kind never changes."""
-    with credential_rules(state) as conn:
+    with writing(state) as conn:
         updated = rules.update_credential(
             conn,
             principal,
@@ -110,7 +84,7 @@ def update_credential(
 
 @router.delete("/credentials/{credential_id}", status_code=204, responses=_ERRORS)
 def delete_credential(credential_id: IdPath, principal: Admin, state: State) -> Response:
-    with credential_rules(state) as conn:
+    with writing(state) as conn:
         rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
     return Response(status_code=204)
 
@@ -123,7 +97,7 @@ async def verify_credential(
     true and what worked, or `ok` false and what failed, in plain words ("bind as
     cn=svc,dc=lab to 127.0.0.1:3890 failed: invalid credentials"); 400 for a bad server or
     options, 409 when this console's key does not open the credential."""
-    try:
+    with answering_refusals():
         outcome = await asyncio.to_thread(
             rules.verify_credential,
             state.db,
@@ -134,8 +108,6 @@ async def verify_credential(
             options=body.options,
             now=state.clock.now(),
         )
-    except CredentialRefused as exc:
-        raise api_error(exc) from exc
     return VerifyOut(
         credential_id=credential_id, server=outcome.server, ok=outcome.ok, message=outcome.message
     )

@@ -3,20 +3,17 @@ admins only; a rule's secret is write-only (reads say whether it is set, and sin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import Connection
 
 from surveyor.console.auth import Admin
-from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.errors import error_responses
 from surveyor.console.notification_schemas import DeliveryOut, RuleIn, RuleOut, RuleUpdate
+from surveyor.console.refusals import reading, writing
 from surveyor.console.schemas import MAX_ID, IdPath
-from surveyor.console.state import ConsoleState, State
+from surveyor.console.state import State
 from surveyor.service import notifications as rules
-from surveyor.service.notifications import NotificationRefused, Reason
 from surveyor.store import notifications as store
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
@@ -28,21 +25,6 @@ After = Annotated[
 Before = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="the last id of the previous (newer) page")
 ]
-STATUS = {Reason.NOT_FOUND: 404, Reason.INVALID: 400, Reason.CONFLICT: 409}
-
-
-def api_error(exc: NotificationRefused) -> ApiError:
-    return ApiError(STATUS[exc.reason], exc.code, exc.message, exc.details)
-
-
-@contextmanager
-def notification_rules(state: ConsoleState) -> Iterator[Connection]:
-    """One write transaction of the notification rules; a refusal becomes the API's answer."""
-    try:
-        with state.db.write() as conn:
-            yield conn
-    except NotificationRefused as exc:
-        raise api_error(exc) from exc
 
 
 @router.get("/notifications", response_model=list[RuleOut], responses=_ERRORS)
@@ -57,7 +39,7 @@ def list_notification_rules(
 @router.post("/notifications", status_code=201, response_model=RuleOut, responses=_ERRORS)
 def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> Any:
     """Create a rule; its secret is encrypted and never shown again."""
-    with notification_rules(state) as conn:
+    with writing(state) as conn:
         created = rules.create_rule(
             conn,
             principal,
@@ -76,11 +58,8 @@ def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> An
 
 @router.get("/notifications/{rule_id}", response_model=RuleOut, responses=_ERRORS)
 def get_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Any:
-    try:
-        with state.db.read() as conn:
-            return RuleOut.of(rules.get_rule(conn, principal, rule_id))
-    except NotificationRefused as exc:
-        raise api_error(exc) from exc
+    with reading(state) as conn:
+        return RuleOut.of(rules.get_rule(conn, principal, rule_id))
 
 
 @router.patch("/notifications/{rule_id}", response_model=RuleOut, responses=_ERRORS)
@@ -88,7 +67,7 @@ def update_notification_rule(
     rule_id: IdPath, body: RuleUpdate, principal: Admin, state: State
 ) -> Any:
     """Change a rule; its trigger and channel never change."""
-    with notification_rules(state) as conn:
+    with writing(state) as conn:
         updated = rules.update_rule(
             conn,
             principal,
@@ -106,7 +85,7 @@ def update_notification_rule(
 
 @router.delete("/notifications/{rule_id}", status_code=204, responses=_ERRORS)
 def delete_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Response:
-    with notification_rules(state) as conn:
+    with writing(state) as conn:
         rules.delete_rule(conn, principal, rule_id, now=state.clock.now())
     return Response(status_code=204)
 
@@ -119,9 +98,6 @@ def list_notification_deliveries(
 ) -> Any:
     """The rule's deliveries, newest first, each with its attempts: when, the receiver's
     status code (HTTP, or the SMTP reply), and what went wrong."""
-    try:
-        with state.db.read() as conn:
-            found = rules.deliveries(conn, principal, rule_id, limit=limit, before_id=before)
-    except NotificationRefused as exc:
-        raise api_error(exc) from exc
+    with reading(state) as conn:
+        found = rules.deliveries(conn, principal, rule_id, limit=limit, before_id=before)
     return [DeliveryOut.of(delivery, attempts) for delivery, attempts in found]

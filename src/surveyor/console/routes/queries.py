@@ -3,28 +3,24 @@ insights (docs/dashboard.md). Viewers read them; operators save, change, pin and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection
 
 from surveyor.console.auth import Operator, Viewer
-from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.errors import error_responses
+from surveyor.console.refusals import reading, writing
 from surveyor.console.schemas import IdPath, from_attributes
-from surveyor.console.state import ConsoleState, State
+from surveyor.console.state import State
 from surveyor.core.queries import MAX_NAME_LENGTH, MAX_THRESHOLD, QueryKind, SavedQuery
 from surveyor.core.search import MAX_QUERY_LENGTH
 from surveyor.service import queries as rules
-from surveyor.service.queries import QueryRefused, Reason
 from surveyor.store import queries as store
 
 router = APIRouter(prefix="/api/v1/queries", tags=["queries"])
 _ERRORS = error_responses(400, 401, 403, 404, 409, 422)
-_STATUS = {Reason.NOT_FOUND: 404, Reason.INVALID: 400, Reason.CONFLICT: 409}
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 Search = Annotated[str, Field(max_length=MAX_QUERY_LENGTH)]
@@ -72,17 +68,6 @@ class CountOut(BaseModel):
     count: int
 
 
-@contextmanager
-def query_rules(state: ConsoleState) -> Iterator[Connection]:
-    """One write transaction of the query rules; a refusal becomes the API's answer (a search
-    that is not valid is a 400 `invalid_search` naming the position)."""
-    try:
-        with state.db.write() as conn:
-            yield conn
-    except QueryRefused as exc:
-        raise ApiError(_STATUS[exc.reason], exc.code, exc.message, exc.details) from exc
-
-
 @router.get("", response_model=list[QueryOut], responses=_ERRORS)
 def list_queries(
     principal: Viewer,
@@ -98,7 +83,7 @@ def list_queries(
 @router.post("", status_code=201, response_model=QueryOut, responses=_ERRORS)
 def create_query(body: QueryIn, principal: Operator, state: State) -> Any:
     """Save a search; pinned, it becomes an insight and a Query task counts it soon."""
-    with query_rules(state) as conn:
+    with writing(state) as conn:
         created = rules.create_query(
             conn,
             principal,
@@ -114,11 +99,8 @@ def create_query(body: QueryIn, principal: Operator, state: State) -> Any:
 
 @router.get("/{query_id}", response_model=QueryOut, responses=_ERRORS)
 def get_query(query_id: IdPath, principal: Viewer, state: State) -> Any:
-    try:
-        with state.db.read() as conn:
-            return QueryOut.of(rules.get_query(conn, principal, query_id))
-    except QueryRefused as exc:
-        raise ApiError(_STATUS[exc.reason], exc.code, exc.message, exc.details) from exc
+    with reading(state) as conn:
+        return QueryOut.of(rules.get_query(conn, principal, query_id))
 
 
 @router.get("/{query_id}/counts", response_model=list[CountOut], responses=_ERRORS)
@@ -129,12 +111,9 @@ def query_counts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     """The counts Query tasks stored, newest first."""
-    try:
-        with state.db.read() as conn:
-            rules.get_query(conn, principal, query_id)
-            history = store.count_history(conn, query_id, limit=limit)
-    except QueryRefused as exc:
-        raise ApiError(_STATUS[exc.reason], exc.code, exc.message, exc.details) from exc
+    with reading(state) as conn:
+        rules.get_query(conn, principal, query_id)
+        history = store.count_history(conn, query_id, limit=limit)
     return [CountOut(counted_at=counted_at, count=count) for counted_at, count in history]
 
 
@@ -147,7 +126,7 @@ def update_query(query_id: IdPath, body: QueryUpdate, principal: Operator, state
         if value is None and name != "threshold":
             continue
         changes[name] = value.value if isinstance(value, QueryKind) else value
-    with query_rules(state) as conn:
+    with writing(state) as conn:
         edited = rules.edit_query(conn, principal, query_id, changes, now=state.clock.now())
     return QueryOut.of(edited)
 
@@ -155,7 +134,7 @@ def update_query(query_id: IdPath, body: QueryUpdate, principal: Operator, state
 @router.post("/{query_id}/pin", response_model=QueryOut, responses=_ERRORS)
 def pin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
     """Pin the query to the Dashboard as an insight."""
-    with query_rules(state) as conn:
+    with writing(state) as conn:
         pinned = rules.set_pinned(conn, principal, query_id, True, now=state.clock.now())
     return QueryOut.of(pinned)
 
@@ -163,13 +142,13 @@ def pin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
 @router.post("/{query_id}/unpin", response_model=QueryOut, responses=_ERRORS)
 def unpin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
     """Take the insight off the Dashboard (the query and its history stay)."""
-    with query_rules(state) as conn:
+    with writing(state) as conn:
         unpinned = rules.set_pinned(conn, principal, query_id, False, now=state.clock.now())
     return QueryOut.of(unpinned)
 
 
 @router.delete("/{query_id}", status_code=204, responses=_ERRORS)
 def delete_query(query_id: IdPath, principal: Operator, state: State) -> Response:
-    with query_rules(state) as conn:
+    with writing(state) as conn:
         rules.delete_query(conn, principal, query_id, now=state.clock.now())
     return Response(status_code=204)

@@ -18,7 +18,6 @@ from surveyor.console.routes.tasks import task_out
 from surveyor.console.schemas import TaskOut
 from surveyor.console.state import State
 from surveyor.store import accounts
-from surveyor.store import reports as report_store
 
 router = APIRouter(prefix="/api/v1/reports", tags=["reports"])
 _ERRORS = error_responses(401, 403, 404, 409, 422)
@@ -99,13 +98,4 @@ def refresh_report(report_id: ReportId, principal: Operator, state: State) -> Ta
     """Queue a `report` task that computes the report now (initializing it, with its daily
     refresh, the first time); a refresh that already waits is returned instead of a second."""
     definition = report_views.known_report(report_id)
-    with state.db.write() as conn:
-        task = report_store.request_refresh(
-            conn,
-            principal.organization_id,
-            definition,
-            actor=principal.email,
-            user_id=principal.user_id,
-            now=state.clock.now(),
-        )
-    return task_out(task)
+    return task_out(report_views.request_refresh(state, principal, definition))

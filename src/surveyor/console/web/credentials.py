@@ -20,11 +20,13 @@ from surveyor.console.credential_schemas import CredentialOut
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import sentence
+from surveyor.console.web.refusals import delete_then_list, missing_is_404
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
 from surveyor.service import credentials as rules
-from surveyor.service.credentials import CredentialRefused, Reason, Verification
+from surveyor.service.credentials import CredentialRefused, Verification
+from surveyor.service.refusals import Reason
 from surveyor.store import credentials as store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
@@ -74,11 +76,8 @@ def _credential_context(
     verification: Verification | None = None,
     verify_form: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    try:
-        with state.db.read() as conn:
-            credential = CredentialOut.of(rules.get_credential(conn, principal, credential_id))
-    except CredentialRefused as exc:
-        raise PageError(404, "Not found", exc.message) from exc
+    with missing_is_404(), state.db.read() as conn:
+        credential = CredentialOut.of(rules.get_credential(conn, principal, credential_id))
     sites = _sites(state, principal)
     plain = {key: value for key, value in credential.fields.items() if isinstance(value, str)}
     return {
@@ -212,10 +211,9 @@ async def edit_credential(
         fields: dict[str, str | None] = {spec.name: None for spec in KINDS[kind] if not spec.secret}
         fields.update(submitted["fields"])
         try:
-            await asyncio.to_thread(_update, state, principal, credential_id, submitted, fields)
+            with missing_is_404():
+                await asyncio.to_thread(_update, state, principal, credential_id, submitted, fields)
         except CredentialRefused as exc:
-            if exc.reason is Reason.NOT_FOUND:
-                raise PageError(404, "Not found", exc.message) from exc
             errors = _refusal_errors(exc, kind)
         else:
             return RedirectResponse(f"/credentials/{credential_id}?saved=1", status_code=303)
@@ -272,19 +270,18 @@ async def verify_credential(
         errors["options"] = 'Options are a JSON object, such as {"base_dn": "dc=lab"}.'
     else:
         try:
-            verification = await asyncio.to_thread(
-                rules.verify_credential,
-                state.db,
-                principal,
-                state.secret_box,
-                credential_id,
-                server=verify_form["server"],
-                options=options,
-                now=state.clock.now(),
-            )
+            with missing_is_404():
+                verification = await asyncio.to_thread(
+                    rules.verify_credential,
+                    state.db,
+                    principal,
+                    state.secret_box,
+                    credential_id,
+                    server=verify_form["server"],
+                    options=options,
+                    now=state.clock.now(),
+                )
         except CredentialRefused as exc:
-            if exc.reason is Reason.NOT_FOUND:
-                raise PageError(404, "Not found", exc.message) from exc
             target = "server" if exc.details.get("field") == "server" else "options"
             if exc.reason is Reason.WRONG_KEY:
                 target = "verify"
@@ -330,13 +327,6 @@ async def delete_credential(
     request: Request, credential_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    try:
-        await asyncio.to_thread(_delete, state, principal, credential_id)
-    except CredentialRefused as exc:
-        raise PageError(404, "Not found", exc.message) from exc
-    return RedirectResponse("/credentials", status_code=303)
-
-
-def _delete(state: ConsoleState, principal: Principal, credential_id: int) -> None:
-    with state.db.write() as conn:
-        rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
+    return await delete_then_list(
+        state, principal, credential_id, rules.delete_credential, listing="/credentials"
+    )

@@ -19,6 +19,7 @@ from surveyor.console.notification_schemas import DeliveryOut, RuleOut
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import sentence
+from surveyor.console.web.refusals import delete_then_list, missing_is_404
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.core.notifications import (
@@ -33,7 +34,7 @@ from surveyor.core.notifications import (
     Trigger,
 )
 from surveyor.service import notifications as rules
-from surveyor.service.notifications import NotificationRefused, Reason
+from surveyor.service.notifications import NotificationRefused
 from surveyor.store import notifications as store
 from surveyor.store.accounts import Principal, Role
 
@@ -92,12 +93,9 @@ def _rule_context(
     errors: Mapping[str, str] | None = None,
     saved: bool = False,
 ) -> dict[str, Any]:
-    try:
-        with state.db.read() as conn:
-            rule = RuleOut.of(rules.get_rule(conn, principal, rule_id))
-            log = rules.deliveries(conn, principal, rule_id, limit=LOG_LENGTH)
-    except NotificationRefused as exc:
-        raise PageError(404, "Not found", exc.message) from exc
+    with missing_is_404(), state.db.read() as conn:
+        rule = RuleOut.of(rules.get_rule(conn, principal, rule_id))
+        log = rules.deliveries(conn, principal, rule_id, limit=LOG_LENGTH)
     options = {**_BLANK_FORM["options"], **{k: _shown_option(v) for k, v in rule.options.items()}}
     return {
         "rule": rule,
@@ -250,10 +248,9 @@ async def edit_notification_rule(
     options, errors = _options_for(found.trigger, found.channel, submitted["options"])
     if not errors:
         try:
-            await asyncio.to_thread(_update, state, principal, rule_id, submitted, options)
+            with missing_is_404():
+                await asyncio.to_thread(_update, state, principal, rule_id, submitted, options)
         except NotificationRefused as exc:
-            if exc.reason is Reason.NOT_FOUND:
-                raise PageError(404, "Not found", exc.message) from exc
             errors = _refusal_errors(exc)
         else:
             return RedirectResponse(f"/notifications/{rule_id}?saved=1", status_code=303)
@@ -313,13 +310,6 @@ async def delete_notification_rule(
     request: Request, rule_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    try:
-        await asyncio.to_thread(_delete, state, principal, rule_id)
-    except NotificationRefused as exc:
-        raise PageError(404, "Not found", exc.message) from exc
-    return RedirectResponse("/notifications", status_code=303)
-
-
-def _delete(state: ConsoleState, principal: Principal, rule_id: int) -> None:
-    with state.db.write() as conn:
-        rules.delete_rule(conn, principal, rule_id, now=state.clock.now())
+    return await delete_then_list(
+        state, principal, rule_id, rules.delete_rule, listing="/notifications"
+    )

@@ -14,7 +14,6 @@ from surveyor.console.state import State
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.core.reports import ReportDefinition
-from surveyor.store import reports as report_store
 from surveyor.store.accounts import Role
 
 router = APIRouter(include_in_schema=False)
@@ -62,13 +61,5 @@ def refresh_report(report_id: str, principal: CheckedPrincipal, state: State) ->
     """Queue a refresh (initializing the report the first time) and go to the report."""
     require_role(principal, Role.OPERATOR)
     definition = _definition(report_id)
-    with state.db.write() as conn:
-        report_store.request_refresh(
-            conn,
-            principal.organization_id,
-            definition,
-            actor=principal.email,
-            user_id=principal.user_id,
-            now=state.clock.now(),
-        )
+    views.request_refresh(state, principal, definition)
     return RedirectResponse(f"/reports/{definition.id}", status_code=303)

@@ -1,0 +1,55 @@
+"""A service's `Refused` (`service/refusals.py`) on the pages of an organization's own
+resources (credentials, notification rules): what is not found is the 404 page, and a
+deletion returns to the list."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Protocol
+
+from fastapi import Response
+from fastapi.responses import RedirectResponse
+from sqlalchemy import Connection
+
+from surveyor.console.state import ConsoleState
+from surveyor.console.web.session import PageError
+from surveyor.service.refusals import Reason, Refused
+from surveyor.store.accounts import Principal
+
+
+class DeleteRule(Protocol):
+    """A service's deletion of the actor's organization's row, in one write transaction."""
+
+    def __call__(
+        self, conn: Connection, actor: Principal, row_id: int, /, *, now: datetime
+    ) -> None: ...
+
+
+@contextmanager
+def missing_is_404() -> Iterator[None]:
+    """A refusal because what was asked for does not exist becomes the 404 page; any other
+    refusal goes on to the caller."""
+    try:
+        yield
+    except Refused as exc:
+        if exc.reason is Reason.NOT_FOUND:
+            raise PageError(404, "Not found", exc.message) from exc
+        raise
+
+
+async def delete_then_list(
+    state: ConsoleState, principal: Principal, row_id: int, rule: DeleteRule, *, listing: str
+) -> Response:
+    """Delete the row with the service's `rule` and go to the list (`listing`); a row that
+    does not exist is the 404 page."""
+
+    def delete() -> None:
+        with state.db.write() as conn:
+            rule(conn, principal, row_id, now=state.clock.now())
+
+    with missing_is_404():
+        await asyncio.to_thread(delete)
+    return RedirectResponse(listing, status_code=303)
