@@ -87,6 +87,46 @@ def test_a_canceled_scheduled_scan_sends_a_webhook_the_receiver_verifies(
     assert [attempt["status_code"] for attempt in delivery["log"]] == [204]
 
 
+def test_a_stopped_one_off_scan_set_to_start_later_is_a_scheduled_task(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock(DUE - 10 * MINUTE)
+    services = [notification_service(longest_sleep=0.2)]
+    with (
+        webhook_receiver(SECRET) as receiver,
+        running_console(db, tmp_path, monkeypatch, clock=clock, background=services) as console,
+    ):
+        rule = console.admin.post(
+            "/api/v1/notifications",
+            json={**HOOK, "target": receiver.url, "options": {"scheduled_only": True}},
+        )
+        assert rule.status_code == 201, rule.text
+        now = console.admin.post(
+            "/api/v1/tasks", json={"name": "right away", "params": {"targets": "127.0.0.1"}}
+        ).json()
+        later = console.admin.post(
+            "/api/v1/tasks",
+            json={
+                "name": "tomorrow's sweep",
+                "params": {"targets": "127.0.0.1"},
+                "start_time": DUE.isoformat(),
+            },
+        ).json()
+        for task in (now, later):
+            stopped = console.admin.post(f"/api/v1/tasks/{task['id']}/stop")
+            assert stopped.status_code == 200, stopped.text
+        [got] = receiver.wait_for(1)
+        log = delivered(console, rule.json()["id"])
+
+    # Only the scan set to start later counts under `scheduled_only`.
+    assert receiver.refused == 0
+    assert got.body["task"]["id"] == later["id"]
+    assert got.body["task"]["scheduled"] is True
+    assert got.body["task"]["template_id"] is None
+    assert got.body["summary"] == 'scheduled task "tomorrow\'s sweep" was stopped'
+    assert len(log) == 1
+
+
 def delivered(console: ConsoleUnderTest, rule_id: int) -> list[dict[str, Any]]:
     """The rule's delivery log once its newest delivery is recorded as delivered (polled
     with a generous deadline: the console's service writes it)."""

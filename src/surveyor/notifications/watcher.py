@@ -39,6 +39,21 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _scheduled(event: Mapping[str, Any]) -> bool:
+    """A run of a recurring template, or a one-off task created to start later: a scheduled
+    task (a task started now has its creation time as its start time)."""
+    start, created = event["start_time"], event["created_at"]
+    return event["parent_id"] is not None or (
+        start is not None and created is not None and start > created
+    )
+
+
+def _kind(event: Mapping[str, Any]) -> str:
+    if event["parent_id"] is not None:
+        return "scheduled run"
+    return "scheduled task" if _scheduled(event) else "task"
+
+
 def _task_part(event: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": event["task_id"],
@@ -47,8 +62,7 @@ def _task_part(event: Mapping[str, Any]) -> dict[str, Any]:
         "status": event["to_status"],
         "site_id": event["site_id"],
         "site": event["site_name"],
-        # A run of a recurring template: a scheduled scan.
-        "scheduled": event["parent_id"] is not None,
+        "scheduled": _scheduled(event),
         "template_id": event["parent_id"],
         "error": event["error"],
         "by": event["actor"],
@@ -72,7 +86,7 @@ def _task_deliveries(
     """(event key, payload) of each delivery `event` gives rise to under `rule`."""
     key = f"event:{event['event_id']}"
     name, status = event["name"], event["to_status"]
-    kind = "scheduled run" if event["parent_id"] is not None else "task"
+    kind = _kind(event)
     if rule.trigger is Trigger.TASK_CANCELED:
         if status not in _ENDED or (rule.options.get("scheduled_only") and kind == "task"):
             return []

@@ -220,6 +220,8 @@ def status_events_after(conn: Connection, after: int, *, limit: int) -> list[dic
             tasks.c.type,
             tasks.c.site_id,
             tasks.c.parent_id,
+            tasks.c.created_at,
+            tasks.c.start_time,
             tasks.c.error,
             tasks.c.cs_new,
             tasks.c.change_summary,
