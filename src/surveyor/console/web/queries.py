@@ -26,7 +26,8 @@ from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrinci
 from surveyor.core.queries import MAX_NAME_LENGTH, MAX_THRESHOLD, QueryKind, SavedQuery
 from surveyor.core.search import SearchError
 from surveyor.service import queries as rules
-from surveyor.service.queries import QueryRefused, Reason
+from surveyor.service.queries import QueryRefused
+from surveyor.service.refusals import Reason
 from surveyor.store import queries as store
 from surveyor.store.accounts import Principal, Role
 
