@@ -7,17 +7,15 @@ explorers move to the other console, and it shows every task finished, once."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import make_url, text
 
 from surveyor.security.secretbox import encode_key, new_key
-from surveyor.store.engine import make_engine
 from tests.acceptance.conftest import SURVEYOR, clean_environment
+from tests.support.databases import fresh_database
 from tests.support.explorer_processes import (
     ExplorerProcess,
     ServerProcess,
@@ -31,16 +29,6 @@ LISTENERS = {"north": "127.0.2.1", "south": "127.0.3.1", "zone": "127.0.4.1"}
 #: Slow enough (16 addresses at 8 probes/s) to be killed half-way through.
 RATE = 8
 DEADLINE = 90
-
-
-def fresh_database(postgres_url: str) -> str:
-    """A new, empty database on the session's PostgreSQL server."""
-    name = f"cluster_{uuid.uuid4().hex[:12]}"
-    engine = make_engine(postgres_url)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
 
 
 class WorkerProcess:
@@ -96,7 +84,7 @@ class ClusterExplorer(ExplorerProcess):
 @pytest.fixture
 def cluster_env(postgres_url: str) -> dict[str, str]:
     return {
-        "SURVEYOR_DATABASE_URL": fresh_database(postgres_url),
+        "SURVEYOR_DATABASE_URL": fresh_database(postgres_url, prefix="cluster"),
         "SURVEYOR_SECRET_KEY": encode_key(new_key()),
         # Processing is the workers' alone, so they must find data another console received.
         "SURVEYOR_WORKERS": "0",

@@ -105,7 +105,12 @@ def local_task_data(db: Database, data_dir: Path, task_id: int, sha256: str | No
             handle.flush()
             os.fsync(handle.fileno())
             if size == 0:
-                raise TaskDataUnavailable(f"the database holds no data for task {task_id}")
+                raise TaskDataUnavailable(
+                    f"its data file {path} is not the one the task stored (SHA-256 differs) "
+                    "and the database holds no copy"
+                    if path.is_file()
+                    else f"its data file is missing (looked for {path} and in the database)"
+                )
             if sha256 and digest.hexdigest() != sha256:
                 raise TaskDataUnavailable(
                     f"the data of task {task_id} in the database is not the one the task "
