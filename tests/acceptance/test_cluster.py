@@ -142,7 +142,8 @@ def test_a_cluster_carries_on_when_a_console_is_killed_mid_scan(
             (tmp_path / name).mkdir()
             workers.append(WorkerProcess(tmp_path / name, cluster_env))
         with banner_listener(*LISTENERS.values()) as port:
-            tasks = run_scans_and_kill(a, b, ids, port)
+            pinned = {"north": explorers[0].explorer_id, "south": explorers[1].explorer_id}
+            tasks = run_scans_and_kill(a, b, ids, port, pinned)
             finished = {
                 task_id: b.wait_for_status(
                     task_id, {"processed", "canceled", "stopped"}, seconds=DEADLINE
@@ -150,6 +151,8 @@ def test_a_cluster_carries_on_when_a_console_is_killed_mid_scan(
                 for task_id in tasks
             }
         assert_every_task_finished_once(b, finished)
+        moved = [e.name for e in explorers if "stopped answering; moving to" in e.log.read_text()]
+        assert {"explorer-north", "explorer-zone"} <= set(moved), moved
         assert_inventory_has_each_listener(b, ids)
         for worker in workers:
             assert worker.process.poll() is None, worker.log.read_text()
@@ -161,10 +164,13 @@ def test_a_cluster_carries_on_when_a_console_is_killed_mid_scan(
 
 
 def run_scans_and_kill(
-    a: ServerProcess, b: ServerProcess, ids: dict[str, int], port: int
+    a: ServerProcess, b: ServerProcess, ids: dict[str, int], port: int, pinned: dict[str, Any]
 ) -> dict[int, str]:
     """One-off scans of each placement's listener, created through both consoles; console A
-    killed once every scan is running. The task ids and where each scanned."""
+    killed once every scan is running. The task ids and where each scanned.
+
+    The sites' scans name their explorer: the zone's explorer has no site, so it could take
+    a site's scan and leave the zone's waiting."""
     tasks: dict[int, str] = {}
     for placed, through in (("north", a), ("south", b), ("zone", a)):
         address = LISTENERS[placed]
@@ -180,6 +186,8 @@ def run_scans_and_kill(
         }
         if placed == "zone":
             body["hosted_zone_id"] = ids["zone"]
+        else:
+            body["explorer_id"] = pinned[placed]
         tasks[through.create_scan(**body)["id"]] = placed
     wait_until(
         lambda: all(b.task(task_id)["status"] == "active" for task_id in tasks),
