@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # axe-core for the browser tests' accessibility checks: a test tool, never shipped.
 NODE_STAMP := node_modules/.installed
 
-.PHONY: up test lint bench install system-deps test-deps bench-deps clean
+.PHONY: up cluster test lint bench install system-deps test-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ system-deps:
 
 up: install
 	$(BIN)/surveyor up
+
+# Many processes on one machine, by hand: PostgreSQL, two consoles, two workers, three
+# explorers (docs/deploy.md); Ctrl-C stops them all.
+cluster: install system-deps
+	$(BIN)/python scripts/cluster.py
 
 # The last step: only the store writes tasks (its write path keeps versions, tabs, counts, events).
 lint: install

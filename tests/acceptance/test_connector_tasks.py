@@ -1,7 +1,8 @@
 """Connector runs end to end, with real processes: a `surveyor console` that reads a real
 slapd itself, a separate `surveyor explorer` that reads it when the task names it, and an
 explorer killed mid-connect. The credential's secret reaches the explorer for its attempt
-only: it is never on the explorer's disk, in its log, or in anything the console shows."""
+only: it is never on the explorer's disk, in its log, or in anything the console shows.
+Every test runs with the console on SQLite and on a fresh PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from surveyor.testing.slapd import SlapdServer
+from tests.support.databases import fresh_database
 from tests.support.explorer_processes import (
     ExplorerProcess,
     ServerProcess,
@@ -24,13 +26,13 @@ FILTER = "(&(objectClass=computer)(cn=HOST00000*))"
 NAMES = {f"host00000{n}.lab.test": f"127.0.7.{n + 1}" for n in range(10)}
 
 
-@pytest.fixture
-def console(tmp_path: Path) -> Iterator[ServerProcess]:
-    server = ServerProcess(
-        "console",
-        tmp_path / "console",
-        env={"SURVEYOR_EXPLORER_SILENCE_TIMEOUT": "3", "SURVEYOR_LOG_LEVEL": "info"},
-    )
+@pytest.fixture(params=["sqlite", "postgresql"])
+def console(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The console on each backend: its own SQLite file, or a fresh PostgreSQL database."""
+    env = {"SURVEYOR_EXPLORER_SILENCE_TIMEOUT": "3", "SURVEYOR_LOG_LEVEL": "info"}
+    if request.param == "postgresql":
+        env["SURVEYOR_DATABASE_URL"] = fresh_database(request.getfixturevalue("postgres_url"))
+    server = ServerProcess("console", tmp_path / "console", env=env)
     server.data_dir.mkdir()
     server.start()
     try:

@@ -471,6 +471,7 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
     path = task_data_path(data_dir, processed)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(DATA)
+    seeder.add("task_data_chunks", task_id=processed, seq=0, data=DATA)
 
     for task_id, organization_id in (
         (later, acme),
@@ -679,6 +680,22 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
         created_at=BEFORE,
         updated_at=BEFORE,
     )
+    saved = add(
+        "saved_queries",
+        organization_id=acme,
+        name="linux hosts",
+        kind="asset",
+        search="os:linux",
+        threshold=None,
+        # Not pinned: a pinned query adds a Query task to every processing counted below.
+        pinned=False,
+        created_by_user_id=None,
+        created_at=BEFORE,
+        updated_at=BEFORE,
+        last_count=3,
+        last_counted_at=BEFORE,
+    )
+    add("query_counts", query_id=saved, counted_at=BEFORE, count=3, task_id=None)
 
     unseeded = sorted(set(seeder.reflected) - {row.table for row in seeder.written})
     assert not unseeded, f"tables at revision {seeder.revision} without rows in seed(): {unseeded}"

@@ -102,7 +102,7 @@ def _enroll(
                 raise typer.Exit(1) from exc
             continue
         return Identity(
-            console=client.console,
+            console=",".join(client.consoles),
             explorer_id=enrolled.explorer_id,
             organization_id=enrolled.organization_id,
             name=enrolled.name,
@@ -111,7 +111,7 @@ def _enroll(
 
 
 def run_explorer(
-    console: str | None,
+    console: str | list[str] | None,
     token: str | None,
     name: str | None,
     state_dir: Path,
@@ -120,7 +120,7 @@ def run_explorer(
 ) -> None:
     """Enroll if this state directory has no identity yet, then run scans until stopped."""
     from surveyor.explorer.agent import Agent
-    from surveyor.explorer.client import ExplorerClient, ExplorerRejected
+    from surveyor.explorer.client import ExplorerClient, ExplorerRejected, console_urls
     from surveyor.explorer.host import describe_host
     from surveyor.explorer.identity import load_identity, save_identity
 
@@ -129,8 +129,8 @@ def run_explorer(
         identity = load_identity(state_dir)
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from exc
-    url = console or (identity.console if identity else None)
-    if not url:
+    urls = console_urls(console or []) or console_urls(identity.console if identity else [])
+    if not urls:
         raise CliError(
             "which console? pass --console URL (or set SURVEYOR_URL)",
             EXIT_USAGE,
@@ -148,7 +148,8 @@ def run_explorer(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    with ExplorerClient(url) as client:
+    url = urls[0]
+    with ExplorerClient(urls) as client:
         if identity is None:
             assert token is not None
             identity = _enroll(client, token, name, shutdown)
@@ -191,9 +192,13 @@ def run_explorer(
 def explorer(
     ctx: typer.Context,
     console: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
-            "--console", metavar="URL", envvar="SURVEYOR_URL", help="The console to work for."
+            "--console",
+            metavar="URL",
+            envvar="SURVEYOR_URL",
+            help="The console to work for. Repeat it (or give a comma list) for the consoles "
+            "of one deployment: the explorer moves to the next when one stops answering.",
         ),
     ] = None,
     token: Annotated[
@@ -219,7 +224,7 @@ def explorer(
     verbose: Annotated[bool, typer.Option("--verbose", help="Log more.")] = False,
     log_format: LogFormatOption = None,
 ) -> None:
-    """Run an explorer: `surveyor explorer --console URL --token T`."""
+    """Run an explorer: `surveyor explorer --console URL [--console URL2] --token T`."""
     if ctx.invoked_subcommand is not None:
         return
     run_explorer(

@@ -29,6 +29,7 @@ from surveyor.formats.records import Format
 from surveyor.service import imports as import_service
 from surveyor.service.imports import FileRefused, ImportedFile
 from surveyor.store.accounts import Principal
+from surveyor.store.task_data_chunks import keep_task_data
 from surveyor.store.taskdata import TASKS_DIR, create_temp_file, task_data_path
 
 #: The form fields read besides the file, and how long each may be.
@@ -157,7 +158,7 @@ def _create_import(
 
     try:
         with state.db.write() as conn:
-            return import_service.create_import(
+            task = import_service.create_import(
                 conn,
                 principal,
                 imported,
@@ -168,6 +169,8 @@ def _create_import(
                 move=move,
                 now=state.clock.now(),
             )
+            keep_task_data(conn, task.id, task_data_path(state.settings.data_dir, task.id))
+            return task
     except import_service.ImportRefused as refused:
         details = {"field": refused.field, "site": refused.site} if refused.field else {}
         raise ApiError(400, "invalid_import", refused.message, details) from refused

@@ -20,6 +20,7 @@ from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import inventory, taskdata
 from surveyor.store import tasks as task_store
+from surveyor.store.task_data_chunks import TaskDataUnavailable, local_task_data
 
 
 def owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:
@@ -35,7 +36,14 @@ def task_data(state: ConsoleState, organization_id: int, task_id: int) -> Respon
     the digest is also in the `X-Surveyor-Content-SHA256` header."""
     with state.db.read() as conn:
         task = owned_task(conn, organization_id, task_id)
-    path = taskdata.task_data_path(state.settings.data_dir, task_id)
+    try:
+        path = (
+            local_task_data(state.db, state.settings.data_dir, task_id, task.data_sha256)
+            if task.data_sha256
+            else taskdata.task_data_path(state.settings.data_dir, task_id)
+        )
+    except TaskDataUnavailable as exc:
+        raise ApiError(500, "data_corrupt", str(exc)) from exc
     if not task.data_sha256 or not path.is_file():
         raise ApiError(
             404,

@@ -5,11 +5,19 @@ injectable (`httpx2.MockTransport(handler)` in tests), so no test needs a networ
 become one of four exceptions, each telling the agent what to do next: try again later
 (`ConsoleUnreachable`), give the task up (`TaskGone`), stop altogether
 (`ExplorerRejected`), or accept a refusal (`Refused`).
+
+An explorer may know several consoles of one deployment (consoles on one database, behind
+no load balancer or several): it talks to one at a time and, when that one stops answering,
+moves to the next. Its secret and attempt tokens live in the shared database, so any
+console accepts the reports of a scan another console launched. A request that never
+reached the console (the connection was refused) is sent to the next console at once;
+any other failure moves to the next console for the agent's next try.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import logging
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +27,8 @@ import httpx2
 
 from surveyor import __version__
 from surveyor.core.explorer_protocol import HostInfo
+
+log = logging.getLogger("surveyor.explorer")
 
 API = "/api/v1/explorer"
 DEFAULT_TIMEOUT = 15.0
@@ -93,26 +103,63 @@ def _error_of(response: httpx2.Response) -> tuple[str, str, dict[str, Any]]:
         return "error", f"HTTP {response.status_code}", {}
 
 
+def console_urls(given: str | Iterable[str]) -> list[str]:
+    """The console URLs an explorer was given (repeated options, comma lists or both), in
+    order, without trailing slashes or repeats."""
+    items = [given] if isinstance(given, str) else list(given)
+    urls: list[str] = []
+    for item in items:
+        for part in item.split(","):
+            url = part.strip().rstrip("/")
+            if url and url not in urls:
+                urls.append(url)
+    return urls
+
+
 class ExplorerClient:
-    """Calls to one console, with the explorer's secret once it has one."""
+    """Calls to the consoles of one deployment, one at a time, with the explorer's secret
+    once it has one."""
 
     def __init__(
         self,
-        console: str,
+        console: str | Iterable[str],
         *,
         secret: str | None = None,
         transport: httpx2.BaseTransport | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.console = console.rstrip("/")
+        self.consoles = console_urls(console)
+        if not self.consoles:
+            raise ValueError("an explorer needs the URL of at least one console")
         self.secret = secret
-        self._http = httpx2.Client(
-            base_url=self.console,
-            headers={"User-Agent": f"surveyor-explorer/{__version__}"},
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
-        )
+        self._current = 0
+        self._clients = [
+            httpx2.Client(
+                base_url=url,
+                headers={"User-Agent": f"surveyor-explorer/{__version__}"},
+                timeout=timeout,
+                transport=transport,
+                trust_env=False,
+            )
+            for url in self.consoles
+        ]
+
+    @property
+    def console(self) -> str:
+        """The console this explorer talks to now."""
+        return self.consoles[self._current]
+
+    @property
+    def _http(self) -> httpx2.Client:
+        return self._clients[self._current]
+
+    def fail_over(self) -> None:
+        """Move to the next console (a no-op with only one)."""
+        if len(self.consoles) < 2:
+            return
+        failed = self.console
+        self._current = (self._current + 1) % len(self.consoles)
+        log.warning("the console at %s stopped answering; moving to %s", failed, self.console)
 
     def __enter__(self) -> ExplorerClient:
         return self
@@ -126,7 +173,8 @@ class ExplorerClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients:
+            client.close()
 
     def _send(
         self,
@@ -143,19 +191,29 @@ class ExplorerClient:
         sent_headers = dict(headers or {})
         if credential:
             sent_headers["Authorization"] = f"Bearer {credential}"
-        try:
-            response = self._http.request(
-                method,
-                path,
-                json=json,
-                content=content,
-                headers=sent_headers,
-                timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
-            )
-        except httpx2.TransportError as exc:
-            raise ConsoleUnreachable(
-                f"cannot reach the console at {self.console} ({exc or type(exc).__name__})"
-            ) from exc
+        # A refused connection sent nothing: the next console may take the same request.
+        tries = len(self.consoles) if content is None else 1
+        for tried in range(1, tries + 1):
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    json=json,
+                    content=content,
+                    headers=sent_headers,
+                    timeout=timeout if timeout is not None else httpx2.USE_CLIENT_DEFAULT,
+                )
+            except httpx2.ConnectError as exc:
+                unreachable = self._unreachable(exc)
+                self.fail_over()
+                if tried == tries:
+                    raise unreachable from exc
+            except httpx2.TransportError as exc:
+                unreachable = self._unreachable(exc)
+                self.fail_over()
+                raise unreachable from exc
+            else:
+                break
         status = response.status_code
         if status < 400:
             return dict(response.json()) if response.content else {}
@@ -163,10 +221,17 @@ class ExplorerClient:
         if status == 401:
             raise ExplorerRejected(message)
         if status >= 500 or status in (408, 429):
-            raise ConsoleUnreachable(f"the console answered {status}: {message}")
+            failed = self.console
+            self.fail_over()
+            raise ConsoleUnreachable(f"the console at {failed} answered {status}: {message}")
         if status in (404, 409) and path.startswith((f"{API}/tasks/", f"{API}/task-data/")):
             raise TaskGone(message, code=code, status=details.get("current_status"))
         raise Refused(message, code=code, http_status=status)
+
+    def _unreachable(self, exc: Exception) -> ConsoleUnreachable:
+        return ConsoleUnreachable(
+            f"cannot reach the console at {self.console} ({exc or type(exc).__name__})"
+        )
 
     def healthy(self) -> bool:
         """Whether the console answers its health check."""

@@ -73,7 +73,8 @@ from surveyor.processing.records import (
 )
 from surveyor.store import inventory
 from surveyor.store.engine import Database
-from surveyor.store.taskdata import sha256_of, task_data_path
+from surveyor.store.task_data_chunks import TaskDataUnavailable, local_task_data
+from surveyor.store.taskdata import sha256_of
 
 log = logging.getLogger("surveyor.processing")
 
@@ -176,7 +177,10 @@ def process_claimed_task(
     task = claim.task
     if task.site_id is None:
         raise TaskDataError("the task belongs to no site, so there is no inventory to merge into")
-    path = task_data_path(data_dir, claim.task_id)
+    try:
+        path = local_task_data(db, data_dir, claim.task_id, task.data_sha256)
+    except TaskDataUnavailable as exc:
+        raise TaskDataError(str(exc)) from exc
     if not path.exists():
         raise TaskDataError(
             f"its data file is missing (looked for {path}); the data directory of this worker "

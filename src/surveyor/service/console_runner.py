@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -31,6 +32,7 @@ from surveyor.service.background import ServiceHost
 from surveyor.service.credentials import CredentialUnusable
 from surveyor.store.change_bus import AsyncSignal
 from surveyor.store.changes import ChangeKind, TaskChange
+from surveyor.store.task_data_chunks import keep_task_data
 from surveyor.store.taskdata import create_temp_file, sha256_of, task_data_path
 
 log = logging.getLogger("surveyor.console.runner")
@@ -184,7 +186,7 @@ def _finish(host: ServiceHost, task: Task, temp: Any, hosts: int, stats: Mapping
                 sha256=digest,
                 hosts=hosts,
                 stats=stats,
-                store=lambda: temp.replace(final) or final,
+                store=lambda: _kept(conn, task.id, temp.replace(final) or final),
                 now=host.clock.now(),
             )
     except console_runs.RunLost:
@@ -192,6 +194,12 @@ def _finish(host: ServiceHost, task: Task, temp: Any, hosts: int, stats: Mapping
     except BaseException:
         final.unlink(missing_ok=True)
         raise
+
+
+def _kept(conn: Connection, task_id: int, path: Path) -> Path:
+    """The data in place, and in the database when it keeps task data."""
+    keep_task_data(conn, task_id, path)
+    return path
 
 
 async def _fail(host: ServiceHost, task: Task, error: str) -> None:

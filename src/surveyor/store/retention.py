@@ -21,6 +21,7 @@ from surveyor.store import tasks as task_store
 from surveyor.store.accounts import list_organizations
 from surveyor.store.schema import assets, retention_settings, tasks
 from surveyor.store.system_tasks import SYSTEM
+from surveyor.store.task_data_chunks import drop_stored_task_data
 from surveyor.store.tasks import TaskEvent
 
 #: An asset is stale when a Retention run marked it and it has not been seen since.
@@ -195,6 +196,7 @@ def forget_task_data(
     events and change summaries stay."""
     if not task_ids:
         return
+    drop_stored_task_data(conn, task_ids)
     task_store.update_tasks(
         conn,
         and_(tasks.c.id.in_(list(task_ids)), tasks.c.status.in_(_FINISHED)),

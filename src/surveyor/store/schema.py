@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -750,4 +751,14 @@ query_counts = Table(
     Column("task_id", Id, nullable=True),
     # A query's history in time order: the sparkline and the count a day ago.
     Index(None, "query_id", "counted_at"),
+)
+
+# Task data kept in the database, for consoles and workers that share no directory
+# (store/task_data_chunks.py, docs/deploy.md): the file in pieces of at most 1 MiB, in order.
+task_data_chunks = Table(
+    "task_data_chunks",
+    metadata,
+    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
 )

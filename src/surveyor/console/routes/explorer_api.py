@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import Connection
 from starlette.requests import ClientDisconnect
 
 from surveyor.console.errors import ApiError, BodyTooLarge, error_responses
@@ -38,6 +40,7 @@ from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
 from surveyor.service.explorers import EnrollmentRefused, ReportRefused
 from surveyor.store import taskdata
+from surveyor.store.task_data_chunks import keep_task_data
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
 _ERRORS = error_responses(400, 401, 404, 409, 413, 422)
@@ -441,7 +444,7 @@ async def upload_task_data(
                     attempt_token,
                     size=incoming.size,
                     sha256=sha256,
-                    store=incoming.commit,
+                    store=lambda: _committed(conn, task_id, incoming),
                     now=state.clock.now(),
                     partial=partial,
                 )
@@ -451,6 +454,14 @@ async def upload_task_data(
         except ReportRefused as exc:
             raise _refused(exc) from exc
     return _upload_out(done.task, already_stored=done.already_stored)
+
+
+def _committed(conn: Connection, task_id: int, incoming: taskdata.IncomingTaskData) -> Path:
+    """The received file in place, and in the database when it keeps task data (in the
+    transaction that records the upload, so every console and worker finds it)."""
+    path = incoming.commit()
+    keep_task_data(conn, task_id, path)
+    return path
 
 
 def _refuse_invalid(
