@@ -53,6 +53,7 @@ def test_the_help_imports_no_subcommand_module() -> None:
     assert "surveyor.cli.main" in loaded
     assert sorted(loaded & SUBCOMMAND_MODULES) == []
     assert "httpx2" not in loaded
+    assert "surveyor.cli.client" not in loaded
 
 
 def test_a_task_command_imports_only_the_task_commands() -> None:
@@ -62,6 +63,9 @@ def test_a_task_command_imports_only_the_task_commands() -> None:
     others = SUBCOMMAND_MODULES - {"surveyor.cli.tasks", "surveyor.cli.exports"}
     # `exports` also adds `asset export`, so it brings the asset commands with it.
     assert sorted(loaded & others) == ["surveyor.cli.assets"]
+    # Needed only when a command talks to the console, shows a task or follows one.
+    assert sorted(loaded & {"httpx2", "surveyor.core.recurrence", "surveyor.core.kinds"}) == []
+    assert "rich.progress" not in loaded
 
 
 @pytest.mark.parametrize("name", list(main.COMMANDS))
@@ -119,3 +123,10 @@ def test_it_says_what_the_eager_group_says(argv: list[str]) -> None:
     assert lazy.exit_code == eager.exit_code
     assert lazy.output == eager.output
     assert "Usage: surveyor" in lazy.output
+
+
+def test_every_names_the_simple_frequencies() -> None:
+    from surveyor.cli.tasks import EVERY
+    from surveyor.core.recurrence import Frequency
+
+    assert [f.value for f in Frequency if f not in (Frequency.RRULE, Frequency.CRON)] == EVERY
