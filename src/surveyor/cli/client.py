@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx2
 import typer
 
 from surveyor.cli.config import ConfigError, resolve_settings
+
+if TYPE_CHECKING:
+    import httpx2
+
+# httpx2 is imported when a client is made, so that a command's `--help` does without it.
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -111,6 +115,8 @@ class ApiClient:
         headers = {"Accept": "application/json", "User-Agent": "surveyor-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        import httpx2
+
         self._http = httpx2.Client(
             base_url=self.console,
             headers=headers,
@@ -148,6 +154,8 @@ class ApiClient:
 
         `content` sends raw bytes (or an iterator of them) instead of JSON, as uploads do.
         """
+        import httpx2
+
         query = {key: value for key, value in (params or {}).items() if value is not None}
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
@@ -203,6 +211,8 @@ class ApiClient:
     ) -> int:
         """Stream a download into `write`, a block at a time; returns the bytes received.
         `on_bytes` is told (received so far, total if the console said it)."""
+        import httpx2
+
         query = {key: value for key, value in (params or {}).items() if value is not None}
         received = 0
         try:

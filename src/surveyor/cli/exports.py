@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, BinaryIO, Literal
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from surveyor.cli.assets import asset_app
 from surveyor.cli.client import ConsoleOption, TokenOption, connect
@@ -43,6 +42,8 @@ def _into(target: Path) -> Iterator[BinaryIO]:
 
 @contextlib.contextmanager
 def _bar(what: str) -> Iterator[Callable[[int, int | None], None]]:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
     progress = Progress(
         TextColumn(what),
         BarColumn(),

@@ -26,7 +26,6 @@ from rich.text import Text
 from surveyor.cli.client import CliError
 from surveyor.core import visible_text
 from surveyor.core.clock import SYSTEM_CLOCK
-from surveyor.core.kinds import find_kind, label_of
 from surveyor.core.tasks import (
     ALL_VIEW,
     TAB_SPECS,
@@ -262,6 +261,8 @@ def _change_summary(summary: Mapping[str, Any] | None) -> str | None:
 
 def _outcome(task: Mapping[str, Any]) -> str | None:
     """What processing made of the task, for kinds that say it in words."""
+    from surveyor.core.kinds import find_kind
+
     kind = find_kind(str(task["type"]))
     if kind is None or kind.outcome is None:
         return None
@@ -296,6 +297,8 @@ def task_panel(
 ) -> Panel:
     """Every field of a task that has a value, in words; `explorer` and `zone` are the names
     of its explorer and hosted zone."""
+    from surveyor.core.kinds import label_of
+
     now = now or SYSTEM_CLOCK.now()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)

@@ -9,13 +9,11 @@ import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Group, RenderableType
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
@@ -41,8 +39,13 @@ from surveyor.cli.render import (
     wait_reason_text,
 )
 from surveyor.core.clock import SYSTEM_CLOCK
-from surveyor.core.recurrence import Frequency, Recurrence, RecurrenceError, next_occurrences
 from surveyor.core.tasks import ALL_VIEW, TERMINAL_STATUSES, Tab, TaskStatus
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+# `rich.live`, `rich.progress` and `surveyor.core.recurrence` (with croniter and dateutil) are
+# imported by the commands that use them, so that the others start sooner.
 
 task_app = typer.Typer(help="Create, list, watch and control tasks.", no_args_is_help=True)
 
@@ -59,8 +62,9 @@ def _check_view(value: str) -> str:
     return value
 
 
-#: `--every` takes the simple frequencies; RRULE and cron have their own options.
-EVERY = [f.value for f in Frequency if f not in (Frequency.RRULE, Frequency.CRON)]
+#: `--every` takes the simple frequencies of `core.recurrence.Frequency`; RRULE and cron have
+#: their own options (tests/unit/test_cli_lazy.py checks the two agree).
+EVERY = ["once", "hourly", "daily", "weekly", "monthly"]
 
 
 def _check_every(value: str | None) -> str | None:
@@ -115,6 +119,8 @@ def recurrence_body(
     start: datetime | None,
 ) -> dict[str, Any] | None:
     """The API's `recur` object from the recurring options, or None for a one-off task."""
+    from surveyor.core.recurrence import Frequency
+
     kinds = [
         flag for flag, value in (("--every", every), ("--rrule", rrule), ("--cron", cron)) if value
     ]
@@ -283,6 +289,8 @@ NEXT_RUNS = 5
 def template_next_runs(task: Mapping[str, Any], count: int = NEXT_RUNS) -> list[datetime]:
     """A recurring template's next runs from its stored schedule, starting at its next run
     (none when paused, ended or removed)."""
+    from surveyor.core.recurrence import Recurrence, RecurrenceError, next_occurrences
+
     recur_next = task.get("recur_next")
     if not task.get("recur") or not recur_next or task.get("removed_at"):
         return []
@@ -652,6 +660,9 @@ def watch(
     token: TokenOption = None,
 ) -> None:
     """Follow a task until it ends; exit 0 when it was processed, 1 otherwise."""
+    from rich.live import Live
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
     progress = Progress(
         TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(), console=err
     )
