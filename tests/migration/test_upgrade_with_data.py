@@ -679,6 +679,21 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
         created_at=BEFORE,
         updated_at=BEFORE,
     )
+    saved = add(
+        "saved_queries",
+        organization_id=acme,
+        name="telnet still open",
+        kind="asset",
+        search="port:23",
+        threshold=10,
+        pinned=True,
+        created_by_user_id=None,
+        created_at=BEFORE,
+        updated_at=BEFORE,
+        last_count=3,
+        last_counted_at=BEFORE,
+    )
+    add("query_counts", query_id=saved, counted_at=BEFORE, count=3, task_id=None)
 
     unseeded = sorted(set(seeder.reflected) - {row.table for row in seeder.written})
     assert not unseeded, f"tables at revision {seeder.revision} without rows in seed(): {unseeded}"
@@ -710,6 +725,7 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             "enrollment": seeder.has("enrollment_tokens"),
             "invitations": seeder.has("invitations"),
             "checksums": seeder.has("tasks", "data_sha256"),
+            "saved_queries": seeder.has("saved_queries"),
         },
     )
 
@@ -817,8 +833,9 @@ def assert_console_works(client: TestClient, seed: Seed, data_dir: Path, db: Dat
         assert (data.status_code, data.content) == (200, DATA)
     again = client.post(f"/api/v1/tasks/{seed.processed}/reprocess", headers=alice)
     assert again.status_code == 200, again.text
-    # The task, and an Outlier calculation of its site when the run changed the inventory.
-    assert process_all(db, data_dir) in (1, 2)
+    # The task, an Outlier calculation of its site when the run changed the inventory, and a
+    # Query task refreshing the pinned query when the revision had saved queries.
+    assert process_all(db, data_dir) in ((1, 2, 3) if seed.has["saved_queries"] else (1, 2))
     task = client.get(f"/api/v1/tasks/{seed.processed}", headers=alice).json()
     assert task["status"] == "processed", task
     numbers = [

@@ -555,6 +555,18 @@ assets = Table(
     Index("ix_assets_page", "organization_id", "address_key", "id"),
     # The Assets list sorted by outlier score.
     Index("ix_assets_outlier", "organization_id", "outlier", "id"),
+    # The reports' grouped counts read this index alone, already in group order.
+    Index(
+        "ix_assets_report_groups",
+        "organization_id",
+        "site_id",
+        "os",
+        "device_type",
+        "alive",
+        "service_count",
+        "first_seen",
+        "outlier",
+    ),
 )
 
 asset_addresses = Table(
@@ -619,6 +631,8 @@ services = Table(
     Column("changed_at", UTCDateTime, nullable=False),
     UniqueConstraint("asset_id", "proto", "port"),
     Index(None, "port", "asset_id"),
+    # The reports' open services grouped by protocol, port and name, from this index alone.
+    Index("ix_services_report_groups", "state", "proto", "port", "name"),
 )
 
 processing_runs = Table(
