@@ -306,7 +306,8 @@ def _load_postgresql(db: Database, rows: Iterator[tuple[str, dict[str, Any]]]) -
             cur.execute("SET maintenance_work_mem = '512MB'")
             cur.execute(
                 "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename IN ('assets', 'services') AND indexname NOT LIKE 'pk_%%'"
+                "AND tablename IN ('assets', 'services') AND indexname NOT LIKE 'pk_%%' "
+                "AND indexname NOT LIKE 'uq_%%'"
             )
             dropped = cur.fetchall()
             for name, _ in dropped:

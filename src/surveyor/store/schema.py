@@ -632,7 +632,9 @@ services = Table(
     UniqueConstraint("asset_id", "proto", "port"),
     Index(None, "port", "asset_id"),
     # The reports' open services grouped by protocol, port and name, from this index alone.
-    Index("ix_services_report_groups", "state", "proto", "port", "name"),
+    # The state comes last: leading with it (one value in most rows) would draw an asset's
+    # `state = 'open'` lookups away from the (asset_id, proto, port) index.
+    Index("ix_services_report_groups", "proto", "port", "name", "state"),
 )
 
 processing_runs = Table(

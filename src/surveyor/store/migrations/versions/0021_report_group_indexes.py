@@ -27,7 +27,7 @@ _ASSET_COLUMNS = [
 
 def upgrade() -> None:
     op.create_index("ix_assets_report_groups", "assets", _ASSET_COLUMNS)
-    op.create_index("ix_services_report_groups", "services", ["state", "proto", "port", "name"])
+    op.create_index("ix_services_report_groups", "services", ["proto", "port", "name", "state"])
 
 
 def downgrade() -> None:
