@@ -683,12 +683,11 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
     saved = add(
         "saved_queries",
         organization_id=acme,
-        name="linux hosts",
+        name="telnet still open",
         kind="asset",
-        search="os:linux",
-        threshold=None,
-        # Not pinned: a pinned query adds a Query task to every processing counted below.
-        pinned=False,
+        search="port:23",
+        threshold=10,
+        pinned=True,
         created_by_user_id=None,
         created_at=BEFORE,
         updated_at=BEFORE,
@@ -727,6 +726,7 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             "enrollment": seeder.has("enrollment_tokens"),
             "invitations": seeder.has("invitations"),
             "checksums": seeder.has("tasks", "data_sha256"),
+            "saved_queries": seeder.has("saved_queries"),
         },
     )
 
@@ -834,8 +834,9 @@ def assert_console_works(client: TestClient, seed: Seed, data_dir: Path, db: Dat
         assert (data.status_code, data.content) == (200, DATA)
     again = client.post(f"/api/v1/tasks/{seed.processed}/reprocess", headers=alice)
     assert again.status_code == 200, again.text
-    # The task, and an Outlier calculation of its site when the run changed the inventory.
-    assert process_all(db, data_dir) in (1, 2)
+    # The task, an Outlier calculation of its site when the run changed the inventory, and a
+    # Query task refreshing the pinned query when the revision had saved queries.
+    assert process_all(db, data_dir) in ((1, 2, 3) if seed.has["saved_queries"] else (1, 2))
     task = client.get(f"/api/v1/tasks/{seed.processed}", headers=alice).json()
     assert task["status"] == "processed", task
     numbers = [

@@ -184,8 +184,22 @@ class FeatureCounts:
     product: Counter[str] = field(default_factory=Counter)
     tls_issuer: Counter[str] = field(default_factory=Counter)
     name_pattern: Counter[str] = field(default_factory=Counter)
+    #: Each counter's two most common values, by id(counter), while nothing is added.
+    _leaders: dict[int, list[tuple[str, int]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def leaders(self, counter: Counter[str]) -> list[tuple[str, int]]:
+        """`counter.most_common(2)`, worked out once per counter for the whole second pass
+        (it walks every distinct value)."""
+        found = self._leaders.get(id(counter))
+        if found is None:
+            found = self._leaders[id(counter)] = counter.most_common(2)
+        return found
 
     def add(self, features: AssetFeatures) -> None:
+        if self._leaders:
+            self._leaders.clear()
         self.assets += 1
         self.os[features.os] += 1
         self.device_type[features.device_type] += 1
@@ -206,8 +220,8 @@ def rarity(share: int, alternative: int, population: int) -> float:
     return min(1.0, math.log(alternative / share) / math.log(population))
 
 
-def _mode_other_than(counter: Counter[str], value: str) -> int:
-    for other, count in counter.most_common(2):
+def _mode_other_than(leaders: list[tuple[str, int]], value: str) -> int:
+    for other, count in leaders:
         if other != value:
             return count
     return 0
@@ -255,7 +269,8 @@ def findings_of(features: AssetFeatures, counts: FeatureCounts) -> list[Finding]
 
     def categorical(feature: str, value: str, counter: Counter[str], words: str) -> None:
         share = counter[value]
-        weight = WEIGHTS[feature] * rarity(share, _mode_other_than(counter, value), total)
+        alternative = _mode_other_than(counts.leaders(counter), value)
+        weight = WEIGHTS[feature] * rarity(share, alternative, total)
         if weight >= _MIN_FINDING:
             found.append(Finding(feature, weight, f"{words} seen on {share} of {total} assets"))
 

@@ -267,9 +267,9 @@ def site_names(conn: Connection, organization_id: int) -> dict[int, str]:
 
 
 def asset_groups(conn: Connection, organization_id: int, *, now: datetime) -> list[AssetGroup]:
-    """The organization's assets grouped by site, OS text, device type and being online (in
-    the only organization of the install, every asset is its own: the table is read whole,
-    which is faster than through an index)."""
+    """The organization's assets grouped by site, OS text, device type and being online,
+    read from `ix_assets_report_groups` alone: it holds every column used, already in group
+    order, so neither the table nor a sort is needed."""
     since = now - timedelta(days=HISTORY_DAYS)
     new = func.sum(case((assets.c.first_seen >= since, 1), else_=0))
     unusual = func.sum(case((assets.c.outlier >= UNUSUAL_SCORE, 1), else_=0))
@@ -282,10 +282,10 @@ def asset_groups(conn: Connection, organization_id: int, *, now: datetime) -> li
         func.coalesce(func.sum(assets.c.service_count), 0).label("services"),
         new.label("new"),
         unusual.label("unusual"),
-    ).group_by(assets.c.site_id, assets.c.os, assets.c.device_type, assets.c.alive)
-    if not _only_organization(conn, organization_id):
-        query = query.where(assets.c.organization_id == organization_id)
-    rows = conn.execute(query)
+    ).where(assets.c.organization_id == organization_id)
+    rows = conn.execute(
+        query.group_by(assets.c.site_id, assets.c.os, assets.c.device_type, assets.c.alive)
+    )
     return [
         AssetGroup(
             row.site_id,

@@ -556,6 +556,18 @@ assets = Table(
     Index("ix_assets_page", "organization_id", "address_key", "id"),
     # The Assets list sorted by outlier score.
     Index("ix_assets_outlier", "organization_id", "outlier", "id"),
+    # The reports' grouped counts read this index alone, already in group order.
+    Index(
+        "ix_assets_report_groups",
+        "organization_id",
+        "site_id",
+        "os",
+        "device_type",
+        "alive",
+        "service_count",
+        "first_seen",
+        "outlier",
+    ),
 )
 
 asset_addresses = Table(
@@ -620,6 +632,10 @@ services = Table(
     Column("changed_at", UTCDateTime, nullable=False),
     UniqueConstraint("asset_id", "proto", "port"),
     Index(None, "port", "asset_id"),
+    # The reports' open services grouped by protocol, port and name, from this index alone.
+    # The state comes last: leading with it (one value in most rows) would draw an asset's
+    # `state = 'open'` lookups away from the (asset_id, proto, port) index.
+    Index("ix_services_report_groups", "proto", "port", "name", "state"),
 )
 
 processing_runs = Table(
