@@ -28,6 +28,7 @@ from surveyor.core.search.conditions import (
     TimeCompare,
 )
 from surveyor.core.search.parser import Operator
+from surveyor.store.search_index import trigram_prefilter
 
 LIKE_ESCAPE = "\\"
 
@@ -108,7 +109,7 @@ class _Compiler:
 
     def leaf(self, condition: Condition) -> Predicate:
         if isinstance(condition, TextContains):
-            return self.like(contains_pattern(condition.needle))
+            return self.contains(condition.needle)
         if isinstance(condition, TextLike):
             return self.like(exact_pattern(condition.pattern))
         if isinstance(condition, NumberCompare):
@@ -120,6 +121,20 @@ class _Compiler:
         assert isinstance(condition, BoolEquals)
         flag = condition.value
         return lambda column: column == literal(flag, Boolean())
+
+    def contains(self, needle: str) -> Predicate:
+        like = self.like(contains_pattern(needle))
+        if self.dialect_name != "sqlite":
+            return like  # PostgreSQL's pg_trgm GIN indexes serve ILIKE by themselves
+
+        def predicate(column: ColumnElement[Any]) -> ColumnElement[bool]:
+            # The FTS table narrows the rows; LIKE, as a recheck, keeps the meaning exact.
+            candidates = trigram_prefilter(column, needle)
+            if candidates is None:
+                return like(column)
+            return and_(column.table.c.id.in_(candidates), like(column))
+
+        return predicate
 
     def like(self, pattern: str) -> Predicate:
         # SQLite's LIKE already ignores ASCII case; elsewhere ask for it.
