@@ -14,13 +14,13 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from surveyor.core.search import evaluate, parse
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import organizations, tasks
 from surveyor.store.search_index import TRIGRAM_COLUMNS, fts_table_name
-from surveyor.store.search_sql import compile_query
+from surveyor.store.search_sql import COMMON_MATCHES, compile_query, compile_search
 from surveyor.store.task_search import TASK_SEARCH
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
@@ -252,3 +252,18 @@ def test_the_api_says_which_counts_are_capped_and_counts_exactly_on_request(
         console.anonymous().get("/api/v1/openapi.json").json()["components"]["schemas"]["TabCounts"]
     )
     assert "capped" in schema["properties"]
+
+
+def test_a_common_substring_is_left_to_like_and_a_rare_one_is_looked_up(
+    db_engine: Engine,
+) -> None:
+    many = [dict.fromkeys(TEXT_KEYS, f"weekly sweep {n}") for n in range(COMMON_MATCHES)]
+    with seeded(db_engine, [*many, dict.fromkeys(TEXT_KEYS, "audit")]) as conn:
+        for query, expected in (("name:sweep", COMMON_MATCHES), ("name:audi", 1)):
+            clause = compile_search(conn, parse(query), TASK_SEARCH, now=NOW)
+            assert clause is not None
+            sql = str(clause.compile(dialect=conn.dialect))
+            looked_up = fts_table_name("tasks") in sql
+            assert looked_up is (conn.dialect.name == "sqlite" and expected == 1), query
+            found = conn.execute(select(func.count()).where(clause)).scalar_one()
+            assert found == expected, query
