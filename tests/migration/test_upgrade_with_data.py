@@ -685,6 +685,22 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
         created_at=BEFORE,
         updated_at=BEFORE,
     )
+    saved = add(
+        "saved_queries",
+        organization_id=acme,
+        name="open telnet",
+        kind="asset",
+        search="port:23",
+        threshold=5,
+        # Unpinned: a pinned query would be counted again after the reprocessing below.
+        pinned=False,
+        created_by_user_id=None,
+        created_at=BEFORE,
+        updated_at=BEFORE,
+        last_count=2,
+        last_counted_at=BEFORE,
+    )
+    add("query_counts", query_id=saved, counted_at=BEFORE, count=2, task_id=None)
 
     unseeded = sorted(set(seeder.reflected) - {row.table for row in seeder.written})
     assert not unseeded, f"tables at revision {seeder.revision} without rows in seed(): {unseeded}"
