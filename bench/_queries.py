@@ -106,6 +106,27 @@ SEARCHES: tuple[Search, ...] = (
             {"who": "%alice%", "explorer": "%exp-07%"},
         ),
     ),
+    Search(
+        "name:inc4711",
+        ALL_VIEW,
+        "a rare substring: one incident's sweeps among a million names (the trigram index)",
+        lambda b, now: (f"AND name {b.like} :name", {"name": "%inc4711%"}),
+    ),
+    Search(
+        "name:scan",
+        ALL_VIEW,
+        "a common substring: counts stop at 10,000 (shown 10,000+)",
+        lambda b, now: (f"AND name {b.like} :name", {"name": "%scan%"}),
+    ),
+    Search(
+        "name:audit status:processed created_at:<90days",
+        ALL_VIEW,
+        "a substring with a status and an age",
+        lambda b, now: (
+            f"AND name {b.like} :name AND status = 'processed' AND created_at > :since",
+            {"name": "%audit%", "since": b.encode_time(now - timedelta(days=90))},
+        ),
+    ),
 )
 
 

@@ -263,8 +263,10 @@ def test_the_user_s_wildcards_are_escaped_in_substring_searches(db_engine: Engin
     condition = compile_query(
         parse(r'name:"a%b_c\\d"'), TASK_SEARCH, dialect_name=db_engine.dialect.name, now=NOW
     )
-    params = condition.compile(dialect=db_engine.dialect).params
-    assert list(params.values()) == ["%a\\%b\\_c\\\\d%"]
+    params = list(condition.compile(dialect=db_engine.dialect).params.values())
+    assert params[-1] == "%a\\%b\\_c\\\\d%"
+    # On SQLite the trigram index is asked first, for the needle as one literal phrase.
+    assert params[:-1] == (['"a%b_c\\d"'] if db_engine.dialect.name == "sqlite" else [])
 
 
 def test_a_blank_query_compiles_to_a_condition_every_task_meets(db_engine: Engine) -> None:

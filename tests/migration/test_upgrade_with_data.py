@@ -39,6 +39,7 @@ from surveyor.store.engine import Database
 from surveyor.store.explorers import ENROLLMENT_TOKEN_PREFIX, EXPLORER_SECRET_PREFIX
 from surveyor.store.migrate import alembic_config, current_revision, upgrade
 from surveyor.store.schema import metadata
+from surveyor.store.search_index import is_search_index_table
 from surveyor.store.taskdata import task_data_path
 from tests.conftest import assert_tab_counts_in_step
 from tests.support.inventory_data import encode, host, process_all, records, service
@@ -111,7 +112,12 @@ class Seeder:
     written: list[Written] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        names = set(inspect(self.conn).get_table_names()) - {"alembic_version"}
+        # The trigram search's FTS tables index other tables' rows and hold none of their own.
+        names = {
+            name
+            for name in inspect(self.conn).get_table_names()
+            if name != "alembic_version" and not is_search_index_table(name)
+        }
         self.reflected = {name: Table(name, MetaData(), autoload_with=self.conn) for name in names}
 
     def has(self, table: str, column: str | None = None) -> bool:

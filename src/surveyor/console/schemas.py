@@ -192,6 +192,12 @@ class ProcessingRunPage(BaseModel):
 
 class TabCounts(BaseModel):
     counts: dict[str, int]
+    capped: dict[str, bool] = Field(
+        default_factory=dict,
+        description="per tab (and `all`): true when counting a search stopped at the cap"
+        " (10,000) and the count is a lower bound, shown as `10,000+`; ask again with"
+        " `exact=true` for the exact count",
+    )
 
 
 class RecurrenceIn(Strict):

@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, Connection, and_, literal, not_, or_, select, true
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 
 from surveyor.core.search import Catalogue, Query, resolve
 from surveyor.core.search.conditions import (
@@ -28,8 +40,14 @@ from surveyor.core.search.conditions import (
     TimeCompare,
 )
 from surveyor.core.search.parser import Operator
+from surveyor.store.search_index import trigram_prefilter
 
 LIKE_ESCAPE = "\\"
+#: A substring the trigram index finds in at least this many rows is common: reading every
+#: match out of the index would cost more than walking a listing's own index in order until
+#: a page (or a capped count) is full, so LIKE alone serves it. A rarer one is looked up in
+#: the index first, so a page of it no longer walks the whole listing index.
+COMMON_MATCHES = 5_000
 
 
 @dataclass(frozen=True)
@@ -49,13 +67,21 @@ Predicate = Callable[[ColumnElement[Any]], ColumnElement[bool]]
 
 
 def compile_query(
-    query: Query, catalogue: SqlCatalogue, *, dialect_name: str, now: datetime
+    query: Query,
+    catalogue: SqlCatalogue,
+    *,
+    dialect_name: str,
+    now: datetime,
+    probe_with: Connection | None = None,
 ) -> ColumnElement[bool]:
-    """The WHERE condition for `query`; raises `SearchError` for unknown keys or bad values."""
+    """The WHERE condition for `query`; raises `SearchError` for unknown keys or bad values.
+
+    With `probe_with`, a substring the trigram index finds in many rows is left to LIKE alone
+    (see `COMMON_MATCHES`); without it, the index always narrows first."""
     condition = resolve(query, catalogue, now)
     if condition is None:
         return true()
-    return _Compiler(catalogue, dialect_name).condition(condition)
+    return _Compiler(catalogue, dialect_name, probe_with).condition(condition)
 
 
 def compile_search(
@@ -65,7 +91,7 @@ def compile_search(
     now; None when there is nothing to search for."""
     if query is None or query.root is None:
         return None
-    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=now)
+    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=now, probe_with=conn)
 
 
 def contains_pattern(needle: str) -> str:
@@ -93,9 +119,19 @@ _COMPARE: dict[Operator, Callable[[ColumnElement[Any], Any], ColumnElement[bool]
 
 
 class _Compiler:
-    def __init__(self, catalogue: SqlCatalogue, dialect_name: str) -> None:
+    def __init__(
+        self, catalogue: SqlCatalogue, dialect_name: str, probe_with: Connection | None = None
+    ) -> None:
         self.catalogue = catalogue
         self.dialect_name = dialect_name
+        self.probe_with = probe_with
+
+    def common(self, candidates: Select[Any]) -> bool:
+        """Whether the index finds `COMMON_MATCHES` rows or more (read no further)."""
+        if self.probe_with is None:
+            return False
+        found = select(func.count()).select_from(candidates.limit(COMMON_MATCHES).subquery())
+        return int(self.probe_with.execute(found).scalar_one()) >= COMMON_MATCHES
 
     def condition(self, condition: Condition) -> ColumnElement[bool]:
         if isinstance(condition, AllOf):
@@ -108,7 +144,7 @@ class _Compiler:
 
     def leaf(self, condition: Condition) -> Predicate:
         if isinstance(condition, TextContains):
-            return self.like(contains_pattern(condition.needle))
+            return self.contains(condition.needle)
         if isinstance(condition, TextLike):
             return self.like(exact_pattern(condition.pattern))
         if isinstance(condition, NumberCompare):
@@ -120,6 +156,20 @@ class _Compiler:
         assert isinstance(condition, BoolEquals)
         flag = condition.value
         return lambda column: column == literal(flag, Boolean())
+
+    def contains(self, needle: str) -> Predicate:
+        like = self.like(contains_pattern(needle))
+        if self.dialect_name != "sqlite":
+            return like  # PostgreSQL's pg_trgm GIN indexes serve ILIKE by themselves
+
+        def predicate(column: ColumnElement[Any]) -> ColumnElement[bool]:
+            # The FTS table narrows the rows; LIKE, as a recheck, keeps the meaning exact.
+            candidates = trigram_prefilter(column, needle)
+            if candidates is None or self.common(candidates):
+                return like(column)
+            return and_(column.table.c.id.in_(candidates), like(column))
+
+        return predicate
 
     def like(self, pattern: str) -> Predicate:
         # SQLite's LIKE already ignores ASCII case; elsewhere ask for it.

@@ -697,6 +697,60 @@ def count_tasks(
     return counts
 
 
+#: Where searched tab counts stop: past it a tab shows `10,000+` unless an exact count is asked.
+COUNT_CAP = 10_000
+
+
+@dataclass(frozen=True)
+class CappedCounts:
+    """Tab counts (and `all`) where each is exact, or stopped at the cap (named in `capped`)."""
+
+    counts: dict[str, int]
+    capped: frozenset[str]
+
+
+def count_tasks_upto(
+    conn: Connection,
+    organization_id: int,
+    *,
+    search: ColumnElement[bool] | None = None,
+    include_hidden: bool = False,
+    cap: int = COUNT_CAP,
+) -> CappedCounts:
+    """`count_tasks`, where a searched tab stops counting at `cap` matches: a tab past it
+    reads `cap` and is named in `capped` (as is `all` when the tabs together pass it).
+
+    Without a search the counters are read, which is exact at any size."""
+    if search is None:
+        return CappedCounts(
+            count_tasks(conn, organization_id, include_hidden=include_hidden), frozenset()
+        )
+    clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
+    # One read of at most cap + 1 matches: when they are fewer, every count is exact.
+    sample = select(tasks.c.tab).where(clause).limit(cap + 1).subquery()
+    grouped = conn.execute(select(sample.c.tab, func.count()).group_by(sample.c.tab)).all()
+    if sum(int(row[1]) for row in grouped) <= cap:
+        counts = {tab.value: 0 for tab in Tab}
+        for tab_name, count in grouped:
+            counts[tab_name] += int(count)
+        counts[ALL_VIEW] = sum(counts.values())
+        return CappedCounts(counts, frozenset())
+    counts = {}
+    capped: set[str] = set()
+    for tab in Tab:
+        # Each tab's own index range, read no further than one row past the cap.
+        found = select(literal(1)).where(clause, tasks.c.tab == tab.value).limit(cap + 1)
+        count = int(conn.execute(select(func.count()).select_from(found.subquery())).scalar_one())
+        if count > cap:
+            capped.add(tab.value)
+        counts[tab.value] = min(count, cap)
+    total = sum(counts.values())
+    if capped or total > cap:
+        capped.add(ALL_VIEW)
+    counts[ALL_VIEW] = min(total, cap)
+    return CappedCounts(counts, frozenset(capped))
+
+
 def add_events(conn: Connection, task: Task, events: Sequence[TaskEvent], *, now: datetime) -> None:
     """Record events on a task that change none of its columns (what a system task did)."""
     if events:

@@ -129,14 +129,24 @@ def count_tasks(
     principal: Viewer,
     state: State,
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    exact: Annotated[
+        bool,
+        Query(description="count every match of the search, however many (may be slow)"),
+    ] = False,
 ) -> dict[str, Any]:
-    """How many tasks each tab holds, honouring the search; `all` counts every tab."""
+    """How many tasks each tab holds, honouring the search; `all` counts every tab. A
+    searched count stops at 10,000 (`capped` says which did) unless `exact=true`."""
     with state.db.read() as conn:
         clause, include_hidden = _search_clause(conn, search, state.clock.now())
-        counts = task_store.count_tasks(
-            conn, principal.organization_id, search=clause, include_hidden=include_hidden
-        )
-    return {"counts": counts}
+        org = principal.organization_id
+        if exact:
+            counts = task_store.count_tasks(conn, org, search=clause, include_hidden=include_hidden)
+            return {"counts": counts, "capped": dict.fromkeys(counts, False)}
+        found = task_store.count_tasks_upto(conn, org, search=clause, include_hidden=include_hidden)
+    return {
+        "counts": found.counts,
+        "capped": {tab: tab in found.capped for tab in found.counts},
+    }
 
 
 @router.post("/preview", response_model=OccurrencesOut, responses=_ERRORS)

@@ -219,8 +219,11 @@ def overview(
 
 
 @router.get("/tasks/counts")
-def tab_counts(principal: PagePrincipal, state: State, search: str = "") -> Response:
-    """The tab counts of a searched view (`GET /api/v1/tasks/counts` for the page)."""
+def tab_counts(
+    principal: PagePrincipal, state: State, search: str = "", exact: bool = False
+) -> Response:
+    """The tab counts of a searched view (`GET /api/v1/tasks/counts` for the page): each
+    stops at 10,000 (named in `capped`) unless `exact=true`, asked by a click on the count."""
     with state.db.read() as conn:
         try:
             clause, include_hidden = compiled_search(
@@ -228,10 +231,16 @@ def tab_counts(principal: PagePrincipal, state: State, search: str = "") -> Resp
             )
         except SearchError as error:
             return JSONResponse({"error": {"message": error.message}}, status_code=400)
-        counts = task_store.count_tasks(
-            conn, principal.organization_id, search=clause, include_hidden=include_hidden
-        )
-    return JSONResponse({"counts": counts}, headers={"Cache-Control": "no-store"})
+        org = principal.organization_id
+        if exact:
+            counts = task_store.count_tasks(conn, org, search=clause, include_hidden=include_hidden)
+            capped: list[str] = []
+        else:
+            found = task_store.count_tasks_upto(
+                conn, org, search=clause, include_hidden=include_hidden
+            )
+            counts, capped = found.counts, sorted(found.capped)
+    return JSONResponse({"counts": counts, "capped": capped}, headers={"Cache-Control": "no-store"})
 
 
 class Perform(Protocol):

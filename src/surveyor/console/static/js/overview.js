@@ -19,27 +19,63 @@ export function setUpOverview() {
   let lastRefresh = 0;
   const countsCache = new Map();
 
-  function showCounts(counts) {
+  // A searched count stops at the cap ("10,000+"); a click on it asks for the exact count.
+  function showCounts(counts, capped = []) {
     for (const el of root.querySelectorAll("#tabs [data-count]")) {
       if (!(el.dataset.count in counts)) continue;
-      el.textContent = String(counts[el.dataset.count]);
+      const count = counts[el.dataset.count];
+      if (capped.includes(el.dataset.count)) {
+        el.textContent = `${count.toLocaleString("en-US")}+`;
+        el.dataset.capped = "";
+        el.title = "At least this many; click for the exact count";
+      } else {
+        el.textContent = String(count);
+        delete el.dataset.capped;
+        el.removeAttribute("title");
+      }
       el.removeAttribute("aria-busy");
     }
   }
+
+  async function exactCounts() {
+    const url = document.getElementById("tabs")?.dataset.countsUrl;
+    if (!url) return;
+    for (const el of root.querySelectorAll("#tabs [data-capped]")) el.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(`${url}&exact=true`, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const { counts } = await response.json();
+      countsCache.set(url, { at: Date.now(), counts, capped: [] });
+      if (document.getElementById("tabs")?.dataset.countsUrl === url) showCounts(counts);
+    } catch {
+      // left as it was; another click tries again
+    }
+  }
+
+  root.addEventListener(
+    "click",
+    (event) => {
+      if (!event.target.closest?.("#tabs [data-capped]")) return;
+      event.preventDefault();
+      event.stopPropagation();
+      exactCounts();
+    },
+    true,
+  );
 
   // Views with a search get their tab counts in a second request (see /tasks/counts).
   async function fillCounts() {
     const url = document.getElementById("tabs")?.dataset.countsUrl;
     if (!url) return;
     const cached = countsCache.get(url);
-    if (cached) showCounts(cached.counts);
+    if (cached) showCounts(cached.counts, cached.capped);
     if (cached && Date.now() - cached.at < COUNTS_FRESH_MS) return;
     try {
       const response = await fetch(url, { credentials: "same-origin" });
       if (!response.ok) return;
-      const { counts } = await response.json();
-      countsCache.set(url, { at: Date.now(), counts });
-      if (document.getElementById("tabs")?.dataset.countsUrl === url) showCounts(counts);
+      const { counts, capped = [] } = await response.json();
+      countsCache.set(url, { at: Date.now(), counts, capped });
+      if (document.getElementById("tabs")?.dataset.countsUrl === url) showCounts(counts, capped);
     } catch {
       // the next refresh tries again
     }

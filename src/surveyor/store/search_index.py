@@ -1,0 +1,167 @@
+"""Trigram indexes for the substring keys of the search language (SPEC §11).
+
+A `key:value` term on a text key asks for rows whose value contains `value`; a B-tree index
+cannot serve that, so every such search read the whole table. These columns get a trigram
+index instead:
+
+- SQLite: one FTS5 table per searched table, `<table>_trigram`, with the `trigram`
+  tokenizer, as an external-content index of the table (no second copy of the text), kept in
+  step by three triggers (insert, delete, update of the indexed columns).
+- PostgreSQL: a `pg_trgm` GIN index per column, which `ILIKE '%...%'` uses by itself.
+
+Migration 0023 creates them and fills them from existing rows; `create_trigram_indexes` is
+what it runs. A later migration that rebuilds an indexed table on SQLite (a batch alter
+copies it and drops the old one) drops its triggers with it: it must call
+`create_trigram_triggers` for that table again.
+
+The search compiler (`search_sql.py`) reads `trigram_prefilter` to narrow a contains-term
+through the FTS table on SQLite; the exact LIKE stays as a recheck, so an index only ever
+narrows which rows are compared, never what matches. Needles shorter than three characters
+have no trigram: they are answered by LIKE alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, Connection, Select, column, select, table
+
+#: The text columns with a trigram index, by table. Every table here has an integer `id`.
+TRIGRAM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "tasks": ("name", "description", "targets", "error", "created_by"),
+    "assets": ("mac", "mac_vendor", "os", "os_version", "device_type", "description", "seen_by"),
+    "services": (
+        "name",
+        "product",
+        "version",
+        "cpe",
+        "banner",
+        "http_title",
+        "http_server",
+        "tls_subject",
+        "tls_issuer",
+    ),
+}
+
+#: A trigram needs three characters; a shorter needle is matched by LIKE alone.
+MIN_NEEDLE = 3
+
+_FTS_SUFFIX = "_trigram"
+#: The tables FTS5 keeps beside each virtual table.
+_FTS_SHADOWS = ("_data", "_idx", "_docsize", "_config", "_content")
+
+
+def fts_table_name(table_name: str) -> str:
+    return table_name + _FTS_SUFFIX
+
+
+def gin_index_name(table_name: str, column_name: str) -> str:
+    return f"ix_{table_name}_{column_name}_trgm"
+
+
+def is_search_index_table(name: str) -> bool:
+    """Whether `name` is one of the FTS tables (or their shadow tables) kept here: they hold
+    no data of their own, and the declared schema does not list them."""
+    return any(
+        name in (fts_table_name(base), *(fts_table_name(base) + s for s in _FTS_SHADOWS))
+        for base in TRIGRAM_COLUMNS
+    )
+
+
+def is_search_index(name: str | None) -> bool:
+    """Whether `name` is one of the PostgreSQL trigram indexes kept here."""
+    return name is not None and any(
+        name == gin_index_name(base, col) for base, cols in TRIGRAM_COLUMNS.items() for col in cols
+    )
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _sqlite_triggers(table_name: str, columns: tuple[str, ...]) -> list[str]:
+    fts = _quote(fts_table_name(table_name))
+    names = ", ".join(_quote(name) for name in columns)
+    new = ", ".join(f"new.{_quote(name)}" for name in columns)
+    old = ", ".join(f"old.{_quote(name)}" for name in columns)
+    delete = f"INSERT INTO {fts}({fts}, rowid, {names}) VALUES ('delete', old.id, {old});"
+    insert = f"INSERT INTO {fts}(rowid, {names}) VALUES (new.id, {new});"
+    base = _quote(table_name)
+    return [
+        f"CREATE TRIGGER {_quote(table_name + '_trigram_ai')} AFTER INSERT ON {base}"
+        f" BEGIN {insert} END",
+        f"CREATE TRIGGER {_quote(table_name + '_trigram_ad')} AFTER DELETE ON {base}"
+        f" BEGIN {delete} END",
+        f"CREATE TRIGGER {_quote(table_name + '_trigram_au')} AFTER UPDATE OF {names}, id"
+        f" ON {base} BEGIN {delete} {insert} END",
+    ]
+
+
+def create_trigram_triggers(
+    conn: Connection, table_name: str, columns: tuple[str, ...] | None = None
+) -> None:
+    """(Re)create the SQLite triggers that keep `table_name`'s FTS table in step."""
+    columns = TRIGRAM_COLUMNS[table_name] if columns is None else columns
+    for suffix in ("_trigram_ai", "_trigram_ad", "_trigram_au"):
+        conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {_quote(table_name + suffix)}")
+    for statement in _sqlite_triggers(table_name, columns):
+        conn.exec_driver_sql(statement)
+
+
+def create_trigram_indexes(
+    conn: Connection, indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS
+) -> None:
+    """Create the trigram indexes of `indexed` (table: columns) and fill them from the rows
+    already there."""
+    if conn.dialect.name == "sqlite":
+        for table_name, columns in indexed.items():
+            fts = _quote(fts_table_name(table_name))
+            names = ", ".join(_quote(name) for name in columns)
+            conn.exec_driver_sql(
+                f"CREATE VIRTUAL TABLE {fts} USING fts5({names}, content={_quote(table_name)},"
+                " content_rowid='id', tokenize='trigram')"
+            )
+            conn.exec_driver_sql(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")
+            create_trigram_triggers(conn, table_name, columns)
+        return
+    conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    for table_name, columns in indexed.items():
+        for name in columns:
+            conn.exec_driver_sql(
+                f"CREATE INDEX {_quote(gin_index_name(table_name, name))} ON {_quote(table_name)}"
+                f" USING gin ({_quote(name)} gin_trgm_ops)"
+            )
+
+
+def drop_trigram_indexes(
+    conn: Connection, indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS
+) -> None:
+    """Undo `create_trigram_indexes` (the pg_trgm extension stays: others may use it)."""
+    for table_name, columns in indexed.items():
+        if conn.dialect.name == "sqlite":
+            for suffix in ("_trigram_ai", "_trigram_ad", "_trigram_au"):
+                conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {_quote(table_name + suffix)}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_quote(fts_table_name(table_name))}")
+        else:
+            for name in columns:
+                conn.exec_driver_sql(
+                    f"DROP INDEX IF EXISTS {_quote(gin_index_name(table_name, name))}"
+                )
+
+
+def fts_phrase(needle: str) -> str:
+    """An FTS5 query for `needle` as one literal phrase (every character taken as it is)."""
+    return '"' + needle.replace('"', '""') + '"'
+
+
+def trigram_prefilter(source: ColumnElement[Any], needle: str) -> Select[Any] | None:
+    """The ids of `source`'s table whose column may contain `needle` (a superset of the exact
+    matches, found through the SQLite FTS table), or None when no index serves it."""
+    if len(needle) < MIN_NEEDLE or not isinstance(source, Column):
+        return None
+    owner = source.table
+    table_name = getattr(owner, "name", None)
+    if table_name not in TRIGRAM_COLUMNS or source.name not in TRIGRAM_COLUMNS[table_name]:
+        return None
+    fts = table(fts_table_name(table_name), column("rowid"), column(source.name))
+    return select(fts.c.rowid).where(fts.c[source.name].match(fts_phrase(needle)))

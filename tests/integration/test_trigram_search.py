@@ -1,0 +1,270 @@
+"""Substring searches served by the trigram indexes (store/search_index.py) find exactly what
+the reference evaluator finds, the triggers keep the SQLite index in step with every write,
+and searched tab counts stop at the cap unless an exact count is asked for.
+
+Runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+
+from surveyor.core.search import evaluate, parse
+from surveyor.store import tasks as task_store
+from surveyor.store.schema import organizations, tasks
+from surveyor.store.search_index import TRIGRAM_COLUMNS, fts_table_name
+from surveyor.store.search_sql import COMMON_MATCHES, compile_query, compile_search
+from surveyor.store.task_search import TASK_SEARCH
+from tests.integration.test_web_sessions import signed_in
+from tests.support.console import ConsoleUnderTest
+
+NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
+ORG_ID = 1
+TEXT_KEYS = TRIGRAM_COLUMNS["tasks"]
+#: Few letters, so that needles of three and more characters often match; the characters
+#: LIKE and FTS5 treat specially; quotes.
+ALPHABET = "abAB%_\\ .\"'"
+values = st.none() | st.text(alphabet=ALPHABET, max_size=8)
+needles = st.text(alphabet=ALPHABET, max_size=5)
+
+
+def quoted(needle: str) -> str:
+    return '"' + needle.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _row(task_id: int, record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": task_id,
+        "organization_id": ORG_ID,
+        "type": "scan",
+        "status": "processed",
+        "tab": "completed",
+        "tab_sort": NOW,
+        "hidden": False,
+        "created_at": NOW,
+        "updated_at": NOW,
+        # `error` alone may be NULL; the others are "" when empty.
+        **{key: record[key] if key == "error" else record[key] or "" for key in TEXT_KEYS},
+    }
+
+
+@contextmanager
+def seeded(engine: Engine, records: list[dict[str, Any]]) -> Iterator[Connection]:
+    """A connection that sees exactly these tasks (written through the triggers); rolled back
+    afterwards."""
+    with engine.connect() as conn, conn.begin() as transaction:
+        conn.execute(delete(tasks))
+        conn.execute(delete(organizations))
+        conn.execute(insert(organizations).values(id=ORG_ID, name="org", created_at=NOW))
+        for task_id, record in enumerate(records, start=1):
+            conn.execute(insert(tasks).values(_row(task_id, record)))
+        yield conn
+        transaction.rollback()
+
+
+def sql_ids(conn: Connection, query: str) -> list[int]:
+    condition = compile_query(parse(query), TASK_SEARCH, dialect_name=conn.dialect.name, now=NOW)
+    return list(conn.scalars(select(tasks.c.id).where(condition).order_by(tasks.c.id)))
+
+
+def python_ids(records: list[dict[str, Any]], query: str) -> list[int]:
+    """The plain filter: the reference evaluator over the same values as stored."""
+    parsed = parse(query)
+    found = []
+    for task_id, record in enumerate(records, start=1):
+        stored = dict.fromkeys(TASK_SEARCH.fields) | _row(task_id, record)
+        if evaluate(parsed, stored, TASK_SEARCH, NOW):
+            found.append(task_id)
+    return found
+
+
+records = st.lists(st.fixed_dictionaries(dict.fromkeys(TEXT_KEYS, values)), max_size=8)
+terms = st.tuples(st.sampled_from([*TEXT_KEYS, ""]), needles).map(
+    lambda pair: f"{pair[0]}:{quoted(pair[1])}" if pair[0] else quoted(pair[1])
+)
+queries = st.recursive(
+    terms,
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda pair: f"({pair[0]} OR {pair[1]})"),
+        st.tuples(inner, inner).map(lambda pair: f"{pair[0]} {pair[1]}"),
+        inner.map(lambda query: f"NOT ({query})"),
+    ),
+    max_leaves=4,
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=records, texts=st.lists(queries, min_size=1, max_size=4))
+def test_indexed_substring_search_finds_what_a_plain_filter_finds(
+    db_engine: Engine, data: list[dict[str, Any]], texts: list[str]
+) -> None:
+    with seeded(db_engine, data) as conn:
+        for query in texts:
+            assert sql_ids(conn, query) == python_ids(data, query), query
+
+
+FIXED = [
+    {"name": "Weekly Sweep DMZ", "description": "", "targets": "127.0.0.0/24", "error": None,
+     "created_by": "ada@example.com"},
+    {"name": "50% sample_1", "description": 'say "hi"', "targets": "127.0.1.0/24",
+     "error": "it's down", "created_by": "bob@example.com"},
+    {"name": "Éclair scan", "description": "ab", "targets": "", "error": "timeout",
+     "created_by": "éva@example.com"},
+]  # fmt: skip
+
+
+def test_case_special_characters_and_short_needles(db_engine: Engine) -> None:
+    examples = {
+        "name:weekly": [1],
+        "name:WEEKLY": [1],
+        "name:sweep": [1],
+        "name:we": [1],  # shorter than a trigram: LIKE alone
+        "name:e": [1, 2],
+        'name:""': [1, 2, 3],
+        "name:50%": [2],
+        "name:0%": [2],
+        "name:%": [2],
+        "name:e_1": [2],
+        "name:_": [2],
+        "name:%s": [],
+        'description:"\\"hi\\""': [2],
+        'error:"it\'s"': [2],
+        'error:"\'s d"': [2],
+        "targets:127.0.": [1, 2],
+        "targets:0.1.0": [2],
+        "created_by:example.com": [1, 2, 3],
+        # Only ASCII letters fold, as in the reference evaluator: É is not é.
+        "name:éclair": [],
+        "name:Éclair": [3],
+        "created_by:ÉVA": [],
+        "NOT name:sweep": [2, 3],
+        "sweep OR sample": [1, 2],
+    }
+    with seeded(db_engine, FIXED) as conn:
+        for query, expected in examples.items():
+            if conn.dialect.name == "postgresql" and not query.isascii():
+                # PostgreSQL's ILIKE folds every letter (see core/search/evaluate.py).
+                assert sql_ids(conn, query) == [3], query
+                continue
+            assert sql_ids(conn, query) == expected, query
+            assert python_ids(FIXED, query) == expected, query
+
+
+def test_the_index_follows_inserts_updates_and_deletes(db_engine: Engine) -> None:
+    with seeded(db_engine, FIXED) as conn:
+        assert sql_ids(conn, "name:sweep") == [1]
+        conn.execute(update(tasks).where(tasks.c.id == 1).values(name="Nightly audit"))
+        assert sql_ids(conn, "name:sweep") == []
+        assert sql_ids(conn, "name:nightly") == [1]
+        conn.execute(update(tasks).where(tasks.c.id == 2).values(status="canceled"))
+        assert sql_ids(conn, "name:sample") == [2]
+        conn.execute(insert(tasks).values(_row(4, FIXED[0])))
+        assert sql_ids(conn, "name:sweep") == [4]
+        conn.execute(delete(tasks).where(tasks.c.id.in_([1, 4])))
+        assert sql_ids(conn, "name:nightly") == []
+        assert sql_ids(conn, "name:sweep") == []
+        assert sql_ids(conn, "name:sample") == [2]
+        if conn.dialect.name == "sqlite":
+            # The FTS index agrees with its table entry by entry.
+            fts = fts_table_name("tasks")
+            conn.execute(text(f"INSERT INTO {fts}({fts}, rank) VALUES ('integrity-check', 1)"))
+            matched = conn.execute(
+                text(f"SELECT rowid FROM {fts} WHERE name MATCH '\"sample\"'")
+            ).scalars()
+            assert list(matched) == [2]
+
+
+def _searched(conn: Connection, query: str) -> Any:
+    return compile_query(parse(query), TASK_SEARCH, dialect_name=conn.dialect.name, now=NOW)
+
+
+def test_searched_counts_stop_at_the_cap(db_engine: Engine) -> None:
+    data = [dict.fromkeys(TEXT_KEYS, "sweep") for _ in range(7)]
+    with seeded(db_engine, data) as conn:
+        conn.execute(update(tasks).where(tasks.c.id > 5).values(tab="failed", status="canceled"))
+        clause = _searched(conn, "name:swe")
+        found = task_store.count_tasks_upto(conn, ORG_ID, search=clause, cap=4)
+        assert found.counts["completed"] == 4
+        assert found.counts["failed"] == 2
+        assert found.counts["all"] == 4
+        assert found.capped == {"completed", "all"}
+        exact = task_store.count_tasks(conn, ORG_ID, search=clause)
+        assert exact["completed"] == 5
+        assert exact["all"] == 7
+        # Under the cap, every count is exact; tabs together can pass it.
+        found = task_store.count_tasks_upto(conn, ORG_ID, search=clause, cap=5)
+        assert found.counts == exact | {"all": 5}
+        assert found.capped == {"all"}
+        assert task_store.count_tasks_upto(conn, ORG_ID, search=clause, cap=7).capped == set()
+
+
+def test_the_api_says_which_counts_are_capped_and_counts_exactly_on_request(
+    console: ConsoleUnderTest,
+) -> None:
+    org = console.organization_id
+    found = task_store.COUNT_CAP + 1
+    with console.db.write() as conn:
+        rows = [
+            _row(0, dict.fromkeys(TEXT_KEYS, f"weekly sweep {number}")) for number in range(found)
+        ]
+        for row in rows:
+            del row["id"]
+            row["organization_id"] = org
+        conn.execute(insert(tasks), rows)
+        conn.execute(insert(tasks), [{**rows[0], "name": "audit", "tab": "failed"}])
+        task_store.rebuild_tab_counts(conn)
+    searched = {"search": "name:sweep"}
+    capped = console.admin.get("/api/v1/tasks/counts", params=searched).json()
+    assert capped["counts"]["completed"] == task_store.COUNT_CAP
+    assert capped["counts"]["all"] == task_store.COUNT_CAP
+    assert {tab for tab, flag in capped["capped"].items() if flag} == {"completed", "all"}
+    exact = console.admin.get("/api/v1/tasks/counts", params={**searched, "exact": "true"})
+    assert exact.json()["counts"]["completed"] == found
+    assert exact.json()["counts"]["all"] == found
+    assert not any(exact.json()["capped"].values())
+    # A rare substring among them is counted exactly, and found on the first page.
+    rare = {"search": "name:sweep 1234"}
+    assert console.admin.get("/api/v1/tasks/counts", params=rare).json()["counts"]["all"] == 1
+    page = console.admin.get("/api/v1/tasks", params=rare).json()["items"]
+    assert [item["name"] for item in page] == ["weekly sweep 1234"]
+    # Unsearched counts come from the counters: exact, never capped.
+    plain = console.admin.get("/api/v1/tasks/counts").json()
+    assert plain["counts"]["all"] == found + 1
+    assert not any(plain["capped"].values())
+    # The page's own counts request says the same, and asks for exactness on a click.
+    browser, _ = signed_in(console, "viewer")
+    web = browser.get("/tasks/counts", params=searched).json()
+    assert web["capped"] == ["all", "completed"]
+    web_exact = browser.get("/tasks/counts", params={**searched, "exact": "true"}).json()
+    assert web_exact["counts"]["all"] == found
+    assert web_exact["capped"] == []
+    schema = (
+        console.anonymous().get("/api/v1/openapi.json").json()["components"]["schemas"]["TabCounts"]
+    )
+    assert "capped" in schema["properties"]
+
+
+def test_a_common_substring_is_left_to_like_and_a_rare_one_is_looked_up(
+    db_engine: Engine,
+) -> None:
+    many = [dict.fromkeys(TEXT_KEYS, f"weekly sweep {n}") for n in range(COMMON_MATCHES)]
+    with seeded(db_engine, [*many, dict.fromkeys(TEXT_KEYS, "audit")]) as conn:
+        for query, expected in (("name:sweep", COMMON_MATCHES), ("name:audi", 1)):
+            clause = compile_search(conn, parse(query), TASK_SEARCH, now=NOW)
+            assert clause is not None
+            sql = str(clause.compile(dialect=conn.dialect))
+            looked_up = fts_table_name("tasks") in sql
+            assert looked_up is (conn.dialect.name == "sqlite" and expected == 1), query
+            found = conn.execute(select(func.count()).where(clause)).scalar_one()
+            assert found == expected, query
