@@ -19,15 +19,18 @@ export function setUpOverview() {
   let lastRefresh = 0;
   const countsCache = new Map();
 
-  // A searched count stops at the cap ("10,000+"); a click on it asks for the exact count.
+  // A searched count stops at the cap ("10,000+"); the "Count exactly" button beside the
+  // tabs asks for the exact counts.
   function showCounts(counts, capped = []) {
+    const exact = root.querySelector("#tabs [data-exact-counts]");
+    if (exact) exact.hidden = capped.length === 0;
     for (const el of root.querySelectorAll("#tabs [data-count]")) {
       if (!(el.dataset.count in counts)) continue;
       const count = counts[el.dataset.count];
       if (capped.includes(el.dataset.count)) {
         el.textContent = `${count.toLocaleString("en-US")}+`;
         el.dataset.capped = "";
-        el.title = "At least this many; click for the exact count";
+        el.title = "At least this many";
       } else {
         el.textContent = String(count);
         delete el.dataset.capped;
@@ -52,16 +55,11 @@ export function setUpOverview() {
     }
   }
 
-  root.addEventListener(
-    "click",
-    (event) => {
-      if (!event.target.closest?.("#tabs [data-capped]")) return;
-      event.preventDefault();
-      event.stopPropagation();
-      exactCounts();
-    },
-    true,
-  );
+  root.addEventListener("click", (event) => {
+    if (!event.target.closest?.("#tabs [data-exact-counts]")) return;
+    event.preventDefault();
+    exactCounts();
+  });
 
   // Views with a search get their tab counts in a second request (see /tasks/counts).
   async function fillCounts() {
