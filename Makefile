@@ -44,8 +44,10 @@ lint: install
 	$(BIN)/python scripts/check_task_writes.py src
 
 # One file per process at a time; tests/conftest.py orders the files, longest tiers first.
+# Three processes on a 2-CPU machine: a third of the suite's time is spent waiting on
+# consoles, explorers, scans and browsers, which a third process fills.
 test: install system-deps test-deps lint
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # The peers the benchmarks compare against (nmap), on top of system-deps.
 bench-deps:

@@ -70,7 +70,9 @@ class Setting:
                 now=self.clock.now(),
             ).id
 
-    def task(self, name: str, *, parent_id: int | None = None) -> int:
+    def task(
+        self, name: str, *, parent_id: int | None = None, starts_in: timedelta = timedelta(days=1)
+    ) -> int:
         with self.db.write() as conn:
             return task_store.create_task(
                 conn,
@@ -80,7 +82,7 @@ class Setting:
                     "name": name,
                     "type": "scan",
                     "params": {"targets": "127.0.0.1"},
-                    "start_time": self.clock.now() + timedelta(days=1),
+                    "start_time": self.clock.now() + starts_in,
                     **({"parent_id": parent_id} if parent_id else {}),
                 },
                 actor="test",
@@ -251,11 +253,14 @@ def test_only_scheduled_runs_when_the_rule_says_so_and_only_what_came_after_the_
         options={"scheduled_only": True},
     )
     template = setting.task("nightly")
-    setting.end(setting.task("one-off"), TaskStatus.CANCELED)
+    setting.end(setting.task("right away", starts_in=timedelta(0)), TaskStatus.CANCELED)
+    later = setting.task("one-off, set to start tomorrow")
+    setting.end(later, TaskStatus.CANCELED)
     run = setting.task("nightly", parent_id=template)
     setting.end(run, TaskStatus.STOPPED)
     setting.deliverer.watch()
-    assert [d.payload["task"]["id"] for d in setting.deliveries()] == [run]
+    # A task started now is not scheduled; a one-off set to start later, and a run, are.
+    assert [d.payload["task"]["id"] for d in setting.deliveries()] == [later, run]
 
 
 def test_new_assets_and_outlier_scores_are_told_of_after_processing(
