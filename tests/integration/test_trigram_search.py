@@ -154,8 +154,10 @@ def test_case_special_characters_and_short_needles(db_engine: Engine) -> None:
     with seeded(db_engine, FIXED) as conn:
         for query, expected in examples.items():
             if conn.dialect.name == "postgresql" and not query.isascii():
-                # PostgreSQL's ILIKE folds every letter (see core/search/evaluate.py).
-                assert sql_ids(conn, query) == [3], query
+                # PostgreSQL's ILIKE folds the letters its database's character type folds
+                # (see core/search/evaluate.py): all of them, or ASCII only under "C".
+                folds = conn.execute(text("SELECT lower('É') = 'é'")).scalar()
+                assert sql_ids(conn, query) == ([3] if folds else expected), query
                 continue
             assert sql_ids(conn, query) == expected, query
             assert python_ids(FIXED, query) == expected, query
