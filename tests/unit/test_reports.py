@@ -32,7 +32,6 @@ SVG = "{http://www.w3.org/2000/svg}"
         ("1.1.1.1", True),
         ("2606:4700::1111", True),
         ("100.64.1.2", False),
-        ("192.168.0.1", False),
         ("100.64.0.1", False),  # shared address space
         ("127.0.0.1", False),
         ("169.254.1.1", False),
