@@ -90,10 +90,11 @@ def test_a_new_scan_passes_active_processing_completed_without_a_reload(
     expect(page.locator('#task-card [data-ring-text="collect"]').first).to_have_text("100%")
     expect(page.locator('#task-card [data-ring-text="process"]').first).to_have_text("100%")
     expect(page.locator("#changes-title")).to_be_visible()
-    # the scan, and the Outlier calculation it queues once its processing is done
+    # the scan, and the system tasks its processing may have queued and finished by now: the
+    # Outlier calculation and the first refresh of the organization's three reports
     completed = page.locator('[data-count="completed"]')
     expect(completed).not_to_have_text(str(completed_before))
-    assert int(completed.inner_text()) in (completed_before + 1, completed_before + 2)
+    assert completed_before + 1 <= int(completed.inner_text()) <= completed_before + 5
     expect(page.get_by_role("link", name="Download data")).to_be_visible()
     report_link = page.get_by_role("link", name="Download change report")
     expect(report_link).to_be_visible()
