@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,26 @@ def sign_in(page: Page, url: str, email: str, password: str) -> None:
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/tasks**")
+
+
+@contextmanager
+def axe_admin_page(
+    browser: Browser, url: str, *, timezone_id: str | None = BROWSER_TIME_ZONE
+) -> Iterator[Page]:
+    """The first admin, signed in, in a profile of its own that lets axe's script in despite
+    the console's CSP (see accessibility.py); a script error of the page fails the test."""
+    zone = {"timezone_id": timezone_id} if timezone_id else {}
+    made = browser.new_context(viewport=WIDE, locale="en-GB", bypass_csp=True, **zone)
+    made.set_default_timeout(30_000)
+    page = made.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        sign_in(page, url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        yield page
+    finally:
+        made.close()
+    assert errors == [], f"the page's scripts failed: {errors}"
 
 
 @pytest.fixture

@@ -16,7 +16,10 @@ from surveyor.store.engine import make_engine
 from surveyor.store.location import database_location
 from surveyor.store.schema import organizations, tasks
 from tests.e2e.accessibility import axe_violations, report
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, WIDE, RunningConsole, sign_in
+from tests.e2e.conftest import (
+    RunningConsole,
+    axe_admin_page,
+)
 
 FOUND = task_store.COUNT_CAP + 1
 
@@ -53,18 +56,8 @@ def many_sweeps(console: RunningConsole) -> RunningConsole:
 
 @pytest.fixture
 def axe_page(browser: Browser, many_sweeps: RunningConsole) -> Iterator[Page]:
-    """A signed-in page that may load axe-core (the console's CSP refuses inline scripts)."""
-    context = browser.new_context(viewport=WIDE, locale="en-GB", bypass_csp=True)
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        sign_in(page, many_sweeps.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    with axe_admin_page(browser, many_sweeps.url, timezone_id=None) as page:
         yield page
-    finally:
-        context.close()
-    assert errors == [], f"the page's scripts failed: {errors}"
 
 
 def test_a_capped_count_reads_10000_plus_and_the_button_counts_exactly(

@@ -10,19 +10,16 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.e2e.accessibility import Violation, axe_violations, report
 from tests.e2e.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    BROWSER_TIME_ZONE,
     NARROW,
     WIDE,
     RunningConsole,
+    axe_admin_page,
     create_task,
     screenshot,
-    sign_in,
 )
 from tests.support.receivers import webhook_receiver
 
@@ -31,20 +28,8 @@ SECRET = "a-typed-signing-secret-the-browser-never-gets-back"
 
 @pytest.fixture
 def admin_page(browser: Browser, console: RunningConsole) -> Iterator[Page]:
-    """The first admin, signed in, in a profile that lets axe's script in."""
-    context: BrowserContext = browser.new_context(
-        viewport=WIDE, timezone_id=BROWSER_TIME_ZONE, locale="en-GB", bypass_csp=True
-    )
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, console.url, ADMIN_EMAIL, ADMIN_PASSWORD)
-    try:
+    with axe_admin_page(browser, console.url) as page:
         yield page
-    finally:
-        context.close()
-    assert errors == [], f"the page's scripts failed: {errors}"
 
 
 def wait_until_delivered(console: RunningConsole, rule_id: int, timeout: float = 60.0) -> None:

@@ -10,18 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.accessibility import axe_violations, report
 from tests.e2e.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    BROWSER_TIME_ZONE,
     NARROW,
     WIDE,
     RunningConsole,
+    axe_admin_page,
     screenshot,
-    sign_in,
     wait_for_status,
 )
 from tests.support.inventory_data import encode, host, records, service
@@ -63,20 +60,8 @@ def _inventory() -> bytes:
 
 @pytest.fixture
 def admin_page(browser: Browser, console: RunningConsole) -> Iterator[Page]:
-    """The first admin, signed in, in a profile that lets axe's script in."""
-    context: BrowserContext = browser.new_context(
-        viewport=WIDE, timezone_id=BROWSER_TIME_ZONE, locale="en-GB", bypass_csp=True
-    )
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, console.url, ADMIN_EMAIL, ADMIN_PASSWORD)
-    try:
+    with axe_admin_page(browser, console.url) as page:
         yield page
-    finally:
-        context.close()
-    assert errors == [], f"the page's scripts failed: {errors}"
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,11 @@ from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.e2e.accessibility import axe_violations, report
 from tests.e2e.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     NARROW,
     WIDE,
     RunningConsole,
+    axe_admin_page,
     screenshot,
-    sign_in,
     wait_for_status,
 )
 from tests.support.inventory_data import encode, host, records, service
@@ -59,18 +57,8 @@ def inventory(console: RunningConsole) -> None:
 
 @pytest.fixture
 def axe_page(browser: Browser, console: RunningConsole) -> Iterator[Page]:
-    """The admin's page in a profile that lets axe's script in despite the console's CSP; a
-    script error of the page fails the test."""
-    context = browser.new_context(viewport=WIDE, locale="en-GB", bypass_csp=True)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        sign_in(page, console.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    with axe_admin_page(browser, console.url, timezone_id=None) as page:
         yield page
-    finally:
-        context.close()
-    assert errors == [], f"the page's scripts failed: {errors}"
 
 
 def _axe_at_both_widths(page: Page, where: str) -> None:
