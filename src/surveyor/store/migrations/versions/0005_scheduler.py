@@ -1,17 +1,9 @@
-"""scheduler: indexes for due templates and for tasks waiting to launch
-
-Revision ID: 0005
-Revises: 0004
-"""
-
-from collections.abc import Sequence
+"""scheduler: indexes for due templates and for tasks waiting to launch"""
 
 from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

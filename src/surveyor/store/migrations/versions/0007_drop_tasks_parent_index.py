@@ -1,17 +1,9 @@
-"""drop ix_tasks_parent_id: uq_tasks_parent_occurrence (parent_id, occurrence_at) serves it
-
-Revision ID: 0007
-Revises: 0006
-"""
-
-from collections.abc import Sequence
+"""drop ix_tasks_parent_id: uq_tasks_parent_occurrence (parent_id, occurrence_at) serves it"""
 
 from alembic import op
 
 revision: str = "0007"
 down_revision: str | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,18 +1,10 @@
-"""keep every processing run (numbered per task); tasks remember partial data
-
-Revision ID: 0009
-Revises: 0007
-"""
-
-from collections.abc import Sequence
+"""keep every processing run (numbered per task); tasks remember partial data"""
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
 down_revision: str | None = "0008"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,26 +1,16 @@
-"""explorers' dropped polls; enrollment token use limits; probe caps; sites' allowed scope
-
-Revision ID: 0010
-Revises: 0007
-"""
-
-from collections.abc import Sequence
+"""explorers' dropped polls; enrollment token use limits; probe caps; sites' allowed scope"""
 
 import sqlalchemy as sa
 from alembic import op
 
-import surveyor.store.schema
+from surveyor.store.migrations import ddl
 
 revision: str = "0010"
 down_revision: str | None = "0009"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-_TIME = surveyor.store.schema.UTCDateTime
 
 
 def upgrade() -> None:
-    op.add_column("explorers", sa.Column("poll_dropped_at", _TIME(), nullable=True))
+    op.add_column("explorers", sa.Column("poll_dropped_at", ddl.TIME(), nullable=True))
     op.add_column("enrollment_tokens", sa.Column("max_uses", sa.Integer(), nullable=True))
     op.add_column("sites", sa.Column("allowed_scope", sa.Text(), nullable=False, server_default=""))
     op.add_column(

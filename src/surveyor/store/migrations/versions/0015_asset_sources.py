@@ -3,25 +3,17 @@
 
 Assets known before this revision get one source: `import` when the task that saw them
 last was an import, else `scan`, seen from the asset's first to its last time seen.
-
-Revision ID: 0015
-Revises: 0014
 """
 
-from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
-import surveyor.store.schema
+from surveyor.store.migrations import ddl
 
 revision: str = "0015"
 down_revision: str | None = "0014"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-_TIME = surveyor.store.schema.UTCDateTime
 
 _ASSET_TEXT = (
     ("mac_vendor", sa.String(length=200)),
@@ -38,40 +30,38 @@ _SERVICE_TEXT = (
 )
 
 
+def _text_columns(names: tuple[tuple[str, sa.types.TypeEngine[str]], ...]) -> list[sa.Column[Any]]:
+    return [sa.Column(name, kind, nullable=False, server_default="") for name, kind in names]
+
+
+def _asset_columns() -> list[sa.Column[Any]]:
+    return [
+        *_text_columns(_ASSET_TEXT),
+        sa.Column("os_accuracy", sa.Integer(), nullable=True),
+        sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"),
+        sa.Column("attributes", sa.JSON(), nullable=False, server_default="{}"),
+        sa.Column("uptime_seconds", sa.BigInteger(), nullable=True),
+        sa.Column("distance", sa.Integer(), nullable=True),
+    ]
+
+
 def upgrade() -> None:
     # Plain ADD COLUMN on both backends: no table is rebuilt, whatever it holds.
-    for name, kind in _ASSET_TEXT:
-        op.add_column("assets", sa.Column(name, kind, nullable=False, server_default=""))
-    op.add_column("assets", sa.Column("os_accuracy", sa.Integer(), nullable=True))
-    op.add_column("assets", sa.Column("tags", sa.JSON(), nullable=False, server_default="[]"))
-    op.add_column("assets", sa.Column("attributes", sa.JSON(), nullable=False, server_default="{}"))
-    op.add_column("assets", sa.Column("uptime_seconds", sa.BigInteger(), nullable=True))
-    op.add_column("assets", sa.Column("distance", sa.Integer(), nullable=True))
-    for name, kind in _SERVICE_TEXT:
-        op.add_column("services", sa.Column(name, kind, nullable=False, server_default=""))
-    op.create_index(
-        op.f("ix_asset_names_name_asset_id"), "asset_names", ["name", "asset_id"], unique=False
-    )
+    for column in _asset_columns():
+        op.add_column("assets", column)
+    for column in _text_columns(_SERVICE_TEXT):
+        op.add_column("services", column)
+    ddl.create_index("asset_names", "name", "asset_id")
     op.create_table(
         "asset_sources",
-        sa.Column("asset_id", _ID, nullable=False),
+        sa.Column("asset_id", ddl.ID, nullable=False),
         sa.Column("source", sa.String(length=40), nullable=False),
-        sa.Column("first_seen", _TIME(), nullable=False),
-        sa.Column("last_seen", _TIME(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["asset_id"],
-            ["assets.id"],
-            name=op.f("fk_asset_sources_asset_id_assets"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("asset_id", "source", name=op.f("pk_asset_sources")),
+        sa.Column("first_seen", ddl.TIME(), nullable=False),
+        sa.Column("last_seen", ddl.TIME(), nullable=False),
+        ddl.foreign_key("asset_sources", "asset_id", "assets", ondelete="CASCADE"),
+        ddl.primary_key("asset_sources", "asset_id", "source"),
     )
-    op.create_index(
-        op.f("ix_asset_sources_source_asset_id"),
-        "asset_sources",
-        ["source", "asset_id"],
-        unique=False,
-    )
+    ddl.create_index("asset_sources", "source", "asset_id")
     op.execute(
         "INSERT INTO asset_sources (asset_id, source, first_seen, last_seen) "
         "SELECT assets.id, CASE WHEN tasks.type = 'import' THEN 'import' ELSE 'scan' END, "
@@ -81,14 +71,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_asset_sources_source_asset_id"), table_name="asset_sources")
     op.drop_table("asset_sources")
-    op.drop_index(op.f("ix_asset_names_name_asset_id"), table_name="asset_names")
+    ddl.drop_index("asset_names", "name", "asset_id")
     with op.batch_alter_table("services") as batch:
-        for name, _ in reversed(_SERVICE_TEXT):
-            batch.drop_column(name)
+        for column in reversed(_text_columns(_SERVICE_TEXT)):
+            batch.drop_column(column.name)
     with op.batch_alter_table("assets") as batch:
-        for name in ("distance", "uptime_seconds", "attributes", "tags", "os_accuracy"):
-            batch.drop_column(name)
-        for name, _ in reversed(_ASSET_TEXT):
-            batch.drop_column(name)
+        for column in reversed(_asset_columns()):
+            batch.drop_column(column.name)

@@ -2,20 +2,13 @@
 
 `assets.outlier` (0004) holds the score an Outlier calculation gives; `outlier_reasons` holds
 its strongest reasons in words (core/outliers.py, docs/outliers.md).
-
-Revision ID: 0016
-Revises: 0015
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0016"
 down_revision: str | None = "0015"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,17 +1,9 @@
-"""covering indexes for the reports' grouped counts of assets and open services
-
-Revision ID: 0021
-Revises: 0020
-"""
-
-from collections.abc import Sequence
+"""covering indexes for the reports' grouped counts of assets and open services"""
 
 from alembic import op
 
 revision: str = "0021"
 down_revision: str | None = "0020"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 _ASSET_COLUMNS = [
     "organization_id",

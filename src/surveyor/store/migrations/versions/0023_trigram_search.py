@@ -3,12 +3,7 @@
 SQLite: an FTS5 table (`trigram` tokenizer) per searched table, kept in step by triggers;
 PostgreSQL: `pg_trgm` GIN indexes. Filled from the rows already there. See
 `surveyor.store.search_index`.
-
-Revision ID: 0023
-Revises: 0022
 """
-
-from collections.abc import Sequence
 
 from alembic import op
 
@@ -16,8 +11,6 @@ from surveyor.store.search_index import create_trigram_indexes, drop_trigram_ind
 
 revision: str = "0023"
 down_revision: str | None = "0022"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 #: The indexed columns as of this revision (a later change of the list is a new migration).
 _INDEXED: dict[str, tuple[str, ...]] = {
