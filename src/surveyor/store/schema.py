@@ -100,6 +100,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         return moment.astimezone(UTC)
 
 
+def _organization_id(*, primary_key: bool = False) -> Column[int]:
+    """The organization the row belongs to: deleting the organization deletes the row."""
+    owner = ForeignKey("organizations.id", ondelete="CASCADE")
+    if primary_key:
+        return Column("organization_id", Id, owner, primary_key=True)
+    return Column("organization_id", Id, owner, nullable=False)
+
+
+def _owned_row() -> tuple[Column[int], Column[int], Column[str], UniqueConstraint]:
+    """`id`, `organization_id` and `name`: a row an organization owns under a name unique
+    within it (store/owned_rows.py reads and writes such rows)."""
+    return (
+        Column("id", Id, primary_key=True),
+        _organization_id(),
+        Column("name", String(200), nullable=False),
+        UniqueConstraint("organization_id", "name"),
+    )
+
+
+def _timestamps() -> tuple[Column[datetime], Column[datetime]]:
+    """When the row was created and last changed."""
+    return (
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+
 organizations = Table(
     "organizations",
     metadata,
@@ -133,9 +160,7 @@ users = Table(
 memberships = Table(
     "memberships",
     metadata,
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    ),
+    _organization_id(primary_key=True),
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("role", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -149,9 +174,7 @@ invitations = Table(
     "invitations",
     metadata,
     Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
+    _organization_id(),
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(20), nullable=False),
     Column("invited_by", String(320), nullable=False),
@@ -167,9 +190,7 @@ api_tokens = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
+    _organization_id(),
     Column("name", String(200), nullable=False, default=""),
     Column("kind", String(20), nullable=False, default="api"),
     # The public half of a token, used to find the row; the secret half is only stored hashed.
@@ -184,44 +205,28 @@ api_tokens = Table(
 sites = Table(
     "sites",
     metadata,
-    Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("name", String(200), nullable=False),
+    *_owned_row(),
     Column("description", Text, nullable=False, default=""),
     Column("scope", Text, nullable=False, default=""),
     Column("excludes", Text, nullable=False, default=""),
     # Where operators may scan (admins set it); empty: the site's scope.
     Column("allowed_scope", Text, nullable=False, default="", server_default=""),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("organization_id", "name"),
+    *_timestamps(),
 )
 
 hosted_zones = Table(
     "hosted_zones",
     metadata,
-    Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("name", String(200), nullable=False),
+    *_owned_row(),
     Column("description", Text, nullable=False, default=""),
     Column("max_concurrent", Integer, nullable=False, default=1),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("organization_id", "name"),
+    *_timestamps(),
 )
 
 explorers = Table(
     "explorers",
     metadata,
-    Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("name", String(200), nullable=False),
+    *_owned_row(),
     Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
     Column("hosted_zone_id", Id, ForeignKey("hosted_zones.id", ondelete="SET NULL"), nullable=True),
     Column("secret_hash", String(128), nullable=True),
@@ -233,8 +238,7 @@ explorers = Table(
     # When the explorer's held poll for work was dropped (its connection closed) and it has
     # not checked in since; written by whichever console held that poll.
     Column("poll_dropped_at", UTCDateTime, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    *_timestamps(),
     # The public half of the explorer's secret, used to find the row (the secret is hashed).
     Column("secret_lookup", String(32), nullable=True, unique=True),
     Column(
@@ -243,7 +247,6 @@ explorers = Table(
         ForeignKey("enrollment_tokens.id", ondelete="SET NULL"),
         nullable=True,
     ),
-    UniqueConstraint("organization_id", "name"),
     Index(None, "hosted_zone_id"),
 )
 
@@ -251,9 +254,7 @@ tasks = Table(
     "tasks",
     metadata,
     Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
+    _organization_id(),
     Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False, default=""),
@@ -276,8 +277,7 @@ tasks = Table(
     Column("hosted_zone_id", Id, ForeignKey("hosted_zones.id", ondelete="SET NULL"), nullable=True),
     Column("created_by", String(320), nullable=False, default=""),
     Column("created_by_user_id", Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    *_timestamps(),
     Column("start_time", UTCDateTime, nullable=True),
     Column("recur", Boolean, nullable=False, default=False),
     Column("recur_frequency", String(20), nullable=True),
@@ -353,9 +353,7 @@ task_events = Table(
 task_tab_counts = Table(
     "task_tab_counts",
     metadata,
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
-    ),
+    _organization_id(primary_key=True),
     Column("tab", String(20), primary_key=True),
     Column("hidden", Boolean, primary_key=True),
     Column("count", BigInteger, nullable=False, default=0),
@@ -382,9 +380,7 @@ enrollment_tokens = Table(
     "enrollment_tokens",
     metadata,
     Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
+    _organization_id(),
     Column("name", String(200), nullable=False),
     # Explorers enrolled with this token start in this site and hosted zone.
     Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
@@ -408,20 +404,14 @@ enrollment_tokens = Table(
 credentials = Table(
     "credentials",
     metadata,
-    Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("name", String(200), nullable=False),
+    *_owned_row(),
     Column("kind", String(20), nullable=False),
     # The sites whose tasks may use it; empty: every site.
     Column("site_ids", JSON, nullable=False, default=list),
     Column("fields", JSON, nullable=False, default=dict),
     Column("secrets", JSON, nullable=False, default=dict),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    *_timestamps(),
     Column("last_used_at", UTCDateTime, nullable=True),
-    UniqueConstraint("organization_id", "name"),
 )
 
 #: Notifications (docs/notifications.md): an organization's rules, the outbox of deliveries
@@ -429,11 +419,7 @@ credentials = Table(
 notification_rules = Table(
     "notification_rules",
     metadata,
-    Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("name", String(200), nullable=False),
+    *_owned_row(),
     Column("trigger", String(30), nullable=False),
     Column("channel", String(20), nullable=False),
     # The webhook's URL or the e-mail address.
@@ -443,9 +429,7 @@ notification_rules = Table(
     # the time it was set: {"sealed": ..., "set_at": ...}; NULL when none is set.
     Column("secret", JSON, nullable=True),
     Column("enabled", Boolean, nullable=False, default=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("organization_id", "name"),
+    *_timestamps(),
 )
 
 notification_deliveries = Table(
@@ -508,9 +492,7 @@ assets = Table(
     "assets",
     metadata,
     Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
+    _organization_id(),
     Column("site_id", Id, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
     # The address it is listed by (lowest IPv4, else lowest IPv6) and its sortable key.
     Column("address", String(45), nullable=False),
@@ -692,12 +674,7 @@ asset_changes = Table(
 retention_settings = Table(
     "retention_settings",
     metadata,
-    Column(
-        "organization_id",
-        Id,
-        ForeignKey("organizations.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _organization_id(primary_key=True),
     Column("task_data_days", Integer, nullable=False),
     Column("stale_after_days", Integer, nullable=False),
     Column("template_id", Id, ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
@@ -714,9 +691,7 @@ reports = Table(
     "reports",
     metadata,
     Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
+    _organization_id(),
     # Which report: `overview`, `comparison` or `external` (core/reports.py).
     Column("report", String(40), nullable=False),
     Column("result", JSON, nullable=True),
@@ -724,8 +699,7 @@ reports = Table(
     # The task whose result is stored, and the template of its daily refresh.
     Column("task_id", Id, nullable=True),
     Column("schedule_id", Id, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    *_timestamps(),
     UniqueConstraint("organization_id", "report"),
 )
 
@@ -735,11 +709,7 @@ reports = Table(
 saved_queries = Table(
     "saved_queries",
     metadata,
-    Column("id", Id, primary_key=True),
-    Column(
-        "organization_id", Id, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("name", String(200), nullable=False),
+    *_owned_row(),
     # What it searches: asset, service or task (store/queries.py).
     Column("kind", String(20), nullable=False),
     Column("search", Text, nullable=False, default=""),
@@ -747,12 +717,10 @@ saved_queries = Table(
     Column("threshold", BigInteger, nullable=True),
     Column("pinned", Boolean, nullable=False, default=False),
     Column("created_by_user_id", Id, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
+    *_timestamps(),
     # The latest count a Query task stored, kept here so the Dashboard reads one row each.
     Column("last_count", BigInteger, nullable=True),
     Column("last_counted_at", UTCDateTime, nullable=True),
-    UniqueConstraint("organization_id", "name"),
     Index(None, "organization_id", "pinned", "id"),
 )
 
