@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core import kinds, recurrence
+from surveyor.core.field_error import FieldError
 from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
 from surveyor.core.resources import Site
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
@@ -35,14 +36,8 @@ from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import get_explorer, get_site, get_zone
 
 
-class InvalidTask(ValueError):
+class InvalidTask(FieldError):
     """A task request that cannot be honoured; `field` names the input at fault."""
-
-    def __init__(self, field: str, message: str, token: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.token = token
 
 
 def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> Site:
