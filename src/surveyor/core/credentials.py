@@ -177,7 +177,6 @@ class Credential:
         return from_columns(
             cls,
             row,
-            kind=CredentialKind(row["kind"]),
             site_ids=tuple(row["site_ids"] or ()),
             fields=dict(row["fields"] or {}),
             secrets={

@@ -71,7 +71,6 @@ class Asset(ColumnRow):
             row,
             addresses=tuple(row["addresses"] or ()),
             hostnames=tuple(row["hostnames"] or ()),
-            alive=bool(row["alive"]),
             tags=tuple(row["tags"] or ()),
             attributes=dict(row["attributes"] or {}),
             outlier_reasons=tuple(row["outlier_reasons"] or ()),
@@ -167,10 +166,6 @@ class CandidateAsset(ColumnRow):
     first_seen: datetime
     last_seen: datetime
     last_run_id: int | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> CandidateAsset:
-        return from_columns(cls, row, alive=bool(row["alive"]))
 
 
 @dataclass(frozen=True, slots=True)

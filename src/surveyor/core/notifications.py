@@ -106,11 +106,8 @@ class NotificationRule:
         return from_columns(
             cls,
             row,
-            trigger=Trigger(row["trigger"]),
-            channel=Channel(row["channel"]),
             options=dict(row["options"] or {}),
             secret=StoredSecret.from_column(secret) if secret else None,
-            enabled=bool(row["enabled"]),
         )
 
 
@@ -133,12 +130,7 @@ class Delivery:
     @classmethod
     def from_row(cls, row: Row) -> Delivery:
         return from_columns(
-            cls,
-            row,
-            trigger=Trigger(row["trigger"]),
-            payload=dict(row["payload"]),
-            status=DeliveryStatus(row["status"]),
-            last_error=row["last_error"] or "",
+            cls, row, payload=dict(row["payload"]), last_error=row["last_error"] or ""
         )
 
 

@@ -347,7 +347,7 @@ def _invitation_query() -> Any:
 
 
 def _invitation(row: Any) -> Invitation:
-    return from_columns(Invitation, row, role=Role(row["role"]))
+    return from_columns(Invitation, row)
 
 
 def create_invitation(
