@@ -123,7 +123,7 @@ class NotJson(ValueError):
 
 class Unreadable(Exception):
     """A task data file that is not complete gzip or text: `after` is the last line read
-    (0 when none was), the message the reader's error."""
+    (0 when none was); its message is the reader's error."""
 
     def __init__(self, after: int, reason: OSError | EOFError | zlib.error) -> None:
         super().__init__(str(reason))
