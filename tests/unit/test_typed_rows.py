@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import JSON, Boolean, Column, Integer, Table
 from surveyor.core.fingerprint import Service
 from surveyor.core.inventory import Asset, AssetService, CandidateAsset, OfflineAsset
 from surveyor.core.resources import Explorer, HostedZone, Site
+from surveyor.core.rows import ColumnRow
 from surveyor.store import inventory
 from surveyor.store.schema import assets, explorers, hosted_zones, services, sites
 
@@ -127,3 +129,39 @@ def test_an_explorer_never_shows_its_secret_digest() -> None:
     row = sample_row(explorers)
 
     assert row["secret_hash"] not in repr(Explorer.from_row(row))
+
+
+class Colour(StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Painted(ColumnRow):
+    id: int
+    done: bool
+    colour: Colour
+    second: Colour | None
+    note: str | None
+
+
+def test_flags_and_enums_are_made_their_declared_types_from_what_their_columns_hold() -> None:
+    row = {"id": 7, "done": 1, "colour": "red", "second": "blue", "note": None}
+
+    painted = Painted.from_row(row)
+
+    assert painted == Painted(7, True, Colour.RED, Colour.BLUE, None)
+    assert painted.done is True
+    assert type(painted.colour) is Colour
+
+
+def test_an_optional_enum_column_holding_null_stays_none() -> None:
+    painted = Painted.from_row({"id": 1, "done": 0, "colour": "blue", "second": None, "note": "x"})
+
+    assert painted.second is None
+    assert painted.done is False
+
+
+def test_a_value_that_is_not_one_of_the_enum_is_refused() -> None:
+    with pytest.raises(ValueError, match="green"):
+        Painted.from_row({"id": 1, "done": 0, "colour": "green", "second": None, "note": None})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from surveyor.core.field_error import FieldError
 from surveyor.core.rows import Row, from_columns
 from surveyor.core.sealed import StoredSecret
 
@@ -85,13 +86,8 @@ def plain_fields(kind: CredentialKind) -> frozenset[str]:
 ALL_SECRET_FIELDS = frozenset(name for kind in CredentialKind for name in secret_fields(kind))
 
 
-class CredentialInvalid(ValueError):
+class CredentialInvalid(FieldError):
     """A field is missing, unknown or malformed; `field` names it (never its value)."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field_name
-        self.message = message
 
 
 def required_fields(kind: CredentialKind, plain: Mapping[str, str]) -> frozenset[str]:
@@ -181,7 +177,6 @@ class Credential:
         return from_columns(
             cls,
             row,
-            kind=CredentialKind(row["kind"]),
             site_ids=tuple(row["site_ids"] or ()),
             fields=dict(row["fields"] or {}),
             secrets={

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from surveyor.core.fingerprint import HostDetails
-from surveyor.core.rows import Row, from_columns
+from surveyor.core.rows import ColumnRow, Row, from_columns
 
 
 def split_lines(text: str) -> tuple[str, ...]:
@@ -17,7 +17,7 @@ def split_lines(text: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Asset:
+class Asset(ColumnRow):
     """One host of a site, as the inventory knows it (docs/inventory.md)."""
 
     id: int
@@ -71,7 +71,6 @@ class Asset:
             row,
             addresses=tuple(row["addresses"] or ()),
             hostnames=tuple(row["hostnames"] or ()),
-            alive=bool(row["alive"]),
             tags=tuple(row["tags"] or ()),
             attributes=dict(row["attributes"] or {}),
             outlier_reasons=tuple(row["outlier_reasons"] or ()),
@@ -80,15 +79,11 @@ class Asset:
 
 def details_from_row(row: Row) -> HostDetails:
     """The descriptive fields of an asset row, as matching and merging compare them."""
-    return HostDetails(
-        mac_vendor=row["mac_vendor"],
-        os_accuracy=row["os_accuracy"],
-        os_version=row["os_version"],
-        device_type=row["device_type"],
-        description=row["description"],
+    return from_columns(
+        HostDetails,
+        row,
         tags=tuple(row["tags"] or ()),
         attributes=tuple(sorted((row["attributes"] or {}).items())),
-        seen_by=row["seen_by"],
     )
 
 
@@ -107,20 +102,16 @@ def details_columns(details: HostDetails) -> dict[str, object]:
 
 
 @dataclass(frozen=True, slots=True)
-class AssetSource:
+class AssetSource(ColumnRow):
     """A source that saw an asset (`scan`, `ldap`, `import:nmap`, ...): first and last."""
 
     source: str
     first_seen: datetime
     last_seen: datetime
 
-    @classmethod
-    def from_row(cls, row: Row) -> AssetSource:
-        return from_columns(cls, row)
-
 
 @dataclass(frozen=True, slots=True)
-class AssetService:
+class AssetService(ColumnRow):
     """One open port of an asset, with what the probes learned about it."""
 
     id: int
@@ -161,7 +152,7 @@ class AssetService:
 
 
 @dataclass(frozen=True, slots=True)
-class CandidateAsset:
+class CandidateAsset(ColumnRow):
     """What matching and merging read of every asset an answer may belong to; its address
     and name lists and its services are read only when an answer is not plainly identical."""
 
@@ -175,10 +166,6 @@ class CandidateAsset:
     first_seen: datetime
     last_seen: datetime
     last_run_id: int | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> CandidateAsset:
-        return from_columns(cls, row, alive=bool(row["alive"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,39 +96,38 @@ class JsonlLimits:
         by_ratio = max(RATIO_FREE_BYTES, self.max_gzip_ratio * compressed_bytes)
         return min(self.max_data_bytes, by_ratio)
 
+    def exceeded(self, setting: str, problem: str, line: int | None = None) -> LimitExceeded:
+        """`problem`, data over the limit `setting` sets (at `line`, when one is at fault)."""
+        maximum = {
+            RECORD_SETTING: self.max_record_bytes,
+            DEPTH_SETTING: self.max_json_depth,
+            DATA_SETTING: self.max_data_bytes,
+            RATIO_SETTING: self.max_gzip_ratio,
+        }[setting]
+        return LimitExceeded(problem, setting=setting, maximum=maximum, line=line)
+
     def expanded_too_far(self, compressed_bytes: int) -> LimitExceeded:
         budget = self.expansion_budget(compressed_bytes)
         if budget == self.max_data_bytes:
-            return LimitExceeded(
-                f"the data is larger than {budget} bytes once decompressed",
-                setting=DATA_SETTING,
-                maximum=self.max_data_bytes,
+            return self.exceeded(
+                DATA_SETTING, f"the data is larger than {budget} bytes once decompressed"
             )
-        return LimitExceeded(
+        return self.exceeded(
+            RATIO_SETTING,
             f"the file decompresses to more than {self.max_gzip_ratio} times its size "
             f"({budget} bytes from {compressed_bytes}); it looks like a decompression bomb",
-            setting=RATIO_SETTING,
-            maximum=self.max_gzip_ratio,
         )
 
     def too_much_data(self) -> LimitExceeded:
-        return LimitExceeded(
-            f"the data is larger than {self.max_data_bytes} bytes",
-            setting=DATA_SETTING,
-            maximum=self.max_data_bytes,
-        )
+        return self.exceeded(DATA_SETTING, f"the data is larger than {self.max_data_bytes} bytes")
 
 
 DEFAULT_LIMITS: Final = JsonlLimits()
 
 
 def _record_too_large(limits: JsonlLimits, line: int) -> LimitExceeded:
-    return LimitExceeded(
-        f"the record is larger than {limits.max_record_bytes} bytes",
-        setting=RECORD_SETTING,
-        maximum=limits.max_record_bytes,
-        line=line,
-    )
+    problem = f"the record is larger than {limits.max_record_bytes} bytes"
+    return limits.exceeded(RECORD_SETTING, problem, line)
 
 
 _TEXT = re.compile(rb"[^\n]+")
@@ -199,12 +198,8 @@ def check_depth(line: bytes, number: int, limits: JsonlLimits) -> None:
 
 
 def _too_deep(limits: JsonlLimits, line: int) -> LimitExceeded:
-    return LimitExceeded(
-        f"the JSON nests deeper than {limits.max_json_depth} levels",
-        setting=DEPTH_SETTING,
-        maximum=limits.max_json_depth,
-        line=line,
-    )
+    problem = f"the JSON nests deeper than {limits.max_json_depth} levels"
+    return limits.exceeded(DEPTH_SETTING, problem, line)
 
 
 def parse_line(line: bytes, number: int, limits: JsonlLimits) -> Any:

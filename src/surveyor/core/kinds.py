@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from surveyor.core import retention
+from surveyor.core.field_error import FieldError
 from surveyor.core.scan_params import (
     DEFAULT_TCP_PORTS,
     ScanParamsError,
@@ -77,15 +78,9 @@ class Collector(StrEnum):
     NOBODY = "nobody"
 
 
-class ParamsError(ValueError):
+class ParamsError(FieldError):
     """Params a kind refuses: the params key at fault ("" for the whole), a message a user
     can act on, and the offending token when one is to blame."""
-
-    def __init__(self, field: str, message: str, token: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.token = token
 
 
 @dataclass(frozen=True)

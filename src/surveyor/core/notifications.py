@@ -16,6 +16,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from surveyor.core.field_error import FieldError
+from surveyor.core.rows import Row, from_columns
 from surveyor.core.sealed import StoredSecret
 
 
@@ -80,13 +82,8 @@ _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 _HOST = re.compile(r"^[A-Za-z0-9.\-:\[\]]+$")
 
 
-class RuleInvalid(ValueError):
+class RuleInvalid(FieldError):
     """A rule that cannot be kept: the field at fault and why, in words."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -104,20 +101,13 @@ class NotificationRule:
     updated_at: datetime
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> NotificationRule:
+    def from_row(cls, row: Row) -> NotificationRule:
         secret = row["secret"]
-        return cls(
-            id=int(row["id"]),
-            organization_id=int(row["organization_id"]),
-            name=row["name"],
-            trigger=Trigger(row["trigger"]),
-            channel=Channel(row["channel"]),
-            target=row["target"],
+        return from_columns(
+            cls,
+            row,
             options=dict(row["options"] or {}),
             secret=StoredSecret.from_column(secret) if secret else None,
-            enabled=bool(row["enabled"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
         )
 
 
@@ -138,21 +128,9 @@ class Delivery:
     last_error: str
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Delivery:
-        return cls(
-            id=int(row["id"]),
-            organization_id=int(row["organization_id"]),
-            rule_id=int(row["rule_id"]),
-            event_key=row["event_key"],
-            trigger=Trigger(row["trigger"]),
-            payload=dict(row["payload"]),
-            status=DeliveryStatus(row["status"]),
-            attempts=int(row["attempts"]),
-            next_attempt_at=row["next_attempt_at"],
-            created_at=row["created_at"],
-            delivered_at=row["delivered_at"],
-            last_status_code=row["last_status_code"],
-            last_error=row["last_error"] or "",
+    def from_row(cls, row: Row) -> Delivery:
+        return from_columns(
+            cls, row, payload=dict(row["payload"]), last_error=row["last_error"] or ""
         )
 
 
@@ -168,15 +146,8 @@ class Attempt:
     duration_ms: int
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Attempt:
-        return cls(
-            id=int(row["id"]),
-            delivery_id=int(row["delivery_id"]),
-            at=row["at"],
-            status_code=row["status_code"],
-            error=row["error"] or "",
-            duration_ms=int(row["duration_ms"]),
-        )
+    def from_row(cls, row: Row) -> Attempt:
+        return from_columns(cls, row, error=row["error"] or "")
 
 
 # Checking a rule

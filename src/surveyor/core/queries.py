@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlencode
 
-from surveyor.core.rows import Row, from_columns
+from surveyor.core.rows import ColumnRow
 
 #: The most insights an organization pins: the Dashboard stays one fast page.
 MAX_PINNED = 100
@@ -46,7 +46,7 @@ class QueryKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class SavedQuery:
+class SavedQuery(ColumnRow):
     """A saved search; `last_count` is the latest count a Query task stored (None: none yet)."""
 
     id: int
@@ -61,10 +61,6 @@ class SavedQuery:
     updated_at: datetime
     last_count: int | None
     last_counted_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> SavedQuery:
-        return from_columns(cls, row)
 
     @property
     def link(self) -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from surveyor.core.rows import Row, from_columns
+from surveyor.core.rows import ColumnRow, Row, from_columns
 from surveyor.core.targets import TargetError, build_scope, parse_targets
 
 
 @dataclass(frozen=True, slots=True)
-class Site:
+class Site(ColumnRow):
     """A part of the network with its own scan scope and its own assets."""
 
     id: int
@@ -27,10 +27,6 @@ class Site:
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Row) -> Site:
-        return from_columns(cls, row)
-
     @property
     def scope_size(self) -> int:
         """How many addresses its scope holds after its excludes (0 if it does not parse)."""
@@ -41,7 +37,7 @@ class Site:
 
 
 @dataclass(frozen=True, slots=True)
-class HostedZone:
+class HostedZone(ColumnRow):
     """Explorers that share a limit on how many scans they run at once."""
 
     id: int
@@ -52,13 +48,9 @@ class HostedZone:
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Row) -> HostedZone:
-        return from_columns(cls, row)
-
 
 @dataclass(frozen=True, slots=True)
-class Explorer:
+class Explorer(ColumnRow):
     """An enrolled agent that scans, with what it last said about its host."""
 
     id: int

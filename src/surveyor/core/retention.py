@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from surveyor.core.field_error import FieldError
+
 DEFAULT_TASK_DATA_DAYS = 90
 DEFAULT_STALE_AFTER_DAYS = 30
 #: Bounds of both settings, in days (about ten years at most).
@@ -36,13 +38,8 @@ STALE_KEY = "stale"
 IDS_PER_EVENT = 200
 
 
-class RetentionSettingError(ValueError):
+class RetentionSettingError(FieldError):
     """A setting out of bounds: the setting's name and a message a user can act on."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from surveyor.core.field_error import FieldError
 from surveyor.core.ports import PortError, format_ports, parse_ports
 from surveyor.core.targets import (
     DEFAULT_IPV6_MIN_PREFIX,
@@ -63,14 +64,8 @@ DEFAULT_SCOPE_CAP: Final = 65536
 DEFAULT_PROBE_CAP: Final = DEFAULT_SCOPE_CAP * 1000
 
 
-class ScanParamsError(ValueError):
+class ScanParamsError(FieldError):
     """Invalid scan params: the key at fault, a message, and the offending token if any."""
-
-    def __init__(self, field: str, message: str, token: str | None = None) -> None:
-        self.field = field
-        self.message = message
-        self.token = token
-        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from surveyor.core.rows import Row, from_columns
+from surveyor.core.rows import ColumnRow
 from surveyor.core.tasks import Tab, TaskStatus, WaitReason
 
 
 @dataclass(frozen=True, slots=True)
-class Task:
+class Task(ColumnRow):
     """A task (SPEC §4), or a recurring template (`recur`): every column of its row."""
 
     id: int
@@ -86,21 +86,6 @@ class Task:
     processing_attempts: int
     data_sha256: str | None
     data_partial: bool
-
-    @classmethod
-    def from_row(cls, row: Row) -> Task:
-        """The task of a row holding every column (a `KeyError` names a missing one)."""
-        tab, waiting = row["tab"], row["wait_reason"]
-        return from_columns(
-            cls,
-            row,
-            status=TaskStatus(row["status"]),
-            recur=bool(row["recur"]),
-            hidden=bool(row["hidden"]),
-            data_partial=bool(row["data_partial"]),
-            tab=Tab(tab) if tab is not None else None,
-            wait_reason=WaitReason(waiting) if waiting is not None else None,
-        )
 
     def as_row(self) -> dict[str, Any]:
         """The columns of its row, as stored (enums as their values)."""

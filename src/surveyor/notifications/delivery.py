@@ -12,13 +12,12 @@ out: receivers tell a repeat by its `X-Surveyor-Delivery` id.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -32,12 +31,23 @@ from surveyor.core.notifications import (
     retry_wait,
     secret_aad,
 )
-from surveyor.notifications.senders import EmailSender, SendOutcome, WebhookSender
+from surveyor.notifications.senders import (
+    EmailSender,
+    Outgoing,
+    Sender,
+    SendOutcome,
+    WebhookSender,
+)
 from surveyor.notifications.watcher import LOOKBACK, STREAM, WATCHED_CHANGES, watch
 from surveyor.security.secretbox import SecretBox, SecretDamaged, WrongSecretKey
-from surveyor.service.background import BackgroundService, ServiceHost
+from surveyor.service.background import (
+    BackgroundService,
+    ServiceHost,
+    finish_in_thread,
+    run_passes,
+)
 from surveyor.store import notifications as store
-from surveyor.store.change_bus import AsyncSignal, ChangeBus
+from surveyor.store.change_bus import ChangeBus
 from surveyor.store.changes import TaskChange
 from surveyor.store.engine import Database
 
@@ -49,20 +59,6 @@ LEASE = timedelta(minutes=2)
 LONGEST_SLEEP = 5.0
 RETRY_AFTER_ERROR = 2.0
 SENDS_PER_PASS = 20
-
-
-class Sender(Protocol):
-    def send(
-        self,
-        rule: NotificationRule,
-        delivery_id: int,
-        payload: Mapping[str, Any],
-        secret: str,
-        *,
-        timestamp: int,
-    ) -> SendOutcome: ...
-
-    def close(self) -> None: ...
 
 
 def default_senders() -> dict[Channel, Sender]:
@@ -150,9 +146,8 @@ class Deliverer:
             return SendOutcome(False, None, "the rule's secret does not decrypt: set it again")
         timestamp = int(self.clock.now().timestamp())
         try:
-            return self.senders[rule.channel].send(
-                rule, delivery_id, payload, secret, timestamp=timestamp
-            )
+            outgoing = Outgoing(rule, delivery_id, payload, secret, timestamp)
+            return self.senders[rule.channel].send(outgoing)
         except Exception as exc:  # a sender's bug must not stop the service
             log.exception("sending notification %d failed unexpectedly", delivery_id)
             return SendOutcome(False, None, f"sending failed unexpectedly ({type(exc).__name__})")
@@ -189,28 +184,17 @@ async def run_deliverer(
     """Pass after pass until cancelled; a task reaching a watched status (on the change bus
     `changes`) and the clock jumping (a test's) cut a sleep short. A pass in progress is let
     finish before cancellation completes."""
-    wake = AsyncSignal()
-    unsubscribes = [deliverer.clock.on_jump(wake.notify)]
-    if changes is not None:
-        unsubscribes.append(changes.subscribe(lambda _changes: wake.notify(), where=_wakes))
+
+    async def one_pass() -> float:
+        try:
+            return await finish_in_thread(partial(deliverer.run_pass, longest_sleep))
+        except Exception:
+            log.exception("a notification pass failed; trying again in %s s", RETRY_AFTER_ERROR)
+            return RETRY_AFTER_ERROR
+
     try:
-        while True:
-            armed = wake.arm()
-            running = asyncio.ensure_future(asyncio.to_thread(deliverer.run_pass, longest_sleep))
-            try:
-                delay = await asyncio.shield(running)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await running
-                raise
-            except Exception:
-                log.exception("a notification pass failed; trying again in %s s", RETRY_AFTER_ERROR)
-                delay = RETRY_AFTER_ERROR
-            if delay > 0:
-                await wake.wait(armed, delay)
+        await run_passes(one_pass, clock=deliverer.clock, changes=changes, wakes=_wakes)
     finally:
-        for unsubscribe in unsubscribes:
-            unsubscribe()
         deliverer.close()
 
 

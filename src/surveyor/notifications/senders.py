@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2
 
@@ -46,6 +46,26 @@ class SendOutcome:
     error: str = ""
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """What one attempt sends: a delivery of `rule` (its id and payload), with the rule's
+    secret opened ("" when it has none) and the time of sending in Unix seconds."""
+
+    rule: NotificationRule
+    delivery_id: int
+    payload: Mapping[str, Any]
+    secret: str
+    timestamp: int
+
+
+class Sender(Protocol):
+    """A channel's sender: one attempt at a time, and `close` when the service stops."""
+
+    def send(self, outgoing: Outgoing) -> SendOutcome: ...
+
+    def close(self) -> None: ...
+
+
 def body_of(delivery_id: int, payload: Mapping[str, Any]) -> bytes:
     """The bytes a webhook posts (and signs): the payload with its delivery id, as JSON."""
     document = {"delivery_id": delivery_id, **payload}
@@ -68,17 +88,10 @@ class WebhookSender:
     def close(self) -> None:
         self._client.close()
 
-    def send(
-        self,
-        rule: NotificationRule,
-        delivery_id: int,
-        payload: Mapping[str, Any],
-        secret: str,
-        *,
-        timestamp: int,
-    ) -> SendOutcome:
+    def send(self, outgoing: Outgoing) -> SendOutcome:
+        rule, delivery_id, payload = outgoing.rule, outgoing.delivery_id, outgoing.payload
         body = body_of(delivery_id, payload)
-        stamp = str(timestamp)
+        stamp = str(outgoing.timestamp)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"Surveyor/{__version__}",
@@ -86,8 +99,8 @@ class WebhookSender:
             DELIVERY_HEADER: str(delivery_id),
             EVENT_HEADER: rule.trigger.value,
         }
-        if secret:
-            headers[SIGNATURE_HEADER] = signature(secret, stamp, body)
+        if outgoing.secret:
+            headers[SIGNATURE_HEADER] = signature(outgoing.secret, stamp, body)
         try:
             answer = self._client.post(rule.target, content=body, headers=headers)
         except httpx2.HTTPError as exc:
@@ -122,15 +135,8 @@ class EmailSender:
     def close(self) -> None:
         """Nothing is held between attempts: each opens its own connection."""
 
-    def send(
-        self,
-        rule: NotificationRule,
-        delivery_id: int,
-        payload: Mapping[str, Any],
-        secret: str,
-        *,
-        timestamp: int,
-    ) -> SendOutcome:
+    def send(self, outgoing: Outgoing) -> SendOutcome:
+        rule, delivery_id, payload = outgoing.rule, outgoing.delivery_id, outgoing.payload
         options = rule.options
         message = EmailMessage()
         message["From"] = options.get("sender") or DEFAULT_SENDER
@@ -148,7 +154,7 @@ class EmailSender:
                     smtp.starttls(context=self._tls_context())
                     smtp.ehlo()
                 if options.get("smtp_username"):
-                    smtp.login(options["smtp_username"], secret)
+                    smtp.login(options["smtp_username"], outgoing.secret)
                 refused = smtp.send_message(message)
         except smtplib.SMTPResponseException as exc:
             error = exc.smtp_error

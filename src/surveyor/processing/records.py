@@ -27,7 +27,6 @@ import marshal
 import os
 import re
 import sqlite3
-import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,10 +61,10 @@ from surveyor.core.identify import (
     identify_cached,
     service_product,
 )
-from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded, parse_line
+from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded
 from surveyor.core.ports import PortError, parse_ports
 from surveyor.core.targets import Scope, TargetError, build_scope, parse_targets
-from surveyor.store.taskdata import create_temp_file, task_data_lines
+from surveyor.store.taskdata import NotJson, Unreadable, create_temp_file, task_data_values
 
 MAX_BANNER = 2048
 MAX_SHORT_TEXT = 200
@@ -375,15 +374,8 @@ def read_records(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for every non-blank line, gzip or plain, read within `limits`;
     malformed lines and data over the limits raise TaskDataError."""
-    number = 0
     try:
-        for number, line in task_data_lines(path, limits):
-            if not line.strip():
-                continue
-            try:
-                record = parse_line(line, number, limits)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise TaskDataError(f"not valid JSON ({exc})", number) from None
+        for number, record in task_data_values(path, limits):
             if not isinstance(record, dict):
                 raise TaskDataError("a record must be a JSON object", number)
             kind = record.get("type")
@@ -392,11 +384,13 @@ def read_records(
                     f"'type' must be one of {', '.join(RECORD_TYPES)}, not {kind!r}", number
                 )
             yield number, record
+    except NotJson as exc:
+        raise TaskDataError(f"not valid JSON ({exc})", exc.line) from None
     except LimitExceeded as exc:
         raise TaskDataError.over_limit(exc) from None
-    except (OSError, EOFError, zlib.error) as exc:
+    except Unreadable as exc:
         raise TaskDataError(
-            f"the file is not complete gzip or text ({exc})", number + 1 if number else None
+            f"the file is not complete gzip or text ({exc})", exc.after + 1 if exc.after else None
         ) from None
 
 

@@ -7,16 +7,20 @@ made in this process, or on PostgreSQL in any other). Blocking database work run
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from surveyor.scheduler.leader import leadership_for
 from surveyor.scheduler.tick import DEFAULT_BATCH_SIZE, Scheduler, TickReport
-from surveyor.service.background import BackgroundService, ServiceHost
+from surveyor.service.background import (
+    BackgroundService,
+    ServiceHost,
+    finish_in_thread,
+    run_passes,
+)
 from surveyor.service.scheduling import schedule_changed
-from surveyor.store.change_bus import AsyncSignal, ChangeBus
+from surveyor.store.change_bus import ChangeBus
 
 log = logging.getLogger("surveyor.scheduler")
 
@@ -36,21 +40,12 @@ async def run_scheduler(
     """Tick until cancelled. A tick in progress is let finish before cancellation completes.
     Schedule changes on the bus `changes`, and the scheduler's clock jumping (a test's),
     cut a sleep short."""
-    wake = AsyncSignal()
-    unsubscribes = [scheduler.clock.on_jump(wake.notify)]
-    if changes is not None:
-        unsubscribes.append(
-            changes.subscribe(lambda _changes: wake.notify(), where=schedule_changed)
-        )
-    try:
-        while True:
-            armed = wake.arm()
-            delay = await _tick_once(scheduler, longest_sleep, on_tick)
-            if delay > 0:
-                await wake.wait(armed, delay)
-    finally:
-        for unsubscribe in unsubscribes:
-            unsubscribe()
+    await run_passes(
+        partial(_tick_once, scheduler, longest_sleep, on_tick),
+        clock=scheduler.clock,
+        changes=changes,
+        wakes=schedule_changed,
+    )
 
 
 async def _tick_once(
@@ -58,13 +53,8 @@ async def _tick_once(
     longest_sleep: float,
     on_tick: Callable[[TickReport], None] | None,
 ) -> float:
-    running = asyncio.ensure_future(asyncio.to_thread(scheduler.tick))
     try:
-        report = await asyncio.shield(running)
-    except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            await running
-        raise
+        report = await finish_in_thread(scheduler.tick)
     except Exception:
         log.exception("a scheduler tick failed; trying again in %s s", RETRY_AFTER_ERROR)
         return RETRY_AFTER_ERROR

@@ -9,12 +9,14 @@ imports the console.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from surveyor.core.clock import Clock
-from surveyor.store.change_bus import ChangeBus
+from surveyor.store.change_bus import AsyncSignal, ChangeBus, Interest
 from surveyor.store.engine import Database
 
 
@@ -37,3 +39,42 @@ class ServiceHost(Protocol):
 Host = TypeVar("Host")
 #: A service run beside the API (or alone), given the process's state of type `Host`.
 BackgroundService = Callable[[Host], Coroutine[Any, Any, None]]
+
+_T = TypeVar("_T")
+
+
+async def finish_in_thread(work: Callable[[], _T]) -> _T:
+    """What `work` returns, run in a thread. Cancelled meanwhile, it lets `work` finish
+    first (a pass never stops between its transactions), then the cancellation goes on."""
+    running = asyncio.ensure_future(asyncio.to_thread(work))
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await running
+        raise
+
+
+async def run_passes(
+    one_pass: Callable[[], Awaitable[float]],
+    *,
+    clock: Clock,
+    changes: ChangeBus | None,
+    wakes: Interest,
+) -> None:
+    """Pass after pass until cancelled, each pass saying how many seconds to sleep before
+    the next; the clock jumping (a test's) and a change on the bus `changes` that `wakes`
+    cut a sleep short."""
+    wake = AsyncSignal()
+    unsubscribes = [clock.on_jump(wake.notify)]
+    if changes is not None:
+        unsubscribes.append(changes.subscribe(lambda _changes: wake.notify(), where=wakes))
+    try:
+        while True:
+            armed = wake.arm()
+            delay = await one_pass()
+            if delay > 0:
+                await wake.wait(armed, delay)
+    finally:
+        for unsubscribe in unsubscribes:
+            unsubscribe()

@@ -46,20 +46,42 @@ def claim(conn: Connection, *, now: datetime) -> Task | None:
         assert collecting is not None, "a kind the console runs has a collecting status"
         attempt = task.attempt + 1
         try:
-            return task_store.transition(
+            return _move(
                 conn,
-                task.organization_id,
-                task.id,
+                task,
                 collecting,
-                actor=CONSOLE_ACTOR,
-                message=f"started in the console (attempt {attempt})",
-                expected=[TaskStatus.NEW],
+                f"started in the console (attempt {attempt})",
+                expected=TaskStatus.NEW,
                 changes=launched(attempt, now),
                 now=now,
             )
         except (IllegalTransition, task_store.StaleTask):
             continue
     return None
+
+
+def _move(
+    conn: Connection,
+    task: Task,
+    to: TaskStatus,
+    message: str,
+    *,
+    expected: TaskStatus,
+    now: datetime,
+    changes: Mapping[str, Any] | None = None,
+) -> Task:
+    """Move the console's run of `task` from `expected` to `to`, as the console."""
+    return task_store.transition(
+        conn,
+        task.organization_id,
+        task.id,
+        to,
+        actor=CONSOLE_ACTOR,
+        message=message,
+        expected=[expected],
+        changes=changes,
+        now=now,
+    )
 
 
 def _current(conn: Connection, task: Task, allowed: tuple[TaskStatus, ...]) -> Task:
@@ -122,37 +144,30 @@ def finish(
     }
     store()
     if stopping:
-        return task_store.transition(
+        return _move(
             conn,
-            task.organization_id,
-            task.id,
+            task,
             TaskStatus.STOPPED,
-            actor=CONSOLE_ACTOR,
-            message=f"stopped; what it had read ({hosts} hosts) is kept: process the task "
-            "to merge it",
-            expected=[TaskStatus.STOPPING],
+            f"stopped; what it had read ({hosts} hosts) is kept: process the task to merge it",
+            expected=TaskStatus.STOPPING,
             changes=data,
             now=now,
         )
-    task_store.transition(
+    _move(
         conn,
-        task.organization_id,
-        task.id,
+        task,
         collected,
-        actor=CONSOLE_ACTOR,
-        message=f"read {hosts} hosts",
-        expected=[current.status],
+        f"read {hosts} hosts",
+        expected=current.status,
         changes=data,
         now=now,
     )
-    return task_store.transition(
+    return _move(
         conn,
-        task.organization_id,
-        task.id,
+        task,
         TaskStatus.PROCESSING_QUEUED,
-        actor=CONSOLE_ACTOR,
-        message=f"task data in place ({size} bytes)",
-        expected=[collected],
+        f"task data in place ({size} bytes)",
+        expected=collected,
         now=now,
     )
 
@@ -161,24 +176,20 @@ def fail(conn: Connection, task: Task, *, error: str, now: datetime) -> Task:
     """The run failed: canceled with `error` (one being stopped just becomes `stopped`)."""
     current = _current(conn, task, _running(task))
     if current.status is TaskStatus.STOPPING:
-        return task_store.transition(
+        return _move(
             conn,
-            task.organization_id,
-            task.id,
+            task,
             TaskStatus.STOPPED,
-            actor=CONSOLE_ACTOR,
-            message=f"stopped; the run had failed: {error}",
-            expected=[TaskStatus.STOPPING],
+            f"stopped; the run had failed: {error}",
+            expected=TaskStatus.STOPPING,
             now=now,
         )
-    return task_store.transition(
+    return _move(
         conn,
-        task.organization_id,
-        task.id,
+        task,
         TaskStatus.CANCELED,
-        actor=CONSOLE_ACTOR,
-        message="the run failed",
-        expected=[current.status],
+        "the run failed",
+        expected=current.status,
         changes={"error": error},
         now=now,
     )
@@ -203,14 +214,12 @@ def settle_silent_runs(conn: Connection, *, now: datetime, silence: timedelta) -
                     "run the task again"
                 }
             ended.append(
-                task_store.transition(
+                _move(
                     conn,
-                    task.organization_id,
-                    task.id,
+                    task,
                     target,
-                    actor=CONSOLE_ACTOR,
-                    message=message,
-                    expected=[task.status],
+                    message,
+                    expected=task.status,
                     changes=changes,
                     now=now,
                 )

@@ -59,22 +59,12 @@ MIN_REDACTED_LENGTH = 3
 class CredentialRefused(Refused):
     """A refused action on a credential."""
 
-
-def _not_found(credential_id: int) -> CredentialRefused:
-    return CredentialRefused(
-        Reason.NOT_FOUND, "not_found", f"credential {credential_id} does not exist"
-    )
+    noun = "credential"
 
 
 def _invalid(exc: CredentialInvalid) -> CredentialRefused:
     return CredentialRefused(
         Reason.INVALID, "invalid_credential", exc.message, {"field": exc.field}
-    )
-
-
-def _name_taken(name: str) -> CredentialRefused:
-    return CredentialRefused(
-        Reason.CONFLICT, "conflict", f"a credential named {name!r} exists", {"field": "name"}
     )
 
 
@@ -137,7 +127,7 @@ def create_credential(
             conn, org, name=name, kind=kind, site_ids=sites, fields=plain, now=now
         )
     except Conflict as exc:
-        raise _name_taken(name) from exc
+        raise CredentialRefused.name_taken(name) from exc
     store.update_credential(
         conn,
         org,
@@ -167,9 +157,7 @@ def create_credential(
 
 def get_credential(conn: Connection, actor: Principal, credential_id: int) -> Credential:
     found = store.get_credential(conn, actor.organization_id, credential_id)
-    if found is None:
-        raise _not_found(credential_id)
-    return found
+    return CredentialRefused.require_found(found, credential_id)
 
 
 def update_credential(
@@ -222,7 +210,7 @@ def update_credential(
         try:
             store.update_credential(conn, org, credential_id, changes, now=now)
         except Conflict as exc:
-            raise _name_taken(name or "") from exc
+            raise CredentialRefused.name_taken(name or "") from exc
         details: dict[str, Any] = {
             "changed": sorted(key for key in changes if key in ("name", "site_ids")),
             "fields": changed_plain,
@@ -307,9 +295,8 @@ def credential_for_use(
 ) -> tuple[Credential, dict[str, str]]:
     """The credential and its opened fields, for a connector run on `site_id` (None: no
     site check); marks it used. Refuses a credential the site may not use."""
-    credential = store.get_credential(conn, organization_id, credential_id)
-    if credential is None:
-        raise _not_found(credential_id)
+    found = store.get_credential(conn, organization_id, credential_id)
+    credential = CredentialRefused.require_found(found, credential_id)
     if site_id is not None and not credential.usable_on(site_id):
         raise CredentialRefused(
             Reason.INVALID,

@@ -35,6 +35,7 @@ from surveyor.core.tasks import (
 from surveyor.service.launch import (
     SYSTEM_ACTOR,
     explorer_actor,
+    explorer_cancel,
     explorer_transition,
     is_online,
     reported_progress,
@@ -295,16 +296,7 @@ def _end_failed(
             message=stopped,
             now=now,
         )
-    return explorer_transition(
-        conn,
-        explorer,
-        task.id,
-        task.status,
-        TaskStatus.CANCELED,
-        message=canceled,
-        changes={"error": error},
-        now=now,
-    )
+    return explorer_cancel(conn, explorer, task, message=canceled, error=error, now=now)
 
 
 @dataclass(frozen=True)

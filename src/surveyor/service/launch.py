@@ -198,6 +198,23 @@ def explorer_transition(
     )
 
 
+def explorer_cancel(
+    conn: Connection, explorer: Explorer, task: Task, *, message: str, error: str, now: datetime
+) -> Task:
+    """Cancel a task of the explorer's from its status, as the explorer: `message` is the
+    event's, `error` the task's."""
+    return explorer_transition(
+        conn,
+        explorer,
+        task.id,
+        task.status,
+        TaskStatus.CANCELED,
+        message=message,
+        changes={"error": error},
+        now=now,
+    )
+
+
 def launch(conn: Connection, task: Task, explorer: Explorer, *, now: datetime) -> Task:
     """Move a due scan to its kind's collecting status (`active`) on the explorer, as a new
     attempt with a fresh token."""
@@ -261,32 +278,20 @@ def settle_lost_tasks(conn: Connection, explorer: Explorer, *, now: datetime) ->
                     now=now,
                 )
             elif status in COLLECTED_STATUSES:
-                explorer_transition(
-                    conn,
-                    explorer,
-                    task.id,
-                    status,
-                    TaskStatus.CANCELED,
-                    message="task data lost",
-                    changes={
-                        "error": f"the explorer '{name}' lost the task data before its upload "
-                        f"finished (it restarted); the {noun} was canceled"
-                    },
-                    now=now,
+                error = (
+                    f"the explorer '{name}' lost the task data before its upload finished "
+                    f"(it restarted); the {noun} was canceled"
+                )
+                explorer_cancel(
+                    conn, explorer, task, message="task data lost", error=error, now=now
                 )
             elif task.attempt >= MAX_ATTEMPTS:
-                explorer_transition(
-                    conn,
-                    explorer,
-                    task.id,
-                    status,
-                    TaskStatus.CANCELED,
-                    message="too many attempts",
-                    changes={
-                        "error": f"the explorer '{name}' lost the {noun} {task.attempt} times "
-                        f"(it restarted while running it); the {noun} was canceled"
-                    },
-                    now=now,
+                error = (
+                    f"the explorer '{name}' lost the {noun} {task.attempt} times "
+                    f"(it restarted while running it); the {noun} was canceled"
+                )
+                explorer_cancel(
+                    conn, explorer, task, message="too many attempts", error=error, now=now
                 )
             else:
                 return _relaunch(conn, task, explorer, now=now)

@@ -42,22 +42,12 @@ MAX_SECRET = 1000
 class NotificationRefused(Refused):
     """A refused action on a notification rule."""
 
-
-def _not_found(rule_id: int) -> NotificationRefused:
-    return NotificationRefused(
-        Reason.NOT_FOUND, "not_found", f"notification rule {rule_id} does not exist"
-    )
+    noun = "notification rule"
 
 
 def _invalid(message: str, field: str | None) -> NotificationRefused:
     details = {"field": field} if field else None
     return NotificationRefused(Reason.INVALID, "invalid_notification", message, details)
-
-
-def _name_taken(name: str) -> NotificationRefused:
-    return NotificationRefused(
-        Reason.CONFLICT, "conflict", f"a notification rule named {name!r} exists", {"field": "name"}
-    )
 
 
 def _check_name(name: str) -> str:
@@ -112,7 +102,7 @@ def create_rule(
             now=now,
         )
     except Conflict as exc:
-        raise _name_taken(name) from exc
+        raise NotificationRefused.name_taken(name) from exc
     if secret:
         sealed = {"secret": _seal(box, rule_id, secret, now)}
         store.update_rule(conn, actor.organization_id, rule_id, sealed, now=now)
@@ -141,9 +131,7 @@ def create_rule(
 
 def get_rule(conn: Connection, actor: Principal, rule_id: int) -> NotificationRule:
     found = store.get_rule(conn, actor.organization_id, rule_id)
-    if found is None:
-        raise _not_found(rule_id)
-    return found
+    return NotificationRefused.require_found(found, rule_id)
 
 
 def update_rule(
@@ -185,7 +173,7 @@ def update_rule(
         try:
             store.update_rule(conn, actor.organization_id, rule_id, changes, now=now)
         except Conflict as exc:
-            raise _name_taken(name or "") from exc
+            raise NotificationRefused.name_taken(name or "") from exc
         details: dict[str, Any] = {"changed": sorted(key for key in changes if key != "secret")}
         if secret_change:
             details["secret"] = secret_change

@@ -29,13 +29,11 @@ PINNED_REASON = "a query was pinned to the Dashboard or its search changed"
 class QueryRefused(Refused):
     """A refused action on a saved query."""
 
+    noun = "saved query"
+
 
 def _invalid(field: str, message: str) -> QueryRefused:
     return QueryRefused(Reason.INVALID, "invalid_query", message, {"field": field})
-
-
-def _not_found(query_id: int) -> QueryRefused:
-    return QueryRefused(Reason.NOT_FOUND, "not_found", f"saved query {query_id} does not exist")
 
 
 def _checked_name(name: str) -> str:
@@ -71,12 +69,6 @@ def check_search(conn: Connection, kind: QueryKind, search: str, *, now: datetim
     return search
 
 
-def _conflict(name: str) -> QueryRefused:
-    return QueryRefused(
-        Reason.CONFLICT, "conflict", f"a saved query named {name!r} exists", {"field": "name"}
-    )
-
-
 def _check_room_to_pin(conn: Connection, organization_id: int) -> None:
     if store.count_pinned(conn, organization_id) >= MAX_PINNED:
         raise QueryRefused(
@@ -88,9 +80,7 @@ def _check_room_to_pin(conn: Connection, organization_id: int) -> None:
 
 def get_query(conn: Connection, actor: Principal, query_id: int) -> SavedQuery:
     found = store.get_query(conn, actor.organization_id, query_id)
-    if found is None:
-        raise _not_found(query_id)
-    return found
+    return QueryRefused.require_found(found, query_id)
 
 
 def create_query(
@@ -126,7 +116,7 @@ def create_query(
             now=now,
         )
     except Conflict:
-        raise _conflict(name) from None
+        raise QueryRefused.name_taken(name) from None
     record(
         conn,
         actor,
@@ -159,7 +149,7 @@ def edit_query(
     try:
         edited = store.update_query(conn, actor.organization_id, query_id, values, now=now)
     except Conflict:
-        raise _conflict(values["name"]) from None
+        raise QueryRefused.name_taken(values["name"]) from None
     assert edited is not None
     record(conn, actor, "edit", OBJECT_TYPE, query_id, now=now, details=values)
     if edited.pinned and (edited.kind, edited.search) != (current.kind, current.search):

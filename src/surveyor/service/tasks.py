@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.core import kinds, recurrence
+from surveyor.core.field_error import FieldError
 from surveyor.core.kinds import Collector, ParamsContext, ParamsError, TaskKind
 from surveyor.core.resources import Site
 from surveyor.core.targets import TargetSet, first_outside, parse_targets, quote_token
@@ -35,14 +36,8 @@ from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import get_explorer, get_site, get_zone
 
 
-class InvalidTask(ValueError):
+class InvalidTask(FieldError):
     """A task request that cannot be honoured; `field` names the input at fault."""
-
-    def __init__(self, field: str, message: str, token: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.token = token
 
 
 def _site_for(conn: Connection, principal: Principal, site_id: int | None) -> Site:
@@ -477,14 +472,20 @@ def hide_task(
     )
 
 
-def pause_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
+def _load_template(
+    conn: Connection, principal: Principal, task_id: int, target: TaskStatus, refusal: str
+) -> Task:
+    """The recurring template `task_id`; a one-off task cannot move to `target` (`refusal`
+    says why)."""
     task = _load(conn, principal, task_id)
     if not task.recur:
-        raise IllegalTransition(
-            task.status,
-            TaskStatus.PAUSED,
-            reason=("only recurring templates pause; stop a one-off task instead"),
-        )
+        raise IllegalTransition(task.status, target, reason=refusal)
+    return task
+
+
+def pause_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
+    refusal = "only recurring templates pause; stop a one-off task instead"
+    _load_template(conn, principal, task_id, TaskStatus.PAUSED, refusal)
     return _requested_transition(
         conn,
         principal,
@@ -499,13 +500,8 @@ def pause_task(conn: Connection, principal: Principal, task_id: int, *, now: dat
 
 def resume_task(conn: Connection, principal: Principal, task_id: int, *, now: datetime) -> Task:
     """Resume a paused template; its next run is the next occurrence from now."""
-    task = _load(conn, principal, task_id)
-    if not task.recur:
-        raise IllegalTransition(
-            task.status,
-            TaskStatus.NEW,
-            reason=("only paused recurring templates resume"),
-        )
+    refusal = "only paused recurring templates resume"
+    task = _load_template(conn, principal, task_id, TaskStatus.NEW, refusal)
     following = recurrence.next_occurrence(
         stored_recurrence(task.recur_frequency, task.recur_rule, task.timezone), now
     )

@@ -11,6 +11,7 @@ from sqlalchemy import Column, ColumnElement, Connection, delete, func, insert, 
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.clock import SYSTEM_CLOCK
+from surveyor.core.rows import from_columns
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
 from surveyor.security.passwords import hash_password
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_token
@@ -346,17 +347,7 @@ def _invitation_query() -> Any:
 
 
 def _invitation(row: Any) -> Invitation:
-    return Invitation(
-        id=row["id"],
-        organization_id=row["organization_id"],
-        organization_name=row["organization_name"],
-        user_id=row["user_id"],
-        email=row["email"],
-        role=Role(row["role"]),
-        invited_by=row["invited_by"],
-        created_at=row["created_at"],
-        expires_at=row["expires_at"],
-    )
+    return from_columns(Invitation, row)
 
 
 def create_invitation(

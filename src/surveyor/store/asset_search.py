@@ -8,8 +8,9 @@ query names `stale` (`compile_asset_search`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, and_, not_, true
 
@@ -24,26 +25,63 @@ from surveyor.store.schema import (
     services,
     sites,
 )
-from surveyor.store.search_sql import RelatedValue, SqlCatalogue, compile_search
+from surveyor.store.search_sql import RelatedValue, SqlCatalogue, SqlSource, compile_search
 
 _TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME, FieldKind.BOOL
 _a = assets.c
+_sc = services.c
+SqlField = SearchField[SqlSource]
+
+#: The keys on a service's own columns (SPEC §11): the asset search's, where any of an
+#: asset's services may match, and the service search's, on the service itself.
+_SERVICE_COLUMNS: Final[dict[str, tuple[FieldKind, ColumnElement[Any]]]] = {
+    "port": (_NUMBER, _sc.port),
+    "service": (_TEXT, _sc.name),
+    "protocol": (_TEXT, _sc.name),
+    "transport": (_TEXT, _sc.proto),
+    "product": (_TEXT, _sc.product),
+    "version": (_TEXT, _sc.version),
+    "cpe": (_TEXT, _sc.cpe),
+    "banner": (_TEXT, _sc.banner),
+    "title": (_TEXT, _sc.http_title),
+    "http_server": (_TEXT, _sc.http_server),
+    "tls_subject": (_TEXT, _sc.tls_subject),
+    "tls_issuer": (_TEXT, _sc.tls_issuer),
+}
+
+
+def service_keys(
+    reach: Callable[[ColumnElement[Any]], SqlSource] = lambda column: column,
+) -> dict[str, SqlField]:
+    """The keys on a service's own columns, each column as `reach` gets to it from the
+    searched table (as it is, when that is the services table)."""
+    return {
+        key: SearchField(kind, reach(column)) for key, (kind, column) in _SERVICE_COLUMNS.items()
+    }
+
+
+def address_keys(asset_id: ColumnElement[Any]) -> dict[str, SqlField]:
+    """`address` and `hostname`: any of the addresses and names of the asset `asset_id` (a
+    column of the searched table) may match."""
+    return {
+        "address": SearchField(
+            _TEXT, RelatedValue(asset_id, asset_addresses.c.asset_id, asset_addresses.c.address)
+        ),
+        "hostname": SearchField(
+            _TEXT, RelatedValue(asset_id, asset_names.c.asset_id, asset_names.c.name)
+        ),
+    }
 
 
 def _service(column: ColumnElement[Any]) -> RelatedValue:
     """A key on one column of an asset's services: any service may match."""
-    return RelatedValue(_a.id, services.c.asset_id, column)
+    return RelatedValue(_a.id, _sc.asset_id, column)
 
 
 ASSET_SEARCH: SqlCatalogue = Catalogue(
     fields={
         "id": SearchField(_NUMBER, _a.id),
-        "address": SearchField(
-            _TEXT, RelatedValue(_a.id, asset_addresses.c.asset_id, asset_addresses.c.address)
-        ),
-        "hostname": SearchField(
-            _TEXT, RelatedValue(_a.id, asset_names.c.asset_id, asset_names.c.name)
-        ),
+        **address_keys(_a.id),
         "mac": SearchField(_TEXT, _a.mac),
         "mac_vendor": SearchField(_TEXT, _a.mac_vendor),
         "os": SearchField(_TEXT, _a.os),
@@ -64,18 +102,7 @@ ASSET_SEARCH: SqlCatalogue = Catalogue(
         "services": SearchField(_NUMBER, _a.service_count),
         "outlier": SearchField(_NUMBER, _a.outlier),
         "last_task": SearchField(_NUMBER, _a.last_task_id),
-        "port": SearchField(_NUMBER, _service(services.c.port)),
-        "service": SearchField(_TEXT, _service(services.c.name)),
-        "protocol": SearchField(_TEXT, _service(services.c.name)),
-        "transport": SearchField(_TEXT, _service(services.c.proto)),
-        "product": SearchField(_TEXT, _service(services.c.product)),
-        "version": SearchField(_TEXT, _service(services.c.version)),
-        "cpe": SearchField(_TEXT, _service(services.c.cpe)),
-        "banner": SearchField(_TEXT, _service(services.c.banner)),
-        "title": SearchField(_TEXT, _service(services.c.http_title)),
-        "http_server": SearchField(_TEXT, _service(services.c.http_server)),
-        "tls_subject": SearchField(_TEXT, _service(services.c.tls_subject)),
-        "tls_issuer": SearchField(_TEXT, _service(services.c.tls_issuer)),
+        **service_keys(_service),
     },
     bare_keys=("address", "hostname", "mac", "os"),
 )

@@ -23,6 +23,8 @@ from sqlalchemy import (
     tuple_,
 )
 
+from surveyor.core.field_error import FieldError
+from surveyor.core.rows import from_columns
 from surveyor.store.cursors import decode_cursor, encode_cursor
 from surveyor.store.schema import (
     audit_events,
@@ -40,13 +42,8 @@ _CURSOR_TAG = "audit"
 _MAX_ID = 2**63 - 1
 
 
-class InvalidAuditFilter(ValueError):
+class InvalidAuditFilter(FieldError):
     """A filter that can match nothing by mistake (the time range is upside down)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -64,16 +61,7 @@ class AuditEvent:
 
     @classmethod
     def from_row(cls, row: RowMapping) -> AuditEvent:
-        return cls(
-            id=row["id"],
-            organization_id=row["organization_id"],
-            at=row["at"],
-            actor=row["actor"],
-            action=row["action"],
-            object_type=row["object_type"],
-            object_id=row["object_id"],
-            details=dict(row["details"] or {}),
-        )
+        return from_columns(cls, row, details=dict(row["details"] or {}))
 
 
 @dataclass(frozen=True)

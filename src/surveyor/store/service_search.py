@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, select
 
 from surveyor.core.search import Catalogue, FieldKind, SearchField
-from surveyor.store.schema import asset_addresses, asset_names, assets, services, sites
+from surveyor.store.asset_search import address_keys, service_keys
+from surveyor.store.schema import assets, services, sites
 from surveyor.store.search_sql import RelatedValue, SqlCatalogue
 
 _TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME, FieldKind.BOOL
@@ -28,26 +29,10 @@ def _asset(column: ColumnElement[Any]) -> RelatedValue:
 
 SERVICE_SEARCH: SqlCatalogue = Catalogue(
     fields={
-        "port": SearchField(_NUMBER, _s.port),
-        "service": SearchField(_TEXT, _s.name),
-        "protocol": SearchField(_TEXT, _s.name),
-        "transport": SearchField(_TEXT, _s.proto),
-        "product": SearchField(_TEXT, _s.product),
-        "version": SearchField(_TEXT, _s.version),
-        "cpe": SearchField(_TEXT, _s.cpe),
-        "banner": SearchField(_TEXT, _s.banner),
-        "title": SearchField(_TEXT, _s.http_title),
-        "http_server": SearchField(_TEXT, _s.http_server),
-        "tls_subject": SearchField(_TEXT, _s.tls_subject),
-        "tls_issuer": SearchField(_TEXT, _s.tls_issuer),
+        **service_keys(),
         "first_seen": SearchField(_TIME, _s.first_seen),
         "changed_at": SearchField(_TIME, _s.changed_at),
-        "address": SearchField(
-            _TEXT, RelatedValue(_s.asset_id, asset_addresses.c.asset_id, asset_addresses.c.address)
-        ),
-        "hostname": SearchField(
-            _TEXT, RelatedValue(_s.asset_id, asset_names.c.asset_id, asset_names.c.name)
-        ),
+        **address_keys(_s.asset_id),
         "os": SearchField(_TEXT, _asset(assets.c.os)),
         "device_type": SearchField(_TEXT, _asset(assets.c.device_type)),
         "alive": SearchField(_BOOL, _asset(assets.c.alive)),

@@ -21,6 +21,7 @@ import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from surveyor.core.jsonl_limits import JsonlLimits, parse_line, split_lines
 
@@ -112,6 +113,40 @@ def task_data_lines(path: Path, limits: JsonlLimits) -> Iterator[tuple[int, byte
     return split_lines(decompressed_blocks(path, limits), limits)
 
 
+class NotJson(ValueError):
+    """A line of task data that is not JSON: its number, and the parser's reason."""
+
+    def __init__(self, line: int, reason: ValueError) -> None:
+        super().__init__(str(reason))
+        self.line = line
+
+
+class Unreadable(Exception):
+    """A task data file that is not complete gzip or text: `after` is the last line read
+    (0 when none was); its message is the reader's error."""
+
+    def __init__(self, after: int, reason: OSError | EOFError | zlib.error) -> None:
+        super().__init__(str(reason))
+        self.after = after
+
+
+def task_data_values(path: Path, limits: JsonlLimits) -> Iterator[tuple[int, Any]]:
+    """(line number, JSON value) for every line of a task data file that is not blank,
+    within `limits`. Raises NotJson, Unreadable, or LimitExceeded for data over the limits."""
+    number = 0
+    try:
+        for number, line in task_data_lines(path, limits):
+            if not line.strip():
+                continue
+            try:
+                value = parse_line(line, number, limits)
+            except ValueError as exc:  # UnicodeDecodeError included
+                raise NotJson(number, exc) from None
+            yield number, value
+    except (OSError, EOFError, zlib.error) as exc:
+        raise Unreadable(number, exc) from None
+
+
 class IncomingTaskData:
     """A task data file being received: write chunks, then `commit` it into place or
     `discard` it. Used as a context manager, it discards whatever was not committed."""
@@ -176,20 +211,16 @@ def task_data_problem(path: Path, limits: JsonlLimits) -> str | None:
         if probe.read(2) != GZIP_MAGIC:
             return "it is not a gzip file"
     try:
-        for number, line in task_data_lines(path, limits):
-            if not line.strip():
-                continue
-            try:
-                record = parse_line(line, number, limits)
-            except ValueError:
-                return f"line {number} is not JSON"
+        for number, record in task_data_values(path, limits):
             kind = record.get("type") if isinstance(record, dict) else None
             if not isinstance(kind, str):
                 return f"record {number} has no 'type'"
             first = first or kind
             last = kind
             count += 1
-    except (OSError, EOFError, zlib.error) as exc:
+    except NotJson as exc:
+        return f"line {exc.line} is not JSON"
+    except Unreadable as exc:
         return f"it is not a complete gzip file ({exc})"
     if count == 0:
         return "it holds no records"
