@@ -18,9 +18,9 @@ from fastapi.responses import RedirectResponse
 
 from surveyor.console.credential_schemas import CredentialOut
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
-from surveyor.console.web.refusals import delete_then_list, missing_is_404
+from surveyor.console.web.refusals import add_delete_pages, missing_is_404
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
@@ -314,19 +314,11 @@ def _delete_confirmation(
     )
 
 
-@router.get("/credentials/{credential_id:int}/delete")
-def confirm_delete_credential(
-    request: Request, credential_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _delete_confirmation(state, principal, credential_id))
-
-
-@router.post("/credentials/{credential_id:int}/delete")
-async def delete_credential(
-    request: Request, credential_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return await delete_then_list(
-        state, principal, credential_id, rules.delete_credential, listing="/credentials"
-    )
+add_delete_pages(
+    router,
+    "/credentials/{credential_id:int}/delete",
+    _delete_confirmation,
+    rules.delete_credential,
+    listing="/credentials",
+    names=("confirm_delete_credential", "delete_credential"),
+)

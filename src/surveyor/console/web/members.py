@@ -16,7 +16,7 @@ from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation, add_confirmation_page, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
@@ -172,12 +172,13 @@ def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int
     )
 
 
-@router.get("/users/{user_id:int}/remove")
-def confirm_remove_member(
-    request: Request, user_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _remove_confirmation(state, principal, user_id))
+add_confirmation_page(
+    router,
+    "/users/{user_id:int}/remove",
+    _remove_confirmation,
+    role=Role.ADMIN,
+    name="confirm_remove_member",
+)
 
 
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:

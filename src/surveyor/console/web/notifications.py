@@ -17,9 +17,9 @@ from fastapi.responses import RedirectResponse
 
 from surveyor.console.notification_schemas import DeliveryOut, RuleOut
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
-from surveyor.console.web.refusals import delete_then_list, missing_is_404
+from surveyor.console.web.refusals import add_delete_pages, missing_is_404
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.core.notifications import (
@@ -297,19 +297,11 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, rule_id: int
     )
 
 
-@router.get("/notifications/{rule_id:int}/delete")
-def confirm_delete_notification_rule(
-    request: Request, rule_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _delete_confirmation(state, principal, rule_id))
-
-
-@router.post("/notifications/{rule_id:int}/delete")
-async def delete_notification_rule(
-    request: Request, rule_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return await delete_then_list(
-        state, principal, rule_id, rules.delete_rule, listing="/notifications"
-    )
+add_delete_pages(
+    router,
+    "/notifications/{rule_id:int}/delete",
+    _delete_confirmation,
+    rules.delete_rule,
+    listing="/notifications",
+    names=("confirm_delete_notification_rule", "delete_notification_rule"),
+)

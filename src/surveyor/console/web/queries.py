@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation, add_confirmation_page
 from surveyor.console.web.forms import form_fields, sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import SearchProblem
@@ -290,12 +290,13 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, query_id: in
     )
 
 
-@router.get("/queries/{query_id:int}/delete")
-def confirm_delete_query(
-    request: Request, query_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.OPERATOR)
-    return render_confirmation(request, _delete_confirmation(state, principal, query_id))
+add_confirmation_page(
+    router,
+    "/queries/{query_id:int}/delete",
+    _delete_confirmation,
+    role=Role.OPERATOR,
+    name="confirm_delete_query",
+)
 
 
 def _delete(state: ConsoleState, principal: Principal, query_id: int) -> bool:

@@ -16,7 +16,7 @@ from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation, add_confirmation_page
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
@@ -102,11 +102,13 @@ def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: in
     )
 
 
-@router.get("/tokens/{token_id:int}/revoke")
-def confirm_revoke_token(
-    request: Request, token_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    return render_confirmation(request, _revoke_confirmation(state, principal, token_id))
+add_confirmation_page(
+    router,
+    "/tokens/{token_id:int}/revoke",
+    _revoke_confirmation,
+    role=None,
+    name="confirm_revoke_token",
+)
 
 
 @router.post("/tokens/{token_id:int}/revoke")

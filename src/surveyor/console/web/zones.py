@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from surveyor.console import presenters
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation, add_confirmation_page, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
@@ -217,12 +217,13 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int
     )
 
 
-@router.get("/hosted-zones/{zone_id:int}/delete")
-def confirm_delete_zone(
-    request: Request, zone_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _delete_confirmation(state, principal, zone_id))
+add_confirmation_page(
+    router,
+    "/hosted-zones/{zone_id:int}/delete",
+    _delete_confirmation,
+    role=Role.ADMIN,
+    name="confirm_delete_zone",
+)
 
 
 @router.post("/hosted-zones/{zone_id:int}/delete")
