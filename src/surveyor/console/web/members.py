@@ -16,8 +16,9 @@ from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, add_confirmation_page, render_confirmation
+from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
+from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -30,6 +31,7 @@ from surveyor.store import accounts
 from surveyor.store.accounts import INVITATION_LIFETIME, Principal, Role
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/users", "user_id", Role.ADMIN)
 FIELDS = ("email", "role", "name")
 MESSAGES = {
     "email": "Give an e-mail address such as ana@example.com (up to 320 characters).",
@@ -172,13 +174,7 @@ def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int
     )
 
 
-add_confirmation_page(
-    router,
-    "/users/{user_id:int}/remove",
-    _remove_confirmation,
-    role=Role.ADMIN,
-    name="confirm_remove_member",
-)
+PAGES.confirmation("remove", _remove_confirmation)
 
 
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:

@@ -1,6 +1,6 @@
 """A service's `Refused` (`service/refusals.py`) on the pages of an organization's own
 resources (credentials, notification rules): what is not found is the 404 page, and a
-deletion, asked on a confirmation page first, returns to the list."""
+deletion returns to the list."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy import Connection
 
-from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirm, add_confirmation_page, path_id
-from surveyor.console.web.session import CheckedPrincipal, PageError, require_role
+from surveyor.console.state import ConsoleState
+from surveyor.console.web.session import PageError
 from surveyor.service.refusals import Reason, Refused
-from surveyor.store.accounts import Principal, Role
+from surveyor.store.accounts import Principal
 
 
 class DeleteRule(Protocol):
@@ -54,24 +53,3 @@ async def delete_then_list(
     with missing_is_404():
         await asyncio.to_thread(delete)
     return RedirectResponse(listing, status_code=303)
-
-
-def add_delete_pages(
-    router: APIRouter,
-    path: str,
-    confirm: Confirm,
-    rule: DeleteRule,
-    *,
-    listing: str,
-    names: tuple[str, str],
-) -> None:
-    """An admin's deletion of a row at `path` (one `{…_id:int}` parameter naming it): GET asks
-    with the page `confirm` makes, POST deletes with the service's `rule` and goes to the list
-    (`listing`). `names` names the two routes."""
-    add_confirmation_page(router, path, confirm, role=Role.ADMIN, name=names[0])
-
-    async def delete(request: Request, principal: CheckedPrincipal, state: State) -> Response:
-        require_role(principal, Role.ADMIN)
-        return await delete_then_list(state, principal, path_id(request), rule, listing=listing)
-
-    router.post(path, name=names[1])(delete)

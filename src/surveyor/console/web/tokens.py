@@ -16,15 +16,17 @@ from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, add_confirmation_page
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
+from surveyor.console.web.session import CheckedPrincipal, PageError
 from surveyor.service import accounts as rules
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/tokens", "token_id")
 FIELDS = ("name", "expires_in_days")
 MESSAGES = {
     "name": "Say what the token is for (up to 200 characters).",
@@ -67,9 +69,7 @@ def _own_token(state: ConsoleState, principal: Principal, token_id: int) -> dict
     return token
 
 
-@router.get("/tokens")
-def tokens_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    return render(request, "tokens.html", _context(state, principal))
+PAGES.list_page("tokens.html", _context)
 
 
 @router.post("/tokens")
@@ -102,13 +102,7 @@ def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: in
     )
 
 
-add_confirmation_page(
-    router,
-    "/tokens/{token_id:int}/revoke",
-    _revoke_confirmation,
-    role=None,
-    name="confirm_revoke_token",
-)
+PAGES.confirmation("revoke", _revoke_confirmation)
 
 
 @router.post("/tokens/{token_id:int}/revoke")

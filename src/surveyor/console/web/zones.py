@@ -13,13 +13,13 @@ from pydantic import ValidationError
 from surveyor.console import presenters
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, add_confirmation_page, render_confirmation
+from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
+from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
     PageError,
-    PagePrincipal,
     require_role,
 )
 from surveyor.core.resources import HostedZone
@@ -30,6 +30,8 @@ from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import Conflict
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/hosted-zones", "zone_id")
+ADMIN_PAGES = ResourcePages(router, "/hosted-zones", "zone_id", Role.ADMIN)
 FIELDS = ("name", "description", "max_concurrent")
 MESSAGES = {
     "name": "Give the zone a name (up to 200 characters).",
@@ -136,9 +138,7 @@ def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
         resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
 
 
-@router.get("/hosted-zones")
-def zones_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    return render(request, "zones.html", _list_context(state, principal))
+PAGES.list_page("zones.html", _list_context)
 
 
 @router.post("/hosted-zones")
@@ -158,12 +158,7 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     return render(request, "zones.html", context, status=400)
 
 
-@router.get("/hosted-zones/{zone_id:int}")
-def zone_page(
-    request: Request, zone_id: int, principal: PagePrincipal, state: State, saved: str = ""
-) -> Response:
-    context = _zone_context(state, principal, zone_id, saved=saved == "1")
-    return render(request, "zone.html", context)
+PAGES.item_page("zone.html", _zone_context)
 
 
 @router.post("/hosted-zones/{zone_id:int}")
@@ -217,13 +212,7 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int
     )
 
 
-add_confirmation_page(
-    router,
-    "/hosted-zones/{zone_id:int}/delete",
-    _delete_confirmation,
-    role=Role.ADMIN,
-    name="confirm_delete_zone",
-)
+ADMIN_PAGES.confirmation("delete", _delete_confirmation)
 
 
 @router.post("/hosted-zones/{zone_id:int}/delete")
