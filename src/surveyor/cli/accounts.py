@@ -17,7 +17,7 @@ from surveyor.cli.client import (
     CliError,
     given,
 )
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import (
     Description,
     NewName,
@@ -37,21 +37,12 @@ from surveyor.cli.render import (
 )
 from surveyor.cli.session import read_password
 
-user_app = typer.Typer(
-    help="The organization's members and their roles, and your own password.",
-    no_args_is_help=True,
+user_app = command_group("The organization's members and their roles, and your own password.")
+invitation_app = command_group(
+    "Invitations: an existing account joins an organization only when it accepts."
 )
-invitation_app = typer.Typer(
-    help="Invitations: an existing account joins an organization only when it accepts.",
-    no_args_is_help=True,
-)
-account_app = typer.Typer(
-    help="Every account, whatever its organizations (superusers only).", no_args_is_help=True
-)
-site_app = typer.Typer(
-    help="Sites: network segments, each with its own scan scope and inventory.",
-    no_args_is_help=True,
-)
+account_app = command_group("Every account, whatever its organizations (superusers only).")
+site_app = command_group("Sites: network segments, each with its own scan scope and inventory.")
 
 USER_ID_HELP = "The user's id (see `user list`)."
 UserId = Annotated[int, typer.Argument(min=1, help=USER_ID_HELP)]

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages, print_item
 from surveyor.cli.render import (
     MISSING,
@@ -25,7 +25,7 @@ from surveyor.cli.render import (
 )
 from surveyor.core.clock import SYSTEM_CLOCK
 
-asset_app = typer.Typer(help="Search the asset inventory and inspect assets.", no_args_is_help=True)
+asset_app = command_group("Search the asset inventory and inspect assets.")
 
 AssetId = Annotated[int, typer.Argument(min=1, help="The asset's id.")]
 

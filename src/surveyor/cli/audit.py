@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages
 from surveyor.cli.render import (
     MISSING,
@@ -22,10 +22,8 @@ from surveyor.cli.render import (
 from surveyor.cli.tasks import parse_when
 from surveyor.core.clock import SYSTEM_CLOCK
 
-audit_app = typer.Typer(
-    help="The organization's audit trail: who created, edited, stopped or removed what "
-    "(admins only).",
-    no_args_is_help=True,
+audit_app = command_group(
+    "The organization's audit trail: who created, edited, stopped or removed what (admins only)."
 )
 
 

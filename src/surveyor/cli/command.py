@@ -43,6 +43,11 @@ class Api:
             return client.request(method, path, json=body)
 
 
+def command_group(help: str) -> typer.Typer:
+    """A group of commands (`surveyor user …`): called without one, it shows its help."""
+    return typer.Typer(help=help, no_args_is_help=True)
+
+
 def _parameters(json: bool) -> list[inspect.Parameter]:
     """The options `api: Api` stands for, in the order --help shows them."""
     keyword = inspect.Parameter.KEYWORD_ONLY

@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import EXIT_REFUSED, EXIT_USAGE, CliError
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import add_delete, add_list, add_show
 from surveyor.cli.render import (
     err,
@@ -37,13 +37,11 @@ from surveyor.core.credentials import (
     secret_fields,
 )
 
-credential_app = typer.Typer(
-    help="Credentials connectors sign in with (admins only); secrets are write-only.",
-    no_args_is_help=True,
+credential_app = command_group(
+    "Credentials connectors sign in with (admins only); secrets are write-only."
 )
-secrets_app = typer.Typer(
-    help="The key that encrypts credentials' secrets (run where the console runs).",
-    no_args_is_help=True,
+secrets_app = command_group(
+    "The key that encrypts credentials' secrets (run where the console runs)."
 )
 
 CREDENTIAL_ID_HELP = "The credential's id (see `list`)."

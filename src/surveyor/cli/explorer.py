@@ -28,7 +28,7 @@ from surveyor.cli.client import (
     connect,
     given,
 )
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import (
     Description,
     NewName,
@@ -59,12 +59,8 @@ explorer_app = typer.Typer(
     help="Run an explorer (with --console and --token), or list and manage the console's "
     "explorers.",
 )
-zone_app = typer.Typer(
-    help="Hosted zones: pools of explorers with a concurrency limit.", no_args_is_help=True
-)
-enrollment_app = typer.Typer(
-    help="Enrollment tokens: how new explorers join an organization.", no_args_is_help=True
-)
+zone_app = command_group("Hosted zones: pools of explorers with a concurrency limit.")
+enrollment_app = command_group("Enrollment tokens: how new explorers join an organization.")
 
 ExplorerId = Annotated[int, typer.Argument(min=1, help="The explorer's id.")]
 ZONE_ID_HELP = "The hosted zone's id."

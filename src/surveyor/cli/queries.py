@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from surveyor.cli.client import given
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import add_delete, add_list
 from surveyor.cli.render import (
     format_time,
@@ -23,9 +23,7 @@ from surveyor.cli.render import (
 from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.queries import QueryKind
 
-query_app = typer.Typer(
-    help="Save searches and pin them to the Dashboard as insights.", no_args_is_help=True
-)
+query_app = command_group("Save searches and pin them to the Dashboard as insights.")
 QUERY_ID_HELP = "The query's id (see `query list`)."
 QueryId = Annotated[int, typer.Argument(min=1, help=QUERY_ID_HELP)]
 

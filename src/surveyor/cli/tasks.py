@@ -17,7 +17,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, given
-from surveyor.cli.command import Api, api_command
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages, add_delete, print_item
 from surveyor.cli.render import (
     counts_line,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 # `rich.live`, `rich.progress` and `surveyor.core.recurrence` (with croniter and dateutil) are
 # imported by the commands that use them, so that the others start sooner.
 
-task_app = typer.Typer(help="Create, list, watch and control tasks.", no_args_is_help=True)
+task_app = command_group("Create, list, watch and control tasks.")
 
 VIEWS = [*(tab.value for tab in Tab), ALL_VIEW]
 EXIT_INTERRUPTED = 130
