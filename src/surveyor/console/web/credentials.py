@@ -21,9 +21,9 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.pages import ResourcePages
-from surveyor.console.web.refusals import missing_is_404
+from surveyor.console.web.refusals import missing_is_404, owned_row
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PageError, require_role
+from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
 from surveyor.service import credentials as rules
 from surveyor.service.credentials import CredentialRefused, Verification
@@ -192,11 +192,7 @@ async def edit_credential(
     request: Request, credential_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    with state.db.read() as conn:
-        found = store.get_credential(conn, principal.organization_id, credential_id)
-    if found is None:
-        raise PageError(404, "Not found", f"credential {credential_id} does not exist")
-    kind = found.kind.value
+    kind = owned_row(state, principal, store.get_credential, credential_id, "credential").kind.value
     submitted = await _submitted(request, kind)
     errors = _name_error(submitted["name"])
     if not errors:

@@ -19,6 +19,7 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -83,11 +84,7 @@ def _context(
 
 def _member(state: ConsoleState, principal: Principal, user_id: int) -> dict[str, Any]:
     """A member of the caller's organization; anyone else is not found."""
-    with state.db.read() as conn:
-        member = accounts.get_member(conn, principal.organization_id, user_id)
-    if member is None:
-        raise PageError(404, "Not found", f"user {user_id} does not exist")
-    return member
+    return owned_row(state, principal, accounts.get_member, user_id, "user")
 
 
 @router.get("/users")

@@ -20,9 +20,9 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.pages import ResourcePages
-from surveyor.console.web.refusals import missing_is_404
+from surveyor.console.web.refusals import missing_is_404, owned_row
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PageError, require_role
+from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.notifications import (
     CHANNEL_LABELS,
     CHANNEL_OPTIONS,
@@ -233,12 +233,9 @@ async def edit_notification_rule(
     request: Request, rule_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    with state.db.read() as conn:
-        found = store.get_rule(conn, principal.organization_id, rule_id)
-    if found is None:
-        raise PageError(404, "Not found", f"notification rule {rule_id} does not exist")
+    rule = owned_row(state, principal, store.get_rule, rule_id, "notification rule")
     submitted = await _submitted(request)
-    options, errors = _options_for(found.trigger, found.channel, submitted["options"])
+    options, errors = _options_for(rule.trigger, rule.channel, submitted["options"])
     if not errors:
         try:
             with missing_is_404():

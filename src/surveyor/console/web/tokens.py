@@ -19,6 +19,7 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import found
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError
 from surveyor.service import accounts as rules
@@ -64,9 +65,7 @@ def _context(
 def _own_token(state: ConsoleState, principal: Principal, token_id: int) -> dict[str, Any]:
     """One of the caller's API tokens in this organization; anything else is not found."""
     token = next((t for t in _tokens(state, principal) if t["id"] == token_id), None)
-    if token is None:
-        raise PageError(404, "Not found", f"API token {token_id} does not exist")
-    return token
+    return found(token, f"API token {token_id}")
 
 
 PAGES.list_page("tokens.html", _context)

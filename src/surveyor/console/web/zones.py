@@ -16,6 +16,7 @@ from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import found, owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -88,9 +89,9 @@ def _zone_context(
     saved: bool = False,
 ) -> dict[str, Any]:
     everything = _members(state, principal)
-    zone = next((z for z in everything["zones"] if z.id == zone_id), None)
-    if zone is None:
-        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
+    zone = found(
+        next((z for z in everything["zones"] if z.id == zone_id), None), f"hosted zone {zone_id}"
+    )
     return {
         "zone": zone,
         "members": everything["members"].get(zone_id, []),
@@ -108,11 +109,7 @@ def _zone_context(
 
 
 def _zone_row(state: ConsoleState, principal: Principal, zone_id: int) -> HostedZone:
-    with state.db.read() as conn:
-        zone = records.get_zone(conn, principal.organization_id, zone_id)
-    if zone is None:
-        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
-    return zone
+    return owned_row(state, principal, records.get_zone, zone_id, "hosted zone")
 
 
 def _values(form: dict[str, str]) -> dict[str, Any]:
