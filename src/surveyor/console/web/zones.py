@@ -89,9 +89,8 @@ def _zone_context(
     saved: bool = False,
 ) -> dict[str, Any]:
     everything = _members(state, principal)
-    zone = found(
-        next((z for z in everything["zones"] if z.id == zone_id), None), f"hosted zone {zone_id}"
-    )
+    listed = next((z for z in everything["zones"] if z.id == zone_id), None)
+    zone = found(listed, f"hosted zone {zone_id}")
     return {
         "zone": zone,
         "members": everything["members"].get(zone_id, []),
