@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -30,6 +30,12 @@ from surveyor.service.enrollment import DEFAULT_EXPIRY_DAYS
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
+#: How many items a listing answers with at most.
+Limit = Annotated[int, Query(ge=1, le=1000)]
+#: Where a listing by id goes on: after this id.
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
+]
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
