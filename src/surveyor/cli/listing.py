@@ -1,6 +1,7 @@
 """What the commands of resources share: `list` and `show ID` (ask the API, print a table, an
 empty-state hint, or the API's JSON with `--json`), the `--all-pages`, `--name` and
-`--description` options, asking for one change (create, edit, delete), and `delete ID`."""
+`--description` options, an edit (refused before asking when it changes nothing), and
+`delete ID`. One request on a connection of its own is `Api.ask` (`cli/command.py`)."""
 
 from __future__ import annotations
 
