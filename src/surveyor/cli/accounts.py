@@ -15,47 +15,34 @@ from rich.table import Table
 from surveyor.cli.client import (
     EXIT_USAGE,
     CliError,
-    ConsoleOption,
-    TokenOption,
     given,
 )
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import (
     Description,
     NewName,
     add_delete,
     add_list,
     add_show,
-    ask,
     edit_item,
 )
 from surveyor.cli.render import (
     MISSING,
-    JsonOption,
     folded_table,
     format_time,
     out,
     print_answer,
     print_json,
-    reports_errors,
     shown,
 )
 from surveyor.cli.session import read_password
 
-user_app = typer.Typer(
-    help="The organization's members and their roles, and your own password.",
-    no_args_is_help=True,
+user_app = command_group("The organization's members and their roles, and your own password.")
+invitation_app = command_group(
+    "Invitations: an existing account joins an organization only when it accepts."
 )
-invitation_app = typer.Typer(
-    help="Invitations: an existing account joins an organization only when it accepts.",
-    no_args_is_help=True,
-)
-account_app = typer.Typer(
-    help="Every account, whatever its organizations (superusers only).", no_args_is_help=True
-)
-site_app = typer.Typer(
-    help="Sites: network segments, each with its own scan scope and inventory.",
-    no_args_is_help=True,
-)
+account_app = command_group("Every account, whatever its organizations (superusers only).")
+site_app = command_group("Sites: network segments, each with its own scan scope and inventory.")
 
 USER_ID_HELP = "The user's id (see `user list`)."
 UserId = Annotated[int, typer.Argument(min=1, help=USER_ID_HELP)]
@@ -134,8 +121,7 @@ def describe_added(added: Mapping[str, Any]) -> str:
     return f"Added {member['email']} (user {member['id']}) as {member['role']}."
 
 
-@user_app.command("invite")
-@reports_errors
+@api_command(user_app, "invite")
 def invite_user(
     email: Annotated[str, typer.Argument(help="Their email address.")],
     role: RoleOption = None,
@@ -144,17 +130,16 @@ def invite_user(
         bool,
         typer.Option("--password-stdin", help="Read a new account's password from standard input."),
     ] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Add someone to the organization (viewer unless --role says otherwise). An email
     without an account gets a new account at once, with a password generated and shown once
     unless --password-stdin gives one; an existing account is invited and joins only when it
     accepts."""
     body = _with_password(given(email=email, role=role, name=name), password_stdin)
-    added = ask(console, token, "POST", "/users", body)
-    if as_json:
+    added = api.ask("POST", "/users", body)
+    if api.as_json:
         print_json(added)
         return
     out.print(shown(describe_added(added)))
@@ -162,18 +147,13 @@ def invite_user(
         _show_generated_password(added["generated_password"])
 
 
-@user_app.command("role")
-@reports_errors
+@api_command(user_app, "role")
 def change_role(
-    user_id: UserId,
-    role: Annotated[RoleName, typer.Argument(help=ROLE_HELP)],
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    user_id: UserId, role: Annotated[RoleName, typer.Argument(help=ROLE_HELP)], *, api: Api
 ) -> None:
     """Change a member's role in the organization."""
-    item = ask(console, token, "PATCH", f"/users/{user_id}", {"role": role})
-    print_answer(item, as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
+    item = api.ask("PATCH", f"/users/{user_id}", {"role": role})
+    print_answer(item, api.as_json, f"{item['email']} (user {item['id']}) is now {item['role']}.")
 
 
 add_delete(
@@ -205,8 +185,7 @@ def _passwords(from_stdin: bool) -> tuple[str, str]:
     return current, new
 
 
-@user_app.command("passwd")
-@reports_errors
+@api_command(user_app, "passwd", json=False)
 def change_password(
     password_stdin: Annotated[
         bool,
@@ -215,14 +194,14 @@ def change_password(
             help="Read the current password, then the new one, from two lines of standard input.",
         ),
     ] = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Change your own password. Your other sessions and API tokens are revoked; this
     session stays signed in."""
     current, new = _passwords(password_stdin)
     passwords = {"current_password": current, "new_password": new}
-    answer = ask(console, token, "POST", "/users/me/password", passwords)
+    answer = api.ask("POST", "/users/me/password", passwords)
     revoked = answer["revoked_tokens"]
     noun = "session or token was" if revoked == 1 else "sessions and tokens were"
     out.print(f"Changed your password; {revoked} other {noun} revoked.")
@@ -251,31 +230,22 @@ add_list(
 )
 
 
-@invitation_app.command("accept")
-@reports_errors
-def accept_invitation(
-    invitation_id: InvitationId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(invitation_app, "accept")
+def accept_invitation(invitation_id: InvitationId, *, api: Api) -> None:
     """Join the organization that invited you."""
-    joined = ask(console, token, "POST", f"/users/me/invitations/{invitation_id}/accept")
+    joined = api.ask("POST", f"/users/me/invitations/{invitation_id}/accept")
     print_answer(
         joined,
-        as_json,
+        api.as_json,
         f"You joined {joined['organization_name']} as {joined['role']}. Work there with "
         f"`surveyor login --organization {joined['organization_id']}`.",
     )
 
 
-@invitation_app.command("decline")
-@reports_errors
-def decline_invitation(
-    invitation_id: InvitationId, console: ConsoleOption = None, token: TokenOption = None
-) -> None:
+@api_command(invitation_app, "decline", json=False)
+def decline_invitation(invitation_id: InvitationId, *, api: Api) -> None:
     """Say no to an invitation."""
-    ask(console, token, "POST", f"/users/me/invitations/{invitation_id}/decline")
+    api.ask("POST", f"/users/me/invitations/{invitation_id}/decline")
     out.print(f"Declined invitation {invitation_id}.")
 
 
@@ -321,8 +291,7 @@ add_list(account_app, "/accounts", accounts_table, help="Every account and its o
 add_show(account_app, "/accounts", accounts_table, help="One account.")
 
 
-@account_app.command("edit")
-@reports_errors
+@api_command(account_app, "edit")
 def edit_account(
     account_id: AccountId,
     name: Annotated[str | None, typer.Option("--name", help="A new full name.")] = None,
@@ -335,22 +304,20 @@ def edit_account(
         bool,
         typer.Option("--password-stdin", help="Read a new password from standard input."),
     ] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Change an account's name, email, password or whether it may sign in. A new password or
     a deactivation signs it out everywhere."""
     body = _with_password(given(name=name, email=email, is_active=active), password_stdin)
     item = edit_item(
-        console,
-        token,
+        api,
         f"/accounts/{account_id}",
         body,
         options="--name, --email, --active/--deactivated or --password-stdin",
     )
     state = "active" if item["is_active"] else "deactivated"
-    print_answer(item, as_json, f"Updated account {item['id']} {item['email']} ({state}).")
+    print_answer(item, api.as_json, f"Updated account {item['id']} {item['email']} ({state}).")
 
 
 def sites_table(items: Iterable[Mapping[str, Any]]) -> Table:
@@ -389,17 +356,15 @@ add_list(site_app, "/sites", sites_table, help="The organization's sites with th
 add_show(site_app, "/sites", sites_table, help="One site.")
 
 
-@site_app.command("create")
-@reports_errors
+@api_command(site_app, "create")
 def create_site(
     name: Annotated[str, typer.Argument(help="The site's name.")],
     scope: Scope = None,
     excludes: Excludes = None,
     allowed_scope: AllowedScope = None,
     description: Description = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Create a site; its scope prefills the targets of new scans, and operators scan only
     inside its allowed scope (the scope unless --allowed-scope says otherwise)."""
@@ -410,12 +375,11 @@ def create_site(
         allowed_scope=allowed_scope,
         description=description,
     )
-    item = ask(console, token, "POST", "/sites", body)
-    _print_site(item, as_json, "Created")
+    item = api.ask("POST", "/sites", body)
+    _print_site(item, api.as_json, "Created")
 
 
-@site_app.command("edit")
-@reports_errors
+@api_command(site_app, "edit")
 def edit_site(
     site_id: SiteId,
     name: NewName = None,
@@ -423,9 +387,8 @@ def edit_site(
     excludes: Excludes = None,
     allowed_scope: AllowedScope = None,
     description: Description = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Rename a site or change its scope or allowed scope (future scans use the new ones)."""
     body = given(
@@ -436,13 +399,12 @@ def edit_site(
         description=description,
     )
     item = edit_item(
-        console,
-        token,
+        api,
         f"/sites/{site_id}",
         body,
         options="--name, --scope, --excludes, --allowed-scope or --description",
     )
-    _print_site(item, as_json, "Updated")
+    _print_site(item, api.as_json, "Updated")
 
 
 add_delete(

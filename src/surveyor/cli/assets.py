@@ -12,22 +12,20 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages, print_item
 from surveyor.cli.render import (
     MISSING,
-    JsonOption,
     format_time,
     out,
     pointing_at_search,
     print_json,
     print_page_hint,
-    reports_errors,
     shown,
 )
 from surveyor.core.clock import SYSTEM_CLOCK
 
-asset_app = typer.Typer(help="Search the asset inventory and inspect assets.", no_args_is_help=True)
+asset_app = command_group("Search the asset inventory and inspect assets.")
 
 AssetId = Annotated[int, typer.Argument(min=1, help="The asset's id.")]
 
@@ -166,8 +164,7 @@ def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
     return Panel(Group(*parts), title=title, title_align="left", border_style="blue", expand=False)
 
 
-@asset_app.command("list")
-@reports_errors
+@api_command(asset_app, "list")
 def list_assets(
     search: Annotated[
         str | None,
@@ -175,14 +172,13 @@ def list_assets(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Assets per page.")] = 50,
     all_pages: AllPages = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """List assets in address order, narrowed by a search."""
-    with connect(console, token) as client, pointing_at_search(search):
+    with api.connect() as client, pointing_at_search(search):
         items, more = client.page("/assets", limit=limit, every_page=all_pages, search=search)
-    if as_json:
+    if api.as_json:
         print_json(items)
         return
     if not items:
@@ -193,13 +189,7 @@ def list_assets(
         print_page_hint(len(items))
 
 
-@asset_app.command("show")
-@reports_errors
-def show_asset(
-    asset_id: AssetId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(asset_app, "show")
+def show_asset(asset_id: AssetId, *, api: Api) -> None:
     """Show one asset: its addresses, names, services and latest changes."""
-    print_item(console, token, f"/assets/{asset_id}", as_json, lambda _, asset: asset_panel(asset))
+    print_item(api, f"/assets/{asset_id}", lambda _, asset: asset_panel(asset))

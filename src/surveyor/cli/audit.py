@@ -10,24 +10,20 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.client import ConsoleOption, TokenOption, connect
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages
 from surveyor.cli.render import (
     MISSING,
-    JsonOption,
     format_time,
     out,
     print_json,
     print_page_hint,
-    reports_errors,
 )
 from surveyor.cli.tasks import parse_when
 from surveyor.core.clock import SYSTEM_CLOCK
 
-audit_app = typer.Typer(
-    help="The organization's audit trail: who created, edited, stopped or removed what "
-    "(admins only).",
-    no_args_is_help=True,
+audit_app = command_group(
+    "The organization's audit trail: who created, edited, stopped or removed what (admins only)."
 )
 
 
@@ -70,8 +66,7 @@ def audit_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None)
     return table
 
 
-@audit_app.command("list")
-@reports_errors
+@api_command(audit_app, "list")
 def list_entries(
     actor: Annotated[
         str | None,
@@ -91,9 +86,8 @@ def list_entries(
     until: Annotated[datetime | None, _when("--until", "Entries before this time")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="Entries per page.")] = 50,
     all_pages: AllPages = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Show the audit trail, newest first; the options narrow it."""
     filters = {
@@ -104,9 +98,9 @@ def list_entries(
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
     }
-    with connect(console, token) as client:
+    with api.connect() as client:
         items, more = client.page("/audit", limit=limit, every_page=all_pages, **filters)
-    if as_json:
+    if api.as_json:
         print_json(items)
         return
     if not items:

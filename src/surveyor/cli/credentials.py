@@ -18,11 +18,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.client import EXIT_REFUSED, EXIT_USAGE, CliError, ConsoleOption, TokenOption
-from surveyor.cli.client import connect as connect_api
+from surveyor.cli.client import EXIT_REFUSED, EXIT_USAGE, CliError
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import add_delete, add_list, add_show
 from surveyor.cli.render import (
-    JsonOption,
     err,
     format_time,
     out,
@@ -38,13 +37,11 @@ from surveyor.core.credentials import (
     secret_fields,
 )
 
-credential_app = typer.Typer(
-    help="Credentials connectors sign in with (admins only); secrets are write-only.",
-    no_args_is_help=True,
+credential_app = command_group(
+    "Credentials connectors sign in with (admins only); secrets are write-only."
 )
-secrets_app = typer.Typer(
-    help="The key that encrypts credentials' secrets (run where the console runs).",
-    no_args_is_help=True,
+secrets_app = command_group(
+    "The key that encrypts credentials' secrets (run where the console runs)."
 )
 
 CREDENTIAL_ID_HELP = "The credential's id (see `list`)."
@@ -139,8 +136,7 @@ def credentials_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-@credential_app.command("create")
-@reports_errors
+@api_command(credential_app, "create")
 def create(
     name: Annotated[str, typer.Argument(help="A name for it, unique in the organization.")],
     kind: Annotated[CredentialKind, typer.Option("--kind", help="ldap, snmp or dns.")],
@@ -165,9 +161,8 @@ def create(
         list[int] | None,
         typer.Option("--site", min=1, help="A site that may use it (repeatable; none: all)."),
     ] = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Create a credential; its secrets are encrypted by the console and never shown again."""
     plain = _pairs(field or [], "--field")
@@ -179,11 +174,11 @@ def create(
         "site_ids": list(site or []),
         "fields": {**plain, **read_secrets(names, secrets_stdin)},
     }
-    with connect_api(console, token) as client:
+    with api.connect() as client:
         created = client.post("/credentials", body)
     print_answer(
         created,
-        as_json,
+        api.as_json,
         f"Created credential {created['id']} ({created['kind']}): {created['name']}",
     )
 
@@ -203,8 +198,7 @@ add_show(
 )
 
 
-@credential_app.command("edit")
-@reports_errors
+@api_command(credential_app, "edit")
 def edit(
     credential_id: CredentialId,
     name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
@@ -228,12 +222,11 @@ def edit(
         typer.Option("--site", min=1, help="The sites that may use it (replaces the list)."),
     ] = None,
     all_sites: Annotated[bool, typer.Option("--all-sites", help="Let every site use it.")] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Change a credential: what is not named stays as it is, secrets included."""
-    with connect_api(console, token) as client:
+    with api.connect() as client:
         current = client.get(f"/credentials/{credential_id}")
         kind = CredentialKind(current["kind"])
         plain = _pairs(field or [], "--field")
@@ -254,11 +247,10 @@ def edit(
                 EXIT_USAGE,
             )
         changed = client.request("PATCH", f"/credentials/{credential_id}", json=body)
-    print_answer(changed, as_json, f"Changed credential {changed['id']}: {changed['name']}")
+    print_answer(changed, api.as_json, f"Changed credential {changed['id']}: {changed['name']}")
 
 
-@credential_app.command("verify")
-@reports_errors
+@api_command(credential_app, "verify")
 def verify(
     credential_id: CredentialId,
     server: Annotated[str, typer.Option("--server", help="host[:port] to try it against.")],
@@ -270,9 +262,8 @@ def verify(
         str | None,
         typer.Option("--options-json", help="The connector's options as a JSON object."),
     ] = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Try a credential against a server and say, in words, what worked or what did not
     (exit 1 when it did not)."""
@@ -286,16 +277,16 @@ def verify(
             raise CliError("--options-json is a JSON object", EXIT_USAGE)
         options.update(loaded)
     options.update(_pairs(option or [], "--option"))
-    with connect_api(console, token) as client:
+    with api.connect() as client:
         answer = client.post(
             f"/credentials/{credential_id}/verify", {"server": server, "options": options}
         )
-    if as_json:
+    if api.as_json:
         print_json(answer)
     elif answer["ok"]:
         out.print(shown(answer["message"]))
     if not answer["ok"]:
-        if not as_json:
+        if not api.as_json:
             err.print(shown(f"Verify failed: {answer['message']}", style="bold red"))
         raise typer.Exit(EXIT_REFUSED)
 

@@ -28,12 +28,12 @@ from surveyor.cli.client import (
     connect,
     given,
 )
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import (
     Description,
     NewName,
     add_delete,
     add_list,
-    ask,
     edit_item,
     print_item,
 )
@@ -59,12 +59,8 @@ explorer_app = typer.Typer(
     help="Run an explorer (with --console and --token), or list and manage the console's "
     "explorers.",
 )
-zone_app = typer.Typer(
-    help="Hosted zones: pools of explorers with a concurrency limit.", no_args_is_help=True
-)
-enrollment_app = typer.Typer(
-    help="Enrollment tokens: how new explorers join an organization.", no_args_is_help=True
-)
+zone_app = command_group("Hosted zones: pools of explorers with a concurrency limit.")
+enrollment_app = command_group("Enrollment tokens: how new explorers join an organization.")
 
 ExplorerId = Annotated[int, typer.Argument(min=1, help="The explorer's id.")]
 ZONE_ID_HELP = "The hosted zone's id."
@@ -305,28 +301,19 @@ def list_explorers(
         out.print(explorers_table(items, _names(client, "/sites"), _names(client, "/hosted-zones")))
 
 
-@explorer_app.command("show")
-@reports_errors
-def show_explorer(
-    explorer_id: ExplorerId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(explorer_app, "show")
+def show_explorer(explorer_id: ExplorerId, *, api: Api) -> None:
     """One explorer in detail."""
     print_item(
-        console,
-        token,
+        api,
         f"/explorers/{explorer_id}",
-        as_json,
         lambda client, item: explorer_panel(
             item, _names(client, "/sites"), _names(client, "/hosted-zones")
         ),
     )
 
 
-@explorer_app.command("edit")
-@reports_errors
+@api_command(explorer_app, "edit")
 def edit_explorer(
     explorer_id: ExplorerId,
     name: NewName = None,
@@ -336,9 +323,8 @@ def edit_explorer(
     ] = False,
     zone: Annotated[int | None, typer.Option("--zone", min=1, help="Hosted zone id.")] = None,
     no_zone: Annotated[bool, typer.Option("--no-zone", help="Take it out of its zone.")] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Rename an explorer, or change its site or hosted zone."""
     body: dict[str, Any] = {}
@@ -349,14 +335,13 @@ def edit_explorer(
     if zone is not None or no_zone:
         body["hosted_zone_id"] = 0 if no_zone else zone
     item = edit_item(
-        console,
-        token,
+        api,
         f"/explorers/{explorer_id}",
         body,
         options="--name, --site, --no-site, --zone or --no-zone",
         exit_code=EXIT_REFUSED,
     )
-    print_answer(item, as_json, f"Updated explorer {item['id']} {item['name']}.")
+    print_answer(item, api.as_json, f"Updated explorer {item['id']} {item['name']}.")
 
 
 add_delete(
@@ -403,49 +388,44 @@ add_list(
 )
 
 
-@zone_app.command("create")
-@reports_errors
+@api_command(zone_app, "create")
 def create_zone(
     name: Annotated[str, typer.Argument(help="The zone's name.")],
     max_concurrent: MaxConcurrent = None,
     description: Description = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Create a hosted zone; add explorers with `surveyor explorer edit ID --zone ZONE`."""
     body = given(name=name, max_concurrent=max_concurrent, description=description)
-    item = ask(console, token, "POST", "/hosted-zones", body)
+    item = api.ask("POST", "/hosted-zones", body)
     print_answer(
         item,
-        as_json,
+        api.as_json,
         f"Created hosted zone {item['id']} {item['name']} "
         f"(up to {item['max_concurrent']} scans at once).",
     )
 
 
-@zone_app.command("edit")
-@reports_errors
+@api_command(zone_app, "edit")
 def edit_zone(
     zone_id: ZoneId,
     name: NewName = None,
     max_concurrent: MaxConcurrent = None,
     description: Description = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Rename a hosted zone or change its limit."""
     body = given(name=name, max_concurrent=max_concurrent, description=description)
     item = edit_item(
-        console,
-        token,
+        api,
         f"/hosted-zones/{zone_id}",
         body,
         options="--name, --max-concurrent or --description",
         exit_code=EXIT_REFUSED,
     )
-    print_answer(item, as_json, f"Updated hosted zone {item['id']} {item['name']}.")
+    print_answer(item, api.as_json, f"Updated hosted zone {item['id']} {item['name']}.")
 
 
 add_delete(
@@ -488,8 +468,7 @@ def enrollment_table(items: Iterable[Mapping[str, Any]]) -> Table:
     return table
 
 
-@enrollment_app.command("create")
-@reports_errors
+@api_command(enrollment_app, "create")
 def create_enrollment(
     name: Annotated[str, typer.Argument(help="What the token is for.")],
     site: Annotated[
@@ -513,9 +492,8 @@ def create_enrollment(
             "--max-uses", min=1, max=1_000_000, help="How many explorers may enroll with it."
         ),
     ] = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Create an enrollment token (valid 7 days unless told otherwise); it is shown only
     this once."""
@@ -524,10 +502,10 @@ def create_enrollment(
     body = given(name=name, site_id=site, hosted_zone_id=zone, max_uses=max_uses)
     if expires_days is not None or no_expiry:
         body["expires_in_days"] = expires_days  # None (--no-expiry): it never expires
-    with connect(console, token) as client:
+    with api.connect() as client:
         created = client.post("/enrollment-tokens", body)
         url = client.console
-    if as_json:
+    if api.as_json:
         print_json(created)
         return
     limits = (

@@ -17,8 +17,8 @@ from typing import Annotated, BinaryIO, Literal
 import typer
 
 from surveyor.cli.assets import asset_app
-from surveyor.cli.client import ConsoleOption, TokenOption, connect
-from surveyor.cli.render import err, reports_errors
+from surveyor.cli.command import Api, api_command
+from surveyor.cli.render import err
 from surveyor.cli.tasks import TaskId, task_app
 
 OutputFile = Annotated[
@@ -63,10 +63,9 @@ def _download(
     *,
     what: str,
     params: dict[str, str | None] | None = None,
-    console: str | None,
-    token: str | None,
+    api: Api,
 ) -> int:
-    with connect(console, token) as client:
+    with api.connect() as client:
         if target is None:
             out = sys.stdout.buffer
             received = client.download(path, out.write, params=params)
@@ -76,8 +75,7 @@ def _download(
             return client.download(path, handle.write, params=params, on_bytes=on_bytes)
 
 
-@asset_app.command("export")
-@reports_errors
+@api_command(asset_app, "export", json=False)
 def export_assets(
     output: OutputFile,
     search: Annotated[
@@ -86,8 +84,8 @@ def export_assets(
     export_format: Annotated[
         Format, typer.Option("--format", help="csv (for spreadsheets) or jsonl.")
     ] = "csv",
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Export the inventory (or what a search finds) as CSV or JSONL."""
     size = _download(
@@ -95,33 +93,24 @@ def export_assets(
         output,
         what="Exporting assets",
         params={"search": search, "format": export_format},
-        console=console,
-        token=token,
+        api=api,
     )
     err.print(f"Wrote {size:,} bytes of {export_format.upper()} to {output}")
 
 
-@task_app.command("data")
-@reports_errors
-def task_data(
-    task_id: TaskId,
-    output: OutputFile,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(task_app, "data", json=False)
+def task_data(task_id: TaskId, output: OutputFile, *, api: Api) -> None:
     """Download the data a task collected (gzip JSONL, the task data format)."""
     size = _download(
         f"/tasks/{task_id}/data",
         output,
         what=f"Task {task_id} data",
-        console=console,
-        token=token,
+        api=api,
     )
     err.print(f"Wrote the data of task {task_id} ({size:,} bytes) to {output}")
 
 
-@task_app.command("changes")
-@reports_errors
+@api_command(task_app, "changes", json=False)
 def task_changes(
     task_id: TaskId,
     report_format: Annotated[
@@ -131,8 +120,8 @@ def task_changes(
         Path | None,
         typer.Option("--output", "-o", dir_okay=False, help="The file (default: standard output)."),
     ] = None,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """The change report of a task's latest processing: one line per changed asset."""
     size = _download(
@@ -140,8 +129,7 @@ def task_changes(
         output,
         what=f"Task {task_id} changes",
         params={"format": report_format},
-        console=console,
-        token=token,
+        api=api,
     )
     if output is not None:
         err.print(f"Wrote the change report of task {task_id} ({size:,} bytes) to {output}")

@@ -22,8 +22,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from surveyor.cli.client import CliError, ConsoleOption, TokenOption, connect
-from surveyor.cli.render import JsonOption, err, out, print_json, reports_errors, status_text
+from surveyor.cli.client import CliError
+from surveyor.cli.command import Api, api_options
+from surveyor.cli.render import err, out, print_json, status_text
 from surveyor.core.tasks import TERMINAL_STATUSES
 
 CHUNK_BYTES = 1 << 20
@@ -42,7 +43,7 @@ def _chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
             yield chunk
 
 
-@reports_errors
+@api_options
 def import_file(
     file: Annotated[
         Path,
@@ -70,9 +71,8 @@ def import_file(
         bool,
         typer.Option("--wait", help="Wait until it is processed and show what changed."),
     ] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Import a file into a site's inventory (an import task, processed like a scan)."""
     with file.open("rb") as probe:
@@ -85,7 +85,7 @@ def import_file(
         params["format"] = file_format
     progress = (
         None
-        if as_json
+        if api.as_json
         else Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -95,7 +95,7 @@ def import_file(
             transient=True,
         )
     )
-    with connect(console, token) as client:
+    with api.connect() as client:
         try:
             if progress is not None:
                 progress.start()
@@ -116,31 +116,31 @@ def import_file(
         finally:
             if progress is not None:
                 progress.stop()
-    if as_json and not wait:
+    if api.as_json and not wait:
         print_json(task)
         return
-    if not as_json:
+    if not api.as_json:
         line = Text(f"Imported {file.name} as task {task['id']} (")
         line.append_text(status_text(task["status"]))
         line.append(f"): {task.get('stats', {}).get('hosts', 0)} host records")
         out.print(line, soft_wrap=True)
     if wait:
-        _wait(task["id"], as_json=as_json, console=console, token=token)
+        _wait(task["id"], api)
 
 
-def _wait(task_id: int, *, as_json: bool, console: str | None, token: str | None) -> None:
+def _wait(task_id: int, api: Api) -> None:
     """Follow the import until it ends, with a processing bar; then what it changed."""
     progress = Progress(
         TextColumn("Processing"), BarColumn(), TaskProgressColumn(), console=err, transient=True
     )
     bar = progress.add_task("process", total=1.0)
-    with connect(console, token) as client, progress:
+    with api.connect() as client, progress:
         task = client.get(f"/tasks/{task_id}")
         while task["status"] not in TERMINAL:
             progress.update(bar, completed=task["progress"]["process"])
             time.sleep(POLL_SECONDS)
             task = client.get(f"/tasks/{task_id}")
-    if as_json:
+    if api.as_json:
         print_json(task)
     else:
         line = Text(f"Task {task_id} ended ")

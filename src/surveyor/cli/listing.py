@@ -1,6 +1,7 @@
 """What the commands of resources share: `list` and `show ID` (ask the API, print a table, an
 empty-state hint, or the API's JSON with `--json`), the `--all-pages`, `--name` and
-`--description` options, asking for one change (create, edit, delete), and `delete ID`."""
+`--description` options, an edit (refused before asking when it changes nothing), and
+`delete ID`. One request on a connection of its own is `Api.ask` (`cli/command.py`)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import typer
 from rich.console import RenderableType
 from rich.table import Table
 
-from surveyor.cli.client import EXIT_USAGE, ApiClient, CliError, ConsoleOption, TokenOption, connect
-from surveyor.cli.render import JsonOption, out, print_json, reports_errors
+from surveyor.cli.client import EXIT_USAGE, ApiClient, CliError
+from surveyor.cli.command import Api, api_command, api_options
+from surveyor.cli.render import out, print_json
 
 Tabulate = Callable[[Iterable[Mapping[str, Any]]], Table]
 #: What `show` prints of an item; it may ask the client more (names of what the item refers to).
@@ -36,14 +38,11 @@ def add_list(
     """`list` (or `command`): every item at `path` (up to 1,000); `empty` is said when there
     is none."""
 
-    @app.command(command, help=help)
-    @reports_errors
-    def list_items(
-        as_json: JsonOption = False, console: ConsoleOption = None, token: TokenOption = None
-    ) -> None:
-        with connect(console, token) as client:
+    @api_command(app, command, help=help)
+    def list_items(*, api: Api) -> None:
+        with api.connect() as client:
             items = client.get(path, limit=1000)
-        if as_json:
+        if api.as_json:
             print_json(items)
         elif not items and empty:
             out.print(empty)
@@ -54,41 +53,27 @@ def add_list(
 def add_show(app: typer.Typer, path: str, table: Tabulate, *, help: str) -> None:
     """`show ID`: the item at `path/ID`, as a one-row table."""
 
-    @app.command("show", help=help)
-    @reports_errors
+    @api_command(app, "show", help=help)
     def show_one(
-        item_id: Annotated[int, typer.Argument(min=1, help="Its id (see `list`).")],
-        as_json: JsonOption = False,
-        console: ConsoleOption = None,
-        token: TokenOption = None,
+        item_id: Annotated[int, typer.Argument(min=1, help="Its id (see `list`).")], *, api: Api
     ) -> None:
-        print_item(console, token, f"{path}/{item_id}", as_json, lambda _, item: table([item]))
+        print_item(api, f"{path}/{item_id}", lambda _, item: table([item]))
 
 
-def print_item(
-    console: str | None, token: str | None, path: str, as_json: bool, render: Render
-) -> None:
+def print_item(api: Api, path: str, render: Render) -> None:
     """GET the item at `path`; print the API's JSON with `--json`, else what `render` makes
     of it."""
-    with connect(console, token) as client:
+    with api.connect() as client:
         item = client.get(path)
-        if as_json:
+        if api.as_json:
             print_json(item)
             return
         shown = render(client, item)
     out.print(shown)
 
 
-def ask(console: str | None, token: str | None, method: str, path: str, body: Any = None) -> Any:
-    """One request on a connection of its own: the API's answer (a refusal is raised as a
-    CliError)."""
-    with connect(console, token) as client:
-        return client.request(method, path, json=body)
-
-
 def edit_item(
-    console: str | None,
-    token: str | None,
+    api: Api,
     path: str,
     body: Mapping[str, Any],
     *,
@@ -99,13 +84,7 @@ def edit_item(
     asking, with the `options` that would change something."""
     if not body:
         raise CliError(f"nothing to change; pass {options}", exit_code)
-    return ask(console, token, "PATCH", path, body)
-
-
-def delete_item(console: str | None, token: str | None, path: str, said: str) -> None:
-    """DELETE `path`, then say `said` (an API refusal is raised as a CliError)."""
-    ask(console, token, "DELETE", path)
-    out.print(said)
+    return api.ask("PATCH", path, body)
 
 
 def add_delete(
@@ -121,10 +100,11 @@ def add_delete(
     """`COMMAND ID`: DELETE `path/ID`, then say `said` (`{id}` in it stands for the id). The id
     argument is shown as `argument` with `argument_help`."""
 
-    def delete_one(item_id: int, console: ConsoleOption = None, token: TokenOption = None) -> None:
-        delete_item(console, token, f"{path}/{item_id}", said.format(id=item_id))
+    def delete_one(item_id: int, *, api: Api) -> None:
+        api.ask("DELETE", f"{path}/{item_id}")
+        out.print(said.format(id=item_id))
 
     delete_one.__annotations__["item_id"] = Annotated[
         int, typer.Argument(min=1, help=argument_help, metavar=argument)
     ]
-    app.command(command, help=help)(reports_errors(delete_one))
+    app.command(command, help=help)(api_options(delete_one, json=False))

@@ -11,22 +11,19 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from surveyor.cli.client import ConsoleOption, TokenOption, connect, given
-from surveyor.cli.listing import add_delete, add_list, ask
+from surveyor.cli.client import given
+from surveyor.cli.command import Api, api_command, command_group
+from surveyor.cli.listing import add_delete, add_list
 from surveyor.cli.render import (
-    JsonOption,
     format_time,
     pointing_at_search,
     print_answer,
-    reports_errors,
     shown,
 )
 from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.queries import QueryKind
 
-query_app = typer.Typer(
-    help="Save searches and pin them to the Dashboard as insights.", no_args_is_help=True
-)
+query_app = command_group("Save searches and pin them to the Dashboard as insights.")
 QUERY_ID_HELP = "The query's id (see `query list`)."
 QueryId = Annotated[int, typer.Argument(min=1, help=QUERY_ID_HELP)]
 
@@ -65,8 +62,7 @@ def queries_table(items: Iterable[Mapping[str, Any]], now: datetime | None = Non
     return table
 
 
-@query_app.command("create")
-@reports_errors
+@api_command(query_app, "create")
 def create(
     name: Annotated[str, typer.Argument(help="What the insight is called.")],
     search: Annotated[str, typer.Argument(help='The search, e.g. "port:22 alive:true".')],
@@ -78,21 +74,18 @@ def create(
         typer.Option("--threshold", min=0, help="Highlight the insight when its count is above."),
     ] = None,
     pin: Annotated[bool, typer.Option("--pin", help="Pin it to the Dashboard at once.")] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Save a search (checked by the console: a bad one is shown with a caret at its fault)."""
     with pointing_at_search(search):
-        created = ask(
-            console,
-            token,
+        created = api.ask(
             "POST",
             "/queries",
             given(name=name, kind=kind.value, search=search, threshold=threshold, pinned=pin),
         )
     where = "pinned to the Dashboard" if created["pinned"] else "not pinned"
-    print_answer(created, as_json, f"Saved query {created['id']} ({where}).")
+    print_answer(created, api.as_json, f"Saved query {created['id']} ({where}).")
 
 
 add_list(
@@ -104,20 +97,18 @@ add_list(
 )
 
 
-@query_app.command("pin")
-@reports_errors
+@api_command(query_app, "pin")
 def pin(
     query_id: QueryId,
     off: Annotated[bool, typer.Option("--off", help="Unpin it instead.")] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Pin a saved query to the Dashboard as an insight (or take it off with --off)."""
-    with connect(console, token) as client:
+    with api.connect() as client:
         answer = client.request("POST", f"/queries/{query_id}/{'unpin' if off else 'pin'}")
     said = "taken off the Dashboard" if off else "pinned to the Dashboard"
-    print_answer(answer, as_json, f"Query {query_id} is {said}.")
+    print_answer(answer, api.as_json, f"Query {query_id} is {said}.")
 
 
 add_delete(

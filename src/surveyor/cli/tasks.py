@@ -16,10 +16,10 @@ import typer
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from surveyor.cli.client import ApiClient, CliError, ConsoleOption, TokenOption, connect, given
+from surveyor.cli.client import ApiClient, CliError, given
+from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages, add_delete, print_item
 from surveyor.cli.render import (
-    JsonOption,
     counts_line,
     created_summary,
     err,
@@ -30,7 +30,6 @@ from surveyor.cli.render import (
     print_json,
     print_page_hint,
     relative_time,
-    reports_errors,
     shown,
     status_text,
     tab_label,
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
 # `rich.live`, `rich.progress` and `surveyor.core.recurrence` (with croniter and dateutil) are
 # imported by the commands that use them, so that the others start sooner.
 
-task_app = typer.Typer(help="Create, list, watch and control tasks.", no_args_is_help=True)
+task_app = command_group("Create, list, watch and control tasks.")
 
 VIEWS = [*(tab.value for tab in Tab), ALL_VIEW]
 EXIT_INTERRUPTED = 130
@@ -320,8 +319,7 @@ def next_runs_text(moments: Sequence[datetime], zone: str, now: datetime | None 
     return text
 
 
-@task_app.command("create")
-@reports_errors
+@api_command(task_app, "create")
 def create(
     name: Annotated[str, typer.Argument(help="A name for the task.")],
     site: Annotated[
@@ -365,9 +363,8 @@ def create(
     rrule: Rrule = None,
     cron: Cron = None,
     tz: Tz = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Create a scan that starts now, at --at, or recurs (--every, --rrule, --cron)."""
     recur = recurrence_body(
@@ -388,11 +385,11 @@ def create(
     elif at is not None:
         body["start_time"] = at.isoformat()
     body.update(given(explorer_id=explorer, hosted_zone_id=zone))
-    with connect(console, token) as client:
+    with api.connect() as client:
         if site is not None:
             body["site_id"] = resolve_site(client, site)
         task = _post_schedule(client, "/tasks", body)
-        if as_json:
+        if api.as_json:
             print_json(task)
             return
         out.print(created_summary(task, site_names(client)), soft_wrap=True)
@@ -401,8 +398,7 @@ def create(
         out.print(next_runs_text(upcoming, task.get("timezone") or "UTC"))
 
 
-@task_app.command("preview")
-@reports_errors
+@api_command(task_app, "preview")
 def preview(
     every: Every = None,
     at_time: AtTime = None,
@@ -422,9 +418,8 @@ def preview(
             rich_help_panel="Recurrence",
         ),
     ] = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Show the next five runs of a schedule, as `task create` would store it."""
     if not (every or rrule or cron):
@@ -443,9 +438,9 @@ def preview(
         start=at,
     )
     assert recur is not None
-    with connect(console, token) as client:
+    with api.connect() as client:
         found = _post_schedule(client, "/tasks/preview", recur)
-    if as_json:
+    if api.as_json:
         print_json(found)
         return
     moments = [parse_time(moment) for moment in found["occurrences"]]
@@ -457,8 +452,7 @@ def preview(
         out.print(Text("It has no runs to come.", style="dim"))
 
 
-@task_app.command("list")
-@reports_errors
+@api_command(task_app, "list")
 def list_tasks(
     tab: Annotated[
         str,
@@ -474,18 +468,17 @@ def list_tasks(
     ] = None,
     limit: Limit = 50,
     all_pages: AllPages = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Show the tasks of a tab, with the count of every tab."""
-    with connect(console, token) as client:
+    with api.connect() as client:
         with pointing_at_search(search):
-            counts = None if as_json else client.get("/tasks/counts", search=search)["counts"]
+            counts = None if api.as_json else client.get("/tasks/counts", search=search)["counts"]
             items, more = client.page(
                 "/tasks", limit=limit, every_page=all_pages, tab=tab, search=search
             )
-        if as_json:
+        if api.as_json:
             print_json(items)
             return
         sites = site_names(client)
@@ -500,16 +493,10 @@ def list_tasks(
         print_page_hint(len(items))
 
 
-@task_app.command("show")
-@reports_errors
-def show(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(task_app, "show")
+def show(task_id: TaskId, *, api: Api) -> None:
     """Show everything about one task."""
-    print_item(console, token, f"/tasks/{task_id}", as_json, _task_in_full)
+    print_item(api, f"/tasks/{task_id}", _task_in_full)
 
 
 def _task_in_full(client: ApiClient, task: Mapping[str, Any]) -> RenderableType:
@@ -526,39 +513,25 @@ def _task_in_full(client: ApiClient, task: Mapping[str, Any]) -> RenderableType:
     return Group(panel, next_runs_text(upcoming, task.get("timezone") or "UTC"))
 
 
-@task_app.command("events")
-@reports_errors
-def events(
-    task_id: TaskId,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(task_app, "events")
+def events(task_id: TaskId, *, api: Api) -> None:
     """Show a task's timeline: every transition, edit and skip."""
-    with connect(console, token) as client:
+    with api.connect() as client:
         items, _ = client.page(f"/tasks/{task_id}/events", limit=1000, every_page=True)
-    if as_json:
+    if api.as_json:
         print_json(items)
         return
     out.print(events_table(items))
 
 
-@task_app.command("runs")
-@reports_errors
-def runs(
-    task_id: TaskId,
-    limit: Limit = 50,
-    all_pages: AllPages = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
-) -> None:
+@api_command(task_app, "runs")
+def runs(task_id: TaskId, limit: Limit = 50, all_pages: AllPages = False, *, api: Api) -> None:
     """Show the runs of a recurring task, newest first."""
-    with connect(console, token) as client:
+    with api.connect() as client:
         items, more = client.page(
             f"/tasks/{task_id}/runs", limit=min(limit, 500), every_page=all_pages
         )
-        if as_json:
+        if api.as_json:
             print_json(items)
             return
         sites = site_names(client) if items else {}
@@ -570,18 +543,9 @@ def runs(
         print_page_hint(len(items), "newest")
 
 
-def _act(
-    task_id: int,
-    action: str,
-    body: dict[str, Any] | None,
-    *,
-    as_json: bool,
-    console: str | None,
-    token: str | None,
-) -> None:
-    with connect(console, token) as client:
-        task = client.post(f"/tasks/{task_id}/{action}", body)
-    if as_json:
+def _act(task_id: int, action: str, body: dict[str, Any] | None, api: Api) -> None:
+    task = api.ask("POST", f"/tasks/{task_id}/{action}", body)
+    if api.as_json:
         print_json(task)
         return
     line = Text(f"Task {task['id']} ")
@@ -599,15 +563,9 @@ def _act(
 def _add_action(action: str, *, help: str) -> None:
     """`task ACTION ID`: ask the API for the action and say the task's status after it."""
 
-    @task_app.command(action, help=help)
-    @reports_errors
-    def act(
-        task_id: TaskId,
-        as_json: JsonOption = False,
-        console: ConsoleOption = None,
-        token: TokenOption = None,
-    ) -> None:
-        _act(task_id, action, None, as_json=as_json, console=console, token=token)
+    @api_command(task_app, action, help=help)
+    def act(task_id: TaskId, *, api: Api) -> None:
+        _act(task_id, action, None, api)
 
 
 _add_action("stop", help="Stop a task; one that has not launched yet stops at once.")
@@ -616,17 +574,15 @@ _add_action("resume", help="Resume a paused recurring task from now.")
 _add_action("run-now", help="Run a recurring or scheduled task now instead of at its next time.")
 
 
-@task_app.command("hide")
-@reports_errors
+@api_command(task_app, "hide")
 def hide(
     task_id: TaskId,
     unhide: Annotated[bool, typer.Option("--unhide", help="Show the task again.")] = False,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Hide a task from the tabs (search with hidden:true to find it)."""
-    _act(task_id, "hide", {"hidden": not unhide}, as_json=as_json, console=console, token=token)
+    _act(task_id, "hide", {"hidden": not unhide}, api)
 
 
 add_delete(
@@ -651,13 +607,12 @@ def _watch_view(task: dict[str, Any], progress: Progress) -> Group:
     return Group(line, progress)
 
 
-@task_app.command("watch")
-@reports_errors
+@api_command(task_app, "watch", json=False)
 def watch(
     task_id: TaskId,
     poll: Annotated[float, typer.Option("--poll", min=0.1, help="Seconds between polls.")] = 1.0,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Follow a task until it ends; exit 0 when it was processed, 1 otherwise."""
     from rich.live import Live
@@ -668,7 +623,7 @@ def watch(
     )
     collect = progress.add_task("Collect", total=1.0)
     process = progress.add_task("Process", total=1.0)
-    with connect(console, token) as client:
+    with api.connect() as client:
         task = client.get(f"/tasks/{task_id}")
         if task["recur"]:
             raise CliError(

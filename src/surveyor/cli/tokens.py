@@ -6,35 +6,32 @@ from typing import Annotated
 
 import typer
 
-from surveyor.cli.client import ConsoleOption, TokenOption, given
-from surveyor.cli.listing import add_delete, add_list, ask
+from surveyor.cli.client import given
+from surveyor.cli.command import Api, api_command
+from surveyor.cli.listing import add_delete, add_list
 from surveyor.cli.render import (
-    JsonOption,
     new_token_panel,
     out,
     print_json,
-    reports_errors,
     tokens_table,
 )
 
 token_app = typer.Typer(help="Create, list and delete your API tokens.", no_args_is_help=True)
 
 
-@token_app.command("create")
-@reports_errors
+@api_command(token_app, "create")
 def create(
     name: Annotated[str, typer.Argument(help="What the token is for.")],
     expires_days: Annotated[
         int | None,
         typer.Option("--expires-days", min=1, max=3650, help="Expire after this many days."),
     ] = None,
-    as_json: JsonOption = False,
-    console: ConsoleOption = None,
-    token: TokenOption = None,
+    *,
+    api: Api,
 ) -> None:
     """Create an API token with your role; it is shown only this once."""
-    created = ask(console, token, "POST", "/tokens", given(name=name, expires_in_days=expires_days))
-    if as_json:
+    created = api.ask("POST", "/tokens", given(name=name, expires_in_days=expires_days))
+    if api.as_json:
         print_json(created)
         return
     out.print(new_token_panel(created))

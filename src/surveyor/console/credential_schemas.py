@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
-from surveyor.console.schemas import MAX_ID, Strict
+from surveyor.console.schemas import MAX_ID, Strict, name_field
 from surveyor.core.credentials import (
     MAX_FIELD_LENGTH,
     Credential,
@@ -24,12 +24,8 @@ _FIELDS = (
 )
 
 
-def _name(**kwargs: Any) -> Any:
-    return Field(min_length=1, max_length=200, pattern=r"\S", **kwargs)
-
-
 class CredentialIn(Strict):
-    name: str = _name()
+    name: str = name_field()
     kind: CredentialKind
     site_ids: list[SiteId] = Field(
         default_factory=list, max_length=1000, description="empty: every site"
@@ -38,7 +34,7 @@ class CredentialIn(Strict):
 
 
 class CredentialUpdate(Strict):
-    name: str | None = _name(default=None)
+    name: str | None = name_field(default=None)
     site_ids: list[SiteId] | None = Field(default=None, max_length=1000)
     fields: dict[str, FieldValue | None] | None = Field(
         default=None,

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from surveyor.console.schemas import Strict
+from surveyor.console.schemas import Strict, from_attributes, name_field
 from surveyor.core.notifications import (
     Attempt,
     Channel,
@@ -29,12 +29,8 @@ _WRITE_ONLY_KEY = (
 )
 
 
-def _name(**kwargs: Any) -> Any:
-    return Field(min_length=1, max_length=200, pattern=r"\S", **kwargs)
-
-
 class RuleIn(Strict):
-    name: str = _name()
+    name: str = name_field()
     trigger: Trigger
     channel: Channel
     target: str = Field(
@@ -46,7 +42,7 @@ class RuleIn(Strict):
 
 
 class RuleUpdate(Strict):
-    name: str | None = _name(default=None)
+    name: str | None = name_field(default=None)
     target: str | None = Field(default=None, min_length=1, max_length=2000)
     options: dict[str, Any] | None = Field(
         default=None, description="replaces the stored options as a whole"
@@ -77,21 +73,14 @@ class RuleOut(BaseModel):
 
     @classmethod
     def of(cls, rule: NotificationRule) -> RuleOut:
-        return cls(
-            id=rule.id,
-            organization_id=rule.organization_id,
-            name=rule.name,
-            trigger=rule.trigger,
-            channel=rule.channel,
-            target=rule.target,
+        return from_attributes(
+            cls,
+            rule,
             options=dict(rule.options),
             secret=SecretStateOut(
                 set=rule.secret is not None,
                 set_at=rule.secret.set_at if rule.secret is not None else None,
             ),
-            enabled=rule.enabled,
-            created_at=rule.created_at,
-            updated_at=rule.updated_at,
         )
 
 
@@ -103,12 +92,7 @@ class AttemptOut(BaseModel):
 
     @classmethod
     def of(cls, attempt: Attempt) -> AttemptOut:
-        return cls(
-            at=attempt.at,
-            status_code=attempt.status_code,
-            error=attempt.error,
-            duration_ms=attempt.duration_ms,
-        )
+        return from_attributes(cls, attempt)
 
 
 class DeliveryOut(BaseModel):
@@ -128,20 +112,12 @@ class DeliveryOut(BaseModel):
 
     @classmethod
     def of(cls, delivery: Delivery, attempts: list[Attempt]) -> DeliveryOut:
-        return cls(
-            id=delivery.id,
-            rule_id=delivery.rule_id,
-            event_key=delivery.event_key,
-            trigger=delivery.trigger,
-            status=delivery.status,
-            attempts=delivery.attempts,
-            created_at=delivery.created_at,
+        return from_attributes(
+            cls,
+            delivery,
             next_attempt_at=(
                 delivery.next_attempt_at if delivery.status is DeliveryStatus.PENDING else None
             ),
-            delivered_at=delivery.delivered_at,
-            last_status_code=delivery.last_status_code,
-            last_error=delivery.last_error,
             payload=dict(delivery.payload),
             log=[AttemptOut.of(attempt) for attempt in attempts],
         )

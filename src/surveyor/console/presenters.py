@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -29,21 +29,27 @@ from surveyor.service import explorers as explorer_service
 from surveyor.service.resources import ZoneView
 from surveyor.store import inventory
 
+_Asset = TypeVar("_Asset", bound=AssetOut)
+
 
 def asset_out(
     asset: Asset,
     site_names: Mapping[int, str],
-    services: Sequence[AssetService],
+    asset_services: Sequence[AssetService],
     sources: Sequence[AssetSource] = (),
-) -> AssetOut:
+    *,
+    model: type[_Asset] = AssetOut,  # type: ignore[assignment]
+    **extra: Any,
+) -> _Asset:
     """The API shape of an asset, named after its site, with its services' ports and the
-    sources that saw it."""
+    sources that saw it; a `model` that shows more takes the rest from `extra`."""
     return from_attributes(
-        AssetOut,
+        model,
         asset,
         site=site_names.get(asset.site_id, ""),
-        ports=[service.label for service in services],
+        ports=[service.label for service in asset_services],
         sources=[from_attributes(AssetSourceOut, source) for source in sources],
+        **extra,
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar, cast, get_type_hints
 
-from fastapi import Path
+from fastapi import Path, Query
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -30,6 +30,12 @@ from surveyor.service.enrollment import DEFAULT_EXPIRY_DAYS
 #: The largest id a database row can have (signed 64-bit); larger ones are refused as input.
 MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
+#: How many items a listing answers with at most.
+Limit = Annotated[int, Query(ge=1, le=1000)]
+#: Where a listing by id goes on: after this id.
+After = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
+]
 
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -77,7 +83,8 @@ def fields_of(row_type: type, names: str) -> Callable[[type[_Model]], type[_Mode
     return build
 
 
-def _name(**kwargs: Any) -> Any:
+def name_field(**kwargs: Any) -> Any:
+    """A name field: 1 to 200 characters, not all of them white space."""
     return Field(min_length=1, max_length=200, pattern=r"\S", **kwargs)
 
 
@@ -215,7 +222,7 @@ class RecurrenceIn(Strict):
 
 
 class TaskCreate(Strict):
-    name: str = _name()
+    name: str = name_field()
     description: str = Field(default="", max_length=10_000)
     type: Annotated[
         str,
@@ -237,7 +244,7 @@ class TaskCreate(Strict):
 
 
 class TaskUpdate(Strict):
-    name: str | None = _name(default=None)
+    name: str | None = name_field(default=None)
     description: str | None = Field(default=None, max_length=10_000)
     explorer_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     hosted_zone_id: int | None = Field(default=None, ge=1, le=MAX_ID)
@@ -279,7 +286,7 @@ _ALLOWED_SCOPE = (
 
 
 class SiteIn(Strict):
-    name: str = _name()
+    name: str = name_field()
     description: str = Field(default="", max_length=10_000)
     scope: str = Field(default="", max_length=100_000)
     excludes: str = Field(default="", max_length=100_000)
@@ -287,7 +294,7 @@ class SiteIn(Strict):
 
 
 class SiteUpdate(Strict):
-    name: str | None = _name(default=None)
+    name: str | None = name_field(default=None)
     description: str | None = Field(default=None, max_length=10_000)
     scope: str | None = Field(default=None, max_length=100_000)
     excludes: str | None = Field(default=None, max_length=100_000)
@@ -304,13 +311,13 @@ class SiteOut(BaseModel):
 
 
 class HostedZoneIn(Strict):
-    name: str = _name()
+    name: str = name_field()
     description: str = Field(default="", max_length=10_000)
     max_concurrent: int = Field(default=1, ge=1, le=10_000)
 
 
 class HostedZoneUpdate(Strict):
-    name: str | None = _name(default=None)
+    name: str | None = name_field(default=None)
     description: str | None = Field(default=None, max_length=10_000)
     max_concurrent: int | None = Field(default=None, ge=1, le=10_000)
 
@@ -324,7 +331,7 @@ class HostedZoneOut(BaseModel):
 
 
 class ExplorerUpdate(Strict):
-    name: str | None = _name(default=None)
+    name: str | None = name_field(default=None)
     site_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     hosted_zone_id: int | None = Field(
         default=None, ge=0, le=MAX_ID, description="0 takes the explorer out of its zone"
@@ -471,7 +478,7 @@ class MemberAdded(BaseModel):
 
 
 class TokenIn(Strict):
-    name: str = _name()
+    name: str = name_field()
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
 
@@ -489,7 +496,7 @@ class TokenCreated(TokenOut):
 
 
 class OrganizationIn(Strict):
-    name: str = _name()
+    name: str = name_field()
     scope_cap: int = Field(default=65_536, ge=1, le=1 << 32)
     probe_cap: int = Field(
         default=DEFAULT_PROBE_CAP,

@@ -17,7 +17,6 @@ from surveyor.console.reports import ChangeOut
 from surveyor.console.schemas import (
     MAX_ID,
     AssetOut,
-    AssetSourceOut,
     IdPath,
     ServiceOut,
     from_attributes,
@@ -100,12 +99,12 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
         found = inventory.services_of(conn, [asset_id])[asset_id]
         sources = inventory.sources_of(conn, [asset_id])[asset_id]
         history = inventory.asset_history(conn, asset_id)
-    return from_attributes(
-        AssetDetail,
+    return asset_out(
         asset,
-        site=names.get(asset.site_id, ""),
-        ports=[service.label for service in found],
-        sources=[from_attributes(AssetSourceOut, source) for source in sources],
+        names,
+        found,
+        sources,
+        model=AssetDetail,
         services=[from_attributes(ServiceOut, service) for service in found],
         history=history,
     )

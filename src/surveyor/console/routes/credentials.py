@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from surveyor.console.auth import Admin
 from surveyor.console.credential_schemas import (
@@ -17,17 +17,13 @@ from surveyor.console.credential_schemas import (
 )
 from surveyor.console.errors import error_responses
 from surveyor.console.refusals import answering_refusals, reading, writing
-from surveyor.console.schemas import MAX_ID, IdPath
+from surveyor.console.schemas import After, IdPath, Limit
 from surveyor.console.state import State
 from surveyor.service import credentials as rules
 from surveyor.store import credentials as store
 
 router = APIRouter(prefix="/api/v1", tags=["credentials"])
 _ERRORS = error_responses(400, 401, 403, 404, 409, 422)
-Limit = Annotated[int, Query(ge=1, le=1000)]
-After = Annotated[
-    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
-]
 
 
 @router.get("/credentials", response_model=list[CredentialOut], responses=_ERRORS)

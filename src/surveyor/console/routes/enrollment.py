@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from surveyor.console import issued_tokens
 from surveyor.console.auth import Admin
 from surveyor.console.errors import ApiError, error_responses, not_found
-from surveyor.console.schemas import MAX_ID, EnrollmentTokenIn, IdPath
+from surveyor.console.schemas import MAX_ID, EnrollmentTokenIn, IdPath, Limit
 from surveyor.console.state import State
 from surveyor.service import enrollment
 from surveyor.service.enrollment import token_out
@@ -62,7 +62,7 @@ def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: St
 def list_enrollment_tokens(
     principal: Admin,
     state: State,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     after: Annotated[int | None, Query(ge=0, le=MAX_ID)] = None,
 ) -> Any:
     """The organization's enrollment tokens (never their secrets), revoked ones included."""

@@ -11,17 +11,13 @@ from surveyor.console.auth import Admin
 from surveyor.console.errors import error_responses
 from surveyor.console.notification_schemas import DeliveryOut, RuleIn, RuleOut, RuleUpdate
 from surveyor.console.refusals import reading, writing
-from surveyor.console.schemas import MAX_ID, IdPath
+from surveyor.console.schemas import MAX_ID, After, IdPath, Limit
 from surveyor.console.state import State
 from surveyor.service import notifications as rules
 from surveyor.store import notifications as store
 
 router = APIRouter(prefix="/api/v1", tags=["notifications"])
 _ERRORS = error_responses(400, 401, 403, 404, 409, 422)
-Limit = Annotated[int, Query(ge=1, le=1000)]
-After = Annotated[
-    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
-]
 Before = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="the last id of the previous (newer) page")
 ]

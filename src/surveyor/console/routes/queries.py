@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import error_responses
 from surveyor.console.refusals import reading, writing
-from surveyor.console.schemas import IdPath, from_attributes
+from surveyor.console.schemas import IdPath, Limit, from_attributes
 from surveyor.console.state import State
 from surveyor.core.queries import MAX_NAME_LENGTH, MAX_THRESHOLD, QueryKind, SavedQuery
 from surveyor.core.search import MAX_QUERY_LENGTH
@@ -108,7 +108,7 @@ def query_counts(
     query_id: IdPath,
     principal: Viewer,
     state: State,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
 ) -> Any:
     """The counts Query tasks stored, newest first."""
     with reading(state) as conn:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
@@ -14,13 +14,14 @@ from surveyor.console import presenters
 from surveyor.console.auth import Admin, Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.schemas import (
-    MAX_ID,
+    After,
     ExplorerOut,
     ExplorerUpdate,
     HostedZoneIn,
     HostedZoneOut,
     HostedZoneUpdate,
     IdPath,
+    Limit,
     SiteIn,
     SiteOut,
     SiteUpdate,
@@ -33,10 +34,6 @@ from surveyor.store import records
 
 router = APIRouter(prefix="/api/v1")
 _ERRORS = error_responses(400, 401, 403, 404, 409, 422)
-Limit = Annotated[int, Query(ge=1, le=1000)]
-After = Annotated[
-    int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")
-]
 _STATUS = {Refusal.NOT_FOUND: 404, Refusal.IN_USE: 409, Refusal.INVALID: 400}
 
 

@@ -19,6 +19,7 @@ from surveyor.console.schemas import (
     EventPage,
     HideIn,
     IdPath,
+    Limit,
     OccurrencesOut,
     ProcessingRunPage,
     RecurrenceIn,
@@ -255,7 +256,7 @@ def list_events(
     task_id: IdPath,
     principal: Viewer,
     state: State,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     cursor: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
     ] = None,
@@ -285,7 +286,7 @@ def get_task_changes(
     principal: Viewer,
     state: State,
     kind: assets_routes.KindFilter = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Limit = 100,
     cursor: assets_routes.ReportCursor = None,
     format: reports.ReportFormat = "json",
     run: reports.RunNumber = None,

@@ -18,11 +18,12 @@ from fastapi.responses import RedirectResponse
 
 from surveyor.console.credential_schemas import CredentialOut
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
-from surveyor.console.web.refusals import delete_then_list, missing_is_404
+from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import missing_is_404, owned_row
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
+from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
 from surveyor.service import credentials as rules
 from surveyor.service.credentials import CredentialRefused, Verification
@@ -32,6 +33,7 @@ from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/credentials", "credential_id", Role.ADMIN)
 MAX_NAME = 200
 #: The fields of each kind, for the forms.
 KINDS: dict[str, tuple[FieldSpec, ...]] = {kind.value: field_specs(kind) for kind in CredentialKind}
@@ -140,10 +142,7 @@ def _refusal_errors(exc: CredentialRefused, kind: str) -> dict[str, str]:
     return {"name": sentence(exc.message)}
 
 
-@router.get("/credentials")
-def credentials_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render(request, "credentials.html", _list_context(state, principal))
+PAGES.list_page("credentials.html", _list_context)
 
 
 @router.post("/credentials")
@@ -185,13 +184,7 @@ def _create(
         ).id
 
 
-@router.get("/credentials/{credential_id:int}")
-def credential_page(
-    request: Request, credential_id: int, principal: PagePrincipal, state: State, saved: str = ""
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    context = _credential_context(state, principal, credential_id, saved=saved == "1")
-    return render(request, "credential.html", context)
+PAGES.item_page("credential.html", _credential_context)
 
 
 @router.post("/credentials/{credential_id:int}")
@@ -199,11 +192,7 @@ async def edit_credential(
     request: Request, credential_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    with state.db.read() as conn:
-        found = store.get_credential(conn, principal.organization_id, credential_id)
-    if found is None:
-        raise PageError(404, "Not found", f"credential {credential_id} does not exist")
-    kind = found.kind.value
+    kind = owned_row(state, principal, store.get_credential, credential_id, "credential").kind.value
     submitted = await _submitted(request, kind)
     errors = _name_error(submitted["name"])
     if not errors:
@@ -314,19 +303,4 @@ def _delete_confirmation(
     )
 
 
-@router.get("/credentials/{credential_id:int}/delete")
-def confirm_delete_credential(
-    request: Request, credential_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _delete_confirmation(state, principal, credential_id))
-
-
-@router.post("/credentials/{credential_id:int}/delete")
-async def delete_credential(
-    request: Request, credential_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return await delete_then_list(
-        state, principal, credential_id, rules.delete_credential, listing="/credentials"
-    )
+PAGES.deletion(_delete_confirmation, rules.delete_credential)

@@ -11,14 +11,16 @@ from pydantic import ValidationError
 from surveyor.console import issued_tokens, presenters
 from surveyor.console.schemas import EnrollmentTokenIn
 from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
+from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.service import enrollment
 from surveyor.store import explorers as explorer_store
 from surveyor.store import records
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/explorers", "explorer_id")
 
 
 def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
@@ -53,9 +55,7 @@ def _context(state: ConsoleState, principal: Principal) -> dict[str, Any]:
         }
 
 
-@router.get("/explorers")
-def explorers_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    return render(request, "explorers.html", _context(state, principal))
+PAGES.list_page("explorers.html", _context)
 
 
 @router.post("/explorers/enrollment-tokens")

@@ -18,6 +18,8 @@ from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
+from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -30,6 +32,7 @@ from surveyor.store import accounts
 from surveyor.store.accounts import INVITATION_LIFETIME, Principal, Role
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/users", "user_id", Role.ADMIN)
 FIELDS = ("email", "role", "name")
 MESSAGES = {
     "email": "Give an e-mail address such as ana@example.com (up to 320 characters).",
@@ -81,11 +84,7 @@ def _context(
 
 def _member(state: ConsoleState, principal: Principal, user_id: int) -> dict[str, Any]:
     """A member of the caller's organization; anyone else is not found."""
-    with state.db.read() as conn:
-        member = accounts.get_member(conn, principal.organization_id, user_id)
-    if member is None:
-        raise PageError(404, "Not found", f"user {user_id} does not exist")
-    return member
+    return owned_row(state, principal, accounts.get_member, user_id, "user")
 
 
 @router.get("/users")
@@ -172,12 +171,7 @@ def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int
     )
 
 
-@router.get("/users/{user_id:int}/remove")
-def confirm_remove_member(
-    request: Request, user_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _remove_confirmation(state, principal, user_id))
+PAGES.confirmation("remove", _remove_confirmation)
 
 
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:

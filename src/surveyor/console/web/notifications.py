@@ -17,11 +17,12 @@ from fastapi.responses import RedirectResponse
 
 from surveyor.console.notification_schemas import DeliveryOut, RuleOut
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
-from surveyor.console.web.refusals import delete_then_list, missing_is_404
+from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import missing_is_404, owned_row
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
+from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.notifications import (
     CHANNEL_LABELS,
     CHANNEL_OPTIONS,
@@ -39,6 +40,7 @@ from surveyor.store import notifications as store
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/notifications", "rule_id", Role.ADMIN)
 #: The delivery log a rule's page shows.
 LOG_LENGTH = 50
 _NUMBERS = ("threshold", "minutes", "smtp_port")
@@ -166,10 +168,7 @@ def _shown(submitted: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in submitted.items() if key != "secret"}
 
 
-@router.get("/notifications")
-def notifications_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render(request, "notifications.html", _list_context(state, principal))
+PAGES.list_page("notifications.html", _list_context)
 
 
 @router.post("/notifications")
@@ -226,13 +225,7 @@ def _create(
         ).id
 
 
-@router.get("/notifications/{rule_id:int}")
-def notification_rule_page(
-    request: Request, rule_id: int, principal: PagePrincipal, state: State, saved: str = ""
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    context = _rule_context(state, principal, rule_id, saved=saved == "1")
-    return render(request, "notification.html", context)
+PAGES.item_page("notification.html", _rule_context)
 
 
 @router.post("/notifications/{rule_id:int}")
@@ -240,12 +233,9 @@ async def edit_notification_rule(
     request: Request, rule_id: int, principal: CheckedPrincipal, state: State
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    with state.db.read() as conn:
-        found = store.get_rule(conn, principal.organization_id, rule_id)
-    if found is None:
-        raise PageError(404, "Not found", f"notification rule {rule_id} does not exist")
+    rule = owned_row(state, principal, store.get_rule, rule_id, "notification rule")
     submitted = await _submitted(request)
-    options, errors = _options_for(found.trigger, found.channel, submitted["options"])
+    options, errors = _options_for(rule.trigger, rule.channel, submitted["options"])
     if not errors:
         try:
             with missing_is_404():
@@ -297,19 +287,4 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, rule_id: int
     )
 
 
-@router.get("/notifications/{rule_id:int}/delete")
-def confirm_delete_notification_rule(
-    request: Request, rule_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _delete_confirmation(state, principal, rule_id))
-
-
-@router.post("/notifications/{rule_id:int}/delete")
-async def delete_notification_rule(
-    request: Request, rule_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return await delete_then_list(
-        state, principal, rule_id, rules.delete_rule, listing="/notifications"
-    )
+PAGES.deletion(_delete_confirmation, rules.delete_rule)

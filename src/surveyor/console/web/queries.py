@@ -18,8 +18,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import form_fields, sentence
+from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import SearchProblem
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
@@ -32,6 +33,8 @@ from surveyor.store import queries as store
 from surveyor.store.accounts import Principal, Role
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/queries", "query_id")
+OPERATOR_PAGES = ResourcePages(router, "/queries", "query_id", Role.OPERATOR)
 
 #: What each kind of search counts, as the forms offer it.
 KIND_LABELS = {
@@ -179,12 +182,7 @@ async def create_query(request: Request, principal: CheckedPrincipal, state: Sta
     return RedirectResponse(f"{where}?saved={created.id}", status_code=303)
 
 
-@router.get("/queries/{query_id:int}")
-def query_page(
-    request: Request, query_id: int, principal: PagePrincipal, state: State, saved: str = ""
-) -> Response:
-    context = _query_context(state, principal, query_id, saved=saved == "1")
-    return render(request, "query.html", context)
+PAGES.item_page("query.html", _query_context)
 
 
 #: The fields a change may send; the Dashboard's form sends no search (it stays as it was).
@@ -290,12 +288,7 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, query_id: in
     )
 
 
-@router.get("/queries/{query_id:int}/delete")
-def confirm_delete_query(
-    request: Request, query_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.OPERATOR)
-    return render_confirmation(request, _delete_confirmation(state, principal, query_id))
+OPERATOR_PAGES.confirmation("delete", _delete_confirmation)
 
 
 def _delete(state: ConsoleState, principal: Principal, query_id: int) -> bool:

@@ -1,14 +1,15 @@
 """A service's `Refused` (`service/refusals.py`) on the pages of an organization's own
 resources (credentials, notification rules): what is not found is the 404 page, and a
-deletion returns to the list."""
+deletion returns to the list. A page's read of one row of the caller's organization
+(`owned_row`, `found`) likewise makes a missing row the 404 page."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from fastapi import Response
 from fastapi.responses import RedirectResponse
@@ -18,6 +19,27 @@ from surveyor.console.state import ConsoleState
 from surveyor.console.web.session import PageError
 from surveyor.service.refusals import Reason, Refused
 from surveyor.store.accounts import Principal
+
+_Row = TypeVar("_Row")
+#: A store's read of one row of an organization: (connection, organization id, row id).
+GetRow = Callable[[Connection, int, int], _Row | None]
+
+
+def found(row: _Row | None, what: str) -> _Row:
+    """`row`; None is the 404 page, saying that `what` ("credential 7") does not exist."""
+    if row is None:
+        raise PageError(404, "Not found", f"{what} does not exist")
+    return row
+
+
+def owned_row(
+    state: ConsoleState, principal: Principal, get: GetRow[_Row], row_id: int, what: str
+) -> _Row:
+    """The row of the caller's organization that `get` reads, in a read transaction of its
+    own; one that does not exist is the 404 page (`what` names its kind)."""
+    with state.db.read() as conn:
+        row = get(conn, principal.organization_id, row_id)
+    return found(row, f"{what} {row_id}")
 
 
 class DeleteRule(Protocol):

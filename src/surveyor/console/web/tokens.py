@@ -16,15 +16,18 @@ from surveyor.console.account_rules import account_rules
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import TokenIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields
+from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import found
 from surveyor.console.web.render import render
-from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal
+from surveyor.console.web.session import CheckedPrincipal, PageError
 from surveyor.service import accounts as rules
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/tokens", "token_id")
 FIELDS = ("name", "expires_in_days")
 MESSAGES = {
     "name": "Say what the token is for (up to 200 characters).",
@@ -62,14 +65,10 @@ def _context(
 def _own_token(state: ConsoleState, principal: Principal, token_id: int) -> dict[str, Any]:
     """One of the caller's API tokens in this organization; anything else is not found."""
     token = next((t for t in _tokens(state, principal) if t["id"] == token_id), None)
-    if token is None:
-        raise PageError(404, "Not found", f"API token {token_id} does not exist")
-    return token
+    return found(token, f"API token {token_id}")
 
 
-@router.get("/tokens")
-def tokens_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    return render(request, "tokens.html", _context(state, principal))
+PAGES.list_page("tokens.html", _context)
 
 
 @router.post("/tokens")
@@ -102,11 +101,7 @@ def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: in
     )
 
 
-@router.get("/tokens/{token_id:int}/revoke")
-def confirm_revoke_token(
-    request: Request, token_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    return render_confirmation(request, _revoke_confirmation(state, principal, token_id))
+PAGES.confirmation("revoke", _revoke_confirmation)
 
 
 @router.post("/tokens/{token_id:int}/revoke")

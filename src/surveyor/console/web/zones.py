@@ -15,11 +15,12 @@ from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
+from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.refusals import found, owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
     PageError,
-    PagePrincipal,
     require_role,
 )
 from surveyor.core.resources import HostedZone
@@ -30,6 +31,8 @@ from surveyor.store.accounts import Principal, Role
 from surveyor.store.records import Conflict
 
 router = APIRouter(include_in_schema=False)
+PAGES = ResourcePages(router, "/hosted-zones", "zone_id")
+ADMIN_PAGES = ResourcePages(router, "/hosted-zones", "zone_id", Role.ADMIN)
 FIELDS = ("name", "description", "max_concurrent")
 MESSAGES = {
     "name": "Give the zone a name (up to 200 characters).",
@@ -86,9 +89,8 @@ def _zone_context(
     saved: bool = False,
 ) -> dict[str, Any]:
     everything = _members(state, principal)
-    zone = next((z for z in everything["zones"] if z.id == zone_id), None)
-    if zone is None:
-        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
+    listed = next((z for z in everything["zones"] if z.id == zone_id), None)
+    zone = found(listed, f"hosted zone {zone_id}")
     return {
         "zone": zone,
         "members": everything["members"].get(zone_id, []),
@@ -106,11 +108,7 @@ def _zone_context(
 
 
 def _zone_row(state: ConsoleState, principal: Principal, zone_id: int) -> HostedZone:
-    with state.db.read() as conn:
-        zone = records.get_zone(conn, principal.organization_id, zone_id)
-    if zone is None:
-        raise PageError(404, "Not found", f"hosted zone {zone_id} does not exist")
-    return zone
+    return owned_row(state, principal, records.get_zone, zone_id, "hosted zone")
 
 
 def _values(form: dict[str, str]) -> dict[str, Any]:
@@ -136,9 +134,7 @@ def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
         resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
 
 
-@router.get("/hosted-zones")
-def zones_page(request: Request, principal: PagePrincipal, state: State) -> Response:
-    return render(request, "zones.html", _list_context(state, principal))
+PAGES.list_page("zones.html", _list_context)
 
 
 @router.post("/hosted-zones")
@@ -158,12 +154,7 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     return render(request, "zones.html", context, status=400)
 
 
-@router.get("/hosted-zones/{zone_id:int}")
-def zone_page(
-    request: Request, zone_id: int, principal: PagePrincipal, state: State, saved: str = ""
-) -> Response:
-    context = _zone_context(state, principal, zone_id, saved=saved == "1")
-    return render(request, "zone.html", context)
+PAGES.item_page("zone.html", _zone_context)
 
 
 @router.post("/hosted-zones/{zone_id:int}")
@@ -217,12 +208,7 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int
     )
 
 
-@router.get("/hosted-zones/{zone_id:int}/delete")
-def confirm_delete_zone(
-    request: Request, zone_id: int, principal: PagePrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
-    return render_confirmation(request, _delete_confirmation(state, principal, zone_id))
+ADMIN_PAGES.confirmation("delete", _delete_confirmation)
 
 
 @router.post("/hosted-zones/{zone_id:int}/delete")

@@ -1,0 +1,112 @@
+"""The pages every kind of resource has alike, registered once for each: its list, one
+item's page (with the notice `?saved=1` that an edit's redirect asks for), the confirmation
+asked before an action on one item, and an admin's deletion of one. What a page shows comes
+from the module that owns the resource."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fastapi import APIRouter, Request, Response
+
+from surveyor.console.state import ConsoleState, State
+from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.refusals import DeleteRule, delete_then_list
+from surveyor.console.web.render import render
+from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
+from surveyor.store.accounts import Principal, Role
+
+#: A list page's context for the caller's organization.
+ListContext = Callable[[ConsoleState, Principal], dict[str, Any]]
+#: The confirmation of an action on one item, by its id (one that does not exist raises the
+#: 404 page).
+Confirm = Callable[[ConsoleState, Principal, int], Confirmation]
+
+
+class ItemContext(Protocol):
+    """An item's page context by its id (one that does not exist raises the 404 page), with
+    or without the notice that an edit was saved."""
+
+    def __call__(
+        self, state: ConsoleState, principal: Principal, row_id: int, /, *, saved: bool
+    ) -> dict[str, Any]: ...
+
+
+def _page_name(template: str) -> str:
+    return template.removesuffix(".html").replace("/", "_") + "_page"
+
+
+@dataclass(frozen=True)
+class ResourcePages:
+    """The pages of one kind of resource: its list at `path`, an item at `path/{id_name}`,
+    for members with `role` at least (None: whoever is signed in)."""
+
+    router: APIRouter
+    path: str
+    id_name: str
+    role: Role | None = None
+
+    def _item_path(self, action: str = "") -> str:
+        return f"{self.path}/{{{self.id_name}:int}}" + (f"/{action}" if action else "")
+
+    def _name(self, action: str) -> str:
+        """The name of an action's route on an item: `confirm_delete_credential`."""
+        return f"{action}_{self.id_name.removesuffix('_id')}"
+
+    def _allow(self, principal: Principal) -> None:
+        if self.role is not None:
+            require_role(principal, self.role)
+
+    def list_page(self, template: str, context: ListContext) -> None:
+        """GET `path`: `template` with `context`."""
+
+        def list_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+            self._allow(principal)
+            return render(request, template, context(state, principal))
+
+        self.router.get(self.path, name=_page_name(template))(list_page)
+
+    def item_page(self, template: str, context: ItemContext) -> None:
+        """GET an item: `template` with `context`, saying the item was saved when
+        `?saved=1`."""
+
+        def item_page(
+            request: Request, principal: PagePrincipal, state: State, saved: str = ""
+        ) -> Response:
+            self._allow(principal)
+            found = context(state, principal, path_id(request), saved=saved == "1")
+            return render(request, template, found)
+
+        self.router.get(self._item_path(), name=_page_name(template))(item_page)
+
+    def confirmation(self, action: str, confirm: Confirm) -> None:
+        """GET `path/ID/action`: the confirmation page `confirm` makes, asked before the
+        action (which its form posts to the same address)."""
+
+        def confirmation_page(request: Request, principal: PagePrincipal, state: State) -> Response:
+            self._allow(principal)
+            return render_confirmation(request, confirm(state, principal, path_id(request)))
+
+        self.router.get(self._item_path(action), name=self._name(f"confirm_{action}"))(
+            confirmation_page
+        )
+
+    def deletion(self, confirm: Confirm, rule: DeleteRule) -> None:
+        """`path/ID/delete`: GET asks with the page `confirm` makes; POST deletes the item
+        with the service's `rule` and goes back to the list (a missing item: the 404 page)."""
+        self.confirmation("delete", confirm)
+
+        async def delete(request: Request, principal: CheckedPrincipal, state: State) -> Response:
+            self._allow(principal)
+            row_id = path_id(request)
+            return await delete_then_list(state, principal, row_id, rule, listing=self.path)
+
+        self.router.post(self._item_path("delete"), name=self._name("delete"))(delete)
+
+
+def path_id(request: Request) -> int:
+    """The id of the item a page's path names: its one path parameter, an `int` one."""
+    (row_id,) = request.path_params.values()
+    return int(row_id)
