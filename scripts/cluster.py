@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,72 +78,84 @@ def main() -> None:
 
     try:
         with throwaway_postgres() as url:
-            plain = {
-                key: value for key, value in os.environ.items() if not key.startswith("SURVEYOR_")
-            }
-            shared = plain | {
-                "SURVEYOR_DATABASE_URL": url,
-                "SURVEYOR_SECRET_KEY": encode_key(new_key()),
-                "SURVEYOR_ADMIN_EMAIL": EMAIL,
-                "SURVEYOR_ADMIN_PASSWORD": PASSWORD,
-                "SURVEYOR_BOOTSTRAP_TOKEN": TOKEN,
-            }
-            print(f"PostgreSQL: {url}\nEverything lives in {root}\n")
-            urls = []
-            pids = []
-            for number in (1, 2):
-                port = args.first_port + number - 1
-                data = root / f"console-{number}"
-                data.mkdir()
-                console = start(
-                    f"console-{number}",
-                    ["console", "--host", "127.0.0.1", "--port", str(port)],
-                    shared | {"SURVEYOR_DATA": str(data)},
-                )
-                urls.append(f"http://127.0.0.1:{port}")
-                pids.append(console.pid)
-                wait_for(urls[-1], console, root / f"console-{number}.log")
-            for number in (1, 2):
-                data = root / f"worker-{number}"
-                data.mkdir()
-                start(f"worker-{number}", ["worker"], shared | {"SURVEYOR_DATA": str(data)})
-            api = httpx2.Client(
-                base_url=urls[0], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15
-            )
-            placements = place(api)
-            for name, placement in placements.items():
-                answer = checked(api.post("/api/v1/enrollment-tokens", json={"name": name}))
-                # explorer-south talks to console 2 first: killing either console moves one.
-                order = urls[::-1] if name == "explorer-south" else urls
-                command = ["explorer", "--console", order[0], "--console", order[1]]
-                command += ["--state-dir", str(root / name), "--name", name]
-                start(name, [*command, "--token", answer["token"]], plain)
-                explorer_id = wait_for_explorer(api, name)
-                checked(api.patch(f"/api/v1/explorers/{explorer_id}", json=placement))
-            print(
-                HOW_TO.format(one=urls[0], two=urls[1], pid=pids[0], login=f"{EMAIL} / {PASSWORD}")
-            )
-            print(f"API token (/metrics, the API, the CLI): {TOKEN}")
-            print(f'  curl -H "Authorization: Bearer {TOKEN}" {urls[0]}/metrics\n')
-            print("Ctrl-C stops everything.")
-            while True:
-                signal.pause()
+            try:
+                start_cluster(url, root, args.first_port, start)
+                while True:
+                    signal.pause()
+            finally:
+                # Before PostgreSQL stops, so that nothing loses its database while stopping.
+                stop(processes)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
         if args.keep:
             print(f"Stopped. The logs are in {root}")
         else:
             shutil.rmtree(root, ignore_errors=True)
             print("Stopped.")
+
+
+Starter = Callable[[str, list[str], dict[str, str]], subprocess.Popen[bytes]]
+
+
+def start_cluster(url: str, root: Path, first_port: int, start: Starter) -> None:
+    """Consoles, workers and placed explorers on the database at `url`; prints how to use them."""
+    plain = {key: value for key, value in os.environ.items() if not key.startswith("SURVEYOR_")}
+    shared = plain | {
+        "SURVEYOR_DATABASE_URL": url,
+        "SURVEYOR_SECRET_KEY": encode_key(new_key()),
+        "SURVEYOR_ADMIN_EMAIL": EMAIL,
+        "SURVEYOR_ADMIN_PASSWORD": PASSWORD,
+        "SURVEYOR_BOOTSTRAP_TOKEN": TOKEN,
+    }
+    print(f"PostgreSQL: {url}\nEverything lives in {root}\n")
+    urls = []
+    pids = []
+    for number in (1, 2):
+        port = first_port + number - 1
+        data = root / f"console-{number}"
+        data.mkdir()
+        console = start(
+            f"console-{number}",
+            ["console", "--host", "127.0.0.1", "--port", str(port)],
+            shared | {"SURVEYOR_DATA": str(data)},
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+        pids.append(console.pid)
+        wait_for(urls[-1], console, root / f"console-{number}.log")
+    for number in (1, 2):
+        data = root / f"worker-{number}"
+        data.mkdir()
+        start(f"worker-{number}", ["worker"], shared | {"SURVEYOR_DATA": str(data)})
+    api = httpx2.Client(base_url=urls[0], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15)
+    placements = place(api)
+    for name, placement in placements.items():
+        answer = checked(api.post("/api/v1/enrollment-tokens", json={"name": name}))
+        # explorer-south talks to console 2 first: killing either console moves one.
+        order = urls[::-1] if name == "explorer-south" else urls
+        command = ["explorer", "--console", order[0], "--console", order[1]]
+        command += ["--state-dir", str(root / name), "--name", name]
+        start(name, [*command, "--token", answer["token"]], plain)
+        explorer_id = wait_for_explorer(api, name)
+        checked(api.patch(f"/api/v1/explorers/{explorer_id}", json=placement))
+    print(HOW_TO.format(one=urls[0], two=urls[1], pid=pids[0], login=f"{EMAIL} / {PASSWORD}"))
+    print(f"API token (/metrics, the API, the CLI): {TOKEN}")
+    print(f'  curl -H "Authorization: Bearer {TOKEN}" {urls[0]}/metrics\n')
+    print("Ctrl-C stops everything.")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each, newest first, then wait; a second Ctrl-C does not cut this short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 HOW_TO = """
