@@ -32,9 +32,10 @@ up: install
 	$(BIN)/surveyor up
 
 # Many processes on one machine, by hand: PostgreSQL, two consoles, two workers, three
-# explorers (docs/deploy.md); Ctrl-C stops them all.
+# explorers (docs/deploy.md); Ctrl-C stops them all (`make cluster CLUSTER_ARGS=--keep` keeps
+# their logs).
 cluster: install system-deps
-	$(BIN)/python scripts/cluster.py
+	$(BIN)/python scripts/cluster.py $(CLUSTER_ARGS)
 
 # The last step: only the store writes tasks (its write path keeps versions, tabs, counts, events).
 lint: install

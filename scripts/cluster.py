@@ -2,13 +2,16 @@
 
 A throwaway PostgreSQL, two `surveyor console` (127.0.0.1:8471 and :8472), two `surveyor
 worker` and three `surveyor explorer` (sites north and south, hosted zone pool), each with its
-own directory under one temporary folder, each explorer given both consoles. It prints the
-URLs, the login and the pids; Ctrl-C stops everything and removes the folder.
+own directory under one temporary folder, each explorer given both consoles (explorer-south
+console 2 first, the others console 1 first). It prints the URLs, the login, an API token
+(for `/metrics` and the API) and the pids; Ctrl-C stops everything and removes the folder
+(`--keep` keeps it, with every process's log).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import secrets
 import shutil
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +52,13 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--first-port", type=int, default=8471)
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the folder with the logs after Ctrl-C"
+    )
     args = parser.parse_args()
+    # Each line as it is printed, also when the output goes to a file (`make cluster > log &`).
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     root = Path(tempfile.mkdtemp(prefix="surveyor-cluster-"))
     processes: list[subprocess.Popen[bytes]] = []
 
@@ -68,71 +78,116 @@ def main() -> None:
 
     try:
         with throwaway_postgres() as url:
-            plain = {
-                key: value for key, value in os.environ.items() if not key.startswith("SURVEYOR_")
-            }
-            shared = plain | {
-                "SURVEYOR_DATABASE_URL": url,
-                "SURVEYOR_SECRET_KEY": encode_key(new_key()),
-                "SURVEYOR_ADMIN_EMAIL": EMAIL,
-                "SURVEYOR_ADMIN_PASSWORD": PASSWORD,
-                "SURVEYOR_BOOTSTRAP_TOKEN": TOKEN,
-            }
-            print(f"PostgreSQL: {url}\nEverything lives in {root}\n")
-            urls = []
-            for number in (1, 2):
-                port = args.first_port + number - 1
-                data = root / f"console-{number}"
-                data.mkdir()
-                console = start(
-                    f"console-{number}",
-                    ["console", "--host", "127.0.0.1", "--port", str(port)],
-                    shared | {"SURVEYOR_DATA": str(data)},
-                )
-                urls.append(f"http://127.0.0.1:{port}")
-                wait_for(urls[-1], console, root / f"console-{number}.log")
-            for number in (1, 2):
-                data = root / f"worker-{number}"
-                data.mkdir()
-                start(f"worker-{number}", ["worker"], shared | {"SURVEYOR_DATA": str(data)})
-            api = httpx2.Client(
-                base_url=urls[0], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15
-            )
-            placements = place(api)
-            for name, placement in placements.items():
-                token = api.post("/api/v1/enrollment-tokens", json={"name": name}).json()["token"]
-                command = ["explorer", "--console", urls[0], "--console", urls[1]]
-                command += ["--state-dir", str(root / name), "--name", name, "--token", token]
-                start(name, command, plain)
-                explorer_id = wait_for_explorer(api, name)
-                api.patch(f"/api/v1/explorers/{explorer_id}", json=placement)
-            print(f"\nConsoles: {urls[0]}  {urls[1]}\nLog in as {EMAIL} / {PASSWORD}")
-            print("Scan 127.0.0.0/8 addresses, kill a console's pid, watch the other one.")
-            print("Ctrl-C stops everything.")
-            while True:
-                signal.pause()
+            try:
+                start_cluster(url, root, args.first_port, start)
+                while True:
+                    signal.pause()
+            finally:
+                # Before PostgreSQL stops, so that nothing loses its database while stopping.
+                stop(processes)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        shutil.rmtree(root, ignore_errors=True)
-        print("Stopped.")
+        if args.keep:
+            print(f"Stopped. The logs are in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            print("Stopped.")
+
+
+Starter = Callable[[str, list[str], dict[str, str]], subprocess.Popen[bytes]]
+
+
+def start_cluster(url: str, root: Path, first_port: int, start: Starter) -> None:
+    """Consoles, workers and placed explorers on the database at `url`; prints how to use them."""
+    plain = {key: value for key, value in os.environ.items() if not key.startswith("SURVEYOR_")}
+    shared = plain | {
+        "SURVEYOR_DATABASE_URL": url,
+        "SURVEYOR_SECRET_KEY": encode_key(new_key()),
+        "SURVEYOR_ADMIN_EMAIL": EMAIL,
+        "SURVEYOR_ADMIN_PASSWORD": PASSWORD,
+        "SURVEYOR_BOOTSTRAP_TOKEN": TOKEN,
+    }
+    print(f"PostgreSQL: {url}\nEverything lives in {root}\n")
+    urls = []
+    pids = []
+    for number in (1, 2):
+        port = first_port + number - 1
+        data = root / f"console-{number}"
+        data.mkdir()
+        console = start(
+            f"console-{number}",
+            ["console", "--host", "127.0.0.1", "--port", str(port)],
+            shared | {"SURVEYOR_DATA": str(data)},
+        )
+        urls.append(f"http://127.0.0.1:{port}")
+        pids.append(console.pid)
+        wait_for(urls[-1], console, root / f"console-{number}.log")
+    for number in (1, 2):
+        data = root / f"worker-{number}"
+        data.mkdir()
+        start(f"worker-{number}", ["worker"], shared | {"SURVEYOR_DATA": str(data)})
+    api = httpx2.Client(base_url=urls[0], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=15)
+    placements = place(api)
+    for name, placement in placements.items():
+        answer = checked(api.post("/api/v1/enrollment-tokens", json={"name": name}))
+        # explorer-south talks to console 2 first: killing either console moves one.
+        order = urls[::-1] if name == "explorer-south" else urls
+        command = ["explorer", "--console", order[0], "--console", order[1]]
+        command += ["--state-dir", str(root / name), "--name", name]
+        start(name, [*command, "--token", answer["token"]], plain)
+        explorer_id = wait_for_explorer(api, name)
+        checked(api.patch(f"/api/v1/explorers/{explorer_id}", json=placement))
+    print(HOW_TO.format(one=urls[0], two=urls[1], pid=pids[0], login=f"{EMAIL} / {PASSWORD}"))
+    print(f"API token (/metrics, the API, the CLI): {TOKEN}")
+    print(f'  curl -H "Authorization: Bearer {TOKEN}" {urls[0]}/metrics\n')
+    print("Ctrl-C stops everything.")
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each, newest first, then wait; a second Ctrl-C does not cut this short."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+HOW_TO = """
+Consoles: {one} (console-1)  {two} (console-2)
+Log in as {login}
+
+Console 1 started first, so its scheduler leads (its log says "this console's scheduler
+leads"); explorer-north and explorer-pool talk to console 1, explorer-south to console 2.
+To watch a console die mid-scan:
+  - New scan: site north, explorer-north, targets 127.0.2.0/24, default ports, rate 120
+    (about 3 minutes); and a recurring one: site north, hosted zone pool, targets
+    127.0.0.1, Recurring, Repeat cron, "* * * * *" (a run every minute);
+  - kill -9 {pid} (console-1): the explorers move to console 2 (their logs say "moving
+    to"), console 2's scheduler takes the lead and fires the next minute's run, and the
+    scan finishes there.
+"""
+
+
+def checked(response: httpx2.Response) -> Any:
+    """The JSON of a successful answer; otherwise stop, saying what the console answered."""
+    if response.is_error:
+        sys.exit(f"{response.request.method} {response.request.url}: {response.text}")
+    return response.json()
 
 
 def place(api: httpx2.Client) -> dict[str, dict[str, Any]]:
     """Sites north and south, hosted zone pool: where each explorer goes."""
     placements: dict[str, dict[str, Any]] = {}
     for name, scope in (("north", "127.0.2.0/24"), ("south", "127.0.3.0/24")):
-        site = api.post("/api/v1/sites", json={"name": name, "scope": scope}).json()
+        site = checked(api.post("/api/v1/sites", json={"name": name, "scope": scope}))
         placements[f"explorer-{name}"] = {"site_id": site["id"]}
-    zone = api.post("/api/v1/hosted-zones", json={"name": "pool", "max_concurrent": 1}).json()
+    zone = checked(api.post("/api/v1/hosted-zones", json={"name": "pool", "max_concurrent": 1}))
     placements["explorer-pool"] = {"hosted_zone_id": zone["id"]}
     return placements
 

@@ -1,15 +1,16 @@
 """Every failure is answered in the JSON error format: an unexpected exception (in a route
 or in a middleware) is a 500 `internal`, a full disk a 507 saying where to free space, and a
-body over its limit a 413 whoever reads it."""
+body over its limit a 413 whoever reads it. A client gone before its body arrived is none."""
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -51,6 +52,53 @@ def failing_app(
     app.add_middleware(FailingMiddleware)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
+
+
+def test_a_client_gone_before_its_form_arrived_is_no_failure(failing_app: TestClient) -> None:
+    """A browser leaving the page while a form is posted (its fetch canceled): the route
+    reading the form meets the disconnect; the console notes it (499), raises nothing and
+    so logs no traceback."""
+    app = failing_app.app
+
+    async def read_form(request: Request) -> dict[str, str]:
+        return {key: str(value) for key, value in (await request.form()).items()}
+
+    assert isinstance(app, FastAPI)
+    app.add_api_route("/form-reader", read_form, methods=["POST"])
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/form-reader",
+        "raw_path": b"/form-reader",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"content-length", b"40"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    assert failing_app.portal is not None
+    failing_app.portal.call(call)  # raised ClientDisconnect to the server before
+
+    [start] = [message for message in sent if message["type"] == "http.response.start"]
+    assert start["status"] == 499
 
 
 @pytest.mark.parametrize("path", ["/route-failure", "/middleware-failure"])

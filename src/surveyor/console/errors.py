@@ -3,7 +3,8 @@
 Every error is answered in this format, the unexpected ones too: an exception no handler
 knows becomes a 500 `internal` (a full disk a 507 `disk_full` saying where to free space),
 answered by Starlette's outermost middleware, so errors raised inside other middleware are
-covered; the exception then continues to the server, which logs its traceback.
+covered; the exception then continues to the server, which logs its traceback. A client
+that left before its request body arrived is no failure: a bare 499, and no traceback.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from surveyor.core.search import SearchError
 from surveyor.core.tasks import IllegalTransition
@@ -29,6 +31,8 @@ from surveyor.store.tasks import InvalidCursor, StaleTask, TaskNotFound
 _SQLITE_FULL = 13
 #: PostgreSQL's SQLSTATE `disk_full`.
 _POSTGRES_DISK_FULL = "53100"
+#: The access log's status of a request whose client left before its body arrived (nginx's).
+CLIENT_CLOSED_REQUEST = 499
 
 
 class ErrorBody(BaseModel):
@@ -113,6 +117,12 @@ def _describe_validation(errors: list[Any]) -> tuple[str, list[dict[str, Any]]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, unexpected_error)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(_request: Request, _exc: ClientDisconnect) -> Response:
+        # A browser leaving a page cancels its fetches (the schedule preview of the new-task
+        # form, say): nothing failed here and nobody is left to answer, so no traceback.
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
