@@ -161,7 +161,7 @@ def _apache(host: HostFolder) -> DaemonSetup:
 
 
 def _lighttpd(host: HostFolder) -> DaemonSetup:
-    folder = host.folder("lighttpd")
+    folder = host.folder("lighttpd", owner="www-data")
     www = host.page(f"{host.name} lighttpd")
     config = host.write(
         "lighttpd/lighttpd.conf",
@@ -216,7 +216,8 @@ def _vsftpd(host: HostFolder) -> DaemonSetup:
     config = host.write(
         "vsftpd/vsftpd.conf",
         "listen=YES\nlisten_ipv6=NO\nlisten_port=21\nbackground=NO\n"
-        "anonymous_enable=NO\nlocal_enable=NO\nwrite_enable=NO\n"
+        # as Debian's /etc/vsftpd.conf has it: system users only, no anonymous access
+        "anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=NO\n"
         f"secure_chroot_dir={empty}\npam_service_name=vsftpd\n"
         f"xferlog_enable=NO\nvsftpd_log_file={folder}/vsftpd.log\n",
         mode=0o600,
@@ -240,6 +241,12 @@ def _mariadb(host: HostFolder) -> DaemonSetup:
             "--skip-name-resolve",
         ),
     )
+    # a server others connect to has an account for them; nobody knows its password
+    init = host.write(
+        "mariadb/init.sql",
+        f"CREATE USER IF NOT EXISTS 'app'@'%' IDENTIFIED BY '{secrets.token_hex(16)}';\n",
+        mode=0o644,
+    )
     server = Command(
         "mariadbd",
         (
@@ -254,6 +261,7 @@ def _mariadb(host: HostFolder) -> DaemonSetup:
             "--innodb-buffer-pool-size=16M",
             "--skip-log-bin",
             "--performance-schema=OFF",
+            f"--init-file={init}",
         ),
     )
     return DaemonSetup((install,), (server,))
@@ -374,7 +382,8 @@ def _snmpd(host: HostFolder) -> DaemonSetup:
             str(config),
             "-p",
             f"{folder}/snmpd.pid",
-            "udp:161",
+            f"--persistentDir={host.folder('snmpd/persist')}",
+            *["-M", str(folder), "-m", ""],  # no MIB files: nothing to load or warn about
         ),
     )
     return DaemonSetup((), (server,))

@@ -100,9 +100,15 @@ class _DaemonBuilder(LabBuilder):
             run.write(config)
             args = [sys.executable, "-m", "surveyor.testing.daemonrun", str(config)]
             runners.append((lab.start(namespace, args, f"daemons-{host.name}"), host.name))
+        failures = []
         for process, name in runners:
             log = lab.workdir / f"daemons-{name}.log"
-            labnetns.wait_for_line(process, "ready", READY_SECONDS, log)
+            try:
+                labnetns.wait_for_line(process, "ready", READY_SECONDS, log)
+            except labnetns.LabCommandError as exc:
+                failures.append(f"host {name}: {exc}")
+        if failures:
+            raise labnetns.LabCommandError("\n".join(failures))
         lab.hosts = ()
 
     def _host_run(self, host: DaemonHost, issuer: LabCertificates) -> HostRun:
