@@ -39,7 +39,7 @@ from surveyor.testing.daemonplan import (
     Truth,
     ground_truth,
 )
-from surveyor.testing.daemonrun import HostRun
+from surveyor.testing.daemonrun import Command, HostRun
 from surveyor.testing.labbuild import LabBuilder, _scanner_etc_files
 from surveyor.testing.labcerts import IssuedCertificate, LabCertificates
 from surveyor.testing.labinstance import NetLab
@@ -67,15 +67,16 @@ class DaemonLab:
         return self.truth[host.daemon_on(port).key]
 
 
-def _plan() -> LabPlan:
+def _plan(hosts: tuple[DaemonHost, ...]) -> LabPlan:
     """The network lab's view: the hosts' names and addresses; `daemonrun` serves them."""
-    hosts = tuple(HostPlan(host.name, host.address, ()) for host in DAEMON_HOSTS)
-    return LabPlan(hosts=hosts, absent_addresses=())
+    plans = tuple(HostPlan(host.name, host.address, ()) for host in hosts)
+    return LabPlan(hosts=plans, absent_addresses=())
 
 
 class _DaemonBuilder(LabBuilder):
-    def __init__(self, lab: NetLab) -> None:
+    def __init__(self, lab: NetLab, hosts: tuple[DaemonHost, ...]) -> None:
         super().__init__(lab, "wire")
+        self.hosts = hosts
         self.certificates: dict[tuple[str, int], IssuedCertificate] = {}
 
     def build(self) -> None:
@@ -90,7 +91,7 @@ class _DaemonBuilder(LabBuilder):
         lab.workdir.chmod(0o711)
         issuer = LabCertificates(lab.workdir)
         runners = []
-        for index, (host, plan) in enumerate(zip(DAEMON_HOSTS, lab.plan.hosts, strict=True)):
+        for index, (host, plan) in enumerate(zip(self.hosts, lab.plan.hosts, strict=True)):
             namespace = f"{lab.tag}-{host.name}"
             lab.add_namespace(namespace)
             self._attach_by_veth(namespace, f"to-h{index:02d}")
@@ -115,7 +116,8 @@ class _DaemonBuilder(LabBuilder):
         root = self.lab.workdir / host.name
         root.mkdir(mode=0o755)
         folder = HostFolder(root, host.name, self._tls(host, issuer))
-        prepare, servers = [], []
+        prepare: list[Command] = []
+        servers: list[Command] = []
         for daemon in host.daemons:
             found = setup(daemon, folder)
             prepare.extend(found.prepare)
@@ -149,8 +151,11 @@ class _DaemonBuilder(LabBuilder):
 
 
 @contextlib.contextmanager
-def open_daemon_lab(*, tag: str | None = None) -> Iterator[DaemonLab]:
-    """Build the daemon lab, yield it, and always remove it (see the module's text).
+def open_daemon_lab(
+    hosts: tuple[DaemonHost, ...] = DAEMON_HOSTS, *, tag: str | None = None
+) -> Iterator[DaemonLab]:
+    """Build the daemon lab (`hosts`: all of `DAEMON_HOSTS`, or some of them, or hosts of
+    their kind), yield it, and always remove it (see the module's text).
 
     Raises `LabUnavailable` when this machine cannot build a lab (not root, no `ip`), and
     `LookupError` when a server's Debian package is missing.
@@ -164,13 +169,13 @@ def open_daemon_lab(*, tag: str | None = None) -> Iterator[DaemonLab]:
     if labnetns.namespaces_of_lab(tag) or (labnetns.REGISTRY / f"{tag}.json").exists():
         raise ValueError(f"the lab tag {tag} is in use")
     workdir = Path(tempfile.mkdtemp(prefix=f"{tag}-"))
-    net = NetLab(_plan(), tag, workdir)
+    net = NetLab(_plan(hosts), tag, workdir)
     with _sigterm_as_exit():
         net.registry_entry().save()
         atexit.register(net.close)
         try:
-            builder = _DaemonBuilder(net)
+            builder = _DaemonBuilder(net, hosts)
             builder.build()
-            yield DaemonLab(net, DAEMON_HOSTS, truth, builder.certificates)
+            yield DaemonLab(net, hosts, truth, builder.certificates)
         finally:
             net.close()

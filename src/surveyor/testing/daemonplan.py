@@ -44,7 +44,7 @@ class Daemon:
 
 OPENSSH: Final = Daemon("openssh", "openssh-server", "OpenSSH", r"\bOpenSSH\b", (22,))
 NGINX: Final = Daemon("nginx", "nginx", "nginx", r"\bnginx\b", (80, 443))
-APACHE: Final = Daemon("apache2", "apache2", "Apache HTTP Server", r"\bApache\b(?! Tomcat)", (80, 443))
+APACHE: Final = Daemon("apache2", "apache2", "Apache httpd", r"\bApache\b(?! Tomcat)", (80, 443))
 LIGHTTPD: Final = Daemon("lighttpd", "lighttpd", "lighttpd", r"\blighttpd\b", (80,))
 EXIM: Final = Daemon("exim4", "exim4-daemon-light", "Exim", r"\bExim\b", (25,))
 #: Dovecot's greetings say `Dovecot (Debian) ready.`, no version.
@@ -59,11 +59,11 @@ POSTGRESQL: Final = Daemon(
     "postgresql", "postgresql-15", "PostgreSQL", r"\bPostgreSQL\b", (5432,), announces_version=False
 )
 #: Redis answers commands, never greets; `INFO` (which tells the version) may need a login.
-REDIS: Final = Daemon("redis", "redis-server", "Redis", r"\bRedis\b", (6379,), announces_version=False)
-#: SMB tells dialects, not the Samba version, to a client that has not logged in.
-SAMBA: Final = Daemon(
-    "samba", "samba", "Samba", r"\bSamba\b", (139, 445), announces_version=False
+REDIS: Final = Daemon(
+    "redis", "redis-server", "Redis", r"\bRedis\b", (6379,), announces_version=False
 )
+#: SMB tells dialects, not the Samba version, to a client that has not logged in.
+SAMBA: Final = Daemon("samba", "samba", "Samba", r"\bSamba\b", (139, 445), announces_version=False)
 #: BIND tells its version to a `version.bind` CHAOS TXT query, over UDP and TCP.
 BIND: Final = Daemon("bind9", "bind9", "BIND", r"\bBIND\b", (53,), udp_ports=(53,))
 #: SNMP is UDP only: no TCP scan sees it; `sysDescr` names the system, not the agent.

@@ -130,7 +130,7 @@ def prepare(run: HostRun) -> None:
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
-                    preexec_fn=_as_user(command.user),  # noqa: PLW1509 - no threads yet
+                    preexec_fn=_as_user(command.user),
                     env=_environment(command),
                     timeout=PREPARE_SECONDS,
                     check=False,
@@ -154,7 +154,7 @@ def start(run: HostRun) -> list[tuple[Command, subprocess.Popen[bytes]]]:
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_as_user(command.user),  # noqa: PLW1509 - no threads here
+                preexec_fn=_as_user(command.user),
                 env=_environment(command),
                 start_new_session=True,
             )
