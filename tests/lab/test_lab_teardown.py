@@ -73,9 +73,9 @@ def test_a_lab_that_fails_to_build_leaves_nothing_behind() -> None:
     _assert_gone(tag)
 
 
-def _hold_lab_in_a_process() -> tuple[subprocess.Popen[str], str]:
+def _hold_lab_in_a_process(*args: str) -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.lab.hold_lab"],
+        [sys.executable, "-m", "tests.lab.hold_lab", *args],
         cwd=REPOSITORY,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -121,3 +121,43 @@ def test_a_killed_run_is_cleaned_up_by_the_next_lab_and_live_labs_are_left_alone
         while namespaces_of(tag) and time.monotonic() < deadline:
             time.sleep(0.1)
         _assert_gone(tag)
+
+
+def _namespace_pids(tag: str) -> list[int]:
+    return [
+        int(pid)
+        for namespace in sorted(namespaces_of(tag))
+        for pid in labnetns.run(["ip", "netns", "pids", namespace]).split()
+    ]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "killed"])
+def test_the_real_servers_of_a_daemon_lab_end_with_it(signum: int) -> None:
+    process, tag = _hold_lab_in_a_process("daemons")
+    pids = _namespace_pids(tag)
+    # the runner, Exim, Dovecot's master (and the children it starts) and sshd
+    assert len(pids) >= 4, pids
+    process.send_signal(signum)
+    process.communicate(timeout=30)
+    if signum == signal.SIGKILL:
+        assert namespaces_of(tag), "a killed run cannot clean up after itself"
+        assert tag in labnetns.remove_crashed_labs()
+    deadline = time.monotonic() + 10
+    while (namespaces_of(tag) or _running(pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _running(pids) == []
+    _assert_gone(tag)
+
+
+def _running(pids: Sequence[int]) -> list[int]:
+    """The processes among `pids` that still run: not gone, and not dead awaiting their
+    parent's reaping (the killed run's servers are orphans; init reaps them in its time)."""
+    alive = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            alive.append(pid)
+    return alive
