@@ -96,7 +96,7 @@ POSTGRES_STARTUP = struct.pack("!II", 8, 4 << 16)
 def postgres_complete(data: bytes) -> bool:
     if data[:1] != b"E" or len(data) < 5:
         return False
-    (length,) = struct.unpack("!I", data[1:5])
+    length: int = struct.unpack("!I", data[1:5])[0]
     return len(data) >= 1 + length
 
 
@@ -148,7 +148,8 @@ _RESP_LINE = re.compile(rb"[+\-:][^\r\n]*\r\n|\$(-?\d+)\r\n")
 def _resp_replies(data: bytes) -> list[bytes] | None:
     """The complete RESP replies at the start of `data` (simple strings, errors, integers,
     bulk strings); None if the data is not RESP."""
-    replies, at = [], 0
+    replies: list[bytes] = []
+    at = 0
     while at < len(data):
         found = _RESP_LINE.match(data, at)
         if found is None:
