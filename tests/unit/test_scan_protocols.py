@@ -1,6 +1,6 @@
 """The first messages of client-first protocols and the parsers of their answers, on bytes
 captured from the daemon lab's real Debian servers (PostgreSQL 15, Redis 7.0, Samba 4.17,
-BIND 9.18) and a Redis without a password on 127.0.0.1."""
+BIND 9.18), and from Debian's Redis without a password and xrdp 0.9.21 on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -66,6 +66,8 @@ SAMBA_CHALLENGE = (
     b"\x00\x06\x00S\x00M\x00B\x00\x01\x00\x06\x00S\x00M\x00B\x00\x04\x00\x00\x00\x03"
     b"\x00\x04\x00v\x00m\x00\x07\x00\x08\x00\xe2-\xbbJ5\x85\xdd\x01\x00\x00\x00\x00"
 )
+
+XRDP_TLS_SELECTED = b"\x03\x00\x00\x13\x0e\xd0\x00\x00\x124\x00\x02\x01\x08\x00\x01\x00\x00\x00"
 
 
 def named(banner: str) -> dict[str, str]:
@@ -160,13 +162,39 @@ def test_the_smb_requests_offer_smb2_and_only_an_ntlm_negotiation() -> None:
     assert request[4:38] == b" CKFDENECFDEFFCFGEFFCCACACACACACA\x00"  # *SMBSERVER<20>
 
 
-ANSWERS = (POSTGRES_15_REFUSAL, REDIS_WANTS_PASSWORD, REDIS_OPEN, BIND_9_18, SAMBA_NEGOTIATE)
+def test_rdp_negotiation_names_the_protocol_the_server_selected() -> None:
+    parsed = protocols.parse_rdp(XRDP_TLS_SELECTED)
+    assert parsed == (
+        protocols.ProtocolFacts("RDP connection confirm; TLS selected, flags 0x01", "rdp"),
+        1,
+    )
+    # the request offers TLS and CredSSP, and carries no cookie or user name
+    assert protocols.RDP_REQUEST[5] == 0xE0  # X.224 Connection Request
+    assert struct.unpack("<BBHI", protocols.RDP_REQUEST[11:]) == (1, 0, 8, 0x0B)
+    assert protocols.tpkt_complete(XRDP_TLS_SELECTED)
+    # a server that wants CredSSP and was offered none says so in a failure
+    failure = XRDP_TLS_SELECTED[:11] + struct.pack("<BBHI", 3, 0, 8, 5)
+    assert protocols.parse_rdp(failure) == (
+        protocols.ProtocolFacts("RDP connection confirm; negotiation failure 0x5", "rdp"),
+        None,
+    )
+
+
+ANSWERS = (
+    POSTGRES_15_REFUSAL,
+    REDIS_WANTS_PASSWORD,
+    REDIS_OPEN,
+    BIND_9_18,
+    SAMBA_NEGOTIATE,
+    XRDP_TLS_SELECTED,
+)
 PARSERS: tuple[Callable[[bytes], object], ...] = (
     parse_postgres_error,
     parse_redis,
     parse_dns_version,
     parse_smb_negotiate,
     parse_ntlm_challenge,
+    protocols.parse_rdp,
 )
 
 

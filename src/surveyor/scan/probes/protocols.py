@@ -1,6 +1,6 @@
 """First messages of client-first protocols, sent at once on their well-known ports.
 
-A PostgreSQL, Redis, SMB or DNS server says nothing until it is asked in its own protocol, so
+A PostgreSQL, Redis, SMB, DNS or RDP server says nothing until it is asked in its own protocol, so
 waiting for a greeting and then trying HTTP and TLS learns nothing and costs the whole of
 each wait. On those ports the protocol's own first message goes out as soon as the
 connection is open, and the answer is turned into a readable `banner` (the text the
@@ -8,11 +8,13 @@ fingerprint rules read, docs/fingerprints.md) and the protocol's name.
 
 Every exchange is read-only and never logs in: PostgreSQL is sent a startup packet of a
 protocol version no server speaks (it refuses before any authentication), Redis `PING` and
-`INFO server` (which a server that requires a password refuses), SMB a `NEGOTIATE` (no
-session is set up), DNS one `version.bind` CH TXT query. Each answer is read within the
-probe's timeout and at most `MAX_ANSWER_BYTES`; the banner keeps only what does not change
-from one scan to the next (no times, process ids or challenges), so that an unchanged server
-shows an unchanged service.
+`INFO server` (which a server that requires a password refuses), SMB a `NEGOTIATE` and the
+first NTLMSSP message (the server's challenge names its version; no credentials follow),
+DNS one `version.bind` CH TXT query, RDP an X.224 connection request with a negotiation
+request (then only the TLS handshake of the protocol the server chose). Each answer is read
+within the probe's timeout and at most `MAX_ANSWER_BYTES`; the banner keeps only what does
+not change from one scan to the next (no times, process ids or challenges), so that an
+unchanged server shows an unchanged service.
 """
 
 from __future__ import annotations
@@ -443,6 +445,60 @@ def ask_netbios_smb(sock: socket.socket, timeout: float, server_name: str | None
     return Answer(ProtocolFacts(banner, "netbios"), answer)
 
 
+# --- RDP --------------------------------------------------------------------------------------
+
+#: Security protocols offered in the negotiation request: TLS, CredSSP, CredSSP with early
+#: user authorization. A server picks one; only its TLS handshake follows (no credentials).
+_RDP_OFFER = 0x01 | 0x02 | 0x08
+#: A TPKT-framed X.224 Connection Request carrying an RDP Negotiation Request.
+RDP_REQUEST = b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00" + struct.pack(
+    "<BBHI", 1, 0, 8, _RDP_OFFER
+)
+_RDP_PROTOCOLS = {0: "standard RDP security", 1: "TLS", 2: "CredSSP", 4: "RDSTLS", 8: "CredSSP EX"}
+_TLS_PROTOCOLS = frozenset({1, 2, 8})
+
+
+def tpkt_complete(data: bytes) -> bool:
+    return len(data) >= 4 and len(data) >= struct.unpack("!H", data[2:4])[0]
+
+
+def parse_rdp(data: bytes) -> tuple[ProtocolFacts, int | None] | None:
+    """An X.224 Connection Confirm and its RDP Negotiation Response or Failure: `RDP
+    connection confirm; TLS selected, flags 0x01`, with the protocol the server selected."""
+    if len(data) < 11 or data[:2] != b"\x03\x00" or data[5] & 0xF0 != 0xD0:
+        return None
+    if not tpkt_complete(data):
+        return None  # cut short: what is missing may be the negotiation
+    negotiation = data[11:19]
+    if len(negotiation) < 8:
+        return ProtocolFacts("RDP connection confirm; standard RDP security", "rdp"), 0
+    kind, flags, _size, value = struct.unpack("<BBHI", negotiation)
+    if kind == 2:
+        chosen = _RDP_PROTOCOLS.get(value, f"protocol 0x{value:x}")
+        said = f"RDP connection confirm; {chosen} selected, flags 0x{flags:02x}"
+        return ProtocolFacts(said, "rdp"), value
+    if kind == 3:
+        return ProtocolFacts(
+            f"RDP connection confirm; negotiation failure 0x{value:x}", "rdp"
+        ), None
+    return None
+
+
+def ask_rdp(sock: socket.socket, timeout: float, server_name: str | None) -> Answer:
+    """The negotiation, then, when the server chose a protocol carried in TLS, the TLS
+    handshake for its certificate; nothing of CredSSP is sent."""
+    answer = converse(sock, RDP_REQUEST, tpkt_complete, timeout)
+    parsed = parse_rdp(answer)
+    if parsed is None:
+        return Answer(None, answer)
+    facts, selected = parsed
+    session = None
+    if selected in _TLS_PROTOCOLS:
+        with contextlib.suppress(*PROBE_ERRORS), tls.handshake(sock, server_name, timeout) as inner:
+            session = tls.session_facts(inner)
+    return Answer(facts, answer, session)
+
+
 #: Asks one protocol's first question on a connected socket, within a timeout per answer;
 #: the server name (when the target was a name) goes into SNI where TLS follows.
 Ask = Callable[[socket.socket, float, str | None], Answer]
@@ -452,6 +508,7 @@ PORT_PROBES: dict[int, Ask] = {
     53: ask_dns,
     139: ask_netbios_smb,
     445: ask_smb,
+    3389: ask_rdp,
     5432: ask_postgres,
     6379: ask_redis,
 }
