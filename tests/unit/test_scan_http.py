@@ -38,7 +38,34 @@ def test_chunked_bodies_are_reassembled() -> None:
 
 
 def test_an_answer_without_a_body_or_title_still_counts() -> None:
-    assert parse_response(b"HTTP/1.1 301 Moved\r\nLocation: /x\r\n") == HttpFacts(301, None, None)
+    moved = parse_response(b"HTTP/1.1 301 Moved\r\nLocation: /x\r\n")
+    assert moved == HttpFacts(301, None, None, location="/x")
+    assert moved.as_record() == {"status": 301, "server": None, "title": None, "location": "/x"}
+
+
+def test_powered_by_realm_and_redirect_target_are_kept_when_the_answer_has_them() -> None:
+    # as Apache with PHP and basic authentication answers
+    answer = (
+        b"HTTP/1.1 401 Unauthorized\r\nDate: Sun, 06 Dec 2026 03:59:00 GMT\r\n"
+        b"Server: Apache/2.4.71 (Debian)\r\nX-Powered-By: PHP/8.2.29\r\n"
+        b'WWW-Authenticate: Basic realm="Router \\"admin\\" area", charset="UTF-8"\r\n'
+        b"Content-Length: 0\r\n\r\n"
+    )
+    facts = parse_response(answer)
+    assert facts == HttpFacts(
+        401, "Apache/2.4.71 (Debian)", None, powered_by="PHP/8.2.29", realm='Router "admin" area'
+    )
+    assert facts.as_record() == {
+        "status": 401,
+        "server": "Apache/2.4.71 (Debian)",
+        "title": None,
+        "powered_by": "PHP/8.2.29",
+        "realm": 'Router "admin" area',
+    }
+    digest = b'HTTP/1.0 401 x\r\nwww-authenticate: Digest realm=cameras, nonce="a1"\r\n\r\n'
+    assert parse_response(digest) == HttpFacts(401, None, None, realm="cameras")
+    bearer = b"HTTP/1.1 401 x\r\nWWW-Authenticate: Negotiate\r\n\r\n"
+    assert parse_response(bearer) == HttpFacts(401, None, None)
 
 
 def test_anything_else_is_not_http() -> None:

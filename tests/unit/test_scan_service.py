@@ -171,3 +171,85 @@ def test_a_port_that_never_speaks_stays_an_open_port_without_facts() -> None:
     entry = describe_port(ServiceTarget("192.0.2.1", 40001), ALL, QUICK, dial)
     assert [entry[key] for key in ("service", "banner", "product", "http", "tls")] == [None] * 5
     assert dial.connections == 2  # greeting wait and HTTP on one, a TLS handshake on another
+
+
+class RecordingDial(ScriptedDial):
+    """A scripted dial whose sockets remember every timeout the probes gave them."""
+
+    def __init__(self, *scripts: Serve) -> None:
+        super().__init__(*scripts)
+        self.timeouts: list[list[float | None]] = []
+
+    def __call__(self, address: str, port: int, timeout: float) -> socket.socket:
+        plain = super().__call__(address, port, timeout)
+        waits: list[float | None] = []
+        self.timeouts.append(waits)
+
+        class Recording(socket.socket):
+            def settimeout(self, value: float | None) -> None:
+                waits.append(value)
+                super().settimeout(value)
+
+        return Recording(fileno=plain.detach())
+
+
+def answers_once(answer: bytes) -> Serve:
+    def serve(conn: socket.socket) -> None:
+        conn.recv(4096)
+        conn.sendall(answer)
+        conn.recv(100)
+
+    return serve
+
+
+def test_a_client_first_protocol_is_asked_in_its_own_words_on_its_port() -> None:
+    bind = (
+        b"\x00QSV\x84\x00\x00\x01\x00\x01\x00\x00\x00\x00\x07version\x04bind\x00\x00\x10"
+        b"\x00\x03\xc0\x0c\x00\x10\x00\x03\x00\x00\x00\x00\x00\x19\x189.18.49-1~deb12u3-Debian"
+    )
+    bind = len(bind[2:]).to_bytes(2, "big") + bind[2:]
+    dial = ScriptedDial(answers_once(bind))
+    entry = describe_port(ServiceTarget("192.0.2.1", 53), ALL, QUICK, dial)
+    assert entry["service"] == "dns"
+    assert entry["banner"] == "version.bind: 9.18.49-1~deb12u3-Debian"
+    assert dial.connections == 1  # no greeting wait, no HTTP, no TLS
+
+
+def test_the_protocol_message_waits_for_the_banner_probe() -> None:
+    dial = ScriptedDial(answers_once(b"-NOAUTH Authentication required.\r\n"))
+    only_http = frozenset({Probe.HTTP})
+    entry = describe_port(ServiceTarget("192.0.2.1", 6379), only_http, QUICK, dial)
+    assert entry["service"] is None  # HTTP alone does not ask in Redis's words
+    entry = describe_port(ServiceTarget("192.0.2.1", 6379), ALL, QUICK, dial)
+    assert (entry["service"], entry["banner"]) == ("redis", "-NOAUTH Authentication required.")
+
+
+def test_another_protocol_on_a_client_first_port_is_still_described() -> None:
+    dial = ScriptedDial(greets(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u6\r\n"))
+    entry = describe_port(ServiceTarget("192.0.2.1", 5432), ALL, QUICK, dial)
+    assert (entry["service"], entry["product"]) == ("ssh", "OpenSSH_9.2p1")
+    assert dial.connections == 1
+
+
+def holds(conn: socket.socket) -> None:
+    """Reads whatever comes and never answers, until the client hangs up."""
+    while conn.recv(4096):
+        pass
+
+
+def test_a_silent_port_gets_short_second_tries() -> None:
+    timeouts = ProbeTimeouts(banner=0.2, exchange=1.0, greeting=0.05, quiet=0.1)
+    dial = RecordingDial(holds)
+    entry = describe_port(ServiceTarget("192.0.2.1", 5432), ALL, timeouts, dial)
+    assert [entry[key] for key in ("service", "banner", "http", "tls")] == [None] * 4
+    # the protocol message waited the banner time; the HTTP request and the TLS handshake
+    # that followed on their own connections each waited only the short time
+    protocol, http_try, tls_try = dial.timeouts
+    assert max(t for t in protocol if t is not None) <= 0.2
+    assert max(t for t in http_try if t is not None) == 0.1
+    assert max(t for t in tls_try if t is not None) == 0.1
+    dial = RecordingDial(holds)
+    describe_port(ServiceTarget("192.0.2.1", 40001), ALL, timeouts, dial)
+    asked, handshake = dial.timeouts
+    assert 1.0 in asked  # a port not known to be silent gets the whole HTTP wait
+    assert max(t for t in handshake if t is not None) == 0.1

@@ -1,4 +1,6 @@
-"""HTTP: one `GET /` with a Host header; the status, the Server header and the page title."""
+"""HTTP: one `GET /` with a Host header; the status, the Server header and the page title, and
+when the answer has them the `X-Powered-By` header, the `WWW-Authenticate` realm and the
+redirect target (`Location`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _CHUNK_SIZE = re.compile(rb"^([0-9a-fA-F]+)[^\r\n]*\r?\n")
+_REALM = re.compile(r"""\brealm\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))""", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +30,24 @@ class HttpFacts:
     status: int
     server: str | None
     title: str | None
+    powered_by: str | None = None
+    #: the realm of the first `WWW-Authenticate` challenge
+    realm: str | None = None
+    #: where a redirect points, as the server wrote it
+    location: str | None = None
 
     def as_record(self) -> dict[str, object]:
-        return {"status": self.status, "server": self.server, "title": self.title}
+        """`status`, `server` and `title` always; the others only when the answer had them."""
+        record: dict[str, object] = {
+            "status": self.status,
+            "server": self.server,
+            "title": self.title,
+        }
+        for key in ("powered_by", "realm", "location"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value
+        return record
 
 
 def host_header(host: str, port: int, *, tls: bool) -> str:
@@ -83,12 +101,27 @@ def parse_response(data: bytes) -> HttpFacts | None:
     headers = _headers(head)
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _unchunk(body)
-    server = headers.get("server") or None
     return HttpFacts(
         status=int(status.group(1)),
-        server=server[:MAX_TITLE_CHARS] if server else None,
+        server=_header(headers, "server"),
         title=_title(body, headers.get("content-type", "")),
+        powered_by=_header(headers, "x-powered-by"),
+        realm=_realm(headers.get("www-authenticate", "")),
+        location=_header(headers, "location"),
     )
+
+
+def _header(headers: dict[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    return value[:MAX_TITLE_CHARS] if value else None
+
+
+def _realm(challenge: str) -> str | None:
+    found = _REALM.search(challenge)
+    if found is None:
+        return None
+    realm = found.group(1) if found.group(1) is not None else found.group(2)
+    return re.sub(r"\\(.)", r"\1", realm)[:MAX_TITLE_CHARS] or None
 
 
 def _headers(head: bytes) -> dict[str, str]:

@@ -7,6 +7,13 @@ that learns something ends the description. On a port not known for a server-fir
 the greeting is given a short wait, and then the HTTP request goes out on the same
 connection: a greeting that comes late then answers the request, and names the service just
 as well.
+
+On the well-known port of a client-first protocol (PostgreSQL, Redis, SMB, DNS: see
+`protocols.PORT_PROBES`) the banner probe sends that protocol's own first message at once,
+instead of waiting for a greeting that never comes. A port that stays silent, to that
+message or to the HTTP request, is given only a short second chance (`ProbeTimeouts.quiet`
+for each later step): a web or TLS server answers at once what it cannot read, so silence
+is what a silent port keeps giving, and it should not cost every full timeout in turn.
 """
 
 from __future__ import annotations
@@ -15,12 +22,14 @@ import contextlib
 import re
 import socket
 import ssl
+import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from surveyor.core.scan_params import Probe
-from surveyor.scan.probes import banner, http, tls
+from surveyor.scan.probes import banner, http, protocols, tls
 from surveyor.scan.records import open_port_entry
 
 #: Opens a TCP connection with a timeout; tests may pass their own.
@@ -42,7 +51,7 @@ SERVER_FIRST_PORTS = frozenset(
     {21, 22, 23, 25, 110, 119, 143, 220, 587, 2222, 2525, 3306, 5900, 5901}
 )
 _SECURE_NAMES = {"smtp": "smtps", "ftp": "ftps", "imap": "imaps", "pop3": "pop3s"}
-_PROBE_ERRORS = (OSError, ssl.SSLError, ValueError)
+_PROBE_ERRORS = (OSError, ssl.SSLError, ValueError, struct.error)
 #: A TLS record header (alert or handshake, any version): what a TLS server says to plain text.
 _TLS_RECORD = re.compile(rb"\A[\x15\x16]\x03[\x00-\x04]")
 _WANTS_TLS = re.compile(rb"HTTPS port|HTTP request to an HTTPS server|SSL", re.IGNORECASE)
@@ -65,6 +74,9 @@ class ProbeTimeouts:
     exchange: float = 3.0
     #: the wait for a greeting on any other port, before the HTTP request is sent
     greeting: float = 0.5
+    #: the HTTP exchange and TLS handshake on a port that stayed silent so far (no byte,
+    #: no close) to the protocol message of its port, or to the HTTP request
+    quiet: float = 1.0
 
 
 def open_connection(address: str, port: int, timeout: float) -> socket.socket:
@@ -94,6 +106,17 @@ def describe_port(
     port = _PortProbes(open_port_entry(target.port), target, probes, timeouts, dial)
     order = probe_order(target.port, probes)
     ask = asks_after_greeting(target.port, probes)
+    first_message = protocols.PORT_PROBES.get(target.port) if Probe.BANNER in probes else None
+    if first_message is not None:
+        try:
+            if port.protocol_step(first_message):
+                return port.entry
+        except _PROBE_ERRORS:
+            pass
+        # the protocol step listened as long as a greeting wait would have
+        order, ask = [p for p in order if p is not Probe.BANNER], False
+        if port.tls_record:
+            order = [p for p in order if p is Probe.TLS]
     if ask:
         order.remove(Probe.HTTP)  # the banner step asks
     steps: dict[Probe, Callable[[], bool]] = {
@@ -122,7 +145,7 @@ def asks_after_greeting(port: int, probes: frozenset[Probe]) -> bool:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _PortProbes:
     """The probe steps on one open port; each fills `entry` and says whether the port is
     identified (no later step is needed)."""
@@ -132,6 +155,30 @@ class _PortProbes:
     probes: frozenset[Probe]
     timeouts: ProbeTimeouts
     dial: Dial
+    #: the port has let a whole wait pass without a byte: later steps wait `quiet`
+    quiet: bool = False
+    #: the port answered the protocol message with a TLS record
+    tls_record: bool = False
+
+    def protocol_step(self, ask: protocols.Ask) -> bool:
+        """Send the port's own protocol message and fill the entry from the answer."""
+        wait = self.timeouts.banner
+        started = time.monotonic()
+        with self._connect() as sock:
+            answer = ask(sock, wait, self.target.hostname)
+        if answer.tls is not None:
+            self.entry["tls"] = answer.tls
+        if answer.facts is not None:
+            self.entry.update(banner=answer.facts.banner, service=answer.facts.service)
+            return True
+        if not answer.raw:
+            self.quiet = time.monotonic() - started >= wait
+            return False
+        if _TLS_RECORD.match(answer.raw):
+            self.tls_record = True
+            return False
+        # another protocol on this port: its answer names it as a greeting or a page would
+        return self._fill_http(answer.raw)
 
     def banner_step(self, *, ask: bool) -> bool:
         """Listen for a greeting; with `ask`, briefly, then send the HTTP request."""
@@ -152,7 +199,7 @@ class _PortProbes:
         target, entry = self.target, self.entry
         with (
             self._connect() as sock,
-            tls.handshake(sock, target.hostname, self.timeouts.exchange) as session,
+            tls.handshake(sock, target.hostname, self._wait()) as session,
         ):
             entry["tls"] = tls.session_facts(session)
             # the handshake already identified the port; what is spoken inside is a bonus
@@ -169,11 +216,24 @@ class _PortProbes:
     def _connect(self) -> socket.socket:
         return self.dial(self.target.address, self.target.port, self.timeouts.exchange)
 
+    def _wait(self) -> float:
+        """How long the next exchange waits for an answer."""
+        return (
+            min(self.timeouts.quiet, self.timeouts.exchange)
+            if self.quiet
+            else self.timeouts.exchange
+        )
+
     def _ask_http(self, sock: socket.socket, *, over_tls: bool) -> bool:
         """Send the HTTP request on the connection and fill the entry from the answer."""
         target = self.target
         host = http.host_header(target.hostname or target.address, target.port, tls=over_tls)
-        return self._fill_http(http.exchange(sock, host, self.timeouts.exchange))
+        wait = self._wait()
+        started = time.monotonic()
+        data = http.exchange(sock, host, wait)
+        if not data and time.monotonic() - started >= wait:
+            self.quiet = True
+        return self._fill_http(data)
 
     def _fill_banner(self, data: bytes) -> bool:
         facts = banner.identify_banner(data, self.target.port)
