@@ -7,17 +7,18 @@
 Starts `surveyor console` (SQLite; or `--consoles` of them on one PostgreSQL database), then
 `--processes` fleet processes that enroll `--explorers` simulated explorers between them with
 one enrollment token, and run each explorer as a real one does, on one asyncio HTTP client per
-process: check in (`POST /api/v1/explorer/poll` with `wait: 0`), then hold a long poll (`wait`
-seconds), again and again. When a poll brings a scan, the explorer reports progress twice and
-uploads a small task data file (a host on 127.0.0.1), as a finished scan does; the console
-then processes it. Explorers are spread over the consoles' URLs.
+process: a long poll (`POST /api/v1/explorer/poll`, `wait` seconds), again and again; 20 of
+them instead check in every second (`wait: 0`), to measure check-ins. When a poll brings a
+scan, the explorer reports progress twice and uploads a small task data file (a host on
+127.0.0.1), as a finished scan does; the console then processes it. Explorers are spread
+over the consoles' URLs.
 
 Once every explorer holds its first long poll, the benchmark creates `--tasks` one-off scans
 of 127.0.0.1 through the API, spread over `--seconds`, each for an explorer picked at random
 among those not given one yet, and due at once. It measures:
 
-- **check-in latency**: the round trip of the `wait: 0` polls, sent throughout while the
-  other explorers hold their long polls;
+- **check-in latency**: the round trip of those 20 explorers' `wait: 0` polls, sent
+  throughout while the others hold their long polls;
 - **due to received**: from just before the scan's create request to the moment its
   explorer's poll answer arrives with it (both clocks are this machine's);
 - **RSS per held poll**: the console processes' resident memory with every poll held, less
@@ -54,6 +55,8 @@ TOKEN = "fleet-bench-bootstrap-token-0123456789"
 START_SECONDS = 120.0
 CHECK_IN_GOAL_MS = 100.0
 RECEIVED_GOAL_S = 1.0
+#: explorers of the fleet that check in every second (wait: 0) to measure the check-in
+PROBERS = 20
 HOST = {"version": "fleet", "hostname": "fleet-host", "os": "Linux", "addresses": ["127.0.0.1"]}
 
 
@@ -151,24 +154,27 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
         if answer.status_code >= 400:
             error(f"upload: {answer.status_code} {answer.text[:200]}")
 
-    async def explorer(client: httpx2.AsyncClient, secret: str, held: asyncio.Event) -> None:
-        first = True
+    async def explorer(
+        client: httpx2.AsyncClient, secret: str, held: asyncio.Event, prober: bool
+    ) -> None:
+        """A real explorer's loop: long polls, and a scan when one comes. A prober checks in
+        (`wait: 0`) every second instead, and its round trips are the check-in latency."""
         while time.time() < stop_at:
             try:
                 began = time.perf_counter()
-                quick = await post(client, secret, "/poll", {**HOST, "wait": 0})
-                result.check_in_ms.append((time.perf_counter() - began) * 1000)
-                task = quick and quick.get("task")
-                if not task:
-                    if first:
-                        held.set()
-                        first = False
-                    answer = await post(client, secret, "/poll", {**HOST, "wait": wait})
-                    result.polls += 1
-                    task = answer and answer.get("task")
+                answer = await post(
+                    client, secret, "/poll", {**HOST, "wait": 0 if prober else wait}
+                )
+                if prober:
+                    result.check_in_ms.append((time.perf_counter() - began) * 1000)
+                result.polls += 1
+                held.set()
+                task = answer and answer.get("task")
                 if task:
                     result.received[int(task["id"])] = time.time()
                     await run_task(client, secret, task)
+                elif prober:
+                    await asyncio.sleep(1.0)
             except httpx2.TransportError as exc:
                 error(f"poll: {type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
@@ -176,9 +182,10 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
 
     enrolled = await asyncio.gather(*(enroll(index) for index in range(count)))
     holding = [asyncio.Event() for _ in enrolled]
+    probers: int = spec["probers"]
     runners = [
-        asyncio.create_task(explorer(client, secret, event))
-        for entry, event in zip(enrolled, holding, strict=True)
+        asyncio.create_task(explorer(client, secret, event, index < probers))
+        for index, (entry, event) in enumerate(zip(enrolled, holding, strict=True))
         if entry is not None
         for client, secret in [entry]
     ]
@@ -329,6 +336,7 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
                     "wait": args.wait,
                     "stop_at": stop_at,
                     "enrollment_token": enrollment_token,
+                    "probers": PROBERS if process == 0 else 0,
                 }
                 assert child.stdin is not None
                 child.stdin.write(json.dumps(spec) + "\n")
