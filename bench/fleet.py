@@ -159,6 +159,8 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
     ) -> None:
         """A real explorer's loop: long polls, and a scan when one comes. A prober checks in
         (`wait: 0`) every second instead, and its round trips are the check-in latency."""
+        # explorers come up at different times: their polls are spread over the wait
+        await asyncio.sleep(random.uniform(0, 1.0 if prober else wait))
         while time.time() < stop_at:
             try:
                 began = time.perf_counter()

@@ -258,10 +258,10 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
     deadline = loop.time() + wait
     checked_in_at = await asyncio.to_thread(_check_in, state, explorer, body.host_info())
     watch = state.poll_watch()
-    # Held before looking: work committed while we look is in the watch's next look.
+    # The watch looks for every held poll at once, and wakes this one if it may have work.
     held = watch.hold(explorer)
     try:
-        look = True
+        look = watch.woken(held)
         while True:
             if state.stopping.is_set():
                 return {"task": None}
