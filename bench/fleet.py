@@ -390,6 +390,10 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
                     console.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     console.kill()
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in folder.glob("console-*.log"):
+                    (args.logs / log.name).write_bytes(log.read_bytes())
         check_ins = [ms for result in results for ms in result.get("check_in_ms", [])]
         received = {
             int(task): at for result in results for task, at in result.get("received", {}).items()
@@ -442,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--wait", type=float, default=25.0)
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--logs", type=Path, help="keep the consoles' logs in this folder")
     args = parser.parse_args(argv)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
