@@ -60,6 +60,8 @@ bench: install system-deps bench-deps
 	$(BIN)/python -m bench.scan
 	$(BIN)/python -m bench.scan_lab
 	$(BIN)/python -m bench.identify
+	$(BIN)/python -m bench.rdns
+	$(BIN)/python -m bench.fleet
 	$(BIN)/python -m bench.scheduler
 	$(BIN)/python -m bench.processing
 	$(BIN)/python -m bench.connectors

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from surveyor.scan import read_task_data
+from surveyor.testing.ptr_server import PtrServer
 from tests.acceptance.conftest import SURVEYOR, clean_environment
 from tests.support.scan_services import LoopbackServices, loopback_services
 
@@ -99,6 +100,14 @@ def test_json_prints_only_the_summary_record(ports: dict[str, int]) -> None:
         (["127.78.0.1", "--probes", "ping"], "--probes: 'ping' is not a probe"),
         (["127.78.0.1", "--exclude", "127.78.0.1"], "nothing left to scan after excludes"),
         (["127.0.0.0/8"], "more than the cap of 65,536"),
+        (
+            ["127.78.0.1", "--dns-servers", "ns.example"],
+            "--dns-servers: 'ns.example' is not a name server address",
+        ),
+        (
+            ["127.78.0.1", "--dns-servers", "127.0.0.1:99999"],
+            "--dns-servers: '127.0.0.1:99999': the port must be a number from 1 to 65535",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_scanned_naming_the_culprit(
@@ -109,6 +118,33 @@ def test_bad_input_is_refused_before_anything_is_scanned_naming_the_culprit(
     assert done.returncode == 1
     assert message in " ".join(done.stderr.split())
     assert not output.exists()
+
+
+def test_reverse_dns_asks_the_name_servers_given(ports: dict[str, int], tmp_path: Path) -> None:
+    output = tmp_path / "named.jsonl.gz"
+    with PtrServer("127.78.0.0/24", domain="cli-test.test") as server:
+        host, port = server.address
+        done = surveyor_scan(
+            "127.78.0.2-3",
+            "-p",
+            port_list(ports),
+            "--probes",
+            "rdns",
+            "--dns-servers",
+            f"{host}:{port}",
+            "-o",
+            str(output),
+        )
+    assert done.returncode == 0, done.stderr
+    names = {
+        record["addresses"][0]: record["hostnames"]
+        for record in read_task_data(output)
+        if record["type"] == "host"
+    }
+    assert names == {
+        "127.78.0.2": ["host-0-2.cli-test.test"],
+        "127.78.0.3": ["host-0-3.cli-test.test"],
+    }
 
 
 def test_an_output_that_cannot_be_written_is_refused_before_scanning(tmp_path: Path) -> None:

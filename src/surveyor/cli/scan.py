@@ -139,6 +139,15 @@ def scan(
     scope_cap: Annotated[
         int, typer.Option("--scope-cap", min=1, help="Refuse scopes larger than this.")
     ] = DEFAULT_SCOPE_CAP,
+    dns_servers: Annotated[
+        str | None,
+        typer.Option(
+            "--dns-servers",
+            metavar="SERVERS",
+            help="Name servers for reverse DNS, comma-separated (ADDRESS or ADDRESS:PORT); "
+            "default: the system's.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary record as JSON on stdout.")
     ] = False,
@@ -155,6 +164,7 @@ def scan(
         ping=ping,
         scope_cap=scope_cap,
     )
+    servers = _dns_servers(dns_servers)
     if output is not None:
         _check_writable(output)
     from surveyor.scan import ScanError, write_task_data
@@ -163,7 +173,7 @@ def scan(
     stop = threading.Event()
     try:
         with _progress_bar(params, quiet=as_json) as on_progress, _stop_on_interrupt(stop):
-            records = results.watch(_scan(params, on_progress, stop))
+            records = results.watch(_scan(params, on_progress, stop, servers))
             if output is None:
                 for _ in records:
                     pass
@@ -186,12 +196,32 @@ def _check_writable(output: Path) -> None:
         raise CliError(f"--output: cannot write in {folder}")
 
 
+def _dns_servers(given: str | None) -> tuple[tuple[str, int], ...]:
+    """--dns-servers as (address, port) pairs; a clear error for a malformed one."""
+    if given is None:
+        return ()
+    from surveyor.scan.probes.reverse_dns import parse_dns_server
+
+    entries = [entry for entry in given.replace(" ", ",").split(",") if entry.strip()]
+    if not entries:
+        raise CliError("--dns-servers: give at least one name server address")
+    try:
+        return tuple(parse_dns_server(entry) for entry in entries)
+    except ValueError as error:
+        raise CliError(f"--dns-servers: {error}") from None
+
+
 def _scan(
-    params: ScanParams, on_progress: Callable[[Any], None], stop: threading.Event
+    params: ScanParams,
+    on_progress: Callable[[Any], None],
+    stop: threading.Event,
+    dns_servers: tuple[tuple[str, int], ...] = (),
 ) -> Iterator[dict[str, Any]]:
     from surveyor.scan import run_scan
+    from surveyor.scan.settings import ScanSettings
 
-    return run_scan(params, on_progress=on_progress, stop=stop)
+    settings = ScanSettings(dns_servers=dns_servers)
+    return run_scan(params, on_progress=on_progress, stop=stop, settings=settings)
 
 
 @contextmanager

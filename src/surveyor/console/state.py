@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from surveyor.console.live import TaskFeed
+from surveyor.console.poll_watch import PollWatch
 from surveyor.console.principals import PrincipalCache
 from surveyor.core.clock import Clock, SystemClock
 from surveyor.core.explorer_protocol import LONG_POLL_SECONDS
@@ -23,6 +24,7 @@ from surveyor.store.engine import Database
 
 if TYPE_CHECKING:
     from surveyor.service.login import LoginThrottle
+    from surveyor.store.explorers import LaunchWork
 
 MAX_BODY_BYTES = 1 << 20
 #: Task data uploads from explorers may be far larger than other request bodies.
@@ -132,6 +134,22 @@ class ConsoleState:
     #: Set when the server begins to stop, so that requests held open (explorers' polls)
     #: end before the server's graceful shutdown period runs out.
     stopping: threading.Event = field(default_factory=threading.Event)
+    #: The one look for work of every held poll (`poll_watch`, made on first use).
+    held_polls: PollWatch | None = None
+
+    def poll_watch(self) -> PollWatch:
+        """Wakes explorers' held polls that may be handed work (`console/poll_watch.py`)."""
+        if self.held_polls is None:
+            from surveyor.service import launch
+
+            def look() -> LaunchWork:
+                with self.db.read() as conn:
+                    return launch.work_to_hand(conn, now=self.clock.now())
+
+            self.held_polls = PollWatch(
+                self.explorer_work, look, recheck=self.settings.poll_recheck_seconds
+            )
+        return self.held_polls
 
     @property
     def secret_box(self) -> SecretBox:

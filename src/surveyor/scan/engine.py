@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from surveyor.core.clock import SYSTEM_CLOCK, Clock
 from surveyor.core.scan_params import Probe, ScanParams
@@ -37,6 +37,9 @@ from surveyor.scan.progress import ProgressReporter, ScanProgress
 from surveyor.scan.records import HostAssembly, config_record, host_record, summary_record
 from surveyor.scan.settings import ScanSettings
 from surveyor.scan.workers import WorkerPool, WorkerReport, WorkerShare
+
+if TYPE_CHECKING:
+    from surveyor.scan.probes.reverse_dns import ReverseLookups
 
 #: Worker processes pay off only for scans this fast and this big; others use one thread.
 PROCESS_MIN_RATE = 20_000
@@ -73,7 +76,7 @@ def run_scan(
     started_at, began = clock.now(), clock.monotonic()
     yield config_record(params, started_at)
     reporter = ProgressReporter(on_progress, settings.progress_interval, clock)
-    run = _ScanRun(params, settings, resolver or SystemResolver(), reporter, dialer)
+    run = _ScanRun(params, settings, resolver, reporter, dialer)
     try:
         yield from run.records(stop or threading.Event())
     finally:
@@ -139,7 +142,7 @@ class _ScanRun:
         self,
         params: ScanParams,
         settings: ScanSettings,
-        resolver: Resolver,
+        resolver: Resolver | None,
         reporter: ProgressReporter,
         dialer: Dialer | None,
     ) -> None:
@@ -149,10 +152,24 @@ class _ScanRun:
         self._dialer = dialer
         self._events: queue.Queue[object] = queue.Queue()
         self._names = BoundedResolver(
-            resolver, timeout=settings.rdns_timeout, threads=settings.rdns_threads
+            resolver or SystemResolver(),
+            timeout=settings.rdns_timeout,
+            threads=settings.rdns_threads,
         )
         self._service_probes = frozenset(p for p in params.probes if p is not Probe.RDNS)
         self._rdns = Probe.RDNS in params.probes
+        self._reverse: ReverseLookups | None = None
+        if self._rdns:
+            # dnspython loads only for scans that look names up
+            from surveyor.scan.probes.reverse_dns import lookups_for
+
+            self._reverse = lookups_for(
+                resolver,
+                servers=list(settings.dns_servers),
+                timeout=settings.rdns_timeout,
+                concurrency=settings.rdns_concurrency,
+                threads=settings.rdns_threads,
+            )
         self._timeouts = ProbeTimeouts(
             banner=settings.banner_timeout,
             exchange=settings.probe_timeout,
@@ -194,7 +211,12 @@ class _ScanRun:
             plan, shares, self._events, processes=processes, dialer=self._dialer or dial
         )
         workers_left = count
+        budget_set = False
         while workers_left or self._assemblies:
+            if not workers_left and not budget_set and self._reverse is not None:
+                # only probes and names are left: names may take the budget, no more
+                self._reverse.expire_after(self._settings.rdns_budget)
+                budget_set = True
             if stop.is_set():
                 self.stopped = True
                 break
@@ -268,9 +290,10 @@ class _ScanRun:
                     assembly.probed.add(port)
                     target = ServiceTarget(address, port, assembly.target_name)
                     self._submit(key, assembly, self._describe, target)
-        if self._rdns and not assembly.names_asked:
+        if self._reverse is not None and not assembly.names_asked:
             assembly.names_asked = True
-            self._submit(key, assembly, self._reverse, address)
+            assembly.pending += 1
+            self._reverse.lookup(address).add_done_callback(functools.partial(self._named, key))
 
     def _scanned(self, scan: HostScan) -> dict[str, Any] | None:
         """The host's record if it is complete already; None if it is down (done) or some
@@ -303,8 +326,13 @@ class _ScanRun:
         service = describe_port(target, self._service_probes, self._timeouts)
         return _Described(key, service=service)
 
-    def _reverse(self, key: int, address: str) -> _Described:
-        return _Described(key, names=tuple(self._names.reverse(address)))
+    def _named(self, key: int, future: Future[list[str]]) -> None:
+        if future.cancelled():
+            return
+        try:
+            self._events.put(_Described(key, names=tuple(future.result())))
+        except Exception:  # a lookup's own bug must not lose the host: it stays unnamed
+            self._events.put(_Described(key))
 
     def _submit(
         self,
@@ -352,6 +380,8 @@ class _ScanRun:
             self._pool.halt()
         if self._prober is not None:
             self._prober.close()
+        if self._reverse is not None:
+            self._reverse.close()
         self._names.close()
 
     def close(self) -> None:

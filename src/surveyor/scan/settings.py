@@ -32,9 +32,18 @@ class ScanSettings:
     greeting_timeout: float = 0.5
     #: connect, TLS handshake and HTTP exchange of one service probe, each
     probe_timeout: float = 3.0
+    #: one reverse lookup at most (its query is sent again, sooner, if unanswered)
     rdns_timeout: float = 2.0
+    #: the most the scan waits for names once everything else is done
+    rdns_budget: float = 10.0
+    #: reverse lookups asked at once
+    rdns_concurrency: int = 64
+    #: name servers for reverse lookups, (address, port); empty: /etc/resolv.conf's
+    dns_servers: tuple[tuple[str, int], ...] = ()
     #: threads running service probes (each holds one connection at a time)
     probe_threads: int = 32
+    #: threads for name lookups through the system's resolver (hostname targets; reverse
+    #: lookups where no name server is configured)
     rdns_threads: int = 4
     #: connect-scan workers; 0 picks one thread, or one process per core for big, fast scans
     workers: int = 0

@@ -328,6 +328,11 @@ def may_have_work(conn: Connection, explorer_id: int, *, now: datetime) -> bool:
     )
 
 
+def work_to_hand(conn: Connection, *, now: datetime) -> explorer_store.LaunchWork:
+    """Which explorers `may_have_work`, from one look for all of them (held polls)."""
+    return explorer_store.launch_work(conn, now=now)
+
+
 def assignment(
     conn: Connection, task: Task, *, box: SecretBox | None = None, now: datetime
 ) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ import secrets
 import select
 import socket
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -362,6 +362,16 @@ class AsyncSignal:
         finally:
             self._count_parked(-1)
         return True
+
+    @contextlib.contextmanager
+    def parked(self) -> Iterator[None]:
+        """Count the caller as waiting for as long as it stays in the block (`wait_parked`),
+        for waiters that wait on something of their own."""
+        self._count_parked(+1)
+        try:
+            yield
+        finally:
+            self._count_parked(-1)
 
     def _count_parked(self, delta: int) -> None:
         with self._parked_changed:

@@ -9,6 +9,7 @@ candidate tasks another console is already handing out); SQLite serializes write
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -360,6 +361,55 @@ def has_launch_candidates(conn: Connection, explorer: Explorer, *, now: datetime
         select(tasks.c.id).where(_due_scans(now), _meant_for(explorer)).limit(1)
     ).first()
     return found is not None
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchWork:
+    """Who could be handed work now, from one look at the tasks: the targets of every due
+    scan, and the explorers that scans occupy. `may_serve` answers for any explorer what
+    `has_launch_candidates` or `tasks_on_explorer` would, without asking the database."""
+
+    #: organization -> (explorer_id, hosted_zone_id, site_id) of its due scans
+    due: Mapping[int, frozenset[tuple[int | None, int | None, int | None]]]
+    occupied: frozenset[int]
+
+    def may_serve(self, explorer: Explorer) -> bool:
+        if explorer.id in self.occupied:
+            return True
+        for explorer_id, zone_id, site_id in self.due.get(explorer.organization_id, ()):
+            if explorer_id is not None:
+                if explorer_id == explorer.id:
+                    return True
+            elif zone_id is not None:
+                if zone_id == explorer.hosted_zone_id:
+                    return True
+            elif explorer.site_id is None or site_id == explorer.site_id:
+                return True
+        return False
+
+
+def launch_work(conn: Connection, *, now: datetime) -> LaunchWork:
+    """One look for every held poll (see `LaunchWork`): two small reads, whatever the
+    number of explorers."""
+    due: dict[int, set[tuple[int | None, int | None, int | None]]] = {}
+    rows = conn.execute(
+        select(
+            tasks.c.organization_id, tasks.c.explorer_id, tasks.c.hosted_zone_id, tasks.c.site_id
+        )
+        .where(_due_scans(now))
+        .distinct()
+    )
+    for organization_id, explorer_id, zone_id, site_id in rows:
+        due.setdefault(int(organization_id), set()).add((explorer_id, zone_id, site_id))
+    occupied = conn.execute(
+        select(tasks.c.explorer_id)
+        .where(tasks.c.explorer_id.is_not(None), tasks.c.status.in_(_RUNNING))
+        .distinct()
+    ).scalars()
+    return LaunchWork(
+        due={organization: frozenset(targets) for organization, targets in due.items()},
+        occupied=frozenset(int(explorer_id) for explorer_id in occupied),
+    )
 
 
 def next_launch_candidate(

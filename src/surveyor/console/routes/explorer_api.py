@@ -256,28 +256,28 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
     loop = asyncio.get_running_loop()
     wait = min(body.wait, settings.long_poll_seconds, settings.online_window_seconds / 2)
     deadline = loop.time() + wait
-    signal = state.explorer_work
     checked_in_at = await asyncio.to_thread(_check_in, state, explorer, body.host_info())
-    check_at = loop.time()
-    armed = signal.arm()
-    while True:
-        if state.stopping.is_set():
-            return {"task": None}
-        if await request.is_disconnected():
-            await asyncio.to_thread(_poll_dropped, state, explorer, checked_in_at)
-            return {"task": None}
-        if loop.time() >= check_at:
-            # Armed before looking: work committed while we look wakes the wait below.
-            armed = signal.arm()
-            assignment = await asyncio.to_thread(_next_work, state, explorer.id)
-            if assignment is not None:
-                return {"task": assignment}
-            check_at = loop.time() + settings.poll_recheck_seconds
-        now = loop.time()
-        if now >= deadline:
-            return {"task": None}
-        if await signal.wait(armed, min(deadline, check_at, now + STOPPING_CHECK_SECONDS) - now):
-            check_at = loop.time()
+    watch = state.poll_watch()
+    # The watch looks for every held poll at once, and wakes this one if it may have work.
+    held = watch.hold(explorer)
+    try:
+        look = watch.woken(held)
+        while True:
+            if state.stopping.is_set():
+                return {"task": None}
+            if await request.is_disconnected():
+                await asyncio.to_thread(_poll_dropped, state, explorer, checked_in_at)
+                return {"task": None}
+            if look:
+                assignment = await asyncio.to_thread(_next_work, state, explorer.id)
+                if assignment is not None:
+                    return {"task": assignment}
+            now = loop.time()
+            if now >= deadline:
+                return {"task": None}
+            look = await watch.wait(held, min(deadline, now + STOPPING_CHECK_SECONDS) - now)
+    finally:
+        watch.release(held)
 
 
 @router.post("/tasks/{task_id}/progress", response_model=ProgressOut, responses=_ERRORS)

@@ -1,5 +1,6 @@
-"""Name resolution for a scan: reverse DNS of responding hosts, forward lookups of hostname
-targets, both bounded by a timeout on a small thread pool.
+"""Name resolution for a scan: the `Resolver` seam, and forward lookups of hostname targets,
+bounded by a timeout on a small thread pool (reverse lookups of responding hosts are
+`reverse_dns.ReverseLookups`).
 
 The system resolver has no timeout of its own that a caller controls, so each lookup runs on a
 pool thread and the caller waits at most `timeout`; a lookup that overruns finishes in the
@@ -51,9 +52,6 @@ class BoundedResolver:
         self._threads = max(1, threads)
         self._pool = DaemonPool(self._threads, "surveyor-dns")
 
-    def reverse(self, address: str) -> list[str]:
-        return _names(self._wait(self._pool.submit(self._resolver.reverse, address)))
-
     def forward(self, name: str) -> list[str]:
         return self._wait(self._pool.submit(self._resolver.forward, name))
 
@@ -78,6 +76,7 @@ class BoundedResolver:
         self._pool.close()
 
 
-def _names(names: list[str]) -> list[str]:
+def clean_names(names: list[str]) -> list[str]:
+    """Names lower-cased, without a trailing dot, each once, in order."""
     cleaned = (name.rstrip(".").lower() for name in names)
     return list(dict.fromkeys(name for name in cleaned if name))
