@@ -49,6 +49,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from surveyor.testing.servers import free_tcp_port
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 SURVEYOR = str(Path(sys.executable).with_name("surveyor"))
 TOKEN = "fleet-bench-bootstrap-token-0123456789"
@@ -239,14 +241,6 @@ def start_console(
     )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_healthy(url: str, console: subprocess.Popen[bytes], folder: Path) -> None:
     import httpx2
 
@@ -297,7 +291,7 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
 
     with tempfile.TemporaryDirectory(prefix="surveyor-bench-fleet-") as scratch:
         folder = Path(scratch)
-        ports = [free_port() for _ in range(args.consoles)]
+        ports = [free_tcp_port() for _ in range(args.consoles)]
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         consoles = [
             start_console(folder, port, database_url, index) for index, port in enumerate(ports)
