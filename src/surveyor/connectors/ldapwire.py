@@ -274,6 +274,7 @@ def read_page(transport: Transport, message_id: int) -> Page:
     buffer = bytearray()
     entries: list[int] = []
     references: list[Reference] = []
+    ours = bytes(encode(MessageID(message_id)))  # the ID as the server usually writes it
     pos = 0
     while True:
         chunk = transport.recv(_RECV_BYTES)
@@ -295,14 +296,20 @@ def read_page(transport: Transport, message_id: int) -> Page:
                     message_end = content + int.from_bytes(buffer[pos + 2 : content], "big")
                 if message_end > available:
                     break
-                _, id_start, op = _header(buffer, content)
-                if int.from_bytes(buffer[id_start:op], "big") == message_id:
+                op = content + 2 + buffer[content + 1]  # after the message ID, a short INTEGER
+                if (
+                    buffer[content:op] == ours
+                    or int.from_bytes(buffer[content + 2 : op], "big") == message_id
+                ):
+                    op_tag = buffer[op]
+                    if op_tag == _SEARCH_ENTRY:  # read by values(), which checks its bounds
+                        entries.append(op)
+                        pos = message_end
+                        continue
                     op_tag, op_start, op_end = _header(buffer, op)
                     if op_end > message_end:
                         raise IndexError
-                    if op_tag == _SEARCH_ENTRY:
-                        entries.append(op)
-                    elif op_tag == _SEARCH_REFERENCE:
+                    if op_tag == _SEARCH_REFERENCE:
                         urls = tuple(_strings(buffer, op_start, op_end))
                         references.append(Reference(urls=urls))
                     elif op_tag == _SEARCH_DONE:
