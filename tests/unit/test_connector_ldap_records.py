@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from surveyor.connectors import ldapwire
-from surveyor.connectors.ldap import CONNECTOR, host_record
-from surveyor.connectors.ldapwire import Done, Entry, Reference
+from surveyor.connectors.ldap import CONNECTOR, Entry, host_record
+from surveyor.connectors.ldapwire import Done, Reference
 from surveyor.testing.slapd import filetime
 
 
@@ -139,9 +139,8 @@ def test_answers_split_anywhere_are_read_whole(chunk: int) -> None:
 
     page = ldapwire.read_page(_Chunks(wire, chunk), 5)
 
-    assert [ldapwire.entry(raw) for raw in page.entries] == [
-        Entry(dn="cn=PC1,dc=corp", attributes={"description": long_value})
-    ]
+    slots = ldapwire.Slots(["cn", "Description", "dNSHostName"])
+    assert ldapwire.values(page, slots) == [[None, long_value, None, "cn=PC1,dc=corp"]]
     assert page.references == [Reference(urls=("ldap://other/dc=x",))]
     assert page.done == Done(result_code=0, matched_dn="", message="", referrals=(), cookie=b"next")
 

@@ -44,6 +44,26 @@ def test_a_scan_that_fails_while_writing_leaves_no_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_many_chunks_arrive_whole_and_in_order_and_a_late_failure_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    """Chunks go to a writing thread: what it wrote is every record in order, and a failure
+    of the records after some chunks were written is the one raised, with no file left."""
+    many = [{"type": "host", "n": n, "pad": "x" * (n % 300)} for n in range(20_000)]
+    path = tmp_path / "many.jsonl.gz"
+    assert write_task_data(iter(many), path) == len(many)
+    assert list(read_task_data(path)) == many
+
+    def failing_late() -> Any:
+        yield from many
+        raise LookupError("the source went away")
+
+    other = tmp_path / "failed.jsonl.gz"
+    with pytest.raises(LookupError, match="went away"):
+        write_task_data(failing_late(), other)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.jsonl.gz"]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

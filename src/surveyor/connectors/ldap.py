@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import dns.exception
@@ -62,11 +62,19 @@ ATTRIBUTES = (
     "lastLogonTimestamp",
     "description",
 )
+#: Where each of `ATTRIBUTES` goes in a row that `ldapwire.values` reads.
+_SLOTS = ldapwire.Slots(ATTRIBUTES)
 _OPTIONS = ("base_dn", "filter", "tls", "ca_file", "resolve", "dns_server")
 #: Params of a connector task that the task reads itself, passed along with the options.
 _TASK_PARAMS = ("server", "connector", "credential_id")
 _FILETIME_UNIX_EPOCH = 116_444_736_000_000_000
-_UNIX_EPOCH = dt.datetime(1970, 1, 1)  # naive: the ISO text gets its "Z" by hand
+_UNIX_EPOCH = dt.datetime(1970, 1, 1)
+#: The ISO dates of days since the Unix epoch met so far: computers log on over a few years.
+_DAYS: dict[int, str] = {}
+_DAYS_KEPT = 100_000
+#: "THH:MM:" of each minute of a day, and "SS" of each second of a minute.
+_HOURS_MINUTES = tuple(f"T{minute // 60:02d}:{minute % 60:02d}:" for minute in range(1440))
+_SECONDS = tuple(f"{second:02d}" for second in range(60))
 _RESULT_SUCCESS = 0
 _RESULT_REFERRAL = 10
 _RESULT_NO_SUCH_OBJECT = 32
@@ -238,17 +246,30 @@ class _Options:
 
 
 def _filetime_iso(value: str) -> str | None:
+    """lastLogonTimestamp (a FILETIME: 100 ns ticks since 1601) as ISO 8601 UTC, to the
+    microsecond when there is a fraction, e.g. 2026-12-05T16:30:15.123456Z; None for AD's
+    "never" (0 and the largest value) and for what is not a number (as int() reads it)."""
     try:
         ticks = int(value)
     except ValueError:
         return None
     if ticks <= _FILETIME_UNIX_EPOCH:
         return None  # 0, or "never": AD's way of saying the computer never logged on
-    try:
-        moment = _UNIX_EPOCH + dt.timedelta(microseconds=(ticks - _FILETIME_UNIX_EPOCH) // 10)
-    except OverflowError:
-        return None  # 0x7FFFFFFFFFFFFFFF, AD's other "never"
-    return moment.isoformat() + "Z"
+    micros = (ticks - _FILETIME_UNIX_EPOCH) // 10
+    days = micros // 86_400_000_000
+    day = _DAYS.get(days)
+    if day is None:
+        try:
+            day = (_UNIX_EPOCH + dt.timedelta(days=days)).date().isoformat()
+        except OverflowError:
+            return None  # 0x7FFFFFFFFFFFFFFF, AD's other "never"
+        if len(_DAYS) < _DAYS_KEPT:
+            _DAYS[days] = day
+    seconds = (micros - days * 86_400_000_000) // 1_000_000
+    fraction = micros % 1_000_000
+    if fraction:
+        return f"{day}{_HOURS_MINUTES[seconds // 60]}{_SECONDS[seconds % 60]}.{fraction:06d}Z"
+    return f"{day}{_HOURS_MINUTES[seconds // 60]}{_SECONDS[seconds % 60]}Z"
 
 
 def _container(dn: str) -> str | None:
@@ -281,28 +302,54 @@ def _unescaped(found: re.Match[str]) -> str:
     return bytes.fromhex(found.group(0).replace("\\", "")).decode("utf-8", "replace")
 
 
-def host_record(entry: ldapwire.Entry, addresses: Sequence[str] = ()) -> dict[str, Any] | None:
+class Entry(NamedTuple):
+    """A computer entry: its DN, and the first value of each attribute it holds, keyed by the
+    lowercased attribute name."""
+
+    dn: str
+    attributes: dict[str, str]
+
+
+def host_record(entry: Entry, addresses: Sequence[str] = ()) -> dict[str, Any] | None:
     """The `host` record of one computer entry; None for an entry with no name at all."""
     values = entry.attributes
-    name = values.get("dnshostname", "").strip() or _own_name(entry.dn)
+    return _host_record(
+        entry.dn,
+        values.get("dnshostname"),
+        values.get("operatingsystem"),
+        values.get("operatingsystemversion"),
+        values.get("lastlogontimestamp"),
+        values.get("description"),
+        addresses,
+    )
+
+
+def _host_record(
+    dn: str,
+    dns_host_name: str | None,
+    system: str | None,
+    version: str | None,
+    logon: str | None,
+    description: str | None,
+    addresses: Sequence[str] = (),
+) -> dict[str, Any] | None:
+    """The record of one entry, from its DN and the values of `ATTRIBUTES` in their order."""
+    name = (dns_host_name and dns_host_name.strip()) or _own_name(dn)
     if not name:
         return None
     record: dict[str, Any] = {"type": "host", "source": "ldap", "hostnames": [name]}
     if addresses:
         record["addresses"] = list(addresses)
-    for field, attribute in (
-        ("os", "operatingsystem"),
-        ("os_version", "operatingsystemversion"),
-        ("description", "description"),
-    ):
-        found = values.get(attribute, "").strip()
-        if found:
-            record[field] = found
-    attributes = {"dn": entry.dn}
-    container = _container(entry.dn)
+    if system and (system := system.strip()):
+        record["os"] = system
+    if version and (version := version.strip()):
+        record["os_version"] = version
+    if description and (description := description.strip()):
+        record["description"] = description
+    attributes = {"dn": dn}
+    container = _container(dn)
     if container is not None:
         attributes["ou"] = container
-    logon = values.get("lastlogontimestamp")
     if logon:
         when = _filetime_iso(logon)
         if when is not None:
@@ -576,7 +623,7 @@ class LdapConnector:
                 if more:  # the server prepares the next page while this one is read
                     message_id = next(message_ids)
                     self._ask(connection, message_id, base, options, done.cookie)
-                yield from self._records(page.entries, names)
+                yield from self._records(page, names)
                 fetched += len(page.entries)
                 progress(fetched, None)
                 if config.stopped.is_set():
@@ -594,17 +641,18 @@ class LdapConnector:
         connection.socket.sendall(request)
 
     @staticmethod
-    def _records(raw_entries: list[bytes], names: _Names | None) -> Iterator[dict[str, Any]]:
-        entries = [ldapwire.entry(raw) for raw in raw_entries]
+    def _records(page: ldapwire.Page, names: _Names | None) -> Iterator[dict[str, Any]]:
+        rows = ldapwire.values(page, _SLOTS)  # each row ends with the entry's DN
         if names is None:
-            for entry in entries:
-                record = host_record(entry)
+            for dns_host_name, system, version, logon, description, dn in rows:
+                record = _host_record(dn, dns_host_name, system, version, logon, description)
                 if record is not None:
                     yield record
             return
-        hostnames = [entry.attributes.get("dnshostname", "") for entry in entries]
-        for entry, addresses in zip(entries, names.addresses(hostnames), strict=True):
-            record = host_record(entry, addresses)
+        hostnames = [row[0] or "" for row in rows]
+        for row, addresses in zip(rows, names.addresses(hostnames), strict=True):
+            dns_host_name, system, version, logon, description, dn = row
+            record = _host_record(dn, dns_host_name, system, version, logon, description, addresses)
             if record is not None:
                 yield record
 
