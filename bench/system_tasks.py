@@ -14,14 +14,14 @@ PostgreSQL `COPY`), then `ANALYZE` / `VACUUM ANALYZE`.
 
 - **Outlier calculation**: a child process queues one for the site, as processing does
   (`store.outliers.request_outlier_calculation`), and a real processing worker claims and runs
-  it (`Worker.drain`): two passes over the site, every asset scored and its score and reasons
+  it (`Worker.drain`): one read of the site, every asset scored and its score and reasons
   written. Timed from the request to `processed`; its peak RSS is the child's VmHWM. The peer,
   alternately in another child on the same database: plain pandas, `read_sql` of the same
   asset and open-service columns, then the same per-feature frequencies with `value_counts` /
   `groupby` (OS family, device type, port, OS family x port, port set, product, TLS issuer,
   name pattern). Unless `--no-check`, the outlier child then counts the features the product's
-  way (its first pass alone) and every frequency must equal pandas'. Goals: ≤ 1.5x pandas'
-  wall time, peak ≤ 1 GB.
+  way (its read and `SiteProfiles.counts` alone) and every frequency must equal pandas'.
+  Goals: ≤ 1.5x pandas' wall time, peak ≤ 1 GB.
 - **Organization overview**: `bench.reports`' measurement on this database: a refresh queued
   and computed by a real worker, `--report-repeat` times, beside its two GROUP BY statements
   alone. Goal: ≤ 10 s.
@@ -383,11 +383,12 @@ def _rss_mb() -> float:
 
 
 def _product_counts(db: Database, site_id: int) -> dict[str, dict[str, int]]:
-    """The product's own first pass (store pages, core features, FeatureCounts), as JSON."""
-    from surveyor.core.outliers import FeatureCounts, features_of
+    """The product's own counting (store pages, core profiles, their FeatureCounts), as
+    JSON."""
+    from surveyor.core.outliers import SiteProfiles
     from surveyor.store.outliers import site_asset_facts
 
-    counts = FeatureCounts()
+    site = SiteProfiles()
     after = 0
     while True:
         with db.read() as conn:
@@ -395,12 +396,15 @@ def _product_counts(db: Database, site_id: int) -> dict[str, dict[str, int]]:
         if not page:
             break
         for facts in page:
-            counts.add(
-                features_of(
-                    facts.os, facts.hostname, facts.services, recorded_type=facts.recorded_type
-                )
+            site.add(
+                facts.id,
+                facts.os,
+                facts.hostname,
+                facts.services,
+                recorded_type=facts.recorded_type,
             )
         after = page[-1].id
+    counts = site.counts()
     found = {
         name: {str(key): int(value) for key, value in getattr(counts, name).items()}
         for name in ("os", "device_type", "port", "port_set", "product", "tls_issuer")

@@ -174,7 +174,7 @@ def _port_order(label: str) -> tuple[int, str]:
 
 @dataclass
 class FeatureCounts:
-    """How many assets of a site share each feature value (the first pass)."""
+    """How many assets of a site share each feature value."""
 
     assets: int = 0
     os: Counter[str] = field(default_factory=Counter)
@@ -192,7 +192,7 @@ class FeatureCounts:
     )
 
     def leaders(self, counter: Counter[str]) -> list[tuple[str, int]]:
-        """`counter.most_common(2)`, worked out once per counter for the whole second pass
+        """`counter.most_common(2)`, worked out once per counter for all the scoring
         (it walks every distinct value)."""
         found = self._leaders.get(id(counter))
         if found is None:
@@ -268,7 +268,7 @@ def _port_words(port: str, name: str) -> str:
 
 
 def findings_of(features: AssetFeatures, counts: FeatureCounts) -> list[Finding]:
-    """Every rare value of an asset, weighed (the second pass)."""
+    """Every rare value of an asset, weighed."""
     found: list[Finding] = []
     total = counts.assets
 
