@@ -3,7 +3,7 @@ the Organization overview report, and the Dashboard with 50 insights; SQLite and
 
     .venv/bin/python -m bench.system_tasks [--assets N] [--backend sqlite|postgresql|both]
                                            [--repeat R] [--report-repeat R] [--no-check]
-                                           [--json-out FILE]
+                                           [--outliers-only] [--json-out FILE]
 
 The first organization (bootstrapped as on a first start) gets N generated assets (default
 1,000,000) in its one site, with about 2.4 open services each: OS texts, recorded device types
@@ -14,21 +14,24 @@ PostgreSQL `COPY`), then `ANALYZE` / `VACUUM ANALYZE`.
 
 - **Outlier calculation**: a child process queues one for the site, as processing does
   (`store.outliers.request_outlier_calculation`), and a real processing worker claims and runs
-  it (`Worker.drain`): two passes over the site, every asset scored and its score and reasons
+  it (`Worker.drain`): one read of the site, every asset scored and its score and reasons
   written. Timed from the request to `processed`; its peak RSS is the child's VmHWM. The peer,
   alternately in another child on the same database: plain pandas, `read_sql` of the same
   asset and open-service columns, then the same per-feature frequencies with `value_counts` /
   `groupby` (OS family, device type, port, OS family x port, port set, product, TLS issuer,
   name pattern). Unless `--no-check`, the outlier child then counts the features the product's
-  way (its first pass alone) and every frequency must equal pandas'. Goals: ≤ 1.5x pandas'
-  wall time, peak ≤ 1 GB.
+  way (its read and `SiteProfiles.counts` alone) and every frequency must equal pandas'.
+  Goals: ≤ 1.5x pandas' wall time, peak ≤ 1 GB.
 - **Organization overview**: `bench.reports`' measurement on this database: a refresh queued
   and computed by a real worker, `--report-repeat` times, beside its two GROUP BY statements
   alone. Goal: ≤ 10 s.
 - **Dashboard**: `bench.dashboard`'s measurement on this database (50 pinned insights with 30
   days of hourly counts; `/dashboard` in process, beside raw SQL). Goal: p95 ≤ 100 ms.
 
-Every figure is printed with the load average it was measured under.
+Every figure is printed with the load average it was measured under, and each run of the
+Outlier calculation and of pandas on its own line as well (wall and CPU seconds: on a shared
+machine the CPU seconds of the two children say what the wall time cannot). `--outliers-only`
+leaves out the overview and the Dashboard.
 """
 
 from __future__ import annotations
@@ -383,11 +386,12 @@ def _rss_mb() -> float:
 
 
 def _product_counts(db: Database, site_id: int) -> dict[str, dict[str, int]]:
-    """The product's own first pass (store pages, core features, FeatureCounts), as JSON."""
-    from surveyor.core.outliers import FeatureCounts, features_of
+    """The product's own counting (store pages, core profiles, their FeatureCounts), as
+    JSON."""
+    from surveyor.core.outliers import SiteProfiles
     from surveyor.store.outliers import site_asset_facts
 
-    counts = FeatureCounts()
+    site = SiteProfiles()
     after = 0
     while True:
         with db.read() as conn:
@@ -395,12 +399,15 @@ def _product_counts(db: Database, site_id: int) -> dict[str, dict[str, int]]:
         if not page:
             break
         for facts in page:
-            counts.add(
-                features_of(
-                    facts.os, facts.hostname, facts.services, recorded_type=facts.recorded_type
-                )
+            site.add(
+                facts.id,
+                facts.os,
+                facts.hostname,
+                facts.services,
+                recorded_type=facts.recorded_type,
             )
         after = page[-1].id
+    counts = site.counts()
     found = {
         name: {str(key): int(value) for key, value in getattr(counts, name).items()}
         for name in ("os", "device_type", "port", "port_set", "product", "tls_issuer")
@@ -421,6 +428,7 @@ def outlier_child(request: dict[str, Any]) -> dict[str, Any]:
     db = Database(make_engine(request["url"]))
     before = _rss_mb()
     started = time.perf_counter()
+    cpu = time.process_time()
     with db.write() as conn:
         task = outlier_store.request_outlier_calculation(
             conn, request["organization_id"], request["site_id"], now=datetime.now(UTC)
@@ -428,6 +436,7 @@ def outlier_child(request: dict[str, Any]) -> dict[str, Any]:
     assert task is not None, "an Outlier calculation of the site was already waiting"
     Worker(db, Path(request["data_dir"]), WorkerSettings(), name="bench-outliers").drain()
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     peak = _peak_mb()
     with db.read() as conn:
         done = task_store.get_task(conn, request["organization_id"], task.id)
@@ -435,6 +444,7 @@ def outlier_child(request: dict[str, Any]) -> dict[str, Any]:
         raise SystemExit(f"the Outlier calculation did not finish: {done}")
     answer: dict[str, Any] = {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "peak_mb": peak,
         "rss_before_mb": before,
         "stats": dict(done.stats),
@@ -455,6 +465,7 @@ def pandas_child(request: dict[str, Any]) -> dict[str, Any]:
     site_id = int(request["site_id"])
     before = _rss_mb()
     started = time.perf_counter()
+    cpu = time.process_time()
     with engine.connect() as conn:
         frame = pd.read_sql_query(
             text("SELECT id, os, hostname, device_type FROM assets WHERE site_id = :site"),
@@ -509,6 +520,7 @@ def pandas_child(request: dict[str, Any]) -> dict[str, Any]:
         "name_pattern": names.value_counts(),
     }
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     peak = _peak_mb()
     counts: dict[str, dict[str, int]] = {}
     for name, series in found.items():
@@ -522,6 +534,7 @@ def pandas_child(request: dict[str, Any]) -> dict[str, Any]:
     engine.dispose()
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "read_seconds": read_seconds,
         "peak_mb": peak,
         "rss_before_mb": before,
@@ -579,10 +592,12 @@ class Outcome:
     pandas_peak_mb: float
     frequencies_agree: bool | None
     outlier_stats: dict[str, Any]
-    overview: dict[str, Any]
+    overview: dict[str, Any] | None
     overview_load: str
-    dashboard: dict[str, Any]
+    dashboard: dict[str, Any] | None
     dashboard_load: str
+    #: Each run: {"kind", "seconds", "cpu_seconds", "peak_mb", "load"}, in the order run.
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -607,17 +622,34 @@ def run_backend(url: str, data_dir: Path, args: argparse.Namespace, backend: str
     }
     ours: list[dict[str, Any]] = []
     peers: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     for attempt in range(args.repeat):
         last = attempt == args.repeat - 1
         # Alternately first, so both see the same caches.
         order = ("pandas", "outlier") if attempt % 2 == 0 else ("outlier", "pandas")
         for kind in order:
             if kind == "outlier":
-                ours.append(_child("outlier", {**request, "check": args.check and last}))
-                print(f"{backend}: outlier {ours[-1]['seconds']:.1f} s", file=sys.stderr)
+                answer = _child("outlier", {**request, "check": args.check and last})
+                ours.append(answer)
             else:
-                peers.append(_child("pandas", request))
-                print(f"{backend}: pandas {peers[-1]['seconds']:.1f} s", file=sys.stderr)
+                answer = _child("pandas", request)
+                peers.append(answer)
+            runs.append(
+                {
+                    "kind": kind,
+                    "attempt": attempt + 1,
+                    "seconds": round(answer["seconds"], 2),
+                    "cpu_seconds": round(answer["cpu_seconds"], 2),
+                    "peak_mb": round(answer["peak_mb"], 1),
+                    "load": answer["load"],
+                }
+            )
+            print(
+                f"{backend}: {kind} {answer['seconds']:.1f} s (cpu {answer['cpu_seconds']:.1f} s, "
+                f"peak {answer['peak_mb']:.0f} MB, load {answer['load']})",
+                file=sys.stderr,
+                flush=True,
+            )
     agree: bool | None = None
     if args.check:
         wrong = _differences(ours[-1]["counts"], peers[-1]["counts"])
@@ -627,20 +659,27 @@ def run_backend(url: str, data_dir: Path, args: argparse.Namespace, backend: str
             )
         agree = True
 
-    db = Database(make_engine(url))
-    try:
-        overview = reports.measure(db, data_dir, organization_id, args.report_repeat)
-    finally:
-        db.dispose()
-    overview_load = _load()
-    print(f"{backend}: overview {overview['overview_median']} s", file=sys.stderr, flush=True)
+    overview: dict[str, Any] | None = None
+    page: dict[str, Any] | None = None
+    overview_load = dashboard_load = ""
+    if not args.outliers_only:
+        db = Database(make_engine(url))
+        try:
+            overview = reports.measure(db, data_dir, organization_id, args.report_repeat)
+        finally:
+            db.dispose()
+        overview_load = _load()
+        median = overview["overview_median"]
+        print(f"{backend}: overview {median} s", file=sys.stderr, flush=True)
 
-    def leave(_db: Database, _organization: int, _site: int, _count: int) -> None:
-        return None
+        def leave(_db: Database, _organization: int, _site: int, _count: int) -> None:
+            return None
 
-    shown = argparse.Namespace(assets=args.assets, repeat=args.dashboard_repeat, warmup=3)
-    with bootstrap_environment():
-        page = asyncio.run(dashboard.measure(url, data_dir, shown, backend, fill=leave))
+        shown = argparse.Namespace(assets=args.assets, repeat=args.dashboard_repeat, warmup=3)
+        with bootstrap_environment():
+            measured = asyncio.run(dashboard.measure(url, data_dir, shown, backend, fill=leave))
+        page = asdict(measured)
+        dashboard_load = _load()
     return Outcome(
         backend=backend,
         assets=inventory.assets,
@@ -656,8 +695,9 @@ def run_backend(url: str, data_dir: Path, args: argparse.Namespace, backend: str
         outlier_stats=ours[-1]["stats"],
         overview=overview,
         overview_load=overview_load,
-        dashboard=asdict(page),
-        dashboard_load=_load(),
+        dashboard=page,
+        dashboard_load=dashboard_load,
+        runs=runs,
     )
 
 
@@ -686,11 +726,31 @@ def format_results(outcomes: list[Outcome]) -> str:
         )
     lines.append("")
     lines.append(
+        "| backend | run | Outlier calculation s (cpu s) | load | pandas s (cpu s) | load "
+        "| ratio | outlier peak MB | pandas peak MB |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for o in outcomes:
+        ours = [run for run in o.runs if run["kind"] == "outlier"]
+        peers = [run for run in o.runs if run["kind"] == "pandas"]
+        for attempt, (mine, peer) in enumerate(zip(ours, peers, strict=True), start=1):
+            lines.append(
+                f"| {o.backend} | {attempt} | {mine['seconds']:.1f} ({mine['cpu_seconds']:.1f}) "
+                f"| {mine['load']} | {peer['seconds']:.1f} ({peer['cpu_seconds']:.1f}) "
+                f"| {peer['load']} | {mine['seconds'] / peer['seconds']:.2f}x "
+                f"| {mine['peak_mb']:.0f} | {peer['peak_mb']:.0f} |"
+            )
+    shown = [o for o in outcomes if o.overview is not None and o.dashboard is not None]
+    if not shown:
+        return "\n".join(lines)
+    lines.append("")
+    lines.append(
         "| backend | Organization overview median s | worst s (≤ 10) | SQL peer s | load |"
     )
     lines.append("|---|---|---|---|---|")
-    for o in outcomes:
+    for o in shown:
         r = o.overview
+        assert r is not None
         lines.append(
             f"| {o.backend} | {r['overview_median']:.2f} | {r['overview_worst']:.2f} "
             f"{'✓' if r['met'] else '✗'} | {r['sql_peer_median']:.2f} | {o.overview_load} |"
@@ -701,8 +761,9 @@ def format_results(outcomes: list[Outcome]) -> str:
         "| stored-read SQL p95 ms | load |"
     )
     lines.append("|---|---|---|---|---|---|")
-    for o in outcomes:
+    for o in shown:
         d = o.dashboard
+        assert d is not None
         lines.append(
             f"| {o.backend} | {d['page_p50']:.1f} | {d['page_p95']:.1f} "
             f"{'✓' if d['met'] else '✗'} | {d['live_p95']:.1f} | {d['stored_p95']:.1f} "
@@ -729,6 +790,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         dest="check",
         action="store_false",
         help="skip comparing pandas' frequencies with the product's first pass",
+    )
+    parser.add_argument(
+        "--outliers-only",
+        action="store_true",
+        help="measure the Outlier calculation and pandas alone (no overview, no Dashboard)",
     )
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "REQUEST"), help=argparse.SUPPRESS)

@@ -4,6 +4,7 @@ both backends; shown on the asset page, sorted and searched."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from surveyor.core.outliers import FeatureCounts, ServiceFacts, features_of, score
 from surveyor.store.outliers import request_outlier_calculation
-from surveyor.store.schema import assets, tasks
+from surveyor.store.schema import assets, services, tasks
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
@@ -189,3 +191,95 @@ def test_running_it_again_writes_the_same_scores(
     assert process_all(console.db, scored) == 1
     assert scores() == before
     assert len(outlier_tasks(console)) == 2
+
+
+def varied_site(count: int) -> list[dict[str, Any]]:
+    """`count` hosts of a few kinds in skewed shares, with rare ports, products, issuers,
+    self-signed certificates, device types and names among them."""
+    draw = random.Random(14)
+    kinds = [
+        ("Ubuntu Linux 22.04", "", "web", [22, 443]),
+        ("Windows Server 2022", "", "dc", [135, 445, 3389]),
+        ("HP LaserJet", "printer", "prn", [80, 9100]),
+        ("", "", "", [80]),
+        ("Cisco IOS", "router", "sw", [22, 161]),
+    ]
+    hosts = []
+    for index in range(count):
+        os_text, recorded, prefix, ports = draw.choices(kinds, weights=[8, 5, 3, 2, 1])[0]
+        opened = [port for port in ports if draw.random() < 0.9]
+        if draw.random() < 0.03:
+            opened.append(draw.choice([23, 8080, 5432]))
+        found = []
+        for port in opened:
+            tls = None
+            if port == 443:
+                issuer = draw.choices(["CN=Lab CA", "CN=Other CA", "CN=Rogue"], [20, 3, 1])[0]
+                subject = issuer if draw.random() < 0.05 else f"CN=host{index}.lab"
+                tls = {"subject": subject, "issuer": issuer, "sha256": f"{index:064x}"}
+            product = draw.choices(["", "nginx", "OpenSSH 9.6", "Apache httpd"], [6, 3, 3, 1])[0]
+            found.append(service(port, product=product or None, tls=tls))
+        record = host(
+            f"127.0.0.{index + 1}",
+            hostnames=[f"{prefix}{draw.randrange(1000):03}.lab"] if prefix else [],
+            services=found,
+        )
+        record["os"] = os_text
+        if recorded:
+            record["device_type"] = recorded
+        hosts.append(record)
+    return hosts
+
+
+def scores_one_by_one(console: ConsoleUnderTest, site_id: int) -> dict[int, tuple[Any, Any]]:
+    """The documented method, asset by asset, on what the database holds: every asset's
+    features counted, then every asset scored against those counts."""
+    with console.db.read() as conn:
+        rows = conn.execute(
+            select(assets.c.id, assets.c.os, assets.c.hostname, assets.c.device_type).where(
+                assets.c.site_id == site_id
+            )
+        ).all()
+        found: dict[int, list[ServiceFacts]] = {row.id: [] for row in rows}
+        for s in conn.execute(
+            select(services)
+            .where(services.c.asset_id.in_(list(found)), services.c.state == "open")
+            .order_by(services.c.asset_id, services.c.port, services.c.proto)
+        ):
+            found[s.asset_id].append(
+                ServiceFacts(s.proto, s.port, s.name, s.product, s.tls_subject, s.tls_issuer)
+            )
+    features = {
+        row.id: features_of(row.os, row.hostname, found[row.id], recorded_type=row.device_type)
+        for row in rows
+    }
+    counts = FeatureCounts()
+    for one in features.values():
+        counts.add(one)
+    return {
+        asset_id: (result.score, list(result.reasons))
+        for asset_id, result in ((i, score(f, counts)) for i, f in features.items())
+    }
+
+
+def test_a_varied_site_scores_every_asset_as_the_method_does_asset_by_asset(
+    console: ConsoleUnderTest, place: Place, tmp_path: Path
+) -> None:
+    ports = "22,23,80,135,161,443,445,3389,5432,8080,9100"
+    queue_hosts(console.db, tmp_path, place, varied_site(230), ports=ports)
+    # Pages of 7 assets: profiles meet across pages, and pages hold several profiles.
+    process_all(console.db, tmp_path, batch_size=7)
+    with console.db.read() as conn:
+        stored = {
+            row.id: (row.outlier, row.outlier_reasons)
+            for row in conn.execute(
+                select(assets.c.id, assets.c.outlier, assets.c.outlier_reasons).where(
+                    assets.c.site_id == place.site_id
+                )
+            )
+        }
+    expected = scores_one_by_one(console, place.site_id)
+    assert len(stored) == 230
+    assert stored == expected
+    assert max(found for found, _ in expected.values()) >= 40
+    assert any(found == 0 for found, _ in expected.values())

@@ -3,8 +3,9 @@
 The method (docs/outliers.md) is frequency-based rarity. Each asset is reduced to a few
 features (`AssetFeatures`): its OS family and device type, its open ports, its set of open
 ports, the products its services report, the issuers of its TLS certificates and the pattern
-of its name. A first pass over the site counts how many assets share each value
-(`FeatureCounts`); a second pass scores each asset against those counts (`score`).
+of its name. The site's assets are read once (`SiteProfiles`): assets with the same features
+share one *profile*, the values are counted from the profiles (`FeatureCounts`), and each
+profile is scored once against those counts (`score`).
 
 A value's rarity is 0 when it is common and approaches 1 when one asset in many has it: for a
 value `f` of `n` assets share, against the `m` assets of the most common alternative,
@@ -13,16 +14,18 @@ value `f` of `n` assets share, against the `m` assets of the most common alterna
 one strong finding
 alone gives at most its weight, and every further one adds to it. The three strongest findings
 are the reasons, in words. Nothing here reads the database: memory is one counter per distinct
-value, not per asset.
+value, one entry per distinct profile, and two numbers per asset.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 #: How much one fully rare value of each feature weighs (0-1): the most an asset scores
 #: from that feature alone.
@@ -106,9 +109,8 @@ def name_pattern(hostname: str | None) -> str:
     return _DIGITS.sub("#", text)
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceFacts:
-    """What the features read of one open service."""
+class ServiceFacts(NamedTuple):
+    """What the features read of one open service (a tuple: a site has millions)."""
 
     proto: str
     port: int
@@ -172,7 +174,7 @@ def _port_order(label: str) -> tuple[int, str]:
 
 @dataclass
 class FeatureCounts:
-    """How many assets of a site share each feature value (the first pass)."""
+    """How many assets of a site share each feature value."""
 
     assets: int = 0
     os: Counter[str] = field(default_factory=Counter)
@@ -190,26 +192,29 @@ class FeatureCounts:
     )
 
     def leaders(self, counter: Counter[str]) -> list[tuple[str, int]]:
-        """`counter.most_common(2)`, worked out once per counter for the whole second pass
+        """`counter.most_common(2)`, worked out once per counter for all the scoring
         (it walks every distinct value)."""
         found = self._leaders.get(id(counter))
         if found is None:
             found = self._leaders[id(counter)] = counter.most_common(2)
         return found
 
-    def add(self, features: AssetFeatures) -> None:
+    def add(self, features: AssetFeatures, times: int = 1) -> None:
+        """Count the features of `times` assets that all have them."""
         if self._leaders:
             self._leaders.clear()
-        self.assets += 1
-        self.os[features.os] += 1
-        self.device_type[features.device_type] += 1
+        self.assets += times
+        self.os[features.os] += times
+        self.device_type[features.device_type] += times
         for port in features.ports:
-            self.os_port[(features.os, port)] += 1
-            self.port[port] += 1
-        self.port_set[features.port_set] += 1
-        self.product.update(features.products)
-        self.tls_issuer.update(features.issuers)
-        self.name_pattern[features.name_pattern] += 1
+            self.os_port[(features.os, port)] += times
+            self.port[port] += times
+        self.port_set[features.port_set] += times
+        for product in features.products:
+            self.product[product] += times
+        for issuer in features.issuers:
+            self.tls_issuer[issuer] += times
+        self.name_pattern[features.name_pattern] += times
 
 
 def rarity(share: int, alternative: int, population: int) -> float:
@@ -263,7 +268,7 @@ def _port_words(port: str, name: str) -> str:
 
 
 def findings_of(features: AssetFeatures, counts: FeatureCounts) -> list[Finding]:
-    """Every rare value of an asset, weighed (the second pass)."""
+    """Every rare value of an asset, weighed."""
     found: list[Finding] = []
     total = counts.assets
 
@@ -336,3 +341,89 @@ def combine(findings: Sequence[Finding]) -> OutlierScore:
 def score(features: AssetFeatures, counts: FeatureCounts) -> OutlierScore:
     """How unusual an asset is among the site `counts` were made of."""
     return combine(findings_of(features, counts))
+
+
+def _service_key(service: ServiceFacts) -> tuple[str, int, str, str, bool, str]:
+    """All that `features_of` reads of a service: a certificate's subject only tells whether
+    it is self-signed (the subject alone differs on nearly every asset)."""
+    own = bool(service.tls_subject) and service.tls_subject == service.tls_issuer
+    return (
+        service.proto,
+        service.port,
+        service.name,
+        service.product,
+        own,
+        "" if own else service.tls_issuer,
+    )
+
+
+class SiteProfiles:
+    """The features of every asset of a site, kept compactly: assets whose features are the
+    same share one profile (`AssetFeatures`, made once), and each asset is its id and the
+    number of its profile. A site's assets fall into few profiles, so counting and scoring
+    work per profile, while the scores and reasons are exactly those of `score` per asset."""
+
+    def __init__(self) -> None:
+        self.profiles: list[AssetFeatures] = []
+        #: How many assets have each profile.
+        self.sizes: list[int] = []
+        self.asset_ids = array("q")
+        self.profile_of = array("l")
+        self._numbers: dict[tuple[object, ...], int] = {}
+        self._families: dict[str, str] = {}
+        self._types: dict[tuple[str, str | None], str] = {}
+
+    def __len__(self) -> int:
+        return len(self.asset_ids)
+
+    def add(
+        self,
+        asset_id: int,
+        os: str,
+        hostname: str | None,
+        services: Sequence[ServiceFacts],
+        *,
+        recorded_type: str | None = None,
+    ) -> None:
+        """One asset, from what `features_of` reads of it."""
+        family = self._families.get(os)
+        if family is None:
+            family = self._families[os] = os_family(os)
+        kind = self._types.get((os, recorded_type))
+        if kind is None:
+            kind = self._types[(os, recorded_type)] = device_type(os, recorded_type)
+        # Each part of the key determines part of the features; equal keys, equal features.
+        key = (family, kind, name_pattern(hostname), tuple(map(_service_key, services)))
+        number = self._numbers.get(key)
+        if number is None:
+            number = self._numbers[key] = len(self.profiles)
+            self.profiles.append(features_of(os, hostname, services, recorded_type=recorded_type))
+            self.sizes.append(0)
+        self.sizes[number] += 1
+        self.asset_ids.append(asset_id)
+        self.profile_of.append(number)
+
+    def counts(self) -> FeatureCounts:
+        """How many assets share each feature value."""
+        counts = FeatureCounts()
+        for features, size in zip(self.profiles, self.sizes, strict=True):
+            counts.add(features, size)
+        return counts
+
+    def scores(self, counts: FeatureCounts) -> list[OutlierScore]:
+        """Each profile's score, by profile number."""
+        return [score(features, counts) for features in self.profiles]
+
+    def groups(self, start: int, stop: int) -> Iterator[tuple[int, list[int]]]:
+        """The assets `start` to `stop` (in the order added) by profile: (profile number,
+        asset ids), profiles in the order first met."""
+        found: dict[int, list[int]] = {}
+        for asset_id, number in zip(
+            self.asset_ids[start:stop], self.profile_of[start:stop], strict=True
+        ):
+            listed = found.get(number)
+            if listed is None:
+                found[number] = [asset_id]
+            else:
+                listed.append(asset_id)
+        yield from found.items()

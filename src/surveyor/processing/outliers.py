@@ -1,11 +1,12 @@
 """The `outlier` processor: an Outlier calculation scores every asset of its site.
 
-Two streaming passes over the site's assets in id order, a page (the worker's batch size) at
-a time: the first counts how many assets share each feature value, the second scores each
-asset against those counts (core/outliers.py) and writes the scores and reasons, one fenced
-transaction per page. Memory holds the counts and one page, whatever the size of the site.
-A stopped or requeued calculation starts again from the first pass: scoring is
-deterministic, so running it again writes the same scores.
+One streaming read of the site's assets in id order, a page (the worker's batch size) at a
+time, keeps each asset's features compactly (`SiteProfiles`: assets with the same features
+share one profile); the values are counted and each profile scored (core/outliers.py), and
+the scores and reasons are written, one fenced transaction per page of assets. Memory holds
+the counts, the distinct profiles and two numbers per asset. A stopped or requeued
+calculation starts again from the read: scoring is deterministic, so running it again writes
+the same scores.
 
 It is requested (`request_after_processing`) whenever processing of a site's data changed
 its inventory; at most one waits per site.
@@ -15,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 
-from surveyor.core.outliers import FeatureCounts, features_of, score
+from surveyor.core.outliers import SiteProfiles
 from surveyor.core.task import Task
 from surveyor.processing.processors import ProcessingJob, StopRequested
 from surveyor.processing.records import TaskDataError
@@ -45,32 +45,35 @@ def _pages(job: ProcessingJob, site_id: int) -> Iterator[list[AssetFacts]]:
             raise StopRequested(job.task.id)
 
 
-def _features(facts: AssetFacts) -> Any:
-    return features_of(facts.os, facts.hostname, facts.services, recorded_type=facts.recorded_type)
-
-
 def calculate_outliers(job: ProcessingJob) -> Task:
     """Score every asset of the task's site and mark the task processed."""
     site_id = job.task.site_id
     if site_id is None:
         raise TaskDataError("the task belongs to no site, so there are no peers to compare")
-    counts = FeatureCounts()
+    site = SiteProfiles()
     for page in _pages(job, site_id):
         for facts in page:
-            counts.add(_features(facts))
-    total = counts.assets
-    done = 0
-    highest = 0
-    for page in _pages(job, site_id):
-        scored = []
-        for facts in page:
-            result = score(_features(facts), counts)
-            scored.append((facts.id, result.score, result.reasons))
-            highest = max(highest, result.score)
-        done += len(page)
+            site.add(
+                facts.id,
+                facts.os,
+                facts.hostname,
+                facts.services,
+                recorded_type=facts.recorded_type,
+            )
+    results = site.scores(site.counts())
+    total = len(site)
+    highest = max((result.score for result in results), default=0)
+    for start in range(0, total, job.batch_size):
+        done = min(start + job.batch_size, total)
+        scored = [
+            (results[number].score, results[number].reasons, asset_ids)
+            for number, asset_ids in site.groups(start, done)
+        ]
         with job.db.write() as conn:
-            job.fence(conn, {"progress_process": round(done / total, 4) if total else 1.0})
+            job.fence(conn, {"progress_process": round(done / total, 4)})
             outlier_store.write_scores(conn, scored)
+        if job.should_stop():
+            raise StopRequested(job.task.id)
     message = (
         f"scored {total} assets; the highest score is {highest}" if total else "no assets to score"
     )

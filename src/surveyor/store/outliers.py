@@ -52,7 +52,7 @@ def site_asset_facts(
     ).all()
     if not rows:
         return []
-    found: dict[int, list[ServiceFacts]] = {row.id: [] for row in rows}
+    found: dict[int, list[ServiceFacts]] = {row[0]: [] for row in rows}
     service_rows = conn.execute(
         select(
             services.c.asset_id,
@@ -69,45 +69,48 @@ def site_asset_facts(
             services.c.state == "open",
         )
         .order_by(services.c.asset_id, services.c.port, services.c.proto)
-    )
-    for service in service_rows:
-        listed = found.get(service.asset_id)
+    ).all()
+    for asset_id, *service in service_rows:
+        listed = found.get(asset_id)
         if listed is not None:
-            listed.append(
-                ServiceFacts(
-                    service.proto,
-                    service.port,
-                    service.name,
-                    service.product,
-                    service.tls_subject,
-                    service.tls_issuer,
-                )
-            )
+            listed.append(ServiceFacts(*service))
+    recorded = _RECORDED_TYPE is not None
     return [
         AssetFacts(
-            row.id,
-            row.os or "",
-            row.hostname,
-            getattr(row, "recorded_type", None),
-            tuple(found[row.id]),
+            row[0],
+            row[1] or "",
+            row[2],
+            row[3] if recorded else None,
+            tuple(found[row[0]]),
         )
         for row in rows
     ]
 
 
-def write_scores(conn: Connection, scores: Sequence[tuple[int, int, Sequence[str]]]) -> None:
-    """Write (asset id, score, reasons) for a batch of assets."""
-    if not scores:
-        return
-    conn.execute(
-        update(assets)
-        .where(assets.c.id == bindparam("asset_id"))
-        .values(outlier=bindparam("score"), outlier_reasons=bindparam("reasons")),
-        [
-            {"asset_id": asset_id, "score": score, "reasons": list(reasons)}
-            for asset_id, score, reasons in scores
-        ],
-    )
+#: Asset ids in one UPDATE of `write_scores` (well under every backend's bind limit).
+_IDS_PER_STATEMENT = 1000
+_WRITE_SCORE = (
+    update(assets)
+    .where(assets.c.id.in_(bindparam("asset_ids", expanding=True)))
+    .values(outlier=bindparam("score"), outlier_reasons=bindparam("reasons"))
+)
+
+
+def write_scores(
+    conn: Connection, groups: Sequence[tuple[int, Sequence[str], Sequence[int]]]
+) -> None:
+    """Write (score, reasons, asset ids) for a batch of assets: one statement for the assets
+    of a batch that share their score and reasons."""
+    for score, reasons, asset_ids in groups:
+        for start in range(0, len(asset_ids), _IDS_PER_STATEMENT):
+            conn.execute(
+                _WRITE_SCORE,
+                {
+                    "asset_ids": list(asset_ids[start : start + _IDS_PER_STATEMENT]),
+                    "score": score,
+                    "reasons": list(reasons),
+                },
+            )
 
 
 def request_outlier_calculation(
