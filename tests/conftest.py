@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,13 @@ from surveyor.store.schema import metadata, task_tab_counts, tasks
 from surveyor.testing.postgres import throwaway_postgres
 from surveyor.testing.slapd import SlapdServer, generate_computers, private_slapd
 from tests.support.ldap import LAB_COMPUTER_COUNT
+
+#: The processes the tests start (consoles, workers, explorers and the CLI: hundreds in a run)
+#: keep the compiled bytecode of Surveyor's own modules next to their sources, instead of
+#: compiling every module again at each start as PYTHONDONTWRITEBYTECODE=1 (set on the
+#: machines this project runs on) makes them do: about a quarter of a second of CPU per
+#: console start. Installed packages are compiled when pip installs them.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 BACKENDS = ("sqlite", "postgresql")
 #: The order `make test` hands test files to its processes (`--no-loadscope-reorder` keeps it;
