@@ -95,10 +95,31 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+#: One statement that names the tables holding rows (each probe reads at most one row).
+_FILLED_TABLES = text(
+    " UNION ALL ".join(
+        f"SELECT '{table.name}' WHERE EXISTS (SELECT 1 FROM \"{table.name}\")"
+        for table in metadata.sorted_tables
+    )
+)
+#: Every sequence of the schema that has handed out a number goes back to its start.
+_RESTART_SEQUENCES = text(
+    "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
+    "FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+)
+
+
 def empty_postgres(engine: Engine) -> None:
-    names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+    """Every table empty and every sequence at its start, as `TRUNCATE … RESTART IDENTITY`
+    of all tables leaves them, but cheaper: a test fills a few of the tables, and TRUNCATE
+    makes new files for every table and index it names (a third of a second a test on a
+    busy machine), where a DELETE of the few filled tables, children first, touches no file."""
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        filled = set(conn.execute(_FILLED_TABLES).scalars())
+        for table in reversed(metadata.sorted_tables):
+            if table.name in filled:
+                conn.execute(table.delete())
+        conn.execute(_RESTART_SEQUENCES)
 
 
 @pytest.fixture(params=BACKENDS)
