@@ -107,17 +107,19 @@ class RunningConsole:
     def _wait_until_healthy(self, log: Path) -> None:
         assert self.process is not None
         deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"surveyor up exited with {self.process.returncode}:\n{log.read_text()}"
-                )
-            try:
-                if httpx2.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
+        # One client for all the polls (each `httpx2.get` builds a client and a TLS context).
+        with httpx2.Client(timeout=1.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    pytest.fail(
+                        f"surveyor up exited with {self.process.returncode}:\n{log.read_text()}"
+                    )
+                try:
+                    if client.get(f"{self.url}/healthz").status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    pass
+                time.sleep(0.1)
         pytest.fail(f"surveyor up was not healthy within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
     def stop(self) -> None:
