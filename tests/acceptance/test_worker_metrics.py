@@ -25,13 +25,14 @@ STARTUP_SECONDS = 60.0
 def scrape(url: str, process: subprocess.Popen[bytes], log: Path) -> str:
     """The first answer of the metrics port once it listens."""
     deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the worker exited: {log.read_text(errors='replace')}")
-        try:
-            return httpx2.get(url, timeout=5).text
-        except httpx2.TransportError:
-            time.sleep(0.05)
+    with httpx2.Client(timeout=5, trust_env=False) as client:  # not a new client each poll
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"the worker exited: {log.read_text(errors='replace')}")
+            try:
+                return client.get(url).text
+            except httpx2.TransportError:
+                time.sleep(0.05)
     pytest.fail(f"the metrics port never answered: {log.read_text(errors='replace')}")
 
 

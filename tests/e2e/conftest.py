@@ -107,17 +107,19 @@ class RunningConsole:
     def _wait_until_healthy(self, log: Path) -> None:
         assert self.process is not None
         deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"surveyor up exited with {self.process.returncode}:\n{log.read_text()}"
-                )
-            try:
-                if httpx2.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
+        # One client for all the polls (each `httpx2.get` builds a client and a TLS context).
+        with httpx2.Client(timeout=1.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    pytest.fail(
+                        f"surveyor up exited with {self.process.returncode}:\n{log.read_text()}"
+                    )
+                try:
+                    if client.get(f"{self.url}/healthz").status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    pass
+                time.sleep(0.1)
         pytest.fail(f"surveyor up was not healthy within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
     def stop(self) -> None:
@@ -148,24 +150,62 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningConsole
         running.stop()
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: the browser tests need it "
-            "(run scripts/install-system-deps, or `apt-get install chromium`)."
-        )
-    with sync_playwright() as driver:
-        yield driver
+class _SharedBrowser:
+    """One Chromium for the browser tests a test process runs in a row, rather than one per
+    file: starting Playwright's driver and Chromium costs seconds of CPU each time.
+
+    While Playwright's sync API is started it marks its event loop as running in the main
+    thread, which `asyncio.run` refuses; so the browser closes as soon as the next test is not
+    a browser test (`pytest_runtest_teardown` below), and starts again if one comes later."""
+
+    def __init__(self) -> None:
+        self._driver: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self._browser is not None and self._browser.is_connected():
+            return self._browser
+        self.close()
+        if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
+            pytest.fail(
+                f"Chromium is not installed at {CHROMIUM}: the browser tests need it "
+                "(run scripts/install-system-deps, or `apt-get install chromium`)."
+            )
+        self._driver = sync_playwright().start()
+        self._browser = self._driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        return self._browser
+
+    def close(self) -> None:
+        browser, driver = self._browser, self._driver
+        self._browser = self._driver = None
+        try:
+            if browser is not None:
+                browser.close()
+        finally:
+            if driver is not None:
+                driver.stop()
+
+
+_shared_browser = _SharedBrowser()
+_BROWSER_TESTS = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield  # after the test's own fixtures (its browser profiles) are torn down
+    if nextitem is None or _BROWSER_TESTS not in nextitem.path.resolve().parents:
+        _shared_browser.close()
 
 
 @pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def browser() -> Iterator[Browser]:
+    """The test process's Chromium; a test file leaves no browser profile open behind it."""
+    shared = _shared_browser.get()
     try:
-        yield launched
+        yield shared
     finally:
-        launched.close()
+        for left_open in list(shared.contexts):
+            left_open.close()
 
 
 def sign_in(page: Page, url: str, email: str, password: str) -> None:

@@ -569,9 +569,9 @@ def test_a_new_organization_says_who_runs_it(console: ConsoleUnderTest) -> None:
     assert [m["organization_name"] for m in organizations] == ["Default", "Branch"]
     with console.db.read() as conn:
         created = conn.execute(
-            select(audit_events).where(
-                audit_events.c.object_type == "organization", audit_events.c.action == "create"
-            )
+            select(audit_events)
+            .where(audit_events.c.object_type == "organization", audit_events.c.action == "create")
+            .order_by(audit_events.c.id)
         ).all()
     assert [(e.organization_id, e.details["join"]) for e in created] == [
         (body["id"], True),

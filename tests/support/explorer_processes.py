@@ -85,7 +85,9 @@ class ServerProcess:
         if self.process.poll() is not None:
             raise AssertionError(f"{self.command} exited:\n{self.log.read_text()}")
         try:
-            return httpx2.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
+            # The client of the API, not `httpx2.get`, which builds a client (and a TLS
+            # context) at each poll.
+            return self.api.get("/healthz", timeout=1.0).status_code == 200
         except httpx2.TransportError:
             return False
 
