@@ -53,7 +53,8 @@ def test_every_answered_address_gets_the_servers_name_despite_delays_and_drops(
 ) -> None:
     faults = Faults(delay_every=10, delay=0.5, drop_first_every=20, silent_every=50)
     with PtrServer(NETWORK, faults=faults) as server:
-        reverse = ReverseLookups(DnsSource([server.address]), timeout=2.0, concurrency=32)
+        # 5 s a lookup: the 0.5 s delays and the resends fit well inside it on a busy machine
+        reverse = ReverseLookups(DnsSource([server.address]), timeout=5.0, concurrency=32)
         lookups.append(reverse)
         found = names_of(reverse, addresses())
         expected = server.expected()

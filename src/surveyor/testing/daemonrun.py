@@ -33,6 +33,9 @@ PREPARE_SECONDS = 120.0
 START_SECONDS = 60.0
 STOP_SECONDS = 1.5
 POLL_SECONDS = 0.05
+#: after every port is up, how long every server must stay up: one that lost a race for a
+#: port (two servers wanting one) fails a moment after the winner listens
+SETTLE_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +184,10 @@ def _udp_bound(address: str, port: int) -> bool:
 def wait_up(run: HostRun, started: list[tuple[Command, subprocess.Popen[bytes]]]) -> None:
     waiting = {("tcp", port) for port in run.tcp_ports} | {("udp", port) for port in run.udp_ports}
     deadline = time.monotonic() + START_SECONDS
-    while waiting:
+    settled: float | None = None
+    while waiting or settled is None or time.monotonic() < settled:
+        if not waiting and settled is None:
+            settled = time.monotonic() + SETTLE_SECONDS
         for command, process in started:
             if process.poll() is not None:
                 log = Path(run.logs) / f"{command.name}.log"
@@ -199,8 +205,7 @@ def wait_up(run: HostRun, started: list[tuple[Command, subprocess.Popen[bytes]]]
                 for command, _ in started
             )
             raise RunFailed(f"{sorted(waiting)} not up within {START_SECONDS} s\n{logs}")
-        if waiting:
-            time.sleep(POLL_SECONDS)
+        time.sleep(POLL_SECONDS)
 
 
 def stop(started: list[tuple[Command, subprocess.Popen[bytes]]]) -> None:
