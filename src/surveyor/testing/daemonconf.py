@@ -15,6 +15,7 @@ import pwd
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from surveyor.testing.daemonplan import (
@@ -34,6 +35,7 @@ from surveyor.testing.daemonplan import (
     Daemon,
 )
 from surveyor.testing.daemonrun import Command
+from surveyor.testing.labplan import LAB_SUBNET
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
@@ -49,10 +51,12 @@ class TlsFiles:
 
 @dataclass(frozen=True, slots=True)
 class HostFolder:
-    """Where one host's servers keep everything, and what the host is called."""
+    """Where one host's servers keep everything, what the host is called, and its address
+    (inside the lab's namespace)."""
 
     root: Path
     name: str
+    address: IPv4Address
     tls: TlsFiles | None = None
 
     def folder(self, name: str, owner: str | None = None, mode: int = 0o755) -> Path:
@@ -354,7 +358,7 @@ def _bind(host: HostFolder) -> DaemonSetup:
     zone = host.write(
         "named/lab.zone",
         "$TTL 300\n@ IN SOA ns.lab. admin.lab. 1 3600 600 86400 300\n@ IN NS ns.lab.\n"
-        f"ns IN A 10.77.0.21\n{host.name} IN A 10.77.0.21\n",
+        f"ns IN A {host.address}\n{host.name} IN A {host.address}\n",
     )
     config = host.write(
         "named/named.conf",
@@ -372,7 +376,7 @@ def _snmpd(host: HostFolder) -> DaemonSetup:
     folder = host.folder("snmpd")
     config = host.write(
         "snmpd/snmpd.conf",
-        f"agentAddress udp:161\nrocommunity {secrets.token_hex(8)} 10.77.0.0/24\n"
+        f"agentAddress udp:161\nrocommunity {secrets.token_hex(8)} {LAB_SUBNET}\n"
         f"sysLocation Surveyor daemon lab\nsysContact admin@{host.name}.lab\n",
         mode=0o600,
     )

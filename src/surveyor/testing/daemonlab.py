@@ -4,11 +4,11 @@
         lab.net.run_in_scanner([surveyor, "scan", scan_range(), "-o", out])
 
 The topology is the network lab's (`netlab`): a bridge in `<tag>-sw`, the scanner in
-`<tag>-scan` at 10.77.0.2 with no route out, one namespace per host of `DAEMON_HOSTS`. In each
-host's namespace a `daemonrun` process prepares and runs that host's servers (`daemonconf`:
-OpenSSH, nginx, Apache, lighttpd, Exim, Dovecot, vsftpd, MariaDB, PostgreSQL, Redis, Samba,
-BIND, Net-SNMP) from the lab's temporary folder. All hosts start at once; the lab is ready when
-every server's ports are up.
+`<tag>-scan` at the lab's `SCANNER_ADDRESS` with no route out, one namespace per host of
+`DAEMON_HOSTS`. In each host's namespace a `daemonrun` process prepares and runs that host's
+servers (`daemonconf`: OpenSSH, nginx, Apache, lighttpd, Exim, Dovecot, vsftpd, MariaDB,
+PostgreSQL, Redis, Samba, BIND, Net-SNMP) from the lab's temporary folder. All hosts start at
+once; the lab is ready when every server's ports are up and its servers have stayed up.
 
 Teardown is the network lab's: the runners stop their servers, then every namespace is deleted
 (which ends whatever still runs in it) and the folder removed, on any exit, SIGTERM included; a
@@ -115,7 +115,7 @@ class _DaemonBuilder(LabBuilder):
     def _host_run(self, host: DaemonHost, issuer: LabCertificates) -> HostRun:
         root = self.lab.workdir / host.name
         root.mkdir(mode=0o755)
-        folder = HostFolder(root, host.name, self._tls(host, issuer))
+        folder = HostFolder(root, host.name, host.address, self._tls(host, issuer))
         prepare: list[Command] = []
         servers: list[Command] = []
         for daemon in host.daemons:

@@ -28,7 +28,7 @@ class Daemon:
 
     `product` is the name the fingerprint rules give; `names` is a pattern any tool's product
     text (product and version read together, since nmap reports MariaDB as `MySQL
-    5.5.5-10.11.6-MariaDB`) must match to name the product right. `announces_version` says
+    5.5.5-<version>-MariaDB`) must match to name the product right. `announces_version` says
     whether the server tells its version without a login (a greeting, a header), so that a
     scanner reading only its answers can know it.
     """
@@ -111,8 +111,9 @@ def _host(last_octet: int, name: str, *daemons: Daemon) -> DaemonHost:
     return DaemonHost(name, LAB_SUBNET[last_octet], daemons)
 
 
-#: The daemon lab: eleven hosts at 10.77.0.11-21 (inside the lab's namespaces only). nginx
-#: serves TLS with a certificate chain (leaf and lab CA), Apache with a self-signed one.
+#: The daemon lab: eleven hosts at the lab subnet's .11 to .21 (inside the lab's namespaces
+#: only). nginx serves TLS with a certificate chain (leaf and lab CA), Apache with a
+#: self-signed one.
 DAEMON_HOSTS: Final = (
     _host(11, "ssh", OPENSSH),
     _host(12, "nginx", NGINX, OPENSSH),
@@ -195,7 +196,7 @@ class Truth:
 
     def names_version(self, text: str) -> bool:
         """Whether `text` holds the upstream version as a whole (`9.18.49` in
-        `9.18.49-1~deb12u3-Debian`, `10.11.6` in `5.5.5-10.11.6-MariaDB`, not in `10.11.60`)."""
+        `9.18.49-1~deb12u3-Debian`, `11.4.5` in `5.5.5-11.4.5-MariaDB`, not in `11.4.50`)."""
         pattern = rf"(?<![\w.]){re.escape(self.version)}(?![\w]|\.\d)"
         return re.search(pattern, text) is not None
 
