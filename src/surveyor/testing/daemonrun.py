@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 PREPARE_SECONDS = 120.0
 START_SECONDS = 60.0
@@ -123,6 +123,17 @@ def _log_text(path: Path) -> str:
     return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
 
+def _child(command: Command, log_file: IO[bytes]) -> dict[str, Any]:
+    """How every prepare step and server runs: no input, output to its log, as its user."""
+    return {
+        "stdin": subprocess.DEVNULL,
+        "stdout": log_file,
+        "stderr": subprocess.STDOUT,
+        "preexec_fn": _as_user(command.user),
+        "env": _environment(command),
+    }
+
+
 def prepare(run: HostRun) -> None:
     for command in run.prepare:
         log = Path(run.logs) / f"{command.name}.log"
@@ -130,11 +141,7 @@ def prepare(run: HostRun) -> None:
             try:
                 done = subprocess.run(
                     command.args,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    preexec_fn=_as_user(command.user),
-                    env=_environment(command),
+                    **_child(command, log_file),
                     timeout=PREPARE_SECONDS,
                     check=False,
                 )
@@ -153,13 +160,7 @@ def start(run: HostRun) -> list[tuple[Command, subprocess.Popen[bytes]]]:
         log = Path(run.logs) / f"{command.name}.log"
         with log.open("ab") as log_file:
             process = subprocess.Popen(
-                command.args,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_as_user(command.user),
-                env=_environment(command),
-                start_new_session=True,
+                command.args, **_child(command, log_file), start_new_session=True
             )
         started.append((command, process))
     return started

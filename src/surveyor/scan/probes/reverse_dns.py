@@ -46,7 +46,7 @@ import dns.resolver
 import dns.reversename
 
 from surveyor.scan.daemon_pool import DaemonPool
-from surveyor.scan.probes.rdns import Resolver, clean_names
+from surveyor.scan.probes.rdns import Resolver, SystemResolver, clean_names
 
 DNS_PORT = 53
 #: the first wait before a query is sent again; it doubles after each copy
@@ -414,7 +414,5 @@ def lookups_for(
         if asked:
             source = DnsSource(asked, hosts=read_hosts_file(hosts_file))
         else:
-            from surveyor.scan.probes.rdns import SystemResolver
-
             source = ThreadedSource(SystemResolver(), threads)
     return ReverseLookups(source, timeout=timeout, concurrency=concurrency)
