@@ -1,14 +1,15 @@
 """First messages of client-first protocols, sent at once on their well-known ports.
 
-A PostgreSQL, Redis, SMB, DNS or RDP server says nothing until it is asked in its own protocol, so
-waiting for a greeting and then trying HTTP and TLS learns nothing and costs the whole of
-each wait. On those ports the protocol's own first message goes out as soon as the
-connection is open, and the answer is turned into a readable `banner` (the text the
+A PostgreSQL, Redis, MongoDB, SMB, DNS or RDP server says nothing until it is asked in its
+own protocol, so waiting for a greeting and then trying HTTP and TLS learns nothing and costs
+the whole of each wait. On those ports the protocol's own first message goes out as soon as
+the connection is open, and the answer is turned into a readable `banner` (the text the
 fingerprint rules read, docs/fingerprints.md) and the protocol's name.
 
 Every exchange is read-only and never logs in: PostgreSQL is sent a startup packet of a
 protocol version no server speaks (it refuses before any authentication), Redis `PING` and
-`INFO server` (which a server that requires a password refuses), SMB a `NEGOTIATE` and the
+`INFO server` (which a server that requires a password refuses), MongoDB the `isMaster`
+handshake and `buildInfo` (both answered before any login), SMB a `NEGOTIATE` and the
 first NTLMSSP message (the server's challenge names its version; no credentials follow),
 DNS one `version.bind` CH TXT query, RDP an X.224 connection request with a negotiation
 request (then only the TLS handshake of the protocol the server chose). Each answer is read
@@ -195,6 +196,187 @@ def parse_redis(data: bytes) -> ProtocolFacts | None:
 def ask_redis(sock: socket.socket, timeout: float, server_name: str | None) -> Answer:
     answer = converse(sock, REDIS_REQUEST, redis_complete, timeout)
     return Answer(parse_redis(answer), answer)
+
+
+# --- MongoDB ----------------------------------------------------------------------------------
+
+#: `isMaster` as an OP_QUERY on `admin.$cmd` (every release answers it before any login, it is
+#: the handshake), then `buildInfo` as an OP_MSG (3.6 and later; also allowed before login),
+#: in one write: a server too old for OP_MSG closes after the first answer.
+_MONGO_OP_REPLY, _MONGO_OP_QUERY, _MONGO_OP_MSG = 1, 2004, 2013
+#: What `buildInfo` and `isMaster` say that names the server and does not change while it runs.
+_MONGO_KEPT = ("version", "maxWireVersion", "msg", "bits", "modules")
+_MONGO_BUILD_KEPT = ("target_os", "target_arch", "distmod")
+
+
+def _bson_cstring(name: str) -> bytes:
+    return name.encode() + b"\x00"
+
+
+def bson_document(fields: dict[str, int | str]) -> bytes:
+    """A BSON document of 32-bit integers and strings: all a probe's commands need."""
+    body = b""
+    for name, value in fields.items():
+        if isinstance(value, int):
+            body += b"\x10" + _bson_cstring(name) + struct.pack("<i", value)
+        else:
+            text = value.encode()
+            body += (
+                b"\x02" + _bson_cstring(name) + struct.pack("<i", len(text) + 1) + text + b"\x00"
+            )
+    return struct.pack("<i", len(body) + 5) + body + b"\x00"
+
+
+def _mongo_message(request_id: int, opcode: int, body: bytes) -> bytes:
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, opcode) + body
+
+
+MONGODB_REQUEST = _mongo_message(
+    1,
+    _MONGO_OP_QUERY,
+    struct.pack("<i", 0)
+    + _bson_cstring("admin.$cmd")
+    + struct.pack("<ii", 0, -1)
+    + bson_document({"isMaster": 1}),
+) + _mongo_message(
+    2, _MONGO_OP_MSG, struct.pack("<IB", 0, 0) + bson_document({"buildInfo": 1, "$db": "admin"})
+)
+
+#: The fixed sizes of BSON values by type byte (double, ObjectId, bool, date, null, int32,
+#: timestamp, int64, decimal128, min and max key); strings, documents and binaries carry theirs.
+_BSON_FIXED = {1: 8, 7: 12, 8: 1, 9: 8, 10: 0, 16: 4, 17: 8, 18: 8, 19: 16, 127: 0, 255: 0}
+_BSON_DEPTH = 4
+
+BsonValue = str | int | float | bool | None | dict[str, Any] | list[Any]
+
+
+def bson_fields(data: bytes, depth: int = 0) -> dict[str, BsonValue]:
+    """The fields of one BSON document (`data` holds exactly it): strings, numbers, booleans,
+    and documents and arrays down to a few levels; other values are skipped by their size.
+    Raises ValueError or struct.error when the bytes are not a well-formed document."""
+    (size,) = struct.unpack_from("<i", data)
+    if size != len(data) or size < 5 or data[-1:] != b"\x00":
+        raise ValueError("not a BSON document")
+    fields: dict[str, BsonValue] = {}
+    at = 4
+    while data[at] != 0:
+        kind = data[at]
+        end = data.index(b"\x00", at + 1)
+        name = data[at + 1 : end].decode("utf-8", errors="replace")
+        at = end + 1
+        value: BsonValue = None
+        if kind in (2, 13, 14):  # string, JavaScript, symbol
+            (length,) = struct.unpack_from("<i", data, at)
+            if length < 1 or at + 4 + length > len(data) - 1:
+                raise ValueError("a BSON string runs past its document")
+            value = data[at + 4 : at + 3 + length].decode("utf-8", errors="replace")
+            at += 4 + length
+        elif kind in (3, 4):  # document, array
+            (length,) = struct.unpack_from("<i", data, at)
+            if length < 5 or at + length > len(data) - 1:
+                raise ValueError("a BSON document runs past its parent")
+            inner = data[at : at + length]
+            if depth < _BSON_DEPTH:
+                parsed = bson_fields(inner, depth + 1)
+                value = parsed if kind == 3 else list(parsed.values())
+            at += length
+        elif kind == 5:  # binary: length, subtype, bytes
+            (length,) = struct.unpack_from("<i", data, at)
+            if length < 0:
+                raise ValueError("a BSON binary of negative length")
+            at += 5 + length
+        elif kind in _BSON_FIXED:
+            width = _BSON_FIXED[kind]
+            if kind == 1:
+                (value,) = struct.unpack_from("<d", data, at)
+            elif kind == 8:
+                value = data[at] != 0
+            elif kind == 16:
+                (value,) = struct.unpack_from("<i", data, at)
+            elif kind == 18:
+                (value,) = struct.unpack_from("<q", data, at)
+            at += width
+        else:
+            raise ValueError(f"BSON type {kind} is not read here")
+        if at > len(data) - 1:
+            raise ValueError("a BSON value runs past its document")
+        fields[name] = value
+    return fields
+
+
+def _mongo_messages(data: bytes) -> list[tuple[int, bytes]]:
+    """The whole wire messages at the start of `data`: (opcode, body after the header)."""
+    messages = []
+    at = 0
+    while len(data) - at >= 16:
+        length, _, _, opcode = struct.unpack_from("<iiii", data, at)
+        if not 16 <= length <= MAX_ANSWER_BYTES:
+            raise ValueError("not a MongoDB message")
+        if len(data) - at < length:
+            break
+        messages.append((opcode, data[at + 16 : at + length]))
+        at += length
+    return messages
+
+
+def mongodb_complete(data: bytes) -> bool:
+    try:
+        return len(_mongo_messages(data)) >= 2
+    except ValueError:
+        return True  # not MongoDB: nothing more worth waiting for
+
+
+def _mongo_reply(opcode: int, body: bytes) -> dict[str, BsonValue] | None:
+    """The document of an OP_REPLY (flags, cursor, start, count, documents) or an OP_MSG
+    (flags, then a section of kind 0)."""
+    if opcode == _MONGO_OP_REPLY and len(body) >= 20:
+        (count,) = struct.unpack_from("<i", body, 16)
+        document = body[20:]
+    elif opcode == _MONGO_OP_MSG and len(body) >= 5 and body[4] == 0:
+        count, document = 1, body[5:]
+    else:
+        return None
+    if count < 1 or len(document) < 5:
+        return None
+    (size,) = struct.unpack_from("<i", document)
+    return bson_fields(document[:size])
+
+
+def _mongo_text(value: BsonValue) -> str:
+    if isinstance(value, list):
+        return ",".join(_mongo_text(item) for item in value) or "none"
+    return _printable(str(value).encode())
+
+
+def parse_mongodb(data: bytes) -> ProtocolFacts | None:
+    """The answers to `isMaster` and `buildInfo`: `MongoDB version:7.0.14 maxWireVersion:21
+    bits:64 modules:none target_os:linux target_arch:x86_64 distmod:debian12` (a server
+    wanting a login for `buildInfo`, or too old for OP_MSG, gives what `isMaster` says)."""
+    try:
+        documents = [_mongo_reply(opcode, body) for opcode, body in _mongo_messages(data)]
+    except (ValueError, struct.error, IndexError):
+        return None
+    hello = documents[0] if documents else None
+    if not hello or ("maxWireVersion" not in hello and "ismaster" not in hello):
+        return None
+    said: dict[str, BsonValue] = dict(hello)
+    build = documents[1] if len(documents) > 1 else None
+    if build and build.get("ok") in (1, 1.0, True):
+        said.update(build)
+        environment = build.get("buildEnvironment")
+        if isinstance(environment, dict):
+            said.update({key: environment[key] for key in _MONGO_BUILD_KEPT if key in environment})
+    parts = ["MongoDB"]
+    for key in (*_MONGO_KEPT, *_MONGO_BUILD_KEPT):
+        value = said.get(key)
+        if value is not None and value != "":
+            parts.append(f"{key}:{_mongo_text(value)}")
+    return ProtocolFacts(banner=" ".join(parts), service="mongodb")
+
+
+def ask_mongodb(sock: socket.socket, timeout: float, server_name: str | None) -> Answer:
+    answer = converse(sock, MONGODB_REQUEST, mongodb_complete, timeout)
+    return Answer(parse_mongodb(answer), answer)
 
 
 # --- DNS over TCP -----------------------------------------------------------------------------
@@ -511,4 +693,5 @@ PORT_PROBES: dict[int, Ask] = {
     3389: ask_rdp,
     5432: ask_postgres,
     6379: ask_redis,
+    27017: ask_mongodb,
 }
