@@ -65,6 +65,9 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
         load_secret_box(settings.data_dir)  # made at the first start; a bad setting stops it
     except SecretKeyError as exc:
         raise SystemExit(f"credentials' secret key: {exc}") from exc
+    from sqlalchemy.engine import make_url
+
+    err.print(task_data_store_at_start(make_url(settings.database_url).get_backend_name()))
     app = create_app(
         settings,
         on_bootstrap=lambda created: _announce(created, host=host, port=port),
@@ -109,6 +112,21 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
     finally:
         if stop_explorer is not None:
             stop_explorer.set()
+
+
+def task_data_store_at_start(dialect: str) -> str:
+    """Where task data is kept, checked as a console or worker starts: a bad setting, an
+    unreachable object store, a missing bucket or refused credentials stop the start."""
+    from surveyor.store.task_data_store import (
+        TaskDataStoreError,
+        TaskDataStoreSettingError,
+        verify_task_data_store,
+    )
+
+    try:
+        return verify_task_data_store(dialect)
+    except (TaskDataStoreError, TaskDataStoreSettingError) as exc:
+        raise SystemExit(f"task data store: {exc}") from exc
 
 
 def loopback_url(host: str, port: int) -> str:
