@@ -2,7 +2,8 @@
 
 Each check gives findings (ok, warn or fail, with the fix). Doctor only looks: it creates
 no data directory, key or database, changes no mode, and opens an SQLite database
-read-only. It exits with 1 when a check fails.
+read-only; in an object store it writes one probe object and deletes it at once. It exits
+with 1 when a check fails.
 """
 
 from __future__ import annotations

@@ -193,8 +193,9 @@ def _sqlite_database(url: str) -> Path:
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite") or not parsed.database:
         raise typer.BadParameter(
-            "this database is PostgreSQL: back it up with pg_dump and copy the data "
-            "directory's tasks folder (docs/operations.md, Backups)",
+            "this database is PostgreSQL: back it up with pg_dump (task data kept in the "
+            "database is in the dump; an object store or shared tasks folder is backed up "
+            "apart: docs/operations.md, Backups)",
             param_hint="SURVEYOR_DATABASE_URL",
         )
     return Path(parsed.database)
