@@ -6,6 +6,8 @@ worker that share no directory, and refused at start with a message that says wh
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 from httpx2 import Response
 
 from surveyor.cli.doctor import Level, check_task_data_store
+from surveyor.cli.logs import LogFormat, configure_logging
 from surveyor.cli.server import task_data_store_at_start
 from surveyor.core.clock import FakeClock
 from surveyor.scheduler.tick import Scheduler
@@ -31,6 +34,7 @@ from surveyor.store.task_data_s3 import (
 )
 from surveyor.store.task_data_store import (
     STORE_ENV,
+    TaskDataStoreError,
     TaskDataStoreSettingError,
     TaskDataUnavailable,
     check_store_settings,
@@ -296,3 +300,29 @@ def test_doctor_writes_reads_and_deletes_a_probe_object(
     [finding] = check_task_data_store(database_location())
     assert finding.level is Level.WARN
     assert "cannot reach it" in finding.message
+
+
+def test_no_s3_secret_reaches_a_log_line_even_at_debug(
+    db: Database, s3: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    stream = io.StringIO()
+    configure_logging(LogFormat.JSON, level=logging.DEBUG, stream=stream)
+    try:
+        _configure(monkeypatch, s3)
+        _stored(db, tmp_path / "a", 3, DATA)
+        local_task_data(db, tmp_path / "b", 3, hashlib.sha256(DATA).hexdigest())
+        _configure(monkeypatch, s3, **{SECRET_ENV: "wrong-secret-value"})
+        with pytest.raises(TaskDataStoreError, match="refused the access key"):
+            _stored(db, tmp_path / "c", 4, DATA)
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in before[0]:
+            root.addHandler(handler)
+        root.setLevel(before[1])
+    logged = stream.getvalue()
+    assert "PutObject" in logged or "put_object" in logged.lower()  # the client did log
+    assert s3.secret_access_key not in logged
+    assert "wrong-secret-value" not in logged
