@@ -261,8 +261,6 @@ class S3Store(TaskDataStore):
                 )
             try:
                 yield from body.iter_chunks(READ_BYTES)
-            except TaskDataUnavailable:
-                raise
             except Exception as exc:
                 raise self._explained(exc, f"reading the data of task {task_id}") from exc
         finally:
