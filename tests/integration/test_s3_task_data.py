@@ -326,3 +326,25 @@ def test_no_s3_secret_reaches_a_log_line_even_at_debug(
     assert "PutObject" in logged or "put_object" in logged.lower()  # the client did log
     assert s3.secret_access_key not in logged
     assert "wrong-secret-value" not in logged
+
+
+def test_a_merge_that_cannot_reach_the_store_is_retried_not_canceled_as_bad_data(
+    db: Database, s3: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(monkeypatch, s3)
+    (tmp_path / "console").mkdir()
+    with running_console(db, tmp_path / "console", monkeypatch) as console:
+        task_id = int(_import(console.admin).json()["id"])
+    nobody = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv(ENDPOINT_ENV, nobody)
+
+    assert process_all(db, tmp_path / "worker") == 1
+
+    with running_console(db, tmp_path / "console", monkeypatch) as console:
+        task = console.admin.get(f"/api/v1/tasks/{task_id}").json()
+        events = console.admin.get(f"/api/v1/tasks/{task_id}/events").json()["items"]
+    assert task["status"] == "processing_queued", task
+    said = " ".join(event["message"] for event in events)
+    assert f"processing failed: reading the data of task {task_id}" in said
+    assert f"cannot reach {nobody}" in said
+    assert "cannot be merged" not in said
