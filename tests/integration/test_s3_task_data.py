@@ -43,8 +43,10 @@ from surveyor.store.task_data_store import (
     verify_task_data_store,
 )
 from surveyor.store.taskdata import sha256_of, task_data_path
+from tests.integration.test_explorer_protocol import launched_scan
 from tests.integration.test_retention import DAY, START, Clocked, ssh
-from tests.support.console import Api, running_console
+from tests.support.console import Api, ConsoleUnderTest, running_console
+from tests.support.explorers import get_task, task_data
 from tests.support.inventory_data import Place, encode, host, process_all, records
 from tests.support.object_store import ObjectStore
 from tests.support.receivers import free_port
@@ -348,3 +350,29 @@ def test_a_merge_that_cannot_reach_the_store_is_retried_not_canceled_as_bad_data
     assert f"processing failed: reading the data of task {task_id}" in said
     assert f"cannot reach {nobody}" in said
     assert "cannot be merged" not in said
+
+
+def test_an_explorer_upload_the_store_refuses_changes_nothing_and_can_be_sent_again(
+    console: ConsoleUnderTest, s3: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = _configure(monkeypatch, s3, **{SECRET_ENV: "wrong-secret-value"})
+    explorer, task = launched_scan(console)
+    data = task_data(hosts=2)
+
+    refused = explorer.upload(task, data)
+
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "task_data_store_unavailable"
+    assert f"storing the data of task {task['id']}" in refused.json()["error"]["message"]
+    # As after any upload that stored nothing: uploading, without data.
+    after = get_task(console, task["id"])
+    assert (after["status"], after["size_data"]) == ("scanned", 0)
+    assert console.admin.get(f"/api/v1/tasks/{task['id']}/data").status_code == 404
+    assert s3.keys(bucket) == []
+
+    monkeypatch.setenv(SECRET_ENV, s3.secret_access_key)
+    stored = explorer.upload(task, data)
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["status"] == "processing_queued"
+    assert s3.keys(bucket) == [f"tasks/{task['id']}.jsonl.gz"]
+    assert task_data_path(tmp_path, task["id"]).read_bytes() == data
