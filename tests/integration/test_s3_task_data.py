@@ -10,18 +10,23 @@ import io
 import logging
 import os
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
 from httpx2 import Response
+from typer.testing import CliRunner
 
 from surveyor.cli.doctor import Level, check_task_data_store
 from surveyor.cli.logs import LogFormat, configure_logging
+from surveyor.cli.main import app
 from surveyor.cli.server import task_data_store_at_start
 from surveyor.core.clock import FakeClock
 from surveyor.scheduler.tick import Scheduler
-from surveyor.store.engine import Database
+from surveyor.store.backup import read_manifest
+from surveyor.store.engine import Database, make_engine
 from surveyor.store.location import database_location
+from surveyor.store.migrate import upgrade
 from surveyor.store.task_data_s3 import (
     BUCKET_ENV,
     ENDPOINT_ENV,
@@ -376,3 +381,37 @@ def test_an_explorer_upload_the_store_refuses_changes_nothing_and_can_be_sent_ag
     assert stored.json()["status"] == "processing_queued"
     assert s3.keys(bucket) == [f"tasks/{task['id']}.jsonl.gz"]
     assert task_data_path(tmp_path, task["id"]).read_bytes() == data
+
+
+def test_a_backup_names_what_only_the_bucket_holds_and_says_to_back_it_up(
+    s3: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _configure(monkeypatch, s3)
+    live = tmp_path / "live"
+    live.mkdir()
+    engine = make_engine(f"sqlite:///{live / 'surveyor.db'}")
+    upgrade(engine)
+    try:
+        with running_console(Database(engine), live, monkeypatch) as console:
+            kept = int(_import(console.admin).json()["id"])
+            other = encode(records([host("127.0.0.9")]))
+            elsewhere = int(_import(console.admin, other).json()["id"])
+        # As if another console had received it: only the bucket holds it.
+        task_data_path(live, elsewhere).unlink()
+
+        backed = CliRunner().invoke(
+            app, ["db", "backup", str(tmp_path / "backup.tar")], env={"SURVEYOR_DATA": str(live)}
+        )
+    finally:
+        engine.dispose()
+    assert backed.exit_code == 0, backed.output
+    said = " ".join(backed.output.split())
+    assert "1 task data files" in said
+    assert f"The data of 1 tasks was missing: {elsewhere}" in said
+    assert "task data lives in the object store" in said
+    assert "back the bucket up by its own means" in said
+    manifest = read_manifest(tmp_path / "backup.tar")
+    assert manifest["missing_task_data"] == [elsewhere]
+    with tarfile.open(tmp_path / "backup.tar") as archive:
+        held = [name for name in archive.getnames() if name.startswith("tasks/")]
+    assert held == [f"tasks/{kept}.jsonl.gz"]

@@ -264,6 +264,14 @@ def db_backup(
     if report.missing:
         shown = ", ".join(str(task_id) for task_id in report.missing[:10])
         err.print(f"[yellow]The data of {len(report.missing)} tasks was missing: {shown}[/yellow]")
+    from surveyor.store.task_data_store import STORE_ENV, store_choice
+
+    if store_choice("sqlite") == "s3":
+        err.print(
+            f"[yellow]{STORE_ENV}=s3: task data lives in the object store, which this file "
+            "does not hold beyond the copies in this data directory; back the bucket up by "
+            "its own means (docs/operations.md, Backups).[/yellow]"
+        )
 
 
 @db_app.command("restore")
