@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from argon2 import PasswordHasher, profiles
@@ -18,6 +19,9 @@ from surveyor.store.schema import metadata, task_tab_counts, tasks
 from surveyor.testing.postgres import throwaway_postgres
 from surveyor.testing.slapd import SlapdServer, generate_computers, private_slapd
 from tests.support.ldap import LAB_COMPUTER_COUNT
+
+if TYPE_CHECKING:
+    from tests.support.object_store import ObjectStore
 
 #: The processes the tests start (consoles, workers, explorers and the CLI: hundreds in a run)
 #: keep the compiled bytecode of Surveyor's own modules next to their sources, instead of
@@ -71,6 +75,16 @@ def slapd() -> Iterator[SlapdServer]:
     """One private slapd for the whole run, with `LAB_COMPUTER_COUNT` generated computers
     (fails loudly if it cannot start)."""
     with private_slapd(generate_computers(LAB_COMPUTER_COUNT)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[ObjectStore]:
+    """One S3-compatible server (moto's, in its own process) for the whole run; fails
+    loudly if it cannot start."""
+    from tests.support.object_store import s3_server
+
+    with s3_server() as server:
         yield server
 
 

@@ -58,11 +58,14 @@ def test_a_sound_installation_passes_every_check(make_installation: MakeInstalla
         "data directory": "ok",
         "secret key": "ok",
         "disk": "ok",
+        "task data": "ok",
     }
     assert code == 0
     assert f"schema revision  {expected_revision()}, the revision this code expects" in output
     assert "0 failed, 0 warned" in output
     assert str(installation.key) in output
+    where = "the database" if installation.backend == "postgresql" else "the data directory"
+    assert f"task data is kept in {where}" in output
 
 
 def test_a_key_readable_by_others_fails_and_stays_as_it_was(

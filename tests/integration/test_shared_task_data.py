@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from surveyor.store.engine import Database
 from surveyor.store.schema import task_data_chunks
-from surveyor.store.task_data_chunks import STORE_ENV, stores_in_database
+from surveyor.store.task_data_store import STORE_ENV, TaskDataStoreSettingError, store_choice
 from surveyor.store.taskdata import task_data_path
 from tests.support.console import running_console
 from tests.support.inventory_data import encode, host, process_all, records
@@ -33,12 +33,13 @@ def _import_through(db: Database, data_dir: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_where_task_data_lives_is_the_database_on_postgresql_unless_configured() -> None:
-    assert stores_in_database("postgresql", {}) is True
-    assert stores_in_database("sqlite", {}) is False
-    assert stores_in_database("sqlite", {STORE_ENV: "database"}) is True
-    assert stores_in_database("postgresql", {STORE_ENV: "files"}) is False
-    with pytest.raises(ValueError, match=STORE_ENV):
-        stores_in_database("postgresql", {STORE_ENV: "s3"})
+    assert store_choice("postgresql", {}) == "database"
+    assert store_choice("sqlite", {}) == "files"
+    assert store_choice("sqlite", {STORE_ENV: "database"}) == "database"
+    assert store_choice("postgresql", {STORE_ENV: "files"}) == "files"
+    assert store_choice("sqlite", {STORE_ENV: " S3 "}) == "s3"
+    with pytest.raises(TaskDataStoreSettingError, match=STORE_ENV):
+        store_choice("postgresql", {STORE_ENV: "nfs"})
 
 
 def test_data_received_by_one_console_is_served_and_processed_by_another_machine(

@@ -2,7 +2,8 @@
 
 Each check gives findings (ok, warn or fail, with the fix). Doctor only looks: it creates
 no data directory, key or database, changes no mode, and opens an SQLite database
-read-only. It exits with 1 when a check fails.
+read-only; in an object store it writes one probe object and deletes it at once. It exits
+with 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -230,6 +231,41 @@ def check_disk(
     return [Finding("disk", Level.OK, shown)]
 
 
+def check_task_data_store(location: DatabaseLocation) -> list[Finding]:
+    """Where task data is kept: an object store must be reachable, its bucket there, and a
+    probe object written, read back and deleted; files alone on PostgreSQL warn."""
+    from surveyor.store.task_data_store import (
+        STORE_ENV,
+        TaskDataStoreError,
+        TaskDataStoreSettingError,
+        store_choice,
+        verify_task_data_store,
+    )
+
+    name = "task data"
+    dialect = "sqlite" if location.is_sqlite else "postgresql"
+    fix = 'see docs/deploy.md, "Where task data lives"'
+    try:
+        found = verify_task_data_store(dialect, probe=True)
+        choice = store_choice(dialect)
+    except TaskDataStoreSettingError as exc:
+        return [Finding(name, Level.FAIL, str(exc), f"correct that setting; {fix}")]
+    except TaskDataStoreError as exc:
+        return [Finding(name, Level.FAIL, str(exc), fix)]
+    if choice == "files" and dialect == "postgresql":
+        return [
+            Finding(
+                name,
+                Level.WARN,
+                f"{STORE_ENV}=files: task data stays in the data directory that received it, "
+                "so consoles and workers on other machines cannot reach it",
+                f"unset {STORE_ENV} (the database keeps it) or set it to s3, unless every "
+                "console and worker shares one data directory",
+            )
+        ]
+    return [Finding(name, Level.OK, found)]
+
+
 _RELEASE = re.compile(r"^\s*v?(\d+(?:\.\d+)*)(.*)$")
 _PRE_RELEASE = ("a", "b", "c", "rc", "alpha", "beta", "pre", "preview", "dev")
 
@@ -434,6 +470,7 @@ def run_checks(*, clock: Clock = SYSTEM_CLOCK) -> list[Finding]:
         lambda: check_data_directory(data_dir),
         lambda: check_secret_key(data_dir),
         lambda: check_disk(data_dir),
+        lambda: check_task_data_store(database_location()),
     ]
     found: list[Finding] = []
     for check in checks:
@@ -463,7 +500,8 @@ def doctor(
     ] = False,
 ) -> None:
     """Check the configuration, database, schema revision, clock, explorers' versions,
-    permissions and free disk, and say what to fix. Exits with 1 when a check fails."""
+    permissions, free disk and where task data is kept, and say what to fix. Exits with 1
+    when a check fails."""
     findings = run_checks()
     typer.echo(report(findings, quiet=quiet))
     if any(finding.level is Level.FAIL for finding in findings):

@@ -65,6 +65,9 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
         load_secret_box(settings.data_dir)  # made at the first start; a bad setting stops it
     except SecretKeyError as exc:
         raise SystemExit(f"credentials' secret key: {exc}") from exc
+    from sqlalchemy.engine import make_url
+
+    err.print(task_data_store_at_start(make_url(settings.database_url).get_backend_name()))
     app = create_app(
         settings,
         on_bootstrap=lambda created: _announce(created, host=host, port=port),
@@ -109,6 +112,21 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
     finally:
         if stop_explorer is not None:
             stop_explorer.set()
+
+
+def task_data_store_at_start(dialect: str) -> str:
+    """Where task data is kept, checked as a console or worker starts: a bad setting, an
+    unreachable object store, a missing bucket or refused credentials stop the start."""
+    from surveyor.store.task_data_store import (
+        TaskDataStoreError,
+        TaskDataStoreSettingError,
+        verify_task_data_store,
+    )
+
+    try:
+        return verify_task_data_store(dialect)
+    except (TaskDataStoreError, TaskDataStoreSettingError) as exc:
+        raise SystemExit(f"task data store: {exc}") from exc
 
 
 def loopback_url(host: str, port: int) -> str:
@@ -175,8 +193,9 @@ def _sqlite_database(url: str) -> Path:
     parsed = make_url(url)
     if not parsed.drivername.startswith("sqlite") or not parsed.database:
         raise typer.BadParameter(
-            "this database is PostgreSQL: back it up with pg_dump and copy the data "
-            "directory's tasks folder (docs/operations.md, Backups)",
+            "this database is PostgreSQL: back it up with pg_dump (task data kept in the "
+            "database is in the dump; an object store or shared tasks folder is backed up "
+            "apart: docs/operations.md, Backups)",
             param_hint="SURVEYOR_DATABASE_URL",
         )
     return Path(parsed.database)
@@ -245,6 +264,14 @@ def db_backup(
     if report.missing:
         shown = ", ".join(str(task_id) for task_id in report.missing[:10])
         err.print(f"[yellow]The data of {len(report.missing)} tasks was missing: {shown}[/yellow]")
+    from surveyor.store.task_data_store import STORE_ENV, store_choice
+
+    if store_choice("sqlite") == "s3":
+        err.print(
+            f"[yellow]{STORE_ENV}=s3: task data lives in the object store, which this file "
+            "does not hold beyond the copies in this data directory; back the bucket up by "
+            "its own means (docs/operations.md, Backups).[/yellow]"
+        )
 
 
 @db_app.command("restore")

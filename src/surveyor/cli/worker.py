@@ -40,6 +40,7 @@ def worker(
     directory must be the console's); SURVEYOR_PROCESSING_LEASE, _BATCH, _POLL, _ATTEMPTS,
     _RETRY and _REQUEUE_EVERY tune it (docs/inventory.md).
     """
+    from surveyor.cli.server import task_data_store_at_start
     from surveyor.processing.queue import Wakeup
     from surveyor.processing.worker import Worker, WorkerSettings, wake_on_queued
     from surveyor.store.change_bus import ChangeBus
@@ -53,6 +54,11 @@ def worker(
         err.print("[red]The database schema is not current; run `surveyor db upgrade` first.[/red]")
         raise typer.Exit(2)
     db = Database(engine)
+    try:
+        store = task_data_store_at_start(db.dialect)
+    except SystemExit:
+        db.dispose()
+        raise
     if db.is_sqlite:
         err.print(
             "[yellow]This worker uses SQLite, where the console already processes in-process; "
@@ -74,6 +80,7 @@ def worker(
         err.print(f"Metrics on http://{metrics_host}:{metrics_port}/metrics")
     where = database_url().split("@")[-1]
     err.print(f"Surveyor processing worker {runner.name} on {where} (data in {data_dir()})")
+    err.print(store)
     # The change bus wakes the worker when a task is queued, by any console (PostgreSQL).
     changes = ChangeBus()
     changes.open(db)

@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from surveyor.core.search import SearchError
 from surveyor.core.tasks import IllegalTransition
 from surveyor.store.records import Conflict
+from surveyor.store.task_data_store import TaskDataStoreError
 from surveyor.store.tasks import InvalidCursor, StaleTask, TaskNotFound
 
 #: SQLite's result code for "database or disk is full".
@@ -163,6 +164,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return error_response(409, "conflict", str(exc))
+
+    @app.exception_handler(TaskDataStoreError)
+    async def task_data_store_error(_request: Request, exc: TaskDataStoreError) -> JSONResponse:
+        # Nothing was recorded (the transaction that would have rolled back): send it again.
+        return error_response(503, "task_data_store_unavailable", str(exc))
 
     @app.exception_handler(TaskNotFound)
     async def task_not_found(_request: Request, exc: TaskNotFound) -> JSONResponse:

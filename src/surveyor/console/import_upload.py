@@ -29,7 +29,7 @@ from surveyor.formats.records import Format
 from surveyor.service import imports as import_service
 from surveyor.service.imports import FileRefused, ImportedFile
 from surveyor.store.accounts import Principal
-from surveyor.store.task_data_chunks import keep_task_data
+from surveyor.store.task_data_store import keep_task_data
 from surveyor.store.taskdata import TASKS_DIR, create_temp_file, task_data_path
 
 #: The form fields read besides the file, and how long each may be.

@@ -20,7 +20,7 @@ from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import inventory, taskdata
 from surveyor.store import tasks as task_store
-from surveyor.store.task_data_chunks import TaskDataUnavailable, local_task_data
+from surveyor.store.task_data_store import TaskDataUnavailable, local_task_data
 
 
 def owned_task(conn: Connection, organization_id: int, task_id: int) -> Task:

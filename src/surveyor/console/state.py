@@ -21,6 +21,7 @@ from surveyor.security.secretbox import SecretBox
 from surveyor.store.bootstrap import BootstrapSettingRefused, FirstStartSettings
 from surveyor.store.change_bus import AsyncSignal, ChangeBus
 from surveyor.store.engine import Database
+from surveyor.store.task_data_store import TaskDataStoreSettingError, check_store_settings
 
 if TYPE_CHECKING:
     from surveyor.service.login import LoginThrottle
@@ -94,6 +95,10 @@ class ConsoleSettings:
             FirstStartSettings.from_environment()
         except BootstrapSettingRefused as exc:
             raise SystemExit(str(exc)) from exc
+        try:
+            check_store_settings()
+        except TaskDataStoreSettingError as exc:
+            raise SystemExit(f"task data store: {exc}") from exc
         return cls(
             data_dir=data_dir,
             database_url=database_url,

@@ -73,7 +73,7 @@ from surveyor.processing.records import (
 )
 from surveyor.store import inventory
 from surveyor.store.engine import Database
-from surveyor.store.task_data_chunks import TaskDataUnavailable, local_task_data
+from surveyor.store.task_data_store import TaskDataUnavailable, local_task_data
 from surveyor.store.taskdata import sha256_of
 
 log = logging.getLogger("surveyor.processing")

@@ -32,7 +32,7 @@ from surveyor.service.background import ServiceHost
 from surveyor.service.credentials import CredentialUnusable
 from surveyor.store.change_bus import AsyncSignal
 from surveyor.store.changes import ChangeKind, TaskChange
-from surveyor.store.task_data_chunks import keep_task_data
+from surveyor.store.task_data_store import keep_task_data
 from surveyor.store.taskdata import create_temp_file, sha256_of, task_data_path
 
 log = logging.getLogger("surveyor.console.runner")

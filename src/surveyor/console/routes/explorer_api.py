@@ -40,7 +40,7 @@ from surveyor.service import explorers as explorer_service
 from surveyor.service import launch
 from surveyor.service.explorers import EnrollmentRefused, ReportRefused
 from surveyor.store import taskdata
-from surveyor.store.task_data_chunks import keep_task_data
+from surveyor.store.task_data_store import keep_task_data
 
 router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
 _ERRORS = error_responses(400, 401, 404, 409, 413, 422)
