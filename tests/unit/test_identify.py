@@ -157,7 +157,8 @@ def test_a_stack_hint_alone_names_the_family_weakly_and_says_why() -> None:
     assert found.os_cpe == ""
     assert found.device_type == "server"
     hint = found.evidence[-1]
-    assert hint.kind is Kind.TCP_STACK and hint.port is None
+    assert hint.kind is Kind.TCP_STACK
+    assert hint.port is None
     assert reason(hint) == "Linux family (TTL 64, window 64240), from the TCP/IP stack"
     # the products are what the answers say, the hint adds none
     assert found.services == without.services
@@ -191,7 +192,8 @@ def test_an_unknown_stack_says_nothing_and_no_stack_changes_nothing() -> None:
     services = [Service(5432, banner="EFATAL")]
     assert identify(services, stack="") == identify(services)
     odd = identify(services, stack=stack_text(255, 4128, "M536"))
-    assert odd.os == "" and odd.evidence == identify(services).evidence
+    assert odd.os == ""
+    assert odd.evidence == identify(services).evidence
 
 
 def test_snmp_names_the_system_and_the_device() -> None:

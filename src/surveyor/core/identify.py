@@ -48,6 +48,8 @@ FIELDS: Final = ("vendor", "product", "version", "os", "os_version", "device_typ
 DEFAULT_CONFIDENCE: Final = 0.8
 #: The confidence of an OS named by a keyword only (`guess_os`), when no rule names one.
 KEYWORD_CONFIDENCE: Final = 0.3
+#: The host attribute that keeps a scan's stack hint (`stack_text`), for the asset's page.
+STACK_ATTRIBUTE: Final = "TCP stack"
 #: The initial TTLs systems start from: an answer's TTL is read as the next one up.
 INITIAL_TTLS: Final = (32, 64, 128, 255)
 
@@ -384,6 +386,21 @@ def _with_hint(os_name: str, confidence: float, hint: Finding) -> tuple[str, flo
         return os_name, round(1.0 - (1.0 - confidence) * (1.0 - hint.confidence), 2)
     # a contradiction: the OS stays, less sure by the hint's share of the weight
     return os_name, round(confidence * confidence / (confidence + hint.confidence), 2)
+
+
+def reasons(found: Identification) -> tuple[str, ...]:
+    """Why the host is what `found` says, one line per finding that names a system or a
+    device type (`reason`); a stack hint of another family than the OS says it was
+    outweighed."""
+    lines = []
+    for finding in found.evidence:
+        if not ({"os", "device_type"} & set(finding.says)):
+            continue
+        line = reason(finding)
+        if finding.kind is Kind.TCP_STACK and os_family(found.os) != finding.says.get("os"):
+            line += ", outweighed by what the host answered"
+        lines.append(line)
+    return tuple(lines)
 
 
 def initial_ttl(ttl: int) -> int:

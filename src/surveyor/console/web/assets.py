@@ -17,6 +17,9 @@ from surveyor.console.web.search_box import (
     parse_search,
 )
 from surveyor.console.web.session import PageError, PagePrincipal
+from surveyor.core.fingerprint import Service
+from surveyor.core.identify import STACK_ATTRIBUTE, identify, reasons
+from surveyor.core.inventory import AssetService
 from surveyor.core.search import SearchError
 from surveyor.store import inventory, outliers, records
 from surveyor.store.accounts import Role
@@ -111,5 +114,14 @@ def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state:
         "sources": sources,
         "history": history,
         "site_name": site.name if site else "",
+        "why": why_we_think_so(services, asset.attributes.get(STACK_ATTRIBUTE, "")),
     }
     return render(request, "asset.html", context)
+
+
+def why_we_think_so(services: list[AssetService], stack: str) -> tuple[str, ...]:
+    """The findings behind what the fingerprint rules make of the asset's answers and its
+    stack hint (docs/fingerprints.md), in words."""
+    fields = Service._fields
+    answers = [Service(*(getattr(service, name) for name in fields)) for service in services]
+    return reasons(identify(answers, stack=stack))
