@@ -223,6 +223,8 @@ def test_tls_services_report_their_certificate_and_what_is_served_inside(
     }
     assert tls["sha256"] == certificate.sha256
     assert tls["version"].startswith("TLS")
+    # a server sending only its own certificate: no chain, its own issuer vouches for it
+    assert (tls["chain"], tls["chain_issuer"]) == ([], certificate.issuer)
     assert secure["http"] == {"status": 200, "server": HTTP_SERVER, "title": SECURE_TITLE}
     assert secure["service"] == "https"
 

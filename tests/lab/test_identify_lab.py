@@ -189,8 +189,14 @@ def test_tls_servers_present_their_chain_or_their_self_signed_certificate(
         assert tls["subject"] == issued.subject, name
         if self_signed:
             assert tls["issuer"] == tls["subject"], name
+            assert tls["chain"] == [], name
+            assert tls["chain_issuer"] == tls["subject"], name
         else:
             assert f"CN={LAB_CA_NAME}" in tls["issuer"], name
+            # nginx sends its leaf and the lab CA: the chain is the CA, which issued itself
+            [authority] = tls["chain"]
+            assert authority["subject"] == authority["issuer"] == tls["issuer"], authority
+            assert tls["chain_issuer"] == tls["issuer"], name
 
 
 def test_versions_come_from_dpkg_without_epoch_revision_or_repack() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _ssl
 import contextlib
 import functools
 import hashlib
@@ -11,6 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
+
+#: Certificates of a server's chain described at most, after its own (a server may send any
+#: number; real chains hold one to three).
+MAX_CHAIN = 8
 
 
 @functools.cache
@@ -37,11 +42,37 @@ def session_facts(tls: ssl.SSLSocket) -> dict[str, Any]:
     """The certificate facts of an established session, with its protocol version and cipher."""
     der = tls.getpeercert(binary_form=True) or b""
     cipher = tls.cipher()
+    facts = certificate_facts(der)
+    chain = chain_facts(tls)
     return {
-        **certificate_facts(der),
+        **facts,
         "version": tls.version(),
         "cipher": cipher[0] if cipher else None,
+        "chain": chain,
+        # the top of what the server sent: who vouches for the whole chain
+        "chain_issuer": chain[-1]["issuer"] if chain else facts["issuer"],
     }
+
+
+def chain_facts(tls: ssl.SSLSocket) -> list[dict[str, Any]]:
+    """The subject and issuer of each certificate the server sent after its own, in the
+    order sent (its intermediates, perhaps its root), at most `MAX_CHAIN`; empty when it sent
+    only its own. Read as sent, never verified."""
+    reader = getattr(tls, "get_unverified_chain", None)  # public from Python 3.13
+    if reader is None:
+        reader = getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+    if reader is None:
+        return []
+    try:
+        sent = list(reader() or ())
+    except (ssl.SSLError, ValueError):
+        return []
+    described = []
+    for item in sent[1 : 1 + MAX_CHAIN]:
+        der = item if isinstance(item, bytes) else item.public_bytes(_ssl.ENCODING_DER)
+        facts = certificate_facts(der)
+        described.append({"subject": facts["subject"], "issuer": facts["issuer"]})
+    return described
 
 
 def certificate_facts(der: bytes) -> dict[str, Any]:
