@@ -8,8 +8,10 @@ makes this test say so, and the list shrinks; nothing else may go unnamed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -233,3 +235,54 @@ def test_a_server_that_cannot_start_fails_the_lab_with_its_log_and_leaves_nothin
     assert not labnetns.namespaces_of_lab(tag)
     assert not list(Path(tempfile.gettempdir()).glob(f"{tag}-*"))
     assert not _processes_mentioning(tag)
+
+
+def sshd_defaults(folder: Path) -> dict[str, str]:
+    """What Debian's sshd offers with the lab's configuration (which names no algorithm):
+    `sshd -T`'s lists, from a configuration with a host key of the lab's kind."""
+    key = folder / "ssh_host_ed25519_key"
+    done = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
+    config = folder / "sshd_config"
+    config.write_text(f"HostKey {key}\nUsePAM no\n")
+    done = subprocess.run(
+        ["/usr/sbin/sshd", "-T", "-f", str(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines() if " " in line)
+
+
+def test_ssh_servers_offer_the_algorithms_sshd_says_and_hash_alike(
+    daemon_lab: DaemonLab,
+    identified: dict[str, tuple[dict[str, Any], Identification]],
+    tmp_path: Path,
+) -> None:
+    offered = sshd_defaults(tmp_path)
+    hashes = set()
+    for host in daemon_lab.hosts:
+        if 22 not in host.tcp_ports:
+            continue
+        record, _ = identified[host.name]
+        lists = next(s for s in record["services"] if s["port"] == 22)["ssh"]
+        # the server's own offer, less the markers it adds for extensions and strict kex
+        kex = [
+            name
+            for name in lists["kex"].split(",")
+            if not name.startswith(("ext-info-", "kex-strict-"))
+        ]
+        assert kex == offered["kexalgorithms"].split(","), host.name
+        assert lists["ciphers"] == offered["ciphers"], host.name
+        assert lists["macs"] == offered["macs"], host.name
+        assert lists["host_key"] == "ssh-ed25519", host.name
+        assert lists["compression"] in ("none", "none,zlib@openssh.com"), host.name
+        joined = ";".join(lists[name] for name in ("kex", "ciphers", "macs", "compression"))
+        assert lists["hassh"] == hashlib.md5(joined.encode()).hexdigest()  # noqa: S324
+        hashes.add(lists["hassh"])
+    assert len(hashes) == 1  # one package, one configuration: one hash

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surveyor.core.scan_params import Probe
-from surveyor.scan.probes import banner, http, protocols, tls
+from surveyor.scan.probes import banner, http, protocols, ssh, tls
 from surveyor.scan.records import open_port_entry
 
 #: Opens a TCP connection with a timeout; tests may pass their own.
@@ -188,8 +188,23 @@ class _PortProbes:
             if _TLS_RECORD.match(greeting):
                 return False  # a TLS server's alert: the TLS probe will tell more
             if greeting or not ask:
-                return self._fill_banner(greeting)
+                filled = self._fill_banner(greeting)
+                if filled and self.entry["service"] == "ssh":
+                    self._read_ssh_lists(sock, greeting)
+                return filled
             return self._ask_http(sock, over_tls=False)
+
+    def _read_ssh_lists(self, sock: socket.socket, greeting: bytes) -> None:
+        """The SSH server's algorithm lists and their hash, on the greeting's connection
+        (`probes/ssh.py`); the entry keeps its banner whatever comes of it."""
+        already = ssh.after_identification(greeting)
+        if already is None:
+            return
+        with contextlib.suppress(*_PROBE_ERRORS):
+            wait = min(self.timeouts.greeting, self.timeouts.banner)  # real servers: one RTT
+            lists = ssh.read_kexinit(sock, already, wait)
+            if lists is not None:
+                self.entry["ssh"] = lists
 
     def http_step(self) -> bool:
         with self._connect() as sock:
