@@ -188,6 +188,7 @@ def test_tls_servers_present_their_chain_or_their_self_signed_certificate(
         tls = next(s for s in record["services"] if s["port"] == 443)["tls"]
         issued = daemon_lab.certificates[(name, 443)]
         assert tls["sha256"] == issued.sha256, name
+        assert tls["alpn"] == "http/1.1", name  # neither runs HTTP/2 in the lab
         assert tls["subject"] == issued.subject, name
         if self_signed:
             assert tls["issuer"] == tls["subject"], name

@@ -18,10 +18,16 @@ from cryptography import x509
 MAX_CHAIN = 8
 
 
+#: What the TLS probe offers by ALPN (RFC 7301) where it asks in HTTP inside: the server's
+#: choice says whether it speaks HTTP/2.
+HTTP_ALPN = ("h2", "http/1.1")
+
+
 @functools.cache
-def scanning_context() -> ssl.SSLContext:
+def scanning_context(alpn: tuple[str, ...] = ()) -> ssl.SSLContext:
     """A client context that accepts any certificate and any protocol version the library
-    allows: a scanner describes what it finds, it does not trust it."""
+    allows: a scanner describes what it finds, it does not trust it. `alpn`: the protocols
+    offered by ALPN, none by default."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
@@ -29,17 +35,30 @@ def scanning_context() -> ssl.SSLContext:
     # a library without security levels keeps its defaults
     with contextlib.suppress(ssl.SSLError):
         context.set_ciphers("ALL:@SECLEVEL=0")
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
     return context
 
 
-def handshake(sock: socket.socket, server_name: str | None, timeout: float) -> ssl.SSLSocket:
-    """Wrap a connected socket in TLS; `server_name` is sent as SNI (names only, not addresses)."""
+def handshake(
+    sock: socket.socket, server_name: str | None, timeout: float, alpn: tuple[str, ...] = ()
+) -> ssl.SSLSocket:
+    """Wrap a connected socket in TLS; `server_name` is sent as SNI (names only, not
+    addresses), `alpn` offered by ALPN."""
     sock.settimeout(timeout)
-    return scanning_context().wrap_socket(sock, server_hostname=server_name)
+    return scanning_context(alpn).wrap_socket(sock, server_hostname=server_name)
+
+
+def refused_alpn(error: ssl.SSLError) -> bool:
+    """Whether a handshake failed because the server accepts none of the protocols offered
+    by ALPN (a `no_application_protocol` alert), rather than for any other reason."""
+    return "NO_APPLICATION_PROTOCOL" in (getattr(error, "reason", None) or "")
 
 
 def session_facts(tls: ssl.SSLSocket) -> dict[str, Any]:
-    """The certificate facts of an established session, with its protocol version and cipher."""
+    """The certificate facts of an established session, with its protocol version, cipher,
+    the protocol the server chose by ALPN (`alpn`, None when none was offered or chosen)
+    and the chain it sent."""
     der = tls.getpeercert(binary_form=True) or b""
     cipher = tls.cipher()
     facts = certificate_facts(der)
@@ -48,6 +67,7 @@ def session_facts(tls: ssl.SSLSocket) -> dict[str, Any]:
         **facts,
         "version": tls.version(),
         "cipher": cipher[0] if cipher else None,
+        "alpn": tls.selected_alpn_protocol(),
         "chain": chain,
         # the top of what the server sent: who vouches for the whole chain
         "chain_issuer": chain[-1]["issuer"] if chain else facts["issuer"],
