@@ -408,11 +408,16 @@ def test_the_asset_page_says_why_we_think_so_with_the_stack_hint_weighed_last(
     assert "TTL 64, window 65160, options M1460,S,T,N,W7" in hinted  # the TCP stack attribute
     assert "Why we think so" in hinted
     assert "<li>Linux family (TTL 64, window 65160), from the TCP/IP stack</li>" in hinted
+    assert "From its answers: Linux (30% sure)" in hinted
 
     windows = page("127.0.0.22")
     assert assets["127.0.0.22"]["os"] == "Windows"
     assert "Why we think so" in windows
     assert "Linux family (TTL 64, window 65160), from the TCP/IP stack, outweighed" in windows
+    # the hint lowers the confidence of the answers' Windows, and never replaces it
+    guess = re.search(r"From its answers: Windows Server 2016 or later \((\d+)% sure\)", windows)
+    assert guess is not None
+    assert 0 < int(guess.group(1)) < 80
     assert windows.index("IIS 10.0 Windows") < windows.index("Linux family")
 
     # a host scanned without the privilege: no hint, no system, nothing to explain

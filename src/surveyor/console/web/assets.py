@@ -119,9 +119,19 @@ def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state:
     return render(request, "asset.html", context)
 
 
-def why_we_think_so(services: list[AssetService], stack: str) -> tuple[str, ...]:
-    """The findings behind what the fingerprint rules make of the asset's answers and its
-    stack hint (docs/fingerprints.md), in words."""
+def why_we_think_so(services: list[AssetService], stack: str) -> dict[str, Any] | None:
+    """What the fingerprint rules make of the asset's answers and its stack hint
+    (docs/fingerprints.md): the system and device type with their confidence, and the
+    findings behind them in words; None when no finding names either."""
     fields = Service._fields
     answers = [Service(*(getattr(service, name) for name in fields)) for service in services]
-    return reasons(identify(answers, stack=stack))
+    found = identify(answers, stack=stack)
+    lines = reasons(found)
+    if not lines:
+        return None
+    guesses = []
+    if found.os:
+        guesses.append(f"{found.os_label} ({found.os_confidence:.0%} sure)")
+    if found.device_type:
+        guesses.append(f"{found.device_type} ({found.device_confidence:.0%} sure)")
+    return {"guess": ", ".join(guesses), "reasons": lines}
