@@ -10,7 +10,9 @@ the lab's TCP ports, alternately with `surveyor scan` (default probes), `nmap -s
 reports the share of open services whose product is named right, the share whose version is
 named right (of all open services, and of those whose server tells its version), the hosts
 whose OS family is right, and the wall time, with the load average beside it; then which
-services one tool names and the other does not. The truth is `dpkg-query`'s.
+services one tool names and the other does not. The truth is `dpkg-query`'s. Run as root,
+Surveyor reads the TCP/IP stack hints of its SYN-ACKs too (`scan/stack.py`), as nmap's `-sT`
+reads nothing of the kind.
 
 Goal (issue 16): Surveyor names product and version right at least as often as
 `nmap -sV --version-light`, in at most 1/5 of its time, and the OS family right for >= 90 %
@@ -33,7 +35,7 @@ from pathlib import Path
 
 from defusedxml import ElementTree
 
-from surveyor.core.identify import identify
+from surveyor.core.identify import STACK_ATTRIBUTE, identify
 from surveyor.core.ports import format_ports
 from surveyor.processing.records import parse_host
 from surveyor.scan.taskdata import read_task_data
@@ -99,7 +101,8 @@ def run_surveyor(lab: DaemonLab, workdir: Path) -> Run:
         if record["type"] != "host":
             continue
         observation = parse_host(record, line)
-        found = identify(observation.services)
+        details = dict(observation.details.attributes) if observation.details else {}
+        found = identify(observation.services, stack=details.get(STACK_ATTRIBUTE, ""))
         services = found.services or {}
         for address in record["addresses"]:
             run.systems[address] = found.os

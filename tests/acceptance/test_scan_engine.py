@@ -194,6 +194,8 @@ def test_server_first_banners_are_read_and_their_products_named(
     records, _ = full_scan
     ssh = service(records, "127.77.0.2", world.ssh)
     assert (ssh["banner"], ssh["service"], ssh["product"]) == (SSH_BANNER, "ssh", "OpenSSH_9.2p1")
+    # it says nothing after its identification string: no algorithm lists, the banner stays
+    assert "ssh" not in ssh
     smtp = service(records, "127.77.0.3", world.smtp)
     assert (smtp["banner"], smtp["service"], smtp["product"]) == (SMTP_BANNER, "smtp", "Postfix")
 
@@ -223,8 +225,29 @@ def test_tls_services_report_their_certificate_and_what_is_served_inside(
     }
     assert tls["sha256"] == certificate.sha256
     assert tls["version"].startswith("TLS")
+    # a server sending only its own certificate: no chain, its own issuer vouches for it
+    assert (tls["chain"], tls["chain_issuer"]) == ([], certificate.issuer)
+    assert tls["alpn"] is None  # the server offers no protocol by ALPN
     assert secure["http"] == {"status": 200, "server": HTTP_SERVER, "title": SECURE_TITLE}
     assert secure["service"] == "https"
+
+
+def test_alpn_says_whether_a_server_speaks_http2_and_http_1_1_is_still_asked(
+    tmp_path: Path,
+) -> None:
+    address = "127.77.7.1"
+    certificate = make_certificate(tmp_path, "h2.scan-test.example", address)
+    with loopback_services() as services:
+        h2 = services.https(address, "Two", certificate, alpn=["h2", "http/1.1"])
+        http1 = services.https(address, "One", certificate, alpn=["http/1.1"])
+        records, _ = scan(params(address, [h2, http1]))
+    chose_h2, chose_http1 = service(records, address, h2), service(records, address, http1)
+    assert (chose_h2["tls"]["alpn"], chose_http1["tls"]["alpn"]) == ("h2", "http/1.1")
+    # HTTP/2 chosen: the HTTP/1.1 request went on a session of its own, and was answered
+    assert chose_h2["http"] == {"status": 200, "server": HTTP_SERVER, "title": "Two"}
+    assert chose_http1["http"] == {"status": 200, "server": HTTP_SERVER, "title": "One"}
+    assert chose_h2["service"] == chose_http1["service"] == "https"
+    assert chose_h2["tls"]["sha256"] == certificate.sha256
 
 
 def test_a_service_that_says_nothing_is_open_without_a_banner(

@@ -191,6 +191,13 @@ def test_explorers_sites_and_assets_pages(admin_page: Page, console: RunningCons
     expect(page.locator("#services-title")).to_be_visible()
     expect(page.locator("tbody tr", has_text=f"{console.port}/tcp")).to_have_count(1)
     expect(page.locator("#history-title")).to_be_visible()
+    # the embedded explorer scans as root: it reads the SYN-ACKs' TTL and window, and the
+    # console (which names no system) is a Linux host on that weak evidence alone
+    expect(page.locator("#why-title")).to_be_visible()
+    expect(page.locator("ul.why li").last).to_have_text(
+        re.compile(r"^Linux family \(TTL 64, window \d+\), from the TCP/IP stack$")
+    )
+    expect(page.locator("dd", has_text="TTL 64, window")).to_have_count(1)
     screenshot(page, "asset")
 
     page.set_viewport_size(NARROW)

@@ -365,3 +365,63 @@ def test_a_search_with_a_hidden_character_is_shown_escaped_and_kept_as_typed(
     # only in form controls that send it back: the search box, and Save to Dashboard's copy
     assert page.count(ZWSP) == 2
     assert f'name="search" value="{query}" data-save-search-value' in page
+
+
+def test_the_asset_page_says_why_we_think_so_with_the_stack_hint_weighed_last(
+    console: ConsoleUnderTest, tmp_path: Path
+) -> None:
+    site = console.admin.post(
+        "/api/v1/sites", json={"name": "Stacks", "scope": "127.0.0.0/24"}
+    ).json()
+    linux_syn_ack = {"ttl": 63, "window": 65160, "options": "M1460,S,T,N,W7"}
+    lighttpd = host(
+        "127.0.0.21", services=[service(80, http={"status": 200, "server": "lighttpd/1.4.69"})]
+    )
+    iis = host(
+        "127.0.0.22", services=[service(80, http={"status": 200, "server": "Microsoft-IIS/10.0"})]
+    )
+    bare = host(
+        "127.0.0.23", services=[service(80, http={"status": 200, "server": "lighttpd/1.4.69"})]
+    )
+    for record in (lighttpd, iis):
+        record["tcp_stack"] = linux_syn_ack
+    queue_hosts(
+        console.db,
+        tmp_path,
+        Place(console.organization_id, site["id"]),
+        [lighttpd, iis, bare],
+        targets="127.0.0.0/24",
+        ports="80",
+    )
+    process_all(console.db, tmp_path)
+    assets = {
+        item["address"]: item
+        for item in console.admin.get("/api/v1/assets", params={"limit": 10}).json()["items"]
+    }
+    client, _ = signed_in(console, "viewer")
+
+    def page(address: str) -> str:
+        return html.unescape(client.get(f"/assets/{assets[address]['id']}").text)
+
+    hinted = page("127.0.0.21")
+    assert assets["127.0.0.21"]["os"] == "Linux"
+    assert "TTL 64, window 65160, options M1460,S,T,N,W7" in hinted  # the TCP stack attribute
+    assert "Why we think so" in hinted
+    assert "<li>Linux family (TTL 64, window 65160), from the TCP/IP stack</li>" in hinted
+    assert "From its answers: Linux (30% sure)" in hinted
+
+    windows = page("127.0.0.22")
+    assert assets["127.0.0.22"]["os"] == "Windows"
+    assert "Why we think so" in windows
+    assert "Linux family (TTL 64, window 65160), from the TCP/IP stack, outweighed" in windows
+    # the hint lowers the confidence of the answers' Windows, and never replaces it
+    guess = re.search(r"From its answers: Windows Server 2016 or later \((\d+)% sure\)", windows)
+    assert guess is not None
+    assert 0 < int(guess.group(1)) < 80
+    assert windows.index("IIS 10.0 Windows") < windows.index("Linux family")
+
+    # a host scanned without the privilege: no hint, no system, nothing to explain
+    unhinted = page("127.0.0.23")
+    assert assets["127.0.0.23"]["os"] in ("", None)
+    assert "Why we think so" not in unhinted
+    assert "TCP stack" not in unhinted

@@ -201,10 +201,19 @@ class LoopbackServices:
         """A web server answering every GET with a page titled `title`."""
         return self._listen(address, lambda conn: _answer_http(conn, title))
 
-    def https(self, address: str, title: str, certificate: GeneratedCertificate) -> int:
-        """The same web server behind TLS, with `certificate`."""
+    def https(
+        self,
+        address: str,
+        title: str,
+        certificate: GeneratedCertificate,
+        alpn: list[str] | None = None,
+    ) -> int:
+        """The same web server behind TLS, with `certificate`; with `alpn`, it chooses the
+        first of those protocols the client offers (and answers only HTTP/1.1 requests)."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(certificate.cert_file, certificate.key_file)
+        if alpn:
+            context.set_alpn_protocols(alpn)
 
         def serve(conn: socket.socket) -> None:
             _answer_http(_TlsOverSocket(context, conn), title)

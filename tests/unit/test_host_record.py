@@ -109,6 +109,10 @@ def test_a_record_known_by_name_only_needs_a_name() -> None:
         ({"services": [{"port": 22, "version": 9}]}, "'services[0].version' must be text"),
         ({"services": [{"port": 22, "cpe": "cpe:/a:x"}]}, "'services[0].cpe' must be a list"),
         ({"services": [{"port": 22, "cpe": ["c"] * 21}]}, "services[0].cpe lists 21"),
+        ({"tcp_stack": [64, 65160]}, "'tcp_stack' must be an object"),
+        ({"tcp_stack": {"ttl": 0, "window": 1}}, "'tcp_stack.ttl' must be a whole number"),
+        ({"tcp_stack": {"ttl": 64, "window": 70000}}, "'tcp_stack.window' must be"),
+        ({"tcp_stack": {"ttl": 64, "window": 1, "options": "<b>"}}, "'tcp_stack.options'"),
     ],
 )
 def test_a_bad_optional_field_names_the_line_and_the_field(
@@ -118,6 +122,32 @@ def test_a_bad_optional_field_names_the_line_and_the_field(
         parse_host({"type": "host", "addresses": ["127.0.0.8"], **extra}, 9)
     assert raised.value.line == 9
     assert problem in str(raised.value)
+
+
+def test_a_stack_hint_becomes_an_attribute_and_names_a_family_only_where_nothing_else_does() -> (
+    None
+):
+    syn_ack = {"ttl": 62, "window": 65160, "options": "M1460,S,T,N,W7"}
+    lighttpd = {"port": 80, "http": {"status": 200, "server": "lighttpd/1.4.69"}}
+    seen = parse_host(
+        {"type": "host", "addresses": ["127.0.0.8"], "services": [lighttpd], "tcp_stack": syn_ack},
+        1,
+    )
+    assert seen.os == "Linux"
+    assert seen.details is not None
+    assert dict(seen.details.attributes) == {
+        "TCP stack": "TTL 64, window 65160, options M1460,S,T,N,W7"
+    }
+    # a record naming its own OS keeps it; the hint is still kept
+    named = parse_host(
+        {"type": "host", "addresses": ["127.0.0.8"], "os": "FreeBSD", "tcp_stack": syn_ack}, 1
+    )
+    assert named.os == "FreeBSD"
+    assert named.details is not None
+    assert "TCP stack" in dict(named.details.attributes)
+    # without one, the record reads as it always did
+    bare = parse_host({"type": "host", "addresses": ["127.0.0.8"], "services": [lighttpd]}, 1)
+    assert (bare.os, bare.details) == ("", None)
 
 
 def test_long_texts_are_cut_to_their_bounds() -> None:

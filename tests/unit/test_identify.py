@@ -17,9 +17,12 @@ from surveyor.core.identify import (
     banner_kinds,
     identify,
     identify_service,
+    initial_ttl,
     match,
+    reason,
     rules,
     service_product,
+    stack_text,
 )
 
 ALL_RULES = rules()
@@ -129,6 +132,68 @@ def test_disagreeing_evidence_lowers_the_confidence_and_the_heavier_side_wins() 
     mixed = identify([debian, windows_ftp])
     assert mixed.os == "Debian Linux"
     assert mixed.os_confidence < alone.os_confidence
+
+
+#: A SYN-ACK as Linux sends it through a bridge (window and options as read in the lab).
+LINUX_SYN_ACK = stack_text(64, 64240, "M1460,S,T,N,W7")
+
+
+def test_a_syn_acks_ttl_is_read_as_the_ttl_it_started_from() -> None:
+    assert [initial_ttl(ttl) for ttl in (1, 32, 33, 63, 64, 65, 120, 128, 200, 255)] == [
+        32, 32, 64, 64, 64, 128, 128, 128, 255, 255,
+    ]  # fmt: skip
+    assert stack_text(61, 65160, "M1460,S,T,N,W7") == (
+        "TTL 64, window 65160, options M1460,S,T,N,W7"
+    )
+
+
+def test_a_stack_hint_alone_names_the_family_weakly_and_says_why() -> None:
+    lighttpd = Service(80, http_server="lighttpd/1.4.69")
+    without = identify([lighttpd])
+    found = identify([lighttpd], stack=LINUX_SYN_ACK)
+    assert without.os == ""
+    assert found.os == "Linux"
+    assert 0 < found.os_confidence < 0.5  # weaker than any banner naming a system
+    assert found.os_cpe == ""
+    assert found.device_type == "server"
+    hint = found.evidence[-1]
+    assert hint.kind is Kind.TCP_STACK
+    assert hint.port is None
+    assert reason(hint) == "Linux family (TTL 64, window 64240), from the TCP/IP stack"
+    # the products are what the answers say, the hint adds none
+    assert found.services == without.services
+
+
+def test_a_stack_hint_of_the_same_family_adds_to_a_distribution() -> None:
+    debian = Service(22, banner="SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u6")
+    alone = identify([debian])
+    hinted = identify([debian], stack=LINUX_SYN_ACK)
+    assert (hinted.os, hinted.os_version, hinted.os_cpe) == (alone.os, "12", alone.os_cpe)
+    assert alone.os_confidence < hinted.os_confidence <= 1
+
+
+def test_a_stack_hint_never_outweighs_a_banner_naming_another_system() -> None:
+    windows = [Service(80, http_server="Microsoft-IIS/10.0")]
+    alone = identify(windows)
+    assert alone.os == "Windows"
+    hinted = identify(windows, stack=LINUX_SYN_ACK)
+    assert hinted.os == "Windows"
+    assert 0 < hinted.os_confidence < alone.os_confidence
+    # and a keyword alone (confidence 0.3) is not outweighed either
+    keyword = [Service(21, banner="220 Welcome to the FreeBSD box")]
+    assert identify(keyword).os == identify(keyword, stack=LINUX_SYN_ACK).os == "FreeBSD"
+    # the other way round: a Windows stack under a Debian banner
+    debian = [Service(22, banner="SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u6")]
+    windows_stack = stack_text(127, 65535, "M1460,N,W8,N,N,S")
+    assert identify(debian, stack=windows_stack).os == "Debian Linux"
+
+
+def test_an_unknown_stack_says_nothing_and_no_stack_changes_nothing() -> None:
+    services = [Service(5432, banner="EFATAL")]
+    assert identify(services, stack="") == identify(services)
+    odd = identify(services, stack=stack_text(255, 4128, "M536"))
+    assert odd.os == ""
+    assert odd.evidence == identify(services).evidence
 
 
 def test_snmp_names_the_system_and_the_device() -> None:

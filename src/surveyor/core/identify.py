@@ -40,6 +40,7 @@ class Kind(StrEnum):
     TLS_ISSUER = "tls_issuer"
     SNMP_SYSDESCR = "snmp_sysdescr"
     SNMP_SYSOBJECTID = "snmp_sysobjectid"
+    TCP_STACK = "tcp_stack"
 
 
 #: What a rule may say; `version`, `os_version` and `cpe` may name capture groups as `{name}`.
@@ -47,6 +48,10 @@ FIELDS: Final = ("vendor", "product", "version", "os", "os_version", "device_typ
 DEFAULT_CONFIDENCE: Final = 0.8
 #: The confidence of an OS named by a keyword only (`guess_os`), when no rule names one.
 KEYWORD_CONFIDENCE: Final = 0.3
+#: The host attribute that keeps a scan's stack hint (`stack_text`), for the asset's page.
+STACK_ATTRIBUTE: Final = "TCP stack"
+#: The initial TTLs systems start from: an answer's TTL is read as the next one up.
+INITIAL_TTLS: Final = (32, 64, 128, 255)
 
 
 _FORMATTER: Final = string.Formatter()
@@ -288,16 +293,19 @@ def identify_os(services: tuple[Service, ...]) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def identify_cached(services: tuple[Service, ...]) -> Identification:
-    """`identify` of a host's services, cached per service set (many hosts look alike)."""
-    return identify(services)
+def identify_cached(services: tuple[Service, ...], stack: str = "") -> Identification:
+    """`identify` of a host's services (and stack hint), cached per service set (many hosts
+    look alike)."""
+    return identify(services, stack=stack)
 
 
 def identify(
     services: Iterable[Service],
     snmp: Mapping[str, str] | None = None,
+    stack: str = "",
 ) -> Identification:
-    """What a host is, from its services and, when known, its SNMP `sysDescr`/`sysObjectID`.
+    """What a host is, from its services and, when known, its SNMP `sysDescr`/`sysObjectID`
+    and its TCP/IP stack hint (`stack_text`).
 
     Each finding that names an OS votes for it with its confidence; the OS with the most
     weight wins, and its confidence is the weight of agreeing findings combined as
@@ -305,6 +313,10 @@ def identify(
     comes from the surest agreeing finding that names one. The device type is voted alike;
     with no finding naming one, a host whose OS is a server system and that serves
     something is a `server`, at half the OS confidence.
+
+    The stack hint is weak evidence of a family (`Linux`, `Windows`) and never outvotes
+    what the answers say: it only adds to the confidence of an OS of its family, lowers
+    that of another, and names the OS itself when nothing else does.
     """
     services = tuple(services)
     findings: list[Finding] = []
@@ -332,6 +344,10 @@ def identify(
     if not os_name:
         os_name = guess_os(services)
         os_confidence = KEYWORD_CONFIDENCE if os_name else 0.0
+    hint = match(Kind.TCP_STACK, stack) if stack else None
+    if hint is not None:
+        findings.append(hint)
+        os_name, os_confidence = _with_hint(os_name, os_confidence, hint)
     device, device_confidence, _ = _vote(findings, "device_type")
     if not device and os_name in SERVER_SYSTEMS and by_port:
         device, device_confidence = "server", round(os_confidence / 2, 2)
@@ -346,6 +362,79 @@ def identify(
         services=by_port,
         evidence=tuple(findings),
     )
+
+
+def os_family(os_name: str) -> str:
+    """The family a system belongs to, as stack hints name it: `Linux` for any Linux
+    distribution, `Windows` for any Windows; any other system is a family of its own."""
+    lowered = os_name.lower()
+    if "linux" in lowered:
+        return "Linux"
+    if lowered.startswith("windows"):
+        return "Windows"
+    return os_name
+
+
+def _with_hint(os_name: str, confidence: float, hint: Finding) -> tuple[str, float]:
+    """The OS and its confidence once a stack hint is weighed in (never against the OS)."""
+    family = hint.says.get("os", "")
+    if not family:
+        return os_name, confidence
+    if not os_name:
+        return family, hint.confidence
+    if os_family(os_name) == family:  # agreeing evidence: combined as independent
+        return os_name, round(1.0 - (1.0 - confidence) * (1.0 - hint.confidence), 2)
+    # a contradiction: the OS stays, less sure by the hint's share of the weight
+    return os_name, round(confidence * confidence / (confidence + hint.confidence), 2)
+
+
+def reasons(found: Identification) -> tuple[str, ...]:
+    """Why the host is what `found` says, one line per finding that names a system or a
+    device type (`reason`); a stack hint of another family than the OS says it was
+    outweighed."""
+    lines = []
+    for finding in found.evidence:
+        if not ({"os", "device_type"} & set(finding.says)):
+            continue
+        line = reason(finding)
+        if finding.kind is Kind.TCP_STACK and os_family(found.os) != finding.says.get("os"):
+            line += ", outweighed by what the host answered"
+        lines.append(line)
+    return tuple(lines)
+
+
+def initial_ttl(ttl: int) -> int:
+    """The TTL a packet most likely started with: the next of `INITIAL_TTLS` up from the
+    TTL it arrived with (each router on the way took one)."""
+    return next((start for start in INITIAL_TTLS if ttl <= start), INITIAL_TTLS[-1])
+
+
+def stack_text(ttl: int, window: int, options: str) -> str:
+    """The evidence text of a SYN-ACK (`tcp_stack` kind): `TTL 64, window 65160, options
+    M1460,S,T,N,W7`, its TTL read as the initial one."""
+    return f"TTL {initial_ttl(ttl)}, window {window}, options {options or '-'}"
+
+
+def reason(finding: Finding) -> str:
+    """What one finding says, in words, for an asset's "why we think so": `Debian Linux 12
+    from 22/tcp: SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u6`, `Linux family (TTL 64, window
+    65160)`."""
+    says = finding.says
+    if finding.kind is Kind.TCP_STACK:
+        ttl_and_window = ", ".join(finding.text.split(", ")[:2])
+        return f"{says.get('os', '?')} family ({ttl_and_window}), from the TCP/IP stack"
+    claims = " ".join(
+        part
+        for part in (
+            f"{says.get('product', '')} {says.get('version', '')}".strip(),
+            f"{says.get('os', '')} {says.get('os_version', '')}".strip(),
+            says.get("device_type", ""),
+        )
+        if part
+    )
+    where = f"{finding.port}/{finding.proto}" if finding.port is not None else "SNMP"
+    text = finding.text if len(finding.text) <= 80 else f"{finding.text[:79]}…"
+    return f"{claims} from {where} {finding.kind.value.replace('_', ' ')}: {text}"
 
 
 #: The CPE of a system, for findings that name it without one (an SSH version string).

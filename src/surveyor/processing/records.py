@@ -55,11 +55,13 @@ from surveyor.core.fingerprint import (
     without_mac,
 )
 from surveyor.core.identify import (
+    STACK_ATTRIBUTE,
     Identification,
     ServiceIdentity,
     identify_answer,
     identify_cached,
     service_product,
+    stack_text,
 )
 from surveyor.core.jsonl_limits import DEFAULT_LIMITS, JsonlLimits, LimitExceeded
 from surveyor.core.ports import PortError, parse_ports
@@ -702,8 +704,11 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
     ordered = tuple(services[key] for key in sorted(services))
     os_name = clean_text(record.get("os"), "os", line, MAX_SHORT_TEXT)
     details = parse_details(record, line)
+    stack = parse_stack(record.get("tcp_stack"), line)
+    if stack:
+        details = _with_stack(details, stack)
     if not os_name and ordered:
-        found = identify_cached(ordered)
+        found = identify_cached(ordered, stack)
         os_name = found.os
         details = _with_identity(details, found)
     truncated = record.get("services_truncated")
@@ -728,6 +733,39 @@ def parse_host(record: Mapping[str, Any], line: int) -> Observation:
         distance=_whole(record.get("distance"), "distance", line),
         lists_services=raw_services is not None,
     )
+
+
+_STACK_OPTIONS = re.compile(r"[A-Z?0-9,]{0,120}")
+
+
+def parse_stack(value: object, line: int) -> str:
+    """A record's `tcp_stack` (the TTL, window and options of a SYN-ACK the scan received,
+    `scan/stack.py`) as its evidence text (`stack_text`); empty when the record has none."""
+    if value is None:
+        return ""
+    if type(value) is not dict:
+        raise TaskDataError("'tcp_stack' must be an object with ttl, window and options", line)
+    ttl, window, options = value.get("ttl"), value.get("window"), value.get("options", "")
+    if type(ttl) is not int or not 1 <= ttl <= 255:
+        raise TaskDataError("'tcp_stack.ttl' must be a whole number from 1 to 255", line)
+    if type(window) is not int or not 0 <= window <= 65535:
+        raise TaskDataError("'tcp_stack.window' must be a whole number from 0 to 65535", line)
+    if type(options) is not str or not _STACK_OPTIONS.fullmatch(options):
+        raise TaskDataError(
+            "'tcp_stack.options' must be TCP options as letters, such as 'M1460,S,T,N,W7'", line
+        )
+    return stack_text(ttl, window, options)
+
+
+def _with_stack(details: HostDetails | None, stack: str) -> HostDetails:
+    """The record's details with its stack hint as an attribute (`STACK_ATTRIBUTE`), which
+    the asset keeps, and its "why we think so" reads."""
+    base = details if details is not None else NO_DETAILS
+    attributes = dict(base.attributes)
+    if STACK_ATTRIBUTE not in attributes and len(attributes) >= MAX_ATTRIBUTES:
+        return base
+    attributes[STACK_ATTRIBUTE] = stack
+    return dataclasses.replace(base, attributes=tuple(sorted(attributes.items())))
 
 
 def _with_identity(details: HostDetails | None, found: Identification) -> HostDetails | None:

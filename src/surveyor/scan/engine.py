@@ -36,6 +36,7 @@ from surveyor.scan.probes.service import ProbeTimeouts, ServiceTarget, describe_
 from surveyor.scan.progress import ProgressReporter, ScanProgress
 from surveyor.scan.records import HostAssembly, config_record, host_record, summary_record
 from surveyor.scan.settings import ScanSettings
+from surveyor.scan.stack import StackHints
 from surveyor.scan.workers import WorkerPool, WorkerReport, WorkerShare
 
 if TYPE_CHECKING:
@@ -177,8 +178,12 @@ class _ScanRun:
         )
         self._prober: DaemonPool | None = None
         self._pool: WorkerPool | None = None
+        #: SYN-ACK hints, when the process may read them (a raw socket)
+        self._stack: StackHints | None = None
         #: key of a job → the hostname target it was resolved from
         self._hostname_of: dict[int, str] = {}
+        #: addresses of hostname targets outside the scope's addresses
+        self._hostname_addresses: set[str] = set()
         #: address of the scope → hostname targets that resolved to it
         self._names_at: dict[str, list[str]] = {}
         self._assemblies: dict[int, HostAssembly] = {}
@@ -207,6 +212,8 @@ class _ScanRun:
             for index in range(count)
         ]
         processes = count > 1 and self._dialer is None
+        if self._settings.stack_hints and self._params.tcp_ports:
+            self._stack = StackHints.open(self._params.tcp_ports, self._wanted)
         self._pool = WorkerPool(
             plan, shares, self._events, processes=processes, dialer=self._dialer or dial
         )
@@ -220,6 +227,8 @@ class _ScanRun:
             if stop.is_set():
                 self.stopped = True
                 break
+            if self._stack is not None:
+                self._stack.drain(force=False)
             try:
                 event = self._events.get(timeout=EVENT_WAIT)
             except queue.Empty:
@@ -263,6 +272,7 @@ class _ScanRun:
                 self._done += 1
             else:
                 self._hostname_of[key] = name
+                self._hostname_addresses.add(allowed[0])
                 jobs.append(HostJob(key, allowed[0]))
                 key += 1
         return tuple(jobs)
@@ -308,7 +318,7 @@ class _ScanRun:
             names = self._names_of(scan.key, scan.address)
             if not (self._rdns or (self._service_probes and scan.open_ports)):
                 self._done += 1
-                return host_record(scan, names)
+                return self._with_stack(host_record(scan, names))
             assembly = HostAssembly(names)
             self._assemblies[scan.key] = assembly
         assembly.scan = scan
@@ -320,7 +330,21 @@ class _ScanRun:
             return None
         del self._assemblies[key]
         self._done += 1
-        return assembly.record()
+        return self._with_stack(assembly.record())
+
+    def _wanted(self, address: str) -> bool:
+        """Whether a SYN-ACK from `address` may be one of the scan's: the scope's, or a
+        hostname target's."""
+        return self._params.scope.contains(address) or address in self._hostname_addresses
+
+    def _with_stack(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The host record with its SYN-ACK hint (`tcp_stack`), when one was read; as it
+        was otherwise (no privilege, IPv6, no open port)."""
+        if self._stack is not None and record["services"]:
+            hint = self._stack.take(record["addresses"][0])
+            if hint is not None:
+                record["tcp_stack"] = hint
+        return record
 
     def _describe(self, key: int, target: ServiceTarget) -> _Described:
         service = describe_port(target, self._service_probes, self._timeouts)
@@ -373,11 +397,14 @@ class _ScanRun:
         for assembly in assemblies.values():
             if assembly.scan is not None:
                 self._done += 1
-                yield assembly.record()
+                yield self._with_stack(assembly.record())
 
     def _halt(self) -> None:
         if self._pool is not None:
             self._pool.halt()
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
         if self._prober is not None:
             self._prober.close()
         if self._reverse is not None:

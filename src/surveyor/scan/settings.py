@@ -47,5 +47,8 @@ class ScanSettings:
     rdns_threads: int = 4
     #: connect-scan workers; 0 picks one thread, or one process per core for big, fast scans
     workers: int = 0
+    #: read the initial TTL, window and options of the SYN-ACKs the connects get, when the
+    #: process may open a raw socket (`scan/stack.py`); weak OS evidence
+    stack_hints: bool = True
     #: the least time between two progress reports (the last one is always sent)
     progress_interval: float = 0.1

@@ -17,6 +17,9 @@ from surveyor.console.web.search_box import (
     parse_search,
 )
 from surveyor.console.web.session import PageError, PagePrincipal
+from surveyor.core.fingerprint import Service
+from surveyor.core.identify import STACK_ATTRIBUTE, identify, reasons
+from surveyor.core.inventory import AssetService
 from surveyor.core.search import SearchError
 from surveyor.store import inventory, outliers, records
 from surveyor.store.accounts import Role
@@ -111,5 +114,24 @@ def asset_page(request: Request, asset_id: int, principal: PagePrincipal, state:
         "sources": sources,
         "history": history,
         "site_name": site.name if site else "",
+        "why": why_we_think_so(services, asset.attributes.get(STACK_ATTRIBUTE, "")),
     }
     return render(request, "asset.html", context)
+
+
+def why_we_think_so(services: list[AssetService], stack: str) -> dict[str, Any] | None:
+    """What the fingerprint rules make of the asset's answers and its stack hint
+    (docs/fingerprints.md): the system and device type with their confidence, and the
+    findings behind them in words; None when no finding names either."""
+    fields = Service._fields
+    answers = [Service(*(getattr(service, name) for name in fields)) for service in services]
+    found = identify(answers, stack=stack)
+    lines = reasons(found)
+    if not lines:
+        return None
+    guesses = []
+    if found.os:
+        guesses.append(f"{found.os_label} ({found.os_confidence:.0%} sure)")
+    if found.device_type:
+        guesses.append(f"{found.device_type} ({found.device_confidence:.0%} sure)")
+    return {"guess": ", ".join(guesses), "reasons": lines}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from surveyor.core.scan_params import Probe
-from surveyor.scan.probes import banner, http, protocols, tls
+from surveyor.scan.probes import banner, http, protocols, ssh, tls
 from surveyor.scan.records import open_port_entry
 
 #: Opens a TCP connection with a timeout; tests may pass their own.
@@ -188,20 +188,59 @@ class _PortProbes:
             if _TLS_RECORD.match(greeting):
                 return False  # a TLS server's alert: the TLS probe will tell more
             if greeting or not ask:
-                return self._fill_banner(greeting)
+                filled = self._fill_banner(greeting)
+                if filled and self.entry["service"] == "ssh":
+                    self._read_ssh_lists(sock, greeting)
+                return filled
             return self._ask_http(sock, over_tls=False)
+
+    def _read_ssh_lists(self, sock: socket.socket, greeting: bytes) -> None:
+        """The SSH server's algorithm lists and their hash, on the greeting's connection
+        (`probes/ssh.py`); the entry keeps its banner whatever comes of it."""
+        already = ssh.after_identification(greeting)
+        if already is None:
+            return
+        with contextlib.suppress(*_PROBE_ERRORS):
+            wait = min(self.timeouts.greeting, self.timeouts.banner)  # real servers: one RTT
+            lists = ssh.read_kexinit(sock, already, wait)
+            if lists is not None:
+                self.entry["ssh"] = lists
 
     def http_step(self) -> bool:
         with self._connect() as sock:
             return self._ask_http(sock, over_tls=False)
 
     def tls_step(self) -> bool:
+        """A TLS handshake (offering HTTP/2 and HTTP/1.1 by ALPN where HTTP is asked inside),
+        its facts, then what is spoken inside: a greeting, or the answer to an HTTP/1.1
+        request, on a session of its own when the server chose HTTP/2."""
+        target = self.target
+        asks_http = target.port not in SERVER_FIRST_TLS_PORTS and Probe.HTTP in self.probes
+        offer = tls.HTTP_ALPN if asks_http else ()
+        try:
+            chose_h2 = self._tls_session(offer)
+        except ssl.SSLError as error:
+            if not (offer and tls.refused_alpn(error)):
+                raise
+            chose_h2 = self._tls_session(())  # refused the offer: asked as without one
+        if chose_h2:
+            with contextlib.suppress(*_PROBE_ERRORS):
+                self._tls_session(("http/1.1",), facts=False)
+        self.entry["service"] = _over_tls(self.entry["service"])
+        return True
+
+    def _tls_session(self, offer: tuple[str, ...], *, facts: bool = True) -> bool:
+        """One TLS session: its facts (unless `facts` is off), then what is spoken inside;
+        True when the server chose HTTP/2, and nothing was asked inside."""
         target, entry = self.target, self.entry
         with (
             self._connect() as sock,
-            tls.handshake(sock, target.hostname, self._wait()) as session,
+            tls.handshake(sock, target.hostname, self._wait(), offer) as session,
         ):
-            entry["tls"] = tls.session_facts(session)
+            if facts:
+                entry["tls"] = tls.session_facts(session)
+            if session.selected_alpn_protocol() == "h2":
+                return True
             # the handshake already identified the port; what is spoken inside is a bonus
             with contextlib.suppress(*_PROBE_ERRORS):
                 if target.port in SERVER_FIRST_TLS_PORTS or Probe.HTTP not in self.probes:
@@ -210,8 +249,7 @@ class _PortProbes:
                         self._fill_banner(greeting)
                 else:
                     self._ask_http(session, over_tls=True)
-        entry["service"] = _over_tls(entry["service"])
-        return True
+        return False
 
     def _connect(self) -> socket.socket:
         return self.dial(self.target.address, self.target.port, self.timeouts.exchange)
