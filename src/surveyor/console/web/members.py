@@ -18,7 +18,7 @@ from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
-from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.pages import Page, ResourcePages
 from surveyor.console.web.refusals import owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
@@ -87,12 +87,15 @@ def _member(state: ConsoleState, principal: Principal, user_id: int) -> dict[str
     return owned_row(state, principal, accounts.get_member, user_id, "user")
 
 
+LIST = Page("users.html", _context)
+
+
 @router.get("/users")
 def members_page(
     request: Request, principal: PagePrincipal, state: State, done: str = ""
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    return render(request, "users.html", _context(state, principal, done=DONE.get(done, "")))
+    return render(request, LIST.template, _context(state, principal, done=DONE.get(done, "")))
 
 
 def _add(state: ConsoleState, principal: Principal, body: UserIn) -> dict[str, Any]:
@@ -122,10 +125,8 @@ async def add_member(request: Request, principal: CheckedPrincipal, state: State
     except ApiError as exc:
         errors, status = {"email": _sentence(exc.message)}, exc.status
     else:
-        context = await asyncio.to_thread(_context, state, principal, added=added)
-        return render(request, "users.html", context)
-    context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
-    return render(request, "users.html", context, status=status)
+        return await LIST.sent_back(request, state, principal, status=200, added=added)
+    return await LIST.sent_back(request, state, principal, status=status, form=form, errors=errors)
 
 
 def _change_role(state: ConsoleState, principal: Principal, user_id: int, role: Role) -> None:
@@ -142,17 +143,17 @@ async def change_role(
     require_role(principal, Role.ADMIN)
     form = await form_fields(request, ("role",))
     if form["role"] not in ROLES:
-        context = await asyncio.to_thread(
-            _context, state, principal, error="Choose viewer, operator or admin."
+        return await LIST.sent_back(
+            request, state, principal, error="Choose viewer, operator or admin."
         )
-        return render(request, "users.html", context, status=400)
     try:
         await asyncio.to_thread(_change_role, state, principal, user_id, Role(form["role"]))
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "Not found", exc.message) from exc
-        context = await asyncio.to_thread(_context, state, principal, error=_sentence(exc.message))
-        return render(request, "users.html", context, status=exc.status)
+        return await LIST.sent_back(
+            request, state, principal, status=exc.status, error=_sentence(exc.message)
+        )
     return RedirectResponse("/users?done=role", status_code=303)
 
 

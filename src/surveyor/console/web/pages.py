@@ -1,15 +1,18 @@
 """The pages every kind of resource has alike, registered once for each: its list, one
 item's page (with the notice `?saved=1` that an edit's redirect asks for), the confirmation
 asked before an action on one item, and an admin's deletion of one. What a page shows comes
-from the module that owns the resource."""
+from the module that owns the resource. A form the rules refuse comes back on the page it
+was sent from (`Page.sent_back`), with what was typed and a message by each field at fault."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
@@ -32,6 +35,29 @@ class ItemContext(Protocol):
     def __call__(
         self, state: ConsoleState, principal: Principal, row_id: int, /, *, saved: bool
     ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page: its template, and the function that makes its context from the state, the
+    signed-in member and the page's own arguments (an item's id, a form sent back, errors)."""
+
+    template: str
+    context: Callable[..., dict[str, Any]]
+
+    async def sent_back(
+        self,
+        request: Request,
+        state: ConsoleState,
+        principal: Principal,
+        *args: Any,
+        status: int = 400,
+        **context: Any,
+    ) -> Response:
+        """The page again after a form was posted to it: `context` carries what the form
+        said and what was wrong with it (by default a refusal: 400)."""
+        found = await asyncio.to_thread(self.context, state, principal, *args, **context)
+        return render(request, self.template, found, status=status)
 
 
 def _page_name(template: str) -> str:
@@ -59,7 +85,15 @@ class ResourcePages:
         if self.role is not None:
             require_role(principal, self.role)
 
-    def list_page(self, template: str, context: ListContext) -> None:
+    def item_url(self, row_id: int, *, saved: bool = False) -> str:
+        """The address of an item's page; `saved`: with the notice that an edit was saved."""
+        return f"{self.path}/{row_id}" + ("?saved=1" if saved else "")
+
+    def to_item(self, row_id: int, *, saved: bool = False) -> Response:
+        """Go on to an item's page (after a form created or saved it)."""
+        return RedirectResponse(self.item_url(row_id, saved=saved), status_code=303)
+
+    def list_page(self, template: str, context: ListContext) -> Page:
         """GET `path`: `template` with `context`."""
 
         def list_page(request: Request, principal: PagePrincipal, state: State) -> Response:
@@ -67,8 +101,9 @@ class ResourcePages:
             return render(request, template, context(state, principal))
 
         self.router.get(self.path, name=_page_name(template))(list_page)
+        return Page(template, context)
 
-    def item_page(self, template: str, context: ItemContext) -> None:
+    def item_page(self, template: str, context: ItemContext) -> Page:
         """GET an item: `template` with `context`, saying the item was saved when
         `?saved=1`."""
 
@@ -80,6 +115,7 @@ class ResourcePages:
             return render(request, template, found)
 
         self.router.get(self._item_path(), name=_page_name(template))(item_page)
+        return Page(template, context)
 
     def confirmation(self, action: str, confirm: Confirm) -> None:
         """GET `path/ID/action`: the confirmation page `confirm` makes, asked before the

@@ -20,7 +20,6 @@ from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import found
-from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError
 from surveyor.service import accounts as rules
 from surveyor.store import accounts
@@ -68,7 +67,7 @@ def _own_token(state: ConsoleState, principal: Principal, token_id: int) -> dict
     return found(token, f"API token {token_id}")
 
 
-PAGES.list_page("tokens.html", _context)
+LIST = PAGES.list_page("tokens.html", _context)
 
 
 @router.post("/tokens")
@@ -81,10 +80,8 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
         created = await asyncio.to_thread(issued_tokens.create_api_token, state, principal, body)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
-        context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
-        return render(request, "tokens.html", context, status=400)
-    context = await asyncio.to_thread(_context, state, principal, created=created)
-    return render(request, "tokens.html", context)
+        return await LIST.sent_back(request, state, principal, form=form, errors=errors)
+    return await LIST.sent_back(request, state, principal, status=200, created=created)
 
 
 def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: int) -> Confirmation:

@@ -17,7 +17,6 @@ from surveyor.console.web.confirm import Confirmation, render_confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import found, owned_row
-from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
     PageError,
@@ -134,7 +133,7 @@ def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
         resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
 
 
-PAGES.list_page("zones.html", _list_context)
+LIST = PAGES.list_page("zones.html", _list_context)
 
 
 @router.post("/hosted-zones")
@@ -149,12 +148,11 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     except Conflict as exc:
         errors = {"name": sentence(str(exc))}
     else:
-        return RedirectResponse(f"/hosted-zones/{zone.id}", status_code=303)
-    context = await asyncio.to_thread(_list_context, state, principal, form=form, errors=errors)
-    return render(request, "zones.html", context, status=400)
+        return PAGES.to_item(zone.id)
+    return await LIST.sent_back(request, state, principal, form=form, errors=errors)
 
 
-PAGES.item_page("zone.html", _zone_context)
+ITEM = PAGES.item_page("zone.html", _zone_context)
 
 
 @router.post("/hosted-zones/{zone_id:int}")
@@ -181,11 +179,8 @@ async def edit_zone(
     except ResourceRefused as exc:
         raise PageError(404, "Not found", exc.message) from exc
     else:
-        return RedirectResponse(f"/hosted-zones/{zone_id}?saved=1", status_code=303)
-    context = await asyncio.to_thread(
-        _zone_context, state, principal, zone_id, form=form, errors=errors
-    )
-    return render(request, "zone.html", context, status=400)
+        return PAGES.to_item(zone_id, saved=True)
+    return await ITEM.sent_back(request, state, principal, zone_id, form=form, errors=errors)
 
 
 def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int) -> Confirmation:
