@@ -288,7 +288,6 @@ def _delete_confirmation(
             "Its secrets are deleted with it; nobody can read them back.",
             "Connector tasks that name it fail until they are given another credential.",
         ],
-        action=f"/credentials/{credential_id}/delete",
         button="Delete credential",
         cancel=f"/credentials/{credential_id}",
     )

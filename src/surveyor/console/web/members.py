@@ -166,7 +166,6 @@ def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int
             "Their account, their other organizations and the history of what they did stay.",
             "To have them back, add them again: they then accept an invitation.",
         ],
-        action=f"/users/{user_id}/remove",
         button="Remove member",
         cancel="/users",
     )

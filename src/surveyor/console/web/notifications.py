@@ -275,7 +275,6 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, rule_id: int
             "Nothing more is sent for it, including deliveries still waiting to be retried.",
             "Its delivery log is deleted with it; the audit trail keeps the rule's history.",
         ],
-        action=f"/notifications/{rule_id}/delete",
         button="Delete rule",
         cancel=f"/notifications/{rule_id}",
     )

@@ -284,7 +284,6 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, query_id: in
             else "No Query task counts it any more.",
             "Its history of counts is deleted with it; the audit trail keeps what it was.",
         ],
-        action=f"/queries/{query_id}/delete",
         button="Delete saved search",
         cancel="/dashboard" if query.pinned else f"/queries/{query_id}",
     )

@@ -92,7 +92,6 @@ def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: in
             "Programs and scripts that use it can no longer call the console, at once.",
             "A revoked token cannot be restored; create a new one if it is needed again.",
         ],
-        action=f"/tokens/{token_id}/revoke",
         button="Revoke token",
         cancel="/tokens",
     )

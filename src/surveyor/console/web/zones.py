@@ -197,7 +197,6 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int
             "of their site.",
             "A zone whose scans are running cannot be deleted; stop them first.",
         ],
-        action=f"/hosted-zones/{zone_id}/delete",
         button="Delete hosted zone",
         cancel=f"/hosted-zones/{zone_id}",
     )
