@@ -16,10 +16,10 @@ from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.pages import Page, ResourcePages
-from surveyor.console.web.refusals import owned_row
+from surveyor.console.web.refusals import ActionRefused, owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -171,31 +171,19 @@ def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int
     )
 
 
-PAGES.confirmation("remove", _remove_confirmation)
-
-
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:
-    with account_rules(state, principal) as conn:
-        rules.remove_member(
-            conn, principal, principal.organization_id, user_id, now=state.clock.now()
-        )
-
-
-@router.post("/users/{user_id:int}/remove")
-async def remove_member(
-    request: Request, user_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
     try:
-        await asyncio.to_thread(_remove, state, principal, user_id)
+        with account_rules(state, principal) as conn:
+            rules.remove_member(
+                conn, principal, principal.organization_id, user_id, now=state.clock.now()
+            )
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "Not found", exc.message) from exc
-        confirmation = await asyncio.to_thread(_remove_confirmation, state, principal, user_id)
-        return render_confirmation(
-            request, confirmation, error=_sentence(exc.message), status=exc.status
-        )
-    return RedirectResponse("/users?done=removed", status_code=303)
+        raise ActionRefused(exc.status, _sentence(exc.message)) from exc
+
+
+PAGES.action("remove", _remove_confirmation, _remove, then="/users?done=removed")
 
 
 def _revoke(state: ConsoleState, principal: Principal, invitation_id: int) -> None:

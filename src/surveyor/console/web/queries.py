@@ -289,23 +289,20 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, query_id: in
     )
 
 
-OPERATOR_PAGES.confirmation("delete", _delete_confirmation)
-
-
 def _delete(state: ConsoleState, principal: Principal, query_id: int) -> bool:
-    with state.db.write() as conn:
-        pinned = rules.get_query(conn, principal, query_id).pinned
-        rules.delete_query(conn, principal, query_id, now=state.clock.now())
+    """Delete the saved search; whether it was pinned (its page then was the Dashboard)."""
+    try:
+        with state.db.write() as conn:
+            pinned = rules.get_query(conn, principal, query_id).pinned
+            rules.delete_query(conn, principal, query_id, now=state.clock.now())
+    except QueryRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
     return pinned
 
 
-@router.post("/queries/{query_id:int}/delete")
-async def delete_query(
-    request: Request, query_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.OPERATOR)
-    try:
-        pinned = await asyncio.to_thread(_delete, state, principal, query_id)
-    except QueryRefused as exc:
-        raise PageError(404, "Not found", exc.message) from exc
-    return RedirectResponse("/dashboard" if pinned else "/queries", status_code=303)
+OPERATOR_PAGES.action(
+    "delete",
+    _delete_confirmation,
+    _delete,
+    then=lambda pinned: "/dashboard" if pinned else "/queries",
+)

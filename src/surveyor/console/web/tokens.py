@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console import issued_tokens
@@ -37,11 +36,6 @@ MESSAGES = {
 def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
     with state.db.read() as conn:
         return accounts.list_tokens(conn, principal.user_id, principal.organization_id)
-
-
-def _delete(state: ConsoleState, principal: Principal, token_id: int) -> None:
-    with account_rules(state, principal) as conn:
-        rules.delete_token(conn, principal, token_id, now=state.clock.now())
 
 
 def _context(
@@ -97,16 +91,13 @@ def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: in
     )
 
 
-PAGES.confirmation("revoke", _revoke_confirmation)
-
-
-@router.post("/tokens/{token_id:int}/revoke")
-async def revoke_token(
-    request: Request, token_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    await asyncio.to_thread(_own_token, state, principal, token_id)
+def _revoke(state: ConsoleState, principal: Principal, token_id: int) -> None:
+    _own_token(state, principal, token_id)
     try:
-        await asyncio.to_thread(_delete, state, principal, token_id)
+        with account_rules(state, principal) as conn:
+            rules.delete_token(conn, principal, token_id, now=state.clock.now())
     except ApiError as exc:
         raise PageError(exc.status, "Not found", exc.message) from exc
-    return RedirectResponse("/tokens", status_code=303)
+
+
+PAGES.action("revoke", _revoke_confirmation, _revoke, then="/tokens")

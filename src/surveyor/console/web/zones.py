@@ -7,16 +7,15 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console import presenters
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.pages import ResourcePages
-from surveyor.console.web.refusals import found, owned_row
+from surveyor.console.web.refusals import ActionRefused, found, owned_row
 from surveyor.console.web.session import (
     CheckedPrincipal,
     PageError,
@@ -128,11 +127,6 @@ def _update(
         resource_rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
 
 
-def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
-    with state.db.write() as conn:
-        resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
-
-
 LIST = PAGES.list_page("zones.html", _list_context)
 
 
@@ -202,19 +196,14 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int
     )
 
 
-ADMIN_PAGES.confirmation("delete", _delete_confirmation)
-
-
-@router.post("/hosted-zones/{zone_id:int}/delete")
-async def delete_zone(
-    request: Request, zone_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
+def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
     try:
-        await asyncio.to_thread(_delete, state, principal, zone_id)
+        with state.db.write() as conn:
+            resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
     except ResourceRefused as exc:
         if exc.refusal is Refusal.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
-        confirmation = await asyncio.to_thread(_delete_confirmation, state, principal, zone_id)
-        return render_confirmation(request, confirmation, error=sentence(exc.message), status=409)
-    return RedirectResponse("/hosted-zones", status_code=303)
+        raise ActionRefused(409, sentence(exc.message)) from exc
+
+
+ADMIN_PAGES.action("delete", _delete_confirmation, _delete, then="/hosted-zones")
