@@ -77,6 +77,13 @@ def _member_out(conn: Connection, organization_id: int, user_id: int) -> dict[st
     return member
 
 
+def _account_changes(body: UserUpdate | AccountUpdate) -> AccountChanges:
+    """The changes to an account's own fields that a PATCH body asks for."""
+    return AccountChanges(
+        name=body.name, email=body.email, password=body.password, is_active=body.is_active
+    )
+
+
 def _added_out(
     conn: Connection, organization_id: int, added: rules.MemberAdded, now: datetime
 ) -> dict[str, Any]:
@@ -230,9 +237,7 @@ def get_user(user_id: IdPath, principal: Admin, state: State) -> Any:
 def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: State) -> Any:
     """Change a member's role. Their name, e-mail, password or active flag change only for
     your own account (confirmed with `current_password`) or when you are a superuser."""
-    changes = AccountChanges(
-        name=body.name, email=body.email, password=body.password, is_active=body.is_active
-    )
+    changes = _account_changes(body)
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.update_member(
             conn,
@@ -295,9 +300,7 @@ def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, s
     """Change any account's name, e-mail, password or active flag (superusers only). A new
     password or a deactivation revokes all the account's sessions and tokens; the change is
     audited globally and in each of the account's organizations."""
-    changes = AccountChanges(
-        name=body.name, email=body.email, password=body.password, is_active=body.is_active
-    )
+    changes = _account_changes(body)
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
             conn,
