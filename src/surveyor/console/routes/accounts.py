@@ -51,8 +51,7 @@ from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Invitation, Membership, Role
 
-router = APIRouter(prefix="/api/v1")
-_ERRORS = error_responses(400, 401, 403, 404, 409, 422, 429)
+router = APIRouter(prefix="/api/v1", responses=error_responses(400, 401, 403, 404, 409, 422, 429))
 
 
 def _invitation_out(invitation: Invitation, now: datetime) -> dict[str, Any]:
@@ -78,6 +77,13 @@ def _member_out(conn: Connection, organization_id: int, user_id: int) -> dict[st
     return member
 
 
+def _account_changes(body: UserUpdate | AccountUpdate) -> AccountChanges:
+    """The changes to an account's own fields that a PATCH body asks for."""
+    return AccountChanges(
+        name=body.name, email=body.email, password=body.password, is_active=body.is_active
+    )
+
+
 def _added_out(
     conn: Connection, organization_id: int, added: rules.MemberAdded, now: datetime
 ) -> dict[str, Any]:
@@ -90,7 +96,7 @@ def _added_out(
     }
 
 
-@router.post("/auth/login", response_model=LoginOut, tags=["auth"], responses=_ERRORS)
+@router.post("/auth/login", response_model=LoginOut, tags=["auth"])
 def login(body: LoginIn, request: Request, state: State) -> Any:
     """Exchange an email and password for a session token (valid 12 hours). Repeated
     failures from one place are answered 429 with `retry_after` (seconds)."""
@@ -122,14 +128,14 @@ def login(body: LoginIn, request: Request, state: State) -> Any:
     return {**asdict(session), "role": session.role.value}
 
 
-@router.get("/users/me", response_model=UserOut, tags=["users"], responses=_ERRORS)
+@router.get("/users/me", response_model=UserOut, tags=["users"])
 def current_user(principal: Viewer, state: State) -> Any:
     """Your account, with your role in the organization of this token."""
     with state.db.read() as conn:
         return _member_out(conn, principal.organization_id, principal.user_id)
 
 
-@router.patch("/users/me", response_model=UserOut, tags=["users"], responses=_ERRORS)
+@router.patch("/users/me", response_model=UserOut, tags=["users"])
 def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) -> Any:
     """Change your name or e-mail (an e-mail change asks for your current password)."""
     changes = AccountChanges(name=body.name, email=body.email)
@@ -145,9 +151,7 @@ def update_current_user(body: ProfileUpdate, principal: Viewer, state: State) ->
         return _member_out(conn, principal.organization_id, principal.user_id)
 
 
-@router.post(
-    "/users/me/password", response_model=PasswordChanged, tags=["users"], responses=_ERRORS
-)
+@router.post("/users/me/password", response_model=PasswordChanged, tags=["users"])
 def change_password(body: PasswordChange, principal: Viewer, state: State) -> Any:
     """Change your password; your other sessions and API tokens are revoked, this one stays."""
     revoked = change_own_password(
@@ -160,7 +164,6 @@ def change_password(body: PasswordChange, principal: Viewer, state: State) -> An
     "/users/me/organizations",
     response_model=list[MembershipOut],
     tags=["users"],
-    responses=_ERRORS,
 )
 def my_organizations(principal: Viewer, state: State) -> Any:
     """The organizations you belong to, with your role in each."""
@@ -173,7 +176,6 @@ def my_organizations(principal: Viewer, state: State) -> Any:
     "/users/me/invitations",
     response_model=list[InvitationOut],
     tags=["invitations"],
-    responses=_ERRORS,
 )
 def my_invitations(principal: Viewer, state: State) -> Any:
     """Invitations to join other organizations that you may still accept."""
@@ -187,7 +189,6 @@ def my_invitations(principal: Viewer, state: State) -> Any:
     "/users/me/invitations/{invitation_id}/accept",
     response_model=MembershipOut,
     tags=["invitations"],
-    responses=_ERRORS,
 )
 def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Any:
     """Join the inviting organization with the invited role (log in to it to work there)."""
@@ -201,7 +202,6 @@ def accept_invitation(invitation_id: IdPath, principal: Viewer, state: State) ->
     "/users/me/invitations/{invitation_id}/decline",
     status_code=204,
     tags=["invitations"],
-    responses=_ERRORS,
 )
 def decline_invitation(invitation_id: IdPath, principal: Viewer, state: State) -> Response:
     with account_rules(state, principal) as conn:
@@ -209,16 +209,14 @@ def decline_invitation(invitation_id: IdPath, principal: Viewer, state: State) -
     return Response(status_code=204)
 
 
-@router.get("/users", response_model=list[UserOut], tags=["users"], responses=_ERRORS)
+@router.get("/users", response_model=list[UserOut], tags=["users"])
 def list_users(principal: Admin, state: State) -> Any:
     """The organization's members and their roles."""
     with state.db.read() as conn:
         return accounts.list_members(conn, principal.organization_id, limit=1000)
 
 
-@router.post(
-    "/users", status_code=201, response_model=MemberAdded, tags=["users"], responses=_ERRORS
-)
+@router.post("/users", status_code=201, response_model=MemberAdded, tags=["users"])
 def add_user(body: UserIn, principal: Admin, state: State) -> Any:
     """Add someone by e-mail: without an account, a new account becomes a member at once
     (its password generated and shown once unless given); an existing account is invited
@@ -229,19 +227,17 @@ def add_user(body: UserIn, principal: Admin, state: State) -> Any:
         return _added_out(conn, principal.organization_id, added, now)
 
 
-@router.get("/users/{user_id}", response_model=UserOut, tags=["users"], responses=_ERRORS)
+@router.get("/users/{user_id}", response_model=UserOut, tags=["users"])
 def get_user(user_id: IdPath, principal: Admin, state: State) -> Any:
     with state.db.read() as conn:
         return _member_out(conn, principal.organization_id, user_id)
 
 
-@router.patch("/users/{user_id}", response_model=UserOut, tags=["users"], responses=_ERRORS)
+@router.patch("/users/{user_id}", response_model=UserOut, tags=["users"])
 def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: State) -> Any:
     """Change a member's role. Their name, e-mail, password or active flag change only for
     your own account (confirmed with `current_password`) or when you are a superuser."""
-    changes = AccountChanges(
-        name=body.name, email=body.email, password=body.password, is_active=body.is_active
-    )
+    changes = _account_changes(body)
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.update_member(
             conn,
@@ -256,7 +252,7 @@ def update_user(user_id: IdPath, body: UserUpdate, principal: Admin, state: Stat
         return _member_out(conn, principal.organization_id, user_id)
 
 
-@router.delete("/users/{user_id}", status_code=204, tags=["users"], responses=_ERRORS)
+@router.delete("/users/{user_id}", status_code=204, tags=["users"])
 def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
     """Remove a member from this organization; their sessions and tokens here are revoked
     (their account, other memberships and history stay)."""
@@ -267,9 +263,7 @@ def remove_user(user_id: IdPath, principal: Admin, state: State) -> Response:
     return Response(status_code=204)
 
 
-@router.get(
-    "/invitations", response_model=list[InvitationOut], tags=["invitations"], responses=_ERRORS
-)
+@router.get("/invitations", response_model=list[InvitationOut], tags=["invitations"])
 def list_invitations(principal: Admin, state: State) -> Any:
     """The organization's invitations that were neither accepted, declined nor revoked."""
     with state.db.read() as conn:
@@ -277,9 +271,7 @@ def list_invitations(principal: Admin, state: State) -> Any:
     return [_invitation_out(invitation, state.clock.now()) for invitation in found]
 
 
-@router.delete(
-    "/invitations/{invitation_id}", status_code=204, tags=["invitations"], responses=_ERRORS
-)
+@router.delete("/invitations/{invitation_id}", status_code=204, tags=["invitations"])
 def revoke_invitation(invitation_id: IdPath, principal: Admin, state: State) -> Response:
     with account_rules(state, principal) as conn:
         rules.revoke_invitation(
@@ -288,7 +280,7 @@ def revoke_invitation(invitation_id: IdPath, principal: Admin, state: State) -> 
     return Response(status_code=204)
 
 
-@router.get("/accounts", response_model=list[AccountOut], tags=["accounts"], responses=_ERRORS)
+@router.get("/accounts", response_model=list[AccountOut], tags=["accounts"])
 def list_accounts(_principal: Superuser, state: State) -> Any:
     """Every account with its organizations (superusers only)."""
     with state.db.read() as conn:
@@ -297,22 +289,18 @@ def list_accounts(_principal: Superuser, state: State) -> Any:
     return [{**a, "memberships": [_membership_out(m) for m in memberships[a["id"]]]} for a in found]
 
 
-@router.get("/accounts/{user_id}", response_model=AccountOut, tags=["accounts"], responses=_ERRORS)
+@router.get("/accounts/{user_id}", response_model=AccountOut, tags=["accounts"])
 def get_account(user_id: IdPath, _principal: Superuser, state: State) -> Any:
     with state.db.read() as conn:
         return _account_out(conn, user_id)
 
 
-@router.patch(
-    "/accounts/{user_id}", response_model=AccountOut, tags=["accounts"], responses=_ERRORS
-)
+@router.patch("/accounts/{user_id}", response_model=AccountOut, tags=["accounts"])
 def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, state: State) -> Any:
     """Change any account's name, e-mail, password or active flag (superusers only). A new
     password or a deactivation revokes all the account's sessions and tokens; the change is
     audited globally and in each of the account's organizations."""
-    changes = AccountChanges(
-        name=body.name, email=body.email, password=body.password, is_active=body.is_active
-    )
+    changes = _account_changes(body)
     with account_rules(state, principal, reauthenticates=True) as conn:
         rules.change_account(
             conn,
@@ -325,22 +313,20 @@ def update_account(user_id: IdPath, body: AccountUpdate, principal: Superuser, s
         return _account_out(conn, user_id)
 
 
-@router.get("/tokens", response_model=list[TokenOut], tags=["tokens"], responses=_ERRORS)
+@router.get("/tokens", response_model=list[TokenOut], tags=["tokens"])
 def list_tokens(principal: Viewer, state: State) -> Any:
     """Your API tokens in this organization (their secrets are never shown again)."""
     with state.db.read() as conn:
         return accounts.list_tokens(conn, principal.user_id, principal.organization_id)
 
 
-@router.post(
-    "/tokens", status_code=201, response_model=TokenCreated, tags=["tokens"], responses=_ERRORS
-)
+@router.post("/tokens", status_code=201, response_model=TokenCreated, tags=["tokens"])
 def create_token(body: TokenIn, principal: Viewer, state: State) -> Any:
     """Create an API token with your role; the token is shown only in this answer."""
     return issued_tokens.create_api_token(state, principal, body)
 
 
-@router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"], responses=_ERRORS)
+@router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
 def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
     """Delete one of your API tokens in this organization (sessions end by logging out)."""
     with account_rules(state, principal) as conn:
@@ -352,7 +338,6 @@ def delete_token(token_id: IdPath, principal: Viewer, state: State) -> Response:
     "/organizations",
     response_model=list[OrganizationOut],
     tags=["organizations"],
-    responses=_ERRORS,
 )
 def list_organizations(_principal: Superuser, state: State) -> Any:
     with state.db.read() as conn:
@@ -364,7 +349,6 @@ def list_organizations(_principal: Superuser, state: State) -> Any:
     status_code=201,
     response_model=OrganizationCreated,
     tags=["organizations"],
-    responses=_ERRORS,
 )
 def create_organization(body: OrganizationCreate, principal: Superuser, state: State) -> Any:
     """Create an organization and say who runs it: you join it as its admin (`join`) and/or
@@ -383,7 +367,6 @@ def create_organization(body: OrganizationCreate, principal: Superuser, state: S
     status_code=201,
     response_model=MemberAdded,
     tags=["organizations"],
-    responses=_ERRORS,
 )
 def add_organization_member(
     org_id: IdPath, body: UserIn, principal: Superuser, state: State
@@ -402,7 +385,6 @@ def add_organization_member(
     "/organizations/{org_id}",
     response_model=OrganizationOut,
     tags=["organizations"],
-    responses=_ERRORS,
 )
 def update_organization(
     org_id: IdPath, body: OrganizationIn, principal: Superuser, state: State

@@ -22,11 +22,12 @@ from surveyor.console.state import State
 from surveyor.service import credentials as rules
 from surveyor.store import credentials as store
 
-router = APIRouter(prefix="/api/v1", tags=["credentials"])
-_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+router = APIRouter(
+    prefix="/api/v1", tags=["credentials"], responses=error_responses(400, 401, 403, 404, 409, 422)
+)
 
 
-@router.get("/credentials", response_model=list[CredentialOut], responses=_ERRORS)
+@router.get("/credentials", response_model=list[CredentialOut])
 def list_credentials(
     principal: Admin, state: State, limit: Limit = 100, after: After = None
 ) -> Any:
@@ -35,7 +36,7 @@ def list_credentials(
     return [CredentialOut.of(credential) for credential in found]
 
 
-@router.post("/credentials", status_code=201, response_model=CredentialOut, responses=_ERRORS)
+@router.post("/credentials", status_code=201, response_model=CredentialOut)
 def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any:
     """Create a credential; its secret fields are encrypted and never shown again."""
     with writing(state) as conn:
@@ -52,13 +53,13 @@ def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any
     return CredentialOut.of(created)
 
 
-@router.get("/credentials/{credential_id}", response_model=CredentialOut, responses=_ERRORS)
+@router.get("/credentials/{credential_id}", response_model=CredentialOut)
 def get_credential(credential_id: IdPath, principal: Admin, state: State) -> Any:
     with reading(state) as conn:
         return CredentialOut.of(rules.get_credential(conn, principal, credential_id))
 
 
-@router.patch("/credentials/{credential_id}", response_model=CredentialOut, responses=_ERRORS)
+@router.patch("/credentials/{credential_id}", response_model=CredentialOut)
 def update_credential(
     credential_id: IdPath, body: CredentialUpdate, principal: Admin, state: State
 ) -> Any:
@@ -78,14 +79,14 @@ def update_credential(
     return CredentialOut.of(updated)
 
 
-@router.delete("/credentials/{credential_id}", status_code=204, responses=_ERRORS)
+@router.delete("/credentials/{credential_id}", status_code=204)
 def delete_credential(credential_id: IdPath, principal: Admin, state: State) -> Response:
     with writing(state) as conn:
         rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
     return Response(status_code=204)
 
 
-@router.post("/credentials/{credential_id}/verify", response_model=VerifyOut, responses=_ERRORS)
+@router.post("/credentials/{credential_id}/verify", response_model=VerifyOut)
 async def verify_credential(
     credential_id: IdPath, body: VerifyIn, principal: Admin, state: State
 ) -> Any:

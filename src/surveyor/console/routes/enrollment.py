@@ -24,8 +24,11 @@ from surveyor.service import enrollment
 from surveyor.service.enrollment import token_out
 from surveyor.store import explorers as explorer_store
 
-router = APIRouter(prefix="/api/v1/enrollment-tokens", tags=["explorers"])
-_ERRORS = error_responses(400, 401, 403, 404, 422)
+router = APIRouter(
+    prefix="/api/v1/enrollment-tokens",
+    tags=["explorers"],
+    responses=error_responses(400, 401, 403, 404, 422),
+)
 
 
 class EnrollmentTokenOut(BaseModel):
@@ -49,7 +52,7 @@ class EnrollmentTokenCreated(EnrollmentTokenOut):
     token: str = Field(description="shown once; give it to `surveyor explorer --token`")
 
 
-@router.post("", status_code=201, response_model=EnrollmentTokenCreated, responses=_ERRORS)
+@router.post("", status_code=201, response_model=EnrollmentTokenCreated)
 def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: State) -> Any:
     """Create a token explorers enroll with; it is shown only in this answer."""
     try:
@@ -58,7 +61,7 @@ def create_enrollment_token(body: EnrollmentTokenIn, principal: Admin, state: St
         raise ApiError(400, "invalid_token", exc.message, {"field": exc.field}) from exc
 
 
-@router.get("", response_model=list[EnrollmentTokenOut], responses=_ERRORS)
+@router.get("", response_model=list[EnrollmentTokenOut])
 def list_enrollment_tokens(
     principal: Admin,
     state: State,
@@ -74,7 +77,7 @@ def list_enrollment_tokens(
     return [token_out(row, now=now) for row in rows]
 
 
-@router.get("/{token_id}", response_model=EnrollmentTokenOut, responses=_ERRORS)
+@router.get("/{token_id}", response_model=EnrollmentTokenOut)
 def get_enrollment_token(token_id: IdPath, principal: Admin, state: State) -> Any:
     with state.db.read() as conn:
         row = explorer_store.get_enrollment_token(conn, principal.organization_id, token_id)
@@ -83,7 +86,7 @@ def get_enrollment_token(token_id: IdPath, principal: Admin, state: State) -> An
     return token_out(row, now=state.clock.now())
 
 
-@router.delete("/{token_id}", status_code=204, responses=_ERRORS)
+@router.delete("/{token_id}", status_code=204)
 def revoke_enrollment_token(token_id: IdPath, principal: Admin, state: State) -> Response:
     """Revoke a token: no explorer can enroll with it any more (enrolled ones stay)."""
     with state.db.write() as conn:

@@ -16,14 +16,17 @@ from surveyor.console.state import State
 from surveyor.service import notifications as rules
 from surveyor.store import notifications as store
 
-router = APIRouter(prefix="/api/v1", tags=["notifications"])
-_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["notifications"],
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 Before = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="the last id of the previous (newer) page")
 ]
 
 
-@router.get("/notifications", response_model=list[RuleOut], responses=_ERRORS)
+@router.get("/notifications", response_model=list[RuleOut])
 def list_notification_rules(
     principal: Admin, state: State, limit: Limit = 100, after: After = None
 ) -> Any:
@@ -32,7 +35,7 @@ def list_notification_rules(
     return [RuleOut.of(rule) for rule in found]
 
 
-@router.post("/notifications", status_code=201, response_model=RuleOut, responses=_ERRORS)
+@router.post("/notifications", status_code=201, response_model=RuleOut)
 def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> Any:
     """Create a rule; its secret is encrypted and never shown again."""
     with writing(state) as conn:
@@ -52,13 +55,13 @@ def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> An
     return RuleOut.of(created)
 
 
-@router.get("/notifications/{rule_id}", response_model=RuleOut, responses=_ERRORS)
+@router.get("/notifications/{rule_id}", response_model=RuleOut)
 def get_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Any:
     with reading(state) as conn:
         return RuleOut.of(rules.get_rule(conn, principal, rule_id))
 
 
-@router.patch("/notifications/{rule_id}", response_model=RuleOut, responses=_ERRORS)
+@router.patch("/notifications/{rule_id}", response_model=RuleOut)
 def update_notification_rule(
     rule_id: IdPath, body: RuleUpdate, principal: Admin, state: State
 ) -> Any:
@@ -79,16 +82,14 @@ def update_notification_rule(
     return RuleOut.of(updated)
 
 
-@router.delete("/notifications/{rule_id}", status_code=204, responses=_ERRORS)
+@router.delete("/notifications/{rule_id}", status_code=204)
 def delete_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Response:
     with writing(state) as conn:
         rules.delete_rule(conn, principal, rule_id, now=state.clock.now())
     return Response(status_code=204)
 
 
-@router.get(
-    "/notifications/{rule_id}/deliveries", response_model=list[DeliveryOut], responses=_ERRORS
-)
+@router.get("/notifications/{rule_id}/deliveries", response_model=list[DeliveryOut])
 def list_notification_deliveries(
     rule_id: IdPath, principal: Admin, state: State, limit: Limit = 50, before: Before = None
 ) -> Any:

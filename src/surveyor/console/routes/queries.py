@@ -19,8 +19,11 @@ from surveyor.core.search import MAX_QUERY_LENGTH
 from surveyor.service import queries as rules
 from surveyor.store import queries as store
 
-router = APIRouter(prefix="/api/v1/queries", tags=["queries"])
-_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+router = APIRouter(
+    prefix="/api/v1/queries",
+    tags=["queries"],
+    responses=error_responses(400, 401, 403, 404, 409, 422),
+)
 
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH)]
 Search = Annotated[str, Field(max_length=MAX_QUERY_LENGTH)]
@@ -68,7 +71,7 @@ class CountOut(BaseModel):
     count: int
 
 
-@router.get("", response_model=list[QueryOut], responses=_ERRORS)
+@router.get("", response_model=list[QueryOut])
 def list_queries(
     principal: Viewer,
     state: State,
@@ -80,7 +83,7 @@ def list_queries(
     return [QueryOut.of(query) for query in found]
 
 
-@router.post("", status_code=201, response_model=QueryOut, responses=_ERRORS)
+@router.post("", status_code=201, response_model=QueryOut)
 def create_query(body: QueryIn, principal: Operator, state: State) -> Any:
     """Save a search; pinned, it becomes an insight and a Query task counts it soon."""
     with writing(state) as conn:
@@ -97,13 +100,13 @@ def create_query(body: QueryIn, principal: Operator, state: State) -> Any:
     return QueryOut.of(created)
 
 
-@router.get("/{query_id}", response_model=QueryOut, responses=_ERRORS)
+@router.get("/{query_id}", response_model=QueryOut)
 def get_query(query_id: IdPath, principal: Viewer, state: State) -> Any:
     with reading(state) as conn:
         return QueryOut.of(rules.get_query(conn, principal, query_id))
 
 
-@router.get("/{query_id}/counts", response_model=list[CountOut], responses=_ERRORS)
+@router.get("/{query_id}/counts", response_model=list[CountOut])
 def query_counts(
     query_id: IdPath,
     principal: Viewer,
@@ -117,7 +120,7 @@ def query_counts(
     return [CountOut(counted_at=counted_at, count=count) for counted_at, count in history]
 
 
-@router.patch("/{query_id}", response_model=QueryOut, responses=_ERRORS)
+@router.patch("/{query_id}", response_model=QueryOut)
 def update_query(query_id: IdPath, body: QueryUpdate, principal: Operator, state: State) -> Any:
     """Change a query; a changed kind or search starts its history afresh."""
     changes: dict[str, Any] = {}
@@ -131,7 +134,7 @@ def update_query(query_id: IdPath, body: QueryUpdate, principal: Operator, state
     return QueryOut.of(edited)
 
 
-@router.post("/{query_id}/pin", response_model=QueryOut, responses=_ERRORS)
+@router.post("/{query_id}/pin", response_model=QueryOut)
 def pin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
     """Pin the query to the Dashboard as an insight."""
     with writing(state) as conn:
@@ -139,7 +142,7 @@ def pin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
     return QueryOut.of(pinned)
 
 
-@router.post("/{query_id}/unpin", response_model=QueryOut, responses=_ERRORS)
+@router.post("/{query_id}/unpin", response_model=QueryOut)
 def unpin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
     """Take the insight off the Dashboard (the query and its history stay)."""
     with writing(state) as conn:
@@ -147,7 +150,7 @@ def unpin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
     return QueryOut.of(unpinned)
 
 
-@router.delete("/{query_id}", status_code=204, responses=_ERRORS)
+@router.delete("/{query_id}", status_code=204)
 def delete_query(query_id: IdPath, principal: Operator, state: State) -> Response:
     with writing(state) as conn:
         rules.delete_query(conn, principal, query_id, now=state.clock.now())

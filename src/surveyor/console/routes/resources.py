@@ -32,8 +32,7 @@ from surveyor.service import resources as rules
 from surveyor.service.resources import Refusal, ResourceRefused
 from surveyor.store import records
 
-router = APIRouter(prefix="/api/v1")
-_ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+router = APIRouter(prefix="/api/v1", responses=error_responses(400, 401, 403, 404, 409, 422))
 _STATUS = {Refusal.NOT_FOUND: 404, Refusal.IN_USE: 409, Refusal.INVALID: 400}
 
 
@@ -54,14 +53,14 @@ def _changes(body: BaseModel, *, nullable: Collection[str] = ()) -> dict[str, An
     return {key: value for key, value in given.items() if value is not None or key in nullable}
 
 
-@router.get("/sites", response_model=list[SiteOut], tags=["sites"], responses=_ERRORS)
+@router.get("/sites", response_model=list[SiteOut], tags=["sites"])
 def list_sites(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     with state.db.read() as conn:
         found = records.list_sites(conn, principal.organization_id, limit=limit, after_id=after)
     return [presenters.site_out(site) for site in found]
 
 
-@router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"], responses=_ERRORS)
+@router.post("/sites", status_code=201, response_model=SiteOut, tags=["sites"])
 def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
         return presenters.site_out(
@@ -69,7 +68,7 @@ def create_site(body: SiteIn, principal: Admin, state: State) -> Any:
         )
 
 
-@router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
+@router.get("/sites/{site_id}", response_model=SiteOut, tags=["sites"])
 def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
     with state.db.read() as conn:
         site = records.get_site(conn, principal.organization_id, site_id)
@@ -78,7 +77,7 @@ def get_site(site_id: IdPath, principal: Viewer, state: State) -> Any:
     return presenters.site_out(site)
 
 
-@router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"], responses=_ERRORS)
+@router.patch("/sites/{site_id}", response_model=SiteOut, tags=["sites"])
 def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: State) -> Any:
     changes = _changes(body)
     with resource_rules(state) as conn:
@@ -87,7 +86,7 @@ def update_site(site_id: IdPath, body: SiteUpdate, principal: Admin, state: Stat
         )
 
 
-@router.delete("/sites/{site_id}", status_code=204, tags=["sites"], responses=_ERRORS)
+@router.delete("/sites/{site_id}", status_code=204, tags=["sites"])
 def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete a site; refused (409) for the organization's last site, and while its tasks
     run on or upload to explorers."""
@@ -96,9 +95,7 @@ def delete_site(site_id: IdPath, principal: Admin, state: State) -> Response:
     return Response(status_code=204)
 
 
-@router.get(
-    "/hosted-zones", response_model=list[HostedZoneOut], tags=["hosted zones"], responses=_ERRORS
-)
+@router.get("/hosted-zones", response_model=list[HostedZoneOut], tags=["hosted zones"])
 def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     with state.db.read() as conn:
         zones = records.list_zones(conn, principal.organization_id, limit=limit, after_id=after)
@@ -110,7 +107,6 @@ def list_zones(principal: Viewer, state: State, limit: Limit = 100, after: After
     status_code=201,
     response_model=HostedZoneOut,
     tags=["hosted zones"],
-    responses=_ERRORS,
 )
 def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
     with resource_rules(state) as conn:
@@ -123,7 +119,6 @@ def create_zone(body: HostedZoneIn, principal: Admin, state: State) -> Any:
     "/hosted-zones/{zone_id}",
     response_model=HostedZoneOut,
     tags=["hosted zones"],
-    responses=_ERRORS,
 )
 def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
     with state.db.read() as conn:
@@ -137,7 +132,6 @@ def get_zone(zone_id: IdPath, principal: Viewer, state: State) -> Any:
     "/hosted-zones/{zone_id}",
     response_model=HostedZoneOut,
     tags=["hosted zones"],
-    responses=_ERRORS,
 )
 def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state: State) -> Any:
     changes = _changes(body)
@@ -147,7 +141,7 @@ def update_zone(zone_id: IdPath, body: HostedZoneUpdate, principal: Admin, state
         )
 
 
-@router.delete("/hosted-zones/{zone_id}", status_code=204, tags=["hosted zones"], responses=_ERRORS)
+@router.delete("/hosted-zones/{zone_id}", status_code=204, tags=["hosted zones"])
 def delete_zone(zone_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete a hosted zone (its explorers leave it); refused (409) while its tasks run on
     or upload to explorers."""
@@ -167,7 +161,7 @@ def _explorer_out(conn: Connection, state: ConsoleState, explorer: Explorer) -> 
     return out
 
 
-@router.get("/explorers", response_model=list[ExplorerOut], tags=["explorers"], responses=_ERRORS)
+@router.get("/explorers", response_model=list[ExplorerOut], tags=["explorers"])
 def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: After = None) -> Any:
     org = principal.organization_id
     with state.db.read() as conn:
@@ -177,9 +171,7 @@ def list_explorers(principal: Viewer, state: State, limit: Limit = 100, after: A
         )
 
 
-@router.get(
-    "/explorers/{explorer_id}", response_model=ExplorerOut, tags=["explorers"], responses=_ERRORS
-)
+@router.get("/explorers/{explorer_id}", response_model=ExplorerOut, tags=["explorers"])
 def get_explorer(explorer_id: IdPath, principal: Viewer, state: State) -> Any:
     with state.db.read() as conn:
         explorer = records.get_explorer(conn, principal.organization_id, explorer_id)
@@ -188,9 +180,7 @@ def get_explorer(explorer_id: IdPath, principal: Viewer, state: State) -> Any:
         return _explorer_out(conn, state, explorer)
 
 
-@router.patch(
-    "/explorers/{explorer_id}", response_model=ExplorerOut, tags=["explorers"], responses=_ERRORS
-)
+@router.patch("/explorers/{explorer_id}", response_model=ExplorerOut, tags=["explorers"])
 def update_explorer(
     explorer_id: IdPath, body: ExplorerUpdate, principal: Admin, state: State
 ) -> Any:
@@ -202,7 +192,7 @@ def update_explorer(
         return _explorer_out(conn, state, explorer)
 
 
-@router.delete("/explorers/{explorer_id}", status_code=204, tags=["explorers"], responses=_ERRORS)
+@router.delete("/explorers/{explorer_id}", status_code=204, tags=["explorers"])
 def delete_explorer(explorer_id: IdPath, principal: Admin, state: State) -> Response:
     """Delete an explorer and revoke its secret; refused (409) while a task occupies it
     (scanning, stopping or uploading its data)."""

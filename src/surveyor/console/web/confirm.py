@@ -1,5 +1,6 @@
 """The confirmation page (`confirm.html`) asked before an action that cannot be undone, and
-shown again with the reason when the action is refused."""
+shown again with the reason when the action is refused. Its form posts to the address the
+page is at: an action is asked about (GET) and done (POST) at one address."""
 
 from __future__ import annotations
 
@@ -12,12 +13,11 @@ from surveyor.console.web.render import render
 
 @dataclass(frozen=True)
 class Confirmation:
-    """What the action does (`title`), what follows from it, where the form posts to
-    (`action`), its button's label, and where Cancel leads."""
+    """What the action does (`title`), what follows from it, its button's label, and where
+    Cancel leads."""
 
     title: str
     consequences: list[str]
-    action: str
     button: str
     cancel: str
 
@@ -26,4 +26,5 @@ def render_confirmation(
     request: Request, confirmation: Confirmation, *, error: str = "", status: int = 200
 ) -> Response:
     """The confirmation page; `error` says why the action was refused."""
-    return render(request, "confirm.html", {**asdict(confirmation), "error": error}, status=status)
+    context = {**asdict(confirmation), "action": request.url.path, "error": error}
+    return render(request, "confirm.html", context, status=status)

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 
 from surveyor.console.credential_schemas import CredentialOut
 from surveyor.console.state import ConsoleState, State
@@ -22,7 +21,6 @@ from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import missing_is_404, owned_row
-from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
 from surveyor.service import credentials as rules
@@ -142,7 +140,7 @@ def _refusal_errors(exc: CredentialRefused, kind: str) -> dict[str, str]:
     return {"name": sentence(exc.message)}
 
 
-PAGES.list_page("credentials.html", _list_context)
+LIST = PAGES.list_page("credentials.html", _list_context)
 
 
 @router.post("/credentials")
@@ -161,11 +159,10 @@ async def create_credential(
         except CredentialRefused as exc:
             errors = _refusal_errors(exc, kind)
         else:
-            return RedirectResponse(f"/credentials/{created}", status_code=303)
-    context = await asyncio.to_thread(
-        _list_context, state, principal, form=_shown(kind or "ldap", submitted), errors=errors
+            return PAGES.to_item(created)
+    return await LIST.sent_back(
+        request, state, principal, form=_shown(kind or "ldap", submitted), errors=errors
     )
-    return render(request, "credentials.html", context, status=400)
 
 
 def _create(
@@ -184,7 +181,7 @@ def _create(
         ).id
 
 
-PAGES.item_page("credential.html", _credential_context)
+ITEM = PAGES.item_page("credential.html", _credential_context)
 
 
 @router.post("/credentials/{credential_id:int}")
@@ -205,16 +202,10 @@ async def edit_credential(
         except CredentialRefused as exc:
             errors = _refusal_errors(exc, kind)
         else:
-            return RedirectResponse(f"/credentials/{credential_id}?saved=1", status_code=303)
-    context = await asyncio.to_thread(
-        _credential_context,
-        state,
-        principal,
-        credential_id,
-        form=_shown(kind, submitted),
-        errors=errors,
+            return PAGES.to_item(credential_id, saved=True)
+    return await ITEM.sent_back(
+        request, state, principal, credential_id, form=_shown(kind, submitted), errors=errors
     )
-    return render(request, "credential.html", context, status=400)
 
 
 def _update(
@@ -275,16 +266,16 @@ async def verify_credential(
             if exc.reason is Reason.WRONG_KEY:
                 target = "verify"
             errors[target] = sentence(exc.message)
-    context = await asyncio.to_thread(
-        _credential_context,
+    return await ITEM.sent_back(
+        request,
         state,
         principal,
         credential_id,
+        status=400 if errors else 200,
         verification=verification,
         verify_form=verify_form,
         errors=errors,
     )
-    return render(request, "credential.html", context, status=400 if errors else 200)
 
 
 def _delete_confirmation(
@@ -297,7 +288,6 @@ def _delete_confirmation(
             "Its secrets are deleted with it; nobody can read them back.",
             "Connector tasks that name it fail until they are given another credential.",
         ],
-        action=f"/credentials/{credential_id}/delete",
         button="Delete credential",
         cancel=f"/credentials/{credential_id}",
     )

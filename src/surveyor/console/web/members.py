@@ -16,10 +16,10 @@ from surveyor.console.account_rules import account_rules, add_requested_member
 from surveyor.console.errors import ApiError
 from surveyor.console.schemas import UserIn
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
-from surveyor.console.web.pages import ResourcePages
-from surveyor.console.web.refusals import owned_row
+from surveyor.console.web.pages import Page, ResourcePages
+from surveyor.console.web.refusals import ActionRefused, owned_row
 from surveyor.console.web.render import render
 from surveyor.console.web.session import (
     CheckedPrincipal,
@@ -87,12 +87,15 @@ def _member(state: ConsoleState, principal: Principal, user_id: int) -> dict[str
     return owned_row(state, principal, accounts.get_member, user_id, "user")
 
 
+LIST = Page("users.html", _context)
+
+
 @router.get("/users")
 def members_page(
     request: Request, principal: PagePrincipal, state: State, done: str = ""
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    return render(request, "users.html", _context(state, principal, done=DONE.get(done, "")))
+    return render(request, LIST.template, _context(state, principal, done=DONE.get(done, "")))
 
 
 def _add(state: ConsoleState, principal: Principal, body: UserIn) -> dict[str, Any]:
@@ -122,10 +125,8 @@ async def add_member(request: Request, principal: CheckedPrincipal, state: State
     except ApiError as exc:
         errors, status = {"email": _sentence(exc.message)}, exc.status
     else:
-        context = await asyncio.to_thread(_context, state, principal, added=added)
-        return render(request, "users.html", context)
-    context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
-    return render(request, "users.html", context, status=status)
+        return await LIST.sent_back(request, state, principal, status=200, added=added)
+    return await LIST.sent_back(request, state, principal, status=status, form=form, errors=errors)
 
 
 def _change_role(state: ConsoleState, principal: Principal, user_id: int, role: Role) -> None:
@@ -142,17 +143,17 @@ async def change_role(
     require_role(principal, Role.ADMIN)
     form = await form_fields(request, ("role",))
     if form["role"] not in ROLES:
-        context = await asyncio.to_thread(
-            _context, state, principal, error="Choose viewer, operator or admin."
+        return await LIST.sent_back(
+            request, state, principal, error="Choose viewer, operator or admin."
         )
-        return render(request, "users.html", context, status=400)
     try:
         await asyncio.to_thread(_change_role, state, principal, user_id, Role(form["role"]))
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "Not found", exc.message) from exc
-        context = await asyncio.to_thread(_context, state, principal, error=_sentence(exc.message))
-        return render(request, "users.html", context, status=exc.status)
+        return await LIST.sent_back(
+            request, state, principal, status=exc.status, error=_sentence(exc.message)
+        )
     return RedirectResponse("/users?done=role", status_code=303)
 
 
@@ -165,37 +166,24 @@ def _remove_confirmation(state: ConsoleState, principal: Principal, user_id: int
             "Their account, their other organizations and the history of what they did stay.",
             "To have them back, add them again: they then accept an invitation.",
         ],
-        action=f"/users/{user_id}/remove",
         button="Remove member",
         cancel="/users",
     )
 
 
-PAGES.confirmation("remove", _remove_confirmation)
-
-
 def _remove(state: ConsoleState, principal: Principal, user_id: int) -> None:
-    with account_rules(state, principal) as conn:
-        rules.remove_member(
-            conn, principal, principal.organization_id, user_id, now=state.clock.now()
-        )
-
-
-@router.post("/users/{user_id:int}/remove")
-async def remove_member(
-    request: Request, user_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
     try:
-        await asyncio.to_thread(_remove, state, principal, user_id)
+        with account_rules(state, principal) as conn:
+            rules.remove_member(
+                conn, principal, principal.organization_id, user_id, now=state.clock.now()
+            )
     except ApiError as exc:
         if exc.status == 404:
             raise PageError(404, "Not found", exc.message) from exc
-        confirmation = await asyncio.to_thread(_remove_confirmation, state, principal, user_id)
-        return render_confirmation(
-            request, confirmation, error=_sentence(exc.message), status=exc.status
-        )
-    return RedirectResponse("/users?done=removed", status_code=303)
+        raise ActionRefused(exc.status, _sentence(exc.message)) from exc
+
+
+PAGES.action("remove", _remove_confirmation, _remove, then="/users?done=removed")
 
 
 def _revoke(state: ConsoleState, principal: Principal, invitation_id: int) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 
 from surveyor.console.notification_schemas import DeliveryOut, RuleOut
 from surveyor.console.state import ConsoleState, State
@@ -21,7 +20,6 @@ from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import missing_is_404, owned_row
-from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.notifications import (
     CHANNEL_LABELS,
@@ -168,7 +166,7 @@ def _shown(submitted: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in submitted.items() if key != "secret"}
 
 
-PAGES.list_page("notifications.html", _list_context)
+LIST = PAGES.list_page("notifications.html", _list_context)
 
 
 @router.post("/notifications")
@@ -194,11 +192,8 @@ async def create_notification_rule(
             except NotificationRefused as exc:
                 errors = _refusal_errors(exc)
             else:
-                return RedirectResponse(f"/notifications/{created}", status_code=303)
-    context = await asyncio.to_thread(
-        _list_context, state, principal, form=_shown(submitted), errors=errors
-    )
-    return render(request, "notifications.html", context, status=400)
+                return PAGES.to_item(created)
+    return await LIST.sent_back(request, state, principal, form=_shown(submitted), errors=errors)
 
 
 def _create(
@@ -225,7 +220,7 @@ def _create(
         ).id
 
 
-PAGES.item_page("notification.html", _rule_context)
+ITEM = PAGES.item_page("notification.html", _rule_context)
 
 
 @router.post("/notifications/{rule_id:int}")
@@ -243,11 +238,10 @@ async def edit_notification_rule(
         except NotificationRefused as exc:
             errors = _refusal_errors(exc)
         else:
-            return RedirectResponse(f"/notifications/{rule_id}?saved=1", status_code=303)
-    context = await asyncio.to_thread(
-        _rule_context, state, principal, rule_id, form=_shown(submitted), errors=errors
+            return PAGES.to_item(rule_id, saved=True)
+    return await ITEM.sent_back(
+        request, state, principal, rule_id, form=_shown(submitted), errors=errors
     )
-    return render(request, "notification.html", context, status=400)
 
 
 def _update(
@@ -281,7 +275,6 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, rule_id: int
             "Nothing more is sent for it, including deliveries still waiting to be retried.",
             "Its delivery log is deleted with it; the audit trail keeps the rule's history.",
         ],
-        action=f"/notifications/{rule_id}/delete",
         button="Delete rule",
         cancel=f"/notifications/{rule_id}",
     )

@@ -1,19 +1,22 @@
 """The pages every kind of resource has alike, registered once for each: its list, one
 item's page (with the notice `?saved=1` that an edit's redirect asks for), the confirmation
 asked before an action on one item, and an admin's deletion of one. What a page shows comes
-from the module that owns the resource."""
+from the module that owns the resource. A form the rules refuse comes back on the page it
+was sent from (`Page.sent_back`), with what was typed and a message by each field at fault."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
-from surveyor.console.web.refusals import DeleteRule, delete_then_list
+from surveyor.console.web.refusals import ActionRefused, DeleteRule, missing_is_404
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.store.accounts import Principal, Role
@@ -23,6 +26,10 @@ ListContext = Callable[[ConsoleState, Principal], dict[str, Any]]
 #: The confirmation of an action on one item, by its id (one that does not exist raises the
 #: 404 page).
 Confirm = Callable[[ConsoleState, Principal, int], Confirmation]
+#: An action on one item, by its id, in a transaction of its own: it raises the 404 page for
+#: an item that does not exist and `ActionRefused` when the rules refuse it; what it returns
+#: may decide where the browser goes next.
+Act = Callable[[ConsoleState, Principal, int], Any]
 
 
 class ItemContext(Protocol):
@@ -32,6 +39,29 @@ class ItemContext(Protocol):
     def __call__(
         self, state: ConsoleState, principal: Principal, row_id: int, /, *, saved: bool
     ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page: its template, and the function that makes its context from the state, the
+    signed-in member and the page's own arguments (an item's id, a form sent back, errors)."""
+
+    template: str
+    context: Callable[..., dict[str, Any]]
+
+    async def sent_back(
+        self,
+        request: Request,
+        state: ConsoleState,
+        principal: Principal,
+        *args: Any,
+        status: int = 400,
+        **context: Any,
+    ) -> Response:
+        """The page again after a form was posted to it: `context` carries what the form
+        said and what was wrong with it (by default a refusal: 400)."""
+        found = await asyncio.to_thread(self.context, state, principal, *args, **context)
+        return render(request, self.template, found, status=status)
 
 
 def _page_name(template: str) -> str:
@@ -59,7 +89,15 @@ class ResourcePages:
         if self.role is not None:
             require_role(principal, self.role)
 
-    def list_page(self, template: str, context: ListContext) -> None:
+    def item_url(self, row_id: int, *, saved: bool = False) -> str:
+        """The address of an item's page; `saved`: with the notice that an edit was saved."""
+        return f"{self.path}/{row_id}" + ("?saved=1" if saved else "")
+
+    def to_item(self, row_id: int, *, saved: bool = False) -> Response:
+        """Go on to an item's page (after a form created or saved it)."""
+        return RedirectResponse(self.item_url(row_id, saved=saved), status_code=303)
+
+    def list_page(self, template: str, context: ListContext) -> Page:
         """GET `path`: `template` with `context`."""
 
         def list_page(request: Request, principal: PagePrincipal, state: State) -> Response:
@@ -67,8 +105,9 @@ class ResourcePages:
             return render(request, template, context(state, principal))
 
         self.router.get(self.path, name=_page_name(template))(list_page)
+        return Page(template, context)
 
-    def item_page(self, template: str, context: ItemContext) -> None:
+    def item_page(self, template: str, context: ItemContext) -> Page:
         """GET an item: `template` with `context`, saying the item was saved when
         `?saved=1`."""
 
@@ -80,30 +119,46 @@ class ResourcePages:
             return render(request, template, found)
 
         self.router.get(self._item_path(), name=_page_name(template))(item_page)
+        return Page(template, context)
 
-    def confirmation(self, action: str, confirm: Confirm) -> None:
-        """GET `path/ID/action`: the confirmation page `confirm` makes, asked before the
-        action (which its form posts to the same address)."""
+    def action(
+        self, action: str, confirm: Confirm, act: Act, *, then: str | Callable[[Any], str]
+    ) -> None:
+        """`path/ID/action`: GET asks with the confirmation page `confirm` makes, whose form
+        posts to the same address; POST does `act` and goes on to `then` (an address, or one
+        made from what `act` returned). A refused action shows its confirmation again, with
+        the reason."""
 
         def confirmation_page(request: Request, principal: PagePrincipal, state: State) -> Response:
             self._allow(principal)
             return render_confirmation(request, confirm(state, principal, path_id(request)))
 
-        self.router.get(self._item_path(action), name=self._name(f"confirm_{action}"))(
-            confirmation_page
-        )
+        async def act_on_item(
+            request: Request, principal: CheckedPrincipal, state: State
+        ) -> Response:
+            self._allow(principal)
+            row_id = path_id(request)
+            try:
+                done = await asyncio.to_thread(act, state, principal, row_id)
+            except ActionRefused as exc:
+                asked = await asyncio.to_thread(confirm, state, principal, row_id)
+                return render_confirmation(request, asked, error=exc.message, status=exc.status)
+            where = then(done) if callable(then) else then
+            return RedirectResponse(where, status_code=303)
+
+        path = self._item_path(action)
+        self.router.get(path, name=self._name(f"confirm_{action}"))(confirmation_page)
+        self.router.post(path, name=self._name(action))(act_on_item)
 
     def deletion(self, confirm: Confirm, rule: DeleteRule) -> None:
         """`path/ID/delete`: GET asks with the page `confirm` makes; POST deletes the item
         with the service's `rule` and goes back to the list (a missing item: the 404 page)."""
-        self.confirmation("delete", confirm)
 
-        async def delete(request: Request, principal: CheckedPrincipal, state: State) -> Response:
-            self._allow(principal)
-            row_id = path_id(request)
-            return await delete_then_list(state, principal, row_id, rule, listing=self.path)
+        def delete(state: ConsoleState, principal: Principal, row_id: int) -> None:
+            with missing_is_404(), state.db.write() as conn:
+                rule(conn, principal, row_id, now=state.clock.now())
 
-        self.router.post(self._item_path("delete"), name=self._name("delete"))(delete)
+        self.action("delete", confirm, delete, then=self.path)
 
 
 def path_id(request: Request) -> int:

@@ -20,7 +20,7 @@ from fastapi.responses import RedirectResponse
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import form_fields, sentence
-from surveyor.console.web.pages import ResourcePages
+from surveyor.console.web.pages import Page, ResourcePages
 from surveyor.console.web.render import render
 from surveyor.console.web.search_box import SearchProblem
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
@@ -137,6 +137,9 @@ def _query_context(
     }
 
 
+LIST = Page("queries.html", _list_context)
+
+
 @router.get("/queries")
 def queries_page(
     request: Request, principal: PagePrincipal, state: State, kind: str = "", search: str = ""
@@ -145,7 +148,7 @@ def queries_page(
     form = {"search": search}
     if kind in KIND_LABELS:
         form["kind"] = kind
-    return render(request, "queries.html", _list_context(state, principal, form=form))
+    return render(request, LIST.template, _list_context(state, principal, form=form))
 
 
 def _create(state: ConsoleState, principal: Principal, form: Mapping[str, str]) -> SavedQuery:
@@ -174,15 +177,14 @@ async def create_query(request: Request, principal: CheckedPrincipal, state: Sta
     try:
         created = await asyncio.to_thread(_create, state, principal, form)
     except FormProblem as exc:
-        context = await asyncio.to_thread(
-            _list_context, state, principal, form=form, errors=exc.errors, problem=exc.problem
+        return await LIST.sent_back(
+            request, state, principal, form=form, errors=exc.errors, problem=exc.problem
         )
-        return render(request, "queries.html", context, status=400)
     where = "/dashboard" if created.pinned else "/queries"
     return RedirectResponse(f"{where}?saved={created.id}", status_code=303)
 
 
-PAGES.item_page("query.html", _query_context)
+ITEM = PAGES.item_page("query.html", _query_context)
 
 
 #: The fields a change may send; the Dashboard's form sends no search (it stays as it was).
@@ -224,8 +226,8 @@ async def edit_query(
     try:
         await asyncio.to_thread(_edit, state, principal, query_id, form, sent)
     except FormProblem as exc:
-        context = await asyncio.to_thread(
-            _query_context,
+        return await ITEM.sent_back(
+            request,
             state,
             principal,
             query_id,
@@ -233,8 +235,8 @@ async def edit_query(
             errors=exc.errors,
             problem=exc.problem,
         )
-        return render(request, "query.html", context, status=400)
-    return RedirectResponse(_return_path(form, f"/queries/{query_id}?saved=1"), status_code=303)
+    where = _return_path(form, PAGES.item_url(query_id, saved=True))
+    return RedirectResponse(where, status_code=303)
 
 
 def _set_pinned(state: ConsoleState, principal: Principal, query_id: int, pinned: bool) -> None:
@@ -253,7 +255,7 @@ async def _pin(
         if exc.reason is Reason.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
         raise PageError(409, "Not pinned", sentence(exc.message)) from exc
-    return RedirectResponse(_return_path(form, f"/queries/{query_id}"), status_code=303)
+    return RedirectResponse(_return_path(form, PAGES.item_url(query_id)), status_code=303)
 
 
 @router.post("/queries/{query_id:int}/pin")
@@ -282,29 +284,25 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, query_id: in
             else "No Query task counts it any more.",
             "Its history of counts is deleted with it; the audit trail keeps what it was.",
         ],
-        action=f"/queries/{query_id}/delete",
         button="Delete saved search",
         cancel="/dashboard" if query.pinned else f"/queries/{query_id}",
     )
 
 
-OPERATOR_PAGES.confirmation("delete", _delete_confirmation)
-
-
 def _delete(state: ConsoleState, principal: Principal, query_id: int) -> bool:
-    with state.db.write() as conn:
-        pinned = rules.get_query(conn, principal, query_id).pinned
-        rules.delete_query(conn, principal, query_id, now=state.clock.now())
+    """Delete the saved search; whether it was pinned (its page then was the Dashboard)."""
+    try:
+        with state.db.write() as conn:
+            pinned = rules.get_query(conn, principal, query_id).pinned
+            rules.delete_query(conn, principal, query_id, now=state.clock.now())
+    except QueryRefused as exc:
+        raise PageError(404, "Not found", exc.message) from exc
     return pinned
 
 
-@router.post("/queries/{query_id:int}/delete")
-async def delete_query(
-    request: Request, query_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.OPERATOR)
-    try:
-        pinned = await asyncio.to_thread(_delete, state, principal, query_id)
-    except QueryRefused as exc:
-        raise PageError(404, "Not found", exc.message) from exc
-    return RedirectResponse("/dashboard" if pinned else "/queries", status_code=303)
+OPERATOR_PAGES.action(
+    "delete",
+    _delete_confirmation,
+    _delete,
+    then=lambda pinned: "/dashboard" if pinned else "/queries",
+)

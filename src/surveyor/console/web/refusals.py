@@ -1,18 +1,16 @@
 """A service's `Refused` (`service/refusals.py`) on the pages of an organization's own
-resources (credentials, notification rules): what is not found is the 404 page, and a
-deletion returns to the list. A page's read of one row of the caller's organization
-(`owned_row`, `found`) likewise makes a missing row the 404 page."""
+resources (credentials, notification rules): what is not found is the 404 page. A page's
+read of one row of the caller's organization (`owned_row`, `found`) likewise makes a missing
+row the 404 page. An action the rules refuse for another reason is `ActionRefused`, which
+its confirmation page shows."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from fastapi import Response
-from fastapi.responses import RedirectResponse
 from sqlalchemy import Connection
 
 from surveyor.console.state import ConsoleState
@@ -42,6 +40,16 @@ def owned_row(
     return found(row, f"{what} {row_id}")
 
 
+class ActionRefused(Exception):
+    """The rules refused an action on an item: the page answers `status` and says `message`
+    (a sentence) on the action's confirmation page."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class DeleteRule(Protocol):
     """A service's deletion of the actor's organization's row, in one write transaction."""
 
@@ -60,18 +68,3 @@ def missing_is_404() -> Iterator[None]:
         if exc.reason is Reason.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
         raise
-
-
-async def delete_then_list(
-    state: ConsoleState, principal: Principal, row_id: int, rule: DeleteRule, *, listing: str
-) -> Response:
-    """Delete the row with the service's `rule` and go to the list (`listing`); a row that
-    does not exist is the 404 page."""
-
-    def delete() -> None:
-        with state.db.write() as conn:
-            rule(conn, principal, row_id, now=state.clock.now())
-
-    with missing_is_404():
-        await asyncio.to_thread(delete)
-    return RedirectResponse(listing, status_code=303)

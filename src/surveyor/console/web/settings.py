@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse
 
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.forms import form_fields
+from surveyor.console.web.pages import Page
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.core.retention import (
@@ -61,12 +62,15 @@ def _save(state: ConsoleState, principal: Principal, changes: dict[str, int]) ->
         update_retention(conn, principal, changes, now=state.clock.now())
 
 
+PAGE = Page("settings_retention.html", _context)
+
+
 @router.get(PATH)
 def retention_page(
     request: Request, principal: PagePrincipal, state: State, saved: bool = False
 ) -> Response:
     require_role(principal, Role.ADMIN)
-    return render(request, "settings_retention.html", _context(state, principal, saved=saved))
+    return render(request, PAGE.template, _context(state, principal, saved=saved))
 
 
 @router.post(PATH)
@@ -88,5 +92,4 @@ async def save_retention(request: Request, principal: CheckedPrincipal, state: S
             errors[exc.field] = MESSAGE
         else:
             return RedirectResponse(f"{PATH}?saved=1", status_code=303)
-    context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
-    return render(request, "settings_retention.html", context, status=400)
+    return await PAGE.sent_back(request, state, principal, form=form, errors=errors)

@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console import issued_tokens
@@ -20,7 +19,6 @@ from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import found
-from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PageError
 from surveyor.service import accounts as rules
 from surveyor.store import accounts
@@ -38,11 +36,6 @@ MESSAGES = {
 def _tokens(state: ConsoleState, principal: Principal) -> list[dict[str, Any]]:
     with state.db.read() as conn:
         return accounts.list_tokens(conn, principal.user_id, principal.organization_id)
-
-
-def _delete(state: ConsoleState, principal: Principal, token_id: int) -> None:
-    with account_rules(state, principal) as conn:
-        rules.delete_token(conn, principal, token_id, now=state.clock.now())
 
 
 def _context(
@@ -68,7 +61,7 @@ def _own_token(state: ConsoleState, principal: Principal, token_id: int) -> dict
     return found(token, f"API token {token_id}")
 
 
-PAGES.list_page("tokens.html", _context)
+LIST = PAGES.list_page("tokens.html", _context)
 
 
 @router.post("/tokens")
@@ -81,10 +74,8 @@ async def create_token(request: Request, principal: CheckedPrincipal, state: Sta
         created = await asyncio.to_thread(issued_tokens.create_api_token, state, principal, body)
     except ValidationError as exc:
         errors = field_errors(exc, MESSAGES, default_field="name")
-        context = await asyncio.to_thread(_context, state, principal, form=form, errors=errors)
-        return render(request, "tokens.html", context, status=400)
-    context = await asyncio.to_thread(_context, state, principal, created=created)
-    return render(request, "tokens.html", context)
+        return await LIST.sent_back(request, state, principal, form=form, errors=errors)
+    return await LIST.sent_back(request, state, principal, status=200, created=created)
 
 
 def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: int) -> Confirmation:
@@ -95,22 +86,18 @@ def _revoke_confirmation(state: ConsoleState, principal: Principal, token_id: in
             "Programs and scripts that use it can no longer call the console, at once.",
             "A revoked token cannot be restored; create a new one if it is needed again.",
         ],
-        action=f"/tokens/{token_id}/revoke",
         button="Revoke token",
         cancel="/tokens",
     )
 
 
-PAGES.confirmation("revoke", _revoke_confirmation)
-
-
-@router.post("/tokens/{token_id:int}/revoke")
-async def revoke_token(
-    request: Request, token_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    await asyncio.to_thread(_own_token, state, principal, token_id)
+def _revoke(state: ConsoleState, principal: Principal, token_id: int) -> None:
+    _own_token(state, principal, token_id)
     try:
-        await asyncio.to_thread(_delete, state, principal, token_id)
+        with account_rules(state, principal) as conn:
+            rules.delete_token(conn, principal, token_id, now=state.clock.now())
     except ApiError as exc:
         raise PageError(exc.status, "Not found", exc.message) from exc
-    return RedirectResponse("/tokens", status_code=303)
+
+
+PAGES.action("revoke", _revoke_confirmation, _revoke, then="/tokens")

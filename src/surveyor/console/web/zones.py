@@ -7,17 +7,15 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
 from surveyor.console import presenters
 from surveyor.console.schemas import ExplorerOut, HostedZoneIn, HostedZoneUpdate
 from surveyor.console.state import ConsoleState, State
-from surveyor.console.web.confirm import Confirmation, render_confirmation
+from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import field_errors, form_fields, sentence
 from surveyor.console.web.pages import ResourcePages
-from surveyor.console.web.refusals import found, owned_row
-from surveyor.console.web.render import render
+from surveyor.console.web.refusals import ActionRefused, found, owned_row
 from surveyor.console.web.session import (
     CheckedPrincipal,
     PageError,
@@ -129,12 +127,7 @@ def _update(
         resource_rules.update_zone(conn, principal, zone_id, changes, now=state.clock.now())
 
 
-def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
-    with state.db.write() as conn:
-        resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
-
-
-PAGES.list_page("zones.html", _list_context)
+LIST = PAGES.list_page("zones.html", _list_context)
 
 
 @router.post("/hosted-zones")
@@ -149,12 +142,11 @@ async def create_zone(request: Request, principal: CheckedPrincipal, state: Stat
     except Conflict as exc:
         errors = {"name": sentence(str(exc))}
     else:
-        return RedirectResponse(f"/hosted-zones/{zone.id}", status_code=303)
-    context = await asyncio.to_thread(_list_context, state, principal, form=form, errors=errors)
-    return render(request, "zones.html", context, status=400)
+        return PAGES.to_item(zone.id)
+    return await LIST.sent_back(request, state, principal, form=form, errors=errors)
 
 
-PAGES.item_page("zone.html", _zone_context)
+ITEM = PAGES.item_page("zone.html", _zone_context)
 
 
 @router.post("/hosted-zones/{zone_id:int}")
@@ -181,11 +173,8 @@ async def edit_zone(
     except ResourceRefused as exc:
         raise PageError(404, "Not found", exc.message) from exc
     else:
-        return RedirectResponse(f"/hosted-zones/{zone_id}?saved=1", status_code=303)
-    context = await asyncio.to_thread(
-        _zone_context, state, principal, zone_id, form=form, errors=errors
-    )
-    return render(request, "zone.html", context, status=400)
+        return PAGES.to_item(zone_id, saved=True)
+    return await ITEM.sent_back(request, state, principal, zone_id, form=form, errors=errors)
 
 
 def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int) -> Confirmation:
@@ -202,25 +191,19 @@ def _delete_confirmation(state: ConsoleState, principal: Principal, zone_id: int
             "of their site.",
             "A zone whose scans are running cannot be deleted; stop them first.",
         ],
-        action=f"/hosted-zones/{zone_id}/delete",
         button="Delete hosted zone",
         cancel=f"/hosted-zones/{zone_id}",
     )
 
 
-ADMIN_PAGES.confirmation("delete", _delete_confirmation)
-
-
-@router.post("/hosted-zones/{zone_id:int}/delete")
-async def delete_zone(
-    request: Request, zone_id: int, principal: CheckedPrincipal, state: State
-) -> Response:
-    require_role(principal, Role.ADMIN)
+def _delete(state: ConsoleState, principal: Principal, zone_id: int) -> None:
     try:
-        await asyncio.to_thread(_delete, state, principal, zone_id)
+        with state.db.write() as conn:
+            resource_rules.delete_zone(conn, principal, zone_id, now=state.clock.now())
     except ResourceRefused as exc:
         if exc.refusal is Refusal.NOT_FOUND:
             raise PageError(404, "Not found", exc.message) from exc
-        confirmation = await asyncio.to_thread(_delete_confirmation, state, principal, zone_id)
-        return render_confirmation(request, confirmation, error=sentence(exc.message), status=409)
-    return RedirectResponse("/hosted-zones", status_code=303)
+        raise ActionRefused(409, sentence(exc.message)) from exc
+
+
+ADMIN_PAGES.action("delete", _delete_confirmation, _delete, then="/hosted-zones")
