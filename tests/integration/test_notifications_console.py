@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,50 @@ def test_a_rule_that_cannot_work_is_refused_naming_the_field(
     refused = console.admin.post("/api/v1/notifications", json=body)
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["details"]["field"] == field
+
+
+class _Inputs(HTMLParser):
+    """Each input's attributes as sent (a repeated attribute stays repeated), and every id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inputs: dict[str, list[tuple[str, str | None]]] = {}
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        if named.get("id"):
+            self.ids.add(str(named["id"]))
+        if tag == "input" and named.get("name"):
+            self.inputs[str(named["name"])] = attrs
+
+
+def test_a_refused_field_with_a_hint_is_described_by_both_in_one_attribute(
+    console: ConsoleUnderTest,
+) -> None:
+    client, csrf = signed_in(console)
+    form = client.post(
+        "/notifications",
+        data={
+            "csrf_token": csrf,
+            "name": "hinted",
+            "trigger": "new_assets",
+            "channel": "webhook",
+            "target": "ftp://refused.example",
+            "secret": "",
+        },
+    )
+    assert form.status_code == 400
+    page = _Inputs()
+    page.feed(form.text)
+    target = page.inputs["target"]
+    described = [value for name, value in target if name == "aria-describedby"]
+    # A second aria-describedby would be dropped by the browser, and the error never read.
+    assert described == ["rule-target-hint target-error"]
+    assert ("aria-invalid", "true") in target
+    assert {"rule-target-hint", "target-error"} <= page.ids
+    secret = [value for name, value in page.inputs["secret"] if name == "aria-describedby"]
+    assert secret in (["rule-secret-hint"], ["rule-secret-hint secret-error"])
 
 
 def test_names_are_unique_in_an_organization_and_rules_are_its_own(
