@@ -367,6 +367,34 @@ def test_a_search_with_a_hidden_character_is_shown_escaped_and_kept_as_typed(
     assert f'name="search" value="{query}" data-save-search-value' in page
 
 
+def test_an_edit_form_gives_back_a_name_with_a_hidden_character_as_stored(
+    console: ConsoleUnderTest,
+) -> None:
+    """Shown escaped in the page's text, but as typed in the form: saving the form unchanged
+    must not store the escape's text instead of the character."""
+    zone = console.admin.post(
+        "/api/v1/hosted-zones", json={"name": f"d{ZWSP}mz", "description": f"e{RLO}dge"}
+    ).json()
+    client, csrf = signed_in(console)
+    page = client.get(f"/hosted-zones/{zone['id']}").text
+    assert f'name="name" required maxlength="200" value="d{ZWSP}mz"' in page
+    assert f'value="e{RLO}dge"' in page
+    assert "d\\u200bmz" in page  # the heading shows it as its escape
+    assert page.count(ZWSP) == 1  # only in the form control that sends it back
+    saved = client.post(
+        f"/hosted-zones/{zone['id']}",
+        data={
+            "csrf_token": csrf,
+            "name": f"d{ZWSP}mz",
+            "description": f"e{RLO}dge",
+            "max_concurrent": str(zone["max_concurrent"] or ""),
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    again = console.admin.get(f"/api/v1/hosted-zones/{zone['id']}").json()
+    assert (again["name"], again["description"]) == (f"d{ZWSP}mz", f"e{RLO}dge")
+
+
 def test_the_asset_page_says_why_we_think_so_with_the_stack_hint_weighed_last(
     console: ConsoleUnderTest, tmp_path: Path
 ) -> None:
