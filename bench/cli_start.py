@@ -5,7 +5,7 @@
 also run `python -c pass`, the peer: the same interpreter with nothing to import. Each figure is
 the median wall time of its runs (process start to exit).
 
-Goal (issue 15): each command's median ≤ 0.15 s and ≤ 10× bare Python's.
+Goal (issue 15): each command's median <= 0.15 s and <= 10x bare Python's.
 
     .venv/bin/python -m bench.cli_start              # 20 rounds
     .venv/bin/python -m bench.cli_start --rounds 50
@@ -22,8 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
+
+import httpx2
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TOKEN = "svt_bench_cli_start_0123456789abcdef"
@@ -49,22 +50,22 @@ def _surveyor() -> list[str]:
 
 def _wait_until_up(url: str, console: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_SECONDS
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
-                if answer.status == 200:
+    with httpx2.Client(timeout=5, trust_env=False) as client:
+        while True:
+            try:
+                if client.get(f"{url}/healthz").status_code == 200:
                     return
-        except OSError:
-            pass
-        if console.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the console did not start:\n{log.read_text()}")
-        time.sleep(0.1)
+            except httpx2.TransportError:
+                pass
+            if console.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the console did not start:\n{log.read_text()}")
+            time.sleep(0.1)
 
 
 def _run(argv: list[str], env: dict[str, str]) -> float:
     """Seconds from starting `argv` to its exit; it must succeed."""
     start = time.perf_counter()
-    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = subprocess.run(argv, env=env, capture_output=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{argv} exited with {done.returncode}:\n{done.stderr.decode()}")
@@ -139,10 +140,9 @@ def main() -> None:
         else:
             ok = median <= GOAL_SECONDS and ratio <= GOAL_RATIO
             held &= ok
-            mark = f"{'holds' if ok else 'MISSED'}: <= {GOAL_SECONDS:.2f} s and <= {GOAL_RATIO:.0f}x"
-        print(
-            f"{name:<28}{median:>8.3f}s{p90:>8.3f}s{min(values):>8.3f}s{ratio:>8.1f}x  {mark}"
-        )
+            goal = f"<= {GOAL_SECONDS:.2f} s and <= {GOAL_RATIO:.0f}x"
+            mark = f"{'holds' if ok else 'MISSED'}: {goal}"
+        print(f"{name:<28}{median:>8.3f}s{p90:>8.3f}s{min(values):>8.3f}s{ratio:>8.1f}x  {mark}")
     print(
         f"\ngoal: median <= {GOAL_SECONDS:.2f} s and <= {GOAL_RATIO:.0f}x `python -c pass`: "
         f"{'holds' if held else 'does not hold'} "
