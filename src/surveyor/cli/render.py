@@ -46,16 +46,38 @@ class _Console:
         self._options = options
         self._console: Console | None = None
 
-    def __getattr__(self, name: str) -> Any:
+    def _made(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(**self._options)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    # What Rich does with a console (`with console:` in a Live display) besides attributes.
+    def __enter__(self) -> Console:
+        return self._made().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._made().__exit__(*exc)  # type: ignore[arg-type]
+
+    def renew(self) -> None:
+        """Make the console anew at its next use, from the environment as it is then."""
+        self._console = None
 
 
 out = cast("Console", _Console())
 err = cast("Console", _Console(stderr=True))
+
+
+def renew_consoles() -> None:
+    """`out` and `err` made anew at their next use: for running commands one after another in
+    one process (the tests), each with its own environment (COLUMNS, NO_COLOR, …)."""
+    for console in (out, err):
+        cast(_Console, console).renew()
+
 
 STATUS_STYLES: dict[TaskStatus, str] = {
     TaskStatus.NEW: "cyan",
