@@ -378,6 +378,7 @@ def test_ctrl_c_stops_watching_cleanly_and_the_task_goes_on(cli: Cli) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
         os.close(controller)
 
     text = seen.decode(errors="replace")
