@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -89,6 +88,8 @@ def parse_when(text: str) -> datetime:
 
 def local_timezone_name() -> str | None:
     """This machine's IANA time zone name, when it can be known."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     with contextlib.suppress(OSError):
         link = os.readlink("/etc/localtime")
@@ -306,6 +307,8 @@ def template_next_runs(task: Mapping[str, Any], count: int = NEXT_RUNS) -> list[
 
 def next_runs_text(moments: Sequence[datetime], zone: str, now: datetime | None = None) -> Text:
     """The runs to come, one a line, in the schedule's time zone and relative to now."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     from rich.text import Text
 
     now = now or SYSTEM_CLOCK.now()
