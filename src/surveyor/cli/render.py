@@ -61,7 +61,7 @@ class _Console:
         return self._made().__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        self._made().__exit__(*exc)  # type: ignore[arg-type]
+        self._made().__exit__(*exc)
 
     def renew(self) -> None:
         """Make the console anew at its next use, from the environment as it is then."""
