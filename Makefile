@@ -67,6 +67,7 @@ bench: install system-deps bench-deps
 	$(BIN)/python -m bench.connectors
 	$(BIN)/python -m bench.imports --memory-gb 1
 	$(BIN)/python -m bench.system_tasks
+	$(BIN)/python -m bench.cli_start
 
 clean:
 	rm -rf $(VENV) node_modules build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,4 +1,6 @@
-"""The `surveyor` CLI against a real console: every command run as a user would run it.
+"""The `surveyor` CLI against a real console: every command run as a user would run it, in this
+process (`tests/support/cli_in_process.py`); the executable itself, its exit codes, a terminal
+and Ctrl-C are tested with processes of their own.
 
 Targets stay on 127.0.0.0/8 (SPEC §14); creating a task does not scan in this version anyway.
 """
@@ -14,6 +16,7 @@ import select
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +35,7 @@ from tests.acceptance.conftest import (
     clean_environment,
     free_loopback_port,
 )
+from tests.support.cli_in_process import run_surveyor
 
 COMMAND_SECONDS = 60
 _names = itertools.count(1)
@@ -45,7 +49,8 @@ class Use(Enum):
 
 @dataclass
 class Cli:
-    """Runs `surveyor` in a fresh process with its own config directory."""
+    """Runs `surveyor` with its own config directory: in this process (`run`, `ok`, `json`),
+    or as a process of its own (`run_process`)."""
 
     console: ConsoleProcess
     home: Path
@@ -75,13 +80,24 @@ class Cli:
         stdin: str | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        env = self.environment(
-            url=self.console.url if url is Use.CONSOLE else url,
-            token=self.console.token if token is Use.CONSOLE else token,
-        ) | (extra_env or {})
+        """`surveyor *args`, run in this process (`tests/support/cli_in_process.py`)."""
+        env = self._env(url, token, extra_env)
+        result = run_surveyor(args, env, stdin)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def run_process(
+        self,
+        *args: str,
+        url: str | Use | None = Use.CONSOLE,
+        token: str | Use | None = Use.CONSOLE,
+        stdin: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """`surveyor *args` as a process of its own: the installed executable."""
         result = subprocess.run(
             [SURVEYOR, *args],
-            env=env,
+            env=self._env(url, token, extra_env),
             input=stdin,
             stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
@@ -91,6 +107,14 @@ class Cli:
         )
         assert "Traceback" not in result.stderr, result.stderr
         return result
+
+    def _env(
+        self, url: str | Use | None, token: str | Use | None, extra: dict[str, str] | None
+    ) -> dict[str, str]:
+        return self.environment(
+            url=self.console.url if url is Use.CONSOLE else url,
+            token=self.console.token if token is Use.CONSOLE else token,
+        ) | (extra or {})
 
     def ok(self, *args: str, **kwargs: Any) -> str:
         result = self.run(*args, **kwargs)
@@ -354,6 +378,7 @@ def test_ctrl_c_stops_watching_cleanly_and_the_task_goes_on(cli: Cli) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
         os.close(controller)
 
     text = seen.decode(errors="replace")
@@ -533,3 +558,56 @@ def test_usage_errors_exit_2_without_calling_the_console(cli: Cli, args: tuple[s
     result = cli.run(*args, url=f"http://127.0.0.1:{free_loopback_port()}")
 
     assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "url", "token", "code"),
+    [
+        (("task", "list", "--json"), Use.CONSOLE, Use.CONSOLE, 0),
+        (("--help",), Use.CONSOLE, Use.CONSOLE, 0),
+        (("task", "show", "987654"), Use.CONSOLE, Use.CONSOLE, 1),
+        (("task", "list", "--tab", "bogus"), Use.CONSOLE, Use.CONSOLE, 2),
+        (("task", "list"), "unreachable", Use.CONSOLE, 3),
+        (("task", "list"), Use.CONSOLE, "svr_0000000000000000_not-a-real-secret", 4),
+    ],
+    ids=["ok", "help", "refused", "usage", "unreachable", "bad-token"],
+)
+def test_the_executable_answers_as_the_command_run_in_process(
+    cli: Cli, args: tuple[str, ...], url: str | Use, token: str | Use, code: int
+) -> None:
+    if url == "unreachable":
+        url = f"http://127.0.0.1:{free_loopback_port()}"
+
+    process = cli.run_process(*args, url=url, token=token)
+    in_process = cli.run(*args, url=url, token=token)
+
+    assert process.returncode == code, process.stderr
+    assert (in_process.returncode, in_process.stdout) == (process.returncode, process.stdout)
+    assert in_process.stderr == process.stderr
+
+
+def test_task_list_as_json_imports_neither_pydantic_nor_rich(cli: Cli) -> None:
+    program = (
+        "import json, sys\n"
+        "sys.argv = ['surveyor', 'task', 'list', '--json']\n"
+        "from surveyor.cli.entry import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print(json.dumps(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=cli.environment(url=cli.console.url, token=cli.console.token),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+    )
+    loaded = set(json.loads(done.stderr.splitlines()[-1]))
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == cli.json("task", "list")
+    assert "httpx2" in loaded
+    heavy = {"pydantic", "rich", "typer.rich_utils", "sqlalchemy", "fastapi", "surveyor.console"}
+    assert sorted(loaded & heavy) == []

@@ -66,6 +66,7 @@ def typed_at_the_prompt(cli: Cli, secret: str, *args: str) -> tuple[int, str]:
     finally:
         if process.poll() is None:
             process.kill()
+            process.wait()
         os.close(controller)
     return code, seen.decode(errors="replace")
 

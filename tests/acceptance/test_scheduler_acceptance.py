@@ -26,16 +26,16 @@ from surveyor.core.clock import FakeClock
 from surveyor.scheduler.leader import SoleScheduler
 from surveyor.scheduler.tick import Scheduler
 from surveyor.store.engine import Database, make_engine
-from tests.acceptance.conftest import SURVEYOR, ConsoleProcess, clean_environment
+from tests.acceptance.conftest import ConsoleProcess, clean_environment
+from tests.support.cli_in_process import run_surveyor
 
-COMMAND_SECONDS = 60
 DUE_WITHIN_SECONDS = 15.0
 GRACE = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
 
 
 def run_cli(console: ConsoleProcess, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would, against the console."""
+    """Run the CLI as a user would, against the console (in this process)."""
     env = clean_environment() | {
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / "config"),
@@ -44,15 +44,7 @@ def run_cli(console: ConsoleProcess, home: Path, *args: str) -> subprocess.Compl
         "NO_COLOR": "1",
         "COLUMNS": "120",
     }
-    return subprocess.run(
-        [SURVEYOR, *args],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_SECONDS,
-        check=False,
-    )
+    return run_surveyor(args, env)
 
 
 def surveyor(console: ConsoleProcess, home: Path, *args: str) -> Any:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import SURVEYOR, ConsoleProcess, clean_environment
-
-COMMAND_SECONDS = 90
+from tests.acceptance.conftest import ConsoleProcess, clean_environment
+from tests.support.cli_in_process import run_surveyor
 
 
 def surveyor(console: ConsoleProcess, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`surveyor *args` against the console, run in this process."""
     env = clean_environment() | {
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / "config"),
@@ -26,9 +26,7 @@ def surveyor(console: ConsoleProcess, home: Path, *args: str) -> subprocess.Comp
         "COLUMNS": "200",
         "NO_COLOR": "1",
     }
-    return subprocess.run(
-        [SURVEYOR, *args], env=env, capture_output=True, text=True, timeout=COMMAND_SECONDS
-    )
+    return run_surveyor(args, env)
 
 
 def scan_file(path: Path, hosts: list[dict[str, object]], *, compress: bool = True) -> Path:

@@ -130,3 +130,65 @@ def test_every_names_the_simple_frequencies() -> None:
     from surveyor.core.recurrence import Frequency
 
     assert [f.value for f in Frequency if f not in (Frequency.RRULE, Frequency.CRON)] == EVERY
+
+
+def test_the_help_imports_neither_pydantic_nor_the_parts_of_rich_it_does_not_use() -> None:
+    loaded = _loaded_after("--help")
+
+    assert "typer.rich_utils" in loaded
+    unused = {"pydantic", "rich.markdown", "rich.traceback", "rich.syntax", "markdown_it"}
+    assert sorted(loaded & unused) == []
+    assert not any(name.startswith("pygments") for name in loaded)
+
+
+def _help_of(*argv: str, first: str) -> str:
+    """`surveyor ARGV`'s help (or usage error) from a fresh process that ran `first` before."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SURVEYOR_")}
+    env |= {"PYTHONPATH": str(SRC), "COLUMNS": "120", "FORCE_COLOR": "1"}
+    program = (
+        f"{first}\nimport sys\nsys.argv = ['surveyor', *{list(argv)!r}]\n"
+        "from surveyor.cli.entry import main\nmain()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+    return f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+
+
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["task", "list", "--help"], ["task", "list", "--limit", "x"], ["tsk"]]
+)
+def test_the_help_says_the_same_with_the_real_markdown_and_traceback(argv: list[str]) -> None:
+    with_stand_ins = _help_of(*argv, first="pass")
+    with_real = _help_of(*argv, first="import rich.markdown, rich.traceback")
+
+    assert "Usage: " in with_stand_ins
+    assert with_stand_ins == with_real
+
+
+def test_a_stand_in_is_the_real_class_when_used() -> None:
+    program = (
+        "import sys\n"
+        "import surveyor.cli.main\n"
+        "import typer.rich_utils as formatter\n"
+        "assert 'rich.markdown' not in sys.modules and 'rich.traceback' not in sys.modules\n"
+        "shown = formatter.Markdown('*some* text')\n"
+        "import rich.markdown\n"
+        "assert type(shown) is rich.markdown.Markdown, type(shown)\n"
+        "assert isinstance(shown, formatter.Markdown)\n"
+        "assert sys.modules['rich.markdown'].Markdown is rich.markdown.Markdown\n"
+        "try:\n"
+        "    raise ValueError('x')\n"
+        "except ValueError as error:\n"
+        "    trace = formatter.Traceback.from_exception(ValueError, error, error.__traceback__)\n"
+        "import rich.traceback\n"
+        "assert type(trace) is rich.traceback.Traceback, type(trace)\n"
+        "print('ok')\n"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SURVEYOR_")}
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env=env | {"PYTHONPATH": str(SRC)},
+        capture_output=True,
+        text=True,
+    )
+
+    assert done.stdout == "ok\n", done.stderr

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Group
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from surveyor.cli.command import Api, api_command, command_group
 from surveyor.cli.listing import AllPages, print_item
 from surveyor.cli.render import (
     MISSING,
+    dim,
     format_time,
     out,
     pointing_at_search,
@@ -25,17 +22,27 @@ from surveyor.cli.render import (
 )
 from surveyor.core.clock import SYSTEM_CLOCK
 
+if TYPE_CHECKING:
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
 asset_app = command_group("Search the asset inventory and inspect assets.")
 
 AssetId = Annotated[int, typer.Argument(min=1, help="The asset's id.")]
 
 
 def _alive_text(alive: bool) -> Text:
+    from rich.text import Text
+
     return Text("online", style="green") if alive else Text("offline", style="red")
 
 
 def asset_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
     """One row per asset: where it is, what it is, what it answers on."""
+    from rich.table import Table
+    from rich.text import Text
+
     now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("ID", justify="right", no_wrap=True)
@@ -63,6 +70,9 @@ def asset_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None)
 
 
 def _services_table(services: Iterable[Mapping[str, Any]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, header_style="bold", title="Services", title_justify="left")
     table.add_column("Port", justify="right", no_wrap=True)
     table.add_column("Service", no_wrap=True)
@@ -89,6 +99,9 @@ def _services_table(services: Iterable[Mapping[str, Any]]) -> Table:
 
 
 def _history_table(history: Iterable[Mapping[str, Any]], now: datetime) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_edge=False, header_style="bold", title="History", title_justify="left")
     table.add_column("Seen")
     table.add_column("Task", justify="right")
@@ -133,6 +146,11 @@ def _sources_text(sources: Iterable[Mapping[str, Any]], now: datetime) -> str | 
 
 
 def asset_panel(asset: Mapping[str, Any], now: datetime | None = None) -> Panel:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     now = now or SYSTEM_CLOCK.now()
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
@@ -182,7 +200,7 @@ def list_assets(
         print_json(items)
         return
     if not items:
-        out.print(Text("No asset matches the search." if search else "No assets yet.", style="dim"))
+        out.print(dim("No asset matches the search." if search else "No assets yet."))
         return
     out.print(asset_table(items))
     if more:

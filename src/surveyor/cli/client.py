@@ -117,12 +117,21 @@ class ApiClient:
             headers["Authorization"] = f"Bearer {token}"
         import httpx2
 
+        options: dict[str, Any] = {}
+        if self.console.lower().startswith("http://"):
+            # Every request goes to this plain-HTTP console (redirects are not followed), so no
+            # TLS connection is ever made: rather than load the system's certificates (a good
+            # part of a command's start), its TLS context trusts nothing and would refuse any.
+            import ssl
+
+            options["verify"] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._http = httpx2.Client(
             base_url=self.console,
             headers=headers,
             timeout=timeout,
             transport=transport,
             trust_env=False,
+            **options,
         )
 
     def __enter__(self) -> ApiClient:

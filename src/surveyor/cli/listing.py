@@ -6,19 +6,21 @@ empty-state hint, or the API's JSON with `--json`), the `--all-pages`, `--name` 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import RenderableType
-from rich.table import Table
 
 from surveyor.cli.client import EXIT_USAGE, ApiClient, CliError
 from surveyor.cli.command import Api, api_command, api_options
 from surveyor.cli.render import out, print_json
 
-Tabulate = Callable[[Iterable[Mapping[str, Any]]], Table]
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from rich.table import Table
+
+Tabulate = Callable[[Iterable[Mapping[str, Any]]], "Table"]
 #: What `show` prints of an item; it may ask the client more (names of what the item refers to).
-Render = Callable[[ApiClient, Any], RenderableType]
+Render = Callable[[ApiClient, Any], "RenderableType"]
 AllPages = Annotated[
     bool, typer.Option("--all-pages", help="Follow every page, not just the first.")
 ]

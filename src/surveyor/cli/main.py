@@ -15,8 +15,16 @@ import typer
 import typer.main
 from typer.core import TyperCommand, TyperGroup
 
+from surveyor.cli import rich_later
+from surveyor.cli.params import take_plain_values
+
 if TYPE_CHECKING:
     from typer import _click
+
+# Values of options and arguments without pydantic (cli/params.py), and help without the
+# parts of Rich it does not use (cli/rich_later.py).
+take_plain_values()
+rich_later.install()
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,9 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar, cast
 
 import typer
-from rich.console import Console, Group
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
 from surveyor.cli.client import CliError
 from surveyor.core import visible_text
@@ -35,8 +31,53 @@ from surveyor.core.tasks import (
     WaitReason,
 )
 
-out = Console()
-err = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+
+class _Console:
+    """A Rich console made when first used, so that a command that prints only JSON (or
+    nothing) does without Rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def _made(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    # What Rich does with a console (`with console:` in a Live display) besides attributes.
+    def __enter__(self) -> Console:
+        return self._made().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._made().__exit__(*exc)
+
+    def renew(self) -> None:
+        """Make the console anew at its next use, from the environment as it is then."""
+        self._console = None
+
+
+out = cast("Console", _Console())
+err = cast("Console", _Console(stderr=True))
+
+
+def renew_consoles() -> None:
+    """`out` and `err` made anew at their next use: for running commands one after another in
+    one process (the tests), each with its own environment (COLUMNS, NO_COLOR, …)."""
+    for console in (out, err):
+        cast(_Console, console).renew()
+
 
 STATUS_STYLES: dict[TaskStatus, str] = {
     TaskStatus.NEW: "cyan",
@@ -80,6 +121,8 @@ def print_answer(item: Any, as_json: bool, text: str) -> None:
 def folded_table(*titles: str, right: Iterable[str] = ("ID",)) -> Table:
     """A list's table: a column a title, folded when too long, those in `right` justified
     right."""
+    from rich.table import Table
+
     table = Table(show_edge=False, header_style="bold")
     right = set(right)
     for title in titles:
@@ -90,6 +133,8 @@ def folded_table(*titles: str, right: Iterable[str] = ("ID",)) -> Table:
 def shown(value: object, style: str = "") -> Text:
     """Text from a user or the network, safe for the terminal: hidden characters appear as
     their escapes in `HIDDEN_STYLE`, and markup in it is never interpreted."""
+    from rich.text import Text
+
     text = Text(style=style)
     for part, hidden in visible_text.segments("" if value is None else str(value)):
         if hidden:
@@ -107,6 +152,8 @@ def plain(value: object) -> str:
 
 def status_text(status: str) -> Text:
     """A status as its label, coloured by what it means."""
+    from rich.text import Text
+
     try:
         known = TaskStatus(status)
     except ValueError:
@@ -174,6 +221,8 @@ def tab_label(view: str) -> str:
 
 def counts_line(counts: Mapping[str, int], current: str | None = None) -> Text:
     """`Active 0 · Processing 1 · …`, the current tab emphasized."""
+    from rich.text import Text
+
     line = Text()
     for view in [*(tab.value for tab in Tab), ALL_VIEW]:
         if view not in counts:
@@ -200,6 +249,9 @@ def task_table(
     now: datetime | None = None,
 ) -> Table:
     """One row per task: what it is, where it stands, who made it when."""
+    from rich.table import Table
+    from rich.text import Text
+
     now = now or SYSTEM_CLOCK.now()
     table = Table(title=title, title_justify="left", show_edge=False, header_style="bold")
     table.add_column("ID", justify="right", no_wrap=True)
@@ -297,6 +349,10 @@ def task_panel(
 ) -> Panel:
     """Every field of a task that has a value, in words; `explorer` and `zone` are the names
     of its explorer and hosted zone."""
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     from surveyor.core.kinds import label_of
 
     now = now or SYSTEM_CLOCK.now()
@@ -364,6 +420,8 @@ def task_panel(
 
 def created_summary(task: Mapping[str, Any], sites: Mapping[int, str]) -> Text:
     """What `task create` says about the task it made."""
+    from rich.text import Text
+
     line = Text(f"Created task {task['id']} ")
     line.append_text(shown(task["name"], style="bold"))
     line.append(" (")
@@ -378,6 +436,9 @@ def created_summary(task: Mapping[str, Any], sites: Mapping[int, str]) -> Text:
 
 
 def events_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("When")
@@ -406,6 +467,9 @@ def events_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None
 
 
 def tokens_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     now = now or SYSTEM_CLOCK.now()
     table = Table(show_edge=False, header_style="bold")
     table.add_column("ID", justify="right", no_wrap=True)
@@ -429,6 +493,10 @@ def tokens_table(items: Iterable[Mapping[str, Any]], now: datetime | None = None
 
 
 def new_token_panel(created: Mapping[str, Any]) -> Panel:
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.text import Text
+
     body = Group(
         Text(created["token"], style="bold"),
         Text(""),
@@ -468,7 +536,14 @@ def pointing_at_search(search: str | None) -> Iterator[None]:
 
 def print_page_hint(count: int, which: str = "first") -> None:
     """Say that only one page (the `which` `count` items) was shown."""
-    out.print(Text(f"Showing the {which} {count}; --all-pages shows the rest.", style="dim"))
+    out.print(dim(f"Showing the {which} {count}; --all-pages shows the rest."))
+
+
+def dim(text: str) -> Text:
+    """A remark beside the results: a plain sentence, dimmed."""
+    from rich.text import Text
+
+    return Text(text, style="dim")
 
 
 def report_error(error: CliError) -> None:

@@ -10,11 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-from rich.console import Group, RenderableType
-from rich.text import Text
 
 from surveyor.cli.client import ApiClient, CliError, given
 from surveyor.cli.command import Api, api_command, command_group
@@ -22,6 +19,7 @@ from surveyor.cli.listing import AllPages, add_delete, print_item
 from surveyor.cli.render import (
     counts_line,
     created_summary,
+    dim,
     err,
     events_table,
     out,
@@ -41,7 +39,9 @@ from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.tasks import ALL_VIEW, TERMINAL_STATUSES, Tab, TaskStatus
 
 if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
     from rich.progress import Progress
+    from rich.text import Text
 
 # `rich.live`, `rich.progress` and `surveyor.core.recurrence` (with croniter and dateutil) are
 # imported by the commands that use them, so that the others start sooner.
@@ -88,6 +88,8 @@ def parse_when(text: str) -> datetime:
 
 def local_timezone_name() -> str | None:
     """This machine's IANA time zone name, when it can be known."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     candidates = [os.environ.get("TZ", "").lstrip(":")]
     with contextlib.suppress(OSError):
         link = os.readlink("/etc/localtime")
@@ -305,6 +307,10 @@ def template_next_runs(task: Mapping[str, Any], count: int = NEXT_RUNS) -> list[
 
 def next_runs_text(moments: Sequence[datetime], zone: str, now: datetime | None = None) -> Text:
     """The runs to come, one a line, in the schedule's time zone and relative to now."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from rich.text import Text
+
     now = now or SYSTEM_CLOCK.now()
     try:
         where: tzinfo = ZoneInfo(zone)
@@ -443,6 +449,8 @@ def preview(
     if api.as_json:
         print_json(found)
         return
+    from rich.text import Text
+
     moments = [parse_time(moment) for moment in found["occurrences"]]
     described = found["description"]
     out.print(Text(described[:1].upper() + described[1:]))
@@ -486,7 +494,7 @@ def list_tasks(
     if not items:
         where = "" if tab == ALL_VIEW else f" in the {tab_label(tab).lower()} tab"
         found = f"No task{where} matches the search." if search else f"No tasks{where}."
-        out.print(Text(found, style="dim"))
+        out.print(dim(found))
         return
     out.print(task_table(items, sites, next_run=tab == Tab.RECURRING))
     if more:
@@ -510,6 +518,8 @@ def _task_in_full(client: ApiClient, task: Mapping[str, Any]) -> RenderableType:
     upcoming = template_next_runs(task)
     if not upcoming:
         return panel
+    from rich.console import Group
+
     return Group(panel, next_runs_text(upcoming, task.get("timezone") or "UTC"))
 
 
@@ -536,7 +546,7 @@ def runs(task_id: TaskId, limit: Limit = 50, all_pages: AllPages = False, *, api
             return
         sites = site_names(client) if items else {}
     if not items:
-        out.print(Text(f"Task {task_id} has no runs.", style="dim"))
+        out.print(dim(f"Task {task_id} has no runs."))
         return
     out.print(task_table(items, sites))
     if more:
@@ -548,6 +558,8 @@ def _act(task_id: int, action: str, body: dict[str, Any] | None, api: Api) -> No
     if api.as_json:
         print_json(task)
         return
+    from rich.text import Text
+
     line = Text(f"Task {task['id']} ")
     if task["id"] != task_id:
         line = Text(f"Started run {task['id']} of task {task_id}: ")
@@ -597,6 +609,9 @@ add_delete(
 
 
 def _watch_view(task: dict[str, Any], progress: Progress) -> Group:
+    from rich.console import Group
+    from rich.text import Text
+
     line = Text(f"Task {task['id']} ")
     line.append_text(shown(task["name"], style="bold"))
     line.append(": ")
@@ -617,6 +632,7 @@ def watch(
     """Follow a task until it ends; exit 0 when it was processed, 1 otherwise."""
     from rich.live import Live
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+    from rich.text import Text
 
     progress = Progress(
         TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(), console=err
