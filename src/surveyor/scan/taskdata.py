@@ -6,6 +6,7 @@ accepts plain (uncompressed) JSONL, since people hand-edit and concatenate such 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -49,24 +50,47 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
 
 def write_task_data(records: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> int:
     """Write records as gzip JSONL, streaming; the file appears whole or not at all.
-    Returns the number of records written. The lines are compressed and written by a thread
-    of their own (zlib lets go of the GIL), so a second CPU takes that work while the records
-    are still being made; at most `_QUEUED_CHUNKS` chunks wait for it."""
+    Returns the number of records written."""
+    count = 0
+    with _task_data_file(path) as writer:
+        chunk = bytearray()
+        for record in records:
+            chunk += encode_record(record)
+            count += 1
+            if len(chunk) >= CHUNK_BYTES:
+                writer.write(bytes(chunk))
+                chunk.clear()
+        writer.write(bytes(chunk))
+    return count
+
+
+def write_encoded(pieces: Iterable[bytes], path: str | os.PathLike[str]) -> None:
+    """Write task data already encoded, each record as `encode_record` encodes it (a piece
+    holds any number of whole lines), as gzip JSONL, streaming; the file appears whole or
+    not at all."""
+    with _task_data_file(path) as writer:
+        chunk = bytearray()
+        for piece in pieces:
+            chunk += piece
+            if len(chunk) >= CHUNK_BYTES:
+                writer.write(bytes(chunk))
+                chunk.clear()
+        writer.write(bytes(chunk))
+
+
+@contextlib.contextmanager
+def _task_data_file(path: str | os.PathLike[str]) -> Iterator[_ChunkWriter]:
+    """A writer of chunks of lines into a gzip file at `path`, in place once the block ends
+    without an error. The chunks are compressed and written by a thread of their own (zlib
+    lets go of the GIL), so a second CPU takes that work while the records are still being
+    made; at most `_QUEUED_CHUNKS` chunks wait for it."""
     target = Path(path)
     partial = target.with_name(target.name + ".part")
-    count = 0
     try:
         with gzip.open(partial, "wb", compresslevel=COMPRESS_LEVEL) as out:
             writer = _ChunkWriter(out)
             try:
-                chunk = bytearray()
-                for record in records:
-                    chunk += encode_record(record)
-                    count += 1
-                    if len(chunk) >= CHUNK_BYTES:
-                        writer.write(bytes(chunk))
-                        chunk.clear()
-                writer.write(bytes(chunk))
+                yield writer
             except BaseException:
                 writer.close(raising=False)  # the records' own failure is the one to tell
                 raise
@@ -74,7 +98,6 @@ def write_task_data(records: Iterable[Mapping[str, Any]], path: str | os.PathLik
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
-    return count
 
 
 class _ChunkWriter:
