@@ -10,8 +10,8 @@ starts), then, alternately, N times each:
   writes the LDIF to a file;
 - a child process runs `connector.fetch_lines` (500 entries a page, `resolve` off: the
   records already encoded as task data lines) into a gzip JSONL file with the task-data
-  writer the connector kind uses (`write_encoded`), and reports the fetch's own time (from
-  before the bind to the file closed) and its peak RSS;
+  writer the connector kind uses (`write_encoded`, gzip level 3), and reports the fetch's
+  own time (from before the bind to the file closed) and its peak RSS;
 - another child runs the same fetch into nothing: the connector's own share of that time.
 Then, once per backend (`--backend sqlite|postgresql|both`), the whole connector task on a
 real `surveyor console`: credential and task created through the API, the run timed from
@@ -125,7 +125,7 @@ def child(request_text: str) -> None:
 
     from surveyor.connectors.base import ConnectorConfig
     from surveyor.connectors.ldap import CONNECTOR
-    from surveyor.scan.taskdata import write_encoded
+    from surveyor.scan.taskdata import FAST_COMPRESS_LEVEL, write_encoded
 
     request = json.loads(request_text)
     options: dict[str, Any] = {"base_dn": request["base_dn"], "tls": request["tls"]}
@@ -151,7 +151,7 @@ def child(request_text: str) -> None:
 
     started = time.perf_counter()
     if request["output"]:
-        write_encoded(lines(), request["output"])
+        write_encoded(lines(), request["output"], level=FAST_COMPRESS_LEVEL)
     else:
         for _ in lines():
             pass

@@ -23,7 +23,13 @@ from surveyor.connectors.base import ConnectorConfig
 from surveyor.connectors.ldap import CONNECTOR
 from surveyor.connectors.run import EncodedRun, run_records
 from surveyor.core.clock import FakeClock
-from surveyor.scan.taskdata import encode_record, read_task_data, write_encoded, write_task_data
+from surveyor.scan.taskdata import (
+    FAST_COMPRESS_LEVEL,
+    encode_record,
+    read_task_data,
+    write_encoded,
+    write_task_data,
+)
 from surveyor.testing.slapd import filetime
 from tests.support.ldap_scripted import ScriptedDirectory, ScriptedEntry, scripted_directory
 
@@ -297,7 +303,7 @@ def test_an_encoded_run_writes_the_task_data_file_of_run_records(
     `run_records` with `write_task_data`: the two files hold the same lines."""
     moment = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
     run = EncodedRun(CONNECTOR, _config(directory), clock=FakeClock(moment))
-    write_encoded(run, tmp_path / "encoded.jsonl.gz")
+    write_encoded(run, tmp_path / "encoded.jsonl.gz", level=FAST_COMPRESS_LEVEL)
     records = run_records(CONNECTOR, _config(directory), clock=FakeClock(moment))
     written = write_task_data(records, tmp_path / "records.jsonl.gz")
 

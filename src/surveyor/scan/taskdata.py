@@ -20,6 +20,10 @@ from typing import Any
 _GZIP_MAGIC = b"\x1f\x8b"
 #: gzip's default of 9 costs several times the CPU for a few percent of size
 COMPRESS_LEVEL = 6
+#: For lines made faster than level 6 compresses them (a directory sync's): level 3 takes
+#: half level 6's CPU for 7% more bytes (100,000 LDAP computers: 1.49 MB against 1.40 MB),
+#: and the CPU it frees is the one the server and the reading share
+FAST_COMPRESS_LEVEL = 3
 #: lines are compressed in chunks of about this size: per-line writes cost more than the JSON,
 #: and each chunk costs the writing thread a wait for the GIL
 CHUNK_BYTES = 1 << 19
@@ -64,11 +68,13 @@ def write_task_data(records: Iterable[Mapping[str, Any]], path: str | os.PathLik
     return count
 
 
-def write_encoded(pieces: Iterable[bytes], path: str | os.PathLike[str]) -> None:
+def write_encoded(
+    pieces: Iterable[bytes], path: str | os.PathLike[str], *, level: int = COMPRESS_LEVEL
+) -> None:
     """Write task data already encoded, each record as `encode_record` encodes it (a piece
-    holds any number of whole lines), as gzip JSONL, streaming; the file appears whole or
-    not at all."""
-    with _task_data_file(path) as writer:
+    holds any number of whole lines), as gzip JSONL compressed at `level`, streaming; the
+    file appears whole or not at all."""
+    with _task_data_file(path, level) as writer:
         chunk = bytearray()
         for piece in pieces:
             chunk += piece
@@ -79,7 +85,9 @@ def write_encoded(pieces: Iterable[bytes], path: str | os.PathLike[str]) -> None
 
 
 @contextlib.contextmanager
-def _task_data_file(path: str | os.PathLike[str]) -> Iterator[_ChunkWriter]:
+def _task_data_file(
+    path: str | os.PathLike[str], level: int = COMPRESS_LEVEL
+) -> Iterator[_ChunkWriter]:
     """A writer of chunks of lines into a gzip file at `path`, in place once the block ends
     without an error. The chunks are compressed and written by a thread of their own (zlib
     lets go of the GIL), so a second CPU takes that work while the records are still being
@@ -87,7 +95,7 @@ def _task_data_file(path: str | os.PathLike[str]) -> Iterator[_ChunkWriter]:
     target = Path(path)
     partial = target.with_name(target.name + ".part")
     try:
-        with gzip.open(partial, "wb", compresslevel=COMPRESS_LEVEL) as out:
+        with gzip.open(partial, "wb", compresslevel=level) as out:
             writer = _ChunkWriter(out)
             try:
                 yield writer

@@ -26,7 +26,7 @@ from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_
 from surveyor.connectors.run import EncodedRun
 from surveyor.core import kinds
 from surveyor.core.task import Task
-from surveyor.scan.taskdata import write_encoded
+from surveyor.scan.taskdata import FAST_COMPRESS_LEVEL, write_encoded
 from surveyor.service import console_runs
 from surveyor.service.background import ServiceHost
 from surveyor.service.credentials import CredentialUnusable
@@ -125,7 +125,7 @@ async def run_one(
 
     def collect() -> None:
         run = EncodedRun(connector, config, progress, clock=host.clock)
-        write_encoded(run, temp)
+        write_encoded(run, temp, level=FAST_COMPRESS_LEVEL)
         counted["hosts"] = run.hosts
 
     worker = asyncio.ensure_future(asyncio.to_thread(collect))
