@@ -41,7 +41,7 @@ from surveyor.connectors.base import (
     no_progress,
     register,
 )
-from surveyor.scan.taskdata import encode_record
+from surveyor.core.jsonl import encode_record
 
 #: The credential fields that are secrets (SPEC §9): never in a message, a record or a log.
 SECRET_FIELDS = ("password",)

@@ -18,7 +18,7 @@ from typing import Any
 
 from surveyor.connectors.base import Connector, ConnectorConfig, Progress, no_progress
 from surveyor.core.clock import SYSTEM_CLOCK, Clock
-from surveyor.scan.taskdata import encode_record
+from surveyor.core.jsonl import encode_record
 
 
 def run_records(

@@ -17,6 +17,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from surveyor.core.jsonl import encode_record
+
+__all__ = [
+    "COMPRESS_LEVEL",
+    "FAST_COMPRESS_LEVEL",
+    "TaskDataError",
+    "encode_record",
+    "read_task_data",
+    "write_encoded",
+    "write_task_data",
+]
+
 _GZIP_MAGIC = b"\x1f\x8b"
 #: gzip's default of 9 costs several times the CPU for a few percent of size
 COMPRESS_LEVEL = 6
@@ -29,27 +41,10 @@ FAST_COMPRESS_LEVEL = 3
 CHUNK_BYTES = 1 << 19
 #: chunks waiting for the writing thread, at most: memory stays a few chunks whatever the size
 _QUEUED_CHUNKS = 2
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-#: The same encoding without `JSONEncoder.encode`'s set-up on every call (a third of the time
-#: of a small record): the C encoder it would make, made once. Records hold no cycles.
-_ENCODE_ONCE = (
-    json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
-    )
-    if getattr(json.encoder, "c_make_encoder", None) is not None
-    else None
-)
 
 
 class TaskDataError(ValueError):
     """A task data file that is not one: names the line at fault."""
-
-
-def encode_record(record: Mapping[str, Any]) -> bytes:
-    """One record as a JSON line."""
-    if _ENCODE_ONCE is None or type(record) is not dict:
-        return _ENCODER.encode(record).encode() + b"\n"
-    return ("".join(_ENCODE_ONCE(record, 0)) + "\n").encode()
 
 
 def write_task_data(records: Iterable[Mapping[str, Any]], path: str | os.PathLike[str]) -> int:
