@@ -706,8 +706,9 @@ class LdapConnector:
                     f"LDAP server {endpoint}: more than {MAX_REFERRALS} referrals from "
                     f"{options.base_dn}; point base_dn at the directory's own naming context"
                 )
+            search = ldapwire.PagedSearch(base, options.search_filter, ATTRIBUTES, PAGE_SIZE)
             message_id = next(message_ids)
-            self._ask(connection, message_id, base, options, b"")
+            connection.socket.sendall(search.request(message_id, b""))
             while True:
                 page = ldapwire.read_page(connection.socket, message_id)
                 done = page.done
@@ -728,7 +729,7 @@ class LdapConnector:
                 more = bool(done.cookie) and not config.stopped.is_set()
                 if more:  # the server prepares the next page while this one is read
                     message_id = next(message_ids)
-                    self._ask(connection, message_id, base, options, done.cookie)
+                    connection.socket.sendall(search.request(message_id, done.cookie))
                 yield page
                 fetched += len(page.entries)
                 progress(fetched, None)
@@ -736,15 +737,6 @@ class LdapConnector:
                     return
                 if not more:
                     break
-
-    @staticmethod
-    def _ask(
-        connection: ldap3.Connection, message_id: int, base: str, options: _Options, cookie: bytes
-    ) -> None:
-        request = ldapwire.search_request(
-            message_id, base, options.search_filter, ATTRIBUTES, PAGE_SIZE, cookie
-        )
-        connection.socket.sendall(request)
 
     @classmethod
     def _lines(cls, page: ldapwire.Page, names: _Names | None) -> Iterator[tuple[bytes, int]]:

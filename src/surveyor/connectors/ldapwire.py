@@ -105,6 +105,57 @@ def search_request(
     return bytes(encode(message))
 
 
+class PagedSearch:
+    """The SearchRequests of one paged search, a page each: ldap3 encodes the search itself
+    once (and parses the filter, raising its LDAPInvalidFilterError for a malformed one);
+    each page's request is that search in an envelope with its message ID and the paged
+    results control carrying the cookie, the very bytes `search_request` makes, without
+    pyasn1's half a millisecond a page."""
+
+    def __init__(
+        self,
+        base: str,
+        search_filter: str,
+        attributes: Sequence[str],
+        page_size: int,
+        time_limit: int = 0,
+    ) -> None:
+        request = search_operation(
+            base,
+            search_filter,
+            SUBTREE,
+            DEREF_NEVER,
+            list(attributes),
+            0,
+            time_limit,
+            False,
+            True,
+            True,
+        )
+        self._operation = bytes(encode(ProtocolOp().setComponentByName("searchRequest", request)))
+        self._size = _tlv(0x02, _integer(page_size))
+
+    def request(self, message_id: int, cookie: bytes) -> bytes:
+        value = _tlv(0x30, self._size + _tlv(0x04, cookie))
+        control = _tlv(0x30, _tlv(0x04, PAGED_RESULTS_OID) + _tlv(0x04, value))
+        body = _tlv(0x02, _integer(message_id)) + self._operation + _tlv(_CONTROLS, control)
+        return _tlv(0x30, body)
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """A BER element with the shortest length."""
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
+
+
+def _integer(value: int) -> bytes:
+    """An INTEGER's content: the shortest two's complement."""
+    return value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True)
+
+
 def _header(data: bytes | bytearray, pos: int) -> tuple[int, int, int]:
     """(tag, start of content, end of content) of the element at `pos`."""
     tag = data[pos]
