@@ -8,9 +8,10 @@ Loads the computers into a private slapd (`surveyor.testing.slapd`, `slapadd` be
 starts), then, alternately, N times each:
 - `ldapsearch -x -LLL -E pr=1000/noprompt` asks for the attributes the connector reads and
   writes the LDIF to a file;
-- a child process runs `connector.fetch` (500 entries a page, `resolve` off) into a gzip JSONL
-  file with the task-data writer the connector kind uses, and reports the fetch's own time
-  (from before the bind to the file closed) and its peak RSS;
+- a child process runs `connector.fetch_lines` (500 entries a page, `resolve` off: the
+  records already encoded as task data lines) into a gzip JSONL file with the task-data
+  writer the connector kind uses (`write_encoded`, gzip level 3), and reports the fetch's
+  own time (from before the bind to the file closed) and its peak RSS;
 - another child runs the same fetch into nothing: the connector's own share of that time.
 Then, once per backend (`--backend sqlite|postgresql|both`), the whole connector task on a
 real `surveyor console`: credential and task created through the API, the run timed from
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +125,7 @@ def child(request_text: str) -> None:
 
     from surveyor.connectors.base import ConnectorConfig
     from surveyor.connectors.ldap import CONNECTOR
-    from surveyor.scan.taskdata import write_task_data
+    from surveyor.scan.taskdata import FAST_COMPRESS_LEVEL, write_encoded
 
     request = json.loads(request_text)
     options: dict[str, Any] = {"base_dn": request["base_dn"], "tls": request["tls"]}
@@ -139,11 +141,20 @@ def child(request_text: str) -> None:
         timeout=60.0,
         stopped=threading.Event(),
     )
+    objects = 0
+
+    def lines() -> Iterator[bytes]:
+        nonlocal objects
+        for page, count in CONNECTOR.fetch_lines(config):
+            objects += count
+            yield page
+
     started = time.perf_counter()
     if request["output"]:
-        objects = write_task_data(CONNECTOR.fetch(config), request["output"])
+        write_encoded(lines(), request["output"], level=FAST_COMPRESS_LEVEL)
     else:
-        objects = sum(1 for _ in CONNECTOR.fetch(config))
+        for _ in lines():
+            pass
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"seconds": seconds, "objects": objects, "peak_rss_kb": peak}))
@@ -361,8 +372,8 @@ def fetch_table(
         print(f"{name:<12} {median:>9.2f} {times:<28} {cpu:>6.2f} {process:>9.2f}")
     records_ratio = statistics.median(run.seconds for run in records_only) / peer_s
     print(
-        "connector: fetched into a gzip JSONL file; records: fetched into nothing "
-        f"(the connector's own share: {records_ratio:.2f}x ldapsearch)"
+        "connector: fetched into a gzip JSONL file; records: fetched and encoded into "
+        f"nothing (the connector's own share: {records_ratio:.2f}x ldapsearch)"
     )
     print(
         f"ratio connector/ldapsearch {ratio:.2f}x "

@@ -13,6 +13,7 @@ import pytest
 
 from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_named
 from surveyor.connectors.ldap import CONNECTOR
+from surveyor.scan.taskdata import encode_record
 from surveyor.testing.slapd import SlapdServer, generate_computers
 from tests.support.explorer_processes import closed_loopback_port
 from tests.support.ldap import LAB_COMPUTER_COUNT, dns_server, ldap_config, silent_server
@@ -293,3 +294,51 @@ def test_no_error_or_record_ever_contains_the_password(slapd: SlapdServer) -> No
     assert all(secret not in message for message in messages)
     assert secret not in json.dumps(records)
     assert secret not in repr(ldap_config(slapd))
+
+
+# The fast path (`fetch_lines`, which the console's runner writes: records encoded straight
+# from the wire) against the generic one (`fetch`: a dictionary per record, encoded by
+# `encode_record`), on the same directory.
+
+
+def _lines(config: ConnectorConfig) -> tuple[list[bytes], list[int]]:
+    """The lines `fetch_lines` hands over, one by one, and the count it gave each batch."""
+    batches = list(CONNECTOR.fetch_lines(config))
+    lines = b"".join(batch for batch, _ in batches).splitlines(keepends=True)
+    return lines, [count for _, count in batches]
+
+
+def _generic(config: ConnectorConfig) -> list[bytes]:
+    return [encode_record(record) for record in CONNECTOR.fetch(config)]
+
+
+def test_the_fast_path_writes_the_generic_paths_bytes_for_every_computer_of_slapd(
+    slapd: SlapdServer,
+) -> None:
+    fast, counts = _lines(ldap_config(slapd))
+    generic = _generic(ldap_config(slapd))
+
+    assert len(generic) == LAB_COMPUTER_COUNT
+    assert fast == generic
+    assert sum(counts) == LAB_COMPUTER_COUNT
+    assert len(counts) > 2  # a batch a page: more computers than two pages
+    names = {json.loads(line)["hostnames"][0] for line in fast}
+    assert len(names) == LAB_COMPUTER_COUNT
+
+
+def test_the_fast_path_follows_the_filter_and_resolves_names_as_the_generic_path(
+    slapd: SlapdServer,
+) -> None:
+    answers = {"host000001.lab.test": "127.0.10.1", "host000003.lab.test": "127.0.10.3"}
+    with dns_server(answers) as server:
+        config = ldap_config(slapd, filter="(cn=HOST00000*)", resolve=True, dns_server=server)
+        fast, counts = _lines(config)
+        generic = _generic(config)
+
+    assert fast == generic
+    assert counts == [10]
+    records = [json.loads(line) for line in fast]
+    assert [r["addresses"] for r in records if "addresses" in r] == [
+        ["127.0.10.1"],
+        ["127.0.10.3"],
+    ]

@@ -21,8 +21,15 @@ import pytest
 
 from surveyor.connectors.base import ConnectorConfig
 from surveyor.connectors.ldap import CONNECTOR
-from surveyor.connectors.run import run_records
-from surveyor.scan.taskdata import encode_record, write_task_data
+from surveyor.connectors.run import EncodedRun, run_records
+from surveyor.core.clock import FakeClock
+from surveyor.scan.taskdata import (
+    FAST_COMPRESS_LEVEL,
+    encode_record,
+    read_task_data,
+    write_encoded,
+    write_task_data,
+)
 from surveyor.testing.slapd import filetime
 from tests.support.ldap_scripted import ScriptedDirectory, ScriptedEntry, scripted_directory
 
@@ -269,3 +276,44 @@ def test_the_golden_file_says_what_the_mapping_promises(directory: ScriptedDirec
         "2026-12-05T16:30:15.000001Z",
     ]
     assert logons[11:] == ["2024-12-06T23:06:40Z"] * 3 + [None]  # as int() reads them
+
+
+def _lines(config: ConnectorConfig) -> tuple[list[bytes], list[int]]:
+    """The lines `fetch_lines` hands over, one by one, and the count it gave each batch."""
+    batches = list(CONNECTOR.fetch_lines(config))
+    lines = b"".join(batch for batch, _ in batches).splitlines(keepends=True)
+    return lines, [count for _, count in batches]
+
+
+def test_the_fast_path_writes_the_golden_records_of_every_oddity(
+    directory: ScriptedDirectory,
+) -> None:
+    fast, counts = _lines(_config(directory))
+
+    assert fast == _golden_lines()
+    assert fast == [encode_record(r) for r in CONNECTOR.fetch(_config(directory))]
+    assert sum(counts) == FILLER + len(_oddities()) - 2  # the two nameless entries
+
+
+def test_an_encoded_run_writes_the_task_data_file_of_run_records(
+    directory: ScriptedDirectory,
+    tmp_path: Path,
+) -> None:
+    """The console's runner writes `EncodedRun` with `write_encoded`; explorers write
+    `run_records` with `write_task_data`: the two files hold the same lines."""
+    moment = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    run = EncodedRun(CONNECTOR, _config(directory), clock=FakeClock(moment))
+    write_encoded(run, tmp_path / "encoded.jsonl.gz", level=FAST_COMPRESS_LEVEL)
+    records = run_records(CONNECTOR, _config(directory), clock=FakeClock(moment))
+    written = write_task_data(records, tmp_path / "records.jsonl.gz")
+
+    with gzip.open(tmp_path / "encoded.jsonl.gz", "rb") as encoded:
+        encoded_lines = encoded.read().splitlines(keepends=True)
+    with gzip.open(tmp_path / "records.jsonl.gz", "rb") as generic:
+        assert encoded_lines == generic.read().splitlines(keepends=True)
+    assert len(encoded_lines) == written
+    assert run.hosts == written - 2
+    read = list(read_task_data(tmp_path / "encoded.jsonl.gz"))
+    assert (read[0]["type"], read[-1]["type"]) == ("config", "summary")
+    assert read[-1]["hosts"] == run.hosts
+    assert read[1:-1] == [json.loads(line) for line in _golden_lines()]

@@ -148,3 +148,18 @@ def test_answers_split_anywhere_are_read_whole(chunk: int) -> None:
 def test_a_connection_closed_mid_search_is_an_error() -> None:
     with pytest.raises(ldapwire.WireError, match="closed the connection"):
         ldapwire.read_page(_Chunks(b"\x30\x05\x02\x01", 4), 1)
+
+
+@pytest.mark.parametrize("message_id", [1, 127, 128, 255, 256, 1000, 32767, 32768, 70000])
+@pytest.mark.parametrize("cookie", [b"", b"\x00", b"\x80\xff" * 4, bytes(range(256)) * 300])
+def test_a_paged_search_asks_for_each_page_with_the_bytes_ldap3_encodes(
+    message_id: int, cookie: bytes
+) -> None:
+    attributes = ["dNSHostName", "operatingSystem", "description"]
+    search_filter = "(&(objectClass=computer)(cn=HOST*))"
+    for base, page_size in (("dc=lab", 500), ("ou=" + "x" * 300 + ",dc=lab", 100_000)):
+        search = ldapwire.PagedSearch(base, search_filter, attributes, page_size)
+        expected = ldapwire.search_request(
+            message_id, base, search_filter, attributes, page_size, cookie
+        )
+        assert search.request(message_id, cookie) == expected

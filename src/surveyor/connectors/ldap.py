@@ -20,10 +20,11 @@ import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import dns.exception
@@ -40,6 +41,7 @@ from surveyor.connectors.base import (
     no_progress,
     register,
 )
+from surveyor.core.jsonl import encode_record
 
 #: The credential fields that are secrets (SPEC §9): never in a message, a record or a log.
 SECRET_FIELDS = ("password",)
@@ -85,6 +87,7 @@ _DN_ESCAPES = re.compile(r"(?:\\[0-9a-fA-F]{2})+|\\(.)")
 _SSL_REASON = re.compile(r"\[SSL: ([A-Z0-9_]+)\]")
 #: What OpenSSL says when the other end does not speak TLS at all.
 _NOT_TLS_REASONS = ("UNEXPECTED_EOF_WHILE_READING", "WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE")
+_T = TypeVar("_T")
 _VERIFY_REASON = re.compile(r"certificate verify failed: (.+?)(?: \(_ssl\.c:\d+\)|$)")
 
 
@@ -358,6 +361,92 @@ def _host_record(
     return record
 
 
+#: JSON fragments met so far, by the raw value they come from: operating systems and their
+#: versions repeat over a directory, and so do the containers of its computers.
+_OS_FRAGMENTS: dict[bytes | None, str] = {None: ""}
+_VERSION_FRAGMENTS: dict[bytes | None, str] = {None: ""}
+_OU_FRAGMENTS: dict[str, str] = {}
+_FRAGMENTS_KEPT = 4096
+
+
+def _trimmed_fragment(key: str, raw: bytes) -> str:
+    """`,"key":"value"` for a value that is not blank once stripped, else ""."""
+    text = raw.decode("utf-8", "replace").strip()
+    return f',"{key}":{encode_basestring(text)}' if text else ""
+
+
+def _ou_fragment(dn: str) -> str:
+    container = _container(dn)
+    return "" if container is None else f',"ou":{encode_basestring(container)}'
+
+
+def _logon_fragment(raw: bytes) -> str:
+    when = _filetime_iso(raw.decode("utf-8", "replace"))
+    return f',"last_logon":"{when}"' if when is not None else ""
+
+
+def _page_lines(rows: list[list[bytes | None]]) -> tuple[bytes, int]:
+    """The `host` records of a page's rows (`ldapwire.raw_values`), as task data lines, and
+    how many: the very bytes `encode_record(_host_record(...))` writes for each, without the
+    dictionaries. The hot path of a directory sync; the acceptance tests compare the two."""
+    quoted = encode_basestring
+    systems, versions, containers, days = _OS_FRAGMENTS, _VERSION_FRAGMENTS, _OU_FRAGMENTS, _DAYS
+    hours_minutes, seconds_of = _HOURS_MINUTES, _SECONDS
+    lines: list[str] = []
+    append = lines.append
+    for dns_host_name, system, version, logon, description, raw_dn in rows:
+        dn = raw_dn.decode("utf-8", "replace")  # type: ignore[union-attr]
+        name = (dns_host_name and dns_host_name.decode("utf-8", "replace").strip()) or _own_name(dn)
+        if not name:
+            continue
+        system_part = systems.get(system)
+        if system_part is None:
+            system_part = _trimmed_fragment("os", system)  # type: ignore[arg-type]
+            if len(systems) < _FRAGMENTS_KEPT:
+                systems[system] = system_part
+        version_part = versions.get(version)
+        if version_part is None:
+            version_part = _trimmed_fragment("os_version", version)  # type: ignore[arg-type]
+            if len(versions) < _FRAGMENTS_KEPT:
+                versions[version] = version_part
+        description_part = _trimmed_fragment("description", description) if description else ""
+        if "\\" not in dn and ", " not in dn:  # the container depends on the parent alone
+            parent = dn.partition(",")[2]
+            ou_part = containers.get(parent)
+            if ou_part is None:
+                ou_part = _ou_fragment(dn)
+                if len(containers) < _FRAGMENTS_KEPT:
+                    containers[parent] = ou_part
+        else:
+            ou_part = _ou_fragment(dn)
+        logon_part = ""
+        if logon:
+            try:
+                ticks = int(logon)
+            except ValueError:  # words, or digits int() reads only as text
+                logon_part = _logon_fragment(logon)
+            else:
+                # _filetime_iso's arithmetic, for a day already met; the rest goes there
+                if ticks > _FILETIME_UNIX_EPOCH:
+                    micros = (ticks - _FILETIME_UNIX_EPOCH) // 10
+                    day = days.get(micros // 86_400_000_000)
+                    if day is None:
+                        logon_part = _logon_fragment(logon)
+                    else:
+                        seconds, fraction = divmod(micros % 86_400_000_000, 1_000_000)
+                        time_of_day = hours_minutes[seconds // 60] + seconds_of[seconds % 60]
+                        if fraction:
+                            logon_part = f',"last_logon":"{day}{time_of_day}.{fraction:06d}Z"'
+                        else:
+                            logon_part = f',"last_logon":"{day}{time_of_day}Z"'
+        append(
+            f'{{"type":"host","source":"ldap","hostnames":[{quoted(name)}]'
+            f"{system_part}{version_part}{description_part}"
+            f',"attributes":{{"dn":{quoted(dn)}{ou_part}{logon_part}}}}}\n'
+        )
+    return "".join(lines).encode(), len(lines)
+
+
 class _Names:
     """Resolves dNSHostNames to addresses, a page at a time, in bounded parallel."""
 
@@ -464,6 +553,22 @@ class LdapConnector:
     def fetch(
         self, config: ConnectorConfig, progress: Progress = no_progress
     ) -> Iterator[dict[str, Any]]:
+        return self._search(config, progress, self._records)
+
+    def fetch_lines(
+        self, config: ConnectorConfig, progress: Progress = no_progress
+    ) -> Iterator[tuple[bytes, int]]:
+        """The records of `fetch`, a page at a time, already encoded as task data lines:
+        the bytes `encode_record` makes of each, and how many records they hold."""
+        return self._search(config, progress, self._lines)
+
+    def _search(
+        self,
+        config: ConnectorConfig,
+        progress: Progress,
+        convert: Callable[[ldapwire.Page, _Names | None], Iterator[_T]],
+    ) -> Iterator[_T]:
+        """The whole run: `convert` turns each page into what the caller takes."""
         options = self._options(config)
         endpoint = _endpoint(config.server, _default_port(options.tls))
         if config.stopped.is_set():
@@ -481,7 +586,8 @@ class LdapConnector:
         try:
             self._bind(connection, config, options, endpoint)
             names = _Names(options.dns_server, config.timeout) if options.resolve else None
-            yield from self._search_all(config, options, endpoint, connection, names, progress)
+            for page in self._search_all(config, options, endpoint, connection, progress):
+                yield from convert(page, names)
         except ConnectorError:
             if config.stopped.is_set():
                 return  # the stop closed the socket under the bind: not a failure
@@ -584,10 +690,10 @@ class LdapConnector:
         options: _Options,
         endpoint: _Endpoint,
         connection: ldap3.Connection,
-        names: _Names | None,
         progress: Progress,
-    ) -> Iterator[dict[str, Any]]:
-        """Searches the base DN, then the same-server referrals and references it meets."""
+    ) -> Iterator[ldapwire.Page]:
+        """Searches the base DN, then the same-server referrals and references it meets:
+        its pages, each reported to `progress` once the caller has read it."""
         pending = [options.base_dn]
         searched: set[str] = set()
         message_ids = itertools.count(1000)
@@ -600,8 +706,9 @@ class LdapConnector:
                     f"LDAP server {endpoint}: more than {MAX_REFERRALS} referrals from "
                     f"{options.base_dn}; point base_dn at the directory's own naming context"
                 )
+            search = ldapwire.PagedSearch(base, options.search_filter, ATTRIBUTES, PAGE_SIZE)
             message_id = next(message_ids)
-            self._ask(connection, message_id, base, options, b"")
+            connection.socket.sendall(search.request(message_id, b""))
             while True:
                 page = ldapwire.read_page(connection.socket, message_id)
                 done = page.done
@@ -622,8 +729,8 @@ class LdapConnector:
                 more = bool(done.cookie) and not config.stopped.is_set()
                 if more:  # the server prepares the next page while this one is read
                     message_id = next(message_ids)
-                    self._ask(connection, message_id, base, options, done.cookie)
-                yield from self._records(page, names)
+                    connection.socket.sendall(search.request(message_id, done.cookie))
+                yield page
                 fetched += len(page.entries)
                 progress(fetched, None)
                 if config.stopped.is_set():
@@ -631,14 +738,13 @@ class LdapConnector:
                 if not more:
                     break
 
-    @staticmethod
-    def _ask(
-        connection: ldap3.Connection, message_id: int, base: str, options: _Options, cookie: bytes
-    ) -> None:
-        request = ldapwire.search_request(
-            message_id, base, options.search_filter, ATTRIBUTES, PAGE_SIZE, cookie
-        )
-        connection.socket.sendall(request)
+    @classmethod
+    def _lines(cls, page: ldapwire.Page, names: _Names | None) -> Iterator[tuple[bytes, int]]:
+        if names is None:
+            yield _page_lines(ldapwire.raw_values(page, _SLOTS))
+        else:  # the names' addresses: rare enough for the records' own path
+            records = list(cls._records(page, names))
+            yield b"".join([encode_record(record) for record in records]), len(records)
 
     @staticmethod
     def _records(page: ldapwire.Page, names: _Names | None) -> Iterator[dict[str, Any]]:

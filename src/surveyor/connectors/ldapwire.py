@@ -105,6 +105,57 @@ def search_request(
     return bytes(encode(message))
 
 
+class PagedSearch:
+    """The SearchRequests of one paged search, a page each: ldap3 encodes the search itself
+    once (and parses the filter, raising its LDAPInvalidFilterError for a malformed one);
+    each page's request is that search in an envelope with its message ID and the paged
+    results control carrying the cookie, the very bytes `search_request` makes, without
+    pyasn1's half a millisecond a page."""
+
+    def __init__(
+        self,
+        base: str,
+        search_filter: str,
+        attributes: Sequence[str],
+        page_size: int,
+        time_limit: int = 0,
+    ) -> None:
+        request = search_operation(
+            base,
+            search_filter,
+            SUBTREE,
+            DEREF_NEVER,
+            list(attributes),
+            0,
+            time_limit,
+            False,
+            True,
+            True,
+        )
+        self._operation = bytes(encode(ProtocolOp().setComponentByName("searchRequest", request)))
+        self._size = _tlv(0x02, _integer(page_size))
+
+    def request(self, message_id: int, cookie: bytes) -> bytes:
+        value = _tlv(0x30, self._size + _tlv(0x04, cookie))
+        control = _tlv(0x30, _tlv(0x04, PAGED_RESULTS_OID) + _tlv(0x04, value))
+        body = _tlv(0x02, _integer(message_id)) + self._operation + _tlv(_CONTROLS, control)
+        return _tlv(0x30, body)
+
+
+def _tlv(tag: int, content: bytes) -> bytes:
+    """A BER element with the shortest length."""
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + content
+
+
+def _integer(value: int) -> bytes:
+    """An INTEGER's content: the shortest two's complement."""
+    return value.to_bytes(max(1, (value.bit_length() + 8) // 8), "big", signed=True)
+
+
 def _header(data: bytes | bytearray, pos: int) -> tuple[int, int, int]:
     """(tag, start of content, end of content) of the element at `pos`."""
     tag = data[pos]
@@ -220,6 +271,75 @@ def values(page: Page, slots: Slots) -> list[list[Any]]:
                 pos = attribute_end
             row.append(data[dn_start:dn_end].decode("utf-8", "replace"))
             rows.append(row)
+    except IndexError:
+        raise WireError("the server sent a search entry that is not LDAP") from None
+    return rows
+
+
+def raw_values(page: Page, slots: Slots) -> list[list[bytes | None]]:
+    """What `values()` reads, left as bytes: one row per searchResEntry, the first value of
+    each attribute `slots` asks for (None where the entry has none), then the DN, each the
+    UTF-8 bytes that `values()` would decode with errors replaced.
+
+    The path of the connector's task-data lines: each entry is cut out of the page first, so
+    the offsets inside it are small integers (which Python does not allocate), and an
+    attribute whose lengths all fit in one byte, as nearly all do, is read with no branch
+    per element. An entry with any longer attribute is read by `values()`, whose text is
+    encoded back: decoding that again gives the same text."""
+    data = page.data
+    known = slots.known
+    width = slots.width
+    rows: list[list[bytes | None]] = []
+    try:
+        for op in page.entries:
+            first = data[op + 1]
+            if first < 0x80:
+                entry = data[op + 2 : op + 2 + first]
+            else:
+                start = op + 2 + (first & 0x7F)
+                entry = data[start : start + int.from_bytes(data[op + 2 : start], "big")]
+            end = len(entry)
+            first = entry[1]
+            if first < 0x80:
+                pos = 2 + first
+                dn = entry[2:pos]
+            else:
+                start = 2 + (first & 0x7F)
+                pos = start + int.from_bytes(entry[2:start], "big")
+                dn = entry[start:pos]
+            first = entry[pos + 1]
+            pos += 2 if first < 0x80 else 2 + (first & 0x7F)
+            row: list[bytes | None] = [None] * width
+            while pos < end:
+                # 30 L1 04 L2 type 31 L3 04 L4 value ...: every length below 0x80
+                first = entry[pos + 1]
+                length = entry[pos + 3]
+                if first >= 0x80 or length >= 0x80:
+                    break
+                attribute_end = pos + 2 + first
+                type_end = pos + 4 + length
+                name = entry[pos + 4 : type_end]
+                slot = known.get(name)
+                if slot is None:
+                    slot = slots.slot(name)
+                if slot >= 0 and type_end + 2 < attribute_end:  # an empty set is left out
+                    first = entry[type_end + 1]
+                    length = entry[type_end + 3]
+                    if first >= 0x80 or length >= 0x80:
+                        break
+                    pos = type_end + 4 + length
+                    if pos > attribute_end:
+                        raise IndexError
+                    row[slot] = entry[type_end + 4 : pos]
+                pos = attribute_end
+            else:
+                if pos > end:
+                    raise IndexError
+                row.append(dn)
+                rows.append(row)
+                continue
+            single = Page(data, [op], [], page.done)
+            rows.append([None if v is None else v.encode() for v in values(single, slots)[0]])
     except IndexError:
         raise WireError("the server sent a search entry that is not LDAP") from None
     return rows

@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import Connection
 
 from surveyor.connectors.base import ConnectorConfig, ConnectorError, connector_named
-from surveyor.connectors.run import run_records
+from surveyor.connectors.run import EncodedRun
 from surveyor.core import kinds
 from surveyor.core.task import Task
-from surveyor.scan.taskdata import write_task_data
+from surveyor.scan.taskdata import FAST_COMPRESS_LEVEL, write_encoded
 from surveyor.service import console_runs
 from surveyor.service.background import ServiceHost
 from surveyor.service.credentials import CredentialUnusable
@@ -124,8 +124,9 @@ async def run_one(
     counted = {"hosts": 0}
 
     def collect() -> None:
-        records = run_records(connector, config, progress, clock=host.clock)
-        counted["hosts"] = max(0, write_task_data(records, temp) - 2)
+        run = EncodedRun(connector, config, progress, clock=host.clock)
+        write_encoded(run, temp, level=FAST_COMPRESS_LEVEL)
+        counted["hosts"] = run.hosts
 
     worker = asyncio.ensure_future(asyncio.to_thread(collect))
     try:
