@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
-from surveyor.console.presenters import asset_out
+from surveyor.console.listing_json import json_answer
+from surveyor.console.presenters import asset_item, asset_out
 from surveyor.console.reports import ChangeOut
 from surveyor.console.schemas import (
     MAX_ID,
@@ -64,7 +65,7 @@ def list_assets(
         Literal["address", "outlier"],
         Query(description="address order, or `outlier`: the most unusual first"),
     ] = "address",
-) -> AssetPage:
+) -> Response:
     """One page of assets in address order (or by outlier score, `sort=outlier`), narrowed
     by `search`; pass `next_cursor` back, with the same sort, for the next page."""
     lister = outliers.list_assets_by_outlier if sort == "outlier" else inventory.list_assets
@@ -82,10 +83,8 @@ def list_assets(
         ids = [asset.id for asset in page.items]
         found = inventory.services_of(conn, ids)
         sources = inventory.sources_of(conn, ids)
-    return AssetPage(
-        items=[asset_out(asset, names, found[asset.id], sources[asset.id]) for asset in page.items],
-        next_cursor=page.next_cursor,
-    )
+    items = [asset_item(asset, names, found[asset.id], sources[asset.id]) for asset in page.items]
+    return json_answer({"items": items, "next_cursor": page.next_cursor}, AssetPage)
 
 
 @router.get("/{asset_id}", response_model=AssetDetail, responses=_ERRORS)

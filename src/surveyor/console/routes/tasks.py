@@ -13,9 +13,11 @@ from sqlalchemy import Connection
 from surveyor.console import presenters, reports
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.listing_json import json_answer
 from surveyor.console.routes import assets as assets_routes
 from surveyor.console.schemas import (
     MAX_ID,
+    ChangeSummary,
     EventPage,
     HideIn,
     IdPath,
@@ -51,14 +53,38 @@ ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "
 
 #: The fields of `TaskOut` that are a task's attributes as they are.
 _TASK_FIELDS = tuple(name for name in TaskOut.model_fields if name in TASK_COLUMNS)
+_SUMMARY_FIELDS = tuple(ChangeSummary.model_fields)
+_EVENT_FIELDS = tuple(TaskEventOut.model_fields)
+
+
+def task_item(task: Task) -> dict[str, Any]:
+    """A task as `TaskOut` writes it, in its field order, without validating it again."""
+    item: dict[str, Any] = {}
+    for name in TaskOut.model_fields:
+        if name == "status_label":
+            item[name] = task.status.label
+        elif name == "progress":
+            item[name] = {
+                "collect": float(task.progress_collect),
+                "process": float(task.progress_process),
+            }
+        elif name == "change_summary":
+            item[name] = summary_item(task.change_summary)
+        else:
+            item[name] = getattr(task, name)
+    return item
+
+
+def summary_item(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A change summary as `ChangeSummary` writes it: its counts only, a missing one 0."""
+    if summary is None:
+        return None
+    return {name: summary.get(name, 0) for name in _SUMMARY_FIELDS}
 
 
 def task_out(task: Task) -> TaskOut:
     """The API shape of a task (SPEC §4)."""
-    out: dict[str, Any] = {name: getattr(task, name) for name in _TASK_FIELDS}
-    out["status_label"] = task.status.label
-    out["progress"] = {"collect": task.progress_collect, "process": task.progress_process}
-    return TaskOut.model_validate(out)
+    return TaskOut.model_validate(task_item(task))
 
 
 @contextmanager
@@ -109,7 +135,7 @@ def list_tasks(
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=task_store.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
     with state.db.read() as conn:
         clause, include_hidden = _search_clause(conn, search, state.clock.now())
@@ -122,7 +148,10 @@ def list_tasks(
             limit=limit,
             cursor=cursor,
         )
-    return {"items": [task_out(row) for row in page.items], "next_cursor": page.next_cursor}
+    return json_answer(
+        {"items": [task_item(row) for row in page.items], "next_cursor": page.next_cursor},
+        TaskPage,
+    )
 
 
 @router.get("/counts", response_model=TabCounts, responses=_ERRORS)
@@ -243,12 +272,12 @@ def list_runs(
     cursor: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """A recurring template's runs, newest first."""
     with state.db.read() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
         runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
-    return _page(runs, limit, lambda run: run.id, task_out)
+    return json_answer(_page(runs, limit, lambda run: run.id, task_item), TaskPage)
 
 
 @router.get("/{task_id}/events", response_model=EventPage, responses=_ERRORS)
@@ -260,17 +289,18 @@ def list_events(
     cursor: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
         events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
-    return _page(
-        events,
-        limit,
-        lambda event: event["id"],
-        lambda e: TaskEventOut.model_validate(e).model_dump(),
-    )
+    page = _page(events, limit, lambda event: event["id"], event_item)
+    return json_answer(page, EventPage)
+
+
+def event_item(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A task event row as `TaskEventOut` writes it."""
+    return {name: event[name] for name in _EVENT_FIELDS}
 
 
 @router.get("/{task_id}/data", responses=_ERRORS)
