@@ -36,6 +36,7 @@ from surveyor.console.state import State
 from surveyor.core import recurrence
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.core.task import TASK_COLUMNS, Task
+from surveyor.core.tasks import TaskStatus
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import inventory
@@ -51,28 +52,26 @@ Row = TypeVar("Row")
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 
 
-#: The fields of `TaskOut` that are a task's attributes as they are.
+#: The fields of `TaskOut` that are a task's columns as they are.
 _TASK_FIELDS = tuple(name for name in TaskOut.model_fields if name in TASK_COLUMNS)
+#: The columns a listed task is shown from: those, and the two its progress is.
+LISTED_COLUMNS = (*_TASK_FIELDS, "progress_collect", "progress_process")
 _SUMMARY_FIELDS = tuple(ChangeSummary.model_fields)
 _EVENT_FIELDS = tuple(TaskEventOut.model_fields)
+_ID = LISTED_COLUMNS.index("id")
 
 
-def task_item(task: Task) -> dict[str, Any]:
-    """A task as `TaskOut` writes it, in its field order, without validating it again."""
-    item: dict[str, Any] = {}
-    for name in TaskOut.model_fields:
-        if name == "status_label":
-            item[name] = task.status.label
-        elif name == "progress":
-            item[name] = {
-                "collect": float(task.progress_collect),
-                "process": float(task.progress_process),
-            }
-        elif name == "change_summary":
-            item[name] = summary_item(task.change_summary)
-        else:
-            item[name] = getattr(task, name)
-    return item
+def task_item(row: Sequence[Any]) -> dict[str, Any]:
+    """A task as `TaskOut` writes it, in its field order, from the `LISTED_COLUMNS` of its
+    row, without validating them again (the store produced them)."""
+    column = dict(zip(LISTED_COLUMNS, row, strict=True))
+    column["status_label"] = TaskStatus(column["status"]).label
+    column["progress"] = {
+        "collect": float(column["progress_collect"]),
+        "process": float(column["progress_process"]),
+    }
+    column["change_summary"] = summary_item(column["change_summary"])
+    return {name: column[name] for name in TaskOut.model_fields}
 
 
 def summary_item(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -84,7 +83,7 @@ def summary_item(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 def task_out(task: Task) -> TaskOut:
     """The API shape of a task (SPEC §4)."""
-    return TaskOut.model_validate(task_item(task))
+    return TaskOut.model_validate(task_item([getattr(task, name) for name in LISTED_COLUMNS]))
 
 
 @contextmanager
@@ -139,9 +138,10 @@ def list_tasks(
     """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
     with state.db.read() as conn:
         clause, include_hidden = _search_clause(conn, search, state.clock.now())
-        page = task_store.list_tasks(
+        page = task_store.list_task_columns(
             conn,
             principal.organization_id,
+            LISTED_COLUMNS,
             view=tab,
             search=clause,
             include_hidden=include_hidden,
@@ -149,7 +149,7 @@ def list_tasks(
             cursor=cursor,
         )
     return json_answer(
-        {"items": [task_item(row) for row in page.items], "next_cursor": page.next_cursor},
+        {"items": [task_item(row) for row in page.rows], "next_cursor": page.next_cursor},
         TaskPage,
     )
 
@@ -276,8 +276,10 @@ def list_runs(
     """A recurring template's runs, newest first."""
     with state.db.read() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
-        runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
-    return json_answer(_page(runs, limit, lambda run: run.id, task_item), TaskPage)
+        runs = task_store.list_run_columns(
+            conn, task, LISTED_COLUMNS, limit=limit + 1, before_id=cursor
+        )
+    return json_answer(_page(runs, limit, lambda run: run[_ID], task_item), TaskPage)
 
 
 @router.get("/{task_id}/events", response_model=EventPage, responses=_ERRORS)
