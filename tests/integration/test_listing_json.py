@@ -261,3 +261,16 @@ def test_assets_answer_what_asset_page_would_write(
     assert answer_of(console, "/api/v1/assets", limit=2, cursor=cursor) == expected_assets(
         console, limit=2, cursor=cursor
     )
+
+
+def test_the_openapi_document_still_names_each_listings_model(console: ConsoleUnderTest) -> None:
+    paths = console.anonymous().get("/api/v1/openapi.json").json()["paths"]
+    expected = {
+        "/api/v1/tasks": "TaskPage",
+        "/api/v1/tasks/{task_id}/runs": "TaskPage",
+        "/api/v1/tasks/{task_id}/events": "EventPage",
+        "/api/v1/assets": "AssetPage",
+    }
+    for path, model in expected.items():
+        ok = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok == {"$ref": f"#/components/schemas/{model}"}, path
