@@ -337,6 +337,7 @@ ROWS = [
     Row("GET", "/api/v1/assets", collection("viewer")),
     Row("GET", "/api/v1/assets/{asset_id}", on_objects("viewer"), {"asset_id": "asset"}),
     Row("GET", "/api/v1/assets/export", collection("viewer")),
+    Row("GET", "/api/v1/assets/count", collection("viewer")),
     Row(
         "POST",
         "/api/v1/imports",

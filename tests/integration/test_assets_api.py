@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
 from surveyor.store.schema import assets
+from surveyor.store.tasks import COUNT_CAP
+from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
 
@@ -291,3 +295,70 @@ def test_a_task_that_was_not_processed_has_no_change_report(console: ConsoleUnde
     assert answer.status_code == 404
     assert "not been processed" in answer.json()["error"]["message"]
     assert console.admin.get("/api/v1/tasks/999999/changes").status_code == 404
+
+
+def bulk_assets(console: ConsoleUnderTest, how_many: int) -> None:
+    """`how_many` more assets like the first one, each at its own address."""
+    with console.db.write() as conn:
+        template = dict(
+            conn.execute(select(assets).order_by(assets.c.id).limit(1)).mappings().one()
+        )
+        del template["id"]
+        conn.execute(
+            insert(assets),
+            [
+                {
+                    **template,
+                    "address": f"127.1.{number // 256}.{number % 256}",
+                    "address_key": f"bulk-{number:08d}",
+                }
+                for number in range(how_many)
+            ],
+        )
+
+
+@pytest.mark.usefixtures("inventory")
+def test_asset_counts_stop_at_the_cap_and_count_exactly_on_request(
+    console: ConsoleUnderTest,
+) -> None:
+    listed = len(console.admin.get("/api/v1/assets", params={"limit": 1000}).json()["items"])
+    assert console.admin.get("/api/v1/assets/count").json() == {"count": listed, "capped": False}
+    bulk_assets(console, COUNT_CAP + 1)
+    capped = console.admin.get("/api/v1/assets/count")
+    assert capped.status_code == 200, capped.text
+    assert capped.json() == {"count": COUNT_CAP, "capped": True}
+    exact = console.admin.get("/api/v1/assets/count", params={"exact": "true"})
+    assert exact.json() == {"count": listed + COUNT_CAP + 1, "capped": False}
+    # A search under the cap is counted exactly: as many as it lists.
+    searched = {"search": "port:443"}
+    found = console.admin.get("/api/v1/assets", params=searched).json()["items"]
+    assert found
+    counted = console.admin.get("/api/v1/assets/count", params=searched).json()
+    assert counted == {"count": len(found), "capped": False}
+    bad = console.admin.get("/api/v1/assets/count", params={"search": "alive:maybe"})
+    assert bad.status_code == 400
+    _, other_admin = console.other_organization()
+    assert other_admin.get("/api/v1/assets/count").json() == {"count": 0, "capped": False}
+
+
+@pytest.mark.usefixtures("inventory")
+def test_the_assets_page_shows_the_capped_count_and_counts_exactly_on_a_click(
+    console: ConsoleUnderTest,
+) -> None:
+    client, _ = signed_in(console, "viewer")
+    listed = len(console.admin.get("/api/v1/assets", params={"limit": 1000}).json()["items"])
+    page = client.get("/assets")
+    assert f"{listed} assets" in page.text
+    assert "Count exactly" not in page.text
+    bulk_assets(console, COUNT_CAP + 1)
+    page = client.get("/assets")
+    assert f"{COUNT_CAP:,}+ assets" in page.text
+    link = re.search(r'<a href="([^"]*exact=true)">Count exactly</a>', page.text)
+    assert link is not None
+    exact = client.get(html.unescape(link.group(1)))
+    assert exact.status_code == 200
+    assert f"{listed + COUNT_CAP + 1:,} assets" in exact.text
+    assert "Count exactly" not in exact.text
+    alone = {"search": "address:=127.0.0.30"}
+    assert len(console.admin.get("/api/v1/assets", params=alone).json()["items"]) == 1
+    assert "1 asset matches" in client.get("/assets", params=alone).text

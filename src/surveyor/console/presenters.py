@@ -53,6 +53,26 @@ def asset_out(
     )
 
 
+_ASSET_FIELDS = tuple(AssetOut.model_fields)
+_SOURCE_FIELDS = tuple(AssetSourceOut.model_fields)
+
+
+def asset_item(
+    asset: Asset,
+    site_names: Mapping[int, str],
+    asset_services: Sequence[AssetService],
+    sources: Sequence[AssetSource],
+) -> dict[str, Any]:
+    """`asset_out` as `AssetOut` writes it, in its field order, without validating what the
+    store produced again (the Assets listing, `console/listing_json.py`)."""
+    shown = {
+        "site": site_names.get(asset.site_id, ""),
+        "ports": [service.label for service in asset_services],
+        "sources": [{name: getattr(source, name) for name in _SOURCE_FIELDS} for source in sources],
+    }
+    return {name: shown[name] if name in shown else getattr(asset, name) for name in _ASSET_FIELDS}
+
+
 def site_out(site: Site) -> SiteOut:
     return from_attributes(SiteOut, site)
 

@@ -53,6 +53,7 @@ from surveyor.store.schema import (
     processing_runs,
     services,
 )
+from surveyor.store.tasks import COUNT_CAP
 
 #: Rows per `IN (...)` list: well under SQLite's bound-parameter limit.
 IN_CHUNK = 900
@@ -708,6 +709,36 @@ def list_assets(
     )
     items = [Asset.from_row(row) for row in rows[:limit]]
     return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+
+
+@dataclass(frozen=True)
+class AssetCount:
+    """How many assets a search finds: exact, or stopped at the cap (`capped`, a lower
+    bound, shown as `10,000+`)."""
+
+    count: int
+    capped: bool
+
+
+def count_assets(
+    conn: Connection,
+    organization_id: int,
+    *,
+    search: ColumnElement[bool] | None = None,
+    cap: int | None = COUNT_CAP,
+) -> AssetCount:
+    """How many of an organization's assets `search` finds, reading no more than one past
+    `cap` of them (`cap=None`: every one, however many)."""
+    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
+    if search is not None:
+        clause = and_(clause, search)
+    found = select(literal(1)).where(clause)
+    if cap is not None:
+        found = found.limit(cap + 1)
+    count = int(conn.execute(select(func.count()).select_from(found.subquery())).scalar_one())
+    if cap is not None and count > cap:
+        return AssetCount(cap, True)
+    return AssetCount(count, False)
 
 
 def get_asset(conn: Connection, organization_id: int, asset_id: int) -> Asset | None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import Connection
 
 from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
-from surveyor.console.presenters import asset_out
+from surveyor.console.listing_json import json_answer
+from surveyor.console.presenters import asset_item, asset_out
 from surveyor.console.reports import ChangeOut
 from surveyor.console.schemas import (
     MAX_ID,
@@ -26,6 +27,7 @@ from surveyor.core.changes import ChangeKind
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.store import inventory, outliers, records
 from surveyor.store.asset_search import compile_asset_search
+from surveyor.store.tasks import COUNT_CAP
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 
@@ -49,6 +51,14 @@ class AssetPage(BaseModel):
     next_cursor: str | None
 
 
+class AssetCount(BaseModel):
+    count: int
+    capped: bool = Field(
+        description="true when counting stopped at the cap (10,000) and the count is a lower"
+        " bound, shown as `10,000+`; ask again with `exact=true` for the exact count"
+    )
+
+
 def _search_clause(conn: Connection, search: str | None, now: datetime) -> Any:
     return compile_asset_search(conn, parse(search or ""), now=now)
 
@@ -64,7 +74,7 @@ def list_assets(
         Literal["address", "outlier"],
         Query(description="address order, or `outlier`: the most unusual first"),
     ] = "address",
-) -> AssetPage:
+) -> Response:
     """One page of assets in address order (or by outlier score, `sort=outlier`), narrowed
     by `search`; pass `next_cursor` back, with the same sort, for the next page."""
     lister = outliers.list_assets_by_outlier if sort == "outlier" else inventory.list_assets
@@ -82,10 +92,31 @@ def list_assets(
         ids = [asset.id for asset in page.items]
         found = inventory.services_of(conn, ids)
         sources = inventory.sources_of(conn, ids)
-    return AssetPage(
-        items=[asset_out(asset, names, found[asset.id], sources[asset.id]) for asset in page.items],
-        next_cursor=page.next_cursor,
-    )
+    items = [asset_item(asset, names, found[asset.id], sources[asset.id]) for asset in page.items]
+    return json_answer({"items": items, "next_cursor": page.next_cursor}, AssetPage)
+
+
+@router.get("/count", response_model=AssetCount, responses=_ERRORS)
+def count_assets(
+    principal: Viewer,
+    state: State,
+    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    exact: Annotated[
+        bool,
+        Query(description="count every match of the search, however many (may be slow)"),
+    ] = False,
+) -> dict[str, Any]:
+    """How many assets `search` finds; the count stops at 10,000 (`capped`) unless
+    `exact=true`."""
+    with state.db.read() as conn:
+        clause = _search_clause(conn, search, state.clock.now())
+        found = inventory.count_assets(
+            conn,
+            principal.organization_id,
+            search=clause,
+            cap=None if exact else COUNT_CAP,
+        )
+    return {"count": found.count, "capped": found.capped}
 
 
 @router.get("/{asset_id}", response_model=AssetDetail, responses=_ERRORS)

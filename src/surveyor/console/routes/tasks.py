@@ -13,9 +13,11 @@ from sqlalchemy import Connection
 from surveyor.console import presenters, reports
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import ApiError, error_responses
+from surveyor.console.listing_json import json_answer
 from surveyor.console.routes import assets as assets_routes
 from surveyor.console.schemas import (
     MAX_ID,
+    ChangeSummary,
     EventPage,
     HideIn,
     IdPath,
@@ -34,6 +36,7 @@ from surveyor.console.state import State
 from surveyor.core import recurrence
 from surveyor.core.search import MAX_QUERY_LENGTH, parse
 from surveyor.core.task import TASK_COLUMNS, Task
+from surveyor.core.tasks import TaskStatus
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import inventory
@@ -49,16 +52,38 @@ Row = TypeVar("Row")
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 
 
-#: The fields of `TaskOut` that are a task's attributes as they are.
+#: The fields of `TaskOut` that are a task's columns as they are.
 _TASK_FIELDS = tuple(name for name in TaskOut.model_fields if name in TASK_COLUMNS)
+#: The columns a listed task is shown from: those, and the two its progress is.
+LISTED_COLUMNS = (*_TASK_FIELDS, "progress_collect", "progress_process")
+_SUMMARY_FIELDS = tuple(ChangeSummary.model_fields)
+_EVENT_FIELDS = tuple(TaskEventOut.model_fields)
+_ID = LISTED_COLUMNS.index("id")
+
+
+def task_item(row: Sequence[Any]) -> dict[str, Any]:
+    """A task as `TaskOut` writes it, in its field order, from the `LISTED_COLUMNS` of its
+    row, without validating them again (the store produced them)."""
+    column = dict(zip(LISTED_COLUMNS, row, strict=True))
+    column["status_label"] = TaskStatus(column["status"]).label
+    column["progress"] = {
+        "collect": float(column["progress_collect"]),
+        "process": float(column["progress_process"]),
+    }
+    column["change_summary"] = summary_item(column["change_summary"])
+    return {name: column[name] for name in TaskOut.model_fields}
+
+
+def summary_item(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A change summary as `ChangeSummary` writes it: its counts only, a missing one 0."""
+    if summary is None:
+        return None
+    return {name: summary.get(name, 0) for name in _SUMMARY_FIELDS}
 
 
 def task_out(task: Task) -> TaskOut:
     """The API shape of a task (SPEC §4)."""
-    out: dict[str, Any] = {name: getattr(task, name) for name in _TASK_FIELDS}
-    out["status_label"] = task.status.label
-    out["progress"] = {"collect": task.progress_collect, "process": task.progress_process}
-    return TaskOut.model_validate(out)
+    return TaskOut.model_validate(task_item([getattr(task, name) for name in LISTED_COLUMNS]))
 
 
 @contextmanager
@@ -109,20 +134,24 @@ def list_tasks(
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=task_store.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-) -> dict[str, Any]:
+) -> Response:
     """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
     with state.db.read() as conn:
         clause, include_hidden = _search_clause(conn, search, state.clock.now())
-        page = task_store.list_tasks(
+        page = task_store.list_task_columns(
             conn,
             principal.organization_id,
+            LISTED_COLUMNS,
             view=tab,
             search=clause,
             include_hidden=include_hidden,
             limit=limit,
             cursor=cursor,
         )
-    return {"items": [task_out(row) for row in page.items], "next_cursor": page.next_cursor}
+    return json_answer(
+        {"items": [task_item(row) for row in page.rows], "next_cursor": page.next_cursor},
+        TaskPage,
+    )
 
 
 @router.get("/counts", response_model=TabCounts, responses=_ERRORS)
@@ -243,12 +272,14 @@ def list_runs(
     cursor: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """A recurring template's runs, newest first."""
     with state.db.read() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
-        runs = task_store.list_runs(conn, task, limit=limit + 1, before_id=cursor)
-    return _page(runs, limit, lambda run: run.id, task_out)
+        runs = task_store.list_run_columns(
+            conn, task, LISTED_COLUMNS, limit=limit + 1, before_id=cursor
+        )
+    return json_answer(_page(runs, limit, lambda run: run[_ID], task_item), TaskPage)
 
 
 @router.get("/{task_id}/events", response_model=EventPage, responses=_ERRORS)
@@ -260,17 +291,18 @@ def list_events(
     cursor: Annotated[
         int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
     ] = None,
-) -> dict[str, Any]:
+) -> Response:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
         events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
-    return _page(
-        events,
-        limit,
-        lambda event: event["id"],
-        lambda e: TaskEventOut.model_validate(e).model_dump(),
-    )
+    page = _page(events, limit, lambda event: event["id"], event_item)
+    return json_answer(page, EventPage)
+
+
+def event_item(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A task event row as `TaskEventOut` writes it."""
+    return {name: event[name] for name in _EVENT_FIELDS}
 
 
 @router.get("/{task_id}/data", responses=_ERRORS)

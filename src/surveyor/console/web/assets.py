@@ -24,6 +24,7 @@ from surveyor.core.search import SearchError
 from surveyor.store import inventory, outliers, records
 from surveyor.store.accounts import Role
 from surveyor.store.asset_search import compile_asset_search
+from surveyor.store.tasks import COUNT_CAP
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 100
@@ -47,13 +48,17 @@ def assets_page(
     search: str = "",
     cursor: str | None = None,
     sort: str = "address",
+    exact: bool = False,
 ) -> Response:
+    """The list, with how many assets the search finds: past 10,000 the count reads
+    `10,000+`, and its "Count exactly" link asks again with `exact=true`."""
     org = principal.organization_id
     search = search[:MAX_SEARCH_LENGTH]
     sort = sort if sort in SORTS else "address"
     lister = outliers.list_assets_by_outlier if sort == "outlier" else inventory.list_assets
     problem: SearchProblem | None = None
     page = inventory.AssetPage([], None)
+    count: inventory.AssetCount | None = None
     with state.db.read() as conn:
         site_names = {site.id: site.name for site in records.list_sites(conn, org, limit=1000)}
         try:
@@ -65,6 +70,9 @@ def assets_page(
                 page = lister(conn, org, search=clause, limit=PAGE_SIZE, cursor=cursor)
             except inventory.InvalidAssetCursor:
                 page = lister(conn, org, search=clause, limit=PAGE_SIZE)
+            count = inventory.count_assets(
+                conn, org, search=clause, cap=None if exact else COUNT_CAP
+            )
         services = inventory.services_of(conn, [asset.id for asset in page.items])
     context: dict[str, Any] = {
         "assets": [asset_out(asset, site_names, services[asset.id]) for asset in page.items],
@@ -73,6 +81,7 @@ def assets_page(
         "search_examples": SEARCH_EXAMPLES,
         "cursor": cursor,
         "next_cursor": page.next_cursor,
+        "count": count,
         "sort": sort,
         "sorts": SORTS,
         "can_edit": principal.role.allows(Role.OPERATOR),
