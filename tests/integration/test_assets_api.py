@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, select
 
-from surveyor.store.schema import assets
+from surveyor.store.outliers import reasons_text, write_scores
+from surveyor.store.schema import asset_outliers, assets
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
 
@@ -140,9 +141,11 @@ def set_outlier_scores(console: ConsoleUnderTest, scores: dict[str, int]) -> Non
     """These scores, and no score for the other assets (in place of what the Outlier
     calculation wrote)."""
     with console.db.write() as conn:
-        conn.execute(update(assets).values(outlier=None))
-        for address, score in scores.items():
-            conn.execute(update(assets).where(assets.c.address == address).values(outlier=score))
+        conn.execute(delete(asset_outliers))
+        ids = {row.address: row.id for row in conn.execute(select(assets.c.address, assets.c.id))}
+        write_scores(
+            conn, [(ids[address], score, reasons_text([])) for address, score in scores.items()]
+        )
 
 
 def test_every_asset_key_of_the_issue_is_searchable(
