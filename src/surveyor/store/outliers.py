@@ -119,12 +119,16 @@ def reasons_text(reasons: Sequence[str]) -> str:
 #: Rows of one `write_scores` statement on PostgreSQL (each array is one parameter).
 _ROWS_PER_STATEMENT = 5000
 #: Each asset's score and reasons, kept only for assets that still exist, and taking their
-#: organization from the asset. PostgreSQL: one statement for many rows, from arrays.
+#: organization from the asset. PostgreSQL: one statement for many rows, from arrays: the
+#: asset ids, their scores, and for each the number of its reasons among the distinct texts
+#: (each parsed once; a batch shares few).
 _UPSERT_POSTGRESQL = text(
     "INSERT INTO asset_outliers (asset_id, organization_id, score, reasons) "
-    "SELECT a.id, a.organization_id, u.score, CAST(u.reasons AS JSON) "
+    "SELECT a.id, a.organization_id, u.score, t.reasons "
     "FROM unnest(CAST(:asset_ids AS BIGINT[]), CAST(:scores AS INTEGER[]), "
-    "CAST(:reasons AS TEXT[])) AS u(asset_id, score, reasons) "
+    "CAST(:numbers AS INTEGER[])) AS u(asset_id, score, number) "
+    "JOIN unnest(CAST(:texts AS JSON[])) WITH ORDINALITY AS t(reasons, number) "
+    "ON t.number = u.number "
     "JOIN assets a ON a.id = u.asset_id "
     "ON CONFLICT (asset_id) DO UPDATE SET score = excluded.score, reasons = excluded.reasons"
 )
@@ -149,12 +153,16 @@ def write_scores(conn: Connection, scored: Sequence[tuple[int, int, str]]) -> No
         return
     for start in range(0, len(scored), _ROWS_PER_STATEMENT):
         part = scored[start : start + _ROWS_PER_STATEMENT]
+        texts: dict[str, int] = {}
+        # Numbered from 1, as WITH ORDINALITY counts.
+        numbers = [texts.setdefault(row[2], len(texts) + 1) for row in part]
         conn.execute(
             _UPSERT_POSTGRESQL,
             {
                 "asset_ids": [row[0] for row in part],
                 "scores": [row[1] for row in part],
-                "reasons": [row[2] for row in part],
+                "numbers": numbers,
+                "texts": list(texts),
             },
         )
 
