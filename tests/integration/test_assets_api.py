@@ -294,3 +294,33 @@ def test_a_task_that_was_not_processed_has_no_change_report(console: ConsoleUnde
     assert answer.status_code == 404
     assert "not been processed" in answer.json()["error"]["message"]
     assert console.admin.get("/api/v1/tasks/999999/changes").status_code == 404
+
+
+@pytest.mark.usefixtures("inventory")
+def test_sorted_by_score_ties_go_by_id_and_unscored_assets_come_last(
+    console: ConsoleUnderTest,
+) -> None:
+    set_outlier_scores(console, {"127.0.0.10": 75, "127.0.0.30": 40, "127.0.0.2": 40})
+    listed = console.admin.get("/api/v1/assets", params={"limit": 10}).json()["items"]
+    ids = {item["address"]: item["id"] for item in listed}
+    tied = sorted(["127.0.0.30", "127.0.0.2"], key=ids.__getitem__)
+    unscored = sorted(["127.0.0.4", "fe80::99"], key=ids.__getitem__)
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"sort": "outlier", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        answer = console.admin.get("/api/v1/assets", params=params)
+        pages.append(addresses(answer))
+        cursor = answer.json()["next_cursor"]
+        if not cursor:
+            break
+    # Two to a page: the second page ends the scored assets and starts the unscored ones.
+    assert pages == [["127.0.0.10", tied[0]], [tied[1], unscored[0]], [unscored[1]]]
+    found = console.admin.get(
+        "/api/v1/assets", params={"sort": "outlier", "search": "outlier:>=40"}
+    )
+    assert addresses(found) == ["127.0.0.10", *tied]
+    by_id = console.admin.get(f"/api/v1/assets/{ids['127.0.0.10']}").json()
+    assert (by_id["outlier"], by_id["outlier_reasons"]) == (75, [])

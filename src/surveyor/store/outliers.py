@@ -226,12 +226,11 @@ def list_assets_by_outlier(
     else:
         scored = and_(clause, asset_outliers.c.organization_id == organization_id)
         if cursor:
+            # A range of the index (scores up to the last one), then past the last asset.
             scored = and_(
                 scored,
-                or_(
-                    asset_outliers.c.score < score,
-                    and_(asset_outliers.c.score == score, asset_outliers.c.asset_id > last_id),
-                ),
+                asset_outliers.c.score <= score,
+                or_(asset_outliers.c.score < score, asset_outliers.c.asset_id > last_id),
             )
         rows = list(
             conn.execute(

@@ -47,7 +47,9 @@ def upgrade() -> None:
         "FROM assets WHERE outlier IS NOT NULL"
     )
     op.create_index(
-        "ix_asset_outliers_rank", "asset_outliers", ["organization_id", "score", "asset_id"]
+        "ix_asset_outliers_rank",
+        "asset_outliers",
+        [sa.text("score DESC"), "asset_id", "organization_id"],
     )
     op.drop_index("ix_assets_outlier", table_name="assets")
     op.drop_index("ix_assets_report_groups", table_name="assets")
