@@ -3,7 +3,8 @@ the Organization overview report, and the Dashboard with 50 insights; SQLite and
 
     .venv/bin/python -m bench.system_tasks [--assets N] [--backend sqlite|postgresql|both]
                                            [--repeat R] [--report-repeat R] [--no-check]
-                                           [--outliers-only] [--json-out FILE]
+                                           [--outliers-only] [--keep-scores]
+                                           [--json-out FILE]
 
 The first organization (bootstrapped as on a first start) gets N generated assets (default
 1,000,000) in its one site, with about 2.4 open services each: OS texts, recorded device types
@@ -14,13 +15,17 @@ PostgreSQL `COPY`), then `ANALYZE` / `VACUUM ANALYZE`.
 
 - **Outlier calculation**: a child process queues one for the site, as processing does
   (`store.outliers.request_outlier_calculation`), and a real processing worker claims and runs
-  it (`Worker.drain`): one read of the site, every asset scored and its score and reasons
-  written. Timed from the request to `processed`; its peak RSS is the child's VmHWM. The peer,
-  alternately in another child on the same database: plain pandas, `read_sql` of the same
-  asset and open-service columns, then the same per-feature frequencies with `value_counts` /
-  `groupby` (OS family, device type, port, OS family x port, port set, product, TLS issuer,
-  name pattern). Unless `--no-check`, the outlier child then counts the features the product's
-  way (its read and `SiteProfiles.counts` alone) and every frequency must equal pandas'.
+  it (`Worker.drain`): one read of the site, every asset scored and the scores and reasons
+  that changed written. Each calculation starts with no scores in the site (they are deleted
+  before it, untimed), so it writes every asset's, as a site's first calculation does;
+  `--keep-scores` measures calculations after the first instead, which write only what
+  changed (nothing, here). Timed from the request to `processed`; its peak RSS is the
+  child's VmHWM. The peer, alternately in another child on the same database: plain pandas,
+  `read_sql` of the same asset and open-service columns, then the same per-feature
+  frequencies with `value_counts` / `groupby` (OS family, device type, port, OS family x
+  port, port set, product, TLS issuer, name pattern). Unless `--no-check`, the outlier
+  child then counts the features the product's way (its read and `SiteProfiles.counts`
+  alone) and every frequency must equal pandas'.
   Goals: ≤ 1.5x pandas' wall time, peak ≤ 1 GB.
 - **Organization overview**: `bench.reports`' measurement on this database: a refresh queued
   and computed by a real worker, `--report-repeat` times, beside its two GROUP BY statements
@@ -53,7 +58,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, delete, select, text
 
 from bench import dashboard, reports
 from bench._load import bootstrap_environment
@@ -62,7 +67,7 @@ from surveyor.store import accounts
 from surveyor.store.bootstrap import bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
-from surveyor.store.schema import assets, services
+from surveyor.store.schema import asset_outliers, assets, services
 from surveyor.testing.postgres import throwaway_postgres
 
 DEFAULT_ASSETS = 1_000_000
@@ -604,6 +609,17 @@ class Outcome:
         return statistics.median(self.outlier_seconds) / statistics.median(self.pandas_seconds)
 
 
+def clear_scores(url: str, site_id: int) -> None:
+    """No outlier scores in the site, as before its first calculation (not timed)."""
+    db = Database(make_engine(url))
+    try:
+        with db.write() as conn:
+            in_site = select(assets.c.id).where(assets.c.site_id == site_id)
+            conn.execute(delete(asset_outliers).where(asset_outliers.c.asset_id.in_(in_site)))
+    finally:
+        db.dispose()
+
+
 def run_backend(url: str, data_dir: Path, args: argparse.Namespace, backend: str) -> Outcome:
     print(f"{backend}: loading {args.assets:,} assets...", file=sys.stderr, flush=True)
     organization_id, site_id, inventory = prepare(url, data_dir, args.assets)
@@ -629,6 +645,8 @@ def run_backend(url: str, data_dir: Path, args: argparse.Namespace, backend: str
         order = ("pandas", "outlier") if attempt % 2 == 0 else ("outlier", "pandas")
         for kind in order:
             if kind == "outlier":
+                if not args.keep_scores:
+                    clear_scores(url, site_id)
                 answer = _child("outlier", {**request, "check": args.check and last})
                 ours.append(answer)
             else:
@@ -644,9 +662,12 @@ def run_backend(url: str, data_dir: Path, args: argparse.Namespace, backend: str
                     "load": answer["load"],
                 }
             )
+            written = ""
+            if kind == "outlier":
+                written = f", {answer['stats'].get('changed', '?')} scores written"
             print(
                 f"{backend}: {kind} {answer['seconds']:.1f} s (cpu {answer['cpu_seconds']:.1f} s, "
-                f"peak {answer['peak_mb']:.0f} MB, load {answer['load']})",
+                f"peak {answer['peak_mb']:.0f} MB{written}, load {answer['load']})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -795,6 +816,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--outliers-only",
         action="store_true",
         help="measure the Outlier calculation and pandas alone (no overview, no Dashboard)",
+    )
+    parser.add_argument(
+        "--keep-scores",
+        action="store_true",
+        help="keep the scores a calculation wrote for the next (by default each starts with "
+        "none, so it scores and writes every asset, as a site's first calculation does)",
     )
     parser.add_argument("--json-out", type=Path, help="also write the results as JSON here")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "REQUEST"), help=argparse.SUPPRESS)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select
 
-from surveyor.store.schema import assets
+from surveyor.store.outliers import reasons_text, write_scores
+from surveyor.store.schema import asset_outliers, assets
 from surveyor.store.tasks import COUNT_CAP
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
@@ -144,9 +145,11 @@ def set_outlier_scores(console: ConsoleUnderTest, scores: dict[str, int]) -> Non
     """These scores, and no score for the other assets (in place of what the Outlier
     calculation wrote)."""
     with console.db.write() as conn:
-        conn.execute(update(assets).values(outlier=None))
-        for address, score in scores.items():
-            conn.execute(update(assets).where(assets.c.address == address).values(outlier=score))
+        conn.execute(delete(asset_outliers))
+        ids = {row.address: row.id for row in conn.execute(select(assets.c.address, assets.c.id))}
+        write_scores(
+            conn, [(ids[address], score, reasons_text([])) for address, score in scores.items()]
+        )
 
 
 def test_every_asset_key_of_the_issue_is_searchable(
@@ -362,3 +365,33 @@ def test_the_assets_page_shows_the_capped_count_and_counts_exactly_on_a_click(
     alone = {"search": "address:=127.0.0.30"}
     assert len(console.admin.get("/api/v1/assets", params=alone).json()["items"]) == 1
     assert "1 asset matches" in client.get("/assets", params=alone).text
+
+
+@pytest.mark.usefixtures("inventory")
+def test_sorted_by_score_ties_go_by_id_and_unscored_assets_come_last(
+    console: ConsoleUnderTest,
+) -> None:
+    set_outlier_scores(console, {"127.0.0.10": 75, "127.0.0.30": 40, "127.0.0.2": 40})
+    listed = console.admin.get("/api/v1/assets", params={"limit": 10}).json()["items"]
+    ids = {item["address"]: item["id"] for item in listed}
+    tied = sorted(["127.0.0.30", "127.0.0.2"], key=ids.__getitem__)
+    unscored = sorted(["127.0.0.4", "fe80::99"], key=ids.__getitem__)
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"sort": "outlier", "limit": 2}
+        if cursor:
+            params["cursor"] = cursor
+        answer = console.admin.get("/api/v1/assets", params=params)
+        pages.append(addresses(answer))
+        cursor = answer.json()["next_cursor"]
+        if not cursor:
+            break
+    # Two to a page: the second page ends the scored assets and starts the unscored ones.
+    assert pages == [["127.0.0.10", tied[0]], [tied[1], unscored[0]], [unscored[1]]]
+    found = console.admin.get(
+        "/api/v1/assets", params={"sort": "outlier", "search": "outlier:>=40"}
+    )
+    assert addresses(found) == ["127.0.0.10", *tied]
+    by_id = console.admin.get(f"/api/v1/assets/{ids['127.0.0.10']}").json()
+    assert (by_id["outlier"], by_id["outlier_reasons"]) == (75, [])

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from surveyor.core.outliers import FeatureCounts, ServiceFacts, features_of, score
 from surveyor.store.outliers import request_outlier_calculation
-from surveyor.store.schema import assets, services, tasks
+from surveyor.store.schema import asset_outliers, assets, services, tasks
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
@@ -104,6 +104,7 @@ def test_the_calculation_is_a_system_task_in_the_tabs_with_progress(
     assert task["progress"]["process"] == 1.0
     assert task["stats"] == {
         "assets": 40,
+        "changed": 40,
         "highest": max(a["outlier"] for a in by_address(console).values()),
     }
     processed = console.admin.get(
@@ -177,20 +178,49 @@ def test_the_asset_page_shows_the_score_and_reasons(
 def test_running_it_again_writes_the_same_scores(
     console: ConsoleUnderTest, place: Place, scored: Path
 ) -> None:
-    def scores() -> dict[int, tuple[Any, Any]]:
-        with console.db.read() as conn:
-            rows = conn.execute(
-                select(assets.c.id, assets.c.outlier, assets.c.outlier_reasons)
-            ).all()
-        return {row.id: (row.outlier, row.outlier_reasons) for row in rows}
-
-    before = scores()
+    before = stored_scores(console, place.site_id)
+    assert len(before) == 40
     with console.db.write() as conn:
         queued = request_outlier_calculation(conn, place.organization_id, place.site_id, now=NOW)
     assert queued is not None
     assert process_all(console.db, scored) == 1
-    assert scores() == before
-    assert len(outlier_tasks(console)) == 2
+    assert stored_scores(console, place.site_id) == before
+    first, again = sorted(outlier_tasks(console), key=lambda task: task["id"])
+    assert first["stats"]["changed"] == 40
+    # Nothing changed, so nothing was written.
+    assert again["stats"] == {**first["stats"], "changed": 0}
+
+
+def test_after_a_change_only_the_scores_that_changed_are_written(
+    console: ConsoleUnderTest, place: Place, tmp_path: Path
+) -> None:
+    ports = "22,23,80,135,161,443,445,3389,5432,8080,9100"
+    hosts = varied_site(120)
+    queue_hosts(console.db, tmp_path, place, hosts[:100], ports=ports)
+    process_all(console.db, tmp_path)
+    before = stored_scores(console, place.site_id)
+    assert before == scores_one_by_one(console, place.site_id)
+    # Twenty more hosts (new assets), the first 100 seen again alike.
+    queue_hosts(console.db, tmp_path, place, hosts, ports=ports)
+    process_all(console.db, tmp_path)
+    after = stored_scores(console, place.site_id)
+    assert after == scores_one_by_one(console, place.site_id)
+    assert len(after) == 120
+    anew = [asset for asset, found in after.items() if before.get(asset) != found]
+    assert 20 <= len(anew) < 120
+    last = max(outlier_tasks(console), key=lambda task: task["id"])
+    assert last["stats"]["changed"] == len(anew)
+
+
+def stored_scores(console: ConsoleUnderTest, site_id: int) -> dict[int, tuple[Any, Any]]:
+    """The scores and reasons written for the site's assets, by asset id."""
+    with console.db.read() as conn:
+        rows = conn.execute(
+            select(asset_outliers.c.asset_id, asset_outliers.c.score, asset_outliers.c.reasons)
+            .join(assets, assets.c.id == asset_outliers.c.asset_id)
+            .where(assets.c.site_id == site_id)
+        ).all()
+    return {row.asset_id: (row.score, row.reasons) for row in rows}
 
 
 def varied_site(count: int) -> list[dict[str, Any]]:
@@ -269,15 +299,7 @@ def test_a_varied_site_scores_every_asset_as_the_method_does_asset_by_asset(
     queue_hosts(console.db, tmp_path, place, varied_site(230), ports=ports)
     # Pages of 7 assets: profiles meet across pages, and pages hold several profiles.
     process_all(console.db, tmp_path, batch_size=7)
-    with console.db.read() as conn:
-        stored = {
-            row.id: (row.outlier, row.outlier_reasons)
-            for row in conn.execute(
-                select(assets.c.id, assets.c.outlier, assets.c.outlier_reasons).where(
-                    assets.c.site_id == place.site_id
-                )
-            )
-        }
+    stored = stored_scores(console, place.site_id)
     expected = scores_one_by_one(console, place.site_id)
     assert len(stored) == 230
     assert stored == expected

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from surveyor.core.clock import FakeClock
 from surveyor.scheduler.leader import SoleScheduler
 from surveyor.scheduler.tick import Scheduler
 from surveyor.store import reports as report_store
-from surveyor.store.schema import sites
+from surveyor.store.outliers import reasons_text, write_scores
+from surveyor.store.schema import asset_outliers, assets, sites
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, host, process_all, queue_hosts, service
@@ -373,3 +374,31 @@ def test_counts_are_the_organizations_alone_with_or_without_another(
     process_all(console.db, inventory["data_dir"])
     assert _services_across_sites(console) == alone
     assert _asset_groups(console) == groups
+
+
+def test_the_unusual_share_counts_assets_scored_60_or_more(
+    console: ConsoleUnderTest, inventory: dict[str, Any]
+) -> None:
+    """Scores at and around the threshold, in place of the ones the calculations wrote: HQ has
+    two unusual assets of four (one of them offline), Lab none of two."""
+    scores = {"127.0.0.1": 75, "127.0.0.4": 60, "127.0.0.2": 59, "127.0.1.5": 12}
+    with console.db.write() as conn:
+        ids = {row.address: row.id for row in conn.execute(select(assets.c.address, assets.c.id))}
+        conn.execute(delete(asset_outliers))
+        write_scores(conn, [(ids[a], score, reasons_text([])) for a, score in scores.items()])
+    with console.db.read() as conn:
+        groups = report_store.asset_groups(conn, console.organization_id, now=datetime.now(UTC))
+        site_of = dict(conn.execute(select(assets.c.address, assets.c.site_id)).all())
+    unusual = Counter[int]()
+    for group in groups:
+        unusual[group.site_id] += group.unusual
+    assert unusual == Counter({site_of["127.0.0.1"]: 2})
+    assert sum(group.assets for group in groups) == 6
+
+    refreshed = console.admin.post("/api/v1/reports/comparison/refresh")
+    assert refreshed.status_code == 202, refreshed.text
+    process_all(console.db, inventory["data_dir"])
+    rows = {row[0]: row for row in _section(_result(console, "comparison"), "sites")["rows"]}
+    assert rows[inventory["hq"]][5] == 50.0
+    assert rows["Lab"][5] == 0.0
+    assert rows["Whole organization"][5] == round(100 * 2 / 6, 1)

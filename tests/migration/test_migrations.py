@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, insert, inspect, select, text
 
-from surveyor.store.migrate import current_revision, head_revision, upgrade
-from surveyor.store.schema import metadata
+from surveyor.store.migrate import alembic_config, current_revision, head_revision, upgrade
+from surveyor.store.outliers import reasons_text, write_scores
+from surveyor.store.schema import asset_outliers, assets, metadata, organizations, sites
 from surveyor.store.search_index import (
     TRIGRAM_COLUMNS,
     fts_table_name,
@@ -81,3 +85,66 @@ def test_the_trigram_indexes_exist(db_engine: Engine) -> None:
             for table_name, columns in TRIGRAM_COLUMNS.items():
                 found = {ix["name"] for ix in inspect(conn).get_indexes(table_name)}
                 assert {gin_index_name(table_name, name) for name in columns} <= found
+
+
+def _downgrade(engine: Engine, revision: str) -> None:
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+
+
+def test_0024_moves_the_scores_back_onto_the_assets_when_downgraded(fresh_engine: Engine) -> None:
+    """Downgraded, `asset_outliers` (0024) gives the scores and reasons back to the assets and
+    the indexes are as 0021 made them; upgraded again, they move over once more."""
+    reasons = ["TLS issuer 'CN=Rogue Issuer' seen on 1 of 40 assets"]
+    now = datetime(2026, 3, 1, tzinfo=UTC)
+    upgrade(fresh_engine)
+    with fresh_engine.begin() as conn:
+        organization = conn.execute(
+            insert(organizations).values(name="Acme", created_at=now)
+        ).inserted_primary_key[0]
+        site = conn.execute(
+            insert(sites).values(
+                organization_id=organization, name="HQ", created_at=now, updated_at=now
+            )
+        ).inserted_primary_key[0]
+        scored, unscored = (
+            conn.execute(
+                insert(assets).values(
+                    organization_id=organization,
+                    site_id=site,
+                    address=address,
+                    address_key=address,
+                    first_seen=now,
+                    last_seen=now,
+                    changed_at=now,
+                )
+            ).inserted_primary_key[0]
+            for address in ("127.0.0.7", "127.0.0.8")
+        )
+        write_scores(conn, [(scored, 57, reasons_text(reasons))])
+
+    _downgrade(fresh_engine, "0023")
+
+    assert current_revision(fresh_engine) == "0023"
+    found = inspect(fresh_engine)
+    assert "asset_outliers" not in found.get_table_names()
+    indexes = {ix["name"]: ix["column_names"] for ix in found.get_indexes("assets")}
+    assert indexes["ix_assets_outlier"] == ["organization_id", "outlier", "id"]
+    assert indexes["ix_assets_report_groups"][-1] == "outlier"
+    with fresh_engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, outlier, outlier_reasons FROM assets ORDER BY id"))
+        kept = [(row.id, row.outlier, row.outlier_reasons) for row in rows]
+    # The reasons come back as the JSON text or its value, as each backend reads it untyped.
+    assert [(i, s, json.loads(r) if isinstance(r, str) else r) for i, s, r in kept] == [
+        (scored, 57, reasons),
+        (unscored, None, None),
+    ]
+
+    upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        moved = conn.execute(select(asset_outliers)).mappings().all()
+    assert [dict(row) for row in moved] == [
+        {"asset_id": scored, "organization_id": organization, "score": 57, "reasons": reasons}
+    ]

@@ -37,6 +37,7 @@ from surveyor.security.passwords import hash_password
 from surveyor.security.tokens import issue_token
 from surveyor.store.engine import Database
 from surveyor.store.explorers import ENROLLMENT_TOKEN_PREFIX, EXPLORER_SECRET_PREFIX
+from surveyor.store.inventory import get_asset
 from surveyor.store.migrate import alembic_config, current_revision, upgrade
 from surveyor.store.schema import metadata
 from surveyor.store.search_index import is_search_index_table
@@ -81,6 +82,7 @@ DATA = encode(
     )
 )
 DATA_SHA256 = hashlib.sha256(DATA).hexdigest()
+OUTLIER_REASON = "the only one of 40 Linux hosts with telnet (23) open"
 
 
 @cache
@@ -542,8 +544,12 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
         alive=True,
         service_count=2,
         state_hash="fd0de5b6834bb9a2a2b95ae1d19a5381",
-        outlier=57,
-        outlier_reasons=["the only one of 40 Linux hosts with telnet (23) open"],
+        # An asset's score and reasons before 0024 moved them to `asset_outliers`.
+        **{
+            name: value
+            for name, value in (("outlier", 57), ("outlier_reasons", [OUTLIER_REASON]))
+            if seeder.has("assets", name)
+        },
         first_seen=NOW - timedelta(hours=9),
         last_seen=NOW - timedelta(hours=9),
         changed_at=NOW - timedelta(hours=9),
@@ -733,6 +739,7 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             "invitations": seeder.has("invitations"),
             "checksums": seeder.has("tasks", "data_sha256"),
             "saved_queries": seeder.has("saved_queries"),
+            "outlier_reasons": seeder.has("assets", "outlier_reasons"),
         },
     )
 
@@ -770,6 +777,23 @@ def assert_assets_have_sources(engine: Engine, seed: Seed) -> None:
     assert [(row["source"], row["first_seen"], row["last_seen"]) for row in rows] == [
         ("scan", NOW - timedelta(hours=9), NOW - timedelta(hours=9))
     ]
+
+
+def assert_scores_moved(engine: Engine, seed: Seed) -> None:
+    """The seeded asset's outlier score (and its reasons, from 0016 on) moved from the asset
+    to its row of `asset_outliers` (0024), as the asset is read back."""
+    if seed.asset is None:
+        return
+    wanted = [OUTLIER_REASON] if seed.has["outlier_reasons"] else []
+    table = metadata.tables["asset_outliers"]
+    with engine.connect() as conn:
+        rows = conn.execute(select(table)).mappings().all()
+        asset = get_asset(conn, seed.acme, seed.asset)
+    assert [dict(row) for row in rows] == [
+        {"asset_id": seed.asset, "organization_id": seed.acme, "score": 57, "reasons": wanted}
+    ]
+    assert asset is not None
+    assert (asset.outlier, asset.outlier_reasons) == (57, tuple(wanted))
 
 
 @pytest.fixture
@@ -909,6 +933,7 @@ def test_a_database_with_data_upgrades_from_each_earlier_revision(
     assert current_revision(fresh_engine) == HEAD
     assert_rows_survived(fresh_engine, seeded.written)
     assert_assets_have_sources(fresh_engine, seeded)
+    assert_scores_moved(fresh_engine, seeded)
     assert_tab_counts_in_step(fresh_engine)
     assert_console_works(console_on(fresh_engine), seeded, tmp_path, Database(fresh_engine))
     assert_tab_counts_in_step(fresh_engine)

@@ -2,11 +2,12 @@
 
 One streaming read of the site's assets in id order, a page (the worker's batch size) at a
 time, keeps each asset's features compactly (`SiteProfiles`: assets with the same features
-share one profile); the values are counted and each profile scored (core/outliers.py), and
-the scores and reasons are written, one fenced transaction per page of assets. Memory holds
-the counts, the distinct profiles and two numbers per asset. A stopped or requeued
-calculation starts again from the read: scoring is deterministic, so running it again writes
-the same scores.
+share one profile), and the score and reasons each has; the values are counted and each
+profile scored (core/outliers.py), and the scores and reasons that changed are written (to
+`asset_outliers`), one fenced transaction per batch of them: a calculation after a small
+change of the site writes little. Memory holds the counts, the distinct profiles and four
+numbers per asset. A stopped or requeued calculation starts again from the read: scoring is
+deterministic, so running it again writes only what it did not write yet.
 
 It is requested (`request_after_processing`) whenever processing of a site's data changed
 its inventory; at most one waits per site.
@@ -14,6 +15,8 @@ its inventory; at most one waits per site.
 
 from __future__ import annotations
 
+import json
+from array import array
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 
@@ -45,12 +48,42 @@ def _pages(job: ProcessingJob, site_id: int) -> Iterator[list[AssetFacts]]:
             raise StopRequested(job.task.id)
 
 
+class _Written:
+    """The score and reasons each asset has (as read, in the order read): two numbers per
+    asset, its reasons being a number for their text (a site's assets share few texts)."""
+
+    def __init__(self) -> None:
+        self.scores = array("h")
+        self.reasons = array("l")
+        self._numbers: dict[str, int] = {}
+        self._read: dict[str, int] = {}
+
+    def number(self, reasons: str) -> int:
+        """The number of a reasons text as `reasons_text` writes it."""
+        return self._numbers.setdefault(reasons, len(self._numbers))
+
+    def add(self, score: int | None, reasons: str | None) -> None:
+        if score is None or reasons is None:
+            self.scores.append(-1)
+            self.reasons.append(-1)
+            return
+        number = self._read.get(reasons)
+        if number is None:
+            # Read texts are compared as `reasons_text` would write their reasons.
+            canonical = outlier_store.reasons_text(json.loads(reasons))
+            number = self._read[reasons] = self.number(canonical)
+        self.scores.append(score)
+        self.reasons.append(number)
+
+
 def calculate_outliers(job: ProcessingJob) -> Task:
-    """Score every asset of the task's site and mark the task processed."""
+    """Score every asset of the task's site, write the scores and reasons that changed, and
+    mark the task processed."""
     site_id = job.task.site_id
     if site_id is None:
         raise TaskDataError("the task belongs to no site, so there are no peers to compare")
     site = SiteProfiles()
+    written = _Written()
     for page in _pages(job, site_id):
         for facts in page:
             site.add(
@@ -60,24 +93,47 @@ def calculate_outliers(job: ProcessingJob) -> Task:
                 facts.services,
                 recorded_type=facts.recorded_type,
             )
+            written.add(facts.score, facts.reasons)
     results = site.scores(site.counts())
     total = len(site)
     highest = max((result.score for result in results), default=0)
-    for start in range(0, total, job.batch_size):
-        done = min(start + job.batch_size, total)
-        scored = [
-            (results[number].score, results[number].reasons, asset_ids)
-            for number, asset_ids in site.groups(start, done)
-        ]
-        with job.db.write() as conn:
-            job.fence(conn, {"progress_process": round(done / total, 4)})
-            outlier_store.write_scores(conn, scored)
-        if job.should_stop():
-            raise StopRequested(job.task.id)
+    # Each profile's score, reasons text and the text's number.
+    wanted = []
+    for result in results:
+        reasons = outlier_store.reasons_text(result.reasons)
+        wanted.append((result.score, reasons, written.number(reasons)))
+    changed = 0
+    pending: list[tuple[int, int, str]] = []
+    for position, (asset_id, number) in enumerate(
+        zip(site.asset_ids, site.profile_of, strict=True)
+    ):
+        score, reasons, reasons_number = wanted[number]
+        if written.scores[position] != score or written.reasons[position] != reasons_number:
+            pending.append((asset_id, score, reasons))
+            if len(pending) >= job.batch_size:
+                _write(job, pending, (position + 1) / total)
+                changed += len(pending)
+                pending = []
+    _write(job, pending, 1.0)
+    changed += len(pending)
     message = (
-        f"scored {total} assets; the highest score is {highest}" if total else "no assets to score"
+        f"scored {total} assets, {changed} of them anew; the highest score is {highest}"
+        if total
+        else "no assets to score"
     )
-    return job.finish(message=message, changes={"stats": {"assets": total, "highest": highest}})
+    return job.finish(
+        message=message,
+        changes={"stats": {"assets": total, "changed": changed, "highest": highest}},
+    )
+
+
+def _write(job: ProcessingJob, scored: list[tuple[int, int, str]], progress: float) -> None:
+    """Write a batch of scores, with the progress they reach, fenced by the lease."""
+    with job.db.write() as conn:
+        job.fence(conn, {"progress_process": round(progress, 4)})
+        outlier_store.write_scores(conn, scored)
+    if job.should_stop():
+        raise StopRequested(job.task.id)
 
 
 def request_after_processing(

@@ -20,6 +20,7 @@ from surveyor.store.retention import STALE
 from surveyor.store.schema import (
     asset_addresses,
     asset_names,
+    asset_outliers,
     asset_sources,
     assets,
     services,
@@ -100,7 +101,10 @@ ASSET_SEARCH: SqlCatalogue = Catalogue(
         "last_seen": SearchField(_TIME, _a.last_seen),
         "changed_at": SearchField(_TIME, _a.changed_at),
         "services": SearchField(_NUMBER, _a.service_count),
-        "outlier": SearchField(_NUMBER, _a.outlier),
+        # Its score, when it has one (`asset_outliers`).
+        "outlier": SearchField(
+            _NUMBER, RelatedValue(_a.id, asset_outliers.c.asset_id, asset_outliers.c.score)
+        ),
         "last_task": SearchField(_NUMBER, _a.last_task_id),
         **service_keys(_service),
     },

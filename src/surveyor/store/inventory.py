@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Select,
     and_,
     bindparam,
     delete,
@@ -48,6 +49,7 @@ from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
     asset_names,
+    asset_outliers,
     asset_sources,
     assets,
     processing_runs,
@@ -680,6 +682,21 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
     return key, last_id
 
 
+#: An asset's outlier score and reasons, as `Asset.from_row` reads them (`asset_outliers`).
+SCORE_COLUMNS = (
+    asset_outliers.c.score.label("outlier"),
+    asset_outliers.c.reasons.label("outlier_reasons"),
+)
+
+
+def select_assets() -> Select[Any]:
+    """Assets' rows with their outlier scores and reasons (NULL while not scored), as
+    `Asset.from_row` reads them."""
+    return select(*assets.c, *SCORE_COLUMNS).select_from(
+        assets.outerjoin(asset_outliers, asset_outliers.c.asset_id == assets.c.id)
+    )
+
+
 def list_assets(
     conn: Connection,
     organization_id: int,
@@ -699,7 +716,7 @@ def list_assets(
         clause = and_(clause, tuple_(assets.c.address_key, assets.c.id) > bound)
     rows = (
         conn.execute(
-            select(assets)
+            select_assets()
             .where(clause)
             .order_by(assets.c.address_key, assets.c.id)
             .limit(limit + 1)
@@ -744,7 +761,7 @@ def count_assets(
 def get_asset(conn: Connection, organization_id: int, asset_id: int) -> Asset | None:
     row = (
         conn.execute(
-            select(assets).where(
+            select_assets().where(
                 assets.c.id == asset_id, assets.c.organization_id == organization_id
             )
         )

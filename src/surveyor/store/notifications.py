@@ -28,6 +28,7 @@ from surveyor.core.sealed import StoredSecret
 from surveyor.core.tasks import TaskStatus
 from surveyor.store import owned_rows
 from surveyor.store.schema import (
+    asset_outliers,
     assets,
     explorers,
     notification_attempts,
@@ -243,16 +244,22 @@ def assets_scored_at_least(
     conn: Connection, site_id: int, threshold: int, *, limit: int
 ) -> list[dict[str, Any]]:
     """The site's assets whose outlier score is at least `threshold`, highest first."""
+    organization_id = select(sites.c.organization_id).where(sites.c.id == site_id)
     rows = conn.execute(
         select(
             assets.c.id,
             assets.c.address,
             assets.c.hostname,
-            assets.c.outlier,
-            assets.c.outlier_reasons,
+            asset_outliers.c.score.label("outlier"),
+            asset_outliers.c.reasons.label("outlier_reasons"),
         )
-        .where(assets.c.site_id == site_id, assets.c.outlier >= threshold)
-        .order_by(assets.c.outlier.desc(), assets.c.id)
+        .select_from(asset_outliers.join(assets, assets.c.id == asset_outliers.c.asset_id))
+        .where(
+            asset_outliers.c.organization_id == organization_id.scalar_subquery(),
+            asset_outliers.c.score >= threshold,
+            assets.c.site_id == site_id,
+        )
+        .order_by(asset_outliers.c.score.desc(), asset_outliers.c.asset_id)
         .limit(limit)
     ).mappings()
     return [dict(row) for row in rows]

@@ -1,23 +1,30 @@
-"""Outlier scores in the store: the features of a site's assets read in pages, the scores
-written in batches, the coalesced request for an Outlier calculation, and the Assets list
-sorted by score."""
+"""Outlier scores in the store (`asset_outliers`): the features of a site's assets read in
+pages with the scores they have, the scores written in batches, the coalesced request for an
+Outlier calculation, and the Assets list sorted by score."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Text, and_, cast, or_, select, text
 
 from surveyor.core.inventory import Asset
 from surveyor.core.kinds import OUTLIER
 from surveyor.core.outliers import ServiceFacts
 from surveyor.core.task import Task
 from surveyor.store.cursors import decode_cursor, encode_cursor
-from surveyor.store.inventory import MAX_PAGE_SIZE, AssetPage, InvalidAssetCursor
-from surveyor.store.schema import assets, services
+from surveyor.store.inventory import (
+    MAX_PAGE_SIZE,
+    SCORE_COLUMNS,
+    AssetPage,
+    InvalidAssetCursor,
+    select_assets,
+)
+from surveyor.store.schema import asset_outliers, assets, services
 from surveyor.store.system_tasks import request_system_task
 
 OUTLIER_TASK_NAME = "Outlier calculation"
@@ -27,20 +34,23 @@ _RECORDED_TYPE = assets.c.get("device_type")
 
 @dataclass(frozen=True, slots=True)
 class AssetFacts:
-    """What the outlier features read of one asset."""
+    """What the outlier features read of one asset, and the score and reasons it has (its
+    reasons as the stored JSON text), None while it has none."""
 
     id: int
     os: str
     hostname: str | None
     recorded_type: str | None
     services: tuple[ServiceFacts, ...]
+    score: int | None = None
+    reasons: str | None = None
 
 
 def site_asset_facts(
     conn: Connection, site_id: int, *, after_id: int, limit: int
 ) -> list[AssetFacts]:
     """One page of a site's assets in id order (those with ids above `after_id`), with their
-    open services."""
+    open services and their scores as written."""
     columns: list[Any] = [assets.c.id, assets.c.os, assets.c.hostname]
     if _RECORDED_TYPE is not None:
         columns.append(_RECORDED_TYPE.label("recorded_type"))
@@ -52,6 +62,7 @@ def site_asset_facts(
     ).all()
     if not rows:
         return []
+    first, last = rows[0].id, rows[-1].id
     found: dict[int, list[ServiceFacts]] = {row[0]: [] for row in rows}
     service_rows = conn.execute(
         select(
@@ -64,8 +75,8 @@ def site_asset_facts(
             services.c.tls_issuer,
         )
         .where(
-            services.c.asset_id >= rows[0].id,
-            services.c.asset_id <= rows[-1].id,
+            services.c.asset_id >= first,
+            services.c.asset_id <= last,
             services.c.state == "open",
         )
         .order_by(services.c.asset_id, services.c.port, services.c.proto)
@@ -74,7 +85,19 @@ def site_asset_facts(
         listed = found.get(asset_id)
         if listed is not None:
             listed.append(ServiceFacts(*service))
+    # The reasons as their text: a calculation compares texts, and parses none.
+    scored: dict[int, tuple[int, str]] = {
+        asset_id: (score, reasons)
+        for asset_id, score, reasons in conn.execute(
+            select(
+                asset_outliers.c.asset_id,
+                asset_outliers.c.score,
+                cast(asset_outliers.c.reasons, Text),
+            ).where(asset_outliers.c.asset_id >= first, asset_outliers.c.asset_id <= last)
+        )
+    }
     recorded = _RECORDED_TYPE is not None
+    unscored = (None, None)
     return [
         AssetFacts(
             row[0],
@@ -82,35 +105,66 @@ def site_asset_facts(
             row[2],
             row[3] if recorded else None,
             tuple(found[row[0]]),
+            *scored.get(row[0], unscored),
         )
         for row in rows
     ]
 
 
-#: Asset ids in one UPDATE of `write_scores` (well under every backend's bind limit).
-_IDS_PER_STATEMENT = 1000
-_WRITE_SCORE = (
-    update(assets)
-    .where(assets.c.id.in_(bindparam("asset_ids", expanding=True)))
-    .values(outlier=bindparam("score"), outlier_reasons=bindparam("reasons"))
+def reasons_text(reasons: Sequence[str]) -> str:
+    """Reasons as `write_scores` stores them (and `AssetFacts.reasons` reads them back)."""
+    return json.dumps(list(reasons))
+
+
+#: Rows of one `write_scores` statement on PostgreSQL (each array is one parameter).
+_ROWS_PER_STATEMENT = 5000
+#: Each asset's score and reasons, kept only for assets that still exist, and taking their
+#: organization from the asset. PostgreSQL: one statement for many rows, from arrays: the
+#: asset ids, their scores, and for each the number of its reasons among the distinct texts
+#: (each parsed once; a batch shares few).
+_UPSERT_POSTGRESQL = text(
+    "INSERT INTO asset_outliers (asset_id, organization_id, score, reasons) "
+    "SELECT a.id, a.organization_id, u.score, t.reasons "
+    "FROM unnest(CAST(:asset_ids AS BIGINT[]), CAST(:scores AS INTEGER[]), "
+    "CAST(:numbers AS INTEGER[])) AS u(asset_id, score, number) "
+    "JOIN unnest(CAST(:texts AS JSON[])) WITH ORDINALITY AS t(reasons, number) "
+    "ON t.number = u.number "
+    "JOIN assets a ON a.id = u.asset_id "
+    "ON CONFLICT (asset_id) DO UPDATE SET score = excluded.score, reasons = excluded.reasons"
+)
+#: SQLite: the same for one row, run for many (`executemany`, with no per-row work here).
+_UPSERT_SQLITE = (
+    "INSERT INTO asset_outliers (asset_id, organization_id, score, reasons) "
+    "SELECT id, organization_id, ?, ? FROM assets WHERE id = ? "
+    "ON CONFLICT (asset_id) DO UPDATE SET score = excluded.score, reasons = excluded.reasons"
 )
 
 
-def write_scores(
-    conn: Connection, groups: Sequence[tuple[int, Sequence[str], Sequence[int]]]
-) -> None:
-    """Write (score, reasons, asset ids) for a batch of assets: one statement for the assets
-    of a batch that share their score and reasons."""
-    for score, reasons, asset_ids in groups:
-        for start in range(0, len(asset_ids), _IDS_PER_STATEMENT):
-            conn.execute(
-                _WRITE_SCORE,
-                {
-                    "asset_ids": list(asset_ids[start : start + _IDS_PER_STATEMENT]),
-                    "score": score,
-                    "reasons": list(reasons),
-                },
-            )
+def write_scores(conn: Connection, scored: Sequence[tuple[int, int, str]]) -> None:
+    """Write (asset id, score, reasons as `reasons_text` gives them) for a batch of assets:
+    their rows in `asset_outliers`, new or replaced. An asset deleted meanwhile is left out.
+    Only these narrow rows change: no row or index of the assets."""
+    if not scored:
+        return
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(
+            _UPSERT_SQLITE, [(score, reasons, asset_id) for asset_id, score, reasons in scored]
+        )
+        return
+    for start in range(0, len(scored), _ROWS_PER_STATEMENT):
+        part = scored[start : start + _ROWS_PER_STATEMENT]
+        texts: dict[str, int] = {}
+        # Numbered from 1, as WITH ORDINALITY counts.
+        numbers = [texts.setdefault(row[2], len(texts) + 1) for row in part]
+        conn.execute(
+            _UPSERT_POSTGRESQL,
+            {
+                "asset_ids": [row[0] for row in part],
+                "scores": [row[1] for row in part],
+                "numbers": numbers,
+                "texts": list(texts),
+            },
+        )
 
 
 def request_outlier_calculation(
@@ -157,34 +211,42 @@ def list_assets_by_outlier(
     limit: int = 50,
     cursor: str | None = None,
 ) -> AssetPage:
-    """One page of an organization's assets, most unusual first (unscored ones last), by
-    keyset pagination."""
+    """One page of an organization's assets, most unusual first (unscored ones last, in id
+    order), by keyset pagination: the scored ones read by `ix_asset_outliers_rank`, then, once
+    they run out, the unscored ones."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     clause: ColumnElement[bool] = assets.c.organization_id == organization_id
     if search is not None:
         clause = and_(clause, search)
-    if cursor:
-        score, last_id = _decode_cursor(cursor)
-        if score is None:
-            clause = and_(clause, assets.c.outlier.is_(None), assets.c.id > last_id)
-        else:
-            clause = and_(
-                clause,
-                or_(
-                    assets.c.outlier < score,
-                    and_(assets.c.outlier == score, assets.c.id > last_id),
-                    assets.c.outlier.is_(None),
-                ),
+    score, last_id = _decode_cursor(cursor) if cursor else (-1, 0)
+    rows: list[Any] = []
+    unscored_after = 0
+    if score is None:
+        unscored_after = last_id
+    else:
+        scored = and_(clause, asset_outliers.c.organization_id == organization_id)
+        if cursor:
+            # A range of the index (scores up to the last one), then past the last asset.
+            scored = and_(
+                scored,
+                asset_outliers.c.score <= score,
+                or_(asset_outliers.c.score < score, asset_outliers.c.asset_id > last_id),
             )
-    rows = (
-        conn.execute(
-            select(assets)
-            .where(clause)
-            .order_by(assets.c.outlier.is_(None), assets.c.outlier.desc(), assets.c.id)
-            .limit(limit + 1)
+        rows = list(
+            conn.execute(
+                select(*assets.c, *SCORE_COLUMNS)
+                .select_from(asset_outliers.join(assets, assets.c.id == asset_outliers.c.asset_id))
+                .where(scored)
+                .order_by(asset_outliers.c.score.desc(), asset_outliers.c.asset_id)
+                .limit(limit + 1)
+            ).mappings()
         )
-        .mappings()
-        .all()
-    )
+    if len(rows) <= limit:
+        rows += conn.execute(
+            select_assets()
+            .where(clause, asset_outliers.c.asset_id.is_(None), assets.c.id > unscored_after)
+            .order_by(assets.c.id)
+            .limit(limit + 1 - len(rows))
+        ).mappings()
     items = [Asset.from_row(row) for row in rows[:limit]]
     return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)

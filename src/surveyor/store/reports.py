@@ -36,6 +36,7 @@ from surveyor.core.task import Task
 from surveyor.core.tasks import WaitReason
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import (
+    asset_outliers,
     assets,
     organizations,
     processing_runs,
@@ -269,23 +270,33 @@ def site_names(conn: Connection, organization_id: int) -> dict[int, str]:
 def asset_groups(conn: Connection, organization_id: int, *, now: datetime) -> list[AssetGroup]:
     """The organization's assets grouped by site, OS text, device type and being online,
     read from `ix_assets_report_groups` alone: it holds every column used, already in group
-    order, so neither the table nor a sort is needed."""
+    order, so neither the table nor a sort is needed. The unusual ones (scored at least
+    `UNUSUAL_SCORE`) are counted apart, from `asset_outliers`: only they are looked up."""
     since = now - timedelta(days=HISTORY_DAYS)
     new = func.sum(case((assets.c.first_seen >= since, 1), else_=0))
-    unusual = func.sum(case((assets.c.outlier >= UNUSUAL_SCORE, 1), else_=0))
-    query = select(
-        assets.c.site_id,
-        assets.c.os,
-        assets.c.device_type,
-        assets.c.alive,
-        func.count().label("assets"),
-        func.coalesce(func.sum(assets.c.service_count), 0).label("services"),
-        new.label("new"),
-        unusual.label("unusual"),
-    ).where(assets.c.organization_id == organization_id)
+    grouped = (assets.c.site_id, assets.c.os, assets.c.device_type, assets.c.alive)
     rows = conn.execute(
-        query.group_by(assets.c.site_id, assets.c.os, assets.c.device_type, assets.c.alive)
-    )
+        select(
+            *grouped,
+            func.count().label("assets"),
+            func.coalesce(func.sum(assets.c.service_count), 0).label("services"),
+            new.label("new"),
+        )
+        .where(assets.c.organization_id == organization_id)
+        .group_by(*grouped)
+    ).all()
+    unusual = {
+        (row.site_id, row.os, row.device_type, bool(row.alive)): int(row.unusual)
+        for row in conn.execute(
+            select(*grouped, func.count().label("unusual"))
+            .select_from(asset_outliers.join(assets, assets.c.id == asset_outliers.c.asset_id))
+            .where(
+                asset_outliers.c.organization_id == organization_id,
+                asset_outliers.c.score >= UNUSUAL_SCORE,
+            )
+            .group_by(*grouped)
+        )
+    }
     return [
         AssetGroup(
             row.site_id,
@@ -295,7 +306,7 @@ def asset_groups(conn: Connection, organization_id: int, *, now: datetime) -> li
             int(row.assets),
             int(row.services or 0),
             int(row.new or 0),
-            int(row.unusual or 0),
+            unusual.get((row.site_id, row.os, row.device_type, bool(row.alive)), 0),
         )
         for row in rows
     ]

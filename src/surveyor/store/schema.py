@@ -528,10 +528,6 @@ assets = Table(
     Column("service_count", Integer, nullable=False, default=0),
     # Digest of the properties a scan compares (core.changes.state_digest).
     Column("state_hash", String(32), nullable=False, default=""),
-    # Outlier score within its site (0-100), written by outlier tasks.
-    Column("outlier", Integer, nullable=True),
-    # Its strongest reasons in words (core/outliers.py); NULL until first scored.
-    Column("outlier_reasons", JSON, nullable=True),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
@@ -556,8 +552,6 @@ assets = Table(
     Index(None, "site_id", "mac"),
     Index(None, "site_id", "hostname"),
     Index("ix_assets_page", "organization_id", "address_key", "id"),
-    # The Assets list sorted by outlier score.
-    Index("ix_assets_outlier", "organization_id", "outlier", "id"),
     # The reports' grouped counts read this index alone, already in group order.
     Index(
         "ix_assets_report_groups",
@@ -568,8 +562,32 @@ assets = Table(
         "alive",
         "service_count",
         "first_seen",
-        "outlier",
     ),
+)
+
+# An asset's outlier score within its site (0-100) and its strongest reasons in words
+# (core/outliers.py), written by Outlier calculations; an asset without a row is not scored
+# yet. Kept beside the assets rather than in them: a calculation rewrites these narrow rows
+# alone, and no wide index of the assets (nor, on PostgreSQL, any of their indexes) changes
+# with a score. The organization is the asset's (deleting it deletes its assets, and these
+# with them), kept here for the Assets list sorted by score.
+asset_outliers = Table(
+    "asset_outliers",
+    metadata,
+    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    Column("organization_id", Id, nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("reasons", JSON, nullable=False),
+)
+# The Assets list sorted by score (most unusual first, then by id: the index's order), and
+# the `outlier:` search and the unusual counts of reports (a range of scores). The
+# organization is checked in the index: for an install's only organization, every entry is
+# its own.
+Index(
+    "ix_asset_outliers_rank",
+    asset_outliers.c.score.desc(),
+    asset_outliers.c.asset_id,
+    asset_outliers.c.organization_id,
 )
 
 asset_addresses = Table(

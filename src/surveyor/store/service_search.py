@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, select
 
 from surveyor.core.search import Catalogue, FieldKind, SearchField
 from surveyor.store.asset_search import address_keys, service_keys
-from surveyor.store.schema import assets, services, sites
+from surveyor.store.schema import asset_outliers, assets, services, sites
 from surveyor.store.search_sql import RelatedValue, SqlCatalogue
 
 _TEXT, _NUMBER, _TIME, _BOOL = FieldKind.TEXT, FieldKind.NUMBER, FieldKind.TIME, FieldKind.BOOL
@@ -36,7 +36,9 @@ SERVICE_SEARCH: SqlCatalogue = Catalogue(
         "os": SearchField(_TEXT, _asset(assets.c.os)),
         "device_type": SearchField(_TEXT, _asset(assets.c.device_type)),
         "alive": SearchField(_BOOL, _asset(assets.c.alive)),
-        "outlier": SearchField(_NUMBER, _asset(assets.c.outlier)),
+        "outlier": SearchField(
+            _NUMBER, RelatedValue(_s.asset_id, asset_outliers.c.asset_id, asset_outliers.c.score)
+        ),
         "site": SearchField(_TEXT, _asset(_SITE_NAME)),
     },
     bare_keys=("service", "product", "banner"),
