@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from surveyor.console.presenters import asset_out
 from surveyor.console.routes.assets import AssetPage
@@ -20,6 +20,7 @@ from surveyor.core.search import parse
 from surveyor.core.tasks import ALL_VIEW, Tab, TaskStatus
 from surveyor.store import inventory, records
 from surveyor.store import tasks as task_store
+from surveyor.store.outliers import reasons_text, write_scores
 from surveyor.store.schema import assets
 from surveyor.store.search_sql import compile_search
 from surveyor.store.task_search import TASK_SEARCH
@@ -247,12 +248,12 @@ def test_assets_answer_what_asset_page_would_write(
             .values(
                 tags=["web", ODD_TEXT],
                 attributes={"owner": ODD_TEXT, "rack": "B2"},
-                outlier=73,
-                outlier_reasons=["the only one with 443"],
                 uptime_seconds=86_400,
                 description=ODD_TEXT,
             )
         )
+        scored = conn.execute(select(assets.c.id).where(assets.c.address == "127.0.0.2"))
+        write_scores(conn, [(scored.scalar_one(), 73, reasons_text(["the only one with 443"]))])
     assert answer_of(console, "/api/v1/assets") == expected_assets(console)
     body = answer_of(console, "/api/v1/assets", limit=2)
     assert body == expected_assets(console, limit=2)
