@@ -86,7 +86,8 @@ COMMANDS: dict[str, Lazy] = {
         "doctor",
         "doctor",
         "Check the configuration, database, schema revision, clock, explorers' versions,\n"
-        "permissions and free disk, and say what to fix. Exits with 1 when a check fails.",
+        "permissions, free disk and where task data is kept, and say what to fix. Exits with 1\n"
+        "when a check fails.",
     ),
     "db": Lazy("server", "db_app", "Database maintenance."),
     "task": Lazy("tasks", "task_app", "Create, list, watch and control tasks.", also=("exports",)),

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from surveyor.store.engine import Database
 from surveyor.store.schema import task_data_chunks
-from surveyor.store.task_data_store import TaskDataStore
+from surveyor.store.task_data_base import TaskDataStore
 
 #: The size of one stored piece (a bytea / BLOB row each).
 CHUNK_BYTES = 1 << 20

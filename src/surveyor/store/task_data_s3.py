@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection
 
 from surveyor.store.engine import Database
-from surveyor.store.task_data_store import (
+from surveyor.store.task_data_base import (
     STORE_ENV,
     TaskDataStore,
     TaskDataStoreError,

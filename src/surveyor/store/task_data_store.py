@@ -25,81 +25,33 @@ from __future__ import annotations
 
 import hashlib
 import os
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import ClassVar
 
 from sqlalchemy import Connection
 
 from surveyor.store.engine import Database
+from surveyor.store.task_data_base import (
+    STORE_CHOICES,
+    STORE_ENV,
+    DataDirectoryOnly,
+    TaskDataStore,
+    TaskDataStoreError,
+    TaskDataStoreSettingError,
+    TaskDataUnavailable,
+)
+from surveyor.store.task_data_chunks import DatabaseChunks
+from surveyor.store.task_data_s3 import S3Settings, require_client, s3_store
 from surveyor.store.taskdata import create_temp_file, sha256_of, task_data_path
 
-#: `database`, `files` or `s3`; unset: the database on PostgreSQL, files on SQLite.
-STORE_ENV = "SURVEYOR_TASK_DATA_STORE"
-STORE_CHOICES = ("database", "files", "s3")
-
-
-class TaskDataUnavailable(Exception):
-    """The stored data cannot be had: missing, or its digest is not the task's."""
-
-
-class TaskDataStoreError(Exception):
-    """The store could not be used just now (unreachable, refused credentials, a failed
-    upload); the message says what to fix. Nothing was recorded; trying again may work."""
-
-
-class TaskDataStoreSettingError(ValueError):
-    """A task data store setting that cannot be used; the message names it."""
-
-
-class TaskDataStore(ABC):
-    """One place task data is kept besides the data directory of the process that got it."""
-
-    #: Whether processes with another data directory reach the data (False: only the
-    #: data directory that received it holds it).
-    shared: ClassVar[bool] = True
-
-    @property
-    @abstractmethod
-    def where(self) -> str:
-        """The store as messages name it: "the database", "the object store s3://..."."""
-
-    @abstractmethod
-    def keep(self, conn: Connection, task_id: int, path: Path) -> None:
-        """Store the file `path` as task `task_id`'s data, replacing any earlier data; called
-        in the transaction (`conn`) that records its digest, before that commits."""
-
-    @abstractmethod
-    def read(self, db: Database, task_id: int, sha256: str | None) -> Iterator[bytes]:
-        """The stored data of the task, streamed in pieces (never the whole file at once);
-        nothing when it holds none. Raises TaskDataUnavailable when the store can tell the
-        data is not the one with digest `sha256` before it sends any."""
-
-    def discard(self, task_ids: Iterable[int]) -> None:  # noqa: B027 (most stores keep nothing apart)
-        """Delete the stored data of these tasks that lives outside the database (retention,
-        before it records that the tasks hold no data); what is gone already is no error."""
-
-    def verify(self, *, probe: bool = False) -> str:
-        """Check that the store can be used (start, `surveyor doctor`; `probe`: also write,
-        read back and delete a small object); what was found. Raises TaskDataStoreError."""
-        return f"task data is kept in {self.where}"
-
-
-class DataDirectoryOnly(TaskDataStore):
-    """The data directory that received the data is its only place (one machine)."""
-
-    shared = False
-
-    @property
-    def where(self) -> str:
-        return "the data directory"
-
-    def keep(self, conn: Connection, task_id: int, path: Path) -> None:
-        return None
-
-    def read(self, db: Database, task_id: int, sha256: str | None) -> Iterator[bytes]:
-        return iter(())
+__all__ = [
+    "STORE_CHOICES",
+    "STORE_ENV",
+    "TaskDataStore",
+    "TaskDataStoreError",
+    "TaskDataStoreSettingError",
+    "TaskDataUnavailable",
+]
 
 
 def store_choice(dialect: str, env: Mapping[str, str] | None = None) -> str:
@@ -118,8 +70,6 @@ def store_choice(dialect: str, env: Mapping[str, str] | None = None) -> str:
 def check_store_settings(env: Mapping[str, str] | None = None) -> None:
     """Read the store's settings as a process does at start, without reaching the store.
     Raises TaskDataStoreSettingError naming the setting to fix."""
-    from surveyor.store.task_data_s3 import S3Settings, require_client
-
     environ = os.environ if env is None else env
     if store_choice("", environ) == "s3":
         S3Settings.from_environment(environ)
@@ -131,12 +81,8 @@ def task_data_store(dialect: str, env: Mapping[str, str] | None = None) -> TaskD
     client is made once per settings and shared (its connections are pooled)."""
     choice = store_choice(dialect, env)
     if choice == "database":
-        from surveyor.store.task_data_chunks import DatabaseChunks
-
         return DatabaseChunks()
     if choice == "s3":
-        from surveyor.store.task_data_s3 import S3Settings, s3_store
-
         return s3_store(S3Settings.from_environment(os.environ if env is None else env))
     return DataDirectoryOnly()
 
