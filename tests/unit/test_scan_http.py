@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from surveyor.scan.probes.http import HttpFacts, build_request, host_header, parse_response
+from surveyor.scan.probes.http import (
+    HttpFacts,
+    build_request,
+    host_header,
+    icon_facts,
+    icon_path,
+    parse_response,
+)
 
 
 def test_a_plain_answer_gives_status_server_and_title() -> None:
@@ -92,3 +101,41 @@ def test_the_request_is_one_get_that_asks_the_server_to_close() -> None:
 def test_any_bytes_parse_or_are_refused_without_an_error(data: bytes) -> None:
     parse_response(data)
     parse_response(b"HTTP/1.1 200 OK\r\n" + data)
+
+
+def _page(head: str) -> bytes:
+    return b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html><head>" + head.encode()
+
+
+def test_the_icon_is_the_pages_own_link_on_the_same_server_else_favicon_ico() -> None:
+    assert icon_path(_page('<link rel="icon" href="/img/a.png">')) == "/img/a.png"
+    assert icon_path(_page("<LINK HREF=fav.ico REL='Shortcut Icon'>")) == "/fav.ico"
+    assert icon_path(_page('<link rel="icon" href="./i.ico?x=1&amp;y=2">')) == "/i.ico?x=1&y=2"
+    assert icon_path(_page('<link rel="stylesheet" href="/s.css">')) == "/favicon.ico"
+    for elsewhere in (
+        "https://cdn.example/i.ico",
+        "//cdn.example/i.ico",
+        "data:image/png;base64,AA",
+    ):
+        assert icon_path(_page(f'<link rel="icon" href="{elsewhere}">')) == "/favicon.ico"
+    assert icon_path(_page('<link rel="icon" href="/a b.ico">')) == "/favicon.ico"
+    assert icon_path(b"not http at all") == "/favicon.ico"
+
+
+def test_only_a_whole_icon_answered_with_200_is_hashed() -> None:
+    icon = b"\x00\x00\x01\x00" + bytes(60)
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 64\r\n\r\n" + icon
+    assert icon_facts(whole) == {
+        "md5": hashlib.md5(icon, usedforsecurity=False).hexdigest(),
+        "bytes": 64,
+    }
+    assert icon_facts(whole[:-1]) is None  # cut short
+    assert icon_facts(whole.replace(b"200 OK", b"404 Not Found")) is None
+    assert icon_facts(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>x") is None
+    assert icon_facts(b"HTTP/1.1 200 OK\r\n\r\n") is None
+
+
+@given(st.binary(max_size=400))
+def test_any_answer_gives_an_icon_path_and_facts_or_none_without_error(data: bytes) -> None:
+    assert icon_path(data).startswith("/")
+    icon_facts(data)

@@ -4,6 +4,7 @@ Each connection is one end of a socket pair, served by a scripted thread (no net
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import socket
 import ssl
 import threading
@@ -134,7 +135,62 @@ def test_a_web_server_on_an_unusual_port_is_asked_on_the_connection_that_waited(
     entry = describe_port(ServiceTarget("192.0.2.1", 40080), ALL, QUICK, dial)
     assert entry["http"] == {"status": 200, "server": "tiny", "title": "Panel"}
     assert (entry["service"], entry["product"], entry["tls"]) == ("http", "tiny", None)
-    assert dial.connections == 1
+    assert dial.connections == 2  # the page on the one that waited, then the site's icon
+
+
+ICON = bytes(range(256)) * 3  # an icon's bytes: not text, not a page
+
+
+def answers_by_path(pages: dict[bytes, bytes], heard: list[bytes]) -> Serve:
+    """Answers each request with the page for its path (404 for any other), noting the path."""
+
+    def serve(conn: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        path = request.split(b" ")[1]
+        heard.append(path)
+        conn.sendall(pages.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"))
+
+    return serve
+
+
+def test_the_icon_the_page_names_is_fetched_and_its_md5_kept() -> None:
+    page = (
+        b"HTTP/1.1 200 OK\r\nServer: tiny\r\nContent-Type: text/html\r\n\r\n<html><head>"
+        b"<link rel='shortcut icon' href='static/logo.ico?v=2'><title>Panel</title></head>"
+    )
+    icon = b"HTTP/1.1 200 OK\r\nContent-Type: image/x-icon\r\nContent-Length: 768\r\n\r\n" + ICON
+    heard: list[bytes] = []
+    dial = ScriptedDial(answers_by_path({b"/": page, b"/static/logo.ico?v=2": icon}, heard))
+    entry = describe_port(ServiceTarget("192.0.2.1", 8080), ALL, QUICK, dial)
+    assert heard == [b"/", b"/static/logo.ico?v=2"]
+    assert entry["http"]["favicon"] == {
+        "path": "/static/logo.ico?v=2",
+        "md5": hashlib.md5(ICON, usedforsecurity=False).hexdigest(),
+        "bytes": 768,
+    }
+    assert entry["http"]["title"] == "Panel"
+
+
+def test_no_icon_a_missing_one_or_a_page_for_every_path_gives_no_favicon() -> None:
+    page = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<title>Home</title>"
+    heard: list[bytes] = []
+    missing = describe_port(
+        ServiceTarget("192.0.2.1", 8080),
+        ALL,
+        QUICK,
+        ScriptedDial(answers_by_path({b"/": page}, heard)),
+    )
+    assert heard == [b"/", b"/favicon.ico"]
+    assert "favicon" not in missing["http"]
+    everywhere = describe_port(
+        ServiceTarget("192.0.2.1", 8080), ALL, QUICK, ScriptedDial(answers_http(page))
+    )
+    assert everywhere["http"] == {"status": 200, "server": None, "title": "Home"}
 
 
 def test_a_greeting_that_comes_only_after_the_request_still_names_the_service() -> None:

@@ -1,9 +1,11 @@
 """HTTP: one `GET /` with a Host header; the status, the Server header and the page title, and
 when the answer has them the `X-Powered-By` header, the `WWW-Authenticate` realm and the
-redirect target (`Location`)."""
+redirect target (`Location`). Then the site's icon (the page's `<link rel="icon">` on the same
+server, else `/favicon.ico`): its MD5, the digest favicon databases key icons by."""
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 import socket
@@ -20,6 +22,11 @@ _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _TITLE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _CHUNK_SIZE = re.compile(rb"^([0-9a-fA-F]+)[^\r\n]*\r?\n")
+_ICON_LINK = re.compile(rb"<link\b[^>]*>", re.IGNORECASE)
+_ICON_REL = re.compile(rb"""\brel\s*=\s*["']?[^"'>]*\bicon\b""", re.IGNORECASE)
+_HREF = re.compile(rb"""\bhref\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.IGNORECASE)
+_PLAIN_PATH = re.compile(r"[\x21-\x7e]{1,256}")
+DEFAULT_ICON = "/favicon.ico"
 _REALM = re.compile(r"""\brealm\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))""", re.IGNORECASE)
 
 
@@ -56,18 +63,20 @@ def host_header(host: str, port: int, *, tls: bool) -> str:
     return name if port == (443 if tls else 80) else f"{name}:{port}"
 
 
-def build_request(host: str) -> bytes:
+def build_request(host: str, path: str = "/") -> bytes:
     return (
-        f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Surveyor/{__version__}\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Surveyor/{__version__}\r\n"
         "Accept: */*\r\nConnection: close\r\n\r\n"
     ).encode("ascii", errors="replace")
 
 
-def exchange(sock: socket.socket | ssl.SSLSocket, host: str, timeout: float) -> bytes:
+def exchange(
+    sock: socket.socket | ssl.SSLSocket, host: str, timeout: float, path: str = "/"
+) -> bytes:
     """Send the request and read the answer until the server closes, the body is complete, the
     size limit, or the timeout (returning what arrived)."""
     sock.settimeout(timeout)
-    sock.sendall(build_request(host))
+    sock.sendall(build_request(host, path))
     data = b""
     while len(data) < MAX_RESPONSE_BYTES:
         try:
@@ -91,8 +100,8 @@ def _complete(data: bytes) -> bool:
     return length.isdigit() and len(data) - end.end() >= int(length)
 
 
-def parse_response(data: bytes) -> HttpFacts | None:
-    """Status, Server header and <title> of an HTTP response; None if it is not one."""
+def _split(data: bytes) -> tuple[int, dict[str, str], bytes] | None:
+    """The status, headers and (unchunked) body of an HTTP response; None if it is not one."""
     status = _STATUS_LINE.match(data)
     if status is None:
         return None
@@ -101,8 +110,51 @@ def parse_response(data: bytes) -> HttpFacts | None:
     headers = _headers(head)
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = _unchunk(body)
+    return int(status.group(1)), headers, body
+
+
+def icon_path(page: bytes) -> str:
+    """Where the site's icon is: the first `<link rel="icon">` (or "shortcut icon",
+    "apple-touch-icon"...) of the page whose address is on the same server, else
+    `/favicon.ico`. A path relative to the page is taken from the root, where `GET /` was."""
+    parts = _split(page)
+    body = parts[2] if parts else b""
+    for link in _ICON_LINK.finditer(body[:MAX_RESPONSE_BYTES]):
+        tag = link.group()
+        href = _HREF.search(tag)
+        if not _ICON_REL.search(tag) or href is None:
+            continue
+        raw = next(group for group in href.groups() if group is not None)
+        path = html.unescape(raw.decode("latin-1")).strip()
+        if not _PLAIN_PATH.fullmatch(path) or path.startswith("//") or ":" in path.split("/")[0]:
+            continue  # another server, a scheme (data:, https:), or not a plain path
+        return path if path.startswith("/") else "/" + path.removeprefix("./")
+    return DEFAULT_ICON
+
+
+def icon_facts(data: bytes) -> dict[str, object] | None:
+    """The MD5 and size of an icon answered whole with 200 and not as a web page (a site that
+    answers every path with its home page has no icon of its own); None otherwise."""
+    parts = _split(data)
+    if parts is None:
+        return None
+    status, headers, body = parts
+    kind = headers.get("content-type", "").lower()
+    length = headers.get("content-length", "")
+    whole = not length.isdigit() or int(length) == len(body)
+    if status != 200 or not body or not whole or "html" in kind or body.lstrip()[:1] == b"<":
+        return None
+    return {"md5": hashlib.md5(body, usedforsecurity=False).hexdigest(), "bytes": len(body)}
+
+
+def parse_response(data: bytes) -> HttpFacts | None:
+    """Status, Server header and <title> of an HTTP response; None if it is not one."""
+    parts = _split(data)
+    if parts is None:
+        return None
+    status, headers, body = parts
     return HttpFacts(
-        status=int(status.group(1)),
+        status=status,
         server=_header(headers, "server"),
         title=_title(body, headers.get("content-type", "")),
         powered_by=_header(headers, "x-powered-by"),

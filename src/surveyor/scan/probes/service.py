@@ -271,7 +271,23 @@ class _PortProbes:
         data = http.exchange(sock, host, wait)
         if not data and time.monotonic() - started >= wait:
             self.quiet = True
-        return self._fill_http(data)
+        filled = self._fill_http(data)
+        if "http" in self.entry and self.entry["http"] is not None:
+            with contextlib.suppress(*_PROBE_ERRORS):
+                self._ask_icon(host, http.icon_path(data), over_tls=over_tls)
+        return filled
+
+    def _ask_icon(self, host: str, path: str, *, over_tls: bool) -> None:
+        """The site's icon, on a connection of its own (HTTP/1.1 inside TLS): its MD5 and size
+        go into the entry's `http` as `favicon`."""
+        with self._connect() as sock:
+            channel: socket.socket | ssl.SSLSocket = sock
+            if over_tls:
+                channel = tls.handshake(sock, self.target.hostname, self._wait(), ("http/1.1",))
+            with channel:
+                icon = http.icon_facts(http.exchange(channel, host, self._wait(), path))
+        if icon is not None:
+            self.entry["http"]["favicon"] = {"path": path, **icon}
 
     def _fill_banner(self, data: bytes) -> bool:
         facts = banner.identify_banner(data, self.target.port)
