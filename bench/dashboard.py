@@ -50,7 +50,7 @@ from surveyor.store import accounts
 from surveyor.store import queries as query_store
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
-from surveyor.store.schema import assets, query_counts, services
+from surveyor.store.schema import asset_outliers, assets, query_counts, services
 from surveyor.testing.postgres import throwaway_postgres
 
 DEFAULT_ASSETS = 200_000
@@ -140,7 +140,8 @@ def insights() -> list[Insight]:
             "unusual assets",
             QueryKind.ASSET,
             "outlier:>=60",
-            "SELECT count(*) FROM assets a WHERE a.organization_id = :org AND a.outlier >= 60",
+            "SELECT count(*) FROM asset_outliers o WHERE o.organization_id = :org "
+            "AND o.score >= 60",
         )
     )
     found.append(
@@ -183,6 +184,7 @@ def load_inventory(db: Database, organization_id: int, site_id: int, count: int)
     for start in range(0, count, BATCH):
         asset_rows: list[dict[str, Any]] = []
         service_rows: list[dict[str, Any]] = []
+        score_rows: list[dict[str, Any]] = []
         for index in range(start, min(count, start + BATCH)):
             address = f"10.{index // 65536 % 256}.{index // 256 % 256}.{index % 256}"
             asset_rows.append(
@@ -198,7 +200,6 @@ def load_inventory(db: Database, organization_id: int, site_id: int, count: int)
                     "alive": rng.random() > 0.1,
                     "service_count": 0,
                     "state_hash": "",
-                    "outlier": rng.randrange(101),
                     "first_seen": now,
                     "last_seen": now,
                     "changed_at": now,
@@ -214,10 +215,19 @@ def load_inventory(db: Database, organization_id: int, site_id: int, count: int)
                         "changed_at": now,
                     }
                 )
+            score_rows.append(
+                {
+                    "asset_id": next_id,
+                    "organization_id": organization_id,
+                    "score": rng.randrange(101),
+                    "reasons": [],
+                }
+            )
             next_id += 1
         with db.write() as conn:
             conn.execute(insert(assets), asset_rows)
             conn.execute(insert(services), service_rows)
+            conn.execute(insert(asset_outliers), score_rows)
     with db.write() as conn:
         conn.exec_driver_sql("ANALYZE")
 
