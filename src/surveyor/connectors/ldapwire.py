@@ -85,7 +85,20 @@ def search_request(
 ) -> bytes:
     """One page's SearchRequest (whole subtree, aliases never dereferenced) with the simple
     paged results control; raises ldap3's LDAPInvalidFilterError for a malformed filter."""
-    request = search_operation(
+    request = _search_operation(base, search_filter, attributes, time_limit)
+    message = LDAPMessage()
+    message["messageID"] = MessageID(message_id)
+    message["protocolOp"] = ProtocolOp().setComponentByName("searchRequest", request)
+    control = paged_search_control(False, page_size, cookie)
+    message["controls"] = build_controls_list([control])
+    return bytes(encode(message))
+
+
+def _search_operation(
+    base: str, search_filter: str, attributes: Sequence[str], time_limit: int
+) -> Any:
+    """ldap3's SearchRequest: the whole subtree, aliases never dereferenced, no size limit."""
+    return search_operation(
         base,
         search_filter,
         SUBTREE,
@@ -97,12 +110,6 @@ def search_request(
         True,
         True,
     )
-    message = LDAPMessage()
-    message["messageID"] = MessageID(message_id)
-    message["protocolOp"] = ProtocolOp().setComponentByName("searchRequest", request)
-    control = paged_search_control(False, page_size, cookie)
-    message["controls"] = build_controls_list([control])
-    return bytes(encode(message))
 
 
 class PagedSearch:
@@ -120,18 +127,7 @@ class PagedSearch:
         page_size: int,
         time_limit: int = 0,
     ) -> None:
-        request = search_operation(
-            base,
-            search_filter,
-            SUBTREE,
-            DEREF_NEVER,
-            list(attributes),
-            0,
-            time_limit,
-            False,
-            True,
-            True,
-        )
+        request = _search_operation(base, search_filter, attributes, time_limit)
         self._operation = bytes(encode(ProtocolOp().setComponentByName("searchRequest", request)))
         self._size = _tlv(0x02, _integer(page_size))
 

@@ -32,6 +32,10 @@ MAX_ID = 2**63 - 1
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="the object's id")]
 #: How many items a listing answers with at most.
 Limit = Annotated[int, Query(ge=1, le=1000)]
+#: `?exact=true`: a searched count counts every match instead of stopping at its cap.
+ExactCount = Annotated[
+    bool, Query(description="count every match of the search, however many (may be slow)")
+]
 #: Where a listing by id goes on: after this id.
 After = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")

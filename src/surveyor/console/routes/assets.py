@@ -18,6 +18,7 @@ from surveyor.console.reports import ChangeOut
 from surveyor.console.schemas import (
     MAX_ID,
     AssetOut,
+    ExactCount,
     IdPath,
     ServiceOut,
     from_attributes,
@@ -101,10 +102,7 @@ def count_assets(
     principal: Viewer,
     state: State,
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
-    exact: Annotated[
-        bool,
-        Query(description="count every match of the search, however many (may be slow)"),
-    ] = False,
+    exact: ExactCount = False,
 ) -> dict[str, Any]:
     """How many assets `search` finds; the count stops at 10,000 (`capped`) unless
     `exact=true`."""

@@ -19,6 +19,7 @@ from surveyor.console.schemas import (
     MAX_ID,
     ChangeSummary,
     EventPage,
+    ExactCount,
     HideIn,
     IdPath,
     Limit,
@@ -159,10 +160,7 @@ def count_tasks(
     principal: Viewer,
     state: State,
     search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
-    exact: Annotated[
-        bool,
-        Query(description="count every match of the search, however many (may be slow)"),
-    ] = False,
+    exact: ExactCount = False,
 ) -> dict[str, Any]:
     """How many tasks each tab holds, honouring the search; `all` counts every tab. A
     searched count stops at 10,000 (`capped` says which did) unless `exact=true`."""
