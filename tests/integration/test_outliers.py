@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from surveyor.core.outliers import FeatureCounts, ServiceFacts, features_of, score
+from surveyor.processing.processors import ProcessingJob
 from surveyor.store.outliers import request_outlier_calculation
 from surveyor.store.schema import asset_outliers, assets, services, tasks
 from tests.integration.test_web_sessions import signed_in
@@ -293,12 +294,26 @@ def scores_one_by_one(console: ConsoleUnderTest, site_id: int) -> dict[int, tupl
 
 
 def test_a_varied_site_scores_every_asset_as_the_method_does_asset_by_asset(
-    console: ConsoleUnderTest, place: Place, tmp_path: Path
+    console: ConsoleUnderTest, place: Place, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ports = "22,23,80,135,161,443,445,3389,5432,8080,9100"
     queue_hosts(console.db, tmp_path, place, varied_site(230), ports=ports)
-    # Pages of 7 assets: profiles meet across pages, and pages hold several profiles.
+    progress: list[float] = []
+    fence = ProcessingJob.fence
+
+    def recorded(job: ProcessingJob, conn: Any, changes: Any = None) -> None:
+        if job.task.type == "outlier" and changes:
+            progress.append(changes["progress_process"])
+        fence(job, conn, changes)
+
+    monkeypatch.setattr(ProcessingJob, "fence", recorded)
+    # Pages and batches of 7 assets: profiles meet across pages, pages hold several
+    # profiles, and on PostgreSQL batches are written two at a time.
     process_all(console.db, tmp_path, batch_size=7)
+    # Every batch was written (230 assets), and the progress recorded never went back.
+    assert len(progress) == 230 // 7 + 1
+    assert progress == sorted(progress)
+    assert progress[-1] == 1.0
     stored = stored_scores(console, place.site_id)
     expected = scores_one_by_one(console, place.site_id)
     assert len(stored) == 230
