@@ -1,13 +1,16 @@
 """The CLI's HTTP client for the console API.
 
 It owns the base URL, the bearer token and the translation of failures into `CliError`s with
-the API's own message and the exit code the user sees. The transport is injectable, so tests
-can answer requests with a function instead of a server.
+the API's own message and the exit code the user sees. A console at a plain `http://` URL is
+asked through `cli/plain_http.py` (the standard library), one at `https://` through httpx2,
+which is imported only then. The transport is injectable, so tests can answer requests with a
+function instead of a server (through httpx2, whatever the URL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,7 +21,10 @@ from surveyor.cli.config import ConfigError, resolve_settings
 if TYPE_CHECKING:
     import httpx2
 
-# httpx2 is imported when a client is made, so that a command's `--help` does without it.
+    from surveyor.cli.plain_http import Answer, PlainHttp
+
+# The HTTP client is imported when a client is made, so that a command's `--help` does without
+# it; httpx2 only for an `https://` console (or an injected transport).
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -73,7 +79,17 @@ class CliError(Exception):
         self.notes: list[str] = []
 
 
-def _api_error(response: httpx2.Response) -> CliError:
+@dataclass(frozen=True)
+class Failures:
+    """The exceptions an HTTP client raises for a URL it cannot use, for no answer in time,
+    and for no answer at all (which includes no answer in time)."""
+
+    invalid_url: type[Exception]
+    timeout: type[Exception]
+    transport: type[Exception]
+
+
+def _api_error(response: httpx2.Response | Answer) -> CliError:
     """The error the API answered with, or a description of an answer that is not ours."""
     status = response.status_code
     code: str | None = None
@@ -115,24 +131,25 @@ class ApiClient:
         headers = {"Accept": "application/json", "User-Agent": "surveyor-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self._http: httpx2.Client | PlainHttp
+        if transport is None and self.console.lower().startswith("http://"):
+            from surveyor.cli import plain_http
+
+            self._http = plain_http.PlainHttp(self.console, headers=headers, timeout=timeout)
+            self._failures = Failures(
+                plain_http.InvalidURL, plain_http.TimeoutException, plain_http.TransportError
+            )
+            return
         import httpx2
 
-        options: dict[str, Any] = {}
-        if self.console.lower().startswith("http://"):
-            # Every request goes to this plain-HTTP console (redirects are not followed), so no
-            # TLS connection is ever made: rather than load the system's certificates (a good
-            # part of a command's start), its TLS context trusts nothing and would refuse any.
-            import ssl
-
-            options["verify"] = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         self._http = httpx2.Client(
             base_url=self.console,
             headers=headers,
             timeout=timeout,
             transport=transport,
             trust_env=False,
-            **options,
         )
+        self._failures = Failures(httpx2.InvalidURL, httpx2.TimeoutException, httpx2.TransportError)
 
     def __enter__(self) -> ApiClient:
         return self
@@ -163,8 +180,7 @@ class ApiClient:
 
         `content` sends raw bytes (or an iterator of them) instead of JSON, as uploads do.
         """
-        import httpx2
-
+        failures = self._failures
         query = {key: value for key, value in (params or {}).items() if value is not None}
         extra: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
         try:
@@ -177,17 +193,17 @@ class ApiClient:
                 headers=headers,
                 **extra,
             )
-        except httpx2.InvalidURL as exc:
+        except failures.invalid_url as exc:
             raise CliError(
                 f"the console URL {self.console!r} is not valid ({exc})", EXIT_USAGE
             ) from exc
-        except httpx2.TimeoutException as exc:
+        except failures.timeout as exc:
             raise CliError(
                 f"the console at {self.console} did not answer in time",
                 EXIT_UNREACHABLE,
                 hint="check that it is running (`surveyor up`) and not overloaded",
             ) from exc
-        except httpx2.TransportError as exc:
+        except failures.transport as exc:
             reason = str(exc) or type(exc).__name__
             raise CliError(
                 f"cannot reach the console at {self.console} ({reason})",
@@ -220,8 +236,7 @@ class ApiClient:
     ) -> int:
         """Stream a download into `write`, a block at a time; returns the bytes received.
         `on_bytes` is told (received so far, total if the console said it)."""
-        import httpx2
-
+        failures = self._failures
         query = {key: value for key, value in (params or {}).items() if value is not None}
         received = 0
         try:
@@ -238,13 +253,13 @@ class ApiClient:
                     received += len(block)
                     if on_bytes is not None:
                         on_bytes(received, total)
-        except httpx2.TimeoutException as exc:
+        except failures.timeout as exc:
             raise CliError(
                 f"the console at {self.console} stopped sending the download",
                 EXIT_UNREACHABLE,
                 hint="try again; a very large export may need a quieter console",
             ) from exc
-        except httpx2.TransportError as exc:
+        except failures.transport as exc:
             raise CliError(
                 f"the download from {self.console} broke off ({exc or type(exc).__name__})",
                 EXIT_UNREACHABLE,
