@@ -160,11 +160,13 @@ def db_upgrade() -> None:
     """Apply pending schema migrations (the console also does this when it starts)."""
     from surveyor.store.engine import database_url, make_engine
     from surveyor.store.migrate import current_revision, upgrade
+    from surveyor.store.start_lock import one_start_at_a_time
 
     engine = make_engine()
-    before = current_revision(engine)
-    upgrade(engine)
-    after = current_revision(engine)
+    with one_start_at_a_time(engine):
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
     engine.dispose()
     where = database_url().split("@")[-1]
     if before == after:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -44,6 +46,7 @@ from surveyor.service.retention import ensure_retention_tasks
 from surveyor.store.bootstrap import Bootstrap, bootstrap_if_empty
 from surveyor.store.engine import Database, make_engine
 from surveyor.store.migrate import upgrade
+from surveyor.store.start_lock import one_start_at_a_time
 from surveyor.store.taskdata import remove_abandoned_temp_files
 
 log = logging.getLogger("surveyor.console")
@@ -111,6 +114,17 @@ def _warn_of_other_keys(db: Database, key_id: str) -> None:
 OnBootstrap = Callable[[Bootstrap], None]
 
 
+def prepare_database(db: Database, data_dir: Path, *, now: datetime) -> Bootstrap | None:
+    """What a console does to its database as it starts, one console at a time: bring the
+    schema up to date, create the first organization and admin on an empty database (what
+    was created, or None), and give every organization its daily Retention task."""
+    with one_start_at_a_time(db.engine):
+        upgrade(db.engine)
+        created = bootstrap_if_empty(db, data_dir, now=now)
+        ensure_retention_tasks(db, now=now)
+    return created
+
+
 def create_app(
     settings: ConsoleSettings,
     *,
@@ -136,11 +150,9 @@ def create_app(
             state.loaded_secret_box = load_secret_box(settings.data_dir)
         except SecretKeyError as exc:
             raise SystemExit(f"credentials' secret key: {exc}") from exc
-        upgrade(db.engine)
-        created = bootstrap_if_empty(db, settings.data_dir, now=state.clock.now())
+        created = prepare_database(db, settings.data_dir, now=state.clock.now())
         if created is not None and on_bootstrap is not None:
             on_bootstrap(created)
-        ensure_retention_tasks(db, now=state.clock.now())
         _warn_of_other_keys(db, state.secret_box.key_id)
         await asyncio.to_thread(state.changes.open, db)
         wake_polls = state.changes.subscribe(
