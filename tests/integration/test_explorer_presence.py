@@ -5,7 +5,9 @@ console may notice the drop and any other may see the explorer come back."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,7 @@ from surveyor.store import explorers as explorer_store
 from surveyor.store import tasks as task_store
 from surveyor.store.engine import Database
 from surveyor.store.schema import task_events
+from tests.integration.test_change_bus import WAIT_SECONDS
 from tests.support.console import ConsoleUnderTest
 from tests.support.explorers import (
     HOST,
@@ -75,9 +78,13 @@ def waiting_messages(db: Database, task_id: int) -> list[str]:
     return [row.message for row in rows]
 
 
-def drop_a_poll(console: ConsoleUnderTest, explorer: ExplorerUnderTest) -> dict[str, Any]:
-    """A poll whose connection is gone as soon as its request has arrived, played against
-    the console's ASGI app on its own event loop; returns what the app answered."""
+def drop_a_poll(
+    console: ConsoleUnderTest, explorer: ExplorerUnderTest, *, once_held: bool = False
+) -> dict[str, Any]:
+    """A poll whose connection drops: sent as the server would hand it to the app, run by
+    the console's ASGI app on its own event loop; returns what the app answered. With
+    `once_held`, the connection drops only once the poll is held (else as soon as its body
+    is read)."""
     body = json.dumps({**HOST, "wait": 20}).encode()
     scope = {
         "type": "http",
@@ -100,9 +107,15 @@ def drop_a_poll(console: ConsoleUnderTest, explorer: ExplorerUnderTest) -> dict[
     }
     incoming = [{"type": "http.request", "body": body, "more_body": False}]
     sent: list[dict[str, Any]] = []
+    signal = console.client.app.state.console.explorer_work
 
     async def receive() -> dict[str, Any]:
-        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+        if incoming:
+            return incoming.pop(0)
+        if once_held:
+            # As a server does: nothing more until the client goes.
+            assert await asyncio.to_thread(signal.wait_parked, 1, WAIT_SECONDS), "never held"
+        return {"type": "http.disconnect"}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -223,3 +236,33 @@ def test_a_zone_scan_of_a_zone_without_members_waits_with_reason_zone_empty(
         new_explorer(conn, org["id"], zone_id=zone["id"], online=False)
     refresh(db, now)
     assert wait_reason(db, scan.organization_id, scan.id) == "explorer_offline"
+
+
+def test_a_poll_dropped_while_held_is_noted_at_once_not_when_its_wait_ends(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer = enroll(console)
+    drop_a_poll(console, explorer, once_held=True)
+    # Had the drop gone unnoticed, the poll would have answered when its wait was over,
+    # and noted nothing.
+    assert explorer_row(console.db, explorer.id).poll_dropped_at is not None
+
+
+def test_held_polls_answer_at_once_when_the_console_begins_to_stop(
+    console: ConsoleUnderTest,
+) -> None:
+    explorer = enroll(console)
+    state = console.client.app.state.console
+    answer: dict[str, Any] = {}
+    waiter = threading.Thread(target=lambda: answer.update(task=explorer.poll(wait=20.0)))
+    waiter.start()
+    assert state.explorer_work.wait_parked(1, WAIT_SECONDS), "the poll was never held"
+    try:
+        state.begin_stopping()  # from this thread, as a signal handler may
+        # Well before its 20 s wait is over: nothing but the stop can answer it.
+        waiter.join(10.0)
+        assert not waiter.is_alive(), "the held poll did not answer when the console stopped"
+        assert answer == {"task": None}
+    finally:
+        state.stopping.clear()
+        waiter.join(WAIT_SECONDS)

@@ -84,13 +84,13 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
         stop_explorer = start_embedded_explorer(
             loopback_url(host, port), settings.data_dir, settings.database_url
         )
-    stopping = app.state.console.stopping
+    console = app.state.console
 
     class ConsoleServer(uvicorn.Server):
         """Tells the console when it begins to stop, so explorers' held polls end in time."""
 
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            stopping.set()
+            console.begin_stopping()
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(

@@ -51,12 +51,14 @@ class PollWatch:
         self._recheck = recheck
         self._held: set[HeldPoll] = set()
         self._runner: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: the last look of the running watch
         self._last: LaunchWork | None = None
 
     def hold(self, explorer: Explorer) -> HeldPoll:
         """Hold a poll of `explorer`: it is woken (`wait`) whenever it may have work."""
         poll = HeldPoll(explorer)
+        self._loop = asyncio.get_running_loop()
         self._held.add(poll)
         if self._runner is None or self._runner.done():
             self._last = None
@@ -78,13 +80,35 @@ class PollWatch:
         poll.woken.clear()
         return woken
 
-    async def wait(self, poll: HeldPoll, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for the poll to be woken; True when it was (its
-        wake-up is then spent)."""
+    async def wait(
+        self, poll: HeldPoll, timeout: float, *, unless: asyncio.Future[None] | None = None
+    ) -> bool:
+        """Wait up to `timeout` seconds for the poll to be woken, or until `unless` is done
+        (its explorer went away); True when it was woken (its wake-up is then spent)."""
         with self._signal.parked(), contextlib.suppress(TimeoutError):
             async with asyncio.timeout(max(0.0, timeout)):
-                await poll.woken.wait()
+                if unless is None:
+                    await poll.woken.wait()
+                else:
+                    woken = asyncio.ensure_future(poll.woken.wait())
+                    try:
+                        await asyncio.wait((woken, unless), return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        woken.cancel()
         return self.woken(poll)
+
+    def wake_all(self) -> None:
+        """Wake every held poll (the console is stopping: each then answers at once). Safe
+        from any thread, and from a signal handler."""
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: no poll is held
+            loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for poll in self._held:
+            poll.woken.set()
 
     async def _run(self) -> None:
         while self._held:

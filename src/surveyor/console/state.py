@@ -142,6 +142,13 @@ class ConsoleState:
     #: The one look for work of every held poll (`poll_watch`, made on first use).
     held_polls: PollWatch | None = None
 
+    def begin_stopping(self) -> None:
+        """The console begins to stop: held polls and event streams end (on the event
+        loop's thread, where the server is told to stop)."""
+        self.stopping.set()
+        if self.held_polls is not None:
+            self.held_polls.wake_all()
+
     def poll_watch(self) -> PollWatch:
         """Wakes explorers' held polls that may be handed work (`console/poll_watch.py`)."""
         if self.held_polls is None:

@@ -46,8 +46,6 @@ router = APIRouter(prefix="/api/v1/explorer", tags=["explorer protocol"])
 _ERRORS = error_responses(400, 401, 404, 409, 413, 422)
 #: How often an explorer reports progress while it scans (the console asks for it).
 REPORT_INTERVAL_SECONDS = 0.5
-#: How soon a held poll notices that the server is stopping.
-STOPPING_CHECK_SECONDS = 1.0
 #: Task data uploads go here; only these requests may exceed the usual body limit.
 UPLOAD_PATH_PREFIX = "/api/v1/explorer/task-data/"
 _UPLOAD_WRITE_BYTES = 1 << 20
@@ -258,14 +256,17 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
     deadline = loop.time() + wait
     checked_in_at = await asyncio.to_thread(_check_in, state, explorer, body.host_info())
     watch = state.poll_watch()
-    # The watch looks for every held poll at once, and wakes this one if it may have work.
+    # The watch looks for every held poll at once, and wakes this one if it may have work;
+    # it wakes every held poll when the console begins to stop. A dropped connection ends
+    # the wait too: nothing wakes a held poll while it has no news.
     held = watch.hold(explorer)
+    gone = asyncio.ensure_future(_until_disconnected(request))
     try:
         look = watch.woken(held)
         while True:
             if state.stopping.is_set():
                 return {"task": None}
-            if await request.is_disconnected():
+            if gone.done():
                 await asyncio.to_thread(_poll_dropped, state, explorer, checked_in_at)
                 return {"task": None}
             if look:
@@ -275,9 +276,17 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
             now = loop.time()
             if now >= deadline:
                 return {"task": None}
-            look = await watch.wait(held, min(deadline, now + STOPPING_CHECK_SECONDS) - now)
+            look = await watch.wait(held, deadline - now, unless=gone)
     finally:
+        gone.cancel()
         watch.release(held)
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Return once the client has gone: the poll's body is read, so the next message the
+    server gives is `http.disconnect`."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.post("/tasks/{task_id}/progress", response_model=ProgressOut, responses=_ERRORS)
