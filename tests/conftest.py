@@ -34,9 +34,9 @@ BACKENDS = ("sqlite", "postgresql")
 #: The order `make test` hands test files to its processes (`--no-loadscope-reorder` keeps it;
 #: xdist would otherwise start with the files that have the most tests): the tiers whose files
 #: are few and long first, and the many short unit files last, so that at the end no process
-#: sits idle while the other finishes a long file. The lab's few long files go before the
-#: many integration files, which then fill the processes' ends evenly.
-TIERS_IN_ORDER = ("acceptance", "e2e", "migration", "lab", "integration", "unit")
+#: sits idle while the other finishes a long file. The lab's timing-sensitive scans (a lossy
+#: host) run beside the light integration files, not beside the acceptance tier's scans.
+TIERS_IN_ORDER = ("acceptance", "e2e", "migration", "integration", "lab", "unit")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
