@@ -120,7 +120,11 @@ class Seeder:
             for name in inspect(self.conn).get_table_names()
             if name != "alembic_version" and not is_search_index_table(name)
         }
-        self.reflected = {name: Table(name, MetaData(), autoload_with=self.conn) for name in names}
+        # One reflection of every table at once: a Table loaded on its own reflects again each
+        # table its foreign keys refer to.
+        schema = MetaData()
+        schema.reflect(self.conn, only=sorted(names))
+        self.reflected = {name: schema.tables[name] for name in names}
 
     def has(self, table: str, column: str | None = None) -> bool:
         return table in self.reflected and (column is None or column in self.reflected[table].c)

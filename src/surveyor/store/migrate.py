@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -25,7 +26,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     On SQLite, a migration that alters a table rebuilds it (copies it, drops the old one);
     with foreign keys enforced, that drop would set NULL or delete every row referring to
     it (tasks would lose their explorer). So foreign keys are off while migrating, and
-    checked before the migration commits."""
+    checked before the migration commits.
+
+    A database already at the newest schema is left as it is without loading the migration
+    scripts again (alembic would read every one of them to find nothing to do): the console
+    checks this at each start."""
+    if revision == "head" and current_revision(engine) == _head():
+        return
     config = alembic_config()
     with engine.connect() as conn:
         sqlite = conn.dialect.name == "sqlite"
@@ -63,3 +70,9 @@ def current_revision(engine: Engine) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@cache
+def _head() -> str | None:
+    """The newest revision of the scripts this process runs (they do not change under it)."""
+    return head_revision()
