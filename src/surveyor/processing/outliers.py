@@ -5,8 +5,8 @@ time, keeps each asset's features compactly (`SiteProfiles`: assets with the sam
 share one profile), and the score and reasons each has; the values are counted and each
 profile scored (core/outliers.py), and the scores and reasons that changed are written (to
 `asset_outliers`), one fenced transaction per batch of them: a calculation after a small
-change of the site writes little. The database works while Python does: the next page is
-read while one is counted, and on PostgreSQL two batches are written at a time. Memory holds
+change of the site writes little. On PostgreSQL the server works while Python does: the
+next page is read while one is counted, and two batches are written at a time. Memory holds
 the counts, the distinct profiles and four numbers per asset. A stopped or requeued
 calculation starts again from the read: scoring is deterministic, so running it again writes
 only what it did not write yet.
@@ -42,8 +42,10 @@ _INVENTORY_CHANGES = ("new", "changed", "offline", "online")
 
 
 def _pages(job: ProcessingJob, site_id: int) -> Generator[list[AssetFacts], None, None]:
-    """The site's assets a page at a time, the next page read (by another thread, on its
-    own connection) while this one is counted: the database works while Python does."""
+    """The site's assets a page at a time. On PostgreSQL the next page is read (by another
+    thread, on its own connection) while this one is counted: the server works while Python
+    does. SQLite reads in this process, so a second reader would only take turns with the
+    counting (and map the database file a second time): there pages are read in turn."""
 
     def read(after: int) -> list[AssetFacts]:
         with job.db.read() as conn:
@@ -51,6 +53,14 @@ def _pages(job: ProcessingJob, site_id: int) -> Generator[list[AssetFacts], None
                 conn, site_id, after_id=after, limit=job.batch_size
             )
 
+    if job.db.is_sqlite:
+        page = read(0)
+        while page:
+            yield page
+            if job.should_stop():
+                raise StopRequested(job.task.id)
+            page = read(page[-1].id)
+        return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outlier-read") as reader:
         upcoming = reader.submit(read, 0)
         while True:
