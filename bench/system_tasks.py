@@ -394,6 +394,7 @@ def _product_counts(db: Database, site_id: int) -> dict[str, dict[str, int]]:
     """The product's own counting (store pages, core profiles, their FeatureCounts), as
     JSON."""
     from surveyor.core.outliers import SiteProfiles
+    from surveyor.processing.outliers import count_page
     from surveyor.store.outliers import site_asset_facts
 
     site = SiteProfiles()
@@ -403,14 +404,7 @@ def _product_counts(db: Database, site_id: int) -> dict[str, dict[str, int]]:
             page = site_asset_facts(conn, site_id, after_id=after, limit=5000)
         if not page:
             break
-        for facts in page:
-            site.add(
-                facts.id,
-                facts.os,
-                facts.hostname,
-                facts.services,
-                recorded_type=facts.recorded_type,
-            )
+        count_page(site, page)
         after = page[-1].id
     counts = site.counts()
     found = {

@@ -21,7 +21,7 @@ import json
 import threading
 from array import array
 from collections import deque
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import datetime
@@ -73,6 +73,18 @@ def _pages(job: ProcessingJob, site_id: int) -> Generator[list[AssetFacts], None
                 raise StopRequested(job.task.id)
 
 
+def count_page(site: SiteProfiles, page: Sequence[AssetFacts]) -> None:
+    """Add a page of the site's assets (as `site_asset_facts` reads them) to its profiles."""
+    for facts in page:
+        site.add(
+            facts.id,
+            facts.os,
+            facts.hostname,
+            facts.services,
+            recorded_type=facts.recorded_type,
+        )
+
+
 class _Written:
     """The score and reasons each asset has (as read, in the order read): two numbers per
     asset, its reasons being a number for their text (a site's assets share few texts)."""
@@ -111,14 +123,8 @@ def calculate_outliers(job: ProcessingJob) -> Task:
     written = _Written()
     with closing(_pages(job, site_id)) as pages:
         for page in pages:
+            count_page(site, page)
             for facts in page:
-                site.add(
-                    facts.id,
-                    facts.os,
-                    facts.hostname,
-                    facts.services,
-                    recorded_type=facts.recorded_type,
-                )
                 written.add(facts.score, facts.reasons)
     results = site.scores(site.counts())
     total = len(site)
