@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -146,6 +147,25 @@ class ChangePublisher(Protocol):
         ...
 
 
+_write_turns: dict[str, threading.RLock] = {}
+_write_turns_guard = threading.Lock()
+
+
+def _sqlite_write_turn(engine: Engine) -> threading.RLock | None:
+    """The turn the writers of one SQLite file in this process take, shared by every engine
+    on that file. SQLite lets one writer in at a time, and a writer that finds another in
+    sleeps with a growing back-off (1, 2, 5 … 100 ms) before it looks again: under many
+    short writes (explorer check-ins, progress reports) the unlucky ones waited hundreds of
+    milliseconds while others kept slipping in. Waiting here, a writer goes in the moment
+    the one before it commits; writers in other processes still meet SQLite's busy wait."""
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    key = os.path.realpath(database)
+    with _write_turns_guard:
+        return _write_turns.setdefault(key, threading.RLock())
+
+
 class Database:
     """The one way the rest of Surveyor reaches the database: read and write transactions."""
 
@@ -153,6 +173,7 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._publishers: Registrations[ChangePublisher] = Registrations()
+        self._write_turn = _sqlite_write_turn(engine) if self.dialect == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -191,8 +212,16 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without an exception; the
         task changes it noted are then published (`publish_changes_to`)."""
-        with self._transaction() as conn:
-            yield conn
+        turn = self._write_turn
+        # A writer that waited out SQLite's busy timeout here goes on to SQLite's own wait,
+        # which fails as it always did ("database is locked"): never a wait without end.
+        waited = turn is not None and turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            if waited and turn is not None:
+                turn.release()
 
     def dispose(self) -> None:
         self.engine.dispose()
