@@ -185,19 +185,29 @@ class Database:
         return self._publishers.add(publisher)
 
     @contextmanager
-    def _transaction(self, **options: Any) -> Iterator[Connection]:
+    def _transaction(
+        self, *, turn: threading.RLock | None = None, read_only: bool = False
+    ) -> Iterator[Connection]:
         # SQLAlchemy's "commit" event runs before the database has committed; the changes
-        # are published once `conn.begin()` has returned from the commit itself.
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(**options) if options else conn
-            publishers = self._publishers.snapshot()
-            with conn.begin():
-                yield conn
-                noted = pending_changes(conn)
-                if noted:
-                    for publisher in publishers:
-                        publisher.committing(conn, noted)
-            committed = take_changes(conn)
+        # are published once `conn.begin()` has returned from the commit itself, and after
+        # the writer's turn is handed on.
+        # A writer that waited out SQLite's busy timeout for its turn goes on to SQLite's own
+        # wait, which fails as it always did ("database is locked"): never a wait without end.
+        waited = turn is not None and turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(**{READ_ONLY: True}) if read_only else conn
+                publishers = self._publishers.snapshot()
+                with conn.begin():
+                    yield conn
+                    noted = pending_changes(conn)
+                    if noted:
+                        for publisher in publishers:
+                            publisher.committing(conn, noted)
+                committed = take_changes(conn)
+        finally:
+            if waited and turn is not None:
+                turn.release()
         if committed:
             for publisher in publishers:
                 publisher.committed(committed)
@@ -205,23 +215,15 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction: a consistent snapshot that never blocks writers."""
-        with self._transaction(**{READ_ONLY: True}) as conn:
+        with self._transaction(read_only=True) as conn:
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without an exception; the
         task changes it noted are then published (`publish_changes_to`)."""
-        turn = self._write_turn
-        # A writer that waited out SQLite's busy timeout here goes on to SQLite's own wait,
-        # which fails as it always did ("database is locked"): never a wait without end.
-        waited = turn is not None and turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
-        try:
-            with self._transaction() as conn:
-                yield conn
-        finally:
-            if waited and turn is not None:
-                turn.release()
+        with self._transaction(turn=self._write_turn) as conn:
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
