@@ -49,6 +49,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from surveyor.core.explorer_protocol import CLIENT_KEEP_ALIVE_SECONDS
 from surveyor.testing.servers import free_tcp_port
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -99,7 +100,12 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
     stop_at: float = spec["stop_at"]
     data = task_data()
     digest = hashlib.sha256(data).hexdigest()
-    limits = httpx2.Limits(max_connections=count + 16, max_keepalive_connections=count + 16)
+    # idle connections are reused as briefly as a real explorer's (CLIENT_KEEP_ALIVE_SECONDS)
+    limits = httpx2.Limits(
+        max_connections=count + 16,
+        max_keepalive_connections=count + 16,
+        keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS,
+    )
     clients = [
         httpx2.AsyncClient(base_url=url, limits=limits, timeout=wait + 60) for url in consoles
     ]

@@ -56,6 +56,7 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
     from surveyor.console.header_timeout import header_deadline_protocol
     from surveyor.console.services import console_services
     from surveyor.console.state import ConsoleSettings
+    from surveyor.core.explorer_protocol import KEEP_ALIVE_SECONDS
     from surveyor.store.engine import data_dir, database_url
 
     settings = ConsoleSettings.from_environment(data_dir(), database_url())
@@ -101,6 +102,8 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
         access_log=False,  # the console's own access log (surveyor.access) has the request id
         log_config=None,  # uvicorn's lines go through the handler configure_logging set
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        # explorers reuse idle connections for less than this (CLIENT_KEEP_ALIVE_SECONDS)
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # Forwarded client addresses are believed from configured proxies only, never by
         # default: anyone could otherwise choose the address their logins are limited by.
         proxy_headers=bool(settings.trusted_proxies),

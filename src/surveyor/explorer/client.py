@@ -26,7 +26,7 @@ from typing import Any
 import httpx2
 
 from surveyor import __version__
-from surveyor.core.explorer_protocol import HostInfo
+from surveyor.core.explorer_protocol import CLIENT_KEEP_ALIVE_SECONDS, HostInfo
 
 log = logging.getLogger("surveyor.explorer")
 
@@ -138,6 +138,7 @@ class ExplorerClient:
                 base_url=url,
                 headers={"User-Agent": f"surveyor-explorer/{__version__}"},
                 timeout=timeout,
+                limits=httpx2.Limits(keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS),
                 transport=transport,
                 trust_env=False,
             )
