@@ -6,9 +6,11 @@
 
 Starts `surveyor console` (SQLite; or `--consoles` of them on one PostgreSQL database), then
 `--processes` fleet processes that enroll `--explorers` simulated explorers between them with
-one enrollment token, and run each explorer as a real one does, on one asyncio HTTP client per
-process: a long poll (`POST /api/v1/explorer/poll`, `wait` seconds), again and again; 20 of
-them instead check in every second (`wait: 0`), to measure check-ins. When a poll brings a
+one enrollment token, and run each explorer as a real one does, each on a keep-alive
+connection of its own (`bench/_http1.py`: HTTP/1.1 written by hand on asyncio streams, so that
+the simulators, which share the machine, spend little CPU): a long poll
+(`POST /api/v1/explorer/poll`, `wait` seconds), again and again; 20 of them instead check in
+every second (`wait: 0`), to measure check-ins. When a poll brings a
 scan, the explorer reports progress twice and uploads a small task data file (a host on
 127.0.0.1), as a finished scan does; the console then processes it. Explorers are spread
 over the consoles' URLs.
@@ -23,7 +25,8 @@ among those not given one yet, and due at once. It measures:
   explorer's poll answer arrives with it (both clocks are this machine's);
 - **RSS per held poll**: the console processes' resident memory with every poll held, less
   before any explorer enrolled, over the number of explorers;
-- **errors**: every answer that is not a success, and every transport error.
+- **errors**: every answer that is not a success, and every transport error;
+- **CPU**: the consoles' CPU per request once every poll is held, and the fleet processes'.
 
 Goal (one console, 2,000 explorers): check-in p99 <= 100 ms, due-to-received p99 <= 1 s,
 0 errors. The load average is printed beside the figures. Only 127.0.0.1 is involved.
@@ -49,6 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._http1 import Connection, WireError
 from surveyor.core.explorer_protocol import CLIENT_KEEP_ALIVE_SECONDS
 from surveyor.testing.servers import free_tcp_port
 
@@ -91,8 +95,6 @@ class FleetResult:
 
 
 async def run_fleet(spec: dict[str, Any]) -> FleetResult:
-    import httpx2
-
     result = FleetResult()
     consoles: list[str] = spec["consoles"]
     count: int = spec["count"]
@@ -100,56 +102,61 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
     stop_at: float = spec["stop_at"]
     data = task_data()
     digest = hashlib.sha256(data).hexdigest()
-    # idle connections are reused as briefly as a real explorer's (CLIENT_KEEP_ALIVE_SECONDS)
-    limits = httpx2.Limits(
-        max_connections=count + 16,
-        max_keepalive_connections=count + 16,
-        keepalive_expiry=CLIENT_KEEP_ALIVE_SECONDS,
-    )
-    clients = [
-        httpx2.AsyncClient(base_url=url, limits=limits, timeout=wait + 60) for url in consoles
-    ]
 
     def error(text: str) -> None:
         if len(result.errors) < 1000:
             result.errors.append(text)
 
-    async def enroll(index: int) -> tuple[httpx2.AsyncClient, str] | None:
-        client = clients[index % len(clients)]
+    def connection(index: int) -> Connection:
+        # idle connections are reused as briefly as a real explorer's
+        return Connection(
+            consoles[index % len(consoles)], keep_alive=CLIENT_KEEP_ALIVE_SECONDS, timeout=60
+        )
+
+    async def enroll(index: int) -> tuple[Connection, str] | None:
+        wire = connection(index)
         name = f"fleet-{spec['process']}-{index}"
         try:
-            answer = await client.post(
+            answer = await wire.request(
+                "POST",
                 "/api/v1/explorer/enroll",
-                json={**HOST, "name": name},
+                json_body={**HOST, "name": name},
                 headers={"Authorization": f"Bearer {spec['enrollment_token']}"},
             )
-        except httpx2.TransportError as exc:
-            error(f"enroll: {type(exc).__name__}: {exc}")
+        except WireError as exc:
+            error(f"enroll: {exc}")
             return None
         if answer.status_code != 201:
             error(f"enroll: {answer.status_code} {answer.text[:200]}")
             return None
-        return client, str(answer.json()["secret"])
+        return wire, str(answer.json()["secret"])
 
-    async def post(client: httpx2.AsyncClient, secret: str, path: str, body: Any) -> Any:
-        answer = await client.post(
-            f"/api/v1/explorer{path}", json=body, headers={"Authorization": f"Bearer {secret}"}
+    async def post(
+        wire: Connection, secret: str, path: str, body: Any, timeout: float | None = None
+    ) -> Any:
+        answer = await wire.request(
+            "POST",
+            f"/api/v1/explorer{path}",
+            json_body=body,
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=timeout,
         )
         if answer.status_code >= 400:
             error(f"{path.split('/')[1]}: {answer.status_code} {answer.text[:200]}")
             return None
         return answer.json()
 
-    async def run_task(client: httpx2.AsyncClient, secret: str, task: dict[str, Any]) -> None:
+    async def run_task(wire: Connection, secret: str, task: dict[str, Any]) -> None:
         token = task["attempt_token"]
         for collect in (0.5, 1.0):
             await post(
-                client,
+                wire,
                 secret,
                 f"/tasks/{task['id']}/progress",
                 {"attempt_token": token, "collect": collect, "stats": {"hosts_done": 1}},
             )
-        answer = await client.put(
+        answer = await wire.request(
+            "PUT",
             f"/api/v1/explorer/task-data/{task['id']}",
             content=data,
             headers={
@@ -162,9 +169,7 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
         if answer.status_code >= 400:
             error(f"upload: {answer.status_code} {answer.text[:200]}")
 
-    async def explorer(
-        client: httpx2.AsyncClient, secret: str, held: asyncio.Event, prober: bool
-    ) -> None:
+    async def explorer(wire: Connection, secret: str, held: asyncio.Event, prober: bool) -> None:
         """A real explorer's loop: long polls, and a scan when one comes. A prober checks in
         (`wait: 0`) every second instead, and its round trips are the check-in latency."""
         # explorers come up at different times: their polls are spread over the wait
@@ -173,7 +178,7 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
             try:
                 began = time.perf_counter()
                 answer = await post(
-                    client, secret, "/poll", {**HOST, "wait": 0 if prober else wait}
+                    wire, secret, "/poll", {**HOST, "wait": 0 if prober else wait}, wait + 60
                 )
                 if prober:
                     result.check_in_ms.append((time.perf_counter() - began) * 1000)
@@ -182,28 +187,27 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
                 task = answer and answer.get("task")
                 if task:
                     result.received[int(task["id"])] = time.time()
-                    await run_task(client, secret, task)
+                    await run_task(wire, secret, task)
                 elif prober:
                     await asyncio.sleep(1.0)
-            except httpx2.TransportError as exc:
-                error(f"poll: {type(exc).__name__}: {exc}")
+            except WireError as exc:
+                error(f"poll: {exc}")
                 await asyncio.sleep(1)
         held.set()
+        wire.close()
 
     enrolled = await asyncio.gather(*(enroll(index) for index in range(count)))
     holding = [asyncio.Event() for _ in enrolled]
     probers: int = spec["probers"]
     runners = [
-        asyncio.create_task(explorer(client, secret, event, index < probers))
+        asyncio.create_task(explorer(wire, secret, event, index < probers))
         for index, (entry, event) in enumerate(zip(enrolled, holding, strict=True))
         if entry is not None
-        for client, secret in [entry]
+        for wire, secret in [entry]
     ]
     await asyncio.gather(*(event.wait() for event in holding[: len(runners)]))
     print("ready", flush=True)  # every explorer holds its first long poll
     await asyncio.gather(*runners)
-    for client in clients:
-        await client.aclose()
     return result
 
 
@@ -214,6 +218,12 @@ def fleet_child() -> None:
 
 
 # The benchmark: consoles, fleet processes, tasks, figures.
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a running process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:
@@ -281,6 +291,10 @@ class Figures:
     kb_per_poll: float
     errors: int
     load: float
+    #: CPU the consoles spent per request (polls, progress, uploads) once the fleet held its
+    #: polls, and CPU the fleet processes spent in all: less sensitive to other load.
+    console_cpu_ms_per_request: float
+    fleet_cpu_s: float
 
     @property
     def met(self) -> bool:
@@ -351,6 +365,7 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
             print(f"  {args.explorers} explorers hold their long polls", flush=True)
             time.sleep(2)
             rss_held = sum(rss_mb(console.pid) for console in consoles)
+            cpu_held = sum(cpu_seconds(console.pid) for console in consoles)
             explorer_ids = _explorer_ids(admin)
             random.shuffle(explorer_ids)
             created: dict[int, float] = {}
@@ -374,11 +389,14 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
             load = os.getloadavg()[0]
             print(f"  {len(created)} scans created; waiting for the fleet to finish", flush=True)
             results = []
+            fleet_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
             for child in children:
                 assert child.stdout is not None
                 line = child.stdout.readline()
                 child.wait(timeout=args.wait + 120)
                 results.append(json.loads(line) if line else {"errors": ["fleet process died"]})
+            fleet_cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            console_cpu = sum(cpu_seconds(console.pid) for console in consoles) - cpu_held
         finally:
             for child in children:
                 if child.poll() is None:
@@ -400,6 +418,8 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
         }
         delays = [received[task] - sent for task, sent in created.items() if task in received]
         errors = [text for result in results for text in result.get("errors", [])]
+        # each scan received brings two progress reports and an upload after its poll
+        requests = sum(result.get("polls", 0) for result in results) + 3 * len(received)
         for text in errors[:5]:
             print(f"  error: {text}")
         return Figures(
@@ -418,6 +438,9 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
             kb_per_poll=(rss_held - rss_idle) * 1024 / max(1, args.explorers),
             errors=len(errors),
             load=load,
+            console_cpu_ms_per_request=console_cpu * 1000 / max(1, requests),
+            fleet_cpu_s=(fleet_cpu_after.ru_utime + fleet_cpu_after.ru_stime)
+            - (fleet_cpu.ru_utime + fleet_cpu.ru_stime),
         )
 
 
@@ -485,6 +508,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{'met' if figures.met else 'NOT met'}; console RSS {figures.rss_idle_mb:.0f} MB idle, "
         f"{figures.rss_held_mb:.0f} MB with every poll held; load average now "
         f"{os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"console CPU {figures.console_cpu_ms_per_request:.2f} ms per request once the polls "
+        f"were held; the fleet processes' CPU {figures.fleet_cpu_s:.1f} s"
     )
     if args.json_out:
         args.json_out.write_text(json.dumps(asdict(figures) | {"met": figures.met}))
