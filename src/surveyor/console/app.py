@@ -184,11 +184,22 @@ def create_app(
     )
     app.state.console = state
     install_error_handlers(app)
+
+    # A request goes through the routes in this order until one matches, and each route
+    # looked at costs a little: first what is asked most often (health checks, and the
+    # explorers' polls and reports, a fleet's steady load).
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Any:
+        """200 once the console is ready (migrated, bootstrapped); 503 before."""
+        if not state.ready:
+            return error_response(503, "starting", "the console is starting")
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(explorer_api.router)
     app.include_router(tasks.router)
     app.include_router(resources.router)
     app.include_router(accounts.router)
     app.include_router(enrollment.router)
-    app.include_router(explorer_api.router)
     app.include_router(exports.router)  # before assets: /assets/export is no asset id
     app.include_router(assets.router)
     app.include_router(imports.router)
@@ -200,13 +211,6 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(queries.router)
     web.install(app)
-
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Any:
-        """200 once the console is ready (migrated, bootstrapped); 503 before."""
-        if not state.ready:
-            return error_response(503, "starting", "the console is starting")
-        return {"status": "ok", "version": __version__}
 
     app.add_middleware(
         BodyLimit,

@@ -122,6 +122,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     url = normalize_url(url) if url else database_url()
     if url.startswith("sqlite"):
         private_sqlite_file(url)
+        database = make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            # A connection that is new must read and parse the whole schema before its first
+            # statement; keep enough of them for the request threads, and let more open only
+            # in a burst (they are closed again when they come back to a full pool).
+            kwargs.setdefault("pool_size", 16)
+            kwargs.setdefault("max_overflow", 24)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _configure_sqlite)
         event.listen(engine, "begin", _begin_sqlite)
