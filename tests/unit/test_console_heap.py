@@ -1,0 +1,45 @@
+"""The console process settles its heap before serving (`cli/server.py: settle_heap`): what
+importing the app made is frozen out of the collector's walks, and the young
+generations are collected less often."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from surveyor.cli.server import GC_THRESHOLDS
+
+PROBE = """
+import gc, json
+from surveyor.cli.server import settle_heap
+from surveyor.console.app import create_app
+before = {"frozen": gc.get_freeze_count(), "thresholds": gc.get_threshold()}
+settle_heap()
+print(json.dumps({
+    "before": before,
+    "frozen": gc.get_freeze_count(),
+    "thresholds": gc.get_threshold(),
+    "tracked_young": len(gc.get_objects(0)) + len(gc.get_objects(1)),
+}))
+"""
+
+
+def test_a_console_process_freezes_what_it_was_built_with_and_collects_young_ones_rarer() -> None:
+    answer = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=120,
+    )
+    seen = json.loads(answer.stdout)
+    assert seen["before"]["frozen"] == 0
+    assert tuple(seen["before"]["thresholds"]) != GC_THRESHOLDS
+    # importing the console and its app is far more than 100,000 objects, all frozen now
+    assert seen["frozen"] > 100_000
+    assert seen["tracked_young"] < 1_000
+    assert tuple(seen["thresholds"]) == GC_THRESHOLDS
+    assert GC_THRESHOLDS[0] > 700  # CPython's default for the youngest generation
