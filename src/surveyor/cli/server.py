@@ -120,7 +120,7 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
 
 #: The console process's garbage collector thresholds (youngest, middle, oldest; CPython's
 #: defaults are 700, 10, 10).
-GC_THRESHOLDS = (10_000, 10, 100)
+GC_THRESHOLDS = (10_000, 3, 100)
 
 
 def settle_heap() -> None:
