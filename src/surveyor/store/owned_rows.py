@@ -5,14 +5,17 @@ columns hold; this one only keeps to the organization and the name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, Table, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from surveyor.core.rows import Row
 from surveyor.store.records import Conflict
+
+_Row = TypeVar("_Row")
 
 
 def _owned(table: Table, organization_id: int, row_id: int) -> ColumnElement[bool]:
@@ -88,3 +91,69 @@ def delete_owned(conn: Connection, table: Table, organization_id: int, row_id: i
     is none."""
     result = conn.execute(delete(table).where(_owned(table, organization_id, row_id)))
     return result.rowcount == 1
+
+
+class OwnedTable(Generic[_Row]):
+    """One table of such rows, read as its frozen rows (`make`), its written values stored as
+    its columns hold them (`to_column`: a column's conversion, by column name)."""
+
+    def __init__(
+        self,
+        table: Table,
+        make: Callable[[Row], _Row],
+        *,
+        name_taken: str,
+        to_column: Mapping[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        self.table = table
+        self.make = make
+        self.name_taken = name_taken
+        self.to_column = dict(to_column or {})
+
+    def get(self, conn: Connection, organization_id: int, row_id: int) -> _Row | None:
+        """The organization's row `row_id`, or None."""
+        row = get_owned(conn, self.table, organization_id, row_id)
+        return self.make(row) if row is not None else None
+
+    def page(
+        self,
+        conn: Connection,
+        organization_id: int,
+        *,
+        limit: int = 100,
+        after_id: int | None = None,
+        where: ColumnElement[bool] | None = None,
+    ) -> list[_Row]:
+        """The organization's rows by id, after `after_id`, those `where` holds only."""
+        rows = list_owned(
+            conn, self.table, organization_id, limit=limit, after_id=after_id, where=where
+        )
+        return [self.make(row) for row in rows]
+
+    def update(
+        self,
+        conn: Connection,
+        organization_id: int,
+        row_id: int,
+        changes: Mapping[str, Any],
+        *,
+        now: datetime,
+    ) -> bool:
+        """Change the organization's row `row_id` (see `update_named`)."""
+        values = {
+            name: self.to_column[name](value) if name in self.to_column else value
+            for name, value in changes.items()
+        }
+        return update_named(
+            conn,
+            self.table,
+            organization_id,
+            row_id,
+            values,
+            now=now,
+            name_taken=self.name_taken,
+        )
+
+    def delete(self, conn: Connection, organization_id: int, row_id: int) -> bool:
+        """Delete the organization's row `row_id` (see `delete_owned`)."""
+        return delete_owned(conn, self.table, organization_id, row_id)

@@ -114,9 +114,8 @@ def create_query(
     return found
 
 
-def get_query(conn: Connection, organization_id: int, query_id: int) -> SavedQuery | None:
-    row = owned_rows.get_owned(conn, saved_queries, organization_id, query_id)
-    return SavedQuery.from_row(row) if row is not None else None
+_QUERIES = owned_rows.OwnedTable(saved_queries, SavedQuery.from_row, name_taken=_NAME_TAKEN)
+get_query = _QUERIES.get
 
 
 def list_queries(
@@ -125,8 +124,7 @@ def list_queries(
     """The organization's saved queries in the order they were saved (or only the pinned
     ones, or only the others)."""
     where = _q.pinned.is_(pinned) if pinned is not None else None
-    rows = owned_rows.list_owned(conn, saved_queries, organization_id, limit=limit, where=where)
-    return [SavedQuery.from_row(row) for row in rows]
+    return _QUERIES.page(conn, organization_id, limit=limit, where=where)
 
 
 def count_pinned(conn: Connection, organization_id: int) -> int:
@@ -157,15 +155,12 @@ def update_query(
     ):
         conn.execute(delete(query_counts).where(query_counts.c.query_id == query_id))
         values.update(last_count=None, last_counted_at=None)
-    owned_rows.update_named(
-        conn, saved_queries, organization_id, query_id, values, now=now, name_taken=_NAME_TAKEN
-    )
+    _QUERIES.update(conn, organization_id, query_id, values, now=now)
     return get_query(conn, organization_id, query_id)
 
 
-def delete_query(conn: Connection, organization_id: int, query_id: int) -> bool:
-    """Delete a query and its history of counts."""
-    return owned_rows.delete_owned(conn, saved_queries, organization_id, query_id)
+#: Delete a query and its history of counts.
+delete_query = _QUERIES.delete
 
 
 # Counts -----------------------------------------------------------------------------------------
