@@ -1,5 +1,6 @@
-"""Rows an organization owns under a name unique within it (credentials, notification rules,
-saved queries): read, listed, changed and deleted by organization, so another organization's
+"""Rows an organization owns under a name unique within it (sites, hosted zones and explorers
+through store/records.py; credentials, notification rules and saved queries each through an
+`OwnedTable`): read, listed, changed and deleted by organization, so another organization's
 row is simply not found, and a name taken is `Conflict`. Each table's module says what its
 columns hold; this one only keeps to the organization and the name."""
 
@@ -13,9 +14,12 @@ from sqlalchemy import ColumnElement, Connection, RowMapping, Table, delete, ins
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.rows import Row
-from surveyor.store.records import Conflict
 
 _Row = TypeVar("_Row")
+
+
+class Conflict(Exception):
+    """A unique name is taken, or the row is still referenced."""
 
 
 def _owned(table: Table, organization_id: int, row_id: int) -> ColumnElement[bool]:
@@ -79,7 +83,7 @@ def update_named(
             result = conn.execute(
                 update(table)
                 .where(_owned(table, organization_id, row_id))
-                .values(**values, updated_at=now)
+                .values({**values, "updated_at": now})
             )
     except IntegrityError as exc:
         raise Conflict(name_taken) from exc
