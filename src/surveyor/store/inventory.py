@@ -44,7 +44,8 @@ from surveyor.core.inventory import (
 )
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.rows import Row
-from surveyor.store.cursors import decode_cursor, encode_cursor
+from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
+from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
 from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
@@ -59,7 +60,6 @@ from surveyor.store.tasks import COUNT_CAP
 
 #: Rows per `IN (...)` list: well under SQLite's bound-parameter limit.
 IN_CHUNK = 900
-MAX_PAGE_SIZE = 1000
 RUN_COUNTS = ("new", "changed", "offline", "online", "unchanged", "ignored")
 
 
@@ -706,7 +706,7 @@ def list_assets(
     cursor: str | None = None,
 ) -> AssetPage:
     """One page of an organization's assets in address order, by keyset pagination."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    limit = page_size(limit)
     clause: ColumnElement[bool] = assets.c.organization_id == organization_id
     if search is not None:
         clause = and_(clause, search)
@@ -724,8 +724,7 @@ def list_assets(
         .mappings()
         .all()
     )
-    items = [Asset.from_row(row) for row in rows[:limit]]
-    return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+    return AssetPage(*keyset_page(rows, limit, Asset.from_row, _encode_cursor))
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,8 @@ from surveyor.core.inventory import Asset
 from surveyor.core.kinds import OUTLIER
 from surveyor.core.outliers import ServiceFacts
 from surveyor.core.task import Task
-from surveyor.store.cursors import decode_cursor, encode_cursor
+from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
 from surveyor.store.inventory import (
-    MAX_PAGE_SIZE,
     SCORE_COLUMNS,
     AssetPage,
     InvalidAssetCursor,
@@ -210,7 +209,7 @@ def list_assets_by_outlier(
     """One page of an organization's assets, most unusual first (unscored ones last, in id
     order), by keyset pagination: the scored ones read by `ix_asset_outliers_rank`, then, once
     they run out, the unscored ones."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    limit = page_size(limit)
     clause: ColumnElement[bool] = assets.c.organization_id == organization_id
     if search is not None:
         clause = and_(clause, search)
@@ -244,5 +243,4 @@ def list_assets_by_outlier(
             .order_by(assets.c.id)
             .limit(limit + 1 - len(rows))
         ).mappings()
-    items = [Asset.from_row(row) for row in rows[:limit]]
-    return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+    return AssetPage(*keyset_page(rows, limit, Asset.from_row, _encode_cursor))
