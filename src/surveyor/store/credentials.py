@@ -60,7 +60,7 @@ get_credential = _CREDENTIALS.get
 list_credentials = _CREDENTIALS.page
 #: Change `name`, `site_ids`, `fields` or `secrets` (all the secrets, as StoredSecret);
 #: False when there is no such credential, `Conflict` when the new name is taken.
-update_credential = _CREDENTIALS.update
+update_credential = _CREDENTIALS.change
 delete_credential = _CREDENTIALS.delete
 
 

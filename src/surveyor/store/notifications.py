@@ -90,7 +90,7 @@ get_rule = _RULES.get
 list_rules = _RULES.page
 #: Change `name`, `target`, `options`, `enabled` or `secret` (a StoredSecret or None);
 #: False when there is no such rule, `Conflict` when the new name is taken.
-update_rule = _RULES.update
+update_rule = _RULES.change
 #: Delete a rule with its deliveries and their log.
 delete_rule = _RULES.delete
 

@@ -134,7 +134,7 @@ class OwnedTable(Generic[_Row]):
         )
         return [self.make(row) for row in rows]
 
-    def update(
+    def change(
         self,
         conn: Connection,
         organization_id: int,

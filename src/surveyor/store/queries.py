@@ -155,7 +155,7 @@ def update_query(
     ):
         conn.execute(delete(query_counts).where(query_counts.c.query_id == query_id))
         values.update(last_count=None, last_counted_at=None)
-    _QUERIES.update(conn, organization_id, query_id, values, now=now)
+    _QUERIES.change(conn, organization_id, query_id, values, now=now)
     return get_query(conn, organization_id, query_id)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, func, select
 
@@ -90,31 +90,6 @@ def count_records(conn: Connection, table: Table, organization_id: int) -> int:
     )
 
 
-def update_record(
-    conn: Connection,
-    table: Table,
-    organization_id: int,
-    record_id: int,
-    changes: Mapping[str, Any],
-    *,
-    now: datetime | None = None,
-) -> dict[str, Any] | None:
-    if changes:
-        owned_rows.update_named(
-            conn,
-            table,
-            organization_id,
-            record_id,
-            changes,
-            now=now or SYSTEM_CLOCK.now(),
-            name_taken=_name_taken(table),
-        )
-    return get_record(conn, table, organization_id, record_id)
-
-
-delete_record = owned_rows.delete_owned
-
-
 def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]) -> dict[int, str]:
     """The names of these sites of the organization (site id -> name)."""
     if not site_ids:
@@ -130,34 +105,17 @@ def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]
 # Typed rows ----------------------------------------------------------------------------------
 
 
-class _Resource(Generic[_Row]):
-    """The reads and writes of one organization-scoped table, returning its frozen rows."""
+class _Resource(owned_rows.OwnedTable[_Row]):
+    """The reads and writes of one organization-scoped table, returning its frozen rows: an
+    owned table's (`get`, `page`, `change`, `delete`), and these."""
 
     def __init__(self, table: Table, make: Callable[[Row], _Row]) -> None:
-        self.table = table
-        self.make = make
-
-    def _made(self, row: Mapping[str, Any] | None) -> _Row | None:
-        return self.make(row) if row is not None else None
-
-    def get(self, conn: Connection, organization_id: int, record_id: int) -> _Row | None:
-        return self._made(get_record(conn, self.table, organization_id, record_id))
+        super().__init__(table, make, name_taken=_name_taken(table))
 
     def find(self, conn: Connection, organization_id: int, name: str) -> _Row | None:
         """The organization's row with this exact name."""
-        return self._made(find_by_name(conn, self.table, organization_id, name))
-
-    def page(
-        self,
-        conn: Connection,
-        organization_id: int,
-        *,
-        limit: int = 100,
-        after_id: int | None = None,
-    ) -> list[_Row]:
-        """The organization's rows by id, after `after_id`."""
-        rows = list_records(conn, self.table, organization_id, limit=limit, after_id=after_id)
-        return [self.make(row) for row in rows]
+        row = find_by_name(conn, self.table, organization_id, name)
+        return self.make(row) if row is not None else None
 
     def count(self, conn: Connection, organization_id: int) -> int:
         return count_records(conn, self.table, organization_id)
@@ -184,12 +142,9 @@ class _Resource(Generic[_Row]):
     ) -> _Row | None:
         """The row after the changes, or None if it does not exist; `Conflict` when the new
         name is taken."""
-        return self._made(
-            update_record(conn, self.table, organization_id, record_id, changes, now=now)
-        )
-
-    def delete(self, conn: Connection, organization_id: int, record_id: int) -> bool:
-        return delete_record(conn, self.table, organization_id, record_id)
+        if changes:
+            self.change(conn, organization_id, record_id, changes, now=now or SYSTEM_CLOCK.now())
+        return self.get(conn, organization_id, record_id)
 
 
 _SITES = _Resource(sites, Site.from_row)
