@@ -24,31 +24,6 @@ def _secrets_column(secrets: Mapping[str, StoredSecret]) -> dict[str, dict[str, 
     return {name: stored.to_column() for name, stored in sorted(secrets.items())}
 
 
-def create_credential(
-    conn: Connection,
-    organization_id: int,
-    *,
-    name: str,
-    kind: CredentialKind,
-    site_ids: tuple[int, ...],
-    fields: Mapping[str, str],
-    now: datetime,
-) -> int:
-    """A new credential without secrets (they are sealed with its id, so set after);
-    `Conflict` when the name is taken in the organization."""
-    values = {
-        "organization_id": organization_id,
-        "name": name,
-        "kind": kind.value,
-        "site_ids": list(site_ids),
-        "fields": dict(fields),
-        "secrets": {},
-        "created_at": now,
-        "updated_at": now,
-    }
-    return owned_rows.insert_named(conn, credentials, values, name_taken=_NAME_TAKEN)
-
-
 _CREDENTIALS = owned_rows.OwnedTable(
     credentials,
     Credential.from_row,
@@ -62,6 +37,28 @@ list_credentials = _CREDENTIALS.page
 #: False when there is no such credential, `Conflict` when the new name is taken.
 update_credential = _CREDENTIALS.change
 delete_credential = _CREDENTIALS.delete
+
+
+def create_credential(
+    conn: Connection,
+    organization_id: int,
+    *,
+    name: str,
+    kind: CredentialKind,
+    site_ids: tuple[int, ...],
+    fields: Mapping[str, str],
+    now: datetime,
+) -> int:
+    """A new credential without secrets (they are sealed with its id, so set after);
+    `Conflict` when the name is taken in the organization."""
+    values = {
+        "name": name,
+        "kind": kind.value,
+        "site_ids": site_ids,
+        "fields": dict(fields),
+        "secrets": {},
+    }
+    return _CREDENTIALS.insert(conn, organization_id, values, now=now)
 
 
 def mark_used(conn: Connection, organization_id: int, credential_id: int, *, now: datetime) -> None:

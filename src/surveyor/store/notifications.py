@@ -50,6 +50,22 @@ def _secret_column(secret: StoredSecret | None) -> dict[str, str] | None:
 # Rules
 
 
+_RULES = owned_rows.OwnedTable(
+    notification_rules,
+    NotificationRule.from_row,
+    name_taken=_NAME_TAKEN,
+    to_column={"secret": _secret_column},
+)
+get_rule = _RULES.get
+#: The organization's rules by id, after `after_id`.
+list_rules = _RULES.page
+#: Change `name`, `target`, `options`, `enabled` or `secret` (a StoredSecret or None);
+#: False when there is no such rule, `Conflict` when the new name is taken.
+update_rule = _RULES.change
+#: Delete a rule with its deliveries and their log.
+delete_rule = _RULES.delete
+
+
 def create_rule(
     conn: Connection,
     organization_id: int,
@@ -65,7 +81,6 @@ def create_rule(
     """A new rule without its secret (sealed with the rule's id, so set after); `Conflict`
     when the name is taken in the organization."""
     values = {
-        "organization_id": organization_id,
         "name": name,
         "trigger": trigger.value,
         "channel": channel.value,
@@ -73,26 +88,8 @@ def create_rule(
         "options": dict(options),
         "secret": None,
         "enabled": enabled,
-        "created_at": now,
-        "updated_at": now,
     }
-    return owned_rows.insert_named(conn, notification_rules, values, name_taken=_NAME_TAKEN)
-
-
-_RULES = owned_rows.OwnedTable(
-    notification_rules,
-    NotificationRule.from_row,
-    name_taken=_NAME_TAKEN,
-    to_column={"secret": _secret_column},
-)
-get_rule = _RULES.get
-#: The organization's rules by id, after `after_id`.
-list_rules = _RULES.page
-#: Change `name`, `target`, `options`, `enabled` or `secret` (a StoredSecret or None);
-#: False when there is no such rule, `Conflict` when the new name is taken.
-update_rule = _RULES.change
-#: Delete a rule with its deliveries and their log.
-delete_rule = _RULES.delete
+    return _RULES.insert(conn, organization_id, values, now=now)
 
 
 def enabled_rules(conn: Connection, triggers: Collection[Trigger]) -> list[NotificationRule]:

@@ -27,15 +27,20 @@ def _owned(table: Table, organization_id: int, row_id: int) -> ColumnElement[boo
 
 
 def insert_named(
-    conn: Connection, table: Table, values: Mapping[str, Any], *, name_taken: str
+    conn: Connection,
+    table: Table,
+    organization_id: int,
+    values: Mapping[str, Any],
+    *,
+    now: datetime,
+    name_taken: str,
 ) -> int:
-    """Insert a row (`values` name its organization); its id. `Conflict(name_taken)` when the
-    name is taken in the organization."""
+    """Insert the organization's row (created and changed `now`); its id.
+    `Conflict(name_taken)` when the name is taken in the organization."""
+    row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
     try:
         with conn.begin_nested():
-            return int(
-                conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
-            )
+            return int(conn.execute(insert(table).values(**row).returning(table.c.id)).scalar_one())
     except IntegrityError as exc:
         raise Conflict(name_taken) from exc
 
@@ -114,6 +119,25 @@ class OwnedTable(Generic[_Row]):
         self.name_taken = name_taken
         self.to_column = dict(to_column or {})
 
+    def _columns(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            name: self.to_column[name](value) if name in self.to_column else value
+            for name, value in values.items()
+        }
+
+    def insert(
+        self, conn: Connection, organization_id: int, values: Mapping[str, Any], *, now: datetime
+    ) -> int:
+        """Insert the organization's row (see `insert_named`); its id."""
+        return insert_named(
+            conn,
+            self.table,
+            organization_id,
+            self._columns(values),
+            now=now,
+            name_taken=self.name_taken,
+        )
+
     def get(self, conn: Connection, organization_id: int, row_id: int) -> _Row | None:
         """The organization's row `row_id`, or None."""
         row = get_owned(conn, self.table, organization_id, row_id)
@@ -144,16 +168,12 @@ class OwnedTable(Generic[_Row]):
         now: datetime,
     ) -> bool:
         """Change the organization's row `row_id` (see `update_named`)."""
-        values = {
-            name: self.to_column[name](value) if name in self.to_column else value
-            for name, value in changes.items()
-        }
         return update_named(
             conn,
             self.table,
             organization_id,
             row_id,
-            values,
+            self._columns(changes),
             now=now,
             name_taken=self.name_taken,
         )

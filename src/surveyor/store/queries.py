@@ -97,25 +97,20 @@ def count_matches(
 # The queries ----------------------------------------------------------------------------------
 
 
+_QUERIES = owned_rows.OwnedTable(saved_queries, SavedQuery.from_row, name_taken=_NAME_TAKEN)
+get_query = _QUERIES.get
+
+
 def create_query(
     conn: Connection, organization_id: int, values: Mapping[str, Any], *, now: datetime
 ) -> SavedQuery:
     """Save a query (name, kind, search, threshold, pinned, created_by_user_id); raises
     `Conflict` when the organization has a query of that name."""
     row = {"pinned": False, "threshold": None, **values}
-    query_id = owned_rows.insert_named(
-        conn,
-        saved_queries,
-        {"organization_id": organization_id, "created_at": now, "updated_at": now, **row},
-        name_taken=_NAME_TAKEN,
-    )
+    query_id = _QUERIES.insert(conn, organization_id, row, now=now)
     found = get_query(conn, organization_id, query_id)
     assert found is not None
     return found
-
-
-_QUERIES = owned_rows.OwnedTable(saved_queries, SavedQuery.from_row, name_taken=_NAME_TAKEN)
-get_query = _QUERIES.get
 
 
 def list_queries(

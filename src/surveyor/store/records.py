@@ -40,9 +40,14 @@ def create_record(
     *,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = now or SYSTEM_CLOCK.now()
-    row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
-    new_id = owned_rows.insert_named(conn, table, row, name_taken=_name_taken(table))
+    new_id = owned_rows.insert_named(
+        conn,
+        table,
+        organization_id,
+        values,
+        now=now or SYSTEM_CLOCK.now(),
+        name_taken=_name_taken(table),
+    )
     found = get_record(conn, table, organization_id, new_id)
     assert found is not None
     return found
