@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -65,6 +65,9 @@ RUN_COUNTS = ("new", "changed", "offline", "online", "unchanged", "ignored")
 
 class InvalidAssetCursor(ValueError):
     pass
+
+
+_Item = TypeVar("_Item")
 
 
 def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -167,18 +170,26 @@ def asset_identities(conn: Connection, asset_ids: Collection[int]) -> dict[int, 
     return found
 
 
+def _of_assets(
+    conn: Connection,
+    asset_ids: Collection[int],
+    query: Select[Any],
+    asset_column: ColumnElement[int],
+    make: Callable[[Row], _Item],
+) -> dict[int, list[_Item]]:
+    """What `make` makes of each row `query` reads for some assets (`asset_column` holds the
+    row's asset; the query's rows have an `asset_id`), by asset id, in the query's order."""
+    by_asset: dict[int, list[_Item]] = {asset_id: [] for asset_id in asset_ids}
+    for chunk in _chunks(sorted(asset_ids)):
+        for row in conn.execute(query.where(asset_column.in_(list(chunk)))).mappings():
+            by_asset[row["asset_id"]].append(make(row))
+    return by_asset
+
+
 def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetService]]:
     """The services of some assets as the API shows them, by asset id, in port order."""
-    by_asset: dict[int, list[AssetService]] = {asset_id: [] for asset_id in asset_ids}
-    for chunk in _chunks(sorted(asset_ids)):
-        query = (
-            select(services)
-            .where(services.c.asset_id.in_(list(chunk)))
-            .order_by(services.c.asset_id, services.c.proto, services.c.port)
-        )
-        for row in conn.execute(query).mappings():
-            by_asset[row["asset_id"]].append(AssetService.from_row(row))
-    return by_asset
+    query = select(services).order_by(services.c.asset_id, services.c.proto, services.c.port)
+    return _of_assets(conn, asset_ids, query, services.c.asset_id, AssetService.from_row)
 
 
 #: The columns of a service row that matching and merging compare: the rule's own fields.
@@ -197,17 +208,13 @@ def known_services(
     conn: Connection, asset_ids: Collection[int]
 ) -> dict[int, list[tuple[int, Service]]]:
     """The services of some assets as matching and merging see them: (service id, service)."""
-    by_asset: dict[int, list[tuple[int, Service]]] = {asset_id: [] for asset_id in asset_ids}
     columns = [services.c.id, services.c.asset_id, *(services.c[n] for n in SERVICE_FIELDS)]
-    for chunk in _chunks(sorted(asset_ids)):
-        query = (
-            select(*columns)
-            .where(services.c.asset_id.in_(list(chunk)))
-            .order_by(services.c.asset_id, services.c.proto, services.c.port)
-        )
-        for row in conn.execute(query).mappings():
-            by_asset[row["asset_id"]].append((row["id"], service_from_row(row)))
-    return by_asset
+    query = select(*columns).order_by(services.c.asset_id, services.c.proto, services.c.port)
+
+    def known(row: Row) -> tuple[int, Service]:
+        return row["id"], service_from_row(row)
+
+    return _of_assets(conn, asset_ids, query, services.c.asset_id, known)
 
 
 def service_values(service: Service) -> dict[str, Any]:
@@ -400,20 +407,10 @@ def note_sources(conn: Connection, rows: Sequence[tuple[int, str, datetime]]) ->
 
 def sources_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetSource]]:
     """The sources that saw some assets, by asset id, the most recent first."""
-    by_asset: dict[int, list[AssetSource]] = {asset_id: [] for asset_id in asset_ids}
-    for chunk in _chunks(sorted(asset_ids)):
-        query = (
-            select(asset_sources)
-            .where(asset_sources.c.asset_id.in_(list(chunk)))
-            .order_by(
-                asset_sources.c.asset_id,
-                asset_sources.c.last_seen.desc(),
-                asset_sources.c.source,
-            )
-        )
-        for row in conn.execute(query).mappings():
-            by_asset[row["asset_id"]].append(AssetSource.from_row(row))
-    return by_asset
+    query = select(asset_sources).order_by(
+        asset_sources.c.asset_id, asset_sources.c.last_seen.desc(), asset_sources.c.source
+    )
+    return _of_assets(conn, asset_ids, query, asset_sources.c.asset_id, AssetSource.from_row)
 
 
 def replace_addresses(
