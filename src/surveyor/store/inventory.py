@@ -686,6 +686,14 @@ SCORE_COLUMNS = (
 )
 
 
+def searched_assets(
+    organization_id: int, search: ColumnElement[bool] | None
+) -> ColumnElement[bool]:
+    """The organization's assets that `search` finds (all of them without one)."""
+    clause = assets.c.organization_id == organization_id
+    return clause if search is None else and_(clause, search)
+
+
 def select_assets() -> Select[Any]:
     """Assets' rows with their outlier scores and reasons (NULL while not scored), as
     `Asset.from_row` reads them."""
@@ -704,9 +712,7 @@ def list_assets(
 ) -> AssetPage:
     """One page of an organization's assets in address order, by keyset pagination."""
     limit = page_size(limit)
-    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
-    if search is not None:
-        clause = and_(clause, search)
+    clause = searched_assets(organization_id, search)
     if cursor:
         key, last_id = _decode_cursor(cursor)
         bound = tuple_(literal(key, assets.c.address_key.type), literal(last_id))
@@ -742,9 +748,7 @@ def count_assets(
 ) -> AssetCount:
     """How many of an organization's assets `search` finds, reading no more than one past
     `cap` of them (`cap=None`: every one, however many)."""
-    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
-    if search is not None:
-        clause = and_(clause, search)
+    clause = searched_assets(organization_id, search)
     found = select(literal(1)).where(clause)
     if cap is not None:
         found = found.limit(cap + 1)

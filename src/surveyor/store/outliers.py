@@ -21,6 +21,7 @@ from surveyor.store.inventory import (
     SCORE_COLUMNS,
     AssetPage,
     InvalidAssetCursor,
+    searched_assets,
     select_assets,
 )
 from surveyor.store.schema import asset_outliers, assets
@@ -210,9 +211,7 @@ def list_assets_by_outlier(
     order), by keyset pagination: the scored ones read by `ix_asset_outliers_rank`, then, once
     they run out, the unscored ones."""
     limit = page_size(limit)
-    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
-    if search is not None:
-        clause = and_(clause, search)
+    clause = searched_assets(organization_id, search)
     score, last_id = _decode_cursor(cursor) if cursor else (-1, 0)
     rows: list[Any] = []
     unscored_after = 0
