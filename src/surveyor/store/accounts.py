@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, delete, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from surveyor.core.clock import SYSTEM_CLOCK
@@ -429,22 +440,29 @@ def create_token(
     now: datetime | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Create a token; return its row and the plaintext, which is never stored."""
-    issued = issued or issue_token()
-    token_id = conn.execute(
-        insert(api_tokens)
-        .values(
-            user_id=user_id,
-            organization_id=organization_id,
-            name=name,
-            kind=kind,
-            lookup=issued.lookup,
-            secret_hash=issued.secret_hash,
-            created_at=now or SYSTEM_CLOCK.now(),
-            expires_at=expires_at,
-        )
-        .returning(api_tokens.c.id)
+    values = {
+        "user_id": user_id,
+        "organization_id": organization_id,
+        "name": name,
+        "kind": kind,
+        "created_at": now or SYSTEM_CLOCK.now(),
+        "expires_at": expires_at,
+    }
+    return insert_issued(conn, api_tokens, issued or issue_token(), values)
+
+
+def insert_issued(
+    conn: Connection, table: Table, issued: IssuedToken, values: Mapping[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Add a row of `table` (an API or enrollment token) holding the `lookup` and
+    `secret_hash` of the token `issued` for it; the row, and the plaintext, which is never
+    stored."""
+    row_id = conn.execute(
+        insert(table)
+        .values(**values, lookup=issued.lookup, secret_hash=issued.secret_hash)
+        .returning(table.c.id)
     ).scalar_one()
-    row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).mappings().one()
+    row = conn.execute(select(table).where(table.c.id == row_id)).mappings().one()
     return dict(row), issued.plaintext
 
 

@@ -25,7 +25,8 @@ from sqlalchemy import (
 
 from surveyor.core.field_error import FieldError
 from surveyor.core.rows import from_columns
-from surveyor.store.cursors import decode_cursor, encode_cursor
+from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
+from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
 from surveyor.store.schema import (
     audit_events,
     credentials,
@@ -37,7 +38,6 @@ from surveyor.store.schema import (
 )
 from surveyor.store.tasks import InvalidCursor
 
-MAX_PAGE_SIZE = 1000
 _CURSOR_TAG = "audit"
 _MAX_ID = 2**63 - 1
 
@@ -168,7 +168,7 @@ def list_audit_events(
     """One page of the organization's trail, newest first; `next_cursor` continues it."""
     filters = filters or AuditFilter()
     filters.check()
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    limit = page_size(limit)
     table = audit_events.c
     clause = and_(table.organization_id == organization_id, *filters.clause())
     if cursor:
@@ -185,9 +185,7 @@ def list_audit_events(
         .mappings()
         .all()
     )
-    items = [AuditEvent.from_row(row) for row in rows[:limit]]
-    next_cursor = _encode_cursor(items[-1]) if len(rows) > limit else None
-    return AuditPage(items, next_cursor)
+    return AuditPage(*keyset_page(rows, limit, AuditEvent.from_row, _encode_cursor))
 
 
 #: The object types whose current names can be looked up, and their tables.

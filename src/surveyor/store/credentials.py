@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection, select, update
 
@@ -25,6 +24,21 @@ def _secrets_column(secrets: Mapping[str, StoredSecret]) -> dict[str, dict[str, 
     return {name: stored.to_column() for name, stored in sorted(secrets.items())}
 
 
+_CREDENTIALS = owned_rows.OwnedTable(
+    credentials,
+    Credential.from_row,
+    name_taken=_NAME_TAKEN,
+    to_column={"secrets": _secrets_column, "site_ids": list},
+)
+get_credential = _CREDENTIALS.get
+#: The organization's credentials by id, after `after_id`.
+list_credentials = _CREDENTIALS.page
+#: Change `name`, `site_ids`, `fields` or `secrets` (all the secrets, as StoredSecret);
+#: False when there is no such credential, `Conflict` when the new name is taken.
+update_credential = _CREDENTIALS.change
+delete_credential = _CREDENTIALS.delete
+
+
 def create_credential(
     conn: Connection,
     organization_id: int,
@@ -38,49 +52,13 @@ def create_credential(
     """A new credential without secrets (they are sealed with its id, so set after);
     `Conflict` when the name is taken in the organization."""
     values = {
-        "organization_id": organization_id,
         "name": name,
         "kind": kind.value,
-        "site_ids": list(site_ids),
+        "site_ids": site_ids,
         "fields": dict(fields),
         "secrets": {},
-        "created_at": now,
-        "updated_at": now,
     }
-    return owned_rows.insert_named(conn, credentials, values, name_taken=_NAME_TAKEN)
-
-
-def get_credential(conn: Connection, organization_id: int, credential_id: int) -> Credential | None:
-    row = owned_rows.get_owned(conn, credentials, organization_id, credential_id)
-    return Credential.from_row(row) if row is not None else None
-
-
-def list_credentials(
-    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
-) -> list[Credential]:
-    """The organization's credentials by id, after `after_id`."""
-    rows = owned_rows.list_owned(conn, credentials, organization_id, limit=limit, after_id=after_id)
-    return [Credential.from_row(row) for row in rows]
-
-
-def update_credential(
-    conn: Connection,
-    organization_id: int,
-    credential_id: int,
-    changes: Mapping[str, Any],
-    *,
-    now: datetime,
-) -> bool:
-    """Change `name`, `site_ids`, `fields` or `secrets` (all the secrets, as StoredSecret);
-    False when there is no such credential, `Conflict` when the new name is taken."""
-    values = dict(changes)
-    if "secrets" in values:
-        values["secrets"] = _secrets_column(values["secrets"])
-    if "site_ids" in values:
-        values["site_ids"] = list(values["site_ids"])
-    return owned_rows.update_named(
-        conn, credentials, organization_id, credential_id, values, now=now, name_taken=_NAME_TAKEN
-    )
+    return _CREDENTIALS.insert(conn, organization_id, values, now=now)
 
 
 def mark_used(conn: Connection, organization_id: int, credential_id: int, *, now: datetime) -> None:
@@ -90,10 +68,6 @@ def mark_used(conn: Connection, organization_id: int, credential_id: int, *, now
         .where(credentials.c.id == credential_id, credentials.c.organization_id == organization_id)
         .values(last_used_at=now)
     )
-
-
-def delete_credential(conn: Connection, organization_id: int, credential_id: int) -> bool:
-    return owned_rows.delete_owned(conn, credentials, organization_id, credential_id)
 
 
 def every_credential(conn: Connection) -> Iterator[Credential]:

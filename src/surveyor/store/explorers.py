@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Column, Connection, and_, func, or_, select, update
 
 from surveyor.core import kinds
 from surveyor.core.resources import Explorer, HostedZone
@@ -21,6 +21,7 @@ from surveyor.core.task import Task
 from surveyor.core.tasks import EXPLORER_OCCUPYING_STATUSES, Tab, TaskStatus
 from surveyor.security.tokens import IssuedToken, issue_token, secret_matches, split_secret
 from surveyor.store import records
+from surveyor.store.accounts import insert_issued
 from surveyor.store.schema import enrollment_tokens, explorers, hosted_zones, task_events, tasks
 
 ENROLLMENT_TOKEN_PREFIX = "sve"  # noqa: S105 (a prefix, not a secret)
@@ -65,27 +66,18 @@ def create_enrollment_token(
     max_uses: int | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Create an enrollment token; return its row and the plaintext (never stored)."""
-    issued = issue_token(ENROLLMENT_TOKEN_PREFIX)
-    token_id = conn.execute(
-        insert(enrollment_tokens)
-        .values(
-            organization_id=organization_id,
-            name=name,
-            site_id=site_id,
-            hosted_zone_id=hosted_zone_id,
-            lookup=issued.lookup,
-            secret_hash=issued.secret_hash,
-            created_by=created_by,
-            created_at=now,
-            expires_at=expires_at,
-            max_uses=max_uses,
-            uses=0,
-        )
-        .returning(enrollment_tokens.c.id)
-    ).scalar_one()
-    row = get_enrollment_token(conn, organization_id, token_id)
-    assert row is not None
-    return row, issued.plaintext
+    values = {
+        "organization_id": organization_id,
+        "name": name,
+        "site_id": site_id,
+        "hosted_zone_id": hosted_zone_id,
+        "created_by": created_by,
+        "created_at": now,
+        "expires_at": expires_at,
+        "max_uses": max_uses,
+        "uses": 0,
+    }
+    return insert_issued(conn, enrollment_tokens, issue_token(ENROLLMENT_TOKEN_PREFIX), values)
 
 
 def get_enrollment_token(

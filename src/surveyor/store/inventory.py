@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -44,7 +44,8 @@ from surveyor.core.inventory import (
 )
 from surveyor.core.processing import UNFINISHED_PHASES, ProcessingPhase
 from surveyor.core.rows import Row
-from surveyor.store.cursors import decode_cursor, encode_cursor
+from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
+from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
 from surveyor.store.schema import (
     asset_addresses,
     asset_changes,
@@ -59,12 +60,14 @@ from surveyor.store.tasks import COUNT_CAP
 
 #: Rows per `IN (...)` list: well under SQLite's bound-parameter limit.
 IN_CHUNK = 900
-MAX_PAGE_SIZE = 1000
 RUN_COUNTS = ("new", "changed", "offline", "online", "unchanged", "ignored")
 
 
 class InvalidAssetCursor(ValueError):
     pass
+
+
+_Item = TypeVar("_Item")
 
 
 def _chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterable[Sequence[Any]]:
@@ -167,18 +170,26 @@ def asset_identities(conn: Connection, asset_ids: Collection[int]) -> dict[int, 
     return found
 
 
+def _of_assets(
+    conn: Connection,
+    asset_ids: Collection[int],
+    query: Select[Any],
+    asset_column: ColumnElement[int],
+    make: Callable[[Row], _Item],
+) -> dict[int, list[_Item]]:
+    """What `make` makes of each row `query` reads for some assets (`asset_column` holds the
+    row's asset; the query's rows have an `asset_id`), by asset id, in the query's order."""
+    by_asset: dict[int, list[_Item]] = {asset_id: [] for asset_id in asset_ids}
+    for chunk in _chunks(sorted(asset_ids)):
+        for row in conn.execute(query.where(asset_column.in_(list(chunk)))).mappings():
+            by_asset[row["asset_id"]].append(make(row))
+    return by_asset
+
+
 def services_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetService]]:
     """The services of some assets as the API shows them, by asset id, in port order."""
-    by_asset: dict[int, list[AssetService]] = {asset_id: [] for asset_id in asset_ids}
-    for chunk in _chunks(sorted(asset_ids)):
-        query = (
-            select(services)
-            .where(services.c.asset_id.in_(list(chunk)))
-            .order_by(services.c.asset_id, services.c.proto, services.c.port)
-        )
-        for row in conn.execute(query).mappings():
-            by_asset[row["asset_id"]].append(AssetService.from_row(row))
-    return by_asset
+    query = select(services).order_by(services.c.asset_id, services.c.proto, services.c.port)
+    return _of_assets(conn, asset_ids, query, services.c.asset_id, AssetService.from_row)
 
 
 #: The columns of a service row that matching and merging compare: the rule's own fields.
@@ -197,17 +208,13 @@ def known_services(
     conn: Connection, asset_ids: Collection[int]
 ) -> dict[int, list[tuple[int, Service]]]:
     """The services of some assets as matching and merging see them: (service id, service)."""
-    by_asset: dict[int, list[tuple[int, Service]]] = {asset_id: [] for asset_id in asset_ids}
     columns = [services.c.id, services.c.asset_id, *(services.c[n] for n in SERVICE_FIELDS)]
-    for chunk in _chunks(sorted(asset_ids)):
-        query = (
-            select(*columns)
-            .where(services.c.asset_id.in_(list(chunk)))
-            .order_by(services.c.asset_id, services.c.proto, services.c.port)
-        )
-        for row in conn.execute(query).mappings():
-            by_asset[row["asset_id"]].append((row["id"], service_from_row(row)))
-    return by_asset
+    query = select(*columns).order_by(services.c.asset_id, services.c.proto, services.c.port)
+
+    def known(row: Row) -> tuple[int, Service]:
+        return row["id"], service_from_row(row)
+
+    return _of_assets(conn, asset_ids, query, services.c.asset_id, known)
 
 
 def service_values(service: Service) -> dict[str, Any]:
@@ -400,20 +407,10 @@ def note_sources(conn: Connection, rows: Sequence[tuple[int, str, datetime]]) ->
 
 def sources_of(conn: Connection, asset_ids: Collection[int]) -> dict[int, list[AssetSource]]:
     """The sources that saw some assets, by asset id, the most recent first."""
-    by_asset: dict[int, list[AssetSource]] = {asset_id: [] for asset_id in asset_ids}
-    for chunk in _chunks(sorted(asset_ids)):
-        query = (
-            select(asset_sources)
-            .where(asset_sources.c.asset_id.in_(list(chunk)))
-            .order_by(
-                asset_sources.c.asset_id,
-                asset_sources.c.last_seen.desc(),
-                asset_sources.c.source,
-            )
-        )
-        for row in conn.execute(query).mappings():
-            by_asset[row["asset_id"]].append(AssetSource.from_row(row))
-    return by_asset
+    query = select(asset_sources).order_by(
+        asset_sources.c.asset_id, asset_sources.c.last_seen.desc(), asset_sources.c.source
+    )
+    return _of_assets(conn, asset_ids, query, asset_sources.c.asset_id, AssetSource.from_row)
 
 
 def replace_addresses(
@@ -689,6 +686,14 @@ SCORE_COLUMNS = (
 )
 
 
+def searched_assets(
+    organization_id: int, search: ColumnElement[bool] | None
+) -> ColumnElement[bool]:
+    """The organization's assets that `search` finds (all of them without one)."""
+    clause = assets.c.organization_id == organization_id
+    return clause if search is None else and_(clause, search)
+
+
 def select_assets() -> Select[Any]:
     """Assets' rows with their outlier scores and reasons (NULL while not scored), as
     `Asset.from_row` reads them."""
@@ -706,10 +711,8 @@ def list_assets(
     cursor: str | None = None,
 ) -> AssetPage:
     """One page of an organization's assets in address order, by keyset pagination."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
-    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
-    if search is not None:
-        clause = and_(clause, search)
+    limit = page_size(limit)
+    clause = searched_assets(organization_id, search)
     if cursor:
         key, last_id = _decode_cursor(cursor)
         bound = tuple_(literal(key, assets.c.address_key.type), literal(last_id))
@@ -724,8 +727,7 @@ def list_assets(
         .mappings()
         .all()
     )
-    items = [Asset.from_row(row) for row in rows[:limit]]
-    return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+    return AssetPage(*keyset_page(rows, limit, Asset.from_row, _encode_cursor))
 
 
 @dataclass(frozen=True)
@@ -746,9 +748,7 @@ def count_assets(
 ) -> AssetCount:
     """How many of an organization's assets `search` finds, reading no more than one past
     `cap` of them (`cap=None`: every one, however many)."""
-    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
-    if search is not None:
-        clause = and_(clause, search)
+    clause = searched_assets(organization_id, search)
     found = select(literal(1)).where(clause)
     if cap is not None:
         found = found.limit(cap + 1)

@@ -50,6 +50,22 @@ def _secret_column(secret: StoredSecret | None) -> dict[str, str] | None:
 # Rules
 
 
+_RULES = owned_rows.OwnedTable(
+    notification_rules,
+    NotificationRule.from_row,
+    name_taken=_NAME_TAKEN,
+    to_column={"secret": _secret_column},
+)
+get_rule = _RULES.get
+#: The organization's rules by id, after `after_id`.
+list_rules = _RULES.page
+#: Change `name`, `target`, `options`, `enabled` or `secret` (a StoredSecret or None);
+#: False when there is no such rule, `Conflict` when the new name is taken.
+update_rule = _RULES.change
+#: Delete a rule with its deliveries and their log.
+delete_rule = _RULES.delete
+
+
 def create_rule(
     conn: Connection,
     organization_id: int,
@@ -65,7 +81,6 @@ def create_rule(
     """A new rule without its secret (sealed with the rule's id, so set after); `Conflict`
     when the name is taken in the organization."""
     values = {
-        "organization_id": organization_id,
         "name": name,
         "trigger": trigger.value,
         "channel": channel.value,
@@ -73,48 +88,8 @@ def create_rule(
         "options": dict(options),
         "secret": None,
         "enabled": enabled,
-        "created_at": now,
-        "updated_at": now,
     }
-    return owned_rows.insert_named(conn, notification_rules, values, name_taken=_NAME_TAKEN)
-
-
-def get_rule(conn: Connection, organization_id: int, rule_id: int) -> NotificationRule | None:
-    row = owned_rows.get_owned(conn, notification_rules, organization_id, rule_id)
-    return NotificationRule.from_row(row) if row is not None else None
-
-
-def list_rules(
-    conn: Connection, organization_id: int, *, limit: int = 100, after_id: int | None = None
-) -> list[NotificationRule]:
-    """The organization's rules by id, after `after_id`."""
-    rows = owned_rows.list_owned(
-        conn, notification_rules, organization_id, limit=limit, after_id=after_id
-    )
-    return [NotificationRule.from_row(row) for row in rows]
-
-
-def update_rule(
-    conn: Connection,
-    organization_id: int,
-    rule_id: int,
-    changes: Mapping[str, Any],
-    *,
-    now: datetime,
-) -> bool:
-    """Change `name`, `target`, `options`, `enabled` or `secret` (a StoredSecret or None);
-    False when there is no such rule, `Conflict` when the new name is taken."""
-    values = dict(changes)
-    if "secret" in values:
-        values["secret"] = _secret_column(values["secret"])
-    return owned_rows.update_named(
-        conn, notification_rules, organization_id, rule_id, values, now=now, name_taken=_NAME_TAKEN
-    )
-
-
-def delete_rule(conn: Connection, organization_id: int, rule_id: int) -> bool:
-    """Delete a rule with its deliveries and their log."""
-    return owned_rows.delete_owned(conn, notification_rules, organization_id, rule_id)
+    return _RULES.insert(conn, organization_id, values, now=now)
 
 
 def enabled_rules(conn: Connection, triggers: Collection[Trigger]) -> list[NotificationRule]:

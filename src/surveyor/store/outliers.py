@@ -16,12 +16,12 @@ from surveyor.core.inventory import Asset
 from surveyor.core.kinds import OUTLIER
 from surveyor.core.outliers import ServiceFacts
 from surveyor.core.task import Task
-from surveyor.store.cursors import decode_cursor, encode_cursor
+from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
 from surveyor.store.inventory import (
-    MAX_PAGE_SIZE,
     SCORE_COLUMNS,
     AssetPage,
     InvalidAssetCursor,
+    searched_assets,
     select_assets,
 )
 from surveyor.store.schema import asset_outliers, assets
@@ -210,10 +210,8 @@ def list_assets_by_outlier(
     """One page of an organization's assets, most unusual first (unscored ones last, in id
     order), by keyset pagination: the scored ones read by `ix_asset_outliers_rank`, then, once
     they run out, the unscored ones."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
-    clause: ColumnElement[bool] = assets.c.organization_id == organization_id
-    if search is not None:
-        clause = and_(clause, search)
+    limit = page_size(limit)
+    clause = searched_assets(organization_id, search)
     score, last_id = _decode_cursor(cursor) if cursor else (-1, 0)
     rows: list[Any] = []
     unscored_after = 0
@@ -244,5 +242,4 @@ def list_assets_by_outlier(
             .order_by(assets.c.id)
             .limit(limit + 1 - len(rows))
         ).mappings()
-    items = [Asset.from_row(row) for row in rows[:limit]]
-    return AssetPage(items, _encode_cursor(items[-1]) if len(rows) > limit else None)
+    return AssetPage(*keyset_page(rows, limit, Asset.from_row, _encode_cursor))

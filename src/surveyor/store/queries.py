@@ -97,26 +97,20 @@ def count_matches(
 # The queries ----------------------------------------------------------------------------------
 
 
+_QUERIES = owned_rows.OwnedTable(saved_queries, SavedQuery.from_row, name_taken=_NAME_TAKEN)
+get_query = _QUERIES.get
+
+
 def create_query(
     conn: Connection, organization_id: int, values: Mapping[str, Any], *, now: datetime
 ) -> SavedQuery:
     """Save a query (name, kind, search, threshold, pinned, created_by_user_id); raises
     `Conflict` when the organization has a query of that name."""
     row = {"pinned": False, "threshold": None, **values}
-    query_id = owned_rows.insert_named(
-        conn,
-        saved_queries,
-        {"organization_id": organization_id, "created_at": now, "updated_at": now, **row},
-        name_taken=_NAME_TAKEN,
-    )
+    query_id = _QUERIES.insert(conn, organization_id, row, now=now)
     found = get_query(conn, organization_id, query_id)
     assert found is not None
     return found
-
-
-def get_query(conn: Connection, organization_id: int, query_id: int) -> SavedQuery | None:
-    row = owned_rows.get_owned(conn, saved_queries, organization_id, query_id)
-    return SavedQuery.from_row(row) if row is not None else None
 
 
 def list_queries(
@@ -125,8 +119,7 @@ def list_queries(
     """The organization's saved queries in the order they were saved (or only the pinned
     ones, or only the others)."""
     where = _q.pinned.is_(pinned) if pinned is not None else None
-    rows = owned_rows.list_owned(conn, saved_queries, organization_id, limit=limit, where=where)
-    return [SavedQuery.from_row(row) for row in rows]
+    return _QUERIES.page(conn, organization_id, limit=limit, where=where)
 
 
 def count_pinned(conn: Connection, organization_id: int) -> int:
@@ -157,15 +150,12 @@ def update_query(
     ):
         conn.execute(delete(query_counts).where(query_counts.c.query_id == query_id))
         values.update(last_count=None, last_counted_at=None)
-    owned_rows.update_named(
-        conn, saved_queries, organization_id, query_id, values, now=now, name_taken=_NAME_TAKEN
-    )
+    _QUERIES.change(conn, organization_id, query_id, values, now=now)
     return get_query(conn, organization_id, query_id)
 
 
-def delete_query(conn: Connection, organization_id: int, query_id: int) -> bool:
-    """Delete a query and its history of counts."""
-    return owned_rows.delete_owned(conn, saved_queries, organization_id, query_id)
+#: Delete a query and its history of counts.
+delete_query = _QUERIES.delete
 
 
 # Counts -----------------------------------------------------------------------------------------

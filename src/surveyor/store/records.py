@@ -10,24 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, Table, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Table, func, select
 
 from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.rows import Row
+from surveyor.store import owned_rows
 
-# The audit trail lives in its own module; callers that record from here keep working.
+# The audit trail lives in its own module; callers that record from here keep working, and
+# likewise Conflict, which the owned rows' writes raise.
 from surveyor.store.audit import audit as audit
+from surveyor.store.owned_rows import Conflict as Conflict
 from surveyor.store.schema import explorers, hosted_zones, sites
 
 _Row = TypeVar("_Row")
 
 
-class Conflict(Exception):
-    """A unique name is taken, or the row is still referenced."""
+def _name_taken(table: Table) -> str:
+    return f"a {table.name.rstrip('s').replace('_', ' ')} with that name exists"
 
 
 def create_record(
@@ -38,42 +40,37 @@ def create_record(
     *,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    now = now or SYSTEM_CLOCK.now()
-    row = {**values, "organization_id": organization_id, "created_at": now, "updated_at": now}
-    try:
-        with conn.begin_nested():
-            new_id = conn.execute(insert(table).values(**row).returning(table.c.id)).scalar_one()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"a {table.name.rstrip('s').replace('_', ' ')} with that name exists"
-        ) from exc
+    new_id = owned_rows.insert_named(
+        conn,
+        table,
+        organization_id,
+        values,
+        now=now or SYSTEM_CLOCK.now(),
+        name_taken=_name_taken(table),
+    )
     found = get_record(conn, table, organization_id, new_id)
     assert found is not None
     return found
 
 
-def _record_where(
-    conn: Connection, table: Table, organization_id: int, condition: ColumnElement[bool]
-) -> dict[str, Any] | None:
-    """The organization's row of `table` that meets `condition`, or None."""
-    row = (
-        conn.execute(select(table).where(condition, table.c.organization_id == organization_id))
-        .mappings()
-        .first()
-    )
-    return dict(row) if row is not None else None
-
-
 def get_record(
     conn: Connection, table: Table, organization_id: int, record_id: int
 ) -> dict[str, Any] | None:
-    return _record_where(conn, table, organization_id, table.c.id == record_id)
+    row = owned_rows.get_owned(conn, table, organization_id, record_id)
+    return dict(row) if row is not None else None
 
 
 def find_by_name(
     conn: Connection, table: Table, organization_id: int, name: str
 ) -> dict[str, Any] | None:
-    return _record_where(conn, table, organization_id, table.c.name == name)
+    row = (
+        conn.execute(
+            select(table).where(table.c.name == name, table.c.organization_id == organization_id)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row is not None else None
 
 
 def list_records(
@@ -84,10 +81,7 @@ def list_records(
     limit: int = 100,
     after_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    query = select(table).where(table.c.organization_id == organization_id)
-    if after_id is not None:
-        query = query.where(table.c.id > after_id)
-    rows = conn.execute(query.order_by(table.c.id).limit(limit)).mappings().all()
+    rows = owned_rows.list_owned(conn, table, organization_id, limit=limit, after_id=after_id)
     return [dict(row) for row in rows]
 
 
@@ -99,38 +93,6 @@ def count_records(conn: Connection, table: Table, organization_id: int) -> int:
             .where(table.c.organization_id == organization_id)
         ).scalar_one()
     )
-
-
-def update_record(
-    conn: Connection,
-    table: Table,
-    organization_id: int,
-    record_id: int,
-    changes: Mapping[str, Any],
-    *,
-    now: datetime | None = None,
-) -> dict[str, Any] | None:
-    if changes:
-        values = {**changes, "updated_at": now or SYSTEM_CLOCK.now()}
-        try:
-            with conn.begin_nested():
-                conn.execute(
-                    update(table)
-                    .where(table.c.id == record_id, table.c.organization_id == organization_id)
-                    .values(**values)
-                )
-        except IntegrityError as exc:
-            raise Conflict(
-                f"a {table.name.rstrip('s').replace('_', ' ')} with that name exists"
-            ) from exc
-    return get_record(conn, table, organization_id, record_id)
-
-
-def delete_record(conn: Connection, table: Table, organization_id: int, record_id: int) -> bool:
-    result = conn.execute(
-        delete(table).where(table.c.id == record_id, table.c.organization_id == organization_id)
-    )
-    return result.rowcount == 1
 
 
 def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]) -> dict[int, str]:
@@ -148,34 +110,17 @@ def site_names(conn: Connection, organization_id: int, site_ids: Collection[int]
 # Typed rows ----------------------------------------------------------------------------------
 
 
-class _Resource(Generic[_Row]):
-    """The reads and writes of one organization-scoped table, returning its frozen rows."""
+class _Resource(owned_rows.OwnedTable[_Row]):
+    """The reads and writes of one organization-scoped table, returning its frozen rows: an
+    owned table's (`get`, `page`, `change`, `delete`), and these."""
 
     def __init__(self, table: Table, make: Callable[[Row], _Row]) -> None:
-        self.table = table
-        self.make = make
-
-    def _made(self, row: Mapping[str, Any] | None) -> _Row | None:
-        return self.make(row) if row is not None else None
-
-    def get(self, conn: Connection, organization_id: int, record_id: int) -> _Row | None:
-        return self._made(get_record(conn, self.table, organization_id, record_id))
+        super().__init__(table, make, name_taken=_name_taken(table))
 
     def find(self, conn: Connection, organization_id: int, name: str) -> _Row | None:
         """The organization's row with this exact name."""
-        return self._made(find_by_name(conn, self.table, organization_id, name))
-
-    def page(
-        self,
-        conn: Connection,
-        organization_id: int,
-        *,
-        limit: int = 100,
-        after_id: int | None = None,
-    ) -> list[_Row]:
-        """The organization's rows by id, after `after_id`."""
-        rows = list_records(conn, self.table, organization_id, limit=limit, after_id=after_id)
-        return [self.make(row) for row in rows]
+        row = find_by_name(conn, self.table, organization_id, name)
+        return self.make(row) if row is not None else None
 
     def count(self, conn: Connection, organization_id: int) -> int:
         return count_records(conn, self.table, organization_id)
@@ -202,12 +147,9 @@ class _Resource(Generic[_Row]):
     ) -> _Row | None:
         """The row after the changes, or None if it does not exist; `Conflict` when the new
         name is taken."""
-        return self._made(
-            update_record(conn, self.table, organization_id, record_id, changes, now=now)
-        )
-
-    def delete(self, conn: Connection, organization_id: int, record_id: int) -> bool:
-        return delete_record(conn, self.table, organization_id, record_id)
+        if changes:
+            self.change(conn, organization_id, record_id, changes, now=now or SYSTEM_CLOCK.now())
+        return self.get(conn, organization_id, record_id)
 
 
 _SITES = _Resource(sites, Site.from_row)

@@ -120,20 +120,30 @@ def _utc_moment(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def _belongs_to(name: str, table: str, *, primary_key: bool = False) -> Column[int]:
+    """The column `name`: the row of `table` (by its id) this row belongs to; deleting that
+    row deletes this one."""
+    owner = ForeignKey(f"{table}.id", ondelete="CASCADE")
+    if primary_key:
+        return Column(name, Id, owner, primary_key=True)
+    return Column(name, Id, owner, nullable=False)
+
+
 def _organization_id(*, primary_key: bool = False) -> Column[int]:
     """The organization the row belongs to: deleting the organization deletes the row."""
-    owner = ForeignKey("organizations.id", ondelete="CASCADE")
-    if primary_key:
-        return Column("organization_id", Id, owner, primary_key=True)
-    return Column("organization_id", Id, owner, nullable=False)
+    return _belongs_to("organization_id", "organizations", primary_key=primary_key)
+
+
+def _organization_row() -> tuple[Column[int], Column[int]]:
+    """`id` and `organization_id`: a row of one organization."""
+    return Column("id", Id, primary_key=True), _organization_id()
 
 
 def _owned_row() -> tuple[Column[int], Column[int], Column[str], UniqueConstraint]:
     """`id`, `organization_id` and `name`: a row an organization owns under a name unique
     within it (store/owned_rows.py reads and writes such rows)."""
     return (
-        Column("id", Id, primary_key=True),
-        _organization_id(),
+        *_organization_row(),
         Column("name", String(200), nullable=False),
         UniqueConstraint("organization_id", "name"),
     )
@@ -181,7 +191,7 @@ memberships = Table(
     "memberships",
     metadata,
     _organization_id(primary_key=True),
-    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    _belongs_to("user_id", "users", primary_key=True),
     Column("role", String(20), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "user_id"),
@@ -193,9 +203,8 @@ memberships = Table(
 invitations = Table(
     "invitations",
     metadata,
-    Column("id", Id, primary_key=True),
-    _organization_id(),
-    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    *_organization_row(),
+    _belongs_to("user_id", "users"),
     Column("role", String(20), nullable=False),
     Column("invited_by", String(320), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -209,7 +218,7 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("user_id", "users"),
     _organization_id(),
     Column("name", String(200), nullable=False, default=""),
     Column("kind", String(20), nullable=False, default="api"),
@@ -273,8 +282,7 @@ explorers = Table(
 tasks = Table(
     "tasks",
     metadata,
-    Column("id", Id, primary_key=True),
-    _organization_id(),
+    *_organization_row(),
     Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False, default=""),
@@ -357,7 +365,7 @@ task_events = Table(
     "task_events",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("task_id", "tasks"),
     Column("organization_id", Id, nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("kind", String(20), nullable=False),
@@ -399,8 +407,7 @@ audit_events = Table(
 enrollment_tokens = Table(
     "enrollment_tokens",
     metadata,
-    Column("id", Id, primary_key=True),
-    _organization_id(),
+    *_organization_row(),
     Column("name", String(200), nullable=False),
     # Explorers enrolled with this token start in this site and hosted zone.
     Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
@@ -457,7 +464,7 @@ notification_deliveries = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("organization_id", Id, nullable=False),
-    Column("rule_id", Id, ForeignKey("notification_rules.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("rule_id", "notification_rules"),
     # What gave rise to it ("event:123", "explorer:4:2030-01-01T00:00:00+00:00", ...): a
     # rule notifies of one event once.
     Column("event_key", String(200), nullable=False),
@@ -483,12 +490,7 @@ notification_attempts = Table(
     "notification_attempts",
     metadata,
     Column("id", Id, primary_key=True),
-    Column(
-        "delivery_id",
-        Id,
-        ForeignKey("notification_deliveries.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    _belongs_to("delivery_id", "notification_deliveries"),
     Column("at", UTCDateTime, nullable=False),
     # The receiver's HTTP status, or the SMTP server's reply code; NULL when none came.
     Column("status_code", Integer, nullable=True),
@@ -511,9 +513,8 @@ notification_watermarks = Table(
 assets = Table(
     "assets",
     metadata,
-    Column("id", Id, primary_key=True),
-    _organization_id(),
-    Column("site_id", Id, ForeignKey("sites.id", ondelete="CASCADE"), nullable=False),
+    *_organization_row(),
+    _belongs_to("site_id", "sites"),
     # The address it is listed by (lowest IPv4, else lowest IPv6) and its sortable key.
     Column("address", String(45), nullable=False),
     Column("address_key", String(33), nullable=False),
@@ -574,7 +575,7 @@ assets = Table(
 asset_outliers = Table(
     "asset_outliers",
     metadata,
-    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    _belongs_to("asset_id", "assets", primary_key=True),
     Column("organization_id", Id, nullable=False),
     Column("score", Integer, nullable=False),
     Column("reasons", JSON, nullable=False),
@@ -593,7 +594,7 @@ Index(
 asset_addresses = Table(
     "asset_addresses",
     metadata,
-    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    _belongs_to("asset_id", "assets", primary_key=True),
     Column("address_key", String(33), primary_key=True),
     Column("site_id", Id, nullable=False),
     Column("address", String(45), nullable=False),
@@ -604,7 +605,7 @@ asset_addresses = Table(
 asset_names = Table(
     "asset_names",
     metadata,
-    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    _belongs_to("asset_id", "assets", primary_key=True),
     Column("name", String(253), primary_key=True),
     # Finds the assets that answer to a name (matching looks up every name of an answer).
     Index(None, "name", "asset_id"),
@@ -614,7 +615,7 @@ asset_names = Table(
 asset_sources = Table(
     "asset_sources",
     metadata,
-    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    _belongs_to("asset_id", "assets", primary_key=True),
     Column("source", String(40), primary_key=True),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
@@ -626,7 +627,7 @@ services = Table(
     "services",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("asset_id", Id, ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("asset_id", "assets"),
     Column("proto", String(8), nullable=False),
     Column("port", Integer, nullable=False),
     Column("state", String(20), nullable=False, default="open"),
@@ -662,7 +663,7 @@ processing_runs = Table(
     "processing_runs",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("task_id", "tasks"),
     Column("organization_id", Id, nullable=False),
     Column("site_id", Id, nullable=True),
     Column("data_sha256", String(64), nullable=True),
@@ -694,7 +695,7 @@ asset_changes = Table(
     "asset_changes",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("run_id", Id, ForeignKey("processing_runs.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("run_id", "processing_runs"),
     Column("task_id", Id, nullable=False),
     Column("organization_id", Id, nullable=False),
     # No foreign key: the report outlives the assets it names.
@@ -728,8 +729,7 @@ Index("ix_tasks_queue", tasks.c.status, tasks.c.site_id, tasks.c.tab_sort, tasks
 reports = Table(
     "reports",
     metadata,
-    Column("id", Id, primary_key=True),
-    _organization_id(),
+    *_organization_row(),
     # Which report: `overview`, `comparison` or `external` (core/reports.py).
     Column("report", String(40), nullable=False),
     Column("result", JSON, nullable=True),
@@ -766,7 +766,7 @@ query_counts = Table(
     "query_counts",
     metadata,
     Column("id", Id, primary_key=True),
-    Column("query_id", Id, ForeignKey("saved_queries.id", ondelete="CASCADE"), nullable=False),
+    _belongs_to("query_id", "saved_queries"),
     Column("counted_at", UTCDateTime, nullable=False),
     Column("count", BigInteger, nullable=False),
     # The task that counted it (no foreign key: the history outlives the task).
@@ -780,7 +780,7 @@ query_counts = Table(
 task_data_chunks = Table(
     "task_data_chunks",
     metadata,
-    Column("task_id", Id, ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True),
+    _belongs_to("task_id", "tasks", primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("data", LargeBinary, nullable=False),
 )

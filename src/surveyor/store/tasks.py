@@ -61,7 +61,8 @@ from surveyor.core.tasks import (
     tab_of,
 )
 from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
-from surveyor.store.cursors import decode_cursor, encode_cursor
+from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
+from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
 from surveyor.store.schema import (
     UTCDateTime,
     explorers,
@@ -76,7 +77,6 @@ from surveyor.store.schema import (
 #: they sort after every real time in ascending tabs.
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
-MAX_PAGE_SIZE = 1000
 _TRANSITION_RETRIES = 5
 
 
@@ -638,14 +638,14 @@ def list_tasks(
     cursor: str | None = None,
 ) -> Page:
     """One page of a tab (or the `all` view), in the tab's order, by keyset pagination."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    limit = page_size(limit)
     query = _tab_page(organization_id, view, search, include_hidden, cursor)
     rows = conn.execute(query.limit(limit + 1)).mappings().all()
-    items = [Task.from_row(row) for row in rows[:limit]]
-    next_cursor = (
-        _encode_cursor(view, items[-1].tab_sort, items[-1].id) if len(rows) > limit else None
-    )
-    return Page(items, next_cursor)
+
+    def after(last: Task) -> str:
+        return _encode_cursor(view, last.tab_sort, last.id)
+
+    return Page(*keyset_page(rows, limit, Task.from_row, after))
 
 
 def list_task_columns(
@@ -660,7 +660,7 @@ def list_task_columns(
     cursor: str | None = None,
 ) -> ColumnsPage:
     """`list_tasks`, each task only the `columns` asked for."""
-    limit = max(1, min(limit, MAX_PAGE_SIZE))
+    limit = page_size(limit)
     query = _tab_page(organization_id, view, search, include_hidden, cursor)
     # The cursor's columns come after those asked for, which are all the caller sees.
     width = len(columns)
