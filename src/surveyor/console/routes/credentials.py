@@ -44,10 +44,7 @@ def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any
             conn,
             principal,
             state.secret_box,
-            name=body.name,
-            kind=body.kind,
-            fields=body.fields,
-            site_ids=body.site_ids,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return CredentialOut.of(created)
@@ -71,9 +68,7 @@ def update_credential(
             principal,
             state.secret_box,
             credential_id,
-            name=body.name,
-            site_ids=body.site_ids,
-            fields=body.fields,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return CredentialOut.of(updated)

@@ -43,13 +43,7 @@ def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> An
             conn,
             principal,
             state.secret_box,
-            name=body.name,
-            trigger=body.trigger,
-            channel=body.channel,
-            target=body.target,
-            options=body.options,
-            secret=body.secret,
-            enabled=body.enabled,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return RuleOut.of(created)
@@ -72,11 +66,7 @@ def update_notification_rule(
             principal,
             state.secret_box,
             rule_id,
-            name=body.name,
-            target=body.target,
-            options=body.options,
-            enabled=body.enabled,
-            secret=body.secret,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return RuleOut.of(updated)
