@@ -16,7 +16,7 @@ from surveyor.console.credential_schemas import (
     VerifyOut,
 )
 from surveyor.console.errors import error_responses
-from surveyor.console.refusals import answering_refusals, reading, writing
+from surveyor.console.refusals import answering_refusals, deleted, reading, writing
 from surveyor.console.schemas import After, IdPath, Limit
 from surveyor.console.state import State
 from surveyor.service import credentials as rules
@@ -76,9 +76,7 @@ def update_credential(
 
 @router.delete("/credentials/{credential_id}", status_code=204)
 def delete_credential(credential_id: IdPath, principal: Admin, state: State) -> Response:
-    with writing(state) as conn:
-        rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
-    return Response(status_code=204)
+    return deleted(state, principal, rules.delete_credential, credential_id)
 
 
 @router.post("/credentials/{credential_id}/verify", response_model=VerifyOut)
