@@ -1,17 +1,21 @@
 """The API's answer to a refusal of the services of an organization's own resources
-(`service/refusals.py`): the status of each reason, and the transactions in which a refusal
-becomes that answer."""
+(`service/refusals.py`): the status of each reason, the transactions in which a refusal
+becomes that answer, and a deletion through a service's rule."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Protocol
 
+from fastapi import Response
 from sqlalchemy import Connection
 
 from surveyor.console.errors import ApiError
 from surveyor.console.state import ConsoleState
 from surveyor.service.refusals import Reason, Refused
+from surveyor.store.accounts import Principal
 
 STATUS = {
     Reason.NOT_FOUND: 404,
@@ -46,3 +50,19 @@ def writing(state: ConsoleState) -> Iterator[Connection]:
     """One write transaction; a refusal becomes the API's answer (and rolls it back)."""
     with answering_refusals(), state.db.write() as conn:
         yield conn
+
+
+class DeleteRule(Protocol):
+    """A service's deletion of the actor's organization's row, in one write transaction."""
+
+    def __call__(
+        self, conn: Connection, actor: Principal, row_id: int, /, *, now: datetime
+    ) -> None: ...
+
+
+def deleted(state: ConsoleState, principal: Principal, rule: DeleteRule, row_id: int) -> Response:
+    """The API's deletion of an organization's row with the service's `rule`: 204, or the
+    answer to the refusal."""
+    with writing(state) as conn:
+        rule(conn, principal, row_id, now=state.clock.now())
+    return Response(status_code=204)

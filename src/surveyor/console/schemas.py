@@ -22,6 +22,7 @@ from surveyor.core.inventory import Asset, AssetService, AssetSource
 from surveyor.core.processing import ProcessingPhase
 from surveyor.core.resources import Explorer, HostedZone, Site
 from surveyor.core.scan_params import DEFAULT_PROBE_CAP
+from surveyor.core.search import MAX_QUERY_LENGTH
 from surveyor.core.task import Task
 from surveyor.core.tasks import DEFAULT_GRACE_PERIOD_SECONDS, MIN_GRACE_PERIOD_SECONDS
 from surveyor.security.passwords import password_problem
@@ -36,6 +37,8 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 ExactCount = Annotated[
     bool, Query(description="count every match of the search, however many (may be slow)")
 ]
+#: `?search=`: a listing's or a count's search, in the search language (none: everything).
+SearchQuery = Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)]
 #: Where a listing by id goes on: after this id.
 After = Annotated[
     int | None, Query(ge=0, le=MAX_ID, description="the last id of the previous page")

@@ -20,12 +20,13 @@ from surveyor.console.schemas import (
     AssetOut,
     ExactCount,
     IdPath,
+    SearchQuery,
     ServiceOut,
     from_attributes,
 )
 from surveyor.console.state import State
 from surveyor.core.changes import ChangeKind
-from surveyor.core.search import MAX_QUERY_LENGTH, parse
+from surveyor.core.search import parse
 from surveyor.store import inventory, outliers, records
 from surveyor.store.asset_search import compile_asset_search
 from surveyor.store.tasks import COUNT_CAP
@@ -68,7 +69,7 @@ def _search_clause(conn: Connection, search: str | None, now: datetime) -> Any:
 def list_assets(
     principal: Viewer,
     state: State,
-    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    search: SearchQuery = None,
     limit: Annotated[int, Query(ge=1, le=inventory.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     sort: Annotated[
@@ -101,7 +102,7 @@ def list_assets(
 def count_assets(
     principal: Viewer,
     state: State,
-    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    search: SearchQuery = None,
     exact: ExactCount = False,
 ) -> dict[str, Any]:
     """How many assets `search` finds; the count stops at 10,000 (`capped`) unless

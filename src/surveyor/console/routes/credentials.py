@@ -16,7 +16,7 @@ from surveyor.console.credential_schemas import (
     VerifyOut,
 )
 from surveyor.console.errors import error_responses
-from surveyor.console.refusals import answering_refusals, reading, writing
+from surveyor.console.refusals import answering_refusals, deleted, reading, writing
 from surveyor.console.schemas import After, IdPath, Limit
 from surveyor.console.state import State
 from surveyor.service import credentials as rules
@@ -44,10 +44,7 @@ def create_credential(body: CredentialIn, principal: Admin, state: State) -> Any
             conn,
             principal,
             state.secret_box,
-            name=body.name,
-            kind=body.kind,
-            fields=body.fields,
-            site_ids=body.site_ids,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return CredentialOut.of(created)
@@ -71,9 +68,7 @@ def update_credential(
             principal,
             state.secret_box,
             credential_id,
-            name=body.name,
-            site_ids=body.site_ids,
-            fields=body.fields,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return CredentialOut.of(updated)
@@ -81,9 +76,7 @@ def update_credential(
 
 @router.delete("/credentials/{credential_id}", status_code=204)
 def delete_credential(credential_id: IdPath, principal: Admin, state: State) -> Response:
-    with writing(state) as conn:
-        rules.delete_credential(conn, principal, credential_id, now=state.clock.now())
-    return Response(status_code=204)
+    return deleted(state, principal, rules.delete_credential, credential_id)
 
 
 @router.post("/credentials/{credential_id}/verify", response_model=VerifyOut)

@@ -11,8 +11,9 @@ from fastapi.responses import StreamingResponse
 from surveyor.console.auth import Viewer
 from surveyor.console.errors import error_responses
 from surveyor.console.exports import ExportFormat, assets_download
+from surveyor.console.schemas import SearchQuery
 from surveyor.console.state import State
-from surveyor.core.search import MAX_QUERY_LENGTH, parse
+from surveyor.core.search import parse
 from surveyor.store.asset_search import compile_asset_search
 
 router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
@@ -32,7 +33,7 @@ router = APIRouter(prefix="/api/v1/assets", tags=["assets"])
 def export_assets_route(
     principal: Viewer,
     state: State,
-    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    search: SearchQuery = None,
     format: Annotated[ExportFormat, Query(description="csv (default) or jsonl")] = "csv",
 ) -> StreamingResponse:
     """Every asset the search finds (without one, all but the stale ones), in address order."""

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response
 from surveyor.console.auth import Admin
 from surveyor.console.errors import error_responses
 from surveyor.console.notification_schemas import DeliveryOut, RuleIn, RuleOut, RuleUpdate
-from surveyor.console.refusals import reading, writing
+from surveyor.console.refusals import deleted, reading, writing
 from surveyor.console.schemas import MAX_ID, After, IdPath, Limit
 from surveyor.console.state import State
 from surveyor.service import notifications as rules
@@ -43,13 +43,7 @@ def create_notification_rule(body: RuleIn, principal: Admin, state: State) -> An
             conn,
             principal,
             state.secret_box,
-            name=body.name,
-            trigger=body.trigger,
-            channel=body.channel,
-            target=body.target,
-            options=body.options,
-            secret=body.secret,
-            enabled=body.enabled,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return RuleOut.of(created)
@@ -72,11 +66,7 @@ def update_notification_rule(
             principal,
             state.secret_box,
             rule_id,
-            name=body.name,
-            target=body.target,
-            options=body.options,
-            enabled=body.enabled,
-            secret=body.secret,
+            **body.model_dump(),
             now=state.clock.now(),
         )
     return RuleOut.of(updated)
@@ -84,9 +74,7 @@ def update_notification_rule(
 
 @router.delete("/notifications/{rule_id}", status_code=204)
 def delete_notification_rule(rule_id: IdPath, principal: Admin, state: State) -> Response:
-    with writing(state) as conn:
-        rules.delete_rule(conn, principal, rule_id, now=state.clock.now())
-    return Response(status_code=204)
+    return deleted(state, principal, rules.delete_rule, rule_id)
 
 
 @router.get("/notifications/{rule_id}/deliveries", response_model=list[DeliveryOut])

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import error_responses
-from surveyor.console.refusals import reading, writing
+from surveyor.console.refusals import deleted, reading, writing
 from surveyor.console.schemas import IdPath, Limit, from_attributes
 from surveyor.console.state import State
 from surveyor.core.queries import MAX_NAME_LENGTH, MAX_THRESHOLD, QueryKind, SavedQuery
@@ -152,6 +152,4 @@ def unpin_query(query_id: IdPath, principal: Operator, state: State) -> Any:
 
 @router.delete("/{query_id}", status_code=204)
 def delete_query(query_id: IdPath, principal: Operator, state: State) -> Response:
-    with writing(state) as conn:
-        rules.delete_query(conn, principal, query_id, now=state.clock.now())
-    return Response(status_code=204)
+    return deleted(state, principal, rules.delete_query, query_id)

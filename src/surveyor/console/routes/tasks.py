@@ -26,6 +26,7 @@ from surveyor.console.schemas import (
     OccurrencesOut,
     ProcessingRunPage,
     RecurrenceIn,
+    SearchQuery,
     TabCounts,
     TaskCreate,
     TaskEventOut,
@@ -35,7 +36,7 @@ from surveyor.console.schemas import (
 )
 from surveyor.console.state import State
 from surveyor.core import recurrence
-from surveyor.core.search import MAX_QUERY_LENGTH, parse
+from surveyor.core.search import parse
 from surveyor.core.task import TASK_COLUMNS, Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import tasks as task_service
@@ -132,7 +133,7 @@ def list_tasks(
     principal: Viewer,
     state: State,
     tab: ViewName = "all",
-    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    search: SearchQuery = None,
     limit: Annotated[int, Query(ge=1, le=task_store.MAX_PAGE_SIZE)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
@@ -159,7 +160,7 @@ def list_tasks(
 def count_tasks(
     principal: Viewer,
     state: State,
-    search: Annotated[str | None, Query(max_length=MAX_QUERY_LENGTH)] = None,
+    search: SearchQuery = None,
     exact: ExactCount = False,
 ) -> dict[str, Any]:
     """How many tasks each tab holds, honouring the search; `all` counts every tab. A
@@ -286,9 +287,7 @@ def list_events(
     principal: Viewer,
     state: State,
     limit: Limit = 100,
-    cursor: Annotated[
-        int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
-    ] = None,
+    cursor: assets_routes.ReportCursor = None,
 ) -> Response:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:

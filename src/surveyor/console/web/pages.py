@@ -14,9 +14,10 @@ from typing import Any, Protocol
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from surveyor.console.refusals import DeleteRule
 from surveyor.console.state import ConsoleState, State
 from surveyor.console.web.confirm import Confirmation, render_confirmation
-from surveyor.console.web.refusals import ActionRefused, DeleteRule, missing_is_404
+from surveyor.console.web.refusals import ActionRefused, missing_is_404
 from surveyor.console.web.render import render
 from surveyor.console.web.session import CheckedPrincipal, PagePrincipal, require_role
 from surveyor.store.accounts import Principal, Role

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection
 
@@ -48,14 +47,6 @@ class ActionRefused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class DeleteRule(Protocol):
-    """A service's deletion of the actor's organization's row, in one write transaction."""
-
-    def __call__(
-        self, conn: Connection, actor: Principal, row_id: int, /, *, now: datetime
-    ) -> None: ...
 
 
 @contextmanager
