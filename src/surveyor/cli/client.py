@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from surveyor.cli.config import ConfigError, resolve_settings
+from surveyor.core.closing import Closing
 
 if TYPE_CHECKING:
     import httpx2
@@ -116,7 +116,7 @@ def given(**options: Any) -> dict[str, Any]:
     return {key: value for key, value in options.items() if value is not None}
 
 
-class ApiClient:
+class ApiClient(Closing):
     """Calls to `/api/v1` of one console with one token (or none, for login)."""
 
     def __init__(
@@ -150,17 +150,6 @@ class ApiClient:
             trust_env=False,
         )
         self._failures = Failures(httpx2.InvalidURL, httpx2.TimeoutException, httpx2.TransportError)
-
-    def __enter__(self) -> ApiClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._http.close()

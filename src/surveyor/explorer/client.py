@@ -20,12 +20,12 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx2
 
 from surveyor import __version__
+from surveyor.core.closing import Closing
 from surveyor.core.explorer_protocol import CLIENT_KEEP_ALIVE_SECONDS, HostInfo
 
 log = logging.getLogger("surveyor.explorer")
@@ -116,7 +116,7 @@ def console_urls(given: str | Iterable[str]) -> list[str]:
     return urls
 
 
-class ExplorerClient:
+class ExplorerClient(Closing):
     """Calls to the consoles of one deployment, one at a time, with the explorer's secret
     once it has one."""
 
@@ -161,17 +161,6 @@ class ExplorerClient:
         failed = self.console
         self._current = (self._current + 1) % len(self.consoles)
         log.warning("the console at %s stopped answering; moving to %s", failed, self.console)
-
-    def __enter__(self) -> ExplorerClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         for client in self._clients:

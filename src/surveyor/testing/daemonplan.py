@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Final
 
-from surveyor.testing.labplan import LAB_SUBNET
+from surveyor.testing.labplan import LAB_SUBNET, find_host, find_host_at
 
 #: The OS family of every daemon lab host (they all run this machine's Debian).
 OS_FAMILY: Final = "Linux"
@@ -132,18 +132,11 @@ DAEMON_PORTS: Final = tuple(sorted({port for host in DAEMON_HOSTS for port in ho
 
 
 def daemon_host(name: str) -> DaemonHost:
-    for host in DAEMON_HOSTS:
-        if host.name == name:
-            return host
-    raise KeyError(f"the daemon lab has no host named {name!r}")
+    return find_host(DAEMON_HOSTS, name, lab="daemon lab")
 
 
 def daemon_host_at(address: IPv4Address | str) -> DaemonHost:
-    wanted = IPv4Address(address)
-    for host in DAEMON_HOSTS:
-        if host.address == wanted:
-            return host
-    raise KeyError(f"no daemon lab host has address {wanted}")
+    return find_host_at(DAEMON_HOSTS, address, lab="daemon lab")
 
 
 def scan_range() -> str:

@@ -29,6 +29,8 @@ from surveyor.testing.labplan import (
     PortState,
     ServiceKind,
     ServicePlan,
+    find_host,
+    find_host_at,
 )
 
 STARTUP_SECONDS = 20.0
@@ -106,17 +108,10 @@ class NetLab:
         return labnetns.RegistryEntry.for_this_process(self.tag, self.namespaces, self.workdir)
 
     def host(self, name: str) -> LabHost:
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        raise KeyError(f"the lab has no host named {name!r}")
+        return find_host(self.hosts, name)
 
     def host_at(self, address: IPv4Address | str) -> LabHost:
-        wanted = IPv4Address(address)
-        for host in self.hosts:
-            if host.address == wanted:
-                return host
-        raise KeyError(f"no lab host has address {wanted}")
+        return find_host_at(self.hosts, address)
 
     def scanner_command(self, args: Sequence[str]) -> list[str]:
         """The argument list that runs `args` in the scanner's namespace."""

@@ -7,10 +7,11 @@ benchmark's preset scan covers all of them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 #: The lab's only subnet; it exists solely inside the lab's namespaces.
 LAB_SUBNET: Final = IPv4Network("10.77.0.0/24")
@@ -152,6 +153,34 @@ STANDARD_HOSTS: Final[tuple[HostPlan, ...]] = (
 )
 
 
+class _Host(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def address(self) -> IPv4Address: ...
+
+
+_H = TypeVar("_H", bound=_Host)
+
+
+def find_host(hosts: Iterable[_H], name: str, lab: str = "lab") -> _H:
+    """The host called `name` (a KeyError naming the `lab` when there is none)."""
+    for host in hosts:
+        if host.name == name:
+            return host
+    raise KeyError(f"the {lab} has no host named {name!r}")
+
+
+def find_host_at(hosts: Iterable[_H], address: IPv4Address | str, lab: str = "lab") -> _H:
+    """The host at `address` (a KeyError naming the `lab` when there is none)."""
+    wanted = IPv4Address(address)
+    for host in hosts:
+        if host.address == wanted:
+            return host
+    raise KeyError(f"no {lab} host has address {wanted}")
+
+
 @dataclass(frozen=True, slots=True)
 class LabPlan:
     """The hosts of one lab; `standard()` is the lab the tests and the benchmark use."""
@@ -172,17 +201,10 @@ class LabPlan:
         return cls(hosts=hosts, absent_addresses=())
 
     def host(self, name: str) -> HostPlan:
-        for host in self.hosts:
-            if host.name == name:
-                return host
-        raise KeyError(f"the lab has no host named {name!r}")
+        return find_host(self.hosts, name)
 
     def host_at(self, address: IPv4Address | str) -> HostPlan:
-        wanted = IPv4Address(address)
-        for host in self.hosts:
-            if host.address == wanted:
-                return host
-        raise KeyError(f"no lab host has address {wanted}")
+        return find_host_at(self.hosts, address)
 
     @property
     def scan_range(self) -> str:
