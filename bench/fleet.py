@@ -64,6 +64,8 @@ CHECK_IN_GOAL_MS = 100.0
 RECEIVED_GOAL_S = 1.0
 #: explorers of the fleet that check in every second (wait: 0) to measure the check-in
 PROBERS = 20
+#: enrollments a fleet process has in flight at once
+ENROLLING_AT_ONCE = 50
 HOST = {"version": "fleet", "hostname": "fleet-host", "os": "Linux", "addresses": ["127.0.0.1"]}
 
 
@@ -196,7 +198,14 @@ async def run_fleet(spec: dict[str, Any]) -> FleetResult:
         held.set()
         wire.close()
 
-    enrolled = await asyncio.gather(*(enroll(index) for index in range(count)))
+    # A fleet is enrolled as it is rolled out, some at a time, not all in the same instant.
+    enrolling = asyncio.Semaphore(ENROLLING_AT_ONCE)
+
+    async def enroll_in_turn(index: int) -> tuple[Connection, str] | None:
+        async with enrolling:
+            return await enroll(index)
+
+    enrolled = await asyncio.gather(*(enroll_in_turn(index) for index in range(count)))
     holding = [asyncio.Event() for _ in enrolled]
     probers: int = spec["probers"]
     runners = [
