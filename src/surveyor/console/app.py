@@ -18,6 +18,7 @@ from surveyor.console import observe, web
 from surveyor.console.errors import BodyTooLarge, error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
+    add_routes,
     assets,
     audit,
     credentials,
@@ -195,21 +196,24 @@ def create_app(
             return error_response(503, "starting", "the console is starting")
         return {"status": "ok", "version": __version__}
 
-    app.include_router(explorer_api.router)
-    app.include_router(tasks.router)
-    app.include_router(resources.router)
-    app.include_router(accounts.router)
-    app.include_router(enrollment.router)
-    app.include_router(exports.router)  # before assets: /assets/export is no asset id
-    app.include_router(assets.router)
-    app.include_router(imports.router)
-    app.include_router(events.router)
-    app.include_router(audit.router)
-    app.include_router(credentials.router)
-    app.include_router(settings_routes.router)
-    app.include_router(notifications.router)
-    app.include_router(reports.router)
-    app.include_router(queries.router)
+    add_routes(
+        app,
+        explorer_api.router,
+        tasks.router,
+        resources.router,
+        accounts.router,
+        enrollment.router,
+        exports.router,  # before assets: /assets/export is no asset id
+        assets.router,
+        imports.router,
+        events.router,
+        audit.router,
+        credentials.router,
+        settings_routes.router,
+        notifications.router,
+        reports.router,
+        queries.router,
+    )
     web.install(app)
 
     app.add_middleware(

@@ -10,7 +10,7 @@ import random
 import re
 import time
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -155,15 +155,13 @@ def install(app: FastAPI, state: ConsoleState, *, upload_prefix: str) -> None:
     observatory = Observatory(state)
     app.state.observatory = observatory
     public = metrics_are_public()
-    router = APIRouter(tags=["operations"])
     guard = [] if public else [Depends(require(Role.ADMIN))]
 
-    @router.get("/metrics", dependencies=guard, include_in_schema=False)
+    @app.get("/metrics", dependencies=guard, include_in_schema=False, tags=["operations"])
     def metrics() -> Response:
         """Prometheus text format; an admin's token unless SURVEYOR_METRICS_PUBLIC=1."""
         return Response(generate_latest(observatory.registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(router)
     app.add_middleware(
         Observe, observatory=observatory, upload_prefix=upload_prefix, access=access_log_on()
     )

@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from surveyor.console.routes import add_routes
 from surveyor.console.web import (
     account,
     assets,
@@ -64,7 +65,7 @@ def install(app: FastAPI) -> None:
         audit,
         settings,
     ):
-        app.include_router(module.router)
+        add_routes(app, module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.exception_handler(LoginRequired)
