@@ -18,7 +18,6 @@ from surveyor.console import observe, web
 from surveyor.console.errors import BodyTooLarge, error_response, install_error_handlers
 from surveyor.console.routes import (
     accounts,
-    add_routes,
     assets,
     audit,
     credentials,
@@ -34,6 +33,7 @@ from surveyor.console.routes import (
     tasks,
 )
 from surveyor.console.routes import settings as settings_routes
+from surveyor.console.routing import add_routes
 from surveyor.console.schemas import Health
 from surveyor.console.state import ConsoleSettings, ConsoleState
 from surveyor.console.web import imports as import_page

@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from surveyor.console.routes import add_routes
+from surveyor.console.routing import add_routes
 from surveyor.console.web import (
     account,
     assets,
