@@ -64,7 +64,20 @@ def test_a_host_adopts_the_networks_estimate_once_the_network_has_one() -> None:
     network.observe(0.002)
     host.adopt(network)
     assert (host.srtt, host.timeout) == (network.srtt, 0.25)
-    assert host.retry_timeout(2) == network.retry_timeout(2)
+    assert host.retry_timeout(0) == network.retry_timeout(0)
+
+
+def test_a_host_that_has_not_answered_backs_off_towards_the_initial_timeout() -> None:
+    # the network's estimate says nothing of this host's path: a host much slower than
+    # the others (or than the scanning machine under load) must still be heard
+    network = RttEstimator(BOUNDS)
+    for _ in range(20):
+        network.observe(0.001)
+    silent = RttEstimator(BOUNDS, seed=network)
+    assert [silent.retry_timeout(n) for n in range(5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert [network.retry_timeout(n) for n in range(5)] == [0.25] * 5
+    silent.observe(0.002)  # its first answer: from now on its own estimate rules
+    assert [silent.retry_timeout(n) for n in range(3)] == [0.25] * 3
 
 
 def test_a_new_host_starts_from_what_the_network_has_shown() -> None:

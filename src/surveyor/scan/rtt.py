@@ -22,7 +22,7 @@ class TimeoutBounds:
 class RttEstimator:
     """Smoothed RTT (SRTT) and its variation (RTTVAR); timeout = SRTT + 4 * RTTVAR, bounded."""
 
-    __slots__ = ("_bounds", "_estimate", "rttvar", "srtt", "timeout")
+    __slots__ = ("_answered", "_bounds", "_estimate", "rttvar", "srtt", "timeout")
 
     def __init__(self, bounds: TimeoutBounds, seed: RttEstimator | None = None) -> None:
         self._bounds = bounds
@@ -32,6 +32,8 @@ class RttEstimator:
         self.timeout: float = bounds.initial
         #: SRTT + 4 * RTTVAR, before the bounds (the initial timeout before any answer)
         self._estimate = bounds.initial
+        #: an answer of this host's own was observed (not only the network's estimate)
+        self._answered = False
         if seed is not None:
             self.adopt(seed)
 
@@ -43,6 +45,7 @@ class RttEstimator:
     def observe(self, sample: float) -> None:
         """Fold in the RTT of an answer that can only belong to the attempt it came on."""
         sample = max(0.0, sample)
+        self._answered = True
         if self.srtt is None:
             self.srtt = sample
             self.rttvar = sample / 2
@@ -56,6 +59,15 @@ class RttEstimator:
         """The timeout of attempt `attempt` (0 = first): the estimate doubled per retry, up
         to `RETRY_GROWTH_LIMIT` times, within the bounds. The floor itself does not grow: it
         stands for the scanning machine's own delays, which a retry does not lengthen, and
-        a fast path keeps its quick retries."""
+        a fast path keeps its quick retries.
+
+        A host that has not answered yet waits on an estimate borrowed from the others,
+        which says nothing of its own path: its retries back off from the floor towards
+        the initial timeout (doubling, as TCP backs off an unanswered SYN), so a host far
+        slower than its network is still heard on a later attempt."""
         growth = min(1 << min(attempt, 8), RETRY_GROWTH_LIMIT)
-        return min(self._bounds.maximum, max(self.timeout, self._estimate * growth))
+        timeout = max(self.timeout, self._estimate * growth)
+        if not self._answered:
+            backoff = self._bounds.minimum * (1 << min(attempt, 8))
+            timeout = max(timeout, min(self._bounds.initial, backoff))
+        return min(self._bounds.maximum, timeout)
