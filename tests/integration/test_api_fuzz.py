@@ -1,28 +1,72 @@
-"""Schemathesis over the OpenAPI document: no generated request makes the console fail (5xx)."""
+"""Schemathesis over the OpenAPI document: no generated request makes the console fail (5xx).
+
+Each generated request goes to a console on SQLite and to one on PostgreSQL: generating the
+requests costs far more than answering them, so both backends share one generation."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, note, settings
 from schemathesis.checks import not_a_server_error
+from sqlalchemy import Engine
 
-from tests.support.console import BOOTSTRAP_TOKEN, ConsoleUnderTest
+from surveyor.store.engine import Database, make_engine
+from tests.conftest import assert_tab_counts_in_step, empty_postgres
+from tests.support.console import BOOTSTRAP_TOKEN, ConsoleUnderTest, running_console
 
 EXAMPLES_PER_OPERATION = 25
 
 
-def test_no_generated_request_makes_any_operation_fail(console: ConsoleUnderTest) -> None:
-    console.admin.post("/api/v1/tasks", json={"name": "seed", "params": {"targets": "127.0.0.1"}})
-    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", console.client.app)
+@pytest.fixture
+def consoles(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_template: Path,
+    postgres_engine: Engine,
+) -> Iterator[tuple[ConsoleUnderTest, ...]]:
+    """A console on a new SQLite file and one on the emptied PostgreSQL database."""
+    shutil.copy(sqlite_template, tmp_path / "surveyor.db")
+    sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'surveyor.db'}")
+    empty_postgres(postgres_engine)
+    for name in ("sqlite", "pg"):
+        (tmp_path / name).mkdir()
+    try:
+        with (
+            running_console(Database(sqlite_engine), tmp_path / "sqlite", monkeypatch) as lite,
+            running_console(Database(postgres_engine), tmp_path / "pg", monkeypatch) as pg,
+        ):
+            yield lite, pg
+        for engine in (sqlite_engine, postgres_engine):
+            assert_tab_counts_in_step(engine)
+    finally:
+        sqlite_engine.dispose()
+
+
+def test_no_generated_request_makes_any_operation_fail(
+    consoles: tuple[ConsoleUnderTest, ...],
+) -> None:
+    for console in consoles:
+        seeded = console.admin.post(
+            "/api/v1/tasks", json={"name": "seed", "params": {"targets": "127.0.0.1"}}
+        )
+        assert seeded.status_code == 201, seeded.text
+    apps = [console.client.app for console in consoles]
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", apps[0])
     headers = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 30
 
     def check(case: Any) -> None:
         note(f"{case.operation.label}")
-        case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        for app, backend in zip(apps, ("sqlite", "postgresql"), strict=True):
+            note(f"on {backend}")
+            case.call_and_validate(headers=headers, checks=[not_a_server_error], app=app)
 
     for operation in operations:
         run = settings(
