@@ -109,6 +109,7 @@ def serve(host: str, port: int, *, embedded: bool, log_format: LogFormatOption =
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies),
         http=header_deadline_protocol(settings.header_timeout_seconds),
+        loop="uvloop",
     )
     settle_heap()
     try:
