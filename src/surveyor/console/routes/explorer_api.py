@@ -148,10 +148,14 @@ class UploadOut(TaskStatusOut):
     already_stored: bool
 
 
-def current_explorer(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    state: State,
+#: The bearer credentials of a request, as sent (checked by `authenticated`).
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def authenticated(
+    state: ConsoleState, credentials: HTTPAuthorizationCredentials | None
 ) -> ExplorerRow:
+    """The explorer whose secret the request carries; 401 otherwise (reads the database)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
             401,
@@ -168,6 +172,10 @@ def current_explorer(
             "with another console; enroll it again with a new enrollment token",
         )
     return explorer
+
+
+def current_explorer(credentials: Credentials, state: State) -> ExplorerRow:
+    return authenticated(state, credentials)
 
 
 Explorer = Annotated[ExplorerRow, Depends(current_explorer)]
@@ -210,6 +218,14 @@ def enroll(
     }
 
 
+def _arrive(
+    state: ConsoleState, credentials: HTTPAuthorizationCredentials | None, host: HostInfo
+) -> tuple[ExplorerRow, datetime]:
+    """A poll's explorer, checked in: one trip to a worker thread for both."""
+    explorer = authenticated(state, credentials)
+    return explorer, _check_in(state, explorer, host)
+
+
 def _check_in(state: ConsoleState, explorer: ExplorerRow, host: HostInfo) -> datetime:
     now = state.clock.now()
     with state.db.write() as conn:
@@ -245,7 +261,7 @@ def _next_work(state: ConsoleState, explorer_id: int) -> dict[str, Any] | None:
 
 
 @router.post("/poll", response_model=PollOut, responses=_ERRORS)
-async def poll(body: PollIn, request: Request, explorer: Explorer, state: State) -> Any:
+async def poll(body: PollIn, request: Request, credentials: Credentials, state: State) -> Any:
     """Check in and wait for work: answered as soon as a scan is launched on this explorer,
     or empty after `wait` seconds (capped by the console, and to half the online window so
     a waiting explorer stays online). A poll whose connection drops is noted in the
@@ -254,7 +270,7 @@ async def poll(body: PollIn, request: Request, explorer: Explorer, state: State)
     loop = asyncio.get_running_loop()
     wait = min(body.wait, settings.long_poll_seconds, settings.online_window_seconds / 2)
     deadline = loop.time() + wait
-    checked_in_at = await asyncio.to_thread(_check_in, state, explorer, body.host_info())
+    explorer, checked_in_at = await asyncio.to_thread(_arrive, state, credentials, body.host_info())
     watch = state.poll_watch()
     # The watch looks for every held poll at once, and wakes this one if it may have work;
     # it wakes every held poll when the console begins to stop. A dropped connection ends
