@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -141,20 +142,32 @@ def empty_postgres(engine: Engine) -> None:
         conn.execute(_RESTART_SEQUENCES)
 
 
+@contextmanager
+def fresh_engine(
+    backend: str, directory: Path, sqlite_template: Path, request: pytest.FixtureRequest
+) -> Iterator[Engine]:
+    """A migrated, empty database on `backend`: a copy of the SQLite template in
+    `directory`, or the session's PostgreSQL emptied."""
+    if backend == "sqlite":
+        path = directory / "surveyor.db"
+        shutil.copy(sqlite_template, path)
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            yield engine
+        finally:
+            engine.dispose()
+    else:
+        engine = request.getfixturevalue("postgres_engine")
+        empty_postgres(engine)
+        yield engine
+
+
 @pytest.fixture(params=BACKENDS)
 def db_engine(
     request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
 ) -> Iterator[Engine]:
     """A migrated, empty database on each backend in turn."""
-    if request.param == "sqlite":
-        path = tmp_path / "surveyor.db"
-        shutil.copy(sqlite_template, path)
-        engine = make_engine(f"sqlite:///{path}")
-        yield engine
-        engine.dispose()
-    else:
-        engine = request.getfixturevalue("postgres_engine")
-        empty_postgres(engine)
+    with fresh_engine(request.param, tmp_path, sqlite_template, request) as engine:
         yield engine
 
 

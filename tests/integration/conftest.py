@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from surveyor.store.engine import Database, make_engine
-from tests.conftest import BACKENDS, assert_tab_counts_in_step, empty_postgres
+from surveyor.store.engine import Database
+from tests.conftest import BACKENDS, assert_tab_counts_in_step, fresh_engine
 
 if TYPE_CHECKING:
     from tests.support.console import ConsoleUnderTest
@@ -38,20 +37,10 @@ def shared_console(
     from tests.support.console import running_console
 
     data_dir = tmp_path_factory.mktemp(f"shared-console-{request.param}")
-    if request.param == "sqlite":
-        path = data_dir / "surveyor.db"
-        shutil.copy(sqlite_template, path)
-        engine = make_engine(f"sqlite:///{path}")
-    else:
-        engine = request.getfixturevalue("postgres_engine")
-        empty_postgres(engine)
-    try:
+    with fresh_engine(request.param, data_dir, sqlite_template, request) as engine:
         with (
             pytest.MonkeyPatch.context() as monkeypatch,
             running_console(Database(engine), data_dir, monkeypatch) as running,
         ):
             yield running
         assert_tab_counts_in_step(engine)
-    finally:
-        if request.param == "sqlite":
-            engine.dispose()

@@ -5,7 +5,6 @@ requests costs far more than answering them, so both backends share one generati
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, note, settings
 from schemathesis.checks import not_a_server_error
-from sqlalchemy import Engine
 
-from surveyor.store.engine import Database, make_engine
-from tests.conftest import assert_tab_counts_in_step, empty_postgres
+from surveyor.store.engine import Database
+from tests.conftest import BACKENDS, assert_tab_counts_in_step, fresh_engine
 from tests.support.console import BOOTSTRAP_TOKEN, ConsoleUnderTest, running_console
 
 EXAMPLES_PER_OPERATION = 25
@@ -25,27 +23,25 @@ EXAMPLES_PER_OPERATION = 25
 
 @pytest.fixture
 def consoles(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     sqlite_template: Path,
-    postgres_engine: Engine,
 ) -> Iterator[tuple[ConsoleUnderTest, ...]]:
     """A console on a new SQLite file and one on the emptied PostgreSQL database."""
-    shutil.copy(sqlite_template, tmp_path / "surveyor.db")
-    sqlite_engine = make_engine(f"sqlite:///{tmp_path / 'surveyor.db'}")
-    empty_postgres(postgres_engine)
-    for name in ("sqlite", "pg"):
+    for name in BACKENDS:
         (tmp_path / name).mkdir()
-    try:
+    with (
+        fresh_engine("sqlite", tmp_path / "sqlite", sqlite_template, request) as lite_engine,
+        fresh_engine("postgresql", tmp_path, sqlite_template, request) as pg_engine,
+    ):
         with (
-            running_console(Database(sqlite_engine), tmp_path / "sqlite", monkeypatch) as lite,
-            running_console(Database(postgres_engine), tmp_path / "pg", monkeypatch) as pg,
+            running_console(Database(lite_engine), tmp_path / "sqlite", monkeypatch) as lite,
+            running_console(Database(pg_engine), tmp_path / "postgresql", monkeypatch) as pg,
         ):
             yield lite, pg
-        for engine in (sqlite_engine, postgres_engine):
+        for engine in (lite_engine, pg_engine):
             assert_tab_counts_in_step(engine)
-    finally:
-        sqlite_engine.dispose()
 
 
 def test_no_generated_request_makes_any_operation_fail(
