@@ -65,9 +65,8 @@ class RttEstimator:
         which says nothing of its own path: its retries back off from the floor towards
         the initial timeout (doubling, as TCP backs off an unanswered SYN), so a host far
         slower than its network is still heard on a later attempt."""
-        growth = min(1 << min(attempt, 8), RETRY_GROWTH_LIMIT)
-        timeout = max(self.timeout, self._estimate * growth)
+        doubled = 1 << min(attempt, 8)
+        timeout = max(self.timeout, self._estimate * min(doubled, RETRY_GROWTH_LIMIT))
         if not self._answered:
-            backoff = self._bounds.minimum * (1 << min(attempt, 8))
-            timeout = max(timeout, min(self._bounds.initial, backoff))
+            timeout = max(timeout, min(self._bounds.initial, self._bounds.minimum * doubled))
         return min(self._bounds.maximum, timeout)
