@@ -26,35 +26,34 @@ _BUSY = tasks.alias("busy")
 _AHEAD = tasks.alias("ahead")
 
 
-def _claimable(now: datetime, types: Sequence[str]) -> tuple[Select[Any], Any]:
+def _claimable(now: datetime, types: Sequence[str]) -> Select[Any]:
     """Queued tasks of these types that head their site's queue while their site is idle."""
-    queued, busy, ahead = _QUEUED, _BUSY, _AHEAD
     site_is_busy = exists().where(
-        busy.c.site_id == queued.c.site_id,
-        busy.c.status == TaskStatus.PROCESSING.value,
-        busy.c.type.in_(types),
+        _BUSY.c.site_id == _QUEUED.c.site_id,
+        _BUSY.c.status == TaskStatus.PROCESSING.value,
+        _BUSY.c.type.in_(types),
     )
     queued_ahead = exists().where(
-        ahead.c.site_id == queued.c.site_id,
-        ahead.c.status == TaskStatus.PROCESSING_QUEUED.value,
-        ahead.c.type.in_(types),
+        _AHEAD.c.site_id == _QUEUED.c.site_id,
+        _AHEAD.c.status == TaskStatus.PROCESSING_QUEUED.value,
+        _AHEAD.c.type.in_(types),
         or_(
-            ahead.c.tab_sort < queued.c.tab_sort,
-            and_(ahead.c.tab_sort == queued.c.tab_sort, ahead.c.id < queued.c.id),
+            _AHEAD.c.tab_sort < _QUEUED.c.tab_sort,
+            and_(_AHEAD.c.tab_sort == _QUEUED.c.tab_sort, _AHEAD.c.id < _QUEUED.c.id),
         ),
     )
     return (
-        select(queued.c.id)
+        select(_QUEUED.c.id)
         .where(
-            queued.c.status == TaskStatus.PROCESSING_QUEUED.value,
-            queued.c.type.in_(types),
-            or_(queued.c.lease_expires_at.is_(None), queued.c.lease_expires_at <= now),
-            or_(queued.c.site_id.is_(None), ~site_is_busy),
-            or_(queued.c.site_id.is_(None), ~queued_ahead),
+            _QUEUED.c.status == TaskStatus.PROCESSING_QUEUED.value,
+            _QUEUED.c.type.in_(types),
+            or_(_QUEUED.c.lease_expires_at.is_(None), _QUEUED.c.lease_expires_at <= now),
+            or_(_QUEUED.c.site_id.is_(None), ~site_is_busy),
+            or_(_QUEUED.c.site_id.is_(None), ~queued_ahead),
         )
-        .order_by(queued.c.tab_sort, queued.c.id)
+        .order_by(_QUEUED.c.tab_sort, _QUEUED.c.id)
         .limit(1)
-    ), queued
+    )
 
 
 def take_lease(
@@ -68,10 +67,10 @@ def take_lease(
     """Lease the head of the queue (tasks of `types`) to `owner`; its row, or None when
     nothing is due. PostgreSQL locks the head with SKIP LOCKED, so claimers never wait on
     each other; SQLite's claim is one UPDATE inside the immediate write transaction."""
-    candidate, queued = _claimable(now, types)
+    candidate = _claimable(now, types)
     if conn.dialect.name == "postgresql":
         task_id = conn.execute(
-            candidate.with_for_update(skip_locked=True, of=queued)
+            candidate.with_for_update(skip_locked=True, of=_QUEUED)
         ).scalar_one_or_none()
         if task_id is None:
             return None
