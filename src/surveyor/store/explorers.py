@@ -8,12 +8,13 @@ candidate tasks another console is already handing out); SQLite serializes write
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, and_, func, or_, select, update
+from sqlalchemy import BindParameter, Connection, Select, and_, bindparam, func, or_, select, update
 
 from surveyor.core import kinds
 from surveyor.core.resources import Explorer, HostedZone
@@ -35,16 +36,43 @@ def _row(conn: Connection, query: Any) -> dict[str, Any] | None:
     return dict(found) if found is not None else None
 
 
+# The statements an explorer's every poll runs (its secret looked up, its check-in), made
+# once: a console holding thousands of polls runs them many times a second, and a statement
+# built per call leaves reference cycles for the garbage collector, whose pauses are then
+# the slowest check-ins.
+_EXPLORER_BY_LOOKUP = select(explorers).where(
+    explorers.c.secret_lookup == bindparam("secret_lookup")
+)
+_TOKEN_BY_LOOKUP = select(enrollment_tokens).where(
+    enrollment_tokens.c.lookup == bindparam("secret_lookup")
+)
+_CHECKIN = (
+    update(explorers)
+    .where(explorers.c.id == bindparam("checkin_explorer"))
+    .values(
+        last_checkin_at=bindparam("checkin_at", type_=explorers.c.last_checkin_at.type),
+        poll_dropped_at=None,
+    )
+)
+_CHECKIN_WITH_HOST = _CHECKIN.values(
+    version=bindparam("checkin_version", type_=explorers.c.version.type),
+    hostname=bindparam("checkin_hostname", type_=explorers.c.hostname.type),
+    os=bindparam("checkin_os", type_=explorers.c.os.type),
+    addresses=bindparam("checkin_addresses", type_=explorers.c.addresses.type),
+)
+
+
 def _row_by_secret(
-    conn: Connection, lookup_column: Column[str], plaintext: str, prefix: str
+    conn: Connection, by_lookup: Select[Any], plaintext: str, prefix: str
 ) -> dict[str, Any] | None:
-    """The row of `lookup_column`'s table that a `<prefix>_<lookup>_<secret>` credential
-    proves (its lookup found, its secret matching the stored `secret_hash`), or None."""
+    """The row `by_lookup` finds for a `<prefix>_<lookup>_<secret>` credential, if its
+    secret matches the stored `secret_hash`; else None."""
     parts = split_secret(plaintext, prefix)
     if parts is None:
         return None
     lookup, secret = parts
-    row = _row(conn, select(lookup_column.table).where(lookup_column == lookup))
+    found = conn.execute(by_lookup, {"secret_lookup": lookup}).mappings().first()
+    row = dict(found) if found is not None else None
     if row is None or not row["secret_hash"] or not secret_matches(secret, row["secret_hash"]):
         return None
     return row
@@ -112,7 +140,7 @@ def revoke_enrollment_token(
 
 def find_enrollment_token(conn: Connection, plaintext: str) -> dict[str, Any] | None:
     """The token row this plaintext proves, whatever its state (revoked, expired)."""
-    return _row_by_secret(conn, enrollment_tokens.c.lookup, plaintext, ENROLLMENT_TOKEN_PREFIX)
+    return _row_by_secret(conn, _TOKEN_BY_LOOKUP, plaintext, ENROLLMENT_TOKEN_PREFIX)
 
 
 def count_enrollment(conn: Connection, token_id: int, *, now: datetime) -> bool:
@@ -165,7 +193,7 @@ def create_explorer(
 
 def explorer_by_secret(conn: Connection, plaintext: str) -> Explorer | None:
     """The explorer this secret belongs to, or None (unknown, wrong, or deleted)."""
-    row = _row_by_secret(conn, explorers.c.secret_lookup, plaintext, EXPLORER_SECRET_PREFIX)
+    row = _row_by_secret(conn, _EXPLORER_BY_LOOKUP, plaintext, EXPLORER_SECRET_PREFIX)
     return Explorer.from_row(row) if row is not None else None
 
 
@@ -189,15 +217,20 @@ def record_checkin(
 ) -> None:
     """Note that the explorer was heard from now, with its version and host info if given
     (whatever poll of it was dropped before, it is back)."""
-    values: dict[str, Any] = {"last_checkin_at": now, "poll_dropped_at": None}
-    if host is not None:
-        values.update(
-            version=host["version"],
-            hostname=host["hostname"],
-            os=host["os"],
-            addresses=list(host["addresses"]),
-        )
-    conn.execute(update(explorers).where(explorers.c.id == explorer_id).values(**values))
+    if host is None:
+        conn.execute(_CHECKIN, {"checkin_explorer": explorer_id, "checkin_at": now})
+        return
+    conn.execute(
+        _CHECKIN_WITH_HOST,
+        {
+            "checkin_explorer": explorer_id,
+            "checkin_at": now,
+            "checkin_version": host["version"],
+            "checkin_hostname": host["hostname"],
+            "checkin_os": host["os"],
+            "checkin_addresses": list(host["addresses"]),
+        },
+    )
 
 
 def record_poll_dropped(
@@ -308,7 +341,7 @@ def zone_member_counts(conn: Connection, zone_ids: Iterable[int]) -> dict[int, i
     return {zone_id: int(count) for zone_id, count in rows}
 
 
-def _due_tasks(now: datetime, types: Sequence[str]) -> Any:
+def _due_tasks(now: datetime | BindParameter[datetime], types: Sequence[str]) -> Any:
     """Tasks of these types waiting to launch whose start time has come (hidden ones too)."""
     return and_(
         tasks.c.tab == Tab.SCHEDULED.value,
@@ -320,11 +353,18 @@ def _due_tasks(now: datetime, types: Sequence[str]) -> Any:
     )
 
 
-def _due_scans(now: datetime) -> Any:
+def _due_scans(now: datetime | BindParameter[datetime]) -> Any:
     """Tasks explorers collect waiting to launch whose start time has come: scans, and the
     connector runs that name their explorer."""
-    pinned = kinds.pinned_to_explorers()
-    due = _due_tasks(now, kinds.launched_on_explorers() + pinned)
+    return _due_on_explorers(
+        now, tuple(kinds.launched_on_explorers()), tuple(kinds.pinned_to_explorers())
+    )
+
+
+def _due_on_explorers(
+    now: datetime | BindParameter[datetime], launched: Sequence[str], pinned: Sequence[str]
+) -> Any:
+    due = _due_tasks(now, [*launched, *pinned])
     if not pinned:
         return due
     return and_(due, or_(tasks.c.type.not_in(pinned), tasks.c.explorer_id.is_not(None)))
@@ -380,24 +420,38 @@ class LaunchWork:
         return False
 
 
-def launch_work(conn: Connection, *, now: datetime) -> LaunchWork:
-    """One look for every held poll (see `LaunchWork`): two small reads, whatever the
-    number of explorers."""
-    due: dict[int, set[tuple[int | None, int | None, int | None]]] = {}
-    rows = conn.execute(
+@functools.lru_cache(maxsize=4)
+def _launch_work_reads(
+    launched: tuple[str, ...], pinned: tuple[str, ...]
+) -> tuple[Select[Any], Select[Any]]:
+    """`launch_work`'s two reads for these kinds (made once: the poll watch looks at every
+    change), the time given as `due_now`."""
+    now = bindparam("due_now", type_=tasks.c.start_time.type)
+    due = (
         select(
             tasks.c.organization_id, tasks.c.explorer_id, tasks.c.hosted_zone_id, tasks.c.site_id
         )
-        .where(_due_scans(now))
+        .where(_due_on_explorers(now, launched, pinned))
         .distinct()
     )
-    for organization_id, explorer_id, zone_id, site_id in rows:
-        due.setdefault(int(organization_id), set()).add((explorer_id, zone_id, site_id))
-    occupied = conn.execute(
+    occupied = (
         select(tasks.c.explorer_id)
         .where(tasks.c.explorer_id.is_not(None), tasks.c.status.in_(_RUNNING))
         .distinct()
-    ).scalars()
+    )
+    return due, occupied
+
+
+def launch_work(conn: Connection, *, now: datetime) -> LaunchWork:
+    """One look for every held poll (see `LaunchWork`): two small reads, whatever the
+    number of explorers."""
+    due_read, occupied_read = _launch_work_reads(
+        tuple(kinds.launched_on_explorers()), tuple(kinds.pinned_to_explorers())
+    )
+    due: dict[int, set[tuple[int | None, int | None, int | None]]] = {}
+    for organization_id, explorer_id, zone_id, site_id in conn.execute(due_read, {"due_now": now}):
+        due.setdefault(int(organization_id), set()).add((explorer_id, zone_id, site_id))
+    occupied = conn.execute(occupied_read).scalars()
     return LaunchWork(
         due={organization: frozenset(targets) for organization, targets in due.items()},
         occupied=frozenset(int(explorer_id) for explorer_id in occupied),
