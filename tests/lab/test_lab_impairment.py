@@ -7,6 +7,8 @@ Which branch runs depends on the kernel; both check what the lab built, so neith
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +39,28 @@ def test_the_lab_uses_netem_by_default_exactly_where_the_kernel_has_it(lab: NetL
     assert _link_kind(impaired.namespace) == ("veth" if kernel_has_netem else "tun")
     assert "netem" not in _qdisc_kinds(normal.namespace)
     assert _link_kind(normal.namespace) == "veth"
+    if not kernel_has_netem:
+        # the wire keeps its time on a busy machine, as netem in the kernel does
+        wires = _wire_processes(lab.switch_namespace)
+        assert wires, "no wire process is running"
+        assert {os.sched_getscheduler(pid) for pid in wires} == {os.SCHED_FIFO}
+
+
+def _wire_processes(namespace: str) -> list[int]:
+    """The wire processes running in the network namespace `namespace`."""
+    inside = (Path("/run/netns") / namespace).stat().st_ino
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+            there = (entry / "ns" / "net").stat().st_ino
+        except OSError:  # it ended meanwhile
+            continue
+        if b"surveyor.testing.labwire" in command and there == inside:
+            pids.append(int(entry.name))
+    return pids
 
 
 def test_asking_for_netem_gets_it_or_the_reason_it_is_missing(lab: NetLab) -> None:

@@ -94,8 +94,23 @@ def _drain(fd: int) -> list[bytes]:
     return frames
 
 
+def keep_time() -> None:
+    """Run this process ahead of ordinary ones (the lowest real-time priority; it sleeps in
+    `select` between frames). netem delays frames in the kernel, whatever else the machine
+    runs; a wire in a process starved of CPU by a busy machine (a test suite, say) would add
+    its own delays of hundreds of milliseconds to the configured ones. Without the right to
+    (not root), it runs as an ordinary process and says so."""
+    try:
+        os.sched_setscheduler(
+            0, os.SCHED_FIFO, os.sched_param(os.sched_get_priority_min(os.SCHED_FIFO))
+        )
+    except OSError as error:
+        sys.stderr.write(f"labwire: runs at ordinary priority ({error})\n")
+
+
 def main() -> None:
     outer_name, inner_name, delay_ms, loss = sys.argv[1:5]
+    keep_time()
     outer = open_tap(outer_name)
     inner = open_tap(inner_name)
     line = DelayLine(int(delay_ms) / 1000.0, float(loss), random.Random())
