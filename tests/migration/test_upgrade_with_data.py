@@ -561,6 +561,14 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
         last_run_id=run,
     )
     if asset is not None:
+        # From 0024 on, the score and reasons are a row of their own.
+        add(
+            "asset_outliers",
+            asset_id=asset,
+            organization_id=acme,
+            score=57,
+            reasons=[OUTLIER_REASON],
+        )
         add(
             "asset_addresses",
             asset_id=asset,
@@ -743,7 +751,8 @@ def seed(seeder: Seeder, data_dir: Path) -> Seed:
             "invitations": seeder.has("invitations"),
             "checksums": seeder.has("tasks", "data_sha256"),
             "saved_queries": seeder.has("saved_queries"),
-            "outlier_reasons": seeder.has("assets", "outlier_reasons"),
+            "outlier_reasons": seeder.has("assets", "outlier_reasons")
+            or seeder.has("asset_outliers"),
         },
     )
 

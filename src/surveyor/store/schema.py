@@ -352,6 +352,8 @@ tasks = Table(
     Index("ix_tasks_tab_page", "organization_id", "tab", "hidden", "tab_sort", "id"),
     Index("ix_tasks_all_page", "organization_id", "hidden", "id"),
     Index("uq_tasks_parent_occurrence", "parent_id", "occurrence_at", unique=True),
+    # A template's runs, newest first (migration 0025).
+    Index("ix_tasks_parent_runs", "parent_id", "id"),
     Index(None, "site_id"),
     Index(None, "explorer_id"),
 )
