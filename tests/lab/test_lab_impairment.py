@@ -48,7 +48,7 @@ def test_the_lab_uses_netem_by_default_exactly_where_the_kernel_has_it(lab: NetL
 
 def _wire_processes(namespace: str) -> list[int]:
     """The wire processes running in the network namespace `namespace`."""
-    inside = (Path("/run/netns") / namespace).stat().st_ino
+    inside = (labnetns.NETNS_RUN / namespace).stat().st_ino
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -31,8 +31,10 @@ EXPLORER_SECRET_PREFIX = "svx"  # noqa: S105
 _RUNNING = sorted(status.value for status in EXPLORER_OCCUPYING_STATUSES)
 
 
-def _row(conn: Connection, query: Any) -> dict[str, Any] | None:
-    found = conn.execute(query).mappings().first()
+def _row(
+    conn: Connection, query: Any, params: Mapping[str, Any] | None = None
+) -> dict[str, Any] | None:
+    found = conn.execute(query, params).mappings().first()
     return dict(found) if found is not None else None
 
 
@@ -71,8 +73,7 @@ def _row_by_secret(
     if parts is None:
         return None
     lookup, secret = parts
-    found = conn.execute(by_lookup, {"secret_lookup": lookup}).mappings().first()
-    row = dict(found) if found is not None else None
+    row = _row(conn, by_lookup, {"secret_lookup": lookup})
     if row is None or not row["secret_hash"] or not secret_matches(secret, row["secret_hash"]):
         return None
     return row
