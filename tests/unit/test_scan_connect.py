@@ -4,12 +4,16 @@ is sent): every probe is concluded exactly once, every host is reported exactly 
 from __future__ import annotations
 
 import _socket
+import contextlib
 import errno
 import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
+
+from surveyor.scan import connect
 from surveyor.scan.connect import LAUNCH_ROUND, AnswerTiming, ConnectScanner, dial
 from surveyor.scan.jobs import ConnectPlan, HostJob, HostScan
 from surveyor.scan.rtt import TimeoutBounds
@@ -174,6 +178,14 @@ class TickClock:
             self.stop.set()
 
 
+@pytest.fixture
+def brief_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop polls for a millisecond at most: with a `TickClock`, time is virtual, and a
+    wait computed from it would otherwise be spent for real."""
+    monkeypatch.setattr(connect, "IDLE_WAIT", 0.001)
+
+
+@pytest.mark.usefixtures("brief_polls")
 def test_hosts_taken_on_before_the_first_answer_adopt_the_networks_timeout() -> None:
     # the silent host's probe goes out while the timeout is still the initial hour; the
     # other host's answer shows a fast network, and the silent host's wait shrinks to match
@@ -186,8 +198,10 @@ def test_hosts_taken_on_before_the_first_answer_adopt_the_networks_timeout() -> 
         rate=100000.0,
         host_rate=100000.0,
         retries=2,
-        timeouts=TimeoutBounds(initial=3600.0, minimum=0.05, maximum=3600.0),
+        # each attempt waiting the initial timeout would take 9 s; the limit is 6
+        timeouts=TimeoutBounds(initial=3.0, minimum=0.05, maximum=3.0),
     )
+    clock.limit = 300
     scanner = ConnectScanner(plan, stop=clock.stop, dialer=dialer, clock=clock)
     found: list[HostScan] = []
     scanner.run(ListSource(["127.1.0.8", "127.1.0.9"]), found.append, clock.tick)
@@ -197,6 +211,58 @@ def test_hosts_taken_on_before_the_first_answer_adopt_the_networks_timeout() -> 
         "127.1.0.9": 0,
     }
     assert dialer.dials[("127.1.0.8", 7)] == 3
+
+
+@pytest.mark.usefixtures("brief_polls")
+def test_a_host_heard_only_after_its_address_is_resolved_again_is_found() -> None:
+    # the answer to the first ARP request was lost: the kernel asks again a second later and
+    # only then sends the SYNs it held, so the attempts still waiting then are answered
+    clock = TickClock(0.01)
+    held: list[tuple[socket.socket, socket.socket]] = []
+    resolved_at = 1.05
+
+    def held_until_resolved(
+        family: int, sockaddr: tuple[str, int], attempt: int
+    ) -> tuple[_socket.socket, int]:
+        if sockaddr[0] == "127.1.0.13":  # a neighbour answering at once: a fast network
+            return socket.socket(family, socket.SOCK_STREAM), errno.ECONNREFUSED
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:  # a full send buffer: not writable until the peer reads
+                ours.send(b"x" * 65536)
+        held.append((ours, theirs))
+        return ours, errno.EINPROGRESS
+
+    def tick() -> None:
+        clock.tick()
+        if clock.now >= resolved_at:
+            for ours, theirs in held:
+                if ours.fileno() != -1:
+                    theirs.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        while theirs.recv(1 << 20):
+                            pass
+
+    plan = ConnectPlan(
+        ports=(7,),
+        rate=100000.0,
+        host_rate=100000.0,
+        retries=2,
+        timeouts=TimeoutBounds(initial=1.0, minimum=0.05, maximum=3.0),
+    )
+    scanner = ConnectScanner(plan, stop=clock.stop, dialer=held_until_resolved, clock=clock)
+    found: list[HostScan] = []
+    try:
+        scanner.run(ListSource(["127.1.0.13", "127.1.0.12"]), found.append, tick)
+    finally:
+        for _ours, theirs in held:
+            theirs.close()
+    assert not clock.stop.is_set()
+    result = {scanned.address: scanned for scanned in found}["127.1.0.12"]
+    assert (result.up, result.open_ports) == (True, (7,))
+    assert clock.now >= resolved_at
+    assert len(held) == 3, "answered on the last of three attempts"
 
 
 def test_an_answer_already_in_when_the_loop_comes_back_late_is_an_answer() -> None:

@@ -80,6 +80,18 @@ def test_a_host_that_has_not_answered_backs_off_towards_the_initial_timeout() ->
     assert [silent.retry_timeout(n) for n in range(3)] == [0.25] * 3
 
 
+def test_the_last_attempt_on_a_host_that_has_not_answered_waits_the_initial_timeout() -> None:
+    # a lost ARP answer is asked for again only after a second: the last chance must outlast it
+    network = RttEstimator(BOUNDS)
+    for _ in range(20):
+        network.observe(0.001)
+    silent = RttEstimator(BOUNDS, seed=network)
+    assert [silent.retry_timeout(n, last=True) for n in range(3)] == [1.0] * 3
+    assert network.retry_timeout(2, last=True) == network.retry_timeout(2) == 0.25
+    silent.observe(0.002)
+    assert silent.retry_timeout(2, last=True) == 0.25
+
+
 def test_a_new_host_starts_from_what_the_network_has_shown() -> None:
     network = RttEstimator(BOUNDS)
     for _ in range(20):

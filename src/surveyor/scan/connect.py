@@ -392,7 +392,11 @@ class ConnectScanner:
             probe = _Probe(host, port, attempt, now, sock)
             self._sockets[probe.fd] = probe
             self._register(probe.fd, _WRITABLE)
-            timeout = host.rtt.timeout if attempt == 0 else host.rtt.retry_timeout(attempt)
+            last = attempt >= host.retries
+            if attempt == 0 and not last:
+                timeout = host.rtt.timeout
+            else:
+                timeout = host.rtt.retry_timeout(attempt, last=last)
             self._timeouts.add(now + timeout, probe)
         elif error in _SHORTAGE:
             sock.close()
@@ -416,7 +420,9 @@ class ConnectScanner:
             return
         self.probes_sent += 1
         self._echoes[host.address] = probe
-        self._timeouts.add(now + host.rtt.retry_timeout(attempt), probe)
+        self._timeouts.add(
+            now + host.rtt.retry_timeout(attempt, last=attempt >= host.retries), probe
+        )
 
     def _shortage(self, error: int | None, now: float) -> None:
         """Back off briefly; out of descriptors, never hold more sockets than now."""
@@ -506,7 +512,9 @@ class ConnectScanner:
         for probe in itertools.chain(self._sockets.values(), self._echoes.values()):
             host = probe.host
             if host.key in adopted:
-                self._timeouts.add(probe.sent + host.rtt.retry_timeout(probe.attempt), probe)
+                last = probe.attempt >= host.retries
+                timeout = host.rtt.retry_timeout(probe.attempt, last=last)
+                self._timeouts.add(probe.sent + timeout, probe)
 
     def _unanswered(self, probe: _Probe, *, retry: bool) -> None:
         host, port = probe.host, probe.port

@@ -55,7 +55,7 @@ class RttEstimator:
         self._estimate = self.srtt + 4 * self.rttvar
         self.timeout = min(self._bounds.maximum, max(self._bounds.minimum, self._estimate))
 
-    def retry_timeout(self, attempt: int) -> float:
+    def retry_timeout(self, attempt: int, *, last: bool = False) -> float:
         """The timeout of attempt `attempt` (0 = first): the estimate doubled per retry, up
         to `RETRY_GROWTH_LIMIT` times, within the bounds. The floor itself does not grow: it
         stands for the scanning machine's own delays, which a retry does not lengthen, and
@@ -64,9 +64,14 @@ class RttEstimator:
         A host that has not answered yet waits on an estimate borrowed from the others,
         which says nothing of its own path: its retries back off from the floor towards
         the initial timeout (doubling, as TCP backs off an unanswered SYN), so a host far
-        slower than its network is still heard on a later attempt."""
+        slower than its network is still heard on a later attempt. Its `last` attempt waits
+        the whole initial timeout: when the answer to the scanner's first ARP request (or
+        neighbour solicitation) is lost, the kernel asks again only a second later
+        (`retrans_time`), holding the probes' SYNs meanwhile; quicker attempts alone would
+        all be over by then and call a live host down."""
         doubled = 1 << min(attempt, 8)
         timeout = max(self.timeout, self._estimate * min(doubled, RETRY_GROWTH_LIMIT))
         if not self._answered:
-            timeout = max(timeout, min(self._bounds.initial, self._bounds.minimum * doubled))
+            backoff = min(self._bounds.initial, self._bounds.minimum * doubled)
+            timeout = max(timeout, self._bounds.initial if last else backoff)
         return min(self._bounds.maximum, timeout)
