@@ -18,11 +18,7 @@ from surveyor.cli import main
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 #: Every module `COMMANDS` names.
-SUBCOMMAND_MODULES = {
-    f"surveyor.cli.{module}"
-    for lazy in main.COMMANDS.values()
-    for module in (lazy.module, *lazy.also)
-}
+SUBCOMMAND_MODULES = {f"surveyor.cli.{lazy.module}" for lazy in main.COMMANDS.values()}
 
 
 def _loaded_after(*argv: str) -> set[str]:
@@ -77,8 +73,7 @@ def test_a_task_command_imports_only_the_task_commands() -> None:
 
     assert {"surveyor.cli.tasks", "surveyor.cli.exports"} <= loaded
     others = SUBCOMMAND_MODULES - {"surveyor.cli.tasks", "surveyor.cli.exports"}
-    # `exports` also adds `asset export`, so it brings the asset commands with it.
-    assert sorted(loaded & others) == ["surveyor.cli.assets"]
+    assert sorted(loaded & others) == []
     # Needed only when a command talks to the console, shows a task or follows one.
     assert sorted(loaded & {"httpx2", "surveyor.core.recurrence", "surveyor.core.kinds"}) == []
     assert "rich.progress" not in loaded
@@ -104,8 +99,6 @@ def _eager() -> typer.Typer:
     )
     app.callback()(main._root)
     for name, lazy in main.COMMANDS.items():
-        for extra in lazy.also:
-            __import__(f"surveyor.cli.{extra}")
         target = getattr(__import__(f"surveyor.cli.{lazy.module}", fromlist=["_"]), lazy.attribute)
         if isinstance(target, typer.Typer):
             app.add_typer(target, name=name)

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from surveyor.cli.command import Api, api_command, command_group
+from surveyor.cli.exports import Format, OutputFile, download
 from surveyor.cli.listing import AllPages, print_item
 from surveyor.cli.render import (
     MISSING,
     dim,
+    err,
     format_time,
     out,
     pointing_at_search,
@@ -211,3 +213,26 @@ def list_assets(
 def show_asset(asset_id: AssetId, *, api: Api) -> None:
     """Show one asset: its addresses, names, services and latest changes."""
     print_item(api, f"/assets/{asset_id}", lambda _, asset: asset_panel(asset))
+
+
+@api_command(asset_app, "export", json=False)
+def export_assets(
+    output: OutputFile,
+    search: Annotated[
+        str | None, typer.Option("--search", help="Export only what this search finds.")
+    ] = None,
+    export_format: Annotated[
+        Format, typer.Option("--format", help="csv (for spreadsheets) or jsonl.")
+    ] = "csv",
+    *,
+    api: Api,
+) -> None:
+    """Export the inventory (or what a search finds) as CSV or JSONL."""
+    size = download(
+        "/assets/export",
+        output,
+        what="Exporting assets",
+        params={"search": search, "format": export_format},
+        api=api,
+    )
+    err.print(f"Wrote {size:,} bytes of {export_format.upper()} to {output}")

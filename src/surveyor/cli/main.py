@@ -30,16 +30,13 @@ rich_later.install()
 @dataclass(frozen=True)
 class Lazy:
     """A command (a function) or a group of commands (a `typer.Typer`) found at
-    `module.attribute`; `also` are modules that add commands to that group when imported."""
+    `module.attribute`."""
 
     module: str
     attribute: str
     help: str
-    also: tuple[str, ...] = ()
 
     def load(self, name: str) -> _click.Command:
-        for extra in self.also:
-            importlib.import_module(f"surveyor.cli.{extra}")
         target = getattr(importlib.import_module(f"surveyor.cli.{self.module}"), self.attribute)
         # Built as `app.command(name)` and `app.add_typer(group, name=name)` would build it.
         holder = typer.Typer(add_completion=False)
@@ -90,7 +87,7 @@ COMMANDS: dict[str, Lazy] = {
         "when a check fails.",
     ),
     "db": Lazy("server", "db_app", "Database maintenance."),
-    "task": Lazy("tasks", "task_app", "Create, list, watch and control tasks.", also=("exports",)),
+    "task": Lazy("tasks", "task_app", "Create, list, watch and control tasks."),
     "token": Lazy("tokens", "token_app", "Create, list and delete your API tokens."),
     "user": Lazy(
         "accounts",
@@ -114,7 +111,6 @@ COMMANDS: dict[str, Lazy] = {
         "assets",
         "asset_app",
         "Search the asset inventory and inspect assets.",
-        also=("exports",),
     ),
     "explorer": Lazy(
         "explorer",

@@ -15,6 +15,7 @@ import typer
 
 from surveyor.cli.client import ApiClient, CliError, given
 from surveyor.cli.command import Api, api_command, command_group
+from surveyor.cli.exports import Format, OutputFile, download
 from surveyor.cli.listing import AllPages, add_delete, print_item
 from surveyor.cli.render import (
     counts_line,
@@ -666,3 +667,40 @@ def watch(
     out.print(final, soft_wrap=True)
     if task["status"] != TaskStatus.PROCESSED:
         raise typer.Exit(1)
+
+
+@api_command(task_app, "data", json=False)
+def task_data(task_id: TaskId, output: OutputFile, *, api: Api) -> None:
+    """Download the data a task collected (gzip JSONL, the task data format)."""
+    size = download(
+        f"/tasks/{task_id}/data",
+        output,
+        what=f"Task {task_id} data",
+        api=api,
+    )
+    err.print(f"Wrote the data of task {task_id} ({size:,} bytes) to {output}")
+
+
+@api_command(task_app, "changes", json=False)
+def task_changes(
+    task_id: TaskId,
+    report_format: Annotated[
+        Format, typer.Option("--format", help="csv (for spreadsheets) or jsonl.")
+    ] = "csv",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", dir_okay=False, help="The file (default: standard output)."),
+    ] = None,
+    *,
+    api: Api,
+) -> None:
+    """The change report of a task's latest processing: one line per changed asset."""
+    size = download(
+        f"/tasks/{task_id}/changes",
+        output,
+        what=f"Task {task_id} changes",
+        params={"format": report_format},
+        api=api,
+    )
+    if output is not None:
+        err.print(f"Wrote the change report of task {task_id} ({size:,} bytes) to {output}")
