@@ -82,6 +82,8 @@ def assets_page(
         "cursor": cursor,
         "next_cursor": page.next_cursor,
         "count": count,
+        # a count asked for exactly stays exact on the other pages
+        "exact": exact,
         "sort": sort,
         "sorts": SORTS,
         "can_edit": principal.role.allows(Role.OPERATOR),
