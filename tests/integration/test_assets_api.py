@@ -364,11 +364,13 @@ def test_the_assets_page_shows_the_capped_count_and_counts_exactly_on_a_click(
     assert "Count exactly" not in exact.text
     # the pages after it keep counting exactly, and so does the way back to the first
     following = re.search(r'<a href="([^"]*)">Next page</a>', exact.text)
-    assert following is not None and "exact=true" in following.group(1)
+    assert following is not None
+    assert "exact=true" in following.group(1)
     second = client.get(html.unescape(following.group(1)))
     assert f"{listed + COUNT_CAP + 1:,} assets" in second.text
     first = re.search(r'<a href="([^"]*)">First page</a>', second.text)
-    assert first is not None and "exact=true" in first.group(1)
+    assert first is not None
+    assert "exact=true" in first.group(1)
     alone = {"search": "address:=127.0.0.30"}
     assert len(console.admin.get("/api/v1/assets", params=alone).json()["items"]) == 1
     assert "1 asset matches" in client.get("/assets", params=alone).text

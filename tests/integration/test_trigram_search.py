@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from surveyor.core.search import evaluate, parse
+from surveyor.store import task_search as task_store_search
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import organizations, tasks
 from surveyor.store.search_index import TRIGRAM_COLUMNS, fts_table_name
@@ -209,6 +210,35 @@ def test_searched_counts_stop_at_the_cap(db_engine: Engine) -> None:
         assert found.counts == exact | {"all": 5}
         assert found.capped == {"all"}
         assert task_store.count_tasks_upto(conn, ORG_ID, search=clause, cap=7).capped == set()
+
+
+def test_counts_read_only_the_tabs_a_status_search_allows_and_agree_with_exact_ones(
+    db_engine: Engine,
+) -> None:
+    data = [dict.fromkeys(TEXT_KEYS, "sweep") for _ in range(9)]
+    placed = {6: ("failed", "canceled"), 7: ("failed", "stopped"), 8: ("active", "active")}
+    with seeded(db_engine, data) as conn:
+        for task_id, (tab, status) in placed.items():
+            conn.execute(update(tasks).where(tasks.c.id == task_id).values(tab=tab, status=status))
+        for query in (
+            "status:processed name:swe",
+            "status:canceled OR status:stopped",
+            "NOT status:processed",
+            "status:=active name:swe",
+            "status:new",
+        ):
+            tabs = task_store_search.tabs_of_search(query, NOW)
+            assert tabs is not None, query
+            clause = _searched(conn, query)
+            exact = task_store.count_tasks(conn, ORG_ID, search=clause)
+            for cap in (2, 100):
+                pruned = task_store.count_tasks_upto(
+                    conn, ORG_ID, search=clause, cap=cap, tabs=tabs
+                )
+                every = task_store.count_tasks_upto(conn, ORG_ID, search=clause, cap=cap)
+                assert pruned == every, (query, cap)
+                assert pruned.counts == {tab: min(n, cap) for tab, n in exact.items()}, query
+            assert all(exact[tab] == 0 for tab in exact if tab not in tabs and tab != "all")
 
 
 def test_the_api_says_which_counts_are_capped_and_counts_exactly_on_request(

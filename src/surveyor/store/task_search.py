@@ -6,11 +6,24 @@ Reference records for `surveyor.core.search.evaluate` are dicts with these keys;
 
 from __future__ import annotations
 
-from surveyor.core.search import Catalogue, FieldKind, SearchField, mentions_key
+from datetime import datetime
+
+from surveyor.core.search import (
+    Catalogue,
+    Condition,
+    FieldKind,
+    SearchField,
+    matches,
+    mentions_key,
+    parse,
+    resolve,
+)
+from surveyor.core.search.conditions import AllOf, AnyOf, Negation
+from surveyor.core.tasks import TAB_SPECS, TaskStatus
 from surveyor.store.schema import explorers, hosted_zones, sites, tasks
 from surveyor.store.search_sql import RelatedValue, SqlCatalogue
 
-__all__ = ["HIDDEN_KEY", "TASK_SEARCH", "mentions_key"]
+__all__ = ["HIDDEN_KEY", "TASK_SEARCH", "mentions_key", "tabs_of_search"]
 
 #: Hidden tasks are left out of results unless the query names this key.
 HIDDEN_KEY = "hidden"
@@ -50,3 +63,45 @@ TASK_SEARCH: SqlCatalogue = Catalogue(
         "unchanged": SearchField(_NUMBER, _t.cs_unchanged),
     }
 )
+
+
+_STATUS_KEY = "status"
+
+
+def tabs_of_search(text: str | None, now: datetime) -> frozenset[str] | None:
+    """The tabs a task the search finds can be in, judged by the statuses the search allows
+    (a status belongs to one tab, `new` to two); None when it allows them all.
+
+    `status:processed site:dc-3` finds tasks only in Completed: counting it per tab needs no
+    walk through the other tabs to find none there. What the search says of other keys is
+    not judged, so the answer may name a tab where nothing matches, never leave one out."""
+    condition = resolve(parse(text or ""), TASK_SEARCH, now)
+    allowed = None if condition is None else _statuses(condition)
+    if allowed is None:
+        return None
+    return frozenset(spec.tab.value for spec in TAB_SPECS.values() if spec.statuses & allowed)
+
+
+def _statuses(condition: Condition) -> frozenset[TaskStatus] | None:
+    """Statuses a task matching `condition` may have (more, never fewer); None: any."""
+    if _on_status_only(condition):
+        return frozenset(
+            status for status in TaskStatus if matches(condition, {_STATUS_KEY: status.value})
+        )
+    if isinstance(condition, AllOf):
+        known = [found for part in condition.parts if (found := _statuses(part)) is not None]
+        return frozenset.intersection(*known) if known else None
+    if isinstance(condition, AnyOf):
+        found_each = [_statuses(part) for part in condition.parts]
+        if any(found is None for found in found_each):
+            return None
+        return frozenset().union(*found_each)  # type: ignore[arg-type]
+    return None  # another key, or NOT of something that is not about the status alone
+
+
+def _on_status_only(condition: Condition) -> bool:
+    if isinstance(condition, AllOf | AnyOf):
+        return all(_on_status_only(part) for part in condition.parts)
+    if isinstance(condition, Negation):
+        return _on_status_only(condition.part)
+    return condition.key == _STATUS_KEY

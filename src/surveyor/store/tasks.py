@@ -765,9 +765,12 @@ def count_tasks_upto(
     search: ColumnElement[bool] | None = None,
     include_hidden: bool = False,
     cap: int = COUNT_CAP,
+    tabs: frozenset[str] | None = None,
 ) -> CappedCounts:
     """`count_tasks`, where a searched tab stops counting at `cap` matches: a tab past it
     reads `cap` and is named in `capped` (as is `all` when the tabs together pass it).
+    `tabs`, when given, are the only tabs the search can match in (`tabs_of_search`): the
+    others read 0 without a query.
 
     Without a search the counters are read, which is exact at any size."""
     if search is None:
@@ -787,6 +790,9 @@ def count_tasks_upto(
     counts = {}
     capped: set[str] = set()
     for tab in Tab:
+        if tabs is not None and tab.value not in tabs:
+            counts[tab.value] = 0
+            continue
         # Each tab's own index range, read no further than one row past the cap.
         found = select(literal(1)).where(clause, tasks.c.tab == tab.value).limit(cap + 1)
         count = int(conn.execute(select(func.count()).select_from(found.subquery())).scalar_one())

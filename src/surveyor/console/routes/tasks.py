@@ -45,7 +45,7 @@ from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
 from surveyor.store.search_sql import compile_search
-from surveyor.store.task_search import TASK_SEARCH, mentions_key
+from surveyor.store.task_search import TASK_SEARCH, mentions_key, tabs_of_search
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -171,7 +171,13 @@ def count_tasks(
         if exact:
             counts = task_store.count_tasks(conn, org, search=clause, include_hidden=include_hidden)
             return {"counts": counts, "capped": dict.fromkeys(counts, False)}
-        found = task_store.count_tasks_upto(conn, org, search=clause, include_hidden=include_hidden)
+        found = task_store.count_tasks_upto(
+            conn,
+            org,
+            search=clause,
+            include_hidden=include_hidden,
+            tabs=tabs_of_search(search, state.clock.now()),
+        )
     return {
         "counts": found.counts,
         "capped": {tab: tab in found.capped for tab in found.counts},

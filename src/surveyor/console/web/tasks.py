@@ -42,7 +42,7 @@ from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
 from surveyor.store.search_sql import compile_search
-from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH
+from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH, tabs_of_search
 
 router = APIRouter(include_in_schema=False)
 
@@ -237,7 +237,11 @@ def tab_counts(
             capped: list[str] = []
         else:
             found = task_store.count_tasks_upto(
-                conn, org, search=clause, include_hidden=include_hidden
+                conn,
+                org,
+                search=clause,
+                include_hidden=include_hidden,
+                tabs=tabs_of_search(search[:MAX_SEARCH_LENGTH], state.clock.now()),
             )
             counts, capped = found.counts, sorted(found.capped)
     return JSONResponse({"counts": counts, "capped": capped}, headers={"Cache-Control": "no-store"})
