@@ -45,8 +45,8 @@ lint: install
 	$(BIN)/python scripts/check_task_writes.py src
 
 # One file per process at a time; tests/conftest.py orders the files, longest tiers first.
-# Surveyor's own modules are compiled first: where PYTHONDONTWRITEBYTECODE is set, every
-# console, explorer and CLI process the tests start would otherwise compile them again.
+# Surveyor's own modules are compiled once first, not by the four test processes at once as
+# they start (the installed packages were compiled by pip).
 # Four processes on a 2-CPU machine: a third of the suite's time is spent waiting on
 # consoles, explorers, scans and browsers, which the extra processes fill. The lint runs
 # beside the tests (on the CPU they leave idle); its output follows theirs, and either
