@@ -6,12 +6,16 @@ Reference records for `surveyor.core.search.evaluate` are dicts with these keys;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy import ColumnElement, Connection
 
 from surveyor.core.search import (
     Catalogue,
     Condition,
     FieldKind,
+    Query,
     SearchField,
     matches,
     mentions_key,
@@ -21,9 +25,16 @@ from surveyor.core.search import (
 from surveyor.core.search.conditions import AllOf, AnyOf, Negation
 from surveyor.core.tasks import TAB_SPECS, TaskStatus
 from surveyor.store.schema import explorers, hosted_zones, sites, tasks
-from surveyor.store.search_sql import RelatedValue, SqlCatalogue
+from surveyor.store.search_sql import RelatedValue, SqlCatalogue, compile_search
 
-__all__ = ["HIDDEN_KEY", "TASK_SEARCH", "mentions_key", "tabs_of_search"]
+__all__ = [
+    "HIDDEN_KEY",
+    "TASK_SEARCH",
+    "TaskSearch",
+    "compile_task_search",
+    "mentions_key",
+    "tabs_of_search",
+]
 
 #: Hidden tasks are left out of results unless the query names this key.
 HIDDEN_KEY = "hidden"
@@ -68,6 +79,29 @@ TASK_SEARCH: SqlCatalogue = Catalogue(
 _STATUS_KEY = "status"
 
 
+@dataclass(frozen=True)
+class TaskSearch:
+    """A task search compiled for one database."""
+
+    #: the WHERE condition (None: no search)
+    clause: ColumnElement[bool] | None
+    #: the search names `hidden`, so hidden tasks are not left out
+    include_hidden: bool
+    #: the only tabs it can find tasks in (`tabs_of_search`); None: any
+    tabs: frozenset[str] | None
+
+
+def compile_task_search(conn: Connection, text: str | None, *, now: datetime) -> TaskSearch:
+    """The search as SQL for `conn`'s database, ages measured from `now`; raises
+    SearchError naming what is wrong."""
+    query = parse(text or "")
+    return TaskSearch(
+        compile_search(conn, query, TASK_SEARCH, now=now),
+        mentions_key(query, HIDDEN_KEY),
+        _tabs_of_query(query, now),
+    )
+
+
 def tabs_of_search(text: str | None, now: datetime) -> frozenset[str] | None:
     """The tabs a task the search finds can be in, judged by the statuses the search allows
     (a status belongs to one tab, `new` to two); None when it allows them all.
@@ -75,7 +109,11 @@ def tabs_of_search(text: str | None, now: datetime) -> frozenset[str] | None:
     `status:processed site:dc-3` finds tasks only in Completed: counting it per tab needs no
     walk through the other tabs to find none there. What the search says of other keys is
     not judged, so the answer may name a tab where nothing matches, never leave one out."""
-    condition = resolve(parse(text or ""), TASK_SEARCH, now)
+    return _tabs_of_query(parse(text or ""), now)
+
+
+def _tabs_of_query(query: Query, now: datetime) -> frozenset[str] | None:
+    condition = resolve(query, TASK_SEARCH, now)
     allowed = None if condition is None else _statuses(condition)
     if allowed is None:
         return None

@@ -36,7 +36,6 @@ from surveyor.console.schemas import (
 )
 from surveyor.console.state import State
 from surveyor.core import recurrence
-from surveyor.core.search import parse
 from surveyor.core.task import TASK_COLUMNS, Task
 from surveyor.core.tasks import TaskStatus
 from surveyor.service import tasks as task_service
@@ -44,8 +43,7 @@ from surveyor.service.tasks import InvalidTask
 from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal
-from surveyor.store.search_sql import compile_search
-from surveyor.store.task_search import TASK_SEARCH, mentions_key, tabs_of_search
+from surveyor.store.task_search import compile_task_search
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -111,12 +109,6 @@ def _page(
     return {"items": [out(row) for row in items], "next_cursor": next_cursor}
 
 
-def _search_clause(conn: Connection, search: str | None, now: datetime) -> tuple[Any, bool]:
-    """The compiled search (ages measured from `now`) and whether it asks for hidden tasks."""
-    query = parse(search or "")
-    return compile_search(conn, query, TASK_SEARCH, now=now), mentions_key(query, "hidden")
-
-
 @router.post("", status_code=201, response_model=TaskOut, responses=_ERRORS)
 def create_task(body: TaskCreate, principal: Operator, state: State) -> TaskOut:
     """Create a task that starts now, at `start_time`, or recurs by `recur`: a scan, or
@@ -139,14 +131,14 @@ def list_tasks(
 ) -> Response:
     """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
     with state.db.read() as conn:
-        clause, include_hidden = _search_clause(conn, search, state.clock.now())
+        found = compile_task_search(conn, search, now=state.clock.now())
         page = task_store.list_task_columns(
             conn,
             principal.organization_id,
             LISTED_COLUMNS,
             view=tab,
-            search=clause,
-            include_hidden=include_hidden,
+            search=found.clause,
+            include_hidden=found.include_hidden,
             limit=limit,
             cursor=cursor,
         )
@@ -166,21 +158,19 @@ def count_tasks(
     """How many tasks each tab holds, honouring the search; `all` counts every tab. A
     searched count stops at 10,000 (`capped` says which did) unless `exact=true`."""
     with state.db.read() as conn:
-        clause, include_hidden = _search_clause(conn, search, state.clock.now())
+        found = compile_task_search(conn, search, now=state.clock.now())
         org = principal.organization_id
         if exact:
-            counts = task_store.count_tasks(conn, org, search=clause, include_hidden=include_hidden)
+            counts = task_store.count_tasks(
+                conn, org, search=found.clause, include_hidden=found.include_hidden
+            )
             return {"counts": counts, "capped": dict.fromkeys(counts, False)}
-        found = task_store.count_tasks_upto(
-            conn,
-            org,
-            search=clause,
-            include_hidden=include_hidden,
-            tabs=tabs_of_search(search, state.clock.now()),
+        counted = task_store.count_tasks_upto(
+            conn, org, search=found.clause, include_hidden=found.include_hidden, tabs=found.tabs
         )
     return {
-        "counts": found.counts,
-        "capped": {tab: tab in found.capped for tab in found.counts},
+        "counts": counted.counts,
+        "capped": {tab: tab in counted.capped for tab in counted.counts},
     }
 
 

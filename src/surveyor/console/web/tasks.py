@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import Connection
 
 from surveyor.console import reports
 from surveyor.console.live import latest_event_id
@@ -25,7 +25,6 @@ from surveyor.console.web.render import render
 from surveyor.console.web.search_box import (
     MAX_SEARCH_LENGTH,
     SearchProblem,
-    parse_search,
 )
 from surveyor.console.web.session import CheckedPrincipal, PageError, PagePrincipal, require_role
 from surveyor.console.web.task_view import (
@@ -34,15 +33,14 @@ from surveyor.console.web.task_view import (
     available_actions,
     split_processing_runs,
 )
-from surveyor.core.search import SearchError, mentions_key
+from surveyor.core.search import SearchError
 from surveyor.core.tasks import ALL_VIEW, TAB_SPECS, IllegalTransition
 from surveyor.service import tasks as task_service
 from surveyor.service.tasks import InvalidTask
 from surveyor.store import inventory
 from surveyor.store import tasks as task_store
 from surveyor.store.accounts import Principal, Role
-from surveyor.store.search_sql import compile_search
-from surveyor.store.task_search import HIDDEN_KEY, TASK_SEARCH, tabs_of_search
+from surveyor.store.task_search import compile_task_search
 
 router = APIRouter(include_in_schema=False)
 
@@ -64,16 +62,6 @@ SEARCH_EXAMPLES = [
     ("explorer:=lab-% error:timeout", "exact match with % wildcard; text contains"),
     ("hidden:true", "show hidden tasks too"),
 ]
-
-
-def compiled_search(
-    conn: Connection, text: str, *, now: datetime
-) -> tuple[ColumnElement[bool] | None, bool]:
-    """The search as SQL (ages measured from `now`), and whether it asks for hidden tasks;
-    raises SearchError."""
-    query = parse_search(text)
-    clause = compile_search(conn, query, TASK_SEARCH, now=now)
-    return clause, query is not None and mentions_key(query, HIDDEN_KEY)
 
 
 @dataclass(frozen=True)
@@ -109,7 +97,8 @@ def _overview_context(
     org = principal.organization_id
     problem: SearchProblem | None = None
     try:
-        clause, include_hidden = compiled_search(conn, view.search, now=now)
+        found = compile_task_search(conn, view.search, now=now)
+        clause, include_hidden = found.clause, found.include_hidden
     except SearchError as error:
         problem = SearchProblem.of(view.search, error)
         clause, include_hidden = None, False
@@ -226,24 +215,20 @@ def tab_counts(
     stops at 10,000 (named in `capped`) unless `exact=true`, asked by a click on the count."""
     with state.db.read() as conn:
         try:
-            clause, include_hidden = compiled_search(
-                conn, search[:MAX_SEARCH_LENGTH], now=state.clock.now()
-            )
+            found = compile_task_search(conn, search[:MAX_SEARCH_LENGTH], now=state.clock.now())
         except SearchError as error:
             return JSONResponse({"error": {"message": error.message}}, status_code=400)
         org = principal.organization_id
         if exact:
-            counts = task_store.count_tasks(conn, org, search=clause, include_hidden=include_hidden)
+            counts = task_store.count_tasks(
+                conn, org, search=found.clause, include_hidden=found.include_hidden
+            )
             capped: list[str] = []
         else:
-            found = task_store.count_tasks_upto(
-                conn,
-                org,
-                search=clause,
-                include_hidden=include_hidden,
-                tabs=tabs_of_search(search[:MAX_SEARCH_LENGTH], state.clock.now()),
+            counted = task_store.count_tasks_upto(
+                conn, org, search=found.clause, include_hidden=found.include_hidden, tabs=found.tabs
             )
-            counts, capped = found.counts, sorted(found.capped)
+            counts, capped = counted.counts, sorted(counted.capped)
     return JSONResponse({"counts": counts, "capped": capped}, headers={"Cache-Control": "no-store"})
 
 
