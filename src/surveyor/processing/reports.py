@@ -9,6 +9,7 @@ report task starts again: computing a report twice stores the same result.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from surveyor.core import reports
@@ -69,8 +70,23 @@ def compute_report(job: ProcessingJob) -> Task:
         report_store.save_result(
             conn, organization_id, report.id, result, task_id=job.task.id, now=job.clock.now()
         )
-    summary = ", ".join(f"{value} {str(label).lower()}" for label, value in result["summary"][:3])
     return job.finish(
-        message=f"{report.name} stored: {summary}",
+        message=stored_message(report.name, result["summary"]),
         changes={"stats": {str(label): value for label, value in result["summary"]}},
     )
+
+
+def stored_message(name: str, summary: Sequence[Sequence[Any]]) -> str:
+    """The task's message: the report and its first three figures, in words
+    ("Comparison stored: 1 site, 4 assets, 0 differences")."""
+    return f"{name} stored: " + ", ".join(
+        _counted(value, str(label)) for label, value in summary[:3]
+    )
+
+
+def _counted(value: Any, label: str) -> str:
+    """`4 assets`, `1 asset`: a one-word plural label is made singular for one."""
+    word = label.lower()
+    if value == 1 and " " not in word and word.endswith("s"):
+        word = word[:-1]
+    return f"{value} {word}"
