@@ -58,7 +58,13 @@ def private_sqlite_file(url: str) -> None:
     path = Path(database)
     if not path.parent.is_dir():
         return
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    # Created only when missing, and never opened when it exists: closing any descriptor of
+    # a file drops every POSIX lock this process holds on it, the locks of its open SQLite
+    # connections included. Another process closing its last connection would then take
+    # itself for the last one, and delete the -wal and -shm files under this one's feet
+    # ("disk I/O error"); two writers could even write at once.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     for suffix in SQLITE_FILE_SUFFIXES:
         with contextlib.suppress(FileNotFoundError):
             _make_private(path.with_name(path.name + suffix), 0o600)
