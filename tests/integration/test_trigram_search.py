@@ -25,6 +25,7 @@ from surveyor.store.search_sql import COMMON_MATCHES, compile_query, compile_sea
 from surveyor.store.task_search import TASK_SEARCH
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
+from tests.support.search_queries import combined
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 ORG_ID = 1
@@ -90,15 +91,7 @@ records = st.lists(st.fixed_dictionaries(dict.fromkeys(TEXT_KEYS, values)), max_
 terms = st.tuples(st.sampled_from([*TEXT_KEYS, ""]), needles).map(
     lambda pair: f"{pair[0]}:{quoted(pair[1])}" if pair[0] else quoted(pair[1])
 )
-queries = st.recursive(
-    terms,
-    lambda inner: st.one_of(
-        st.tuples(inner, inner).map(lambda pair: f"({pair[0]} OR {pair[1]})"),
-        st.tuples(inner, inner).map(lambda pair: f"{pair[0]} {pair[1]}"),
-        inner.map(lambda query: f"NOT ({query})"),
-    ),
-    max_leaves=4,
-)
+queries = combined(terms, max_leaves=4)
 
 
 @settings(

@@ -178,6 +178,11 @@ class TickClock:
             self.stop.set()
 
 
+def one_port(timeouts: TimeoutBounds) -> ConnectPlan:
+    """Port 7 of each host, two retries, no rate limit to speak of."""
+    return ConnectPlan(ports=(7,), rate=100000.0, host_rate=100000.0, retries=2, timeouts=timeouts)
+
+
 @pytest.fixture
 def brief_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     """The loop polls for a millisecond at most: with a `TickClock`, time is virtual, and a
@@ -193,14 +198,8 @@ def test_hosts_taken_on_before_the_first_answer_adopt_the_networks_timeout() -> 
     dialer = AnsweringDialer(
         lambda a, p, n: errno.EINPROGRESS if a == "127.1.0.8" else errno.ECONNREFUSED
     )
-    plan = ConnectPlan(
-        ports=(7,),
-        rate=100000.0,
-        host_rate=100000.0,
-        retries=2,
-        # each attempt waiting the initial timeout would take 9 s; the limit is 6
-        timeouts=TimeoutBounds(initial=3.0, minimum=0.05, maximum=3.0),
-    )
+    # each attempt waiting the initial timeout would take 9 s; the limit is 6
+    plan = one_port(TimeoutBounds(initial=3.0, minimum=0.05, maximum=3.0))
     clock.limit = 300
     scanner = ConnectScanner(plan, stop=clock.stop, dialer=dialer, clock=clock)
     found: list[HostScan] = []
@@ -244,13 +243,7 @@ def test_a_host_heard_only_after_its_address_is_resolved_again_is_found() -> Non
                         while theirs.recv(1 << 20):
                             pass
 
-    plan = ConnectPlan(
-        ports=(7,),
-        rate=100000.0,
-        host_rate=100000.0,
-        retries=2,
-        timeouts=TimeoutBounds(initial=1.0, minimum=0.05, maximum=3.0),
-    )
+    plan = one_port(TimeoutBounds(initial=1.0, minimum=0.05, maximum=3.0))
     scanner = ConnectScanner(plan, stop=clock.stop, dialer=held_until_resolved, clock=clock)
     found: list[HostScan] = []
     try:

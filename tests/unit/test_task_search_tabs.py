@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from surveyor.core.search import evaluate, parse
 from surveyor.core.tasks import TaskStatus, tab_of
 from surveyor.store.task_search import TASK_SEARCH, tabs_of_search
+from tests.support.search_queries import combined
 
 NOW = datetime(2026, 12, 7, 12, tzinfo=UTC)
 STATUSES = [status.value for status in TaskStatus]
@@ -55,15 +56,7 @@ needles = st.sampled_from(STATUSES).flatmap(
 terms = st.tuples(st.sampled_from(["status:", "status:=", "name:", ""]), needles).map(
     lambda term: f'{term[0]}"{term[1]}"' if term[1] else f"{term[0]}x"
 )
-queries = st.recursive(
-    terms,
-    lambda inner: st.one_of(
-        st.tuples(inner, inner).map(lambda pair: f"({pair[0]} OR {pair[1]})"),
-        st.tuples(inner, inner).map(lambda pair: f"({pair[0]} {pair[1]})"),
-        inner.map(lambda query: f"NOT ({query})"),
-    ),
-    max_leaves=6,
-)
+queries = combined(terms, max_leaves=6)
 
 
 @settings(max_examples=400)
