@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 #: keep the compiled bytecode of Surveyor's own modules next to their sources, instead of
 #: compiling every module again at each start as PYTHONDONTWRITEBYTECODE=1 (set on the
 #: machines this project runs on) makes them do: about a quarter of a second of CPU per
-#: console start. Installed packages are compiled when pip installs them.
+#: console start. (`make test` does not pass the variable on, and compiles the sources and the
+#: installed packages before the run.)
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 BACKENDS = ("sqlite", "postgresql")
