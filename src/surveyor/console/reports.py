@@ -4,6 +4,7 @@ serve them (`GET /api/v1/tasks/{id}/data` and `/changes`; the task card's downlo
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Response
@@ -14,6 +15,7 @@ from sqlalchemy import Connection
 from surveyor.console import presenters
 from surveyor.console.errors import ApiError
 from surveyor.console.exports import MEDIA_TYPES, csv_lines, json_line
+from surveyor.console.schemas import MAX_ID
 from surveyor.console.state import ConsoleState
 from surveyor.core.changes import ChangeKind
 from surveyor.core.task import Task
@@ -74,6 +76,26 @@ class ChangeOut(BaseModel):
     details: dict[str, Any]
 
 
+class ChangeReport(BaseModel):
+    """A page of a task's change report (served at /api/v1/tasks/{id}/changes)."""
+
+    task_id: int
+    status: str
+    run: int
+    observed_at: datetime
+    processed_at: datetime | None
+    summary: dict[str, int]
+    items: list[ChangeOut]
+    next_cursor: str | None
+
+
+KindFilter = Annotated[
+    list[ChangeKind] | None,
+    Query(description="Only these kinds (repeat the parameter for several)."),
+]
+ReportCursor = Annotated[
+    int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
+]
 ReportFormat = Literal["json", "jsonl", "csv"]
 #: The columns of the change report as CSV: one row per changed asset.
 CHANGE_COLUMNS = ("id", "asset_id", "kind", "address", "hostname", "details")

@@ -14,9 +14,7 @@ from surveyor.console.auth import Viewer
 from surveyor.console.errors import ApiError, error_responses, not_found
 from surveyor.console.listing_json import json_answer
 from surveyor.console.presenters import asset_item, asset_out
-from surveyor.console.reports import ChangeOut
 from surveyor.console.schemas import (
-    MAX_ID,
     AssetOut,
     ExactCount,
     IdPath,
@@ -138,26 +136,3 @@ def get_asset(asset_id: IdPath, principal: Viewer, state: State) -> AssetDetail:
         services=[from_attributes(ServiceOut, service) for service in found],
         history=history,
     )
-
-
-# The change report of a task (served at /api/v1/tasks/{id}/changes) --------------------------
-
-
-class ChangeReport(BaseModel):
-    task_id: int
-    status: str
-    run: int
-    observed_at: datetime
-    processed_at: datetime | None
-    summary: dict[str, int]
-    items: list[ChangeOut]
-    next_cursor: str | None
-
-
-KindFilter = Annotated[
-    list[ChangeKind] | None,
-    Query(description="Only these kinds (repeat the parameter for several)."),
-]
-ReportCursor = Annotated[
-    int | None, Query(ge=0, le=MAX_ID, description="next_cursor of the previous page")
-]

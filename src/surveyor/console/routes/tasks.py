@@ -14,7 +14,6 @@ from surveyor.console import presenters, reports
 from surveyor.console.auth import Operator, Viewer
 from surveyor.console.errors import ApiError, error_responses
 from surveyor.console.listing_json import json_answer
-from surveyor.console.routes import assets as assets_routes
 from surveyor.console.schemas import (
     MAX_ID,
     ChangeSummary,
@@ -283,7 +282,7 @@ def list_events(
     principal: Viewer,
     state: State,
     limit: Limit = 100,
-    cursor: assets_routes.ReportCursor = None,
+    cursor: reports.ReportCursor = None,
 ) -> Response:
     """The task's timeline: every transition, edit and skip, oldest first."""
     with state.db.read() as conn:
@@ -305,14 +304,14 @@ def get_task_data(task_id: IdPath, principal: Viewer, state: State) -> Response:
     return reports.task_data(state, principal.organization_id, task_id)
 
 
-@router.get("/{task_id}/changes", response_model=assets_routes.ChangeReport, responses=_ERRORS)
+@router.get("/{task_id}/changes", response_model=reports.ChangeReport, responses=_ERRORS)
 def get_task_changes(
     task_id: IdPath,
     principal: Viewer,
     state: State,
-    kind: assets_routes.KindFilter = None,
+    kind: reports.KindFilter = None,
     limit: Limit = 100,
-    cursor: assets_routes.ReportCursor = None,
+    cursor: reports.ReportCursor = None,
     format: reports.ReportFormat = "json",
     run: reports.RunNumber = None,
 ) -> Any:
