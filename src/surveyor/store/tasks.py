@@ -23,6 +23,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     Row,
     Select,
     String,
@@ -63,6 +64,7 @@ from surveyor.core.tasks import (
 from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
 from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
 from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
+from surveyor.store.prepared import PreparedSelect, decode_rows
 from surveyor.store.schema import (
     UTCDateTime,
     explorers,
@@ -589,10 +591,10 @@ class Page:
 
 @dataclass(frozen=True)
 class ColumnsPage:
-    """A page of tasks as tuples of the columns asked for, in their order: for answers that
+    """A page of tasks as lists of the columns asked for, in their order: for answers that
     show only those (the API's listings), which need no `Task` built for each row."""
 
-    rows: list[tuple[Any, ...]]
+    rows: list[list[Any]]
     next_cursor: str | None
 
 
@@ -639,8 +641,9 @@ def list_tasks(
 ) -> Page:
     """One page of a tab (or the `all` view), in the tab's order, by keyset pagination."""
     limit = page_size(limit)
-    query = _tab_page(organization_id, view, search, include_hidden, cursor)
-    rows = conn.execute(query.limit(limit + 1)).mappings().all()
+    query = _tab_page(view, search, include_hidden, after=bool(cursor))
+    values = _page_values(organization_id, view, limit, cursor)
+    rows = conn.execute(query, values).mappings().all()
 
     def after(last: Task) -> str:
         return _encode_cursor(view, last.tab_sort, last.id)
@@ -659,37 +662,75 @@ def list_task_columns(
     limit: int = 50,
     cursor: str | None = None,
 ) -> ColumnsPage:
-    """`list_tasks`, each task only the `columns` asked for."""
+    """`list_tasks`, each task only the `columns` asked for. A page without a search is read
+    by a statement prepared once (`store/prepared.py`): it is the Tasks page's hot path."""
     limit = page_size(limit)
-    query = _tab_page(organization_id, view, search, include_hidden, cursor)
+    values = _page_values(organization_id, view, limit, cursor)
+    if search is None:
+        key = (view, include_hidden, bool(cursor), tuple(columns))
+        prepared = _PREPARED_PAGES.get(key)
+        if prepared is None:
+            statement = _tab_page_columns(columns, view, None, include_hidden, bool(cursor))
+            prepared = _PREPARED_PAGES.setdefault(key, PreparedSelect(statement))
+        rows = prepared.rows(conn, values)
+    else:
+        statement = _tab_page_columns(columns, view, search, include_hidden, bool(cursor))
+        rows = decode_rows(conn, statement, values)
     # The cursor's columns come after those asked for, which are all the caller sees.
     width = len(columns)
-    query = query.with_only_columns(
-        *(tasks.c[name] for name in columns), tasks.c.tab_sort, tasks.c.id
-    )
-    rows = conn.execute(query.limit(limit + 1)).all()
     next_cursor = None
     if len(rows) > limit:
         last = rows[limit - 1]
         next_cursor = _encode_cursor(view, last[width], last[width + 1])
-    return ColumnsPage([tuple(row[:width]) for row in rows[:limit]], next_cursor)
+    return ColumnsPage([row[:width] for row in rows[:limit]], next_cursor)
 
 
-def _tab_page(
-    organization_id: int,
+#: The prepared first and later pages of each tab, by (view, hidden shown, after a cursor,
+#: columns): a few dozen at most, as the callers ask for fixed sets of columns.
+_PREPARED_PAGES: dict[tuple[str, bool, bool, tuple[str, ...]], PreparedSelect] = {}
+
+
+def _tab_page_columns(
+    columns: Sequence[str],
     view: str,
     search: ColumnElement[bool] | None,
     include_hidden: bool,
-    cursor: str | None,
+    after: bool,
 ) -> Select[Any]:
-    """The tasks of a tab (or the `all` view) in its order, after `cursor`."""
-    clause = visible_filter(organization_id, include_hidden=include_hidden)
+    query = _tab_page(view, search, include_hidden, after=after)
+    return query.with_only_columns(
+        *(tasks.c[name] for name in columns), tasks.c.tab_sort, tasks.c.id
+    )
+
+
+def _page_values(organization_id: int, view: str, limit: int, cursor: str | None) -> dict[str, Any]:
+    """The bound values of `_tab_page`: one row past the page says whether another follows."""
+    values: dict[str, Any] = {"organization_id": organization_id, "limit": limit + 1}
+    if cursor:
+        values["last_sort"], values["last_id"] = _decode_cursor(view, cursor)
+        if view == ALL_VIEW:
+            del values["last_sort"]
+    return values
+
+
+def _tab_page(
+    view: str, search: ColumnElement[bool] | None, include_hidden: bool, *, after: bool
+) -> Select[Any]:
+    """The tasks of a tab (or the `all` view) in its order, after a cursor when `after`. Its
+    bound values (`_page_values`) are the organization, the limit and the cursor's place, so
+    that the statement's shape is the same for every organization and page."""
+    clause = and_(
+        tasks.c.organization_id == bindparam("organization_id", type_=tasks.c.organization_id.type),
+        tasks.c.tab.is_not(None),
+    )
+    if not include_hidden:
+        clause = and_(clause, tasks.c.hidden.is_(False))
     if search is not None:
         clause = and_(clause, search)
+    last_id = bindparam("last_id", type_=tasks.c.id.type)
     if view == ALL_VIEW:
         order = [tasks.c.id.desc()]
-        if cursor:
-            _, last_id = _decode_cursor(view, cursor)
+        if after:
             clause = and_(clause, tasks.c.id < last_id)
     else:
         spec = TAB_SPECS[Tab(view)]
@@ -698,12 +739,12 @@ def _tab_page(
             order = [tasks.c.tab_sort.desc(), tasks.c.id.desc()]
         else:
             order = [tasks.c.tab_sort.asc(), tasks.c.id.asc()]
-        if cursor:
-            last_sort, last_id = _decode_cursor(view, cursor)
+        if after:
             key = tuple_(tasks.c.tab_sort, tasks.c.id)
-            bound = tuple_(literal(last_sort, tasks.c.tab_sort.type), literal(last_id))
+            bound = tuple_(bindparam("last_sort", type_=tasks.c.tab_sort.type), last_id)
             clause = and_(clause, key < bound if spec.newest_first else key > bound)
-    return select(tasks).where(clause).order_by(*order)
+    limit = bindparam("limit", type_=Integer())
+    return select(tasks).where(clause).order_by(*order).limit(limit)
 
 
 def count_tasks(
@@ -901,8 +942,9 @@ def list_runs(
     conn: Connection, template: Task, *, limit: int = 50, before_id: int | None = None
 ) -> list[Task]:
     """Past and current runs of a recurring template, newest first."""
-    query = _runs(template, before_id).limit(limit)
-    return [Task.from_row(row) for row in conn.execute(query).mappings().all()]
+    query = _runs(before=before_id is not None)
+    rows = conn.execute(query, _run_values(template, limit, before_id)).mappings().all()
+    return [Task.from_row(row) for row in rows]
 
 
 def list_run_columns(
@@ -912,22 +954,44 @@ def list_run_columns(
     *,
     limit: int = 50,
     before_id: int | None = None,
-) -> list[tuple[Any, ...]]:
-    """`list_runs`, each run only the `columns` asked for, in their order."""
-    query = _runs(template, before_id).limit(limit)
-    query = query.with_only_columns(*(tasks.c[name] for name in columns))
-    return [tuple(row) for row in conn.execute(query).all()]
+) -> list[list[Any]]:
+    """`list_runs`, each run only the `columns` asked for, in their order (read by a statement
+    prepared once: the recurring card lists its runs)."""
+    key = (before_id is not None, tuple(columns))
+    prepared = _PREPARED_RUNS.get(key)
+    if prepared is None:
+        query = _runs(before=before_id is not None)
+        statement = query.with_only_columns(*(tasks.c[name] for name in columns))
+        prepared = _PREPARED_RUNS.setdefault(key, PreparedSelect(statement))
+    return prepared.rows(conn, _run_values(template, limit, before_id))
 
 
-def _runs(template: Task, before_id: int | None) -> Select[Any]:
+#: The prepared listings of runs, by (after a cursor, columns).
+_PREPARED_RUNS: dict[tuple[bool, tuple[str, ...]], PreparedSelect] = {}
+
+
+def _runs(*, before: bool) -> Select[Any]:
+    """A template's runs, newest first, before the id `before_id` when `before`; its bound
+    values are `_run_values`."""
     query = select(tasks).where(
-        tasks.c.parent_id == template.id,
-        tasks.c.organization_id == template.organization_id,
+        tasks.c.parent_id == bindparam("template_id", type_=tasks.c.id.type),
+        tasks.c.organization_id == bindparam("organization_id", type_=tasks.c.id.type),
         tasks.c.removed_at.is_(None),
     )
+    if before:
+        query = query.where(tasks.c.id < bindparam("before_id", type_=tasks.c.id.type))
+    return query.order_by(tasks.c.id.desc()).limit(bindparam("limit", type_=Integer()))
+
+
+def _run_values(template: Task, limit: int, before_id: int | None) -> dict[str, Any]:
+    values = {
+        "template_id": template.id,
+        "organization_id": template.organization_id,
+        "limit": limit,
+    }
     if before_id is not None:
-        query = query.where(tasks.c.id < before_id)
-    return query.order_by(tasks.c.id.desc())
+        values["before_id"] = before_id
+    return values
 
 
 def ids_filter(

@@ -58,19 +58,30 @@ LISTED_COLUMNS = (*_TASK_FIELDS, "progress_collect", "progress_process")
 _SUMMARY_FIELDS = tuple(ChangeSummary.model_fields)
 _EVENT_FIELDS = tuple(TaskEventOut.model_fields)
 _ID = LISTED_COLUMNS.index("id")
+#: Each field of `TaskOut`, in its order, with the position of its column in a listed row (the
+#: fields that are no column take the id's place, and are written over).
+_LAYOUT = tuple(
+    (name, LISTED_COLUMNS.index(name) if name in LISTED_COLUMNS else _ID)
+    for name in TaskOut.model_fields
+)
+_STATUS = LISTED_COLUMNS.index("status")
+_SUMMARY = LISTED_COLUMNS.index("change_summary")
+_COLLECT = LISTED_COLUMNS.index("progress_collect")
+_PROCESS = LISTED_COLUMNS.index("progress_process")
+_LABELS = {status.value: status.label for status in TaskStatus}
 
 
 def task_item(row: Sequence[Any]) -> dict[str, Any]:
     """A task as `TaskOut` writes it, in its field order, from the `LISTED_COLUMNS` of its
     row, without validating them again (the store produced them)."""
-    column = dict(zip(LISTED_COLUMNS, row, strict=True))
-    column["status_label"] = TaskStatus(column["status"]).label
-    column["progress"] = {
-        "collect": float(column["progress_collect"]),
-        "process": float(column["progress_process"]),
-    }
-    column["change_summary"] = summary_item(column["change_summary"])
-    return {name: column[name] for name in TaskOut.model_fields}
+    if len(row) != len(LISTED_COLUMNS):
+        raise ValueError(f"a listed task has {len(LISTED_COLUMNS)} columns, not {len(row)}")
+    item = {name: row[position] for name, position in _LAYOUT}
+    item["status_label"] = _LABELS[row[_STATUS]]
+    item["progress"] = {"collect": float(row[_COLLECT]), "process": float(row[_PROCESS])}
+    if row[_SUMMARY] is not None:
+        item["change_summary"] = summary_item(row[_SUMMARY])
+    return item
 
 
 def summary_item(summary: Mapping[str, Any] | None) -> dict[str, Any] | None:
