@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from surveyor.console.errors import ApiError
-from surveyor.console.state import ConsoleState, State
+from surveyor.console.state import ConsoleState
 from surveyor.service.login import Refusal as LoginRefusal
 from surveyor.store import accounts
 from surveyor.store.accounts import Principal, Role
@@ -20,15 +20,21 @@ SESSION_COOKIE = "surveyor_session"
 _bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer svr_…`")
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    state: State,
+BearerToken = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def calling_principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Principal:
+    """Who sent this request's bearer token: 401 without one, or with one that is unknown.
+
+    Not a dependency itself: each role check below calls it, so that FastAPI solves one
+    dependency per request for who is calling (each level costs about 0.05 ms)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
             401, "unauthenticated", "this needs an API token: send 'Authorization: Bearer <token>'"
         )
+    state: ConsoleState = request.app.state.console
     token = credentials.credentials
     principal = state.principals.get(token)
     if principal is None:
@@ -70,7 +76,8 @@ def resolve_credential(state: ConsoleState, credential: str) -> Principal | None
 def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits callers with at least `role` in their organization."""
 
-    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(request: Request, credentials: BearerToken) -> Principal:
+        principal = await calling_principal(request, credentials)
         if not principal.role.allows(role):
             raise ApiError(
                 403,
@@ -83,9 +90,8 @@ def require(role: Role) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
-async def require_superuser(
-    principal: Annotated[Principal, Depends(current_principal)],
-) -> Principal:
+async def require_superuser(request: Request, credentials: BearerToken) -> Principal:
+    principal = await calling_principal(request, credentials)
     if not principal.is_superuser:
         raise ApiError(
             403,
