@@ -98,13 +98,25 @@ class _Stored(UserDefinedType[Any]):
         return "STORED"
 
 
+#: One instance: a type's part of a statement's cache key is worked out once per instance.
+_STORED = _Stored()
+#: Each column read as stored, made once: the statements of searched pages are built on
+#: every request, and their columns are always the same few dozen.
+_stored_columns: dict[Any, Label[Any]] = {}
+
+
 def undecoded(statement: Select[Any]) -> Select[Any]:
     """`statement` with each of its columns read as stored (decode with `decode_rows`)."""
     return statement.with_only_columns(*(_stored(column) for column in statement.selected_columns))
 
 
 def _stored(column: Any) -> Label[Any]:
-    return type_coerce(column, _Stored()).label(column.key)
+    stored = _stored_columns.get(column)
+    if stored is None:
+        stored = type_coerce(column, _STORED).label(column.key)
+        if len(_stored_columns) < 1_000:
+            _stored_columns[column] = stored
+    return stored
 
 
 _decoders: dict[tuple[str, tuple[TypeEngine[Any], ...]], Decoders] = {}
