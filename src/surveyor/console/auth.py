@@ -28,8 +28,9 @@ async def calling_principal(
 ) -> Principal:
     """Who sent this request's bearer token: 401 without one, or with one that is unknown.
 
-    Not a dependency itself: each role check below calls it, so that FastAPI solves one
-    dependency per request for who is calling (each level costs about 0.05 ms)."""
+    Not a dependency itself: each role check below calls it, so that FastAPI solves the role
+    check and the bearer scheme per request, without a level between them (each level of
+    dependencies costs FastAPI about 0.05 ms)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise ApiError(
             401, "unauthenticated", "this needs an API token: send 'Authorization: Bearer <token>'"
