@@ -20,6 +20,11 @@ from pathlib import Path
 from surveyor.testing.servers import free_tcp_port
 
 PG_BIN_CANDIDATES = ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin")
+#: The prefix of a throwaway cluster's directory in the temporary directory.
+CLUSTER_PREFIX = "surveyor-pg-"
+#: A cluster directory left this long without a running server is a leftover: the process
+#: that made it was killed before it could remove it.
+LEFTOVER_AGE_SECONDS = 3600.0
 
 
 class PostgresUnavailable(RuntimeError):
@@ -37,6 +42,51 @@ def _pg_bin() -> Path:
         "PostgreSQL server binaries not found; `make test` installs them "
         "(Debian package postgresql-15)"
     )
+
+
+def _server_running(data: Path) -> bool:
+    """Whether the cluster in `data` has a server process alive (its `postmaster.pid`)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _last_change(root: Path) -> float | None:
+    """When a cluster's directory or its data directory last changed; None once it is gone."""
+    try:
+        times = [root.stat().st_mtime]
+        with contextlib.suppress(FileNotFoundError):
+            times.append((root / "data").stat().st_mtime)
+    except FileNotFoundError:
+        return None
+    return max(times)
+
+
+def remove_leftover_clusters(
+    directory: Path | None = None, *, older_than: float = LEFTOVER_AGE_SECONDS
+) -> list[Path]:
+    """Remove the throwaway clusters that a killed test or benchmark left behind: those in
+    `directory` (the temporary directory) whose server is not running and which have not
+    changed for `older_than` seconds. A cluster being made, or in use, is never touched.
+    Returns what was removed."""
+    directory = directory or Path(tempfile.gettempdir())
+    removed = []
+    now = time.time()
+    for root in sorted(directory.glob(f"{CLUSTER_PREFIX}*")):
+        changed = _last_change(root)
+        if changed is None or now - changed < older_than or _server_running(root / "data"):
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
 
 
 def _run_as(
@@ -62,7 +112,8 @@ def throwaway_postgres(*, fsync: bool = False) -> Iterator[str]:
         return
     pg_bin = _pg_bin()
     run_user = "postgres" if os.geteuid() == 0 else None
-    root = Path(tempfile.mkdtemp(prefix="surveyor-pg-"))
+    remove_leftover_clusters()
+    root = Path(tempfile.mkdtemp(prefix=CLUSTER_PREFIX))
     data = root / "data"
     if run_user is not None:
         entry = pwd.getpwnam(run_user)
