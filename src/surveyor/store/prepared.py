@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import json.scanner
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -189,3 +189,16 @@ class PreparedSelect:
             decoders = Decoders.of(self._types, dialect, result.cursor.description)
             self._decoders[dialect.name] = decoders
         return decoders.decode(result.all())
+
+
+#: Every prepared statement of the process, by its caller's key (what it reads and its shape):
+#: a few dozen at most, as the callers read fixed sets of columns.
+_prepared: dict[Hashable, PreparedSelect] = {}
+
+
+def prepared_select(key: Hashable, build: Callable[[], Select[Any]]) -> PreparedSelect:
+    """The statement prepared under `key`, built by `build` the first time it is asked for."""
+    prepared = _prepared.get(key)
+    if prepared is None:
+        prepared = _prepared.setdefault(key, PreparedSelect(build()))
+    return prepared

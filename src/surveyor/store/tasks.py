@@ -64,7 +64,7 @@ from surveyor.core.tasks import (
 from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
 from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
 from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
-from surveyor.store.prepared import PreparedSelect, decode_rows
+from surveyor.store.prepared import decode_rows, prepared_select
 from surveyor.store.schema import (
     UTCDateTime,
     explorers,
@@ -621,8 +621,11 @@ def _decode_cursor(view: str, cursor: str) -> tuple[datetime | None, int]:
     return sort_time, last_id
 
 
-def visible_filter(organization_id: int, *, include_hidden: bool) -> ColumnElement[bool]:
-    """Rows of this organization that are not removed (and not hidden, unless asked for)."""
+def visible_filter(
+    organization_id: int | ColumnElement[int], *, include_hidden: bool
+) -> ColumnElement[bool]:
+    """Rows of this organization (an id, or a bound value) that are not removed (and not
+    hidden, unless asked for)."""
     clause = and_(tasks.c.organization_id == organization_id, tasks.c.tab.is_not(None))
     if not include_hidden:
         clause = and_(clause, tasks.c.hidden.is_(False))
@@ -667,11 +670,10 @@ def list_task_columns(
     limit = page_size(limit)
     values = _page_values(organization_id, view, limit, cursor)
     if search is None:
-        key = (view, include_hidden, bool(cursor), tuple(columns))
-        prepared = _PREPARED_PAGES.get(key)
-        if prepared is None:
-            statement = _tab_page_columns(columns, view, None, include_hidden, bool(cursor))
-            prepared = _PREPARED_PAGES.setdefault(key, PreparedSelect(statement))
+        key = ("tab page", view, include_hidden, bool(cursor), tuple(columns))
+        prepared = prepared_select(
+            key, lambda: _tab_page_columns(columns, view, None, include_hidden, bool(cursor))
+        )
         rows = prepared.rows(conn, values)
     else:
         statement = _tab_page_columns(columns, view, search, include_hidden, bool(cursor))
@@ -683,11 +685,6 @@ def list_task_columns(
         last = rows[limit - 1]
         next_cursor = _encode_cursor(view, last[width], last[width + 1])
     return ColumnsPage([row[:width] for row in rows[:limit]], next_cursor)
-
-
-#: The prepared first and later pages of each tab, by (view, hidden shown, after a cursor,
-#: columns): a few dozen at most, as the callers ask for fixed sets of columns.
-_PREPARED_PAGES: dict[tuple[str, bool, bool, tuple[str, ...]], PreparedSelect] = {}
 
 
 def _tab_page_columns(
@@ -707,9 +704,9 @@ def _page_values(organization_id: int, view: str, limit: int, cursor: str | None
     """The bound values of `_tab_page`: one row past the page says whether another follows."""
     values: dict[str, Any] = {"organization_id": organization_id, "limit": limit + 1}
     if cursor:
-        values["last_sort"], values["last_id"] = _decode_cursor(view, cursor)
-        if view == ALL_VIEW:
-            del values["last_sort"]
+        last_sort, values["last_id"] = _decode_cursor(view, cursor)
+        if view != ALL_VIEW:
+            values["last_sort"] = last_sort
     return values
 
 
@@ -719,12 +716,8 @@ def _tab_page(
     """The tasks of a tab (or the `all` view) in its order, after a cursor when `after`. Its
     bound values (`_page_values`) are the organization, the limit and the cursor's place, so
     that the statement's shape is the same for every organization and page."""
-    clause = and_(
-        tasks.c.organization_id == bindparam("organization_id", type_=tasks.c.organization_id.type),
-        tasks.c.tab.is_not(None),
-    )
-    if not include_hidden:
-        clause = and_(clause, tasks.c.hidden.is_(False))
+    organization = bindparam("organization_id", type_=tasks.c.organization_id.type)
+    clause = visible_filter(organization, include_hidden=include_hidden)
     if search is not None:
         clause = and_(clause, search)
     last_id = bindparam("last_id", type_=tasks.c.id.type)
@@ -957,17 +950,12 @@ def list_run_columns(
 ) -> list[list[Any]]:
     """`list_runs`, each run only the `columns` asked for, in their order (read by a statement
     prepared once: the recurring card lists its runs)."""
-    key = (before_id is not None, tuple(columns))
-    prepared = _PREPARED_RUNS.get(key)
-    if prepared is None:
-        query = _runs(before=before_id is not None)
-        statement = query.with_only_columns(*(tasks.c[name] for name in columns))
-        prepared = _PREPARED_RUNS.setdefault(key, PreparedSelect(statement))
+    before = before_id is not None
+    prepared = prepared_select(
+        ("runs", before, tuple(columns)),
+        lambda: _runs(before=before).with_only_columns(*(tasks.c[name] for name in columns)),
+    )
     return prepared.rows(conn, _run_values(template, limit, before_id))
-
-
-#: The prepared listings of runs, by (after a cursor, columns).
-_PREPARED_RUNS: dict[tuple[bool, tuple[str, ...]], PreparedSelect] = {}
 
 
 def _runs(*, before: bool) -> Select[Any]:
