@@ -2,12 +2,15 @@
 as one `Api` value, and its `CliError`s are reported (`render.reports_errors`).
 
 A command declares a parameter `api: Api` where the user sees those options; `api_options`
-turns it into them, so that no command spells them out again."""
+turns it into them, so that no command spells them out again. Other options that several
+commands take together are a dataclass of their own, offered the same way by `option_group`."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -88,6 +91,40 @@ def api_options(command: F, *, json: bool = True) -> F:
     run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in parameters}
     return reports_errors(run)  # type: ignore[return-value]
+
+
+def option_group(name: str, group: type[Any]) -> Callable[[F], F]:
+    """A decorator: `command`'s keyword-only parameter `name` offered as one option per field
+    of the dataclass `group` (the field's annotation is its option, its default the option's),
+    in the fields' order; the options reach the command as one `group`."""
+    hints = typing.get_type_hints(group, include_extras=True)
+    fields = dataclasses.fields(group)
+    options = [
+        inspect.Parameter(
+            field.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=field.default,
+            annotation=hints[field.name],
+        )
+        for field in fields
+    ]
+
+    def expand(command: F) -> F:
+        signature = inspect.signature(command, eval_str=True)
+        parameters: list[inspect.Parameter] = []
+        for parameter in signature.parameters.values():
+            parameters.extend(options if parameter.name == name else [parameter])
+
+        @functools.wraps(command)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            given = group(**{field.name: kwargs.pop(field.name) for field in fields})
+            return command(*args, **{name: given}, **kwargs)
+
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run  # type: ignore[return-value]
+
+    return expand
 
 
 def api_command(

@@ -7,6 +7,7 @@ import os
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from surveyor.cli.client import ApiClient, CliError, given
-from surveyor.cli.command import Api, api_command, command_group
+from surveyor.cli.command import Api, api_command, command_group, option_group
 from surveyor.cli.exports import Format, OutputFile, download
 from surveyor.cli.listing import AllPages, add_delete, print_item
 from surveyor.cli.render import (
@@ -108,39 +109,29 @@ def local_timezone_name() -> str | None:
     return None
 
 
-def recurrence_body(
-    *,
-    every: str | None,
-    rrule: str | None,
-    cron: str | None,
-    at_time: str | None,
-    weekdays: str | None,
-    day_of_month: int | None,
-    interval: int | None,
-    tz: str | None,
-    start: datetime | None,
-) -> dict[str, Any] | None:
+def _flags_given(*options: tuple[str, object]) -> list[str]:
+    """The flags, of (flag, value) pairs, whose option was given (a value that is not empty)."""
+    return [flag for flag, value in options if value]
+
+
+def recurrence_body(schedule: Schedule, start: datetime | None) -> dict[str, Any] | None:
     """The API's `recur` object from the recurring options, or None for a one-off task."""
     from surveyor.core.recurrence import Frequency
 
-    kinds = [
-        flag for flag, value in (("--every", every), ("--rrule", rrule), ("--cron", cron)) if value
-    ]
+    kinds = _flags_given(
+        ("--every", schedule.every), ("--rrule", schedule.rrule), ("--cron", schedule.cron)
+    )
     if len(kinds) > 1:
         raise typer.BadParameter(
             f"{' and '.join(kinds)} both say when to run; choose one", param_hint=kinds[0]
         )
-    details = [
-        flag
-        for flag, value in (
-            ("--time", at_time),
-            ("--weekdays", weekdays),
-            ("--day-of-month", day_of_month),
-            ("--interval", interval),
-            ("--tz", tz),
-        )
-        if value
-    ]
+    details = _flags_given(
+        ("--time", schedule.at_time),
+        ("--weekdays", schedule.weekdays),
+        ("--day-of-month", schedule.day_of_month),
+        ("--interval", schedule.interval),
+        ("--tz", schedule.tz),
+    )
     if not kinds:
         if details:
             raise typer.BadParameter(
@@ -148,16 +139,18 @@ def recurrence_body(
                 param_hint=", ".join(details),
             )
         return None
+    weekdays = schedule.weekdays
     body: dict[str, Any] = {
-        "frequency": every or (Frequency.RRULE if rrule else Frequency.CRON).value,
-        "timezone": tz or local_timezone_name() or "UTC",
+        "frequency": schedule.every
+        or (Frequency.RRULE if schedule.rrule else Frequency.CRON).value,
+        "timezone": schedule.tz or local_timezone_name() or "UTC",
     }
     optional = {
-        "rule": rrule,
-        "cron": cron,
-        "time": at_time,
-        "day_of_month": day_of_month,
-        "interval": interval,
+        "rule": schedule.rrule,
+        "cron": schedule.cron,
+        "time": schedule.at_time,
+        "day_of_month": schedule.day_of_month,
+        "interval": schedule.interval,
         "start": start.isoformat() if start else None,
         "weekdays": [day for day in re.split(r"[\s,]+", weekdays) if day] if weekdays else None,
     }
@@ -257,6 +250,25 @@ Tz = Annotated[
         rich_help_panel="Recurrence",
     ),
 ]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The recurrence options `task create` and `task preview` take (each field's annotation
+    is its option, offered by `option_group`), as given: None where not given."""
+
+    every: Every = None
+    at_time: AtTime = None
+    weekdays: Weekdays = None
+    day_of_month: DayOfMonth = None
+    interval: Interval = None
+    rrule: Rrule = None
+    cron: Cron = None
+    tz: Tz = None
+
+
+#: A command's parameter `schedule: Schedule`, offered as the recurrence options.
+schedule_options = option_group("schedule", Schedule)
 #: The option of each part of a schedule, to name it when the console refuses that part.
 SCHEDULE_FLAGS = {
     "frequency": "--every",
@@ -327,6 +339,7 @@ def next_runs_text(moments: Sequence[datetime], zone: str, now: datetime | None 
 
 
 @api_command(task_app, "create")
+@schedule_options
 def create(
     name: Annotated[str, typer.Argument(help="A name for the task.")],
     site: Annotated[
@@ -362,29 +375,12 @@ def create(
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="What it is for.")] = "",
-    every: Every = None,
-    at_time: AtTime = None,
-    weekdays: Weekdays = None,
-    day_of_month: DayOfMonth = None,
-    interval: Interval = None,
-    rrule: Rrule = None,
-    cron: Cron = None,
-    tz: Tz = None,
     *,
+    schedule: Schedule,
     api: Api,
 ) -> None:
     """Create a scan that starts now, at --at, or recurs (--every, --rrule, --cron)."""
-    recur = recurrence_body(
-        every=every,
-        rrule=rrule,
-        cron=cron,
-        at_time=at_time,
-        weekdays=weekdays,
-        day_of_month=day_of_month,
-        interval=interval,
-        tz=tz,
-        start=at,
-    )
+    recur = recurrence_body(schedule, at)
     params = given(targets=targets, excludes=excludes, tcp_ports=ports, rate=rate)
     body: dict[str, Any] = {"name": name, "description": description, "params": params}
     if recur is not None:
@@ -406,15 +402,10 @@ def create(
 
 
 @api_command(task_app, "preview")
+@schedule_options
 def preview(
-    every: Every = None,
-    at_time: AtTime = None,
-    weekdays: Weekdays = None,
-    day_of_month: DayOfMonth = None,
-    interval: Interval = None,
-    rrule: Rrule = None,
-    cron: Cron = None,
-    tz: Tz = None,
+    *,
+    schedule: Schedule,
     at: Annotated[
         datetime | None,
         typer.Option(
@@ -425,25 +416,14 @@ def preview(
             rich_help_panel="Recurrence",
         ),
     ] = None,
-    *,
     api: Api,
 ) -> None:
     """Show the next five runs of a schedule, as `task create` would store it."""
-    if not (every or rrule or cron):
+    if not (schedule.every or schedule.rrule or schedule.cron):
         raise typer.BadParameter(
             "say when it runs: add --every, --rrule or --cron", param_hint="--every"
         )
-    recur = recurrence_body(
-        every=every,
-        rrule=rrule,
-        cron=cron,
-        at_time=at_time,
-        weekdays=weekdays,
-        day_of_month=day_of_month,
-        interval=interval,
-        tz=tz,
-        start=at,
-    )
+    recur = recurrence_body(schedule, at)
     assert recur is not None
     with api.connect() as client:
         found = _post_schedule(client, "/tasks/preview", recur)
