@@ -19,7 +19,7 @@ from surveyor.cli.render import (
     print_json,
     print_page_hint,
 )
-from surveyor.cli.tasks import parse_when
+from surveyor.cli.tasks import WHEN_FORMATS, when_option
 from surveyor.core.clock import SYSTEM_CLOCK
 
 audit_app = command_group(
@@ -28,12 +28,7 @@ audit_app = command_group(
 
 
 def _when(flag: str, meaning: str) -> Any:
-    return typer.Option(
-        flag,
-        parser=parse_when,
-        metavar="WHEN",
-        help=f"{meaning} (RFC 3339, or local 'YYYY-MM-DD HH:MM').",
-    )
+    return when_option(flag, f"{meaning} ({WHEN_FORMATS}).")
 
 
 def details_text(details: Mapping[str, Any]) -> str:

@@ -88,6 +88,16 @@ def parse_when(text: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+#: The ways a WHEN option takes a time (`parse_when`), as its help says them.
+WHEN_FORMATS = "RFC 3339, or local 'YYYY-MM-DD HH:MM'"
+
+
+def when_option(flag: str, help: str, *, panel: str | None = None) -> Any:
+    """An option that takes a time read by `parse_when`, shown as WHEN (its `help` says
+    `WHEN_FORMATS`), in the help panel `panel`."""
+    return typer.Option(flag, parser=parse_when, metavar="WHEN", help=help, rich_help_panel=panel)
+
+
 def local_timezone_name() -> str | None:
     """This machine's IANA time zone name, when it can be known."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -366,12 +376,8 @@ def create(
     ] = None,
     at: Annotated[
         datetime | None,
-        typer.Option(
-            "--at",
-            parser=parse_when,
-            metavar="WHEN",
-            help="Start at this time (RFC 3339, or local 'YYYY-MM-DD HH:MM'); for a recurring "
-            "task, the first run.",
+        when_option(
+            "--at", f"Start at this time ({WHEN_FORMATS}); for a recurring task, the first run."
         ),
     ] = None,
     description: Annotated[str, typer.Option("--description", help="What it is for.")] = "",
@@ -407,14 +413,7 @@ def preview(
     *,
     schedule: Schedule,
     at: Annotated[
-        datetime | None,
-        typer.Option(
-            "--at",
-            parser=parse_when,
-            metavar="WHEN",
-            help="The first run (RFC 3339, or local 'YYYY-MM-DD HH:MM').",
-            rich_help_panel="Recurrence",
-        ),
+        datetime | None, when_option("--at", f"The first run ({WHEN_FORMATS}).", panel="Recurrence")
     ] = None,
     api: Api,
 ) -> None:
