@@ -4,8 +4,10 @@ for superusers) and `surveyor site …` (network segments with their scan scope)
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import typer
@@ -17,7 +19,7 @@ from surveyor.cli.client import (
     CliError,
     given,
 )
-from surveyor.cli.command import Api, api_command, command_group
+from surveyor.cli.command import Api, api_command, command_group, option_group
 from surveyor.cli.listing import (
     Description,
     NewName,
@@ -356,48 +358,51 @@ add_list(site_app, "/sites", sites_table, help="The organization's sites with th
 add_show(site_app, "/sites", sites_table, help="One site.")
 
 
+@dataclass(frozen=True)
+class SiteFields:
+    """The options `site create` and `site edit` set a site's scope and description with
+    (each field's annotation is its option, offered by `option_group`): None where not
+    given."""
+
+    scope: Scope = None
+    excludes: Excludes = None
+    allowed_scope: AllowedScope = None
+    description: Description = None
+
+    def body(self) -> dict[str, Any]:
+        """The fields given, as the API's request body names them."""
+        return given(**dataclasses.asdict(self))
+
+
+#: A command's parameter `fields: SiteFields`, offered as the site's options.
+site_options = option_group("fields", SiteFields)
+
+
 @api_command(site_app, "create")
+@site_options
 def create_site(
     name: Annotated[str, typer.Argument(help="The site's name.")],
-    scope: Scope = None,
-    excludes: Excludes = None,
-    allowed_scope: AllowedScope = None,
-    description: Description = None,
     *,
+    fields: SiteFields,
     api: Api,
 ) -> None:
     """Create a site; its scope prefills the targets of new scans, and operators scan only
     inside its allowed scope (the scope unless --allowed-scope says otherwise)."""
-    body = given(
-        name=name,
-        scope=scope,
-        excludes=excludes,
-        allowed_scope=allowed_scope,
-        description=description,
-    )
-    item = api.ask("POST", "/sites", body)
+    item = api.ask("POST", "/sites", {"name": name, **fields.body()})
     _print_site(item, api.as_json, "Created")
 
 
 @api_command(site_app, "edit")
+@site_options
 def edit_site(
     site_id: SiteId,
     name: NewName = None,
-    scope: Scope = None,
-    excludes: Excludes = None,
-    allowed_scope: AllowedScope = None,
-    description: Description = None,
     *,
+    fields: SiteFields,
     api: Api,
 ) -> None:
     """Rename a site or change its scope or allowed scope (future scans use the new ones)."""
-    body = given(
-        name=name,
-        scope=scope,
-        excludes=excludes,
-        allowed_scope=allowed_scope,
-        description=description,
-    )
+    body = given(name=name) | fields.body()
     item = edit_item(
         api,
         f"/sites/{site_id}",
