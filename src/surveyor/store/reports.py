@@ -35,6 +35,7 @@ from surveyor.core.reports import (
 from surveyor.core.task import Task
 from surveyor.core.tasks import WaitReason
 from surveyor.store import tasks as task_store
+from surveyor.store.records import count_records
 from surveyor.store.schema import (
     asset_outliers,
     assets,
@@ -448,13 +449,7 @@ def external_pages(
 
 
 def count_assets(conn: Connection, organization_id: int) -> int:
-    return int(
-        conn.execute(
-            select(func.count())
-            .select_from(assets)
-            .where(assets.c.organization_id == organization_id)
-        ).scalar_one()
-    )
+    return count_records(conn, assets, organization_id)
 
 
 def latest_refresh(conn: Connection, organization_id: int, report_id: str) -> Task | None:
