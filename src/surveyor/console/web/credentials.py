@@ -21,6 +21,7 @@ from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import missing_is_404, owned_row
+from surveyor.console.web.secret_forms import SecretForms
 from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.credentials import CredentialKind, FieldSpec, field_specs
 from surveyor.service import credentials as rules
@@ -141,6 +142,10 @@ def _refusal_errors(exc: CredentialRefused, kind: str) -> dict[str, str]:
 
 
 LIST = PAGES.list_page("credentials.html", _list_context)
+ITEM = PAGES.item_page("credential.html", _credential_context)
+FORMS = SecretForms(
+    PAGES, LIST, ITEM, rules.create_credential, rules.update_credential, CredentialRefused
+)
 
 
 @router.post("/credentials")
@@ -153,35 +158,16 @@ async def create_credential(
     kind = kind if isinstance(kind, str) and kind in KINDS else ""
     submitted = await _submitted(request, kind)
     errors = _name_error(submitted["name"]) if kind else {"kind": "Choose a kind."}
-    if not errors:
-        try:
-            created = await asyncio.to_thread(_create, state, principal, kind, submitted)
-        except CredentialRefused as exc:
-            errors = _refusal_errors(exc, kind)
-        else:
-            return PAGES.to_item(created)
-    return await LIST.sent_back(
-        request, state, principal, form=_shown(kind or "ldap", submitted), errors=errors
+    values = {**submitted, "kind": CredentialKind(kind)} if kind else {}
+    return await FORMS.create(
+        request,
+        state,
+        principal,
+        values,
+        errors=errors,
+        shown=_shown(kind or "ldap", submitted),
+        refusal_errors=lambda exc: _refusal_errors(exc, kind),
     )
-
-
-def _create(
-    state: ConsoleState, principal: Principal, kind: str, submitted: Mapping[str, Any]
-) -> int:
-    with state.db.write() as conn:
-        return rules.create_credential(
-            conn,
-            principal,
-            state.secret_box,
-            name=submitted["name"],
-            kind=CredentialKind(kind),
-            fields=submitted["fields"],
-            site_ids=submitted["site_ids"],
-            now=state.clock.now(),
-        ).id
-
-
-ITEM = PAGES.item_page("credential.html", _credential_context)
 
 
 @router.post("/credentials/{credential_id:int}")
@@ -191,41 +177,19 @@ async def edit_credential(
     require_role(principal, Role.ADMIN)
     kind = owned_row(state, principal, store.get_credential, credential_id, "credential").kind.value
     submitted = await _submitted(request, kind)
-    errors = _name_error(submitted["name"])
-    if not errors:
-        # Plain fields left blank are cleared; secrets left blank stay as they are.
-        fields: dict[str, str | None] = {spec.name: None for spec in KINDS[kind] if not spec.secret}
-        fields.update(submitted["fields"])
-        try:
-            with missing_is_404():
-                await asyncio.to_thread(_update, state, principal, credential_id, submitted, fields)
-        except CredentialRefused as exc:
-            errors = _refusal_errors(exc, kind)
-        else:
-            return PAGES.to_item(credential_id, saved=True)
-    return await ITEM.sent_back(
-        request, state, principal, credential_id, form=_shown(kind, submitted), errors=errors
+    # Plain fields left blank are cleared; secrets left blank stay as they are.
+    fields: dict[str, str | None] = {spec.name: None for spec in KINDS[kind] if not spec.secret}
+    fields.update(submitted["fields"])
+    return await FORMS.edit(
+        request,
+        state,
+        principal,
+        credential_id,
+        {**submitted, "fields": fields},
+        errors=_name_error(submitted["name"]),
+        shown=_shown(kind, submitted),
+        refusal_errors=lambda exc: _refusal_errors(exc, kind),
     )
-
-
-def _update(
-    state: ConsoleState,
-    principal: Principal,
-    credential_id: int,
-    submitted: Mapping[str, Any],
-    fields: Mapping[str, str | None],
-) -> None:
-    with state.db.write() as conn:
-        rules.update_credential(
-            conn,
-            principal,
-            state.secret_box,
-            credential_id,
-            name=submitted["name"],
-            site_ids=submitted["site_ids"],
-            fields=fields,
-            now=state.clock.now(),
-        )
 
 
 @router.post("/credentials/{credential_id:int}/verify")

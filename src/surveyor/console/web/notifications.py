@@ -8,7 +8,6 @@ a secret is set and since when, and on an edit a secret left blank keeps the sto
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ from surveyor.console.web.confirm import Confirmation
 from surveyor.console.web.forms import sentence
 from surveyor.console.web.pages import ResourcePages
 from surveyor.console.web.refusals import missing_is_404, owned_row
+from surveyor.console.web.secret_forms import SecretForms
 from surveyor.console.web.session import CheckedPrincipal, require_role
 from surveyor.core.notifications import (
     CHANNEL_LABELS,
@@ -166,7 +166,21 @@ def _shown(submitted: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in submitted.items() if key != "secret"}
 
 
+def _values(submitted: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """What the rules take from a form, but for the trigger and channel (which only a new
+    rule is given); a secret left blank is none: on an edit, the stored secret stays."""
+    return {
+        "name": submitted["name"],
+        "target": submitted["target"],
+        "options": options,
+        "enabled": submitted["enabled"],
+        "secret": submitted["secret"] or None,
+    }
+
+
 LIST = PAGES.list_page("notifications.html", _list_context)
+ITEM = PAGES.item_page("notification.html", _rule_context)
+FORMS = SecretForms(PAGES, LIST, ITEM, rules.create_rule, rules.update_rule, NotificationRefused)
 
 
 @router.post("/notifications")
@@ -176,6 +190,7 @@ async def create_notification_rule(
     require_role(principal, Role.ADMIN)
     submitted = await _submitted(request)
     errors: dict[str, str] = {}
+    values: dict[str, Any] = {}
     trigger = next((t for t in Trigger if t.value == submitted["trigger"]), None)
     channel = next((c for c in Channel if c.value == submitted["channel"]), None)
     if trigger is None:
@@ -184,43 +199,16 @@ async def create_notification_rule(
         errors["channel"] = "Choose a channel."
     if trigger is not None and channel is not None:
         options, errors = _options_for(trigger, channel, submitted["options"])
-        if not errors:
-            try:
-                created = await asyncio.to_thread(
-                    _create, state, principal, trigger, channel, submitted, options
-                )
-            except NotificationRefused as exc:
-                errors = _refusal_errors(exc)
-            else:
-                return PAGES.to_item(created)
-    return await LIST.sent_back(request, state, principal, form=_shown(submitted), errors=errors)
-
-
-def _create(
-    state: ConsoleState,
-    principal: Principal,
-    trigger: Trigger,
-    channel: Channel,
-    submitted: Mapping[str, Any],
-    options: Mapping[str, Any],
-) -> int:
-    with state.db.write() as conn:
-        return rules.create_rule(
-            conn,
-            principal,
-            state.secret_box,
-            name=submitted["name"],
-            trigger=trigger,
-            channel=channel,
-            target=submitted["target"],
-            options=options,
-            secret=submitted["secret"] or None,
-            enabled=submitted["enabled"],
-            now=state.clock.now(),
-        ).id
-
-
-ITEM = PAGES.item_page("notification.html", _rule_context)
+        values = {**_values(submitted, options), "trigger": trigger, "channel": channel}
+    return await FORMS.create(
+        request,
+        state,
+        principal,
+        values,
+        errors=errors,
+        shown=_shown(submitted),
+        refusal_errors=_refusal_errors,
+    )
 
 
 @router.post("/notifications/{rule_id:int}")
@@ -231,40 +219,16 @@ async def edit_notification_rule(
     rule = owned_row(state, principal, store.get_rule, rule_id, "notification rule")
     submitted = await _submitted(request)
     options, errors = _options_for(rule.trigger, rule.channel, submitted["options"])
-    if not errors:
-        try:
-            with missing_is_404():
-                await asyncio.to_thread(_update, state, principal, rule_id, submitted, options)
-        except NotificationRefused as exc:
-            errors = _refusal_errors(exc)
-        else:
-            return PAGES.to_item(rule_id, saved=True)
-    return await ITEM.sent_back(
-        request, state, principal, rule_id, form=_shown(submitted), errors=errors
+    return await FORMS.edit(
+        request,
+        state,
+        principal,
+        rule_id,
+        _values(submitted, options),
+        errors=errors,
+        shown=_shown(submitted),
+        refusal_errors=_refusal_errors,
     )
-
-
-def _update(
-    state: ConsoleState,
-    principal: Principal,
-    rule_id: int,
-    submitted: Mapping[str, Any],
-    options: Mapping[str, Any],
-) -> None:
-    with state.db.write() as conn:
-        rules.update_rule(
-            conn,
-            principal,
-            state.secret_box,
-            rule_id,
-            name=submitted["name"],
-            target=submitted["target"],
-            options=options,
-            enabled=submitted["enabled"],
-            # Left blank, the stored secret stays.
-            secret=submitted["secret"] or None,
-            now=state.clock.now(),
-        )
 
 
 def _delete_confirmation(state: ConsoleState, principal: Principal, rule_id: int) -> Confirmation:
