@@ -18,6 +18,7 @@ from surveyor.console.app import create_app
 from surveyor.console.state import ConsoleSettings
 from surveyor.store.engine import Database
 from surveyor.store.taskdata import IncomingTaskData
+from tests.support.asgi_client import InProcessClient
 from tests.support.console import BOOTSTRAP_TOKEN, ConsoleUnderTest, running_console
 from tests.support.explorers import create_scan, enroll, get_task, task_data
 
@@ -50,7 +51,7 @@ def failing_app(
 
     app.add_api_route("/route-failure", route_failure)
     app.add_middleware(FailingMiddleware)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with InProcessClient(app, raise_server_exceptions=False) as client:
         yield client
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from surveyor.console.app import create_app
 from surveyor.console.services import console_services
@@ -24,6 +23,7 @@ from surveyor.scheduler.leader import SoleScheduler
 from surveyor.scheduler.loop import run_scheduler, scheduler_service
 from surveyor.scheduler.tick import Scheduler, TickReport
 from surveyor.store.engine import Database
+from tests.support.asgi_client import InProcessClient
 from tests.support.console import ADMIN_EMAIL, ADMIN_PASSWORD, BOOTSTRAP_TOKEN, Api
 
 DUE = datetime(2030, 1, 1, 3, 0, tzinfo=UTC)
@@ -87,7 +87,7 @@ def console_with_scheduler(
     settings = ConsoleSettings(data_dir=data_dir, database_url=str(db.engine.url))
     service = scheduler_service(on_tick=watcher, longest_sleep=longest_sleep)
     app = create_app(settings, database=db, background=[service], clock=clock)
-    with TestClient(app, raise_server_exceptions=True) as client:
+    with InProcessClient(app, raise_server_exceptions=True) as client:
         watcher.wait_for_one_more()
         yield Api(client, BOOTSTRAP_TOKEN, email=ADMIN_EMAIL)
 

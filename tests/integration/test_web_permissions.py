@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from surveyor.console.web.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE, csrf_token_for
 from surveyor.store import accounts
 from surveyor.store.accounts import Role
+from tests.support.asgi_client import InProcessClient
 from tests.support.console import ConsoleUnderTest
 from tests.support.inventory_data import Place, encode, host, process_all, queue_hosts, records
 
@@ -569,7 +570,7 @@ class World:
     def browser(self, caller: str) -> tuple[TestClient, str]:
         """A fresh browser for the caller, with a fresh session, and that session's CSRF
         token (a made-up one when there is no session)."""
-        client = TestClient(self.console.client.app, follow_redirects=False)
+        client = InProcessClient.beside(self.console.client, follow_redirects=False)
         if caller == "bearer":
             client.headers["Authorization"] = f"Bearer {self.bearer_token}"
         if caller not in self.accounts or caller == "bearer":

@@ -10,6 +10,7 @@ import httpx2
 from fastapi.testclient import TestClient
 
 from surveyor.store import accounts
+from tests.support.asgi_client import InProcessClient
 from tests.support.console import ADMIN_EMAIL, ADMIN_PASSWORD, ConsoleUnderTest
 
 FUTURE = "2099-01-01T00:00:00Z"
@@ -20,7 +21,7 @@ _CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 def browser(console: ConsoleUnderTest, *, https: bool = False) -> TestClient:
     """A client of its own (its own cookies), like a second browser."""
     base = "https://testserver" if https else "http://testserver"
-    return TestClient(console.client.app, base_url=base, follow_redirects=False)
+    return InProcessClient.beside(console.client, base_url=base, follow_redirects=False)
 
 
 def signed_in(console: ConsoleUnderTest, role: str = "admin") -> tuple[TestClient, str]:

@@ -43,6 +43,7 @@ from surveyor.store.schema import metadata
 from surveyor.store.search_index import is_search_index_table
 from surveyor.store.taskdata import task_data_path
 from tests.conftest import assert_tab_counts_in_step
+from tests.support.asgi_client import InProcessClient
 from tests.support.inventory_data import encode, host, process_all, records, service
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
@@ -816,7 +817,7 @@ def console_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]
 
     def open_console(engine: Engine) -> TestClient:
         settings = ConsoleSettings(data_dir=tmp_path, database_url=str(engine.url))
-        client = TestClient(create_app(settings, database=Database(engine)))
+        client = InProcessClient(create_app(settings, database=Database(engine)))
         client.__enter__()
         clients.append(client)
         return client

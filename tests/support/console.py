@@ -18,6 +18,7 @@ from surveyor.store import accounts
 from surveyor.store.engine import Database
 from surveyor.store.records import count_records, create_record
 from surveyor.store.schema import sites
+from tests.support.asgi_client import InProcessClient
 
 ADMIN_EMAIL = "admin@example.test"
 ADMIN_PASSWORD = "correct horse battery staple"
@@ -113,7 +114,7 @@ def running_console(
     monkeypatch.setenv("SURVEYOR_BOOTSTRAP_TOKEN", BOOTSTRAP_TOKEN)
     config = ConsoleSettings(data_dir=data_dir, database_url=str(db.engine.url), **settings)
     app = create_app(config, database=db, clock=clock, background=background)
-    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as client:
+    with InProcessClient(app, raise_server_exceptions=raise_server_exceptions) as client:
         with db.read() as conn:
             admin_user = accounts.find_user_by_email(conn, ADMIN_EMAIL)
             assert admin_user is not None
