@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from surveyor.core.clock import FakeClock
 from surveyor.core.tasks import TaskStatus
 from surveyor.processing import queue
 from surveyor.processing.merge import LeaseLost, StopRequested, process_claimed_task
@@ -409,15 +410,23 @@ def test_a_canceled_task_with_data_is_reprocessed_and_its_interrupted_run_comple
     db: Database, place: Place, tmp_path: Path
 ) -> None:
     task_id = queue_hosts(db, tmp_path, place, hosts(10))
-    now = datetime.now(UTC)
+    # The runs renew their lease on this clock: each attempt's lease then runs out at a
+    # known moment, however long the run took.
+    clock = FakeClock(datetime.now(UTC))
     for _ in range(3):
-        taken = claim(db, "w", now)
+        taken = claim(db, "w", clock.now())
         assert taken is not None
         with pytest.raises(StopRequested):
             process_claimed_task(
-                db, tmp_path, taken, batch_size=2, lease_seconds=LEASE, should_stop=lambda: True
+                db,
+                tmp_path,
+                taken,
+                batch_size=2,
+                lease_seconds=LEASE,
+                should_stop=lambda: True,
+                clock=clock,
             )
-        now += timedelta(seconds=LEASE + 1)
+        now = clock.advance(timedelta(seconds=LEASE + 1))
         with db.write() as conn:
             queue.requeue_expired_lease(conn, task_id, now=now, actor="sweeper", max_attempts=3)
     canceled = task(db, place, task_id)
