@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from surveyor.store import tasks as task_store
 from surveyor.store.changes import (
@@ -123,6 +125,26 @@ def _watch_transactions(engine: Engine) -> None:
     event.listen(engine, "rollback", forget_changes)
 
 
+def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A PostgreSQL connection taken from the pool is replaced (the pool tries another)
+    when the server has closed it: a restart, an administrator ending it, an idle timeout.
+    The server says so on the idle connection before it closes it, so looking costs a poll
+    of the socket, not the round trip of a `SELECT 1` before every transaction
+    (`pool_pre_ping`: 0.15 to 0.2 ms a request here). Anything else the server sends to a
+    connection that waits in the pool (none of them listens for notifications) is rare and
+    costs a new connection at most. A connection that dies unannounced (the network, not
+    the server) is found as with the ping: by the first statement that fails on it."""
+    from psycopg import pq
+
+    pgconn = dbapi_connection.pgconn
+    if pgconn.status != pq.ConnStatus.OK:
+        raise DisconnectionError("the connection to PostgreSQL is closed")
+    sent = select.poll()
+    sent.register(pgconn.socket, select.POLLIN)
+    if sent.poll(0):
+        raise DisconnectionError("PostgreSQL spoke on an idle connection: it is closing it")
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """Create the engine for `url` (default: `database_url()`), tuned for its backend."""
     url = normalize_url(url) if url else database_url()
@@ -141,8 +163,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     else:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-        kwargs.setdefault("pool_pre_ping", True)
         engine = create_engine(url, **kwargs)
+        if not kwargs.get("pool_pre_ping"):
+            event.listen(engine, "checkout", _replace_if_closed_by_server)
     _watch_transactions(engine)
     return engine
 
