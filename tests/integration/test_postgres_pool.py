@@ -1,5 +1,6 @@
 """A pooled PostgreSQL connection that the server has closed is replaced when it is taken
-from the pool, without a round trip before every transaction.
+from the pool, without a round trip before every transaction; a read without a snapshot
+runs without a transaction, and hands its connection back as it found it.
 
 PostgreSQL only: SQLite opens a file, there is no server to close a connection."""
 
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import select
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
-from sqlalchemy import Engine, create_engine, exc, text
+from sqlalchemy import Connection, Engine, create_engine, exc, text
 
 from surveyor.store.engine import Database, make_engine, normalize_url
 
@@ -80,3 +82,25 @@ def test_a_healthy_idle_connection_is_kept(pooled: Engine) -> None:
         again = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
 
     assert again == first
+
+
+def transaction_times(conn: Connection) -> tuple[datetime, datetime]:
+    """`now()` of two statements 10 ms apart: equal inside one transaction."""
+    first = conn.execute(text("SELECT now()")).scalar_one()
+    conn.execute(text("SELECT pg_sleep(0.01)"))
+    return first, conn.execute(text("SELECT now()")).scalar_one()
+
+
+@pytest.mark.postgres
+def test_a_read_without_snapshot_opens_no_transaction_and_leaves_the_pool_as_it_was(
+    pooled: Engine,
+) -> None:
+    db = Database(pooled)
+    with db.read_without_snapshot() as conn:
+        first, second = transaction_times(conn)
+    assert second > first, "each statement ran in a transaction of its own"
+
+    # The pool's only connection is back in transactions for the next reader.
+    with db.read() as conn:
+        first, second = transaction_times(conn)
+    assert second == first

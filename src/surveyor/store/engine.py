@@ -255,6 +255,20 @@ class Database:
             yield conn
 
     @contextmanager
+    def read_without_snapshot(self) -> Iterator[Connection]:
+        """A read for one statement, or for statements that need not agree with each other
+        (`read()` when they must). On PostgreSQL no transaction is opened around them, which
+        spares the `BEGIN` and `COMMIT` round trips (about 0.25 ms of a request): each
+        statement sees the database as it is when it runs. On SQLite, where a transaction
+        costs no round trip, it is `read()`."""
+        if self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without an exception; the
         task changes it noted are then published (`publish_changes_to`)."""

@@ -140,7 +140,7 @@ def list_tasks(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> Response:
     """One page of a tab, in the tab's order; pass `next_cursor` back for the next page."""
-    with state.db.read() as conn:
+    with state.db.read_without_snapshot() as conn:
         found = compile_task_search(conn, search, now=state.clock.now())
         page = task_store.list_task_columns(
             conn,
@@ -279,7 +279,7 @@ def list_runs(
     ] = None,
 ) -> Response:
     """A recurring template's runs, newest first."""
-    with state.db.read() as conn:
+    with state.db.read_without_snapshot() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
         runs = task_store.list_run_columns(
             conn, task, LISTED_COLUMNS, limit=limit + 1, before_id=cursor
@@ -296,7 +296,7 @@ def list_events(
     cursor: reports.ReportCursor = None,
 ) -> Response:
     """The task's timeline: every transition, edit and skip, oldest first."""
-    with state.db.read() as conn:
+    with state.db.read_without_snapshot() as conn:
         task = reports.owned_task(conn, principal.organization_id, task_id)
         events = task_store.list_events(conn, task, limit=limit + 1, after_id=cursor)
     page = _page(events, limit, lambda event: event["id"], event_item)
