@@ -76,10 +76,7 @@ class _OneTripTransport(httpx2.BaseTransport):
                 for key, value in request.headers.multi_items()
             ],
             "client": self.fallback.client,
-            "server": [
-                url.raw_host.decode("ascii"),
-                url.port or {"http": 80, "https": 443}[url.scheme],
-            ],
+            "server": [url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[url.scheme]],
             "extensions": {},
             "state": self.fallback.app_state.copy(),
         }
@@ -128,14 +125,11 @@ class _Exchange:
         finally:
             self.sent.put(_ENDED)
 
-    def _next(self) -> Message:
-        return self.sent.get()
-
     def run(self, request: httpx2.Request, *, raise_server_exceptions: bool) -> httpx2.Response:
         self.task = self.portal.start_task_soon(self._run_app)
-        message = self._next()
+        message = self.sent.get()
         while message["type"] not in {"http.response.start", _ENDED["type"]}:
-            message = self._next()
+            message = self.sent.get()
         if message is _ENDED:
             failure = self.task.exception()
             if raise_server_exceptions:
@@ -170,7 +164,7 @@ class _Body(httpx2.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         while True:
-            message = self.exchange._next()
+            message = self.exchange.sent.get()
             if message is _ENDED:
                 break
             if message["type"] == "http.response.body":

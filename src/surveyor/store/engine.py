@@ -125,24 +125,29 @@ def _watch_transactions(engine: Engine) -> None:
     event.listen(engine, "rollback", forget_changes)
 
 
-def _replace_if_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """A PostgreSQL connection taken from the pool is replaced (the pool tries another)
-    when the server has closed it: a restart, an administrator ending it, an idle timeout.
-    The server says so on the idle connection before it closes it, so looking costs a poll
-    of the socket, not the round trip of a `SELECT 1` before every transaction
+def _replace_connections_closed_by_server(engine: Engine) -> None:
+    """A PostgreSQL connection taken from `engine`'s pool is replaced (the pool tries
+    another) when the server has closed it: a restart, an administrator ending it, an idle
+    timeout. The server says so on the idle connection before it closes it, so looking costs
+    a poll of the socket, not the round trip of a `SELECT 1` before every transaction
     (`pool_pre_ping`: 0.15 to 0.2 ms a request here). Anything else the server sends to a
     connection that waits in the pool (none of them listens for notifications) is rare and
     costs a new connection at most. A connection that dies unannounced (the network, not
     the server) is found as with the ping: by the first statement that fails on it."""
     from psycopg import pq
 
-    pgconn = dbapi_connection.pgconn
-    if pgconn.status != pq.ConnStatus.OK:
-        raise DisconnectionError("the connection to PostgreSQL is closed")
-    sent = select.poll()
-    sent.register(pgconn.socket, select.POLLIN)
-    if sent.poll(0):
-        raise DisconnectionError("PostgreSQL spoke on an idle connection: it is closing it")
+    open_status = pq.ConnStatus.OK
+
+    def check(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        pgconn = dbapi_connection.pgconn
+        if pgconn.status != open_status:
+            raise DisconnectionError("the connection to PostgreSQL is closed")
+        sent = select.poll()
+        sent.register(pgconn.socket, select.POLLIN)
+        if sent.poll(0):
+            raise DisconnectionError("PostgreSQL spoke on an idle connection: it is closing it")
+
+    event.listen(engine, "checkout", check)
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
@@ -165,7 +170,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         kwargs.setdefault("max_overflow", 20)
         engine = create_engine(url, **kwargs)
         if not kwargs.get("pool_pre_ping"):
-            event.listen(engine, "checkout", _replace_if_closed_by_server)
+            _replace_connections_closed_by_server(engine)
     _watch_transactions(engine)
     return engine
 
