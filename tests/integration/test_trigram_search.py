@@ -14,15 +14,17 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, delete, event, func, insert, select, text, update
 
 from surveyor.core.search import evaluate, parse
+from surveyor.core.tasks import Tab
 from surveyor.store import task_search as task_store_search
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import organizations, tasks
 from surveyor.store.search_index import TRIGRAM_COLUMNS, fts_table_name
 from surveyor.store.search_sql import COMMON_MATCHES, compile_query, compile_search
 from surveyor.store.task_search import TASK_SEARCH
+from surveyor.store.tasks import COUNT_CAP
 from tests.integration.test_web_sessions import signed_in
 from tests.support.console import ConsoleUnderTest
 from tests.support.search_queries import combined
@@ -293,3 +295,83 @@ def test_a_common_substring_is_left_to_like_and_a_rare_one_is_looked_up(
             assert looked_up is (conn.dialect.name == "sqlite" and expected == 1), query
             found = conn.execute(select(func.count()).where(clause)).scalar_one()
             assert found == expected, query
+
+
+def _plans_of_counts(conn: Connection, found: Any, *, exact: bool = False) -> list[str]:
+    """The SQLite query plans of the statements on `tasks` that counting `found` runs."""
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM tasks" in statement or "JOIN tasks" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", seen)
+    try:
+        task_store.count_search(conn, ORG_ID, found, exact=exact)
+    finally:
+        event.remove(conn, "before_cursor_execute", seen)
+    return [
+        " / ".join(row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params))
+        for sql, params in statements
+    ]
+
+
+def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_search_index(
+    db_engine: Engine,
+) -> None:
+    many = [dict.fromkeys(TEXT_KEYS, f"weekly sweep {n}") for n in range(COMMON_MATCHES)]
+    rare = [dict.fromkeys(TEXT_KEYS, f"audit {n}") for n in range(5)]
+    with seeded(db_engine, [*many, *rare]) as conn:
+        first_rare = COMMON_MATCHES + 1
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id.in_([first_rare, first_rare + 1, 7]))
+            .values(tab="failed", status="canceled")
+        )
+        conn.execute(update(tasks).where(tasks.c.id == first_rare + 2).values(hidden=True))
+        sqlite = conn.dialect.name == "sqlite"
+        for query, bounded in (
+            ("name:audi", True),
+            ("name:audi status:canceled", True),
+            ("name:audi OR name:sweep 12", False),
+            ("NOT name:audi", False),
+            ("name:sweep", False),
+            ("name:audi hidden:true", True),
+        ):
+            found = task_store_search.compile_task_search(conn, query, now=NOW)
+            assert (found.candidates is not None) is (sqlite and bounded), query
+            every = task_store.count_tasks(
+                conn, ORG_ID, search=found.clause, include_hidden=found.include_hidden
+            )
+            assert task_store.count_search(conn, ORG_ID, found, exact=True).counts == every
+            for cap in (1, 3, COUNT_CAP):
+                counted = task_store.count_tasks_upto(
+                    conn,
+                    ORG_ID,
+                    search=found.clause,
+                    include_hidden=found.include_hidden,
+                    tabs=found.tabs,
+                    candidates=found.candidates,
+                    cap=cap,
+                )
+                assert counted.counts == {tab: min(n, cap) for tab, n in every.items()}, query
+                assert counted.capped == {tab for tab, n in every.items() if n > cap}, query
+        if not sqlite:
+            return
+        # A database without statistics (as every new one is): the rare substring's few
+        # rows are read by id, not by a walk of an index through the whole organization.
+        rare_plans = _plans_of_counts(
+            conn, task_store_search.compile_task_search(conn, "name:audi", now=NOW)
+        )
+        assert len(rare_plans) == 1
+        assert "SEARCH tasks USING INTEGER PRIMARY KEY" in rare_plans[0], rare_plans
+        assert not any("ix_tasks_search" in plan for plan in rare_plans), rare_plans
+        # Keys the search index holds are counted in it alone, one range per tab.
+        keyed = task_store_search.compile_task_search(
+            conn, "type:scan NOT status:canceled name:sweep", now=NOW
+        )
+        assert keyed.candidates is None
+        plans = _plans_of_counts(conn, keyed)
+        assert len(plans) == 1
+        ranges = "COVERING INDEX ix_tasks_search (organization_id=? AND tab=? AND hidden=?)"
+        assert plans[0].count(ranges) == len(Tab), plans

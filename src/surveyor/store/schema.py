@@ -354,6 +354,28 @@ tasks = Table(
     Index("uq_tasks_parent_occurrence", "parent_id", "occurrence_at", unique=True),
     # A template's runs, newest first (migration 0025).
     Index("ix_tasks_parent_runs", "parent_id", "id"),
+    # Searched tab counts read this alone (migration 0026): per tab, by age, the keys a search
+    # compares most. `updated_at` stays out, so progress reports leave it untouched.
+    Index(
+        "ix_tasks_search",
+        "organization_id",
+        "tab",
+        "hidden",
+        "created_at",
+        "status",
+        "type",
+        "site_id",
+        "explorer_id",
+        "hosted_zone_id",
+        "parent_id",
+        "cs_new",
+        "cs_changed",
+        "cs_offline",
+        "cs_online",
+        "cs_unchanged",
+        "created_by",
+        "name",
+    ),
     Index(None, "site_id"),
     Index(None, "explorer_id"),
 )

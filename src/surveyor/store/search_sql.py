@@ -19,6 +19,7 @@ from sqlalchemy import (
     Connection,
     Select,
     and_,
+    false,
     func,
     literal,
     not_,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     true,
 )
 
-from surveyor.core.search import Catalogue, Query, resolve
+from surveyor.core.search import Catalogue, Query, matches, resolve
 from surveyor.core.search.conditions import (
     AllOf,
     AnyOf,
@@ -59,11 +60,33 @@ class RelatedValue:
     value: ColumnElement[Any]
 
 
-#: Where a key's value lives: a column of the searched table, or one reached through a key.
-SqlSource = ColumnElement[Any] | RelatedValue
+@dataclass(frozen=True)
+class ClosedValues:
+    """A column that only ever holds one of `values` (a status): a text term on it becomes
+    `column IN (the values the term matches)`, decided by the reference evaluator, so the
+    database compares whole values instead of running LIKE on every row."""
+
+    column: ColumnElement[Any]
+    values: tuple[str, ...]
+
+
+#: Where a key's value lives: a column of the searched table, one reached through a key, or
+#: a column of known values.
+SqlSource = ColumnElement[Any] | RelatedValue | ClosedValues
 SqlCatalogue = Catalogue[SqlSource]
 
 Predicate = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class CompiledSearch:
+    """A search as SQL: its WHERE condition, and the few rows it can match, when known."""
+
+    clause: ColumnElement[bool]
+    #: The ids of the searched table every match is among, fewer than `COMMON_MATCHES`: set
+    #: when the search requires a rare substring that a trigram index looks up (SQLite).
+    #: Reading these rows by id answers the search faster than any walk of an index.
+    candidates: Select[Any] | None = None
 
 
 def compile_query(
@@ -78,10 +101,21 @@ def compile_query(
 
     With `probe_with`, a substring the trigram index finds in many rows is left to LIKE alone
     (see `COMMON_MATCHES`); without it, the index always narrows first."""
+    return _compile(query, catalogue, dialect_name, now, probe_with).clause
+
+
+def _compile(
+    query: Query,
+    catalogue: SqlCatalogue,
+    dialect_name: str,
+    now: datetime,
+    probe_with: Connection | None,
+) -> CompiledSearch:
     condition = resolve(query, catalogue, now)
     if condition is None:
-        return true()
-    return _Compiler(catalogue, dialect_name, probe_with).condition(condition)
+        return CompiledSearch(true())
+    compiler = _Compiler(catalogue, dialect_name, probe_with)
+    return CompiledSearch(compiler.condition(condition), compiler.candidates)
 
 
 def compile_search(
@@ -89,9 +123,17 @@ def compile_search(
 ) -> ColumnElement[bool] | None:
     """The WHERE condition for a parsed search on `conn`'s database, with ages measured from
     now; None when there is nothing to search for."""
+    compiled = compile_search_with_candidates(conn, query, catalogue, now=now)
+    return None if compiled is None else compiled.clause
+
+
+def compile_search_with_candidates(
+    conn: Connection, query: Query | None, catalogue: SqlCatalogue, *, now: datetime
+) -> CompiledSearch | None:
+    """`compile_search`, with the candidate rows when a rare substring bounds the search."""
     if query is None or query.root is None:
         return None
-    return compile_query(query, catalogue, dialect_name=conn.dialect.name, now=now, probe_with=conn)
+    return _compile(query, catalogue, conn.dialect.name, now, conn)
 
 
 def contains_pattern(needle: str) -> str:
@@ -125,6 +167,9 @@ class _Compiler:
         self.catalogue = catalogue
         self.dialect_name = dialect_name
         self.probe_with = probe_with
+        #: what `CompiledSearch.candidates` says, once a required rare substring is found
+        self.candidates: Select[Any] | None = None
+        self._rare: dict[tuple[str, str, str], Select[Any] | None] = {}
 
     def common(self, candidates: Select[Any]) -> bool:
         """Whether the index finds `COMMON_MATCHES` rows or more (read no further)."""
@@ -133,14 +178,38 @@ class _Compiler:
         found = select(func.count()).select_from(candidates.limit(COMMON_MATCHES).subquery())
         return int(self.probe_with.execute(found).scalar_one()) >= COMMON_MATCHES
 
-    def condition(self, condition: Condition) -> ColumnElement[bool]:
+    def rare_candidates(self, column: ColumnElement[Any], needle: str) -> Select[Any] | None:
+        """The trigram index's candidates for `needle` in `column` when they are few (asked
+        of the database once per column and needle), else None."""
+        key = (str(getattr(column, "table", "")), str(getattr(column, "name", "")), needle)
+        if key not in self._rare:
+            found = trigram_prefilter(column, needle) if self.dialect_name == "sqlite" else None
+            self._rare[key] = None if found is None or self.common(found) else found
+        return self._rare[key]
+
+    def condition(self, condition: Condition, *, required: bool = True) -> ColumnElement[bool]:
+        """SQL for `condition`; `required`: every match of the whole search satisfies it
+        (it is the root, or reached through AND alone)."""
         if isinstance(condition, AllOf):
-            return and_(*(self.condition(part) for part in condition.parts))
+            return and_(*(self.condition(part, required=required) for part in condition.parts))
         if isinstance(condition, AnyOf):
-            return or_(*(self.condition(part) for part in condition.parts))
+            return or_(*(self.condition(part, required=False) for part in condition.parts))
         if isinstance(condition, Negation):
-            return not_(self.condition(condition.part))
-        return self.restrict(self.catalogue.fields[condition.key].source, self.leaf(condition))
+            return not_(self.condition(condition.part, required=False))
+        source = self.catalogue.fields[condition.key].source
+        if isinstance(source, ClosedValues) and isinstance(condition, TextContains | TextLike):
+            values = [
+                value for value in source.values if matches(condition, {condition.key: value})
+            ]
+            return source.column.in_(values) if values else false()
+        if (
+            required
+            and self.candidates is None
+            and isinstance(condition, TextContains)
+            and not isinstance(source, RelatedValue | ClosedValues)
+        ):
+            self.candidates = self.rare_candidates(source, condition.needle)
+        return self.restrict(source, self.leaf(condition))
 
     def leaf(self, condition: Condition) -> Predicate:
         if isinstance(condition, TextContains):
@@ -164,8 +233,8 @@ class _Compiler:
 
         def predicate(column: ColumnElement[Any]) -> ColumnElement[bool]:
             # The FTS table narrows the rows; LIKE, as a recheck, keeps the meaning exact.
-            candidates = trigram_prefilter(column, needle)
-            if candidates is None or self.common(candidates):
+            candidates = self.rare_candidates(column, needle)
+            if candidates is None:
                 return like(column)
             return and_(column.table.c.id.in_(candidates), like(column))
 
@@ -179,6 +248,8 @@ class _Compiler:
 
     @staticmethod
     def restrict(source: SqlSource, predicate: Predicate) -> ColumnElement[bool]:
+        if isinstance(source, ClosedValues):
+            return predicate(source.column)
         if isinstance(source, RelatedValue):
             related = select(source.related_id).where(predicate(source.value))
             return and_(source.foreign_key.is_not(None), source.foreign_key.in_(related))

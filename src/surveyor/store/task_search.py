@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import ColumnElement, Connection, Select
 
 from surveyor.core.search import (
     Catalogue,
@@ -25,7 +26,12 @@ from surveyor.core.search import (
 from surveyor.core.search.conditions import AllOf, AnyOf, Negation
 from surveyor.core.tasks import TAB_SPECS, TaskStatus
 from surveyor.store.schema import explorers, hosted_zones, sites, tasks
-from surveyor.store.search_sql import RelatedValue, SqlCatalogue, compile_search
+from surveyor.store.search_sql import (
+    ClosedValues,
+    RelatedValue,
+    SqlCatalogue,
+    compile_search_with_candidates,
+)
 
 __all__ = [
     "HIDDEN_KEY",
@@ -49,7 +55,7 @@ TASK_SEARCH: SqlCatalogue = Catalogue(
         "name": SearchField(_TEXT, _t.name),
         "description": SearchField(_TEXT, _t.description),
         "type": SearchField(_TEXT, _t.type),
-        "status": SearchField(_TEXT, _t.status),
+        "status": SearchField(_TEXT, ClosedValues(_t.status, tuple(s.value for s in TaskStatus))),
         "site": SearchField(_TEXT, RelatedValue(_t.site_id, sites.c.id, sites.c.name)),
         "explorer": SearchField(
             _TEXT, RelatedValue(_t.explorer_id, explorers.c.id, explorers.c.name)
@@ -89,16 +95,21 @@ class TaskSearch:
     include_hidden: bool
     #: the only tabs it can find tasks in (`tabs_of_search`); None: any
     tabs: frozenset[str] | None
+    #: the few ids every match is among, when a rare substring bounds the search
+    #: (`CompiledSearch.candidates`); None: unknown
+    candidates: Select[Any] | None = None
 
 
 def compile_task_search(conn: Connection, text: str | None, *, now: datetime) -> TaskSearch:
     """The search as SQL for `conn`'s database, ages measured from `now`; raises
     SearchError naming what is wrong."""
     query = parse(text or "")
+    compiled = compile_search_with_candidates(conn, query, TASK_SEARCH, now=now)
     return TaskSearch(
-        compile_search(conn, query, TASK_SEARCH, now=now),
+        None if compiled is None else compiled.clause,
         mentions_key(query, HIDDEN_KEY),
         _tabs_of_query(query, now),
+        None if compiled is None else compiled.candidates,
     )
 
 

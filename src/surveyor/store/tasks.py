@@ -24,6 +24,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Join,
     Row,
     Select,
     String,
@@ -44,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.compiler import compiles
 
 from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.kinds import check_transition
@@ -74,6 +76,7 @@ from surveyor.store.schema import (
     task_tab_counts,
     tasks,
 )
+from surveyor.store.task_search import TaskSearch
 
 #: Sort value for rows whose ordering time is unknown (a paused template has no next run):
 #: they sort after every real time in ascending tabs.
@@ -746,11 +749,13 @@ def count_tasks(
     *,
     search: ColumnElement[bool] | None = None,
     include_hidden: bool = False,
+    candidates: Select[Any] | None = None,
 ) -> dict[str, int]:
     """How many tasks each tab holds (and `all`), honouring the search.
 
     Without a search the answer comes from the counter rows kept in step with every write;
-    with one, the matching tasks are counted.
+    with one, the matching tasks are counted (only among `candidates`, when the search says
+    its matches are among those few ids: `TaskSearch.candidates`).
     """
     if search is None:
         query = select(task_tab_counts.c.tab, func.sum(task_tab_counts.c.count)).where(
@@ -767,17 +772,40 @@ def count_tasks(
                 rows.append((tab, delta))
     else:
         clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
-        rows = [
-            (row[0], int(row[1]))
-            for row in conn.execute(
-                select(tasks.c.tab, func.count()).where(clause).group_by(tasks.c.tab)
-            )
-        ]
+        rows = _count_by_tab(conn, clause, candidates)
     counts = {tab.value: 0 for tab in Tab}
     for tab, count in rows:
         counts[tab] += int(count)
     counts[ALL_VIEW] = sum(counts.values())
     return counts
+
+
+class _ByIdsFirst(Join):
+    """An inner join that SQLite runs in the order written (as its `CROSS JOIN`): the left
+    side, a few ids, is the outer loop and each task is read by its primary key. Without
+    statistics SQLite's planner would rather walk `ix_tasks_search`, which covers a count,
+    through the whole organization. Elsewhere an ordinary join."""
+
+    inherit_cache = True
+
+
+@compiles(_ByIdsFirst, "sqlite")
+def _compile_by_ids_first(join: _ByIdsFirst, compiler: Any, **kw: Any) -> str:
+    kw["asfrom"] = True
+    left = compiler.process(join.left, **kw)
+    right = compiler.process(join.right, **kw)
+    return f"{left} CROSS JOIN {right} ON {compiler.process(join.onclause, **kw)}"
+
+
+def _count_by_tab(
+    conn: Connection, clause: ColumnElement[bool], candidates: Select[Any] | None
+) -> list[tuple[str, int]]:
+    """Matches of `clause` per tab, every one counted."""
+    count = select(tasks.c.tab, func.count()).where(clause).group_by(tasks.c.tab)
+    if candidates is not None:
+        ids = candidates.subquery()
+        count = count.select_from(_ByIdsFirst(ids, tasks, tasks.c.id == ids.c[0]))
+    return [(row[0], int(row[1])) for row in conn.execute(count)]
 
 
 #: Where searched tab counts stop: past it a tab shows `10,000+` unless an exact count is asked.
@@ -800,11 +828,18 @@ def count_tasks_upto(
     include_hidden: bool = False,
     cap: int = COUNT_CAP,
     tabs: frozenset[str] | None = None,
+    candidates: Select[Any] | None = None,
 ) -> CappedCounts:
     """`count_tasks`, where a searched tab stops counting at `cap` matches: a tab past it
     reads `cap` and is named in `capped` (as is `all` when the tabs together pass it).
     `tabs`, when given, are the only tabs the search can match in (`tabs_of_search`): the
-    others read 0 without a query.
+    others read 0 without a query. `candidates`, when given, are the few ids every match is
+    among (`TaskSearch.candidates`): they are read by id and counted exactly, in one pass.
+
+    Otherwise each tab is counted in its own range of `ix_tasks_search`, which holds the keys
+    searches compare most: a tab stops at one match past the cap, and a tab with fewer
+    matches is read to its end, in the index alone when the search names only its keys. The
+    tabs are counted in one statement.
 
     Without a search the counters are read, which is exact at any size."""
     if search is None:
@@ -812,32 +847,61 @@ def count_tasks_upto(
             count_tasks(conn, organization_id, include_hidden=include_hidden), frozenset()
         )
     clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
-    # One read of at most cap + 1 matches: when they are fewer, every count is exact.
-    sample = select(tasks.c.tab).where(clause).limit(cap + 1).subquery()
-    grouped = conn.execute(select(sample.c.tab, func.count()).group_by(sample.c.tab)).all()
-    if sum(int(row[1]) for row in grouped) <= cap:
-        counts = {tab.value: 0 for tab in Tab}
-        for tab_name, count in grouped:
-            counts[tab_name] += int(count)
-        counts[ALL_VIEW] = sum(counts.values())
-        return CappedCounts(counts, frozenset())
-    counts = {}
+    if candidates is not None:
+        found = _count_by_tab(conn, clause, candidates)
+    else:
+        per_tab = [
+            select(
+                literal(tab.value, String()).label("tab"),
+                select(func.count())
+                .select_from(
+                    select(literal(1))
+                    .where(clause, tasks.c.tab == tab.value)
+                    .limit(cap + 1)
+                    .subquery()
+                )
+                .scalar_subquery(),
+            )
+            for tab in Tab
+            if tabs is None or tab.value in tabs
+        ]
+        statement = per_tab[0] if len(per_tab) == 1 else union_all(*per_tab)
+        found = [(row[0], int(row[1])) for row in conn.execute(statement)] if per_tab else []
+    counts = {tab.value: 0 for tab in Tab}
     capped: set[str] = set()
-    for tab in Tab:
-        if tabs is not None and tab.value not in tabs:
-            counts[tab.value] = 0
-            continue
-        # Each tab's own index range, read no further than one row past the cap.
-        found = select(literal(1)).where(clause, tasks.c.tab == tab.value).limit(cap + 1)
-        count = int(conn.execute(select(func.count()).select_from(found.subquery())).scalar_one())
+    for tab_name, count in found:
         if count > cap:
-            capped.add(tab.value)
-        counts[tab.value] = min(count, cap)
+            capped.add(tab_name)
+        counts[tab_name] += min(count, cap)
     total = sum(counts.values())
     if capped or total > cap:
         capped.add(ALL_VIEW)
     counts[ALL_VIEW] = min(total, cap)
     return CappedCounts(counts, frozenset(capped))
+
+
+def count_search(
+    conn: Connection, organization_id: int, found: TaskSearch, *, exact: bool = False
+) -> CappedCounts:
+    """The tab counts of a compiled task search: stopped at the cap (`count_tasks_upto`), or,
+    when `exact`, every match counted."""
+    if exact:
+        counts = count_tasks(
+            conn,
+            organization_id,
+            search=found.clause,
+            include_hidden=found.include_hidden,
+            candidates=found.candidates,
+        )
+        return CappedCounts(counts, frozenset())
+    return count_tasks_upto(
+        conn,
+        organization_id,
+        search=found.clause,
+        include_hidden=found.include_hidden,
+        tabs=found.tabs,
+        candidates=found.candidates,
+    )
 
 
 def add_events(conn: Connection, task: Task, events: Sequence[TaskEvent], *, now: datetime) -> None:

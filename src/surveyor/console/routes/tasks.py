@@ -169,15 +169,7 @@ def count_tasks(
     searched count stops at 10,000 (`capped` says which did) unless `exact=true`."""
     with state.db.read() as conn:
         found = compile_task_search(conn, search, now=state.clock.now())
-        org = principal.organization_id
-        if exact:
-            counts = task_store.count_tasks(
-                conn, org, search=found.clause, include_hidden=found.include_hidden
-            )
-            return {"counts": counts, "capped": dict.fromkeys(counts, False)}
-        counted = task_store.count_tasks_upto(
-            conn, org, search=found.clause, include_hidden=found.include_hidden, tabs=found.tabs
-        )
+        counted = task_store.count_search(conn, principal.organization_id, found, exact=exact)
     return {
         "counts": counted.counts,
         "capped": {tab: tab in counted.capped for tab in counted.counts},

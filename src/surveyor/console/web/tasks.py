@@ -218,18 +218,11 @@ def tab_counts(
             found = compile_task_search(conn, search[:MAX_SEARCH_LENGTH], now=state.clock.now())
         except SearchError as error:
             return JSONResponse({"error": {"message": error.message}}, status_code=400)
-        org = principal.organization_id
-        if exact:
-            counts = task_store.count_tasks(
-                conn, org, search=found.clause, include_hidden=found.include_hidden
-            )
-            capped: list[str] = []
-        else:
-            counted = task_store.count_tasks_upto(
-                conn, org, search=found.clause, include_hidden=found.include_hidden, tabs=found.tabs
-            )
-            counts, capped = counted.counts, sorted(counted.capped)
-    return JSONResponse({"counts": counts, "capped": capped}, headers={"Cache-Control": "no-store"})
+        counted = task_store.count_search(conn, principal.organization_id, found, exact=exact)
+    return JSONResponse(
+        {"counts": counted.counts, "capped": sorted(counted.capped)},
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 class Perform(Protocol):
