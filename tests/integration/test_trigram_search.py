@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, delete, event, func, insert, select, text, update
@@ -21,7 +22,7 @@ from surveyor.core.tasks import Tab
 from surveyor.store import task_search as task_store_search
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import organizations, tasks
-from surveyor.store.search_index import TRIGRAM_COLUMNS, fts_table_name
+from surveyor.store.search_index import TRIGRAM_COLUMNS, fts_table_name, gin_index_name
 from surveyor.store.search_sql import COMMON_MATCHES, compile_query, compile_search
 from surveyor.store.task_search import TASK_SEARCH
 from surveyor.store.tasks import COUNT_CAP
@@ -149,14 +150,41 @@ def test_case_special_characters_and_short_needles(db_engine: Engine) -> None:
     }
     with seeded(db_engine, FIXED) as conn:
         for query, expected in examples.items():
-            if conn.dialect.name == "postgresql" and not query.isascii():
-                # PostgreSQL's ILIKE folds the letters its database's character type folds
-                # (see core/search/evaluate.py): all of them, or ASCII only under "C".
-                folds = conn.execute(text("SELECT lower('É') = 'é'")).scalar()
-                assert sql_ids(conn, query) == ([3] if folds else expected), query
-                continue
             assert sql_ids(conn, query) == expected, query
             assert python_ids(FIXED, query) == expected, query
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_postgresql_folds_only_ascii_letters_whatever_the_column_collation(
+    db_engine: Engine,
+) -> None:
+    """The search compares in "C" (ASCII folding, as the reference evaluator), also where the
+    column's own collation folds every letter."""
+    with seeded(db_engine, FIXED) as conn:
+        conn.exec_driver_sql(
+            'ALTER TABLE tasks ALTER COLUMN name TYPE varchar(200) COLLATE "C.utf8"'
+        )
+        assert conn.execute(text("SELECT lower(name) FROM tasks WHERE id = 3")).scalar() == (
+            "éclair scan"
+        )
+        for query, expected in {"name:éclair": [], "name:Éclair": [3], "name:ÉCLAIR": [3]}.items():
+            assert sql_ids(conn, query) == expected, query
+            assert python_ids(FIXED, query) == expected, query
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_postgresql_serves_each_substring_key_from_its_trigram_index(db_engine: Engine) -> None:
+    """The search's `ILIKE` is in the collation each `pg_trgm` index is built in: otherwise
+    the planner could not use the index at all."""
+    with seeded(db_engine, FIXED) as conn:
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        for key in TEXT_KEYS:
+            condition = _searched(conn, f"{key}:sample")
+            compiled = select(tasks.c.id).where(condition).compile(conn)
+            plan = "\n".join(
+                row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", compiled.params)
+            )
+            assert f"Bitmap Index Scan on {gin_index_name('tasks', key)}" in plan, plan
 
 
 def test_the_index_follows_inserts_updates_and_deletes(db_engine: Engine) -> None:

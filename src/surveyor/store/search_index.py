@@ -7,7 +7,8 @@ index instead:
 - SQLite: one FTS5 table per searched table, `<table>_trigram`, with the `trigram`
   tokenizer, as an external-content index of the table (no second copy of the text), kept in
   step by three triggers (insert, delete, update of the indexed columns).
-- PostgreSQL: a `pg_trgm` GIN index per column, which `ILIKE '%...%'` uses by itself.
+- PostgreSQL: a `pg_trgm` GIN index per column (of the column in the "C" collation, since
+  migration 0027), which `ILIKE '%...%'` in that collation uses by itself.
 
 Migration 0023 creates them and fills them from existing rows; `create_trigram_indexes` is
 what it runs. A later migration that rebuilds an indexed table on SQLite (a batch alter
@@ -108,11 +109,21 @@ def create_trigram_triggers(
         conn.exec_driver_sql(statement)
 
 
+#: The collation the search compares text in on PostgreSQL: under "C", `ILIKE` folds ASCII
+#: letters only, as the reference evaluator and SQLite's LIKE do, whatever the database's own
+#: collation (and without the cost of full Unicode case mapping on every row).
+SEARCH_COLLATION = "C"
+
+
 def create_trigram_indexes(
-    conn: Connection, indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS
+    conn: Connection,
+    indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS,
+    *,
+    collation: str | None = SEARCH_COLLATION,
 ) -> None:
     """Create the trigram indexes of `indexed` (table: columns) and fill them from the rows
-    already there."""
+    already there. On PostgreSQL each index is of the column in `collation` (None: the
+    column's own), the form the search compiler's `ILIKE` has, so the planner can use it."""
     if conn.dialect.name == "sqlite":
         for table_name, columns in indexed.items():
             fts = _quote(fts_table_name(table_name))
@@ -127,9 +138,12 @@ def create_trigram_indexes(
     conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for table_name, columns in indexed.items():
         for name in columns:
+            indexed_text = _quote(name)
+            if collation is not None:
+                indexed_text = f"({indexed_text} COLLATE {_quote(collation)})"
             conn.exec_driver_sql(
                 f"CREATE INDEX {_quote(gin_index_name(table_name, name))} ON {_quote(table_name)}"
-                f" USING gin ({_quote(name)} gin_trgm_ops)"
+                f" USING gin ({indexed_text} gin_trgm_ops)"
             )
 
 

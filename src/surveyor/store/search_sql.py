@@ -41,7 +41,7 @@ from surveyor.core.search.conditions import (
     TimeCompare,
 )
 from surveyor.core.search.parser import Operator
-from surveyor.store.search_index import trigram_prefilter
+from surveyor.store.search_index import SEARCH_COLLATION, trigram_prefilter
 
 LIKE_ESCAPE = "\\"
 #: A substring the trigram index finds in at least this many rows is common: reading every
@@ -241,10 +241,11 @@ class _Compiler:
         return predicate
 
     def like(self, pattern: str) -> Predicate:
-        # SQLite's LIKE already ignores ASCII case; elsewhere ask for it.
+        # SQLite's LIKE already ignores ASCII case; PostgreSQL's ILIKE does so, and no more,
+        # in the "C" collation (the one the trigram indexes are built in).
         if self.dialect_name == "sqlite":
             return lambda column: column.like(pattern, escape=LIKE_ESCAPE)
-        return lambda column: column.ilike(pattern, escape=LIKE_ESCAPE)
+        return lambda column: column.collate(SEARCH_COLLATION).ilike(pattern, escape=LIKE_ESCAPE)
 
     @staticmethod
     def restrict(source: SqlSource, predicate: Predicate) -> ColumnElement[bool]:

@@ -1,8 +1,8 @@
 """The reference evaluator: a query applied to one plain record, in Python.
 
 It defines what the SQL compiler must return. Text comparison lowers ASCII letters only,
-which is what SQLite's LIKE does; other letters compare exactly (PostgreSQL's ILIKE may fold
-them too, so results agree for ASCII text).
+which is what SQLite's LIKE does, and PostgreSQL's ILIKE in the "C" collation (the compiler
+asks for it); other letters compare exactly.
 """
 
 from __future__ import annotations
