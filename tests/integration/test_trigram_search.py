@@ -7,7 +7,7 @@ Runs on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, delete, event, func, insert, select, 
 
 from surveyor.core.search import evaluate, parse
 from surveyor.core.tasks import Tab
+from surveyor.store import explorers as explorer_store
 from surveyor.store import task_search as task_store_search
 from surveyor.store import tasks as task_store
 from surveyor.store.schema import organizations, tasks
@@ -325,8 +326,13 @@ def test_a_common_substring_is_left_to_like_and_a_rare_one_is_looked_up(
             assert found == expected, query
 
 
-def _plans_of_counts(conn: Connection, found: Any, *, exact: bool = False) -> list[str]:
+def _plans_of_counts(conn: Connection, found: Any) -> list[str]:
     """The SQLite query plans of the statements on `tasks` that counting `found` runs."""
+    return _plans_of(conn, lambda: task_store.count_search(conn, ORG_ID, found))
+
+
+def _plans_of(conn: Connection, call: Callable[[], object]) -> list[str]:
+    """The SQLite query plans of the statements on `tasks` that `call` runs on `conn`."""
     statements: list[tuple[str, Any]] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -335,7 +341,7 @@ def _plans_of_counts(conn: Connection, found: Any, *, exact: bool = False) -> li
 
     event.listen(conn, "before_cursor_execute", seen)
     try:
-        task_store.count_search(conn, ORG_ID, found, exact=exact)
+        call()
     finally:
         event.remove(conn, "before_cursor_execute", seen)
     return [
@@ -401,5 +407,9 @@ def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_sea
         assert keyed.candidates is None
         plans = _plans_of_counts(conn, keyed)
         assert len(plans) == 1
-        ranges = "COVERING INDEX ix_tasks_search (organization_id=? AND tab=? AND hidden=?)"
+        ranges = "COVERING INDEX ix_tasks_search (tab=? AND organization_id=? AND hidden=?)"
         assert plans[0].count(ranges) == len(Tab), plans
+        # A query on the organization alone keeps the walk it had (tab leads the index).
+        running = _plans_of(conn, lambda: explorer_store.current_tasks_of(conn, [ORG_ID]))
+        assert len(running) == 1
+        assert "ix_tasks_search" not in running[0], running

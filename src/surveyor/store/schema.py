@@ -358,8 +358,8 @@ tasks = Table(
     # compares most. `updated_at` stays out, so progress reports leave it untouched.
     Index(
         "ix_tasks_search",
-        "organization_id",
         "tab",
+        "organization_id",
         "hidden",
         "created_at",
         "status",
