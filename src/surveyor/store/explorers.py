@@ -288,17 +288,19 @@ def current_tasks_of(conn: Connection, organization_ids: Iterable[int]) -> dict[
     """The task occupying each explorer of these organizations (explorer id -> task id), in
     one query (few tasks run at once; an explorer with two, e.g. one still stopping, shows
     the newer). No GROUP BY: it would tempt SQLite into walking the explorer index over
-    every task."""
+    every task. The organizations are picked out here, not in SQL: with statistics, SQLite
+    would rather skip-scan `ix_tasks_search` through every task of the organization (83 ms
+    on a million tasks) than read the few running ones from the status index (about 1 ms)."""
+    wanted = set(organization_ids)
     rows = conn.execute(
-        select(tasks.c.explorer_id, tasks.c.id).where(
-            tasks.c.status.in_(_RUNNING),
-            tasks.c.organization_id.in_(list(organization_ids)),
-            tasks.c.explorer_id.is_not(None),
+        select(tasks.c.explorer_id, tasks.c.id, tasks.c.organization_id).where(
+            tasks.c.status.in_(_RUNNING), tasks.c.explorer_id.is_not(None)
         )
     ).all()
     current: dict[int, int] = {}
-    for explorer_id, task_id in rows:
-        current[explorer_id] = max(task_id, current.get(explorer_id, 0))
+    for explorer_id, task_id, organization_id in rows:
+        if organization_id in wanted:
+            current[explorer_id] = max(task_id, current.get(explorer_id, 0))
     return current
 
 
