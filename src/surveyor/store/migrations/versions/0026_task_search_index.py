@@ -10,8 +10,8 @@ alone. It is kept to these: PostgreSQL unpacks every column of each index entry 
 the three more that were tried (template, online and unchanged counts) made the longest count
 of the benchmark 25% slower there; `parent_id:=` has `ix_tasks_parent_runs`. `updated_at` is
 left out on purpose: a task's progress reports, which write only it and the progress columns,
-change nothing here. `tab` comes first: a query on the organization alone (the explorers
-page's running tasks, say) must not find this index a cheaper walk than the one it has.
+change nothing here. `tab` comes first, so that a query on the organization alone does not
+find a prefix of this index.
 """
 
 from alembic import op
