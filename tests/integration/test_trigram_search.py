@@ -379,15 +379,7 @@ def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_sea
             )
             assert task_store.count_search(conn, ORG_ID, found, exact=True).counts == every
             for cap in (1, 3, COUNT_CAP):
-                counted = task_store.count_tasks_upto(
-                    conn,
-                    ORG_ID,
-                    search=found.clause,
-                    include_hidden=found.include_hidden,
-                    tabs=found.tabs,
-                    candidates=found.candidates,
-                    cap=cap,
-                )
+                counted = task_store.count_search(conn, ORG_ID, found, cap=cap)
                 assert counted.counts == {tab: min(n, cap) for tab, n in every.items()}, query
                 assert counted.capped == {tab for tab, n in every.items() if n > cap}, query
         if not sqlite:

@@ -881,9 +881,14 @@ def count_tasks_upto(
 
 
 def count_search(
-    conn: Connection, organization_id: int, found: TaskSearch, *, exact: bool = False
+    conn: Connection,
+    organization_id: int,
+    found: TaskSearch,
+    *,
+    exact: bool = False,
+    cap: int = COUNT_CAP,
 ) -> CappedCounts:
-    """The tab counts of a compiled task search: stopped at the cap (`count_tasks_upto`), or,
+    """The tab counts of a compiled task search: stopped at `cap` (`count_tasks_upto`), or,
     when `exact`, every match counted."""
     if exact:
         counts = count_tasks(
@@ -901,6 +906,7 @@ def count_search(
         include_hidden=found.include_hidden,
         tabs=found.tabs,
         candidates=found.candidates,
+        cap=cap,
     )
 
 
