@@ -197,7 +197,7 @@ class _Compiler:
         if isinstance(condition, Negation):
             return not_(self.condition(condition.part, required=False))
         source = self.catalogue.fields[condition.key].source
-        if isinstance(source, ClosedValues) and isinstance(condition, TextContains | TextLike):
+        if isinstance(source, ClosedValues):
             values = [
                 value for value in source.values if matches(condition, {condition.key: value})
             ]
@@ -206,7 +206,7 @@ class _Compiler:
             required
             and self.candidates is None
             and isinstance(condition, TextContains)
-            and not isinstance(source, RelatedValue | ClosedValues)
+            and not isinstance(source, RelatedValue)
         ):
             self.candidates = self.rare_candidates(source, condition.needle)
         return self.restrict(source, self.leaf(condition))
@@ -248,9 +248,9 @@ class _Compiler:
         return lambda column: column.collate(SEARCH_COLLATION).ilike(pattern, escape=LIKE_ESCAPE)
 
     @staticmethod
-    def restrict(source: SqlSource, predicate: Predicate) -> ColumnElement[bool]:
-        if isinstance(source, ClosedValues):
-            return predicate(source.column)
+    def restrict(
+        source: ColumnElement[Any] | RelatedValue, predicate: Predicate
+    ) -> ColumnElement[bool]:
         if isinstance(source, RelatedValue):
             related = select(source.related_id).where(predicate(source.value))
             return and_(source.foreign_key.is_not(None), source.foreign_key.in_(related))

@@ -808,6 +808,29 @@ def _count_by_tab(
     return [(row[0], int(row[1])) for row in conn.execute(count)]
 
 
+def _count_each_tab_upto(
+    conn: Connection, clause: ColumnElement[bool], limit: int, tabs: frozenset[str] | None
+) -> list[tuple[str, int]]:
+    """Matches of `clause` in each tab (of `tabs`, or all), each read no further than
+    `limit` matches in the tab's own index range; all tabs in one statement."""
+    per_tab = [
+        select(
+            literal(tab.value, String()).label("tab"),
+            select(func.count())
+            .select_from(
+                select(literal(1)).where(clause, tasks.c.tab == tab.value).limit(limit).subquery()
+            )
+            .scalar_subquery(),
+        )
+        for tab in Tab
+        if tabs is None or tab.value in tabs
+    ]
+    if not per_tab:
+        return []
+    statement = per_tab[0] if len(per_tab) == 1 else union_all(*per_tab)
+    return [(row[0], int(row[1])) for row in conn.execute(statement)]
+
+
 #: Where searched tab counts stop: past it a tab shows `10,000+` unless an exact count is asked.
 COUNT_CAP = 10_000
 
@@ -850,23 +873,7 @@ def count_tasks_upto(
     if candidates is not None:
         found = _count_by_tab(conn, clause, candidates)
     else:
-        per_tab = [
-            select(
-                literal(tab.value, String()).label("tab"),
-                select(func.count())
-                .select_from(
-                    select(literal(1))
-                    .where(clause, tasks.c.tab == tab.value)
-                    .limit(cap + 1)
-                    .subquery()
-                )
-                .scalar_subquery(),
-            )
-            for tab in Tab
-            if tabs is None or tab.value in tabs
-        ]
-        statement = per_tab[0] if len(per_tab) == 1 else union_all(*per_tab)
-        found = [(row[0], int(row[1])) for row in conn.execute(statement)] if per_tab else []
+        found = _count_each_tab_upto(conn, clause, cap + 1, tabs)
     counts = {tab.value: 0 for tab in Tab}
     capped: set[str] = set()
     for tab_name, count in found:
