@@ -129,6 +129,12 @@ def _belongs_to(name: str, table: str, *, primary_key: bool = False) -> Column[i
     return Column(name, Id, owner, nullable=False)
 
 
+def _refers_to(name: str, table: str) -> Column[int]:
+    """The column `name`: the row of `table` (by its id) this row refers to, if any; deleting
+    that row empties the column."""
+    return Column(name, Id, ForeignKey(f"{table}.id", ondelete="SET NULL"), nullable=True)
+
+
 def _organization_id(*, primary_key: bool = False) -> Column[int]:
     """The organization the row belongs to: deleting the organization deletes the row."""
     return _belongs_to("organization_id", "organizations", primary_key=primary_key)
@@ -146,6 +152,24 @@ def _owned_row() -> tuple[Column[int], Column[int], Column[str], UniqueConstrain
         *_organization_row(),
         Column("name", String(200), nullable=False),
         UniqueConstraint("organization_id", "name"),
+    )
+
+
+def _token_halves() -> tuple[Column[str], Column[str]]:
+    """`lookup` and `secret_hash`: the public half of a token, used to find the row, and the
+    digest of its secret half (store/accounts.py's `insert_issued` writes both)."""
+    return (
+        Column("lookup", String(32), nullable=False, unique=True),
+        Column("secret_hash", String(128), nullable=False),
+    )
+
+
+def _lease() -> tuple[Column[str], Column[datetime]]:
+    """`lease_owner` and `lease_expires_at`: the process working on the row now, and until
+    when (another may take it over after)."""
+    return (
+        Column("lease_owner", String(100), nullable=True),
+        Column("lease_expires_at", UTCDateTime, nullable=True),
     )
 
 
@@ -222,9 +246,7 @@ api_tokens = Table(
     _organization_id(),
     Column("name", String(200), nullable=False, default=""),
     Column("kind", String(20), nullable=False, default="api"),
-    # The public half of a token, used to find the row; the secret half is only stored hashed.
-    Column("lookup", String(32), nullable=False, unique=True),
-    Column("secret_hash", String(128), nullable=False),
+    *_token_halves(),
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=True),
     Column("expires_at", UTCDateTime, nullable=True),
@@ -256,8 +278,8 @@ explorers = Table(
     "explorers",
     metadata,
     *_owned_row(),
-    Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
-    Column("hosted_zone_id", Id, ForeignKey("hosted_zones.id", ondelete="SET NULL"), nullable=True),
+    _refers_to("site_id", "sites"),
+    _refers_to("hosted_zone_id", "hosted_zones"),
     Column("secret_hash", String(128), nullable=True),
     Column("version", String(50), nullable=False, default=""),
     Column("hostname", String(255), nullable=False, default=""),
@@ -270,12 +292,7 @@ explorers = Table(
     *_timestamps(),
     # The public half of the explorer's secret, used to find the row (the secret is hashed).
     Column("secret_lookup", String(32), nullable=True, unique=True),
-    Column(
-        "enrollment_token_id",
-        Id,
-        ForeignKey("enrollment_tokens.id", ondelete="SET NULL"),
-        nullable=True,
-    ),
+    _refers_to("enrollment_token_id", "enrollment_tokens"),
     Index(None, "hosted_zone_id"),
 )
 
@@ -283,7 +300,7 @@ tasks = Table(
     "tasks",
     metadata,
     *_organization_row(),
-    Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
+    _refers_to("site_id", "sites"),
     Column("name", String(200), nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("type", String(20), nullable=False),
@@ -301,10 +318,10 @@ tasks = Table(
     Column("cs_offline", Integer, nullable=True),
     Column("cs_online", Integer, nullable=True),
     Column("cs_unchanged", Integer, nullable=True),
-    Column("explorer_id", Id, ForeignKey("explorers.id", ondelete="SET NULL"), nullable=True),
-    Column("hosted_zone_id", Id, ForeignKey("hosted_zones.id", ondelete="SET NULL"), nullable=True),
+    _refers_to("explorer_id", "explorers"),
+    _refers_to("hosted_zone_id", "hosted_zones"),
     Column("created_by", String(320), nullable=False, default=""),
-    Column("created_by_user_id", Id, ForeignKey("users.id", ondelete="SET NULL"), nullable=True),
+    _refers_to("created_by_user_id", "users"),
     *_timestamps(),
     Column("start_time", UTCDateTime, nullable=True),
     Column("recur", Boolean, nullable=False, default=False),
@@ -314,7 +331,7 @@ tasks = Table(
     Column("recur_next", UTCDateTime, nullable=True),
     Column("recur_last", UTCDateTime, nullable=True),
     Column("recur_last_task_id", Id, nullable=True),
-    Column("parent_id", Id, ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
+    _refers_to("parent_id", "tasks"),
     Column("grace_period", Integer, nullable=False, default=DEFAULT_GRACE_PERIOD_SECONDS),
     Column("hidden", Boolean, nullable=False, default=False),
     Column("removed_at", UTCDateTime, nullable=True),
@@ -341,8 +358,7 @@ tasks = Table(
     Column("last_report_at", UTCDateTime, nullable=True),
     Column("stop_requested_at", UTCDateTime, nullable=True),
     # Processing queue: a worker's lease on the task, and how often processing was tried.
-    Column("lease_owner", String(100), nullable=True),
-    Column("lease_expires_at", UTCDateTime, nullable=True),
+    *_lease(),
     Column("processing_attempts", Integer, nullable=False, default=0, server_default="0"),
     # SHA-256 of the stored task data, checked on upload and on download.
     Column("data_sha256", String(64), nullable=True),
@@ -431,10 +447,9 @@ enrollment_tokens = Table(
     *_organization_row(),
     Column("name", String(200), nullable=False),
     # Explorers enrolled with this token start in this site and hosted zone.
-    Column("site_id", Id, ForeignKey("sites.id", ondelete="SET NULL"), nullable=True),
-    Column("hosted_zone_id", Id, ForeignKey("hosted_zones.id", ondelete="SET NULL"), nullable=True),
-    Column("lookup", String(32), nullable=False, unique=True),
-    Column("secret_hash", String(128), nullable=False),
+    _refers_to("site_id", "sites"),
+    _refers_to("hosted_zone_id", "hosted_zones"),
+    *_token_halves(),
     Column("created_by", String(320), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
@@ -499,8 +514,7 @@ notification_deliveries = Table(
     Column("last_status_code", Integer, nullable=True),
     Column("last_error", Text, nullable=False, default=""),
     # The console sending it now, and until when (another console takes over after).
-    Column("lease_owner", String(100), nullable=True),
-    Column("lease_expires_at", UTCDateTime, nullable=True),
+    *_lease(),
     UniqueConstraint("rule_id", "event_key"),
     # The delivery service's lookup: pending deliveries by when they are due.
     Index("ix_notification_deliveries_due", "status", "next_attempt_at", "id"),
@@ -737,7 +751,7 @@ retention_settings = Table(
     _organization_id(primary_key=True),
     Column("task_data_days", Integer, nullable=False),
     Column("stale_after_days", Integer, nullable=False),
-    Column("template_id", Id, ForeignKey("tasks.id", ondelete="SET NULL"), nullable=True),
+    _refers_to("template_id", "tasks"),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("updated_by", String(320), nullable=False, default=""),
 )
