@@ -39,9 +39,12 @@ KINDS: dict[str, tuple[FieldSpec, ...]] = {kind.value: field_specs(kind) for kin
 KIND_LABELS = {"ldap": "LDAP / Active Directory", "snmp": "SNMP", "dns": "DNS zone transfer"}
 
 
-def _sites(state: ConsoleState, principal: Principal) -> list[Any]:
+def _sites(state: ConsoleState, principal: Principal) -> dict[str, Any]:
+    """The sites a form offers, and their names by id (a credential's sites as a page names
+    them)."""
     with state.db.read() as conn:
-        return records.list_sites(conn, principal.organization_id, limit=1000)
+        sites = records.list_sites(conn, principal.organization_id, limit=1000)
+    return {"sites": sites, "site_names": {site.id: site.name for site in sites}}
 
 
 def _list_context(
@@ -53,11 +56,9 @@ def _list_context(
 ) -> dict[str, Any]:
     with state.db.read() as conn:
         found = store.list_credentials(conn, principal.organization_id, limit=1000)
-    sites = _sites(state, principal)
     return {
         "credentials": [CredentialOut.of(credential) for credential in found],
-        "sites": sites,
-        "site_names": {site.id: site.name for site in sites},
+        **_sites(state, principal),
         "kinds": KINDS,
         "kind_labels": KIND_LABELS,
         # Never a secret: the forms' values are the plain fields only.
@@ -79,14 +80,12 @@ def _credential_context(
 ) -> dict[str, Any]:
     with missing_is_404(), state.db.read() as conn:
         credential = CredentialOut.of(rules.get_credential(conn, principal, credential_id))
-    sites = _sites(state, principal)
     plain = {key: value for key, value in credential.fields.items() if isinstance(value, str)}
     return {
         "credential": credential,
         "specs": KINDS[credential.kind.value],
         "kind_labels": KIND_LABELS,
-        "sites": sites,
-        "site_names": {site.id: site.name for site in sites},
+        **_sites(state, principal),
         "form": form
         or {"name": credential.name, "site_ids": list(credential.site_ids), "fields": plain},
         "errors": errors or {},
