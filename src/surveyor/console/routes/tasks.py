@@ -47,6 +47,8 @@ from surveyor.store.task_search import compile_task_search
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
 _ERRORS = error_responses(400, 401, 403, 404, 409, 422)
+#: How many of a task's runs (recurring or processing) a page answers with at most.
+RunsLimit = Annotated[int, Query(ge=1, le=500)]
 Row = TypeVar("Row")
 ViewName = Literal["active", "processing", "scheduled", "failed", "completed", "recurring", "all"]
 
@@ -265,7 +267,7 @@ def list_runs(
     task_id: IdPath,
     principal: Viewer,
     state: State,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: RunsLimit = 50,
     cursor: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="next_cursor of the previous page")
     ] = None,
@@ -354,7 +356,7 @@ def list_processing_runs(
     task_id: IdPath,
     principal: Viewer,
     state: State,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: RunsLimit = 50,
     cursor: Annotated[
         int | None,
         Query(ge=1, le=reports.MAX_RUN_NUMBER, description="next_cursor of the previous page"),
