@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -374,6 +375,8 @@ def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_sea
         ):
             found = task_store_search.compile_task_search(conn, query, now=NOW)
             assert (found.candidates is not None) is (sqlite and bounded), query
+            required = " OR " not in query and not query.startswith("NOT")
+            assert found.indexed_substring is required, query
             every = task_store.count_tasks(
                 conn, ORG_ID, search=found.clause, include_hidden=found.include_hidden
             )
@@ -405,3 +408,51 @@ def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_sea
         running = _plans_of(conn, lambda: explorer_store.current_tasks_of(conn, [ORG_ID]))
         assert len(running) == 1
         assert "ix_tasks_search" not in running[0], running
+
+
+def _statements_of(conn: Connection, call: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """What `call` returns, and the statements on `tasks` it runs on `conn`, as sent."""
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM tasks" in statement:
+            statements.append(statement)
+
+    event.listen(conn, "before_cursor_execute", seen)
+    try:
+        result = call()
+    finally:
+        event.remove(conn, "before_cursor_execute", seen)
+    return result, statements
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_postgresql_counts_a_substring_it_expects_under_the_cap_in_one_statement(
+    db_engine: Engine,
+) -> None:
+    """Fewer matches expected than the cap: one grouped count, which may find them through
+    the trigram index; more: each tab walked no further than the cap."""
+    many = [dict.fromkeys(TEXT_KEYS, f"weekly sweep {n}") for n in range(COMMON_MATCHES)]
+    rare = [dict.fromkeys(TEXT_KEYS, f"audit {n}") for n in range(5)]
+    with seeded(db_engine, [*many, *rare]) as conn:
+        conn.execute(update(tasks).where(tasks.c.id <= 7).values(tab="failed", status="canceled"))
+        conn.execute(text("ANALYZE tasks"))
+        for query, cap, expected in (
+            ("name:audi", COUNT_CAP, {"completed": 5, "all": 5}),
+            ("name:sweep", COUNT_CAP, {"completed": COMMON_MATCHES - 7, "failed": 7, "all": 5000}),
+            ("name:sweep", 1, {"completed": 1, "failed": 1, "all": 1}),
+        ):
+            found = task_store_search.compile_task_search(conn, query, now=NOW)
+            assert found.indexed_substring, query
+            counted, sent = _statements_of(
+                conn, partial(task_store.count_search, conn, ORG_ID, found, cap=cap)
+            )
+            assert {tab: n for tab, n in counted.counts.items() if n} == expected, query
+            explained = [statement for statement in sent if statement.startswith("EXPLAIN")]
+            counts = [statement for statement in sent if not statement.startswith("EXPLAIN")]
+            # Asked once what the planner expects; then one statement counts.
+            assert len(explained) == 1, sent
+            assert len(counts) == 1, sent
+            under_the_cap = cap == COUNT_CAP
+            assert ("GROUP BY" in counts[0]) is under_the_cap, counts
+            assert ("LIMIT" in counts[0]) is not under_the_cap, counts

@@ -168,14 +168,21 @@ def fts_phrase(needle: str) -> str:
     return '"' + needle.replace('"', '""') + '"'
 
 
+def trigram_serves(source: ColumnElement[Any], needle: str) -> bool:
+    """Whether a trigram index can look up `needle` in `source` (an indexed column, and a
+    needle long enough to have a trigram)."""
+    if len(needle) < MIN_NEEDLE or not isinstance(source, Column):
+        return False
+    table_name = getattr(source.table, "name", None)
+    return table_name in TRIGRAM_COLUMNS and source.name in TRIGRAM_COLUMNS[table_name]
+
+
 def trigram_prefilter(source: ColumnElement[Any], needle: str) -> Select[Any] | None:
     """The ids of `source`'s table whose column may contain `needle` (a superset of the exact
     matches, found through the SQLite FTS table), or None when no index serves it."""
-    if len(needle) < MIN_NEEDLE or not isinstance(source, Column):
+    if not trigram_serves(source, needle):
         return None
-    owner = source.table
-    table_name = getattr(owner, "name", None)
-    if table_name not in TRIGRAM_COLUMNS or source.name not in TRIGRAM_COLUMNS[table_name]:
-        return None
+    assert isinstance(source, Column)
+    table_name = source.table.name
     fts = table(fts_table_name(table_name), column("rowid"), column(source.name))
     return select(fts.c.rowid).where(fts.c[source.name].match(fts_phrase(needle)))

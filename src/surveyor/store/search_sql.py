@@ -41,7 +41,7 @@ from surveyor.core.search.conditions import (
     TimeCompare,
 )
 from surveyor.core.search.parser import Operator
-from surveyor.store.search_index import SEARCH_COLLATION, trigram_prefilter
+from surveyor.store.search_index import SEARCH_COLLATION, trigram_prefilter, trigram_serves
 
 LIKE_ESCAPE = "\\"
 #: A substring the trigram index finds in at least this many rows is common: reading every
@@ -87,6 +87,9 @@ class CompiledSearch:
     #: when the search requires a rare substring that a trigram index looks up (SQLite).
     #: Reading these rows by id answers the search faster than any walk of an index.
     candidates: Select[Any] | None = None
+    #: The search requires a substring (it is reached through AND alone) that a trigram
+    #: index can look up: a database's planner may then find every match through that index.
+    indexed_substring: bool = False
 
 
 def compile_query(
@@ -115,7 +118,8 @@ def _compile(
     if condition is None:
         return CompiledSearch(true())
     compiler = _Compiler(catalogue, dialect_name, probe_with)
-    return CompiledSearch(compiler.condition(condition), compiler.candidates)
+    clause = compiler.condition(condition)
+    return CompiledSearch(clause, compiler.candidates, compiler.indexed_substring)
 
 
 def compile_search(
@@ -169,6 +173,8 @@ class _Compiler:
         self.probe_with = probe_with
         #: what `CompiledSearch.candidates` says, once a required rare substring is found
         self.candidates: Select[Any] | None = None
+        #: what `CompiledSearch.indexed_substring` says
+        self.indexed_substring = False
         self._rare: dict[tuple[str, str, str], Select[Any] | None] = {}
 
     def common(self, candidates: Select[Any]) -> bool:
@@ -204,11 +210,13 @@ class _Compiler:
             return source.column.in_(values) if values else false()
         if (
             required
-            and self.candidates is None
             and isinstance(condition, TextContains)
             and not isinstance(source, RelatedValue)
+            and trigram_serves(source, condition.needle)
         ):
-            self.candidates = self.rare_candidates(source, condition.needle)
+            self.indexed_substring = True
+            if self.candidates is None:
+                self.candidates = self.rare_candidates(source, condition.needle)
         return self.restrict(source, self.leaf(condition))
 
     def leaf(self, condition: Condition) -> Predicate:

@@ -46,6 +46,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.elements import ClauseElement
 
 from surveyor.core.clock import SYSTEM_CLOCK
 from surveyor.core.kinds import check_transition
@@ -835,6 +837,28 @@ def _count_each_tab_upto(
 COUNT_CAP = 10_000
 
 
+class _Explain(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON)` of a statement (PostgreSQL): its plan, not its rows."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(explain: _Explain, compiler: Any, **kw: Any) -> str:
+    statement: str = compiler.process(explain.statement, **kw)
+    return "EXPLAIN (FORMAT JSON) " + statement
+
+
+def _expected_matches(conn: Connection, clause: ColumnElement[bool]) -> float:
+    """How many tasks the planner expects `clause` to match (PostgreSQL): its estimate,
+    from the table's statistics, without reading a row."""
+    plan = conn.execute(_Explain(select(tasks.c.id).where(clause))).scalar_one()
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
 @dataclass(frozen=True)
 class CappedCounts:
     """Tab counts (and `all`) where each is exact, or stopped at the cap (named in `capped`)."""
@@ -852,6 +876,7 @@ def count_tasks_upto(
     cap: int = COUNT_CAP,
     tabs: frozenset[str] | None = None,
     candidates: Select[Any] | None = None,
+    indexed_substring: bool = False,
 ) -> CappedCounts:
     """`count_tasks`, where a searched tab stops counting at `cap` matches: a tab past it
     reads `cap` and is named in `capped` (as is `all` when the tabs together pass it).
@@ -864,6 +889,13 @@ def count_tasks_upto(
     matches is read to its end, in the index alone when the search names only its keys. The
     tabs are counted in one statement.
 
+    On PostgreSQL, a search that requires a substring a trigram index can look up
+    (`indexed_substring`) is counted exactly, in one statement, when the planner expects
+    fewer matches than the cap (`_expected_matches`): every tab would be read to its end
+    anyway, and a count without a limit per tab lets the planner find the matches through
+    the trigram index instead of reading every entry of each tab's range (the planner
+    prices a substring comparison far below its cost, so with the limit it walks the range).
+
     Without a search the counters are read, which is exact at any size."""
     if search is None:
         return CappedCounts(
@@ -872,6 +904,12 @@ def count_tasks_upto(
     clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
     if candidates is not None:
         found = _count_by_tab(conn, clause, candidates)
+    elif (
+        indexed_substring
+        and conn.dialect.name == "postgresql"
+        and _expected_matches(conn, clause) < cap
+    ):
+        found = _count_by_tab(conn, clause, None)
     else:
         found = _count_each_tab_upto(conn, clause, cap + 1, tabs)
     counts = {tab.value: 0 for tab in Tab}
@@ -913,6 +951,7 @@ def count_search(
         include_hidden=found.include_hidden,
         tabs=found.tabs,
         candidates=found.candidates,
+        indexed_substring=found.indexed_substring,
         cap=cap,
     )
 
