@@ -87,9 +87,10 @@ class CompiledSearch:
     #: when the search requires a rare substring that a trigram index looks up (SQLite).
     #: Reading these rows by id answers the search faster than any walk of an index.
     candidates: Select[Any] | None = None
-    #: The search requires a substring (it is reached through AND alone) that a trigram
-    #: index can look up: a database's planner may then find every match through that index.
-    indexed_substring: bool = False
+    #: The condition of a substring the search requires (reached through AND alone) that a
+    #: trigram index can look up, the first one: a database's planner may find every match
+    #: through that index. None: no such term.
+    indexed_substring: ColumnElement[bool] | None = None
 
 
 def compile_query(
@@ -174,7 +175,7 @@ class _Compiler:
         #: what `CompiledSearch.candidates` says, once a required rare substring is found
         self.candidates: Select[Any] | None = None
         #: what `CompiledSearch.indexed_substring` says
-        self.indexed_substring = False
+        self.indexed_substring: ColumnElement[bool] | None = None
         self._rare: dict[tuple[str, str, str], Select[Any] | None] = {}
 
     def common(self, candidates: Select[Any]) -> bool:
@@ -214,9 +215,11 @@ class _Compiler:
             and not isinstance(source, RelatedValue)
             and trigram_serves(source, condition.needle)
         ):
-            self.indexed_substring = True
             if self.candidates is None:
                 self.candidates = self.rare_candidates(source, condition.needle)
+            if self.indexed_substring is None:
+                self.indexed_substring = self.restrict(source, self.leaf(condition))
+                return self.indexed_substring
         return self.restrict(source, self.leaf(condition))
 
     def leaf(self, condition: Condition) -> Predicate:

@@ -98,8 +98,9 @@ class TaskSearch:
     #: the few ids every match is among, when a rare substring bounds the search
     #: (`CompiledSearch.candidates`); None: unknown
     candidates: Select[Any] | None = None
-    #: it requires a substring a trigram index can look up (`CompiledSearch.indexed_substring`)
-    indexed_substring: bool = False
+    #: the condition of a required substring a trigram index can look up
+    #: (`CompiledSearch.indexed_substring`); None: no such term
+    indexed_substring: ColumnElement[bool] | None = None
 
 
 def compile_task_search(conn: Connection, text: str | None, *, now: datetime) -> TaskSearch:
@@ -112,7 +113,7 @@ def compile_task_search(conn: Connection, text: str | None, *, now: datetime) ->
         mentions_key(query, HIDDEN_KEY),
         _tabs_of_query(query, now),
         None if compiled is None else compiled.candidates,
-        compiled is not None and compiled.indexed_substring,
+        None if compiled is None else compiled.indexed_substring,
     )
 
 
