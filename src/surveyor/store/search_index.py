@@ -23,7 +23,7 @@ have no trigram: they are answered by LIKE alone.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import Column, ColumnElement, Connection, Select, column, select, table
 
@@ -168,7 +168,7 @@ def fts_phrase(needle: str) -> str:
     return '"' + needle.replace('"', '""') + '"'
 
 
-def trigram_serves(source: ColumnElement[Any], needle: str) -> bool:
+def trigram_serves(source: object, needle: str) -> TypeGuard[Column[Any]]:
     """Whether a trigram index can look up `needle` in `source` (an indexed column, and a
     needle long enough to have a trigram)."""
     if len(needle) < MIN_NEEDLE or not isinstance(source, Column):
@@ -182,7 +182,6 @@ def trigram_prefilter(source: ColumnElement[Any], needle: str) -> Select[Any] | 
     matches, found through the SQLite FTS table), or None when no index serves it."""
     if not trigram_serves(source, needle):
         return None
-    assert isinstance(source, Column)
     table_name = source.table.name
     fts = table(fts_table_name(table_name), column("rowid"), column(source.name))
     return select(fts.c.rowid).where(fts.c[source.name].match(fts_phrase(needle)))

@@ -209,18 +209,17 @@ class _Compiler:
                 value for value in source.values if matches(condition, {condition.key: value})
             ]
             return source.column.in_(values) if values else false()
+        compiled = self.restrict(source, self.leaf(condition))
         if (
             required
             and isinstance(condition, TextContains)
-            and not isinstance(source, RelatedValue)
             and trigram_serves(source, condition.needle)
         ):
             if self.candidates is None:
                 self.candidates = self.rare_candidates(source, condition.needle)
             if self.indexed_substring is None:
-                self.indexed_substring = self.restrict(source, self.leaf(condition))
-                return self.indexed_substring
-        return self.restrict(source, self.leaf(condition))
+                self.indexed_substring = compiled
+        return compiled
 
     def leaf(self, condition: Condition) -> Predicate:
         if isinstance(condition, TextContains):
