@@ -26,8 +26,12 @@ class Backend:
 
     name: str
     false: str
-    like: str
+    #: A case-insensitive LIKE of `{column}`, waiting for its (lower-case) pattern.
+    like_form: str
     encode_time: Callable[[datetime], Any]
+
+    def like(self, column: str) -> str:
+        return self.like_form.format(column=column)
 
     def sql(self, text: str) -> str:
         """`:name` placeholders in the driver's own style."""
@@ -41,15 +45,15 @@ def sqlite_backend() -> Backend:
     return Backend(
         "sqlite",
         "0",
-        "LIKE",
+        "{column} LIKE",
         lambda value: value.astimezone(UTC).isoformat(" ", "microseconds")[:26],
     )
 
 
 def postgresql_backend() -> Backend:
-    # In the "C" collation, as the product compares (ASCII folding) and as its trigram
-    # indexes are built: in the database's own collation no index could serve the LIKE.
-    return Backend("postgresql", "false", 'COLLATE "C" ILIKE', lambda value: value)
+    # Folded in the "C" collation, as the product compares (ASCII folding) and as its indexes
+    # hold the text: in any other form no index could serve the LIKE.
+    return Backend("postgresql", "false", 'lower({column} COLLATE "C") LIKE', lambda value: value)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Search:
 
 
 def _sites_named(backend: Backend) -> str:
-    return f"SELECT id FROM sites WHERE organization_id = :org AND name {backend.like} :site"
+    return f"SELECT id FROM sites WHERE organization_id = :org AND {backend.like('name')} :site"
 
 
 SEARCHES: tuple[Search, ...] = (
@@ -82,7 +86,7 @@ SEARCHES: tuple[Search, ...] = (
         ALL_VIEW,
         "a name fragment and an age: the runs of the weekly templates this month",
         lambda b, now: (
-            f"AND name {b.like} :name AND created_at > :since",
+            f"AND {b.like('name')} :name AND created_at > :since",
             {"name": "%weekly%", "since": b.encode_time(now - timedelta(days=30))},
         ),
     ),
@@ -103,8 +107,8 @@ SEARCHES: tuple[Search, ...] = (
         Tab.FAILED.value,
         "triage in the failed tab: one user's tasks or one explorer's, an OR across a join",
         lambda b, now: (
-            f"AND (created_by {b.like} :who OR explorer_id IN (SELECT id FROM explorers"
-            f" WHERE organization_id = :org AND name {b.like} :explorer))",
+            f"AND ({b.like('created_by')} :who OR explorer_id IN (SELECT id FROM explorers"
+            f" WHERE organization_id = :org AND {b.like('name')} :explorer))",
             {"who": "%alice%", "explorer": "%exp-07%"},
         ),
     ),
@@ -112,20 +116,20 @@ SEARCHES: tuple[Search, ...] = (
         "name:inc4711",
         ALL_VIEW,
         "a rare substring: one incident's sweeps among a million names (the trigram index)",
-        lambda b, now: (f"AND name {b.like} :name", {"name": "%inc4711%"}),
+        lambda b, now: (f"AND {b.like('name')} :name", {"name": "%inc4711%"}),
     ),
     Search(
         "name:scan",
         ALL_VIEW,
         "a common substring: counts stop at 10,000 (shown 10,000+)",
-        lambda b, now: (f"AND name {b.like} :name", {"name": "%scan%"}),
+        lambda b, now: (f"AND {b.like('name')} :name", {"name": "%scan%"}),
     ),
     Search(
         "name:audit status:processed created_at:<90days",
         ALL_VIEW,
         "a substring with a status and an age",
         lambda b, now: (
-            f"AND name {b.like} :name AND status = 'processed' AND created_at > :since",
+            f"AND {b.like('name')} :name AND status = 'processed' AND created_at > :since",
             {"name": "%audit%", "since": b.encode_time(now - timedelta(days=90))},
         ),
     ),

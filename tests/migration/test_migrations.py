@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, insert, inspect, select, text
 
 from surveyor.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from surveyor.store.outliers import reasons_text, write_scores
-from surveyor.store.schema import asset_outliers, assets, metadata, organizations, sites
+from surveyor.store.schema import asset_outliers, assets, metadata, organizations, sites, tasks
 from surveyor.store.search_index import (
     TRIGRAM_COLUMNS,
     fts_table_name,
@@ -23,24 +26,81 @@ from surveyor.store.search_index import (
 )
 
 
-def _declared(name: str | None, type_: str, *_: Any) -> bool:
+def _declared(dialect: str) -> Callable[..., bool]:
     """Leave out the trigram search's FTS tables and GIN indexes, which the declared schema
-    cannot express; `test_the_trigram_indexes_exist` checks them."""
-    if type_ == "table":
-        return not is_search_index_table(name or "")
-    if type_ == "index":
-        return not is_search_index(name)
-    return True
+    cannot express (`test_the_trigram_indexes_exist` checks them), and PostgreSQL's form of
+    `ix_tasks_search` (`test_postgresql_holds_the_search_keys_folded` checks it)."""
+
+    def included(name: str | None, type_: str, *_: Any) -> bool:
+        if type_ == "table":
+            return not is_search_index_table(name or "")
+        if type_ == "index":
+            if dialect == "postgresql" and name == "ix_tasks_search":
+                return False
+            return not is_search_index(name)
+        return True
+
+    return included
 
 
 def test_the_migrated_database_matches_the_declared_schema(db_engine: Engine) -> None:
     assert current_revision(db_engine) == head_revision()
     with db_engine.connect() as conn:
+        included = _declared(conn.dialect.name)
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_name": _declared}
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": included,
+                # The declared side as well (`include_name` sees reflected names only).
+                "include_object": lambda item, name, type_, *rest: included(name, type_),
+            },
         )
         differences = compare_metadata(context, metadata)
     assert differences == []
+
+
+def _index_definitions(conn: Connection) -> dict[str, str]:
+    rows = conn.execute(
+        text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks'")
+    )
+    return {str(name): str(definition) for name, definition in rows}
+
+
+@pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
+def test_postgresql_holds_the_search_keys_folded(db_engine: Engine) -> None:
+    """On PostgreSQL `ix_tasks_search` has the declared keys, with the two text keys folded as
+    the search compares them and the columns themselves included; each trigram index is of
+    its column folded."""
+    declared = next(ix for ix in tasks.indexes if ix.name == "ix_tasks_search")
+    keys = [column.name for column in declared.columns]
+    assert keys[-2:] == ["created_by", "name"]
+    with db_engine.connect() as conn:
+        definitions = _index_definitions(conn)
+    folded = ", ".join(f'lower((({key})::text COLLATE "C"))' for key in keys[-2:])
+    expected = f"USING btree ({', '.join(keys[:-2])}, {folded}) INCLUDE (created_by, name)"
+    assert definitions["ix_tasks_search"].endswith(expected), definitions["ix_tasks_search"]
+    for key in TRIGRAM_COLUMNS["tasks"]:
+        # A varchar column is shown cast to text, a text column as it is.
+        gin = rf'USING gin \(lower\(\(({key}|\({key}\)::text) COLLATE "C"\)\) gin_trgm_ops\)$'
+        assert re.search(gin, definitions[gin_index_name("tasks", key)]), definitions
+
+
+@pytest.mark.parametrize("fresh_engine", ["postgresql"], indirect=True)
+def test_0028_downgrades_to_the_collated_indexes_and_back(fresh_engine: Engine) -> None:
+    upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        head = _index_definitions(conn)
+    _downgrade(fresh_engine, "0027")
+    with fresh_engine.connect() as conn:
+        before = _index_definitions(conn)
+    assert before["ix_tasks_search"].endswith("cs_offline, created_by, name)")
+    assert before[gin_index_name("tasks", "name")].endswith(
+        'USING gin (name COLLATE "C" gin_trgm_ops)'
+    )
+    upgrade(fresh_engine)
+    with fresh_engine.connect() as conn:
+        assert _index_definitions(conn) == head
 
 
 def test_upgrading_twice_changes_nothing(db_engine: Engine) -> None:

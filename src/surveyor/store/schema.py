@@ -371,7 +371,9 @@ tasks = Table(
     # A template's runs, newest first (migration 0025).
     Index("ix_tasks_parent_runs", "parent_id", "id"),
     # Searched tab counts read this alone (migration 0026): per tab, by age, the keys a search
-    # compares most. `updated_at` stays out, so progress reports leave it untouched.
+    # compares most. `updated_at` stays out, so progress reports leave it untouched. This is
+    # its SQLite form; on PostgreSQL (migration 0028) the two text keys are held as the
+    # search compares them (`search_index.folded`), with the columns themselves included.
     Index(
         "ix_tasks_search",
         "tab",
@@ -388,7 +390,7 @@ tasks = Table(
         "cs_offline",
         "created_by",
         "name",
-    ),
+    ).ddl_if(dialect="sqlite"),
     Index(None, "site_id"),
     Index(None, "explorer_id"),
 )

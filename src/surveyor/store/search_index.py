@@ -7,8 +7,9 @@ index instead:
 - SQLite: one FTS5 table per searched table, `<table>_trigram`, with the `trigram`
   tokenizer, as an external-content index of the table (no second copy of the text), kept in
   step by three triggers (insert, delete, update of the indexed columns).
-- PostgreSQL: a `pg_trgm` GIN index per column (of the column in the "C" collation, since
-  migration 0027), which `ILIKE '%...%'` in that collation uses by itself.
+- PostgreSQL: a `pg_trgm` GIN index per column, of the column folded as the search compares
+  it (`folded`: ASCII letters lowered, in the "C" collation; since migration 0028), which
+  the search's `LIKE '%...%'` on that same expression uses by itself.
 
 Migration 0023 creates them and fills them from existing rows; `create_trigram_indexes` is
 what it runs. A later migration that rebuilds an indexed table on SQLite (a batch alter
@@ -23,9 +24,10 @@ have no trigram: they are answered by LIKE alone.
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+import string
+from typing import Any, Literal, TypeGuard
 
-from sqlalchemy import Column, ColumnElement, Connection, Select, column, select, table
+from sqlalchemy import Column, ColumnElement, Connection, Select, column, func, select, table
 
 #: The text columns with a trigram index, by table. Every table here has an integer `id`.
 TRIGRAM_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -109,21 +111,48 @@ def create_trigram_triggers(
         conn.exec_driver_sql(statement)
 
 
-#: The collation the search compares text in on PostgreSQL: under "C", `ILIKE` folds ASCII
-#: letters only, as the reference evaluator and SQLite's LIKE do, whatever the database's own
-#: collation (and without the cost of full Unicode case mapping on every row).
+#: The collation the search compares text in on PostgreSQL: under "C", `lower` and `ILIKE`
+#: fold ASCII letters only, as the reference evaluator and SQLite's LIKE do, whatever the
+#: database's own collation (and without the cost of full Unicode case mapping on every row).
 SEARCH_COLLATION = "C"
+
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+def folded(text: ColumnElement[Any]) -> ColumnElement[str]:
+    """`text` as the search compares it on PostgreSQL: `lower` in the "C" collation. Its
+    trigram indexes and `ix_tasks_search` hold this same expression, so a plain (and cheap)
+    `LIKE` on it is served by them, and read from the index rather than computed per row."""
+    return func.lower(text.collate(SEARCH_COLLATION))
+
+
+def fold_ascii(text: str) -> str:
+    """`text` with ASCII letters lowered and nothing else: what `folded` does to a value."""
+    return text.translate(_ASCII_LOWER)
+
+
+#: What a PostgreSQL trigram index holds of its column: the column itself (migration 0023),
+#: the column in the "C" collation (0027), or `folded` (0028).
+GinForm = Literal["column", "collated", "folded"]
+
+
+def _gin_text(name: str, form: GinForm) -> str:
+    quoted = _quote(name)
+    if form == "column":
+        return quoted
+    collated = f"({quoted} COLLATE {_quote(SEARCH_COLLATION)})"
+    return collated if form == "collated" else f"lower({collated})"
 
 
 def create_trigram_indexes(
     conn: Connection,
     indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS,
     *,
-    collation: str | None = SEARCH_COLLATION,
+    form: GinForm = "folded",
 ) -> None:
     """Create the trigram indexes of `indexed` (table: columns) and fill them from the rows
-    already there. On PostgreSQL each index is of the column in `collation` (None: the
-    column's own), the form the search compiler's `ILIKE` has, so the planner can use it."""
+    already there. On PostgreSQL each index is of the column in `form`: the search
+    compiler's comparisons are on `folded`, so the planner can use only that form."""
     if conn.dialect.name == "sqlite":
         for table_name, columns in indexed.items():
             fts = _quote(fts_table_name(table_name))
@@ -138,12 +167,9 @@ def create_trigram_indexes(
     conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     for table_name, columns in indexed.items():
         for name in columns:
-            indexed_text = _quote(name)
-            if collation is not None:
-                indexed_text = f"({indexed_text} COLLATE {_quote(collation)})"
             conn.exec_driver_sql(
                 f"CREATE INDEX {_quote(gin_index_name(table_name, name))} ON {_quote(table_name)}"
-                f" USING gin ({indexed_text} gin_trgm_ops)"
+                f" USING gin ({_gin_text(name, form)} gin_trgm_ops)"
             )
 
 
@@ -168,13 +194,18 @@ def fts_phrase(needle: str) -> str:
     return '"' + needle.replace('"', '""') + '"'
 
 
-def trigram_serves(source: object, needle: str) -> TypeGuard[Column[Any]]:
-    """Whether a trigram index can look up `needle` in `source` (an indexed column, and a
-    needle long enough to have a trigram)."""
-    if len(needle) < MIN_NEEDLE or not isinstance(source, Column):
+def is_trigram_indexed(source: object) -> TypeGuard[Column[Any]]:
+    """Whether `source` is a column with a trigram index (on PostgreSQL, of it `folded`)."""
+    if not isinstance(source, Column):
         return False
     table_name = getattr(source.table, "name", None)
     return table_name in TRIGRAM_COLUMNS and source.name in TRIGRAM_COLUMNS[table_name]
+
+
+def trigram_serves(source: object, needle: str) -> TypeGuard[Column[Any]]:
+    """Whether a trigram index can look up `needle` in `source` (an indexed column, and a
+    needle long enough to have a trigram)."""
+    return len(needle) >= MIN_NEEDLE and is_trigram_indexed(source)
 
 
 def trigram_prefilter(source: ColumnElement[Any], needle: str) -> Select[Any] | None:

@@ -41,7 +41,14 @@ from surveyor.core.search.conditions import (
     TimeCompare,
 )
 from surveyor.core.search.parser import Operator
-from surveyor.store.search_index import SEARCH_COLLATION, trigram_prefilter, trigram_serves
+from surveyor.store.search_index import (
+    SEARCH_COLLATION,
+    fold_ascii,
+    folded,
+    is_trigram_indexed,
+    trigram_prefilter,
+    trigram_serves,
+)
 
 LIKE_ESCAPE = "\\"
 #: A substring the trigram index finds in at least this many rows is common: reading every
@@ -239,7 +246,7 @@ class _Compiler:
     def contains(self, needle: str) -> Predicate:
         like = self.like(contains_pattern(needle))
         if self.dialect_name != "sqlite":
-            return like  # PostgreSQL's pg_trgm GIN indexes serve ILIKE by themselves
+            return like  # PostgreSQL's pg_trgm GIN indexes serve it by themselves
 
         def predicate(column: ColumnElement[Any]) -> ColumnElement[bool]:
             # The FTS table narrows the rows; LIKE, as a recheck, keeps the meaning exact.
@@ -252,10 +259,20 @@ class _Compiler:
 
     def like(self, pattern: str) -> Predicate:
         # SQLite's LIKE already ignores ASCII case; PostgreSQL's ILIKE does so, and no more,
-        # in the "C" collation (the one the trigram indexes are built in).
+        # in the "C" collation. A column whose indexes hold it folded (`folded`) is compared
+        # folded instead, both sides, with a plain LIKE: half the cost of ILIKE per row, and
+        # the indexes serve it. Any other column keeps ILIKE, which the planner estimates
+        # from the column's own statistics (it has none of an expression no index holds).
         if self.dialect_name == "sqlite":
             return lambda column: column.like(pattern, escape=LIKE_ESCAPE)
-        return lambda column: column.collate(SEARCH_COLLATION).ilike(pattern, escape=LIKE_ESCAPE)
+        lowered = fold_ascii(pattern)
+
+        def predicate(column: ColumnElement[Any]) -> ColumnElement[bool]:
+            if is_trigram_indexed(column):
+                return folded(column).like(lowered, escape=LIKE_ESCAPE)
+            return column.collate(SEARCH_COLLATION).ilike(pattern, escape=LIKE_ESCAPE)
+
+        return predicate
 
     @staticmethod
     def restrict(

@@ -32,7 +32,7 @@ _INDEXED: dict[str, tuple[str, ...]] = {
 
 def upgrade() -> None:
     # The indexes of this revision's day: of the columns as they are (0027 collates them).
-    create_trigram_indexes(op.get_bind(), _INDEXED, collation=None)
+    create_trigram_indexes(op.get_bind(), _INDEXED, form="column")
 
 
 def downgrade() -> None:

@@ -37,11 +37,11 @@ def upgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "postgresql":
         drop_trigram_indexes(conn, _INDEXED)
-        create_trigram_indexes(conn, _INDEXED, collation="C")
+        create_trigram_indexes(conn, _INDEXED, form="collated")
 
 
 def downgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "postgresql":
         drop_trigram_indexes(conn, _INDEXED)
-        create_trigram_indexes(conn, _INDEXED, collation=None)
+        create_trigram_indexes(conn, _INDEXED, form="column")
