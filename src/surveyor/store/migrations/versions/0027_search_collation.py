@@ -10,38 +10,25 @@ collation, so each is built again on the column in "C". SQLite is unchanged.
 
 from alembic import op
 
-from surveyor.store.search_index import create_trigram_indexes, drop_trigram_indexes
+from surveyor.store.search_index import (
+    INDEXED_BY_0023,
+    create_trigram_indexes,
+    drop_trigram_indexes,
+)
 
 revision: str = "0027"
 down_revision: str | None = "0026"
-
-#: The indexed columns as of this revision (0023's list).
-_INDEXED: dict[str, tuple[str, ...]] = {
-    "tasks": ("name", "description", "targets", "error", "created_by"),
-    "assets": ("mac", "mac_vendor", "os", "os_version", "device_type", "description", "seen_by"),
-    "services": (
-        "name",
-        "product",
-        "version",
-        "cpe",
-        "banner",
-        "http_title",
-        "http_server",
-        "tls_subject",
-        "tls_issuer",
-    ),
-}
 
 
 def upgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "postgresql":
-        drop_trigram_indexes(conn, _INDEXED)
-        create_trigram_indexes(conn, _INDEXED, form="collated")
+        drop_trigram_indexes(conn, INDEXED_BY_0023)
+        create_trigram_indexes(conn, INDEXED_BY_0023, form="collated")
 
 
 def downgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name == "postgresql":
-        drop_trigram_indexes(conn, _INDEXED)
-        create_trigram_indexes(conn, _INDEXED, form="column")
+        drop_trigram_indexes(conn, INDEXED_BY_0023)
+        create_trigram_indexes(conn, INDEXED_BY_0023, form="column")

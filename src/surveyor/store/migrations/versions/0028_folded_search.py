@@ -17,27 +17,15 @@ SQLite is unchanged: its LIKE already ignores ASCII case, at no extra cost.
 
 from alembic import op
 
-from surveyor.store.search_index import create_trigram_indexes, drop_trigram_indexes
+from surveyor.store.search_index import (
+    INDEXED_BY_0023,
+    create_trigram_indexes,
+    drop_trigram_indexes,
+)
 
 revision: str = "0028"
 down_revision: str | None = "0027"
 
-#: The indexed columns as of this revision (0023's list).
-_INDEXED: dict[str, tuple[str, ...]] = {
-    "tasks": ("name", "description", "targets", "error", "created_by"),
-    "assets": ("mac", "mac_vendor", "os", "os_version", "device_type", "description", "seen_by"),
-    "services": (
-        "name",
-        "product",
-        "version",
-        "cpe",
-        "banner",
-        "http_title",
-        "http_server",
-        "tls_subject",
-        "tls_issuer",
-    ),
-}
 
 #: `ix_tasks_search` as of migration 0026, up to its two text keys.
 _KEYS = (
@@ -50,8 +38,8 @@ def upgrade() -> None:
     conn = op.get_bind()
     if conn.dialect.name != "postgresql":
         return
-    drop_trigram_indexes(conn, _INDEXED)
-    create_trigram_indexes(conn, _INDEXED, form="folded")
+    drop_trigram_indexes(conn, INDEXED_BY_0023)
+    create_trigram_indexes(conn, INDEXED_BY_0023, form="folded")
     op.drop_index("ix_tasks_search", table_name="tasks")
     op.execute(
         f'CREATE INDEX ix_tasks_search ON tasks ({_KEYS}, lower(created_by COLLATE "C"),'
@@ -65,5 +53,5 @@ def downgrade() -> None:
         return
     op.drop_index("ix_tasks_search", table_name="tasks")
     op.execute(f"CREATE INDEX ix_tasks_search ON tasks ({_KEYS}, created_by, name)")
-    drop_trigram_indexes(conn, _INDEXED)
-    create_trigram_indexes(conn, _INDEXED, form="collated")
+    drop_trigram_indexes(conn, INDEXED_BY_0023)
+    create_trigram_indexes(conn, INDEXED_BY_0023, form="collated")
