@@ -150,14 +150,12 @@ def _gin_text(name: str, form: GinForm) -> str:
 
 
 def create_trigram_indexes(
-    conn: Connection,
-    indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS,
-    *,
-    form: GinForm = "folded",
+    conn: Connection, indexed: dict[str, tuple[str, ...]], *, form: GinForm
 ) -> None:
     """Create the trigram indexes of `indexed` (table: columns) and fill them from the rows
     already there. On PostgreSQL each index is of the column in `form`: the search
-    compiler's comparisons are on `folded`, so the planner can use only that form."""
+    compiler's comparisons are on `folded`, so the planner can use only that form. Only
+    migrations call this, each with the list and the form of its own revision."""
     if conn.dialect.name == "sqlite":
         for table_name, columns in indexed.items():
             fts = _quote(fts_table_name(table_name))
@@ -178,9 +176,7 @@ def create_trigram_indexes(
             )
 
 
-def drop_trigram_indexes(
-    conn: Connection, indexed: dict[str, tuple[str, ...]] = TRIGRAM_COLUMNS
-) -> None:
+def drop_trigram_indexes(conn: Connection, indexed: dict[str, tuple[str, ...]]) -> None:
     """Undo `create_trigram_indexes` (the pg_trgm extension stays: others may use it)."""
     for table_name, columns in indexed.items():
         if conn.dialect.name == "sqlite":
