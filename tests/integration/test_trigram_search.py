@@ -336,24 +336,30 @@ def _plans_of_counts(conn: Connection, found: Any) -> list[str]:
 def _plans_of(conn: Connection, call: Callable[[], object]) -> list[str]:
     """The query plans of the statements on `tasks` that `call` runs on `conn` (but those
     that only ask the planner)."""
-    statements: list[tuple[str, Any]] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith("EXPLAIN"):
-            return
-        if "FROM tasks" in statement or "JOIN tasks" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(conn, "before_cursor_execute", seen)
-    try:
-        call()
-    finally:
-        event.remove(conn, "before_cursor_execute", seen)
+    _, sent = _sent_on_tasks(conn, call)
     explain = "EXPLAIN QUERY PLAN" if conn.dialect.name == "sqlite" else "EXPLAIN (VERBOSE)"
     return [
         " / ".join(row[-1] for row in conn.exec_driver_sql(f"{explain} {sql}", params))
-        for sql, params in statements
+        for sql, params in sent
+        if not sql.startswith("EXPLAIN")
     ]
+
+
+def _sent_on_tasks(conn: Connection, call: Callable[[], Any]) -> tuple[Any, list[tuple[str, Any]]]:
+    """What `call` returns, and the statements on `tasks` it runs on `conn`, as sent, with
+    their parameters."""
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM tasks" in statement or "JOIN tasks" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", seen)
+    try:
+        result = call()
+    finally:
+        event.remove(conn, "before_cursor_execute", seen)
+    return result, sent
 
 
 def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_search_index(
@@ -415,22 +421,6 @@ def test_a_rare_substring_is_counted_by_id_and_other_searches_per_tab_in_the_sea
         assert "ix_tasks_search" not in running[0], running
 
 
-def _statements_of(conn: Connection, call: Callable[[], Any]) -> tuple[Any, list[str]]:
-    """What `call` returns, and the statements on `tasks` it runs on `conn`, as sent."""
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "FROM tasks" in statement:
-            statements.append(statement)
-
-    event.listen(conn, "before_cursor_execute", seen)
-    try:
-        result = call()
-    finally:
-        event.remove(conn, "before_cursor_execute", seen)
-    return result, statements
-
-
 @pytest.mark.parametrize("db_engine", ["postgresql"], indirect=True)
 def test_postgresql_counts_a_substring_it_expects_under_the_cap_in_one_statement(
     db_engine: Engine,
@@ -449,9 +439,10 @@ def test_postgresql_counts_a_substring_it_expects_under_the_cap_in_one_statement
         ):
             found = task_store_search.compile_task_search(conn, query, now=NOW)
             assert found.indexed_substring is not None, query
-            counted, sent = _statements_of(
+            counted, with_parameters = _sent_on_tasks(
                 conn, partial(task_store.count_search, conn, ORG_ID, found, cap=cap)
             )
+            sent = [statement for statement, _ in with_parameters]
             assert {tab: n for tab, n in counted.counts.items() if n} == expected, query
             explained = [statement for statement in sent if statement.startswith("EXPLAIN")]
             counts = [statement for statement in sent if not statement.startswith("EXPLAIN")]
