@@ -24,6 +24,7 @@ from surveyor.store.changes import (
     take_changes,
 )
 from surveyor.store.location import data_dir_path
+from surveyor.store.parallel_reads import ParallelReads
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 #: SQLite creates a database's `-wal` and `-shm` files with the database file's mode.
@@ -207,14 +208,32 @@ def _sqlite_write_turn(engine: Engine) -> threading.RLock | None:
         return _write_turns.setdefault(key, threading.RLock())
 
 
+#: The most connections one count reads on at once (`ParallelReads`).
+MAX_READ_WORKERS = 4
+
+
+def _read_workers(engine: Engine) -> int:
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return 1  # one connection, or one shared cache: nothing to read beside it
+    return max(1, min(os.cpu_count() or 1, MAX_READ_WORKERS))
+
+
 class Database:
     """The one way the rest of Surveyor reaches the database: read and write transactions."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, read_workers: int | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._publishers: Registrations[ChangePublisher] = Registrations()
         self._write_turn = _sqlite_write_turn(engine) if self.dialect == "sqlite" else None
+        #: Counts cut into pieces read side by side (`ParallelReads`): as many connections
+        #: as cores, up to `MAX_READ_WORKERS`; one where the database has one connection.
+        self.parallel_reads = ParallelReads(
+            self.read_without_snapshot,
+            _read_workers(engine) if read_workers is None else read_workers,
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -281,4 +300,5 @@ class Database:
             yield conn
 
     def dispose(self) -> None:
+        self.parallel_reads.close()
         self.engine.dispose()

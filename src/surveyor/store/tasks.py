@@ -68,6 +68,7 @@ from surveyor.core.tasks import (
 from surveyor.store.changes import ChangeKind, TaskChange, note_change, note_changes
 from surveyor.store.cursors import MAX_PAGE_SIZE as MAX_PAGE_SIZE
 from surveyor.store.cursors import decode_cursor, encode_cursor, keyset_page, page_size
+from surveyor.store.parallel_reads import MOST, CountPiece, ParallelReads
 from surveyor.store.prepared import decode_rows, prepared_select
 from surveyor.store.schema import (
     UTCDateTime,
@@ -837,6 +838,44 @@ def _count_each_tab_upto(
 COUNT_CAP = 10_000
 
 
+#: A searched count reads its tabs side by side (`ParallelReads`) only when they hold this
+#: many entries together: below it, one statement costs less than the round trips of several.
+SIDE_BY_SIDE_FROM_ENTRIES = 50_000
+
+
+def _count_tabs_side_by_side(
+    conn: Connection,
+    reads: ParallelReads,
+    organization_id: int,
+    clause: ColumnElement[bool],
+    limit: int,
+    tabs: frozenset[str] | None,
+    *,
+    include_hidden: bool,
+) -> list[tuple[str, int]] | None:
+    """`_count_each_tab_upto` with each tab counted by a statement of its own, the
+    statements read side by side on several connections (`reads`), largest tab first (by
+    its counter). Each tab reads what it would in one statement, no more. None when there
+    is one connection, or the tabs are too small for it to pay (`SIDE_BY_SIDE_FROM_ENTRIES`)."""
+    if reads.workers < 2:
+        return None
+    names = [tab.value for tab in Tab if tabs is None or tab.value in tabs]
+    sizes = count_tasks(conn, organization_id, include_hidden=include_hidden)
+    if len(names) < 2 or sum(sizes[name] for name in names) < SIDE_BY_SIDE_FROM_ENTRIES:
+        return None
+    statement = select(func.count()).select_from(
+        select(literal(1))
+        .where(clause, tasks.c.tab == bindparam("count_tab", type_=String()))
+        .limit(bindparam(MOST, type_=Integer()))
+        .subquery()
+    )
+    pieces = [
+        CountPiece(name, {"count_tab": name}) for name in sorted(names, key=lambda n: -sizes[n])
+    ]
+    counted = reads.count(conn, statement, pieces, limit=limit)
+    return [(name, counted[name]) for name in names]
+
+
 class _Explain(Executable, ClauseElement):
     """`EXPLAIN (FORMAT JSON)` of a statement (PostgreSQL): its plan, not its rows."""
 
@@ -885,6 +924,7 @@ def count_tasks_upto(
     tabs: frozenset[str] | None = None,
     candidates: Select[Any] | None = None,
     indexed_substring: ColumnElement[bool] | None = None,
+    reads: ParallelReads | None = None,
 ) -> CappedCounts:
     """`count_tasks`, where a searched tab stops counting at `cap` matches: a tab past it
     reads `cap` and is named in `capped` (as is `all` when the tabs together pass it).
@@ -906,6 +946,9 @@ def count_tasks_upto(
     planner prices a substring comparison far below its cost, so with the limit it walks
     the range). The index only narrows: each of its rows is then read from the table.
 
+    With `reads`, the tabs of a large count are read side by side, each by a statement of
+    its own (`_count_tabs_side_by_side`).
+
     Without a search the counters are read, which is exact at any size."""
     if search is None:
         return CappedCounts(
@@ -922,7 +965,18 @@ def count_tasks_upto(
     ):
         found = _count_by_tab(conn, clause, None)
     else:
-        found = _count_each_tab_upto(conn, clause, cap + 1, tabs)
+        side_by_side = (
+            None
+            if reads is None
+            else _count_tabs_side_by_side(
+                conn, reads, organization_id, clause, cap + 1, tabs, include_hidden=include_hidden
+            )
+        )
+        found = (
+            _count_each_tab_upto(conn, clause, cap + 1, tabs)
+            if side_by_side is None
+            else side_by_side
+        )
     counts = {tab.value: 0 for tab in Tab}
     capped: set[str] = set()
     for tab_name, count in found:
@@ -943,9 +997,11 @@ def count_search(
     *,
     exact: bool = False,
     cap: int = COUNT_CAP,
+    reads: ParallelReads | None = None,
 ) -> CappedCounts:
     """The tab counts of a compiled task search: stopped at `cap` (`count_tasks_upto`), or,
-    when `exact`, every match counted."""
+    when `exact`, every match counted. `reads` (the database's `parallel_reads`) lets a
+    large count read its tabs side by side."""
     if exact:
         counts = count_tasks(
             conn,
@@ -964,6 +1020,7 @@ def count_search(
         candidates=found.candidates,
         indexed_substring=found.indexed_substring,
         cap=cap,
+        reads=reads,
     )
 
 

@@ -171,7 +171,9 @@ def count_tasks(
     searched count stops at 10,000 (`capped` says which did) unless `exact=true`."""
     with state.db.read() as conn:
         found = compile_task_search(conn, search, now=state.clock.now())
-        counted = task_store.count_search(conn, principal.organization_id, found, exact=exact)
+        counted = task_store.count_search(
+            conn, principal.organization_id, found, exact=exact, reads=state.db.parallel_reads
+        )
     return {
         "counts": counted.counts,
         "capped": {tab: tab in counted.capped for tab in counted.counts},

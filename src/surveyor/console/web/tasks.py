@@ -218,7 +218,9 @@ def tab_counts(
             found = compile_task_search(conn, search[:MAX_SEARCH_LENGTH], now=state.clock.now())
         except SearchError as error:
             return JSONResponse({"error": {"message": error.message}}, status_code=400)
-        counted = task_store.count_search(conn, principal.organization_id, found, exact=exact)
+        counted = task_store.count_search(
+            conn, principal.organization_id, found, exact=exact, reads=state.db.parallel_reads
+        )
     return JSONResponse(
         {"counts": counted.counts, "capped": sorted(counted.capped)},
         headers={"Cache-Control": "no-store"},
