@@ -243,7 +243,8 @@ def raw_cursor(db: Database) -> Iterator[Any]:
 
 async def measure(
     prepared: Prepared, backend: Backend, *, repeat: int, warmup: int, explain: bool
-) -> list[Row]:
+) -> tuple[list[Row], str]:
+    """The rows of every case, and the load average when timing began."""
     db = Database(make_engine(prepared.url))
     log = StatementLog(db.engine)
     try:
@@ -267,16 +268,19 @@ async def measure(
         db.dispose()
 
 
-async def _measure_cases(runner: Runner, *, repeat: int, warmup: int, explain: bool) -> list[Row]:
+async def _measure_cases(
+    runner: Runner, *, repeat: int, warmup: int, explain: bool
+) -> tuple[list[Row], str]:
     prepared = []
     for case in cases():
         if case.kind == "deep":
             case = await runner.locate_deep_page(case)
         size = await runner.check(case)
         prepared.append((case, size))
+    load_before = await settle()
     print(
         f"  {len(prepared)} cases agree between API and SQL; timing {repeat} repetitions "
-        f"after {warmup} warm-ups",
+        f"after {warmup} warm-ups; before timing: {load_before}",
         file=sys.stderr,
         flush=True,
     )
@@ -308,7 +312,7 @@ async def _measure_cases(runner: Runner, *, repeat: int, warmup: int, explain: b
             file=sys.stderr,
             flush=True,
         )
-    return rows
+    return rows, load_before
 
 
 def _load_average() -> str:
@@ -317,7 +321,23 @@ def _load_average() -> str:
     return f"load average {one:.1f} (1 min), {five:.1f} (5 min) on {os.cpu_count()} CPUs"
 
 
-def _title(name: str, prepared: Prepared) -> str:
+#: Before timing, the benchmark waits (up to `SETTLE_SECONDS`) for the 1-minute load average
+#: to fall to this: loading a million tasks leaves it near 2 on two CPUs, which says nothing
+#: of other work on the machine.
+SETTLED_LOAD = 1.0
+SETTLE_SECONDS = 180.0
+
+
+async def settle() -> str:
+    """Wait for the load of the preparation to pass; what the load was when timing began."""
+    started = time.monotonic()
+    while os.getloadavg()[0] > SETTLED_LOAD and time.monotonic() - started < SETTLE_SECONDS:
+        await asyncio.sleep(5)
+    waited = time.monotonic() - started
+    return f"{_load_average()}, after waiting {waited:.0f} s for it to settle"
+
+
+def _title(name: str, prepared: Prepared, load_before: str) -> str:
     if prepared.cached:
         how = f"cached database generated {prepared.generated_at}"
     else:
@@ -332,14 +352,17 @@ def _title(name: str, prepared: Prepared) -> str:
             f"{prepared.load_seconds:.0f} s, indexes {prepared.index_seconds:.0f} s, "
             f"analyze {prepared.analyze_seconds:.0f} s"
         )
-    return f"\n{name} — {prepared.tasks:,} tasks ({how})\nafter timing: {_load_average()}"
+    return (
+        f"\n{name} — {prepared.tasks:,} tasks ({how})\nbefore timing: {load_before}\n"
+        f"after timing: {_load_average()} (the console and its database on this machine too)"
+    )
 
 
 def run_backend(name: str, args: argparse.Namespace) -> BackendReport:
     print(f"{name}: preparing {args.tasks:,} tasks...", file=sys.stderr, flush=True)
     if name == "sqlite":
         prepared = prepare_sqlite(args.tasks, rebuild=args.rebuild)
-        rows = asyncio.run(
+        rows, load_before = asyncio.run(
             measure(
                 prepared,
                 sqlite_backend(),
@@ -348,10 +371,10 @@ def run_backend(name: str, args: argparse.Namespace) -> BackendReport:
                 explain=args.explain,
             )
         )
-        return BackendReport(name, _title("SQLite", prepared), asdict(prepared), rows)
+        return BackendReport(name, _title("SQLite", prepared, load_before), asdict(prepared), rows)
     with throwaway_postgres() as url, tempfile.TemporaryDirectory() as data_dir:
         prepared = prepare_postgresql(url, Path(data_dir), args.tasks)
-        rows = asyncio.run(
+        rows, load_before = asyncio.run(
             measure(
                 prepared,
                 postgresql_backend(),
@@ -361,7 +384,7 @@ def run_backend(name: str, args: argparse.Namespace) -> BackendReport:
             )
         )
     report = {k: v for k, v in asdict(prepared).items() if k != "url"}
-    return BackendReport(name, _title("PostgreSQL", prepared), report, rows)
+    return BackendReport(name, _title("PostgreSQL", prepared, load_before), report, rows)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -5,8 +5,9 @@ one core. Counted by a statement a tab, the tabs are read on as many connections
 machine has cores (up to a few): the answer comes as soon as the longest tab is read, or
 half the total on two cores, instead of the total. The work done is the same.
 
-The calling thread reads pieces on its own connection too, so a count never waits for a
-helper: when every helper is busy (many counts at once) it reads all of them itself. Each
+The calling thread takes the first piece before any helper starts, and goes on taking
+pieces on its own connection, so a count never waits for a helper: when every helper is
+busy (many counts at once) it reads all of them itself. Each
 helper reads in a transaction of its own, so the pieces are not one snapshot: right for a
 count shown beside a live list, wrong for anything that must agree with a write.
 """
@@ -76,9 +77,13 @@ class _Pieces:
         with self._changed:
             return self._error is not None or self._next >= len(self.pieces)
 
-    def read(self, conn: Connection) -> None:
-        """Read pieces on `conn` until none is left to take."""
-        while (taken := self._take()) is not None:
+    def take(self) -> tuple[CountPiece, int] | None:
+        return self._take()
+
+    def read(self, conn: Connection, taken: tuple[CountPiece, int] | None = None) -> None:
+        """Read pieces on `conn` (`taken` first, when given) until none is left to take."""
+        taken = taken or self._take()
+        while taken is not None:
             piece, most = taken
             try:
                 parameters = {**piece.parameters, MOST: most}
@@ -87,6 +92,7 @@ class _Pieces:
                 self._done(piece, None, error)
                 raise
             self._done(piece, count, None)
+            taken = self._take()
 
     def wait(self) -> None:
         """Until every piece taken has been read; raises what a reader raised."""
@@ -122,6 +128,7 @@ class ParallelReads:
         reached `limit` takes no further piece: its sum is then `limit` or more, not exact.
         One statement serves every piece, so it is compiled once."""
         work = _Pieces(statement, pieces, limit)
+        first = work.take()  # the caller's, before a helper can take them all
         helping: list[Future[None]] = []
         if self._helpers is not None and len(pieces) > 1:
             helping = [
@@ -129,7 +136,7 @@ class ParallelReads:
                 for _ in range(min(self.workers, len(pieces)) - 1)
             ]
         try:
-            work.read(conn)
+            work.read(conn, first)
         finally:
             for helper in helping:
                 helper.cancel()  # one that has not started would find nothing left
