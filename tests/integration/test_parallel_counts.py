@@ -111,6 +111,10 @@ def test_side_by_side_counts_are_the_counts_of_one_statement(
         alone = task_store.count_search(conn, org, found, cap=cap)
         beside = task_store.count_search(conn, org, found, cap=cap, reads=db.parallel_reads)
         exact = task_store.count_search(conn, org, found, exact=True)
+        exact_beside = task_store.count_search(
+            conn, org, found, exact=True, reads=db.parallel_reads
+        )
+    assert exact_beside == exact
     assert beside == alone
     assert beside.counts == {tab: min(n, cap) for tab, n in exact.counts.items()}
     assert beside.capped == {tab for tab, n in exact.counts.items() if n > cap}
@@ -157,6 +161,14 @@ def test_the_tabs_are_read_on_the_callers_connection_and_on_helpers(
     assert len(readers) == len(PLACES)  # one statement a tab
     assert threading.current_thread().name in readers  # it takes the largest tab at once
     assert any(name.startswith("surveyor-read") for name in readers)
+    # An exact count of a search without a rare substring is read the same way.
+    readers.clear()
+    with db.read() as conn:
+        found = compile_task_search(conn, "NOT name:sweep", now=NOW)
+        assert found.candidates is None
+        exact = task_store.count_search(conn, org, found, exact=True, reads=db.parallel_reads)
+        assert exact == task_store.count_search(conn, org, found, exact=True)
+    assert len(readers) == len(PLACES)
 
 
 def _tab_count() -> Any:

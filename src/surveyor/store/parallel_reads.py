@@ -41,7 +41,9 @@ class CountPiece:
 class _Pieces:
     """The pieces still to read, and the sums so far; shared by the threads reading them."""
 
-    def __init__(self, statement: Executable, pieces: Sequence[CountPiece], limit: int) -> None:
+    def __init__(
+        self, statement: Executable, pieces: Sequence[CountPiece], limit: int | None
+    ) -> None:
         self.statement = statement
         self.pieces = pieces
         self.limit = limit
@@ -51,13 +53,13 @@ class _Pieces:
         self._error: BaseException | None = None
         self._changed = threading.Condition()
 
-    def _take(self) -> tuple[CountPiece, int] | None:
+    def _take(self) -> tuple[CountPiece, int | None] | None:
         with self._changed:
             while self._error is None and self._next < len(self.pieces):
                 piece = self.pieces[self._next]
                 self._next += 1
-                most = self.limit - self.sums[piece.group]
-                if most <= 0:
+                most = None if self.limit is None else self.limit - self.sums[piece.group]
+                if most is not None and most <= 0:
                     continue  # the group has reached its limit: its count is known
                 self._reading += 1
                 return piece, most
@@ -77,16 +79,16 @@ class _Pieces:
         with self._changed:
             return self._error is not None or self._next >= len(self.pieces)
 
-    def take(self) -> tuple[CountPiece, int] | None:
+    def take(self) -> tuple[CountPiece, int | None] | None:
         return self._take()
 
-    def read(self, conn: Connection, taken: tuple[CountPiece, int] | None = None) -> None:
+    def read(self, conn: Connection, taken: tuple[CountPiece, int | None] | None = None) -> None:
         """Read pieces on `conn` (`taken` first, when given) until none is left to take."""
         taken = taken or self._take()
         while taken is not None:
             piece, most = taken
             try:
-                parameters = {**piece.parameters, MOST: most}
+                parameters = piece.parameters if most is None else {**piece.parameters, MOST: most}
                 count = int(conn.execute(self.statement, parameters).scalar_one())
             except BaseException as error:
                 self._done(piece, None, error)
@@ -120,7 +122,12 @@ class ParallelReads:
         )
 
     def count(
-        self, conn: Connection, statement: Executable, pieces: Sequence[CountPiece], *, limit: int
+        self,
+        conn: Connection,
+        statement: Executable,
+        pieces: Sequence[CountPiece],
+        *,
+        limit: int | None,
     ) -> dict[str, int]:
         """The sum of the counts of `statement`, run with each piece's parameters, per
         group; pieces are read in the order given. A piece counts no further than its group

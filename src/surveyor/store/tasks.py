@@ -848,12 +848,13 @@ def _count_tabs_side_by_side(
     reads: ParallelReads,
     organization_id: int,
     clause: ColumnElement[bool],
-    limit: int,
+    limit: int | None,
     tabs: frozenset[str] | None,
     *,
     include_hidden: bool,
 ) -> list[tuple[str, int]] | None:
-    """`_count_each_tab_upto` with each tab counted by a statement of its own, the
+    """`_count_each_tab_upto` (or, without `limit`, every match counted) with each tab
+    counted by a statement of its own, the
     statements read side by side on several connections (`reads`), largest tab first (by
     its counter). Each tab reads what it would in one statement, no more. None when there
     is one connection, or the tabs are too small for it to pay (`SIDE_BY_SIDE_FROM_ENTRIES`)."""
@@ -863,12 +864,12 @@ def _count_tabs_side_by_side(
     sizes = count_tasks(conn, organization_id, include_hidden=include_hidden)
     if len(names) < 2 or sum(sizes[name] for name in names) < SIDE_BY_SIDE_FROM_ENTRIES:
         return None
-    statement = select(func.count()).select_from(
-        select(literal(1))
-        .where(clause, tasks.c.tab == bindparam("count_tab", type_=String()))
-        .limit(bindparam(MOST, type_=Integer()))
-        .subquery()
+    matches = select(literal(1)).where(
+        clause, tasks.c.tab == bindparam("count_tab", type_=String())
     )
+    if limit is not None:
+        matches = matches.limit(bindparam(MOST, type_=Integer()))
+    statement = select(func.count()).select_from(matches.subquery())
     pieces = [
         CountPiece(name, {"count_tab": name}) for name in sorted(names, key=lambda n: -sizes[n])
     ]
@@ -1001,15 +1002,35 @@ def count_search(
 ) -> CappedCounts:
     """The tab counts of a compiled task search: stopped at `cap` (`count_tasks_upto`), or,
     when `exact`, every match counted. `reads` (the database's `parallel_reads`) lets a
-    large count read its tabs side by side."""
+    large count read its tabs side by side, exact or not."""
     if exact:
-        counts = count_tasks(
-            conn,
-            organization_id,
-            search=found.clause,
-            include_hidden=found.include_hidden,
-            candidates=found.candidates,
+        side_by_side = (
+            None
+            if reads is None or found.clause is None or found.candidates is not None
+            else _count_tabs_side_by_side(
+                conn,
+                reads,
+                organization_id,
+                and_(
+                    visible_filter(organization_id, include_hidden=found.include_hidden),
+                    found.clause,
+                ),
+                None,
+                found.tabs,
+                include_hidden=found.include_hidden,
+            )
         )
+        if side_by_side is not None:
+            counts = {tab.value: 0 for tab in Tab} | dict(side_by_side)
+            counts[ALL_VIEW] = sum(counts.values())
+        else:
+            counts = count_tasks(
+                conn,
+                organization_id,
+                search=found.clause,
+                include_hidden=found.include_hidden,
+                candidates=found.candidates,
+            )
         return CappedCounts(counts, frozenset())
     return count_tasks_upto(
         conn,
