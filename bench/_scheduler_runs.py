@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bench._scheduler_setup import DUE
 from surveyor.core.clock import SYSTEM_CLOCK, OffsetClock
+from surveyor.core.task import Task
 from surveyor.scheduler.loop import run_scheduler
 from surveyor.scheduler.tick import Scheduler, TickReport
 from surveyor.service.tasks import spawn_run
@@ -189,7 +190,7 @@ def run_apscheduler(
     backend: str,
     *,
     db: Database | None = None,
-    templates: list[dict[str, Any]] | None = None,
+    templates: list[Task] | None = None,
 ) -> Result:
     """APScheduler 3 (BackgroundScheduler, memory job store, its default thread pool): one
     cron job per template, all due at the same second. With a database, each job spawns its

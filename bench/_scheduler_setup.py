@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, insert, select, text
 
 from surveyor.core.recurrence import Recurrence, next_occurrence, parse_recurrence
+from surveyor.core.task import Task
 from surveyor.core.tasks import TaskStatus, WaitReason
 from surveyor.store import accounts
 from surveyor.store import tasks as task_store
@@ -32,7 +33,8 @@ _JUST_BEFORE = timedelta(microseconds=1)
 @dataclass(frozen=True)
 class Prepared:
     organization_id: int
-    templates: list[dict[str, Any]]
+    #: as the store reads them: what the scheduler's service layer takes
+    templates: list[Task]
 
 
 def recurrence_for(index: int) -> Recurrence:
@@ -68,6 +70,16 @@ def reset(engine: Engine) -> None:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         else:
+            # The trigram search's FTS5 tables (migration 0023) are not in the metadata;
+            # dropping one drops its shadow tables, and the triggers go with `tasks`.
+            virtual = conn.execute(
+                text(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
+                )
+            ).scalars()
+            for name in list(virtual):
+                conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
             for table in reversed(metadata.sorted_tables):
                 conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -112,15 +124,15 @@ def prepare(db: Database, count: int) -> Prepared:
             }
             row.update(task_store.placement(row, previous=None, now=created_at))
             rows.append(row)
-        ids = conn.execute(
-            insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True), rows
-        ).scalars()
-        for row, task_id in zip(rows, ids, strict=True):
-            row["id"] = task_id
-            row["created_by_user_id"] = None
-            row["explorer_id"] = None
-            row["hosted_zone_id"] = None
+        ids = list(
+            conn.execute(
+                insert(tasks).returning(tasks.c.id, sort_by_parameter_order=True), rows
+            ).scalars()
+        )
+        stored = conn.execute(select(tasks).where(tasks.c.id.in_(ids))).mappings()
+        by_id = {row["id"]: Task.from_row(row) for row in stored}
+        templates = [by_id[task_id] for task_id in ids]
     if db.engine.dialect.name == "postgresql":
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE tasks"))
-    return Prepared(org["id"], rows)
+    return Prepared(org["id"], templates)
