@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from surveyor.core.scan_params import validate_scan_params
 from surveyor.core.task import TASK_COLUMNS
@@ -267,7 +267,10 @@ class _Plan:
         self.zone_id: int | None = None
 
 
-def _weighted(rng: random.Random, items: Sequence[Any], weights: Sequence[float]) -> Any:
+_Item = TypeVar("_Item")
+
+
+def _weighted(rng: random.Random, items: Sequence[_Item], weights: Sequence[float]) -> _Item:
     return rng.choices(items, weights=weights)[0]
 
 

@@ -161,7 +161,8 @@ class Case:
         return "/api/v1/tasks", params
 
     def hand_sql(self, backend: Backend, org_id: int, now: datetime) -> tuple[str, dict[str, Any]]:
-        extra, params = ("", {})
+        extra: str = ""
+        params: dict[str, Any] = {}
         if self.search is not None:
             extra, params = self.search.sql(backend, now)
         params = {**params, "org": org_id}

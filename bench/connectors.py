@@ -124,8 +124,10 @@ def child(request_text: str) -> None:
     import threading
 
     from surveyor.connectors.base import ConnectorConfig
-    from surveyor.connectors.ldap import CONNECTOR
+    from surveyor.connectors.ldap import CONNECTOR, LdapConnector
     from surveyor.scan.taskdata import FAST_COMPRESS_LEVEL, write_encoded
+
+    assert isinstance(CONNECTOR, LdapConnector)  # it encodes its own records: fetch_lines
 
     request = json.loads(request_text)
     options: dict[str, Any] = {"base_dn": request["base_dn"], "tls": request["tls"]}

@@ -42,8 +42,8 @@ from bench._report import p95
 from bench.pages import sign_in
 from bench.tasks_list import _load_average
 from surveyor.console.app import create_app
+from surveyor.console.auth import SESSION_COOKIE
 from surveyor.console.state import ConsoleSettings
-from surveyor.console.web.session import SESSION_COOKIE
 from surveyor.core.fingerprint import address_key
 from surveyor.core.queries import QueryKind
 from surveyor.store import accounts

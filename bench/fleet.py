@@ -397,7 +397,7 @@ def run(args: argparse.Namespace, backend: str, database_url: str | None) -> Fig
                 created[int(answer.json()["id"])] = sent
             load = os.getloadavg()[0]
             print(f"  {len(created)} scans created; waiting for the fleet to finish", flush=True)
-            results = []
+            results: list[dict[str, Any]] = []
             fleet_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
             for child in children:
                 assert child.stdout is not None

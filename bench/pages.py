@@ -43,8 +43,9 @@ from bench._queries import SEARCHES
 from bench._report import p95
 from bench.tasks_list import _load_average
 from surveyor.console.app import create_app
+from surveyor.console.auth import SESSION_COOKIE
 from surveyor.console.state import ConsoleSettings
-from surveyor.console.web.session import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+from surveyor.console.web.session import LOGIN_CSRF_COOKIE
 from surveyor.core.tasks import ALL_VIEW, TAB_SPECS
 from surveyor.store.engine import Database, make_engine
 from surveyor.testing.postgres import throwaway_postgres

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="surveyor-bench-rdns-") as scratch:
             folder = Path(scratch)
-            tools = {
+            tools: dict[str, Callable[[], tuple[float, Names]]] = {
                 "surveyor": lambda: surveyor_lookups(network),
                 "surveyor scan": lambda: surveyor_scan(network, folder),
                 "nmap -sL": lambda: nmap_list(network, folder),
