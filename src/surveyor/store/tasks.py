@@ -854,10 +854,10 @@ def _count_tabs_side_by_side(
     include_hidden: bool,
 ) -> list[tuple[str, int]] | None:
     """`_count_each_tab_upto` (or, without `limit`, every match counted) with each tab
-    counted by a statement of its own, the
-    statements read side by side on several connections (`reads`), largest tab first (by
-    its counter). Each tab reads what it would in one statement, no more. None when there
-    is one connection, or the tabs are too small for it to pay (`SIDE_BY_SIDE_FROM_ENTRIES`)."""
+    counted by a statement of its own, the statements read side by side on several
+    connections (`reads`), largest tab first (by its counter). Each tab reads what it would
+    in one statement, no more. None when there is one connection, one tab, or too few
+    entries for it to pay (`SIDE_BY_SIDE_FROM_ENTRIES`)."""
     if reads.workers < 2:
         return None
     names = [tab.value for tab in Tab if tabs is None or tab.value in tabs]
