@@ -7,8 +7,10 @@ Runs on SQLite (a file: several connections) and PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +36,7 @@ from surveyor.store.engine import Database
 from surveyor.store.parallel_reads import MOST, CountPiece, ParallelReads
 from surveyor.store.schema import tasks
 from surveyor.store.task_search import compile_task_search
+from tests.conftest import empty_postgres
 
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 #: (tab, status) of the tasks, by how many of each.
@@ -58,8 +61,22 @@ class Seeded:
 def side_by_side(db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     """A database with tasks in every tab, whose counts are read on three connections at
     once, whatever their size."""
+    with _seeded(db_engine, monkeypatch) as seeded:
+        yield seeded
+
+
+@pytest.fixture
+def on_postgresql(postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    """`side_by_side` on PostgreSQL alone."""
+    empty_postgres(postgres_engine)
+    with _seeded(postgres_engine, monkeypatch) as seeded:
+        yield seeded
+
+
+@contextmanager
+def _seeded(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
     monkeypatch.setattr(task_store, "SIDE_BY_SIDE_FROM_ENTRIES", 1)
-    db = Database(db_engine, read_workers=3)
+    db = Database(engine, read_workers=3)
     with db.write() as conn:
         org = int(accounts.create_organization(conn, "Acme")["id"])
         number = 0
@@ -228,3 +245,45 @@ def test_with_one_worker_everything_is_read_on_the_callers_connection(
         summed = alone.count(conn, _tab_count(), pieces, limit=1_000)
     assert summed == {tab: count for (tab, _status), count in PLACES.items()}
     alone.close()
+
+
+def test_one_tab_expected_under_the_cap_is_read_in_stretches_of_time(
+    on_postgresql: Seeded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, a search that can match in one tab only, requires an indexed
+    substring and is expected under the cap is read in as many stretches of creation time
+    as there are workers, side by side; the counts are those of one statement. (So few
+    rows hold the substring here that the count would go through the trigram index: not
+    below `FEW_CANDIDATES` = 0.)"""
+    monkeypatch.setattr(task_store, "FEW_CANDIDATES", 0)
+    db, org = on_postgresql.db, on_postgresql.org
+    stretches: list[tuple[datetime, datetime]] = []
+
+    def seen(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if context.compiled is not None and "count_from" in context.compiled.binds:
+            params = context.compiled_parameters[0]
+            stretches.append((params["count_from"], params["count_to"]))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for query in ("name:scan status:processed", "name:scan status:processed created_at:<2days"):
+            stretches.clear()
+            with db.read() as conn:
+                found = compile_task_search(conn, query, now=NOW)
+                assert found.tabs == {"completed"}
+                beside = task_store.count_search(conn, org, found, reads=db.parallel_reads)
+                alone = task_store.count_search(conn, org, found)
+                exact = task_store.count_search(conn, org, found, exact=True)
+            assert beside == alone, query
+            assert beside.counts == exact.counts, query
+            assert beside.counts["completed"] > 0, query
+            # Three stretches that cover all time between them, in order.
+            assert len(stretches) == 3, query
+            ordered = sorted(stretches)
+            assert ordered[0][0].year == 1
+            assert ordered[-1][1].year == 9999
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(ordered))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)

@@ -16,14 +16,14 @@ from surveyor.core.search import (
     Catalogue,
     Condition,
     FieldKind,
-    Query,
     SearchField,
     matches,
     mentions_key,
     parse,
     resolve,
 )
-from surveyor.core.search.conditions import AllOf, AnyOf, Negation
+from surveyor.core.search.conditions import AllOf, AnyOf, Negation, TimeCompare
+from surveyor.core.search.parser import Operator
 from surveyor.core.tasks import TAB_SPECS, TaskStatus
 from surveyor.store.schema import explorers, hosted_zones, sites, tasks
 from surveyor.store.search_sql import (
@@ -101,6 +101,9 @@ class TaskSearch:
     #: the condition of a required substring a trigram index can look up
     #: (`CompiledSearch.indexed_substring`); None: no such term
     indexed_substring: ColumnElement[bool] | None = None
+    #: where the search bounds `created_at` (after, before; None: open), by its top-level
+    #: terms: where its matches lie in time, to share a count's work (`created_within`)
+    created_within: tuple[datetime | None, datetime | None] = (None, None)
 
 
 def compile_task_search(conn: Connection, text: str | None, *, now: datetime) -> TaskSearch:
@@ -108,13 +111,31 @@ def compile_task_search(conn: Connection, text: str | None, *, now: datetime) ->
     SearchError naming what is wrong."""
     query = parse(text or "")
     compiled = compile_search_with_candidates(conn, query, TASK_SEARCH, now=now)
+    condition = resolve(query, TASK_SEARCH, now)
     return TaskSearch(
         None if compiled is None else compiled.clause,
         mentions_key(query, HIDDEN_KEY),
-        _tabs_of_query(query, now),
+        _tabs_of_condition(condition),
         None if compiled is None else compiled.candidates,
         None if compiled is None else compiled.indexed_substring,
+        (None, None) if condition is None else created_within(condition),
     )
+
+
+def created_within(condition: Condition) -> tuple[datetime | None, datetime | None]:
+    """The bounds on `created_at` every match of `condition` keeps to, as far as the terms
+    it requires say (`name:audit created_at:<90days`: after 90 days ago; a day is a range);
+    None for a side they leave open. A term under OR or NOT is not judged."""
+    after: datetime | None = None
+    before: datetime | None = None
+    for part in _required(condition):
+        if not isinstance(part, TimeCompare) or part.key != "created_at":
+            continue
+        if part.operator in (Operator.GT, Operator.GE, Operator.EQ):
+            after = part.instant if after is None else max(after, part.instant)
+        if part.operator in (Operator.LT, Operator.LE, Operator.EQ):
+            before = part.instant if before is None else min(before, part.instant)
+    return after, before
 
 
 def tabs_of_search(text: str | None, now: datetime) -> frozenset[str] | None:
@@ -124,11 +145,17 @@ def tabs_of_search(text: str | None, now: datetime) -> frozenset[str] | None:
     `status:processed site:dc-3` finds tasks only in Completed: counting it per tab needs no
     walk through the other tabs to find none there. What the search says of other keys is
     not judged, so the answer may name a tab where nothing matches, never leave one out."""
-    return _tabs_of_query(parse(text or ""), now)
+    return _tabs_of_condition(resolve(parse(text or ""), TASK_SEARCH, now))
 
 
-def _tabs_of_query(query: Query, now: datetime) -> frozenset[str] | None:
-    condition = resolve(query, TASK_SEARCH, now)
+def _required(condition: Condition) -> list[Condition]:
+    """The conditions every match meets: the parts of an AND, in depth, or the one."""
+    if isinstance(condition, AllOf):
+        return [leaf for part in condition.parts for leaf in _required(part)]
+    return [condition]
+
+
+def _tabs_of_condition(condition: Condition | None) -> frozenset[str] | None:
     allowed = None if condition is None else _statuses(condition)
     if allowed is None:
         return None

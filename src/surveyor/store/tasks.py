@@ -16,7 +16,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -877,6 +877,82 @@ def _count_tabs_side_by_side(
     return [(name, counted[name]) for name in names]
 
 
+def _count_one_tab_in_stretches(
+    conn: Connection,
+    reads: ParallelReads,
+    organization_id: int,
+    clause: ColumnElement[bool],
+    limit: int,
+    tab: str,
+    created_within: tuple[datetime | None, datetime | None],
+) -> list[tuple[str, int]] | None:
+    """The matches of `clause` in `tab` (up to `limit`), counted in as many stretches of
+    creation time as `reads` has workers, side by side: each stretch is a range of
+    `ix_tasks_search` (tab, organization, hidden, created_at). The stretches share the
+    search's time range (`created_within`, within the tab's first and last task) evenly
+    in time; the first and last are open-ended, so that they cover every task whatever
+    the bounds say. None when the range holds too few entries for it to pay (by the tab's
+    counter, as if tasks came at an even rate).
+
+    Only for a count expected to end under the limit: every stretch is then read to its
+    end, as the one statement would read the whole range. Past the limit, the newer
+    stretches would be read in vain (or for longer, where matches are sparser): no
+    statement is stopped once the limit is reached."""
+    visible = (
+        tasks.c.tab == tab,
+        tasks.c.organization_id == organization_id,
+        tasks.c.hidden.is_(False),
+    )
+    ends = union_all(
+        *(
+            select(
+                select(tasks.c.created_at)
+                .where(*visible)
+                .order_by(order)
+                .limit(1)
+                .scalar_subquery()
+                .label("at")
+            )
+            for order in (tasks.c.created_at.asc(), tasks.c.created_at.desc())
+        )
+    )
+    first, last = list(conn.execute(ends).scalars())
+    if first is None or last is None:
+        return None
+    after, before = created_within
+    start = first if after is None else max(first, after)
+    end = last if before is None else min(last, before)
+    size = count_tasks(conn, organization_id, include_hidden=False)[tab]
+    if (
+        end <= start
+        or size * ((end - start) / max(last - first, _TICK)) < SIDE_BY_SIDE_FROM_ENTRIES
+    ):
+        return None
+    edges = [start + (end - start) * i / reads.workers for i in range(1, reads.workers)]
+    statement = select(func.count()).select_from(
+        select(literal(1))
+        .where(
+            clause,
+            tasks.c.tab == tab,
+            tasks.c.created_at >= bindparam("count_from", type_=UTCDateTime()),
+            tasks.c.created_at < bindparam("count_to", type_=UTCDateTime()),
+        )
+        .limit(bindparam(MOST, type_=Integer()))
+        .subquery()
+    )
+    pieces = [
+        CountPiece(tab, {"count_from": low, "count_to": high})
+        for low, high in zip([_EARLIEST, *edges], [*edges, _LATEST], strict=True)
+    ]
+    return [(tab, reads.count(conn, statement, pieces, limit=limit)[tab])]
+
+
+#: Before and after any task's creation: the open ends of the first and last stretch.
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
+
+
 class _Explain(Executable, ClauseElement):
     """`EXPLAIN (FORMAT JSON)` of a statement (PostgreSQL): its plan, not its rows."""
 
@@ -928,6 +1004,7 @@ def count_tasks_upto(
     candidates: Select[Any] | None = None,
     indexed_substring: ColumnElement[bool] | None = None,
     reads: ParallelReads | None = None,
+    created_within: tuple[datetime | None, datetime | None] = (None, None),
 ) -> CappedCounts:
     """`count_tasks`, where a searched tab stops counting at `cap` matches: a tab past it
     reads `cap` and is named in `capped` (as is `all` when the tabs together pass it).
@@ -950,7 +1027,10 @@ def count_tasks_upto(
     the range). The index only narrows: each of its rows is then read from the table.
 
     With `reads`, the tabs of a large count are read side by side, each by a statement of
-    its own (`_count_tabs_side_by_side`).
+    its own (`_count_tabs_side_by_side`). On PostgreSQL, a search in one tab that requires
+    an indexed substring, and that the planner expects to match fewer than the cap,
+    will be read to the tab's end (in its time range, `created_within`): that tab is cut
+    into stretches of time read side by side (`_count_one_tab_in_stretches`).
 
     Without a search the counters are read, which is exact at any size."""
     if search is None:
@@ -968,13 +1048,25 @@ def count_tasks_upto(
     ):
         found = _count_by_tab(conn, clause, None)
     else:
-        side_by_side = (
-            None
-            if reads is None
-            else _count_tabs_side_by_side(
+        side_by_side = None
+        if reads is not None:
+            side_by_side = _count_tabs_side_by_side(
                 conn, reads, organization_id, clause, cap + 1, tabs, include_hidden=include_hidden
             )
-        )
+            if (
+                side_by_side is None
+                and tabs is not None
+                and len(tabs) == 1
+                and indexed_substring is not None
+                and conn.dialect.name == "postgresql"
+                and reads.workers > 1
+                and not include_hidden
+                and _expected_matches(conn, clause) < cap
+            ):
+                (tab,) = tabs
+                side_by_side = _count_one_tab_in_stretches(
+                    conn, reads, organization_id, clause, cap + 1, tab, created_within
+                )
         found = (
             _count_each_tab_upto(conn, clause, cap + 1, tabs)
             if side_by_side is None
@@ -1044,6 +1136,7 @@ def count_search(
         indexed_substring=found.indexed_substring,
         cap=cap,
         reads=reads,
+        created_within=found.created_within,
     )
 
 
