@@ -23,6 +23,7 @@ from surveyor.store.engine import Database
 from surveyor.store.migrate import upgrade
 from surveyor.store.records import create_record
 from surveyor.store.schema import metadata, sites, tasks
+from surveyor.store.search_index import TRIGRAM_COLUMNS, drop_trigram_indexes
 
 #: The instant every template is due (a Monday, the 7th: weekly and monthly rules fit too).
 DUE = datetime(2030, 1, 7, 3, 0, tzinfo=UTC)
@@ -70,16 +71,8 @@ def reset(engine: Engine) -> None:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
         else:
-            # The trigram search's FTS5 tables (migration 0023) are not in the metadata;
-            # dropping one drops its shadow tables, and the triggers go with `tasks`.
-            virtual = conn.execute(
-                text(
-                    "SELECT name FROM sqlite_master "
-                    "WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'"
-                )
-            ).scalars()
-            for name in list(virtual):
-                conn.execute(text(f'DROP TABLE IF EXISTS "{name}"'))
+            # The trigram search's FTS5 tables (migration 0023) are not in the metadata.
+            drop_trigram_indexes(conn, TRIGRAM_COLUMNS)
             for table in reversed(metadata.sorted_tables):
                 conn.execute(text(f'DROP TABLE IF EXISTS "{table.name}"'))
             conn.execute(text("DROP TABLE IF EXISTS alembic_version"))

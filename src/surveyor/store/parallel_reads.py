@@ -7,9 +7,9 @@ half the total on two cores, instead of the total. The work done is the same.
 
 The calling thread takes the first piece before any helper starts, and goes on taking
 pieces on its own connection, so a count never waits for a helper: when every helper is
-busy (many counts at once) it reads all of them itself. Each
-helper reads in a transaction of its own, so the pieces are not one snapshot: right for a
-count shown beside a live list, wrong for anything that must agree with a write.
+busy (many counts at once) it reads all of them itself. Each helper reads in a transaction
+of its own, so the pieces are not one snapshot: right for a count shown beside a live list,
+wrong for anything that must agree with a write.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class _Pieces:
         self._error: BaseException | None = None
         self._changed = threading.Condition()
 
-    def _take(self) -> tuple[CountPiece, int | None] | None:
+    def take(self) -> tuple[CountPiece, int | None] | None:
         with self._changed:
             while self._error is None and self._next < len(self.pieces):
                 piece = self.pieces[self._next]
@@ -79,12 +79,9 @@ class _Pieces:
         with self._changed:
             return self._error is not None or self._next >= len(self.pieces)
 
-    def take(self) -> tuple[CountPiece, int | None] | None:
-        return self._take()
-
     def read(self, conn: Connection, taken: tuple[CountPiece, int | None] | None = None) -> None:
         """Read pieces on `conn` (`taken` first, when given) until none is left to take."""
-        taken = taken or self._take()
+        taken = taken or self.take()
         while taken is not None:
             piece, most = taken
             try:
@@ -94,7 +91,7 @@ class _Pieces:
                 self._done(piece, None, error)
                 raise
             self._done(piece, count, None)
-            taken = self._take()
+            taken = self.take()
 
     def wait(self) -> None:
         """Until every piece taken has been read; raises what a reader raised."""

@@ -753,12 +753,17 @@ def count_tasks(
     search: ColumnElement[bool] | None = None,
     include_hidden: bool = False,
     candidates: Select[Any] | None = None,
+    reads: ParallelReads | None = None,
+    tabs: frozenset[str] | None = None,
 ) -> dict[str, int]:
     """How many tasks each tab holds (and `all`), honouring the search.
 
     Without a search the answer comes from the counter rows kept in step with every write;
     with one, the matching tasks are counted (only among `candidates`, when the search says
-    its matches are among those few ids: `TaskSearch.candidates`).
+    its matches are among those few ids: `TaskSearch.candidates`). With `reads` and no
+    candidates, the tabs of a large count are counted side by side
+    (`_count_tabs_side_by_side`); `tabs`, when given, are the only ones the search can
+    match in (`TaskSearch.tabs`).
     """
     if search is None:
         query = select(task_tab_counts.c.tab, func.sum(task_tab_counts.c.count)).where(
@@ -775,7 +780,14 @@ def count_tasks(
                 rows.append((tab, delta))
     else:
         clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
-        rows = _count_by_tab(conn, clause, candidates)
+        side_by_side = (
+            None
+            if reads is None or candidates is not None
+            else _count_tabs_side_by_side(
+                conn, reads, organization_id, clause, None, tabs, include_hidden=include_hidden
+            )
+        )
+        rows = _count_by_tab(conn, clause, candidates) if side_by_side is None else side_by_side
     counts = {tab.value: 0 for tab in Tab}
     for tab, count in rows:
         counts[tab] += int(count)
@@ -858,11 +870,11 @@ def _count_tabs_side_by_side(
     connections (`reads`), largest tab first (by its counter). Each tab reads what it would
     in one statement, no more. None when there is one connection, one tab, or too few
     entries for it to pay (`SIDE_BY_SIDE_FROM_ENTRIES`)."""
-    if reads.workers < 2:
-        return None
     names = [tab.value for tab in Tab if tabs is None or tab.value in tabs]
+    if reads.workers < 2 or len(names) < 2:
+        return None
     sizes = count_tasks(conn, organization_id, include_hidden=include_hidden)
-    if len(names) < 2 or sum(sizes[name] for name in names) < SIDE_BY_SIDE_FROM_ENTRIES:
+    if sum(sizes[name] for name in names) < SIDE_BY_SIDE_FROM_ENTRIES:
         return None
     matches = select(literal(1)).where(
         clause, tasks.c.tab == bindparam("count_tab", type_=String())
@@ -1038,14 +1050,17 @@ def count_tasks_upto(
             count_tasks(conn, organization_id, include_hidden=include_hidden), frozenset()
         )
     clause = and_(visible_filter(organization_id, include_hidden=include_hidden), search)
+    substring_on_postgresql = (
+        candidates is None and indexed_substring is not None and conn.dialect.name == "postgresql"
+    )
+    few_hold_it = (
+        substring_on_postgresql
+        and indexed_substring is not None
+        and _expected_matches(conn, indexed_substring) < FEW_CANDIDATES
+    )
     if candidates is not None:
         found = _count_by_tab(conn, clause, candidates)
-    elif (
-        indexed_substring is not None
-        and conn.dialect.name == "postgresql"
-        and _expected_matches(conn, indexed_substring) < FEW_CANDIDATES
-        and _expected_matches(conn, clause) < cap
-    ):
+    elif few_hold_it and _expected_matches(conn, clause) < cap:
         found = _count_by_tab(conn, clause, None)
     else:
         side_by_side = None
@@ -1057,8 +1072,8 @@ def count_tasks_upto(
                 side_by_side is None
                 and tabs is not None
                 and len(tabs) == 1
-                and indexed_substring is not None
-                and conn.dialect.name == "postgresql"
+                and substring_on_postgresql
+                and not few_hold_it  # then it was expected at the cap or past it
                 and reads.workers > 1
                 and not include_hidden
                 and _expected_matches(conn, clause) < cap
@@ -1098,33 +1113,15 @@ def count_search(
     when `exact`, every match counted. `reads` (the database's `parallel_reads`) lets a
     large count read its tabs side by side, exact or not."""
     if exact:
-        side_by_side = (
-            None
-            if reads is None or found.clause is None or found.candidates is not None
-            else _count_tabs_side_by_side(
-                conn,
-                reads,
-                organization_id,
-                and_(
-                    visible_filter(organization_id, include_hidden=found.include_hidden),
-                    found.clause,
-                ),
-                None,
-                found.tabs,
-                include_hidden=found.include_hidden,
-            )
+        counts = count_tasks(
+            conn,
+            organization_id,
+            search=found.clause,
+            include_hidden=found.include_hidden,
+            candidates=found.candidates,
+            reads=reads,
+            tabs=found.tabs,
         )
-        if side_by_side is not None:
-            counts = {tab.value: 0 for tab in Tab} | dict(side_by_side)
-            counts[ALL_VIEW] = sum(counts.values())
-        else:
-            counts = count_tasks(
-                conn,
-                organization_id,
-                search=found.clause,
-                include_hidden=found.include_hidden,
-                candidates=found.candidates,
-            )
         return CappedCounts(counts, frozenset())
     return count_tasks_upto(
         conn,
